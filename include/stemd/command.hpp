@@ -1,0 +1,89 @@
+// The messages that cross into and out of the audio callback.
+//
+// Command: [control] → [audio], through Engine's command queue. Event: [audio] → [control],
+// through Engine's event queue. Both are small, trivially copyable and carry raw pointers whose
+// ownership rules are stated per field: the audio thread never frees anything; what it lets go
+// of travels back on the retire queue (see engine.hpp).
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+namespace stemd {
+
+class Stream;
+
+namespace engine {
+
+struct VoiceSource;
+
+using VoiceId = std::uint32_t;  // slot index in the engine's fixed voice table
+
+enum class CommandType : std::uint8_t {
+  kPlay,        // start `voice` on `play` (ownership of play.stream passes to the engine)
+  kStop,        // fade `voice` out over `frames` and end it
+  kSetGain,     // ramp `voice` gain to `value` over `frames`
+  kSetLoop,     // `flag` = loop on/off for `voice`
+  kSeek,        // jump `voice` to play.position (declicked); play.stream replaces the old stream
+  kMasterGain,  // ramp master gain to `value` over `frames`
+  kStopAll,     // fade every voice out over `frames`
+};
+
+struct PlayParams {
+  const VoiceSource* source;  // borrowed: the control thread keeps it alive until the voice retires
+  Stream* stream;             // owned by the engine from here on (null for in-memory sources)
+  std::int64_t position;      // first frame to play
+  float gain;
+  bool loop;
+};
+
+struct Command {
+  CommandType type;
+  VoiceId voice;
+  std::uint32_t generation;  // must match the slot's generation, so a stale command is ignored
+  std::uint32_t frames;      // ramp / fade length in frames
+  float value;
+  bool flag;
+  PlayParams play;
+};
+static_assert(std::is_trivially_copyable_v<Command>);
+
+enum class EventType : std::uint8_t {
+  kVoiceStarted,
+  kVoiceEnded,     // reason in `reason`
+  kVoiceUnderrun,  // `count` = this voice's underrun total so far
+  kCommandDropped, // a command addressed a voice that was not playing (stale id)
+};
+
+enum class EndReason : std::uint8_t { kEndOfFile, kStopped, kError };
+
+inline const char* to_string(EndReason r) noexcept {
+  switch (r) {
+    case EndReason::kEndOfFile: return "end of file";
+    case EndReason::kStopped: return "stopped";
+    case EndReason::kError: return "error";
+  }
+  return "?";
+}
+
+struct Event {
+  EventType type;
+  EndReason reason;
+  VoiceId voice;
+  std::uint32_t generation;
+  std::uint64_t count;
+  std::int64_t frame;  // engine frame counter when it happened
+};
+static_assert(std::is_trivially_copyable_v<Event>);
+
+// Objects the audio thread lets go of. The control thread frees them (streams via the loader).
+struct Retired {
+  bool voice_ended;  // the voice's slot is free again (else: only a stream replaced by a seek)
+  Stream* stream;  // may be null (in-memory voice)
+  VoiceId voice;
+  std::uint32_t generation;
+};
+static_assert(std::is_trivially_copyable_v<Retired>);
+
+}  // namespace engine
+}  // namespace stemd

@@ -1,0 +1,121 @@
+// The mixer: voices → stereo master, run inside the audio callback.
+//
+// Threads:
+//   [audio]   process() — the only thread that touches voices and the master. It applies the
+//             commands queued since the last call, mixes, advances ramps, publishes metrics and
+//             events. Real-time safe: no allocation, locks, I/O, logging or blocking syscalls.
+//   [control] send(), poll_event(), poll_retired(), metrics() — one control thread at a time.
+// Everything is allocated in the constructor, sized for max_voices and max_block_frames.
+// The engine knows no files, no OSC and no audio API: sources are float frames in memory
+// (VoiceSource) and streams are rings (stemd/stream.hpp).
+#pragma once
+
+#include "stemd/command.hpp"
+#include "stemd/metrics.hpp"
+#include "stemd/queue.hpp"
+#include "stemd/ramp.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace stemd {
+class Stream;
+}
+
+namespace stemd::engine {
+
+// What a voice reads from memory: a whole file, or the head of a streamed one. Interleaved
+// stereo float. Immutable while any voice uses it (the control thread guarantees it).
+struct VoiceSource {
+  const float* frames = nullptr;
+  std::int64_t memory_frames = 0;  // frames available in `frames`
+  std::int64_t total_frames = 0;   // length of the file
+  bool streamed = false;           // frames beyond memory_frames come from a Stream
+};
+
+struct EngineConfig {
+  int sample_rate = 48000;
+  std::uint32_t max_block_frames = 8192;
+  std::uint32_t max_voices = 4096;
+  float declick_ms = 5.0f;  // fade used for stop, seek, underrun and mid-file starts
+};
+
+class Engine {
+ public:
+  static constexpr std::size_t kCommandQueue = 8192;
+  static constexpr std::size_t kEventQueue = 8192;
+  static constexpr std::size_t kRetireQueue = 16384;
+
+  explicit Engine(const EngineConfig& cfg);  // [control] allocates everything
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  const EngineConfig& config() const noexcept { return cfg_; }
+  std::uint32_t declick_frames() const noexcept { return declick_frames_; }
+
+  // [control] false when the command queue is full (the caller answers "busy"; nothing waits).
+  bool send(const Command& c) noexcept { return commands_.push(c); }
+  bool poll_event(Event& e) noexcept { return events_.pop(e); }
+  bool poll_retired(Retired& r) noexcept { return retired_.pop(r); }
+  Metrics& metrics() noexcept { return metrics_; }
+  const Metrics& metrics() const noexcept { return metrics_; }
+
+  // [control] Called with `ctx` from the audio thread when streams consumed data. Must be
+  // real-time safe (e.g. sem_post). Set before the stream starts.
+  void set_loader_wakeup(void (*fn)(void*) noexcept, void* ctx) noexcept {
+    wake_fn_ = fn;
+    wake_ctx_ = ctx;
+  }
+
+  // [audio] Render `frames` (≤ max_block_frames) interleaved stereo frames into `out`.
+  // `device_underflow`: the audio API reported that the previous output came too late.
+  void process(float* out, std::uint32_t frames, bool device_underflow = false) noexcept;
+
+  // [audio] Applies queued commands without rendering (process() does this itself). Used by
+  // the render backend before it checks streams_ready().
+  void apply_commands() noexcept;
+
+  // [audio] True when every streaming voice can render `frames` frames without waiting for the
+  // loader. Offline rendering waits on this so its output never depends on disk timing.
+  bool streams_ready(std::uint32_t frames) const noexcept;
+
+  // [audio] Number of voices playing (including fading out).
+  std::uint32_t active_voices() const noexcept { return active_count_; }
+
+  std::int64_t frame() const noexcept { return frame_; }  // [audio]
+
+ private:
+  struct Voice;
+  void start_voice(const Command& c) noexcept;
+  void apply(const Command& c) noexcept;
+  void render_voice(Voice& v, float* out, std::uint32_t frames) noexcept;
+  std::uint32_t mix_segment(Voice& v, float* out, std::uint32_t count) noexcept;
+  void starve(Voice& v) noexcept;
+  VoiceId id_of(const Voice& v) const noexcept;
+  std::uint32_t fetch(Voice& v, float* dst, std::uint32_t frames, const float** src) noexcept;
+  void end_voice(Voice& v, EndReason why) noexcept;
+  bool retire(Stream* s, VoiceId id, std::uint32_t gen, bool voice_ended) noexcept;
+  void push_event(const Event& e) noexcept;
+  Voice* find(VoiceId id, std::uint32_t gen) noexcept;
+
+  EngineConfig cfg_;
+  std::uint32_t declick_frames_;
+  SpscQueue<Command, kCommandQueue> commands_;
+  SpscQueue<Event, kEventQueue> events_;
+  SpscQueue<Retired, kRetireQueue> retired_;
+  Metrics metrics_;
+
+  std::unique_ptr<Voice[]> voices_;
+  std::vector<VoiceId> active_;  // ids of active voices; capacity reserved = max_voices
+  std::uint32_t active_count_ = 0;
+  std::vector<float> scratch_;   // max_block_frames stereo frames
+  std::vector<float> gains_;     // max_block_frames per-frame gains
+  Ramp master_{1.0f};
+  std::int64_t frame_ = 0;
+  void (*wake_fn_)(void*) noexcept = nullptr;
+  void* wake_ctx_ = nullptr;
+};
+
+}  // namespace stemd::engine

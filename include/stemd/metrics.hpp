@@ -1,0 +1,83 @@
+// Metrics the audio callback publishes and other threads read.
+//
+// Writers: the audio callback [audio] only, with relaxed atomic stores/increments — never a lock.
+// Readers: the control/main thread [control], any time. Callback durations go into a log-scale
+// histogram (8 bins per octave of nanoseconds, ≈ 9 % resolution) from which readers compute
+// p50/p99 over any window by differencing two snapshots.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <bit>
+#include <cstdint>
+
+namespace stemd::engine {
+
+class DurationHistogram {
+ public:
+  static constexpr int kSubBits = 3;  // 8 bins per octave
+  static constexpr int kBins = 64 << kSubBits;
+  using Snapshot = std::array<std::uint64_t, kBins>;
+
+  static int bin_of(std::uint64_t ns) noexcept {
+    if (ns < (1u << kSubBits)) return static_cast<int>(ns);
+    const int msb = std::bit_width(ns) - 1;
+    const int sub = static_cast<int>((ns >> (msb - kSubBits)) & ((1u << kSubBits) - 1));
+    return (msb << kSubBits) | sub;
+  }
+  // Upper edge of a bin, in ns (what a percentile reports).
+  static std::uint64_t upper_ns(int bin) noexcept {
+    if (bin < (1 << kSubBits)) return static_cast<std::uint64_t>(bin) + 1;
+    const int msb = bin >> kSubBits;
+    const std::uint64_t sub = static_cast<std::uint64_t>(bin & ((1 << kSubBits) - 1));
+    return ((std::uint64_t{1} << kSubBits) + sub + 1) << (msb - kSubBits);
+  }
+
+  void record(std::uint64_t ns) noexcept {  // [audio]
+    bins_[static_cast<std::size_t>(bin_of(ns))].fetch_add(1, std::memory_order_relaxed);
+  }
+  Snapshot snapshot() const noexcept {  // [control]
+    Snapshot s{};
+    for (int i = 0; i < kBins; ++i) s[static_cast<std::size_t>(i)] = bins_[static_cast<std::size_t>(i)].load(std::memory_order_relaxed);
+    return s;
+  }
+  // q in [0,1]; counts is a snapshot or the difference of two. Returns 0 when empty.
+  static std::uint64_t percentile_ns(const Snapshot& counts, double q) noexcept {
+    std::uint64_t total = 0;
+    for (auto c : counts) total += c;
+    if (total == 0) return 0;
+    const auto want = static_cast<std::uint64_t>(q * static_cast<double>(total - 1)) + 1;
+    std::uint64_t seen = 0;
+    for (int i = 0; i < kBins; ++i) {
+      seen += counts[static_cast<std::size_t>(i)];
+      if (seen >= want) return upper_ns(i);
+    }
+    return upper_ns(kBins - 1);
+  }
+
+ private:
+  std::array<std::atomic<std::uint64_t>, kBins> bins_{};
+};
+
+struct Metrics {
+  std::atomic<std::uint64_t> callbacks{0};
+  std::atomic<std::uint64_t> frames{0};              // engine frame counter (output frames produced)
+  std::atomic<std::uint64_t> voice_underruns{0};     // total over all voices
+  std::atomic<std::uint64_t> device_underflows{0};   // paOutputUnderflow and friends
+  std::atomic<std::uint64_t> commands_applied{0};
+  std::atomic<std::uint64_t> events_dropped{0};      // informational events lost to a full queue
+  std::atomic<std::uint64_t> voices_ended{0};
+  std::atomic<std::uint32_t> voices_active{0};       // gauge
+  std::atomic<std::uint32_t> streams_active{0};      // gauge
+  std::atomic<std::uint64_t> callback_max_ns{0};     // since start
+  std::atomic<std::uint64_t> last_callback_ns{0};    // CLOCK_MONOTONIC of the last callback start
+  // Lowest ring fill seen (per mille of capacity) since a reader last took it; 1000 = no streams.
+  std::atomic<std::uint32_t> min_ring_fill_permille{1000};
+  DurationHistogram callback_ns;
+
+  std::uint32_t take_min_ring_fill() noexcept {  // [control]
+    return min_ring_fill_permille.exchange(1000, std::memory_order_relaxed);
+  }
+};
+
+}  // namespace stemd::engine

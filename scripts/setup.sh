@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs every package stemd needs to build, run and test on Debian 12, then builds.
+# Idempotent; runs as root or through sudo; never asks a question.
+#   scripts/setup.sh            install packages + release build
+#   scripts/setup.sh --deps     install packages only
+#   STEMD_PRESET=debug scripts/setup.sh   build another preset
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(
+  build-essential cmake pkg-config ninja-build git
+  # audio I/O and file decoding
+  portaudio19-dev libsndfile1-dev libjack-jackd2-dev
+  # control, logging, command line, lock-free queues
+  liblo-dev liblo-tools libspdlog-dev libfmt-dev libcli11-dev libboost-dev
+  # service integration
+  libsystemd-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
+  # the headless real-time test bed (testbed.md)
+  jackd2 jack-capture jack-tools sox procps
+)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "setup.sh: need root or sudo to install packages" >&2; exit 1; fi
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # jackd2 otherwise asks whether to enable real-time limits.
+  echo "jackd2 jackd/tweak_rt_limits boolean false" | $SUDO debconf-set-selections
+  $SUDO apt-get update -q
+  ${SUDO:+$SUDO -E} apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "setup.sh: all packages present"
+fi
+
+[ "${1:-}" = "--deps" ] && exit 0
+
+PRESET="${STEMD_PRESET:-release}"
+cmake --preset "$PRESET" >/dev/null
+cmake --build --preset "$PRESET" -j"$(nproc)"
+echo "setup.sh: built preset '$PRESET' in build/$PRESET"

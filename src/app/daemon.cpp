@@ -1,0 +1,273 @@
+// The daemon's main thread [main]: wires engine, loader, controller and backend together,
+// handles signals, logs the start-up line, the health line and the final summary.
+//
+// Threads started here: the loader thread, the backend's audio thread. SIGINT/SIGTERM are
+// blocked in every thread and taken synchronously here with sigtimedwait(), so no code runs in
+// a signal handler. Until the OSC server exists, the main thread is also the control thread.
+#include "daemon.hpp"
+
+#include "audio/backend.hpp"
+#include "control/controller.hpp"
+#include "io/loader_thread.hpp"
+#include "io/sound_file.hpp"
+#include "logging.hpp"
+#include "options.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#ifndef STEMD_VERSION
+#define STEMD_VERSION "0.0.0"
+#endif
+
+namespace stemd::app {
+
+namespace {
+
+struct Counters {
+  std::uint64_t voice_underruns = 0, device_underflows = 0, events_dropped = 0, read_errors = 0, truncated = 0;
+  bool operator==(const Counters&) const = default;
+};
+
+std::string fmt_us(std::uint64_t ns) { return fmt::format("{:.0f} µs", ns / 1e3); }
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  Options o;
+  if (int rc = parse_options(argc, argv, o); rc >= 0) return rc;
+  setup_logging(o.log_level);
+
+  if (o.list_devices) {
+    const auto devices = audio::list_output_devices(o.log_level != "trace" && o.log_level != "debug");
+    std::printf("PortAudio output devices (%s):\n%s", audio::portaudio_version().c_str(),
+                audio::format_device_list(devices).c_str());
+    return 0;
+  }
+
+  // Signals are taken by sigtimedwait below; block them before any thread starts.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  // ---- backend first: it settles the sample rate the engine is built for
+  audio::BackendConfig bc;
+  bc.kind = o.backend;
+  bc.device = o.device;
+  bc.sample_rate = o.sample_rate;
+  bc.buffer_size = o.buffer_size;
+  bc.render_path = o.render_to;
+  bc.render_seconds = o.duration;
+  bc.quiet_alsa = o.log_level != "trace" && o.log_level != "debug";
+
+  io::LoaderConfig lc;
+  std::unique_ptr<io::LoaderThread> loader;  // created once the rate is known
+  std::unique_ptr<audio::Backend> backend;
+  std::string err;
+  // The render backend needs the loader; build it after the loader exists (rate from flags).
+  if (o.backend == "auto") {
+    if (audio::list_output_devices(bc.quiet_alsa).empty()) {
+      spdlog::warn("PortAudio has no output device: using the null backend (no sound). "
+                   "Use --backend portaudio to insist, or --list-devices to see what PortAudio sees.");
+      bc.kind = "null";
+    } else {
+      bc.kind = "portaudio";
+    }
+  }
+  if (bc.kind == "portaudio") {
+    backend = audio::make_portaudio_backend(bc);
+  } else if (bc.kind == "null") {
+    backend = audio::make_null_backend(bc);
+  }
+  if (backend && !backend->open(err)) {
+    spdlog::error("{}", err);
+    return 2;
+  }
+  const int rate = backend ? backend->sample_rate() : (o.sample_rate > 0 ? o.sample_rate : 48000);
+
+  lc.ring_frames = std::max<std::int64_t>(static_cast<std::int64_t>(o.ring_ms * 1e-3 * rate), 2 * o.buffer_size);
+  lc.chunk_frames = std::min<std::int64_t>(8192, std::max<std::int64_t>(lc.ring_frames / 3, 256));
+  lc.prefill_frames = std::min<std::int64_t>(lc.ring_frames, std::max<std::int64_t>(lc.chunk_frames, 4 * o.buffer_size));
+  loader = std::make_unique<io::LoaderThread>(lc);
+  if (bc.kind == "render") {
+    backend = audio::make_render_backend(bc, loader.get());
+    if (!backend->open(err)) {
+      spdlog::error("{}", err);
+      return 2;
+    }
+  }
+
+  engine::EngineConfig ec;
+  ec.sample_rate = rate;
+  ec.max_block_frames = std::max<std::uint32_t>(o.buffer_size, 4096);
+  ec.max_voices = o.max_voices;
+  engine::Engine engine(ec);
+  engine.set_loader_wakeup(&io::LoaderThread::wake_cb, loader.get());
+
+  io::LoadOptions lo;
+  lo.output_rate = rate;
+  lo.preload_limit_bytes = static_cast<std::int64_t>(o.preload_limit_mb * 1024 * 1024);
+  lo.head_frames = static_cast<std::int64_t>(o.head_ms * 1e-3 * rate);
+  control::Controller ctl(engine, *loader, lo);
+  ctl.set_event_handler([](const engine::Event& e, const control::VoiceInfo& v) {
+    switch (e.type) {
+      case engine::EventType::kVoiceStarted:
+        spdlog::debug("voice {} started (slot {} '{}')", e.voice, v.slot, v.name);
+        break;
+      case engine::EventType::kVoiceEnded:
+        if (e.reason == engine::EndReason::kError) {
+          spdlog::warn("voice {} (slot {} '{}') ended: {}", e.voice, v.slot, v.name, engine::to_string(e.reason));
+        } else {
+          spdlog::info("voice {} (slot {} '{}') ended: {}", e.voice, v.slot, v.name, engine::to_string(e.reason));
+        }
+        break;
+      case engine::EventType::kVoiceUnderrun:
+        spdlog::debug("voice {} underrun #{}", e.voice, e.count);
+        break;
+      case engine::EventType::kCommandDropped:
+        spdlog::debug("command for voice {} ignored: it is no longer playing", e.voice);
+        break;
+    }
+  });
+
+  // ---- --play files: loaded before the stream starts; any failure is fatal at start
+  int slot = 1;
+  std::vector<int> slots;
+  for (const auto& path : o.play) {
+    const std::string name = std::filesystem::path(path).stem().string();
+    if (!ctl.load(slot, path, name, err)) {
+      spdlog::error("cannot play {}", err);
+      return 1;
+    }
+    slots.push_back(slot++);
+  }
+  loader->start();
+  for (int s : slots) {
+    control::VoiceHandle h;
+    control::PlayOptions po;
+    po.loop = o.loop;
+    po.volume = o.volume;
+    if (!ctl.play(s, po, h, err)) {
+      spdlog::error("cannot play slot {}: {}", s, err);
+      return 1;
+    }
+  }
+  if (bc.kind == "render" && o.duration <= 0 && o.loop && !o.play.empty()) {
+    spdlog::error("--render-to with --loop needs --duration (a loop never ends)");
+    return 2;
+  }
+
+  if (!backend->start(engine, err)) {
+    spdlog::error("{}", err);
+    loader->stop();
+    return 2;
+  }
+  const double budget_ms = 1000.0 * o.buffer_size / rate;
+  spdlog::info("stemd {} started: {}, {} Hz, buffer {} frames = {:.1f} ms (output latency {:.1f} ms), "
+               "max {} voices, ring {:.0f} ms, head {:.0f} ms, preload ≤ {:.0f} MB, libsndfile {}",
+               STEMD_VERSION, backend->describe(), rate, o.buffer_size, budget_ms,
+               backend->output_latency_seconds() * 1000.0, o.max_voices, o.ring_ms, o.head_ms, o.preload_limit_mb,
+               io::sndfile_version());
+
+  // ---- main loop: service the controller, health line, signals
+  Counters last{};
+  auto hist_prev = engine.metrics().callback_ns.snapshot();
+  auto next_health = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  const auto t_start = std::chrono::steady_clock::now();
+  int exit_code = 0;
+  std::string stop_reason = "finished";
+  for (;;) {
+    timespec timeout{0, 20'000'000};  // 20 ms: service often enough for the retire queue
+    const int sig = sigtimedwait(&sigs, nullptr, &timeout);
+    if (sig == SIGINT || sig == SIGTERM) {
+      stop_reason = sig == SIGINT ? "SIGINT" : "SIGTERM";
+      break;
+    }
+    if (sig == SIGHUP) spdlog::info("SIGHUP: nothing to reload yet");
+    ctl.service();
+    if (backend->finished()) break;
+    if (backend->failed()) {
+      spdlog::error("{}", backend->failure());
+      exit_code = 3;
+      stop_reason = "backend failure";
+      break;
+    }
+    if (bc.kind != "render" && o.duration > 0 &&
+        engine.metrics().frames.load(std::memory_order_relaxed) >= static_cast<std::uint64_t>(o.duration * rate)) {
+      stop_reason = "--duration reached";
+      break;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= next_health) {
+      next_health = now + std::chrono::seconds(1);
+      auto& m = engine.metrics();
+      const auto ls = loader->stats();
+      Counters c{m.voice_underruns.load(), m.device_underflows.load(), m.events_dropped.load(), ls.read_errors,
+                 ls.truncated};
+      const auto hist = m.callback_ns.snapshot();
+      const std::uint32_t min_fill = m.take_min_ring_fill();
+      if (!(c == last)) {
+        auto window = hist;
+        for (std::size_t i = 0; i < window.size(); ++i) window[i] -= hist_prev[i];
+        const auto p50 = engine::DurationHistogram::percentile_ns(window, 0.5);
+        const auto p99 = engine::DurationHistogram::percentile_ns(window, 0.99);
+        std::string advice;
+        if (c.voice_underruns > last.voice_underruns || c.device_underflows > last.device_underflows) {
+          advice = fmt::format(" — audio is glitching: raise --buffer-size (now {} = {:.1f} ms){}", o.buffer_size,
+                               budget_ms,
+                               c.voice_underruns > last.voice_underruns ? " or --ring-ms (disk too slow)" : "");
+        }
+        spdlog::warn("health: voice underruns +{} (total {}), device underflows +{} (total {}), read errors {}, "
+                     "truncated streams {}, dropped events {}; callback p50 {} p99 {} max {} of {:.0f} µs budget; "
+                     "lowest ring fill {}%; {} voices{}",
+                     c.voice_underruns - last.voice_underruns, c.voice_underruns,
+                     c.device_underflows - last.device_underflows, c.device_underflows, c.read_errors, c.truncated,
+                     c.events_dropped, fmt_us(p50), fmt_us(p99), fmt_us(m.callback_max_ns.load()), budget_ms * 1000.0,
+                     min_fill / 10, ctl.voices_playing(), advice);
+        last = c;
+      }
+      hist_prev = hist;
+    }
+  }
+
+  // ---- shutdown: fade the master, stop the stream, join threads
+  if (stop_reason == "SIGINT" || stop_reason == "SIGTERM" || stop_reason == "--duration reached") {
+    if (ctl.set_master(0.0f, o.shutdown_fade_ms / 1000.0, err) && bc.kind != "render") {
+      // Wait for the fade to play out (plus a period), bounded, still servicing.
+      const auto frames_then = engine.metrics().frames.load();
+      const auto need = static_cast<std::uint64_t>((o.shutdown_fade_ms / 1000.0) * rate) + o.buffer_size;
+      for (int i = 0; i < 200 && engine.metrics().frames.load() < frames_then + need; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    }
+  }
+  backend->stop();
+  loader->stop();
+  ctl.service();
+  const auto& m = engine.metrics();
+  const auto hist = m.callback_ns.snapshot();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  spdlog::info("stopped ({}): {:.1f} s of audio in {:.1f} s, callbacks={} voice_underruns={} device_underflows={} "
+               "callback p50={} p99={} max={} (budget {:.0f} µs), loader reads={} read_errors={}",
+               stop_reason, static_cast<double>(m.frames.load()) / rate, secs, m.callbacks.load(),
+               m.voice_underruns.load(), m.device_underflows.load(),
+               fmt_us(engine::DurationHistogram::percentile_ns(hist, 0.5)),
+               fmt_us(engine::DurationHistogram::percentile_ns(hist, 0.99)), fmt_us(m.callback_max_ns.load()),
+               budget_ms * 1000.0, loader->stats().reads, loader->stats().read_errors);
+  if (backend->failed() && exit_code == 0) {
+    spdlog::error("{}", backend->failure());
+    exit_code = 3;
+  }
+  return exit_code;
+}
+
+}  // namespace stemd::app

@@ -1,0 +1,110 @@
+// Flags (see options.hpp).
+#include "options.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#ifndef STEMD_VERSION
+#define STEMD_VERSION "0.0.0"
+#endif
+
+namespace stemd::app {
+
+namespace {
+
+// An integer in [lo, hi]; the error names the range whatever was wrong ("abc", "-5", "99999").
+CLI::Validator int_range(long lo, long hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& s) -> std::string {
+        const std::string want = "must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi);
+        char* end = nullptr;
+        errno = 0;
+        const long v = std::strtol(s.c_str(), &end, 10);
+        if (s.empty() || end == nullptr || *end != '\0' || errno != 0) return "'" + s + "' " + want;
+        if (v < lo || v > hi) return std::to_string(v) + " is out of range: " + want;
+        return {};
+      },
+      "INT in [" + std::to_string(lo) + ".." + std::to_string(hi) + "]");
+}
+
+std::string latency_help() {
+  std::string s = "Frames per buffer (period), 16..8192. Latency per buffer at 48 kHz:";
+  for (int n : {128, 256, 512, 1024, 2048}) {
+    char b[64];
+    std::snprintf(b, sizeof b, " %d = %.1f ms%s", n, 1000.0 * n / 48000, n == 2048 ? "" : ",");
+    s += b;
+  }
+  s += ". Raise it if the log reports underruns (Raspberry Pi 4: 1024).";
+  return s;
+}
+
+}  // namespace
+
+int parse_options(int argc, char** argv, Options& o) {
+  CLI::App app{"stemd — streams audio files from disk to an audio device, mixed, driven over OSC", "stemd"};
+  app.set_version_flag("--version", std::string("stemd ") + STEMD_VERSION);
+  app.set_config("--config", "", "Read options from a TOML/INI file (keys are the long flag names)");
+  app.allow_config_extras(CLI::config_extras_mode::error);
+
+  app.add_option("--backend", o.backend, "Output: auto (PortAudio, or null when it has no output device), "
+                                          "portaudio, null (no hardware, real-time paced), render (to a file)")
+      ->check(CLI::IsMember({"auto", "portaudio", "null", "render"}))
+      ->capture_default_str();
+  app.add_option("--device", o.device, "PortAudio output device: index or (part of) its name; see --list-devices");
+  app.add_option("--sample-rate", o.sample_rate, "Output sample rate in Hz (0 = the device's default; 48000 without one)")
+      ->check(CLI::Range(0, 384000))
+      ->capture_default_str();
+  app.add_option("-b,--buffer-size", o.buffer_size, latency_help())
+      ->transform(int_range(16, 8192))
+      ->capture_default_str();
+  app.add_flag("--list-devices", o.list_devices, "List PortAudio's output devices and exit");
+  app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      ->capture_default_str();
+  app.add_option("--play", o.play, "Play FILE at start (repeatable); a file that cannot be loaded is an error")
+      ->type_name("FILE");
+  app.add_flag("--loop", o.loop, "Loop the --play files");
+  app.add_option("--volume", o.volume, "Volume of the --play files (linear, 0..4)")
+      ->check(CLI::Range(0.0f, 4.0f))
+      ->capture_default_str();
+  app.add_option("--render-to", o.render_to, "Render the output to FILE (.wav, .flac, .aiff, .ogg) faster than "
+                                             "real time; implies --backend render")
+      ->type_name("FILE");
+  app.add_option("--duration", o.duration, "Stop after SECONDS of audio (render: length of the file; without it, "
+                                           "render until every voice has ended)")
+      ->check(CLI::Range(0.0, 1e7))
+      ->type_name("SECONDS");
+  app.add_option("--preload-limit-mb", o.preload_limit_mb, "Files whose decoded size is at most this are held in "
+                                                           "RAM; larger ones are streamed from disk")
+      ->check(CLI::Range(0.0, 65536.0))
+      ->capture_default_str();
+  app.add_option("--ring-ms", o.ring_ms, "Read-ahead per streaming voice, in ms")
+      ->check(CLI::Range(20.0, 10000.0))
+      ->capture_default_str();
+  app.add_option("--head-ms", o.head_ms, "Pre-decoded start of a streamed file, in ms (lets play start at once)")
+      ->check(CLI::Range(10.0, 10000.0))
+      ->capture_default_str();
+  app.add_option("--max-voices", o.max_voices, "Voices that can play at once")
+      ->transform(int_range(1, 65536))
+      ->capture_default_str();
+  app.add_option("--shutdown-fade-ms", o.shutdown_fade_ms, "Fade-out on SIGINT/SIGTERM, in ms")
+      ->check(CLI::Range(0.0, 10000.0))
+      ->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (!o.render_to.empty()) {
+    if (o.backend != "auto" && o.backend != "render") {
+      std::fprintf(stderr, "--render-to needs --backend render (or no --backend), not '%s'\n", o.backend.c_str());
+      return 2;
+    }
+    o.backend = "render";
+  }
+  return -1;
+}
+
+}  // namespace stemd::app

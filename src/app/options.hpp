@@ -1,0 +1,34 @@
+// Command-line flags and config file (CLI11). Every flag is also a config-file key.
+// [main] thread only.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace stemd::app {
+
+struct Options {
+  std::string backend = "auto";  // auto | portaudio | null | render
+  std::string device;
+  int sample_rate = 0;
+  std::uint32_t buffer_size = 1024;
+  bool list_devices = false;
+  std::string log_level = "info";
+  std::vector<std::string> play;
+  bool loop = false;
+  float volume = 1.0f;
+  std::string render_to;
+  double duration = 0;  // seconds of audio, then exit (0 = run until signalled / render until idle)
+  double preload_limit_mb = 16;
+  double ring_ms = 500;
+  double head_ms = 500;
+  std::uint32_t max_voices = 4096;
+  double shutdown_fade_ms = 50;
+};
+
+// Parses argv. Returns -1 to continue, or an exit code (0 after --help/--version, non-zero on
+// a bad flag — CLI11 has printed the error).
+int parse_options(int argc, char** argv, Options& opts);
+
+}  // namespace stemd::app

@@ -1,0 +1,69 @@
+// Output backends: where the engine's master goes.
+//
+//   portaudio  any device PortAudio sees (ALSA, JACK, PulseAudio/PipeWire through ALSA)
+//   null       no hardware; a thread paced by CLOCK_MONOTONIC calls the engine every period
+//   render     faster than real time; writes the master to a WAV/FLAC file
+//
+// Threads: open()/start()/stop() from the main thread [main]; the backend's own thread (the
+// PortAudio callback, the null pacer, the render loop) is the engine's audio thread [audio].
+// open() settles the sample rate and period before the engine exists (the engine is sized for
+// them); start() runs the engine.
+#pragma once
+
+#include "stemd/engine.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace stemd::io {
+class LoaderThread;
+}
+
+namespace stemd::audio {
+
+struct BackendConfig {
+  std::string kind = "portaudio";  // portaudio | null | render
+  std::string device;              // index or name (substring); empty = default output
+  int sample_rate = 0;             // 0 = the device's default (48000 for null/render)
+  std::uint32_t buffer_size = 1024;
+  std::string render_path;         // render: output file; empty = discard
+  double render_seconds = 0;       // render: length; ≤ 0 = until no voice plays
+  bool quiet_alsa = true;          // hide ALSA's "cannot find card" noise during Pa_Initialize
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual bool open(std::string& error) = 0;
+  virtual bool start(engine::Engine& engine, std::string& error) = 0;
+  virtual void stop() = 0;
+  virtual int sample_rate() const = 0;
+  virtual std::uint32_t buffer_size() const = 0;
+  virtual double output_latency_seconds() const = 0;
+  virtual std::string describe() const = 0;
+  virtual bool finished() const { return false; }  // render: the requested length is written
+  virtual bool failed() const { return false; }    // the stream stopped on its own (device lost)
+  virtual std::string failure() const { return {}; }
+};
+
+std::unique_ptr<Backend> make_null_backend(const BackendConfig& cfg);
+std::unique_ptr<Backend> make_render_backend(const BackendConfig& cfg, io::LoaderThread* loader);
+std::unique_ptr<Backend> make_portaudio_backend(const BackendConfig& cfg);
+
+// PortAudio helpers (portaudio_backend.cpp).
+struct DeviceInfo {
+  int index = -1;
+  std::string name;
+  std::string host_api;
+  int max_outputs = 0;
+  double default_rate = 0;
+  bool is_default = false;
+};
+// Output-capable devices. Initialises PortAudio for the call.
+std::vector<DeviceInfo> list_output_devices(bool quiet_alsa);
+std::string format_device_list(const std::vector<DeviceInfo>& devices);
+std::string portaudio_version();
+
+}  // namespace stemd::audio

@@ -1,0 +1,237 @@
+// The PortAudio backend — the only file that includes <portaudio.h>.
+//
+// The callback [audio] is the engine's process(): float32 interleaved stereo, exactly the
+// requested frames per buffer, paOutputUnderflow counted as a device underflow. PortAudio's
+// JACK client is named "stemd" so its ports are stemd:out_0/out_1.
+#include "backend.hpp"
+
+#include <pa_jack.h>
+#include <portaudio.h>
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cstdio>
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace stemd::audio {
+
+namespace {
+
+// ALSA prints "cannot find card '0'" and friends on stderr while PortAudio probes a machine
+// without a sound card. Harmless, but alarming in a log: silence fd 2 for the duration.
+class QuietStderr {
+ public:
+  explicit QuietStderr(bool on) {
+    if (!on) return;
+    std::fflush(stderr);
+    saved_ = dup(2);
+    const int devnull = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (saved_ >= 0 && devnull >= 0) dup2(devnull, 2);
+    if (devnull >= 0) ::close(devnull);
+  }
+  ~QuietStderr() {
+    if (saved_ < 0) return;
+    std::fflush(stderr);
+    dup2(saved_, 2);
+    ::close(saved_);
+  }
+
+ private:
+  int saved_ = -1;
+};
+
+class PaSession {  // Pa_Initialize/Pa_Terminate, balanced
+ public:
+  explicit PaSession(bool quiet) {
+    PaJack_SetClientName("stemd");
+    QuietStderr q(quiet);
+    err_ = Pa_Initialize();
+  }
+  ~PaSession() {
+    if (err_ == paNoError) Pa_Terminate();
+  }
+  bool ok() const { return err_ == paNoError; }
+  std::string error() const { return Pa_GetErrorText(err_); }
+
+ private:
+  PaError err_;
+};
+
+std::vector<DeviceInfo> enumerate() {
+  std::vector<DeviceInfo> out;
+  const int n = Pa_GetDeviceCount();
+  const PaDeviceIndex def = Pa_GetDefaultOutputDevice();
+  for (int i = 0; i < n; ++i) {
+    const PaDeviceInfo* d = Pa_GetDeviceInfo(i);
+    if (!d || d->maxOutputChannels < 1) continue;
+    const PaHostApiInfo* h = Pa_GetHostApiInfo(d->hostApi);
+    out.push_back(DeviceInfo{i, d->name ? d->name : "?", h && h->name ? h->name : "?", d->maxOutputChannels,
+                             d->defaultSampleRate, i == def});
+  }
+  return out;
+}
+
+bool icontains(const std::string& hay, const std::string& needle) {
+  auto lower = [](std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+  };
+  return lower(hay).find(lower(needle)) != std::string::npos;
+}
+
+class PortAudioBackend final : public Backend {
+ public:
+  explicit PortAudioBackend(const BackendConfig& cfg) : cfg_(cfg) {}
+  ~PortAudioBackend() override { stop(); }
+
+  bool open(std::string& error) override {
+    session_ = std::make_unique<PaSession>(cfg_.quiet_alsa);
+    if (!session_->ok()) {
+      error = "PortAudio failed to initialise: " + session_->error();
+      return false;
+    }
+    const auto devices = enumerate();
+    if (devices.empty()) {
+      error = "PortAudio sees no output device";
+      return false;
+    }
+    const DeviceInfo* chosen = nullptr;
+    if (cfg_.device.empty()) {
+      for (const auto& d : devices) {
+        if (d.is_default) chosen = &d;
+      }
+      if (!chosen) chosen = &devices.front();
+    } else {
+      char* end = nullptr;
+      const long idx = std::strtol(cfg_.device.c_str(), &end, 10);
+      const bool numeric = end && *end == '\0' && !cfg_.device.empty();
+      for (const auto& d : devices) {
+        if (numeric ? d.index == idx : d.name == cfg_.device) chosen = &d;
+      }
+      if (!chosen && !numeric) {
+        for (const auto& d : devices) {
+          if (icontains(d.name, cfg_.device)) {
+            chosen = &d;
+            break;
+          }
+        }
+      }
+      if (!chosen) {
+        error = "no output device matches '" + cfg_.device + "'. PortAudio sees:\n" + format_device_list(devices);
+        return false;
+      }
+    }
+    device_ = *chosen;
+    rate_ = cfg_.sample_rate > 0 ? cfg_.sample_rate : static_cast<int>(device_.default_rate);
+
+    PaStreamParameters out{};
+    out.device = device_.index;
+    out.channelCount = 2;
+    out.sampleFormat = paFloat32;
+    const PaDeviceInfo* di = Pa_GetDeviceInfo(device_.index);
+    out.suggestedLatency = std::max(di->defaultLowOutputLatency, 2.0 * cfg_.buffer_size / rate_);
+    PaError e = Pa_IsFormatSupported(nullptr, &out, rate_);
+    if (e != paFormatIsSupported) {
+      error = "device '" + device_.name + "' cannot play stereo float at " + std::to_string(rate_) +
+              " Hz: " + Pa_GetErrorText(e);
+      return false;
+    }
+    params_ = out;
+    return true;
+  }
+
+  bool start(engine::Engine& engine, std::string& error) override {
+    engine_ = &engine;
+    PaError e = Pa_OpenStream(&stream_, nullptr, &params_, rate_, cfg_.buffer_size, paClipOff | paDitherOff,
+                              &PortAudioBackend::callback, this);
+    if (e != paNoError) {
+      error = std::string("cannot open the output stream: ") + Pa_GetErrorText(e);
+      stream_ = nullptr;
+      return false;
+    }
+    Pa_SetStreamFinishedCallback(stream_, &PortAudioBackend::on_finished);
+    if (const PaStreamInfo* si = Pa_GetStreamInfo(stream_)) latency_ = si->outputLatency;
+    e = Pa_StartStream(stream_);
+    if (e != paNoError) {
+      error = std::string("cannot start the output stream: ") + Pa_GetErrorText(e);
+      Pa_CloseStream(stream_);
+      stream_ = nullptr;
+      return false;
+    }
+    running_ = true;
+    return true;
+  }
+
+  void stop() override {
+    if (!stream_) return;
+    running_ = false;
+    Pa_StopStream(stream_);
+    Pa_CloseStream(stream_);
+    stream_ = nullptr;
+  }
+
+  int sample_rate() const override { return rate_; }
+  std::uint32_t buffer_size() const override { return cfg_.buffer_size; }
+  double output_latency_seconds() const override {
+    return latency_ > 0 ? latency_ : static_cast<double>(cfg_.buffer_size) / rate_;
+  }
+  std::string describe() const override {
+    return "portaudio device " + std::to_string(device_.index) + " '" + device_.name + "' (" + device_.host_api + ")";
+  }
+  bool failed() const override { return finished_unexpectedly_.load(); }
+  std::string failure() const override { return "the output stream stopped (device lost?)"; }
+
+ private:
+  static int callback(const void*, void* output, unsigned long frames, const PaStreamCallbackTimeInfo*,
+                      PaStreamCallbackFlags flags, void* user) noexcept {
+    auto* self = static_cast<PortAudioBackend*>(user);
+    self->engine_->process(static_cast<float*>(output), static_cast<std::uint32_t>(frames),
+                           (flags & paOutputUnderflow) != 0);
+    return paContinue;
+  }
+  static void on_finished(void* user) {
+    auto* self = static_cast<PortAudioBackend*>(user);
+    if (self->running_) self->finished_unexpectedly_ = true;
+  }
+
+  BackendConfig cfg_;
+  std::unique_ptr<PaSession> session_;
+  DeviceInfo device_;
+  PaStreamParameters params_{};
+  PaStream* stream_ = nullptr;
+  engine::Engine* engine_ = nullptr;
+  int rate_ = 48000;
+  double latency_ = 0;
+  std::atomic<bool> running_{false};
+  std::atomic<bool> finished_unexpectedly_{false};
+};
+
+}  // namespace
+
+std::vector<DeviceInfo> list_output_devices(bool quiet_alsa) {
+  PaSession s(quiet_alsa);
+  if (!s.ok()) return {};
+  return enumerate();
+}
+
+std::string format_device_list(const std::vector<DeviceInfo>& devices) {
+  std::string out;
+  if (devices.empty()) return "  (no output devices)\n";
+  for (const auto& d : devices) {
+    char line[512];
+    std::snprintf(line, sizeof line, "  %s%3d  %-40s  %-28s  %2d out  %6.0f Hz\n", d.is_default ? "*" : " ", d.index,
+                  d.name.c_str(), d.host_api.c_str(), d.max_outputs, d.default_rate);
+    out += line;
+  }
+  return out;
+}
+
+std::string portaudio_version() { return Pa_GetVersionText(); }
+
+std::unique_ptr<Backend> make_portaudio_backend(const BackendConfig& cfg) {
+  return std::make_unique<PortAudioBackend>(cfg);
+}
+
+}  // namespace stemd::audio

@@ -1,0 +1,114 @@
+// The render backend: runs the engine faster than real time and writes the master to a file.
+//
+// Output is deterministic: before each block the render thread waits until every streaming
+// voice's ring holds the block (waking the loader), so disk timing never shows in the result.
+// The render thread is the engine's audio thread [audio] for the process() call; the waiting
+// and the file writing around it are allowed here because nothing real-time is waiting on us.
+#include "backend.hpp"
+
+#include "io/loader_thread.hpp"
+#include "io/sound_file.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cmath>
+#include <thread>
+#include <vector>
+
+namespace stemd::audio {
+
+namespace {
+
+class RenderBackend final : public Backend {
+ public:
+  RenderBackend(const BackendConfig& cfg, io::LoaderThread* loader) : cfg_(cfg), loader_(loader) {}
+  ~RenderBackend() override { stop(); }
+
+  bool open(std::string& error) override {
+    rate_ = cfg_.sample_rate > 0 ? cfg_.sample_rate : 48000;
+    buf_.resize(static_cast<std::size_t>(cfg_.buffer_size) * 2);
+    if (!cfg_.render_path.empty() && !writer_.open(cfg_.render_path, rate_, error)) {
+      error = cfg_.render_path + ": " + error;
+      return false;
+    }
+    return true;
+  }
+
+  bool start(engine::Engine& engine, std::string&) override {
+    engine_ = &engine;
+    running_ = true;
+    thread_ = std::thread([this] { run(); });
+    return true;
+  }
+
+  void stop() override {
+    running_ = false;
+    if (thread_.joinable()) thread_.join();
+    writer_.close();
+  }
+
+  int sample_rate() const override { return rate_; }
+  std::uint32_t buffer_size() const override { return cfg_.buffer_size; }
+  double output_latency_seconds() const override { return 0; }
+  std::string describe() const override {
+    return "render to " + (cfg_.render_path.empty() ? std::string("nowhere (discarded)") : cfg_.render_path);
+  }
+  bool finished() const override { return done_.load(); }
+  bool failed() const override { return write_failed_.load(); }
+  std::string failure() const override { return "writing " + cfg_.render_path + " failed: " + writer_.error(); }
+
+  std::int64_t frames_rendered() const { return rendered_.load(); }
+
+ private:
+  void run() {
+    const std::int64_t total =
+        cfg_.render_seconds > 0 ? static_cast<std::int64_t>(std::llround(cfg_.render_seconds * rate_)) : -1;
+    std::int64_t done = 0;
+    bool started = false;  // in "until idle" mode, wait for the first voice before stopping
+    while (running_.load(std::memory_order_relaxed) && (total < 0 || done < total)) {
+      const auto n = static_cast<std::uint32_t>(total < 0 ? cfg_.buffer_size
+                                                          : std::min<std::int64_t>(cfg_.buffer_size, total - done));
+      engine_->apply_commands();
+      for (int i = 0; !engine_->streams_ready(n) && running_.load(std::memory_order_relaxed); ++i) {
+        if (loader_) loader_->wake();
+        std::this_thread::sleep_for(std::chrono::microseconds(i < 100 ? 50 : 1000));
+      }
+      engine_->process(buf_.data(), n);
+      if (!cfg_.render_path.empty() && !writer_.write(buf_.data(), n)) {
+        write_failed_ = true;
+        break;
+      }
+      done += n;
+      rendered_.store(done);
+      if (engine_->active_voices() > 0) started = true;
+      if (total < 0 && started && engine_->active_voices() == 0) break;
+      if (total < 0 && !started && done >= 10LL * rate_) {
+        spdlog::warn("render: nothing played in the first 10 s; stopping");
+        break;
+      }
+    }
+    writer_.close();
+    done_ = true;
+  }
+
+  BackendConfig cfg_;
+  io::LoaderThread* loader_;
+  io::SoundFileWriter writer_;
+  engine::Engine* engine_ = nullptr;
+  int rate_ = 48000;
+  std::vector<float> buf_;
+  std::thread thread_;
+  std::atomic<bool> running_{false};
+  std::atomic<bool> done_{false};
+  std::atomic<bool> write_failed_{false};
+  std::atomic<std::int64_t> rendered_{0};
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_render_backend(const BackendConfig& cfg, io::LoaderThread* loader) {
+  return std::make_unique<RenderBackend>(cfg, loader);
+}
+
+}  // namespace stemd::audio

@@ -1,0 +1,313 @@
+// The control side of the mixer (see controller.hpp). [control] thread only.
+#include "controller.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace stemd::control {
+
+using engine::Command;
+using engine::CommandType;
+
+Controller::Controller(engine::Engine& engine, io::LoaderThread& loader, const io::LoadOptions& load_opts)
+    : engine_(engine), loader_(loader), load_opts_(load_opts), voices_(engine.config().max_voices) {
+  free_ids_.reserve(voices_.size());
+  for (std::size_t i = voices_.size(); i-- > 0;) free_ids_.push_back(static_cast<engine::VoiceId>(i));
+}
+
+Controller::~Controller() {
+  // The stream must be stopped by now; take back whatever the engine still holds.
+  service();
+}
+
+std::uint32_t Controller::frames_for(double seconds) const {
+  if (!(seconds > 0.0)) return 0;
+  const double f = seconds * engine_.config().sample_rate;
+  return f > 4e9 ? 4'000'000'000u : static_cast<std::uint32_t>(std::lround(f));
+}
+
+Controller::VoiceSlot* Controller::lookup(VoiceHandle v, std::string& error) {
+  if (!v.valid() || v.id >= voices_.size() || !voices_[v.id].used || voices_[v.id].generation != v.generation) {
+    error = "no such voice (it ended or was never started)";
+    return nullptr;
+  }
+  return &voices_[v.id];
+}
+
+bool Controller::voice_alive(VoiceHandle v) const {
+  return v.valid() && v.id < voices_.size() && voices_[v.id].used && voices_[v.id].generation == v.generation;
+}
+
+const io::Source* Controller::source(int slot) const {
+  auto it = table_.find(slot);
+  return it == table_.end() ? nullptr : it->second->source.get();
+}
+
+Stream* Controller::make_stream(const io::Source& src, std::int64_t frame, bool loop, std::string& error) {
+  if (!src.streamed()) return nullptr;
+  // The head covers the start when the voice begins inside it; the stream continues after it.
+  const std::int64_t from = std::max(frame, src.view.memory_frames);
+  return loader_.create_stream(src, from, loop, error);
+}
+
+bool Controller::load(int slot, const std::string& path, const std::string& name, std::string& error) {
+  io::LoadResult r = io::load_source(path, name, load_opts_);
+  if (!r.source) {
+    error = r.error;  // the slot keeps whatever it had
+    return false;
+  }
+  if (r.source->truncated) {
+    spdlog::warn("{}: holds {} frames, fewer than its header's {}", path, r.source->total_frames(),
+                 r.source->info.frames);
+  }
+  spdlog::info("loaded slot {} '{}': {}, {} Hz, {} ch, {:.1f} s, {} ({:.2f} ms)", slot, name, r.source->info.format,
+               r.source->info.sample_rate, r.source->info.channels,
+               static_cast<double>(r.source->total_frames()) / r.source->info.sample_rate,
+               r.source->streamed() ? "streamed" : "in memory", r.source->load_ns / 1e6);
+  auto entry = std::make_shared<Entry>();
+  entry->source = std::move(r.source);
+  auto it = table_.find(slot);
+  if (it != table_.end()) stop_voices_of(it->second);  // reloading a slot stops its players
+  table_[slot] = std::move(entry);
+  return true;
+}
+
+bool Controller::unload(int slot, std::string& error) {
+  auto it = table_.find(slot);
+  if (it == table_.end()) {
+    error = "slot " + std::to_string(slot) + " is not loaded";
+    return false;
+  }
+  stop_voices_of(it->second);
+  table_.erase(it);  // freed once the last voice using it retires
+  return true;
+}
+
+void Controller::stop_voices_of(const std::shared_ptr<Entry>& e) {
+  for (std::size_t i = 0; i < voices_.size(); ++i) {
+    if (voices_[i].used && voices_[i].entry == e) {
+      Command c{};
+      c.type = CommandType::kStop;
+      c.voice = static_cast<engine::VoiceId>(i);
+      c.generation = voices_[i].generation;
+      c.frames = engine_.declick_frames();
+      if (!engine_.send(c)) spdlog::error("command queue full: voice {} not stopped", i);
+    }
+  }
+}
+
+bool Controller::play(int slot, const PlayOptions& opts, VoiceHandle& out, std::string& error) {
+  auto it = table_.find(slot);
+  if (it == table_.end()) {
+    error = "slot " + std::to_string(slot) + " is not loaded";
+    return false;
+  }
+  const io::Source& src = *it->second->source;
+  if (opts.start_frame < 0 || (src.total_frames() > 0 && opts.start_frame >= src.total_frames())) {
+    error = "start frame " + std::to_string(opts.start_frame) + " is outside the file (0.." +
+            std::to_string(src.total_frames() - 1) + ")";
+    return false;
+  }
+  if (!std::isfinite(opts.volume) || opts.volume < 0.0f) {
+    error = "volume must be a finite number ≥ 0";
+    return false;
+  }
+  if (free_ids_.empty()) {
+    error = "all " + std::to_string(voices_.size()) + " voices are in use";
+    return false;
+  }
+  Stream* stream = nullptr;
+  if (src.streamed()) {
+    stream = make_stream(src, opts.start_frame, opts.loop, error);
+    if (stream == nullptr) return false;
+  }
+  const engine::VoiceId id = free_ids_.back();
+  const std::uint32_t gen = next_generation_++;
+  if (next_generation_ == 0) next_generation_ = 1;
+
+  Command c{};
+  c.type = CommandType::kPlay;
+  c.voice = id;
+  c.generation = gen;
+  c.play = engine::PlayParams{&src.view, stream, opts.start_frame, opts.volume, opts.loop};
+  if (!engine_.send(c)) {
+    loader_.release(stream);
+    error = "busy: the command queue is full";
+    return false;
+  }
+  free_ids_.pop_back();
+  VoiceSlot& vs = voices_[id];
+  vs = VoiceSlot{true, gen, slot, it->second, opts.loop, opts.volume, src.streamed(), 0};
+  ++voices_in_use_;
+  out = VoiceHandle{id, gen};
+  return true;
+}
+
+bool Controller::stop(VoiceHandle v, double fade_seconds, std::string& error) {
+  if (!lookup(v, error)) return false;
+  Command c{};
+  c.type = CommandType::kStop;
+  c.voice = v.id;
+  c.generation = v.generation;
+  c.frames = std::max(frames_for(fade_seconds), engine_.declick_frames());
+  if (!engine_.send(c)) {
+    error = "busy: the command queue is full";
+    return false;
+  }
+  return true;
+}
+
+bool Controller::seek(VoiceHandle v, std::int64_t frame, std::string& error) {
+  VoiceSlot* vs = lookup(v, error);
+  if (!vs) return false;
+  const io::Source& src = *vs->entry->source;
+  if (frame < 0 || (src.total_frames() > 0 && frame >= src.total_frames())) {
+    error = "position " + std::to_string(frame) + " is outside the file";
+    return false;
+  }
+  Stream* stream = nullptr;
+  if (src.streamed()) {
+    stream = make_stream(src, frame, vs->loop, error);
+    if (stream == nullptr) return false;
+  }
+  Command c{};
+  c.type = CommandType::kSeek;
+  c.voice = v.id;
+  c.generation = v.generation;
+  c.play = engine::PlayParams{&src.view, stream, frame, vs->volume, vs->loop};
+  if (!engine_.send(c)) {
+    loader_.release(stream);
+    error = "busy: the command queue is full";
+    return false;
+  }
+  return true;
+}
+
+bool Controller::set_volume(VoiceHandle v, float volume, double ramp_seconds, std::string& error) {
+  VoiceSlot* vs = lookup(v, error);
+  if (!vs) return false;
+  if (!std::isfinite(volume) || volume < 0.0f) {
+    error = "volume must be a finite number ≥ 0";
+    return false;
+  }
+  Command c{};
+  c.type = CommandType::kSetGain;
+  c.voice = v.id;
+  c.generation = v.generation;
+  c.value = volume;
+  c.frames = std::max(frames_for(ramp_seconds), engine_.declick_frames());  // never a zipper step
+  if (!engine_.send(c)) {
+    error = "busy: the command queue is full";
+    return false;
+  }
+  vs->volume = volume;
+  return true;
+}
+
+bool Controller::set_loop(VoiceHandle v, bool loop, std::string& error) {
+  VoiceSlot* vs = lookup(v, error);
+  if (!vs) return false;
+  Command c{};
+  c.type = CommandType::kSetLoop;
+  c.voice = v.id;
+  c.generation = v.generation;
+  c.flag = loop;
+  if (!engine_.send(c)) {
+    error = "busy: the command queue is full";
+    return false;
+  }
+  vs->loop = loop;
+  return true;
+}
+
+bool Controller::set_master(float gain, double ramp_seconds, std::string& error) {
+  if (!std::isfinite(gain) || gain < 0.0f) {
+    error = "master gain must be a finite number ≥ 0";
+    return false;
+  }
+  Command c{};
+  c.type = CommandType::kMasterGain;
+  c.value = gain;
+  c.frames = std::max(frames_for(ramp_seconds), engine_.declick_frames());
+  if (!engine_.send(c)) {
+    error = "busy: the command queue is full";
+    return false;
+  }
+  return true;
+}
+
+bool Controller::stop_all(double fade_seconds, std::string& error) {
+  Command c{};
+  c.type = CommandType::kStopAll;
+  c.frames = std::max(frames_for(fade_seconds), engine_.declick_frames());
+  if (!engine_.send(c)) {
+    error = "busy: the command queue is full";
+    return false;
+  }
+  return true;
+}
+
+void Controller::free_voice(engine::VoiceId id) {
+  if (id >= voices_.size() || !voices_[id].used) return;
+  voices_[id] = VoiceSlot{};
+  free_ids_.push_back(id);
+  --voices_in_use_;
+}
+
+void Controller::service() {
+  // Retirees first into a list, then events, then free: the engine pushes a voice's "ended"
+  // event before its retiree, so every event is handled while its voice is still known.
+  retired_scratch_.clear();
+  engine::Retired r;
+  for (int i = 0; i < 100000 && engine_.poll_retired(r); ++i) retired_scratch_.push_back(r);
+
+  engine::Event e;
+  for (int i = 0; i < 100000 && engine_.poll_event(e); ++i) {
+    VoiceInfo info;
+    if (e.voice < voices_.size() && voices_[e.voice].used && voices_[e.voice].generation == e.generation) {
+      VoiceSlot& vs = voices_[e.voice];
+      if (e.type == engine::EventType::kVoiceUnderrun) vs.underruns = e.count;
+      info = VoiceInfo{{e.voice, e.generation}, vs.slot, vs.entry->source->name, vs.loop, vs.volume, vs.underruns};
+    }
+    if (on_event_) on_event_(e, info);
+  }
+
+  for (const engine::Retired& x : retired_scratch_) {
+    loader_.release(x.stream);
+    if (x.voice_ended && x.voice < voices_.size() && voices_[x.voice].generation == x.generation) {
+      free_voice(x.voice);  // drops this voice's hold on its source
+    }
+  }
+}
+
+std::size_t Controller::memory_bytes() const {
+  std::size_t n = 0;
+  for (const auto& [slot, e] : table_) n += e->source->memory_bytes();
+  std::size_t streams = 0;
+  for (const auto& v : voices_) streams += (v.used && v.streamed) ? 1 : 0;
+  return n + streams * static_cast<std::size_t>(loader_.config().ring_frames) * 2 * sizeof(float);
+}
+
+std::vector<VoiceInfo> Controller::voices() const {
+  std::vector<VoiceInfo> out;
+  for (std::size_t i = 0; i < voices_.size(); ++i) {
+    const VoiceSlot& v = voices_[i];
+    if (!v.used) continue;
+    out.push_back(VoiceInfo{{static_cast<engine::VoiceId>(i), v.generation}, v.slot, v.entry->source->name, v.loop,
+                            v.volume, v.underruns});
+  }
+  return out;
+}
+
+std::vector<SourceInfo> Controller::sources() const {
+  std::vector<SourceInfo> out;
+  for (const auto& [slot, e] : table_) {
+    const io::Source& s = *e->source;
+    out.push_back(SourceInfo{slot, s.name, s.path, s.total_frames(), s.streamed(), s.memory_bytes()});
+  }
+  return out;
+}
+
+}  // namespace stemd::control

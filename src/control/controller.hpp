@@ -1,0 +1,119 @@
+// The control side of the mixer: the source table, voice allocation and the engine's queues.
+//
+// Everything here runs on one control thread [control] (the OSC server thread, or the main
+// thread when there is no OSC server). It owns everything that allocates: sources, streams,
+// the voice table's bookkeeping. The audio thread only ever sees pointers handed to it in
+// commands, and hands them back through the retire queue, which service() drains; a source
+// that is unloaded while a voice still plays it is freed only when that voice retires.
+#pragma once
+
+#include "io/loader_thread.hpp"
+#include "io/source.hpp"
+#include "stemd/engine.hpp"
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace stemd::control {
+
+struct VoiceHandle {
+  engine::VoiceId id = 0;
+  std::uint32_t generation = 0;  // 0 = invalid
+  bool valid() const noexcept { return generation != 0; }
+};
+
+struct PlayOptions {
+  float volume = 1.0f;
+  bool loop = false;
+  std::int64_t start_frame = 0;
+};
+
+struct VoiceInfo {
+  VoiceHandle handle;
+  int slot = 0;
+  std::string name;
+  bool loop = false;
+  float volume = 1.0f;
+  std::uint64_t underruns = 0;
+};
+
+struct SourceInfo {
+  int slot = 0;
+  std::string name;
+  std::string path;
+  std::int64_t frames = 0;
+  bool streamed = false;
+  std::size_t memory_bytes = 0;
+};
+
+class Controller {
+ public:
+  using EventHandler = std::function<void(const engine::Event&, const VoiceInfo&)>;
+
+  Controller(engine::Engine& engine, io::LoaderThread& loader, const io::LoadOptions& load_opts);
+  ~Controller();
+  Controller(const Controller&) = delete;
+  Controller& operator=(const Controller&) = delete;
+
+  // Each returns false and sets `error` to a reason a user can act on; on failure nothing changed.
+  bool load(int slot, const std::string& path, const std::string& name, std::string& error);
+  bool unload(int slot, std::string& error);
+  bool play(int slot, const PlayOptions& opts, VoiceHandle& out, std::string& error);
+  bool stop(VoiceHandle v, double fade_seconds, std::string& error);
+  bool seek(VoiceHandle v, std::int64_t frame, std::string& error);
+  bool set_volume(VoiceHandle v, float volume, double ramp_seconds, std::string& error);
+  bool set_loop(VoiceHandle v, bool loop, std::string& error);
+  bool set_master(float gain, double ramp_seconds, std::string& error);
+  bool stop_all(double fade_seconds, std::string& error);
+
+  // Drains the engine's events and retirees. Call at least ten times a second.
+  void service();
+  void set_event_handler(EventHandler h) { on_event_ = std::move(h); }
+
+  std::size_t voices_playing() const noexcept { return voices_in_use_; }
+  std::size_t sources_loaded() const noexcept { return table_.size(); }
+  std::size_t memory_bytes() const;  // decoded audio held (sources + stream rings)
+  std::vector<VoiceInfo> voices() const;
+  std::vector<SourceInfo> sources() const;
+  const io::Source* source(int slot) const;
+  bool voice_alive(VoiceHandle v) const;
+
+  engine::Engine& engine() noexcept { return engine_; }
+
+ private:
+  struct Entry {
+    std::unique_ptr<io::Source> source;
+  };
+  struct VoiceSlot {
+    bool used = false;
+    std::uint32_t generation = 0;
+    int slot = 0;
+    std::shared_ptr<Entry> entry;  // keeps the source alive while the audio thread reads it
+    bool loop = false;
+    float volume = 1.0f;
+    bool streamed = false;
+    std::uint64_t underruns = 0;
+  };
+
+  std::uint32_t frames_for(double seconds) const;
+  VoiceSlot* lookup(VoiceHandle v, std::string& error);
+  Stream* make_stream(const io::Source& src, std::int64_t frame, bool loop, std::string& error);
+  void stop_voices_of(const std::shared_ptr<Entry>& e);
+  void free_voice(engine::VoiceId id);
+
+  engine::Engine& engine_;
+  io::LoaderThread& loader_;
+  io::LoadOptions load_opts_;
+  EventHandler on_event_;
+  std::map<int, std::shared_ptr<Entry>> table_;
+  std::vector<VoiceSlot> voices_;
+  std::vector<engine::VoiceId> free_ids_;
+  std::size_t voices_in_use_ = 0;
+  std::uint32_t next_generation_ = 1;
+  std::vector<engine::Retired> retired_scratch_;
+};
+
+}  // namespace stemd::control

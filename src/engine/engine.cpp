@@ -1,0 +1,435 @@
+// The mixer (see stemd/engine.hpp). Everything below process() runs on the audio thread [audio]
+// and obeys the real-time rules: no allocation, no locks, no I/O, no logging, bounded loops.
+// The constructor and destructor run on the control thread [control].
+//
+// A voice is a small state machine:
+//   Playing ──ring short──▶ Starved ──data back──▶ Playing (fade in)
+//   Playing ──stop──▶ Stopping ──fade done──▶ ended (retired)
+//   Playing ──seek──▶ Seeking ──fade done──▶ Playing at the new position (fade in)
+// and every transition that would be a step in the signal goes through the `env` ramp.
+#include "stemd/engine.hpp"
+
+#include "denormals.hpp"
+#include "mix.hpp"
+#include "stemd/stream.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+
+namespace stemd::engine {
+
+namespace {
+
+std::uint64_t now_ns() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);  // vDSO: no syscall, never blocks
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+}  // namespace
+
+struct Engine::Voice {
+  enum class State : std::uint8_t { kFree, kPlaying, kStarved, kStopping, kSeeking, kRetiring };
+
+  State state = State::kFree;
+  std::uint32_t generation = 0;
+  const VoiceSource* src = nullptr;
+  Stream* stream = nullptr;
+  std::int64_t pos = 0;          // file frame of the next frame to play
+  bool reading_memory = false;   // streamed voice still inside the pre-decoded head
+  bool loop = false;
+  Ramp gain{1.0f};               // the user's volume
+  Ramp env{1.0f};                // declick envelope: start, stop, seek, underrun
+  std::uint64_t underruns = 0;
+  Stream* seek_stream = nullptr;  // pending seek target
+  std::int64_t seek_pos = 0;
+  EndReason retire_reason = EndReason::kStopped;
+  bool ended_reported = false;
+};
+
+Engine::Engine(const EngineConfig& cfg)
+    : cfg_(cfg),
+      declick_frames_(std::max<std::uint32_t>(
+          1, static_cast<std::uint32_t>(std::lround(cfg.declick_ms * 1e-3 * cfg.sample_rate)))),
+      voices_(new Voice[cfg.max_voices]),
+      scratch_(static_cast<std::size_t>(cfg.max_block_frames) * 2),
+      gains_(cfg.max_block_frames) {
+  active_.resize(cfg.max_voices);
+}
+
+Engine::~Engine() = default;
+
+Engine::Voice* Engine::find(VoiceId id, std::uint32_t gen) noexcept {
+  if (id >= cfg_.max_voices) return nullptr;
+  Voice& v = voices_[id];
+  if (v.state == Voice::State::kFree || v.state == Voice::State::kRetiring || v.generation != gen) return nullptr;
+  return &v;
+}
+
+void Engine::push_event(const Event& e) noexcept {
+  if (!events_.push(e)) metrics_.events_dropped.fetch_add(1, std::memory_order_relaxed);
+}
+
+bool Engine::retire(Stream* s, VoiceId id, std::uint32_t gen, bool voice_ended) noexcept {
+  return retired_.push(Retired{voice_ended, s, id, gen});
+}
+
+void Engine::apply_commands() noexcept {
+  // Bounded: at most the queue's capacity per call.
+  Command c;
+  for (std::size_t i = 0; i < kCommandQueue && commands_.pop(c); ++i) {
+    apply(c);
+    metrics_.commands_applied.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void Engine::start_voice(const Command& c) noexcept {
+  if (c.voice >= cfg_.max_voices || voices_[c.voice].state != Voice::State::kFree || c.play.source == nullptr) {
+    // A control-thread bug, never silently leaked: hand the stream straight back.
+    if (c.play.stream != nullptr && !retire(c.play.stream, c.voice, c.generation, false)) {
+      // Retire queue full: cannot happen with max_voices < capacity; drop the reference
+      // rather than block (counted so tests notice).
+      metrics_.events_dropped.fetch_add(1, std::memory_order_relaxed);
+    }
+    push_event(Event{EventType::kCommandDropped, EndReason::kError, c.voice, c.generation, 0, frame_});
+    return;
+  }
+  Voice& v = voices_[c.voice];
+  v.state = Voice::State::kPlaying;
+  v.generation = c.generation;
+  v.src = c.play.source;
+  v.stream = c.play.stream;
+  v.pos = std::max<std::int64_t>(0, c.play.position);
+  v.reading_memory = v.src->streamed && v.pos < v.src->memory_frames;
+  v.loop = c.play.loop;
+  v.gain.jump(c.play.gain);
+  v.underruns = 0;
+  v.seek_stream = nullptr;
+  v.ended_reported = false;
+  if (v.pos > 0) {  // entering mid-file: fade in; the very start of a file plays as authored
+    v.env.jump(0.0f);
+    v.env.set(1.0f, declick_frames_);
+  } else {
+    v.env.jump(1.0f);
+  }
+  active_[active_count_++] = c.voice;
+  metrics_.voices_active.store(active_count_, std::memory_order_relaxed);
+  push_event(Event{EventType::kVoiceStarted, EndReason::kEndOfFile, c.voice, c.generation, 0, frame_});
+}
+
+void Engine::apply(const Command& c) noexcept {
+  switch (c.type) {
+    case CommandType::kPlay:
+      start_voice(c);
+      return;
+    case CommandType::kMasterGain:
+      master_.set(c.value, c.frames);
+      return;
+    case CommandType::kStopAll:
+      for (std::uint32_t i = 0; i < active_count_; ++i) {
+        Voice& v = voices_[active_[i]];
+        if (v.state == Voice::State::kRetiring) continue;
+        if (v.state == Voice::State::kSeeking && v.seek_stream != nullptr) {
+          retire(v.seek_stream, active_[i], v.generation, false);
+          v.seek_stream = nullptr;
+        }
+        v.state = Voice::State::kStopping;
+        v.retire_reason = EndReason::kStopped;
+        v.env.set(0.0f, std::max<std::uint32_t>(c.frames, 1));
+      }
+      return;
+    default:
+      break;
+  }
+
+  Voice* v = find(c.voice, c.generation);
+  if (v == nullptr) {
+    // Stale id (the voice already ended). A seek carries a fresh stream that must go back.
+    if (c.type == CommandType::kSeek && c.play.stream != nullptr) retire(c.play.stream, c.voice, c.generation, false);
+    push_event(Event{EventType::kCommandDropped, EndReason::kError, c.voice, c.generation, 0, frame_});
+    return;
+  }
+  switch (c.type) {
+    case CommandType::kStop:
+      if (v->state == Voice::State::kSeeking && v->seek_stream != nullptr) {
+        retire(v->seek_stream, c.voice, v->generation, false);
+        v->seek_stream = nullptr;
+      }
+      v->state = Voice::State::kStopping;
+      v->retire_reason = EndReason::kStopped;
+      // Always a fade, however short the request: a stop never clicks.
+      v->env.set(0.0f, std::max(c.frames, std::min<std::uint32_t>(declick_frames_, 64)));
+      return;
+    case CommandType::kSetGain:
+      v->gain.set(c.value, c.frames);
+      return;
+    case CommandType::kSetLoop:
+      v->loop = c.flag;
+      if (v->stream != nullptr) v->stream->set_loop(c.flag);
+      if (v->seek_stream != nullptr) v->seek_stream->set_loop(c.flag);
+      return;
+    case CommandType::kSeek:
+      if (v->state == Voice::State::kStopping) {  // too late: the voice is going away
+        if (c.play.stream != nullptr) retire(c.play.stream, c.voice, v->generation, false);
+        return;
+      }
+      if (v->seek_stream != nullptr) retire(v->seek_stream, c.voice, v->generation, false);
+      v->seek_stream = c.play.stream;
+      v->seek_pos = std::max<std::int64_t>(0, c.play.position);
+      if (v->state == Voice::State::kStarved) {
+        v->env.jump(0.0f);
+      } else {
+        v->env.set(0.0f, declick_frames_);
+      }
+      v->state = Voice::State::kSeeking;
+      return;
+    default:
+      return;
+  }
+}
+
+// Produces up to `frames` frames of the voice's source; *src points at them (in the source's
+// memory, or copied from the ring into `dst`). Returns 0 at end of data or when the ring is empty.
+std::uint32_t Engine::fetch(Voice& v, float* dst, std::uint32_t frames, const float** src) noexcept {
+  const VoiceSource& s = *v.src;
+  if (!s.streamed) {
+    if (v.pos >= s.total_frames) {
+      if (!v.loop || s.total_frames <= 0) return 0;
+      v.pos = 0;  // sample-exact seam: the next frame is the file's first
+    }
+    const auto n = static_cast<std::uint32_t>(std::min<std::int64_t>(frames, s.total_frames - v.pos));
+    *src = s.frames + v.pos * 2;
+    v.pos += n;
+    return n;
+  }
+  if (v.reading_memory) {
+    if (v.pos < s.memory_frames) {
+      const auto n = static_cast<std::uint32_t>(std::min<std::int64_t>(frames, s.memory_frames - v.pos));
+      *src = s.frames + v.pos * 2;
+      v.pos += n;
+      return n;
+    }
+    v.reading_memory = false;
+  }
+  if (v.stream == nullptr) return 0;
+  const auto n = static_cast<std::uint32_t>(v.stream->ring().read(dst, frames));
+  *src = dst;
+  v.pos += n;
+  if (s.total_frames > 0 && v.pos >= s.total_frames) v.pos -= s.total_frames;  // the loader looped
+  return n;
+}
+
+VoiceId Engine::id_of(const Voice& v) const noexcept { return static_cast<VoiceId>(&v - voices_.get()); }
+
+void Engine::end_voice(Voice& v, EndReason why) noexcept {
+  v.retire_reason = why;
+  v.state = Voice::State::kRetiring;  // removed from the active list by process() once retired
+}
+
+// Fetches and mixes up to `count` frames with the voice's current ramps; fewer only when the
+// data runs out. Each pass makes progress or stops, so the loop is bounded by `count`.
+std::uint32_t Engine::mix_segment(Voice& v, float* out, std::uint32_t count) noexcept {
+  std::uint32_t done = 0;
+  while (done < count) {
+    const float* p = nullptr;
+    const std::uint32_t n = fetch(v, scratch_.data(), count - done, &p);
+    if (n == 0) break;
+    float* o = out + static_cast<std::size_t>(done) * 2;
+    if (v.gain.active() || v.env.active()) {
+      for (std::uint32_t i = 0; i < n; ++i) gains_[i] = v.gain.next() * v.env.next();
+      mix_gains(o, p, gains_.data(), n);
+    } else {
+      const float g = v.gain.value() * v.env.value();
+      if (g == 1.0f) {
+        mix_add(o, p, n);  // unity: bit-exact copy of the source into the bus
+      } else if (g != 0.0f) {
+        mix_gain(o, p, n, g);
+      }
+    }
+    done += n;
+  }
+  return done;
+}
+
+void Engine::starve(Voice& v) noexcept {
+  v.env.jump(0.0f);
+  v.state = Voice::State::kStarved;
+  ++v.underruns;
+  metrics_.voice_underruns.fetch_add(1, std::memory_order_relaxed);
+  push_event(Event{EventType::kVoiceUnderrun, EndReason::kError, id_of(v), v.generation, v.underruns, frame_});
+}
+
+void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
+  std::uint32_t done = 0;
+  // Each pass renders one segment; a block has at most a handful (fade end, seek jump, resume),
+  // so the bound only guards against a logic error.
+  for (int guard = 0; done < frames && guard < 16; ++guard) {
+    if (v.state == Voice::State::kRetiring || v.state == Voice::State::kFree) return;
+
+    if (v.state == Voice::State::kSeeking && !v.env.active() && v.env.value() == 0.0f) {
+      // The old position has faded out: jump.
+      if (v.stream != nullptr && !retire(v.stream, id_of(v), v.generation, false)) {
+        return;  // retire queue full: stay silent this block and try again next one
+      }
+      v.stream = v.seek_stream;
+      v.seek_stream = nullptr;
+      v.pos = v.seek_pos;
+      v.reading_memory = v.src->streamed && v.pos < v.src->memory_frames;
+      v.state = Voice::State::kPlaying;
+      v.env.set(1.0f, declick_frames_);
+    }
+    if (v.state == Voice::State::kStopping && !v.env.active() && v.env.value() == 0.0f) {
+      end_voice(v, v.retire_reason);
+      return;
+    }
+    if (v.state == Voice::State::kStarved) {
+      // Resume once the loader has caught up by a comfortable margin, with a fade in.
+      const std::size_t readable = v.stream->ring().readable_frames();
+      const std::size_t resume_at = std::min<std::size_t>(v.stream->ring().capacity_frames() / 2, 4u * frames);
+      if (readable < resume_at && !v.stream->finished()) return;  // silent for the rest of the block
+      v.state = Voice::State::kPlaying;
+      v.env.set(1.0f, declick_frames_);
+    }
+
+    std::uint32_t want = frames - done;
+    if ((v.state == Voice::State::kStopping || v.state == Voice::State::kSeeking) && v.env.active()) {
+      want = std::min(want, v.env.remaining());  // stop exactly where the fade ends
+    }
+
+    if (v.src->streamed && v.stream != nullptr && v.state == Voice::State::kPlaying && !v.stream->finished()) {
+      const std::int64_t head = v.reading_memory ? std::max<std::int64_t>(0, v.src->memory_frames - v.pos) : 0;
+      const std::int64_t avail = head + static_cast<std::int64_t>(v.stream->ring().readable_frames());
+      if (avail < want) {
+        // Underrun: play what there is, fading it to silence so the gap never clicks.
+        const auto have = static_cast<std::uint32_t>(avail);
+        const std::uint32_t fade = std::min(have, declick_frames_);
+        done += mix_segment(v, out + static_cast<std::size_t>(done) * 2, have - fade);
+        v.env.set(0.0f, fade);
+        done += mix_segment(v, out + static_cast<std::size_t>(done) * 2, fade);
+        starve(v);
+        return;
+      }
+    }
+
+    const std::uint32_t n = mix_segment(v, out + static_cast<std::size_t>(done) * 2, want);
+    done += n;
+    if (n == want) continue;
+
+    // Out of data before `want`.
+    if (v.state == Voice::State::kSeeking) {  // nothing left at the old position: jump now
+      v.env.jump(0.0f);
+      continue;
+    }
+    if (v.state == Voice::State::kStopping) {
+      end_voice(v, EndReason::kStopped);
+      return;
+    }
+    if (!v.src->streamed) {
+      end_voice(v, EndReason::kEndOfFile);
+      return;
+    }
+    if (v.stream == nullptr) {
+      end_voice(v, EndReason::kError);
+      return;
+    }
+    if (!v.stream->finished()) {  // the loader fell behind between our check and the read
+      starve(v);
+      return;
+    }
+    if (v.stream->ring().readable_frames() > 0) continue;  // last frames landed just now
+    end_voice(v, v.stream->end_reason());
+    return;
+  }
+}
+
+bool Engine::streams_ready(std::uint32_t frames) const noexcept {
+  for (std::uint32_t i = 0; i < active_count_; ++i) {
+    const Voice& v = voices_[active_[i]];
+    if (v.state == Voice::State::kRetiring || !v.src->streamed || v.stream == nullptr) continue;
+    std::int64_t from_memory = v.reading_memory ? std::max<std::int64_t>(0, v.src->memory_frames - v.pos) : 0;
+    if (from_memory >= frames) continue;
+    if (v.stream->finished()) continue;
+    if (v.stream->ring().readable_frames() + static_cast<std::size_t>(from_memory) < frames) return false;
+  }
+  return true;
+}
+
+void Engine::process(float* out, std::uint32_t frames, bool device_underflow) noexcept {
+  const std::uint64_t t0 = now_ns();
+  metrics_.last_callback_ns.store(t0, std::memory_order_relaxed);
+  ScopedFlushDenormals no_denormals;
+  if (device_underflow) metrics_.device_underflows.fetch_add(1, std::memory_order_relaxed);
+
+  apply_commands();
+
+  bool streams_consumed = false;
+  std::uint32_t min_fill = 1000;
+  std::uint32_t streams = 0;
+
+  std::uint32_t offset = 0;
+  while (offset < frames) {
+    const std::uint32_t n = std::min(frames - offset, cfg_.max_block_frames);
+    float* block = out + static_cast<std::size_t>(offset) * 2;
+    std::memset(block, 0, sizeof(float) * 2 * n);
+
+    for (std::uint32_t i = 0; i < active_count_;) {
+      const VoiceId id = active_[i];
+      Voice& v = voices_[id];
+      if (v.state != Voice::State::kRetiring) render_voice(v, block, n);
+      if (v.state == Voice::State::kRetiring) {
+        // Report the end, then hand the stream back and free the slot (the event goes first so
+        // the control thread sees it before the slot can be reused). Retire queue full: retry
+        // next block.
+        if (!v.ended_reported) {
+          push_event(Event{EventType::kVoiceEnded, v.retire_reason, id, v.generation, v.underruns, frame_});
+          metrics_.voices_ended.fetch_add(1, std::memory_order_relaxed);
+          v.ended_reported = true;
+        }
+        if (!retire(v.stream, id, v.generation, true)) {
+          ++i;
+          continue;
+        }
+        v.stream = nullptr;
+        v.state = Voice::State::kFree;
+        active_[i] = active_[--active_count_];
+        continue;
+      }
+      if (v.stream != nullptr) {
+        ++streams;
+        streams_consumed = true;
+        const auto cap = v.stream->ring().capacity_frames();
+        const auto fill = static_cast<std::uint32_t>(v.stream->ring().readable_frames() * 1000 / (cap ? cap : 1));
+        min_fill = std::min(min_fill, fill);
+      }
+      ++i;
+    }
+
+    if (master_.active()) {
+      for (std::uint32_t f = 0; f < n; ++f) gains_[f] = master_.next();
+      apply_gains(block, gains_.data(), n);
+    } else if (master_.value() != 1.0f) {
+      apply_gain(block, n, master_.value());
+    }
+    frame_ += n;
+    offset += n;
+  }
+
+  metrics_.voices_active.store(active_count_, std::memory_order_relaxed);
+  metrics_.streams_active.store(streams, std::memory_order_relaxed);
+  if (min_fill < metrics_.min_ring_fill_permille.load(std::memory_order_relaxed)) {
+    metrics_.min_ring_fill_permille.store(min_fill, std::memory_order_relaxed);
+  }
+  metrics_.frames.store(static_cast<std::uint64_t>(frame_), std::memory_order_relaxed);
+  metrics_.callbacks.fetch_add(1, std::memory_order_relaxed);
+  if (streams_consumed && wake_fn_ != nullptr) wake_fn_(wake_ctx_);
+
+  const std::uint64_t dt = now_ns() - t0;
+  metrics_.callback_ns.record(dt);
+  if (dt > metrics_.callback_max_ns.load(std::memory_order_relaxed)) {
+    metrics_.callback_max_ns.store(dt, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace stemd::engine

@@ -1,0 +1,216 @@
+// The loader thread (see loader_thread.hpp).
+#include "loader_thread.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <ctime>
+
+namespace stemd::io {
+
+class LoaderThread::Reader : public Stream {
+ public:
+  Reader(std::size_t ring_frames, std::string path) : Stream(ring_frames), path(std::move(path)) {}
+  std::string path;
+  SoundFile file;
+  std::int64_t next_frame = 0;     // file frame of the next read
+  std::int64_t total_frames = -1;  // what the header promised (-1: unknown)
+  bool done = false;               // finish() was published
+};
+
+LoaderThread::LoaderThread(const LoaderConfig& cfg) : cfg_(cfg) {
+  sem_init(&wake_, 0, 0);
+  buf_.resize(static_cast<std::size_t>(cfg_.chunk_frames) * 2);
+}
+
+LoaderThread::~LoaderThread() {
+  stop();
+  for (Reader* r : readers_) delete r;
+  for (Reader* r : pending_add_) delete r;
+  sem_destroy(&wake_);
+}
+
+void LoaderThread::start() {
+  if (running_.exchange(true)) return;
+  thread_ = std::thread([this] { run(); });
+}
+
+void LoaderThread::stop() {
+  if (!running_.exchange(false)) return;
+  wake();
+  if (thread_.joinable()) thread_.join();
+}
+
+Stream* LoaderThread::create_stream(const Source& src, std::int64_t from_frame, bool loop, std::string& error) {
+  auto r = std::make_unique<Reader>(static_cast<std::size_t>(cfg_.ring_frames), src.path);
+  if (!r->file.open(src.file, error)) {
+    error = src.path + ": " + error;
+    return nullptr;
+  }
+  r->total_frames = src.info.frames;
+  r->set_loop(loop);
+  if (from_frame > 0 && !r->file.seek(from_frame)) {
+    error = src.path + ": cannot seek to frame " + std::to_string(from_frame) + ": " + r->file.error();
+    return nullptr;
+  }
+  r->next_frame = from_frame;
+  if (from_frame >= src.view.memory_frames) {
+    // No head covers the start: decode the first frames now so play starts in the next callback.
+    std::vector<float> tmp(static_cast<std::size_t>(cfg_.prefill_frames) * 2);
+    const std::int64_t got = r->file.read_stereo(tmp.data(), cfg_.prefill_frames);
+    if (got < 0) {
+      error = src.path + ": " + r->file.error();
+      return nullptr;
+    }
+    r->ring().write(tmp.data(), static_cast<std::size_t>(got));
+    r->next_frame += got;
+    if (got < cfg_.prefill_frames && !loop) {
+      r->finish(engine::EndReason::kEndOfFile);
+      r->done = true;
+    }
+  }
+  Reader* raw = r.release();
+  {
+    std::lock_guard lock(mutex_);
+    pending_add_.push_back(raw);
+  }
+  wake();
+  return raw;
+}
+
+void LoaderThread::release(Stream* s) {
+  if (s == nullptr) return;
+  {
+    std::lock_guard lock(mutex_);
+    pending_remove_.push_back(s);
+  }
+  wake();
+}
+
+LoaderStats LoaderThread::stats() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+void LoaderThread::wait_idle() {
+  const std::uint64_t start = pass_counter_.load();
+  for (int i = 0; i < 2000 && pass_counter_.load() < start + 2 && running_.load(); ++i) {
+    wake();
+    timespec ts{0, 500'000};
+    nanosleep(&ts, nullptr);
+  }
+}
+
+bool LoaderThread::fill(Reader& r) {
+  if (r.done) return false;
+  SampleRing& ring = r.ring();
+  const auto writable = static_cast<std::int64_t>(ring.writable_frames());
+  const std::int64_t n = std::min<std::int64_t>(writable, cfg_.chunk_frames);
+  if (n <= 0) return false;
+
+  const std::int64_t got = r.file.read_stereo(buf_.data(), n);
+  std::lock_guard lock(mutex_);  // stats only; cheap and never contended by [audio]
+  ++stats_.reads;
+  if (got < 0) {
+    spdlog::error("stream {}: read error at frame {}: {}", r.path, r.next_frame, r.file.error());
+    ++stats_.read_errors;
+    r.finish(engine::EndReason::kError);
+    r.done = true;
+    return false;
+  }
+  if (got > 0) {
+    ring.write(buf_.data(), static_cast<std::size_t>(got));
+    r.next_frame += got;
+    stats_.frames_read += static_cast<std::uint64_t>(got);
+  }
+  if (got < n) {
+    // End of the file's data.
+    const bool short_file = r.total_frames >= 0 && r.next_frame < r.total_frames;
+    if (short_file) {
+      spdlog::warn("stream {}: file ended at frame {} of {} (truncated while streaming?)", r.path, r.next_frame,
+                   r.total_frames);
+      ++stats_.truncated;
+      r.finish(engine::EndReason::kError);
+      r.done = true;
+      return false;
+    }
+    if (r.loop()) {
+      if (got == 0 && r.next_frame == 0) {  // nothing to loop over
+        r.finish(engine::EndReason::kError);
+        r.done = true;
+        return false;
+      }
+      if (!r.file.seek(0)) {
+        spdlog::error("stream {}: cannot seek to the loop start: {}", r.path, r.file.error());
+        ++stats_.read_errors;
+        r.finish(engine::EndReason::kError);
+        r.done = true;
+        return false;
+      }
+      r.next_frame = 0;
+      ++stats_.loop_wraps;
+      return true;
+    }
+    r.finish(engine::EndReason::kEndOfFile);
+    r.done = true;
+    return false;
+  }
+  return true;
+}
+
+void LoaderThread::run() {
+  std::vector<std::pair<std::uint32_t, Reader*>> order;
+  while (running_.load(std::memory_order_relaxed)) {
+    timespec deadline{};
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_nsec += static_cast<long>(cfg_.wake_timeout_ms) * 1'000'000L;
+    while (deadline.tv_nsec >= 1'000'000'000L) {
+      deadline.tv_nsec -= 1'000'000'000L;
+      ++deadline.tv_sec;
+    }
+    while (sem_timedwait(&wake_, &deadline) != 0 && errno == EINTR) {
+    }
+    while (sem_trywait(&wake_) == 0) {  // coalesce a burst of wakes into one pass
+    }
+
+    {
+      std::lock_guard lock(mutex_);
+      for (Reader* r : pending_add_) readers_.push_back(r);
+      pending_add_.clear();
+      for (Stream* s : pending_remove_) {
+        auto it = std::find(readers_.begin(), readers_.end(), static_cast<Reader*>(s));
+        if (it != readers_.end()) {
+          delete *it;
+          *it = readers_.back();
+          readers_.pop_back();
+        }
+      }
+      pending_remove_.clear();
+      stats_.streams = readers_.size();
+      ++stats_.passes;
+    }
+
+    // Emptiest first, until every ring is full or finished. Reads stop early when asked to quit.
+    for (int round = 0; round < 64 && running_.load(std::memory_order_relaxed); ++round) {
+      order.clear();
+      for (Reader* r : readers_) {
+        if (r->done) continue;
+        const auto cap = r->ring().capacity_frames();
+        const auto writable = r->ring().writable_frames();
+        // Skip rings with less room than a useful read, unless they are getting low.
+        if (writable == 0 || (writable < static_cast<std::size_t>(cfg_.chunk_frames) / 2 && writable < cap / 2)) {
+          continue;
+        }
+        const auto fill_permille = static_cast<std::uint32_t>((cap - writable) * 1000 / cap);
+        order.emplace_back(fill_permille, r);
+      }
+      if (order.empty()) break;
+      std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      for (auto& entry : order) fill(*entry.second);
+    }
+    pass_counter_.fetch_add(1, std::memory_order_release);
+  }
+}
+
+}  // namespace stemd::io

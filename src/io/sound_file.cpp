@@ -1,0 +1,254 @@
+// libsndfile wrapper (see sound_file.hpp). The only translation unit that includes <sndfile.h>.
+#include "sound_file.hpp"
+
+#include <sndfile.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace stemd::io {
+
+namespace {
+std::atomic<std::uint64_t> g_total_bytes_read{0};
+constexpr std::int64_t kChunkFrames = 16384;  // large reads are where decoding gets cheap
+
+std::string describe_format(const SF_INFO& i) {
+  const int major = i.format & SF_FORMAT_TYPEMASK;
+  const int sub = i.format & SF_FORMAT_SUBMASK;
+  SF_FORMAT_INFO fi{};
+  std::string out;
+  fi.format = major;
+  if (sf_command(nullptr, SFC_GET_FORMAT_INFO, &fi, sizeof(fi)) == 0 && fi.name) out = fi.name;
+  fi = SF_FORMAT_INFO{};
+  fi.format = sub;
+  if (sf_command(nullptr, SFC_GET_FORMAT_INFO, &fi, sizeof(fi)) == 0 && fi.name) {
+    out += out.empty() ? "" : ", ";
+    out += fi.name;
+  }
+  return out.empty() ? "unknown" : out;
+}
+}  // namespace
+
+// ---------------------------------------------------------------- FileHandle
+
+std::shared_ptr<FileHandle> FileHandle::open(const std::string& path, std::string& error) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    error = std::strerror(errno);
+    return nullptr;
+  }
+  struct stat st{};
+  if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    error = "is a directory";
+    return nullptr;
+  }
+  return std::shared_ptr<FileHandle>(new FileHandle(fd, path));
+}
+
+FileHandle::~FileHandle() { ::close(fd_); }
+
+std::int64_t FileHandle::size() const noexcept {
+  struct stat st{};
+  return fstat(fd_, &st) == 0 ? static_cast<std::int64_t>(st.st_size) : 0;
+}
+
+std::uint64_t FileHandle::total_bytes_read() noexcept { return g_total_bytes_read.load(std::memory_order_relaxed); }
+
+// ---------------------------------------------------------------- SoundFile
+
+struct SoundFile::Impl {
+  std::shared_ptr<FileHandle> file;
+  sf_count_t offset = 0;  // this reader's own file position
+  SNDFILE* sf = nullptr;
+  SF_INFO info{};
+  bool read_shorts = false;
+  std::vector<short> shorts;
+  std::vector<float> floats;
+
+  static sf_count_t vio_len(void* user) { return static_cast<Impl*>(user)->file->size(); }
+  static sf_count_t vio_seek(sf_count_t off, int whence, void* user) {
+    auto* self = static_cast<Impl*>(user);
+    switch (whence) {
+      case SEEK_SET: self->offset = off; break;
+      case SEEK_CUR: self->offset += off; break;
+      case SEEK_END: self->offset = self->file->size() + off; break;
+      default: return -1;
+    }
+    return self->offset;
+  }
+  static sf_count_t vio_read(void* ptr, sf_count_t count, void* user) {
+    auto* self = static_cast<Impl*>(user);
+    sf_count_t done = 0;
+    while (done < count) {
+      const ssize_t n = ::pread(self->file->fd(), static_cast<char*>(ptr) + done, static_cast<size_t>(count - done),
+                                self->offset + done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        break;  // libsndfile sees a short read and reports it
+      }
+      if (n == 0) break;
+      done += n;
+    }
+    self->offset += done;
+    self->file->count_read(static_cast<std::uint64_t>(done));
+    g_total_bytes_read.fetch_add(static_cast<std::uint64_t>(done), std::memory_order_relaxed);
+    return done;
+  }
+  static sf_count_t vio_write(const void*, sf_count_t, void*) { return 0; }
+  static sf_count_t vio_tell(void* user) { return static_cast<Impl*>(user)->offset; }
+};
+
+SoundFile::SoundFile() : impl_(std::make_unique<Impl>()) {}
+SoundFile::~SoundFile() {
+  if (impl_->sf) sf_close(impl_->sf);
+}
+
+bool SoundFile::open(std::shared_ptr<FileHandle> file, std::string& error) {
+  static SF_VIRTUAL_IO vio{&Impl::vio_len, &Impl::vio_seek, &Impl::vio_read, &Impl::vio_write, &Impl::vio_tell};
+  impl_->file = std::move(file);
+  impl_->offset = 0;
+  impl_->info = SF_INFO{};
+  impl_->sf = sf_open_virtual(&vio, SFM_READ, &impl_->info, impl_.get());
+  if (!impl_->sf) {
+    error = sf_strerror(nullptr);
+    return false;
+  }
+  const SF_INFO& i = impl_->info;
+  if (i.channels < 1) {
+    error = "file has no audio channels";
+    sf_close(impl_->sf);
+    impl_->sf = nullptr;
+    return false;
+  }
+  info_.frames = (i.frames == SF_COUNT_MAX || i.frames < 0) ? -1 : i.frames;
+  info_.sample_rate = i.samplerate;
+  info_.channels = i.channels;
+  info_.seekable = i.seekable != 0;
+  info_.format = describe_format(i);
+  const int sub = i.format & SF_FORMAT_SUBMASK;
+  impl_->read_shorts = sub == SF_FORMAT_PCM_16 || sub == SF_FORMAT_PCM_S8 || sub == SF_FORMAT_PCM_U8;
+  return true;
+}
+
+std::int64_t SoundFile::read_stereo(float* out, std::int64_t frames) {
+  Impl& m = *impl_;
+  if (!m.sf) return -1;
+  const int ch = m.info.channels;
+  std::int64_t done = 0;
+  while (done < frames) {
+    const std::int64_t want = std::min(kChunkFrames, frames - done);
+    float* dst = out + done * 2;
+    sf_count_t got = 0;
+    if (m.read_shorts) {
+      m.shorts.resize(static_cast<std::size_t>(want * ch));
+      got = sf_readf_short(m.sf, m.shorts.data(), want);
+      const short* s = m.shorts.data();
+      constexpr float kScale = 1.0f / 32768.0f;  // what libsndfile's float read does, exactly
+      if (ch == 2) {
+        for (sf_count_t k = 0; k < got * 2; ++k) dst[k] = static_cast<float>(s[k]) * kScale;
+      } else if (ch == 1) {
+        for (sf_count_t k = 0; k < got; ++k) dst[2 * k] = dst[2 * k + 1] = static_cast<float>(s[k]) * kScale;
+      } else {
+        for (sf_count_t k = 0; k < got; ++k) {
+          dst[2 * k] = static_cast<float>(s[k * ch]) * kScale;
+          dst[2 * k + 1] = static_cast<float>(s[k * ch + 1]) * kScale;
+        }
+      }
+    } else if (ch == 2) {
+      got = sf_readf_float(m.sf, dst, want);
+    } else {
+      m.floats.resize(static_cast<std::size_t>(want * ch));
+      got = sf_readf_float(m.sf, m.floats.data(), want);
+      const float* s = m.floats.data();
+      if (ch == 1) {
+        for (sf_count_t k = 0; k < got; ++k) dst[2 * k] = dst[2 * k + 1] = s[k];
+      } else {
+        for (sf_count_t k = 0; k < got; ++k) {
+          dst[2 * k] = s[k * ch];
+          dst[2 * k + 1] = s[k * ch + 1];
+        }
+      }
+    }
+    if (got < 0) return -1;
+    done += got;
+    if (got < want) {
+      if (sf_error(m.sf) != SF_ERR_NO_ERROR) return done > 0 ? done : -1;
+      break;  // end of file
+    }
+  }
+  return done;
+}
+
+bool SoundFile::seek(std::int64_t frame) {
+  if (!impl_->sf) return false;
+  return sf_seek(impl_->sf, frame, SEEK_SET) == frame;
+}
+
+std::string SoundFile::error() const {
+  return impl_->sf ? sf_strerror(impl_->sf) : sf_strerror(nullptr);
+}
+
+// ---------------------------------------------------------------- SoundFileWriter
+
+struct SoundFileWriter::Impl {
+  SNDFILE* sf = nullptr;
+  std::string err;
+};
+
+SoundFileWriter::SoundFileWriter() : impl_(std::make_unique<Impl>()) {}
+SoundFileWriter::~SoundFileWriter() { close(); }
+
+bool SoundFileWriter::open(const std::string& path, int sample_rate, std::string& error) {
+  auto ends_with = [&](const char* ext) {
+    const std::string e(ext);
+    if (path.size() < e.size()) return false;
+    return std::equal(e.rbegin(), e.rend(), path.rbegin(),
+                      [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); });
+  };
+  SF_INFO info{};
+  info.samplerate = sample_rate;
+  info.channels = 2;
+  if (ends_with(".flac")) {
+    info.format = SF_FORMAT_FLAC | SF_FORMAT_PCM_24;
+  } else if (ends_with(".aiff") || ends_with(".aif")) {
+    info.format = SF_FORMAT_AIFF | SF_FORMAT_FLOAT;
+  } else if (ends_with(".ogg")) {
+    info.format = SF_FORMAT_OGG | SF_FORMAT_VORBIS;
+  } else if (ends_with(".wav")) {
+    info.format = SF_FORMAT_WAV | SF_FORMAT_FLOAT;
+  } else {
+    error = "unknown output format (use .wav, .flac, .aiff or .ogg)";
+    return false;
+  }
+  impl_->sf = sf_open(path.c_str(), SFM_WRITE, &info);
+  if (!impl_->sf) {
+    error = sf_strerror(nullptr);
+    return false;
+  }
+  // Integer formats: clip rather than wrap if the mix exceeds full scale.
+  sf_command(impl_->sf, SFC_SET_CLIPPING, nullptr, SF_TRUE);
+  return true;
+}
+
+bool SoundFileWriter::write(const float* interleaved_stereo, std::int64_t frames) {
+  if (!impl_->sf) return false;
+  return sf_writef_float(impl_->sf, interleaved_stereo, frames) == frames;
+}
+
+void SoundFileWriter::close() {
+  if (impl_->sf) {
+    sf_close(impl_->sf);
+    impl_->sf = nullptr;
+  }
+}
+
+std::string SoundFileWriter::error() const { return impl_->sf ? sf_strerror(impl_->sf) : sf_strerror(nullptr); }
+
+std::string sndfile_version() { return sf_version_string(); }
+
+}  // namespace stemd::io
