@@ -150,26 +150,45 @@ int run(int argc, char** argv) {
     }
     slots.push_back(slot++);
   }
-  loader->start();
-  for (int s : slots) {
-    control::VoiceHandle h;
-    control::PlayOptions po;
-    po.loop = o.loop;
-    po.volume = o.volume;
-    if (!ctl.play(s, po, h, err)) {
-      spdlog::error("cannot play slot {}: {}", s, err);
-      return 1;
-    }
-  }
   if (bc.kind == "render" && o.duration <= 0 && o.loop && !o.play.empty()) {
     spdlog::error("--render-to with --loop needs --duration (a loop never ends)");
     return 2;
   }
+  loader->start();
+  auto play_all = [&]() -> bool {
+    for (int s : slots) {
+      control::VoiceHandle h;
+      control::PlayOptions po;
+      po.loop = o.loop;
+      po.volume = o.volume;
+      if (!ctl.play(s, po, h, err)) {
+        spdlog::error("cannot play slot {}: {}", s, err);
+        return false;
+      }
+    }
+    return true;
+  };
+  // Offline and null output: queue the plays before the first block, so they start at frame 0.
+  const bool device = bc.kind == "portaudio";
+  if (!device && !play_all()) return 1;
 
   if (!backend->start(engine, err)) {
     spdlog::error("{}", err);
     loader->stop();
     return 2;
+  }
+  if (device) {
+    // A device's first periods can go nowhere while its connections settle (JACK connects
+    // PortAudio's ports after activation): start the --play files once the stream has run a few.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (engine.metrics().callbacks.load() < 4 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (!play_all()) {
+      backend->stop();
+      loader->stop();
+      return 1;
+    }
   }
   const double budget_ms = 1000.0 * o.buffer_size / rate;
   spdlog::info("stemd {} started: {}, {} Hz, buffer {} frames = {:.1f} ms (output latency {:.1f} ms), "

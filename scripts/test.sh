@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian 12 machine (packages, build) and runs the whole test suite:
+#   1. release build: unit, real-time tripwire, integration (render, CLI, memory), the JACK
+#      real-device test, benchmark smoke run;
+#   2. ThreadSanitizer build: the unit tests (queues, rings, loader, controller under two threads);
+#   3. AddressSanitizer + UBSan build: unit and integration tests.
+# Options: --quick (release only), --preset NAME (one preset only). Exit status: 0 when all pass.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+presets=(release tsan asan)
+case "${1:-}" in
+  --quick) presets=(release) ;;
+  --preset) presets=("$2") ;;
+  "") ;;
+  *) echo "usage: scripts/test.sh [--quick | --preset NAME]" >&2; exit 2 ;;
+esac
+
+scripts/setup.sh --deps
+jobs="$(nproc)"
+start=$SECONDS
+for p in "${presets[@]}"; do
+  echo "=== test.sh: preset $p"
+  cmake --preset "$p" >/dev/null
+  cmake --build --preset "$p" -j"$jobs"
+  case "$p" in
+    tsan) filter=(-L unit) ;;
+    asan) filter=(-L "unit|integration" -LE jack) ;;
+    *) filter=() ;;
+  esac
+  # ctest: parallel, but tests marked RUN_SERIAL (the JACK test bed) run alone.
+  ctest --preset "$p" -j"$jobs" --timeout 600 "${filter[@]}"
+done
+echo "=== test.sh: all passed in $((SECONDS - start)) s (${presets[*]})"

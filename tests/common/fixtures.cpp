@@ -1,0 +1,130 @@
+#include "fixtures.hpp"
+
+#include <sndfile.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <unistd.h>
+#include <cstdlib>
+#include <filesystem>
+#include <stdexcept>
+
+namespace stemd::test {
+
+TempDir::TempDir() {
+  char tmpl[] = "/tmp/stemd-test-XXXXXX";
+  if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::vector<float> make_pcm16(std::int64_t frames, int channels, std::uint32_t seed) {
+  std::vector<float> out(static_cast<std::size_t>(frames * channels));
+  std::uint32_t x = seed ? seed : 1;
+  for (std::int64_t f = 0; f < frames; ++f) {
+    for (int c = 0; c < channels; ++c) {
+      x ^= x << 13;
+      x ^= x >> 17;
+      x ^= x << 5;
+      const double noise = (static_cast<double>(x % 20001) - 10000.0) / 10000.0 * 0.25;
+      const double tone = 0.25 * std::sin(2 * M_PI * (220.0 * (c + 1)) * static_cast<double>(f) / 48000.0);
+      const auto s = static_cast<int>(std::lround((noise + tone) * 32767.0));
+      out[static_cast<std::size_t>(f * channels + c)] = static_cast<float>(s) / 32768.0f;
+    }
+  }
+  return out;
+}
+
+void write_wav16(const std::string& path, const std::vector<float>& samples, int channels, int rate) {
+  SF_INFO info{};
+  info.samplerate = rate;
+  info.channels = channels;
+  info.format = SF_FORMAT_WAV | SF_FORMAT_PCM_16;
+  SNDFILE* sf = sf_open(path.c_str(), SFM_WRITE, &info);
+  if (!sf) throw std::runtime_error(path + ": " + sf_strerror(nullptr));
+  std::vector<short> s(samples.size());
+  for (std::size_t i = 0; i < samples.size(); ++i) s[i] = static_cast<short>(std::lround(samples[i] * 32768.0f));
+  sf_writef_short(sf, s.data(), static_cast<sf_count_t>(samples.size() / static_cast<std::size_t>(channels)));
+  sf_close(sf);
+}
+
+void write_long_wav16(const std::string& path, std::int64_t frames, std::uint32_t seed, int rate) {
+  SF_INFO info{};
+  info.samplerate = rate;
+  info.channels = 2;
+  info.format = SF_FORMAT_WAV | SF_FORMAT_PCM_16;
+  SNDFILE* sf = sf_open(path.c_str(), SFM_WRITE, &info);
+  if (!sf) throw std::runtime_error(path + ": " + sf_strerror(nullptr));
+  std::vector<short> chunk(65536 * 2);
+  std::uint32_t x = seed ? seed : 1;
+  for (std::int64_t done = 0; done < frames;) {
+    const std::int64_t n = std::min<std::int64_t>(65536, frames - done);
+    for (std::int64_t i = 0; i < n * 2; ++i) {
+      x ^= x << 13;
+      x ^= x >> 17;
+      x ^= x << 5;
+      chunk[static_cast<std::size_t>(i)] = static_cast<short>(static_cast<int>(x % 16001) - 8000);
+    }
+    sf_writef_short(sf, chunk.data(), n);
+    done += n;
+  }
+  sf_close(sf);
+}
+
+void write_sparse_wav16(const std::string& path, std::uint32_t data_bytes, int rate) {
+  auto le32 = [](unsigned char* p, std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
+  };
+  auto le16 = [](unsigned char* p, std::uint16_t v) {
+    p[0] = static_cast<unsigned char>(v);
+    p[1] = static_cast<unsigned char>(v >> 8);
+  };
+  unsigned char h[44];
+  std::memcpy(h, "RIFF", 4);
+  le32(h + 4, 36 + data_bytes);
+  std::memcpy(h + 8, "WAVEfmt ", 8);
+  le32(h + 16, 16);
+  le16(h + 20, 1);  // PCM
+  le16(h + 22, 2);  // stereo
+  le32(h + 24, static_cast<std::uint32_t>(rate));
+  le32(h + 28, static_cast<std::uint32_t>(rate) * 4);
+  le16(h + 32, 4);
+  le16(h + 34, 16);
+  std::memcpy(h + 36, "data", 4);
+  le32(h + 40, data_bytes);
+  FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f) throw std::runtime_error(path + ": cannot create");
+  std::fwrite(h, 1, sizeof h, f);
+  std::fclose(f);
+  if (truncate(path.c_str(), static_cast<off_t>(44 + static_cast<std::uint64_t>(data_bytes))) != 0) {
+    throw std::runtime_error(path + ": truncate failed");
+  }
+}
+
+std::int64_t rss_bytes() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  }
+  return -1;
+}
+
+std::vector<float> to_stereo(const std::vector<float>& samples, int channels) {
+  if (channels == 2) return samples;
+  const std::size_t frames = samples.size() / static_cast<std::size_t>(channels);
+  std::vector<float> out(frames * 2);
+  for (std::size_t f = 0; f < frames; ++f) {
+    out[2 * f] = samples[f * static_cast<std::size_t>(channels)];
+    out[2 * f + 1] = channels == 1 ? samples[f] : samples[f * static_cast<std::size_t>(channels) + 1];
+  }
+  return out;
+}
+
+}  // namespace stemd::test

@@ -1,0 +1,175 @@
+// The command line as a user meets it: bad flags get CLI11's error naming the valid range, a
+// bad file gets one error line naming the file and libsndfile's reason and a non-zero exit,
+// config files work, and SIGTERM ends the daemon cleanly with exit 0.
+#include "common/fixtures.hpp"
+#include "run_process.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace stemd::test {
+namespace {
+
+int count_lines_with(const std::string& text, const std::string& needle) {
+  int n = 0;
+  std::size_t pos = 0;
+  while ((pos = text.find(needle, pos)) != std::string::npos) {
+    ++n;
+    pos += needle.size();
+  }
+  return n;
+}
+
+TEST(Cli, BufferSizeOutOfRangeNamesTheRange) {
+  for (const char* bad : {"0", "-5", "99999", "abc", "15", "8193", "1.5"}) {
+    SCOPED_TRACE(bad);
+    const auto r = run_stemd(std::string("--backend null --buffer-size ") + bad);
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.output.find("--buffer-size"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("16 to 8192"), std::string::npos) << r.output;
+  }
+}
+
+TEST(Cli, BufferSizeBoundsAreAccepted) {
+  for (const char* ok : {"16", "8192"}) {
+    const auto r = run_stemd(std::string("--backend null --duration 0.05 --buffer-size ") + ok);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+  }
+}
+
+TEST(Cli, HelpShowsLatencyOfBufferSizes) {
+  const auto r = run_stemd("--help");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.output.find("1024 = 21.3 ms"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--list-devices"), std::string::npos);
+}
+
+TEST(Cli, VersionPrints) {
+  const auto r = run_stemd("--version");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.output.find("stemd "), std::string::npos);
+}
+
+TEST(Cli, MissingFileIsOneErrorLineWithTheReason) {
+  TempDir dir;
+  const std::string path = dir.file("no-such-file.wav");
+  const auto r = run_stemd("--backend null --play " + path);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(count_lines_with(r.output, " error "), 1) << r.output;
+  EXPECT_NE(r.output.find(path + ": No such file or directory"), std::string::npos) << r.output;
+}
+
+TEST(Cli, NonAudioFileGetsLibsndfilesReason) {
+  TempDir dir;
+  const std::string path = dir.file("notes.wav");
+  std::ofstream(path) << "these are not samples\n";
+  const auto r = run_stemd("--backend null --play " + path);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(count_lines_with(r.output, " error "), 1) << r.output;
+  EXPECT_NE(r.output.find(path + ": Format not recognised"), std::string::npos) << r.output;
+}
+
+TEST(Cli, UnreadableFileGetsTheReason) {
+  TempDir dir;
+  chmod(dir.path().c_str(), 0755);
+  const std::string path = dir.file("locked.wav");
+  write_wav16(path, make_pcm16(100, 2, 1), 2);
+  chmod(path.c_str(), 0);
+  // root reads anything: drop to nobody for the run (setpriv is in util-linux, always present)
+  const std::string prefix = geteuid() == 0 ? "setpriv --reuid=65534 --regid=65534 --clear-groups " : "";
+  const auto r = run_process(prefix + STEMD_BINARY + " --backend null --play " + path);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(count_lines_with(r.output, " error "), 1) << r.output;
+  EXPECT_NE(r.output.find(path + ": Permission denied"), std::string::npos) << r.output;
+}
+
+TEST(Cli, DirectoryIsRefused) {
+  TempDir dir;
+  const auto r = run_stemd("--backend null --play " + dir.path());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("is a directory"), std::string::npos) << r.output;
+}
+
+TEST(Cli, UnknownDeviceIsAClearError) {
+  const auto r = run_stemd("--backend portaudio --device no-such-device-xyz");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  // With a JACK server running the error lists PortAudio's devices (jack_e2e.sh checks that);
+  // without any device it says so.
+  EXPECT_TRUE(r.output.find("no output device matches 'no-such-device-xyz'") != std::string::npos ||
+              r.output.find("PortAudio sees no output device") != std::string::npos)
+      << r.output;
+}
+
+TEST(Cli, ConfigFileSetsEveryFlag) {
+  TempDir dir;
+  write_wav16(dir.file("a.wav"), make_pcm16(4800, 2, 3), 2);
+  const std::string conf = dir.file("stemd.conf");
+  std::ofstream(conf) << "buffer-size = 512\nbackend = \"null\"\nduration = 0.1\nplay = [\"" << dir.file("a.wav")
+                      << "\"]\nlog-level = \"info\"\n";
+  const auto r = run_stemd("--config " + conf);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("buffer 512 frames = 10.7 ms"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("loaded slot 1 'a'"), std::string::npos) << r.output;
+  // flags override the file
+  const auto r2 = run_stemd("--config " + conf + " --buffer-size 256");
+  EXPECT_NE(r2.output.find("buffer 256 frames"), std::string::npos) << r2.output;
+}
+
+TEST(Cli, UnknownConfigKeyIsAnError) {
+  TempDir dir;
+  const std::string conf = dir.file("stemd.conf");
+  std::ofstream(conf) << "buffer-sise = 512\n";
+  const auto r = run_stemd("--backend null --config " + conf);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("buffer-sise"), std::string::npos) << r.output;
+}
+
+TEST(Cli, RenderToUnknownFormatIsAnError) {
+  TempDir dir;
+  write_wav16(dir.file("a.wav"), make_pcm16(4800, 2, 3), 2);
+  const auto r = run_stemd("--render-to " + dir.file("out.xyz") + " --play " + dir.file("a.wav"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("unknown output format"), std::string::npos) << r.output;
+}
+
+TEST(Cli, RenderLoopWithoutDurationIsRefused) {
+  TempDir dir;
+  write_wav16(dir.file("a.wav"), make_pcm16(4800, 2, 3), 2);
+  const auto r = run_stemd("--render-to " + dir.file("o.wav") + " --loop --play " + dir.file("a.wav"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("needs --duration"), std::string::npos) << r.output;
+}
+
+TEST(Cli, SigtermFadesOutAndExitsZero) {
+  TempDir dir;
+  write_wav16(dir.file("a.wav"), make_pcm16(48000 * 5, 2, 3), 2);
+  const std::string cmd = std::string(STEMD_BINARY) + " --backend null --loop --play " + dir.file("a.wav") +
+                          " & pid=$!; sleep 0.5; kill -TERM $pid; wait $pid; echo exit=$?";
+  const auto r = run_process("sh -c " + shell_quote(cmd));
+  EXPECT_NE(r.output.find("exit=0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("stopped (SIGTERM)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("device_underflows="), std::string::npos) << r.output;
+}
+
+TEST(Cli, SigintExitsZero) {
+  const std::string cmd = std::string(STEMD_BINARY) +
+                          " --backend null & pid=$!; sleep 0.3; kill -INT $pid; wait $pid; echo exit=$?";
+  const auto r = run_process("sh -c " + shell_quote(cmd));
+  EXPECT_NE(r.output.find("exit=0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("stopped (SIGINT)"), std::string::npos) << r.output;
+}
+
+TEST(Cli, NoDeviceFallsBackToNullWithAWarning) {
+  // Only meaningful where PortAudio sees no output device (CI, this machine without JACK).
+  const auto list = run_stemd("--list-devices");
+  if (list.output.find("(no output devices)") == std::string::npos) GTEST_SKIP() << "an output device exists";
+  const auto r = run_stemd("--duration 0.05");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("using the null backend"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace stemd::test

@@ -1,0 +1,127 @@
+// Offline render, end to end through the stemd binary: what the render backend writes must be
+// exactly what should have played, sample for sample. 16-bit sources decode to floats exactly,
+// unity gain adds nothing, and a sum of two 16-bit values is exact in float, so every
+// comparison here is exact (max |diff| = 0), not within a tolerance.
+#include "common/fixtures.hpp"
+#include "run_process.hpp"
+
+#include <gtest/gtest.h>
+#include <sndfile.h>
+
+#include <cmath>
+
+namespace stemd::test {
+namespace {
+
+std::vector<float> read_stereo(const std::string& path, int* rate = nullptr) {
+  SF_INFO info{};
+  SNDFILE* sf = sf_open(path.c_str(), SFM_READ, &info);
+  EXPECT_NE(sf, nullptr) << path << ": " << sf_strerror(nullptr);
+  if (!sf) return {};
+  EXPECT_EQ(info.channels, 2);
+  std::vector<float> out(static_cast<std::size_t>(info.frames * info.channels));
+  sf_readf_float(sf, out.data(), info.frames);
+  sf_close(sf);
+  if (rate) *rate = info.samplerate;
+  return out;
+}
+
+// Expects `got` to start with `want` exactly and to be silent afterwards (the last block is
+// padded with silence). Reports the first mismatch.
+void expect_exact_prefix(const std::vector<float>& got, const std::vector<float>& want) {
+  ASSERT_GE(got.size(), want.size()) << "rendered output is shorter than the expected signal";
+  std::size_t mismatches = 0, first = 0;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    if (got[i] != want[i]) {
+      if (mismatches++ == 0) first = i;
+    }
+  }
+  EXPECT_EQ(mismatches, 0u) << "first mismatch at frame " << first / 2 << " channel " << first % 2 << ": got "
+                            << got[first] << " want " << want[first];
+  for (std::size_t i = want.size(); i < got.size(); ++i) {
+    ASSERT_EQ(got[i], 0.0f) << "non-silent tail at frame " << i / 2;
+  }
+}
+
+class Render : public ::testing::Test {
+ protected:
+  TempDir dir;
+  std::string out() const { return dir.file("out.wav"); }
+  void render(const std::string& args) {
+    const auto r = run_stemd("--render-to " + shell_quote(out()) + " " + args);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+};
+
+TEST_F(Render, InMemoryFileIsBitExact) {
+  const auto src = make_pcm16(48000 * 2 + 123, 2, 11);
+  write_wav16(dir.file("a.wav"), src, 2);
+  render("--play " + dir.file("a.wav"));
+  expect_exact_prefix(read_stereo(out()), src);
+}
+
+TEST_F(Render, StreamedFileIsBitExact) {
+  const auto src = make_pcm16(48000 * 6 + 77, 2, 12);
+  write_wav16(dir.file("a.wav"), src, 2);
+  // preload limit 0: streamed through the loader; small ring and head to cross many refills
+  render("--play " + dir.file("a.wav") + " --preload-limit-mb 0 --ring-ms 50 --head-ms 20 --buffer-size 256");
+  expect_exact_prefix(read_stereo(out()), src);
+}
+
+TEST_F(Render, TwoFilesRenderToTheirExactSum) {
+  const auto a = make_pcm16(48000 * 3, 2, 21);
+  const auto b = make_pcm16(48000 * 2 + 500, 2, 22);
+  write_wav16(dir.file("a.wav"), a, 2);
+  write_wav16(dir.file("b.wav"), b, 2);
+  render("--play " + dir.file("a.wav") + " --play " + dir.file("b.wav") + " --preload-limit-mb 1");
+  std::vector<float> sum = a;
+  for (std::size_t i = 0; i < b.size(); ++i) sum[i] += b[i];
+  expect_exact_prefix(read_stereo(out()), sum);
+}
+
+TEST_F(Render, MonoPlaysOnBothChannels) {
+  const auto m = make_pcm16(48000, 1, 31);
+  write_wav16(dir.file("m.wav"), m, 1);
+  render("--play " + dir.file("m.wav"));
+  expect_exact_prefix(read_stereo(out()), to_stereo(m, 1));
+}
+
+TEST_F(Render, LoopSeamIsSampleExact) {
+  const std::int64_t frames = 30011;  // prime: never a multiple of the block size
+  const auto src = make_pcm16(frames, 2, 41);
+  write_wav16(dir.file("l.wav"), src, 2);
+  for (const std::string mode : {"--preload-limit-mb 16", "--preload-limit-mb 0 --head-ms 100 --ring-ms 100"}) {
+    SCOPED_TRACE(mode);
+    render("--play " + dir.file("l.wav") + " --loop --duration 3 " + mode);
+    const auto got = read_stereo(out());
+    ASSERT_EQ(got.size(), static_cast<std::size_t>(3 * 48000 * 2));
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < got.size(); ++i) bad += got[i] != src[i % src.size()];
+    EXPECT_EQ(bad, 0u);
+  }
+}
+
+TEST_F(Render, HalfVolumeIsExactlyHalf) {
+  const auto src = make_pcm16(48000, 2, 51);
+  write_wav16(dir.file("a.wav"), src, 2);
+  render("--play " + dir.file("a.wav") + " --volume 0.5");
+  auto want = src;
+  for (auto& s : want) s *= 0.5f;
+  expect_exact_prefix(read_stereo(out()), want);
+}
+
+TEST_F(Render, FlacOutputHoldsTheSignal) {
+  const auto src = make_pcm16(48000, 2, 61);
+  write_wav16(dir.file("a.wav"), src, 2);
+  const auto flac = dir.file("out.flac");
+  const auto r = run_stemd("--render-to " + shell_quote(flac) + " --play " + dir.file("a.wav"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto got = read_stereo(flac);
+  ASSERT_GE(got.size(), src.size());
+  double err = 0;
+  for (std::size_t i = 0; i < src.size(); ++i) err = std::max(err, static_cast<double>(std::fabs(got[i] - src[i])));
+  EXPECT_LT(err, 1.0 / (1 << 22)) << "24-bit FLAC must hold a 16-bit signal to within its LSB";
+}
+
+}  // namespace
+}  // namespace stemd::test
