@@ -29,8 +29,12 @@ class DurationHistogram {
   static std::uint64_t upper_ns(int bin) noexcept {
     if (bin < (1 << kSubBits)) return static_cast<std::uint64_t>(bin) + 1;
     const int msb = bin >> kSubBits;
+    if (msb < kSubBits) return (std::uint64_t{1} << kSubBits);  // bins bin_of() never produces
     const std::uint64_t sub = static_cast<std::uint64_t>(bin & ((1 << kSubBits) - 1));
-    return ((std::uint64_t{1} << kSubBits) + sub + 1) << (msb - kSubBits);
+    const std::uint64_t mant = (std::uint64_t{1} << kSubBits) + sub + 1;  // ≤ 16
+    const int shift = msb - kSubBits;
+    if (shift >= 60 && mant >= (std::uint64_t{1} << (64 - shift))) return UINT64_MAX;  // top bin: saturate
+    return mant << shift;
   }
 
   void record(std::uint64_t ns) noexcept {  // [audio]

@@ -70,7 +70,13 @@ class RenderBackend final : public Backend {
       const auto n = static_cast<std::uint32_t>(total < 0 ? cfg_.buffer_size
                                                           : std::min<std::int64_t>(cfg_.buffer_size, total - done));
       engine_->apply_commands();
+      // Wait for the loader, bounded: a stalled disk must not hang a render forever (the block
+      // then plays what there is, and the underrun is counted and reported like any other).
       for (int i = 0; !engine_->streams_ready(n) && running_.load(std::memory_order_relaxed); ++i) {
+        if (i == 10100) {
+          spdlog::error("render: streams not ready after 10 s; rendering on (expect underruns)");
+          break;
+        }
         if (loader_) loader_->wake();
         std::this_thread::sleep_for(std::chrono::microseconds(i < 100 ? 50 : 1000));
       }

@@ -57,17 +57,20 @@ Stream* LoaderThread::create_stream(const Source& src, std::int64_t from_frame, 
   r->next_frame = from_frame;
   if (from_frame >= src.view.memory_frames) {
     // No head covers the start: decode the first frames now so play starts in the next callback.
-    std::vector<float> tmp(static_cast<std::size_t>(cfg_.prefill_frames) * 2);
-    const std::int64_t got = r->file.read_stereo(tmp.data(), cfg_.prefill_frames);
+    // Never more than the ring holds: a frame read and not written would be lost.
+    const std::int64_t want =
+        std::min<std::int64_t>(cfg_.prefill_frames, static_cast<std::int64_t>(r->ring().writable_frames()));
+    std::vector<float> tmp(static_cast<std::size_t>(want) * 2);
+    const std::int64_t got = r->file.read_stereo(tmp.data(), want);
     if (got < 0) {
       error = src.path + ": " + r->file.error();
       return nullptr;
     }
     r->ring().write(tmp.data(), static_cast<std::size_t>(got));
     r->next_frame += got;
-    if (got < cfg_.prefill_frames && !loop) {
-      r->finish(engine::EndReason::kEndOfFile);
-      r->done = true;
+    if (got < want) {
+      std::lock_guard lock(mutex_);
+      end_of_data(*r);
     }
   }
   Reader* raw = r.release();
@@ -102,6 +105,41 @@ void LoaderThread::wait_idle() {
   }
 }
 
+// The reader hit the end of the file's data: loop, finish, or report a file that ended before
+// its header said (truncated while streaming). Returns true when there is more to read.
+// Called with mutex_ held (stats).
+bool LoaderThread::end_of_data(Reader& r) {
+  const bool short_file = r.total_frames >= 0 && r.next_frame < r.total_frames;
+  if (short_file) {
+    spdlog::warn("stream {}: file ended at frame {} of {} (truncated while streaming?)", r.path, r.next_frame,
+                 r.total_frames);
+    ++stats_.truncated;
+    r.finish(engine::EndReason::kError);
+    r.done = true;
+    return false;
+  }
+  if (r.loop()) {
+    if (r.next_frame == 0) {  // nothing to loop over
+      r.finish(engine::EndReason::kError);
+      r.done = true;
+      return false;
+    }
+    if (!r.file.seek(0)) {
+      spdlog::error("stream {}: cannot seek to the loop start: {}", r.path, r.file.error());
+      ++stats_.read_errors;
+      r.finish(engine::EndReason::kError);
+      r.done = true;
+      return false;
+    }
+    r.next_frame = 0;
+    ++stats_.loop_wraps;
+    return true;
+  }
+  r.finish(engine::EndReason::kEndOfFile);
+  r.done = true;
+  return false;
+}
+
 bool LoaderThread::fill(Reader& r) {
   if (r.done) return false;
   SampleRing& ring = r.ring();
@@ -124,38 +162,7 @@ bool LoaderThread::fill(Reader& r) {
     r.next_frame += got;
     stats_.frames_read += static_cast<std::uint64_t>(got);
   }
-  if (got < n) {
-    // End of the file's data.
-    const bool short_file = r.total_frames >= 0 && r.next_frame < r.total_frames;
-    if (short_file) {
-      spdlog::warn("stream {}: file ended at frame {} of {} (truncated while streaming?)", r.path, r.next_frame,
-                   r.total_frames);
-      ++stats_.truncated;
-      r.finish(engine::EndReason::kError);
-      r.done = true;
-      return false;
-    }
-    if (r.loop()) {
-      if (got == 0 && r.next_frame == 0) {  // nothing to loop over
-        r.finish(engine::EndReason::kError);
-        r.done = true;
-        return false;
-      }
-      if (!r.file.seek(0)) {
-        spdlog::error("stream {}: cannot seek to the loop start: {}", r.path, r.file.error());
-        ++stats_.read_errors;
-        r.finish(engine::EndReason::kError);
-        r.done = true;
-        return false;
-      }
-      r.next_frame = 0;
-      ++stats_.loop_wraps;
-      return true;
-    }
-    r.finish(engine::EndReason::kEndOfFile);
-    r.done = true;
-    return false;
-  }
+  if (got < n) return end_of_data(r);
   return true;
 }
 

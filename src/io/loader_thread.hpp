@@ -75,6 +75,7 @@ class LoaderThread {
   class Reader;
   void run();
   bool fill(Reader& r);  // one read; false when the reader needs nothing
+  bool end_of_data(Reader& r);
 
   LoaderConfig cfg_;
   sem_t wake_;

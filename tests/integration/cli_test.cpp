@@ -118,6 +118,12 @@ TEST(Cli, ConfigFileSetsEveryFlag) {
   EXPECT_NE(r2.output.find("buffer 256 frames"), std::string::npos) << r2.output;
 }
 
+TEST(Cli, ShippedConfigFileParses) {
+  const auto r = run_stemd(std::string("--config ") + STEMD_SOURCE_DIR + "/config/stemd.conf --backend null --duration 0.05");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("buffer 1024 frames"), std::string::npos) << r.output;
+}
+
 TEST(Cli, UnknownConfigKeyIsAnError) {
   TempDir dir;
   const std::string conf = dir.file("stemd.conf");

@@ -1,0 +1,633 @@
+// Streaming from real files: io::load_source + io::LoaderThread + engine::Engine.
+//
+// Threads: the test thread is [control] and [audio] (it calls process() through
+// test::process_fed, which waits — bounded — for the loader exactly like the render backend);
+// the LoaderThread is the real [loader]. Fixtures are 16-bit WAVs written here, so "equals the
+// file" is bit-exact: stemd decodes 16-bit PCM as x / 32768.
+#include "io/loader_thread.hpp"
+#include "io/source.hpp"
+#include "stemd/engine.hpp"
+#include "stemd/stream.hpp"
+#include "test_util.hpp"
+
+#include <gtest/gtest.h>
+
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <vector>
+
+namespace stemd::io {
+namespace {
+
+using engine::Command;
+using engine::CommandType;
+using engine::EndReason;
+using engine::Engine;
+using engine::EngineConfig;
+using engine::EventType;
+using test::Drained;
+
+LoaderConfig small_loader() {
+  LoaderConfig c;
+  c.ring_frames = 6'000;
+  c.chunk_frames = 1'024;
+  c.prefill_frames = 2'048;
+  c.wake_timeout_ms = 10;
+  return c;
+}
+
+LoadOptions streamed_opts() {
+  LoadOptions o;
+  o.output_rate = 48'000;
+  o.preload_limit_bytes = 0;  // always stream
+  o.head_frames = 1'000;
+  return o;
+}
+
+EngineConfig engine_config() {
+  EngineConfig c;
+  c.max_block_frames = 4'096;
+  c.max_voices = 32;
+  return c;
+}
+
+std::unique_ptr<Source> load(const std::string& path, const LoadOptions& o = streamed_opts()) {
+  LoadResult r = load_source(path, "t", o);
+  EXPECT_TRUE(r.source) << r.error;
+  return std::move(r.source);
+}
+
+// An engine fed by a running loader, as in the daemon.
+struct Rig {
+  Engine engine;
+  LoaderThread loader;
+  Drained drained;
+  bool always_fed = true;  // every block found its streams ready (within the wait limit)
+
+  explicit Rig(const LoaderConfig& lc = small_loader()) : engine(engine_config()), loader(lc) {
+    engine.set_loader_wakeup(&LoaderThread::wake_cb, &loader);
+    loader.start();
+  }
+  ~Rig() { loader.stop(); }  // deletes the streams still registered; the engine never frees them
+
+  // Plays `src` from `position` on voice 0.
+  void play(const Source& src, std::int64_t position, bool loop) {
+    std::string err;
+    Stream* s = loader.create_stream(src, std::max(position, src.view.memory_frames), loop, err);
+    ASSERT_NE(s, nullptr) << err;
+    ASSERT_TRUE(engine.send(test::play_command(0, 1, &src.view, s, position, 1.0f, loop)));
+  }
+
+  // Renders up to `max_frames` in a cycle of block sizes; stops early once the voice has ended
+  // (and `until_end`). Hands retired streams back to the loader like the controller does.
+  std::vector<float> render(std::int64_t max_frames, bool until_end = true) {
+    static constexpr std::uint32_t kBlocks[] = {256, 1'000, 17, 4'096, 512, 333};
+    std::vector<float> out(static_cast<std::size_t>(max_frames) * 2);
+    std::int64_t done = 0;
+    for (std::size_t i = 0; done < max_frames; ++i) {
+      const auto n = static_cast<std::uint32_t>(std::min<std::int64_t>(kBlocks[i % 6], max_frames - done));
+      always_fed &= test::process_fed(engine, loader, out.data() + done * 2, n);
+      done += n;
+      drained.drain(engine, &loader);
+      if (until_end && engine.active_voices() == 0 && drained.find(EventType::kVoiceEnded)) break;
+    }
+    out.resize(static_cast<std::size_t>(done) * 2);
+    return out;
+  }
+
+  const engine::Event* ended() const { return drained.find(EventType::kVoiceEnded); }
+};
+
+// Compares out[0..n) frames with want[from..from+n) frames; returns the first bad frame or -1.
+std::int64_t mismatch_from(const std::vector<float>& out, std::int64_t out_from, const std::vector<float>& want,
+                           std::int64_t want_from, std::int64_t n) {
+  for (std::int64_t f = 0; f < n; ++f)
+    for (int ch = 0; ch < 2; ++ch)
+      if (out[static_cast<std::size_t>((out_from + f) * 2 + ch)] !=
+          want[static_cast<std::size_t>((want_from + f) * 2 + ch)])
+        return out_from + f;
+  return -1;
+}
+
+// ---------------------------------------------------------------- playing
+
+TEST(Loader, StreamedFilePlaysToTheEndBitExact) {
+  test::TempDir dir;
+  const std::int64_t total = 100'003;  // not a multiple of any chunk or block
+  const auto file = test::make_wav(dir.file("a.wav"), total, 1);
+  auto src = load(dir.file("a.wav"));
+  ASSERT_TRUE(src);
+  ASSERT_TRUE(src->streamed());
+  EXPECT_EQ(src->view.memory_frames, 1'000);
+  EXPECT_EQ(src->total_frames(), total);
+
+  Rig rig;
+  rig.play(*src, 0, false);
+  const auto out = rig.render(total + 20'000);
+  EXPECT_TRUE(rig.always_fed) << "the loader did not keep up within the wait limit";
+  ASSERT_GE(out.size(), static_cast<std::size_t>(total) * 2);
+  EXPECT_EQ(mismatch_from(out, 0, file, 0, total), -1);
+  for (std::size_t i = static_cast<std::size_t>(total) * 2; i < out.size(); ++i) ASSERT_EQ(out[i], 0.0f);
+
+  const auto* ended = rig.ended();
+  ASSERT_NE(ended, nullptr) << "the voice never ended";
+  EXPECT_EQ(ended->reason, EndReason::kEndOfFile);
+  EXPECT_EQ(rig.drained.count(EventType::kVoiceUnderrun), 0u);
+  ASSERT_EQ(rig.drained.retired.size(), 1u);
+  EXPECT_NE(rig.drained.retired[0].stream, nullptr);
+  EXPECT_TRUE(rig.drained.retired[0].voice_ended);
+  // The released stream is dropped by the loader.
+  EXPECT_TRUE(test::wait_for([&] {
+    rig.loader.wake();
+    return rig.loader.stats().streams == 0;
+  }));
+  const auto st = rig.loader.stats();
+  EXPECT_EQ(st.read_errors, 0u);
+  EXPECT_EQ(st.truncated, 0u);
+  EXPECT_LE(st.frames_read, static_cast<std::uint64_t>(total));
+}
+
+TEST(Loader, MonoFilePlaysOnBothSides) {
+  test::TempDir dir;
+  const auto file = test::make_wav(dir.file("m.wav"), 30'000, 2, 1);
+  auto src = load(dir.file("m.wav"));
+  ASSERT_TRUE(src);
+  Rig rig;
+  rig.play(*src, 0, false);
+  const auto out = rig.render(40'000);
+  EXPECT_EQ(mismatch_from(out, 0, file, 0, 30'000), -1);
+  ASSERT_NE(rig.ended(), nullptr);
+  EXPECT_EQ(rig.ended()->reason, EndReason::kEndOfFile);
+}
+
+struct LoopCase {
+  std::int64_t file_frames;
+  std::int64_t ring_frames;
+  std::int64_t chunk_frames;
+};
+
+class LoaderLoop : public ::testing::TestWithParam<LoopCase> {};
+
+// The loop seam is sample-exact: the output is the file repeated, whatever the ring, chunk and
+// block sizes (including a ring larger than the whole file). The ring must exceed the largest
+// block (4096) by the loader's "not worth a read" margin, min(chunk, ring) / 2, as the daemon's
+// sizing guarantees — otherwise streams_ready() can never become true.
+TEST_P(LoaderLoop, StreamedLoopRepeatsTheFileSampleExact) {
+  const LoopCase c = GetParam();
+  test::TempDir dir;
+  const auto file = test::make_wav(dir.file("l.wav"), c.file_frames, 3);
+  auto src = load(dir.file("l.wav"));
+  ASSERT_TRUE(src);
+  ASSERT_TRUE(src->streamed());
+  LoaderConfig lc = small_loader();
+  lc.ring_frames = c.ring_frames;
+  lc.chunk_frames = c.chunk_frames;
+  Rig rig(lc);
+  rig.play(*src, 0, true);
+  const std::int64_t total = 5 * c.file_frames + 777;
+  const auto out = rig.render(total, false);
+  ASSERT_EQ(out.size(), static_cast<std::size_t>(total) * 2);
+  EXPECT_TRUE(rig.always_fed);
+  std::int64_t bad = -1;
+  for (std::int64_t f = 0; f < total && bad < 0; ++f)
+    for (int ch = 0; ch < 2; ++ch)
+      if (out[static_cast<std::size_t>(f * 2 + ch)] != file[static_cast<std::size_t>((f % c.file_frames) * 2 + ch)])
+        bad = f;
+  EXPECT_EQ(bad, -1) << "first wrong frame (pass " << (bad < 0 ? 0 : bad / c.file_frames) << ", offset "
+                     << (bad < 0 ? 0 : bad % c.file_frames) << ")";
+  EXPECT_EQ(rig.engine.active_voices(), 1u) << "a looping voice does not end";
+  EXPECT_EQ(rig.ended(), nullptr);
+  EXPECT_GE(rig.loader.stats().loop_wraps, 4u);
+  EXPECT_EQ(rig.drained.count(EventType::kVoiceUnderrun), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Sizes, LoaderLoop,
+                         ::testing::Values(LoopCase{20'011, 6'000, 1'024},  // ring < file
+                                           LoopCase{5'003, 24'000, 8'192},  // ring > file
+                                           LoopCase{8'192, 8'192, 2'048},   // file = ring
+                                           LoopCase{1'500, 6'000, 1'024}),  // barely past the head
+                         [](const auto& info) { return "file" + std::to_string(info.param.file_frames); });
+
+TEST(Loader, StartBeyondTheHeadEqualsTheFileFromThere) {
+  test::TempDir dir;
+  const std::int64_t total = 80'000;
+  const auto file = test::make_wav(dir.file("b.wav"), total, 4);
+  auto src = load(dir.file("b.wav"));
+  ASSERT_TRUE(src);
+  for (std::int64_t start : {50'000LL, 1'000LL, 600LL}) {  // past the head, at its end, inside it
+    SCOPED_TRACE("start " + std::to_string(start));
+    Rig rig;
+    const std::int64_t fade = rig.engine.declick_frames();
+    rig.play(*src, start, false);
+    const auto out = rig.render(total);
+    const std::int64_t rest = total - start;
+    ASSERT_GE(out.size(), static_cast<std::size_t>(rest) * 2);
+    // The fade-in region: never louder than the file, rising to it.
+    for (std::int64_t f = 0; f < fade; ++f)
+      ASSERT_LE(std::fabs(out[static_cast<std::size_t>(f * 2)]),
+                std::fabs(file[static_cast<std::size_t>((start + f) * 2)]) + 1e-7f)
+          << f;
+    EXPECT_EQ(mismatch_from(out, fade, file, start + fade, rest - fade), -1);
+    ASSERT_NE(rig.ended(), nullptr);
+    EXPECT_EQ(rig.ended()->reason, EndReason::kEndOfFile);
+  }
+}
+
+// ---------------------------------------------------------------- the loader alone
+
+// Drains a stream as the audio thread would, until it finishes; returns what it delivered.
+std::vector<float> drain_stream(Stream& s, LoaderThread& loader, std::int64_t limit_frames) {
+  std::vector<float> got;
+  std::vector<float> buf(2 * 1'000);
+  const bool ok = test::wait_for([&] {
+    while (true) {
+      const std::size_t n = s.ring().read(buf.data(), 1'000);
+      if (n == 0) break;
+      got.insert(got.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n * 2));
+    }
+    loader.wake();
+    if (static_cast<std::int64_t>(got.size() / 2) > limit_frames) return true;
+    return s.finished() && s.ring().readable_frames() == 0;
+  });
+  EXPECT_TRUE(ok) << "stream did not finish";
+  return got;
+}
+
+TEST(Loader, EndOfFileFinishesTheStreamAfterTheLastFrame) {
+  test::TempDir dir;
+  const std::int64_t total = 30'001;
+  const auto file = test::make_wav(dir.file("e.wav"), total, 5);
+  auto src = load(dir.file("e.wav"));
+  ASSERT_TRUE(src);
+  LoaderThread loader(small_loader());
+  loader.start();
+  std::string err;
+  Stream* s = loader.create_stream(*src, 1'000, false, err);
+  ASSERT_NE(s, nullptr) << err;
+  const auto got = drain_stream(*s, loader, total);
+  ASSERT_TRUE(s->finished());
+  EXPECT_EQ(s->end_reason(), EndReason::kEndOfFile);
+  ASSERT_EQ(got.size(), static_cast<std::size_t>(total - 1'000) * 2);
+  EXPECT_TRUE(std::equal(got.begin(), got.end(), file.begin() + 2'000));
+  loader.release(s);
+  EXPECT_TRUE(test::wait_for([&] {
+    loader.wake();
+    return loader.stats().streams == 0;
+  }));
+  loader.stop();
+}
+
+// Ring smaller than prefill_frames: the frames decoded up front must not be lost.
+// (Regression: create_stream() once read prefill_frames whatever the ring's room and dropped
+// what did not fit.)
+TEST(Loader, PrefillLargerThanTheRingLosesNothing) {
+  test::TempDir dir;
+  const std::int64_t total = 20'000;
+  const auto file = test::make_wav(dir.file("p.wav"), total, 6);
+  auto src = load(dir.file("p.wav"));
+  ASSERT_TRUE(src);
+  LoaderConfig lc = small_loader();
+  lc.ring_frames = 1'024;
+  lc.chunk_frames = 512;
+  lc.prefill_frames = 4'096;
+  LoaderThread loader(lc);
+  loader.start();
+  std::string err;
+  Stream* s = loader.create_stream(*src, 5'000, false, err);
+  ASSERT_NE(s, nullptr) << err;
+  const auto got = drain_stream(*s, loader, total);
+  EXPECT_EQ(got.size(), static_cast<std::size_t>(total - 5'000) * 2) << "frames were lost";
+  if (got.size() >= 2'048) {
+    EXPECT_TRUE(std::equal(got.begin(), got.begin() + 2'048, file.begin() + 10'000)) << "the stream starts at 5000";
+  }
+  loader.release(s);
+  loader.stop();
+}
+
+// The loader refills the emptiest ring first. Observed through the kernel: an inotify IN_ACCESS
+// watch on each file queues one event per read, in the order the loader thread reads, so the
+// order of each file's first read is the order the loader served the rings.
+TEST(Loader, EmptiestRingIsRefilledFirst) {
+  const int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (ino < 0) GTEST_SKIP() << "inotify unavailable: " << std::strerror(errno);
+  test::TempDir dir;
+  LoaderConfig lc = small_loader();
+  lc.ring_frames = 24'000;
+  lc.chunk_frames = 1'024;
+  lc.prefill_frames = 8'192;
+  LoaderThread loader(lc);  // not started yet: the rings hold only their prefill
+  const std::int64_t fills[] = {6'000, 500, 8'000, 3'000, 100, 4'500};
+  constexpr int kN = 6;
+  std::vector<std::unique_ptr<Source>> srcs;
+  std::vector<Stream*> streams;
+  std::map<int, int> wd_to_index;
+  std::vector<float> sink(2 * 8'192);
+  for (int i = 0; i < kN; ++i) {
+    const std::string path = dir.file("r" + std::to_string(i) + ".wav");
+    test::make_wav(path, 60'000, 10 + i);
+    srcs.push_back(load(path));
+    ASSERT_TRUE(srcs.back());
+    std::string err;
+    Stream* s = loader.create_stream(*srcs.back(), 1'000, false, err);
+    ASSERT_NE(s, nullptr) << err;
+    ASSERT_EQ(s->ring().readable_frames(), 8'192u) << "prefill";
+    const auto drop = static_cast<std::size_t>(8'192 - fills[i]);  // the audio side consumed this much
+    ASSERT_EQ(s->ring().read(sink.data(), drop), drop);
+    streams.push_back(s);
+    const int wd = inotify_add_watch(ino, path.c_str(), IN_ACCESS);
+    ASSERT_GE(wd, 0) << std::strerror(errno);
+    wd_to_index[wd] = i;
+  }
+
+  loader.start();
+  loader.wait_idle();
+  // Every ring comes back full (nothing is skipped or dropped): less than half a chunk of room.
+  // (Asked from the consumer's side, which is the role the test thread plays.)
+  for (int i = 0; i < kN; ++i) {
+    EXPECT_TRUE(test::wait_for([&] {
+      loader.wake();
+      return streams[static_cast<std::size_t>(i)]->ring().readable_frames() > 24'000 - 512;
+    })) << "ring "
+        << i << " not refilled";
+  }
+
+  std::vector<int> order;
+  alignas(inotify_event) char buf[64 * 1024];
+  while (true) {
+    const ssize_t n = ::read(ino, buf, sizeof buf);
+    if (n <= 0) break;
+    for (ssize_t off = 0; off < n;) {
+      const auto* ev = reinterpret_cast<const inotify_event*>(buf + off);
+      const auto it = wd_to_index.find(ev->wd);
+      if ((ev->mask & IN_ACCESS) && it != wd_to_index.end() &&
+          std::find(order.begin(), order.end(), it->second) == order.end())
+        order.push_back(it->second);
+      off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
+    }
+  }
+  ::close(ino);
+  const std::vector<int> want = {4, 1, 3, 5, 0, 2};  // ascending fill
+  EXPECT_EQ(order, want) << "first refill per ring, in the order the loader read the files";
+  loader.stop();
+}
+
+// ---------------------------------------------------------------- files that change under us
+
+// Byte offset of the sample data in a WAV we wrote (16-bit stereo: 4 bytes per frame).
+std::int64_t data_offset(const std::string& path, std::int64_t frames) {
+  return static_cast<std::int64_t>(std::filesystem::file_size(path)) - frames * 4;
+}
+
+TEST(Loader, FileTruncatedWhileStreamingEndsTheVoiceWithAnError) {
+  test::TempDir dir;
+  const std::int64_t total = 200'000;
+  const std::int64_t keep = 50'000;
+  const std::string path = dir.file("t.wav");
+  const auto file = test::make_wav(path, total, 7);
+  auto src = load(path);
+  ASSERT_TRUE(src);
+  Rig rig;
+  rig.play(*src, 0, false);
+  // The loader can be at most a ring (plus head and prefill) ahead of a voice that has not played
+  // yet, far from frame 50000: cut the file there now.
+  ASSERT_EQ(::truncate(path.c_str(), data_offset(path, total) + keep * 4), 0) << std::strerror(errno);
+  const auto out = rig.render(total);
+  ASSERT_NE(rig.ended(), nullptr) << "the voice never ended";
+  EXPECT_EQ(rig.ended()->reason, EndReason::kError);
+  ASSERT_GE(out.size(), static_cast<std::size_t>(keep) * 2);
+  EXPECT_EQ(mismatch_from(out, 0, file, 0, keep), -1) << "what was in the file must play intact";
+  for (std::size_t i = static_cast<std::size_t>(keep) * 2; i < out.size(); ++i) ASSERT_EQ(out[i], 0.0f) << i;
+  const auto st = rig.loader.stats();
+  EXPECT_EQ(st.truncated, 1u);
+}
+
+// A file truncated after load but before play, at points inside and beyond the synchronous
+// prefill. Both must end as an error and count a truncation.
+// (Regression: a short prefill read was once reported as a clean end of file.)
+TEST(Loader, FileTruncatedBeforePlayEndsWithAnError) {
+  for (std::int64_t keep : {20'000LL, 2'000LL}) {  // beyond the prefill, inside it
+    SCOPED_TRACE("truncated to " + std::to_string(keep) + " frames");
+    test::TempDir dir;
+    const std::int64_t total = 100'000;
+    const std::string path = dir.file("t.wav");
+    const auto file = test::make_wav(path, total, 8);
+    auto src = load(path);
+    ASSERT_TRUE(src);
+    ASSERT_EQ(::truncate(path.c_str(), data_offset(path, total) + keep * 4), 0);
+    Rig rig;
+    rig.play(*src, 0, false);
+    const auto out = rig.render(total);
+    ASSERT_NE(rig.ended(), nullptr);
+    EXPECT_EQ(mismatch_from(out, 0, file, 0, keep), -1);
+    EXPECT_EQ(rig.ended()->reason, EndReason::kError);
+    EXPECT_EQ(rig.loader.stats().truncated, 1u);
+  }
+}
+
+TEST(Loader, FileDeletedAfterLoadKeepsPlaying) {
+  test::TempDir dir;
+  const std::int64_t total = 60'000;
+  const std::string path = dir.file("d.wav");
+  const auto file = test::make_wav(path, total, 9);
+  auto src = load(path);
+  ASSERT_TRUE(src);
+  ASSERT_TRUE(std::filesystem::remove(path));
+  ASSERT_FALSE(std::filesystem::exists(path));
+  Rig rig;
+  rig.play(*src, 0, false);
+  const auto out = rig.render(total + 5'000);
+  EXPECT_EQ(mismatch_from(out, 0, file, 0, total), -1);
+  ASSERT_NE(rig.ended(), nullptr);
+  EXPECT_EQ(rig.ended()->reason, EndReason::kEndOfFile);
+  EXPECT_EQ(rig.loader.stats().read_errors, 0u);
+}
+
+// ---------------------------------------------------------------- formats and loading
+
+// A file in a given libsndfile format and what stemd must decode from it (stereo float).
+struct FormatCase {
+  const char* name;
+  int format;
+  int channels;
+};
+
+std::vector<float> write_format(const std::string& path, const FormatCase& c, std::int64_t frames) {
+  // 24 random bits per sample, left-aligned in an int: exact in float at every width below.
+  std::vector<int> ints(static_cast<std::size_t>(frames * c.channels));
+  std::uint32_t x = 12345;
+  for (auto& v : ints) {
+    x = x * 1664525u + 1013904223u;
+    v = static_cast<int>(x & 0xffffff00u);
+  }
+  const int sub = c.format & SF_FORMAT_SUBMASK;
+  const int keep_bits = sub == SF_FORMAT_PCM_U8 || sub == SF_FORMAT_PCM_S8 ? 8 : sub == SF_FORMAT_PCM_16 ? 16 : 24;
+  const auto mask = static_cast<int>(0xffffffffu << (32 - keep_bits));
+  for (auto& v : ints) v &= mask;  // what the format can hold, so the file round-trips exactly
+  SF_INFO info{};
+  info.samplerate = 48'000;
+  info.channels = c.channels;
+  info.format = c.format;
+  SNDFILE* sf = sf_open(path.c_str(), SFM_WRITE, &info);
+  EXPECT_NE(sf, nullptr) << sf_strerror(nullptr);
+  if (sf == nullptr) return {};
+  if ((c.format & SF_FORMAT_SUBMASK) == SF_FORMAT_FLOAT) {
+    std::vector<float> fl(ints.size());
+    for (std::size_t i = 0; i < ints.size(); ++i) fl[i] = static_cast<float>(ints[i]) / 2147483648.0f;
+    EXPECT_EQ(sf_writef_float(sf, fl.data(), frames), frames);
+  } else {
+    EXPECT_EQ(sf_writef_int(sf, ints.data(), frames), frames);
+  }
+  sf_close(sf);
+  std::vector<float> want(static_cast<std::size_t>(frames) * 2);
+  for (std::int64_t f = 0; f < frames; ++f) {
+    const auto l = static_cast<float>(ints[static_cast<std::size_t>(f * c.channels)]) / 2147483648.0f;
+    const auto r =
+        c.channels > 1 ? static_cast<float>(ints[static_cast<std::size_t>(f * c.channels + 1)]) / 2147483648.0f : l;
+    want[static_cast<std::size_t>(f * 2)] = l;
+    want[static_cast<std::size_t>(f * 2 + 1)] = r;
+  }
+  return want;
+}
+
+class LoaderFormats : public ::testing::TestWithParam<FormatCase> {};
+
+// Every sample format and channel count decodes to the same values as libsndfile's own float
+// read, whether the file is held in memory or streamed (different read paths in sound_file.cpp).
+TEST_P(LoaderFormats, DecodeExactlyInMemoryAndStreamed) {
+  const FormatCase c = GetParam();
+  test::TempDir dir;
+  const std::int64_t total = 30'000;
+  const std::string path = dir.file("f.wav");
+  const auto want = write_format(path, c, total);
+  ASSERT_FALSE(want.empty());
+  for (bool streamed : {false, true}) {
+    SCOPED_TRACE(streamed ? "streamed" : "in memory");
+    LoadOptions o = streamed_opts();
+    if (!streamed) o.preload_limit_bytes = 1 << 20;
+    auto src = load(path, o);
+    ASSERT_TRUE(src);
+    EXPECT_EQ(src->streamed(), streamed);
+    EXPECT_EQ(src->info.channels, c.channels);
+    Rig rig;
+    rig.play(*src, 0, false);
+    const auto out = rig.render(total + 5'000);
+    ASSERT_GE(out.size(), static_cast<std::size_t>(total) * 2);
+    EXPECT_EQ(mismatch_from(out, 0, want, 0, total), -1);
+    ASSERT_NE(rig.ended(), nullptr);
+    EXPECT_EQ(rig.ended()->reason, EndReason::kEndOfFile);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, LoaderFormats,
+                         ::testing::Values(FormatCase{"Pcm16Stereo", SF_FORMAT_WAV | SF_FORMAT_PCM_16, 2},
+                                           FormatCase{"Pcm16Mono", SF_FORMAT_WAV | SF_FORMAT_PCM_16, 1},
+                                           FormatCase{"Pcm16FourChannels", SF_FORMAT_WAV | SF_FORMAT_PCM_16, 4},
+                                           FormatCase{"Pcm24Stereo", SF_FORMAT_WAV | SF_FORMAT_PCM_24, 2},
+                                           FormatCase{"Pcm24Mono", SF_FORMAT_WAV | SF_FORMAT_PCM_24, 1},
+                                           FormatCase{"Pcm24ThreeChannels", SF_FORMAT_WAV | SF_FORMAT_PCM_24, 3},
+                                           FormatCase{"FloatStereo", SF_FORMAT_WAV | SF_FORMAT_FLOAT, 2},
+                                           FormatCase{"PcmU8Stereo", SF_FORMAT_WAV | SF_FORMAT_PCM_U8, 2},
+                                           FormatCase{"FlacStereo", SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 2},
+                                           FormatCase{"AiffPcm16Stereo", SF_FORMAT_AIFF | SF_FORMAT_PCM_16, 2}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+// Loading a streamed file decodes only its head: a (sparse) 256 MB WAV costs a few kilobytes of
+// reads and stays out of memory. The header is patched to claim the whole length.
+TEST(Loader, LoadingAHugeFileReadsOnlyItsHead) {
+  test::TempDir dir;
+  const std::string path = dir.file("huge.wav");
+  test::make_wav(path, 4'000, 12);
+  const std::int64_t small_size = static_cast<std::int64_t>(std::filesystem::file_size(path));
+  const std::int64_t data_bytes = 256ll << 20;
+  {
+    std::FILE* f = std::fopen(path.c_str(), "r+b");
+    ASSERT_NE(f, nullptr);
+    std::vector<unsigned char> head(static_cast<std::size_t>(std::min<std::int64_t>(small_size, 4'096)));
+    ASSERT_EQ(std::fread(head.data(), 1, head.size(), f), head.size());
+    std::int64_t data_at = -1;
+    for (std::size_t i = 12; i + 8 <= head.size(); ++i)
+      if (std::memcmp(&head[i], "data", 4) == 0) {
+        data_at = static_cast<std::int64_t>(i);
+        break;
+      }
+    ASSERT_GT(data_at, 0) << "no data chunk in the header";
+    auto put32 = [&](long at, std::uint32_t v) {
+      const unsigned char b[4] = {static_cast<unsigned char>(v), static_cast<unsigned char>(v >> 8),
+                                  static_cast<unsigned char>(v >> 16), static_cast<unsigned char>(v >> 24)};
+      ASSERT_EQ(std::fseek(f, at, SEEK_SET), 0);
+      ASSERT_EQ(std::fwrite(b, 1, 4, f), 4u);
+    };
+    put32(4, static_cast<std::uint32_t>(data_at + 8 + data_bytes - 8));  // RIFF size
+    put32(static_cast<long>(data_at + 4), static_cast<std::uint32_t>(data_bytes));
+    std::fclose(f);
+    ASSERT_EQ(::truncate(path.c_str(), data_at + 8 + data_bytes), 0) << std::strerror(errno);
+  }
+  LoadOptions o = streamed_opts();
+  o.preload_limit_bytes = 16ll << 20;
+  o.head_frames = 24'000;
+  auto src = load(path, o);
+  ASSERT_TRUE(src);
+  EXPECT_TRUE(src->streamed());
+  EXPECT_EQ(src->total_frames(), data_bytes / 4);
+  EXPECT_EQ(src->view.memory_frames, 24'000);
+  EXPECT_LE(src->memory_bytes(), 24'000u * 2 * sizeof(float) + 4'096);
+  const std::uint64_t read = src->file->bytes_read();
+  EXPECT_GE(read, 24'000u * 4) << "the head must have been read";
+  EXPECT_LE(read, 24'000u * 4 + 64 * 1'024) << "loading read far more than the header and head";
+}
+
+TEST(Loader, LoadErrorsNameTheFileAndTheReason) {
+  test::TempDir dir;
+  // Another sample rate (resampling is not implemented): refused, not played at the wrong speed.
+  const std::string rate_path = dir.file("44k.wav");
+  test::write_wav16(rate_path, test::make_pcm16(1'000, 2, 13), 2, 44'100);
+  LoadResult r = load_source(rate_path, "x", streamed_opts());
+  EXPECT_FALSE(r.source);
+  EXPECT_NE(r.error.find(rate_path), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("44100"), std::string::npos) << r.error;
+
+  // A valid header with no frames.
+  const std::string empty_path = dir.file("empty.wav");
+  test::write_wav16(empty_path, {}, 2);
+  r = load_source(empty_path, "x", streamed_opts());
+  EXPECT_FALSE(r.source);
+  EXPECT_NE(r.error.find(empty_path), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("no audio"), std::string::npos) << r.error;
+
+  // An empty file (no header at all).
+  const std::string zero_path = dir.file("zero.wav");
+  {
+    std::FILE* f = std::fopen(zero_path.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    std::fclose(f);
+  }
+  r = load_source(zero_path, "x", streamed_opts());
+  EXPECT_FALSE(r.source);
+  EXPECT_NE(r.error.find(zero_path), std::string::npos) << r.error;
+  EXPECT_GT(r.error.size(), zero_path.size() + 2) << "a reason follows the path";
+}
+
+TEST(Loader, SmallFileIsDecodedWholeIntoMemory) {
+  test::TempDir dir;
+  const auto file = test::make_wav(dir.file("s.wav"), 5'000, 11);
+  LoadOptions o = streamed_opts();
+  o.preload_limit_bytes = 1 << 20;
+  auto src = load(dir.file("s.wav"), o);
+  ASSERT_TRUE(src);
+  EXPECT_FALSE(src->streamed());
+  EXPECT_FALSE(src->truncated);
+  EXPECT_EQ(src->view.memory_frames, 5'000);
+  EXPECT_EQ(src->view.total_frames, 5'000);
+  EXPECT_EQ(src->data, file);
+}
+
+}  // namespace
+}  // namespace stemd::io

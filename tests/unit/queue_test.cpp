@@ -1,0 +1,281 @@
+// SpscQueue and SampleRing: capacity, full/empty, and two-thread ordering.
+//
+// The two-thread tests run one producer thread and the test thread as consumer, both with
+// deterministic (seeded) chunk sizes, and check every value in order. They also run under the
+// tsan preset, where the counts shrink so the suite stays a few seconds long.
+#include "stemd/queue.hpp"
+#include "stemd/command.hpp"
+#include "test_util.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <thread>
+#include <vector>
+
+namespace stemd {
+namespace {
+
+using engine::Command;
+using engine::CommandType;
+
+// A tiny deterministic generator for chunk sizes (same sequence on every run and machine).
+struct Lcg {
+  std::uint32_t x;
+  std::uint32_t next(std::uint32_t bound) {  // [1, bound]
+    x = x * 1664525u + 1013904223u;
+    return 1 + (x >> 8) % bound;
+  }
+};
+
+// Spin, yielding, until `ok` or a generous deadline (a stuck queue fails instead of hanging).
+template <typename F>
+bool spin_until(F ok, std::chrono::steady_clock::time_point deadline) {
+  for (std::uint32_t i = 0;; ++i) {
+    if (ok()) return true;
+    if ((i & 1023) == 0 && std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::yield();
+  }
+}
+
+Command numbered(std::uint32_t i) {
+  Command c{};
+  c.type = static_cast<CommandType>(i % 7);
+  c.voice = i;
+  c.generation = ~i;
+  c.frames = i * 3u;
+  c.value = static_cast<float>(i & 0xffff);
+  c.flag = (i & 1) != 0;
+  c.play.position = static_cast<std::int64_t>(i) * 5;
+  return c;
+}
+
+TEST(SpscQueue, HoldsExactlyItsCapacityThenRefuses) {
+  SpscQueue<Command, 8> q;
+  EXPECT_EQ(q.capacity(), 8u);
+  EXPECT_EQ(q.write_available(), 8u);
+  EXPECT_EQ(q.read_available(), 0u);
+  Command c{};
+  EXPECT_FALSE(q.pop(c)) << "an empty queue must not produce a message";
+  for (std::uint32_t i = 0; i < 8; ++i) ASSERT_TRUE(q.push(numbered(i))) << "push " << i;
+  EXPECT_EQ(q.write_available(), 0u);
+  EXPECT_EQ(q.read_available(), 8u);
+  EXPECT_FALSE(q.push(numbered(99))) << "a full queue must refuse, not overwrite";
+  for (std::uint32_t i = 0; i < 8; ++i) {
+    ASSERT_TRUE(q.pop(c));
+    EXPECT_EQ(c.voice, i);
+    EXPECT_EQ(c.generation, ~i);
+  }
+  EXPECT_FALSE(q.pop(c));
+  // Wrap-around: the indices have moved; capacity must still be exact.
+  for (std::uint32_t round = 0; round < 5; ++round) {
+    for (std::uint32_t i = 0; i < 5; ++i) ASSERT_TRUE(q.push(numbered(round * 10 + i)));
+    for (std::uint32_t i = 0; i < 5; ++i) {
+      ASSERT_TRUE(q.pop(c));
+      EXPECT_EQ(c.voice, round * 10 + i);
+    }
+  }
+  for (std::uint32_t i = 0; i < 8; ++i) ASSERT_TRUE(q.push(numbered(i)));
+  EXPECT_FALSE(q.push(numbered(8)));
+}
+
+TEST(SpscQueue, TwoThreadsDeliverEveryCommandInOrder) {
+  const std::uint32_t count = test::kSanitized ? 200'000 : 2'000'000;
+  SpscQueue<Command, 64> q;  // small, so the producer keeps hitting "full"
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  std::atomic<bool> producer_ok{true};
+
+  std::thread producer([&] {
+    for (std::uint32_t i = 0; i < count; ++i) {
+      const Command c = numbered(i);
+      if (!spin_until([&] { return q.push(c); }, deadline)) {
+        producer_ok = false;
+        return;
+      }
+    }
+  });
+
+  std::uint32_t bad = 0;
+  std::uint32_t first_bad = 0;
+  Command c{};
+  for (std::uint32_t i = 0; i < count; ++i) {
+    if (!spin_until([&] { return q.pop(c); }, deadline)) break;
+    const Command want = numbered(i);
+    if (c.voice != want.voice || c.generation != want.generation || c.frames != want.frames || c.value != want.value ||
+        c.flag != want.flag || c.type != want.type || c.play.position != want.play.position) {
+      if (bad++ == 0) first_bad = i;
+    }
+  }
+  producer.join();
+  EXPECT_TRUE(producer_ok.load()) << "producer timed out";
+  EXPECT_EQ(bad, 0u) << "first out-of-order/corrupt command at " << first_bad;
+  EXPECT_FALSE(q.pop(c)) << "nothing beyond the sequence";
+}
+
+TEST(SampleRing, CapacityAndWholeFramesSingleThread) {
+  SampleRing ring(5);
+  EXPECT_EQ(ring.capacity_frames(), 5u);
+  EXPECT_EQ(ring.writable_frames(), 5u);
+  EXPECT_EQ(ring.readable_frames(), 0u);
+  EXPECT_EQ(ring.fill_frames_approx(), 0u);
+
+  float in[2 * 16];
+  for (int i = 0; i < 32; ++i) in[i] = static_cast<float>(i);
+  float out[2 * 16];
+
+  EXPECT_EQ(ring.read(out, 4), 0u) << "empty ring reads nothing";
+  EXPECT_EQ(ring.write(in, 7), 5u) << "a write larger than the room is cut to whole frames that fit";
+  EXPECT_EQ(ring.writable_frames(), 0u);
+  EXPECT_EQ(ring.readable_frames(), 5u);
+  EXPECT_EQ(ring.fill_frames_approx(), 5u);
+  EXPECT_EQ(ring.write(in, 1), 0u) << "full ring accepts nothing";
+
+  for (float& f : out) f = -1.0f;
+  EXPECT_EQ(ring.read(out, 2), 2u);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(out[i], static_cast<float>(i));
+  EXPECT_EQ(out[4], -1.0f) << "read wrote past the frames it returned";
+
+  // Wrap around with odd frame counts; every frame stays a (L, R) pair.
+  EXPECT_EQ(ring.write(in + 10, 3), 2u);  // room for 2 only
+  EXPECT_EQ(ring.readable_frames(), 5u);
+  for (float& f : out) f = -1.0f;
+  EXPECT_EQ(ring.read(out, 16), 5u);
+  const float want[10] = {4, 5, 6, 7, 8, 9, 10, 11, 12, 13};
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(out[i], want[i]) << "at " << i;
+  EXPECT_EQ(out[10], -1.0f);
+  EXPECT_EQ(ring.readable_frames(), 0u);
+  EXPECT_EQ(ring.writable_frames(), 5u);
+
+  EXPECT_EQ(ring.write(in, 3), 3u);
+  ring.discard_readable();
+  EXPECT_EQ(ring.readable_frames(), 0u);
+  EXPECT_EQ(ring.writable_frames(), 5u);
+  EXPECT_EQ(ring.read(out, 1), 0u);
+}
+
+// 10 million floats (5 M stereo frames; fewer under sanitizers) through a small ring, written
+// and read in varied chunk sizes that rarely line up. Sample k of the stream holds the value k
+// (exact in float below 2^24), so any loss, duplication, reordering or half-frame shift shows.
+TEST(SampleRing, TwoThreadsVariedChunksEveryValueInOrder) {
+  const std::uint64_t total_frames = test::kSanitized ? 500'000 : 5'000'000;
+  static_assert(2 * 5'000'000 < (1 << 24));
+  SampleRing ring(1021);  // a prime: chunk boundaries drift against the wrap point
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  std::atomic<bool> producer_ok{true};
+
+  std::thread producer([&] {
+    Lcg rng{7};
+    std::vector<float> buf(2 * 1500);
+    std::uint64_t next = 0;
+    while (next < total_frames) {
+      const std::uint64_t n = std::min<std::uint64_t>(rng.next(1500), total_frames - next);
+      for (std::uint64_t f = 0; f < n; ++f) {
+        buf[2 * f] = static_cast<float>(2 * (next + f));
+        buf[2 * f + 1] = static_cast<float>(2 * (next + f) + 1);
+      }
+      std::uint64_t put = 0;
+      while (put < n) {
+        std::size_t w = 0;
+        if (!spin_until([&] { return (w = ring.write(buf.data() + 2 * put, n - put)) > 0; }, deadline)) {
+          producer_ok = false;
+          return;
+        }
+        put += w;
+      }
+      next += n;
+    }
+  });
+
+  Lcg rng{11};
+  std::vector<float> buf(2 * 2000 + 2);
+  std::uint64_t next = 0;
+  std::uint64_t bad = 0;
+  std::uint64_t first_bad = 0;
+  std::uint64_t overreach = 0;
+  bool timed_out = false;
+  while (next < total_frames) {
+    const std::uint32_t want = rng.next(2000);
+    buf[2 * want] = buf[2 * want + 1] = -1.0f;  // sentinels just past the request
+    std::size_t got = 0;
+    if (!spin_until([&] { return (got = ring.read(buf.data(), want)) > 0; }, deadline)) {
+      timed_out = true;
+      break;
+    }
+    if (got > want) ++overreach;
+    if (buf[2 * want] != -1.0f || buf[2 * want + 1] != -1.0f) ++overreach;
+    for (std::size_t i = 0; i < 2 * got; ++i) {
+      if (buf[i] != static_cast<float>(2 * next + i)) {
+        if (bad++ == 0) first_bad = 2 * next + i;
+      }
+    }
+    next += got;
+  }
+  producer.join();
+  EXPECT_FALSE(timed_out) << "consumer starved at frame " << next;
+  EXPECT_TRUE(producer_ok.load()) << "producer timed out";
+  EXPECT_EQ(next, total_frames);
+  EXPECT_EQ(bad, 0u) << "first wrong sample index " << first_bad;
+  EXPECT_EQ(overreach, 0u) << "read wrote or returned more than asked";
+  EXPECT_EQ(ring.readable_frames(), 0u);
+}
+
+// The consumer polls readable_frames() and asks for exactly that much: the snapshot must never
+// promise more than read() then delivers, and never a fraction of a frame.
+TEST(SampleRing, ReadableSnapshotIsAlwaysDeliverable) {
+  const std::uint64_t total_frames = test::kSanitized ? 200'000 : 2'000'000;
+  SampleRing ring(257);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  std::atomic<bool> producer_ok{true};
+
+  std::thread producer([&] {
+    Lcg rng{3};
+    std::vector<float> buf(2 * 300);
+    std::uint64_t next = 0;
+    while (next < total_frames) {
+      std::size_t room = 0;
+      if (!spin_until([&] { return (room = ring.writable_frames()) > 0; }, deadline)) {
+        producer_ok = false;
+        return;
+      }
+      const std::uint64_t n = std::min<std::uint64_t>({rng.next(300), room, total_frames - next});
+      for (std::uint64_t f = 0; f < n; ++f) {
+        buf[2 * f] = static_cast<float>(2 * (next + f));
+        buf[2 * f + 1] = static_cast<float>(2 * (next + f) + 1);
+      }
+      const std::size_t w = ring.write(buf.data(), n);
+      if (w != n) {  // the producer alone adds: the room it saw must still be there
+        producer_ok = false;
+        return;
+      }
+      next += n;
+    }
+  });
+
+  std::vector<float> buf(2 * 257);
+  std::uint64_t next = 0;
+  std::uint64_t short_reads = 0;
+  std::uint64_t bad = 0;
+  bool timed_out = false;
+  while (next < total_frames) {
+    std::size_t avail = 0;
+    if (!spin_until([&] { return (avail = ring.readable_frames()) > 0; }, deadline)) {
+      timed_out = true;
+      break;
+    }
+    const std::size_t got = ring.read(buf.data(), avail);
+    if (got != avail) ++short_reads;
+    for (std::size_t i = 0; i < 2 * got; ++i) bad += buf[i] != static_cast<float>(2 * next + i) ? 1 : 0;
+    next += got;
+  }
+  producer.join();
+  EXPECT_FALSE(timed_out);
+  EXPECT_TRUE(producer_ok.load()) << "writable_frames() promised room that write() refused";
+  EXPECT_EQ(short_reads, 0u) << "readable_frames() promised frames that read() did not deliver";
+  EXPECT_EQ(bad, 0u);
+  EXPECT_EQ(next, total_frames);
+}
+
+}  // namespace
+}  // namespace stemd
