@@ -27,7 +27,13 @@ enum class CommandType : std::uint8_t {
   kSeek,        // jump `voice` to play.position (declicked); play.stream replaces the old stream
   kMasterGain,  // ramp master gain to `value` over `frames`
   kStopAll,     // fade every voice out over `frames`
+  kPause,       // fade `voice` out over `frames` and hold its position
+  kResume,      // fade a paused `voice` back in over `frames`
+  kSetPan,      // ramp `voice` balance to `value` (-1 left … 0 centre … +1 right) over `frames`
+  kDeckGain,    // ramp deck `deck`'s level to `value` over `frames`
 };
+
+inline constexpr int kNumDecks = 4;  // A–D
 
 struct PlayParams {
   const VoiceSource* source;  // borrowed: the control thread keeps it alive until the voice retires
@@ -35,6 +41,7 @@ struct PlayParams {
   std::int64_t position;      // first frame to play
   float gain;
   bool loop;
+  std::uint8_t deck = 0;  // 0..kNumDecks-1
 };
 
 struct Command {
@@ -45,6 +52,7 @@ struct Command {
   float value;
   bool flag;
   PlayParams play;
+  std::uint8_t deck = 0;  // kDeckGain
 };
 static_assert(std::is_trivially_copyable_v<Command>);
 

@@ -86,6 +86,9 @@ class Engine {
 
   std::int64_t frame() const noexcept { return frame_; }  // [audio]
 
+  // [control] What the audio thread last published about voice slot `id` (relaxed snapshot).
+  const VoiceTelemetry& telemetry(VoiceId id) const noexcept { return telemetry_[id]; }
+
  private:
   struct Voice;
   void start_voice(const Command& c) noexcept;
@@ -94,6 +97,7 @@ class Engine {
   std::uint32_t mix_segment(Voice& v, float* out, std::uint32_t count) noexcept;
   void starve(Voice& v) noexcept;
   VoiceId id_of(const Voice& v) const noexcept;
+  static std::uint8_t telemetry_state(const Voice& v) noexcept;
   std::uint32_t fetch(Voice& v, float* dst, std::uint32_t frames, const float** src) noexcept;
   void end_voice(Voice& v, EndReason why) noexcept;
   bool retire(Stream* s, VoiceId id, std::uint32_t gen, bool voice_ended) noexcept;
@@ -108,10 +112,14 @@ class Engine {
   Metrics metrics_;
 
   std::unique_ptr<Voice[]> voices_;
+  std::unique_ptr<VoiceTelemetry[]> telemetry_;
+  std::vector<float> decks_;     // kNumDecks buses of max_block_frames stereo frames
+  Ramp deck_gain_[kNumDecks];
   std::vector<VoiceId> active_;  // ids of active voices; capacity reserved = max_voices
   std::uint32_t active_count_ = 0;
   std::vector<float> scratch_;   // max_block_frames stereo frames
   std::vector<float> gains_;     // max_block_frames per-frame gains
+  std::vector<float> gains_r_;   // right-channel gains when a voice is panned
   Ramp master_{1.0f};
   std::int64_t frame_ = 0;
   void (*wake_fn_)(void*) noexcept = nullptr;

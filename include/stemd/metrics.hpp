@@ -63,6 +63,14 @@ class DurationHistogram {
   std::array<std::atomic<std::uint64_t>, kBins> bins_{};
 };
 
+// Per-voice telemetry, one per voice slot, written by [audio] once per block for active voices.
+struct VoiceTelemetry {
+  std::atomic<std::int64_t> position{0};          // file frame of the next frame to play
+  std::atomic<std::uint32_t> ring_fill_permille{0};  // 1000 for in-memory voices
+  std::atomic<std::uint32_t> generation{0};       // which voice these numbers belong to
+  std::atomic<std::uint8_t> state{0};             // 0 free, 1 playing, 2 starved, 3 stopping, 4 paused
+};
+
 struct Metrics {
   std::atomic<std::uint64_t> callbacks{0};
   std::atomic<std::uint64_t> frames{0};              // engine frame counter (output frames produced)
@@ -74,6 +82,7 @@ struct Metrics {
   std::atomic<std::uint32_t> voices_active{0};       // gauge
   std::atomic<std::uint32_t> streams_active{0};      // gauge
   std::atomic<std::uint64_t> callback_max_ns{0};     // since start
+  std::atomic<std::uint64_t> callback_ns_total{0};   // sum of callback durations (CPU load)
   std::atomic<std::uint64_t> last_callback_ns{0};    // CLOCK_MONOTONIC of the last callback start
   // Lowest ring fill seen (per mille of capacity) since a reader last took it; 1000 = no streams.
   std::atomic<std::uint32_t> min_ring_fill_permille{1000};

@@ -6,7 +6,10 @@
 //   Playing ──ring short──▶ Starved ──data back──▶ Playing (fade in)
 //   Playing ──stop──▶ Stopping ──fade done──▶ ended (retired)
 //   Playing ──seek──▶ Seeking ──fade done──▶ Playing at the new position (fade in)
+//   Playing ──pause──▶ Pausing ──fade done──▶ Paused ──resume──▶ Playing (fade in)
 // and every transition that would be a step in the signal goes through the `env` ramp.
+// Voices mix into their deck's bus (A–D); each deck's level ramp is applied as the decks are
+// summed into the master.
 #include "stemd/engine.hpp"
 
 #include "denormals.hpp"
@@ -31,7 +34,7 @@ std::uint64_t now_ns() noexcept {
 }  // namespace
 
 struct Engine::Voice {
-  enum class State : std::uint8_t { kFree, kPlaying, kStarved, kStopping, kSeeking, kRetiring };
+  enum class State : std::uint8_t { kFree, kPlaying, kStarved, kStopping, kSeeking, kRetiring, kPausing, kPaused };
 
   State state = State::kFree;
   std::uint32_t generation = 0;
@@ -41,7 +44,10 @@ struct Engine::Voice {
   bool reading_memory = false;   // streamed voice still inside the pre-decoded head
   bool loop = false;
   Ramp gain{1.0f};               // the user's volume
-  Ramp env{1.0f};                // declick envelope: start, stop, seek, underrun
+  Ramp env{1.0f};                // declick envelope: start, stop, seek, pause, underrun
+  Ramp pan{0.0f};                // balance: -1 left … +1 right
+  std::uint8_t deck = 0;
+  bool hold = false;             // paused: stay paused across a seek
   std::uint64_t underruns = 0;
   Stream* seek_stream = nullptr;  // pending seek target
   std::int64_t seek_pos = 0;
@@ -54,8 +60,11 @@ Engine::Engine(const EngineConfig& cfg)
       declick_frames_(std::max<std::uint32_t>(
           1, static_cast<std::uint32_t>(std::lround(cfg.declick_ms * 1e-3 * cfg.sample_rate)))),
       voices_(new Voice[cfg.max_voices]),
+      telemetry_(new VoiceTelemetry[cfg.max_voices]),
+      decks_(static_cast<std::size_t>(cfg.max_block_frames) * 2 * kNumDecks),
       scratch_(static_cast<std::size_t>(cfg.max_block_frames) * 2),
-      gains_(cfg.max_block_frames) {
+      gains_(cfg.max_block_frames),
+      gains_r_(cfg.max_block_frames) {
   active_.resize(cfg.max_voices);
 }
 
@@ -105,6 +114,9 @@ void Engine::start_voice(const Command& c) noexcept {
   v.reading_memory = v.src->streamed && v.pos < v.src->memory_frames;
   v.loop = c.play.loop;
   v.gain.jump(c.play.gain);
+  v.pan.jump(0.0f);
+  v.deck = c.play.deck < kNumDecks ? c.play.deck : kNumDecks - 1;
+  v.hold = false;
   v.underruns = 0;
   v.seek_stream = nullptr;
   v.ended_reported = false;
@@ -126,6 +138,9 @@ void Engine::apply(const Command& c) noexcept {
       return;
     case CommandType::kMasterGain:
       master_.set(c.value, c.frames);
+      return;
+    case CommandType::kDeckGain:
+      if (c.deck < kNumDecks) deck_gain_[c.deck].set(c.value, c.frames);
       return;
     case CommandType::kStopAll:
       for (std::uint32_t i = 0; i < active_count_; ++i) {
@@ -165,6 +180,23 @@ void Engine::apply(const Command& c) noexcept {
     case CommandType::kSetGain:
       v->gain.set(c.value, c.frames);
       return;
+    case CommandType::kSetPan:
+      v->pan.set(std::clamp(c.value, -1.0f, 1.0f), c.frames);
+      return;
+    case CommandType::kPause:
+      v->hold = true;
+      if (v->state == Voice::State::kPlaying || v->state == Voice::State::kStarved) {
+        v->state = Voice::State::kPausing;
+        v->env.set(0.0f, std::max<std::uint32_t>(c.frames, 1));
+      }
+      return;
+    case CommandType::kResume:
+      v->hold = false;
+      if (v->state == Voice::State::kPaused || v->state == Voice::State::kPausing) {
+        v->state = Voice::State::kPlaying;
+        v->env.set(1.0f, std::max<std::uint32_t>(c.frames, 1));
+      }
+      return;
     case CommandType::kSetLoop:
       v->loop = c.flag;
       if (v->stream != nullptr) v->stream->set_loop(c.flag);
@@ -178,7 +210,7 @@ void Engine::apply(const Command& c) noexcept {
       if (v->seek_stream != nullptr) retire(v->seek_stream, c.voice, v->generation, false);
       v->seek_stream = c.play.stream;
       v->seek_pos = std::max<std::int64_t>(0, c.play.position);
-      if (v->state == Voice::State::kStarved) {
+      if (v->state == Voice::State::kStarved || v->state == Voice::State::kPaused) {
         v->env.jump(0.0f);
       } else {
         v->env.set(0.0f, declick_frames_);
@@ -221,6 +253,19 @@ std::uint32_t Engine::fetch(Voice& v, float* dst, std::uint32_t frames, const fl
   return n;
 }
 
+std::uint8_t Engine::telemetry_state(const Voice& v) noexcept {
+  switch (v.state) {
+    case Voice::State::kPlaying:
+    case Voice::State::kSeeking: return 1;
+    case Voice::State::kStarved: return 2;
+    case Voice::State::kStopping:
+    case Voice::State::kRetiring: return 3;
+    case Voice::State::kPausing:
+    case Voice::State::kPaused: return 4;
+    default: return 0;
+  }
+}
+
 VoiceId Engine::id_of(const Voice& v) const noexcept { return static_cast<VoiceId>(&v - voices_.get()); }
 
 void Engine::end_voice(Voice& v, EndReason why) noexcept {
@@ -237,7 +282,17 @@ std::uint32_t Engine::mix_segment(Voice& v, float* out, std::uint32_t count) noe
     const std::uint32_t n = fetch(v, scratch_.data(), count - done, &p);
     if (n == 0) break;
     float* o = out + static_cast<std::size_t>(done) * 2;
-    if (v.gain.active() || v.env.active()) {
+    if (v.pan.active() || v.pan.value() != 0.0f) {
+      // Balance: the far side attenuates linearly, the near side stays at unity (a centred
+      // stereo source is untouched).
+      for (std::uint32_t i = 0; i < n; ++i) {
+        const float g = v.gain.next() * v.env.next();
+        const float p_ = v.pan.next();
+        gains_[i] = g * std::min(1.0f, 1.0f - p_);
+        gains_r_[i] = g * std::min(1.0f, 1.0f + p_);
+      }
+      mix_gains_lr(o, p, gains_.data(), gains_r_.data(), n);
+    } else if (v.gain.active() || v.env.active()) {
       for (std::uint32_t i = 0; i < n; ++i) gains_[i] = v.gain.next() * v.env.next();
       mix_gains(o, p, gains_.data(), n);
     } else {
@@ -277,9 +332,15 @@ void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
       v.seek_stream = nullptr;
       v.pos = v.seek_pos;
       v.reading_memory = v.src->streamed && v.pos < v.src->memory_frames;
+      if (v.hold) {  // a paused voice stays paused at its new position
+        v.state = Voice::State::kPaused;
+        return;
+      }
       v.state = Voice::State::kPlaying;
       v.env.set(1.0f, declick_frames_);
     }
+    if (v.state == Voice::State::kPausing && !v.env.active() && v.env.value() == 0.0f) v.state = Voice::State::kPaused;
+    if (v.state == Voice::State::kPaused) return;  // holds its position, consumes nothing
     if (v.state == Voice::State::kStopping && !v.env.active() && v.env.value() == 0.0f) {
       end_voice(v, v.retire_reason);
       return;
@@ -294,7 +355,9 @@ void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
     }
 
     std::uint32_t want = frames - done;
-    if ((v.state == Voice::State::kStopping || v.state == Voice::State::kSeeking) && v.env.active()) {
+    if ((v.state == Voice::State::kStopping || v.state == Voice::State::kSeeking ||
+         v.state == Voice::State::kPausing) &&
+        v.env.active()) {
       want = std::min(want, v.env.remaining());  // stop exactly where the fade ends
     }
 
@@ -321,6 +384,11 @@ void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
     if (v.state == Voice::State::kSeeking) {  // nothing left at the old position: jump now
       v.env.jump(0.0f);
       continue;
+    }
+    if (v.state == Voice::State::kPausing && v.src->streamed && v.stream != nullptr && !v.stream->finished()) {
+      v.env.jump(0.0f);  // the ring ran dry during the pause fade: paused now
+      v.state = Voice::State::kPaused;
+      return;
     }
     if (v.state == Voice::State::kStopping) {
       end_voice(v, EndReason::kStopped);
@@ -373,11 +441,18 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
     const std::uint32_t n = std::min(frames - offset, cfg_.max_block_frames);
     float* block = out + static_cast<std::size_t>(offset) * 2;
     std::memset(block, 0, sizeof(float) * 2 * n);
+    const std::size_t stride = static_cast<std::size_t>(cfg_.max_block_frames) * 2;
+    bool deck_used[kNumDecks] = {};
 
     for (std::uint32_t i = 0; i < active_count_;) {
       const VoiceId id = active_[i];
       Voice& v = voices_[id];
-      if (v.state != Voice::State::kRetiring) render_voice(v, block, n);
+      float* bus = decks_.data() + stride * v.deck;
+      if (!deck_used[v.deck]) {
+        std::memset(bus, 0, sizeof(float) * 2 * n);
+        deck_used[v.deck] = true;
+      }
+      if (v.state != Voice::State::kRetiring) render_voice(v, bus, n);
       if (v.state == Voice::State::kRetiring) {
         // Report the end, then hand the stream back and free the slot (the event goes first so
         // the control thread sees it before the slot can be reused). Retire queue full: retry
@@ -393,17 +468,42 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
         }
         v.stream = nullptr;
         v.state = Voice::State::kFree;
+        telemetry_[id].state.store(0, std::memory_order_relaxed);
         active_[i] = active_[--active_count_];
         continue;
       }
+      std::uint32_t fill = 1000;
       if (v.stream != nullptr) {
         ++streams;
         streams_consumed = true;
         const auto cap = v.stream->ring().capacity_frames();
-        const auto fill = static_cast<std::uint32_t>(v.stream->ring().readable_frames() * 1000 / (cap ? cap : 1));
+        fill = static_cast<std::uint32_t>(v.stream->ring().readable_frames() * 1000 / (cap ? cap : 1));
         min_fill = std::min(min_fill, fill);
       }
+      VoiceTelemetry& t = telemetry_[id];
+      t.position.store(v.pos, std::memory_order_relaxed);
+      t.ring_fill_permille.store(fill, std::memory_order_relaxed);
+      t.generation.store(v.generation, std::memory_order_relaxed);
+      t.state.store(telemetry_state(v), std::memory_order_relaxed);
       ++i;
+    }
+
+    // Sum the decks into the master, each through its level ramp.
+    for (int d = 0; d < kNumDecks; ++d) {
+      Ramp& g = deck_gain_[d];
+      if (!deck_used[d]) {
+        for (std::uint32_t f = 0; f < n && g.active(); ++f) g.next();  // a ramp keeps time when idle
+        continue;
+      }
+      const float* bus = decks_.data() + stride * static_cast<std::size_t>(d);
+      if (g.active()) {
+        for (std::uint32_t f = 0; f < n; ++f) gains_[f] = g.next();
+        mix_gains(block, bus, gains_.data(), n);
+      } else if (g.value() == 1.0f) {
+        mix_add(block, bus, n);
+      } else if (g.value() != 0.0f) {
+        mix_gain(block, bus, n, g.value());
+      }
     }
 
     if (master_.active()) {
@@ -427,6 +527,7 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
 
   const std::uint64_t dt = now_ns() - t0;
   metrics_.callback_ns.record(dt);
+  metrics_.callback_ns_total.fetch_add(dt, std::memory_order_relaxed);
   if (dt > metrics_.callback_max_ns.load(std::memory_order_relaxed)) {
     metrics_.callback_max_ns.store(dt, std::memory_order_relaxed);
   }

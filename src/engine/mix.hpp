@@ -27,6 +27,15 @@ inline void mix_gains(float* __restrict out, const float* __restrict in, const f
   }
 }
 
+// out += in * (left gains, right gains)[frame]
+inline void mix_gains_lr(float* __restrict out, const float* __restrict in, const float* __restrict gl,
+                         const float* __restrict gr, std::uint32_t frames) noexcept {
+  for (std::uint32_t f = 0; f < frames; ++f) {
+    out[2 * f] += in[2 * f] * gl[f];
+    out[2 * f + 1] += in[2 * f + 1] * gr[f];
+  }
+}
+
 // buf *= gains[frame]
 inline void apply_gains(float* __restrict buf, const float* __restrict gains, std::uint32_t frames) noexcept {
   for (std::uint32_t f = 0; f < frames; ++f) {

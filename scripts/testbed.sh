@@ -1,0 +1,222 @@
+# shellcheck shell=bash
+# testbed.sh: the headless real-time test bed, as a bash library for stemd's tests.
+#
+# Source it, then:
+#   testbed_start [PERIOD=1024] [RATE=48000]  private jackd (dummy driver) named
+#                                             stemd-test-$$-$RANDOM, exported as
+#                                             JACK_DEFAULT_SERVER; temp dir $TESTBED_DIR
+#   capture_start OUT.wav                     jack_capture of what reaches
+#                                             system:playback_1/2 (via the dummy driver's
+#                                             monitor ports), 32-bit float stereo;
+#                                             returns once recording
+#   capture_stop                              SIGINT: jack_capture finishes the file
+#   testbed_xruns                             xruns jackd logged so far
+#   capture_xruns                             xruns jack_capture saw (after capture_stop)
+#   testbed_track_pid PID                     kill PID too on cleanup (e.g. the daemon)
+#   testbed_wait_pid PID SECONDS              wait for a child with a timeout (124)
+#   testbed_stop                              stop everything, keep nothing running
+# An EXIT trap (plus INT/TERM) runs testbed_cleanup, so a failing test never leaves jackd
+# or jack_capture behind; $TESTBED_DIR is removed unless TESTBED_KEEP=1. Processes are
+# only ever killed by the PIDs recorded here, never by name: parallel tests and the
+# developer's own JACK session are left alone. See /work/shared/testbed.md for the facts
+# this relies on (dummy driver pacing, jack_wait, bit-exact float capture).
+
+TESTBED_DIR="${TESTBED_DIR:-}"
+TESTBED_DIR_OWNED=0
+TESTBED_JACKD_PID=""
+TESTBED_CAPTURE_PID=""
+TESTBED_CAPTURE_FILE=""
+TESTBED_PIDS=()
+TESTBED_PERIOD=""
+TESTBED_RATE=""
+
+_testbed_log() { echo "testbed: $*" >&2; }
+
+# Poll until "$@" succeeds or SECONDS pass; 20 ms steps keep start-up waits short.
+testbed_wait_for() {
+  local seconds=$1; shift
+  local deadline=$(( $(date +%s%N) + seconds * 1000000000 ))
+  until "$@"; do
+    [ "$(date +%s%N)" -lt "$deadline" ] || return 1
+    sleep 0.02
+  done
+}
+
+# Wait for a background child of this shell, at most SECONDS; its exit status, or 124 if
+# it is still running (bash's `wait` alone cannot time out).
+testbed_wait_pid() {
+  local pid=$1 seconds=$2
+  testbed_wait_for "$seconds" _testbed_gone "$pid" || return 124
+  local rc=0
+  wait "$pid" 2>/dev/null || rc=$?
+  return "$rc"
+}
+_testbed_gone() { ! kill -0 "$1" 2>/dev/null; }
+
+testbed_track_pid() { TESTBED_PIDS+=("$1"); }
+
+# Stop one recorded process: SIG (default TERM), then KILL if it lingers.
+_testbed_kill() {
+  local pid=$1 sig=${2:-TERM} seconds=${3:-5}
+  [ -n "$pid" ] || return 0
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+  kill -s "$sig" "$pid" 2>/dev/null
+  local rc=0
+  testbed_wait_pid "$pid" "$seconds" || rc=$?
+  if [ "$rc" -eq 124 ]; then
+    _testbed_log "pid $pid ignored SIG$sig for ${seconds}s, killing"
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  fi
+  return 0
+}
+
+_testbed_jack_running() { [ "$(timeout 2 jack_wait -c 2>/dev/null)" = running ]; }
+_testbed_jackd_alive_and_running() {
+  kill -0 "$TESTBED_JACKD_PID" 2>/dev/null || return 2
+  _testbed_jack_running
+}
+
+testbed_start() {
+  local period=${1:-1024} rate=${2:-48000}
+  if ! command -v jackd >/dev/null 2>&1; then
+    _testbed_log "jackd is not installed"; return 77
+  fi
+  if [ -n "$TESTBED_JACKD_PID" ]; then
+    _testbed_log "already started"; return 1
+  fi
+  if [ -z "$TESTBED_DIR" ]; then
+    TESTBED_DIR=$(mktemp -d "${TMPDIR:-/tmp}/stemd-testbed.XXXXXX")
+    TESTBED_DIR_OWNED=1   # only a directory made here is removed on cleanup
+  fi
+  export TESTBED_DIR
+  trap testbed_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  # A private server: parallel test runs (and a developer's own JACK) never collide, and
+  # clients never auto-start a default server behind the test's back.
+  export JACK_DEFAULT_SERVER="stemd-test-$$-$RANDOM"
+  export JACK_NO_START_SERVER=1
+  export TESTBED_PERIOD=$period TESTBED_RATE=$rate   # for tests that need them
+  # A simple command, so $! is jackd itself and not a subshell. No -v: verbose jackd
+  # logs ~6 MB/s of notifications and jack_wait then never reported "running" here.
+  # -m gives the dummy driver monitor ports (system:monitor_N, outputs carrying exactly
+  # what reached system:playback_N): the capture taps them, see capture_start.
+  jackd --no-realtime -n "$JACK_DEFAULT_SERVER" -d dummy -m -r "$rate" -p "$period" \
+    >"$TESTBED_DIR/jackd.log" 2>&1 &
+  TESTBED_JACKD_PID=$!
+  local deadline=$(( $(date +%s%N) + 10000000000 )) rc
+  while :; do
+    _testbed_jackd_alive_and_running && break
+    rc=$?
+    if [ "$rc" -eq 2 ]; then
+      _testbed_log "jackd exited during start-up; its log:"; cat "$TESTBED_DIR/jackd.log" >&2
+      wait "$TESTBED_JACKD_PID" 2>/dev/null; TESTBED_JACKD_PID=""
+      return 1
+    fi
+    if [ "$(date +%s%N)" -ge "$deadline" ]; then
+      _testbed_log "jackd not running after 10 s; its log:"; cat "$TESTBED_DIR/jackd.log" >&2
+      _testbed_kill "$TESTBED_JACKD_PID"; TESTBED_JACKD_PID=""
+      return 1
+    fi
+    sleep 0.02
+  done
+  _testbed_log "jackd $JACK_DEFAULT_SERVER up (pid $TESTBED_JACKD_PID, -p $period -r $rate, dir $TESTBED_DIR)"
+}
+
+# Xruns jackd logged so far. The dummy driver logs each as
+# "JackTimedDriver::Process XRun = N usec" (without -v); the engine logs late clients
+# with "XRun" too. Counted by line: a count to compare, not an exact event total.
+testbed_xruns() {
+  if [ -z "$TESTBED_DIR" ] || [ ! -f "$TESTBED_DIR/jackd.log" ]; then echo 0; return; fi
+  grep -c 'XRun' "$TESTBED_DIR/jackd.log" || true
+}
+
+capture_start() {
+  local out=$1
+  [ -n "$TESTBED_JACKD_PID" ] || { _testbed_log "capture_start before testbed_start"; return 1; }
+  [ -z "$TESTBED_CAPTURE_PID" ] || { _testbed_log "a capture is already running"; return 1; }
+  rm -f "$out" "$TESTBED_DIR/capture.timing" "$TESTBED_DIR/capture.close"
+  # Hooks are jack_capture's only signal that it is recording (timing: first frame
+  # received) and its own xrun count (close: FILE XRUNS IO_ERRORS). It runs them
+  # fire-and-forget, with a full path.
+  # shellcheck disable=SC2016  # $@, $2, $3 belong to the hook scripts
+  printf '#!/bin/sh\necho "$@" > "%s/capture.timing"\n' "$TESTBED_DIR" >"$TESTBED_DIR/hook_timing.sh"
+  # shellcheck disable=SC2016
+  printf '#!/bin/sh\necho "$2 $3" > "%s/capture.close"\n' "$TESTBED_DIR" >"$TESTBED_DIR/hook_close.sh"
+  chmod +x "$TESTBED_DIR/hook_timing.sh" "$TESTBED_DIR/hook_close.sh"
+  # --daemon = no stdin, no console output. Default sample format is 32-bit float;
+  # -f wav with 2 ports gives a plain stereo WAV. It records the monitor ports, not
+  # system:playback_1/2: given input ports, jack_capture follows whatever connects to
+  # them, but only after noticing the connection, and the first period the player sent
+  # was measured lost that way; the monitor ports carry every frame from the start.
+  jack_capture --daemon -f wav -c 2 \
+    --port system:monitor_1 --port system:monitor_2 \
+    -Ht "$TESTBED_DIR/hook_timing.sh" -Hc "$TESTBED_DIR/hook_close.sh" \
+    "$out" >"$TESTBED_DIR/jack_capture.log" 2>&1 &
+  TESTBED_CAPTURE_PID=$!
+  TESTBED_CAPTURE_FILE=$out
+  if ! testbed_wait_for 5 test -s "$TESTBED_DIR/capture.timing"; then
+    _testbed_log "jack_capture did not start recording within 5 s"
+    cat "$TESTBED_DIR/jack_capture.log" >&2
+    _testbed_kill "$TESTBED_CAPTURE_PID" INT; TESTBED_CAPTURE_PID=""
+    return 1
+  fi
+}
+
+# SIGINT (or SIGTERM: both measured to work) makes jack_capture drain its buffer, patch
+# the WAV header and exit 0 within ~70 ms; SIGKILL would leave a header claiming 0 frames.
+capture_stop() {
+  local pid=$TESTBED_CAPTURE_PID rc=0
+  [ -n "$pid" ] || return 0
+  TESTBED_CAPTURE_PID=""
+  kill -INT "$pid" 2>/dev/null
+  testbed_wait_pid "$pid" 10 || rc=$?
+  if [ "$rc" -eq 124 ]; then
+    _testbed_log "jack_capture ignored SIGINT for 10 s"; kill -KILL "$pid"; wait "$pid" 2>/dev/null
+    return 1
+  fi
+  if [ "$rc" -ne 0 ]; then
+    _testbed_log "jack_capture exited $rc"; cat "$TESTBED_DIR/jack_capture.log" >&2; return 1
+  fi
+  # The close hook runs asynchronously after the file is closed.
+  testbed_wait_for 2 test -s "$TESTBED_DIR/capture.close" || true
+  if [ ! -s "$TESTBED_CAPTURE_FILE" ] || [ "$(stat -c %s "$TESTBED_CAPTURE_FILE")" -le 44 ]; then
+    _testbed_log "capture $TESTBED_CAPTURE_FILE is empty"; return 1
+  fi
+}
+
+# Xruns jack_capture itself counted during the last capture ("" if unknown).
+capture_xruns() {
+  [ -s "$TESTBED_DIR/capture.close" ] && cut -d' ' -f1 "$TESTBED_DIR/capture.close"
+}
+
+testbed_stop() {
+  capture_stop || true
+  local pid
+  for pid in "${TESTBED_PIDS[@]}"; do _testbed_kill "$pid" TERM 5; done
+  TESTBED_PIDS=()
+  if [ -n "$TESTBED_JACKD_PID" ]; then
+    # 8 s: on SIGTERM jackd waits up to 5 s for each client that died without closing
+    # (measured after a SIGKILLed daemon); only a jackd killed with SIGKILL would leave
+    # its semaphores and sockets behind in /dev/shm.
+    _testbed_kill "$TESTBED_JACKD_PID" TERM 8
+    TESTBED_JACKD_PID=""
+    # The server name is unique to this run, so whatever carries it is ours to remove.
+    rm -f /dev/shm/jack_sem.*_"$JACK_DEFAULT_SERVER"_* /dev/shm/jack_"$JACK_DEFAULT_SERVER"_* 2>/dev/null
+  fi
+}
+
+testbed_cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  testbed_stop
+  if [ "$TESTBED_DIR_OWNED" = 1 ] && [ -d "$TESTBED_DIR" ]; then
+    if [ "${TESTBED_KEEP:-0}" = 1 ]; then
+      _testbed_log "kept $TESTBED_DIR"
+    else
+      rm -rf "$TESTBED_DIR"
+    fi
+  fi
+  return "$rc"
+}
