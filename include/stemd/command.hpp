@@ -33,7 +33,9 @@ enum class CommandType : std::uint8_t {
   kDeckGain,    // ramp deck `deck`'s level to `value` over `frames`
 };
 
-inline constexpr int kNumDecks = 4;  // A–D
+inline constexpr int kNumDecks = 4;         // A–D
+inline constexpr int kDirectBus = kNumDecks;  // straight to the master, no deck level (test tone)
+inline constexpr int kNumBuses = kNumDecks + 1;
 
 struct PlayParams {
   const VoiceSource* source;  // borrowed: the control thread keeps it alive until the voice retires
@@ -41,7 +43,7 @@ struct PlayParams {
   std::int64_t position;      // first frame to play
   float gain;
   bool loop;
-  std::uint8_t deck = 0;  // 0..kNumDecks-1
+  std::uint8_t deck = 0;  // 0..kNumDecks-1, or kDirectBus
 };
 
 struct Command {

@@ -113,8 +113,8 @@ class Engine {
 
   std::unique_ptr<Voice[]> voices_;
   std::unique_ptr<VoiceTelemetry[]> telemetry_;
-  std::vector<float> decks_;     // kNumDecks buses of max_block_frames stereo frames
-  Ramp deck_gain_[kNumDecks];
+  std::vector<float> decks_;     // kNumBuses buses of max_block_frames stereo frames
+  Ramp deck_gain_[kNumBuses];    // the direct bus's stays at 1
   std::vector<VoiceId> active_;  // ids of active voices; capacity reserved = max_voices
   std::uint32_t active_count_ = 0;
   std::vector<float> scratch_;   // max_block_frames stereo frames

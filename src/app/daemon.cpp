@@ -1,13 +1,17 @@
 // The daemon's main thread [main]: wires engine, loader, controller and backend together,
 // handles signals, logs the start-up line, the health line and the final summary.
 //
-// Threads started here: the loader thread, the backend's audio thread. SIGINT/SIGTERM are
-// blocked in every thread and taken synchronously here with sigtimedwait(), so no code runs in
-// a signal handler. Until the OSC server exists, the main thread is also the control thread.
+// Threads started here: the loader thread, the backend's audio thread and the OSC server's
+// thread, which is the control thread while it runs (before it starts and after it stops, the
+// main thread is). SIGINT/SIGTERM are blocked in every thread and taken synchronously here with
+// sigtimedwait(), so no code runs in a signal handler.
 #include "daemon.hpp"
 
 #include "audio/backend.hpp"
 #include "control/controller.hpp"
+#include "control/media_policy.hpp"
+#include "control/osc_server.hpp"
+#include "control/router.hpp"
 #include "io/loader_thread.hpp"
 #include "io/sound_file.hpp"
 #include "logging.hpp"
@@ -118,7 +122,45 @@ int run(int argc, char** argv) {
   lo.preload_limit_bytes = static_cast<std::int64_t>(o.preload_limit_mb * 1024 * 1024);
   lo.head_frames = static_cast<std::int64_t>(o.head_ms * 1e-3 * rate);
   control::Controller ctl(engine, *loader, lo);
-  ctl.set_event_handler([](const engine::Event& e, const control::VoiceInfo& v) {
+
+  // ---- OSC: policy, router, sockets (bound now: a port in use is a start-up error)
+  control::MediaPolicy media;
+  control::RouterConfig rc;
+  rc.sample_rate = rate;
+  rc.buffer_size = o.buffer_size;
+  rc.output_latency_s = backend ? backend->output_latency_seconds() : 0.0;
+  rc.backend = bc.kind;
+  rc.max_sources = o.max_sources;
+  rc.max_subscribers = o.max_subscribers;
+  rc.limits.max_string = o.max_string;
+  {
+    std::string e2;
+    auto bind_at = control::parse_endpoint(o.osc_bind, o.osc_port, e2);
+    if (!o.no_osc && !bind_at) {
+      spdlog::error("--osc-bind {}: {}", o.osc_bind, e2);
+      return 2;
+    }
+    if (!media.configure(o.media_root, o.no_osc || bind_at->is_loopback(), err)) {
+      spdlog::error("{}", err);
+      return 2;
+    }
+  }
+  control::Router router(ctl, rc, media);
+  control::OscServerConfig oc;
+  oc.bind = o.osc_bind;
+  oc.port = o.osc_port;
+  oc.tcp = o.osc_tcp_port >= 0;
+  oc.tcp_port = static_cast<std::uint16_t>(o.osc_tcp_port < 0 ? 0 : o.osc_tcp_port);
+  oc.allow = o.allow;
+  oc.max_tcp_clients = o.max_tcp_clients;
+  control::OscServer server(ctl, router, oc);
+  if (!o.no_osc && !server.open(err)) {
+    spdlog::error("{}", err);
+    return 2;
+  }
+
+  ctl.set_event_handler([&router](const engine::Event& e, const control::VoiceInfo& v) {
+    router.on_event(e, v);
     switch (e.type) {
       case engine::EventType::kVoiceStarted:
         spdlog::debug("voice {} started (slot {} '{}')", e.voice, v.slot, v.name);
@@ -190,6 +232,11 @@ int run(int argc, char** argv) {
       return 1;
     }
   }
+  if (!o.no_osc) {
+    spdlog::info("{}{}", server.describe(),
+                 media.root().empty() ? " (no --media-root: any readable file on loopback)" : ", media root " + media.root());
+    server.start();  // from here on the server's thread is the control thread
+  }
   const double budget_ms = 1000.0 * o.buffer_size / rate;
   spdlog::info("stemd {} started: {}, {} Hz, buffer {} frames = {:.1f} ms (output latency {:.1f} ms), "
                "max {} voices, ring {:.0f} ms, head {:.0f} ms, preload ≤ {:.0f} MB, libsndfile {}",
@@ -212,7 +259,7 @@ int run(int argc, char** argv) {
       break;
     }
     if (sig == SIGHUP) spdlog::info("SIGHUP: nothing to reload yet");
-    ctl.service();
+    if (o.no_osc) ctl.service();  // otherwise the OSC server's thread does
     if (backend->finished()) break;
     if (backend->failed()) {
       spdlog::error("{}", backend->failure());
@@ -251,7 +298,7 @@ int run(int argc, char** argv) {
                      c.voice_underruns - last.voice_underruns, c.voice_underruns,
                      c.device_underflows - last.device_underflows, c.device_underflows, c.read_errors, c.truncated,
                      c.events_dropped, fmt_us(p50), fmt_us(p99), fmt_us(m.callback_max_ns.load()), budget_ms * 1000.0,
-                     min_fill / 10, ctl.voices_playing(), advice);
+                     min_fill / 10, m.voices_active.load(), advice);
         last = c;
       }
       hist_prev = hist;
@@ -259,6 +306,7 @@ int run(int argc, char** argv) {
   }
 
   // ---- shutdown: fade the master, stop the stream, join threads
+  server.stop();  // the main thread is the control thread again
   if (stop_reason == "SIGINT" || stop_reason == "SIGTERM" || stop_reason == "--duration reached") {
     if (ctl.set_master(0.0f, o.shutdown_fade_ms / 1000.0, err) && bc.kind != "render") {
       // Wait for the fade to play out (plus a period), bounded, still servicing.

@@ -92,6 +92,32 @@ int parse_options(int argc, char** argv, Options& o) {
       ->check(CLI::Range(0.0, 10000.0))
       ->capture_default_str();
 
+  app.add_flag("--no-osc", o.no_osc, "Do not listen for OSC (play --play files only)");
+  app.add_option("--osc-port,--port", o.osc_port, "UDP port for OSC (crowdstream deployments use 57120 or 57122; "
+                                                 "0 = any free port, logged at start)")
+      ->capture_default_str();
+  app.add_option("--osc-bind", o.osc_bind, "Address to listen on: 127.0.0.1 (default), ::1, 0.0.0.0, :: or one "
+                                           "interface's address. Beyond loopback, --allow is required")
+      ->capture_default_str();
+  app.add_option("--osc-tcp-port", o.osc_tcp_port, "Also accept OSC over TCP (OSC 1.0 size-prefixed frames) on this "
+                                                   "port; -1 = off")
+      ->check(CLI::Range(-1, 65535))
+      ->capture_default_str();
+  app.add_option("--allow", o.allow, "Sources allowed to send OSC, as CIDRs (\"10.0.0.0/8,192.168.1.7\"); "
+                                     "default loopback only");
+  app.add_option("--media-root", o.media_root, "Directory OSC clients load from: relative paths resolve against "
+                                               "it, paths outside it are refused");
+  app.add_option("--max-sources", o.max_sources, "Loaded files at most")->transform(int_range(1, 1000000))
+      ->capture_default_str();
+  app.add_option("--max-subscribers", o.max_subscribers, "Event subscribers (/stemd/notify) at most")
+      ->transform(int_range(0, 1024))
+      ->capture_default_str();
+  app.add_option("--max-string", o.max_string, "Longest OSC string accepted (paths, names), bytes")
+      ->transform(int_range(16, 65536))
+      ->capture_default_str();
+  app.add_option("--max-tcp-clients", o.max_tcp_clients, "TCP clients at most")->transform(int_range(1, 1024))
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -25,6 +25,17 @@ struct Options {
   double head_ms = 500;
   std::uint32_t max_voices = 4096;
   double shutdown_fade_ms = 50;
+  // OSC control
+  bool no_osc = false;
+  std::uint16_t osc_port = 57120;
+  std::string osc_bind = "127.0.0.1";
+  int osc_tcp_port = -1;  // -1 = off
+  std::string allow;
+  std::string media_root;
+  std::uint32_t max_sources = 4096;
+  std::uint32_t max_subscribers = 16;
+  std::uint32_t max_string = 1024;
+  std::uint32_t max_tcp_clients = 16;
 };
 
 // Parses argv. Returns -1 to continue, or an exit code (0 after --help/--version, non-zero on

@@ -131,7 +131,13 @@ bool Controller::play(int slot, const PlayOptions& opts, VoiceHandle& out, std::
   c.type = CommandType::kPlay;
   c.voice = id;
   c.generation = gen;
-  c.play = engine::PlayParams{&src.view, stream, opts.start_frame, opts.volume, opts.loop};
+  if (opts.deck < 0 || opts.deck >= engine::kNumBuses) {
+    loader_.release(stream);
+    error = "deck must be 0.." + std::to_string(engine::kNumBuses - 1);
+    return false;
+  }
+  c.play = engine::PlayParams{&src.view, stream, opts.start_frame, opts.volume, opts.loop,
+                              static_cast<std::uint8_t>(opts.deck)};
   if (!engine_.send(c)) {
     loader_.release(stream);
     error = "busy: the command queue is full";
@@ -139,7 +145,7 @@ bool Controller::play(int slot, const PlayOptions& opts, VoiceHandle& out, std::
   }
   free_ids_.pop_back();
   VoiceSlot& vs = voices_[id];
-  vs = VoiceSlot{true, gen, slot, it->second, opts.loop, opts.volume, src.streamed(), 0};
+  vs = VoiceSlot{true, gen, slot, it->second, opts.loop, opts.volume, src.streamed(), 0, opts.deck, false};
   ++voices_in_use_;
   out = VoiceHandle{id, gen};
   return true;
@@ -176,7 +182,7 @@ bool Controller::seek(VoiceHandle v, std::int64_t frame, std::string& error) {
   c.type = CommandType::kSeek;
   c.voice = v.id;
   c.generation = v.generation;
-  c.play = engine::PlayParams{&src.view, stream, frame, vs->volume, vs->loop};
+  c.play = engine::PlayParams{&src.view, stream, frame, vs->volume, vs->loop, static_cast<std::uint8_t>(vs->deck)};
   if (!engine_.send(c)) {
     loader_.release(stream);
     error = "busy: the command queue is full";
@@ -235,6 +241,7 @@ bool Controller::set_master(float gain, double ramp_seconds, std::string& error)
     error = "busy: the command queue is full";
     return false;
   }
+  master_ = gain;
   return true;
 }
 
@@ -247,6 +254,124 @@ bool Controller::stop_all(double fade_seconds, std::string& error) {
     return false;
   }
   return true;
+}
+
+bool Controller::send_voice_command(VoiceHandle v, engine::CommandType type, float value, std::uint32_t frames,
+                                    std::string& error) {
+  Command c{};
+  c.type = type;
+  c.voice = v.id;
+  c.generation = v.generation;
+  c.value = value;
+  c.frames = frames;
+  if (!engine_.send(c)) {
+    error = "busy: the command queue is full";
+    return false;
+  }
+  return true;
+}
+
+bool Controller::pause(VoiceHandle v, double fade_seconds, std::string& error) {
+  VoiceSlot* vs = lookup(v, error);
+  if (!vs) return false;
+  if (!send_voice_command(v, CommandType::kPause, 0.0f, std::max(frames_for(fade_seconds), engine_.declick_frames()),
+                          error)) {
+    return false;
+  }
+  vs->paused = true;
+  return true;
+}
+
+bool Controller::resume(VoiceHandle v, double fade_seconds, std::string& error) {
+  VoiceSlot* vs = lookup(v, error);
+  if (!vs) return false;
+  if (!send_voice_command(v, CommandType::kResume, 0.0f, std::max(frames_for(fade_seconds), engine_.declick_frames()),
+                          error)) {
+    return false;
+  }
+  vs->paused = false;
+  return true;
+}
+
+bool Controller::set_pan(VoiceHandle v, float pan, double ramp_seconds, std::string& error) {
+  if (!std::isfinite(pan) || pan < -1.0f || pan > 1.0f) {
+    error = "pan must be between -1 (left) and 1 (right)";
+    return false;
+  }
+  if (!lookup(v, error)) return false;
+  return send_voice_command(v, CommandType::kSetPan, pan, std::max(frames_for(ramp_seconds), engine_.declick_frames()),
+                            error);
+}
+
+bool Controller::set_deck_level(int deck, float level, double ramp_seconds, std::string& error) {
+  if (deck < 0 || deck >= engine::kNumDecks) {
+    error = "no such deck";
+    return false;
+  }
+  if (!std::isfinite(level) || level < 0.0f) {
+    error = "level must be a finite number ≥ 0";
+    return false;
+  }
+  Command c{};
+  c.type = CommandType::kDeckGain;
+  c.deck = static_cast<std::uint8_t>(deck);
+  c.value = level;
+  c.frames = std::max(frames_for(ramp_seconds), engine_.declick_frames());
+  if (!engine_.send(c)) {
+    error = "busy: the command queue is full";
+    return false;
+  }
+  deck_levels_[static_cast<std::size_t>(deck)] = level;
+  return true;
+}
+
+bool Controller::load_generated(int slot, const std::string& name, std::vector<float> stereo, std::string& error) {
+  if (stereo.size() < 2) {
+    error = "no audio";
+    return false;
+  }
+  auto src = std::make_unique<io::Source>();
+  src->path = "(generated)";
+  src->name = name;
+  src->info.sample_rate = engine_.config().sample_rate;
+  src->info.channels = 2;
+  src->info.format = "generated";
+  src->data = std::move(stereo);
+  const auto frames = static_cast<std::int64_t>(src->data.size() / 2);
+  src->info.frames = frames;
+  src->view = engine::VoiceSource{src->data.data(), frames, frames, false};
+  auto entry = std::make_shared<Entry>();
+  entry->source = std::move(src);
+  auto it = table_.find(slot);
+  if (it != table_.end()) stop_voices_of(it->second);
+  table_[slot] = std::move(entry);
+  return true;
+}
+
+void Controller::clear(double fade_seconds) {
+  std::string err;
+  stop_all(fade_seconds, err);
+  table_.clear();  // each source is freed when its last voice retires
+}
+
+VoiceInfo Controller::info_of(engine::VoiceId id) const {
+  const VoiceSlot& v = voices_[id];
+  VoiceInfo i{{id, v.generation}, v.slot, v.entry->source->name, v.loop, v.volume, v.underruns, v.deck, v.paused};
+  const engine::VoiceTelemetry& t = engine_.telemetry(id);
+  if (t.generation.load(std::memory_order_relaxed) == v.generation) {
+    i.position = t.position.load(std::memory_order_relaxed);
+    i.ring_fill_permille = t.ring_fill_permille.load(std::memory_order_relaxed);
+  } else {
+    i.ring_fill_permille = v.streamed ? 0 : 1000;
+  }
+  i.total_frames = v.entry->source->total_frames();
+  i.streamed = v.streamed;
+  return i;
+}
+
+VoiceInfo Controller::voice_info(VoiceHandle v) const {
+  if (!voice_alive(v)) return VoiceInfo{};
+  return info_of(v.id);
 }
 
 void Controller::free_voice(engine::VoiceId id) {
@@ -267,9 +392,8 @@ void Controller::service() {
   for (int i = 0; i < 100000 && engine_.poll_event(e); ++i) {
     VoiceInfo info;
     if (e.voice < voices_.size() && voices_[e.voice].used && voices_[e.voice].generation == e.generation) {
-      VoiceSlot& vs = voices_[e.voice];
-      if (e.type == engine::EventType::kVoiceUnderrun) vs.underruns = e.count;
-      info = VoiceInfo{{e.voice, e.generation}, vs.slot, vs.entry->source->name, vs.loop, vs.volume, vs.underruns};
+      if (e.type == engine::EventType::kVoiceUnderrun) voices_[e.voice].underruns = e.count;
+      info = info_of(e.voice);
     }
     if (on_event_) on_event_(e, info);
   }
@@ -293,10 +417,7 @@ std::size_t Controller::memory_bytes() const {
 std::vector<VoiceInfo> Controller::voices() const {
   std::vector<VoiceInfo> out;
   for (std::size_t i = 0; i < voices_.size(); ++i) {
-    const VoiceSlot& v = voices_[i];
-    if (!v.used) continue;
-    out.push_back(VoiceInfo{{static_cast<engine::VoiceId>(i), v.generation}, v.slot, v.entry->source->name, v.loop,
-                            v.volume, v.underruns});
+    if (voices_[i].used) out.push_back(info_of(static_cast<engine::VoiceId>(i)));
   }
   return out;
 }

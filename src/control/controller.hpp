@@ -11,6 +11,7 @@
 #include "io/source.hpp"
 #include "stemd/engine.hpp"
 
+#include <array>
 #include <functional>
 #include <map>
 #include <memory>
@@ -29,6 +30,7 @@ struct PlayOptions {
   float volume = 1.0f;
   bool loop = false;
   std::int64_t start_frame = 0;
+  int deck = 0;  // 0..engine::kNumDecks-1
 };
 
 struct VoiceInfo {
@@ -38,6 +40,12 @@ struct VoiceInfo {
   bool loop = false;
   float volume = 1.0f;
   std::uint64_t underruns = 0;
+  int deck = 0;
+  bool paused = false;
+  std::int64_t position = 0;       // frames, as the audio thread last published it
+  std::int64_t total_frames = 0;
+  std::uint32_t ring_fill_permille = 1000;
+  bool streamed = false;
 };
 
 struct SourceInfo {
@@ -68,6 +76,19 @@ class Controller {
   bool set_loop(VoiceHandle v, bool loop, std::string& error);
   bool set_master(float gain, double ramp_seconds, std::string& error);
   bool stop_all(double fade_seconds, std::string& error);
+  bool pause(VoiceHandle v, double fade_seconds, std::string& error);
+  bool resume(VoiceHandle v, double fade_seconds, std::string& error);
+  bool set_pan(VoiceHandle v, float pan, double ramp_seconds, std::string& error);
+  bool set_deck_level(int deck, float level, double ramp_seconds, std::string& error);
+  float deck_level(int deck) const { return deck_levels_[static_cast<std::size_t>(deck)]; }
+  float master_level() const { return master_; }
+  // A source made of generated audio (interleaved stereo at the output rate), e.g. a test tone.
+  bool load_generated(int slot, const std::string& name, std::vector<float> stereo, std::string& error);
+  // Unloads every source and stops every voice (faded).
+  void clear(double fade_seconds);
+  VoiceInfo voice_info(VoiceHandle v) const;
+  io::LoaderThread& loader() noexcept { return loader_; }
+  int sample_rate() const noexcept { return engine_.config().sample_rate; }
 
   // Drains the engine's events and retirees. Call at least ten times a second.
   void service();
@@ -96,6 +117,8 @@ class Controller {
     float volume = 1.0f;
     bool streamed = false;
     std::uint64_t underruns = 0;
+    int deck = 0;
+    bool paused = false;
   };
 
   std::uint32_t frames_for(double seconds) const;
@@ -103,6 +126,9 @@ class Controller {
   Stream* make_stream(const io::Source& src, std::int64_t frame, bool loop, std::string& error);
   void stop_voices_of(const std::shared_ptr<Entry>& e);
   void free_voice(engine::VoiceId id);
+  bool send_voice_command(VoiceHandle v, engine::CommandType type, float value, std::uint32_t frames,
+                          std::string& error);
+  VoiceInfo info_of(engine::VoiceId id) const;
 
   engine::Engine& engine_;
   io::LoaderThread& loader_;
@@ -114,6 +140,8 @@ class Controller {
   std::size_t voices_in_use_ = 0;
   std::uint32_t next_generation_ = 1;
   std::vector<engine::Retired> retired_scratch_;
+  std::array<float, engine::kNumDecks> deck_levels_{1.0f, 1.0f, 1.0f, 1.0f};
+  float master_ = 1.0f;
 };
 
 }  // namespace stemd::control

@@ -61,7 +61,7 @@ Engine::Engine(const EngineConfig& cfg)
           1, static_cast<std::uint32_t>(std::lround(cfg.declick_ms * 1e-3 * cfg.sample_rate)))),
       voices_(new Voice[cfg.max_voices]),
       telemetry_(new VoiceTelemetry[cfg.max_voices]),
-      decks_(static_cast<std::size_t>(cfg.max_block_frames) * 2 * kNumDecks),
+      decks_(static_cast<std::size_t>(cfg.max_block_frames) * 2 * kNumBuses),
       scratch_(static_cast<std::size_t>(cfg.max_block_frames) * 2),
       gains_(cfg.max_block_frames),
       gains_r_(cfg.max_block_frames) {
@@ -115,7 +115,7 @@ void Engine::start_voice(const Command& c) noexcept {
   v.loop = c.play.loop;
   v.gain.jump(c.play.gain);
   v.pan.jump(0.0f);
-  v.deck = c.play.deck < kNumDecks ? c.play.deck : kNumDecks - 1;
+  v.deck = c.play.deck < kNumBuses ? c.play.deck : kNumDecks - 1;
   v.hold = false;
   v.underruns = 0;
   v.seek_stream = nullptr;
@@ -442,7 +442,7 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
     float* block = out + static_cast<std::size_t>(offset) * 2;
     std::memset(block, 0, sizeof(float) * 2 * n);
     const std::size_t stride = static_cast<std::size_t>(cfg_.max_block_frames) * 2;
-    bool deck_used[kNumDecks] = {};
+    bool deck_used[kNumBuses] = {};
 
     for (std::uint32_t i = 0; i < active_count_;) {
       const VoiceId id = active_[i];
@@ -489,7 +489,7 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
     }
 
     // Sum the decks into the master, each through its level ramp.
-    for (int d = 0; d < kNumDecks; ++d) {
+    for (int d = 0; d < kNumBuses; ++d) {
       Ramp& g = deck_gain_[d];
       if (!deck_used[d]) {
         for (std::uint32_t f = 0; f < n && g.active(); ++f) g.next();  // a ramp keeps time when idle

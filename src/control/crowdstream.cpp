@@ -1,0 +1,402 @@
+// The crowdstream dialect, unchanged (../shared/spec/crowdstream-osc.md) [control].
+//
+// Argument types are coerced as the old Python server's int()/float()/str() did (args.hpp).
+// Every handler reads and checks all of its arguments first and changes state only after the
+// last check passed. Addresses that need the tempo clock, scheduling or deck EQ (the "music
+// features" work) are recognised, their arguments checked, and answered
+// "/fail <address> … not yet: …" until that work lands.
+#include "args.hpp"
+#include "router.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <filesystem>
+
+namespace stemd::control {
+
+namespace {
+
+constexpr double kMaxVolume = 4.0;
+
+std::string not_yet(const char* what) { return std::string("not yet: ") + what + " arrives with the music features (issue 4)"; }
+
+// Band names are matched by prefix: "l", "lo", "low" … (the old server did the same).
+bool parse_band(const std::string& s, int& band) {
+  std::string b;
+  for (char c : s) b += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (b.empty()) return false;
+  for (int i = 0; i < 3; ++i) {
+    const std::string names[3] = {"low", "mid", "high"};
+    if (names[i].rfind(b, 0) == 0) {
+      band = i;
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+void Router::register_crowdstream() {
+  handlers_["/load_buffer"] = &Router::cs_load_buffer;
+  handlers_["/play_stem"] = &Router::cs_play_stem;
+  handlers_["/play_stem_section"] = &Router::cs_play_stem_section;
+  handlers_["/stop_stem"] = &Router::cs_stop_stem;
+  handlers_["/stem_volume"] = &Router::cs_stem_volume;
+  handlers_["/crossfade_levels"] = &Router::cs_crossfade_levels;
+  handlers_["/deck_levels"] = &Router::cs_deck_levels;
+  handlers_["/get_status"] = &Router::cs_get_status;
+  handlers_["/test_tone"] = &Router::cs_test_tone;
+  handlers_["/mixer_cleanup"] = &Router::cs_mixer_cleanup;
+  handlers_["/deck_eq"] = &Router::cs_deck_eq;
+  handlers_["/deck_eq_all"] = &Router::cs_deck_eq_all;
+  handlers_["/deck_filter"] = &Router::cs_deck_filter;
+  handlers_["/set_tempo"] = &Router::cs_set_tempo;
+  handlers_["/dance/total_movement"] = &Router::cs_total_movement;
+  handlers_["/set_meter"] = &Router::cs_set_meter;
+  handlers_["/print_clock"] = &Router::cs_print_clock;
+  handlers_["/reset"] = &Router::cs_reset;
+  handlers_["/play"] = &Router::cs_play;
+  handlers_["/cue"] = &Router::cs_cue;
+  handlers_["/start_group"] = &Router::cs_start_group;
+  handlers_["/fade"] = &Router::cs_fade;
+  handlers_["/schedule_c_at"] = &Router::cs_schedule_c_at;
+  handlers_["/dummy"] = &Router::cs_dummy;
+}
+
+Router::Reply Router::cs_load_buffer(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  int id = 0;
+  std::string path, name;
+  if (!a.count(2, 3) || !a.id(0, id) || !a.string(1, "path", path)) return fail("arguments", a.error());
+  if (a.has(2) && !a.string(2, "name", name)) return fail("arguments", a.error(), {OscArg::Int(id)});
+  if (name.empty()) name = std::filesystem::path(path).stem().string();
+  return load(id, path, name, m.address);
+}
+
+Router::Reply Router::cs_play_stem(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  int id = 0;
+  double rate = 1, volume = cfg_.crowdstream_volume, start = 0;
+  bool loop = true;
+  if (!a.count(1, 5) || !a.id(0, id) || !a.number_or(1, "rate", rate, 1.0) ||
+      !a.number_or(2, "volume", volume, cfg_.crowdstream_volume) || !a.flag_or(3, "loop", loop, true) ||
+      !a.number_or(4, "start", start, 0.0)) {
+    return fail("arguments", a.error(), id ? std::vector<OscArg>{OscArg::Int(id)} : std::vector<OscArg>{});
+  }
+  const std::vector<OscArg> idv{OscArg::Int(id)};
+  if (rate <= 0 || rate > 4) return fail("range", "rate must be > 0 and ≤ 4", idv);
+  if (volume < 0 || volume > kMaxVolume) return fail("range", "volume must be 0..4", idv);
+  if (start < 0 || start >= 1) return fail("range", "start is a fraction of the file: 0 ≤ start < 1", idv);
+  const io::Source* src = ctl_.source(id);
+  if (src == nullptr) return fail("unknown_id", "buffer " + std::to_string(id) + " is not loaded", idv);
+  if (rate != 1.0) return fail("not_yet", not_yet("playback at a rate other than 1"), idv);
+  PlayOptions po;
+  po.volume = static_cast<float>(volume);
+  po.loop = loop;
+  po.start_frame = static_cast<std::int64_t>(std::floor(start * static_cast<double>(src->total_frames())));
+  po.deck = deck_of_id(id);
+  return start_player(id, po);
+}
+
+Router::Reply Router::cs_play_stem_section(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  int id = 0;
+  double rate = 1, volume = 0, start = 0, duration = 0;
+  bool loop = false;
+  if (!a.count(5, 6) || !a.id(0, id) || !a.number(1, "rate", rate) || !a.number(2, "volume", volume) ||
+      !a.flag(3, "loop", loop) || !a.number(4, "start", start) || !a.number_or(5, "duration", duration, 0.0)) {
+    return fail("arguments", a.error());
+  }
+  const std::vector<OscArg> idv{OscArg::Int(id)};
+  if (rate <= 0 || rate > 4) return fail("range", "rate must be > 0 and ≤ 4", idv);
+  if (volume < 0 || volume > kMaxVolume) return fail("range", "volume must be 0..4", idv);
+  if (start < 0 || start >= 1) return fail("range", "start is a fraction of the file: 0 ≤ start < 1", idv);
+  if (duration < 0) return fail("range", "duration must be ≥ 0 seconds", idv);
+  if (ctl_.source(id) == nullptr) return fail("unknown_id", "buffer " + std::to_string(id) + " is not loaded", idv);
+  return fail("not_yet", not_yet("section playback"), idv);
+}
+
+Router::Reply Router::cs_stop_stem(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  int id = 0;
+  if (!a.count(1, 1) || !a.id(0, id)) return fail("arguments", a.error());
+  const std::vector<OscArg> idv{OscArg::Int(id)};
+  if (ctl_.source(id) == nullptr && !player(id).valid()) {
+    return fail("unknown_id", "buffer " + std::to_string(id) + " is not loaded", idv);
+  }
+  const VoiceHandle h = player(id);
+  std::string error;
+  if (h.valid() && !ctl_.stop(h, 0.0, error)) return fail("busy", error, idv);
+  players_.erase(id);
+  return done(idv);
+}
+
+Router::Reply Router::cs_stem_volume(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  int id = 0;
+  double volume = 0;
+  if (!a.count(2, 2) || !a.id(0, id) || !a.number(1, "volume", volume)) return fail("arguments", a.error());
+  const std::vector<OscArg> idv{OscArg::Int(id)};
+  if (volume < 0 || volume > kMaxVolume) return fail("range", "volume must be 0..4", idv);
+  const VoiceHandle h = player(id);
+  if (!h.valid()) {
+    return fail("unknown_id", "buffer " + std::to_string(id) + (ctl_.source(id) ? " is not playing" : " is not loaded"),
+                idv);
+  }
+  std::string error;
+  if (!ctl_.set_volume(h, static_cast<float>(volume), cfg_.level_ramp_s, error)) return fail("busy", error, idv);
+  return done(idv);
+}
+
+Router::Reply Router::cs_crossfade_levels(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  double la = 0, lb = 0;
+  if (!a.count(2, 2) || !a.number(0, "a", la) || !a.number(1, "b", lb)) return fail("arguments", a.error());
+  if (la < 0 || lb < 0 || la > kMaxVolume || lb > kMaxVolume) return fail("range", "levels must be 0..4");
+  std::string error;
+  if (!ctl_.set_deck_level(0, static_cast<float>(la), cfg_.level_ramp_s, error) ||
+      !ctl_.set_deck_level(1, static_cast<float>(lb), cfg_.level_ramp_s, error)) {
+    return fail("busy", error);
+  }
+  return done();
+}
+
+Router::Reply Router::cs_deck_levels(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  if (!a.count(0, 4)) return fail("arguments", a.error());
+  double levels[4] = {};
+  static const char* names[4] = {"A", "B", "C", "D"};
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (!a.number(i, names[i], levels[i])) return fail("arguments", a.error());
+    if (levels[i] < 0 || levels[i] > kMaxVolume) return fail("range", std::string("deck ") + names[i] + " level must be 0..4");
+  }
+  std::string error;
+  for (std::size_t i = 0; i < a.size(); ++i) {  // a missing level keeps its value
+    if (!ctl_.set_deck_level(static_cast<int>(i), static_cast<float>(levels[i]), cfg_.level_ramp_s, error)) {
+      return fail("busy", error);
+    }
+  }
+  return done();
+}
+
+Router::Reply Router::cs_get_status(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  if (!a.count(0, 0)) return fail("arguments", a.error());
+  return done(status_fields());
+}
+
+Router::Reply Router::cs_test_tone(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  double freq = cfg_.tone_frequency;
+  if (!a.count(0, 1) || !a.number_or(0, "frequency", freq, cfg_.tone_frequency)) return fail("arguments", a.error());
+  const double nyquist = cfg_.sample_rate / 2.0;
+  if (freq < 20 || freq >= nyquist) {
+    return fail("range", "frequency must be 20 Hz up to " + std::to_string(static_cast<int>(nyquist)) + " Hz");
+  }
+  // A sine with 10 ms fades at both ends, on the direct bus (deck levels don't mute it: it is
+  // for checking the speakers).
+  const auto frames = static_cast<std::size_t>(cfg_.tone_seconds * cfg_.sample_rate);
+  const auto fade = static_cast<std::size_t>(0.01 * cfg_.sample_rate);
+  std::vector<float> tone(frames * 2);
+  for (std::size_t i = 0; i < frames; ++i) {
+    double env = 1.0;
+    if (i < fade) env = static_cast<double>(i) / fade;
+    if (frames - i < fade) env = static_cast<double>(frames - i) / fade;
+    const auto s = static_cast<float>(cfg_.tone_level * env * std::sin(2 * M_PI * freq * i / cfg_.sample_rate));
+    tone[2 * i] = tone[2 * i + 1] = s;
+  }
+  constexpr int kToneSlot = -1;
+  std::string error;
+  const VoiceHandle old = player(kToneSlot);
+  if (old.valid()) ctl_.stop(old, 0.0, error);
+  if (!ctl_.load_generated(kToneSlot, "test tone " + std::to_string(static_cast<int>(freq)) + " Hz", std::move(tone),
+                           error)) {
+    return fail("busy", error);
+  }
+  PlayOptions po;
+  po.deck = engine::kDirectBus;
+  VoiceHandle h;
+  if (!ctl_.play(kToneSlot, po, h, error)) return fail("busy", error);
+  players_[kToneSlot] = h;
+  spdlog::info("test tone: {:.0f} Hz, {:.1f} s, peak {:.2f}", freq, cfg_.tone_seconds, cfg_.tone_level);
+  return done({OscArg::Float(freq)});
+}
+
+Router::Reply Router::cs_mixer_cleanup(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  if (!a.count(0, 0)) return fail("arguments", a.error());
+  ctl_.clear(0.0);  // every voice fades out (declick); buffers freed as their voices retire
+  players_.clear();
+  return done();
+}
+
+Router::Reply Router::cs_deck_eq(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  std::string deck_name, band_name;
+  double percent = 0;
+  int deck = 0, band = 0;
+  if (!a.count(3, 3) || !a.string(0, "deck", deck_name) || !a.string(1, "band", band_name) ||
+      !a.number(2, "percent", percent)) {
+    return fail("arguments", a.error());
+  }
+  if (!parse_deck(deck_name, deck)) return fail("arguments", "deck must be A, B, C or D, got \"" + deck_name + "\"");
+  if (!parse_band(band_name, band)) return fail("arguments", "band must be low, mid or high, got \"" + band_name + "\"");
+  return fail("not_yet", not_yet("deck EQ"));
+}
+
+Router::Reply Router::cs_deck_eq_all(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  std::string deck_name;
+  double lo = 0, mid = 0, hi = 0;
+  int deck = 0;
+  if (!a.count(4, 4) || !a.string(0, "deck", deck_name) || !a.number(1, "low", lo) || !a.number(2, "mid", mid) ||
+      !a.number(3, "high", hi)) {
+    return fail("arguments", a.error());
+  }
+  if (!parse_deck(deck_name, deck)) return fail("arguments", "deck must be A, B, C or D, got \"" + deck_name + "\"");
+  return fail("not_yet", not_yet("deck EQ"));
+}
+
+Router::Reply Router::cs_deck_filter(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  std::string deck_name, band_name;
+  int deck = 0, band = 0;
+  if (!a.count(3, 3) || !a.string(0, "deck", deck_name) || !a.string(1, "band", band_name)) {
+    return fail("arguments", a.error());
+  }
+  // The gain is coerced, not refused: negative or non-finite → 0, as the spec says.
+  if (!a.has(2) || !(m.args[2].is_number() || m.args[2].is_string())) {
+    return fail("arguments", "argument 3 (gain) must be a number");
+  }
+  if (!parse_deck(deck_name, deck)) return fail("arguments", "deck must be A, B, C or D, got \"" + deck_name + "\"");
+  if (!parse_band(band_name, band)) return fail("arguments", "band must be low, mid or high, got \"" + band_name + "\"");
+  return fail("not_yet", not_yet("deck filters"));
+}
+
+Router::Reply Router::cs_set_tempo(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  double bpm = 0;
+  if (!a.count(1, 1) || !a.number(0, "bpm", bpm)) return fail("arguments", a.error());
+  if (bpm <= 0) return fail("range", "bpm must be > 0");
+  if (bpm > 999) return fail("range", "bpm must be ≤ 999");
+  return fail("not_yet", not_yet("the tempo clock"));
+}
+
+Router::Reply Router::cs_total_movement(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  double v = 0;
+  if (!a.count(1, 1) || !a.number(0, "value", v)) return fail("arguments", a.error());
+  if (v < 0) return fail("range", "movement must be ≥ 0");
+  return fail("not_yet", not_yet("movement-driven tempo"));
+}
+
+Router::Reply Router::cs_set_meter(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  std::int64_t beats = 0;
+  if (!a.count(1, 1) || !a.integer(0, "beats per bar", beats)) return fail("arguments", a.error());
+  if (beats <= 0 || beats > 64) return fail("range", "beats per bar must be 1..64");
+  meter_ = static_cast<int>(beats);
+  return done();
+}
+
+Router::Reply Router::cs_print_clock(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  bool on = true;
+  if (!a.count(0, 1) || !a.flag_or(0, "on", on, true)) return fail("arguments", a.error());
+  return fail("not_yet", not_yet("the tempo clock"));
+}
+
+Router::Reply Router::cs_reset(const OscMessage& m, const Peer&) {
+  // No arguments, or crowdstream's empty array (",[]", rewritten to no arguments on arrival).
+  ArgReader a(m);
+  if (!a.count(0, 0)) return fail("arguments", a.error());
+  t0_frame_ = static_cast<std::int64_t>(ctl_.engine().metrics().frames.load());
+  return done();
+}
+
+Router::Reply Router::cs_play(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  std::string deck_name, path;
+  double start_at = 0;
+  int deck = 0;
+  if (!a.count(3, 3) || !a.string(0, "deck", deck_name) || !a.string(1, "path", path) ||
+      !a.number(2, "start_at", start_at)) {
+    return fail("arguments", a.error());
+  }
+  if (!parse_deck(deck_name, deck)) return fail("arguments", "deck must be A, B, C or D, got \"" + deck_name + "\"");
+  if (start_at < 0) return fail("range", "start_at must be ≥ 0 seconds");
+  return fail("not_yet", not_yet("scheduled starts"));
+}
+
+Router::Reply Router::cs_cue(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  std::string deck_name, path;
+  double start = 0;
+  int deck = 0;
+  if (!a.count(2, 3) || !a.string(0, "deck", deck_name) || !a.string(1, "path", path) ||
+      !a.number_or(2, "start", start, 0.0)) {
+    return fail("arguments", a.error());
+  }
+  if (!parse_deck(deck_name, deck)) return fail("arguments", "deck must be A, B, C or D, got \"" + deck_name + "\"");
+  if (start < 0 || start >= 1) return fail("range", "start is a fraction of the file: 0 ≤ start < 1");
+  return fail("not_yet", not_yet("cue and group start"));
+}
+
+Router::Reply Router::cs_start_group(const OscMessage& m, const Peer&) {
+  // start_at and decks in either order: every argument that parses as a number is the time
+  // (the last wins); the rest are deck names.
+  if (m.args.empty()) return fail("arguments", "expects a start time and at least one deck");
+  int decks = 0;
+  for (const OscArg& arg : m.args) {
+    double v = 0;
+    if (arg.is_number() || (arg.is_string() && ArgReader::parse_double(arg.s, v))) continue;
+    int d = 0;
+    if (!arg.is_string() || !parse_deck(arg.s, d)) return fail("arguments", "not a deck or a time: " + arg.to_string());
+    ++decks;
+  }
+  if (decks == 0) return fail("arguments", "expects at least one deck (A–D)");
+  return fail("not_yet", not_yet("group starts"));
+}
+
+Router::Reply Router::cs_fade(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  std::string deck_name;
+  double start_at = 0, duration = 2.0;
+  int deck = 0;
+  if (!a.count(2, 3) || !a.string(0, "deck", deck_name) || !a.number(1, "start_at", start_at) ||
+      !a.number_or(2, "duration", duration, 2.0)) {
+    return fail("arguments", a.error());
+  }
+  if (!parse_deck(deck_name, deck)) return fail("arguments", "deck must be A, B, C or D, got \"" + deck_name + "\"");
+  if (start_at < 0) return fail("range", "start_at must be ≥ 0 seconds");
+  return fail("not_yet", not_yet("scheduled fades"));
+}
+
+Router::Reply Router::cs_schedule_c_at(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  double at = 0;
+  if (!a.count(1, 1) || !a.number(0, "seconds", at)) return fail("arguments", a.error());
+  if (at < 0) return fail("range", "seconds since t0 must be ≥ 0");
+  return fail("not_yet", not_yet("scheduled starts"));
+}
+
+Router::Reply Router::cs_dummy(const OscMessage& m, const Peer& from) {
+  spdlog::info("OSC /dummy from {}: {}", from.endpoint.to_string(), m.to_string());
+  if (!m.args.empty() && m.args[0].is_string() && m.args[0].s == "schedule_c_at") {
+    OscMessage inner;
+    inner.address = "/schedule_c_at";
+    inner.args.assign(m.args.begin() + 1, m.args.end());
+    return cs_schedule_c_at(inner, from);
+  }
+  return done();
+}
+
+Router::Reply Router::cs_dance(const OscMessage&, const Peer&) {
+  // The movement detector's other addresses (person count, per-limb movement, 51-float pose
+  // keypoints many times a second): nothing to do; answered without parsing.
+  return done();
+}
+
+}  // namespace stemd::control

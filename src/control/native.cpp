@@ -1,0 +1,364 @@
+// The native dialect, under /stemd/ [control]. Reference: README "OSC reference".
+//
+// Ids are buffer ids, as in crowdstream: an id holds one loaded file and at most one player
+// (playing it again replaces the player). Times are in seconds; positions in seconds unless a
+// unit is given ("s", "frac" = fraction of the file, "frames"). Every message gets one reply:
+// /done <address> [id] [values…] or /fail <address> [id] <reason>.
+#include "args.hpp"
+#include "router.hpp"
+
+#include <cmath>
+#include <filesystem>
+
+namespace stemd::control {
+
+namespace {
+
+constexpr double kMaxVolume = 4.0;
+constexpr double kMaxFade = 3600.0;
+
+// position + unit → frame; false with a reason.
+bool to_frame(double pos, const std::string& unit, std::int64_t total, int rate, std::int64_t& out,
+              std::string& error) {
+  double f = 0;
+  if (unit == "s" || unit == "sec" || unit == "seconds") {
+    f = pos * rate;
+  } else if (unit == "frac" || unit == "fraction") {
+    if (pos < 0 || pos >= 1) {
+      error = "a fraction must be 0 ≤ position < 1";
+      return false;
+    }
+    f = pos * static_cast<double>(total);
+  } else if (unit == "frames" || unit == "frame") {
+    f = pos;
+  } else {
+    error = "unit must be s, frac or frames, got \"" + unit + "\"";
+    return false;
+  }
+  if (f < 0 || (total > 0 && f >= static_cast<double>(total))) {
+    error = "position is outside the file (0 ≤ position < " + std::to_string(static_cast<double>(total) / rate) + " s)";
+    return false;
+  }
+  out = static_cast<std::int64_t>(std::floor(f));
+  return true;
+}
+
+const char* state_name(std::uint8_t s, bool paused) {
+  if (paused) return "paused";
+  switch (s) {
+    case 1: return "playing";
+    case 2: return "starved";
+    case 3: return "stopping";
+    case 4: return "paused";
+    default: return "starting";
+  }
+}
+
+}  // namespace
+
+void Router::register_native() {
+  handlers_["/stemd/load"] = &Router::n_load;
+  handlers_["/stemd/unload"] = &Router::n_unload;
+  handlers_["/stemd/play"] = &Router::n_play;
+  handlers_["/stemd/stop"] = &Router::n_stop;
+  handlers_["/stemd/pause"] = &Router::n_pause;
+  handlers_["/stemd/resume"] = &Router::n_resume;
+  handlers_["/stemd/seek"] = &Router::n_seek;
+  handlers_["/stemd/volume"] = &Router::n_volume;
+  handlers_["/stemd/pan"] = &Router::n_pan;
+  handlers_["/stemd/rate"] = &Router::n_rate;
+  handlers_["/stemd/master"] = &Router::n_master;
+  handlers_["/stemd/deck"] = &Router::n_deck;
+  handlers_["/stemd/list"] = &Router::n_list;
+  handlers_["/stemd/voices"] = &Router::n_voices;
+  handlers_["/stemd/status"] = &Router::n_status;
+  handlers_["/stemd/notify"] = &Router::n_notify;
+  handlers_["/stemd/ping"] = &Router::n_ping;
+}
+
+// /stemd/load id path [name]
+Router::Reply Router::n_load(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  int id = 0;
+  std::string path, name;
+  if (!a.count(2, 3) || !a.id(0, id) || !a.string(1, "path", path)) return fail("arguments", a.error());
+  if (a.has(2) && !a.string(2, "name", name)) return fail("arguments", a.error(), {OscArg::Int(id)});
+  if (name.empty()) name = std::filesystem::path(path).stem().string();
+  return load(id, path, name, m.address);
+}
+
+// /stemd/unload id
+Router::Reply Router::n_unload(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  int id = 0;
+  if (!a.count(1, 1) || !a.id(0, id)) return fail("arguments", a.error());
+  std::string error;
+  if (!ctl_.unload(id, error)) return fail("unknown_id", error, {OscArg::Int(id)});
+  players_.erase(id);
+  return done({OscArg::Int(id)});
+}
+
+// /stemd/play id [volume 1] [loop 0] [position 0] [unit "s"] → /done /stemd/play id voice
+Router::Reply Router::n_play(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  int id = 0;
+  double volume = 1, pos = 0;
+  bool loop = false;
+  std::string unit = "s";
+  if (!a.count(1, 5) || !a.id(0, id) || !a.number_or(1, "volume", volume, 1.0) || !a.flag_or(2, "loop", loop, false) ||
+      !a.number_or(3, "position", pos, 0.0) || (a.has(4) && !a.string(4, "unit", unit))) {
+    return fail("arguments", a.error());
+  }
+  const std::vector<OscArg> idv{OscArg::Int(id)};
+  if (volume < 0 || volume > kMaxVolume) return fail("range", "volume must be 0..4", idv);
+  const io::Source* src = ctl_.source(id);
+  if (src == nullptr) return fail("unknown_id", "id " + std::to_string(id) + " is not loaded", idv);
+  PlayOptions po;
+  std::string error;
+  if (!to_frame(pos, unit, src->total_frames(), cfg_.sample_rate, po.start_frame, error)) return fail("range", error, idv);
+  po.volume = static_cast<float>(volume);
+  po.loop = loop;
+  po.deck = deck_of_id(id);
+  Reply r = start_player(id, po);
+  if (r.ok) r.values.push_back(OscArg::Int(player(id).id));
+  return r;
+}
+
+namespace {
+struct IdAndTime {
+  int id = 0;
+  double seconds = 0;
+};
+}  // namespace
+
+// /stemd/stop id [fade_s]
+Router::Reply Router::n_stop(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  int id = 0;
+  double fade = 0;
+  if (!a.count(1, 2) || !a.id(0, id) || !a.number_or(1, "fade", fade, 0.0)) return fail("arguments", a.error());
+  const std::vector<OscArg> idv{OscArg::Int(id)};
+  if (fade < 0 || fade > kMaxFade) return fail("range", "fade must be 0..3600 s", idv);
+  const VoiceHandle h = player(id);
+  if (!h.valid()) return fail("unknown_id", "id " + std::to_string(id) + " is not playing", idv);
+  std::string error;
+  if (!ctl_.stop(h, fade, error)) return fail("busy", error, idv);
+  players_.erase(id);
+  return done(idv);
+}
+
+// /stemd/pause id [fade_s], /stemd/resume id [fade_s]
+Router::Reply Router::n_pause(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  int id = 0;
+  double fade = 0;
+  if (!a.count(1, 2) || !a.id(0, id) || !a.number_or(1, "fade", fade, 0.0)) return fail("arguments", a.error());
+  const std::vector<OscArg> idv{OscArg::Int(id)};
+  if (fade < 0 || fade > kMaxFade) return fail("range", "fade must be 0..3600 s", idv);
+  const VoiceHandle h = player(id);
+  if (!h.valid()) return fail("unknown_id", "id " + std::to_string(id) + " is not playing", idv);
+  std::string error;
+  if (!ctl_.pause(h, fade, error)) return fail("busy", error, idv);
+  return done(idv);
+}
+
+Router::Reply Router::n_resume(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  int id = 0;
+  double fade = 0;
+  if (!a.count(1, 2) || !a.id(0, id) || !a.number_or(1, "fade", fade, 0.0)) return fail("arguments", a.error());
+  const std::vector<OscArg> idv{OscArg::Int(id)};
+  if (fade < 0 || fade > kMaxFade) return fail("range", "fade must be 0..3600 s", idv);
+  const VoiceHandle h = player(id);
+  if (!h.valid()) return fail("unknown_id", "id " + std::to_string(id) + " is not playing", idv);
+  std::string error;
+  if (!ctl_.resume(h, fade, error)) return fail("busy", error, idv);
+  return done(idv);
+}
+
+// /stemd/seek id position [unit "s"]
+Router::Reply Router::n_seek(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  int id = 0;
+  double pos = 0;
+  std::string unit = "s";
+  if (!a.count(2, 3) || !a.id(0, id) || !a.number(1, "position", pos) || (a.has(2) && !a.string(2, "unit", unit))) {
+    return fail("arguments", a.error());
+  }
+  const std::vector<OscArg> idv{OscArg::Int(id)};
+  const VoiceHandle h = player(id);
+  if (!h.valid()) return fail("unknown_id", "id " + std::to_string(id) + " is not playing", idv);
+  std::int64_t frame = 0;
+  std::string error;
+  if (!to_frame(pos, unit, ctl_.source(id)->total_frames(), cfg_.sample_rate, frame, error)) {
+    return fail("range", error, idv);
+  }
+  if (!ctl_.seek(h, frame, error)) return fail(error.rfind("busy", 0) == 0 ? "busy" : "file", error, idv);
+  return done(idv);
+}
+
+// /stemd/volume id volume [ramp_s]
+Router::Reply Router::n_volume(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  int id = 0;
+  double v = 0, ramp = cfg_.level_ramp_s;
+  if (!a.count(2, 3) || !a.id(0, id) || !a.number(1, "volume", v) || !a.number_or(2, "ramp", ramp, cfg_.level_ramp_s)) {
+    return fail("arguments", a.error());
+  }
+  const std::vector<OscArg> idv{OscArg::Int(id)};
+  if (v < 0 || v > kMaxVolume) return fail("range", "volume must be 0..4", idv);
+  if (ramp < 0 || ramp > kMaxFade) return fail("range", "ramp must be 0..3600 s", idv);
+  const VoiceHandle h = player(id);
+  if (!h.valid()) return fail("unknown_id", "id " + std::to_string(id) + " is not playing", idv);
+  std::string error;
+  if (!ctl_.set_volume(h, static_cast<float>(v), ramp, error)) return fail("busy", error, idv);
+  return done(idv);
+}
+
+// /stemd/pan id pan(-1..1) [ramp_s]
+Router::Reply Router::n_pan(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  int id = 0;
+  double p = 0, ramp = cfg_.level_ramp_s;
+  if (!a.count(2, 3) || !a.id(0, id) || !a.number(1, "pan", p) || !a.number_or(2, "ramp", ramp, cfg_.level_ramp_s)) {
+    return fail("arguments", a.error());
+  }
+  const std::vector<OscArg> idv{OscArg::Int(id)};
+  if (p < -1 || p > 1) return fail("range", "pan must be -1 (left) .. 1 (right)", idv);
+  if (ramp < 0 || ramp > kMaxFade) return fail("range", "ramp must be 0..3600 s", idv);
+  const VoiceHandle h = player(id);
+  if (!h.valid()) return fail("unknown_id", "id " + std::to_string(id) + " is not playing", idv);
+  std::string error;
+  if (!ctl_.set_pan(h, static_cast<float>(p), ramp, error)) return fail("busy", error, idv);
+  return done(idv);
+}
+
+// /stemd/rate id rate [ramp_s]
+Router::Reply Router::n_rate(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  int id = 0;
+  double r = 1, ramp = 0;
+  if (!a.count(2, 3) || !a.id(0, id) || !a.number(1, "rate", r) || !a.number_or(2, "ramp", ramp, 0.0)) {
+    return fail("arguments", a.error());
+  }
+  const std::vector<OscArg> idv{OscArg::Int(id)};
+  if (r < 0.25 || r > 4) return fail("range", "rate must be 0.25..4", idv);
+  if (ramp < 0 || ramp > kMaxFade) return fail("range", "ramp must be 0..3600 s", idv);
+  if (!player(id).valid()) return fail("unknown_id", "id " + std::to_string(id) + " is not playing", idv);
+  return fail("not_yet", "not yet: varispeed arrives with the music features (issue 4)", idv);
+}
+
+// /stemd/master volume [ramp_s]
+Router::Reply Router::n_master(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  double v = 0, ramp = cfg_.level_ramp_s;
+  if (!a.count(1, 2) || !a.number(0, "volume", v) || !a.number_or(1, "ramp", ramp, cfg_.level_ramp_s)) {
+    return fail("arguments", a.error());
+  }
+  if (v < 0 || v > kMaxVolume) return fail("range", "master volume must be 0..4");
+  if (ramp < 0 || ramp > kMaxFade) return fail("range", "ramp must be 0..3600 s");
+  std::string error;
+  if (!ctl_.set_master(static_cast<float>(v), ramp, error)) return fail("busy", error);
+  return done();
+}
+
+// /stemd/deck deck(A–D) level [ramp_s]
+Router::Reply Router::n_deck(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  std::string name;
+  double v = 0, ramp = cfg_.level_ramp_s;
+  int deck = 0;
+  if (!a.count(2, 3) || !a.string(0, "deck", name) || !a.number(1, "level", v) ||
+      !a.number_or(2, "ramp", ramp, cfg_.level_ramp_s)) {
+    return fail("arguments", a.error());
+  }
+  if (!parse_deck(name, deck)) return fail("arguments", "deck must be A, B, C or D, got \"" + name + "\"");
+  if (v < 0 || v > kMaxVolume) return fail("range", "level must be 0..4");
+  if (ramp < 0 || ramp > kMaxFade) return fail("range", "ramp must be 0..3600 s");
+  std::string error;
+  if (!ctl_.set_deck_level(deck, static_cast<float>(v), ramp, error)) return fail("busy", error);
+  return done();
+}
+
+// /stemd/list → count, then per source: id name path duration_s streamed playing
+Router::Reply Router::n_list(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  if (!a.count(0, 0)) return fail("arguments", a.error());
+  const auto sources = ctl_.sources();
+  std::vector<OscArg> v;
+  v.push_back(OscArg::Int(static_cast<std::int64_t>(sources.size())));
+  std::size_t bytes = 0;
+  for (const auto& s : sources) {
+    bytes += s.name.size() + s.path.size() + 32;
+    if (bytes > 48000) {  // stay inside one UDP datagram
+      v[0] = OscArg::Int(static_cast<std::int64_t>(v.size() / 6));
+      break;
+    }
+    v.push_back(OscArg::Int(s.slot));
+    v.push_back(OscArg::Str(s.name));
+    v.push_back(OscArg::Str(s.path));
+    v.push_back(OscArg::Float(seconds_of(s.frames)));
+    v.push_back(OscArg::Int(s.streamed ? 1 : 0));
+    v.push_back(OscArg::Int(player(s.slot).valid() ? 1 : 0));
+  }
+  return done(v);
+}
+
+// /stemd/voices → count, then per voice: id name position_s duration_s ring_fill(0..1) underruns state
+Router::Reply Router::n_voices(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  if (!a.count(0, 0)) return fail("arguments", a.error());
+  const auto voices = ctl_.voices();
+  std::vector<OscArg> v;
+  v.push_back(OscArg::Int(static_cast<std::int64_t>(voices.size())));
+  std::size_t n = 0;
+  for (const auto& vi : voices) {
+    if (++n > 500) {
+      v[0] = OscArg::Int(500);
+      break;
+    }
+    const auto& t = ctl_.engine().telemetry(vi.handle.id);
+    v.push_back(OscArg::Int(vi.slot));
+    v.push_back(OscArg::Str(vi.name));
+    v.push_back(OscArg::Float(seconds_of(vi.position)));
+    v.push_back(OscArg::Float(seconds_of(vi.total_frames)));
+    v.push_back(OscArg::Float(vi.ring_fill_permille / 1000.0));
+    v.push_back(OscArg::Int64(static_cast<std::int64_t>(vi.underruns)));
+    v.push_back(OscArg::Str(state_name(t.state.load(std::memory_order_relaxed), vi.paused)));
+  }
+  return done(v);
+}
+
+Router::Reply Router::n_status(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  if (!a.count(0, 0)) return fail("arguments", a.error());
+  return done(status_fields());
+}
+
+// /stemd/notify 1|0: subscribe the sender to events, or unsubscribe.
+Router::Reply Router::n_notify(const OscMessage& m, const Peer& from) {
+  ArgReader a(m);
+  bool on = true;
+  if (!a.count(0, 1) || !a.flag_or(0, "on", on, true)) return fail("arguments", a.error());
+  auto it = std::find(subscribers_.begin(), subscribers_.end(), from);
+  if (on) {
+    if (it == subscribers_.end()) {
+      if (subscribers_.size() >= cfg_.max_subscribers) {
+        return fail("limit", "too many subscribers (limit " + std::to_string(cfg_.max_subscribers) +
+                                 ", --max-subscribers)");
+      }
+      subscribers_.push_back(from);
+    }
+  } else if (it != subscribers_.end()) {
+    subscribers_.erase(it);
+  }
+  return done({OscArg::Int(on ? 1 : 0)});
+}
+
+Router::Reply Router::n_ping(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  if (!a.count(0, 0)) return fail("arguments", a.error());
+  return done();
+}
+
+}  // namespace stemd::control

@@ -1,0 +1,139 @@
+// Sockets for the control thread: stemd owns them (liblo 0.31 binds every interface).
+//
+//   Endpoint / parse_endpoint: an IPv4 or IPv6 address and port.
+//   Cidr / AllowList:   which sources may talk to the daemon ("127.0.0.0/8,::1/128,10.0.0.0/8").
+//   UdpSocket:          bound to one address; receives datagrams with their sender, counts the
+//                       kernel's drops (SO_RXQ_OVFL), sends replies from the same socket, and
+//                       reports ICMP "port unreachable" for addresses we sent to (IP_RECVERR),
+//                       so subscriptions of vanished clients can expire.
+//   TcpListener / TcpConnection: OSC 1.0 stream framing (int32 big-endian size + packet) for
+//                       clients that must not lose a message.
+// All sockets are non-blocking; the control thread polls their fds.
+// Thread: [control] only.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace stemd::control {
+
+struct Endpoint {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  int family() const { return addr.ss_family; }
+  std::uint16_t port() const;
+  std::string host() const;       // "127.0.0.1", "::1"
+  std::string to_string() const;  // "127.0.0.1:57120", "[::1]:57120"
+  bool is_loopback() const;
+  bool operator==(const Endpoint& o) const;
+};
+
+// "127.0.0.1", "::1", "0.0.0.0", "::", "localhost" (→ 127.0.0.1) with a port.
+std::optional<Endpoint> parse_endpoint(const std::string& host, std::uint16_t port, std::string& error);
+
+class Cidr {
+ public:
+  // "10.0.0.0/8", "192.168.1.7" (= /32), "::1/128", "fe80::/10". False with a reason.
+  static std::optional<Cidr> parse(const std::string& text, std::string& error);
+  bool contains(const Endpoint& e) const;  // IPv4-mapped IPv6 sources match IPv4 ranges
+  std::string to_string() const;
+
+ private:
+  int family_ = AF_INET;
+  std::uint8_t bytes_[16]{};
+  int prefix_ = 0;
+};
+
+class AllowList {
+ public:
+  // Comma- or space-separated CIDRs. False with a reason naming the bad entry.
+  bool parse(const std::string& text, std::string& error);
+  void add(const Cidr& c) { ranges_.push_back(c); }
+  bool allows(const Endpoint& e) const;
+  bool empty() const { return ranges_.empty(); }
+  std::string to_string() const;
+  static AllowList loopback();  // 127.0.0.0/8 and ::1/128
+
+ private:
+  std::vector<Cidr> ranges_;
+};
+
+struct Datagram {
+  std::vector<std::uint8_t> data;
+  Endpoint from;
+};
+
+class UdpSocket {
+ public:
+  // Binds `at` (port 0 = any free port). IPv6 sockets are v6-only unless bound to "::".
+  static std::unique_ptr<UdpSocket> bind(const Endpoint& at, std::string& error);
+  ~UdpSocket();
+  int fd() const { return fd_; }
+  Endpoint local() const;
+
+  // Non-blocking: false when nothing is waiting (a queued ICMP error is recorded, never fatal).
+  // `out.data` keeps its capacity across calls, so a reused Datagram does not allocate per packet.
+  bool receive(Datagram& out);
+  // Non-blocking: false when the datagram was not sent (send buffer full, no route, too big).
+  bool send_to(const Endpoint& to, const std::uint8_t* data, std::size_t size);
+  // Addresses the kernel reported unreachable (ICMP port unreachable) since the last call,
+  // each once. Reads the error queue first, so it is up to date when called after a POLLERR.
+  std::vector<Endpoint> take_unreachable();
+  // Datagrams the kernel dropped because the receive buffer was full (SO_RXQ_OVFL), total.
+  std::uint64_t kernel_drops() const { return drops_; }
+  // Asks for `bytes` of kernel receive buffer (the kernel caps it at net.core.rmem_max unless
+  // the process has CAP_NET_ADMIN). Returns what the kernel granted.
+  int set_receive_buffer(int bytes);
+
+ private:
+  explicit UdpSocket(int fd);
+  void drain_error_queue();
+  void note_drop_counter(std::uint32_t counter);
+
+  int fd_;
+  std::uint64_t drops_ = 0;
+  std::uint32_t drop_counter_ = 0;       // the kernel's cumulative (wrapping) counter, last seen
+  std::unique_ptr<std::uint8_t[]> buf_;  // 64 KiB: any UDP datagram fits
+  std::vector<Endpoint> unreachable_;
+};
+
+class TcpConnection {
+ public:
+  ~TcpConnection();
+  int fd() const { return fd_; }
+  const Endpoint& peer() const { return peer_; }
+  // Reads what is available; appends every complete framed packet to `out`. False when the
+  // peer closed or sent a frame over `max_packet` bytes (then the connection must be dropped).
+  bool read_packets(std::vector<std::vector<std::uint8_t>>& out, std::size_t max_packet, std::string& error);
+  // Frames and sends; false when the peer is gone (or too slow: its send buffer is full).
+  bool send_packet(const std::uint8_t* data, std::size_t size);
+
+ private:
+  friend class TcpListener;
+  TcpConnection(int fd, Endpoint peer) : fd_(fd), peer_(peer) {}
+  int fd_;
+  Endpoint peer_;
+  std::vector<std::uint8_t> in_;  // bytes of an incomplete frame
+};
+
+class TcpListener {
+ public:
+  static std::unique_ptr<TcpListener> listen(const Endpoint& at, std::string& error);
+  ~TcpListener();
+  int fd() const { return fd_; }
+  Endpoint local() const;
+  // Non-blocking accept; null when none is pending.
+  std::unique_ptr<TcpConnection> accept();
+
+ private:
+  explicit TcpListener(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+}  // namespace stemd::control

@@ -1,0 +1,267 @@
+// liblo behind OscMessage (see osc.hpp). The only translation unit that includes <lo/lo.h>.
+#include "osc.hpp"
+
+#include <lo/lo.h>
+#include <lo/lo_lowlevel.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <unistd.h>
+
+namespace stemd::control {
+
+namespace {
+
+constexpr double kNtpUnixOffset = 2208988800.0;  // seconds from 1900 to 1970
+
+std::uint64_t tt_to_u64(lo_timetag t) { return (static_cast<std::uint64_t>(t.sec) << 32) | t.frac; }
+lo_timetag u64_to_tt(std::uint64_t v) {
+  lo_timetag t;
+  t.sec = static_cast<std::uint32_t>(v >> 32);
+  t.frac = static_cast<std::uint32_t>(v & 0xffffffffu);
+  return t;
+}
+
+OscArg convert(char type, lo_arg* a) {
+  OscArg r;
+  r.type = type;
+  switch (type) {
+    case 'i': r.i = a->i; break;
+    case 'h': r.i = a->h; break;
+    case 'f': r.f = a->f; break;
+    case 'd': r.f = a->d; break;
+    case 's':
+    case 'S': r.s = &a->s; break;
+    case 'c': r.i = static_cast<unsigned char>(a->c); break;
+    case 'm': r.i = static_cast<std::int64_t>((std::uint32_t{a->m[0]} << 24) | (std::uint32_t{a->m[1]} << 16) |
+                                              (std::uint32_t{a->m[2]} << 8) | a->m[3]);
+      break;
+    case 't': r.i = static_cast<std::int64_t>(tt_to_u64(a->t)); break;
+    case 'T': r.i = 1; break;
+    case 'F': r.i = 0; break;
+    case 'b': {
+      auto* blob = reinterpret_cast<lo_blob>(a);
+      r.s.assign(static_cast<const char*>(lo_blob_dataptr(blob)), lo_blob_datasize(blob));
+      break;
+    }
+    default: break;  // N, I: no data
+  }
+  return r;
+}
+
+lo_message build(const OscMessage& m) {
+  lo_message msg = lo_message_new();
+  for (const OscArg& a : m.args) {
+    switch (a.type) {
+      case 'i': lo_message_add_int32(msg, static_cast<std::int32_t>(a.i)); break;
+      case 'h': lo_message_add_int64(msg, a.i); break;
+      case 'f': lo_message_add_float(msg, static_cast<float>(a.f)); break;
+      case 'd': lo_message_add_double(msg, a.f); break;
+      case 's': lo_message_add_string(msg, a.s.c_str()); break;
+      case 'S': lo_message_add_symbol(msg, a.s.c_str()); break;
+      case 'c': lo_message_add_char(msg, static_cast<char>(a.i)); break;
+      case 'T': lo_message_add_true(msg); break;
+      case 'F': lo_message_add_false(msg); break;
+      case 'N': lo_message_add_nil(msg); break;
+      case 'I': lo_message_add_infinitum(msg); break;
+      case 't': lo_message_add_timetag(msg, u64_to_tt(static_cast<std::uint64_t>(a.i))); break;
+      case 'm': {
+        std::uint8_t midi[4] = {static_cast<std::uint8_t>(a.i >> 24), static_cast<std::uint8_t>(a.i >> 16),
+                                static_cast<std::uint8_t>(a.i >> 8), static_cast<std::uint8_t>(a.i)};
+        lo_message_add_midi(msg, midi);
+        break;
+      }
+      case 'b': {
+        lo_blob b = lo_blob_new(static_cast<std::int32_t>(a.s.size()), a.s.data());
+        lo_message_add_blob(msg, b);
+        lo_blob_free(b);
+        break;
+      }
+      default: break;
+    }
+  }
+  return msg;
+}
+
+}  // namespace
+
+std::string OscArg::to_string() const {
+  char buf[64];
+  switch (type) {
+    case 'i':
+    case 'h':
+    case 'c':
+    case 'm': return std::to_string(i);
+    case 't': std::snprintf(buf, sizeof buf, "t:%016llx", static_cast<unsigned long long>(i)); return buf;
+    case 'f':
+    case 'd': std::snprintf(buf, sizeof buf, "%g", f); return buf;
+    case 's':
+    case 'S': return "\"" + s + "\"";
+    case 'T': return "true";
+    case 'F': return "false";
+    case 'N': return "nil";
+    case 'I': return "inf";
+    case 'b': return "<blob " + std::to_string(s.size()) + " bytes>";
+    default: return "?";
+  }
+}
+
+std::string OscMessage::types() const {
+  std::string t = ",";
+  for (const auto& a : args) t += a.type;
+  return t;
+}
+
+std::string OscMessage::to_string() const {
+  std::string out = address;
+  for (const auto& a : args) out += " " + a.to_string();
+  return out;
+}
+
+std::vector<std::uint8_t> osc_serialise(const OscMessage& m) {
+  lo_message msg = build(m);
+  size_t size = 0;
+  void* data = lo_message_serialise(msg, m.address.c_str(), nullptr, &size);
+  std::vector<std::uint8_t> out;
+  if (data) {
+    out.assign(static_cast<std::uint8_t*>(data), static_cast<std::uint8_t*>(data) + size);
+    std::free(data);
+  }
+  lo_message_free(msg);
+  return out;
+}
+
+std::vector<std::uint8_t> osc_serialise_bundle(const std::vector<OscMessage>& messages, std::uint64_t timetag) {
+  lo_bundle b = lo_bundle_new(u64_to_tt(timetag));
+  for (const auto& m : messages) lo_bundle_add_message(b, m.address.c_str(), build(m));
+  size_t size = 0;
+  void* data = lo_bundle_serialise(b, nullptr, &size);
+  std::vector<std::uint8_t> out;
+  if (data) {
+    out.assign(static_cast<std::uint8_t*>(data), static_cast<std::uint8_t*>(data) + size);
+    std::free(data);
+  }
+  lo_bundle_free_recursive(b);
+  return out;
+}
+
+bool osc_parse(const std::uint8_t* data, std::size_t size, OscMessage& out, std::string& error) {
+  std::vector<std::uint8_t> copy(data, data + size);  // liblo takes non-const pointers
+  int result = 0;
+  lo_message msg = lo_message_deserialise(copy.data(), copy.size(), &result);
+  if (!msg) {
+    error = "malformed OSC message (liblo error " + std::to_string(result) + ")";
+    return false;
+  }
+  char* path = lo_get_path(copy.data(), static_cast<ssize_t>(copy.size()));
+  out.address = path ? path : "";
+  out.args.clear();
+  out.timetag = kOscImmediately;
+  const char* types = lo_message_get_types(msg);
+  lo_arg** argv = lo_message_get_argv(msg);
+  const int argc = lo_message_get_argc(msg);
+  for (int i = 0; i < argc; ++i) out.args.push_back(convert(types[i], argv[i]));
+  lo_message_free(msg);
+  return true;
+}
+
+// ---------------------------------------------------------------- OscDispatcher
+
+struct OscDispatcher::Impl {
+  lo_server server = nullptr;
+  std::string dir;
+  std::string error;
+  std::string last_error;  // from liblo's error handler during a dispatch
+  const Handler* handler = nullptr;
+
+  static void on_error(int num, const char* msg, const char* where) {
+    // liblo's error handler has no user pointer; the dispatcher of this thread is recorded.
+    if (current) current->last_error = std::string(msg ? msg : "error") + (where ? std::string(" in ") + where : "") +
+                                       " (liblo " + std::to_string(num) + ")";
+  }
+  static int on_message(const char* path, const char* types, lo_arg** argv, int argc, lo_message msg, void* user) {
+    auto* self = static_cast<Impl*>(user);
+    OscMessage m;
+    m.address = path ? path : "";
+    m.args.reserve(static_cast<std::size_t>(argc));
+    for (int i = 0; i < argc; ++i) m.args.push_back(convert(types[i], argv[i]));
+    m.timetag = tt_to_u64(lo_message_get_timestamp(msg));
+    if (self->handler) (*self->handler)(m);
+    return 0;  // handled
+  }
+  static thread_local Impl* current;
+};
+thread_local OscDispatcher::Impl* OscDispatcher::Impl::current = nullptr;
+
+OscDispatcher::OscDispatcher() : impl_(std::make_unique<Impl>()) {
+  // A private Unix-domain socket in a 0700 directory: liblo needs a server to dispatch, and
+  // this one is reachable by nobody and never read.
+  char tmpl[] = "/tmp/stemd-osc-XXXXXX";
+  if (!mkdtemp(tmpl)) {
+    impl_->error = "cannot create a private directory for liblo";
+    return;
+  }
+  impl_->dir = tmpl;
+  const std::string sock = impl_->dir + "/dispatch";
+  impl_->server = lo_server_new_with_proto(sock.c_str(), LO_UNIX, &Impl::on_error);
+  if (!impl_->server) {
+    impl_->error = "liblo could not create its dispatch server";
+    return;
+  }
+  // Bundles are handed over at once; stemd schedules timetags itself, at the exact sample.
+  lo_server_enable_queue(impl_->server, 0, 1);
+  lo_server_add_method(impl_->server, nullptr, nullptr, &Impl::on_message, impl_.get());
+}
+
+OscDispatcher::~OscDispatcher() {
+  if (impl_->server) lo_server_free(impl_->server);
+  if (!impl_->dir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(impl_->dir, ec);
+  }
+}
+
+bool OscDispatcher::ok() const noexcept { return impl_->server != nullptr; }
+const std::string& OscDispatcher::error() const noexcept { return impl_->error; }
+
+bool OscDispatcher::dispatch(const std::uint8_t* data, std::size_t size, const Handler& h, std::string& error) {
+  if (!impl_->server) {
+    error = impl_->error;
+    return false;
+  }
+  impl_->handler = &h;
+  impl_->last_error.clear();
+  Impl::current = impl_.get();
+  // liblo takes a non-const pointer but only reads the buffer.
+  const int r = lo_server_dispatch_data(impl_->server, const_cast<std::uint8_t*>(data), size);
+  Impl::current = nullptr;
+  impl_->handler = nullptr;
+  if (r < 0 || !impl_->last_error.empty()) {
+    error = impl_->last_error.empty() ? "malformed OSC packet" : impl_->last_error;
+    return false;
+  }
+  return true;
+}
+
+std::uint64_t ntp_now() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return unix_seconds_to_ntp(static_cast<double>(ts.tv_sec) + ts.tv_nsec * 1e-9);
+}
+
+double ntp_to_unix_seconds(std::uint64_t tt) {
+  return static_cast<double>(tt >> 32) - kNtpUnixOffset + static_cast<double>(tt & 0xffffffffu) / 4294967296.0;
+}
+
+std::uint64_t unix_seconds_to_ntp(double s) {
+  const double ntp = s + kNtpUnixOffset;
+  const auto sec = static_cast<std::uint64_t>(std::floor(ntp));
+  const auto frac = static_cast<std::uint64_t>((ntp - std::floor(ntp)) * 4294967296.0);
+  return (sec << 32) | (frac & 0xffffffffu);
+}
+
+}  // namespace stemd::control

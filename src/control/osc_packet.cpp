@@ -1,0 +1,160 @@
+// Structural check of OSC packets (see osc_packet.hpp).
+#include "osc_packet.hpp"
+
+#include <cstring>
+
+namespace stemd::control {
+
+namespace {
+
+std::size_t pad4(std::size_t n) { return (n + 3) & ~std::size_t{3}; }
+
+std::uint32_t be32(const std::uint8_t* p) {
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
+}
+
+class Walker {
+ public:
+  Walker(const PacketLimits& l, PacketCheck& out) : limits_(l), out_(out) {}
+
+  bool fail(std::string why) {
+    out_.ok = false;
+    if (out_.reason.empty()) out_.reason = std::move(why);
+    return false;
+  }
+
+  // A padded OSC string at [pos, end): returns its length, advances pos past the padding.
+  bool string(const std::uint8_t* d, std::size_t end, std::size_t& pos, std::string& s, const char* what) {
+    const void* nul = std::memchr(d + pos, 0, end - pos);
+    if (!nul) return fail(std::string(what) + " is not NUL-terminated (truncated packet?)");
+    const std::size_t len = static_cast<const std::uint8_t*>(nul) - (d + pos);
+    if (len > limits_.max_string) {
+      return fail(std::string(what) + " is " + std::to_string(len) + " bytes, over the limit of " +
+                  std::to_string(limits_.max_string));
+    }
+    s.assign(reinterpret_cast<const char*>(d + pos), len);
+    const std::size_t next = pos + pad4(len + 1);
+    if (next > end) return fail(std::string(what) + " padding runs past the end of the packet");
+    pos = next;
+    return true;
+  }
+
+  bool element(const std::uint8_t* d, std::size_t size, int depth, bool top) {
+    if (size == 0) return fail("empty packet");
+    if (size % 4 != 0) return fail("packet size " + std::to_string(size) + " is not a multiple of 4");
+    if (size >= 8 && std::memcmp(d, "#bundle", 8) == 0) return bundle(d, size, depth);
+    if (d[0] != '/') return fail("not an OSC packet: it must start with '/' or '#bundle'");
+    return message(d, size, top);
+  }
+
+  bool bundle(const std::uint8_t* d, std::size_t size, int depth) {
+    out_.bundle = true;
+    if (depth >= limits_.max_depth) {
+      return fail("bundles nested deeper than " + std::to_string(limits_.max_depth) + " levels");
+    }
+    if (size < 16) return fail("bundle too short for its timetag");
+    std::size_t pos = 16;
+    while (pos < size) {
+      if (size - pos < 4) return fail("bundle element size is truncated");
+      const std::uint32_t n = be32(d + pos);
+      pos += 4;
+      if (n == 0 || n % 4 != 0) return fail("bundle element size " + std::to_string(n) + " is not a positive multiple of 4");
+      if (n > size - pos) return fail("bundle element of " + std::to_string(n) + " bytes runs past the end");
+      if (!element(d + pos, n, depth + 1, false)) return false;
+      pos += n;
+    }
+    return true;
+  }
+
+  bool message(const std::uint8_t* d, std::size_t size, bool top) {
+    std::size_t pos = 0;
+    std::string address;
+    if (!string(d, size, pos, address, "address")) return false;
+    if (out_.address.empty()) out_.address = address;
+    for (unsigned char c : address) {
+      if (c < 0x20 || c == 0x7f) return fail("address contains control characters");
+    }
+    ++out_.messages;
+    if (pos == size) return fail("missing type tag string");
+    if (d[pos] != ',') return fail("type tag string must start with ','");
+    std::string tags;
+    const std::size_t tags_at = pos;
+    if (!string(d, size, pos, tags, "type tag string")) return false;
+    if (tags.size() - 1 > limits_.max_args) {
+      return fail(std::to_string(tags.size() - 1) + " arguments, over the limit of " + std::to_string(limits_.max_args));
+    }
+    bool arrays = false;
+    int depth = 0;
+    for (std::size_t i = 1; i < tags.size(); ++i) {
+      const char t = tags[i];
+      std::string s;
+      switch (t) {
+        case 'i': case 'f': case 'c': case 'r': case 'm':
+          if (size - pos < 4) return fail(std::string("argument '") + t + "' runs past the end");
+          pos += 4;
+          break;
+        case 'h': case 'd': case 't':
+          if (size - pos < 8) return fail(std::string("argument '") + t + "' runs past the end");
+          pos += 8;
+          break;
+        case 's': case 'S':
+          if (pos >= size) return fail("string argument runs past the end");
+          if (!string(d, size, pos, s, "string argument")) return false;
+          break;
+        case 'b': {
+          if (size - pos < 4) return fail("blob size runs past the end");
+          const std::uint32_t n = be32(d + pos);
+          pos += 4;
+          if (n > size - pos || pad4(n) > size - pos) return fail("blob of " + std::to_string(n) + " bytes runs past the end");
+          pos += pad4(n);
+          break;
+        }
+        case 'T': case 'F': case 'N': case 'I':
+          break;
+        case '[':
+          arrays = true;
+          ++depth;
+          if (i + 1 >= tags.size() || tags[i + 1] != ']') return fail("OSC arrays are not supported");
+          break;
+        case ']':
+          arrays = true;
+          if (--depth < 0) return fail("unbalanced ']' in the type tags");
+          break;
+        default:
+          return fail(std::string("unknown type tag '") + (t >= 0x20 && t < 0x7f ? std::string(1, t) : "?") + "'");
+      }
+    }
+    if (depth != 0) return fail("unbalanced '[' in the type tags");
+    if (pos != size) return fail(std::to_string(size - pos) + " bytes left after the arguments");
+    if (arrays) {
+      // Only empty arrays reach here (",[]" as crowdstream's /reset sends): drop them.
+      if (!top) return fail("OSC arrays inside bundles are not supported");
+      std::string clean;
+      for (char c : tags) {
+        if (c != '[' && c != ']') clean += c;
+      }
+      std::vector<std::uint8_t> out(d, d + tags_at);
+      out.insert(out.end(), clean.begin(), clean.end());
+      out.resize(tags_at + pad4(clean.size() + 1), 0);
+      out.insert(out.end(), d + tags_at + pad4(tags.size() + 1), d + size);
+      out_.rewritten = true;
+      out_.data = std::move(out);
+    }
+    return true;
+  }
+
+ private:
+  const PacketLimits& limits_;
+  PacketCheck& out_;
+};
+
+}  // namespace
+
+PacketCheck check_packet(const std::uint8_t* data, std::size_t size, const PacketLimits& limits) {
+  PacketCheck out;
+  Walker w(limits, out);
+  out.ok = w.element(data, size, 0, true);
+  return out;
+}
+
+}  // namespace stemd::control

@@ -1,0 +1,173 @@
+// The OSC server loop (see osc_server.hpp).
+#include "osc_server.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+namespace stemd::control {
+
+OscServer::OscServer(Controller& ctl, Router& router, const OscServerConfig& cfg)
+    : ctl_(ctl), router_(router), cfg_(cfg) {
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+}
+
+OscServer::~OscServer() {
+  stop();
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+bool OscServer::open(std::string& error) {
+  auto at = parse_endpoint(cfg_.bind, cfg_.port, error);
+  if (!at) {
+    error = "--osc-bind " + cfg_.bind + ": " + error;
+    return false;
+  }
+  if (cfg_.allow.empty()) {
+    if (!at->is_loopback()) {
+      error = "--allow is required when --osc-bind is not a loopback address (e.g. --allow 192.168.1.0/24)";
+      return false;
+    }
+    allow_ = AllowList::loopback();
+  } else if (!allow_.parse(cfg_.allow, error)) {
+    error = "--allow: " + error;
+    return false;
+  }
+  udp_ = UdpSocket::bind(*at, error);
+  if (!udp_) {
+    error = "OSC UDP " + at->to_string() + ": " + error;
+    return false;
+  }
+  if (cfg_.tcp) {
+    auto tat = parse_endpoint(cfg_.bind, cfg_.tcp_port, error);
+    tcp_ = TcpListener::listen(*tat, error);
+    if (!tcp_) {
+      error = "OSC TCP " + tat->to_string() + ": " + error;
+      return false;
+    }
+  }
+  router_.set_status_extra([this](std::vector<OscArg>& f) {
+    auto kv = [&](const char* k, std::uint64_t v) {
+      f.push_back(OscArg::Str(k));
+      f.push_back(OscArg::Int64(static_cast<std::int64_t>(v)));
+    };
+    kv("datagrams", stats_.datagrams.load());
+    kv("refused_sources", stats_.refused.load());
+    kv("dropped_datagrams", stats_.kernel_drops.load());
+    kv("replies_dropped", stats_.replies_dropped.load());
+    kv("tcp_clients", stats_.tcp_clients.load());
+  });
+  return true;
+}
+
+Endpoint OscServer::local_udp() const { return udp_ ? udp_->local() : Endpoint{}; }
+Endpoint OscServer::local_tcp() const { return tcp_ ? tcp_->local() : Endpoint{}; }
+
+std::string OscServer::describe() const {
+  std::string s = "OSC on udp " + local_udp().to_string();
+  if (tcp_) s += " and tcp " + local_tcp().to_string();
+  s += ", allowing " + allow_.to_string();
+  return s;
+}
+
+void OscServer::start() {
+  if (running_.exchange(true)) return;
+  thread_ = std::thread([this] { run(); });
+}
+
+void OscServer::stop() {
+  if (!running_.exchange(false)) return;
+  const std::uint64_t one = 1;
+  [[maybe_unused]] auto n = write(wake_fd_, &one, sizeof one);
+  if (thread_.joinable()) thread_.join();
+}
+
+void OscServer::send(const Outgoing& o) {
+  bool ok = false;
+  if (o.to.tcp_fd >= 0) {
+    for (auto& c : conns_) {
+      if (c->fd() == o.to.tcp_fd) ok = c->send_packet(o.data.data(), o.data.size());
+    }
+  } else {
+    ok = udp_->send_to(o.to.endpoint, o.data.data(), o.data.size());
+  }
+  if (!ok) stats_.replies_dropped.fetch_add(1, std::memory_order_relaxed);
+}
+
+void OscServer::handle_udp() {
+  // Bounded per pass so the controller is serviced even under a flood.
+  for (int i = 0; i < 512 && udp_->receive(dgram_); ++i) {
+    stats_.datagrams.fetch_add(1, std::memory_order_relaxed);
+    if (!allow_.allows(dgram_.from)) {
+      stats_.refused.fetch_add(1, std::memory_order_relaxed);
+      continue;  // no reply: strangers learn nothing
+    }
+    out_.clear();
+    router_.handle_packet(dgram_.data.data(), dgram_.data.size(), Peer{dgram_.from, -1}, out_);
+    for (const auto& o : out_) send(o);
+  }
+  stats_.kernel_drops.store(udp_->kernel_drops(), std::memory_order_relaxed);
+  for (const Endpoint& gone : udp_->take_unreachable()) router_.drop_subscriber(Peer{gone, -1});
+}
+
+void OscServer::handle_tcp() {
+  if (tcp_) {
+    while (auto c = tcp_->accept()) {
+      if (!allow_.allows(c->peer())) {
+        stats_.refused.fetch_add(1, std::memory_order_relaxed);
+        continue;  // closed by its destructor
+      }
+      if (conns_.size() >= cfg_.max_tcp_clients) {
+        spdlog::warn("OSC: refusing TCP client {}: {} clients already (--max-tcp-clients)", c->peer().to_string(),
+                     conns_.size());
+        continue;
+      }
+      conns_.push_back(std::move(c));
+    }
+  }
+  std::vector<std::vector<std::uint8_t>> packets;
+  for (std::size_t i = 0; i < conns_.size();) {
+    packets.clear();
+    std::string error;
+    const bool alive = conns_[i]->read_packets(packets, cfg_.max_packet, error);
+    const Peer peer{conns_[i]->peer(), conns_[i]->fd()};
+    for (const auto& p : packets) {
+      stats_.datagrams.fetch_add(1, std::memory_order_relaxed);
+      out_.clear();
+      router_.handle_packet(p.data(), p.size(), peer, out_);
+      for (const auto& o : out_) send(o);
+    }
+    if (!alive) {
+      if (error != "closed") spdlog::warn("OSC: TCP client {}: {}", peer.endpoint.to_string(), error);
+      router_.drop_subscriber(peer);
+      conns_.erase(conns_.begin() + static_cast<std::ptrdiff_t>(i));
+      continue;
+    }
+    ++i;
+  }
+  stats_.tcp_clients.store(conns_.size(), std::memory_order_relaxed);
+}
+
+void OscServer::run() {
+  std::vector<pollfd> fds;
+  while (running_.load(std::memory_order_relaxed)) {
+    fds.clear();
+    fds.push_back(pollfd{wake_fd_, POLLIN, 0});
+    fds.push_back(pollfd{udp_->fd(), POLLIN, 0});
+    if (tcp_) fds.push_back(pollfd{tcp_->fd(), POLLIN, 0});
+    for (const auto& c : conns_) fds.push_back(pollfd{c->fd(), POLLIN, 0});
+    poll(fds.data(), fds.size(), 10);  // 10 ms: the retire queue and events are serviced often
+
+    handle_udp();
+    handle_tcp();
+    ctl_.service();  // engine events → logs and router notifications; retirees freed
+    out_.clear();
+    router_.take_notifications(out_);
+    for (const auto& o : out_) send(o);
+    router_.log_bad_input();
+  }
+}
+
+}  // namespace stemd::control

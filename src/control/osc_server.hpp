@@ -1,0 +1,76 @@
+// The OSC server: the control thread of a running daemon.
+//
+// It owns the sockets (UDP, optional TCP), drops datagrams from sources outside the allow-list,
+// hands the rest to the Router, sends the replies from the socket they came in on, services the
+// Controller (engine events and retirees) at least every 10 ms, and delivers notifications to
+// subscribers, dropping those that became unreachable.
+//
+// Threads: open()/start()/stop() from the main thread [main]; everything else runs on the
+// server's own thread, which is the control thread [control] between start() and stop().
+#pragma once
+
+#include "net.hpp"
+#include "router.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace stemd::control {
+
+struct OscServerConfig {
+  std::string bind = "127.0.0.1";
+  std::uint16_t port = 57120;       // 0 = any free port (see local_udp())
+  std::uint16_t tcp_port = 0;       // 0 = no TCP listener
+  bool tcp = false;
+  std::string allow;                // CIDR list; empty = loopback only (allowed only on loopback)
+  std::size_t max_tcp_clients = 16;
+  std::size_t max_packet = 65536;
+};
+
+struct OscServerStats {
+  std::atomic<std::uint64_t> datagrams{0};
+  std::atomic<std::uint64_t> refused{0};        // sources outside the allow-list
+  std::atomic<std::uint64_t> kernel_drops{0};   // the socket's receive buffer overflowed
+  std::atomic<std::uint64_t> replies_dropped{0};  // send failed (peer's buffer full)
+  std::atomic<std::uint64_t> tcp_clients{0};
+};
+
+class OscServer {
+ public:
+  OscServer(Controller& ctl, Router& router, const OscServerConfig& cfg);
+  ~OscServer();
+
+  bool open(std::string& error);  // [main] binds; the port is in use → error
+  void start();                   // [main] the control thread starts
+  void stop();                    // [main] joins it; the main thread may then use the Controller
+  Endpoint local_udp() const;
+  Endpoint local_tcp() const;
+  const OscServerStats& stats() const { return stats_; }
+  std::string describe() const;
+
+ private:
+  void run();
+  void send(const Outgoing& o);
+  void handle_udp();
+  void handle_tcp();
+
+  Controller& ctl_;
+  Router& router_;
+  OscServerConfig cfg_;
+  AllowList allow_;
+  std::unique_ptr<UdpSocket> udp_;
+  std::unique_ptr<TcpListener> tcp_;
+  std::vector<std::unique_ptr<TcpConnection>> conns_;
+  std::vector<Outgoing> out_;
+  Datagram dgram_;
+  std::thread thread_;
+  std::atomic<bool> running_{false};
+  int wake_fd_ = -1;
+  OscServerStats stats_;
+};
+
+}  // namespace stemd::control

@@ -1,0 +1,275 @@
+// The OSC router's core (see router.hpp): packets → messages → handlers → replies, status,
+// notifications, bad-input accounting. The dialects are in crowdstream.cpp and native.cpp.
+#include "router.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+
+namespace stemd::control {
+
+Router::Router(Controller& ctl, const RouterConfig& cfg, const MediaPolicy& media)
+    : ctl_(ctl), cfg_(cfg), media_(media) {
+  register_crowdstream();
+  register_native();
+  cpu_prev_ns_ = ctl_.engine().metrics().callback_ns_total.load();
+  if (!dispatcher_.ok()) spdlog::error("OSC: {}", dispatcher_.error());
+}
+
+Router::Reply Router::done(std::vector<OscArg> values) {
+  Reply r;
+  r.values = std::move(values);
+  return r;
+}
+
+Router::Reply Router::fail(std::string kind, std::string reason, std::vector<OscArg> values) {
+  Reply r;
+  r.ok = false;
+  r.kind = std::move(kind);
+  r.reason = std::move(reason);
+  r.values = std::move(values);
+  return r;
+}
+
+OscMessage Router::make_reply(const std::string& address, const Reply& r) const {
+  OscMessage m;
+  m.address = r.ok ? "/done" : "/fail";
+  m.args.reserve(r.values.size() + 2);
+  m.args.push_back(OscArg::Str(address));
+  for (const auto& v : r.values) m.args.push_back(v);
+  if (!r.ok) m.args.push_back(OscArg::Str(r.reason));
+  return m;
+}
+
+void Router::count_bad(const std::string& kind, const std::string& reason, const std::string& address) {
+  ++stats_.bad[kind];
+  BadLog& b = bad_log_[kind];
+  ++b.since_log;
+  b.last_reason = reason;
+  b.last_address = address;
+}
+
+void Router::log_bad_input() {
+  const auto now = std::chrono::steady_clock::now();
+  for (auto& [kind, b] : bad_log_) {
+    if (b.since_log == 0 || now - b.last < std::chrono::seconds(1)) continue;
+    if (b.since_log == 1) {
+      spdlog::warn("OSC {}: {} — {}", kind, b.last_address, b.last_reason);
+    } else {
+      spdlog::warn("OSC {}: {} messages refused in the last second or more; latest: {} — {}", kind, b.since_log,
+                   b.last_address, b.last_reason);
+    }
+    b.since_log = 0;
+    b.last = now;
+  }
+}
+
+void Router::handle_packet(const std::uint8_t* data, std::size_t size, const Peer& from, std::vector<Outgoing>& out) {
+  ++stats_.packets;
+  const PacketCheck check = check_packet(data, size, cfg_.limits);
+  if (!check.ok) {
+    // Answer where we can say what was refused; a reply to garbage goes to its sender only.
+    const std::string address = check.address.empty() ? "?" : check.address;
+    count_bad("malformed", check.reason, address);
+    ++stats_.failed;
+    out.push_back(Outgoing{from, osc_serialise(make_reply(address, fail("malformed", check.reason)))});
+    return;
+  }
+  const std::uint8_t* bytes = check.rewritten ? check.data.data() : data;
+  const std::size_t n = check.rewritten ? check.data.size() : size;
+  std::string error;
+  bool any = false;
+  const bool ok = dispatcher_.dispatch(
+      bytes, n,
+      [&](const OscMessage& m) {
+        any = true;
+        out.push_back(Outgoing{from, osc_serialise(handle(m, from))});
+      },
+      error);
+  if (!ok && !any) {
+    count_bad("malformed", error, check.address);
+    ++stats_.failed;
+    out.push_back(Outgoing{from, osc_serialise(make_reply(check.address, fail("malformed", error)))});
+  }
+}
+
+OscMessage Router::handle(const OscMessage& m, const Peer& from) {
+  ++stats_.messages;
+  Reply r;
+  auto it = handlers_.find(m.address);
+  if (it != handlers_.end()) {
+    r = (this->*(it->second))(m, from);
+  } else if (m.address.rfind("/dance/", 0) == 0) {
+    r = cs_dance(m, from);  // the movement detector's many addresses: answered cheaply
+  } else {
+    r = fail("unknown_address", "unknown address");
+  }
+  if (r.ok) {
+    ++stats_.done;
+  } else {
+    ++stats_.failed;
+    count_bad(r.kind, r.reason, m.address);
+  }
+  return make_reply(m.address, r);
+}
+
+VoiceHandle Router::player(int id) const {
+  auto it = players_.find(id);
+  if (it == players_.end() || !ctl_.voice_alive(it->second)) return VoiceHandle{};
+  return it->second;
+}
+
+bool Router::resolve_path(const std::string& requested, std::string& resolved, std::string& error) const {
+  return media_.resolve(requested, resolved, error);
+}
+
+Router::Reply Router::load(int id, const std::string& path, const std::string& name, const std::string& address) {
+  std::string resolved, error;
+  if (!resolve_path(path, resolved, error)) return fail("path", error, {OscArg::Int(id)});
+  if (ctl_.source(id) == nullptr && ctl_.sources_loaded() >= cfg_.max_sources) {
+    return fail("limit", "too many sources loaded (limit " + std::to_string(cfg_.max_sources) + ", --max-sources)",
+                {OscArg::Int(id)});
+  }
+  if (!ctl_.load(id, resolved, name, error)) return fail("file", error, {OscArg::Int(id)});
+  players_.erase(id);  // reloading an id stops its player (the controller faded it out)
+  return done({OscArg::Int(id)});
+}
+
+Router::Reply Router::start_player(int id, const PlayOptions& opts) {
+  std::string error;
+  VoiceHandle old = player(id);
+  VoiceHandle h;
+  if (!ctl_.play(id, opts, h, error)) {
+    const std::string kind = ctl_.source(id) == nullptr ? "unknown_id" : (error.rfind("busy", 0) == 0 ? "busy" : "range");
+    return fail(kind, error, {OscArg::Int(id)});
+  }
+  if (old.valid()) ctl_.stop(old, 0.0, error);  // replaced: the old one fades out (declick)
+  players_[id] = h;
+  return done({OscArg::Int(id)});
+}
+
+// Crowdstream's id → deck map: 100–1099 A, 1100–2099 B, 2100–3099 C, 3100–4099 D, else D.
+int Router::deck_of_id(int id) const {
+  if (id >= 100 && id < 1100) return 0;
+  if (id >= 1100 && id < 2100) return 1;
+  if (id >= 2100 && id < 3100) return 2;
+  return 3;
+}
+
+bool Router::parse_deck(const std::string& name, int& deck) {
+  if (name.size() == 1) {
+    const char c = static_cast<char>(std::toupper(static_cast<unsigned char>(name[0])));
+    if (c >= 'A' && c <= 'D') {
+      deck = c - 'A';
+      return true;
+    }
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------- notifications
+
+void Router::on_event(const engine::Event& e, const VoiceInfo& v) {
+  if (subscribers_.empty()) return;
+  OscMessage m;
+  switch (e.type) {
+    case engine::EventType::kVoiceStarted:
+      m.address = "/stemd/voice/started";
+      m.args = {OscArg::Int(v.slot), OscArg::Int(e.voice), OscArg::Str(v.name)};
+      break;
+    case engine::EventType::kVoiceEnded:
+      m.address = "/stemd/voice/ended";
+      m.args = {OscArg::Int(v.slot), OscArg::Int(e.voice), OscArg::Str(engine::to_string(e.reason))};
+      break;
+    case engine::EventType::kVoiceUnderrun:
+      m.address = "/stemd/voice/underrun";
+      m.args = {OscArg::Int(v.slot), OscArg::Int(e.voice), OscArg::Int64(static_cast<std::int64_t>(e.count))};
+      break;
+    default:
+      return;
+  }
+  const auto bytes = osc_serialise(m);
+  for (const Peer& p : subscribers_) notifications_.push_back(Outgoing{p, bytes});
+}
+
+void Router::notify_device(const std::string& what, const std::vector<OscArg>& values) {
+  if (subscribers_.empty()) return;
+  OscMessage m;
+  m.address = "/stemd/device/" + what;
+  m.args = values;
+  const auto bytes = osc_serialise(m);
+  for (const Peer& p : subscribers_) notifications_.push_back(Outgoing{p, bytes});
+}
+
+void Router::take_notifications(std::vector<Outgoing>& out) {
+  for (auto& n : notifications_) out.push_back(std::move(n));
+  notifications_.clear();
+}
+
+void Router::drop_subscriber(const Peer& p) {
+  const auto before = subscribers_.size();
+  std::erase_if(subscribers_, [&](const Peer& s) {
+    return p.tcp_fd >= 0 ? s.tcp_fd == p.tcp_fd : (s.tcp_fd < 0 && s.endpoint == p.endpoint);
+  });
+  if (subscribers_.size() != before) {
+    spdlog::info("OSC: subscriber {} expired (unreachable or disconnected)", p.endpoint.to_string());
+  }
+}
+
+// ---------------------------------------------------------------- status
+
+std::vector<OscArg> Router::status_fields() {
+  engine::Engine& e = ctl_.engine();
+  const engine::Metrics& m = e.metrics();
+  const auto hist = m.callback_ns.snapshot();
+  const auto now = std::chrono::steady_clock::now();
+  const std::uint64_t cpu_ns = m.callback_ns_total.load();
+  const double wall = std::chrono::duration<double>(now - cpu_prev_t_).count();
+  if (wall >= 0.25) {  // a window long enough to mean something
+    cpu_load_ = static_cast<double>(cpu_ns - cpu_prev_ns_) / (wall * 1e9);
+    cpu_prev_ns_ = cpu_ns;
+    cpu_prev_t_ = now;
+  }
+  const auto ls = ctl_.loader().stats();
+  const double budget_us = 1e6 * cfg_.buffer_size / cfg_.sample_rate;
+  std::vector<OscArg> f;
+  auto kv = [&](const char* k, OscArg v) {
+    f.push_back(OscArg::Str(k));
+    f.push_back(std::move(v));
+  };
+  kv("sample_rate", OscArg::Int(cfg_.sample_rate));
+  kv("buffer_size", OscArg::Int(cfg_.buffer_size));
+  kv("latency_ms", OscArg::Float(1000.0 * cfg_.buffer_size / cfg_.sample_rate));
+  kv("output_latency_ms", OscArg::Float(cfg_.output_latency_s * 1000.0));
+  kv("backend", OscArg::Str(cfg_.backend));
+  kv("voices", OscArg::Int(static_cast<std::int64_t>(ctl_.voices_playing())));
+  kv("sources", OscArg::Int(static_cast<std::int64_t>(ctl_.sources_loaded())));
+  kv("memory_bytes", OscArg::Int64(static_cast<std::int64_t>(ctl_.memory_bytes())));
+  kv("voice_underruns", OscArg::Int64(static_cast<std::int64_t>(m.voice_underruns.load())));
+  kv("device_underflows", OscArg::Int64(static_cast<std::int64_t>(m.device_underflows.load())));
+  kv("callback_p50_us", OscArg::Float(engine::DurationHistogram::percentile_ns(hist, 0.5) / 1e3));
+  kv("callback_p99_us", OscArg::Float(engine::DurationHistogram::percentile_ns(hist, 0.99) / 1e3));
+  kv("callback_max_us", OscArg::Float(m.callback_max_ns.load() / 1e3));
+  kv("budget_us", OscArg::Float(budget_us));
+  kv("cpu_load", OscArg::Float(cpu_load_));
+  kv("uptime_s", OscArg::Float(std::chrono::duration<double>(now - started_).count()));
+  kv("frames", OscArg::Int64(static_cast<std::int64_t>(m.frames.load())));
+  kv("master", OscArg::Float(ctl_.master_level()));
+  kv("deck_a", OscArg::Float(ctl_.deck_level(0)));
+  kv("deck_b", OscArg::Float(ctl_.deck_level(1)));
+  kv("deck_c", OscArg::Float(ctl_.deck_level(2)));
+  kv("deck_d", OscArg::Float(ctl_.deck_level(3)));
+  kv("loader_reads", OscArg::Int64(static_cast<std::int64_t>(ls.reads)));
+  kv("read_errors", OscArg::Int64(static_cast<std::int64_t>(ls.read_errors)));
+  kv("messages", OscArg::Int64(static_cast<std::int64_t>(stats_.messages)));
+  std::uint64_t bad = 0;
+  for (const auto& [k, n] : stats_.bad) bad += n;
+  kv("bad_messages", OscArg::Int64(static_cast<std::int64_t>(bad)));
+  kv("subscribers", OscArg::Int(static_cast<std::int64_t>(subscribers_.size())));
+  if (status_extra_) status_extra_(f);
+  return f;
+}
+
+}  // namespace stemd::control

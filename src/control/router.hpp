@@ -1,0 +1,189 @@
+// The OSC router: every message of both dialects in, exactly one reply out [control].
+//
+// handle_packet() takes a raw datagram (or TCP frame) from a peer: it is checked structurally
+// (osc_packet.hpp), handed to liblo (osc.hpp), and each message inside is routed by address to
+// a handler of the crowdstream dialect (crowdstream.cpp, unchanged from the Python server's)
+// or the native one (native.cpp, under /stemd/). A handler validates *all* its arguments
+// before it changes anything, so a bad message changes no state; it answers
+//   /done <address> [values…]          or          /fail <address> [values…] <reason>
+// Bad input is counted per kind and logged at most once a second per kind.
+// Events from the engine become notifications for subscribers (/stemd/notify 1).
+// Thread: the control thread only — the one that owns the Controller.
+#pragma once
+
+#include "controller.hpp"
+#include "media_policy.hpp"
+#include "net.hpp"
+#include "osc.hpp"
+#include "osc_packet.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace stemd::control {
+
+struct RouterConfig {
+  int sample_rate = 48000;
+  std::uint32_t buffer_size = 1024;
+  double output_latency_s = 0.0;
+  std::string backend = "null";
+  PacketLimits limits;
+  std::size_t max_sources = 4096;
+  std::size_t max_subscribers = 16;
+  double tone_frequency = 440.0;  // /test_tone defaults
+  double tone_level = 0.25;       // linear peak (−12 dBFS)
+  double tone_seconds = 2.0;
+  double crowdstream_volume = 0.8;  // /play_stem's default volume
+  double level_ramp_s = 0.02;       // deck/volume changes glide over this
+};
+
+// Where a reply goes: a UDP peer, or a TCP connection (by fd).
+struct Peer {
+  Endpoint endpoint;
+  int tcp_fd = -1;
+  bool operator==(const Peer& o) const { return tcp_fd == o.tcp_fd && (tcp_fd >= 0 || endpoint == o.endpoint); }
+};
+
+struct Outgoing {
+  Peer to;
+  std::vector<std::uint8_t> data;
+};
+
+// Counters of what came in, for status and the health line.
+struct RouterStats {
+  std::uint64_t packets = 0;
+  std::uint64_t messages = 0;
+  std::uint64_t done = 0;
+  std::uint64_t failed = 0;
+  std::map<std::string, std::uint64_t> bad;  // kind → count
+};
+
+class Router {
+ public:
+  struct Reply {
+    bool ok = true;
+    std::vector<OscArg> values;
+    std::string kind;    // of failure: arguments, range, unknown_id, unknown_address, malformed, busy, file,
+                         // path, not_yet, limit
+    std::string reason;
+  };
+
+  Router(Controller& ctl, const RouterConfig& cfg, const MediaPolicy& media);
+
+  // One packet from `from`; replies (one per message, or one /fail for a bad packet) appended.
+  void handle_packet(const std::uint8_t* data, std::size_t size, const Peer& from, std::vector<Outgoing>& out);
+  // One message; returns the reply message (tests use this directly).
+  OscMessage handle(const OscMessage& m, const Peer& from);
+
+  // Engine events → notifications for subscribers.
+  void on_event(const engine::Event& e, const VoiceInfo& v);
+  void notify_device(const std::string& what, const std::vector<OscArg>& values);
+  void take_notifications(std::vector<Outgoing>& out);
+  void drop_subscriber(const Peer& p);
+  std::size_t subscribers() const { return subscribers_.size(); }
+
+  // Extra status fields from the server (sockets, drops…), appended to every status reply.
+  void set_status_extra(std::function<void(std::vector<OscArg>&)> f) { status_extra_ = std::move(f); }
+  std::vector<OscArg> status_fields();
+
+  const RouterStats& stats() const { return stats_; }
+  // Logs a summary of bad input at most once a second per kind (call from the loop).
+  void log_bad_input();
+
+  // The voice playing a buffer id (crowdstream's one player per id), if any.
+  VoiceHandle player(int id) const;
+
+ private:
+  using Handler = Reply (Router::*)(const OscMessage&, const Peer&);
+  void register_crowdstream();
+  void register_native();
+  Reply fail(std::string kind, std::string reason, std::vector<OscArg> values = {});
+  static Reply done(std::vector<OscArg> values = {});
+  OscMessage make_reply(const std::string& address, const Reply& r) const;
+  void count_bad(const std::string& kind, const std::string& reason, const std::string& address);
+
+  // shared helpers
+  bool resolve_path(const std::string& requested, std::string& resolved, std::string& error) const;
+  Reply load(int id, const std::string& path, const std::string& name, const std::string& address);
+  Reply start_player(int id, const PlayOptions& opts);
+  int deck_of_id(int id) const;
+  static bool parse_deck(const std::string& name, int& deck);
+  double seconds_of(std::int64_t frames) const { return static_cast<double>(frames) / cfg_.sample_rate; }
+
+  // crowdstream handlers (crowdstream.cpp)
+  Reply cs_load_buffer(const OscMessage&, const Peer&);
+  Reply cs_play_stem(const OscMessage&, const Peer&);
+  Reply cs_play_stem_section(const OscMessage&, const Peer&);
+  Reply cs_stop_stem(const OscMessage&, const Peer&);
+  Reply cs_stem_volume(const OscMessage&, const Peer&);
+  Reply cs_crossfade_levels(const OscMessage&, const Peer&);
+  Reply cs_deck_levels(const OscMessage&, const Peer&);
+  Reply cs_get_status(const OscMessage&, const Peer&);
+  Reply cs_test_tone(const OscMessage&, const Peer&);
+  Reply cs_mixer_cleanup(const OscMessage&, const Peer&);
+  Reply cs_deck_eq(const OscMessage&, const Peer&);
+  Reply cs_deck_eq_all(const OscMessage&, const Peer&);
+  Reply cs_deck_filter(const OscMessage&, const Peer&);
+  Reply cs_set_tempo(const OscMessage&, const Peer&);
+  Reply cs_total_movement(const OscMessage&, const Peer&);
+  Reply cs_set_meter(const OscMessage&, const Peer&);
+  Reply cs_print_clock(const OscMessage&, const Peer&);
+  Reply cs_reset(const OscMessage&, const Peer&);
+  Reply cs_play(const OscMessage&, const Peer&);
+  Reply cs_cue(const OscMessage&, const Peer&);
+  Reply cs_start_group(const OscMessage&, const Peer&);
+  Reply cs_fade(const OscMessage&, const Peer&);
+  Reply cs_schedule_c_at(const OscMessage&, const Peer&);
+  Reply cs_dummy(const OscMessage&, const Peer&);
+  Reply cs_dance(const OscMessage&, const Peer&);
+
+  // native handlers (native.cpp)
+  Reply n_load(const OscMessage&, const Peer&);
+  Reply n_unload(const OscMessage&, const Peer&);
+  Reply n_play(const OscMessage&, const Peer&);
+  Reply n_stop(const OscMessage&, const Peer&);
+  Reply n_pause(const OscMessage&, const Peer&);
+  Reply n_resume(const OscMessage&, const Peer&);
+  Reply n_seek(const OscMessage&, const Peer&);
+  Reply n_volume(const OscMessage&, const Peer&);
+  Reply n_pan(const OscMessage&, const Peer&);
+  Reply n_rate(const OscMessage&, const Peer&);
+  Reply n_master(const OscMessage&, const Peer&);
+  Reply n_deck(const OscMessage&, const Peer&);
+  Reply n_list(const OscMessage&, const Peer&);
+  Reply n_voices(const OscMessage&, const Peer&);
+  Reply n_status(const OscMessage&, const Peer&);
+  Reply n_notify(const OscMessage&, const Peer&);
+  Reply n_ping(const OscMessage&, const Peer&);
+
+  Controller& ctl_;
+  RouterConfig cfg_;
+  const MediaPolicy& media_;
+  OscDispatcher dispatcher_;
+  std::unordered_map<std::string, Handler> handlers_;
+  std::map<int, VoiceHandle> players_;  // buffer id → its player
+  std::vector<Peer> subscribers_;
+  std::vector<Outgoing> notifications_;
+  std::function<void(std::vector<OscArg>&)> status_extra_;
+  RouterStats stats_;
+  struct BadLog {
+    std::uint64_t since_log = 0;
+    std::string last_reason, last_address;
+    std::chrono::steady_clock::time_point last{};
+  };
+  std::map<std::string, BadLog> bad_log_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::int64_t t0_frame_ = 0;  // /reset's timeline origin
+  int meter_ = 4;
+  // CPU load window
+  std::uint64_t cpu_prev_ns_ = 0;
+  std::chrono::steady_clock::time_point cpu_prev_t_ = std::chrono::steady_clock::now();
+  double cpu_load_ = 0.0;
+};
+
+}  // namespace stemd::control
