@@ -123,6 +123,8 @@ int parse_options(int argc, char** argv, Options& o) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  // An offline render listens for OSC only when asked to (a port given explicitly).
+  if ((o.backend == "render" || !o.render_to.empty()) && app.count("--osc-port") == 0) o.no_osc = true;
   if (!o.render_to.empty()) {
     if (o.backend != "auto" && o.backend != "render") {
       std::fprintf(stderr, "--render-to needs --backend render (or no --backend), not '%s'\n", o.backend.c_str());

@@ -26,7 +26,7 @@ struct Options {
   std::uint32_t max_voices = 4096;
   double shutdown_fade_ms = 50;
   // OSC control
-  bool no_osc = false;
+  bool no_osc = false;    // also implied by render mode unless --osc-port is given
   std::uint16_t osc_port = 57120;
   std::string osc_bind = "127.0.0.1";
   int osc_tcp_port = -1;  // -1 = off

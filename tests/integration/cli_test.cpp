@@ -80,7 +80,7 @@ TEST(Cli, UnreadableFileGetsTheReason) {
   chmod(path.c_str(), 0);
   // root reads anything: drop to nobody for the run (setpriv is in util-linux, always present)
   const std::string prefix = geteuid() == 0 ? "setpriv --reuid=65534 --regid=65534 --clear-groups " : "";
-  const auto r = run_process(prefix + STEMD_BINARY + " --backend null --play " + path);
+  const auto r = run_process(prefix + STEMD_BINARY + " --osc-port 0 --backend null --play " + path);
   EXPECT_NE(r.exit_code, 0);
   EXPECT_EQ(count_lines_with(r.output, " error "), 1) << r.output;
   EXPECT_NE(r.output.find(path + ": Permission denied"), std::string::npos) << r.output;
@@ -152,7 +152,7 @@ TEST(Cli, RenderLoopWithoutDurationIsRefused) {
 TEST(Cli, SigtermFadesOutAndExitsZero) {
   TempDir dir;
   write_wav16(dir.file("a.wav"), make_pcm16(48000 * 5, 2, 3), 2);
-  const std::string cmd = std::string(STEMD_BINARY) + " --backend null --loop --play " + dir.file("a.wav") +
+  const std::string cmd = std::string(STEMD_BINARY) + " --osc-port 0 --backend null --loop --play " + dir.file("a.wav") +
                           " & pid=$!; sleep 0.5; kill -TERM $pid; wait $pid; echo exit=$?";
   const auto r = run_process("sh -c " + shell_quote(cmd));
   EXPECT_NE(r.output.find("exit=0"), std::string::npos) << r.output;
@@ -162,10 +162,25 @@ TEST(Cli, SigtermFadesOutAndExitsZero) {
 
 TEST(Cli, SigintExitsZero) {
   const std::string cmd = std::string(STEMD_BINARY) +
-                          " --backend null & pid=$!; sleep 0.3; kill -INT $pid; wait $pid; echo exit=$?";
+                          " --osc-port 0 --backend null & pid=$!; sleep 0.3; kill -INT $pid; wait $pid; echo exit=$?";
   const auto r = run_process("sh -c " + shell_quote(cmd));
   EXPECT_NE(r.output.find("exit=0"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("stopped (SIGINT)"), std::string::npos) << r.output;
+}
+
+TEST(Cli, OscPortInUseIsAClearStartupError) {
+  const std::string cmd = std::string(STEMD_BINARY) +
+                          " --backend null --osc-port 57391 & pid=$!; sleep 0.4; " + STEMD_BINARY +
+                          " --backend null --osc-port 57391; echo second=$?; kill -TERM $pid; wait $pid";
+  const auto r = run_process("sh -c " + shell_quote(cmd));
+  EXPECT_NE(r.output.find("second=2"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("port 57391 is in use"), std::string::npos) << r.output;
+}
+
+TEST(Cli, NonLoopbackBindNeedsAnAllowList) {
+  const auto r = run_process(std::string(STEMD_BINARY) + " --backend null --osc-bind 0.0.0.0 --osc-port 0");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--allow is required"), std::string::npos) << r.output;
 }
 
 TEST(Cli, NoDeviceFallsBackToNullWithAWarning) {

@@ -30,6 +30,9 @@ inline ProcessResult run_process(const std::string& cmdline) {
   return r;
 }
 
-inline ProcessResult run_stemd(const std::string& args) { return run_process(std::string(STEMD_BINARY) + " " + args); }
+// Any free OSC port, so tests running in parallel never collide on 57120.
+inline ProcessResult run_stemd(const std::string& args) {
+  return run_process(std::string(STEMD_BINARY) + " --osc-port 0 " + args);
+}
 
 }  // namespace stemd::test
