@@ -152,6 +152,7 @@ void OscServer::handle_tcp() {
 
 void OscServer::run() {
   std::vector<pollfd> fds;
+  std::uint64_t last_underflows = ctl_.engine().metrics().device_underflows.load();
   while (running_.load(std::memory_order_relaxed)) {
     fds.clear();
     fds.push_back(pollfd{wake_fd_, POLLIN, 0});
@@ -163,6 +164,11 @@ void OscServer::run() {
     handle_udp();
     handle_tcp();
     ctl_.service();  // engine events → logs and router notifications; retirees freed
+    const std::uint64_t underflows = ctl_.engine().metrics().device_underflows.load(std::memory_order_relaxed);
+    if (underflows != last_underflows) {
+      router_.notify_device("underflow", {OscArg::Int64(static_cast<std::int64_t>(underflows))});
+      last_underflows = underflows;
+    }
     out_.clear();
     router_.take_notifications(out_);
     for (const auto& o : out_) send(o);
