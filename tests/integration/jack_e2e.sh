@@ -43,7 +43,7 @@ D=$TESTBED_DIR
 
 capture_start "$D/capture.wav" || fail "could not start jack_capture"
 
-"$STEMD" --backend portaudio --device system --buffer-size "$PERIOD" \
+"$STEMD" --backend portaudio --device system --buffer-size "$PERIOD" --osc-port 0 \
   --play "$D/fixture.wav" --log-level info >"$D/stemd.log" 2>&1 &
 STEMD_PID=$!
 testbed_track_pid "$STEMD_PID"   # killed by the cleanup trap if the test dies early
