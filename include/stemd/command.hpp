@@ -54,7 +54,8 @@ struct Command {
   float value;
   bool flag;
   PlayParams play;
-  std::uint8_t deck = 0;  // kDeckGain
+  std::uint8_t deck = 0;     // kDeckGain
+  std::int64_t at_frame = -1;  // engine frame to apply it at (sample-accurate); < 0 = as soon as possible
 };
 static_assert(std::is_trivially_copyable_v<Command>);
 
@@ -63,6 +64,7 @@ enum class EventType : std::uint8_t {
   kVoiceEnded,     // reason in `reason`
   kVoiceUnderrun,  // `count` = this voice's underrun total so far
   kCommandDropped, // a command addressed a voice that was not playing (stale id)
+  kCommandLate,    // a scheduled command arrived after its frame: applied at once; `count` = frames late
 };
 
 enum class EndReason : std::uint8_t { kEndOfFile, kStopped, kError };

@@ -46,6 +46,7 @@ class Engine {
   static constexpr std::size_t kCommandQueue = 8192;
   static constexpr std::size_t kEventQueue = 8192;
   static constexpr std::size_t kRetireQueue = 16384;
+  static constexpr std::size_t kMaxScheduled = 8192;  // commands waiting for their frame
 
   explicit Engine(const EngineConfig& cfg);  // [control] allocates everything
   ~Engine();
@@ -74,7 +75,9 @@ class Engine {
   void process(float* out, std::uint32_t frames, bool device_underflow = false) noexcept;
 
   // [audio] Applies queued commands without rendering (process() does this itself). Used by
-  // the render backend before it checks streams_ready().
+  // the render backend before it checks streams_ready(). Commands with a future at_frame wait
+  // in a fixed list and are applied at exactly that frame by process(), which splits the block
+  // there.
   void apply_commands() noexcept;
 
   // [audio] True when every streaming voice can render `frames` frames without waiting for the
@@ -93,6 +96,8 @@ class Engine {
   struct Voice;
   void start_voice(const Command& c) noexcept;
   void apply(const Command& c) noexcept;
+  void schedule(const Command& c) noexcept;
+  void apply_due() noexcept;
   void render_voice(Voice& v, float* out, std::uint32_t frames) noexcept;
   std::uint32_t mix_segment(Voice& v, float* out, std::uint32_t count) noexcept;
   void starve(Voice& v) noexcept;
@@ -120,6 +125,8 @@ class Engine {
   std::vector<float> scratch_;   // max_block_frames stereo frames
   std::vector<float> gains_;     // max_block_frames per-frame gains
   std::vector<float> gains_r_;   // right-channel gains when a voice is panned
+  std::vector<Command> scheduled_;  // waiting for their frame, sorted by at_frame; capacity fixed
+  std::size_t scheduled_count_ = 0;
   Ramp master_{1.0f};
   std::int64_t frame_ = 0;
   void (*wake_fn_)(void*) noexcept = nullptr;

@@ -71,7 +71,42 @@ struct VoiceTelemetry {
   std::atomic<std::uint8_t> state{0};             // 0 free, 1 playing, 2 starved, 3 stopping, 4 paused
 };
 
+// The stream's clock: which engine frame was being rendered at which CLOCK_MONOTONIC time.
+// [audio] publishes it at the start of every callback; [control] reads it consistently
+// (sequence-locked) to turn wall-clock times (OSC timetags) into engine frames.
+class StreamClock {
+ public:
+  void publish(std::int64_t frame, std::uint64_t mono_ns) noexcept {  // [audio]
+    const std::uint32_t s = seq_.load(std::memory_order_relaxed);
+    seq_.store(s + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    frame_.store(frame, std::memory_order_relaxed);
+    ns_.store(mono_ns, std::memory_order_relaxed);
+    seq_.store(s + 2, std::memory_order_release);
+  }
+  // [control] False when the stream has not run yet.
+  bool read(std::int64_t& frame, std::uint64_t& mono_ns) const noexcept {
+    for (int i = 0; i < 1000; ++i) {
+      const std::uint32_t a = seq_.load(std::memory_order_acquire);
+      if (a & 1) continue;
+      frame = frame_.load(std::memory_order_relaxed);
+      mono_ns = ns_.load(std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (seq_.load(std::memory_order_relaxed) == a) return a != 0;
+    }
+    return false;
+  }
+
+ private:
+  std::atomic<std::uint32_t> seq_{0};
+  std::atomic<std::int64_t> frame_{0};
+  std::atomic<std::uint64_t> ns_{0};
+};
+
 struct Metrics {
+  StreamClock clock;
+  std::atomic<std::uint64_t> commands_late{0};       // scheduled commands that arrived after their frame
+  std::atomic<std::uint64_t> schedule_overflows{0};  // scheduled commands applied early: the pending list was full
   std::atomic<std::uint64_t> callbacks{0};
   std::atomic<std::uint64_t> frames{0};              // engine frame counter (output frames produced)
   std::atomic<std::uint64_t> voice_underruns{0};     // total over all voices

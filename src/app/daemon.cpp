@@ -175,6 +175,9 @@ int run(int argc, char** argv) {
       case engine::EventType::kVoiceUnderrun:
         spdlog::debug("voice {} underrun #{}", e.voice, e.count);
         break;
+      case engine::EventType::kCommandLate:
+        spdlog::debug("scheduled command for voice {} applied {} frames late", e.voice, e.count);
+        break;
       case engine::EventType::kCommandDropped:
         spdlog::debug("command for voice {} ignored: it is no longer playing", e.voice);
         break;

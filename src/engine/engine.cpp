@@ -64,7 +64,8 @@ Engine::Engine(const EngineConfig& cfg)
       decks_(static_cast<std::size_t>(cfg.max_block_frames) * 2 * kNumBuses),
       scratch_(static_cast<std::size_t>(cfg.max_block_frames) * 2),
       gains_(cfg.max_block_frames),
-      gains_r_(cfg.max_block_frames) {
+      gains_r_(cfg.max_block_frames),
+      scheduled_(kMaxScheduled) {
   active_.resize(cfg.max_voices);
 }
 
@@ -89,9 +90,47 @@ void Engine::apply_commands() noexcept {
   // Bounded: at most the queue's capacity per call.
   Command c;
   for (std::size_t i = 0; i < kCommandQueue && commands_.pop(c); ++i) {
+    if (c.at_frame > frame_) {
+      schedule(c);
+      continue;
+    }
+    if (c.at_frame >= 0 && c.at_frame < frame_) {
+      metrics_.commands_late.fetch_add(1, std::memory_order_relaxed);
+      push_event(Event{EventType::kCommandLate, EndReason::kError, c.voice, c.generation,
+                       static_cast<std::uint64_t>(frame_ - c.at_frame), frame_});
+    }
     apply(c);
     metrics_.commands_applied.fetch_add(1, std::memory_order_relaxed);
   }
+}
+
+// Keeps scheduled_ sorted by frame (stable: commands for one frame apply in arrival order).
+void Engine::schedule(const Command& c) noexcept {
+  if (scheduled_count_ == scheduled_.size()) {
+    // Never dropped: applied now, counted, so a client flooding the schedule hears about it.
+    metrics_.schedule_overflows.fetch_add(1, std::memory_order_relaxed);
+    apply(c);
+    return;
+  }
+  std::size_t i = scheduled_count_;
+  while (i > 0 && scheduled_[i - 1].at_frame > c.at_frame) {
+    scheduled_[i] = scheduled_[i - 1];
+    --i;
+  }
+  scheduled_[i] = c;
+  ++scheduled_count_;
+}
+
+void Engine::apply_due() noexcept {
+  std::size_t n = 0;
+  while (n < scheduled_count_ && scheduled_[n].at_frame <= frame_) {
+    apply(scheduled_[n]);
+    metrics_.commands_applied.fetch_add(1, std::memory_order_relaxed);
+    ++n;
+  }
+  if (n == 0) return;
+  for (std::size_t i = n; i < scheduled_count_; ++i) scheduled_[i - n] = scheduled_[i];
+  scheduled_count_ -= n;
 }
 
 void Engine::start_voice(const Command& c) noexcept {
@@ -427,6 +466,7 @@ bool Engine::streams_ready(std::uint32_t frames) const noexcept {
 void Engine::process(float* out, std::uint32_t frames, bool device_underflow) noexcept {
   const std::uint64_t t0 = now_ns();
   metrics_.last_callback_ns.store(t0, std::memory_order_relaxed);
+  metrics_.clock.publish(frame_, t0);
   ScopedFlushDenormals no_denormals;
   if (device_underflow) metrics_.device_underflows.fetch_add(1, std::memory_order_relaxed);
 
@@ -438,7 +478,12 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
 
   std::uint32_t offset = 0;
   while (offset < frames) {
-    const std::uint32_t n = std::min(frames - offset, cfg_.max_block_frames);
+    apply_due();
+    std::uint32_t n = std::min(frames - offset, cfg_.max_block_frames);
+    if (scheduled_count_ > 0) {  // split the block where the next scheduled command is due
+      const std::int64_t until = scheduled_[0].at_frame - frame_;
+      if (until > 0 && until < n) n = static_cast<std::uint32_t>(until);
+    }
     float* block = out + static_cast<std::size_t>(offset) * 2;
     std::memset(block, 0, sizeof(float) * 2 * n);
     const std::size_t stride = static_cast<std::size_t>(cfg_.max_block_frames) * 2;

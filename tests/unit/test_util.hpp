@@ -49,6 +49,9 @@ inline void PrintTo(EventType t, std::ostream* os) {
     case EventType::kVoiceUnderrun:
       *os << "kVoiceUnderrun";
       return;
+    case EventType::kCommandLate:
+      *os << "kCommandLate";
+      return;
     case EventType::kCommandDropped:
       *os << "kCommandDropped";
       return;

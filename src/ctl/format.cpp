@@ -1,0 +1,430 @@
+// stemctl's text (see format.hpp).
+#include "format.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+
+namespace stemd::ctl {
+
+namespace {
+
+bool parse_int64(const std::string& s, std::int64_t& out) {
+  if (s.empty()) return false;
+  const char* b = s.data();
+  const char* e = s.data() + s.size();
+  if (*b == '+') ++b;
+  if (b == e) return false;
+  const auto r = std::from_chars(b, e, out);
+  return r.ec == std::errc() && r.ptr == e;
+}
+
+bool parse_double(const std::string& s, double& out) {
+  if (s.empty() || std::isspace(static_cast<unsigned char>(s[0]))) return false;
+  char* end = nullptr;
+  out = std::strtod(s.c_str(), &end);
+  return end == s.c_str() + s.size();
+}
+
+bool looks_like_decimal(const std::string& s) {
+  // digits with a dot or an exponent: "1.5", "-.5", "2e3", "1E-3" (not "inf", "nan", "0x1p3")
+  bool digit = false, mark = false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c >= '0' && c <= '9') {
+      digit = true;
+    } else if (c == '.' || c == 'e' || c == 'E') {
+      mark = true;
+    } else if ((c == '+' || c == '-') && (i == 0 || s[i - 1] == 'e' || s[i - 1] == 'E')) {
+    } else {
+      return false;
+    }
+  }
+  return digit && mark;
+}
+
+// Characters on screen (UTF-8 code points; good enough for names and paths).
+std::size_t display_width(const std::string& s) {
+  std::size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+std::string pad(const std::string& s, std::size_t width, bool right = false) {
+  const std::size_t w = display_width(s);
+  if (w >= width) return s;
+  const std::string fill(width - w, ' ');
+  return right ? fill + s : s + fill;
+}
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+// Rows of cells; the first row is the header. Columns in `right` are right-aligned.
+std::string table(const std::vector<std::vector<std::string>>& rows, const std::vector<bool>& right) {
+  std::vector<std::size_t> w;
+  for (const auto& r : rows) {
+    if (w.size() < r.size()) w.resize(r.size(), 0);
+    for (std::size_t i = 0; i < r.size(); ++i) w[i] = std::max(w[i], display_width(r[i]));
+  }
+  std::string out;
+  for (const auto& r : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      const bool last = i + 1 == r.size();
+      const bool ra = i < right.size() && right[i];
+      line += last && !ra ? r[i] : pad(r[i], w[i], ra);
+      if (!last) line += "  ";
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
+std::string value_text(const OscArg& a) { return a.is_string() ? a.s : a.to_string(); }
+
+std::string level_text(double v) {
+  if (v <= 0) return fmt("%.2f", v) + " (-inf dB)";
+  return fmt("%.2f", v) + " (" + fmt("%+.1f", 20.0 * std::log10(v)) + " dB)";
+}
+
+std::string integer_text(const OscArg& a) {
+  if (a.is_number()) return std::to_string(static_cast<std::int64_t>(std::llround(a.as_double())));
+  return value_text(a);
+}
+
+}  // namespace
+
+bool parse_send_arg(const std::string& text, OscArg& out, std::string& error) {
+  out = OscArg{};
+  if (text == "T" || text == "F" || text == "N" || text == "I") {
+    out.type = text[0];
+    out.i = text == "T" ? 1 : 0;
+    return true;
+  }
+  if (text.size() >= 2 && text[1] == ':') {
+    const std::string v = text.substr(2);
+    switch (text[0]) {
+      case 'i': {
+        std::int64_t x = 0;
+        if (!parse_int64(v, x)) {
+          error = "\"" + text + "\": not an integer";
+          return false;
+        }
+        if (x < std::numeric_limits<std::int32_t>::min() || x > std::numeric_limits<std::int32_t>::max()) {
+          error = "\"" + text + "\": outside the 32-bit range (use h: for a 64-bit integer)";
+          return false;
+        }
+        out = OscArg::Int(x);
+        return true;
+      }
+      case 'h': {
+        std::int64_t x = 0;
+        if (!parse_int64(v, x)) {
+          error = "\"" + text + "\": not a 64-bit integer";
+          return false;
+        }
+        out = OscArg::Int64(x);
+        return true;
+      }
+      case 'f':
+      case 'd': {
+        double x = 0;
+        if (!parse_double(v, x)) {  // nan and inf are allowed: they are for testing the daemon
+          error = "\"" + text + "\": not a number";
+          return false;
+        }
+        out = text[0] == 'f' ? OscArg::Float(x) : OscArg::Double(x);
+        return true;
+      }
+      case 's': out = OscArg::Str(v); return true;
+      case 'S':
+        out = OscArg::Str(v);
+        out.type = 'S';
+        return true;
+      case 'c':
+        if (v.size() != 1) {
+          error = "\"" + text + "\": c: takes one character";
+          return false;
+        }
+        out.type = 'c';
+        out.i = static_cast<unsigned char>(v[0]);
+        return true;
+      default: break;  // "a:b" is just a string
+    }
+  }
+  if (text == "true" || text == "false") {
+    out = OscArg::Bool(text == "true");
+    return true;
+  }
+  std::int64_t x = 0;
+  if (parse_int64(text, x)) {
+    const bool fits = x >= std::numeric_limits<std::int32_t>::min() && x <= std::numeric_limits<std::int32_t>::max();
+    out = fits ? OscArg::Int(x) : OscArg::Int64(x);
+    return true;
+  }
+  double d = 0;
+  if (looks_like_decimal(text) && parse_double(text, d)) {
+    out = OscArg::Float(d);
+    return true;
+  }
+  out = OscArg::Str(text);
+  return true;
+}
+
+std::vector<OscArg> reply_values(const OscMessage& reply) {
+  if (reply.args.empty()) return {};
+  return {reply.args.begin() + 1, reply.args.end()};
+}
+
+std::string describe_failure(const OscMessage& reply) {
+  std::string where = reply.args.empty() ? "?" : value_text(reply.args[0]);
+  std::string reason = "failed";
+  std::size_t last = reply.args.size();
+  if (reply.args.size() >= 2 && reply.args.back().is_string()) {
+    reason = reply.args.back().s;
+    last = reply.args.size() - 1;
+  }
+  for (std::size_t i = 1; i < last; ++i) where += " " + value_text(reply.args[i]);
+  return where + ": " + reason;
+}
+
+StatusFields status_fields(const OscMessage& reply) {
+  StatusFields f;
+  for (std::size_t i = 1; i + 1 < reply.args.size(); i += 2) {
+    if (!reply.args[i].is_string()) break;  // not key/value pairs any more
+    f.emplace_back(reply.args[i].s, reply.args[i + 1]);
+  }
+  return f;
+}
+
+const OscArg* find_field(const StatusFields& f, const std::string& key) {
+  for (const auto& [k, v] : f) {
+    if (k == key) return &v;
+  }
+  return nullptr;
+}
+
+double field_number(const StatusFields& f, const std::string& key, double def) {
+  const OscArg* a = find_field(f, key);
+  if (a == nullptr) return def;
+  if (a->is_number()) return a->as_double();
+  double d = 0;
+  return a->is_string() && parse_double(a->s, d) ? d : def;
+}
+
+bool parse_list(const OscMessage& reply, std::vector<SourceRow>& rows, std::string& error) {
+  rows.clear();
+  const auto& a = reply.args;
+  if (a.size() < 2 || !a[1].is_number()) {
+    error = "malformed /stemd/list reply (no count): " + reply.to_string();
+    return false;
+  }
+  const auto count = static_cast<std::size_t>(std::max<std::int64_t>(0, static_cast<std::int64_t>(a[1].as_double())));
+  if (a.size() < 2 + 6 * count) {
+    error = "malformed /stemd/list reply (" + std::to_string(count) + " sources announced, " +
+            std::to_string((a.size() - 2) / 6) + " sent)";
+    return false;
+  }
+  for (std::size_t k = 0; k < count; ++k) {
+    const OscArg* v = &a[2 + 6 * k];
+    SourceRow r;
+    r.id = static_cast<std::int64_t>(v[0].as_double());
+    r.name = value_text(v[1]);
+    r.path = value_text(v[2]);
+    r.duration_s = v[3].as_double();
+    r.streamed = v[4].as_double() != 0 || v[4].type == 'T';
+    r.playing = v[5].as_double() != 0 || v[5].type == 'T';
+    rows.push_back(std::move(r));
+  }
+  return true;
+}
+
+bool parse_voices(const OscMessage& reply, std::vector<VoiceRow>& rows, std::string& error) {
+  rows.clear();
+  const auto& a = reply.args;
+  if (a.size() < 2 || !a[1].is_number()) {
+    error = "malformed /stemd/voices reply (no count): " + reply.to_string();
+    return false;
+  }
+  const auto count = static_cast<std::size_t>(std::max<std::int64_t>(0, static_cast<std::int64_t>(a[1].as_double())));
+  if (a.size() < 2 + 7 * count) {
+    error = "malformed /stemd/voices reply (" + std::to_string(count) + " voices announced, " +
+            std::to_string((a.size() - 2) / 7) + " sent)";
+    return false;
+  }
+  for (std::size_t k = 0; k < count; ++k) {
+    const OscArg* v = &a[2 + 7 * k];
+    VoiceRow r;
+    r.id = static_cast<std::int64_t>(v[0].as_double());
+    r.name = value_text(v[1]);
+    r.position_s = v[2].as_double();
+    r.duration_s = v[3].as_double();
+    r.ring_fill = v[4].as_double();
+    r.underruns = static_cast<std::int64_t>(v[5].as_double());
+    r.state = value_text(v[6]);
+    rows.push_back(std::move(r));
+  }
+  return true;
+}
+
+std::string fmt_time(double s) {
+  if (!std::isfinite(s) || s < 0) s = 0;
+  const auto tenths = static_cast<std::int64_t>(std::floor(s * 10 + 0.5));
+  const std::int64_t h = tenths / 36000, m = tenths / 600 % 60, sec = tenths / 10 % 60, t = tenths % 10;
+  char buf[64];
+  if (h > 0) {
+    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld.%lld", static_cast<long long>(h), static_cast<long long>(m),
+                  static_cast<long long>(sec), static_cast<long long>(t));
+  } else {
+    std::snprintf(buf, sizeof buf, "%lld:%02lld.%lld", static_cast<long long>(m), static_cast<long long>(sec),
+                  static_cast<long long>(t));
+  }
+  return buf;
+}
+
+std::string fmt_uptime(double s) {
+  if (!std::isfinite(s) || s < 0) s = 0;
+  const auto total = static_cast<std::int64_t>(s);
+  const std::int64_t d = total / 86400, h = total / 3600 % 24, m = total / 60 % 60, sec = total % 60;
+  char buf[64];
+  if (d > 0) {
+    std::snprintf(buf, sizeof buf, "%lldd %02lld:%02lld:%02lld", static_cast<long long>(d), static_cast<long long>(h),
+                  static_cast<long long>(m), static_cast<long long>(sec));
+  } else {
+    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", static_cast<long long>(h), static_cast<long long>(m),
+                  static_cast<long long>(sec));
+  }
+  return buf;
+}
+
+std::string fmt_bytes(double b) {
+  if (b < 1e6) return fmt("%.1f kB", b / 1e3);
+  if (b < 1e9) return fmt("%.1f MB", b / 1e6);
+  return fmt("%.2f GB", b / 1e9);
+}
+
+std::string ring_bar(double fill, int width) {
+  if (!std::isfinite(fill)) fill = 0;
+  fill = std::clamp(fill, 0.0, 1.0);
+  const int n = static_cast<int>(std::lround(fill * width));
+  return "[" + std::string(static_cast<std::size_t>(n), '#') + std::string(static_cast<std::size_t>(width - n), '-') + "]";
+}
+
+std::string status_table(const StatusFields& f) {
+  const double budget = field_number(f, "budget_us", 0);
+  auto of_budget = [&](double us) {
+    std::string s = fmt("%.1f µs", us);
+    if (budget > 0) s += " (" + fmt("%.1f", 100.0 * us / budget) + "% of the " + fmt("%.0f", budget) + " µs budget)";
+    return s;
+  };
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [k, v] : f) {
+    const double x = v.is_number() ? v.as_double() : 0.0;
+    std::string label = k, text = value_text(v);
+    if (k == "sample_rate") {
+      label = "sample rate", text = integer_text(v) + " Hz";
+    } else if (k == "buffer_size") {
+      label = "buffer", text = integer_text(v) + " frames";
+    } else if (k == "latency_ms") {
+      label = "buffer latency", text = fmt("%.1f ms", x);
+    } else if (k == "output_latency_ms") {
+      label = "output latency", text = fmt("%.1f ms", x) + " (device)";
+    } else if (k == "backend") {
+      label = "backend";
+    } else if (k == "voices") {
+      label = "voices playing";
+    } else if (k == "sources") {
+      label = "sources loaded";
+    } else if (k == "memory_bytes") {
+      label = "memory held", text = fmt_bytes(x);
+    } else if (k == "voice_underruns") {
+      label = "voice underruns";
+    } else if (k == "device_underflows") {
+      label = "device underflows";
+    } else if (k == "callback_p50_us") {
+      label = "callback p50", text = of_budget(x);
+    } else if (k == "callback_p99_us") {
+      label = "callback p99", text = of_budget(x);
+    } else if (k == "callback_max_us") {
+      label = "callback max", text = of_budget(x);
+    } else if (k == "budget_us") {
+      label = "callback budget", text = fmt("%.0f µs", x);
+    } else if (k == "cpu_load") {
+      label = "CPU load (callback)", text = fmt("%.1f%%", 100.0 * x);
+    } else if (k == "uptime_s") {
+      label = "uptime", text = fmt_uptime(x);
+    } else if (k == "frames") {
+      label = "frames rendered";
+    } else if (k == "master") {
+      label = "master level", text = level_text(x);
+    } else if (k.size() == 6 && k.rfind("deck_", 0) == 0) {
+      label = std::string("deck ") + static_cast<char>(std::toupper(static_cast<unsigned char>(k[5]))) + " level";
+      text = level_text(x);
+    } else if (k == "loader_reads") {
+      label = "loader reads";
+    } else if (k == "read_errors") {
+      label = "read errors";
+    } else if (k == "messages") {
+      label = "OSC messages";
+    } else if (k == "bad_messages") {
+      label = "OSC messages refused";
+    } else if (k == "subscribers") {
+      label = "event subscribers";
+    } else if (k == "datagrams") {
+      label = "datagrams received";
+    } else if (k == "refused_sources") {
+      label = "refused (not --allow'ed)";
+    } else if (k == "dropped_datagrams") {
+      label = "dropped by the kernel";
+    } else if (k == "replies_dropped") {
+      label = "replies not sent";
+    } else if (k == "tcp_clients") {
+      label = "TCP clients";
+    }
+    rows.push_back({"  " + label, text});
+  }
+  return table(rows, {});
+}
+
+std::string list_table(const std::vector<SourceRow>& rows) {
+  if (rows.empty()) return "no sources loaded\n";
+  std::vector<std::vector<std::string>> t{{"ID", "NAME", "DURATION", "MODE", "PLAYING", "PATH"}};
+  for (const auto& r : rows) {
+    t.push_back({std::to_string(r.id), r.name, fmt_time(r.duration_s), r.streamed ? "streamed" : "in memory",
+                 r.playing ? "yes" : "no", r.path});
+  }
+  return table(t, {true, false, true});
+}
+
+std::string voices_table(const std::vector<VoiceRow>& rows) {
+  if (rows.empty()) return "no voices\n";
+  std::vector<std::vector<std::string>> t{{"ID", "NAME", "POSITION", "DURATION", "RING", "UNDERRUNS", "STATE"}};
+  for (const auto& r : rows) {
+    t.push_back({std::to_string(r.id), r.name, fmt_time(r.position_s), fmt_time(r.duration_s),
+                 ring_bar(r.ring_fill) + fmt(" %3.0f%%", 100.0 * std::clamp(r.ring_fill, 0.0, 1.0)),
+                 std::to_string(r.underruns), r.state});
+  }
+  return table(t, {true, false, true, true, false, true});
+}
+
+std::string status_line(const StatusFields& f) {
+  std::string s = "voices " + std::to_string(static_cast<std::int64_t>(field_number(f, "voices")));
+  s += " · CPU " + fmt("%.1f%%", 100.0 * field_number(f, "cpu_load"));
+  if (find_field(f, "callback_p99_us") != nullptr && field_number(f, "budget_us") > 0) {
+    s += " · p99 " + fmt("%.0f%%", 100.0 * field_number(f, "callback_p99_us") / field_number(f, "budget_us")) +
+         " of budget";
+  }
+  s += " · underruns " + std::to_string(static_cast<std::int64_t>(field_number(f, "voice_underruns")));
+  s += " · device underflows " + std::to_string(static_cast<std::int64_t>(field_number(f, "device_underflows")));
+  s += " · uptime " + fmt_uptime(field_number(f, "uptime_s"));
+  return s;
+}
+
+}  // namespace stemd::ctl

@@ -1,0 +1,65 @@
+// stemctl's text: reading arguments typed on a command line, and printing the daemon's replies
+// (status, list, voices) as tables people can read.
+#pragma once
+
+#include "control/osc.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace stemd::ctl {
+
+using control::OscArg;
+using control::OscMessage;
+
+// One `send` argument: "i:5 h:7 f:1.0 d:2 s:abc S:sym c:x T F N I", or inferred: an integer
+// → i (h beyond 32 bits), a number with a dot or exponent → f, true/false → T/F, else s.
+// False with a reason for an explicit type whose value does not parse ("i:abc").
+bool parse_send_arg(const std::string& text, OscArg& out, std::string& error);
+
+// The parts of a reply: its values after the address.
+std::vector<OscArg> reply_values(const OscMessage& reply);
+// "stemctl: /stemd/play 5: id 5 is not loaded" (without the "stemctl: ").
+std::string describe_failure(const OscMessage& reply);
+
+// key → value pairs of a status reply, in order.
+using StatusFields = std::vector<std::pair<std::string, OscArg>>;
+StatusFields status_fields(const OscMessage& reply);
+const OscArg* find_field(const StatusFields& f, const std::string& key);
+double field_number(const StatusFields& f, const std::string& key, double def = 0.0);
+
+struct SourceRow {
+  std::int64_t id = 0;
+  std::string name, path;
+  double duration_s = 0;
+  bool streamed = false, playing = false;
+};
+// /done /stemd/list count, then id name path duration_s streamed playing per source.
+bool parse_list(const OscMessage& reply, std::vector<SourceRow>& rows, std::string& error);
+
+struct VoiceRow {
+  std::int64_t id = 0;
+  std::string name;
+  double position_s = 0, duration_s = 0, ring_fill = 0;
+  std::int64_t underruns = 0;
+  std::string state;
+};
+// /done /stemd/voices count, then id name position_s duration_s ring_fill underruns state per voice.
+bool parse_voices(const OscMessage& reply, std::vector<VoiceRow>& rows, std::string& error);
+
+// Text.
+std::string fmt_time(double seconds);    // "3:05.2", "1:02:03.0"
+std::string fmt_uptime(double seconds);  // "1d 02:03:04", "0:01:23"
+std::string fmt_bytes(double bytes);     // "12.3 MB"
+std::string ring_bar(double fill, int width = 10);  // "[#######---]"
+
+std::string status_table(const StatusFields& f);
+std::string list_table(const std::vector<SourceRow>& rows);
+std::string voices_table(const std::vector<VoiceRow>& rows);
+// The one-line summary of watch: voices, CPU load, underruns, device underflows, uptime.
+std::string status_line(const StatusFields& f);
+
+}  // namespace stemd::ctl

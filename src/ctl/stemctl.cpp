@@ -1,0 +1,563 @@
+// stemctl: the command-line client of stemd's native OSC dialect.
+//
+//   stemctl load 1 drums.wav          stemctl play 1 --volume 0.8 --loop
+//   stemctl status                    stemctl watch
+//   stemctl send /stemd/volume i:1 f:0.5
+//
+// Every command sends one message and waits for its reply (/done or /fail whose first argument
+// is the address sent; notifications arriving meanwhile are ignored). Exit codes: 0 /done,
+// 1 /fail (reason on stderr) or a local error, 2 usage, 3 no reply (time-out or nothing
+// listening). The only OSC code is control/osc.hpp's; sockets are control/net.hpp's.
+#include "client.hpp"
+#include "format.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <deque>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+
+namespace stemd::ctl {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFail = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitNoReply = 3;
+
+std::atomic<bool> g_stop{false};
+
+void on_signal(int) { g_stop.store(true); }
+
+std::string seconds_text(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", s);
+  return buf;
+}
+
+std::string num(double v) { return seconds_text(v); }
+
+void error_line(const std::string& text) { std::fprintf(stderr, "stemctl: %s\n", text.c_str()); }
+
+OscMessage msg(std::string address, std::vector<OscArg> args = {}) {
+  OscMessage m;
+  m.address = std::move(address);
+  m.args = std::move(args);
+  return m;
+}
+
+class Session {
+ public:
+  explicit Session(ClientOptions o, bool quiet) : opts_(std::move(o)), quiet_(quiet) {}
+
+  // Opens the connection; an exit code other than kExitOk when that failed (message printed).
+  int connect() {
+    if (client_) return kExitOk;
+    std::string error;
+    bool gone = false;
+    client_ = Client::open(opts_, error, gone);
+    if (client_) return kExitOk;
+    if (gone) {
+      error_line("cannot connect to " + target_text() + ": " + error + " — is stemd running" +
+                 (opts_.tcp ? " with --osc-tcp-port" : "") + "? (--port/--host)");
+      return kExitNoReply;
+    }
+    error_line(error);
+    return error.rfind("cannot resolve", 0) == 0 ? kExitUsage : kExitFail;
+  }
+
+  Client& client() { return *client_; }
+
+  std::string target_text() const {
+    const bool v6 = opts_.host.find(':') != std::string::npos && opts_.host.front() != '[';
+    return (v6 ? "[" + opts_.host + "]" : opts_.host) + ":" + std::to_string(opts_.port) + (opts_.tcp ? " (tcp)" : "");
+  }
+
+  // The exit code for a request that got no /done (message printed), or kExitOk.
+  int check(const Result& r) {
+    switch (r.wait) {
+      case Wait::kMessage:
+        if (r.done()) return kExitOk;
+        error_line(describe_failure(r.reply));
+        return kExitFail;
+      case Wait::kTimeout:
+        error_line("no reply from " + target_text() + " within " + seconds_text(opts_.timeout_s) +
+                   " s — is stemd running? (--port/--host)");
+        return kExitNoReply;
+      case Wait::kGone:
+        error_line(r.error + " — is stemd running? (--port/--host)");
+        return kExitNoReply;
+      case Wait::kInterrupted:
+        return kExitFail;
+    }
+    return kExitFail;
+  }
+
+  // Sends `m`, waits for the reply; on /done calls `on_done` with it.
+  int run(const OscMessage& m, const std::function<void(const OscMessage&)>& on_done = nullptr) {
+    if (int rc = connect(); rc != kExitOk) return rc;
+    const Result r = client_->request(m);
+    const int rc = check(r);
+    if (rc == kExitOk && on_done) on_done(r.reply);
+    return rc;
+  }
+
+  // Prints `text` unless --quiet.
+  void say(const std::string& text) const {
+    if (!quiet_) std::printf("%s\n", text.c_str());
+  }
+
+  const ClientOptions& opts() const { return opts_; }
+
+ private:
+  ClientOptions opts_;
+  bool quiet_ = false;
+  std::unique_ptr<Client> client_;
+};
+
+// ------------------------------------------------------------------------------- watch
+
+class Watch {
+ public:
+  Watch(Session& s, double interval, int count) : s_(s), interval_(interval), count_(count) {}
+
+  int run() {
+    if (int rc = s_.connect(); rc != kExitOk) return rc;
+    Client& c = s_.client();
+    install_signals();
+    c.set_interrupt_flag(&g_stop);
+    tty_ = isatty(STDOUT_FILENO) == 1;
+
+    // Subscribe first: if the daemon is not there, say so the way every command does.
+    const Result sub = c.request(msg("/stemd/notify", {OscArg::Int(1)}), s_.opts().timeout_s, keep_event());
+    if (sub.wait == Wait::kInterrupted) return kExitOk;
+    if (sub.wait != Wait::kMessage) return s_.check(sub);
+    if (sub.failed()) {
+      notice_ = "events unavailable: " + describe_failure(sub.reply);
+    } else {
+      subscribed_ = true;
+    }
+
+    int frames = 0;
+    while (!g_stop.load()) {
+      const auto next = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(interval_));
+      refresh();
+      if (g_stop.load()) break;
+      draw();
+      if (count_ > 0 && ++frames >= count_) break;
+      // Between refreshes: collect events until the next tick.
+      for (;;) {
+        OscMessage in;
+        std::string error;
+        const Wait w = c.receive(in, next, error);
+        if (w == Wait::kMessage) {
+          record(in);
+          continue;
+        }
+        if (w == Wait::kGone) lost(error);
+        break;
+      }
+    }
+
+    if (subscribed_) {
+      c.set_interrupt_flag(nullptr);  // a second Ctrl-C during this short wait kills us: fine
+      c.request(msg("/stemd/notify", {OscArg::Int(0)}), std::min(s_.opts().timeout_s, 1.0));
+    }
+    return kExitOk;
+  }
+
+ private:
+  static void install_signals() {
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // no SA_RESTART: poll() returns EINTR and the loop sees the flag
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+  }
+
+  std::function<void(const OscMessage&)> keep_event() {
+    return [this](const OscMessage& m) { record(m); };
+  }
+
+  void record(const OscMessage& m) {
+    if (m.address.rfind("/stemd/voice/", 0) != 0 && m.address.rfind("/stemd/device/", 0) != 0) return;
+    char stamp[32];
+    const auto now = std::chrono::system_clock::now();
+    const std::time_t t = std::chrono::system_clock::to_time_t(now);
+    std::tm tm{};
+    localtime_r(&t, &tm);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+    std::snprintf(stamp, sizeof stamp, "%02d:%02d:%02d.%03d", tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+    events_.push_back(std::string(stamp) + "  " + m.to_string());
+    while (events_.size() > kEvents) events_.pop_front();
+  }
+
+  void lost(const std::string& why) {
+    notice_ = why;
+    if (subscribed_) resubscribe_ = true;
+  }
+
+  void refresh() {
+    Client& c = s_.client();
+    const double t = s_.opts().timeout_s;
+    if (resubscribe_) {  // the daemon was gone: it forgot us
+      const Result r = c.request(msg("/stemd/notify", {OscArg::Int(1)}), t, keep_event());
+      if (r.done()) resubscribe_ = false;
+    }
+    const Result st = c.request(msg("/stemd/status"), t, keep_event());
+    if (!take(st, "/stemd/status")) return;
+    status_ = status_fields(st.reply);
+    const Result vo = c.request(msg("/stemd/voices"), t, keep_event());
+    if (!take(vo, "/stemd/voices")) return;
+    std::string error;
+    if (!parse_voices(vo.reply, voices_, error)) {
+      notice_ = error;
+      return;
+    }
+    notice_.clear();
+    have_data_ = true;
+  }
+
+  bool take(const Result& r, const std::string& what) {
+    switch (r.wait) {
+      case Wait::kMessage:
+        if (r.done()) return true;
+        notice_ = describe_failure(r.reply);
+        return false;
+      case Wait::kTimeout:
+        notice_ = "no reply from " + s_.target_text() + " within " + seconds_text(s_.opts().timeout_s) +
+                  " s — is stemd running? (retrying)";
+        if (subscribed_) resubscribe_ = true;
+        return false;
+      case Wait::kGone: lost(r.error + " (retrying)"); return false;
+      case Wait::kInterrupted: return false;
+    }
+    return false;
+  }
+
+  void draw() {
+    std::string out;
+    if (tty_) out += "\x1b[H\x1b[2J";
+    char clock[16];
+    const std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    localtime_r(&now, &tm);
+    std::strftime(clock, sizeof clock, "%H:%M:%S", &tm);
+    out += "stemd " + s_.target_text() + " · " + clock + (tty_ ? " · Ctrl-C to quit" : "") + "\n";
+    if (!notice_.empty()) out += "! " + notice_ + "\n";
+    if (have_data_) {
+      out += status_line(status_) + "\n\n";
+      out += voices_table(voices_);
+    }
+    if (subscribed_) {
+      out += "\nrecent events:\n";
+      if (events_.empty()) out += "  (none yet)\n";
+      for (const auto& e : events_) out += "  " + e + "\n";
+    }
+    if (!tty_) out += "\n";
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    std::fflush(stdout);
+  }
+
+  static constexpr std::size_t kEvents = 6;
+  Session& s_;
+  double interval_;
+  int count_;
+  bool tty_ = false;
+  bool subscribed_ = false;
+  bool resubscribe_ = false;
+  bool have_data_ = false;
+  std::string notice_;
+  StatusFields status_;
+  std::vector<VoiceRow> voices_;
+  std::deque<std::string> events_;
+};
+
+// ------------------------------------------------------------------------------- main
+
+struct Args {
+  int id = 0;
+  std::string path, name, unit = "s", deck;
+  double volume = 1.0, start = 0.0, fade = 0.0, position = 0.0, value = 0.0, ramp = 0.0, rate = 1.0;
+  double interval = 0.25;
+  int count = 0;
+  bool loop = false, absolute = false;
+  std::string address;
+  std::vector<std::string> raw;
+};
+
+int stemctl_main(int argc, char** argv) {
+  CLI::App app{"stemctl: control a running stemd over OSC (its native /stemd/ dialect).", "stemctl"};
+  app.footer(
+      "Each command waits for the daemon's reply. Exit status: 0 done, 1 refused by stemd (reason on\n"
+      "stderr), 2 usage error, 3 no reply (stemd not running, wrong --host/--port, or time-out).\n"
+      "Run 'stemctl COMMAND --help' for a command's options.");
+  app.fallthrough();  // global options are accepted after the command too
+  app.require_subcommand(1);
+
+  ClientOptions co;
+  bool quiet = false;
+  app.add_option("--host", co.host, "Where stemd listens: an IPv4/IPv6 address or a host name")->capture_default_str();
+  app.add_option("-p,--port", co.port, "stemd's OSC port (UDP, or TCP with --tcp)")
+      ->check(CLI::Range(1, 65535))
+      ->capture_default_str();
+  app.add_option("-t,--timeout", co.timeout_s, "Seconds to wait for a reply")
+      ->check(CLI::Range(0.001, 3600.0))
+      ->capture_default_str();
+  app.add_flag("--tcp", co.tcp, "Talk OSC 1.0 over TCP (stemd --osc-tcp-port) instead of UDP");
+  app.add_flag("-q,--quiet", quiet, "Print nothing on success (tables and send replies still print)");
+
+  Args a;
+  const auto units = CLI::IsMember({"s", "frac", "frames"});
+  auto id_arg = [&](CLI::App* sub) { sub->add_option("ID", a.id, "Buffer id")->required(); };
+  auto fade_opt = [&](CLI::App* sub, const char* what) {
+    sub->add_option("--fade", a.fade, what)->check(CLI::NonNegativeNumber);
+  };
+
+  auto* load = app.add_subcommand("load", "Load a file into buffer ID (replies once it can start at once)");
+  id_arg(load);
+  load->add_option("PATH", a.path,
+                   "Audio file, as the daemon sees it: relative paths resolve against its --media-root")
+      ->required();
+  load->add_option("--name", a.name, "Display name (default: the file name without extension)");
+  load->add_flag("-a,--absolute", a.absolute, "Send PATH made absolute against this shell's directory");
+
+  auto* unload = app.add_subcommand("unload", "Unload buffer ID (stops its voice)");
+  id_arg(unload);
+
+  auto* play = app.add_subcommand("play", "Play buffer ID (replacing its voice if it is playing)");
+  id_arg(play);
+  auto* play_volume = play->add_option("--volume", a.volume, "Linear gain 0..4")->capture_default_str();
+  play->add_flag("--loop", a.loop, "Loop until stopped");
+  play->add_option("--start", a.start, "Start position (in --unit)")->capture_default_str();
+  play->add_option("--unit", a.unit, "Unit of --start: s, frac (fraction of the file) or frames")
+      ->check(units)
+      ->capture_default_str();
+  auto* play_rate = play->add_option("--rate", a.rate, "Playback rate 0.25..4 (needs a daemon with varispeed)");
+  (void)play_volume;
+
+  auto* stop = app.add_subcommand("stop", "Stop buffer ID's voice");
+  id_arg(stop);
+  fade_opt(stop, "Fade-out seconds (default: a click-free minimum)");
+  auto* pause = app.add_subcommand("pause", "Pause buffer ID's voice");
+  id_arg(pause);
+  fade_opt(pause, "Fade-out seconds");
+  auto* resume = app.add_subcommand("resume", "Resume buffer ID's paused voice");
+  id_arg(resume);
+  fade_opt(resume, "Fade-in seconds");
+
+  auto* seek = app.add_subcommand("seek", "Move buffer ID's voice to POS");
+  id_arg(seek);
+  seek->add_option("POS", a.position, "Position (in --unit)")->required();
+  seek->add_option("--unit", a.unit, "s, frac (fraction of the file) or frames")->check(units)->capture_default_str();
+
+  auto* volume = app.add_subcommand("volume", "Set buffer ID's voice volume");
+  id_arg(volume);
+  volume->add_option("V", a.value, "Linear gain 0..4")->required();
+  auto* volume_ramp = volume->add_option("--ramp", a.ramp, "Glide seconds (default: the daemon's, ~20 ms)");
+
+  auto* pan = app.add_subcommand("pan", "Set buffer ID's voice pan");
+  id_arg(pan);
+  pan->add_option("P", a.value, "-1 (left) .. 1 (right)")->required();
+  auto* pan_ramp = pan->add_option("--ramp", a.ramp, "Glide seconds");
+
+  auto* rate = app.add_subcommand("rate", "Set buffer ID's voice playback rate");
+  id_arg(rate);
+  rate->add_option("R", a.value, "0.25..4")->required();
+  auto* rate_ramp = rate->add_option("--ramp", a.ramp, "Glide seconds");
+
+  auto* master = app.add_subcommand("master", "Set the master volume");
+  master->add_option("V", a.value, "Linear gain 0..4")->required();
+  auto* master_ramp = master->add_option("--ramp", a.ramp, "Glide seconds");
+
+  auto* deck = app.add_subcommand("deck", "Set a deck's level");
+  deck->add_option("DECK", a.deck, "A, B, C or D")->required();
+  deck->add_option("LEVEL", a.value, "Linear gain 0..4")->required();
+  auto* deck_ramp = deck->add_option("--ramp", a.ramp, "Glide seconds");
+
+  auto* list = app.add_subcommand("list", "Table of loaded sources");
+  auto* voices = app.add_subcommand("voices", "Table of playing voices");
+  auto* status = app.add_subcommand("status", "The daemon's status: latency, load, memory, underruns…");
+  auto* ping = app.add_subcommand("ping", "Check that stemd answers; print the round-trip time");
+
+  auto* watch = app.add_subcommand("watch", "Live view of status, voices and events until Ctrl-C");
+  watch->add_option("--interval", a.interval, "Seconds between refreshes")
+      ->check(CLI::Range(0.05, 3600.0))
+      ->capture_default_str();
+  watch->add_option("--count", a.count, "Stop after this many refreshes (0: until Ctrl-C)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+
+  auto* send = app.add_subcommand("send", "Send any OSC message and print the reply");
+  send->add_option("ADDRESS", a.address, "OSC address, e.g. /stemd/status or /get_status")->required();
+  send->add_option("ARGS", a.raw,
+                   "Arguments: typed i:5 h:7 f:1.0 d:2 s:abc S:sym c:x T F N I, or inferred (42 → i, "
+                   "0.5/1e3 → f, true/false → T/F, anything else → s). Use -- before arguments that start with -.");
+  send->footer("Example: stemctl send /stemd/volume i:1 f:0.5    stemctl send /load_buffer 1001 s:/music/a.wav drums");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitUsage;
+  }
+
+  Session s(co, quiet);
+  const auto id = OscArg::Int(a.id);
+  const std::string ids = std::to_string(a.id);
+
+  if (load->parsed()) {
+    std::string path = a.path;
+    if (a.absolute) path = std::filesystem::absolute(path).lexically_normal().string();
+    std::vector<OscArg> args{id, OscArg::Str(path)};
+    if (!a.name.empty()) args.push_back(OscArg::Str(a.name));
+    return s.run(msg("/stemd/load", args), [&](const OscMessage&) { s.say("loaded " + ids + ": " + path); });
+  }
+  if (unload->parsed()) {
+    return s.run(msg("/stemd/unload", {id}), [&](const OscMessage&) { s.say("unloaded " + ids); });
+  }
+  if (play->parsed()) {
+    std::vector<OscArg> args{id, OscArg::Float(a.volume), OscArg::Int(a.loop ? 1 : 0), OscArg::Float(a.start),
+                             OscArg::Str(a.unit)};
+    if (play_rate->count() > 0) args.push_back(OscArg::Float(a.rate));  // only when asked: see --help
+    return s.run(msg("/stemd/play", args), [&](const OscMessage& r) {
+      const auto v = reply_values(r);
+      std::string text = "playing " + ids;
+      if (v.size() >= 2 && v[1].is_number()) text += " (voice " + v[1].to_string() + ")";
+      if (a.loop) text += ", looping";
+      s.say(text);
+    });
+  }
+  for (auto [sub, address, verb] : {std::tuple{stop, "/stemd/stop", "stopped"}, std::tuple{pause, "/stemd/pause", "paused"},
+                                    std::tuple{resume, "/stemd/resume", "resumed"}}) {
+    if (!sub->parsed()) continue;
+    std::vector<OscArg> args{id};
+    const bool faded = sub->get_option("--fade")->count() > 0;
+    if (faded) args.push_back(OscArg::Float(a.fade));
+    const std::string v = verb;
+    return s.run(msg(address, args), [&](const OscMessage&) {
+      s.say(v + " " + ids + (faded && a.fade > 0 ? " (over " + num(a.fade) + " s)" : ""));
+    });
+  }
+  if (seek->parsed()) {
+    return s.run(msg("/stemd/seek", {id, OscArg::Float(a.position), OscArg::Str(a.unit)}), [&](const OscMessage&) {
+      s.say(ids + " moved to " + num(a.position) + (a.unit == "s" ? " s" : " " + a.unit));
+    });
+  }
+  // level-like commands: [id] value [ramp]
+  struct Level {
+    CLI::App* sub;
+    CLI::Option* ramp;
+    const char* address;
+    const char* what;
+    bool has_id;
+  };
+  for (const Level& l : {Level{volume, volume_ramp, "/stemd/volume", "volume", true},
+                         Level{pan, pan_ramp, "/stemd/pan", "pan", true}, Level{rate, rate_ramp, "/stemd/rate", "rate", true},
+                         Level{master, master_ramp, "/stemd/master", "master volume", false},
+                         Level{deck, deck_ramp, "/stemd/deck", "level", false}}) {
+    if (!l.sub->parsed()) continue;
+    std::vector<OscArg> args;
+    std::string who;
+    if (l.has_id) {
+      args.push_back(id);
+      who = " of " + ids;
+    }
+    if (l.sub == deck) {
+      args.push_back(OscArg::Str(a.deck));
+      who = " of deck " + a.deck;
+    }
+    args.push_back(OscArg::Float(a.value));
+    if (l.ramp->count() > 0) args.push_back(OscArg::Float(a.ramp));
+    const std::string what = l.what;
+    return s.run(msg(l.address, args), [&](const OscMessage&) {
+      s.say(what + who + " → " + num(a.value) + (l.ramp->count() > 0 ? " over " + num(a.ramp) + " s" : ""));
+    });
+  }
+  if (list->parsed()) {
+    int rc = kExitOk;
+    const int r = s.run(msg("/stemd/list"), [&](const OscMessage& reply) {
+      std::vector<SourceRow> rows;
+      std::string error;
+      if (!parse_list(reply, rows, error)) {
+        error_line(error);
+        rc = kExitFail;
+        return;
+      }
+      std::fputs(list_table(rows).c_str(), stdout);
+    });
+    return r != kExitOk ? r : rc;
+  }
+  if (voices->parsed()) {
+    int rc = kExitOk;
+    const int r = s.run(msg("/stemd/voices"), [&](const OscMessage& reply) {
+      std::vector<VoiceRow> rows;
+      std::string error;
+      if (!parse_voices(reply, rows, error)) {
+        error_line(error);
+        rc = kExitFail;
+        return;
+      }
+      std::fputs(voices_table(rows).c_str(), stdout);
+    });
+    return r != kExitOk ? r : rc;
+  }
+  if (status->parsed()) {
+    return s.run(msg("/stemd/status"), [&](const OscMessage& reply) {
+      std::printf("stemd at %s\n%s", s.target_text().c_str(), status_table(status_fields(reply)).c_str());
+    });
+  }
+  if (ping->parsed()) {
+    if (int rc = s.connect(); rc != kExitOk) return rc;
+    const auto t0 = Clock::now();
+    const Result r = s.client().request(msg("/stemd/ping"));
+    const int rc = s.check(r);
+    if (rc == kExitOk) {
+      const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.2f", ms);
+      s.say("stemd at " + s.target_text() + " answered in " + buf + " ms");
+    }
+    return rc;
+  }
+  if (watch->parsed()) {
+    Watch w(s, a.interval, a.count);
+    return w.run();
+  }
+  if (send->parsed()) {
+    if (a.address.empty() || a.address[0] != '/') {
+      error_line("send: an OSC address starts with '/': \"" + a.address + "\"");
+      return kExitUsage;
+    }
+    OscMessage m = msg(a.address);
+    for (const auto& text : a.raw) {
+      OscArg arg;
+      std::string error;
+      if (!parse_send_arg(text, arg, error)) {
+        error_line("send: " + error);
+        return kExitUsage;
+      }
+      m.args.push_back(std::move(arg));
+    }
+    return s.run(m, [&](const OscMessage& reply) { std::printf("%s\n", reply.to_string().c_str()); });
+  }
+  return kExitUsage;
+}
+
+}  // namespace
+}  // namespace stemd::ctl
+
+int main(int argc, char** argv) { return stemd::ctl::stemctl_main(argc, argv); }
