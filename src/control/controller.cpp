@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <ctime>
 
 namespace stemd::control {
 
@@ -93,7 +94,7 @@ void Controller::stop_voices_of(const std::shared_ptr<Entry>& e) {
       c.voice = static_cast<engine::VoiceId>(i);
       c.generation = voices_[i].generation;
       c.frames = engine_.declick_frames();
-      if (!engine_.send(c)) spdlog::error("command queue full: voice {} not stopped", i);
+      if (!send_cmd(c)) spdlog::error("command queue full: voice {} not stopped", i);
     }
   }
 }
@@ -138,7 +139,7 @@ bool Controller::play(int slot, const PlayOptions& opts, VoiceHandle& out, std::
   }
   c.play = engine::PlayParams{&src.view, stream, opts.start_frame, opts.volume, opts.loop,
                               static_cast<std::uint8_t>(opts.deck)};
-  if (!engine_.send(c)) {
+  if (!send_cmd(c)) {
     loader_.release(stream);
     error = "busy: the command queue is full";
     return false;
@@ -158,7 +159,7 @@ bool Controller::stop(VoiceHandle v, double fade_seconds, std::string& error) {
   c.voice = v.id;
   c.generation = v.generation;
   c.frames = std::max(frames_for(fade_seconds), engine_.declick_frames());
-  if (!engine_.send(c)) {
+  if (!send_cmd(c)) {
     error = "busy: the command queue is full";
     return false;
   }
@@ -183,7 +184,7 @@ bool Controller::seek(VoiceHandle v, std::int64_t frame, std::string& error) {
   c.voice = v.id;
   c.generation = v.generation;
   c.play = engine::PlayParams{&src.view, stream, frame, vs->volume, vs->loop, static_cast<std::uint8_t>(vs->deck)};
-  if (!engine_.send(c)) {
+  if (!send_cmd(c)) {
     loader_.release(stream);
     error = "busy: the command queue is full";
     return false;
@@ -204,7 +205,7 @@ bool Controller::set_volume(VoiceHandle v, float volume, double ramp_seconds, st
   c.generation = v.generation;
   c.value = volume;
   c.frames = std::max(frames_for(ramp_seconds), engine_.declick_frames());  // never a zipper step
-  if (!engine_.send(c)) {
+  if (!send_cmd(c)) {
     error = "busy: the command queue is full";
     return false;
   }
@@ -220,7 +221,7 @@ bool Controller::set_loop(VoiceHandle v, bool loop, std::string& error) {
   c.voice = v.id;
   c.generation = v.generation;
   c.flag = loop;
-  if (!engine_.send(c)) {
+  if (!send_cmd(c)) {
     error = "busy: the command queue is full";
     return false;
   }
@@ -237,7 +238,7 @@ bool Controller::set_master(float gain, double ramp_seconds, std::string& error)
   c.type = CommandType::kMasterGain;
   c.value = gain;
   c.frames = std::max(frames_for(ramp_seconds), engine_.declick_frames());
-  if (!engine_.send(c)) {
+  if (!send_cmd(c)) {
     error = "busy: the command queue is full";
     return false;
   }
@@ -249,7 +250,7 @@ bool Controller::stop_all(double fade_seconds, std::string& error) {
   Command c{};
   c.type = CommandType::kStopAll;
   c.frames = std::max(frames_for(fade_seconds), engine_.declick_frames());
-  if (!engine_.send(c)) {
+  if (!send_cmd(c)) {
     error = "busy: the command queue is full";
     return false;
   }
@@ -264,7 +265,7 @@ bool Controller::send_voice_command(VoiceHandle v, engine::CommandType type, flo
   c.generation = v.generation;
   c.value = value;
   c.frames = frames;
-  if (!engine_.send(c)) {
+  if (!send_cmd(c)) {
     error = "busy: the command queue is full";
     return false;
   }
@@ -317,7 +318,7 @@ bool Controller::set_deck_level(int deck, float level, double ramp_seconds, std:
   c.deck = static_cast<std::uint8_t>(deck);
   c.value = level;
   c.frames = std::max(frames_for(ramp_seconds), engine_.declick_frames());
-  if (!engine_.send(c)) {
+  if (!send_cmd(c)) {
     error = "busy: the command queue is full";
     return false;
   }
@@ -372,6 +373,30 @@ VoiceInfo Controller::info_of(engine::VoiceId id) const {
 VoiceInfo Controller::voice_info(VoiceHandle v) const {
   if (!voice_alive(v)) return VoiceInfo{};
   return info_of(v.id);
+}
+
+bool Controller::send_cmd(Command& c) {
+  c.at_frame = at_frame_;
+  return engine_.send(c);
+}
+
+std::int64_t Controller::now_frame() const {
+  std::int64_t frame = 0;
+  std::uint64_t ns = 0;
+  if (!engine_.metrics().clock.read(frame, ns)) return 0;
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  const std::uint64_t now = static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+  const double elapsed = now > ns ? static_cast<double>(now - ns) * 1e-9 : 0.0;
+  return frame + static_cast<std::int64_t>(elapsed * engine_.config().sample_rate);
+}
+
+std::int64_t Controller::frame_at_monotonic(std::uint64_t mono_ns) const {
+  std::int64_t frame = 0;
+  std::uint64_t ns = 0;
+  if (!engine_.metrics().clock.read(frame, ns)) return 0;
+  const double dt = (static_cast<double>(mono_ns) - static_cast<double>(ns)) * 1e-9;
+  return frame + static_cast<std::int64_t>(std::llround(dt * engine_.config().sample_rate));
 }
 
 void Controller::free_voice(engine::VoiceId id) {

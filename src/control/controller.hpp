@@ -59,6 +59,17 @@ struct SourceInfo {
 
 class Controller {
  public:
+  // Sets the controller's schedule frame for the lifetime of the scope.
+  class ScheduleScope {
+   public:
+    ScheduleScope(Controller& c, std::int64_t frame) : c_(c), saved_(c.scheduled_frame()) { c.schedule_at(frame); }
+    ~ScheduleScope() { c_.schedule_at(saved_); }
+
+   private:
+    Controller& c_;
+    std::int64_t saved_;
+  };
+
   using EventHandler = std::function<void(const engine::Event&, const VoiceInfo&)>;
 
   Controller(engine::Engine& engine, io::LoaderThread& loader, const io::LoadOptions& load_opts);
@@ -88,6 +99,15 @@ class Controller {
   void clear(double fade_seconds);
   VoiceInfo voice_info(VoiceHandle v) const;
   io::LoaderThread& loader() noexcept { return loader_; }
+
+  // Scheduling: commands sent while a frame is set apply at exactly that engine frame
+  // (sample-accurate; see Engine). -1 = as soon as possible. ScheduleScope sets it for a block.
+  void schedule_at(std::int64_t frame) noexcept { at_frame_ = frame; }
+  std::int64_t scheduled_frame() const noexcept { return at_frame_; }
+  // The engine frame being rendered about now, from the stream clock (0 before the stream runs).
+  std::int64_t now_frame() const;
+  // The engine frame rendered at a CLOCK_MONOTONIC time (past or future).
+  std::int64_t frame_at_monotonic(std::uint64_t mono_ns) const;
   int sample_rate() const noexcept { return engine_.config().sample_rate; }
 
   // Drains the engine's events and retirees. Call at least ten times a second.
@@ -126,6 +146,7 @@ class Controller {
   Stream* make_stream(const io::Source& src, std::int64_t frame, bool loop, std::string& error);
   void stop_voices_of(const std::shared_ptr<Entry>& e);
   void free_voice(engine::VoiceId id);
+  bool send_cmd(engine::Command& c);
   bool send_voice_command(VoiceHandle v, engine::CommandType type, float value, std::uint32_t frames,
                           std::string& error);
   VoiceInfo info_of(engine::VoiceId id) const;
@@ -140,6 +161,7 @@ class Controller {
   std::size_t voices_in_use_ = 0;
   std::uint32_t next_generation_ = 1;
   std::vector<engine::Retired> retired_scratch_;
+  std::int64_t at_frame_ = -1;
   std::array<float, engine::kNumDecks> deck_levels_{1.0f, 1.0f, 1.0f, 1.0f};
   float master_ = 1.0f;
 };

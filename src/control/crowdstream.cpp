@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 
 namespace stemd::control {
@@ -18,6 +19,7 @@ namespace stemd::control {
 namespace {
 
 constexpr double kMaxVolume = 4.0;
+constexpr int kDeckBase[engine::kNumDecks] = {100, 1100, 2100, 3100};  // a deck's base buffer id
 
 std::string not_yet(const char* what) { return std::string("not yet: ") + what + " arrives with the music features (issue 4)"; }
 
@@ -305,14 +307,17 @@ Router::Reply Router::cs_print_clock(const OscMessage& m, const Peer&) {
   ArgReader a(m);
   bool on = true;
   if (!a.count(0, 1) || !a.flag_or(0, "on", on, true)) return fail("arguments", a.error());
-  return fail("not_yet", not_yet("the tempo clock"));
+  print_clock_ = on;  // logged once per beat by tick(), off the audio thread
+  last_beat_printed_ = -1;
+  return done({OscArg::Int(on ? 1 : 0)});
 }
 
 Router::Reply Router::cs_reset(const OscMessage& m, const Peer&) {
   // No arguments, or crowdstream's empty array (",[]", rewritten to no arguments on arrival).
   ArgReader a(m);
   if (!a.count(0, 0)) return fail("arguments", a.error());
-  t0_frame_ = static_cast<std::int64_t>(ctl_.engine().metrics().frames.load());
+  t0_frame_ = message_frame_ >= 0 ? message_frame_ : ctl_.now_frame();
+  last_beat_printed_ = -1;  // the beat clock restarts from t0
   return done();
 }
 
@@ -326,8 +331,18 @@ Router::Reply Router::cs_play(const OscMessage& m, const Peer&) {
     return fail("arguments", a.error());
   }
   if (!parse_deck(deck_name, deck)) return fail("arguments", "deck must be A, B, C or D, got \"" + deck_name + "\"");
-  if (start_at < 0) return fail("range", "start_at must be ≥ 0 seconds");
-  return fail("not_yet", not_yet("scheduled starts"));
+  if (start_at < 0 || start_at > 86400) return fail("range", "start_at must be 0..86400 seconds");
+  const int id = kDeckBase[deck];
+  const std::int64_t at = frame_after(start_at);  // counted from arrival, as the old server did
+  Reply r = ensure_loaded(id, path);
+  if (!r.ok) return r;
+  PlayOptions po;
+  po.volume = static_cast<float>(cfg_.crowdstream_volume);
+  po.loop = true;
+  po.deck = deck;
+  armed_[deck].armed = false;
+  Controller::ScheduleScope when(ctl_, at);
+  return start_player(id, po);
 }
 
 Router::Reply Router::cs_cue(const OscMessage& m, const Peer&) {
@@ -341,23 +356,64 @@ Router::Reply Router::cs_cue(const OscMessage& m, const Peer&) {
   }
   if (!parse_deck(deck_name, deck)) return fail("arguments", "deck must be A, B, C or D, got \"" + deck_name + "\"");
   if (start < 0 || start >= 1) return fail("range", "start is a fraction of the file: 0 ≤ start < 1");
-  return fail("not_yet", not_yet("cue and group start"));
+  const int id = kDeckBase[deck];
+  // Cueing a deck that is playing replaces (silences) it.
+  const VoiceHandle playing = player(id);
+  Reply r = ensure_loaded(id, path);  // /done only once the file can start in the next callback
+  if (!r.ok) return r;
+  std::string error;
+  if (playing.valid() && ctl_.voice_alive(playing)) ctl_.stop(playing, 0.0, error);
+  players_.erase(id);
+  armed_[deck] = Armed{true, id,
+                       static_cast<std::int64_t>(std::floor(start * static_cast<double>(ctl_.source(id)->total_frames())))};
+  return done({OscArg::Int(id)});
 }
 
 Router::Reply Router::cs_start_group(const OscMessage& m, const Peer&) {
   // start_at and decks in either order: every argument that parses as a number is the time
   // (the last wins); the rest are deck names.
   if (m.args.empty()) return fail("arguments", "expects a start time and at least one deck");
+  double start_at = 0;
+  bool want[engine::kNumDecks] = {};
   int decks = 0;
   for (const OscArg& arg : m.args) {
     double v = 0;
-    if (arg.is_number() || (arg.is_string() && ArgReader::parse_double(arg.s, v))) continue;
+    if (arg.is_number() || (arg.is_string() && ArgReader::parse_double(arg.s, v))) {
+      start_at = arg.is_number() ? arg.as_double() : v;
+      if (!std::isfinite(start_at)) return fail("arguments", "start_at must be a finite number");
+      continue;
+    }
     int d = 0;
     if (!arg.is_string() || !parse_deck(arg.s, d)) return fail("arguments", "not a deck or a time: " + arg.to_string());
-    ++decks;
+    if (!want[d]) ++decks;
+    want[d] = true;
   }
   if (decks == 0) return fail("arguments", "expects at least one deck (A–D)");
-  return fail("not_yet", not_yet("group starts"));
+  if (start_at < 0 || start_at > 86400) return fail("range", "start_at must be 0..86400 seconds");
+  // Check every deck first: nothing starts unless the whole group can.
+  for (int d = 0; d < engine::kNumDecks; ++d) {
+    if (!want[d] || player(kDeckBase[d]).valid()) continue;  // a deck already playing continues
+    if (!armed_[d].armed || ctl_.source(armed_[d].id) == nullptr) {
+      return fail("unknown_id", std::string("deck ") + static_cast<char>('A' + d) + " is not cued (/cue it first)");
+    }
+  }
+  // Every armed deck starts on the same output sample.
+  const std::int64_t at = frame_after(start_at);
+  Controller::ScheduleScope when(ctl_, at);
+  std::vector<OscArg> started{OscArg::Int64(at)};
+  for (int d = 0; d < engine::kNumDecks; ++d) {
+    if (!want[d] || player(kDeckBase[d]).valid()) continue;
+    PlayOptions po;
+    po.volume = static_cast<float>(cfg_.crowdstream_volume);
+    po.loop = true;
+    po.deck = d;
+    po.start_frame = armed_[d].start_frame;
+    Reply r = start_player(armed_[d].id, po);
+    if (!r.ok) return r;  // only "busy" can get here; earlier decks of the group are queued
+    armed_[d].armed = false;
+    started.push_back(OscArg::Str(std::string(1, static_cast<char>('A' + d))));
+  }
+  return done(started);
 }
 
 Router::Reply Router::cs_fade(const OscMessage& m, const Peer&) {
@@ -370,16 +426,36 @@ Router::Reply Router::cs_fade(const OscMessage& m, const Peer&) {
     return fail("arguments", a.error());
   }
   if (!parse_deck(deck_name, deck)) return fail("arguments", "deck must be A, B, C or D, got \"" + deck_name + "\"");
-  if (start_at < 0) return fail("range", "start_at must be ≥ 0 seconds");
-  return fail("not_yet", not_yet("scheduled fades"));
+  if (start_at < 0 || start_at > 86400) return fail("range", "start_at must be 0..86400 seconds");
+  if (duration > 3600) return fail("range", "duration must be ≤ 3600 seconds");
+  // After start_at, the deck's level ramps linearly from wherever it is then to 0.
+  Controller::ScheduleScope when(ctl_, frame_after(start_at));
+  std::string error;
+  if (!ctl_.set_deck_level(deck, 0.0f, std::max(0.0, duration), error)) return fail("busy", error);
+  return done();
 }
 
 Router::Reply Router::cs_schedule_c_at(const OscMessage& m, const Peer&) {
   ArgReader a(m);
   double at = 0;
   if (!a.count(1, 1) || !a.number(0, "seconds", at)) return fail("arguments", a.error());
-  if (at < 0) return fail("range", "seconds since t0 must be ≥ 0");
-  return fail("not_yet", not_yet("scheduled starts"));
+  if (at < 0 || at > 86400) return fail("range", "seconds since t0 must be 0..86400");
+  const int id = kDeckBase[2];
+  if (ctl_.source(id) == nullptr) return fail("unknown_id", "buffer 2100 (deck C) is not loaded", {OscArg::Int(id)});
+  const std::int64_t frame = t0_frame_ + static_cast<std::int64_t>(std::llround(at * cfg_.sample_rate));
+  const std::int64_t now = ctl_.now_frame() + cfg_.buffer_size;
+  PlayOptions po;
+  po.volume = static_cast<float>(cfg_.crowdstream_volume);
+  po.loop = true;
+  po.deck = 2;
+  Controller::ScheduleScope when(ctl_, std::max(frame, now));
+  Reply r = start_player(id, po);
+  if (r.ok && frame < now) {
+    char why[96];
+    std::snprintf(why, sizeof why, "late by %.1f ms (started at once)", 1000.0 * static_cast<double>(now - frame) / cfg_.sample_rate);
+    return fail("late", why, r.values);
+  }
+  return r;
 }
 
 Router::Reply Router::cs_dummy(const OscMessage& m, const Peer& from) {

@@ -173,6 +173,7 @@ void OscServer::run() {
     router_.take_notifications(out_);
     for (const auto& o : out_) send(o);
     router_.log_bad_input();
+    router_.tick();
   }
 }
 

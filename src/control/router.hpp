@@ -98,6 +98,9 @@ class Router {
   // The voice playing a buffer id (crowdstream's one player per id), if any.
   VoiceHandle player(int id) const;
 
+  // Called by the server loop every pass: the clock printout (/print_clock).
+  void tick();
+
  private:
   using Handler = Reply (Router::*)(const OscMessage&, const Peer&);
   void register_crowdstream();
@@ -114,6 +117,10 @@ class Router {
   int deck_of_id(int id) const;
   static bool parse_deck(const std::string& name, int& deck);
   double seconds_of(std::int64_t frames) const { return static_cast<double>(frames) / cfg_.sample_rate; }
+  // The frame a relative start time means: `seconds` after this message's time (its bundle's
+  // timetag, or now plus a period's margin so every command of a group is queued in time).
+  std::int64_t frame_after(double seconds) const;
+  Reply ensure_loaded(int id, const std::string& path);
 
   // crowdstream handlers (crowdstream.cpp)
   Reply cs_load_buffer(const OscMessage&, const Peer&);
@@ -180,6 +187,16 @@ class Router {
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::int64_t t0_frame_ = 0;  // /reset's timeline origin
   int meter_ = 4;
+  double bpm_ = 120.0;          // the tempo clock (base tempo until /set_tempo lands)
+  bool print_clock_ = false;
+  std::int64_t last_beat_printed_ = -1;
+  std::int64_t message_frame_ = -1;  // the current message's bundle time as a frame, or -1
+  struct Armed {
+    bool armed = false;
+    int id = 0;
+    std::int64_t start_frame = 0;
+  };
+  Armed armed_[engine::kNumDecks];
   // CPU load window
   std::uint64_t cpu_prev_ns_ = 0;
   std::chrono::steady_clock::time_point cpu_prev_t_ = std::chrono::steady_clock::now();

@@ -291,8 +291,6 @@ struct Args {
   double interval = 0.25;
   int count = 0;
   bool loop = false, absolute = false;
-  std::string address;
-  std::vector<std::string> raw;
 };
 
 int stemctl_main(int argc, char** argv) {
@@ -397,13 +395,17 @@ int stemctl_main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
 
-  auto* send = app.add_subcommand("send", "Send any OSC message and print the reply");
-  send->add_option("ADDRESS", a.address, "OSC address, e.g. /stemd/status or /get_status")->required();
-  send->add_option("ARGS", a.raw,
-                   "Arguments: typed i:5 h:7 f:1.0 d:2 s:abc S:sym c:x T F N I, or inferred (42 → i, "
-                   "0.5/1e3 → f, true/false → T/F, anything else → s). Use -- before arguments that start with -.");
-  send->footer("Example: stemctl send /stemd/volume i:1 f:0.5    stemctl send /load_buffer 1001 s:/music/a.wav drums");
-
+  // Raw arguments: everything after ADDRESS is taken as it is ("-x", "--" and "--port" too), so
+  // the subcommand stops parsing at its first positional (CLI11's prefix mode).
+  auto* send = app.add_subcommand("send", "Send any OSC message and print the reply: send ADDRESS [ARGS...]");
+  send->prefix_command();
+  send->footer(
+      "Usage: stemctl [OPTIONS] send ADDRESS [ARGS...]\n"
+      "  ADDRESS  an OSC address, e.g. /stemd/status or /get_status\n"
+      "  ARGS     typed i:5 h:7 f:1.0 d:2 s:abc S:sym c:x T F N I, or inferred: 42 -> i, 0.5 or 1e3 -> f,\n"
+      "           true/false -> T/F, anything else -> s. Everything after ADDRESS is an argument.\n"
+      "Examples: stemctl send /stemd/volume i:1 f:0.5\n"
+      "          stemctl send /load_buffer 1001 /music/a.wav drums");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -538,15 +540,22 @@ int stemctl_main(int argc, char** argv) {
     return w.run();
   }
   if (send->parsed()) {
-    if (a.address.empty() || a.address[0] != '/') {
-      error_line("send: an OSC address starts with '/': \"" + a.address + "\"");
+    std::vector<std::string> words = send->remaining();
+    if (!words.empty() && words.front() == "--") words.erase(words.begin());
+    if (words.empty()) {
+      error_line("send: which address? (stemctl send ADDRESS [ARGS...])");
       return kExitUsage;
     }
-    OscMessage m = msg(a.address);
-    for (const auto& text : a.raw) {
+    const std::string address = words.front();
+    if (address[0] != '/') {
+      error_line("send: an OSC address starts with '/': \"" + address + "\"");
+      return kExitUsage;
+    }
+    OscMessage m = msg(address);
+    for (std::size_t i = 1; i < words.size(); ++i) {
       OscArg arg;
       std::string error;
-      if (!parse_send_arg(text, arg, error)) {
+      if (!parse_send_arg(words[i], arg, error)) {
         error_line("send: " + error);
         return kExitUsage;
       }
