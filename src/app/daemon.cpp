@@ -133,6 +133,8 @@ int run(int argc, char** argv) {
   rc.max_sources = o.max_sources;
   rc.max_subscribers = o.max_subscribers;
   rc.limits.max_string = o.max_string;
+  rc.bpm = o.bpm;
+  rc.meter = o.meter;
   {
     std::string e2;
     auto bind_at = control::parse_endpoint(o.osc_bind, o.osc_port, e2);
@@ -199,6 +201,24 @@ int run(int argc, char** argv) {
     spdlog::error("--render-to with --loop needs --duration (a loop never ends)");
     return 2;
   }
+  // The old server's --a/--b/--c/--d: a deck's base id, looped, at --vol.
+  static constexpr int kDeckBase[4] = {100, 1100, 2100, 3100};
+  for (int d = 0; d < 4; ++d) {
+    if (o.deck_files[d].empty()) continue;
+    const std::string name = std::filesystem::path(o.deck_files[d]).stem().string();
+    if (!ctl.load(kDeckBase[d], o.deck_files[d], name, err)) {
+      spdlog::error("cannot play {}", err);
+      return 1;
+    }
+  }
+  std::vector<float> deck_levels;
+  if (!o.levels.empty()) deck_levels = o.levels;
+  if (!o.ab.empty()) {
+    deck_levels.resize(std::max<std::size_t>(deck_levels.size(), 2), 1.0f);
+    deck_levels[0] = o.ab[0];
+    deck_levels[1] = o.ab[1];
+  }
+  for (std::size_t d = 0; d < deck_levels.size(); ++d) ctl.set_deck_level(static_cast<int>(d), deck_levels[d], -1.0, err);
   loader->start();
   auto play_all = [&]() -> bool {
     for (int s : slots) {
@@ -210,6 +230,19 @@ int run(int argc, char** argv) {
         spdlog::error("cannot play slot {}: {}", s, err);
         return false;
       }
+    }
+    for (int d = 0; d < 4; ++d) {
+      if (o.deck_files[d].empty()) continue;
+      control::VoiceHandle h;
+      control::PlayOptions po;
+      po.loop = true;
+      po.volume = o.deck_volume;
+      po.deck = d;
+      if (!ctl.play(kDeckBase[d], po, h, err)) {
+        spdlog::error("cannot play buffer {}: {}", kDeckBase[d], err);
+        return false;
+      }
+      router.adopt_player(kDeckBase[d], h);
     }
     return true;
   };
@@ -284,6 +317,11 @@ int run(int argc, char** argv) {
                  ls.truncated};
       const auto hist = m.callback_ns.snapshot();
       const std::uint32_t min_fill = m.take_min_ring_fill();
+      if (o.watch) {
+        spdlog::info("watch: {} voices, {:.1f} s played, underruns {}, device underflows {}, lowest ring fill {}%",
+                     m.voices_active.load(), static_cast<double>(m.frames.load()) / rate, c.voice_underruns,
+                     c.device_underflows, min_fill / 10);
+      }
       if (!(c == last)) {
         auto window = hist;
         for (std::size_t i = 0; i < window.size(); ++i) window[i] -= hist_prev[i];

@@ -118,10 +118,38 @@ int parse_options(int argc, char** argv, Options& o) {
   app.add_option("--max-tcp-clients", o.max_tcp_clients, "TCP clients at most")->transform(int_range(1, 1024))
       ->capture_default_str();
 
+  // The old server's flags (crowdstream deployments start it with these).
+  const char* deck_flags[4] = {"--a", "--b", "--c", "--d"};
+  const char* deck_help[4] = {"Load FILE into buffer 100 (deck A) and play it, looped", "… buffer 1100 (deck B)",
+                              "… buffer 2100 (deck C)", "… buffer 3100 (deck D)"};
+  for (int i = 0; i < 4; ++i) app.add_option(deck_flags[i], o.deck_files[i], deck_help[i])->type_name("FILE");
+  app.add_option("--vol", o.deck_volume, "Volume of the --a/--b/--c/--d files")->check(CLI::Range(0.0f, 4.0f))
+      ->capture_default_str();
+  app.add_option("--rate", o.rate, "Playback rate of the --a/--b/--c/--d files (only 1 until varispeed lands)")
+      ->check(CLI::Range(0.25, 4.0))
+      ->capture_default_str();
+  app.add_option("--ab", o.ab, "Deck A and B levels")->expected(2)->check(CLI::Range(0.0f, 4.0f));
+  app.add_option("--levels", o.levels, "Deck A, B, C, D levels")->expected(4)->check(CLI::Range(0.0f, 4.0f));
+  app.add_option("--bpm", o.bpm, "Base tempo of the clock (bpm)")->check(CLI::Range(1.0, 999.0))->capture_default_str();
+  app.add_option("--meter", o.meter, "Beats per bar")->check(CLI::Range(1, 64))->capture_default_str();
+  app.add_flag("--watch", o.watch, "Log a status line every second");
+  app.add_option("--stretch-method", o.stretch_method, "How /set_tempo changes playback: playback_rate (vinyl) or "
+                                                       "time_stretch (tempo without pitch; not yet)")
+      ->check(CLI::IsMember({"playback_rate", "time_stretch"}))
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+  if (o.rate != 1.0) {
+    std::fprintf(stderr, "--rate %g: playback at a rate other than 1 is not implemented yet (issue 4)\n", o.rate);
+    return 2;
+  }
+  if (o.stretch_method != "playback_rate") {
+    std::fprintf(stderr, "--stretch-method time_stretch is not implemented yet (issue 4)\n");
+    return 2;
   }
   // An offline render listens for OSC only when asked to (a port given explicitly).
   if ((o.backend == "render" || !o.render_to.empty()) && app.count("--osc-port") == 0) o.no_osc = true;

@@ -36,6 +36,16 @@ struct Options {
   std::uint32_t max_subscribers = 16;
   std::uint32_t max_string = 1024;
   std::uint32_t max_tcp_clients = 16;
+  // The old crowdstream server's flags, same meaning
+  std::string deck_files[4];            // --a/--b/--c/--d: load into 100/1100/2100/3100 and play (looped)
+  float deck_volume = 0.8f;             // --vol: their volume
+  double rate = 1.0;                    // --rate: their playback rate
+  std::vector<float> ab;                // --ab A B: deck A and B levels
+  std::vector<float> levels;            // --levels A B C D
+  double bpm = 120.0;                   // --bpm: base tempo
+  int meter = 4;                        // --meter: beats per bar
+  bool watch = false;                   // --watch: a status line every second
+  std::string stretch_method = "playback_rate";  // --stretch-method
 };
 
 // Parses argv. Returns -1 to continue, or an exit code (0 after --help/--version, non-zero on

@@ -317,7 +317,8 @@ bool Controller::set_deck_level(int deck, float level, double ramp_seconds, std:
   c.type = CommandType::kDeckGain;
   c.deck = static_cast<std::uint8_t>(deck);
   c.value = level;
-  c.frames = std::max(frames_for(ramp_seconds), engine_.declick_frames());
+  // A negative ramp jumps (set-up before anything plays); otherwise never a zipper step.
+  c.frames = ramp_seconds < 0 ? 0 : std::max(frames_for(ramp_seconds), engine_.declick_frames());
   if (!send_cmd(c)) {
     error = "busy: the command queue is full";
     return false;

@@ -90,7 +90,7 @@ class Controller {
   bool pause(VoiceHandle v, double fade_seconds, std::string& error);
   bool resume(VoiceHandle v, double fade_seconds, std::string& error);
   bool set_pan(VoiceHandle v, float pan, double ramp_seconds, std::string& error);
-  bool set_deck_level(int deck, float level, double ramp_seconds, std::string& error);
+  bool set_deck_level(int deck, float level, double ramp_seconds, std::string& error);  // ramp < 0: jump
   float deck_level(int deck) const { return deck_levels_[static_cast<std::size_t>(deck)]; }
   float master_level() const { return master_; }
   // A source made of generated audio (interleaved stereo at the output rate), e.g. a test tone.

@@ -14,7 +14,7 @@
 namespace stemd::control {
 
 Router::Router(Controller& ctl, const RouterConfig& cfg, const MediaPolicy& media)
-    : ctl_(ctl), cfg_(cfg), media_(media) {
+    : ctl_(ctl), cfg_(cfg), media_(media), meter_(cfg.meter), bpm_(cfg.bpm) {
   register_crowdstream();
   register_native();
   cpu_prev_ns_ = ctl_.engine().metrics().callback_ns_total.load();

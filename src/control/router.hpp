@@ -40,6 +40,8 @@ struct RouterConfig {
   double tone_seconds = 2.0;
   double crowdstream_volume = 0.8;  // /play_stem's default volume
   double level_ramp_s = 0.02;       // deck/volume changes glide over this
+  double bpm = 120.0;               // base tempo (--bpm)
+  int meter = 4;                    // beats per bar (--meter)
 };
 
 // Where a reply goes: a UDP peer, or a TCP connection (by fd).
@@ -100,6 +102,8 @@ class Router {
 
   // Called by the server loop every pass: the clock printout (/print_clock).
   void tick();
+  // A player started outside OSC (the --a/--b/--c/--d flags) becomes its id's player.
+  void adopt_player(int id, VoiceHandle h) { players_[id] = h; }
 
  private:
   using Handler = Reply (Router::*)(const OscMessage&, const Peer&);

@@ -305,9 +305,8 @@ std::string fmt_uptime(double s) {
 }
 
 std::string fmt_bytes(double b) {
-  if (b < 1e6) return fmt("%.1f kB", b / 1e3);
-  if (b < 1e9) return fmt("%.1f MB", b / 1e6);
-  return fmt("%.2f GB", b / 1e9);
+  const double mb = b / (1024.0 * 1024.0);
+  return fmt(mb < 10 ? "%.2f MB" : "%.1f MB", mb);
 }
 
 std::string ring_bar(double fill, int width) {
@@ -418,7 +417,7 @@ std::string status_line(const StatusFields& f) {
   std::string s = "voices " + std::to_string(static_cast<std::int64_t>(field_number(f, "voices")));
   s += " · CPU " + fmt("%.1f%%", 100.0 * field_number(f, "cpu_load"));
   if (find_field(f, "callback_p99_us") != nullptr && field_number(f, "budget_us") > 0) {
-    s += " · p99 " + fmt("%.0f%%", 100.0 * field_number(f, "callback_p99_us") / field_number(f, "budget_us")) +
+    s += " · p99 " + fmt("%.1f%%", 100.0 * field_number(f, "callback_p99_us") / field_number(f, "budget_us")) +
          " of budget";
   }
   s += " · underruns " + std::to_string(static_cast<std::int64_t>(field_number(f, "voice_underruns")));

@@ -293,6 +293,24 @@ struct Args {
   bool loop = false, absolute = false;
 };
 
+// The raw words of `send` (everything after it) go to `words`; returns how many of argv's
+// entries CLI11 parses. Global options before `send` are skipped with their values.
+int split_send(int argc, char** argv, std::vector<std::string>& words) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string t = argv[i];
+    if (t == "--host" || t == "-p" || t == "--port" || t == "-t" || t == "--timeout") {
+      ++i;
+      continue;
+    }
+    if (t.size() > 1 && t[0] == '-') continue;  // a flag, --opt=value or -p57120
+    if (t != "send") return argc;
+    words.assign(argv + i + 1, argv + argc);
+    if (!words.empty() && (words[0] == "-h" || words[0] == "--help")) return i + 2;  // send's help
+    return i + 1;
+  }
+  return argc;
+}
+
 int stemctl_main(int argc, char** argv) {
   CLI::App app{"stemctl: control a running stemd over OSC (its native /stemd/ dialect).", "stemctl"};
   app.footer(
@@ -395,10 +413,9 @@ int stemctl_main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
 
-  // Raw arguments: everything after ADDRESS is taken as it is ("-x", "--" and "--port" too), so
-  // the subcommand stops parsing at its first positional (CLI11's prefix mode).
+  // Everything after `send` is the message, taken as it is ("-x", "--", "--port" too): it is
+  // split off before CLI11 sees the command line (see split_send()).
   auto* send = app.add_subcommand("send", "Send any OSC message and print the reply: send ADDRESS [ARGS...]");
-  send->prefix_command();
   send->footer(
       "Usage: stemctl [OPTIONS] send ADDRESS [ARGS...]\n"
       "  ADDRESS  an OSC address, e.g. /stemd/status or /get_status\n"
@@ -406,8 +423,10 @@ int stemctl_main(int argc, char** argv) {
       "           true/false -> T/F, anything else -> s. Everything after ADDRESS is an argument.\n"
       "Examples: stemctl send /stemd/volume i:1 f:0.5\n"
       "          stemctl send /load_buffer 1001 /music/a.wav drums");
+  std::vector<std::string> words;
+  const int cli_argc = split_send(argc, argv, words);
   try {
-    app.parse(argc, argv);
+    app.parse(cli_argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
@@ -540,7 +559,6 @@ int stemctl_main(int argc, char** argv) {
     return w.run();
   }
   if (send->parsed()) {
-    std::vector<std::string> words = send->remaining();
     if (!words.empty() && words.front() == "--") words.erase(words.begin());
     if (words.empty()) {
       error_line("send: which address? (stemctl send ADDRESS [ARGS...])");

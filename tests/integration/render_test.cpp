@@ -110,6 +110,23 @@ TEST_F(Render, HalfVolumeIsExactlyHalf) {
   expect_exact_prefix(read_stereo(out()), want);
 }
 
+TEST_F(Render, OldServerDeckFlagsAndLevels) {
+  // --a/--c load into 100/2100 and play looped at --vol on decks A and C; --levels sets the decks.
+  const auto a = make_pcm16(48000, 2, 71);
+  const auto c = make_pcm16(48000, 2, 72);
+  write_wav16(dir.file("a.wav"), a, 2);
+  write_wav16(dir.file("c.wav"), c, 2);
+  render("--a " + dir.file("a.wav") + " --c " + dir.file("c.wav") + " --vol 1 --levels 0.5 1 0.25 1 --duration 1.5");
+  const auto got = read_stereo(out());
+  ASSERT_EQ(got.size(), static_cast<std::size_t>(72000 * 2));
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const float want = a[i % a.size()] * 0.5f + c[i % c.size()] * 0.25f;
+    bad += got[i] != want;
+  }
+  EXPECT_EQ(bad, 0u) << "decks must mix at their levels from the first sample, looped";
+}
+
 TEST_F(Render, FlacOutputHoldsTheSignal) {
   const auto src = make_pcm16(48000, 2, 61);
   write_wav16(dir.file("a.wav"), src, 2);
