@@ -26,26 +26,59 @@ lo_timetag u64_to_tt(std::uint64_t v) {
   return t;
 }
 
-OscArg convert(char type, lo_arg* a) {
+// liblo's lo_arg pointers into a message are only 4-byte aligned, while lo_arg (a union with
+// 64-bit members) wants 8: read through a char pointer and memcpy, never through the union.
+OscArg convert(char type, lo_arg* arg) {
+  const char* p = reinterpret_cast<const char*>(arg);
   OscArg r;
   r.type = type;
   switch (type) {
-    case 'i': r.i = a->i; break;
-    case 'h': r.i = a->h; break;
-    case 'f': r.f = a->f; break;
-    case 'd': r.f = a->d; break;
-    case 's':
-    case 'S': r.s = &a->s; break;
-    case 'c': r.i = static_cast<unsigned char>(a->c); break;
-    case 'm': r.i = static_cast<std::int64_t>((std::uint32_t{a->m[0]} << 24) | (std::uint32_t{a->m[1]} << 16) |
-                                              (std::uint32_t{a->m[2]} << 8) | a->m[3]);
+    case 'i': {
+      std::int32_t v;
+      std::memcpy(&v, p, sizeof v);
+      r.i = v;
       break;
-    case 't': r.i = static_cast<std::int64_t>(tt_to_u64(a->t)); break;
+    }
+    case 'h': {
+      std::int64_t v;
+      std::memcpy(&v, p, sizeof v);
+      r.i = v;
+      break;
+    }
+    case 'f': {
+      float v;
+      std::memcpy(&v, p, sizeof v);
+      r.f = v;
+      break;
+    }
+    case 'd': {
+      double v;
+      std::memcpy(&v, p, sizeof v);
+      r.f = v;
+      break;
+    }
+    case 's':
+    case 'S': r.s = p; break;
+    case 'c': r.i = static_cast<unsigned char>(p[0]); break;
+    case 'm': {
+      const auto* m = reinterpret_cast<const std::uint8_t*>(p);
+      r.i = static_cast<std::int64_t>((std::uint32_t{m[0]} << 24) | (std::uint32_t{m[1]} << 16) |
+                                      (std::uint32_t{m[2]} << 8) | m[3]);
+      break;
+    }
+    case 't': {
+      std::uint32_t sec, frac;
+      std::memcpy(&sec, p, 4);
+      std::memcpy(&frac, p + 4, 4);
+      r.i = static_cast<std::int64_t>((static_cast<std::uint64_t>(sec) << 32) | frac);
+      break;
+    }
     case 'T': r.i = 1; break;
     case 'F': r.i = 0; break;
     case 'b': {
-      auto* blob = reinterpret_cast<lo_blob>(a);
-      r.s.assign(static_cast<const char*>(lo_blob_dataptr(blob)), lo_blob_datasize(blob));
+      std::int32_t n;  // liblo keeps the blob's size in host order, then the bytes
+      std::memcpy(&n, p, sizeof n);
+      if (n > 0) r.s.assign(p + 4, static_cast<std::size_t>(n));
       break;
     }
     default: break;  // N, I: no data

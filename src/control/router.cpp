@@ -306,9 +306,11 @@ std::vector<OscArg> Router::status_fields() {
   kv("memory_bytes", OscArg::Int64(static_cast<std::int64_t>(ctl_.memory_bytes())));
   kv("voice_underruns", OscArg::Int64(static_cast<std::int64_t>(m.voice_underruns.load())));
   kv("device_underflows", OscArg::Int64(static_cast<std::int64_t>(m.device_underflows.load())));
-  kv("callback_p50_us", OscArg::Float(engine::DurationHistogram::percentile_ns(hist, 0.5) / 1e3));
-  kv("callback_p99_us", OscArg::Float(engine::DurationHistogram::percentile_ns(hist, 0.99) / 1e3));
-  kv("callback_max_us", OscArg::Float(m.callback_max_ns.load() / 1e3));
+  // Percentiles come from histogram bin edges (≈ 9 % wide): never report one above the true max.
+  const double max_us = m.callback_max_ns.load() / 1e3;
+  kv("callback_p50_us", OscArg::Float(std::min(max_us, engine::DurationHistogram::percentile_ns(hist, 0.5) / 1e3)));
+  kv("callback_p99_us", OscArg::Float(std::min(max_us, engine::DurationHistogram::percentile_ns(hist, 0.99) / 1e3)));
+  kv("callback_max_us", OscArg::Float(max_us));
   kv("budget_us", OscArg::Float(budget_us));
   kv("cpu_load", OscArg::Float(cpu_load_));
   kv("uptime_s", OscArg::Float(std::chrono::duration<double>(now - started_).count()));

@@ -22,8 +22,6 @@
 #include <ctime>
 #include <deque>
 #include <filesystem>
-#include <iostream>
-#include <optional>
 
 namespace stemd::ctl {
 namespace {
@@ -352,14 +350,13 @@ int stemctl_main(int argc, char** argv) {
 
   auto* play = app.add_subcommand("play", "Play buffer ID (replacing its voice if it is playing)");
   id_arg(play);
-  auto* play_volume = play->add_option("--volume", a.volume, "Linear gain 0..4")->capture_default_str();
+  play->add_option("--volume", a.volume, "Linear gain 0..4")->capture_default_str();
   play->add_flag("--loop", a.loop, "Loop until stopped");
   play->add_option("--start", a.start, "Start position (in --unit)")->capture_default_str();
   play->add_option("--unit", a.unit, "Unit of --start: s, frac (fraction of the file) or frames")
       ->check(units)
       ->capture_default_str();
   auto* play_rate = play->add_option("--rate", a.rate, "Playback rate 0.25..4 (needs a daemon with varispeed)");
-  (void)play_volume;
 
   auto* stop = app.add_subcommand("stop", "Stop buffer ID's voice");
   id_arg(stop);
