@@ -47,6 +47,9 @@ class Engine {
   static constexpr std::size_t kEventQueue = 8192;
   static constexpr std::size_t kRetireQueue = 16384;
   static constexpr std::size_t kMaxScheduled = 8192;  // commands waiting for their frame
+  // Commands applied per callback at most: a flood of control messages delays commands
+  // (they wait in the queue, in order) instead of stretching one callback past its budget.
+  static constexpr std::size_t kMaxCommandsPerCallback = 512;
 
   explicit Engine(const EngineConfig& cfg);  // [control] allocates everything
   ~Engine();
@@ -58,6 +61,9 @@ class Engine {
 
   // [control] false when the command queue is full (the caller answers "busy"; nothing waits).
   bool send(const Command& c) noexcept { return commands_.push(c); }
+  // [control] Commands that can be sent now without "busy" (for all-or-nothing multi-command
+  // requests: check first, then send).
+  std::size_t command_space() const noexcept { return commands_.write_available(); }
   bool poll_event(Event& e) noexcept { return events_.pop(e); }
   bool poll_retired(Retired& r) noexcept { return retired_.pop(r); }
   Metrics& metrics() noexcept { return metrics_; }

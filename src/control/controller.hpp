@@ -99,6 +99,9 @@ class Controller {
   void clear(double fade_seconds);
   VoiceInfo voice_info(VoiceHandle v) const;
   io::LoaderThread& loader() noexcept { return loader_; }
+  // True when `n` commands can be queued now: requests that send several check first, so a
+  // "busy" answer never leaves half of them applied.
+  bool can_send(std::size_t n) const noexcept { return engine_.command_space() >= n; }
 
   // Scheduling: commands sent while a frame is set apply at exactly that engine frame
   // (sample-accurate; see Engine). -1 = as soon as possible. ScheduleScope sets it for a block.

@@ -157,6 +157,7 @@ Router::Reply Router::cs_crossfade_levels(const OscMessage& m, const Peer&) {
   double la = 0, lb = 0;
   if (!a.count(2, 2) || !a.number(0, "a", la) || !a.number(1, "b", lb)) return fail("arguments", a.error());
   if (la < 0 || lb < 0 || la > kMaxVolume || lb > kMaxVolume) return fail("range", "levels must be 0..4");
+  if (!ctl_.can_send(2)) return fail("busy", "busy: the command queue is full");
   std::string error;
   if (!ctl_.set_deck_level(0, static_cast<float>(la), cfg_.level_ramp_s, error) ||
       !ctl_.set_deck_level(1, static_cast<float>(lb), cfg_.level_ramp_s, error)) {
@@ -174,6 +175,7 @@ Router::Reply Router::cs_deck_levels(const OscMessage& m, const Peer&) {
     if (!a.number(i, names[i], levels[i])) return fail("arguments", a.error());
     if (levels[i] < 0 || levels[i] > kMaxVolume) return fail("range", std::string("deck ") + names[i] + " level must be 0..4");
   }
+  if (!ctl_.can_send(a.size())) return fail("busy", "busy: the command queue is full");
   std::string error;
   for (std::size_t i = 0; i < a.size(); ++i) {  // a missing level keeps its value
     if (!ctl_.set_deck_level(static_cast<int>(i), static_cast<float>(levels[i]), cfg_.level_ramp_s, error)) {
@@ -397,7 +399,8 @@ Router::Reply Router::cs_start_group(const OscMessage& m, const Peer&) {
       return fail("unknown_id", std::string("deck ") + static_cast<char>('A' + d) + " is not cued (/cue it first)");
     }
   }
-  // Every armed deck starts on the same output sample.
+  // Every armed deck starts on the same output sample — all of them or none ("busy").
+  if (!ctl_.can_send(2 * engine::kNumDecks)) return fail("busy", "busy: the command queue is full");
   const std::int64_t at = frame_after(start_at);
   Controller::ScheduleScope when(ctl_, at);
   std::vector<OscArg> started{OscArg::Int64(at)};

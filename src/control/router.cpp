@@ -91,10 +91,11 @@ void Router::handle_packet(const std::uint8_t* data, std::size_t size, const Pee
         out.push_back(Outgoing{from, osc_serialise(handle(m, from))});
       },
       error);
-  if (!ok && !any) {
+  if (!ok) {
+    // Nothing dispatched, or a bundle whose rest liblo refused: either way the sender hears it.
     count_bad("malformed", error, check.address);
     ++stats_.failed;
-    out.push_back(Outgoing{from, osc_serialise(make_reply(check.address, fail("malformed", error)))});
+    out.push_back(Outgoing{from, osc_serialise(make_reply(any ? "#bundle" : check.address, fail("malformed", error)))});
   }
 }
 

@@ -87,9 +87,9 @@ bool Engine::retire(Stream* s, VoiceId id, std::uint32_t gen, bool voice_ended) 
 }
 
 void Engine::apply_commands() noexcept {
-  // Bounded: at most the queue's capacity per call.
+  // Bounded per call (kMaxCommandsPerCallback); the rest wait for the next callback.
   Command c;
-  for (std::size_t i = 0; i < kCommandQueue && commands_.pop(c); ++i) {
+  for (std::size_t i = 0; i < kMaxCommandsPerCallback && commands_.pop(c); ++i) {
     if (c.at_frame > frame_) {
       schedule(c);
       continue;
