@@ -1,0 +1,509 @@
+// stemctl end to end: the real stemd binary (null backend) in the background, driven by the
+// real stemctl binary, checking what a user sees: output, stderr and exit codes.
+//
+// Exit codes under test: 0 /done, 1 /fail (reason on stderr), 2 usage, 3 no reply. A fake
+// daemon (a UDP socket in this process) checks what goes over the wire: the types `send`
+// infers or is given, and that unrelated messages before the reply are ignored.
+// Nothing sleeps to synchronise: every wait polls a condition with a bound.
+#include "common/fixtures.hpp"
+#include "control/net.hpp"
+#include "control/osc.hpp"
+#include "run_process.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <future>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <thread>
+
+namespace stemd::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using control::OscArg;
+using control::OscMessage;
+
+// Polls `cond` every few ms until it holds or `seconds` pass.
+bool eventually(const std::function<bool()>& cond, double seconds = 3.0) {
+  const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  for (;;) {
+    if (cond()) return true;
+    if (Clock::now() > end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// A free port (UDP and TCP) on 127.0.0.1: bound to port 0, read back, closed. Another process
+// may take it before we use it; callers retry.
+std::uint16_t free_port() {
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    std::string error;
+    auto at = control::parse_endpoint("127.0.0.1", 0, error);
+    auto udp = control::UdpSocket::bind(*at, error);
+    if (!udp) continue;
+    const std::uint16_t port = udp->local().port();
+    auto at2 = control::parse_endpoint("127.0.0.1", port, error);
+    if (control::TcpListener::listen(*at2, error)) return port;  // the TCP port is free too
+  }
+  return 0;
+}
+
+// A child process with stdout+stderr into a file; SIGTERM (then SIGKILL) when it goes away.
+class Child {
+ public:
+  Child(const std::vector<std::string>& argv, std::string log) : log_(std::move(log)) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      const int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+      }
+      std::vector<char*> args;
+      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      execv(args[0], args.data());
+      _exit(127);
+    }
+  }
+  ~Child() { terminate(); }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+
+  pid_t pid() const { return pid_; }
+  std::string output() const { return read_file(log_); }
+
+  bool running() {
+    if (exited_) return false;
+    int st = 0;
+    if (waitpid(pid_, &st, WNOHANG) == pid_) {
+      exited_ = true;
+      status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+      return false;
+    }
+    return true;
+  }
+
+  // Waits up to `seconds` for the process to end by itself; its exit code, or -1 if it did not.
+  int wait_exit(double seconds) {
+    eventually([&] { return !running(); }, seconds);
+    return exited_ ? status_ : -1;
+  }
+
+  // SIGTERM, up to 5 s for a clean exit, then SIGKILL. The exit code (128+signal if killed).
+  int terminate() {
+    if (pid_ <= 0 || !running()) return status_;
+    kill(pid_, SIGTERM);
+    if (wait_exit(5.0) < 0) {
+      kill(pid_, SIGKILL);
+      int st = 0;
+      waitpid(pid_, &st, 0);
+      exited_ = true;
+      status_ = 128 + SIGKILL;
+    }
+    return status_;
+  }
+
+ private:
+  std::string log_;
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  int status_ = -1;
+};
+
+struct Ctl {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+// Runs stemctl with `args` (already shell-quoted where needed); stdout and stderr apart.
+Ctl run_ctl(const std::string& args) {
+  char errpath[] = "/tmp/stemctl-test-err-XXXXXX";
+  const int fd = mkstemp(errpath);
+  if (fd >= 0) close(fd);
+  Ctl r;
+  const std::string cmd = std::string(STEMCTL_BINARY) + " " + args + " 2>" + errpath;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return r;
+  char buf[4096];
+  size_t n = 0;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int st = pclose(p);
+  r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  r.err = read_file(errpath);
+  unlink(errpath);
+  return r;
+}
+
+std::string show(const Ctl& r) {
+  return "exit " + std::to_string(r.exit_code) + "\n--- stdout\n" + r.out + "--- stderr\n" + r.err;
+}
+
+// The value column of a `stemctl status` line ("  voices playing   1" → "1").
+std::string status_value(const std::string& table, const std::string& label) {
+  std::istringstream in(table);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("  " + label + " ", 0) != 0) continue;
+    const auto v = line.find_first_not_of(' ', 2 + label.size());
+    return v == std::string::npos ? "" : line.substr(v);
+  }
+  return "<no line \"" + label + "\">";
+}
+
+// stemd --backend null on a free port, ready (stemctl status answers) when constructed.
+class Daemon {
+ public:
+  explicit Daemon(bool tcp = false) {
+    for (int attempt = 0; attempt < 5 && !ready_; ++attempt) {
+      port_ = free_port();
+      tcp_port_ = tcp ? free_port() : 0;
+      std::vector<std::string> argv{STEMD_BINARY, "--backend", "null", "--osc-port", std::to_string(port_),
+                                    "--log-level", "warn"};
+      if (tcp) {
+        argv.push_back("--osc-tcp-port");
+        argv.push_back(std::to_string(tcp_port_));
+      }
+      child_ = std::make_unique<Child>(argv, dir_.file("stemd.log"));
+      // Ready when stemctl gets an answer; gone (a port taken meanwhile) → another port.
+      ready_ = eventually(
+          [&] {
+            if (!child_->running()) return true;
+            return run_ctl("-p " + std::to_string(port_) + " -t 0.2 -q ping").exit_code == 0;
+          },
+          5.0) &&
+               child_->running();
+    }
+  }
+  ~Daemon() {
+    if (child_) {
+      const int rc = child_->terminate();
+      EXPECT_EQ(rc, 0) << "stemd did not exit cleanly on SIGTERM:\n" << child_->output();
+    }
+  }
+
+  bool ready() const { return ready_; }
+  std::string log() const { return child_ ? child_->output() : ""; }
+  std::uint16_t port() const { return port_; }
+  std::uint16_t tcp_port() const { return tcp_port_; }
+  const TempDir& dir() const { return dir_; }
+
+  // stemctl against this daemon.
+  Ctl ctl(const std::string& args) const { return run_ctl("-p " + std::to_string(port_) + " " + args); }
+  Ctl ctl_tcp(const std::string& args) const { return run_ctl("--tcp -p " + std::to_string(tcp_port_) + " " + args); }
+
+  // A 2 s stereo WAV in the daemon's temp dir.
+  std::string wav(const std::string& name) const {
+    const std::string path = dir_.file(name);
+    write_wav16(path, make_pcm16(2 * 48000, 2, 11), 2);
+    return path;
+  }
+
+ private:
+  TempDir dir_;
+  std::unique_ptr<Child> child_;
+  std::uint16_t port_ = 0, tcp_port_ = 0;
+  bool ready_ = false;
+};
+
+#define ASSERT_READY(d) ASSERT_TRUE((d).ready()) << "stemd did not answer:\n" << (d).log()
+
+TEST(Stemctl, LoadPlayStatusListStop) {
+  Daemon d;
+  ASSERT_READY(d);
+  const std::string path = d.wav("kick drum.wav");
+
+  auto r = d.ctl("load 7 " + shell_quote(path));
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_NE(r.out.find("loaded 7"), std::string::npos) << show(r);
+
+  r = d.ctl("play 7 --loop --volume 0.5");
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_NE(r.out.find("playing 7"), std::string::npos) << show(r);
+
+  r = d.ctl("status");
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_EQ(status_value(r.out, "voices playing"), "1") << r.out;
+  EXPECT_EQ(status_value(r.out, "sources loaded"), "1") << r.out;
+  EXPECT_EQ(status_value(r.out, "sample rate"), "48000 Hz") << r.out;
+  EXPECT_NE(status_value(r.out, "memory held").find(" MB"), std::string::npos) << r.out;
+  EXPECT_NE(status_value(r.out, "callback p99").find("% of the 21333 µs budget"), std::string::npos) << r.out;
+  EXPECT_EQ(status_value(r.out, "buffer latency"), "21.3 ms") << r.out;
+
+  r = d.ctl("list");
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_NE(r.out.find("PATH"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(path), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("kick drum"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("0:02.0"), std::string::npos) << r.out;  // duration
+  EXPECT_NE(r.out.find("yes"), std::string::npos) << r.out;     // playing
+
+  r = d.ctl("voices");
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_NE(r.out.find("kick drum"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[#"), std::string::npos) << r.out;  // ring fill bar
+
+  r = d.ctl("volume 7 0.25 --ramp 0.01");
+  EXPECT_EQ(r.exit_code, 0) << show(r);
+  r = d.ctl("seek 7 0.5 --unit frac");
+  EXPECT_EQ(r.exit_code, 0) << show(r);
+  r = d.ctl("master 0.9");
+  EXPECT_EQ(r.exit_code, 0) << show(r);
+
+  r = d.ctl("stop 7 --fade 0.01");
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_NE(r.out.find("stopped 7"), std::string::npos) << show(r);
+  EXPECT_TRUE(eventually([&] { return status_value(d.ctl("status").out, "voices playing") == "0"; }))
+      << d.ctl("status").out;
+
+  r = d.ctl("-q unload 7");
+  EXPECT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_EQ(r.out, "");  // --quiet
+  EXPECT_EQ(d.ctl("list").out, "no sources loaded\n");
+}
+
+TEST(Stemctl, FailuresPrintTheReasonAndExit1) {
+  Daemon d;
+  ASSERT_READY(d);
+  auto r = d.ctl("play 5");
+  EXPECT_EQ(r.exit_code, 1) << show(r);
+  EXPECT_EQ(r.err, "stemctl: /stemd/play 5: id 5 is not loaded\n") << show(r);
+  EXPECT_EQ(r.out, "");
+
+  r = d.ctl("stop 5");
+  EXPECT_EQ(r.exit_code, 1) << show(r);
+  EXPECT_EQ(r.err, "stemctl: /stemd/stop 5: id 5 is not playing\n") << show(r);
+
+  r = d.ctl("load 3 " + shell_quote(d.dir().file("missing.wav")));
+  EXPECT_EQ(r.exit_code, 1) << show(r);
+  EXPECT_NE(r.err.find("stemctl: /stemd/load 3: "), std::string::npos) << show(r);
+
+  r = d.ctl("send /bogus");
+  EXPECT_EQ(r.exit_code, 1) << show(r);
+  EXPECT_EQ(r.err, "stemctl: /bogus: unknown address\n") << show(r);
+}
+
+TEST(Stemctl, UsageErrorsExit2) {
+  for (const char* args : {"", "play", "play abc", "frobnicate", "--port 0 status", "--port 70000 status",
+                           "play 1 --unit parsecs", "send noslash", "send /x i:abc", "send /x i:99999999999",
+                           "watch --interval 0", "status --timeout 0"}) {
+    SCOPED_TRACE(args);
+    const auto r = run_ctl(std::string("-t 0.2 ") + args);
+    EXPECT_EQ(r.exit_code, 2) << show(r);
+    EXPECT_NE(r.err, "") << show(r);
+  }
+  const auto r = run_ctl("--help");
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* word : {"load", "play", "status", "watch", "send", "--host", "--port", "--timeout", "--tcp"}) {
+    EXPECT_NE(r.out.find(word), std::string::npos) << word << "\n" << r.out;
+  }
+}
+
+TEST(Stemctl, NoDaemonExits3) {
+  // Nothing on the port: the ICMP "port unreachable" ends the wait early.
+  const std::uint16_t port = free_port();
+  auto r = run_ctl("-p " + std::to_string(port) + " -t 1 status");
+  EXPECT_EQ(r.exit_code, 3) << show(r);
+  EXPECT_NE(r.err.find("is stemd running? (--port/--host)"), std::string::npos) << show(r);
+  EXPECT_EQ(r.out, "");
+
+  // Something on the port that never answers: a real time-out.
+  std::string error;
+  auto sock = control::UdpSocket::bind(*control::parse_endpoint("127.0.0.1", 0, error), error);
+  ASSERT_TRUE(sock) << error;
+  const auto silent = std::to_string(sock->local().port());
+  const auto t0 = Clock::now();
+  r = run_ctl("-p " + silent + " -t 0.3 status");
+  const double took = std::chrono::duration<double>(Clock::now() - t0).count();
+  EXPECT_EQ(r.exit_code, 3) << show(r);
+  EXPECT_EQ(r.err, "stemctl: no reply from 127.0.0.1:" + silent +
+                       " within 0.3 s — is stemd running? (--port/--host)\n")
+      << show(r);
+  EXPECT_GE(took, 0.29);
+  EXPECT_LT(took, 2.0);
+
+  // TCP: connection refused.
+  r = run_ctl("--tcp -p " + std::to_string(port) + " -t 1 status");
+  EXPECT_EQ(r.exit_code, 3) << show(r);
+  EXPECT_NE(r.err.find("is stemd running with --osc-tcp-port?"), std::string::npos) << show(r);
+}
+
+// A fake daemon: receives stemctl's datagram, sends noise, then the reply.
+struct Exchange {
+  OscMessage received;
+  Ctl ctl;
+};
+Exchange exchange_with_fake(const std::string& args, const std::vector<OscMessage>& before,
+                            const std::function<OscMessage(const OscMessage&)>& reply) {
+  Exchange x;
+  std::string error;
+  auto sock = control::UdpSocket::bind(*control::parse_endpoint("127.0.0.1", 0, error), error);
+  if (!sock) {
+    ADD_FAILURE() << error;
+    return x;
+  }
+  const std::string port = std::to_string(sock->local().port());
+  auto fut = std::async(std::launch::async, [&] { return run_ctl("-p " + port + " -t 3 " + args); });
+  control::Datagram d;
+  const bool got = eventually(
+      [&] {
+        pollfd p{sock->fd(), POLLIN, 0};
+        poll(&p, 1, 20);
+        return sock->receive(d);
+      },
+      3.0);
+  if (got) {
+    EXPECT_TRUE(control::osc_parse(d.data.data(), d.data.size(), x.received, error)) << error;
+    for (const auto& m : before) {
+      const auto bytes = control::osc_serialise(m);
+      sock->send_to(d.from, bytes.data(), bytes.size());
+    }
+    const auto bytes = control::osc_serialise(reply(x.received));
+    sock->send_to(d.from, bytes.data(), bytes.size());
+  } else {
+    ADD_FAILURE() << "stemctl sent nothing";
+  }
+  x.ctl = fut.get();
+  return x;
+}
+
+OscMessage make(std::string address, std::vector<OscArg> args) {
+  OscMessage m;
+  m.address = std::move(address);
+  m.args = std::move(args);
+  return m;
+}
+
+TEST(Stemctl, SendInfersAndTakesTypes) {
+  const auto x = exchange_with_fake(
+      "send /x 5 -3 2.5 1e3 true false hello 3000000000 i:7 h:8 f:1 d:2 s:42 S:sym c:z T F N I s: 'a b' x:y -0.5",
+      {}, [](const OscMessage& m) {
+        auto r = make("/done", {OscArg::Str(m.address)});
+        r.args.insert(r.args.end(), m.args.begin(), m.args.end());
+        return r;
+      });
+  EXPECT_EQ(x.ctl.exit_code, 0) << show(x.ctl);
+  EXPECT_EQ(x.received.address, "/x");
+  EXPECT_EQ(x.received.types(), ",iiffTFshihfdsScTFNIsssf");
+  ASSERT_EQ(x.received.args.size(), 23u);
+  EXPECT_EQ(x.received.args[0].i, 5);
+  EXPECT_EQ(x.received.args[1].i, -3);
+  EXPECT_DOUBLE_EQ(x.received.args[2].f, 2.5);
+  EXPECT_DOUBLE_EQ(x.received.args[3].f, 1000.0);
+  EXPECT_EQ(x.received.args[6].s, "hello");
+  EXPECT_EQ(x.received.args[7].i, 3000000000LL);
+  EXPECT_EQ(x.received.args[8].i, 7);
+  EXPECT_EQ(x.received.args[12].s, "42");
+  EXPECT_EQ(x.received.args[14].i, 'z');
+  EXPECT_EQ(x.received.args[19].s, "");
+  EXPECT_EQ(x.received.args[20].s, "a b");
+  EXPECT_EQ(x.received.args[21].s, "x:y");
+  EXPECT_DOUBLE_EQ(x.received.args[22].f, -0.5);
+  // The reply is printed as it came.
+  EXPECT_EQ(x.ctl.out.rfind("/done \"/x\" 5 -3 2.5 1000 true false \"hello\"", 0), 0u) << x.ctl.out;
+}
+
+TEST(Stemctl, WaitsForItsOwnReply) {
+  // Notifications and replies to other messages arrive first: stemctl waits for its own.
+  const auto x = exchange_with_fake(
+      "play 9",
+      {make("/stemd/voice/started", {OscArg::Int(1), OscArg::Int(0), OscArg::Str("x")}),
+       make("/done", {OscArg::Str("/stemd/status")}),
+       make("/fail", {OscArg::Str("/stemd/stop"), OscArg::Int(9), OscArg::Str("not this one")})},
+      [](const OscMessage& m) { return make("/done", {OscArg::Str(m.address), OscArg::Int(9), OscArg::Int(4)}); });
+  EXPECT_EQ(x.ctl.exit_code, 0) << show(x.ctl);
+  EXPECT_EQ(x.received.address, "/stemd/play");
+  EXPECT_EQ(x.received.types(), ",ififs");
+  EXPECT_EQ(x.ctl.out, "playing 9 (voice 4)\n");
+  EXPECT_EQ(x.ctl.err, "");
+}
+
+TEST(Stemctl, SendAgainstTheDaemon) {
+  Daemon d;
+  ASSERT_READY(d);
+  const std::string path = d.wav("a.wav");
+  ASSERT_EQ(d.ctl("-q load 1 " + shell_quote(path)).exit_code, 0);
+  ASSERT_EQ(d.ctl("-q play 1 --loop").exit_code, 0);
+
+  auto r = d.ctl("send /stemd/volume i:1 f:0.5");
+  EXPECT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_EQ(r.out, "/done \"/stemd/volume\" 1\n");
+  r = d.ctl("send /stemd/volume 1 0.5 0.01");  // inferred: i f f
+  EXPECT_EQ(r.exit_code, 0) << show(r);
+  r = d.ctl("send /stemd/volume s:one 0.5");
+  EXPECT_EQ(r.exit_code, 1) << show(r);
+  EXPECT_NE(r.err.find("stemctl: /stemd/volume: "), std::string::npos) << show(r);
+  r = d.ctl("send /stemd/volume 1 f:nan");
+  EXPECT_EQ(r.exit_code, 1) << show(r);
+  r = d.ctl("send /get_status");  // crowdstream's dialect answers too
+  EXPECT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_EQ(r.out.rfind("/done \"/get_status\"", 0), 0u) << show(r);
+}
+
+TEST(Stemctl, Tcp) {
+  Daemon d(/*tcp=*/true);
+  ASSERT_READY(d);
+  auto r = d.ctl_tcp("status");
+  ASSERT_EQ(r.exit_code, 0) << show(r) << d.log();
+  EXPECT_NE(r.out.find("(tcp)"), std::string::npos) << r.out;
+  ASSERT_EQ(d.ctl_tcp("-q load 2 " + shell_quote(d.wav("t.wav"))).exit_code, 0);
+  r = d.ctl_tcp("play 2");
+  EXPECT_EQ(r.exit_code, 0) << show(r);
+  r = d.ctl_tcp("send /bogus 1");
+  EXPECT_EQ(r.exit_code, 1) << show(r);
+  EXPECT_EQ(r.err, "stemctl: /bogus: unknown address\n");
+}
+
+TEST(Stemctl, WatchShowsVoicesAndEventsAndUnsubscribes) {
+  Daemon d;
+  ASSERT_READY(d);
+  ASSERT_EQ(d.ctl("-q load 4 " + shell_quote(d.wav("pad.wav"))).exit_code, 0);
+  ASSERT_EQ(d.ctl("-q play 4 --loop").exit_code, 0);
+
+  // A bounded run: plain repeated blocks when stdout is not a terminal.
+  auto r = d.ctl("watch --count 2 --interval 0.05");
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_EQ(r.out.find("\x1b["), std::string::npos) << "no ANSI codes into a pipe";
+  std::size_t blocks = 0;
+  for (std::size_t p = 0; (p = r.out.find("voices 1 · CPU ", p)) != std::string::npos; ++p) ++blocks;
+  EXPECT_EQ(blocks, 2u) << r.out;
+  EXPECT_NE(r.out.find("pad"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[#"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("playing"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("device underflows"), std::string::npos) << r.out;
+  EXPECT_EQ(status_value(d.ctl("status").out, "event subscribers"), "0");
+
+  // Until SIGTERM: events show up, and the subscription ends with it.
+  Child watch({STEMCTL_BINARY, "-p", std::to_string(d.port()), "watch", "--interval", "0.05"},
+              d.dir().file("watch.out"));
+  ASSERT_TRUE(eventually([&] { return watch.output().find("recent events:") != std::string::npos; }))
+      << watch.output();
+  EXPECT_EQ(status_value(d.ctl("status").out, "event subscribers"), "1");
+  ASSERT_EQ(d.ctl("-q stop 4").exit_code, 0);
+  EXPECT_TRUE(eventually([&] { return watch.output().find("/stemd/voice/ended 4") != std::string::npos; }))
+      << watch.output();
+  EXPECT_EQ(watch.terminate(), 0) << watch.output();
+  EXPECT_EQ(status_value(d.ctl("status").out, "event subscribers"), "0");
+}
+
+}  // namespace
+}  // namespace stemd::test
