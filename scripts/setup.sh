@@ -11,6 +11,8 @@ PKGS=(
   build-essential cmake pkg-config ninja-build git
   # audio I/O and file decoding
   portaudio19-dev libsndfile1-dev libjack-jackd2-dev
+  # sample-rate conversion and varispeed (src/engine/resampler.cpp)
+  libsamplerate0-dev
   # control, logging, command line, lock-free queues
   liblo-dev liblo-tools libspdlog-dev libfmt-dev libcli11-dev libboost-dev
   # service integration

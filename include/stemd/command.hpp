@@ -31,6 +31,7 @@ enum class CommandType : std::uint8_t {
   kResume,      // fade a paused `voice` back in over `frames`
   kSetPan,      // ramp `voice` balance to `value` (-1 left … 0 centre … +1 right) over `frames`
   kDeckGain,    // ramp deck `deck`'s level to `value` over `frames`
+  kDeckEq,      // ramp deck `deck`'s EQ band `band` (0 low, 1 mid, 2 high) to linear gain `value`
 };
 
 inline constexpr int kNumDecks = 4;         // A–D
@@ -54,7 +55,8 @@ struct Command {
   float value;
   bool flag;
   PlayParams play;
-  std::uint8_t deck = 0;     // kDeckGain
+  std::uint8_t deck = 0;     // kDeckGain, kDeckEq
+  std::uint8_t band = 0;     // kDeckEq
   std::int64_t at_frame = -1;  // engine frame to apply it at (sample-accurate); < 0 = as soon as possible
 };
 static_assert(std::is_trivially_copyable_v<Command>);

@@ -25,6 +25,8 @@ class Stream;
 
 namespace stemd::engine {
 
+class DeckEq;
+
 // What a voice reads from memory: a whole file, or the head of a streamed one. Interleaved
 // stereo float. Immutable while any voice uses it (the control thread guarantees it).
 struct VoiceSource {
@@ -126,6 +128,7 @@ class Engine {
   std::unique_ptr<VoiceTelemetry[]> telemetry_;
   std::vector<float> decks_;     // kNumBuses buses of max_block_frames stereo frames
   Ramp deck_gain_[kNumBuses];    // the direct bus's stays at 1
+  std::unique_ptr<DeckEq[]> deck_eq_;  // one per deck (not the direct bus), before the deck level
   std::vector<VoiceId> active_;  // ids of active voices; capacity reserved = max_voices
   std::uint32_t active_count_ = 0;
   std::vector<float> scratch_;   // max_block_frames stereo frames

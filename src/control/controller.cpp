@@ -327,6 +327,29 @@ bool Controller::set_deck_level(int deck, float level, double ramp_seconds, std:
   return true;
 }
 
+bool Controller::set_deck_eq(int deck, int band, float gain, double ramp_seconds, std::string& error) {
+  if (deck < 0 || deck >= engine::kNumDecks || band < 0 || band > 2) {
+    error = "no such deck or band";
+    return false;
+  }
+  if (!std::isfinite(gain) || gain < 0.0f || gain > 4.0f) {
+    error = "EQ gain must be 0..4 (linear)";
+    return false;
+  }
+  Command c{};
+  c.type = CommandType::kDeckEq;
+  c.deck = static_cast<std::uint8_t>(deck);
+  c.band = static_cast<std::uint8_t>(band);
+  c.value = gain;
+  c.frames = std::max(frames_for(ramp_seconds), engine_.declick_frames());
+  if (!send_cmd(c)) {
+    error = "busy: the command queue is full";
+    return false;
+  }
+  deck_eq_[static_cast<std::size_t>(deck)][static_cast<std::size_t>(band)] = gain;
+  return true;
+}
+
 bool Controller::load_generated(int slot, const std::string& name, std::vector<float> stereo, std::string& error) {
   if (stereo.size() < 2) {
     error = "no audio";

@@ -91,6 +91,9 @@ class Controller {
   bool resume(VoiceHandle v, double fade_seconds, std::string& error);
   bool set_pan(VoiceHandle v, float pan, double ramp_seconds, std::string& error);
   bool set_deck_level(int deck, float level, double ramp_seconds, std::string& error);  // ramp < 0: jump
+  // Deck EQ band (0 low, 1 mid, 2 high) to a linear gain (0 = kill, 1 = flat, ≤ 4).
+  bool set_deck_eq(int deck, int band, float gain, double ramp_seconds, std::string& error);
+  float deck_eq(int deck, int band) const { return deck_eq_[static_cast<std::size_t>(deck)][static_cast<std::size_t>(band)]; }
   float deck_level(int deck) const { return deck_levels_[static_cast<std::size_t>(deck)]; }
   float master_level() const { return master_; }
   // A source made of generated audio (interleaved stereo at the output rate), e.g. a test tone.
@@ -166,6 +169,7 @@ class Controller {
   std::vector<engine::Retired> retired_scratch_;
   std::int64_t at_frame_ = -1;
   std::array<float, engine::kNumDecks> deck_levels_{1.0f, 1.0f, 1.0f, 1.0f};
+  std::array<std::array<float, 3>, engine::kNumDecks> deck_eq_{{{1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}};
   float master_ = 1.0f;
 };
 

@@ -6,6 +6,7 @@
 // features" work) are recognised, their arguments checked, and answered
 // "/fail <address> … not yet: …" until that work lands.
 #include "args.hpp"
+#include "engine/deck_eq.hpp"
 #include "router.hpp"
 
 #include <spdlog/spdlog.h>
@@ -19,6 +20,7 @@ namespace stemd::control {
 namespace {
 
 constexpr double kMaxVolume = 4.0;
+constexpr double kEqGlide = 0.05;  // EQ gains glide over ~50 ms (the spec)
 constexpr int kDeckBase[engine::kNumDecks] = {100, 1100, 2100, 3100};  // a deck's base buffer id
 
 std::string not_yet(const char* what) { return std::string("not yet: ") + what + " arrives with the music features (issue 4)"; }
@@ -247,20 +249,27 @@ Router::Reply Router::cs_deck_eq(const OscMessage& m, const Peer&) {
   }
   if (!parse_deck(deck_name, deck)) return fail("arguments", "deck must be A, B, C or D, got \"" + deck_name + "\"");
   if (!parse_band(band_name, band)) return fail("arguments", "band must be low, mid or high, got \"" + band_name + "\"");
-  return fail("not_yet", not_yet("deck EQ"));
+  std::string error;
+  if (!ctl_.set_deck_eq(deck, band, engine::crowdstream_eq_gain(percent), kEqGlide, error)) return fail("busy", error);
+  return done();
 }
 
 Router::Reply Router::cs_deck_eq_all(const OscMessage& m, const Peer&) {
   ArgReader a(m);
   std::string deck_name;
-  double lo = 0, mid = 0, hi = 0;
+  double p[3] = {};
   int deck = 0;
-  if (!a.count(4, 4) || !a.string(0, "deck", deck_name) || !a.number(1, "low", lo) || !a.number(2, "mid", mid) ||
-      !a.number(3, "high", hi)) {
+  if (!a.count(4, 4) || !a.string(0, "deck", deck_name) || !a.number(1, "low", p[0]) || !a.number(2, "mid", p[1]) ||
+      !a.number(3, "high", p[2])) {
     return fail("arguments", a.error());
   }
   if (!parse_deck(deck_name, deck)) return fail("arguments", "deck must be A, B, C or D, got \"" + deck_name + "\"");
-  return fail("not_yet", not_yet("deck EQ"));
+  if (!ctl_.can_send(3)) return fail("busy", "busy: the command queue is full");
+  std::string error;
+  for (int band = 0; band < 3; ++band) {  // same frame for all three: they glide together
+    if (!ctl_.set_deck_eq(deck, band, engine::crowdstream_eq_gain(p[band]), kEqGlide, error)) return fail("busy", error);
+  }
+  return done();
 }
 
 Router::Reply Router::cs_deck_filter(const OscMessage& m, const Peer&) {
@@ -270,13 +279,19 @@ Router::Reply Router::cs_deck_filter(const OscMessage& m, const Peer&) {
   if (!a.count(3, 3) || !a.string(0, "deck", deck_name) || !a.string(1, "band", band_name)) {
     return fail("arguments", a.error());
   }
-  // The gain is coerced, not refused: negative or non-finite → 0, as the spec says.
-  if (!a.has(2) || !(m.args[2].is_number() || m.args[2].is_string())) {
-    return fail("arguments", "argument 3 (gain) must be a number");
+  // The gain is coerced, not refused: negative or non-finite → 0 (the spec), above +12 dB → 4.
+  double g = 0;
+  const OscArg& arg = m.args[2];
+  if (arg.is_number()) {
+    g = arg.as_double();
+  } else if (!(arg.is_string() && ArgReader::parse_double(arg.s, g))) {
+    return fail("arguments", "argument 3 (gain) must be a number, got " + arg.to_string());
   }
   if (!parse_deck(deck_name, deck)) return fail("arguments", "deck must be A, B, C or D, got \"" + deck_name + "\"");
   if (!parse_band(band_name, band)) return fail("arguments", "band must be low, mid or high, got \"" + band_name + "\"");
-  return fail("not_yet", not_yet("deck filters"));
+  std::string error;
+  if (!ctl_.set_deck_eq(deck, band, engine::crowdstream_filter_gain(g), kEqGlide, error)) return fail("busy", error);
+  return done();
 }
 
 Router::Reply Router::cs_set_tempo(const OscMessage& m, const Peer&) {

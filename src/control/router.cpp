@@ -321,6 +321,11 @@ std::vector<OscArg> Router::status_fields() {
   kv("deck_b", OscArg::Float(ctl_.deck_level(1)));
   kv("deck_c", OscArg::Float(ctl_.deck_level(2)));
   kv("deck_d", OscArg::Float(ctl_.deck_level(3)));
+  for (int d = 0; d < engine::kNumDecks; ++d) {
+    static const char* names[4][3] = {{"eq_a_low", "eq_a_mid", "eq_a_high"}, {"eq_b_low", "eq_b_mid", "eq_b_high"},
+                                      {"eq_c_low", "eq_c_mid", "eq_c_high"}, {"eq_d_low", "eq_d_mid", "eq_d_high"}};
+    for (int b = 0; b < 3; ++b) kv(names[d][b], OscArg::Float(ctl_.deck_eq(d, b)));
+  }
   kv("loader_reads", OscArg::Int64(static_cast<std::int64_t>(ls.reads)));
   kv("read_errors", OscArg::Int64(static_cast<std::int64_t>(ls.read_errors)));
   kv("messages", OscArg::Int64(static_cast<std::int64_t>(stats_.messages)));

@@ -21,8 +21,14 @@
 // gain sits exactly at 1 the buffer is left untouched (bit-identical) while the filters keep
 // running on the input, their state current. Leaving bypass crossfades dry → filtered (at least
 // kMinFadeMs, or the gain ramp's length when longer); returning waits until the gains have sat at
-// 1 for kFlatHoldMs (so a controller hovering around flat does not toggle) and then crossfades back
-// over kBypassFadeMs. Both signals are continuous, so the crossfade adds no step to the output.
+// 1 for kFlatHoldMs (so a burst of cut/flat messages does not toggle the bypass on each one) and
+// then crossfades back over kBypassFadeMs. Both signals are continuous, so the crossfade adds no
+// step to the output (it passes through a brief partial dip at the crossover frequencies, where
+// the allpass is out of phase with the dry signal — never a click).
+//
+// Measured (deck_eq_test): kill depth LR8 −112 dB @ 50 Hz, −64 dB @ 1 kHz, −74 dB @ 790 Hz,
+// −87 dB @ 8 kHz; LR4 −56 / −31 / −34 / −44 dB. Cost (bench_eq, -O3): LR8 ≈ 29 ns per stereo
+// frame active, ≈ 25 bypassed; LR4 ≈ 12 / 10.
 //
 // Header-only on purpose: the engine includes it, and engine.cpp is built -O3 in every build type.
 #pragma once
@@ -210,21 +216,22 @@ class DeckEq {
 
   template <int S, bool kWrite>
   void run(float* buf, std::uint32_t frames) noexcept {
+    constexpr std::ptrdiff_t kPerXover = 4 * S - 1;
     State* st_lo = state_;
-    State* st_hi = state_ + (4 * S - 1);
-    State* st_ap = state_ + 2 * (4 * S - 1);
+    State* st_hi = state_ + kPerXover;
+    State* st_ap = state_ + 2 * kPerXover;
     const bool ramping = ramps_active();
     float gl = gain_[kLow].value(), gm = gain_[kMid].value(), gh = gain_[kHigh].value(), w = wet_.value();
-    for (std::uint32_t f = 0; f < frames; ++f) {
-      const V2 x = {static_cast<double>(buf[2 * f]), static_cast<double>(buf[2 * f + 1])};
+    for (std::size_t i = 0; i < 2 * static_cast<std::size_t>(frames); i += 2) {
+      const V2 x = {static_cast<double>(buf[i]), static_cast<double>(buf[i + 1])};
       V2 l1, h1, mid, high;
       crossover<S>(lo_, st_lo, x, l1, h1);
       crossover<S>(hi_, st_hi, h1, mid, high);
       V2 low = l1;
-      for (int i = 0; i < S; ++i) {
+      for (int j = 0; j < S; ++j) {
         V2 v1, v2;
-        tick(hi_[i], st_ap[i], low, v1, v2);
-        low = low - 2.0 * hi_[i].k * v1;
+        tick(hi_[j], st_ap[j], low, v1, v2);
+        low = low - 2.0 * hi_[j].k * v1;
       }
       if constexpr (kWrite) {
         if (ramping) {
@@ -235,8 +242,8 @@ class DeckEq {
         }
         const V2 y = static_cast<double>(gl) * low + static_cast<double>(gm) * mid + static_cast<double>(gh) * high;
         const V2 out = x + static_cast<double>(w) * (y - x);
-        buf[2 * f] = static_cast<float>(out[0]);
-        buf[2 * f + 1] = static_cast<float>(out[1]);
+        buf[i] = static_cast<float>(out[0]);
+        buf[i + 1] = static_cast<float>(out[1]);
       }
     }
   }

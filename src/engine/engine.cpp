@@ -12,6 +12,7 @@
 // summed into the master.
 #include "stemd/engine.hpp"
 
+#include "deck_eq.hpp"
 #include "denormals.hpp"
 #include "mix.hpp"
 #include "stemd/stream.hpp"
@@ -67,6 +68,8 @@ Engine::Engine(const EngineConfig& cfg)
       gains_r_(cfg.max_block_frames),
       scheduled_(kMaxScheduled) {
   active_.resize(cfg.max_voices);
+  deck_eq_ = std::make_unique<DeckEq[]>(kNumDecks);
+  for (int d = 0; d < kNumDecks; ++d) deck_eq_[d] = DeckEq(DeckEqConfig{static_cast<double>(cfg.sample_rate)});
 }
 
 Engine::~Engine() = default;
@@ -180,6 +183,9 @@ void Engine::apply(const Command& c) noexcept {
       return;
     case CommandType::kDeckGain:
       if (c.deck < kNumDecks) deck_gain_[c.deck].set(c.value, c.frames);
+      return;
+    case CommandType::kDeckEq:
+      if (c.deck < kNumDecks && c.band < 3) deck_eq_[c.deck].set_band_gain(c.band, c.value, c.frames);
       return;
     case CommandType::kStopAll:
       for (std::uint32_t i = 0; i < active_count_; ++i) {
@@ -533,14 +539,17 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
       ++i;
     }
 
-    // Sum the decks into the master, each through its level ramp.
+    // Sum the decks into the master, each through its EQ (before the fader, as on a DJ mixer;
+    // bit-transparent when flat) and its level ramp.
     for (int d = 0; d < kNumBuses; ++d) {
       Ramp& g = deck_gain_[d];
       if (!deck_used[d]) {
         for (std::uint32_t f = 0; f < n && g.active(); ++f) g.next();  // a ramp keeps time when idle
+        if (d < kNumDecks) deck_eq_[d].skip(n);
         continue;
       }
-      const float* bus = decks_.data() + stride * static_cast<std::size_t>(d);
+      float* bus = decks_.data() + stride * static_cast<std::size_t>(d);
+      if (d < kNumDecks) deck_eq_[d].process(bus, n);
       if (g.active()) {
         for (std::uint32_t f = 0; f < n; ++f) gains_[f] = g.next();
         mix_gains(block, bus, gains_.data(), n);

@@ -21,9 +21,12 @@ namespace stemd::engine {
 
 const char* to_string(ResamplerQuality q) noexcept {
   switch (q) {
-    case ResamplerQuality::kFast: return "fast";
-    case ResamplerQuality::kMedium: return "medium";
-    case ResamplerQuality::kBest: return "best";
+    case ResamplerQuality::kFast:
+      return "fast";
+    case ResamplerQuality::kMedium:
+      return "medium";
+    case ResamplerQuality::kBest:
+      return "best";
   }
   return "?";
 }
@@ -34,7 +37,7 @@ struct Resampler::State {
   std::vector<float> zeros;    // kPullFrames stereo frames of silence: drain()'s input
   double lsr_last = 0.0;       // libsamplerate's last_ratio (output/input), 0 = not set yet
   bool draining = false;
-  double end = 0.0;            // drain(): source position where the input ended
+  double end = 0.0;  // drain(): source position where the input ended
 
   ~State() {
     if (src != nullptr) src_delete(src);
@@ -45,9 +48,12 @@ namespace {
 
 int converter_of(ResamplerQuality q) noexcept {
   switch (q) {
-    case ResamplerQuality::kFast: return SRC_SINC_FASTEST;
-    case ResamplerQuality::kMedium: return SRC_SINC_MEDIUM_QUALITY;
-    case ResamplerQuality::kBest: return SRC_SINC_BEST_QUALITY;
+    case ResamplerQuality::kFast:
+      return SRC_SINC_FASTEST;
+    case ResamplerQuality::kMedium:
+      return SRC_SINC_MEDIUM_QUALITY;
+    case ResamplerQuality::kBest:
+      return SRC_SINC_BEST_QUALITY;
   }
   return SRC_SINC_MEDIUM_QUALITY;
 }
@@ -94,9 +100,10 @@ void Resampler::set_ratio(double ratio, std::uint32_t glide_frames) noexcept {
   if (!(ratio >= kMinRatio)) ratio = kMinRatio;  // also catches NaN
   if (ratio > kMaxRatio) ratio = kMaxRatio;
   target_ = ratio;
-  if (fresh_) {
+  if (fresh_) {  // nothing has sounded yet: no glide to make (later calls glide from here)
     ratio_ = ratio;
     glide_left_ = 0;
+    fresh_ = false;
     return;
   }
   if (ratio == ratio_) {

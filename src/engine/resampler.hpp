@@ -57,8 +57,7 @@ class Resampler {
   // at them (in the caller's memory or in `scratch`). 0 = nothing now (end of data or an empty
   // ring): process() then returns early and the caller decides — drain() at end of file, starve
   // on an underrun (the Resampler keeps its state and continues when called again).
-  using PullFn = std::uint32_t (*)(void* ctx, float* scratch, std::uint32_t max_frames,
-                                   const float** frames) noexcept;
+  using PullFn = std::uint32_t (*)(void* ctx, float* scratch, std::uint32_t max_frames, const float** frames) noexcept;
 
   // [control] Allocates. Null with `error` set when the library refuses.
   static std::unique_ptr<Resampler> create(ResamplerQuality q, std::string& error);
@@ -73,10 +72,11 @@ class Resampler {
   void reset() noexcept;
 
   // [audio] Glide linearly (in ratio) from the current ratio to `ratio` over
-  // max(glide_frames, kMinGlideFrames) output frames. Before the first process() after
-  // create()/reset() the ratio is set at once.
+  // max(glide_frames, kMinGlideFrames) output frames. The first call after create()/reset()
+  // (before any process()) sets the ratio at once; later ones glide — so switching a voice from
+  // the ratio-1 bypass to the Resampler is reset(); set_ratio(1, 0); set_ratio(new, glide).
   void set_ratio(double ratio, std::uint32_t glide_frames) noexcept;
-  double ratio() const noexcept { return ratio_; }         // now (mid-glide: the current value)
+  double ratio() const noexcept { return ratio_; }  // now (mid-glide: the current value)
   double target_ratio() const noexcept { return target_; }
   bool gliding() const noexcept { return glide_left_ > 0; }
 
@@ -101,14 +101,14 @@ class Resampler {
   std::uint32_t run(float* out, std::uint32_t frames, PullFn pull, void* ctx, bool draining) noexcept;
 
   ResamplerQuality quality_;
-  State* state_;             // the library's state + buffers, owned
-  double ratio_ = 1.0;       // source frames per output frame, now
+  State* state_;        // the library's state + buffers, owned
+  double ratio_ = 1.0;  // source frames per output frame, now
   double target_ = 1.0;
   double glide_step_ = 0.0;  // ratio change per output frame while gliding
   std::uint32_t glide_left_ = 0;
-  bool fresh_ = true;        // nothing processed since create()/reset()
-  double pulled_ = 0.0;      // source frames handed to the library (since reset)
-  double position_ = 0.0;    // source position of the next output frame
+  bool fresh_ = true;               // nothing processed since create()/reset()
+  double pulled_ = 0.0;             // source frames handed to the library (since reset)
+  double position_ = 0.0;           // source position of the next output frame
   const float* pending_ = nullptr;  // pulled frames the library has not taken yet
   std::uint32_t pending_frames_ = 0;
 };

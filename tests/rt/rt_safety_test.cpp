@@ -168,6 +168,20 @@ TEST(RealTimeSafety, EveryControlPathLeavesTheAudioThreadClean) {
     }
     pause(20);
     ctl.set_master(cycle % 2 ? 0.8f : 1.0f, 0.01, err);
+    // deck levels and EQ (kill, cut, flat: the EQ enters and leaves its bypass)
+    ctl.set_deck_level(cycle % 4, cycle % 2 ? 0.5f : 1.0f, 0.01, err);
+    ctl.set_deck_eq(3, cycle % 3, cycle % 2 ? 0.0f : 1.0f, 0.01, err);
+    ctl.set_deck_eq(3, (cycle + 1) % 3, cycle % 3 ? 0.25f : 1.0f, 0.01, err);
+    {
+      control::Controller::ScheduleScope later(ctl, ctl.now_frame() + 2000);  // a scheduled command
+      ctl.set_deck_level(3, 1.0f, 0.0, err);
+    }
+    control::VoiceHandle any;
+    if (!voices.empty() && ctl.voice_alive(voices.back())) {
+      ctl.pause(voices.back(), 0.005, err);
+      ctl.set_pan(voices.back(), -0.5f, 0.01, err);
+      ctl.resume(voices.back(), 0.005, err);
+    }
     // stop half, let the rest run on (ends of files, loop seams, underruns are all exercised)
     for (std::size_t i = 0; i < voices.size(); i += 2) ctl.stop(voices[i], 0.005, err);
     pause(30);
