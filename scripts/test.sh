@@ -3,12 +3,14 @@
 #   1. release build: unit, real-time tripwire, integration (render, CLI, memory), the JACK
 #      real-device test, benchmark smoke run;
 #   2. ThreadSanitizer build: the unit tests (queues, rings, loader, controller under two threads);
-#   3. AddressSanitizer + UBSan build: unit and integration tests.
+#   3. AddressSanitizer + UBSan build: unit and integration tests;
+#   4. clang + libFuzzer (+ASan/UBSan): each fuzz target for 20 s over its seed corpus
+#      (scripts/fuzz.sh runs them for 10 minutes each by hand).
 # Options: --quick (release only), --preset NAME (one preset only). Exit status: 0 when all pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-presets=(release tsan asan)
+presets=(release tsan asan fuzz)
 case "${1:-}" in
   --quick) presets=(release) ;;
   --preset) presets=("$2") ;;
@@ -22,6 +24,11 @@ start=$SECONDS
 for p in "${presets[@]}"; do
   echo "=== test.sh: preset $p"
   cmake --preset "$p" >/dev/null
+  if [ "$p" = fuzz ]; then
+    cmake --build --preset fuzz -j"$jobs" --target fuzz_osc_packet fuzz_osc_router fuzz_sndfile_load
+    ctest --test-dir build/fuzz -L fuzz --output-on-failure --timeout 300
+    continue
+  fi
   cmake --build --preset "$p" -j"$jobs"
   case "$p" in
     tsan) filter=(-L unit) ;;

@@ -114,6 +114,8 @@ int run(int argc, char** argv) {
   ec.sample_rate = rate;
   ec.max_block_frames = std::max<std::uint32_t>(o.buffer_size, 4096);
   ec.max_voices = o.max_voices;
+  ec.max_resampled_voices = o.max_resampled_voices;
+  ec.resample_quality = o.resample_quality == "best" ? 2 : o.resample_quality == "medium" ? 1 : 0;
   engine::Engine engine(ec);
   engine.set_loader_wakeup(&io::LoaderThread::wake_cb, loader.get());
 
@@ -238,6 +240,7 @@ int run(int argc, char** argv) {
       po.loop = true;
       po.volume = o.deck_volume;
       po.deck = d;
+      po.rate = static_cast<float>(o.rate);
       if (!ctl.play(kDeckBase[d], po, h, err)) {
         spdlog::error("cannot play buffer {}: {}", kDeckBase[d], err);
         return false;

@@ -24,6 +24,8 @@ struct Options {
   double ring_ms = 500;
   double head_ms = 500;
   std::uint32_t max_voices = 4096;
+  std::uint32_t max_resampled_voices = 64;
+  std::string resample_quality = "fast";
   double shutdown_fade_ms = 50;
   // OSC control
   bool no_osc = false;    // also implied by render mode unless --osc-port is given

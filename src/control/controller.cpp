@@ -115,6 +115,19 @@ bool Controller::play(int slot, const PlayOptions& opts, VoiceHandle& out, std::
     error = "volume must be a finite number ≥ 0";
     return false;
   }
+  if (!std::isfinite(opts.rate) || opts.rate < 0.25f || opts.rate > 4.0f) {
+    error = "rate must be 0.25..4";
+    return false;
+  }
+  const double base_ratio =
+      src.view.sample_rate > 0 ? static_cast<double>(src.view.sample_rate) / engine_.config().sample_rate : 1.0;
+  const bool resampled = base_ratio * opts.rate != 1.0;
+  if (resampled && resampled_in_use_ >= engine_.max_resampled_voices()) {
+    error = "busy: all " + std::to_string(engine_.max_resampled_voices()) +
+            " resamplers are in use (voices at a rate ≠ 1 or from files at another sample rate; "
+            "--max-resampled-voices)";
+    return false;
+  }
   if (free_ids_.empty()) {
     error = "all " + std::to_string(voices_.size()) + " voices are in use";
     return false;
@@ -138,7 +151,7 @@ bool Controller::play(int slot, const PlayOptions& opts, VoiceHandle& out, std::
     return false;
   }
   c.play = engine::PlayParams{&src.view, stream, opts.start_frame, opts.volume, opts.loop,
-                              static_cast<std::uint8_t>(opts.deck)};
+                              static_cast<std::uint8_t>(opts.deck), opts.rate};
   if (!send_cmd(c)) {
     loader_.release(stream);
     error = "busy: the command queue is full";
@@ -146,7 +159,9 @@ bool Controller::play(int slot, const PlayOptions& opts, VoiceHandle& out, std::
   }
   free_ids_.pop_back();
   VoiceSlot& vs = voices_[id];
-  vs = VoiceSlot{true, gen, slot, it->second, opts.loop, opts.volume, src.streamed(), 0, opts.deck, false};
+  vs = VoiceSlot{true, gen, slot, it->second, opts.loop, opts.volume, src.streamed(), 0, opts.deck, false,
+                 resampled, opts.rate, base_ratio};
+  if (resampled) ++resampled_in_use_;
   ++voices_in_use_;
   out = VoiceHandle{id, gen};
   return true;
@@ -183,7 +198,8 @@ bool Controller::seek(VoiceHandle v, std::int64_t frame, std::string& error) {
   c.type = CommandType::kSeek;
   c.voice = v.id;
   c.generation = v.generation;
-  c.play = engine::PlayParams{&src.view, stream, frame, vs->volume, vs->loop, static_cast<std::uint8_t>(vs->deck)};
+  c.play = engine::PlayParams{&src.view, stream, frame, vs->volume, vs->loop, static_cast<std::uint8_t>(vs->deck),
+                              vs->rate};
   if (!send_cmd(c)) {
     loader_.release(stream);
     error = "busy: the command queue is full";
@@ -423,8 +439,30 @@ std::int64_t Controller::frame_at_monotonic(std::uint64_t mono_ns) const {
   return frame + static_cast<std::int64_t>(std::llround(dt * engine_.config().sample_rate));
 }
 
+bool Controller::set_rate(VoiceHandle v, float rate, double ramp_seconds, std::string& error) {
+  if (!std::isfinite(rate) || rate < 0.25f || rate > 4.0f) {
+    error = "rate must be 0.25..4";
+    return false;
+  }
+  VoiceSlot* vs = lookup(v, error);
+  if (!vs) return false;
+  const bool needs = !vs->resampled && vs->base_ratio * rate != 1.0;
+  if (needs && resampled_in_use_ >= engine_.max_resampled_voices()) {
+    error = "busy: all " + std::to_string(engine_.max_resampled_voices()) + " resamplers are in use";
+    return false;
+  }
+  if (!send_voice_command(v, CommandType::kSetRate, rate, frames_for(ramp_seconds), error)) return false;
+  if (needs) {
+    vs->resampled = true;
+    ++resampled_in_use_;
+  }
+  vs->rate = rate;
+  return true;
+}
+
 void Controller::free_voice(engine::VoiceId id) {
   if (id >= voices_.size() || !voices_[id].used) return;
+  if (voices_[id].resampled) --resampled_in_use_;
   voices_[id] = VoiceSlot{};
   free_ids_.push_back(id);
   --voices_in_use_;

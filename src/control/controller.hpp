@@ -31,6 +31,7 @@ struct PlayOptions {
   bool loop = false;
   std::int64_t start_frame = 0;
   int deck = 0;  // 0..engine::kNumDecks-1
+  float rate = 1.0f;  // playback rate (speed and pitch), 0.25..4
 };
 
 struct VoiceInfo {
@@ -90,6 +91,8 @@ class Controller {
   bool pause(VoiceHandle v, double fade_seconds, std::string& error);
   bool resume(VoiceHandle v, double fade_seconds, std::string& error);
   bool set_pan(VoiceHandle v, float pan, double ramp_seconds, std::string& error);
+  // Playback rate 0.25..4 (speed and pitch, vinyl-style), gliding over ramp_seconds.
+  bool set_rate(VoiceHandle v, float rate, double ramp_seconds, std::string& error);
   bool set_deck_level(int deck, float level, double ramp_seconds, std::string& error);  // ramp < 0: jump
   // Deck EQ band (0 low, 1 mid, 2 high) to a linear gain (0 = kill, 1 = flat, ≤ 4).
   bool set_deck_eq(int deck, int band, float gain, double ramp_seconds, std::string& error);
@@ -145,6 +148,9 @@ class Controller {
     std::uint64_t underruns = 0;
     int deck = 0;
     bool paused = false;
+    bool resampled = false;  // holds one of the engine's resamplers until it ends
+    float rate = 1.0f;
+    double base_ratio = 1.0;  // file rate / output rate
   };
 
   std::uint32_t frames_for(double seconds) const;
@@ -168,6 +174,8 @@ class Controller {
   std::uint32_t next_generation_ = 1;
   std::vector<engine::Retired> retired_scratch_;
   std::int64_t at_frame_ = -1;
+  std::uint32_t resampled_in_use_ = 0;
+  bool take_resampler(std::string& error);
   std::array<float, engine::kNumDecks> deck_levels_{1.0f, 1.0f, 1.0f, 1.0f};
   std::array<std::array<float, 3>, engine::kNumDecks> deck_eq_{{{1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}};
   float master_ = 1.0f;

@@ -109,9 +109,13 @@ lo_message build(const OscMessage& m) {
         break;
       }
       case 'b': {
-        lo_blob b = lo_blob_new(static_cast<std::int32_t>(a.s.size()), a.s.data());
-        lo_message_add_blob(msg, b);
-        lo_blob_free(b);
+        // liblo 0.31 cannot make an empty blob (lo_blob_new(0) is null): send one zero byte.
+        const char zero = 0;
+        lo_blob b = a.s.empty() ? lo_blob_new(1, &zero) : lo_blob_new(static_cast<std::int32_t>(a.s.size()), a.s.data());
+        if (b) {
+          lo_message_add_blob(msg, b);
+          lo_blob_free(b);
+        }
         break;
       }
       default: break;

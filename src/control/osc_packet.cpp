@@ -35,6 +35,10 @@ class Walker {
     s.assign(reinterpret_cast<const char*>(d + pos), len);
     const std::size_t next = pos + pad4(len + 1);
     if (next > end) return fail(std::string(what) + " padding runs past the end of the packet");
+    for (std::size_t i = pos + len + 1; i < next; ++i) {
+      // liblo refuses these too; refusing the whole packet here keeps a bundle all-or-nothing
+      if (d[i] != 0) return fail(std::string(what) + " has non-zero padding");
+    }
     pos = next;
     return true;
   }
@@ -106,6 +110,9 @@ class Walker {
           const std::uint32_t n = be32(d + pos);
           pos += 4;
           if (n > size - pos || pad4(n) > size - pos) return fail("blob of " + std::to_string(n) + " bytes runs past the end");
+          for (std::size_t k = pos + n; k < pos + pad4(n); ++k) {
+            if (d[k] != 0) return fail("blob has non-zero padding");
+          }
           pos += pad4(n);
           break;
         }

@@ -14,6 +14,7 @@
 
 #include "deck_eq.hpp"
 #include "denormals.hpp"
+#include "resampler.hpp"
 #include "mix.hpp"
 #include "stemd/stream.hpp"
 
@@ -54,7 +55,21 @@ struct Engine::Voice {
   std::int64_t seek_pos = 0;
   EndReason retire_reason = EndReason::kStopped;
   bool ended_reported = false;
+  // Rate conversion: null = the bit-exact path (same rate, rate 1).
+  Resampler* rs = nullptr;
+  double base_ratio = 1.0;     // source rate / engine rate
+  double ratio = 1.0;          // base_ratio × playback rate, the target
+  std::uint32_t rate_glide = 0;
+  bool rs_switch = false;      // attach a resampler at the bottom of the current fade (no jump)
+  bool draining = false;       // end of data reached: playing out the resampler's tail
 };
+
+namespace {
+struct PullCtx {
+  Engine* engine;
+  void* voice;
+};
+}  // namespace
 
 Engine::Engine(const EngineConfig& cfg)
     : cfg_(cfg),
@@ -70,9 +85,68 @@ Engine::Engine(const EngineConfig& cfg)
   active_.resize(cfg.max_voices);
   deck_eq_ = std::make_unique<DeckEq[]>(kNumDecks);
   for (int d = 0; d < kNumDecks; ++d) deck_eq_[d] = DeckEq(DeckEqConfig{static_cast<double>(cfg.sample_rate)});
+  rs_out_.resize(static_cast<std::size_t>(cfg.max_block_frames) * 2);
+  const auto q = static_cast<ResamplerQuality>(std::clamp(cfg.resample_quality, 0, 2));
+  rs_pool_.reserve(cfg.max_resampled_voices);
+  rs_free_.reserve(cfg.max_resampled_voices);
+  for (std::uint32_t i = 0; i < cfg.max_resampled_voices; ++i) {
+    std::string error;
+    auto r = Resampler::create(q, error);
+    if (!r) break;  // out of memory: fewer resampled voices (the control thread counts the pool)
+    rs_free_.push_back(r.get());
+    rs_pool_.push_back(std::move(r));
+  }
+  cfg_.max_resampled_voices = static_cast<std::uint32_t>(rs_pool_.size());
 }
 
 Engine::~Engine() = default;
+
+bool Engine::attach_resampler(Voice& v) noexcept {
+  if (v.rs != nullptr) return true;
+  if (rs_free_.empty()) {
+    metrics_.events_dropped.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  v.rs = rs_free_.back();
+  rs_free_.pop_back();  // capacity reserved: never allocates
+  v.rs->reset();
+  v.rs->set_ratio(1.0, 0);
+  return true;
+}
+
+void Engine::release_resampler(Voice& v) noexcept {
+  if (v.rs == nullptr) return;
+  rs_free_.push_back(v.rs);  // capacity == pool size: never allocates
+  v.rs = nullptr;
+}
+
+// Source frames a voice needs to produce `out_frames` output frames (with the resampler's
+// look-ahead margin).
+std::int64_t Engine::source_frames_for(const Voice& v, std::uint32_t out_frames) const noexcept {
+  if (v.rs == nullptr) return out_frames;
+  const double r = std::max(v.rs->ratio(), v.rs->target_ratio());
+  return static_cast<std::int64_t>(std::ceil(out_frames * r)) + 8;
+}
+
+std::uint32_t Engine::pull_thunk(void* ctx, float* scratch, std::uint32_t max_frames, const float** frames) noexcept {
+  auto* c = static_cast<PullCtx*>(ctx);
+  return c->engine->fetch(*static_cast<Voice*>(c->voice), scratch, max_frames, frames);
+}
+
+// The voice's next frames at the engine's rate: straight from its source, or through its
+// resampler (which pulls from the source as it needs).
+std::uint32_t Engine::produce(Voice& v, float* dst, std::uint32_t frames, const float** src) noexcept {
+  if (v.rs == nullptr) return fetch(v, dst, frames, src);
+  if (v.draining) {
+    const std::uint32_t n = v.rs->drain(rs_out_.data(), frames);
+    *src = rs_out_.data();
+    return n;
+  }
+  PullCtx ctx{this, &v};
+  const std::uint32_t n = v.rs->process(rs_out_.data(), frames, &Engine::pull_thunk, &ctx);
+  *src = rs_out_.data();
+  return n;
+}
 
 Engine::Voice* Engine::find(VoiceId id, std::uint32_t gen) noexcept {
   if (id >= cfg_.max_voices) return nullptr;
@@ -158,6 +232,12 @@ void Engine::start_voice(const Command& c) noexcept {
   v.gain.jump(c.play.gain);
   v.pan.jump(0.0f);
   v.deck = c.play.deck < kNumBuses ? c.play.deck : kNumDecks - 1;
+  v.rs = nullptr;
+  v.rs_switch = false;
+  v.draining = false;
+  v.base_ratio = v.src->sample_rate > 0 ? static_cast<double>(v.src->sample_rate) / cfg_.sample_rate : 1.0;
+  v.ratio = v.base_ratio * static_cast<double>(c.play.rate > 0 ? c.play.rate : 1.0f);
+  if (v.ratio != 1.0 && attach_resampler(v)) v.rs->set_ratio(v.ratio, 0);  // the first set applies at once
   v.hold = false;
   v.underruns = 0;
   v.seek_stream = nullptr;
@@ -171,6 +251,7 @@ void Engine::start_voice(const Command& c) noexcept {
   active_[active_count_++] = c.voice;
   metrics_.voices_active.store(active_count_, std::memory_order_relaxed);
   push_event(Event{EventType::kVoiceStarted, EndReason::kEndOfFile, c.voice, c.generation, 0, frame_});
+  if (v.ratio != 1.0 && v.rs == nullptr) end_voice(v, EndReason::kError);  // no resampler left
 }
 
 void Engine::apply(const Command& c) noexcept {
@@ -191,10 +272,10 @@ void Engine::apply(const Command& c) noexcept {
       for (std::uint32_t i = 0; i < active_count_; ++i) {
         Voice& v = voices_[active_[i]];
         if (v.state == Voice::State::kRetiring) continue;
-        if (v.state == Voice::State::kSeeking && v.seek_stream != nullptr) {
+        if (v.state == Voice::State::kSeeking && v.seek_stream != nullptr && v.seek_stream != v.stream) {
           retire(v.seek_stream, active_[i], v.generation, false);
-          v.seek_stream = nullptr;
         }
+        v.seek_stream = nullptr;
         v.state = Voice::State::kStopping;
         v.retire_reason = EndReason::kStopped;
         v.env.set(0.0f, std::max<std::uint32_t>(c.frames, 1));
@@ -213,10 +294,10 @@ void Engine::apply(const Command& c) noexcept {
   }
   switch (c.type) {
     case CommandType::kStop:
-      if (v->state == Voice::State::kSeeking && v->seek_stream != nullptr) {
+      if (v->state == Voice::State::kSeeking && v->seek_stream != nullptr && v->seek_stream != v->stream) {
         retire(v->seek_stream, c.voice, v->generation, false);
-        v->seek_stream = nullptr;
       }
+      v->seek_stream = nullptr;
       v->state = Voice::State::kStopping;
       v->retire_reason = EndReason::kStopped;
       // Always a fade, however short the request: a stop never clicks.
@@ -228,6 +309,25 @@ void Engine::apply(const Command& c) noexcept {
     case CommandType::kSetPan:
       v->pan.set(std::clamp(c.value, -1.0f, 1.0f), c.frames);
       return;
+    case CommandType::kSetRate: {
+      const double rate = std::clamp(static_cast<double>(c.value), 0.25, 4.0);
+      v->ratio = v->base_ratio * rate;
+      v->rate_glide = c.frames;
+      if (v->rs != nullptr) {
+        v->rs->set_ratio(v->ratio, c.frames);
+      } else if (v->ratio != 1.0) {
+        // Leaving the bit-exact path: fade out, attach a resampler with no history, fade in —
+        // a resampler started mid-signal would click.
+        v->rs_switch = true;
+        if (v->state == Voice::State::kPlaying) {
+          v->state = Voice::State::kSeeking;
+          v->seek_stream = v->stream;  // "seek" to where it is: no jump
+          v->seek_pos = -1;
+          v->env.set(0.0f, declick_frames_);
+        }
+      }
+      return;
+    }
     case CommandType::kPause:
       v->hold = true;
       if (v->state == Voice::State::kPlaying || v->state == Voice::State::kStarved) {
@@ -252,7 +352,8 @@ void Engine::apply(const Command& c) noexcept {
         if (c.play.stream != nullptr) retire(c.play.stream, c.voice, v->generation, false);
         return;
       }
-      if (v->seek_stream != nullptr) retire(v->seek_stream, c.voice, v->generation, false);
+      // A pending seek's stream is replaced (a pending rate switch's "stream" is the voice's own).
+      if (v->seek_stream != nullptr && v->seek_stream != v->stream) retire(v->seek_stream, c.voice, v->generation, false);
       v->seek_stream = c.play.stream;
       v->seek_pos = std::max<std::int64_t>(0, c.play.position);
       if (v->state == Voice::State::kStarved || v->state == Voice::State::kPaused) {
@@ -324,7 +425,7 @@ std::uint32_t Engine::mix_segment(Voice& v, float* out, std::uint32_t count) noe
   std::uint32_t done = 0;
   while (done < count) {
     const float* p = nullptr;
-    const std::uint32_t n = fetch(v, scratch_.data(), count - done, &p);
+    const std::uint32_t n = produce(v, scratch_.data(), count - done, &p);
     if (n == 0) break;
     float* o = out + static_cast<std::size_t>(done) * 2;
     if (v.pan.active() || v.pan.value() != 0.0f) {
@@ -369,14 +470,23 @@ void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
     if (v.state == Voice::State::kRetiring || v.state == Voice::State::kFree) return;
 
     if (v.state == Voice::State::kSeeking && !v.env.active() && v.env.value() == 0.0f) {
-      // The old position has faded out: jump.
-      if (v.stream != nullptr && !retire(v.stream, id_of(v), v.generation, false)) {
-        return;  // retire queue full: stay silent this block and try again next one
+      // The old position has faded out: jump (or, for a rate switch alone, stay).
+      const bool jump = v.seek_pos >= 0;
+      if (jump) {
+        if (v.stream != nullptr && v.stream != v.seek_stream && !retire(v.stream, id_of(v), v.generation, false)) {
+          return;  // retire queue full: stay silent this block and try again next one
+        }
+        v.stream = v.seek_stream;
+        v.pos = v.seek_pos;
+        v.reading_memory = v.src->streamed && v.pos < v.src->memory_frames;
       }
-      v.stream = v.seek_stream;
       v.seek_stream = nullptr;
-      v.pos = v.seek_pos;
-      v.reading_memory = v.src->streamed && v.pos < v.src->memory_frames;
+      if (v.rs_switch && attach_resampler(v)) v.rs->set_ratio(v.ratio, v.rate_glide);
+      v.rs_switch = false;
+      if (v.rs != nullptr && jump) {  // new position: no history to keep
+        v.rs->reset();
+        v.rs->set_ratio(v.ratio, 0);
+      }
       if (v.hold) {  // a paused voice stays paused at its new position
         v.state = Voice::State::kPaused;
         return;
@@ -385,6 +495,11 @@ void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
       v.env.set(1.0f, declick_frames_);
     }
     if (v.state == Voice::State::kPausing && !v.env.active() && v.env.value() == 0.0f) v.state = Voice::State::kPaused;
+    if (v.rs_switch && v.env.value() == 0.0f && !v.env.active() &&
+        (v.state == Voice::State::kPaused || v.state == Voice::State::kStarved)) {
+      if (attach_resampler(v)) v.rs->set_ratio(v.ratio, v.rate_glide);  // silent now: switch at once
+      v.rs_switch = false;
+    }
     if (v.state == Voice::State::kPaused) return;  // holds its position, consumes nothing
     if (v.state == Voice::State::kStopping && !v.env.active() && v.env.value() == 0.0f) {
       end_voice(v, v.retire_reason);
@@ -409,9 +524,13 @@ void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
     if (v.src->streamed && v.stream != nullptr && v.state == Voice::State::kPlaying && !v.stream->finished()) {
       const std::int64_t head = v.reading_memory ? std::max<std::int64_t>(0, v.src->memory_frames - v.pos) : 0;
       const std::int64_t avail = head + static_cast<std::int64_t>(v.stream->ring().readable_frames());
-      if (avail < want) {
+      if (avail < source_frames_for(v, want)) {
         // Underrun: play what there is, fading it to silence so the gap never clicks.
-        const auto have = static_cast<std::uint32_t>(avail);
+        std::int64_t out_avail = avail;
+        if (v.rs != nullptr) {
+          out_avail = static_cast<std::int64_t>(std::floor(static_cast<double>(avail) / std::max(v.rs->ratio(), v.rs->target_ratio()))) - 4;
+        }
+        const auto have = static_cast<std::uint32_t>(std::clamp<std::int64_t>(out_avail, 0, want));
         const std::uint32_t fade = std::min(have, declick_frames_);
         done += mix_segment(v, out + static_cast<std::size_t>(done) * 2, have - fade);
         v.env.set(0.0f, fade);
@@ -430,6 +549,10 @@ void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
       v.env.jump(0.0f);
       continue;
     }
+    if (v.draining) {  // the resampler's tail is out: the end
+      end_voice(v, v.src->streamed && v.stream != nullptr ? v.stream->end_reason() : EndReason::kEndOfFile);
+      return;
+    }
     if (v.state == Voice::State::kPausing && v.src->streamed && v.stream != nullptr && !v.stream->finished()) {
       v.env.jump(0.0f);  // the ring ran dry during the pause fade: paused now
       v.state = Voice::State::kPaused;
@@ -440,6 +563,10 @@ void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
       return;
     }
     if (!v.src->streamed) {
+      if (v.rs != nullptr && v.state != Voice::State::kStopping) {  // play out the resampler's tail first
+        v.draining = true;
+        continue;
+      }
       end_voice(v, EndReason::kEndOfFile);
       return;
     }
@@ -452,6 +579,10 @@ void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
       return;
     }
     if (v.stream->ring().readable_frames() > 0) continue;  // last frames landed just now
+    if (v.rs != nullptr && v.state != Voice::State::kStopping) {
+      v.draining = true;
+      continue;
+    }
     end_voice(v, v.stream->end_reason());
     return;
   }
@@ -461,10 +592,11 @@ bool Engine::streams_ready(std::uint32_t frames) const noexcept {
   for (std::uint32_t i = 0; i < active_count_; ++i) {
     const Voice& v = voices_[active_[i]];
     if (v.state == Voice::State::kRetiring || !v.src->streamed || v.stream == nullptr) continue;
+    const std::int64_t need = source_frames_for(v, frames);
     std::int64_t from_memory = v.reading_memory ? std::max<std::int64_t>(0, v.src->memory_frames - v.pos) : 0;
-    if (from_memory >= frames) continue;
+    if (from_memory >= need) continue;
     if (v.stream->finished()) continue;
-    if (v.stream->ring().readable_frames() + static_cast<std::size_t>(from_memory) < frames) return false;
+    if (static_cast<std::int64_t>(v.stream->ring().readable_frames()) + from_memory < need) return false;
   }
   return true;
 }
@@ -518,6 +650,7 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
           continue;
         }
         v.stream = nullptr;
+        release_resampler(v);
         v.state = Voice::State::kFree;
         telemetry_[id].state.store(0, std::memory_order_relaxed);
         active_[i] = active_[--active_count_];
@@ -532,7 +665,12 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
         min_fill = std::min(min_fill, fill);
       }
       VoiceTelemetry& t = telemetry_[id];
-      t.position.store(v.pos, std::memory_order_relaxed);
+      std::int64_t heard = v.pos;
+      if (v.rs != nullptr) {
+        heard -= static_cast<std::int64_t>(std::lround(v.rs->lookahead_frames()));
+        if (heard < 0 && v.src->total_frames > 0) heard += v.src->total_frames;
+      }
+      t.position.store(std::max<std::int64_t>(0, heard), std::memory_order_relaxed);
       t.ring_fill_permille.store(fill, std::memory_order_relaxed);
       t.generation.store(v.generation, std::memory_order_relaxed);
       t.state.store(telemetry_state(v), std::memory_order_relaxed);

@@ -4,6 +4,7 @@
 #include <sndfile.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -175,6 +176,15 @@ std::int64_t SoundFile::read_stereo(float* out, std::int64_t frames) {
       }
     }
     if (got < 0) return -1;
+    if (!m.read_shorts) {
+      // Float files can hold NaN or infinities; they must never reach the mix.
+      for (sf_count_t k = 0; k < got * 2; ++k) {
+        if (!std::isfinite(dst[k])) {
+          dst[k] = 0.0f;
+          ++non_finite_;
+        }
+      }
+    }
     done += got;
     if (got < want) {
       if (sf_error(m.sf) != SF_ERR_NO_ERROR) return done > 0 ? done : -1;

@@ -66,11 +66,14 @@ class SoundFile {
   std::int64_t read_stereo(float* out, std::int64_t frames);
   bool seek(std::int64_t frame);
   std::string error() const;
+  // Samples that were NaN or infinite in a float file, replaced by silence.
+  std::uint64_t non_finite_samples() const noexcept { return non_finite_; }
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
   FileInfo info_;
+  std::uint64_t non_finite_ = 0;
 };
 
 class SoundFileWriter {
