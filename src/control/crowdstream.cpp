@@ -20,7 +20,8 @@ namespace stemd::control {
 namespace {
 
 constexpr double kMaxVolume = 4.0;
-constexpr double kEqGlide = 0.05;  // EQ gains glide over ~50 ms (the spec)
+constexpr double kEqGlide = 0.05;     // EQ gains glide over ~50 ms (the spec)
+constexpr double kTempoGlide = 0.05;  // a tempo change glides every player's rate
 constexpr int kDeckBase[engine::kNumDecks] = {100, 1100, 2100, 3100};  // a deck's base buffer id
 
 std::string not_yet(const char* what) { return std::string("not yet: ") + what + " arrives with the music features (issue 4)"; }
@@ -95,8 +96,8 @@ Router::Reply Router::cs_play_stem(const OscMessage& m, const Peer&) {
   if (start < 0 || start >= 1) return fail("range", "start is a fraction of the file: 0 ≤ start < 1", idv);
   const io::Source* src = ctl_.source(id);
   if (src == nullptr) return fail("unknown_id", "buffer " + std::to_string(id) + " is not loaded", idv);
-  if (rate != 1.0) return fail("not_yet", not_yet("playback at a rate other than 1"), idv);
   PlayOptions po;
+  po.rate = static_cast<float>(rate);
   po.volume = static_cast<float>(volume);
   po.loop = loop;
   po.start_frame = static_cast<std::int64_t>(std::floor(start * static_cast<double>(src->total_frames())));
@@ -300,7 +301,15 @@ Router::Reply Router::cs_set_tempo(const OscMessage& m, const Peer&) {
   if (!a.count(1, 1) || !a.number(0, "bpm", bpm)) return fail("arguments", a.error());
   if (bpm <= 0) return fail("range", "bpm must be > 0");
   if (bpm > 999) return fail("range", "bpm must be ≤ 999");
-  return fail("not_yet", not_yet("the tempo clock"));
+  const double ratio = bpm / cfg_.bpm;
+  if (ratio < 0.25 || ratio > 4) return fail("range", "bpm must be within 0.25–4 × the base tempo (--bpm)");
+  movement_active_ = false;  // an explicit tempo overrides the movement glide
+  const int failed = apply_tempo(bpm, kTempoGlide);
+  if (failed > 0) {
+    return fail("busy", std::to_string(failed) + " players could not follow the tempo: all resamplers are in use "
+                                                 "(--max-resampled-voices)");
+  }
+  return done({OscArg::Float(bpm)});
 }
 
 Router::Reply Router::cs_total_movement(const OscMessage& m, const Peer&) {
@@ -308,7 +317,23 @@ Router::Reply Router::cs_total_movement(const OscMessage& m, const Peer&) {
   double v = 0;
   if (!a.count(1, 1) || !a.number(0, "value", v)) return fail("arguments", a.error());
   if (v < 0) return fail("range", "movement must be ≥ 0");
-  return fail("not_yet", not_yet("movement-driven tempo"));
+  // Normalise (v ≤ 1: clamp 0–1; v > 1: v / 0.6 clamped) and map to a target tempo; tick()
+  // glides toward it.
+  const double mv = v <= 1 ? std::clamp(v, 0.0, 1.0) : std::clamp(v / 0.6, 0.0, 1.0);
+  double target;
+  if (mv < 0.02) {
+    target = 105;
+  } else if (mv < 0.05) {
+    target = 110;
+  } else if (mv < 0.10) {
+    target = 115;
+  } else {
+    target = 118 + std::min((mv - 0.10) / 0.5, 1.0) * 12;
+  }
+  if (!movement_active_) movement_bpm_ = bpm_;
+  movement_active_ = true;
+  movement_target_ = std::clamp(target, cfg_.bpm * 0.25, cfg_.bpm * 4);
+  return done({OscArg::Float(movement_target_)});
 }
 
 Router::Reply Router::cs_set_meter(const OscMessage& m, const Peer&) {
@@ -334,7 +359,9 @@ Router::Reply Router::cs_reset(const OscMessage& m, const Peer&) {
   ArgReader a(m);
   if (!a.count(0, 0)) return fail("arguments", a.error());
   t0_frame_ = message_frame_ >= 0 ? message_frame_ : ctl_.now_frame();
-  last_beat_printed_ = -1;  // the beat clock restarts from t0
+  beat_origin_frame_ = t0_frame_;  // the beat clock restarts from t0
+  beat_origin_beats_ = 0;
+  last_beat_printed_ = -1;
   return done();
 }
 

@@ -121,7 +121,7 @@ Router::Reply Router::n_play(const OscMessage& m, const Peer&) {
   PlayOptions po;
   std::string error;
   if (!to_frame(pos, unit, src->total_frames(), cfg_.sample_rate, po.start_frame, error)) return fail("range", error, idv);
-  if (rate != 1.0) return fail("not_yet", "not yet: varispeed arrives with the music features (issue 4)", idv);
+  po.rate = static_cast<float>(rate);
   po.volume = static_cast<float>(volume);
   po.loop = loop;
   po.deck = deck_of_id(id);
@@ -250,8 +250,13 @@ Router::Reply Router::n_rate(const OscMessage& m, const Peer&) {
   const std::vector<OscArg> idv{OscArg::Int(id)};
   if (r < 0.25 || r > 4) return fail("range", "rate must be 0.25..4", idv);
   if (ramp < 0 || ramp > kMaxFade) return fail("range", "ramp must be 0..3600 s", idv);
-  if (!player(id).valid()) return fail("unknown_id", "id " + std::to_string(id) + " is not playing", idv);
-  return fail("not_yet", "not yet: varispeed arrives with the music features (issue 4)", idv);
+  const VoiceHandle h = player(id);
+  if (!h.valid()) return fail("unknown_id", "id " + std::to_string(id) + " is not playing", idv);
+  std::string error;
+  const double effective = std::clamp(r * tempo_ratio(), 0.25, 4.0);
+  if (!ctl_.set_rate(h, static_cast<float>(effective), ramp, error)) return fail("busy", error, idv);
+  player_rate_[id] = static_cast<float>(r);
+  return done(idv);
 }
 
 // /stemd/master volume [ramp_s]

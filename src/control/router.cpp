@@ -163,16 +163,6 @@ Router::Reply Router::ensure_loaded(int id, const std::string& path) {
   return load(id, path, std::filesystem::path(path).stem().string(), "");
 }
 
-void Router::tick() {
-  if (!print_clock_) return;
-  const std::int64_t frames = ctl_.now_frame() - t0_frame_;
-  if (frames < 0) return;
-  const auto beat = static_cast<std::int64_t>(static_cast<double>(frames) / cfg_.sample_rate * bpm_ / 60.0);
-  if (beat == last_beat_printed_) return;
-  last_beat_printed_ = beat;
-  spdlog::info("clock: bar {} beat {} ({:.1f} bpm, {}/{})", beat / meter_ + 1, beat % meter_ + 1, bpm_, meter_, 4);
-}
-
 VoiceHandle Router::player(int id) const {
   auto it = players_.find(id);
   if (it == players_.end() || !ctl_.voice_alive(it->second)) return VoiceHandle{};
@@ -199,14 +189,65 @@ Router::Reply Router::start_player(int id, const PlayOptions& opts) {
   std::string error;
   VoiceHandle old = player(id);
   VoiceHandle h;
-  if (!ctl_.play(id, opts, h, error)) {
+  // Vinyl-style tempo: every player's rate is multiplied by bpm / base bpm.
+  PlayOptions po = opts;
+  po.rate = static_cast<float>(std::clamp(static_cast<double>(opts.rate) * tempo_ratio(), 0.25, 4.0));
+  if (!ctl_.play(id, po, h, error)) {
     const std::string kind = ctl_.source(id) == nullptr ? "unknown_id" : (error.rfind("busy", 0) == 0 ? "busy" : "range");
     return fail(kind, error, {OscArg::Int(id)});
   }
   if (old.valid()) ctl_.stop(old, 0.0, error);  // replaced: the old one fades out (declick)
   players_[id] = h;
+  player_rate_[id] = opts.rate;
   return done({OscArg::Int(id)});
 }
+
+double Router::beats_now() const {
+  const double seconds = static_cast<double>(ctl_.now_frame() - beat_origin_frame_) / cfg_.sample_rate;
+  return beat_origin_beats_ + std::max(0.0, seconds) * bpm_ / 60.0;
+}
+
+// A tempo change: the beat count carries on (the old server restarted it: a bug), and every
+// player follows the new rate, gliding. Returns how many players could not follow (no
+// resampler left).
+int Router::apply_tempo(double bpm, double glide_s) {
+  const std::int64_t now = ctl_.now_frame();
+  beat_origin_beats_ = beats_now();
+  beat_origin_frame_ = now;
+  bpm_ = bpm;
+  int failed = 0;
+  std::string error;
+  for (const auto& [id, h] : players_) {
+    if (!ctl_.voice_alive(h)) continue;
+    auto it = player_rate_.find(id);
+    const double own = it == player_rate_.end() ? 1.0 : it->second;
+    if (!ctl_.set_rate(h, static_cast<float>(std::clamp(own * tempo_ratio(), 0.25, 4.0)), glide_s, error)) ++failed;
+  }
+  return failed;
+}
+
+// Called every server pass: the movement-driven tempo glide and the clock printout.
+void Router::tick() {
+  const auto now = std::chrono::steady_clock::now();
+  const double dt = std::chrono::duration<double>(now - last_tick_).count();
+  last_tick_ = now;
+  if (movement_active_ && dt > 0 && dt < 1.0) {
+    // Rising fast (τ ≈ 0.3 s), falling slowly (τ ≈ 30 s), whatever the buffer size.
+    const double tau = movement_target_ > movement_bpm_ ? 0.3 : 30.0;
+    movement_bpm_ += (movement_target_ - movement_bpm_) * (1.0 - std::exp(-dt / tau));
+    const double since = std::chrono::duration<double>(now - last_tempo_apply_).count();
+    if (std::fabs(movement_bpm_ - bpm_) > 0.05 && since >= 0.05) {
+      apply_tempo(movement_bpm_, since);
+      last_tempo_apply_ = now;
+    }
+  }
+  if (!print_clock_) return;
+  const auto beat = static_cast<std::int64_t>(std::floor(beats_now()));
+  if (beat == last_beat_printed_) return;
+  last_beat_printed_ = beat;
+  spdlog::info("clock: bar {} beat {} ({:.1f} bpm, {}/4)", beat / meter_ + 1, beat % meter_ + 1, bpm_, meter_);
+}
+
 
 // Crowdstream's id → deck map: 100–1099 A, 1100–2099 B, 2100–3099 C, 3100–4099 D, else D.
 int Router::deck_of_id(int id) const {

@@ -125,6 +125,9 @@ class Router {
   // timetag, or now plus a period's margin so every command of a group is queued in time).
   std::int64_t frame_after(double seconds) const;
   Reply ensure_loaded(int id, const std::string& path);
+  double tempo_ratio() const { return bpm_ / cfg_.bpm; }
+  double beats_now() const;
+  int apply_tempo(double bpm, double glide_s);
 
   // crowdstream handlers (crowdstream.cpp)
   Reply cs_load_buffer(const OscMessage&, const Peer&);
@@ -191,7 +194,14 @@ class Router {
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::int64_t t0_frame_ = 0;  // /reset's timeline origin
   int meter_ = 4;
-  double bpm_ = 120.0;          // the tempo clock (base tempo until /set_tempo lands)
+  double bpm_ = 120.0;          // the tempo clock
+  std::int64_t beat_origin_frame_ = 0;  // beats_now() = origin beats + tempo × time since origin frame
+  double beat_origin_beats_ = 0;
+  std::map<int, float> player_rate_;    // each player's own rate, before the tempo ratio
+  bool movement_active_ = false;        // /dance/total_movement drives the tempo
+  double movement_target_ = 0, movement_bpm_ = 0;
+  std::chrono::steady_clock::time_point last_tick_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_tempo_apply_{};
   bool print_clock_ = false;
   std::int64_t last_beat_printed_ = -1;
   std::int64_t message_frame_ = -1;  // the current message's bundle time as a frame, or -1

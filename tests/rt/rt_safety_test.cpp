@@ -110,9 +110,11 @@ TEST(RealTimeSafety, EveryControlPathLeavesTheAudioThreadClean) {
   const std::string small = dir.file("small.wav");   // held in memory
   const std::string big = dir.file("big.wav");       // streamed
   const std::string mono = dir.file("mono.wav");     // streamed, mono
+  const std::string other = dir.file("44k1.wav");    // streamed at 44.1 kHz: plays resampled
   test::write_wav16(small, test::make_pcm16(9000, 2, 1), 2);
   test::write_wav16(big, test::make_pcm16(48000 * 3, 2, 2), 2);
   test::write_wav16(mono, test::make_pcm16(48000 * 2, 1, 3), 1);
+  test::write_wav16(other, test::make_pcm16(44100 * 2, 2, 4), 2, 44100);
 
   engine::EngineConfig ec;
   ec.max_voices = 64;
@@ -134,6 +136,7 @@ TEST(RealTimeSafety, EveryControlPathLeavesTheAudioThreadClean) {
   ASSERT_TRUE(ctl.load(1, small, "small", err)) << err;
   ASSERT_TRUE(ctl.load(2, big, "big", err)) << err;
   ASSERT_TRUE(ctl.load(3, mono, "mono", err)) << err;
+  ASSERT_TRUE(ctl.load(4, other, "44k1", err)) << err;
   ASSERT_FALSE(ctl.source(1)->streamed());
   ASSERT_TRUE(ctl.source(2)->streamed());
 
@@ -150,7 +153,7 @@ TEST(RealTimeSafety, EveryControlPathLeavesTheAudioThreadClean) {
 
   for (int cycle = 0; cycle < 12; ++cycle) {
     // play: memory / streamed / mono, looped or not, from the start or mid-file (past the head)
-    for (int slot : {1, 2, 3}) {
+    for (int slot : {1, 2, 3, 4}) {
       control::PlayOptions po;
       po.loop = (cycle + slot) % 2 == 0;
       po.volume = 0.5f;
@@ -178,6 +181,7 @@ TEST(RealTimeSafety, EveryControlPathLeavesTheAudioThreadClean) {
     }
     control::VoiceHandle any;
     if (!voices.empty() && ctl.voice_alive(voices.back())) {
+      ctl.set_rate(voices.back(), cycle % 2 ? 1.5f : 0.75f, 0.01, err);  // on and off the bit-exact path
       ctl.pause(voices.back(), 0.005, err);
       ctl.set_pan(voices.back(), -0.5f, 0.01, err);
       ctl.resume(voices.back(), 0.005, err);
