@@ -32,6 +32,7 @@ enum class CommandType : std::uint8_t {
   kSetPan,      // ramp `voice` balance to `value` (-1 left … 0 centre … +1 right) over `frames`
   kDeckGain,    // ramp deck `deck`'s level to `value` over `frames`
   kDeckEq,      // ramp deck `deck`'s EQ band `band` (0 low, 1 mid, 2 high) to linear gain `value`
+  kSetRate,     // glide `voice`'s playback rate (speed and pitch) to `value` over `frames`
 };
 
 inline constexpr int kNumDecks = 4;         // A–D
@@ -45,6 +46,7 @@ struct PlayParams {
   float gain;
   bool loop;
   std::uint8_t deck = 0;  // 0..kNumDecks-1, or kDirectBus
+  float rate = 1.0f;      // playback rate (× the source/device rate ratio); 1 = bit-exact path
 };
 
 struct Command {

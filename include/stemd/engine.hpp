@@ -26,6 +26,7 @@ class Stream;
 namespace stemd::engine {
 
 class DeckEq;
+class Resampler;
 
 // What a voice reads from memory: a whole file, or the head of a streamed one. Interleaved
 // stereo float. Immutable while any voice uses it (the control thread guarantees it).
@@ -34,6 +35,7 @@ struct VoiceSource {
   std::int64_t memory_frames = 0;  // frames available in `frames`
   std::int64_t total_frames = 0;   // length of the file
   bool streamed = false;           // frames beyond memory_frames come from a Stream
+  int sample_rate = 0;             // the file's rate; 0 = the engine's (no conversion)
 };
 
 struct EngineConfig {
@@ -41,6 +43,10 @@ struct EngineConfig {
   std::uint32_t max_block_frames = 8192;
   std::uint32_t max_voices = 4096;
   float declick_ms = 5.0f;  // fade used for stop, seek, underrun and mid-file starts
+  // Voices that can play at a rate ≠ 1 or from a file at another sample rate at once: each
+  // needs a resampler, allocated up front (≈ 134 KiB each at quality 0).
+  std::uint32_t max_resampled_voices = 64;
+  int resample_quality = 0;  // 0 fast (119 dB SNR), 1 medium (142 dB), 2 best (149 dB)
 };
 
 class Engine {
@@ -55,6 +61,9 @@ class Engine {
 
   explicit Engine(const EngineConfig& cfg);  // [control] allocates everything
   ~Engine();
+  // [control] Resamplers not attached to a voice (a snapshot; the control thread keeps its
+  // own count to refuse plays when none is left).
+  std::uint32_t max_resampled_voices() const noexcept { return cfg_.max_resampled_voices; }
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
@@ -109,6 +118,11 @@ class Engine {
   void render_voice(Voice& v, float* out, std::uint32_t frames) noexcept;
   std::uint32_t mix_segment(Voice& v, float* out, std::uint32_t count) noexcept;
   void starve(Voice& v) noexcept;
+  std::uint32_t produce(Voice& v, float* dst, std::uint32_t frames, const float** src) noexcept;
+  static std::uint32_t pull_thunk(void* ctx, float* scratch, std::uint32_t max_frames, const float** frames) noexcept;
+  bool attach_resampler(Voice& v) noexcept;
+  void release_resampler(Voice& v) noexcept;
+  std::int64_t source_frames_for(const Voice& v, std::uint32_t out_frames) const noexcept;
   VoiceId id_of(const Voice& v) const noexcept;
   static std::uint8_t telemetry_state(const Voice& v) noexcept;
   std::uint32_t fetch(Voice& v, float* dst, std::uint32_t frames, const float** src) noexcept;
@@ -129,6 +143,9 @@ class Engine {
   std::vector<float> decks_;     // kNumBuses buses of max_block_frames stereo frames
   Ramp deck_gain_[kNumBuses];    // the direct bus's stays at 1
   std::unique_ptr<DeckEq[]> deck_eq_;  // one per deck (not the direct bus), before the deck level
+  std::vector<std::unique_ptr<Resampler>> rs_pool_;  // owned; allocated in the constructor
+  std::vector<Resampler*> rs_free_;                   // [audio] free list, capacity fixed
+  std::vector<float> rs_out_;                         // a voice's resampled frames (max block)
   std::vector<VoiceId> active_;  // ids of active voices; capacity reserved = max_voices
   std::uint32_t active_count_ = 0;
   std::vector<float> scratch_;   // max_block_frames stereo frames
