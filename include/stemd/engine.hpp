@@ -47,6 +47,12 @@ struct EngineConfig {
   // needs a resampler, allocated up front (≈ 134 KiB each at quality 0).
   std::uint32_t max_resampled_voices = 64;
   int resample_quality = 0;  // 0 fast (119 dB SNR), 1 medium (142 dB), 2 best (149 dB)
+  // Safety limiter on the master: exactly transparent (gain 1.0) while peaks stay below the
+  // threshold; above it the gain drops at once to hold the peak at the threshold and recovers
+  // over `limiter_release_ms`, so a sum of full-scale stems never wraps or clips harshly.
+  bool limiter = true;
+  float limiter_threshold = 0.891f;  // −1 dBFS
+  float limiter_release_ms = 80.0f;
 };
 
 class Engine {
@@ -154,6 +160,9 @@ class Engine {
   std::vector<Command> scheduled_;  // waiting for their frame, sorted by at_frame; capacity fixed
   std::size_t scheduled_count_ = 0;
   Ramp master_{1.0f};
+  float limiter_gain_ = 1.0f;
+  float limiter_release_ = 0.0f;  // per-frame recovery coefficient
+  void limit(float* block, std::uint32_t frames) noexcept;
   std::int64_t frame_ = 0;
   void (*wake_fn_)(void*) noexcept = nullptr;
   void* wake_ctx_ = nullptr;

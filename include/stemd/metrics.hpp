@@ -118,6 +118,8 @@ struct Metrics {
   std::atomic<std::uint32_t> streams_active{0};      // gauge
   std::atomic<std::uint64_t> callback_max_ns{0};     // since start
   std::atomic<std::uint64_t> callback_ns_total{0};   // sum of callback durations (CPU load)
+  std::atomic<std::uint64_t> limiter_frames{0};      // frames the safety limiter reduced
+  std::atomic<float> limiter_min_gain{1.0f};         // deepest reduction since a reader took it
   std::atomic<std::uint64_t> last_callback_ns{0};    // CLOCK_MONOTONIC of the last callback start
   // Lowest ring fill seen (per mille of capacity) since a reader last took it; 1000 = no streams.
   std::atomic<std::uint32_t> min_ring_fill_permille{1000};

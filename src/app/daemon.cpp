@@ -115,6 +115,8 @@ int run(int argc, char** argv) {
   ec.max_block_frames = std::max<std::uint32_t>(o.buffer_size, 4096);
   ec.max_voices = o.max_voices;
   ec.max_resampled_voices = o.max_resampled_voices;
+  ec.limiter = o.limiter;
+  ec.limiter_threshold = static_cast<float>(std::pow(10.0, o.limiter_threshold_db / 20.0));
   ec.resample_quality = o.resample_quality == "best" ? 2 : o.resample_quality == "medium" ? 1 : 0;
   engine::Engine engine(ec);
   engine.set_loader_wakeup(&io::LoaderThread::wake_cb, loader.get());
@@ -278,9 +280,10 @@ int run(int argc, char** argv) {
   }
   const double budget_ms = 1000.0 * o.buffer_size / rate;
   spdlog::info("stemd {} started: {}, {} Hz, buffer {} frames = {:.1f} ms (output latency {:.1f} ms), "
-               "max {} voices, ring {:.0f} ms, head {:.0f} ms, preload ≤ {:.0f} MB, libsndfile {}",
+               "max {} voices, ring {:.0f} ms, head {:.0f} ms, preload ≤ {:.0f} MB, limiter {}, libsndfile {}",
                STEMD_VERSION, backend->describe(), rate, o.buffer_size, budget_ms,
                backend->output_latency_seconds() * 1000.0, o.max_voices, o.ring_ms, o.head_ms, o.preload_limit_mb,
+               o.limiter ? fmt::format("at {:.1f} dBFS", o.limiter_threshold_db) : std::string("off"),
                io::sndfile_version());
 
   // ---- main loop: service the controller, health line, signals

@@ -97,6 +97,12 @@ int parse_options(int argc, char** argv, Options& o) {
                                                            "≈ 180 ns), best (149 dB, ≈ 570 ns)")
       ->check(CLI::IsMember({"fast", "medium", "best"}))
       ->capture_default_str();
+  app.add_option("--limiter", o.limiter, "Safety limiter on the master (true/false): transparent below its "
+                                         "threshold, holds peaks at it above")
+      ->capture_default_str();
+  app.add_option("--limiter-threshold-db", o.limiter_threshold_db, "The limiter's ceiling in dBFS")
+      ->check(CLI::Range(-24.0, 0.0))
+      ->capture_default_str();
   app.add_option("--shutdown-fade-ms", o.shutdown_fade_ms, "Fade-out on SIGINT/SIGTERM, in ms")
       ->check(CLI::Range(0.0, 10000.0))
       ->capture_default_str();

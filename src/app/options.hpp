@@ -26,6 +26,8 @@ struct Options {
   std::uint32_t max_voices = 4096;
   std::uint32_t max_resampled_voices = 64;
   std::string resample_quality = "fast";
+  bool limiter = true;
+  double limiter_threshold_db = -1.0;
   double shutdown_fade_ms = 50;
   // OSC control
   bool no_osc = false;    // also implied by render mode unless --osc-port is given

@@ -86,6 +86,7 @@ Engine::Engine(const EngineConfig& cfg)
   deck_eq_ = std::make_unique<DeckEq[]>(kNumDecks);
   for (int d = 0; d < kNumDecks; ++d) deck_eq_[d] = DeckEq(DeckEqConfig{static_cast<double>(cfg.sample_rate)});
   rs_out_.resize(static_cast<std::size_t>(cfg.max_block_frames) * 2);
+  limiter_release_ = 1.0f - std::exp(-1.0f / (std::max(1.0f, cfg.limiter_release_ms) * 1e-3f * cfg.sample_rate));
   const auto q = static_cast<ResamplerQuality>(std::clamp(cfg.resample_quality, 0, 2));
   rs_pool_.reserve(cfg.max_resampled_voices);
   rs_free_.reserve(cfg.max_resampled_voices);
@@ -399,6 +400,38 @@ std::uint32_t Engine::fetch(Voice& v, float* dst, std::uint32_t frames, const fl
   return n;
 }
 
+// The master's safety limiter (see EngineConfig). A block whose peaks stay below the
+// threshold while the gain is 1 is not touched at all: bit-transparent.
+void Engine::limit(float* block, std::uint32_t frames) noexcept {
+  const float t = cfg_.limiter_threshold;
+  if (limiter_gain_ == 1.0f) {
+    float peak = 0.0f;
+    for (std::uint32_t i = 0; i < frames * 2; ++i) peak = std::max(peak, std::fabs(block[i]));
+    if (peak <= t) return;
+  }
+  std::uint64_t reduced = 0;
+  float min_gain = limiter_gain_;
+  for (std::uint32_t f = 0; f < frames; ++f) {
+    const float peak = std::max(std::fabs(block[2 * f]), std::fabs(block[2 * f + 1]));
+    float g = limiter_gain_ + (1.0f - limiter_gain_) * limiter_release_;  // recover toward 1
+    if (g > 0.999999f) g = 1.0f;
+    if (peak * g > t) g = t / peak;  // instant attack: the peak lands on the threshold
+    limiter_gain_ = g;
+    if (g < 1.0f) {
+      block[2 * f] *= g;
+      block[2 * f + 1] *= g;
+      ++reduced;
+      min_gain = std::min(min_gain, g);
+    }
+  }
+  if (reduced) {
+    metrics_.limiter_frames.fetch_add(reduced, std::memory_order_relaxed);
+    if (min_gain < metrics_.limiter_min_gain.load(std::memory_order_relaxed)) {
+      metrics_.limiter_min_gain.store(min_gain, std::memory_order_relaxed);
+    }
+  }
+}
+
 std::uint8_t Engine::telemetry_state(const Voice& v) noexcept {
   switch (v.state) {
     case Voice::State::kPlaying:
@@ -704,6 +737,7 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
     } else if (master_.value() != 1.0f) {
       apply_gain(block, n, master_.value());
     }
+    if (cfg_.limiter) limit(block, n);
     frame_ += n;
     offset += n;
   }

@@ -73,7 +73,8 @@ TEST_F(Render, TwoFilesRenderToTheirExactSum) {
   const auto b = make_pcm16(48000 * 2 + 500, 2, 22);
   write_wav16(dir.file("a.wav"), a, 2);
   write_wav16(dir.file("b.wav"), b, 2);
-  render("--play " + dir.file("a.wav") + " --play " + dir.file("b.wav") + " --preload-limit-mb 1");
+  // the sum peaks near 1.0: the safety limiter would (rightly) hold it at −1 dBFS
+  render("--play " + dir.file("a.wav") + " --play " + dir.file("b.wav") + " --preload-limit-mb 1 --limiter false");
   std::vector<float> sum = a;
   for (std::size_t i = 0; i < b.size(); ++i) sum[i] += b[i];
   expect_exact_prefix(read_stereo(out()), sum);
@@ -125,6 +126,23 @@ TEST_F(Render, OldServerDeckFlagsAndLevels) {
     bad += got[i] != want;
   }
   EXPECT_EQ(bad, 0u) << "decks must mix at their levels from the first sample, looped";
+}
+
+TEST_F(Render, LimiterHoldsEightFullScaleStemsUnderItsCeiling) {
+  // Eight copies of a loud file (peaks ≈ 0.5 each, summing far beyond full scale).
+  const auto a = make_pcm16(48000, 2, 81);
+  write_wav16(dir.file("a.wav"), a, 2);
+  std::string args;
+  for (int i = 0; i < 8; ++i) args += " --play " + dir.file("a.wav");
+  render(args + " --limiter-threshold-db -1");
+  const auto got = read_stereo(out());
+  float peak = 0;
+  for (float s : got) peak = std::max(peak, std::fabs(s));
+  EXPECT_LE(peak, 0.8913f) << "the limiter's ceiling is −1 dBFS";
+  EXPECT_GT(peak, 0.85f) << "the limiter holds peaks at the ceiling, it does not squash everything";
+  // Below the threshold it is exactly transparent: a single quiet copy renders bit-exactly.
+  render("--play " + dir.file("a.wav"));
+  expect_exact_prefix(read_stereo(out()), a);
 }
 
 TEST_F(Render, FlacOutputHoldsTheSignal) {
