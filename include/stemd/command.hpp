@@ -59,6 +59,7 @@ struct Command {
   PlayParams play;
   std::uint8_t deck = 0;     // kDeckGain, kDeckEq
   std::uint8_t band = 0;     // kDeckEq
+  std::uint8_t curve = 0;    // engine::Curve of a kSetGain / kDeckGain / kStop fade
   std::int64_t at_frame = -1;  // engine frame to apply it at (sample-accurate); < 0 = as soon as possible
 };
 static_assert(std::is_trivially_copyable_v<Command>);

@@ -50,7 +50,7 @@ struct EngineConfig {
   // Safety limiter on the master: exactly transparent (gain 1.0) while peaks stay below the
   // threshold; above it the gain drops at once to hold the peak at the threshold and recovers
   // over `limiter_release_ms`, so a sum of full-scale stems never wraps or clips harshly.
-  bool limiter = true;
+  bool limiter = false;  // the daemon turns it on (--limiter, default true)
   float limiter_threshold = 0.891f;  // −1 dBFS
   float limiter_release_ms = 80.0f;
 };

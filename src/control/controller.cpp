@@ -167,13 +167,14 @@ bool Controller::play(int slot, const PlayOptions& opts, VoiceHandle& out, std::
   return true;
 }
 
-bool Controller::stop(VoiceHandle v, double fade_seconds, std::string& error) {
+bool Controller::stop(VoiceHandle v, double fade_seconds, std::string& error, engine::Curve curve) {
   if (!lookup(v, error)) return false;
   Command c{};
   c.type = CommandType::kStop;
   c.voice = v.id;
   c.generation = v.generation;
   c.frames = std::max(frames_for(fade_seconds), engine_.declick_frames());
+  c.curve = static_cast<std::uint8_t>(curve);
   if (!send_cmd(c)) {
     error = "busy: the command queue is full";
     return false;
@@ -208,7 +209,7 @@ bool Controller::seek(VoiceHandle v, std::int64_t frame, std::string& error) {
   return true;
 }
 
-bool Controller::set_volume(VoiceHandle v, float volume, double ramp_seconds, std::string& error) {
+bool Controller::set_volume(VoiceHandle v, float volume, double ramp_seconds, std::string& error, engine::Curve curve) {
   VoiceSlot* vs = lookup(v, error);
   if (!vs) return false;
   if (!std::isfinite(volume) || volume < 0.0f) {
@@ -221,6 +222,7 @@ bool Controller::set_volume(VoiceHandle v, float volume, double ramp_seconds, st
   c.generation = v.generation;
   c.value = volume;
   c.frames = std::max(frames_for(ramp_seconds), engine_.declick_frames());  // never a zipper step
+  c.curve = static_cast<std::uint8_t>(curve);
   if (!send_cmd(c)) {
     error = "busy: the command queue is full";
     return false;
@@ -320,7 +322,7 @@ bool Controller::set_pan(VoiceHandle v, float pan, double ramp_seconds, std::str
                             error);
 }
 
-bool Controller::set_deck_level(int deck, float level, double ramp_seconds, std::string& error) {
+bool Controller::set_deck_level(int deck, float level, double ramp_seconds, std::string& error, engine::Curve curve) {
   if (deck < 0 || deck >= engine::kNumDecks) {
     error = "no such deck";
     return false;
@@ -335,6 +337,7 @@ bool Controller::set_deck_level(int deck, float level, double ramp_seconds, std:
   c.value = level;
   // A negative ramp jumps (set-up before anything plays); otherwise never a zipper step.
   c.frames = ramp_seconds < 0 ? 0 : std::max(frames_for(ramp_seconds), engine_.declick_frames());
+  c.curve = static_cast<std::uint8_t>(curve);
   if (!send_cmd(c)) {
     error = "busy: the command queue is full";
     return false;

@@ -82,9 +82,10 @@ class Controller {
   bool load(int slot, const std::string& path, const std::string& name, std::string& error);
   bool unload(int slot, std::string& error);
   bool play(int slot, const PlayOptions& opts, VoiceHandle& out, std::string& error);
-  bool stop(VoiceHandle v, double fade_seconds, std::string& error);
+  bool stop(VoiceHandle v, double fade_seconds, std::string& error, engine::Curve curve = engine::Curve::kLinear);
   bool seek(VoiceHandle v, std::int64_t frame, std::string& error);
-  bool set_volume(VoiceHandle v, float volume, double ramp_seconds, std::string& error);
+  bool set_volume(VoiceHandle v, float volume, double ramp_seconds, std::string& error,
+                  engine::Curve curve = engine::Curve::kLinear);
   bool set_loop(VoiceHandle v, bool loop, std::string& error);
   bool set_master(float gain, double ramp_seconds, std::string& error);
   bool stop_all(double fade_seconds, std::string& error);
@@ -93,7 +94,8 @@ class Controller {
   bool set_pan(VoiceHandle v, float pan, double ramp_seconds, std::string& error);
   // Playback rate 0.25..4 (speed and pitch, vinyl-style), gliding over ramp_seconds.
   bool set_rate(VoiceHandle v, float rate, double ramp_seconds, std::string& error);
-  bool set_deck_level(int deck, float level, double ramp_seconds, std::string& error);  // ramp < 0: jump
+  bool set_deck_level(int deck, float level, double ramp_seconds, std::string& error,
+                      engine::Curve curve = engine::Curve::kLinear);  // ramp < 0: jump
   // Deck EQ band (0 low, 1 mid, 2 high) to a linear gain (0 = kill, 1 = flat, ≤ 4).
   bool set_deck_eq(int deck, int band, float gain, double ramp_seconds, std::string& error);
   float deck_eq(int deck, int band) const { return deck_eq_[static_cast<std::size_t>(deck)][static_cast<std::size_t>(band)]; }

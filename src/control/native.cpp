@@ -46,6 +46,22 @@ bool to_frame(double pos, const std::string& unit, std::int64_t total, int rate,
   return true;
 }
 
+// "linear", "exponential" (or "exp"), "equal_power" (or "equal-power", "power"), "s_curve" ("s").
+bool parse_curve(const std::string& name, engine::Curve& c) {
+  if (name == "linear" || name == "lin") {
+    c = engine::Curve::kLinear;
+  } else if (name == "exponential" || name == "exp") {
+    c = engine::Curve::kExponential;
+  } else if (name == "equal_power" || name == "equal-power" || name == "power") {
+    c = engine::Curve::kEqualPower;
+  } else if (name == "s_curve" || name == "s-curve" || name == "s") {
+    c = engine::Curve::kSCurve;
+  } else {
+    return false;
+  }
+  return true;
+}
+
 const char* state_name(std::uint8_t s, bool paused) {
   if (paused) return "paused";
   switch (s) {
@@ -68,6 +84,7 @@ void Router::register_native() {
   handlers_["/stemd/resume"] = &Router::n_resume;
   handlers_["/stemd/seek"] = &Router::n_seek;
   handlers_["/stemd/volume"] = &Router::n_volume;
+  handlers_["/stemd/fade"] = &Router::n_fade;
   handlers_["/stemd/pan"] = &Router::n_pan;
   handlers_["/stemd/rate"] = &Router::n_rate;
   handlers_["/stemd/master"] = &Router::n_master;
@@ -137,18 +154,26 @@ struct IdAndTime {
 };
 }  // namespace
 
-// /stemd/stop id [fade_s]
+// /stemd/stop id [fade_s] [curve]
 Router::Reply Router::n_stop(const OscMessage& m, const Peer&) {
   ArgReader a(m);
   int id = 0;
   double fade = 0;
-  if (!a.count(1, 2) || !a.id(0, id) || !a.number_or(1, "fade", fade, 0.0)) return fail("arguments", a.error());
+  std::string curve_name = "linear";
+  if (!a.count(1, 3) || !a.id(0, id) || !a.number_or(1, "fade", fade, 0.0) ||
+      (a.has(2) && !a.string(2, "curve", curve_name))) {
+    return fail("arguments", a.error());
+  }
   const std::vector<OscArg> idv{OscArg::Int(id)};
+  engine::Curve curve;
+  if (!parse_curve(curve_name, curve)) {
+    return fail("arguments", "curve must be linear, exponential, equal_power or s_curve", idv);
+  }
   if (fade < 0 || fade > kMaxFade) return fail("range", "fade must be 0..3600 s", idv);
   const VoiceHandle h = player(id);
   if (!h.valid()) return fail("unknown_id", "id " + std::to_string(id) + " is not playing", idv);
   std::string error;
-  if (!ctl_.stop(h, fade, error)) return fail("busy", error, idv);
+  if (!ctl_.stop(h, fade, error, curve)) return fail("busy", error, idv);
   players_.erase(id);
   return done(idv);
 }
@@ -221,6 +246,30 @@ Router::Reply Router::n_volume(const OscMessage& m, const Peer&) {
   return done(idv);
 }
 
+// /stemd/fade id target seconds [curve linear]: the player's volume to `target` along a curve.
+Router::Reply Router::n_fade(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  int id = 0;
+  double target = 0, seconds = 0;
+  std::string curve_name = "linear";
+  if (!a.count(3, 4) || !a.id(0, id) || !a.number(1, "target", target) || !a.number(2, "seconds", seconds) ||
+      (a.has(3) && !a.string(3, "curve", curve_name))) {
+    return fail("arguments", a.error());
+  }
+  const std::vector<OscArg> idv{OscArg::Int(id)};
+  engine::Curve curve;
+  if (!parse_curve(curve_name, curve)) {
+    return fail("arguments", "curve must be linear, exponential, equal_power or s_curve", idv);
+  }
+  if (target < 0 || target > kMaxVolume) return fail("range", "target volume must be 0..4", idv);
+  if (seconds < 0 || seconds > kMaxFade) return fail("range", "fade must be 0..3600 s", idv);
+  const VoiceHandle h = player(id);
+  if (!h.valid()) return fail("unknown_id", "id " + std::to_string(id) + " is not playing", idv);
+  std::string error;
+  if (!ctl_.set_volume(h, static_cast<float>(target), seconds, error, curve)) return fail("busy", error, idv);
+  return done(idv);
+}
+
 // /stemd/pan id pan(-1..1) [ramp_s]
 Router::Reply Router::n_pan(const OscMessage& m, const Peer&) {
   ArgReader a(m);
@@ -273,21 +322,23 @@ Router::Reply Router::n_master(const OscMessage& m, const Peer&) {
   return done();
 }
 
-// /stemd/deck deck(A–D) level [ramp_s]
+// /stemd/deck deck(A–D) level [ramp_s] [curve]
 Router::Reply Router::n_deck(const OscMessage& m, const Peer&) {
   ArgReader a(m);
-  std::string name;
+  std::string name, curve_name = "linear";
   double v = 0, ramp = cfg_.level_ramp_s;
   int deck = 0;
-  if (!a.count(2, 3) || !a.string(0, "deck", name) || !a.number(1, "level", v) ||
-      !a.number_or(2, "ramp", ramp, cfg_.level_ramp_s)) {
+  if (!a.count(2, 4) || !a.string(0, "deck", name) || !a.number(1, "level", v) ||
+      !a.number_or(2, "ramp", ramp, cfg_.level_ramp_s) || (a.has(3) && !a.string(3, "curve", curve_name))) {
     return fail("arguments", a.error());
   }
   if (!parse_deck(name, deck)) return fail("arguments", "deck must be A, B, C or D, got \"" + name + "\"");
+  engine::Curve curve;
+  if (!parse_curve(curve_name, curve)) return fail("arguments", "curve must be linear, exponential, equal_power or s_curve");
   if (v < 0 || v > kMaxVolume) return fail("range", "level must be 0..4");
   if (ramp < 0 || ramp > kMaxFade) return fail("range", "ramp must be 0..3600 s");
   std::string error;
-  if (!ctl_.set_deck_level(deck, static_cast<float>(v), ramp, error)) return fail("busy", error);
+  if (!ctl_.set_deck_level(deck, static_cast<float>(v), ramp, error, curve)) return fail("busy", error);
   return done();
 }
 

@@ -165,6 +165,7 @@ class Router {
   Reply n_resume(const OscMessage&, const Peer&);
   Reply n_seek(const OscMessage&, const Peer&);
   Reply n_volume(const OscMessage&, const Peer&);
+  Reply n_fade(const OscMessage&, const Peer&);
   Reply n_pan(const OscMessage&, const Peer&);
   Reply n_rate(const OscMessage&, const Peer&);
   Reply n_master(const OscMessage&, const Peer&);

@@ -264,7 +264,7 @@ void Engine::apply(const Command& c) noexcept {
       master_.set(c.value, c.frames);
       return;
     case CommandType::kDeckGain:
-      if (c.deck < kNumDecks) deck_gain_[c.deck].set(c.value, c.frames);
+      if (c.deck < kNumDecks) deck_gain_[c.deck].set(c.value, c.frames, static_cast<Curve>(c.curve & 3));
       return;
     case CommandType::kDeckEq:
       if (c.deck < kNumDecks && c.band < 3) deck_eq_[c.deck].set_band_gain(c.band, c.value, c.frames);
@@ -302,10 +302,10 @@ void Engine::apply(const Command& c) noexcept {
       v->state = Voice::State::kStopping;
       v->retire_reason = EndReason::kStopped;
       // Always a fade, however short the request: a stop never clicks.
-      v->env.set(0.0f, std::max(c.frames, std::min<std::uint32_t>(declick_frames_, 64)));
+      v->env.set(0.0f, std::max(c.frames, std::min<std::uint32_t>(declick_frames_, 64)), static_cast<Curve>(c.curve & 3));
       return;
     case CommandType::kSetGain:
-      v->gain.set(c.value, c.frames);
+      v->gain.set(c.value, c.frames, static_cast<Curve>(c.curve & 3));
       return;
     case CommandType::kSetPan:
       v->pan.set(std::clamp(c.value, -1.0f, 1.0f), c.frames);
