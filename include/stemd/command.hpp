@@ -47,6 +47,12 @@ struct PlayParams {
   bool loop;
   std::uint8_t deck = 0;  // 0..kNumDecks-1, or kDirectBus
   float rate = 1.0f;      // playback rate (× the source/device rate ratio); 1 = bit-exact path
+  // Loop region [loop_start, loop_end) in file frames (loop_end 0 = the file's end); playing
+  // stops at loop_end when not looping (a section). loop_count: passes through the region in
+  // all, then the voice ends (0 = forever).
+  std::int64_t loop_start = 0;
+  std::int64_t loop_end = 0;
+  std::uint32_t loop_count = 0;
 };
 
 struct Command {

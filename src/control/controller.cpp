@@ -46,11 +46,15 @@ const io::Source* Controller::source(int slot) const {
   return it == table_.end() ? nullptr : it->second->source.get();
 }
 
-Stream* Controller::make_stream(const io::Source& src, std::int64_t frame, bool loop, std::string& error) {
+Stream* Controller::make_stream(const io::Source& src, std::int64_t frame, bool loop, std::string& error,
+                                std::int64_t loop_start, std::int64_t loop_end, std::uint32_t loop_count) {
   if (!src.streamed()) return nullptr;
-  // The head covers the start when the voice begins inside it; the stream continues after it.
-  const std::int64_t from = std::max(frame, src.view.memory_frames);
-  return loader_.create_stream(src, from, loop, error);
+  // The head covers the start when the voice begins inside it (and its region does not end
+  // inside the head — the engine decides the same); the stream continues after it.
+  const std::int64_t end = loop_end > loop_start ? loop_end : src.total_frames();
+  const bool head = frame < src.view.memory_frames && end >= src.view.memory_frames;
+  const std::int64_t from = head ? src.view.memory_frames : frame;
+  return loader_.create_stream(src, from, loop, loop_start, loop_end > loop_start ? loop_end : 0, loop_count, error);
 }
 
 bool Controller::load(int slot, const std::string& path, const std::string& name, std::string& error) {
@@ -132,9 +136,15 @@ bool Controller::play(int slot, const PlayOptions& opts, VoiceHandle& out, std::
     error = "all " + std::to_string(voices_.size()) + " voices are in use";
     return false;
   }
+  const std::int64_t total = src.total_frames();
+  if (opts.loop_start < 0 || (total > 0 && opts.loop_start >= total) || opts.loop_end < 0 ||
+      (total > 0 && opts.loop_end > total) || (opts.loop_end > 0 && opts.loop_end <= opts.loop_start)) {
+    error = "loop region must satisfy 0 ≤ start < end ≤ " + std::to_string(total) + " frames";
+    return false;
+  }
   Stream* stream = nullptr;
   if (src.streamed()) {
-    stream = make_stream(src, opts.start_frame, opts.loop, error);
+    stream = make_stream(src, opts.start_frame, opts.loop, error, opts.loop_start, opts.loop_end, opts.loop_count);
     if (stream == nullptr) return false;
   }
   const engine::VoiceId id = free_ids_.back();
@@ -151,7 +161,8 @@ bool Controller::play(int slot, const PlayOptions& opts, VoiceHandle& out, std::
     return false;
   }
   c.play = engine::PlayParams{&src.view, stream, opts.start_frame, opts.volume, opts.loop,
-                              static_cast<std::uint8_t>(opts.deck), opts.rate};
+                              static_cast<std::uint8_t>(opts.deck), opts.rate, opts.loop_start, opts.loop_end,
+                              opts.loop_count};
   if (!send_cmd(c)) {
     loader_.release(stream);
     error = "busy: the command queue is full";
@@ -160,7 +171,7 @@ bool Controller::play(int slot, const PlayOptions& opts, VoiceHandle& out, std::
   free_ids_.pop_back();
   VoiceSlot& vs = voices_[id];
   vs = VoiceSlot{true, gen, slot, it->second, opts.loop, opts.volume, src.streamed(), 0, opts.deck, false,
-                 resampled, opts.rate, base_ratio};
+                 resampled, opts.rate, base_ratio, opts.loop_start, opts.loop_end, opts.loop_count};
   if (resampled) ++resampled_in_use_;
   ++voices_in_use_;
   out = VoiceHandle{id, gen};
@@ -192,7 +203,7 @@ bool Controller::seek(VoiceHandle v, std::int64_t frame, std::string& error) {
   }
   Stream* stream = nullptr;
   if (src.streamed()) {
-    stream = make_stream(src, frame, vs->loop, error);
+    stream = make_stream(src, frame, vs->loop, error, vs->loop_start, vs->loop_end, 0);
     if (stream == nullptr) return false;
   }
   Command c{};
@@ -200,7 +211,7 @@ bool Controller::seek(VoiceHandle v, std::int64_t frame, std::string& error) {
   c.voice = v.id;
   c.generation = v.generation;
   c.play = engine::PlayParams{&src.view, stream, frame, vs->volume, vs->loop, static_cast<std::uint8_t>(vs->deck),
-                              vs->rate};
+                              vs->rate, vs->loop_start, vs->loop_end, 0};
   if (!send_cmd(c)) {
     loader_.release(stream);
     error = "busy: the command queue is full";

@@ -32,6 +32,11 @@ struct PlayOptions {
   std::int64_t start_frame = 0;
   int deck = 0;  // 0..engine::kNumDecks-1
   float rate = 1.0f;  // playback rate (speed and pitch), 0.25..4
+  // Loop region [loop_start, loop_end) in file frames (loop_end 0 = the file's end). Without
+  // `loop` the voice ends at loop_end (a section). loop_count: passes in all (0 = forever).
+  std::int64_t loop_start = 0;
+  std::int64_t loop_end = 0;
+  std::uint32_t loop_count = 0;
 };
 
 struct VoiceInfo {
@@ -153,11 +158,14 @@ class Controller {
     bool resampled = false;  // holds one of the engine's resamplers until it ends
     float rate = 1.0f;
     double base_ratio = 1.0;  // file rate / output rate
+    std::int64_t loop_start = 0, loop_end = 0;
+    std::uint32_t loop_count = 0;
   };
 
   std::uint32_t frames_for(double seconds) const;
   VoiceSlot* lookup(VoiceHandle v, std::string& error);
-  Stream* make_stream(const io::Source& src, std::int64_t frame, bool loop, std::string& error);
+  Stream* make_stream(const io::Source& src, std::int64_t frame, bool loop, std::string& error,
+                      std::int64_t loop_start = 0, std::int64_t loop_end = 0, std::uint32_t loop_count = 0);
   void stop_voices_of(const std::shared_ptr<Entry>& e);
   void free_voice(engine::VoiceId id);
   bool send_cmd(engine::Command& c);

@@ -119,8 +119,25 @@ Router::Reply Router::cs_play_stem_section(const OscMessage& m, const Peer&) {
   if (volume < 0 || volume > kMaxVolume) return fail("range", "volume must be 0..4", idv);
   if (start < 0 || start >= 1) return fail("range", "start is a fraction of the file: 0 ≤ start < 1", idv);
   if (duration < 0) return fail("range", "duration must be ≥ 0 seconds", idv);
-  if (ctl_.source(id) == nullptr) return fail("unknown_id", "buffer " + std::to_string(id) + " is not loaded", idv);
-  return fail("not_yet", not_yet("section playback"), idv);
+  const io::Source* src = ctl_.source(id);
+  if (src == nullptr) return fail("unknown_id", "buffer " + std::to_string(id) + " is not loaded", idv);
+  // Play from `start` for `duration` seconds of the file (0 = to its end), looping that section
+  // when loop = 1.
+  const std::int64_t total = src->total_frames();
+  const auto first = static_cast<std::int64_t>(std::floor(start * static_cast<double>(total)));
+  const int file_rate = src->view.sample_rate > 0 ? src->view.sample_rate : cfg_.sample_rate;
+  std::int64_t end = duration > 0 ? first + static_cast<std::int64_t>(std::llround(duration * file_rate)) : total;
+  end = std::min(end, total);
+  if (end <= first) return fail("range", "the section is empty", idv);
+  PlayOptions po;
+  po.rate = static_cast<float>(rate);
+  po.volume = static_cast<float>(volume);
+  po.loop = loop;
+  po.start_frame = first;
+  po.loop_start = first;
+  po.loop_end = end;
+  po.deck = deck_of_id(id);
+  return start_player(id, po);
 }
 
 Router::Reply Router::cs_stop_stem(const OscMessage& m, const Peer&) {

@@ -79,6 +79,7 @@ void Router::register_native() {
   handlers_["/stemd/load"] = &Router::n_load;
   handlers_["/stemd/unload"] = &Router::n_unload;
   handlers_["/stemd/play"] = &Router::n_play;
+  handlers_["/stemd/play_region"] = &Router::n_play_region;
   handlers_["/stemd/stop"] = &Router::n_stop;
   handlers_["/stemd/pause"] = &Router::n_pause;
   handlers_["/stemd/resume"] = &Router::n_resume;
@@ -141,6 +142,49 @@ Router::Reply Router::n_play(const OscMessage& m, const Peer&) {
   po.rate = static_cast<float>(rate);
   po.volume = static_cast<float>(volume);
   po.loop = loop;
+  po.deck = deck_of_id(id);
+  Reply r = start_player(id, po);
+  if (r.ok) r.values.push_back(OscArg::Int(player(id).id));
+  return r;
+}
+
+// /stemd/play_region id start end [loop 1] [count 0] [volume 1] [unit s]: play [start, end),
+// looping it `count` times in all (0 = forever) — or once, as a section, when loop = 0.
+Router::Reply Router::n_play_region(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  int id = 0;
+  double start = 0, end = 0, volume = 1;
+  bool loop = true;
+  std::int64_t count = 0;
+  std::string unit = "s";
+  if (!a.count(3, 7) || !a.id(0, id) || !a.number(1, "start", start) || !a.number(2, "end", end) ||
+      !a.flag_or(3, "loop", loop, true) || (a.has(4) && !a.integer(4, "count", count)) ||
+      !a.number_or(5, "volume", volume, 1.0) || (a.has(6) && !a.string(6, "unit", unit))) {
+    return fail("arguments", a.error());
+  }
+  const std::vector<OscArg> idv{OscArg::Int(id)};
+  if (count < 0 || count > 1000000) return fail("range", "count must be 0 (forever) .. 1000000", idv);
+  if (volume < 0 || volume > kMaxVolume) return fail("range", "volume must be 0..4", idv);
+  const io::Source* src = ctl_.source(id);
+  if (src == nullptr) return fail("unknown_id", "id " + std::to_string(id) + " is not loaded", idv);
+  const int file_rate = src->view.sample_rate > 0 ? src->view.sample_rate : cfg_.sample_rate;
+  std::int64_t f0 = 0, f1 = 0;
+  std::string error;
+  if (!to_frame(start, unit, src->total_frames(), file_rate, f0, error)) return fail("range", "start: " + error, idv);
+  const bool to_end = (unit == "frac" || unit == "fraction") && end >= 1.0;
+  if (to_end) {
+    f1 = src->total_frames();
+  } else if (!to_frame(end, unit, src->total_frames() + 1, file_rate, f1, error)) {
+    return fail("range", "end: " + error, idv);
+  }
+  if (f1 <= f0) return fail("range", "the region is empty (end ≤ start)", idv);
+  PlayOptions po;
+  po.volume = static_cast<float>(volume);
+  po.loop = loop;
+  po.loop_count = static_cast<std::uint32_t>(count);
+  po.start_frame = f0;
+  po.loop_start = f0;
+  po.loop_end = f1;
   po.deck = deck_of_id(id);
   Reply r = start_player(id, po);
   if (r.ok) r.values.push_back(OscArg::Int(player(id).id));

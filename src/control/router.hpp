@@ -160,6 +160,7 @@ class Router {
   Reply n_load(const OscMessage&, const Peer&);
   Reply n_unload(const OscMessage&, const Peer&);
   Reply n_play(const OscMessage&, const Peer&);
+  Reply n_play_region(const OscMessage&, const Peer&);
   Reply n_stop(const OscMessage&, const Peer&);
   Reply n_pause(const OscMessage&, const Peer&);
   Reply n_resume(const OscMessage&, const Peer&);

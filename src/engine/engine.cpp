@@ -62,6 +62,9 @@ struct Engine::Voice {
   std::uint32_t rate_glide = 0;
   bool rs_switch = false;      // attach a resampler at the bottom of the current fade (no jump)
   bool draining = false;       // end of data reached: playing out the resampler's tail
+  std::int64_t loop_start = 0;  // region [loop_start, loop_end) — see PlayParams
+  std::int64_t loop_end = 0;    // resolved: never 0 for in-memory sources
+  std::uint32_t passes_left = 0;  // 0 = forever; counts down at each wrap
 };
 
 namespace {
@@ -228,8 +231,15 @@ void Engine::start_voice(const Command& c) noexcept {
   v.src = c.play.source;
   v.stream = c.play.stream;
   v.pos = std::max<std::int64_t>(0, c.play.position);
-  v.reading_memory = v.src->streamed && v.pos < v.src->memory_frames;
+  v.reading_memory = false;  // set below, once the loop region is known
   v.loop = c.play.loop;
+  v.loop_start = std::clamp<std::int64_t>(c.play.loop_start, 0, std::max<std::int64_t>(0, v.src->total_frames - 1));
+  v.loop_end = c.play.loop_end > v.loop_start ? c.play.loop_end : v.src->total_frames;
+  if (v.src->total_frames > 0) v.loop_end = std::min(v.loop_end, v.src->total_frames);
+  v.passes_left = c.play.loop_count;
+  // The head serves a streamed voice unless its region ends inside it (then the stream starts
+  // at the voice's first frame: the control thread makes the same decision).
+  v.reading_memory = v.src->streamed && v.pos < v.src->memory_frames && v.loop_end >= v.src->memory_frames;
   v.gain.jump(c.play.gain);
   v.pan.jump(0.0f);
   v.deck = c.play.deck < kNumBuses ? c.play.deck : kNumDecks - 1;
@@ -374,11 +384,12 @@ void Engine::apply(const Command& c) noexcept {
 std::uint32_t Engine::fetch(Voice& v, float* dst, std::uint32_t frames, const float** src) noexcept {
   const VoiceSource& s = *v.src;
   if (!s.streamed) {
-    if (v.pos >= s.total_frames) {
-      if (!v.loop || s.total_frames <= 0) return 0;
-      v.pos = 0;  // sample-exact seam: the next frame is the file's first
+    if (v.pos >= v.loop_end) {
+      if (!v.loop || v.loop_end <= v.loop_start) return 0;
+      if (v.passes_left > 0 && --v.passes_left == 0) return 0;  // the last pass is over
+      v.pos = v.loop_start;  // sample-exact seam: the next frame is the region's first
     }
-    const auto n = static_cast<std::uint32_t>(std::min<std::int64_t>(frames, s.total_frames - v.pos));
+    const auto n = static_cast<std::uint32_t>(std::min<std::int64_t>(frames, v.loop_end - v.pos));
     *src = s.frames + v.pos * 2;
     v.pos += n;
     return n;
@@ -396,7 +407,9 @@ std::uint32_t Engine::fetch(Voice& v, float* dst, std::uint32_t frames, const fl
   const auto n = static_cast<std::uint32_t>(v.stream->ring().read(dst, frames));
   *src = dst;
   v.pos += n;
-  if (s.total_frames > 0 && v.pos >= s.total_frames) v.pos -= s.total_frames;  // the loader looped
+  if (v.loop_end > v.loop_start && v.pos >= v.loop_end) {  // the loader looped (or the section ended)
+    v.pos = v.loop_start + (v.pos - v.loop_end) % (v.loop_end - v.loop_start);
+  }
   return n;
 }
 
@@ -511,7 +524,7 @@ void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
         }
         v.stream = v.seek_stream;
         v.pos = v.seek_pos;
-        v.reading_memory = v.src->streamed && v.pos < v.src->memory_frames;
+        v.reading_memory = v.src->streamed && v.pos < v.src->memory_frames && v.loop_end >= v.src->memory_frames;
       }
       v.seek_stream = nullptr;
       if (v.rs_switch && attach_resampler(v)) v.rs->set_ratio(v.ratio, v.rate_glide);

@@ -17,6 +17,9 @@ class LoaderThread::Reader : public Stream {
   std::int64_t next_frame = 0;     // file frame of the next read
   std::int64_t total_frames = -1;  // what the header promised (-1: unknown)
   bool done = false;               // finish() was published
+  std::int64_t region_start = 0;
+  std::int64_t region_end = -1;    // -1: the file's end
+  std::uint32_t passes_left = 0;   // 0 = forever
 };
 
 LoaderThread::LoaderThread(const LoaderConfig& cfg) : cfg_(cfg) {
@@ -43,7 +46,15 @@ void LoaderThread::stop() {
 }
 
 Stream* LoaderThread::create_stream(const Source& src, std::int64_t from_frame, bool loop, std::string& error) {
+  return create_stream(src, from_frame, loop, 0, 0, 0, error);
+}
+
+Stream* LoaderThread::create_stream(const Source& src, std::int64_t from_frame, bool loop, std::int64_t region_start,
+                                    std::int64_t region_end, std::uint32_t passes, std::string& error) {
   auto r = std::make_unique<Reader>(static_cast<std::size_t>(cfg_.ring_frames), src.path);
+  r->region_start = std::max<std::int64_t>(0, region_start);
+  r->region_end = region_end > r->region_start ? region_end : -1;
+  r->passes_left = passes;
   if (!r->file.open(src.file, error)) {
     error = src.path + ": " + error;
     return nullptr;
@@ -58,8 +69,9 @@ Stream* LoaderThread::create_stream(const Source& src, std::int64_t from_frame, 
   if (from_frame >= src.view.memory_frames) {
     // No head covers the start: decode the first frames now so play starts in the next callback.
     // Never more than the ring holds: a frame read and not written would be lost.
-    const std::int64_t want =
+    std::int64_t want =
         std::min<std::int64_t>(cfg_.prefill_frames, static_cast<std::int64_t>(r->ring().writable_frames()));
+    if (r->region_end > 0) want = std::max<std::int64_t>(0, std::min(want, r->region_end - r->next_frame));
     std::vector<float> tmp(static_cast<std::size_t>(want) * 2);
     const std::int64_t got = r->file.read_stereo(tmp.data(), want);
     if (got < 0) {
@@ -68,7 +80,7 @@ Stream* LoaderThread::create_stream(const Source& src, std::int64_t from_frame, 
     }
     r->ring().write(tmp.data(), static_cast<std::size_t>(got));
     r->next_frame += got;
-    if (got < want) {
+    if (got < want || (r->region_end > 0 && r->next_frame >= r->region_end)) {
       std::lock_guard lock(mutex_);
       end_of_data(*r);
     }
@@ -109,7 +121,8 @@ void LoaderThread::wait_idle() {
 // its header said (truncated while streaming). Returns true when there is more to read.
 // Called with mutex_ held (stats).
 bool LoaderThread::end_of_data(Reader& r) {
-  const bool short_file = r.total_frames >= 0 && r.next_frame < r.total_frames;
+  const bool region_done = r.region_end > 0 && r.next_frame >= r.region_end;
+  const bool short_file = !region_done && r.total_frames >= 0 && r.next_frame < r.total_frames;
   if (short_file) {
     spdlog::warn("stream {}: file ended at frame {} of {} (truncated while streaming?)", r.path, r.next_frame,
                  r.total_frames);
@@ -118,20 +131,21 @@ bool LoaderThread::end_of_data(Reader& r) {
     r.done = true;
     return false;
   }
-  if (r.loop()) {
-    if (r.next_frame == 0) {  // nothing to loop over
+  if (r.loop() && r.passes_left != 1) {
+    if (r.next_frame <= r.region_start) {  // nothing to loop over
       r.finish(engine::EndReason::kError);
       r.done = true;
       return false;
     }
-    if (!r.file.seek(0)) {
+    if (r.passes_left > 1) --r.passes_left;
+    if (!r.file.seek(r.region_start)) {
       spdlog::error("stream {}: cannot seek to the loop start: {}", r.path, r.file.error());
       ++stats_.read_errors;
       r.finish(engine::EndReason::kError);
       r.done = true;
       return false;
     }
-    r.next_frame = 0;
+    r.next_frame = r.region_start;
     ++stats_.loop_wraps;
     return true;
   }
@@ -144,8 +158,15 @@ bool LoaderThread::fill(Reader& r) {
   if (r.done) return false;
   SampleRing& ring = r.ring();
   const auto writable = static_cast<std::int64_t>(ring.writable_frames());
-  const std::int64_t n = std::min<std::int64_t>(writable, cfg_.chunk_frames);
+  std::int64_t n = std::min<std::int64_t>(writable, cfg_.chunk_frames);
   if (n <= 0) return false;
+  if (r.region_end > 0) {
+    if (r.next_frame >= r.region_end) {
+      std::lock_guard lock(mutex_);
+      return end_of_data(r);
+    }
+    n = std::min(n, r.region_end - r.next_frame);
+  }
 
   const std::int64_t got = r.file.read_stereo(buf_.data(), n);
   std::lock_guard lock(mutex_);  // stats only; cheap and never contended by [audio]
@@ -162,7 +183,7 @@ bool LoaderThread::fill(Reader& r) {
     r.next_frame += got;
     stats_.frames_read += static_cast<std::uint64_t>(got);
   }
-  if (got < n) return end_of_data(r);
+  if (got < n || (r.region_end > 0 && r.next_frame >= r.region_end)) return end_of_data(r);
   return true;
 }
 

@@ -57,6 +57,10 @@ class LoaderThread {
   // prefill_frames are decoded before this returns, so the voice can start at once.
   // Returns null and sets `error` (the file's reason) on failure.
   Stream* create_stream(const Source& src, std::int64_t from_frame, bool loop, std::string& error);
+  // With a region: reads [from_frame, region_end), then wraps to region_start while looping,
+  // `passes` times in all (0 = forever); region_end 0 = the file's end.
+  Stream* create_stream(const Source& src, std::int64_t from_frame, bool loop, std::int64_t region_start,
+                        std::int64_t region_end, std::uint32_t passes, std::string& error);
 
   // [control] A stream the engine retired: the loader stops reading it and deletes it.
   void release(Stream* s);

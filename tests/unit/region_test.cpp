@@ -1,0 +1,136 @@
+// Loop regions and sections: a region loops sample-exactly for its count of passes and the
+// voice then ends; without loop it is a section that ends at the region's end. In memory and
+// streamed, with the region ending beyond the head and inside it.
+#include "test_util.hpp"
+
+#include "control/controller.hpp"
+
+#include <gtest/gtest.h>
+
+namespace stemd::test {
+namespace {
+
+struct Case {
+  const char* name;
+  std::int64_t preload;  // bytes: ≥ file → in memory, 0 → streamed
+  std::int64_t head;
+};
+
+class Region : public ::testing::TestWithParam<Case> {};
+
+std::vector<float> play_to_end(engine::Engine& e, io::LoaderThread& loader, control::Controller& ctl,
+                               std::size_t max_frames) {
+  std::vector<float> out;
+  std::vector<float> block(512 * 2);
+  for (std::size_t f = 0; f < max_frames; f += 512) {
+    process_fed(e, loader, block.data(), 512);
+    ctl.service();
+    out.insert(out.end(), block.begin(), block.end());
+    if (ctl.voices_playing() == 0) break;
+  }
+  return out;
+}
+
+TEST_P(Region, LoopsItsPassesSampleExactlyThenEnds) {
+  const Case c = GetParam();
+  TempDir dir;
+  const auto src = make_wav(dir.file("r.wav"), 20000, 17);
+  engine::EngineConfig ec;
+  ec.max_voices = 4;
+  ec.max_block_frames = 512;
+  engine::Engine e(ec);
+  io::LoaderConfig lc;
+  lc.ring_frames = 4096;
+  lc.chunk_frames = 1024;
+  lc.prefill_frames = 1024;
+  io::LoaderThread loader(lc);
+  io::LoadOptions lo;
+  lo.preload_limit_bytes = c.preload;
+  lo.head_frames = c.head;
+  control::Controller ctl(e, loader, lo);
+  loader.start();
+  std::string err;
+  ASSERT_TRUE(ctl.load(1, dir.file("r.wav"), "r", err)) << err;
+  for (const auto& [first, last] : {std::pair<std::int64_t, std::int64_t>{1000, 3000}, {5000, 15000}}) {
+    SCOPED_TRACE(std::string(c.name) + " region " + std::to_string(first) + ".." + std::to_string(last));
+    control::PlayOptions po;
+    po.loop = true;
+    po.loop_count = 3;
+    po.start_frame = 0;  // an intro, then the region three times
+    po.loop_start = first;
+    po.loop_end = last;
+    control::VoiceHandle h;
+    ASSERT_TRUE(ctl.play(1, po, h, err)) << err;
+    const auto out = play_to_end(e, loader, ctl, 200000);
+    std::vector<float> want(src.begin(), src.begin() + last * 2);
+    for (int pass = 1; pass < 3; ++pass) want.insert(want.end(), src.begin() + first * 2, src.begin() + last * 2);
+    ASSERT_GE(out.size(), want.size());
+    EXPECT_EQ(first_mismatch(out.data(), want.data(), want.size()), -1);
+    for (std::size_t i = want.size(); i < out.size(); ++i) ASSERT_EQ(out[i], 0.0f) << "sound after the last pass";
+  }
+  loader.stop();
+}
+
+TEST_P(Region, SectionWithoutLoopEndsAtItsEnd) {
+  const Case c = GetParam();
+  TempDir dir;
+  const auto src = make_wav(dir.file("r.wav"), 20000, 19);
+  engine::EngineConfig ec;
+  ec.max_voices = 4;
+  ec.max_block_frames = 512;
+  engine::Engine e(ec);
+  io::LoaderConfig lc;
+  lc.ring_frames = 4096;
+  lc.chunk_frames = 1024;
+  lc.prefill_frames = 1024;
+  io::LoaderThread loader(lc);
+  io::LoadOptions lo;
+  lo.preload_limit_bytes = c.preload;
+  lo.head_frames = c.head;
+  control::Controller ctl(e, loader, lo);
+  loader.start();
+  std::string err;
+  ASSERT_TRUE(ctl.load(1, dir.file("r.wav"), "r", err)) << err;
+  control::PlayOptions po;
+  po.start_frame = 2000;
+  po.loop_start = 2000;
+  po.loop_end = 7000;
+  control::VoiceHandle h;
+  ASSERT_TRUE(ctl.play(1, po, h, err)) << err;
+  const auto out = play_to_end(e, loader, ctl, 100000);
+  // starts mid-file: a 5 ms fade-in, then exact
+  const std::size_t fade = e.declick_frames();
+  std::vector<float> want(src.begin() + 2000 * 2, src.begin() + 7000 * 2);
+  EXPECT_EQ(first_mismatch(out.data() + fade * 2, want.data() + fade * 2, want.size() - fade * 2), -1);
+  for (std::size_t i = want.size(); i < out.size(); ++i) ASSERT_EQ(out[i], 0.0f);
+  loader.stop();
+}
+
+INSTANTIATE_TEST_SUITE_P(Sources, Region,
+                         ::testing::Values(Case{"memory", 1 << 30, 24000}, Case{"streamed_small_head", 0, 500},
+                                           Case{"streamed_big_head", 0, 12000}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Region, BadRegionsAreRefused) {
+  TempDir dir;
+  make_wav(dir.file("r.wav"), 1000, 3);
+  engine::EngineConfig ec;
+  ec.max_voices = 4;
+  engine::Engine e(ec);
+  io::LoaderThread loader(io::LoaderConfig{});
+  control::Controller ctl(e, loader, io::LoadOptions{});
+  std::string err;
+  ASSERT_TRUE(ctl.load(1, dir.file("r.wav"), "r", err));
+  for (auto [a, b] : {std::pair<std::int64_t, std::int64_t>{500, 400}, {-1, 100}, {0, 2000}, {1000, 0}}) {
+    control::PlayOptions po;
+    po.loop_start = a;
+    po.loop_end = b;
+    control::VoiceHandle h;
+    EXPECT_FALSE(ctl.play(1, po, h, err)) << a << ".." << b;
+    EXPECT_NE(err.find("loop region"), std::string::npos) << err;
+  }
+  EXPECT_EQ(ctl.voices_playing(), 0u);
+}
+
+}  // namespace
+}  // namespace stemd::test
