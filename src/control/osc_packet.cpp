@@ -93,7 +93,7 @@ class Walker {
       const char t = tags[i];
       std::string s;
       switch (t) {
-        case 'i': case 'f': case 'c': case 'r': case 'm':
+        case 'i': case 'f': case 'c': case 'm':  // not 'r' (RGBA): liblo 0.31 refuses it
           if (size - pos < 4) return fail(std::string("argument '") + t + "' runs past the end");
           pos += 4;
           break;

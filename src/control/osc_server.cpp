@@ -74,6 +74,8 @@ std::string OscServer::describe() const {
 
 void OscServer::start() {
   if (running_.exchange(true)) return;
+  std::uint64_t pending = 0;  // a stop() of an earlier run left the wake-up set: clear it
+  [[maybe_unused]] auto n = read(wake_fd_, &pending, sizeof pending);
   thread_ = std::thread([this] { run(); });
 }
 
