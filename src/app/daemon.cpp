@@ -138,6 +138,8 @@ int run(int argc, char** argv) {
   rc.max_subscribers = o.max_subscribers;
   rc.limits.max_string = o.max_string;
   rc.bpm = o.bpm;
+  rc.tone_level = std::pow(10.0, o.tone_level_db / 20.0);
+  rc.tone_seconds = o.tone_seconds;
   rc.meter = o.meter;
   {
     std::string e2;

@@ -103,6 +103,11 @@ int parse_options(int argc, char** argv, Options& o) {
   app.add_option("--limiter-threshold-db", o.limiter_threshold_db, "The limiter's ceiling in dBFS")
       ->check(CLI::Range(-24.0, 0.0))
       ->capture_default_str();
+  app.add_option("--tone-level-db", o.tone_level_db, "Peak level of /test_tone in dBFS")
+      ->check(CLI::Range(-60.0, 0.0))
+      ->capture_default_str();
+  app.add_option("--tone-seconds", o.tone_seconds, "Length of /test_tone")->check(CLI::Range(0.05, 600.0))
+      ->capture_default_str();
   app.add_option("--shutdown-fade-ms", o.shutdown_fade_ms, "Fade-out on SIGINT/SIGTERM, in ms")
       ->check(CLI::Range(0.0, 10000.0))
       ->capture_default_str();

@@ -27,6 +27,8 @@ struct Options {
   std::uint32_t max_resampled_voices = 64;
   std::string resample_quality = "fast";
   bool limiter = true;
+  double tone_level_db = -12.0;   // /test_tone
+  double tone_seconds = 2.0;
   double limiter_threshold_db = -1.0;
   double shutdown_fade_ms = 50;
   // OSC control

@@ -215,20 +215,26 @@ Router::Reply Router::cs_test_tone(const OscMessage& m, const Peer&) {
   ArgReader a(m);
   double freq = cfg_.tone_frequency;
   if (!a.count(0, 1) || !a.number_or(0, "frequency", freq, cfg_.tone_frequency)) return fail("arguments", a.error());
+  return test_tone(freq, cfg_.tone_level, cfg_.tone_seconds);
+}
+
+// A sine with 10 ms fades at both ends, on the direct bus (deck levels don't mute it: it is for
+// checking the speakers). Replaces a tone still sounding.
+Router::Reply Router::test_tone(double freq, double level, double seconds) {
   const double nyquist = cfg_.sample_rate / 2.0;
   if (freq < 20 || freq >= nyquist) {
     return fail("range", "frequency must be 20 Hz up to " + std::to_string(static_cast<int>(nyquist)) + " Hz");
   }
-  // A sine with 10 ms fades at both ends, on the direct bus (deck levels don't mute it: it is
-  // for checking the speakers).
-  const auto frames = static_cast<std::size_t>(cfg_.tone_seconds * cfg_.sample_rate);
-  const auto fade = static_cast<std::size_t>(0.01 * cfg_.sample_rate);
+  if (level <= 0 || level > 1) return fail("range", "level must be > 0 and ≤ 1 (0 dBFS)");
+  if (seconds < 0.05 || seconds > 600) return fail("range", "length must be 0.05..600 s");
+  const auto frames = static_cast<std::size_t>(seconds * cfg_.sample_rate);
+  const auto fade = std::min(frames / 2, static_cast<std::size_t>(0.01 * cfg_.sample_rate));
   std::vector<float> tone(frames * 2);
   for (std::size_t i = 0; i < frames; ++i) {
     double env = 1.0;
     if (i < fade) env = static_cast<double>(i) / fade;
     if (frames - i < fade) env = static_cast<double>(frames - i) / fade;
-    const auto s = static_cast<float>(cfg_.tone_level * env * std::sin(2 * M_PI * freq * i / cfg_.sample_rate));
+    const auto s = static_cast<float>(level * env * std::sin(2 * M_PI * freq * static_cast<double>(i) / cfg_.sample_rate));
     tone[2 * i] = tone[2 * i + 1] = s;
   }
   constexpr int kToneSlot = -1;
@@ -244,7 +250,7 @@ Router::Reply Router::cs_test_tone(const OscMessage& m, const Peer&) {
   VoiceHandle h;
   if (!ctl_.play(kToneSlot, po, h, error)) return fail("busy", error);
   players_[kToneSlot] = h;
-  spdlog::info("test tone: {:.0f} Hz, {:.1f} s, peak {:.2f}", freq, cfg_.tone_seconds, cfg_.tone_level);
+  spdlog::info("test tone: {:.0f} Hz, {:.1f} s, peak {:.1f} dBFS", freq, seconds, 20 * std::log10(level));
   return done({OscArg::Float(freq)});
 }
 

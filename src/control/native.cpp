@@ -95,6 +95,7 @@ void Router::register_native() {
   handlers_["/stemd/status"] = &Router::n_status;
   handlers_["/stemd/notify"] = &Router::n_notify;
   handlers_["/stemd/ping"] = &Router::n_ping;
+  handlers_["/stemd/tone"] = &Router::n_tone;
 }
 
 // /stemd/load id path [name]
@@ -459,6 +460,19 @@ Router::Reply Router::n_notify(const OscMessage& m, const Peer& from) {
     subscribers_.erase(it);
   }
   return done({OscArg::Int(on ? 1 : 0)});
+}
+
+// /stemd/tone [frequency 440] [level_db −12] [seconds 2]
+Router::Reply Router::n_tone(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  double freq = 0, level_db = 0, seconds = 0;
+  if (!a.count(0, 3) || !a.number_or(0, "frequency", freq, cfg_.tone_frequency) ||
+      !a.number_or(1, "level_db", level_db, 20 * std::log10(cfg_.tone_level)) ||
+      !a.number_or(2, "seconds", seconds, cfg_.tone_seconds)) {
+    return fail("arguments", a.error());
+  }
+  if (level_db > 0 || level_db < -60) return fail("range", "level must be −60..0 dBFS");
+  return test_tone(freq, std::pow(10.0, level_db / 20.0), seconds);
 }
 
 Router::Reply Router::n_ping(const OscMessage& m, const Peer&) {

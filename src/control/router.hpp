@@ -125,6 +125,7 @@ class Router {
   // timetag, or now plus a period's margin so every command of a group is queued in time).
   std::int64_t frame_after(double seconds) const;
   Reply ensure_loaded(int id, const std::string& path);
+  Reply test_tone(double freq, double level, double seconds);
   double tempo_ratio() const { return bpm_ / cfg_.bpm; }
   double beats_now() const;
   int apply_tempo(double bpm, double glide_s);
@@ -176,6 +177,7 @@ class Router {
   Reply n_status(const OscMessage&, const Peer&);
   Reply n_notify(const OscMessage&, const Peer&);
   Reply n_ping(const OscMessage&, const Peer&);
+  Reply n_tone(const OscMessage&, const Peer&);
 
   Controller& ctl_;
   RouterConfig cfg_;
