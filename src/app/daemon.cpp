@@ -16,6 +16,7 @@
 #include "io/sound_file.hpp"
 #include "logging.hpp"
 #include "options.hpp"
+#include "script.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -203,6 +204,10 @@ int run(int argc, char** argv) {
     }
     slots.push_back(slot++);
   }
+  if (bc.kind == "render" && o.duration <= 0 && !o.script.empty()) {
+    spdlog::error("--render-to with --script needs --duration (voices start at the script's times)");
+    return 2;
+  }
   if (bc.kind == "render" && o.duration <= 0 && o.loop && !o.play.empty()) {
     spdlog::error("--render-to with --loop needs --duration (a loop never ends)");
     return 2;
@@ -225,6 +230,23 @@ int run(int argc, char** argv) {
     deck_levels[1] = o.ab[1];
   }
   for (std::size_t d = 0; d < deck_levels.size(); ++d) ctl.set_deck_level(static_cast<int>(d), deck_levels[d], -1.0, err);
+  // --script: every line routed now, at its exact frame (the engine holds them until then).
+  if (!o.script.empty()) {
+    std::vector<ScriptLine> lines;
+    if (!load_script(o.script, lines, err)) {
+      spdlog::error("--script {}", err);
+      return 2;
+    }
+    for (const ScriptLine& l : lines) {
+      const auto frame = static_cast<std::int64_t>(std::llround(l.seconds * rate));
+      const control::OscMessage reply = router.handle_at(l.message, frame);
+      if (reply.address == "/fail") {
+        spdlog::error("--script {}:{}: {} → {}", o.script, l.line, l.message.to_string(), reply.to_string());
+        return 2;
+      }
+    }
+    spdlog::info("--script {}: {} messages scheduled", o.script, lines.size());
+  }
   loader->start();
   auto play_all = [&]() -> bool {
     for (int s : slots) {

@@ -103,6 +103,10 @@ int parse_options(int argc, char** argv, Options& o) {
   app.add_option("--limiter-threshold-db", o.limiter_threshold_db, "The limiter's ceiling in dBFS")
       ->check(CLI::Range(-24.0, 0.0))
       ->capture_default_str();
+  app.add_option("--script", o.script, "Timed OSC messages to run (\"SECONDS /address args…\" per line), each at "
+                                       "its exact frame from the start: a scripted session; with --render-to, "
+                                       "rendered deterministically")
+      ->type_name("FILE");
   app.add_option("--tone-level-db", o.tone_level_db, "Peak level of /test_tone in dBFS")
       ->check(CLI::Range(-60.0, 0.0))
       ->capture_default_str();

@@ -27,6 +27,7 @@ struct Options {
   std::uint32_t max_resampled_voices = 64;
   std::string resample_quality = "fast";
   bool limiter = true;
+  std::string script;  // --script FILE: timed OSC messages
   double tone_level_db = -12.0;   // /test_tone
   double tone_seconds = 2.0;
   double limiter_threshold_db = -1.0;

@@ -99,12 +99,19 @@ void Router::handle_packet(const std::uint8_t* data, std::size_t size, const Pee
   }
 }
 
+OscMessage Router::handle_at(const OscMessage& m, std::int64_t frame) {
+  forced_frame_ = frame;
+  OscMessage r = handle(m, Peer{});
+  forced_frame_ = -1;
+  return r;
+}
+
 OscMessage Router::handle(const OscMessage& m, const Peer& from) {
   ++stats_.messages;
   // A bundle's timetag is when its messages take effect, at the sample: map it to a frame.
   double late_ms = 0;
-  message_frame_ = -1;
-  if (m.timetag != kOscImmediately && m.timetag != 0) {
+  message_frame_ = forced_frame_;
+  if (forced_frame_ < 0 && m.timetag != kOscImmediately && m.timetag != 0) {
     timespec rt{}, mono{};
     clock_gettime(CLOCK_REALTIME, &rt);
     clock_gettime(CLOCK_MONOTONIC, &mono);

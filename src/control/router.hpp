@@ -81,6 +81,9 @@ class Router {
   void handle_packet(const std::uint8_t* data, std::size_t size, const Peer& from, std::vector<Outgoing>& out);
   // One message; returns the reply message (tests use this directly).
   OscMessage handle(const OscMessage& m, const Peer& from);
+  // One message taking effect at engine frame `frame`, as if in a bundle timed for it
+  // (--script: a scripted session renders deterministically).
+  OscMessage handle_at(const OscMessage& m, std::int64_t frame);
 
   // Engine events → notifications for subscribers.
   void on_event(const engine::Event& e, const VoiceInfo& v);
@@ -209,6 +212,7 @@ class Router {
   bool print_clock_ = false;
   std::int64_t last_beat_printed_ = -1;
   std::int64_t message_frame_ = -1;  // the current message's bundle time as a frame, or -1
+  std::int64_t forced_frame_ = -1;   // handle_at()
   struct Armed {
     bool armed = false;
     int id = 0;

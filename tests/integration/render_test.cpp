@@ -9,6 +9,7 @@
 #include <sndfile.h>
 
 #include <cmath>
+#include <fstream>
 
 namespace stemd::test {
 namespace {
@@ -143,6 +144,37 @@ TEST_F(Render, LimiterHoldsEightFullScaleStemsUnderItsCeiling) {
   // Below the threshold it is exactly transparent: a single quiet copy renders bit-exactly.
   render("--play " + dir.file("a.wav"));
   expect_exact_prefix(read_stereo(out()), a);
+}
+
+TEST_F(Render, ScriptedSessionIsSampleExact) {
+  // A scripted session: cue at 0.25 s, a group start at 0.5 s, a stop at 1.0 s. Offline, every
+  // message takes effect on its exact frame, so the render is deterministic to the sample.
+  const auto a = make_pcm16(48000 * 2, 2, 91);
+  write_wav16(dir.file("a.wav"), a, 2);
+  std::ofstream(dir.file("s.txt")) << "# a tiny session\n"
+                                   << "0.25 /cue A \"" << dir.file("a.wav") << "\" 0.0\n"
+                                   << "0.5 /start_group 0.0 A\n"
+                                   << "1.0 /stop_stem 100\n";
+  render("--script " + dir.file("s.txt") + " --duration 1.5");
+  const auto got = read_stereo(out());
+  ASSERT_EQ(got.size(), static_cast<std::size_t>(72000 * 2));
+  for (std::size_t f = 0; f < 24000; ++f) ASSERT_EQ(got[2 * f], 0.0f) << "sound before the group start, frame " << f;
+  for (std::size_t i = 0; i < 24000 * 2; ++i) {
+    ASSERT_EQ(got[24000 * 2 + i], a[i] * 0.8f) << "frame " << 24000 + i / 2 << " (the old server's volume 0.8)";
+  }
+  for (std::size_t f = 48000; f < 48240; ++f) ASSERT_LE(std::fabs(got[2 * f]), std::fabs(a[2 * (f - 24000)] * 0.8f));
+  for (std::size_t f = 48240; f < 72000; ++f) ASSERT_EQ(got[2 * f], 0.0f) << "sound after the stop's fade";
+  // Twice the same: identical files.
+  const auto first = got;
+  render("--script " + dir.file("s.txt") + " --duration 1.5");
+  EXPECT_EQ(read_stereo(out()), first);
+}
+
+TEST_F(Render, BadScriptLineNamesFileAndLine) {
+  std::ofstream(dir.file("s.txt")) << "0 /stemd/ping\nsoon /stemd/ping\n";
+  const auto r = run_stemd("--render-to " + out() + " --script " + dir.file("s.txt") + " --duration 1");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("s.txt:2"), std::string::npos) << r.output;
 }
 
 TEST_F(Render, FlacOutputHoldsTheSignal) {
