@@ -13,6 +13,8 @@ PKGS=(
   portaudio19-dev libsndfile1-dev libjack-jackd2-dev
   # sample-rate conversion and varispeed (src/engine/resampler.cpp)
   libsamplerate0-dev
+  # time-stretch (src/engine/stretcher.cpp)
+  librubberband-dev
   # control, logging, command line, lock-free queues
   liblo-dev liblo-tools libspdlog-dev libfmt-dev libcli11-dev libboost-dev
   # service integration

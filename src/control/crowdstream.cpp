@@ -24,7 +24,6 @@ constexpr double kEqGlide = 0.05;     // EQ gains glide over ~50 ms (the spec)
 constexpr double kTempoGlide = 0.05;  // a tempo change glides every player's rate
 constexpr int kDeckBase[engine::kNumDecks] = {100, 1100, 2100, 3100};  // a deck's base buffer id
 
-std::string not_yet(const char* what) { return std::string("not yet: ") + what + " arrives with the music features (issue 4)"; }
 
 // Band names are matched by prefix: "l", "lo", "low" … (the old server did the same).
 bool parse_band(const std::string& s, int& band) {

@@ -34,10 +34,13 @@
 
 namespace stemd::engine {
 
-// Cost per stereo output frame and the measured figures: tests/bench/bench_stretch.cpp.
+// Cost per stereo output frame and the measured figures: tests/bench/bench_stretch.cpp; the
+// choice is argued in stretcher.cpp.
 enum class StretcherEngine : std::uint8_t {
-  kFaster,  // R2 (OptionEngineFaster), crisp transients — stemd's default: cheap, RT-safe
-  kFiner,   // R3 (OptionEngineFiner, short window): smoother on pads and vocals, ~3× the cost
+  kFiner,   // R3 (OptionEngineFiner) with its short window — stemd's default: steady pitch,
+            // clean tempo changes, about R2's cost in this configuration
+  kFaster,  // R2 (OptionEngineFaster), mixed transients: crisper drums, but level dips and
+            // pitch blips of up to ~100 ms when the tempo steps (see stretcher.cpp)
 };
 
 const char* to_string(StretcherEngine e) noexcept;
@@ -56,7 +59,7 @@ class Stretcher {
   // [control] Allocates, and runs the library through the whole tempo range once so that its
   // buffers reach their final size. Null with `error` set when the library refuses.
   static std::unique_ptr<Stretcher> create(int sample_rate, std::string& error,
-                                           StretcherEngine engine = StretcherEngine::kFaster);
+                                           StretcherEngine engine = StretcherEngine::kFiner);
   ~Stretcher();
   Stretcher(const Stretcher&) = delete;
   Stretcher& operator=(const Stretcher&) = delete;
@@ -99,12 +102,12 @@ class Stretcher {
   StretcherEngine engine_;
   State* state_;  // the library's stretcher + buffers, owned
   double tempo_ = 1.0;
-  bool primed_ = false;           // start pad fed since create()/reset()
-  std::uint32_t discard_ = 0;     // output frames still to trim (the start delay)
+  bool primed_ = false;        // start pad fed since create()/reset()
+  std::uint32_t discard_ = 0;  // output frames still to trim (the start delay)
   bool draining_ = false;
-  double pulled_ = 0.0;           // source frames handed to the library (since reset)
-  double position_ = 0.0;         // source position of the next output frame
-  double drain_left_ = 0.0;       // drain(): output frames of tail still to come
+  double pulled_ = 0.0;      // source frames handed to the library (since reset)
+  double position_ = 0.0;    // source position of the next output frame
+  double drain_left_ = 0.0;  // drain(): output frames of tail still to come
 };
 
 }  // namespace stemd::engine
