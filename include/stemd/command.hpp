@@ -33,6 +33,7 @@ enum class CommandType : std::uint8_t {
   kDeckGain,    // ramp deck `deck`'s level to `value` over `frames`
   kDeckEq,      // ramp deck `deck`'s EQ band `band` (0 low, 1 mid, 2 high) to linear gain `value`
   kSetRate,     // glide `voice`'s playback rate (speed and pitch) to `value` over `frames`
+  kSetTempo,    // `voice`'s time-stretch tempo (speed without pitch) to `value`; 1 = none
 };
 
 inline constexpr int kNumDecks = 4;         // A–D
@@ -53,6 +54,7 @@ struct PlayParams {
   std::int64_t loop_start = 0;
   std::int64_t loop_end = 0;
   std::uint32_t loop_count = 0;
+  float tempo = 1.0f;     // time-stretch: speed without pitch (Rubber Band); 1 = not stretched
 };
 
 struct Command {

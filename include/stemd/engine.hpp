@@ -27,6 +27,7 @@ namespace stemd::engine {
 
 class DeckEq;
 class Resampler;
+class Stretcher;
 
 // What a voice reads from memory: a whole file, or the head of a streamed one. Interleaved
 // stereo float. Immutable while any voice uses it (the control thread guarantees it).
@@ -47,6 +48,9 @@ struct EngineConfig {
   // needs a resampler, allocated up front (≈ 134 KiB each at quality 0).
   std::uint32_t max_resampled_voices = 64;
   int resample_quality = 0;  // 0 fast (119 dB SNR), 1 medium (142 dB), 2 best (149 dB)
+  // Voices that can be time-stretched at once (Rubber Band, ≈ 600 ns/frame each: opt-in;
+  // each takes ≈ 0.1 s to create and warm up, so none unless asked).
+  std::uint32_t max_stretched_voices = 0;
   // Safety limiter on the master: exactly transparent (gain 1.0) while peaks stay below the
   // threshold; above it the gain drops at once to hold the peak at the threshold and recovers
   // over `limiter_release_ms`, so a sum of full-scale stems never wraps or clips harshly.
@@ -70,6 +74,7 @@ class Engine {
   // [control] Resamplers not attached to a voice (a snapshot; the control thread keeps its
   // own count to refuse plays when none is left).
   std::uint32_t max_resampled_voices() const noexcept { return cfg_.max_resampled_voices; }
+  std::uint32_t max_stretched_voices() const noexcept { return cfg_.max_stretched_voices; }
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
@@ -127,6 +132,8 @@ class Engine {
   std::uint32_t produce(Voice& v, float* dst, std::uint32_t frames, const float** src) noexcept;
   static std::uint32_t pull_thunk(void* ctx, float* scratch, std::uint32_t max_frames, const float** frames) noexcept;
   bool attach_resampler(Voice& v) noexcept;
+  bool attach_stretcher(Voice& v) noexcept;
+  static std::uint32_t stretch_pull(void* ctx, float* scratch, std::uint32_t max_frames, const float** frames) noexcept;
   void release_resampler(Voice& v) noexcept;
   std::int64_t source_frames_for(const Voice& v, std::uint32_t out_frames) const noexcept;
   VoiceId id_of(const Voice& v) const noexcept;
@@ -152,6 +159,9 @@ class Engine {
   std::vector<std::unique_ptr<Resampler>> rs_pool_;  // owned; allocated in the constructor
   std::vector<Resampler*> rs_free_;                   // [audio] free list, capacity fixed
   std::vector<float> rs_out_;                         // a voice's resampled frames (max block)
+  std::vector<std::unique_ptr<Stretcher>> st_pool_;   // time-stretchers, allocated up front
+  std::vector<Stretcher*> st_free_;
+  std::vector<float> st_out_;
   std::vector<VoiceId> active_;  // ids of active voices; capacity reserved = max_voices
   std::uint32_t active_count_ = 0;
   std::vector<float> scratch_;   // max_block_frames stereo frames

@@ -116,6 +116,8 @@ int run(int argc, char** argv) {
   ec.max_block_frames = std::max<std::uint32_t>(o.buffer_size, 4096);
   ec.max_voices = o.max_voices;
   ec.max_resampled_voices = o.max_resampled_voices;
+  ec.max_stretched_voices = o.stretch_method == "time_stretch" ? std::max<std::uint32_t>(o.max_stretched_voices, 8)
+                                                               : o.max_stretched_voices;
   ec.limiter = o.limiter;
   ec.limiter_threshold = static_cast<float>(std::pow(10.0, o.limiter_threshold_db / 20.0));
   ec.resample_quality = o.resample_quality == "best" ? 2 : o.resample_quality == "medium" ? 1 : 0;
@@ -139,6 +141,7 @@ int run(int argc, char** argv) {
   rc.max_subscribers = o.max_subscribers;
   rc.limits.max_string = o.max_string;
   rc.bpm = o.bpm;
+  rc.time_stretch = o.stretch_method == "time_stretch";
   rc.tone_level = std::pow(10.0, o.tone_level_db / 20.0);
   rc.tone_seconds = o.tone_seconds;
   rc.meter = o.meter;

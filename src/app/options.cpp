@@ -93,6 +93,11 @@ int parse_options(int argc, char** argv, Options& o) {
                  "holds a resampler, ≈ 134 KiB at 'fast')")
       ->transform(int_range(0, 65536))
       ->capture_default_str();
+  app.add_option("--max-stretched-voices", o.max_stretched_voices,
+                 "Voices that can be time-stretched at once (Rubber Band, ≈ 3 % of a core each on a desktop, "
+                 "about 4–6 fit on a Raspberry Pi 4)")
+      ->transform(int_range(0, 256))
+      ->capture_default_str();
   app.add_option("--resample-quality", o.resample_quality, "fast (119 dB SNR, ≈ 90 ns/frame), medium (142 dB, "
                                                            "≈ 180 ns), best (149 dB, ≈ 570 ns)")
       ->check(CLI::IsMember({"fast", "medium", "best"}))
@@ -158,7 +163,7 @@ int parse_options(int argc, char** argv, Options& o) {
   app.add_option("--meter", o.meter, "Beats per bar")->check(CLI::Range(1, 64))->capture_default_str();
   app.add_flag("--watch", o.watch, "Log a status line every second");
   app.add_option("--stretch-method", o.stretch_method, "How /set_tempo changes playback: playback_rate (vinyl) or "
-                                                       "time_stretch (tempo without pitch; not yet)")
+                                                       "time_stretch (tempo without pitch, Rubber Band; --max-stretched-voices)")
       ->check(CLI::IsMember({"playback_rate", "time_stretch"}))
       ->capture_default_str();
 
@@ -166,10 +171,6 @@ int parse_options(int argc, char** argv, Options& o) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
-  }
-  if (o.stretch_method != "playback_rate") {
-    std::fprintf(stderr, "--stretch-method time_stretch is not implemented yet (issue 4)\n");
-    return 2;
   }
   // An offline render listens for OSC only when asked to (a port given explicitly).
   if ((o.backend == "render" || !o.render_to.empty()) && app.count("--osc-port") == 0) o.no_osc = true;

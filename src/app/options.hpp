@@ -25,6 +25,7 @@ struct Options {
   double head_ms = 500;
   std::uint32_t max_voices = 4096;
   std::uint32_t max_resampled_voices = 64;
+  std::uint32_t max_stretched_voices = 2;  // 8 with --stretch-method time_stretch
   std::string resample_quality = "fast";
   bool limiter = true;
   std::string script;  // --script FILE: timed OSC messages

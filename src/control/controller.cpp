@@ -126,6 +126,16 @@ bool Controller::play(int slot, const PlayOptions& opts, VoiceHandle& out, std::
   const double base_ratio =
       src.view.sample_rate > 0 ? static_cast<double>(src.view.sample_rate) / engine_.config().sample_rate : 1.0;
   const bool resampled = base_ratio * opts.rate != 1.0;
+  if (!std::isfinite(opts.tempo) || opts.tempo < 0.25f || opts.tempo > 4.0f) {
+    error = "tempo must be 0.25..4";
+    return false;
+  }
+  const bool stretched = opts.tempo != 1.0f;
+  if (stretched && stretched_in_use_ >= engine_.max_stretched_voices()) {
+    error = "busy: all " + std::to_string(engine_.max_stretched_voices()) +
+            " time-stretchers are in use (--max-stretched-voices)";
+    return false;
+  }
   if (resampled && resampled_in_use_ >= engine_.max_resampled_voices()) {
     error = "busy: all " + std::to_string(engine_.max_resampled_voices()) +
             " resamplers are in use (voices at a rate ≠ 1 or from files at another sample rate; "
@@ -162,7 +172,7 @@ bool Controller::play(int slot, const PlayOptions& opts, VoiceHandle& out, std::
   }
   c.play = engine::PlayParams{&src.view, stream, opts.start_frame, opts.volume, opts.loop,
                               static_cast<std::uint8_t>(opts.deck), opts.rate, opts.loop_start, opts.loop_end,
-                              opts.loop_count};
+                              opts.loop_count, opts.tempo};
   if (!send_cmd(c)) {
     loader_.release(stream);
     error = "busy: the command queue is full";
@@ -171,8 +181,10 @@ bool Controller::play(int slot, const PlayOptions& opts, VoiceHandle& out, std::
   free_ids_.pop_back();
   VoiceSlot& vs = voices_[id];
   vs = VoiceSlot{true, gen, slot, it->second, opts.loop, opts.volume, src.streamed(), 0, opts.deck, false,
-                 resampled, opts.rate, base_ratio, opts.loop_start, opts.loop_end, opts.loop_count};
+                 resampled, opts.rate, base_ratio, opts.loop_start, opts.loop_end, opts.loop_count, stretched,
+                 opts.tempo};
   if (resampled) ++resampled_in_use_;
+  if (stretched) ++stretched_in_use_;
   ++voices_in_use_;
   out = VoiceHandle{id, gen};
   return true;
@@ -211,7 +223,7 @@ bool Controller::seek(VoiceHandle v, std::int64_t frame, std::string& error) {
   c.voice = v.id;
   c.generation = v.generation;
   c.play = engine::PlayParams{&src.view, stream, frame, vs->volume, vs->loop, static_cast<std::uint8_t>(vs->deck),
-                              vs->rate, vs->loop_start, vs->loop_end, 0};
+                              vs->rate, vs->loop_start, vs->loop_end, 0, vs->tempo};
   if (!send_cmd(c)) {
     loader_.release(stream);
     error = "busy: the command queue is full";
@@ -474,9 +486,31 @@ bool Controller::set_rate(VoiceHandle v, float rate, double ramp_seconds, std::s
   return true;
 }
 
+bool Controller::set_stretch(VoiceHandle v, float tempo, std::string& error) {
+  if (!std::isfinite(tempo) || tempo < 0.25f || tempo > 4.0f) {
+    error = "tempo must be 0.25..4";
+    return false;
+  }
+  VoiceSlot* vs = lookup(v, error);
+  if (!vs) return false;
+  const bool needs = !vs->stretched && tempo != 1.0f;
+  if (needs && stretched_in_use_ >= engine_.max_stretched_voices()) {
+    error = "busy: all " + std::to_string(engine_.max_stretched_voices()) + " time-stretchers are in use";
+    return false;
+  }
+  if (!send_voice_command(v, CommandType::kSetTempo, tempo, 0, error)) return false;
+  if (needs) {
+    vs->stretched = true;
+    ++stretched_in_use_;
+  }
+  vs->tempo = tempo;
+  return true;
+}
+
 void Controller::free_voice(engine::VoiceId id) {
   if (id >= voices_.size() || !voices_[id].used) return;
   if (voices_[id].resampled) --resampled_in_use_;
+  if (voices_[id].stretched) --stretched_in_use_;
   voices_[id] = VoiceSlot{};
   free_ids_.push_back(id);
   --voices_in_use_;

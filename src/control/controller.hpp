@@ -37,6 +37,7 @@ struct PlayOptions {
   std::int64_t loop_start = 0;
   std::int64_t loop_end = 0;
   std::uint32_t loop_count = 0;
+  float tempo = 1.0f;  // time-stretch (speed without pitch), 0.25..4; 1 = none
 };
 
 struct VoiceInfo {
@@ -99,6 +100,9 @@ class Controller {
   bool set_pan(VoiceHandle v, float pan, double ramp_seconds, std::string& error);
   // Playback rate 0.25..4 (speed and pitch, vinyl-style), gliding over ramp_seconds.
   bool set_rate(VoiceHandle v, float rate, double ramp_seconds, std::string& error);
+  // Time-stretch tempo 0.25..4 (speed without pitch). A voice's first tempo ≠ 1 takes one of
+  // the engine's stretchers until it ends.
+  bool set_stretch(VoiceHandle v, float tempo, std::string& error);
   bool set_deck_level(int deck, float level, double ramp_seconds, std::string& error,
                       engine::Curve curve = engine::Curve::kLinear);  // ramp < 0: jump
   // Deck EQ band (0 low, 1 mid, 2 high) to a linear gain (0 = kill, 1 = flat, ≤ 4).
@@ -160,6 +164,8 @@ class Controller {
     double base_ratio = 1.0;  // file rate / output rate
     std::int64_t loop_start = 0, loop_end = 0;
     std::uint32_t loop_count = 0;
+    bool stretched = false;
+    float tempo = 1.0f;
   };
 
   std::uint32_t frames_for(double seconds) const;
@@ -185,6 +191,7 @@ class Controller {
   std::vector<engine::Retired> retired_scratch_;
   std::int64_t at_frame_ = -1;
   std::uint32_t resampled_in_use_ = 0;
+  std::uint32_t stretched_in_use_ = 0;
   bool take_resampler(std::string& error);
   std::array<float, engine::kNumDecks> deck_levels_{1.0f, 1.0f, 1.0f, 1.0f};
   std::array<std::array<float, 3>, engine::kNumDecks> deck_eq_{{{1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}};

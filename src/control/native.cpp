@@ -96,6 +96,7 @@ void Router::register_native() {
   handlers_["/stemd/notify"] = &Router::n_notify;
   handlers_["/stemd/ping"] = &Router::n_ping;
   handlers_["/stemd/tone"] = &Router::n_tone;
+  handlers_["/stemd/stretch"] = &Router::n_stretch;
 }
 
 // /stemd/load id path [name]
@@ -460,6 +461,21 @@ Router::Reply Router::n_notify(const OscMessage& m, const Peer& from) {
     subscribers_.erase(it);
   }
   return done({OscArg::Int(on ? 1 : 0)});
+}
+
+// /stemd/stretch id tempo(0.25..4): speed without pitch change (Rubber Band); 1 = normal speed.
+Router::Reply Router::n_stretch(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  int id = 0;
+  double tempo = 1;
+  if (!a.count(2, 2) || !a.id(0, id) || !a.number(1, "tempo", tempo)) return fail("arguments", a.error());
+  const std::vector<OscArg> idv{OscArg::Int(id)};
+  if (tempo < 0.25 || tempo > 4) return fail("range", "tempo must be 0.25..4", idv);
+  const VoiceHandle h = player(id);
+  if (!h.valid()) return fail("unknown_id", "id " + std::to_string(id) + " is not playing", idv);
+  std::string error;
+  if (!ctl_.set_stretch(h, static_cast<float>(tempo), error)) return fail("busy", error, idv);
+  return done(idv);
 }
 
 // /stemd/tone [frequency 440] [level_db −12] [seconds 2]

@@ -198,7 +198,11 @@ Router::Reply Router::start_player(int id, const PlayOptions& opts) {
   VoiceHandle h;
   // Vinyl-style tempo: every player's rate is multiplied by bpm / base bpm.
   PlayOptions po = opts;
-  po.rate = static_cast<float>(std::clamp(static_cast<double>(opts.rate) * tempo_ratio(), 0.25, 4.0));
+  if (cfg_.time_stretch) {
+    po.tempo = static_cast<float>(std::clamp(static_cast<double>(opts.tempo) * tempo_ratio(), 0.25, 4.0));
+  } else {
+    po.rate = static_cast<float>(std::clamp(static_cast<double>(opts.rate) * tempo_ratio(), 0.25, 4.0));
+  }
   if (!ctl_.play(id, po, h, error)) {
     const std::string kind = ctl_.source(id) == nullptr ? "unknown_id" : (error.rfind("busy", 0) == 0 ? "busy" : "range");
     return fail(kind, error, {OscArg::Int(id)});
@@ -226,6 +230,10 @@ int Router::apply_tempo(double bpm, double glide_s) {
   std::string error;
   for (const auto& [id, h] : players_) {
     if (!ctl_.voice_alive(h)) continue;
+    if (cfg_.time_stretch) {  // tempo without pitch: every player's stretch follows
+      if (!ctl_.set_stretch(h, static_cast<float>(std::clamp(tempo_ratio(), 0.25, 4.0)), error)) ++failed;
+      continue;
+    }
     auto it = player_rate_.find(id);
     const double own = it == player_rate_.end() ? 1.0 : it->second;
     if (!ctl_.set_rate(h, static_cast<float>(std::clamp(own * tempo_ratio(), 0.25, 4.0)), glide_s, error)) ++failed;

@@ -42,6 +42,7 @@ struct RouterConfig {
   double level_ramp_s = 0.02;       // deck/volume changes glide over this
   double bpm = 120.0;               // base tempo (--bpm)
   int meter = 4;                    // beats per bar (--meter)
+  bool time_stretch = false;        // --stretch-method time_stretch: tempo without pitch
 };
 
 // Where a reply goes: a UDP peer, or a TCP connection (by fd).
@@ -181,6 +182,7 @@ class Router {
   Reply n_notify(const OscMessage&, const Peer&);
   Reply n_ping(const OscMessage&, const Peer&);
   Reply n_tone(const OscMessage&, const Peer&);
+  Reply n_stretch(const OscMessage&, const Peer&);
 
   Controller& ctl_;
   RouterConfig cfg_;

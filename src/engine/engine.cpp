@@ -15,6 +15,7 @@
 #include "deck_eq.hpp"
 #include "denormals.hpp"
 #include "resampler.hpp"
+#include "stretcher.hpp"
 #include "mix.hpp"
 #include "stemd/stream.hpp"
 
@@ -65,6 +66,9 @@ struct Engine::Voice {
   std::int64_t loop_start = 0;  // region [loop_start, loop_end) — see PlayParams
   std::int64_t loop_end = 0;    // resolved: never 0 for in-memory sources
   std::uint32_t passes_left = 0;  // 0 = forever; counts down at each wrap
+  Stretcher* st = nullptr;     // time-stretch (after the resampler); null = none
+  double tempo = 1.0;
+  bool st_switch = false;      // attach a stretcher at the bottom of the current fade
 };
 
 namespace {
@@ -101,6 +105,42 @@ Engine::Engine(const EngineConfig& cfg)
     rs_pool_.push_back(std::move(r));
   }
   cfg_.max_resampled_voices = static_cast<std::uint32_t>(rs_pool_.size());
+  st_out_.resize(static_cast<std::size_t>(cfg.max_block_frames) * 2);
+  st_pool_.reserve(cfg.max_stretched_voices);
+  st_free_.reserve(cfg.max_stretched_voices);
+  for (std::uint32_t i = 0; i < cfg.max_stretched_voices; ++i) {
+    std::string error;
+    auto st = Stretcher::create(cfg.sample_rate, error);
+    if (!st) break;
+    st_free_.push_back(st.get());
+    st_pool_.push_back(std::move(st));
+  }
+  cfg_.max_stretched_voices = static_cast<std::uint32_t>(st_pool_.size());
+}
+
+bool Engine::attach_stretcher(Voice& v) noexcept {
+  if (v.st != nullptr) return true;
+  if (st_free_.empty()) {
+    metrics_.events_dropped.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  v.st = st_free_.back();
+  st_free_.pop_back();
+  v.st->reset();
+  v.st->set_tempo(v.tempo);
+  return true;
+}
+
+// The stretcher's input: the voice's frames at the engine rate (through its resampler if any).
+std::uint32_t Engine::stretch_pull(void* ctx, float* scratch, std::uint32_t max_frames, const float** frames) noexcept {
+  auto* c = static_cast<PullCtx*>(ctx);
+  Voice& v = *static_cast<Voice*>(c->voice);
+  if (v.rs != nullptr) {
+    const std::uint32_t n = v.rs->process(scratch, max_frames, &Engine::pull_thunk, ctx);
+    *frames = scratch;
+    return n;
+  }
+  return c->engine->fetch(v, scratch, max_frames, frames);
 }
 
 Engine::~Engine() = default;
@@ -127,9 +167,17 @@ void Engine::release_resampler(Voice& v) noexcept {
 // Source frames a voice needs to produce `out_frames` output frames (with the resampler's
 // look-ahead margin).
 std::int64_t Engine::source_frames_for(const Voice& v, std::uint32_t out_frames) const noexcept {
-  if (v.rs == nullptr) return out_frames;
-  const double r = std::max(v.rs->ratio(), v.rs->target_ratio());
-  return static_cast<std::int64_t>(std::ceil(out_frames * r)) + 8;
+  double frames = out_frames;
+  std::int64_t margin = 0;
+  if (v.st != nullptr) {  // the stretcher reads ahead (most after a reset)
+    frames *= std::max(v.tempo, 1.0);
+    margin += 1300;
+  }
+  if (v.rs != nullptr) {
+    frames *= std::max(v.rs->ratio(), v.rs->target_ratio());
+    margin += 8;
+  }
+  return static_cast<std::int64_t>(std::ceil(frames)) + margin;
 }
 
 std::uint32_t Engine::pull_thunk(void* ctx, float* scratch, std::uint32_t max_frames, const float** frames) noexcept {
@@ -140,6 +188,12 @@ std::uint32_t Engine::pull_thunk(void* ctx, float* scratch, std::uint32_t max_fr
 // The voice's next frames at the engine's rate: straight from its source, or through its
 // resampler (which pulls from the source as it needs).
 std::uint32_t Engine::produce(Voice& v, float* dst, std::uint32_t frames, const float** src) noexcept {
+  if (v.st != nullptr) {
+    *src = st_out_.data();
+    if (v.draining) return v.st->drain(st_out_.data(), frames);
+    PullCtx ctx{this, &v};
+    return v.st->process(st_out_.data(), frames, &Engine::stretch_pull, &ctx);
+  }
   if (v.rs == nullptr) return fetch(v, dst, frames, src);
   if (v.draining) {
     const std::uint32_t n = v.rs->drain(rs_out_.data(), frames);
@@ -249,6 +303,10 @@ void Engine::start_voice(const Command& c) noexcept {
   v.base_ratio = v.src->sample_rate > 0 ? static_cast<double>(v.src->sample_rate) / cfg_.sample_rate : 1.0;
   v.ratio = v.base_ratio * static_cast<double>(c.play.rate > 0 ? c.play.rate : 1.0f);
   if (v.ratio != 1.0 && attach_resampler(v)) v.rs->set_ratio(v.ratio, 0);  // the first set applies at once
+  v.st = nullptr;
+  v.st_switch = false;
+  v.tempo = std::clamp(static_cast<double>(c.play.tempo > 0 ? c.play.tempo : 1.0f), 0.25, 4.0);
+  if (v.tempo != 1.0) attach_stretcher(v);
   v.hold = false;
   v.underruns = 0;
   v.seek_stream = nullptr;
@@ -262,7 +320,9 @@ void Engine::start_voice(const Command& c) noexcept {
   active_[active_count_++] = c.voice;
   metrics_.voices_active.store(active_count_, std::memory_order_relaxed);
   push_event(Event{EventType::kVoiceStarted, EndReason::kEndOfFile, c.voice, c.generation, 0, frame_});
-  if (v.ratio != 1.0 && v.rs == nullptr) end_voice(v, EndReason::kError);  // no resampler left
+  if ((v.ratio != 1.0 && v.rs == nullptr) || (v.tempo != 1.0 && v.st == nullptr)) {
+    end_voice(v, EndReason::kError);  // no resampler or stretcher left
+  }
 }
 
 void Engine::apply(const Command& c) noexcept {
@@ -320,6 +380,22 @@ void Engine::apply(const Command& c) noexcept {
     case CommandType::kSetPan:
       v->pan.set(std::clamp(c.value, -1.0f, 1.0f), c.frames);
       return;
+    case CommandType::kSetTempo: {
+      v->tempo = std::clamp(static_cast<double>(c.value), 0.25, 4.0);
+      if (v->st != nullptr) {
+        v->st->set_tempo(v->tempo);
+      } else if (v->tempo != 1.0) {
+        // Into the stretcher: fade out, attach, fade in (as for a rate switch).
+        v->st_switch = true;
+        if (v->state == Voice::State::kPlaying) {
+          v->state = Voice::State::kSeeking;
+          v->seek_stream = v->stream;
+          v->seek_pos = -1;
+          v->env.set(0.0f, declick_frames_);
+        }
+      }
+      return;
+    }
     case CommandType::kSetRate: {
       const double rate = std::clamp(static_cast<double>(c.value), 0.25, 4.0);
       v->ratio = v->base_ratio * rate;
@@ -529,6 +605,12 @@ void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
       v.seek_stream = nullptr;
       if (v.rs_switch && attach_resampler(v)) v.rs->set_ratio(v.ratio, v.rate_glide);
       v.rs_switch = false;
+      if (v.st_switch) attach_stretcher(v);
+      v.st_switch = false;
+      if (v.st != nullptr && jump) {
+        v.st->reset();
+        v.st->set_tempo(v.tempo);
+      }
       if (v.rs != nullptr && jump) {  // new position: no history to keep
         v.rs->reset();
         v.rs->set_ratio(v.ratio, 0);
@@ -541,10 +623,11 @@ void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
       v.env.set(1.0f, declick_frames_);
     }
     if (v.state == Voice::State::kPausing && !v.env.active() && v.env.value() == 0.0f) v.state = Voice::State::kPaused;
-    if (v.rs_switch && v.env.value() == 0.0f && !v.env.active() &&
+    if ((v.rs_switch || v.st_switch) && v.env.value() == 0.0f && !v.env.active() &&
         (v.state == Voice::State::kPaused || v.state == Voice::State::kStarved)) {
-      if (attach_resampler(v)) v.rs->set_ratio(v.ratio, v.rate_glide);  // silent now: switch at once
-      v.rs_switch = false;
+      if (v.rs_switch && attach_resampler(v)) v.rs->set_ratio(v.ratio, v.rate_glide);  // silent now: switch at once
+      if (v.st_switch) attach_stretcher(v);
+      v.rs_switch = v.st_switch = false;
     }
     if (v.state == Voice::State::kPaused) return;  // holds its position, consumes nothing
     if (v.state == Voice::State::kStopping && !v.env.active() && v.env.value() == 0.0f) {
@@ -609,7 +692,7 @@ void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
       return;
     }
     if (!v.src->streamed) {
-      if (v.rs != nullptr && v.state != Voice::State::kStopping) {  // play out the resampler's tail first
+      if ((v.rs != nullptr || v.st != nullptr) && v.state != Voice::State::kStopping) {  // play out the tail first
         v.draining = true;
         continue;
       }
@@ -625,7 +708,7 @@ void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
       return;
     }
     if (v.stream->ring().readable_frames() > 0) continue;  // last frames landed just now
-    if (v.rs != nullptr && v.state != Voice::State::kStopping) {
+    if ((v.rs != nullptr || v.st != nullptr) && v.state != Voice::State::kStopping) {
       v.draining = true;
       continue;
     }
@@ -697,6 +780,10 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
         }
         v.stream = nullptr;
         release_resampler(v);
+        if (v.st != nullptr) {
+          st_free_.push_back(v.st);  // capacity == pool size: never allocates
+          v.st = nullptr;
+        }
         v.state = Voice::State::kFree;
         telemetry_[id].state.store(0, std::memory_order_relaxed);
         active_[i] = active_[--active_count_];

@@ -119,6 +119,7 @@ TEST(RealTimeSafety, EveryControlPathLeavesTheAudioThreadClean) {
   engine::EngineConfig ec;
   ec.max_voices = 64;
   ec.max_block_frames = 1024;
+  ec.max_stretched_voices = 2;
   engine::Engine engine(ec);
   io::LoaderConfig lc;
   lc.ring_frames = 12000;
@@ -182,6 +183,7 @@ TEST(RealTimeSafety, EveryControlPathLeavesTheAudioThreadClean) {
     control::VoiceHandle any;
     if (!voices.empty() && ctl.voice_alive(voices.back())) {
       ctl.set_rate(voices.back(), cycle % 2 ? 1.5f : 0.75f, 0.01, err);  // on and off the bit-exact path
+      if (voices.size() > 1 && ctl.voice_alive(voices.front())) ctl.set_stretch(voices.front(), 1.2f, err);
       ctl.pause(voices.back(), 0.005, err);
       ctl.set_pan(voices.back(), -0.5f, 0.01, err);
       ctl.resume(voices.back(), 0.005, err);
