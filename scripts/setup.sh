@@ -20,7 +20,7 @@ PKGS=(
   # service integration
   libsystemd-dev
   # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
+  libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev clang-format
   # the headless real-time test bed (testbed.md)
   jackd2 jack-capture jack-tools sox procps
 )

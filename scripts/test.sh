@@ -20,6 +20,10 @@ esac
 
 scripts/setup.sh --deps
 jobs="$(nproc)"
+
+# Formatting is part of the suite (.clang-format at the root).
+echo "=== test.sh: clang-format check"
+git ls-files -z '*.cpp' '*.hpp' | xargs -0 clang-format --dry-run --Werror
 start=$SECONDS
 for p in "${presets[@]}"; do
   echo "=== test.sh: preset $p"

@@ -36,7 +36,7 @@ enum class CommandType : std::uint8_t {
   kSetTempo,    // `voice`'s time-stretch tempo (speed without pitch) to `value`; 1 = none
 };
 
-inline constexpr int kNumDecks = 4;         // A–D
+inline constexpr int kNumDecks = 4;           // A–D
 inline constexpr int kDirectBus = kNumDecks;  // straight to the master, no deck level (test tone)
 inline constexpr int kNumBuses = kNumDecks + 1;
 
@@ -54,7 +54,7 @@ struct PlayParams {
   std::int64_t loop_start = 0;
   std::int64_t loop_end = 0;
   std::uint32_t loop_count = 0;
-  float tempo = 1.0f;     // time-stretch: speed without pitch (Rubber Band); 1 = not stretched
+  float tempo = 1.0f;  // time-stretch: speed without pitch (Rubber Band); 1 = not stretched
 };
 
 struct Command {
@@ -65,28 +65,31 @@ struct Command {
   float value;
   bool flag;
   PlayParams play;
-  std::uint8_t deck = 0;     // kDeckGain, kDeckEq
-  std::uint8_t band = 0;     // kDeckEq
-  std::uint8_t curve = 0;    // engine::Curve of a kSetGain / kDeckGain / kStop fade
+  std::uint8_t deck = 0;       // kDeckGain, kDeckEq
+  std::uint8_t band = 0;       // kDeckEq
+  std::uint8_t curve = 0;      // engine::Curve of a kSetGain / kDeckGain / kStop fade
   std::int64_t at_frame = -1;  // engine frame to apply it at (sample-accurate); < 0 = as soon as possible
 };
 static_assert(std::is_trivially_copyable_v<Command>);
 
 enum class EventType : std::uint8_t {
   kVoiceStarted,
-  kVoiceEnded,     // reason in `reason`
-  kVoiceUnderrun,  // `count` = this voice's underrun total so far
-  kCommandDropped, // a command addressed a voice that was not playing (stale id)
-  kCommandLate,    // a scheduled command arrived after its frame: applied at once; `count` = frames late
+  kVoiceEnded,      // reason in `reason`
+  kVoiceUnderrun,   // `count` = this voice's underrun total so far
+  kCommandDropped,  // a command addressed a voice that was not playing (stale id)
+  kCommandLate,     // a scheduled command arrived after its frame: applied at once; `count` = frames late
 };
 
 enum class EndReason : std::uint8_t { kEndOfFile, kStopped, kError };
 
 inline const char* to_string(EndReason r) noexcept {
   switch (r) {
-    case EndReason::kEndOfFile: return "end of file";
-    case EndReason::kStopped: return "stopped";
-    case EndReason::kError: return "error";
+    case EndReason::kEndOfFile:
+      return "end of file";
+    case EndReason::kStopped:
+      return "stopped";
+    case EndReason::kError:
+      return "error";
   }
   return "?";
 }
@@ -104,7 +107,7 @@ static_assert(std::is_trivially_copyable_v<Event>);
 // Objects the audio thread lets go of. The control thread frees them (streams via the loader).
 struct Retired {
   bool voice_ended;  // the voice's slot is free again (else: only a stream replaced by a seek)
-  Stream* stream;  // may be null (in-memory voice)
+  Stream* stream;    // may be null (in-memory voice)
   VoiceId voice;
   std::uint32_t generation;
 };

@@ -54,7 +54,7 @@ struct EngineConfig {
   // Safety limiter on the master: exactly transparent (gain 1.0) while peaks stay below the
   // threshold; above it the gain drops at once to hold the peak at the threshold and recovers
   // over `limiter_release_ms`, so a sum of full-scale stems never wraps or clips harshly.
-  bool limiter = false;  // the daemon turns it on (--limiter, default true)
+  bool limiter = false;              // the daemon turns it on (--limiter, default true)
   float limiter_threshold = 0.891f;  // −1 dBFS
   float limiter_release_ms = 80.0f;
 };
@@ -153,20 +153,20 @@ class Engine {
 
   std::unique_ptr<Voice[]> voices_;
   std::unique_ptr<VoiceTelemetry[]> telemetry_;
-  std::vector<float> decks_;     // kNumBuses buses of max_block_frames stereo frames
-  Ramp deck_gain_[kNumBuses];    // the direct bus's stays at 1
-  std::unique_ptr<DeckEq[]> deck_eq_;  // one per deck (not the direct bus), before the deck level
+  std::vector<float> decks_;                         // kNumBuses buses of max_block_frames stereo frames
+  Ramp deck_gain_[kNumBuses];                        // the direct bus's stays at 1
+  std::unique_ptr<DeckEq[]> deck_eq_;                // one per deck (not the direct bus), before the deck level
   std::vector<std::unique_ptr<Resampler>> rs_pool_;  // owned; allocated in the constructor
-  std::vector<Resampler*> rs_free_;                   // [audio] free list, capacity fixed
-  std::vector<float> rs_out_;                         // a voice's resampled frames (max block)
-  std::vector<std::unique_ptr<Stretcher>> st_pool_;   // time-stretchers, allocated up front
+  std::vector<Resampler*> rs_free_;                  // [audio] free list, capacity fixed
+  std::vector<float> rs_out_;                        // a voice's resampled frames (max block)
+  std::vector<std::unique_ptr<Stretcher>> st_pool_;  // time-stretchers, allocated up front
   std::vector<Stretcher*> st_free_;
   std::vector<float> st_out_;
   std::vector<VoiceId> active_;  // ids of active voices; capacity reserved = max_voices
   std::uint32_t active_count_ = 0;
-  std::vector<float> scratch_;   // max_block_frames stereo frames
-  std::vector<float> gains_;     // max_block_frames per-frame gains
-  std::vector<float> gains_r_;   // right-channel gains when a voice is panned
+  std::vector<float> scratch_;      // max_block_frames stereo frames
+  std::vector<float> gains_;        // max_block_frames per-frame gains
+  std::vector<float> gains_r_;      // right-channel gains when a voice is panned
   std::vector<Command> scheduled_;  // waiting for their frame, sorted by at_frame; capacity fixed
   std::size_t scheduled_count_ = 0;
   Ramp master_{1.0f};

@@ -42,7 +42,8 @@ class DurationHistogram {
   }
   Snapshot snapshot() const noexcept {  // [control]
     Snapshot s{};
-    for (int i = 0; i < kBins; ++i) s[static_cast<std::size_t>(i)] = bins_[static_cast<std::size_t>(i)].load(std::memory_order_relaxed);
+    for (int i = 0; i < kBins; ++i)
+      s[static_cast<std::size_t>(i)] = bins_[static_cast<std::size_t>(i)].load(std::memory_order_relaxed);
     return s;
   }
   // q in [0,1]; counts is a snapshot or the difference of two. Returns 0 when empty.
@@ -65,10 +66,10 @@ class DurationHistogram {
 
 // Per-voice telemetry, one per voice slot, written by [audio] once per block for active voices.
 struct VoiceTelemetry {
-  std::atomic<std::int64_t> position{0};          // file frame of the next frame to play
+  std::atomic<std::int64_t> position{0};             // file frame of the next frame to play
   std::atomic<std::uint32_t> ring_fill_permille{0};  // 1000 for in-memory voices
-  std::atomic<std::uint32_t> generation{0};       // which voice these numbers belong to
-  std::atomic<std::uint8_t> state{0};             // 0 free, 1 playing, 2 starved, 3 stopping, 4 paused
+  std::atomic<std::uint32_t> generation{0};          // which voice these numbers belong to
+  std::atomic<std::uint8_t> state{0};                // 0 free, 1 playing, 2 starved, 3 stopping, 4 paused
 };
 
 // The stream's clock: which engine frame was being rendered at which CLOCK_MONOTONIC time.
@@ -108,19 +109,19 @@ struct Metrics {
   std::atomic<std::uint64_t> commands_late{0};       // scheduled commands that arrived after their frame
   std::atomic<std::uint64_t> schedule_overflows{0};  // scheduled commands applied early: the pending list was full
   std::atomic<std::uint64_t> callbacks{0};
-  std::atomic<std::uint64_t> frames{0};              // engine frame counter (output frames produced)
-  std::atomic<std::uint64_t> voice_underruns{0};     // total over all voices
-  std::atomic<std::uint64_t> device_underflows{0};   // paOutputUnderflow and friends
+  std::atomic<std::uint64_t> frames{0};             // engine frame counter (output frames produced)
+  std::atomic<std::uint64_t> voice_underruns{0};    // total over all voices
+  std::atomic<std::uint64_t> device_underflows{0};  // paOutputUnderflow and friends
   std::atomic<std::uint64_t> commands_applied{0};
-  std::atomic<std::uint64_t> events_dropped{0};      // informational events lost to a full queue
+  std::atomic<std::uint64_t> events_dropped{0};  // informational events lost to a full queue
   std::atomic<std::uint64_t> voices_ended{0};
-  std::atomic<std::uint32_t> voices_active{0};       // gauge
-  std::atomic<std::uint32_t> streams_active{0};      // gauge
-  std::atomic<std::uint64_t> callback_max_ns{0};     // since start
-  std::atomic<std::uint64_t> callback_ns_total{0};   // sum of callback durations (CPU load)
-  std::atomic<std::uint64_t> limiter_frames{0};      // frames the safety limiter reduced
-  std::atomic<float> limiter_min_gain{1.0f};         // deepest reduction since a reader took it
-  std::atomic<std::uint64_t> last_callback_ns{0};    // CLOCK_MONOTONIC of the last callback start
+  std::atomic<std::uint32_t> voices_active{0};      // gauge
+  std::atomic<std::uint32_t> streams_active{0};     // gauge
+  std::atomic<std::uint64_t> callback_max_ns{0};    // since start
+  std::atomic<std::uint64_t> callback_ns_total{0};  // sum of callback durations (CPU load)
+  std::atomic<std::uint64_t> limiter_frames{0};     // frames the safety limiter reduced
+  std::atomic<float> limiter_min_gain{1.0f};        // deepest reduction since a reader took it
+  std::atomic<std::uint64_t> last_callback_ns{0};   // CLOCK_MONOTONIC of the last callback start
   // Lowest ring fill seen (per mille of capacity) since a reader last took it; 1000 = no streams.
   std::atomic<std::uint32_t> min_ring_fill_permille{1000};
   DurationHistogram callback_ns;

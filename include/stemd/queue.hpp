@@ -22,9 +22,9 @@ class SpscQueue {
   static_assert(std::is_trivially_copyable_v<T>, "messages crossing threads must be trivially copyable");
 
  public:
-  bool push(const T& v) noexcept { return q_.push(v); }  // [producer] false when full
-  bool pop(T& v) noexcept { return q_.pop(v); }          // [consumer] false when empty
-  std::size_t read_available() const noexcept { return q_.read_available(); }  // [consumer]
+  bool push(const T& v) noexcept { return q_.push(v); }                          // [producer] false when full
+  bool pop(T& v) noexcept { return q_.pop(v); }                                  // [consumer] false when empty
+  std::size_t read_available() const noexcept { return q_.read_available(); }    // [consumer]
   std::size_t write_available() const noexcept { return q_.write_available(); }  // [producer]
   static constexpr std::size_t capacity() noexcept { return Capacity; }
 
@@ -50,19 +50,17 @@ class SampleRing {
   std::size_t writable_frames() const noexcept { return q_.write_available() / kChannels; }
 
   // [audio] Returns frames read.
-  std::size_t read(float* frames, std::size_t count) noexcept {
-    return q_.pop(frames, count * kChannels) / kChannels;
-  }
+  std::size_t read(float* frames, std::size_t count) noexcept { return q_.pop(frames, count * kChannels) / kChannels; }
   // [audio]
   std::size_t readable_frames() const noexcept { return q_.read_available() / kChannels; }
 
   // Either side may ask; the answer is a snapshot.
-  std::size_t fill_frames_approx() const noexcept {
-    return capacity_frames_ - q_.write_available() / kChannels;
-  }
+  std::size_t fill_frames_approx() const noexcept { return capacity_frames_ - q_.write_available() / kChannels; }
 
   // [audio] Drops everything readable (used when a voice jumps position). Only the consumer may call.
-  void discard_readable() noexcept { q_.consume_all([](float) {}); }
+  void discard_readable() noexcept {
+    q_.consume_all([](float) {});
+  }
 
  private:
   std::size_t capacity_frames_;

@@ -19,10 +19,14 @@ enum class Curve : std::uint8_t { kLinear, kExponential, kEqualPower, kSCurve };
 
 inline const char* to_string(Curve c) noexcept {
   switch (c) {
-    case Curve::kLinear: return "linear";
-    case Curve::kExponential: return "exponential";
-    case Curve::kEqualPower: return "equal_power";
-    case Curve::kSCurve: return "s_curve";
+    case Curve::kLinear:
+      return "linear";
+    case Curve::kExponential:
+      return "exponential";
+    case Curve::kEqualPower:
+      return "equal_power";
+    case Curve::kSCurve:
+      return "s_curve";
   }
   return "?";
 }
@@ -74,8 +78,10 @@ class Ramp {
   float shaped(double x) const noexcept {
     const double a = start_, b = target_;
     switch (curve_) {
-      case Curve::kLinear: return static_cast<float>(a + (b - a) * x);
-      case Curve::kSCurve: return static_cast<float>(a + (b - a) * (x * x * (3.0 - 2.0 * x)));
+      case Curve::kLinear:
+        return static_cast<float>(a + (b - a) * x);
+      case Curve::kSCurve:
+        return static_cast<float>(a + (b - a) * (x * x * (3.0 - 2.0 * x)));
       case Curve::kEqualPower: {
         const double s = b > a ? std::sin(x * M_PI / 2) : 1.0 - std::cos(x * M_PI / 2);
         return static_cast<float>(a + (b - a) * s);

@@ -81,8 +81,9 @@ int run(int argc, char** argv) {
   // The render backend needs the loader; build it after the loader exists (rate from flags).
   if (o.backend == "auto") {
     if (audio::list_output_devices(bc.quiet_alsa).empty()) {
-      spdlog::warn("PortAudio has no output device: using the null backend (no sound). "
-                   "Use --backend portaudio to insist, or --list-devices to see what PortAudio sees.");
+      spdlog::warn(
+          "PortAudio has no output device: using the null backend (no sound). "
+          "Use --backend portaudio to insist, or --list-devices to see what PortAudio sees.");
       bc.kind = "null";
     } else {
       bc.kind = "portaudio";
@@ -101,7 +102,8 @@ int run(int argc, char** argv) {
 
   lc.ring_frames = std::max<std::int64_t>(static_cast<std::int64_t>(o.ring_ms * 1e-3 * rate), 2 * o.buffer_size);
   lc.chunk_frames = std::min<std::int64_t>(8192, std::max<std::int64_t>(lc.ring_frames / 3, 256));
-  lc.prefill_frames = std::min<std::int64_t>(lc.ring_frames, std::max<std::int64_t>(lc.chunk_frames, 4 * o.buffer_size));
+  lc.prefill_frames =
+      std::min<std::int64_t>(lc.ring_frames, std::max<std::int64_t>(lc.chunk_frames, 4 * o.buffer_size));
   loader = std::make_unique<io::LoaderThread>(lc);
   if (bc.kind == "render") {
     backend = audio::make_render_backend(bc, loader.get());
@@ -116,8 +118,8 @@ int run(int argc, char** argv) {
   ec.max_block_frames = std::max<std::uint32_t>(o.buffer_size, 4096);
   ec.max_voices = o.max_voices;
   ec.max_resampled_voices = o.max_resampled_voices;
-  ec.max_stretched_voices = o.stretch_method == "time_stretch" ? std::max<std::uint32_t>(o.max_stretched_voices, 8)
-                                                               : o.max_stretched_voices;
+  ec.max_stretched_voices =
+      o.stretch_method == "time_stretch" ? std::max<std::uint32_t>(o.max_stretched_voices, 8) : o.max_stretched_voices;
   ec.limiter = o.limiter;
   ec.limiter_threshold = static_cast<float>(std::pow(10.0, o.limiter_threshold_db / 20.0));
   ec.resample_quality = o.resample_quality == "best" ? 2 : o.resample_quality == "medium" ? 1 : 0;
@@ -232,7 +234,8 @@ int run(int argc, char** argv) {
     deck_levels[0] = o.ab[0];
     deck_levels[1] = o.ab[1];
   }
-  for (std::size_t d = 0; d < deck_levels.size(); ++d) ctl.set_deck_level(static_cast<int>(d), deck_levels[d], -1.0, err);
+  for (std::size_t d = 0; d < deck_levels.size(); ++d)
+    ctl.set_deck_level(static_cast<int>(d), deck_levels[d], -1.0, err);
   // --script: every line routed now, at its exact frame (the engine holds them until then).
   if (!o.script.empty()) {
     std::vector<ScriptLine> lines;
@@ -301,17 +304,18 @@ int run(int argc, char** argv) {
     }
   }
   if (!o.no_osc) {
-    spdlog::info("{}{}", server.describe(),
-                 media.root().empty() ? " (no --media-root: any readable file on loopback)" : ", media root " + media.root());
+    spdlog::info(
+        "{}{}", server.describe(),
+        media.root().empty() ? " (no --media-root: any readable file on loopback)" : ", media root " + media.root());
     server.start();  // from here on the server's thread is the control thread
   }
   const double budget_ms = 1000.0 * o.buffer_size / rate;
-  spdlog::info("stemd {} started: {}, {} Hz, buffer {} frames = {:.1f} ms (output latency {:.1f} ms), "
-               "max {} voices, ring {:.0f} ms, head {:.0f} ms, preload ≤ {:.0f} MB, limiter {}, libsndfile {}",
-               STEMD_VERSION, backend->describe(), rate, o.buffer_size, budget_ms,
-               backend->output_latency_seconds() * 1000.0, o.max_voices, o.ring_ms, o.head_ms, o.preload_limit_mb,
-               o.limiter ? fmt::format("at {:.1f} dBFS", o.limiter_threshold_db) : std::string("off"),
-               io::sndfile_version());
+  spdlog::info(
+      "stemd {} started: {}, {} Hz, buffer {} frames = {:.1f} ms (output latency {:.1f} ms), "
+      "max {} voices, ring {:.0f} ms, head {:.0f} ms, preload ≤ {:.0f} MB, limiter {}, libsndfile {}",
+      STEMD_VERSION, backend->describe(), rate, o.buffer_size, budget_ms, backend->output_latency_seconds() * 1000.0,
+      o.max_voices, o.ring_ms, o.head_ms, o.preload_limit_mb,
+      o.limiter ? fmt::format("at {:.1f} dBFS", o.limiter_threshold_db) : std::string("off"), io::sndfile_version());
 
   // ---- main loop: service the controller, health line, signals
   Counters last{};
@@ -362,17 +366,17 @@ int run(int argc, char** argv) {
         const auto p99 = engine::DurationHistogram::percentile_ns(window, 0.99);
         std::string advice;
         if (c.voice_underruns > last.voice_underruns || c.device_underflows > last.device_underflows) {
-          advice = fmt::format(" — audio is glitching: raise --buffer-size (now {} = {:.1f} ms){}", o.buffer_size,
-                               budget_ms,
-                               c.voice_underruns > last.voice_underruns ? " or --ring-ms (disk too slow)" : "");
+          advice =
+              fmt::format(" — audio is glitching: raise --buffer-size (now {} = {:.1f} ms){}", o.buffer_size, budget_ms,
+                          c.voice_underruns > last.voice_underruns ? " or --ring-ms (disk too slow)" : "");
         }
-        spdlog::warn("health: voice underruns +{} (total {}), device underflows +{} (total {}), read errors {}, "
-                     "truncated streams {}, dropped events {}; callback p50 {} p99 {} max {} of {:.0f} µs budget; "
-                     "lowest ring fill {}%; {} voices{}",
-                     c.voice_underruns - last.voice_underruns, c.voice_underruns,
-                     c.device_underflows - last.device_underflows, c.device_underflows, c.read_errors, c.truncated,
-                     c.events_dropped, fmt_us(p50), fmt_us(p99), fmt_us(m.callback_max_ns.load()), budget_ms * 1000.0,
-                     min_fill / 10, m.voices_active.load(), advice);
+        spdlog::warn(
+            "health: voice underruns +{} (total {}), device underflows +{} (total {}), read errors {}, "
+            "truncated streams {}, dropped events {}; callback p50 {} p99 {} max {} of {:.0f} µs budget; "
+            "lowest ring fill {}%; {} voices{}",
+            c.voice_underruns - last.voice_underruns, c.voice_underruns, c.device_underflows - last.device_underflows,
+            c.device_underflows, c.read_errors, c.truncated, c.events_dropped, fmt_us(p50), fmt_us(p99),
+            fmt_us(m.callback_max_ns.load()), budget_ms * 1000.0, min_fill / 10, m.voices_active.load(), advice);
         last = c;
       }
       hist_prev = hist;
@@ -397,13 +401,13 @@ int run(int argc, char** argv) {
   const auto& m = engine.metrics();
   const auto hist = m.callback_ns.snapshot();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-  spdlog::info("stopped ({}): {:.1f} s of audio in {:.1f} s, callbacks={} voice_underruns={} device_underflows={} "
-               "callback p50={} p99={} max={} (budget {:.0f} µs), loader reads={} read_errors={}",
-               stop_reason, static_cast<double>(m.frames.load()) / rate, secs, m.callbacks.load(),
-               m.voice_underruns.load(), m.device_underflows.load(),
-               fmt_us(engine::DurationHistogram::percentile_ns(hist, 0.5)),
-               fmt_us(engine::DurationHistogram::percentile_ns(hist, 0.99)), fmt_us(m.callback_max_ns.load()),
-               budget_ms * 1000.0, loader->stats().reads, loader->stats().read_errors);
+  spdlog::info(
+      "stopped ({}): {:.1f} s of audio in {:.1f} s, callbacks={} voice_underruns={} device_underflows={} "
+      "callback p50={} p99={} max={} (budget {:.0f} µs), loader reads={} read_errors={}",
+      stop_reason, static_cast<double>(m.frames.load()) / rate, secs, m.callbacks.load(), m.voice_underruns.load(),
+      m.device_underflows.load(), fmt_us(engine::DurationHistogram::percentile_ns(hist, 0.5)),
+      fmt_us(engine::DurationHistogram::percentile_ns(hist, 0.99)), fmt_us(m.callback_max_ns.load()),
+      budget_ms * 1000.0, loader->stats().reads, loader->stats().read_errors);
   if (backend->failed() && exit_code == 0) {
     spdlog::error("{}", backend->failure());
     exit_code = 3;

@@ -47,12 +47,14 @@ int parse_options(int argc, char** argv, Options& o) {
   app.set_config("--config", "", "Read options from a TOML/INI file (keys are the long flag names)");
   app.allow_config_extras(CLI::config_extras_mode::error);
 
-  app.add_option("--backend", o.backend, "Output: auto (PortAudio, or null when it has no output device), "
-                                          "portaudio, null (no hardware, real-time paced), render (to a file)")
+  app.add_option("--backend", o.backend,
+                 "Output: auto (PortAudio, or null when it has no output device), "
+                 "portaudio, null (no hardware, real-time paced), render (to a file)")
       ->check(CLI::IsMember({"auto", "portaudio", "null", "render"}))
       ->capture_default_str();
   app.add_option("--device", o.device, "PortAudio output device: index or (part of) its name; see --list-devices");
-  app.add_option("--sample-rate", o.sample_rate, "Output sample rate in Hz (0 = the device's default; 48000 without one)")
+  app.add_option("--sample-rate", o.sample_rate,
+                 "Output sample rate in Hz (0 = the device's default; 48000 without one)")
       ->check(CLI::Range(0, 384000))
       ->capture_default_str();
   app.add_option("-b,--buffer-size", o.buffer_size, latency_help())
@@ -68,15 +70,18 @@ int parse_options(int argc, char** argv, Options& o) {
   app.add_option("--volume", o.volume, "Volume of the --play files (linear, 0..4)")
       ->check(CLI::Range(0.0f, 4.0f))
       ->capture_default_str();
-  app.add_option("--render-to", o.render_to, "Render the output to FILE (.wav, .flac, .aiff, .ogg) faster than "
-                                             "real time; implies --backend render")
+  app.add_option("--render-to", o.render_to,
+                 "Render the output to FILE (.wav, .flac, .aiff, .ogg) faster than "
+                 "real time; implies --backend render")
       ->type_name("FILE");
-  app.add_option("--duration", o.duration, "Stop after SECONDS of audio (render: length of the file; without it, "
-                                           "render until every voice has ended)")
+  app.add_option("--duration", o.duration,
+                 "Stop after SECONDS of audio (render: length of the file; without it, "
+                 "render until every voice has ended)")
       ->check(CLI::Range(0.0, 1e7))
       ->type_name("SECONDS");
-  app.add_option("--preload-limit-mb", o.preload_limit_mb, "Files whose decoded size is at most this are held in "
-                                                           "RAM; larger ones are streamed from disk")
+  app.add_option("--preload-limit-mb", o.preload_limit_mb,
+                 "Files whose decoded size is at most this are held in "
+                 "RAM; larger ones are streamed from disk")
       ->check(CLI::Range(0.0, 65536.0))
       ->capture_default_str();
   app.add_option("--ring-ms", o.ring_ms, "Read-ahead per streaming voice, in ms")
@@ -98,45 +103,55 @@ int parse_options(int argc, char** argv, Options& o) {
                  "about 4–6 fit on a Raspberry Pi 4)")
       ->transform(int_range(0, 256))
       ->capture_default_str();
-  app.add_option("--resample-quality", o.resample_quality, "fast (119 dB SNR, ≈ 90 ns/frame), medium (142 dB, "
-                                                           "≈ 180 ns), best (149 dB, ≈ 570 ns)")
+  app.add_option("--resample-quality", o.resample_quality,
+                 "fast (119 dB SNR, ≈ 90 ns/frame), medium (142 dB, "
+                 "≈ 180 ns), best (149 dB, ≈ 570 ns)")
       ->check(CLI::IsMember({"fast", "medium", "best"}))
       ->capture_default_str();
-  app.add_option("--limiter", o.limiter, "Safety limiter on the master (true/false): transparent below its "
-                                         "threshold, holds peaks at it above")
+  app.add_option("--limiter", o.limiter,
+                 "Safety limiter on the master (true/false): transparent below its "
+                 "threshold, holds peaks at it above")
       ->capture_default_str();
   app.add_option("--limiter-threshold-db", o.limiter_threshold_db, "The limiter's ceiling in dBFS")
       ->check(CLI::Range(-24.0, 0.0))
       ->capture_default_str();
-  app.add_option("--script", o.script, "Timed OSC messages to run (\"SECONDS /address args…\" per line), each at "
-                                       "its exact frame from the start: a scripted session; with --render-to, "
-                                       "rendered deterministically")
+  app.add_option("--script", o.script,
+                 "Timed OSC messages to run (\"SECONDS /address args…\" per line), each at "
+                 "its exact frame from the start: a scripted session; with --render-to, "
+                 "rendered deterministically")
       ->type_name("FILE");
   app.add_option("--tone-level-db", o.tone_level_db, "Peak level of /test_tone in dBFS")
       ->check(CLI::Range(-60.0, 0.0))
       ->capture_default_str();
-  app.add_option("--tone-seconds", o.tone_seconds, "Length of /test_tone")->check(CLI::Range(0.05, 600.0))
+  app.add_option("--tone-seconds", o.tone_seconds, "Length of /test_tone")
+      ->check(CLI::Range(0.05, 600.0))
       ->capture_default_str();
   app.add_option("--shutdown-fade-ms", o.shutdown_fade_ms, "Fade-out on SIGINT/SIGTERM, in ms")
       ->check(CLI::Range(0.0, 10000.0))
       ->capture_default_str();
 
   app.add_flag("--no-osc", o.no_osc, "Do not listen for OSC (play --play files only)");
-  app.add_option("--osc-port,--port", o.osc_port, "UDP port for OSC (crowdstream deployments use 57120 or 57122; "
-                                                 "0 = any free port, logged at start)")
+  app.add_option("--osc-port,--port", o.osc_port,
+                 "UDP port for OSC (crowdstream deployments use 57120 or 57122; "
+                 "0 = any free port, logged at start)")
       ->capture_default_str();
-  app.add_option("--osc-bind", o.osc_bind, "Address to listen on: 127.0.0.1 (default), ::1, 0.0.0.0, :: or one "
-                                           "interface's address. Beyond loopback, --allow is required")
+  app.add_option("--osc-bind", o.osc_bind,
+                 "Address to listen on: 127.0.0.1 (default), ::1, 0.0.0.0, :: or one "
+                 "interface's address. Beyond loopback, --allow is required")
       ->capture_default_str();
-  app.add_option("--osc-tcp-port", o.osc_tcp_port, "Also accept OSC over TCP (OSC 1.0 size-prefixed frames) on this "
-                                                   "port; -1 = off")
+  app.add_option("--osc-tcp-port", o.osc_tcp_port,
+                 "Also accept OSC over TCP (OSC 1.0 size-prefixed frames) on this "
+                 "port; -1 = off")
       ->check(CLI::Range(-1, 65535))
       ->capture_default_str();
-  app.add_option("--allow", o.allow, "Sources allowed to send OSC, as CIDRs (\"10.0.0.0/8,192.168.1.7\"); "
-                                     "default loopback only");
-  app.add_option("--media-root", o.media_root, "Directory OSC clients load from: relative paths resolve against "
-                                               "it, paths outside it are refused");
-  app.add_option("--max-sources", o.max_sources, "Loaded files at most")->transform(int_range(1, 1000000))
+  app.add_option("--allow", o.allow,
+                 "Sources allowed to send OSC, as CIDRs (\"10.0.0.0/8,192.168.1.7\"); "
+                 "default loopback only");
+  app.add_option("--media-root", o.media_root,
+                 "Directory OSC clients load from: relative paths resolve against "
+                 "it, paths outside it are refused");
+  app.add_option("--max-sources", o.max_sources, "Loaded files at most")
+      ->transform(int_range(1, 1000000))
       ->capture_default_str();
   app.add_option("--max-subscribers", o.max_subscribers, "Event subscribers (/stemd/notify) at most")
       ->transform(int_range(0, 1024))
@@ -144,7 +159,8 @@ int parse_options(int argc, char** argv, Options& o) {
   app.add_option("--max-string", o.max_string, "Longest OSC string accepted (paths, names), bytes")
       ->transform(int_range(16, 65536))
       ->capture_default_str();
-  app.add_option("--max-tcp-clients", o.max_tcp_clients, "TCP clients at most")->transform(int_range(1, 1024))
+  app.add_option("--max-tcp-clients", o.max_tcp_clients, "TCP clients at most")
+      ->transform(int_range(1, 1024))
       ->capture_default_str();
 
   // The old server's flags (crowdstream deployments start it with these).
@@ -152,7 +168,8 @@ int parse_options(int argc, char** argv, Options& o) {
   const char* deck_help[4] = {"Load FILE into buffer 100 (deck A) and play it, looped", "… buffer 1100 (deck B)",
                               "… buffer 2100 (deck C)", "… buffer 3100 (deck D)"};
   for (int i = 0; i < 4; ++i) app.add_option(deck_flags[i], o.deck_files[i], deck_help[i])->type_name("FILE");
-  app.add_option("--vol", o.deck_volume, "Volume of the --a/--b/--c/--d files")->check(CLI::Range(0.0f, 4.0f))
+  app.add_option("--vol", o.deck_volume, "Volume of the --a/--b/--c/--d files")
+      ->check(CLI::Range(0.0f, 4.0f))
       ->capture_default_str();
   app.add_option("--rate", o.rate, "Playback rate of the --a/--b/--c/--d files (speed and pitch)")
       ->check(CLI::Range(0.25, 4.0))
@@ -162,8 +179,9 @@ int parse_options(int argc, char** argv, Options& o) {
   app.add_option("--bpm", o.bpm, "Base tempo of the clock (bpm)")->check(CLI::Range(1.0, 999.0))->capture_default_str();
   app.add_option("--meter", o.meter, "Beats per bar")->check(CLI::Range(1, 64))->capture_default_str();
   app.add_flag("--watch", o.watch, "Log a status line every second");
-  app.add_option("--stretch-method", o.stretch_method, "How /set_tempo changes playback: playback_rate (vinyl) or "
-                                                       "time_stretch (tempo without pitch, Rubber Band; --max-stretched-voices)")
+  app.add_option("--stretch-method", o.stretch_method,
+                 "How /set_tempo changes playback: playback_rate (vinyl) or "
+                 "time_stretch (tempo without pitch, Rubber Band; --max-stretched-voices)")
       ->check(CLI::IsMember({"playback_rate", "time_stretch"}))
       ->capture_default_str();
 

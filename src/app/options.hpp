@@ -28,13 +28,13 @@ struct Options {
   std::uint32_t max_stretched_voices = 2;  // 8 with --stretch-method time_stretch
   std::string resample_quality = "fast";
   bool limiter = true;
-  std::string script;  // --script FILE: timed OSC messages
-  double tone_level_db = -12.0;   // /test_tone
+  std::string script;            // --script FILE: timed OSC messages
+  double tone_level_db = -12.0;  // /test_tone
   double tone_seconds = 2.0;
   double limiter_threshold_db = -1.0;
   double shutdown_fade_ms = 50;
   // OSC control
-  bool no_osc = false;    // also implied by render mode unless --osc-port is given
+  bool no_osc = false;  // also implied by render mode unless --osc-port is given
   std::uint16_t osc_port = 57120;
   std::string osc_bind = "127.0.0.1";
   int osc_tcp_port = -1;  // -1 = off
@@ -45,14 +45,14 @@ struct Options {
   std::uint32_t max_string = 1024;
   std::uint32_t max_tcp_clients = 16;
   // The old crowdstream server's flags, same meaning
-  std::string deck_files[4];            // --a/--b/--c/--d: load into 100/1100/2100/3100 and play (looped)
-  float deck_volume = 0.8f;             // --vol: their volume
-  double rate = 1.0;                    // --rate: their playback rate
-  std::vector<float> ab;                // --ab A B: deck A and B levels
-  std::vector<float> levels;            // --levels A B C D
-  double bpm = 120.0;                   // --bpm: base tempo
-  int meter = 4;                        // --meter: beats per bar
-  bool watch = false;                   // --watch: a status line every second
+  std::string deck_files[4];                     // --a/--b/--c/--d: load into 100/1100/2100/3100 and play (looped)
+  float deck_volume = 0.8f;                      // --vol: their volume
+  double rate = 1.0;                             // --rate: their playback rate
+  std::vector<float> ab;                         // --ab A B: deck A and B levels
+  std::vector<float> levels;                     // --levels A B C D
+  double bpm = 120.0;                            // --bpm: base tempo
+  int meter = 4;                                 // --meter: beats per bar
+  bool watch = false;                            // --watch: a status line every second
   std::string stretch_method = "playback_rate";  // --stretch-method
 };
 

@@ -28,9 +28,9 @@ struct BackendConfig {
   std::string device;              // index or name (substring); empty = default output
   int sample_rate = 0;             // 0 = the device's default (48000 for null/render)
   std::uint32_t buffer_size = 1024;
-  std::string render_path;         // render: output file; empty = discard
-  double render_seconds = 0;       // render: length; ≤ 0 = until no voice plays
-  bool quiet_alsa = true;          // hide ALSA's "cannot find card" noise during Pa_Initialize
+  std::string render_path;    // render: output file; empty = discard
+  double render_seconds = 0;  // render: length; ≤ 0 = until no voice plays
+  bool quiet_alsa = true;     // hide ALSA's "cannot find card" noise during Pa_Initialize
 };
 
 class Backend {

@@ -48,7 +48,8 @@ class NullBackend final : public Backend {
     while (running_.load(std::memory_order_relaxed)) {
       timespec now{};
       clock_gettime(CLOCK_MONOTONIC, &now);
-      const bool late = (now.tv_sec > next.tv_sec) || (now.tv_sec == next.tv_sec && now.tv_nsec > next.tv_nsec + period_ns);
+      const bool late =
+          (now.tv_sec > next.tv_sec) || (now.tv_sec == next.tv_sec && now.tv_nsec > next.tv_nsec + period_ns);
       engine_->process(buf_.data(), cfg_.buffer_size, late);
       if (late) next = now;  // we fell a whole period behind: count it, don't try to catch up
       next.tv_nsec += period_ns;

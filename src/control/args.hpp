@@ -65,7 +65,8 @@ class ArgReader {
       return true;
     }
     if (a.type == 'f' || a.type == 'd') {
-      if (!std::isfinite(a.f) || std::fabs(a.f) > 9e15) return fail(arg(i, name) + " must be an integer, got " + a.to_string());
+      if (!std::isfinite(a.f) || std::fabs(a.f) > 9e15)
+        return fail(arg(i, name) + " must be an integer, got " + a.to_string());
       out = static_cast<std::int64_t>(std::trunc(a.f));
       return true;
     }

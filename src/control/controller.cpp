@@ -170,9 +170,9 @@ bool Controller::play(int slot, const PlayOptions& opts, VoiceHandle& out, std::
     error = "deck must be 0.." + std::to_string(engine::kNumBuses - 1);
     return false;
   }
-  c.play = engine::PlayParams{&src.view, stream, opts.start_frame, opts.volume, opts.loop,
-                              static_cast<std::uint8_t>(opts.deck), opts.rate, opts.loop_start, opts.loop_end,
-                              opts.loop_count, opts.tempo};
+  c.play = engine::PlayParams{
+      &src.view, stream,          opts.start_frame, opts.volume,     opts.loop, static_cast<std::uint8_t>(opts.deck),
+      opts.rate, opts.loop_start, opts.loop_end,    opts.loop_count, opts.tempo};
   if (!send_cmd(c)) {
     loader_.release(stream);
     error = "busy: the command queue is full";
@@ -180,9 +180,9 @@ bool Controller::play(int slot, const PlayOptions& opts, VoiceHandle& out, std::
   }
   free_ids_.pop_back();
   VoiceSlot& vs = voices_[id];
-  vs = VoiceSlot{true, gen, slot, it->second, opts.loop, opts.volume, src.streamed(), 0, opts.deck, false,
-                 resampled, opts.rate, base_ratio, opts.loop_start, opts.loop_end, opts.loop_count, stretched,
-                 opts.tempo};
+  vs = VoiceSlot{
+      true,  gen,       slot,      it->second, opts.loop,       opts.volume,   src.streamed(),  0,         opts.deck,
+      false, resampled, opts.rate, base_ratio, opts.loop_start, opts.loop_end, opts.loop_count, stretched, opts.tempo};
   if (resampled) ++resampled_in_use_;
   if (stretched) ++stretched_in_use_;
   ++voices_in_use_;
@@ -222,8 +222,9 @@ bool Controller::seek(VoiceHandle v, std::int64_t frame, std::string& error) {
   c.type = CommandType::kSeek;
   c.voice = v.id;
   c.generation = v.generation;
-  c.play = engine::PlayParams{&src.view, stream, frame, vs->volume, vs->loop, static_cast<std::uint8_t>(vs->deck),
-                              vs->rate, vs->loop_start, vs->loop_end, 0, vs->tempo};
+  c.play = engine::PlayParams{
+      &src.view, stream,         frame,        vs->volume, vs->loop, static_cast<std::uint8_t>(vs->deck),
+      vs->rate,  vs->loop_start, vs->loop_end, 0,          vs->tempo};
   if (!send_cmd(c)) {
     loader_.release(stream);
     error = "busy: the command queue is full";
@@ -452,7 +453,8 @@ std::int64_t Controller::now_frame() const {
   if (!engine_.metrics().clock.read(frame, ns)) return 0;
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  const std::uint64_t now = static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+  const std::uint64_t now =
+      static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
   const double elapsed = now > ns ? static_cast<double>(now - ns) * 1e-9 : 0.0;
   return frame + static_cast<std::int64_t>(elapsed * engine_.config().sample_rate);
 }

@@ -30,7 +30,7 @@ struct PlayOptions {
   float volume = 1.0f;
   bool loop = false;
   std::int64_t start_frame = 0;
-  int deck = 0;  // 0..engine::kNumDecks-1
+  int deck = 0;       // 0..engine::kNumDecks-1
   float rate = 1.0f;  // playback rate (speed and pitch), 0.25..4
   // Loop region [loop_start, loop_end) in file frames (loop_end 0 = the file's end). Without
   // `loop` the voice ends at loop_end (a section). loop_count: passes in all (0 = forever).
@@ -49,7 +49,7 @@ struct VoiceInfo {
   std::uint64_t underruns = 0;
   int deck = 0;
   bool paused = false;
-  std::int64_t position = 0;       // frames, as the audio thread last published it
+  std::int64_t position = 0;  // frames, as the audio thread last published it
   std::int64_t total_frames = 0;
   std::uint32_t ring_fill_permille = 1000;
   bool streamed = false;
@@ -107,7 +107,9 @@ class Controller {
                       engine::Curve curve = engine::Curve::kLinear);  // ramp < 0: jump
   // Deck EQ band (0 low, 1 mid, 2 high) to a linear gain (0 = kill, 1 = flat, ≤ 4).
   bool set_deck_eq(int deck, int band, float gain, double ramp_seconds, std::string& error);
-  float deck_eq(int deck, int band) const { return deck_eq_[static_cast<std::size_t>(deck)][static_cast<std::size_t>(band)]; }
+  float deck_eq(int deck, int band) const {
+    return deck_eq_[static_cast<std::size_t>(deck)][static_cast<std::size_t>(band)];
+  }
   float deck_level(int deck) const { return deck_levels_[static_cast<std::size_t>(deck)]; }
   float master_level() const { return master_; }
   // A source made of generated audio (interleaved stereo at the output rate), e.g. a test tone.

@@ -20,10 +20,9 @@ namespace stemd::control {
 namespace {
 
 constexpr double kMaxVolume = 4.0;
-constexpr double kEqGlide = 0.05;     // EQ gains glide over ~50 ms (the spec)
-constexpr double kTempoGlide = 0.05;  // a tempo change glides every player's rate
+constexpr double kEqGlide = 0.05;                                      // EQ gains glide over ~50 ms (the spec)
+constexpr double kTempoGlide = 0.05;                                   // a tempo change glides every player's rate
 constexpr int kDeckBase[engine::kNumDecks] = {100, 1100, 2100, 3100};  // a deck's base buffer id
-
 
 // Band names are matched by prefix: "l", "lo", "low" … (the old server did the same).
 bool parse_band(const std::string& s, int& band) {
@@ -192,7 +191,8 @@ Router::Reply Router::cs_deck_levels(const OscMessage& m, const Peer&) {
   static const char* names[4] = {"A", "B", "C", "D"};
   for (std::size_t i = 0; i < a.size(); ++i) {
     if (!a.number(i, names[i], levels[i])) return fail("arguments", a.error());
-    if (levels[i] < 0 || levels[i] > kMaxVolume) return fail("range", std::string("deck ") + names[i] + " level must be 0..4");
+    if (levels[i] < 0 || levels[i] > kMaxVolume)
+      return fail("range", std::string("deck ") + names[i] + " level must be 0..4");
   }
   if (!ctl_.can_send(a.size())) return fail("busy", "busy: the command queue is full");
   std::string error;
@@ -233,7 +233,8 @@ Router::Reply Router::test_tone(double freq, double level, double seconds) {
     double env = 1.0;
     if (i < fade) env = static_cast<double>(i) / fade;
     if (frames - i < fade) env = static_cast<double>(frames - i) / fade;
-    const auto s = static_cast<float>(level * env * std::sin(2 * M_PI * freq * static_cast<double>(i) / cfg_.sample_rate));
+    const auto s =
+        static_cast<float>(level * env * std::sin(2 * M_PI * freq * static_cast<double>(i) / cfg_.sample_rate));
     tone[2 * i] = tone[2 * i + 1] = s;
   }
   constexpr int kToneSlot = -1;
@@ -271,7 +272,8 @@ Router::Reply Router::cs_deck_eq(const OscMessage& m, const Peer&) {
     return fail("arguments", a.error());
   }
   if (!parse_deck(deck_name, deck)) return fail("arguments", "deck must be A, B, C or D, got \"" + deck_name + "\"");
-  if (!parse_band(band_name, band)) return fail("arguments", "band must be low, mid or high, got \"" + band_name + "\"");
+  if (!parse_band(band_name, band))
+    return fail("arguments", "band must be low, mid or high, got \"" + band_name + "\"");
   std::string error;
   if (!ctl_.set_deck_eq(deck, band, engine::crowdstream_eq_gain(percent), kEqGlide, error)) return fail("busy", error);
   return done();
@@ -290,7 +292,8 @@ Router::Reply Router::cs_deck_eq_all(const OscMessage& m, const Peer&) {
   if (!ctl_.can_send(3)) return fail("busy", "busy: the command queue is full");
   std::string error;
   for (int band = 0; band < 3; ++band) {  // same frame for all three: they glide together
-    if (!ctl_.set_deck_eq(deck, band, engine::crowdstream_eq_gain(p[band]), kEqGlide, error)) return fail("busy", error);
+    if (!ctl_.set_deck_eq(deck, band, engine::crowdstream_eq_gain(p[band]), kEqGlide, error))
+      return fail("busy", error);
   }
   return done();
 }
@@ -311,7 +314,8 @@ Router::Reply Router::cs_deck_filter(const OscMessage& m, const Peer&) {
     return fail("arguments", "argument 3 (gain) must be a number, got " + arg.to_string());
   }
   if (!parse_deck(deck_name, deck)) return fail("arguments", "deck must be A, B, C or D, got \"" + deck_name + "\"");
-  if (!parse_band(band_name, band)) return fail("arguments", "band must be low, mid or high, got \"" + band_name + "\"");
+  if (!parse_band(band_name, band))
+    return fail("arguments", "band must be low, mid or high, got \"" + band_name + "\"");
   std::string error;
   if (!ctl_.set_deck_eq(deck, band, engine::crowdstream_filter_gain(g), kEqGlide, error)) return fail("busy", error);
   return done();
@@ -328,8 +332,9 @@ Router::Reply Router::cs_set_tempo(const OscMessage& m, const Peer&) {
   movement_active_ = false;  // an explicit tempo overrides the movement glide
   const int failed = apply_tempo(bpm, kTempoGlide);
   if (failed > 0) {
-    return fail("busy", std::to_string(failed) + " players could not follow the tempo: all resamplers are in use "
-                                                 "(--max-resampled-voices)");
+    return fail("busy", std::to_string(failed) +
+                            " players could not follow the tempo: all resamplers are in use "
+                            "(--max-resampled-voices)");
   }
   return done({OscArg::Float(bpm)});
 }
@@ -430,8 +435,8 @@ Router::Reply Router::cs_cue(const OscMessage& m, const Peer&) {
   std::string error;
   if (playing.valid() && ctl_.voice_alive(playing)) ctl_.stop(playing, 0.0, error);
   players_.erase(id);
-  armed_[deck] = Armed{true, id,
-                       static_cast<std::int64_t>(std::floor(start * static_cast<double>(ctl_.source(id)->total_frames())))};
+  armed_[deck] = Armed{
+      true, id, static_cast<std::int64_t>(std::floor(start * static_cast<double>(ctl_.source(id)->total_frames())))};
   return done({OscArg::Int(id)});
 }
 
@@ -519,7 +524,8 @@ Router::Reply Router::cs_schedule_c_at(const OscMessage& m, const Peer&) {
   Reply r = start_player(id, po);
   if (r.ok && frame < now) {
     char why[96];
-    std::snprintf(why, sizeof why, "late by %.1f ms (started at once)", 1000.0 * static_cast<double>(now - frame) / cfg_.sample_rate);
+    std::snprintf(why, sizeof why, "late by %.1f ms (started at once)",
+                  1000.0 * static_cast<double>(now - frame) / cfg_.sample_rate);
     return fail("late", why, r.values);
   }
   return r;

@@ -38,7 +38,8 @@ bool to_frame(double pos, const std::string& unit, std::int64_t total, int rate,
   }
   if (f < 0 || (total > 0 && f >= static_cast<double>(total))) {
     char buf[96];
-    std::snprintf(buf, sizeof buf, "position is outside the file (0 ≤ position < %g s)", static_cast<double>(total) / rate);
+    std::snprintf(buf, sizeof buf, "position is outside the file (0 ≤ position < %g s)",
+                  static_cast<double>(total) / rate);
     error = buf;
     return false;
   }
@@ -65,18 +66,23 @@ bool parse_curve(const std::string& name, engine::Curve& c) {
 const char* state_name(std::uint8_t s, bool paused) {
   if (paused) return "paused";
   switch (s) {
-    case 1: return "playing";
-    case 2: return "starved";
-    case 3: return "stopping";
-    case 4: return "paused";
-    default: return "starting";
+    case 1:
+      return "playing";
+    case 2:
+      return "starved";
+    case 3:
+      return "stopping";
+    case 4:
+      return "paused";
+    default:
+      return "starting";
   }
 }
 
 }  // namespace
 
 void Router::register_native() {
-  handlers_["/stemd/load"] = &Router::n_load;
+  handlers_["/stemd/load"] = &Router::cs_load_buffer;  // id path [name]: the same as /load_buffer
   handlers_["/stemd/unload"] = &Router::n_unload;
   handlers_["/stemd/play"] = &Router::n_play;
   handlers_["/stemd/play_region"] = &Router::n_play_region;
@@ -97,17 +103,6 @@ void Router::register_native() {
   handlers_["/stemd/ping"] = &Router::n_ping;
   handlers_["/stemd/tone"] = &Router::n_tone;
   handlers_["/stemd/stretch"] = &Router::n_stretch;
-}
-
-// /stemd/load id path [name]
-Router::Reply Router::n_load(const OscMessage& m, const Peer&) {
-  ArgReader a(m);
-  int id = 0;
-  std::string path, name;
-  if (!a.count(2, 3) || !a.id(0, id) || !a.string(1, "path", path)) return fail("arguments", a.error());
-  if (a.has(2) && !a.string(2, "name", name)) return fail("arguments", a.error(), {OscArg::Int(id)});
-  if (name.empty()) name = std::filesystem::path(path).stem().string();
-  return load(id, path, name, m.address);
 }
 
 // /stemd/unload id
@@ -140,7 +135,8 @@ Router::Reply Router::n_play(const OscMessage& m, const Peer&) {
   if (src == nullptr) return fail("unknown_id", "id " + std::to_string(id) + " is not loaded", idv);
   PlayOptions po;
   std::string error;
-  if (!to_frame(pos, unit, src->total_frames(), cfg_.sample_rate, po.start_frame, error)) return fail("range", error, idv);
+  if (!to_frame(pos, unit, src->total_frames(), cfg_.sample_rate, po.start_frame, error))
+    return fail("range", error, idv);
   po.rate = static_cast<float>(rate);
   po.volume = static_cast<float>(volume);
   po.loop = loop;
@@ -225,21 +221,10 @@ Router::Reply Router::n_stop(const OscMessage& m, const Peer&) {
 }
 
 // /stemd/pause id [fade_s], /stemd/resume id [fade_s]
-Router::Reply Router::n_pause(const OscMessage& m, const Peer&) {
-  ArgReader a(m);
-  int id = 0;
-  double fade = 0;
-  if (!a.count(1, 2) || !a.id(0, id) || !a.number_or(1, "fade", fade, 0.0)) return fail("arguments", a.error());
-  const std::vector<OscArg> idv{OscArg::Int(id)};
-  if (fade < 0 || fade > kMaxFade) return fail("range", "fade must be 0..3600 s", idv);
-  const VoiceHandle h = player(id);
-  if (!h.valid()) return fail("unknown_id", "id " + std::to_string(id) + " is not playing", idv);
-  std::string error;
-  if (!ctl_.pause(h, fade, error)) return fail("busy", error, idv);
-  return done(idv);
-}
+Router::Reply Router::n_pause(const OscMessage& m, const Peer&) { return pause_or_resume(m, true); }
+Router::Reply Router::n_resume(const OscMessage& m, const Peer&) { return pause_or_resume(m, false); }
 
-Router::Reply Router::n_resume(const OscMessage& m, const Peer&) {
+Router::Reply Router::pause_or_resume(const OscMessage& m, bool pause) {
   ArgReader a(m);
   int id = 0;
   double fade = 0;
@@ -249,7 +234,7 @@ Router::Reply Router::n_resume(const OscMessage& m, const Peer&) {
   const VoiceHandle h = player(id);
   if (!h.valid()) return fail("unknown_id", "id " + std::to_string(id) + " is not playing", idv);
   std::string error;
-  if (!ctl_.resume(h, fade, error)) return fail("busy", error, idv);
+  if (!(pause ? ctl_.pause(h, fade, error) : ctl_.resume(h, fade, error))) return fail("busy", error, idv);
   return done(idv);
 }
 
@@ -380,7 +365,8 @@ Router::Reply Router::n_deck(const OscMessage& m, const Peer&) {
   }
   if (!parse_deck(name, deck)) return fail("arguments", "deck must be A, B, C or D, got \"" + name + "\"");
   engine::Curve curve;
-  if (!parse_curve(curve_name, curve)) return fail("arguments", "curve must be linear, exponential, equal_power or s_curve");
+  if (!parse_curve(curve_name, curve))
+    return fail("arguments", "curve must be linear, exponential, equal_power or s_curve");
   if (v < 0 || v > kMaxVolume) return fail("range", "level must be 0..4");
   if (ramp < 0 || ramp > kMaxFade) return fail("range", "ramp must be 0..3600 s");
   std::string error;
@@ -452,8 +438,8 @@ Router::Reply Router::n_notify(const OscMessage& m, const Peer& from) {
   if (on) {
     if (it == subscribers_.end()) {
       if (subscribers_.size() >= cfg_.max_subscribers) {
-        return fail("limit", "too many subscribers (limit " + std::to_string(cfg_.max_subscribers) +
-                                 ", --max-subscribers)");
+        return fail("limit",
+                    "too many subscribers (limit " + std::to_string(cfg_.max_subscribers) + ", --max-subscribers)");
       }
       subscribers_.push_back(from);
     }

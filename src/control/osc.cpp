@@ -58,8 +58,12 @@ OscArg convert(char type, lo_arg* arg) {
       break;
     }
     case 's':
-    case 'S': r.s = p; break;
-    case 'c': r.i = static_cast<unsigned char>(p[0]); break;
+    case 'S':
+      r.s = p;
+      break;
+    case 'c':
+      r.i = static_cast<unsigned char>(p[0]);
+      break;
     case 'm': {
       const auto* m = reinterpret_cast<const std::uint8_t*>(p);
       r.i = static_cast<std::int64_t>((std::uint32_t{m[0]} << 24) | (std::uint32_t{m[1]} << 16) |
@@ -73,15 +77,20 @@ OscArg convert(char type, lo_arg* arg) {
       r.i = static_cast<std::int64_t>((static_cast<std::uint64_t>(sec) << 32) | frac);
       break;
     }
-    case 'T': r.i = 1; break;
-    case 'F': r.i = 0; break;
+    case 'T':
+      r.i = 1;
+      break;
+    case 'F':
+      r.i = 0;
+      break;
     case 'b': {
       std::int32_t n;  // liblo keeps the blob's size in host order, then the bytes
       std::memcpy(&n, p, sizeof n);
       if (n > 0) r.s.assign(p + 4, static_cast<std::size_t>(n));
       break;
     }
-    default: break;  // N, I: no data
+    default:
+      break;  // N, I: no data
   }
   return r;
 }
@@ -90,18 +99,42 @@ lo_message build(const OscMessage& m) {
   lo_message msg = lo_message_new();
   for (const OscArg& a : m.args) {
     switch (a.type) {
-      case 'i': lo_message_add_int32(msg, static_cast<std::int32_t>(a.i)); break;
-      case 'h': lo_message_add_int64(msg, a.i); break;
-      case 'f': lo_message_add_float(msg, static_cast<float>(a.f)); break;
-      case 'd': lo_message_add_double(msg, a.f); break;
-      case 's': lo_message_add_string(msg, a.s.c_str()); break;
-      case 'S': lo_message_add_symbol(msg, a.s.c_str()); break;
-      case 'c': lo_message_add_char(msg, static_cast<char>(a.i)); break;
-      case 'T': lo_message_add_true(msg); break;
-      case 'F': lo_message_add_false(msg); break;
-      case 'N': lo_message_add_nil(msg); break;
-      case 'I': lo_message_add_infinitum(msg); break;
-      case 't': lo_message_add_timetag(msg, u64_to_tt(static_cast<std::uint64_t>(a.i))); break;
+      case 'i':
+        lo_message_add_int32(msg, static_cast<std::int32_t>(a.i));
+        break;
+      case 'h':
+        lo_message_add_int64(msg, a.i);
+        break;
+      case 'f':
+        lo_message_add_float(msg, static_cast<float>(a.f));
+        break;
+      case 'd':
+        lo_message_add_double(msg, a.f);
+        break;
+      case 's':
+        lo_message_add_string(msg, a.s.c_str());
+        break;
+      case 'S':
+        lo_message_add_symbol(msg, a.s.c_str());
+        break;
+      case 'c':
+        lo_message_add_char(msg, static_cast<char>(a.i));
+        break;
+      case 'T':
+        lo_message_add_true(msg);
+        break;
+      case 'F':
+        lo_message_add_false(msg);
+        break;
+      case 'N':
+        lo_message_add_nil(msg);
+        break;
+      case 'I':
+        lo_message_add_infinitum(msg);
+        break;
+      case 't':
+        lo_message_add_timetag(msg, u64_to_tt(static_cast<std::uint64_t>(a.i)));
+        break;
       case 'm': {
         std::uint8_t midi[4] = {static_cast<std::uint8_t>(a.i >> 24), static_cast<std::uint8_t>(a.i >> 16),
                                 static_cast<std::uint8_t>(a.i >> 8), static_cast<std::uint8_t>(a.i)};
@@ -111,14 +144,16 @@ lo_message build(const OscMessage& m) {
       case 'b': {
         // liblo 0.31 cannot make an empty blob (lo_blob_new(0) is null): send one zero byte.
         const char zero = 0;
-        lo_blob b = a.s.empty() ? lo_blob_new(1, &zero) : lo_blob_new(static_cast<std::int32_t>(a.s.size()), a.s.data());
+        lo_blob b =
+            a.s.empty() ? lo_blob_new(1, &zero) : lo_blob_new(static_cast<std::int32_t>(a.s.size()), a.s.data());
         if (b) {
           lo_message_add_blob(msg, b);
           lo_blob_free(b);
         }
         break;
       }
-      default: break;
+      default:
+        break;
     }
   }
   return msg;
@@ -132,18 +167,30 @@ std::string OscArg::to_string() const {
     case 'i':
     case 'h':
     case 'c':
-    case 'm': return std::to_string(i);
-    case 't': std::snprintf(buf, sizeof buf, "t:%016llx", static_cast<unsigned long long>(i)); return buf;
+    case 'm':
+      return std::to_string(i);
+    case 't':
+      std::snprintf(buf, sizeof buf, "t:%016llx", static_cast<unsigned long long>(i));
+      return buf;
     case 'f':
-    case 'd': std::snprintf(buf, sizeof buf, "%g", f); return buf;
+    case 'd':
+      std::snprintf(buf, sizeof buf, "%g", f);
+      return buf;
     case 's':
-    case 'S': return "\"" + s + "\"";
-    case 'T': return "true";
-    case 'F': return "false";
-    case 'N': return "nil";
-    case 'I': return "inf";
-    case 'b': return "<blob " + std::to_string(s.size()) + " bytes>";
-    default: return "?";
+    case 'S':
+      return "\"" + s + "\"";
+    case 'T':
+      return "true";
+    case 'F':
+      return "false";
+    case 'N':
+      return "nil";
+    case 'I':
+      return "inf";
+    case 'b':
+      return "<blob " + std::to_string(s.size()) + " bytes>";
+    default:
+      return "?";
   }
 }
 
@@ -217,8 +264,9 @@ struct OscDispatcher::Impl {
 
   static void on_error(int num, const char* msg, const char* where) {
     // liblo's error handler has no user pointer; the dispatcher of this thread is recorded.
-    if (current) current->last_error = std::string(msg ? msg : "error") + (where ? std::string(" in ") + where : "") +
-                                       " (liblo " + std::to_string(num) + ")";
+    if (current)
+      current->last_error = std::string(msg ? msg : "error") + (where ? std::string(" in ") + where : "") + " (liblo " +
+                            std::to_string(num) + ")";
   }
   static int on_message(const char* path, const char* types, lo_arg** argv, int argc, lo_message msg, void* user) {
     auto* self = static_cast<Impl*>(user);

@@ -20,16 +20,46 @@
 namespace stemd::control {
 
 struct OscArg {
-  char type = 'N';      // i h f d s S c T F N I m t b
-  std::int64_t i = 0;   // i h c m t (and T/F as 1/0)
-  double f = 0.0;       // f d
-  std::string s;        // s S, and the bytes of a blob
-  static OscArg Int(std::int64_t v) { OscArg a; a.type = 'i'; a.i = v; return a; }
-  static OscArg Int64(std::int64_t v) { OscArg a; a.type = 'h'; a.i = v; return a; }
-  static OscArg Float(double v) { OscArg a; a.type = 'f'; a.f = v; return a; }
-  static OscArg Double(double v) { OscArg a; a.type = 'd'; a.f = v; return a; }
-  static OscArg Str(std::string v) { OscArg a; a.type = 's'; a.s = std::move(v); return a; }
-  static OscArg Bool(bool v) { OscArg a; a.type = v ? 'T' : 'F'; a.i = v; return a; }
+  char type = 'N';     // i h f d s S c T F N I m t b
+  std::int64_t i = 0;  // i h c m t (and T/F as 1/0)
+  double f = 0.0;      // f d
+  std::string s;       // s S, and the bytes of a blob
+  static OscArg Int(std::int64_t v) {
+    OscArg a;
+    a.type = 'i';
+    a.i = v;
+    return a;
+  }
+  static OscArg Int64(std::int64_t v) {
+    OscArg a;
+    a.type = 'h';
+    a.i = v;
+    return a;
+  }
+  static OscArg Float(double v) {
+    OscArg a;
+    a.type = 'f';
+    a.f = v;
+    return a;
+  }
+  static OscArg Double(double v) {
+    OscArg a;
+    a.type = 'd';
+    a.f = v;
+    return a;
+  }
+  static OscArg Str(std::string v) {
+    OscArg a;
+    a.type = 's';
+    a.s = std::move(v);
+    return a;
+  }
+  static OscArg Bool(bool v) {
+    OscArg a;
+    a.type = v ? 'T' : 'F';
+    a.i = v;
+    return a;
+  }
   bool is_number() const { return type == 'i' || type == 'h' || type == 'f' || type == 'd'; }
   bool is_string() const { return type == 's' || type == 'S'; }
   double as_double() const { return (type == 'f' || type == 'd') ? f : static_cast<double>(i); }

@@ -62,7 +62,8 @@ class Walker {
       if (size - pos < 4) return fail("bundle element size is truncated");
       const std::uint32_t n = be32(d + pos);
       pos += 4;
-      if (n == 0 || n % 4 != 0) return fail("bundle element size " + std::to_string(n) + " is not a positive multiple of 4");
+      if (n == 0 || n % 4 != 0)
+        return fail("bundle element size " + std::to_string(n) + " is not a positive multiple of 4");
       if (n > size - pos) return fail("bundle element of " + std::to_string(n) + " bytes runs past the end");
       if (!element(d + pos, n, depth + 1, false)) return false;
       pos += n;
@@ -85,7 +86,8 @@ class Walker {
     const std::size_t tags_at = pos;
     if (!string(d, size, pos, tags, "type tag string")) return false;
     if (tags.size() - 1 > limits_.max_args) {
-      return fail(std::to_string(tags.size() - 1) + " arguments, over the limit of " + std::to_string(limits_.max_args));
+      return fail(std::to_string(tags.size() - 1) + " arguments, over the limit of " +
+                  std::to_string(limits_.max_args));
     }
     bool arrays = false;
     int depth = 0;
@@ -93,15 +95,21 @@ class Walker {
       const char t = tags[i];
       std::string s;
       switch (t) {
-        case 'i': case 'f': case 'c': case 'm':  // not 'r' (RGBA): liblo 0.31 refuses it
+        case 'i':
+        case 'f':
+        case 'c':
+        case 'm':  // not 'r' (RGBA): liblo 0.31 refuses it
           if (size - pos < 4) return fail(std::string("argument '") + t + "' runs past the end");
           pos += 4;
           break;
-        case 'h': case 'd': case 't':
+        case 'h':
+        case 'd':
+        case 't':
           if (size - pos < 8) return fail(std::string("argument '") + t + "' runs past the end");
           pos += 8;
           break;
-        case 's': case 'S':
+        case 's':
+        case 'S':
           if (pos >= size) return fail("string argument runs past the end");
           if (!string(d, size, pos, s, "string argument")) return false;
           break;
@@ -109,14 +117,18 @@ class Walker {
           if (size - pos < 4) return fail("blob size runs past the end");
           const std::uint32_t n = be32(d + pos);
           pos += 4;
-          if (n > size - pos || pad4(n) > size - pos) return fail("blob of " + std::to_string(n) + " bytes runs past the end");
+          if (n > size - pos || pad4(n) > size - pos)
+            return fail("blob of " + std::to_string(n) + " bytes runs past the end");
           for (std::size_t k = pos + n; k < pos + pad4(n); ++k) {
             if (d[k] != 0) return fail("blob has non-zero padding");
           }
           pos += pad4(n);
           break;
         }
-        case 'T': case 'F': case 'N': case 'I':
+        case 'T':
+        case 'F':
+        case 'N':
+        case 'I':
           break;
         case '[':
           arrays = true;

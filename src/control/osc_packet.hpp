@@ -24,11 +24,11 @@ struct PacketLimits {
 
 struct PacketCheck {
   bool ok = false;
-  std::string reason;       // why not ok
-  std::string address;      // the first message's address, when it could be read (for the reply)
+  std::string reason;   // why not ok
+  std::string address;  // the first message's address, when it could be read (for the reply)
   bool bundle = false;
   int messages = 0;
-  bool rewritten = false;   // use `data` instead of the original bytes
+  bool rewritten = false;  // use `data` instead of the original bytes
   std::vector<std::uint8_t> data;
 };
 

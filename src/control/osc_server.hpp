@@ -23,18 +23,18 @@ namespace stemd::control {
 
 struct OscServerConfig {
   std::string bind = "127.0.0.1";
-  std::uint16_t port = 57120;       // 0 = any free port (see local_udp())
-  std::uint16_t tcp_port = 0;       // 0 = no TCP listener
+  std::uint16_t port = 57120;  // 0 = any free port (see local_udp())
+  std::uint16_t tcp_port = 0;  // 0 = no TCP listener
   bool tcp = false;
-  std::string allow;                // CIDR list; empty = loopback only (allowed only on loopback)
+  std::string allow;  // CIDR list; empty = loopback only (allowed only on loopback)
   std::size_t max_tcp_clients = 16;
   std::size_t max_packet = 65536;
 };
 
 struct OscServerStats {
   std::atomic<std::uint64_t> datagrams{0};
-  std::atomic<std::uint64_t> refused{0};        // sources outside the allow-list
-  std::atomic<std::uint64_t> kernel_drops{0};   // the socket's receive buffer overflowed
+  std::atomic<std::uint64_t> refused{0};          // sources outside the allow-list
+  std::atomic<std::uint64_t> kernel_drops{0};     // the socket's receive buffer overflowed
   std::atomic<std::uint64_t> replies_dropped{0};  // send failed (peer's buffer full)
   std::atomic<std::uint64_t> tcp_clients{0};
 };

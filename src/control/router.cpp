@@ -118,7 +118,8 @@ OscMessage Router::handle(const OscMessage& m, const Peer& from) {
     const double now_unix = static_cast<double>(rt.tv_sec) + rt.tv_nsec * 1e-9;
     const double delta = ntp_to_unix_seconds(m.timetag) - now_unix;
     const double now_mono = static_cast<double>(mono.tv_sec) * 1e9 + static_cast<double>(mono.tv_nsec);
-    const std::int64_t frame = ctl_.frame_at_monotonic(static_cast<std::uint64_t>(std::max(0.0, now_mono + delta * 1e9)));
+    const std::int64_t frame =
+        ctl_.frame_at_monotonic(static_cast<std::uint64_t>(std::max(0.0, now_mono + delta * 1e9)));
     const std::int64_t earliest = ctl_.now_frame() + cfg_.buffer_size;  // the engine renders a period ahead
     if (frame < earliest) {
       late_ms = 1000.0 * static_cast<double>(earliest - frame) / cfg_.sample_rate;
@@ -204,7 +205,8 @@ Router::Reply Router::start_player(int id, const PlayOptions& opts) {
     po.rate = static_cast<float>(std::clamp(static_cast<double>(opts.rate) * tempo_ratio(), 0.25, 4.0));
   }
   if (!ctl_.play(id, po, h, error)) {
-    const std::string kind = ctl_.source(id) == nullptr ? "unknown_id" : (error.rfind("busy", 0) == 0 ? "busy" : "range");
+    const std::string kind =
+        ctl_.source(id) == nullptr ? "unknown_id" : (error.rfind("busy", 0) == 0 ? "busy" : "range");
     return fail(kind, error, {OscArg::Int(id)});
   }
   if (old.valid()) ctl_.stop(old, 0.0, error);  // replaced: the old one fades out (declick)
@@ -262,7 +264,6 @@ void Router::tick() {
   last_beat_printed_ = beat;
   spdlog::info("clock: bar {} beat {} ({:.1f} bpm, {}/4)", beat / meter_ + 1, beat % meter_ + 1, bpm_, meter_);
 }
-
 
 // Crowdstream's id → deck map: 100–1099 A, 1100–2099 B, 2100–3099 C, 3100–4099 D, else D.
 int Router::deck_of_id(int id) const {
@@ -378,8 +379,10 @@ std::vector<OscArg> Router::status_fields() {
   kv("deck_c", OscArg::Float(ctl_.deck_level(2)));
   kv("deck_d", OscArg::Float(ctl_.deck_level(3)));
   for (int d = 0; d < engine::kNumDecks; ++d) {
-    static const char* names[4][3] = {{"eq_a_low", "eq_a_mid", "eq_a_high"}, {"eq_b_low", "eq_b_mid", "eq_b_high"},
-                                      {"eq_c_low", "eq_c_mid", "eq_c_high"}, {"eq_d_low", "eq_d_mid", "eq_d_high"}};
+    static const char* names[4][3] = {{"eq_a_low", "eq_a_mid", "eq_a_high"},
+                                      {"eq_b_low", "eq_b_mid", "eq_b_high"},
+                                      {"eq_c_low", "eq_c_mid", "eq_c_high"},
+                                      {"eq_d_low", "eq_d_mid", "eq_d_high"}};
     for (int b = 0; b < 3; ++b) kv(names[d][b], OscArg::Float(ctl_.deck_eq(d, b)));
   }
   kv("loader_reads", OscArg::Int64(static_cast<std::int64_t>(ls.reads)));

@@ -71,8 +71,8 @@ class Router {
   struct Reply {
     bool ok = true;
     std::vector<OscArg> values;
-    std::string kind;    // of failure: arguments, range, unknown_id, unknown_address, malformed, busy, file,
-                         // path, not_yet, limit
+    std::string kind;  // of failure: arguments, range, unknown_id, unknown_address, malformed, busy, file,
+                       // path, not_yet, limit
     std::string reason;
   };
 
@@ -162,13 +162,13 @@ class Router {
   Reply cs_dance(const OscMessage&, const Peer&);
 
   // native handlers (native.cpp)
-  Reply n_load(const OscMessage&, const Peer&);
   Reply n_unload(const OscMessage&, const Peer&);
   Reply n_play(const OscMessage&, const Peer&);
   Reply n_play_region(const OscMessage&, const Peer&);
   Reply n_stop(const OscMessage&, const Peer&);
   Reply n_pause(const OscMessage&, const Peer&);
   Reply n_resume(const OscMessage&, const Peer&);
+  Reply pause_or_resume(const OscMessage& m, bool pause);
   Reply n_seek(const OscMessage&, const Peer&);
   Reply n_volume(const OscMessage&, const Peer&);
   Reply n_fade(const OscMessage&, const Peer&);
@@ -203,11 +203,11 @@ class Router {
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::int64_t t0_frame_ = 0;  // /reset's timeline origin
   int meter_ = 4;
-  double bpm_ = 120.0;          // the tempo clock
+  double bpm_ = 120.0;                  // the tempo clock
   std::int64_t beat_origin_frame_ = 0;  // beats_now() = origin beats + tempo × time since origin frame
   double beat_origin_beats_ = 0;
-  std::map<int, float> player_rate_;    // each player's own rate, before the tempo ratio
-  bool movement_active_ = false;        // /dance/total_movement drives the tempo
+  std::map<int, float> player_rate_;  // each player's own rate, before the tempo ratio
+  bool movement_active_ = false;      // /dance/total_movement drives the tempo
   double movement_target_ = 0, movement_bpm_ = 0;
   std::chrono::steady_clock::time_point last_tick_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_tempo_apply_{};

@@ -73,8 +73,7 @@ class Client {
   // The next message from the daemon, waiting until `deadline`.
   Wait receive(OscMessage& out, Clock::time_point deadline, std::string& error);
   // Sends `m` and waits up to `timeout_s` for its reply; other messages go to `other`.
-  Result request(const OscMessage& m, double timeout_s,
-                 const std::function<void(const OscMessage&)>& other = nullptr);
+  Result request(const OscMessage& m, double timeout_s, const std::function<void(const OscMessage&)>& other = nullptr);
   Result request(const OscMessage& m) { return request(m, opts_.timeout_s); }
 
   // True when `reply` is the answer to a message sent to `address`.

@@ -143,7 +143,9 @@ bool parse_send_arg(const std::string& text, OscArg& out, std::string& error) {
         out = text[0] == 'f' ? OscArg::Float(x) : OscArg::Double(x);
         return true;
       }
-      case 's': out = OscArg::Str(v); return true;
+      case 's':
+        out = OscArg::Str(v);
+        return true;
       case 'S':
         out = OscArg::Str(v);
         out.type = 'S';
@@ -156,7 +158,8 @@ bool parse_send_arg(const std::string& text, OscArg& out, std::string& error) {
         out.type = 'c';
         out.i = static_cast<unsigned char>(v[0]);
         return true;
-      default: break;  // "a:b" is just a string
+      default:
+        break;  // "a:b" is just a string
     }
   }
   if (text == "true" || text == "false") {
@@ -313,7 +316,8 @@ std::string ring_bar(double fill, int width) {
   if (!std::isfinite(fill)) fill = 0;
   fill = std::clamp(fill, 0.0, 1.0);
   const int n = static_cast<int>(std::lround(fill * width));
-  return "[" + std::string(static_cast<std::size_t>(n), '#') + std::string(static_cast<std::size_t>(width - n), '-') + "]";
+  return "[" + std::string(static_cast<std::size_t>(n), '#') + std::string(static_cast<std::size_t>(width - n), '-') +
+         "]";
 }
 
 std::string status_table(const StatusFields& f) {

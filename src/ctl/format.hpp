@@ -51,9 +51,9 @@ struct VoiceRow {
 bool parse_voices(const OscMessage& reply, std::vector<VoiceRow>& rows, std::string& error);
 
 // Text.
-std::string fmt_time(double seconds);    // "3:05.2", "1:02:03.0"
-std::string fmt_uptime(double seconds);  // "1d 02:03:04", "0:01:23"
-std::string fmt_bytes(double bytes);     // "0.75 MB", "123.4 MB" (MiB)
+std::string fmt_time(double seconds);               // "3:05.2", "1:02:03.0"
+std::string fmt_uptime(double seconds);             // "1d 02:03:04", "0:01:23"
+std::string fmt_bytes(double bytes);                // "0.75 MB", "123.4 MB" (MiB)
 std::string ring_bar(double fill, int width = 10);  // "[#######---]"
 
 std::string status_table(const StatusFields& f);

@@ -146,7 +146,8 @@ class Watch {
 
     int frames = 0;
     while (!g_stop.load()) {
-      const auto next = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(interval_));
+      const auto next =
+          Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(interval_));
       refresh();
       if (g_stop.load()) break;
       draw();
@@ -236,8 +237,11 @@ class Watch {
                   " s — is stemd running? (retrying)";
         if (subscribed_) resubscribe_ = true;
         return false;
-      case Wait::kGone: lost(r.error + " (retrying)"); return false;
-      case Wait::kInterrupted: return false;
+      case Wait::kGone:
+        lost(r.error + " (retrying)");
+        return false;
+      case Wait::kInterrupted:
+        return false;
     }
     return false;
   }
@@ -339,8 +343,7 @@ int stemctl_main(int argc, char** argv) {
 
   auto* load = app.add_subcommand("load", "Load a file into buffer ID (replies once it can start at once)");
   id_arg(load);
-  load->add_option("PATH", a.path,
-                   "Audio file, as the daemon sees it: relative paths resolve against its --media-root")
+  load->add_option("PATH", a.path, "Audio file, as the daemon sees it: relative paths resolve against its --media-root")
       ->required();
   load->add_option("--name", a.name, "Display name (default: the file name without extension)");
   load->add_flag("-a,--absolute", a.absolute, "Send PATH made absolute against this shell's directory");
@@ -459,8 +462,9 @@ int stemctl_main(int argc, char** argv) {
       s.say(text);
     });
   }
-  for (auto [sub, address, verb] : {std::tuple{stop, "/stemd/stop", "stopped"}, std::tuple{pause, "/stemd/pause", "paused"},
-                                    std::tuple{resume, "/stemd/resume", "resumed"}}) {
+  for (auto [sub, address, verb] :
+       {std::tuple{stop, "/stemd/stop", "stopped"}, std::tuple{pause, "/stemd/pause", "paused"},
+        std::tuple{resume, "/stemd/resume", "resumed"}}) {
     if (!sub->parsed()) continue;
     std::vector<OscArg> args{id};
     const bool faded = sub->get_option("--fade")->count() > 0;
@@ -483,10 +487,11 @@ int stemctl_main(int argc, char** argv) {
     const char* what;
     bool has_id;
   };
-  for (const Level& l : {Level{volume, volume_ramp, "/stemd/volume", "volume", true},
-                         Level{pan, pan_ramp, "/stemd/pan", "pan", true}, Level{rate, rate_ramp, "/stemd/rate", "rate", true},
-                         Level{master, master_ramp, "/stemd/master", "master volume", false},
-                         Level{deck, deck_ramp, "/stemd/deck", "level", false}}) {
+  for (const Level& l :
+       {Level{volume, volume_ramp, "/stemd/volume", "volume", true}, Level{pan, pan_ramp, "/stemd/pan", "pan", true},
+        Level{rate, rate_ramp, "/stemd/rate", "rate", true},
+        Level{master, master_ramp, "/stemd/master", "master volume", false},
+        Level{deck, deck_ramp, "/stemd/deck", "level", false}}) {
     if (!l.sub->parsed()) continue;
     std::vector<OscArg> args;
     std::string who;

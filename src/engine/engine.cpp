@@ -43,14 +43,14 @@ struct Engine::Voice {
   std::uint32_t generation = 0;
   const VoiceSource* src = nullptr;
   Stream* stream = nullptr;
-  std::int64_t pos = 0;          // file frame of the next frame to play
-  bool reading_memory = false;   // streamed voice still inside the pre-decoded head
+  std::int64_t pos = 0;         // file frame of the next frame to play
+  bool reading_memory = false;  // streamed voice still inside the pre-decoded head
   bool loop = false;
-  Ramp gain{1.0f};               // the user's volume
-  Ramp env{1.0f};                // declick envelope: start, stop, seek, pause, underrun
-  Ramp pan{0.0f};                // balance: -1 left … +1 right
+  Ramp gain{1.0f};  // the user's volume
+  Ramp env{1.0f};   // declick envelope: start, stop, seek, pause, underrun
+  Ramp pan{0.0f};   // balance: -1 left … +1 right
   std::uint8_t deck = 0;
-  bool hold = false;             // paused: stay paused across a seek
+  bool hold = false;  // paused: stay paused across a seek
   std::uint64_t underruns = 0;
   Stream* seek_stream = nullptr;  // pending seek target
   std::int64_t seek_pos = 0;
@@ -58,17 +58,17 @@ struct Engine::Voice {
   bool ended_reported = false;
   // Rate conversion: null = the bit-exact path (same rate, rate 1).
   Resampler* rs = nullptr;
-  double base_ratio = 1.0;     // source rate / engine rate
-  double ratio = 1.0;          // base_ratio × playback rate, the target
+  double base_ratio = 1.0;  // source rate / engine rate
+  double ratio = 1.0;       // base_ratio × playback rate, the target
   std::uint32_t rate_glide = 0;
-  bool rs_switch = false;      // attach a resampler at the bottom of the current fade (no jump)
-  bool draining = false;       // end of data reached: playing out the resampler's tail
-  std::int64_t loop_start = 0;  // region [loop_start, loop_end) — see PlayParams
-  std::int64_t loop_end = 0;    // resolved: never 0 for in-memory sources
+  bool rs_switch = false;         // attach a resampler at the bottom of the current fade (no jump)
+  bool draining = false;          // end of data reached: playing out the resampler's tail
+  std::int64_t loop_start = 0;    // region [loop_start, loop_end) — see PlayParams
+  std::int64_t loop_end = 0;      // resolved: never 0 for in-memory sources
   std::uint32_t passes_left = 0;  // 0 = forever; counts down at each wrap
-  Stretcher* st = nullptr;     // time-stretch (after the resampler); null = none
+  Stretcher* st = nullptr;        // time-stretch (after the resampler); null = none
   double tempo = 1.0;
-  bool st_switch = false;      // attach a stretcher at the bottom of the current fade
+  bool st_switch = false;  // attach a stretcher at the bottom of the current fade
 };
 
 namespace {
@@ -80,8 +80,8 @@ struct PullCtx {
 
 Engine::Engine(const EngineConfig& cfg)
     : cfg_(cfg),
-      declick_frames_(std::max<std::uint32_t>(
-          1, static_cast<std::uint32_t>(std::lround(cfg.declick_ms * 1e-3 * cfg.sample_rate)))),
+      declick_frames_(
+          std::max<std::uint32_t>(1, static_cast<std::uint32_t>(std::lround(cfg.declick_ms * 1e-3 * cfg.sample_rate)))),
       voices_(new Voice[cfg.max_voices]),
       telemetry_(new VoiceTelemetry[cfg.max_voices]),
       decks_(static_cast<std::size_t>(cfg.max_block_frames) * 2 * kNumBuses),
@@ -372,7 +372,8 @@ void Engine::apply(const Command& c) noexcept {
       v->state = Voice::State::kStopping;
       v->retire_reason = EndReason::kStopped;
       // Always a fade, however short the request: a stop never clicks.
-      v->env.set(0.0f, std::max(c.frames, std::min<std::uint32_t>(declick_frames_, 64)), static_cast<Curve>(c.curve & 3));
+      v->env.set(0.0f, std::max(c.frames, std::min<std::uint32_t>(declick_frames_, 64)),
+                 static_cast<Curve>(c.curve & 3));
       return;
     case CommandType::kSetGain:
       v->gain.set(c.value, c.frames, static_cast<Curve>(c.curve & 3));
@@ -440,7 +441,8 @@ void Engine::apply(const Command& c) noexcept {
         return;
       }
       // A pending seek's stream is replaced (a pending rate switch's "stream" is the voice's own).
-      if (v->seek_stream != nullptr && v->seek_stream != v->stream) retire(v->seek_stream, c.voice, v->generation, false);
+      if (v->seek_stream != nullptr && v->seek_stream != v->stream)
+        retire(v->seek_stream, c.voice, v->generation, false);
       v->seek_stream = c.play.stream;
       v->seek_pos = std::max<std::int64_t>(0, c.play.position);
       if (v->state == Voice::State::kStarved || v->state == Voice::State::kPaused) {
@@ -524,13 +526,18 @@ void Engine::limit(float* block, std::uint32_t frames) noexcept {
 std::uint8_t Engine::telemetry_state(const Voice& v) noexcept {
   switch (v.state) {
     case Voice::State::kPlaying:
-    case Voice::State::kSeeking: return 1;
-    case Voice::State::kStarved: return 2;
+    case Voice::State::kSeeking:
+      return 1;
+    case Voice::State::kStarved:
+      return 2;
     case Voice::State::kStopping:
-    case Voice::State::kRetiring: return 3;
+    case Voice::State::kRetiring:
+      return 3;
     case Voice::State::kPausing:
-    case Voice::State::kPaused: return 4;
-    default: return 0;
+    case Voice::State::kPaused:
+      return 4;
+    default:
+      return 0;
   }
 }
 
@@ -657,7 +664,9 @@ void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
         // Underrun: play what there is, fading it to silence so the gap never clicks.
         std::int64_t out_avail = avail;
         if (v.rs != nullptr) {
-          out_avail = static_cast<std::int64_t>(std::floor(static_cast<double>(avail) / std::max(v.rs->ratio(), v.rs->target_ratio()))) - 4;
+          out_avail = static_cast<std::int64_t>(
+                          std::floor(static_cast<double>(avail) / std::max(v.rs->ratio(), v.rs->target_ratio()))) -
+                      4;
         }
         const auto have = static_cast<std::uint32_t>(std::clamp<std::int64_t>(out_avail, 0, want));
         const std::uint32_t fade = std::min(have, declick_frames_);

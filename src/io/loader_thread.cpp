@@ -18,8 +18,8 @@ class LoaderThread::Reader : public Stream {
   std::int64_t total_frames = -1;  // what the header promised (-1: unknown)
   bool done = false;               // finish() was published
   std::int64_t region_start = 0;
-  std::int64_t region_end = -1;    // -1: the file's end
-  std::uint32_t passes_left = 0;   // 0 = forever
+  std::int64_t region_end = -1;   // -1: the file's end
+  std::uint32_t passes_left = 0;  // 0 = forever
 };
 
 LoaderThread::LoaderThread(const LoaderConfig& cfg) : cfg_(cfg) {

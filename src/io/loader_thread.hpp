@@ -26,17 +26,17 @@
 namespace stemd::io {
 
 struct LoaderConfig {
-  std::int64_t ring_frames = 24000;   // per streaming voice (0.5 s at 48 kHz)
-  std::int64_t chunk_frames = 8192;   // largest single read
-  std::int64_t prefill_frames = 8192; // decoded synchronously when a stream starts past the head
+  std::int64_t ring_frames = 24000;    // per streaming voice (0.5 s at 48 kHz)
+  std::int64_t chunk_frames = 8192;    // largest single read
+  std::int64_t prefill_frames = 8192;  // decoded synchronously when a stream starts past the head
   int wake_timeout_ms = 10;
 };
 
 struct LoaderStats {
   std::uint64_t reads = 0;
   std::uint64_t frames_read = 0;
-  std::uint64_t read_errors = 0;      // streams ended by an I/O or decode error
-  std::uint64_t truncated = 0;        // streams whose file ended before its header said
+  std::uint64_t read_errors = 0;  // streams ended by an I/O or decode error
+  std::uint64_t truncated = 0;    // streams whose file ended before its header said
   std::uint64_t loop_wraps = 0;
   std::uint64_t passes = 0;
   std::size_t streams = 0;

@@ -42,7 +42,7 @@ std::shared_ptr<FileHandle> FileHandle::open(const std::string& path, std::strin
     error = std::strerror(errno);
     return nullptr;
   }
-  struct stat st{};
+  struct stat st {};
   if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
     ::close(fd);
     error = "is a directory";
@@ -54,7 +54,7 @@ std::shared_ptr<FileHandle> FileHandle::open(const std::string& path, std::strin
 FileHandle::~FileHandle() { ::close(fd_); }
 
 std::int64_t FileHandle::size() const noexcept {
-  struct stat st{};
+  struct stat st {};
   return fstat(fd_, &st) == 0 ? static_cast<std::int64_t>(st.st_size) : 0;
 }
 
@@ -75,10 +75,17 @@ struct SoundFile::Impl {
   static sf_count_t vio_seek(sf_count_t off, int whence, void* user) {
     auto* self = static_cast<Impl*>(user);
     switch (whence) {
-      case SEEK_SET: self->offset = off; break;
-      case SEEK_CUR: self->offset += off; break;
-      case SEEK_END: self->offset = self->file->size() + off; break;
-      default: return -1;
+      case SEEK_SET:
+        self->offset = off;
+        break;
+      case SEEK_CUR:
+        self->offset += off;
+        break;
+      case SEEK_END:
+        self->offset = self->file->size() + off;
+        break;
+      default:
+        return -1;
     }
     return self->offset;
   }
@@ -199,9 +206,7 @@ bool SoundFile::seek(std::int64_t frame) {
   return sf_seek(impl_->sf, frame, SEEK_SET) == frame;
 }
 
-std::string SoundFile::error() const {
-  return impl_->sf ? sf_strerror(impl_->sf) : sf_strerror(nullptr);
-}
+std::string SoundFile::error() const { return impl_->sf ? sf_strerror(impl_->sf) : sf_strerror(nullptr); }
 
 // ---------------------------------------------------------------- SoundFileWriter
 

@@ -46,7 +46,7 @@ struct FileInfo {
   std::int64_t frames = 0;  // -1 when the format cannot tell
   int sample_rate = 0;
   int channels = 0;
-  std::string format;   // e.g. "WAV 16-bit PCM"
+  std::string format;  // e.g. "WAV 16-bit PCM"
   bool seekable = false;
 };
 

@@ -28,10 +28,10 @@ class Source {
   std::string name;
   FileInfo info;
   std::shared_ptr<FileHandle> file;
-  std::vector<float> data;       // whole file, or its head; interleaved stereo
-  engine::VoiceSource view;      // what voices read; points into `data`
-  std::int64_t load_ns = 0;      // how long loading took
-  bool truncated = false;        // the file held fewer frames than its header said
+  std::vector<float> data;   // whole file, or its head; interleaved stereo
+  engine::VoiceSource view;  // what voices read; points into `data`
+  std::int64_t load_ns = 0;  // how long loading took
+  bool truncated = false;    // the file held fewer frames than its header said
 
   bool streamed() const noexcept { return view.streamed; }
   std::int64_t total_frames() const noexcept { return view.total_frames; }

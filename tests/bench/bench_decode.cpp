@@ -44,9 +44,9 @@ bool fixture(benchmark::State& state, bool is_float, std::string& path) {
 }
 
 void set_counters(benchmark::State& state, std::int64_t frames_per_iter, std::int64_t file_bytes_per_frame) {
-  state.counters["ns_per_frame"] = benchmark::Counter(static_cast<double>(frames_per_iter) * 1e-9,
-                                                      benchmark::Counter::kIsIterationInvariantRate |
-                                                          benchmark::Counter::kInvert);
+  state.counters["ns_per_frame"] =
+      benchmark::Counter(static_cast<double>(frames_per_iter) * 1e-9,
+                         benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
   // Bytes of the file consumed.
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * frames_per_iter * file_bytes_per_frame);
 }

@@ -98,7 +98,8 @@ void BM_Load(benchmark::State& state, Size size, bool cold) {
 [[maybe_unused]] const bool registered = [] {
   for (bool cold : {false, true}) {
     for (const Size& s : kSizes) {
-      benchmark::RegisterBenchmark((std::string("load/") + (cold ? "cold/" : "hot/") + s.label).c_str(), BM_Load, s, cold)
+      benchmark::RegisterBenchmark((std::string("load/") + (cold ? "cold/" : "hot/") + s.label).c_str(), BM_Load, s,
+                                   cold)
           ->Iterations(kLoads)
           ->Repetitions(1)  // the 20 samples are the statistics; --benchmark_repetitions does not apply
           ->UseManualTime()

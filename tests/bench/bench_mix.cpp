@@ -58,8 +58,8 @@ const std::vector<std::vector<float>>& sources() {
 void set_counters(benchmark::State& state, std::int64_t voices, std::int64_t frames) {
   const double voice_frames = static_cast<double>(voices) * static_cast<double>(frames);
   // time / (iterations × voice_frames × 1e-9) = ns per voice-frame
-  state.counters["ns_per_voice_frame"] =
-      benchmark::Counter(voice_frames * 1e-9, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  state.counters["ns_per_voice_frame"] = benchmark::Counter(
+      voice_frames * 1e-9, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * voices * frames * 2 *
                           static_cast<std::int64_t>(sizeof(float)));
 }
@@ -134,7 +134,8 @@ void BM_MixStream(benchmark::State& state, int voices, int frames) {
     }
   };
   refill();
-  for (int i = 0; i < voices; ++i) eng->send(play_command(static_cast<std::uint32_t>(i), &view, streams[i].get(), 1.0f));
+  for (int i = 0; i < voices; ++i)
+    eng->send(play_command(static_cast<std::uint32_t>(i), &view, streams[i].get(), 1.0f));
   std::vector<float> out(static_cast<std::size_t>(kMaxBlock) * 2);
   eng->process(out.data(), static_cast<std::uint32_t>(frames));
   drain_events(*eng);

@@ -23,9 +23,7 @@ class Noise {
     return s_ * 0x2545F4914F6CDD1Dull;
   }
   // Uniform in [-amp, amp).
-  float uniform(float amp) noexcept {
-    return amp * (static_cast<float>(next() >> 40) * (2.0f / 16777216.0f) - 1.0f);
-  }
+  float uniform(float amp) noexcept { return amp * (static_cast<float>(next() >> 40) * (2.0f / 16777216.0f) - 1.0f); }
   std::int16_t pcm16(int amp = 16384) noexcept {
     return static_cast<std::int16_t>(static_cast<int>(next() >> 48) % (2 * amp) - amp);
   }

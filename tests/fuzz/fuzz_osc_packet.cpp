@@ -5,7 +5,8 @@
 //
 // Invariants checked (a violation aborts, i.e. is a finding):
 //   - check_packet() refusing a packet always gives a reason;
-//   - a packet it accepts holds ≥ 1 message (unless it is a bundle: empty bundles are valid), and, when rewritten (",[]"),
+//   - a packet it accepts holds ≥ 1 message (unless it is a bundle: empty bundles are valid), and, when rewritten
+//   (",[]"),
 //     the rewritten bytes pass check_packet() again unchanged;
 //   - whatever passed the structural check, liblo does not crash on it;
 //   - a message liblo yields serialises back to bytes that check_packet() accepts and
@@ -58,7 +59,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   // An empty bundle is valid OSC and holds no message; anything else holds at least one.
-  if (check.messages < 1 && !check.bundle) violated("accepted a message that is not one", std::to_string(size) + " bytes");
+  if (check.messages < 1 && !check.bundle)
+    violated("accepted a message that is not one", std::to_string(size) + " bytes");
   const std::uint8_t* bytes = check.rewritten ? check.data.data() : data;
   const std::size_t n = check.rewritten ? check.data.size() : size;
   if (check.rewritten) {

@@ -5,7 +5,8 @@
 // block on this thread, so loads, plays, stops, seeks and retirements really happen.
 //
 // Invariants checked (a violation aborts, i.e. is a finding):
-//   - every packet gets ≥ 1 reply (but a valid bundle holding no message: none); a packet check_packet() accepts gets exactly one reply per
+//   - every packet gets ≥ 1 reply (but a valid bundle holding no message: none); a packet check_packet() accepts gets
+//   exactly one reply per
 //     message inside it ("every message gets exactly one reply");
 //   - every reply goes to the sender, parses with osc_parse(), is /done or /fail, and its
 //     first argument is a string (the address answered); a /fail's last argument is a
@@ -117,14 +118,15 @@ struct Rig {
     write_wav(root + "/tone.wav", 4800, 2, kRate, SF_FORMAT_WAV | SF_FORMAT_PCM_16);
     write_wav(root + "/mono.wav", 3000, 1, kRate, SF_FORMAT_WAV | SF_FORMAT_FLOAT);
     write_wav(root + "/long.wav", 24000, 2, kRate, SF_FORMAT_WAV | SF_FORMAT_PCM_16);  // streamed
-    write_wav(root + "/rate44.wav", 441, 2, 44100, SF_FORMAT_WAV | SF_FORMAT_PCM_16);   // refused: rate
+    write_wav(root + "/rate44.wav", 441, 2, 44100, SF_FORMAT_WAV | SF_FORMAT_PCM_16);  // refused: rate
     if (FILE* f = std::fopen((root + "/junk.wav").c_str(), "wb")) {                    // refused: format
       std::fputs("RIFF\x10\0\0\0WAVEjunk", f);
       std::fclose(f);
     }
     mkdir((root + "/sub").c_str(), 0700);
     write_wav(root + "/sub/a.wav", 480, 2, kRate, SF_FORMAT_WAV | SF_FORMAT_PCM_24);
-    if (symlink("/etc", (root + "/escape").c_str()) != 0) { /* refusal is tested without it too */ }
+    if (symlink("/etc", (root + "/escape").c_str()) != 0) { /* refusal is tested without it too */
+    }
 
     spdlog::set_level(std::getenv("STEMD_FUZZ_LOG") ? spdlog::level::debug : spdlog::level::off);
     std::string err;
@@ -134,7 +136,7 @@ struct Rig {
     rc.buffer_size = kBlock;
     rc.max_sources = kMaxSources;
     rc.max_subscribers = 4;
-    rc.tone_seconds = 0.05;  // /test_tone allocates this much audio per message
+    rc.tone_seconds = 0.05;               // /test_tone allocates this much audio per message
     router = new Router(ctl, rc, media);  // never destroyed: the process exits with it
     ctl.set_event_handler([this](const engine::Event& e, const VoiceInfo& v) { router->on_event(e, v); });
     engine.set_loader_wakeup(&io::LoaderThread::wake_cb, &loader);
@@ -201,8 +203,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                      last.to_string().c_str());
       }
       if (r.out.size() > std::max<std::size_t>(msgs, 1)) {
-        violated("more replies than messages", std::to_string(check.messages) + " messages, " +
-                                                   std::to_string(r.out.size()) + " replies");
+        violated("more replies than messages",
+                 std::to_string(check.messages) + " messages, " + std::to_string(r.out.size()) + " replies");
       }
     } else if (r.out.size() != msgs) {
       violated("not one reply per message",
@@ -231,6 +233,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (r.ctl.sources_loaded() > kMaxSources + 1) {  // + the test tone's slot
     violated("more sources than --max-sources", std::to_string(r.ctl.sources_loaded()));
   }
-  if (r.ctl.voices_playing() > kMaxVoices) violated("more voices than max_voices", std::to_string(r.ctl.voices_playing()));
+  if (r.ctl.voices_playing() > kMaxVoices)
+    violated("more voices than max_voices", std::to_string(r.ctl.voices_playing()));
   return 0;
 }

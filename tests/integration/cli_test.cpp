@@ -119,7 +119,8 @@ TEST(Cli, ConfigFileSetsEveryFlag) {
 }
 
 TEST(Cli, ShippedConfigFileParses) {
-  const auto r = run_stemd(std::string("--config ") + STEMD_SOURCE_DIR + "/config/stemd.conf --backend null --duration 0.05");
+  const auto r =
+      run_stemd(std::string("--config ") + STEMD_SOURCE_DIR + "/config/stemd.conf --backend null --duration 0.05");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("buffer 1024 frames"), std::string::npos) << r.output;
 }
@@ -152,8 +153,8 @@ TEST(Cli, RenderLoopWithoutDurationIsRefused) {
 TEST(Cli, SigtermFadesOutAndExitsZero) {
   TempDir dir;
   write_wav16(dir.file("a.wav"), make_pcm16(48000 * 5, 2, 3), 2);
-  const std::string cmd = std::string(STEMD_BINARY) + " --osc-port 0 --backend null --loop --play " + dir.file("a.wav") +
-                          " & pid=$!; sleep 0.5; kill -TERM $pid; wait $pid; echo exit=$?";
+  const std::string cmd = std::string(STEMD_BINARY) + " --osc-port 0 --backend null --loop --play " +
+                          dir.file("a.wav") + " & pid=$!; sleep 0.5; kill -TERM $pid; wait $pid; echo exit=$?";
   const auto r = run_process("sh -c " + shell_quote(cmd));
   EXPECT_NE(r.output.find("exit=0"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("stopped (SIGTERM)"), std::string::npos) << r.output;
@@ -169,9 +170,8 @@ TEST(Cli, SigintExitsZero) {
 }
 
 TEST(Cli, OscPortInUseIsAClearStartupError) {
-  const std::string cmd = std::string(STEMD_BINARY) +
-                          " --backend null --osc-port 57391 & pid=$!; sleep 0.4; " + STEMD_BINARY +
-                          " --backend null --osc-port 57391; echo second=$?; kill -TERM $pid; wait $pid";
+  const std::string cmd = std::string(STEMD_BINARY) + " --backend null --osc-port 57391 & pid=$!; sleep 0.4; " +
+                          STEMD_BINARY + " --backend null --osc-port 57391; echo second=$?; kill -TERM $pid; wait $pid";
   const auto r = run_process("sh -c " + shell_quote(cmd));
   EXPECT_NE(r.output.find("second=2"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("port 57391 is in use"), std::string::npos) << r.output;

@@ -68,8 +68,8 @@ TEST(Memory, TwentyMinuteStreamKeepsRssFlat) {
   const double growth_mb = static_cast<double>(rss_end - rss_at_10s) / (1024.0 * 1024.0);
   RecordProperty("rss_at_10s_mb", std::to_string(rss_at_10s / (1024 * 1024)));
   RecordProperty("rss_growth_mb", std::to_string(growth_mb));
-  std::printf("RSS at 10 s: %.1f MB, at 20 min: %.1f MB, growth %.2f MB\n", rss_at_10s / 1048576.0,
-              rss_end / 1048576.0, growth_mb);
+  std::printf("RSS at 10 s: %.1f MB, at 20 min: %.1f MB, growth %.2f MB\n", rss_at_10s / 1048576.0, rss_end / 1048576.0,
+              growth_mb);
   EXPECT_LT(growth_mb, 5.0) << "streaming must not accumulate memory";
 }
 

@@ -40,8 +40,8 @@ class Corpus {
   std::string group;
 
   void add(const std::string& name, const OscMessage& m, std::vector<std::string> keywords) {
-    cases.push_back(Case{group, name.empty() ? m.to_string().substr(0, 120) : name, serialise(m), m.address,
-                         std::move(keywords)});
+    cases.push_back(
+        Case{group, name.empty() ? m.to_string().substr(0, 120) : name, serialise(m), m.address, std::move(keywords)});
   }
   void add(const OscMessage& m, std::vector<std::string> keywords) { add("", m, std::move(keywords)); }
   void raw(const std::string& name, Bytes b, std::string reply_to, std::vector<std::string> keywords) {
@@ -898,8 +898,8 @@ TEST_F(OscBadInput, BundleWithATagLibloRefusesIsRefusedWhole) {
   for (const Bytes& second : {rgba}) {
     const Snapshot before = snapshot(*c_);
     std::vector<OscMessage> extra;
-    const auto r = c_->send_raw_then_ping(bundle({serialise(msg("/deck_levels", 0.11, 0.22, 0.33, 0.44)), second}),
-                                          &extra);
+    const auto r =
+        c_->send_raw_then_ping(bundle({serialise(msg("/deck_levels", 0.11, 0.22, 0.33, 0.44)), second}), &extra);
     ASSERT_TRUE(r.has_value());
     // The packet is refused whole, with one /fail naming the reason (like every malformed packet)…
     EXPECT_EQ(r->address, "/fail") << r->to_string();

@@ -193,7 +193,7 @@ TEST_F(OscCompat, TrackMixerProductionSequence) {
 // two group starts, then bursts of /deck_eq (214 in 25 s).
 TEST_F(OscCompat, TwoDeckMixer) {
   std::vector<Step> s;
-  s.push_back(Step{reset_empty_array(), "/reset", Expect::kDone, "/reset ,[]"});
+  s.push_back(Step{reset_empty_array(), "/reset", Expect::kDone, "/reset ,[]", OscMessage{}});
   s.push_back(step(msg("/deck_levels", 1.0, 1.0, 0.0, 0.0)));
   s.push_back(step(msg("/deck_eq_all", "A", 50, 50, 50)));
   s.push_back(step(msg("/deck_eq_all", "B", 50, 50, 50)));
@@ -216,7 +216,7 @@ TEST_F(OscCompat, TwoDeckMixer) {
 // here), then 41 steps of nine /deck_eq messages.
 TEST_F(OscCompat, ThreeDeckMixer) {
   std::vector<Step> s;
-  s.push_back(Step{reset_empty_array(), "/reset", Expect::kDone, "/reset ,[]"});
+  s.push_back(Step{reset_empty_array(), "/reset", Expect::kDone, "/reset ,[]", OscMessage{}});
   s.push_back(step(msg("/deck_levels", 1.0, 1.0, 1.0, 0.0)));
   for (const char* d : {"A", "B", "C"}) s.push_back(step(msg("/deck_eq_all", d, 50, 50, 50)));
   s.push_back(step(msg("/cue", "A", media_.path("a.wav"), 0.0)));

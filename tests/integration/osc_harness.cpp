@@ -258,7 +258,8 @@ bool Client::receive(Bytes& out, std::chrono::milliseconds timeout) {
         return true;
       }
     }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     pollfd p{fd_, POLLIN, 0};
     const int r = ::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(left.count(), 0)));
     if (r <= 0) return false;
@@ -282,7 +283,8 @@ std::optional<OscMessage> Client::next_reply(std::chrono::milliseconds timeout) 
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   Bytes b;
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() < 0 || !receive(b, left)) return std::nullopt;
     OscMessage m;
     std::string err;
@@ -299,7 +301,8 @@ OscMessage Client::send(const OscMessage& m) {
   post(m);
   const auto deadline = std::chrono::steady_clock::now() + kReplyTimeout;
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     auto r = next_reply(std::max(left, std::chrono::milliseconds(0)));
     if (!r) {
       ADD_FAILURE() << "no reply to " << m.to_string();
@@ -308,8 +311,8 @@ OscMessage Client::send(const OscMessage& m) {
       return t;
     }
     if (!r->args.empty() && r->args[0].is_string() && r->args[0].s == m.address) return *r;
-    ADD_FAILURE() << "while waiting for the reply to " << m.to_string() << ": a reply for something else: "
-                  << r->to_string();
+    ADD_FAILURE() << "while waiting for the reply to " << m.to_string()
+                  << ": a reply for something else: " << r->to_string();
     strays_.push_back(*r);
   }
 }
@@ -344,7 +347,8 @@ std::optional<OscMessage> Client::wait_notification(const std::string& address, 
         return m;
       }
     }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return std::nullopt;
     auto r = next_reply(std::min(left, std::chrono::milliseconds(50)));
     if (r) {
@@ -375,8 +379,8 @@ void Client::resync() {
 bool Snapshot::operator==(const Snapshot& o) const {
   return valid && o.valid && sources == o.sources && voices == o.voices && deck[0] == o.deck[0] &&
          deck[1] == o.deck[1] && deck[2] == o.deck[2] && deck[3] == o.deck[3] && master == o.master &&
-         std::equal(&eq[0][0], &eq[0][0] + 12, &o.eq[0][0]) &&
-         sources_loaded == o.sources_loaded && voices_playing == o.voices_playing;
+         std::equal(&eq[0][0], &eq[0][0] + 12, &o.eq[0][0]) && sources_loaded == o.sources_loaded &&
+         voices_playing == o.voices_playing;
 }
 
 std::string Snapshot::describe() const {

@@ -134,9 +134,9 @@ std::map<std::string, OscArg> status_map(const OscMessage& r);
 struct DaemonOptions {
   std::string bind = "127.0.0.1";
   bool tcp = false;
-  std::string allow;               // empty: loopback only
-  std::string media_root;          // empty: none
-  bool media_loopback_only = true; // MediaPolicy: without a root, loads allowed only on loopback
+  std::string allow;                // empty: loopback only
+  std::string media_root;           // empty: none
+  bool media_loopback_only = true;  // MediaPolicy: without a root, loads allowed only on loopback
   int sample_rate = 48000;
   std::uint32_t buffer_size = 256;
   std::size_t max_string = 1024;

@@ -24,21 +24,21 @@ namespace stemd::test::osc {
 namespace {
 
 // Each evaluates its reply expression once (it usually sends the message).
-#define EXPECT_DONE(r, addr)                                             \
-  do {                                                                   \
-    const OscMessage reply_ = (r);                                       \
+#define EXPECT_DONE(r, addr)                                                 \
+  do {                                                                       \
+    const OscMessage reply_ = (r);                                           \
     EXPECT_TRUE(is_done(reply_, (addr))) << "reply: " << reply_.to_string(); \
   } while (0)
-#define ASSERT_DONE(r, addr)                                             \
-  do {                                                                   \
-    const OscMessage reply_ = (r);                                       \
+#define ASSERT_DONE(r, addr)                                                 \
+  do {                                                                       \
+    const OscMessage reply_ = (r);                                           \
     ASSERT_TRUE(is_done(reply_, (addr))) << "reply: " << reply_.to_string(); \
   } while (0)
-#define EXPECT_NOT_YET(r, addr)                                                                            \
-  do {                                                                                                     \
-    const OscMessage reply_ = (r);                                                                         \
+#define EXPECT_NOT_YET(r, addr)                                                                                \
+  do {                                                                                                         \
+    const OscMessage reply_ = (r);                                                                             \
     EXPECT_TRUE(is_fail(reply_, (addr)) && reason(reply_).rfind("not yet", 0) == 0 && reply_.args.size() >= 2) \
-        << "expected /fail " << (addr) << " … \"not yet…\", got: " << reply_.to_string();                  \
+        << "expected /fail " << (addr) << " … \"not yet…\", got: " << reply_.to_string();                      \
   } while (0)
 
 const VoiceRow* find_voice(const std::vector<VoiceRow>& v, int slot) {
@@ -289,10 +289,11 @@ TEST_F(OscTest, GetStatusAndStemdStatusReplyWithTheStatus) {
     const OscMessage r = c().send(addr);
     ASSERT_DONE(r, addr);
     const auto st = status_map(r);
-    for (const char* k : {"sample_rate", "buffer_size", "latency_ms", "voices", "sources", "memory_bytes",
-                          "voice_underruns", "device_underflows", "callback_p99_us", "budget_us", "cpu_load",
-                          "uptime_s", "master", "deck_a", "deck_b", "deck_c", "deck_d", "bad_messages",
-                          "refused_sources", "datagrams"}) {
+    for (const char* k : {"sample_rate",     "buffer_size",  "latency_ms",      "voices",
+                          "sources",         "memory_bytes", "voice_underruns", "device_underflows",
+                          "callback_p99_us", "budget_us",    "cpu_load",        "uptime_s",
+                          "master",          "deck_a",       "deck_b",          "deck_c",
+                          "deck_d",          "bad_messages", "refused_sources", "datagrams"}) {
       EXPECT_TRUE(st.count(k)) << addr << " has no " << k;
     }
     EXPECT_EQ(st.at("sample_rate").i, 48000);
@@ -659,12 +660,12 @@ TEST_F(OscTest, CoercionsTheOldClientsRelyOn) {
   // Ints for floats in levels; int64 and double too.
   EXPECT_DONE(c().send("/crossfade_levels", 1, 0), "/crossfade_levels");
   EXPECT_DONE(c().send("/deck_levels", OscArg::Int64(1), dbl(0.5), "0.25", 0), "/deck_levels");
-  EXPECT_DONE(c().send("/set_meter", 3.0), "/set_meter");     // float for an int
-  EXPECT_DONE(c().send("/set_meter", "7"), "/set_meter");     // string for an int
+  EXPECT_DONE(c().send("/set_meter", 3.0), "/set_meter");  // float for an int
+  EXPECT_DONE(c().send("/set_meter", "7"), "/set_meter");  // string for an int
   EXPECT_DONE(c().send("/stemd/notify", false), "/stemd/notify");
   EXPECT_DONE(c().send("/stem_volume", "1001", i64(1)), "/stem_volume");  // string id
-  EXPECT_DONE(c().send("/set_tempo", 120), "/set_tempo");  // an int bpm
-  EXPECT_DONE(c().send("/deck_eq", "A", "HI", "25"), "/deck_eq");  // band prefix, any case; numeric string
+  EXPECT_DONE(c().send("/set_tempo", 120), "/set_tempo");                 // an int bpm
+  EXPECT_DONE(c().send("/deck_eq", "A", "HI", "25"), "/deck_eq");         // band prefix, any case; numeric string
   EXPECT_DONE(c().send("/deck_filter", "A", "l", dbl(2.0)), "/deck_filter");
   EXPECT_DONE(c().send("/deck_filter", "A", "mid", "0.5"), "/deck_filter");
   EXPECT_TRUE(voice_state(1001, "playing"));
@@ -706,8 +707,8 @@ TEST_F(OscTest, ResetWithAnEmptyArrayIsAccepted) {
 }
 
 TEST_F(OscTest, ABundleOfThreeGetsThreeRepliesInOrder) {
-  const Bytes b = bundle({serialise(msg("/stemd/ping")), serialise(msg("/deck_levels", 0.5)),
-                          serialise(msg("/stemd/list"))});
+  const Bytes b =
+      bundle({serialise(msg("/stemd/ping")), serialise(msg("/deck_levels", 0.5)), serialise(msg("/stemd/list"))});
   c().post_raw(b);
   auto r1 = c().next_reply();
   auto r2 = c().next_reply();
@@ -736,12 +737,23 @@ TEST_F(OscTest, AnEmptyBundleGetsNoReply) {
 TEST_F(OscTest, EveryMessageGetsExactlyOneReply) {
   ASSERT_DONE(c().send("/load_buffer", 100, path("a.wav")), "/load_buffer");
   const std::vector<OscMessage> seq = {
-      msg("/play_stem", 100),          msg("/stem_volume", 100, 0.5), msg("/crossfade_levels", 0.5, 0.5),
-      msg("/deck_levels", 1, 1, 1, 1), msg("/get_status"),            msg("/set_tempo", 120.0),
-      msg("/nonexistent"),             msg("/play_stem", 4242),       msg("/stemd/voices"),
-      msg("/stemd/list"),              msg("/stemd/status"),          msg("/dance/head_movement", 0.1),
-      msg("/stemd/notify", 0),         msg("/stop_stem", 100),        msg("/test_tone", 440),
-      msg("/mixer_cleanup"),           msg("/reset"),
+      msg("/play_stem", 100),
+      msg("/stem_volume", 100, 0.5),
+      msg("/crossfade_levels", 0.5, 0.5),
+      msg("/deck_levels", 1, 1, 1, 1),
+      msg("/get_status"),
+      msg("/set_tempo", 120.0),
+      msg("/nonexistent"),
+      msg("/play_stem", 4242),
+      msg("/stemd/voices"),
+      msg("/stemd/list"),
+      msg("/stemd/status"),
+      msg("/dance/head_movement", 0.1),
+      msg("/stemd/notify", 0),
+      msg("/stop_stem", 100),
+      msg("/test_tone", 440),
+      msg("/mixer_cleanup"),
+      msg("/reset"),
   };
   for (const auto& m : seq) {
     auto r = c().send_raw_then_ping(serialise(m));

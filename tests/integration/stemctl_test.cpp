@@ -177,8 +177,8 @@ class Daemon {
     for (int attempt = 0; attempt < 5 && !ready_; ++attempt) {
       port_ = free_port();
       tcp_port_ = tcp ? free_port() : 0;
-      std::vector<std::string> argv{STEMD_BINARY, "--backend", "null", "--osc-port", std::to_string(port_),
-                                    "--log-level", "warn"};
+      std::vector<std::string> argv{STEMD_BINARY,          "--backend",   "null", "--osc-port",
+                                    std::to_string(port_), "--log-level", "warn"};
       if (tcp) {
         argv.push_back("--osc-tcp-port");
         argv.push_back(std::to_string(tcp_port_));
@@ -186,11 +186,11 @@ class Daemon {
       child_ = std::make_unique<Child>(argv, dir_.file("stemd.log"));
       // Ready when stemctl gets an answer; gone (a port taken meanwhile) → another port.
       ready_ = eventually(
-          [&] {
-            if (!child_->running()) return true;
-            return run_ctl("-p " + std::to_string(port_) + " -t 0.2 -q ping").exit_code == 0;
-          },
-          5.0) &&
+                   [&] {
+                     if (!child_->running()) return true;
+                     return run_ctl("-p " + std::to_string(port_) + " -t 0.2 -q ping").exit_code == 0;
+                   },
+                   5.0) &&
                child_->running();
     }
   }
@@ -303,9 +303,9 @@ TEST(Stemctl, FailuresPrintTheReasonAndExit1) {
 }
 
 TEST(Stemctl, UsageErrorsExit2) {
-  for (const char* args : {"", "play", "play abc", "frobnicate", "--port 0 status", "--port 70000 status",
-                           "play 1 --unit parsecs", "send noslash", "send /x i:abc", "send /x i:99999999999",
-                           "watch --interval 0", "status --timeout 0"}) {
+  for (const char* args :
+       {"", "play", "play abc", "frobnicate", "--port 0 status", "--port 70000 status", "play 1 --unit parsecs",
+        "send noslash", "send /x i:abc", "send /x i:99999999999", "watch --interval 0", "status --timeout 0"}) {
     SCOPED_TRACE(args);
     const auto r = run_ctl(std::string("-t 0.2 ") + args);
     EXPECT_EQ(r.exit_code, 2) << show(r);
@@ -335,8 +335,7 @@ TEST(Stemctl, NoDaemonExits3) {
   r = run_ctl("-p " + silent + " -t 0.3 status");
   const double took = std::chrono::duration<double>(Clock::now() - t0).count();
   EXPECT_EQ(r.exit_code, 3) << show(r);
-  EXPECT_EQ(r.err, "stemctl: no reply from 127.0.0.1:" + silent +
-                       " within 0.3 s — is stemd running? (--port/--host)\n")
+  EXPECT_EQ(r.err, "stemctl: no reply from 127.0.0.1:" + silent + " within 0.3 s — is stemd running? (--port/--host)\n")
       << show(r);
   EXPECT_GE(took, 0.29);
   EXPECT_LT(took, 2.0);
@@ -395,8 +394,8 @@ OscMessage make(std::string address, std::vector<OscArg> args) {
 
 TEST(Stemctl, SendInfersAndTakesTypes) {
   const auto x = exchange_with_fake(
-      "send /x 5 -3 2.5 1e3 true false hello 3000000000 i:7 h:8 f:1 d:2 s:42 S:sym c:z T F N I s: 'a b' x:y -0.5",
-      {}, [](const OscMessage& m) {
+      "send /x 5 -3 2.5 1e3 true false hello 3000000000 i:7 h:8 f:1 d:2 s:42 S:sym c:z T F N I s: 'a b' x:y -0.5", {},
+      [](const OscMessage& m) {
         auto r = make("/done", {OscArg::Str(m.address)});
         r.args.insert(r.args.end(), m.args.begin(), m.args.end());
         return r;
@@ -424,12 +423,14 @@ TEST(Stemctl, SendInfersAndTakesTypes) {
 
 TEST(Stemctl, WaitsForItsOwnReply) {
   // Notifications and replies to other messages arrive first: stemctl waits for its own.
-  const auto x = exchange_with_fake(
-      "play 9",
-      {make("/stemd/voice/started", {OscArg::Int(1), OscArg::Int(0), OscArg::Str("x")}),
-       make("/done", {OscArg::Str("/stemd/status")}),
-       make("/fail", {OscArg::Str("/stemd/stop"), OscArg::Int(9), OscArg::Str("not this one")})},
-      [](const OscMessage& m) { return make("/done", {OscArg::Str(m.address), OscArg::Int(9), OscArg::Int(4)}); });
+  const auto x =
+      exchange_with_fake("play 9",
+                         {make("/stemd/voice/started", {OscArg::Int(1), OscArg::Int(0), OscArg::Str("x")}),
+                          make("/done", {OscArg::Str("/stemd/status")}),
+                          make("/fail", {OscArg::Str("/stemd/stop"), OscArg::Int(9), OscArg::Str("not this one")})},
+                         [](const OscMessage& m) {
+                           return make("/done", {OscArg::Str(m.address), OscArg::Int(9), OscArg::Int(4)});
+                         });
   EXPECT_EQ(x.ctl.exit_code, 0) << show(x.ctl);
   EXPECT_EQ(x.received.address, "/stemd/play");
   EXPECT_EQ(x.received.types(), ",ififs");
@@ -495,8 +496,7 @@ TEST(Stemctl, WatchShowsVoicesAndEventsAndUnsubscribes) {
   // Until SIGTERM: events show up, and the subscription ends with it.
   Child watch({STEMCTL_BINARY, "-p", std::to_string(d.port()), "watch", "--interval", "0.05"},
               d.dir().file("watch.out"));
-  ASSERT_TRUE(eventually([&] { return watch.output().find("recent events:") != std::string::npos; }))
-      << watch.output();
+  ASSERT_TRUE(eventually([&] { return watch.output().find("recent events:") != std::string::npos; })) << watch.output();
   EXPECT_EQ(status_value(d.ctl("status").out, "event subscribers"), "1");
   ASSERT_EQ(d.ctl("-q stop 4").exit_code, 0);
   EXPECT_TRUE(eventually([&] { return watch.output().find("/stemd/voice/ended 4") != std::string::npos; }))

@@ -107,10 +107,10 @@ class AudioThread {
 
 TEST(RealTimeSafety, EveryControlPathLeavesTheAudioThreadClean) {
   test::TempDir dir;
-  const std::string small = dir.file("small.wav");   // held in memory
-  const std::string big = dir.file("big.wav");       // streamed
-  const std::string mono = dir.file("mono.wav");     // streamed, mono
-  const std::string other = dir.file("44k1.wav");    // streamed at 44.1 kHz: plays resampled
+  const std::string small = dir.file("small.wav");  // held in memory
+  const std::string big = dir.file("big.wav");      // streamed
+  const std::string mono = dir.file("mono.wav");    // streamed, mono
+  const std::string other = dir.file("44k1.wav");   // streamed at 44.1 kHz: plays resampled
   test::write_wav16(small, test::make_pcm16(9000, 2, 1), 2);
   test::write_wav16(big, test::make_pcm16(48000 * 3, 2, 2), 2);
   test::write_wav16(mono, test::make_pcm16(48000 * 2, 1, 3), 1);

@@ -47,14 +47,16 @@ TEST(EngineEq, KillLowOnOneDeckOnly) {
   kill.frames = 2400;  // 50 ms glide
   ASSERT_TRUE(e.send(kill));
   std::vector<float> out(96000 * 2);
-  for (std::size_t f = 0; f < 96000; f += 1024) e.process(out.data() + f * 2, static_cast<std::uint32_t>(std::min<std::size_t>(1024, 96000 - f)));
+  for (std::size_t f = 0; f < 96000; f += 1024)
+    e.process(out.data() + f * 2, static_cast<std::uint32_t>(std::min<std::size_t>(1024, 96000 - f)));
   // After the glide only deck B's 50 Hz remains: half the level of both decks (−6 dB).
   const double both = 2 * rms(low, 0, low.size());
   const double after = rms(out, 48000, 96000 * 2);
   EXPECT_NEAR(20 * std::log10(after / both), -6.02, 0.1);
   // The glide is smooth: no sample-to-sample step larger than the sines' own.
   double max_step = 0;
-  for (std::size_t i = 2; i < 9600; i += 2) max_step = std::max(max_step, static_cast<double>(std::fabs(out[i] - out[i - 2])));
+  for (std::size_t i = 2; i < 9600; i += 2)
+    max_step = std::max(max_step, static_cast<double>(std::fabs(out[i] - out[i - 2])));
   EXPECT_LT(max_step, 2 * 0.5 * 2 * M_PI * 50 / 48000 * 1.5);
 }
 

@@ -127,7 +127,8 @@ TEST(EngineRate, LeavingTheBitExactPathDoesNotClick) {
   // The switch fades out, attaches the resampler, fades in: no spike beyond the sine's own.
   EXPECT_LT(max_click(out, 100, 36000, 625.0, 0.5f), 1.5);
   double late_peak = 0;
-  for (std::size_t i = 30000 * 2; i < 36000 * 2; ++i) late_peak = std::max(late_peak, static_cast<double>(std::fabs(out[i])));
+  for (std::size_t i = 30000 * 2; i < 36000 * 2; ++i)
+    late_peak = std::max(late_peak, static_cast<double>(std::fabs(out[i])));
   EXPECT_NEAR(late_peak, 0.5, 0.01) << "the voice plays on at full level after the switch";
 }
 

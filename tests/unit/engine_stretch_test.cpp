@@ -78,7 +78,8 @@ TEST(EngineStretch, SwitchingIntoTheStretcherFadesInsteadOfClicking) {
   // No step larger than a 440 Hz sine at 0.5 makes (plus slack for the stretcher's own start).
   const double sine_step = 0.5 * 2 * M_PI * 440 / 48000;
   double max_step = 0;
-  for (std::size_t i = 1; i < 96000; ++i) max_step = std::max(max_step, static_cast<double>(std::fabs(out[2 * i] - out[2 * i - 2])));
+  for (std::size_t i = 1; i < 96000; ++i)
+    max_step = std::max(max_step, static_cast<double>(std::fabs(out[2 * i] - out[2 * i - 2])));
   EXPECT_LT(max_step, 2.0 * sine_step);
   double late = 0;
   for (std::size_t i = 80000; i < 96000; ++i) late = std::max(late, static_cast<double>(std::fabs(out[2 * i])));

@@ -14,9 +14,12 @@ using engine::Curve;
 
 double expected(Curve c, double a, double b, double x) {
   switch (c) {
-    case Curve::kLinear: return a + (b - a) * x;
-    case Curve::kSCurve: return a + (b - a) * x * x * (3 - 2 * x);
-    case Curve::kEqualPower: return b > a ? a + (b - a) * std::sin(x * M_PI / 2) : b + (a - b) * std::cos(x * M_PI / 2);
+    case Curve::kLinear:
+      return a + (b - a) * x;
+    case Curve::kSCurve:
+      return a + (b - a) * x * x * (3 - 2 * x);
+    case Curve::kEqualPower:
+      return b > a ? a + (b - a) * std::sin(x * M_PI / 2) : b + (a - b) * std::cos(x * M_PI / 2);
     case Curve::kExponential: {
       const double fa = std::max(a, 0.001), fb = std::max(b, 0.001);
       return fa * std::pow(fb / fa, x);
@@ -48,7 +51,8 @@ TEST_P(FadeShape, FollowsItsFormulaSampleBySample) {
   f.at_frame = 1000;
   ASSERT_TRUE(e.send(f));
   std::vector<float> out(8000 * 2);
-  for (std::size_t i = 0; i < 8000; i += 300) e.process(out.data() + i * 2, static_cast<std::uint32_t>(std::min<std::size_t>(300, 8000 - i)));
+  for (std::size_t i = 0; i < 8000; i += 300)
+    e.process(out.data() + i * 2, static_cast<std::uint32_t>(std::min<std::size_t>(300, 8000 - i)));
   for (int fr = 0; fr < 1000; ++fr) ASSERT_EQ(out[2 * fr], 0.5f * from) << "before the fade";
   for (int k = 1; k < 4800; ++k) {
     const double want = 0.5 * expected(curve, from, to, k / 4800.0);
@@ -88,7 +92,8 @@ TEST(Fade, StopDuringAFadeContinuesFromWhereItIs) {
   ASSERT_TRUE(e.send(stop));
   e.process(out.data() + 6000, 3000);
   double max_step = 0;
-  for (int i = 1; i < 6000; ++i) max_step = std::max(max_step, static_cast<double>(std::fabs(out[2 * i] - out[2 * (i - 1)])));
+  for (int i = 1; i < 6000; ++i)
+    max_step = std::max(max_step, static_cast<double>(std::fabs(out[2 * i] - out[2 * (i - 1)])));
   EXPECT_LT(max_step, 0.5 / 480 * 1.01) << "the stop's fade starts from the fade's current level";
   EXPECT_EQ(out[2 * 5999], 0.0f);
   Drained d;

@@ -251,7 +251,9 @@ TEST_P(StretcherChanges, TempoChangesWhileRunningGiveNoNanInfOrGaps) {
   EXPECT_GT(min_rms, finer ? 0.1 : 0.04);
   EXPECT_LT(max_abs, 1.0);
   // And the pitch is still 440 Hz in the last 0.7 s (tempo swept, pitch never moved).
-  if (finer) EXPECT_NEAR(dominant_hz(out, out.size() / 2 - 32768, 32768, 0), 440.0, 4.4);
+  if (finer) {
+    EXPECT_NEAR(dominant_hz(out, out.size() / 2 - 32768, 32768, 0), 440.0, 4.4);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, StretcherChanges,

@@ -25,11 +25,12 @@ TEST(TestTone, SoundsAtItsFrequencyLevelAndLength) {
   const control::Peer peer{};
   auto send = [&](control::OscMessage m) { return router.handle(m, peer); };
   // every deck muted: the tone does not care
-  control::OscMessage mute{"/deck_levels", {control::OscArg::Float(0), control::OscArg::Float(0),
-                                            control::OscArg::Float(0), control::OscArg::Float(0)}};
+  control::OscMessage mute{
+      "/deck_levels",
+      {control::OscArg::Float(0), control::OscArg::Float(0), control::OscArg::Float(0), control::OscArg::Float(0)}};
   ASSERT_EQ(send(mute).address, "/done");
-  control::OscMessage tone{"/stemd/tone", {control::OscArg::Float(1000), control::OscArg::Float(-6),
-                                           control::OscArg::Float(0.5)}};
+  control::OscMessage tone{"/stemd/tone",
+                           {control::OscArg::Float(1000), control::OscArg::Float(-6), control::OscArg::Float(0.5)}};
   const auto reply = send(tone);
   ASSERT_EQ(reply.address, "/done") << reply.to_string();
   std::vector<float> out(48000 * 2);
