@@ -144,6 +144,9 @@ int run(int argc, char** argv) {
   rc.limits.max_string = o.max_string;
   rc.bpm = o.bpm;
   rc.time_stretch = o.stretch_method == "time_stretch";
+  rc.equal_power = o.crossfade_law == "equal_power";
+  for (int i = 0; i < 3; ++i) rc.movement_thresholds[i] = o.movement_thresholds[static_cast<std::size_t>(i)];
+  for (int i = 0; i < 5; ++i) rc.movement_tempos[i] = o.movement_tempos[static_cast<std::size_t>(i)];
   rc.tone_level = std::pow(10.0, o.tone_level_db / 20.0);
   rc.tone_seconds = o.tone_seconds;
   rc.meter = o.meter;

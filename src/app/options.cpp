@@ -120,6 +120,21 @@ int parse_options(int argc, char** argv, Options& o) {
                  "its exact frame from the start: a scripted session; with --render-to, "
                  "rendered deterministically")
       ->type_name("FILE");
+  app.add_option("--crossfade-law", o.crossfade_law,
+                 "How /crossfade_levels maps its levels: linear (as "
+                 "crowdstream) or equal_power (sin(l·π/2): constant power)")
+      ->check(CLI::IsMember({"linear", "equal_power"}))
+      ->capture_default_str();
+  app.add_option("--movement-thresholds", o.movement_thresholds,
+                 "/dance/total_movement: the three movement "
+                 "thresholds (normalised 0–1)")
+      ->expected(3)
+      ->capture_default_str();
+  app.add_option("--movement-tempos", o.movement_tempos,
+                 "/dance/total_movement: tempos below each threshold, "
+                 "then the range above the last (5 bpm values)")
+      ->expected(5)
+      ->capture_default_str();
   app.add_option("--tone-level-db", o.tone_level_db, "Peak level of /test_tone in dBFS")
       ->check(CLI::Range(-60.0, 0.0))
       ->capture_default_str();

@@ -28,7 +28,10 @@ struct Options {
   std::uint32_t max_stretched_voices = 2;  // 8 with --stretch-method time_stretch
   std::string resample_quality = "fast";
   bool limiter = true;
-  std::string script;            // --script FILE: timed OSC messages
+  std::string script;  // --script FILE: timed OSC messages
+  std::string crossfade_law = "linear";
+  std::vector<double> movement_thresholds{0.02, 0.05, 0.10};
+  std::vector<double> movement_tempos{105, 110, 115, 118, 130};
   double tone_level_db = -12.0;  // /test_tone
   double tone_seconds = 2.0;
   double limiter_threshold_db = -1.0;

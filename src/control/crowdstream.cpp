@@ -176,6 +176,13 @@ Router::Reply Router::cs_crossfade_levels(const OscMessage& m, const Peer&) {
   if (!a.count(2, 2) || !a.number(0, "a", la) || !a.number(1, "b", lb)) return fail("arguments", a.error());
   if (la < 0 || lb < 0 || la > kMaxVolume || lb > kMaxVolume) return fail("range", "levels must be 0..4");
   if (!ctl_.can_send(2)) return fail("busy", "busy: the command queue is full");
+  if (cfg_.equal_power) {
+    // Equal power: the client's linear (1 − x, x) becomes (cos, sin) of x·π/2 — constant power
+    // through the crossfade. Levels above 1 pass unchanged.
+    auto law = [](double l) { return l <= 1.0 ? std::sin(l * M_PI / 2) : l; };
+    la = law(la);
+    lb = law(lb);
+  }
   std::string error;
   if (!ctl_.set_deck_level(0, static_cast<float>(la), cfg_.level_ramp_s, error) ||
       !ctl_.set_deck_level(1, static_cast<float>(lb), cfg_.level_ramp_s, error)) {
@@ -347,15 +354,17 @@ Router::Reply Router::cs_total_movement(const OscMessage& m, const Peer&) {
   // Normalise (v ≤ 1: clamp 0–1; v > 1: v / 0.6 clamped) and map to a target tempo; tick()
   // glides toward it.
   const double mv = v <= 1 ? std::clamp(v, 0.0, 1.0) : std::clamp(v / 0.6, 0.0, 1.0);
+  const double* th = cfg_.movement_thresholds;
+  const double* tp = cfg_.movement_tempos;
   double target;
-  if (mv < 0.02) {
-    target = 105;
-  } else if (mv < 0.05) {
-    target = 110;
-  } else if (mv < 0.10) {
-    target = 115;
+  if (mv < th[0]) {
+    target = tp[0];
+  } else if (mv < th[1]) {
+    target = tp[1];
+  } else if (mv < th[2]) {
+    target = tp[2];
   } else {
-    target = 118 + std::min((mv - 0.10) / 0.5, 1.0) * 12;
+    target = tp[3] + std::min((mv - th[2]) / 0.5, 1.0) * (tp[4] - tp[3]);
   }
   if (!movement_active_) movement_bpm_ = bpm_;
   movement_active_ = true;

@@ -103,6 +103,7 @@ void Router::register_native() {
   handlers_["/stemd/ping"] = &Router::n_ping;
   handlers_["/stemd/tone"] = &Router::n_tone;
   handlers_["/stemd/stretch"] = &Router::n_stretch;
+  handlers_["/stemd/quantize"] = &Router::n_quantize;
 }
 
 // /stemd/unload id
@@ -141,6 +142,8 @@ Router::Reply Router::n_play(const OscMessage& m, const Peer&) {
   po.volume = static_cast<float>(volume);
   po.loop = loop;
   po.deck = deck_of_id(id);
+  const std::int64_t at = quantum_beats_ > 0 ? quantized(frame_after(0.0)) : message_frame_;
+  Controller::ScheduleScope when(ctl_, at);
   Reply r = start_player(id, po);
   if (r.ok) r.values.push_back(OscArg::Int(player(id).id));
   return r;
@@ -184,6 +187,8 @@ Router::Reply Router::n_play_region(const OscMessage& m, const Peer&) {
   po.loop_start = f0;
   po.loop_end = f1;
   po.deck = deck_of_id(id);
+  const std::int64_t at = quantum_beats_ > 0 ? quantized(frame_after(0.0)) : message_frame_;
+  Controller::ScheduleScope when(ctl_, at);
   Reply r = start_player(id, po);
   if (r.ok) r.values.push_back(OscArg::Int(player(id).id));
   return r;
@@ -462,6 +467,26 @@ Router::Reply Router::n_stretch(const OscMessage& m, const Peer&) {
   std::string error;
   if (!ctl_.set_stretch(h, static_cast<float>(tempo), error)) return fail("busy", error, idv);
   return done(idv);
+}
+
+// /stemd/quantize beats: /stemd/play and /stemd/play_region start on the next multiple of
+// `beats` of the beat clock (from /reset's t0, at the current tempo); 0 = at once.
+Router::Reply Router::n_quantize(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  double beats = 0;
+  if (!a.count(1, 1) || !a.number(0, "beats", beats)) return fail("arguments", a.error());
+  if (beats < 0 || beats > 256) return fail("range", "beats must be 0 (off) .. 256");
+  quantum_beats_ = beats;
+  return done({OscArg::Float(beats)});
+}
+
+std::int64_t Router::quantized(std::int64_t frame) const {
+  if (quantum_beats_ <= 0) return frame;
+  const double frames_per_beat = 60.0 * cfg_.sample_rate / bpm_;
+  const double q = quantum_beats_ * frames_per_beat;
+  const double since = static_cast<double>(frame - beat_origin_frame_) + beat_origin_beats_ * frames_per_beat;
+  const double n = std::ceil(since / q - 1e-9);
+  return beat_origin_frame_ + static_cast<std::int64_t>(std::llround(n * q - beat_origin_beats_ * frames_per_beat));
 }
 
 // /stemd/tone [frequency 440] [level_db −12] [seconds 2]

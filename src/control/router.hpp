@@ -43,6 +43,11 @@ struct RouterConfig {
   double bpm = 120.0;               // base tempo (--bpm)
   int meter = 4;                    // beats per bar (--meter)
   bool time_stretch = false;        // --stretch-method time_stretch: tempo without pitch
+  bool equal_power = false;         // --crossfade-law equal_power: /crossfade_levels levels l → sin(l·π/2)
+  // The movement → tempo table (--movement-thresholds, --movement-tempos): below each threshold
+  // its tempo; above the last, from tempos[3] rising linearly to tempos[4] over 0.5 of movement.
+  double movement_thresholds[3] = {0.02, 0.05, 0.10};
+  double movement_tempos[5] = {105, 110, 115, 118, 130};
 };
 
 // Where a reply goes: a UDP peer, or a TCP connection (by fd).
@@ -183,6 +188,9 @@ class Router {
   Reply n_ping(const OscMessage&, const Peer&);
   Reply n_tone(const OscMessage&, const Peer&);
   Reply n_stretch(const OscMessage&, const Peer&);
+  Reply n_quantize(const OscMessage&, const Peer&);
+  // Rounds a start frame up to the next quantum of the beat clock (/stemd/quantize), if set.
+  std::int64_t quantized(std::int64_t frame) const;
 
   Controller& ctl_;
   RouterConfig cfg_;
@@ -212,6 +220,7 @@ class Router {
   std::chrono::steady_clock::time_point last_tick_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_tempo_apply_{};
   bool print_clock_ = false;
+  double quantum_beats_ = 0;  // /stemd/quantize: plays start on the next multiple of this many beats
   std::int64_t last_beat_printed_ = -1;
   std::int64_t message_frame_ = -1;  // the current message's bundle time as a frame, or -1
   std::int64_t forced_frame_ = -1;   // handle_at()

@@ -170,6 +170,30 @@ TEST_F(Render, ScriptedSessionIsSampleExact) {
   EXPECT_EQ(read_stereo(out()), first);
 }
 
+TEST_F(Render, QuantisedPlayStartsOnTheBeat) {
+  // At 120 bpm a beat is 24,000 frames: a play asked for at 0.3 s starts on the beat at 0.5 s.
+  const auto a = make_pcm16(48000, 2, 93);
+  write_wav16(dir.file("a.wav"), a, 2);
+  std::ofstream(dir.file("s.txt")) << "0 /load_buffer 1 \"" << dir.file("a.wav") << "\"\n"
+                                   << "0 /reset\n0 /stemd/quantize 1\n0.3 /stemd/play 1\n";
+  render("--script " + dir.file("s.txt") + " --duration 1.25 --bpm 120");
+  const auto got = read_stereo(out());
+  for (std::size_t f = 0; f < 24000; ++f) ASSERT_EQ(got[2 * f], 0.0f) << "frame " << f;
+  for (std::size_t i = 0; i < 24000 * 2; ++i) ASSERT_EQ(got[24000 * 2 + i], a[i]) << "frame " << 24000 + i / 2;
+}
+
+TEST_F(Render, EqualPowerCrossfadeLaw) {
+  const auto a = make_pcm16(48000 * 2, 2, 95);
+  write_wav16(dir.file("a.wav"), a, 2);
+  std::ofstream(dir.file("s.txt")) << "0 /load_buffer 100 \"" << dir.file("a.wav") << "\"\n"
+                                   << "0 /play_stem 100 1 1 0 0\n0.5 /crossfade_levels 0.5 0.5\n";
+  render("--script " + dir.file("s.txt") + " --duration 1.5 --crossfade-law equal_power");
+  const auto got = read_stereo(out());
+  const float g = static_cast<float>(std::sin(0.5 * M_PI / 2));  // −3 dB, not −6 dB
+  for (std::size_t f = 0; f < 24000; ++f) ASSERT_EQ(got[2 * f], a[2 * f]);
+  for (std::size_t f = 26000; f < 72000; ++f) ASSERT_EQ(got[2 * f], a[2 * f] * g) << "frame " << f;
+}
+
 TEST_F(Render, BadScriptLineNamesFileAndLine) {
   std::ofstream(dir.file("s.txt")) << "0 /stemd/ping\nsoon /stemd/ping\n";
   const auto r = run_stemd("--render-to " + out() + " --script " + dir.file("s.txt") + " --duration 1");
