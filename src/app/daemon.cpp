@@ -17,6 +17,7 @@
 #include "logging.hpp"
 #include "options.hpp"
 #include "script.hpp"
+#include "service_notify.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -313,6 +314,9 @@ int run(int argc, char** argv) {
     server.start();  // from here on the server's thread is the control thread
   }
   const double budget_ms = 1000.0 * o.buffer_size / rate;
+  ServiceNotifier systemd;  // READY only now: the device is open and the OSC socket bound
+  systemd.ready(fmt::format("playing on {} at {} Hz, {} frames ({:.1f} ms){}", backend->describe(), rate, o.buffer_size,
+                            budget_ms, o.no_osc ? std::string() : ", " + server.describe()));
   spdlog::info(
       "stemd {} started: {}, {} Hz, buffer {} frames = {:.1f} ms (output latency {:.1f} ms), "
       "max {} voices, ring {:.0f} ms, head {:.0f} ms, preload ≤ {:.0f} MB, limiter {}, libsndfile {}",
@@ -336,6 +340,7 @@ int run(int argc, char** argv) {
     }
     if (sig == SIGHUP) spdlog::info("SIGHUP: nothing to reload yet");
     if (o.no_osc) ctl.service();  // otherwise the OSC server's thread does
+    systemd.tick(engine.metrics().callbacks.load(std::memory_order_relaxed));
     if (backend->finished()) break;
     if (backend->failed()) {
       spdlog::error("{}", backend->failure());
@@ -383,10 +388,16 @@ int run(int argc, char** argv) {
         last = c;
       }
       hist_prev = hist;
+      if (systemd.active()) {
+        systemd.status(fmt::format("{} voices, {} underruns, {} device underflows, callback p99 {}",
+                                   m.voices_active.load(), c.voice_underruns, c.device_underflows,
+                                   fmt_us(engine::DurationHistogram::percentile_ns(hist, 0.99))));
+      }
     }
   }
 
   // ---- shutdown: fade the master, stop the stream, join threads
+  systemd.stopping();
   server.stop();  // the main thread is the control thread again
   if (stop_reason == "SIGINT" || stop_reason == "SIGTERM" || stop_reason == "--duration reached") {
     if (ctl.set_master(0.0f, o.shutdown_fade_ms / 1000.0, err) && bc.kind != "render") {

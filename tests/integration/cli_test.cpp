@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 namespace stemd::test {
@@ -181,6 +183,36 @@ TEST(Cli, NonLoopbackBindNeedsAnAllowList) {
   const auto r = run_process(std::string(STEMD_BINARY) + " --backend null --osc-bind 0.0.0.0 --osc-port 0");
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("--allow is required"), std::string::npos) << r.output;
+}
+
+TEST(Cli, SystemdNotifyReadyWatchdogAndStopping) {
+  // Plays systemd's part: a datagram socket as NOTIFY_SOCKET, a 200 ms watchdog.
+  TempDir dir;
+  const std::string sock_path = dir.file("notify.sock");
+  const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", sock_path.c_str());
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string cmd = "NOTIFY_SOCKET=" + sock_path + " WATCHDOG_USEC=200000 " + STEMD_BINARY +
+                          " --osc-port 0 --backend null & pid=$!; sleep 1.0; kill -TERM $pid; wait $pid; echo exit=$?";
+  const auto r = run_process("sh -c " + shell_quote(cmd));
+  EXPECT_NE(r.output.find("exit=0"), std::string::npos) << r.output;
+  std::string all;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = recv(fd, buf, sizeof buf - 1, MSG_DONTWAIT);
+    if (n <= 0) break;
+    buf[n] = 0;
+    all += std::string(buf) + "\n";
+  }
+  close(fd);
+  EXPECT_NE(all.find("READY=1"), std::string::npos) << all;
+  EXPECT_NE(all.find("STATUS=playing on null"), std::string::npos) << all;
+  EXPECT_GE(count_lines_with(all, "WATCHDOG=1"), 2) << "pings while the callback advances:\n" << all;
+  EXPECT_NE(all.find("STOPPING=1"), std::string::npos) << all;
+  EXPECT_LT(all.find("READY=1"), all.find("STOPPING=1"));
 }
 
 TEST(Cli, NoDeviceFallsBackToNullWithAWarning) {
