@@ -120,6 +120,7 @@ struct Metrics {
   std::atomic<std::uint64_t> callback_max_ns{0};    // since start
   std::atomic<std::uint64_t> callback_ns_total{0};  // sum of callback durations (CPU load)
   std::atomic<std::uint64_t> limiter_frames{0};     // frames the safety limiter reduced
+  std::atomic<unsigned long> audio_thread{0};       // pthread_t of the thread running process()
   std::atomic<float> limiter_min_gain{1.0f};        // deepest reduction since a reader took it
   std::atomic<std::uint64_t> last_callback_ns{0};   // CLOCK_MONOTONIC of the last callback start
   // Lowest ring fill seen (per mille of capacity) since a reader last took it; 1000 = no streams.

@@ -25,8 +25,13 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <thread>
+
+#include <pthread.h>
+#include <sched.h>
+#include <sys/mman.h>
 
 #ifndef STEMD_VERSION
 #define STEMD_VERSION "0.0.0"
@@ -317,12 +322,41 @@ int run(int argc, char** argv) {
   ServiceNotifier systemd;  // READY only now: the device is open and the OSC socket bound
   systemd.ready(fmt::format("playing on {} at {} Hz, {} frames ({:.1f} ms){}", backend->describe(), rate, o.buffer_size,
                             budget_ms, o.no_osc ? std::string() : ", " + server.describe()));
+  spdlog::info("buffer size {} frames from {}", o.buffer_size, o.preset_reason);
+  if (o.mlock) {
+    if (mlockall(MCL_CURRENT | MCL_FUTURE) == 0) {
+      spdlog::info("memory locked (mlockall)");
+    } else {
+      spdlog::warn("--mlock: mlockall failed: {} — raise LimitMEMLOCK (systemd) or memlock in limits.conf",
+                   std::strerror(errno));
+    }
+  }
   spdlog::info(
       "stemd {} started: {}, {} Hz, buffer {} frames = {:.1f} ms (output latency {:.1f} ms), "
       "max {} voices, ring {:.0f} ms, head {:.0f} ms, preload ≤ {:.0f} MB, limiter {}, libsndfile {}",
       STEMD_VERSION, backend->describe(), rate, o.buffer_size, budget_ms, backend->output_latency_seconds() * 1000.0,
       o.max_voices, o.ring_ms, o.head_ms, o.preload_limit_mb,
       o.limiter ? fmt::format("at {:.1f} dBFS", o.limiter_threshold_db) : std::string("off"), io::sndfile_version());
+
+  // ---- the real-time policy the audio thread actually runs with (logged once it has run)
+  bool policy_logged = false;
+  auto log_policy = [&] {
+    const auto tid = static_cast<pthread_t>(engine.metrics().audio_thread.load());
+    if (tid == 0) return;
+    policy_logged = true;
+    int policy = 0;
+    sched_param sp{};
+    if (pthread_getschedparam(tid, &policy, &sp) != 0) return;
+    if (policy == SCHED_FIFO || policy == SCHED_RR) {
+      spdlog::info("audio thread: {} priority {}", policy == SCHED_FIFO ? "SCHED_FIFO" : "SCHED_RR", sp.sched_priority);
+    } else if (bc.kind != "render") {
+      spdlog::warn(
+          "audio thread: SCHED_OTHER (not real-time): real-time scheduling was not permitted — under systemd "
+          "the unit's LimitRTPRIO=95 allows it; otherwise give the user an rtprio limit (group audio, "
+          "/etc/security/limits.d){}",
+          bc.kind == "portaudio" ? "; with JACK, the JACK server decides (jackd -R)" : "");
+    }
+  };
 
   // ---- main loop: service the controller, health line, signals
   Counters last{};
@@ -341,6 +375,7 @@ int run(int argc, char** argv) {
     if (sig == SIGHUP) spdlog::info("SIGHUP: nothing to reload yet");
     if (o.no_osc) ctl.service();  // otherwise the OSC server's thread does
     systemd.tick(engine.metrics().callbacks.load(std::memory_order_relaxed));
+    if (!policy_logged) log_policy();
     if (backend->finished()) break;
     if (backend->failed()) {
       spdlog::error("{}", backend->failure());

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <cstring>
 
 #ifndef STEMD_VERSION
 #define STEMD_VERSION "0.0.0"
@@ -12,6 +13,41 @@
 namespace stemd::app {
 
 namespace {
+
+struct Preset {
+  const char* name;
+  std::uint32_t buffer_size;
+  const char* what;
+};
+// From the tuning guide of the server stemd replaces (and config/presets/*.conf).
+constexpr Preset kPresets[] = {
+    {"pi4", 1024, "Raspberry Pi 4"},
+    {"pi5", 512, "Raspberry Pi 5"},
+    {"desktop", 512, "desktop Linux"},
+    {"workstation", 256, "workstation"},
+    {"live", 128, "live performance on a tuned system"},
+};
+
+const Preset* find_preset(const std::string& name) {
+  for (const auto& p : kPresets) {
+    if (name == p.name) return &p;
+  }
+  return nullptr;
+}
+
+// The board, from the device tree (Raspberry Pis and other ARM boards); empty elsewhere.
+std::string board_model(std::string& where) {
+  for (const char* path : {"/sys/firmware/devicetree/base/model", "/proc/device-tree/model"}) {
+    std::FILE* f = std::fopen(path, "rb");
+    if (!f) continue;
+    char buf[256] = {};
+    const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    where = path;
+    return std::string(buf, strnlen(buf, n));
+  }
+  return {};
+}
 
 // An integer in [lo, hi]; the error names the range whatever was wrong ("abc", "-5", "99999").
 CLI::Validator int_range(long lo, long hi) {
@@ -57,6 +93,11 @@ int parse_options(int argc, char** argv, Options& o) {
                  "Output sample rate in Hz (0 = the device's default; 48000 without one)")
       ->check(CLI::Range(0, 384000))
       ->capture_default_str();
+  app.add_option("--preset", o.preset,
+                 "Platform preset for the buffer size: pi4 (1024), pi5 (512), desktop (512), "
+                 "workstation (256), live (128). Without it (and without --buffer-size) the "
+                 "board model picks one")
+      ->check(CLI::IsMember({"pi4", "pi5", "desktop", "workstation", "live"}));
   app.add_option("-b,--buffer-size", o.buffer_size, latency_help())
       ->transform(int_range(16, 8192))
       ->capture_default_str();
@@ -135,6 +176,9 @@ int parse_options(int argc, char** argv, Options& o) {
                  "then the range above the last (5 bpm values)")
       ->expected(5)
       ->capture_default_str();
+  app.add_flag("--mlock", o.mlock,
+               "Lock all memory (mlockall): no page faults in the audio path; needs "
+               "LimitMEMLOCK (the unit sets it)");
   app.add_option("--tone-level-db", o.tone_level_db, "Peak level of /test_tone in dBFS")
       ->check(CLI::Range(-60.0, 0.0))
       ->capture_default_str();
@@ -204,6 +248,25 @@ int parse_options(int argc, char** argv, Options& o) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+  // The buffer size: given explicitly (flag or config), else the preset, else the board's.
+  o.buffer_size_given = app.count("--buffer-size") > 0;
+  if (o.buffer_size_given) {
+    o.preset_reason = "--buffer-size";
+  } else if (const Preset* p = find_preset(o.preset)) {
+    o.buffer_size = p->buffer_size;
+    o.preset_reason = std::string("preset '") + p->name + "' (" + p->what + ")";
+  } else {
+    std::string where;
+    const std::string model = board_model(where);
+    const Preset* board = model.find("Raspberry Pi 4") != std::string::npos   ? find_preset("pi4")
+                          : model.find("Raspberry Pi 5") != std::string::npos ? find_preset("pi5")
+                          : model.find("Raspberry Pi") != std::string::npos   ? find_preset("pi4")
+                                                                              : find_preset("desktop");
+    o.buffer_size = board->buffer_size;
+    o.preset_reason = std::string("preset '") + board->name + "' for " +
+                      (model.empty() ? std::string("this machine (no board model in the device tree)")
+                                     : "'" + model + "' (" + where + ")");
   }
   // An offline render listens for OSC only when asked to (a port given explicitly).
   if ((o.backend == "render" || !o.render_to.empty()) && app.count("--osc-port") == 0) o.no_osc = true;

@@ -13,6 +13,9 @@ struct Options {
   std::string device;
   int sample_rate = 0;
   std::uint32_t buffer_size = 1024;
+  bool buffer_size_given = false;  // on the command line or in the config file
+  std::string preset;              // --preset NAME; empty = from the board model
+  std::string preset_reason;       // what chose the buffer size (logged at start)
   bool list_devices = false;
   std::string log_level = "info";
   std::vector<std::string> play;
@@ -28,6 +31,7 @@ struct Options {
   std::uint32_t max_stretched_voices = 2;  // 8 with --stretch-method time_stretch
   std::string resample_quality = "fast";
   bool limiter = true;
+  bool mlock = false;  // --mlock: lock the daemon's memory (no page faults on the audio path)
   std::string script;  // --script FILE: timed OSC messages
   std::string crossfade_law = "linear";
   std::vector<double> movement_thresholds{0.02, 0.05, 0.10};

@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <ctime>
+#include <pthread.h>
+#include <sched.h>
 #include <thread>
 #include <vector>
 
@@ -42,6 +44,10 @@ class NullBackend final : public Backend {
 
  private:
   void run() {
+    // Real-time priority where permitted (the daemon logs the policy in force).
+    sched_param sp{};
+    sp.sched_priority = 70;
+    pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
     const long period_ns = static_cast<long>(1e9 * cfg_.buffer_size / rate_);
     timespec next{};
     clock_gettime(CLOCK_MONOTONIC, &next);

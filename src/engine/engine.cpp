@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstring>
 #include <ctime>
+#include <pthread.h>
 
 namespace stemd::engine {
 
@@ -743,6 +744,7 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
   const std::uint64_t t0 = now_ns();
   metrics_.last_callback_ns.store(t0, std::memory_order_relaxed);
   metrics_.clock.publish(frame_, t0);
+  metrics_.audio_thread.store(static_cast<unsigned long>(pthread_self()), std::memory_order_relaxed);
   ScopedFlushDenormals no_denormals;
   if (device_underflow) metrics_.device_underflows.fetch_add(1, std::memory_order_relaxed);
 

@@ -215,6 +215,32 @@ TEST(Cli, SystemdNotifyReadyWatchdogAndStopping) {
   EXPECT_LT(all.find("READY=1"), all.find("STOPPING=1"));
 }
 
+TEST(Cli, PresetsPickTheBufferSizeAndSayWhy) {
+  auto r = run_stemd("--backend null --duration 0.05");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("buffer size"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("from preset '"), std::string::npos) << "the board (or its absence) chose" << r.output;
+  r = run_stemd("--backend null --duration 0.05 --preset pi4");
+  EXPECT_NE(r.output.find("buffer size 1024 frames from preset 'pi4' (Raspberry Pi 4)"), std::string::npos) << r.output;
+  r = run_stemd("--backend null --duration 0.05 --preset live --buffer-size 256");
+  EXPECT_NE(r.output.find("buffer size 256 frames from --buffer-size"), std::string::npos) << r.output;
+  r = run_stemd("--backend null --preset pi9");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("pi9 not in {pi4,pi5,desktop,workstation,live}"), std::string::npos) << r.output;
+  for (const char* p : {"pi4", "pi5", "desktop", "workstation", "live"}) {  // the shipped preset files parse
+    r = run_stemd(std::string("--backend null --duration 0.05 --config ") + STEMD_SOURCE_DIR + "/config/presets/" + p +
+                  ".conf");
+    EXPECT_EQ(r.exit_code, 0) << p << ": " << r.output;
+  }
+}
+
+TEST(Cli, LogsTheAudioThreadsSchedulingPolicy) {
+  const auto r = run_stemd("--backend null --duration 0.2");
+  EXPECT_TRUE(r.output.find("audio thread: SCHED_FIFO") != std::string::npos ||
+              r.output.find("audio thread: SCHED_OTHER (not real-time)") != std::string::npos)
+      << r.output;
+}
+
 TEST(Cli, NoDeviceFallsBackToNullWithAWarning) {
   // Only meaningful where PortAudio sees no output device (CI, this machine without JACK).
   const auto list = run_stemd("--list-devices");

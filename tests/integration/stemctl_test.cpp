@@ -177,8 +177,8 @@ class Daemon {
     for (int attempt = 0; attempt < 5 && !ready_; ++attempt) {
       port_ = free_port();
       tcp_port_ = tcp ? free_port() : 0;
-      std::vector<std::string> argv{STEMD_BINARY,          "--backend",   "null", "--osc-port",
-                                    std::to_string(port_), "--log-level", "warn"};
+      std::vector<std::string> argv{STEMD_BINARY,  "--backend", "null",          "--osc-port", std::to_string(port_),
+                                    "--log-level", "warn",      "--buffer-size", "1024"};
       if (tcp) {
         argv.push_back("--osc-tcp-port");
         argv.push_back(std::to_string(tcp_port_));
