@@ -365,6 +365,8 @@ int run(int argc, char** argv) {
   const auto t_start = std::chrono::steady_clock::now();
   int exit_code = 0;
   std::string stop_reason = "finished";
+  std::uint64_t stall_callbacks = 0;
+  auto stall_since = std::chrono::steady_clock::now();
   for (;;) {
     timespec timeout{0, 20'000'000};  // 20 ms: service often enough for the retire queue
     const int sig = sigtimedwait(&sigs, nullptr, &timeout);
@@ -377,6 +379,25 @@ int run(int argc, char** argv) {
     systemd.tick(engine.metrics().callbacks.load(std::memory_order_relaxed));
     if (!policy_logged) log_policy();
     if (backend->finished()) break;
+    // A device that stops calling back (its server died, the USB interface went away) is lost:
+    // exit with an error so the service manager restarts stemd (Restart=on-failure), rather
+    // than sit silent — or hang in the audio API on shutdown.
+    if (bc.kind == "portaudio") {
+      const std::uint64_t cb = engine.metrics().callbacks.load(std::memory_order_relaxed);
+      const auto now_t = std::chrono::steady_clock::now();
+      if (cb != stall_callbacks) {
+        stall_callbacks = cb;
+        stall_since = now_t;
+      } else if (cb > 0 && now_t - stall_since > std::chrono::seconds(2)) {
+        spdlog::error(
+            "the audio device stopped: no callback for 2 s (device lost? the JACK server gone?) — "
+            "exiting so the service manager can restart stemd");
+        backend->mark_lost();
+        exit_code = 3;
+        stop_reason = "device lost";
+        break;
+      }
+    }
     if (backend->failed()) {
       spdlog::error("{}", backend->failure());
       exit_code = 3;

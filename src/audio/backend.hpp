@@ -46,6 +46,9 @@ class Backend {
   virtual bool finished() const { return false; }  // render: the requested length is written
   virtual bool failed() const { return false; }    // the stream stopped on its own (device lost)
   virtual std::string failure() const { return {}; }
+  // The device stopped delivering callbacks (e.g. the JACK server died): stop() must then not
+  // touch the audio API, which may hang or abort on a dead device.
+  virtual void mark_lost() {}
 };
 
 std::unique_ptr<Backend> make_null_backend(const BackendConfig& cfg);

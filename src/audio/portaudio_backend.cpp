@@ -164,8 +164,15 @@ class PortAudioBackend final : public Backend {
     return true;
   }
 
+  void mark_lost() override {
+    lost_ = true;
+    // Abandon the stream and the PortAudio session: closing them on a dead JACK server aborts.
+    stream_ = nullptr;
+    (void)session_.release();
+  }
+
   void stop() override {
-    if (!stream_) return;
+    if (!stream_ || lost_) return;
     running_ = false;
     Pa_StopStream(stream_);
     Pa_CloseStream(stream_);
@@ -206,6 +213,7 @@ class PortAudioBackend final : public Backend {
   double latency_ = 0;
   std::atomic<bool> running_{false};
   std::atomic<bool> finished_unexpectedly_{false};
+  bool lost_ = false;
 };
 
 }  // namespace
