@@ -137,6 +137,8 @@ class Engine {
   void release_resampler(Voice& v) noexcept;
   std::int64_t source_frames_for(const Voice& v, std::uint32_t out_frames) const noexcept;
   VoiceId id_of(const Voice& v) const noexcept;
+  void drop_pending_seek(Voice& v) noexcept;
+  void fade_through(Voice& v) noexcept;
   static std::uint8_t telemetry_state(const Voice& v) noexcept;
   std::uint32_t fetch(Voice& v, float* dst, std::uint32_t frames, const float** src) noexcept;
   void end_voice(Voice& v, EndReason why) noexcept;

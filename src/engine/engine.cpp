@@ -53,7 +53,8 @@ struct Engine::Voice {
   std::uint8_t deck = 0;
   bool hold = false;  // paused: stay paused across a seek
   std::uint64_t underruns = 0;
-  Stream* seek_stream = nullptr;  // pending seek target
+  bool jump_pending = false;      // a seek waits for the fade-out to reach 0
+  Stream* seek_stream = nullptr;  // its new stream (null for in-memory sources)
   std::int64_t seek_pos = 0;
   EndReason retire_reason = EndReason::kStopped;
   bool ended_reported = false;
@@ -311,6 +312,7 @@ void Engine::start_voice(const Command& c) noexcept {
   v.hold = false;
   v.underruns = 0;
   v.seek_stream = nullptr;
+  v.jump_pending = false;
   v.ended_reported = false;
   if (v.pos > 0) {  // entering mid-file: fade in; the very start of a file plays as authored
     v.env.jump(0.0f);
@@ -344,10 +346,7 @@ void Engine::apply(const Command& c) noexcept {
       for (std::uint32_t i = 0; i < active_count_; ++i) {
         Voice& v = voices_[active_[i]];
         if (v.state == Voice::State::kRetiring) continue;
-        if (v.state == Voice::State::kSeeking && v.seek_stream != nullptr && v.seek_stream != v.stream) {
-          retire(v.seek_stream, active_[i], v.generation, false);
-        }
-        v.seek_stream = nullptr;
+        drop_pending_seek(v);
         v.state = Voice::State::kStopping;
         v.retire_reason = EndReason::kStopped;
         v.env.set(0.0f, std::max<std::uint32_t>(c.frames, 1));
@@ -366,10 +365,7 @@ void Engine::apply(const Command& c) noexcept {
   }
   switch (c.type) {
     case CommandType::kStop:
-      if (v->state == Voice::State::kSeeking && v->seek_stream != nullptr && v->seek_stream != v->stream) {
-        retire(v->seek_stream, c.voice, v->generation, false);
-      }
-      v->seek_stream = nullptr;
+      drop_pending_seek(*v);
       v->state = Voice::State::kStopping;
       v->retire_reason = EndReason::kStopped;
       // Always a fade, however short the request: a stop never clicks.
@@ -389,12 +385,7 @@ void Engine::apply(const Command& c) noexcept {
       } else if (v->tempo != 1.0) {
         // Into the stretcher: fade out, attach, fade in (as for a rate switch).
         v->st_switch = true;
-        if (v->state == Voice::State::kPlaying) {
-          v->state = Voice::State::kSeeking;
-          v->seek_stream = v->stream;
-          v->seek_pos = -1;
-          v->env.set(0.0f, declick_frames_);
-        }
+        fade_through(*v);
       }
       return;
     }
@@ -408,12 +399,7 @@ void Engine::apply(const Command& c) noexcept {
         // Leaving the bit-exact path: fade out, attach a resampler with no history, fade in —
         // a resampler started mid-signal would click.
         v->rs_switch = true;
-        if (v->state == Voice::State::kPlaying) {
-          v->state = Voice::State::kSeeking;
-          v->seek_stream = v->stream;  // "seek" to where it is: no jump
-          v->seek_pos = -1;
-          v->env.set(0.0f, declick_frames_);
-        }
+        fade_through(*v);
       }
       return;
     }
@@ -441,9 +427,8 @@ void Engine::apply(const Command& c) noexcept {
         if (c.play.stream != nullptr) retire(c.play.stream, c.voice, v->generation, false);
         return;
       }
-      // A pending seek's stream is replaced (a pending rate switch's "stream" is the voice's own).
-      if (v->seek_stream != nullptr && v->seek_stream != v->stream)
-        retire(v->seek_stream, c.voice, v->generation, false);
+      drop_pending_seek(*v);  // a newer seek replaces a pending one
+      v->jump_pending = true;
       v->seek_stream = c.play.stream;
       v->seek_pos = std::max<std::int64_t>(0, c.play.position);
       if (v->state == Voice::State::kStarved || v->state == Voice::State::kPaused) {
@@ -542,6 +527,22 @@ std::uint8_t Engine::telemetry_state(const Voice& v) noexcept {
   }
 }
 
+// A pending seek is abandoned (stop, stop-all, a newer seek): its stream goes back.
+void Engine::drop_pending_seek(Voice& v) noexcept {
+  if (v.seek_stream != nullptr) retire(v.seek_stream, id_of(v), v.generation, false);
+  v.seek_stream = nullptr;
+  v.jump_pending = false;
+}
+
+// Fades a playing voice to silence and back, doing what is pending (a seek's jump, attaching
+// a resampler or stretcher) at the bottom. A paused or starved voice is silent already: its
+// switch happens at once (render_voice).
+void Engine::fade_through(Voice& v) noexcept {
+  if (v.state != Voice::State::kPlaying) return;
+  v.state = Voice::State::kSeeking;
+  v.env.set(0.0f, declick_frames_);
+}
+
 VoiceId Engine::id_of(const Voice& v) const noexcept { return static_cast<VoiceId>(&v - voices_.get()); }
 
 void Engine::end_voice(Voice& v, EndReason why) noexcept {
@@ -600,17 +601,18 @@ void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
     if (v.state == Voice::State::kRetiring || v.state == Voice::State::kFree) return;
 
     if (v.state == Voice::State::kSeeking && !v.env.active() && v.env.value() == 0.0f) {
-      // The old position has faded out: jump (or, for a rate switch alone, stay).
-      const bool jump = v.seek_pos >= 0;
+      // The old position has faded out: jump (or, for a rate/tempo switch alone, stay).
+      const bool jump = v.jump_pending;
       if (jump) {
-        if (v.stream != nullptr && v.stream != v.seek_stream && !retire(v.stream, id_of(v), v.generation, false)) {
+        if (v.stream != nullptr && !retire(v.stream, id_of(v), v.generation, false)) {
           return;  // retire queue full: stay silent this block and try again next one
         }
         v.stream = v.seek_stream;
         v.pos = v.seek_pos;
         v.reading_memory = v.src->streamed && v.pos < v.src->memory_frames && v.loop_end >= v.src->memory_frames;
+        v.seek_stream = nullptr;
+        v.jump_pending = false;
       }
-      v.seek_stream = nullptr;
       if (v.rs_switch && attach_resampler(v)) v.rs->set_ratio(v.ratio, v.rate_glide);
       v.rs_switch = false;
       if (v.st_switch) attach_stretcher(v);
