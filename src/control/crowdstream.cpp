@@ -75,7 +75,7 @@ Router::Reply Router::cs_load_buffer(const OscMessage& m, const Peer&) {
   if (!a.count(2, 3) || !a.id(0, id) || !a.string(1, "path", path)) return fail("arguments", a.error());
   if (a.has(2) && !a.string(2, "name", name)) return fail("arguments", a.error(), {OscArg::Int(id)});
   if (name.empty()) name = std::filesystem::path(path).stem().string();
-  return load(id, path, name, m.address);
+  return load(id, path, name);
 }
 
 Router::Reply Router::cs_play_stem(const OscMessage& m, const Peer&) {

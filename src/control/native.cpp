@@ -194,12 +194,13 @@ Router::Reply Router::n_play_region(const OscMessage& m, const Peer&) {
   return r;
 }
 
-namespace {
-struct IdAndTime {
-  int id = 0;
-  double seconds = 0;
-};
-}  // namespace
+// The id's player, or the /fail that says it has none.
+bool Router::playing(int id, VoiceHandle& h, Reply& r) {
+  h = player(id);
+  if (h.valid()) return true;
+  r = fail("unknown_id", "id " + std::to_string(id) + " is not playing", {OscArg::Int(id)});
+  return false;
+}
 
 // /stemd/stop id [fade_s] [curve]
 Router::Reply Router::n_stop(const OscMessage& m, const Peer&) {
@@ -217,8 +218,8 @@ Router::Reply Router::n_stop(const OscMessage& m, const Peer&) {
     return fail("arguments", "curve must be linear, exponential, equal_power or s_curve", idv);
   }
   if (fade < 0 || fade > kMaxFade) return fail("range", "fade must be 0..3600 s", idv);
-  const VoiceHandle h = player(id);
-  if (!h.valid()) return fail("unknown_id", "id " + std::to_string(id) + " is not playing", idv);
+  VoiceHandle h;
+  if (Reply r; !playing(id, h, r)) return r;
   std::string error;
   if (!ctl_.stop(h, fade, error, curve)) return fail("busy", error, idv);
   players_.erase(id);
@@ -236,8 +237,8 @@ Router::Reply Router::pause_or_resume(const OscMessage& m, bool pause) {
   if (!a.count(1, 2) || !a.id(0, id) || !a.number_or(1, "fade", fade, 0.0)) return fail("arguments", a.error());
   const std::vector<OscArg> idv{OscArg::Int(id)};
   if (fade < 0 || fade > kMaxFade) return fail("range", "fade must be 0..3600 s", idv);
-  const VoiceHandle h = player(id);
-  if (!h.valid()) return fail("unknown_id", "id " + std::to_string(id) + " is not playing", idv);
+  VoiceHandle h;
+  if (Reply r; !playing(id, h, r)) return r;
   std::string error;
   if (!(pause ? ctl_.pause(h, fade, error) : ctl_.resume(h, fade, error))) return fail("busy", error, idv);
   return done(idv);
@@ -253,8 +254,8 @@ Router::Reply Router::n_seek(const OscMessage& m, const Peer&) {
     return fail("arguments", a.error());
   }
   const std::vector<OscArg> idv{OscArg::Int(id)};
-  const VoiceHandle h = player(id);
-  if (!h.valid()) return fail("unknown_id", "id " + std::to_string(id) + " is not playing", idv);
+  VoiceHandle h;
+  if (Reply r; !playing(id, h, r)) return r;
   std::int64_t frame = 0;
   std::string error;
   if (!to_frame(pos, unit, ctl_.source(id)->total_frames(), cfg_.sample_rate, frame, error)) {
@@ -275,8 +276,8 @@ Router::Reply Router::n_volume(const OscMessage& m, const Peer&) {
   const std::vector<OscArg> idv{OscArg::Int(id)};
   if (v < 0 || v > kMaxVolume) return fail("range", "volume must be 0..4", idv);
   if (ramp < 0 || ramp > kMaxFade) return fail("range", "ramp must be 0..3600 s", idv);
-  const VoiceHandle h = player(id);
-  if (!h.valid()) return fail("unknown_id", "id " + std::to_string(id) + " is not playing", idv);
+  VoiceHandle h;
+  if (Reply r; !playing(id, h, r)) return r;
   std::string error;
   if (!ctl_.set_volume(h, static_cast<float>(v), ramp, error)) return fail("busy", error, idv);
   return done(idv);
@@ -299,8 +300,8 @@ Router::Reply Router::n_fade(const OscMessage& m, const Peer&) {
   }
   if (target < 0 || target > kMaxVolume) return fail("range", "target volume must be 0..4", idv);
   if (seconds < 0 || seconds > kMaxFade) return fail("range", "fade must be 0..3600 s", idv);
-  const VoiceHandle h = player(id);
-  if (!h.valid()) return fail("unknown_id", "id " + std::to_string(id) + " is not playing", idv);
+  VoiceHandle h;
+  if (Reply r; !playing(id, h, r)) return r;
   std::string error;
   if (!ctl_.set_volume(h, static_cast<float>(target), seconds, error, curve)) return fail("busy", error, idv);
   return done(idv);
@@ -317,8 +318,8 @@ Router::Reply Router::n_pan(const OscMessage& m, const Peer&) {
   const std::vector<OscArg> idv{OscArg::Int(id)};
   if (p < -1 || p > 1) return fail("range", "pan must be -1 (left) .. 1 (right)", idv);
   if (ramp < 0 || ramp > kMaxFade) return fail("range", "ramp must be 0..3600 s", idv);
-  const VoiceHandle h = player(id);
-  if (!h.valid()) return fail("unknown_id", "id " + std::to_string(id) + " is not playing", idv);
+  VoiceHandle h;
+  if (Reply r; !playing(id, h, r)) return r;
   std::string error;
   if (!ctl_.set_pan(h, static_cast<float>(p), ramp, error)) return fail("busy", error, idv);
   return done(idv);
@@ -335,8 +336,8 @@ Router::Reply Router::n_rate(const OscMessage& m, const Peer&) {
   const std::vector<OscArg> idv{OscArg::Int(id)};
   if (r < 0.25 || r > 4) return fail("range", "rate must be 0.25..4", idv);
   if (ramp < 0 || ramp > kMaxFade) return fail("range", "ramp must be 0..3600 s", idv);
-  const VoiceHandle h = player(id);
-  if (!h.valid()) return fail("unknown_id", "id " + std::to_string(id) + " is not playing", idv);
+  VoiceHandle h;
+  if (Reply r; !playing(id, h, r)) return r;
   std::string error;
   const double effective = std::clamp(r * tempo_ratio(), 0.25, 4.0);
   if (!ctl_.set_rate(h, static_cast<float>(effective), ramp, error)) return fail("busy", error, idv);
@@ -462,8 +463,8 @@ Router::Reply Router::n_stretch(const OscMessage& m, const Peer&) {
   if (!a.count(2, 2) || !a.id(0, id) || !a.number(1, "tempo", tempo)) return fail("arguments", a.error());
   const std::vector<OscArg> idv{OscArg::Int(id)};
   if (tempo < 0.25 || tempo > 4) return fail("range", "tempo must be 0.25..4", idv);
-  const VoiceHandle h = player(id);
-  if (!h.valid()) return fail("unknown_id", "id " + std::to_string(id) + " is not playing", idv);
+  VoiceHandle h;
+  if (Reply r; !playing(id, h, r)) return r;
   std::string error;
   if (!ctl_.set_stretch(h, static_cast<float>(tempo), error)) return fail("busy", error, idv);
   return done(idv);

@@ -206,15 +206,23 @@ std::string OscMessage::to_string() const {
   return out;
 }
 
-std::vector<std::uint8_t> osc_serialise(const OscMessage& m) {
-  lo_message msg = build(m);
-  size_t size = 0;
-  void* data = lo_message_serialise(msg, m.address.c_str(), nullptr, &size);
+namespace {
+// liblo's serialised bytes (malloc'd, or null) into a vector, freeing them.
+std::vector<std::uint8_t> take_bytes(void* data, size_t size) {
   std::vector<std::uint8_t> out;
   if (data) {
     out.assign(static_cast<std::uint8_t*>(data), static_cast<std::uint8_t*>(data) + size);
     std::free(data);
   }
+  return out;
+}
+}  // namespace
+
+std::vector<std::uint8_t> osc_serialise(const OscMessage& m) {
+  lo_message msg = build(m);
+  size_t size = 0;
+  void* data = lo_message_serialise(msg, m.address.c_str(), nullptr, &size);  // sets size: call first
+  auto out = take_bytes(data, size);
   lo_message_free(msg);
   return out;
 }
@@ -224,11 +232,7 @@ std::vector<std::uint8_t> osc_serialise_bundle(const std::vector<OscMessage>& me
   for (const auto& m : messages) lo_bundle_add_message(b, m.address.c_str(), build(m));
   size_t size = 0;
   void* data = lo_bundle_serialise(b, nullptr, &size);
-  std::vector<std::uint8_t> out;
-  if (data) {
-    out.assign(static_cast<std::uint8_t*>(data), static_cast<std::uint8_t*>(data) + size);
-    std::free(data);
-  }
+  auto out = take_bytes(data, size);
   lo_bundle_free_recursive(b);
   return out;
 }

@@ -168,7 +168,7 @@ Router::Reply Router::ensure_loaded(int id, const std::string& path) {
   if (!resolve_path(path, resolved, error)) return fail("path", error, {OscArg::Int(id)});
   const io::Source* src = ctl_.source(id);
   if (src != nullptr && src->path == resolved) return done({OscArg::Int(id)});
-  return load(id, path, std::filesystem::path(path).stem().string(), "");
+  return load(id, path, std::filesystem::path(path).stem().string());
 }
 
 VoiceHandle Router::player(int id) const {
@@ -181,7 +181,7 @@ bool Router::resolve_path(const std::string& requested, std::string& resolved, s
   return media_.resolve(requested, resolved, error);
 }
 
-Router::Reply Router::load(int id, const std::string& path, const std::string& name, const std::string& address) {
+Router::Reply Router::load(int id, const std::string& path, const std::string& name) {
   std::string resolved, error;
   if (!resolve_path(path, resolved, error)) return fail("path", error, {OscArg::Int(id)});
   if (ctl_.source(id) == nullptr && ctl_.sources_loaded() >= cfg_.max_sources) {

@@ -125,7 +125,8 @@ class Router {
 
   // shared helpers
   bool resolve_path(const std::string& requested, std::string& resolved, std::string& error) const;
-  Reply load(int id, const std::string& path, const std::string& name, const std::string& address);
+  Reply load(int id, const std::string& path, const std::string& name);
+  bool playing(int id, VoiceHandle& h, Reply& r);
   Reply start_player(int id, const PlayOptions& opts);
   int deck_of_id(int id) const;
   static bool parse_deck(const std::string& name, int& deck);
