@@ -22,7 +22,9 @@ PKGS=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev clang-format
   # the headless real-time test bed (testbed.md)
-  jackd2 jack-capture jack-tools sox procps
+  jackd2 jack-capture jack-tools sox procps python3
+  # man pages from --help (help2man), the .deb (cpack -G DEB runs dpkg-shlibdeps)
+  help2man dpkg-dev
 )
 
 SUDO=""

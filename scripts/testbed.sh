@@ -196,6 +196,9 @@ testbed_stop() {
   local pid
   for pid in "${TESTBED_PIDS[@]}"; do _testbed_kill "$pid" TERM 5; done
   TESTBED_PIDS=()
+  # A SIGKILLed server stays in JACK's registry (8 entries, reclaimed only under the same
+  # name): run it once more and stop it cleanly, or the machine runs out of servers.
+  if [ -z "$TESTBED_JACKD_PID" ] && [ "${TESTBED_JACKD_KILLED:-0}" = 1 ]; then testbed_restart_jackd || true; fi
   if [ -n "$TESTBED_JACKD_PID" ]; then
     # 8 s: on SIGTERM jackd waits up to 5 s for each client that died without closing
     # (measured after a SIGKILLed daemon); only a jackd killed with SIGKILL would leave
@@ -205,6 +208,30 @@ testbed_stop() {
     # The server name is unique to this run, so whatever carries it is ours to remove.
     rm -f /dev/shm/jack_sem.*_"$JACK_DEFAULT_SERVER"_* /dev/shm/jack_"$JACK_DEFAULT_SERVER"_* 2>/dev/null
   fi
+}
+
+# The device disappears: SIGKILL the server, as a USB interface pulled out would (capture,
+# if running, is stopped first: it dies with the server otherwise). Same name, period and
+# rate come back with testbed_restart_jackd.
+testbed_kill_jackd() {
+  capture_stop || true
+  [ -n "$TESTBED_JACKD_PID" ] || return 0
+  kill -KILL "$TESTBED_JACKD_PID" 2>/dev/null
+  wait "$TESTBED_JACKD_PID" 2>/dev/null
+  TESTBED_JACKD_PID=""
+  TESTBED_JACKD_KILLED=1
+  rm -f /dev/shm/jack_sem.*_"$JACK_DEFAULT_SERVER"_* /dev/shm/jack_"$JACK_DEFAULT_SERVER"_* 2>/dev/null
+}
+
+# The same server again (after testbed_kill_jackd): clients started with the old
+# environment find it under the same name. Its log is appended to jackd.log.
+testbed_restart_jackd() {
+  [ -z "$TESTBED_JACKD_PID" ] || { _testbed_log "jackd still running"; return 1; }
+  jackd --no-realtime -n "$JACK_DEFAULT_SERVER" -d dummy -m -r "$TESTBED_RATE" -p "$TESTBED_PERIOD" \
+    >>"$TESTBED_DIR/jackd.log" 2>&1 &
+  TESTBED_JACKD_PID=$!
+  TESTBED_JACKD_KILLED=0
+  testbed_wait_for 10 _testbed_jackd_alive_and_running || { _testbed_log "jackd did not come back"; return 1; }
 }
 
 testbed_cleanup() {

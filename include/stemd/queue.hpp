@@ -5,14 +5,20 @@
 //   - SpscQueue<T, N>: trivially-copyable messages (commands in, events and retirees out).
 //     Producer and consumer threads are fixed per queue and stated where each queue is declared.
 //   - SampleRing: one per streaming voice; the loader thread [loader] writes interleaved stereo
-//     float frames, the audio callback [audio] reads them. Capacity is fixed at construction
-//     (which allocates, so it happens on the control thread before the ring is handed over).
-// push/pop never block and never allocate.
+//     float frames, the audio callback [audio] reads them, in place or by copy. Capacity is fixed
+//     at construction (which allocates, so it happens on the control thread before the ring is
+//     handed over).
+// Nothing here blocks or allocates after construction.
 #pragma once
 
 #include <boost/lockfree/spsc_queue.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
 #include <type_traits>
 
 namespace stemd {
@@ -33,38 +39,117 @@ class SpscQueue {
 };
 
 // Interleaved stereo float frames. All counts are in frames.
+//
+// A wait-free SPSC ring of its own (not Boost's) so that both sides can work *in place*: the
+// audio callback mixes straight out of the readable region (read_spans(), then consume()) and the
+// loader can decode straight into the writable region (write_spans(), then commit()). The region
+// handed out stays untouched by the other side until it is consumed / committed: the consumer's
+// read position is published only by consume(), the producer's write position only by commit().
+// Positions are monotonic 64-bit frame counters (they never wrap in practice: 2^64 frames is
+// millions of years at 48 kHz), so readable = write − read and full vs empty needs no spare slot.
+//   - producer: writes frames, then publishes write_pos_ (release); reads read_pos_ (acquire)
+//     before reusing space the consumer has given back.
+//   - consumer: reads write_pos_ (acquire) before touching frames, then publishes read_pos_
+//     (release) once it no longer needs them.
 class SampleRing {
  public:
   static constexpr int kChannels = 2;
 
+  // Up to two contiguous pieces of the ring (the second one non-empty only across the wrap).
+  template <typename T>
+  struct Spans {
+    T* first = nullptr;
+    std::size_t first_frames = 0;
+    T* second = nullptr;
+    std::size_t second_frames = 0;
+    std::size_t frames() const noexcept { return first_frames + second_frames; }
+  };
+
   explicit SampleRing(std::size_t capacity_frames)  // [control] allocates
-      : capacity_frames_(capacity_frames), q_(capacity_frames * kChannels) {}
+      : capacity_frames_(capacity_frames > 0 ? capacity_frames : 1),
+        buf_(new float[(capacity_frames > 0 ? capacity_frames : 1) * kChannels]) {}
 
   std::size_t capacity_frames() const noexcept { return capacity_frames_; }
 
-  // [loader] Returns frames written (may be fewer than asked when the ring is nearly full).
-  std::size_t write(const float* frames, std::size_t count) noexcept {
-    return q_.push(frames, count * kChannels) / kChannels;
+  // ---- producer [loader]
+  std::size_t writable_frames() const noexcept {
+    return capacity_frames_ -
+           static_cast<std::size_t>(write_pos_.load(std::memory_order_relaxed) -
+                                    read_pos_.load(std::memory_order_acquire));
   }
-  // [loader]
-  std::size_t writable_frames() const noexcept { return q_.write_available() / kChannels; }
+  // The writable region, at most `max_frames` (default: all of it). Fill it, then commit().
+  Spans<float> write_spans(std::size_t max_frames = SIZE_MAX) noexcept {
+    const std::uint64_t w = write_pos_.load(std::memory_order_relaxed);
+    return spans<float>(w, std::min(max_frames, writable_frames()));
+  }
+  // Publishes `frames` frames at the start of the writable region (≤ what write_spans gave).
+  void commit(std::size_t frames) noexcept {
+    write_pos_.store(write_pos_.load(std::memory_order_relaxed) + frames, std::memory_order_release);
+  }
+  // Copies and publishes; returns frames written (fewer than asked when the ring is nearly full).
+  std::size_t write(const float* frames, std::size_t count) noexcept {
+    const Spans<float> s = write_spans(count);
+    copy_frames(s.first, frames, s.first_frames);
+    copy_frames(s.second, frames + s.first_frames * kChannels, s.second_frames);
+    commit(s.frames());
+    return s.frames();
+  }
 
-  // [audio] Returns frames read.
-  std::size_t read(float* frames, std::size_t count) noexcept { return q_.pop(frames, count * kChannels) / kChannels; }
-  // [audio]
-  std::size_t readable_frames() const noexcept { return q_.read_available() / kChannels; }
-
-  // Either side may ask; the answer is a snapshot.
-  std::size_t fill_frames_approx() const noexcept { return capacity_frames_ - q_.write_available() / kChannels; }
-
-  // [audio] Drops everything readable (used when a voice jumps position). Only the consumer may call.
+  // ---- consumer [audio]
+  std::size_t readable_frames() const noexcept {
+    return static_cast<std::size_t>(write_pos_.load(std::memory_order_acquire) -
+                                    read_pos_.load(std::memory_order_relaxed));
+  }
+  // The readable region, at most `max_frames`. Use it, then consume().
+  Spans<const float> read_spans(std::size_t max_frames = SIZE_MAX) const noexcept {
+    const std::uint64_t r = read_pos_.load(std::memory_order_relaxed);
+    return spans<const float>(r, std::min(max_frames, readable_frames()));
+  }
+  // Gives `frames` frames at the start of the readable region back to the producer.
+  void consume(std::size_t frames) noexcept {
+    read_pos_.store(read_pos_.load(std::memory_order_relaxed) + frames, std::memory_order_release);
+  }
+  // Copies and consumes; returns frames read.
+  std::size_t read(float* frames, std::size_t count) noexcept {
+    const Spans<const float> s = read_spans(count);
+    copy_frames(frames, s.first, s.first_frames);
+    copy_frames(frames + s.first_frames * kChannels, s.second, s.second_frames);
+    consume(s.frames());
+    return s.frames();
+  }
+  // Drops everything readable (used when a voice jumps position). Only the consumer may call.
   void discard_readable() noexcept {
-    q_.consume_all([](float) {});
+    read_pos_.store(write_pos_.load(std::memory_order_acquire), std::memory_order_release);
+  }
+
+  // Either side may ask; the answer is a snapshot. (read first: the later write position is
+  // never behind it, so the difference cannot go negative.)
+  std::size_t fill_frames_approx() const noexcept {
+    const std::uint64_t r = read_pos_.load(std::memory_order_acquire);
+    const std::uint64_t w = write_pos_.load(std::memory_order_acquire);
+    return static_cast<std::size_t>(std::min<std::uint64_t>(w - r, capacity_frames_));
   }
 
  private:
-  std::size_t capacity_frames_;
-  boost::lockfree::spsc_queue<float> q_;
+  template <typename T>
+  Spans<T> spans(std::uint64_t pos, std::size_t frames) const noexcept {
+    const auto at = static_cast<std::size_t>(pos % capacity_frames_);
+    Spans<T> s;
+    s.first = buf_.get() + at * kChannels;
+    s.first_frames = std::min(frames, capacity_frames_ - at);
+    s.second = buf_.get();
+    s.second_frames = frames - s.first_frames;
+    return s;
+  }
+  static void copy_frames(float* dst, const float* src, std::size_t frames) noexcept {
+    if (frames > 0) std::memcpy(dst, src, frames * kChannels * sizeof(float));
+  }
+
+  const std::size_t capacity_frames_;
+  const std::unique_ptr<float[]> buf_;
+  // Each position on its own cache line: the two threads never write the same line.
+  alignas(64) std::atomic<std::uint64_t> write_pos_{0};  // [loader] writes
+  alignas(64) std::atomic<std::uint64_t> read_pos_{0};   // [audio] writes
 };
 
 }  // namespace stemd

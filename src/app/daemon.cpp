@@ -8,8 +8,10 @@
 #include "daemon.hpp"
 
 #include "audio/backend.hpp"
+#include "control/device_status.hpp"
 #include "control/controller.hpp"
 #include "control/media_policy.hpp"
+#include "control/net.hpp"
 #include "control/osc_server.hpp"
 #include "control/router.hpp"
 #include "io/loader_thread.hpp"
@@ -17,6 +19,7 @@
 #include "logging.hpp"
 #include "options.hpp"
 #include "script.hpp"
+#include "state.hpp"
 #include "service_notify.hpp"
 
 #include <spdlog/spdlog.h>
@@ -27,11 +30,15 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <set>
 #include <thread>
 
 #include <pthread.h>
 #include <sched.h>
+#include <linux/close_range.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #ifndef STEMD_VERSION
 #define STEMD_VERSION "0.0.0"
@@ -48,12 +55,91 @@ struct Counters {
 
 std::string fmt_us(std::uint64_t ns) { return fmt::format("{:.0f} µs", ns / 1e3); }
 
+// Resident memory of the process (VmRSS), from /proc/self/statm.
+std::uint64_t resident_bytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  unsigned long size = 0, resident = 0;
+  const int n = std::fscanf(f, "%lu %lu", &size, &resident);
+  std::fclose(f);
+  return n == 2 ? static_cast<std::uint64_t>(resident) * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE)) : 0;
+}
+
+// Device recovery by a fresh process image. When the output device is lost, PortAudio cannot
+// be reset in-process: on a dead JACK server its 19.6 JACK host API waits 10 minutes inside
+// Pa_AbortStream/Pa_CloseStream/Pa_Terminate for a process callback that never comes, then
+// asserts, and Pa_Initialize only counts up while a session is open. So stemd writes its whole
+// state (sources, levels, EQ, tempo, playing voices with their positions, subscribers) to a
+// hand-over file and exec()s itself — same PID, so systemd and the watchdog see one service —
+// and the new image restores the state, answers OSC, and retries the device with backoff.
+struct Resume {
+  bool active = false;
+  std::string state_path;
+  int rate = 0;
+  std::uint64_t losses = 0;
+  std::string reason;
+};
+
+Resume take_resume_env() {
+  Resume r;
+  const char* path = std::getenv("STEMD_RESUME_STATE");
+  if (path == nullptr || *path == '\0') return r;
+  r.active = true;
+  r.state_path = path;
+  if (const char* v = std::getenv("STEMD_RESUME_RATE")) r.rate = std::atoi(v);
+  if (const char* v = std::getenv("STEMD_RESUME_LOSSES")) r.losses = std::strtoull(v, nullptr, 10);
+  if (const char* v = std::getenv("STEMD_RESUME_REASON")) r.reason = v;
+  for (const char* k : {"STEMD_RESUME_STATE", "STEMD_RESUME_RATE", "STEMD_RESUME_LOSSES", "STEMD_RESUME_REASON"}) {
+    unsetenv(k);
+  }
+  return r;
+}
+
+std::string handoff_path() {
+  const char* dir = std::getenv("RUNTIME_DIRECTORY");  // systemd's RuntimeDirectory=
+  if (dir == nullptr || *dir == '\0') dir = std::getenv("TMPDIR");
+  if (dir == nullptr || *dir == '\0') dir = "/tmp";
+  std::string d = dir;
+  if (const auto colon = d.find(':'); colon != std::string::npos) d.resize(colon);  // several dirs
+  return d + "/stemd-resume-" + std::to_string(getpid()) + ".state";
+}
+
+// Replaces the process image with a fresh stemd (same argv, same PID). Returns only on failure.
+void reexec(char** argv, const Resume& r, std::string& error) {
+  setenv("STEMD_RESUME_STATE", r.state_path.c_str(), 1);
+  setenv("STEMD_RESUME_RATE", std::to_string(r.rate).c_str(), 1);
+  setenv("STEMD_RESUME_LOSSES", std::to_string(r.losses).c_str(), 1);
+  setenv("STEMD_RESUME_REASON", r.reason.c_str(), 1);
+  // Every descriptor but stdio closes on exec: sockets, the dead device's, sound files.
+  close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+  std::fflush(nullptr);
+  execv("/proc/self/exe", argv);
+  error = std::string("exec /proc/self/exe: ") + std::strerror(errno);
+}
+
 }  // namespace
 
 int run(int argc, char** argv) {
   Options o;
   if (int rc = parse_options(argc, argv, o); rc >= 0) return rc;
   setup_logging(o.log_level);
+  for (const auto& w : o.config_warnings) spdlog::warn("{}", w);
+  // A daemon never starts a JACK server of its own (libjack would, when none is running).
+  setenv("JACK_NO_START_SERVER", "1", 0);
+  const Resume resume = take_resume_env();
+  if (resume.active) {
+    spdlog::warn("resuming after the audio device was lost ({}): restoring the state from {}", resume.reason,
+                 resume.state_path);
+  }
+  control::DeviceStatus device;
+  for (std::uint64_t i = 0; i < resume.losses; ++i) device.set_lost(resume.reason);
+  if (resume.active) {  // what the start-up flags did is in the hand-over state: not again
+    o.play.clear();
+    for (auto& f : o.deck_files) f.clear();
+    o.levels.clear();
+    o.ab.clear();
+    o.script.clear();
+  }
 
   if (o.list_devices) {
     const auto devices = audio::list_output_devices(o.log_level != "trace" && o.log_level != "debug");
@@ -70,11 +156,27 @@ int run(int argc, char** argv) {
   sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
+  // Every loaded file holds one descriptor: raise the soft fd limit to the hard one, and say so
+  // when even that cannot hold --max-sources plus a margin (sockets, the audio API's own).
+  if (rlimit nofile{}; getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+    if (nofile.rlim_cur < nofile.rlim_max) {
+      const rlim_t was = nofile.rlim_cur;
+      nofile.rlim_cur = nofile.rlim_max;
+      if (setrlimit(RLIMIT_NOFILE, &nofile) != 0) nofile.rlim_cur = was;
+    }
+    if (nofile.rlim_cur != RLIM_INFINITY && nofile.rlim_cur < static_cast<rlim_t>(o.max_sources) + 64) {
+      spdlog::warn(
+          "open-file limit {} is below --max-sources {} + 64: loads will fail with 'Too many open files' "
+          "before that; raise LimitNOFILE (systemd) or nofile in limits.conf, or lower --max-sources",
+          static_cast<unsigned long long>(nofile.rlim_cur), o.max_sources);
+    }
+  }
+
   // ---- backend first: it settles the sample rate the engine is built for
   audio::BackendConfig bc;
   bc.kind = o.backend;
   bc.device = o.device;
-  bc.sample_rate = o.sample_rate;
+  bc.sample_rate = resume.active && resume.rate > 0 ? resume.rate : o.sample_rate;
   bc.buffer_size = o.buffer_size;
   bc.render_path = o.render_to;
   bc.render_seconds = o.duration;
@@ -100,16 +202,27 @@ int run(int argc, char** argv) {
   } else if (bc.kind == "null") {
     backend = audio::make_null_backend(bc);
   }
+  bool device_open = true;
   if (backend && !backend->open(err)) {
-    spdlog::error("{}", err);
-    return 2;
+    if (!resume.active) {
+      spdlog::error("{}", err);
+      return 2;
+    }
+    // Resuming: the device is not back yet. Everything else starts; the main loop retries.
+    spdlog::warn("the audio device is not back yet: {}", err);
+    device_open = false;
   }
-  const int rate = backend ? backend->sample_rate() : (o.sample_rate > 0 ? o.sample_rate : 48000);
+  if (resume.active && device_open) device.set_running();
+  const int rate = backend && device_open ? backend->sample_rate() : bc.sample_rate > 0 ? bc.sample_rate : 48000;
 
   lc.ring_frames = std::max<std::int64_t>(static_cast<std::int64_t>(o.ring_ms * 1e-3 * rate), 2 * o.buffer_size);
   lc.chunk_frames = std::min<std::int64_t>(8192, std::max<std::int64_t>(lc.ring_frames / 3, 256));
   lc.prefill_frames =
       std::min<std::int64_t>(lc.ring_frames, std::max<std::int64_t>(lc.chunk_frames, 4 * o.buffer_size));
+  lc.ring_min_frames = std::min(lc.ring_frames, static_cast<std::int64_t>(o.ring_min_ms * 1e-3 * rate));
+  lc.ring_max_frames = std::max(lc.ring_frames, static_cast<std::int64_t>(o.ring_max_ms * 1e-3 * rate));
+  lc.period_frames = o.buffer_size;
+  lc.sample_rate = rate;
   loader = std::make_unique<io::LoaderThread>(lc);
   if (bc.kind == "render") {
     backend = audio::make_render_backend(bc, loader.get());
@@ -143,7 +256,7 @@ int run(int argc, char** argv) {
   control::RouterConfig rc;
   rc.sample_rate = rate;
   rc.buffer_size = o.buffer_size;
-  rc.output_latency_s = backend ? backend->output_latency_seconds() : 0.0;
+  rc.output_latency_s = backend && device_open ? backend->output_latency_seconds() : 0.0;
   rc.backend = bc.kind;
   rc.max_sources = o.max_sources;
   rc.max_subscribers = o.max_subscribers;
@@ -176,6 +289,7 @@ int run(int argc, char** argv) {
   oc.tcp_port = static_cast<std::uint16_t>(o.osc_tcp_port < 0 ? 0 : o.osc_tcp_port);
   oc.allow = o.allow;
   oc.max_tcp_clients = o.max_tcp_clients;
+  oc.device = &device;
   control::OscServer server(ctl, router, oc);
   if (!o.no_osc && !server.open(err)) {
     spdlog::error("{}", err);
@@ -206,6 +320,84 @@ int run(int argc, char** argv) {
         break;
     }
   });
+
+  // ---- --state-file: what was loaded (and playing) comes back, routed like live control, before
+  // the flags below (which apply on top) and before the stream and the OSC server start. Then
+  // the control thread looks at the state once a second (router tick, or the main loop without
+  // OSC) and the main loop writes the file when it changed.
+  std::unique_ptr<StateKeeper> state;
+  if (!o.state_file.empty()) {
+    state = std::make_unique<StateKeeper>(
+        StateKeeper::Config{o.state_file, o.restore_voices, o.state_interval, std::string("stemd ") + STEMD_VERSION});
+    if (!resume.active) state->restore(router);  // resuming: the hand-over is newer
+    router.set_tick_hook([&state, &ctl, &router] { state->poll(ctl, router); });
+  }
+
+  // ---- resuming after a lost device: sources, levels, tempo and subscribers now; the voices
+  // once the device runs again (so they continue from where they were heard last).
+  std::vector<StateMessage> resume_voices;
+  if (resume.active) {
+    std::vector<StateMessage> msgs;
+    std::string e;
+    if (read_state_file(resume.state_path, msgs, e) != StateRead::kOk) {
+      spdlog::error("cannot resume the previous session: {}", e);
+    } else {
+      int restored = 0, failed = 0;
+      for (StateMessage& sm : msgs) {
+        if (is_voice_message(sm.message)) {
+          resume_voices.push_back(std::move(sm));
+          continue;
+        }
+        const control::OscMessage reply = router.handle(sm.message, control::Peer{});
+        if (reply.address == "/done") {
+          ++restored;
+        } else {
+          ++failed;
+          spdlog::warn("resume: {} → {}", sm.message.to_string(), reply.to_string());
+        }
+      }
+      spdlog::info("resume: {} settings and sources restored ({} failed), {} voices to restart", restored, failed,
+                   resume_voices.size());
+    }
+    std::remove(resume.state_path.c_str());
+    if (const char* subs = std::getenv("STEMD_RESUME_SUBSCRIBERS")) {
+      std::string list = subs;
+      unsetenv("STEMD_RESUME_SUBSCRIBERS");
+      std::size_t start = 0;
+      while (start < list.size()) {
+        std::size_t end = list.find(' ', start);
+        if (end == std::string::npos) end = list.size();
+        const std::string ep = list.substr(start, end - start);
+        start = end + 1;
+        const auto colon = ep.rfind(':');
+        if (colon == std::string::npos) continue;
+        std::string host = ep.substr(0, colon);
+        if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+        std::string pe;
+        const auto at =
+            control::parse_endpoint(host, static_cast<std::uint16_t>(std::atoi(ep.c_str() + colon + 1)), pe);
+        if (!at) continue;
+        control::OscMessage sub;
+        sub.address = "/stemd/notify";
+        sub.args = {control::OscArg::Int(1)};
+        router.handle(sub, control::Peer{*at, -1});
+      }
+    }
+  }
+  auto restart_resumed_voices = [&router, &resume_voices] {
+    int ok = 0;
+    for (const StateMessage& sm : resume_voices) {
+      const control::OscMessage reply = router.handle(sm.message, control::Peer{});
+      if (reply.address == "/done") {
+        ++ok;
+        spdlog::debug("resume: {}", sm.message.to_string());
+      } else {
+        spdlog::warn("resume: {} → {}", sm.message.to_string(), reply.to_string());
+      }
+    }
+    if (!resume_voices.empty()) spdlog::info("resume: {} of {} voices playing again", ok, resume_voices.size());
+    resume_voices.clear();
+  };
 
   // ---- --play files: loaded before the stream starts; any failure is fatal at start
   int slot = 1;
@@ -273,6 +465,7 @@ int run(int argc, char** argv) {
         spdlog::error("cannot play slot {}: {}", s, err);
         return false;
       }
+      router.adopt_player(s, h);  // its slot's player, as if started over OSC (state, recovery)
     }
     for (int d = 0; d < 4; ++d) {
       if (o.deck_files[d].empty()) continue;
@@ -291,15 +484,19 @@ int run(int argc, char** argv) {
     return true;
   };
   // Offline and null output: queue the plays before the first block, so they start at frame 0.
-  const bool device = bc.kind == "portaudio";
-  if (!device && !play_all()) return 1;
+  const bool real_device = bc.kind == "portaudio";
+  if (!real_device && !play_all()) return 1;
 
-  if (!backend->start(engine, err)) {
-    spdlog::error("{}", err);
-    loader->stop();
-    return 2;
+  if (device_open && !backend->start(engine, err)) {
+    if (!resume.active) {
+      spdlog::error("{}", err);
+      loader->stop();
+      return 2;
+    }
+    spdlog::warn("the audio device is not back yet: {}", err);
+    device_open = false;
   }
-  if (device) {
+  if (real_device && device_open) {
     // A device's first periods can go nowhere while its connections settle (JACK connects
     // PortAudio's ports after activation): start the --play files once the stream has run a few.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
@@ -311,6 +508,7 @@ int run(int argc, char** argv) {
       loader->stop();
       return 1;
     }
+    restart_resumed_voices();
   }
   if (!o.no_osc) {
     spdlog::info(
@@ -333,9 +531,10 @@ int run(int argc, char** argv) {
   }
   spdlog::info(
       "stemd {} started: {}, {} Hz, buffer {} frames = {:.1f} ms (output latency {:.1f} ms), "
-      "max {} voices, ring {:.0f} ms, head {:.0f} ms, preload ≤ {:.0f} MB, limiter {}, libsndfile {}",
+      "max {} voices, ring {:.0f} ms (kept ≥ {:.0f}, up to {:.0f} when the disk is slow), head {:.0f} ms, "
+      "preload ≤ {:.0f} MB, limiter {}, libsndfile {}",
       STEMD_VERSION, backend->describe(), rate, o.buffer_size, budget_ms, backend->output_latency_seconds() * 1000.0,
-      o.max_voices, o.ring_ms, o.head_ms, o.preload_limit_mb,
+      o.max_voices, o.ring_ms, o.ring_min_ms, o.ring_max_ms, o.head_ms, o.preload_limit_mb,
       o.limiter ? fmt::format("at {:.1f} dBFS", o.limiter_threshold_db) : std::string("off"), io::sndfile_version());
 
   // ---- the real-time policy the audio thread actually runs with (logged once it has run)
@@ -347,6 +546,9 @@ int run(int argc, char** argv) {
     int policy = 0;
     sched_param sp{};
     if (pthread_getschedparam(tid, &policy, &sp) != 0) return;
+    device.set_rt_policy(policy == SCHED_FIFO ? fmt::format("SCHED_FIFO {}", sp.sched_priority)
+                         : policy == SCHED_RR ? fmt::format("SCHED_RR {}", sp.sched_priority)
+                                              : std::string("SCHED_OTHER"));
     if (policy == SCHED_FIFO || policy == SCHED_RR) {
       spdlog::info("audio thread: {} priority {}", policy == SCHED_FIFO ? "SCHED_FIFO" : "SCHED_RR", sp.sched_priority);
     } else if (bc.kind != "render") {
@@ -362,11 +564,160 @@ int run(int argc, char** argv) {
   Counters last{};
   auto hist_prev = engine.metrics().callback_ns.snapshot();
   auto next_health = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  auto next_health_line = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  auto health_prev_t = std::chrono::steady_clock::now();
+  double health_prev_cpu = 0;
+  {
+    rusage ru0{};
+    getrusage(RUSAGE_SELF, &ru0);
+    health_prev_cpu = static_cast<double>(ru0.ru_utime.tv_sec + ru0.ru_stime.tv_sec) +
+                      static_cast<double>(ru0.ru_utime.tv_usec + ru0.ru_stime.tv_usec) * 1e-6;
+  }
+  std::uint64_t health_prev_cb_ns = 0;
   const auto t_start = std::chrono::steady_clock::now();
   int exit_code = 0;
   std::string stop_reason = "finished";
   std::uint64_t stall_callbacks = 0;
   auto stall_since = std::chrono::steady_clock::now();
+  // Device recovery (resumed image): attempts at 0.5 s, then doubling to every 5 s.
+  double backoff_s = 0.5;
+  std::uint64_t attempts = 0;
+  auto next_attempt = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+  std::uint64_t reopened_at_callbacks = 0;
+  bool voices_pending = !resume_voices.empty();
+  // The device is lost: tell everyone, hand the whole state over to a fresh image of stemd,
+  // and exec it. Returns only when that failed (then stemd exits 3 for the service manager).
+  auto hand_over = [&](const std::string& why) {
+    device.set_lost(why);
+    if (o.on_device_loss == "exit") {
+      spdlog::error("the audio device stopped: {} — exiting (--on-device-loss exit)", why);
+      backend->mark_lost();
+      return;
+    }
+    spdlog::error(
+        "the audio device stopped: {} — keeping the state; stemd restarts its audio side and retries the "
+        "device every 0.5 s, doubling to 5 s",
+        why);
+    systemd.status("audio device lost (" + why + "), retrying");
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));  // subscribers hear /stemd/device/lost
+    backend->mark_lost();
+    server.stop();  // the main thread is the control thread again
+    ctl.service();
+    Resume r;
+    r.active = true;
+    r.state_path = handoff_path();
+    r.rate = rate;
+    r.losses = device.losses();
+    r.reason = why;
+    std::string e;
+    if (!write_file_atomic(r.state_path,
+                           format_state(capture_state(ctl, router, true),
+                                        std::string("stemd ") + STEMD_VERSION + " (device hand-over)"),
+                           e)) {
+      spdlog::error("cannot write the hand-over state: {} — exiting instead", e);
+      return;
+    }
+    if (state) {  // the state file too, in case the new image cannot start
+      state->capture_now(ctl, router);
+      state->flush();
+    }
+    std::string subs;
+    for (const control::Peer& p : router.subscriber_peers()) {
+      if (p.tcp_fd < 0) subs += (subs.empty() ? "" : " ") + p.endpoint.to_string();
+    }
+    setenv("STEMD_RESUME_SUBSCRIBERS", subs.c_str(), 1);
+    spdlog::default_logger()->flush();
+    reexec(argv, r, e);
+    spdlog::error("cannot restart the audio side: {} — exiting", e);
+    std::remove(r.state_path.c_str());
+  };
+  // SIGHUP (systemctl reload): the flags and --config file are read again. What can change
+  // live does — log level, the OSC allow-list, deck levels, the volumes of the start-up
+  // voices —; anything else that changed is named as needing a restart. A config that does
+  // not parse is reported (file, line, key) and the running configuration stays.
+  std::string live_allow = o.allow;
+  std::vector<float> live_levels = deck_levels;
+  float live_volume = o.volume, live_vol = o.deck_volume;
+  auto reload = [&] {
+    Options n;
+    std::string e;
+    if (parse_options(argc, argv, n, &e) >= 0) {
+      spdlog::error("SIGHUP: configuration not reloaded, the running one stays: {}", e);
+      return;
+    }
+    if (control::AllowList check; !n.allow.empty() && !check.parse(n.allow, e)) {
+      spdlog::error("SIGHUP: configuration not reloaded, the running one stays: allow = \"{}\": {}", n.allow, e);
+      return;
+    }
+    for (const auto& w : n.config_warnings) spdlog::warn("SIGHUP: {}", w);
+    const std::string from = o.config_path.empty() ? "the command line (no --config)" : o.config_path;
+    std::vector<std::string> applied, restart;
+    // What changes live: compared with the value in force now.
+    if (spdlog::default_logger()->level() != spdlog::level::from_str(n.log_level)) {
+      spdlog::default_logger()->set_level(spdlog::level::from_str(n.log_level));
+      applied.push_back("log-level " + n.log_level);
+    }
+    if (n.allow != live_allow && !o.no_osc) {
+      live_allow = n.allow;
+      server.post([&server, allow = n.allow] {
+        std::string pe;
+        if (server.set_allow(allow, pe)) {
+          spdlog::info("SIGHUP: OSC now allows {}", allow.empty() ? std::string("loopback only") : allow);
+        } else {
+          spdlog::error("SIGHUP: allow = \"{}\" not applied, the previous allow-list stays: {}", allow, pe);
+        }
+      });
+      applied.push_back("allow");
+    }
+    std::vector<float> lv = n.levels;
+    if (!n.ab.empty()) {
+      lv.resize(std::max<std::size_t>(lv.size(), 2), 1.0f);
+      lv[0] = n.ab[0];
+      lv[1] = n.ab[1];
+    }
+    if (lv != live_levels) {
+      live_levels = lv;
+      std::vector<float> to = lv;
+      to.resize(4, 1.0f);  // a deck the config no longer names goes back to unity
+      server.post([&ctl, to] {
+        std::string de;
+        for (std::size_t d = 0; d < 4; ++d) ctl.set_deck_level(static_cast<int>(d), to[d], 0.05, de);
+      });
+      applied.push_back("levels");
+    }
+    for (const bool decks : {false, true}) {
+      const float v = decks ? n.deck_volume : n.volume;
+      float& live = decks ? live_vol : live_volume;
+      if (v == live) continue;
+      live = v;
+      std::vector<int> ids = slots;
+      if (decks) ids.assign(std::begin(kDeckBase), std::end(kDeckBase));
+      server.post([&ctl, &router, ids, v] {
+        std::string ve;
+        for (int id : ids) {
+          if (const control::VoiceHandle h = router.player(id); h.valid()) ctl.set_volume(h, v, 0.05, ve);
+        }
+      });
+      applied.push_back(decks ? "vol" : "volume");
+    }
+    if (n.watch != o.watch) {
+      o.watch = n.watch;
+      applied.push_back(n.watch ? "watch on" : "watch off");
+    }
+    static const std::set<std::string> kLive{"log-level", "allow", "levels", "ab", "volume", "vol", "watch"};
+    for (const std::string& k : changed_keys(o, n)) {
+      if (kLive.count(k) == 0) restart.push_back(k);
+    }
+    auto join = [](const std::vector<std::string>& v) {
+      std::string out;
+      for (const auto& x : v) out += (out.empty() ? "" : ", ") + x;
+      return out;
+    };
+    spdlog::info("SIGHUP: reloaded {}: {}{}", from, applied.empty() ? "nothing to apply" : "applied " + join(applied),
+                 restart.empty()
+                     ? std::string()
+                     : "; changed but only taking effect after a restart (systemctl restart stemd): " + join(restart));
+  };
   for (;;) {
     timespec timeout{0, 20'000'000};  // 20 ms: service often enough for the retire queue
     const int sig = sigtimedwait(&sigs, nullptr, &timeout);
@@ -374,31 +725,62 @@ int run(int argc, char** argv) {
       stop_reason = sig == SIGINT ? "SIGINT" : "SIGTERM";
       break;
     }
-    if (sig == SIGHUP) spdlog::info("SIGHUP: nothing to reload yet");
+    if (sig == SIGHUP) reload();
     if (o.no_osc) ctl.service();  // otherwise the OSC server's thread does
-    systemd.tick(engine.metrics().callbacks.load(std::memory_order_relaxed));
-    if (!policy_logged) log_policy();
+    const bool lost_now = device.state() == control::DeviceState::kLost;
+    systemd.tick(engine.metrics().callbacks.load(std::memory_order_relaxed), lost_now);
+    if (!policy_logged && !lost_now) log_policy();
     if (backend->finished()) break;
-    // A device that stops calling back (its server died, the USB interface went away) is lost:
-    // exit with an error so the service manager restarts stemd (Restart=on-failure), rather
-    // than sit silent — or hang in the audio API on shutdown.
+    // The output device: a stream that stopped calling back (its server died, the USB interface
+    // went away) is lost — hand over to a fresh image, which retries it with backoff.
     if (bc.kind == "portaudio") {
       const std::uint64_t cb = engine.metrics().callbacks.load(std::memory_order_relaxed);
       const auto now_t = std::chrono::steady_clock::now();
-      if (cb != stall_callbacks) {
-        stall_callbacks = cb;
-        stall_since = now_t;
-      } else if (cb > 0 && now_t - stall_since > std::chrono::seconds(2)) {
-        spdlog::error(
-            "the audio device stopped: no callback for 2 s (device lost? the JACK server gone?) — "
-            "exiting so the service manager can restart stemd");
-        backend->mark_lost();
-        exit_code = 3;
-        stop_reason = "device lost";
-        break;
+      if (!lost_now) {
+        std::string why;
+        if (cb != stall_callbacks) {
+          stall_callbacks = cb;
+          stall_since = now_t;
+        } else if (cb > reopened_at_callbacks && now_t - stall_since > std::chrono::seconds(1)) {
+          why = "no callback for 1 s (device unplugged? audio server gone?)";
+        }
+        if (why.empty()) backend->lost(why);
+        if (!why.empty()) {
+          hand_over(why);  // returns only if stemd cannot carry on
+          exit_code = 3;
+          stop_reason = "device lost";
+          break;
+        }
+        if (voices_pending && cb >= reopened_at_callbacks + 4) {
+          voices_pending = false;  // the device runs again: the voices continue where they were
+          server.post(restart_resumed_voices);
+        }
+      } else if (now_t >= next_attempt) {
+        device.set_attempts(++attempts);
+        std::string e;
+        if (backend->open(e) && backend->start(engine, e)) {
+          const double was_lost = device.lost_for_seconds();
+          device.set_running();
+          reopened_at_callbacks = cb;
+          stall_callbacks = cb;
+          stall_since = now_t;
+          policy_logged = false;
+          spdlog::warn("audio device back after {:.1f} s ({} attempt{}): {}", was_lost, attempts,
+                       attempts == 1 ? "" : "s", backend->describe());
+          systemd.status("audio device back: " + backend->describe());
+          attempts = 0;
+          backoff_s = 0.5;
+        } else {
+          if (attempts == 1 || attempts % 12 == 0) {
+            spdlog::info("audio device not back yet (attempt {}): {}; next attempt in {:.1f} s", attempts, e,
+                         std::min(backoff_s, 5.0));
+          }
+          next_attempt = now_t + std::chrono::milliseconds(static_cast<int>(backoff_s * 1000));
+          backoff_s = std::min(backoff_s * 2, 5.0);
+        }
       }
     }
-    if (backend->failed()) {
+    if (backend->failed() && bc.kind != "portaudio") {
       spdlog::error("{}", backend->failure());
       exit_code = 3;
       stop_reason = "backend failure";
@@ -412,16 +794,37 @@ int run(int argc, char** argv) {
     const auto now = std::chrono::steady_clock::now();
     if (now >= next_health) {
       next_health = now + std::chrono::seconds(1);
+      if (state) {  // --state-file: write it if the state changed (never from the audio thread)
+        if (o.no_osc) state->poll(ctl, router);  // otherwise the OSC server's thread does
+        state->flush();
+      }
       auto& m = engine.metrics();
       const auto ls = loader->stats();
       Counters c{m.voice_underruns.load(), m.device_underflows.load(), m.events_dropped.load(), ls.read_errors,
                  ls.truncated};
       const auto hist = m.callback_ns.snapshot();
       const std::uint32_t min_fill = m.take_min_ring_fill();
-      if (o.watch) {
-        spdlog::info("watch: {} voices, {:.1f} s played, underruns {}, device underflows {}, lowest ring fill {}%",
-                     m.voices_active.load(), static_cast<double>(m.frames.load()) / rate, c.voice_underruns,
-                     c.device_underflows, min_fill / 10);
+      // The whole process's CPU (every thread: audio, loader, control) over the last second,
+      // the audio callback's share of its budget, what is resident, the real-time policy.
+      rusage ru{};
+      getrusage(RUSAGE_SELF, &ru);
+      const double cpu_s = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+      const double wall_s = std::chrono::duration<double>(now - health_prev_t).count();
+      const double cpu_pct = wall_s > 0 ? 100.0 * (cpu_s - health_prev_cpu) / wall_s : 0.0;
+      const std::uint64_t cb_ns = m.callback_ns_total.load(std::memory_order_relaxed);
+      const double cb_pct = wall_s > 0 ? 100.0 * static_cast<double>(cb_ns - health_prev_cb_ns) / (wall_s * 1e9) : 0.0;
+      health_prev_cpu = cpu_s;
+      health_prev_cb_ns = cb_ns;
+      health_prev_t = now;
+      const std::string summary = fmt::format(
+          "{} voices, CPU {:.1f}% (audio callback {:.1f}%), {}, lowest ring fill {}%, voice underruns {}, "
+          "device underflows {}, memory {:.1f} MB resident, device {}",
+          m.voices_active.load(), cpu_pct, cb_pct, device.rt_policy(), min_fill / 10, c.voice_underruns,
+          c.device_underflows, static_cast<double>(resident_bytes()) / 1e6, control::to_string(device.state()));
+      if (o.watch || (o.health_interval > 0 && now >= next_health_line)) {
+        spdlog::info("health: {}", summary);
+        next_health_line = now + std::chrono::milliseconds(static_cast<int>(o.health_interval * 1000));
       }
       if (!(c == last)) {
         auto window = hist;
@@ -444,10 +847,9 @@ int run(int argc, char** argv) {
         last = c;
       }
       hist_prev = hist;
-      if (systemd.active()) {
-        systemd.status(fmt::format("{} voices, {} underruns, {} device underflows, callback p99 {}",
-                                   m.voices_active.load(), c.voice_underruns, c.device_underflows,
-                                   fmt_us(engine::DurationHistogram::percentile_ns(hist, 0.99))));
+      if (systemd.active() && device.state() == control::DeviceState::kRunning) {
+        systemd.status(
+            fmt::format("{}, callback p99 {}", summary, fmt_us(engine::DurationHistogram::percentile_ns(hist, 0.99))));
       }
     }
   }
@@ -455,6 +857,11 @@ int run(int argc, char** argv) {
   // ---- shutdown: fade the master, stop the stream, join threads
   systemd.stopping();
   server.stop();  // the main thread is the control thread again
+  // --state-file: the state as it is now, before the master fades out
+  if (state) {
+    state->capture_now(ctl, router);
+    if (state->flush()) spdlog::info("state saved to {}", state->path());
+  }
   if (stop_reason == "SIGINT" || stop_reason == "SIGTERM" || stop_reason == "--duration reached") {
     if (ctl.set_master(0.0f, o.shutdown_fade_ms / 1000.0, err) && bc.kind != "render") {
       // Wait for the fade to play out (plus a period), bounded, still servicing.

@@ -3,8 +3,14 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
 
 #ifndef STEMD_VERSION
 #define STEMD_VERSION "0.0.0"
@@ -64,6 +70,12 @@ CLI::Validator int_range(long lo, long hi) {
       "INT in [" + std::to_string(lo) + ".." + std::to_string(hi) + "]");
 }
 
+std::string fmt_ring_order(double lo, double mid, double hi) {
+  char b[160];
+  std::snprintf(b, sizeof b, "--ring-min-ms (%g) ≤ --ring-ms (%g) ≤ --ring-max-ms (%g) must hold", lo, mid, hi);
+  return b;
+}
+
 std::string latency_help() {
   std::string s = "Frames per buffer (period), 16..8192. Latency per buffer at 48 kHz:";
   for (int n : {128, 256, 512, 1024, 2048}) {
@@ -75,9 +87,117 @@ std::string latency_help() {
   return s;
 }
 
+// The --config FILE argument, if any (the file is checked before CLI11 reads it).
+std::string config_arg(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--config" && i + 1 < argc) return argv[i + 1];
+    if (a.rfind("--config=", 0) == 0) return a.substr(9);
+  }
+  return {};
+}
+
+bool on_command_line(int argc, char** argv, const std::string& lname) {
+  const std::string flag = "--" + lname;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == flag || a.rfind(flag + "=", 0) == 0) return true;
+  }
+  return false;
+}
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t\r");
+  if (b == std::string::npos) return {};
+  const auto e = s.find_last_not_of(" \t\r");
+  return s.substr(b, e - b + 1);
+}
+
+// Reads the config file line by line: every key must be `key = value` with a known key (the
+// long flag names). Unknown keys are warnings (ignored); an unreadable file or a line that is
+// not `key = value` is an error. `lines` maps each key to the line that sets it.
+bool scan_config(const std::string& path, const CLI::App& app, std::map<std::string, int>& lines,
+                 std::vector<std::string>& warnings, std::string& error) {
+  std::ifstream in(path);
+  if (!in) {
+    error = "config file " + path + ": cannot read it: " + std::strerror(errno);
+    return false;
+  }
+  std::set<std::string> known;
+  for (const CLI::Option* opt : app.get_options()) {
+    for (const auto& n : opt->get_lnames()) known.insert(n);
+  }
+  std::string line;
+  for (int no = 1; std::getline(in, line); ++no) {
+    const std::string t = trim(line);
+    if (t.empty() || t[0] == '#' || t[0] == ';') continue;
+    const std::string where = path + ":" + std::to_string(no) + ": ";
+    if (t[0] == '[') {
+      warnings.push_back(where + "section " + t +
+                         " — stemd's config has no sections; the keys below it are read as top-level keys");
+      continue;
+    }
+    const auto eq = t.find('=');
+    if (eq == std::string::npos) {
+      error = where + "'" + t + "' is not a 'key = value' line";
+      return false;
+    }
+    const std::string key = trim(t.substr(0, eq));
+    if (trim(t.substr(eq + 1)).empty()) {
+      error = where + "key '" + key + "' has no value";
+      return false;
+    }
+    if (known.count(key) == 0) {
+      std::string dashed = key;
+      std::replace(dashed.begin(), dashed.end(), '_', '-');
+      warnings.push_back(where + "unknown key '" + key + "' — ignored" +
+                         (known.count(dashed) != 0 ? " (did you mean '" + dashed + "'?)" : ""));
+      continue;
+    }
+    if (auto it = lines.find(key); it != lines.end()) {
+      warnings.push_back(where + "'" + key + "' is also set on line " + std::to_string(it->second) + "; this one wins");
+    }
+    lines[key] = no;
+  }
+  return true;
+}
+
 }  // namespace
 
-int parse_options(int argc, char** argv, Options& o) {
+std::vector<std::string> changed_keys(const Options& before, const Options& after) {
+  auto parse = [](const std::string& toml) {
+    std::map<std::string, std::string> kv;
+    std::istringstream in(toml);
+    std::string line;
+    while (std::getline(in, line)) {
+      const auto eq = line.find('=');
+      if (eq == std::string::npos || line[0] == '#') continue;
+      kv[trim(line.substr(0, eq))] = trim(line.substr(eq + 1));
+    }
+    return kv;
+  };
+  const auto a = parse(before.effective_config), b = parse(after.effective_config);
+  std::vector<std::string> out;
+  for (const auto& [k, v] : b) {
+    auto it = a.find(k);
+    if (it == a.end() || it->second != v) out.push_back(k);
+  }
+  for (const auto& [k, v] : a) {
+    if (b.count(k) == 0) out.push_back(k);
+  }
+  return out;
+}
+
+int parse_options(int argc, char** argv, Options& o, std::string* error) {
+  // An error: printed (at start) or handed back (a reload); exit status 2.
+  auto fail = [error](const std::string& msg) {
+    if (error != nullptr) {
+      *error = msg;
+    } else {
+      std::fprintf(stderr, "stemd: %s\n", msg.c_str());
+    }
+    return 2;
+  };
   CLI::App app{"stemd — streams audio files from disk to an audio device, mixed, driven over OSC", "stemd"};
   app.set_version_flag("--version", std::string("stemd ") + STEMD_VERSION);
   app.set_config("--config", "", "Read options from a TOML/INI file (keys are the long flag names)");
@@ -102,6 +222,12 @@ int parse_options(int argc, char** argv, Options& o) {
       ->transform(int_range(16, 8192))
       ->capture_default_str();
   app.add_flag("--list-devices", o.list_devices, "List PortAudio's output devices and exit");
+  app.add_option("--on-device-loss", o.on_device_loss,
+                 "When the output device goes away: recover (keep every source, level and voice, retry the "
+                 "device every 0.5 s doubling to 5 s, play on where it stopped) or exit (status 3, for a "
+                 "service manager to restart)")
+      ->check(CLI::IsMember({"recover", "exit"}))
+      ->capture_default_str();
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
@@ -125,9 +251,19 @@ int parse_options(int argc, char** argv, Options& o) {
                  "RAM; larger ones are streamed from disk")
       ->check(CLI::Range(0.0, 65536.0))
       ->capture_default_str();
-  app.add_option("--ring-ms", o.ring_ms, "Read-ahead per streaming voice, in ms")
+  app.add_option("--ring-ms", o.ring_ms,
+                 "Ring per streaming voice, in ms, on a steady disk (read-ahead; memory: 384 KB per second "
+                 "at 48 kHz)")
       ->check(CLI::Range(20.0, 10000.0))
       ->capture_default_str();
+  app.add_option("--ring-min-ms", o.ring_min_ms,
+                 "Adaptive prefetch: the least read-ahead kept per voice, in ms (default half of --ring-ms); "
+                 "the loader keeps more when the measured disk waits ask for it (up to the ring's size)")
+      ->check(CLI::Range(20.0, 10000.0));
+  app.add_option("--ring-max-ms", o.ring_max_ms,
+                 "Adaptive prefetch: the largest ring a voice gets when its file's reads are slow or jittery, "
+                 "in ms (default 4000; --ring-min-ms = --ring-ms = --ring-max-ms: fixed rings, kept full)")
+      ->check(CLI::Range(20.0, 60000.0));
   app.add_option("--head-ms", o.head_ms, "Pre-decoded start of a streamed file, in ms (lets play start at once)")
       ->check(CLI::Range(10.0, 10000.0))
       ->capture_default_str();
@@ -161,6 +297,20 @@ int parse_options(int argc, char** argv, Options& o) {
                  "its exact frame from the start: a scripted session; with --render-to, "
                  "rendered deterministically")
       ->type_name("FILE");
+  app.add_option("--state-file", o.state_file,
+                 "Keep the daemon's state in FILE: loaded sources, deck levels and EQ, master, tempo (and "
+                 "with --restore-voices the playing voices) come back after a restart. Written atomically "
+                 "when the state changes and at shutdown")
+      ->type_name("FILE");
+  app.add_flag("--restore-voices", o.restore_voices,
+               "With --state-file: also save the playing voices (position, volume, loop, rate, pan, pause) "
+               "and start them again where they were after a restart");
+  app.add_option("--state-interval", o.state_interval,
+                 "With --state-file: voice positions and a gliding tempo alone are written at most every "
+                 "SECONDS (other changes within a second)")
+      ->check(CLI::Range(1.0, 3600.0))
+      ->type_name("SECONDS")
+      ->capture_default_str();
   app.add_option("--crossfade-law", o.crossfade_law,
                  "How /crossfade_levels maps its levels: linear (as "
                  "crowdstream) or equal_power (sin(l·π/2): constant power)")
@@ -237,18 +387,48 @@ int parse_options(int argc, char** argv, Options& o) {
   app.add_option("--levels", o.levels, "Deck A, B, C, D levels")->expected(4)->check(CLI::Range(0.0f, 4.0f));
   app.add_option("--bpm", o.bpm, "Base tempo of the clock (bpm)")->check(CLI::Range(1.0, 999.0))->capture_default_str();
   app.add_option("--meter", o.meter, "Beats per bar")->check(CLI::Range(1, 64))->capture_default_str();
-  app.add_flag("--watch", o.watch, "Log a status line every second");
+  app.add_flag("--watch", o.watch, "Log the health line every second");
+  app.add_option("--health-interval", o.health_interval,
+                 "Seconds between health lines in the log (voices, CPU, real-time policy, ring fill, underruns, "
+                 "device underflows, memory); 0 = only when something goes wrong")
+      ->check(CLI::Range(0.0, 86400.0))
+      ->capture_default_str();
   app.add_option("--stretch-method", o.stretch_method,
                  "How /set_tempo changes playback: playback_rate (vinyl) or "
                  "time_stretch (tempo without pitch, Rubber Band; --max-stretched-voices)")
       ->check(CLI::IsMember({"playback_rate", "time_stretch"}))
       ->capture_default_str();
 
+  // The config file first: a bad line names its file, line and key.
+  std::map<std::string, int> config_lines;
+  o.config_path = config_arg(argc, argv);
+  if (!o.config_path.empty()) {
+    std::string e;
+    if (!scan_config(o.config_path, app, config_lines, o.config_warnings, e)) return fail(e);
+    app.allow_config_extras(CLI::config_extras_mode::ignore);  // unknown keys: warned about above
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    std::string msg = e.what();
+    // A value from the config file (not overridden on the command line): name its line.
+    for (const auto& [key, line] : config_lines) {
+      const std::string flag = "--" + key;
+      const auto at = msg.find(flag);
+      const bool whole =
+          at != std::string::npos &&
+          (at + flag.size() == msg.size() ||
+           !(std::isalnum(static_cast<unsigned char>(msg[at + flag.size()])) || msg[at + flag.size()] == '-'));
+      if (whole && !on_command_line(argc, argv, key)) {
+        msg = o.config_path + ":" + std::to_string(line) + ": key '" + key + "': " + msg;
+        break;
+      }
+    }
+    if (error == nullptr) msg += "\nRun with --help for more information.";
+    return fail(msg);
   }
+  o.effective_config = app.config_to_str(true, false);
   // The buffer size: given explicitly (flag or config), else the preset, else the board's.
   o.buffer_size_given = app.count("--buffer-size") > 0;
   if (o.buffer_size_given) {
@@ -268,12 +448,16 @@ int parse_options(int argc, char** argv, Options& o) {
                       (model.empty() ? std::string("this machine (no board model in the device tree)")
                                      : "'" + model + "' (" + where + ")");
   }
+  if (o.ring_min_ms == 0) o.ring_min_ms = std::max(20.0, o.ring_ms / 2);
+  if (o.ring_max_ms == 0) o.ring_max_ms = std::max(4000.0, o.ring_ms);
+  if (o.ring_min_ms > o.ring_ms || o.ring_ms > o.ring_max_ms) {
+    return fail(fmt_ring_order(o.ring_min_ms, o.ring_ms, o.ring_max_ms));
+  }
   // An offline render listens for OSC only when asked to (a port given explicitly).
   if ((o.backend == "render" || !o.render_to.empty()) && app.count("--osc-port") == 0) o.no_osc = true;
   if (!o.render_to.empty()) {
     if (o.backend != "auto" && o.backend != "render") {
-      std::fprintf(stderr, "--render-to needs --backend render (or no --backend), not '%s'\n", o.backend.c_str());
-      return 2;
+      return fail("--render-to needs --backend render (or no --backend), not '" + o.backend + "'");
     }
     o.backend = "render";
   }

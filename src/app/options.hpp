@@ -17,6 +17,9 @@ struct Options {
   std::string preset;              // --preset NAME; empty = from the board model
   std::string preset_reason;       // what chose the buffer size (logged at start)
   bool list_devices = false;
+  std::string config_path;                   // --config FILE, if given (SIGHUP reads it again)
+  std::vector<std::string> config_warnings;  // "FILE:LINE: unknown key 'x' — ignored", logged at start
+  std::string effective_config;              // every option's value after parsing, as TOML (reload diff)
   std::string log_level = "info";
   std::vector<std::string> play;
   bool loop = false;
@@ -24,7 +27,9 @@ struct Options {
   std::string render_to;
   double duration = 0;  // seconds of audio, then exit (0 = run until signalled / render until idle)
   double preload_limit_mb = 16;
-  double ring_ms = 500;
+  double ring_ms = 500;    // a stream's ring capacity on a steady disk
+  double ring_min_ms = 0;  // adaptive prefetch: the least fill the loader keeps (0: ring_ms / 2)
+  double ring_max_ms = 0;  // and the largest ring a jittery source gets (0: 4000, or ring_ms if more)
   double head_ms = 500;
   std::uint32_t max_voices = 4096;
   std::uint32_t max_resampled_voices = 64;
@@ -33,6 +38,13 @@ struct Options {
   bool limiter = true;
   bool mlock = false;  // --mlock: lock the daemon's memory (no page faults on the audio path)
   std::string script;  // --script FILE: timed OSC messages
+  // --state-file PATH: sources, levels (and with --restore-voices the playing voices) survive
+  // a restart; see state.hpp. --state-interval: positions/tempo alone are rewritten at most
+  // this often (s).
+  std::string state_file;
+  bool restore_voices = false;
+  double state_interval = 5.0;
+  std::string on_device_loss = "recover";  // recover (hand over to a fresh image, retry) | exit (status 3)
   std::string crossfade_law = "linear";
   std::vector<double> movement_thresholds{0.02, 0.05, 0.10};
   std::vector<double> movement_tempos{105, 110, 115, 118, 130};
@@ -52,19 +64,26 @@ struct Options {
   std::uint32_t max_string = 1024;
   std::uint32_t max_tcp_clients = 16;
   // The old crowdstream server's flags, same meaning
-  std::string deck_files[4];                     // --a/--b/--c/--d: load into 100/1100/2100/3100 and play (looped)
-  float deck_volume = 0.8f;                      // --vol: their volume
-  double rate = 1.0;                             // --rate: their playback rate
-  std::vector<float> ab;                         // --ab A B: deck A and B levels
-  std::vector<float> levels;                     // --levels A B C D
-  double bpm = 120.0;                            // --bpm: base tempo
-  int meter = 4;                                 // --meter: beats per bar
-  bool watch = false;                            // --watch: a status line every second
+  std::string deck_files[4];  // --a/--b/--c/--d: load into 100/1100/2100/3100 and play (looped)
+  float deck_volume = 0.8f;   // --vol: their volume
+  double rate = 1.0;          // --rate: their playback rate
+  std::vector<float> ab;      // --ab A B: deck A and B levels
+  std::vector<float> levels;  // --levels A B C D
+  double bpm = 120.0;         // --bpm: base tempo
+  int meter = 4;              // --meter: beats per bar
+  bool watch = false;
+  double health_interval = 60;  // --health-interval: seconds between info health lines (0 = only on trouble) //
+                                // --watch: a status line every second
   std::string stretch_method = "playback_rate";  // --stretch-method
 };
 
-// Parses argv. Returns -1 to continue, or an exit code (0 after --help/--version, non-zero on
-// a bad flag — CLI11 has printed the error).
-int parse_options(int argc, char** argv, Options& opts);
+// Parses argv (and the --config file). Returns -1 to continue, or an exit code (0 after
+// --help/--version, 2 on a bad flag, config file, key or value). The error is printed on
+// stderr — or, when `error` is given (a SIGHUP reload), returned there and nothing printed.
+// A config-file problem names the file, the line and the key.
+int parse_options(int argc, char** argv, Options& opts, std::string* error = nullptr);
+
+// The keys that differ between two parses (their effective_config), e.g. {"log-level", "allow"}.
+std::vector<std::string> changed_keys(const Options& before, const Options& after);
 
 }  // namespace stemd::app

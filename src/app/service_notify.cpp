@@ -22,12 +22,12 @@ void ServiceNotifier::status(const std::string& status) {
   sd_notifyf(0, "STATUS=%s", status.c_str());
 }
 
-void ServiceNotifier::tick(std::uint64_t callbacks) {
+void ServiceNotifier::tick(std::uint64_t callbacks, bool device_lost) {
   if (watchdog_us_ == 0) return;
   const auto now = std::chrono::steady_clock::now();
   // Ping at half the interval, and only for a stream that made progress since the last ping.
   if (now - last_ping_ < std::chrono::microseconds(watchdog_us_ / 2)) return;
-  if (callbacks == last_callbacks_) return;
+  if (callbacks == last_callbacks_ && !device_lost) return;
   last_callbacks_ = callbacks;
   last_ping_ = now;
   sd_notify(0, "WATCHDOG=1");

@@ -20,8 +20,9 @@ class ServiceNotifier {
   void ready(const std::string& status);
   void status(const std::string& status);
   // Call often (≥ 4 times per watchdog interval) with the callback counter: pings only when
-  // the counter moved since the last ping.
-  void tick(std::uint64_t callbacks);
+  // the counter moved since the last ping — or, while the device is known to be lost and
+  // being retried (device_lost), whenever the main loop is alive.
+  void tick(std::uint64_t callbacks, bool device_lost = false);
   void stopping();
 
  private:

@@ -46,6 +46,13 @@ class Backend {
   virtual bool finished() const { return false; }  // render: the requested length is written
   virtual bool failed() const { return false; }    // the stream stopped on its own (device lost)
   virtual std::string failure() const { return {}; }
+  // The stream stopped on its own — its device went away (the JACK server died, the USB
+  // interface was unplugged); `why` says what was seen. [main], polled.
+  virtual bool lost(std::string& why) const {
+    if (!failed()) return false;
+    why = failure();
+    return true;
+  }
   // The device stopped delivering callbacks (e.g. the JACK server died): stop() must then not
   // touch the audio API, which may hang or abort on a dead device.
   virtual void mark_lost() {}

@@ -87,6 +87,16 @@ class PortAudioBackend final : public Backend {
   ~PortAudioBackend() override { stop(); }
 
   bool open(std::string& error) override {
+    // A failed open ends its PortAudio session, so that the next attempt (device recovery)
+    // initialises PortAudio afresh and sees devices that appeared since.
+    const bool ok = open_session(error);
+    if (!ok && !lost_) session_.reset();
+    return ok;
+  }
+
+  bool open_session(std::string& error) {
+    // Pa_Initialize only counts up while a session is open: end the old one first.
+    if (stream_ == nullptr && !lost_) session_.reset();
     session_ = std::make_unique<PaSession>(cfg_.quiet_alsa);
     if (!session_->ok()) {
       error = "PortAudio failed to initialise: " + session_->error();
@@ -161,12 +171,31 @@ class PortAudioBackend final : public Backend {
       return false;
     }
     running_ = true;
+    finished_unexpectedly_ = false;
     return true;
+  }
+
+  bool lost(std::string& why) const override {
+    if (!stream_ || !running_) return false;
+    if (finished_unexpectedly_.load()) {
+      why = "the output stream stopped (device lost?)";
+      return true;
+    }
+    // PortAudio's JACK host API marks its streams inactive when the server shuts down, without
+    // calling the finished callback.
+    if (Pa_IsStreamActive(stream_) == 0) {
+      why = "the output stream is no longer active (device or audio server gone)";
+      return true;
+    }
+    return false;
   }
 
   void mark_lost() override {
     lost_ = true;
-    // Abandon the stream and the PortAudio session: closing them on a dead JACK server aborts.
+    running_ = false;
+    // Abandon the stream and the PortAudio session: on a dead JACK server, PortAudio 19.6 waits
+    // 10 minutes in Pa_AbortStream/Pa_CloseStream for a process callback that never comes, then
+    // asserts. The daemon replaces its process image to get a fresh PortAudio (daemon.cpp).
     stream_ = nullptr;
     (void)session_.release();
   }
@@ -185,6 +214,7 @@ class PortAudioBackend final : public Backend {
     return latency_ > 0 ? latency_ : static_cast<double>(cfg_.buffer_size) / rate_;
   }
   std::string describe() const override {
+    if (device_.index < 0) return "portaudio (no device open yet)";
     return "portaudio device " + std::to_string(device_.index) + " '" + device_.name + "' (" + device_.host_api + ")";
   }
   bool failed() const override { return finished_unexpectedly_.load(); }

@@ -341,9 +341,14 @@ bool Controller::set_pan(VoiceHandle v, float pan, double ramp_seconds, std::str
     error = "pan must be between -1 (left) and 1 (right)";
     return false;
   }
-  if (!lookup(v, error)) return false;
-  return send_voice_command(v, CommandType::kSetPan, pan, std::max(frames_for(ramp_seconds), engine_.declick_frames()),
-                            error);
+  VoiceSlot* vs = lookup(v, error);
+  if (!vs) return false;
+  if (!send_voice_command(v, CommandType::kSetPan, pan, std::max(frames_for(ramp_seconds), engine_.declick_frames()),
+                          error)) {
+    return false;
+  }
+  vs->pan = pan;
+  return true;
 }
 
 bool Controller::set_deck_level(int deck, float level, double ramp_seconds, std::string& error, engine::Curve curve) {
@@ -434,6 +439,12 @@ VoiceInfo Controller::info_of(engine::VoiceId id) const {
   }
   i.total_frames = v.entry->source->total_frames();
   i.streamed = v.streamed;
+  i.rate = v.rate;
+  i.pan = v.pan;
+  i.tempo = v.tempo;
+  i.loop_start = v.loop_start;
+  i.loop_end = v.loop_end;
+  i.loop_count = v.loop_count;
   return i;
 }
 

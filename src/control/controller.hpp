@@ -53,6 +53,12 @@ struct VoiceInfo {
   std::int64_t total_frames = 0;
   std::uint32_t ring_fill_permille = 1000;
   bool streamed = false;
+  // What a state file needs to start the voice again (src/app/state.cpp).
+  float rate = 1.0f;  // as sent to the engine (× the router's tempo ratio)
+  float pan = 0.0f;
+  float tempo = 1.0f;
+  std::int64_t loop_start = 0, loop_end = 0;
+  std::uint32_t loop_count = 0;
 };
 
 struct SourceInfo {
@@ -168,6 +174,7 @@ class Controller {
     std::uint32_t loop_count = 0;
     bool stretched = false;
     float tempo = 1.0f;
+    float pan = 0.0f;
   };
 
   std::uint32_t frames_for(double seconds) const;

@@ -432,7 +432,22 @@ Router::Reply Router::n_voices(const OscMessage& m, const Peer&) {
 Router::Reply Router::n_status(const OscMessage& m, const Peer&) {
   ArgReader a(m);
   if (!a.count(0, 0)) return fail("arguments", a.error());
-  return done(status_fields());
+  std::vector<OscArg> f = status_fields();
+  // Adaptive prefetch (native dialect only: /get_status keeps the crowdstream server's fields).
+  const auto ls = ctl_.loader().stats();
+  auto kv = [&](const char* k, OscArg v) {
+    f.push_back(OscArg::Str(k));
+    f.push_back(std::move(v));
+  };
+  kv("ring_target_ms_min", OscArg::Float(ls.target_ms_min));
+  kv("ring_target_ms_mean", OscArg::Float(ls.target_ms_mean));
+  kv("ring_target_ms_max", OscArg::Float(ls.target_ms_max));
+  kv("ring_bytes", OscArg::Int64(static_cast<std::int64_t>(ls.ring_bytes)));
+  kv("rings_ran_dry", OscArg::Int64(static_cast<std::int64_t>(ls.rings_ran_dry)));
+  kv("read_wait_ms", OscArg::Float(ls.wait_ms_mean));
+  kv("read_wait_sd_ms", OscArg::Float(ls.wait_ms_sd));
+  kv("read_max_ms", OscArg::Float(ls.read_ms_max));
+  return done(f);
 }
 
 // /stemd/notify 1|0: subscribe the sender to events, or unsubscribe.

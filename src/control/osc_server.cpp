@@ -58,6 +58,20 @@ bool OscServer::open(std::string& error) {
     kv("dropped_datagrams", stats_.kernel_drops.load());
     kv("replies_dropped", stats_.replies_dropped.load());
     kv("tcp_clients", stats_.tcp_clients.load());
+    if (const DeviceStatus* d = cfg_.device) {
+      f.push_back(OscArg::Str("device"));
+      f.push_back(OscArg::Str(to_string(d->state())));
+      kv("device_losses", d->losses());
+      f.push_back(OscArg::Str("rt_policy"));
+      f.push_back(OscArg::Str(d->rt_policy()));
+      if (d->state() == DeviceState::kLost) {
+        f.push_back(OscArg::Str("device_lost_s"));
+        f.push_back(OscArg::Float(d->lost_for_seconds()));
+        f.push_back(OscArg::Str("device_error"));
+        f.push_back(OscArg::Str(d->reason()));
+        kv("device_attempts", d->attempts());
+      }
+    }
   });
   return true;
 }
@@ -77,6 +91,35 @@ void OscServer::start() {
   std::uint64_t pending = 0;  // a stop() of an earlier run left the wake-up set: clear it
   [[maybe_unused]] auto n = read(wake_fd_, &pending, sizeof pending);
   thread_ = std::thread([this] { run(); });
+}
+
+bool OscServer::set_allow(const std::string& cidrs, std::string& error) {
+  AllowList next;
+  if (cidrs.empty()) {
+    if (!udp_ || !udp_->local().is_loopback()) {
+      error = "an empty allow-list is only valid on a loopback address";
+      return false;
+    }
+    next = AllowList::loopback();
+  } else if (!next.parse(cidrs, error)) {
+    return false;
+  }
+  allow_ = std::move(next);
+  cfg_.allow = cidrs;
+  return true;
+}
+
+void OscServer::post(std::function<void()> f) {
+  if (!running_.load()) {
+    f();
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> g(posted_mu_);
+    posted_.push_back(std::move(f));
+  }
+  const std::uint64_t one = 1;
+  [[maybe_unused]] auto n = write(wake_fd_, &one, sizeof one);
 }
 
 void OscServer::stop() {
@@ -155,6 +198,8 @@ void OscServer::handle_tcp() {
 void OscServer::run() {
   std::vector<pollfd> fds;
   std::uint64_t last_underflows = ctl_.engine().metrics().device_underflows.load();
+  DeviceState last_device = cfg_.device ? cfg_.device->state() : DeviceState::kRunning;
+  if (last_device == DeviceState::kLost) router_.notify_device("lost", {OscArg::Str(cfg_.device->reason())});
   while (running_.load(std::memory_order_relaxed)) {
     fds.clear();
     fds.push_back(pollfd{wake_fd_, POLLIN, 0});
@@ -163,6 +208,14 @@ void OscServer::run() {
     for (const auto& c : conns_) fds.push_back(pollfd{c->fd(), POLLIN, 0});
     poll(fds.data(), fds.size(), 10);  // 10 ms: the retire queue and events are serviced often
 
+    std::uint64_t woken = 0;
+    [[maybe_unused]] auto nr = read(wake_fd_, &woken, sizeof woken);
+    std::vector<std::function<void()>> posted;
+    {
+      std::lock_guard<std::mutex> g(posted_mu_);
+      posted.swap(posted_);
+    }
+    for (auto& f : posted) f();
     handle_udp();
     handle_tcp();
     ctl_.service();  // engine events → logs and router notifications; retirees freed
@@ -170,6 +223,14 @@ void OscServer::run() {
     if (underflows != last_underflows) {
       router_.notify_device("underflow", {OscArg::Int64(static_cast<std::int64_t>(underflows))});
       last_underflows = underflows;
+    }
+    if (cfg_.device && cfg_.device->state() != last_device) {
+      last_device = cfg_.device->state();
+      if (last_device == DeviceState::kLost) {
+        router_.notify_device("lost", {OscArg::Str(cfg_.device->reason())});
+      } else {
+        router_.notify_device("restored", {OscArg::Int64(static_cast<std::int64_t>(cfg_.device->losses()))});
+      }
     }
     out_.clear();
     router_.take_notifications(out_);

@@ -9,12 +9,15 @@
 // server's own thread, which is the control thread [control] between start() and stop().
 #pragma once
 
+#include "device_status.hpp"
 #include "net.hpp"
 #include "router.hpp"
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,6 +32,9 @@ struct OscServerConfig {
   std::string allow;  // CIDR list; empty = loopback only (allowed only on loopback)
   std::size_t max_tcp_clients = 16;
   std::size_t max_packet = 65536;
+  // The output device's health (the daemon sets it): lost/restored notifications and status
+  // fields. Null = not reported.
+  const DeviceStatus* device = nullptr;
 };
 
 struct OscServerStats {
@@ -51,6 +57,13 @@ class OscServer {
   Endpoint local_tcp() const;
   const OscServerStats& stats() const { return stats_; }
   std::string describe() const;
+  // [any thread] Runs f on the control thread at its next pass (at once if the server is not
+  // running: the caller is then the control thread). The way the main thread changes what the
+  // control thread owns: a SIGHUP reload, the voices of a resumed session.
+  void post(std::function<void()> f);
+  // [control] A new allow-list (SIGHUP reload). False, with the reason, when it does not parse
+  // or would open a non-loopback socket to everyone; the old list then stays.
+  bool set_allow(const std::string& cidrs, std::string& error);
 
  private:
   void run();
@@ -70,6 +83,8 @@ class OscServer {
   std::thread thread_;
   std::atomic<bool> running_{false};
   int wake_fd_ = -1;
+  std::mutex posted_mu_;
+  std::vector<std::function<void()>> posted_;
   OscServerStats stats_;
 };
 

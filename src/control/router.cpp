@@ -245,6 +245,7 @@ int Router::apply_tempo(double bpm, double glide_s) {
 
 // Called every server pass: the movement-driven tempo glide and the clock printout.
 void Router::tick() {
+  if (tick_hook_) tick_hook_();
   const auto now = std::chrono::steady_clock::now();
   const double dt = std::chrono::duration<double>(now - last_tick_).count();
   last_tick_ = now;

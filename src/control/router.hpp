@@ -97,6 +97,7 @@ class Router {
   void take_notifications(std::vector<Outgoing>& out);
   void drop_subscriber(const Peer& p);
   std::size_t subscribers() const { return subscribers_.size(); }
+  const std::vector<Peer>& subscriber_peers() const { return subscribers_; }
 
   // Extra status fields from the server (sockets, drops…), appended to every status reply.
   void set_status_extra(std::function<void(std::vector<OscArg>&)> f) { status_extra_ = std::move(f); }
@@ -113,6 +114,19 @@ class Router {
   void tick();
   // A player started outside OSC (the --a/--b/--c/--d flags) becomes its id's player.
   void adopt_player(int id, VoiceHandle h) { players_[id] = h; }
+
+  // What a state file keeps of the router's own bookkeeping (src/app/state.cpp) [control].
+  const std::map<int, VoiceHandle>& players() const { return players_; }
+  float player_rate(int id) const {  // the player's own rate, before the tempo ratio
+    auto it = player_rate_.find(id);
+    return it == player_rate_.end() ? 1.0f : it->second;
+  }
+  double bpm() const { return bpm_; }
+  int meter() const { return meter_; }
+  double quantum_beats() const { return quantum_beats_; }
+  const RouterConfig& config() const { return cfg_; }
+  // Called first thing in every tick() — on the control thread, every server pass.
+  void set_tick_hook(std::function<void()> f) { tick_hook_ = std::move(f); }
 
  private:
   using Handler = Reply (Router::*)(const OscMessage&, const Peer&);
@@ -202,6 +216,7 @@ class Router {
   std::vector<Peer> subscribers_;
   std::vector<Outgoing> notifications_;
   std::function<void(std::vector<OscArg>&)> status_extra_;
+  std::function<void()> tick_hook_;
   RouterStats stats_;
   struct BadLog {
     std::uint64_t since_log = 0;

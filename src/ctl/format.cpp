@@ -374,6 +374,22 @@ std::string status_table(const StatusFields& f) {
       label = "loader reads";
     } else if (k == "read_errors") {
       label = "read errors";
+    } else if (k == "ring_target_ms_min") {
+      label = "ring target min", text = fmt("%.0f ms", x);
+    } else if (k == "ring_target_ms_mean") {
+      label = "ring target mean", text = fmt("%.0f ms", x);
+    } else if (k == "ring_target_ms_max") {
+      label = "ring target max", text = fmt("%.0f ms", x);
+    } else if (k == "ring_bytes") {
+      label = "ring memory", text = fmt_bytes(x);
+    } else if (k == "rings_ran_dry") {
+      label = "rings run dry";
+    } else if (k == "read_wait_ms") {
+      label = "wait for disk", text = fmt("%.1f ms", x);
+    } else if (k == "read_wait_sd_ms") {
+      label = "wait for disk σ", text = fmt("%.1f ms", x);
+    } else if (k == "read_max_ms") {
+      label = "slowest read (0.1 s)", text = fmt("%.1f ms", x);
     } else if (k == "messages") {
       label = "OSC messages";
     } else if (k == "bad_messages") {

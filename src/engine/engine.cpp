@@ -46,6 +46,7 @@ struct Engine::Voice {
   Stream* stream = nullptr;
   std::int64_t pos = 0;         // file frame of the next frame to play
   bool reading_memory = false;  // streamed voice still inside the pre-decoded head
+  std::uint32_t ring_held = 0;  // frames fetch() lent in place from the ring, not yet consumed
   bool loop = false;
   Ramp gain{1.0f};  // the user's volume
   Ramp env{1.0f};   // declick envelope: start, stop, seek, pause, underrun
@@ -196,7 +197,7 @@ std::uint32_t Engine::produce(Voice& v, float* dst, std::uint32_t frames, const 
     PullCtx ctx{this, &v};
     return v.st->process(st_out_.data(), frames, &Engine::stretch_pull, &ctx);
   }
-  if (v.rs == nullptr) return fetch(v, dst, frames, src);
+  if (v.rs == nullptr) return fetch(v, nullptr, frames, src);  // mixed at once: read in place
   if (v.draining) {
     const std::uint32_t n = v.rs->drain(rs_out_.data(), frames);
     *src = rs_out_.data();
@@ -444,7 +445,8 @@ void Engine::apply(const Command& c) noexcept {
 }
 
 // Produces up to `frames` frames of the voice's source; *src points at them (in the source's
-// memory, or copied from the ring into `dst`). Returns 0 at end of data or when the ring is empty.
+// memory; in the ring when `dst` is null — valid until mix_segment consumes it; else copied from the ring
+// into `dst`). Returns 0 at end of data or when the ring is empty.
 std::uint32_t Engine::fetch(Voice& v, float* dst, std::uint32_t frames, const float** src) noexcept {
   const VoiceSource& s = *v.src;
   if (!s.streamed) {
@@ -468,8 +470,18 @@ std::uint32_t Engine::fetch(Voice& v, float* dst, std::uint32_t frames, const fl
     v.reading_memory = false;
   }
   if (v.stream == nullptr) return 0;
-  const auto n = static_cast<std::uint32_t>(v.stream->ring().read(dst, frames));
-  *src = dst;
+  std::uint32_t n = 0;
+  if (dst == nullptr) {
+    // In place: the frames up to the ring's wrap point, left in the ring (the loader cannot
+    // reuse them) until mix_segment has mixed them and calls release_ring().
+    const auto span = v.stream->ring().read_spans(frames);
+    n = static_cast<std::uint32_t>(span.first_frames);
+    *src = span.first;
+    v.ring_held = n;
+  } else {  // a resampler or stretcher keeps its input across calls: it gets a copy
+    n = static_cast<std::uint32_t>(v.stream->ring().read(dst, frames));
+    *src = dst;
+  }
   v.pos += n;
   if (v.loop_end > v.loop_start && v.pos >= v.loop_end) {  // the loader looped (or the section ended)
     v.pos = v.loop_start + (v.pos - v.loop_end) % (v.loop_end - v.loop_start);
@@ -579,6 +591,10 @@ std::uint32_t Engine::mix_segment(Voice& v, float* out, std::uint32_t count) noe
       } else if (g != 0.0f) {
         mix_gain(o, p, n, g);
       }
+    }
+    if (v.ring_held != 0) {  // mixed: the frames fetch() lent in place go back to the loader
+      v.stream->ring().consume(v.ring_held);
+      v.ring_held = 0;
     }
     done += n;
   }

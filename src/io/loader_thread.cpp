@@ -5,9 +5,26 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <ctime>
+#include <tuple>
 
 namespace stemd::io {
+
+namespace {
+constexpr double kSigma = 3.0;                         // target covers mean + kSigma·σ of the wait
+constexpr double kAlpha = 0.125;                       // EWMA weight of one wait sample
+constexpr std::uint64_t kAdaptEveryNs = 100'000'000;   // drain rates and slow shrinking
+constexpr std::uint64_t kLogEveryNs = 1'000'000'000;   // at most one prefetch line a second
+constexpr double kLogStep = 0.2;                       // log a target once it moved by 20 %
+constexpr std::int64_t kGrowBudgetBytes = 64ll << 20;  // rings larger than ring_frames: at most this in all
+
+std::uint64_t mono_ns() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+}  // namespace
 
 class LoaderThread::Reader : public Stream {
  public:
@@ -20,11 +37,34 @@ class LoaderThread::Reader : public Stream {
   std::int64_t region_start = 0;
   std::int64_t region_end = -1;   // -1: the file's end
   std::uint32_t passes_left = 0;  // 0 = forever
+
+  // Adaptive prefetch [loader]
+  std::shared_ptr<ReadJitter> jitter;
+  double file_rate = 48000;         // frames a second the voice consumes at rate 1
+  std::int64_t target = 0;          // fill target, ≤ the ring's capacity
+  std::int64_t logged_target = 0;   // the target the log last told
+  std::uint64_t written = 0;        // frames written since creation
+  std::uint64_t drain_written = 0;  // `written − fill` at the last drain measurement
+  std::uint64_t drain_ns = 0;
+  double drain_fps = 0;              // measured consumption (varispeed, pauses), EWMA
+  std::uint64_t needy_since_ns = 0;  // when its fill fell below target − a read (0: not needy)
+  std::uint64_t last_write_ns = 0;
+  std::uint64_t grown_ns = 0;
+  std::uint64_t adapted_ns = 0;
+  bool primed = false;  // filled to its target once: an empty ring now means the voice ran dry
+
+  std::int64_t capacity() noexcept { return static_cast<std::int64_t>(ring().capacity_frames()); }
+  double rate() const noexcept { return drain_fps > 0 ? std::max(drain_fps, file_rate * 0.25) : file_rate; }
 };
 
 LoaderThread::LoaderThread(const LoaderConfig& cfg) : cfg_(cfg) {
   sem_init(&wake_, 0, 0);
-  buf_.resize(static_cast<std::size_t>(cfg_.chunk_frames) * 2);
+  min_frames_ = cfg_.ring_min_frames > 0 ? std::min(cfg_.ring_min_frames, cfg_.ring_frames) : cfg_.ring_frames;
+  max_frames_ = cfg_.ring_max_frames > 0 ? std::max(cfg_.ring_max_frames, cfg_.ring_frames) : cfg_.ring_frames;
+  // Adaptive: one read may bring a ring from empty to its target (a slow disk costs a latency
+  // per read, so few large reads beat many small ones). Fixed: chunk-sized reads, as always.
+  max_read_frames_ = adaptive() ? std::max(cfg_.chunk_frames, max_frames_) : cfg_.chunk_frames;
+  buf_.resize(static_cast<std::size_t>(max_read_frames_) * 2);
 }
 
 LoaderThread::~LoaderThread() {
@@ -51,7 +91,33 @@ Stream* LoaderThread::create_stream(const Source& src, std::int64_t from_frame, 
 
 Stream* LoaderThread::create_stream(const Source& src, std::int64_t from_frame, bool loop, std::int64_t region_start,
                                     std::int64_t region_end, std::uint32_t passes, std::string& error) {
-  auto r = std::make_unique<Reader>(static_cast<std::size_t>(cfg_.ring_frames), src.path);
+  // The ring's capacity is decided here, once: what a fixed ring had (ring_frames), or more when
+  // this source's (or, for a new one, the loader's) observed waits ask for it.
+  std::int64_t target = cfg_.ring_frames, capacity = cfg_.ring_frames;
+  if (adaptive()) {
+    const std::int64_t known = src.jitter ? src.jitter->target_frames.load(std::memory_order_relaxed) : 0;
+    target = std::clamp(known > 0 ? known : std::max(cfg_.ring_frames, hint_frames_.load(std::memory_order_relaxed)),
+                        min_frames_, max_frames_);
+    // Headroom to grow quickly above a target that already exceeds the steady ring size; never
+    // more than kGrowBudgetBytes of rings in all (thousands of voices keep ring_frames).
+    if (target > cfg_.ring_frames) {
+      capacity = std::clamp(target + target / 2, min_frames_, max_frames_);
+      const auto bytes = [](std::int64_t frames) {
+        return frames * SampleRing::kChannels * std::int64_t{sizeof(float)};
+      };
+      if (ring_bytes_.load(std::memory_order_relaxed) + bytes(capacity) > kGrowBudgetBytes) {
+        capacity = cfg_.ring_frames;
+        target = capacity;
+      }
+    }
+  }
+  auto r = std::make_unique<Reader>(static_cast<std::size_t>(capacity), src.path);
+  r->jitter = src.jitter ? src.jitter : std::make_shared<ReadJitter>();
+  r->file_rate = src.info.sample_rate > 0 ? src.info.sample_rate : cfg_.sample_rate;
+  r->target = std::min(target, capacity);
+  r->logged_target = r->target;
+  r->grown_ns = mono_ns();  // the first target holds as long as a grown one before shrinking
+  r->last_write_ns = r->grown_ns;
   r->region_start = std::max<std::int64_t>(0, region_start);
   r->region_end = region_end > r->region_start ? region_end : -1;
   r->passes_left = passes;
@@ -80,11 +146,15 @@ Stream* LoaderThread::create_stream(const Source& src, std::int64_t from_frame, 
     }
     r->ring().write(tmp.data(), static_cast<std::size_t>(got));
     r->next_frame += got;
+    r->written += static_cast<std::uint64_t>(got);
     if (got < want || (r->region_end > 0 && r->next_frame >= r->region_end)) {
       std::lock_guard lock(mutex_);
       end_of_data(*r);
     }
   }
+  ring_bytes_.fetch_add(
+      static_cast<std::int64_t>(r->ring().capacity_frames()) * SampleRing::kChannels * std::int64_t{sizeof(float)},
+      std::memory_order_relaxed);
   Reader* raw = r.release();
   {
     std::lock_guard lock(mutex_);
@@ -154,11 +224,13 @@ bool LoaderThread::end_of_data(Reader& r) {
   return false;
 }
 
-bool LoaderThread::fill(Reader& r) {
+bool LoaderThread::fill(Reader& r, std::uint64_t needy_since_ns) {
   if (r.done) return false;
   SampleRing& ring = r.ring();
   const auto writable = static_cast<std::int64_t>(ring.writable_frames());
-  std::int64_t n = std::min<std::int64_t>(writable, cfg_.chunk_frames);
+  const std::int64_t fill = r.capacity() - writable;
+  // Up to the target: the whole deficit in one read when adaptive, chunk-sized reads when fixed.
+  std::int64_t n = std::min({writable, std::max<std::int64_t>(r.target - fill, 0), max_read_frames_});
   if (n <= 0) return false;
   if (r.region_end > 0) {
     if (r.next_frame >= r.region_end) {
@@ -168,7 +240,37 @@ bool LoaderThread::fill(Reader& r) {
     n = std::min(n, r.region_end - r.next_frame);
   }
 
+  const std::uint64_t t0 = mono_ns();
   const std::int64_t got = r.file.read_stereo(buf_.data(), n);
+  const std::uint64_t t1 = mono_ns();
+  read_max_s_ = std::max(read_max_s_, static_cast<double>(t1 - t0) * 1e-9);
+  if (got > 0 && r.primed && static_cast<std::int64_t>(ring.writable_frames()) == r.capacity()) {
+    r.primed = false;  // it ran dry while this read was under way
+    ++dry_count_;
+    adapt(r, t1, true);
+  }
+  if (got > 0) {
+    ring.write(buf_.data(), static_cast<std::size_t>(got));
+    r.next_frame += got;
+    r.written += static_cast<std::uint64_t>(got);
+    r.last_write_ns = t1;
+    if (fill + got >= r.target) r.primed = true;
+    // How long this stream waited for its data: one sample of its source's jitter.
+    if (needy_since_ns != 0 && needy_since_ns <= t1) {
+      ReadJitter& j = *r.jitter;
+      const double x = static_cast<double>(t1 - needy_since_ns) * 1e-9;
+      if (!j.seeded) {
+        j.mean_s = x;
+        j.var_s = 0;
+        j.seeded = true;
+      } else {
+        const double d = x - j.mean_s;
+        j.mean_s += kAlpha * d;
+        j.var_s = (1 - kAlpha) * (j.var_s + kAlpha * d * d);
+      }
+      adapt(r, t1, false);  // a spike grows the target now, not at the next sweep
+    }
+  }
   std::lock_guard lock(mutex_);  // stats only; cheap and never contended by [audio]
   ++stats_.reads;
   if (got < 0) {
@@ -178,17 +280,123 @@ bool LoaderThread::fill(Reader& r) {
     r.done = true;
     return false;
   }
-  if (got > 0) {
-    ring.write(buf_.data(), static_cast<std::size_t>(got));
-    r.next_frame += got;
-    stats_.frames_read += static_cast<std::uint64_t>(got);
-  }
+  if (got > 0) stats_.frames_read += static_cast<std::uint64_t>(got);
   if (got < n || (r.region_end > 0 && r.next_frame >= r.region_end)) return end_of_data(r);
   return true;
 }
 
+// The fill the ring needs: what the voice consumes while it waits for a read (mean + kSigma·σ
+// of its source's measured wait), plus an audio period and a wake-up interval, plus the deficit
+// at which the loader acts at all.
+void LoaderThread::adapt(Reader& r, std::uint64_t now_ns, bool dry) {
+  if (!adaptive() || r.done) return;
+  const ReadJitter& j = *r.jitter;
+  const double wait_s = j.seeded ? j.mean_s + kSigma * std::sqrt(std::max(j.var_s, 0.0)) : 0.0;
+  const double cover_s =
+      wait_s + static_cast<double>(cfg_.period_frames) / cfg_.sample_rate + cfg_.wake_timeout_ms * 1e-3;
+  std::int64_t want = static_cast<std::int64_t>(std::ceil(cover_s * r.rate())) + cfg_.chunk_frames / 2;
+  const std::int64_t old = r.target;
+  const std::int64_t cap = r.capacity();
+  if (dry) {
+    want = std::max(want, 2 * old);  // it underran: whatever the estimate says, double
+  }
+  want = std::clamp(want, min_frames_, max_frames_);
+  std::int64_t next = old;
+  if (want > old) {
+    next = std::min(want, cap);
+    if (next > old) r.grown_ns = now_ns;
+  } else if (want<old&& static_cast<double>(now_ns - r.grown_ns) * 1e-9> cfg_.shrink_hold_s && r.adapted_ns != 0) {
+    const double dt = static_cast<double>(now_ns - r.adapted_ns) * 1e-9;
+    const auto step = static_cast<std::int64_t>(static_cast<double>(old - want) *
+                                                std::min(1.0, dt / std::max(cfg_.shrink_tau_s, 1e-3)));
+    next = std::max(want, old - std::max<std::int64_t>(step, 1));
+  }
+  r.adapted_ns = now_ns;
+  r.target = next;
+  const bool capped = want > cap;
+  // What the next stream of this source starts with (its ring sized for it).
+  r.jitter->target_frames.store(capped ? want : next, std::memory_order_relaxed);
+
+  const double moved = std::abs(static_cast<double>(next - r.logged_target)) / std::max<double>(r.logged_target, 1);
+  if (moved >= kLogStep || (dry && !change_pending_)) {
+    if (next > r.logged_target) ++grow_count_;
+    if (next < r.logged_target) ++shrink_count_;
+    const double change_size = std::abs(static_cast<double>(next - r.logged_target));
+    if (!change_pending_ || change_size > std::abs(static_cast<double>(change_.to - change_.from))) {
+      const int more = change_pending_ ? change_.more + 1 : 0;
+      change_ =
+          Change{r.path, r.logged_target, next, cap, j.mean_s, std::sqrt(std::max(j.var_s, 0.0)), dry, capped, more};
+    } else {
+      ++change_.more;
+    }
+    change_pending_ = true;
+    r.logged_target = next;
+  }
+}
+
+void LoaderThread::adapt_all(std::uint64_t now_ns) {
+  double tmin = 0, tmax = 0, tsum = 0, wmean = 0, wsd = 0;
+  std::uint64_t bytes = 0;
+  std::int64_t hint = 0;
+  std::size_t n = 0;
+  for (Reader* r : readers_) {
+    bytes += static_cast<std::uint64_t>(r->capacity()) * SampleRing::kChannels * sizeof(float);
+    if (r->done) continue;
+    // Consumption since the last sweep: frames written minus frames still in the ring.
+    const auto fill = static_cast<std::uint64_t>(r->capacity()) - r->ring().writable_frames();
+    const std::uint64_t consumed = r->written - std::min(fill, r->written);
+    if (r->drain_ns != 0 && now_ns > r->drain_ns) {
+      const double fps = static_cast<double>(consumed - std::min(r->drain_written, consumed)) /
+                         (static_cast<double>(now_ns - r->drain_ns) * 1e-9);
+      r->drain_fps = r->drain_fps == 0 ? fps : r->drain_fps + 0.25 * (fps - r->drain_fps);
+    }
+    r->drain_written = consumed;
+    r->drain_ns = now_ns;
+    adapt(*r, now_ns, false);
+    const double ms = 1e3 * static_cast<double>(r->target) / r->rate();
+    tmin = n == 0 ? ms : std::min(tmin, ms);
+    tmax = std::max(tmax, ms);
+    tsum += ms;
+    hint = std::max(hint, r->target);
+    if (r->jitter->seeded && r->jitter->mean_s * 1e3 >= wmean) {
+      wmean = r->jitter->mean_s * 1e3;
+      wsd = std::sqrt(std::max(r->jitter->var_s, 0.0)) * 1e3;
+    }
+    ++n;
+  }
+  if (adaptive()) hint_frames_.store(hint, std::memory_order_relaxed);
+  std::lock_guard lock(mutex_);
+  stats_.rings_ran_dry = dry_count_;
+  stats_.target_grows = grow_count_;
+  stats_.target_shrinks = shrink_count_;
+  stats_.target_ms_min = tmin;
+  stats_.target_ms_max = tmax;
+  stats_.target_ms_mean = n > 0 ? tsum / static_cast<double>(n) : 0;
+  stats_.wait_ms_mean = wmean;
+  stats_.wait_ms_sd = wsd;
+  read_peak_s_ = std::max(read_max_s_, read_peak_s_ * 0.93);  // decays by half in ≈ 1 s
+  stats_.read_ms_max = read_peak_s_ * 1e3;
+  stats_.ring_bytes = bytes;
+  read_max_s_ = 0;
+}
+
+void LoaderThread::log_changes(std::uint64_t now_ns) {
+  if (!change_pending_ || now_ns - last_log_ns_ < kLogEveryNs) return;
+  const Change& c = change_;
+  const double rate = cfg_.sample_rate;
+  spdlog::info(
+      "prefetch: {} ring target {:.0f} → {:.0f} ms ({}wait for data {:.1f} ms, σ {:.1f} ms; ring holds "
+      "{:.0f} ms{}){}",
+      c.path, 1e3 * c.from / rate, 1e3 * c.to / rate, c.dry ? "it ran dry; " : "", c.wait_mean_s * 1e3,
+      c.wait_sd_s * 1e3, 1e3 * c.capacity / rate,
+      c.capped ? ", too small: the next streams of this file get larger rings" : "",
+      c.more > 0 ? fmt::format(" (and {} more)", c.more) : std::string());
+  change_pending_ = false;
+  last_log_ns_ = now_ns;
+}
+
 void LoaderThread::run() {
-  std::vector<std::pair<std::uint32_t, Reader*>> order;
+  std::vector<std::tuple<std::uint32_t, Reader*, std::uint64_t>> order;
   while (running_.load(std::memory_order_relaxed)) {
     timespec deadline{};
     clock_gettime(CLOCK_REALTIME, &deadline);
@@ -209,6 +417,9 @@ void LoaderThread::run() {
       for (Stream* s : pending_remove_) {
         auto it = std::find(readers_.begin(), readers_.end(), static_cast<Reader*>(s));
         if (it != readers_.end()) {
+          ring_bytes_.fetch_sub(static_cast<std::int64_t>((*it)->ring().capacity_frames()) * SampleRing::kChannels *
+                                    std::int64_t{sizeof(float)},
+                                std::memory_order_relaxed);
           delete *it;
           *it = readers_.back();
           readers_.pop_back();
@@ -219,24 +430,61 @@ void LoaderThread::run() {
       ++stats_.passes;
     }
 
-    // Emptiest first, until every ring is full or finished. Reads stop early when asked to quit.
+    // Emptiest (relative to its target) first, until every ring is at its target or finished.
+    // Reads stop early when asked to quit.
+    // A slow disk can keep every ring needy round after round: after 100 ms the pass ends anyway,
+    // so new and released streams, the adaptation and the log are never held up for long.
+    const std::uint64_t pass_start = mono_ns();
     for (int round = 0; round < 64 && running_.load(std::memory_order_relaxed); ++round) {
       order.clear();
+      const std::uint64_t now = mono_ns();
+      if (round > 0 && now - pass_start > kAdaptEveryNs) {
+        wake();  // straight back for more after the housekeeping
+        break;
+      }
       for (Reader* r : readers_) {
         if (r->done) continue;
-        const auto cap = r->ring().capacity_frames();
-        const auto writable = r->ring().writable_frames();
+        const auto cap = r->capacity();
+        const auto writable = static_cast<std::int64_t>(r->ring().writable_frames());
+        const std::int64_t fill = cap - writable;
+        if (fill == 0 && r->primed) {  // the voice drained it: it underran (or is about to)
+          r->primed = false;
+          ++dry_count_;
+          adapt(*r, now, true);
+        }
         // Skip rings with less room than a useful read, unless they are getting low.
-        if (writable == 0 || (writable < static_cast<std::size_t>(cfg_.chunk_frames) / 2 && writable < cap / 2)) {
+        const std::int64_t deficit = std::min(writable, r->target - fill);
+        const std::int64_t min_read = std::max<std::int64_t>(1, std::min(cfg_.chunk_frames, r->target) / 2);
+        if (deficit <= 0 || deficit < min_read) {
+          r->needy_since_ns = 0;
           continue;
         }
-        const auto fill_permille = static_cast<std::uint32_t>((cap - writable) * 1000 / cap);
-        order.emplace_back(fill_permille, r);
+        if (r->needy_since_ns == 0) {
+          // It crossed the threshold between passes: date the crossing from its drain rate, so a
+          // pass spent in other streams' slow reads counts as waiting.
+          const double late_s = static_cast<double>(deficit - min_read) / r->rate();
+          const auto late_ns = static_cast<std::uint64_t>(late_s * 1e9);
+          // Never before its last write or its target's last growth (a new deficit, not a wait).
+          r->needy_since_ns = std::max({r->last_write_ns, r->grown_ns, now > late_ns ? now - late_ns : 0});
+          if (r->needy_since_ns == 0) r->needy_since_ns = now;
+        }
+        const auto fill_permille = static_cast<std::uint32_t>(std::max<std::int64_t>(fill, 0) * 1000 / r->target);
+        order.emplace_back(fill_permille, r, r->needy_since_ns);
       }
       if (order.empty()) break;
-      std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-      for (auto& entry : order) fill(*entry.second);
+      std::sort(order.begin(), order.end(),
+                [](const auto& a, const auto& b) { return std::get<0>(a) < std::get<0>(b); });
+      for (auto& [permille, r, since] : order) {
+        fill(*r, since);
+        r->needy_since_ns = 0;
+      }
     }
+    const std::uint64_t now = mono_ns();
+    if (now - last_adapt_ns_ >= kAdaptEveryNs) {
+      last_adapt_ns_ = now;
+      adapt_all(now);
+    }
+    log_changes(now);
     pass_counter_.fetch_add(1, std::memory_order_release);
   }
 }

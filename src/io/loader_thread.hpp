@@ -5,6 +5,20 @@
 // timeout as a safety net. It is never *told* what to read by messages that could be lost: it
 // scans the rings, so no refill request can be dropped (scsynth's failure mode past ~2,000 streams).
 //
+// Adaptive prefetch: the loader measures, per source, how long a stream that needs data waits
+// until its read has landed in the ring (the wait behind other streams' reads plus the read
+// itself), and keeps each ring filled to cover mean + 3σ of it plus the audio period and the
+// wake-up interval. A target grows at once when the estimate rises or a ring is found empty (the
+// voice underran: the target doubles), and shrinks slowly (time constant 20 s, after 10 s without
+// growth) when the disk is steady. Memory: a ring's capacity is allocated once, when its stream
+// is created, and never reallocated under the audio thread: ring_frames (--ring-ms) normally, so
+// a steady disk costs what a fixed ring did, or 1.5 × the source's current target when its
+// observed jitter asks for more, up to ring_max_frames (and while all rings together stay under
+// 64 MiB: thousands of voices keep ring_frames). A running stream's target adapts within
+// its capacity; a larger need beyond that shows in the next streams of the source. Target changes
+// are logged by this thread at most once a second. With ring_min = ring_max = ring_frames (the
+// default config) the target is fixed at ring_frames: the ring is kept full, as before.
+//
 // Threads:
 //   [control] create_stream(), release(), stats()
 //   [loader]  run() — owns every registered stream's file reader
@@ -30,6 +44,13 @@ struct LoaderConfig {
   std::int64_t chunk_frames = 8192;    // largest single read
   std::int64_t prefill_frames = 8192;  // decoded synchronously when a stream starts past the head
   int wake_timeout_ms = 10;
+  // Adaptive prefetch bounds for a ring's fill target and capacity (0 = ring_frames: fixed).
+  std::int64_t ring_min_frames = 0;
+  std::int64_t ring_max_frames = 0;
+  std::int64_t period_frames = 0;  // the audio period, part of what a ring must cover
+  int sample_rate = 48000;         // rate of the *_frames values (times in logs and stats)
+  double shrink_hold_s = 10.0;     // a target shrinks only this long after it last grew,
+  double shrink_tau_s = 20.0;      // then toward the estimate with this time constant
 };
 
 struct LoaderStats {
@@ -40,6 +61,14 @@ struct LoaderStats {
   std::uint64_t loop_wraps = 0;
   std::uint64_t passes = 0;
   std::size_t streams = 0;
+  // Adaptive prefetch, over the streams registered at the last update (≈ 10 per second).
+  std::uint64_t rings_ran_dry = 0;  // a ring found empty while its voice played (an underrun)
+  std::uint64_t target_grows = 0;
+  std::uint64_t target_shrinks = 0;
+  double target_ms_min = 0, target_ms_max = 0, target_ms_mean = 0;  // fill targets
+  double wait_ms_mean = 0, wait_ms_sd = 0;                          // worst source's service time
+  double read_ms_max = 0;                                           // slowest read lately (decays ≈ 1 s)
+  std::uint64_t ring_bytes = 0;                                     // capacity of every ring
 };
 
 class LoaderThread {
@@ -74,14 +103,25 @@ class LoaderThread {
 
   LoaderStats stats() const;
   const LoaderConfig& config() const noexcept { return cfg_; }
+  // [control] The loader thread (after start()), for CPU affinity or scheduling tests.
+  std::thread::native_handle_type native_handle() { return thread_.native_handle(); }
 
  private:
   class Reader;
   void run();
-  bool fill(Reader& r);  // one read; false when the reader needs nothing
+  bool fill(Reader& r, std::uint64_t needy_since_ns);  // one read; false when the reader needs nothing
   bool end_of_data(Reader& r);
+  void adapt(Reader& r, std::uint64_t now_ns, bool dry);  // [loader] move r's fill target
+  void adapt_all(std::uint64_t now_ns);                   // [loader] every reader, ≈ 10 per second
+  void log_changes(std::uint64_t now_ns);                 // [loader] rate-limited info line
+  bool adaptive() const noexcept { return min_frames_ < cfg_.ring_frames || max_frames_ > cfg_.ring_frames; }
 
   LoaderConfig cfg_;
+  std::int64_t min_frames_ = 0;  // effective bounds (config 0 → ring_frames)
+  std::int64_t max_frames_ = 0;
+  std::int64_t max_read_frames_ = 0;
+  std::atomic<std::int64_t> hint_frames_{0};  // largest target lately: new sources start there
+  std::atomic<std::int64_t> ring_bytes_{0};   // capacity of every registered ring
   sem_t wake_;
   std::thread thread_;
   std::atomic<bool> running_{false};
@@ -95,6 +135,19 @@ class LoaderThread {
   // [loader] only
   std::vector<Reader*> readers_;
   std::vector<float> buf_;
+  std::uint64_t last_adapt_ns_ = 0;
+  std::uint64_t last_log_ns_ = 0;
+  double read_max_s_ = 0;   // slowest read since the last adapt_all
+  double read_peak_s_ = 0;  // and a decaying peak of it (stats)
+  std::uint64_t dry_count_ = 0, grow_count_ = 0, shrink_count_ = 0;
+  struct Change {  // the largest target change not yet logged
+    std::string path;
+    std::int64_t from = 0, to = 0, capacity = 0;
+    double wait_mean_s = 0, wait_sd_s = 0;
+    bool dry = false, capped = false;
+    int more = 0;
+  } change_;
+  bool change_pending_ = false;
 };
 
 }  // namespace stemd::io

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,7 +16,11 @@ namespace stemd::io {
 
 namespace {
 std::atomic<std::uint64_t> g_total_bytes_read{0};
-constexpr std::int64_t kChunkFrames = 16384;  // large reads are where decoding gets cheap
+std::atomic<FaultInjector*> g_fault{nullptr};
+// Frames per libsndfile call: large reads are where decoding gets cheap, and each call is one
+// pread() for PCM, so a slow disk costs one latency per call. Bounds the scratch buffers (1 MiB
+// for 16-bit stereo).
+constexpr std::int64_t kChunkFrames = 262144;
 
 std::string describe_format(const SF_INFO& i) {
   const int major = i.format & SF_FORMAT_TYPEMASK;
@@ -60,6 +65,8 @@ std::int64_t FileHandle::size() const noexcept {
 
 std::uint64_t FileHandle::total_bytes_read() noexcept { return g_total_bytes_read.load(std::memory_order_relaxed); }
 
+void set_fault_injector(FaultInjector* f) noexcept { g_fault.store(f, std::memory_order_release); }
+
 // ---------------------------------------------------------------- SoundFile
 
 struct SoundFile::Impl {
@@ -68,6 +75,7 @@ struct SoundFile::Impl {
   SNDFILE* sf = nullptr;
   SF_INFO info{};
   bool read_shorts = false;
+  int io_errno = 0;  // the last read's failure, which libsndfile would only see as a short read
   std::vector<short> shorts;
   std::vector<float> floats;
 
@@ -92,12 +100,27 @@ struct SoundFile::Impl {
   static sf_count_t vio_read(void* ptr, sf_count_t count, void* user) {
     auto* self = static_cast<Impl*>(user);
     sf_count_t done = 0;
+    if (FaultInjector* f = g_fault.load(std::memory_order_acquire); f != nullptr) [[unlikely]] {
+      const ReadFault fault = f->on_read(self->file->path(), self->offset, count);
+      if (fault.delay_ns > 0) {
+        timespec ts{static_cast<time_t>(fault.delay_ns / 1'000'000'000),
+                    static_cast<long>(fault.delay_ns % 1'000'000'000)};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+      }
+      if (fault.error != 0) {
+        self->io_errno = fault.error;
+        return 0;
+      }
+      if (fault.end_of_file) return 0;
+    }
     while (done < count) {
       const ssize_t n = ::pread(self->file->fd(), static_cast<char*>(ptr) + done, static_cast<size_t>(count - done),
                                 self->offset + done);
       if (n < 0) {
         if (errno == EINTR) continue;
-        break;  // libsndfile sees a short read and reports it
+        self->io_errno = errno;  // libsndfile sees a short read; read_stereo() reports the error
+        break;
       }
       if (n == 0) break;
       done += n;
@@ -147,6 +170,7 @@ std::int64_t SoundFile::read_stereo(float* out, std::int64_t frames) {
   Impl& m = *impl_;
   if (!m.sf) return -1;
   const int ch = m.info.channels;
+  m.io_errno = 0;
   std::int64_t done = 0;
   while (done < frames) {
     const std::int64_t want = std::min(kChunkFrames, frames - done);
@@ -182,7 +206,7 @@ std::int64_t SoundFile::read_stereo(float* out, std::int64_t frames) {
         }
       }
     }
-    if (got < 0) return -1;
+    if (got < 0 || m.io_errno != 0) return -1;  // a failed read is an error, never an early end
     if (!m.read_shorts) {
       // Float files can hold NaN or infinities; they must never reach the mix.
       for (sf_count_t k = 0; k < got * 2; ++k) {
@@ -206,7 +230,10 @@ bool SoundFile::seek(std::int64_t frame) {
   return sf_seek(impl_->sf, frame, SEEK_SET) == frame;
 }
 
-std::string SoundFile::error() const { return impl_->sf ? sf_strerror(impl_->sf) : sf_strerror(nullptr); }
+std::string SoundFile::error() const {
+  if (impl_->io_errno != 0) return std::string("read failed: ") + std::strerror(impl_->io_errno);
+  return impl_->sf ? sf_strerror(impl_->sf) : sf_strerror(nullptr);
+}
 
 // ---------------------------------------------------------------- SoundFileWriter
 

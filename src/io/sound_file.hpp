@@ -8,6 +8,9 @@
 //   (mono → both sides; more than two → the first two). 8/16-bit PCM is read as integers in
 //   large chunks and converted here (≈ 4× cheaper than sf_readf_float, same values: x / 32768).
 // SoundFileWriter: the render backend's output (WAV or FLAC by extension).
+// FaultInjector: a test hook in the read path (slow reads, failed reads, a file that ends early),
+//   installed process-wide by tests only — no flag, config key or OSC message reaches it. When
+//   none is installed a read costs one atomic load more.
 // Threads: a SoundFile is used by one thread at a time — [control] while loading, then [loader].
 #pragma once
 
@@ -40,6 +43,34 @@ class FileHandle {
   int fd_;
   std::string path_;
   std::atomic<std::uint64_t> bytes_read_{0};
+};
+
+// What a FaultInjector does to one read (the pread() calls behind libsndfile's virtual I/O).
+struct ReadFault {
+  std::int64_t delay_ns = 0;  // sleep this long first (a slow or stalled disk)
+  int error = 0;              // then fail the read with this errno (EIO; ESTALE: deleted on an NFS server)
+  bool end_of_file = false;   // or return no bytes, as if the file ended here (a short file)
+};
+
+class FaultInjector {
+ public:
+  virtual ~FaultInjector() = default;
+  // [control]/[loader] Called before every read of every file while installed; must be thread-safe.
+  // `offset` and `bytes`: the byte range about to be read.
+  virtual ReadFault on_read(const std::string& path, std::int64_t offset, std::int64_t bytes) noexcept = 0;
+};
+
+// Installs `f` for every file read from now on (null removes it). Tests only. The caller keeps
+// `f` alive until no read can still be using it (stop the loader, or remove it and let reads finish).
+void set_fault_injector(FaultInjector* f) noexcept;
+
+// Installs a FaultInjector for the scope's lifetime.
+class ScopedFaultInjector {
+ public:
+  explicit ScopedFaultInjector(FaultInjector& f) noexcept { set_fault_injector(&f); }
+  ~ScopedFaultInjector() { set_fault_injector(nullptr); }
+  ScopedFaultInjector(const ScopedFaultInjector&) = delete;
+  ScopedFaultInjector& operator=(const ScopedFaultInjector&) = delete;
 };
 
 struct FileInfo {

@@ -10,6 +10,7 @@
 #include "sound_file.hpp"
 #include "stemd/engine.hpp"
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +23,16 @@ struct LoadOptions {
   std::int64_t head_frames = 24000;               // pre-decoded start of a streamed file
 };
 
+// How long this source's streams wait for their reads, measured by the loader thread and shared
+// by every stream of the source (adaptive prefetch, see loader_thread.hpp). The plain fields are
+// [loader] only; the atomics are published for [control] (new streams' ring size, status).
+struct ReadJitter {
+  double mean_s = 0.0;  // service time (needy → data in the ring): EWMA mean and variance
+  double var_s = 0.0;
+  bool seeded = false;
+  std::atomic<std::int64_t> target_frames{0};  // the fill target its streams converged to (0: none yet)
+};
+
 class Source {
  public:
   std::string path;
@@ -32,6 +43,8 @@ class Source {
   engine::VoiceSource view;  // what voices read; points into `data`
   std::int64_t load_ns = 0;  // how long loading took
   bool truncated = false;    // the file held fewer frames than its header said
+  // Mutable statistics behind an immutable source: written by [loader] only (see ReadJitter).
+  std::shared_ptr<ReadJitter> jitter = std::make_shared<ReadJitter>();
 
   bool streamed() const noexcept { return view.streamed; }
   std::int64_t total_frames() const noexcept { return view.total_frames; }

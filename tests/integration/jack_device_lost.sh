@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# jack_device_lost.sh STEMD: the JACK server dies under a playing stemd. stemd must notice
-# (no callback for 2 s), say so, and exit with status 3 — so systemd's Restart=on-failure
-# restarts it — instead of playing nothing forever or aborting on shutdown.
+# jack_device_lost.sh STEMD: the JACK server dies under a playing stemd run with
+# --on-device-loss exit. stemd must notice, say so, and exit with status 3 — so systemd's
+# Restart=on-failure restarts it — instead of playing nothing forever or hanging in PortAudio
+# on shutdown. (The default, recovery in place, is jack_device_recover.sh.)
 # Exit 0 pass, 1 fail, 77 skip.
 set -uo pipefail
 STEMD=$1
@@ -14,13 +15,13 @@ fail() { echo "jack_device_lost: FAIL: $*" >&2; exit 1; }
 testbed_start 1024 48000 || fail "could not start jackd"
 D=$TESTBED_DIR
 sox -n -r 48000 -b 16 -c 2 "$D/tone.wav" synth 3 sine 440 vol 0.3 2>/dev/null || fail "sox"
-"$STEMD" --backend portaudio --device system --buffer-size 1024 --osc-port 0 --play "$D/tone.wav" --loop \
+"$STEMD" --backend portaudio --on-device-loss exit --device system --buffer-size 1024 --osc-port 0 --play "$D/tone.wav" --loop \
   >"$D/stemd.log" 2>&1 &
 STEMD_PID=$!
 testbed_track_pid "$STEMD_PID"
 sleep 1.5
 kill -0 "$STEMD_PID" 2>/dev/null || fail "stemd died before the server did: $(cat "$D/stemd.log")"
-kill -KILL "$TESTBED_JACKD_PID"   # the device disappears, as a USB interface pulled out would
+testbed_kill_jackd   # the device disappears, as a USB interface pulled out would
 rc=0; testbed_wait_pid "$STEMD_PID" 10 || rc=$?
 grep -v "ALSA\|cannot find card" "$D/stemd.log" | tail -4
 [ "$rc" -ne 124 ] || fail "stemd still running 10 s after its device died"

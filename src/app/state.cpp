@@ -1,0 +1,577 @@
+// The state file (see state.hpp).
+#include "state.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <set>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace stemd::app {
+
+namespace {
+
+constexpr std::size_t kMaxStateBytes = 16u << 20;  // far more than any real state; refuses garbage
+constexpr const char* kDeckNames[4] = {"A", "B", "C", "D"};
+constexpr const char* kBandNames[3] = {"low", "mid", "high"};
+
+// The shortest text that reads back as the same float (0.8f → "0.8", not "0.800000012").
+std::string fmt_float(float v) {
+  char buf[32];
+  for (int digits = 6; digits <= 9; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, static_cast<double>(v));
+    if (std::strtof(buf, nullptr) == v) break;
+  }
+  return buf;
+}
+
+std::string fmt_double(double v) {
+  char buf[40];
+  for (int digits = 6; digits <= 17; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  return buf;
+}
+
+std::string quote(const std::string& s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (u < 0x20 || u == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", u);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+int hex(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// A bare word: true/false, an integer, a finite number, otherwise a string.
+control::OscArg infer(const std::string& w) {
+  if (w == "true" || w == "false") return control::OscArg::Bool(w == "true");
+  char* end = nullptr;
+  errno = 0;
+  const long long i = std::strtoll(w.c_str(), &end, 10);
+  if (end && *end == '\0' && errno == 0) {
+    return i >= INT32_MIN && i <= INT32_MAX ? control::OscArg::Int(i) : control::OscArg::Int64(i);
+  }
+  const double d = std::strtod(w.c_str(), &end);
+  if (end && *end == '\0' && std::isfinite(d)) return control::OscArg::Float(d);
+  return control::OscArg::Str(w);
+}
+
+// One line → words (quoted ones are always strings). False with a reason.
+bool tokenize(const std::string& line, std::vector<control::OscArg>& words, std::string& error) {
+  words.clear();
+  std::size_t i = 0;
+  const std::size_t n = line.size();
+  while (i < n) {
+    if (line[i] == ' ' || line[i] == '\t') {
+      ++i;
+      continue;
+    }
+    if (line[i] == '"') {
+      std::string s;
+      ++i;
+      bool closed = false;
+      while (i < n) {
+        const char c = line[i++];
+        if (c == '"') {
+          closed = true;
+          break;
+        }
+        if (c != '\\') {
+          s += c;
+          continue;
+        }
+        if (i >= n) break;
+        const char e = line[i++];
+        if (e == '"' || e == '\\') {
+          s += e;
+        } else if (e == 'n') {
+          s += '\n';
+        } else if (e == 't') {
+          s += '\t';
+        } else if (e == 'x' && i + 1 < n && hex(line[i]) >= 0 && hex(line[i + 1]) >= 0) {
+          s += static_cast<char>(hex(line[i]) * 16 + hex(line[i + 1]));
+          i += 2;
+        } else {
+          error = std::string("unknown escape \\") + e + " in a quoted string";
+          return false;
+        }
+      }
+      if (!closed) {
+        error = "unterminated quoted string";
+        return false;
+      }
+      if (i < n && line[i] != ' ' && line[i] != '\t') {
+        error = "a quoted string must be followed by a space";
+        return false;
+      }
+      words.push_back(control::OscArg::Str(std::move(s)));
+      continue;
+    }
+    const std::size_t start = i;
+    while (i < n && line[i] != ' ' && line[i] != '\t') {
+      if (line[i] == '"') {
+        error = "a quote inside a word (quote the whole string)";
+        return false;
+      }
+      ++i;
+    }
+    words.push_back(infer(line.substr(start, i - start)));
+  }
+  return true;
+}
+
+std::string trim(const std::string& s) {
+  const auto a = s.find_first_not_of(" \t\r");
+  if (a == std::string::npos) return {};
+  const auto b = s.find_last_not_of(" \t\r");
+  return s.substr(a, b - a + 1);
+}
+
+// "/stemd/load 3 \"x\"" — the message as a line of the file (for logs).
+std::string line_of(const control::OscMessage& m) {
+  std::string s = m.address;
+  for (const auto& a : m.args) {
+    s += ' ';
+    if (a.is_string()) {
+      s += quote(a.s);
+    } else if (a.type == 'T' || a.type == 'F') {
+      s += a.type == 'T' ? "true" : "false";
+    } else {
+      s += a.to_string();
+    }
+  }
+  return s;
+}
+
+std::string reason_of(const control::OscMessage& reply) {
+  if (reply.args.size() >= 2 && reply.args.back().is_string()) return reply.args.back().s;
+  return reply.to_string();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- capture
+
+DaemonState capture_state(const control::Controller& ctl, const control::Router& router, bool with_voices) {
+  DaemonState s;
+  s.master = ctl.master_level();
+  for (int d = 0; d < 4; ++d) {
+    s.decks[static_cast<std::size_t>(d)] = ctl.deck_level(d);
+    for (int b = 0; b < 3; ++b) s.eq[static_cast<std::size_t>(d)][static_cast<std::size_t>(b)] = ctl.deck_eq(d, b);
+  }
+  const control::RouterConfig& rc = router.config();
+  s.bpm = router.bpm();
+  s.base_bpm = rc.bpm;
+  s.meter = router.meter();
+  s.base_meter = rc.meter;
+  s.quantum = router.quantum_beats();
+  for (const control::SourceInfo& src : ctl.sources()) {
+    if (src.slot < 0 || src.path == "(generated)") continue;  // the test tone
+    s.sources.push_back(StateSource{src.slot, src.path, src.name});
+  }
+  if (!with_voices) return s;
+  const double ratio = rc.bpm > 0 ? router.bpm() / rc.bpm : 1.0;
+  for (const auto& [id, h] : router.players()) {
+    if (id < 0 || !ctl.voice_alive(h) || ctl.source(id) == nullptr) continue;
+    const control::VoiceInfo vi = ctl.voice_info(h);
+    StateVoice v;
+    v.id = id;
+    v.volume = std::clamp(vi.volume, 0.0f, 4.0f);
+    v.loop = vi.loop;
+    v.position = std::clamp<std::int64_t>(vi.position, 0, std::max<std::int64_t>(0, vi.total_frames - 1));
+    v.rate = std::clamp(router.player_rate(id), 0.25f, 4.0f);
+    v.pan = std::clamp(vi.pan, -1.0f, 1.0f);
+    // A stretch of its own: any tempo but what the router gives every player (1, or the tempo
+    // ratio with --stretch-method time_stretch).
+    const double expected = rc.time_stretch ? std::clamp(ratio, 0.25, 4.0) : 1.0;
+    if (std::fabs(static_cast<double>(vi.tempo) - expected) > 1e-4) v.stretch = std::clamp(vi.tempo, 0.25f, 4.0f);
+    v.paused = vi.paused;
+    if (vi.loop_end > 0 || vi.loop_start > 0) {
+      v.region_start = vi.loop_start;
+      v.region_end = vi.loop_end > 0 ? vi.loop_end : vi.total_frames;
+      v.region_count = vi.loop_count;
+    }
+    s.voices.push_back(v);
+  }
+  return s;
+}
+
+bool differs_in_structure(const DaemonState& a, const DaemonState& b) {
+  if (a.master != b.master || a.decks != b.decks || a.eq != b.eq || a.meter != b.meter || a.quantum != b.quantum ||
+      a.sources != b.sources || a.voices.size() != b.voices.size()) {
+    return true;
+  }
+  for (std::size_t i = 0; i < a.voices.size(); ++i) {
+    const StateVoice &x = a.voices[i], &y = b.voices[i];
+    if (x.id != y.id || x.volume != y.volume || x.loop != y.loop || x.rate != y.rate || x.pan != y.pan ||
+        x.stretch != y.stretch || x.paused != y.paused || x.region_start != y.region_start ||
+        x.region_end != y.region_end || x.region_count != y.region_count) {
+      return true;
+    }
+  }
+  return false;  // positions and the tempo (movement glides) move by themselves
+}
+
+// ---------------------------------------------------------------- format
+
+std::string format_state(const DaemonState& s, const std::string& writer) {
+  std::string out;
+  out += "# stemd state file (--state-file), written by " + writer +
+         ". Restored at start: each line is an OSC\n"
+         "# message, routed in order as if a client had sent it (README: \"State file\"). Edit with care:\n"
+         "# the first message line must be the version, the last one \"end\".\n";
+  out += "stemd-state " + std::to_string(kStateVersion) + "\n";
+  out += "/stemd/master " + fmt_float(s.master) + " 0\n";
+  for (std::size_t d = 0; d < 4; ++d)
+    out += "/stemd/deck " + std::string(kDeckNames[d]) + " " + fmt_float(s.decks[d]) + " 0\n";
+  for (std::size_t d = 0; d < 4; ++d) {
+    for (std::size_t b = 0; b < 3; ++b) {
+      if (s.eq[d][b] == 1.0f) continue;  // flat, as at start
+      out += "/deck_filter " + std::string(kDeckNames[d]) + " " + kBandNames[b] + " " + fmt_float(s.eq[d][b]) + "\n";
+    }
+  }
+  if (s.bpm > 0 && s.bpm != s.base_bpm) out += "/set_tempo " + fmt_double(s.bpm) + "\n";
+  if (s.meter > 0 && s.meter != s.base_meter) out += "/set_meter " + std::to_string(s.meter) + "\n";
+  for (const StateSource& src : s.sources) {
+    out += "/stemd/load " + std::to_string(src.id) + " " + quote(src.path) + " " + quote(src.name) + "\n";
+  }
+  for (const StateVoice& v : s.voices) {
+    const std::string id = std::to_string(v.id);
+    if (v.region_end > 0) {
+      out += "/stemd/play_region " + id + " " + std::to_string(v.region_start) + " " + std::to_string(v.region_end) +
+             " " + (v.loop ? "true" : "false") + " " + std::to_string(v.region_count) + " " + fmt_float(v.volume) +
+             " frames\n";
+      if (v.position != v.region_start) out += "/stemd/seek " + id + " " + std::to_string(v.position) + " frames\n";
+      if (v.rate != 1.0f) out += "/stemd/rate " + id + " " + fmt_float(v.rate) + " 0\n";
+    } else {
+      out += "/stemd/play " + id + " " + fmt_float(v.volume) + " " + (v.loop ? "true" : "false") + " " +
+             std::to_string(v.position) + " frames " + fmt_float(v.rate) + "\n";
+    }
+    if (v.pan != 0.0f) out += "/stemd/pan " + id + " " + fmt_float(v.pan) + " 0\n";
+    if (v.stretch > 0.0f) out += "/stemd/stretch " + id + " " + fmt_float(v.stretch) + "\n";
+    if (v.paused) out += "/stemd/pause " + id + " 0\n";
+  }
+  // After the voices: restored players start at once, not on the next quantum.
+  if (s.quantum > 0) out += "/stemd/quantize " + fmt_double(s.quantum) + "\n";
+  out += "end\n";
+  return out;
+}
+
+// ---------------------------------------------------------------- parse
+
+bool parse_state(const std::string& text, std::vector<StateMessage>& out, std::string& error) {
+  out.clear();
+  bool have_version = false, have_end = false;
+  int line_no = 0, last_line = 0;
+  std::size_t pos = 0;
+  std::vector<control::OscArg> words;
+  while (pos < text.size()) {
+    std::size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) nl = text.size();
+    const std::string line = trim(text.substr(pos, nl - pos));
+    pos = nl + 1;
+    ++line_no;
+    if (line.empty() || line[0] == '#') continue;
+    last_line = line_no;
+    auto bad = [&](const std::string& why) {
+      error = std::to_string(line_no) + ": " + why;
+      return false;
+    };
+    if (line.find('\0') != std::string::npos) return bad("a NUL byte (not a text file)");
+    if (have_end) return bad("text after the \"end\" line");
+    if (!have_version) {
+      const std::string prefix = "stemd-state ";
+      if (line.rfind(prefix, 0) != 0) {
+        return bad("expected the version line \"stemd-state " + std::to_string(kStateVersion) +
+                   "\" (is this a stemd state file?)");
+      }
+      const std::string v = trim(line.substr(prefix.size()));
+      if (v != std::to_string(kStateVersion)) {
+        return bad("version \"" + v + "\": this stemd reads version " + std::to_string(kStateVersion));
+      }
+      have_version = true;
+      continue;
+    }
+    if (line == "end") {
+      have_end = true;
+      continue;
+    }
+    if (line[0] != '/') return bad("expected an OSC message (\"/address args…\") or \"end\"");
+    std::string why;
+    if (!tokenize(line, words, why)) return bad(why);
+    StateMessage sm;
+    sm.line = line_no;
+    sm.message.address = words[0].s;
+    sm.message.args.assign(words.begin() + 1, words.end());
+    out.push_back(std::move(sm));
+  }
+  if (!have_version) {
+    error = std::to_string(std::max(line_no, 1)) + ": empty (no version line)";
+    out.clear();
+    return false;
+  }
+  if (!have_end) {
+    error = std::to_string(last_line) + ": truncated: the file ends without its \"end\" line";
+    out.clear();
+    return false;
+  }
+  return true;
+}
+
+bool is_voice_message(const control::OscMessage& m) {
+  static const std::set<std::string> kVoice = {
+      "/stemd/play",   "/stemd/play_region", "/stemd/seek",  "/stemd/pause",  "/stemd/resume",
+      "/stemd/pan",    "/stemd/stretch",     "/stemd/rate",  "/stemd/volume", "/stemd/fade",
+      "/play_stem",    "/play_stem_section", "/stem_volume", "/play",         "/start_group",
+      "/schedule_c_at"};
+  return kVoice.count(m.address) != 0;
+}
+
+// ---------------------------------------------------------------- files
+
+StateRead read_state_file(const std::string& path, std::vector<StateMessage>& out, std::string& error) {
+  out.clear();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return StateRead::kMissing;
+    error = path + ": cannot read: " + std::strerror(errno);
+    return StateRead::kBad;
+  }
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    error = path + ": not a regular file";
+    ::close(fd);
+    return StateRead::kBad;
+  }
+  if (static_cast<std::size_t>(st.st_size) > kMaxStateBytes) {
+    error = path + ": " + std::to_string(st.st_size) + " bytes: too large for a state file";
+    ::close(fd);
+    return StateRead::kBad;
+  }
+  std::string text(static_cast<std::size_t>(st.st_size), '\0');
+  std::size_t got = 0;
+  while (got < text.size()) {
+    const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      error = path + ": cannot read: " + std::strerror(errno);
+      ::close(fd);
+      return StateRead::kBad;
+    }
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  text.resize(got);
+  std::string why;
+  if (!parse_state(text, out, why)) {
+    error = path + ":" + why;
+    return StateRead::kBad;
+  }
+  return StateRead::kOk;
+}
+
+bool write_file_atomic(const std::string& path, const std::string& text, std::string& error) {
+  const std::filesystem::path p(path);
+  const std::string dir = p.has_parent_path() ? p.parent_path().string() : ".";
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    error = "cannot create " + tmp + ": " + std::strerror(errno);
+    return false;
+  }
+  auto fail = [&](const std::string& what) {
+    error = what + " " + tmp + ": " + std::strerror(errno);
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return false;
+  };
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return fail("cannot write");
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0) return fail("cannot sync");
+  if (::close(fd) != 0) {
+    error = "cannot close " + tmp + ": " + std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    error = "cannot rename " + tmp + " to " + path + ": " + std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  // The rename is durable only once the directory is: without this a power cut could bring
+  // back the old file (or none).
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    const int rc = ::fsync(dfd);
+    const int e = errno;
+    ::close(dfd);
+    if (rc != 0 && e != EINVAL && e != EROFS) {
+      error = path + " written, but its directory could not be synced: " + std::strerror(e);
+      return false;
+    }
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------- keeper
+
+StateKeeper::StateKeeper(Config c) : cfg_(std::move(c)) {}
+
+RestoreReport StateKeeper::restore(control::Router& router) {
+  RestoreReport rep;
+  std::vector<StateMessage> msgs;
+  std::string error;
+  switch (read_state_file(cfg_.path, msgs, error)) {
+    case StateRead::kMissing:
+      spdlog::info("state file {} does not exist yet: starting empty (it is written as the state changes)", cfg_.path);
+      return rep;
+    case StateRead::kBad: {
+      const std::string bad = cfg_.path + ".bad";
+      std::string kept;
+      if (std::rename(cfg_.path.c_str(), bad.c_str()) == 0) {
+        kept = "kept as " + bad;
+      } else {
+        kept = "could not be renamed to " + bad + ": " + std::strerror(errno);
+      }
+      spdlog::warn("state file {} — ignored ({}); starting empty", error, kept);
+      return rep;
+    }
+    case StateRead::kOk:
+      break;
+  }
+  std::set<int> failed_ids;  // a source that could not be loaded: its voice lines are skipped quietly
+  for (const StateMessage& sm : msgs) {
+    const control::OscMessage& m = sm.message;
+    if (is_voice_message(m) && !cfg_.restore_voices) {
+      ++rep.skipped_voice;
+      continue;
+    }
+    const bool has_id = !m.args.empty() && (m.args[0].type == 'i' || m.args[0].type == 'h');
+    const int id = has_id ? static_cast<int>(m.args[0].i) : 0;
+    if (has_id && m.address != "/stemd/load" && failed_ids.count(id) != 0) continue;
+    ++rep.messages;
+    const control::OscMessage reply = router.handle(m, control::Peer{});
+    if (reply.address == "/done") {
+      if (m.address == "/stemd/load" || m.address == "/load_buffer") ++rep.sources;
+      if (m.address == "/stemd/play" || m.address == "/stemd/play_region") ++rep.voices;
+      continue;
+    }
+    ++rep.failed;
+    if (m.address == "/stemd/load" || m.address == "/load_buffer") {
+      failed_ids.insert(id);
+      spdlog::warn("state file {}:{}: source {} not restored: {} (the others are)", cfg_.path, sm.line, id,
+                   reason_of(reply));
+    } else {
+      spdlog::warn("state file {}:{}: {} failed: {} (skipped)", cfg_.path, sm.line, line_of(m), reason_of(reply));
+    }
+  }
+  spdlog::info("state file {}: restored {} of {} sources{}, levels{}", cfg_.path, rep.sources,
+               rep.sources + static_cast<int>(failed_ids.size()),
+               cfg_.restore_voices ? fmt::format(", {} voices", rep.voices) : std::string(),
+               rep.skipped_voice > 0
+                   ? fmt::format("; {} voice lines not restored (--restore-voices is off)", rep.skipped_voice)
+                   : std::string());
+  return rep;
+}
+
+void StateKeeper::poll(const control::Controller& ctl, const control::Router& router) {
+  const auto now = std::chrono::steady_clock::now();
+  if (have_last_ && now - last_poll_ < std::chrono::seconds(1)) return;
+  last_poll_ = now;
+  DaemonState s = capture_state(ctl, router, cfg_.restore_voices);
+  if (have_last_) {
+    if (!differs_in_structure(s, last_)) {
+      // Only what moves by itself: every interval_s at most, and not at all when it is the same.
+      bool moved = s.bpm != last_.bpm;
+      for (std::size_t i = 0; i < s.voices.size() && !moved; ++i) {
+        moved = s.voices[i].position != last_.voices[i].position;
+      }
+      if (!moved) return;
+      if (now - last_queued_ < std::chrono::duration<double>(cfg_.interval_s)) return;
+    }
+  }
+  queue(s);
+  last_queued_ = now;
+}
+
+void StateKeeper::capture_now(const control::Controller& ctl, const control::Router& router) {
+  queue(capture_state(ctl, router, cfg_.restore_voices));
+  last_queued_ = std::chrono::steady_clock::now();
+}
+
+void StateKeeper::queue(const DaemonState& s) {
+  std::string text = format_state(s, cfg_.writer);
+  last_ = s;
+  have_last_ = true;
+  std::lock_guard<std::mutex> lock(mu_);
+  pending_ = std::move(text);
+  have_pending_ = true;
+}
+
+bool StateKeeper::flush() {
+  std::string text;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!have_pending_) return true;
+    text = std::move(pending_);
+    have_pending_ = false;
+  }
+  std::string error;
+  if (!write_file_atomic(cfg_.path, text, error)) {
+    if (error != last_error_) {
+      spdlog::warn("state file: {} — the previous state file is unchanged; retrying every second", error);
+      last_error_ = error;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!have_pending_) {  // nothing newer queued meanwhile: retry this one
+      pending_ = std::move(text);
+      have_pending_ = true;
+    }
+    return false;
+  }
+  if (!last_error_.empty()) {
+    spdlog::info("state file {} written again", cfg_.path);
+    last_error_.clear();
+  }
+  spdlog::debug("state file {} written ({} bytes)", cfg_.path, text.size());
+  return true;
+}
+
+}  // namespace stemd::app

@@ -1,0 +1,154 @@
+// The state file (--state-file PATH): what was loaded, the levels and — with --restore-voices —
+// what was playing survive a restart (a crash, a lost device and Restart=on-failure, a reboot).
+//
+// The file is text: a version line, one OSC message per line, and an `end` line:
+//
+//   # comments
+//   stemd-state 1
+//   /stemd/master 0.9 0
+//   /stemd/deck A 1 0
+//   /stemd/load 100 "/srv/stems/drums.wav" "drums"
+//   /stemd/play 100 0.8 true 123456 frames 1
+//   end
+//
+// At start the messages are routed through the Router, in order, exactly as if a client had
+// sent them: the same validation as live control, and the router's own bookkeeping (which
+// voice is an id's player, tempo, quantize) ends up as it was. Strings are in "double quotes"
+// (\" \\ \n \t \xHH escaped); bare words are numbers, true/false, or strings (A, frames…).
+//
+// Threads: capture_state(), StateKeeper::poll()/capture_now() and restore() run on the control
+// thread [control] (the OSC server's thread while it runs — through Router::set_tick_hook —,
+// the main thread before and after). StateKeeper::flush() writes the file on the main thread
+// [main]. Nothing here runs on, or waits for, the audio thread: voice positions come from the
+// telemetry the engine publishes through atomics.
+#pragma once
+
+#include "control/controller.hpp"
+#include "control/osc.hpp"
+#include "control/router.hpp"
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace stemd::app {
+
+constexpr int kStateVersion = 1;
+
+struct StateSource {
+  int id = 0;
+  std::string path, name;
+  bool operator==(const StateSource&) const = default;
+};
+
+struct StateVoice {
+  int id = 0;  // the buffer id whose player it is (its deck follows from the id, as for any play)
+  float volume = 1.0f;
+  bool loop = false;
+  std::int64_t position = 0;  // file frames
+  float rate = 1.0f;          // the player's own rate, before the tempo ratio
+  float pan = 0.0f;
+  float stretch = 0.0f;  // a /stemd/stretch tempo to apply again; 0 = none
+  bool paused = false;
+  std::int64_t region_start = 0, region_end = 0;  // a loop region or section (end 0 = none)
+  std::uint32_t region_count = 0;
+};
+
+struct DaemonState {
+  float master = 1.0f;
+  std::array<float, 4> decks{1.0f, 1.0f, 1.0f, 1.0f};
+  std::array<std::array<float, 3>, 4> eq{{{1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}};
+  double bpm = 0;       // the clock's tempo; written when it differs from base_bpm
+  double base_bpm = 0;  // --bpm (not written)
+  int meter = 0;        // beats per bar; written when it differs from base_meter
+  int base_meter = 0;   // --meter (not written)
+  double quantum = 0;   // /stemd/quantize beats
+  std::vector<StateSource> sources;
+  std::vector<StateVoice> voices;
+};
+
+// The state as the controller and router hold it now [control]. Voices only when with_voices.
+DaemonState capture_state(const control::Controller& ctl, const control::Router& router, bool with_voices);
+
+// True when a and b differ in more than what moves by itself (voice positions, the tempo
+// gliding under /dance/total_movement): such a change is written within a second.
+bool differs_in_structure(const DaemonState& a, const DaemonState& b);
+
+// The file's text. `writer` goes into the comment at the top (e.g. "stemd 0.1.0").
+std::string format_state(const DaemonState& s, const std::string& writer);
+
+struct StateMessage {
+  int line = 0;
+  control::OscMessage message;
+};
+// Text → messages. False with "LINE: reason" for the first problem: no or another version
+// line, a line that is not an OSC message, a bad quote or escape, no `end` line (truncated).
+bool parse_state(const std::string& text, std::vector<StateMessage>& out, std::string& error);
+
+// Messages that start or change a voice: restored only with --restore-voices.
+bool is_voice_message(const control::OscMessage& m);
+
+enum class StateRead { kOk, kMissing, kBad };
+// Reads and parses PATH. kBad with "PATH:LINE: reason" (or "PATH: reason").
+StateRead read_state_file(const std::string& path, std::vector<StateMessage>& out, std::string& error);
+
+// Writes `text` to PATH atomically: a temporary file in the same directory, fsync, rename over
+// PATH, fsync of the directory. On failure PATH is untouched and the temporary file removed.
+bool write_file_atomic(const std::string& path, const std::string& text, std::string& error);
+
+struct RestoreReport {
+  int messages = 0;       // routed
+  int sources = 0;        // loaded
+  int voices = 0;         // started
+  int failed = 0;         // answered /fail (each logged)
+  int skipped_voice = 0;  // voice lines not routed: --restore-voices is off
+};
+
+// Keeps PATH up to date with the daemon's state.
+class StateKeeper {
+ public:
+  struct Config {
+    std::string path;
+    bool restore_voices = false;  // save and restore playing voices
+    double interval_s = 5.0;      // positions / tempo alone are written at most this often
+    std::string writer = "stemd";
+  };
+  explicit StateKeeper(Config c);
+
+  // [control, before the stream starts] Reads PATH and routes its messages through the router.
+  // Missing: one info line. Unreadable, corrupt or another version: one warning naming the
+  // file, the line and the problem; the file is renamed PATH.bad and stemd starts empty. A
+  // message that fails (a file that has gone): a warning, the rest is restored.
+  RestoreReport restore(control::Router& router);
+
+  // [control] Called often (every server pass): at most once a second, looks at the state and
+  // queues a write when it changed (positions and tempo alone: at most every interval_s).
+  void poll(const control::Controller& ctl, const control::Router& router);
+  // [control] Queues the state as it is now, changed or not (at shutdown).
+  void capture_now(const control::Controller& ctl, const control::Router& router);
+  // [main] Writes what was queued, if anything. A failure is logged (once until it changes or
+  // succeeds again) and retried at the next flush; the previous file stays intact.
+  bool flush();
+
+  const std::string& path() const { return cfg_.path; }
+
+ private:
+  void queue(const DaemonState& s);
+
+  Config cfg_;
+  // control thread
+  DaemonState last_{};
+  bool have_last_ = false;
+  std::chrono::steady_clock::time_point last_poll_{}, last_queued_{};
+  // shared: control → main
+  std::mutex mu_;
+  std::string pending_;
+  bool have_pending_ = false;
+  // main thread
+  std::string last_error_;
+};
+
+}  // namespace stemd::app

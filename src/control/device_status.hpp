@@ -1,0 +1,68 @@
+// The output device's health, shared between the daemon's main thread (which detects a lost
+// device and reopens it) and the control thread (which tells subscribers and answers status).
+// [main] writes, [control] reads; neither is the audio thread, so the reason string may take
+// a mutex.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <string>
+
+namespace stemd::control {
+
+enum class DeviceState : int {
+  kRunning = 0,  // the stream is calling back
+  kLost = 1,     // it stopped; stemd keeps every voice where it was and retries with backoff
+};
+
+inline const char* to_string(DeviceState s) { return s == DeviceState::kRunning ? "running" : "lost"; }
+
+class DeviceStatus {
+ public:
+  void set_lost(const std::string& reason) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      reason_ = reason;
+      lost_at_ = std::chrono::steady_clock::now();
+    }
+    losses_.fetch_add(1, std::memory_order_relaxed);
+    state_.store(static_cast<int>(DeviceState::kLost), std::memory_order_release);
+  }
+  void set_running() { state_.store(static_cast<int>(DeviceState::kRunning), std::memory_order_release); }
+  void set_attempts(std::uint64_t n) { attempts_.store(n, std::memory_order_relaxed); }
+  // The real-time scheduling the audio thread runs with, once known ("SCHED_FIFO 70", "SCHED_OTHER").
+  void set_rt_policy(const std::string& p) {
+    std::lock_guard<std::mutex> g(mu_);
+    rt_policy_ = p;
+  }
+
+  DeviceState state() const { return static_cast<DeviceState>(state_.load(std::memory_order_acquire)); }
+  std::uint64_t losses() const { return losses_.load(std::memory_order_relaxed); }
+  std::uint64_t attempts() const { return attempts_.load(std::memory_order_relaxed); }
+  std::string reason() const {
+    std::lock_guard<std::mutex> g(mu_);
+    return reason_;
+  }
+  std::string rt_policy() const {
+    std::lock_guard<std::mutex> g(mu_);
+    return rt_policy_.empty() ? std::string("unknown") : rt_policy_;
+  }
+  double lost_for_seconds() const {
+    if (state() != DeviceState::kLost) return 0;
+    std::lock_guard<std::mutex> g(mu_);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - lost_at_).count();
+  }
+
+ private:
+  std::atomic<int> state_{static_cast<int>(DeviceState::kRunning)};
+  std::atomic<std::uint64_t> losses_{0};
+  std::atomic<std::uint64_t> attempts_{0};
+  mutable std::mutex mu_;
+  std::string reason_;
+  std::string rt_policy_;
+  std::chrono::steady_clock::time_point lost_at_{};
+};
+
+}  // namespace stemd::control

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# deb_package.sh BUILD_DIR: builds the .deb from this build dir (cpack -G DEB) and checks it:
+# the control fields (name, version, Depends on Debian 12's runtime packages), the conffile,
+# the maintainer scripts (create the user, reload systemd, never enable or start the service),
+# every installed path and nothing under /usr/local or the build tree; then extracts it and
+# runs the packaged stemd (--version, and the packaged config accepted by the packaged binary).
+# Exit 0 pass, 1 fail, 77 skip (cpack, dpkg-deb or dpkg-shlibdeps missing).
+set -uo pipefail
+BUILD=$(cd "$1" && pwd)
+for tool in cpack dpkg-deb dpkg-shlibdeps; do
+  command -v "$tool" >/dev/null || { echo "deb_package: SKIP (no $tool; scripts/setup.sh installs dpkg-dev)"; exit 77; }
+done
+[ -f "$BUILD/CPackConfig.cmake" ] || { echo "deb_package: SKIP (no CPackConfig.cmake in $BUILD)"; exit 77; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+fail() { echo "deb_package: FAIL: $*"; fails=$((fails + 1)); }
+
+if ! (cd "$tmp" && cpack --config "$BUILD/CPackConfig.cmake" -G DEB -B "$tmp/out") >"$tmp/cpack.log" 2>&1; then
+  echo "deb_package: FAIL: cpack:"; cat "$tmp/cpack.log"; exit 1
+fi
+deb=$(ls "$tmp"/out/stemd_*.deb 2>/dev/null | head -n1)
+[ -n "$deb" ] || { echo "deb_package: FAIL: no stemd_*.deb:"; cat "$tmp/cpack.log"; exit 1; }
+echo "deb_package: built $(basename "$deb") ($(stat -c %s "$deb") bytes)"
+
+# ---- control fields
+info=$(dpkg-deb --info "$deb")
+field() { dpkg-deb --field "$deb" "$1"; }
+[ "$(field Package)" = stemd ] || fail "Package is '$(field Package)', not stemd"
+version=$("$BUILD/src/stemd" --version | awk '{print $2}')
+[ "$(field Version)" = "$version" ] || fail "Version '$(field Version)' is not stemd --version's '$version'"
+depends=$(field Depends)
+echo "deb_package: Depends: $depends"
+for pkg in libportaudio2 libsndfile1 liblo7 libsamplerate0 librubberband2 libsystemd0 libc6 libstdc++6; do
+  tr ',' '\n' <<<"$depends" | awk '{print $1}' | grep -qxF "$pkg" || fail "Depends lacks $pkg"
+done
+grep -q "^ Maintainer: ." <<<"$info" || fail "no Maintainer"
+
+# ---- conffile and maintainer scripts
+mkdir -p "$tmp/control"
+dpkg-deb --control "$deb" "$tmp/control"
+grep -qx "/etc/stemd/stemd.conf" "$tmp/control/conffiles" 2>/dev/null || fail "/etc/stemd/stemd.conf is not a conffile"
+for s in postinst prerm postrm; do
+  [ -x "$tmp/control/$s" ] || { fail "no executable $s"; continue; }
+  sh -n "$tmp/control/$s" || fail "$s: shell syntax"
+  grep -v '^[[:space:]]*#' "$tmp/control/$s" | grep -Eq "systemctl (enable|start|restart)|deb-systemd-invoke start" &&
+    fail "$s enables or starts the service"
+done
+grep -q "systemd-sysusers /usr/lib/sysusers.d/stemd.conf" "$tmp/control/postinst" || fail "postinst does not create the user"
+grep -q "daemon-reload" "$tmp/control/postinst" || fail "postinst does not reload systemd"
+# Run them against stubs that record what they would do to the system.
+mkdir -p "$tmp/stub"
+for cmd in systemd-sysusers systemctl useradd; do
+  printf '#!/bin/sh\necho "%s $*" >>"%s"\n' "$cmd" "$tmp/calls" >"$tmp/stub/$cmd"
+  chmod +x "$tmp/stub/$cmd"
+done
+: >"$tmp/calls"
+PATH="$tmp/stub:$PATH" sh "$tmp/control/postinst" configure || fail "postinst configure failed"
+PATH="$tmp/stub:$PATH" sh "$tmp/control/prerm" upgrade || fail "prerm upgrade failed"
+PATH="$tmp/stub:$PATH" sh "$tmp/control/postrm" upgrade || fail "postrm upgrade failed"
+grep -qx "systemd-sysusers /usr/lib/sysusers.d/stemd.conf" "$tmp/calls" || fail "postinst did not run systemd-sysusers"
+grep -Eq "^systemctl (enable|start|restart|stop)" "$tmp/calls" && fail "maintainer scripts (configure/upgrade) ran: $(cat "$tmp/calls")"
+if [ -d /run/systemd/system ]; then
+  grep -q "^systemctl daemon-reload" "$tmp/calls" || fail "postinst did not reload systemd"
+else
+  grep -q "^systemctl" "$tmp/calls" && fail "systemctl called without systemd running: $(cat "$tmp/calls")"
+fi
+
+# ---- contents
+dpkg-deb --contents "$deb" | awk '{print $6}' | sed 's|^\./|/|' >"$tmp/contents"
+for path in /usr/bin/stemd /usr/bin/stemctl /usr/lib/systemd/system/stemd.service /usr/lib/sysusers.d/stemd.conf \
+            /etc/stemd/stemd.conf /usr/share/man/man1/stemd.1.gz /usr/share/man/man1/stemctl.1.gz \
+            /usr/share/doc/stemd/README.md /usr/share/stemd/presets/pi4.conf /usr/share/stemd/presets/pi5.conf \
+            /usr/share/stemd/presets/desktop.conf /usr/share/stemd/presets/workstation.conf \
+            /usr/share/stemd/presets/live.conf; do
+  grep -qx "$path" "$tmp/contents" || fail "missing $path"
+done
+grep -E "^/usr/local|^/home|^/tmp|^/work|$BUILD" "$tmp/contents" && fail "paths outside the system layout (above)"
+grep -Ev "^/(usr|etc)/" "$tmp/contents" | grep -v '^/$' && fail "unexpected top-level paths (above)"
+
+# ---- the packaged files work
+root="$tmp/root"
+dpkg-deb --extract "$deb" "$root"
+out=$("$root/usr/bin/stemd" --version 2>&1) || fail "packaged stemd --version: $out"
+[ "$out" = "stemd $version" ] || fail "packaged stemd --version says '$out'"
+"$root/usr/bin/stemctl" --help >/dev/null 2>&1 || fail "packaged stemctl --help"
+grep -qx "ExecStart=/usr/bin/stemd --config /etc/stemd/stemd.conf" "$root/usr/lib/systemd/system/stemd.service" ||
+  fail "the unit's ExecStart is not the packaged binary and config: $(grep ExecStart "$root/usr/lib/systemd/system/stemd.service")"
+if ! out=$("$root/usr/bin/stemd" --config "$root/etc/stemd/stemd.conf" --backend null --no-osc --duration 0.05 2>&1); then
+  fail "the packaged stemd refuses the packaged config: $out"
+fi
+zcat "$root/usr/share/man/man1/stemd.1.gz" | grep -q '^\.SH OPTIONS' || fail "stemd.1 has no OPTIONS section"
+zcat "$root/usr/share/man/man1/stemd.1.gz" | grep -q 'buffer\\-size' || fail "stemd.1 does not list --buffer-size"
+zcat "$root/usr/share/man/man1/stemctl.1.gz" | grep -q '^\.SH' || fail "stemctl.1 is not a man page"
+
+[ "$fails" -eq 0 ] || { echo "deb_package: $fails check(s) failed"; exit 1; }
+echo "deb_package: PASS"

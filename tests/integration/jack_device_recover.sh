@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# jack_device_recover.sh STEMD POSITION_SIGNAL_PY: the JACK server dies under a playing stemd
+# and comes back. stemd must keep its state, report the loss (log, status), retry the device
+# and play on — the same voice, from the frame where it stopped — within 2 s of the server's
+# return; its PID stays the same (systemd sees one service).
+# The fixture's every frame encodes its own position (tests/tools/position_signal.py), so the
+# capture after the return says exactly where the voice resumed and that it ran on unbroken.
+# Exit 0 pass, 1 fail, 77 skip.
+set -uo pipefail
+STEMD=$1
+POS=$2
+STEMCTL=${3:-}
+for t in jackd jack_wait jack_capture python3; do
+  command -v "$t" >/dev/null 2>&1 || { echo "jack_device_recover: SKIP ($t not installed)"; exit 77; }
+done
+# shellcheck source-path=SCRIPTDIR source=../../scripts/testbed.sh
+source "$(dirname "$0")/../../scripts/testbed.sh"
+fail() {
+  echo "jack_device_recover: FAIL: $*" >&2
+  grep -v "ALSA\|cannot find card" "$TESTBED_DIR/stemd.log" | tail -25 >&2
+  exit 1
+}
+testbed_start 1024 48000 || fail "could not start jackd"
+D=$TESTBED_DIR
+python3 "$POS" gen "$D/pos.wav" 30 48000 || fail "fixture"
+PORT=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$STEMD" --backend portaudio --device system --buffer-size 1024 --osc-port "$PORT" --log-level debug \
+  --play "$D/pos.wav" >"$D/stemd.log" 2>&1 &
+STEMD_PID=$!
+testbed_track_pid "$STEMD_PID"
+testbed_wait_for 10 grep -q "voice .* started" "$D/stemd.log" || fail "stemd did not start playing"
+# A subscriber (/stemd/notify 1) records the notifications it gets, for 12 s.
+python3 - "$PORT" "$D/notes.txt" <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); s.settimeout(0.2)
+s.sendto(b"/stemd/notify\0\0\0,i\0\0\0\0\0\1", ("127.0.0.1", int(sys.argv[1])))
+end = time.time() + 12
+with open(sys.argv[2], "w") as out:
+    while time.time() < end:
+        try:
+            data = s.recv(65536)
+        except socket.timeout:
+            continue
+        out.write(data.split(b"\0", 1)[0].decode() + "\n"); out.flush()
+PY
+SUB_PID=$!
+sleep 2
+kill -0 "$STEMD_PID" 2>/dev/null || fail "stemd died before the server did"
+
+testbed_kill_jackd   # the device disappears
+testbed_wait_for 5 grep -q "the audio device stopped" "$D/stemd.log" || fail "the loss was not noticed within 5 s"
+testbed_wait_for 5 grep -q "resuming after the audio device was lost" "$D/stemd.log" ||
+  fail "no hand-over to a fresh image"
+# The device stays away a while; stemd retries.
+testbed_wait_for 8 grep -q "audio device not back yet (attempt" "$D/stemd.log" ||
+  fail "no retry logged while the device was away"
+kill -0 "$STEMD_PID" 2>/dev/null || fail "stemd exited while its device was away"
+if [ -n "$STEMCTL" ]; then  # status while the device is away: lost, since when, why
+  st=$("$STEMCTL" -p "$PORT" status 2>&1) || fail "no status while the device was away: $st"
+  grep -Eq "device +lost" <<<"$st" || fail "status does not say the device is lost: $st"
+  grep -Eq "sources loaded +1" <<<"$st" || fail "the source is not kept while the device is away: $st"
+fi
+
+testbed_restart_jackd || fail "jackd did not restart"
+t_back=$(date +%s%N)
+capture_start "$D/after.wav" || fail "capture"
+t_cap=$(date +%s%N)
+sleep 3
+capture_stop || fail "capture stop"
+kill -0 "$STEMD_PID" 2>/dev/null || fail "stemd is not running (same PID) after the device came back"
+grep -q "audio device back after" "$D/stemd.log" || fail "no 'device back' log line"
+wait "$SUB_PID"
+echo "jack_device_recover: the subscriber heard: $(sort "$D/notes.txt" | uniq -c | tr '\n' ' ')"
+grep -q "^/stemd/device/lost" "$D/notes.txt" || fail "the subscriber was not told of the loss"
+grep -q "^/stemd/device/restored" "$D/notes.txt" || fail "the subscriber was not told of the return"
+
+# Where the voice was when the device died (the hand-over state) and where it resumed.
+lost_at=$(sed -n 's|.*resume: /stemd/play 1 [^ ]* [^ ]* \([0-9][0-9]*\) .*|\1|p' "$D/stemd.log" | head -1)
+[ -n "$lost_at" ] || fail "no resumed voice in the log"
+scan=$(python3 "$POS" scan "$D/after.wav") || fail "scan"
+echo "jack_device_recover: hand-over position $lost_at; capture after the return: $scan"
+python3 - "$scan" "$lost_at" "$t_back" "$t_cap" <<'PY' || fail "see above"
+import json, sys
+s = json.loads(sys.argv[1]); lost_at = int(sys.argv[2])
+t_back, t_cap = int(sys.argv[3]), int(sys.argv[4])
+if s["first_sound"] is None: sys.exit("the capture after the return is silent")
+delay = (t_cap - t_back) / 1e9 + s["first_sound"] / 48000
+print(f"sound {delay:.3f} s after the server was back")
+if delay > 2.0: sys.exit(f"playback resumed {delay:.2f} s after the device came back (> 2 s)")
+if s["steady_from"] is None: sys.exit("no steady position run in the capture")
+start = s["position"] - (s["steady_from"] - s["first_sound"])
+print(f"voice resumed at frame {start} (hand-over said {lost_at}); ran on {s['run']} frames, breaks {s['breaks']}")
+if start != lost_at: sys.exit(f"resumed at frame {start}, not where it stopped ({lost_at})")
+if s["breaks"]: sys.exit(f"the resumed voice did not run on unbroken: {s['breaks']}")
+if s["run"] < 48000 * 2: sys.exit(f"only {s['run']} frames ran on after resuming")
+PY
+echo "jack_device_recover: PASS"

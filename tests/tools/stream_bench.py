@@ -1,0 +1,601 @@
+#!/usr/bin/env python3
+"""stream_bench.py: stemd's streaming benchmarks on the headless JACK test bed.
+
+Drives the real daemon (stemd --backend portaudio on a private `jackd -d dummy`) over OSC and
+measures, with nothing but the standard library:
+
+  search   the most streaming voices (distinct 16-bit stereo 48 kHz WAVs, looping) that play for
+           --seconds with zero voice underruns, device underflows within the idle JACK
+           baseline measured in the same run, and a capture that matches the exact expected mix
+           period by period (stemd-capture-verify against stemd-voice-fixtures' reference): a
+           doubling then a bisection on N, per period.
+  cpu      stemd's CPU (utime+stime from /proc/PID/stat over the play window) and RSS at
+           given voice counts, with idle stemd (0 voices) and idle jackd as references.
+  rss      RSS (VmRSS / VmHWM) with K big sources (default 8 × 140 MB) loaded and playing.
+
+Every voice of a trial starts on the same output frame: the plays go out in OSC bundles
+carrying one future timetag (stemd honours it to the sample), so the expected output is simply
+the looped sum of the files, computed independently by stemd-voice-fixtures. Any voice that
+underruns, starts late, drops or repeats data makes periods "unmatched" and fails the trial;
+JACK xruns show as "slips" (whole periods shifted) and are judged against the idle baseline.
+
+Prints JSON results on stdout (one object); progress on stderr. scripts/bench.sh turns it into
+markdown. Examples:
+
+  stream_bench.py --build build/release search --periods 1024 256 --seconds 30
+  stream_bench.py --build build/release cpu --voices 0 1 8 32 128 512 --seconds 20
+  stream_bench.py --build build/release rss --count 8 --mb 140
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+RATE = 48000
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+NTP_EPOCH = 2208988800
+
+
+def log(*a):
+    print("stream_bench:", *a, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------------ OSC
+def _pad(b):
+    return b + b"\0" * (4 - len(b) % 4)
+
+
+def osc_message(address, *args):
+    tags, data = ",", b""
+    for a in args:
+        if isinstance(a, bool) or isinstance(a, int):
+            tags += "i"
+            data += struct.pack(">i", int(a))
+        elif isinstance(a, float):
+            tags += "f"
+            data += struct.pack(">f", a)
+        else:
+            tags += "s"
+            data += _pad(str(a).encode())
+    return _pad(address.encode()) + _pad(tags.encode()) + data
+
+
+def osc_bundle(unix_time, messages):
+    secs = int(unix_time)
+    frac = int((unix_time - secs) * (1 << 32)) & 0xFFFFFFFF
+    out = b"#bundle\0" + struct.pack(">II", secs + NTP_EPOCH, frac)
+    for m in messages:
+        out += struct.pack(">i", len(m)) + m
+    return out
+
+
+def _read_str(b, i):
+    j = b.index(b"\0", i)
+    return b[i:j].decode(errors="replace"), (j + 4) & ~3
+
+
+def osc_parse(b):
+    addr, i = _read_str(b, 0)
+    tags, i = _read_str(b, i)
+    args = []
+    for t in tags[1:]:
+        if t == "i":
+            args.append(struct.unpack_from(">i", b, i)[0]); i += 4
+        elif t == "f":
+            args.append(struct.unpack_from(">f", b, i)[0]); i += 4
+        elif t == "h":
+            args.append(struct.unpack_from(">q", b, i)[0]); i += 8
+        elif t == "d":
+            args.append(struct.unpack_from(">d", b, i)[0]); i += 8
+        elif t == "s":
+            s, i = _read_str(b, i); args.append(s)
+        elif t in "TF":
+            args.append(t == "T")
+        elif t == "N":
+            args.append(None)
+        else:
+            break
+    return addr, args
+
+
+class Osc:
+    def __init__(self, port):
+        self.addr = ("127.0.0.1", port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        self.sock.bind(("127.0.0.1", 0))
+
+    def send(self, data):
+        self.sock.sendto(data, self.addr)
+
+    def recv(self, timeout):
+        self.sock.settimeout(max(timeout, 0.001))
+        try:
+            data, _ = self.sock.recvfrom(65536)
+        except socket.timeout:
+            return None
+        return osc_parse(data)
+
+    def call(self, address, *args, timeout=5.0):
+        """One request, its one reply (/done or /fail with `address` first)."""
+        self.send(osc_message(address, *args))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = self.recv(deadline - time.monotonic())
+            if r and r[1] and r[1][0] == address:
+                return r
+        return None
+
+    def status(self):
+        r = self.call("/stemd/status")
+        if not r or r[0] != "/done":
+            return {}
+        a = r[1][1:]
+        return {a[k]: a[k + 1] for k in range(0, len(a) - 1, 2)}
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+# -------------------------------------------------------------------------------------- /proc
+def proc_cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+
+
+def proc_mem(pid):
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:", "RssAnon:", "RssFile:", "RssShmem:")):
+                out[line.split(":")[0]] = int(line.split()[1]) * 1024
+    return out
+
+
+class CpuWindow:
+    """CPU used by a process between start() and stop(), as % of one core."""
+
+    def __init__(self, pid):
+        self.pid = pid
+
+    def start(self):
+        self.t0, self.c0 = time.monotonic(), proc_cpu_ticks(self.pid)
+
+    def stop(self):
+        t1, c1 = time.monotonic(), proc_cpu_ticks(self.pid)
+        return 100.0 * (c1 - self.c0) / CLK_TCK / (t1 - self.t0)
+
+
+# --------------------------------------------------------------------------------- the test bed
+class Jack:
+    """A private jackd -d dummy (see tests/integration, scripts/testbed.sh)."""
+
+    def __init__(self, workdir, period, realtime):
+        self.name = f"stemd-bench-{os.getpid()}-{period}-{int(time.monotonic() * 1000) % 100000}"
+        self.log = os.path.join(workdir, f"jackd-{period}.log")
+        self.env = dict(os.environ, JACK_DEFAULT_SERVER=self.name, JACK_NO_START_SERVER="1")
+        cmd = ["jackd", "-R" if realtime else "--no-realtime", "-n", self.name, "-d", "dummy", "-m",
+               "-r", str(RATE), "-p", str(period)]
+        self.cmd = " ".join(cmd)
+        self.proc = subprocess.Popen(cmd, stdout=open(self.log, "w"), stderr=subprocess.STDOUT, env=self.env)
+        deadline = time.monotonic() + 10
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"jackd exited at start: {open(self.log).read()[-2000:]}")
+            r = subprocess.run(["jack_wait", "-c"], env=self.env, capture_output=True, text=True, timeout=5)
+            if r.stdout.strip() == "running":
+                break
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("jackd not running after 10 s")
+            time.sleep(0.02)
+
+    def xruns(self):
+        with open(self.log, errors="replace") as f:
+            return sum(1 for line in f if "XRun" in line)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Capture:
+    def __init__(self, jack, path, workdir):
+        self.path = path
+        timing = os.path.join(workdir, "capture.timing")
+        hook = os.path.join(workdir, "hook_timing.sh")
+        with open(hook, "w") as f:
+            f.write(f'#!/bin/sh\necho "$@" > "{timing}"\n')
+        os.chmod(hook, 0o755)
+        if os.path.exists(timing):
+            os.unlink(timing)
+        self.proc = subprocess.Popen(
+            ["jack_capture", "--daemon", "-f", "wav", "-c", "2", "--port", "system:monitor_1", "--port",
+             "system:monitor_2", "-Ht", hook, path],
+            stdout=open(os.path.join(workdir, "jack_capture.log"), "w"), stderr=subprocess.STDOUT, env=jack.env)
+        deadline = time.monotonic() + 5
+        while not (os.path.exists(timing) and os.path.getsize(timing) > 0):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.stop()
+                raise RuntimeError("jack_capture did not start recording")
+            time.sleep(0.02)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Stemd:
+    def __init__(self, build, jack, period, workdir, extra):
+        self.port = free_port()
+        self.log = os.path.join(workdir, "stemd.log")
+        cmd = [os.path.join(build, "src", "stemd"), "--backend", "portaudio", "--device", "system",
+               "--buffer-size", str(period), "--osc-port", str(self.port), "--log-level", "info"] + extra
+        self.cmd = " ".join(cmd[1:])
+        self.proc = subprocess.Popen(cmd, stdout=open(self.log, "w"), stderr=subprocess.STDOUT, env=jack.env)
+        self.osc = Osc(self.port)
+        deadline = time.monotonic() + 15
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"stemd exited at start: {self.tail()}")
+            if self.osc.call("/stemd/ping", timeout=0.2):
+                break
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"stemd did not answer /stemd/ping: {self.tail()}")
+
+    def tail(self, n=2000):
+        with open(self.log, errors="replace") as f:
+            return f.read()[-n:]
+
+    def load_all(self, paths, window=32):
+        """/stemd/load id path for ids 1..N, `window` outstanding; returns (seconds, failures)."""
+        t0 = time.monotonic()
+        sent = done = 0
+        fails = []
+        pending = 0
+        last = time.monotonic()
+        while done < len(paths):
+            while pending < window and sent < len(paths):
+                self.osc.send(osc_message("/stemd/load", sent + 1, paths[sent]))
+                sent += 1
+                pending += 1
+            r = self.osc.recv(1.0)
+            if r is None:
+                if time.monotonic() - last > 30:
+                    fails.append(f"no reply for 30 s ({done}/{len(paths)} loaded)")
+                    break
+                continue
+            if r[1] and r[1][0] == "/stemd/load":
+                last = time.monotonic()
+                pending -= 1
+                done += 1
+                if r[0] != "/done":
+                    fails.append(" ".join(str(x) for x in r[1]))
+        return time.monotonic() - t0, fails
+
+    def play_all_at(self, count, start_at, per_bundle=1000):
+        """/stemd/play id 1.0 1 for ids 1..count in bundles timed `start_at` (unix time)."""
+        msgs = [osc_message("/stemd/play", i + 1, 1.0, 1) for i in range(count)]
+        for k in range(0, count, per_bundle):
+            self.osc.send(osc_bundle(start_at, msgs[k:k + per_bundle]))
+        ok, fails = 0, []
+        deadline = time.monotonic() + 30
+        while ok + len(fails) < count and time.monotonic() < deadline:
+            r = self.osc.recv(deadline - time.monotonic())
+            if r and r[1] and r[1][0] == "/stemd/play":
+                if r[0] == "/done":
+                    ok += 1
+                else:
+                    fails.append(" ".join(str(x) for x in r[1]))
+        if ok + len(fails) < count:
+            fails.append(f"{count - ok - len(fails)} plays unanswered")
+        return fails
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+# ------------------------------------------------------------------------------------ fixtures
+class Fixtures:
+    def __init__(self, build, root, count, seconds, amp):
+        self.tool = os.path.join(build, "tests", "tools", "stemd-voice-fixtures")
+        self.dir = os.path.join(root, f"voices-{seconds:g}s-a{amp}")
+        self.seconds, self.amp = seconds, amp
+        self.have = 0
+        self.ensure(count)
+
+    def ensure(self, count):
+        if count <= self.have:
+            return
+        t0 = time.monotonic()
+        subprocess.run([self.tool, "gen", self.dir, "--count", str(count), "--seconds", str(self.seconds),
+                        "--amp", str(self.amp)], check=True)
+        log(f"fixtures: {count} files ready in {time.monotonic() - t0:.1f} s")
+        self.have = count
+
+    def paths(self, count):
+        return [os.path.join(self.dir, f"v{i:05d}.wav") for i in range(count)]
+
+    def reference(self, out, count, play_seconds):
+        subprocess.run([self.tool, "ref", out, "--count", str(count), "--play-seconds", str(play_seconds),
+                        "--seconds", str(self.seconds), "--amp", str(self.amp)], check=True)
+
+
+# --------------------------------------------------------------------------------------- trials
+def idle_baseline(args, period, seconds):
+    """jackd alone for `seconds`: its xruns and its CPU."""
+    with tempfile.TemporaryDirectory(dir=args.workdir) as wd:
+        jack = Jack(wd, period, args.realtime)
+        try:
+            cpu = CpuWindow(jack.proc.pid)
+            x0 = jack.xruns()
+            cpu.start()
+            time.sleep(seconds)
+            return {"period": period, "seconds": seconds, "xruns": jack.xruns() - x0, "jackd_cpu_pct": cpu.stop(),
+                    "command": jack.cmd}
+        finally:
+            jack.stop()
+
+
+def stemd_flags(args, n):
+    cap = max(4096, n)
+    # Every file streamed (--preload-limit-mb 0: only the 0.5 s head is held in RAM).
+    return ["--preload-limit-mb", "0", "--max-voices", str(cap), "--max-sources", str(cap)] + args.stemd_args
+
+
+def trial(args, fx, period, n, seconds, verify=True, keep_name=None):
+    """N voices for `seconds`; returns a dict of what happened. Never raises for a bad run."""
+    res = {"period": period, "voices": n, "seconds": seconds}
+    wd = tempfile.mkdtemp(dir=args.workdir, prefix=f"trial-{period}-{n}-")
+    jack = stemd = cap = None
+    try:
+        fx.ensure(max(n, 1))
+        jack = Jack(wd, period, args.realtime)
+        stemd = Stemd(args.build, jack, period, wd, stemd_flags(args, n))
+        res["command"] = "stemd " + stemd.cmd
+        paths = fx.paths(n)
+        load_s, fails = stemd.load_all(paths) if n else (0.0, [])
+        res["load_seconds"] = round(load_s, 3)
+        res["loads_per_second"] = round(n / load_s, 1) if n and load_s > 0 else None
+        if fails:
+            res["error"] = f"{len(fails)} loads failed, first: {fails[0]}"
+            return res
+        if verify and n:
+            cap = Capture(jack, os.path.join(wd, "capture.wav"), wd)
+        x0 = jack.xruns()
+        st0 = stemd.osc.status()
+        lead = 1.0 + n * 0.001  # time for the control thread to create the streams before the frame
+        start_at = time.time() + lead
+        if n:
+            fails = stemd.play_all_at(n, start_at)
+            if fails:
+                res["error"] = f"{len(fails)} plays failed, first: {fails[0]}"
+                return res
+        # CPU and memory over the play window, from 1 s after the start to its end.
+        time.sleep(max(0.0, start_at + 1.0 - time.time()))
+        cpu = CpuWindow(stemd.proc.pid)
+        jcpu = CpuWindow(jack.proc.pid)
+        cpu.start()
+        jcpu.start()
+        st_mid = stemd.osc.status()
+        time.sleep(max(0.0, start_at + seconds - time.time()))
+        res["stemd_cpu_pct"] = round(cpu.stop(), 2)
+        res["jackd_cpu_pct"] = round(jcpu.stop(), 2)
+        res.update({k: v for k, v in proc_mem(stemd.proc.pid).items()})
+        st = stemd.osc.status()
+        time.sleep(0.5)  # the tail of the reference's span reaches the port
+        res["voices_playing"] = st.get("voices")
+        res["voice_underruns"] = st.get("voice_underruns", 0) - st0.get("voice_underruns", 0)
+        res["device_underflows"] = st.get("device_underflows", 0) - st0.get("device_underflows", 0)
+        res["jackd_xruns"] = jack.xruns() - x0
+        res["callback_p99_us"] = st.get("callback_p99_us")
+        res["callback_max_us"] = st.get("callback_max_us")
+        res["budget_us"] = st.get("budget_us")
+        res["memory_bytes"] = st.get("memory_bytes")
+        res["status_voices_mid"] = st_mid.get("voices")
+        if cap:
+            cap.stop()
+            cap = None
+        stemd.stop()
+        res["stemd_exit"] = stemd.proc.returncode
+        if verify and n:
+            ref = os.path.join(wd, "reference.wav")
+            fx.reference(ref, n, seconds)
+            v = subprocess.run([os.path.join(args.build, "tests", "tools", "stemd-capture-verify"), "--ref", ref,
+                                "--capture", os.path.join(wd, "capture.wav"), "--period", str(period),
+                                "--allow-slips", "--json"], capture_output=True, text=True)
+            try:
+                vr = json.loads(v.stdout.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                vr = {"ok": False, "error": (v.stdout + v.stderr)[-500:]}
+            res["verify"] = {k: vr.get(k) for k in ("ok", "anchor", "periods", "exact_periods", "slips",
+                                                    "slip_periods", "unmatched_periods", "missing_periods",
+                                                    "first_bad_frame", "max_abs_diff", "whole_ref_found", "error")}
+        return res
+    except Exception as e:  # a broken run is a result to report, not a crash of the benchmark
+        res["error"] = f"{type(e).__name__}: {e}"
+        return res
+    finally:
+        if cap:
+            cap.stop()
+        if stemd:
+            stemd.stop()
+            if "error" in res or args.keep:
+                res["stemd_log_tail"] = stemd.tail(1500)
+        if jack:
+            jack.stop()
+        if args.keep:
+            log(f"kept {wd}")
+        else:
+            shutil.rmtree(wd, ignore_errors=True)
+
+
+def clean(res, baseline_xruns):
+    """The pass rule (and why not)."""
+    why = []
+    if "error" in res:
+        why.append(res["error"])
+    else:
+        if res.get("voices_playing") != res["voices"]:
+            why.append(f"{res.get('voices_playing')} of {res['voices']} voices playing at the end")
+        if res.get("voice_underruns", 1) != 0:
+            why.append(f"{res.get('voice_underruns')} voice underruns")
+        if res.get("device_underflows", 0) > baseline_xruns:
+            why.append(f"{res['device_underflows']} device underflows > idle baseline {baseline_xruns}")
+        v = res.get("verify")
+        if v is not None and not v.get("ok"):
+            why.append(f"capture: {v.get('unmatched_periods')} unmatched, {v.get('missing_periods')} missing "
+                       f"of {v.get('periods')} periods" + (f" ({v['error']})" if v.get("error") else ""))
+    res["clean"] = not why
+    res["why"] = "; ".join(why)
+    return res["clean"]
+
+
+def cmd_search(args):
+    fx = Fixtures(args.build, args.workdir, args.start, args.file_seconds, args.amp)
+    out = {"mode": "search", "seconds": args.seconds, "file_seconds": args.file_seconds, "periods": []}
+    for period in args.periods:
+        base = idle_baseline(args, period, args.seconds)
+        log(f"period {period}: idle jackd {base['xruns']} xruns in {args.seconds} s")
+        trials = []
+
+        def attempt(n):
+            r = trial(args, fx, period, n, args.seconds)
+            ok = clean(r, base["xruns"])
+            log(f"period {period}: N={n}: {'clean' if ok else 'FAIL: ' + r['why']} "
+                f"(cpu {r.get('stemd_cpu_pct')} %, underruns {r.get('voice_underruns')}, "
+                f"underflows {r.get('device_underflows')}, xruns {r.get('jackd_xruns')})")
+            trials.append(r)
+            return ok
+
+        good, bad = 0, None
+        n = args.start
+        while n <= args.max:  # doubling
+            if attempt(n):
+                good = n
+                n *= 2
+            else:
+                bad = n
+                break
+        if bad is None and good < args.max:  # the cap lies between the last doubling and max
+            if attempt(args.max):
+                good = args.max
+            else:
+                bad = args.max
+        while bad is not None and bad - good > max(args.resolution, good * args.resolution_frac):  # bisection
+            mid = (good + bad) // 2
+            if attempt(mid):
+                good = mid
+            else:
+                bad = mid
+        base_after = idle_baseline(args, period, args.seconds)
+        out["periods"].append({"period": period, "idle": base, "idle_after": base_after, "max_clean": good,
+                               "first_failure": bad, "capped": bad is None, "trials": trials})
+    return out
+
+
+def cmd_cpu(args):
+    fx = Fixtures(args.build, args.workdir, max(max(args.voices), 1), args.file_seconds, args.amp)
+    out = {"mode": "cpu", "seconds": args.seconds, "period": args.period}
+    out["idle"] = idle_baseline(args, args.period, args.seconds)
+    rows = []
+    for n in args.voices:
+        r = trial(args, fx, args.period, n, args.seconds, verify=args.verify)
+        clean(r, out["idle"]["xruns"])
+        log(f"cpu: {n} voices: stemd {r.get('stemd_cpu_pct')} %, RSS {r.get('VmRSS', 0) / 2**20:.1f} MiB"
+            + (f" — {r['why']}" if r.get("why") else ""))
+        rows.append(r)
+    out["rows"] = rows
+    return out
+
+
+def cmd_rss(args):
+    seconds_per_file = args.mb * 1e6 / (RATE * 4)
+    fx = Fixtures(args.build, args.workdir, args.count, round(seconds_per_file, 3), args.amp)
+    out = {"mode": "rss", "count": args.count, "file_mb": args.mb, "period": args.period, "seconds": args.seconds}
+    r = trial(args, fx, args.period, args.count, args.seconds, verify=False)
+    clean(r, 1 << 30)
+    r["file_bytes"] = os.path.getsize(fx.paths(1)[0])
+    out["row"] = r
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default="build/release", help="build directory with src/stemd and tests/tools")
+    ap.add_argument("--workdir", default=None, help="fixtures and scratch (default: a temp dir, removed)")
+    ap.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=True,
+                    help="jackd -R (default) or --no-realtime")
+    ap.add_argument("--amp", type=int, default=7, help="fixture amplitude in 16-bit units (N·amp < 29204)")
+    ap.add_argument("--file-seconds", type=float, default=8.0, help="fixture length; voices loop")
+    ap.add_argument("--keep", action="store_true", help="keep each trial's directory and log tails")
+    ap.add_argument("--stemd-arg", dest="stemd_args", action="append", default=[], help="extra stemd flag")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("search")
+    s.add_argument("--periods", type=int, nargs="+", default=[1024, 256])
+    s.add_argument("--seconds", type=float, default=30)
+    s.add_argument("--start", type=int, default=64)
+    s.add_argument("--max", type=int, default=4096)
+    s.add_argument("--resolution", type=int, default=64, help="stop bisecting below this many voices…")
+    s.add_argument("--resolution-frac", type=float, default=0.05, help="…or this fraction of the result")
+    c = sub.add_parser("cpu")
+    c.add_argument("--voices", type=int, nargs="+", default=[0, 1, 8, 32, 128, 512])
+    c.add_argument("--period", type=int, default=1024)
+    c.add_argument("--seconds", type=float, default=20)
+    c.add_argument("--verify", action="store_true", help="also check each capture")
+    r = sub.add_parser("rss")
+    r.add_argument("--count", type=int, default=8)
+    r.add_argument("--mb", type=float, default=140)
+    r.add_argument("--period", type=int, default=1024)
+    r.add_argument("--seconds", type=float, default=10)
+    args = ap.parse_args()
+    args.build = os.path.abspath(args.build)
+    own = args.workdir is None
+    args.workdir = tempfile.mkdtemp(prefix="stemd-stream-bench-") if own else os.path.abspath(args.workdir)
+    os.makedirs(args.workdir, exist_ok=True)
+    try:
+        res = {"search": cmd_search, "cpu": cmd_cpu, "rss": cmd_rss}[args.cmd](args)
+    finally:
+        if own and not args.keep:
+            shutil.rmtree(args.workdir, ignore_errors=True)
+    res["machine"] = {"nproc": os.cpu_count(), "loadavg": open("/proc/loadavg").read().split()[:3],
+                      "jackd_realtime": args.realtime}
+    json.dump(res, sys.stdout, indent=1)
+    print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,525 @@
+// The state file (src/app/state.cpp): its text format (round trip through a real Router and
+// Controller; corrupt, truncated, wrong-version and missing files are refused with the line and
+// the reason), the keeper's restore (a bad file is set aside as PATH.bad, a vanished source is
+// skipped and the rest restored) and the atomic write (a reader never sees a half-written file;
+// a write that fails leaves the previous file as it was).
+//
+// Threads: the test thread is [control] (router, controller) and [audio] (process()); the
+// LoaderThread is the real [loader]; the atomicity test adds one reader thread.
+#include "app/state.hpp"
+#include "control/controller.hpp"
+#include "control/media_policy.hpp"
+#include "control/router.hpp"
+#include "test_util.hpp"
+
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <fstream>
+#include <sstream>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+
+namespace stemd::app {
+namespace {
+
+using control::OscArg;
+using control::OscMessage;
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void spit(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+}
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+// Captures what the daemon logs while alive (warnings name the file and the line).
+class LogCapture {
+ public:
+  LogCapture() : sink_(std::make_shared<spdlog::sinks::ostream_sink_mt>(out_)) {
+    old_ = spdlog::default_logger();
+    auto logger = std::make_shared<spdlog::logger>("state_test", sink_);
+    logger->set_level(spdlog::level::debug);
+    logger->set_pattern("%l %v");
+    spdlog::set_default_logger(logger);
+  }
+  ~LogCapture() { spdlog::set_default_logger(old_); }
+  std::string text() const { return out_.str(); }
+
+ private:
+  std::ostringstream out_;
+  std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
+  std::shared_ptr<spdlog::logger> old_;
+};
+
+// Engine + loader + controller + router, as the daemon wires them (no OSC sockets).
+struct Rig {
+  engine::Engine engine;
+  io::LoaderThread loader;
+  control::Controller ctl;
+  control::MediaPolicy media;
+  control::Router router;
+
+  static engine::EngineConfig ec() {
+    engine::EngineConfig c;
+    c.max_block_frames = 4096;
+    c.max_voices = 32;
+    return c;
+  }
+  static io::LoadOptions lo(bool streamed) {
+    io::LoadOptions o;
+    o.preload_limit_bytes = streamed ? 0 : 64ll << 20;
+    o.head_frames = 2000;
+    return o;
+  }
+  static control::RouterConfig rc() {
+    control::RouterConfig c;
+    c.buffer_size = 256;
+    return c;
+  }
+  explicit Rig(bool streamed = false)
+      : engine(ec()), loader(io::LoaderConfig{}), ctl(engine, loader, lo(streamed)), router(ctl, rc(), media) {
+    engine.set_loader_wakeup(&io::LoaderThread::wake_cb, &loader);
+    std::string e;
+    media.configure("", true, e);
+    loader.start();
+  }
+  ~Rig() {
+    loader.stop();
+    ctl.service();
+  }
+  void render(std::uint32_t frames) {
+    std::vector<float> out(frames * 2);
+    test::process_fed(engine, loader, out.data(), frames);
+    ctl.service();
+  }
+  OscMessage send(OscMessage m) { return router.handle(m, control::Peer{}); }
+};
+
+template <typename... A>
+OscMessage msg(std::string address, A... args) {
+  OscMessage m;
+  m.address = std::move(address);
+  (m.args.push_back(args), ...);
+  return m;
+}
+
+std::string show(const OscMessage& m) { return m.to_string(); }
+
+// ---------------------------------------------------------------- format
+
+TEST(StateFormat, StringsWithQuotesSpacesAndControlCharactersRoundTrip) {
+  DaemonState s;
+  s.sources.push_back({1, "/srv/my stems/\"odd\" name\\back.wav", "name with\ttab\nand newline \x01 é"});
+  const std::string text = format_state(s, "test");
+  std::vector<StateMessage> msgs;
+  std::string err;
+  ASSERT_TRUE(parse_state(text, msgs, err)) << err << "\n" << text;
+  const OscMessage* load = nullptr;
+  for (const auto& m : msgs)
+    if (m.message.address == "/stemd/load") load = &m.message;
+  ASSERT_NE(load, nullptr) << text;
+  ASSERT_EQ(load->args.size(), 3u);
+  EXPECT_EQ(load->args[0].type, 'i');
+  EXPECT_EQ(load->args[0].i, 1);
+  EXPECT_EQ(load->args[1].s, s.sources[0].path);
+  EXPECT_EQ(load->args[2].s, s.sources[0].name);
+  // One message per line: the newline in the name is escaped.
+  EXPECT_NE(text.find("\"name with\\ttab\\nand newline \\x01 é\""), std::string::npos) << text;
+}
+
+TEST(StateFormat, NumbersAreWrittenShortAndReadBackExactly) {
+  DaemonState s;
+  s.master = 0.8f;
+  s.decks = {0.25f, 1.0f, 0.123456789f, 0.0f};
+  s.bpm = 123.45;
+  s.base_bpm = 120;
+  const std::string text = format_state(s, "test");
+  EXPECT_NE(text.find("/stemd/master 0.8 0\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("/set_tempo 123.45\n"), std::string::npos) << text;
+  std::vector<StateMessage> msgs;
+  std::string err;
+  ASSERT_TRUE(parse_state(text, msgs, err)) << err;
+  for (const auto& m : msgs) {
+    if (m.message.address == "/stemd/deck" && m.message.args[0].s == "C") {
+      EXPECT_EQ(static_cast<float>(m.message.args[1].as_double()), 0.123456789f);
+    }
+  }
+}
+
+TEST(StateFormat, CommentsAndBlankLinesAreSkippedAndLineNumbersKept) {
+  const std::string text =
+      "# a comment\n\nstemd-state 1\n  # indented comment\n/stemd/master 0.5 0\r\n\n/stemd/deck B 0.25 0\nend\n";
+  std::vector<StateMessage> msgs;
+  std::string err;
+  ASSERT_TRUE(parse_state(text, msgs, err)) << err;
+  ASSERT_EQ(msgs.size(), 2u);
+  EXPECT_EQ(msgs[0].line, 5);
+  EXPECT_EQ(msgs[0].message.address, "/stemd/master");
+  EXPECT_EQ(msgs[1].line, 7);
+  EXPECT_EQ(msgs[1].message.args[0].s, "B");
+}
+
+struct BadCase {
+  const char* what;
+  std::string text;
+  std::string line_and_reason;  // expected prefix of the error, and a word of it
+  std::string word;
+};
+
+TEST(StateFormat, BadFilesAreRefusedWithTheLineAndTheReason) {
+  const std::vector<BadCase> cases = {
+      {"empty", "", "1:", "empty"},
+      {"comments only", "# nothing\n", "1:", "empty"},
+      {"no version line", "/stemd/master 1 0\nend\n", "1:", "version line"},
+      {"another program's file", "[Unit]\nDescription=x\n", "1:", "version line"},
+      {"wrong version", "stemd-state 2\n/stemd/master 1 0\nend\n", "1:", "this stemd reads version 1"},
+      {"truncated", "stemd-state 1\n/stemd/master 1 0\n/stemd/load 3 \"/a.wav\" \"a\"\n", "3:", "truncated"},
+      {"truncated in a string", "stemd-state 1\n/stemd/load 3 \"/a.w", "2:", "unterminated"},
+      {"not a message", "stemd-state 1\nmaster 1\nend\n", "2:", "OSC message"},
+      {"bad escape", "stemd-state 1\n/stemd/load 1 \"a\\qb\" \"n\"\nend\n", "2:", "escape"},
+      {"quote inside a word", "stemd-state 1\n/stemd/load 1 a\"b\nend\n", "2:", "quote"},
+      {"text after end", "stemd-state 1\nend\n/stemd/master 1 0\n", "3:", "after"},
+      {"binary", std::string("stemd-state 1\n/x ") + std::string(1, '\0') + "\x01\x02\nend\n", "2:", "NUL"},
+  };
+  for (const auto& c : cases) {
+    std::vector<StateMessage> msgs;
+    std::string err;
+    EXPECT_FALSE(parse_state(c.text, msgs, err)) << c.what;
+    EXPECT_TRUE(msgs.empty()) << c.what;
+    EXPECT_EQ(err.rfind(c.line_and_reason, 0), 0u) << c.what << ": " << err;
+    EXPECT_NE(err.find(c.word), std::string::npos) << c.what << ": " << err;
+  }
+}
+
+TEST(StateFormat, EveryTruncationOfAValidFileIsRefused) {
+  DaemonState s;
+  s.sources = {{1, "/a.wav", "a"}, {2, "/b b.wav", "b"}};
+  s.voices.push_back(StateVoice{1, 0.5f, true, 1234, 1.0f, 0.0f, 0.0f, false, 0, 0, 0});
+  const std::string text = format_state(s, "test");
+  // Cut anywhere before the final "end": never accepted as a (smaller) state.
+  const std::size_t end_at = text.rfind("end\n");
+  ASSERT_NE(end_at, std::string::npos);
+  for (std::size_t n = 0; n < end_at + 3; ++n) {
+    std::vector<StateMessage> msgs;
+    std::string err;
+    EXPECT_FALSE(parse_state(text.substr(0, n), msgs, err)) << "accepted a file cut at byte " << n;
+  }
+  std::vector<StateMessage> msgs;
+  std::string err;
+  EXPECT_TRUE(parse_state(text, msgs, err)) << err;
+}
+
+// ---------------------------------------------------------------- round trip through the router
+
+TEST(StateRoundTrip, SourcesLevelsEqTempoAndVoicesComeBack) {
+  test::TempDir dir;
+  test::make_wav(dir.file("a b.wav"), 96'000, 1);
+  test::make_wav(dir.file("c.wav"), 48'000, 2, 1);
+  test::make_wav(dir.file("d.wav"), 72'000, 3);
+  DaemonState before;
+  std::string text;
+  {
+    Rig rig;
+    auto ok = [&](OscMessage m) {
+      const OscMessage r = rig.send(m);
+      EXPECT_EQ(r.address, "/done") << show(m) << " → " << show(r);
+    };
+    ok(msg("/stemd/load", OscArg::Int(100), OscArg::Str(dir.file("a b.wav")), OscArg::Str("drums \"x\"")));
+    ok(msg("/load_buffer", OscArg::Int(1100), OscArg::Str(dir.file("c.wav"))));
+    ok(msg("/stemd/load", OscArg::Int(7), OscArg::Str(dir.file("d.wav"))));
+    ok(msg("/deck_levels", OscArg::Float(0.5), OscArg::Float(0.75), OscArg::Float(0.0), OscArg::Float(1.5)));
+    ok(msg("/stemd/master", OscArg::Float(0.9)));
+    ok(msg("/deck_eq", OscArg::Str("B"), OscArg::Str("low"), OscArg::Float(25)));
+    ok(msg("/deck_filter", OscArg::Str("A"), OscArg::Str("high"), OscArg::Float(0.5)));
+    ok(msg("/set_tempo", OscArg::Float(126)));
+    ok(msg("/set_meter", OscArg::Int(3)));
+    // A crowdstream player, a native one (panned, paused later) and a looping region.
+    ok(msg("/play_stem", OscArg::Int(100), OscArg::Float(1.0), OscArg::Float(0.7), OscArg::Int(1)));
+    ok(msg("/stemd/play", OscArg::Int(1100), OscArg::Float(0.6), OscArg::Bool(false), OscArg::Float(0.25),
+           OscArg::Str("s"), OscArg::Float(1.5)));
+    ok(msg("/stemd/play_region", OscArg::Int(7), OscArg::Float(0.25), OscArg::Float(1.0), OscArg::Bool(true),
+           OscArg::Int(0), OscArg::Float(0.4)));
+    ok(msg("/stemd/pan", OscArg::Int(1100), OscArg::Float(-0.5)));
+    for (int i = 0; i < 40; ++i) rig.render(256);  // positions move
+    ok(msg("/stemd/pause", OscArg::Int(1100)));
+    ok(msg("/stemd/quantize", OscArg::Float(2)));
+    for (int i = 0; i < 4; ++i) rig.render(256);
+    before = capture_state(rig.ctl, rig.router, true);
+    text = format_state(before, "test");
+  }
+  ASSERT_EQ(before.sources.size(), 3u) << text;
+  ASSERT_EQ(before.voices.size(), 3u) << text;
+  for (const auto& v : before.voices) EXPECT_GT(v.position, 0) << text;
+
+  std::vector<StateMessage> msgs;
+  std::string err;
+  ASSERT_TRUE(parse_state(text, msgs, err)) << err << "\n" << text;
+
+  Rig rig;
+  for (const auto& sm : msgs) {
+    const OscMessage r = rig.send(sm.message);
+    EXPECT_EQ(r.address, "/done") << "line " << sm.line << ": " << show(sm.message) << " → " << show(r) << "\n" << text;
+  }
+  for (int i = 0; i < 4; ++i) rig.render(256);  // play, then seek (a fade out and in) and pause (a fade)
+  const DaemonState after = capture_state(rig.ctl, rig.router, true);
+  EXPECT_FALSE(differs_in_structure(before, after)) << text << "\n---\n" << format_state(after, "test");
+  EXPECT_EQ(after.sources, before.sources);
+  EXPECT_EQ(after.bpm, before.bpm);
+  EXPECT_EQ(after.meter, 3);
+  EXPECT_EQ(after.quantum, 2.0);
+  EXPECT_EQ(after.decks, before.decks);
+  EXPECT_FLOAT_EQ(after.master, 0.9f);
+  ASSERT_EQ(after.voices.size(), before.voices.size());
+  for (std::size_t i = 0; i < after.voices.size(); ++i) {
+    const auto &b = before.voices[i], &a = after.voices[i];
+    // Restored where it was; a playing voice has moved on by the 1024 frames rendered since (at
+    // its rate × the tempo ratio ≤ 1.6), a paused one by its pause fade (5 ms) at most.
+    EXPECT_GE(a.position, b.position) << "voice of id " << a.id;
+    EXPECT_LE(a.position, b.position + (b.paused ? 400 : 1024 * 2)) << "voice of id " << a.id;
+  }
+  // The router's bookkeeping is whole again: the ids are players (stop answers /done).
+  EXPECT_EQ(rig.send(msg("/stop_stem", OscArg::Int(100))).address, "/done");
+  EXPECT_EQ(rig.send(msg("/stemd/stop", OscArg::Int(7))).address, "/done");
+}
+
+// ---------------------------------------------------------------- files
+
+TEST(StateFile, MissingCorruptAndUnreadableFilesAreReported) {
+  test::TempDir dir;
+  std::vector<StateMessage> msgs;
+  std::string err;
+  EXPECT_EQ(read_state_file(dir.file("none"), msgs, err), StateRead::kMissing);
+
+  spit(dir.file("bad"), "stemd-state 1\n/stemd/master 1 0\n/stemd/deck A\x01 1 0\n");
+  EXPECT_EQ(read_state_file(dir.file("bad"), msgs, err), StateRead::kBad);
+  EXPECT_EQ(err.rfind(dir.file("bad") + ":3: truncated", 0), 0u) << err;
+
+  ::mkdir(dir.file("adir").c_str(), 0755);
+  EXPECT_EQ(read_state_file(dir.file("adir"), msgs, err), StateRead::kBad);
+  EXPECT_NE(err.find("not a regular file"), std::string::npos) << err;
+}
+
+TEST(StateKeeper, ACorruptFileIsSetAsideAndNothingIsRestored) {
+  test::TempDir dir;
+  const std::string path = dir.file("state");
+  const std::string corrupt = "stemd-state 1\n/stemd/master 0.5 0\n/stemd/load 1 \"/nope\n";
+  spit(path, corrupt);
+  LogCapture log;
+  Rig rig;
+  StateKeeper keeper({path, true, 5.0, "test"});
+  const RestoreReport r = keeper.restore(rig.router);
+  EXPECT_EQ(r.messages, 0);
+  EXPECT_FLOAT_EQ(rig.ctl.master_level(), 1.0f);  // nothing applied, not even the lines before
+  EXPECT_FALSE(exists(path));
+  EXPECT_EQ(slurp(path + ".bad"), corrupt);  // kept, not deleted
+  const std::string text = log.text();
+  EXPECT_NE(text.find("warning state file " + path + ":3: unterminated quoted string — ignored (kept as " + path +
+                      ".bad); starting empty"),
+            std::string::npos)
+      << text;
+}
+
+TEST(StateKeeper, WrongVersionIsSetAside) {
+  test::TempDir dir;
+  const std::string path = dir.file("state");
+  spit(path, "stemd-state 7\nend\n");
+  LogCapture log;
+  Rig rig;
+  StateKeeper keeper({path, false, 5.0, "test"});
+  keeper.restore(rig.router);
+  EXPECT_TRUE(exists(path + ".bad"));
+  EXPECT_NE(log.text().find(path + ":1: version \"7\": this stemd reads version 1"), std::string::npos) << log.text();
+}
+
+TEST(StateKeeper, AMissingFileIsOneInfoLine) {
+  test::TempDir dir;
+  LogCapture log;
+  Rig rig;
+  StateKeeper keeper({dir.file("state"), false, 5.0, "test"});
+  keeper.restore(rig.router);
+  const std::string text = log.text();
+  EXPECT_NE(text.find("info state file " + dir.file("state") + " does not exist yet"), std::string::npos) << text;
+  EXPECT_EQ(text.find("warning"), std::string::npos) << text;
+  EXPECT_FALSE(exists(dir.file("state.bad")));
+}
+
+TEST(StateKeeper, AVanishedSourceIsSkippedWithItsVoiceAndTheRestRestored) {
+  test::TempDir dir;
+  test::make_wav(dir.file("a.wav"), 48'000, 1);
+  test::make_wav(dir.file("b.wav"), 48'000, 2);
+  const std::string path = dir.file("state");
+  spit(path, "stemd-state 1\n/stemd/deck B 0.5 0\n/stemd/load 1 \"" + dir.file("a.wav") + "\" \"a\"\n/stemd/load 2 \"" +
+                 dir.file("gone.wav") + "\" \"gone\"\n/stemd/load 3 \"" + dir.file("b.wav") +
+                 "\" \"b\"\n/stemd/play 2 1 true 100 frames 1\n/stemd/play 3 1 true 100 frames 1\nend\n");
+  LogCapture log;
+  Rig rig;
+  StateKeeper keeper({path, true, 5.0, "test"});
+  const RestoreReport r = keeper.restore(rig.router);
+  EXPECT_EQ(r.sources, 2);
+  EXPECT_EQ(r.voices, 1);
+  EXPECT_EQ(r.failed, 1);  // the load; its play is skipped without a second warning
+  EXPECT_NE(rig.ctl.source(1), nullptr);
+  EXPECT_EQ(rig.ctl.source(2), nullptr);
+  EXPECT_NE(rig.ctl.source(3), nullptr);
+  EXPECT_FLOAT_EQ(rig.ctl.deck_level(1), 0.5f);
+  EXPECT_EQ(rig.ctl.voices_playing(), 1u);
+  const std::string text = log.text();
+  EXPECT_NE(text.find("warning state file " + path + ":4: source 2 not restored: " + dir.file("gone.wav")),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find(":6:"), std::string::npos) << text;
+  EXPECT_NE(text.find("restored 2 of 3 sources, 1 voices"), std::string::npos) << text;
+  EXPECT_TRUE(exists(path));  // a good file with a missing source is not set aside
+}
+
+TEST(StateKeeper, VoicesAreRestoredOnlyWithRestoreVoices) {
+  test::TempDir dir;
+  test::make_wav(dir.file("a.wav"), 48'000, 1);
+  const std::string path = dir.file("state");
+  spit(path,
+       "stemd-state 1\n/stemd/load 1 \"" + dir.file("a.wav") + "\" \"a\"\n/stemd/play 1 1 true 100 frames 1\nend\n");
+  LogCapture log;
+  Rig rig;
+  StateKeeper keeper({path, false, 5.0, "test"});
+  const RestoreReport r = keeper.restore(rig.router);
+  EXPECT_EQ(r.sources, 1);
+  EXPECT_EQ(r.skipped_voice, 1);
+  EXPECT_EQ(rig.ctl.voices_playing(), 0u);
+  EXPECT_NE(log.text().find("1 voice lines not restored (--restore-voices is off)"), std::string::npos) << log.text();
+}
+
+TEST(StateKeeper, WritesOnChangeAndAtCaptureNow) {
+  test::TempDir dir;
+  test::make_wav(dir.file("a.wav"), 48'000, 1);
+  const std::string path = dir.file("state");
+  Rig rig;
+  StateKeeper keeper({path, true, 5.0, "test"});
+  keeper.poll(rig.ctl, rig.router);  // the first look always queues
+  EXPECT_TRUE(keeper.flush());
+  ASSERT_TRUE(exists(path));
+  EXPECT_EQ(slurp(path).find("/stemd/load"), std::string::npos);
+  rig.send(msg("/stemd/load", OscArg::Int(4), OscArg::Str(dir.file("a.wav"))));
+  keeper.poll(rig.ctl, rig.router);  // within a second of the last look: not yet
+  keeper.flush();
+  EXPECT_EQ(slurp(path).find("/stemd/load 4"), std::string::npos);
+  keeper.capture_now(rig.ctl, rig.router);
+  EXPECT_TRUE(keeper.flush());
+  EXPECT_NE(slurp(path).find("/stemd/load 4 \"" + dir.file("a.wav") + "\" \"a\""), std::string::npos) << slurp(path);
+  // Nothing left in the directory but the state itself (no temporary files).
+  int entries = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) entries += e.path().filename() != "a.wav";
+  EXPECT_EQ(entries, 1);
+}
+
+TEST(StateWrite, ReplacesTheFileAndLeavesNoTemporary) {
+  test::TempDir dir;
+  const std::string path = dir.file("s");
+  std::string err;
+  ASSERT_TRUE(write_file_atomic(path, "one\n", err)) << err;
+  ASSERT_TRUE(write_file_atomic(path, "two\n", err)) << err;
+  EXPECT_EQ(slurp(path), "two\n");
+  EXPECT_FALSE(exists(path + ".tmp." + std::to_string(::getpid())));
+}
+
+TEST(StateWrite, AFailedWriteLeavesTheOldFileIntact) {
+  test::TempDir dir;
+  const std::string path = dir.file("s");
+  std::string err;
+  ASSERT_TRUE(write_file_atomic(path, "old\n", err)) << err;
+  // The temporary file cannot be created (its name is taken by a directory): works as root too.
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  ASSERT_EQ(::mkdir(tmp.c_str(), 0755), 0);
+  EXPECT_FALSE(write_file_atomic(path, "new\n", err));
+  EXPECT_NE(err.find("cannot create " + tmp), std::string::npos) << err;
+  EXPECT_EQ(slurp(path), "old\n");
+  ::rmdir(tmp.c_str());
+  // A directory that does not exist.
+  EXPECT_FALSE(write_file_atomic(dir.file("no/such/dir/s"), "x", err));
+  // A directory that is not writable (only meaningful when not root: root writes anyway).
+  if (::geteuid() != 0) {
+    ::mkdir(dir.file("ro").c_str(), 0755);
+    ASSERT_TRUE(write_file_atomic(dir.file("ro/s"), "old\n", err)) << err;
+    ::chmod(dir.file("ro").c_str(), 0555);
+    EXPECT_FALSE(write_file_atomic(dir.file("ro/s"), "new\n", err));
+    EXPECT_NE(err.find("Permission denied"), std::string::npos) << err;
+    EXPECT_EQ(slurp(dir.file("ro/s")), "old\n");
+    ::chmod(dir.file("ro").c_str(), 0755);
+  }
+}
+
+TEST(StateWrite, TheKeeperRetriesAFailedWriteAndTheOldFileSurvives) {
+  test::TempDir dir;
+  test::make_wav(dir.file("a.wav"), 48'000, 1);
+  const std::string path = dir.file("state");
+  LogCapture log;
+  Rig rig;
+  StateKeeper keeper({path, false, 5.0, "test"});
+  keeper.capture_now(rig.ctl, rig.router);
+  ASSERT_TRUE(keeper.flush());
+  const std::string old = slurp(path);
+  rig.send(msg("/stemd/load", OscArg::Int(4), OscArg::Str(dir.file("a.wav"))));
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  ASSERT_EQ(::mkdir(tmp.c_str(), 0755), 0);
+  keeper.capture_now(rig.ctl, rig.router);
+  EXPECT_FALSE(keeper.flush());
+  EXPECT_FALSE(keeper.flush());  // retried, logged once
+  EXPECT_EQ(slurp(path), old);
+  ::rmdir(tmp.c_str());
+  EXPECT_TRUE(keeper.flush());  // the retry succeeds without a new capture
+  EXPECT_NE(slurp(path).find("/stemd/load 4"), std::string::npos);
+  const std::string text = log.text();
+  const auto first = text.find("warning state file: cannot create");
+  EXPECT_NE(first, std::string::npos) << text;
+  EXPECT_EQ(text.find("warning state file: cannot create", first + 1), std::string::npos) << text;
+  EXPECT_NE(text.find("written again"), std::string::npos) << text;
+}
+
+// A reader polling the file while it is rewritten again and again never sees a partial file:
+// every read is one of the versions written, whole (rename() replaces the name atomically).
+TEST(StateWrite, AReaderNeverSeesAHalfWrittenFile) {
+  test::TempDir dir;
+  const std::string path = dir.file("s");
+  auto version = [](int i) {
+    // 64 KiB or more, so a non-atomic write would be seen part-way.
+    std::string body = "stemd-state 1\n";
+    const std::string line = "/stemd/master " + std::to_string(i % 4) + " 0\n";
+    while (body.size() < 65'536 + static_cast<std::size_t>(i) * 37) body += line;
+    return body + "end\n";
+  };
+  std::string err;
+  ASSERT_TRUE(write_file_atomic(path, version(0), err)) << err;
+  std::atomic<bool> stop{false};
+  std::atomic<int> reads{0}, bad{0};
+  std::thread reader([&] {
+    while (!stop.load()) {
+      std::vector<StateMessage> msgs;
+      std::string e;
+      if (read_state_file(path, msgs, e) != StateRead::kOk) ++bad;
+      ++reads;
+    }
+  });
+  const int kWrites = test::kSanitized ? 40 : 150;
+  for (int i = 1; i <= kWrites; ++i) ASSERT_TRUE(write_file_atomic(path, version(i), err)) << err;
+  stop = true;
+  reader.join();
+  EXPECT_GT(reads.load(), 0);
+  EXPECT_EQ(bad.load(), 0) << "of " << reads.load() << " reads";
+  EXPECT_EQ(slurp(path), version(kWrites));
+}
+
+}  // namespace
+}  // namespace stemd::app
