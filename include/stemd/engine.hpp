@@ -126,6 +126,10 @@ class Engine {
   void apply(const Command& c) noexcept;
   void schedule(const Command& c) noexcept;
   void apply_due() noexcept;
+  // A stop for a voice whose play is still scheduled (not yet due): the play is taken off the
+  // schedule, its stream handed back and the voice reported ended (kStopped). any_voice: every
+  // scheduled play (stop-all). True if something was cancelled.
+  bool cancel_scheduled_plays(VoiceId id, std::uint32_t generation, bool any_voice) noexcept;
   void render_voice(Voice& v, float* out, std::uint32_t frames) noexcept;
   std::uint32_t mix_segment(Voice& v, float* out, std::uint32_t count) noexcept;
   void starve(Voice& v) noexcept;

@@ -72,6 +72,7 @@ bool Controller::load(int slot, const std::string& path, const std::string& name
                static_cast<double>(r.source->total_frames()) / r.source->info.sample_rate,
                r.source->streamed() ? "streamed" : "in memory", r.source->load_ns / 1e6);
   auto entry = std::make_shared<Entry>();
+  entry->serial = next_serial_++;
   entry->source = std::move(r.source);
   auto it = table_.find(slot);
   if (it != table_.end()) stop_voices_of(it->second);  // reloading a slot stops its players
@@ -414,6 +415,7 @@ bool Controller::load_generated(int slot, const std::string& name, std::vector<f
   src->info.frames = frames;
   src->view = engine::VoiceSource{src->data.data(), frames, frames, false};
   auto entry = std::make_shared<Entry>();
+  entry->serial = next_serial_++;
   entry->source = std::move(src);
   auto it = table_.find(slot);
   if (it != table_.end()) stop_voices_of(it->second);

@@ -148,6 +148,11 @@ class Controller {
   std::vector<VoiceInfo> voices() const;
   std::vector<SourceInfo> sources() const;
   const io::Source* source(int slot) const;
+  // Which load of `slot` is in it now (0 = none): changes on every (re)load, never reused.
+  std::uint64_t load_serial(int slot) const {
+    auto it = table_.find(slot);
+    return it == table_.end() ? 0 : it->second->serial;
+  }
   bool voice_alive(VoiceHandle v) const;
 
   engine::Engine& engine() noexcept { return engine_; }
@@ -155,6 +160,7 @@ class Controller {
  private:
   struct Entry {
     std::unique_ptr<io::Source> source;
+    std::uint64_t serial = 0;  // which load this is (a reload of the slot gets a new one)
   };
   struct VoiceSlot {
     bool used = false;
@@ -197,6 +203,7 @@ class Controller {
   std::vector<engine::VoiceId> free_ids_;
   std::size_t voices_in_use_ = 0;
   std::uint32_t next_generation_ = 1;
+  std::uint64_t next_serial_ = 1;
   std::vector<engine::Retired> retired_scratch_;
   std::int64_t at_frame_ = -1;
   std::uint32_t resampled_in_use_ = 0;

@@ -445,7 +445,8 @@ Router::Reply Router::cs_cue(const OscMessage& m, const Peer&) {
   if (playing.valid() && ctl_.voice_alive(playing)) ctl_.stop(playing, 0.0, error);
   players_.erase(id);
   armed_[deck] = Armed{
-      true, id, static_cast<std::int64_t>(std::floor(start * static_cast<double>(ctl_.source(id)->total_frames())))};
+      true, id, static_cast<std::int64_t>(std::floor(start * static_cast<double>(ctl_.source(id)->total_frames()))),
+      ctl_.load_serial(id)};
   return done({OscArg::Int(id)});
 }
 
@@ -475,6 +476,11 @@ Router::Reply Router::cs_start_group(const OscMessage& m, const Peer&) {
     if (!want[d] || player(kDeckBase[d]).valid()) continue;  // a deck already playing continues
     if (!armed_[d].armed || ctl_.source(armed_[d].id) == nullptr) {
       return fail("unknown_id", std::string("deck ") + static_cast<char>('A' + d) + " is not cued (/cue it first)");
+    }
+    if (ctl_.load_serial(armed_[d].id) != armed_[d].load) {  // reloaded since /cue: its cue point meant another file
+      armed_[d].armed = false;
+      return fail("unknown_id", std::string("deck ") + static_cast<char>('A' + d) +
+                                    " was reloaded since it was cued (/cue it again)");
     }
   }
   // Every armed deck starts on the same output sample — all of them or none ("busy").

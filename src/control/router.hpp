@@ -244,6 +244,7 @@ class Router {
     bool armed = false;
     int id = 0;
     std::int64_t start_frame = 0;
+    std::uint64_t load = 0;  // which load was cued (Controller::load_serial): a reload disarms
   };
   Armed armed_[engine::kNumDecks];
   // CPU load window

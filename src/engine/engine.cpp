@@ -271,6 +271,28 @@ void Engine::apply_due() noexcept {
   scheduled_count_ -= n;
 }
 
+bool Engine::cancel_scheduled_plays(VoiceId id, std::uint32_t generation, bool any_voice) noexcept {
+  bool cancelled = false;
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < scheduled_count_; ++i) {
+    const Command& s = scheduled_[i];
+    const bool match = s.type == CommandType::kPlay && (any_voice || (s.voice == id && s.generation == generation));
+    // The voice's end goes out before its retiree (as for any voice), so the control thread
+    // frees it; a full retire queue keeps the play scheduled (cannot happen: its capacity
+    // exceeds the voice count).
+    if (match && retired_.write_available() > 0) {
+      push_event(Event{EventType::kVoiceEnded, EndReason::kStopped, s.voice, s.generation, 0, frame_});
+      retire(s.play.stream, s.voice, s.generation, true);
+      metrics_.voices_ended.fetch_add(1, std::memory_order_relaxed);
+      cancelled = true;
+      continue;
+    }
+    scheduled_[kept++] = s;
+  }
+  scheduled_count_ = kept;
+  return cancelled;
+}
+
 void Engine::start_voice(const Command& c) noexcept {
   if (c.voice >= cfg_.max_voices || voices_[c.voice].state != Voice::State::kFree || c.play.source == nullptr) {
     // A control-thread bug, never silently leaked: hand the stream straight back.
@@ -344,6 +366,7 @@ void Engine::apply(const Command& c) noexcept {
       if (c.deck < kNumDecks && c.band < 3) deck_eq_[c.deck].set_band_gain(c.band, c.value, c.frames);
       return;
     case CommandType::kStopAll:
+      cancel_scheduled_plays(0, 0, true);  // and nothing scheduled starts afterwards
       for (std::uint32_t i = 0; i < active_count_; ++i) {
         Voice& v = voices_[active_[i]];
         if (v.state == Voice::State::kRetiring) continue;
@@ -358,6 +381,7 @@ void Engine::apply(const Command& c) noexcept {
   }
 
   Voice* v = find(c.voice, c.generation);
+  if (v == nullptr && c.type == CommandType::kStop && cancel_scheduled_plays(c.voice, c.generation, false)) return;
   if (v == nullptr) {
     // Stale id (the voice already ended). A seek carries a fresh stream that must go back.
     if (c.type == CommandType::kSeek && c.play.stream != nullptr) retire(c.play.stream, c.voice, c.generation, false);

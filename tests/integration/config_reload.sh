@@ -37,6 +37,12 @@ out=$("$STEMD" --config "$D/warn.conf" --backend null --no-osc --duration 0.1 2>
 grep -qF "warn.conf:1: unknown key 'ring_ms' — ignored (did you mean 'ring-ms'?)" <<<"$out" || fail "no warning for ring_ms: $out"
 grep -qF "warn.conf:2: unknown key 'bogus'" <<<"$out" || fail "no warning for bogus: $out"
 
+# ---- the health line (--watch: every second) carries voices, CPU, the real-time policy, ring
+#      fill, underruns, underflows, memory and the device state
+out=$("$STEMD" --backend null --no-osc --watch --duration 2.5 2>&1) || fail "--watch run: $out"
+grep -Eq "health: 0 voices, CPU [0-9.]+% \(audio callback [0-9.]+%\), SCHED_(FIFO [0-9]+|RR [0-9]+|OTHER), lowest ring fill [0-9]+%, voice underruns 0, device underflows [0-9]+, memory [0-9.]+ MB resident, device running" <<<"$out" ||
+  fail "no complete health line: $out"
+
 # ---- SIGHUP on a running daemon
 PORT=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 printf 'log-level = "info"\nlevels = [1, 1, 1, 1]\n' >"$D/live.conf"

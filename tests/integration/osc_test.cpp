@@ -413,6 +413,21 @@ TEST_F(OscTest, CueAndStartGroupStartTheArmedDecksTogether) {
   for (const auto& v : vs) EXPECT_EQ(v.deck, v.slot == 100 ? 0 : 1);
 }
 
+// A deck reloaded after its /cue no longer holds what was cued: /start_group refuses the whole
+// group (no deck of it starts) and says which deck to cue again (found by the soak).
+TEST_F(OscTest, AGroupWithADeckReloadedSinceItsCueStartsNothing) {
+  ASSERT_DONE(c().send("/cue", "A", path("a.wav"), 0.0), "/cue");
+  ASSERT_DONE(c().send("/cue", "B", path("b.wav"), 0.9), "/cue");
+  ASSERT_DONE(c().send("/load_buffer", 1100, path("c.wav"), "c"), "/load_buffer");  // deck B's base id
+  OscMessage r = c().send("/start_group", 0.0, "A", "B");
+  EXPECT_TRUE(is_fail(r, "/start_group") && contains_ci(reason(r), "deck B was reloaded")) << r.to_string();
+  EXPECT_TRUE(no_voices()) << "all or nothing: deck A must not have started";
+  ASSERT_DONE(c().send("/cue", "B", path("c.wav"), 0.0), "/cue");
+  ASSERT_DONE(c().send("/start_group", 0.0, "A", "B"), "/start_group");
+  EXPECT_TRUE(voice_state(100, "playing"));
+  EXPECT_TRUE(voice_state(1100, "playing"));
+}
+
 TEST_F(OscTest, CueingAPlayingDeckReplacesIt) {
   ASSERT_DONE(c().send("/cue", "A", path("a.wav")), "/cue");
   ASSERT_DONE(c().send("/start_group", "0", "A"), "/start_group");

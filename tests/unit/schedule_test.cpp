@@ -155,6 +155,65 @@ TEST(ScheduleOrder, CommandsForOneFrameApplyInArrivalOrder) {
   EXPECT_EQ(out[2 * 500], a.data[0]) << "the volume command must not have applied before the play";
 }
 
+// A stop that reaches the engine before its voice's scheduled start cancels the start: the voice
+// never sounds, is reported ended (stopped) and retired — it must not start later and, looped,
+// play forever with nobody holding it (found by the soak).
+TEST(ScheduleCancel, AStopBeforeTheStartFrameCancelsThePlay) {
+  std::vector<float> ones(4000 * 2, 0.5f);
+  Memory a(ones);
+  engine::EngineConfig ec;
+  ec.max_voices = 8;
+  ec.max_block_frames = 1024;
+  engine::Engine e(ec);
+  Command play = play_command(0, 1, &a.view, nullptr, 0);
+  play.play.loop = true;
+  play.at_frame = 3000;
+  ASSERT_TRUE(e.send(play));
+  std::vector<float> out(1024 * 2);
+  e.process(out.data(), 1024);  // the play is now on the schedule
+  Command stop{};
+  stop.type = CommandType::kStop;
+  stop.voice = 0;
+  stop.generation = 1;
+  ASSERT_TRUE(e.send(stop));
+  const auto later = render(e, 8000, 512);
+  for (std::size_t i = 0; i < later.size(); ++i) ASSERT_EQ(later[i], 0.0f) << "the cancelled voice sounded at " << i;
+  Drained d;
+  d.drain(e);
+  EXPECT_EQ(d.count(engine::EventType::kVoiceStarted), 0u);
+  const engine::Event* ended = d.find(engine::EventType::kVoiceEnded);
+  ASSERT_NE(ended, nullptr);
+  EXPECT_EQ(ended->reason, engine::EndReason::kStopped);
+  ASSERT_EQ(d.retired.size(), 1u);
+  EXPECT_TRUE(d.retired[0].voice_ended);
+  EXPECT_EQ(e.metrics().voices_active.load(), 0u);
+}
+
+// Stop-all also clears plays that are scheduled but not yet due.
+TEST(ScheduleCancel, StopAllCancelsScheduledPlays) {
+  Memory a(noise(4000, 9));
+  engine::EngineConfig ec;
+  ec.max_voices = 8;
+  ec.max_block_frames = 1024;
+  engine::Engine e(ec);
+  for (engine::VoiceId v = 0; v < 3; ++v) {
+    Command play = play_command(v, 1, &a.view, nullptr, 0);
+    play.at_frame = 2000 + 100 * v;
+    ASSERT_TRUE(e.send(play));
+  }
+  Command all{};
+  all.type = CommandType::kStopAll;
+  all.frames = 64;
+  ASSERT_TRUE(e.send(all));
+  const auto out = render(e, 6000, 1024);
+  for (std::size_t i = 0; i < out.size(); ++i) ASSERT_EQ(out[i], 0.0f) << "a cancelled voice sounded at " << i;
+  Drained d;
+  d.drain(e);
+  EXPECT_EQ(d.count(engine::EventType::kVoiceStarted), 0u);
+  EXPECT_EQ(d.count(engine::EventType::kVoiceEnded), 3u);
+  EXPECT_EQ(d.retired.size(), 3u);
+}
+
 INSTANTIATE_TEST_SUITE_P(BlockSizes, Schedule, ::testing::Values(1u, 64u, 256u, 1000u, 1024u));
 
 }  // namespace
