@@ -8,6 +8,7 @@
 #   scripts/fuzz.sh 60 fuzz_osc_router
 #   JOBS=1 scripts/fuzz.sh 60       one job (default: nproc)
 #   STEMD_FUZZ_STRICT=1 scripts/fuzz.sh 60   known findings crash again (checking a fix)
+#   FUZZ_BUILD_DIR=build/mine scripts/fuzz.sh 60   another build directory (default build/fuzz)
 #
 # Work dirs (corpus grows across runs, seeded from tests/fuzz/corpus; crash files, logs):
 #   build/fuzz/fuzz-run/<target>/{corpus,artifacts,logs}
@@ -22,9 +23,10 @@ shift || true
 TARGETS=("$@")
 [ "${#TARGETS[@]}" -eq 0 ] && TARGETS=(fuzz_osc_packet fuzz_osc_router fuzz_sndfile_load)
 JOBS="${JOBS:-$(nproc)}"
+build="${FUZZ_BUILD_DIR:-build/fuzz}"
 
-cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz --target "${TARGETS[@]}"
+cmake --preset fuzz -B "$build" >/dev/null
+cmake --build "$build" --target "${TARGETS[@]}"
 
 export ASAN_OPTIONS="detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:suppressions=$root/tests/fuzz/ubsan.supp"
@@ -37,14 +39,14 @@ summary=()
 status=0
 echo "fuzz.sh: ${#TARGETS[@]} target(s), ${SECONDS_PER_TARGET} s each, $JOBS job(s); $(nproc) cores, $(uname -m), $(clang --version | head -1)"
 for t in "${TARGETS[@]}"; do
-  work="$root/build/fuzz/fuzz-run/$t"
+  work="$root/$build/fuzz-run/$t"
   mkdir -p "$work/corpus" "$work/artifacts" "$work/logs"
   cp -n "$root/tests/fuzz/corpus/$(seed_of "$t")/"* "$work/corpus/" 2>/dev/null || true
   rm -f "$work/logs/"*.log
   before=$(ls "$work/artifacts" | wc -l)
   echo "fuzz.sh: $t for ${SECONDS_PER_TARGET} s ($(ls "$work/corpus" | wc -l) corpus files)…"
   set +e
-  (cd "$work/logs" && "$root/build/fuzz/tests/fuzz/$t" \
+  (cd "$work/logs" && "$root/$build/tests/fuzz/$t" \
       -max_total_time="$SECONDS_PER_TARGET" -rss_limit_mb=2048 -timeout=25 -print_final_stats=1 \
       -jobs="$JOBS" -workers="$JOBS" -dict="$root/tests/fuzz/$(dict_of "$t")" \
       -artifact_prefix="$work/artifacts/" "$work/corpus" >"$work/logs/driver.log" 2>&1)

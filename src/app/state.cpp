@@ -465,7 +465,10 @@ RestoreReport StateKeeper::restore(control::Router& router) {
     case StateRead::kBad: {
       const std::string bad = cfg_.path + ".bad";
       std::string kept;
-      if (std::rename(cfg_.path.c_str(), bad.c_str()) == 0) {
+      struct stat st {};
+      if (::stat(cfg_.path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        kept = "left as it is";  // a directory or a device given by mistake is never moved
+      } else if (std::rename(cfg_.path.c_str(), bad.c_str()) == 0) {
         kept = "kept as " + bad;
       } else {
         kept = "could not be renamed to " + bad + ": " + std::strerror(errno);

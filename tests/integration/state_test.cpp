@@ -162,7 +162,8 @@ TEST(StateFile, SourcesLevelsAndVoicesSurviveARestart) {
     // Positions move on: wait until the voice is well past where it started.
     EXPECT_TRUE(osc::eventually(
         [&] {
-          const auto* v = voice_of(osc::voices(c), 3);
+          const auto rows = osc::voices(c);
+          const auto* v = voice_of(rows, 3);
           return v != nullptr && v->position > 3.0;
         },
         10s));

@@ -158,6 +158,18 @@ TEST(Tune, BadArgumentsAreClearErrorsBeforeMeasuring) {
   }
 }
 
+TEST(Tune, SigtermStopsItAndRemovesTheFiles) {
+  TempDir dir;
+  // A pending SIGTERM is taken at the next wait, whichever stage tune is in: exit 130, no files.
+  const auto r = run_process("sh -c 'TMPDIR=" + dir.path() + " " + STEMD_BINARY +
+                             " tune --backend null --voices 4 --seconds 5 >/dev/null 2>&1 & pid=$!; sleep 1; "
+                             "ls " +
+                             dir.path() + "; kill -TERM $pid; wait $pid; echo rc=$?; ls -A " + dir.path() + "'");
+  EXPECT_NE(r.output.find("stemd-tune-"), std::string::npos) << r.output;  // it was running, with its files
+  EXPECT_NE(r.output.find("rc=130"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.substr(r.output.find("rc=130")), "rc=130\n") << r.output;  // and they are gone
+}
+
 TEST(Tune, HelpExplainsTheRule) {
   const auto r = run_process(tune("--help"));
   EXPECT_EQ(r.exit_code, 0);

@@ -345,6 +345,20 @@ TEST(StateKeeper, WrongVersionIsSetAside) {
   EXPECT_NE(log.text().find(path + ":1: version \"7\": this stemd reads version 1"), std::string::npos) << log.text();
 }
 
+TEST(StateKeeper, ADirectoryGivenAsTheStateFileIsReportedAndNotMoved) {
+  test::TempDir dir;
+  const std::string path = dir.file("statedir");
+  ASSERT_EQ(::mkdir(path.c_str(), 0755), 0);
+  LogCapture log;
+  Rig rig;
+  StateKeeper keeper({path, false, 5.0, "test"});
+  keeper.restore(rig.router);
+  EXPECT_TRUE(std::filesystem::is_directory(path));
+  EXPECT_FALSE(exists(path + ".bad"));
+  EXPECT_NE(log.text().find(path + ": not a regular file — ignored (left as it is); starting empty"), std::string::npos)
+      << log.text();
+}
+
 TEST(StateKeeper, AMissingFileIsOneInfoLine) {
   test::TempDir dir;
   LogCapture log;
