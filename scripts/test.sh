@@ -3,7 +3,8 @@
 #   1. release build: unit, real-time tripwire, integration (render, CLI, memory), the JACK
 #      real-device test, benchmark smoke run;
 #   2. ThreadSanitizer build: the unit tests (queues, rings, loader, controller under two threads);
-#   3. AddressSanitizer + UBSan build: unit and integration tests;
+#   3. AddressSanitizer + UBSan build: unit and integration tests, the bounded soak (3 simulated
+#      minutes of random OSC against engine + loader + controller + router; stemd-soak);
 #   4. clang + libFuzzer (+ASan/UBSan): each fuzz target for 20 s over its seed corpus
 #      (scripts/fuzz.sh runs them for 10 minutes each by hand).
 # Options: --quick (release only), --preset NAME (one preset only). Exit status: 0 when all pass.
@@ -40,8 +41,8 @@ for p in "${presets[@]}"; do
       cmake --build --preset "$p" -j"$jobs" --target stemd_unit_tests
       filter=(-L unit -E "Stretcher") ;;
     asan)
-      cmake --build --preset "$p" -j"$jobs" --target stemd stemctl stemd_unit_tests stemd_integration_tests
-      filter=(-L "unit|integration" -LE jack) ;;
+      cmake --build --preset "$p" -j"$jobs" --target stemd stemctl stemd_unit_tests stemd_integration_tests stemd-soak
+      filter=(-L "unit|integration|soak" -LE jack) ;;
     *)
       cmake --build --preset "$p" -j"$jobs"
       filter=() ;;
