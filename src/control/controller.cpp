@@ -559,9 +559,7 @@ void Controller::service() {
 std::size_t Controller::memory_bytes() const {
   std::size_t n = 0;
   for (const auto& [slot, e] : table_) n += e->source->memory_bytes();
-  std::size_t streams = 0;
-  for (const auto& v : voices_) streams += (v.used && v.streamed) ? 1 : 0;
-  return n + streams * static_cast<std::size_t>(loader_.config().ring_frames) * 2 * sizeof(float);
+  return n + static_cast<std::size_t>(loader_.stats().ring_bytes);  // every ring's real capacity
 }
 
 std::vector<VoiceInfo> Controller::voices() const {

@@ -389,7 +389,7 @@ std::string status_table(const StatusFields& f) {
     } else if (k == "read_wait_sd_ms") {
       label = "wait for disk σ", text = fmt("%.1f ms", x);
     } else if (k == "read_max_ms") {
-      label = "slowest read (0.1 s)", text = fmt("%.1f ms", x);
+      label = "slowest read (recent)", text = fmt("%.1f ms", x);
     } else if (k == "messages") {
       label = "OSC messages";
     } else if (k == "bad_messages") {
