@@ -16,6 +16,7 @@
 #include "control/router.hpp"
 #include "io/loader_thread.hpp"
 #include "io/sound_file.hpp"
+#include "loader_sizing.hpp"
 #include "logging.hpp"
 #include "options.hpp"
 #include "script.hpp"
@@ -215,14 +216,7 @@ int run(int argc, char** argv) {
   if (resume.active && device_open) device.set_running();
   const int rate = backend && device_open ? backend->sample_rate() : bc.sample_rate > 0 ? bc.sample_rate : 48000;
 
-  lc.ring_frames = std::max<std::int64_t>(static_cast<std::int64_t>(o.ring_ms * 1e-3 * rate), 2 * o.buffer_size);
-  lc.chunk_frames = std::min<std::int64_t>(8192, std::max<std::int64_t>(lc.ring_frames / 3, 256));
-  lc.prefill_frames =
-      std::min<std::int64_t>(lc.ring_frames, std::max<std::int64_t>(lc.chunk_frames, 4 * o.buffer_size));
-  lc.ring_min_frames = std::min(lc.ring_frames, static_cast<std::int64_t>(o.ring_min_ms * 1e-3 * rate));
-  lc.ring_max_frames = std::max(lc.ring_frames, static_cast<std::int64_t>(o.ring_max_ms * 1e-3 * rate));
-  lc.period_frames = o.buffer_size;
-  lc.sample_rate = rate;
+  lc = loader_config(o.ring_ms, o.ring_min_ms, o.ring_max_ms, o.buffer_size, rate);
   loader = std::make_unique<io::LoaderThread>(lc);
   if (bc.kind == "render") {
     backend = audio::make_render_backend(bc, loader.get());

@@ -2,6 +2,8 @@
 // as the daemon wires them, playing generated files streamed from disk.
 #include "tune.hpp"
 
+#include "loader_sizing.hpp"
+
 #include "audio/backend.hpp"
 #include "control/controller.hpp"
 #include "io/loader_thread.hpp"
@@ -320,18 +322,8 @@ class Tuner {
     described = backend->describe();
     if (files_.rate != rate && !generate(rate, error)) return Outcome::kError;
 
-    // Sized as the daemon sizes them (daemon.cpp) for the same flags.
-    io::LoaderConfig lc;
-    lc.ring_frames = std::max<std::int64_t>(static_cast<std::int64_t>(o_.ring_ms * 1e-3 * rate), 2 * size);
-    lc.chunk_frames = std::min<std::int64_t>(8192, std::max<std::int64_t>(lc.ring_frames / 3, 256));
-    lc.prefill_frames = std::min<std::int64_t>(lc.ring_frames, std::max<std::int64_t>(lc.chunk_frames, 4 * size));
-    // Adaptive prefetch with the daemon's defaults for --ring-min-ms / --ring-max-ms (options.cpp).
-    lc.ring_min_frames =
-        std::min(lc.ring_frames, static_cast<std::int64_t>(std::max(20.0, o_.ring_ms / 2) * 1e-3 * rate));
-    lc.ring_max_frames =
-        std::max(lc.ring_frames, static_cast<std::int64_t>(std::max(4000.0, o_.ring_ms) * 1e-3 * rate));
-    lc.period_frames = size;
-    lc.sample_rate = rate;
+    // Sized as the daemon sizes them for the same flags (default prefetch bounds).
+    const io::LoaderConfig lc = loader_config(o_.ring_ms, 0, 0, size, rate);
     io::LoaderThread loader(lc);
     engine::EngineConfig ec;
     ec.sample_rate = rate;
