@@ -1,44 +1,67 @@
 #!/usr/bin/env bash
-# Runs stemd's benchmarks (tests/bench, Google Benchmark) and prints the README's performance
-# tables as markdown on stdout. Benchmarks report; they never pass or fail.
+# Runs stemd's benchmarks and prints the README's performance tables as markdown on stdout.
+# Benchmarks report; they never pass or fail (exit 1 only when a part could not run at all).
 #
-#   scripts/bench.sh            full run: 3 repetitions of each benchmark, medians reported (≈ 3 min)
-#   scripts/bench.sh --quick    one short repetition of each (≈ 10 s): for checking, not for quoting
-#   scripts/bench.sh --out DIR  keep bench.json, bench.txt (console) and bench.md in DIR
-#                               (default: build/release/bench-results)
+#   scripts/bench.sh            full run (≈ 25 min, by hand): Google Benchmark (3 repetitions,
+#                               medians), then on the JACK dummy test bed: the streaming-voice
+#                               search at 1024 and 256 frames (30 s per trial, every capture
+#                               checked bit-exact against the expected mix), stemd's CPU and RSS
+#                               at 0/1/8/32/128/512 voices, RSS with 8 × 140 MB sources, and
+#                               OSC play → first sample (scripts/bench_latency.sh, 20 runs)
+#   scripts/bench.sh --quick    the same, bounded (≈ 2 min, what CI can afford): one short
+#                               repetition, 5-s trials at 128 and 256 voices instead of a
+#                               search, 5 latency runs; for checking, not for quoting
+#   scripts/bench.sh --no-jack  Google Benchmark only (no jackd needed)
+#   scripts/bench.sh --out DIR  keep bench.json, stream-*.json, latency.md, bench.md in DIR
+#                               (default: BUILD/bench-results)
+#   scripts/bench.sh --build-dir DIR   release build to use (default build/release; built,
+#                               configured with the release preset if missing)
 #   scripts/bench.sh -- ARGS    extra arguments for stemd_bench (e.g. --benchmark_filter=mix/)
 #
-# Builds the release preset first if needed (incremental). Fixtures (≈ 135 MiB of WAVs, plus a
-# sparse 1 GiB one) are written to a temp dir and removed afterwards; set STEMD_BENCH_DIR to keep
-# and reuse them. Progress goes to stderr; only the markdown goes to stdout.
+# Fixtures (≈ 1.3 GiB of WAVs for stemd_bench, up to ≈ 6 GiB of 8-s voice files and 1.1 GiB of
+# 140 MB files for the test bed) are written to temp dirs and removed afterwards; set
+# STEMD_BENCH_DIR to keep and reuse the first. Progress goes to stderr; only markdown to stdout.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 orig_args="$*"
 quick=0
-outdir="$root/build/release/bench-results"
+jack=1
+build=build/release
+outdir=""
 extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
+    --no-jack) jack=0 ;;
     --out) outdir=$2; shift ;;
     --out=*) outdir=${1#--out=} ;;
+    --build-dir) build=$2; shift ;;
+    --build-dir=*) build=${1#--build-dir=} ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
 done
+[ -n "$outdir" ] || outdir="$build/bench-results"
+if [ "$jack" -eq 1 ] && ! command -v jackd >/dev/null 2>&1; then
+  echo "bench.sh: jackd is not installed: Google Benchmark only (scripts/setup.sh installs it)" >&2
+  jack=0
+fi
 
 # ---------------------------------------------------------------- build
-if [ ! -f build/release/build.ninja ]; then
-  cmake --preset release >&2
+if [ ! -f "$build/build.ninja" ]; then
+  cmake --preset release -B "$build" >&2
 fi
-cmake --build --preset release --target stemd_bench >&2
-bench=build/release/tests/bench/stemd_bench
+targets=(stemd_bench)
+[ "$jack" -eq 1 ] && targets+=(stemd stemd-voice-fixtures stemd-capture-verify stemd-gen-fixture stemd-jack-latency)
+cmake --build "$build" --target "${targets[@]}" >&2
+bench=$build/tests/bench/stemd_bench
+load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 
-# ---------------------------------------------------------------- run
+# ---------------------------------------------------------------- run: Google Benchmark
 mkdir -p "$outdir"
 json="$outdir/bench.json"
 if [ "$quick" -eq 1 ]; then
@@ -52,10 +75,51 @@ cmd=("$bench" "${args[@]}" --benchmark_out="$json" --benchmark_out_format=json $
 echo "bench.sh: ${cmd[*]}" >&2
 "${cmd[@]}" 2>&1 | tee "$outdir/bench.txt" >&2
 
+# ---------------------------------------------------------------- run: the JACK test bed
+status=0
+stream_search="" stream_cpu="" stream_rss="" latency=""
+if [ "$jack" -eq 1 ]; then
+  sb=(python3 tests/tools/stream_bench.py --build "$build")
+  if [ "$quick" -eq 1 ]; then
+    search_args=(search --periods 1024 --start 128 --max 256 --seconds 5 --retries 0)
+    cpu_args=(cpu --voices 0 8 128 --seconds 4)
+    rss_args=(rss --count 8 --mb 20 --seconds 4)
+    lat_args=(--runs 5 --idle 3 --periods 1024)
+  else
+    search_args=(search --periods 1024 256 --seconds 30 --start 256)
+    cpu_args=(cpu --voices 0 1 8 32 128 512 --seconds 20)
+    rss_args=(rss --count 8 --mb 140 --seconds 15)
+    lat_args=(--runs 20 --idle 10 --periods "256 1024")
+  fi
+  # stream_part NAME ARGS…: stream_bench.py's JSON in $outdir/stream-NAME.json
+  stream_part() {
+    local name=$1; shift
+    echo "bench.sh: ${sb[*]} $*" >&2
+    if "${sb[@]}" "$@" >"$outdir/stream-$name.json"; then
+      echo "$outdir/stream-$name.json"
+    else
+      echo "bench.sh: stream_bench $name failed" >&2
+    fi
+  }
+  stream_search=$(stream_part search "${search_args[@]}")
+  stream_cpu=$(stream_part cpu "${cpu_args[@]}")
+  stream_rss=$(stream_part rss "${rss_args[@]}")
+  [ -n "$stream_search" ] && [ -n "$stream_cpu" ] && [ -n "$stream_rss" ] || status=1
+  echo "bench.sh: scripts/bench_latency.sh --build-dir $build ${lat_args[*]}" >&2
+  if scripts/bench_latency.sh --build-dir "$build" "${lat_args[@]}" >"$outdir/latency.md"; then
+    latency=$outdir/latency.md
+  else
+    echo "bench.sh: bench_latency.sh failed" >&2; status=1
+  fi
+fi
+export STREAM_SEARCH="$stream_search" STREAM_CPU="$stream_cpu" STREAM_RSS="$stream_rss" LATENCY_MD="$latency"
+load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
+export BENCH_LOAD_START="$load_start" BENCH_LOAD_END="$load_end"
+
 # ---------------------------------------------------------------- machine facts
 cpu_model=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
 [ -n "$cpu_model" ] || cpu_model=$(grep -m1 -i '^\(hardware\|cpu model\|model\)' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || echo unknown)
-cxx=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' build/release/CMakeCache.txt 2>/dev/null || true)
+cxx=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null || true)
 export BENCH_NPROC=$(nproc)
 export BENCH_CPU="$cpu_model"
 export BENCH_KERNEL="$(uname -srm)"
@@ -121,6 +185,10 @@ def cache_str():
     return ", ".join(parts) or "unknown"
 
 e = os.environ
+import contextlib, io
+body = io.StringIO()
+_redirect = contextlib.redirect_stdout(body)
+_redirect.__enter__()
 print("### Benchmark machine\n")
 print("| | |\n|---|---|")
 print(f"| CPU | {e['BENCH_CPU']} — {e['BENCH_NPROC']} CPUs (nproc), {ctx.get('mhz_per_cpu', '?')} MHz |")
@@ -131,6 +199,8 @@ print(f"| compiler | {e['BENCH_CXX']}, release preset (-O3) |")
 print(f"| libsndfile | {e['BENCH_SNDFILE']} |")
 print(f"| stemd | {e['BENCH_COMMIT']} |")
 print(f"| run | `{e['BENCH_CMD']}`: {e['BENCH_MODE']}, {ctx.get('date', '')} |")
+print(f"| load (1/5/15-min) | {e.get('BENCH_LOAD_START', '?')} at the start, {e.get('BENCH_LOAD_END', '?')} at the end "
+      "(a shared machine: other builds run alongside) |")
 print()
 
 voices = [1, 8, 32, 128]
@@ -196,8 +266,8 @@ print()
 
 print("### Load to ready: `io::load_source()`, default options (preload limit 16 MiB)\n")
 print("16-bit stereo 48 kHz WAV; 20 loads each. *hot*: file in the page cache; *cold*:")
-print("`POSIX_FADV_DONTNEED` before each load. p99 of 20 samples is the worst one. The 1 GB file is")
-print("sparse (a valid header over a hole).\n")
+print("`POSIX_FADV_DONTNEED` before each load. p99 of 20 samples is the worst one. Every file is")
+print("real noise (not sparse), so a cold load of the 1 GB file really reads its head from the disk.\n")
 print("| file | cache | mode | p50 ms | p99 ms | bytes read per load | in RAM |")
 print("|---|---|---|---:|---:|---:|---:|")
 def size_str(n):
@@ -208,7 +278,7 @@ def size_str(n):
             return f"{n / div:.1f} {unit}"
     return f"{n:.0f} B"
 for cache in ("hot", "cold"):
-    for size in ("1MB", "100MB", "1GB"):
+    for size in ("1MB", "140MB", "1GB"):
         p = f"load/{cache}/{size}"
         r = find(p)
         if r is None:
@@ -221,5 +291,143 @@ for cache in ("hot", "cold"):
         share = f" ({100 * br / fb:.3g} % of file)" if br is not None and fb else ""
         print(f"| {size} | {cache} | {mode} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | "
               f"{br:,.0f}{share} | {size_str(r.get('memory_bytes'))} |")
+print()
+
+# ------------------------------------------------------------------ the JACK test bed
+def load_json(var):
+    path = e.get(var, "")
+    if not path:
+        return None
+    try:
+        return json.load(open(path))
+    except (OSError, ValueError):
+        return None
+
+search, cpu, rss = load_json("STREAM_SEARCH"), load_json("STREAM_CPU"), load_json("STREAM_RSS")
+mib = lambda b: "–" if b is None else f"{b / 2**20:.1f}"
+fmt = lambda x, f="{:.1f}": "–" if x is None else f.format(x)
+
+def ns_per_voice_frame(cpu_pct, voices):
+    return None if not voices or cpu_pct is None else cpu_pct / 100.0 / (voices * 48000) * 1e9
+
+if search:
+    print("### Streaming voices: the most that play clean\n")
+    print(f"Distinct 16-bit stereo 48 kHz WAVs of {search['file_seconds']:g} s of noise, looping (so the")
+    print("page cache, not the disk, serves them; 2,000 files are ≈ 3 GB), all started on one frame by a")
+    print(f"`--script`, played for {search['seconds']:g} s through `stemd --backend portaudio` into a private")
+    print("`jackd -R -d dummy` (48 kHz). *Clean* = zero voice underruns, every voice still playing, device")
+    print("underflows within the idle JACK's xruns over the same span (measured before and after, same run),")
+    print("and the capture (`jack_capture` on the monitor ports) equal to the expected mix **bit for bit,")
+    print("period by period**: `stemd-voice-fixtures ref` computes the looped integer sum of the files")
+    print("independently (exact in float whatever the mixing order), `stemd-capture-verify --allow-slips`")
+    print("walks it; a slip is a whole JACK period repeated or dropped (an xrun), anything else is wrong audio")
+    print(f"and fails the trial. Search: doubling from {search.get('start', 64)} up to {search.get('max', '?')}, then")
+    print(f"bisection; a failing N is tried {1 + search.get('retries', 0)} times (every attempt is listed).\n")
+    print("| period | clean voices | first failure | idle xruns before / after | why the first failure failed |")
+    print("|---|---:|---:|---|---|")
+    for p in search["periods"]:
+        fail = next((t for t in p["trials"] if t["voices"] == p["first_failure"]), None)
+        print(f"| {p['period']} ({1000 * p['period'] / 48000:.1f} ms) | **{p['max_clean']}** | "
+              f"{p['first_failure'] if p['first_failure'] else 'none (cap)'} | "
+              f"{p['idle']['xruns']} / {p['idle_after']['xruns']} | {fail['why'] if fail else ''} |")
+    print()
+    print("| period | voices | clean | voice underruns | device underflows | jackd xruns | capture: exact / slips / unmatched periods | stemd CPU % | ns CPU per voice-frame | callback p99 / max µs (budget) | RSS MiB (anon) |")
+    print("|---|---:|---|---:|---:|---:|---|---:|---:|---|---:|")
+    for p in search["periods"]:
+        for t in p["trials"]:
+            v = t.get("verify") or {}
+            cap = (f"{v.get('exact_periods')} / {v.get('slip_periods')} / {v.get('unmatched_periods')} of "
+                   f"{v.get('periods')}") if v else "–"
+            again = " (retry)" if t.get("attempt", 1) > 1 else ""
+            print(f"| {t['period']} | {t['voices']}{again} | {'yes' if t.get('clean') else 'no'} | "
+                  f"{fmt(t.get('voice_underruns'), '{}')} | {fmt(t.get('device_underflows'), '{}')} | "
+                  f"{fmt(t.get('jackd_xruns'), '{}')} | {cap} | {fmt(t.get('stemd_cpu_pct'))} | "
+                  f"{fmt(ns_per_voice_frame(t.get('stemd_cpu_pct'), t['voices']), '{:.2f}')} | "
+                  f"{fmt(t.get('callback_p99_us'), '{:.0f}')} / {fmt(t.get('callback_max_us'), '{:.0f}')} "
+                  f"({fmt(t.get('budget_us'), '{:.0f}')}) | {mib(t.get('RssAnon'))} |")
+    cmd = next((t["command"] for p in search["periods"] for t in p["trials"] if "command" in t), "")
+    print(f"\nstemd command (plus `--script` with the loads and plays): `{cmd}`")
+    print(f"\nTest bed: `{search['periods'][0]['idle']['command']}`; load average at the end "
+          f"{' '.join(search['machine']['loadavg'])}.\n")
+
+if cpu:
+    print("### stemd's CPU and memory by voice count\n")
+    print(f"{cpu['period']} frames, voices loaded over OSC (`/stemd/load`, 32 in flight) and started by")
+    print(f"timetagged bundles; CPU = utime + stime from `/proc/PID/stat` over {cpu['seconds']:g} s minus the")
+    print("first second, in % of one core (the loader thread, the audio callback and the control thread")
+    print("together). *ns per voice-frame* = that CPU ÷ (voices × 48,000). RSS from `/proc/PID/status`:")
+    print("*anon* is stemd's own memory, *JACK shm* the server's shared segments mapped into every client.\n")
+    idle = cpu["idle"]
+    print("| voices | stemd CPU % | ns CPU per voice-frame | loads/s over OSC | VmRSS MiB | VmHWM MiB | anon MiB | JACK shm MiB | callback p99 µs | clean |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for t in cpu["rows"]:
+        print(f"| {t['voices'] if t['voices'] else '0 (idle stemd)'} | {fmt(t.get('stemd_cpu_pct'))} | "
+              f"{fmt(ns_per_voice_frame(t.get('stemd_cpu_pct'), t['voices']), '{:.2f}')} | "
+              f"{fmt(t.get('loads_per_second'), '{:,.0f}')} | {mib(t.get('VmRSS'))} | {mib(t.get('VmHWM'))} | "
+              f"{mib(t.get('RssAnon'))} | {mib(t.get('RssShmem'))} | {fmt(t.get('callback_p99_us'), '{:.0f}')} | "
+              f"{'yes' if t.get('clean') else 'no: ' + t.get('why', '')} |")
+    print(f"| idle jackd | {fmt(idle.get('jackd_cpu_pct'))} (jackd itself) | | | | | | | | {idle['xruns']} xruns in {idle['seconds']:g} s |")
+    print()
+
+if rss:
+    t = rss["row"]
+    print(f"### RSS with {rss['count']} × {rss['file_mb']:g} MB sources loaded and playing\n")
+    print(f"{rss['count']} distinct {t.get('file_bytes', 0) / 1e6:.0f} MB 16-bit stereo WAVs (noise), streamed (only")
+    print("the 0.5 s head in RAM, a 0.5 s ring per voice), all playing; RSS read after "
+          f"{rss['seconds']:g} s.\n")
+    print("| VmRSS MiB | VmHWM MiB | anon (stemd's own) MiB | file-backed (code) MiB | JACK shm MiB | stemd's memory_bytes | stemd CPU % | clean |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---|")
+    print(f"| {mib(t.get('VmRSS'))} | {mib(t.get('VmHWM'))} | {mib(t.get('RssAnon'))} | {mib(t.get('RssFile'))} | "
+          f"{mib(t.get('RssShmem'))} | {mib(t.get('memory_bytes'))} MiB | {fmt(t.get('stemd_cpu_pct'))} | "
+          f"{'yes' if t.get('clean') else 'no: ' + t.get('why', '')} |")
+    print()
+
+lat = e.get("LATENCY_MD", "")
+if lat and os.path.exists(lat):
+    print("### OSC play → first sample at the port (`scripts/bench_latency.sh`)\n")
+    print(open(lat).read())
+
+_redirect.__exit__(None, None, None)
+
+# ------------------------------------------------------------------ headline, first
+def first_period(per):
+    return next((p for p in (search or {}).get("periods", []) if p["period"] == per), None)
+
+rows = []
+for per in (1024, 256):
+    p = first_period(per)
+    if p:
+        rows.append((f"clean streaming voices at {per} frames ({search['seconds']:g} s, bit-exact capture)",
+                     f"**{p['max_clean']}**" + (" (the search's cap)" if p["capped"] else ""),
+                     "≥ 2,000" if per == 1024 else ""))
+mem = [num(f"mix/memory/unity/voices:128/block:{b}", "ns_per_voice_frame") for b in (1024,)]
+st = [num(f"mix/stream/unity/voices:128/block:{b}", "ns_per_voice_frame") for b in (1024,)]
+if mem[0] is not None and st[0] is not None:
+    rows.append(("mixer, 128 voices, block 1024: ns per voice-frame (in memory / streamed)",
+                 f"{mem[0]:.2f} / {st[0]:.2f}", "≤ 3 ns"))
+if cpu:
+    best = [t for t in cpu["rows"] if t["voices"] >= 128 and t.get("stemd_cpu_pct") is not None]
+    if best:
+        t = best[-1]
+        rows.append((f"whole daemon, {t['voices']} streaming voices: CPU ns per voice-frame",
+                     f"{ns_per_voice_frame(t['stemd_cpu_pct'], t['voices']):.2f} ({t['stemd_cpu_pct']:.1f} % of a core)",
+                     "≤ 3 ns"))
+p99s = [num(f"load/{c}/{z}", "p99_ms") for c in ("hot", "cold") for z in ("1MB", "140MB", "1GB")]
+if any(x is not None for x in p99s):
+    rows.append(("load to ready, worst p99 over 1 MB / 140 MB / 1 GB, hot and cold",
+                 f"{max(x for x in p99s if x is not None):.2f} ms", "≤ 5 ms"))
+if rss:
+    t = rss["row"]
+    rows.append((f"RSS with {rss['count']} × {rss['file_mb']:g} MB sources playing (VmRSS; stemd's own anon)",
+                 f"{mib(t.get('VmRSS'))} MiB; {mib(t.get('RssAnon'))} MiB", "≤ 30 MB"))
+if rows:
+    print("### Summary against the aims (issue 6)\n")
+    print("| figure | measured | aim |\n|---|---|---|")
+    for r in rows:
+        print(f"| {r[0]} | {r[1]} | {r[2]} |")
+    print()
+print(body.getvalue(), end="")
+
 PY
-echo "bench.sh: JSON in $json, console output in $outdir/bench.txt, markdown in $outdir/bench.md" >&2
+echo "bench.sh: JSON in $outdir, console output in $outdir/bench.txt, markdown in $outdir/bench.md" >&2
+exit "$status"

@@ -73,9 +73,8 @@ class SampleRing {
 
   // ---- producer [loader]
   std::size_t writable_frames() const noexcept {
-    return capacity_frames_ -
-           static_cast<std::size_t>(write_pos_.load(std::memory_order_relaxed) -
-                                    read_pos_.load(std::memory_order_acquire));
+    return capacity_frames_ - static_cast<std::size_t>(write_pos_.load(std::memory_order_relaxed) -
+                                                       read_pos_.load(std::memory_order_acquire));
   }
   // The writable region, at most `max_frames` (default: all of it). Fill it, then commit().
   Spans<float> write_spans(std::size_t max_frames = SIZE_MAX) noexcept {

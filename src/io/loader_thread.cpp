@@ -241,7 +241,13 @@ bool LoaderThread::fill(Reader& r, std::uint64_t needy_since_ns) {
   }
 
   const std::uint64_t t0 = mono_ns();
-  const std::int64_t got = r.file.read_stereo(buf_.data(), n);
+  // Decoded straight into the ring (its one or two free pieces), published below by commit().
+  const auto span = ring.write_spans(static_cast<std::size_t>(n));
+  std::int64_t got = r.file.read_stereo(span.first, static_cast<std::int64_t>(span.first_frames));
+  if (got == static_cast<std::int64_t>(span.first_frames) && span.second_frames > 0) {
+    const std::int64_t more = r.file.read_stereo(span.second, static_cast<std::int64_t>(span.second_frames));
+    got = more < 0 ? more : got + more;
+  }
   const std::uint64_t t1 = mono_ns();
   read_max_s_ = std::max(read_max_s_, static_cast<double>(t1 - t0) * 1e-9);
   if (got > 0 && r.primed && static_cast<std::int64_t>(ring.writable_frames()) == r.capacity()) {
@@ -250,7 +256,7 @@ bool LoaderThread::fill(Reader& r, std::uint64_t needy_since_ns) {
     adapt(r, t1, true);
   }
   if (got > 0) {
-    ring.write(buf_.data(), static_cast<std::size_t>(got));
+    ring.commit(static_cast<std::size_t>(got));
     r.next_frame += got;
     r.written += static_cast<std::uint64_t>(got);
     r.last_write_ns = t1;

@@ -6,10 +6,10 @@
 //
 // Sizes are 16-bit stereo 48 kHz WAVs: 1MB (1 MiB of noise: decoded whole, 2 MiB in RAM),
 // 140MB (140 MiB of noise: streamed, only the ≈0.5 s head decoded) and 1GB (1 GiB of noise,
-// streamed; a real file, not sparse, so a cold load really goes to the disk). 20 loads each, timed one by one (manual time); the
-// samples are reported as counters: p50_ms, p99_ms (nearest rank: with 20 samples, the worst),
-// min_ms, max_ms; bytes_read per load (io::FileHandle::total_bytes_read() before/after) proves
-// that only the head of a streamed file is read; memory_bytes is the source's decoded data.
+// streamed; a real file, not sparse, so a cold load really goes to the disk). 20 loads each, timed one by one (manual
+// time); the samples are reported as counters: p50_ms, p99_ms (nearest rank: with 20 samples, the worst), min_ms,
+// max_ms; bytes_read per load (io::FileHandle::total_bytes_read() before/after) proves that only the head of a streamed
+// file is read; memory_bytes is the source's decoded data.
 #include "fixtures.hpp"
 
 #include "io/source.hpp"
