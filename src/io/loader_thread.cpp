@@ -64,7 +64,6 @@ LoaderThread::LoaderThread(const LoaderConfig& cfg) : cfg_(cfg) {
   // Adaptive: one read may bring a ring from empty to its target (a slow disk costs a latency
   // per read, so few large reads beat many small ones). Fixed: chunk-sized reads, as always.
   max_read_frames_ = adaptive() ? std::max(cfg_.chunk_frames, max_frames_) : cfg_.chunk_frames;
-  buf_.resize(static_cast<std::size_t>(max_read_frames_) * 2);
 }
 
 LoaderThread::~LoaderThread() {

@@ -134,7 +134,6 @@ class LoaderThread {
 
   // [loader] only
   std::vector<Reader*> readers_;
-  std::vector<float> buf_;
   std::uint64_t last_adapt_ns_ = 0;
   std::uint64_t last_log_ns_ = 0;
   double read_max_s_ = 0;   // slowest read since the last adapt_all
