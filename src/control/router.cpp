@@ -118,8 +118,15 @@ OscMessage Router::handle(const OscMessage& m, const Peer& from) {
     const double now_unix = static_cast<double>(rt.tv_sec) + rt.tv_nsec * 1e-9;
     const double delta = ntp_to_unix_seconds(m.timetag) - now_unix;
     const double now_mono = static_cast<double>(mono.tv_sec) * 1e9 + static_cast<double>(mono.tv_nsec);
-    const std::int64_t frame =
-        ctl_.frame_at_monotonic(static_cast<std::uint64_t>(std::max(0.0, now_mono + delta * 1e9)));
+    std::int64_t frame = -1;
+    for (const auto& [tag, f] : timetag_frames_) {
+      if (tag == m.timetag) frame = f;  // the same instant as an earlier bundle: the same sample
+    }
+    if (frame < 0) {
+      frame = ctl_.frame_at_monotonic(static_cast<std::uint64_t>(std::max(0.0, now_mono + delta * 1e9)));
+      timetag_frames_[timetag_next_] = {m.timetag, frame};
+      timetag_next_ = (timetag_next_ + 1) % timetag_frames_.size();
+    }
     const std::int64_t earliest = ctl_.now_frame() + cfg_.buffer_size;  // the engine renders a period ahead
     if (frame < earliest) {
       late_ms = 1000.0 * static_cast<double>(earliest - frame) / cfg_.sample_rate;

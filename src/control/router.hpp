@@ -18,6 +18,7 @@
 #include "osc_packet.hpp"
 
 #include <chrono>
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -240,6 +241,11 @@ class Router {
   std::int64_t last_beat_printed_ = -1;
   std::int64_t message_frame_ = -1;  // the current message's bundle time as a frame, or -1
   std::int64_t forced_frame_ = -1;   // handle_at()
+  // The frames the latest timetags mapped to: a timetag seen again (another bundle for the same
+  // instant — a group sent as several packets) maps to the same frame, whatever the stream
+  // clock's jitter since. A small ring of (timetag, frame).
+  std::array<std::pair<std::uint64_t, std::int64_t>, 64> timetag_frames_{};
+  std::size_t timetag_next_ = 0;
   struct Armed {
     bool armed = false;
     int id = 0;

@@ -77,6 +77,42 @@ TEST(Timetag, FutureBundleStartsOnItsFrame) {
   EXPECT_EQ(rig.e.metrics().commands_late.load(), 0u);
 }
 
+// A group sent as separate bundles for the same instant starts on one sample, even when the
+// stream clock moved between them (here: the engine ran without real-time pacing, so the
+// frame ↔ time mapping shifted by hundreds of frames between the two packets).
+TEST(Timetag, BundlesWithTheSameTimetagStartOnTheSameFrame) {
+  Rig rig;
+  std::string err;
+  std::vector<float> half(48000 * 2, 0.5f);
+  ASSERT_TRUE(rig.ctl.load_generated(2, "half", half, err)) << err;
+  std::vector<float> out(256 * 2);
+  rig.e.process(out.data(), 256);
+  const double at = unix_now() + 0.2;
+  auto r1 = rig.send_bundle(control::OscMessage{"/stemd/play", {control::OscArg::Int(1)}}, at);
+  ASSERT_EQ(r1.size(), 1u);
+  EXPECT_EQ(r1[0].address, "/done") << r1[0].to_string();
+  timespec pause{0, 30'000'000};
+  nanosleep(&pause, nullptr);      // 30 ms pass (1,440 frames of time)…
+  rig.e.process(out.data(), 256);  // …but the stream advanced 256: its clock now maps differently
+  auto r2 = rig.send_bundle(control::OscMessage{"/stemd/play", {control::OscArg::Int(2)}}, at);
+  ASSERT_EQ(r2.size(), 1u);
+  EXPECT_EQ(r2[0].address, "/done") << r2[0].to_string();
+  std::int64_t first = -1;
+  float first_value = 0;
+  for (std::int64_t f = 512; f < 96000 && first < 0; f += 256) {
+    rig.e.process(out.data(), 256);
+    for (int i = 0; i < 256; ++i) {
+      if (out[2 * i] != 0.0f) {
+        first = f + i;
+        first_value = out[2 * i];
+        break;
+      }
+    }
+  }
+  ASSERT_GE(first, 0) << "nothing started";
+  EXPECT_EQ(first_value, 0.75f) << "both voices must start on the same sample (0.25 + 0.5)";
+}
+
 TEST(Timetag, LateBundleRunsAtOnceAndSaysHowLate) {
   Rig rig;
   std::vector<float> out(256 * 2);
