@@ -7,7 +7,10 @@
 #      minutes of random OSC against engine + loader + controller + router; stemd-soak);
 #   4. clang + libFuzzer (+ASan/UBSan): each fuzz target for 20 s over its seed corpus
 #      (scripts/fuzz.sh runs them for 10 minutes each by hand).
-# Options: --quick (release only), --preset NAME (one preset only). Exit status: 0 when all pass.
+# Options: --quick (release only), --preset NAME (one preset only). By hand (≈ 7 min more than
+# CI affords): --preset tsan-integration — the stemd binary, stemctl and the integration tests
+# under ThreadSanitizer (every OSC, CLI, state, tune and reload test; a race in stemd makes it
+# exit 66, failing its test). Exit status: 0 when all pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +31,12 @@ git ls-files -z '*.cpp' '*.hpp' | xargs -0 clang-format --dry-run --Werror
 start=$SECONDS
 for p in "${presets[@]}"; do
   echo "=== test.sh: preset $p"
+  if [ "$p" = tsan-integration ]; then
+    cmake --preset tsan >/dev/null
+    cmake --build --preset tsan -j"$jobs" --target stemd stemctl stemd_integration_tests
+    ctest --test-dir build/tsan -L integration -LE "jack|package" --output-on-failure --timeout 600
+    continue
+  fi
   cmake --preset "$p" >/dev/null
   if [ "$p" = fuzz ]; then
     cmake --build --preset fuzz -j"$jobs" --target fuzz_osc_packet fuzz_osc_router fuzz_sndfile_load
