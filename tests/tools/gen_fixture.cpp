@@ -14,6 +14,8 @@
 //       [--format pcm16|pcm24|float|flac|ogg] [--kind noise|sine|mix] [--freq F] [--amp A]
 //   stemd-gen-fixture OUT.wav --sparse-bytes N [--rate 48000] [--channels 2]
 
+#include "pcg32.hpp"
+
 #include <sndfile.h>
 
 #include <algorithm>
@@ -31,29 +33,6 @@
 
 namespace stemd::tools {
 namespace {
-
-// PCG32 (O'Neill, pcg-random.org): small, fast, fully specified output sequence.
-class Pcg32 {
- public:
-  explicit Pcg32(std::uint64_t seed) {
-    next();
-    state_ += seed;
-    next();
-  }
-  std::uint32_t next() {
-    std::uint64_t old = state_;
-    state_ = old * 6364136223846793005ULL + kInc;
-    auto xorshifted = static_cast<std::uint32_t>(((old >> 18u) ^ old) >> 27u);
-    auto rot = static_cast<std::uint32_t>(old >> 59u);
-    return (xorshifted >> rot) | (xorshifted << ((-rot) & 31u));
-  }
-  // Uniform in [-1, 1): 24 random bits are exactly representable in a double.
-  double bipolar() { return static_cast<double>(next() >> 8) / 8388608.0 - 1.0; }
-
- private:
-  static constexpr std::uint64_t kInc = 1442695040888963407ULL;  // any odd constant
-  std::uint64_t state_ = 0;
-};
 
 struct Options {
   std::string out;

@@ -16,6 +16,8 @@
 //   stemd-voice-fixtures ref OUT.wav --count N --play-seconds S [--seconds 8] [--amp 7] [--rate 48000]
 //       writes the first S seconds of the looped sum of files 0..N-1 (32-bit float WAV)
 //   stemd-voice-fixtures list DIR --count N     prints the N paths, one a line
+#include "pcg32.hpp"
+
 #include <sndfile.h>
 
 #include <cstdint>
@@ -28,26 +30,6 @@
 
 namespace stemd::tools {
 namespace {
-
-// PCG32 (pcg-random.org), as in gen_fixture: a fully specified sequence on every machine.
-class Pcg32 {
- public:
-  explicit Pcg32(std::uint64_t seed) {
-    next();
-    state_ += seed;
-    next();
-  }
-  std::uint32_t next() {
-    const std::uint64_t old = state_;
-    state_ = old * 6364136223846793005ULL + 1442695040888963407ULL;
-    const auto xorshifted = static_cast<std::uint32_t>(((old >> 18u) ^ old) >> 27u);
-    const auto rot = static_cast<std::uint32_t>(old >> 59u);
-    return (xorshifted >> rot) | (xorshifted << ((-rot) & 31u));
-  }
-
- private:
-  std::uint64_t state_ = 0;
-};
 
 struct Args {
   std::string mode, path;
