@@ -133,7 +133,7 @@ int run(int argc, char** argv) {
                  resume.state_path);
   }
   control::DeviceStatus device;
-  for (std::uint64_t i = 0; i < resume.losses; ++i) device.set_lost(resume.reason);
+  if (resume.active) device.resume_lost(resume.losses, resume.reason);
   if (resume.active) {  // what the start-up flags did is in the hand-over state: not again
     o.play.clear();
     for (auto& f : o.deck_files) f.clear();

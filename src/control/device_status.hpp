@@ -30,6 +30,11 @@ class DeviceStatus {
     losses_.fetch_add(1, std::memory_order_relaxed);
     state_.store(static_cast<int>(DeviceState::kLost), std::memory_order_release);
   }
+  // A resumed image starts where the previous one was: lost, after `losses` losses so far.
+  void resume_lost(std::uint64_t losses, const std::string& reason) {
+    set_lost(reason);
+    losses_.store(losses, std::memory_order_relaxed);
+  }
   void set_running() { state_.store(static_cast<int>(DeviceState::kRunning), std::memory_order_release); }
   void set_attempts(std::uint64_t n) { attempts_.store(n, std::memory_order_relaxed); }
   // The real-time scheduling the audio thread runs with, once known ("SCHED_FIFO 70", "SCHED_OTHER").
