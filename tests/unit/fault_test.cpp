@@ -249,6 +249,18 @@ std::unique_ptr<Source> load(const std::string& path) {
   return std::move(r.source);
 }
 
+// Voices first..count-1: noise files DIR/PREFIXv.wav of `seconds` (seed seed0 + v), each loaded
+// (streamed); their samples go to `files`, their sources to `srcs`.
+void add_noise_voices(test::TempDir& dir, const std::string& prefix, int first, int count, double seconds,
+                      std::uint32_t seed0, std::vector<std::vector<float>>& files,
+                      std::vector<std::unique_ptr<Source>>& srcs) {
+  for (int v = first; v < count; ++v) {
+    const auto path = dir.file(prefix + std::to_string(v) + ".wav");
+    files.push_back(make_noise_wav(path, static_cast<std::int64_t>(seconds * kRate), seed0 + v));
+    srcs.push_back(load(path));
+  }
+}
+
 // Output frames [from, to) equal the exact sum of `files` (each starting at frame 0) there.
 std::int64_t first_mismatch_with_sum(const std::vector<float>& out, const std::vector<const std::vector<float>*>& files,
                                      std::int64_t from, std::int64_t to) {
@@ -294,12 +306,8 @@ TEST_P(StorageStalls, AreCoveredByTheRings) {
   constexpr double kSeconds = 6.0;
   std::vector<std::vector<float>> files;
   std::vector<std::unique_ptr<Source>> srcs;
-  for (int v = 0; v < kVoices; ++v) {
-    const auto path = dir.file("v" + std::to_string(v) + ".wav");
-    files.push_back(make_noise_wav(path, static_cast<std::int64_t>(12 * kRate), 100 + v));
-    srcs.push_back(load(path));
-    ASSERT_TRUE(srcs.back());
-  }
+  add_noise_voices(dir, "v", 0, kVoices, 12, 100, files, srcs);
+  for (const auto& src : srcs) ASSERT_TRUE(src);
   Faults faults;
   faults.stall_len_ns = static_cast<std::uint64_t>(stall_ms) * 1'000'000;
   faults.stall_period_ns = 700'000'000;
@@ -414,11 +422,7 @@ TEST_P(BrokenFile, EndsThatVoiceAloneWithAnError) {
   const std::string bad = dir.file("bad.wav");
   make_silent_wav(bad, static_cast<std::int64_t>(10 * kRate));
   srcs.push_back(load(bad));
-  for (int v = 1; v < kVoices; ++v) {
-    const auto path = dir.file("v" + std::to_string(v) + ".wav");
-    files.push_back(make_noise_wav(path, static_cast<std::int64_t>(10 * kRate), 200 + v));
-    srcs.push_back(load(path));
-  }
+  add_noise_voices(dir, "v", 1, kVoices, 10, 200, files, srcs);
   for (const auto& s : srcs) ASSERT_TRUE(s);
   const std::int64_t cut_byte = 44 + std::int64_t{kRate} * 4 * 3 / 2;  // ≈ 1.5 s in
   Faults faults;
@@ -486,12 +490,8 @@ TEST(Faults, LocalFileDeletedMidStreamKeepsPlaying) {
   constexpr int kVoices = 4;
   std::vector<std::vector<float>> files;
   std::vector<std::unique_ptr<Source>> srcs;
-  for (int v = 0; v < kVoices; ++v) {
-    const auto path = dir.file("d" + std::to_string(v) + ".wav");
-    files.push_back(make_noise_wav(path, static_cast<std::int64_t>(3 * kRate), 300 + v));
-    srcs.push_back(load(path));
-    ASSERT_TRUE(srcs.back());
-  }
+  add_noise_voices(dir, "d", 0, kVoices, 3, 300, files, srcs);
+  for (const auto& src : srcs) ASSERT_TRUE(src);
   RtRig rig(fixed_rings(), 4.0);
   for (int v = 0; v < kVoices; ++v) rig.play(static_cast<std::uint32_t>(v), *srcs[static_cast<std::size_t>(v)]);
   rig.start();
@@ -522,12 +522,8 @@ TEST(Faults, LoaderStarvedOfCpuDegradesGracefully) {
   constexpr double kSeconds = 6.0;
   std::vector<std::vector<float>> files;
   std::vector<std::unique_ptr<Source>> srcs;
-  for (int v = 0; v < kVoices; ++v) {
-    const auto path = dir.file("c" + std::to_string(v) + ".wav");
-    files.push_back(make_noise_wav(path, static_cast<std::int64_t>(10 * kRate), 400 + v));
-    srcs.push_back(load(path));
-    ASSERT_TRUE(srcs.back());
-  }
+  add_noise_voices(dir, "c", 0, kVoices, 10, 400, files, srcs);
+  for (const auto& src : srcs) ASSERT_TRUE(src);
   RtRig rig(fixed_rings(), kSeconds + 1);
   rig.audio_cpu = 1;
   cpu_set_t core0;
