@@ -113,12 +113,15 @@ TEST_F(Render, HalfVolumeIsExactlyHalf) {
 }
 
 TEST_F(Render, OldServerDeckFlagsAndLevels) {
-  // --a/--c load into 100/2100 and play looped at --vol on decks A and C; --levels sets the decks.
+  // --a/--c load into 100/2100 and play looped at --vol on decks A and C (C started by --c_at 0:
+  // without it --c only loads, as on the old server); --levels sets the decks. --c_at puts stemd in
+  // crowdstream mode: --master 1 --limiter true keep the sum exact.
   const auto a = make_pcm16(48000, 2, 71);
   const auto c = make_pcm16(48000, 2, 72);
   write_wav16(dir.file("a.wav"), a, 2);
   write_wav16(dir.file("c.wav"), c, 2);
-  render("--a " + dir.file("a.wav") + " --c " + dir.file("c.wav") + " --vol 1 --levels 0.5 1 0.25 1 --duration 1.5");
+  render("--a " + dir.file("a.wav") + " --c " + dir.file("c.wav") +
+         " --c_at 0 --master 1 --limiter true --vol 1 --levels 0.5 1 0.25 1 --duration 1.5");
   const auto got = read_stereo(out());
   ASSERT_EQ(got.size(), static_cast<std::size_t>(72000 * 2));
   std::size_t bad = 0;
@@ -127,6 +130,28 @@ TEST_F(Render, OldServerDeckFlagsAndLevels) {
     bad += got[i] != want;
   }
   EXPECT_EQ(bad, 0u) << "decks must mix at their levels from the first sample, looped";
+}
+
+// The old crowdstream server's output stage (issue 11): master 0.8, then 0.9·tanh(0.9·x) on every
+// sample — what --limiter soft_clip --master 0.8 (crowdstream mode's defaults) render.
+TEST_F(Render, SoftClipAndMasterAreTheOldServersOutputStage) {
+  const auto a = make_pcm16(48000, 2, 91);
+  write_wav16(dir.file("a.wav"), a, 2);
+  for (const std::string flags : {"--limiter soft_clip --master 0.8", "--disable-filters"}) {
+    SCOPED_TRACE(flags);
+    render("--play " + dir.file("a.wav") + " --volume 2.5 " + flags);  // peaks ≈ 1.2 before the clip
+    const auto got = read_stereo(out());
+    ASSERT_GE(got.size(), a.size());
+    double worst = 0;
+    float peak = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      const double want = 0.9 * std::tanh(0.9 * 0.8 * (2.5 * static_cast<double>(a[i])));
+      worst = std::max(worst, std::fabs(got[i] - want));
+      peak = std::max(peak, std::fabs(got[i]));
+    }
+    EXPECT_LT(worst, 1e-6);
+    EXPECT_LE(peak, 0.9f);
+  }
 }
 
 TEST_F(Render, LimiterHoldsEightFullScaleStemsUnderItsCeiling) {
