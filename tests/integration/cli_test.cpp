@@ -120,6 +120,23 @@ TEST(Cli, ConfigFileSetsEveryFlag) {
   EXPECT_NE(r2.output.find("buffer 256 frames"), std::string::npos) << r2.output;
 }
 
+// crowdstream's start scripts launch the old server with "--port 57122 --disable-filters"
+// (issue 11): stemd starts with it, says it is in crowdstream mode and what that changed.
+TEST(Cli, CrowdstreamLaunchLineStarts) {
+  const auto r = run_process(std::string(STEMD_BINARY) + " --port 0 --disable-filters --backend null --duration 0.05");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("crowdstream mode"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("master 0.80, limiter soft_clip, deck EQ ignored"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("limiter soft clip 0.9·tanh(0.9·x)"), std::string::npos) << r.output;
+}
+
+// A flag stemd cannot honour is a clear error (exit 2), never a silent difference.
+TEST(Cli, OldServerFlagThatCannotBeHonouredIsAnError) {
+  const auto r = run_process(std::string(STEMD_BINARY) + " --backend null --c_at 8 --duration 0.05");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--c_at starts the --c file"), std::string::npos) << r.output;
+}
+
 TEST(Cli, ShippedConfigFileParses) {
   const auto r =
       run_stemd(std::string("--config ") + STEMD_SOURCE_DIR + "/config/stemd.conf --backend null --duration 0.05");
