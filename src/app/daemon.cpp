@@ -140,6 +140,8 @@ int run(int argc, char** argv) {
     o.levels.clear();
     o.ab.clear();
     o.script.clear();
+    o.c_preload.clear();  // deck C is in the hand-over state; reloading it would stop its player
+    o.dummy_after = -1;   // the simulated /dummy happened in the first image
   }
 
   if (o.list_devices) {
