@@ -137,6 +137,22 @@ TEST(Cli, OldServerFlagThatCannotBeHonouredIsAnError) {
   EXPECT_NE(r.output.find("--c_at starts the --c file"), std::string::npos) << r.output;
 }
 
+// A resumed image (device hand-over, STEMD_RESUME_STATE) restores deck C from the hand-over
+// state: it must neither reload --c_preload (that would stop C's player) nor fire --dummy_after
+// again.
+TEST(Cli, ResumedImageDoesNotRepeatDeckCStartupFlags) {
+  test::TempDir dir;
+  test::write_wav16(dir.file("c.wav"), test::make_pcm16(48000, 2, 5), 2);
+  const std::string state = dir.file("handover.state");
+  std::ofstream(state) << "stemd-state 1\n/stemd/load 2100 \"" << dir.file("c.wav") << "\" \"c\"\nend\n";
+  const auto r = run_process("STEMD_RESUME_STATE=" + shell_quote(state) + " " + STEMD_BINARY +
+                             " --backend null --osc-port 0 --c_preload " + shell_quote(dir.file("c.wav")) +
+                             " --dummy_after 0 --dummy_args schedule_c_at 0 --duration 0.1");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("resume: "), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("OSC /dummy"), std::string::npos) << "--dummy_after fired again:\n" << r.output;
+}
+
 TEST(Cli, ShippedConfigFileParses) {
   const auto r =
       run_stemd(std::string("--config ") + STEMD_SOURCE_DIR + "/config/stemd.conf --backend null --duration 0.05");
