@@ -46,7 +46,7 @@ struct RouterConfig {
   bool time_stretch = false;        // --stretch-method time_stretch: tempo without pitch
   bool equal_power = false;         // --crossfade-law equal_power: /crossfade_levels levels l → sin(l·π/2)
   // The movement → tempo table (--movement-thresholds, --movement-tempos): below each threshold
-  // its tempo; above the last, from tempos[3] rising linearly to tempos[4] over 0.5 of movement.
+  // its tempo; above the last, from tempos[3] rising linearly to tempos[4] (see movement_max).
   double movement_thresholds[3] = {0.02, 0.05, 0.10};
   double movement_tempos[5] = {105, 110, 115, 118, 130};
   // Movement above 1 is divided by this before clamping to 0–1 (the old server's
