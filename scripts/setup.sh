@@ -17,6 +17,8 @@ PKGS=(
   librubberband-dev
   # control, logging, command line, lock-free queues
   liblo-dev liblo-tools libspdlog-dev libfmt-dev libcli11-dev libboost-dev
+  # --bpm-config (the old crowdstream server's JSON movement/tempo table)
+  nlohmann-json3-dev
   # service integration
   libsystemd-dev
   # tests and benchmarks

@@ -57,6 +57,11 @@ struct EngineConfig {
   bool limiter = false;              // the daemon turns it on (--limiter, default true)
   float limiter_threshold = 0.891f;  // −1 dBFS
   float limiter_release_ms = 80.0f;
+  // The old crowdstream server's output stage instead of the limiter (--limiter soft_clip):
+  // every sample becomes 0.9·tanh(0.9·x) — colours everything, never exceeds 0.9.
+  bool soft_clip = false;
+  // The master's gain at start (--master; the old crowdstream server's was a fixed 0.8).
+  float master = 1.0f;
 };
 
 class Engine {
@@ -179,6 +184,7 @@ class Engine {
   float limiter_gain_ = 1.0f;
   float limiter_release_ = 0.0f;  // per-frame recovery coefficient
   void limit(float* block, std::uint32_t frames) noexcept;
+  static void soft_clip(float* block, std::uint32_t frames) noexcept;
   std::int64_t frame_ = 0;
   void (*wake_fn_)(void*) noexcept = nullptr;
   void* wake_ctx_ = nullptr;

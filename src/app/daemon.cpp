@@ -140,6 +140,8 @@ int run(int argc, char** argv) {
     o.levels.clear();
     o.ab.clear();
     o.script.clear();
+    o.c_preload.clear();  // deck C is in the hand-over state; reloading it would stop its player
+    o.dummy_after = -1;   // the simulated /dummy happened in the first image
   }
 
   if (o.list_devices) {
@@ -233,7 +235,9 @@ int run(int argc, char** argv) {
   ec.max_resampled_voices = o.max_resampled_voices;
   ec.max_stretched_voices =
       o.stretch_method == "time_stretch" ? std::max<std::uint32_t>(o.max_stretched_voices, 8) : o.max_stretched_voices;
-  ec.limiter = o.limiter;
+  ec.limiter = o.limiter == "true";
+  ec.soft_clip = o.limiter == "soft_clip";
+  ec.master = static_cast<float>(o.master);
   ec.limiter_threshold = static_cast<float>(std::pow(10.0, o.limiter_threshold_db / 20.0));
   ec.resample_quality = o.resample_quality == "best" ? 2 : o.resample_quality == "medium" ? 1 : 0;
   engine::Engine engine(ec);
@@ -263,6 +267,12 @@ int run(int argc, char** argv) {
   rc.tone_level = std::pow(10.0, o.tone_level_db / 20.0);
   rc.tone_seconds = o.tone_seconds;
   rc.meter = o.meter;
+  rc.eq_enabled = !o.disable_filters;
+  rc.tempo_rise_s = o.tempo_rise_s;
+  rc.tempo_fall_s = o.tempo_fall_s;
+  rc.movement_max = o.movement_max;
+  rc.tempo_moves_players =
+      !(o.disable_time_stretch && (o.stretch_method_given == "pyrubberband" || o.stretch_method_given == "audiotsm"));
   {
     std::string e2;
     auto bind_at = control::parse_endpoint(o.osc_bind, o.osc_port, e2);
@@ -422,6 +432,18 @@ int run(int argc, char** argv) {
       return 1;
     }
   }
+  // --c_preload: deck C loaded, not started (/schedule_c_at or --dummy_after start it).
+  if (!o.c_preload.empty() && o.deck_files[2].empty()) {
+    const std::string name = std::filesystem::path(o.c_preload).stem().string();
+    if (!ctl.load(kDeckBase[2], o.c_preload, name, err)) {
+      spdlog::error("--c_preload: cannot load {}", err);
+      return 1;
+    }
+  }
+  if (!o.deck_files[2].empty() && o.c_at < 0) {
+    spdlog::info("--c {}: loaded into buffer 2100, not started (the old server's meaning): /schedule_c_at X or --c_at",
+                 o.deck_files[2]);
+  }
   std::vector<float> deck_levels;
   if (!o.levels.empty()) deck_levels = o.levels;
   if (!o.ab.empty()) {
@@ -449,6 +471,8 @@ int run(int argc, char** argv) {
     spdlog::info("--script {}: {} messages scheduled", o.script, lines.size());
   }
   loader->start();
+  // Offline and null output: queue the plays before the first block, so they start at frame 0.
+  const bool real_device = bc.kind == "portaudio";
   auto play_all = [&]() -> bool {
     for (int s : slots) {
       control::VoiceHandle h;
@@ -463,22 +487,34 @@ int run(int argc, char** argv) {
     }
     for (int d = 0; d < 4; ++d) {
       if (o.deck_files[d].empty()) continue;
+      if (d == 2 && o.c_at < 0) continue;  // --c without --c_at: loaded only
       control::VoiceHandle h;
       control::PlayOptions po;
       po.loop = true;
       po.volume = o.deck_volume;
       po.deck = d;
       po.rate = static_cast<float>(o.rate);
+      // --c_at: deck C starts that many seconds (of output) after the start.
+      const std::int64_t at = d == 2 ? (real_device ? ctl.now_frame() : 0) + std::llround(o.c_at * rate) : -1;
+      control::Controller::ScheduleScope when(ctl, at);
       if (!ctl.play(kDeckBase[d], po, h, err)) {
         spdlog::error("cannot play buffer {}: {}", kDeckBase[d], err);
         return false;
       }
       router.adopt_player(kDeckBase[d], h);
     }
+    // --dummy_after: /dummy <--dummy_args> taking effect that many seconds after the start (its
+    // /schedule_c_at, if any, starts deck C no earlier than then).
+    if (o.dummy_after >= 0) {
+      control::OscMessage dm;
+      dm.address = "/dummy";
+      for (const auto& a : o.dummy_args) dm.args.push_back(control::OscArg::Str(a));
+      const std::int64_t at = (real_device ? ctl.now_frame() : 0) + std::llround(o.dummy_after * rate);
+      const control::OscMessage reply = router.handle_at(dm, at);
+      if (reply.address != "/done") spdlog::warn("--dummy_after: {} → {}", dm.to_string(), reply.to_string());
+    }
     return true;
   };
-  // Offline and null output: queue the plays before the first block, so they start at frame 0.
-  const bool real_device = bc.kind == "portaudio";
   if (!real_device && !play_all()) return 1;
 
   if (device_open && !backend->start(engine, err)) {
@@ -529,7 +565,18 @@ int run(int argc, char** argv) {
       "preload ≤ {:.0f} MB, limiter {}, libsndfile {}",
       STEMD_VERSION, backend->describe(), rate, o.buffer_size, budget_ms, backend->output_latency_seconds() * 1000.0,
       o.max_voices, o.ring_ms, o.ring_min_ms, o.ring_max_ms, o.head_ms, o.preload_limit_mb,
-      o.limiter ? fmt::format("at {:.1f} dBFS", o.limiter_threshold_db) : std::string("off"), io::sndfile_version());
+      o.limiter == "true"        ? fmt::format("at {:.1f} dBFS", o.limiter_threshold_db)
+      : o.limiter == "soft_clip" ? std::string("soft clip 0.9·tanh(0.9·x)")
+                                 : std::string("off"),
+      io::sndfile_version());
+  if (o.crowdstream_mode) {
+    spdlog::info(
+        "crowdstream mode (an old-server flag was given): master {:.2f}, limiter {}, deck EQ {}, movement tempo "
+        "glide rising τ {:.4g} s / falling τ {:.4g} s",
+        o.master, o.limiter, o.disable_filters ? "ignored (--disable-filters)" : "applied", o.tempo_rise_s,
+        o.tempo_fall_s);
+  }
+  for (const auto& note : o.notes) spdlog::info("{}", note);
 
   // ---- the real-time policy the audio thread actually runs with (logged once it has run)
   bool policy_logged = false;

@@ -1,9 +1,12 @@
 // Flags (see options.hpp).
 #include "options.hpp"
 
+#include "bpm_config.hpp"
+
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -286,9 +289,29 @@ int parse_options(int argc, char** argv, Options& o, std::string* error) {
       ->check(CLI::IsMember({"fast", "medium", "best"}))
       ->capture_default_str();
   app.add_option("--limiter", o.limiter,
-                 "Safety limiter on the master (true/false): transparent below its "
-                 "threshold, holds peaks at it above")
+                 "The master's output stage: true (a safety limiter, transparent below its threshold, holds "
+                 "peaks at it above), false (none), or soft_clip (the old crowdstream server's 0.9·tanh(0.9·x) "
+                 "on every sample; the default in crowdstream mode)")
+      ->transform(CLI::Validator(
+          [](std::string& v) -> std::string {
+            std::string l;
+            for (char c : v) l += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            if (l == "true" || l == "1" || l == "on" || l == "yes")
+              v = "true";
+            else if (l == "false" || l == "0" || l == "off" || l == "no")
+              v = "false";
+            else if (l == "soft_clip")
+              v = "soft_clip";
+            else
+              return "'" + v + "': --limiter must be true, false or soft_clip";
+            return {};
+          },
+          "true|false|soft_clip"))
       ->capture_default_str();
+  app.add_option("--master", o.master,
+                 "The master's gain (linear, 0..4) at start; default 1.0, or 0.8 (the old server's fixed "
+                 "master) in crowdstream mode")
+      ->check(CLI::Range(0.0, 4.0));
   app.add_option("--limiter-threshold-db", o.limiter_threshold_db, "The limiter's ceiling in dBFS")
       ->check(CLI::Range(-24.0, 0.0))
       ->capture_default_str();
@@ -396,7 +419,44 @@ int parse_options(int argc, char** argv, Options& o, std::string* error) {
   app.add_option("--stretch-method", o.stretch_method,
                  "How /set_tempo changes playback: playback_rate (vinyl) or "
                  "time_stretch (tempo without pitch, Rubber Band; --max-stretched-voices)")
-      ->check(CLI::IsMember({"playback_rate", "time_stretch"}))
+      ->check(CLI::IsMember({"playback_rate", "time_stretch", "pyrubberband", "audiotsm"}))
+      ->capture_default_str();
+  // The old server's remaining flags (crowdstream mode: see options.hpp).
+  app.add_flag("--disable-filters", o.disable_filters,
+               "Deck EQ messages (/deck_eq, /deck_eq_all, /deck_filter) are checked, answered /done and "
+               "ignored, as the old server's production launch line had it");
+  app.add_flag("--enable-filters", o.enable_filters,
+               "Deck EQ messages are applied (stemd's default; --disable-filters wins over it, as on the old "
+               "server)");
+  app.add_flag("--optimized-filters", o.optimized_filters,
+               "Accepted: the old server's faster filter implementation. stemd has one EQ, always cheap");
+  app.add_flag("--disable-time-stretch", o.disable_time_stretch,
+               "With --stretch-method pyrubberband|audiotsm: the tempo (/set_tempo, movement) moves the clock "
+               "only, players stay at their own rate (the old server's meaning; no effect with playback_rate)");
+  app.add_option("--bpm-config", o.bpm_config,
+                 "The old server's movement → tempo table (JSON, its bpm_config.json): thresholds, tempos, "
+                 "movement_max_value and the smoothing (as --tempo-rise-s/--tempo-fall-s)")
+      ->type_name("FILE");
+  app.add_option("--c_at", o.c_at, "Start --c's deck C this many seconds after start (without it, --c only loads)")
+      ->check(CLI::Range(0.0, 86400.0))
+      ->type_name("SECONDS");
+  app.add_option("--c_preload", o.c_preload, "Load FILE into buffer 2100 (deck C) without starting it")
+      ->type_name("FILE");
+  app.add_option("--dummy_after", o.dummy_after,
+                 "This many seconds after start, act as if /dummy <--dummy_args…> arrived "
+                 "(e.g. --dummy_args schedule_c_at 8)")
+      ->check(CLI::Range(0.0, 86400.0))
+      ->type_name("SECONDS");
+  app.add_option("--dummy_args", o.dummy_args, "Arguments of the simulated /dummy");
+  app.add_option("--tempo-rise-s", o.tempo_rise_s,
+                 "/dance/total_movement: time constant of a rising tempo, seconds (0.3; crowdstream mode: 0.2785, "
+                 "the old server's at 1024 frames)")
+      ->check(CLI::Range(0.001, 3600.0))
+      ->capture_default_str();
+  app.add_option("--tempo-fall-s", o.tempo_fall_s,
+                 "/dance/total_movement: time constant of a falling tempo, seconds (30; crowdstream mode: 69.66, "
+                 "the old server's at 1024 frames)")
+      ->check(CLI::Range(0.001, 3600.0))
       ->capture_default_str();
 
   // The config file first: a bad line names its file, line and key.
@@ -447,6 +507,54 @@ int parse_options(int argc, char** argv, Options& o, std::string* error) {
     o.preset_reason = std::string("preset '") + board->name + "' for " +
                       (model.empty() ? std::string("this machine (no board model in the device tree)")
                                      : "'" + model + "' (" + where + ")");
+  }
+  // ---- the old crowdstream server's flags
+  o.limiter_given = app.count("--limiter") > 0;
+  o.stretch_method_given = o.stretch_method;
+  if (o.stretch_method == "pyrubberband" || o.stretch_method == "audiotsm") {
+    o.stretch_method = "time_stretch";
+    o.notes.push_back("--stretch-method " + o.stretch_method_given +
+                      " → time_stretch (Rubber Band: tempo without pitch, as " + o.stretch_method_given +
+                      (o.stretch_method_given == "audiotsm" ? "'s WSOLA did; a different algorithm)" : " did)"));
+  }
+  o.crowdstream_mode = o.disable_filters || o.enable_filters || o.optimized_filters || o.disable_time_stretch ||
+                       !o.bpm_config.empty() || app.count("--c_at") > 0 || !o.c_preload.empty() ||
+                       app.count("--dummy_after") > 0 || o.stretch_method_given == "pyrubberband" ||
+                       o.stretch_method_given == "audiotsm";
+  if (app.count("--c_at") > 0 && o.deck_files[2].empty()) {
+    return fail("--c_at starts the --c file: it needs --c FILE (the old server ignored it without one)");
+  }
+  if (!o.dummy_args.empty() && app.count("--dummy_after") == 0) {
+    return fail("--dummy_args needs --dummy_after SECONDS (the old server ignored them without it)");
+  }
+  if (o.disable_filters && o.enable_filters) {
+    o.notes.push_back("--disable-filters and --enable-filters: EQ disabled (the old server's precedence)");
+  }
+  if (o.optimized_filters) {
+    o.notes.push_back(std::string("--optimized-filters: stemd has one EQ (Linkwitz-Riley, always cheap)") +
+                      (o.disable_filters ? "; disabled here by --disable-filters" : ""));
+  }
+  if (o.disable_time_stretch && o.stretch_method_given != "pyrubberband" && o.stretch_method_given != "audiotsm") {
+    o.notes.push_back("--disable-time-stretch: no effect with --stretch-method " + o.stretch_method_given +
+                      " (the old server's players followed the tempo by rate then too)");
+  }
+  bool rise_from_file = false, fall_from_file = false;
+  if (!o.bpm_config.empty()) {
+    BpmConfig bc;
+    std::string e;
+    if (!read_bpm_config(o.bpm_config, bc, e)) return fail(e);
+    o.movement_max = bc.movement_max;
+    // Flags given explicitly win over the file.
+    if (app.count("--movement-thresholds") == 0) o.movement_thresholds.assign(bc.thresholds, bc.thresholds + 3);
+    if (app.count("--movement-tempos") == 0) o.movement_tempos.assign(bc.tempos, bc.tempos + 5);
+    if (app.count("--tempo-rise-s") == 0) o.tempo_rise_s = bc.rise_seconds, rise_from_file = true;
+    if (app.count("--tempo-fall-s") == 0) o.tempo_fall_s = bc.fall_seconds, fall_from_file = true;
+  }
+  if (o.crowdstream_mode) {
+    if (app.count("--master") == 0) o.master = 0.8;
+    if (!o.limiter_given) o.limiter = "soft_clip";
+    if (app.count("--tempo-rise-s") == 0 && !rise_from_file) o.tempo_rise_s = old_server_rise_seconds(0.92);
+    if (app.count("--tempo-fall-s") == 0 && !fall_from_file) o.tempo_fall_s = old_server_fall_seconds(30.0, 100.0);
   }
   if (o.ring_min_ms == 0) o.ring_min_ms = std::max(20.0, o.ring_ms / 2);
   if (o.ring_max_ms == 0) o.ring_max_ms = std::max(4000.0, o.ring_ms);

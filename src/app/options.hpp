@@ -35,7 +35,10 @@ struct Options {
   std::uint32_t max_resampled_voices = 64;
   std::uint32_t max_stretched_voices = 2;  // 8 with --stretch-method time_stretch
   std::string resample_quality = "fast";
-  bool limiter = true;
+  std::string limiter = "true";  // true | false | soft_clip (crowdstream mode's default: soft_clip)
+  bool limiter_given = false;    // --limiter on the command line or in the config file
+  // The master's gain (--master, linear 0..4); default 1.0, or 0.8 in crowdstream mode.
+  double master = 1.0;
   bool mlock = false;  // --mlock: lock the daemon's memory (no page faults on the audio path)
   std::string script;  // --script FILE: timed OSC messages
   // --state-file PATH: sources, levels (and with --restore-voices the playing voices) survive
@@ -74,7 +77,29 @@ struct Options {
   bool watch = false;
   double health_interval = 60;  // --health-interval: seconds between info health lines (0 = only on trouble) //
                                 // --watch: a status line every second
-  std::string stretch_method = "playback_rate";  // --stretch-method
+  std::string stretch_method = "playback_rate";  // --stretch-method (pyrubberband|audiotsm → time_stretch)
+  std::string stretch_method_given;              // as given, before that mapping
+  // The old server's other flags, same meaning:
+  bool disable_filters = false;       // EQ messages answered /done and ignored (production)
+  bool enable_filters = false;        // EQ applied (stemd's default anyway)
+  bool optimized_filters = false;     // the old server's faster filter: stemd has one EQ
+  bool disable_time_stretch = false;  // with pyrubberband|audiotsm: tempo moves the clock only
+  std::string bpm_config;             // --bpm-config FILE: the movement/tempo table (JSON)
+  double c_at = -1;                   // --c_at S: start --c's deck C S seconds after start (<0: off)
+  std::string c_preload;              // --c_preload FILE: load into 2100, don't start
+  double dummy_after = -1;            // --dummy_after S: route /dummy <--dummy_args> S seconds after start
+  std::vector<std::string> dummy_args;
+  double movement_max = 0.6;  // from --bpm-config (movement_max_value)
+  // The movement tempo's glide (--tempo-rise-s, --tempo-fall-s): defaults 0.3 / 30, or the old
+  // server's 0.2785 / 69.66 in crowdstream mode (see bpm_config.hpp).
+  double tempo_rise_s = 0.3;
+  double tempo_fall_s = 30.0;
+  // Crowdstream mode: on when any flag only the old server had is used (--disable-filters,
+  // --enable-filters, --optimized-filters, --disable-time-stretch, --bpm-config, --c_at,
+  // --c_preload, --dummy_after, --stretch-method pyrubberband|audiotsm). It changes defaults
+  // only: --master 0.8, --limiter soft_clip, the old tempo glide.
+  bool crowdstream_mode = false;
+  std::vector<std::string> notes;  // what the old-server flags were mapped to, logged at start
 };
 
 // Parses argv (and the --config file). Returns -1 to continue, or an exit code (0 after

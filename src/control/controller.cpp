@@ -14,6 +14,7 @@ using engine::CommandType;
 
 Controller::Controller(engine::Engine& engine, io::LoaderThread& loader, const io::LoadOptions& load_opts)
     : engine_(engine), loader_(loader), load_opts_(load_opts), voices_(engine.config().max_voices) {
+  master_ = engine.config().master;  // --master: the engine starts at it
   free_ids_.reserve(voices_.size());
   for (std::size_t i = voices_.size(); i-- > 0;) free_ids_.push_back(static_cast<engine::VoiceId>(i));
 }

@@ -66,6 +66,23 @@ void Router::register_crowdstream() {
   handlers_["/fade"] = &Router::cs_fade;
   handlers_["/schedule_c_at"] = &Router::cs_schedule_c_at;
   handlers_["/dummy"] = &Router::cs_dummy;
+  // Addresses the old server ignored (no handler there: python-osc dropped them), sent by
+  // crowdstream clients: the detector's legacy pose frames (to every destination), the
+  // sc-engine example's addresses, and old clients' /memory_cleanup. Accepted as no-ops.
+  for (const char* a :
+       {"/pose/keypoints", "/memory_cleanup", "/play_sound", "/set_volume", "/stop_sound", "/stop_all"}) {
+    handlers_[a] = &Router::cs_ignored;
+  }
+}
+
+Router::Reply Router::ignored(const OscMessage& m, const char* why) {
+  ++stats_.ignored[m.address];
+  spdlog::debug("OSC {}: accepted and ignored ({}), as the old crowdstream server did", m.address, why);
+  return done();
+}
+
+Router::Reply Router::cs_ignored(const OscMessage& m, const Peer&) {
+  return ignored(m, m.address == "/memory_cleanup" ? "the old server had no such address" : "not for the audio server");
 }
 
 Router::Reply Router::cs_load_buffer(const OscMessage& m, const Peer&) {
@@ -91,9 +108,21 @@ Router::Reply Router::cs_play_stem(const OscMessage& m, const Peer&) {
   const std::vector<OscArg> idv{OscArg::Int(id)};
   if (rate <= 0 || rate > 4) return fail("range", "rate must be > 0 and ≤ 4", idv);
   if (volume < 0 || volume > kMaxVolume) return fail("range", "volume must be 0..4", idv);
-  if (start < 0 || start >= 1) return fail("range", "start is a fraction of the file: 0 ≤ start < 1", idv);
+  if (start < 0) return fail("range", "start is a fraction of the file: 0 ≤ start < 1", idv);
   const io::Source* src = ctl_.source(id);
   if (src == nullptr) return fail("unknown_id", "buffer " + std::to_string(id) + " is not loaded", idv);
+  if (start >= 1) {
+    // Old clients sent seconds here; the old server's player then began past the end and its
+    // loop wrapped to the beginning. The same, said once.
+    if (!warned_start_past_end_) {
+      spdlog::warn(
+          "/play_stem {}: start {} is not a fraction of the file (0 ≤ start < 1) — playing from the beginning, "
+          "as the old server did (warned once)",
+          id, start);
+      warned_start_past_end_ = true;
+    }
+    start = 0;
+  }
   PlayOptions po;
   po.rate = static_cast<float>(rate);
   po.volume = static_cast<float>(volume);
@@ -160,6 +189,9 @@ Router::Reply Router::cs_stem_volume(const OscMessage& m, const Peer&) {
   if (!a.count(2, 2) || !a.id(0, id) || !a.number(1, "volume", volume)) return fail("arguments", a.error());
   const std::vector<OscArg> idv{OscArg::Int(id)};
   if (volume < 0 || volume > kMaxVolume) return fail("range", "volume must be 0..4", idv);
+  // The energy sender sets buffer 1000 whether or not anything loaded it: the old server
+  // ignored that silently.
+  if (ctl_.source(id) == nullptr && !player(id).valid()) return ignored(m, "buffer not loaded");
   const VoiceHandle h = player(id);
   if (!h.valid()) {
     return fail("unknown_id", "buffer " + std::to_string(id) + (ctl_.source(id) ? " is not playing" : " is not loaded"),
@@ -219,9 +251,13 @@ Router::Reply Router::cs_get_status(const OscMessage& m, const Peer&) {
 
 Router::Reply Router::cs_test_tone(const OscMessage& m, const Peer&) {
   ArgReader a(m);
-  double freq = cfg_.tone_frequency;
-  if (!a.count(0, 1) || !a.number_or(0, "frequency", freq, cfg_.tone_frequency)) return fail("arguments", a.error());
-  return test_tone(freq, cfg_.tone_level, cfg_.tone_seconds);
+  double freq = cfg_.tone_frequency, level = cfg_.tone_level;
+  // [frequency] [level]: old clients send a level (linear peak, 0 < level ≤ 1) too.
+  if (!a.count(0, 2) || !a.number_or(0, "frequency", freq, cfg_.tone_frequency) ||
+      !a.number_or(1, "level", level, cfg_.tone_level)) {
+    return fail("arguments", a.error());
+  }
+  return test_tone(freq, level, cfg_.tone_seconds);
 }
 
 // A sine with 10 ms fades at both ends, on the direct bus (deck levels don't mute it: it is for
@@ -281,6 +317,7 @@ Router::Reply Router::cs_deck_eq(const OscMessage& m, const Peer&) {
   if (!parse_deck(deck_name, deck)) return fail("arguments", "deck must be A, B, C or D, got \"" + deck_name + "\"");
   if (!parse_band(band_name, band))
     return fail("arguments", "band must be low, mid or high, got \"" + band_name + "\"");
+  if (!cfg_.eq_enabled) return ignored(m, "--disable-filters");
   std::string error;
   if (!ctl_.set_deck_eq(deck, band, engine::crowdstream_eq_gain(percent), kEqGlide, error)) return fail("busy", error);
   return done();
@@ -296,6 +333,7 @@ Router::Reply Router::cs_deck_eq_all(const OscMessage& m, const Peer&) {
     return fail("arguments", a.error());
   }
   if (!parse_deck(deck_name, deck)) return fail("arguments", "deck must be A, B, C or D, got \"" + deck_name + "\"");
+  if (!cfg_.eq_enabled) return ignored(m, "--disable-filters");
   if (!ctl_.can_send(3)) return fail("busy", "busy: the command queue is full");
   std::string error;
   for (int band = 0; band < 3; ++band) {  // same frame for all three: they glide together
@@ -323,6 +361,7 @@ Router::Reply Router::cs_deck_filter(const OscMessage& m, const Peer&) {
   if (!parse_deck(deck_name, deck)) return fail("arguments", "deck must be A, B, C or D, got \"" + deck_name + "\"");
   if (!parse_band(band_name, band))
     return fail("arguments", "band must be low, mid or high, got \"" + band_name + "\"");
+  if (!cfg_.eq_enabled) return ignored(m, "--disable-filters");
   std::string error;
   if (!ctl_.set_deck_eq(deck, band, engine::crowdstream_filter_gain(g), kEqGlide, error)) return fail("busy", error);
   return done();
@@ -353,7 +392,7 @@ Router::Reply Router::cs_total_movement(const OscMessage& m, const Peer&) {
   if (v < 0) return fail("range", "movement must be ≥ 0");
   // Normalise (v ≤ 1: clamp 0–1; v > 1: v / 0.6 clamped) and map to a target tempo; tick()
   // glides toward it.
-  const double mv = v <= 1 ? std::clamp(v, 0.0, 1.0) : std::clamp(v / 0.6, 0.0, 1.0);
+  const double mv = v <= 1 ? std::clamp(v, 0.0, 1.0) : std::clamp(v / cfg_.movement_max, 0.0, 1.0);
   const double* th = cfg_.movement_thresholds;
   const double* tp = cfg_.movement_tempos;
   double target;
@@ -364,7 +403,8 @@ Router::Reply Router::cs_total_movement(const OscMessage& m, const Peer&) {
   } else if (mv < th[2]) {
     target = tp[2];
   } else {
-    target = tp[3] + std::min((mv - th[2]) / 0.5, 1.0) * (tp[4] - tp[3]);
+    const double span = 0.6 - th[2];  // the old server's: up to a movement of 0.6
+    target = tp[3] + (span > 0 ? std::min((mv - th[2]) / span, 1.0) : 0.0) * (tp[4] - tp[3]);
   }
   if (!movement_active_) movement_bpm_ = bpm_;
   movement_active_ = true;
@@ -530,7 +570,8 @@ Router::Reply Router::cs_schedule_c_at(const OscMessage& m, const Peer&) {
   const int id = kDeckBase[2];
   if (ctl_.source(id) == nullptr) return fail("unknown_id", "buffer 2100 (deck C) is not loaded", {OscArg::Int(id)});
   const std::int64_t frame = t0_frame_ + static_cast<std::int64_t>(std::llround(at * cfg_.sample_rate));
-  const std::int64_t now = ctl_.now_frame() + cfg_.buffer_size;
+  // Not before the message itself takes effect (a bundle's time, --dummy_after's moment).
+  const std::int64_t now = std::max(ctl_.now_frame() + cfg_.buffer_size, message_frame_);
   PlayOptions po;
   po.volume = static_cast<float>(cfg_.crowdstream_volume);
   po.loop = true;

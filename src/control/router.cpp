@@ -206,7 +206,9 @@ Router::Reply Router::start_player(int id, const PlayOptions& opts) {
   VoiceHandle h;
   // Vinyl-style tempo: every player's rate is multiplied by bpm / base bpm.
   PlayOptions po = opts;
-  if (cfg_.time_stretch) {
+  if (!cfg_.tempo_moves_players) {
+    // --disable-time-stretch (pyrubberband/audiotsm): players ignore the tempo clock.
+  } else if (cfg_.time_stretch) {
     po.tempo = static_cast<float>(std::clamp(static_cast<double>(opts.tempo) * tempo_ratio(), 0.25, 4.0));
   } else {
     po.rate = static_cast<float>(std::clamp(static_cast<double>(opts.rate) * tempo_ratio(), 0.25, 4.0));
@@ -237,6 +239,7 @@ int Router::apply_tempo(double bpm, double glide_s) {
   bpm_ = bpm;
   int failed = 0;
   std::string error;
+  if (!cfg_.tempo_moves_players) return 0;  // --disable-time-stretch: only the clock moves
   for (const auto& [id, h] : players_) {
     if (!ctl_.voice_alive(h)) continue;
     if (cfg_.time_stretch) {  // tempo without pitch: every player's stretch follows
@@ -250,6 +253,12 @@ int Router::apply_tempo(double bpm, double glide_s) {
   return failed;
 }
 
+double Router::glide_tempo(double current, double target, double dt, double rise_s, double fall_s) {
+  const double tau = target > current ? rise_s : fall_s;
+  if (tau <= 0) return target;
+  return current + (target - current) * (1.0 - std::exp(-dt / tau));
+}
+
 // Called every server pass: the movement-driven tempo glide and the clock printout.
 void Router::tick() {
   if (tick_hook_) tick_hook_();
@@ -257,9 +266,8 @@ void Router::tick() {
   const double dt = std::chrono::duration<double>(now - last_tick_).count();
   last_tick_ = now;
   if (movement_active_ && dt > 0 && dt < 1.0) {
-    // Rising fast (τ ≈ 0.3 s), falling slowly (τ ≈ 30 s), whatever the buffer size.
-    const double tau = movement_target_ > movement_bpm_ ? 0.3 : 30.0;
-    movement_bpm_ += (movement_target_ - movement_bpm_) * (1.0 - std::exp(-dt / tau));
+    // Rising fast, falling slowly (--tempo-rise-s, --tempo-fall-s), whatever the buffer size.
+    movement_bpm_ = glide_tempo(movement_bpm_, movement_target_, dt, cfg_.tempo_rise_s, cfg_.tempo_fall_s);
     const double since = std::chrono::duration<double>(now - last_tempo_apply_).count();
     if (std::fabs(movement_bpm_ - bpm_) > 0.05 && since >= 0.05) {
       apply_tempo(movement_bpm_, since);
@@ -399,6 +407,9 @@ std::vector<OscArg> Router::status_fields() {
   std::uint64_t bad = 0;
   for (const auto& [k, n] : stats_.bad) bad += n;
   kv("bad_messages", OscArg::Int64(static_cast<std::int64_t>(bad)));
+  std::uint64_t ignored = 0;
+  for (const auto& [k, n] : stats_.ignored) ignored += n;
+  kv("ignored_messages", OscArg::Int64(static_cast<std::int64_t>(ignored)));
   kv("subscribers", OscArg::Int(static_cast<std::int64_t>(subscribers_.size())));
   if (status_extra_) status_extra_(f);
   return f;

@@ -46,9 +46,24 @@ struct RouterConfig {
   bool time_stretch = false;        // --stretch-method time_stretch: tempo without pitch
   bool equal_power = false;         // --crossfade-law equal_power: /crossfade_levels levels l → sin(l·π/2)
   // The movement → tempo table (--movement-thresholds, --movement-tempos): below each threshold
-  // its tempo; above the last, from tempos[3] rising linearly to tempos[4] over 0.5 of movement.
+  // its tempo; above the last, from tempos[3] rising linearly to tempos[4] (see movement_max).
   double movement_thresholds[3] = {0.02, 0.05, 0.10};
   double movement_tempos[5] = {105, 110, 115, 118, 130};
+  // Movement above 1 is divided by this before clamping to 0–1 (the old server's
+  // movement_max_value, --bpm-config); above the last threshold the tempo rises over a span of
+  // movement of 0.6 − that threshold (0.5 by default), as the old server's did.
+  double movement_max = 0.6;
+  // How the movement-driven tempo glides toward its target: time constants in seconds of output
+  // (wall-clock) time, rising and falling. stemd's own default 0.3 / 30; crowdstream mode (any
+  // flag only the old server had) 0.279 / 69.7, what the old server did at its 1024-frame chunk.
+  double tempo_rise_s = 0.3;
+  double tempo_fall_s = 30.0;
+  // --disable-filters: /deck_eq, /deck_eq_all and /deck_filter are checked, answered /done and
+  // change nothing (the old server's production mode).
+  bool eq_enabled = true;
+  // --disable-time-stretch with --stretch-method pyrubberband|audiotsm: the tempo clock moves
+  // but no player's rate or stretch follows it (the old server then played at rate 1).
+  bool tempo_moves_players = true;
 };
 
 // Where a reply goes: a UDP peer, or a TCP connection (by fd).
@@ -70,6 +85,10 @@ struct RouterStats {
   std::uint64_t done = 0;
   std::uint64_t failed = 0;
   std::map<std::string, std::uint64_t> bad;  // kind → count
+  // Messages the old server ignored and stemd accepts as no-ops (address → count): detector
+  // pose frames, sc-engine example addresses, /stem_volume of an id not loaded, EQ with
+  // --disable-filters, /memory_cleanup.
+  std::map<std::string, std::uint64_t> ignored;
 };
 
 class Router {
@@ -181,7 +200,16 @@ class Router {
   Reply cs_schedule_c_at(const OscMessage&, const Peer&);
   Reply cs_dummy(const OscMessage&, const Peer&);
   Reply cs_dance(const OscMessage&, const Peer&);
+  Reply cs_ignored(const OscMessage&, const Peer&);
+  // A message the old server ignored: counted, logged at debug, answered /done.
+  Reply ignored(const OscMessage& m, const char* why);
 
+ public:
+  // The movement tempo's glide over `dt` seconds: toward `target` with time constant `rise_s`
+  // when rising, `fall_s` when falling (exact exponential: independent of the step size).
+  static double glide_tempo(double current, double target, double dt, double rise_s, double fall_s);
+
+ private:
   // native handlers (native.cpp)
   Reply n_unload(const OscMessage&, const Peer&);
   Reply n_play(const OscMessage&, const Peer&);
@@ -239,8 +267,9 @@ class Router {
   bool print_clock_ = false;
   double quantum_beats_ = 0;  // /stemd/quantize: plays start on the next multiple of this many beats
   std::int64_t last_beat_printed_ = -1;
-  std::int64_t message_frame_ = -1;  // the current message's bundle time as a frame, or -1
-  std::int64_t forced_frame_ = -1;   // handle_at()
+  std::int64_t message_frame_ = -1;     // the current message's bundle time as a frame, or -1
+  std::int64_t forced_frame_ = -1;      // handle_at()
+  bool warned_start_past_end_ = false;  // /play_stem start ≥ 1: warned once
   // The frames the latest timetags mapped to: a timetag seen again (another bundle for the same
   // instant — a group sent as several packets) maps to the same frame, whatever the stream
   // clock's jitter since. A small ring of (timetag, frame).

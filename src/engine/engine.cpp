@@ -96,6 +96,7 @@ Engine::Engine(const EngineConfig& cfg)
   deck_eq_ = std::make_unique<DeckEq[]>(kNumDecks);
   for (int d = 0; d < kNumDecks; ++d) deck_eq_[d] = DeckEq(DeckEqConfig{static_cast<double>(cfg.sample_rate)});
   rs_out_.resize(static_cast<std::size_t>(cfg.max_block_frames) * 2);
+  master_ = Ramp{cfg.master};
   limiter_release_ = 1.0f - std::exp(-1.0f / (std::max(1.0f, cfg.limiter_release_ms) * 1e-3f * cfg.sample_rate));
   const auto q = static_cast<ResamplerQuality>(std::clamp(cfg.resample_quality, 0, 2));
   rs_pool_.reserve(cfg.max_resampled_voices);
@@ -545,6 +546,12 @@ void Engine::limit(float* block, std::uint32_t frames) noexcept {
   }
 }
 
+// The old crowdstream server's output stage: y = 0.9·tanh(0.9·x) on every sample (× 0.81 =
+// −1.8 dB at small levels, bounded by ±0.9). std::tanh neither allocates nor locks.
+void Engine::soft_clip(float* block, std::uint32_t frames) noexcept {
+  for (std::uint32_t i = 0; i < frames * 2; ++i) block[i] = 0.9f * std::tanh(0.9f * block[i]);
+}
+
 std::uint8_t Engine::telemetry_state(const Voice& v) noexcept {
   switch (v.state) {
     case Voice::State::kPlaying:
@@ -890,7 +897,11 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
     } else if (master_.value() != 1.0f) {
       apply_gain(block, n, master_.value());
     }
-    if (cfg_.limiter) limit(block, n);
+    if (cfg_.soft_clip) {
+      soft_clip(block, n);
+    } else if (cfg_.limiter) {
+      limit(block, n);
+    }
     frame_ += n;
     offset += n;
   }

@@ -120,6 +120,39 @@ TEST(Cli, ConfigFileSetsEveryFlag) {
   EXPECT_NE(r2.output.find("buffer 256 frames"), std::string::npos) << r2.output;
 }
 
+// crowdstream's start scripts launch the old server with "--port 57122 --disable-filters"
+// (issue 11): stemd starts with it, says it is in crowdstream mode and what that changed.
+TEST(Cli, CrowdstreamLaunchLineStarts) {
+  const auto r = run_process(std::string(STEMD_BINARY) + " --port 0 --disable-filters --backend null --duration 0.05");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("crowdstream mode"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("master 0.80, limiter soft_clip, deck EQ ignored"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("limiter soft clip 0.9·tanh(0.9·x)"), std::string::npos) << r.output;
+}
+
+// A flag stemd cannot honour is a clear error (exit 2), never a silent difference.
+TEST(Cli, OldServerFlagThatCannotBeHonouredIsAnError) {
+  const auto r = run_process(std::string(STEMD_BINARY) + " --backend null --c_at 8 --duration 0.05");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--c_at starts the --c file"), std::string::npos) << r.output;
+}
+
+// A resumed image (device hand-over, STEMD_RESUME_STATE) restores deck C from the hand-over
+// state: it must neither reload --c_preload (that would stop C's player) nor fire --dummy_after
+// again.
+TEST(Cli, ResumedImageDoesNotRepeatDeckCStartupFlags) {
+  test::TempDir dir;
+  test::write_wav16(dir.file("c.wav"), test::make_pcm16(48000, 2, 5), 2);
+  const std::string state = dir.file("handover.state");
+  std::ofstream(state) << "stemd-state 1\n/stemd/load 2100 \"" << dir.file("c.wav") << "\" \"c\"\nend\n";
+  const auto r = run_process("STEMD_RESUME_STATE=" + shell_quote(state) + " " + STEMD_BINARY +
+                             " --backend null --osc-port 0 --c_preload " + shell_quote(dir.file("c.wav")) +
+                             " --dummy_after 0 --dummy_args schedule_c_at 0 --duration 0.1");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("resume: "), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("OSC /dummy"), std::string::npos) << "--dummy_after fired again:\n" << r.output;
+}
+
 TEST(Cli, ShippedConfigFileParses) {
   const auto r =
       run_stemd(std::string("--config ") + STEMD_SOURCE_DIR + "/config/stemd.conf --backend null --duration 0.05");

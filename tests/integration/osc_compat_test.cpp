@@ -288,5 +288,109 @@ TEST_F(OscCompat, EnergySender) {
   EXPECT_EQ(vs[0].deck, 0) << "1000 is on deck A";
 }
 
+// ---------------------------------------------------------------- issue 11: drop-in for real
+
+std::int64_t status_int(Client& c, const char* key) { return static_cast<std::int64_t>(status(c).at(key).as_double()); }
+
+// --disable-filters (the production launch line): /deck_eq, /deck_eq_all and /deck_filter are
+// answered /done, counted as ignored, and change nothing; a malformed one is still refused.
+TEST(OscCompatDropIn, DisableFiltersAnswersEqAndChangesNothing) {
+  DaemonOptions o;
+  o.disable_filters = true;
+  Daemon d(o);
+  ASSERT_TRUE(d.ok()) << d.error();
+  Client c(d.udp());
+  const Snapshot before = snapshot(c);
+  EXPECT_TRUE(is_done(c.send("/deck_eq", "A", "low", 0), "/deck_eq"));
+  EXPECT_TRUE(is_done(c.send("/deck_eq_all", "B", 1, 1, 1), "/deck_eq_all"));
+  EXPECT_TRUE(is_done(c.send("/deck_filter", "C", "high", 0.0), "/deck_filter"));
+  EXPECT_TRUE(is_fail(c.send("/deck_eq", "A", "bass", 0), "/deck_eq")) << "arguments are still checked";
+  const Snapshot after = snapshot(c);
+  EXPECT_EQ(after, before) << "before: " << before.describe() << "\nafter: " << after.describe();
+  for (int deck = 0; deck < 4; ++deck) {
+    for (int band = 0; band < 3; ++band) EXPECT_EQ(after.eq[deck][band], 1.0) << deck << " " << band;
+  }
+  EXPECT_EQ(status_int(c, "ignored_messages"), 3);
+  EXPECT_EQ(status_int(c, "bad_messages"), 1);
+}
+
+// Without it, the same message still applies its EQ (stemd's default).
+TEST(OscCompatDropIn, EqStillAppliesWithoutDisableFilters) {
+  Daemon d;
+  ASSERT_TRUE(d.ok()) << d.error();
+  Client c(d.udp());
+  EXPECT_TRUE(is_done(c.send("/deck_eq_all", "B", 1, 1, 1), "/deck_eq_all"));
+  EXPECT_NEAR(status(c).at("eq_b_low").as_double(), eq_gain(1), 1e-6);
+  EXPECT_EQ(status_int(c, "ignored_messages"), 0);
+}
+
+// What crowdstream clients send that the old server ignored: the detector's legacy pose frames
+// (sent to every destination), the sc-engine example's addresses, /memory_cleanup (the old
+// server had no such address), /stem_volume of a buffer never loaded. /done, counted, nothing
+// changes, nothing counted as bad input.
+TEST(OscCompatDropIn, MessagesTheOldServerIgnoredAreNoOps) {
+  Media media;
+  Daemon d;
+  ASSERT_TRUE(d.ok()) << d.error();
+  Client c(d.udp());
+  ASSERT_TRUE(is_done(c.send("/load_buffer", 100, media.path("a.wav")), "/load_buffer"));
+  ASSERT_TRUE(is_done(c.send("/play_stem", 100), "/play_stem"));
+  ASSERT_TRUE(eventually([&] { return voices(c).size() == 1; }));
+  const Snapshot before = snapshot(c);
+  std::vector<OscArg> kp{OscArg::Int(3)};
+  for (int i = 0; i < 51; ++i) kp.push_back(OscArg::Float(0.01 * i));
+  const std::vector<OscMessage> noops = {
+      msg_v("/pose/keypoints", kp),
+      msg("/memory_cleanup"),
+      msg("/play_sound", "vocals", "/path/to/vocals.wav", 0.8),
+      msg("/set_volume", "vocals", 0.2),
+      msg("/stop_sound", "bass"),
+      msg("/stop_all"),
+      msg("/stem_volume", 1000, 0.5),
+  };
+  for (int round = 0; round < 3; ++round) {
+    for (const auto& m : noops) EXPECT_TRUE(is_done(c.send(m), m.address)) << m.to_string();
+  }
+  const Snapshot after = snapshot(c);
+  EXPECT_EQ(after, before) << "before: " << before.describe() << "\nafter: " << after.describe();
+  EXPECT_EQ(status_int(c, "ignored_messages"), 21);
+  EXPECT_EQ(status_int(c, "bad_messages"), 0);
+  // A loaded id that is not playing is still an error the client should hear about.
+  ASSERT_TRUE(is_done(c.send("/load_buffer", 1100, media.path("b.wav")), "/load_buffer"));
+  EXPECT_TRUE(is_fail(c.send("/stem_volume", 1100, 0.5), "/stem_volume"));
+}
+
+// /test_tone freq level: the level (linear peak) is taken; out of range is refused.
+TEST(OscCompatDropIn, TestToneTakesALevel) {
+  Daemon d;
+  ASSERT_TRUE(d.ok()) << d.error();
+  Client c(d.udp());
+  EXPECT_TRUE(is_done(c.send("/test_tone", 440, 0.5), "/test_tone"));
+  EXPECT_TRUE(is_done(c.send("/test_tone", 880.0, 1), "/test_tone"));
+  EXPECT_TRUE(is_fail(c.send("/test_tone", 440, 1.5), "/test_tone"));
+  EXPECT_TRUE(is_fail(c.send("/test_tone", 440, 0), "/test_tone"));
+  EXPECT_TRUE(is_fail(c.send("/test_tone", 440, 0.5, 1), "/test_tone"));
+}
+
+// /play_stem with a start past the file's end (old clients sent seconds): from the beginning,
+// as the old server's wrapping player did.
+TEST(OscCompatDropIn, PlayStemStartBeyondTheFilePlaysFromTheBeginning) {
+  Media media;
+  Daemon d;
+  ASSERT_TRUE(d.ok()) << d.error();
+  Client c(d.udp());
+  ASSERT_TRUE(is_done(c.send("/load_buffer", 100, media.path("a.wav")), "/load_buffer"));
+  for (double start : {1.0, 12.0, 30.5}) {
+    EXPECT_TRUE(is_done(c.send("/play_stem", 100, 1.0, 0.8, 1, start), "/play_stem")) << start;
+    std::vector<VoiceRow> v;
+    ASSERT_TRUE(eventually([&] {
+      v = voices(c);
+      return v.size() == 1 && v[0].state == "playing";
+    }));
+    EXPECT_LT(v[0].position, 0.5) << "start " << start << " played from " << v[0].position << " s";
+  }
+  EXPECT_TRUE(is_fail(c.send("/play_stem", 100, 1.0, 0.8, 1, -0.5), "/play_stem"));
+}
+
 }  // namespace
 }  // namespace stemd::test::osc

@@ -130,6 +130,7 @@ Daemon::Daemon(const DaemonOptions& o) : opts_(o) {
   rc.backend = "null";
   rc.limits.max_string = o.max_string;
   rc.tone_seconds = o.tone_seconds;
+  rc.eq_enabled = !o.disable_filters;
   rc.max_sources = o.max_sources;
   rc.max_subscribers = o.max_subscribers;
   router_ = std::make_unique<control::Router>(*ctl_, rc, *media_);

@@ -141,6 +141,7 @@ struct DaemonOptions {
   std::uint32_t buffer_size = 256;
   std::size_t max_string = 1024;
   double tone_seconds = 1.0;
+  bool disable_filters = false;  // --disable-filters: EQ messages answered /done and ignored
   std::size_t max_sources = 4096;
   std::size_t max_subscribers = 16;
   bool run_audio = true;  // false: the backend is never started, so the engine takes no commands

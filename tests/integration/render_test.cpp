@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <tuple>
 
 namespace stemd::test {
 namespace {
@@ -113,12 +114,15 @@ TEST_F(Render, HalfVolumeIsExactlyHalf) {
 }
 
 TEST_F(Render, OldServerDeckFlagsAndLevels) {
-  // --a/--c load into 100/2100 and play looped at --vol on decks A and C; --levels sets the decks.
+  // --a/--c load into 100/2100 and play looped at --vol on decks A and C (C started by --c_at 0:
+  // without it --c only loads, as on the old server); --levels sets the decks. --c_at puts stemd in
+  // crowdstream mode: --master 1 --limiter true keep the sum exact.
   const auto a = make_pcm16(48000, 2, 71);
   const auto c = make_pcm16(48000, 2, 72);
   write_wav16(dir.file("a.wav"), a, 2);
   write_wav16(dir.file("c.wav"), c, 2);
-  render("--a " + dir.file("a.wav") + " --c " + dir.file("c.wav") + " --vol 1 --levels 0.5 1 0.25 1 --duration 1.5");
+  render("--a " + dir.file("a.wav") + " --c " + dir.file("c.wav") +
+         " --c_at 0 --master 1 --limiter true --vol 1 --levels 0.5 1 0.25 1 --duration 1.5");
   const auto got = read_stereo(out());
   ASSERT_EQ(got.size(), static_cast<std::size_t>(72000 * 2));
   std::size_t bad = 0;
@@ -127,6 +131,78 @@ TEST_F(Render, OldServerDeckFlagsAndLevels) {
     bad += got[i] != want;
   }
   EXPECT_EQ(bad, 0u) << "decks must mix at their levels from the first sample, looped";
+}
+
+// The old crowdstream server's output stage (issue 11): master 0.8, then 0.9·tanh(0.9·x) on every
+// sample — what --limiter soft_clip --master 0.8 (crowdstream mode's defaults) render.
+TEST_F(Render, SoftClipAndMasterAreTheOldServersOutputStage) {
+  const auto a = make_pcm16(48000, 2, 91);
+  write_wav16(dir.file("a.wav"), a, 2);
+  for (const std::string flags : {"--limiter soft_clip --master 0.8", "--disable-filters"}) {
+    SCOPED_TRACE(flags);
+    render("--play " + dir.file("a.wav") + " --volume 2.5 " + flags);  // peaks ≈ 1.2 before the clip
+    const auto got = read_stereo(out());
+    ASSERT_GE(got.size(), a.size());
+    double worst = 0;
+    float peak = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      const double want = 0.9 * std::tanh(0.9 * 0.8 * (2.5 * static_cast<double>(a[i])));
+      worst = std::max(worst, std::fabs(got[i] - want));
+      peak = std::max(peak, std::fabs(got[i]));
+    }
+    EXPECT_LT(worst, 1e-6);
+    EXPECT_LE(peak, 0.9f);
+  }
+}
+
+// The old server's deck C flags (issue 11): --c alone only loads (the old server then waited for
+// /schedule_c_at); --c_at S starts it S seconds of output after the start; --c_preload loads it
+// and --dummy_after N --dummy_args schedule_c_at X starts it at X on the t0 timeline, no
+// earlier than N. Exact sums (--master 1 --limiter false; every run is in crowdstream mode).
+TEST_F(Render, OldServerDeckCFlags) {
+  const auto a = make_pcm16(48000, 2, 101);
+  const auto c = make_pcm16(30011, 2, 102);
+  write_wav16(dir.file("a.wav"), a, 2);
+  write_wav16(dir.file("c.wav"), c, 2);
+  const std::string exact = " --master 1 --limiter false --vol 1 --duration 2";
+  // (flags, the frame deck C starts at or -1, its volume: --vol, or /schedule_c_at's 0.8 as on the
+  // old server; deck A playing)
+  const std::vector<std::tuple<std::string, std::int64_t, float, bool>> cases = {
+      {"--a " + dir.file("a.wav") + " --c " + dir.file("c.wav") + " --disable-filters", -1, 1.0f, true},
+      {"--a " + dir.file("a.wav") + " --c " + dir.file("c.wav") + " --c_at 0.5", 24000, 1.0f, true},
+      {"--c_preload " + dir.file("c.wav") + " --dummy_after 0.25 --dummy_args schedule_c_at 1.5", 72000, 0.8f, false},
+      {"--c_preload " + dir.file("c.wav") + " --dummy_after 1 --dummy_args schedule_c_at 0.5", 48000, 0.8f, false},
+      {"--c_preload " + dir.file("c.wav"), -1, 1.0f, false},
+  };
+  for (const auto& [flags, c_start, c_vol, with_a] : cases) {
+    SCOPED_TRACE(flags);
+    render(flags + exact);
+    const auto got = read_stereo(out());
+    ASSERT_EQ(got.size(), static_cast<std::size_t>(2 * 48000 * 2));
+    std::size_t bad = 0, first = 0;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      const auto frame = static_cast<std::int64_t>(i / 2);
+      float want = with_a ? a[i % a.size()] : 0.0f;
+      if (c_start >= 0 && frame >= c_start) want += c[(i - 2 * static_cast<std::size_t>(c_start)) % c.size()] * c_vol;
+      if (got[i] != want && bad++ == 0) first = i;
+    }
+    EXPECT_EQ(bad, 0u) << "first mismatch at frame " << first / 2;
+  }
+}
+
+// --disable-time-stretch with --stretch-method pyrubberband (the old server's meaning): a tempo
+// change moves the clock only; the players keep their rate (the output is the file, exactly).
+TEST_F(Render, DisableTimeStretchKeepsPlayersAtTheirOwnRate) {
+  const auto a = make_pcm16(48000, 2, 111);
+  write_wav16(dir.file("a.wav"), a, 2);
+  std::ofstream(dir.file("tempo.txt")) << "0.25 /set_tempo 90.0\n0.5 /dance/total_movement 0.9\n";
+  render("--a " + dir.file("a.wav") + " --stretch-method pyrubberband --disable-time-stretch --script " +
+         dir.file("tempo.txt") + " --master 1 --limiter false --vol 1 --duration 1.5");
+  const auto got = read_stereo(out());
+  ASSERT_EQ(got.size(), static_cast<std::size_t>(72000 * 2));
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) bad += got[i] != a[i % a.size()];
+  EXPECT_EQ(bad, 0u);
 }
 
 TEST_F(Render, LimiterHoldsEightFullScaleStemsUnderItsCeiling) {

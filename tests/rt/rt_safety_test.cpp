@@ -105,7 +105,9 @@ class AudioThread {
   std::thread thread_;
 };
 
-TEST(RealTimeSafety, EveryControlPathLeavesTheAudioThreadClean) {
+// Every control path with the master stage as configured: the safety limiter, or the old
+// crowdstream server's soft clip (--limiter soft_clip) with a master of 0.8.
+void every_control_path(bool soft_clip) {
   test::TempDir dir;
   const std::string small = dir.file("small.wav");  // held in memory
   const std::string big = dir.file("big.wav");      // streamed
@@ -120,6 +122,9 @@ TEST(RealTimeSafety, EveryControlPathLeavesTheAudioThreadClean) {
   ec.max_voices = 64;
   ec.max_block_frames = 1024;
   ec.max_stretched_voices = 2;
+  ec.limiter = !soft_clip;
+  ec.soft_clip = soft_clip;
+  if (soft_clip) ec.master = 0.8f;
   engine::Engine engine(ec);
   io::LoaderConfig lc;
   lc.ring_frames = 12000;
@@ -214,6 +219,10 @@ TEST(RealTimeSafety, EveryControlPathLeavesTheAudioThreadClean) {
   EXPECT_GT(engine.metrics().commands_applied.load(), 100u);
   EXPECT_GT(loader.stats().reads, 10u) << "no streaming happened";
 }
+
+TEST(RealTimeSafety, EveryControlPathLeavesTheAudioThreadClean) { every_control_path(false); }
+
+TEST(RealTimeSafety, SoftClipMasterStageLeavesTheAudioThreadClean) { every_control_path(true); }
 
 }  // namespace
 }  // namespace stemd
