@@ -170,6 +170,19 @@ class ShutdownDeadline {
   std::thread thread_;
 };
 
+// While the audio device is stopped and closed: PortAudio's JACK host API asserts (abort())
+// when the server dies in the middle of Pa_StopStream/Pa_CloseStream ("CleanUpStream:
+// Assertion `err == 0' failed"). The state is saved by then; the abort becomes the exit stemd
+// was about to make, with one line saying why. Only async-signal-safe calls in the handler.
+volatile sig_atomic_t g_abort_exit_status = 0;
+extern "C" void exit_on_abort(int) {
+  static const char kMsg[] =
+      "stemd: the audio library aborted while the device was being closed (its server or interface went away "
+      "meanwhile); the state was saved, exiting\n";
+  [[maybe_unused]] const ssize_t n = write(2, kMsg, sizeof kMsg - 1);
+  _exit(g_abort_exit_status);
+}
+
 }  // namespace
 
 int run(int argc, char** argv) {
@@ -954,6 +967,12 @@ int run(int argc, char** argv) {
       backend->mark_lost();
     }
   }
+  g_abort_exit_status = exit_code;
+  struct sigaction on_abort {
+  }, default_abort{};
+  on_abort.sa_handler = exit_on_abort;
+  sigemptyset(&on_abort.sa_mask);
+  if (bc.kind == "portaudio") sigaction(SIGABRT, &on_abort, &default_abort);
   deadline.step(bc.kind == "portaudio" ? "stopping the audio device (Pa_StopStream)" : "stopping the audio output");
   backend->stop();
   deadline.step("stopping the loader thread");
@@ -973,9 +992,11 @@ int run(int argc, char** argv) {
     spdlog::error("{}", backend->failure());
     exit_code = 3;
     exit_status = 3;
+    g_abort_exit_status = 3;
   }
   deadline.step(bc.kind == "portaudio" ? "closing the audio device (Pa_Terminate)" : "closing the audio output");
   backend.reset();
+  if (bc.kind == "portaudio") sigaction(SIGABRT, &default_abort, nullptr);
   deadline.disarm();
   return exit_code;
 }
