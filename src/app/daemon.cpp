@@ -914,14 +914,16 @@ int run(int argc, char** argv) {
   }
 
   // ---- shutdown: fade the master, stop the stream, join threads — within the fade + 2 s
-  std::atomic<bool> state_saved{false};
+  std::atomic<bool> saving_started{false};
   std::atomic<int> exit_status{exit_code};  // what the watcher exits with
   ShutdownDeadline deadline(
       std::chrono::milliseconds(2000 + static_cast<long>(o.shutdown_fade_ms)), [&](const char* step, double seconds) {
         spdlog::error("shutdown ({}): still {} after {:.1f} s — exiting without waiting for it{}", stop_reason, step,
                       seconds,
                       bc.kind == "portaudio" ? " (the audio device did not stop: its server or interface gone?)" : "");
-        if (state && !state_saved.load()) {  // the last state queued (at most a second old)
+        // Stuck before the state was saved (in the OSC server's stop): write the last state the
+        // control thread queued (at most a second old). Stuck inside the save: not again.
+        if (state && !saving_started.load()) {
           if (state->flush()) spdlog::info("state saved to {}", state->path());
         }
         spdlog::default_logger()->flush();
@@ -934,9 +936,9 @@ int run(int argc, char** argv) {
   // --state-file: the state as it is now, before the master fades out
   if (state) {
     deadline.step("saving the state file");
+    saving_started = true;
     state->capture_now(ctl, router);
     if (state->flush()) spdlog::info("state saved to {}", state->path());
-    state_saved = true;
   }
   const std::uint64_t callbacks_before_fade = engine.metrics().callbacks.load();
   const auto fade_started = std::chrono::steady_clock::now();
