@@ -1,6 +1,8 @@
 // --bpm-config (see bpm_config.hpp). The only file that includes nlohmann/json.
 #include "bpm_config.hpp"
 
+#include "safe_file.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -35,14 +37,15 @@ bool number(const nlohmann::json& obj, const char* key, const std::string& where
 }  // namespace
 
 bool read_bpm_config(const std::string& path, BpmConfig& out, std::string& error) {
-  std::ifstream in(path);
-  if (!in) {
-    error = "--bpm-config " + path + ": cannot read it: " + std::strerror(errno);
+  // Read without blocking (a FIFO is refused) and bounded: the old server's file is < 1 KB.
+  std::string text, why;
+  if (read_regular_file(path, 1 << 20, text, why) != ReadResult::kOk) {
+    error = "--bpm-config " + why;
     return false;
   }
   nlohmann::json doc;
   try {
-    doc = nlohmann::json::parse(in);
+    doc = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     error = "--bpm-config " + path + ": not valid JSON: " + e.what();
     return false;

@@ -25,8 +25,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -88,6 +92,7 @@ Resume take_resume_env() {
   r.active = true;
   r.state_path = path;
   if (const char* v = std::getenv("STEMD_RESUME_RATE")) r.rate = std::atoi(v);
+  if (r.rate < 8000 || r.rate > 384000) r.rate = 0;  // as --sample-rate: 0 = the device's rate
   if (const char* v = std::getenv("STEMD_RESUME_LOSSES")) r.losses = std::strtoull(v, nullptr, 10);
   if (const char* v = std::getenv("STEMD_RESUME_REASON")) r.reason = v;
   for (const char* k : {"STEMD_RESUME_STATE", "STEMD_RESUME_RATE", "STEMD_RESUME_LOSSES", "STEMD_RESUME_REASON"}) {
@@ -116,6 +121,66 @@ void reexec(char** argv, const Resume& r, std::string& error) {
   std::fflush(nullptr);
   execv("/proc/self/exe", argv);
   error = std::string("exec /proc/self/exe: ") + std::strerror(errno);
+}
+
+// The shutdown is bounded: from SIGTERM/SIGINT (or any other end of the main loop) stemd is gone
+// within --shutdown-fade-ms + 2 s, whatever the audio API does. PortAudio's JACK host API waits
+// forever in Pa_StopStream when the server died at the moment the signal arrived (both stopped
+// by a system shutdown), and other steps could stall too. A watcher thread holds the deadline;
+// the main thread names each step as it starts. If the deadline passes, the watcher logs which
+// step did not finish, writes the last state queued for --state-file if the main thread had not
+// saved it yet, and ends the process with _exit() and the status stemd would have returned.
+class ShutdownDeadline {
+ public:
+  using Expired = std::function<void(const char* step, double seconds)>;
+  ShutdownDeadline(std::chrono::milliseconds budget, Expired on_expiry)
+      : budget_(budget), on_expiry_(std::move(on_expiry)) {
+    thread_ = std::thread([this] { watch(); });
+  }
+  ~ShutdownDeadline() { disarm(); }
+  ShutdownDeadline(const ShutdownDeadline&) = delete;
+  ShutdownDeadline& operator=(const ShutdownDeadline&) = delete;
+
+  void step(const char* what) { step_.store(what, std::memory_order_release); }
+  const char* current() const { return step_.load(std::memory_order_acquire); }
+  void disarm() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void watch() {
+    const auto start = std::chrono::steady_clock::now();
+    std::unique_lock<std::mutex> lock(mu_);
+    if (cv_.wait_until(lock, start + budget_, [this] { return done_; })) return;
+    lock.unlock();
+    on_expiry_(current(), std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+
+  std::chrono::milliseconds budget_;
+  Expired on_expiry_;
+  std::atomic<const char*> step_{"starting the shutdown"};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+// While the audio device is stopped and closed: PortAudio's JACK host API asserts (abort())
+// when the server dies in the middle of Pa_StopStream/Pa_CloseStream ("CleanUpStream:
+// Assertion `err == 0' failed"). The state is saved by then; the abort becomes the exit stemd
+// was about to make, with one line saying why. Only async-signal-safe calls in the handler.
+volatile sig_atomic_t g_abort_exit_status = 0;
+extern "C" void exit_on_abort(int) {
+  static const char kMsg[] =
+      "stemd: the audio library aborted while the device was being closed (its server or interface went away "
+      "meanwhile); the state was saved, exiting\n";
+  [[maybe_unused]] const ssize_t n = write(2, kMsg, sizeof kMsg - 1);
+  _exit(g_abort_exit_status);
 }
 
 }  // namespace
@@ -895,25 +960,71 @@ int run(int argc, char** argv) {
     }
   }
 
-  // ---- shutdown: fade the master, stop the stream, join threads
+  // ---- shutdown: fade the master, stop the stream, join threads — within the fade + 2 s
+  std::atomic<bool> saving_started{false};
+  std::atomic<int> exit_status{exit_code};  // what the watcher exits with
+  ShutdownDeadline deadline(
+      std::chrono::milliseconds(2000 + static_cast<long>(o.shutdown_fade_ms)), [&](const char* step, double seconds) {
+        spdlog::error("shutdown ({}): still {} after {:.1f} s — exiting without waiting for it{}", stop_reason, step,
+                      seconds,
+                      bc.kind == "portaudio" ? " (the audio device did not stop: its server or interface gone?)" : "");
+        // Stuck before the state was saved (in the OSC server's stop): write the last state the
+        // control thread queued (at most a second old). Stuck inside the save: not again.
+        if (state && !saving_started.load()) {
+          if (state->flush()) spdlog::info("state saved to {}", state->path());
+        }
+        spdlog::default_logger()->flush();
+        std::fflush(nullptr);
+        _exit(exit_status.load());
+      });
   systemd.stopping();
+  deadline.step("stopping the OSC server");
   server.stop();  // the main thread is the control thread again
   // --state-file: the state as it is now, before the master fades out
   if (state) {
+    deadline.step("saving the state file");
+    saving_started = true;
     state->capture_now(ctl, router);
     if (state->flush()) spdlog::info("state saved to {}", state->path());
   }
+  const std::uint64_t callbacks_before_fade = engine.metrics().callbacks.load();
+  const auto fade_started = std::chrono::steady_clock::now();
   if (stop_reason == "SIGINT" || stop_reason == "SIGTERM" || stop_reason == "--duration reached") {
+    deadline.step("fading out");
     if (ctl.set_master(0.0f, o.shutdown_fade_ms / 1000.0, err) && bc.kind != "render") {
-      // Wait for the fade to play out (plus a period), bounded, still servicing.
+      // Wait for the fade to play out (plus a period), bounded by the fade + 250 ms: a device
+      // that stopped calling back never plays it.
       const auto frames_then = engine.metrics().frames.load();
       const auto need = static_cast<std::uint64_t>((o.shutdown_fade_ms / 1000.0) * rate) + o.buffer_size;
-      for (int i = 0; i < 200 && engine.metrics().frames.load() < frames_then + need; ++i) {
+      const auto until = fade_started + std::chrono::milliseconds(250 + static_cast<long>(o.shutdown_fade_ms));
+      while (engine.metrics().frames.load() < frames_then + need && std::chrono::steady_clock::now() < until) {
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
       }
     }
   }
+  if (bc.kind == "portaudio" && device.state() != control::DeviceState::kLost) {
+    // A stream whose device has gone (JACK server killed) never returns from Pa_StopStream:
+    // give it three periods (at least 100 ms) to call back once; if it does not, leave it.
+    const auto probe = std::chrono::milliseconds(std::max<long>(100, static_cast<long>(3000.0 * o.buffer_size / rate)));
+    while (engine.metrics().callbacks.load() == callbacks_before_fade &&
+           std::chrono::steady_clock::now() < fade_started + probe) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    if (engine.metrics().callbacks.load() == callbacks_before_fade) {
+      spdlog::warn("shutdown: the audio device stopped calling back ({}): not waiting for it to stop",
+                   backend->describe());
+      backend->mark_lost();
+    }
+  }
+  g_abort_exit_status = exit_code;
+  struct sigaction on_abort {
+  }, default_abort{};
+  on_abort.sa_handler = exit_on_abort;
+  sigemptyset(&on_abort.sa_mask);
+  if (bc.kind == "portaudio") sigaction(SIGABRT, &on_abort, &default_abort);
+  deadline.step(bc.kind == "portaudio" ? "stopping the audio device (Pa_StopStream)" : "stopping the audio output");
   backend->stop();
+  deadline.step("stopping the loader thread");
   loader->stop();
   ctl.service();
   const auto& m = engine.metrics();
@@ -929,7 +1040,13 @@ int run(int argc, char** argv) {
   if (backend->failed() && exit_code == 0) {
     spdlog::error("{}", backend->failure());
     exit_code = 3;
+    exit_status = 3;
+    g_abort_exit_status = 3;
   }
+  deadline.step(bc.kind == "portaudio" ? "closing the audio device (Pa_Terminate)" : "closing the audio output");
+  backend.reset();
+  if (bc.kind == "portaudio") sigaction(SIGABRT, &default_abort, nullptr);
+  deadline.disarm();
   return exit_code;
 }
 

@@ -14,6 +14,10 @@ void setup_logging(const std::string& level) {
   logger->set_pattern(journal ? "%l: %v" : "%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
   logger->set_level(spdlog::level::from_str(level));
   logger->flush_on(spdlog::level::info);
+  // A log line that cannot be written (stderr is a pipe whose reader has gone, a full disk) is
+  // dropped: never an exception out of a logging call, never a message about it on the same
+  // broken stderr (spdlog's default handler writes there).
+  logger->set_error_handler([](const std::string&) {});
   spdlog::set_default_logger(logger);
 }
 

@@ -3,9 +3,17 @@
 #include "app/daemon.hpp"
 #include "app/tune.hpp"
 
+#include <csignal>
 #include <cstring>
 
 int main(int argc, char** argv) {
+  // A write to a pipe or socket whose reader has gone (stdout/stderr piped into a process that
+  // exited, a TCP client that vanished) must be an EPIPE error, not the end of the daemon.
+  // Set before any thread starts, so every thread inherits it.
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  sigemptyset(&ignore.sa_mask);
+  sigaction(SIGPIPE, &ignore, nullptr);
   if (argc > 1 && std::strcmp(argv[1], "tune") == 0) return stemd::app::run_tune(argc - 1, argv + 1);
   return stemd::app::run(argc, argv);
 }

@@ -2,12 +2,14 @@
 #include "options.hpp"
 
 #include "bpm_config.hpp"
+#include "safe_file.hpp"
 
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -58,6 +60,13 @@ std::string board_model(std::string& where) {
   return {};
 }
 
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t\r");
+  if (b == std::string::npos) return {};
+  const auto e = s.find_last_not_of(" \t\r");
+  return s.substr(b, e - b + 1);
+}
+
 // An integer in [lo, hi]; the error names the range whatever was wrong ("abc", "-5", "99999").
 CLI::Validator int_range(long lo, long hi) {
   return CLI::Validator(
@@ -72,6 +81,55 @@ CLI::Validator int_range(long lo, long hi) {
       },
       "INT in [" + std::to_string(lo) + ".." + std::to_string(hi) + "]");
 }
+
+// Every numeric option refuses NaN and ±Inf: a range check alone lets NaN through (every
+// comparison with NaN is false), e.g. --tone-seconds nan, --bpm nan, --limiter-threshold-db nan.
+// Added to every option in one loop (add_finite_checks), so an option added later is covered.
+CLI::Validator finite_number() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        const std::string t = trim(s);
+        char* end = nullptr;
+        const double v = std::strtod(t.c_str(), &end);
+        if (!t.empty() && end != nullptr && *end == '\0' && !std::isfinite(v)) {
+          return "'" + s + "' is not a finite number";
+        }
+        return {};
+      },
+      "");  // no description: the help keeps showing the option's own type and range
+}
+
+}  // namespace
+
+// Every option that takes a value other than free text (TEXT: names, addresses; FILE: paths)
+// gets finite_number(): FLOAT options, SECONDS, and integer options (which refuse "nan" anyway).
+void add_finite_checks(CLI::App& app) {
+  for (CLI::Option* opt : app.get_options()) {
+    if (opt->get_type_size() == 0) continue;  // a flag
+    std::string type = opt->get_type_name();
+    type = type.substr(0, type.find(':'));  // without the validators' descriptions
+    if (type == "TEXT" || type == "FILE") continue;
+    opt->check(finite_number());
+  }
+}
+
+// --sample-rate: 0 (the device's own rate) or 8000..384000 Hz. A rate of 1 Hz made a period of
+// 1024 frames last 17 minutes (the null backend's pacer, shutdown).
+CLI::Option* check_sample_rate(CLI::Option* opt) {
+  return opt->check(CLI::Validator(
+      [](std::string& s) -> std::string {
+        const std::string want = "must be 0 (the device's rate) or from 8000 to 384000 Hz";
+        char* end = nullptr;
+        errno = 0;
+        const long v = std::strtol(s.c_str(), &end, 10);
+        if (s.empty() || end == nullptr || *end != '\0' || errno != 0) return "'" + s + "' " + want;
+        if (v != 0 && (v < 8000 || v > 384000)) return std::to_string(v) + " Hz is out of range: " + want;
+        return {};
+      },
+      "0 or INT in [8000..384000]"));
+}
+
+namespace {
 
 std::string fmt_ring_order(double lo, double mid, double hi) {
   char b[160];
@@ -109,23 +167,19 @@ bool on_command_line(int argc, char** argv, const std::string& lname) {
   return false;
 }
 
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r");
-  if (b == std::string::npos) return {};
-  const auto e = s.find_last_not_of(" \t\r");
-  return s.substr(b, e - b + 1);
-}
-
 // Reads the config file line by line: every key must be `key = value` with a known key (the
 // long flag names). Unknown keys are warnings (ignored); an unreadable file or a line that is
 // not `key = value` is an error. `lines` maps each key to the line that sets it.
 bool scan_config(const std::string& path, const CLI::App& app, std::map<std::string, int>& lines,
                  std::vector<std::string>& warnings, std::string& error) {
-  std::ifstream in(path);
-  if (!in) {
-    error = "config file " + path + ": cannot read it: " + std::strerror(errno);
+  // Read once, without blocking: a FIFO (or a device) at the path is refused at once — at start
+  // and on SIGHUP, where a blocked open would stop the daemon from honouring SIGTERM.
+  std::string text;
+  if (read_regular_file(path, 1u << 20, text, error) != ReadResult::kOk) {
+    error = "config file " + error;
     return false;
   }
+  std::istringstream in(text);
   std::set<std::string> known;
   for (const CLI::Option* opt : app.get_options()) {
     for (const auto& n : opt->get_lnames()) known.insert(n);
@@ -214,8 +268,8 @@ int parse_options(int argc, char** argv, Options& o, std::string* error) {
   app.add_option("--device", o.device, "PortAudio output device: index or (part of) its name; see --list-devices");
   app.add_option("--sample-rate", o.sample_rate,
                  "Output sample rate in Hz (0 = the device's default; 48000 without one)")
-      ->check(CLI::Range(0, 384000))
       ->capture_default_str();
+  check_sample_rate(app.get_option("--sample-rate"));  // 0, or 8000..384000
   app.add_option("--preset", o.preset,
                  "Platform preset for the buffer size: pi4 (1024), pi5 (512), desktop (512), "
                  "workstation (256), live (128). Without it (and without --buffer-size) the "
@@ -458,6 +512,8 @@ int parse_options(int argc, char** argv, Options& o, std::string* error) {
                  "the old server's at 1024 frames)")
       ->check(CLI::Range(0.001, 3600.0))
       ->capture_default_str();
+
+  add_finite_checks(app);  // after every add_option: NaN/Inf refused by each numeric option
 
   // The config file first: a bad line names its file, line and key.
   std::map<std::string, int> config_lines;

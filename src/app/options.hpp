@@ -6,6 +6,11 @@
 #include <string>
 #include <vector>
 
+namespace CLI {
+class App;
+class Option;
+}  // namespace CLI
+
 namespace stemd::app {
 
 struct Options {
@@ -107,6 +112,12 @@ struct Options {
 // stderr — or, when `error` is given (a SIGHUP reload), returned there and nothing printed.
 // A config-file problem names the file, the line and the key.
 int parse_options(int argc, char** argv, Options& opts, std::string* error = nullptr);
+
+// Adds to every option of `app` that takes a number (any type but TEXT and FILE) a check that
+// refuses NaN and ±Inf, naming the option (the config-file key). Call after the last add_option.
+void add_finite_checks(CLI::App& app);
+// --sample-rate: 0 (the device's rate) or 8000..384000 Hz.
+CLI::Option* check_sample_rate(CLI::Option* opt);
 
 // The keys that differ between two parses (their effective_config), e.g. {"log-level", "allow"}.
 std::vector<std::string> changed_keys(const Options& before, const Options& after);

@@ -1,5 +1,7 @@
 #include "script.hpp"
 
+#include "safe_file.hpp"
+
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -53,11 +55,9 @@ control::OscArg infer(const std::string& w) {
 }  // namespace
 
 bool load_script(const std::string& path, std::vector<ScriptLine>& out, std::string& error) {
-  std::ifstream f(path);
-  if (!f) {
-    error = path + ": " + std::strerror(errno);
-    return false;
-  }
+  std::string text;
+  if (read_regular_file(path, 64u << 20, text, error) != ReadResult::kOk) return false;  // a FIFO: refused
+  std::istringstream f(text);
   std::string line;
   std::vector<std::string> words;
   for (int n = 1; std::getline(f, line); ++n) {

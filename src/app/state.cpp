@@ -362,92 +362,21 @@ bool is_voice_message(const control::OscMessage& m) {
 
 StateRead read_state_file(const std::string& path, std::vector<StateMessage>& out, std::string& error) {
   out.clear();
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return StateRead::kMissing;
-    error = path + ": cannot read: " + std::strerror(errno);
-    return StateRead::kBad;
-  }
-  struct stat st {};
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    error = path + ": not a regular file";
-    ::close(fd);
-    return StateRead::kBad;
-  }
-  if (static_cast<std::size_t>(st.st_size) > kMaxStateBytes) {
-    error = path + ": " + std::to_string(st.st_size) + " bytes: too large for a state file";
-    ::close(fd);
-    return StateRead::kBad;
-  }
-  std::string text(static_cast<std::size_t>(st.st_size), '\0');
-  std::size_t got = 0;
-  while (got < text.size()) {
-    const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      error = path + ": cannot read: " + std::strerror(errno);
-      ::close(fd);
+  std::string text;
+  switch (read_regular_file(path, kMaxStateBytes, text, error)) {  // a FIFO is refused, never waited on
+    case ReadResult::kMissing:
+      return StateRead::kMissing;
+    case ReadResult::kError:
       return StateRead::kBad;
-    }
-    if (n == 0) break;
-    got += static_cast<std::size_t>(n);
+    case ReadResult::kOk:
+      break;
   }
-  ::close(fd);
-  text.resize(got);
   std::string why;
   if (!parse_state(text, out, why)) {
     error = path + ":" + why;
     return StateRead::kBad;
   }
   return StateRead::kOk;
-}
-
-bool write_file_atomic(const std::string& path, const std::string& text, std::string& error) {
-  const std::filesystem::path p(path);
-  const std::string dir = p.has_parent_path() ? p.parent_path().string() : ".";
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    error = "cannot create " + tmp + ": " + std::strerror(errno);
-    return false;
-  }
-  auto fail = [&](const std::string& what) {
-    error = what + " " + tmp + ": " + std::strerror(errno);
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return false;
-  };
-  std::size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return fail("cannot write");
-    done += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0) return fail("cannot sync");
-  if (::close(fd) != 0) {
-    error = "cannot close " + tmp + ": " + std::strerror(errno);
-    ::unlink(tmp.c_str());
-    return false;
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    error = "cannot rename " + tmp + " to " + path + ": " + std::strerror(errno);
-    ::unlink(tmp.c_str());
-    return false;
-  }
-  // The rename is durable only once the directory is: without this a power cut could bring
-  // back the old file (or none).
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    const int rc = ::fsync(dfd);
-    const int e = errno;
-    ::close(dfd);
-    if (rc != 0 && e != EINVAL && e != EROFS) {
-      error = path + " written, but its directory could not be synced: " + std::strerror(e);
-      return false;
-    }
-  }
-  return true;
 }
 
 // ---------------------------------------------------------------- keeper

@@ -26,6 +26,7 @@
 #include "control/controller.hpp"
 #include "control/osc.hpp"
 #include "control/router.hpp"
+#include "safe_file.hpp"
 
 #include <array>
 #include <chrono>
@@ -95,9 +96,8 @@ enum class StateRead { kOk, kMissing, kBad };
 // Reads and parses PATH. kBad with "PATH:LINE: reason" (or "PATH: reason").
 StateRead read_state_file(const std::string& path, std::vector<StateMessage>& out, std::string& error);
 
-// Writes `text` to PATH atomically: a temporary file in the same directory, fsync, rename over
-// PATH, fsync of the directory. On failure PATH is untouched and the temporary file removed.
-bool write_file_atomic(const std::string& path, const std::string& text, std::string& error);
+// Writing PATH: write_file_atomic() (safe_file.hpp): mkstemp in PATH's directory, fsync, rename
+// over PATH, fsync of the directory. On failure PATH is untouched and the temporary removed.
 
 struct RestoreReport {
   int messages = 0;       // routed

@@ -8,6 +8,8 @@
 #include "control/controller.hpp"
 #include "io/loader_thread.hpp"
 #include "logging.hpp"
+#include "options.hpp"
+#include "safe_file.hpp"
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
@@ -131,50 +133,6 @@ std::string set_buffer_size_in_config(const std::string& text, std::uint32_t buf
   std::string out;
   for (const auto& l : lines) out += l;
   return out;
-}
-
-bool write_file_atomically(const std::string& path, const std::string& text, std::string& error) {
-  std::error_code ec;
-  fs::path target = path;
-  if (fs::is_symlink(target, ec)) {  // replace the file the link points to, not the link
-    const fs::path resolved = fs::canonical(target, ec);
-    if (!ec) target = resolved;
-  }
-  fs::path dir = target.parent_path();
-  if (dir.empty()) dir = ".";
-  std::string tmp = (dir / ("." + target.filename().string() + ".XXXXXX")).string();
-  const int fd = mkstemp(tmp.data());
-  if (fd < 0) {
-    error = "cannot write " + path + ": " + std::strerror(errno);
-    return false;
-  }
-  struct stat st {};
-  const mode_t mode = ::stat(target.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0644;
-  bool ok = fchmod(fd, mode) == 0;
-  std::size_t done = 0;
-  while (ok && done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      ok = false;
-      break;
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  ok = ok && fsync(fd) == 0;
-  const int saved = errno;
-  ok = (::close(fd) == 0) && ok;
-  if (ok && std::rename(tmp.c_str(), target.c_str()) != 0) ok = false;
-  if (!ok) {
-    error = "cannot write " + path + ": " + std::strerror(errno ? errno : saved);
-    ::unlink(tmp.c_str());
-    return false;
-  }
-  if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
-    fsync(dfd);  // the rename itself survives a power cut
-    ::close(dfd);
-  }
-  return true;
 }
 
 // ---------------------------------------------------------------- the measurement
@@ -521,8 +479,8 @@ int run_tune(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "portaudio", "null"}))
       ->capture_default_str();
   app.add_option("--device", o.device, "PortAudio output device: index or (part of) its name");
-  app.add_option("--sample-rate", o.sample_rate, "Sample rate in Hz (0 = the device's; 48000 for null)")
-      ->check(CLI::Range(0, 384000))
+  check_sample_rate(
+      app.add_option("--sample-rate", o.sample_rate, "Sample rate in Hz (0 = the device's; 48000 for null)"))
       ->capture_default_str();
   app.add_option("--max-load", o.max_load_percent,
                  "Callback p99, in % of the period's budget, that still counts as stable (the rest is "
@@ -542,6 +500,7 @@ int run_tune(int argc, char** argv) {
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
+  add_finite_checks(app);  // NaN/Inf refused by every numeric option
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -561,15 +520,12 @@ int run_tune(int argc, char** argv) {
       spdlog::error("--write-config {}: is a directory", o.write_config);
       return 2;
     }
-    if (fs::exists(o.write_config, ec)) {
-      std::ifstream in(o.write_config, std::ios::binary);
-      std::ostringstream ss;
-      ss << in.rdbuf();
-      if (!in) {
-        spdlog::error("--write-config {}: cannot read it: {}", o.write_config, std::strerror(errno));
+    if (fs::exists(o.write_config, ec)) {  // a FIFO there is refused, not waited on
+      std::string re;
+      if (read_regular_file(o.write_config, 16u << 20, config_text, re) != ReadResult::kOk) {
+        spdlog::error("--write-config {}", re);
         return 2;
       }
-      config_text = ss.str();
     }
     fs::path dir = fs::path(o.write_config).parent_path();
     if (dir.empty()) dir = ".";
@@ -675,7 +631,7 @@ int run_tune(int argc, char** argv) {
     const std::string note =
         fmt::format("stemd tune: {} voices, stable from {} frames on {}", o.voices, rec.buffer_size, described);
     const std::string text = set_buffer_size_in_config(config_text, rec.buffer_size, note);
-    if (!write_file_atomically(o.write_config, text, err)) {
+    if (!write_file_atomic(o.write_config, text, err, AtomicWrite{.follow_symlink = true})) {
       spdlog::error("--write-config: {}", err);
       return 2;
     }

@@ -43,8 +43,7 @@ int tune_recommend(const std::vector<TuneResult>& results, double max_load);
 // is replaced in place (the line's comment kept) or, without the key, a line is added before the
 // first [section] or at the end. Everything else is kept byte for byte.
 std::string set_buffer_size_in_config(const std::string& text, std::uint32_t buffer_size, const std::string& note);
-// Writes `text` to `path` atomically: a temporary file in the same directory, fsync, rename
-// (keeping an existing file's permissions). False with a reason naming the file on failure.
-bool write_file_atomically(const std::string& path, const std::string& text, std::string& error);
+// --write-config writes with write_file_atomic(…, {.follow_symlink = true}) (safe_file.hpp):
+// a linked config keeps its link, an existing file its permissions.
 
 }  // namespace stemd::app

@@ -63,7 +63,20 @@ class NullBackend final : public Backend {
         next.tv_nsec -= 1'000'000'000L;
         ++next.tv_sec;
       }
-      clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, nullptr);
+      // Sleep to the next period in steps of at most 50 ms, so that stop() returns within
+      // 50 ms whatever the period (8192 frames at 8 kHz is a second).
+      for (;;) {
+        timespec step{};
+        clock_gettime(CLOCK_MONOTONIC, &step);
+        step.tv_nsec += 50'000'000L;
+        if (step.tv_nsec >= 1'000'000'000L) {
+          step.tv_nsec -= 1'000'000'000L;
+          ++step.tv_sec;
+        }
+        const bool last = step.tv_sec > next.tv_sec || (step.tv_sec == next.tv_sec && step.tv_nsec >= next.tv_nsec);
+        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, last ? &next : &step, nullptr);
+        if (last || !running_.load(std::memory_order_relaxed)) break;
+      }
     }
   }
 

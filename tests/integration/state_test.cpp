@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -117,6 +118,7 @@ class Stemd {
     return status_;
   }
   int terminate() { return signal(SIGTERM); }
+  pid_t pid() const { return pid_; }
 
  private:
   std::string log_;
@@ -326,7 +328,7 @@ TEST(StateFile, AnUnwritableStateFileIsOneWarningAndStemdRunsOn) {
   Stemd d(f.dir.file("run.log"), {"--state-file", path});
   ASSERT_UP(d);
   EXPECT_TRUE(osc::is_done(d.client().send("/stemd/deck", "A", 0.5), "/stemd/deck"));
-  const std::string warning = "warning state file: cannot create " + path + ".tmp.";
+  const std::string warning = "warning state file: cannot create a temporary file in " + blocked + " for " + path;
   EXPECT_TRUE(wait_until([&] { return d.log().find(warning) != std::string::npos; }, 10.0)) << d.log();
   EXPECT_TRUE(osc::is_done(d.client().send("/stemd/deck", "B", 0.5), "/stemd/deck"));
   std::this_thread::sleep_for(2500ms);  // a window for repeated attempts (one a second): the warning must not repeat
@@ -336,6 +338,173 @@ TEST(StateFile, AnUnwritableStateFileIsOneWarningAndStemdRunsOn) {
   const auto first = log.find(warning);
   EXPECT_EQ(log.find(warning, first + 1), std::string::npos) << log;  // once
   EXPECT_EQ(slurp(blocked), "x");
+}
+
+// ---- issue 10, item 11: the state file's temporary name and non-regular files
+
+// The temporary file used to be PATH.tmp.<pid>, opened without O_EXCL/O_NOFOLLOW: a symlink
+// planted under that name made the daemon overwrite the file it pointed to.
+TEST(StateFile, ASymlinkPlantedAtThePredictableTemporaryNameIsNeverFollowed) {
+  Files f;
+  const std::string victim = f.dir.file("victim");
+  {
+    std::ofstream out(victim);
+    out << "precious\n";
+  }
+  Stemd d(f.dir.file("run.log"), {"--state-file", f.state});
+  ASSERT_UP(d);
+  const std::string planted = f.state + ".tmp." + std::to_string(d.pid());
+  ASSERT_EQ(symlink(victim.c_str(), planted.c_str()), 0);
+  EXPECT_TRUE(osc::is_done(d.client().send("/stemd/deck", "A", 0.25), "/stemd/deck"));
+  EXPECT_TRUE(wait_until([&] { return slurp(f.state).find("/stemd/deck A 0.25 0") != std::string::npos; }, 10.0))
+      << d.log();
+  EXPECT_EQ(d.terminate(), 0) << d.log();
+  EXPECT_EQ(slurp(victim), "precious\n");
+  struct stat st {};
+  ASSERT_EQ(lstat(planted.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode));  // left where it was, untouched
+  EXPECT_NE(slurp(f.state).find("/stemd/deck A 0.25 0"), std::string::npos);
+}
+
+// A FIFO at --state-file: start-up used to block in open() for good (and SIGTERM was then
+// never taken). Now: one warning naming it, stemd starts, answers, stops; the FIFO stays.
+TEST(StateFile, AFifoAtTheStatePathIsRefusedWithoutBlocking) {
+  Files f;
+  ASSERT_EQ(mkfifo(f.state.c_str(), 0600), 0);
+  Stemd d(f.dir.file("run.log"), {"--state-file", f.state});
+  ASSERT_UP(d);
+  EXPECT_TRUE(osc::is_done(d.client().send("/stemd/ping"), "/stemd/ping"));
+  EXPECT_TRUE(osc::is_done(d.client().send("/stemd/deck", "A", 0.5), "/stemd/deck"));
+  EXPECT_EQ(d.signal(SIGTERM, 5.0), 0) << d.log();
+  const std::string log = d.log();
+  EXPECT_NE(log.find(f.state + ": not a regular file (a FIFO)"), std::string::npos) << log;
+  EXPECT_NE(log.find("left as it is"), std::string::npos) << log;
+  struct stat st {};
+  ASSERT_EQ(lstat(f.state.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+}
+
+// ---- issue 10, item 10: NaN and infinity in the state file
+
+// Each such line is refused by the router as if a client had sent it — a warning naming the
+// file and line, the line skipped, the rest restored. (This held before the fix too: the state
+// file's reader turns a non-finite word into a string, which every numeric argument refuses.)
+TEST(StateFile, NonFiniteValuesAreSkippedWithAWarningNamingFileAndLine) {
+  Files f;
+  {
+    std::ofstream out(f.state);
+    out << "stemd-state 1\n/stemd/master nan 0\n/stemd/deck A inf 0\n/set_tempo nan\n/stemd/deck B -1e999 0\n"
+           "/stemd/deck C 0.5 0\nend\n";
+  }
+  Stemd d(f.dir.file("run.log"), {"--state-file", f.state});
+  ASSERT_UP(d);
+  const auto st = osc::status(d.client());
+  EXPECT_NEAR(st.at("master").as_double(), 1.0, 1e-6);
+  const auto snap = osc::snapshot(d.client());
+  EXPECT_NEAR(snap.deck[0], 1.0, 1e-6);
+  EXPECT_NEAR(snap.deck[1], 1.0, 1e-6);
+  EXPECT_NEAR(snap.deck[2], 0.5, 1e-6);
+  EXPECT_EQ(d.terminate(), 0) << d.log();
+  const std::string log = d.log();
+  for (int line : {2, 3, 4, 5}) {
+    EXPECT_NE(log.find("state file " + f.state + ":" + std::to_string(line) + ": "), std::string::npos) << line << "\n"
+                                                                                                        << log;
+  }
+  EXPECT_NE(log.find("must be a finite number"), std::string::npos) << log;
+}
+
+// SIGHUP re-reads --config; a FIFO put in its place used to block the main thread in open()
+// (no SIGTERM, no health line). Now the reload is refused and the daemon answers on.
+TEST(Config, SighupWithAFifoAsTheConfigKeepsTheDaemonAnswering) {
+  Files f;
+  const std::string conf = f.dir.file("stemd.conf");
+  {
+    std::ofstream out(conf);
+    out << "log-level = \"info\"\n";
+  }
+  Stemd d(f.dir.file("run.log"), {"--config", conf});
+  ASSERT_UP(d);
+  ASSERT_EQ(unlink(conf.c_str()), 0);
+  ASSERT_EQ(mkfifo(conf.c_str(), 0600), 0);
+  kill(d.pid(), SIGHUP);
+  EXPECT_TRUE(wait_until([&] { return d.log().find("SIGHUP: configuration not reloaded") != std::string::npos; }, 5.0))
+      << d.log();
+  EXPECT_TRUE(osc::is_done(d.client().send("/stemd/ping"), "/stemd/ping"));
+  EXPECT_EQ(d.signal(SIGTERM, 5.0), 0) << d.log();
+  EXPECT_NE(d.log().find(conf + ": not a regular file (a FIFO)"), std::string::npos) << d.log();
+}
+
+// ---- issue 10, item 7: SIGPIPE
+
+// stdout and stderr into a pipe whose reader has gone: the next log line used to kill stemd
+// with SIGPIPE (exit 141, no state saved). Now the line is dropped, stemd answers, exits 0 on
+// SIGTERM and writes its state.
+TEST(Shutdown, ALogLineIntoAPipeWithoutReaderDoesNotKillTheDaemon) {
+  Files f;
+  const std::uint16_t port = free_port();
+  ASSERT_NE(port, 0);
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  const std::vector<std::string> argv{STEMD_BINARY,
+                                      "--backend",
+                                      "null",
+                                      "--osc-port",
+                                      std::to_string(port),
+                                      "--buffer-size",
+                                      "512",
+                                      "--state-file",
+                                      f.state,
+                                      "--health-interval",
+                                      "1"};
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(p[1], 1);
+    dup2(p[1], 2);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  ASSERT_GT(pid, 0);
+  close(p[1]);
+  // Read its output until it has started, then close the only read end.
+  std::string out;
+  const auto until = Clock::now() + 10s;
+  fcntl(p[0], F_SETFL, O_NONBLOCK);
+  while (out.find(" started: ") == std::string::npos && Clock::now() < until) {
+    char buf[4096];
+    const ssize_t n = read(p[0], buf, sizeof buf);
+    if (n > 0) {
+      out.append(buf, static_cast<std::size_t>(n));
+    } else {
+      std::this_thread::sleep_for(10ms);
+    }
+  }
+  close(p[0]);
+  ASSERT_NE(out.find(" started: "), std::string::npos) << out;
+  std::string e;
+  Client c(*control::parse_endpoint("127.0.0.1", port, e));
+  // Things that log: an unknown address (a warning within a second), /dummy (at once), a level.
+  EXPECT_TRUE(osc::is_fail(c.send("/no/such/address", 1), "/no/such/address"));
+  EXPECT_TRUE(osc::is_done(c.send("/dummy", "hello"), "/dummy"));
+  EXPECT_TRUE(osc::is_done(c.send("/stemd/deck", "A", 0.5), "/stemd/deck"));
+  std::this_thread::sleep_for(1500ms);  // the bad-input warning and a health line are written meanwhile
+  EXPECT_TRUE(osc::is_done(c.send("/stemd/ping"), "/stemd/ping"));
+  int st = 0;
+  EXPECT_EQ(waitpid(pid, &st, WNOHANG), 0) << "stemd died: status " << st;
+  kill(pid, SIGTERM);
+  const auto deadline = Clock::now() + 5s;
+  pid_t w = 0;
+  while ((w = waitpid(pid, &st, WNOHANG)) == 0 && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  if (w == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    FAIL() << "stemd did not exit within 5 s of SIGTERM";
+  }
+  ASSERT_TRUE(WIFEXITED(st)) << "killed by signal " << (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+  EXPECT_EQ(WEXITSTATUS(st), 0);
+  EXPECT_NE(slurp(f.state).find("/stemd/deck A 0.5 0"), std::string::npos) << slurp(f.state);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // recommendation follows the documented rule from the printed rows, --write-config updates a
 // real config file that stemd then accepts (other keys kept), the generated files are removed,
 // and bad arguments get a clear error and a non-zero exit before anything is measured.
+#include "app/safe_file.hpp"
 #include "app/tune.hpp"
 #include "common/fixtures.hpp"
 #include "run_process.hpp"
@@ -202,7 +203,9 @@ TEST(TuneConfig, AtomicWriteKeepsPermissionsAndFollowsLinks) {
   ASSERT_EQ(chmod(real.c_str(), 0640), 0);
   std::filesystem::create_symlink(real, link);
   std::string err;
-  ASSERT_TRUE(app::write_file_atomically(link, app::set_buffer_size_in_config(read_file(link), 256, ""), err)) << err;
+  ASSERT_TRUE(app::write_file_atomic(link, app::set_buffer_size_in_config(read_file(link), 256, ""), err,
+                                     {.follow_symlink = true}))
+      << err;
   EXPECT_TRUE(std::filesystem::is_symlink(link));  // the link still points at the file it did
   struct stat st {};
   ASSERT_EQ(stat(real.c_str(), &st), 0);
@@ -215,7 +218,7 @@ TEST(TuneConfig, AtomicWriteKeepsPermissionsAndFollowsLinks) {
   EXPECT_EQ(s.exit_code, 0) << s.output;
   EXPECT_NE(s.output.find("buffer size 256 frames from --buffer-size"), std::string::npos) << s.output;
 
-  EXPECT_FALSE(app::write_file_atomically(dir.file("no/such/dir.conf"), "x", err));
+  EXPECT_FALSE(app::write_file_atomic(dir.file("no/such/dir.conf"), "x", err, {.follow_symlink = true}));
   EXPECT_NE(err.find("no/such/dir.conf"), std::string::npos) << err;
 }
 

@@ -17,6 +17,12 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <chrono>
+#include <csignal>
+#include <fcntl.h>
+#include <filesystem>
+#include <future>
+#include <sys/resource.h>
 #include <fstream>
 #include <sstream>
 #include <sys/stat.h>
@@ -355,7 +361,8 @@ TEST(StateKeeper, ADirectoryGivenAsTheStateFileIsReportedAndNotMoved) {
   keeper.restore(rig.router);
   EXPECT_TRUE(std::filesystem::is_directory(path));
   EXPECT_FALSE(exists(path + ".bad"));
-  EXPECT_NE(log.text().find(path + ": not a regular file — ignored (left as it is); starting empty"), std::string::npos)
+  EXPECT_NE(log.text().find(path + ": not a regular file (a directory) — ignored (left as it is); starting empty"),
+            std::string::npos)
       << log.text();
 }
 
@@ -439,6 +446,36 @@ TEST(StateKeeper, WritesOnChangeAndAtCaptureNow) {
   EXPECT_EQ(entries, 1);
 }
 
+// Everything in a directory but `keep`.
+std::vector<std::string> others_in(const std::string& dir, const std::string& keep) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().filename() != keep) out.push_back(e.path().filename().string());
+  }
+  return out;
+}
+
+// Makes writes larger than `bytes` fail with EFBIG (RLIMIT_FSIZE, SIGXFSZ ignored) while it
+// lives: a write failure part-way that works as root too.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    getrlimit(RLIMIT_FSIZE, &saved_);
+    old_handler_ = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit l = saved_;
+    l.rlim_cur = bytes;
+    setrlimit(RLIMIT_FSIZE, &l);
+  }
+  ~FileSizeLimit() {
+    setrlimit(RLIMIT_FSIZE, &saved_);
+    std::signal(SIGXFSZ, old_handler_);
+  }
+
+ private:
+  rlimit saved_{};
+  void (*old_handler_)(int) = nullptr;
+};
+
 TEST(StateWrite, ReplacesTheFileAndLeavesNoTemporary) {
   test::TempDir dir;
   const std::string path = dir.file("s");
@@ -446,7 +483,14 @@ TEST(StateWrite, ReplacesTheFileAndLeavesNoTemporary) {
   ASSERT_TRUE(write_file_atomic(path, "one\n", err)) << err;
   ASSERT_TRUE(write_file_atomic(path, "two\n", err)) << err;
   EXPECT_EQ(slurp(path), "two\n");
-  EXPECT_FALSE(exists(path + ".tmp." + std::to_string(::getpid())));
+  EXPECT_TRUE(others_in(dir.path(), "s").empty());
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0644u);  // a new file: 0644 (mkstemp's own 0600 is not kept)
+  ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
+  ASSERT_TRUE(write_file_atomic(path, "three\n", err)) << err;
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);  // an existing file keeps its permissions
 }
 
 TEST(StateWrite, AFailedWriteLeavesTheOldFileIntact) {
@@ -454,13 +498,14 @@ TEST(StateWrite, AFailedWriteLeavesTheOldFileIntact) {
   const std::string path = dir.file("s");
   std::string err;
   ASSERT_TRUE(write_file_atomic(path, "old\n", err)) << err;
-  // The temporary file cannot be created (its name is taken by a directory): works as root too.
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  ASSERT_EQ(::mkdir(tmp.c_str(), 0755), 0);
-  EXPECT_FALSE(write_file_atomic(path, "new\n", err));
-  EXPECT_NE(err.find("cannot create " + tmp), std::string::npos) << err;
+  {
+    FileSizeLimit limit(8);  // the new text does not fit: write() fails part-way
+    EXPECT_FALSE(write_file_atomic(path, "a much longer new text\n", err));
+  }
+  EXPECT_NE(err.find("cannot write"), std::string::npos) << err;
+  EXPECT_NE(err.find(path), std::string::npos) << err;
   EXPECT_EQ(slurp(path), "old\n");
-  ::rmdir(tmp.c_str());
+  EXPECT_TRUE(others_in(dir.path(), "s").empty());  // the temporary file removed
   // A directory that does not exist.
   EXPECT_FALSE(write_file_atomic(dir.file("no/such/dir/s"), "x", err));
   // A directory that is not writable (only meaningful when not root: root writes anyway).
@@ -475,6 +520,63 @@ TEST(StateWrite, AFailedWriteLeavesTheOldFileIntact) {
   }
 }
 
+// The temporary file used to be PATH.tmp.<pid>, opened O_CREAT|O_TRUNC without O_EXCL or
+// O_NOFOLLOW: a symlink planted there made the write truncate and fill the file it points to.
+TEST(StateWrite, ASymlinkPlantedAtThePredictableTemporaryNameIsNeverFollowed) {
+  test::TempDir dir;
+  const std::string path = dir.file("s"), victim = dir.file("victim");
+  {
+    std::ofstream out(victim);
+    out << "precious\n";
+  }
+  const std::string planted = path + ".tmp." + std::to_string(::getpid());
+  ASSERT_EQ(::symlink(victim.c_str(), planted.c_str()), 0);
+  std::string err;
+  ASSERT_TRUE(write_file_atomic(path, "state\n", err)) << err;
+  EXPECT_EQ(slurp(victim), "precious\n");
+  EXPECT_EQ(slurp(path), "state\n");
+  struct stat st {};
+  ASSERT_EQ(::lstat(planted.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode));
+}
+
+// A FIFO (or any non-regular file) at the path is neither opened nor replaced.
+TEST(StateWrite, RefusesToReplaceAFifo) {
+  test::TempDir dir;
+  const std::string path = dir.file("s");
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  std::string err;
+  EXPECT_FALSE(write_file_atomic(path, "x\n", err));
+  EXPECT_NE(err.find("not a regular file (a FIFO)"), std::string::npos) << err;
+  struct stat st {};
+  ASSERT_EQ(::lstat(path.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  EXPECT_TRUE(others_in(dir.path(), "s").empty());
+}
+
+// Reading a FIFO at the state path used to block in open() until a writer came (forever, at
+// start-up). Bounded here: if the read has not returned after 5 s, a writer is opened to free it.
+TEST(StateRead, AFifoIsRefusedWithoutBlocking) {
+  test::TempDir dir;
+  const std::string path = dir.file("s");
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  auto read = std::async(std::launch::async, [&] {
+    std::vector<StateMessage> msgs;
+    std::string e;
+    const StateRead r = read_state_file(path, msgs, e);
+    return std::make_pair(r, e);
+  });
+  if (read.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+    const int w = ::open(path.c_str(), O_WRONLY | O_NONBLOCK);  // unblocks the reader
+    read.wait();
+    if (w >= 0) ::close(w);
+    FAIL() << "read_state_file blocked on a FIFO";
+  }
+  const auto [r, e] = read.get();
+  EXPECT_EQ(r, StateRead::kBad);
+  EXPECT_NE(e.find(path + ": not a regular file (a FIFO)"), std::string::npos) << e;
+}
+
 TEST(StateWrite, TheKeeperRetriesAFailedWriteAndTheOldFileSurvives) {
   test::TempDir dir;
   test::make_wav(dir.file("a.wav"), 48'000, 1);
@@ -486,19 +588,19 @@ TEST(StateWrite, TheKeeperRetriesAFailedWriteAndTheOldFileSurvives) {
   ASSERT_TRUE(keeper.flush());
   const std::string old = slurp(path);
   rig.send(msg("/stemd/load", OscArg::Int(4), OscArg::Str(dir.file("a.wav"))));
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  ASSERT_EQ(::mkdir(tmp.c_str(), 0755), 0);
   keeper.capture_now(rig.ctl, rig.router);
-  EXPECT_FALSE(keeper.flush());
-  EXPECT_FALSE(keeper.flush());  // retried, logged once
+  {
+    FileSizeLimit limit(16);  // the state does not fit: each write fails part-way
+    EXPECT_FALSE(keeper.flush());
+    EXPECT_FALSE(keeper.flush());  // retried, logged once
+  }
   EXPECT_EQ(slurp(path), old);
-  ::rmdir(tmp.c_str());
   EXPECT_TRUE(keeper.flush());  // the retry succeeds without a new capture
   EXPECT_NE(slurp(path).find("/stemd/load 4"), std::string::npos);
   const std::string text = log.text();
-  const auto first = text.find("warning state file: cannot create");
+  const auto first = text.find("warning state file: cannot write");
   EXPECT_NE(first, std::string::npos) << text;
-  EXPECT_EQ(text.find("warning state file: cannot create", first + 1), std::string::npos) << text;
+  EXPECT_EQ(text.find("warning state file: cannot write", first + 1), std::string::npos) << text;
   EXPECT_NE(text.find("written again"), std::string::npos) << text;
 }
 

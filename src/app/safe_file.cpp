@@ -1,0 +1,157 @@
+// Reading and writing named files safely (see safe_file.hpp).
+#include "safe_file.hpp"
+
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace stemd::app {
+
+namespace {
+
+std::string kind_of(mode_t m) {
+  if (S_ISFIFO(m)) return "a FIFO";
+  if (S_ISDIR(m)) return "a directory";
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  if (S_ISSOCK(m)) return "a socket";
+  return "not a plain file";
+}
+
+}  // namespace
+
+ReadResult read_regular_file(const std::string& path, std::size_t max_bytes, std::string& out, std::string& error) {
+  out.clear();
+  // O_NONBLOCK: opening a FIFO for reading without a writer returns at once (and a device
+  // does not wait for carrier); fstat then refuses both before any read.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    const int e = errno;
+    error = path + ": cannot read it: " + std::strerror(e);
+    return e == ENOENT ? ReadResult::kMissing : ReadResult::kError;
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    error = path + ": cannot read it: " + std::strerror(errno);
+    ::close(fd);
+    return ReadResult::kError;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    error = path + ": not a regular file (" + kind_of(st.st_mode) + ")";
+    ::close(fd);
+    return ReadResult::kError;
+  }
+  if (static_cast<std::uint64_t>(st.st_size) > max_bytes) {
+    error = path + ": " + std::to_string(st.st_size) + " bytes: too large (at most " + std::to_string(max_bytes) + ")";
+    ::close(fd);
+    return ReadResult::kError;
+  }
+  // A regular file: reads never block on O_NONBLOCK, and a file that grows meanwhile is read
+  // up to the size checked (plus nothing).
+  out.resize(static_cast<std::size_t>(st.st_size));
+  std::size_t got = 0;
+  while (got < out.size()) {
+    const ssize_t n = ::read(fd, out.data() + got, out.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      error = path + ": cannot read it: " + std::strerror(errno);
+      ::close(fd);
+      out.clear();
+      return ReadResult::kError;
+    }
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  out.resize(got);
+  return ReadResult::kOk;
+}
+
+bool regular_or_missing(const std::string& path, std::string& error) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return true;  // missing (or unreachable): the open says why
+  if (S_ISREG(st.st_mode)) return true;
+  error = path + ": not a regular file (" + kind_of(st.st_mode) + ")";
+  return false;
+}
+
+bool write_file_atomic(const std::string& path, const std::string& text, std::string& error, const AtomicWrite& how) {
+  namespace fs = std::filesystem;
+  fs::path target = path;
+  struct stat st {};
+  bool exists = ::lstat(path.c_str(), &st) == 0;
+  if (exists && S_ISLNK(st.st_mode) && how.follow_symlink) {
+    std::error_code ec;
+    const fs::path resolved = fs::canonical(target, ec);  // the link's final target, if it exists
+    if (!ec) {
+      target = resolved;
+      exists = ::lstat(target.c_str(), &st) == 0;
+    } else {
+      exists = false;  // a dangling link is replaced by the file
+    }
+  }
+  if (exists && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+    error = "cannot write " + path + ": not a regular file (" + kind_of(st.st_mode) + "), left as it is";
+    return false;
+  }
+  const unsigned mode = exists && S_ISREG(st.st_mode) ? (st.st_mode & 07777) : how.mode;
+  fs::path dir = target.parent_path();
+  if (dir.empty()) dir = ".";
+  // mkstemp: a random name created with O_CREAT|O_EXCL (mode 0600), so a file or symlink
+  // planted under a guessable name is never followed or truncated.
+  std::string tmp = (dir / ("." + target.filename().string() + ".tmp.XXXXXX")).string();
+  const int fd = ::mkstemp(tmp.data());
+  if (fd < 0) {
+    error = "cannot create a temporary file in " + dir.string() + " for " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  // The messages name PATH, not the temporary file's random name: a failure that repeats reads
+  // the same each time (the state keeper logs it once until it changes).
+  auto fail = [&](const std::string& what) {
+    error = what + " " + path + " (its temporary file): " + std::strerror(errno);
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return false;
+  };
+  if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) return fail("cannot set the permissions of");
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return fail("cannot write");
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0) return fail("cannot sync");
+  if (::close(fd) != 0) {
+    error = "cannot close " + path + " (its temporary file): " + std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  if (::rename(tmp.c_str(), target.c_str()) != 0) {
+    error = "cannot rename a temporary file over " + target.string() + ": " + std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  // The rename is durable only once the directory is: without this a power cut could bring
+  // back the old file (or none).
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    const int rc = ::fsync(dfd);
+    const int e = errno;
+    ::close(dfd);
+    if (rc != 0 && e != EINVAL && e != EROFS) {
+      error = path + " written, but its directory could not be synced: " + std::strerror(e);
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace stemd::app
