@@ -388,6 +388,8 @@ namespace {
 // OSC bytes of a string argument (NUL and padding) and its type tag.
 std::size_t str_bytes(const std::string& v) { return ((v.size() + 4) & ~std::size_t{3}) + 1; }
 
+constexpr const char* kTooMuchInOnePacket = "the answers to this packet passed 1 MiB: ask for fewer pages per packet";
+
 // Reads the [offset] [count] of a paged request. False with the reply's reason.
 bool page_args(ArgReader& a, std::int64_t& offset, std::int64_t& count, std::string& kind, std::string& error) {
   offset = 0;
@@ -416,6 +418,7 @@ Router::Reply Router::n_list(const OscMessage& m, const Peer&) {
   std::int64_t offset = 0, count = 0;
   std::string kind, error;
   if (!page_args(a, offset, count, kind, error)) return fail(kind, error);
+  if (packet_answer_bytes_ >= kMaxPacketAnswer) return fail("limit", kTooMuchInOnePacket);
   const auto sources = ctl_.sources();
   const auto total = static_cast<std::int64_t>(sources.size());
   if (offset > total)
@@ -451,6 +454,7 @@ Router::Reply Router::n_voices(const OscMessage& m, const Peer&) {
   std::int64_t offset = 0, count = 0;
   std::string kind, error;
   if (!page_args(a, offset, count, kind, error)) return fail(kind, error);
+  if (packet_answer_bytes_ >= kMaxPacketAnswer) return fail("limit", kTooMuchInOnePacket);
   const auto voices = ctl_.voices();
   const auto total = static_cast<std::int64_t>(voices.size());
   if (offset > total)

@@ -83,6 +83,7 @@ void Router::handle_packet(const std::uint8_t* data, std::size_t size, const Pee
   const auto now = std::chrono::steady_clock::now();
   const std::size_t first = out.size();
   unvalidated_ = unvalidated(from, now);
+  packet_answer_bytes_ = 0;
   route_packet(data, size, from, out);
   // A /stemd/cookie echo in the packet may have validated the source on the way.
   if (unvalidated_) {
@@ -127,6 +128,7 @@ void Router::route_packet(const std::uint8_t* data, std::size_t size, const Peer
       [&](const OscMessage& m) {
         any = true;
         out.push_back(Outgoing{from, osc_serialise(handle(m, from))});
+        packet_answer_bytes_ += out.back().data.size();
       },
       error);
   if (!ok) {

@@ -242,6 +242,10 @@ class Router {
   std::vector<Subscriber> subscribers_;
   AddressValidator validator_;
   bool unvalidated_ = false;  // the packet being handled comes from an unvalidated UDP source
+  // Bytes answered so far to the packet being handled: big answers (pages) stop at
+  // kMaxPacketAnswer, so one datagram cannot keep the control thread building 150 MB of lists.
+  std::size_t packet_answer_bytes_ = 0;
+  static constexpr std::size_t kMaxPacketAnswer = 1 << 20;
   std::vector<Outgoing> notifications_;
   std::function<void(std::vector<OscArg>&)> status_extra_;
   std::function<void()> tick_hook_;

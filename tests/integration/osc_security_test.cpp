@@ -155,6 +155,29 @@ TEST_F(Amplification, SubscriptionsNeedAValidatedSource) {
   EXPECT_EQ(r.subscribers(), 1u);
 }
 
+// Even from an exempt source, one datagram cannot make the control thread build more than
+// 1 MiB of pages: a 64 KB bundle of /stemd/list once kept it busy for seconds (150 MB of lists).
+TEST_F(Amplification, OneDatagramGetsAtMostAMebibyteOfPages) {
+  control::Router& r = d_.router();
+  const std::vector<Bytes> lists(400, serialise(msg("/stemd/list")));
+  const auto out = answer(r, bundle(lists), control::Peer{endpoint("127.0.0.1", 5000), -1});
+  ASSERT_EQ(out.size(), 400u) << "still one answer per message";
+  std::size_t done = 0, bytes = 0;
+  for (const auto& o : out) {
+    const OscMessage m = parse(o);
+    bytes += o.data.size();
+    if (is_done(m, "/stemd/list")) {
+      ++done;
+    } else {
+      EXPECT_TRUE(is_fail(m, "/stemd/list")) << m.to_string();
+      EXPECT_NE(reason(m).find("1 MiB"), std::string::npos) << m.to_string();
+    }
+  }
+  EXPECT_GT(done, 100u);
+  EXPECT_LT(done, 400u);
+  EXPECT_LT(bytes, (1u << 20) + 64 * 1024);
+}
+
 // crowdstream's clients only send, and are answered /done (or /fail) within 3× anyway: nothing
 // they send is replaced by a cookie, so they need no change.
 TEST_F(Amplification, CrowdstreamCommandsFromAnUnvalidatedSourceAreAnsweredAsBefore) {
