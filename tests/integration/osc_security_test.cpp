@@ -512,5 +512,29 @@ TEST(Subscriptions, ExpireUnlessRenewed) {
   EXPECT_TRUE(eventually([&] { return status(c).at("subscribers").i == 0; }, 3000ms));
 }
 
+// stemctl watch keeps its subscription alive: it renews at a third of the lifetime the daemon
+// announced, so a 0.6 s subscription lasts the whole 2.4 s of the watch.
+TEST(Subscriptions, StemctlWatchRenews) {
+  DaemonOptions o;
+  o.subscription_ttl_s = 0.6;
+  Daemon d(o);
+  ASSERT_TRUE(d.ok()) << d.error();
+  ProcessResult watch;
+  std::thread t([&] {
+    watch = run_process(std::string(STEMCTL_BINARY) + " --port " + std::to_string(d.udp().port()) +
+                        " watch --interval 0.3 --count 8");
+  });
+  Client c(d.udp());
+  EXPECT_TRUE(eventually([&] { return status(c).at("subscribers").i == 1; }, 3000ms));
+  int lapses = 0;
+  for (int i = 0; i < 12; ++i) {  // 1.2 s: two lifetimes
+    lapses += status(c).at("subscribers").i == 1 ? 0 : 1;
+    std::this_thread::sleep_for(100ms);
+  }
+  t.join();
+  EXPECT_EQ(watch.exit_code, 0) << watch.output.substr(0, 1000);
+  EXPECT_EQ(lapses, 0) << "the subscription lapsed while stemctl watch ran";
+}
+
 }  // namespace
 }  // namespace stemd::test::osc
