@@ -323,6 +323,13 @@ int run(int argc, char** argv) {
   rc.backend = bc.kind;
   rc.max_sources = o.max_sources;
   rc.max_subscribers = o.max_subscribers;
+  rc.subscription_ttl_s = o.subscription_ttl;
+  if (o.cookie_exempt == "none") {
+    rc.cookie_exempt = control::AllowList{};
+  } else if (std::string e3; !rc.cookie_exempt.parse(o.cookie_exempt, e3)) {
+    spdlog::error("--cookie-exempt: {}", e3);
+    return 2;
+  }
   rc.limits.max_string = o.max_string;
   rc.bpm = o.bpm;
   rc.time_stretch = o.stretch_method == "time_stretch";
@@ -358,6 +365,9 @@ int run(int argc, char** argv) {
   oc.tcp_port = static_cast<std::uint16_t>(o.osc_tcp_port < 0 ? 0 : o.osc_tcp_port);
   oc.allow = o.allow;
   oc.max_tcp_clients = o.max_tcp_clients;
+  oc.max_tcp_clients_per_address = o.max_tcp_clients_per_address;
+  oc.tcp_idle_timeout_s = o.tcp_idle_timeout;
+  oc.tcp_frame_timeout_s = o.tcp_frame_timeout;
   oc.device = &device;
   control::OscServer server(ctl, router, oc);
   if (!o.no_osc && !server.open(err)) {
@@ -369,13 +379,15 @@ int run(int argc, char** argv) {
     router.on_event(e, v);
     switch (e.type) {
       case engine::EventType::kVoiceStarted:
-        spdlog::debug("voice {} started (slot {} '{}')", e.voice, v.slot, v.name);
+        spdlog::debug("voice {} started (slot {} '{}')", e.voice, v.slot, control::log_escape(v.name));
         break;
       case engine::EventType::kVoiceEnded:
         if (e.reason == engine::EndReason::kError) {
-          spdlog::warn("voice {} (slot {} '{}') ended: {}", e.voice, v.slot, v.name, engine::to_string(e.reason));
+          spdlog::warn("voice {} (slot {} '{}') ended: {}", e.voice, v.slot, control::log_escape(v.name),
+                       engine::to_string(e.reason));
         } else {
-          spdlog::info("voice {} (slot {} '{}') ended: {}", e.voice, v.slot, v.name, engine::to_string(e.reason));
+          spdlog::info("voice {} (slot {} '{}') ended: {}", e.voice, v.slot, control::log_escape(v.name),
+                       engine::to_string(e.reason));
         }
         break;
       case engine::EventType::kVoiceUnderrun:
@@ -422,7 +434,8 @@ int run(int argc, char** argv) {
           ++restored;
         } else {
           ++failed;
-          spdlog::warn("resume: {} → {}", sm.message.to_string(), reply.to_string());
+          spdlog::warn("resume: {} → {}", control::log_escape(sm.message.to_string(), 600),
+                       control::log_escape(reply.to_string(), 600));
         }
       }
       spdlog::info("resume: {} settings and sources restored ({} failed), {} voices to restart", restored, failed,
@@ -459,9 +472,10 @@ int run(int argc, char** argv) {
       const control::OscMessage reply = router.handle(sm.message, control::Peer{});
       if (reply.address == "/done") {
         ++ok;
-        spdlog::debug("resume: {}", sm.message.to_string());
+        spdlog::debug("resume: {}", control::log_escape(sm.message.to_string(), 600));
       } else {
-        spdlog::warn("resume: {} → {}", sm.message.to_string(), reply.to_string());
+        spdlog::warn("resume: {} → {}", control::log_escape(sm.message.to_string(), 600),
+                     control::log_escape(reply.to_string(), 600));
       }
     }
     if (!resume_voices.empty()) spdlog::info("resume: {} of {} voices playing again", ok, resume_voices.size());
@@ -529,7 +543,8 @@ int run(int argc, char** argv) {
       const auto frame = static_cast<std::int64_t>(std::llround(l.seconds * rate));
       const control::OscMessage reply = router.handle_at(l.message, frame);
       if (reply.address == "/fail") {
-        spdlog::error("--script {}:{}: {} → {}", o.script, l.line, l.message.to_string(), reply.to_string());
+        spdlog::error("--script {}:{}: {} → {}", o.script, l.line, control::log_escape(l.message.to_string(), 600),
+                      control::log_escape(reply.to_string(), 600));
         return 2;
       }
     }

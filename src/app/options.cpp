@@ -448,6 +448,25 @@ int parse_options(int argc, char** argv, Options& o, std::string* error) {
   app.add_option("--max-tcp-clients", o.max_tcp_clients, "TCP clients at most")
       ->transform(int_range(1, 1024))
       ->capture_default_str();
+  app.add_option("--max-tcp-clients-per-address", o.max_tcp_clients_per_address,
+                 "TCP clients from one address at most (0: half of --max-tcp-clients)")
+      ->transform(int_range(0, 1024))
+      ->capture_default_str();
+  app.add_option("--tcp-idle-timeout", o.tcp_idle_timeout, "Seconds a TCP client may send nothing before it is closed")
+      ->check(CLI::Range(0.05, 86400.0))
+      ->capture_default_str();
+  app.add_option("--tcp-frame-timeout", o.tcp_frame_timeout,
+                 "Seconds a TCP client has to finish a frame (and to send its first)")
+      ->check(CLI::Range(0.05, 3600.0))
+      ->capture_default_str();
+  app.add_option("--subscription-ttl", o.subscription_ttl,
+                 "Seconds a /stemd/notify subscription lasts unless renewed (by sending it again)")
+      ->check(CLI::Range(1.0, 86400.0))
+      ->capture_default_str();
+  app.add_option("--cookie-exempt", o.cookie_exempt,
+                 "UDP sources (CIDRs) answered in full without the cookie exchange; \"none\": none. Others "
+                 "get at most 3x their request until they echo /stemd/cookie")
+      ->capture_default_str();
 
   // The old server's flags (crowdstream deployments start it with these).
   const char* deck_flags[4] = {"--a", "--b", "--c", "--d"};

@@ -71,6 +71,11 @@ struct Options {
   std::uint32_t max_subscribers = 16;
   std::uint32_t max_string = 1024;
   std::uint32_t max_tcp_clients = 16;
+  std::uint32_t max_tcp_clients_per_address = 0;      // 0 = half of max_tcp_clients
+  double tcp_idle_timeout = 300.0;                    // seconds without a packet → closed
+  double tcp_frame_timeout = 5.0;                     // seconds to finish a frame (or send the first)
+  double subscription_ttl = 60.0;                     // seconds a /stemd/notify 1 lasts unless renewed
+  std::string cookie_exempt = "127.0.0.0/8,::1/128";  // UDP sources needing no cookie ("none": no one)
   // The old crowdstream server's flags, same meaning
   std::string deck_files[4];  // --a/--b/--c/--d: load into 100/1100/2100/3100 and play (looped)
   float deck_volume = 0.8f;   // --vol: their volume

@@ -1,6 +1,8 @@
 // The state file (see state.hpp).
 #include "state.hpp"
 
+#include "control/log_guard.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -429,9 +431,10 @@ RestoreReport StateKeeper::restore(control::Router& router) {
     if (m.address == "/stemd/load" || m.address == "/load_buffer") {
       failed_ids.insert(id);
       spdlog::warn("state file {}:{}: source {} not restored: {} (the others are)", cfg_.path, sm.line, id,
-                   reason_of(reply));
+                   control::log_escape(reason_of(reply), 400));
     } else {
-      spdlog::warn("state file {}:{}: {} failed: {} (skipped)", cfg_.path, sm.line, line_of(m), reason_of(reply));
+      spdlog::warn("state file {}:{}: {} failed: {} (skipped)", cfg_.path, sm.line,
+                   control::log_escape(line_of(m), 600), control::log_escape(reason_of(reply), 400));
     }
   }
   spdlog::info("state file {}: restored {} of {} sources{}, levels{}", cfg_.path, rep.sources,

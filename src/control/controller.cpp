@@ -1,6 +1,8 @@
 // The control side of the mixer (see controller.hpp). [control] thread only.
 #include "controller.hpp"
 
+#include "log_guard.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -65,11 +67,11 @@ bool Controller::load(int slot, const std::string& path, const std::string& name
     return false;
   }
   if (r.source->truncated) {
-    spdlog::warn("{}: holds {} frames, fewer than its header's {}", path, r.source->total_frames(),
+    spdlog::warn("{}: holds {} frames, fewer than its header's {}", log_escape(path), r.source->total_frames(),
                  r.source->info.frames);
   }
-  spdlog::info("loaded slot {} '{}': {}, {} Hz, {} ch, {:.1f} s, {} ({:.2f} ms)", slot, name, r.source->info.format,
-               r.source->info.sample_rate, r.source->info.channels,
+  spdlog::info("loaded slot {} '{}': {}, {} Hz, {} ch, {:.1f} s, {} ({:.2f} ms)", slot, log_escape(name),
+               r.source->info.format, r.source->info.sample_rate, r.source->info.channels,
                static_cast<double>(r.source->total_frames()) / r.source->info.sample_rate,
                r.source->streamed() ? "streamed" : "in memory", r.source->load_ns / 1e6);
   auto entry = std::make_shared<Entry>();

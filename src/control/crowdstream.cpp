@@ -588,7 +588,13 @@ Router::Reply Router::cs_schedule_c_at(const OscMessage& m, const Peer&) {
 }
 
 Router::Reply Router::cs_dummy(const OscMessage& m, const Peer& from) {
-  spdlog::info("OSC /dummy from {}: {}", from.endpoint.to_string(), m.to_string());
+  // Logged for the operator, escaped and at most a few lines a second: a flood of /dummy must
+  // not become a flood of log (nor forge lines).
+  std::uint64_t skipped = 0;
+  if (log_limit_.allow("/dummy", skipped)) {
+    spdlog::info("OSC /dummy from {}: {}{}", from.endpoint.to_string(), log_escape(m.to_string(), 512),
+                 suppressed_note(skipped));
+  }
   if (!m.args.empty() && m.args[0].is_string() && m.args[0].s == "schedule_c_at") {
     OscMessage inner;
     inner.address = "/schedule_c_at";

@@ -7,6 +7,8 @@
 #include "args.hpp"
 #include "router.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -104,6 +106,7 @@ void Router::register_native() {
   handlers_["/stemd/tone"] = &Router::n_tone;
   handlers_["/stemd/stretch"] = &Router::n_stretch;
   handlers_["/stemd/quantize"] = &Router::n_quantize;
+  handlers_["/stemd/cookie"] = &Router::n_cookie;
 }
 
 // /stemd/unload id
@@ -380,20 +383,57 @@ Router::Reply Router::n_deck(const OscMessage& m, const Peer&) {
   return done();
 }
 
-// /stemd/list → count, then per source: id name path duration_s streamed playing
+namespace {
+
+// OSC bytes of a string argument (NUL and padding) and its type tag.
+std::size_t str_bytes(const std::string& v) { return ((v.size() + 4) & ~std::size_t{3}) + 1; }
+
+constexpr const char* kTooMuchInOnePacket = "the answers to this packet passed 1 MiB: ask for fewer pages per packet";
+
+// Reads the [offset] [count] of a paged request. False with the reply's reason.
+bool page_args(ArgReader& a, std::int64_t& offset, std::int64_t& count, std::string& kind, std::string& error) {
+  offset = 0;
+  count = 0;
+  if (!a.count(0, 2) || (a.has(0) && !a.integer(0, "offset", offset)) || (a.has(1) && !a.integer(1, "count", count))) {
+    kind = "arguments";
+    error = a.error();
+    return false;
+  }
+  if (offset < 0 || count < 0) {
+    kind = "range";
+    error = "offset and count must be ≥ 0 (count 0: as many as fit)";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+// /stemd/list [offset 0] [count 0 = as many as fit] → count, then per source: id name path
+// duration_s streamed playing; then total and the next page's offset (−1: this was the last).
+// A page holds at most --page bytes of rows (one UDP datagram): bigger tables are paged,
+// never cut.
 Router::Reply Router::n_list(const OscMessage& m, const Peer&) {
   ArgReader a(m);
-  if (!a.count(0, 0)) return fail("arguments", a.error());
+  std::int64_t offset = 0, count = 0;
+  std::string kind, error;
+  if (!page_args(a, offset, count, kind, error)) return fail(kind, error);
+  if (packet_answer_bytes_ >= kMaxPacketAnswer) return fail("limit", kTooMuchInOnePacket);
   const auto sources = ctl_.sources();
+  const auto total = static_cast<std::int64_t>(sources.size());
+  if (offset > total)
+    return fail("range",
+                "offset " + std::to_string(offset) + " is past the end (" + std::to_string(total) + " sources)");
   std::vector<OscArg> v;
-  v.push_back(OscArg::Int(static_cast<std::int64_t>(sources.size())));
+  v.push_back(OscArg::Int(0));
   std::size_t bytes = 0;
-  for (const auto& s : sources) {
-    bytes += s.name.size() + s.path.size() + 32;
-    if (bytes > 48000) {  // stay inside one UDP datagram
-      v[0] = OscArg::Int(static_cast<std::int64_t>(v.size() / 6));
-      break;
-    }
+  std::int64_t i = offset, rows = 0;
+  for (; i < total && (count == 0 || rows < count); ++i) {
+    const auto& s = sources[static_cast<std::size_t>(i)];
+    const std::size_t row = 6 + 4 + str_bytes(s.name) + str_bytes(s.path) + 12;
+    if (rows > 0 && bytes + row > cfg_.page_bytes) break;  // the next page starts here
+    bytes += row;
+    ++rows;
     v.push_back(OscArg::Int(s.slot));
     v.push_back(OscArg::Str(s.name));
     v.push_back(OscArg::Str(s.path));
@@ -401,31 +441,48 @@ Router::Reply Router::n_list(const OscMessage& m, const Peer&) {
     v.push_back(OscArg::Int(s.streamed ? 1 : 0));
     v.push_back(OscArg::Int(player(s.slot).valid() ? 1 : 0));
   }
+  v[0] = OscArg::Int(rows);
+  v.push_back(OscArg::Int(total));
+  v.push_back(OscArg::Int(i < total ? i : -1));
   return done(v);
 }
 
-// /stemd/voices → count, then per voice: id name position_s duration_s ring_fill(0..1) underruns state
+// /stemd/voices [offset 0] [count 0] → count, then per voice: id name position_s duration_s
+// ring_fill(0..1) underruns state; then total and the next page's offset (−1: the last).
 Router::Reply Router::n_voices(const OscMessage& m, const Peer&) {
   ArgReader a(m);
-  if (!a.count(0, 0)) return fail("arguments", a.error());
+  std::int64_t offset = 0, count = 0;
+  std::string kind, error;
+  if (!page_args(a, offset, count, kind, error)) return fail(kind, error);
+  if (packet_answer_bytes_ >= kMaxPacketAnswer) return fail("limit", kTooMuchInOnePacket);
   const auto voices = ctl_.voices();
+  const auto total = static_cast<std::int64_t>(voices.size());
+  if (offset > total)
+    return fail("range",
+                "offset " + std::to_string(offset) + " is past the end (" + std::to_string(total) + " voices)");
   std::vector<OscArg> v;
-  v.push_back(OscArg::Int(static_cast<std::int64_t>(voices.size())));
-  std::size_t n = 0;
-  for (const auto& vi : voices) {
-    if (++n > 500) {
-      v[0] = OscArg::Int(500);
-      break;
-    }
+  v.push_back(OscArg::Int(0));
+  std::size_t bytes = 0;
+  std::int64_t i = offset, rows = 0;
+  for (; i < total && (count == 0 || rows < count); ++i) {
+    const auto& vi = voices[static_cast<std::size_t>(i)];
     const auto& t = ctl_.engine().telemetry(vi.handle.id);
+    const char* state = state_name(t.state.load(std::memory_order_relaxed), vi.paused);
+    const std::size_t row = 7 + 4 + str_bytes(vi.name) + 12 + 8 + str_bytes(state);
+    if (rows > 0 && bytes + row > cfg_.page_bytes) break;
+    bytes += row;
+    ++rows;
     v.push_back(OscArg::Int(vi.slot));
     v.push_back(OscArg::Str(vi.name));
     v.push_back(OscArg::Float(seconds_of(vi.position)));
     v.push_back(OscArg::Float(seconds_of(vi.total_frames)));
     v.push_back(OscArg::Float(vi.ring_fill_permille / 1000.0));
     v.push_back(OscArg::Int64(static_cast<std::int64_t>(vi.underruns)));
-    v.push_back(OscArg::Str(state_name(t.state.load(std::memory_order_relaxed), vi.paused)));
+    v.push_back(OscArg::Str(state));
   }
+  v[0] = OscArg::Int(rows);
+  v.push_back(OscArg::Int(total));
+  v.push_back(OscArg::Int(i < total ? i : -1));
   return done(v);
 }
 
@@ -450,24 +507,51 @@ Router::Reply Router::n_status(const OscMessage& m, const Peer&) {
   return done(f);
 }
 
-// /stemd/notify 1|0: subscribe the sender to events, or unsubscribe.
+// /stemd/notify 1|0: subscribe the sender to events for --subscription-ttl seconds (sending it
+// again renews), or unsubscribe. → /done /stemd/notify 1 ttl_s, or /done /stemd/notify 0.
 Router::Reply Router::n_notify(const OscMessage& m, const Peer& from) {
   ArgReader a(m);
   bool on = true;
   if (!a.count(0, 1) || !a.flag_or(0, "on", on, true)) return fail("arguments", a.error());
-  auto it = std::find(subscribers_.begin(), subscribers_.end(), from);
+  const auto now = std::chrono::steady_clock::now();
+  auto it = std::find_if(subscribers_.begin(), subscribers_.end(), [&](const Subscriber& s) { return s.peer == from; });
   if (on) {
+    // A stream of notifications to a forged address would be a reflector: only a source that
+    // proved it receives (the cookie) may subscribe.
+    if (unvalidated_) return fail("cookie", "cookie required", {OscArg::Str(validator_.mint(from.endpoint, now))});
+    const auto expires = now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                   std::chrono::duration<double>(cfg_.subscription_ttl_s));
     if (it == subscribers_.end()) {
       if (subscribers_.size() >= cfg_.max_subscribers) {
         return fail("limit",
                     "too many subscribers (limit " + std::to_string(cfg_.max_subscribers) + ", --max-subscribers)");
       }
-      subscribers_.push_back(from);
+      subscribers_.push_back(Subscriber{from, expires});
+    } else {
+      it->expires = expires;
     }
-  } else if (it != subscribers_.end()) {
-    subscribers_.erase(it);
+    return done({OscArg::Int(1), OscArg::Float(cfg_.subscription_ttl_s)});
   }
-  return done({OscArg::Int(on ? 1 : 0)});
+  if (it != subscribers_.end()) subscribers_.erase(it);
+  return done({OscArg::Int(0)});
+}
+
+// /stemd/cookie → /done /stemd/cookie token; /stemd/cookie token (the one this source was sent)
+// → /done /stemd/cookie seconds: the source's address is validated for that long, and its
+// replies are no longer limited to 3× its requests. A wrong or expired token → /fail with a
+// fresh one.
+Router::Reply Router::n_cookie(const OscMessage& m, const Peer& from) {
+  ArgReader a(m);
+  std::string token;
+  if (!a.count(0, 1) || (a.has(0) && !a.string(0, "cookie", token))) return fail("arguments", a.error());
+  const auto now = std::chrono::steady_clock::now();
+  if (!a.has(0)) return done({OscArg::Str(validator_.mint(from.endpoint, now))});
+  if (!validator_.verify(from.endpoint, token, now)) {
+    return fail("cookie", "bad or expired cookie", {OscArg::Str(validator_.mint(from.endpoint, now))});
+  }
+  if (from.tcp_fd < 0) validator_.validate(from.endpoint, now);
+  unvalidated_ = false;
+  return done({OscArg::Int(AddressValidator::kValidFor.count())});
 }
 
 // /stemd/stretch id tempo(0.25..4): speed without pitch change (Rubber Band); 1 = normal speed.

@@ -504,6 +504,8 @@ bool TcpConnection::read_packets(std::vector<std::vector<std::uint8_t>>& out, st
       error = errno_text(err);
       return false;
     }
+    const auto now = Clock::now();
+    if (in_.empty()) partial_since_ = now;  // a new frame starts with these bytes
     in_.insert(in_.end(), chunk, chunk + n);
     // Split off every complete frame; keep the incomplete tail for the next read.
     std::size_t pos = 0;
@@ -520,6 +522,9 @@ bool TcpConnection::read_packets(std::vector<std::vector<std::uint8_t>>& out, st
         out.emplace_back(in_.begin() + static_cast<std::ptrdiff_t>(pos + 4),
                          in_.begin() + static_cast<std::ptrdiff_t>(pos + 4 + frame));
       pos += 4 + frame;
+      ++packets_;
+      last_packet_ = now;
+      partial_since_ = now;  // whatever follows is the start of the next frame
     }
     in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(pos));
   }

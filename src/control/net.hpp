@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -114,12 +115,25 @@ class TcpConnection {
   // Frames and sends; false when the peer is gone (or too slow: its send buffer is full).
   bool send_packet(const std::uint8_t* data, std::size_t size);
 
+  // For the server's time-outs (steady clock): when it was accepted, when it last completed a
+  // packet (none yet: the accept time), whether it has sent any, and since when the frame it is
+  // in the middle of has been incomplete (only meaningful while partial()).
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point accepted() const { return accepted_; }
+  Clock::time_point last_packet() const { return last_packet_; }
+  bool any_packet() const { return packets_ > 0; }
+  bool partial() const { return !in_.empty(); }
+  Clock::time_point partial_since() const { return partial_since_; }
+
  private:
   friend class TcpListener;
-  TcpConnection(int fd, Endpoint peer) : fd_(fd), peer_(peer) {}
+  TcpConnection(int fd, Endpoint peer)
+      : fd_(fd), peer_(peer), accepted_(Clock::now()), last_packet_(accepted_), partial_since_(accepted_) {}
   int fd_;
   Endpoint peer_;
   std::vector<std::uint8_t> in_;  // bytes of an incomplete frame
+  Clock::time_point accepted_, last_packet_, partial_since_;
+  std::uint64_t packets_ = 0;
 };
 
 class TcpListener {

@@ -9,8 +9,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
-#include <filesystem>
-#include <unistd.h>
 
 namespace stemd::control {
 
@@ -259,80 +257,75 @@ bool osc_parse(const std::uint8_t* data, std::size_t size, OscMessage& out, std:
 
 // ---------------------------------------------------------------- OscDispatcher
 
+// The dispatcher walks bundles itself and has liblo decode each message (osc_parse()). It once
+// handed whole packets to lo_server_dispatch_data(), which needs a liblo server — in liblo 0.31
+// a bound socket: a Unix socket in a /tmp/stemd-osc-XXXXXX folder, left behind whenever the
+// daemon crashed. Now nothing is created. Every message of a packet is decoded before the first
+// is handed on, so a bundle with an element liblo refuses is refused whole.
 struct OscDispatcher::Impl {
-  lo_server server = nullptr;
-  std::string dir;
-  std::string error;
-  std::string last_error;  // from liblo's error handler during a dispatch
-  const Handler* handler = nullptr;
-
-  static void on_error(int num, const char* msg, const char* where) {
-    // liblo's error handler has no user pointer; the dispatcher of this thread is recorded.
-    if (current)
-      current->last_error = std::string(msg ? msg : "error") + (where ? std::string(" in ") + where : "") + " (liblo " +
-                            std::to_string(num) + ")";
-  }
-  static int on_message(const char* path, const char* types, lo_arg** argv, int argc, lo_message msg, void* user) {
-    auto* self = static_cast<Impl*>(user);
-    OscMessage m;
-    m.address = path ? path : "";
-    m.args.reserve(static_cast<std::size_t>(argc));
-    for (int i = 0; i < argc; ++i) m.args.push_back(convert(types[i], argv[i]));
-    m.timetag = tt_to_u64(lo_message_get_timestamp(msg));
-    if (self->handler) (*self->handler)(m);
-    return 0;  // handled
-  }
-  static thread_local Impl* current;
+  std::string error;  // never set: kept for the API (a dispatcher cannot fail to exist)
+  std::vector<OscMessage> messages;
 };
-thread_local OscDispatcher::Impl* OscDispatcher::Impl::current = nullptr;
 
-OscDispatcher::OscDispatcher() : impl_(std::make_unique<Impl>()) {
-  // A private Unix-domain socket in a 0700 directory: liblo needs a server to dispatch, and
-  // this one is reachable by nobody and never read.
-  char tmpl[] = "/tmp/stemd-osc-XXXXXX";
-  if (!mkdtemp(tmpl)) {
-    impl_->error = "cannot create a private directory for liblo";
-    return;
-  }
-  impl_->dir = tmpl;
-  const std::string sock = impl_->dir + "/dispatch";
-  impl_->server = lo_server_new_with_proto(sock.c_str(), LO_UNIX, &Impl::on_error);
-  if (!impl_->server) {
-    impl_->error = "liblo could not create its dispatch server";
-    return;
-  }
-  // Bundles are handed over at once; stemd schedules timetags itself, at the exact sample.
-  lo_server_enable_queue(impl_->server, 0, 1);
-  lo_server_add_method(impl_->server, nullptr, nullptr, &Impl::on_message, impl_.get());
-}
+OscDispatcher::OscDispatcher() : impl_(std::make_unique<Impl>()) {}
+OscDispatcher::~OscDispatcher() = default;
 
-OscDispatcher::~OscDispatcher() {
-  if (impl_->server) lo_server_free(impl_->server);
-  if (!impl_->dir.empty()) {
-    std::error_code ec;
-    std::filesystem::remove_all(impl_->dir, ec);
-  }
-}
-
-bool OscDispatcher::ok() const noexcept { return impl_->server != nullptr; }
+bool OscDispatcher::ok() const noexcept { return true; }
 const std::string& OscDispatcher::error() const noexcept { return impl_->error; }
 
+namespace {
+
+std::uint32_t be32(const std::uint8_t* p) {
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
+}
+
+constexpr int kMaxBundleDepth = 16;  // check_packet() allows fewer; this only bounds recursion
+
+// Decodes a packet (a message, or a bundle of them, nested) into `out`, each message with the
+// timetag of the bundle that holds it. False with a reason when any part is malformed.
+bool decode(const std::uint8_t* d, std::size_t size, std::uint64_t timetag, int depth, std::vector<OscMessage>& out,
+            std::string& error) {
+  if (size >= 8 && std::memcmp(d, "#bundle", 8) == 0) {
+    if (depth >= kMaxBundleDepth) {
+      error = "bundles nested too deep";
+      return false;
+    }
+    if (size < 16) {
+      error = "bundle too short for its timetag";
+      return false;
+    }
+    const std::uint64_t tt = (static_cast<std::uint64_t>(be32(d + 8)) << 32) | be32(d + 12);
+    std::size_t pos = 16;
+    while (pos < size) {
+      if (size - pos < 4) {
+        error = "bundle element size is truncated";
+        return false;
+      }
+      const std::uint32_t n = be32(d + pos);
+      pos += 4;
+      if (n > size - pos) {
+        error = "bundle element runs past the end";
+        return false;
+      }
+      if (!decode(d + pos, n, tt, depth + 1, out, error)) return false;
+      pos += n;
+    }
+    return true;
+  }
+  OscMessage m;
+  if (!osc_parse(d, size, m, error)) return false;
+  m.timetag = timetag;
+  out.push_back(std::move(m));
+  return true;
+}
+
+}  // namespace
+
 bool OscDispatcher::dispatch(const std::uint8_t* data, std::size_t size, const Handler& h, std::string& error) {
-  if (!impl_->server) {
-    error = impl_->error;
-    return false;
-  }
-  impl_->handler = &h;
-  impl_->last_error.clear();
-  Impl::current = impl_.get();
-  // liblo takes a non-const pointer but only reads the buffer.
-  const int r = lo_server_dispatch_data(impl_->server, const_cast<std::uint8_t*>(data), size);
-  Impl::current = nullptr;
-  impl_->handler = nullptr;
-  if (r < 0 || !impl_->last_error.empty()) {
-    error = impl_->last_error.empty() ? "malformed OSC packet" : impl_->last_error;
-    return false;
-  }
+  auto& msgs = impl_->messages;  // reused: no allocation per packet once it has grown
+  msgs.clear();
+  if (!decode(data, size, kOscImmediately, 0, msgs, error)) return false;
+  for (const OscMessage& m : msgs) h(m);
   return true;
 }
 

@@ -3,10 +3,9 @@
 //
 // OscMessage is what every layer above sees: the router, the dialects, stemctl, the tests.
 // osc_serialise()/osc_parse() convert single messages to and from bytes (liblo does the
-// encoding). OscDispatcher hands whole datagrams (messages or bundles) to liblo's
-// lo_server_dispatch_data() and calls back once per message inside. stemd owns its sockets
-// (net.hpp): liblo 0.31 would bind every interface, so its server here is created on a private
-// Unix-domain socket that nothing ever reads.
+// encoding). OscDispatcher takes whole datagrams (messages or bundles), decodes every message
+// inside (liblo decodes each one; the bundles are walked here) and then calls back once per
+// message. No liblo server exists: stemd owns its sockets (net.hpp), and creates no files.
 //
 // Threads: one OscDispatcher per thread; the functions are reentrant.
 #pragma once

@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <poll.h>
+#include <algorithm>
+#include <cstdio>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -58,6 +60,8 @@ bool OscServer::open(std::string& error) {
     kv("dropped_datagrams", stats_.kernel_drops.load());
     kv("replies_dropped", stats_.replies_dropped.load());
     kv("tcp_clients", stats_.tcp_clients.load());
+    kv("tcp_refused", stats_.tcp_refused.load());
+    kv("tcp_timed_out", stats_.tcp_timed_out.load());
     if (const DeviceStatus* d = cfg_.device) {
       f.push_back(OscArg::Str("device"));
       f.push_back(OscArg::Str(to_string(d->state())));
@@ -157,35 +161,75 @@ void OscServer::handle_udp() {
   for (const Endpoint& gone : udp_->take_unreachable()) router_.drop_subscriber(Peer{gone, -1});
 }
 
+std::size_t OscServer::per_address_limit() const {
+  if (cfg_.max_tcp_clients_per_address > 0) return cfg_.max_tcp_clients_per_address;
+  return std::max<std::size_t>(1, cfg_.max_tcp_clients / 2);
+}
+
 void OscServer::handle_tcp() {
+  const auto now = TcpConnection::Clock::now();
+  std::uint64_t skipped = 0;
   if (tcp_) {
     while (auto c = tcp_->accept()) {
       if (!allow_.allows(c->peer())) {
         stats_.refused.fetch_add(1, std::memory_order_relaxed);
         continue;  // closed by its destructor
       }
-      if (conns_.size() >= cfg_.max_tcp_clients) {
-        spdlog::warn("OSC: refusing TCP client {}: {} clients already (--max-tcp-clients)", c->peer().to_string(),
-                     conns_.size());
+      const std::string host = c->peer().host();
+      const auto same = static_cast<std::size_t>(
+          std::count_if(conns_.begin(), conns_.end(), [&](const auto& o) { return o->peer().host() == host; }));
+      const bool full = conns_.size() >= cfg_.max_tcp_clients;
+      if (full || same >= per_address_limit()) {
+        stats_.tcp_refused.fetch_add(1, std::memory_order_relaxed);
+        if (log_limit_.allow("tcp refused", skipped)) {
+          spdlog::warn(
+              "OSC: refusing TCP client {}: {}{}", c->peer().to_string(),
+              full ? std::to_string(conns_.size()) + " clients already (--max-tcp-clients)"
+                   : std::to_string(same) + " clients from " + host + " already (--max-tcp-clients-per-address)",
+              suppressed_note(skipped));
+        }
         continue;
       }
       conns_.push_back(std::move(c));
     }
   }
+  const auto seconds = [](double s) {
+    return std::chrono::duration_cast<TcpConnection::Clock::duration>(std::chrono::duration<double>(s));
+  };
   std::vector<std::vector<std::uint8_t>> packets;
   for (std::size_t i = 0; i < conns_.size();) {
     packets.clear();
     std::string error;
-    const bool alive = conns_[i]->read_packets(packets, cfg_.max_packet, error);
-    const Peer peer{conns_[i]->peer(), conns_[i]->fd()};
+    TcpConnection& conn = *conns_[i];
+    bool alive = conn.read_packets(packets, cfg_.max_packet, error);
+    const Peer peer{conn.peer(), conn.fd()};
     for (const auto& p : packets) {
       stats_.datagrams.fetch_add(1, std::memory_order_relaxed);
       out_.clear();
       router_.handle_packet(p.data(), p.size(), peer, out_);
       for (const auto& o : out_) send(o);
     }
+    if (alive) {
+      // A slot is for a client that talks: one that sends nothing for the idle time-out, or
+      // leaves a frame (or its first packet) unfinished, gives it back.
+      char why[96] = "";
+      if (now - conn.last_packet() > seconds(cfg_.tcp_idle_timeout_s)) {
+        std::snprintf(why, sizeof why, "idle for %g s (--tcp-idle-timeout)", cfg_.tcp_idle_timeout_s);
+      } else if ((conn.partial() || !conn.any_packet()) &&
+                 now - conn.partial_since() > seconds(cfg_.tcp_frame_timeout_s)) {
+        std::snprintf(why, sizeof why, "%s within %g s (--tcp-frame-timeout)",
+                      conn.any_packet() ? "frame not completed" : "no packet", cfg_.tcp_frame_timeout_s);
+      }
+      if (why[0] != '\0') {
+        alive = false;
+        error = why;
+        stats_.tcp_timed_out.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
     if (!alive) {
-      if (error != "closed") spdlog::warn("OSC: TCP client {}: {}", peer.endpoint.to_string(), error);
+      if (error != "closed" && log_limit_.allow("tcp client", skipped)) {
+        spdlog::warn("OSC: TCP client {}: {}, closed{}", peer.endpoint.to_string(), error, suppressed_note(skipped));
+      }
       router_.drop_subscriber(peer);
       conns_.erase(conns_.begin() + static_cast<std::ptrdiff_t>(i));
       continue;
@@ -193,6 +237,9 @@ void OscServer::handle_tcp() {
     ++i;
   }
   stats_.tcp_clients.store(conns_.size(), std::memory_order_relaxed);
+  log_limit_.flush([](const std::string& kind, std::uint64_t n) {
+    spdlog::warn("OSC {}: … and {} more suppressed (at most 5 lines a second)", kind, n);
+  });
 }
 
 void OscServer::run() {

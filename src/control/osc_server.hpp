@@ -10,6 +10,7 @@
 #pragma once
 
 #include "device_status.hpp"
+#include "log_guard.hpp"
 #include "net.hpp"
 #include "router.hpp"
 
@@ -31,6 +32,14 @@ struct OscServerConfig {
   bool tcp = false;
   std::string allow;  // CIDR list; empty = loopback only (allowed only on loopback)
   std::size_t max_tcp_clients = 16;
+  // At most this many TCP connections from one address (0: half of max_tcp_clients, at least
+  // 1), so one address cannot take every slot.
+  std::size_t max_tcp_clients_per_address = 0;
+  // A TCP connection that completes no packet for this long is closed (seconds).
+  double tcp_idle_timeout_s = 300.0;
+  // A frame must be complete this long after its first byte, and a new connection must have
+  // sent its first packet by then (seconds): half-sent frames cannot hold a slot.
+  double tcp_frame_timeout_s = 5.0;
   std::size_t max_packet = 65536;
   // The output device's health (the daemon sets it): lost/restored notifications and status
   // fields. Null = not reported.
@@ -43,6 +52,8 @@ struct OscServerStats {
   std::atomic<std::uint64_t> kernel_drops{0};     // the socket's receive buffer overflowed
   std::atomic<std::uint64_t> replies_dropped{0};  // send failed (peer's buffer full)
   std::atomic<std::uint64_t> tcp_clients{0};
+  std::atomic<std::uint64_t> tcp_refused{0};    // over --max-tcp-clients or the per-address share
+  std::atomic<std::uint64_t> tcp_timed_out{0};  // idle or incomplete-frame time-outs
 };
 
 class OscServer {
@@ -70,6 +81,7 @@ class OscServer {
   void send(const Outgoing& o);
   void handle_udp();
   void handle_tcp();
+  std::size_t per_address_limit() const;
 
   Controller& ctl_;
   Router& router_;
@@ -86,6 +98,7 @@ class OscServer {
   std::mutex posted_mu_;
   std::vector<std::function<void()>> posted_;
   OscServerStats stats_;
+  LogLimiter log_limit_;
 };
 
 }  // namespace stemd::control

@@ -58,19 +58,58 @@ void Router::log_bad_input() {
   const auto now = std::chrono::steady_clock::now();
   for (auto& [kind, b] : bad_log_) {
     if (b.since_log == 0 || now - b.last < std::chrono::seconds(1)) continue;
+    // The address and the reason carry client strings: escaped, so they cannot forge lines.
     if (b.since_log == 1) {
-      spdlog::warn("OSC {}: {} — {}", kind, b.last_address, b.last_reason);
+      spdlog::warn("OSC {}: {} — {}", kind, log_escape(b.last_address), log_escape(b.last_reason, 400));
     } else {
       spdlog::warn("OSC {}: {} messages refused in the last second or more; latest: {} — {}", kind, b.since_log,
-                   b.last_address, b.last_reason);
+                   log_escape(b.last_address), log_escape(b.last_reason, 400));
     }
     b.since_log = 0;
     b.last = now;
   }
+  log_limit_.flush([](const std::string& kind, std::uint64_t n) {
+    spdlog::warn("OSC {}: … and {} more suppressed (at most 5 lines a second)", kind, n);
+  });
+}
+
+bool Router::unvalidated(const Peer& p, std::chrono::steady_clock::time_point now) const {
+  if (p.tcp_fd >= 0 || p.endpoint.family() == 0) return false;  // TCP proved it; internal calls
+  return !cfg_.cookie_exempt.allows(p.endpoint) && !validator_.validated(p.endpoint, now);
 }
 
 void Router::handle_packet(const std::uint8_t* data, std::size_t size, const Peer& from, std::vector<Outgoing>& out) {
   ++stats_.packets;
+  const auto now = std::chrono::steady_clock::now();
+  const std::size_t first = out.size();
+  unvalidated_ = unvalidated(from, now);
+  packet_answer_bytes_ = 0;
+  route_packet(data, size, from, out);
+  // A /stemd/cookie echo in the packet may have validated the source on the way.
+  if (unvalidated_) {
+    unvalidated_ = false;
+    std::size_t total = 0;
+    for (std::size_t i = first; i < out.size(); ++i) total += out[i].data.size();
+    const std::size_t budget = AddressValidator::kAmplification * size;
+    if (total > budget) {
+      // The handlers ran (a command from a spoofed source does what it says: --allow is what
+      // keeps strangers out); only the answer is withheld, so the source cannot be used to
+      // reflect or amplify traffic at a victim.
+      stats_.replies_withheld += out.size() - first;
+      out.resize(first);
+      OscMessage c;
+      c.address = "/stemd/cookie";
+      c.args.push_back(OscArg::Str(validator_.mint(from.endpoint, now)));
+      auto bytes = osc_serialise(c);
+      if (bytes.size() <= budget) {
+        out.push_back(Outgoing{from, std::move(bytes)});
+        ++stats_.cookies_sent;
+      }
+    }
+  }
+}
+
+void Router::route_packet(const std::uint8_t* data, std::size_t size, const Peer& from, std::vector<Outgoing>& out) {
   const PacketCheck check = check_packet(data, size, cfg_.limits);
   if (!check.ok) {
     // Answer where we can say what was refused; a reply to garbage goes to its sender only.
@@ -89,6 +128,7 @@ void Router::handle_packet(const std::uint8_t* data, std::size_t size, const Pee
       [&](const OscMessage& m) {
         any = true;
         out.push_back(Outgoing{from, osc_serialise(handle(m, from))});
+        packet_answer_bytes_ += out.back().data.size();
       },
       error);
   if (!ok) {
@@ -263,6 +303,7 @@ double Router::glide_tempo(double current, double target, double dt, double rise
 void Router::tick() {
   if (tick_hook_) tick_hook_();
   const auto now = std::chrono::steady_clock::now();
+  expire_subscribers(now);
   const double dt = std::chrono::duration<double>(now - last_tick_).count();
   last_tick_ = now;
   if (movement_active_ && dt > 0 && dt < 1.0) {
@@ -322,7 +363,7 @@ void Router::on_event(const engine::Event& e, const VoiceInfo& v) {
       return;
   }
   const auto bytes = osc_serialise(m);
-  for (const Peer& p : subscribers_) notifications_.push_back(Outgoing{p, bytes});
+  for (const Subscriber& s : subscribers_) notifications_.push_back(Outgoing{s.peer, bytes});
 }
 
 void Router::notify_device(const std::string& what, const std::vector<OscArg>& values) {
@@ -331,7 +372,7 @@ void Router::notify_device(const std::string& what, const std::vector<OscArg>& v
   m.address = "/stemd/device/" + what;
   m.args = values;
   const auto bytes = osc_serialise(m);
-  for (const Peer& p : subscribers_) notifications_.push_back(Outgoing{p, bytes});
+  for (const Subscriber& s : subscribers_) notifications_.push_back(Outgoing{s.peer, bytes});
 }
 
 void Router::take_notifications(std::vector<Outgoing>& out) {
@@ -341,11 +382,30 @@ void Router::take_notifications(std::vector<Outgoing>& out) {
 
 void Router::drop_subscriber(const Peer& p) {
   const auto before = subscribers_.size();
-  std::erase_if(subscribers_, [&](const Peer& s) {
-    return p.tcp_fd >= 0 ? s.tcp_fd == p.tcp_fd : (s.tcp_fd < 0 && s.endpoint == p.endpoint);
+  std::erase_if(subscribers_, [&](const Subscriber& s) {
+    return p.tcp_fd >= 0 ? s.peer.tcp_fd == p.tcp_fd : (s.peer.tcp_fd < 0 && s.peer.endpoint == p.endpoint);
   });
   if (subscribers_.size() != before) {
     spdlog::info("OSC: subscriber {} expired (unreachable or disconnected)", p.endpoint.to_string());
+  }
+}
+
+std::vector<Peer> Router::subscriber_peers() const {
+  std::vector<Peer> v;
+  v.reserve(subscribers_.size());
+  for (const Subscriber& s : subscribers_) v.push_back(s.peer);
+  return v;
+}
+
+void Router::expire_subscribers(std::chrono::steady_clock::time_point now) {
+  for (std::size_t i = 0; i < subscribers_.size();) {
+    if (subscribers_[i].expires > now) {
+      ++i;
+      continue;
+    }
+    spdlog::info("OSC: subscriber {} expired (not renewed within {:g} s, --subscription-ttl)",
+                 subscribers_[i].peer.endpoint.to_string(), cfg_.subscription_ttl_s);
+    subscribers_.erase(subscribers_.begin() + static_cast<std::ptrdiff_t>(i));
   }
 }
 
@@ -411,6 +471,8 @@ std::vector<OscArg> Router::status_fields() {
   for (const auto& [k, n] : stats_.ignored) ignored += n;
   kv("ignored_messages", OscArg::Int64(static_cast<std::int64_t>(ignored)));
   kv("subscribers", OscArg::Int(static_cast<std::int64_t>(subscribers_.size())));
+  kv("replies_withheld", OscArg::Int64(static_cast<std::int64_t>(stats_.replies_withheld)));
+  kv("cookies_sent", OscArg::Int64(static_cast<std::int64_t>(stats_.cookies_sent)));
   if (status_extra_) status_extra_(f);
   return f;
 }

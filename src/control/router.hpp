@@ -11,7 +11,9 @@
 // Thread: the control thread only — the one that owns the Controller.
 #pragma once
 
+#include "address_validation.hpp"
 #include "controller.hpp"
+#include "log_guard.hpp"
 #include "media_policy.hpp"
 #include "net.hpp"
 #include "osc.hpp"
@@ -36,6 +38,13 @@ struct RouterConfig {
   PacketLimits limits;
   std::size_t max_sources = 4096;
   std::size_t max_subscribers = 16;
+  // A subscription lasts this long (seconds of wall time) unless renewed by /stemd/notify 1.
+  double subscription_ttl_s = 60.0;
+  // UDP sources exempt from the cookie exchange (their address cannot be forged from outside
+  // the host): loopback by default. See address_validation.hpp.
+  AllowList cookie_exempt = AllowList::loopback();
+  // Bytes of rows in one /stemd/list or /stemd/voices page (the rest: the next page).
+  std::size_t page_bytes = 48000;
   double tone_frequency = 440.0;  // /test_tone defaults
   double tone_level = 0.25;       // linear peak (−12 dBFS)
   double tone_seconds = 2.0;
@@ -84,6 +93,8 @@ struct RouterStats {
   std::uint64_t messages = 0;
   std::uint64_t done = 0;
   std::uint64_t failed = 0;
+  std::uint64_t replies_withheld = 0;        // to unvalidated UDP sources: over 3× their request
+  std::uint64_t cookies_sent = 0;            // /stemd/cookie in their place
   std::map<std::string, std::uint64_t> bad;  // kind → count
   // Messages the old server ignored and stemd accepts as no-ops (address → count): detector
   // pose frames, sc-engine example addresses, /stem_volume of an id not loaded, EQ with
@@ -104,6 +115,9 @@ class Router {
   Router(Controller& ctl, const RouterConfig& cfg, const MediaPolicy& media);
 
   // One packet from `from`; replies (one per message, or one /fail for a bad packet) appended.
+  // From a UDP source that is neither exempt nor validated, replies adding up to more than 3×
+  // the packet's size are replaced by one `/stemd/cookie <token>` (or nothing, when even that
+  // is over 3×).
   void handle_packet(const std::uint8_t* data, std::size_t size, const Peer& from, std::vector<Outgoing>& out);
   // One message; returns the reply message (tests use this directly).
   OscMessage handle(const OscMessage& m, const Peer& from);
@@ -117,7 +131,12 @@ class Router {
   void take_notifications(std::vector<Outgoing>& out);
   void drop_subscriber(const Peer& p);
   std::size_t subscribers() const { return subscribers_.size(); }
-  const std::vector<Peer>& subscriber_peers() const { return subscribers_; }
+  std::vector<Peer> subscriber_peers() const;
+  // Drops subscriptions not renewed within --subscription-ttl (called by tick()).
+  void expire_subscribers(std::chrono::steady_clock::time_point now);
+  // Whether replies to `p` are limited (a UDP source neither exempt nor validated now).
+  bool unvalidated(const Peer& p, std::chrono::steady_clock::time_point now) const;
+  AddressValidator& validator() { return validator_; }
 
   // Extra status fields from the server (sockets, drops…), appended to every status reply.
   void set_status_extra(std::function<void(std::vector<OscArg>&)> f) { status_extra_ = std::move(f); }
@@ -152,6 +171,7 @@ class Router {
   using Handler = Reply (Router::*)(const OscMessage&, const Peer&);
   void register_crowdstream();
   void register_native();
+  void route_packet(const std::uint8_t* data, std::size_t size, const Peer& from, std::vector<Outgoing>& out);
   Reply fail(std::string kind, std::string reason, std::vector<OscArg> values = {});
   static Reply done(std::vector<OscArg> values = {});
   OscMessage make_reply(const std::string& address, const Reply& r) const;
@@ -230,6 +250,7 @@ class Router {
   Reply n_status(const OscMessage&, const Peer&);
   Reply n_notify(const OscMessage&, const Peer&);
   Reply n_ping(const OscMessage&, const Peer&);
+  Reply n_cookie(const OscMessage&, const Peer&);
   Reply n_tone(const OscMessage&, const Peer&);
   Reply n_stretch(const OscMessage&, const Peer&);
   Reply n_quantize(const OscMessage&, const Peer&);
@@ -242,7 +263,17 @@ class Router {
   OscDispatcher dispatcher_;
   std::unordered_map<std::string, Handler> handlers_;
   std::map<int, VoiceHandle> players_;  // buffer id → its player
-  std::vector<Peer> subscribers_;
+  struct Subscriber {
+    Peer peer;
+    std::chrono::steady_clock::time_point expires;
+  };
+  std::vector<Subscriber> subscribers_;
+  AddressValidator validator_;
+  bool unvalidated_ = false;  // the packet being handled comes from an unvalidated UDP source
+  // Bytes answered so far to the packet being handled: big answers (pages) stop at
+  // kMaxPacketAnswer, so one datagram cannot keep the control thread building 150 MB of lists.
+  std::size_t packet_answer_bytes_ = 0;
+  static constexpr std::size_t kMaxPacketAnswer = 1 << 20;
   std::vector<Outgoing> notifications_;
   std::function<void(std::vector<OscArg>&)> status_extra_;
   std::function<void()> tick_hook_;
@@ -253,6 +284,7 @@ class Router {
     std::chrono::steady_clock::time_point last{};
   };
   std::map<std::string, BadLog> bad_log_;
+  LogLimiter log_limit_;  // per-kind limits of lines a client can cause (/dummy…)
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::int64_t t0_frame_ = 0;  // /reset's timeline origin
   int meter_ = 4;

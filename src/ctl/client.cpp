@@ -145,6 +145,19 @@ bool Client::send(const OscMessage& m, std::string& error) {
     error = "cannot encode " + m.address + " as OSC";
     return false;
   }
+  return send_bytes(bytes, error);
+}
+
+bool Client::send_bundle(const std::vector<OscMessage>& ms, std::string& error) {
+  const auto bytes = control::osc_serialise_bundle(ms, control::kOscImmediately);
+  if (bytes.empty()) {
+    error = "cannot encode a bundle as OSC";
+    return false;
+  }
+  return send_bytes(bytes, error);
+}
+
+bool Client::send_bytes(const std::vector<std::uint8_t>& bytes, std::string& error) {
   if (udp_) {
     if (!udp_->send_to(target_, bytes.data(), bytes.size())) {
       // A pending ICMP error fails one send; the daemon's absence shows up as a time-out.
@@ -254,6 +267,15 @@ Wait Client::receive_tcp(OscMessage& out, Clock::time_point deadline, std::strin
   }
 }
 
+std::string Client::cookie_of(const OscMessage& in, const std::string& address) {
+  if (in.address == "/stemd/cookie" && in.args.size() == 1 && in.args[0].is_string()) return in.args[0].s;
+  if (in.address == "/fail" && is_reply_to(in, address) && in.args.size() == 3 && in.args[1].is_string() &&
+      in.args[2].is_string() && in.args[2].s == "cookie required") {
+    return in.args[1].s;
+  }
+  return "";
+}
+
 Result Client::request(const OscMessage& m, double timeout_s, const std::function<void(const OscMessage&)>& other) {
   Result r;
   if (!send(m, r.error)) {
@@ -261,10 +283,24 @@ Result Client::request(const OscMessage& m, double timeout_s, const std::functio
     return r;
   }
   const auto deadline = deadline_in(timeout_s);
+  bool echoed = false;
   for (;;) {
     OscMessage in;
     r.wait = receive(in, deadline, r.error);
     if (r.wait != Wait::kMessage) return r;
+    if (const std::string token = m.address == "/stemd/cookie" ? "" : cookie_of(in, m.address);
+        !token.empty() && !echoed) {
+      // The daemon wants proof that we receive here: echo its cookie, then the request again.
+      OscMessage c;
+      c.address = "/stemd/cookie";
+      c.args.push_back(OscArg::Str(token));
+      echoed = true;
+      if (!send_bundle({c, m}, r.error)) {
+        r.wait = Wait::kGone;
+        return r;
+      }
+      continue;
+    }
     if (is_reply_to(in, m.address)) {
       r.reply = std::move(in);
       return r;

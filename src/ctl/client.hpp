@@ -6,7 +6,10 @@
 // TCP (--tcp): a connected stream with OSC 1.0 framing (int32 big-endian size + packet).
 //
 // Every request waits for *its* reply: a /done or /fail whose first argument is the address
-// sent. Anything else that arrives meanwhile (event notifications, a late reply to an earlier
+// sent. A daemon that does not know our address yet (a UDP source beyond loopback) may answer
+// with `/stemd/cookie <token>` instead (or `/fail … <token> "cookie required"`): the request is
+// then sent again once, in a bundle behind `/stemd/cookie <token>`, which proves that we
+// receive at this address. Anything else that arrives meanwhile (event notifications, a late reply to an earlier
 // request) is handed to an optional callback and otherwise ignored.
 #pragma once
 
@@ -70,6 +73,8 @@ class Client {
   void set_interrupt_flag(const std::atomic<bool>* flag) { interrupt_ = flag; }
 
   bool send(const OscMessage& m, std::string& error);
+  // Several messages in one bundle (immediate).
+  bool send_bundle(const std::vector<OscMessage>& ms, std::string& error);
   // The next message from the daemon, waiting until `deadline`.
   Wait receive(OscMessage& out, Clock::time_point deadline, std::string& error);
   // Sends `m` and waits up to `timeout_s` for its reply; other messages go to `other`.
@@ -83,6 +88,9 @@ class Client {
   Client() = default;
   Wait receive_udp(OscMessage& out, Clock::time_point deadline, std::string& error);
   Wait receive_tcp(OscMessage& out, Clock::time_point deadline, std::string& error);
+  bool send_bytes(const std::vector<std::uint8_t>& bytes, std::string& error);
+  // The token of a cookie challenge in `in` (see above), or "".
+  static std::string cookie_of(const OscMessage& in, const std::string& address);
   bool interrupted() const { return interrupt_ != nullptr && interrupt_->load(); }
 
   ClientOptions opts_;

@@ -277,6 +277,15 @@ bool parse_voices(const OscMessage& reply, std::vector<VoiceRow>& rows, std::str
   return true;
 }
 
+std::int64_t next_page(const OscMessage& reply, std::size_t fields_per_row) {
+  const auto& a = reply.args;
+  if (a.size() < 2 || !a[1].is_number()) return -1;
+  const auto count = static_cast<std::size_t>(std::max<std::int64_t>(0, static_cast<std::int64_t>(a[1].as_double())));
+  const std::size_t at = 2 + fields_per_row * count;  // total, then next
+  if (a.size() < at + 2 || !a[at + 1].is_number()) return -1;
+  return static_cast<std::int64_t>(a[at + 1].as_double());
+}
+
 std::string fmt_time(double s) {
   if (!std::isfinite(s) || s < 0) s = 0;
   const auto tenths = static_cast<std::int64_t>(std::floor(s * 10 + 0.5));

@@ -49,6 +49,9 @@ struct VoiceRow {
 };
 // /done /stemd/voices count, then id name position_s duration_s ring_fill underruns state per voice.
 bool parse_voices(const OscMessage& reply, std::vector<VoiceRow>& rows, std::string& error);
+// A paged reply's (/stemd/list, /stemd/voices) next offset: the last of the two values after
+// the rows (total, next). −1 when this was the last page, or from a daemon that does not page.
+std::int64_t next_page(const OscMessage& reply, std::size_t fields_per_row);
 
 // Text.
 std::string fmt_time(double seconds);               // "3:05.2", "1:02:03.0"

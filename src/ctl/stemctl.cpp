@@ -108,6 +108,28 @@ class Session {
     return rc;
   }
 
+  // A paged table (/stemd/list, /stemd/voices): asks for page after page (offset = the previous
+  // reply's next) until the last, handing each reply to `take`. A daemon that does not page
+  // answers everything at once (next −1).
+  int pages(const std::string& address, std::size_t fields_per_row,
+            const std::function<bool(const OscMessage&, std::string&)>& take) {
+    if (int rc = connect(); rc != kExitOk) return rc;
+    std::int64_t offset = 0;
+    for (int page = 0; page < 1'000'000; ++page) {
+      const Result r = client_->request(msg(address, {OscArg::Int(offset)}));
+      if (const int rc = check(r); rc != kExitOk) return rc;
+      std::string error;
+      if (!take(r.reply, error)) {
+        error_line(error);
+        return kExitFail;
+      }
+      const std::int64_t next = next_page(r.reply, fields_per_row);
+      if (next <= offset) return kExitOk;  // −1: the last page (and never a loop)
+      offset = next;
+    }
+    return kExitOk;
+  }
+
   // Prints `text` unless --quiet.
   void say(const std::string& text) const {
     if (!quiet_) std::printf("%s\n", text.c_str());
@@ -142,6 +164,7 @@ class Watch {
       notice_ = "events unavailable: " + describe_failure(sub.reply);
     } else {
       subscribed_ = true;
+      renewed(sub.reply);
     }
 
     int frames = 0;
@@ -156,9 +179,14 @@ class Watch {
       for (;;) {
         OscMessage in;
         std::string error;
-        const Wait w = c.receive(in, next, error);
+        const auto until = subscribed_ && renew_at_ < next ? renew_at_ : next;
+        const Wait w = c.receive(in, until, error);
         if (w == Wait::kMessage) {
           record(in);
+          continue;
+        }
+        if (w == Wait::kTimeout && Clock::now() < next) {  // a renewal is due before the refresh
+          renew();
           continue;
         }
         if (w == Wait::kGone) lost(error);
@@ -200,6 +228,26 @@ class Watch {
     while (events_.size() > kEvents) events_.pop_front();
   }
 
+  void renew() {
+    const Result r = s_.client().request(msg("/stemd/notify", {OscArg::Int(1)}), s_.opts().timeout_s, keep_event());
+    if (r.done()) {
+      resubscribe_ = false;
+      renewed(r.reply);
+    } else {
+      renew_at_ = Clock::now() + std::chrono::seconds(1);  // try again soon, not in a tight loop
+    }
+  }
+
+  // Renew at a third of the subscription's lifetime (`/done /stemd/notify 1 ttl_s`; 60 s when
+  // the daemon does not say).
+  void renewed(const OscMessage& reply) {
+    double ttl = 60.0;
+    if (reply.args.size() >= 3 && reply.args[2].is_number() && reply.args[2].as_double() > 0) {
+      ttl = reply.args[2].as_double();
+    }
+    renew_at_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(ttl / 3));
+  }
+
   void lost(const std::string& why) {
     notice_ = why;
     if (subscribed_) resubscribe_ = true;
@@ -208,10 +256,9 @@ class Watch {
   void refresh() {
     Client& c = s_.client();
     const double t = s_.opts().timeout_s;
-    if (resubscribe_) {  // the daemon was gone: it forgot us
-      const Result r = c.request(msg("/stemd/notify", {OscArg::Int(1)}), t, keep_event());
-      if (r.done()) resubscribe_ = false;
-    }
+    // The daemon was gone (it forgot us), or the subscription is due for renewal: it lapses
+    // after the daemon's --subscription-ttl, which its reply says.
+    if (resubscribe_ || (subscribed_ && Clock::now() >= renew_at_)) renew();
     const Result st = c.request(msg("/stemd/status"), t, keep_event());
     if (!take(st, "/stemd/status")) return;
     status_ = status_fields(st.reply);
@@ -277,6 +324,7 @@ class Watch {
   bool tty_ = false;
   bool subscribed_ = false;
   bool resubscribe_ = false;
+  Clock::time_point renew_at_{};
   bool have_data_ = false;
   std::string notice_;
   StatusFields status_;
@@ -511,32 +559,26 @@ int stemctl_main(int argc, char** argv) {
     });
   }
   if (list->parsed()) {
-    int rc = kExitOk;
-    const int r = s.run(msg("/stemd/list"), [&](const OscMessage& reply) {
+    std::vector<SourceRow> all;
+    const int r = s.pages("/stemd/list", 6, [&](const OscMessage& reply, std::string& error) {
       std::vector<SourceRow> rows;
-      std::string error;
-      if (!parse_list(reply, rows, error)) {
-        error_line(error);
-        rc = kExitFail;
-        return;
-      }
-      std::fputs(list_table(rows).c_str(), stdout);
+      if (!parse_list(reply, rows, error)) return false;
+      all.insert(all.end(), rows.begin(), rows.end());
+      return true;
     });
-    return r != kExitOk ? r : rc;
+    if (r == kExitOk) std::fputs(list_table(all).c_str(), stdout);
+    return r;
   }
   if (voices->parsed()) {
-    int rc = kExitOk;
-    const int r = s.run(msg("/stemd/voices"), [&](const OscMessage& reply) {
+    std::vector<VoiceRow> all;
+    const int r = s.pages("/stemd/voices", 7, [&](const OscMessage& reply, std::string& error) {
       std::vector<VoiceRow> rows;
-      std::string error;
-      if (!parse_voices(reply, rows, error)) {
-        error_line(error);
-        rc = kExitFail;
-        return;
-      }
-      std::fputs(voices_table(rows).c_str(), stdout);
+      if (!parse_voices(reply, rows, error)) return false;
+      all.insert(all.end(), rows.begin(), rows.end());
+      return true;
     });
-    return r != kExitOk ? r : rc;
+    if (r == kExitOk) std::fputs(voices_table(all).c_str(), stdout);
+    return r;
   }
   if (status->parsed()) {
     return s.run(msg("/stemd/status"), [&](const OscMessage& reply) {

@@ -136,8 +136,8 @@ void build_corpus(Corpus& c) {
       {msg("/stemd/master", 0.5, 0.1), false, true},
       {msg("/stemd/deck", "A", 0.5), true, false},
       {msg("/stemd/deck", "A", 0.5, 0.1, "linear"), false, true},
-      {msg("/stemd/list"), false, true},
-      {msg("/stemd/voices"), false, true},
+      {msg("/stemd/list", 0, 0), false, true},  // [offset] [count]: pages
+      {msg("/stemd/voices", 0, 0), false, true},
       {msg("/stemd/status"), false, true},
       {msg("/stemd/notify", 1), false, true},
       {msg("/stemd/ping"), false, true},

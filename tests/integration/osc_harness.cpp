@@ -133,6 +133,13 @@ Daemon::Daemon(const DaemonOptions& o) : opts_(o) {
   rc.eq_enabled = !o.disable_filters;
   rc.max_sources = o.max_sources;
   rc.max_subscribers = o.max_subscribers;
+  rc.subscription_ttl_s = o.subscription_ttl_s;
+  rc.page_bytes = o.page_bytes;
+  if (o.cookie_exempt) {
+    rc.cookie_exempt = control::AllowList{};
+    std::string e;
+    if (!o.cookie_exempt->empty() && !rc.cookie_exempt.parse(*o.cookie_exempt, e)) ADD_FAILURE() << e;
+  }
   router_ = std::make_unique<control::Router>(*ctl_, rc, *media_);
 
   control::OscServerConfig oc;
@@ -141,6 +148,10 @@ Daemon::Daemon(const DaemonOptions& o) : opts_(o) {
   oc.tcp = o.tcp;
   oc.tcp_port = 0;
   oc.allow = o.allow;
+  oc.max_tcp_clients = o.max_tcp_clients;
+  oc.max_tcp_clients_per_address = o.max_tcp_clients_per_address;
+  oc.tcp_idle_timeout_s = o.tcp_idle_timeout_s;
+  oc.tcp_frame_timeout_s = o.tcp_frame_timeout_s;
   server_ = std::make_unique<control::OscServer>(*ctl_, *router_, oc);
   if (!server_->open(error_)) return;
 

@@ -145,6 +145,14 @@ struct DaemonOptions {
   std::size_t max_sources = 4096;
   std::size_t max_subscribers = 16;
   bool run_audio = true;  // false: the backend is never started, so the engine takes no commands
+  double subscription_ttl_s = 60.0;
+  std::size_t page_bytes = 48000;
+  // UDP sources exempt from the cookie exchange; unset: loopback (the default), "": none.
+  std::optional<std::string> cookie_exempt;
+  std::size_t max_tcp_clients = 16;
+  std::size_t max_tcp_clients_per_address = 0;
+  double tcp_idle_timeout_s = 300.0;
+  double tcp_frame_timeout_s = 5.0;
 };
 
 class Daemon {
