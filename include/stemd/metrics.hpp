@@ -106,8 +106,12 @@ class StreamClock {
 
 struct Metrics {
   StreamClock clock;
-  std::atomic<std::uint64_t> commands_late{0};       // scheduled commands that arrived after their frame
-  std::atomic<std::uint64_t> schedule_overflows{0};  // scheduled commands applied early: the pending list was full
+  std::atomic<std::uint64_t> commands_late{0};  // scheduled commands that arrived after their frame
+  std::atomic<std::uint64_t> schedule_overflows{
+      0};  // scheduled commands refused (never applied): the schedule was full
+  // Commands with an at_frame the engine is done with: applied (on time or late), cancelled,
+  // cleared or refused. The control thread counts what it sent; the difference is what waits.
+  std::atomic<std::uint64_t> schedule_done{0};
   std::atomic<std::uint64_t> callbacks{0};
   std::atomic<std::uint64_t> frames{0};             // engine frame counter (output frames produced)
   std::atomic<std::uint64_t> voice_underruns{0};    // total over all voices

@@ -2,6 +2,8 @@
 // notifications, bad-input accounting. The dialects are in crowdstream.cpp and native.cpp.
 #include "router.hpp"
 
+#include "limits.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -110,6 +112,7 @@ OscMessage Router::handle(const OscMessage& m, const Peer& from) {
   ++stats_.messages;
   // A bundle's timetag is when its messages take effect, at the sample: map it to a frame.
   double late_ms = 0;
+  double ahead_s = 0;
   message_frame_ = forced_frame_;
   if (forced_frame_ < 0 && m.timetag != kOscImmediately && m.timetag != 0) {
     timespec rt{}, mono{};
@@ -128,6 +131,7 @@ OscMessage Router::handle(const OscMessage& m, const Peer& from) {
       timetag_next_ = (timetag_next_ + 1) % timetag_frames_.size();
     }
     const std::int64_t earliest = ctl_.now_frame() + cfg_.buffer_size;  // the engine renders a period ahead
+    ahead_s = static_cast<double>(frame - earliest) / cfg_.sample_rate;
     if (frame < earliest) {
       late_ms = 1000.0 * static_cast<double>(earliest - frame) / cfg_.sample_rate;
     } else {
@@ -138,7 +142,10 @@ OscMessage Router::handle(const OscMessage& m, const Peer& from) {
   {
     Controller::ScheduleScope at(ctl_, message_frame_);
     auto it = handlers_.find(m.address);
-    if (it != handlers_.end()) {
+    if (std::string e; ahead_s > limits::kMaxAheadSeconds &&
+                       !limits::seconds_in_range(ahead_s, 0, limits::kMaxAheadSeconds, "the bundle's time ahead", e)) {
+      r = fail("range", e);  // nothing is timed more than a day ahead
+    } else if (it != handlers_.end()) {
       r = (this->*(it->second))(m, from);
     } else if (m.address.rfind("/dance/", 0) == 0) {
       r = cs_dance(m, from);  // the movement detector's many addresses: answered cheaply
@@ -400,6 +407,10 @@ std::vector<OscArg> Router::status_fields() {
   for (const auto& [k, n] : stats_.bad) bad += n;
   kv("bad_messages", OscArg::Int64(static_cast<std::int64_t>(bad)));
   kv("subscribers", OscArg::Int(static_cast<std::int64_t>(subscribers_.size())));
+  // Timed commands waiting for their time, and those refused because the schedule was full.
+  kv("scheduled", OscArg::Int(static_cast<std::int64_t>(ctl_.scheduled())));
+  kv("schedule_refused", OscArg::Int64(static_cast<std::int64_t>(
+                             ctl_.schedule_refused() + m.schedule_overflows.load(std::memory_order_relaxed))));
   if (status_extra_) status_extra_(f);
   return f;
 }
