@@ -126,6 +126,7 @@ struct Metrics {
   std::atomic<std::uint64_t> limiter_frames{0};     // frames the safety limiter reduced
   std::atomic<unsigned long> audio_thread{0};       // pthread_t of the thread running process()
   std::atomic<float> limiter_min_gain{1.0f};        // deepest reduction since a reader took it
+  std::atomic<float> tone_hz{0.0f};                 // the test tone sounding (its frequency), 0 = none
   std::atomic<std::uint64_t> last_callback_ns{0};   // CLOCK_MONOTONIC of the last callback start
   // Lowest ring fill seen (per mille of capacity) since a reader last took it; 1000 = no streams.
   std::atomic<std::uint32_t> min_ring_fill_permille{1000};

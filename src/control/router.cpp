@@ -409,6 +409,7 @@ std::vector<OscArg> Router::status_fields() {
   kv("subscribers", OscArg::Int(static_cast<std::int64_t>(subscribers_.size())));
   // Timed commands waiting for their time, and those refused because the schedule was full.
   kv("scheduled", OscArg::Int(static_cast<std::int64_t>(ctl_.scheduled())));
+  kv("tone_hz", OscArg::Float(m.tone_hz.load(std::memory_order_relaxed)));  // the test tone, 0 = none
   kv("schedule_refused", OscArg::Int64(static_cast<std::int64_t>(
                              ctl_.schedule_refused() + m.schedule_overflows.load(std::memory_order_relaxed))));
   if (status_extra_) status_extra_(f);

@@ -396,6 +396,8 @@ std::string status_table(const StatusFields& f) {
       label = "OSC messages refused";
     } else if (k == "subscribers") {
       label = "event subscribers";
+    } else if (k == "tone_hz") {
+      label = "test tone", text = x > 0 ? fmt("%.0f Hz", x) : "off";
     } else if (k == "scheduled") {
       label = "timed commands waiting";
     } else if (k == "schedule_refused") {

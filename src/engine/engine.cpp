@@ -379,6 +379,7 @@ void Engine::start_tone(const Command& c) noexcept {
   t->length = length;
   t->fade = std::min<std::int64_t>(length / 2, std::llround(0.01 * cfg_.sample_rate));
   t->release_left = t->release_len = 0;
+  metrics_.tone_hz.store(static_cast<float>(c.tone_hz), std::memory_order_relaxed);
 }
 
 void Engine::release_tones(std::uint32_t frames) noexcept {
@@ -415,6 +416,7 @@ void Engine::render_tones(float* bus, std::uint32_t frames) noexcept {
     }
     if (t.pos >= t.length || (t.release_len > 0 && t.release_left <= 0)) t.active = false;
   }
+  if (!tone_active()) metrics_.tone_hz.store(0.0f, std::memory_order_relaxed);
 }
 
 void Engine::start_voice(const Command& c) noexcept {
