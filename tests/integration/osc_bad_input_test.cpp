@@ -1012,6 +1012,8 @@ TEST(OscSchedule, AFullScheduleAnswersScheduleFullAndNeverRunsEarly) {
   Client c(d.udp());
   ASSERT_TRUE(c.ok());
   ASSERT_TRUE(is_done(c.send("/load_buffer", 1100, media.path("a.wav")), "/load_buffer"));
+  // Timetags map to frames through the stream clock: wait until the audio has run.
+  ASSERT_TRUE(eventually([&] { return status(c).at("frames").as_double() > 0; }));
   const std::size_t capacity = engine::Engine::kMaxScheduled;
   const std::uint64_t an_hour = control::unix_seconds_to_ntp(unix_now() + 3600);
   std::size_t done = 0;
