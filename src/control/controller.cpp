@@ -539,6 +539,12 @@ std::int64_t Controller::now_frame() const {
   return frame + static_cast<std::int64_t>(elapsed * engine_.config().sample_rate);
 }
 
+bool Controller::clock_running() const {
+  std::int64_t frame = 0;
+  std::uint64_t ns = 0;
+  return engine_.metrics().clock.read(frame, ns);
+}
+
 std::int64_t Controller::frame_at_monotonic(std::uint64_t mono_ns) const {
   std::int64_t frame = 0;
   std::uint64_t ns = 0;

@@ -151,6 +151,8 @@ class Controller {
   std::int64_t now_frame() const;
   // The engine frame rendered at a CLOCK_MONOTONIC time (past or future).
   std::int64_t frame_at_monotonic(std::uint64_t mono_ns) const;
+  // True once the stream has run (before that, times map to frame 0).
+  bool clock_running() const;
   int sample_rate() const noexcept { return engine_.config().sample_rate; }
 
   // Drains the engine's events and retirees. Call at least ten times a second.

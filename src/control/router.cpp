@@ -127,8 +127,10 @@ OscMessage Router::handle(const OscMessage& m, const Peer& from) {
     }
     if (frame < 0) {
       frame = ctl_.frame_at_monotonic(static_cast<std::uint64_t>(std::max(0.0, now_mono + delta * 1e9)));
-      timetag_frames_[timetag_next_] = {m.timetag, frame};
-      timetag_next_ = (timetag_next_ + 1) % timetag_frames_.size();
+      if (ctl_.clock_running()) {  // before the first callback every time maps to 0: not worth keeping
+        timetag_frames_[timetag_next_] = {m.timetag, frame};
+        timetag_next_ = (timetag_next_ + 1) % timetag_frames_.size();
+      }
     }
     const std::int64_t earliest = ctl_.now_frame() + cfg_.buffer_size;  // the engine renders a period ahead
     ahead_s = static_cast<double>(frame - earliest) / cfg_.sample_rate;
