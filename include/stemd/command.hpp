@@ -34,6 +34,8 @@ enum class CommandType : std::uint8_t {
   kDeckEq,      // ramp deck `deck`'s EQ band `band` (0 low, 1 mid, 2 high) to linear gain `value`
   kSetRate,     // glide `voice`'s playback rate (speed and pitch) to `value` over `frames`
   kSetTempo,    // `voice`'s time-stretch tempo (speed without pitch) to `value`; 1 = none
+  kTone,        // test tone on the direct bus: `tone_hz`, peak `value` (linear), `frames` long; replaces one sounding
+  kClearSchedule,  // drop every scheduled command (plays scheduled but not started end, stopped)
 };
 
 inline constexpr int kNumDecks = 4;           // A–D
@@ -69,6 +71,7 @@ struct Command {
   std::uint8_t band = 0;       // kDeckEq
   std::uint8_t curve = 0;      // engine::Curve of a kSetGain / kDeckGain / kStop fade
   std::int64_t at_frame = -1;  // engine frame to apply it at (sample-accurate); < 0 = as soon as possible
+  double tone_hz = 0.0;        // kTone: frequency in Hz (output rate)
 };
 static_assert(std::is_trivially_copyable_v<Command>);
 

@@ -27,6 +27,7 @@ namespace stemd::engine {
 
 class DeckEq;
 class Resampler;
+class Schedule;
 class Stretcher;
 
 // What a voice reads from memory: a whole file, or the head of a streamed one. Interleaved
@@ -69,7 +70,10 @@ class Engine {
   static constexpr std::size_t kCommandQueue = 8192;
   static constexpr std::size_t kEventQueue = 8192;
   static constexpr std::size_t kRetireQueue = 16384;
-  static constexpr std::size_t kMaxScheduled = 8192;  // commands waiting for their frame
+  // Commands waiting for their frame at most. The control thread refuses more ("schedule full",
+  // counting what it sent against Metrics::schedule_done); the engine refuses (never applies
+  // early) any that still arrive with the schedule full.
+  static constexpr std::size_t kMaxScheduled = 8192;
   // Commands applied per callback at most: a flood of control messages delays commands
   // (they wait in the queue, in order) instead of stretching one callback past its budget.
   static constexpr std::size_t kMaxCommandsPerCallback = 512;
@@ -109,8 +113,8 @@ class Engine {
 
   // [audio] Applies queued commands without rendering (process() does this itself). Used by
   // the render backend before it checks streams_ready(). Commands with a future at_frame wait
-  // in a fixed list and are applied at exactly that frame by process(), which splits the block
-  // there.
+  // in the schedule (a binary heap: O(log n) per command, whatever order they arrive in) and
+  // are applied at exactly that frame by process(), which splits the block there.
   void apply_commands() noexcept;
 
   // [audio] True when every streaming voice can render `frames` frames without waiting for the
@@ -121,6 +125,9 @@ class Engine {
   std::uint32_t active_voices() const noexcept { return active_count_; }
 
   std::int64_t frame() const noexcept { return frame_; }  // [audio]
+  std::size_t scheduled() const noexcept;                 // [audio] commands waiting for their frame
+  std::uint64_t schedule_ops() const noexcept;            // [audio] the schedule's work so far (tests)
+  bool tone_active() const noexcept;                      // [audio] the test tone is sounding
 
   // [control] What the audio thread last published about voice slot `id` (relaxed snapshot).
   const VoiceTelemetry& telemetry(VoiceId id) const noexcept { return telemetry_[id]; }
@@ -130,10 +137,17 @@ class Engine {
   void start_voice(const Command& c) noexcept;
   void apply(const Command& c) noexcept;
   void schedule(const Command& c) noexcept;
+  void refuse_scheduled(const Command& c, EndReason why) noexcept;
+  void unschedule_play(VoiceId id) noexcept;
+  void clear_schedule() noexcept;
   void apply_due() noexcept;
+  void start_tone(const Command& c) noexcept;
+  void release_tones(std::uint32_t frames) noexcept;
+  void render_tones(float* bus, std::uint32_t frames) noexcept;
   // A stop for a voice whose play is still scheduled (not yet due): the play is taken off the
   // schedule, its stream handed back and the voice reported ended (kStopped). any_voice: every
-  // scheduled play (stop-all). True if something was cancelled.
+  // scheduled play (stop-all). True if something was cancelled. O(log n) per play cancelled:
+  // scheduled plays are found through sched_play_, never by a search.
   bool cancel_scheduled_plays(VoiceId id, std::uint32_t generation, bool any_voice) noexcept;
   void render_voice(Voice& v, float* out, std::uint32_t frames) noexcept;
   std::uint32_t mix_segment(Voice& v, float* out, std::uint32_t count) noexcept;
@@ -175,11 +189,28 @@ class Engine {
   std::vector<float> st_out_;
   std::vector<VoiceId> active_;  // ids of active voices; capacity reserved = max_voices
   std::uint32_t active_count_ = 0;
-  std::vector<float> scratch_;      // max_block_frames stereo frames
-  std::vector<float> gains_;        // max_block_frames per-frame gains
-  std::vector<float> gains_r_;      // right-channel gains when a voice is panned
-  std::vector<Command> scheduled_;  // waiting for their frame, sorted by at_frame; capacity fixed
-  std::size_t scheduled_count_ = 0;
+  std::vector<float> scratch_;          // max_block_frames stereo frames
+  std::vector<float> gains_;            // max_block_frames per-frame gains
+  std::vector<float> gains_r_;          // right-channel gains when a voice is panned
+  std::unique_ptr<Schedule> schedule_;  // commands waiting for their frame
+  // Per voice id: the handle of its play in the schedule (Schedule::kNone if none), and the ids
+  // that have one (sched_play_ids_[0, sched_play_count_), sched_play_pos_ = index in it) so
+  // stop-all visits only those.
+  std::vector<std::uint32_t> sched_play_;
+  std::vector<VoiceId> sched_play_ids_;
+  std::vector<std::uint32_t> sched_play_pos_;
+  std::uint32_t sched_play_count_ = 0;
+  // The test tone: an oscillator on the direct bus (no buffer: costs nothing however long). Two,
+  // so a new tone starts while the one it replaces fades out.
+  struct Tone {
+    bool active = false;
+    double phase = 0.0;  // cycles, [0, 1)
+    double inc = 0.0;    // cycles per frame
+    float level = 0.0f;
+    std::int64_t pos = 0, length = 0, fade = 0;      // frames; fade = the 10 ms ramps at both ends
+    std::int64_t release_left = 0, release_len = 0;  // > 0: fading out early (replaced, stopped)
+  };
+  Tone tones_[2];
   Ramp master_{1.0f};
   float limiter_gain_ = 1.0f;
   float limiter_release_ = 0.0f;  // per-frame recovery coefficient

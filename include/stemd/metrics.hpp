@@ -106,8 +106,12 @@ class StreamClock {
 
 struct Metrics {
   StreamClock clock;
-  std::atomic<std::uint64_t> commands_late{0};       // scheduled commands that arrived after their frame
-  std::atomic<std::uint64_t> schedule_overflows{0};  // scheduled commands applied early: the pending list was full
+  std::atomic<std::uint64_t> commands_late{0};  // scheduled commands that arrived after their frame
+  std::atomic<std::uint64_t> schedule_overflows{
+      0};  // scheduled commands refused (never applied): the schedule was full
+  // Commands with an at_frame the engine is done with: applied (on time or late), cancelled,
+  // cleared or refused. The control thread counts what it sent; the difference is what waits.
+  std::atomic<std::uint64_t> schedule_done{0};
   std::atomic<std::uint64_t> callbacks{0};
   std::atomic<std::uint64_t> frames{0};             // engine frame counter (output frames produced)
   std::atomic<std::uint64_t> voice_underruns{0};    // total over all voices
@@ -122,6 +126,7 @@ struct Metrics {
   std::atomic<std::uint64_t> limiter_frames{0};     // frames the safety limiter reduced
   std::atomic<unsigned long> audio_thread{0};       // pthread_t of the thread running process()
   std::atomic<float> limiter_min_gain{1.0f};        // deepest reduction since a reader took it
+  std::atomic<float> tone_hz{0.0f};                 // the test tone sounding (its frequency), 0 = none
   std::atomic<std::uint64_t> last_callback_ns{0};   // CLOCK_MONOTONIC of the last callback start
   // Lowest ring fill seen (per mille of capacity) since a reader last took it; 1000 = no streams.
   std::atomic<std::uint32_t> min_ring_fill_permille{1000};

@@ -179,7 +179,7 @@ bool Controller::play(int slot, const PlayOptions& opts, VoiceHandle& out, std::
       opts.rate, opts.loop_start, opts.loop_end,    opts.loop_count, opts.tempo};
   if (!send_cmd(c)) {
     loader_.release(stream);
-    error = "busy: the command queue is full";
+    error = send_error_;
     return false;
   }
   free_ids_.pop_back();
@@ -203,7 +203,7 @@ bool Controller::stop(VoiceHandle v, double fade_seconds, std::string& error, en
   c.frames = std::max(frames_for(fade_seconds), engine_.declick_frames());
   c.curve = static_cast<std::uint8_t>(curve);
   if (!send_cmd(c)) {
-    error = "busy: the command queue is full";
+    error = send_error_;
     return false;
   }
   return true;
@@ -231,7 +231,7 @@ bool Controller::seek(VoiceHandle v, std::int64_t frame, std::string& error) {
       vs->rate,  vs->loop_start, vs->loop_end, 0,          vs->tempo};
   if (!send_cmd(c)) {
     loader_.release(stream);
-    error = "busy: the command queue is full";
+    error = send_error_;
     return false;
   }
   return true;
@@ -252,7 +252,7 @@ bool Controller::set_volume(VoiceHandle v, float volume, double ramp_seconds, st
   c.frames = std::max(frames_for(ramp_seconds), engine_.declick_frames());  // never a zipper step
   c.curve = static_cast<std::uint8_t>(curve);
   if (!send_cmd(c)) {
-    error = "busy: the command queue is full";
+    error = send_error_;
     return false;
   }
   vs->volume = volume;
@@ -268,7 +268,7 @@ bool Controller::set_loop(VoiceHandle v, bool loop, std::string& error) {
   c.generation = v.generation;
   c.flag = loop;
   if (!send_cmd(c)) {
-    error = "busy: the command queue is full";
+    error = send_error_;
     return false;
   }
   vs->loop = loop;
@@ -285,7 +285,7 @@ bool Controller::set_master(float gain, double ramp_seconds, std::string& error)
   c.value = gain;
   c.frames = std::max(frames_for(ramp_seconds), engine_.declick_frames());
   if (!send_cmd(c)) {
-    error = "busy: the command queue is full";
+    error = send_error_;
     return false;
   }
   master_ = gain;
@@ -297,7 +297,7 @@ bool Controller::stop_all(double fade_seconds, std::string& error) {
   c.type = CommandType::kStopAll;
   c.frames = std::max(frames_for(fade_seconds), engine_.declick_frames());
   if (!send_cmd(c)) {
-    error = "busy: the command queue is full";
+    error = send_error_;
     return false;
   }
   return true;
@@ -312,7 +312,7 @@ bool Controller::send_voice_command(VoiceHandle v, engine::CommandType type, flo
   c.value = value;
   c.frames = frames;
   if (!send_cmd(c)) {
-    error = "busy: the command queue is full";
+    error = send_error_;
     return false;
   }
   return true;
@@ -372,7 +372,7 @@ bool Controller::set_deck_level(int deck, float level, double ramp_seconds, std:
   c.frames = ramp_seconds < 0 ? 0 : std::max(frames_for(ramp_seconds), engine_.declick_frames());
   c.curve = static_cast<std::uint8_t>(curve);
   if (!send_cmd(c)) {
-    error = "busy: the command queue is full";
+    error = send_error_;
     return false;
   }
   deck_levels_[static_cast<std::size_t>(deck)] = level;
@@ -395,7 +395,7 @@ bool Controller::set_deck_eq(int deck, int band, float gain, double ramp_seconds
   c.value = gain;
   c.frames = std::max(frames_for(ramp_seconds), engine_.declick_frames());
   if (!send_cmd(c)) {
-    error = "busy: the command queue is full";
+    error = send_error_;
     return false;
   }
   deck_eq_[static_cast<std::size_t>(deck)][static_cast<std::size_t>(band)] = gain;
@@ -428,7 +428,12 @@ bool Controller::load_generated(int slot, const std::string& name, std::vector<f
 
 void Controller::clear(double fade_seconds) {
   std::string err;
+  const std::int64_t at = at_frame_;
+  at_frame_ = -1;  // at once: a cleanup in a timed bundle still clears now
+  std::size_t cleared = 0;
+  clear_schedule(cleared, err);  // nothing scheduled starts or applies afterwards
   stop_all(fade_seconds, err);
+  at_frame_ = at;
   table_.clear();  // each source is freed when its last voice retires
 }
 
@@ -460,7 +465,69 @@ VoiceInfo Controller::voice_info(VoiceHandle v) const {
 
 bool Controller::send_cmd(Command& c) {
   c.at_frame = at_frame_;
-  return engine_.send(c);
+  if (at_frame_ >= 0 && scheduled() >= engine::Engine::kMaxScheduled) {
+    ++schedule_refused_;
+    send_error_ = schedule_full_reason();
+    return false;
+  }
+  if (!engine_.send(c)) {
+    send_error_ = "busy: the command queue is full";
+    return false;
+  }
+  if (at_frame_ >= 0) ++scheduled_sent_;
+  return true;
+}
+
+std::size_t Controller::scheduled() const noexcept {
+  const std::uint64_t done = engine_.metrics().schedule_done.load(std::memory_order_acquire);
+  return scheduled_sent_ > done ? static_cast<std::size_t>(scheduled_sent_ - done) : 0;
+}
+
+std::string Controller::schedule_full_reason() const {
+  return "busy: schedule full (" + std::to_string(engine::Engine::kMaxScheduled) +
+         " timed commands are waiting for their time; /mixer_cleanup or /stemd/clear_schedule drops them)";
+}
+
+bool Controller::can_send(std::size_t n) const noexcept {
+  if (engine_.command_space() < n) return false;
+  return at_frame_ < 0 || scheduled() + n <= engine::Engine::kMaxScheduled;
+}
+
+std::string Controller::busy_reason(std::size_t n) const {
+  if (engine_.command_space() < n) return "busy: the command queue is full";
+  return schedule_full_reason();
+}
+
+bool Controller::clear_schedule(std::size_t& cleared, std::string& error) {
+  cleared = scheduled();
+  Command c{};
+  c.type = CommandType::kClearSchedule;
+  const std::int64_t at = at_frame_;
+  at_frame_ = -1;  // at once, whatever scope it is called in
+  const bool ok = send_cmd(c);
+  at_frame_ = at;
+  if (!ok) error = send_error_;
+  return ok;
+}
+
+// The test tone (an oscillator in the engine: nothing is allocated, however long it lasts).
+bool Controller::tone(double hz, double level, double seconds, std::string& error) {
+  const double nyquist = engine_.config().sample_rate / 2.0;
+  if (!(hz > 0.0 && hz < nyquist) || !(level > 0.0 && level <= 1.0) || !(seconds > 0.0 && seconds <= 86400.0)) {
+    error = "tone: frequency must be below " + std::to_string(static_cast<int>(nyquist)) +
+            " Hz, level 0..1, length up to a day";
+    return false;
+  }
+  Command c{};
+  c.type = CommandType::kTone;
+  c.tone_hz = hz;
+  c.value = static_cast<float>(level);
+  c.frames = std::max<std::uint32_t>(1, frames_for(seconds));
+  if (!send_cmd(c)) {
+    error = send_error_;
+    return false;
+  }
+  return true;
 }
 
 std::int64_t Controller::now_frame() const {
@@ -473,6 +540,12 @@ std::int64_t Controller::now_frame() const {
       static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
   const double elapsed = now > ns ? static_cast<double>(now - ns) * 1e-9 : 0.0;
   return frame + static_cast<std::int64_t>(elapsed * engine_.config().sample_rate);
+}
+
+bool Controller::clock_running() const {
+  std::int64_t frame = 0;
+  std::uint64_t ns = 0;
+  return engine_.metrics().clock.read(frame, ns);
 }
 
 std::int64_t Controller::frame_at_monotonic(std::uint64_t mono_ns) const {

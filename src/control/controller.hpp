@@ -120,13 +120,28 @@ class Controller {
   float master_level() const { return master_; }
   // A source made of generated audio (interleaved stereo at the output rate), e.g. a test tone.
   bool load_generated(int slot, const std::string& name, std::vector<float> stereo, std::string& error);
-  // Unloads every source and stops every voice (faded).
+  // Unloads every source, stops every voice (faded) and the test tone, drops every scheduled
+  // command.
   void clear(double fade_seconds);
+  // The test tone: a sine of `hz` at peak `level` (linear, ≤ 1) for `seconds` (output seconds),
+  // with 10 ms fades, on the direct bus; replaces a tone still sounding. An oscillator in the
+  // engine: nothing is allocated, however long it lasts. Callers check the ranges the user sees
+  // (limits.hpp); this only refuses what the engine cannot do.
+  bool tone(double hz, double level, double seconds, std::string& error);
+  // Drops every command waiting for its time (plays scheduled but not started end, stopped);
+  // `cleared` = how many were waiting. Applies at once, even inside a ScheduleScope.
+  bool clear_schedule(std::size_t& cleared, std::string& error);
+  // Timed commands sent and not yet applied, cancelled or cleared (≤ Engine::kMaxScheduled),
+  // and how many were refused because that many were waiting ("schedule full").
+  std::size_t scheduled() const noexcept;
+  std::uint64_t schedule_refused() const noexcept { return schedule_refused_; }
   VoiceInfo voice_info(VoiceHandle v) const;
   io::LoaderThread& loader() noexcept { return loader_; }
-  // True when `n` commands can be queued now: requests that send several check first, so a
-  // "busy" answer never leaves half of them applied.
-  bool can_send(std::size_t n) const noexcept { return engine_.command_space() >= n; }
+  // True when `n` commands can be queued now (and, inside a ScheduleScope, scheduled): requests
+  // that send several check first, so a "busy" answer never leaves half of them applied.
+  bool can_send(std::size_t n) const noexcept;
+  // Why can_send(n) is false, for the "/fail … busy" answer.
+  std::string busy_reason(std::size_t n) const;
 
   // Scheduling: commands sent while a frame is set apply at exactly that engine frame
   // (sample-accurate; see Engine). -1 = as soon as possible. ScheduleScope sets it for a block.
@@ -136,6 +151,8 @@ class Controller {
   std::int64_t now_frame() const;
   // The engine frame rendered at a CLOCK_MONOTONIC time (past or future).
   std::int64_t frame_at_monotonic(std::uint64_t mono_ns) const;
+  // True once the stream has run (before that, times map to frame 0).
+  bool clock_running() const;
   int sample_rate() const noexcept { return engine_.config().sample_rate; }
 
   // Drains the engine's events and retirees. Call at least ten times a second.
@@ -189,7 +206,10 @@ class Controller {
                       std::int64_t loop_start = 0, std::int64_t loop_end = 0, std::uint32_t loop_count = 0);
   void stop_voices_of(const std::shared_ptr<Entry>& e);
   void free_voice(engine::VoiceId id);
+  // Queues `c` at the current schedule frame; false (reason in send_error_) when the command
+  // queue is full or, for a timed command, when kMaxScheduled are already waiting.
   bool send_cmd(engine::Command& c);
+  std::string schedule_full_reason() const;
   bool send_voice_command(VoiceHandle v, engine::CommandType type, float value, std::uint32_t frames,
                           std::string& error);
   VoiceInfo info_of(engine::VoiceId id) const;
@@ -206,6 +226,9 @@ class Controller {
   std::uint64_t next_serial_ = 1;
   std::vector<engine::Retired> retired_scratch_;
   std::int64_t at_frame_ = -1;
+  std::uint64_t scheduled_sent_ = 0;    // commands sent with an at_frame (see Metrics::schedule_done)
+  std::uint64_t schedule_refused_ = 0;  // timed commands refused: the schedule was full
+  std::string send_error_ = "busy: the command queue is full";
   std::uint32_t resampled_in_use_ = 0;
   std::uint32_t stretched_in_use_ = 0;
   bool take_resampler(std::string& error);

@@ -7,6 +7,7 @@
 // "/fail <address> … not yet: …" until that work lands.
 #include "args.hpp"
 #include "engine/deck_eq.hpp"
+#include "limits.hpp"
 #include "router.hpp"
 
 #include <spdlog/spdlog.h>
@@ -145,7 +146,9 @@ Router::Reply Router::cs_play_stem_section(const OscMessage& m, const Peer&) {
   if (rate <= 0 || rate > 4) return fail("range", "rate must be > 0 and ≤ 4", idv);
   if (volume < 0 || volume > kMaxVolume) return fail("range", "volume must be 0..4", idv);
   if (start < 0 || start >= 1) return fail("range", "start is a fraction of the file: 0 ≤ start < 1", idv);
-  if (duration < 0) return fail("range", "duration must be ≥ 0 seconds", idv);
+  if (std::string e;
+      !limits::seconds_in_range(duration, 0, limits::kMaxSectionSeconds, "duration (the file's seconds)", e))
+    return fail("range", e, idv);
   const io::Source* src = ctl_.source(id);
   if (src == nullptr) return fail("unknown_id", "buffer " + std::to_string(id) + " is not loaded", idv);
   // Play from `start` for `duration` seconds of the file (0 = to its end), looping that section
@@ -207,7 +210,7 @@ Router::Reply Router::cs_crossfade_levels(const OscMessage& m, const Peer&) {
   double la = 0, lb = 0;
   if (!a.count(2, 2) || !a.number(0, "a", la) || !a.number(1, "b", lb)) return fail("arguments", a.error());
   if (la < 0 || lb < 0 || la > kMaxVolume || lb > kMaxVolume) return fail("range", "levels must be 0..4");
-  if (!ctl_.can_send(2)) return fail("busy", "busy: the command queue is full");
+  if (!ctl_.can_send(2)) return fail("busy", ctl_.busy_reason(2));
   if (cfg_.equal_power) {
     // Equal power: the client's linear (1 − x, x) becomes (cos, sin) of x·π/2 — constant power
     // through the crossfade. Levels above 1 pass unchanged.
@@ -233,7 +236,7 @@ Router::Reply Router::cs_deck_levels(const OscMessage& m, const Peer&) {
     if (levels[i] < 0 || levels[i] > kMaxVolume)
       return fail("range", std::string("deck ") + names[i] + " level must be 0..4");
   }
-  if (!ctl_.can_send(a.size())) return fail("busy", "busy: the command queue is full");
+  if (!ctl_.can_send(a.size())) return fail("busy", ctl_.busy_reason(a.size()));
   std::string error;
   for (std::size_t i = 0; i < a.size(); ++i) {  // a missing level keeps its value
     if (!ctl_.set_deck_level(static_cast<int>(i), static_cast<float>(levels[i]), cfg_.level_ramp_s, error)) {
@@ -261,38 +264,20 @@ Router::Reply Router::cs_test_tone(const OscMessage& m, const Peer&) {
 }
 
 // A sine with 10 ms fades at both ends, on the direct bus (deck levels don't mute it: it is for
-// checking the speakers). Replaces a tone still sounding.
+// checking the speakers). Replaces a tone still sounding. An oscillator in the engine: nothing is
+// allocated for it, however long it lasts (it used to be a rendered buffer: 230 MB for 600 s).
 Router::Reply Router::test_tone(double freq, double level, double seconds) {
   const double nyquist = cfg_.sample_rate / 2.0;
-  if (freq < 20 || freq >= nyquist) {
+  if (!(freq >= 20 && freq < nyquist)) {  // written so that NaN fails too
     return fail("range", "frequency must be 20 Hz up to " + std::to_string(static_cast<int>(nyquist)) + " Hz");
   }
-  if (level <= 0 || level > 1) return fail("range", "level must be > 0 and ≤ 1 (0 dBFS)");
-  if (seconds < 0.05 || seconds > 600) return fail("range", "length must be 0.05..600 s");
-  const auto frames = static_cast<std::size_t>(seconds * cfg_.sample_rate);
-  const auto fade = std::min(frames / 2, static_cast<std::size_t>(0.01 * cfg_.sample_rate));
-  std::vector<float> tone(frames * 2);
-  for (std::size_t i = 0; i < frames; ++i) {
-    double env = 1.0;
-    if (i < fade) env = static_cast<double>(i) / fade;
-    if (frames - i < fade) env = static_cast<double>(frames - i) / fade;
-    const auto s =
-        static_cast<float>(level * env * std::sin(2 * M_PI * freq * static_cast<double>(i) / cfg_.sample_rate));
-    tone[2 * i] = tone[2 * i + 1] = s;
+  if (!(level > 0 && level <= 1)) return fail("range", "level must be > 0 and ≤ 1 (0 dBFS)");
+  if (std::string e;
+      !limits::seconds_in_range(seconds, limits::kMinToneSeconds, limits::kMaxToneSeconds, "length (seconds)", e)) {
+    return fail("range", e);
   }
-  constexpr int kToneSlot = -1;
   std::string error;
-  const VoiceHandle old = player(kToneSlot);
-  if (old.valid()) ctl_.stop(old, 0.0, error);
-  if (!ctl_.load_generated(kToneSlot, "test tone " + std::to_string(static_cast<int>(freq)) + " Hz", std::move(tone),
-                           error)) {
-    return fail("busy", error);
-  }
-  PlayOptions po;
-  po.deck = engine::kDirectBus;
-  VoiceHandle h;
-  if (!ctl_.play(kToneSlot, po, h, error)) return fail("busy", error);
-  players_[kToneSlot] = h;
+  if (!ctl_.tone(freq, level, seconds, error)) return fail("busy", error);
   spdlog::info("test tone: {:.0f} Hz, {:.1f} s, peak {:.1f} dBFS", freq, seconds, 20 * std::log10(level));
   return done({OscArg::Float(freq)});
 }
@@ -334,7 +319,7 @@ Router::Reply Router::cs_deck_eq_all(const OscMessage& m, const Peer&) {
   }
   if (!parse_deck(deck_name, deck)) return fail("arguments", "deck must be A, B, C or D, got \"" + deck_name + "\"");
   if (!cfg_.eq_enabled) return ignored(m, "--disable-filters");
-  if (!ctl_.can_send(3)) return fail("busy", "busy: the command queue is full");
+  if (!ctl_.can_send(3)) return fail("busy", ctl_.busy_reason(3));
   std::string error;
   for (int band = 0; band < 3; ++band) {  // same frame for all three: they glide together
     if (!ctl_.set_deck_eq(deck, band, engine::crowdstream_eq_gain(p[band]), kEqGlide, error))
@@ -451,7 +436,8 @@ Router::Reply Router::cs_play(const OscMessage& m, const Peer&) {
     return fail("arguments", a.error());
   }
   if (!parse_deck(deck_name, deck)) return fail("arguments", "deck must be A, B, C or D, got \"" + deck_name + "\"");
-  if (start_at < 0 || start_at > 86400) return fail("range", "start_at must be 0..86400 seconds");
+  if (std::string e; !limits::seconds_in_range(start_at, 0, limits::kMaxAheadSeconds, "start_at", e))
+    return fail("range", e);
   const int id = kDeckBase[deck];
   const std::int64_t at = frame_after(start_at);  // counted from arrival, as the old server did
   Reply r = ensure_loaded(id, path);
@@ -510,7 +496,8 @@ Router::Reply Router::cs_start_group(const OscMessage& m, const Peer&) {
     want[d] = true;
   }
   if (decks == 0) return fail("arguments", "expects at least one deck (A–D)");
-  if (start_at < 0 || start_at > 86400) return fail("range", "start_at must be 0..86400 seconds");
+  if (std::string e; !limits::seconds_in_range(start_at, 0, limits::kMaxAheadSeconds, "start_at", e))
+    return fail("range", e);
   // Check every deck first: nothing starts unless the whole group can.
   for (int d = 0; d < engine::kNumDecks; ++d) {
     if (!want[d] || player(kDeckBase[d]).valid()) continue;  // a deck already playing continues
@@ -524,9 +511,9 @@ Router::Reply Router::cs_start_group(const OscMessage& m, const Peer&) {
     }
   }
   // Every armed deck starts on the same output sample — all of them or none ("busy").
-  if (!ctl_.can_send(2 * engine::kNumDecks)) return fail("busy", "busy: the command queue is full");
   const std::int64_t at = frame_after(start_at);
   Controller::ScheduleScope when(ctl_, at);
+  if (!ctl_.can_send(2 * engine::kNumDecks)) return fail("busy", ctl_.busy_reason(2 * engine::kNumDecks));
   std::vector<OscArg> started{OscArg::Int64(at)};
   for (int d = 0; d < engine::kNumDecks; ++d) {
     if (!want[d] || player(kDeckBase[d]).valid()) continue;
@@ -553,12 +540,14 @@ Router::Reply Router::cs_fade(const OscMessage& m, const Peer&) {
     return fail("arguments", a.error());
   }
   if (!parse_deck(deck_name, deck)) return fail("arguments", "deck must be A, B, C or D, got \"" + deck_name + "\"");
-  if (start_at < 0 || start_at > 86400) return fail("range", "start_at must be 0..86400 seconds");
-  if (duration > 3600) return fail("range", "duration must be ≤ 3600 seconds");
+  if (std::string e; !limits::seconds_in_range(start_at, 0, limits::kMaxAheadSeconds, "start_at", e))
+    return fail("range", e);
+  if (std::string e; !limits::seconds_in_range(duration, 0, limits::kMaxFadeSeconds, "duration", e))
+    return fail("range", e);
   // After start_at, the deck's level ramps linearly from wherever it is then to 0.
   Controller::ScheduleScope when(ctl_, frame_after(start_at));
   std::string error;
-  if (!ctl_.set_deck_level(deck, 0.0f, std::max(0.0, duration), error)) return fail("busy", error);
+  if (!ctl_.set_deck_level(deck, 0.0f, duration, error)) return fail("busy", error);
   return done();
 }
 
@@ -566,7 +555,8 @@ Router::Reply Router::cs_schedule_c_at(const OscMessage& m, const Peer&) {
   ArgReader a(m);
   double at = 0;
   if (!a.count(1, 1) || !a.number(0, "seconds", at)) return fail("arguments", a.error());
-  if (at < 0 || at > 86400) return fail("range", "seconds since t0 must be 0..86400");
+  if (std::string e; !limits::seconds_in_range(at, 0, limits::kMaxAheadSeconds, "seconds since t0", e))
+    return fail("range", e);
   const int id = kDeckBase[2];
   if (ctl_.source(id) == nullptr) return fail("unknown_id", "buffer 2100 (deck C) is not loaded", {OscArg::Int(id)});
   const std::int64_t frame = t0_frame_ + static_cast<std::int64_t>(std::llround(at * cfg_.sample_rate));

@@ -5,6 +5,7 @@
 // unit is given ("s", "frac" = fraction of the file, "frames"). Every message gets one reply:
 // /done <address> [id] [values…] or /fail <address> [id] <reason>.
 #include "args.hpp"
+#include "limits.hpp"
 #include "router.hpp"
 
 #include <algorithm>
@@ -18,7 +19,6 @@ namespace stemd::control {
 namespace {
 
 constexpr double kMaxVolume = 4.0;
-constexpr double kMaxFade = 3600.0;
 
 // position + unit → frame; false with a reason.
 bool to_frame(double pos, const std::string& unit, std::int64_t total, int rate, std::int64_t& out,
@@ -107,6 +107,7 @@ void Router::register_native() {
   handlers_["/stemd/stretch"] = &Router::n_stretch;
   handlers_["/stemd/quantize"] = &Router::n_quantize;
   handlers_["/stemd/cookie"] = &Router::n_cookie;
+  handlers_["/stemd/clear_schedule"] = &Router::n_clear_schedule;
 }
 
 // /stemd/unload id
@@ -220,7 +221,8 @@ Router::Reply Router::n_stop(const OscMessage& m, const Peer&) {
   if (!parse_curve(curve_name, curve)) {
     return fail("arguments", "curve must be linear, exponential, equal_power or s_curve", idv);
   }
-  if (fade < 0 || fade > kMaxFade) return fail("range", "fade must be 0..3600 s", idv);
+  if (std::string e; !limits::seconds_in_range(fade, 0, limits::kMaxFadeSeconds, "fade", e))
+    return fail("range", e, idv);
   VoiceHandle h;
   if (Reply r; !playing(id, h, r)) return r;
   std::string error;
@@ -239,7 +241,8 @@ Router::Reply Router::pause_or_resume(const OscMessage& m, bool pause) {
   double fade = 0;
   if (!a.count(1, 2) || !a.id(0, id) || !a.number_or(1, "fade", fade, 0.0)) return fail("arguments", a.error());
   const std::vector<OscArg> idv{OscArg::Int(id)};
-  if (fade < 0 || fade > kMaxFade) return fail("range", "fade must be 0..3600 s", idv);
+  if (std::string e; !limits::seconds_in_range(fade, 0, limits::kMaxFadeSeconds, "fade", e))
+    return fail("range", e, idv);
   VoiceHandle h;
   if (Reply r; !playing(id, h, r)) return r;
   std::string error;
@@ -278,7 +281,8 @@ Router::Reply Router::n_volume(const OscMessage& m, const Peer&) {
   }
   const std::vector<OscArg> idv{OscArg::Int(id)};
   if (v < 0 || v > kMaxVolume) return fail("range", "volume must be 0..4", idv);
-  if (ramp < 0 || ramp > kMaxFade) return fail("range", "ramp must be 0..3600 s", idv);
+  if (std::string e; !limits::seconds_in_range(ramp, 0, limits::kMaxFadeSeconds, "ramp", e))
+    return fail("range", e, idv);
   VoiceHandle h;
   if (Reply r; !playing(id, h, r)) return r;
   std::string error;
@@ -302,7 +306,8 @@ Router::Reply Router::n_fade(const OscMessage& m, const Peer&) {
     return fail("arguments", "curve must be linear, exponential, equal_power or s_curve", idv);
   }
   if (target < 0 || target > kMaxVolume) return fail("range", "target volume must be 0..4", idv);
-  if (seconds < 0 || seconds > kMaxFade) return fail("range", "fade must be 0..3600 s", idv);
+  if (std::string e; !limits::seconds_in_range(seconds, 0, limits::kMaxFadeSeconds, "fade", e))
+    return fail("range", e, idv);
   VoiceHandle h;
   if (Reply r; !playing(id, h, r)) return r;
   std::string error;
@@ -320,7 +325,8 @@ Router::Reply Router::n_pan(const OscMessage& m, const Peer&) {
   }
   const std::vector<OscArg> idv{OscArg::Int(id)};
   if (p < -1 || p > 1) return fail("range", "pan must be -1 (left) .. 1 (right)", idv);
-  if (ramp < 0 || ramp > kMaxFade) return fail("range", "ramp must be 0..3600 s", idv);
+  if (std::string e; !limits::seconds_in_range(ramp, 0, limits::kMaxFadeSeconds, "ramp", e))
+    return fail("range", e, idv);
   VoiceHandle h;
   if (Reply r; !playing(id, h, r)) return r;
   std::string error;
@@ -338,7 +344,8 @@ Router::Reply Router::n_rate(const OscMessage& m, const Peer&) {
   }
   const std::vector<OscArg> idv{OscArg::Int(id)};
   if (r < 0.25 || r > 4) return fail("range", "rate must be 0.25..4", idv);
-  if (ramp < 0 || ramp > kMaxFade) return fail("range", "ramp must be 0..3600 s", idv);
+  if (std::string e; !limits::seconds_in_range(ramp, 0, limits::kMaxFadeSeconds, "ramp", e))
+    return fail("range", e, idv);
   VoiceHandle h;
   if (Reply r; !playing(id, h, r)) return r;
   std::string error;
@@ -356,7 +363,7 @@ Router::Reply Router::n_master(const OscMessage& m, const Peer&) {
     return fail("arguments", a.error());
   }
   if (v < 0 || v > kMaxVolume) return fail("range", "master volume must be 0..4");
-  if (ramp < 0 || ramp > kMaxFade) return fail("range", "ramp must be 0..3600 s");
+  if (std::string e; !limits::seconds_in_range(ramp, 0, limits::kMaxFadeSeconds, "ramp", e)) return fail("range", e);
   std::string error;
   if (!ctl_.set_master(static_cast<float>(v), ramp, error)) return fail("busy", error);
   return done();
@@ -377,7 +384,7 @@ Router::Reply Router::n_deck(const OscMessage& m, const Peer&) {
   if (!parse_curve(curve_name, curve))
     return fail("arguments", "curve must be linear, exponential, equal_power or s_curve");
   if (v < 0 || v > kMaxVolume) return fail("range", "level must be 0..4");
-  if (ramp < 0 || ramp > kMaxFade) return fail("range", "ramp must be 0..3600 s");
+  if (std::string e; !limits::seconds_in_range(ramp, 0, limits::kMaxFadeSeconds, "ramp", e)) return fail("range", e);
   std::string error;
   if (!ctl_.set_deck_level(deck, static_cast<float>(v), ramp, error, curve)) return fail("busy", error);
   return done();
@@ -598,8 +605,19 @@ Router::Reply Router::n_tone(const OscMessage& m, const Peer&) {
       !a.number_or(2, "seconds", seconds, cfg_.tone_seconds)) {
     return fail("arguments", a.error());
   }
-  if (level_db > 0 || level_db < -60) return fail("range", "level must be −60..0 dBFS");
+  if (!(level_db >= -60 && level_db <= 0)) return fail("range", "level must be −60..0 dBFS");
   return test_tone(freq, std::pow(10.0, level_db / 20.0), seconds);
+}
+
+// /stemd/clear_schedule → /done /stemd/clear_schedule count: drops every timed command still
+// waiting for its time (a play scheduled but not started ends, stopped); count = how many.
+Router::Reply Router::n_clear_schedule(const OscMessage& m, const Peer&) {
+  ArgReader a(m);
+  if (!a.count(0, 0)) return fail("arguments", a.error());
+  std::size_t cleared = 0;
+  std::string error;
+  if (!ctl_.clear_schedule(cleared, error)) return fail("busy", error);
+  return done({OscArg::Int(static_cast<std::int64_t>(cleared))});
 }
 
 Router::Reply Router::n_ping(const OscMessage& m, const Peer&) {

@@ -2,6 +2,8 @@
 // notifications, bad-input accounting. The dialects are in crowdstream.cpp and native.cpp.
 #include "router.hpp"
 
+#include "limits.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -150,6 +152,7 @@ OscMessage Router::handle(const OscMessage& m, const Peer& from) {
   ++stats_.messages;
   // A bundle's timetag is when its messages take effect, at the sample: map it to a frame.
   double late_ms = 0;
+  double ahead_s = 0;
   message_frame_ = forced_frame_;
   if (forced_frame_ < 0 && m.timetag != kOscImmediately && m.timetag != 0) {
     timespec rt{}, mono{};
@@ -164,10 +167,13 @@ OscMessage Router::handle(const OscMessage& m, const Peer& from) {
     }
     if (frame < 0) {
       frame = ctl_.frame_at_monotonic(static_cast<std::uint64_t>(std::max(0.0, now_mono + delta * 1e9)));
-      timetag_frames_[timetag_next_] = {m.timetag, frame};
-      timetag_next_ = (timetag_next_ + 1) % timetag_frames_.size();
+      if (ctl_.clock_running()) {  // before the first callback every time maps to 0: not worth keeping
+        timetag_frames_[timetag_next_] = {m.timetag, frame};
+        timetag_next_ = (timetag_next_ + 1) % timetag_frames_.size();
+      }
     }
     const std::int64_t earliest = ctl_.now_frame() + cfg_.buffer_size;  // the engine renders a period ahead
+    ahead_s = static_cast<double>(frame - earliest) / cfg_.sample_rate;
     if (frame < earliest) {
       late_ms = 1000.0 * static_cast<double>(earliest - frame) / cfg_.sample_rate;
     } else {
@@ -178,7 +184,10 @@ OscMessage Router::handle(const OscMessage& m, const Peer& from) {
   {
     Controller::ScheduleScope at(ctl_, message_frame_);
     auto it = handlers_.find(m.address);
-    if (it != handlers_.end()) {
+    if (std::string e; ahead_s > limits::kMaxAheadSeconds &&
+                       !limits::seconds_in_range(ahead_s, 0, limits::kMaxAheadSeconds, "the bundle's time ahead", e)) {
+      r = fail("range", e);  // nothing is timed more than a day ahead
+    } else if (it != handlers_.end()) {
       r = (this->*(it->second))(m, from);
     } else if (m.address.rfind("/dance/", 0) == 0) {
       r = cs_dance(m, from);  // the movement detector's many addresses: answered cheaply
@@ -473,6 +482,11 @@ std::vector<OscArg> Router::status_fields() {
   kv("subscribers", OscArg::Int(static_cast<std::int64_t>(subscribers_.size())));
   kv("replies_withheld", OscArg::Int64(static_cast<std::int64_t>(stats_.replies_withheld)));
   kv("cookies_sent", OscArg::Int64(static_cast<std::int64_t>(stats_.cookies_sent)));
+  // Timed commands waiting for their time, and those refused because the schedule was full.
+  kv("scheduled", OscArg::Int(static_cast<std::int64_t>(ctl_.scheduled())));
+  kv("tone_hz", OscArg::Float(m.tone_hz.load(std::memory_order_relaxed)));  // the test tone, 0 = none
+  kv("schedule_refused", OscArg::Int64(static_cast<std::int64_t>(
+                             ctl_.schedule_refused() + m.schedule_overflows.load(std::memory_order_relaxed))));
   if (status_extra_) status_extra_(f);
   return f;
 }

@@ -189,6 +189,8 @@ class Router {
   // timetag, or now plus a period's margin so every command of a group is queued in time).
   std::int64_t frame_after(double seconds) const;
   Reply ensure_loaded(int id, const std::string& path);
+  // The test tone (/test_tone, /stemd/tone): `level` linear peak, `seconds` output seconds;
+  // every argument range-checked here (limits.hpp), then an oscillator in the engine.
   Reply test_tone(double freq, double level, double seconds);
   double tempo_ratio() const { return bpm_ / cfg_.bpm; }
   double beats_now() const;
@@ -254,6 +256,7 @@ class Router {
   Reply n_tone(const OscMessage&, const Peer&);
   Reply n_stretch(const OscMessage&, const Peer&);
   Reply n_quantize(const OscMessage&, const Peer&);
+  Reply n_clear_schedule(const OscMessage&, const Peer&);
   // Rounds a start frame up to the next quantum of the beat clock (/stemd/quantize), if set.
   std::int64_t quantized(std::int64_t frame) const;
 

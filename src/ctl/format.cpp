@@ -405,6 +405,12 @@ std::string status_table(const StatusFields& f) {
       label = "OSC messages refused";
     } else if (k == "subscribers") {
       label = "event subscribers";
+    } else if (k == "tone_hz") {
+      label = "test tone", text = x > 0 ? fmt("%.0f Hz", x) : "off";
+    } else if (k == "scheduled") {
+      label = "timed commands waiting";
+    } else if (k == "schedule_refused") {
+      label = "timed commands refused (schedule full)";
     } else if (k == "datagrams") {
       label = "datagrams received";
     } else if (k == "refused_sources") {

@@ -14,9 +14,10 @@
 
 #include "deck_eq.hpp"
 #include "denormals.hpp"
-#include "resampler.hpp"
-#include "stretcher.hpp"
 #include "mix.hpp"
+#include "resampler.hpp"
+#include "schedule.hpp"
+#include "stretcher.hpp"
 #include "stemd/stream.hpp"
 
 #include <algorithm>
@@ -91,7 +92,10 @@ Engine::Engine(const EngineConfig& cfg)
       scratch_(static_cast<std::size_t>(cfg.max_block_frames) * 2),
       gains_(cfg.max_block_frames),
       gains_r_(cfg.max_block_frames),
-      scheduled_(kMaxScheduled) {
+      schedule_(std::make_unique<Schedule>(kMaxScheduled)),
+      sched_play_(cfg.max_voices, Schedule::kNone),
+      sched_play_ids_(cfg.max_voices),
+      sched_play_pos_(cfg.max_voices) {
   active_.resize(cfg.max_voices);
   deck_eq_ = std::make_unique<DeckEq[]>(kNumDecks);
   for (int d = 0; d < kNumDecks; ++d) deck_eq_[d] = DeckEq(DeckEqConfig{static_cast<double>(cfg.sample_rate)});
@@ -225,12 +229,16 @@ bool Engine::retire(Stream* s, VoiceId id, std::uint32_t gen, bool voice_ended) 
   return retired_.push(Retired{voice_ended, s, id, gen});
 }
 
+std::size_t Engine::scheduled() const noexcept { return schedule_->size(); }
+std::uint64_t Engine::schedule_ops() const noexcept { return schedule_->ops(); }
+bool Engine::tone_active() const noexcept { return tones_[0].active || tones_[1].active; }
+
 void Engine::apply_commands() noexcept {
   // Bounded per call (kMaxCommandsPerCallback); the rest wait for the next callback.
   Command c;
   for (std::size_t i = 0; i < kMaxCommandsPerCallback && commands_.pop(c); ++i) {
     if (c.at_frame > frame_) {
-      schedule(c);
+      schedule(c);  // O(log n)
       continue;
     }
     if (c.at_frame >= 0 && c.at_frame < frame_) {
@@ -240,58 +248,176 @@ void Engine::apply_commands() noexcept {
     }
     apply(c);
     metrics_.commands_applied.fetch_add(1, std::memory_order_relaxed);
+    if (c.at_frame >= 0) metrics_.schedule_done.fetch_add(1, std::memory_order_relaxed);
   }
 }
 
-// Keeps scheduled_ sorted by frame (stable: commands for one frame apply in arrival order).
+// Into the schedule, O(log n); ties on the frame keep their arrival order. A full schedule
+// refuses the command: it is never applied early (a play timed for later must not start now).
 void Engine::schedule(const Command& c) noexcept {
-  if (scheduled_count_ == scheduled_.size()) {
-    // Never dropped: applied now, counted, so a client flooding the schedule hears about it.
-    metrics_.schedule_overflows.fetch_add(1, std::memory_order_relaxed);
-    apply(c);
+  const bool play = c.type == CommandType::kPlay;
+  if (play && (c.voice >= cfg_.max_voices || sched_play_[c.voice] != Schedule::kNone)) {
+    // A second scheduled play for one voice id: a control-thread bug, refused as start_voice
+    // refuses a play for a busy slot (stream handed back, no voice ended).
+    if (c.play.stream != nullptr && !retire(c.play.stream, c.voice, c.generation, false)) {
+      metrics_.events_dropped.fetch_add(1, std::memory_order_relaxed);
+    }
+    push_event(Event{EventType::kCommandDropped, EndReason::kError, c.voice, c.generation, 0, frame_});
+    metrics_.schedule_done.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  std::size_t i = scheduled_count_;
-  while (i > 0 && scheduled_[i - 1].at_frame > c.at_frame) {
-    scheduled_[i] = scheduled_[i - 1];
-    --i;
+  const Schedule::Handle h = schedule_->push(c);
+  if (h == Schedule::kNone) {
+    metrics_.schedule_overflows.fetch_add(1, std::memory_order_relaxed);
+    refuse_scheduled(c, EndReason::kError);
+    return;
   }
-  scheduled_[i] = c;
-  ++scheduled_count_;
+  if (play) {
+    sched_play_[c.voice] = h;
+    sched_play_pos_[c.voice] = sched_play_count_;
+    sched_play_ids_[sched_play_count_++] = c.voice;
+  }
+}
+
+// A scheduled command that will not be applied (refused, cancelled, cleared): a play's voice is
+// reported ended and handed back (so the control thread frees it), a seek's stream goes back.
+void Engine::refuse_scheduled(const Command& c, EndReason why) noexcept {
+  metrics_.schedule_done.fetch_add(1, std::memory_order_relaxed);
+  if (c.type == CommandType::kPlay) {
+    push_event(Event{EventType::kVoiceEnded, why, c.voice, c.generation, 0, frame_});
+    if (!retire(c.play.stream, c.voice, c.generation, true)) {
+      metrics_.events_dropped.fetch_add(1, std::memory_order_relaxed);
+    }
+    metrics_.voices_ended.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (c.type == CommandType::kSeek && c.play.stream != nullptr) retire(c.play.stream, c.voice, c.generation, false);
+  if (why == EndReason::kError) {
+    push_event(Event{EventType::kCommandDropped, EndReason::kError, c.voice, c.generation, 0, frame_});
+  }
+}
+
+// Forgets that voice `id` has a play in the schedule (it left the schedule).
+void Engine::unschedule_play(VoiceId id) noexcept {
+  if (id >= cfg_.max_voices || sched_play_[id] == Schedule::kNone) return;
+  const std::uint32_t at = sched_play_pos_[id];
+  const VoiceId moved = sched_play_ids_[--sched_play_count_];
+  sched_play_ids_[at] = moved;
+  sched_play_pos_[moved] = at;
+  sched_play_[id] = Schedule::kNone;
+}
+
+// Everything scheduled is dropped (O(n log n) once; the schedule is empty afterwards). Should the
+// retire queue be full (it does not happen: its capacity exceeds the voices and the schedule
+// together), what could not be handed back stays scheduled rather than leak.
+void Engine::clear_schedule() noexcept {
+  while (!schedule_->empty()) {
+    const Command& top = schedule_->top();
+    const bool needs_retire =
+        top.type == CommandType::kPlay || (top.type == CommandType::kSeek && top.play.stream != nullptr);
+    if (needs_retire && retired_.write_available() == 0) {
+      metrics_.events_dropped.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    const Command c = schedule_->pop();
+    if (c.type == CommandType::kPlay) unschedule_play(c.voice);
+    refuse_scheduled(c, EndReason::kStopped);
+  }
 }
 
 void Engine::apply_due() noexcept {
-  std::size_t n = 0;
-  while (n < scheduled_count_ && scheduled_[n].at_frame <= frame_) {
-    apply(scheduled_[n]);
+  // At most kMaxScheduled entries, O(log n) each.
+  while (!schedule_->empty() && schedule_->top_frame() <= frame_) {
+    const Command c = schedule_->pop();
+    if (c.type == CommandType::kPlay) unschedule_play(c.voice);
+    apply(c);
     metrics_.commands_applied.fetch_add(1, std::memory_order_relaxed);
-    ++n;
+    metrics_.schedule_done.fetch_add(1, std::memory_order_relaxed);
   }
-  if (n == 0) return;
-  for (std::size_t i = n; i < scheduled_count_; ++i) scheduled_[i - n] = scheduled_[i];
-  scheduled_count_ -= n;
 }
 
 bool Engine::cancel_scheduled_plays(VoiceId id, std::uint32_t generation, bool any_voice) noexcept {
   bool cancelled = false;
-  std::size_t kept = 0;
-  for (std::size_t i = 0; i < scheduled_count_; ++i) {
-    const Command& s = scheduled_[i];
-    const bool match = s.type == CommandType::kPlay && (any_voice || (s.voice == id && s.generation == generation));
-    // The voice's end goes out before its retiree (as for any voice), so the control thread
-    // frees it; a full retire queue keeps the play scheduled (cannot happen: its capacity
-    // exceeds the voice count).
-    if (match && retired_.write_available() > 0) {
-      push_event(Event{EventType::kVoiceEnded, EndReason::kStopped, s.voice, s.generation, 0, frame_});
-      retire(s.play.stream, s.voice, s.generation, true);
-      metrics_.voices_ended.fetch_add(1, std::memory_order_relaxed);
-      cancelled = true;
-      continue;
-    }
-    scheduled_[kept++] = s;
+  // The voice's end goes out before its retiree (as for any voice), so the control thread
+  // frees it; a full retire queue keeps the play scheduled (cannot happen: its capacity
+  // exceeds the voice count).
+  auto cancel = [&](VoiceId v) {
+    const Schedule::Handle h = sched_play_[v];
+    if (h == Schedule::kNone || retired_.write_available() == 0) return false;
+    const Command c = schedule_->remove(h);
+    unschedule_play(v);
+    refuse_scheduled(c, EndReason::kStopped);
+    return true;
+  };
+  if (any_voice) {
+    for (std::uint32_t i = sched_play_count_; i-- > 0;) cancelled |= cancel(sched_play_ids_[i]);
+    return cancelled;
   }
-  scheduled_count_ = kept;
+  if (id < cfg_.max_voices && sched_play_[id] != Schedule::kNone &&
+      schedule_->at(sched_play_[id]).generation == generation) {
+    cancelled = cancel(id);
+  }
   return cancelled;
+}
+
+// ---------------------------------------------------------------- the test tone
+// A sine from a phase accumulator, with 10 ms linear fades at both ends, added to the direct
+// bus. A new tone replaces one still sounding: the old one fades out over the declick time.
+void Engine::start_tone(const Command& c) noexcept {
+  release_tones(declick_frames_);
+  Tone* t = &tones_[0];
+  if (t->active) t = &tones_[1];
+  if (t->active && tones_[0].release_left < t->release_left) t = &tones_[0];  // both busy: the nearer its end
+  const auto length = static_cast<std::int64_t>(c.frames);
+  if (length <= 0 || !(c.value > 0.0f) || !(c.tone_hz > 0.0)) {
+    return;  // a stop: the sounding tone fades out, nothing new starts
+  }
+  t->active = true;
+  t->phase = 0.0;
+  t->inc = c.tone_hz / cfg_.sample_rate;
+  t->level = c.value;
+  t->pos = 0;
+  t->length = length;
+  t->fade = std::min<std::int64_t>(length / 2, std::llround(0.01 * cfg_.sample_rate));
+  t->release_left = t->release_len = 0;
+  metrics_.tone_hz.store(static_cast<float>(c.tone_hz), std::memory_order_relaxed);
+}
+
+void Engine::release_tones(std::uint32_t frames) noexcept {
+  for (Tone& t : tones_) {
+    if (!t.active) continue;
+    const std::int64_t n = std::max<std::int64_t>(1, frames);
+    const std::int64_t left = std::min(n, t.length - t.pos);
+    if (t.release_left > 0 && t.release_left <= left) continue;  // already fading out sooner
+    t.release_len = n;
+    t.release_left = left;
+  }
+}
+
+void Engine::render_tones(float* bus, std::uint32_t frames) noexcept {
+  constexpr double kTwoPi = 6.283185307179586476925286766559;
+  for (Tone& t : tones_) {
+    if (!t.active) continue;
+    std::uint32_t i = 0;
+    for (; i < frames && t.pos < t.length; ++i) {
+      double env = 1.0;
+      if (t.pos < t.fade) env = static_cast<double>(t.pos) / static_cast<double>(t.fade);
+      if (t.length - t.pos < t.fade) env = static_cast<double>(t.length - t.pos) / static_cast<double>(t.fade);
+      if (t.release_len > 0) {
+        if (t.release_left <= 0) break;
+        env *= static_cast<double>(t.release_left) / static_cast<double>(t.release_len);
+        --t.release_left;
+      }
+      const auto s = static_cast<float>(t.level * env * std::sin(kTwoPi * t.phase));
+      bus[2 * i] += s;
+      bus[2 * i + 1] += s;
+      t.phase += t.inc;
+      if (t.phase >= 1.0) t.phase -= 1.0;
+      ++t.pos;
+    }
+    if (t.pos >= t.length || (t.release_len > 0 && t.release_left <= 0)) t.active = false;
+  }
+  if (!tone_active()) metrics_.tone_hz.store(0.0f, std::memory_order_relaxed);
 }
 
 void Engine::start_voice(const Command& c) noexcept {
@@ -366,8 +492,15 @@ void Engine::apply(const Command& c) noexcept {
     case CommandType::kDeckEq:
       if (c.deck < kNumDecks && c.band < 3) deck_eq_[c.deck].set_band_gain(c.band, c.value, c.frames);
       return;
+    case CommandType::kTone:
+      start_tone(c);
+      return;
+    case CommandType::kClearSchedule:
+      clear_schedule();
+      return;
     case CommandType::kStopAll:
       cancel_scheduled_plays(0, 0, true);  // and nothing scheduled starts afterwards
+      release_tones(std::max<std::uint32_t>(c.frames, 1));
       for (std::uint32_t i = 0; i < active_count_; ++i) {
         Voice& v = voices_[active_[i]];
         if (v.state == Voice::State::kRetiring) continue;
@@ -807,8 +940,8 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
   while (offset < frames) {
     apply_due();
     std::uint32_t n = std::min(frames - offset, cfg_.max_block_frames);
-    if (scheduled_count_ > 0) {  // split the block where the next scheduled command is due
-      const std::int64_t until = scheduled_[0].at_frame - frame_;
+    if (!schedule_->empty()) {  // split the block where the next scheduled command is due
+      const std::int64_t until = schedule_->top_frame() - frame_;
       if (until > 0 && until < n) n = static_cast<std::uint32_t>(until);
     }
     float* block = out + static_cast<std::size_t>(offset) * 2;
@@ -868,6 +1001,15 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
       t.generation.store(v.generation, std::memory_order_relaxed);
       t.state.store(telemetry_state(v), std::memory_order_relaxed);
       ++i;
+    }
+
+    if (tone_active()) {  // the test tone: straight to the master, through the direct bus
+      float* bus = decks_.data() + stride * kDirectBus;
+      if (!deck_used[kDirectBus]) {
+        std::memset(bus, 0, sizeof(float) * 2 * n);
+        deck_used[kDirectBus] = true;
+      }
+      render_tones(bus, n);
     }
 
     // Sum the decks into the master, each through its EQ (before the fader, as on a DJ mixer;

@@ -136,7 +136,7 @@ struct Rig {
     rc.buffer_size = kBlock;
     rc.max_sources = kMaxSources;
     rc.max_subscribers = 4;
-    rc.tone_seconds = 0.05;               // /test_tone allocates this much audio per message
+    rc.tone_seconds = 0.05;               // /test_tone: a short tone
     router = new Router(ctl, rc, media);  // never destroyed: the process exits with it
     ctl.set_event_handler([this](const engine::Event& e, const VoiceInfo& v) { router->on_event(e, v); });
     engine.set_loader_wakeup(&io::LoaderThread::wake_cb, &loader);

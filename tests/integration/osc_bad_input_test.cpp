@@ -18,6 +18,7 @@
 #include <fstream>
 #include <limits>
 #include <random>
+#include <thread>
 
 namespace stemd::test::osc {
 namespace {
@@ -416,6 +417,42 @@ void build_corpus(Corpus& c) {
   c.add(msg("/stemd/master", -1.0), {"volume"});
   c.add(msg("/stemd/master", 5.0), {"volume"});
   c.add(msg("/stemd/master", 0.5, -1.0), {"ramp"});
+  // Durations, ramps, tone lengths and start times have a range (issue 10, item 13): NaN and
+  // ±inf are refused as numbers (group "nonfinite"); absurd or negative values name the
+  // argument and its range.
+  c.add(msg("/fade", "A", 0.0, -1e38), {"duration"});
+  c.add(msg("/fade", "A", 0.0, -1.0), {"duration"});
+  c.add(msg("/fade", "A", 0.0, 1e38), {"duration"});
+  c.add(msg("/fade", "A", 1e38), {"start_at"});
+  c.add(msg("/play", "A", A, 1e38), {"start_at"});
+  c.add(msg("/start_group", 1e38, "A"), {"start_at"});
+  c.add(msg("/schedule_c_at", 1e38), {"seconds"});
+  c.add(msg("/play_stem_section", 1100, 1.0, 0.8, 1, 0.0, 1e38), {"duration"});
+  c.add(msg("/stemd/stop", 100, -1e38), {"fade"});
+  c.add(msg("/stemd/stop", 100, 1e38), {"fade"});
+  c.add(msg("/stemd/pause", 100, 1e38), {"fade"});
+  c.add(msg("/stemd/resume", 100, -1e38), {"fade"});
+  c.add(msg("/stemd/fade", 100, 0.5, 1e38), {"fade"});
+  c.add(msg("/stemd/fade", 100, 0.5, -1e38), {"fade"});
+  c.add(msg("/stemd/volume", 100, 0.5, -1e38), {"ramp"});
+  c.add(msg("/stemd/pan", 100, 0.0, 1e38), {"ramp"});
+  c.add(msg("/stemd/rate", 100, 1.0, 1e38), {"ramp"});
+  c.add(msg("/stemd/master", 0.5, 1e38), {"ramp"});
+  c.add(msg("/stemd/deck", "A", 0.5, -1e38), {"ramp"});
+  c.add(msg("/stemd/tone", 440, -12, -1.0), {"length"});
+  c.add(msg("/stemd/tone", 440, -12, 0.0), {"length"});
+  c.add(msg("/stemd/tone", 440, -12, 3601.0), {"length"});
+  c.add(msg("/stemd/tone", 440, -12, 1e38), {"length"});
+  c.add(msg("/stemd/tone", 440, 0.5, 1.0), {"level"});
+  c.add(msg("/stemd/tone", 440, -61, 1.0), {"level"});
+  {  // a bundle timed more than a day ahead
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    const double two_days = static_cast<double>(ts.tv_sec) + 2 * 86400.0;
+    c.raw("bundle two days ahead",
+          bundle({serialise(msg("/stemd/master", 0.5))}, control::unix_seconds_to_ntp(two_days)), "/stemd/master",
+          {"ahead"});
+  }
   c.add(msg("/stemd/deck", "A", -1.0), {"level"});
   c.add(msg("/stemd/deck", "A", 5.0), {"level"});
   c.add(msg("/stemd/deck", "A", 0.5, -1.0), {"ramp"});
@@ -953,6 +990,98 @@ TEST(OscBusy, FullCommandQueueAnswersBusyAndChangesNothing) {
       << "deck A should hold the last accepted message's level; the refused message changed it";
   EXPECT_FLOAT_EQ(static_cast<float>(st.at("deck_b").f), static_cast<float>(1.0 - want_a));
   EXPECT_TRUE(c.quiet(30ms));
+}
+
+double unix_now() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<double>(ts.tv_sec) + ts.tv_nsec * 1e-9;
+}
+
+// Issue 10, item 5: timed commands fill the schedule (an hour ahead, 8,192 of them); one more
+// answers "/fail … schedule full" and never runs — neither at once (as it did) nor later; the
+// status counts what waits and what was refused; /mixer_cleanup and /stemd/clear_schedule
+// empty it, and timed commands are taken again.
+TEST(OscSchedule, AFullScheduleAnswersScheduleFullAndNeverRunsEarly) {
+  Media media;
+  Daemon d;
+  ASSERT_TRUE(d.ok()) << d.error();
+  Client c(d.udp());
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(is_done(c.send("/load_buffer", 1100, media.path("a.wav")), "/load_buffer"));
+  // Timetags map to frames through the stream clock: wait until the audio has run.
+  ASSERT_TRUE(eventually([&] { return status(c).at("frames").as_double() > 0; }));
+  const std::size_t capacity = engine::Engine::kMaxScheduled;
+  const std::uint64_t an_hour = control::unix_seconds_to_ntp(unix_now() + 3600);
+  std::size_t done = 0;
+  for (std::size_t sent = 0; sent < capacity; sent += 64) {
+    std::vector<Bytes> batch;
+    for (int k = 0; k < 64; ++k) batch.push_back(serialise(msg("/stemd/master", 1.0)));
+    c.post_raw(bundle(batch, an_hour));
+    for (int k = 0; k < 64; ++k) {
+      auto r = c.next_reply();
+      ASSERT_TRUE(r.has_value()) << "no reply";
+      done += is_done(*r, "/stemd/master") ? 1 : 0;
+    }
+  }
+  ASSERT_EQ(done, capacity);
+  EXPECT_EQ(status(c).at("scheduled").i, static_cast<std::int64_t>(capacity));
+  // A play timed 0.3 s ahead, with the schedule full: refused, whole.
+  auto r = c.send_raw_then_ping(
+      bundle({serialise(msg("/stemd/play", 1100))}, control::unix_seconds_to_ntp(unix_now() + 0.3)));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_TRUE(is_fail(*r, "/stemd/play") && contains_ci(reason(*r), "schedule full")) << r->to_string();
+  // A timed group too (all or nothing), while untimed commands still run.
+  EXPECT_TRUE(is_done(c.send("/stemd/master", 0.9), "/stemd/master"));
+  const auto st = status(c);
+  EXPECT_EQ(st.at("schedule_refused").as_double(), 1.0);
+  EXPECT_EQ(st.at("scheduled").i, static_cast<std::int64_t>(capacity));
+  // Past the refused play's time: it never started.
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  EXPECT_TRUE(voices(c).empty()) << "the refused play started";
+  // /stemd/clear_schedule drops everything waiting, and says how many.
+  const OscMessage cleared = c.send("/stemd/clear_schedule");
+  ASSERT_TRUE(is_done(cleared, "/stemd/clear_schedule")) << cleared.to_string();
+  ASSERT_GE(cleared.args.size(), 2u);
+  EXPECT_EQ(cleared.args[1].i, static_cast<std::int64_t>(capacity));
+  EXPECT_TRUE(eventually([&] { return status(c).at("scheduled").i == 0; }));
+  // Timed commands are taken again; /mixer_cleanup clears them too.
+  r = c.send_raw_then_ping(
+      bundle({serialise(msg("/stemd/play", 1100))}, control::unix_seconds_to_ntp(unix_now() + 60)));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_TRUE(is_done(*r, "/stemd/play")) << r->to_string();
+  EXPECT_EQ(status(c).at("scheduled").i, 1);
+  EXPECT_TRUE(is_done(c.send("/mixer_cleanup"), "/mixer_cleanup"));
+  EXPECT_TRUE(eventually([&] { return status(c).at("scheduled").i == 0; }));
+  EXPECT_TRUE(eventually([&] { return voices(c).empty(); })) << "the cleared play's voice is freed";
+}
+
+// Issue 10, item 1: the 448-byte bundle of twelve 600 s tones took 2.7 GB (a tone was a rendered
+// buffer) and stalled the control thread for seconds. A tone is an oscillator now: RSS stays flat.
+TEST(OscTone, TwelveLongTonesInOneBundleKeepRssFlat) {
+  Daemon d;
+  ASSERT_TRUE(d.ok()) << d.error();
+  Client c(d.udp());
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(is_done(c.send("/stemd/ping"), "/stemd/ping"));
+  const auto st0 = status(c);
+  const std::int64_t before = rss_bytes();
+  std::vector<Bytes> tones;
+  for (int i = 0; i < 12; ++i) tones.push_back(serialise(msg("/stemd/tone", 440, -60, 600)));
+  const Bytes b = bundle(tones);
+  EXPECT_EQ(b.size(), 448u);
+  c.post_raw(b);
+  for (int i = 0; i < 12; ++i) {
+    auto r = c.next_reply();
+    ASSERT_TRUE(r.has_value()) << "no reply";
+    EXPECT_TRUE(is_done(*r, "/stemd/tone")) << r->to_string();
+  }
+  const double growth_mb = static_cast<double>(rss_bytes() - before) / (1024.0 * 1024.0);
+  RecordProperty("rss_growth_mb", std::to_string(growth_mb));
+  EXPECT_LT(growth_mb, 16.0) << "twelve tones must not hold their length in memory";
+  const auto st = status(c);
+  EXPECT_EQ(st.at("sources").i, st0.at("sources").i) << "a tone is not a source";
+  EXPECT_EQ(st.at("memory_bytes").as_double(), st0.at("memory_bytes").as_double()) << "a tone holds no buffer";
 }
 
 }  // namespace

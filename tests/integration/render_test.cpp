@@ -270,6 +270,32 @@ TEST_F(Render, EqualPowerCrossfadeLaw) {
   for (std::size_t f = 26000; f < 72000; ++f) ASSERT_EQ(got[2 * f], a[2 * f] * g) << "frame " << f;
 }
 
+TEST_F(Render, TestToneHasItsFrequencyLevelAndLength) {
+  // A tone asked for at 0.5 s: 1 kHz at −6 dBFS for 0.5 s with 10 ms fades, on its exact frame.
+  // An oscillator in the engine (issue 10, item 1): rendered, it is the sine it should be.
+  std::ofstream(dir.file("s.txt")) << "0.5 /stemd/tone 1000 -6 0.5\n";
+  render("--script " + dir.file("s.txt") + " --duration 1.5");
+  const auto got = read_stereo(out());
+  ASSERT_EQ(got.size(), static_cast<std::size_t>(72000 * 2));
+  const double level = std::pow(10.0, -6.0 / 20.0);
+  const int fade = 480, length = 24000;
+  for (std::size_t f = 0; f < 24000; ++f) ASSERT_EQ(got[2 * f], 0.0f) << "sound before the tone, frame " << f;
+  double err = 0, peak = 0;
+  for (int i = 0; i < length; ++i) {
+    double env = 1.0;
+    if (i < fade) env = static_cast<double>(i) / fade;
+    if (length - i < fade) env = static_cast<double>(length - i) / fade;
+    const double want = level * env * std::sin(2 * M_PI * 1000.0 * i / 48000.0);
+    const std::size_t k = 2 * (24000 + static_cast<std::size_t>(i));
+    ASSERT_EQ(got[k], got[k + 1]) << "both channels, frame " << i;
+    err = std::max(err, std::fabs(got[k] - want));
+    peak = std::max(peak, static_cast<double>(std::fabs(got[k])));
+  }
+  EXPECT_LT(err, 1e-6) << "the tone is not a 1 kHz sine at −6 dBFS with 10 ms fades";
+  EXPECT_NEAR(20 * std::log10(peak), -6.0, 0.01);
+  for (std::size_t f = 48000; f < 72000; ++f) ASSERT_EQ(got[2 * f], 0.0f) << "sound after the tone, frame " << f;
+}
+
 TEST_F(Render, BadScriptLineNamesFileAndLine) {
   std::ofstream(dir.file("s.txt")) << "0 /stemd/ping\nsoon /stemd/ping\n";
   const auto r = run_stemd("--render-to " + out() + " --script " + dir.file("s.txt") + " --duration 1");

@@ -5,7 +5,8 @@
 // period's worth of frames, unmarks itself and sleeps (outside the marked region) like a device
 // would between callbacks. The test thread is the control thread: it loads, plays (memory and
 // streamed sources, loops, mid-file starts), seeks, changes volume and loop, stops, unloads,
-// reloads and stops everything, while the loader thread streams. The tripwire must see nothing.
+// reloads and stops everything, plays the test tone (an oscillator) and schedules, cancels and
+// clears timed plays, while the loader thread streams. The tripwire must see nothing.
 #include "common/fixtures.hpp"
 #include "control/controller.hpp"
 #include "io/loader_thread.hpp"
@@ -192,6 +193,22 @@ void every_control_path(bool soft_clip) {
       ctl.pause(voices.back(), 0.005, err);
       ctl.set_pan(voices.back(), -0.5f, 0.01, err);
       ctl.resume(voices.back(), 0.005, err);
+    }
+    // the test tone (an oscillator on the direct bus), replaced while it sounds
+    ctl.tone(220.0 * (1 + cycle % 4), 0.2, 0.03, err);
+    pause(4);
+    ctl.tone(330.0, 0.2, 0.02, err);
+    {  // scheduled plays: one cancelled by a stop before its frame, one by clearing the schedule
+      control::VoiceHandle s1, s2;
+      {
+        control::Controller::ScheduleScope later(ctl, ctl.now_frame() + 24000);
+        ASSERT_TRUE(ctl.play(1, control::PlayOptions{}, s1, err)) << err;
+        ASSERT_TRUE(ctl.play(1, control::PlayOptions{}, s2, err)) << err;
+        ctl.set_master(1.0f, 0.0, err);
+      }
+      ctl.stop(s1, 0.0, err);
+      std::size_t cleared = 0;
+      ctl.clear_schedule(cleared, err);
     }
     // stop half, let the rest run on (ends of files, loop seams, underruns are all exercised)
     for (std::size_t i = 0; i < voices.size(); i += 2) ctl.stop(voices[i], 0.005, err);

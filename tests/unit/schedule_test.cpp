@@ -1,11 +1,15 @@
 // Sample-accurate scheduling: a command with an at_frame applies at exactly that output frame,
 // whatever the block size, and commands for one frame start together ("a group starts on the
 // same output sample": a file and its inversion scheduled together sum to exact silence).
+#include "control/controller.hpp"
+#include "engine/schedule.hpp"
 #include "test_util.hpp"
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
+#include <map>
 
 namespace stemd::test {
 namespace {
@@ -212,6 +216,207 @@ TEST(ScheduleCancel, StopAllCancelsScheduledPlays) {
   EXPECT_EQ(d.count(engine::EventType::kVoiceStarted), 0u);
   EXPECT_EQ(d.count(engine::EventType::kVoiceEnded), 3u);
   EXPECT_EQ(d.retired.size(), 3u);
+}
+
+// ---------------------------------------------------------------- a full, hostile schedule
+// (issue 10, item 5): commands timed far ahead, sent newest first, must cost bounded work per
+// callback, and one more than the schedule holds is refused — never applied early.
+
+Command master_at(std::int64_t frame) {
+  Command c{};
+  c.type = CommandType::kMasterGain;
+  c.value = 1.0f;
+  c.at_frame = frame;
+  return c;
+}
+
+// Fills the schedule newest first (each command earlier than the one before: the worst order for
+// a sorted list) in rounds of one callback's intake; returns the most schedule operations
+// (comparisons + moves) one process() call made.
+std::uint64_t fill_newest_first(engine::Engine& e, std::int64_t last_frame, std::uint32_t block) {
+  std::vector<float> out(static_cast<std::size_t>(block) * 2);
+  std::uint64_t worst = 0;
+  std::size_t sent = 0;
+  while (sent < engine::Engine::kMaxScheduled) {
+    for (std::size_t k = 0; k < engine::Engine::kMaxCommandsPerCallback && sent < engine::Engine::kMaxScheduled;
+         ++k, ++sent) {
+      EXPECT_TRUE(e.send(master_at(last_frame - static_cast<std::int64_t>(sent))));
+    }
+    const std::uint64_t before = e.schedule_ops();
+    e.process(out.data(), block);
+    worst = std::max(worst, e.schedule_ops() - before);
+  }
+  return worst;
+}
+
+TEST(ScheduleBound, FillingNewestFirstDoesLogarithmicWorkPerCallback) {
+  for (const std::uint32_t block : {128u, 512u}) {
+    SCOPED_TRACE("block " + std::to_string(block));
+    engine::EngineConfig ec;
+    ec.max_voices = 8;
+    ec.max_block_frames = 1024;
+    engine::Engine e(ec);
+    const std::int64_t a_day = 48000LL * 86400;
+    const std::uint64_t worst = fill_newest_first(e, a_day, block);
+    EXPECT_EQ(e.scheduled(), engine::Engine::kMaxScheduled);
+    // Each insert: at most ⌈log2 n⌉ comparisons and as many moves (n = 8,192: 13 + 13).
+    const std::uint64_t per_insert = 2 * (std::bit_width(engine::Engine::kMaxScheduled) + 1);
+    const std::uint64_t bound = engine::Engine::kMaxCommandsPerCallback * per_insert;
+    RecordProperty("worst_ops_per_callback", static_cast<int>(std::min<std::uint64_t>(worst, 1u << 30)));
+    EXPECT_LE(worst, bound) << "one callback did " << worst << " schedule operations for "
+                            << engine::Engine::kMaxCommandsPerCallback << " inserts";
+    EXPECT_EQ(e.metrics().schedule_overflows.load(), 0u);
+  }
+}
+
+TEST(ScheduleFull, OneCommandTooManyIsRefusedNotRunEarly) {
+  Memory a(noise(4000, 13));
+  engine::EngineConfig ec;
+  ec.max_voices = 8;
+  ec.max_block_frames = 1024;
+  engine::Engine e(ec);
+  fill_newest_first(e, 48000LL * 86400, 512);
+  ASSERT_EQ(e.scheduled(), engine::Engine::kMaxScheduled);
+  Drained ignore;
+  ignore.drain(e);
+  // A play timed 2,000 frames ahead, with the schedule full.
+  Command play = play_command(0, 1, &a.view, nullptr, 0);
+  play.at_frame = e.frame() + 2000;
+  ASSERT_TRUE(e.send(play));
+  const auto out = render(e, 6000, 512);
+  for (std::size_t i = 0; i < out.size(); ++i) ASSERT_EQ(out[i], 0.0f) << "the refused play sounded at " << i / 2;
+  EXPECT_EQ(e.metrics().schedule_overflows.load(), 1u);
+  EXPECT_EQ(e.scheduled(), engine::Engine::kMaxScheduled) << "the refused command took nobody's place";
+  // The voice is reported ended (an error) and handed back, so the control thread frees it.
+  Drained d;
+  d.drain(e);
+  EXPECT_EQ(d.count(engine::EventType::kVoiceStarted), 0u);
+  const engine::Event* ended = d.find(engine::EventType::kVoiceEnded);
+  ASSERT_NE(ended, nullptr);
+  EXPECT_EQ(ended->reason, engine::EndReason::kError);
+  ASSERT_EQ(d.retired.size(), 1u);
+  EXPECT_TRUE(d.retired[0].voice_ended);
+}
+
+// The clear command empties the schedule: scheduled plays end (stopped) and are handed back,
+// everything else is dropped, and the schedule takes commands again.
+TEST(ScheduleClear, ClearDropsEverythingScheduled) {
+  Memory a(noise(4000, 17));
+  engine::EngineConfig ec;
+  ec.max_voices = 8;
+  ec.max_block_frames = 1024;
+  engine::Engine e(ec);
+  for (engine::VoiceId v = 0; v < 3; ++v) {
+    Command play = play_command(v, 1, &a.view, nullptr, 0);
+    play.at_frame = 5000 + v;
+    ASSERT_TRUE(e.send(play));
+  }
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(e.send(master_at(9000 + i)));
+  std::vector<float> out(256 * 2);
+  e.process(out.data(), 256);
+  EXPECT_EQ(e.scheduled(), 103u);
+  Command clear{};
+  clear.type = CommandType::kClearSchedule;
+  ASSERT_TRUE(e.send(clear));
+  e.process(out.data(), 256);
+  EXPECT_EQ(e.scheduled(), 0u);
+  EXPECT_EQ(e.metrics().schedule_done.load(), 103u) << "every scheduled command accounted for";
+  const auto later = render(e, 12000, 512);
+  for (std::size_t i = 0; i < later.size(); ++i) ASSERT_EQ(later[i], 0.0f) << "a cleared play sounded at " << i / 2;
+  Drained d;
+  d.drain(e);
+  EXPECT_EQ(d.count(engine::EventType::kVoiceStarted), 0u);
+  EXPECT_EQ(d.count(engine::EventType::kVoiceEnded), 3u);
+  EXPECT_EQ(d.retired.size(), 3u);
+  // …and it schedules again.
+  Command play = play_command(0, 2, &a.view, nullptr, 0);
+  play.at_frame = e.frame() + 100;
+  ASSERT_TRUE(e.send(play));
+  const auto again = render(e, 1024, 512);
+  EXPECT_EQ(again[2 * 100], a.data[0]);
+  EXPECT_EQ(again[2 * 99], 0.0f);
+}
+
+// The heap against a reference (a sorted multimap keyed by frame, then arrival): random pushes,
+// pops and removals by handle always agree on what comes out first.
+TEST(ScheduleHeap, AgreesWithASortedReference) {
+  engine::Schedule s(257);
+  std::map<std::pair<std::int64_t, std::uint64_t>, engine::Schedule::Handle> ref;
+  std::map<engine::Schedule::Handle, std::pair<std::int64_t, std::uint64_t>> key_of;
+  std::uint64_t arrival = 0;
+  std::uint32_t x = 12345;
+  auto rnd = [&] {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return x;
+  };
+  for (int step = 0; step < 200000; ++step) {
+    const std::uint32_t r = rnd() % 10;
+    if (r < 5 && !s.full()) {
+      Command c{};
+      c.at_frame = static_cast<std::int64_t>(rnd() % 64);  // many ties
+      c.voice = static_cast<engine::VoiceId>(arrival);
+      const auto h = s.push(c);
+      ASSERT_NE(h, engine::Schedule::kNone);
+      ref[{c.at_frame, arrival}] = h;
+      key_of[h] = {c.at_frame, arrival};
+      ++arrival;
+    } else if (r < 8 && !s.empty()) {
+      ASSERT_EQ(s.top_frame(), ref.begin()->first.first);
+      const Command c = s.pop();
+      ASSERT_EQ(c.voice, static_cast<engine::VoiceId>(ref.begin()->first.second)) << "step " << step;
+      key_of.erase(ref.begin()->second);
+      ref.erase(ref.begin());
+    } else if (!s.empty()) {
+      auto it = key_of.begin();
+      std::advance(it, rnd() % key_of.size());
+      const Command c = s.remove(it->first);
+      ASSERT_EQ(c.voice, static_cast<engine::VoiceId>(it->second.second));
+      ref.erase(it->second);
+      key_of.erase(it);
+    }
+    ASSERT_EQ(s.size(), ref.size());
+  }
+}
+
+// The control thread counts what it has timed against what the engine is done with, so it
+// refuses the command the schedule could not hold — before it is queued, with a reason — and
+// an all-or-nothing request checks for room first.
+TEST(ScheduleFull, TheControllerRefusesWhatTheScheduleCannotHold) {
+  engine::EngineConfig ec;
+  ec.max_voices = 8;
+  ec.max_block_frames = 1024;
+  engine::Engine e(ec);
+  io::LoaderThread loader{io::LoaderConfig{}};
+  control::Controller ctl(e, loader, io::LoadOptions{});
+  std::vector<float> out(512 * 2);
+  std::string err;
+  const std::int64_t later = 48000LL * 3600;
+  for (std::size_t i = 0; i < engine::Engine::kMaxScheduled; ++i) {
+    control::Controller::ScheduleScope at(ctl, later);
+    ASSERT_TRUE(ctl.set_master(1.0f, 0.0, err)) << i << ": " << err;
+    if (i % 512 == 511) e.process(out.data(), 512);
+  }
+  EXPECT_EQ(ctl.scheduled(), engine::Engine::kMaxScheduled);
+  {
+    control::Controller::ScheduleScope at(ctl, 4800);
+    EXPECT_FALSE(ctl.can_send(1));
+    EXPECT_NE(ctl.busy_reason(1).find("schedule full"), std::string::npos) << ctl.busy_reason(1);
+    EXPECT_FALSE(ctl.set_master(0.5f, 0.0, err));
+    EXPECT_NE(err.find("schedule full"), std::string::npos) << err;
+    EXPECT_FLOAT_EQ(ctl.master_level(), 1.0f) << "a refused command changes nothing";
+  }
+  EXPECT_EQ(ctl.schedule_refused(), 1u);
+  EXPECT_TRUE(ctl.can_send(1)) << "untimed commands are not held back";
+  std::size_t cleared = 0;
+  ASSERT_TRUE(ctl.clear_schedule(cleared, err)) << err;
+  EXPECT_EQ(cleared, engine::Engine::kMaxScheduled);
+  for (int i = 0; i < 20; ++i) e.process(out.data(), 512);
+  EXPECT_EQ(ctl.scheduled(), 0u);
+  EXPECT_EQ(e.scheduled(), 0u);
+  control::Controller::ScheduleScope at(ctl, later);
+  EXPECT_TRUE(ctl.set_master(1.0f, 0.0, err)) << err;
 }
 
 INSTANTIATE_TEST_SUITE_P(BlockSizes, Schedule, ::testing::Values(1u, 64u, 256u, 1000u, 1024u));

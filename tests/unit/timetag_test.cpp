@@ -127,5 +127,22 @@ TEST(Timetag, LateBundleRunsAtOnceAndSaysHowLate) {
   EXPECT_GE(rig.router.stats().bad.at("late"), 1u);
 }
 
+// Before the first callback there is no clock to map a timetag through: such a bundle runs at
+// once ("late") and its mapping is not remembered. Once the stream runs, another bundle with the
+// same timetag is scheduled on its own frame (it used to reuse the cached frame 0 and run late).
+TEST(Timetag, ABundleBeforeTheStreamRunsDoesNotPoisonItsTimetag) {
+  Rig rig;
+  const double at = unix_now() + 0.5;
+  const auto r1 = rig.send_bundle(control::OscMessage{"/stemd/master", {control::OscArg::Float(1.0)}}, at);
+  ASSERT_EQ(r1.size(), 1u);
+  EXPECT_EQ(r1[0].address, "/fail") << "no clock yet: it ran at once, late";
+  std::vector<float> out(256 * 2);
+  rig.e.process(out.data(), 256);
+  const auto r2 = rig.send_bundle(control::OscMessage{"/stemd/play", {control::OscArg::Int(1)}}, at);
+  ASSERT_EQ(r2.size(), 1u);
+  EXPECT_EQ(r2[0].address, "/done") << r2[0].to_string();
+  EXPECT_EQ(rig.ctl.scheduled(), 1u) << "waiting for its frame, not run at once";
+}
+
 }  // namespace
 }  // namespace stemd::test
