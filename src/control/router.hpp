@@ -145,7 +145,14 @@ class Router {
   Reply start_player(int id, const PlayOptions& opts);
   int deck_of_id(int id) const;
   static bool parse_deck(const std::string& name, int& deck);
-  double seconds_of(std::int64_t frames) const { return static_cast<double>(frames) / cfg_.sample_rate; }
+  // A position in a file is in the FILE's own seconds (file frames / the file's rate), whatever
+  // the output rate; durations of wall-clock things (fades, ramps, start_at) are output seconds.
+  int file_rate(const io::Source& src) const {
+    return src.info.sample_rate > 0 ? src.info.sample_rate : cfg_.sample_rate;
+  }
+  double file_seconds(std::int64_t file_frames, int rate) const {
+    return static_cast<double>(file_frames) / (rate > 0 ? rate : cfg_.sample_rate);
+  }
   // The frame a relative start time means: `seconds` after this message's time (its bundle's
   // timetag, or now plus a period's margin so every command of a group is queued in time).
   std::int64_t frame_after(double seconds) const;

@@ -355,7 +355,7 @@ int stemctl_main(int argc, char** argv) {
   id_arg(play);
   play->add_option("--volume", a.volume, "Linear gain 0..4")->capture_default_str();
   play->add_flag("--loop", a.loop, "Loop until stopped");
-  play->add_option("--start", a.start, "Start position (in --unit)")->capture_default_str();
+  play->add_option("--start", a.start, "Start position (in --unit; s = the file's own seconds)")->capture_default_str();
   play->add_option("--unit", a.unit, "Unit of --start: s, frac (fraction of the file) or frames")
       ->check(units)
       ->capture_default_str();
@@ -373,7 +373,7 @@ int stemctl_main(int argc, char** argv) {
 
   auto* seek = app.add_subcommand("seek", "Move buffer ID's voice to POS");
   id_arg(seek);
-  seek->add_option("POS", a.position, "Position (in --unit)")->required();
+  seek->add_option("POS", a.position, "Position (in --unit; s = the file's own seconds)")->required();
   seek->add_option("--unit", a.unit, "s, frac (fraction of the file) or frames")->check(units)->capture_default_str();
 
   auto* volume = app.add_subcommand("volume", "Set buffer ID's voice volume");
