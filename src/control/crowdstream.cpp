@@ -123,7 +123,8 @@ Router::Reply Router::cs_play_stem_section(const OscMessage& m, const Peer&) {
   // when loop = 1.
   const std::int64_t total = src->total_frames();
   const auto first = static_cast<std::int64_t>(std::floor(start * static_cast<double>(total)));
-  std::int64_t end = duration > 0 ? first + static_cast<std::int64_t>(std::llround(duration * file_rate(*src))) : total;
+  const int file_rate = src->view.sample_rate > 0 ? src->view.sample_rate : cfg_.sample_rate;
+  std::int64_t end = duration > 0 ? first + static_cast<std::int64_t>(std::llround(duration * file_rate)) : total;
   end = std::min(end, total);
   if (end <= first) return fail("range", "the section is empty", idv);
   PlayOptions po;
