@@ -8,8 +8,13 @@
 #include <gtest/gtest.h>
 #include <sndfile.h>
 
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 
 namespace stemd::test {
 namespace {
@@ -212,6 +217,67 @@ TEST_F(Render, FlacOutputHoldsTheSignal) {
   double err = 0;
   for (std::size_t i = 0; i < src.size(); ++i) err = std::max(err, static_cast<double>(std::fabs(got[i] - src[i])));
   EXPECT_LT(err, 1.0 / (1 << 22)) << "24-bit FLAC must hold a 16-bit signal to within its LSB";
+}
+
+// ---- a render replaces its target only when it succeeds (issue 12, defect 2)
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+std::vector<std::string> files_in(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST_F(Render, AFailedRenderLeavesItsTargetAsItWas) {
+  // Was: exit 1 and out.wav truncated to its 88-byte header.
+  write_wav16(dir.file("a.wav"), make_pcm16(4800, 2, 31), 2);
+  std::filesystem::copy_file(dir.file("a.wav"), out());
+  const std::string before = file_bytes(out());
+  const auto r = run_stemd("--render-to " + shell_quote(out()) + " --play " + shell_quote(dir.file("missing.wav")));
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  const std::string after = file_bytes(out());
+  EXPECT_TRUE(after == before) << "the target must be untouched by a render that failed: " << before.size()
+                               << " bytes before, " << after.size() << " after";
+  EXPECT_EQ(files_in(dir.path()), (std::vector<std::string>{"a.wav", "out.wav"})) << "no temporary file left";
+}
+
+TEST_F(Render, ASuccessfulRenderReplacesItsTargetAndLeavesNoTemporaryFile) {
+  const auto src = make_pcm16(4800, 2, 32);
+  write_wav16(dir.file("a.wav"), src, 2);
+  std::ofstream(out()) << "an old file";
+  render("--play " + dir.file("a.wav"));
+  expect_exact_prefix(read_stereo(out()), src);
+  EXPECT_EQ(files_in(dir.path()), (std::vector<std::string>{"a.wav", "out.wav"}));
+  struct stat st {};
+  ASSERT_EQ(::stat(out().c_str(), &st), 0);
+  EXPECT_NE(st.st_mode & 0044, 0u) << "readable as a new file would be (not mkstemp's 0600)";
+}
+
+TEST_F(Render, ATargetThatIsAlsoAnInputIsRefused) {
+  // Was: --render-to x.wav --play x.wav destroyed x.wav.
+  write_wav16(dir.file("x.wav"), make_pcm16(4800, 2, 33), 2);
+  const std::string before = file_bytes(dir.file("x.wav"));
+  auto r = run_stemd("--render-to " + shell_quote(dir.file("x.wav")) + " --play " + shell_quote(dir.file("x.wav")));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("also an input"), std::string::npos) << r.output;
+  EXPECT_TRUE(file_bytes(dir.file("x.wav")) == before) << "x.wav was changed";
+  // The same file through another name (a hard link: same device and inode).
+  std::filesystem::create_hard_link(dir.file("x.wav"), dir.file("y.wav"));
+  r = run_stemd("--render-to " + shell_quote(dir.file("y.wav")) + " --a " + shell_quote(dir.file("x.wav")) +
+                " --duration 0.1");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(file_bytes(dir.file("x.wav")) == before) << "x.wav was changed through its other name";
+  // A target that does not exist yet: the same resolved path as an input is refused too.
+  std::filesystem::create_directory(dir.file("sub"));
+  r = run_stemd("--render-to " + shell_quote(dir.file("sub/../new.wav")) + " --play " +
+                shell_quote(dir.file("new.wav")));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("also an input"), std::string::npos) << r.output;
 }
 
 // ---- positions are the FILE's own seconds (issue 12, defect 1)
