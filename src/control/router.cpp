@@ -2,6 +2,8 @@
 // notifications, bad-input accounting. The dialects are in crowdstream.cpp and native.cpp.
 #include "router.hpp"
 
+#include "suggest.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -143,7 +145,12 @@ OscMessage Router::handle(const OscMessage& m, const Peer& from) {
     } else if (m.address.rfind("/dance/", 0) == 0) {
       r = cs_dance(m, from);  // the movement detector's many addresses: answered cheaply
     } else {
-      r = fail("unknown_address", "unknown address");
+      // A close known address is suggested (bounded: only for an unknown address of at most
+      // kMaxSuggestLength characters, against the handlers of about that length).
+      ClosestWord near(m.address);
+      for (const auto& h : handlers_) near.consider(h.first);
+      r = fail("unknown_address", near.best().empty() ? std::string("unknown address")
+                                                      : "unknown address (did you mean " + near.best() + "?)");
     }
   }
   message_frame_ = -1;

@@ -607,6 +607,24 @@ TEST_F(OscTest, ListAndVoicesAreInTheFilesOwnSeconds) {
   EXPECT_NEAR(find_voice(v, 7)->position - p0, elapsed, 0.25) << "2 s of output play 2 s of the file";
 }
 
+// Issue 12, defect 10: an unknown address close to a known one gets a suggestion; one that is
+// close to nothing (or longer than any known address could be mistyped into) gets none.
+TEST_F(OscTest, UnknownAddressSuggestsTheClosestKnownOne) {
+  OscMessage r = c().send("/stemd/stauts");
+  ASSERT_TRUE(is_fail(r, "/stemd/stauts")) << r.to_string();
+  EXPECT_EQ(reason(r), "unknown address (did you mean /stemd/status?)");
+  r = c().send("/PLAY_STEM", 100);
+  EXPECT_EQ(reason(r), "unknown address (did you mean /play_stem?)");
+  r = c().send("/stemd/lodd", 1, "x.wav");
+  EXPECT_EQ(reason(r), "unknown address (did you mean /stemd/load?)");
+  r = c().send("/foo");
+  EXPECT_EQ(reason(r), "unknown address");
+  const std::string long_address = "/stemd/" + std::string(900, 'x');
+  r = c().send(long_address);
+  ASSERT_TRUE(is_fail(r, long_address)) << r.to_string();
+  EXPECT_EQ(reason(r), "unknown address");
+}
+
 TEST_F(OscTest, NativeVolumePanMasterDeck) {
   ASSERT_DONE(c().send("/stemd/load", 1500, path("a.wav")), "/stemd/load");
   ASSERT_DONE(c().send("/stemd/play", 1500, 1.0, 1), "/stemd/play");
