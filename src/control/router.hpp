@@ -220,6 +220,12 @@ class Router {
   const MediaPolicy& media_;
   OscDispatcher dispatcher_;
   std::unordered_map<std::string, Handler> handlers_;
+  // "did you mean" for unknown addresses: at most kSuggestPerSecond a second (~3–10 µs each), so
+  // a flood of unknown addresses costs the control thread well under a millisecond a second.
+  static constexpr unsigned kSuggestPerSecond = 64;
+  std::chrono::steady_clock::time_point suggest_window_{};
+  unsigned suggested_in_window_ = 0;
+  std::string suggest_address(const std::string& address);
   std::map<int, VoiceHandle> players_;  // buffer id → its player
   std::vector<Peer> subscribers_;
   std::vector<Outgoing> notifications_;

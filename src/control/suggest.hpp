@@ -1,5 +1,5 @@
 // "Did you mean …?": the closest of a few known words to a mistyped one (stemctl's commands, the
-// daemon's OSC addresses). Header-only; no allocation beyond two rows of `b.size() + 1` ints.
+// daemon's OSC addresses). Header-only; the distance allocates nothing (rows on the stack).
 //
 // Cost is bounded by the caller: a word longer than kMaxSuggestLength is never compared (the
 // daemon computes a suggestion only for an unknown address, and an address that long cannot be
@@ -8,6 +8,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -20,23 +21,34 @@ inline char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 
 
 // Optimal string alignment distance (Levenshtein plus adjacent transpositions, so "stauts" is one
 // edit from "status"); letters compare case-insensitively ("/PLAY_STEM" is 0 from "/play_stem").
-inline std::size_t edit_distance(const std::string& a, const std::string& b) {
+// Stops early, returning `limit`, once the distance is sure to reach `limit`. No allocation:
+// words longer than kMaxSuggestLength are not compared (the result is then `limit`).
+inline std::size_t edit_distance(const std::string& a, const std::string& b, std::size_t limit = kMaxSuggestLength) {
   const std::size_t n = a.size(), m = b.size();
-  std::vector<std::size_t> prev2(m + 1), prev(m + 1), cur(m + 1);
+  if (n > kMaxSuggestLength || m > kMaxSuggestLength) return limit;
+  std::array<std::size_t, kMaxSuggestLength + 1> rows[3];
+  std::size_t* prev2 = rows[0].data();
+  std::size_t* prev = rows[1].data();
+  std::size_t* cur = rows[2].data();
   for (std::size_t j = 0; j <= m; ++j) prev[j] = j;
   for (std::size_t i = 1; i <= n; ++i) {
     cur[0] = i;
+    std::size_t row_min = cur[0];
     for (std::size_t j = 1; j <= m; ++j) {
       const std::size_t cost = lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1;
       cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost});
       if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) && lower(a[i - 2]) == lower(b[j - 1])) {
         cur[j] = std::min(cur[j], prev2[j - 2] + 1);
       }
+      row_min = std::min(row_min, cur[j]);
     }
-    prev2.swap(prev);
-    prev.swap(cur);
+    if (row_min >= limit) return limit;  // every path already costs that much
+    std::size_t* t = prev2;
+    prev2 = prev;
+    prev = cur;
+    cur = t;
   }
-  return prev[m];
+  return std::min(prev[m], limit);
 }
 
 // Finds the known word closest to `word` when it is close enough to be a typo: at most 2 edits,
@@ -50,7 +62,7 @@ class ClosestWord {
   void consider(const std::string& cand) {
     const std::size_t diff = cand.size() > word_.size() ? cand.size() - word_.size() : word_.size() - cand.size();
     if (diff >= best_d_ || cand.size() > kMaxSuggestLength || cand == word_) return;
-    const std::size_t d = edit_distance(word_, cand);
+    const std::size_t d = edit_distance(word_, cand, best_d_);
     if (d < best_d_) {
       best_d_ = d;
       best_ = cand;

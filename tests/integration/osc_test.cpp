@@ -623,6 +623,16 @@ TEST_F(OscTest, UnknownAddressSuggestsTheClosestKnownOne) {
   r = c().send(long_address);
   ASSERT_TRUE(is_fail(r, long_address)) << r.to_string();
   EXPECT_EQ(reason(r), "unknown address");
+  // Bounded: at most 64 suggestions a second, whatever a client sends.
+  const auto t0 = std::chrono::steady_clock::now();
+  int suggested = 0;
+  for (int i = 0; i < 200; ++i) {
+    r = c().send("/stemd/stauts");
+    suggested += reason(r).find("did you mean") != std::string::npos ? 1 : 0;
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LE(suggested, 64 * (static_cast<int>(s) + 2)) << "in " << s << " s";
+  EXPECT_GE(suggested, 1);
 }
 
 TEST_F(OscTest, NativeVolumePanMasterDeck) {
