@@ -350,6 +350,19 @@ TEST(Stemctl, StopOfAnIdNotPlayingSucceedsAndUnknownAddressesGetASuggestion) {
   EXPECT_EQ(r.err, "stemctl: /stemd/stauts: unknown address (did you mean /stemd/status?)\n") << show(r);
 }
 
+// Issue 12, defect 1: stemctl shows a file's length in its own seconds (a 2 s file at 22.05 kHz
+// listed as 0:00.9 when frames were divided by the 48 kHz output rate).
+TEST(Stemctl, ListShowsTheFilesOwnSeconds) {
+  Daemon d;
+  ASSERT_READY(d);
+  const std::string path = d.dir().file("low rate.wav");
+  write_wav16(path, make_pcm16(2 * 22050, 2, 11), 2, 22050);
+  ASSERT_EQ(d.ctl("load 4 " + shell_quote(path)).exit_code, 0);
+  const auto r = d.ctl("list");
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_NE(r.out.find("0:02.0"), std::string::npos) << r.out;
+}
+
 TEST(Stemctl, NoDaemonExits3) {
   // Nothing on the port: the ICMP "port unreachable" ends the wait early.
   const std::uint16_t port = free_port();
