@@ -286,6 +286,14 @@ int run(int argc, char** argv) {
   lc = loader_config(o.ring_ms, o.ring_min_ms, o.ring_max_ms, o.buffer_size, rate);
   loader = std::make_unique<io::LoaderThread>(lc);
   if (bc.kind == "render") {
+    std::vector<std::string> inputs = o.play;  // a render must not overwrite what it reads
+    inputs.insert(inputs.end(), std::begin(o.deck_files), std::end(o.deck_files));
+    inputs.push_back(o.script);
+    inputs.push_back(o.config_path);
+    if (!audio::render_target_is_free(bc.render_path, inputs, err)) {
+      spdlog::error("{}", err);
+      return 2;
+    }
     backend = audio::make_render_backend(bc, loader.get());
     if (!backend->open(err)) {
       spdlog::error("{}", err);
@@ -1054,6 +1062,13 @@ int run(int argc, char** argv) {
       budget_ms * 1000.0, loader->stats().reads, loader->stats().read_errors);
   if (backend->failed() && exit_code == 0) {
     spdlog::error("{}", backend->failure());
+    exit_code = 3;
+    exit_status = 3;
+    g_abort_exit_status = 3;
+  }
+  // render: the output replaces its target only now, on success (else it is removed).
+  if (exit_code == 0 && !backend->commit(err)) {
+    spdlog::error("{}", err);
     exit_code = 3;
     exit_status = 3;
     g_abort_exit_status = 3;

@@ -56,7 +56,15 @@ class Backend {
   // The device stopped delivering callbacks (e.g. the JACK server died): stop() must then not
   // touch the audio API, which may hang or abort on a dead device.
   virtual void mark_lost() {}
+  // render: the run succeeded — put what was written in place (a render writes to a temporary
+  // file beside its target and only this renames it over the target; a backend destroyed
+  // without it removes the temporary file and leaves the target as it was). After stop().
+  virtual bool commit(std::string& /*error*/) { return true; }
 };
+
+// render: false (with a reason) when the target `render_path` is also one of `inputs` — the same
+// file (device and inode), or the same resolved path when the target does not exist yet.
+bool render_target_is_free(const std::string& render_path, const std::vector<std::string>& inputs, std::string& error);
 
 std::unique_ptr<Backend> make_null_backend(const BackendConfig& cfg);
 std::unique_ptr<Backend> make_render_backend(const BackendConfig& cfg, io::LoaderThread* loader);

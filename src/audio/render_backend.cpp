@@ -11,8 +11,16 @@
 
 #include <spdlog/spdlog.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <thread>
 #include <vector>
 
@@ -23,15 +31,59 @@ namespace {
 class RenderBackend final : public Backend {
  public:
   RenderBackend(const BackendConfig& cfg, io::LoaderThread* loader) : cfg_(cfg), loader_(loader) {}
-  ~RenderBackend() override { stop(); }
+  ~RenderBackend() override {
+    stop();
+    if (!temp_path_.empty()) ::unlink(temp_path_.c_str());  // never committed: the target stays as it was
+  }
 
   bool open(std::string& error) override {
     rate_ = cfg_.sample_rate > 0 ? cfg_.sample_rate : 48000;
     buf_.resize(static_cast<std::size_t>(cfg_.buffer_size) * 2);
-    if (!cfg_.render_path.empty() && !writer_.open(cfg_.render_path, rate_, error)) {
-      error = cfg_.render_path + ": " + error;
+    if (cfg_.render_path.empty()) return true;
+    // Written to a temporary file beside the target (same folder, so the rename is atomic and on
+    // the same file system), in the target's format; commit() renames it over the target.
+    const std::filesystem::path target(cfg_.render_path);
+    const std::filesystem::path folder = target.has_parent_path() ? target.parent_path() : ".";
+    std::string name = target.filename().string();
+    name.insert(name.begin(), '.');
+    name += ".XXXXXX";
+    std::string tmpl = (folder / name).string();
+    const int fd = ::mkstemp(tmpl.data());
+    if (fd < 0) {
+      error = cfg_.render_path + ": cannot create a temporary file in " + folder.string() + ": " + std::strerror(errno);
       return false;
     }
+    // mkstemp makes it 0600: give it the mode a new file would get (or the target's own).
+    struct stat st {};
+    mode_t mode = 0;
+    if (::stat(cfg_.render_path.c_str(), &st) == 0) {
+      mode = st.st_mode & 07777;
+    } else {
+      const mode_t mask = ::umask(0);
+      ::umask(mask);
+      mode = 0666 & ~mask;
+    }
+    ::fchmod(fd, mode);
+    ::close(fd);
+    temp_path_ = tmpl;
+    if (!writer_.open(temp_path_, rate_, error, cfg_.render_path)) {
+      error = cfg_.render_path + ": " + error;
+      ::unlink(temp_path_.c_str());
+      temp_path_.clear();
+      return false;
+    }
+    return true;
+  }
+
+  bool commit(std::string& error) override {
+    if (temp_path_.empty()) return true;
+    writer_.close();
+    if (write_failed_.load()) return false;  // failure() says why; the destructor removes the file
+    if (std::rename(temp_path_.c_str(), cfg_.render_path.c_str()) != 0) {
+      error = "cannot rename " + temp_path_ + " to " + cfg_.render_path + ": " + std::strerror(errno);
+      return false;
+    }
+    temp_path_.clear();
     return true;
   }
 
@@ -101,6 +153,7 @@ class RenderBackend final : public Backend {
   BackendConfig cfg_;
   io::LoaderThread* loader_;
   io::SoundFileWriter writer_;
+  std::string temp_path_;  // what is being written; empty once renamed over the target
   engine::Engine* engine_ = nullptr;
   int rate_ = 48000;
   std::vector<float> buf_;
@@ -112,6 +165,33 @@ class RenderBackend final : public Backend {
 };
 
 }  // namespace
+
+bool render_target_is_free(const std::string& render_path, const std::vector<std::string>& inputs, std::string& error) {
+  if (render_path.empty()) return true;
+  namespace fs = std::filesystem;
+  struct stat target {};
+  const bool exists = ::stat(render_path.c_str(), &target) == 0;
+  std::error_code ec;
+  const fs::path resolved = fs::weakly_canonical(render_path, ec);
+  for (const std::string& in : inputs) {
+    if (in.empty()) continue;
+    struct stat st {};
+    bool same = false;
+    if (exists) {
+      same = ::stat(in.c_str(), &st) == 0 && st.st_dev == target.st_dev && st.st_ino == target.st_ino;
+    } else {
+      std::error_code ec2;
+      const fs::path r = fs::weakly_canonical(in, ec2);
+      same = !ec && !ec2 && r == resolved;
+    }
+    if (same) {
+      error = "--render-to " + render_path + " is also an input (" + in +
+              "): rendering would overwrite it; render to another file";
+      return false;
+    }
+  }
+  return true;
+}
 
 std::unique_ptr<Backend> make_render_backend(const BackendConfig& cfg, io::LoaderThread* loader) {
   return std::make_unique<RenderBackend>(cfg, loader);

@@ -448,6 +448,7 @@ VoiceInfo Controller::info_of(engine::VoiceId id) const {
     i.ring_fill_permille = v.streamed ? 0 : 1000;
   }
   i.total_frames = v.entry->source->total_frames();
+  i.sample_rate = v.entry->source->info.sample_rate;
   i.streamed = v.streamed;
   i.rate = v.rate;
   i.pan = v.pan;
@@ -650,7 +651,8 @@ std::vector<SourceInfo> Controller::sources() const {
   std::vector<SourceInfo> out;
   for (const auto& [slot, e] : table_) {
     const io::Source& s = *e->source;
-    out.push_back(SourceInfo{slot, s.name, s.path, s.total_frames(), s.streamed(), s.memory_bytes()});
+    out.push_back(
+        SourceInfo{slot, s.name, s.path, s.total_frames(), s.streamed(), s.memory_bytes(), s.info.sample_rate});
   }
   return out;
 }

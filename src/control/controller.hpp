@@ -49,8 +49,9 @@ struct VoiceInfo {
   std::uint64_t underruns = 0;
   int deck = 0;
   bool paused = false;
-  std::int64_t position = 0;  // frames, as the audio thread last published it
+  std::int64_t position = 0;  // file frames, as the audio thread last published it
   std::int64_t total_frames = 0;
+  int sample_rate = 0;  // the file's own rate: file frames / sample_rate = file seconds
   std::uint32_t ring_fill_permille = 1000;
   bool streamed = false;
   // What a state file needs to start the voice again (src/app/state.cpp).
@@ -68,6 +69,7 @@ struct SourceInfo {
   std::int64_t frames = 0;
   bool streamed = false;
   std::size_t memory_bytes = 0;
+  int sample_rate = 0;  // the file's own rate: frames / sample_rate = file seconds
 };
 
 class Controller {
@@ -200,6 +202,8 @@ class Controller {
     float pan = 0.0f;
   };
 
+  // Seconds of OUTPUT (fades, ramps: wall-clock durations) → output frames. Never for a
+  // position in a file: those are file frames, file seconds × the file's own rate.
   std::uint32_t frames_for(double seconds) const;
   VoiceSlot* lookup(VoiceHandle v, std::string& error);
   Stream* make_stream(const io::Source& src, std::int64_t frame, bool loop, std::string& error,

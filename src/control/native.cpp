@@ -1,8 +1,9 @@
 // The native dialect, under /stemd/ [control]. Reference: README "OSC reference".
 //
 // Ids are buffer ids, as in crowdstream: an id holds one loaded file and at most one player
-// (playing it again replaces the player). Times are in seconds; positions in seconds unless a
-// unit is given ("s", "frac" = fraction of the file, "frames"). Every message gets one reply:
+// (playing it again replaces the player). Positions in a file are in the FILE's own seconds
+// (file frames / file rate) unless a unit is given ("s", "frac" = fraction of the file, "frames"
+// = file frames); fades and ramps are seconds of output. Every message gets one reply:
 // /done <address> [id] [values…] or /fail <address> [id] <reason>.
 #include "args.hpp"
 #include "limits.hpp"
@@ -20,7 +21,8 @@ namespace {
 
 constexpr double kMaxVolume = 4.0;
 
-// position + unit → frame; false with a reason.
+// position + unit → file frame; false with a reason. Seconds are the FILE's own seconds: `rate`
+// is the file's sample rate, not the output's.
 bool to_frame(double pos, const std::string& unit, std::int64_t total, int rate, std::int64_t& out,
               std::string& error) {
   double f = 0;
@@ -140,7 +142,7 @@ Router::Reply Router::n_play(const OscMessage& m, const Peer&) {
   if (src == nullptr) return fail("unknown_id", "id " + std::to_string(id) + " is not loaded", idv);
   PlayOptions po;
   std::string error;
-  if (!to_frame(pos, unit, src->total_frames(), cfg_.sample_rate, po.start_frame, error))
+  if (!to_frame(pos, unit, src->total_frames(), file_rate(*src), po.start_frame, error))
     return fail("range", error, idv);
   po.rate = static_cast<float>(rate);
   po.volume = static_cast<float>(volume);
@@ -172,14 +174,14 @@ Router::Reply Router::n_play_region(const OscMessage& m, const Peer&) {
   if (volume < 0 || volume > kMaxVolume) return fail("range", "volume must be 0..4", idv);
   const io::Source* src = ctl_.source(id);
   if (src == nullptr) return fail("unknown_id", "id " + std::to_string(id) + " is not loaded", idv);
-  const int file_rate = src->view.sample_rate > 0 ? src->view.sample_rate : cfg_.sample_rate;
+  const int rate = file_rate(*src);  // start and end are file seconds
   std::int64_t f0 = 0, f1 = 0;
   std::string error;
-  if (!to_frame(start, unit, src->total_frames(), file_rate, f0, error)) return fail("range", "start: " + error, idv);
+  if (!to_frame(start, unit, src->total_frames(), rate, f0, error)) return fail("range", "start: " + error, idv);
   const bool to_end = (unit == "frac" || unit == "fraction") && end >= 1.0;
   if (to_end) {
     f1 = src->total_frames();
-  } else if (!to_frame(end, unit, src->total_frames() + 1, file_rate, f1, error)) {
+  } else if (!to_frame(end, unit, src->total_frames() + 1, rate, f1, error)) {
     return fail("range", "end: " + error, idv);
   }
   if (f1 <= f0) return fail("range", "the region is empty (end ≤ start)", idv);
@@ -264,7 +266,8 @@ Router::Reply Router::n_seek(const OscMessage& m, const Peer&) {
   if (Reply r; !playing(id, h, r)) return r;
   std::int64_t frame = 0;
   std::string error;
-  if (!to_frame(pos, unit, ctl_.source(id)->total_frames(), cfg_.sample_rate, frame, error)) {
+  const io::Source& src = *ctl_.source(id);
+  if (!to_frame(pos, unit, src.total_frames(), file_rate(src), frame, error)) {
     return fail("range", error, idv);
   }
   if (!ctl_.seek(h, frame, error)) return fail(error.rfind("busy", 0) == 0 ? "busy" : "file", error, idv);
@@ -444,7 +447,7 @@ Router::Reply Router::n_list(const OscMessage& m, const Peer&) {
     v.push_back(OscArg::Int(s.slot));
     v.push_back(OscArg::Str(s.name));
     v.push_back(OscArg::Str(s.path));
-    v.push_back(OscArg::Float(seconds_of(s.frames)));
+    v.push_back(OscArg::Float(file_seconds(s.frames, s.sample_rate)));
     v.push_back(OscArg::Int(s.streamed ? 1 : 0));
     v.push_back(OscArg::Int(player(s.slot).valid() ? 1 : 0));
   }
@@ -481,8 +484,8 @@ Router::Reply Router::n_voices(const OscMessage& m, const Peer&) {
     ++rows;
     v.push_back(OscArg::Int(vi.slot));
     v.push_back(OscArg::Str(vi.name));
-    v.push_back(OscArg::Float(seconds_of(vi.position)));
-    v.push_back(OscArg::Float(seconds_of(vi.total_frames)));
+    v.push_back(OscArg::Float(file_seconds(vi.position, vi.sample_rate)));
+    v.push_back(OscArg::Float(file_seconds(vi.total_frames, vi.sample_rate)));
     v.push_back(OscArg::Float(vi.ring_fill_permille / 1000.0));
     v.push_back(OscArg::Int64(static_cast<std::int64_t>(vi.underruns)));
     v.push_back(OscArg::Str(state));

@@ -3,6 +3,7 @@
 #include "router.hpp"
 
 #include "limits.hpp"
+#include "suggest.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -141,6 +142,23 @@ void Router::route_packet(const std::uint8_t* data, std::size_t size, const Peer
   }
 }
 
+// The known address closest to an unknown one, or "". Bounded: only addresses of at most
+// kMaxSuggestLength characters are compared, only against handlers of about their length, and at
+// most kSuggestPerSecond times a second (a flood of unknown addresses gets the plain reason).
+std::string Router::suggest_address(const std::string& address) {
+  if (address.size() > kMaxSuggestLength) return {};
+  const auto now = std::chrono::steady_clock::now();
+  if (now - suggest_window_ >= std::chrono::seconds(1)) {
+    suggest_window_ = now;
+    suggested_in_window_ = 0;
+  }
+  if (suggested_in_window_ >= kSuggestPerSecond) return {};
+  ++suggested_in_window_;
+  ClosestWord near(address);
+  for (const auto& h : handlers_) near.consider(h.first);
+  return near.best();
+}
+
 OscMessage Router::handle_at(const OscMessage& m, std::int64_t frame) {
   forced_frame_ = frame;
   OscMessage r = handle(m, Peer{});
@@ -192,7 +210,9 @@ OscMessage Router::handle(const OscMessage& m, const Peer& from) {
     } else if (m.address.rfind("/dance/", 0) == 0) {
       r = cs_dance(m, from);  // the movement detector's many addresses: answered cheaply
     } else {
-      r = fail("unknown_address", "unknown address");
+      const std::string near = suggest_address(m.address);
+      r = fail("unknown_address",
+               near.empty() ? std::string("unknown address") : "unknown address (did you mean " + near + "?)");
     }
   }
   message_frame_ = -1;

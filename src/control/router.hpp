@@ -184,7 +184,14 @@ class Router {
   Reply start_player(int id, const PlayOptions& opts);
   int deck_of_id(int id) const;
   static bool parse_deck(const std::string& name, int& deck);
-  double seconds_of(std::int64_t frames) const { return static_cast<double>(frames) / cfg_.sample_rate; }
+  // A position in a file is in the FILE's own seconds (file frames / the file's rate), whatever
+  // the output rate; durations of wall-clock things (fades, ramps, start_at) are output seconds.
+  int file_rate(const io::Source& src) const {
+    return src.info.sample_rate > 0 ? src.info.sample_rate : cfg_.sample_rate;
+  }
+  double file_seconds(std::int64_t file_frames, int rate) const {
+    return static_cast<double>(file_frames) / (rate > 0 ? rate : cfg_.sample_rate);
+  }
   // The frame a relative start time means: `seconds` after this message's time (its bundle's
   // timetag, or now plus a period's margin so every command of a group is queued in time).
   std::int64_t frame_after(double seconds) const;
@@ -265,6 +272,12 @@ class Router {
   const MediaPolicy& media_;
   OscDispatcher dispatcher_;
   std::unordered_map<std::string, Handler> handlers_;
+  // "did you mean" for unknown addresses: at most kSuggestPerSecond a second (~3–10 µs each), so
+  // a flood of unknown addresses costs the control thread well under a millisecond a second.
+  static constexpr unsigned kSuggestPerSecond = 64;
+  std::chrono::steady_clock::time_point suggest_window_{};
+  unsigned suggested_in_window_ = 0;
+  std::string suggest_address(const std::string& address);
   std::map<int, VoiceHandle> players_;  // buffer id → its player
   struct Subscriber {
     Peer peer;

@@ -9,6 +9,7 @@
 // 1 /fail (reason on stderr) or a local error, 2 usage, 3 no reply (time-out or nothing
 // listening). The only OSC code is control/osc.hpp's; sockets are control/net.hpp's.
 #include "client.hpp"
+#include "control/suggest.hpp"
 #include "format.hpp"
 
 #include <CLI/CLI.hpp>
@@ -361,6 +362,20 @@ int split_send(int argc, char** argv, std::vector<std::string>& words) {
   return argc;
 }
 
+// The command word: the first argument that is neither an option nor a global option's value.
+std::string first_word(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string t = argv[i];
+    if (t == "--host" || t == "-p" || t == "--port" || t == "-t" || t == "--timeout") {
+      ++i;
+      continue;
+    }
+    if (t.size() > 1 && t[0] == '-') continue;
+    return t;
+  }
+  return {};
+}
+
 int stemctl_main(int argc, char** argv) {
   CLI::App app{"stemctl: control a running stemd over OSC (its native /stemd/ dialect).", "stemctl"};
   app.footer(
@@ -381,6 +396,7 @@ int stemctl_main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--tcp", co.tcp, "Talk OSC 1.0 over TCP (stemd --osc-tcp-port) instead of UDP");
   app.add_flag("-q,--quiet", quiet, "Print nothing on success (tables and send replies still print)");
+  app.set_version_flag("--version", std::string("stemctl ") + STEMD_VERSION);  // stemd's version
 
   Args a;
   const auto units = CLI::IsMember({"s", "frac", "frames"});
@@ -403,7 +419,7 @@ int stemctl_main(int argc, char** argv) {
   id_arg(play);
   play->add_option("--volume", a.volume, "Linear gain 0..4")->capture_default_str();
   play->add_flag("--loop", a.loop, "Loop until stopped");
-  play->add_option("--start", a.start, "Start position (in --unit)")->capture_default_str();
+  play->add_option("--start", a.start, "Start position (in --unit; s = the file's own seconds)")->capture_default_str();
   play->add_option("--unit", a.unit, "Unit of --start: s, frac (fraction of the file) or frames")
       ->check(units)
       ->capture_default_str();
@@ -421,7 +437,7 @@ int stemctl_main(int argc, char** argv) {
 
   auto* seek = app.add_subcommand("seek", "Move buffer ID's voice to POS");
   id_arg(seek);
-  seek->add_option("POS", a.position, "Position (in --unit)")->required();
+  seek->add_option("POS", a.position, "Position (in --unit; s = the file's own seconds)")->required();
   seek->add_option("--unit", a.unit, "s, frac (fraction of the file) or frames")->check(units)->capture_default_str();
 
   auto* volume = app.add_subcommand("volume", "Set buffer ID's voice volume");
@@ -473,11 +489,28 @@ int stemctl_main(int argc, char** argv) {
       "          stemctl send /load_buffer 1001 /music/a.wav drums");
   std::vector<std::string> words;
   const int cli_argc = split_send(argc, argv, words);
+  // An unknown command: say so, with the closest one (CLI11 would only say that one is required).
+  if (const std::string cmd = first_word(argc, argv); !cmd.empty()) {
+    control::ClosestWord near(cmd);
+    bool known = false;
+    for (const CLI::App* sub : app.get_subcommands({})) {
+      known = known || sub->get_name() == cmd;
+      near.consider(sub->get_name());
+    }
+    if (!known) {
+      error_line("unknown command \"" + cmd + "\"" +
+                 (near.best().empty() ? std::string() : " (did you mean \"" + near.best() + "\"?)") +
+                 "; see 'stemctl --help'");
+      return kExitUsage;
+    }
+  }
   try {
     app.parse(cli_argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     app.exit(e);
@@ -518,6 +551,22 @@ int stemctl_main(int argc, char** argv) {
     const bool faded = sub->get_option("--fade")->count() > 0;
     if (faded) args.push_back(OscArg::Float(a.fade));
     const std::string v = verb;
+    if (sub == stop) {  // as `mpc stop`: stopping what is not playing is not an error
+      if (int rc = s.connect(); rc != kExitOk) return rc;
+      const Result r = s.client().request(msg(address, args));
+      const std::string why = r.failed() && !r.reply.args.empty() && r.reply.args.back().is_string()
+                                  ? r.reply.args.back().s
+                                  : std::string();
+      const std::string not_playing = "is not playing";  // the daemon's "id N is not playing"
+      if (why.size() >= not_playing.size() &&
+          why.compare(why.size() - not_playing.size(), not_playing.size(), not_playing) == 0) {
+        s.say(ids + " is not playing");
+        return kExitOk;
+      }
+      if (int rc = s.check(r); rc != kExitOk) return rc;
+      s.say(v + " " + ids + (faded && a.fade > 0 ? " (over " + num(a.fade) + " s)" : ""));
+      return kExitOk;
+    }
     return s.run(msg(address, args), [&](const OscMessage&) {
       s.say(v + " " + ids + (faded && a.fade > 0 ? " (over " + num(a.fade) + " s)" : ""));
     });

@@ -245,11 +245,13 @@ struct SoundFileWriter::Impl {
 SoundFileWriter::SoundFileWriter() : impl_(std::make_unique<Impl>()) {}
 SoundFileWriter::~SoundFileWriter() { close(); }
 
-bool SoundFileWriter::open(const std::string& path, int sample_rate, std::string& error) {
+bool SoundFileWriter::open(const std::string& path, int sample_rate, std::string& error,
+                           const std::string& format_from) {
+  const std::string& name = format_from.empty() ? path : format_from;
   auto ends_with = [&](const char* ext) {
     const std::string e(ext);
-    if (path.size() < e.size()) return false;
-    return std::equal(e.rbegin(), e.rend(), path.rbegin(),
+    if (name.size() < e.size()) return false;
+    return std::equal(e.rbegin(), e.rend(), name.rbegin(),
                       [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); });
   };
   SF_INFO info{};

@@ -111,8 +111,9 @@ class SoundFileWriter {
  public:
   SoundFileWriter();
   ~SoundFileWriter();
-  // Format from the extension: .wav (32-bit float), .flac (24-bit), .aiff, .ogg.
-  bool open(const std::string& path, int sample_rate, std::string& error);
+  // Format from the extension of `format_from` (default: `path` itself): .wav (32-bit float),
+  // .flac (24-bit), .aiff, .ogg. A temporary file takes its target's format this way.
+  bool open(const std::string& path, int sample_rate, std::string& error, const std::string& format_from = {});
   bool write(const float* interleaved_stereo, std::int64_t frames);
   void close();
   std::string error() const;

@@ -19,6 +19,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 namespace stemd::test::osc {
 namespace {
@@ -573,6 +574,62 @@ TEST_F(OscTest, NativeSeek) {
   EXPECT_DONE(c().send("/stemd/seek", 7, 0.5, "frac"), "/stemd/seek");
   EXPECT_DONE(c().send("/stemd/seek", 7, 100, "frames"), "/stemd/seek");
   EXPECT_DONE(c().send("/stemd/seek", 7, 0), "/stemd/seek");
+}
+
+// Issue 12, defect 1: a position or a duration in a file is in the FILE's own seconds. A 5 s
+// file at 22.05 kHz listed as 2.297 s (frames ÷ the 48 kHz output rate), and its position read
+// 0.92 s after 2 s of play.
+TEST_F(OscTest, ListAndVoicesAreInTheFilesOwnSeconds) {
+  for (int rate : {22050, 44100, 96000}) {
+    SCOPED_TRACE(rate);
+    const std::string f = path(std::to_string(rate) + "hz.wav");
+    write_wav16(f, make_pcm16(5 * rate, 2, 7), 2, rate);
+    ASSERT_DONE(c().send("/stemd/load", 7, f), "/stemd/load");
+    const auto s = sources(c());
+    ASSERT_EQ(s.size(), 1u);
+    EXPECT_NEAR(s[0].duration, 5.0, 1e-6) << "a 5 s file lists as 5 s";
+  }
+  // The 96 kHz file plays for 2 s of output (the null backend is paced in real time): 2 s of it.
+  ASSERT_DONE(c().send("/stemd/play", 7), "/stemd/play");
+  ASSERT_TRUE(voice_state(7, "playing"));
+  const auto t0 = std::chrono::steady_clock::now();
+  const double p0 = find_voice(voices(c()), 7)->position;
+  std::this_thread::sleep_for(2s);
+  const auto v = voices(c());
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_NE(find_voice(v, 7), nullptr);
+  EXPECT_NEAR(find_voice(v, 7)->duration, 5.0, 1e-6);
+  // Generous: the reply is a callback old at most, and a loaded machine paces the null
+  // backend a little late — but 96 kHz read as 48 kHz would say 4 s.
+  EXPECT_NEAR(find_voice(v, 7)->position - p0, elapsed, 0.25) << "2 s of output play 2 s of the file";
+}
+
+// Issue 12, defect 10: an unknown address close to a known one gets a suggestion; one that is
+// close to nothing (or longer than any known address could be mistyped into) gets none.
+TEST_F(OscTest, UnknownAddressSuggestsTheClosestKnownOne) {
+  OscMessage r = c().send("/stemd/stauts");
+  ASSERT_TRUE(is_fail(r, "/stemd/stauts")) << r.to_string();
+  EXPECT_EQ(reason(r), "unknown address (did you mean /stemd/status?)");
+  r = c().send("/PLAY_STEM", 100);
+  EXPECT_EQ(reason(r), "unknown address (did you mean /play_stem?)");
+  r = c().send("/stemd/lodd", 1, "x.wav");
+  EXPECT_EQ(reason(r), "unknown address (did you mean /stemd/load?)");
+  r = c().send("/foo");
+  EXPECT_EQ(reason(r), "unknown address");
+  const std::string long_address = "/stemd/" + std::string(900, 'x');
+  r = c().send(long_address);
+  ASSERT_TRUE(is_fail(r, long_address)) << r.to_string();
+  EXPECT_EQ(reason(r), "unknown address");
+  // Bounded: at most 64 suggestions a second, whatever a client sends.
+  const auto t0 = std::chrono::steady_clock::now();
+  int suggested = 0;
+  for (int i = 0; i < 200; ++i) {
+    r = c().send("/stemd/stauts");
+    suggested += reason(r).find("did you mean") != std::string::npos ? 1 : 0;
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LE(suggested, 64 * (static_cast<int>(s) + 2)) << "in " << s << " s";
+  EXPECT_GE(suggested, 1);
 }
 
 TEST_F(OscTest, NativeVolumePanMasterDeck) {

@@ -8,9 +8,14 @@
 #include <gtest/gtest.h>
 #include <sndfile.h>
 
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <tuple>
+#include <iterator>
 
 namespace stemd::test {
 namespace {
@@ -315,6 +320,152 @@ TEST_F(Render, FlacOutputHoldsTheSignal) {
   for (std::size_t i = 0; i < src.size(); ++i) err = std::max(err, static_cast<double>(std::fabs(got[i] - src[i])));
   EXPECT_LT(err, 1.0 / (1 << 22)) << "24-bit FLAC must hold a 16-bit signal to within its LSB";
 }
+
+// ---- a render replaces its target only when it succeeds (issue 12, defect 2)
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+std::vector<std::string> files_in(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST_F(Render, AFailedRenderLeavesItsTargetAsItWas) {
+  // Was: exit 1 and out.wav truncated to its 88-byte header.
+  write_wav16(dir.file("a.wav"), make_pcm16(4800, 2, 31), 2);
+  std::filesystem::copy_file(dir.file("a.wav"), out());
+  const std::string before = file_bytes(out());
+  const auto r = run_stemd("--render-to " + shell_quote(out()) + " --play " + shell_quote(dir.file("missing.wav")));
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  const std::string after = file_bytes(out());
+  EXPECT_TRUE(after == before) << "the target must be untouched by a render that failed: " << before.size()
+                               << " bytes before, " << after.size() << " after";
+  EXPECT_EQ(files_in(dir.path()), (std::vector<std::string>{"a.wav", "out.wav"})) << "no temporary file left";
+}
+
+TEST_F(Render, ASuccessfulRenderReplacesItsTargetAndLeavesNoTemporaryFile) {
+  const auto src = make_pcm16(4800, 2, 32);
+  write_wav16(dir.file("a.wav"), src, 2);
+  std::ofstream(out()) << "an old file";
+  render("--play " + dir.file("a.wav"));
+  expect_exact_prefix(read_stereo(out()), src);
+  EXPECT_EQ(files_in(dir.path()), (std::vector<std::string>{"a.wav", "out.wav"}));
+  struct stat st {};
+  ASSERT_EQ(::stat(out().c_str(), &st), 0);
+  EXPECT_NE(st.st_mode & 0044, 0u) << "readable as a new file would be (not mkstemp's 0600)";
+}
+
+TEST_F(Render, ATargetThatIsAlsoAnInputIsRefused) {
+  // Was: --render-to x.wav --play x.wav destroyed x.wav.
+  write_wav16(dir.file("x.wav"), make_pcm16(4800, 2, 33), 2);
+  const std::string before = file_bytes(dir.file("x.wav"));
+  auto r = run_stemd("--render-to " + shell_quote(dir.file("x.wav")) + " --play " + shell_quote(dir.file("x.wav")));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("also an input"), std::string::npos) << r.output;
+  EXPECT_TRUE(file_bytes(dir.file("x.wav")) == before) << "x.wav was changed";
+  // The same file through another name (a hard link: same device and inode).
+  std::filesystem::create_hard_link(dir.file("x.wav"), dir.file("y.wav"));
+  r = run_stemd("--render-to " + shell_quote(dir.file("y.wav")) + " --a " + shell_quote(dir.file("x.wav")) +
+                " --duration 0.1");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(file_bytes(dir.file("x.wav")) == before) << "x.wav was changed through its other name";
+  // A target that does not exist yet: the same resolved path as an input is refused too.
+  std::filesystem::create_directory(dir.file("sub"));
+  r = run_stemd("--render-to " + shell_quote(dir.file("sub/../new.wav")) + " --play " +
+                shell_quote(dir.file("new.wav")));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("also an input"), std::string::npos) << r.output;
+}
+
+// ---- positions are the FILE's own seconds (issue 12, defect 1)
+//
+// A file whose every frame says where in the file it is, in the file's own seconds, whatever its
+// sample rate: both channels are kRamp × (file frame / file rate). A linear ramp survives the
+// resampler (file rate → 48 kHz output) to within a few ULPs away from its ends, so reading the
+// render at an output frame tells which file second was playing there.
+constexpr double kRamp = 0.02;  // 12 s → 0.24: well under the limiter's threshold
+// A voice that starts on a resampled file is heard up to ~3 ms of the file ahead or behind
+// (measured: +3.1 ms at 22.05 kHz, +0.2 ms at 44.1 kHz, −1.3 ms at 96 kHz: the resampler's
+// alignment at a start); a seek then lands exactly.
+constexpr double kStartSlack = 0.004;
+
+void write_time_ramp(const std::string& path, int rate, double seconds) {
+  const auto frames = static_cast<sf_count_t>(std::llround(seconds * rate));
+  std::vector<float> buf(static_cast<std::size_t>(frames) * 2);
+  for (sf_count_t f = 0; f < frames; ++f) {
+    const auto v = static_cast<float>(kRamp * static_cast<double>(f) / rate);
+    buf[2 * static_cast<std::size_t>(f)] = buf[2 * static_cast<std::size_t>(f) + 1] = v;
+  }
+  SF_INFO info{};
+  info.samplerate = rate;
+  info.channels = 2;
+  info.format = SF_FORMAT_WAV | SF_FORMAT_FLOAT;
+  SNDFILE* sf = sf_open(path.c_str(), SFM_WRITE, &info);
+  ASSERT_NE(sf, nullptr) << path;
+  ASSERT_EQ(sf_writef_float(sf, buf.data(), frames), frames);
+  sf_close(sf);
+}
+
+// The file second heard at `out_seconds` of the 48 kHz render.
+double file_second_at(const std::vector<float>& got, double out_seconds) {
+  const auto f = static_cast<std::size_t>(std::llround(out_seconds * 48000));
+  EXPECT_LT(2 * f + 1, got.size());
+  if (2 * f + 1 >= got.size()) return -1;
+  return got[2 * f] / kRamp;
+}
+
+class RenderFileSeconds : public Render, public ::testing::WithParamInterface<int> {};
+
+TEST_P(RenderFileSeconds, SeekLandsOnTheFilesSecond) {
+  // seek 10 on a 12 s file: 0.25 s of output later the file is at 10.25 s of ITS time (it was
+  // 10.88 s + 0.25 at 44.1 kHz when seconds were taken as the output's 48 kHz).
+  const int rate = GetParam();
+  write_time_ramp(dir.file("t.wav"), rate, 12.0);
+  std::ofstream(dir.file("s.txt")) << "0 /stemd/load 1 \"" << dir.file("t.wav") << "\"\n"
+                                   << "0 /stemd/play 1\n0.5 /stemd/seek 1 10\n";
+  render("--script " + dir.file("s.txt") + " --duration 1 --sample-rate 48000");
+  const auto got = read_stereo(out());
+  EXPECT_NEAR(file_second_at(got, 0.25), 0.25, kStartSlack) << "before the seek, the file plays at its own pace";
+  // The seek fades the old position out for 5 ms (the declick), then plays from exactly 10 s.
+  EXPECT_NEAR(file_second_at(got, 0.75), 10.25 - 0.005, 0.001) << "the seek lands on 10 s of the file";
+}
+
+TEST_P(RenderFileSeconds, PlayStartIsTheFilesSecond) {
+  const int rate = GetParam();
+  write_time_ramp(dir.file("t.wav"), rate, 12.0);
+  std::ofstream(dir.file("s.txt")) << "0 /stemd/load 1 \"" << dir.file("t.wav") << "\"\n"
+                                   << "0 /stemd/play 1 1 0 5\n";
+  render("--script " + dir.file("s.txt") + " --duration 0.5 --sample-rate 48000");
+  const auto got = read_stereo(out());
+  EXPECT_NEAR(file_second_at(got, 0.25), 5.25, kStartSlack) << "play from 5 s of the file";
+}
+
+TEST_P(RenderFileSeconds, SectionPlaysItsSecondsOfTheFile) {
+  // A crowdstream section from 0.25 of the 12 s file (3 s) for 2 s, and a native region from
+  // 6 s to 8 s: each plays 2 s of the file, then ends.
+  const int rate = GetParam();
+  write_time_ramp(dir.file("t.wav"), rate, 12.0);
+  std::ofstream(dir.file("s.txt")) << "0 /load_buffer 1 \"" << dir.file("t.wav") << "\"\n"
+                                   << "0 /play_stem_section 1 1 1 0 0.25 2\n"
+                                   << "0 /stemd/load 2 \"" << dir.file("t.wav") << "\"\n"
+                                   << "3 /stemd/play_region 2 6 8 0\n";
+  render("--script " + dir.file("s.txt") + " --duration 6 --sample-rate 48000");
+  const auto got = read_stereo(out());
+  EXPECT_NEAR(file_second_at(got, 1.0), 4.0, kStartSlack);
+  EXPECT_NEAR(file_second_at(got, 1.9), 4.9, kStartSlack);
+  EXPECT_NEAR(file_second_at(got, 2.05), 0.0, 0.01) << "the section ends after 2 s of the file";
+  EXPECT_NEAR(file_second_at(got, 4.0), 7.0, kStartSlack);
+  EXPECT_NEAR(file_second_at(got, 4.9), 7.9, kStartSlack);
+  EXPECT_NEAR(file_second_at(got, 5.05), 0.0, 0.01) << "the region ends at 8 s of the file";
+}
+
+INSTANTIATE_TEST_SUITE_P(Rates, RenderFileSeconds, ::testing::Values(22050, 44100, 96000),
+                         [](const ::testing::TestParamInfo<int>& i) { return std::to_string(i.param); });
 
 }  // namespace
 }  // namespace stemd::test
