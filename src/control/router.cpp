@@ -88,7 +88,11 @@ void Router::handle_packet(const std::uint8_t* data, std::size_t size, const Pee
       bytes, n,
       [&](const OscMessage& m) {
         any = true;
-        out.push_back(Outgoing{from, osc_serialise(handle(m, from))});
+        if (pool_) {
+          route_async(m, from, out);  // may wait behind a load in flight, or start one
+        } else {
+          out.push_back(Outgoing{from, osc_serialise(handle(m, from))});
+        }
       },
       error);
   if (!ok) {
@@ -107,7 +111,10 @@ OscMessage Router::handle_at(const OscMessage& m, std::int64_t frame) {
 }
 
 OscMessage Router::handle(const OscMessage& m, const Peer& from) {
-  ++stats_.messages;
+  if (resume_ == nullptr) ++stats_.messages;  // a resumed message was counted when it arrived
+  current_message_ = &m;
+  current_from_ = &from;
+  reply_deferred_ = false;
   // A bundle's timetag is when its messages take effect, at the sample: map it to a frame.
   double late_ms = 0;
   message_frame_ = forced_frame_;
@@ -147,6 +154,9 @@ OscMessage Router::handle(const OscMessage& m, const Peer& from) {
     }
   }
   message_frame_ = -1;
+  current_message_ = nullptr;
+  current_from_ = nullptr;
+  if (reply_deferred_) return OscMessage{};  // a load started: answered when it is done (poll_loads)
   if (r.ok && late_ms > 0) {
     // It ran, at once; the sender hears it was late (the spec's "late bundles run at once and
     // are reported").
@@ -164,18 +174,19 @@ OscMessage Router::handle(const OscMessage& m, const Peer& from) {
 }
 
 std::int64_t Router::frame_after(double seconds) const {
-  const std::int64_t base =
-      message_frame_ >= 0 ? message_frame_
-                          : ctl_.now_frame() + cfg_.buffer_size + static_cast<std::int64_t>(0.002 * cfg_.sample_rate);
-  return base + static_cast<std::int64_t>(std::llround(seconds * cfg_.sample_rate));
+  const std::int64_t soonest =
+      ctl_.now_frame() + cfg_.buffer_size + static_cast<std::int64_t>(0.002 * cfg_.sample_rate);
+  const std::int64_t offset = static_cast<std::int64_t>(std::llround(seconds * cfg_.sample_rate));
+  // A message resumed after its load counts from its arrival (as the old server did), never
+  // from the past.
+  if (message_frame_ < 0 && arrival_base_ >= 0) return std::max(arrival_base_ + offset, soonest);
+  const std::int64_t base = message_frame_ >= 0 ? message_frame_ : soonest;
+  return base + offset;
 }
 
 Router::Reply Router::ensure_loaded(int id, const std::string& path) {
-  std::string resolved, error;
-  if (!resolve_path(path, resolved, error)) return fail("path", error, {OscArg::Int(id)});
-  const io::Source* src = ctl_.source(id);
-  if (src != nullptr && src->path == resolved) return done({OscArg::Int(id)});
-  return load(id, path, std::filesystem::path(path).stem().string());
+  // Already there (the same file: device, inode, size and mtime) → kept, not reloaded.
+  return load_file(id, path, std::filesystem::path(path).stem().string(), true);
 }
 
 VoiceHandle Router::player(int id) const {
@@ -189,15 +200,7 @@ bool Router::resolve_path(const std::string& requested, std::string& resolved, s
 }
 
 Router::Reply Router::load(int id, const std::string& path, const std::string& name) {
-  std::string resolved, error;
-  if (!resolve_path(path, resolved, error)) return fail("path", error, {OscArg::Int(id)});
-  if (ctl_.source(id) == nullptr && ctl_.sources_loaded() >= cfg_.max_sources) {
-    return fail("limit", "too many sources loaded (limit " + std::to_string(cfg_.max_sources) + ", --max-sources)",
-                {OscArg::Int(id)});
-  }
-  if (!ctl_.load(id, resolved, name, error)) return fail("file", error, {OscArg::Int(id)});
-  players_.erase(id);  // reloading an id stops its player (the controller faded it out)
-  return done({OscArg::Int(id)});
+  return load_file(id, path, name, false);
 }
 
 Router::Reply Router::start_player(int id, const PlayOptions& opts) {

@@ -322,7 +322,12 @@ std::optional<OscMessage> Client::send_raw_then_ping(const Bytes& b, std::vector
   post(msg("/stemd/ping"));
   auto first = next_reply();
   if (!first) return std::nullopt;
-  if (is_done(*first, "/stemd/ping")) return std::nullopt;  // the packet got no reply at all
+  if (is_done(*first, "/stemd/ping")) {
+    // A load runs on an opener thread and answers when done, after the ping (which waits for
+    // nothing): give it a moment. Otherwise the packet got no reply at all.
+    first = next_reply(std::chrono::milliseconds(500));
+    return first;
+  }
   // Anything between the packet's reply and the ping's is a second reply.
   for (;;) {
     auto r = next_reply();

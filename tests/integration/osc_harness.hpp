@@ -206,7 +206,8 @@ class Client {
 
   // Sends raw bytes, then /stemd/ping, and returns the reply that came before the ping's.
   // Checks that exactly one reply came (the ping's reply follows it); `extra` collects any
-  // additional replies seen before the ping's. Nullopt when none came before the ping's.
+  // additional replies seen before the ping's. A load is answered when it is done, maybe after
+  // the ping's reply: then the one reply within 500 ms after it counts. Nullopt when none came.
   std::optional<OscMessage> send_raw_then_ping(const Bytes& b, std::vector<OscMessage>* extra = nullptr);
 
   // The next /done or /fail, whatever its address (notifications are queued aside).
