@@ -118,6 +118,8 @@ Daemon::Daemon(const DaemonOptions& o) : opts_(o) {
 
   io::LoadOptions lo;
   lo.output_rate = rate;
+  lo.max_channels = o.max_channels;
+  lo.budget = std::make_shared<io::MemoryBudget>(o.max_memory_mb << 20);
   ctl_ = std::make_unique<control::Controller>(*engine_, *loader_, lo);
 
   media_ = std::make_unique<control::MediaPolicy>();
@@ -132,6 +134,7 @@ Daemon::Daemon(const DaemonOptions& o) : opts_(o) {
   rc.tone_seconds = o.tone_seconds;
   rc.max_sources = o.max_sources;
   rc.max_subscribers = o.max_subscribers;
+  rc.max_loads_in_flight = o.max_loads_in_flight;
   router_ = std::make_unique<control::Router>(*ctl_, rc, *media_);
 
   control::OscServerConfig oc;

@@ -143,7 +143,10 @@ struct DaemonOptions {
   double tone_seconds = 1.0;
   std::size_t max_sources = 4096;
   std::size_t max_subscribers = 16;
-  bool run_audio = true;  // false: the backend is never started, so the engine takes no commands
+  bool run_audio = true;                 // false: the backend is never started, so the engine takes no commands
+  std::int64_t max_memory_mb = 0;        // the load budget (--max-memory-mb); 0 = unlimited (still counted)
+  int max_channels = 32;                 // --max-channels
+  std::size_t max_loads_in_flight = 16;  // loads on the opener threads at once
 };
 
 class Daemon {
