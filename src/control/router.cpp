@@ -373,6 +373,8 @@ std::vector<OscArg> Router::status_fields() {
   kv("voices", OscArg::Int(static_cast<std::int64_t>(ctl_.voices_playing())));
   kv("sources", OscArg::Int(static_cast<std::int64_t>(ctl_.sources_loaded())));
   kv("memory_bytes", OscArg::Int64(static_cast<std::int64_t>(ctl_.memory_bytes())));
+  kv("memory_limit_bytes", OscArg::Int64(ctl_.memory_limit_bytes()));  // --max-memory-mb (0: none)
+  kv("loads_in_flight", OscArg::Int(static_cast<std::int64_t>(pending_.size())));
   kv("voice_underruns", OscArg::Int64(static_cast<std::int64_t>(m.voice_underruns.load())));
   kv("device_underflows", OscArg::Int64(static_cast<std::int64_t>(m.device_underflows.load())));
   // Percentiles come from histogram bin edges (≈ 9 % wide): never report one above the true max.
