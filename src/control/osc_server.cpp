@@ -233,8 +233,9 @@ void OscServer::run() {
     for (auto& f : posted) f();
     handle_udp();
     handle_tcp();
-    ctl_.service();        // engine events → logs and router notifications; retirees freed
-    router_.poll_loads();  // loads finished on the opener threads: installed and answered
+    ctl_.service();  // engine events → logs and router notifications; retirees freed
+    // Loads finished on the opener threads: installed, answered, and what waited behind them run.
+    router_.poll_loads();
     out_.clear();
     router_.take_replies(out_);
     for (const auto& o : out_) send(o);
