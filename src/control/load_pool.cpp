@@ -55,8 +55,9 @@ LoadPool::~LoadPool() {
   state_->stopping = true;
   state_->jobs.clear();  // queued, not started: nobody waits for them any more
   state_->cv.notify_all();
-  // A job stuck in open() or read() on a dead NFS server must not hold up shutdown for good.
-  state_->exited.wait_for(lock, std::chrono::seconds(3), [&] { return state_->alive == 0; });
+  // A job stuck in open() or read() on a dead NFS server must not hold up shutdown: at most 1 s
+  // (bounded shutdown), then it is left to finish alone with what it owns.
+  state_->exited.wait_for(lock, std::chrono::seconds(1), [&] { return state_->alive == 0; });
 }
 
 bool LoadPool::submit(std::function<void()> job) {
