@@ -320,6 +320,8 @@ int run(int argc, char** argv) {
   lo.output_rate = rate;
   lo.preload_limit_bytes = static_cast<std::int64_t>(o.preload_limit_mb * 1024 * 1024);
   lo.head_frames = static_cast<std::int64_t>(o.head_ms * 1e-3 * rate);
+  lo.max_channels = static_cast<int>(o.max_channels);
+  lo.budget = std::make_shared<io::MemoryBudget>(static_cast<std::int64_t>(o.max_memory_mb) << 20);
   control::Controller ctl(engine, *loader, lo);
 
   // ---- OSC: policy, router, sockets (bound now: a port in use is a start-up error)

@@ -29,14 +29,16 @@ struct Preset {
   const char* name;
   std::uint32_t buffer_size;
   const char* what;
+  std::uint32_t memory_mb;  // --max-memory-mb when not given: what clients may make it hold
 };
-// From the tuning guide of the server stemd replaces (and config/presets/*.conf).
+// From the tuning guide of the server stemd replaces (and config/presets/*.conf). Memory: a
+// quarter or less of the board's usual RAM (a Pi 4 may have 1 GB).
 constexpr Preset kPresets[] = {
-    {"pi4", 1024, "Raspberry Pi 4"},
-    {"pi5", 512, "Raspberry Pi 5"},
-    {"desktop", 512, "desktop Linux"},
-    {"workstation", 256, "workstation"},
-    {"live", 128, "live performance on a tuned system"},
+    {"pi4", 1024, "Raspberry Pi 4", 256},
+    {"pi5", 512, "Raspberry Pi 5", 1024},
+    {"desktop", 512, "desktop Linux", 2048},
+    {"workstation", 256, "workstation", 4096},
+    {"live", 128, "live performance on a tuned system", 2048},
 };
 
 const Preset* find_preset(const std::string& name) {
@@ -439,6 +441,13 @@ int parse_options(int argc, char** argv, Options& o, std::string* error) {
   app.add_option("--max-sources", o.max_sources, "Loaded files at most")
       ->transform(int_range(1, 1000000))
       ->capture_default_str();
+  app.add_option("--max-memory-mb", o.max_memory_mb,
+                 "Memory budget for everything clients load (decoded audio, heads, rings), MiB; "
+                 "default from the preset: pi4 256, pi5 1024, desktop 2048, workstation 4096, live 2048")
+      ->transform(int_range(16, 1048576));
+  app.add_option("--max-channels", o.max_channels, "Most channels a loaded file may have (checked from its header)")
+      ->transform(int_range(1, 1024))
+      ->capture_default_str();
   app.add_option("--max-subscribers", o.max_subscribers, "Event subscribers (/stemd/notify) at most")
       ->transform(int_range(0, 1024))
       ->capture_default_str();
@@ -630,6 +639,18 @@ int parse_options(int argc, char** argv, Options& o, std::string* error) {
     if (!o.limiter_given) o.limiter = "soft_clip";
     if (app.count("--tempo-rise-s") == 0 && !rise_from_file) o.tempo_rise_s = old_server_rise_seconds(0.92);
     if (app.count("--tempo-fall-s") == 0 && !fall_from_file) o.tempo_fall_s = old_server_fall_seconds(30.0, 100.0);
+  }
+  // The memory budget: given explicitly (flag or config), else the preset's, else the board's.
+  if (app.count("--max-memory-mb") == 0) {
+    const Preset* p = find_preset(o.preset);
+    if (p == nullptr) {
+      std::string where;
+      const std::string model = board_model(where);
+      p = model.find("Raspberry Pi 5") != std::string::npos ? find_preset("pi5")
+          : model.find("Raspberry Pi") != std::string::npos ? find_preset("pi4")
+                                                            : find_preset("desktop");
+    }
+    o.max_memory_mb = p->memory_mb;
   }
   if (o.ring_min_ms == 0) o.ring_min_ms = std::max(20.0, o.ring_ms / 2);
   if (o.ring_max_ms == 0) o.ring_max_ms = std::max(4000.0, o.ring_ms);

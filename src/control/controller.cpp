@@ -70,17 +70,21 @@ bool Controller::load(int slot, const std::string& path, const std::string& name
     spdlog::warn("{}: holds {} frames, fewer than its header's {}", log_escape(path), r.source->total_frames(),
                  r.source->info.frames);
   }
-  spdlog::info("loaded slot {} '{}': {}, {} Hz, {} ch, {:.1f} s, {} ({:.2f} ms)", slot, log_escape(name),
-               r.source->info.format, r.source->info.sample_rate, r.source->info.channels,
-               static_cast<double>(r.source->total_frames()) / r.source->info.sample_rate,
-               r.source->streamed() ? "streamed" : "in memory", r.source->load_ns / 1e6);
+  install(slot, std::move(r.source));
+  return true;
+}
+
+void Controller::install(int slot, std::unique_ptr<io::Source> source) {
+  spdlog::info("loaded slot {} '{}': {}, {} Hz, {} ch, {:.1f} s, {} ({:.2f} ms)", slot, log_escape(source->name),
+               source->info.format, source->info.sample_rate, source->info.channels,
+               static_cast<double>(source->total_frames()) / source->info.sample_rate,
+               source->streamed() ? "streamed" : "in memory", source->load_ns / 1e6);
   auto entry = std::make_shared<Entry>();
   entry->serial = next_serial_++;
-  entry->source = std::move(r.source);
+  entry->source = std::move(source);
   auto it = table_.find(slot);
   if (it != table_.end()) stop_voices_of(it->second);  // reloading a slot stops its players
   table_[slot] = std::move(entry);
-  return true;
 }
 
 bool Controller::unload(int slot, std::string& error) {
@@ -634,9 +638,11 @@ void Controller::service() {
 }
 
 std::size_t Controller::memory_bytes() const {
+  // Generated audio (tones) is not charged to the budget; files, heads, rings and readers are,
+  // once per decoded copy however many ids share it.
   std::size_t n = 0;
-  for (const auto& [slot, e] : table_) n += e->source->memory_bytes();
-  return n + static_cast<std::size_t>(loader_.stats().ring_bytes);  // every ring's real capacity
+  for (const auto& [slot, e] : table_) n += e->source->data.capacity() * sizeof(float);
+  return n + static_cast<std::size_t>(load_opts_.budget ? load_opts_.budget->held() : 0);
 }
 
 std::vector<VoiceInfo> Controller::voices() const {

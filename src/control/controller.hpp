@@ -94,6 +94,10 @@ class Controller {
 
   // Each returns false and sets `error` to a reason a user can act on; on failure nothing changed.
   bool load(int slot, const std::string& path, const std::string& name, std::string& error);
+  // Puts a source loaded elsewhere (an opener thread: io::load_source) into `slot`, replacing
+  // (and stopping the players of) what it held.
+  void install(int slot, std::unique_ptr<io::Source> source);
+  const io::LoadOptions& load_options() const noexcept { return load_opts_; }
   bool unload(int slot, std::string& error);
   bool play(int slot, const PlayOptions& opts, VoiceHandle& out, std::string& error);
   bool stop(VoiceHandle v, double fade_seconds, std::string& error, engine::Curve curve = engine::Curve::kLinear);
@@ -163,7 +167,10 @@ class Controller {
 
   std::size_t voices_playing() const noexcept { return voices_in_use_; }
   std::size_t sources_loaded() const noexcept { return table_.size(); }
-  std::size_t memory_bytes() const;  // decoded audio held (sources + stream rings)
+  // What loads hold: decoded audio (a copy shared by several ids counted once), stream rings and
+  // decoders, as charged to the memory budget (--max-memory-mb), plus generated audio.
+  std::size_t memory_bytes() const;
+  std::int64_t memory_limit_bytes() const noexcept { return load_opts_.budget ? load_opts_.budget->limit() : 0; }
   std::vector<VoiceInfo> voices() const;
   std::vector<SourceInfo> sources() const;
   const io::Source* source(int slot) const;

@@ -1,13 +1,30 @@
+// Which files OSC clients may load (see media_policy.hpp).
 #include "media_policy.hpp"
 
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <fcntl.h>
+#include <vector>
 
 namespace stemd::control {
 
 namespace {
+constexpr int kOpenFlags = O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
+constexpr int kMaxSymlinks = 40;  // as the kernel's own limit (ELOOP)
+
+std::atomic<bool> g_force_walk{false};
+std::atomic<bool> g_no_openat2{false};  // the kernel said ENOSYS once: do not ask again
+
 bool canonical(const std::string& p, std::string& out, std::string& error) {
   char buf[PATH_MAX];
   if (!realpath(p.c_str(), buf)) {
@@ -17,20 +34,247 @@ bool canonical(const std::string& p, std::string& out, std::string& error) {
   out = buf;
   return true;
 }
+
+std::vector<std::string> split(const std::string& p) {
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while (i <= p.size()) {
+    const std::size_t j = std::min(p.find('/', i), p.size());
+    if (j > i) out.push_back(p.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+// Does "..", taken lexically, climb above the start? (Refused before anything is looked up, so
+// the answer does not depend on what exists.)
+bool climbs_out(const std::string& rel) {
+  int depth = 0;
+  for (const std::string& c : split(rel)) {
+    if (c == ".") continue;
+    if (c == "..") {
+      if (--depth < 0) return true;
+    } else {
+      ++depth;
+    }
+  }
+  return false;
+}
+
+std::string fd_path(int fd, const std::string& fallback) {
+  char link[64], buf[PATH_MAX];
+  std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  const ssize_t n = readlink(link, buf, sizeof buf - 1);
+  if (n <= 0) return fallback;
+  return std::string(buf, static_cast<std::size_t>(n));
+}
+
+// The fallback for kernels without openat2: a per-component walk from `root`, each step an
+// openat(O_NOFOLLOW) relative to the directory descriptor of the step before. Symlinks are
+// read (readlinkat) and their relative targets walked the same way; nothing climbs above the
+// root and absolute targets are refused (EXDEV), as RESOLVE_BENEATH does.
+int walk_beneath(int root, const std::string& root_path, const std::string& rel) {
+  std::vector<int> dirs;  // dirs[0] is the root (not ours to close)
+  dirs.push_back(root);
+  auto close_all = [&dirs] {
+    for (std::size_t i = 1; i < dirs.size(); ++i) ::close(dirs[i]);
+  };
+  std::deque<std::string> todo;
+  for (auto& c : split(rel)) todo.push_back(std::move(c));
+  int links = 0;
+  int result = -1;
+  int err = 0;
+  while (true) {
+    if (todo.empty()) {  // the path named a directory ("." or "x/.."): open it so fstat says so
+      result = openat(dirs.back(), ".", kOpenFlags);
+      err = errno;
+      break;
+    }
+    const std::string c = todo.front();
+    todo.pop_front();
+    if (c == ".") continue;
+    if (c == "..") {
+      if (dirs.size() == 1) {
+        err = EXDEV;
+        break;
+      }
+      ::close(dirs.back());
+      dirs.pop_back();
+      continue;
+    }
+    const bool last = todo.empty();
+    std::string target;
+    if (last) {
+      const int fd = openat(dirs.back(), c.c_str(), kOpenFlags | O_NOFOLLOW);
+      if (fd >= 0) {
+        result = fd;
+        break;
+      }
+      err = errno;
+      if (err != ELOOP) break;
+      char buf[PATH_MAX];
+      const ssize_t n = readlinkat(dirs.back(), c.c_str(), buf, sizeof buf - 1);
+      if (n < 0) break;  // ELOOP for another reason
+      target.assign(buf, static_cast<std::size_t>(n));
+    } else {
+      const int fd = openat(dirs.back(), c.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) {
+        err = errno;
+        break;
+      }
+      struct stat st {};
+      if (fstat(fd, &st) != 0) {
+        err = errno;
+        ::close(fd);
+        break;
+      }
+      if (S_ISDIR(st.st_mode)) {
+        dirs.push_back(fd);
+        continue;
+      }
+      if (!S_ISLNK(st.st_mode)) {
+        ::close(fd);
+        err = ENOTDIR;
+        break;
+      }
+      char buf[PATH_MAX];
+      const ssize_t n = readlinkat(fd, "", buf, sizeof buf - 1);  // the link this O_PATH descriptor is
+      err = errno;
+      ::close(fd);
+      if (n < 0) break;
+      target.assign(buf, static_cast<std::size_t>(n));
+    }
+    if (++links > kMaxSymlinks) {
+      err = ELOOP;
+      break;
+    }
+    if (target.empty()) {
+      err = ENOENT;
+      break;
+    }
+    if (target[0] == '/') {
+      // An absolute symlink: followed only when it names a place under the root, and then
+      // walked from the root's own descriptor like any other path (never reopened by name).
+      if (root_path == "/" || target == root_path || target.compare(0, root_path.size() + 1, root_path + "/") == 0) {
+        target = root_path == "/" ? target : target.substr(std::min(target.size(), root_path.size()));
+        for (std::size_t i = 1; i < dirs.size(); ++i) ::close(dirs[i]);
+        dirs.resize(1);
+      } else {
+        err = EXDEV;
+        break;
+      }
+    }
+    auto parts = split(target);
+    for (auto it = parts.rbegin(); it != parts.rend(); ++it) todo.push_front(*it);
+  }
+  close_all();
+  if (result < 0) errno = err;
+  return result;
+}
+
+int open_beneath(int root, const std::string& root_path, const std::string& rel) {
+  if (!g_force_walk.load(std::memory_order_relaxed) && !g_no_openat2.load(std::memory_order_relaxed)) {
+    open_how how{};
+    how.flags = static_cast<std::uint64_t>(kOpenFlags);
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+    for (int attempt = 0; attempt < 16; ++attempt) {
+      const long fd = syscall(SYS_openat2, root, rel.c_str(), &how, sizeof how);
+      if (fd >= 0) return static_cast<int>(fd);
+      // EAGAIN: a rename raced the walk (the kernel refuses to guess): try again.
+      if (errno == EAGAIN || errno == EINTR) continue;
+      // EXDEV: the kernel refuses every absolute symlink; one that points back under the root
+      // is followed by the walk below, which refuses the rest.
+      if (errno == EXDEV) return walk_beneath(root, root_path, rel);
+      if (errno != ENOSYS) return -1;
+      g_no_openat2.store(true, std::memory_order_relaxed);
+      break;
+    }
+    if (!g_no_openat2.load(std::memory_order_relaxed)) return -1;  // EAGAIN every time
+  }
+  return walk_beneath(root, root_path, rel);
+}
 }  // namespace
+
+struct MediaPolicy::RootDir {
+  int fd = -1;
+  ~RootDir() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+void MediaPolicy::force_component_walk(bool on) noexcept { g_force_walk.store(on, std::memory_order_relaxed); }
 
 bool MediaPolicy::configure(const std::string& root, bool loopback_only, std::string& error) {
   loopback_only_ = loopback_only;
   root_.clear();
+  root_dir_.reset();
   if (root.empty()) return true;
   std::string c;
   if (!canonical(root, c, error)) {
     error = "--media-root " + root + ": " + error;
     return false;
   }
-  root_ = c == "/" ? "" : c;
-  if (c == "/") root_ = "/";
+  auto dir = std::make_shared<RootDir>();
+  dir->fd = ::open(c.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dir->fd < 0) {
+    error = "--media-root " + root + ": " + std::strerror(errno);
+    return false;
+  }
+  root_dir_ = std::move(dir);
+  root_ = c;
   return true;
+}
+
+int MediaPolicy::open(const std::string& requested, std::string& opened, std::string& error) const {
+  if (requested.empty()) {
+    error = "empty path";
+    return -1;
+  }
+  if (requested.find('\0') != std::string::npos) {
+    error = "path contains a NUL byte";
+    return -1;
+  }
+  if (root_.empty()) {
+    if (!loopback_only_) {
+      error = "loading files is disabled: the OSC socket is reachable from the network and no --media-root is set";
+      return -1;
+    }
+    const int fd = ::open(requested.c_str(), kOpenFlags);
+    if (fd < 0) {
+      error = requested + ": " + std::strerror(errno);
+      return -1;
+    }
+    opened = fd_path(fd, requested);
+    return fd;
+  }
+  const std::string outside = requested + ": outside the media root " + root_;
+  std::string rel;
+  if (requested[0] == '/') {
+    if (root_ == "/") {
+      rel = requested.substr(requested.find_first_not_of('/') == std::string::npos ? requested.size()
+                                                                                   : requested.find_first_not_of('/'));
+    } else if (requested == root_ || requested.compare(0, root_.size() + 1, root_ + "/") == 0) {
+      rel = requested.substr(std::min(requested.size(), root_.size() + 1));
+    } else {
+      error = outside;  // the same answer whether it exists or not
+      return -1;
+    }
+  } else {
+    rel = requested;
+  }
+  if (climbs_out(rel)) {
+    error = outside;
+    return -1;
+  }
+  if (rel.empty()) rel = ".";
+  const int fd = open_beneath(root_dir_->fd, root_, rel);
+  if (fd < 0) {
+    const int e = errno;
+    error = e == EXDEV ? outside : requested + ": " + std::strerror(e);
+    return -1;
+  }
+  opened = fd_path(fd, root_ + "/" + rel);
+  return fd;
 }
 
 bool MediaPolicy::resolve(const std::string& requested, std::string& resolved, std::string& error) const {

@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
 #include <poll.h>
 #include <algorithm>
 #include <cstdio>
@@ -94,6 +95,20 @@ void OscServer::start() {
   if (running_.exchange(true)) return;
   std::uint64_t pending = 0;  // a stop() of an earlier run left the wake-up set: clear it
   [[maybe_unused]] auto n = read(wake_fd_, &pending, sizeof pending);
+  // OSC loads run on opener threads from now on; one that finishes wakes this loop. The wake-up
+  // holds its own descriptor: a job stuck past shutdown never writes to a closed one.
+  struct WakeFd {
+    int fd = -1;
+    ~WakeFd() {
+      if (fd >= 0) close(fd);
+    }
+  };
+  auto wake = std::make_shared<WakeFd>();
+  wake->fd = fcntl(wake_fd_, F_DUPFD_CLOEXEC, 0);
+  router_.enable_async_loads([wake] {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] auto n = write(wake->fd, &one, sizeof one);
+  });
   thread_ = std::thread([this] { run(); });
 }
 
@@ -266,6 +281,11 @@ void OscServer::run() {
     handle_udp();
     handle_tcp();
     ctl_.service();  // engine events → logs and router notifications; retirees freed
+    // Loads finished on the opener threads: installed, answered, and what waited behind them run.
+    router_.poll_loads();
+    out_.clear();
+    router_.take_replies(out_);
+    for (const auto& o : out_) send(o);
     const std::uint64_t underflows = ctl_.engine().metrics().device_underflows.load(std::memory_order_relaxed);
     if (underflows != last_underflows) {
       router_.notify_device("underflow", {OscArg::Int64(static_cast<std::int64_t>(underflows))});

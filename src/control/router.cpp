@@ -130,8 +130,13 @@ void Router::route_packet(const std::uint8_t* data, std::size_t size, const Peer
       bytes, n,
       [&](const OscMessage& m) {
         any = true;
-        out.push_back(Outgoing{from, osc_serialise(handle(m, from))});
-        packet_answer_bytes_ += out.back().data.size();
+        const std::size_t before = out.size();
+        if (pool_) {
+          route_async(m, from, out);  // may wait behind a load in flight, or start one
+        } else {
+          out.push_back(Outgoing{from, osc_serialise(handle(m, from))});
+        }
+        for (std::size_t i = before; i < out.size(); ++i) packet_answer_bytes_ += out[i].data.size();
       },
       error);
   if (!ok) {
@@ -167,7 +172,10 @@ OscMessage Router::handle_at(const OscMessage& m, std::int64_t frame) {
 }
 
 OscMessage Router::handle(const OscMessage& m, const Peer& from) {
-  ++stats_.messages;
+  if (resume_ == nullptr) ++stats_.messages;  // a resumed message was counted when it arrived
+  current_message_ = &m;
+  current_from_ = &from;
+  reply_deferred_ = false;
   // A bundle's timetag is when its messages take effect, at the sample: map it to a frame.
   double late_ms = 0;
   double ahead_s = 0;
@@ -216,6 +224,9 @@ OscMessage Router::handle(const OscMessage& m, const Peer& from) {
     }
   }
   message_frame_ = -1;
+  current_message_ = nullptr;
+  current_from_ = nullptr;
+  if (reply_deferred_) return OscMessage{};  // a load started: answered when it is done (poll_loads)
   if (r.ok && late_ms > 0) {
     // It ran, at once; the sender hears it was late (the spec's "late bundles run at once and
     // are reported").
@@ -233,18 +244,19 @@ OscMessage Router::handle(const OscMessage& m, const Peer& from) {
 }
 
 std::int64_t Router::frame_after(double seconds) const {
-  const std::int64_t base =
-      message_frame_ >= 0 ? message_frame_
-                          : ctl_.now_frame() + cfg_.buffer_size + static_cast<std::int64_t>(0.002 * cfg_.sample_rate);
-  return base + static_cast<std::int64_t>(std::llround(seconds * cfg_.sample_rate));
+  const std::int64_t soonest =
+      ctl_.now_frame() + cfg_.buffer_size + static_cast<std::int64_t>(0.002 * cfg_.sample_rate);
+  const std::int64_t offset = static_cast<std::int64_t>(std::llround(seconds * cfg_.sample_rate));
+  // A message resumed after its load counts from its arrival (as the old server did), never
+  // from the past.
+  if (message_frame_ < 0 && arrival_base_ >= 0) return std::max(arrival_base_ + offset, soonest);
+  const std::int64_t base = message_frame_ >= 0 ? message_frame_ : soonest;
+  return base + offset;
 }
 
 Router::Reply Router::ensure_loaded(int id, const std::string& path) {
-  std::string resolved, error;
-  if (!resolve_path(path, resolved, error)) return fail("path", error, {OscArg::Int(id)});
-  const io::Source* src = ctl_.source(id);
-  if (src != nullptr && src->path == resolved) return done({OscArg::Int(id)});
-  return load(id, path, std::filesystem::path(path).stem().string());
+  // Already there (the same file: device, inode, size and mtime) → kept, not reloaded.
+  return load_file(id, path, std::filesystem::path(path).stem().string(), true);
 }
 
 VoiceHandle Router::player(int id) const {
@@ -258,15 +270,7 @@ bool Router::resolve_path(const std::string& requested, std::string& resolved, s
 }
 
 Router::Reply Router::load(int id, const std::string& path, const std::string& name) {
-  std::string resolved, error;
-  if (!resolve_path(path, resolved, error)) return fail("path", error, {OscArg::Int(id)});
-  if (ctl_.source(id) == nullptr && ctl_.sources_loaded() >= cfg_.max_sources) {
-    return fail("limit", "too many sources loaded (limit " + std::to_string(cfg_.max_sources) + ", --max-sources)",
-                {OscArg::Int(id)});
-  }
-  if (!ctl_.load(id, resolved, name, error)) return fail("file", error, {OscArg::Int(id)});
-  players_.erase(id);  // reloading an id stops its player (the controller faded it out)
-  return done({OscArg::Int(id)});
+  return load_file(id, path, name, false);
 }
 
 Router::Reply Router::start_player(int id, const PlayOptions& opts) {
@@ -467,6 +471,8 @@ std::vector<OscArg> Router::status_fields() {
   kv("voices", OscArg::Int(static_cast<std::int64_t>(ctl_.voices_playing())));
   kv("sources", OscArg::Int(static_cast<std::int64_t>(ctl_.sources_loaded())));
   kv("memory_bytes", OscArg::Int64(static_cast<std::int64_t>(ctl_.memory_bytes())));
+  kv("memory_limit_bytes", OscArg::Int64(ctl_.memory_limit_bytes()));  // --max-memory-mb (0: none)
+  kv("loads_in_flight", OscArg::Int(static_cast<std::int64_t>(pending_.size())));
   kv("voice_underruns", OscArg::Int64(static_cast<std::int64_t>(m.voice_underruns.load())));
   kv("device_underflows", OscArg::Int64(static_cast<std::int64_t>(m.device_underflows.load())));
   // Percentiles come from histogram bin edges (≈ 9 % wide): never report one above the true max.

@@ -14,6 +14,7 @@
 #include "address_validation.hpp"
 #include "controller.hpp"
 #include "log_guard.hpp"
+#include "load_pool.hpp"
 #include "media_policy.hpp"
 #include "net.hpp"
 #include "osc.hpp"
@@ -21,6 +22,8 @@
 
 #include <chrono>
 #include <array>
+#include <deque>
+#include <memory>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -73,6 +76,10 @@ struct RouterConfig {
   // --disable-time-stretch with --stretch-method pyrubberband|audiotsm: the tempo clock moves
   // but no player's rate or stretch follows it (the old server then played at rate 1).
   bool tempo_moves_players = true;
+  // OSC loads off the control thread (enable_async_loads): opener threads, and how many loads
+  // may be queued or running at once before a load answers "busy".
+  std::size_t load_threads = 2;
+  std::size_t max_loads_in_flight = 16;
 };
 
 // Where a reply goes: a UDP peer, or a TCP connection (by fd).
@@ -113,14 +120,30 @@ class Router {
   };
 
   Router(Controller& ctl, const RouterConfig& cfg, const MediaPolicy& media);
+  ~Router();
 
   // One packet from `from`; replies (one per message, or one /fail for a bad packet) appended.
   // From a UDP source that is neither exempt nor validated, replies adding up to more than 3×
   // the packet's size are replaced by one `/stemd/cookie <token>` (or nothing, when even that
   // is over 3×).
   void handle_packet(const std::uint8_t* data, std::size_t size, const Peer& from, std::vector<Outgoing>& out);
-  // One message; returns the reply message (tests use this directly).
+  // One message; returns the reply message (tests use this directly). Loads run synchronously
+  // here, on the caller's thread, whatever enable_async_loads() said.
   OscMessage handle(const OscMessage& m, const Peer& from);
+
+  // From now on, loads that arrive through handle_packet() run on opener threads (load_pool.hpp)
+  // and are answered when done: poll_loads() (the server loop) installs what finished, answers
+  // it and runs the messages that waited behind it, and take_replies() hands those answers out.
+  // A message touching an id (or a crowdstream deck's base id) whose load is in flight waits
+  // behind that load, in arrival order; anything else is answered at once. `wake` is called
+  // from an opener thread when a load finished.
+  void enable_async_loads(std::function<void()> wake);
+  void poll_loads();
+  void take_replies(std::vector<Outgoing>& out);
+  std::size_t loads_in_flight() const { return pending_.size(); }
+  std::size_t messages_waiting() const { return deferred_.size(); }
+  struct LoadDone;         // a finished load (router_loads.cpp)
+  struct LoadCompletions;  // finished loads, shared with the opener threads
   // One message taking effect at engine frame `frame`, as if in a bundle timed for it
   // (--script: a scripted session renders deterministically).
   OscMessage handle_at(const OscMessage& m, std::int64_t frame);
@@ -202,6 +225,42 @@ class Router {
   double tempo_ratio() const { return bpm_ / cfg_.bpm; }
   double beats_now() const;
   int apply_tempo(double bpm, double glide_s);
+
+  // Async loads (router_loads.cpp)
+  struct PendingLoad {
+    std::uint64_t token = 0;
+    OscMessage message;
+    Peer from;
+    std::int64_t arrival_base = -1;
+  };
+  struct Deferred {
+    OscMessage message;
+    Peer from;
+    std::vector<int> slots;
+    bool all = false;  // waits for every load in flight (/mixer_cleanup)
+    std::int64_t arrival_base = -1;
+  };
+  // The ids a message touches (for ordering behind loads in flight); all = every id.
+  void touched_slots(const OscMessage& m, std::vector<int>& slots, bool& all) const;
+  bool blocked(const std::vector<int>& slots, bool all) const;
+  void route_async(const OscMessage& m, const Peer& from, std::vector<Outgoing>& out);
+  void drain_deferred();
+  // load()/ensure_loaded(): open and load `path` into `id` — synchronously, from the result of a
+  // finished job when the message is being resumed, or by starting a job (reply deferred).
+  Reply load_file(int id, const std::string& path, const std::string& name, bool ensure);
+  std::int64_t arrival_base() const;
+  std::unique_ptr<LoadPool> pool_;
+  std::shared_ptr<LoadCompletions> completions_;
+  std::map<int, PendingLoad> pending_;  // id → its load in flight
+  std::deque<Deferred> deferred_;       // messages waiting behind a load, in arrival order
+  std::vector<Outgoing> replies_;       // answers of resumed messages, for take_replies()
+  std::uint64_t next_token_ = 1;
+  bool async_now_ = false;       // the message being handled may start a job
+  bool reply_deferred_ = false;  // …and did: no reply now
+  LoadDone* resume_ = nullptr;   // the finished job the message being re-run consumes
+  const OscMessage* current_message_ = nullptr;
+  const Peer* current_from_ = nullptr;
+  std::int64_t arrival_base_ = -1;  // a resumed immediate message's frame_after() origin
 
   // crowdstream handlers (crowdstream.cpp)
   Reply cs_load_buffer(const OscMessage&, const Peer&);

@@ -32,6 +32,7 @@ class LoaderThread::Reader : public Stream {
  public:
   Reader(std::size_t ring_frames, std::string path) : Stream(ring_frames), path(std::move(path)) {}
   std::string path;
+  Charge ring_charge;  // the ring's capacity, taken from the source's memory budget
   SoundFile file;
   std::int64_t next_frame = 0;     // file frame of the next read
   std::int64_t total_frames = -1;  // what the header promised (-1: unknown)
@@ -112,7 +113,14 @@ Stream* LoaderThread::create_stream(const Source& src, std::int64_t from_frame, 
       }
     }
   }
+  // The ring is charged to the memory budget before it is allocated (its reader at open below).
+  Charge ring_charge;
+  if (!ring_charge.take(src.budget, capacity * SampleRing::kChannels * std::int64_t{sizeof(float)}, error)) {
+    error = src.path + ": " + error;
+    return nullptr;
+  }
   auto r = std::make_unique<Reader>(static_cast<std::size_t>(capacity), src.path);
+  r->ring_charge = std::move(ring_charge);
   r->jitter = src.jitter ? src.jitter : std::make_shared<ReadJitter>();
   r->file_rate = src.info.sample_rate > 0 ? src.info.sample_rate : cfg_.sample_rate;
   r->target = std::min(target, capacity);
@@ -122,7 +130,11 @@ Stream* LoaderThread::create_stream(const Source& src, std::int64_t from_frame, 
   r->region_start = std::max<std::int64_t>(0, region_start);
   r->region_end = region_end > r->region_start ? region_end : -1;
   r->passes_left = passes;
-  if (!r->file.open(src.file, error)) {
+  SoundFile::Limits lim;
+  lim.max_channels = src.max_channels;
+  lim.budget = src.budget;
+  lim.max_read_frames = std::max(capacity, cfg_.prefill_frames);
+  if (!r->file.open(src.file, error, lim)) {
     error = src.path + ": " + error;
     return nullptr;
   }

@@ -42,18 +42,31 @@ std::string describe_format(const SF_INFO& i) {
 // ---------------------------------------------------------------- FileHandle
 
 std::shared_ptr<FileHandle> FileHandle::open(const std::string& path, std::string& error) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO for reading with no writer, or a device, must not block.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {
     error = std::strerror(errno);
     return nullptr;
   }
+  return adopt(fd, path, error);
+}
+
+std::shared_ptr<FileHandle> FileHandle::adopt(int fd, std::string path, std::string& error) {
   struct stat st {};
-  if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+  if (fstat(fd, &st) != 0) {
+    error = std::strerror(errno);
     ::close(fd);
-    error = "is a directory";
     return nullptr;
   }
-  return std::shared_ptr<FileHandle>(new FileHandle(fd, path));
+  if (!S_ISREG(st.st_mode)) {
+    error = S_ISDIR(st.st_mode) ? "is a directory (not a regular file)" : "not a regular file";
+    ::close(fd);
+    return nullptr;
+  }
+  Identity id{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
+              static_cast<std::int64_t>(st.st_size),
+              static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+  return std::shared_ptr<FileHandle>(new FileHandle(fd, std::move(path), id));
 }
 
 FileHandle::~FileHandle() { ::close(fd_); }
@@ -75,6 +88,7 @@ struct SoundFile::Impl {
   SNDFILE* sf = nullptr;
   SF_INFO info{};
   bool read_shorts = false;
+  std::int64_t chunk_frames = kChunkFrames;
   int io_errno = 0;  // the last read's failure, which libsndfile would only see as a short read
   std::vector<short> shorts;
   std::vector<float> floats;
@@ -140,6 +154,10 @@ SoundFile::~SoundFile() {
 }
 
 bool SoundFile::open(std::shared_ptr<FileHandle> file, std::string& error) {
+  return open(std::move(file), error, Limits{});
+}
+
+bool SoundFile::open(std::shared_ptr<FileHandle> file, std::string& error, const Limits& limits) {
   static SF_VIRTUAL_IO vio{&Impl::vio_len, &Impl::vio_seek, &Impl::vio_read, &Impl::vio_write, &Impl::vio_tell};
   impl_->file = std::move(file);
   impl_->offset = 0;
@@ -156,13 +174,35 @@ bool SoundFile::open(std::shared_ptr<FileHandle> file, std::string& error) {
     impl_->sf = nullptr;
     return false;
   }
+  if (limits.max_channels > 0 && i.channels > limits.max_channels) {
+    error = "its header declares " + std::to_string(i.channels) + " channels, more than the limit of " +
+            std::to_string(limits.max_channels) + " (--max-channels)";
+    sf_close(impl_->sf);
+    impl_->sf = nullptr;
+    return false;
+  }
+  {
+    const int sub = i.format & SF_FORMAT_SUBMASK;
+    impl_->read_shorts = sub == SF_FORMAT_PCM_16 || sub == SF_FORMAT_PCM_S8 || sub == SF_FORMAT_PCM_U8;
+    const std::int64_t elem = impl_->read_shorts ? 2 : 4;
+    impl_->chunk_frames = std::max<std::int64_t>(1, std::min(kChunkFrames, kScratchBytes / (i.channels * elem)));
+    if (limits.max_read_frames > 0) impl_->chunk_frames = std::min(impl_->chunk_frames, limits.max_read_frames);
+    const bool scratch = impl_->read_shorts || i.channels != 2;
+    // libsndfile's own state per open file (SNDFILE, header buffer, a FLAC or Vorbis decoder's
+    // blocks): tens to a few hundred KB, counted as a flat 128 KB.
+    constexpr std::int64_t kLibraryBytes = 128 * 1024;
+    const std::int64_t bytes = kLibraryBytes + (scratch ? impl_->chunk_frames * i.channels * elem : 0);
+    if (!charge_.take(limits.budget, bytes, error)) {
+      sf_close(impl_->sf);
+      impl_->sf = nullptr;
+      return false;
+    }
+  }
   info_.frames = (i.frames == SF_COUNT_MAX || i.frames < 0) ? -1 : i.frames;
   info_.sample_rate = i.samplerate;
   info_.channels = i.channels;
   info_.seekable = i.seekable != 0;
   info_.format = describe_format(i);
-  const int sub = i.format & SF_FORMAT_SUBMASK;
-  impl_->read_shorts = sub == SF_FORMAT_PCM_16 || sub == SF_FORMAT_PCM_S8 || sub == SF_FORMAT_PCM_U8;
   return true;
 }
 
@@ -172,8 +212,11 @@ std::int64_t SoundFile::read_stereo(float* out, std::int64_t frames) {
   const int ch = m.info.channels;
   m.io_errno = 0;
   std::int64_t done = 0;
+  // The scratch (when the file's channels are not stereo float) never exceeds what open()
+  // charged: chunk_frames × channels samples, at most kScratchBytes.
+  const std::int64_t chunk = m.chunk_frames;
   while (done < frames) {
-    const std::int64_t want = std::min(kChunkFrames, frames - done);
+    const std::int64_t want = std::min(chunk, frames - done);
     float* dst = out + done * 2;
     sf_count_t got = 0;
     if (m.read_shorts) {

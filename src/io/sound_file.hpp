@@ -14,6 +14,8 @@
 // Threads: a SoundFile is used by one thread at a time — [control] while loading, then [loader].
 #pragma once
 
+#include "memory_budget.hpp"
+
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -24,14 +26,34 @@ namespace stemd::io {
 
 class FileHandle {
  public:
-  // Opens `path` read-only. On failure returns null and sets `error` to strerror's reason.
+  // Opens `path` read-only, without blocking (O_NONBLOCK: a FIFO or a device never hangs the
+  // caller) and accepts regular files only. On failure returns null and sets `error`.
   static std::shared_ptr<FileHandle> open(const std::string& path, std::string& error);
+  // Takes ownership of `fd` (already open: see MediaPolicy::open) if it is a regular file;
+  // otherwise closes it and returns null with "not a regular file". Never reopens by name:
+  // `path` is what logs and status show.
+  static std::shared_ptr<FileHandle> adopt(int fd, std::string path, std::string& error);
   ~FileHandle();
   FileHandle(const FileHandle&) = delete;
   FileHandle& operator=(const FileHandle&) = delete;
 
   int fd() const noexcept { return fd_; }
   const std::string& path() const noexcept { return path_; }
+  // What identifies the file's contents: identical files share one decoded copy (source.hpp).
+  struct Identity {
+    std::uint64_t dev = 0, ino = 0;
+    std::int64_t size = 0, mtime_ns = 0;
+    bool operator<(const Identity& o) const noexcept {
+      if (dev != o.dev) return dev < o.dev;
+      if (ino != o.ino) return ino < o.ino;
+      if (size != o.size) return size < o.size;
+      return mtime_ns < o.mtime_ns;
+    }
+    bool operator==(const Identity& o) const noexcept {
+      return dev == o.dev && ino == o.ino && size == o.size && mtime_ns == o.mtime_ns;
+    }
+  };
+  const Identity& identity() const noexcept { return identity_; }
   std::int64_t size() const noexcept;  // current size (a file may shrink while streaming)
   std::uint64_t bytes_read() const noexcept { return bytes_read_.load(std::memory_order_relaxed); }
   void count_read(std::uint64_t n) noexcept { bytes_read_.fetch_add(n, std::memory_order_relaxed); }
@@ -39,9 +61,10 @@ class FileHandle {
   static std::uint64_t total_bytes_read() noexcept;  // all files, since start
 
  private:
-  FileHandle(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  FileHandle(int fd, std::string path, Identity id) : fd_(fd), path_(std::move(path)), identity_(id) {}
   int fd_;
   std::string path_;
+  Identity identity_;
   std::atomic<std::uint64_t> bytes_read_{0};
 };
 
@@ -88,8 +111,19 @@ class SoundFile {
   SoundFile(const SoundFile&) = delete;
   SoundFile& operator=(const SoundFile&) = delete;
 
-  // Opens for reading through `file`. On failure returns false and sets `error` to libsndfile's reason.
-  bool open(std::shared_ptr<FileHandle> file, std::string& error);
+  struct Limits {
+    int max_channels = 0;  // > 0: a header declaring more is refused (--max-channels)
+    // What this reader holds (libsndfile's state, the decode scratch) is charged here at open().
+    std::shared_ptr<MemoryBudget> budget;
+    std::int64_t max_read_frames = 0;  // the largest read_stereo() call it will get (0: any)
+  };
+  // Opens for reading through `file`. On failure returns false and sets `error` to libsndfile's
+  // reason. The channel limit is checked from the header, before anything is allocated for the
+  // channels; the decode scratch is bounded (kScratchBytes, whatever the channel count) and
+  // charged to the budget before it exists.
+  bool open(std::shared_ptr<FileHandle> file, std::string& error, const Limits& limits);
+  bool open(std::shared_ptr<FileHandle> file, std::string& error);  // no limits
+  static constexpr std::int64_t kScratchBytes = 1 << 20;
   const FileInfo& info() const noexcept { return info_; }
 
   // Reads up to `frames` stereo frames into `out` (2 × frames floats). Returns frames read;
@@ -105,6 +139,7 @@ class SoundFile {
   std::unique_ptr<Impl> impl_;
   FileInfo info_;
   std::uint64_t non_finite_ = 0;
+  Charge charge_;
 };
 
 class SoundFileWriter {

@@ -5,17 +5,52 @@
 
 namespace stemd::io {
 
+std::shared_ptr<const Decoded> DecodeCache::find(const FileHandle::Identity& id) {
+  std::lock_guard lock(mutex_);
+  auto it = map_.find(id);
+  if (it == map_.end()) return nullptr;
+  auto d = it->second.lock();
+  if (!d) map_.erase(it);
+  return d;
+}
+
+void DecodeCache::insert(const FileHandle::Identity& id, const std::shared_ptr<const Decoded>& d) {
+  std::lock_guard lock(mutex_);
+  // Forget the dead entries now and then, so the map stays as small as what is loaded.
+  if (map_.size() >= 64 && (map_.size() & 63) == 0) {
+    for (auto it = map_.begin(); it != map_.end();) it = it->second.expired() ? map_.erase(it) : std::next(it);
+  }
+  map_[id] = d;
+}
+
+std::size_t DecodeCache::size() {
+  std::lock_guard lock(mutex_);
+  std::size_t n = 0;
+  for (const auto& [id, w] : map_) n += w.expired() ? 0 : 1;
+  return n;
+}
+
 LoadResult load_source(const std::string& path, const std::string& name, const LoadOptions& opts) {
-  const auto t0 = std::chrono::steady_clock::now();
-  LoadResult r;
   std::string err;
   auto file = FileHandle::open(path, err);
   if (!file) {
+    LoadResult r;
     r.error = path + ": " + err;
     return r;
   }
+  return load_source(std::move(file), name, opts);
+}
+
+LoadResult load_source(std::shared_ptr<FileHandle> file, const std::string& name, const LoadOptions& opts) {
+  const auto t0 = std::chrono::steady_clock::now();
+  LoadResult r;
+  std::string err;
+  const std::string path = file->path();
   SoundFile sf;
-  if (!sf.open(file, err)) {
+  SoundFile::Limits lim;
+  lim.max_channels = opts.max_channels;
+  lim.budget = opts.budget;
+  if (!sf.open(file, err, lim)) {
     r.error = path + ": " + err;
     return r;
   }
@@ -29,30 +64,47 @@ LoadResult load_source(const std::string& path, const std::string& name, const L
   src->name = name;
   src->info = info;
   src->file = file;
+  src->budget = opts.budget;
+  src->max_channels = opts.max_channels;
 
   const std::int64_t decoded_bytes = info.frames >= 0 ? info.frames * 2 * static_cast<std::int64_t>(sizeof(float)) : -1;
   const bool whole = info.frames >= 0 && decoded_bytes <= opts.preload_limit_bytes;
   const std::int64_t want = whole ? info.frames : opts.head_frames;
 
-  src->data.resize(static_cast<std::size_t>(want) * 2);
-  const std::int64_t got = sf.read_stereo(src->data.data(), want);
-  if (got < 0) {
-    r.error = path + ": " + sf.error();
-    return r;
+  std::shared_ptr<const Decoded> shared = opts.cache ? opts.cache->find(file->identity()) : nullptr;
+  if (!shared) {
+    auto d = std::make_shared<Decoded>();
+    // Charged before it exists: a header promising gigabytes is refused here, not by the kernel.
+    if (!d->charge.take(opts.budget, want * 2 * static_cast<std::int64_t>(sizeof(float)), err)) {
+      r.error = path + ": " + err;
+      return r;
+    }
+    d->samples.resize(static_cast<std::size_t>(want) * 2);
+    const std::int64_t got = sf.read_stereo(d->samples.data(), want);
+    if (got < 0) {
+      r.error = path + ": " + sf.error();
+      return r;
+    }
+    if (got == 0) {
+      r.error = path + ": file has no audio frames";
+      return r;
+    }
+    if (got < want) {  // a short read: the file was shorter than its header said
+      d->samples.resize(static_cast<std::size_t>(got) * 2);
+      d->samples.shrink_to_fit();
+      d->charge.shrink_to(static_cast<std::int64_t>(d->bytes()));
+    }
+    shared = std::move(d);
+    if (opts.cache) opts.cache->insert(file->identity(), shared);
   }
-  if (got == 0) {
-    r.error = path + ": file has no audio frames";
-    return r;
-  }
-
+  src->decoded = shared;
+  const auto got = static_cast<std::int64_t>(shared->samples.size() / 2);
   if (whole || got < want) {
     // Everything is in memory (a short read means the file was shorter than its header said).
     src->truncated = info.frames >= 0 && got < info.frames;
-    src->data.resize(static_cast<std::size_t>(got) * 2);
-    src->data.shrink_to_fit();
-    src->view = engine::VoiceSource{src->data.data(), got, got, false};
+    src->view = engine::VoiceSource{shared->samples.data(), got, got, false};
   } else {
-    src->view = engine::VoiceSource{src->data.data(), got, info.frames >= 0 ? info.frames : 0, true};
+    src->view = engine::VoiceSource{shared->samples.data(), got, info.frames >= 0 ? info.frames : 0, true};
   }
   // A file at another rate plays through a resampler (engine); at the output's rate, bit-exact.
   src->view.sample_rate = info.sample_rate == opts.output_rate ? 0 : info.sample_rate;

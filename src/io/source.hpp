@@ -1,6 +1,7 @@
 // A source: a loaded file in a numbered slot.
 //
-// Created by load_source() on the control thread [control], which opens the file, reads its
+// Created by load_source() — on an opener thread for OSC loads (router.hpp), or on the caller's
+// thread (scripts, --play, tests) — which opens the file, reads its
 // header and decodes either the whole file (decoded size ≤ the preload limit: instant seek,
 // loop and retrigger) or its head (≈ 0.5 s, so a voice starts in the next callback while the
 // loader thread streams the rest). Immutable afterwards; the audio thread reads `view` only
@@ -11,16 +12,44 @@
 #include "stemd/engine.hpp"
 
 #include <atomic>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 namespace stemd::io {
 
+// Decoded audio (a whole file, or a streamed file's head): interleaved stereo floats, charged to
+// the memory budget for as long as it exists. Shared, read-only, by every source of the same file.
+struct Decoded {
+  std::vector<float> samples;
+  Charge charge;
+  std::size_t bytes() const noexcept { return samples.capacity() * sizeof(float); }
+};
+
+// Identical files (same device and inode, size and modification time) loaded into several ids
+// share one decoded copy: a map of weak references, filled and read by every loading thread.
+class DecodeCache {
+ public:
+  std::shared_ptr<const Decoded> find(const FileHandle::Identity& id);
+  void insert(const FileHandle::Identity& id, const std::shared_ptr<const Decoded>& d);
+  std::size_t size();  // entries still alive (tests)
+
+ private:
+  std::mutex mutex_;
+  std::map<FileHandle::Identity, std::weak_ptr<const Decoded>> map_;
+};
+
 struct LoadOptions {
   int output_rate = 48000;
   std::int64_t preload_limit_bytes = 16ll << 20;  // decoded stereo float size held fully in RAM
   std::int64_t head_frames = 24000;               // pre-decoded start of a streamed file
+  int max_channels = 32;                          // --max-channels: checked from the header
+  // Everything a load holds is charged here first (--max-memory-mb); the default is unlimited
+  // but still counted, so memory_bytes is right in every harness.
+  std::shared_ptr<MemoryBudget> budget = std::make_shared<MemoryBudget>();
+  std::shared_ptr<DecodeCache> cache = std::make_shared<DecodeCache>();  // null: no sharing
 };
 
 // How long this source's streams wait for their reads, measured by the loader thread and shared
@@ -39,7 +68,10 @@ class Source {
   std::string name;
   FileInfo info;
   std::shared_ptr<FileHandle> file;
-  std::vector<float> data;   // whole file, or its head; interleaved stereo
+  std::vector<float> data;                 // generated audio (a tone): interleaved stereo; empty for files
+  std::shared_ptr<const Decoded> decoded;  // a file's whole audio, or its head (maybe shared)
+  std::shared_ptr<MemoryBudget> budget;    // what its streams' rings and readers are charged to
+  int max_channels = 0;
   engine::VoiceSource view;  // what voices read; points into `data`
   std::int64_t load_ns = 0;  // how long loading took
   bool truncated = false;    // the file held fewer frames than its header said
@@ -48,7 +80,10 @@ class Source {
 
   bool streamed() const noexcept { return view.streamed; }
   std::int64_t total_frames() const noexcept { return view.total_frames; }
-  std::size_t memory_bytes() const noexcept { return data.capacity() * sizeof(float); }
+  // Decoded audio it refers to (a copy shared with other sources is counted in each of them).
+  std::size_t memory_bytes() const noexcept {
+    return data.capacity() * sizeof(float) + (decoded ? decoded->bytes() : 0);
+  }
 };
 
 struct LoadResult {
@@ -56,6 +91,9 @@ struct LoadResult {
   std::string error;  // "<path>: <reason>" when source is null
 };
 
+// Opens `path` (O_NONBLOCK, regular files only) and loads it. Any thread but [audio].
 LoadResult load_source(const std::string& path, const std::string& name, const LoadOptions& opts);
+// Loads an already opened file (MediaPolicy::open: never reopened by name). Any thread but [audio].
+LoadResult load_source(std::shared_ptr<FileHandle> file, const std::string& name, const LoadOptions& opts);
 
 }  // namespace stemd::io

@@ -78,6 +78,10 @@ void write_long_wav16(const std::string& path, std::int64_t frames, std::uint32_
 }
 
 void write_sparse_wav16(const std::string& path, std::uint32_t data_bytes, int rate) {
+  write_sparse_wav16_channels(path, 2, data_bytes, rate);
+}
+
+void write_sparse_wav16_channels(const std::string& path, int channels, std::uint32_t data_bytes, int rate) {
   auto le32 = [](unsigned char* p, std::uint32_t v) {
     for (int i = 0; i < 4; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
   };
@@ -91,10 +95,10 @@ void write_sparse_wav16(const std::string& path, std::uint32_t data_bytes, int r
   std::memcpy(h + 8, "WAVEfmt ", 8);
   le32(h + 16, 16);
   le16(h + 20, 1);  // PCM
-  le16(h + 22, 2);  // stereo
+  le16(h + 22, static_cast<std::uint16_t>(channels));
   le32(h + 24, static_cast<std::uint32_t>(rate));
-  le32(h + 28, static_cast<std::uint32_t>(rate) * 4);
-  le16(h + 32, 4);
+  le32(h + 28, static_cast<std::uint32_t>(rate) * 2 * static_cast<std::uint32_t>(channels));
+  le16(h + 32, static_cast<std::uint16_t>(2 * channels));
   le16(h + 34, 16);
   std::memcpy(h + 36, "data", 4);
   le32(h + 40, data_bytes);

@@ -32,6 +32,8 @@ void write_long_wav16(const std::string& path, std::int64_t frames, std::uint32_
 // A valid 16-bit stereo WAV header claiming `data_bytes` of audio, extended with ftruncate():
 // a sparse file that costs no disk and reads as silence. For "huge file" tests.
 void write_sparse_wav16(const std::string& path, std::uint32_t data_bytes, int rate = 48000);
+// The same with `channels` channels in its header (a 1024-channel WAV of a few KB on disk).
+void write_sparse_wav16_channels(const std::string& path, int channels, std::uint32_t data_bytes, int rate = 48000);
 // Resident set size of this process, in bytes (from /proc/self/status).
 std::int64_t rss_bytes();
 // Expands interleaved mono/stereo samples to stereo, as the engine plays them.

@@ -20,6 +20,8 @@
 #include <random>
 #include <thread>
 
+#include <sys/stat.h>
+
 namespace stemd::test::osc {
 namespace {
 
@@ -524,6 +526,14 @@ void build_corpus(Corpus& c) {
   c.add(msg("/play", "D", "", 0.0), {"empty path"});
   c.add(msg("/load_buffer", 1100, "relative-missing.wav"), {"relative-missing"});
   c.add(msg("/load_buffer", 1100, std::string(1024, 'x')), {"long"});  // at the string limit
+  // Issue 10: a FIFO is refused at once (opened O_NONBLOCK, not a regular file), a header
+  // declaring 1024 channels is refused from the header (--max-channels), before any allocation.
+  c.add(msg("/load_buffer", 1100, c.path("fifo")), {"not a regular file"});
+  c.add(msg("/stemd/load", 1100, c.path("fifo")), {"not a regular file"});
+  c.add(msg("/cue", "B", c.path("fifo")), {"not a regular file"});
+  c.add(msg("/load_buffer", 1100, c.path("ch1024.wav")), {"1024 channels"});
+  c.add(msg("/play", "B", c.path("ch1024.wav"), 0.0), {"--max-channels"});
+  c.add(msg("/load_buffer", 1100, "/dev/zero"), {"not a regular file"});
 
   // ---------------------------------------------------------------- unknown addresses
   c.group = "address";
@@ -809,6 +819,8 @@ class OscBadInput : public ::testing::Test {
   void SetUp() override {
     std::ofstream(media_.path("notaudio.txt")) << "this is not audio\n";
     std::ofstream(media_.path("empty.wav")).flush();
+    ASSERT_EQ(mkfifo(media_.path("fifo").c_str(), 0600), 0);
+    write_sparse_wav16_channels(media_.path("ch1024.wav"), 1024, 1u << 30);  // 1 GiB of data, sparse
     d_ = std::make_unique<Daemon>();
     ASSERT_TRUE(d_->ok()) << d_->error();
     c_ = std::make_unique<Client>(d_->udp());

@@ -118,6 +118,8 @@ Daemon::Daemon(const DaemonOptions& o) : opts_(o) {
 
   io::LoadOptions lo;
   lo.output_rate = rate;
+  lo.max_channels = o.max_channels;
+  lo.budget = std::make_shared<io::MemoryBudget>(o.max_memory_mb << 20);
   ctl_ = std::make_unique<control::Controller>(*engine_, *loader_, lo);
 
   media_ = std::make_unique<control::MediaPolicy>();
@@ -140,6 +142,7 @@ Daemon::Daemon(const DaemonOptions& o) : opts_(o) {
     std::string e;
     if (!o.cookie_exempt->empty() && !rc.cookie_exempt.parse(*o.cookie_exempt, e)) ADD_FAILURE() << e;
   }
+  rc.max_loads_in_flight = o.max_loads_in_flight;
   router_ = std::make_unique<control::Router>(*ctl_, rc, *media_);
 
   control::OscServerConfig oc;
@@ -334,7 +337,12 @@ std::optional<OscMessage> Client::send_raw_then_ping(const Bytes& b, std::vector
   post(msg("/stemd/ping"));
   auto first = next_reply();
   if (!first) return std::nullopt;
-  if (is_done(*first, "/stemd/ping")) return std::nullopt;  // the packet got no reply at all
+  if (is_done(*first, "/stemd/ping")) {
+    // A load runs on an opener thread and answers when done, after the ping (which waits for
+    // nothing): give it a moment. Otherwise the packet got no reply at all.
+    first = next_reply(std::chrono::milliseconds(500));
+    return first;
+  }
   // Anything between the packet's reply and the ping's is a second reply.
   for (;;) {
     auto r = next_reply();

@@ -153,6 +153,9 @@ struct DaemonOptions {
   std::size_t max_tcp_clients_per_address = 0;
   double tcp_idle_timeout_s = 300.0;
   double tcp_frame_timeout_s = 5.0;
+  std::int64_t max_memory_mb = 0;        // the load budget (--max-memory-mb); 0 = unlimited (still counted)
+  int max_channels = 32;                 // --max-channels
+  std::size_t max_loads_in_flight = 16;  // loads on the opener threads at once
 };
 
 class Daemon {
@@ -215,7 +218,8 @@ class Client {
 
   // Sends raw bytes, then /stemd/ping, and returns the reply that came before the ping's.
   // Checks that exactly one reply came (the ping's reply follows it); `extra` collects any
-  // additional replies seen before the ping's. Nullopt when none came before the ping's.
+  // additional replies seen before the ping's. A load is answered when it is done, maybe after
+  // the ping's reply: then the one reply within 500 ms after it counts. Nullopt when none came.
   std::optional<OscMessage> send_raw_then_ping(const Bytes& b, std::vector<OscMessage>* extra = nullptr);
 
   // The next /done or /fail, whatever its address (notifications are queued aside).

@@ -1,0 +1,266 @@
+// Loads: opening a client's file under the media policy and loading it — synchronously, or on
+// the opener threads with the reply deferred until it is done (see router.hpp). [control]
+//
+// Ordering: a message that touches an id whose load is in flight (or waits behind one) is kept,
+// in arrival order, and run when that load has been installed; its answer then goes out through
+// take_replies(). So a bundle "/stemd/load 1 x.wav" + "/stemd/play 1" still plays x.wav, /cue
+// then /start_group still starts the cued file, and a ping or another id is answered at once.
+#include "router.hpp"
+
+#include "io/source.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <mutex>
+#include <unistd.h>
+
+namespace stemd::control {
+
+namespace {
+// crowdstream's deck base ids (crowdstream.cpp): /cue, /play and /start_group touch these.
+constexpr int kDeckIds[engine::kNumDecks] = {100, 1100, 2100, 3100};
+// Messages waiting behind loads, all clients together: beyond this a message answers "busy".
+constexpr std::size_t kMaxDeferred = 1024;
+
+int deck_index(const OscArg& a) {
+  if (!a.is_string() || a.s.size() != 1) return -1;
+  const char c = static_cast<char>(a.s[0] & ~0x20);  // A–D or a–d
+  return c >= 'A' && c <= 'D' ? c - 'A' : -1;
+}
+}  // namespace
+
+// What a job hands back to the control thread.
+struct Router::LoadDone {
+  std::uint64_t token = 0;
+  int id = 0;
+  std::unique_ptr<io::Source> source;
+  bool same = false;  // ensure: the id already holds this very file
+  std::string kind;   // of failure: "path" (policy, open) or "file" (not a regular file, decode, budget…)
+  std::string error;
+};
+
+struct Router::LoadCompletions {
+  std::mutex mutex;
+  std::vector<LoadDone> done;
+  std::function<void()> wake;
+};
+
+namespace {
+// The whole of one load, on whichever thread runs it: open under the policy (one step, no
+// reopening by name), check it is a regular file, compare with what the id holds, decode.
+void run_load(const MediaPolicy& media, const std::string& path, const std::string& name, const io::LoadOptions& lo,
+              bool ensure, bool have_current, const io::FileHandle::Identity& current, Router::LoadDone& d) {
+  (void)0;
+  std::string opened, error;
+  const int fd = media.open(path, opened, error);
+  if (fd < 0) {
+    d.kind = "path";
+    d.error = error;
+    return;
+  }
+  auto file = io::FileHandle::adopt(fd, opened, error);  // closes fd on refusal
+  if (!file) {
+    d.kind = "file";
+    d.error = path + ": " + error;
+    return;
+  }
+  if (ensure && have_current && file->identity() == current) {
+    d.same = true;
+    return;
+  }
+  io::LoadResult r = io::load_source(std::move(file), name, lo);
+  if (!r.source) {
+    d.kind = "file";
+    d.error = r.error;
+    return;
+  }
+  d.source = std::move(r.source);
+}
+}  // namespace
+
+Router::~Router() = default;
+
+void Router::enable_async_loads(std::function<void()> wake) {
+  if (pool_) return;
+  completions_ = std::make_shared<LoadCompletions>();
+  completions_->wake = std::move(wake);
+  pool_ = std::make_unique<LoadPool>(cfg_.load_threads, cfg_.max_loads_in_flight);
+}
+
+std::int64_t Router::arrival_base() const {
+  return ctl_.now_frame() + cfg_.buffer_size + static_cast<std::int64_t>(0.002 * cfg_.sample_rate);
+}
+
+Router::Reply Router::load_file(int id, const std::string& path, const std::string& name, bool ensure) {
+  const std::vector<OscArg> idv{OscArg::Int(id)};
+  const io::Source* cur = ctl_.source(id);
+  auto too_many = [&] { return ctl_.source(id) == nullptr && ctl_.sources_loaded() >= cfg_.max_sources; };
+  const std::string limit_reason =
+      "too many sources loaded (limit " + std::to_string(cfg_.max_sources) + ", --max-sources)";
+  auto finish = [&](LoadDone& d) -> Reply {
+    if (!d.error.empty()) return fail(d.kind, d.error, idv);  // the id keeps whatever it had
+    if (d.same) return done(idv);
+    if (too_many()) return fail("limit", limit_reason, idv);
+    ctl_.install(id, std::move(d.source));
+    players_.erase(id);  // reloading an id stops its player (the controller faded it out)
+    return done(idv);
+  };
+  if (resume_ != nullptr && resume_->id == id) {  // this message's load has finished
+    LoadDone* d = resume_;
+    resume_ = nullptr;
+    return finish(*d);
+  }
+  if (path.find('\0') != std::string::npos || path.empty()) {
+    return fail("path", path.empty() ? "empty path" : "path contains a NUL byte", idv);
+  }
+  if (too_many()) return fail("limit", limit_reason, idv);
+  const bool have_current = cur != nullptr && cur->file != nullptr;
+  const io::FileHandle::Identity current = have_current ? cur->file->identity() : io::FileHandle::Identity{};
+  if (!pool_ || !async_now_ || current_message_ == nullptr) {
+    LoadDone d;
+    run_load(media_, path, name, ctl_.load_options(), ensure, have_current, current, d);
+    return finish(d);
+  }
+  // Off the control thread: everything the job needs is copied into it.
+  const std::uint64_t token = next_token_++;
+  auto completions = completions_;
+  const bool queued = pool_->submit(
+      [media = media_, path, name, lo = ctl_.load_options(), ensure, have_current, current, token, id, completions] {
+        LoadDone d;
+        d.token = token;
+        d.id = id;
+        run_load(media, path, name, lo, ensure, have_current, current, d);
+        {
+          std::lock_guard g(completions->mutex);
+          completions->done.push_back(std::move(d));
+        }
+        if (completions->wake) completions->wake();
+      });
+  if (!queued) {
+    return fail("busy", "busy: " + std::to_string(pool_->max_in_flight()) + " loads in flight (try again)", idv);
+  }
+  pending_[id] = PendingLoad{token, *current_message_, *current_from_, message_frame_ >= 0 ? -1 : arrival_base()};
+  reply_deferred_ = true;
+  // Not sent (handle() sees reply_deferred_); a failure so that handlers stop here and change
+  // nothing more until they are re-run with the load done.
+  return fail("deferred", "load in flight", idv);
+}
+
+void Router::touched_slots(const OscMessage& m, std::vector<int>& slots, bool& all) const {
+  slots.clear();
+  all = false;
+  const std::string& a = m.address;
+  if (a == "/mixer_cleanup") {
+    all = true;
+    return;
+  }
+  if (a == "/cue" || a == "/play" || a == "/fade") {
+    if (!m.args.empty() && deck_index(m.args[0]) >= 0) slots.push_back(kDeckIds[deck_index(m.args[0])]);
+    return;
+  }
+  if (a == "/start_group") {
+    for (const OscArg& x : m.args) {
+      if (deck_index(x) >= 0) slots.push_back(kDeckIds[deck_index(x)]);
+    }
+    return;
+  }
+  if (a == "/schedule_c_at") {
+    slots.push_back(kDeckIds[2]);
+    return;
+  }
+  // Every other message that names an id names it first, as an integer.
+  if (!m.args.empty() && (m.args[0].type == 'i' || m.args[0].type == 'h')) {
+    slots.push_back(static_cast<int>(m.args[0].i));
+  }
+}
+
+bool Router::blocked(const std::vector<int>& slots, bool all) const {
+  if (all) return !pending_.empty() || !deferred_.empty();
+  for (int s : slots) {
+    if (pending_.count(s) != 0) return true;
+    for (const Deferred& d : deferred_) {
+      if (d.all || std::find(d.slots.begin(), d.slots.end(), s) != d.slots.end()) return true;
+    }
+  }
+  return false;
+}
+
+void Router::route_async(const OscMessage& m, const Peer& from, std::vector<Outgoing>& out) {
+  std::vector<int> slots;
+  bool all = false;
+  touched_slots(m, slots, all);
+  if (blocked(slots, all)) {
+    if (deferred_.size() >= kMaxDeferred) {
+      ++stats_.messages;
+      ++stats_.failed;
+      Reply r = fail("busy", "busy: " + std::to_string(kMaxDeferred) + " messages wait for loads in flight");
+      count_bad(r.kind, r.reason, m.address);
+      out.push_back(Outgoing{from, osc_serialise(make_reply(m.address, r))});
+      return;
+    }
+    deferred_.push_back(Deferred{m, from, std::move(slots), all, arrival_base()});
+    return;
+  }
+  async_now_ = true;
+  OscMessage r = handle(m, from);
+  async_now_ = false;
+  if (!r.address.empty()) out.push_back(Outgoing{from, osc_serialise(r)});
+}
+
+void Router::poll_loads() {
+  if (!completions_) return;
+  std::vector<LoadDone> done_now;
+  {
+    std::lock_guard g(completions_->mutex);
+    done_now.swap(completions_->done);
+  }
+  for (LoadDone& d : done_now) {
+    auto it = pending_.find(d.id);
+    if (it == pending_.end() || it->second.token != d.token) continue;  // cannot happen: one load per id
+    PendingLoad p = std::move(it->second);
+    pending_.erase(it);
+    resume_ = &d;
+    arrival_base_ = p.arrival_base;
+    OscMessage r = handle(p.message, p.from);  // the handler finds its load done (load_file)
+    arrival_base_ = -1;
+    resume_ = nullptr;
+    replies_.push_back(Outgoing{p.from, osc_serialise(r)});
+  }
+  if (!done_now.empty()) drain_deferred();
+}
+
+void Router::drain_deferred() {
+  // In arrival order: a message runs when nothing it touches is loading and no earlier waiting
+  // message touches the same id (or is a barrier).
+  std::vector<int> held;
+  bool barrier = false;
+  for (auto it = deferred_.begin(); it != deferred_.end();) {
+    bool wait = barrier || (it->all && (!pending_.empty() || !held.empty()));
+    for (int s : it->slots) {
+      if (pending_.count(s) != 0 || std::find(held.begin(), held.end(), s) != held.end()) wait = true;
+    }
+    if (wait) {
+      held.insert(held.end(), it->slots.begin(), it->slots.end());
+      barrier = barrier || it->all;
+      ++it;
+      continue;
+    }
+    Deferred d = std::move(*it);
+    it = deferred_.erase(it);
+    async_now_ = true;
+    arrival_base_ = d.arrival_base;
+    OscMessage r = handle(d.message, d.from);
+    arrival_base_ = -1;
+    async_now_ = false;
+    if (!r.address.empty()) replies_.push_back(Outgoing{d.from, osc_serialise(r)});
+    // It may have started a load of its own: later messages on that id wait for it (pending_).
+  }
+}
+
+void Router::take_replies(std::vector<Outgoing>& out) {
+  for (auto& o : replies_) out.push_back(std::move(o));
+  replies_.clear();
+}
+
+}  // namespace stemd::control

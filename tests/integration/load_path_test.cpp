@@ -1,0 +1,281 @@
+// The load path under hostile input (issue 10, items 2–3): one memory budget, shared decoded
+// copies, the channel limit, FIFOs, and loads that run off the control thread — through the
+// in-process daemon of osc_harness.hpp, as a client sees it.
+#include "io/sound_file.hpp"
+#include "osc_harness.hpp"
+
+#include <gtest/gtest.h>
+
+#include <malloc.h>
+#include <poll.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <filesystem>
+#include <chrono>
+#include <string>
+#include <thread>
+
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitized = true;  // shadow memory and quarantines: RSS says nothing about ours
+#else
+constexpr bool kSanitized = false;
+#endif
+
+namespace stemd::test::osc {
+namespace {
+
+#define EXPECT_DONE(r, addr) EXPECT_TRUE(is_done((r), (addr))) << "reply: " << (r).to_string()
+#define EXPECT_FAIL(r, addr) EXPECT_TRUE(is_fail((r), (addr))) << "reply: " << (r).to_string()
+
+std::int64_t memory_bytes(Client& c) {
+  const auto s = status(c);
+  auto it = s.find("memory_bytes");
+  return it == s.end() ? -1 : it->second.i;
+}
+
+// A FLAC that decodes to `frames` stereo frames and is tiny on disk (a quiet, repetitive signal
+// compresses to almost nothing): the issue's "7.6 KB FLAC that decodes to 16 MB".
+void write_tiny_flac(const std::string& path, std::int64_t frames) {
+  io::SoundFileWriter w;
+  std::string err;
+  ASSERT_TRUE(w.open(path, 48000, err)) << err;
+  std::vector<float> block(4096 * 2, 0.0f);
+  block[0] = 0.5f;  // a click every 4096 frames, silence between: FLAC keeps next to nothing
+  for (std::int64_t done = 0; done < frames; done += 4096) {
+    ASSERT_TRUE(w.write(block.data(), std::min<std::int64_t>(4096, frames - done)));
+  }
+  w.close();
+}
+
+// Delays every read of one file (by its path's ending) — a stalled disk or NFS server.
+class StallOne : public io::FaultInjector {
+ public:
+  StallOne(std::string suffix, std::chrono::milliseconds delay) : suffix_(std::move(suffix)), delay_(delay) {}
+  io::ReadFault on_read(const std::string& path, std::int64_t, std::int64_t) noexcept override {
+    io::ReadFault f;
+    if (path.size() >= suffix_.size() && path.compare(path.size() - suffix_.size(), suffix_.size(), suffix_) == 0 &&
+        !stalled_.exchange(true)) {
+      f.delay_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(delay_).count();
+    }
+    return f;
+  }
+
+ private:
+  std::string suffix_;
+  std::chrono::milliseconds delay_;
+  std::atomic<bool> stalled_{false};
+};
+
+class LoadPath : public ::testing::Test {
+ protected:
+  void start(const DaemonOptions& o = {}) {
+    d_ = std::make_unique<Daemon>(o);
+    ASSERT_TRUE(d_->ok()) << d_->error();
+    c_ = std::make_unique<Client>(d_->udp());
+    ASSERT_TRUE(c_->ok());
+  }
+  Client& c() { return *c_; }
+  Media media_;
+  std::unique_ptr<Daemon> d_;
+  std::unique_ptr<Client> c_;
+};
+
+// The same file loaded into 120 ids holds one decoded copy (before: 120 copies, 2 GB for the
+// issue's FLAC). memory_bytes counts it once, and the process's RSS agrees.
+TEST_F(LoadPath, SameFileInManyIdsSharesOneDecodedCopy) {
+  const std::string flac = media_.path("tiny.flac");
+  write_tiny_flac(flac, 1'900'000);                       // 15.2 MB decoded (stereo float), under the preload limit
+  ASSERT_LT(std::filesystem::file_size(flac), 400'000u);  // ≈ 250 KB on disk for 15 MB decoded
+  start();
+  const std::int64_t base = memory_bytes(c());
+  const std::int64_t rss0 = rss_bytes();
+  EXPECT_DONE(c().send("/stemd/load", 1, flac), "/stemd/load");
+  const std::int64_t one = memory_bytes(c()) - base;
+  EXPECT_GT(one, 15'000'000);
+  for (int id = 2; id <= 120; ++id) {
+    const OscMessage r = c().send("/stemd/load", id, flac);
+    ASSERT_TRUE(is_done(r, "/stemd/load")) << id << ": " << r.to_string();
+  }
+  const auto list = sources(c());
+  EXPECT_EQ(list.size(), 120u);
+  const std::int64_t all = memory_bytes(c()) - base;
+  EXPECT_LT(all, one + one / 10) << "120 ids, one copy: " << one << " bytes for one, " << all << " for all";
+  const std::int64_t rss = rss_bytes() - rss0;
+  if (!kSanitized)
+    EXPECT_LT(rss, 3 * one) << "RSS grew by " << rss << " bytes for 120 loads of one " << one << "-byte copy";
+  std::printf("120 ids of one %.1f MB FLAC: memory_bytes %.1f MB, RSS +%.1f MB\n", one / 1e6, all / 1e6, rss / 1e6);
+}
+
+// memory_bytes is what is really held: several distinct files (whole and streamed, two of them
+// playing) against the process's RSS growth, within 10 % (+ 2 MB for the allocator's slack).
+TEST_F(LoadPath, MemoryBytesMatchesTheRssItCosts) {
+  for (int i = 0; i < 6; ++i) {
+    write_wav16(media_.path("m" + std::to_string(i) + ".wav"), make_pcm16(48000 * 16, 2, 20 + i), 2);  // 6.1 MB
+  }
+  write_long_wav16(media_.path("long.wav"), 48000 * 60, 31);  // 23 MB decoded: streamed
+  start();
+  const std::int64_t base = memory_bytes(c());
+  malloc_trim(0);  // what writing the fixtures freed goes back to the kernel first
+  const std::int64_t rss0 = rss_bytes();
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_DONE(c().send("/stemd/load", i + 1, media_.path("m" + std::to_string(i) + ".wav")), "/stemd/load");
+  }
+  EXPECT_DONE(c().send("/stemd/load", 10, media_.path("long.wav")), "/stemd/load");
+  EXPECT_DONE(c().send("/stemd/play", 10), "/stemd/play");
+  EXPECT_DONE(c().send("/stemd/play", 1), "/stemd/play");
+  ASSERT_TRUE(eventually([&] { return voices(c()).size() == 2; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the ring filled, the reader read
+  const std::int64_t held = memory_bytes(c()) - base;
+  const std::int64_t rss = rss_bytes() - rss0;
+  std::printf("memory_bytes +%.2f MB, RSS +%.2f MB\n", held / 1e6, rss / 1e6);
+  EXPECT_GT(held, 36'000'000);
+  if (!kSanitized) {
+    EXPECT_NEAR(static_cast<double>(held), static_cast<double>(rss), 0.10 * static_cast<double>(rss) + 2e6);
+  }
+}
+
+// Over the budget: /fail naming it, and the id keeps its old file.
+TEST_F(LoadPath, OverTheBudgetFailsAndTheIdKeepsItsFile) {
+  write_wav16(media_.path("big.wav"), make_pcm16(48000 * 15, 2, 9), 2);  // 5.8 MB decoded
+  DaemonOptions o;
+  o.max_memory_mb = 4;
+  start(o);
+  EXPECT_DONE(c().send("/stemd/load", 1, media_.path("c.wav")), "/stemd/load");
+  const auto before = sources(c());
+  const std::int64_t held = memory_bytes(c());
+  const OscMessage r = c().send("/stemd/load", 1, media_.path("big.wav"));
+  EXPECT_FAIL(r, "/stemd/load");
+  EXPECT_TRUE(contains_ci(reason(r), "memory budget (")) << reason(r);
+  EXPECT_TRUE(contains_ci(reason(r), "MB held of 4.0 MB")) << reason(r);
+  const auto after = sources(c());
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0].path, before[0].path);
+  EXPECT_EQ(memory_bytes(c()), held);
+  // A second id too: refused, nothing held for it.
+  EXPECT_FAIL(c().send("/load_buffer", 2, media_.path("big.wav")), "/load_buffer");
+  EXPECT_EQ(sources(c()).size(), 1u);
+}
+
+// A header declaring 1024 channels (a sparse file of a few KB) is refused from the header,
+// before anything is allocated for its channels (before: ~1 GB of scratch, seconds of stall).
+TEST_F(LoadPath, ManyChannelHeaderIsRefusedBeforeAllocation) {
+  const std::string wav = media_.path("ch1024.wav");
+  write_sparse_wav16_channels(wav, 1024, 1u << 30);
+  start();
+  const std::int64_t rss0 = rss_bytes();
+  const OscMessage r = c().send("/stemd/load", 5, wav);
+  EXPECT_FAIL(r, "/stemd/load");
+  EXPECT_TRUE(contains_ci(reason(r), "1024 channels")) << reason(r);
+  EXPECT_TRUE(contains_ci(reason(r), "limit of 32 (--max-channels)")) << reason(r);
+  if (!kSanitized) EXPECT_LT(rss_bytes() - rss0, 32 << 20);
+  EXPECT_TRUE(sources(c()).empty());
+  EXPECT_EQ(memory_bytes(c()), 0);
+}
+
+// A FIFO gets /fail at once (before: open() blocked the control thread for good).
+TEST_F(LoadPath, FifoIsRefusedAndTheDaemonKeepsAnswering) {
+  const std::string fifo = media_.path("fifo");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  start();
+  const OscMessage r = c().send("/stemd/load", 7, fifo);
+  EXPECT_FAIL(r, "/stemd/load");
+  EXPECT_TRUE(contains_ci(reason(r), "not a regular file")) << reason(r);
+  EXPECT_DONE(c().send("/stemd/ping"), "/stemd/ping");
+  EXPECT_DONE(c().send("/stemd/load", 8, media_.path("a.wav")), "/stemd/load");
+}
+
+// While one client's load is stalled 2 s in a read, another client's ping and load are answered
+// (before: both waited behind the stalled load on the control thread).
+TEST_F(LoadPath, AStalledLoadDoesNotHoldUpOtherClients) {
+  write_wav16(media_.path("slow.wav"), make_pcm16(9600, 2, 5), 2);
+  StallOne stall("slow.wav", std::chrono::milliseconds(2000));
+  io::ScopedFaultInjector scoped(stall);
+  start();
+  Client other(d_->udp());
+  const auto t0 = std::chrono::steady_clock::now();
+  c().post(msg("/stemd/load", 1, media_.path("slow.wav")));
+  EXPECT_DONE(other.send("/stemd/ping"), "/stemd/ping");
+  EXPECT_DONE(other.send("/stemd/load", 2, media_.path("a.wav")), "/stemd/load");
+  EXPECT_DONE(other.send("/stemd/play", 2), "/stemd/play");
+  const auto t1 = std::chrono::steady_clock::now();
+  // The stalled load has not answered yet: the others did not wait for it.
+  EXPECT_FALSE(c().next_reply(std::chrono::milliseconds(0)).has_value());
+  EXPECT_LT(t1 - t0, std::chrono::milliseconds(1500));
+  const auto r = c().next_reply(std::chrono::milliseconds(5000));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_DONE(*r, "/stemd/load");
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1900));
+  EXPECT_EQ(sources(c()).size(), 2u);
+}
+
+// Beyond the loads in flight: "busy", and the id is untouched.
+TEST_F(LoadPath, TooManyLoadsInFlightAnswerBusy) {
+  write_wav16(media_.path("slow.wav"), make_pcm16(9600, 2, 5), 2);
+  StallOne stall("slow.wav", std::chrono::milliseconds(1500));
+  io::ScopedFaultInjector scoped(stall);
+  DaemonOptions o;
+  o.max_loads_in_flight = 1;
+  start(o);
+  c().post(msg("/stemd/load", 1, media_.path("slow.wav")));
+  Client other(d_->udp());
+  const OscMessage r = other.send("/stemd/load", 2, media_.path("a.wav"));
+  EXPECT_FAIL(r, "/stemd/load");
+  EXPECT_TRUE(contains_ci(reason(r), "busy: 1 loads in flight")) << reason(r);
+  const auto done = c().next_reply(std::chrono::milliseconds(5000));
+  ASSERT_TRUE(done.has_value());
+  EXPECT_DONE(*done, "/stemd/load");
+  EXPECT_DONE(other.send("/stemd/load", 2, media_.path("a.wav")), "/stemd/load");
+}
+
+// Ordering: a message touching an id whose load is in flight waits behind it.
+TEST_F(LoadPath, ABundleLoadThenPlayPlaysTheNewFile) {
+  start();
+  EXPECT_DONE(c().send("/stemd/load", 1, media_.path("c.wav"), "old"), "/stemd/load");
+  c().post_raw(
+      bundle({serialise(msg("/stemd/load", 1, media_.path("a.wav"), "new")), serialise(msg("/stemd/play", 1))}));
+  const auto r1 = c().next_reply();
+  const auto r2 = c().next_reply();
+  ASSERT_TRUE(r1 && r2);
+  EXPECT_DONE(*r1, "/stemd/load");
+  EXPECT_DONE(*r2, "/stemd/play");
+  ASSERT_TRUE(eventually([&] {
+    const auto v = voices(c());
+    return v.size() == 1 && v[0].name == "new";
+  }));
+}
+
+TEST_F(LoadPath, CueThenStartGroupWithoutWaitingStartsTheCuedFiles) {
+  start();
+  c().post(msg("/cue", "A", media_.path("a.wav")));
+  c().post(msg("/cue", "B", media_.path("b.wav")));
+  c().post(msg("/start_group", 0.0, "A", "B"));
+  std::vector<OscMessage> got;
+  for (int i = 0; i < 3; ++i) {
+    auto r = c().next_reply();
+    ASSERT_TRUE(r.has_value());
+    got.push_back(*r);
+  }
+  EXPECT_DONE(got.back(), "/start_group");  // behind both loads
+  ASSERT_TRUE(eventually([&] { return voices(c()).size() == 2; }));
+}
+
+TEST_F(LoadPath, PlayWithAPathLoadsThenStarts) {
+  start();
+  c().post(msg("/play", "C", media_.path("a.wav"), 0.0));
+  c().post(msg("/stemd/status"));  // touches no id: may be answered first
+  std::vector<OscMessage> got;
+  for (int i = 0; i < 2; ++i) {
+    auto r = c().next_reply();
+    ASSERT_TRUE(r.has_value());
+    got.push_back(*r);
+  }
+  EXPECT_TRUE(is_done(got[0], "/play") || is_done(got[1], "/play"));
+  ASSERT_TRUE(eventually([&] {
+    const auto v = voices(c());
+    return v.size() == 1 && v[0].slot == 2100;
+  }));
+}
+
+}  // namespace
+}  // namespace stemd::test::osc
