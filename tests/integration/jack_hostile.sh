@@ -7,7 +7,8 @@
 # header, a FIFO, paths outside the media root, 8,192 far-future bundles, 150 sources listed, log
 # injection and a log flood, idle and half-sent TCP connections, absurd durations). Then:
 #   - every attack got the answer it should (hostile_client.py's own checks);
-#   - the fixture is in the capture bit-exactly: the attacks changed nothing that was heard;
+#   - the fixture is in the capture bit-exactly: the attacks changed nothing that was heard (a
+#     period slipped by a JACK xrun is allowed as often as jackd counted xruns);
 #   - a ping is answered within 10 ms (median of 21);
 #   - the peak RSS stayed within the budget plus the idle base;
 #   - the callback's longest run stayed under half its budget;
@@ -72,7 +73,14 @@ done
 kill -0 "$STEMD_PID" 2>/dev/null || fail "stemd did not start"
 IDLE_KB=$(awk '$1 == "VmRSS:" { print $2 }' "/proc/$STEMD_PID/status")
 
-# The fixture plays at unity gain while the attacks run.
+# The tone attack first: the tones it asks for are heard (on the master), so it runs before the
+# fixture starts, and the fixture then has to come out bit-exact through every other attack.
+python3 "$HERE/../tools/hostile_client.py" --port "$PORT" --pid "$STEMD_PID" --media "$D/media" \
+  --log "$D/stemd.log" --only tone_bundle | tee "$D/hostile_tone.out"
+TRC=${PIPESTATUS[0]}
+sleep 0.5   # the replacing 50 ms tone and its fades are over
+
+# The fixture plays at unity gain while the other attacks run.
 python3 - "$PORT" <<'PY' || fail "could not start the fixture"
 import socket, struct, sys
 def pad(b): return b + b"\0" * (4 - len(b) % 4)
@@ -87,7 +95,8 @@ PY
 FIXTURE_T0=$(date +%s)
 
 python3 "$HERE/../tools/hostile_client.py" --port "$PORT" --tcp-port "$TCP_PORT" --tcp-slots "$TCP_SLOTS" \
-  --tcp-timeout "$TCP_TIMEOUT" --pid "$STEMD_PID" --media "$D/media" --log "$D/stemd.log" | tee "$D/hostile.out"
+  --tcp-timeout "$TCP_TIMEOUT" --pid "$STEMD_PID" --media "$D/media" --log "$D/stemd.log" --skip tone_bundle \
+  | tee "$D/hostile.out"
 HRC=${PIPESTATUS[0]}
 kill -0 "$STEMD_PID" 2>/dev/null || fail "stemd died during the attacks"
 
@@ -102,12 +111,19 @@ EXIT_MS=$(( ($(date +%s%N) - T0) / 1000000 ))
 capture_stop || fail "jack_capture did not finish its file"
 
 echo "--- capture-verify"
-"$VERIFY" --ref "$D/media/fixture.wav" --capture "$D/capture.wav" --period "$PERIOD" --tolerance 0
-VRC=$?
+# --allow-slips: a period repeated or skipped by a JACK xrun (the dummy driver's own noise on these
+# shared VMs, testbed.md) is allowed only as many times as jackd counted xruns; any period that is
+# not exactly the fixture's (an unmatched one) fails.
+"$VERIFY" --ref "$D/media/fixture.wav" --capture "$D/capture.wav" --period "$PERIOD" --tolerance 0 \
+  --allow-slips | tee "$D/verify.out"
+VRC=${PIPESTATUS[0]}
+SLIPS=$(awk '$1 == "slips" { print $2 }' "$D/verify.out")
+UNMATCHED=$(awk '$1 == "unmatched" { print $3 }' "$D/verify.out")
+XRUNS=$(testbed_xruns)
 
-fig() { grep "^figure $1" "$D/hostile.out" | head -n1; }
+fig() { grep -h "^figure $1" "$D/hostile.out" | head -n1; }
 kv() { fig "$1" | grep -o "$2=[^ ]*" | cut -d= -f2; }
-PEAK_KB=$(kv rss_kb peak)
+PEAK_KB=$(grep -h "^figure rss_kb" "$D/hostile_tone.out" "$D/hostile.out" | grep -o "peak=[0-9]*" | cut -d= -f2 | sort -n | tail -n1)
 CB_MAX=$(kv callback_max_us callback_max_us)
 BUDGET_US=$(( PERIOD * 1000000 / RATE ))
 LIMIT_KB=$(( IDLE_KB + BUDGET_MB * 1024 ))
@@ -116,8 +132,10 @@ status=0
 check() { if [ "$2" = ok ]; then printf '| %-28s | %-40s | ok   |\n' "$1" "$3"; else
   printf '| %-28s | %-40s | FAIL |\n' "$1" "$3"; status=1; fi; }
 echo "--- summary (jackd -p $PERIOD, fixture at unity gain, --max-memory-mb $BUDGET_MB)"
-check "attacks answered right" "$([ "$HRC" -eq 0 ] && echo ok)" "$(tail -n1 "$D/hostile.out")"
-check "output bit-exact" "$([ "$VRC" -eq 0 ] && echo ok)" "capture-verify exit $VRC (jackd xruns $(testbed_xruns))"
+check "attacks answered right" "$([ "$HRC" -eq 0 ] && [ "$TRC" -eq 0 ] && echo ok)" \
+  "$(tail -n1 "$D/hostile.out"), tone: $(tail -n1 "$D/hostile_tone.out" | cut -d' ' -f2-)"
+check "output bit-exact" "$([ "$VRC" -eq 0 ] && [ "${UNMATCHED:-1}" = 0 ] && [ "${SLIPS:-1}" -le "$XRUNS" ] && echo ok)" \
+  "unmatched ${UNMATCHED:-?}, slips ${SLIPS:-?} <= jackd xruns $XRUNS"
 check "peak RSS within budget" "$([ "${PEAK_KB:-0}" -gt 0 ] && [ "$PEAK_KB" -le "$LIMIT_KB" ] && echo ok)" \
   "idle $((IDLE_KB / 1024)) MB, peak $((${PEAK_KB:-0} / 1024)) MB, limit $((LIMIT_KB / 1024)) MB"
 check "callback max < half budget" "$([ -n "$CB_MAX" ] && [ "${CB_MAX%.*}" -lt $((BUDGET_US / 2)) ] && echo ok)" \
