@@ -471,8 +471,10 @@ std::string status_summary(const StatusFields& f) {
     std::string t = value_text(*find_field(f, "backend"));
     if (has("sample_rate")) t += ", " + integer("sample_rate") + " Hz";
     if (has("buffer_size")) t += ", " + integer("buffer_size") + " frames";
-    rows.push_back({"  device", t});
+    rows.push_back({"  backend", t});
   }
+  // A device state, from a daemon that reports one ("lost" while its device is away).
+  if (const OscArg* d = find_field(f, "device"); d != nullptr) rows.push_back({"  device", value_text(*d)});
   if (has("latency_ms")) {
     std::string t = fmt("%.1f ms", field_number(f, "latency_ms"));
     if (has("output_latency_ms"))

@@ -61,7 +61,8 @@ std::string ring_bar(double fill, int width = 10);  // "[#######---]"
 
 // Every field of a status reply (`status --all`).
 std::string status_table(const StatusFields& f);
-// What a user needs (`status`, at most 11 lines after the heading): backend and rate, latency,
+// What a user needs (`status`, at most 11 lines after the heading): backend and rate, the
+// device's state when the daemon reports one, latency,
 // voices, sources, memory held of the limit, underruns, device underflows, callback p99 against
 // the budget, uptime, and the test tone while it sounds. Fields the daemon did not send are left out.
 std::string status_summary(const StatusFields& f);

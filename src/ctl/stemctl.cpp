@@ -594,22 +594,23 @@ int stemctl_main(int argc, char** argv) {
 
   auto* volume = app.add_subcommand("volume", "Set buffer ID's voice volume");
   id_arg(volume);
-  volume->add_option("V", a.value, "Linear gain 0..4")->required();
-  auto* volume_ramp = volume->add_option("--ramp", a.ramp, "Glide seconds (default: the daemon's, ~20 ms)");
+  volume->add_option("V", a.value, "Linear gain 0..4")->required()->check(number_in(0, 4));
+  auto* volume_ramp =
+      volume->add_option("--ramp", a.ramp, "Glide seconds (default: the daemon's, ~20 ms)")->check(number_in(0, 3600));
 
   auto* pan = app.add_subcommand("pan", "Set buffer ID's voice pan");
   id_arg(pan);
-  pan->add_option("P", a.value, "-1 (left) .. 1 (right)")->required();
-  auto* pan_ramp = pan->add_option("--ramp", a.ramp, "Glide seconds");
+  pan->add_option("P", a.value, "-1 (left) .. 1 (right)")->required()->check(number_in(-1, 1));
+  auto* pan_ramp = pan->add_option("--ramp", a.ramp, "Glide seconds")->check(number_in(0, 3600));
 
   auto* rate = app.add_subcommand("rate", "Set buffer ID's voice playback rate");
   id_arg(rate);
-  rate->add_option("R", a.value, "0.25..4")->required();
-  auto* rate_ramp = rate->add_option("--ramp", a.ramp, "Glide seconds");
+  rate->add_option("R", a.value, "0.25..4")->required()->check(number_in(0.25, 4));
+  auto* rate_ramp = rate->add_option("--ramp", a.ramp, "Glide seconds")->check(number_in(0, 3600));
 
   auto* master = app.add_subcommand("master", "Set the master volume");
-  master->add_option("V", a.value, "Linear gain 0..4")->required();
-  auto* master_ramp = master->add_option("--ramp", a.ramp, "Glide seconds");
+  master->add_option("V", a.value, "Linear gain 0..4")->required()->check(number_in(0, 4));
+  auto* master_ramp = master->add_option("--ramp", a.ramp, "Glide seconds")->check(number_in(0, 3600));
 
   const auto deck_name = CLI::Validator(
       [](std::string& d) { return is_deck(d) ? std::string() : "a deck is A, B, C or D, got \"" + d + "\""; }, "DECK");
