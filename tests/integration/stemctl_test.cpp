@@ -176,12 +176,13 @@ std::string status_value(const std::string& table, const std::string& label) {
 // stemd --backend null on a free port, ready (stemctl status answers) when constructed.
 class Daemon {
  public:
-  explicit Daemon(bool tcp = false) {
+  explicit Daemon(bool tcp = false, const std::vector<std::string>& extra = {}) {
     for (int attempt = 0; attempt < 5 && !ready_; ++attempt) {
       port_ = free_port();
       tcp_port_ = tcp ? free_port() : 0;
       std::vector<std::string> argv{STEMD_BINARY,  "--backend", "null",          "--osc-port", std::to_string(port_),
                                     "--log-level", "warn",      "--buffer-size", "1024"};
+      argv.insert(argv.end(), extra.begin(), extra.end());
       if (tcp) {
         argv.push_back("--osc-tcp-port");
         argv.push_back(std::to_string(tcp_port_));
@@ -865,6 +866,27 @@ TEST(Stemctl, EventsPrintsOneLineEachAndUnsubscribes) {
   // No daemon: the usual exit 3.
   const auto r = run_ctl("-t 0.5 -p " + std::to_string(free_port()) + " events");
   EXPECT_EQ(r.exit_code, 3) << show(r);
+}
+
+// The subscription outlives the daemon's --subscription-ttl: events renews it (at a third of
+// the lifetime the daemon's reply names). Without renewal the daemon drops it after 1 s.
+TEST(Stemctl, EventsRenewsItsSubscription) {
+  Daemon d(/*tcp=*/false, {"--subscription-ttl", "1"});
+  ASSERT_READY(d);
+  ASSERT_EQ(d.ctl("-q load 4 " + shell_quote(d.wav("pad.wav"))).exit_code, 0);
+  auto subscribers = [&] { return status_json(d)["subscribers"]; };
+  Child events({STEMCTL_BINARY, "-p", std::to_string(d.port()), "events"}, d.dir().file("events.txt"));
+  ASSERT_TRUE(eventually([&] { return subscribers() == 1; })) << events.output();
+  // Three lifetimes later it is still subscribed, and events still arrive.
+  const auto until = Clock::now() + std::chrono::seconds(3);
+  while (Clock::now() < until) {
+    ASSERT_EQ(subscribers(), 1) << "the subscription lapsed:\n" << events.output() << d.log();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(d.ctl("-q play 4").exit_code, 0);
+  EXPECT_TRUE(eventually([&] { return events.output().find("/stemd/voice/started 4 ") != std::string::npos; }))
+      << events.output();
+  EXPECT_EQ(events.terminate(), 0) << events.output();
 }
 
 }  // namespace
