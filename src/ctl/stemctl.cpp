@@ -422,12 +422,16 @@ class Events {
     renew_at_ = Clock::now() + std::chrono::seconds(1);  // try again soon, not in a tight loop
   }
 
+  // Renews at a third of the subscription's lifetime, and at least every 5 s: over UDP a daemon
+  // that restarted (and forgot us) is only noticed when we send, so this bounds the time
+  // events are missed after a restart.
   void renewed(const OscMessage& reply) {
     double ttl = 60.0;  // `/done /stemd/notify 1 ttl_s`; 60 s when the daemon does not say
     if (reply.args.size() >= 3 && reply.args[2].is_number() && reply.args[2].as_double() > 0) {
       ttl = reply.args[2].as_double();
     }
-    renew_at_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(ttl / 3));
+    const double every = std::min(ttl / 3, kMaxRenewS);
+    renew_at_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(every));
   }
 
   void lost(const std::string& why) {
@@ -435,6 +439,7 @@ class Events {
     lost_ = true;
   }
 
+  static constexpr double kMaxRenewS = 5.0;
   Session& s_;
   bool json_;
   int count_;

@@ -889,5 +889,39 @@ TEST(Stemctl, EventsRenewsItsSubscription) {
   EXPECT_EQ(events.terminate(), 0) << events.output();
 }
 
+// A daemon that restarts forgets its subscribers: events notices (it renews at least every
+// third of the ttl), says so on stderr, and subscribes again once the daemon is back.
+TEST(Stemctl, EventsSubscribesAgainAfterTheDaemonRestarts) {
+  TempDir dir;
+  const std::uint16_t port = free_port();
+  ASSERT_NE(port, 0);
+  const std::string p = std::to_string(port);
+  const std::vector<std::string> argv{STEMD_BINARY, "--backend",          "null", "--osc-port", p, "--log-level",
+                                      "warn",       "--subscription-ttl", "1"};
+  auto answers = [&] { return run_ctl("-p " + p + " -t 0.2 -q ping").exit_code == 0; };
+  auto first = std::make_unique<Child>(argv, dir.file("stemd1.log"));
+  ASSERT_TRUE(eventually(answers, 5.0)) << first->output();
+  Child events({STEMCTL_BINARY, "-p", p, "events"}, dir.file("events.txt"));
+  ASSERT_TRUE(eventually([&] {
+    return run_ctl("-p " + p + " status --all").out.find("event subscribers  ") != std::string::npos &&
+           status_value(run_ctl("-p " + p + " status --all").out, "event subscribers") == "1";
+  })) << events.output();
+  EXPECT_EQ(first->terminate(), 0);
+  ASSERT_TRUE(eventually([&] { return events.output().find("(retrying every second)") != std::string::npos; }))
+      << events.output();
+  Child second(argv, dir.file("stemd2.log"));
+  ASSERT_TRUE(eventually(answers, 5.0)) << second.output();
+  ASSERT_TRUE(eventually([&] { return events.output().find("answers again") != std::string::npos; }, 5.0))
+      << events.output();
+  const std::string wav = dir.file("a.wav");
+  write_wav16(wav, make_pcm16(48000, 2, 3), 2);
+  ASSERT_EQ(run_ctl("-p " + p + " -q load 2 " + shell_quote(wav)).exit_code, 0);
+  ASSERT_EQ(run_ctl("-p " + p + " -q play 2").exit_code, 0);
+  EXPECT_TRUE(eventually([&] { return events.output().find("/stemd/voice/started 2 ") != std::string::npos; }))
+      << events.output();
+  EXPECT_EQ(events.terminate(), 0) << events.output();
+  EXPECT_EQ(second.terminate(), 0) << second.output();
+}
+
 }  // namespace
 }  // namespace stemd::test
