@@ -474,7 +474,14 @@ std::string status_summary(const StatusFields& f) {
     rows.push_back({"  backend", t});
   }
   // A device state, from a daemon that reports one ("lost" while its device is away).
-  if (const OscArg* d = find_field(f, "device"); d != nullptr) rows.push_back({"  device", value_text(*d)});
+  if (const OscArg* d = find_field(f, "device"); d != nullptr) {
+    std::string t = value_text(*d);
+    if (find_field(f, "device_lost_s") != nullptr) t += " for " + fmt("%.1f s", field_number(f, "device_lost_s"));
+    if (const OscArg* e = find_field(f, "device_error"); e != nullptr && !value_text(*e).empty()) {
+      t += ": " + value_text(*e);
+    }
+    rows.push_back({"  device", t});
+  }
   if (has("latency_ms")) {
     std::string t = fmt("%.1f ms", field_number(f, "latency_ms"));
     if (has("output_latency_ms"))
