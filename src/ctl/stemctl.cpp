@@ -637,7 +637,10 @@ int stemctl_main(int argc, char** argv) {
 
   auto* eq = app.add_subcommand("eq", "Set a deck's EQ: eq A low 25, or eq A 50 50 50 (low mid high)");
   eq->add_option("DECK", a.deck, "A, B, C or D")->required()->check(deck_name);
-  eq->add_option("VALUES", a.eq, "BAND PERCENT (band: low, mid, high) or LOW MID HIGH")->required()->expected(2, 3);
+  eq->add_option("VALUES", a.eq, "BAND PERCENT (band: low, mid, high) or LOW MID HIGH")
+      ->type_name("BAND PERCENT | LOW MID HIGH")
+      ->required()
+      ->expected(2, 3);
   eq->footer(
       "Percent per band: 0 kills the band, 50 is flat (the EQ only cuts: above 50 is flat too), between\n"
       "them 10^((p/50 - 1) * 24/20). Bands glide over 50 ms. A daemon started with --disable-filters\n"
@@ -652,7 +655,9 @@ int stemctl_main(int argc, char** argv) {
 
   auto* tone =
       app.add_subcommand("tone", "Play a test tone on the direct bus: tone [FREQ 440] [LEVEL_DB -12] [SECONDS 2]");
-  tone->add_option("ARGS", a.tone, "Frequency (Hz, >= 20), level (dBFS, -60..0), seconds (0.05..3600)")->expected(0, 3);
+  tone->add_option("ARGS", a.tone, "Frequency (Hz, >= 20), level (dBFS, -60..0), seconds (0.05..3600)")
+      ->type_name("[FREQ [LEVEL_DB [SECONDS]]]")
+      ->expected(0, 3);
 
   auto* list = app.add_subcommand("list", "Table of loaded sources");
   list->add_flag("--json", a.json, "Print JSON: an array of {id, name, path, duration_s, streamed, playing}");
