@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <limits>
 
+#include <nlohmann/json.hpp>
+
 namespace stemd::ctl {
 
 namespace {
@@ -459,6 +461,141 @@ std::string status_line(const StatusFields& f) {
   s += " · device underflows " + std::to_string(static_cast<std::int64_t>(field_number(f, "device_underflows")));
   s += " · uptime " + fmt_uptime(field_number(f, "uptime_s"));
   return s;
+}
+
+std::string status_summary(const StatusFields& f) {
+  std::vector<std::vector<std::string>> rows;
+  auto has = [&](const char* k) { return find_field(f, k) != nullptr; };
+  auto integer = [&](const char* k) { return integer_text(*find_field(f, k)); };
+  if (has("backend")) {
+    std::string t = value_text(*find_field(f, "backend"));
+    if (has("sample_rate")) t += ", " + integer("sample_rate") + " Hz";
+    if (has("buffer_size")) t += ", " + integer("buffer_size") + " frames";
+    rows.push_back({"  backend", t});
+  }
+  // A device state, from a daemon that reports one ("lost" while its device is away).
+  if (const OscArg* d = find_field(f, "device"); d != nullptr) {
+    std::string t = value_text(*d);
+    if (find_field(f, "device_lost_s") != nullptr) t += " for " + fmt("%.1f s", field_number(f, "device_lost_s"));
+    if (const OscArg* e = find_field(f, "device_error"); e != nullptr && !value_text(*e).empty()) {
+      t += ": " + value_text(*e);
+    }
+    rows.push_back({"  device", t});
+  }
+  if (has("latency_ms")) {
+    std::string t = fmt("%.1f ms", field_number(f, "latency_ms"));
+    if (has("output_latency_ms"))
+      t += " (buffer) + " + fmt("%.1f ms", field_number(f, "output_latency_ms")) + " (device)";
+    rows.push_back({"  latency", t});
+  }
+  if (has("voices")) rows.push_back({"  voices playing", integer("voices")});
+  if (has("sources")) rows.push_back({"  sources loaded", integer("sources")});
+  if (has("memory_bytes")) {
+    std::string t = fmt_bytes(field_number(f, "memory_bytes"));
+    const double limit = field_number(f, "memory_limit_bytes");
+    t += limit > 0 ? " of " + fmt_bytes(limit) + " (--max-memory-mb)" : " (no limit)";
+    rows.push_back({"  memory held", t});
+  }
+  if (has("voice_underruns")) rows.push_back({"  voice underruns", integer("voice_underruns")});
+  if (has("device_underflows")) rows.push_back({"  device underflows", integer("device_underflows")});
+  if (has("callback_p99_us")) {
+    const double us = field_number(f, "callback_p99_us"), budget = field_number(f, "budget_us");
+    std::string t = fmt("%.1f µs", us);
+    if (budget > 0) t += " (" + fmt("%.1f", 100.0 * us / budget) + "% of the " + fmt("%.0f", budget) + " µs budget)";
+    rows.push_back({"  callback p99", t});
+  }
+  if (has("uptime_s")) rows.push_back({"  uptime", fmt_uptime(field_number(f, "uptime_s"))});
+  if (field_number(f, "tone_hz") > 0) rows.push_back({"  test tone", fmt("%.0f Hz", field_number(f, "tone_hz"))});
+  return table(rows, {});
+}
+
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+Json json_value(const OscArg& a) {
+  switch (a.type) {
+    case 'i':
+    case 'h':
+    case 'c':
+    case 'm':
+    case 't':
+      return Json(a.i);
+    case 'f':
+    case 'd':
+      return std::isfinite(a.f) ? Json(a.f) : Json(nullptr);
+    case 'T':
+      return Json(true);
+    case 'F':
+      return Json(false);
+    case 's':
+    case 'S':
+    case 'b':
+      return Json(a.s);
+    default:  // N, I
+      return Json(nullptr);
+  }
+}
+
+// Invalid UTF-8 → U+FFFD instead of an exception; control characters are escaped.
+std::string dump(const Json& j, int indent) {
+  return j.dump(indent, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+}  // namespace
+
+std::string status_json(const StatusFields& f) {
+  Json j = Json::object();
+  for (const auto& [k, v] : f) j[k] = json_value(v);
+  return dump(j, 2);
+}
+
+std::string list_json(const std::vector<SourceRow>& rows) {
+  Json j = Json::array();
+  for (const auto& r : rows) {
+    j.push_back(Json{{"id", r.id},
+                     {"name", r.name},
+                     {"path", r.path},
+                     {"duration_s", r.duration_s},
+                     {"streamed", r.streamed},
+                     {"playing", r.playing}});
+  }
+  return dump(j, 2);
+}
+
+std::string voices_json(const std::vector<VoiceRow>& rows) {
+  Json j = Json::array();
+  for (const auto& r : rows) {
+    j.push_back(Json{{"id", r.id},
+                     {"name", r.name},
+                     {"position_s", r.position_s},
+                     {"duration_s", r.duration_s},
+                     {"ring_fill", r.ring_fill},
+                     {"underruns", r.underruns},
+                     {"state", r.state}});
+  }
+  return dump(j, 2);
+}
+
+std::string event_json(const OscMessage& m, const std::string& utc_time) {
+  Json j = Json::object();
+  j["time"] = utc_time;
+  j["event"] = m.address;
+  Json args = Json::array();
+  for (const auto& a : m.args) args.push_back(json_value(a));
+  j["args"] = args;
+  std::vector<const char*> names;
+  if (m.address == "/stemd/voice/started") {
+    names = {"id", "voice", "name"};
+  } else if (m.address == "/stemd/voice/ended") {
+    names = {"id", "voice", "reason"};
+  } else if (m.address == "/stemd/voice/underrun") {
+    names = {"id", "voice", "count"};
+  } else if (m.address == "/stemd/device/underflow") {
+    names = {"total"};
+  }
+  for (std::size_t i = 0; i < names.size() && i < m.args.size(); ++i) j[names[i]] = json_value(m.args[i]);
+  return dump(j, -1);
 }
 
 }  // namespace stemd::ctl

@@ -59,7 +59,24 @@ std::string fmt_uptime(double seconds);             // "1d 02:03:04", "0:01:23"
 std::string fmt_bytes(double bytes);                // "0.75 MB", "123.4 MB" (MiB)
 std::string ring_bar(double fill, int width = 10);  // "[#######---]"
 
+// Every field of a status reply (`status --all`).
 std::string status_table(const StatusFields& f);
+// What a user needs (`status`, at most 11 lines after the heading): backend and rate, the
+// device's state when the daemon reports one, latency,
+// voices, sources, memory held of the limit, underruns, device underflows, callback p99 against
+// the budget, uptime, and the test tone while it sounds. Fields the daemon did not send are left out.
+std::string status_summary(const StatusFields& f);
+
+// JSON (`--json`), one document, newline-terminated. Numbers stay numbers (ints as integers,
+// floats as floats; NaN/Inf, which JSON has not, become null), strings are escaped, and bytes
+// that are not UTF-8 become U+FFFD — the output is always valid JSON.
+std::string status_json(const StatusFields& f);              // {"key": value, …} in the daemon's order
+std::string list_json(const std::vector<SourceRow>& rows);   // [{"id":…, "name":…, …}, …]
+std::string voices_json(const std::vector<VoiceRow>& rows);  // [{"id":…, "position_s":…, …}, …]
+// One notification as one line of JSON: {"time": "2026-12-02T15:31:06.123Z", "event":
+// "/stemd/voice/ended", "args": [...], and the arguments by name for the known events:
+// "id", "voice", "name" / "reason" / "count", or "total" for /stemd/device/underflow}.
+std::string event_json(const OscMessage& m, const std::string& utc_time);
 std::string list_table(const std::vector<SourceRow>& rows);
 std::string voices_table(const std::vector<VoiceRow>& rows);
 // The one-line summary of watch: voices, CPU load, underruns, device underflows, uptime.

@@ -36,6 +36,15 @@ std::atomic<bool> g_stop{false};
 
 void on_signal(int) { g_stop.store(true); }
 
+void install_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: poll() returns EINTR and the loop sees the flag
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
 std::string seconds_text(double s) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%g", s);
@@ -203,15 +212,6 @@ class Watch {
   }
 
  private:
-  static void install_signals() {
-    struct sigaction sa {};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;  // no SA_RESTART: poll() returns EINTR and the loop sees the flag
-    sigaction(SIGINT, &sa, nullptr);
-    sigaction(SIGTERM, &sa, nullptr);
-  }
-
   std::function<void(const OscMessage&)> keep_event() {
     return [this](const OscMessage& m) { record(m); };
   }
@@ -333,6 +333,121 @@ class Watch {
   std::deque<std::string> events_;
 };
 
+// ------------------------------------------------------------------------------- events
+
+// `stemctl events`: subscribes (/stemd/notify 1), prints every notification as one line (text
+// or JSON) as it arrives, renews the subscription at a third of its lifetime, and unsubscribes
+// on Ctrl-C / SIGTERM (or after --count events). A daemon that goes away is retried every
+// second (said once on stderr); the subscription is taken again when it answers.
+class Events {
+ public:
+  Events(Session& s, bool json, int count) : s_(s), json_(json), count_(count) {}
+
+  int run() {
+    if (int rc = s_.connect(); rc != kExitOk) return rc;
+    Client& c = s_.client();
+    install_signals();
+    c.set_interrupt_flag(&g_stop);
+    const Result sub = c.request(notify(1), s_.opts().timeout_s, printer());
+    if (sub.wait == Wait::kInterrupted) return kExitOk;
+    if (const int rc = s_.check(sub); rc != kExitOk) return rc;
+    renewed(sub.reply);
+    while (!g_stop.load() && !enough()) {
+      OscMessage in;
+      std::string error;
+      const Wait w = c.receive(in, renew_at_, error);
+      if (w == Wait::kMessage) {
+        print(in);
+      } else if (w == Wait::kTimeout) {
+        renew();
+      } else if (w == Wait::kGone) {
+        lost(error);
+        renew_at_ = Clock::now() + std::chrono::seconds(1);
+      } else {
+        break;  // interrupted
+      }
+    }
+    c.set_interrupt_flag(nullptr);  // a second Ctrl-C during this short wait kills us: fine
+    c.request(notify(0), std::min(s_.opts().timeout_s, 1.0));
+    return kExitOk;
+  }
+
+ private:
+  static OscMessage notify(int on) { return msg("/stemd/notify", {OscArg::Int(on)}); }
+  bool enough() const { return count_ > 0 && printed_ >= count_; }
+
+  std::function<void(const OscMessage&)> printer() {
+    return [this](const OscMessage& m) { print(m); };
+  }
+
+  void print(const OscMessage& m) {
+    if (m.address.rfind("/stemd/voice/", 0) != 0 && m.address.rfind("/stemd/device/", 0) != 0) return;
+    if (enough()) return;
+    const auto now = std::chrono::system_clock::now();
+    const std::time_t t = std::chrono::system_clock::to_time_t(now);
+    const int ms =
+        static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000);
+    std::tm tm{};
+    char stamp[80];
+    std::string line;
+    if (json_) {
+      gmtime_r(&t, &tm);
+      std::snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+      line = event_json(m, stamp);
+    } else {
+      localtime_r(&t, &tm);
+      std::snprintf(stamp, sizeof stamp, "%02d:%02d:%02d.%03d", tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+      line = std::string(stamp) + "  " + m.to_string() + "\n";
+    }
+    std::fwrite(line.data(), 1, line.size(), stdout);
+    std::fflush(stdout);  // a line as it happens, also into a pipe
+    ++printed_;
+  }
+
+  void renew() {
+    const Result r = s_.client().request(notify(1), s_.opts().timeout_s, printer());
+    if (r.done()) {
+      if (lost_) error_line("events: " + s_.target_text() + " answers again");
+      lost_ = false;
+      renewed(r.reply);
+      return;
+    }
+    if (r.wait == Wait::kInterrupted) return;
+    if (r.failed()) {
+      lost(describe_failure(r.reply));
+    } else {
+      lost(r.wait == Wait::kGone ? r.error : "no reply from " + s_.target_text());
+    }
+    renew_at_ = Clock::now() + std::chrono::seconds(1);  // try again soon, not in a tight loop
+  }
+
+  // Renews at a third of the subscription's lifetime, and at least every 5 s: over UDP a daemon
+  // that restarted (and forgot us) is only noticed when we send, so this bounds the time
+  // events are missed after a restart.
+  void renewed(const OscMessage& reply) {
+    double ttl = 60.0;  // `/done /stemd/notify 1 ttl_s`; 60 s when the daemon does not say
+    if (reply.args.size() >= 3 && reply.args[2].is_number() && reply.args[2].as_double() > 0) {
+      ttl = reply.args[2].as_double();
+    }
+    const double every = std::min(ttl / 3, kMaxRenewS);
+    renew_at_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(every));
+  }
+
+  void lost(const std::string& why) {
+    if (!lost_) error_line("events: " + why + " (retrying every second)");
+    lost_ = true;
+  }
+
+  static constexpr double kMaxRenewS = 5.0;
+  Session& s_;
+  bool json_;
+  int count_;
+  int printed_ = 0;
+  bool lost_ = false;
+  Clock::time_point renew_at_{};
+};
+
 // ------------------------------------------------------------------------------- main
 
 struct Args {
@@ -341,8 +456,45 @@ struct Args {
   double volume = 1.0, start = 0.0, fade = 0.0, position = 0.0, value = 0.0, ramp = 0.0, rate = 1.0;
   double interval = 0.25;
   int count = 0;
-  bool loop = false, absolute = false;
+  bool loop = false, absolute = false, json = false, all = false;
+  std::vector<std::string> eq;  // eq: BAND PERCENT or LOW MID HIGH
+  std::vector<double> levels, tone;
+  std::string curve;
 };
+
+// A validator for numbers in [lo, hi] that also refuses NaN and infinities (CLI::Range lets NaN
+// through): "LEVEL: must be 0..4, got 5".
+CLI::Validator number_in(double lo, double hi) {
+  const std::string range = seconds_text(lo) + ".." + seconds_text(hi);
+  return CLI::Validator(
+      [lo, hi, range](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(v)) {
+          return "must be a number " + range + ", got \"" + text + "\"";
+        }
+        if (v < lo || v > hi) return "must be " + range + ", got " + text;
+        return std::string();
+      },
+      "NUMBER " + range);
+}
+
+// A deck name: A, B, C or D (either case), as the daemon takes it.
+bool is_deck(const std::string& d) {
+  return d.size() == 1 && std::toupper(static_cast<unsigned char>(d[0])) >= 'A' &&
+         std::toupper(static_cast<unsigned char>(d[0])) <= 'D';
+}
+
+// An EQ band: low, mid or high, or a prefix of one ("lo", "hi"), either case — the daemon's rule.
+bool is_band(const std::string& b) {
+  if (b.empty()) return false;
+  std::string l;
+  for (char c : b) l += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const char* name : {"low", "mid", "high"}) {
+    if (std::string(name).rfind(l, 0) == 0) return true;
+  }
+  return false;
+}
 
 // The raw words of `send` (everything after it) go to `words`; returns how many of argv's
 // entries CLI11 parses. Global options before `send` are skipped with their values.
@@ -381,14 +533,19 @@ int stemctl_main(int argc, char** argv) {
   app.footer(
       "Each command waits for the daemon's reply. Exit status: 0 done, 1 refused by stemd (reason on\n"
       "stderr), 2 usage error, 3 no reply (stemd not running, wrong --host/--port, or time-out).\n"
-      "Run 'stemctl COMMAND --help' for a command's options.");
+      "Run 'stemctl COMMAND --help' for a command's options.\n"
+      "Environment: STEMD_HOST and STEMD_PORT set --host and --port (as MPD_HOST/MPD_PORT for mpc);\n"
+      "--host/--port on the command line win.");
   app.fallthrough();  // global options are accepted after the command too
   app.require_subcommand(1);
 
   ClientOptions co;
   bool quiet = false;
-  app.add_option("--host", co.host, "Where stemd listens: an IPv4/IPv6 address or a host name")->capture_default_str();
+  app.add_option("--host", co.host, "Where stemd listens: an IPv4/IPv6 address or a host name")
+      ->envname("STEMD_HOST")
+      ->capture_default_str();
   app.add_option("-p,--port", co.port, "stemd's OSC port (UDP, or TCP with --tcp)")
+      ->envname("STEMD_PORT")
       ->check(CLI::Range(1, 65535))
       ->capture_default_str();
   app.add_option("-t,--timeout", co.timeout_s, "Seconds to wait for a reply")
@@ -442,31 +599,80 @@ int stemctl_main(int argc, char** argv) {
 
   auto* volume = app.add_subcommand("volume", "Set buffer ID's voice volume");
   id_arg(volume);
-  volume->add_option("V", a.value, "Linear gain 0..4")->required();
-  auto* volume_ramp = volume->add_option("--ramp", a.ramp, "Glide seconds (default: the daemon's, ~20 ms)");
+  volume->add_option("V", a.value, "Linear gain 0..4")->required()->check(number_in(0, 4));
+  auto* volume_ramp =
+      volume->add_option("--ramp", a.ramp, "Glide seconds (default: the daemon's, ~20 ms)")->check(number_in(0, 3600));
 
   auto* pan = app.add_subcommand("pan", "Set buffer ID's voice pan");
   id_arg(pan);
-  pan->add_option("P", a.value, "-1 (left) .. 1 (right)")->required();
-  auto* pan_ramp = pan->add_option("--ramp", a.ramp, "Glide seconds");
+  pan->add_option("P", a.value, "-1 (left) .. 1 (right)")->required()->check(number_in(-1, 1));
+  auto* pan_ramp = pan->add_option("--ramp", a.ramp, "Glide seconds")->check(number_in(0, 3600));
 
   auto* rate = app.add_subcommand("rate", "Set buffer ID's voice playback rate");
   id_arg(rate);
-  rate->add_option("R", a.value, "0.25..4")->required();
-  auto* rate_ramp = rate->add_option("--ramp", a.ramp, "Glide seconds");
+  rate->add_option("R", a.value, "0.25..4")->required()->check(number_in(0.25, 4));
+  auto* rate_ramp = rate->add_option("--ramp", a.ramp, "Glide seconds")->check(number_in(0, 3600));
 
   auto* master = app.add_subcommand("master", "Set the master volume");
-  master->add_option("V", a.value, "Linear gain 0..4")->required();
-  auto* master_ramp = master->add_option("--ramp", a.ramp, "Glide seconds");
+  master->add_option("V", a.value, "Linear gain 0..4")->required()->check(number_in(0, 4));
+  auto* master_ramp = master->add_option("--ramp", a.ramp, "Glide seconds")->check(number_in(0, 3600));
 
-  auto* deck = app.add_subcommand("deck", "Set a deck's level");
-  deck->add_option("DECK", a.deck, "A, B, C or D")->required();
-  deck->add_option("LEVEL", a.value, "Linear gain 0..4")->required();
-  auto* deck_ramp = deck->add_option("--ramp", a.ramp, "Glide seconds");
+  const auto deck_name = CLI::Validator(
+      [](std::string& d) { return is_deck(d) ? std::string() : "a deck is A, B, C or D, got \"" + d + "\""; }, "DECK");
+  auto* deck = app.add_subcommand("deck", "Set a deck's level: deck A 0.8");
+  deck->add_option("DECK", a.deck, "A, B, C or D")->required()->check(deck_name);
+  deck->add_option("LEVEL", a.value, "Linear gain 0..4")->required()->check(number_in(0, 4));
+  auto* deck_ramp = deck->add_option("--ramp", a.ramp, "Glide seconds")->check(number_in(0, 3600));
+
+  auto* levels =
+      app.add_subcommand("levels", "Set the deck levels A [B [C [D]]] at once (a missing one keeps its value)");
+  levels->add_option("LEVELS", a.levels, "Linear gains 0..4, deck A first")
+      ->required()
+      ->expected(1, 4)
+      ->check(number_in(0, 4));
+
+  auto* crossfade =
+      app.add_subcommand("crossfade", "Crossfade deck A to deck B: X = 0 is all A, 1 all B (levels 1-X and X)");
+  crossfade->add_option("X", a.value, "0..1")->required()->check(number_in(0, 1));
+
+  auto* eq = app.add_subcommand("eq", "Set a deck's EQ: eq A low 25, or eq A 50 50 50 (low mid high)");
+  eq->add_option("DECK", a.deck, "A, B, C or D")->required()->check(deck_name);
+  eq->add_option("VALUES", a.eq, "BAND PERCENT (band: low, mid, high) or LOW MID HIGH")
+      ->type_name("BAND PERCENT | LOW MID HIGH")
+      ->required()
+      ->expected(2, 3);
+  eq->footer(
+      "Percent per band: 0 kills the band, 50 is flat (the EQ only cuts: above 50 is flat too), between\n"
+      "them 10^((p/50 - 1) * 24/20). Bands glide over 50 ms. A daemon started with --disable-filters\n"
+      "accepts and ignores EQ.");
+
+  auto* fade = app.add_subcommand("fade", "Fade buffer ID's voice to a volume over SECONDS: fade 1 0 4 s_curve");
+  id_arg(fade);
+  fade->add_option("TARGET", a.value, "Linear gain 0..4")->required()->check(number_in(0, 4));
+  fade->add_option("SECONDS", a.ramp, "Length in seconds of output, 0..3600")->required()->check(number_in(0, 3600));
+  fade->add_option("CURVE", a.curve, "linear (default), exponential, equal_power or s_curve")
+      ->check(CLI::IsMember({"linear", "exponential", "equal_power", "s_curve"}));
+
+  auto* tone =
+      app.add_subcommand("tone", "Play a test tone on the direct bus: tone [FREQ 440] [LEVEL_DB -12] [SECONDS 2]");
+  tone->add_option("ARGS", a.tone, "Frequency (Hz, >= 20), level (dBFS, -60..0), seconds (0.05..3600)")
+      ->type_name("[FREQ [LEVEL_DB [SECONDS]]]")
+      ->expected(0, 3);
 
   auto* list = app.add_subcommand("list", "Table of loaded sources");
+  list->add_flag("--json", a.json, "Print JSON: an array of {id, name, path, duration_s, streamed, playing}");
   auto* voices = app.add_subcommand("voices", "Table of playing voices");
-  auto* status = app.add_subcommand("status", "The daemon's status: latency, load, memory, underruns…");
+  voices->add_flag("--json", a.json,
+                   "Print JSON: an array of {id, name, position_s, duration_s, ring_fill, underruns, state}");
+  auto* status = app.add_subcommand("status", "The daemon's status in short: latency, voices, memory, underruns…");
+  status->add_flag("-a,--all", a.all, "Every field the daemon reports");
+  status->add_flag("--json", a.json, "Print every field as one JSON object (numbers as numbers)");
+
+  auto* events = app.add_subcommand("events", "Print stemd's notifications as they happen, one a line, until Ctrl-C");
+  events->add_flag("--json", a.json, "One JSON object a line: {time (UTC), event, args, and the args by name}");
+  events->add_option("--count", a.count, "Exit after this many events (0: until Ctrl-C or SIGTERM)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   auto* ping = app.add_subcommand("ping", "Check that stemd answers; print the round-trip time");
 
   auto* watch = app.add_subcommand("watch", "Live view of status, voices and events until Ctrl-C");
@@ -615,7 +821,7 @@ int stemctl_main(int argc, char** argv) {
       all.insert(all.end(), rows.begin(), rows.end());
       return true;
     });
-    if (r == kExitOk) std::fputs(list_table(all).c_str(), stdout);
+    if (r == kExitOk) std::fputs((a.json ? list_json(all) : list_table(all)).c_str(), stdout);
     return r;
   }
   if (voices->parsed()) {
@@ -626,12 +832,98 @@ int stemctl_main(int argc, char** argv) {
       all.insert(all.end(), rows.begin(), rows.end());
       return true;
     });
-    if (r == kExitOk) std::fputs(voices_table(all).c_str(), stdout);
+    if (r == kExitOk) std::fputs((a.json ? voices_json(all) : voices_table(all)).c_str(), stdout);
     return r;
   }
   if (status->parsed()) {
     return s.run(msg("/stemd/status"), [&](const OscMessage& reply) {
-      std::printf("stemd at %s\n%s", s.target_text().c_str(), status_table(status_fields(reply)).c_str());
+      const StatusFields f = status_fields(reply);
+      if (a.json) {
+        std::fputs(status_json(f).c_str(), stdout);
+        return;
+      }
+      std::printf("stemd at %s\n%s", s.target_text().c_str(), (a.all ? status_table(f) : status_summary(f)).c_str());
+    });
+  }
+  if (events->parsed()) {
+    Events e(s, a.json, a.count);
+    return e.run();
+  }
+  if (levels->parsed()) {
+    std::vector<OscArg> args;
+    std::string text;
+    for (std::size_t i = 0; i < a.levels.size(); ++i) {
+      args.push_back(OscArg::Float(a.levels[i]));
+      text += std::string(i == 0 ? "" : ", ") + static_cast<char>('A' + i) + " " + num(a.levels[i]);
+    }
+    return s.run(msg("/deck_levels", args), [&](const OscMessage&) { s.say("deck levels → " + text); });
+  }
+  if (crossfade->parsed()) {
+    const double x = a.value;
+    return s.run(msg("/crossfade_levels", {OscArg::Float(1.0 - x), OscArg::Float(x)}), [&](const OscMessage&) {
+      s.say("crossfade " + num(x) + ": deck A " + num(1.0 - x) + ", deck B " + num(x));
+    });
+  }
+  if (eq->parsed()) {
+    std::vector<double> p;
+    std::string band;
+    const bool one_band = a.eq.size() == 2;
+    if (one_band) {
+      band = a.eq[0];
+      if (!is_band(band)) {
+        error_line("eq: a band is low, mid or high, got \"" + band +
+                   "\" (stemctl eq DECK BAND PERCENT | eq DECK LOW MID HIGH)");
+        return kExitUsage;
+      }
+    }
+    for (std::size_t i = one_band ? 1 : 0; i < a.eq.size(); ++i) {
+      std::string t = a.eq[i];
+      const std::string why = number_in(0, 100)(t);
+      if (!why.empty()) {
+        error_line("eq: percent " + why + " (0 kills the band, 50 is flat)");
+        return kExitUsage;
+      }
+      p.push_back(std::strtod(t.c_str(), nullptr));
+    }
+    if (one_band) {
+      return s.run(msg("/deck_eq", {OscArg::Str(a.deck), OscArg::Str(band), OscArg::Float(p[0])}),
+                   [&](const OscMessage&) { s.say("deck " + a.deck + " " + band + " → " + num(p[0]) + "%"); });
+    }
+    return s.run(
+        msg("/deck_eq_all", {OscArg::Str(a.deck), OscArg::Float(p[0]), OscArg::Float(p[1]), OscArg::Float(p[2])}),
+        [&](const OscMessage&) {
+          s.say("deck " + a.deck + " EQ → low " + num(p[0]) + "%, mid " + num(p[1]) + "%, high " + num(p[2]) + "%");
+        });
+  }
+  if (fade->parsed()) {
+    std::vector<OscArg> args{id, OscArg::Float(a.value), OscArg::Float(a.ramp)};
+    if (!a.curve.empty()) args.push_back(OscArg::Str(a.curve));
+    return s.run(msg("/stemd/fade", args), [&](const OscMessage&) {
+      s.say("fading " + ids + " to " + num(a.value) + " over " + num(a.ramp) + " s" +
+            (a.curve.empty() ? "" : " (" + a.curve + ")"));
+    });
+  }
+  if (tone->parsed()) {
+    // frequency, level_db, seconds: each checked here; the upper frequency (Nyquist) by the daemon.
+    static const struct {
+      const char* name;
+      double lo, hi;
+    } kToneArgs[] = {{"frequency", 20, 1e6}, {"level_db", -60, 0}, {"seconds", 0.05, 3600}};
+    std::vector<OscArg> args;
+    for (std::size_t i = 0; i < a.tone.size(); ++i) {
+      const double v = a.tone[i];
+      if (!std::isfinite(v) || v < kToneArgs[i].lo || v > kToneArgs[i].hi) {
+        error_line(std::string("tone: ") + kToneArgs[i].name + " must be " +
+                   (i == 0 ? std::string("at least 20 Hz") : num(kToneArgs[i].lo) + ".." + num(kToneArgs[i].hi)) +
+                   ", got " + num(v) + " (stemctl tone [FREQ] [LEVEL_DB] [SECONDS])");
+        return kExitUsage;
+      }
+      args.push_back(OscArg::Float(v));
+    }
+    return s.run(msg("/stemd/tone", args), [&](const OscMessage& r) {
+      const auto v = reply_values(r);
+      s.say("tone" + (!v.empty() && v[0].is_number() ? " " + num(v[0].as_double()) + " Hz" : std::string()) +
+            (a.tone.size() >= 3 ? " for " + num(a.tone[2]) + " s" : std::string()));
     });
   }
   if (ping->parsed()) {

@@ -66,7 +66,7 @@ printf 'log-level = "debug"\nlevels = [0.25, 1, 1, 1]\nbuffer-size = 256\nallow 
 reload
 grep -q "SIGHUP: reloaded $D/live.conf: applied log-level debug, allow, levels; changed but only taking effect after a restart (systemctl restart stemd): buffer-size" "$D/stemd.log" ||
   fail "reload summary"
-status=$("$STEMCTL" -p "$PORT" status 2>&1) || fail "status after reload: $status"
+status=$("$STEMCTL" -p "$PORT" status --all 2>&1) || fail "status after reload: $status"
 grep -Eq "deck A level +0\.25" <<<"$status" || fail "deck A level not 0.25 after reload: $status"
 # 2. an allow-list without loopback: this client is refused from now on
 printf 'allow = "10.0.0.0/8"\n' >"$D/live.conf"

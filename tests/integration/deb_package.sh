@@ -72,7 +72,8 @@ for path in /usr/bin/stemd /usr/bin/stemctl /usr/lib/systemd/system/stemd.servic
             /etc/stemd/stemd.conf /usr/share/man/man1/stemd.1.gz /usr/share/man/man1/stemctl.1.gz \
             /usr/share/doc/stemd/README.md /usr/share/stemd/presets/pi4.conf /usr/share/stemd/presets/pi5.conf \
             /usr/share/stemd/presets/desktop.conf /usr/share/stemd/presets/workstation.conf \
-            /usr/share/stemd/presets/live.conf; do
+            /usr/share/stemd/presets/live.conf /usr/share/bash-completion/completions/stemctl \
+            /usr/share/zsh/vendor-completions/_stemctl; do
   grep -qx "$path" "$tmp/contents" || fail "missing $path"
 done
 grep -E "^/usr/local|^/home|^/tmp|^/work|$BUILD" "$tmp/contents" && fail "paths outside the system layout (above)"
@@ -84,6 +85,8 @@ dpkg-deb --extract "$deb" "$root"
 out=$("$root/usr/bin/stemd" --version 2>&1) || fail "packaged stemd --version: $out"
 [ "$out" = "stemd $version" ] || fail "packaged stemd --version says '$out'"
 "$root/usr/bin/stemctl" --help >/dev/null 2>&1 || fail "packaged stemctl --help"
+bash --norc --noprofile -c 'source "$1" && complete -p stemctl' _ "$root/usr/share/bash-completion/completions/stemctl" \
+  >/dev/null 2>&1 || fail "the packaged bash completion does not register stemctl"
 grep -qx "ExecStart=/usr/bin/stemd --config /etc/stemd/stemd.conf" "$root/usr/lib/systemd/system/stemd.service" ||
   fail "the unit's ExecStart is not the packaged binary and config: $(grep ExecStart "$root/usr/lib/systemd/system/stemd.service")"
 if ! out=$("$root/usr/bin/stemd" --config "$root/etc/stemd/stemd.conf" --backend null --no-osc --duration 0.05 2>&1); then

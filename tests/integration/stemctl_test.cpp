@@ -11,6 +11,7 @@
 #include "run_process.hpp"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -136,12 +137,14 @@ struct Ctl {
 };
 
 // Runs stemctl with `args` (already shell-quoted where needed); stdout and stderr apart.
-Ctl run_ctl(const std::string& args) {
+// STEMD_HOST and STEMD_PORT are taken out of its environment, then `env` ("STEMD_PORT=5") added.
+Ctl run_ctl(const std::string& args, const std::string& env = "") {
   char errpath[] = "/tmp/stemctl-test-err-XXXXXX";
   const int fd = mkstemp(errpath);
   if (fd >= 0) close(fd);
   Ctl r;
-  const std::string cmd = std::string(STEMCTL_BINARY) + " " + args + " 2>" + errpath;
+  const std::string cmd =
+      "env -u STEMD_HOST -u STEMD_PORT " + env + " " + std::string(STEMCTL_BINARY) + " " + args + " 2>" + errpath;
   FILE* p = popen(cmd.c_str(), "r");
   if (p == nullptr) return r;
   char buf[4096];
@@ -173,12 +176,13 @@ std::string status_value(const std::string& table, const std::string& label) {
 // stemd --backend null on a free port, ready (stemctl status answers) when constructed.
 class Daemon {
  public:
-  explicit Daemon(bool tcp = false) {
+  explicit Daemon(bool tcp = false, const std::vector<std::string>& extra = {}) {
     for (int attempt = 0; attempt < 5 && !ready_; ++attempt) {
       port_ = free_port();
       tcp_port_ = tcp ? free_port() : 0;
       std::vector<std::string> argv{STEMD_BINARY,  "--backend", "null",          "--osc-port", std::to_string(port_),
                                     "--log-level", "warn",      "--buffer-size", "1024"};
+      argv.insert(argv.end(), extra.begin(), extra.end());
       if (tcp) {
         argv.push_back("--osc-tcp-port");
         argv.push_back(std::to_string(tcp_port_));
@@ -240,7 +244,7 @@ TEST(Stemctl, LoadPlayStatusListStop) {
   ASSERT_EQ(r.exit_code, 0) << show(r);
   EXPECT_NE(r.out.find("playing 7"), std::string::npos) << show(r);
 
-  r = d.ctl("status");
+  r = d.ctl("status --all");
   ASSERT_EQ(r.exit_code, 0) << show(r);
   EXPECT_EQ(status_value(r.out, "voices playing"), "1") << r.out;
   EXPECT_EQ(status_value(r.out, "sources loaded"), "1") << r.out;
@@ -536,18 +540,386 @@ TEST(Stemctl, WatchShowsVoicesAndEventsAndUnsubscribes) {
   EXPECT_NE(r.out.find("[#"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("playing"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("device underflows"), std::string::npos) << r.out;
-  EXPECT_EQ(status_value(d.ctl("status").out, "event subscribers"), "0");
+  EXPECT_EQ(status_value(d.ctl("status --all").out, "event subscribers"), "0");
 
   // Until SIGTERM: events show up, and the subscription ends with it.
   Child watch({STEMCTL_BINARY, "-p", std::to_string(d.port()), "watch", "--interval", "0.05"},
               d.dir().file("watch.out"));
   ASSERT_TRUE(eventually([&] { return watch.output().find("recent events:") != std::string::npos; })) << watch.output();
-  EXPECT_EQ(status_value(d.ctl("status").out, "event subscribers"), "1");
+  EXPECT_EQ(status_value(d.ctl("status --all").out, "event subscribers"), "1");
   ASSERT_EQ(d.ctl("-q stop 4").exit_code, 0);
   EXPECT_TRUE(eventually([&] { return watch.output().find("/stemd/voice/ended 4") != std::string::npos; }))
       << watch.output();
   EXPECT_EQ(watch.terminate(), 0) << watch.output();
-  EXPECT_EQ(status_value(d.ctl("status").out, "event subscribers"), "0");
+  EXPECT_EQ(status_value(d.ctl("status --all").out, "event subscribers"), "0");
+}
+
+// ---------------------------------------------------------------- issue 12: stemctl as mpc
+// Each of these features is new: before it, the command, flag or variable did not exist (an
+// unknown command or option exits 2, STEMD_PORT was ignored), so every test below failed.
+
+using Json = nlohmann::json;
+
+// `stemctl status --json` against `d`, parsed.
+Json status_json(const Daemon& d) {
+  const auto r = d.ctl("status --json");
+  EXPECT_EQ(r.exit_code, 0) << show(r);
+  return Json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+}
+
+// A number as stemctl's messages carry it, "%g" (floats are 32-bit on the wire: 0.8f → "0.8").
+std::string seconds_like(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+bool has_python3() { return run_process("command -v python3").exit_code == 0; }
+
+TEST(Stemctl, EnvironmentNamesTheDaemonAndOptionsWin) {
+  Daemon d;
+  ASSERT_READY(d);
+  const std::string port = std::to_string(d.port());
+  auto r = run_ctl("-t 1 ping", "STEMD_PORT=" + port);
+  EXPECT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_NE(r.out.find("127.0.0.1:" + port), std::string::npos) << show(r);
+  r = run_ctl("-t 1 ping", "STEMD_HOST=localhost STEMD_PORT=" + port);
+  EXPECT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_NE(r.out.find("localhost:" + port), std::string::npos) << show(r);
+  // --port and --host on the command line win over the environment.
+  const std::string nobody = std::to_string(free_port());
+  r = run_ctl("-t 1 -p " + port + " ping", "STEMD_PORT=" + nobody);
+  EXPECT_EQ(r.exit_code, 0) << show(r);
+  r = run_ctl("-t 1 --host 127.0.0.1 ping", "STEMD_HOST=no.such.host.invalid STEMD_PORT=" + port);
+  EXPECT_EQ(r.exit_code, 0) << show(r);
+  r = run_ctl("-t 1 ping", "STEMD_PORT=" + nobody);  // the environment is used: nobody there
+  EXPECT_EQ(r.exit_code, 3) << show(r);
+  r = run_ctl("-t 1 ping", "STEMD_PORT=abc");  // a bad value is a usage error, as -p abc
+  EXPECT_EQ(r.exit_code, 2) << show(r);
+  r = run_ctl("--help");
+  EXPECT_NE(r.out.find("STEMD_HOST"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("STEMD_PORT"), std::string::npos) << r.out;
+}
+
+TEST(Stemctl, JsonIsValidWithNumbersAsNumbersAndAnyName) {
+  Daemon d;
+  ASSERT_READY(d);
+  // A name with a quote, a backslash, control characters and a byte that is not UTF-8.
+  const std::string name = std::string("we\"ird\\ name\t\x01") + "\xff" + "end";
+  ASSERT_EQ(d.ctl("-q load 3 " + shell_quote(d.wav("w.wav")) + " --name " + shell_quote(name)).exit_code, 0);
+  ASSERT_EQ(d.ctl("-q play 3 --loop").exit_code, 0);
+
+  if (has_python3()) {  // exactly what a user runs
+    for (const char* cmd : {"status --json", "list --json", "voices --json"}) {
+      SCOPED_TRACE(cmd);
+      const auto r = d.ctl(std::string(cmd) + " | python3 -m json.tool");
+      EXPECT_EQ(r.exit_code, 0) << show(r);
+    }
+  }
+  const Json st = status_json(d);
+  ASSERT_TRUE(st.is_object()) << d.ctl("status --json").out;
+  EXPECT_TRUE(st["sample_rate"].is_number_integer());
+  EXPECT_EQ(st["sample_rate"], 48000);
+  EXPECT_EQ(st["voices"], 1);
+  EXPECT_TRUE(st["latency_ms"].is_number_float());
+  EXPECT_NEAR(st["latency_ms"].get<double>(), 21.333, 0.01);
+  EXPECT_EQ(st["backend"], "null");
+  EXPECT_TRUE(st.contains("eq_d_high"));  // every field
+
+  auto r = d.ctl("list --json");
+  const Json list = Json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(list.is_array()) << r.out;
+  ASSERT_EQ(list.size(), 1u) << r.out;
+  EXPECT_EQ(list[0]["id"], 3);
+  EXPECT_EQ(list[0]["name"], std::string("we\"ird\\ name\t\x01") + "\xef\xbf\xbd" + "end");  // U+FFFD
+  EXPECT_EQ(list[0]["playing"], true);
+  EXPECT_NEAR(list[0]["duration_s"].get<double>(), 2.0, 1e-9);
+
+  r = d.ctl("voices --json");
+  const Json voices = Json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(voices.is_array()) << r.out;
+  ASSERT_EQ(voices.size(), 1u) << r.out;
+  EXPECT_EQ(voices[0]["id"], 3);
+  EXPECT_EQ(voices[0]["state"], "playing");
+  EXPECT_TRUE(voices[0]["underruns"].is_number_integer());
+  EXPECT_TRUE(voices[0]["ring_fill"].is_number());
+
+  ASSERT_EQ(d.ctl("-q unload 3").exit_code, 0);
+  EXPECT_EQ(Json::parse(d.ctl("list --json").out, nullptr, false), Json::array());
+  EXPECT_TRUE(eventually([&] { return Json::parse(d.ctl("voices --json").out, nullptr, false) == Json::array(); }))
+      << d.ctl("voices --json").out;  // the voice fades out first
+}
+
+TEST(Stemctl, StatusIsShortAndAllHasEveryField) {
+  Daemon d;
+  ASSERT_READY(d);
+  auto r = d.ctl("status");
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  const auto lines = std::count(r.out.begin(), r.out.end(), '\n');
+  EXPECT_LE(lines, 12) << r.out;
+  EXPECT_EQ(status_value(r.out, "backend"), "null, 48000 Hz, 1024 frames") << r.out;
+  EXPECT_EQ(status_value(r.out, "latency").rfind("21.3 ms (buffer)", 0), 0u) << r.out;
+  EXPECT_EQ(status_value(r.out, "voices playing"), "0") << r.out;
+  EXPECT_EQ(status_value(r.out, "sources loaded"), "0") << r.out;
+  EXPECT_NE(status_value(r.out, "memory held").find(" MB of "), std::string::npos) << r.out;
+  EXPECT_EQ(status_value(r.out, "voice underruns"), "0") << r.out;
+  EXPECT_EQ(status_value(r.out, "device underflows"), "0") << r.out;
+  EXPECT_NE(status_value(r.out, "callback p99").find("% of the 21333 µs budget"), std::string::npos) << r.out;
+  EXPECT_NE(status_value(r.out, "uptime"), "") << r.out;
+  EXPECT_EQ(r.out.find("deck A level"), std::string::npos) << r.out;  // details only with --all
+
+  r = d.ctl("status --all");
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_GT(std::count(r.out.begin(), r.out.end(), '\n'), 40) << r.out;
+  EXPECT_EQ(status_value(r.out, "deck A level"), "1.00 (+0.0 dB)") << r.out;
+  EXPECT_EQ(status_value(r.out, "event subscribers"), "0") << r.out;
+  EXPECT_EQ(status_value(r.out, "sample rate"), "48000 Hz") << r.out;
+  // A test tone shows in the short status while it sounds.
+  ASSERT_EQ(d.ctl("-q tone 330 -30 60").exit_code, 0);
+  EXPECT_TRUE(eventually([&] { return status_value(d.ctl("status").out, "test tone") == "330 Hz"; }))
+      << d.ctl("status").out;
+}
+
+// What each command puts on the wire (a fake daemon answers /done).
+TEST(Stemctl, MixerCommandsSendTheDaemonsMessages) {
+  const auto done = [](const OscMessage& m) { return make("/done", {OscArg::Str(m.address)}); };
+  struct Case {
+    const char* args;
+    const char* address;
+    const char* types;
+    std::vector<std::string> text;  // each argument's to_string()
+  };
+  for (const Case& c : std::vector<Case>{
+           {"eq A low 25", "/deck_eq", ",ssf", {"\"A\"", "\"low\"", "25"}},
+           {"eq b 0 50 100", "/deck_eq_all", ",sfff", {"\"b\"", "0", "50", "100"}},
+           {"crossfade 0.25", "/crossfade_levels", ",ff", {"0.75", "0.25"}},
+           {"levels 0.8 0.5", "/deck_levels", ",ff", {"0.8", "0.5"}},
+           {"levels 1 0 0.5 2", "/deck_levels", ",ffff", {"1", "0", "0.5", "2"}},
+           {"deck C 0.5", "/stemd/deck", ",sf", {"\"C\"", "0.5"}},
+           {"master 0.7 --ramp 2", "/stemd/master", ",ff", {"0.7", "2"}},
+           {"fade 4 0.2 3", "/stemd/fade", ",iff", {"4", "0.2", "3"}},
+           {"fade 4 0 1.5 s_curve", "/stemd/fade", ",iffs", {"4", "0", "1.5", "\"s_curve\""}},
+           {"tone", "/stemd/tone", ",", {}},
+           {"tone 1000", "/stemd/tone", ",f", {"1000"}},
+           {"tone 440 -20 5", "/stemd/tone", ",fff", {"440", "-20", "5"}},
+           {"seek 2 1.5", "/stemd/seek", ",ifs", {"2", "1.5", "\"s\""}},
+           {"pause 2", "/stemd/pause", ",i", {"2"}},
+           {"resume 2 --fade 0.5", "/stemd/resume", ",if", {"2", "0.5"}},
+       }) {
+    SCOPED_TRACE(c.args);
+    const auto x = exchange_with_fake(c.args, {}, done);
+    EXPECT_EQ(x.ctl.exit_code, 0) << show(x.ctl);
+    EXPECT_EQ(x.received.address, c.address);
+    EXPECT_EQ(x.received.types(), c.types);
+    ASSERT_EQ(x.received.args.size(), c.text.size());
+    for (std::size_t i = 0; i < c.text.size(); ++i) {
+      const OscArg& a = x.received.args[i];
+      EXPECT_EQ(a.is_number() ? seconds_like(a.as_double()) : a.to_string(), c.text[i]) << i;
+    }
+  }
+}
+
+TEST(Stemctl, MixerCommandsCheckTheirArgumentsAndExit2) {
+  for (const char* args : {"eq",
+                           "eq A",
+                           "eq A low",
+                           "eq E low 25",
+                           "eq A bass 25",
+                           "eq A low 101",
+                           "eq A low nan",
+                           "eq A 1 2",
+                           "eq A 1 2 3 4",
+                           "eq A x 2 3",
+                           "crossfade",
+                           "crossfade 1.5",
+                           "crossfade -0.1",
+                           "crossfade inf",
+                           "levels",
+                           "levels 1 2 3 4 1",
+                           "levels 5",
+                           "levels abc",
+                           "deck E 1",
+                           "deck A 5",
+                           "deck A",
+                           "fade 1 0",
+                           "fade 1 5 1",
+                           "fade 1 0 -1",
+                           "fade 1 0 4000",
+                           "fade 1 0 1 wobbly",
+                           "fade x 0 1",
+                           "tone 10",
+                           "tone nan",
+                           "tone 440 3",
+                           "tone 440 -61",
+                           "tone 440 -12 0.01",
+                           "tone 440 -12 4000",
+                           "tone 1 2 3 4",
+                           "master 5",
+                           "master 1 --ramp -1",
+                           "volume 1 nan",
+                           "pan 1 2",
+                           "rate 1 0.1",
+                           "events --count -1",
+                           "status --bogus",
+                           "list --all"}) {
+    SCOPED_TRACE(args);
+    const auto r = run_ctl(std::string("-t 0.2 -p 9 ") + args);  // nothing is sent: no daemon needed
+    EXPECT_EQ(r.exit_code, 2) << show(r);
+    EXPECT_NE(r.err, "") << show(r);
+    EXPECT_EQ(r.out, "") << show(r);
+  }
+}
+
+TEST(Stemctl, MixerCommandsAgainstTheDaemon) {
+  Daemon d;
+  ASSERT_READY(d);
+  auto r = d.ctl("eq A low 25");
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_EQ(r.out, "deck A low → 25%\n");
+  ASSERT_EQ(d.ctl("-q eq B 0 50 100").exit_code, 0);
+  ASSERT_EQ(d.ctl("-q crossfade 0.25").exit_code, 0);
+  ASSERT_EQ(d.ctl("-q levels 0.75 0.25 0.5").exit_code, 0);  // A and B as the crossfade left them
+  ASSERT_EQ(d.ctl("-q deck D 0.125").exit_code, 0);
+  ASSERT_EQ(d.ctl("-q master 0.5").exit_code, 0);
+  // Levels and EQ glide (tens of ms): poll until they arrive.
+  Json st;
+  EXPECT_TRUE(eventually([&] {
+    st = status_json(d);
+    auto near = [&](const char* k, double v) { return st.contains(k) && std::abs(st[k].get<double>() - v) < 1e-3; };
+    return near("deck_a", 0.75) && near("deck_b", 0.25) && near("deck_c", 0.5) && near("deck_d", 0.125) &&
+           near("master", 0.5) && near("eq_a_low", std::pow(10.0, -0.5 * 24 / 20)) && near("eq_a_mid", 1.0) &&
+           near("eq_b_low", 0.0) && near("eq_b_mid", 1.0) && near("eq_b_high", 1.0);
+  })) << st.dump(1);
+
+  r = d.ctl("tone 550 -24 30");
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_EQ(r.out, "tone 550 Hz for 30 s\n");
+  EXPECT_TRUE(eventually([&] { return status_json(d)["tone_hz"] == 550; }));
+  r = d.ctl("tone 30000");  // above Nyquist: the daemon's /fail
+  EXPECT_EQ(r.exit_code, 1) << show(r);
+  EXPECT_NE(r.err.find("/stemd/tone"), std::string::npos) << show(r);
+
+  r = d.ctl("fade 6 0 1");  // not loaded: the daemon says so
+  EXPECT_EQ(r.exit_code, 1) << show(r);
+  EXPECT_NE(r.err.find("/stemd/fade 6"), std::string::npos) << show(r);
+  ASSERT_EQ(d.ctl("-q load 6 " + shell_quote(d.wav("f.wav"))).exit_code, 0);
+  ASSERT_EQ(d.ctl("-q play 6 --loop").exit_code, 0);
+  r = d.ctl("fade 6 0.5 0.1 equal_power");
+  EXPECT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_EQ(r.out, "fading 6 to 0.5 over 0.1 s (equal_power)\n");
+  r = d.ctl("pause 6");
+  EXPECT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_TRUE(eventually([&] {
+    const Json v = Json::parse(d.ctl("voices --json").out, nullptr, false);
+    return v.is_array() && v.size() == 1 && v[0]["state"] == "paused";
+  }));
+  EXPECT_EQ(d.ctl("resume 6").exit_code, 0);
+}
+
+TEST(Stemctl, EventsPrintsOneLineEachAndUnsubscribes) {
+  Daemon d;
+  ASSERT_READY(d);
+  ASSERT_EQ(d.ctl("-q load 4 " + shell_quote(d.wav("pad.wav"))).exit_code, 0);
+  auto subscribers = [&] { return status_json(d)["subscribers"]; };
+
+  // JSON lines until SIGTERM.
+  Child json({STEMCTL_BINARY, "-p", std::to_string(d.port()), "events", "--json"}, d.dir().file("events.json"));
+  ASSERT_TRUE(eventually([&] { return subscribers() == 1; })) << json.output();
+  ASSERT_EQ(d.ctl("-q play 4").exit_code, 0);
+  ASSERT_EQ(d.ctl("-q stop 4").exit_code, 0);
+  ASSERT_TRUE(eventually([&] { return json.output().find("voice/ended") != std::string::npos; })) << json.output();
+  EXPECT_EQ(json.terminate(), 0) << json.output();
+  EXPECT_TRUE(eventually([&] { return subscribers() == 0; })) << "not unsubscribed on SIGTERM";
+  std::istringstream in(json.output());
+  std::string line;
+  std::vector<Json> events;
+  while (std::getline(in, line)) {
+    const Json j = Json::parse(line, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << "not a JSON line: " << line;
+    events.push_back(j);
+  }
+  ASSERT_EQ(events.size(), 2u) << json.output();
+  EXPECT_EQ(events[0]["event"], "/stemd/voice/started");
+  EXPECT_EQ(events[0]["id"], 4);
+  EXPECT_EQ(events[0]["name"], "pad");
+  EXPECT_EQ(events[1]["event"], "/stemd/voice/ended");
+  EXPECT_EQ(events[1]["reason"], "stopped");
+  EXPECT_EQ(events[1]["args"].size(), 3u);
+  EXPECT_EQ(events[1]["time"].get<std::string>().back(), 'Z');
+
+  // Text, ended by Ctrl-C (SIGINT); and --count ends by itself.
+  Child text({STEMCTL_BINARY, "-p", std::to_string(d.port()), "events"}, d.dir().file("events.txt"));
+  ASSERT_TRUE(eventually([&] { return subscribers() == 1; }));
+  auto counted = std::async(std::launch::async, [&] { return d.ctl("events --count 1"); });
+  ASSERT_TRUE(eventually([&] { return subscribers() == 2; }));
+  ASSERT_EQ(d.ctl("-q play 4").exit_code, 0);
+  const Ctl one = counted.get();
+  EXPECT_EQ(one.exit_code, 0) << show(one);
+  EXPECT_EQ(std::count(one.out.begin(), one.out.end(), '\n'), 1) << one.out;
+  EXPECT_NE(one.out.find("/stemd/voice/started 4 "), std::string::npos) << one.out;
+  ASSERT_TRUE(eventually([&] { return text.output().find("/stemd/voice/started 4 ") != std::string::npos; }))
+      << text.output();
+  kill(text.pid(), SIGINT);
+  EXPECT_EQ(text.wait_exit(5.0), 0) << text.output();
+  EXPECT_TRUE(eventually([&] { return subscribers() == 0; }));
+
+  // No daemon: the usual exit 3.
+  const auto r = run_ctl("-t 0.5 -p " + std::to_string(free_port()) + " events");
+  EXPECT_EQ(r.exit_code, 3) << show(r);
+}
+
+// The subscription outlives the daemon's --subscription-ttl: events renews it (at a third of
+// the lifetime the daemon's reply names). Without renewal the daemon drops it after 1 s.
+TEST(Stemctl, EventsRenewsItsSubscription) {
+  Daemon d(/*tcp=*/false, {"--subscription-ttl", "1"});
+  ASSERT_READY(d);
+  ASSERT_EQ(d.ctl("-q load 4 " + shell_quote(d.wav("pad.wav"))).exit_code, 0);
+  auto subscribers = [&] { return status_json(d)["subscribers"]; };
+  Child events({STEMCTL_BINARY, "-p", std::to_string(d.port()), "events"}, d.dir().file("events.txt"));
+  ASSERT_TRUE(eventually([&] { return subscribers() == 1; })) << events.output();
+  // Three lifetimes later it is still subscribed, and events still arrive.
+  const auto until = Clock::now() + std::chrono::seconds(3);
+  while (Clock::now() < until) {
+    ASSERT_EQ(subscribers(), 1) << "the subscription lapsed:\n" << events.output() << d.log();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(d.ctl("-q play 4").exit_code, 0);
+  EXPECT_TRUE(eventually([&] { return events.output().find("/stemd/voice/started 4 ") != std::string::npos; }))
+      << events.output();
+  EXPECT_EQ(events.terminate(), 0) << events.output();
+}
+
+// A daemon that restarts forgets its subscribers: events notices (it renews at least every
+// third of the ttl), says so on stderr, and subscribes again once the daemon is back.
+TEST(Stemctl, EventsSubscribesAgainAfterTheDaemonRestarts) {
+  TempDir dir;
+  const std::uint16_t port = free_port();
+  ASSERT_NE(port, 0);
+  const std::string p = std::to_string(port);
+  const std::vector<std::string> argv{STEMD_BINARY, "--backend",          "null", "--osc-port", p, "--log-level",
+                                      "warn",       "--subscription-ttl", "1"};
+  auto answers = [&] { return run_ctl("-p " + p + " -t 0.2 -q ping").exit_code == 0; };
+  auto first = std::make_unique<Child>(argv, dir.file("stemd1.log"));
+  ASSERT_TRUE(eventually(answers, 5.0)) << first->output();
+  Child events({STEMCTL_BINARY, "-p", p, "events"}, dir.file("events.txt"));
+  ASSERT_TRUE(eventually([&] {
+    return status_value(run_ctl("-p " + p + " status --all").out, "event subscribers") == "1";
+  })) << events.output();
+  EXPECT_EQ(first->terminate(), 0);
+  ASSERT_TRUE(eventually([&] { return events.output().find("(retrying every second)") != std::string::npos; }))
+      << events.output();
+  Child second(argv, dir.file("stemd2.log"));
+  ASSERT_TRUE(eventually(answers, 5.0)) << second.output();
+  ASSERT_TRUE(eventually([&] { return events.output().find("answers again") != std::string::npos; }, 5.0))
+      << events.output();
+  const std::string wav = dir.file("a.wav");
+  write_wav16(wav, make_pcm16(48000, 2, 3), 2);
+  ASSERT_EQ(run_ctl("-p " + p + " -q load 2 " + shell_quote(wav)).exit_code, 0);
+  ASSERT_EQ(run_ctl("-p " + p + " -q play 2").exit_code, 0);
+  EXPECT_TRUE(eventually([&] { return events.output().find("/stemd/voice/started 2 ") != std::string::npos; }))
+      << events.output();
+  EXPECT_EQ(events.terminate(), 0) << events.output();
+  EXPECT_EQ(second.terminate(), 0) << second.output();
 }
 
 }  // namespace
