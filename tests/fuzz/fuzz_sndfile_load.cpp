@@ -106,15 +106,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const io::Source& src = *r.source;
   const engine::VoiceSource& v = src.view;
   if (v.memory_frames < 1) violated("a loaded source with no frames", std::to_string(v.memory_frames));
-  if (src.data.size() != static_cast<std::size_t>(v.memory_frames) * 2) {
-    violated("data size differs from memory_frames", std::to_string(src.data.size()));
+  // A file's audio is its decoded copy (shared with other ids of the same file); `data` is for
+  // generated audio only.
+  if (!src.decoded) violated("a loaded file with no decoded audio", "");
+  if (!src.data.empty()) violated("a loaded file with generated audio", std::to_string(src.data.size()));
+  const std::vector<float>& held = src.decoded->samples;
+  if (held.size() != static_cast<std::size_t>(v.memory_frames) * 2) {
+    violated("decoded size differs from memory_frames", std::to_string(held.size()));
   }
-  if (v.frames != src.data.data()) violated("view does not point at data", "");
+  if (v.frames != held.data()) violated("view does not point at the decoded audio", "");
   if (!v.streamed && v.total_frames != v.memory_frames) violated("in-memory source with total ≠ memory frames", "");
   if (v.streamed && v.total_frames > 0 && v.memory_frames > v.total_frames) {
     violated("streamed source holds more than its length", std::to_string(v.memory_frames));
   }
-  check_finite(src.data.data(), src.data.size(), "load_source");
+  check_finite(held.data(), held.size(), "load_source");
 
   if (v.streamed) {
     // What a voice starting past the head gets: create_stream() prefills from there. The

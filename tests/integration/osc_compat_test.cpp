@@ -341,7 +341,11 @@ TEST(OscCompatDropIn, MessagesTheOldServerIgnoredAreNoOps) {
   Client c(d.udp());
   ASSERT_TRUE(is_done(c.send("/load_buffer", 100, media.path("a.wav")), "/load_buffer"));
   ASSERT_TRUE(is_done(c.send("/play_stem", 100), "/play_stem"));
-  ASSERT_TRUE(eventually([&] { return voices(c).size() == 1; }));
+  // Playing, not "starting": the snapshots compare voice states (slow under ASan).
+  ASSERT_TRUE(eventually([&] {
+    const auto v = voices(c);
+    return v.size() == 1 && v[0].state == "playing";
+  }));
   const Snapshot before = snapshot(c);
   std::vector<OscArg> kp{OscArg::Int(3)};
   for (int i = 0; i < 51; ++i) kp.push_back(OscArg::Float(0.01 * i));
