@@ -189,7 +189,12 @@ int run(int argc, char** argv) {
   Options o;
   if (int rc = parse_options(argc, argv, o); rc >= 0) return rc;
   setup_logging(o.log_level);
+  spdlog::info("{}", o.config_source);
   for (const auto& w : o.config_warnings) spdlog::warn("{}", w);
+  if (!o.device.empty() && (o.backend == "null" || o.backend == "render")) {
+    spdlog::warn("--device '{}' is ignored: the {} backend has no device (--backend portaudio or auto uses it)",
+                 o.device, o.backend);
+  }
   // A daemon never starts a JACK server of its own (libjack would, when none is running).
   setenv("JACK_NO_START_SERVER", "1", 0);
   const Resume resume = take_resume_env();
