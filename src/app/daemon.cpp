@@ -7,6 +7,8 @@
 // sigtimedwait(), so no code runs in a signal handler.
 #include "daemon.hpp"
 
+#include "glitch_advice.hpp"
+
 #include "audio/backend.hpp"
 #include "control/device_status.hpp"
 #include "control/controller.hpp"
@@ -967,12 +969,16 @@ int run(int argc, char** argv) {
         for (std::size_t i = 0; i < window.size(); ++i) window[i] -= hist_prev[i];
         const auto p50 = engine::DurationHistogram::percentile_ns(window, 0.5);
         const auto p99 = engine::DurationHistogram::percentile_ns(window, 0.99);
-        std::string advice;
-        if (c.voice_underruns > last.voice_underruns || c.device_underflows > last.device_underflows) {
-          advice =
-              fmt::format(" — audio is glitching: raise --buffer-size (now {} = {:.1f} ms){}", o.buffer_size, budget_ms,
-                          c.voice_underruns > last.voice_underruns ? " or --ring-ms (disk too slow)" : "");
-        }
+        // The advice depends on whose time ran out: stemd's callback, or the device's deadline.
+        GlitchWindow gw;
+        gw.voice_underruns = c.voice_underruns - last.voice_underruns;
+        gw.device_underflows = c.device_underflows - last.device_underflows;
+        gw.callback_p99_ns = p99;
+        gw.callback_max_ns = engine::DurationHistogram::percentile_ns(window, 1.0);  // the window's slowest
+        gw.buffer_size = o.buffer_size;
+        gw.budget_ms = budget_ms;
+        gw.device = bc.kind == "portaudio" ? "the device (" + backend->describe() + ")" : "the " + bc.kind + " output";
+        const std::string advice = glitch_advice(gw);
         spdlog::warn(
             "health: voice underruns +{} (total {}), device underflows +{} (total {}), read errors {}, "
             "truncated streams {}, dropped events {}; callback p50 {} p99 {} max {} of {:.0f} µs budget; "
