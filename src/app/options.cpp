@@ -502,11 +502,14 @@ int parse_options(int argc, char** argv, Options& o, std::string* error) {
       "/usr/share/doc/stemd/README.md");
 
   app.add_option("--backend", o.backend,
-                 "Output: auto (PortAudio, or null when it has no output device), "
-                 "portaudio, null (no hardware, real-time paced), render (to a file)")
+                 "Output: auto (PortAudio, or null when it has no output device and no --device is given), "
+                 "portaudio (waits for its device when it is missing at start), null (no hardware, real-time "
+                 "paced), render (to a file)")
       ->check(CLI::IsMember({"auto", "portaudio", "null", "render"}))
       ->capture_default_str();
-  app.add_option("--device", o.device, "PortAudio output device: index or (part of) its name; see --list-devices");
+  app.add_option("--device", o.device,
+                 "PortAudio output device: index or (part of) its name; see --list-devices. Missing at "
+                 "start: stemd waits for it (status 'waiting'), never falls back to null");
   app.add_option("--sample-rate", o.sample_rate,
                  "Output sample rate in Hz (0 = the device's default; 48000 without one)")
       ->capture_default_str();

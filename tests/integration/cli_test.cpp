@@ -99,14 +99,52 @@ TEST(Cli, DirectoryIsRefused) {
   EXPECT_NE(r.output.find("is a directory"), std::string::npos) << r.output;
 }
 
-TEST(Cli, UnknownDeviceIsAClearError) {
-  const auto r = run_stemd("--backend portaudio --device no-such-device-xyz");
-  EXPECT_EQ(r.exit_code, 2) << r.output;
-  // With a JACK server running the error lists PortAudio's devices (jack_e2e.sh checks that);
-  // without any device it says so.
+// Issue 12, defect 12: a configured device that is not there is waited for (it used to be exit
+// 2, which under systemd's RestartSec=1 ran into the start limit): the log says why, with
+// PortAudio's reason, and stemd runs until stopped.
+TEST(Cli, AMissingConfiguredDeviceIsWaitedForWithTheReason) {
+  const std::string cmd = std::string(STEMD_BINARY) +
+                          " --backend portaudio --device no-such-device-xyz --no-osc & pid=$!; sleep 1.5; "
+                          "kill -0 $pid && echo alive; kill -TERM $pid; wait $pid; echo exit=$?";
+  const auto r = run_process("timeout -k 2 20 sh -c " + shell_quote(cmd));
+  EXPECT_NE(r.output.find("alive"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("exit=0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("waiting for the audio device 'no-such-device-xyz': "), std::string::npos) << r.output;
+  // With a JACK server running the reason lists PortAudio's devices; without any device it says so.
   EXPECT_TRUE(r.output.find("no output device matches 'no-such-device-xyz'") != std::string::npos ||
               r.output.find("PortAudio sees no output device") != std::string::npos)
       << r.output;
+  EXPECT_EQ(r.output.find("using the null backend"), std::string::npos) << r.output;
+}
+
+// ... READY=1 all the same (OSC answers), with a STATUS that says what it waits for; status over
+// OSC says "device waiting".
+TEST(Cli, WaitingForADeviceIsReadyWithAStatusAndAnswersOsc) {
+  TempDir dir;
+  const std::string sock_path = dir.file("notify.sock");
+  const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", sock_path.c_str());
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string port = std::to_string(20000 + getpid() % 20000);
+  const std::string cmd = "NOTIFY_SOCKET=" + sock_path + " " + STEMD_BINARY + " --osc-port " + port +
+                          " --backend auto --device no-such-device-xyz & pid=$!; sleep 1.0; " + STEMCTL_BINARY +
+                          " -p " + port + " status; kill -TERM $pid; wait $pid; echo exit=$?";
+  const auto r = run_process("timeout -k 2 20 sh -c " + shell_quote(cmd));
+  EXPECT_NE(r.output.find("exit=0"), std::string::npos) << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex(R"(\n +device +waiting\n)"))) << r.output;
+  std::string all;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = recv(fd, buf, sizeof buf - 1, MSG_DONTWAIT);
+    if (n <= 0) break;
+    buf[n] = 0;
+    all += std::string(buf) + "\n";
+  }
+  close(fd);
+  EXPECT_NE(all.find("READY=1\nSTATUS=waiting for device 'no-such-device-xyz' ("), std::string::npos) << all;
 }
 
 TEST(Cli, ConfigFileSetsEveryFlag) {
