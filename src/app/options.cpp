@@ -174,6 +174,11 @@ class WrappingFormatter : public CLI::Formatter {
   std::string make_option_desc(const CLI::Option* opt) const override {
     return wrap(opt->get_description(), kHelpWidth - kHelpNameColumn);
   }
+  // "Options:" above the groups: help2man makes it the man page's OPTIONS section, with each
+  // group a subsection.
+  std::string make_usage(const CLI::App* app, std::string name) const override {
+    return CLI::Formatter::make_usage(app, std::move(name)) + "\nOptions:\n";
+  }
   std::string make_description(const CLI::App* app) const override {
     return wrap(app->get_description(), kHelpWidth) + "\n";
   }
