@@ -21,3 +21,12 @@ file(WRITE "${_staged}" "${_unit}")
 # file(INSTALL) prepends $DESTDIR and records the files in the install manifest.
 file(INSTALL DESTINATION "${CMAKE_INSTALL_PREFIX}/lib/systemd/system" TYPE FILE FILES "${_staged}")
 file(INSTALL DESTINATION "${_etc}/stemd" TYPE FILE FILES "${STEMD_SOURCE_DIR}/config/stemd.conf")
+
+# The user unit (systemctl --user, for a session's PipeWire/JACK): PREFIX/lib/systemd/user/stemd.service.
+file(READ "${STEMD_SOURCE_DIR}/systemd/stemd-user.service" _user_unit)
+string(REPLACE "/usr/bin/stemd" "${CMAKE_INSTALL_PREFIX}/${STEMD_BINDIR}/stemd" _user_unit "${_user_unit}")
+string(REPLACE "/usr/share/doc/stemd/" "${CMAKE_INSTALL_PREFIX}/${STEMD_DOCDIR}/" _user_unit "${_user_unit}")
+file(MAKE_DIRECTORY "${STEMD_BINARY_DIR}/packaging/user")
+file(WRITE "${STEMD_BINARY_DIR}/packaging/user/stemd.service" "${_user_unit}")
+file(INSTALL DESTINATION "${CMAKE_INSTALL_PREFIX}/lib/systemd/user" TYPE FILE
+     FILES "${STEMD_BINARY_DIR}/packaging/user/stemd.service")

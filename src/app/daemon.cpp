@@ -7,6 +7,8 @@
 // sigtimedwait(), so no code runs in a signal handler.
 #include "daemon.hpp"
 
+#include "glitch_advice.hpp"
+
 #include "audio/backend.hpp"
 #include "control/device_status.hpp"
 #include "control/controller.hpp"
@@ -189,7 +191,12 @@ int run(int argc, char** argv) {
   Options o;
   if (int rc = parse_options(argc, argv, o); rc >= 0) return rc;
   setup_logging(o.log_level);
+  spdlog::info("{}", o.config_source);
   for (const auto& w : o.config_warnings) spdlog::warn("{}", w);
+  if (!o.device.empty() && (o.backend == "null" || o.backend == "render")) {
+    spdlog::warn("--device '{}' is ignored: the {} backend has no device (--backend portaudio or auto uses it)",
+                 o.device, o.backend);
+  }
   // A daemon never starts a JACK server of its own (libjack would, when none is running).
   setenv("JACK_NO_START_SERVER", "1", 0);
   const Resume resume = take_resume_env();
@@ -255,8 +262,13 @@ int run(int argc, char** argv) {
   std::unique_ptr<audio::Backend> backend;
   std::string err;
   // The render backend needs the loader; build it after the loader exists (rate from flags).
+  // A configured device (--device, or --backend portaudio) is waited for when it is not there
+  // at start (a USB DAC that appears late, a JACK server started after stemd): never null.
+  const bool device_configured = !o.device.empty() || o.backend == "portaudio";
   if (o.backend == "auto") {
-    if (audio::list_output_devices(bc.quiet_alsa).empty()) {
+    if (!o.device.empty()) {
+      bc.kind = "portaudio";
+    } else if (audio::list_output_devices(bc.quiet_alsa).empty()) {
       spdlog::warn(
           "PortAudio has no output device: using the null backend (no sound). "
           "Use --backend portaudio to insist, or --list-devices to see what PortAudio sees.");
@@ -271,14 +283,31 @@ int run(int argc, char** argv) {
     backend = audio::make_null_backend(bc);
   }
   bool device_open = true;
+  bool waiting = false;  // for a configured device that is not there yet
+  const std::string wanted = o.device.empty() ? std::string("the default output device") : "'" + o.device + "'";
   if (backend && !backend->open(err)) {
-    if (!resume.active) {
+    if (!resume.active && !device_configured) {
       spdlog::error("{}", err);
       return 2;
     }
-    // Resuming: the device is not back yet. Everything else starts; the main loop retries.
-    spdlog::warn("the audio device is not back yet: {}", err);
     device_open = false;
+    if (resume.active) {
+      // Resuming: the device is not back yet. Everything else starts; the main loop retries.
+      spdlog::warn("the audio device is not back yet: {}", err);
+    } else {
+      waiting = true;
+      device.set_waiting(err);
+      spdlog::warn(
+          "waiting for the audio device {}: {} — stemd answers OSC meanwhile, retries every 0.5 s doubling to 5 s "
+          "and plays as soon as it appears (no fallback to the null backend: a device is configured)",
+          wanted, err);
+      // The engine is built for one rate: the device is opened at it when it appears.
+      if (bc.sample_rate == 0) {
+        bc.sample_rate = 48000;
+        backend = audio::make_portaudio_backend(bc);
+        spdlog::info("while waiting, the output rate is {} Hz (no --sample-rate): the device must run at it", 48000);
+      }
+    }
   }
   if (resume.active && device_open) device.set_running();
   const int rate = backend && device_open ? backend->sample_rate() : bc.sample_rate > 0 ? bc.sample_rate : 48000;
@@ -608,12 +637,18 @@ int run(int argc, char** argv) {
   if (!real_device && !play_all()) return 1;
 
   if (device_open && !backend->start(engine, err)) {
-    if (!resume.active) {
+    if (!resume.active && !device_configured) {
       spdlog::error("{}", err);
       loader->stop();
       return 2;
     }
-    spdlog::warn("the audio device is not back yet: {}", err);
+    if (resume.active) {
+      spdlog::warn("the audio device is not back yet: {}", err);
+    } else {
+      waiting = true;
+      device.set_waiting(err);
+      spdlog::warn("waiting for the audio device {}: {}", wanted, err);
+    }
     device_open = false;
   }
   if (real_device && device_open) {
@@ -638,8 +673,13 @@ int run(int argc, char** argv) {
   }
   const double budget_ms = 1000.0 * o.buffer_size / rate;
   ServiceNotifier systemd;  // READY only now: the device is open and the OSC socket bound
-  systemd.ready(fmt::format("playing on {} at {} Hz, {} frames ({:.1f} ms){}", backend->describe(), rate, o.buffer_size,
-                            budget_ms, o.no_osc ? std::string() : ", " + server.describe()));
+  if (waiting) {            // READY all the same: OSC answers, and a unit that waits does not hit a start timeout
+    systemd.ready(fmt::format("waiting for device {} ({}), retrying{}", wanted, device.reason(),
+                              o.no_osc ? std::string() : "; " + server.describe()));
+  } else {
+    systemd.ready(fmt::format("playing on {} at {} Hz, {} frames ({:.1f} ms){}", backend->describe(), rate,
+                              o.buffer_size, budget_ms, o.no_osc ? std::string() : ", " + server.describe()));
+  }
   spdlog::info("buffer size {} frames from {}", o.buffer_size, o.preset_reason);
   if (o.mlock) {
     if (mlockall(MCL_CURRENT | MCL_FUTURE) == 0) {
@@ -716,6 +756,7 @@ int run(int argc, char** argv) {
   auto next_attempt = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
   std::uint64_t reopened_at_callbacks = 0;
   bool voices_pending = !resume_voices.empty();
+  bool plays_pending = waiting;  // --play files of a start that waited for its device
   // The device is lost: tell everyone, hand the whole state over to a fresh image of stemd,
   // and exec it. Returns only when that failed (then stemd exits 3 for the service manager).
   auto hand_over = [&](const std::string& why) {
@@ -857,8 +898,8 @@ int run(int argc, char** argv) {
       break;
     }
     if (sig == SIGHUP) reload();
-    if (o.no_osc) ctl.service();  // otherwise the OSC server's thread does
-    const bool lost_now = device.state() == control::DeviceState::kLost;
+    if (o.no_osc) ctl.service();                                             // otherwise the OSC server's thread does
+    const bool lost_now = device.state() != control::DeviceState::kRunning;  // lost, or waiting for it
     systemd.tick(engine.metrics().callbacks.load(std::memory_order_relaxed), lost_now);
     if (!policy_logged && !lost_now) log_policy();
     if (backend->finished()) break;
@@ -882,6 +923,14 @@ int run(int argc, char** argv) {
           stop_reason = "device lost";
           break;
         }
+        if (plays_pending && cb >= reopened_at_callbacks + 4) {
+          plays_pending = false;  // the device appeared: the --play/--a… files start now
+          if (o.no_osc) {
+            play_all();
+          } else {
+            server.post([&play_all] { play_all(); });
+          }
+        }
         if (voices_pending && cb >= reopened_at_callbacks + 4) {
           voices_pending = false;  // the device runs again: the voices continue where they were
           server.post(restart_resumed_voices);
@@ -891,20 +940,33 @@ int run(int argc, char** argv) {
         std::string e;
         if (backend->open(e) && backend->start(engine, e)) {
           const double was_lost = device.lost_for_seconds();
+          const bool was_waiting = device.state() == control::DeviceState::kWaiting;
           device.set_running();
           reopened_at_callbacks = cb;
           stall_callbacks = cb;
           stall_since = now_t;
           policy_logged = false;
-          spdlog::warn("audio device back after {:.1f} s ({} attempt{}): {}", was_lost, attempts,
-                       attempts == 1 ? "" : "s", backend->describe());
-          systemd.status("audio device back: " + backend->describe());
+          if (was_waiting) {
+            spdlog::info("audio device {} appeared after {:.1f} s ({} attempt{}): playing on {}", wanted, was_lost,
+                         attempts, attempts == 1 ? "" : "s", backend->describe());
+            systemd.status(fmt::format("playing on {} at {} Hz, {} frames ({:.1f} ms)", backend->describe(), rate,
+                                       o.buffer_size, budget_ms));
+          } else {
+            spdlog::warn("audio device back after {:.1f} s ({} attempt{}): {}", was_lost, attempts,
+                         attempts == 1 ? "" : "s", backend->describe());
+            systemd.status("audio device back: " + backend->describe());
+          }
           attempts = 0;
           backoff_s = 0.5;
         } else {
           if (attempts == 1 || attempts % 12 == 0) {
-            spdlog::info("audio device not back yet (attempt {}): {}; next attempt in {:.1f} s", attempts, e,
-                         std::min(backoff_s, 5.0));
+            spdlog::info("audio device {} (attempt {}): {}; next attempt in {:.1f} s",
+                         device.state() == control::DeviceState::kWaiting ? "not there yet" : "not back yet", attempts,
+                         e, std::min(backoff_s, 5.0));
+          }
+          if (device.state() == control::DeviceState::kWaiting) {
+            device.set_waiting(e);
+            systemd.status(fmt::format("waiting for device {} ({}), attempt {}", wanted, e, attempts));
           }
           next_attempt = now_t + std::chrono::milliseconds(static_cast<int>(backoff_s * 1000));
           backoff_s = std::min(backoff_s * 2, 5.0);
@@ -962,12 +1024,16 @@ int run(int argc, char** argv) {
         for (std::size_t i = 0; i < window.size(); ++i) window[i] -= hist_prev[i];
         const auto p50 = engine::DurationHistogram::percentile_ns(window, 0.5);
         const auto p99 = engine::DurationHistogram::percentile_ns(window, 0.99);
-        std::string advice;
-        if (c.voice_underruns > last.voice_underruns || c.device_underflows > last.device_underflows) {
-          advice =
-              fmt::format(" — audio is glitching: raise --buffer-size (now {} = {:.1f} ms){}", o.buffer_size, budget_ms,
-                          c.voice_underruns > last.voice_underruns ? " or --ring-ms (disk too slow)" : "");
-        }
+        // The advice depends on whose time ran out: stemd's callback, or the device's deadline.
+        GlitchWindow gw;
+        gw.voice_underruns = c.voice_underruns - last.voice_underruns;
+        gw.device_underflows = c.device_underflows - last.device_underflows;
+        gw.callback_p99_ns = p99;
+        gw.callback_max_ns = engine::DurationHistogram::percentile_ns(window, 1.0);  // the window's slowest
+        gw.buffer_size = o.buffer_size;
+        gw.budget_ms = budget_ms;
+        gw.device = bc.kind == "portaudio" ? "the device (" + backend->describe() + ")" : "the " + bc.kind + " output";
+        const std::string advice = glitch_advice(gw);
         spdlog::warn(
             "health: voice underruns +{} (total {}), device underflows +{} (total {}), read errors {}, "
             "truncated streams {}, dropped events {}; callback p50 {} p99 {} max {} of {:.0f} µs budget; "
@@ -1027,7 +1093,7 @@ int run(int argc, char** argv) {
       }
     }
   }
-  if (bc.kind == "portaudio" && device.state() != control::DeviceState::kLost) {
+  if (bc.kind == "portaudio" && device.state() == control::DeviceState::kRunning) {
     // A stream whose device has gone (JACK server killed) never returns from Pa_StopStream:
     // give it three periods (at least 100 ms) to call back once; if it does not, leave it.
     const auto probe = std::chrono::milliseconds(std::max<long>(100, static_cast<long>(3000.0 * o.buffer_size / rate)));

@@ -1,12 +1,21 @@
 // Logging set-up (spdlog) for the main thread [main]. Nothing logs from the audio thread.
 #pragma once
 
+#include <spdlog/common.h>
+
 #include <string>
 
 namespace stemd::app {
 
-// Logs to stderr. Under systemd (JOURNAL_STREAM set) drops the timestamp and colour: journald
-// adds its own.
+// Logs to stderr. Under systemd (JOURNAL_STREAM naming stderr's device:inode) each line starts
+// with its syslog priority "<N>" and has no timestamp or colour: journald adds its own.
 void setup_logging(const std::string& level);
+
+// The syslog priority of a level (sd-daemon.h): critical 2, error 3, warning 4, info 6, debug
+// and trace 7.
+int syslog_priority(spdlog::level::level_enum level);
+
+// Whether JOURNAL_STREAM ("DEV:INO") names the file stderr is open on.
+bool stderr_is_journal(const char* journal_stream);
 
 }  // namespace stemd::app

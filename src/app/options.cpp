@@ -2,6 +2,8 @@
 #include "options.hpp"
 
 #include "bpm_config.hpp"
+#include "control/suggest.hpp"
+#include "io/sound_file.hpp"
 #include "safe_file.hpp"
 
 #include <CLI/CLI.hpp>
@@ -10,6 +12,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -17,8 +20,13 @@
 #include <set>
 #include <sstream>
 
+#include <unistd.h>
+
 #ifndef STEMD_VERSION
 #define STEMD_VERSION "0.0.0"
+#endif
+#ifndef STEMD_GIT_REVISION
+#define STEMD_GIT_REVISION "unknown"
 #endif
 
 namespace stemd::app {
@@ -103,6 +111,101 @@ CLI::Validator finite_number() {
 
 }  // namespace
 
+namespace {
+
+// The --help groups (and config-file sections, kSections): every option belongs to one.
+void assign_groups(CLI::App& app) {
+  static const std::pair<const char*, std::vector<std::string>> kGroups[] = {
+      {"Output",
+       {"backend", "device", "sample-rate", "preset", "buffer-size", "list-devices", "on-device-loss", "render-to",
+        "duration"}},
+      {"Playback and sound",
+       {"play", "loop", "volume", "limiter", "limiter-threshold-db", "master", "resample-quality", "crossfade-law",
+        "tone-level-db", "tone-seconds", "shutdown-fade-ms", "script"}},
+      {"Files and streaming",
+       {"preload-limit-mb", "ring-ms", "ring-min-ms", "ring-max-ms", "head-ms", "state-file", "restore-voices",
+        "state-interval"}},
+      {"OSC and network",
+       {"no-osc", "osc-port", "osc-bind", "osc-tcp-port", "allow", "media-root", "tcp-idle-timeout",
+        "tcp-frame-timeout", "subscription-ttl", "cookie-exempt"}},
+      {"Limits and security",
+       {"max-voices", "max-resampled-voices", "max-stretched-voices", "max-sources", "max-memory-mb", "max-channels",
+        "max-subscribers", "max-string", "max-tcp-clients", "max-tcp-clients-per-address"}},
+      {"Service and logging", {"config", "log-level", "watch", "health-interval", "mlock", "help", "version"}},
+  };
+  for (CLI::Option* opt : app.get_options()) {
+    std::string group = "crowdstream compatibility";  // the old server's flags: everything else
+    for (const auto& [name, keys] : kGroups) {
+      for (const auto& k : keys) {
+        if (opt->check_lname(k)) group = name;
+      }
+    }
+    opt->group(group);
+  }
+}
+
+// Columns (code points) of UTF-8 text.
+std::size_t columns(const std::string& s) {
+  std::size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80 ? 1 : 0;
+  return n;
+}
+
+// --help within 100 columns: names in a 34-column left part, descriptions wrapped at word
+// boundaries to the rest (CLI11 2.1 does not wrap).
+constexpr std::size_t kHelpWidth = 100, kHelpNameColumn = 34;
+std::string wrap(const std::string& text, std::size_t width) {
+  std::string out, line;
+  std::istringstream words(text);
+  std::string w;
+  while (words >> w) {
+    if (!line.empty() && columns(line) + 1 + columns(w) > width) {
+      out += line + "\n";
+      line.clear();
+    }
+    line += (line.empty() ? "" : " ") + w;
+  }
+  return out + line;
+}
+
+class WrappingFormatter : public CLI::Formatter {
+ public:
+  WrappingFormatter() { column_width(kHelpNameColumn); }
+  std::string make_option_desc(const CLI::Option* opt) const override {
+    return wrap(opt->get_description(), kHelpWidth - kHelpNameColumn);
+  }
+  // "Options:" above the groups: help2man makes it the man page's OPTIONS section, with each
+  // group a subsection.
+  std::string make_usage(const CLI::App* app, std::string name) const override {
+    return CLI::Formatter::make_usage(app, std::move(name)) + "\nOptions:\n";
+  }
+  std::string make_description(const CLI::App* app) const override {
+    return wrap(app->get_description(), kHelpWidth) + "\n";
+  }
+  std::string make_footer(const CLI::App* app) const override {
+    std::string out, para;
+    std::istringstream in(app->get_footer());
+    while (std::getline(in, para)) out += wrap(para, kHelpWidth) + "\n";
+    return out;
+  }
+};
+
+std::string indent(std::string text, const std::string& by) {
+  for (std::size_t at = text.find('\n'); at != std::string::npos; at = text.find('\n', at + 1)) {
+    text.insert(at + 1, by);
+  }
+  return text;
+}
+
+std::string version_text() {
+  std::string formats;
+  for (const auto& f : io::sndfile_formats()) formats += (formats.empty() ? "" : ", ") + f;
+  return std::string("stemd ") + STEMD_VERSION + " (git " + STEMD_GIT_REVISION + ")\n" + io::sndfile_version() +
+         "\nreads: " + indent(wrap(formats, kHelpWidth - 7), "       ");
+}
+
+}  // namespace
+
 // Every option that takes a value other than free text (TEXT: names, addresses; FILE: paths)
 // gets finite_number(): FLOAT options, SECONDS, and integer options (which refuse "nan" anyway).
 void add_finite_checks(CLI::App& app) {
@@ -169,9 +272,125 @@ bool on_command_line(int argc, char** argv, const std::string& lname) {
   return false;
 }
 
+// ---- config-file sections. `[name]` starts a section; a key K below it means the flag
+// `name-K` when that exists (`[osc]` + `port` = `osc-port`), else K itself when K is one of the
+// section's flags (`[limits]` + `max-voices`). The sections are the --help groups.
+struct Section {
+  const char* name;
+  const char* group;  // the --help group its keys belong to
+};
+constexpr Section kSections[] = {
+    {"output", "Output"},
+    {"playback", "Playback and sound"},
+    {"files", "Files and streaming"},
+    {"osc", "OSC and network"},
+    {"limits", "Limits and security"},
+    {"crowdstream", "crowdstream compatibility"},
+    {"service", "Service and logging"},
+};
+
+const Section* find_section(const std::string& name) {
+  for (const auto& s : kSections) {
+    if (name == s.name) return &s;
+  }
+  return nullptr;
+}
+
+std::string section_of_group(const std::string& group) {
+  for (const auto& s : kSections) {
+    if (group == s.group) return s.name;
+  }
+  return {};
+}
+
+std::string section_names() {
+  std::string out;
+  for (const auto& s : kSections) out += std::string(out.empty() ? "" : ", ") + "[" + s.name + "]";
+  return out;
+}
+
+// The known keys (long flag names) and the section each belongs to.
+std::map<std::string, std::string> known_keys(const CLI::App& app) {
+  std::map<std::string, std::string> known;
+  for (const CLI::Option* opt : app.get_options()) {
+    for (const auto& n : opt->get_lnames()) known[n] = section_of_group(opt->get_group());
+  }
+  known.erase("help");
+  known.erase("version");
+  return known;
+}
+
+// The flag a key in `section` means, or "" (then `error` says why, with a suggestion).
+std::string resolve_key(const std::map<std::string, std::string>& known, const std::string& section,
+                        const std::string& key, std::string& error) {
+  std::string dashed = key;
+  std::replace(dashed.begin(), dashed.end(), '_', '-');
+  auto is_known = [&](const std::string& k) { return known.count(k) != 0; };
+  if (section.empty()) {
+    if (is_known(key)) return key;
+  } else {
+    if (is_known(section + "-" + key)) return section + "-" + key;
+    if (is_known(key) && known.at(key) == section) return key;
+    if (is_known(key)) {
+      error = "key '" + key + "' belongs in [" + known.at(key) + "] (or at the top, before any section), not in [" +
+              section + "]";
+      return {};
+    }
+  }
+  control::ClosestWord near(key);
+  for (const auto& [k, sec] : known) {
+    near.consider(k);
+    if (!section.empty() && k.rfind(section + "-", 0) == 0) near.consider(k.substr(section.size() + 1));
+  }
+  std::string hint;
+  if (is_known(dashed) && (section.empty() || known.at(dashed) == section)) {
+    hint = dashed;
+  } else if (!near.best().empty()) {
+    hint = near.best();
+  }
+  error = "unknown key '" + key + "'" + (section.empty() ? "" : " in [" + section + "]") +
+          (hint.empty() ? "" : " (did you mean '" + hint + "'?)") + "; the keys are the long flags (stemd --help)";
+  return {};
+}
+
+// Rewrites a config file's text without sections: `[osc]` + `port = 1` becomes `osc-port = 1`,
+// the section line becomes a blank line (line numbers stay). Keys that do not resolve are left
+// as they are (scan_config has refused them already).
+class SectionedConfig : public CLI::ConfigTOML {
+ public:
+  explicit SectionedConfig(std::map<std::string, std::string> known) : known_(std::move(known)) {}
+  std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
+    std::stringstream flat;
+    std::string line, section;
+    while (std::getline(input, line)) {
+      const std::string t = trim(line);
+      if (!t.empty() && t[0] == '[' && t.back() == ']' && t.find('=') == std::string::npos) {
+        section = trim(t.substr(1, t.size() - 2));
+        flat << "\n";
+        continue;
+      }
+      const auto eq = t.find('=');
+      if (!section.empty() && !t.empty() && t[0] != '#' && t[0] != ';' && eq != std::string::npos) {
+        std::string e;
+        const std::string key = resolve_key(known_, section, trim(t.substr(0, eq)), e);
+        if (!key.empty()) {
+          flat << key << " = " << t.substr(eq + 1) << "\n";
+          continue;
+        }
+      }
+      flat << line << "\n";
+    }
+    return CLI::ConfigTOML::from_config(flat);
+  }
+
+ private:
+  std::map<std::string, std::string> known_;
+};
+
 // Reads the config file line by line: every key must be `key = value` with a known key (the
-// long flag names). Unknown keys are warnings (ignored); an unreadable file or a line that is
-// not `key = value` is an error. `lines` maps each key to the line that sets it.
+// long flag names, in sections or not). An unknown key, an unknown section, an unreadable file
+// or a line that is not `key = value` is an error naming the file and line. `lines` maps each
+// flag to the line that sets it.
 bool scan_config(const std::string& path, const CLI::App& app, std::map<std::string, int>& lines,
                  std::vector<std::string>& warnings, std::string& error) {
   // Read once, without blocking: a FIFO (or a device) at the path is refused at once — at start
@@ -182,18 +401,22 @@ bool scan_config(const std::string& path, const CLI::App& app, std::map<std::str
     return false;
   }
   std::istringstream in(text);
-  std::set<std::string> known;
-  for (const CLI::Option* opt : app.get_options()) {
-    for (const auto& n : opt->get_lnames()) known.insert(n);
-  }
-  std::string line;
+  const auto known = known_keys(app);
+  std::string line, section;
   for (int no = 1; std::getline(in, line); ++no) {
     const std::string t = trim(line);
     if (t.empty() || t[0] == '#' || t[0] == ';') continue;
     const std::string where = path + ":" + std::to_string(no) + ": ";
     if (t[0] == '[') {
-      warnings.push_back(where + "section " + t +
-                         " — stemd's config has no sections; the keys below it are read as top-level keys");
+      const std::string name = t.back() == ']' ? trim(t.substr(1, t.size() - 2)) : std::string();
+      if (find_section(name) == nullptr) {
+        control::ClosestWord near(name);
+        for (const auto& sec : kSections) near.consider(sec.name);
+        error = where + "unknown section " + t + (near.best().empty() ? "" : " (did you mean [" + near.best() + "]?)") +
+                "; the sections are " + section_names();
+        return false;
+      }
+      section = name;
       continue;
     }
     const auto eq = t.find('=');
@@ -201,17 +424,16 @@ bool scan_config(const std::string& path, const CLI::App& app, std::map<std::str
       error = where + "'" + t + "' is not a 'key = value' line";
       return false;
     }
-    const std::string key = trim(t.substr(0, eq));
+    const std::string raw = trim(t.substr(0, eq));
     if (trim(t.substr(eq + 1)).empty()) {
-      error = where + "key '" + key + "' has no value";
+      error = where + "key '" + raw + "' has no value";
       return false;
     }
-    if (known.count(key) == 0) {
-      std::string dashed = key;
-      std::replace(dashed.begin(), dashed.end(), '_', '-');
-      warnings.push_back(where + "unknown key '" + key + "' — ignored" +
-                         (known.count(dashed) != 0 ? " (did you mean '" + dashed + "'?)" : ""));
-      continue;
+    std::string e;
+    const std::string key = resolve_key(known, section, raw, e);
+    if (key.empty()) {
+      error = where + e;
+      return false;
     }
     if (auto it = lines.find(key); it != lines.end()) {
       warnings.push_back(where + "'" + key + "' is also set on line " + std::to_string(it->second) + "; this one wins");
@@ -219,6 +441,25 @@ bool scan_config(const std::string& path, const CLI::App& app, std::map<std::str
     lines[key] = no;
   }
   return true;
+}
+
+// The config file when --config is not given: $XDG_CONFIG_HOME/stemd/stemd.conf (or
+// ~/.config/stemd/stemd.conf), then /etc/stemd/stemd.conf. `searched` lists where it looked.
+std::string search_config(std::string& searched) {
+  std::vector<std::string> candidates;
+  const char* xdg = std::getenv("XDG_CONFIG_HOME");
+  const char* home = std::getenv("HOME");
+  if (xdg != nullptr && xdg[0] == '/') {
+    candidates.push_back(std::string(xdg) + "/stemd/stemd.conf");
+  } else if (home != nullptr && home[0] == '/') {
+    candidates.push_back(std::string(home) + "/.config/stemd/stemd.conf");
+  }
+  candidates.push_back("/etc/stemd/stemd.conf");
+  for (const auto& c : candidates) {
+    searched += (searched.empty() ? "" : ", ") + c;
+    if (::access(c.c_str(), F_OK) == 0) return c;
+  }
+  return {};
 }
 
 }  // namespace
@@ -258,16 +499,22 @@ int parse_options(int argc, char** argv, Options& o, std::string* error) {
     return 2;
   };
   CLI::App app{"stemd — streams audio files from disk to an audio device, mixed, driven over OSC", "stemd"};
-  app.set_version_flag("--version", std::string("stemd ") + STEMD_VERSION);
-  app.set_config("--config", "", "Read options from a TOML/INI file (keys are the long flag names)");
+  app.set_help_flag();  // added again after the last option: --help lists it last, in its group
   app.allow_config_extras(CLI::config_extras_mode::error);
+  app.footer(
+      "Config file sections: [output] [playback] [files] [osc] [limits] [crowdstream] [service]; in [osc], "
+      "port = osc-port.\nMeasure the buffer size this machine needs: stemd tune (stemd tune --help).\nman stemd, "
+      "/usr/share/doc/stemd/README.md");
 
   app.add_option("--backend", o.backend,
-                 "Output: auto (PortAudio, or null when it has no output device), "
-                 "portaudio, null (no hardware, real-time paced), render (to a file)")
+                 "Output: auto (PortAudio, or null when it has no output device and no --device is given), "
+                 "portaudio (waits for its device when it is missing at start), null (no hardware, real-time "
+                 "paced), render (to a file)")
       ->check(CLI::IsMember({"auto", "portaudio", "null", "render"}))
       ->capture_default_str();
-  app.add_option("--device", o.device, "PortAudio output device: index or (part of) its name; see --list-devices");
+  app.add_option("--device", o.device,
+                 "PortAudio output device: index or (part of) its name; see --list-devices. Missing at "
+                 "start: stemd waits for it (status 'waiting'), never falls back to null");
   app.add_option("--sample-rate", o.sample_rate,
                  "Output sample rate in Hz (0 = the device's default; 48000 without one)")
       ->capture_default_str();
@@ -286,9 +533,6 @@ int parse_options(int argc, char** argv, Options& o, std::string* error) {
                  "device every 0.5 s doubling to 5 s, play on where it stopped) or exit (status 3, for a "
                  "service manager to restart)")
       ->check(CLI::IsMember({"recover", "exit"}))
-      ->capture_default_str();
-  app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
   app.add_option("--play", o.play, "Play FILE at start (repeatable); a file that cannot be loaded is an error")
       ->type_name("FILE");
@@ -395,19 +639,6 @@ int parse_options(int argc, char** argv, Options& o, std::string* error) {
                  "crowdstream) or equal_power (sin(l·π/2): constant power)")
       ->check(CLI::IsMember({"linear", "equal_power"}))
       ->capture_default_str();
-  app.add_option("--movement-thresholds", o.movement_thresholds,
-                 "/dance/total_movement: the three movement "
-                 "thresholds (normalised 0–1)")
-      ->expected(3)
-      ->capture_default_str();
-  app.add_option("--movement-tempos", o.movement_tempos,
-                 "/dance/total_movement: tempos below each threshold, "
-                 "then the range above the last (5 bpm values)")
-      ->expected(5)
-      ->capture_default_str();
-  app.add_flag("--mlock", o.mlock,
-               "Lock all memory (mlockall): no page faults in the audio path; needs "
-               "LimitMEMLOCK (the unit sets it)");
   app.add_option("--tone-level-db", o.tone_level_db, "Peak level of /test_tone in dBFS")
       ->check(CLI::Range(-60.0, 0.0))
       ->capture_default_str();
@@ -541,18 +772,79 @@ int parse_options(int argc, char** argv, Options& o, std::string* error) {
       ->check(CLI::Range(0.001, 3600.0))
       ->capture_default_str();
 
-  add_finite_checks(app);  // after every add_option: NaN/Inf refused by each numeric option
+  app.add_option("--movement-thresholds", o.movement_thresholds,
+                 "/dance/total_movement: the three movement "
+                 "thresholds (normalised 0–1)")
+      ->expected(3)
+      ->capture_default_str();
+  app.add_option("--movement-tempos", o.movement_tempos,
+                 "/dance/total_movement: tempos below each threshold, "
+                 "then the range above the last (5 bpm values)")
+      ->expected(5)
+      ->capture_default_str();
 
-  // The config file first: a bad line names its file, line and key.
+  // Service and logging (listed last, with --config, --help and --version)
+  app.add_option("--log-level", o.log_level,
+                 "trace, debug, info, warning, error, critical or off (as the log names them; warn and err "
+                 "too)")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warning", "warn", "error", "err", "critical", "off"}))
+      ->capture_default_str();
+  app.add_flag("--mlock", o.mlock,
+               "Lock all memory (mlockall): no page faults in the audio path; needs "
+               "LimitMEMLOCK (the unit sets it)");
+  app.set_config("--config", "",
+                 "Read options from FILE (TOML: keys are the long flag names, [sections] as in --help's "
+                 "groups). Without it: $XDG_CONFIG_HOME/stemd/stemd.conf (~/.config/stemd/stemd.conf), "
+                 "then /etc/stemd/stemd.conf; --config none reads no file")
+      ->type_name("FILE");
+  app.set_help_flag("-h,--help", "Print this help and exit");
+  app.set_version_flag("--version", version_text(), "Print the version, git revision and libsndfile's formats");
+
+  add_finite_checks(app);  // after every add_option: NaN/Inf refused by each numeric option
+  assign_groups(app);
+  app.formatter(std::make_shared<WrappingFormatter>());
+  app.config_formatter(std::make_shared<SectionedConfig>(known_keys(app)));
+
+  // The config file: --config FILE, --config none (no file), or the first found by the search.
   std::map<std::string, int> config_lines;
+  std::vector<std::string> args(argv, argv + argc);
   o.config_path = config_arg(argc, argv);
+  if (o.config_path == "none") {
+    o.config_path.clear();
+    o.config_source = "no config file (--config none)";
+    for (std::size_t i = 1; i < args.size(); ++i) {  // CLI11 must not try to read a file "none"
+      if (args[i] == "--config=none") {
+        args.erase(args.begin() + static_cast<long>(i));
+        break;
+      }
+      if (args[i] == "--config" && i + 1 < args.size()) {
+        args.erase(args.begin() + static_cast<long>(i), args.begin() + static_cast<long>(i) + 2);
+        break;
+      }
+    }
+  } else if (!o.config_path.empty()) {
+    o.config_source = "config file " + o.config_path;
+  } else if (const char* off = std::getenv("STEMD_NO_CONFIG_SEARCH"); off != nullptr && *off != '\0') {
+    o.config_source = "no config file (STEMD_NO_CONFIG_SEARCH is set)";
+  } else {
+    std::string searched;
+    o.config_path = search_config(searched);
+    if (o.config_path.empty()) {
+      o.config_source = "no config file (looked for " + searched + ")";
+    } else {
+      o.config_source = "config file " + o.config_path + " (found without --config)";
+      args.push_back("--config");
+      args.push_back(o.config_path);
+    }
+  }
   if (!o.config_path.empty()) {
     std::string e;
     if (!scan_config(o.config_path, app, config_lines, o.config_warnings, e)) return fail(e);
-    app.allow_config_extras(CLI::config_extras_mode::ignore);  // unknown keys: warned about above
   }
+  std::vector<char*> cargv;
+  for (auto& a : args) cargv.push_back(a.data());
   try {
-    app.parse(argc, argv);
+    app.parse(static_cast<int>(cargv.size()), cargv.data());
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
     std::string msg = e.what();
@@ -573,13 +865,21 @@ int parse_options(int argc, char** argv, Options& o, std::string* error) {
     return fail(msg);
   }
   o.effective_config = app.config_to_str(true, false);
+  // Where a key's value came from: the command line, or the config file's line.
+  auto source_of = [&](const std::string& key) {
+    if (on_command_line(argc, argv, key)) return "--" + key;
+    if (auto it = config_lines.find(key); it != config_lines.end()) {
+      return key + " in " + o.config_path + ":" + std::to_string(it->second);
+    }
+    return "--" + key;
+  };
   // The buffer size: given explicitly (flag or config), else the preset, else the board's.
   o.buffer_size_given = app.count("--buffer-size") > 0;
   if (o.buffer_size_given) {
-    o.preset_reason = "--buffer-size";
+    o.preset_reason = source_of("buffer-size");
   } else if (const Preset* p = find_preset(o.preset)) {
     o.buffer_size = p->buffer_size;
-    o.preset_reason = std::string("preset '") + p->name + "' (" + p->what + ")";
+    o.preset_reason = std::string("preset '") + p->name + "' (" + p->what + ", " + source_of("preset") + ")";
   } else {
     std::string where;
     const std::string model = board_model(where);
@@ -588,7 +888,7 @@ int parse_options(int argc, char** argv, Options& o, std::string* error) {
                           : model.find("Raspberry Pi") != std::string::npos   ? find_preset("pi4")
                                                                               : find_preset("desktop");
     o.buffer_size = board->buffer_size;
-    o.preset_reason = std::string("preset '") + board->name + "' for " +
+    o.preset_reason = std::string("board detection: preset '") + board->name + "' for " +
                       (model.empty() ? std::string("this machine (no board model in the device tree)")
                                      : "'" + model + "' (" + where + ")");
   }

@@ -22,7 +22,8 @@ struct Options {
   std::string preset;              // --preset NAME; empty = from the board model
   std::string preset_reason;       // what chose the buffer size (logged at start)
   bool list_devices = false;
-  std::string config_path;                   // --config FILE, if given (SIGHUP reads it again)
+  std::string config_path;                   // --config FILE, or the one the search found (SIGHUP reads it again)
+  std::string config_source;                 // "config file X (found without --config)", "no config file (…)": logged
   std::vector<std::string> config_warnings;  // "FILE:LINE: unknown key 'x' — ignored", logged at start
   std::string effective_config;              // every option's value after parsing, as TOML (reload diff)
   std::string log_level = "info";

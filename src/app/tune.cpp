@@ -108,14 +108,20 @@ std::string set_buffer_size_in_config(const std::string& text, std::uint32_t buf
   const std::string value = std::to_string(buffer_size);
   bool replaced = false;
   std::size_t first_section = lines.size();
+  bool in_output = true;  // top level, or [output] (where buffer-size is the same key)
   for (std::size_t i = 0; i < lines.size(); ++i) {
     const std::size_t p = lines[i].find_first_not_of(" \t");
     if (p != std::string::npos && lines[i][p] == '[') {
-      first_section = i;
-      break;  // keys under a [section] are not stemd's flags
+      if (first_section == lines.size()) first_section = i;
+      const std::size_t close = lines[i].find(']', p);
+      std::string name = close == std::string::npos ? std::string() : lines[i].substr(p + 1, close - p - 1);
+      name.erase(0, name.find_first_not_of(" \t"));
+      name.erase(name.find_last_not_of(" \t") + 1);
+      in_output = name == "output";  // the key under another [section] is not buffer-size
+      continue;
     }
     std::size_t vs = 0, ve = 0;
-    if (is_key_line(lines[i], vs, ve)) {
+    if (in_output && is_key_line(lines[i], vs, ve)) {
       lines[i] = lines[i].substr(0, vs) + value + lines[i].substr(ve);
       replaced = true;  // every top-level occurrence: whichever the parser takes gets the new value
     }

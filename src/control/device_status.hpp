@@ -15,9 +15,12 @@ namespace stemd::control {
 enum class DeviceState : int {
   kRunning = 0,  // the stream is calling back
   kLost = 1,     // it stopped; stemd keeps every voice where it was and retries with backoff
+  kWaiting = 2,  // a configured device was not there at start; stemd retries it with backoff
 };
 
-inline const char* to_string(DeviceState s) { return s == DeviceState::kRunning ? "running" : "lost"; }
+inline const char* to_string(DeviceState s) {
+  return s == DeviceState::kRunning ? "running" : s == DeviceState::kLost ? "lost" : "waiting";
+}
 
 class DeviceStatus {
  public:
@@ -34,6 +37,14 @@ class DeviceStatus {
   void resume_lost(std::uint64_t losses, const std::string& reason) {
     set_lost(reason);
     losses_.store(losses, std::memory_order_relaxed);
+  }
+  // Not there yet at start (a late USB DAC, a JACK server started later). Not a loss; the reason
+  // is the last attempt's error. The time counts from the first call.
+  void set_waiting(const std::string& reason) {
+    std::lock_guard<std::mutex> g(mu_);
+    reason_ = reason;
+    if (state() != DeviceState::kWaiting) lost_at_ = std::chrono::steady_clock::now();
+    state_.store(static_cast<int>(DeviceState::kWaiting), std::memory_order_release);
   }
   void set_running() { state_.store(static_cast<int>(DeviceState::kRunning), std::memory_order_release); }
   void set_attempts(std::uint64_t n) { attempts_.store(n, std::memory_order_relaxed); }
@@ -55,7 +66,7 @@ class DeviceStatus {
     return rt_policy_.empty() ? std::string("unknown") : rt_policy_;
   }
   double lost_for_seconds() const {
-    if (state() != DeviceState::kLost) return 0;
+    if (state() == DeviceState::kRunning) return 0;
     std::lock_guard<std::mutex> g(mu_);
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - lost_at_).count();
   }

@@ -225,6 +225,20 @@ bool MediaPolicy::configure(const std::string& root, bool loopback_only, std::st
   return true;
 }
 
+namespace {
+
+// Without a media root a relative path resolves against the daemon's working directory — "/"
+// under systemd, rarely what a client meant. Its error names that directory.
+std::string relative_note(const std::string& requested) {
+  if (requested.empty() || requested[0] == '/') return {};
+  char cwd[PATH_MAX];
+  const std::string dir = ::getcwd(cwd, sizeof cwd) != nullptr ? std::string(cwd) : std::string("(unknown)");
+  return " (a relative path: resolved against stemd's working directory " + dir +
+         "; send an absolute path, or start stemd with --media-root DIR to resolve relative paths against DIR)";
+}
+
+}  // namespace
+
 int MediaPolicy::open(const std::string& requested, std::string& opened, std::string& error) const {
   if (requested.empty()) {
     error = "empty path";
@@ -241,7 +255,7 @@ int MediaPolicy::open(const std::string& requested, std::string& opened, std::st
     }
     const int fd = ::open(requested.c_str(), kOpenFlags);
     if (fd < 0) {
-      error = requested + ": " + std::strerror(errno);
+      error = requested + ": " + std::strerror(errno) + relative_note(requested);
       return -1;
     }
     opened = fd_path(fd, requested);
@@ -292,7 +306,7 @@ bool MediaPolicy::resolve(const std::string& requested, std::string& resolved, s
       return false;
     }
     if (!canonical(requested, resolved, error)) {
-      error = requested + ": " + error;
+      error = requested + ": " + error + relative_note(requested);
       return false;
     }
     return true;

@@ -69,6 +69,13 @@ bool OscServer::open(std::string& error) {
       kv("device_losses", d->losses());
       f.push_back(OscArg::Str("rt_policy"));
       f.push_back(OscArg::Str(d->rt_policy()));
+      if (d->state() == DeviceState::kWaiting) {  // a configured device not there yet at start
+        f.push_back(OscArg::Str("device_waiting_s"));
+        f.push_back(OscArg::Float(d->lost_for_seconds()));
+        f.push_back(OscArg::Str("device_error"));
+        f.push_back(OscArg::Str(d->reason()));
+        kv("device_attempts", d->attempts());
+      }
       if (d->state() == DeviceState::kLost) {
         f.push_back(OscArg::Str("device_lost_s"));
         f.push_back(OscArg::Float(d->lost_for_seconds()));
@@ -295,6 +302,8 @@ void OscServer::run() {
       last_device = cfg_.device->state();
       if (last_device == DeviceState::kLost) {
         router_.notify_device("lost", {OscArg::Str(cfg_.device->reason())});
+      } else if (last_device == DeviceState::kWaiting) {
+        router_.notify_device("waiting", {OscArg::Str(cfg_.device->reason())});
       } else {
         router_.notify_device("restored", {OscArg::Int64(static_cast<std::int64_t>(cfg_.device->losses()))});
       }

@@ -338,4 +338,19 @@ std::string SoundFileWriter::error() const { return impl_->sf ? sf_strerror(impl
 
 std::string sndfile_version() { return sf_version_string(); }
 
+std::vector<std::string> sndfile_formats() {
+  std::vector<std::string> out;
+  int count = 0;
+  sf_command(nullptr, SFC_GET_FORMAT_MAJOR_COUNT, &count, sizeof count);
+  for (int i = 0; i < count; ++i) {
+    SF_FORMAT_INFO info{};
+    info.format = i;
+    if (sf_command(nullptr, SFC_GET_FORMAT_MAJOR, &info, sizeof info) != 0) continue;
+    std::string f = info.name != nullptr ? info.name : "?";
+    if (info.extension != nullptr) f += std::string(" .") + info.extension;
+    out.push_back(f);
+  }
+  return out;
+}
+
 }  // namespace stemd::io

@@ -160,5 +160,8 @@ class SoundFileWriter {
 
 // "libsndfile-1.2.0"
 std::string sndfile_version();
+// The container formats libsndfile reads (SFC_GET_FORMAT_MAJOR), e.g. "WAV (Microsoft)", with
+// their usual extension: "WAV (Microsoft) .wav".
+std::vector<std::string> sndfile_formats();
 
 }  // namespace stemd::io

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # config_reload.sh STEMD STEMCTL: config-file errors name the file, line and key and stop the
-# start (exit 2); unknown keys are warnings; SIGHUP reloads what can change live (log level,
+# start (exit 2); unknown keys and sections are errors with "did you mean" (issue 12, defects 3
+# and 4); [sections] map to flags ([osc] port = osc-port); SIGHUP reloads what can change live (log level,
 # allow-list, deck levels), names what needs a restart, and keeps the running configuration
 # when the new one is bad. Exit 0 pass, 1 fail.
 set -uo pipefail
@@ -31,11 +32,21 @@ out=$("$STEMD" --config "$D/missing.conf" --backend null --no-osc 2>&1); rc=$?
 printf 'buffer-size = 512\n' >"$D/ok.conf"
 out=$("$STEMD" --config "$D/ok.conf" --buffer-size 7 --backend null --no-osc 2>&1); rc=$?
 [ "$rc" -eq 2 ] && ! grep -q "ok.conf:1" <<<"$out" || fail "command-line error blamed on the file: $out"
-# Unknown keys warn and start anyway.
-printf 'ring_ms = 300\nbogus = 1\n' >"$D/warn.conf"
-out=$("$STEMD" --config "$D/warn.conf" --backend null --no-osc --duration 0.1 2>&1) || fail "unknown keys stopped the start: $out"
-grep -qF "warn.conf:1: unknown key 'ring_ms' — ignored (did you mean 'ring-ms'?)" <<<"$out" || fail "no warning for ring_ms: $out"
-grep -qF "warn.conf:2: unknown key 'bogus'" <<<"$out" || fail "no warning for bogus: $out"
+# Unknown keys are errors (as the man page says), with file:line and "did you mean".
+expect_refused 'ring_ms = 300\n' "$D/bad.conf:1: unknown key 'ring_ms' (did you mean 'ring-ms'?)"
+expect_refused '# c\nbuffer-sise = 512\n' "$D/bad.conf:2: unknown key 'buffer-sise' (did you mean 'buffer-size'?)"
+expect_refused 'bogus = 1\n' "$D/bad.conf:1: unknown key 'bogus'"
+# Sections: unknown ones and keys of another section are refused with their line.
+expect_refused '[oscc]\nport = 1\n' "$D/bad.conf:1: unknown section [oscc] (did you mean [osc]?)"
+expect_refused '[osc]\nprot = 1\n' "$D/bad.conf:2: unknown key 'prot' in [osc] (did you mean 'port'?)"
+expect_refused '[osc]\nmax-voices = 3\n' "$D/bad.conf:2: key 'max-voices' belongs in [limits]"
+expect_refused '[limits]\nmax-voices = 0\n' "$D/bad.conf:2: key 'max-voices'"
+# [osc] port = osc-port: the daemon binds the port the section names.
+SPORT=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+printf 'log-level = "info"\n[osc]\nport = %s\nbind = "127.0.0.1"\n[limits]\nmax-voices = 8\n' "$SPORT" >"$D/sect.conf"
+out=$("$STEMD" --config "$D/sect.conf" --backend null --duration 0.2 2>&1) || fail "sectioned config refused: $out"
+grep -qF "OSC on udp 127.0.0.1:$SPORT" <<<"$out" || fail "[osc] port = $SPORT not bound: $out"
+grep -qF "max 8 voices" <<<"$out" || fail "[limits] max-voices = 8 not applied: $out"
 
 # ---- the health line (--watch: every second) carries voices, CPU, the real-time policy, ring
 #      fill, underruns, underflows, memory and the device state
@@ -80,6 +91,13 @@ reload
 grep -q "SIGHUP: configuration not reloaded, the running one stays: $D/live.conf:2: key 'max-voices'" "$D/stemd.log" ||
   fail "bad reload not reported with file:line:key"
 "$STEMCTL" -p "$PORT" -t 0.5 -q status >/dev/null 2>&1 && fail "a bad config was partly applied (allow changed)"
+# an unknown key on SIGHUP: an error with its line, the running configuration stays
+printf 'allow = "127.0.0.1"\nlog-levle = "debug"\n' >"$D/live.conf"
+reload
+grep -q "SIGHUP: configuration not reloaded, the running one stays: $D/live.conf:2: unknown key 'log-levle' (did you mean 'log-level'?)" "$D/stemd.log" ||
+  fail "unknown key on reload not reported as an error with file:line"
+"$STEMCTL" -p "$PORT" -t 0.5 -q status >/dev/null 2>&1 && fail "a config with an unknown key was partly applied"
+kill -0 "$PID" 2>/dev/null || fail "stemd died on a reload with an unknown key"
 printf 'allow = "300.1.2.3"\n' >"$D/live.conf"
 reload
 grep -q 'SIGHUP: configuration not reloaded, the running one stays: allow = "300.1.2.3"' "$D/stemd.log" ||

@@ -27,7 +27,7 @@ echo "deb_package: built $(basename "$deb") ($(stat -c %s "$deb") bytes)"
 info=$(dpkg-deb --info "$deb")
 field() { dpkg-deb --field "$deb" "$1"; }
 [ "$(field Package)" = stemd ] || fail "Package is '$(field Package)', not stemd"
-version=$("$BUILD/src/stemd" --version | awk '{print $2}')
+version=$("$BUILD/src/stemd" --version | head -1 | awk '{print $2}')  # "stemd 0.1.0 (git …)"
 [ "$(field Version)" = "$version" ] || fail "Version '$(field Version)' is not stemd --version's '$version'"
 depends=$(field Depends)
 echo "deb_package: Depends: $depends"
@@ -68,7 +68,8 @@ fi
 
 # ---- contents
 dpkg-deb --contents "$deb" | awk '{print $6}' | sed 's|^\./|/|' >"$tmp/contents"
-for path in /usr/bin/stemd /usr/bin/stemctl /usr/lib/systemd/system/stemd.service /usr/lib/sysusers.d/stemd.conf \
+for path in /usr/bin/stemd /usr/bin/stemctl /usr/lib/systemd/system/stemd.service /usr/lib/systemd/user/stemd.service \
+            /usr/lib/sysusers.d/stemd.conf \
             /etc/stemd/stemd.conf /usr/share/man/man1/stemd.1.gz /usr/share/man/man1/stemctl.1.gz \
             /usr/share/doc/stemd/README.md /usr/share/stemd/presets/pi4.conf /usr/share/stemd/presets/pi5.conf \
             /usr/share/stemd/presets/desktop.conf /usr/share/stemd/presets/workstation.conf \
@@ -83,7 +84,8 @@ grep -Ev "^/(usr|etc)/" "$tmp/contents" | grep -v '^/$' && fail "unexpected top-
 root="$tmp/root"
 dpkg-deb --extract "$deb" "$root"
 out=$("$root/usr/bin/stemd" --version 2>&1) || fail "packaged stemd --version: $out"
-[ "$out" = "stemd $version" ] || fail "packaged stemd --version says '$out'"
+[[ "$(head -1 <<<"$out")" == "stemd $version (git "* ]] || fail "packaged stemd --version says '$out'"
+{ grep -q "^reads: " <<<"$out" && grep -q "WAV" <<<"$out"; } || fail "packaged stemd --version does not list libsndfile's formats: $out"
 "$root/usr/bin/stemctl" --help >/dev/null 2>&1 || fail "packaged stemctl --help"
 bash --norc --noprofile -c 'source "$1" && complete -p stemctl' _ "$root/usr/share/bash-completion/completions/stemctl" \
   >/dev/null 2>&1 || fail "the packaged bash completion does not register stemctl"

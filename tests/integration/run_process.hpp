@@ -3,10 +3,15 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <sys/wait.h>
 
 namespace stemd::test {
+
+// stemd run without --config reads ~/.config/stemd/stemd.conf or /etc/stemd/stemd.conf if they
+// exist: never in a test (also set by ctest; the tests of the search unset it for their run).
+inline const bool kNoConfigSearch = setenv("STEMD_NO_CONFIG_SEARCH", "1", 0) == 0;
 
 struct ProcessResult {
   int exit_code = -1;

@@ -64,7 +64,9 @@ std::vector<Row> parse_rows(const std::string& out) {
 
 // The config a user starts from: the shipped one, plus a key of their own.
 std::string user_config() {
-  return read_file(std::string(STEMD_SOURCE_DIR) + "/config/stemd.conf") + "\n# mine\nring-ms = 750\n";
+  // The shipped file leaves buffer-size commented (board detection); this user set it.
+  return read_file(std::string(STEMD_SOURCE_DIR) + "/config/stemd.conf") +
+         "\n# mine\nring-ms = 750\nbuffer-size = 1024\n";
 }
 
 std::string tune(const std::string& args) { return std::string(STEMD_BINARY) + " tune " + args; }
@@ -129,7 +131,8 @@ TEST(Tune, NullBackendTableRecommendationAndConfig) {
   EXPECT_NE(after.find("\nring-ms = 750\n"), std::string::npos);
   const auto s = run_stemd("--config " + shell_quote(conf) + " --backend null --no-osc --duration 0.05");
   EXPECT_EQ(s.exit_code, 0) << s.output;
-  EXPECT_NE(s.output.find("buffer size " + std::to_string(n) + " frames from --buffer-size"), std::string::npos)
+  EXPECT_NE(s.output.find("buffer size " + std::to_string(n) + " frames from buffer-size in " + conf + ":"),
+            std::string::npos)
       << s.output;
   EXPECT_EQ(s.output.find("unknown key"), std::string::npos) << s.output;
 }
@@ -191,6 +194,9 @@ TEST(TuneConfig, KeyUpdatedInPlaceOrAdded) {
   EXPECT_EQ(set_buffer_size_in_config("x = 1\n[other]\nbuffer-size = 9\n", 2048, ""),
             "x = 1\nbuffer-size = 2048\n\n[other]\nbuffer-size = 9\n");
   EXPECT_EQ(set_buffer_size_in_config("", 256, "n"), "# n\nbuffer-size = 256\n");
+  // [output] buffer-size is the key (config sections, issue 12): changed there.
+  EXPECT_EQ(set_buffer_size_in_config("x = 1\n[output]\nbuffer-size = 9\n[osc]\nport = 1\n", 512, ""),
+            "x = 1\n[output]\nbuffer-size = 512\n[osc]\nport = 1\n");
   // A longer key is another key.
   EXPECT_EQ(set_buffer_size_in_config("buffer-size-extra = 3\n", 256, ""),
             "buffer-size-extra = 3\n\nbuffer-size = 256\n");
@@ -216,7 +222,7 @@ TEST(TuneConfig, AtomicWriteKeepsPermissionsAndFollowsLinks) {
   EXPECT_EQ(entries, 2u);  // no temporary file left behind
   const auto s = run_stemd("--config " + shell_quote(link) + " --backend null --no-osc --duration 0.05");
   EXPECT_EQ(s.exit_code, 0) << s.output;
-  EXPECT_NE(s.output.find("buffer size 256 frames from --buffer-size"), std::string::npos) << s.output;
+  EXPECT_NE(s.output.find("buffer size 256 frames from buffer-size in " + link + ":"), std::string::npos) << s.output;
 
   EXPECT_FALSE(app::write_file_atomic(dir.file("no/such/dir.conf"), "x", err, {.follow_symlink = true}));
   EXPECT_NE(err.find("no/such/dir.conf"), std::string::npos) << err;

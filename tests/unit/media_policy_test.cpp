@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <climits>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -168,6 +169,36 @@ TEST_P(MediaRoot, SwappingAFolderForASymlinkNeverOpensOutside) {
 
 INSTANTIATE_TEST_SUITE_P(Ways, MediaRoot, ::testing::Values(false, true),
                          [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "Walk" : "Openat2"; });
+
+}  // namespace
+}  // namespace stemd::test
+
+namespace stemd::test {
+namespace {
+
+// Issue 12, defect 11: without --media-root a relative path resolves against the daemon's
+// working directory ("/" under systemd); its error says so and names the directory.
+TEST(MediaPolicyNoRoot, ARelativePathsErrorNamesTheWorkingDirectory) {
+  control::MediaPolicy policy;
+  std::string err;
+  ASSERT_TRUE(policy.configure("", true, err)) << err;
+  char cwd[PATH_MAX];
+  ASSERT_NE(getcwd(cwd, sizeof cwd), nullptr);
+  std::string opened;
+  EXPECT_LT(policy.open("no-such-stem-12.wav", opened, err), 0);
+  EXPECT_NE(err.find("no-such-stem-12.wav: No such file or directory (a relative path: resolved against stemd's "
+                     "working directory " +
+                     std::string(cwd) + ";"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("--media-root"), std::string::npos) << err;
+  std::string resolved;
+  EXPECT_FALSE(policy.resolve("no-such-stem-12.wav", resolved, err));
+  EXPECT_NE(err.find("working directory " + std::string(cwd)), std::string::npos) << err;
+  // An absolute path's error is only the path and the reason.
+  EXPECT_LT(policy.open("/no-such-dir-12/x.wav", opened, err), 0);
+  EXPECT_EQ(err, "/no-such-dir-12/x.wav: No such file or directory");
+}
 
 }  // namespace
 }  // namespace stemd::test

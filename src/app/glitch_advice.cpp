@@ -1,0 +1,33 @@
+#include "glitch_advice.hpp"
+
+#include <fmt/format.h>
+
+namespace stemd::app {
+
+std::string glitch_advice(const GlitchWindow& w) {
+  std::string out;
+  if (w.device_underflows > 0) {
+    const double budget_ns = w.budget_ms * 1e6;
+    const double max_share = budget_ns > 0 ? static_cast<double>(w.callback_max_ns) / budget_ns : 0;
+    const double p99_share = budget_ns > 0 ? static_cast<double>(w.callback_p99_ns) / budget_ns : 0;
+    if (max_share >= kCallbackMaxCause || p99_share >= kCallbackP99Cause) {
+      out = fmt::format(
+          " — audio is glitching and stemd's callback is the cause (max {:.0f} %, p99 {:.0f} % of its {:.1f} ms "
+          "budget): raise --buffer-size (now {}) or play fewer voices",
+          100 * max_share, 100 * p99_share, w.budget_ms, w.buffer_size);
+    } else {
+      out = fmt::format(
+          " — {} missed its deadline; stemd's callback used at most {:.0f} % of its {:.1f} ms budget (p99 {:.0f} %), "
+          "so a bigger --buffer-size in stemd is not the fix: look at the device or audio server (its xruns, its "
+          "period, CPU frequency scaling, other clients)",
+          w.device.empty() ? std::string("the device") : w.device, 100 * max_share, w.budget_ms, 100 * p99_share);
+    }
+  }
+  if (w.voice_underruns > 0) {
+    out += out.empty() ? " — " : "; ";
+    out += "a stream's read-ahead ran dry (the disk was slower than playback): raise --ring-ms or --ring-min-ms";
+  }
+  return out;
+}
+
+}  // namespace stemd::app

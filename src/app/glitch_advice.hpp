@@ -1,0 +1,29 @@
+// What the health warning advises when audio glitched in the last second [main]. Pure logic,
+// unit-tested (tests/unit/glitch_advice_test.cpp).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace stemd::app {
+
+struct GlitchWindow {
+  std::uint64_t voice_underruns = 0;    // new in the window: a stream's ring ran dry (the disk)
+  std::uint64_t device_underflows = 0;  // new in the window: the device played a gap
+  std::uint64_t callback_p99_ns = 0;    // stemd's audio callback in the window
+  std::uint64_t callback_max_ns = 0;
+  std::uint32_t buffer_size = 0;  // frames per callback
+  double budget_ms = 0;           // output milliseconds one callback may take (buffer / rate)
+  std::string device;             // "the device (JACK server)", what stemd plays on
+};
+
+// The callback's own time is the cause of a device underflow when its slowest call in the
+// window took this share of the budget, or its p99 half of it. Below: the device or its server
+// was late (xruns of the JACK server, a USB hiccup, a busy machine) and a bigger buffer in stemd
+// is not the remedy the log should give.
+inline constexpr double kCallbackMaxCause = 0.8, kCallbackP99Cause = 0.5;
+
+// " — …" to append to the health warning, or "" when nothing glitched.
+std::string glitch_advice(const GlitchWindow& w);
+
+}  // namespace stemd::app

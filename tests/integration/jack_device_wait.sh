@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# jack_device_wait.sh STEMD POSITION_SIGNAL_PY STEMCTL: issue 12, defect 12 — stemd started
+# 5 s BEFORE its JACK server (a service at boot, a USB DAC that appears late). With a device
+# configured (--backend portaudio --device system) it must not exit and must not fall back to
+# null: it waits (log, status "device waiting", OSC answers), re-initialises PortAudio on each
+# retry, and plays its --play file once the server is up — checked in the capture of the
+# server's monitor ports, frame by frame (tests/tools/position_signal.py).
+# Exit 0 pass, 1 fail, 77 skip.
+set -uo pipefail
+STEMD=$1
+POS=$2
+STEMCTL=$3
+for t in jackd jack_wait jack_capture python3; do
+  command -v "$t" >/dev/null 2>&1 || { echo "jack_device_wait: SKIP ($t not installed)"; exit 77; }
+done
+# shellcheck source-path=SCRIPTDIR source=../../scripts/testbed.sh
+source "$(dirname "$0")/../../scripts/testbed.sh"
+fail() {
+  echo "jack_device_wait: FAIL: $*" >&2
+  grep -v "ALSA\|cannot find card" "$TESTBED_DIR/stemd.log" | tail -25 >&2
+  exit 1
+}
+# The server's name is made by testbed_start: start it once, then take it away before stemd.
+testbed_start 1024 48000 || fail "could not start jackd"
+testbed_kill_jackd
+D=$TESTBED_DIR
+python3 "$POS" gen "$D/pos.wav" 30 48000 || fail "fixture"
+PORT=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$STEMD" --backend portaudio --device system --buffer-size 1024 --osc-port "$PORT" \
+  --play "$D/pos.wav" >"$D/stemd.log" 2>&1 &
+STEMD_PID=$!
+testbed_track_pid "$STEMD_PID"
+testbed_wait_for 10 grep -q "waiting for the audio device 'system'" "$D/stemd.log" || fail "no 'waiting' in the log"
+for _ in $(seq 100); do "$STEMCTL" -p "$PORT" -t 0.2 -q status >/dev/null 2>&1 && break; sleep 0.05; done
+st=$("$STEMCTL" -p "$PORT" status 2>&1) || fail "OSC does not answer while waiting: $st"
+grep -Eiq "device[ :]+waiting" <<<"$st" || fail "status does not say the device is waiting: $st"
+sleep 5
+kill -0 "$STEMD_PID" 2>/dev/null || fail "stemd exited while its device was away"
+grep -q "using the null backend" "$D/stemd.log" && fail "fell back to the null backend"
+
+testbed_restart_jackd || fail "jackd did not start"
+t_up=$(date +%s)
+testbed_wait_for 15 grep -q "audio device 'system' appeared after" "$D/stemd.log" ||
+  fail "stemd did not open the device within 15 s of the server's start"
+capture_start "$D/cap.wav" || fail "capture"
+sleep 2
+capture_stop || fail "capture stop"
+echo "jack_device_wait: device open $(( $(date +%s) - t_up )) s after the server (retry backoff up to 5 s)"
+kill -0 "$STEMD_PID" 2>/dev/null || fail "stemd is not running after the device appeared"
+st=$("$STEMCTL" -p "$PORT" status 2>&1) || fail "status: $st"
+grep -Eiq "device[ :]+running" <<<"$st" || fail "status does not say the device runs: $st"
+scan=$(python3 "$POS" scan "$D/cap.wav") || fail "scan"
+echo "jack_device_wait: capture: $scan"
+python3 - "$scan" <<'PY' || fail "see above"
+import json, sys
+s = json.loads(sys.argv[1])
+if s["first_sound"] is None: sys.exit("the capture is silent: the --play file did not play")
+if s["steady_from"] is None: sys.exit("no steady position run in the capture (not the fixture)")
+if s["breaks"]: sys.exit(f"the voice did not run on unbroken: {s['breaks']}")
+if s["run"] < 48000: sys.exit(f"only {s['run']} frames of the fixture in the capture")
+print(f"fixture from frame {s['position']}, {s['run']} frames unbroken")
+PY
+echo "jack_device_wait: PASS"

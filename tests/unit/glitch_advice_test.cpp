@@ -1,0 +1,58 @@
+// Issue 12, defect 9: "raise --buffer-size" only when stemd's callback takes its budget; when the
+// device or server was late (callback p99 ~1 % of the budget) the advice says so.
+#include "app/glitch_advice.hpp"
+
+#include <gtest/gtest.h>
+
+namespace stemd::app {
+namespace {
+
+GlitchWindow window(std::uint64_t p99_us, std::uint64_t max_us) {
+  GlitchWindow w;
+  w.device_underflows = 3;
+  w.callback_p99_ns = p99_us * 1000;
+  w.callback_max_ns = max_us * 1000;
+  w.buffer_size = 256;
+  w.budget_ms = 256 / 48.0;  // 5.33 ms
+  w.device = "the device (JACK server)";
+  return w;
+}
+
+TEST(GlitchAdvice, DeviceLateWhileTheCallbackIsFastBlamesTheDevice) {
+  const std::string a = glitch_advice(window(53, 120));  // p99 1 %, max 2 %
+  EXPECT_EQ(a.find("raise --buffer-size"), std::string::npos) << a;
+  EXPECT_NE(a.find("the device (JACK server) missed its deadline; stemd's callback used at most 2 % of its 5.3 ms"),
+            std::string::npos)
+      << a;
+}
+
+TEST(GlitchAdvice, SlowCallbackAdvisesABiggerBuffer) {
+  for (const auto& [p99, max] : {std::pair{2800u, 3000u}, std::pair{500u, 4300u}}) {  // p99 ≥ 50 %, or max ≥ 80 %
+    const std::string a = glitch_advice(window(p99, max));
+    EXPECT_NE(a.find("stemd's callback is the cause"), std::string::npos) << a;
+    EXPECT_NE(a.find("raise --buffer-size (now 256)"), std::string::npos) << a;
+  }
+}
+
+TEST(GlitchAdvice, JustBelowTheThresholdsIsTheDevice) {
+  const std::string a = glitch_advice(window(2600, 4200));  // 49 %, 79 %
+  EXPECT_NE(a.find("missed its deadline"), std::string::npos) << a;
+}
+
+TEST(GlitchAdvice, VoiceUnderrunsAdviseTheRingNotTheBuffer) {
+  GlitchWindow w = window(50, 60);
+  w.device_underflows = 0;
+  w.voice_underruns = 2;
+  const std::string a = glitch_advice(w);
+  EXPECT_NE(a.find("raise --ring-ms"), std::string::npos) << a;
+  EXPECT_EQ(a.find("--buffer-size"), std::string::npos) << a;
+}
+
+TEST(GlitchAdvice, NothingGlitchedNoAdvice) {
+  GlitchWindow w = window(4000, 5000);
+  w.device_underflows = 0;
+  EXPECT_EQ(glitch_advice(w), "");
+}
+
+}  // namespace
+}  // namespace stemd::app
