@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs stemd's benchmarks and prints the README's performance tables as markdown on stdout.
+# Runs stemd's benchmarks and prints the performance tables of docs/benchmarks.md as markdown on stdout.
 # Benchmarks report; they never pass or fail (exit 1 only when a part could not run at all).
 #
 #   scripts/bench.sh            full run (≈ 25 min, by hand): Google Benchmark (3 repetitions,

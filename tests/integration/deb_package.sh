@@ -2,8 +2,9 @@
 # deb_package.sh BUILD_DIR: builds the .deb from this build dir (cpack -G DEB) and checks it:
 # the control fields (name, version, Depends on Debian 12's runtime packages), the conffile,
 # the maintainer scripts (create the user, reload systemd, never enable or start the service),
-# every installed path and nothing under /usr/local or the build tree; then extracts it and
-# runs the packaged stemd (--version, and the packaged config accepted by the packaged binary).
+# every installed path and nothing under /usr/local or the build tree; the Maintainer and Homepage
+# fields; then extracts it and runs the packaged stemd (--version, and the packaged config accepted
+# by the packaged binary) and checks the DEP-5 copyright file and the installed docs.
 # Exit 0 pass, 1 fail, 77 skip (cpack, dpkg-deb or dpkg-shlibdeps missing).
 set -uo pipefail
 BUILD=$(cd "$1" && pwd)
@@ -35,6 +36,12 @@ for pkg in libportaudio2 libsndfile1 liblo7 libsamplerate0 librubberband2 libsys
   tr ',' '\n' <<<"$depends" | awk '{print $1}' | grep -qxF "$pkg" || fail "Depends lacks $pkg"
 done
 grep -q "^ Maintainer: ." <<<"$info" || fail "no Maintainer"
+# A Maintainer Debian accepts ("Name <address>"), not a local mailbox; a Homepage that is a URL.
+maintainer=$(field Maintainer)
+echo "deb_package: Maintainer: $maintainer; Homepage: $(field Homepage)"
+[[ "$maintainer" =~ ^[^\<\>]+\ \<[^@\ \<\>]+@[^@\ \<\>]+\.[a-z]+\>$ ]] || fail "Maintainer '$maintainer' is not 'Name <user@domain.tld>'"
+case "$maintainer" in *@localhost*) fail "Maintainer '$maintainer' is a localhost mailbox" ;; esac
+[[ "$(field Homepage)" =~ ^https?://[A-Za-z0-9.-]+\.[a-z]+(/|$) ]] || fail "Homepage '$(field Homepage)' is not a URL"
 
 # ---- conffile and maintainer scripts
 mkdir -p "$tmp/control"
@@ -71,7 +78,10 @@ dpkg-deb --contents "$deb" | awk '{print $6}' | sed 's|^\./|/|' >"$tmp/contents"
 for path in /usr/bin/stemd /usr/bin/stemctl /usr/lib/systemd/system/stemd.service /usr/lib/systemd/user/stemd.service \
             /usr/lib/sysusers.d/stemd.conf \
             /etc/stemd/stemd.conf /usr/share/man/man1/stemd.1.gz /usr/share/man/man1/stemctl.1.gz \
-            /usr/share/doc/stemd/README.md /usr/share/stemd/presets/pi4.conf /usr/share/stemd/presets/pi5.conf \
+            /usr/share/doc/stemd/README.md /usr/share/doc/stemd/copyright \
+            /usr/share/doc/stemd/docs/architecture.md /usr/share/doc/stemd/docs/testing.md \
+            /usr/share/doc/stemd/docs/benchmarks.md /usr/share/doc/stemd/docs/security.md \
+            /usr/share/stemd/presets/pi4.conf /usr/share/stemd/presets/pi5.conf \
             /usr/share/stemd/presets/desktop.conf /usr/share/stemd/presets/workstation.conf \
             /usr/share/stemd/presets/live.conf /usr/share/bash-completion/completions/stemctl \
             /usr/share/zsh/vendor-completions/_stemctl; do
@@ -94,6 +104,32 @@ grep -qx "ExecStart=/usr/bin/stemd --config /etc/stemd/stemd.conf" "$root/usr/li
 if ! out=$("$root/usr/bin/stemd" --config "$root/etc/stemd/stemd.conf" --backend null --no-osc --duration 0.05 2>&1); then
   fail "the packaged stemd refuses the packaged config: $out"
 fi
+# The copyright file: machine-readable (DEP-5), GPL-3+ for stemd's own files, the same contact as
+# the Maintainer field, and a stand-alone paragraph with the text of every licence it names.
+copyright="$root/usr/share/doc/stemd/copyright"
+if [ -f "$copyright" ]; then
+  [ "$(head -n1 "$copyright")" = "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/" ] ||
+    fail "copyright: not DEP-5 (first line '$(head -n1 "$copyright")')"
+  grep -qx "Upstream-Name: stemd" "$copyright" || fail "copyright: no Upstream-Name: stemd"
+  grep -qxF "Upstream-Contact: $maintainer" "$copyright" || fail "copyright: Upstream-Contact is not the Maintainer ($maintainer)"
+  awk '/^Files: \*$/ {f = 1; next} f && /^License:/ {print $2; exit} /^$/ {f = 0}' "$copyright" | grep -qx "GPL-3+" ||
+    fail "copyright: 'Files: *' is not under GPL-3+"
+  grep -q 'common-licenses/GPL-3' "$copyright" || fail "copyright: does not point to /usr/share/common-licenses/GPL-3"
+  # Every licence a "License:" line names has its text somewhere: "License: NAME" followed by
+  # indented lines (a stand-alone paragraph).
+  for lic in $(grep -h '^License: ' "$copyright" | awk '{print $2}' | sort -u); do
+    awk -v l="$lic" '$0 == "License: " l {getline; if ($0 ~ /^ /) found = 1} END {exit !found}' "$copyright" ||
+      fail "copyright: no text for licence $lic"
+  done
+  [ "$(stat -c %a "$copyright")" = 644 ] || fail "copyright: mode $(stat -c %a "$copyright"), not 644"
+else
+  fail "no /usr/share/doc/stemd/copyright in the package"
+fi
+# The README's links to docs/ resolve in the installed copy.
+grep -o '](docs/[^)#]*' "$root/usr/share/doc/stemd/README.md" | sed 's/^](//' | sort -u | while read -r rel; do
+  [ -f "$root/usr/share/doc/stemd/$rel" ] || echo "$rel"
+done >"$tmp/missing-docs"
+[ -s "$tmp/missing-docs" ] && fail "the installed README links to missing files: $(tr '\n' ' ' <"$tmp/missing-docs")"
 zcat "$root/usr/share/man/man1/stemd.1.gz" | grep -q '^\.SH OPTIONS' || fail "stemd.1 has no OPTIONS section"
 zcat "$root/usr/share/man/man1/stemd.1.gz" | grep -q 'buffer\\-size' || fail "stemd.1 does not list --buffer-size"
 zcat "$root/usr/share/man/man1/stemctl.1.gz" | grep -q '^\.SH' || fail "stemctl.1 is not a man page"

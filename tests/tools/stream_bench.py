@@ -382,7 +382,7 @@ def trial(args, fx, period, n, seconds, verify=True, via="script"):
     via="script": the loads and the plays are a --script (loads at start, every play at one
     exact frame): sample-aligned whatever N. via="osc": /stemd/load over UDP (the load rate is
     measured), then the plays in timetagged bundles of ≤ 1000 (one bundle is one frame; separate
-    bundles can land a few frames apart, see the README)."""
+    bundles can land a few frames apart, see docs/benchmarks.md)."""
     res = {"period": period, "voices": n, "seconds": seconds, "via": via}
     wd = tempfile.mkdtemp(dir=args.workdir, prefix=f"trial-{period}-{n}-")
     jack = stemd = cap = None
