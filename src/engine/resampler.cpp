@@ -1,7 +1,7 @@
 // Resampler over libsamplerate (see resampler.hpp). The only file that includes <samplerate.h>.
 //
 // Why libsamplerate and not soxr (figures in tests/bench/bench_resample.cpp's header and the
-// README): soxr's variable-rate mode allocates inside soxr_process() whenever the ratio moves
+// docs/benchmarks.md): soxr's variable-rate mode allocates inside soxr_process() whenever the ratio moves
 // (its FIFOs grow on demand), which the audio thread cannot allow; libsamplerate's src_process()
 // never allocates once src_new() returned, and its sinc converters take a new ratio on every
 // call, interpolating linearly over that call's output — which is what a glide needs.

@@ -13,7 +13,7 @@
 #   - the peak RSS stayed within the budget plus the idle base;
 #   - the callback's longest run stayed under half its budget;
 #   - SIGTERM: stemd exits 0 within 2 s + the fade.
-# A table of figures is printed either way (the README's "attacks tried" table comes from it).
+# A table of figures is printed either way (docs/security.md's attacks table comes from it).
 #
 #   tests/integration/jack_hostile.sh STEMD GEN_TOOL VERIFY_TOOL
 # Exit 0 pass, 1 fail, 77 skip (jackd, jack_capture, sox or python3 not installed).
