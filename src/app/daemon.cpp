@@ -1128,18 +1128,12 @@ int run(int argc, char** argv) {
       m.device_underflows.load(), fmt_us(engine::DurationHistogram::percentile_ns(hist, 0.5)),
       fmt_us(engine::DurationHistogram::percentile_ns(hist, 0.99)), fmt_us(m.callback_max_ns.load()),
       budget_ms * 1000.0, loader->stats().reads, loader->stats().read_errors);
-  if (backend->failed() && exit_code == 0) {
-    spdlog::error("{}", backend->failure());
-    exit_code = 3;
-    exit_status = 3;
-    g_abort_exit_status = 3;
-  }
-  // render: the output replaces its target only now, on success (else it is removed).
-  if (exit_code == 0 && !backend->commit(err)) {
-    spdlog::error("{}", err);
-    exit_code = 3;
-    exit_status = 3;
-    g_abort_exit_status = 3;
+  // A failed device, or a render whose output could not replace its target (it does so only now,
+  // on success; otherwise it is removed), exits 3 — and so do the shutdown watcher and the abort
+  // handler, should closing the device still hang or abort.
+  if (exit_code == 0 && (backend->failed() || !backend->commit(err))) {
+    spdlog::error("{}", backend->failed() ? backend->failure() : err);
+    g_abort_exit_status = exit_status = exit_code = 3;
   }
   deadline.step(bc.kind == "portaudio" ? "closing the audio device (Pa_Terminate)" : "closing the audio output");
   backend.reset();

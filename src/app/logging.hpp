@@ -4,8 +4,14 @@
 #include <spdlog/common.h>
 
 #include <string>
+#include <vector>
 
 namespace stemd::app {
+
+// The names --log-level takes (stemd and stemd tune): the ones the log prints, and spdlog's short
+// forms (warn, err). spdlog::level::from_str() reads each of them.
+inline const std::vector<std::string> kLogLevelNames = {"trace", "debug", "info",     "warning", "warn",
+                                                        "error", "err",   "critical", "off"};
 
 // Logs to stderr. Under systemd (JOURNAL_STREAM naming stderr's device:inode) each line starts
 // with its syslog priority "<N>" and has no timestamp or colour: journald adds its own.

@@ -4,6 +4,7 @@
 #include "bpm_config.hpp"
 #include "control/suggest.hpp"
 #include "io/sound_file.hpp"
+#include "logging.hpp"
 #include "safe_file.hpp"
 
 #include <CLI/CLI.hpp>
@@ -787,7 +788,7 @@ int parse_options(int argc, char** argv, Options& o, std::string* error) {
   app.add_option("--log-level", o.log_level,
                  "trace, debug, info, warning, error, critical or off (as the log names them; warn and err "
                  "too)")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warning", "warn", "error", "err", "critical", "off"}))
+      ->check(CLI::IsMember(kLogLevelNames))
       ->capture_default_str();
   app.add_flag("--mlock", o.mlock,
                "Lock all memory (mlockall): no page faults in the audio path; needs "

@@ -503,8 +503,8 @@ int run_tune(int argc, char** argv) {
                  "Save the recommendation as buffer-size = N in this stemd config file (the key is updated "
                  "or added, everything else kept; written atomically)")
       ->type_name("FILE");
-  app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+  app.add_option("--log-level", o.log_level, "trace, debug, info, warning, error, critical or off")
+      ->check(CLI::IsMember(kLogLevelNames))
       ->capture_default_str();
   add_finite_checks(app);  // NaN/Inf refused by every numeric option
   try {
