@@ -21,6 +21,8 @@
 #include <set>
 #include <sstream>
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef STEMD_VERSION
@@ -392,12 +394,15 @@ class SectionedConfig : public CLI::ConfigTOML {
 // long flag names, in sections or not). An unknown key, an unknown section, an unreadable file
 // or a line that is not `key = value` is an error naming the file and line. `lines` maps each
 // flag to the line that sets it.
-bool scan_config(const std::string& path, const CLI::App& app, std::map<std::string, int>& lines,
-                 std::vector<std::string>& warnings, std::string& error) {
+// `read_from` is where it is read (the descriptor parse_options opened, /proc/self/fd/N);
+// messages name `path`.
+bool scan_config(const std::string& path, const std::string& read_from, const CLI::App& app,
+                 std::map<std::string, int>& lines, std::vector<std::string>& warnings, std::string& error) {
   // Read once, without blocking: a FIFO (or a device) at the path is refused at once — at start
   // and on SIGHUP, where a blocked open would stop the daemon from honouring SIGTERM.
   std::string text;
-  if (read_regular_file(path, 1u << 20, text, error) != ReadResult::kOk) {
+  if (read_regular_file(read_from, 1u << 20, text, error) != ReadResult::kOk) {
+    if (error.rfind(read_from, 0) == 0) error = path + error.substr(read_from.size());
     error = "config file " + error;
     return false;
   }
@@ -838,9 +843,31 @@ int parse_options(int argc, char** argv, Options& o, std::string* error) {
       args.push_back(o.config_path);
     }
   }
+  // The file is opened once, here, without blocking, and must be a regular file; the key check
+  // and CLI11 then both read that open file (/proc/self/fd/N), never the path again: nothing can
+  // swap a FIFO or another file in between the check and the read.
+  int config_fd = -1;
+  struct CloseFd {
+    int& fd;
+    ~CloseFd() {
+      if (fd >= 0) ::close(fd);
+    }
+  } close_config_fd{config_fd};
   if (!o.config_path.empty()) {
     std::string e;
-    if (!scan_config(o.config_path, app, config_lines, o.config_warnings, e)) return fail(e);
+    config_fd = ::open(o.config_path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st {};
+    if (config_fd < 0 || ::fstat(config_fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      // The reader names the reason (missing, unreadable, not a regular file).
+      if (!scan_config(o.config_path, o.config_path, app, config_lines, o.config_warnings, e)) return fail(e);
+      return fail("config file " + o.config_path + ": changed while it was opened; try again");
+    }
+    const std::string via = "/proc/self/fd/" + std::to_string(config_fd);
+    if (!scan_config(o.config_path, via, app, config_lines, o.config_warnings, e)) return fail(e);
+    for (std::size_t i = 1; i < args.size(); ++i) {  // CLI11 reads the same open file
+      if (args[i] == "--config" && i + 1 < args.size()) args[i + 1] = via;
+      if (args[i].rfind("--config=", 0) == 0) args[i] = "--config=" + via;
+    }
   }
   std::vector<char*> cargv;
   for (auto& a : args) cargv.push_back(a.data());
