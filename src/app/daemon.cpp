@@ -15,6 +15,7 @@
 #include "control/media_policy.hpp"
 #include "control/net.hpp"
 #include "control/osc_server.hpp"
+#include "control/deck_ids.hpp"
 #include "control/router.hpp"
 #include "io/loader_thread.hpp"
 #include "io/sound_file.hpp"
@@ -541,11 +542,10 @@ int run(int argc, char** argv) {
     return 2;
   }
   // The old server's --a/--b/--c/--d: a deck's base id, looped, at --vol.
-  static constexpr int kDeckBase[4] = {100, 1100, 2100, 3100};
   for (int d = 0; d < 4; ++d) {
     if (o.deck_files[d].empty()) continue;
     const std::string name = std::filesystem::path(o.deck_files[d]).stem().string();
-    if (!ctl.load(kDeckBase[d], o.deck_files[d], name, err)) {
+    if (!ctl.load(control::kDeckBase[d], o.deck_files[d], name, err)) {
       spdlog::error("cannot play {}", err);
       return 1;
     }
@@ -553,7 +553,7 @@ int run(int argc, char** argv) {
   // --c_preload: deck C loaded, not started (/schedule_c_at or --dummy_after start it).
   if (!o.c_preload.empty() && o.deck_files[2].empty()) {
     const std::string name = std::filesystem::path(o.c_preload).stem().string();
-    if (!ctl.load(kDeckBase[2], o.c_preload, name, err)) {
+    if (!ctl.load(control::kDeckBase[2], o.c_preload, name, err)) {
       spdlog::error("--c_preload: cannot load {}", err);
       return 1;
     }
@@ -616,11 +616,11 @@ int run(int argc, char** argv) {
       // --c_at: deck C starts that many seconds (of output) after the start.
       const std::int64_t at = d == 2 ? (real_device ? ctl.now_frame() : 0) + std::llround(o.c_at * rate) : -1;
       control::Controller::ScheduleScope when(ctl, at);
-      if (!ctl.play(kDeckBase[d], po, h, err)) {
-        spdlog::error("cannot play buffer {}: {}", kDeckBase[d], err);
+      if (!ctl.play(control::kDeckBase[d], po, h, err)) {
+        spdlog::error("cannot play buffer {}: {}", control::kDeckBase[d], err);
         return false;
       }
-      router.adopt_player(kDeckBase[d], h);
+      router.adopt_player(control::kDeckBase[d], h);
     }
     // --dummy_after: /dummy <--dummy_args> taking effect that many seconds after the start (its
     // /schedule_c_at, if any, starts deck C no earlier than then).
@@ -863,7 +863,7 @@ int run(int argc, char** argv) {
       if (v == live) continue;
       live = v;
       std::vector<int> ids = slots;
-      if (decks) ids.assign(std::begin(kDeckBase), std::end(kDeckBase));
+      if (decks) ids.assign(std::begin(control::kDeckBase), std::end(control::kDeckBase));
       server.post([&ctl, &router, ids, v] {
         std::string ve;
         for (int id : ids) {

@@ -6,6 +6,7 @@
 // features" work) are recognised, their arguments checked, and answered
 // "/fail <address> … not yet: …" until that work lands.
 #include "args.hpp"
+#include "deck_ids.hpp"
 #include "engine/deck_eq.hpp"
 #include "limits.hpp"
 #include "router.hpp"
@@ -21,9 +22,8 @@ namespace stemd::control {
 namespace {
 
 constexpr double kMaxVolume = 4.0;
-constexpr double kEqGlide = 0.05;                                      // EQ gains glide over ~50 ms (the spec)
-constexpr double kTempoGlide = 0.05;                                   // a tempo change glides every player's rate
-constexpr int kDeckBase[engine::kNumDecks] = {100, 1100, 2100, 3100};  // a deck's base buffer id
+constexpr double kEqGlide = 0.05;     // EQ gains glide over ~50 ms (the spec)
+constexpr double kTempoGlide = 0.05;  // a tempo change glides every player's rate
 
 // Band names are matched by prefix: "l", "lo", "low" … (the old server did the same).
 bool parse_band(const std::string& s, int& band) {

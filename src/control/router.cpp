@@ -2,6 +2,8 @@
 // notifications, bad-input accounting. The dialects are in crowdstream.cpp and native.cpp.
 #include "router.hpp"
 
+#include "deck_ids.hpp"
+
 #include "limits.hpp"
 #include "suggest.hpp"
 
@@ -357,10 +359,9 @@ void Router::tick() {
 
 // Crowdstream's id → deck map: 100–1099 A, 1100–2099 B, 2100–3099 C, 3100–4099 D, else D.
 int Router::deck_of_id(int id) const {
-  if (id >= 100 && id < 1100) return 0;
-  if (id >= 1100 && id < 2100) return 1;
-  if (id >= 2100 && id < 3100) return 2;
-  return 3;
+  for (int d = 0; d + 1 < engine::kNumDecks; ++d)
+    if (id >= kDeckBase[d] && id < kDeckBase[d + 1]) return d;
+  return engine::kNumDecks - 1;
 }
 
 bool Router::parse_deck(const std::string& name, int& deck) {

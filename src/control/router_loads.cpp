@@ -15,11 +15,11 @@
 #include <mutex>
 #include <unistd.h>
 
+#include "deck_ids.hpp"
+
 namespace stemd::control {
 
 namespace {
-// crowdstream's deck base ids (crowdstream.cpp): /cue, /play and /start_group touch these.
-constexpr int kDeckIds[engine::kNumDecks] = {100, 1100, 2100, 3100};
 // Messages waiting behind loads, all clients together: beyond this a message answers "busy".
 constexpr std::size_t kMaxDeferred = 1024;
 
@@ -156,17 +156,17 @@ void Router::touched_slots(const OscMessage& m, std::vector<int>& slots, bool& a
     return;
   }
   if (a == "/cue" || a == "/play" || a == "/fade") {
-    if (!m.args.empty() && deck_index(m.args[0]) >= 0) slots.push_back(kDeckIds[deck_index(m.args[0])]);
+    if (!m.args.empty() && deck_index(m.args[0]) >= 0) slots.push_back(kDeckBase[deck_index(m.args[0])]);
     return;
   }
   if (a == "/start_group") {
     for (const OscArg& x : m.args) {
-      if (deck_index(x) >= 0) slots.push_back(kDeckIds[deck_index(x)]);
+      if (deck_index(x) >= 0) slots.push_back(kDeckBase[deck_index(x)]);
     }
     return;
   }
   if (a == "/schedule_c_at") {
-    slots.push_back(kDeckIds[2]);
+    slots.push_back(kDeckBase[2]);
     return;
   }
   // Every other message that names an id names it first, as an integer.
