@@ -1,0 +1,314 @@
+// stemd's config file: found, opened once, checked key by key, read by CLI11 with [sections]
+// (see options_internal.hpp).
+#include "control/suggest.hpp"
+#include "options_internal.hpp"
+#include "safe_file.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <sstream>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace stemd::app::options_detail {
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t\r");
+  if (b == std::string::npos) return {};
+  const auto e = s.find_last_not_of(" \t\r");
+  return s.substr(b, e - b + 1);
+}
+
+bool on_command_line(int argc, char** argv, const std::string& lname) {
+  const std::string flag = "--" + lname;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == flag || a.rfind(flag + "=", 0) == 0) return true;
+  }
+  return false;
+}
+
+namespace {
+
+// ---- config-file sections. `[name]` starts a section; a key K below it means the flag
+// `name-K` when that exists (`[osc]` + `port` = `osc-port`), else K itself when K is one of the
+// section's flags (`[limits]` + `max-voices`). The sections are the --help groups.
+struct Section {
+  const char* name;
+  const char* group;  // the --help group its keys belong to
+};
+constexpr Section kSections[] = {
+    {"output", "Output"},
+    {"playback", "Playback and sound"},
+    {"files", "Files and streaming"},
+    {"osc", "OSC and network"},
+    {"limits", "Limits and security"},
+    {"crowdstream", "crowdstream compatibility"},
+    {"service", "Service and logging"},
+};
+
+const Section* find_section(const std::string& name) {
+  for (const auto& s : kSections) {
+    if (name == s.name) return &s;
+  }
+  return nullptr;
+}
+
+std::string section_of_group(const std::string& group) {
+  for (const auto& s : kSections) {
+    if (group == s.group) return s.name;
+  }
+  return {};
+}
+
+std::string section_names() {
+  std::string out;
+  for (const auto& s : kSections) out += std::string(out.empty() ? "" : ", ") + "[" + s.name + "]";
+  return out;
+}
+
+}  // namespace
+
+// The known keys (long flag names) and the section each belongs to.
+std::map<std::string, std::string> known_keys(const CLI::App& app) {
+  std::map<std::string, std::string> known;
+  for (const CLI::Option* opt : app.get_options()) {
+    for (const auto& n : opt->get_lnames()) known[n] = section_of_group(opt->get_group());
+  }
+  known.erase("help");
+  known.erase("version");
+  return known;
+}
+
+namespace {
+
+// The --config FILE argument, if any (the file is checked before CLI11 reads it).
+std::string config_arg(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--config" && i + 1 < argc) return argv[i + 1];
+    if (a.rfind("--config=", 0) == 0) return a.substr(9);
+  }
+  return {};
+}
+
+// The flag a key in `section` means, or "" (then `error` says why, with a suggestion).
+std::string resolve_key(const std::map<std::string, std::string>& known, const std::string& section,
+                        const std::string& key, std::string& error) {
+  std::string dashed = key;
+  std::replace(dashed.begin(), dashed.end(), '_', '-');
+  auto is_known = [&](const std::string& k) { return known.count(k) != 0; };
+  if (section.empty()) {
+    if (is_known(key)) return key;
+  } else {
+    if (is_known(section + "-" + key)) return section + "-" + key;
+    if (is_known(key) && known.at(key) == section) return key;
+    if (is_known(key)) {
+      error = "key '" + key + "' belongs in [" + known.at(key) + "] (or at the top, before any section), not in [" +
+              section + "]";
+      return {};
+    }
+  }
+  control::ClosestWord near(key);
+  for (const auto& [k, sec] : known) {
+    near.consider(k);
+    if (!section.empty() && k.rfind(section + "-", 0) == 0) near.consider(k.substr(section.size() + 1));
+  }
+  std::string hint;
+  if (is_known(dashed) && (section.empty() || known.at(dashed) == section)) {
+    hint = dashed;
+  } else if (!near.best().empty()) {
+    hint = near.best();
+  }
+  error = "unknown key '" + key + "'" + (section.empty() ? "" : " in [" + section + "]") +
+          (hint.empty() ? "" : " (did you mean '" + hint + "'?)") + "; the keys are the long flags (stemd --help)";
+  return {};
+}
+
+// Rewrites a config file's text without sections: `[osc]` + `port = 1` becomes `osc-port = 1`,
+// the section line becomes a blank line (line numbers stay). Keys that do not resolve are left
+// as they are (scan_config has refused them already).
+class SectionedConfig : public CLI::ConfigTOML {
+ public:
+  explicit SectionedConfig(std::map<std::string, std::string> known) : known_(std::move(known)) {}
+  std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
+    std::stringstream flat;
+    std::string line, section;
+    while (std::getline(input, line)) {
+      const std::string t = trim(line);
+      if (!t.empty() && t[0] == '[' && t.back() == ']' && t.find('=') == std::string::npos) {
+        section = trim(t.substr(1, t.size() - 2));
+        flat << "\n";
+        continue;
+      }
+      const auto eq = t.find('=');
+      if (!section.empty() && !t.empty() && t[0] != '#' && t[0] != ';' && eq != std::string::npos) {
+        std::string e;
+        const std::string key = resolve_key(known_, section, trim(t.substr(0, eq)), e);
+        if (!key.empty()) {
+          flat << key << " = " << t.substr(eq + 1) << "\n";
+          continue;
+        }
+      }
+      flat << line << "\n";
+    }
+    return CLI::ConfigTOML::from_config(flat);
+  }
+
+ private:
+  std::map<std::string, std::string> known_;
+};
+
+// Reads the config file line by line: every key must be `key = value` with a known key (the
+// long flag names, in sections or not). An unknown key, an unknown section, an unreadable file
+// or a line that is not `key = value` is an error naming the file and line. `lines` maps each
+// flag to the line that sets it.
+// `read_from` is where it is read (the descriptor parse_options opened, /proc/self/fd/N);
+// messages name `path`.
+bool scan_config(const std::string& path, const std::string& read_from, const CLI::App& app,
+                 std::map<std::string, int>& lines, std::vector<std::string>& warnings, std::string& error) {
+  // Read once, without blocking: a FIFO (or a device) at the path is refused at once — at start
+  // and on SIGHUP, where a blocked open would stop the daemon from honouring SIGTERM.
+  std::string text;
+  if (read_regular_file(read_from, 1u << 20, text, error) != ReadResult::kOk) {
+    if (error.rfind(read_from, 0) == 0) error = path + error.substr(read_from.size());
+    error = "config file " + error;
+    return false;
+  }
+  std::istringstream in(text);
+  const auto known = known_keys(app);
+  std::string line, section;
+  for (int no = 1; std::getline(in, line); ++no) {
+    const std::string t = trim(line);
+    if (t.empty() || t[0] == '#' || t[0] == ';') continue;
+    const std::string where = path + ":" + std::to_string(no) + ": ";
+    if (t[0] == '[') {
+      const std::string name = t.back() == ']' ? trim(t.substr(1, t.size() - 2)) : std::string();
+      if (find_section(name) == nullptr) {
+        control::ClosestWord near(name);
+        for (const auto& sec : kSections) near.consider(sec.name);
+        error = where + "unknown section " + t + (near.best().empty() ? "" : " (did you mean [" + near.best() + "]?)") +
+                "; the sections are " + section_names();
+        return false;
+      }
+      section = name;
+      continue;
+    }
+    const auto eq = t.find('=');
+    if (eq == std::string::npos) {
+      error = where + "'" + t + "' is not a 'key = value' line";
+      return false;
+    }
+    const std::string raw = trim(t.substr(0, eq));
+    if (trim(t.substr(eq + 1)).empty()) {
+      error = where + "key '" + raw + "' has no value";
+      return false;
+    }
+    std::string e;
+    const std::string key = resolve_key(known, section, raw, e);
+    if (key.empty()) {
+      error = where + e;
+      return false;
+    }
+    if (auto it = lines.find(key); it != lines.end()) {
+      warnings.push_back(where + "'" + key + "' is also set on line " + std::to_string(it->second) + "; this one wins");
+    }
+    lines[key] = no;
+  }
+  return true;
+}
+
+// The config file when --config is not given: $XDG_CONFIG_HOME/stemd/stemd.conf (or
+// ~/.config/stemd/stemd.conf), then /etc/stemd/stemd.conf. `searched` lists where it looked.
+std::string search_config(std::string& searched) {
+  std::vector<std::string> candidates;
+  const char* xdg = std::getenv("XDG_CONFIG_HOME");
+  const char* home = std::getenv("HOME");
+  if (xdg != nullptr && xdg[0] == '/') {
+    candidates.push_back(std::string(xdg) + "/stemd/stemd.conf");
+  } else if (home != nullptr && home[0] == '/') {
+    candidates.push_back(std::string(home) + "/.config/stemd/stemd.conf");
+  }
+  candidates.push_back("/etc/stemd/stemd.conf");
+  for (const auto& c : candidates) {
+    searched += (searched.empty() ? "" : ", ") + c;
+    if (::access(c.c_str(), F_OK) == 0) return c;
+  }
+  return {};
+}
+
+// --config none: CLI11 must not try to read a file "none".
+void drop_config_none(std::vector<std::string>& args) {
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--config=none") {
+      args.erase(args.begin() + static_cast<long>(i));
+      return;
+    }
+    if (args[i] == "--config" && i + 1 < args.size()) {
+      args.erase(args.begin() + static_cast<long>(i), args.begin() + static_cast<long>(i) + 2);
+      return;
+    }
+  }
+}
+
+// The config file: --config FILE, --config none (no file), or the first found by the search.
+void pick_config(int argc, char** argv, Options& o, std::vector<std::string>& args) {
+  o.config_path = config_arg(argc, argv);
+  if (o.config_path == "none") {
+    o.config_path.clear();
+    o.config_source = "no config file (--config none)";
+    drop_config_none(args);
+  } else if (!o.config_path.empty()) {
+    o.config_source = "config file " + o.config_path;
+  } else if (const char* off = std::getenv("STEMD_NO_CONFIG_SEARCH"); off != nullptr && *off != '\0') {
+    o.config_source = "no config file (STEMD_NO_CONFIG_SEARCH is set)";
+  } else {
+    std::string searched;
+    o.config_path = search_config(searched);
+    if (o.config_path.empty()) {
+      o.config_source = "no config file (looked for " + searched + ")";
+    } else {
+      o.config_source = "config file " + o.config_path + " (found without --config)";
+      args.push_back("--config");
+      args.push_back(o.config_path);
+    }
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<CLI::Config> sectioned_config(std::map<std::string, std::string> known) {
+  return std::make_shared<SectionedConfig>(std::move(known));
+}
+
+ConfigFile::~ConfigFile() {
+  if (fd >= 0) ::close(fd);
+}
+
+bool open_config(int argc, char** argv, const CLI::App& app, Options& o, std::vector<std::string>& args,
+                 ConfigFile& file, std::string& error) {
+  pick_config(argc, argv, o, args);
+  if (o.config_path.empty()) return true;
+  // The file is opened once, here, without blocking, and must be a regular file; the key check
+  // and CLI11 then both read that open file (/proc/self/fd/N), never the path again: nothing can
+  // swap a FIFO or another file in between the check and the read.
+  file.fd = ::open(o.config_path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  struct stat st {};
+  if (file.fd < 0 || ::fstat(file.fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    // The reader names the reason (missing, unreadable, not a regular file).
+    if (!scan_config(o.config_path, o.config_path, app, file.lines, o.config_warnings, error)) return false;
+    error = "config file " + o.config_path + ": changed while it was opened; try again";
+    return false;
+  }
+  const std::string via = "/proc/self/fd/" + std::to_string(file.fd);
+  if (!scan_config(o.config_path, via, app, file.lines, o.config_warnings, error)) return false;
+  for (std::size_t i = 1; i < args.size(); ++i) {  // CLI11 reads the same open file
+    if (args[i] == "--config" && i + 1 < args.size()) args[i + 1] = via;
+    if (args[i].rfind("--config=", 0) == 0) args[i] = "--config=" + via;
+  }
+  return true;
+}
+
+}  // namespace stemd::app::options_detail

@@ -1,0 +1,62 @@
+// What parse_options (options.cpp) shares with its other files: the flags (options_flags.cpp),
+// the --help layout and --version (options_help.cpp), the config file (options_config.cpp) and
+// the presets (options.cpp, from config/presets/*.conf). Not for use outside src/app/options*.
+// [main] thread only.
+#pragma once
+
+#include "options.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace stemd::app::options_detail {
+
+// ---- presets (config/presets/NAME.conf, compiled in: see presets.hpp.in)
+struct Preset {
+  const char* name;
+  std::uint32_t buffer_size;
+  const char* what;
+  std::uint32_t memory_mb;  // --max-memory-mb when not given: what clients may make it hold
+};
+// Every preset, in the order --help lists them.
+const std::vector<Preset>& presets();
+const Preset* find_preset(const std::string& name);
+
+// ---- flags (options_flags.cpp)
+// Adds every flag of stemd to `app`, bound to `o`, in the order --help lists them; then the
+// finite-number checks, the --help groups and formatter and the sectioned config reader.
+void add_flags(CLI::App& app, Options& o);
+
+// ---- --help and --version (options_help.cpp)
+void assign_groups(CLI::App& app);
+std::shared_ptr<CLI::Formatter> help_formatter();
+std::string version_text();
+
+// ---- the config file (options_config.cpp)
+std::string trim(const std::string& s);
+// The known keys (long flag names) and the section each belongs to.
+std::map<std::string, std::string> known_keys(const CLI::App& app);
+std::shared_ptr<CLI::Config> sectioned_config(std::map<std::string, std::string> known);
+bool on_command_line(int argc, char** argv, const std::string& lname);
+
+// The config file picked for a parse: the open descriptor CLI11 reads (closed at the end).
+struct ConfigFile {
+  int fd = -1;
+  std::map<std::string, int> lines;  // each key the file sets → its line
+  ConfigFile() = default;
+  ConfigFile(const ConfigFile&) = delete;
+  ConfigFile& operator=(const ConfigFile&) = delete;
+  ~ConfigFile();
+};
+// Picks the config file (--config FILE, --config none, or the search), opens and checks it,
+// and rewrites `args` so that CLI11 reads the same open file. Sets o.config_path,
+// o.config_source and o.config_warnings. False with `error` on a bad file.
+bool open_config(int argc, char** argv, const CLI::App& app, Options& o, std::vector<std::string>& args,
+                 ConfigFile& file, std::string& error);
+
+}  // namespace stemd::app::options_detail
