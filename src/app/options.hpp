@@ -127,6 +127,17 @@ void add_finite_checks(CLI::App& app);
 // --sample-rate: 0 (the device's rate) or 8000..384000 Hz.
 CLI::Option* check_sample_rate(CLI::Option* opt);
 
+// The platform presets (--preset NAME), in --help's order. Their one definition is
+// config/presets/NAME.conf (installed to share/stemd/presets): the build compiles those files'
+// values in (src/CMakeLists.txt), so the files and --preset cannot differ.
+struct PresetValues {
+  std::string name;
+  std::uint32_t buffer_size;    // frames
+  std::uint32_t max_memory_mb;  // MiB
+  std::string what;             // "Raspberry Pi 4", logged as the buffer size's reason
+};
+std::vector<PresetValues> builtin_presets();
+
 // The keys that differ between two parses (their effective_config), e.g. {"log-level", "allow"}.
 std::vector<std::string> changed_keys(const Options& before, const Options& after);
 

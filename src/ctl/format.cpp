@@ -8,8 +8,6 @@
 #include <cstdlib>
 #include <limits>
 
-#include <nlohmann/json.hpp>
-
 namespace stemd::ctl {
 
 namespace {
@@ -507,95 +505,6 @@ std::string status_summary(const StatusFields& f) {
   if (has("uptime_s")) rows.push_back({"  uptime", fmt_uptime(field_number(f, "uptime_s"))});
   if (field_number(f, "tone_hz") > 0) rows.push_back({"  test tone", fmt("%.0f Hz", field_number(f, "tone_hz"))});
   return table(rows, {});
-}
-
-namespace {
-
-using Json = nlohmann::ordered_json;
-
-Json json_value(const OscArg& a) {
-  switch (a.type) {
-    case 'i':
-    case 'h':
-    case 'c':
-    case 'm':
-    case 't':
-      return Json(a.i);
-    case 'f':
-    case 'd':
-      return std::isfinite(a.f) ? Json(a.f) : Json(nullptr);
-    case 'T':
-      return Json(true);
-    case 'F':
-      return Json(false);
-    case 's':
-    case 'S':
-    case 'b':
-      return Json(a.s);
-    default:  // N, I
-      return Json(nullptr);
-  }
-}
-
-// Invalid UTF-8 → U+FFFD instead of an exception; control characters are escaped.
-std::string dump(const Json& j, int indent) {
-  return j.dump(indent, ' ', false, Json::error_handler_t::replace) + "\n";
-}
-
-}  // namespace
-
-std::string status_json(const StatusFields& f) {
-  Json j = Json::object();
-  for (const auto& [k, v] : f) j[k] = json_value(v);
-  return dump(j, 2);
-}
-
-std::string list_json(const std::vector<SourceRow>& rows) {
-  Json j = Json::array();
-  for (const auto& r : rows) {
-    j.push_back(Json{{"id", r.id},
-                     {"name", r.name},
-                     {"path", r.path},
-                     {"duration_s", r.duration_s},
-                     {"streamed", r.streamed},
-                     {"playing", r.playing}});
-  }
-  return dump(j, 2);
-}
-
-std::string voices_json(const std::vector<VoiceRow>& rows) {
-  Json j = Json::array();
-  for (const auto& r : rows) {
-    j.push_back(Json{{"id", r.id},
-                     {"name", r.name},
-                     {"position_s", r.position_s},
-                     {"duration_s", r.duration_s},
-                     {"ring_fill", r.ring_fill},
-                     {"underruns", r.underruns},
-                     {"state", r.state}});
-  }
-  return dump(j, 2);
-}
-
-std::string event_json(const OscMessage& m, const std::string& utc_time) {
-  Json j = Json::object();
-  j["time"] = utc_time;
-  j["event"] = m.address;
-  Json args = Json::array();
-  for (const auto& a : m.args) args.push_back(json_value(a));
-  j["args"] = args;
-  std::vector<const char*> names;
-  if (m.address == "/stemd/voice/started") {
-    names = {"id", "voice", "name"};
-  } else if (m.address == "/stemd/voice/ended") {
-    names = {"id", "voice", "reason"};
-  } else if (m.address == "/stemd/voice/underrun") {
-    names = {"id", "voice", "count"};
-  } else if (m.address == "/stemd/device/underflow") {
-    names = {"total"};
-  }
-  for (std::size_t i = 0; i < names.size() && i < m.args.size(); ++i) j[names[i]] = json_value(m.args[i]);
-  return dump(j, -1);
 }
 
 }  // namespace stemd::ctl

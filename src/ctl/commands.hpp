@@ -1,0 +1,38 @@
+// stemctl's commands: a table, one entry a command — its name and help line, the function that
+// declares its arguments (CLI11) and the one that runs it. [stemctl's one thread]
+#pragma once
+
+#include "session.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+namespace stemd::ctl {
+
+// Every command's arguments (CLI11 writes them; a command reads its own).
+struct Args {
+  int id = 0;
+  std::string path, name, unit = "s", deck;
+  double volume = 1.0, start = 0.0, fade = 0.0, position = 0.0, value = 0.0, ramp = 0.0, rate = 1.0;
+  double interval = 0.25;
+  int count = 0;
+  bool loop = false, absolute = false, json = false, all = false;
+  std::vector<std::string> eq;  // eq: BAND PERCENT or LOW MID HIGH
+  std::vector<double> levels, tone;
+  std::string curve;
+  std::vector<std::string> words;  // send: everything after it, as typed (see split_send)
+};
+
+struct Command {
+  const char* name;
+  const char* description;                               // the line in stemctl --help
+  void (*define)(CLI::App& sub, Args& a);                // its arguments, options and footer
+  int (*run)(Session& s, Args& a, const CLI::App& sub);  // an exit code (kExit*)
+};
+
+// In the order stemctl --help lists them.
+const std::vector<Command>& commands();
+
+}  // namespace stemd::ctl

@@ -1,0 +1,108 @@
+// stemctl's connection to stemd (see session.hpp).
+#include "session.hpp"
+
+#include <signal.h>
+
+#include <cstdio>
+
+namespace stemd::ctl {
+
+std::atomic<bool> g_stop{false};
+
+namespace {
+void on_signal(int) { g_stop.store(true); }
+}  // namespace
+
+void install_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: poll() returns EINTR and the loop sees the flag
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+std::string seconds_text(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", s);
+  return buf;
+}
+
+std::string num(double v) { return seconds_text(v); }
+
+void error_line(const std::string& text) { std::fprintf(stderr, "stemctl: %s\n", text.c_str()); }
+
+OscMessage msg(std::string address, std::vector<OscArg> args) {
+  OscMessage m;
+  m.address = std::move(address);
+  m.args = std::move(args);
+  return m;
+}
+
+int Session::connect() {
+  if (client_) return kExitOk;
+  std::string error;
+  bool gone = false;
+  client_ = Client::open(opts_, error, gone);
+  if (client_) return kExitOk;
+  if (gone) {
+    error_line("cannot connect to " + target_text() + ": " + error + " — is stemd running" +
+               (opts_.tcp ? " with --osc-tcp-port" : "") + "? (--port/--host)");
+    return kExitNoReply;
+  }
+  error_line(error);
+  return error.rfind("cannot resolve", 0) == 0 ? kExitUsage : kExitFail;
+}
+
+std::string Session::target_text() const {
+  const bool v6 = opts_.host.find(':') != std::string::npos && opts_.host.front() != '[';
+  return (v6 ? "[" + opts_.host + "]" : opts_.host) + ":" + std::to_string(opts_.port) + (opts_.tcp ? " (tcp)" : "");
+}
+
+int Session::check(const Result& r) {
+  switch (r.wait) {
+    case Wait::kMessage:
+      if (r.done()) return kExitOk;
+      error_line(describe_failure(r.reply));
+      return kExitFail;
+    case Wait::kTimeout:
+      error_line("no reply from " + target_text() + " within " + seconds_text(opts_.timeout_s) +
+                 " s — is stemd running? (--port/--host)");
+      return kExitNoReply;
+    case Wait::kGone:
+      error_line(r.error + " — is stemd running? (--port/--host)");
+      return kExitNoReply;
+    case Wait::kInterrupted:
+      return kExitFail;
+  }
+  return kExitFail;
+}
+
+int Session::run(const OscMessage& m, const std::function<void(const OscMessage&)>& on_done) {
+  if (int rc = connect(); rc != kExitOk) return rc;
+  const Result r = client_->request(m);
+  const int rc = check(r);
+  if (rc == kExitOk && on_done) on_done(r.reply);
+  return rc;
+}
+
+int Session::pages(const std::string& address, std::size_t fields_per_row,
+                   const std::function<bool(const OscMessage&, std::string&)>& take) {
+  if (int rc = connect(); rc != kExitOk) return rc;
+  std::int64_t offset = 0;
+  for (int page = 0; page < 1'000'000; ++page) {
+    const Result r = client_->request(msg(address, {OscArg::Int(offset)}));
+    if (const int rc = check(r); rc != kExitOk) return rc;
+    std::string error;
+    if (!take(r.reply, error)) {
+      error_line(error);
+      return kExitFail;
+    }
+    const std::int64_t next = next_page(r.reply, fields_per_row);
+    if (next <= offset) return kExitOk;  // −1: the last page (and never a loop)
+    offset = next;
+  }
+  return kExitOk;
+}
+
+}  // namespace stemd::ctl
