@@ -69,7 +69,7 @@ struct Options {
   std::string allow;
   std::string media_root;
   std::uint32_t max_sources = 4096;
-  std::uint32_t max_memory_mb = 2048;  // set from the preset unless given (options.cpp)
+  std::uint32_t max_memory_mb = 2048;  // set from the preset unless given (config/presets)
   std::uint32_t max_channels = 32;
   std::uint32_t max_subscribers = 16;
   std::uint32_t max_string = 1024;
