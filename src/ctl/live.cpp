@@ -11,6 +11,24 @@
 namespace stemd::ctl {
 namespace {
 
+// ------------------------------------------------------------------------------- both
+
+// Connects, routes Ctrl-C/SIGTERM to g_stop and subscribes (/stemd/notify 1); notifications
+// that arrive before the reply go to `on_event`. -1 to go on (the reply in `sub`), or the exit
+// code (kExitOk when interrupted, else the connection's).
+int subscribe(Session& s, const std::function<void(const OscMessage&)>& on_event, Result& sub) {
+  if (int rc = s.connect(); rc != kExitOk) return rc;
+  install_signals();
+  s.client().set_interrupt_flag(&g_stop);
+  sub = s.client().request(msg("/stemd/notify", {OscArg::Int(1)}), s.opts().timeout_s, on_event);
+  return sub.wait == Wait::kInterrupted ? kExitOk : -1;
+}
+
+void unsubscribe(Session& s) {
+  s.client().set_interrupt_flag(nullptr);  // a second Ctrl-C during this short wait kills us: fine
+  s.client().request(msg("/stemd/notify", {OscArg::Int(0)}), std::min(s.opts().timeout_s, 1.0));
+}
+
 // ------------------------------------------------------------------------------- watch
 
 class Watch {
@@ -18,15 +36,11 @@ class Watch {
   Watch(Session& s, double interval, int count) : s_(s), interval_(interval), count_(count) {}
 
   int run() {
-    if (int rc = s_.connect(); rc != kExitOk) return rc;
-    Client& c = s_.client();
-    install_signals();
-    c.set_interrupt_flag(&g_stop);
-    tty_ = isatty(STDOUT_FILENO) == 1;
-
     // Subscribe first: if the daemon is not there, say so the way every command does.
-    const Result sub = c.request(msg("/stemd/notify", {OscArg::Int(1)}), s_.opts().timeout_s, keep_event());
-    if (sub.wait == Wait::kInterrupted) return kExitOk;
+    Result sub;
+    if (const int rc = subscribe(s_, keep_event(), sub); rc >= 0) return rc;
+    Client& c = s_.client();
+    tty_ = isatty(STDOUT_FILENO) == 1;
     if (sub.wait != Wait::kMessage) return s_.check(sub);
     if (sub.failed()) {
       notice_ = "events unavailable: " + describe_failure(sub.reply);
@@ -62,10 +76,7 @@ class Watch {
       }
     }
 
-    if (subscribed_) {
-      c.set_interrupt_flag(nullptr);  // a second Ctrl-C during this short wait kills us: fine
-      c.request(msg("/stemd/notify", {OscArg::Int(0)}), std::min(s_.opts().timeout_s, 1.0));
-    }
+    if (subscribed_) unsubscribe(s_);
     return kExitOk;
   }
 
@@ -202,12 +213,9 @@ class Events {
   Events(Session& s, bool json, int count) : s_(s), json_(json), count_(count) {}
 
   int run() {
-    if (int rc = s_.connect(); rc != kExitOk) return rc;
+    Result sub;
+    if (const int rc = subscribe(s_, printer(), sub); rc >= 0) return rc;
     Client& c = s_.client();
-    install_signals();
-    c.set_interrupt_flag(&g_stop);
-    const Result sub = c.request(notify(1), s_.opts().timeout_s, printer());
-    if (sub.wait == Wait::kInterrupted) return kExitOk;
     if (const int rc = s_.check(sub); rc != kExitOk) return rc;
     renewed(sub.reply);
     while (!g_stop.load() && !enough()) {
@@ -225,8 +233,7 @@ class Events {
         break;  // interrupted
       }
     }
-    c.set_interrupt_flag(nullptr);  // a second Ctrl-C during this short wait kills us: fine
-    c.request(notify(0), std::min(s_.opts().timeout_s, 1.0));
+    unsubscribe(s_);
     return kExitOk;
   }
 
