@@ -27,6 +27,8 @@ PKGS=(
   jackd2 jack-capture jack-tools sox procps python3
   # man pages from --help (help2man), the .deb (cpack -G DEB runs dpkg-shlibdeps)
   help2man dpkg-dev
+  # scripts/check_structure.sh (function lengths)
+  universal-ctags
   # stemctl's zsh completion is checked with zsh -n (tests/integration/stemctl_completion.sh)
   zsh
 )

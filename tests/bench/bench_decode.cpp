@@ -11,7 +11,7 @@
 // `chunk` is the frames asked per call: 8192 is the loader's chunk_frames, 65536 a large read.
 // Fixtures: 60 s of stereo noise at 48 kHz (11 MiB as 16-bit, 22 MiB as float), read once
 // before timing so they are in the page cache; reads wrap to the start at end of file.
-#include "fixtures.hpp"
+#include "common/bench_files.hpp"
 
 #include "io/sound_file.hpp"
 

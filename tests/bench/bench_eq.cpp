@@ -7,7 +7,7 @@
 //
 // Counter ns_per_frame: one stereo frame of one deck. Every call filters fresh noise, never its
 // own output.
-#include "fixtures.hpp"
+#include "common/bench_files.hpp"
 
 #include "engine/deck_eq.hpp"
 

@@ -10,7 +10,7 @@
 // time); the samples are reported as counters: p50_ms, p99_ms (nearest rank: with 20 samples, the worst), min_ms,
 // max_ms; bytes_read per load (io::FileHandle::total_bytes_read() before/after) proves that only the head of a streamed
 // file is read; memory_bytes is the source's decoded data.
-#include "fixtures.hpp"
+#include "common/bench_files.hpp"
 
 #include "io/source.hpp"
 

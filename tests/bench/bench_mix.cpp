@@ -15,7 +15,7 @@
 // reading different files: at 128 voices the sources do not fit in cache, which is the point.
 // Counters: ns_per_voice_frame (one stereo frame of one voice), bytes_per_second = source bytes
 // mixed (N × frames × 2 × sizeof(float) per call).
-#include "fixtures.hpp"
+#include "common/bench_files.hpp"
 
 #include "stemd/engine.hpp"
 #include "stemd/stream.hpp"

@@ -13,10 +13,30 @@
 
 namespace stemd::test {
 
+namespace {
+
+// A new WAV at `path` for writing; throws when libsndfile cannot create it.
+SNDFILE* create_wav(const std::string& path, int channels, int subformat, int rate) {
+  SF_INFO info{};
+  info.samplerate = rate;
+  info.channels = channels;
+  info.format = SF_FORMAT_WAV | subformat;
+  SNDFILE* sf = sf_open(path.c_str(), SFM_WRITE, &info);
+  if (!sf) throw std::runtime_error(path + ": " + sf_strerror(nullptr));
+  return sf;
+}
+
+}  // namespace
+
 TempDir::TempDir() {
-  char tmpl[] = "/tmp/stemd-test-XXXXXX";
-  if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
-  path_ = tmpl;
+  const char* base = std::getenv("TEST_TMPDIR");
+  std::string tmpl = base != nullptr && *base != '\0' ? base : "/tmp";
+  if (tmpl.back() != '/') tmpl += '/';
+  tmpl += "stemd-test-XXXXXX";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (mkdtemp(buf.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + tmpl);
+  path_ = buf.data();
 }
 
 TempDir::~TempDir() {
@@ -24,7 +44,51 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
-std::vector<float> make_pcm16(std::int64_t frames, int channels, std::uint32_t seed) {
+std::vector<short> make_pcm16(std::int64_t frames, int channels, std::uint32_t seed) {
+  std::vector<short> s(static_cast<std::size_t>(frames * channels));
+  std::uint32_t x = seed * 2654435761u + 12345u;
+  for (auto& v : s) {
+    x = x * 1664525u + 1013904223u;
+    v = static_cast<short>(static_cast<std::int32_t>(x >> 16) - 32768);
+  }
+  return s;
+}
+
+std::vector<float> to_stereo_float(const std::vector<short>& pcm, int channels) {
+  const std::size_t frames = pcm.size() / static_cast<std::size_t>(channels);
+  std::vector<float> out(frames * 2);
+  for (std::size_t f = 0; f < frames; ++f) {
+    const float l = static_cast<float>(pcm[f * channels]) / 32768.0f;
+    const float r = channels > 1 ? static_cast<float>(pcm[f * channels + 1]) / 32768.0f : l;
+    out[2 * f] = l;
+    out[2 * f + 1] = r;
+  }
+  return out;
+}
+
+std::vector<float> make_wav(const std::string& path, std::int64_t frames, std::uint32_t seed, int channels) {
+  const auto pcm = make_pcm16(frames, channels, seed);
+  write_wav16(path, pcm, channels);
+  return to_stereo_float(pcm, channels);
+}
+
+void write_wav16(const std::string& path, const std::vector<short>& pcm, int channels, int rate) {
+  SNDFILE* sf = create_wav(path, channels, SF_FORMAT_PCM_16, rate);
+  const sf_count_t frames = static_cast<sf_count_t>(pcm.size() / static_cast<std::size_t>(channels));
+  const sf_count_t written = sf_writef_short(sf, pcm.data(), frames);
+  sf_close(sf);
+  if (written != frames) throw std::runtime_error(path + ": short write");
+}
+
+void write_wav_float(const std::string& path, const std::vector<float>& stereo, int rate) {
+  SNDFILE* sf = create_wav(path, 2, SF_FORMAT_FLOAT, rate);
+  const sf_count_t frames = static_cast<sf_count_t>(stereo.size() / 2);
+  const sf_count_t written = sf_writef_float(sf, stereo.data(), frames);
+  sf_close(sf);
+  if (written != frames) throw std::runtime_error(path + ": short write");
+}
+
+std::vector<float> make_tone_noise16(std::int64_t frames, int channels, std::uint32_t seed) {
   std::vector<float> out(static_cast<std::size_t>(frames * channels));
   std::uint32_t x = seed ? seed : 1;
   for (std::int64_t f = 0; f < frames; ++f) {
@@ -42,25 +106,13 @@ std::vector<float> make_pcm16(std::int64_t frames, int channels, std::uint32_t s
 }
 
 void write_wav16(const std::string& path, const std::vector<float>& samples, int channels, int rate) {
-  SF_INFO info{};
-  info.samplerate = rate;
-  info.channels = channels;
-  info.format = SF_FORMAT_WAV | SF_FORMAT_PCM_16;
-  SNDFILE* sf = sf_open(path.c_str(), SFM_WRITE, &info);
-  if (!sf) throw std::runtime_error(path + ": " + sf_strerror(nullptr));
-  std::vector<short> s(samples.size());
-  for (std::size_t i = 0; i < samples.size(); ++i) s[i] = static_cast<short>(std::lround(samples[i] * 32768.0f));
-  sf_writef_short(sf, s.data(), static_cast<sf_count_t>(samples.size() / static_cast<std::size_t>(channels)));
-  sf_close(sf);
+  std::vector<short> pcm(samples.size());
+  for (std::size_t i = 0; i < samples.size(); ++i) pcm[i] = static_cast<short>(std::lround(samples[i] * 32768.0f));
+  write_wav16(path, pcm, channels, rate);
 }
 
 void write_long_wav16(const std::string& path, std::int64_t frames, std::uint32_t seed, int rate) {
-  SF_INFO info{};
-  info.samplerate = rate;
-  info.channels = 2;
-  info.format = SF_FORMAT_WAV | SF_FORMAT_PCM_16;
-  SNDFILE* sf = sf_open(path.c_str(), SFM_WRITE, &info);
-  if (!sf) throw std::runtime_error(path + ": " + sf_strerror(nullptr));
+  SNDFILE* sf = create_wav(path, 2, SF_FORMAT_PCM_16, rate);
   std::vector<short> chunk(65536 * 2);
   std::uint32_t x = seed ? seed : 1;
   for (std::int64_t done = 0; done < frames;) {

@@ -1,8 +1,9 @@
-// Test fixtures shared by the test suites: deterministic audio written with libsndfile, temp
-// dirs, and a driver that runs an Engine the way the render backend does.
+// The test fixtures shared by every suite (tests/README.md): temp dirs and deterministic audio
+// written with libsndfile. No GoogleTest here (the benchmarks link it too): a fixture that cannot
+// be written throws, which fails the test that asked for it.
+//
+// Threads: any test thread; nothing here is shared between threads.
 #pragma once
-
-#include "stemd/engine.hpp"
 
 #include <cstdint>
 #include <string>
@@ -10,11 +11,13 @@
 
 namespace stemd::test {
 
-// A fresh directory under /tmp, removed by the destructor.
+// A fresh directory under $TEST_TMPDIR (or /tmp), removed with everything in it by the destructor.
 class TempDir {
  public:
   TempDir();
   ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
   const std::string& path() const { return path_; }
   std::string file(const std::string& name) const { return path_ + "/" + name; }
 
@@ -22,11 +25,25 @@ class TempDir {
   std::string path_;
 };
 
-// Deterministic 16-bit noise + tones, different per channel. Returns the samples as the floats
-// libsndfile will decode them to (x / 32768), interleaved with `channels` channels.
-std::vector<float> make_pcm16(std::int64_t frames, int channels, std::uint32_t seed);
-// Writes a 16-bit WAV with these (already 16-bit-exact) samples.
+// Deterministic 16-bit noise, different on each channel, so an offset of one frame or an L/R
+// swap can never compare equal. Returns interleaved 16-bit samples (channels per frame).
+std::vector<short> make_pcm16(std::int64_t frames, int channels, std::uint32_t seed);
+// What stemd must decode from `pcm` (stereo float, x / 32768 exactly; mono copied to both sides).
+std::vector<float> to_stereo_float(const std::vector<short>& pcm, int channels);
+// A 16-bit WAV of make_pcm16(frames, channels, seed); returns the decoded stereo frames stemd must
+// produce (to_stereo_float).
+std::vector<float> make_wav(const std::string& path, std::int64_t frames, std::uint32_t seed, int channels = 2);
+
+// Deterministic noise + one tone per channel (220 Hz × channel number), at 48 kHz. Returned as the
+// floats libsndfile decodes the 16-bit samples to (x / 32768), interleaved with `channels` channels.
+std::vector<float> make_tone_noise16(std::int64_t frames, int channels, std::uint32_t seed);
+
+// Writes a 16-bit WAV of these samples.
+void write_wav16(const std::string& path, const std::vector<short>& pcm, int channels, int rate = 48000);
+// The same from floats that are already 16-bit-exact (x / 32768, as make_tone_noise16 returns).
 void write_wav16(const std::string& path, const std::vector<float>& samples, int channels, int rate = 48000);
+// Writes a 32-bit float stereo WAV of these interleaved samples.
+void write_wav_float(const std::string& path, const std::vector<float>& stereo, int rate = 48000);
 // Writes a long 16-bit stereo WAV of noise in chunks (memory stays small).
 void write_long_wav16(const std::string& path, std::int64_t frames, std::uint32_t seed, int rate = 48000);
 // A valid 16-bit stereo WAV header claiming `data_bytes` of audio, extended with ftruncate():

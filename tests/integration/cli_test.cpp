@@ -2,7 +2,7 @@
 // bad file gets one error line naming the file and libsndfile's reason and a non-zero exit,
 // config files work, and SIGTERM ends the daemon cleanly with exit 0.
 #include "common/fixtures.hpp"
-#include "run_process.hpp"
+#include "common/run_process.hpp"
 
 #include <gtest/gtest.h>
 
@@ -82,7 +82,7 @@ TEST(Cli, UnreadableFileGetsTheReason) {
   TempDir dir;
   chmod(dir.path().c_str(), 0755);
   const std::string path = dir.file("locked.wav");
-  write_wav16(path, make_pcm16(100, 2, 1), 2);
+  write_wav16(path, make_tone_noise16(100, 2, 1), 2);
   chmod(path.c_str(), 0);
   // root reads anything: drop to nobody for the run (setpriv is in util-linux, always present)
   const std::string prefix = geteuid() == 0 ? "setpriv --reuid=65534 --regid=65534 --clear-groups " : "";
@@ -150,7 +150,7 @@ TEST(Cli, WaitingForADeviceIsReadyWithAStatusAndAnswersOsc) {
 
 TEST(Cli, ConfigFileSetsEveryFlag) {
   TempDir dir;
-  write_wav16(dir.file("a.wav"), make_pcm16(4800, 2, 3), 2);
+  write_wav16(dir.file("a.wav"), make_tone_noise16(4800, 2, 3), 2);
   const std::string conf = dir.file("stemd.conf");
   std::ofstream(conf) << "buffer-size = 512\nbackend = \"null\"\nduration = 0.1\nplay = [\"" << dir.file("a.wav")
                       << "\"]\nlog-level = \"info\"\n";
@@ -185,7 +185,7 @@ TEST(Cli, OldServerFlagThatCannotBeHonouredIsAnError) {
 // again.
 TEST(Cli, ResumedImageDoesNotRepeatDeckCStartupFlags) {
   test::TempDir dir;
-  test::write_wav16(dir.file("c.wav"), test::make_pcm16(48000, 2, 5), 2);
+  test::write_wav16(dir.file("c.wav"), test::make_tone_noise16(48000, 2, 5), 2);
   const std::string state = dir.file("handover.state");
   std::ofstream(state) << "stemd-state 1\n/stemd/load 2100 \"" << dir.file("c.wav") << "\" \"c\"\nend\n";
   const auto r = run_process("STEMD_RESUME_STATE=" + shell_quote(state) + " " + STEMD_BINARY +
@@ -371,7 +371,7 @@ TEST(Cli, BadConfigValueIsAnErrorNamingFileLineAndKey) {
 
 TEST(Cli, RenderToUnknownFormatIsAnError) {
   TempDir dir;
-  write_wav16(dir.file("a.wav"), make_pcm16(4800, 2, 3), 2);
+  write_wav16(dir.file("a.wav"), make_tone_noise16(4800, 2, 3), 2);
   const auto r = run_stemd("--render-to " + dir.file("out.xyz") + " --play " + dir.file("a.wav"));
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("unknown output format"), std::string::npos) << r.output;
@@ -379,7 +379,7 @@ TEST(Cli, RenderToUnknownFormatIsAnError) {
 
 TEST(Cli, RenderLoopWithoutDurationIsRefused) {
   TempDir dir;
-  write_wav16(dir.file("a.wav"), make_pcm16(4800, 2, 3), 2);
+  write_wav16(dir.file("a.wav"), make_tone_noise16(4800, 2, 3), 2);
   const auto r = run_stemd("--render-to " + dir.file("o.wav") + " --loop --play " + dir.file("a.wav"));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("needs --duration"), std::string::npos) << r.output;
@@ -387,7 +387,7 @@ TEST(Cli, RenderLoopWithoutDurationIsRefused) {
 
 TEST(Cli, SigtermFadesOutAndExitsZero) {
   TempDir dir;
-  write_wav16(dir.file("a.wav"), make_pcm16(48000 * 5, 2, 3), 2);
+  write_wav16(dir.file("a.wav"), make_tone_noise16(48000 * 5, 2, 3), 2);
   const std::string cmd = std::string(STEMD_BINARY) + " --osc-port 0 --backend null --loop --play " +
                           dir.file("a.wav") + " & pid=$!; sleep 0.5; kill -TERM $pid; wait $pid; echo exit=$?";
   const auto r = run_process("sh -c " + shell_quote(cmd));

@@ -13,7 +13,7 @@
 // (The launch line's --port is left out: a render with a port listens for OSC, and a live OSC
 // thread would move the movement tempo by wall-clock time during the render.)
 #include "common/fixtures.hpp"
-#include "run_process.hpp"
+#include "common/run_process.hpp"
 
 #include <gtest/gtest.h>
 #include <sndfile.h>

@@ -111,7 +111,7 @@ TEST_F(LoadPath, SameFileInManyIdsSharesOneDecodedCopy) {
 // playing) against the process's RSS growth, within 10 % (+ 2 MB for the allocator's slack).
 TEST_F(LoadPath, MemoryBytesMatchesTheRssItCosts) {
   for (int i = 0; i < 6; ++i) {
-    write_wav16(media_.path("m" + std::to_string(i) + ".wav"), make_pcm16(48000 * 16, 2, 20 + i), 2);  // 6.1 MB
+    write_wav16(media_.path("m" + std::to_string(i) + ".wav"), make_tone_noise16(48000 * 16, 2, 20 + i), 2);  // 6.1 MB
   }
   write_long_wav16(media_.path("long.wav"), 48000 * 60, 31);  // 23 MB decoded: streamed
   start();
@@ -137,7 +137,7 @@ TEST_F(LoadPath, MemoryBytesMatchesTheRssItCosts) {
 
 // Over the budget: /fail naming it, and the id keeps its old file.
 TEST_F(LoadPath, OverTheBudgetFailsAndTheIdKeepsItsFile) {
-  write_wav16(media_.path("big.wav"), make_pcm16(48000 * 15, 2, 9), 2);  // 5.8 MB decoded
+  write_wav16(media_.path("big.wav"), make_tone_noise16(48000 * 15, 2, 9), 2);  // 5.8 MB decoded
   DaemonOptions o;
   o.max_memory_mb = 4;
   start(o);
@@ -188,7 +188,7 @@ TEST_F(LoadPath, FifoIsRefusedAndTheDaemonKeepsAnswering) {
 // While one client's load is stalled 2 s in a read, another client's ping and load are answered
 // (before: both waited behind the stalled load on the control thread).
 TEST_F(LoadPath, AStalledLoadDoesNotHoldUpOtherClients) {
-  write_wav16(media_.path("slow.wav"), make_pcm16(9600, 2, 5), 2);
+  write_wav16(media_.path("slow.wav"), make_tone_noise16(9600, 2, 5), 2);
   StallOne stall("slow.wav", std::chrono::milliseconds(2000));
   io::ScopedFaultInjector scoped(stall);
   start();
@@ -211,7 +211,7 @@ TEST_F(LoadPath, AStalledLoadDoesNotHoldUpOtherClients) {
 
 // Beyond the loads in flight: "busy", and the id is untouched.
 TEST_F(LoadPath, TooManyLoadsInFlightAnswerBusy) {
-  write_wav16(media_.path("slow.wav"), make_pcm16(9600, 2, 5), 2);
+  write_wav16(media_.path("slow.wav"), make_tone_noise16(9600, 2, 5), 2);
   StallOne stall("slow.wav", std::chrono::milliseconds(1500));
   io::ScopedFaultInjector scoped(stall);
   DaemonOptions o;

@@ -505,10 +505,10 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds tim
 // ---------------------------------------------------------------- media
 
 Media::Media() {
-  write_wav16(path("a.wav"), make_pcm16(96000, 2, 1), 2);
-  write_wav16(path("b.wav"), make_pcm16(96000, 1, 2), 1);
-  write_wav16(path("c.wav"), make_pcm16(48000, 2, 3), 2);
-  write_wav16(path("short.wav"), make_pcm16(9600, 2, 4), 2);
+  write_wav16(path("a.wav"), make_tone_noise16(96000, 2, 1), 2);
+  write_wav16(path("b.wav"), make_tone_noise16(96000, 1, 2), 1);
+  write_wav16(path("c.wav"), make_tone_noise16(48000, 2, 3), 2);
+  write_wav16(path("short.wav"), make_tone_noise16(9600, 2, 4), 2);
 }
 
 }  // namespace stemd::test::osc

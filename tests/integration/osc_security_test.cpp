@@ -11,7 +11,7 @@
 // driven directly with a fake peer (10.0.0.7), or the daemon is told that no source is exempt
 // (cookie_exempt "") so 127.0.0.1 is treated like any remote address.
 #include "osc_harness.hpp"
-#include "run_process.hpp"
+#include "common/run_process.hpp"
 
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>

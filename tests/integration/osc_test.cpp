@@ -583,7 +583,7 @@ TEST_F(OscTest, ListAndVoicesAreInTheFilesOwnSeconds) {
   for (int rate : {22050, 44100, 96000}) {
     SCOPED_TRACE(rate);
     const std::string f = path(std::to_string(rate) + "hz.wav");
-    write_wav16(f, make_pcm16(5 * rate, 2, 7), 2, rate);
+    write_wav16(f, make_tone_noise16(5 * rate, 2, 7), 2, rate);
     ASSERT_DONE(c().send("/stemd/load", 7, f), "/stemd/load");
     const auto s = sources(c());
     ASSERT_EQ(s.size(), 1u);

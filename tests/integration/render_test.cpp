@@ -3,7 +3,7 @@
 // unity gain adds nothing, and a sum of two 16-bit values is exact in float, so every
 // comparison here is exact (max |diff| = 0), not within a tolerance.
 #include "common/fixtures.hpp"
-#include "run_process.hpp"
+#include "common/run_process.hpp"
 
 #include <gtest/gtest.h>
 #include <sndfile.h>
@@ -61,14 +61,14 @@ class Render : public ::testing::Test {
 };
 
 TEST_F(Render, InMemoryFileIsBitExact) {
-  const auto src = make_pcm16(48000 * 2 + 123, 2, 11);
+  const auto src = make_tone_noise16(48000 * 2 + 123, 2, 11);
   write_wav16(dir.file("a.wav"), src, 2);
   render("--play " + dir.file("a.wav"));
   expect_exact_prefix(read_stereo(out()), src);
 }
 
 TEST_F(Render, StreamedFileIsBitExact) {
-  const auto src = make_pcm16(48000 * 6 + 77, 2, 12);
+  const auto src = make_tone_noise16(48000 * 6 + 77, 2, 12);
   write_wav16(dir.file("a.wav"), src, 2);
   // preload limit 0: streamed through the loader; small ring and head to cross many refills
   render("--play " + dir.file("a.wav") + " --preload-limit-mb 0 --ring-ms 50 --head-ms 20 --buffer-size 256");
@@ -76,8 +76,8 @@ TEST_F(Render, StreamedFileIsBitExact) {
 }
 
 TEST_F(Render, TwoFilesRenderToTheirExactSum) {
-  const auto a = make_pcm16(48000 * 3, 2, 21);
-  const auto b = make_pcm16(48000 * 2 + 500, 2, 22);
+  const auto a = make_tone_noise16(48000 * 3, 2, 21);
+  const auto b = make_tone_noise16(48000 * 2 + 500, 2, 22);
   write_wav16(dir.file("a.wav"), a, 2);
   write_wav16(dir.file("b.wav"), b, 2);
   // the sum peaks near 1.0: the safety limiter would (rightly) hold it at −1 dBFS
@@ -88,7 +88,7 @@ TEST_F(Render, TwoFilesRenderToTheirExactSum) {
 }
 
 TEST_F(Render, MonoPlaysOnBothChannels) {
-  const auto m = make_pcm16(48000, 1, 31);
+  const auto m = make_tone_noise16(48000, 1, 31);
   write_wav16(dir.file("m.wav"), m, 1);
   render("--play " + dir.file("m.wav"));
   expect_exact_prefix(read_stereo(out()), to_stereo(m, 1));
@@ -96,7 +96,7 @@ TEST_F(Render, MonoPlaysOnBothChannels) {
 
 TEST_F(Render, LoopSeamIsSampleExact) {
   const std::int64_t frames = 30011;  // prime: never a multiple of the block size
-  const auto src = make_pcm16(frames, 2, 41);
+  const auto src = make_tone_noise16(frames, 2, 41);
   write_wav16(dir.file("l.wav"), src, 2);
   for (const std::string mode : {"--preload-limit-mb 16", "--preload-limit-mb 0 --head-ms 100 --ring-ms 100"}) {
     SCOPED_TRACE(mode);
@@ -110,7 +110,7 @@ TEST_F(Render, LoopSeamIsSampleExact) {
 }
 
 TEST_F(Render, HalfVolumeIsExactlyHalf) {
-  const auto src = make_pcm16(48000, 2, 51);
+  const auto src = make_tone_noise16(48000, 2, 51);
   write_wav16(dir.file("a.wav"), src, 2);
   render("--play " + dir.file("a.wav") + " --volume 0.5");
   auto want = src;
@@ -122,8 +122,8 @@ TEST_F(Render, OldServerDeckFlagsAndLevels) {
   // --a/--c load into 100/2100 and play looped at --vol on decks A and C (C started by --c_at 0:
   // without it --c only loads, as on the old server); --levels sets the decks. --c_at puts stemd in
   // crowdstream mode: --master 1 --limiter true keep the sum exact.
-  const auto a = make_pcm16(48000, 2, 71);
-  const auto c = make_pcm16(48000, 2, 72);
+  const auto a = make_tone_noise16(48000, 2, 71);
+  const auto c = make_tone_noise16(48000, 2, 72);
   write_wav16(dir.file("a.wav"), a, 2);
   write_wav16(dir.file("c.wav"), c, 2);
   render("--a " + dir.file("a.wav") + " --c " + dir.file("c.wav") +
@@ -141,7 +141,7 @@ TEST_F(Render, OldServerDeckFlagsAndLevels) {
 // The old crowdstream server's output stage (issue 11): master 0.8, then 0.9·tanh(0.9·x) on every
 // sample — what --limiter soft_clip --master 0.8 (crowdstream mode's defaults) render.
 TEST_F(Render, SoftClipAndMasterAreTheOldServersOutputStage) {
-  const auto a = make_pcm16(48000, 2, 91);
+  const auto a = make_tone_noise16(48000, 2, 91);
   write_wav16(dir.file("a.wav"), a, 2);
   for (const std::string flags : {"--limiter soft_clip --master 0.8", "--disable-filters"}) {
     SCOPED_TRACE(flags);
@@ -165,8 +165,8 @@ TEST_F(Render, SoftClipAndMasterAreTheOldServersOutputStage) {
 // and --dummy_after N --dummy_args schedule_c_at X starts it at X on the t0 timeline, no
 // earlier than N. Exact sums (--master 1 --limiter false; every run is in crowdstream mode).
 TEST_F(Render, OldServerDeckCFlags) {
-  const auto a = make_pcm16(48000, 2, 101);
-  const auto c = make_pcm16(30011, 2, 102);
+  const auto a = make_tone_noise16(48000, 2, 101);
+  const auto c = make_tone_noise16(30011, 2, 102);
   write_wav16(dir.file("a.wav"), a, 2);
   write_wav16(dir.file("c.wav"), c, 2);
   const std::string exact = " --master 1 --limiter false --vol 1 --duration 2";
@@ -198,7 +198,7 @@ TEST_F(Render, OldServerDeckCFlags) {
 // --disable-time-stretch with --stretch-method pyrubberband (the old server's meaning): a tempo
 // change moves the clock only; the players keep their rate (the output is the file, exactly).
 TEST_F(Render, DisableTimeStretchKeepsPlayersAtTheirOwnRate) {
-  const auto a = make_pcm16(48000, 2, 111);
+  const auto a = make_tone_noise16(48000, 2, 111);
   write_wav16(dir.file("a.wav"), a, 2);
   std::ofstream(dir.file("tempo.txt")) << "0.25 /set_tempo 90.0\n0.5 /dance/total_movement 0.9\n";
   render("--a " + dir.file("a.wav") + " --stretch-method pyrubberband --disable-time-stretch --script " +
@@ -212,7 +212,7 @@ TEST_F(Render, DisableTimeStretchKeepsPlayersAtTheirOwnRate) {
 
 TEST_F(Render, LimiterHoldsEightFullScaleStemsUnderItsCeiling) {
   // Eight copies of a loud file (peaks ≈ 0.5 each, summing far beyond full scale).
-  const auto a = make_pcm16(48000, 2, 81);
+  const auto a = make_tone_noise16(48000, 2, 81);
   write_wav16(dir.file("a.wav"), a, 2);
   std::string args;
   for (int i = 0; i < 8; ++i) args += " --play " + dir.file("a.wav");
@@ -230,7 +230,7 @@ TEST_F(Render, LimiterHoldsEightFullScaleStemsUnderItsCeiling) {
 TEST_F(Render, ScriptedSessionIsSampleExact) {
   // A scripted session: cue at 0.25 s, a group start at 0.5 s, a stop at 1.0 s. Offline, every
   // message takes effect on its exact frame, so the render is deterministic to the sample.
-  const auto a = make_pcm16(48000 * 2, 2, 91);
+  const auto a = make_tone_noise16(48000 * 2, 2, 91);
   write_wav16(dir.file("a.wav"), a, 2);
   std::ofstream(dir.file("s.txt")) << "# a tiny session\n"
                                    << "0.25 /cue A \"" << dir.file("a.wav") << "\" 0.0\n"
@@ -253,7 +253,7 @@ TEST_F(Render, ScriptedSessionIsSampleExact) {
 
 TEST_F(Render, QuantisedPlayStartsOnTheBeat) {
   // At 120 bpm a beat is 24,000 frames: a play asked for at 0.3 s starts on the beat at 0.5 s.
-  const auto a = make_pcm16(48000, 2, 93);
+  const auto a = make_tone_noise16(48000, 2, 93);
   write_wav16(dir.file("a.wav"), a, 2);
   std::ofstream(dir.file("s.txt")) << "0 /load_buffer 1 \"" << dir.file("a.wav") << "\"\n"
                                    << "0 /reset\n0 /stemd/quantize 1\n0.3 /stemd/play 1\n";
@@ -264,7 +264,7 @@ TEST_F(Render, QuantisedPlayStartsOnTheBeat) {
 }
 
 TEST_F(Render, EqualPowerCrossfadeLaw) {
-  const auto a = make_pcm16(48000 * 2, 2, 95);
+  const auto a = make_tone_noise16(48000 * 2, 2, 95);
   write_wav16(dir.file("a.wav"), a, 2);
   std::ofstream(dir.file("s.txt")) << "0 /load_buffer 100 \"" << dir.file("a.wav") << "\"\n"
                                    << "0 /play_stem 100 1 1 0 0\n0.5 /crossfade_levels 0.5 0.5\n";
@@ -309,7 +309,7 @@ TEST_F(Render, BadScriptLineNamesFileAndLine) {
 }
 
 TEST_F(Render, FlacOutputHoldsTheSignal) {
-  const auto src = make_pcm16(48000, 2, 61);
+  const auto src = make_tone_noise16(48000, 2, 61);
   write_wav16(dir.file("a.wav"), src, 2);
   const auto flac = dir.file("out.flac");
   const auto r = run_stemd("--render-to " + shell_quote(flac) + " --play " + dir.file("a.wav"));
@@ -337,7 +337,7 @@ std::vector<std::string> files_in(const std::string& dir) {
 
 TEST_F(Render, AFailedRenderLeavesItsTargetAsItWas) {
   // Was: exit 1 and out.wav truncated to its 88-byte header.
-  write_wav16(dir.file("a.wav"), make_pcm16(4800, 2, 31), 2);
+  write_wav16(dir.file("a.wav"), make_tone_noise16(4800, 2, 31), 2);
   std::filesystem::copy_file(dir.file("a.wav"), out());
   const std::string before = file_bytes(out());
   const auto r = run_stemd("--render-to " + shell_quote(out()) + " --play " + shell_quote(dir.file("missing.wav")));
@@ -349,7 +349,7 @@ TEST_F(Render, AFailedRenderLeavesItsTargetAsItWas) {
 }
 
 TEST_F(Render, ASuccessfulRenderReplacesItsTargetAndLeavesNoTemporaryFile) {
-  const auto src = make_pcm16(4800, 2, 32);
+  const auto src = make_tone_noise16(4800, 2, 32);
   write_wav16(dir.file("a.wav"), src, 2);
   std::ofstream(out()) << "an old file";
   render("--play " + dir.file("a.wav"));
@@ -362,7 +362,7 @@ TEST_F(Render, ASuccessfulRenderReplacesItsTargetAndLeavesNoTemporaryFile) {
 
 TEST_F(Render, ATargetThatIsAlsoAnInputIsRefused) {
   // Was: --render-to x.wav --play x.wav destroyed x.wav.
-  write_wav16(dir.file("x.wav"), make_pcm16(4800, 2, 33), 2);
+  write_wav16(dir.file("x.wav"), make_tone_noise16(4800, 2, 33), 2);
   const std::string before = file_bytes(dir.file("x.wav"));
   auto r = run_stemd("--render-to " + shell_quote(dir.file("x.wav")) + " --play " + shell_quote(dir.file("x.wav")));
   EXPECT_EQ(r.exit_code, 2) << r.output;

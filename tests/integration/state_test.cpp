@@ -139,8 +139,8 @@ struct Files {
   TempDir dir;
   std::string a, b, state;
   Files() : a(dir.file("alpha one.wav")), b(dir.file("b.wav")), state(dir.file("stemd.state")) {
-    write_wav16(a, make_pcm16(10 * 48000, 2, 1), 2);  // 10 s
-    write_wav16(b, make_pcm16(6 * 48000, 2, 2), 2);   // 6 s
+    write_wav16(a, make_tone_noise16(10 * 48000, 2, 1), 2);  // 10 s
+    write_wav16(b, make_tone_noise16(6 * 48000, 2, 2), 2);   // 6 s
   }
 };
 

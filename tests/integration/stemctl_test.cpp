@@ -8,7 +8,7 @@
 #include "common/fixtures.hpp"
 #include "control/net.hpp"
 #include "control/osc.hpp"
-#include "run_process.hpp"
+#include "common/run_process.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -218,7 +218,7 @@ class Daemon {
   // A 2 s stereo WAV in the daemon's temp dir.
   std::string wav(const std::string& name) const {
     const std::string path = dir_.file(name);
-    write_wav16(path, make_pcm16(2 * 48000, 2, 11), 2);
+    write_wav16(path, make_tone_noise16(2 * 48000, 2, 11), 2);
     return path;
   }
 
@@ -362,7 +362,7 @@ TEST(Stemctl, ListShowsTheFilesOwnSeconds) {
   Daemon d;
   ASSERT_READY(d);
   const std::string path = d.dir().file("low rate.wav");
-  write_wav16(path, make_pcm16(2 * 22050, 2, 11), 2, 22050);
+  write_wav16(path, make_tone_noise16(2 * 22050, 2, 11), 2, 22050);
   ASSERT_EQ(d.ctl("load 4 " + shell_quote(path)).exit_code, 0);
   const auto r = d.ctl("list");
   ASSERT_EQ(r.exit_code, 0) << show(r);
@@ -915,7 +915,7 @@ TEST(Stemctl, EventsSubscribesAgainAfterTheDaemonRestarts) {
   ASSERT_TRUE(eventually([&] { return events.output().find("answers again") != std::string::npos; }, 5.0))
       << events.output();
   const std::string wav = dir.file("a.wav");
-  write_wav16(wav, make_pcm16(48000, 2, 3), 2);
+  write_wav16(wav, make_tone_noise16(48000, 2, 3), 2);
   ASSERT_EQ(run_ctl("-p " + p + " -q load 2 " + shell_quote(wav)).exit_code, 0);
   ASSERT_EQ(run_ctl("-p " + p + " -q play 2").exit_code, 0);
   EXPECT_TRUE(eventually([&] { return events.output().find("/stemd/voice/started 2 ") != std::string::npos; }))

@@ -5,7 +5,7 @@
 #include "app/safe_file.hpp"
 #include "app/tune.hpp"
 #include "common/fixtures.hpp"
-#include "run_process.hpp"
+#include "common/run_process.hpp"
 
 #include <gtest/gtest.h>
 

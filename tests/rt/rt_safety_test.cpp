@@ -114,10 +114,10 @@ void every_control_path(bool soft_clip) {
   const std::string big = dir.file("big.wav");      // streamed
   const std::string mono = dir.file("mono.wav");    // streamed, mono
   const std::string other = dir.file("44k1.wav");   // streamed at 44.1 kHz: plays resampled
-  test::write_wav16(small, test::make_pcm16(9000, 2, 1), 2);
-  test::write_wav16(big, test::make_pcm16(48000 * 3, 2, 2), 2);
-  test::write_wav16(mono, test::make_pcm16(48000 * 2, 1, 3), 1);
-  test::write_wav16(other, test::make_pcm16(44100 * 2, 2, 4), 2, 44100);
+  test::write_wav16(small, test::make_tone_noise16(9000, 2, 1), 2);
+  test::write_wav16(big, test::make_tone_noise16(48000 * 3, 2, 2), 2);
+  test::write_wav16(mono, test::make_tone_noise16(48000 * 2, 1, 3), 1);
+  test::write_wav16(other, test::make_tone_noise16(44100 * 2, 2, 4), 2, 44100);
 
   engine::EngineConfig ec;
   ec.max_voices = 64;

@@ -4,7 +4,7 @@
 // Threads: the test thread is [control] (controller calls, service()) and [audio] (process());
 // the LoaderThread is the real [loader].
 #include "control/controller.hpp"
-#include "test_util.hpp"
+#include "common/engine_driver.hpp"
 
 #include <gtest/gtest.h>
 #include <sndfile.h>
@@ -310,8 +310,8 @@ TEST(Controller, MissingFileFailsNamingTheFileAndKeepsTheSlot) {
   EXPECT_EQ(rig.ctl.sources_loaded(), 1u);
 
   err.clear();
-  EXPECT_FALSE(rig.ctl.load(4, dir.path().string(), "dir", err)) << "a directory is not a file";
-  EXPECT_NE(err.find(dir.path().string()), std::string::npos) << err;
+  EXPECT_FALSE(rig.ctl.load(4, dir.path(), "dir", err)) << "a directory is not a file";
+  EXPECT_NE(err.find(dir.path()), std::string::npos) << err;
   EXPECT_EQ(rig.ctl.source(4), nullptr);
 }
 

@@ -3,7 +3,7 @@
 // derived from the old server's per-chunk smoothing.
 #include "app/bpm_config.hpp"
 #include "app/options.hpp"
-#include "test_util.hpp"
+#include "common/engine_driver.hpp"
 #include "control/router.hpp"
 
 #include <gtest/gtest.h>

@@ -1,6 +1,6 @@
 // The deck EQ inside the engine: a kill command removes its band from that deck only, glides
 // (no step), and a flat EQ leaves the mix bit-exact.
-#include "test_util.hpp"
+#include "common/engine_driver.hpp"
 
 #include "engine/deck_eq.hpp"
 

@@ -1,7 +1,7 @@
 // Rate conversion inside the engine: a file at another sample rate plays at the engine's rate
 // with ≥ 90 dB SNR, a rate change glides without a click (also when it moves a voice off the
 // bit-exact path), and a voice at rate 1 from a same-rate file stays bit-exact.
-#include "test_util.hpp"
+#include "common/engine_driver.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // Time-stretch inside the engine: a stretched voice keeps its pitch and plays 1/tempo as long;
 // switching a playing voice into the stretcher does not click; no stretcher left → the play
 // ends with an error.
-#include "test_util.hpp"
+#include "common/engine_driver.hpp"
 
 #include <gtest/gtest.h>
 

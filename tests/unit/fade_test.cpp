@@ -1,7 +1,7 @@
 // Fade shapes, sample by sample: each curve starts at the current value, follows its formula,
 // and lands exactly on the target; a stop during a fade continues from where the fade is (no
 // jump); a crossfade of two sources with equal-power curves keeps constant power.
-#include "test_util.hpp"
+#include "common/engine_driver.hpp"
 
 #include <gtest/gtest.h>
 

@@ -8,9 +8,10 @@
 #include "io/source.hpp"
 #include "stemd/engine.hpp"
 #include "stemd/stream.hpp"
-#include "test_util.hpp"
+#include "common/engine_driver.hpp"
 
 #include <gtest/gtest.h>
+#include <sndfile.h>
 
 #include <sys/inotify.h>
 #include <unistd.h>
@@ -601,7 +602,7 @@ TEST(Loader, LoadErrorsNameTheFileAndTheReason) {
 
   // A valid header with no frames.
   const std::string empty_path = dir.file("empty.wav");
-  test::write_wav16(empty_path, {}, 2);
+  test::write_wav16(empty_path, std::vector<short>{}, 2);
   r = load_source(empty_path, "x", streamed_opts());
   EXPECT_FALSE(r.source);
   EXPECT_NE(r.error.find(empty_path), std::string::npos) << r.error;

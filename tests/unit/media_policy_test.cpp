@@ -5,7 +5,7 @@
 // whether or not it exists.
 #include "control/media_policy.hpp"
 #include "io/sound_file.hpp"
-#include "test_util.hpp"
+#include "common/engine_driver.hpp"
 
 #include <gtest/gtest.h>
 

@@ -6,7 +6,7 @@
 #include "engine/mix.hpp"
 #include "stemd/engine.hpp"
 #include "stemd/stream.hpp"
-#include "test_util.hpp"
+#include "common/engine_driver.hpp"
 
 #include <gtest/gtest.h>
 

@@ -5,7 +5,7 @@
 // tsan preset, where the counts shrink so the suite stays a few seconds long.
 #include "stemd/queue.hpp"
 #include "stemd/command.hpp"
-#include "test_util.hpp"
+#include "common/engine_driver.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // Loop regions and sections: a region loops sample-exactly for its count of passes and the
 // voice then ends; without loop it is a section that ends at the region's end. In memory and
 // streamed, with the region ending beyond the head and inside it.
-#include "test_util.hpp"
+#include "common/engine_driver.hpp"
 
 #include "control/controller.hpp"
 

@@ -3,7 +3,7 @@
 // same output sample": a file and its inversion scheduled together sum to exact silence).
 #include "control/controller.hpp"
 #include "engine/schedule.hpp"
-#include "test_util.hpp"
+#include "common/engine_driver.hpp"
 
 #include <gtest/gtest.h>
 

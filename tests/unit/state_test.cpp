@@ -10,7 +10,7 @@
 #include "control/controller.hpp"
 #include "control/media_policy.hpp"
 #include "control/router.hpp"
-#include "test_util.hpp"
+#include "common/engine_driver.hpp"
 
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>

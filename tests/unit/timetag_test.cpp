@@ -1,7 +1,7 @@
 // OSC bundle timetags: a bundle timed in the future takes effect at the engine frame its time
 // maps to (through the stream clock); one already past runs at once and is answered
 // "/fail … late by N ms".
-#include "test_util.hpp"
+#include "common/engine_driver.hpp"
 
 #include "control/router.hpp"
 

@@ -1,7 +1,7 @@
 // The test tone really sounds: /stemd/tone and /test_tone play a sine of the asked frequency,
 // level and length on the direct bus, even with every deck muted. It is an oscillator in the
 // engine (issue 10, item 1): however long, it holds no memory, and a bad length is refused.
-#include "test_util.hpp"
+#include "common/engine_driver.hpp"
 
 #include "control/router.hpp"
 

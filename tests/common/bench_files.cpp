@@ -1,6 +1,6 @@
 // Benchmark fixtures (see fixtures.hpp). The benchmark may include <sndfile.h>; the product
 // includes it only in src/io/sound_file.cpp.
-#include "fixtures.hpp"
+#include "bench_files.hpp"
 
 #include <sndfile.h>
 

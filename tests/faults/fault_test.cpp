@@ -13,7 +13,7 @@
 #include "io/sound_file.hpp"
 #include "stemd/engine.hpp"
 #include "stemd/stream.hpp"
-#include "test_util.hpp"
+#include "common/engine_driver.hpp"
 
 #include <gtest/gtest.h>
 
