@@ -46,6 +46,33 @@ bool page_args(ArgReader& a, std::int64_t& offset, std::int64_t& count, Reply& r
   return true;
 }
 
+// One page of a table of `total` rows from `offset`: at most `count` rows (0 = as many as fit)
+// and at most `page_bytes` of them (but at least one), each `row_bytes(i)` bytes, appended by
+// `emit(i, v)` → count, the rows, then total and the next page's offset (−1: this was the last).
+template <class RowBytes, class Emit>
+Reply page(std::int64_t offset, std::int64_t count, std::int64_t total, const char* what, std::size_t page_bytes,
+           RowBytes row_bytes, Emit emit) {
+  if (offset > total) {
+    return Reply::fail(K::kRange, "offset " + std::to_string(offset) + " is past the end (" + std::to_string(total) +
+                                      " " + what + ")");
+  }
+  std::vector<OscArg> v;
+  v.push_back(OscArg::Int(0));
+  std::size_t bytes = 0;
+  std::int64_t i = offset, rows = 0;
+  for (; i < total && (count == 0 || rows < count); ++i) {
+    const std::size_t row = row_bytes(static_cast<std::size_t>(i));
+    if (rows > 0 && bytes + row > page_bytes) break;  // the next page starts here
+    bytes += row;
+    ++rows;
+    emit(static_cast<std::size_t>(i), v);
+  }
+  v[0] = OscArg::Int(rows);
+  v.push_back(OscArg::Int(total));
+  v.push_back(OscArg::Int(i < total ? i : -1));
+  return Reply::done(std::move(v));
+}
+
 }  // namespace
 
 // /stemd/list [offset 0] [count 0 = as many as fit] → count, then per source: id name path
@@ -58,31 +85,18 @@ Reply NativeDialect::list(const Call& c) {
   if (Reply r; !page_args(a, offset, count, r)) return r;
   if (r_.packet_answer_bytes_ >= Router::kMaxPacketAnswer) return Reply::fail(K::kLimit, kTooMuchInOnePacket);
   const auto sources = ctl_.sources();
-  const auto total = static_cast<std::int64_t>(sources.size());
-  if (offset > total)
-    return Reply::fail(K::kRange,
-                       "offset " + std::to_string(offset) + " is past the end (" + std::to_string(total) + " sources)");
-  std::vector<OscArg> v;
-  v.push_back(OscArg::Int(0));
-  std::size_t bytes = 0;
-  std::int64_t i = offset, rows = 0;
-  for (; i < total && (count == 0 || rows < count); ++i) {
-    const auto& s = sources[static_cast<std::size_t>(i)];
-    const std::size_t row = 6 + 4 + str_bytes(s.name) + str_bytes(s.path) + 12;
-    if (rows > 0 && bytes + row > cfg_.page_bytes) break;  // the next page starts here
-    bytes += row;
-    ++rows;
-    v.push_back(OscArg::Int(s.slot));
-    v.push_back(OscArg::Str(s.name));
-    v.push_back(OscArg::Str(s.path));
-    v.push_back(OscArg::Float(r_.file_seconds(s.frames, s.sample_rate)));
-    v.push_back(OscArg::Int(s.streamed ? 1 : 0));
-    v.push_back(OscArg::Int(r_.player(s.slot).valid() ? 1 : 0));
-  }
-  v[0] = OscArg::Int(rows);
-  v.push_back(OscArg::Int(total));
-  v.push_back(OscArg::Int(i < total ? i : -1));
-  return Reply::done(v);
+  return page(
+      offset, count, static_cast<std::int64_t>(sources.size()), "sources", cfg_.page_bytes,
+      [&](std::size_t i) { return 6 + 4 + str_bytes(sources[i].name) + str_bytes(sources[i].path) + 12; },
+      [&](std::size_t i, std::vector<OscArg>& v) {
+        const auto& s = sources[i];
+        v.push_back(OscArg::Int(s.slot));
+        v.push_back(OscArg::Str(s.name));
+        v.push_back(OscArg::Str(s.path));
+        v.push_back(OscArg::Float(r_.file_seconds(s.frames, s.sample_rate)));
+        v.push_back(OscArg::Int(s.streamed ? 1 : 0));
+        v.push_back(OscArg::Int(r_.player(s.slot).valid() ? 1 : 0));
+      });
 }
 
 // /stemd/voices [offset 0] [count 0] → count, then per voice: id name position_s duration_s
@@ -93,34 +107,24 @@ Reply NativeDialect::voices(const Call& c) {
   if (Reply r; !page_args(a, offset, count, r)) return r;
   if (r_.packet_answer_bytes_ >= Router::kMaxPacketAnswer) return Reply::fail(K::kLimit, kTooMuchInOnePacket);
   const auto voices = ctl_.voices();
-  const auto total = static_cast<std::int64_t>(voices.size());
-  if (offset > total)
-    return Reply::fail(K::kRange,
-                       "offset " + std::to_string(offset) + " is past the end (" + std::to_string(total) + " voices)");
-  std::vector<OscArg> v;
-  v.push_back(OscArg::Int(0));
-  std::size_t bytes = 0;
-  std::int64_t i = offset, rows = 0;
-  for (; i < total && (count == 0 || rows < count); ++i) {
-    const auto& vi = voices[static_cast<std::size_t>(i)];
-    const auto& t = ctl_.engine().telemetry(vi.handle.id);
-    const char* state = state_name(t.state.load(std::memory_order_relaxed), vi.paused);
-    const std::size_t row = 7 + 4 + str_bytes(vi.name) + 12 + 8 + str_bytes(state);
-    if (rows > 0 && bytes + row > cfg_.page_bytes) break;
-    bytes += row;
-    ++rows;
-    v.push_back(OscArg::Int(vi.slot));
-    v.push_back(OscArg::Str(vi.name));
-    v.push_back(OscArg::Float(r_.file_seconds(vi.position, vi.sample_rate)));
-    v.push_back(OscArg::Float(r_.file_seconds(vi.total_frames, vi.sample_rate)));
-    v.push_back(OscArg::Float(vi.ring_fill_permille / 1000.0));
-    v.push_back(OscArg::Int64(static_cast<std::int64_t>(vi.underruns)));
-    v.push_back(OscArg::Str(state));
+  std::vector<const char*> states(voices.size());  // read once: the row's size and its text agree
+  for (std::size_t i = 0; i < voices.size(); ++i) {
+    const auto& t = ctl_.engine().telemetry(voices[i].handle.id);
+    states[i] = state_name(t.state.load(std::memory_order_relaxed), voices[i].paused);
   }
-  v[0] = OscArg::Int(rows);
-  v.push_back(OscArg::Int(total));
-  v.push_back(OscArg::Int(i < total ? i : -1));
-  return Reply::done(v);
+  return page(
+      offset, count, static_cast<std::int64_t>(voices.size()), "voices", cfg_.page_bytes,
+      [&](std::size_t i) { return 7 + 4 + str_bytes(voices[i].name) + 12 + 8 + str_bytes(states[i]); },
+      [&](std::size_t i, std::vector<OscArg>& v) {
+        const auto& vi = voices[i];
+        v.push_back(OscArg::Int(vi.slot));
+        v.push_back(OscArg::Str(vi.name));
+        v.push_back(OscArg::Float(r_.file_seconds(vi.position, vi.sample_rate)));
+        v.push_back(OscArg::Float(r_.file_seconds(vi.total_frames, vi.sample_rate)));
+        v.push_back(OscArg::Float(vi.ring_fill_permille / 1000.0));
+        v.push_back(OscArg::Int64(static_cast<std::int64_t>(vi.underruns)));
+        v.push_back(OscArg::Str(states[i]));
+      });
 }
 
 Reply NativeDialect::status(const Call&) {
