@@ -94,6 +94,8 @@ class NativeDialect {
   Reply clear_schedule(const Call& c);
   // The id's player, or the /fail that says it has none.
   bool playing(int id, VoiceHandle& h, Reply& r);
+  // A paged request's [offset] [count], within this packet's answer budget; else the /fail.
+  bool page_request(const Call& c, std::int64_t& offset, std::int64_t& count, Reply& r) const;
   // The frame a /stemd/play or /stemd/play_region starts at: its own, or the next quantum.
   std::int64_t start_frame(const Call& c) const;
 

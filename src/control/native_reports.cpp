@@ -75,15 +75,21 @@ Reply page(std::int64_t offset, std::int64_t count, std::int64_t total, const ch
 
 }  // namespace
 
+bool NativeDialect::page_request(const Call& c, std::int64_t& offset, std::int64_t& count, Reply& r) const {
+  ArgReader a(c.m);
+  if (!page_args(a, offset, count, r)) return false;
+  if (r_.packet_answer_bytes_ < Router::kMaxPacketAnswer) return true;
+  r = Reply::fail(K::kLimit, kTooMuchInOnePacket);
+  return false;
+}
+
 // /stemd/list [offset 0] [count 0 = as many as fit] → count, then per source: id name path
 // duration_s streamed playing; then total and the next page's offset (−1: this was the last).
 // A page holds at most --page bytes of rows (one UDP datagram): bigger tables are paged,
 // never cut.
 Reply NativeDialect::list(const Call& c) {
-  ArgReader a(c.m);
   std::int64_t offset = 0, count = 0;
-  if (Reply r; !page_args(a, offset, count, r)) return r;
-  if (r_.packet_answer_bytes_ >= Router::kMaxPacketAnswer) return Reply::fail(K::kLimit, kTooMuchInOnePacket);
+  if (Reply r; !page_request(c, offset, count, r)) return r;
   const auto sources = ctl_.sources();
   return page(
       offset, count, static_cast<std::int64_t>(sources.size()), "sources", cfg_.page_bytes,
@@ -102,10 +108,8 @@ Reply NativeDialect::list(const Call& c) {
 // /stemd/voices [offset 0] [count 0] → count, then per voice: id name position_s duration_s
 // ring_fill(0..1) underruns state; then total and the next page's offset (−1: the last).
 Reply NativeDialect::voices(const Call& c) {
-  ArgReader a(c.m);
   std::int64_t offset = 0, count = 0;
-  if (Reply r; !page_args(a, offset, count, r)) return r;
-  if (r_.packet_answer_bytes_ >= Router::kMaxPacketAnswer) return Reply::fail(K::kLimit, kTooMuchInOnePacket);
+  if (Reply r; !page_request(c, offset, count, r)) return r;
   const auto voices = ctl_.voices();
   std::vector<const char*> states(voices.size());  // read once: the row's size and its text agree
   for (std::size_t i = 0; i < voices.size(); ++i) {

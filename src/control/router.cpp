@@ -14,37 +14,17 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <iterator>
 
 namespace stemd::control {
 
 const char* to_string(ErrorKind k) {
-  switch (k) {
-    case ErrorKind::kArguments:
-      return "arguments";
-    case ErrorKind::kRange:
-      return "range";
-    case ErrorKind::kUnknownId:
-      return "unknown_id";
-    case ErrorKind::kUnknownAddress:
-      return "unknown_address";
-    case ErrorKind::kMalformed:
-      return "malformed";
-    case ErrorKind::kBusy:
-      return "busy";
-    case ErrorKind::kFile:
-      return "file";
-    case ErrorKind::kPath:
-      return "path";
-    case ErrorKind::kLimit:
-      return "limit";
-    case ErrorKind::kLate:
-      return "late";
-    case ErrorKind::kCookie:
-      return "cookie";
-    case ErrorKind::kDeferred:
-      return "deferred";
-  }
-  return "?";
+  // In ErrorKind's order (router_types.hpp).
+  static constexpr const char* kNames[] = {"arguments", "range", "unknown_id", "unknown_address",
+                                           "malformed", "busy",  "file",       "path",
+                                           "limit",     "late",  "cookie",     "deferred"};
+  static_assert(std::size(kNames) == static_cast<std::size_t>(ErrorKind::kDeferred) + 1);
+  return kNames[static_cast<std::size_t>(k)];
 }
 
 void HandlerTable::add(const std::string& address, std::size_t min_args, std::size_t max_args,

@@ -5,7 +5,7 @@
 // is refused with the range, not clamped later); the tempo clock is its own class.
 #include "test_util.hpp"
 
-#include "control/router.hpp"
+#include "router_rig.hpp"
 
 #include <gtest/gtest.h>
 
@@ -19,41 +19,23 @@ using control::OscArg;
 using control::OscMessage;
 
 OscMessage msg(std::string address, std::vector<OscArg> args = {}) {
-  OscMessage m;
-  m.address = std::move(address);
-  m.args = std::move(args);
-  return m;
+  return OscMessage{std::move(address), std::move(args)};
 }
 
-struct RouterRig {
-  engine::Engine e{config()};
-  io::LoaderThread loader{io::LoaderConfig{}};
-  control::Controller ctl{e, loader, io::LoadOptions{}};
-  control::MediaPolicy media;
-  control::Router router;
+// The rig, a temporary directory, and a short WAV loaded into an id.
+struct Rig : RouterRig {
+  using RouterRig::RouterRig;
   TempDir dir;
-  static engine::EngineConfig config() {
-    engine::EngineConfig ec;
-    ec.max_voices = 8;
-    ec.max_block_frames = 1024;
-    return ec;
-  }
-  explicit RouterRig(control::RouterConfig rc = {}) : router(ctl, rc, media) {
-    std::string err;
-    media.configure("", true, err);
-  }
-  control::Reply send(const OscMessage& m) { return router.handle_reply(m, control::Peer{}); }
-  // A short WAV loaded into `id` (crowdstream's /load_buffer).
   void load(int id) {
     const std::string path = dir.file("stem" + std::to_string(id) + ".wav");
     make_wav(path, 4800, static_cast<std::uint32_t>(id));
-    const auto r = send(msg("/load_buffer", {OscArg::Int(id), OscArg::Str(path)}));
+    const auto r = reply(msg("/load_buffer", {OscArg::Int(id), OscArg::Str(path)}));
     ASSERT_TRUE(r.ok) << r.reason;
   }
 };
 
 TEST(RouterTable, BothDialectsAreReachedThroughTheTable) {
-  RouterRig rig;
+  Rig rig;
   const auto& table = rig.router.handlers();
   for (const char* a : {"/load_buffer", "/play_stem", "/set_tempo", "/cue", "/start_group", "/dummy", "/stemd/load",
                         "/stemd/play", "/stemd/list", "/stemd/notify", "/stemd/cookie", "/pose/keypoints"}) {
@@ -65,12 +47,12 @@ TEST(RouterTable, BothDialectsAreReachedThroughTheTable) {
 }
 
 TEST(RouterTable, TheTableChecksEveryAddressArgumentCount) {
-  RouterRig rig;
+  Rig rig;
   std::size_t checked = 0;
   for (const auto& [address, spec] : rig.router.handlers().all()) {
     if (spec.max_args == control::HandlerSpec::kAny) continue;
     std::vector<OscArg> args(spec.max_args + 1, OscArg::Int(1));
-    const auto r = rig.send(msg(address, args));
+    const auto r = rig.reply(msg(address, args));
     ASSERT_FALSE(r.ok) << address;
     EXPECT_EQ(r.kind, ErrorKind::kArguments) << address;
     EXPECT_EQ(r.reason.rfind("expects ", 0), 0u) << address << ": " << r.reason;
@@ -83,10 +65,10 @@ TEST(RouterTable, TheTableChecksEveryAddressArgumentCount) {
 TEST(RouterErrors, EachRefusalHasItsKind) {
   control::RouterConfig rc;
   rc.max_sources = 1;
-  RouterRig rig(rc);
+  Rig rig(rc);
   rig.load(100);
   auto kind_of = [&](const OscMessage& m) {
-    const auto r = rig.send(m);
+    const auto r = rig.reply(m);
     EXPECT_FALSE(r.ok) << m.to_string();
     return r.kind;
   };
@@ -111,7 +93,7 @@ TEST(RouterErrors, EachRefusalHasItsKind) {
   EXPECT_EQ(kind_of(timed), ErrorKind::kLate);
   // The command queue full (nothing renders here): busy, and the counters say so by kind.
   control::Reply r;
-  for (int i = 0; i < 10000 && r.ok; ++i) r = rig.send(msg("/stemd/master", {OscArg::Float(0.5f)}));
+  for (int i = 0; i < 10000 && r.ok; ++i) r = rig.reply(msg("/stemd/master", {OscArg::Float(0.5f)}));
   ASSERT_FALSE(r.ok) << "the queue never filled";
   EXPECT_EQ(r.kind, ErrorKind::kBusy) << r.reason;
   // Malformed packets never reach a handler; counted by kind too.
@@ -127,7 +109,7 @@ TEST(RouterErrors, EachRefusalHasItsKind) {
 }
 
 TEST(RouterSchedule, TheMessagesFrameIsPassedExplicitly) {
-  RouterRig rig;
+  Rig rig;
   rig.load(1100);
   ASSERT_EQ(rig.ctl.scheduled(), 0u);
   // handle_at: the message takes effect at frame 48000 — its commands are timed...
@@ -151,18 +133,18 @@ TEST(RouterSchedule, TheMessagesFrameIsPassedExplicitly) {
 // clamped to 0.25 by the router without a word. Now the rate is checked once, against the range
 // the engine plays (limits.hpp), and refused with that range; nothing starts.
 TEST(RouterLimits, ACrowdstreamRateBelowTheRangeIsRefusedNotClamped) {
-  RouterRig rig;
+  Rig rig;
   rig.load(1100);
   for (const OscMessage& m : {msg("/play_stem", {OscArg::Int(1100), OscArg::Float(0.1f)}),
                               msg("/play_stem_section", {OscArg::Int(1100), OscArg::Float(0.1f), OscArg::Float(0.8f),
                                                          OscArg::Int(1), OscArg::Float(0.0f)})}) {
-    const auto r = rig.send(m);
+    const auto r = rig.reply(m);
     ASSERT_FALSE(r.ok) << m.address;
     EXPECT_EQ(r.kind, ErrorKind::kRange) << m.address;
     EXPECT_EQ(r.reason, "rate must be 0.25..4") << m.address;
     EXPECT_FALSE(rig.router.player(1100).valid()) << m.address << ": nothing started";
   }
-  const auto ok = rig.send(msg("/play_stem", {OscArg::Int(1100), OscArg::Float(0.25f)}));
+  const auto ok = rig.reply(msg("/play_stem", {OscArg::Int(1100), OscArg::Float(0.25f)}));
   EXPECT_TRUE(ok.ok) << ok.reason;
   EXPECT_FLOAT_EQ(rig.router.player_rate(1100), 0.25f);
 }
