@@ -148,6 +148,11 @@ class Controller {
   bool can_send(std::size_t n) const noexcept;
   // Why can_send(n) is false, for the "/fail … busy" answer.
   std::string busy_reason(std::size_t n) const;
+  // How many requests were refused for want of a resource that frees itself (the command queue,
+  // the schedule, resamplers, time-stretchers): a call that failed while this grew was refused
+  // "busy" (try again), any other failure is the request's own fault. Typed, never read out of
+  // the reason's text.
+  std::uint64_t busy_refusals() const noexcept { return busy_refusals_; }
 
   // Scheduling: commands sent while a frame is set apply at exactly that engine frame
   // (sample-accurate; see Engine). -1 = as soon as possible. ScheduleScope sets it for a block.
@@ -221,6 +226,7 @@ class Controller {
   // queue is full or, for a timed command, when kMaxScheduled are already waiting.
   bool send_cmd(engine::Command& c);
   std::string schedule_full_reason() const;
+  void refuse_busy(std::string& error, std::string why);  // error = why, counted in busy_refusals_
   bool send_voice_command(VoiceHandle v, engine::CommandType type, float value, std::uint32_t frames,
                           std::string& error);
   VoiceInfo info_of(engine::VoiceId id) const;
@@ -239,6 +245,7 @@ class Controller {
   std::int64_t at_frame_ = -1;
   std::uint64_t scheduled_sent_ = 0;    // commands sent with an at_frame (see Metrics::schedule_done)
   std::uint64_t schedule_refused_ = 0;  // timed commands refused: the schedule was full
+  std::uint64_t busy_refusals_ = 0;     // see busy_refusals()
   std::string send_error_ = "busy: the command queue is full";
   std::uint32_t resampled_in_use_ = 0;
   std::uint32_t stretched_in_use_ = 0;

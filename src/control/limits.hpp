@@ -1,4 +1,8 @@
-// The ranges of every time argument of both OSC dialects, in one place [control].
+// The ranges of every argument of both OSC dialects, in one place [control].
+//
+// Each argument is checked once, by the handler that reads it, against these; nothing later
+// clamps or re-checks what a client sent (the engine's own checks are a second line, never hit
+// by a checked message).
 //
 // Whose seconds: fades, ramps, glides, the test tone and start times are OUTPUT seconds (time
 // at the device: a 2 s fade takes 2 s to hear, whatever the voice's rate); a section's length
@@ -24,6 +28,33 @@ inline constexpr double kMaxToneSeconds = 3600.0;
 // /play_stem_section duration, in the file's seconds (0 = to the end of the file).
 inline constexpr double kMaxSectionSeconds = 86400.0;
 
+// Linear gains: a player's volume, a deck's or the master level (1 = unity).
+inline constexpr double kMaxVolume = 4.0;
+// A player's own playback rate (/play_stem, /play_stem_section, /stemd/play, /stemd/rate) and a
+// time-stretch tempo (/stemd/stretch): 0.25..4 (what the engine's resampler and stretcher do).
+// The rate a player runs at is its own rate × the tempo ratio (bpm / --bpm), which itself is
+// 0.25..4 (kMinTempoRatio..kMaxTempoRatio); that product is held to 0.25..4 where it is made
+// (Router::start_player, Router::apply_tempo), never a client's number.
+inline constexpr double kMinRate = 0.25;
+inline constexpr double kMaxRate = 4.0;
+// /set_tempo: bpm > 0, ≤ kMaxBpm, and within 0.25–4 × the base tempo (--bpm).
+inline constexpr double kMaxBpm = 999.0;
+inline constexpr double kMinTempoRatio = 0.25;
+inline constexpr double kMaxTempoRatio = 4.0;
+// /set_meter: beats per bar.
+inline constexpr int kMaxMeter = 64;
+// /stemd/quantize: beats of the grid (0 = off).
+inline constexpr double kMaxQuantumBeats = 256.0;
+// /stemd/play_region: passes of the loop (0 = forever).
+inline constexpr long long kMaxLoopCount = 1000000;
+// /stemd/tone level, dBFS.
+inline constexpr double kMinToneDb = -60.0;
+// The test tone's frequency: from 20 Hz to below Nyquist (the output rate's half).
+inline constexpr double kMinToneHz = 20.0;
+
+// The rate message both dialects answer: "rate must be 0.25..4".
+inline constexpr const char* kRateRange = "rate must be 0.25..4";
+
 // True when lo ≤ v ≤ hi (false for NaN); else `error` = "<name> must be lo..hi s, got v".
 inline bool seconds_in_range(double v, double lo, double hi, const char* name, std::string& error) {
   if (v >= lo && v <= hi) return true;
@@ -32,5 +63,8 @@ inline bool seconds_in_range(double v, double lo, double hi, const char* name, s
   error = buf;
   return false;
 }
+
+// True for a player's own rate in kMinRate..kMaxRate (false for NaN).
+inline bool rate_in_range(double r) { return r >= kMinRate && r <= kMaxRate; }
 
 }  // namespace stemd::control::limits

@@ -2,8 +2,7 @@
 // notifications, bad-input accounting. The dialects are in crowdstream.cpp and native.cpp.
 #include "router.hpp"
 
-#include "deck_ids.hpp"
-
+#include "args.hpp"
 #include "limits.hpp"
 #include "suggest.hpp"
 
@@ -15,30 +14,57 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <iterator>
 
 namespace stemd::control {
 
+const char* to_string(ErrorKind k) {
+  // In ErrorKind's order (router_types.hpp).
+  static constexpr const char* kNames[] = {"arguments", "range", "unknown_id", "unknown_address",
+                                           "malformed", "busy",  "file",       "path",
+                                           "limit",     "late",  "cookie",     "deferred"};
+  static_assert(std::size(kNames) == static_cast<std::size_t>(ErrorKind::kDeferred) + 1);
+  return kNames[static_cast<std::size_t>(k)];
+}
+
+void HandlerTable::add(const std::string& address, std::size_t min_args, std::size_t max_args,
+                       std::function<Reply(const Call&)> fn) {
+  map_[address] = HandlerSpec{min_args, max_args, std::move(fn)};
+}
+
+void HandlerTable::add_prefix(const std::string& prefix, std::function<Reply(const Call&)> fn) {
+  prefixes_.emplace_back(prefix, HandlerSpec{0, HandlerSpec::kAny, std::move(fn)});
+}
+
+const HandlerSpec* HandlerTable::find(const std::string& address) const {
+  auto it = map_.find(address);
+  if (it != map_.end()) return &it->second;
+  for (const auto& [prefix, spec] : prefixes_) {
+    if (address.rfind(prefix, 0) == 0) return &spec;
+  }
+  return nullptr;
+}
+
+Reply HandlerTable::dispatch(const HandlerSpec& spec, const Call& c) {
+  if (spec.min_args > 0 || spec.max_args != HandlerSpec::kAny) {
+    ArgReader a(c.m);
+    if (!a.count(spec.min_args, spec.max_args)) return Reply::fail(ErrorKind::kArguments, a.error());
+  }
+  return spec.fn(c);
+}
+
 Router::Router(Controller& ctl, const RouterConfig& cfg, const MediaPolicy& media)
-    : ctl_(ctl), cfg_(cfg), media_(media), meter_(cfg.meter), bpm_(cfg.bpm) {
-  register_crowdstream();
-  register_native();
+    : ctl_(ctl),
+      cfg_(cfg),
+      media_(media),
+      tempo_(cfg.bpm, cfg.meter, cfg.sample_rate, cfg.tempo_rise_s, cfg.tempo_fall_s),
+      notifier_(cfg.max_subscribers, cfg.subscription_ttl_s),
+      crowdstream_(*this),
+      native_(*this, crowdstream_) {
+  crowdstream_.register_into(table_);
+  native_.register_into(table_);
   cpu_prev_ns_ = ctl_.engine().metrics().callback_ns_total.load();
   if (!dispatcher_.ok()) spdlog::error("OSC: {}", dispatcher_.error());
-}
-
-Router::Reply Router::done(std::vector<OscArg> values) {
-  Reply r;
-  r.values = std::move(values);
-  return r;
-}
-
-Router::Reply Router::fail(std::string kind, std::string reason, std::vector<OscArg> values) {
-  Reply r;
-  r.ok = false;
-  r.kind = std::move(kind);
-  r.reason = std::move(reason);
-  r.values = std::move(values);
-  return r;
 }
 
 OscMessage Router::make_reply(const std::string& address, const Reply& r) const {
@@ -51,9 +77,9 @@ OscMessage Router::make_reply(const std::string& address, const Reply& r) const 
   return m;
 }
 
-void Router::count_bad(const std::string& kind, const std::string& reason, const std::string& address) {
-  ++stats_.bad[kind];
-  BadLog& b = bad_log_[kind];
+void Router::count_bad(ErrorKind kind, const std::string& reason, const std::string& address) {
+  ++stats_.bad[to_string(kind)];
+  BadLog& b = bad_log_[to_string(kind)];
   ++b.since_log;
   b.last_reason = reason;
   b.last_address = address;
@@ -119,9 +145,9 @@ void Router::route_packet(const std::uint8_t* data, std::size_t size, const Peer
   if (!check.ok) {
     // Answer where we can say what was refused; a reply to garbage goes to its sender only.
     const std::string address = check.address.empty() ? "?" : check.address;
-    count_bad("malformed", check.reason, address);
+    count_bad(ErrorKind::kMalformed, check.reason, address);
     ++stats_.failed;
-    out.push_back(Outgoing{from, osc_serialise(make_reply(address, fail("malformed", check.reason)))});
+    out.push_back(Outgoing{from, osc_serialise(make_reply(address, Reply::fail(ErrorKind::kMalformed, check.reason)))});
     return;
   }
   const std::uint8_t* bytes = check.rewritten ? check.data.data() : data;
@@ -143,9 +169,10 @@ void Router::route_packet(const std::uint8_t* data, std::size_t size, const Peer
       error);
   if (!ok) {
     // Nothing dispatched, or a bundle whose rest liblo refused: either way the sender hears it.
-    count_bad("malformed", error, check.address);
+    count_bad(ErrorKind::kMalformed, error, check.address);
     ++stats_.failed;
-    out.push_back(Outgoing{from, osc_serialise(make_reply(any ? "#bundle" : check.address, fail("malformed", error)))});
+    out.push_back(Outgoing{
+        from, osc_serialise(make_reply(any ? "#bundle" : check.address, Reply::fail(ErrorKind::kMalformed, error)))});
   }
 }
 
@@ -162,7 +189,7 @@ std::string Router::suggest_address(const std::string& address) {
   if (suggested_in_window_ >= kSuggestPerSecond) return {};
   ++suggested_in_window_;
   ClosestWord near(address);
-  for (const auto& h : handlers_) near.consider(h.first);
+  for (const auto& h : table_.all()) near.consider(h.first);
   return near.best();
 }
 
@@ -174,67 +201,67 @@ OscMessage Router::handle_at(const OscMessage& m, std::int64_t frame) {
 }
 
 OscMessage Router::handle(const OscMessage& m, const Peer& from) {
+  const Reply r = handle_reply(m, from);
+  if (r.kind == ErrorKind::kDeferred && !r.ok) return OscMessage{};  // answered when the load is done
+  return make_reply(m.address, r);
+}
+
+// A bundle's timetag is when its messages take effect, at the sample: map it to a frame. -1 when
+// the message is not timed, or its time has passed (late_ms > 0: it runs at once).
+std::int64_t Router::bundle_frame(const OscMessage& m, double& late_ms, double& ahead_s) {
+  late_ms = 0;
+  ahead_s = 0;
+  if (m.timetag == kOscImmediately || m.timetag == 0) return -1;
+  timespec rt{}, mono{};
+  clock_gettime(CLOCK_REALTIME, &rt);
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  const double now_unix = static_cast<double>(rt.tv_sec) + rt.tv_nsec * 1e-9;
+  const double delta = ntp_to_unix_seconds(m.timetag) - now_unix;
+  const double now_mono = static_cast<double>(mono.tv_sec) * 1e9 + static_cast<double>(mono.tv_nsec);
+  std::int64_t frame = -1;
+  for (const auto& [tag, f] : timetag_frames_) {
+    if (tag == m.timetag) frame = f;  // the same instant as an earlier bundle: the same sample
+  }
+  if (frame < 0) {
+    frame = ctl_.frame_at_monotonic(static_cast<std::uint64_t>(std::max(0.0, now_mono + delta * 1e9)));
+    if (ctl_.clock_running()) {  // before the first callback every time maps to 0: not worth keeping
+      timetag_frames_[timetag_next_] = {m.timetag, frame};
+      timetag_next_ = (timetag_next_ + 1) % timetag_frames_.size();
+    }
+  }
+  const std::int64_t earliest = ctl_.now_frame() + cfg_.buffer_size;  // the engine renders a period ahead
+  ahead_s = static_cast<double>(frame - earliest) / cfg_.sample_rate;
+  if (frame < earliest) {
+    late_ms = 1000.0 * static_cast<double>(earliest - frame) / cfg_.sample_rate;
+    return -1;
+  }
+  return frame;
+}
+
+Reply Router::route(const Call& c, double ahead_s) {
+  if (std::string e; ahead_s > limits::kMaxAheadSeconds &&
+                     !limits::seconds_in_range(ahead_s, 0, limits::kMaxAheadSeconds, "the bundle's time ahead", e)) {
+    return Reply::fail(ErrorKind::kRange, e);  // nothing is timed more than a day ahead
+  }
+  if (const HandlerSpec* spec = table_.find(c.m.address)) return HandlerTable::dispatch(*spec, c);
+  const std::string near = suggest_address(c.m.address);
+  return Reply::fail(ErrorKind::kUnknownAddress,
+                     near.empty() ? std::string("unknown address") : "unknown address (did you mean " + near + "?)");
+}
+
+Reply Router::handle_reply(const OscMessage& m, const Peer& from) {
   if (resume_ == nullptr) ++stats_.messages;  // a resumed message was counted when it arrived
-  current_message_ = &m;
-  current_from_ = &from;
   reply_deferred_ = false;
-  // A bundle's timetag is when its messages take effect, at the sample: map it to a frame.
-  double late_ms = 0;
-  double ahead_s = 0;
-  message_frame_ = forced_frame_;
-  if (forced_frame_ < 0 && m.timetag != kOscImmediately && m.timetag != 0) {
-    timespec rt{}, mono{};
-    clock_gettime(CLOCK_REALTIME, &rt);
-    clock_gettime(CLOCK_MONOTONIC, &mono);
-    const double now_unix = static_cast<double>(rt.tv_sec) + rt.tv_nsec * 1e-9;
-    const double delta = ntp_to_unix_seconds(m.timetag) - now_unix;
-    const double now_mono = static_cast<double>(mono.tv_sec) * 1e9 + static_cast<double>(mono.tv_nsec);
-    std::int64_t frame = -1;
-    for (const auto& [tag, f] : timetag_frames_) {
-      if (tag == m.timetag) frame = f;  // the same instant as an earlier bundle: the same sample
-    }
-    if (frame < 0) {
-      frame = ctl_.frame_at_monotonic(static_cast<std::uint64_t>(std::max(0.0, now_mono + delta * 1e9)));
-      if (ctl_.clock_running()) {  // before the first callback every time maps to 0: not worth keeping
-        timetag_frames_[timetag_next_] = {m.timetag, frame};
-        timetag_next_ = (timetag_next_ + 1) % timetag_frames_.size();
-      }
-    }
-    const std::int64_t earliest = ctl_.now_frame() + cfg_.buffer_size;  // the engine renders a period ahead
-    ahead_s = static_cast<double>(frame - earliest) / cfg_.sample_rate;
-    if (frame < earliest) {
-      late_ms = 1000.0 * static_cast<double>(earliest - frame) / cfg_.sample_rate;
-    } else {
-      message_frame_ = frame;
-    }
-  }
-  Reply r;
-  {
-    Controller::ScheduleScope at(ctl_, message_frame_);
-    auto it = handlers_.find(m.address);
-    if (std::string e; ahead_s > limits::kMaxAheadSeconds &&
-                       !limits::seconds_in_range(ahead_s, 0, limits::kMaxAheadSeconds, "the bundle's time ahead", e)) {
-      r = fail("range", e);  // nothing is timed more than a day ahead
-    } else if (it != handlers_.end()) {
-      r = (this->*(it->second))(m, from);
-    } else if (m.address.rfind("/dance/", 0) == 0) {
-      r = cs_dance(m, from);  // the movement detector's many addresses: answered cheaply
-    } else {
-      const std::string near = suggest_address(m.address);
-      r = fail("unknown_address",
-               near.empty() ? std::string("unknown address") : "unknown address (did you mean " + near + "?)");
-    }
-  }
-  message_frame_ = -1;
-  current_message_ = nullptr;
-  current_from_ = nullptr;
-  if (reply_deferred_) return OscMessage{};  // a load started: answered when it is done (poll_loads)
+  double late_ms = 0, ahead_s = 0;
+  const std::int64_t at = forced_frame_ >= 0 ? forced_frame_ : bundle_frame(m, late_ms, ahead_s);
+  Reply r = route(Call{m, from, at, arrival_base_}, ahead_s);
+  if (reply_deferred_) return Reply::fail(ErrorKind::kDeferred, "load in flight");  // answered by poll_loads
   if (r.ok && late_ms > 0) {
     // It ran, at once; the sender hears it was late (the spec's "late bundles run at once and
     // are reported").
     char why[96];
     std::snprintf(why, sizeof why, "late by %.1f ms (ran at once)", late_ms);
-    r = fail("late", why, r.values);
+    r = Reply::fail(ErrorKind::kLate, why, r.values);
   }
   if (r.ok) {
     ++stats_.done;
@@ -242,23 +269,18 @@ OscMessage Router::handle(const OscMessage& m, const Peer& from) {
     ++stats_.failed;
     count_bad(r.kind, r.reason, m.address);
   }
-  return make_reply(m.address, r);
+  return r;
 }
 
-std::int64_t Router::frame_after(double seconds) const {
+std::int64_t Router::frame_after(const Call& c, double seconds) const {
   const std::int64_t soonest =
       ctl_.now_frame() + cfg_.buffer_size + static_cast<std::int64_t>(0.002 * cfg_.sample_rate);
   const std::int64_t offset = static_cast<std::int64_t>(std::llround(seconds * cfg_.sample_rate));
   // A message resumed after its load counts from its arrival (as the old server did), never
   // from the past.
-  if (message_frame_ < 0 && arrival_base_ >= 0) return std::max(arrival_base_ + offset, soonest);
-  const std::int64_t base = message_frame_ >= 0 ? message_frame_ : soonest;
+  if (c.at < 0 && c.arrival >= 0) return std::max(c.arrival + offset, soonest);
+  const std::int64_t base = c.at >= 0 ? c.at : soonest;
   return base + offset;
-}
-
-Router::Reply Router::ensure_loaded(int id, const std::string& path) {
-  // Already there (the same file: device, inode, size and mtime) → kept, not reloaded.
-  return load_file(id, path, std::filesystem::path(path).stem().string(), true);
 }
 
 VoiceHandle Router::player(int id) const {
@@ -267,15 +289,17 @@ VoiceHandle Router::player(int id) const {
   return it->second;
 }
 
-bool Router::resolve_path(const std::string& requested, std::string& resolved, std::string& error) const {
-  return media_.resolve(requested, resolved, error);
+Reply Router::ignored(const OscMessage& m, const char* why) {
+  ++stats_.ignored[m.address];
+  spdlog::debug("OSC {}: accepted and ignored ({}), as the old crowdstream server did", m.address, why);
+  return Reply::done();
 }
 
-Router::Reply Router::load(int id, const std::string& path, const std::string& name) {
-  return load_file(id, path, name, false);
+float Router::effective_rate(double own) const {
+  return static_cast<float>(std::clamp(own * tempo_.ratio(), limits::kMinRate, limits::kMaxRate));
 }
 
-Router::Reply Router::start_player(int id, const PlayOptions& opts) {
+Reply Router::start_player(int id, const PlayOptions& opts, std::int64_t at) {
   std::string error;
   VoiceHandle old = player(id);
   VoiceHandle h;
@@ -284,163 +308,78 @@ Router::Reply Router::start_player(int id, const PlayOptions& opts) {
   if (!cfg_.tempo_moves_players) {
     // --disable-time-stretch (pyrubberband/audiotsm): players ignore the tempo clock.
   } else if (cfg_.time_stretch) {
-    po.tempo = static_cast<float>(std::clamp(static_cast<double>(opts.tempo) * tempo_ratio(), 0.25, 4.0));
+    po.tempo = effective_rate(opts.tempo);
   } else {
-    po.rate = static_cast<float>(std::clamp(static_cast<double>(opts.rate) * tempo_ratio(), 0.25, 4.0));
+    po.rate = effective_rate(opts.rate);
   }
+  Controller::ScheduleScope when(ctl_, at);
+  const std::uint64_t busy_before = ctl_.busy_refusals();
   if (!ctl_.play(id, po, h, error)) {
-    const std::string kind =
-        ctl_.source(id) == nullptr ? "unknown_id" : (error.rfind("busy", 0) == 0 ? "busy" : "range");
-    return fail(kind, error, {OscArg::Int(id)});
+    const ErrorKind kind = ctl_.source(id) == nullptr            ? ErrorKind::kUnknownId
+                           : ctl_.busy_refusals() != busy_before ? ErrorKind::kBusy
+                                                                 : ErrorKind::kRange;
+    return Reply::fail(kind, error, {OscArg::Int(id)});
   }
   if (old.valid()) ctl_.stop(old, 0.0, error);  // replaced: the old one fades out (declick)
   players_[id] = h;
   player_rate_[id] = opts.rate;
-  return done({OscArg::Int(id)});
-}
-
-double Router::beats_now() const {
-  const double seconds = static_cast<double>(ctl_.now_frame() - beat_origin_frame_) / cfg_.sample_rate;
-  return beat_origin_beats_ + std::max(0.0, seconds) * bpm_ / 60.0;
+  return Reply::done({OscArg::Int(id)});
 }
 
 // A tempo change: the beat count carries on (the old server restarted it: a bug), and every
 // player follows the new rate, gliding. Returns how many players could not follow (no
 // resampler left).
-int Router::apply_tempo(double bpm, double glide_s) {
-  const std::int64_t now = ctl_.now_frame();
-  beat_origin_beats_ = beats_now();
-  beat_origin_frame_ = now;
-  bpm_ = bpm;
+int Router::apply_tempo(double bpm, double glide_s, std::int64_t at) {
+  tempo_.change(bpm, ctl_.now_frame());
   int failed = 0;
   std::string error;
   if (!cfg_.tempo_moves_players) return 0;  // --disable-time-stretch: only the clock moves
+  Controller::ScheduleScope when(ctl_, at);
   for (const auto& [id, h] : players_) {
     if (!ctl_.voice_alive(h)) continue;
     if (cfg_.time_stretch) {  // tempo without pitch: every player's stretch follows
-      if (!ctl_.set_stretch(h, static_cast<float>(std::clamp(tempo_ratio(), 0.25, 4.0)), error)) ++failed;
+      if (!ctl_.set_stretch(h, effective_rate(1.0), error)) ++failed;
       continue;
     }
     auto it = player_rate_.find(id);
     const double own = it == player_rate_.end() ? 1.0 : it->second;
-    if (!ctl_.set_rate(h, static_cast<float>(std::clamp(own * tempo_ratio(), 0.25, 4.0)), glide_s, error)) ++failed;
+    if (!ctl_.set_rate(h, effective_rate(own), glide_s, error)) ++failed;
   }
   return failed;
 }
 
-double Router::glide_tempo(double current, double target, double dt, double rise_s, double fall_s) {
-  const double tau = target > current ? rise_s : fall_s;
-  if (tau <= 0) return target;
-  return current + (target - current) * (1.0 - std::exp(-dt / tau));
+// A sine with 10 ms fades at both ends, on the direct bus (deck levels don't mute it: it is for
+// checking the speakers). Replaces a tone still sounding. An oscillator in the engine: nothing is
+// allocated for it, however long it lasts (it used to be a rendered buffer: 230 MB for 600 s).
+Reply Router::test_tone(double freq, double level, double seconds, std::int64_t at) {
+  const double nyquist = cfg_.sample_rate / 2.0;
+  if (!(freq >= limits::kMinToneHz && freq < nyquist)) {  // written so that NaN fails too
+    return Reply::fail(ErrorKind::kRange,
+                       "frequency must be 20 Hz up to " + std::to_string(static_cast<int>(nyquist)) + " Hz");
+  }
+  if (!(level > 0 && level <= 1)) return Reply::fail(ErrorKind::kRange, "level must be > 0 and ≤ 1 (0 dBFS)");
+  if (std::string e;
+      !limits::seconds_in_range(seconds, limits::kMinToneSeconds, limits::kMaxToneSeconds, "length (seconds)", e)) {
+    return Reply::fail(ErrorKind::kRange, e);
+  }
+  std::string error;
+  Controller::ScheduleScope when(ctl_, at);
+  if (!ctl_.tone(freq, level, seconds, error)) return Reply::fail(ErrorKind::kBusy, error);
+  spdlog::info("test tone: {:.0f} Hz, {:.1f} s, peak {:.1f} dBFS", freq, seconds, 20 * std::log10(level));
+  return Reply::done({OscArg::Float(freq)});
 }
 
 // Called every server pass: the movement-driven tempo glide and the clock printout.
 void Router::tick() {
   if (tick_hook_) tick_hook_();
   const auto now = std::chrono::steady_clock::now();
-  expire_subscribers(now);
-  const double dt = std::chrono::duration<double>(now - last_tick_).count();
-  last_tick_ = now;
-  if (movement_active_ && dt > 0 && dt < 1.0) {
-    // Rising fast, falling slowly (--tempo-rise-s, --tempo-fall-s), whatever the buffer size.
-    movement_bpm_ = glide_tempo(movement_bpm_, movement_target_, dt, cfg_.tempo_rise_s, cfg_.tempo_fall_s);
-    const double since = std::chrono::duration<double>(now - last_tempo_apply_).count();
-    if (std::fabs(movement_bpm_ - bpm_) > 0.05 && since >= 0.05) {
-      apply_tempo(movement_bpm_, since);
-      last_tempo_apply_ = now;
-    }
-  }
-  if (!print_clock_) return;
-  const auto beat = static_cast<std::int64_t>(std::floor(beats_now()));
-  if (beat == last_beat_printed_) return;
-  last_beat_printed_ = beat;
-  spdlog::info("clock: bar {} beat {} ({:.1f} bpm, {}/4)", beat / meter_ + 1, beat % meter_ + 1, bpm_, meter_);
-}
-
-// Crowdstream's id → deck map: 100–1099 A, 1100–2099 B, 2100–3099 C, 3100–4099 D, else D.
-int Router::deck_of_id(int id) const {
-  for (int d = 0; d + 1 < engine::kNumDecks; ++d)
-    if (id >= kDeckBase[d] && id < kDeckBase[d + 1]) return d;
-  return engine::kNumDecks - 1;
-}
-
-bool Router::parse_deck(const std::string& name, int& deck) {
-  if (name.size() == 1) {
-    const char c = static_cast<char>(std::toupper(static_cast<unsigned char>(name[0])));
-    if (c >= 'A' && c <= 'D') {
-      deck = c - 'A';
-      return true;
-    }
-  }
-  return false;
-}
-
-// ---------------------------------------------------------------- notifications
-
-void Router::on_event(const engine::Event& e, const VoiceInfo& v) {
-  if (subscribers_.empty()) return;
-  OscMessage m;
-  switch (e.type) {
-    case engine::EventType::kVoiceStarted:
-      m.address = "/stemd/voice/started";
-      m.args = {OscArg::Int(v.slot), OscArg::Int(e.voice), OscArg::Str(v.name)};
-      break;
-    case engine::EventType::kVoiceEnded:
-      m.address = "/stemd/voice/ended";
-      m.args = {OscArg::Int(v.slot), OscArg::Int(e.voice), OscArg::Str(engine::to_string(e.reason))};
-      break;
-    case engine::EventType::kVoiceUnderrun:
-      m.address = "/stemd/voice/underrun";
-      m.args = {OscArg::Int(v.slot), OscArg::Int(e.voice), OscArg::Int64(static_cast<std::int64_t>(e.count))};
-      break;
-    default:
-      return;
-  }
-  const auto bytes = osc_serialise(m);
-  for (const Subscriber& s : subscribers_) notifications_.push_back(Outgoing{s.peer, bytes});
-}
-
-void Router::notify_device(const std::string& what, const std::vector<OscArg>& values) {
-  if (subscribers_.empty()) return;
-  OscMessage m;
-  m.address = "/stemd/device/" + what;
-  m.args = values;
-  const auto bytes = osc_serialise(m);
-  for (const Subscriber& s : subscribers_) notifications_.push_back(Outgoing{s.peer, bytes});
-}
-
-void Router::take_notifications(std::vector<Outgoing>& out) {
-  for (auto& n : notifications_) out.push_back(std::move(n));
-  notifications_.clear();
-}
-
-void Router::drop_subscriber(const Peer& p) {
-  const auto before = subscribers_.size();
-  std::erase_if(subscribers_, [&](const Subscriber& s) {
-    return p.tcp_fd >= 0 ? s.peer.tcp_fd == p.tcp_fd : (s.peer.tcp_fd < 0 && s.peer.endpoint == p.endpoint);
-  });
-  if (subscribers_.size() != before) {
-    spdlog::info("OSC: subscriber {} expired (unreachable or disconnected)", p.endpoint.to_string());
-  }
-}
-
-std::vector<Peer> Router::subscriber_peers() const {
-  std::vector<Peer> v;
-  v.reserve(subscribers_.size());
-  for (const Subscriber& s : subscribers_) v.push_back(s.peer);
-  return v;
-}
-
-void Router::expire_subscribers(std::chrono::steady_clock::time_point now) {
-  for (std::size_t i = 0; i < subscribers_.size();) {
-    if (subscribers_[i].expires > now) {
-      ++i;
-      continue;
-    }
-    spdlog::info("OSC: subscriber {} expired (not renewed within {:g} s, --subscription-ttl)",
-                 subscribers_[i].peer.endpoint.to_string(), cfg_.subscription_ttl_s);
-    subscribers_.erase(subscribers_.begin() + static_cast<std::ptrdiff_t>(i));
-  }
+  notifier_.expire(now);
+  double bpm = 0, glide_s = 0;
+  if (tempo_.advance(now, bpm, glide_s)) apply_tempo(bpm, glide_s, -1);
+  std::int64_t beat = 0;
+  if (!tempo_.beat_to_print(ctl_.now_frame(), beat)) return;
+  const int meter = tempo_.meter();
+  spdlog::info("clock: bar {} beat {} ({:.1f} bpm, {}/4)", beat / meter + 1, beat % meter + 1, tempo_.bpm(), meter);
 }
 
 // ---------------------------------------------------------------- status
@@ -506,7 +445,7 @@ std::vector<OscArg> Router::status_fields() {
   std::uint64_t ignored = 0;
   for (const auto& [k, n] : stats_.ignored) ignored += n;
   kv("ignored_messages", OscArg::Int64(static_cast<std::int64_t>(ignored)));
-  kv("subscribers", OscArg::Int(static_cast<std::int64_t>(subscribers_.size())));
+  kv("subscribers", OscArg::Int(static_cast<std::int64_t>(notifier_.size())));
   kv("replies_withheld", OscArg::Int64(static_cast<std::int64_t>(stats_.replies_withheld)));
   kv("cookies_sent", OscArg::Int64(static_cast<std::int64_t>(stats_.cookies_sent)));
   // Timed commands waiting for their time, and those refused because the schedule was full.

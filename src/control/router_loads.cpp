@@ -35,8 +35,8 @@ struct Router::LoadDone {
   std::uint64_t token = 0;
   int id = 0;
   std::unique_ptr<io::Source> source;
-  bool same = false;  // ensure: the id already holds this very file
-  std::string kind;   // of failure: "path" (policy, open) or "file" (not a regular file, decode, budget…)
+  bool same = false;                  // ensure: the id already holds this very file
+  ErrorKind kind = ErrorKind::kFile;  // of failure: kPath (policy, open) or kFile (not a regular file, decode, budget…)
   std::string error;
 };
 
@@ -55,13 +55,13 @@ void run_load(const MediaPolicy& media, const std::string& path, const std::stri
   std::string opened, error;
   const int fd = media.open(path, opened, error);
   if (fd < 0) {
-    d.kind = "path";
+    d.kind = ErrorKind::kPath;
     d.error = error;
     return;
   }
   auto file = io::FileHandle::adopt(fd, opened, error);  // closes fd on refusal
   if (!file) {
-    d.kind = "file";
+    d.kind = ErrorKind::kFile;
     d.error = path + ": " + error;
     return;
   }
@@ -71,7 +71,7 @@ void run_load(const MediaPolicy& media, const std::string& path, const std::stri
   }
   io::LoadResult r = io::load_source(std::move(file), name, lo);
   if (!r.source) {
-    d.kind = "file";
+    d.kind = ErrorKind::kFile;
     d.error = r.error;
     return;
   }
@@ -92,19 +92,20 @@ std::int64_t Router::arrival_base() const {
   return ctl_.now_frame() + cfg_.buffer_size + static_cast<std::int64_t>(0.002 * cfg_.sample_rate);
 }
 
-Router::Reply Router::load_file(int id, const std::string& path, const std::string& name, bool ensure) {
+Reply Router::load_file(const Call& c, int id, const std::string& path, const std::string& name, bool ensure) {
   const std::vector<OscArg> idv{OscArg::Int(id)};
   const io::Source* cur = ctl_.source(id);
   auto too_many = [&] { return ctl_.source(id) == nullptr && ctl_.sources_loaded() >= cfg_.max_sources; };
   const std::string limit_reason =
       "too many sources loaded (limit " + std::to_string(cfg_.max_sources) + ", --max-sources)";
   auto finish = [&](LoadDone& d) -> Reply {
-    if (!d.error.empty()) return fail(d.kind, d.error, idv);  // the id keeps whatever it had
-    if (d.same) return done(idv);
-    if (too_many()) return fail("limit", limit_reason, idv);
+    if (!d.error.empty()) return Reply::fail(d.kind, d.error, idv);  // the id keeps whatever it had
+    if (d.same) return Reply::done(idv);
+    if (too_many()) return Reply::fail(ErrorKind::kLimit, limit_reason, idv);
+    Controller::ScheduleScope when(ctl_, c.at);  // the old players fade out at the message's time
     ctl_.install(id, std::move(d.source));
     players_.erase(id);  // reloading an id stops its player (the controller faded it out)
-    return done(idv);
+    return Reply::done(idv);
   };
   if (resume_ != nullptr && resume_->id == id) {  // this message's load has finished
     LoadDone* d = resume_;
@@ -112,12 +113,12 @@ Router::Reply Router::load_file(int id, const std::string& path, const std::stri
     return finish(*d);
   }
   if (path.find('\0') != std::string::npos || path.empty()) {
-    return fail("path", path.empty() ? "empty path" : "path contains a NUL byte", idv);
+    return Reply::fail(ErrorKind::kPath, path.empty() ? "empty path" : "path contains a NUL byte", idv);
   }
-  if (too_many()) return fail("limit", limit_reason, idv);
+  if (too_many()) return Reply::fail(ErrorKind::kLimit, limit_reason, idv);
   const bool have_current = cur != nullptr && cur->file != nullptr;
   const io::FileHandle::Identity current = have_current ? cur->file->identity() : io::FileHandle::Identity{};
-  if (!pool_ || !async_now_ || current_message_ == nullptr) {
+  if (!pool_ || !async_now_) {
     LoadDone d;
     run_load(media_, path, name, ctl_.load_options(), ensure, have_current, current, d);
     return finish(d);
@@ -138,13 +139,14 @@ Router::Reply Router::load_file(int id, const std::string& path, const std::stri
         if (completions->wake) completions->wake();
       });
   if (!queued) {
-    return fail("busy", "busy: " + std::to_string(pool_->max_in_flight()) + " loads in flight (try again)", idv);
+    return Reply::fail(ErrorKind::kBusy,
+                       "busy: " + std::to_string(pool_->max_in_flight()) + " loads in flight (try again)", idv);
   }
-  pending_[id] = PendingLoad{token, *current_message_, *current_from_, message_frame_ >= 0 ? -1 : arrival_base()};
+  pending_[id] = PendingLoad{token, c.m, c.from, c.at >= 0 ? -1 : arrival_base()};
   reply_deferred_ = true;
   // Not sent (handle() sees reply_deferred_); a failure so that handlers stop here and change
   // nothing more until they are re-run with the load done.
-  return fail("deferred", "load in flight", idv);
+  return Reply::fail(ErrorKind::kDeferred, "load in flight", idv);
 }
 
 void Router::touched_slots(const OscMessage& m, std::vector<int>& slots, bool& all) const {
@@ -194,7 +196,8 @@ void Router::route_async(const OscMessage& m, const Peer& from, std::vector<Outg
     if (deferred_.size() >= kMaxDeferred) {
       ++stats_.messages;
       ++stats_.failed;
-      Reply r = fail("busy", "busy: " + std::to_string(kMaxDeferred) + " messages wait for loads in flight");
+      Reply r =
+          Reply::fail(ErrorKind::kBusy, "busy: " + std::to_string(kMaxDeferred) + " messages wait for loads in flight");
       count_bad(r.kind, r.reason, m.address);
       out.push_back(Outgoing{from, osc_serialise(make_reply(m.address, r))});
       return;

@@ -2,7 +2,7 @@
 // `stemd tune --write-config`: its symlink rule (replace the link unless follow_symlink) and its
 // permissions rule (a new file gets `mode`, an existing one keeps its own).
 #include "app/safe_file.hpp"
-#include "test_util.hpp"
+#include "common/engine_driver.hpp"
 
 #include <gtest/gtest.h>
 

@@ -3,7 +3,7 @@
 // engine (issue 10, item 1): however long, it holds no memory, and a bad length is refused.
 #include "common/engine_driver.hpp"
 
-#include "control/router.hpp"
+#include "router_rig.hpp"
 
 #include <gtest/gtest.h>
 
@@ -54,31 +54,7 @@ TEST(TestTone, SoundsAtItsFrequencyLevelAndLength) {
   EXPECT_EQ(send(bad).address, "/fail");
 }
 
-struct ToneRig {
-  engine::Engine e{config()};
-  io::LoaderThread loader{io::LoaderConfig{}};
-  control::Controller ctl{e, loader, io::LoadOptions{}};
-  control::MediaPolicy media;
-  control::Router router;
-  static engine::EngineConfig config() {
-    engine::EngineConfig ec;
-    ec.max_voices = 8;
-    ec.max_block_frames = 1024;
-    return ec;
-  }
-  explicit ToneRig(control::RouterConfig rc = {}) : router(ctl, rc, media) {
-    std::string err;
-    media.configure("", true, err);
-  }
-  control::OscMessage send(const control::OscMessage& m) { return router.handle(m, control::Peer{}); }
-  std::vector<float> render(std::size_t frames) {
-    std::vector<float> out(frames * 2);
-    for (std::size_t f = 0; f < frames; f += 1024) {
-      e.process(out.data() + f * 2, static_cast<std::uint32_t>(std::min<std::size_t>(1024, frames - f)));
-    }
-    return out;
-  }
-};
+using ToneRig = RouterRig;
 
 control::OscMessage tone_msg(double hz, double db, double seconds) {
   return control::OscMessage{"/stemd/tone",

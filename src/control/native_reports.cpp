@@ -1,0 +1,153 @@
+// The native dialect's reports: /stemd/list, /stemd/voices (paged) and /stemd/status [control].
+// (The rest of the dialect: native.cpp.)
+#include "args.hpp"
+#include "dialects.hpp"
+#include "router.hpp"
+
+namespace stemd::control {
+
+namespace {
+
+using K = ErrorKind;
+
+const char* state_name(std::uint8_t s, bool paused) {
+  if (paused) return "paused";
+  switch (s) {
+    case 1:
+      return "playing";
+    case 2:
+      return "starved";
+    case 3:
+      return "stopping";
+    case 4:
+      return "paused";
+    default:
+      return "starting";
+  }
+}
+
+// OSC bytes of a string argument (NUL and padding) and its type tag.
+std::size_t str_bytes(const std::string& v) { return ((v.size() + 4) & ~std::size_t{3}) + 1; }
+
+constexpr const char* kTooMuchInOnePacket = "the answers to this packet passed 1 MiB: ask for fewer pages per packet";
+
+// Reads the [offset] [count] of a paged request. False with the reply's reason.
+bool page_args(ArgReader& a, std::int64_t& offset, std::int64_t& count, Reply& r) {
+  offset = 0;
+  count = 0;
+  if ((a.has(0) && !a.integer(0, "offset", offset)) || (a.has(1) && !a.integer(1, "count", count))) {
+    r = Reply::fail(ErrorKind::kArguments, a.error());
+    return false;
+  }
+  if (offset < 0 || count < 0) {
+    r = Reply::fail(ErrorKind::kRange, "offset and count must be ≥ 0 (count 0: as many as fit)");
+    return false;
+  }
+  return true;
+}
+
+// One page of a table of `total` rows from `offset`: at most `count` rows (0 = as many as fit)
+// and at most `page_bytes` of them (but at least one), each `row_bytes(i)` bytes, appended by
+// `emit(i, v)` → count, the rows, then total and the next page's offset (−1: this was the last).
+template <class RowBytes, class Emit>
+Reply page(std::int64_t offset, std::int64_t count, std::int64_t total, const char* what, std::size_t page_bytes,
+           RowBytes row_bytes, Emit emit) {
+  if (offset > total) {
+    return Reply::fail(K::kRange, "offset " + std::to_string(offset) + " is past the end (" + std::to_string(total) +
+                                      " " + what + ")");
+  }
+  std::vector<OscArg> v;
+  v.push_back(OscArg::Int(0));
+  std::size_t bytes = 0;
+  std::int64_t i = offset, rows = 0;
+  for (; i < total && (count == 0 || rows < count); ++i) {
+    const std::size_t row = row_bytes(static_cast<std::size_t>(i));
+    if (rows > 0 && bytes + row > page_bytes) break;  // the next page starts here
+    bytes += row;
+    ++rows;
+    emit(static_cast<std::size_t>(i), v);
+  }
+  v[0] = OscArg::Int(rows);
+  v.push_back(OscArg::Int(total));
+  v.push_back(OscArg::Int(i < total ? i : -1));
+  return Reply::done(std::move(v));
+}
+
+}  // namespace
+
+bool NativeDialect::page_request(const Call& c, std::int64_t& offset, std::int64_t& count, Reply& r) const {
+  ArgReader a(c.m);
+  if (!page_args(a, offset, count, r)) return false;
+  if (r_.packet_answer_bytes_ < Router::kMaxPacketAnswer) return true;
+  r = Reply::fail(K::kLimit, kTooMuchInOnePacket);
+  return false;
+}
+
+// /stemd/list [offset 0] [count 0 = as many as fit] → count, then per source: id name path
+// duration_s streamed playing; then total and the next page's offset (−1: this was the last).
+// A page holds at most --page bytes of rows (one UDP datagram): bigger tables are paged,
+// never cut.
+Reply NativeDialect::list(const Call& c) {
+  std::int64_t offset = 0, count = 0;
+  if (Reply r; !page_request(c, offset, count, r)) return r;
+  const auto sources = ctl_.sources();
+  return page(
+      offset, count, static_cast<std::int64_t>(sources.size()), "sources", cfg_.page_bytes,
+      [&](std::size_t i) { return 6 + 4 + str_bytes(sources[i].name) + str_bytes(sources[i].path) + 12; },
+      [&](std::size_t i, std::vector<OscArg>& v) {
+        const auto& s = sources[i];
+        v.push_back(OscArg::Int(s.slot));
+        v.push_back(OscArg::Str(s.name));
+        v.push_back(OscArg::Str(s.path));
+        v.push_back(OscArg::Float(r_.file_seconds(s.frames, s.sample_rate)));
+        v.push_back(OscArg::Int(s.streamed ? 1 : 0));
+        v.push_back(OscArg::Int(r_.player(s.slot).valid() ? 1 : 0));
+      });
+}
+
+// /stemd/voices [offset 0] [count 0] → count, then per voice: id name position_s duration_s
+// ring_fill(0..1) underruns state; then total and the next page's offset (−1: the last).
+Reply NativeDialect::voices(const Call& c) {
+  std::int64_t offset = 0, count = 0;
+  if (Reply r; !page_request(c, offset, count, r)) return r;
+  const auto voices = ctl_.voices();
+  std::vector<const char*> states(voices.size());  // read once: the row's size and its text agree
+  for (std::size_t i = 0; i < voices.size(); ++i) {
+    const auto& t = ctl_.engine().telemetry(voices[i].handle.id);
+    states[i] = state_name(t.state.load(std::memory_order_relaxed), voices[i].paused);
+  }
+  return page(
+      offset, count, static_cast<std::int64_t>(voices.size()), "voices", cfg_.page_bytes,
+      [&](std::size_t i) { return 7 + 4 + str_bytes(voices[i].name) + 12 + 8 + str_bytes(states[i]); },
+      [&](std::size_t i, std::vector<OscArg>& v) {
+        const auto& vi = voices[i];
+        v.push_back(OscArg::Int(vi.slot));
+        v.push_back(OscArg::Str(vi.name));
+        v.push_back(OscArg::Float(r_.file_seconds(vi.position, vi.sample_rate)));
+        v.push_back(OscArg::Float(r_.file_seconds(vi.total_frames, vi.sample_rate)));
+        v.push_back(OscArg::Float(vi.ring_fill_permille / 1000.0));
+        v.push_back(OscArg::Int64(static_cast<std::int64_t>(vi.underruns)));
+        v.push_back(OscArg::Str(states[i]));
+      });
+}
+
+Reply NativeDialect::status(const Call&) {
+  std::vector<OscArg> f = r_.status_fields();
+  // Adaptive prefetch (native dialect only: /get_status keeps the crowdstream server's fields).
+  const auto ls = ctl_.loader().stats();
+  auto kv = [&](const char* k, OscArg v) {
+    f.push_back(OscArg::Str(k));
+    f.push_back(std::move(v));
+  };
+  kv("ring_target_ms_min", OscArg::Float(ls.target_ms_min));
+  kv("ring_target_ms_mean", OscArg::Float(ls.target_ms_mean));
+  kv("ring_target_ms_max", OscArg::Float(ls.target_ms_max));
+  kv("ring_bytes", OscArg::Int64(static_cast<std::int64_t>(ls.ring_bytes)));
+  kv("rings_ran_dry", OscArg::Int64(static_cast<std::int64_t>(ls.rings_ran_dry)));
+  kv("read_wait_ms", OscArg::Float(ls.wait_ms_mean));
+  kv("read_wait_sd_ms", OscArg::Float(ls.wait_ms_sd));
+  kv("read_max_ms", OscArg::Float(ls.read_ms_max));
+  return Reply::done(f);
+}
+
+}  // namespace stemd::control

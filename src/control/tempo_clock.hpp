@@ -1,0 +1,76 @@
+// The tempo clock: bpm, meter, the beat count, /stemd/quantize's grid and the movement-driven
+// tempo glide [control]. Pure bookkeeping: it sends nothing; the router applies a tempo change
+// to the players (Router::apply_tempo). Frames are engine (output) frames; glide times and
+// time constants are output (wall-clock) seconds. Thread: the control thread only.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+namespace stemd::control {
+
+class TempoClock {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // base_bpm: the tempo at which players run at their own rate (--bpm); rise_s / fall_s: the
+  // movement glide's time constants (--tempo-rise-s, --tempo-fall-s).
+  TempoClock(double base_bpm, int meter, int sample_rate, double rise_s, double fall_s);
+
+  double bpm() const { return bpm_; }
+  double base_bpm() const { return base_bpm_; }
+  int meter() const { return meter_; }
+  // How much faster than their own rate players run: bpm / base bpm.
+  double ratio() const { return bpm_ / base_bpm_; }
+  void set_meter(int beats) { meter_ = beats; }
+
+  // The beat count at engine frame `frame` (from the origin: /reset's t0, or 0).
+  double beats_at(std::int64_t frame) const;
+  // The beat count restarts from 0 at `frame` (/reset).
+  void restart(std::int64_t frame);
+  // A new tempo from frame `now` on: the beat count carries on (the old server restarted it).
+  void change(double bpm, std::int64_t now);
+
+  // /stemd/quantize: starts round up to the next multiple of this many beats (0 = off).
+  double quantum_beats() const { return quantum_beats_; }
+  void set_quantum(double beats) { quantum_beats_ = beats; }
+  // `frame` rounded up to the next quantum of the beat clock (unchanged when quantize is off).
+  std::int64_t quantized(std::int64_t frame) const;
+
+  // The movement detector drives the tempo toward `target` bpm (clamped to 0.25–4 × base);
+  // returns the clamped target. An explicit tempo (/set_tempo) stops it.
+  double follow_movement(double target);
+  void stop_movement() { movement_active_ = false; }
+  // Called every server pass: advances the movement glide. True when the tempo should change
+  // now, to `bpm`, gliding over `glide_s` output seconds (the caller applies it: change()).
+  bool advance(Clock::time_point now, double& bpm, double& glide_s);
+
+  // /print_clock: once per beat, the beat to print (false when off or still the same beat).
+  void set_print(bool on) {
+    print_ = on;
+    last_beat_printed_ = -1;
+  }
+  bool beat_to_print(std::int64_t now_frame, std::int64_t& beat);
+
+  // The movement glide over `dt` seconds: toward `target` with time constant `rise_s` when
+  // rising, `fall_s` when falling (exact exponential: independent of the step size).
+  static double glide(double current, double target, double dt, double rise_s, double fall_s);
+
+ private:
+  double base_bpm_;
+  int sample_rate_;
+  double rise_s_, fall_s_;
+  int meter_;
+  double bpm_;
+  std::int64_t origin_frame_ = 0;  // beats_at() = origin beats + tempo × time since origin frame
+  double origin_beats_ = 0;
+  double quantum_beats_ = 0;
+  bool movement_active_ = false;
+  double movement_target_ = 0, movement_bpm_ = 0;
+  Clock::time_point last_tick_ = Clock::now();
+  Clock::time_point last_apply_{};
+  bool print_ = false;
+  std::int64_t last_beat_printed_ = -1;
+};
+
+}  // namespace stemd::control

@@ -1,0 +1,169 @@
+// The router's parts (issue 13, item 2): both dialects are tables of handlers (address →
+// argument count, handler) reached through one HandlerTable; every refusal carries a typed
+// kind (ErrorKind), never decided from its text; a handler gets its scheduled frame explicitly
+// (Call::at) and sends at it; each argument is validated once (a crowdstream rate below 0.25
+// is refused with the range, not clamped later); the tempo clock is its own class.
+#include "common/engine_driver.hpp"
+
+#include "router_rig.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+namespace stemd::test {
+namespace {
+
+using control::ErrorKind;
+using control::OscArg;
+using control::OscMessage;
+
+OscMessage msg(std::string address, std::vector<OscArg> args = {}) {
+  return OscMessage{std::move(address), std::move(args)};
+}
+
+// The rig, a temporary directory, and a short WAV loaded into an id.
+struct Rig : RouterRig {
+  using RouterRig::RouterRig;
+  TempDir dir;
+  void load(int id) {
+    const std::string path = dir.file("stem" + std::to_string(id) + ".wav");
+    make_wav(path, 4800, static_cast<std::uint32_t>(id));
+    const auto r = reply(msg("/load_buffer", {OscArg::Int(id), OscArg::Str(path)}));
+    ASSERT_TRUE(r.ok) << r.reason;
+  }
+};
+
+TEST(RouterTable, BothDialectsAreReachedThroughTheTable) {
+  Rig rig;
+  const auto& table = rig.router.handlers();
+  for (const char* a : {"/load_buffer", "/play_stem", "/set_tempo", "/cue", "/start_group", "/dummy", "/stemd/load",
+                        "/stemd/play", "/stemd/list", "/stemd/notify", "/stemd/cookie", "/pose/keypoints"}) {
+    EXPECT_NE(table.find(a), nullptr) << a;
+  }
+  EXPECT_NE(table.find("/dance/person_count"), nullptr) << "the movement detector's addresses: a prefix";
+  EXPECT_EQ(table.find("/no_such_address"), nullptr);
+  EXPECT_GE(table.all().size(), 50u);
+}
+
+TEST(RouterTable, TheTableChecksEveryAddressArgumentCount) {
+  Rig rig;
+  std::size_t checked = 0;
+  for (const auto& [address, spec] : rig.router.handlers().all()) {
+    if (spec.max_args == control::HandlerSpec::kAny) continue;
+    std::vector<OscArg> args(spec.max_args + 1, OscArg::Int(1));
+    const auto r = rig.reply(msg(address, args));
+    ASSERT_FALSE(r.ok) << address;
+    EXPECT_EQ(r.kind, ErrorKind::kArguments) << address;
+    EXPECT_EQ(r.reason.rfind("expects ", 0), 0u) << address << ": " << r.reason;
+    ++checked;
+  }
+  EXPECT_GE(checked, 40u);
+  EXPECT_EQ(rig.router.stats().bad.at("arguments"), checked);
+}
+
+TEST(RouterErrors, EachRefusalHasItsKind) {
+  control::RouterConfig rc;
+  rc.max_sources = 1;
+  Rig rig(rc);
+  rig.load(100);
+  auto kind_of = [&](const OscMessage& m) {
+    const auto r = rig.reply(m);
+    EXPECT_FALSE(r.ok) << m.to_string();
+    return r.kind;
+  };
+  EXPECT_EQ(kind_of(msg("/stemd/play", {OscArg::Str("x")})), ErrorKind::kArguments);
+  EXPECT_EQ(kind_of(msg("/stemd/rate", {OscArg::Int(100), OscArg::Float(0.1f)})), ErrorKind::kRange);
+  EXPECT_EQ(kind_of(msg("/stemd/stop", {OscArg::Int(5)})), ErrorKind::kUnknownId);
+  EXPECT_EQ(kind_of(msg("/no_such_address")), ErrorKind::kUnknownAddress);
+  EXPECT_EQ(kind_of(msg("/load_buffer", {OscArg::Int(7), OscArg::Str("")})), ErrorKind::kPath);
+  EXPECT_EQ(kind_of(msg("/load_buffer", {OscArg::Int(100), OscArg::Str(rig.dir.file("missing.wav"))})),
+            ErrorKind::kPath);
+  {
+    std::ofstream(rig.dir.file("text.wav")) << "not audio at all";
+    EXPECT_EQ(kind_of(msg("/load_buffer", {OscArg::Int(100), OscArg::Str(rig.dir.file("text.wav"))})),
+              ErrorKind::kFile);
+  }
+  const std::string other = rig.dir.file("other.wav");
+  make_wav(other, 480, 9);
+  EXPECT_EQ(kind_of(msg("/load_buffer", {OscArg::Int(8), OscArg::Str(other)})), ErrorKind::kLimit) << "--max-sources 1";
+  EXPECT_EQ(kind_of(msg("/stemd/cookie", {OscArg::Str("wrong")})), ErrorKind::kCookie);
+  OscMessage timed = msg("/stemd/ping");
+  timed.timetag = control::ntp_now();  // the stream is not running: every time has passed
+  EXPECT_EQ(kind_of(timed), ErrorKind::kLate);
+  // The command queue full (nothing renders here): busy, and the counters say so by kind.
+  control::Reply r;
+  for (int i = 0; i < 10000 && r.ok; ++i) r = rig.reply(msg("/stemd/master", {OscArg::Float(0.5f)}));
+  ASSERT_FALSE(r.ok) << "the queue never filled";
+  EXPECT_EQ(r.kind, ErrorKind::kBusy) << r.reason;
+  // Malformed packets never reach a handler; counted by kind too.
+  const std::uint8_t junk[8] = {'x', 'y', 'z', 0, 0, 0, 0, 0};
+  std::vector<control::Outgoing> out;
+  rig.router.handle_packet(junk, sizeof junk, control::Peer{}, out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(rig.router.stats().bad.at("malformed"), 1u);
+  for (const char* k :
+       {"arguments", "range", "unknown_id", "unknown_address", "path", "file", "limit", "cookie", "late", "busy"}) {
+    EXPECT_GE(rig.router.stats().bad.count(k), 1u) << k;
+  }
+}
+
+TEST(RouterSchedule, TheMessagesFrameIsPassedExplicitly) {
+  Rig rig;
+  rig.load(1100);
+  ASSERT_EQ(rig.ctl.scheduled(), 0u);
+  // handle_at: the message takes effect at frame 48000 — its commands are timed...
+  ASSERT_EQ(rig.router.handle_at(msg("/stemd/master", {OscArg::Float(0.5f)}), 48000).address, "/done");
+  EXPECT_EQ(rig.ctl.scheduled(), 1u);
+  // ...and nothing is left behind for the next message: it applies at once.
+  EXPECT_EQ(rig.ctl.scheduled_frame(), -1);
+  ASSERT_EQ(rig.router.handle(msg("/stemd/master", {OscArg::Float(0.7f)}), control::Peer{}).address, "/done");
+  EXPECT_EQ(rig.ctl.scheduled(), 1u);
+  // A crowdstream start at its frame: /play_stem of a loaded id.
+  ASSERT_EQ(rig.router.handle_at(msg("/play_stem", {OscArg::Int(1100)}), 96000).address, "/done");
+  EXPECT_EQ(rig.ctl.scheduled(), 2u);
+  EXPECT_EQ(rig.ctl.scheduled_frame(), -1);
+  // A frame computed from it (/fade start_at 1 s after the message's own frame): still timed.
+  ASSERT_EQ(rig.router.handle_at(msg("/fade", {OscArg::Str("B"), OscArg::Float(1.0f)}), 48000).address, "/done");
+  EXPECT_EQ(rig.ctl.scheduled(), 3u);
+  EXPECT_EQ(rig.ctl.scheduled_frame(), -1);
+}
+
+// Issue 13 item 5: `/play_stem id 0.1` passed the crowdstream check (rate > 0) and was then
+// clamped to 0.25 by the router without a word. Now the rate is checked once, against the range
+// the engine plays (limits.hpp), and refused with that range; nothing starts.
+TEST(RouterLimits, ACrowdstreamRateBelowTheRangeIsRefusedNotClamped) {
+  Rig rig;
+  rig.load(1100);
+  for (const OscMessage& m : {msg("/play_stem", {OscArg::Int(1100), OscArg::Float(0.1f)}),
+                              msg("/play_stem_section", {OscArg::Int(1100), OscArg::Float(0.1f), OscArg::Float(0.8f),
+                                                         OscArg::Int(1), OscArg::Float(0.0f)})}) {
+    const auto r = rig.reply(m);
+    ASSERT_FALSE(r.ok) << m.address;
+    EXPECT_EQ(r.kind, ErrorKind::kRange) << m.address;
+    EXPECT_EQ(r.reason, "rate must be 0.25..4") << m.address;
+    EXPECT_FALSE(rig.router.player(1100).valid()) << m.address << ": nothing started";
+  }
+  const auto ok = rig.reply(msg("/play_stem", {OscArg::Int(1100), OscArg::Float(0.25f)}));
+  EXPECT_TRUE(ok.ok) << ok.reason;
+  EXPECT_FLOAT_EQ(rig.router.player_rate(1100), 0.25f);
+}
+
+TEST(TempoClock, BeatsCarryOnAcrossATempoChangeAndQuantizeRoundsUp) {
+  control::TempoClock clock(120.0, 4, 48000, 0.3, 30.0);
+  EXPECT_DOUBLE_EQ(clock.beats_at(48000), 2.0);  // 120 bpm: 2 beats a second
+  clock.change(60.0, 48000);
+  EXPECT_DOUBLE_EQ(clock.ratio(), 0.5);
+  EXPECT_DOUBLE_EQ(clock.beats_at(48000), 2.0);
+  EXPECT_DOUBLE_EQ(clock.beats_at(96000), 3.0);  // then 1 beat a second
+  clock.set_quantum(4);
+  EXPECT_EQ(clock.quantized(96000), 48000 + 2 * 48000) << "beat 4 is 2 s after the change";
+  EXPECT_EQ(clock.quantized(144000), 144000) << "on the grid: unchanged";
+  clock.restart(0);
+  EXPECT_DOUBLE_EQ(clock.beats_at(48000), 1.0);
+  EXPECT_DOUBLE_EQ(clock.follow_movement(1000.0), 480.0) << "held to 4 × the base tempo";
+  EXPECT_NEAR(control::TempoClock::glide(100, 200, 0.3, 0.3, 30), 100 + 100 * (1 - std::exp(-1.0)), 1e-9);
+}
+
+}  // namespace
+}  // namespace stemd::test
