@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -188,6 +189,46 @@ TEST(OscPacket, RefusalsKeepTheWalksReasonsAndDecodeNothing) {
     EXPECT_TRUE(p.parsed.empty()) << reason;  // the good message before the bad one is not handed on
     expect_same_as_two_passes(bytes, reason);
   }
+}
+
+// Seeded mutations (byte changes, truncation, growth) of valid messages and bundles: whatever
+// the walk or liblo makes of them, the one parse agrees with the two passes.
+TEST(OscPacket, MutatedPacketsParseAsTheTwoPassesDid) {
+  OscArg blob;
+  blob.type = 'b';
+  blob.s = "abcdef";
+  const std::vector<Bytes> seeds = {
+      control::osc_serialise(msg("/load_buffer", {OscArg::Int(1001), OscArg::Str("a.wav"), OscArg::Str("x")})),
+      control::osc_serialise(msg("/stemd/gain", {OscArg::Int(3), OscArg::Double(0.5), blob, OscArg::Int64(9)})),
+      bundle(42, {control::osc_serialise(msg("/a", {OscArg::Float(1)})),
+                  bundle(43, {control::osc_serialise(msg("/b", {}))})}),
+  };
+  std::mt19937 rng(20261202);
+  int accepted = 0, refused = 0;
+  for (int iter = 0; iter < 20000; ++iter) {
+    Bytes b = seeds[rng() % seeds.size()];
+    const int edits = 1 + static_cast<int>(rng() % 3);
+    for (int e = 0; e < edits; ++e) {
+      switch (rng() % 4) {
+        case 0:
+        case 1:
+          b[rng() % b.size()] = static_cast<std::uint8_t>(rng() % 3 == 0 ? 0 : rng());
+          break;
+        case 2:
+          b.resize(b.size() - std::min<std::size_t>(b.size() - 1, 4 * (rng() % 3)));
+          break;
+        default:
+          for (int k = 0; k < 4; ++k) b.push_back(static_cast<std::uint8_t>(rng() % 2 ? 0 : rng()));
+      }
+    }
+    const control::PacketCheck now = control::parse_packet(b.data(), b.size(), control::PacketLimits{});
+    (now.ok ? accepted : refused) += 1;
+    expect_same_as_two_passes(b, "mutation " + std::to_string(iter));
+    if (::testing::Test::HasFailure()) break;  // one case is enough to read
+  }
+  EXPECT_GT(accepted, 100);  // the mutations reach both sides
+  EXPECT_GT(refused, 100);
+  RecordProperty("accepted", accepted);
 }
 
 }  // namespace
