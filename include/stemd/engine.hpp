@@ -136,6 +136,7 @@ class Engine {
   struct Voice;
   void start_voice(const Command& c) noexcept;
   void apply(const Command& c) noexcept;
+  void apply_to_voice(Voice& v, const Command& c) noexcept;
   void schedule(const Command& c) noexcept;
   void refuse_scheduled(const Command& c, EndReason why) noexcept;
   void unschedule_play(VoiceId id) noexcept;
@@ -150,6 +151,10 @@ class Engine {
   // scheduled plays are found through sched_play_, never by a search.
   bool cancel_scheduled_plays(VoiceId id, std::uint32_t generation, bool any_voice) noexcept;
   void render_voice(Voice& v, float* out, std::uint32_t frames) noexcept;
+  bool settle_seek(Voice& v) noexcept;
+  bool out_of_data(Voice& v) noexcept;
+  bool reap(std::uint32_t active_index) noexcept;
+  void sum_decks(float* block, std::uint32_t frames, const bool* deck_used) noexcept;
   std::uint32_t mix_segment(Voice& v, float* out, std::uint32_t count) noexcept;
   void starve(Voice& v) noexcept;
   std::uint32_t produce(Voice& v, float* dst, std::uint32_t frames, const float** src) noexcept;

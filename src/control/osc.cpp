@@ -236,20 +236,22 @@ std::vector<std::uint8_t> osc_serialise_bundle(const std::vector<OscMessage>& me
 }
 
 bool osc_parse(const std::uint8_t* data, std::size_t size, OscMessage& out, std::string& error) {
-  std::vector<std::uint8_t> copy(data, data + size);  // liblo takes non-const pointers
+  // liblo copies the bytes it keeps (lo_message_deserialise() never writes through `data`): no
+  // copy here. Its first check is the address string, so after a success it is NUL-terminated
+  // inside `data`.
   int result = 0;
-  lo_message msg = lo_message_deserialise(copy.data(), copy.size(), &result);
+  lo_message msg = lo_message_deserialise(const_cast<std::uint8_t*>(data), size, &result);
   if (!msg) {
     error = "malformed OSC message (liblo error " + std::to_string(result) + ")";
     return false;
   }
-  char* path = lo_get_path(copy.data(), static_cast<ssize_t>(copy.size()));
-  out.address = path ? path : "";
+  out.address.assign(reinterpret_cast<const char*>(data));
   out.args.clear();
   out.timetag = kOscImmediately;
   const char* types = lo_message_get_types(msg);
   lo_arg** argv = lo_message_get_argv(msg);
   const int argc = lo_message_get_argc(msg);
+  out.args.reserve(static_cast<std::size_t>(argc));
   for (int i = 0; i < argc; ++i) out.args.push_back(convert(types[i], argv[i]));
   lo_message_free(msg);
   return true;

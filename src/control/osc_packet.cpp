@@ -2,6 +2,7 @@
 #include "osc_packet.hpp"
 
 #include <cstring>
+#include <utility>
 
 namespace stemd::control {
 
@@ -13,9 +14,18 @@ std::uint32_t be32(const std::uint8_t* p) {
   return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
 }
 
+// A message the walk accepted: where its bytes are (null: the rewritten copy in PacketCheck::data)
+// and the timetag of the bundle holding it.
+struct Span {
+  const std::uint8_t* data;
+  std::size_t size;
+  std::uint64_t timetag;
+};
+
 class Walker {
  public:
-  Walker(const PacketLimits& l, PacketCheck& out) : limits_(l), out_(out) {}
+  // `spans` (may be null) receives every message the walk accepts, in order.
+  Walker(const PacketLimits& l, PacketCheck& out, std::vector<Span>* spans) : limits_(l), out_(out), spans_(spans) {}
 
   bool fail(std::string why) {
     out_.ok = false;
@@ -43,12 +53,14 @@ class Walker {
     return true;
   }
 
-  bool element(const std::uint8_t* d, std::size_t size, int depth, bool top) {
+  bool element(const std::uint8_t* d, std::size_t size, int depth, bool top, std::uint64_t timetag) {
     if (size == 0) return fail("empty packet");
     if (size % 4 != 0) return fail("packet size " + std::to_string(size) + " is not a multiple of 4");
     if (size >= 8 && std::memcmp(d, "#bundle", 8) == 0) return bundle(d, size, depth);
     if (d[0] != '/') return fail("not an OSC packet: it must start with '/' or '#bundle'");
-    return message(d, size, top);
+    if (!message(d, size, top)) return false;
+    if (spans_ != nullptr) spans_->push_back(Span{out_.rewritten ? nullptr : d, size, timetag});
+    return true;
   }
 
   bool bundle(const std::uint8_t* d, std::size_t size, int depth) {
@@ -57,6 +69,7 @@ class Walker {
       return fail("bundles nested deeper than " + std::to_string(limits_.max_depth) + " levels");
     }
     if (size < 16) return fail("bundle too short for its timetag");
+    const std::uint64_t timetag = (static_cast<std::uint64_t>(be32(d + 8)) << 32) | be32(d + 12);
     std::size_t pos = 16;
     while (pos < size) {
       if (size - pos < 4) return fail("bundle element size is truncated");
@@ -65,7 +78,7 @@ class Walker {
       if (n == 0 || n % 4 != 0)
         return fail("bundle element size " + std::to_string(n) + " is not a positive multiple of 4");
       if (n > size - pos) return fail("bundle element of " + std::to_string(n) + " bytes runs past the end");
-      if (!element(d + pos, n, depth + 1, false)) return false;
+      if (!element(d + pos, n, depth + 1, false, timetag)) return false;
       pos += n;
     }
     return true;
@@ -165,14 +178,40 @@ class Walker {
  private:
   const PacketLimits& limits_;
   PacketCheck& out_;
+  std::vector<Span>* spans_;
 };
 
 }  // namespace
 
 PacketCheck check_packet(const std::uint8_t* data, std::size_t size, const PacketLimits& limits) {
   PacketCheck out;
-  Walker w(limits, out);
-  out.ok = w.element(data, size, 0, true);
+  Walker w(limits, out, nullptr);
+  out.ok = w.element(data, size, 0, true, kOscImmediately);
+  return out;
+}
+
+// One walk over the packet records where each message is; only when all of it passed does liblo
+// decode the messages, each once, straight from the packet's bytes. So the walk's reasons come
+// first, as they did when liblo saw the packet after the check, and a bundle with one message
+// liblo refuses is refused whole.
+PacketCheck parse_packet(const std::uint8_t* data, std::size_t size, const PacketLimits& limits) {
+  PacketCheck out;
+  std::vector<Span> spans;
+  Walker w(limits, out, &spans);
+  out.ok = w.element(data, size, 0, true, kOscImmediately);
+  if (!out.ok) return out;
+  out.parsed.resize(spans.size());
+  for (std::size_t i = 0; i < spans.size(); ++i) {
+    const Span& s = spans[i];
+    const std::uint8_t* bytes = s.data != nullptr ? s.data : out.data.data();
+    const std::size_t n = s.data != nullptr ? s.size : out.data.size();
+    if (!osc_parse(bytes, n, out.parsed[i], out.reason)) {
+      out.ok = false;
+      out.parsed.clear();
+      return out;
+    }
+    out.parsed[i].timetag = s.timetag;
+  }
   return out;
 }
 

@@ -6,10 +6,17 @@
 // bundles nested too deep, non-empty OSC arrays. It also rewrites the one array form real
 // clients send: crowdstream's `/reset` with an empty array (type tags ",[]"), which liblo 0.31
 // rejects, becomes `/reset` with no arguments. The fuzzer feeds this function first.
-// Thread: any (pure function).
+//
+// parse_packet() is the one parse of a packet: the same walk, and then liblo decodes each
+// message it accepted (lo_message_deserialise, straight from the packet's bytes) into `parsed`,
+// each with the timetag of the bundle holding it. What liblo still refuses after the walk fails
+// the packet whole, with liblo's reason. Hand `parsed` on; do not parse the bytes again.
+// Thread: any (pure functions).
 #pragma once
 
 #include <cstddef>
+#include "osc.hpp"
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -30,8 +37,14 @@ struct PacketCheck {
   int messages = 0;
   bool rewritten = false;  // use `data` instead of the original bytes
   std::vector<std::uint8_t> data;
+  // parse_packet() only, when ok: every message of the packet, in order, with its bundle's
+  // timetag (kOscImmediately outside a bundle). Empty for an empty bundle.
+  std::vector<OscMessage> parsed;
 };
 
+// The structural check alone (no message decoded).
 PacketCheck check_packet(const std::uint8_t* data, std::size_t size, const PacketLimits& limits);
+// The check and the decode, in one pass over the packet (see above).
+PacketCheck parse_packet(const std::uint8_t* data, std::size_t size, const PacketLimits& limits);
 
 }  // namespace stemd::control

@@ -10,7 +10,10 @@
 // and every transition that would be a step in the signal goes through the `env` ramp.
 // Voices mix into their deck's bus (A–D); each deck's level ramp is applied as the decks are
 // summed into the master.
-#include "stemd/engine.hpp"
+//
+// This file: set-up, the command queue, the schedule, the test tone and apply(); one voice's
+// rendering is in engine_voice.cpp, the block loop (process()) in engine_process.cpp.
+#include "engine_voice.hpp"
 
 #include "deck_eq.hpp"
 #include "denormals.hpp"
@@ -27,60 +30,6 @@
 #include <pthread.h>
 
 namespace stemd::engine {
-
-namespace {
-
-std::uint64_t now_ns() noexcept {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);  // vDSO: no syscall, never blocks
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
-}  // namespace
-
-struct Engine::Voice {
-  enum class State : std::uint8_t { kFree, kPlaying, kStarved, kStopping, kSeeking, kRetiring, kPausing, kPaused };
-
-  State state = State::kFree;
-  std::uint32_t generation = 0;
-  const VoiceSource* src = nullptr;
-  Stream* stream = nullptr;
-  std::int64_t pos = 0;         // file frame of the next frame to play
-  bool reading_memory = false;  // streamed voice still inside the pre-decoded head
-  std::uint32_t ring_held = 0;  // frames fetch() lent in place from the ring, not yet consumed
-  bool loop = false;
-  Ramp gain{1.0f};  // the user's volume
-  Ramp env{1.0f};   // declick envelope: start, stop, seek, pause, underrun
-  Ramp pan{0.0f};   // balance: -1 left … +1 right
-  std::uint8_t deck = 0;
-  bool hold = false;  // paused: stay paused across a seek
-  std::uint64_t underruns = 0;
-  bool jump_pending = false;      // a seek waits for the fade-out to reach 0
-  Stream* seek_stream = nullptr;  // its new stream (null for in-memory sources)
-  std::int64_t seek_pos = 0;
-  EndReason retire_reason = EndReason::kStopped;
-  bool ended_reported = false;
-  // Rate conversion: null = the bit-exact path (same rate, rate 1).
-  Resampler* rs = nullptr;
-  double base_ratio = 1.0;  // source rate / engine rate
-  double ratio = 1.0;       // base_ratio × playback rate, the target
-  std::uint32_t rate_glide = 0;
-  bool rs_switch = false;         // attach a resampler at the bottom of the current fade (no jump)
-  bool draining = false;          // end of data reached: playing out the resampler's tail
-  std::int64_t loop_start = 0;    // region [loop_start, loop_end) — see PlayParams
-  std::int64_t loop_end = 0;      // resolved: never 0 for in-memory sources
-  std::uint32_t passes_left = 0;  // 0 = forever; counts down at each wrap
-  Stretcher* st = nullptr;        // time-stretch (after the resampler); null = none
-  double tempo = 1.0;
-  bool st_switch = false;  // attach a stretcher at the bottom of the current fade
-};
-
-namespace {
-struct PullCtx {
-  Engine* engine;
-  void* voice;
-};
-}  // namespace
 
 Engine::Engine(const EngineConfig& cfg)
     : cfg_(cfg),
@@ -126,6 +75,8 @@ Engine::Engine(const EngineConfig& cfg)
   cfg_.max_stretched_voices = static_cast<std::uint32_t>(st_pool_.size());
 }
 
+Engine::~Engine() = default;
+
 bool Engine::attach_stretcher(Voice& v) noexcept {
   if (v.st != nullptr) return true;
   if (st_free_.empty()) {
@@ -138,20 +89,6 @@ bool Engine::attach_stretcher(Voice& v) noexcept {
   v.st->set_tempo(v.tempo);
   return true;
 }
-
-// The stretcher's input: the voice's frames at the engine rate (through its resampler if any).
-std::uint32_t Engine::stretch_pull(void* ctx, float* scratch, std::uint32_t max_frames, const float** frames) noexcept {
-  auto* c = static_cast<PullCtx*>(ctx);
-  Voice& v = *static_cast<Voice*>(c->voice);
-  if (v.rs != nullptr) {
-    const std::uint32_t n = v.rs->process(scratch, max_frames, &Engine::pull_thunk, ctx);
-    *frames = scratch;
-    return n;
-  }
-  return c->engine->fetch(v, scratch, max_frames, frames);
-}
-
-Engine::~Engine() = default;
 
 bool Engine::attach_resampler(Voice& v) noexcept {
   if (v.rs != nullptr) return true;
@@ -170,48 +107,6 @@ void Engine::release_resampler(Voice& v) noexcept {
   if (v.rs == nullptr) return;
   rs_free_.push_back(v.rs);  // capacity == pool size: never allocates
   v.rs = nullptr;
-}
-
-// Source frames a voice needs to produce `out_frames` output frames (with the resampler's
-// look-ahead margin).
-std::int64_t Engine::source_frames_for(const Voice& v, std::uint32_t out_frames) const noexcept {
-  double frames = out_frames;
-  std::int64_t margin = 0;
-  if (v.st != nullptr) {  // the stretcher reads ahead (most after a reset)
-    frames *= std::max(v.tempo, 1.0);
-    margin += 1300;
-  }
-  if (v.rs != nullptr) {
-    frames *= std::max(v.rs->ratio(), v.rs->target_ratio());
-    margin += 8;
-  }
-  return static_cast<std::int64_t>(std::ceil(frames)) + margin;
-}
-
-std::uint32_t Engine::pull_thunk(void* ctx, float* scratch, std::uint32_t max_frames, const float** frames) noexcept {
-  auto* c = static_cast<PullCtx*>(ctx);
-  return c->engine->fetch(*static_cast<Voice*>(c->voice), scratch, max_frames, frames);
-}
-
-// The voice's next frames at the engine's rate: straight from its source, or through its
-// resampler (which pulls from the source as it needs).
-std::uint32_t Engine::produce(Voice& v, float* dst, std::uint32_t frames, const float** src) noexcept {
-  if (v.st != nullptr) {
-    *src = st_out_.data();
-    if (v.draining) return v.st->drain(st_out_.data(), frames);
-    PullCtx ctx{this, &v};
-    return v.st->process(st_out_.data(), frames, &Engine::stretch_pull, &ctx);
-  }
-  if (v.rs == nullptr) return fetch(v, nullptr, frames, src);  // mixed at once: read in place
-  if (v.draining) {
-    const std::uint32_t n = v.rs->drain(rs_out_.data(), frames);
-    *src = rs_out_.data();
-    return n;
-  }
-  PullCtx ctx{this, &v};
-  const std::uint32_t n = v.rs->process(rs_out_.data(), frames, &Engine::pull_thunk, &ctx);
-  *src = rs_out_.data();
-  return n;
 }
 
 Engine::Voice* Engine::find(VoiceId id, std::uint32_t gen) noexcept {
@@ -522,184 +417,88 @@ void Engine::apply(const Command& c) noexcept {
     push_event(Event{EventType::kCommandDropped, EndReason::kError, c.voice, c.generation, 0, frame_});
     return;
   }
+  apply_to_voice(*v, c);
+}
+
+// A command for one voice, found live (apply()).
+void Engine::apply_to_voice(Voice& v, const Command& c) noexcept {
   switch (c.type) {
     case CommandType::kStop:
-      drop_pending_seek(*v);
-      v->state = Voice::State::kStopping;
-      v->retire_reason = EndReason::kStopped;
+      drop_pending_seek(v);
+      v.state = Voice::State::kStopping;
+      v.retire_reason = EndReason::kStopped;
       // Always a fade, however short the request: a stop never clicks.
-      v->env.set(0.0f, std::max(c.frames, std::min<std::uint32_t>(declick_frames_, 64)),
-                 static_cast<Curve>(c.curve & 3));
+      v.env.set(0.0f, std::max(c.frames, std::min<std::uint32_t>(declick_frames_, 64)),
+                static_cast<Curve>(c.curve & 3));
       return;
     case CommandType::kSetGain:
-      v->gain.set(c.value, c.frames, static_cast<Curve>(c.curve & 3));
+      v.gain.set(c.value, c.frames, static_cast<Curve>(c.curve & 3));
       return;
     case CommandType::kSetPan:
-      v->pan.set(std::clamp(c.value, -1.0f, 1.0f), c.frames);
+      v.pan.set(std::clamp(c.value, -1.0f, 1.0f), c.frames);
       return;
     case CommandType::kSetTempo: {
-      v->tempo = std::clamp(static_cast<double>(c.value), 0.25, 4.0);
-      if (v->st != nullptr) {
-        v->st->set_tempo(v->tempo);
-      } else if (v->tempo != 1.0) {
+      v.tempo = std::clamp(static_cast<double>(c.value), 0.25, 4.0);
+      if (v.st != nullptr) {
+        v.st->set_tempo(v.tempo);
+      } else if (v.tempo != 1.0) {
         // Into the stretcher: fade out, attach, fade in (as for a rate switch).
-        v->st_switch = true;
-        fade_through(*v);
+        v.st_switch = true;
+        fade_through(v);
       }
       return;
     }
     case CommandType::kSetRate: {
       const double rate = std::clamp(static_cast<double>(c.value), 0.25, 4.0);
-      v->ratio = v->base_ratio * rate;
-      v->rate_glide = c.frames;
-      if (v->rs != nullptr) {
-        v->rs->set_ratio(v->ratio, c.frames);
-      } else if (v->ratio != 1.0) {
+      v.ratio = v.base_ratio * rate;
+      v.rate_glide = c.frames;
+      if (v.rs != nullptr) {
+        v.rs->set_ratio(v.ratio, c.frames);
+      } else if (v.ratio != 1.0) {
         // Leaving the bit-exact path: fade out, attach a resampler with no history, fade in —
         // a resampler started mid-signal would click.
-        v->rs_switch = true;
-        fade_through(*v);
+        v.rs_switch = true;
+        fade_through(v);
       }
       return;
     }
     case CommandType::kPause:
-      v->hold = true;
-      if (v->state == Voice::State::kPlaying || v->state == Voice::State::kStarved) {
-        v->state = Voice::State::kPausing;
-        v->env.set(0.0f, std::max<std::uint32_t>(c.frames, 1));
+      v.hold = true;
+      if (v.state == Voice::State::kPlaying || v.state == Voice::State::kStarved) {
+        v.state = Voice::State::kPausing;
+        v.env.set(0.0f, std::max<std::uint32_t>(c.frames, 1));
       }
       return;
     case CommandType::kResume:
-      v->hold = false;
-      if (v->state == Voice::State::kPaused || v->state == Voice::State::kPausing) {
-        v->state = Voice::State::kPlaying;
-        v->env.set(1.0f, std::max<std::uint32_t>(c.frames, 1));
+      v.hold = false;
+      if (v.state == Voice::State::kPaused || v.state == Voice::State::kPausing) {
+        v.state = Voice::State::kPlaying;
+        v.env.set(1.0f, std::max<std::uint32_t>(c.frames, 1));
       }
       return;
     case CommandType::kSetLoop:
-      v->loop = c.flag;
-      if (v->stream != nullptr) v->stream->set_loop(c.flag);
-      if (v->seek_stream != nullptr) v->seek_stream->set_loop(c.flag);
+      v.loop = c.flag;
+      if (v.stream != nullptr) v.stream->set_loop(c.flag);
+      if (v.seek_stream != nullptr) v.seek_stream->set_loop(c.flag);
       return;
     case CommandType::kSeek:
-      if (v->state == Voice::State::kStopping) {  // too late: the voice is going away
-        if (c.play.stream != nullptr) retire(c.play.stream, c.voice, v->generation, false);
+      if (v.state == Voice::State::kStopping) {  // too late: the voice is going away
+        if (c.play.stream != nullptr) retire(c.play.stream, c.voice, v.generation, false);
         return;
       }
-      drop_pending_seek(*v);  // a newer seek replaces a pending one
-      v->jump_pending = true;
-      v->seek_stream = c.play.stream;
-      v->seek_pos = std::max<std::int64_t>(0, c.play.position);
-      if (v->state == Voice::State::kStarved || v->state == Voice::State::kPaused) {
-        v->env.jump(0.0f);
+      drop_pending_seek(v);  // a newer seek replaces a pending one
+      v.jump_pending = true;
+      v.seek_stream = c.play.stream;
+      v.seek_pos = std::max<std::int64_t>(0, c.play.position);
+      if (v.state == Voice::State::kStarved || v.state == Voice::State::kPaused) {
+        v.env.jump(0.0f);
       } else {
-        v->env.set(0.0f, declick_frames_);
+        v.env.set(0.0f, declick_frames_);
       }
-      v->state = Voice::State::kSeeking;
+      v.state = Voice::State::kSeeking;
       return;
     default:
       return;
-  }
-}
-
-// Produces up to `frames` frames of the voice's source; *src points at them (in the source's
-// memory; in the ring when `dst` is null — valid until mix_segment consumes it; else copied from the ring
-// into `dst`). Returns 0 at end of data or when the ring is empty.
-std::uint32_t Engine::fetch(Voice& v, float* dst, std::uint32_t frames, const float** src) noexcept {
-  const VoiceSource& s = *v.src;
-  if (!s.streamed) {
-    if (v.pos >= v.loop_end) {
-      if (!v.loop || v.loop_end <= v.loop_start) return 0;
-      if (v.passes_left > 0 && --v.passes_left == 0) return 0;  // the last pass is over
-      v.pos = v.loop_start;  // sample-exact seam: the next frame is the region's first
-    }
-    const auto n = static_cast<std::uint32_t>(std::min<std::int64_t>(frames, v.loop_end - v.pos));
-    *src = s.frames + v.pos * 2;
-    v.pos += n;
-    return n;
-  }
-  if (v.reading_memory) {
-    if (v.pos < s.memory_frames) {
-      const auto n = static_cast<std::uint32_t>(std::min<std::int64_t>(frames, s.memory_frames - v.pos));
-      *src = s.frames + v.pos * 2;
-      v.pos += n;
-      return n;
-    }
-    v.reading_memory = false;
-  }
-  if (v.stream == nullptr) return 0;
-  std::uint32_t n = 0;
-  if (dst == nullptr) {
-    // In place: the frames up to the ring's wrap point, left in the ring (the loader cannot
-    // reuse them) until mix_segment has mixed them and calls release_ring().
-    const auto span = v.stream->ring().read_spans(frames);
-    n = static_cast<std::uint32_t>(span.first_frames);
-    *src = span.first;
-    v.ring_held = n;
-  } else {  // a resampler or stretcher keeps its input across calls: it gets a copy
-    n = static_cast<std::uint32_t>(v.stream->ring().read(dst, frames));
-    *src = dst;
-  }
-  v.pos += n;
-  if (v.loop_end > v.loop_start && v.pos >= v.loop_end) {  // the loader looped (or the section ended)
-    v.pos = v.loop_start + (v.pos - v.loop_end) % (v.loop_end - v.loop_start);
-  }
-  return n;
-}
-
-// The master's safety limiter (see EngineConfig). A block whose peaks stay below the
-// threshold while the gain is 1 is not touched at all: bit-transparent.
-void Engine::limit(float* block, std::uint32_t frames) noexcept {
-  const float t = cfg_.limiter_threshold;
-  if (limiter_gain_ == 1.0f) {
-    float peak = 0.0f;
-    for (std::uint32_t i = 0; i < frames * 2; ++i) peak = std::max(peak, std::fabs(block[i]));
-    if (peak <= t) return;
-  }
-  std::uint64_t reduced = 0;
-  float min_gain = limiter_gain_;
-  for (std::uint32_t f = 0; f < frames; ++f) {
-    const float peak = std::max(std::fabs(block[2 * f]), std::fabs(block[2 * f + 1]));
-    float g = limiter_gain_ + (1.0f - limiter_gain_) * limiter_release_;  // recover toward 1
-    if (g > 0.999999f) g = 1.0f;
-    if (peak * g > t) g = t / peak;  // instant attack: the peak lands on the threshold
-    limiter_gain_ = g;
-    if (g < 1.0f) {
-      block[2 * f] *= g;
-      block[2 * f + 1] *= g;
-      ++reduced;
-      min_gain = std::min(min_gain, g);
-    }
-  }
-  if (reduced) {
-    metrics_.limiter_frames.fetch_add(reduced, std::memory_order_relaxed);
-    if (min_gain < metrics_.limiter_min_gain.load(std::memory_order_relaxed)) {
-      metrics_.limiter_min_gain.store(min_gain, std::memory_order_relaxed);
-    }
-  }
-}
-
-// The old crowdstream server's output stage: y = 0.9·tanh(0.9·x) on every sample (× 0.81 =
-// −1.8 dB at small levels, bounded by ±0.9). std::tanh neither allocates nor locks.
-void Engine::soft_clip(float* block, std::uint32_t frames) noexcept {
-  for (std::uint32_t i = 0; i < frames * 2; ++i) block[i] = 0.9f * std::tanh(0.9f * block[i]);
-}
-
-std::uint8_t Engine::telemetry_state(const Voice& v) noexcept {
-  switch (v.state) {
-    case Voice::State::kPlaying:
-    case Voice::State::kSeeking:
-      return 1;
-    case Voice::State::kStarved:
-      return 2;
-    case Voice::State::kStopping:
-    case Voice::State::kRetiring:
-      return 3;
-    case Voice::State::kPausing:
-    case Voice::State::kPaused:
-      return 4;
-    default:
-      return 0;
   }
 }
 
@@ -717,352 +516,6 @@ void Engine::fade_through(Voice& v) noexcept {
   if (v.state != Voice::State::kPlaying) return;
   v.state = Voice::State::kSeeking;
   v.env.set(0.0f, declick_frames_);
-}
-
-VoiceId Engine::id_of(const Voice& v) const noexcept { return static_cast<VoiceId>(&v - voices_.get()); }
-
-void Engine::end_voice(Voice& v, EndReason why) noexcept {
-  v.retire_reason = why;
-  v.state = Voice::State::kRetiring;  // removed from the active list by process() once retired
-}
-
-// Fetches and mixes up to `count` frames with the voice's current ramps; fewer only when the
-// data runs out. Each pass makes progress or stops, so the loop is bounded by `count`.
-std::uint32_t Engine::mix_segment(Voice& v, float* out, std::uint32_t count) noexcept {
-  std::uint32_t done = 0;
-  while (done < count) {
-    const float* p = nullptr;
-    const std::uint32_t n = produce(v, scratch_.data(), count - done, &p);
-    if (n == 0) break;
-    float* o = out + static_cast<std::size_t>(done) * 2;
-    if (v.pan.active() || v.pan.value() != 0.0f) {
-      // Balance: the far side attenuates linearly, the near side stays at unity (a centred
-      // stereo source is untouched).
-      for (std::uint32_t i = 0; i < n; ++i) {
-        const float g = v.gain.next() * v.env.next();
-        const float p_ = v.pan.next();
-        gains_[i] = g * std::min(1.0f, 1.0f - p_);
-        gains_r_[i] = g * std::min(1.0f, 1.0f + p_);
-      }
-      mix_gains_lr(o, p, gains_.data(), gains_r_.data(), n);
-    } else if (v.gain.active() || v.env.active()) {
-      for (std::uint32_t i = 0; i < n; ++i) gains_[i] = v.gain.next() * v.env.next();
-      mix_gains(o, p, gains_.data(), n);
-    } else {
-      const float g = v.gain.value() * v.env.value();
-      if (g == 1.0f) {
-        mix_add(o, p, n);  // unity: bit-exact copy of the source into the bus
-      } else if (g != 0.0f) {
-        mix_gain(o, p, n, g);
-      }
-    }
-    if (v.ring_held != 0) {  // mixed: the frames fetch() lent in place go back to the loader
-      v.stream->ring().consume(v.ring_held);
-      v.ring_held = 0;
-    }
-    done += n;
-  }
-  return done;
-}
-
-void Engine::starve(Voice& v) noexcept {
-  v.env.jump(0.0f);
-  v.state = Voice::State::kStarved;
-  ++v.underruns;
-  metrics_.voice_underruns.fetch_add(1, std::memory_order_relaxed);
-  push_event(Event{EventType::kVoiceUnderrun, EndReason::kError, id_of(v), v.generation, v.underruns, frame_});
-}
-
-void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
-  std::uint32_t done = 0;
-  // Each pass renders one segment; a block has at most a handful (fade end, seek jump, resume),
-  // so the bound only guards against a logic error.
-  for (int guard = 0; done < frames && guard < 16; ++guard) {
-    if (v.state == Voice::State::kRetiring || v.state == Voice::State::kFree) return;
-
-    if (v.state == Voice::State::kSeeking && !v.env.active() && v.env.value() == 0.0f) {
-      // The old position has faded out: jump (or, for a rate/tempo switch alone, stay).
-      const bool jump = v.jump_pending;
-      if (jump) {
-        if (v.stream != nullptr && !retire(v.stream, id_of(v), v.generation, false)) {
-          return;  // retire queue full: stay silent this block and try again next one
-        }
-        v.stream = v.seek_stream;
-        v.pos = v.seek_pos;
-        v.reading_memory = v.src->streamed && v.pos < v.src->memory_frames && v.loop_end >= v.src->memory_frames;
-        v.seek_stream = nullptr;
-        v.jump_pending = false;
-      }
-      if (v.rs_switch && attach_resampler(v)) v.rs->set_ratio(v.ratio, v.rate_glide);
-      v.rs_switch = false;
-      if (v.st_switch) attach_stretcher(v);
-      v.st_switch = false;
-      if (v.st != nullptr && jump) {
-        v.st->reset();
-        v.st->set_tempo(v.tempo);
-      }
-      if (v.rs != nullptr && jump) {  // new position: no history to keep
-        v.rs->reset();
-        v.rs->set_ratio(v.ratio, 0);
-      }
-      if (v.hold) {  // a paused voice stays paused at its new position
-        v.state = Voice::State::kPaused;
-        return;
-      }
-      v.state = Voice::State::kPlaying;
-      v.env.set(1.0f, declick_frames_);
-    }
-    if (v.state == Voice::State::kPausing && !v.env.active() && v.env.value() == 0.0f) v.state = Voice::State::kPaused;
-    if ((v.rs_switch || v.st_switch) && v.env.value() == 0.0f && !v.env.active() &&
-        (v.state == Voice::State::kPaused || v.state == Voice::State::kStarved)) {
-      if (v.rs_switch && attach_resampler(v)) v.rs->set_ratio(v.ratio, v.rate_glide);  // silent now: switch at once
-      if (v.st_switch) attach_stretcher(v);
-      v.rs_switch = v.st_switch = false;
-    }
-    if (v.state == Voice::State::kPaused) return;  // holds its position, consumes nothing
-    if (v.state == Voice::State::kStopping && !v.env.active() && v.env.value() == 0.0f) {
-      end_voice(v, v.retire_reason);
-      return;
-    }
-    if (v.state == Voice::State::kStarved) {
-      // Resume once the loader has caught up by a comfortable margin, with a fade in.
-      const std::size_t readable = v.stream->ring().readable_frames();
-      const std::size_t resume_at = std::min<std::size_t>(v.stream->ring().capacity_frames() / 2, 4u * frames);
-      if (readable < resume_at && !v.stream->finished()) return;  // silent for the rest of the block
-      v.state = Voice::State::kPlaying;
-      v.env.set(1.0f, declick_frames_);
-    }
-
-    std::uint32_t want = frames - done;
-    if ((v.state == Voice::State::kStopping || v.state == Voice::State::kSeeking ||
-         v.state == Voice::State::kPausing) &&
-        v.env.active()) {
-      want = std::min(want, v.env.remaining());  // stop exactly where the fade ends
-    }
-
-    if (v.src->streamed && v.stream != nullptr && v.state == Voice::State::kPlaying && !v.stream->finished()) {
-      const std::int64_t head = v.reading_memory ? std::max<std::int64_t>(0, v.src->memory_frames - v.pos) : 0;
-      const std::int64_t avail = head + static_cast<std::int64_t>(v.stream->ring().readable_frames());
-      if (avail < source_frames_for(v, want)) {
-        // Underrun: play what there is, fading it to silence so the gap never clicks.
-        std::int64_t out_avail = avail;
-        if (v.rs != nullptr) {
-          out_avail = static_cast<std::int64_t>(
-                          std::floor(static_cast<double>(avail) / std::max(v.rs->ratio(), v.rs->target_ratio()))) -
-                      4;
-        }
-        const auto have = static_cast<std::uint32_t>(std::clamp<std::int64_t>(out_avail, 0, want));
-        const std::uint32_t fade = std::min(have, declick_frames_);
-        done += mix_segment(v, out + static_cast<std::size_t>(done) * 2, have - fade);
-        v.env.set(0.0f, fade);
-        done += mix_segment(v, out + static_cast<std::size_t>(done) * 2, fade);
-        starve(v);
-        return;
-      }
-    }
-
-    const std::uint32_t n = mix_segment(v, out + static_cast<std::size_t>(done) * 2, want);
-    done += n;
-    if (n == want) continue;
-
-    // Out of data before `want`.
-    if (v.state == Voice::State::kSeeking) {  // nothing left at the old position: jump now
-      v.env.jump(0.0f);
-      continue;
-    }
-    if (v.draining) {  // the resampler's tail is out: the end
-      end_voice(v, v.src->streamed && v.stream != nullptr ? v.stream->end_reason() : EndReason::kEndOfFile);
-      return;
-    }
-    if (v.state == Voice::State::kPausing && v.src->streamed && v.stream != nullptr && !v.stream->finished()) {
-      v.env.jump(0.0f);  // the ring ran dry during the pause fade: paused now
-      v.state = Voice::State::kPaused;
-      return;
-    }
-    if (v.state == Voice::State::kStopping) {
-      end_voice(v, EndReason::kStopped);
-      return;
-    }
-    if (!v.src->streamed) {
-      if ((v.rs != nullptr || v.st != nullptr) && v.state != Voice::State::kStopping) {  // play out the tail first
-        v.draining = true;
-        continue;
-      }
-      end_voice(v, EndReason::kEndOfFile);
-      return;
-    }
-    if (v.stream == nullptr) {
-      end_voice(v, EndReason::kError);
-      return;
-    }
-    if (!v.stream->finished()) {  // the loader fell behind between our check and the read
-      starve(v);
-      return;
-    }
-    if (v.stream->ring().readable_frames() > 0) continue;  // last frames landed just now
-    if ((v.rs != nullptr || v.st != nullptr) && v.state != Voice::State::kStopping) {
-      v.draining = true;
-      continue;
-    }
-    end_voice(v, v.stream->end_reason());
-    return;
-  }
-}
-
-bool Engine::streams_ready(std::uint32_t frames) const noexcept {
-  for (std::uint32_t i = 0; i < active_count_; ++i) {
-    const Voice& v = voices_[active_[i]];
-    if (v.state == Voice::State::kRetiring || !v.src->streamed || v.stream == nullptr) continue;
-    const std::int64_t need = source_frames_for(v, frames);
-    std::int64_t from_memory = v.reading_memory ? std::max<std::int64_t>(0, v.src->memory_frames - v.pos) : 0;
-    if (from_memory >= need) continue;
-    if (v.stream->finished()) continue;
-    if (static_cast<std::int64_t>(v.stream->ring().readable_frames()) + from_memory < need) return false;
-  }
-  return true;
-}
-
-void Engine::process(float* out, std::uint32_t frames, bool device_underflow) noexcept {
-  const std::uint64_t t0 = now_ns();
-  metrics_.last_callback_ns.store(t0, std::memory_order_relaxed);
-  metrics_.clock.publish(frame_, t0);
-  metrics_.audio_thread.store(static_cast<unsigned long>(pthread_self()), std::memory_order_relaxed);
-  ScopedFlushDenormals no_denormals;
-  if (device_underflow) metrics_.device_underflows.fetch_add(1, std::memory_order_relaxed);
-
-  apply_commands();
-
-  bool streams_consumed = false;
-  std::uint32_t min_fill = 1000;
-  std::uint32_t streams = 0;
-
-  std::uint32_t offset = 0;
-  while (offset < frames) {
-    apply_due();
-    std::uint32_t n = std::min(frames - offset, cfg_.max_block_frames);
-    if (!schedule_->empty()) {  // split the block where the next scheduled command is due
-      const std::int64_t until = schedule_->top_frame() - frame_;
-      if (until > 0 && until < n) n = static_cast<std::uint32_t>(until);
-    }
-    float* block = out + static_cast<std::size_t>(offset) * 2;
-    std::memset(block, 0, sizeof(float) * 2 * n);
-    const std::size_t stride = static_cast<std::size_t>(cfg_.max_block_frames) * 2;
-    bool deck_used[kNumBuses] = {};
-
-    for (std::uint32_t i = 0; i < active_count_;) {
-      const VoiceId id = active_[i];
-      Voice& v = voices_[id];
-      float* bus = decks_.data() + stride * v.deck;
-      if (!deck_used[v.deck]) {
-        std::memset(bus, 0, sizeof(float) * 2 * n);
-        deck_used[v.deck] = true;
-      }
-      if (v.state != Voice::State::kRetiring) render_voice(v, bus, n);
-      if (v.state == Voice::State::kRetiring) {
-        // Report the end, then hand the stream back and free the slot (the event goes first so
-        // the control thread sees it before the slot can be reused). Retire queue full: retry
-        // next block.
-        if (!v.ended_reported) {
-          push_event(Event{EventType::kVoiceEnded, v.retire_reason, id, v.generation, v.underruns, frame_});
-          metrics_.voices_ended.fetch_add(1, std::memory_order_relaxed);
-          v.ended_reported = true;
-        }
-        if (!retire(v.stream, id, v.generation, true)) {
-          ++i;
-          continue;
-        }
-        v.stream = nullptr;
-        release_resampler(v);
-        if (v.st != nullptr) {
-          st_free_.push_back(v.st);  // capacity == pool size: never allocates
-          v.st = nullptr;
-        }
-        v.state = Voice::State::kFree;
-        telemetry_[id].state.store(0, std::memory_order_relaxed);
-        active_[i] = active_[--active_count_];
-        continue;
-      }
-      std::uint32_t fill = 1000;
-      if (v.stream != nullptr) {
-        ++streams;
-        streams_consumed = true;
-        const auto cap = v.stream->ring().capacity_frames();
-        fill = static_cast<std::uint32_t>(v.stream->ring().readable_frames() * 1000 / (cap ? cap : 1));
-        min_fill = std::min(min_fill, fill);
-      }
-      VoiceTelemetry& t = telemetry_[id];
-      std::int64_t heard = v.pos;
-      if (v.rs != nullptr) {
-        heard -= static_cast<std::int64_t>(std::lround(v.rs->lookahead_frames()));
-        if (heard < 0 && v.src->total_frames > 0) heard += v.src->total_frames;
-      }
-      t.position.store(std::max<std::int64_t>(0, heard), std::memory_order_relaxed);
-      t.ring_fill_permille.store(fill, std::memory_order_relaxed);
-      t.generation.store(v.generation, std::memory_order_relaxed);
-      t.state.store(telemetry_state(v), std::memory_order_relaxed);
-      ++i;
-    }
-
-    if (tone_active()) {  // the test tone: straight to the master, through the direct bus
-      float* bus = decks_.data() + stride * kDirectBus;
-      if (!deck_used[kDirectBus]) {
-        std::memset(bus, 0, sizeof(float) * 2 * n);
-        deck_used[kDirectBus] = true;
-      }
-      render_tones(bus, n);
-    }
-
-    // Sum the decks into the master, each through its EQ (before the fader, as on a DJ mixer;
-    // bit-transparent when flat) and its level ramp.
-    for (int d = 0; d < kNumBuses; ++d) {
-      Ramp& g = deck_gain_[d];
-      if (!deck_used[d]) {
-        for (std::uint32_t f = 0; f < n && g.active(); ++f) g.next();  // a ramp keeps time when idle
-        if (d < kNumDecks) deck_eq_[d].skip(n);
-        continue;
-      }
-      float* bus = decks_.data() + stride * static_cast<std::size_t>(d);
-      if (d < kNumDecks) deck_eq_[d].process(bus, n);
-      if (g.active()) {
-        for (std::uint32_t f = 0; f < n; ++f) gains_[f] = g.next();
-        mix_gains(block, bus, gains_.data(), n);
-      } else if (g.value() == 1.0f) {
-        mix_add(block, bus, n);
-      } else if (g.value() != 0.0f) {
-        mix_gain(block, bus, n, g.value());
-      }
-    }
-
-    if (master_.active()) {
-      for (std::uint32_t f = 0; f < n; ++f) gains_[f] = master_.next();
-      apply_gains(block, gains_.data(), n);
-    } else if (master_.value() != 1.0f) {
-      apply_gain(block, n, master_.value());
-    }
-    if (cfg_.soft_clip) {
-      soft_clip(block, n);
-    } else if (cfg_.limiter) {
-      limit(block, n);
-    }
-    frame_ += n;
-    offset += n;
-  }
-
-  metrics_.voices_active.store(active_count_, std::memory_order_relaxed);
-  metrics_.streams_active.store(streams, std::memory_order_relaxed);
-  if (min_fill < metrics_.min_ring_fill_permille.load(std::memory_order_relaxed)) {
-    metrics_.min_ring_fill_permille.store(min_fill, std::memory_order_relaxed);
-  }
-  metrics_.frames.store(static_cast<std::uint64_t>(frame_), std::memory_order_relaxed);
-  metrics_.callbacks.fetch_add(1, std::memory_order_relaxed);
-  if (streams_consumed && wake_fn_ != nullptr) wake_fn_(wake_ctx_);
-
-  const std::uint64_t dt = now_ns() - t0;
-  metrics_.callback_ns.record(dt);
-  metrics_.callback_ns_total.fetch_add(dt, std::memory_order_relaxed);
-  if (dt > metrics_.callback_max_ns.load(std::memory_order_relaxed)) {
-    metrics_.callback_max_ns.store(dt, std::memory_order_relaxed);
-  }
 }
 
 }  // namespace stemd::engine

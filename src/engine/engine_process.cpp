@@ -1,0 +1,227 @@
+// The audio callback's block loop [audio]: commands applied, the block split where a scheduled
+// command is due, every voice rendered into its deck's bus (engine_voice.cpp), the decks summed
+// into the master through their EQ and level, then the limiter or soft clip, and the metrics.
+// Real-time rules as in engine.cpp. Built with -O3, like every engine file.
+#include "engine_voice.hpp"
+
+#include "deck_eq.hpp"
+#include "denormals.hpp"
+#include "mix.hpp"
+#include "resampler.hpp"
+#include "schedule.hpp"
+#include "stretcher.hpp"
+#include "stemd/stream.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <pthread.h>
+
+namespace stemd::engine {
+
+namespace {
+
+std::uint64_t now_ns() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);  // vDSO: no syscall, never blocks
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+}  // namespace
+
+// The master's safety limiter (see EngineConfig). A block whose peaks stay below the
+// threshold while the gain is 1 is not touched at all: bit-transparent.
+void Engine::limit(float* block, std::uint32_t frames) noexcept {
+  const float t = cfg_.limiter_threshold;
+  if (limiter_gain_ == 1.0f) {
+    float peak = 0.0f;
+    for (std::uint32_t i = 0; i < frames * 2; ++i) peak = std::max(peak, std::fabs(block[i]));
+    if (peak <= t) return;
+  }
+  std::uint64_t reduced = 0;
+  float min_gain = limiter_gain_;
+  for (std::uint32_t f = 0; f < frames; ++f) {
+    const float peak = std::max(std::fabs(block[2 * f]), std::fabs(block[2 * f + 1]));
+    float g = limiter_gain_ + (1.0f - limiter_gain_) * limiter_release_;  // recover toward 1
+    if (g > 0.999999f) g = 1.0f;
+    if (peak * g > t) g = t / peak;  // instant attack: the peak lands on the threshold
+    limiter_gain_ = g;
+    if (g < 1.0f) {
+      block[2 * f] *= g;
+      block[2 * f + 1] *= g;
+      ++reduced;
+      min_gain = std::min(min_gain, g);
+    }
+  }
+  if (reduced) {
+    metrics_.limiter_frames.fetch_add(reduced, std::memory_order_relaxed);
+    if (min_gain < metrics_.limiter_min_gain.load(std::memory_order_relaxed)) {
+      metrics_.limiter_min_gain.store(min_gain, std::memory_order_relaxed);
+    }
+  }
+}
+
+// The old crowdstream server's output stage: y = 0.9·tanh(0.9·x) on every sample (× 0.81 =
+// −1.8 dB at small levels, bounded by ±0.9). std::tanh neither allocates nor locks.
+void Engine::soft_clip(float* block, std::uint32_t frames) noexcept {
+  for (std::uint32_t i = 0; i < frames * 2; ++i) block[i] = 0.9f * std::tanh(0.9f * block[i]);
+}
+
+// One block's decks summed into the master (block), then the master level and the output stage.
+void Engine::sum_decks(float* block, std::uint32_t n, const bool* deck_used) noexcept {
+  const std::size_t stride = static_cast<std::size_t>(cfg_.max_block_frames) * 2;
+  // Sum the decks into the master, each through its EQ (before the fader, as on a DJ mixer;
+  // bit-transparent when flat) and its level ramp.
+  for (int d = 0; d < kNumBuses; ++d) {
+    Ramp& g = deck_gain_[d];
+    if (!deck_used[d]) {
+      for (std::uint32_t f = 0; f < n && g.active(); ++f) g.next();  // a ramp keeps time when idle
+      if (d < kNumDecks) deck_eq_[d].skip(n);
+      continue;
+    }
+    float* bus = decks_.data() + stride * static_cast<std::size_t>(d);
+    if (d < kNumDecks) deck_eq_[d].process(bus, n);
+    if (g.active()) {
+      for (std::uint32_t f = 0; f < n; ++f) gains_[f] = g.next();
+      mix_gains(block, bus, gains_.data(), n);
+    } else if (g.value() == 1.0f) {
+      mix_add(block, bus, n);
+    } else if (g.value() != 0.0f) {
+      mix_gain(block, bus, n, g.value());
+    }
+  }
+
+  if (master_.active()) {
+    for (std::uint32_t f = 0; f < n; ++f) gains_[f] = master_.next();
+    apply_gains(block, gains_.data(), n);
+  } else if (master_.value() != 1.0f) {
+    apply_gain(block, n, master_.value());
+  }
+  if (cfg_.soft_clip) {
+    soft_clip(block, n);
+  } else if (cfg_.limiter) {
+    limit(block, n);
+  }
+}
+
+// A retiring voice at active_[i]: its end reported once, its stream handed back and its slot
+// freed (active_[i] then holds another voice). False when the retire queue is full: retried
+// next block.
+bool Engine::reap(std::uint32_t i) noexcept {
+  const VoiceId id = active_[i];
+  Voice& v = voices_[id];
+  // Report the end, then hand the stream back and free the slot (the event goes first so
+  // the control thread sees it before the slot can be reused). Retire queue full: retry
+  // next block.
+  if (!v.ended_reported) {
+    push_event(Event{EventType::kVoiceEnded, v.retire_reason, id, v.generation, v.underruns, frame_});
+    metrics_.voices_ended.fetch_add(1, std::memory_order_relaxed);
+    v.ended_reported = true;
+  }
+  if (!retire(v.stream, id, v.generation, true)) return false;
+  v.stream = nullptr;
+  release_resampler(v);
+  if (v.st != nullptr) {
+    st_free_.push_back(v.st);  // capacity == pool size: never allocates
+    v.st = nullptr;
+  }
+  v.state = Voice::State::kFree;
+  telemetry_[id].state.store(0, std::memory_order_relaxed);
+  active_[i] = active_[--active_count_];
+  return true;
+}
+
+void Engine::process(float* out, std::uint32_t frames, bool device_underflow) noexcept {
+  const std::uint64_t t0 = now_ns();
+  metrics_.last_callback_ns.store(t0, std::memory_order_relaxed);
+  metrics_.clock.publish(frame_, t0);
+  metrics_.audio_thread.store(static_cast<unsigned long>(pthread_self()), std::memory_order_relaxed);
+  ScopedFlushDenormals no_denormals;
+  if (device_underflow) metrics_.device_underflows.fetch_add(1, std::memory_order_relaxed);
+
+  apply_commands();
+
+  bool streams_consumed = false;
+  std::uint32_t min_fill = 1000;
+  std::uint32_t streams = 0;
+
+  std::uint32_t offset = 0;
+  while (offset < frames) {
+    apply_due();
+    std::uint32_t n = std::min(frames - offset, cfg_.max_block_frames);
+    if (!schedule_->empty()) {  // split the block where the next scheduled command is due
+      const std::int64_t until = schedule_->top_frame() - frame_;
+      if (until > 0 && until < n) n = static_cast<std::uint32_t>(until);
+    }
+    float* block = out + static_cast<std::size_t>(offset) * 2;
+    std::memset(block, 0, sizeof(float) * 2 * n);
+    const std::size_t stride = static_cast<std::size_t>(cfg_.max_block_frames) * 2;
+    bool deck_used[kNumBuses] = {};
+
+    for (std::uint32_t i = 0; i < active_count_;) {
+      const VoiceId id = active_[i];
+      Voice& v = voices_[id];
+      float* bus = decks_.data() + stride * v.deck;
+      if (!deck_used[v.deck]) {
+        std::memset(bus, 0, sizeof(float) * 2 * n);
+        deck_used[v.deck] = true;
+      }
+      if (v.state != Voice::State::kRetiring) render_voice(v, bus, n);
+      if (v.state == Voice::State::kRetiring) {
+        if (!reap(i)) ++i;  // a freed slot now holds another voice: look at it next
+        continue;
+      }
+      std::uint32_t fill = 1000;
+      if (v.stream != nullptr) {
+        ++streams;
+        streams_consumed = true;
+        const auto cap = v.stream->ring().capacity_frames();
+        fill = static_cast<std::uint32_t>(v.stream->ring().readable_frames() * 1000 / (cap ? cap : 1));
+        min_fill = std::min(min_fill, fill);
+      }
+      VoiceTelemetry& t = telemetry_[id];
+      std::int64_t heard = v.pos;
+      if (v.rs != nullptr) {
+        heard -= static_cast<std::int64_t>(std::lround(v.rs->lookahead_frames()));
+        if (heard < 0 && v.src->total_frames > 0) heard += v.src->total_frames;
+      }
+      t.position.store(std::max<std::int64_t>(0, heard), std::memory_order_relaxed);
+      t.ring_fill_permille.store(fill, std::memory_order_relaxed);
+      t.generation.store(v.generation, std::memory_order_relaxed);
+      t.state.store(telemetry_state(v), std::memory_order_relaxed);
+      ++i;
+    }
+
+    if (tone_active()) {  // the test tone: straight to the master, through the direct bus
+      float* bus = decks_.data() + stride * kDirectBus;
+      if (!deck_used[kDirectBus]) {
+        std::memset(bus, 0, sizeof(float) * 2 * n);
+        deck_used[kDirectBus] = true;
+      }
+      render_tones(bus, n);
+    }
+
+    sum_decks(block, n, deck_used);
+    frame_ += n;
+    offset += n;
+  }
+
+  metrics_.voices_active.store(active_count_, std::memory_order_relaxed);
+  metrics_.streams_active.store(streams, std::memory_order_relaxed);
+  if (min_fill < metrics_.min_ring_fill_permille.load(std::memory_order_relaxed)) {
+    metrics_.min_ring_fill_permille.store(min_fill, std::memory_order_relaxed);
+  }
+  metrics_.frames.store(static_cast<std::uint64_t>(frame_), std::memory_order_relaxed);
+  metrics_.callbacks.fetch_add(1, std::memory_order_relaxed);
+  if (streams_consumed && wake_fn_ != nullptr) wake_fn_(wake_ctx_);
+
+  const std::uint64_t dt = now_ns() - t0;
+  metrics_.callback_ns.record(dt);
+  metrics_.callback_ns_total.fetch_add(dt, std::memory_order_relaxed);
+  if (dt > metrics_.callback_max_ns.load(std::memory_order_relaxed)) {
+    metrics_.callback_max_ns.store(dt, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace stemd::engine

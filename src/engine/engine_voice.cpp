@@ -1,0 +1,353 @@
+// One voice's rendering [audio] (see engine.cpp for the voice's states): its frames fetched from
+// memory or its ring, through its resampler and stretcher, mixed into its deck's bus with its
+// ramps. Real-time rules as in engine.cpp. Built with -O3, like every engine file.
+#include "engine_voice.hpp"
+
+#include "deck_eq.hpp"
+#include "denormals.hpp"
+#include "mix.hpp"
+#include "resampler.hpp"
+#include "schedule.hpp"
+#include "stretcher.hpp"
+#include "stemd/stream.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <pthread.h>
+
+namespace stemd::engine {
+
+namespace {
+struct PullCtx {
+  Engine* engine;
+  void* voice;
+};
+}  // namespace
+
+// The stretcher's input: the voice's frames at the engine rate (through its resampler if any).
+std::uint32_t Engine::stretch_pull(void* ctx, float* scratch, std::uint32_t max_frames, const float** frames) noexcept {
+  auto* c = static_cast<PullCtx*>(ctx);
+  Voice& v = *static_cast<Voice*>(c->voice);
+  if (v.rs != nullptr) {
+    const std::uint32_t n = v.rs->process(scratch, max_frames, &Engine::pull_thunk, ctx);
+    *frames = scratch;
+    return n;
+  }
+  return c->engine->fetch(v, scratch, max_frames, frames);
+}
+
+// Source frames a voice needs to produce `out_frames` output frames (with the resampler's
+// look-ahead margin).
+std::int64_t Engine::source_frames_for(const Voice& v, std::uint32_t out_frames) const noexcept {
+  double frames = out_frames;
+  std::int64_t margin = 0;
+  if (v.st != nullptr) {  // the stretcher reads ahead (most after a reset)
+    frames *= std::max(v.tempo, 1.0);
+    margin += 1300;
+  }
+  if (v.rs != nullptr) {
+    frames *= std::max(v.rs->ratio(), v.rs->target_ratio());
+    margin += 8;
+  }
+  return static_cast<std::int64_t>(std::ceil(frames)) + margin;
+}
+
+std::uint32_t Engine::pull_thunk(void* ctx, float* scratch, std::uint32_t max_frames, const float** frames) noexcept {
+  auto* c = static_cast<PullCtx*>(ctx);
+  return c->engine->fetch(*static_cast<Voice*>(c->voice), scratch, max_frames, frames);
+}
+
+// The voice's next frames at the engine's rate: straight from its source, or through its
+// resampler (which pulls from the source as it needs).
+std::uint32_t Engine::produce(Voice& v, float* dst, std::uint32_t frames, const float** src) noexcept {
+  if (v.st != nullptr) {
+    *src = st_out_.data();
+    if (v.draining) return v.st->drain(st_out_.data(), frames);
+    PullCtx ctx{this, &v};
+    return v.st->process(st_out_.data(), frames, &Engine::stretch_pull, &ctx);
+  }
+  if (v.rs == nullptr) return fetch(v, nullptr, frames, src);  // mixed at once: read in place
+  if (v.draining) {
+    const std::uint32_t n = v.rs->drain(rs_out_.data(), frames);
+    *src = rs_out_.data();
+    return n;
+  }
+  PullCtx ctx{this, &v};
+  const std::uint32_t n = v.rs->process(rs_out_.data(), frames, &Engine::pull_thunk, &ctx);
+  *src = rs_out_.data();
+  return n;
+}
+
+// Produces up to `frames` frames of the voice's source; *src points at them (in the source's
+// memory; in the ring when `dst` is null — valid until mix_segment consumes it; else copied from the ring
+// into `dst`). Returns 0 at end of data or when the ring is empty.
+std::uint32_t Engine::fetch(Voice& v, float* dst, std::uint32_t frames, const float** src) noexcept {
+  const VoiceSource& s = *v.src;
+  if (!s.streamed) {
+    if (v.pos >= v.loop_end) {
+      if (!v.loop || v.loop_end <= v.loop_start) return 0;
+      if (v.passes_left > 0 && --v.passes_left == 0) return 0;  // the last pass is over
+      v.pos = v.loop_start;  // sample-exact seam: the next frame is the region's first
+    }
+    const auto n = static_cast<std::uint32_t>(std::min<std::int64_t>(frames, v.loop_end - v.pos));
+    *src = s.frames + v.pos * 2;
+    v.pos += n;
+    return n;
+  }
+  if (v.reading_memory) {
+    if (v.pos < s.memory_frames) {
+      const auto n = static_cast<std::uint32_t>(std::min<std::int64_t>(frames, s.memory_frames - v.pos));
+      *src = s.frames + v.pos * 2;
+      v.pos += n;
+      return n;
+    }
+    v.reading_memory = false;
+  }
+  if (v.stream == nullptr) return 0;
+  std::uint32_t n = 0;
+  if (dst == nullptr) {
+    // In place: the frames up to the ring's wrap point, left in the ring (the loader cannot
+    // reuse them) until mix_segment has mixed them and calls release_ring().
+    const auto span = v.stream->ring().read_spans(frames);
+    n = static_cast<std::uint32_t>(span.first_frames);
+    *src = span.first;
+    v.ring_held = n;
+  } else {  // a resampler or stretcher keeps its input across calls: it gets a copy
+    n = static_cast<std::uint32_t>(v.stream->ring().read(dst, frames));
+    *src = dst;
+  }
+  v.pos += n;
+  if (v.loop_end > v.loop_start && v.pos >= v.loop_end) {  // the loader looped (or the section ended)
+    v.pos = v.loop_start + (v.pos - v.loop_end) % (v.loop_end - v.loop_start);
+  }
+  return n;
+}
+
+std::uint8_t Engine::telemetry_state(const Voice& v) noexcept {
+  switch (v.state) {
+    case Voice::State::kPlaying:
+    case Voice::State::kSeeking:
+      return 1;
+    case Voice::State::kStarved:
+      return 2;
+    case Voice::State::kStopping:
+    case Voice::State::kRetiring:
+      return 3;
+    case Voice::State::kPausing:
+    case Voice::State::kPaused:
+      return 4;
+    default:
+      return 0;
+  }
+}
+
+// Fetches and mixes up to `count` frames with the voice's current ramps; fewer only when the
+// data runs out. Each pass makes progress or stops, so the loop is bounded by `count`.
+std::uint32_t Engine::mix_segment(Voice& v, float* out, std::uint32_t count) noexcept {
+  std::uint32_t done = 0;
+  while (done < count) {
+    const float* p = nullptr;
+    const std::uint32_t n = produce(v, scratch_.data(), count - done, &p);
+    if (n == 0) break;
+    float* o = out + static_cast<std::size_t>(done) * 2;
+    if (v.pan.active() || v.pan.value() != 0.0f) {
+      // Balance: the far side attenuates linearly, the near side stays at unity (a centred
+      // stereo source is untouched).
+      for (std::uint32_t i = 0; i < n; ++i) {
+        const float g = v.gain.next() * v.env.next();
+        const float p_ = v.pan.next();
+        gains_[i] = g * std::min(1.0f, 1.0f - p_);
+        gains_r_[i] = g * std::min(1.0f, 1.0f + p_);
+      }
+      mix_gains_lr(o, p, gains_.data(), gains_r_.data(), n);
+    } else if (v.gain.active() || v.env.active()) {
+      for (std::uint32_t i = 0; i < n; ++i) gains_[i] = v.gain.next() * v.env.next();
+      mix_gains(o, p, gains_.data(), n);
+    } else {
+      const float g = v.gain.value() * v.env.value();
+      if (g == 1.0f) {
+        mix_add(o, p, n);  // unity: bit-exact copy of the source into the bus
+      } else if (g != 0.0f) {
+        mix_gain(o, p, n, g);
+      }
+    }
+    if (v.ring_held != 0) {  // mixed: the frames fetch() lent in place go back to the loader
+      v.stream->ring().consume(v.ring_held);
+      v.ring_held = 0;
+    }
+    done += n;
+  }
+  return done;
+}
+
+void Engine::starve(Voice& v) noexcept {
+  v.env.jump(0.0f);
+  v.state = Voice::State::kStarved;
+  ++v.underruns;
+  metrics_.voice_underruns.fetch_add(1, std::memory_order_relaxed);
+  push_event(Event{EventType::kVoiceUnderrun, EndReason::kError, id_of(v), v.generation, v.underruns, frame_});
+}
+
+// The fade of a seek (or a rate/tempo switch) has reached silence: jump to the new position,
+// attach what was waiting, and fade back in. False when the voice stays silent this block.
+bool Engine::settle_seek(Voice& v) noexcept {
+  // The old position has faded out: jump (or, for a rate/tempo switch alone, stay).
+  const bool jump = v.jump_pending;
+  if (jump) {
+    if (v.stream != nullptr && !retire(v.stream, id_of(v), v.generation, false)) {
+      return false;  // retire queue full: stay silent this block and try again next one
+    }
+    v.stream = v.seek_stream;
+    v.pos = v.seek_pos;
+    v.reading_memory = v.src->streamed && v.pos < v.src->memory_frames && v.loop_end >= v.src->memory_frames;
+    v.seek_stream = nullptr;
+    v.jump_pending = false;
+  }
+  if (v.rs_switch && attach_resampler(v)) v.rs->set_ratio(v.ratio, v.rate_glide);
+  v.rs_switch = false;
+  if (v.st_switch) attach_stretcher(v);
+  v.st_switch = false;
+  if (v.st != nullptr && jump) {
+    v.st->reset();
+    v.st->set_tempo(v.tempo);
+  }
+  if (v.rs != nullptr && jump) {  // new position: no history to keep
+    v.rs->reset();
+    v.rs->set_ratio(v.ratio, 0);
+  }
+  if (v.hold) {  // a paused voice stays paused at its new position
+    v.state = Voice::State::kPaused;
+    return false;
+  }
+  v.state = Voice::State::kPlaying;
+  v.env.set(1.0f, declick_frames_);
+  return true;
+}
+
+// mix_segment() ran out of data before the segment's end. True: render on (a seek jumps now,
+// a resampler's or stretcher's tail plays out, the last frames just landed); false: the voice
+// is silent for the rest of the block, or has ended.
+bool Engine::out_of_data(Voice& v) noexcept {
+  if (v.state == Voice::State::kSeeking) {  // nothing left at the old position: jump now
+    v.env.jump(0.0f);
+    return true;
+  }
+  if (v.draining) {  // the resampler's tail is out: the end
+    end_voice(v, v.src->streamed && v.stream != nullptr ? v.stream->end_reason() : EndReason::kEndOfFile);
+    return false;
+  }
+  if (v.state == Voice::State::kPausing && v.src->streamed && v.stream != nullptr && !v.stream->finished()) {
+    v.env.jump(0.0f);  // the ring ran dry during the pause fade: paused now
+    v.state = Voice::State::kPaused;
+    return false;
+  }
+  if (v.state == Voice::State::kStopping) {
+    end_voice(v, EndReason::kStopped);
+    return false;
+  }
+  if (!v.src->streamed) {
+    if ((v.rs != nullptr || v.st != nullptr) && v.state != Voice::State::kStopping) {  // play out the tail first
+      v.draining = true;
+      return true;
+    }
+    end_voice(v, EndReason::kEndOfFile);
+    return false;
+  }
+  if (v.stream == nullptr) {
+    end_voice(v, EndReason::kError);
+    return false;
+  }
+  if (!v.stream->finished()) {  // the loader fell behind between our check and the read
+    starve(v);
+    return false;
+  }
+  if (v.stream->ring().readable_frames() > 0) return true;  // last frames landed just now
+  if ((v.rs != nullptr || v.st != nullptr) && v.state != Voice::State::kStopping) {
+    v.draining = true;
+    return true;
+  }
+  end_voice(v, v.stream->end_reason());
+  return false;
+}
+
+void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
+  std::uint32_t done = 0;
+  // Each pass renders one segment; a block has at most a handful (fade end, seek jump, resume),
+  // so the bound only guards against a logic error.
+  for (int guard = 0; done < frames && guard < 16; ++guard) {
+    if (v.state == Voice::State::kRetiring || v.state == Voice::State::kFree) return;
+
+    if (v.state == Voice::State::kSeeking && !v.env.active() && v.env.value() == 0.0f && !settle_seek(v)) return;
+    if (v.state == Voice::State::kPausing && !v.env.active() && v.env.value() == 0.0f) v.state = Voice::State::kPaused;
+    if ((v.rs_switch || v.st_switch) && v.env.value() == 0.0f && !v.env.active() &&
+        (v.state == Voice::State::kPaused || v.state == Voice::State::kStarved)) {
+      if (v.rs_switch && attach_resampler(v)) v.rs->set_ratio(v.ratio, v.rate_glide);  // silent now: switch at once
+      if (v.st_switch) attach_stretcher(v);
+      v.rs_switch = v.st_switch = false;
+    }
+    if (v.state == Voice::State::kPaused) return;  // holds its position, consumes nothing
+    if (v.state == Voice::State::kStopping && !v.env.active() && v.env.value() == 0.0f) {
+      end_voice(v, v.retire_reason);
+      return;
+    }
+    if (v.state == Voice::State::kStarved) {
+      // Resume once the loader has caught up by a comfortable margin, with a fade in.
+      const std::size_t readable = v.stream->ring().readable_frames();
+      const std::size_t resume_at = std::min<std::size_t>(v.stream->ring().capacity_frames() / 2, 4u * frames);
+      if (readable < resume_at && !v.stream->finished()) return;  // silent for the rest of the block
+      v.state = Voice::State::kPlaying;
+      v.env.set(1.0f, declick_frames_);
+    }
+
+    std::uint32_t want = frames - done;
+    if ((v.state == Voice::State::kStopping || v.state == Voice::State::kSeeking ||
+         v.state == Voice::State::kPausing) &&
+        v.env.active()) {
+      want = std::min(want, v.env.remaining());  // stop exactly where the fade ends
+    }
+
+    if (v.src->streamed && v.stream != nullptr && v.state == Voice::State::kPlaying && !v.stream->finished()) {
+      const std::int64_t head = v.reading_memory ? std::max<std::int64_t>(0, v.src->memory_frames - v.pos) : 0;
+      const std::int64_t avail = head + static_cast<std::int64_t>(v.stream->ring().readable_frames());
+      if (avail < source_frames_for(v, want)) {
+        // Underrun: play what there is, fading it to silence so the gap never clicks.
+        std::int64_t out_avail = avail;
+        if (v.rs != nullptr) {
+          out_avail = static_cast<std::int64_t>(
+                          std::floor(static_cast<double>(avail) / std::max(v.rs->ratio(), v.rs->target_ratio()))) -
+                      4;
+        }
+        const auto have = static_cast<std::uint32_t>(std::clamp<std::int64_t>(out_avail, 0, want));
+        const std::uint32_t fade = std::min(have, declick_frames_);
+        done += mix_segment(v, out + static_cast<std::size_t>(done) * 2, have - fade);
+        v.env.set(0.0f, fade);
+        done += mix_segment(v, out + static_cast<std::size_t>(done) * 2, fade);
+        starve(v);
+        return;
+      }
+    }
+
+    const std::uint32_t n = mix_segment(v, out + static_cast<std::size_t>(done) * 2, want);
+    done += n;
+    if (n == want) continue;
+
+    if (!out_of_data(v)) return;  // out of data before `want`
+  }
+}
+
+bool Engine::streams_ready(std::uint32_t frames) const noexcept {
+  for (std::uint32_t i = 0; i < active_count_; ++i) {
+    const Voice& v = voices_[active_[i]];
+    if (v.state == Voice::State::kRetiring || !v.src->streamed || v.stream == nullptr) continue;
+    const std::int64_t need = source_frames_for(v, frames);
+    std::int64_t from_memory = v.reading_memory ? std::max<std::int64_t>(0, v.src->memory_frames - v.pos) : 0;
+    if (from_memory >= need) continue;
+    if (v.stream->finished()) continue;
+    if (static_cast<std::int64_t>(v.stream->ring().readable_frames()) + from_memory < need) return false;
+  }
+  return true;
+}
+
+}  // namespace stemd::engine
