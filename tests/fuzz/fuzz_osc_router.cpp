@@ -1,6 +1,7 @@
 // libFuzzer: one datagram → Router::handle_packet() on a live mixer, as the OSC server's loop
 // does it: Engine + LoaderThread (started) + Controller + MediaPolicy (loopback, a media root
-// holding a few tiny generated files) + Router, built once. After each input the controller
+// holding a few tiny generated files) + Router — the daemon's owner object app::Instance without
+// its OSC server — built once. After each input the controller
 // is serviced and notifications are taken; every kProcessEvery inputs the engine renders a
 // block on this thread, so loads, plays, stops, seeks and retirements really happen.
 //

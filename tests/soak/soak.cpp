@@ -1,5 +1,5 @@
 // stemd-soak: stemd's real parts in one process — Engine, LoaderThread (its own thread),
-// Controller, MediaPolicy and Router, wired as src/app/daemon.cpp wires them — run for a given
+// Controller, MediaPolicy and Router, in the daemon's owner object app::Instance — run for a given
 // amount of *simulated* time at render-mode pacing (each block waits until the loader has
 // filled every streaming voice's ring, then renders at once), driven by a seeded random
 // stream of valid and invalid OSC packets in both dialects.
