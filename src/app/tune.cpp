@@ -2,6 +2,7 @@
 // as the daemon wires them, playing generated files streamed from disk.
 #include "tune.hpp"
 
+#include "instance.hpp"
 #include "loader_sizing.hpp"
 
 #include "audio/backend.hpp"
@@ -35,111 +36,6 @@
 namespace stemd::app {
 
 namespace fs = std::filesystem;
-
-// ---------------------------------------------------------------- the rule and the config file
-
-std::string tune_verdict(const TuneResult& r, double max_load) {
-  std::string why;
-  auto add = [&why](const std::string& s) { why += (why.empty() ? "" : ", ") + s; };
-  if (r.voice_underruns > 0) add("voice underruns");
-  if (r.device_underflows > 0) add("device underflows");
-  if (static_cast<double>(r.p99_ns) > max_load * r.budget_ns()) {
-    add(fmt::format("p99 over {:.0f} %", max_load * 100.0));
-  }
-  if (r.callbacks == 0) add("no callbacks");
-  return why.empty() ? "stable" : "no: " + why;
-}
-
-// The smallest size from which every larger size measured was stable too: one unlucky glitch
-// at a small size does not count as "stable", and a stable small size next to unstable larger
-// ones is noise, not a recommendation.
-int tune_recommend(const std::vector<TuneResult>& results, double max_load) {
-  int best = -1;
-  for (int i = static_cast<int>(results.size()); i-- > 0;) {
-    if (tune_verdict(results[static_cast<std::size_t>(i)], max_load) != "stable") break;
-    best = i;
-  }
-  return best;
-}
-
-namespace {
-
-bool is_key_line(const std::string& line, std::size_t& value_start, std::size_t& value_end) {
-  std::size_t p = line.find_first_not_of(" \t");
-  if (p == std::string::npos) return false;
-  bool matched = false;
-  for (const char* key : {"buffer-size", "\"buffer-size\""}) {
-    const std::size_t n = std::strlen(key);
-    if (line.compare(p, n, key) == 0) {
-      p += n;
-      matched = true;
-      break;
-    }
-  }
-  if (!matched) return false;
-  p = line.find_first_not_of(" \t", p);
-  if (p == std::string::npos || line[p] != '=') return false;
-  p = line.find_first_not_of(" \t", p + 1);
-  if (p == std::string::npos) p = line.size();
-  value_start = p;
-  std::size_t e = line.find('#', p);
-  if (e == std::string::npos) e = line.size();
-  while (e > p && (line[e - 1] == ' ' || line[e - 1] == '\t' || line[e - 1] == '\r' || line[e - 1] == '\n')) --e;
-  value_end = e;
-  return true;
-}
-
-}  // namespace
-
-std::string set_buffer_size_in_config(const std::string& text, std::uint32_t buffer_size, const std::string& note) {
-  std::vector<std::string> lines;
-  {
-    std::size_t start = 0;
-    while (start < text.size()) {
-      const std::size_t nl = text.find('\n', start);
-      if (nl == std::string::npos) {
-        lines.push_back(text.substr(start));
-        break;
-      }
-      lines.push_back(text.substr(start, nl - start + 1));  // keeps its '\n'
-      start = nl + 1;
-    }
-  }
-  const std::string value = std::to_string(buffer_size);
-  bool replaced = false;
-  std::size_t first_section = lines.size();
-  bool in_output = true;  // top level, or [output] (where buffer-size is the same key)
-  for (std::size_t i = 0; i < lines.size(); ++i) {
-    const std::size_t p = lines[i].find_first_not_of(" \t");
-    if (p != std::string::npos && lines[i][p] == '[') {
-      if (first_section == lines.size()) first_section = i;
-      const std::size_t close = lines[i].find(']', p);
-      std::string name = close == std::string::npos ? std::string() : lines[i].substr(p + 1, close - p - 1);
-      name.erase(0, name.find_first_not_of(" \t"));
-      name.erase(name.find_last_not_of(" \t") + 1);
-      in_output = name == "output";  // the key under another [section] is not buffer-size
-      continue;
-    }
-    std::size_t vs = 0, ve = 0;
-    if (in_output && is_key_line(lines[i], vs, ve)) {
-      lines[i] = lines[i].substr(0, vs) + value + lines[i].substr(ve);
-      replaced = true;  // every top-level occurrence: whichever the parser takes gets the new value
-    }
-  }
-  if (!replaced) {
-    std::string add = (note.empty() ? std::string() : "# " + note + "\n") + "buffer-size = " + value + "\n";
-    if (first_section < lines.size()) {
-      lines.insert(lines.begin() + static_cast<std::ptrdiff_t>(first_section), add + "\n");
-    } else {
-      if (!lines.empty() && lines.back().back() != '\n') lines.back() += '\n';
-      if (!lines.empty()) add = "\n" + add;
-      lines.push_back(add);
-    }
-  }
-  std::string out;
-  for (const auto& l : lines) out += l;
-  return out;
-}
 
 // ---------------------------------------------------------------- the measurement
 
@@ -286,21 +182,22 @@ class Tuner {
     described = backend->describe();
     if (files_.rate != rate && !generate(rate, error)) return Outcome::kError;
 
-    // Sized as the daemon sizes them for the same flags (default prefetch bounds).
-    const io::LoaderConfig lc = loader_config(o_.ring_ms, 0, 0, size, rate);
-    io::LoaderThread loader(lc);
-    engine::EngineConfig ec;
-    ec.sample_rate = rate;
-    ec.max_block_frames = std::max<std::uint32_t>(size, 4096);
-    ec.max_voices = std::max<std::uint32_t>(o_.voices, 16);
-    ec.limiter = true;
-    engine::Engine engine(ec);
-    engine.set_loader_wakeup(&io::LoaderThread::wake_cb, &loader);
-    io::LoadOptions lo;
-    lo.output_rate = rate;
-    lo.preload_limit_bytes = 0;  // every file streams: the loader and the rings are what is tested
-    lo.head_frames = static_cast<std::int64_t>(o_.head_ms * 1e-3 * rate);
-    control::Controller ctl(engine, loader, lo);
+    // The daemon's owner object, sized as the daemon sizes it for the same flags (default
+    // prefetch bounds); the tuner routes no OSC, so only its mixer core is built.
+    InstanceConfig ic;
+    ic.loader = loader_config(o_.ring_ms, 0, 0, size, rate);
+    ic.engine.sample_rate = rate;
+    ic.engine.max_block_frames = std::max<std::uint32_t>(size, 4096);
+    ic.engine.max_voices = std::max<std::uint32_t>(o_.voices, 16);
+    ic.engine.limiter = true;
+    const io::LoadOptions& lo = ic.load;
+    ic.load.output_rate = rate;
+    ic.load.preload_limit_bytes = 0;  // every file streams: the loader and the rings are what is tested
+    ic.load.head_frames = static_cast<std::int64_t>(o_.head_ms * 1e-3 * rate);
+    Instance inst(ic);
+    io::LoaderThread& loader = inst.loader();
+    engine::Engine& engine = inst.engine();
+    control::Controller& ctl = inst.controller();
     for (std::size_t k = 0; k < files_.paths.size(); ++k) {
       drop_from_cache(files_.paths[k]);
       if (!ctl.load(static_cast<int>(k) + 1, files_.paths[k], "tune" + std::to_string(k), error)) {
@@ -458,8 +355,10 @@ std::string table_header() {
 
 }  // namespace
 
-int run_tune(int argc, char** argv) {
-  TuneOptions o;
+namespace {
+
+// `stemd tune`'s flags. Returns -1 to carry on, else the exit code (--help: 0, bad flags: 2).
+int parse_tune_args(int argc, char** argv, TuneOptions& o) {
   CLI::App app{
       "stemd tune — measures which buffer size this machine plays without glitches.\n"
       "For each size it streams --voices files from disk through stemd's loader and mixer to the "
@@ -513,64 +412,39 @@ int run_tune(int argc, char** argv) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
   }
-  setup_logging(o.log_level);
-  std::sort(o.sizes.begin(), o.sizes.end());
-  o.sizes.erase(std::unique(o.sizes.begin(), o.sizes.end()), o.sizes.end());
-  const double max_load = o.max_load_percent / 100.0;
+  return -1;
+}
 
-  // The config file is checked before minutes of measuring, not after.
-  std::string config_text;
-  if (!o.write_config.empty()) {
-    std::error_code ec;
-    if (fs::is_directory(o.write_config, ec)) {
-      spdlog::error("--write-config {}: is a directory", o.write_config);
-      return 2;
-    }
-    if (fs::exists(o.write_config, ec)) {  // a FIFO there is refused, not waited on
-      std::string re;
-      if (read_regular_file(o.write_config, 16u << 20, config_text, re) != ReadResult::kOk) {
-        spdlog::error("--write-config {}", re);
-        return 2;
-      }
-    }
-    fs::path dir = fs::path(o.write_config).parent_path();
-    if (dir.empty()) dir = ".";
-    if (::access(dir.c_str(), W_OK) != 0) {
-      spdlog::error("--write-config {}: cannot write in {}: {}", o.write_config, dir.string(), std::strerror(errno));
-      return 2;
-    }
-  }
-  if (o.temp_dir.empty()) {
-    const char* t = std::getenv("TMPDIR");
-    o.temp_dir = t && *t ? t : "/tmp";
-  }
-
-  // SIGINT/SIGTERM are taken in Tuner::wait (so the temporary files are always removed); block
-  // them before any thread starts.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-
-  if (o.backend == "auto") {
-    if (audio::list_output_devices(o.log_level != "trace" && o.log_level != "debug").empty()) {
-      spdlog::warn("PortAudio has no output device: measuring the null backend (no sound)");
-      o.backend = "null";
-    } else {
-      o.backend = "portaudio";
-    }
-  }
-
-  Tuner tuner(o, sigs);
-  std::string err;
-  if (!tuner.create_dir(err)) {
-    spdlog::error("{}", err);
+// --write-config is checked before minutes of measuring, not after: returns -1, or 2.
+int check_write_config(const TuneOptions& o, std::string& config_text) {
+  if (o.write_config.empty()) return -1;
+  std::error_code ec;
+  if (fs::is_directory(o.write_config, ec)) {
+    spdlog::error("--write-config {}: is a directory", o.write_config);
     return 2;
   }
-  std::vector<TuneResult> results;
+  if (fs::exists(o.write_config, ec)) {  // a FIFO there is refused, not waited on
+    std::string re;
+    if (read_regular_file(o.write_config, 16u << 20, config_text, re) != ReadResult::kOk) {
+      spdlog::error("--write-config {}", re);
+      return 2;
+    }
+  }
+  fs::path dir = fs::path(o.write_config).parent_path();
+  if (dir.empty()) dir = ".";
+  if (::access(dir.c_str(), W_OK) != 0) {
+    spdlog::error("--write-config {}: cannot write in {}: {}", o.write_config, dir.string(), std::strerror(errno));
+    return 2;
+  }
+  return -1;
+}
+
+// Every size in turn: its row of the table. Returns -1, or the exit code (2, or 130 when
+// interrupted).
+int measure_sizes(Tuner& tuner, const TuneOptions& o, std::vector<TuneResult>& results, std::string& described) {
+  const double max_load = o.max_load_percent / 100.0;
+  std::string err;
   bool header = false;
-  std::string described;
   for (std::uint32_t size : o.sizes) {
     TuneResult r;
     const Outcome oc = tuner.measure(size, r, described, err);
@@ -596,7 +470,11 @@ int run_tune(int argc, char** argv) {
     std::fflush(stdout);
     results.push_back(r);
   }
+  return -1;
+}
 
+// The loader's totals, the JACK note (PortAudio on JACK: JACK owns the period).
+void report_totals(const Tuner& tuner, const std::vector<TuneResult>& results, const std::string& described) {
   std::printf("\nthe loader streamed %.1f MB in %llu reads (read errors: %llu)\n", tuner.bytes_streamed() / 1e6,
               static_cast<unsigned long long>(tuner.reads()), static_cast<unsigned long long>(tuner.read_errors()));
   if (described.find("JACK") != std::string::npos && !results.empty()) {
@@ -612,6 +490,13 @@ int run_tune(int argc, char** argv) {
         "jackd started at each -p and --sizes equal to it.\n",
         lo * 1000.0, hi * 1000.0);
   }
+}
+
+// The recommendation, written to --write-config when given. Returns the exit code.
+int recommend(const TuneOptions& o, const std::vector<TuneResult>& results, const std::string& described,
+              const std::string& config_text) {
+  const double max_load = o.max_load_percent / 100.0;
+  std::string err;
   const int best = tune_recommend(results, max_load);
   bool earlier_stable = false;
   for (int i = 0; i < (best < 0 ? static_cast<int>(results.size()) : best); ++i) {
@@ -647,6 +532,51 @@ int run_tune(int argc, char** argv) {
                 rec.buffer_size, rec.buffer_size);
   }
   return 0;
+}
+
+}  // namespace
+
+int run_tune(int argc, char** argv) {
+  TuneOptions o;
+  if (int rc = parse_tune_args(argc, argv, o); rc >= 0) return rc;
+  setup_logging(o.log_level);
+  std::sort(o.sizes.begin(), o.sizes.end());
+  o.sizes.erase(std::unique(o.sizes.begin(), o.sizes.end()), o.sizes.end());
+  std::string config_text;
+  if (int rc = check_write_config(o, config_text); rc >= 0) return rc;
+  if (o.temp_dir.empty()) {
+    const char* t = std::getenv("TMPDIR");
+    o.temp_dir = t && *t ? t : "/tmp";
+  }
+
+  // SIGINT/SIGTERM are taken in Tuner::wait (so the temporary files are always removed); block
+  // them before any thread starts.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  if (o.backend == "auto") {
+    if (audio::list_output_devices(o.log_level != "trace" && o.log_level != "debug").empty()) {
+      spdlog::warn("PortAudio has no output device: measuring the null backend (no sound)");
+      o.backend = "null";
+    } else {
+      o.backend = "portaudio";
+    }
+  }
+
+  Tuner tuner(o, sigs);
+  std::string err;
+  if (!tuner.create_dir(err)) {
+    spdlog::error("{}", err);
+    return 2;
+  }
+  std::vector<TuneResult> results;
+  std::string described;
+  if (int rc = measure_sizes(tuner, o, results, described); rc >= 0) return rc;
+  report_totals(tuner, results, described);
+  return recommend(o, results, described, config_text);
 }
 
 }  // namespace stemd::app

@@ -1,6 +1,7 @@
 // libFuzzer: one datagram → Router::handle_packet() on a live mixer, as the OSC server's loop
 // does it: Engine + LoaderThread (started) + Controller + MediaPolicy (loopback, a media root
-// holding a few tiny generated files) + Router, built once. After each input the controller
+// holding a few tiny generated files) + Router — the daemon's owner object app::Instance without
+// its OSC server — built once. After each input the controller
 // is serviced and notifications are taken; every kProcessEvery inputs the engine renders a
 // block on this thread, so loads, plays, stops, seeks and retirements really happen.
 //
@@ -14,6 +15,7 @@
 //   - notifications parse and go to a subscriber;
 //   - the engine's output is finite;
 //   - the controller's counts stay within the limits configured here.
+#include "app/instance.hpp"
 #include "control/controller.hpp"
 #include "control/media_policy.hpp"
 #include "control/net.hpp"
@@ -78,10 +80,10 @@ void write_wav(const std::string& path, int frames, int channels, int rate, int 
 
 struct Rig {
   std::string root;
-  engine::Engine engine;
-  io::LoaderThread loader;
-  Controller ctl;
-  MediaPolicy media;
+  app::Instance inst;  // the daemon's owner object, built as app::run() builds it
+  engine::Engine& engine;
+  io::LoaderThread& loader;
+  Controller& ctl;
   Router* router = nullptr;
   Peer peer;
   std::vector<Outgoing> out;
@@ -110,11 +112,11 @@ struct Rig {
     return lo;
   }
 
-  Rig() : engine(engine_config()), loader(loader_config()), ctl(engine, loader, load_options()) {
+  // A media root holding the names the seed corpus and osc.dict use.
+  static std::string make_root() {
     char tmpl[] = "/tmp/stemd-fuzz-router-XXXXXX";
     if (!mkdtemp(tmpl)) violated("mkdtemp", std::strerror(errno));
-    root = tmpl;
-    // Names the seed corpus and osc.dict use.
+    const std::string root = tmpl;
     write_wav(root + "/tone.wav", 4800, 2, kRate, SF_FORMAT_WAV | SF_FORMAT_PCM_16);
     write_wav(root + "/mono.wav", 3000, 1, kRate, SF_FORMAT_WAV | SF_FORMAT_FLOAT);
     write_wav(root + "/long.wav", 24000, 2, kRate, SF_FORMAT_WAV | SF_FORMAT_PCM_16);  // streamed
@@ -127,19 +129,35 @@ struct Rig {
     write_wav(root + "/sub/a.wav", 480, 2, kRate, SF_FORMAT_WAV | SF_FORMAT_PCM_24);
     if (symlink("/etc", (root + "/escape").c_str()) != 0) { /* refusal is tested without it too */
     }
-
-    spdlog::set_level(std::getenv("STEMD_FUZZ_LOG") ? spdlog::level::debug : spdlog::level::off);
-    std::string err;
-    if (!media.configure(root, true, err)) violated("media root", err);
-    RouterConfig rc;
+    return root;
+  }
+  // The daemon's owner object, built as app::run() builds it; the fuzzer's sizes in its config.
+  static app::InstanceConfig instance_config(const std::string& root) {
+    app::InstanceConfig ic;
+    ic.engine = engine_config();
+    ic.loader = loader_config();
+    ic.load = load_options();
+    ic.media_root = root;
+    ic.media_loopback_only = true;
+    RouterConfig& rc = ic.router;
     rc.sample_rate = kRate;
     rc.buffer_size = kBlock;
     rc.max_sources = kMaxSources;
     rc.max_subscribers = 4;
-    rc.tone_seconds = 0.05;               // /test_tone: a short tone
-    router = new Router(ctl, rc, media);  // never destroyed: the process exits with it
-    ctl.set_event_handler([this](const engine::Event& e, const VoiceInfo& v) { router->on_event(e, v); });
-    engine.set_loader_wakeup(&io::LoaderThread::wake_cb, &loader);
+    rc.tone_seconds = 0.05;  // /test_tone: a short tone
+    return ic;
+  }
+
+  Rig()
+      : root(make_root()),
+        inst(instance_config(root)),
+        engine(inst.engine()),
+        loader(inst.loader()),
+        ctl(inst.controller()) {
+    spdlog::set_level(std::getenv("STEMD_FUZZ_LOG") ? spdlog::level::debug : spdlog::level::off);
+    std::string err;
+    if (!inst.open_control(err)) violated("media root", err);  // never destroyed: the process exits with it
+    router = &inst.router();
     loader.start();
     auto ep = parse_endpoint("127.0.0.1", 57121, err);
     if (!ep) violated("endpoint", err);

@@ -106,26 +106,18 @@ Daemon::Daemon(const DaemonOptions& o) : opts_(o) {
   if (!backend_->open(error_)) return;
   const int rate = backend_->sample_rate();
 
-  io::LoaderConfig lc;
-  loader_ = std::make_unique<io::LoaderThread>(lc);
+  // The daemon's owner object, built as app::run() builds it; what differs is in the config.
+  app::InstanceConfig ic;
+  ic.engine.sample_rate = rate;
+  ic.engine.max_block_frames = std::max<std::uint32_t>(o.buffer_size, 4096);
+  ic.engine.max_voices = 256;
+  ic.load.output_rate = rate;
+  ic.load.max_channels = o.max_channels;
+  ic.load.budget = std::make_shared<io::MemoryBudget>(o.max_memory_mb << 20);
+  ic.media_root = o.media_root;
+  ic.media_loopback_only = o.media_loopback_only;
 
-  engine::EngineConfig ec;
-  ec.sample_rate = rate;
-  ec.max_block_frames = std::max<std::uint32_t>(o.buffer_size, 4096);
-  ec.max_voices = 256;
-  engine_ = std::make_unique<engine::Engine>(ec);
-  engine_->set_loader_wakeup(&io::LoaderThread::wake_cb, loader_.get());
-
-  io::LoadOptions lo;
-  lo.output_rate = rate;
-  lo.max_channels = o.max_channels;
-  lo.budget = std::make_shared<io::MemoryBudget>(o.max_memory_mb << 20);
-  ctl_ = std::make_unique<control::Controller>(*engine_, *loader_, lo);
-
-  media_ = std::make_unique<control::MediaPolicy>();
-  if (!media_->configure(o.media_root, o.media_loopback_only, error_)) return;
-
-  control::RouterConfig rc;
+  control::RouterConfig& rc = ic.router;
   rc.sample_rate = rate;
   rc.buffer_size = o.buffer_size;
   rc.output_latency_s = backend_->output_latency_seconds();
@@ -143,9 +135,9 @@ Daemon::Daemon(const DaemonOptions& o) : opts_(o) {
     if (!o.cookie_exempt->empty() && !rc.cookie_exempt.parse(*o.cookie_exempt, e)) ADD_FAILURE() << e;
   }
   rc.max_loads_in_flight = o.max_loads_in_flight;
-  router_ = std::make_unique<control::Router>(*ctl_, rc, *media_);
 
-  control::OscServerConfig oc;
+  ic.osc = true;
+  control::OscServerConfig& oc = ic.osc_server;
   oc.bind = o.bind;
   oc.port = 0;
   oc.tcp = o.tcp;
@@ -155,55 +147,49 @@ Daemon::Daemon(const DaemonOptions& o) : opts_(o) {
   oc.max_tcp_clients_per_address = o.max_tcp_clients_per_address;
   oc.tcp_idle_timeout_s = o.tcp_idle_timeout_s;
   oc.tcp_frame_timeout_s = o.tcp_frame_timeout_s;
-  server_ = std::make_unique<control::OscServer>(*ctl_, *router_, oc);
-  if (!server_->open(error_)) return;
+  inst_ = std::make_unique<app::Instance>(ic);
+  if (!inst_->open_control(error_)) return;
 
-  control::Router* router = router_.get();
-  ctl_->set_event_handler([router](const engine::Event& e, const control::VoiceInfo& v) { router->on_event(e, v); });
-
-  loader_->start();
-  if (o.run_audio && !backend_->start(*engine_, error_)) {
-    loader_->stop();
+  inst_->loader().start();
+  if (o.run_audio && !backend_->start(inst_->engine(), error_)) {
+    inst_->loader().stop();
     return;
   }
-  server_->start();
+  inst_->start_control();
   server_running_ = true;
   ok_ = true;
 }
 
 Daemon::~Daemon() {
-  if (server_ && server_running_) server_->stop();
+  if (inst_) inst_->stop_control();
   if (backend_) backend_->stop();
-  if (loader_) loader_->stop();
-  if (ctl_) ctl_->service();
-  server_.reset();
-  router_.reset();
-  media_.reset();
-  ctl_.reset();
-  engine_.reset();
+  if (inst_) {
+    inst_->loader().stop();
+    inst_->controller().service();
+  }
   backend_.reset();
-  loader_.reset();
+  inst_.reset();
 }
 
-control::Endpoint Daemon::udp() const { return server_->local_udp(); }
-control::Endpoint Daemon::tcp() const { return server_->local_tcp(); }
-const control::OscServerStats& Daemon::stats() const { return server_->stats(); }
+control::Endpoint Daemon::udp() const { return inst_->server()->local_udp(); }
+control::Endpoint Daemon::tcp() const { return inst_->server()->local_tcp(); }
+const control::OscServerStats& Daemon::stats() const { return inst_->server()->stats(); }
 
 void Daemon::stop_server() {
-  if (server_running_) server_->stop();
+  if (server_running_) inst_->stop_control();
   server_running_ = false;
-  ctl_->service();
+  inst_->controller().service();
 }
 
 control::Controller& Daemon::controller() {
   EXPECT_FALSE(server_running_) << "the test thread may touch the Controller only after stop_server()";
-  return *ctl_;
+  return inst_->controller();
 }
 control::Router& Daemon::router() {
   EXPECT_FALSE(server_running_) << "the test thread may touch the Router only after stop_server()";
-  return *router_;
+  return inst_->router();
 }
-engine::Engine& Daemon::engine() { return *engine_; }
+engine::Engine& Daemon::engine() { return inst_->engine(); }
 
 // ---------------------------------------------------------------- client
 

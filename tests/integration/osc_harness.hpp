@@ -1,9 +1,10 @@
 // In-process daemon and OSC client for the OSC integration suites (osc_test, osc_bad_input_test,
 // osc_compat_test).
 //
-// Daemon: engine::Engine driven by the null backend (paced in real time), io::LoaderThread,
-// control::Controller, MediaPolicy, Router and OscServer bound to a free port on 127.0.0.1 (or
-// ::1), optionally with TCP — wired the way src/app/daemon.cpp wires them.
+// Daemon: the daemon's owner object, app::Instance (engine, loader thread, controller, media
+// policy, router, OSC server bound to a free port on 127.0.0.1 or ::1, optionally with TCP),
+// built from an InstanceConfig as app::run() builds it, driven by the null backend (paced in
+// real time).
 //
 // Threading rule: once the daemon is constructed its OscServer thread is the control thread and
 // is the only one that may touch the Controller or the Router. Tests observe state through the
@@ -18,6 +19,7 @@
 // are /done or /fail; anything else that arrives (notifications) is queued separately.
 #pragma once
 
+#include "app/instance.hpp"
 #include "common/fixtures.hpp"
 #include "control/controller.hpp"
 #include "control/media_policy.hpp"
@@ -183,12 +185,7 @@ class Daemon {
   bool server_running_ = false;
   std::string error_;
   std::unique_ptr<audio::Backend> backend_;
-  std::unique_ptr<io::LoaderThread> loader_;
-  std::unique_ptr<engine::Engine> engine_;
-  std::unique_ptr<control::Controller> ctl_;
-  std::unique_ptr<control::MediaPolicy> media_;
-  std::unique_ptr<control::Router> router_;
-  std::unique_ptr<control::OscServer> server_;
+  std::unique_ptr<app::Instance> inst_;  // loader, engine, controller, router, OSC server
 };
 
 // ---------------------------------------------------------------- client

@@ -1,5 +1,5 @@
 // stemd-soak: stemd's real parts in one process — Engine, LoaderThread (its own thread),
-// Controller, MediaPolicy and Router, wired as src/app/daemon.cpp wires them — run for a given
+// Controller, MediaPolicy and Router, in the daemon's owner object app::Instance — run for a given
 // amount of *simulated* time at render-mode pacing (each block waits until the loader has
 // filled every streaming voice's ring, then renders at once), driven by a seeded random
 // stream of valid and invalid OSC packets in both dialects.
@@ -25,6 +25,7 @@
 //     generator does not model (free resamplers/stretchers, "late" for /schedule_c_at): then a
 //     /fail must name that resource, and is counted apart.
 // RSS is sampled every 10 simulated seconds: first/last/max after a warm-up, and the slope.
+#include "app/instance.hpp"
 #include "control/controller.hpp"
 #include "control/media_policy.hpp"
 #include "control/osc.hpp"
@@ -240,10 +241,10 @@ std::int64_t rss_kb() {
 
 struct Rig {
   std::string root;
-  io::LoaderThread loader;
-  engine::Engine engine;
-  Controller ctl;
-  MediaPolicy media;
+  app::Instance inst;  // the daemon's owner object, built as app::run() builds it
+  io::LoaderThread& loader;
+  engine::Engine& engine;
+  Controller& ctl;
   Router* router = nullptr;
   Peer peer;
 
@@ -274,27 +275,38 @@ struct Rig {
     return lo;
   }
 
-  Rig(const std::string& dir, std::uint32_t block)
-      : root(dir), loader(loader_config(block)), engine(engine_config(block)), ctl(engine, loader, load_options()) {
-    std::string err;
-    if (!media.configure(root, true, err)) {
-      std::fprintf(stderr, "stemd-soak: %s\n", err.c_str());
-      std::exit(2);
-    }
-    RouterConfig rc;
+  static app::InstanceConfig instance_config(const std::string& dir, std::uint32_t block) {
+    app::InstanceConfig ic;
+    ic.loader = loader_config(block);
+    ic.engine = engine_config(block);
+    ic.load = load_options();
+    ic.media_root = dir;
+    ic.media_loopback_only = true;
+    RouterConfig& rc = ic.router;
     rc.sample_rate = kRate;
     rc.buffer_size = block;
     rc.backend = "render";
     rc.max_sources = 64;
     rc.max_subscribers = 4;
     rc.tone_seconds = 0.5;
-    router = new Router(ctl, rc, media);
-    ctl.set_event_handler([this](const engine::Event& e, const VoiceInfo& v) { router->on_event(e, v); });
-    engine.set_loader_wakeup(&io::LoaderThread::wake_cb, &loader);
+    return ic;
+  }
+
+  Rig(const std::string& dir, std::uint32_t block)
+      : root(dir),
+        inst(instance_config(dir, block)),
+        loader(inst.loader()),
+        engine(inst.engine()),
+        ctl(inst.controller()) {
+    std::string err;
+    if (!inst.open_control(err)) {
+      std::fprintf(stderr, "stemd-soak: %s\n", err.c_str());
+      std::exit(2);
+    }
+    router = &inst.router();
     auto ep = parse_endpoint("127.0.0.1", 57199, err);
     peer.endpoint = *ep;
   }
-  ~Rig() { delete router; }
 };
 
 // ---------------------------------------------------------------- the generator

@@ -1,0 +1,127 @@
+// The daemon's run, split by what it does (internal to src/app): the state one run of stemd
+// keeps, and the steps app::run() takes in order. [main] unless a comment says otherwise.
+//   startup.cpp   options, signals, the backend, the Instance, the start-up flags, the stream
+//   health.cpp    the once-a-second health line and the real-time policy line
+//   recovery.cpp  a lost or late device: hand-over to a fresh image, retries with backoff
+//   reload.cpp    SIGHUP
+//   shutdown.cpp  the bounded shutdown
+//   daemon.cpp    app::run() and the main loop
+#pragma once
+
+#include "audio/backend.hpp"
+#include "control/device_status.hpp"
+#include "instance.hpp"
+#include "options.hpp"
+#include "service_notify.hpp"
+#include "state.hpp"
+
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace stemd::app {
+
+// Device recovery by a fresh process image (recovery.cpp): what the new image is told.
+struct Resume {
+  bool active = false;
+  std::string state_path;
+  int rate = 0;
+  std::uint64_t losses = 0;
+  std::string reason;
+};
+Resume take_resume_env();  // reads and clears STEMD_RESUME_*
+
+struct HealthCounters {
+  std::uint64_t voice_underruns = 0, device_underflows = 0, events_dropped = 0, read_errors = 0, truncated = 0;
+  bool operator==(const HealthCounters&) const = default;
+};
+
+class DaemonRun {
+ public:
+  DaemonRun(int argc, char** argv) : argc_(argc), argv_(argv) {}
+  int run();
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  // startup.cpp — each returns -1 to carry on, else the exit code
+  int prepare();
+  void block_signals_and_raise_fd_limit();
+  int open_backend();
+  int build_instance();
+  InstanceConfig instance_config() const;
+  int router_config(control::RouterConfig& rc, bool& media_loopback_only) const;
+  void restore_state();
+  void resume_session();
+  void restart_resumed_voices();  // [control]
+  int load_start_files();
+  int run_script();
+  bool play_start_files();  // [control]
+  int start_stream();
+  void announce();
+  // health.cpp
+  void init_health();
+  void health_tick(Clock::time_point now);
+  void log_glitches(const HealthCounters& c, const engine::DurationHistogram::Snapshot& hist, std::uint32_t min_fill);
+  void log_policy();
+  // recovery.cpp — false: the main loop ends
+  bool watch_device();
+  void hand_over(const std::string& why);
+  void retry_device(std::uint64_t cb, Clock::time_point now);
+  // reload.cpp
+  void reload();
+  void apply_live_volumes(const Options& n, std::vector<std::string>& applied);
+  // daemon.cpp
+  bool main_loop_pass();
+  // shutdown.cpp
+  int shutdown();
+  void fade_out(Clock::time_point fade_started);
+  void probe_device(std::uint64_t callbacks_before_fade, Clock::time_point fade_started);
+  void log_summary();
+
+  int argc_;
+  char** argv_;
+  Options o_;
+  Resume resume_;
+  control::DeviceStatus device_;
+  sigset_t sigs_{};
+  audio::BackendConfig bc_;
+  std::unique_ptr<Instance> inst_;
+  std::unique_ptr<audio::Backend> backend_;  // destroyed before the Instance (render: it reads the loader)
+  std::unique_ptr<StateKeeper> state_;
+  std::string err_;
+  bool device_configured_ = false, device_open_ = true, waiting_ = false, real_device_ = false;
+  std::string wanted_;
+  int rate_ = 48000;
+  double budget_ms_ = 0;
+  std::vector<StateMessage> resume_voices_;
+  std::vector<int> slots_;
+  std::vector<float> deck_levels_;
+  ServiceNotifier systemd_;
+  bool policy_logged_ = false;
+  // health
+  HealthCounters last_{};
+  engine::DurationHistogram::Snapshot hist_prev_{};
+  Clock::time_point next_health_, next_health_line_, health_prev_t_, t_start_;
+  double health_prev_cpu_ = 0;
+  std::uint64_t health_prev_cb_ns_ = 0;
+  // the end of the main loop
+  int exit_code_ = 0;
+  std::string stop_reason_ = "finished";
+  // the device watch and recovery: attempts at 0.5 s, then doubling to every 5 s
+  std::uint64_t stall_callbacks_ = 0;
+  Clock::time_point stall_since_, next_attempt_;
+  double backoff_s_ = 0.5;
+  std::uint64_t attempts_ = 0;
+  std::uint64_t reopened_at_callbacks_ = 0;
+  bool voices_pending_ = false;
+  bool plays_pending_ = false;  // --play files of a start that waited for its device
+  // SIGHUP: the values in force now
+  std::string live_allow_;
+  std::vector<float> live_levels_;
+  float live_volume_ = 1, live_vol_ = 1;
+};
+
+}  // namespace stemd::app

@@ -1,0 +1,141 @@
+// The daemon's health [main]: once a second the state file is written when it changed, the
+// counters are compared, glitches are logged with advice, and the health line (--watch,
+// --health-interval) and systemd's status are written. Also the real-time policy line.
+#include "daemon_run.hpp"
+
+#include "glitch_advice.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+
+#include <pthread.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+namespace stemd::app {
+
+namespace {
+
+std::string fmt_us(std::uint64_t ns) { return fmt::format("{:.0f} µs", ns / 1e3); }
+
+// Resident memory of the process (VmRSS), from /proc/self/statm.
+std::uint64_t resident_bytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  unsigned long size = 0, resident = 0;
+  const int n = std::fscanf(f, "%lu %lu", &size, &resident);
+  std::fclose(f);
+  return n == 2 ? static_cast<std::uint64_t>(resident) * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE)) : 0;
+}
+
+// The whole process's CPU time (every thread: audio, loader, control), in seconds.
+double process_cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
+
+}  // namespace
+
+void DaemonRun::init_health() {
+  hist_prev_ = inst_->engine().metrics().callback_ns.snapshot();
+  const auto now = Clock::now();
+  next_health_ = now + std::chrono::seconds(1);
+  next_health_line_ = now + std::chrono::seconds(1);
+  health_prev_t_ = now;
+  health_prev_cpu_ = process_cpu_seconds();
+  health_prev_cb_ns_ = 0;
+  t_start_ = Clock::now();
+}
+
+void DaemonRun::health_tick(Clock::time_point now) {
+  if (now < next_health_) return;
+  next_health_ = now + std::chrono::seconds(1);
+  if (state_) state_->flush();  // --state-file: written if the state changed (never from the audio thread)
+  auto& m = inst_->engine().metrics();
+  const auto ls = inst_->loader().stats();
+  const HealthCounters c{m.voice_underruns.load(), m.device_underflows.load(), m.events_dropped.load(), ls.read_errors,
+                         ls.truncated};
+  const auto hist = m.callback_ns.snapshot();
+  const std::uint32_t min_fill = m.take_min_ring_fill();
+  // The whole process's CPU over the last second, the audio callback's share of its budget,
+  // what is resident, the real-time policy.
+  const double cpu_s = process_cpu_seconds();
+  const double wall_s = std::chrono::duration<double>(now - health_prev_t_).count();
+  const double cpu_pct = wall_s > 0 ? 100.0 * (cpu_s - health_prev_cpu_) / wall_s : 0.0;
+  const std::uint64_t cb_ns = m.callback_ns_total.load(std::memory_order_relaxed);
+  const double cb_pct = wall_s > 0 ? 100.0 * static_cast<double>(cb_ns - health_prev_cb_ns_) / (wall_s * 1e9) : 0.0;
+  health_prev_cpu_ = cpu_s;
+  health_prev_cb_ns_ = cb_ns;
+  health_prev_t_ = now;
+  const std::string summary = fmt::format(
+      "{} voices, CPU {:.1f}% (audio callback {:.1f}%), {}, lowest ring fill {}%, voice underruns {}, "
+      "device underflows {}, memory {:.1f} MB resident, device {}",
+      m.voices_active.load(), cpu_pct, cb_pct, device_.rt_policy(), min_fill / 10, c.voice_underruns,
+      c.device_underflows, static_cast<double>(resident_bytes()) / 1e6, control::to_string(device_.state()));
+  if (o_.watch || (o_.health_interval > 0 && now >= next_health_line_)) {
+    spdlog::info("health: {}", summary);
+    next_health_line_ = now + std::chrono::milliseconds(static_cast<int>(o_.health_interval * 1000));
+  }
+  if (!(c == last_)) log_glitches(c, hist, min_fill);
+  hist_prev_ = hist;
+  if (systemd_.active() && device_.state() == control::DeviceState::kRunning) {
+    systemd_.status(
+        fmt::format("{}, callback p99 {}", summary, fmt_us(engine::DurationHistogram::percentile_ns(hist, 0.99))));
+  }
+}
+
+// New underruns, underflows, read errors…: one warning with the last second's callback times
+// and advice that depends on whose time ran out (stemd's callback, or the device's deadline).
+void DaemonRun::log_glitches(const HealthCounters& c, const engine::DurationHistogram::Snapshot& hist,
+                             std::uint32_t min_fill) {
+  auto& m = inst_->engine().metrics();
+  auto window = hist;
+  for (std::size_t i = 0; i < window.size(); ++i) window[i] -= hist_prev_[i];
+  const auto p50 = engine::DurationHistogram::percentile_ns(window, 0.5);
+  const auto p99 = engine::DurationHistogram::percentile_ns(window, 0.99);
+  GlitchWindow gw;
+  gw.voice_underruns = c.voice_underruns - last_.voice_underruns;
+  gw.device_underflows = c.device_underflows - last_.device_underflows;
+  gw.callback_p99_ns = p99;
+  gw.callback_max_ns = engine::DurationHistogram::percentile_ns(window, 1.0);  // the window's slowest
+  gw.buffer_size = o_.buffer_size;
+  gw.budget_ms = budget_ms_;
+  gw.device = bc_.kind == "portaudio" ? "the device (" + backend_->describe() + ")" : "the " + bc_.kind + " output";
+  const std::string advice = glitch_advice(gw);
+  spdlog::warn(
+      "health: voice underruns +{} (total {}), device underflows +{} (total {}), read errors {}, "
+      "truncated streams {}, dropped events {}; callback p50 {} p99 {} max {} of {:.0f} µs budget; "
+      "lowest ring fill {}%; {} voices{}",
+      c.voice_underruns - last_.voice_underruns, c.voice_underruns, c.device_underflows - last_.device_underflows,
+      c.device_underflows, c.read_errors, c.truncated, c.events_dropped, fmt_us(p50), fmt_us(p99),
+      fmt_us(m.callback_max_ns.load()), budget_ms_ * 1000.0, min_fill / 10, m.voices_active.load(), advice);
+  last_ = c;
+}
+
+// The real-time policy the audio thread actually runs with (logged once it has run).
+void DaemonRun::log_policy() {
+  const auto tid = static_cast<pthread_t>(inst_->engine().metrics().audio_thread.load());
+  if (tid == 0) return;
+  policy_logged_ = true;
+  int policy = 0;
+  sched_param sp{};
+  if (pthread_getschedparam(tid, &policy, &sp) != 0) return;
+  device_.set_rt_policy(policy == SCHED_FIFO ? fmt::format("SCHED_FIFO {}", sp.sched_priority)
+                        : policy == SCHED_RR ? fmt::format("SCHED_RR {}", sp.sched_priority)
+                                             : std::string("SCHED_OTHER"));
+  if (policy == SCHED_FIFO || policy == SCHED_RR) {
+    spdlog::info("audio thread: {} priority {}", policy == SCHED_FIFO ? "SCHED_FIFO" : "SCHED_RR", sp.sched_priority);
+  } else if (bc_.kind != "render") {
+    spdlog::warn(
+        "audio thread: SCHED_OTHER (not real-time): real-time scheduling was not permitted — under systemd "
+        "the unit's LimitRTPRIO=95 allows it; otherwise give the user an rtprio limit (group audio, "
+        "/etc/security/limits.d){}",
+        bc_.kind == "portaudio" ? "; with JACK, the JACK server decides (jackd -R)" : "");
+  }
+}
+
+}  // namespace stemd::app

@@ -1,0 +1,109 @@
+// The owner of a running mixer; see instance.hpp for the construction order and the threads.
+#include "instance.hpp"
+
+#include <chrono>
+
+namespace stemd::app {
+
+Instance::Instance(const InstanceConfig& cfg) : cfg_(cfg) {
+  loader_ = std::make_unique<io::LoaderThread>(cfg_.loader);
+  engine_ = std::make_unique<engine::Engine>(cfg_.engine);
+  engine_->set_loader_wakeup(&io::LoaderThread::wake_cb, loader_.get());
+  ctl_ = std::make_unique<control::Controller>(*engine_, *loader_, cfg_.load);
+}
+
+Instance::~Instance() {
+  stop_control();
+  // Reverse order of construction: what refers to the controller goes before it.
+  server_.reset();
+  router_.reset();
+  ctl_.reset();
+  engine_.reset();
+  loader_.reset();
+}
+
+bool Instance::open_control(const control::RouterConfig& router, bool media_loopback_only, std::string& error) {
+  cfg_.router = router;
+  cfg_.media_loopback_only = media_loopback_only;
+  return open_control(error);
+}
+
+bool Instance::open_control(std::string& error) {
+  if (!media_.configure(cfg_.media_root, cfg_.media_loopback_only, error)) return false;
+  router_ = std::make_unique<control::Router>(*ctl_, cfg_.router, media_);
+  if (cfg_.osc) {
+    server_ = std::make_unique<control::OscServer>(*ctl_, *router_, cfg_.osc_server);
+    if (!server_->open(error)) return false;
+  }
+  control::Router* r = router_.get();
+  ctl_->set_event_handler([r, log = cfg_.on_event](const engine::Event& e, const control::VoiceInfo& v) {
+    r->on_event(e, v);
+    if (log) log(e, v);
+  });
+  return true;
+}
+
+void Instance::start_control() {
+  if (control_running_.exchange(true)) return;
+  if (server_) {
+    server_->start();  // from here on the server's thread is the control thread
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> g(posted_mu_);
+    stopping_ = false;
+  }
+  control_thread_ = std::thread([this] { control_loop(); });
+}
+
+void Instance::stop_control() {
+  if (!control_running_.load()) return;
+  if (server_) {
+    server_->stop();
+  } else {
+    {
+      std::lock_guard<std::mutex> g(posted_mu_);
+      stopping_ = true;
+    }
+    posted_cv_.notify_all();
+    if (control_thread_.joinable()) control_thread_.join();
+  }
+  control_running_ = false;  // the caller is the control thread again
+}
+
+void Instance::post(std::function<void()> f) {
+  if (server_) {
+    server_->post(std::move(f));  // runs it at once when the server's thread is not running
+    return;
+  }
+  {
+    std::unique_lock<std::mutex> g(posted_mu_);
+    if (control_running_.load() && !stopping_) {
+      posted_.push_back(std::move(f));
+      g.unlock();
+      posted_cv_.notify_all();
+      return;
+    }
+  }
+  f();
+}
+
+// The control thread without an OSC server: what the server's loop does, without sockets.
+void Instance::control_loop() {
+  std::vector<std::function<void()>> work;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> g(posted_mu_);
+      // 20 ms: service often enough for the retire queue (as the daemon's loop did).
+      posted_cv_.wait_for(g, std::chrono::milliseconds(20), [this] { return stopping_ || !posted_.empty(); });
+      work.swap(posted_);
+      if (stopping_ && work.empty()) return;
+    }
+    for (auto& f : work) f();
+    work.clear();
+    ctl_->service();
+    if (control_tick_) control_tick_();
+  }
+}
+
+}  // namespace stemd::app

@@ -1,0 +1,273 @@
+// Device recovery [main]. When the output device is lost, PortAudio cannot be reset in-process:
+// on a dead JACK server its 19.6 JACK host API waits 10 minutes inside Pa_AbortStream/
+// Pa_CloseStream/Pa_Terminate for a process callback that never comes, then asserts, and
+// Pa_Initialize only counts up while a session is open. So stemd writes its whole state
+// (sources, levels, EQ, tempo, playing voices with their positions, subscribers) to a hand-over
+// file and exec()s itself — same PID, so systemd and the watchdog see one service — and the new
+// image restores the state, answers OSC, and retries the device with backoff. A configured
+// device that is not there at start is retried the same way, without a new image.
+#include "daemon_run.hpp"
+
+#include "control/net.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include <linux/close_range.h>
+#include <unistd.h>
+
+#ifndef STEMD_VERSION
+#define STEMD_VERSION "0.0.0"
+#endif
+
+namespace stemd::app {
+
+Resume take_resume_env() {
+  Resume r;
+  const char* path = std::getenv("STEMD_RESUME_STATE");
+  if (path == nullptr || *path == '\0') return r;
+  r.active = true;
+  r.state_path = path;
+  if (const char* v = std::getenv("STEMD_RESUME_RATE")) r.rate = std::atoi(v);
+  if (r.rate < 8000 || r.rate > 384000) r.rate = 0;  // as --sample-rate: 0 = the device's rate
+  if (const char* v = std::getenv("STEMD_RESUME_LOSSES")) r.losses = std::strtoull(v, nullptr, 10);
+  if (const char* v = std::getenv("STEMD_RESUME_REASON")) r.reason = v;
+  for (const char* k : {"STEMD_RESUME_STATE", "STEMD_RESUME_RATE", "STEMD_RESUME_LOSSES", "STEMD_RESUME_REASON"}) {
+    unsetenv(k);
+  }
+  return r;
+}
+
+namespace {
+
+std::string handoff_path() {
+  const char* dir = std::getenv("RUNTIME_DIRECTORY");  // systemd's RuntimeDirectory=
+  if (dir == nullptr || *dir == '\0') dir = std::getenv("TMPDIR");
+  if (dir == nullptr || *dir == '\0') dir = "/tmp";
+  std::string d = dir;
+  if (const auto colon = d.find(':'); colon != std::string::npos) d.resize(colon);  // several dirs
+  return d + "/stemd-resume-" + std::to_string(getpid()) + ".state";
+}
+
+// Replaces the process image with a fresh stemd (same argv, same PID). Returns only on failure.
+void reexec(char** argv, const Resume& r, std::string& error) {
+  setenv("STEMD_RESUME_STATE", r.state_path.c_str(), 1);
+  setenv("STEMD_RESUME_RATE", std::to_string(r.rate).c_str(), 1);
+  setenv("STEMD_RESUME_LOSSES", std::to_string(r.losses).c_str(), 1);
+  setenv("STEMD_RESUME_REASON", r.reason.c_str(), 1);
+  // Every descriptor but stdio closes on exec: sockets, the dead device's, sound files.
+  close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+  std::fflush(nullptr);
+  execv("/proc/self/exe", argv);
+  error = std::string("exec /proc/self/exe: ") + std::strerror(errno);
+}
+
+// The subscribers of the previous image (STEMD_RESUME_SUBSCRIBERS: "host:port host:port…"),
+// subscribed again as if they had sent /stemd/notify 1.
+void resubscribe(control::Router& router) {
+  const char* subs = std::getenv("STEMD_RESUME_SUBSCRIBERS");
+  if (subs == nullptr) return;
+  std::string list = subs;
+  unsetenv("STEMD_RESUME_SUBSCRIBERS");
+  std::size_t start = 0;
+  while (start < list.size()) {
+    std::size_t end = list.find(' ', start);
+    if (end == std::string::npos) end = list.size();
+    const std::string ep = list.substr(start, end - start);
+    start = end + 1;
+    const auto colon = ep.rfind(':');
+    if (colon == std::string::npos) continue;
+    std::string host = ep.substr(0, colon);
+    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+    std::string pe;
+    const auto at = control::parse_endpoint(host, static_cast<std::uint16_t>(std::atoi(ep.c_str() + colon + 1)), pe);
+    if (!at) continue;
+    control::OscMessage sub;
+    sub.address = "/stemd/notify";
+    sub.args = {control::OscArg::Int(1)};
+    router.handle(sub, control::Peer{*at, -1});
+  }
+}
+
+}  // namespace
+
+// [control, before the control thread starts] Resuming after a lost device: sources, levels,
+// tempo and subscribers now; the voices once the device runs again (so they continue from where
+// they were heard last).
+void DaemonRun::resume_session() {
+  if (!resume_.active) return;
+  control::Router& router = inst_->router();
+  std::vector<StateMessage> msgs;
+  std::string e;
+  if (read_state_file(resume_.state_path, msgs, e) != StateRead::kOk) {
+    spdlog::error("cannot resume the previous session: {}", e);
+  } else {
+    int restored = 0, failed = 0;
+    for (StateMessage& sm : msgs) {
+      if (is_voice_message(sm.message)) {
+        resume_voices_.push_back(std::move(sm));
+        continue;
+      }
+      const control::OscMessage reply = router.handle(sm.message, control::Peer{});
+      if (reply.address == "/done") {
+        ++restored;
+      } else {
+        ++failed;
+        spdlog::warn("resume: {} → {}", control::log_escape(sm.message.to_string(), 600),
+                     control::log_escape(reply.to_string(), 600));
+      }
+    }
+    spdlog::info("resume: {} settings and sources restored ({} failed), {} voices to restart", restored, failed,
+                 resume_voices_.size());
+  }
+  std::remove(resume_.state_path.c_str());
+  resubscribe(router);
+}
+
+// [control] The voices of the previous image play again.
+void DaemonRun::restart_resumed_voices() {
+  int ok = 0;
+  for (const StateMessage& sm : resume_voices_) {
+    const control::OscMessage reply = inst_->router().handle(sm.message, control::Peer{});
+    if (reply.address == "/done") {
+      ++ok;
+      spdlog::debug("resume: {}", control::log_escape(sm.message.to_string(), 600));
+    } else {
+      spdlog::warn("resume: {} → {}", control::log_escape(sm.message.to_string(), 600),
+                   control::log_escape(reply.to_string(), 600));
+    }
+  }
+  if (!resume_voices_.empty()) spdlog::info("resume: {} of {} voices playing again", ok, resume_voices_.size());
+  resume_voices_.clear();
+}
+
+// The device is lost: tell everyone, hand the whole state over to a fresh image of stemd, and
+// exec it. Returns only when that failed (then stemd exits 3 for the service manager).
+void DaemonRun::hand_over(const std::string& why) {
+  device_.set_lost(why);
+  if (o_.on_device_loss == "exit") {
+    spdlog::error("the audio device stopped: {} — exiting (--on-device-loss exit)", why);
+    backend_->mark_lost();
+    return;
+  }
+  spdlog::error(
+      "the audio device stopped: {} — keeping the state; stemd restarts its audio side and retries the "
+      "device every 0.5 s, doubling to 5 s",
+      why);
+  systemd_.status("audio device lost (" + why + "), retrying");
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));  // subscribers hear /stemd/device/lost
+  backend_->mark_lost();
+  inst_->stop_control();  // the main thread is the control thread again
+  control::Controller& ctl = inst_->controller();
+  control::Router& router = inst_->router();
+  ctl.service();
+  Resume r;
+  r.active = true;
+  r.state_path = handoff_path();
+  r.rate = rate_;
+  r.losses = device_.losses();
+  r.reason = why;
+  std::string e;
+  if (!write_file_atomic(
+          r.state_path,
+          format_state(capture_state(ctl, router, true), std::string("stemd ") + STEMD_VERSION + " (device hand-over)"),
+          e)) {
+    spdlog::error("cannot write the hand-over state: {} — exiting instead", e);
+    return;
+  }
+  if (state_) {  // the state file too, in case the new image cannot start
+    state_->capture_now(ctl, router);
+    state_->flush();
+  }
+  std::string subs;
+  for (const control::Peer& p : router.subscriber_peers()) {
+    if (p.tcp_fd < 0) subs += (subs.empty() ? "" : " ") + p.endpoint.to_string();
+  }
+  setenv("STEMD_RESUME_SUBSCRIBERS", subs.c_str(), 1);
+  spdlog::default_logger()->flush();
+  reexec(argv_, r, e);
+  spdlog::error("cannot restart the audio side: {} — exiting", e);
+  std::remove(r.state_path.c_str());
+}
+
+// The output device, watched once per main-loop pass: a stream that stopped calling back (its
+// server died, the USB interface went away) is lost — hand over to a fresh image, which
+// retries it with backoff. False: the main loop ends (exit_code_, stop_reason_ set).
+bool DaemonRun::watch_device() {
+  if (bc_.kind != "portaudio") return true;
+  const std::uint64_t cb = inst_->engine().metrics().callbacks.load(std::memory_order_relaxed);
+  const auto now = Clock::now();
+  if (device_.state() != control::DeviceState::kRunning) {  // lost, or waiting for it
+    if (now >= next_attempt_) retry_device(cb, now);
+    return true;
+  }
+  std::string why;
+  if (cb != stall_callbacks_) {
+    stall_callbacks_ = cb;
+    stall_since_ = now;
+  } else if (cb > reopened_at_callbacks_ && now - stall_since_ > std::chrono::seconds(1)) {
+    why = "no callback for 1 s (device unplugged? audio server gone?)";
+  }
+  if (why.empty()) backend_->lost(why);
+  if (!why.empty()) {
+    hand_over(why);  // returns only if stemd cannot carry on
+    exit_code_ = 3;
+    stop_reason_ = "device lost";
+    return false;
+  }
+  if (plays_pending_ && cb >= reopened_at_callbacks_ + 4) {
+    plays_pending_ = false;  // the device appeared: the --play/--a… files start now
+    inst_->post([this] { play_start_files(); });
+  }
+  if (voices_pending_ && cb >= reopened_at_callbacks_ + 4) {
+    voices_pending_ = false;  // the device runs again: the voices continue where they were
+    inst_->post([this] { restart_resumed_voices(); });
+  }
+  return true;
+}
+
+// One attempt to open and start the device again (0.5 s, doubling to every 5 s).
+void DaemonRun::retry_device(std::uint64_t cb, Clock::time_point now) {
+  device_.set_attempts(++attempts_);
+  std::string e;
+  if (backend_->open(e) && backend_->start(inst_->engine(), e)) {
+    const double was_lost = device_.lost_for_seconds();
+    const bool was_waiting = device_.state() == control::DeviceState::kWaiting;
+    device_.set_running();
+    reopened_at_callbacks_ = cb;
+    stall_callbacks_ = cb;
+    stall_since_ = now;
+    policy_logged_ = false;
+    if (was_waiting) {
+      spdlog::info("audio device {} appeared after {:.1f} s ({} attempt{}): playing on {}", wanted_, was_lost,
+                   attempts_, attempts_ == 1 ? "" : "s", backend_->describe());
+      systemd_.status(fmt::format("playing on {} at {} Hz, {} frames ({:.1f} ms)", backend_->describe(), rate_,
+                                  o_.buffer_size, budget_ms_));
+    } else {
+      spdlog::warn("audio device back after {:.1f} s ({} attempt{}): {}", was_lost, attempts_,
+                   attempts_ == 1 ? "" : "s", backend_->describe());
+      systemd_.status("audio device back: " + backend_->describe());
+    }
+    attempts_ = 0;
+    backoff_s_ = 0.5;
+    return;
+  }
+  if (attempts_ == 1 || attempts_ % 12 == 0) {
+    spdlog::info("audio device {} (attempt {}): {}; next attempt in {:.1f} s",
+                 device_.state() == control::DeviceState::kWaiting ? "not there yet" : "not back yet", attempts_, e,
+                 std::min(backoff_s_, 5.0));
+  }
+  if (device_.state() == control::DeviceState::kWaiting) {
+    device_.set_waiting(e);
+    systemd_.status(fmt::format("waiting for device {} ({}), attempt {}", wanted_, e, attempts_));
+  }
+  next_attempt_ = now + std::chrono::milliseconds(static_cast<int>(backoff_s_ * 1000));
+  backoff_s_ = std::min(backoff_s_ * 2, 5.0);
+}
+
+}  // namespace stemd::app

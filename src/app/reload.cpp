@@ -1,0 +1,115 @@
+// SIGHUP (systemctl reload) [main]: the flags and --config file are read again. What can change
+// live does — log level, the OSC allow-list, deck levels, the volumes of the start-up voices —;
+// anything else that changed is named as needing a restart. A config that does not parse is
+// reported (file, line, key) and the running configuration stays. What the control thread owns
+// is changed on it, through Instance::post().
+#include "daemon_run.hpp"
+
+#include "control/deck_ids.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <set>
+
+namespace stemd::app {
+
+namespace {
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& x : v) out += (out.empty() ? "" : ", ") + x;
+  return out;
+}
+
+std::vector<float> deck_levels_of(const Options& n) {
+  std::vector<float> lv = n.levels;
+  if (!n.ab.empty()) {
+    lv.resize(std::max<std::size_t>(lv.size(), 2), 1.0f);
+    lv[0] = n.ab[0];
+    lv[1] = n.ab[1];
+  }
+  return lv;
+}
+
+}  // namespace
+
+void DaemonRun::reload() {
+  Options n;
+  std::string e;
+  if (parse_options(argc_, argv_, n, &e) >= 0) {
+    spdlog::error("SIGHUP: configuration not reloaded, the running one stays: {}", e);
+    return;
+  }
+  if (control::AllowList check; !n.allow.empty() && !check.parse(n.allow, e)) {
+    spdlog::error("SIGHUP: configuration not reloaded, the running one stays: allow = \"{}\": {}", n.allow, e);
+    return;
+  }
+  for (const auto& w : n.config_warnings) spdlog::warn("SIGHUP: {}", w);
+  const std::string from = o_.config_path.empty() ? "the command line (no --config)" : o_.config_path;
+  std::vector<std::string> applied, restart;
+  // What changes live: compared with the value in force now.
+  if (spdlog::default_logger()->level() != spdlog::level::from_str(n.log_level)) {
+    spdlog::default_logger()->set_level(spdlog::level::from_str(n.log_level));
+    applied.push_back("log-level " + n.log_level);
+  }
+  if (n.allow != live_allow_ && !o_.no_osc) {
+    live_allow_ = n.allow;
+    control::OscServer* server = inst_->server();
+    inst_->post([server, allow = n.allow] {
+      std::string pe;
+      if (server->set_allow(allow, pe)) {
+        spdlog::info("SIGHUP: OSC now allows {}", allow.empty() ? std::string("loopback only") : allow);
+      } else {
+        spdlog::error("SIGHUP: allow = \"{}\" not applied, the previous allow-list stays: {}", allow, pe);
+      }
+    });
+    applied.push_back("allow");
+  }
+  if (const std::vector<float> lv = deck_levels_of(n); lv != live_levels_) {
+    live_levels_ = lv;
+    std::vector<float> to = lv;
+    to.resize(4, 1.0f);  // a deck the config no longer names goes back to unity
+    control::Controller* ctl = &inst_->controller();
+    inst_->post([ctl, to] {
+      std::string de;
+      for (std::size_t d = 0; d < 4; ++d) ctl->set_deck_level(static_cast<int>(d), to[d], 0.05, de);
+    });
+    applied.push_back("levels");
+  }
+  apply_live_volumes(n, applied);
+  if (n.watch != o_.watch) {
+    o_.watch = n.watch;
+    applied.push_back(n.watch ? "watch on" : "watch off");
+  }
+  static const std::set<std::string> kLive{"log-level", "allow", "levels", "ab", "volume", "vol", "watch"};
+  for (const std::string& k : changed_keys(o_, n)) {
+    if (kLive.count(k) == 0) restart.push_back(k);
+  }
+  spdlog::info("SIGHUP: reloaded {}: {}{}", from, applied.empty() ? "nothing to apply" : "applied " + join(applied),
+               restart.empty()
+                   ? std::string()
+                   : "; changed but only taking effect after a restart (systemctl restart stemd): " + join(restart));
+}
+
+// --volume (the --play voices) and --vol (the decks' voices): the players of those ids follow.
+void DaemonRun::apply_live_volumes(const Options& n, std::vector<std::string>& applied) {
+  for (const bool decks : {false, true}) {
+    const float v = decks ? n.deck_volume : n.volume;
+    float& live = decks ? live_vol_ : live_volume_;
+    if (v == live) continue;
+    live = v;
+    std::vector<int> ids = slots_;
+    if (decks) ids.assign(std::begin(control::kDeckBase), std::end(control::kDeckBase));
+    control::Controller* ctl = &inst_->controller();
+    control::Router* router = &inst_->router();
+    inst_->post([ctl, router, ids, v] {
+      std::string ve;
+      for (int id : ids) {
+        if (const control::VoiceHandle h = router->player(id); h.valid()) ctl->set_volume(h, v, 0.05, ve);
+      }
+    });
+    applied.push_back(decks ? "vol" : "volume");
+  }
+}
+
+}  // namespace stemd::app

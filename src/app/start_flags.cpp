@@ -1,0 +1,246 @@
+// The daemon's start-up, second half [main, the control thread until start_control()]: the
+// state file, the start-up flags (--play, --a…--d, --c_preload, levels, --script), the stream,
+// the start-up lines. See daemon_run.hpp.
+#include "daemon_run.hpp"
+
+#include "control/deck_ids.hpp"
+#include "io/sound_file.hpp"
+#include "script.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include <sys/mman.h>
+
+#ifndef STEMD_VERSION
+#define STEMD_VERSION "0.0.0"
+#endif
+
+namespace stemd::app {
+
+// --state-file: what was loaded (and playing) comes back, routed like live control, before the
+// flags (which apply on top) and before the stream and the control thread start. Then the
+// control thread looks at the state once a second and the main loop writes the file when it
+// changed.
+void DaemonRun::restore_state() {
+  if (o_.state_file.empty()) return;
+  state_ = std::make_unique<StateKeeper>(
+      StateKeeper::Config{o_.state_file, o_.restore_voices, o_.state_interval, std::string("stemd ") + STEMD_VERSION});
+  control::Router& router = inst_->router();
+  if (!resume_.active) state_->restore(router);  // resuming: the hand-over is newer
+  auto poll = [this] { state_->poll(inst_->controller(), inst_->router()); };
+  if (inst_->server() != nullptr) {
+    router.set_tick_hook(poll);  // the OSC server's thread ticks the router
+  } else {
+    inst_->set_control_tick(poll);  // without OSC: the Instance's control thread
+  }
+}
+
+// --play files and the old server's --a/--b/--c/--d and --c_preload: loaded before the stream
+// starts; any failure is fatal at start. Deck levels (--levels, --ab) applied.
+int DaemonRun::load_start_files() {
+  control::Controller& ctl = inst_->controller();
+  int slot = 1;
+  for (const auto& path : o_.play) {
+    const std::string name = std::filesystem::path(path).stem().string();
+    if (!ctl.load(slot, path, name, err_)) {
+      spdlog::error("cannot play {}", err_);
+      return 1;
+    }
+    slots_.push_back(slot++);
+  }
+  if (bc_.kind == "render" && o_.duration <= 0 && !o_.script.empty()) {
+    spdlog::error("--render-to with --script needs --duration (voices start at the script's times)");
+    return 2;
+  }
+  if (bc_.kind == "render" && o_.duration <= 0 && o_.loop && !o_.play.empty()) {
+    spdlog::error("--render-to with --loop needs --duration (a loop never ends)");
+    return 2;
+  }
+  // The old server's --a/--b/--c/--d: a deck's base id, looped, at --vol.
+  for (int d = 0; d < 4; ++d) {
+    if (o_.deck_files[d].empty()) continue;
+    const std::string name = std::filesystem::path(o_.deck_files[d]).stem().string();
+    if (!ctl.load(control::kDeckBase[d], o_.deck_files[d], name, err_)) {
+      spdlog::error("cannot play {}", err_);
+      return 1;
+    }
+  }
+  // --c_preload: deck C loaded, not started (/schedule_c_at or --dummy_after start it).
+  if (!o_.c_preload.empty() && o_.deck_files[2].empty()) {
+    const std::string name = std::filesystem::path(o_.c_preload).stem().string();
+    if (!ctl.load(control::kDeckBase[2], o_.c_preload, name, err_)) {
+      spdlog::error("--c_preload: cannot load {}", err_);
+      return 1;
+    }
+  }
+  if (!o_.deck_files[2].empty() && o_.c_at < 0) {
+    spdlog::info("--c {}: loaded into buffer 2100, not started (the old server's meaning): /schedule_c_at X or --c_at",
+                 o_.deck_files[2]);
+  }
+  if (!o_.levels.empty()) deck_levels_ = o_.levels;
+  if (!o_.ab.empty()) {
+    deck_levels_.resize(std::max<std::size_t>(deck_levels_.size(), 2), 1.0f);
+    deck_levels_[0] = o_.ab[0];
+    deck_levels_[1] = o_.ab[1];
+  }
+  for (std::size_t d = 0; d < deck_levels_.size(); ++d)
+    ctl.set_deck_level(static_cast<int>(d), deck_levels_[d], -1.0, err_);
+  return -1;
+}
+
+// --script: every line routed now, at its exact frame (the engine holds them until then).
+int DaemonRun::run_script() {
+  if (o_.script.empty()) return -1;
+  std::vector<ScriptLine> lines;
+  if (!load_script(o_.script, lines, err_)) {
+    spdlog::error("--script {}", err_);
+    return 2;
+  }
+  for (const ScriptLine& l : lines) {
+    const auto frame = static_cast<std::int64_t>(std::llround(l.seconds * rate_));
+    const control::OscMessage reply = inst_->router().handle_at(l.message, frame);
+    if (reply.address == "/fail") {
+      spdlog::error("--script {}:{}: {} → {}", o_.script, l.line, control::log_escape(l.message.to_string(), 600),
+                    control::log_escape(reply.to_string(), 600));
+      return 2;
+    }
+  }
+  spdlog::info("--script {}: {} messages scheduled", o_.script, lines.size());
+  return -1;
+}
+
+// [control] The --play files and the decks start (offline and null output: before the first
+// block, so at frame 0; a device: once it runs).
+bool DaemonRun::play_start_files() {
+  control::Controller& ctl = inst_->controller();
+  control::Router& router = inst_->router();
+  std::string err;  // not err_: this may run on the control thread while the main thread runs
+  for (int s : slots_) {
+    control::VoiceHandle h;
+    control::PlayOptions po;
+    po.loop = o_.loop;
+    po.volume = o_.volume;
+    if (!ctl.play(s, po, h, err)) {
+      spdlog::error("cannot play slot {}: {}", s, err);
+      return false;
+    }
+    router.adopt_player(s, h);  // its slot's player, as if started over OSC (state, recovery)
+  }
+  for (int d = 0; d < 4; ++d) {
+    if (o_.deck_files[d].empty()) continue;
+    if (d == 2 && o_.c_at < 0) continue;  // --c without --c_at: loaded only
+    control::VoiceHandle h;
+    control::PlayOptions po;
+    po.loop = true;
+    po.volume = o_.deck_volume;
+    po.deck = d;
+    po.rate = static_cast<float>(o_.rate);
+    // --c_at: deck C starts that many seconds (of output) after the start.
+    const std::int64_t at = d == 2 ? (real_device_ ? ctl.now_frame() : 0) + std::llround(o_.c_at * rate_) : -1;
+    control::Controller::ScheduleScope when(ctl, at);
+    if (!ctl.play(control::kDeckBase[d], po, h, err)) {
+      spdlog::error("cannot play buffer {}: {}", control::kDeckBase[d], err);
+      return false;
+    }
+    router.adopt_player(control::kDeckBase[d], h);
+  }
+  // --dummy_after: /dummy <--dummy_args> taking effect that many seconds after the start (its
+  // /schedule_c_at, if any, starts deck C no earlier than then).
+  if (o_.dummy_after >= 0) {
+    control::OscMessage dm;
+    dm.address = "/dummy";
+    for (const auto& a : o_.dummy_args) dm.args.push_back(control::OscArg::Str(a));
+    const std::int64_t at = (real_device_ ? ctl.now_frame() : 0) + std::llround(o_.dummy_after * rate_);
+    const control::OscMessage reply = router.handle_at(dm, at);
+    if (reply.address != "/done") spdlog::warn("--dummy_after: {} → {}", dm.to_string(), reply.to_string());
+  }
+  return true;
+}
+
+// The loader and the stream start; the start-up voices play. Returns -1, or the exit code.
+int DaemonRun::start_stream() {
+  inst_->loader().start();
+  // Offline and null output: queue the plays before the first block, so they start at frame 0.
+  if (!real_device_ && !play_start_files()) return 1;
+  if (device_open_ && !backend_->start(inst_->engine(), err_)) {
+    if (!resume_.active && !device_configured_) {
+      spdlog::error("{}", err_);
+      inst_->loader().stop();
+      return 2;
+    }
+    if (resume_.active) {
+      spdlog::warn("the audio device is not back yet: {}", err_);
+    } else {
+      waiting_ = true;
+      device_.set_waiting(err_);
+      spdlog::warn("waiting for the audio device {}: {}", wanted_, err_);
+    }
+    device_open_ = false;
+  }
+  if (real_device_ && device_open_) {
+    // A device's first periods can go nowhere while its connections settle (JACK connects
+    // PortAudio's ports after activation): start the --play files once the stream has run a few.
+    const auto& m = inst_->engine().metrics();
+    const auto deadline = Clock::now() + std::chrono::seconds(2);
+    while (m.callbacks.load() < 4 && Clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (!play_start_files()) {
+      backend_->stop();
+      inst_->loader().stop();
+      return 1;
+    }
+    restart_resumed_voices();
+  }
+  return -1;
+}
+
+// READY for systemd (the device is open and the OSC socket bound, or a configured device is
+// being waited for), --mlock, and the start-up lines.
+void DaemonRun::announce() {
+  const control::OscServer* server = inst_->server();
+  const std::string osc = server != nullptr ? server->describe() : std::string();
+  budget_ms_ = 1000.0 * o_.buffer_size / rate_;
+  if (waiting_) {  // READY all the same: OSC answers, and a unit that waits does not hit a start timeout
+    systemd_.ready(
+        fmt::format("waiting for device {} ({}), retrying{}", wanted_, device_.reason(), o_.no_osc ? "" : "; " + osc));
+  } else {
+    systemd_.ready(fmt::format("playing on {} at {} Hz, {} frames ({:.1f} ms){}", backend_->describe(), rate_,
+                               o_.buffer_size, budget_ms_, o_.no_osc ? "" : ", " + osc));
+  }
+  spdlog::info("buffer size {} frames from {}", o_.buffer_size, o_.preset_reason);
+  if (o_.mlock) {
+    if (mlockall(MCL_CURRENT | MCL_FUTURE) == 0) {
+      spdlog::info("memory locked (mlockall)");
+    } else {
+      spdlog::warn("--mlock: mlockall failed: {} — raise LimitMEMLOCK (systemd) or memlock in limits.conf",
+                   std::strerror(errno));
+    }
+  }
+  spdlog::info(
+      "stemd {} started: {}, {} Hz, buffer {} frames = {:.1f} ms (output latency {:.1f} ms), "
+      "max {} voices, ring {:.0f} ms (kept ≥ {:.0f}, up to {:.0f} when the disk is slow), head {:.0f} ms, "
+      "preload ≤ {:.0f} MB, limiter {}, libsndfile {}",
+      STEMD_VERSION, backend_->describe(), rate_, o_.buffer_size, budget_ms_,
+      backend_->output_latency_seconds() * 1000.0, o_.max_voices, o_.ring_ms, o_.ring_min_ms, o_.ring_max_ms,
+      o_.head_ms, o_.preload_limit_mb,
+      o_.limiter == "true"        ? fmt::format("at {:.1f} dBFS", o_.limiter_threshold_db)
+      : o_.limiter == "soft_clip" ? std::string("soft clip 0.9·tanh(0.9·x)")
+                                  : std::string("off"),
+      io::sndfile_version());
+  if (o_.crowdstream_mode) {
+    spdlog::info(
+        "crowdstream mode (an old-server flag was given): master {:.2f}, limiter {}, deck EQ {}, movement tempo "
+        "glide rising τ {:.4g} s / falling τ {:.4g} s",
+        o_.master, o_.limiter, o_.disable_filters ? "ignored (--disable-filters)" : "applied", o_.tempo_rise_s,
+        o_.tempo_fall_s);
+  }
+  for (const auto& note : o_.notes) spdlog::info("{}", note);
+}
+
+}  // namespace stemd::app

@@ -1,0 +1,291 @@
+// The daemon's start-up [main]: options, signals, the backend, the Instance, the start-up flags
+// and the stream, in this order. See daemon_run.hpp.
+#include "daemon_run.hpp"
+
+#include "control/deck_ids.hpp"
+#include "control/net.hpp"
+#include "io/sound_file.hpp"
+#include "loader_sizing.hpp"
+#include "logging.hpp"
+#include "script.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+
+#ifndef STEMD_VERSION
+#define STEMD_VERSION "0.0.0"
+#endif
+
+namespace stemd::app {
+
+int DaemonRun::prepare() {
+  if (int rc = parse_options(argc_, argv_, o_); rc >= 0) return rc;
+  setup_logging(o_.log_level);
+  spdlog::info("{}", o_.config_source);
+  for (const auto& w : o_.config_warnings) spdlog::warn("{}", w);
+  if (!o_.device.empty() && (o_.backend == "null" || o_.backend == "render")) {
+    spdlog::warn("--device '{}' is ignored: the {} backend has no device (--backend portaudio or auto uses it)",
+                 o_.device, o_.backend);
+  }
+  // A daemon never starts a JACK server of its own (libjack would, when none is running).
+  setenv("JACK_NO_START_SERVER", "1", 0);
+  resume_ = take_resume_env();
+  if (resume_.active) {
+    spdlog::warn("resuming after the audio device was lost ({}): restoring the state from {}", resume_.reason,
+                 resume_.state_path);
+    device_.resume_lost(resume_.losses, resume_.reason);
+    // What the start-up flags did is in the hand-over state: not again.
+    o_.play.clear();
+    for (auto& f : o_.deck_files) f.clear();
+    o_.levels.clear();
+    o_.ab.clear();
+    o_.script.clear();
+    o_.c_preload.clear();  // deck C is in the hand-over state; reloading it would stop its player
+    o_.dummy_after = -1;   // the simulated /dummy happened in the first image
+  }
+  if (o_.list_devices) {
+    const auto devices = audio::list_output_devices(o_.log_level != "trace" && o_.log_level != "debug");
+    std::printf("PortAudio output devices (%s):\n%s", audio::portaudio_version().c_str(),
+                audio::format_device_list(devices).c_str());
+    return 0;
+  }
+  block_signals_and_raise_fd_limit();
+  return -1;
+}
+
+void DaemonRun::block_signals_and_raise_fd_limit() {
+  // Signals are taken by sigtimedwait in the main loop; block them before any thread starts.
+  sigemptyset(&sigs_);
+  sigaddset(&sigs_, SIGINT);
+  sigaddset(&sigs_, SIGTERM);
+  sigaddset(&sigs_, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &sigs_, nullptr);
+
+  // Every loaded file holds one descriptor: raise the soft fd limit to the hard one, and say so
+  // when even that cannot hold --max-sources plus a margin (sockets, the audio API's own).
+  if (rlimit nofile{}; getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+    if (nofile.rlim_cur < nofile.rlim_max) {
+      const rlim_t was = nofile.rlim_cur;
+      nofile.rlim_cur = nofile.rlim_max;
+      if (setrlimit(RLIMIT_NOFILE, &nofile) != 0) nofile.rlim_cur = was;
+    }
+    if (nofile.rlim_cur != RLIM_INFINITY && nofile.rlim_cur < static_cast<rlim_t>(o_.max_sources) + 64) {
+      spdlog::warn(
+          "open-file limit {} is below --max-sources {} + 64: loads will fail with 'Too many open files' "
+          "before that; raise LimitNOFILE (systemd) or nofile in limits.conf, or lower --max-sources",
+          static_cast<unsigned long long>(nofile.rlim_cur), o_.max_sources);
+    }
+  }
+}
+
+// The backend first: it settles the sample rate the engine is built for. The render backend
+// needs the loader: it is built in build_instance(), between the Instance's two steps.
+int DaemonRun::open_backend() {
+  bc_.kind = o_.backend;
+  bc_.device = o_.device;
+  bc_.sample_rate = resume_.active && resume_.rate > 0 ? resume_.rate : o_.sample_rate;
+  bc_.buffer_size = o_.buffer_size;
+  bc_.render_path = o_.render_to;
+  bc_.render_seconds = o_.duration;
+  bc_.quiet_alsa = o_.log_level != "trace" && o_.log_level != "debug";
+  // A configured device (--device, or --backend portaudio) is waited for when it is not there
+  // at start (a USB DAC that appears late, a JACK server started after stemd): never null.
+  device_configured_ = !o_.device.empty() || o_.backend == "portaudio";
+  if (o_.backend == "auto") {
+    if (!o_.device.empty()) {
+      bc_.kind = "portaudio";
+    } else if (audio::list_output_devices(bc_.quiet_alsa).empty()) {
+      spdlog::warn(
+          "PortAudio has no output device: using the null backend (no sound). "
+          "Use --backend portaudio to insist, or --list-devices to see what PortAudio sees.");
+      bc_.kind = "null";
+    } else {
+      bc_.kind = "portaudio";
+    }
+  }
+  if (bc_.kind == "portaudio") {
+    backend_ = audio::make_portaudio_backend(bc_);
+  } else if (bc_.kind == "null") {
+    backend_ = audio::make_null_backend(bc_);
+  }
+  wanted_ = o_.device.empty() ? std::string("the default output device") : "'" + o_.device + "'";
+  if (backend_ && !backend_->open(err_)) {
+    if (!resume_.active && !device_configured_) {
+      spdlog::error("{}", err_);
+      return 2;
+    }
+    device_open_ = false;
+    if (resume_.active) {
+      // Resuming: the device is not back yet. Everything else starts; the main loop retries.
+      spdlog::warn("the audio device is not back yet: {}", err_);
+    } else {
+      waiting_ = true;
+      device_.set_waiting(err_);
+      spdlog::warn(
+          "waiting for the audio device {}: {} — stemd answers OSC meanwhile, retries every 0.5 s doubling to 5 s "
+          "and plays as soon as it appears (no fallback to the null backend: a device is configured)",
+          wanted_, err_);
+      // The engine is built for one rate: the device is opened at it when it appears.
+      if (bc_.sample_rate == 0) {
+        bc_.sample_rate = 48000;
+        backend_ = audio::make_portaudio_backend(bc_);
+        spdlog::info("while waiting, the output rate is {} Hz (no --sample-rate): the device must run at it", 48000);
+      }
+    }
+  }
+  if (resume_.active && device_open_) device_.set_running();
+  rate_ = backend_ && device_open_ ? backend_->sample_rate() : bc_.sample_rate > 0 ? bc_.sample_rate : 48000;
+  real_device_ = bc_.kind == "portaudio";
+  return -1;
+}
+
+namespace {
+
+void log_event(const engine::Event& e, const control::VoiceInfo& v) {
+  switch (e.type) {
+    case engine::EventType::kVoiceStarted:
+      spdlog::debug("voice {} started (slot {} '{}')", e.voice, v.slot, control::log_escape(v.name));
+      break;
+    case engine::EventType::kVoiceEnded:
+      if (e.reason == engine::EndReason::kError) {
+        spdlog::warn("voice {} (slot {} '{}') ended: {}", e.voice, v.slot, control::log_escape(v.name),
+                     engine::to_string(e.reason));
+      } else {
+        spdlog::info("voice {} (slot {} '{}') ended: {}", e.voice, v.slot, control::log_escape(v.name),
+                     engine::to_string(e.reason));
+      }
+      break;
+    case engine::EventType::kVoiceUnderrun:
+      spdlog::debug("voice {} underrun #{}", e.voice, e.count);
+      break;
+    case engine::EventType::kCommandLate:
+      spdlog::debug("scheduled command for voice {} applied {} frames late", e.voice, e.count);
+      break;
+    case engine::EventType::kCommandDropped:
+      spdlog::debug("command for voice {} ignored: it is no longer playing", e.voice);
+      break;
+  }
+}
+
+}  // namespace
+
+// The Instance's mixer core and the OSC server's settings, from the options and the rate.
+InstanceConfig DaemonRun::instance_config() const {
+  InstanceConfig ic;
+  ic.loader = loader_config(o_.ring_ms, o_.ring_min_ms, o_.ring_max_ms, o_.buffer_size, rate_);
+  engine::EngineConfig& ec = ic.engine;
+  ec.sample_rate = rate_;
+  ec.max_block_frames = std::max<std::uint32_t>(o_.buffer_size, 4096);
+  ec.max_voices = o_.max_voices;
+  ec.max_resampled_voices = o_.max_resampled_voices;
+  ec.max_stretched_voices = o_.stretch_method == "time_stretch" ? std::max<std::uint32_t>(o_.max_stretched_voices, 8)
+                                                                : o_.max_stretched_voices;
+  ec.limiter = o_.limiter == "true";
+  ec.soft_clip = o_.limiter == "soft_clip";
+  ec.master = static_cast<float>(o_.master);
+  ec.limiter_threshold = static_cast<float>(std::pow(10.0, o_.limiter_threshold_db / 20.0));
+  ec.resample_quality = o_.resample_quality == "best" ? 2 : o_.resample_quality == "medium" ? 1 : 0;
+  io::LoadOptions& lo = ic.load;
+  lo.output_rate = rate_;
+  lo.preload_limit_bytes = static_cast<std::int64_t>(o_.preload_limit_mb * 1024 * 1024);
+  lo.head_frames = static_cast<std::int64_t>(o_.head_ms * 1e-3 * rate_);
+  lo.max_channels = static_cast<int>(o_.max_channels);
+  lo.budget = std::make_shared<io::MemoryBudget>(static_cast<std::int64_t>(o_.max_memory_mb) << 20);
+  ic.media_root = o_.media_root;
+  ic.osc = !o_.no_osc;
+  control::OscServerConfig& oc = ic.osc_server;
+  oc.bind = o_.osc_bind;
+  oc.port = o_.osc_port;
+  oc.tcp = o_.osc_tcp_port >= 0;
+  oc.tcp_port = static_cast<std::uint16_t>(o_.osc_tcp_port < 0 ? 0 : o_.osc_tcp_port);
+  oc.allow = o_.allow;
+  oc.max_tcp_clients = o_.max_tcp_clients;
+  oc.max_tcp_clients_per_address = o_.max_tcp_clients_per_address;
+  oc.tcp_idle_timeout_s = o_.tcp_idle_timeout;
+  oc.tcp_frame_timeout_s = o_.tcp_frame_timeout;
+  oc.device = &device_;
+  ic.on_event = log_event;
+  return ic;
+}
+
+// The router's settings (once the backend is open: its latency) and whether loads without a
+// media root are allowed only on loopback. Returns -1, or 2 for a flag that does not parse.
+int DaemonRun::router_config(control::RouterConfig& rc, bool& media_loopback_only) const {
+  rc.sample_rate = rate_;
+  rc.buffer_size = o_.buffer_size;
+  rc.output_latency_s = backend_ && device_open_ ? backend_->output_latency_seconds() : 0.0;
+  rc.backend = bc_.kind;
+  rc.max_sources = o_.max_sources;
+  rc.max_subscribers = o_.max_subscribers;
+  rc.subscription_ttl_s = o_.subscription_ttl;
+  if (o_.cookie_exempt == "none") {
+    rc.cookie_exempt = control::AllowList{};
+  } else if (std::string e; !rc.cookie_exempt.parse(o_.cookie_exempt, e)) {
+    spdlog::error("--cookie-exempt: {}", e);
+    return 2;
+  }
+  rc.limits.max_string = o_.max_string;
+  rc.bpm = o_.bpm;
+  rc.time_stretch = o_.stretch_method == "time_stretch";
+  rc.equal_power = o_.crossfade_law == "equal_power";
+  for (int i = 0; i < 3; ++i) rc.movement_thresholds[i] = o_.movement_thresholds[static_cast<std::size_t>(i)];
+  for (int i = 0; i < 5; ++i) rc.movement_tempos[i] = o_.movement_tempos[static_cast<std::size_t>(i)];
+  rc.tone_level = std::pow(10.0, o_.tone_level_db / 20.0);
+  rc.tone_seconds = o_.tone_seconds;
+  rc.meter = o_.meter;
+  rc.eq_enabled = !o_.disable_filters;
+  rc.tempo_rise_s = o_.tempo_rise_s;
+  rc.tempo_fall_s = o_.tempo_fall_s;
+  rc.movement_max = o_.movement_max;
+  rc.tempo_moves_players = !(o_.disable_time_stretch &&
+                             (o_.stretch_method_given == "pyrubberband" || o_.stretch_method_given == "audiotsm"));
+  std::string e;
+  auto bind_at = control::parse_endpoint(o_.osc_bind, o_.osc_port, e);
+  if (!o_.no_osc && !bind_at) {
+    spdlog::error("--osc-bind {}: {}", o_.osc_bind, e);
+    return 2;
+  }
+  media_loopback_only = o_.no_osc || bind_at->is_loopback();
+  return -1;
+}
+
+// The Instance: its core, the render backend (which needs the loader), then the control side
+// (media policy, router, OSC sockets bound now: a port in use is a start-up error).
+int DaemonRun::build_instance() {
+  InstanceConfig ic = instance_config();
+  inst_ = std::make_unique<Instance>(ic);
+  if (bc_.kind == "render") {
+    std::vector<std::string> inputs = o_.play;  // a render must not overwrite what it reads
+    inputs.insert(inputs.end(), std::begin(o_.deck_files), std::end(o_.deck_files));
+    inputs.push_back(o_.script);
+    inputs.push_back(o_.config_path);
+    if (!audio::render_target_is_free(bc_.render_path, inputs, err_)) {
+      spdlog::error("{}", err_);
+      return 2;
+    }
+    backend_ = audio::make_render_backend(bc_, &inst_->loader());
+    if (!backend_->open(err_)) {
+      spdlog::error("{}", err_);
+      return 2;
+    }
+  }
+  control::RouterConfig rc;
+  bool loopback_only = true;
+  if (int rc_code = router_config(rc, loopback_only); rc_code >= 0) return rc_code;
+  if (!inst_->open_control(rc, loopback_only, err_)) {
+    spdlog::error("{}", err_);
+    return 2;
+  }
+  return -1;
+}
+
+}  // namespace stemd::app
