@@ -395,3 +395,21 @@ pipewire_stop() {
   _testbed_kill "$TESTBED_PIPEWIRE_PID" TERM 5
   TESTBED_PIPEWIRE_PID=""
 }
+
+# testbed_position_unbroken POS_PY CAPTURE NAME: CAPTURE holds the position signal of
+# tests/tools/position_signal.py, sounding, running on frame by frame without a break for at
+# least a second (48000 frames). Prints the scan; non-zero (with the reason) otherwise.
+testbed_position_unbroken() {
+  local pos=$1 cap=$2 name=$3 scan
+  scan=$(python3 "$pos" scan "$cap") || { echo "$name: could not scan $cap" >&2; return 1; }
+  echo "$name: capture: $scan"
+  python3 - "$scan" <<'PY'
+import json, sys
+s = json.loads(sys.argv[1])
+if s["first_sound"] is None: sys.exit("the capture is silent: the --play file did not play")
+if s["steady_from"] is None: sys.exit("no steady position run in the capture (not the fixture)")
+if s["breaks"]: sys.exit(f"the voice did not run on unbroken: {s['breaks']}")
+if s["run"] < 48000: sys.exit(f"only {s['run']} frames of the fixture in the capture")
+print(f"fixture from frame {s['position']}, {s['run']} frames unbroken")
+PY
+}

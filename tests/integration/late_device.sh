@@ -91,16 +91,6 @@ grep -E "audio thread: (SCHED_FIFO priority [0-9]+|SCHED_RR priority [0-9]+|SCHE
   "$D/stemd.log" || fail "the audio thread's scheduling line does not say its policy and priority (or why not)"
 st=$("$STEMCTL" -p "$PORT" status 2>&1) || fail "status over OSC: $st"
 grep -Eiq "device[ :]+running" <<<"$st" || fail "OSC status does not say the device runs: $st"
-scan=$(python3 "$POS" scan "$D/cap.wav") || fail "scan"
-echo "$NAME: capture: $scan"
-python3 - "$scan" <<'PY' || fail "see above"
-import json, sys
-s = json.loads(sys.argv[1])
-if s["first_sound"] is None: sys.exit("the capture is silent: the --play file did not play")
-if s["steady_from"] is None: sys.exit("no steady position run in the capture (not the fixture)")
-if s["breaks"]: sys.exit(f"the voice did not run on unbroken: {s['breaks']}")
-if s["run"] < 48000: sys.exit(f"only {s['run']} frames of the fixture in the capture")
-print(f"fixture from frame {s['position']}, {s['run']} frames unbroken")
-PY
+testbed_position_unbroken "$POS" "$D/cap.wav" "$NAME" || fail "see above"
 echo "--- sd_notify messages"; cat "$D/notify.log"
 echo "$NAME: PASS"
