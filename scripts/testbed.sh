@@ -2,7 +2,9 @@
 # testbed.sh: the headless real-time test bed, as a bash library for stemd's tests.
 #
 # Source it, then:
-#   testbed_start [PERIOD=1024] [RATE=48000]  private jackd (dummy driver) named
+#   testbed_start [PERIOD=1024] [RATE=48000]  private jackd (dummy driver; real-time with
+#                                             TESTBED_JACKD_RT=1 where allowed, then
+#                                             TESTBED_JACKD_REALTIME=1) named
 #                                             stemd-test-$$-$RANDOM, exported as
 #                                             JACK_DEFAULT_SERVER; temp dir $TESTBED_DIR
 #   capture_start OUT.wav                     jack_capture of what reaches
@@ -46,6 +48,7 @@ TESTBED_CAPTURE_FILE=""
 TESTBED_PIDS=()
 TESTBED_PERIOD=""
 TESTBED_RATE=""
+TESTBED_JACKD_RTFLAGS=(--no-realtime)
 
 _testbed_log() { echo "testbed: $*" >&2; }
 
@@ -119,7 +122,14 @@ testbed_start() {
   # logs ~6 MB/s of notifications and jack_wait then never reported "running" here.
   # -m gives the dummy driver monitor ports (system:monitor_N, outputs carrying exactly
   # what reached system:playback_N): the capture taps them, see capture_start.
-  jackd --no-realtime -n "$JACK_DEFAULT_SERVER" -d dummy -m -r "$rate" -p "$period" \
+  # TESTBED_JACKD_RT=1: a real-time server (-R -P 70) where this process may use SCHED_FIFO,
+  # so its clients' process threads run SCHED_FIFO as on a tuned machine; else --no-realtime.
+  TESTBED_JACKD_RTFLAGS=(--no-realtime)
+  if [ "${TESTBED_JACKD_RT:-0}" = 1 ] && chrt -f 1 true 2>/dev/null; then TESTBED_JACKD_RTFLAGS=(-R -P 70); fi
+  TESTBED_JACKD_REALTIME=0
+  [ "${TESTBED_JACKD_RTFLAGS[0]}" = -R ] && TESTBED_JACKD_REALTIME=1
+  export TESTBED_JACKD_REALTIME
+  jackd "${TESTBED_JACKD_RTFLAGS[@]}" -n "$JACK_DEFAULT_SERVER" -d dummy -m -r "$rate" -p "$period" \
     >"$TESTBED_DIR/jackd.log" 2>&1 &
   TESTBED_JACKD_PID=$!
   local deadline=$(( $(date +%s%N) + 10000000000 )) rc
@@ -248,7 +258,7 @@ testbed_kill_jackd() {
 # environment find it under the same name. Its log is appended to jackd.log.
 testbed_restart_jackd() {
   [ -z "$TESTBED_JACKD_PID" ] || { _testbed_log "jackd still running"; return 1; }
-  jackd --no-realtime -n "$JACK_DEFAULT_SERVER" -d dummy -m -r "$TESTBED_RATE" -p "$TESTBED_PERIOD" \
+  jackd "${TESTBED_JACKD_RTFLAGS[@]}" -n "$JACK_DEFAULT_SERVER" -d dummy -m -r "$TESTBED_RATE" -p "$TESTBED_PERIOD" \
     >>"$TESTBED_DIR/jackd.log" 2>&1 &
   TESTBED_JACKD_PID=$!
   TESTBED_JACKD_KILLED=0

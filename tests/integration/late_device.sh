@@ -29,6 +29,9 @@ fail() {
 
 if [ "$SERVER" = jack ]; then
   # The server's name is made by testbed_start: start it once, then take it away before stemd.
+  # Real-time where allowed (as the unit's LimitRTPRIO allows on a Pi): stemd's audio thread,
+  # JACK's process thread, is then SCHED_FIFO, and the log must say so.
+  export TESTBED_JACKD_RT=1
   testbed_start 1024 48000 || fail "could not start jackd"
   testbed_kill_jackd
   DEVICE=system
@@ -89,6 +92,10 @@ capture_stop || fail "capture stop"
 testbed_wait_for 5 grep -q "audio thread: SCHED_" "$D/stemd.log" || fail "no 'audio thread: SCHED_…' line in the log"
 grep -E "audio thread: (SCHED_FIFO priority [0-9]+|SCHED_RR priority [0-9]+|SCHED_OTHER \(not real-time\): .+)" \
   "$D/stemd.log" || fail "the audio thread's scheduling line does not say its policy and priority (or why not)"
+if [ "${TESTBED_JACKD_REALTIME:-0}" = 1 ]; then
+  grep -q "audio thread: SCHED_FIFO priority [1-9]" "$D/stemd.log" ||
+    fail "jackd runs real-time (-R) but the log does not show the audio thread SCHED_FIFO"
+fi
 st=$("$STEMCTL" -p "$PORT" status 2>&1) || fail "status over OSC: $st"
 grep -Eiq "device[ :]+running" <<<"$st" || fail "OSC status does not say the device runs: $st"
 testbed_position_unbroken "$POS" "$D/cap.wav" "$NAME" || fail "see above"
