@@ -97,6 +97,19 @@ std::string alsa_portaudio_name(const std::string& device, const std::string& pr
   return "(hw:" + std::to_string(n) + "," + dev + ")";
 }
 
+std::string alsa_stable_name(const std::string& portaudio_name, const std::string& proc_root) {
+  const auto open = portaudio_name.rfind("(hw:");
+  if (open == std::string::npos || portaudio_name.back() != ')') return {};
+  const std::string inner = portaudio_name.substr(open + 4, portaudio_name.size() - open - 5);  // "1,0"
+  const auto comma = inner.find(',');
+  if (comma == std::string::npos) return {};
+  const std::string card = inner.substr(0, comma), dev = inner.substr(comma + 1);
+  if (!all_digits(card) || !all_digits(dev)) return {};
+  const std::string id = card_id(std::stoi(card), proc_root);
+  if (id.empty()) return {};
+  return "hw:CARD=" + id + ",DEV=" + dev;
+}
+
 std::vector<AlsaHolder> alsa_playback_holders(const std::string& proc_root) {
   namespace fs = std::filesystem;
   std::vector<AlsaHolder> out;

@@ -28,6 +28,11 @@ struct AlsaHolder {
 // "" for anything else (a PCM name such as "default", or a card that is not there).
 std::string alsa_portaudio_name(const std::string& device, const std::string& proc_root = "/proc");
 
+// The other way: PortAudio's "USB DAC: USB Audio (hw:1,0)" → "hw:CARD=DAC,DEV=0", the name that
+// stays the same across boots (card numbers follow the order devices are found in); "" when the
+// name has no "(hw:N,M)" or card N has no id. --list-devices prints it beside each hw device.
+std::string alsa_stable_name(const std::string& portaudio_name, const std::string& proc_root = "/proc");
+
 // The card an ALSA device name points at (-1: none, or not an hw/plughw name).
 int alsa_card_of(const std::string& device, const std::string& proc_root = "/proc");
 

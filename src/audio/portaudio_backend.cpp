@@ -298,9 +298,13 @@ std::string format_device_list(const std::vector<DeviceInfo>& devices) {
   if (devices.empty()) return "  (no output devices)\n";
   for (const auto& d : devices) {
     char line[512];
-    std::snprintf(line, sizeof line, "  %s%3d  %-40s  %-28s  %2d out  %6.0f Hz\n", d.is_default ? "*" : " ", d.index,
+    std::snprintf(line, sizeof line, "  %s%3d  %-40s  %-28s  %2d out  %6.0f Hz", d.is_default ? "*" : " ", d.index,
                   d.name.c_str(), d.host_api.c_str(), d.max_outputs, d.default_rate);
     out += line;
+    // An ALSA hw device: the name that survives a reboot (card numbers do not), for --device.
+    const std::string stable = d.host_api == "ALSA" ? alsa_stable_name(d.name) : std::string();
+    if (!stable.empty()) out += "  --device " + stable;
+    out += '\n';
   }
   return out;
 }

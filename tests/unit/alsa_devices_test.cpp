@@ -107,3 +107,17 @@ TEST_F(FakeProc, BusyMessageSaysWhenNobodyIsSeenHoldingIt) {
   EXPECT_NE(none.find("/proc/asound shows no open playback on card 1"), std::string::npos) << none;
   EXPECT_NE(none.find("fuser -v /dev/snd/*"), std::string::npos) << none;
 }
+
+TEST_F(FakeProc, PortAudiosHwNamesGetTheirStableAlsaName) {
+  card(0, "Headphones");
+  card(1, "DAC");
+  EXPECT_EQ(alsa_stable_name("USB Audio DAC: USB Audio (hw:1,0)", root()), "hw:CARD=DAC,DEV=0");
+  EXPECT_EQ(alsa_stable_name("bcm2835 Headphones: - (hw:0,0)", root()), "hw:CARD=Headphones,DEV=0");
+  EXPECT_EQ(alsa_stable_name("HDMI: 3 (hw:0,3)", root()), "hw:CARD=Headphones,DEV=3");
+  EXPECT_EQ(alsa_stable_name("Gone (hw:7,0)", root()), "");  // no such card: no id
+  EXPECT_EQ(alsa_stable_name("default", root()), "");
+  EXPECT_EQ(alsa_stable_name("pipewire", root()), "");
+  EXPECT_EQ(alsa_stable_name("odd (hw:1)", root()), "");
+  // Round trip: the stable name finds the same PortAudio name again.
+  EXPECT_EQ(alsa_portaudio_name(alsa_stable_name("USB Audio DAC: USB Audio (hw:1,0)", root()), root()), "(hw:1,0)");
+}
