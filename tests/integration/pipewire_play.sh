@@ -19,6 +19,10 @@ NAME="pipewire_play($MODE)"
 for t in pipewire pw-link pw-cli jack_capture; do
   command -v "$t" >/dev/null 2>&1 || { echo "$NAME: SKIP ($t not installed: scripts/setup.sh installs it)"; exit 77; }
 done
+if [ "$MODE" = alsa ] && ! compgen -G "/usr/lib*/*/alsa-lib/libasound_module_pcm_pipewire.so" >/dev/null &&
+   ! compgen -G "/usr/lib*/alsa-lib/libasound_module_pcm_pipewire.so" >/dev/null; then
+  echo "$NAME: SKIP (pipewire-alsa, the 'pipewire' ALSA PCM, is not installed)"; exit 77
+fi
 # shellcheck source-path=SCRIPTDIR source=../../scripts/testbed.sh
 source "$(dirname "$0")/../../scripts/testbed.sh"
 export TESTBED_KEEP=${STEMD_E2E_KEEP:-0}
