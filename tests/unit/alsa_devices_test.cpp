@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <utility>
 #include <fstream>
 #include <unistd.h>
 
@@ -44,17 +45,21 @@ const char* kRunning =
 TEST_F(FakeProc, HwNamesBecomeThePartOfPortAudiosNameTheyMatch) {
   card(0, "Headphones");
   card(1, "DAC");
-  EXPECT_EQ(alsa_portaudio_name("hw:CARD=DAC,DEV=0", root()), "(hw:1,0)");
-  EXPECT_EQ(alsa_portaudio_name("hw:CARD=DAC", root()), "(hw:1,0)");
-  EXPECT_EQ(alsa_portaudio_name("plughw:CARD=Headphones,DEV=1", root()), "(hw:0,1)");
-  EXPECT_EQ(alsa_portaudio_name("hw:1,0", root()), "(hw:1,0)");
-  EXPECT_EQ(alsa_portaudio_name("hw:DAC", root()), "(hw:1,0)");
-  EXPECT_EQ(alsa_portaudio_name("hw:CARD=DAC,DEV=0,SUBDEV=0", root()), "(hw:1,0)");
-  EXPECT_EQ(alsa_portaudio_name("hw:CARD=Missing", root()), "");  // no such card
-  EXPECT_EQ(alsa_portaudio_name("hw:5,0", root()), "");
-  EXPECT_EQ(alsa_portaudio_name("default", root()), "");
-  EXPECT_EQ(alsa_portaudio_name("pipewire", root()), "");
-  EXPECT_EQ(alsa_portaudio_name("hw:CARD=DAC,DEV=x", root()), "");
+  // ALSA name → the part of PortAudio's name it matches ("" = not an hw name, or no such card).
+  const std::pair<const char*, const char*> cases[] = {
+      {"hw:CARD=DAC,DEV=0", "(hw:1,0)"},
+      {"hw:CARD=DAC", "(hw:1,0)"},
+      {"plughw:CARD=Headphones,DEV=1", "(hw:0,1)"},
+      {"hw:1,0", "(hw:1,0)"},
+      {"hw:DAC", "(hw:1,0)"},
+      {"hw:CARD=DAC,DEV=0,SUBDEV=0", "(hw:1,0)"},
+      {"hw:CARD=Missing", ""},
+      {"hw:5,0", ""},
+      {"default", ""},
+      {"pipewire", ""},
+      {"hw:CARD=DAC,DEV=x", ""},
+  };
+  for (const auto& [alsa, portaudio] : cases) EXPECT_EQ(alsa_portaudio_name(alsa, root()), portaudio) << alsa;
   EXPECT_EQ(alsa_card_of("hw:CARD=DAC", root()), 1);
   EXPECT_EQ(alsa_card_of("USB DAC", root()), -1);
 }
@@ -111,13 +116,17 @@ TEST_F(FakeProc, BusyMessageSaysWhenNobodyIsSeenHoldingIt) {
 TEST_F(FakeProc, PortAudiosHwNamesGetTheirStableAlsaName) {
   card(0, "Headphones");
   card(1, "DAC");
-  EXPECT_EQ(alsa_stable_name("USB Audio DAC: USB Audio (hw:1,0)", root()), "hw:CARD=DAC,DEV=0");
-  EXPECT_EQ(alsa_stable_name("bcm2835 Headphones: - (hw:0,0)", root()), "hw:CARD=Headphones,DEV=0");
-  EXPECT_EQ(alsa_stable_name("HDMI: 3 (hw:0,3)", root()), "hw:CARD=Headphones,DEV=3");
-  EXPECT_EQ(alsa_stable_name("Gone (hw:7,0)", root()), "");  // no such card: no id
-  EXPECT_EQ(alsa_stable_name("default", root()), "");
-  EXPECT_EQ(alsa_stable_name("pipewire", root()), "");
-  EXPECT_EQ(alsa_stable_name("odd (hw:1)", root()), "");
+  // PortAudio's name → the stable ALSA name ("" = no "(hw:N,M)", or card N has no id).
+  const std::pair<const char*, const char*> cases[] = {
+      {"USB Audio DAC: USB Audio (hw:1,0)", "hw:CARD=DAC,DEV=0"},
+      {"bcm2835 Headphones: - (hw:0,0)", "hw:CARD=Headphones,DEV=0"},
+      {"HDMI: 3 (hw:0,3)", "hw:CARD=Headphones,DEV=3"},
+      {"Gone (hw:7,0)", ""},
+      {"default", ""},
+      {"pipewire", ""},
+      {"odd (hw:1)", ""},
+  };
+  for (const auto& [portaudio, alsa] : cases) EXPECT_EQ(alsa_stable_name(portaudio, root()), alsa) << portaudio;
   // Round trip: the stable name finds the same PortAudio name again.
   EXPECT_EQ(alsa_portaudio_name(alsa_stable_name("USB Audio DAC: USB Audio (hw:1,0)", root()), root()), "(hw:1,0)");
 }
