@@ -25,6 +25,9 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev clang-format
   # the headless real-time test bed (testbed.md)
   jackd2 jack-capture jack-tools sox procps python3
+  # ALSA and PipeWire headless (issue 14): the ALSA tools (aplay -L), the headless PipeWire
+  # with its JACK and ALSA client libraries (tests/integration/pipewire_play.sh, late_device.sh)
+  alsa-utils pipewire pipewire-bin libspa-0.2-modules pipewire-jack pipewire-alsa
   # man pages from --help (help2man), the .deb (cpack -G DEB runs dpkg-shlibdeps)
   help2man dpkg-dev
   # scripts/check_structure.sh (function lengths)

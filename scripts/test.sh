@@ -34,7 +34,7 @@ for p in "${presets[@]}"; do
   if [ "$p" = tsan-integration ]; then
     cmake --preset tsan >/dev/null
     cmake --build --preset tsan -j"$jobs" --target stemd stemctl stemd_integration_tests
-    ctest --test-dir build/tsan -L integration -LE "jack|package" --output-on-failure --timeout 600
+    ctest --test-dir build/tsan -L integration -LE "jack|package|alsa|pipewire" --output-on-failure --timeout 600
     continue
   fi
   cmake --preset "$p" >/dev/null
@@ -51,7 +51,9 @@ for p in "${presets[@]}"; do
       filter=(-L unit -E "Stretcher") ;;
     asan)
       cmake --build --preset "$p" -j"$jobs" --target stemd stemctl stemd_unit_tests stemd_integration_tests stemd-soak
-      filter=(-L "unit|integration|soak" -LE jack) ;;
+      # The audio-server tests (JACK, PipeWire, ALSA plugins) run in the release preset only:
+      # the servers' and plug-ins' own allocations are not stemd's to report.
+      filter=(-L "unit|integration|soak" -LE "jack|alsa|pipewire") ;;
     *)
       cmake --build --preset "$p" -j"$jobs"
       filter=() ;;

@@ -2,7 +2,9 @@
 # testbed.sh: the headless real-time test bed, as a bash library for stemd's tests.
 #
 # Source it, then:
-#   testbed_start [PERIOD=1024] [RATE=48000]  private jackd (dummy driver) named
+#   testbed_start [PERIOD=1024] [RATE=48000]  private jackd (dummy driver; real-time with
+#                                             TESTBED_JACKD_RT=1 where allowed, then
+#                                             TESTBED_JACKD_REALTIME=1) named
 #                                             stemd-test-$$-$RANDOM, exported as
 #                                             JACK_DEFAULT_SERVER; temp dir $TESTBED_DIR
 #   capture_start OUT.wav                     jack_capture of what reaches
@@ -15,6 +17,22 @@
 #   testbed_track_pid PID                     kill PID too on cleanup (e.g. the daemon)
 #   testbed_wait_pid PID SECONDS              wait for a child with a timeout (124)
 #   testbed_stop                              stop everything, keep nothing running
+#   pipewire_start [PERIOD=1024] [RATE=48000] a private headless PipeWire (no D-Bus, no session
+#                                             manager) with one null sink, stemd-test-sink
+#                                             (ports playback_FL/FR, monitor_FL/FR), F32 at RATE,
+#                                             quantum PERIOD; XDG_RUNTIME_DIR is exported to a
+#                                             directory of $TESTBED_DIR, so its clients find it
+#                                             and nobody else's PipeWire is touched. Returns 77
+#                                             when pipewire is not installed.
+#   pipewire_jack_env                         exports LD_LIBRARY_PATH to pipewire's libjack
+#                                             (what pw-jack does): JACK clients started
+#                                             afterwards, capture_start too, use PipeWire
+#   pipewire_link_stream NODE                 with no session manager, sets NODE's ports up
+#                                             (PortConfig dsp) and links its output_FL/FR to
+#                                             the sink (what WirePlumber would do)
+#   pipewire_stop                             stop it (testbed_stop does too)
+# capture_start records TESTBED_CAPTURE_PORTS when set ("stemd-test-sink:monitor_FL
+# stemd-test-sink:monitor_FR" under PipeWire), else system:monitor_1/2.
 # An EXIT trap (plus INT/TERM) runs testbed_cleanup, so a failing test never leaves jackd
 # or jack_capture behind; $TESTBED_DIR is removed unless TESTBED_KEEP=1. Processes are
 # only ever killed by the PIDs recorded here, never by name: parallel tests and the
@@ -24,11 +42,13 @@
 TESTBED_DIR="${TESTBED_DIR:-}"
 TESTBED_DIR_OWNED=0
 TESTBED_JACKD_PID=""
+TESTBED_PIPEWIRE_PID=""
 TESTBED_CAPTURE_PID=""
 TESTBED_CAPTURE_FILE=""
 TESTBED_PIDS=()
 TESTBED_PERIOD=""
 TESTBED_RATE=""
+TESTBED_JACKD_RTFLAGS=(--no-realtime)
 
 _testbed_log() { echo "testbed: $*" >&2; }
 
@@ -102,7 +122,14 @@ testbed_start() {
   # logs ~6 MB/s of notifications and jack_wait then never reported "running" here.
   # -m gives the dummy driver monitor ports (system:monitor_N, outputs carrying exactly
   # what reached system:playback_N): the capture taps them, see capture_start.
-  jackd --no-realtime -n "$JACK_DEFAULT_SERVER" -d dummy -m -r "$rate" -p "$period" \
+  # TESTBED_JACKD_RT=1: a real-time server (-R -P 70) where this process may use SCHED_FIFO,
+  # so its clients' process threads run SCHED_FIFO as on a tuned machine; else --no-realtime.
+  TESTBED_JACKD_RTFLAGS=(--no-realtime)
+  if [ "${TESTBED_JACKD_RT:-0}" = 1 ] && chrt -f 1 true 2>/dev/null; then TESTBED_JACKD_RTFLAGS=(-R -P 70); fi
+  TESTBED_JACKD_REALTIME=0
+  [ "${TESTBED_JACKD_RTFLAGS[0]}" = -R ] && TESTBED_JACKD_REALTIME=1
+  export TESTBED_JACKD_REALTIME
+  jackd "${TESTBED_JACKD_RTFLAGS[@]}" -n "$JACK_DEFAULT_SERVER" -d dummy -m -r "$rate" -p "$period" \
     >"$TESTBED_DIR/jackd.log" 2>&1 &
   TESTBED_JACKD_PID=$!
   local deadline=$(( $(date +%s%N) + 10000000000 )) rc
@@ -134,7 +161,10 @@ testbed_xruns() {
 
 capture_start() {
   local out=$1
-  [ -n "$TESTBED_JACKD_PID" ] || { _testbed_log "capture_start before testbed_start"; return 1; }
+  [ -n "$TESTBED_JACKD_PID$TESTBED_PIPEWIRE_PID" ] || { _testbed_log "capture_start before testbed_start"; return 1; }
+  local ports p port_args=()
+  read -r -a ports <<<"${TESTBED_CAPTURE_PORTS:-system:monitor_1 system:monitor_2}"
+  for p in "${ports[@]}"; do port_args+=(--port "$p"); done
   [ -z "$TESTBED_CAPTURE_PID" ] || { _testbed_log "a capture is already running"; return 1; }
   rm -f "$out" "$TESTBED_DIR/capture.timing" "$TESTBED_DIR/capture.close"
   # Hooks are jack_capture's only signal that it is recording (timing: first frame
@@ -151,7 +181,7 @@ capture_start() {
   # them, but only after noticing the connection, and the first period the player sent
   # was measured lost that way; the monitor ports carry every frame from the start.
   jack_capture --daemon -f wav -c 2 \
-    --port system:monitor_1 --port system:monitor_2 \
+    "${port_args[@]}" \
     -Ht "$TESTBED_DIR/hook_timing.sh" -Hc "$TESTBED_DIR/hook_close.sh" \
     "$out" >"$TESTBED_DIR/jack_capture.log" 2>&1 &
   TESTBED_CAPTURE_PID=$!
@@ -196,6 +226,7 @@ testbed_stop() {
   local pid
   for pid in "${TESTBED_PIDS[@]}"; do _testbed_kill "$pid" TERM 5; done
   TESTBED_PIDS=()
+  pipewire_stop
   # A SIGKILLed server stays in JACK's registry (8 entries, reclaimed only under the same
   # name): run it once more and stop it cleanly, or the machine runs out of servers.
   if [ -z "$TESTBED_JACKD_PID" ] && [ "${TESTBED_JACKD_KILLED:-0}" = 1 ]; then testbed_restart_jackd || true; fi
@@ -227,7 +258,7 @@ testbed_kill_jackd() {
 # environment find it under the same name. Its log is appended to jackd.log.
 testbed_restart_jackd() {
   [ -z "$TESTBED_JACKD_PID" ] || { _testbed_log "jackd still running"; return 1; }
-  jackd --no-realtime -n "$JACK_DEFAULT_SERVER" -d dummy -m -r "$TESTBED_RATE" -p "$TESTBED_PERIOD" \
+  jackd "${TESTBED_JACKD_RTFLAGS[@]}" -n "$JACK_DEFAULT_SERVER" -d dummy -m -r "$TESTBED_RATE" -p "$TESTBED_PERIOD" \
     >>"$TESTBED_DIR/jackd.log" 2>&1 &
   TESTBED_JACKD_PID=$!
   TESTBED_JACKD_KILLED=0
@@ -246,4 +277,149 @@ testbed_cleanup() {
     fi
   fi
   return "$rc"
+}
+
+# ---- PipeWire, headless -------------------------------------------------------------------
+# No D-Bus, no WirePlumber: the modules a client needs (native protocol, access, client-node,
+# adapter, metadata, link factory), a dummy driver and one null sink whose ports the config
+# sets up itself (adapter.auto-port-config: the session manager's job otherwise). The quantum
+# is pinned to PERIOD and the rate to RATE so nothing is resampled or re-blocked.
+_testbed_pipewire_conf() {
+  local period=$1 rate=$2
+  cat <<EOF
+context.properties = {
+    core.daemon = true
+    core.name = pipewire-0
+    support.dbus = false
+    default.clock.rate = $rate
+    default.clock.allowed-rates = [ $rate ]
+    default.clock.quantum = $period
+    default.clock.min-quantum = $period
+    default.clock.max-quantum = $period
+    log.level = 2
+}
+context.spa-libs = {
+    audio.convert.* = audioconvert/libspa-audioconvert
+    support.*       = support/libspa-support
+}
+context.modules = [
+    { name = libpipewire-module-rt args = { nice.level = -11 rt.prio = 70 } flags = [ ifexists nofail ] }
+    { name = libpipewire-module-protocol-native }
+    { name = libpipewire-module-access args = { } }
+    { name = libpipewire-module-metadata }
+    { name = libpipewire-module-spa-node-factory }
+    { name = libpipewire-module-client-node }
+    { name = libpipewire-module-client-device }
+    { name = libpipewire-module-adapter }
+    { name = libpipewire-module-link-factory }
+]
+context.objects = [
+    { factory = spa-node-factory
+      args = { factory.name = support.node.driver node.name = Dummy-Driver
+               node.group = pipewire.dummy priority.driver = 20000 } }
+    { factory = adapter
+      args = {
+          factory.name     = support.null-audio-sink
+          node.name        = stemd-test-sink
+          media.class      = Audio/Sink
+          object.linger    = true
+          audio.format     = F32
+          audio.rate       = $rate
+          audio.channels   = 2
+          audio.position   = [ FL FR ]
+          monitor.channel-volumes = false
+          adapter.auto-port-config = { mode = dsp monitor = true position = preserve }
+      } }
+]
+EOF
+}
+
+_testbed_pipewire_sink_up() {
+  kill -0 "$TESTBED_PIPEWIRE_PID" 2>/dev/null || return 2
+  timeout 2 pw-link -i 2>/dev/null | grep -q '^stemd-test-sink:playback_FR$'
+}
+
+pipewire_start() {
+  local period=${1:-1024} rate=${2:-48000}
+  local t
+  for t in pipewire pw-link pw-cli; do
+    command -v "$t" >/dev/null 2>&1 || { _testbed_log "$t is not installed"; return 77; }
+  done
+  [ -z "$TESTBED_PIPEWIRE_PID" ] || { _testbed_log "pipewire already started"; return 1; }
+  if [ -z "$TESTBED_DIR" ]; then
+    TESTBED_DIR=$(mktemp -d "${TMPDIR:-/tmp}/stemd-testbed.XXXXXX")
+    TESTBED_DIR_OWNED=1
+  fi
+  export TESTBED_DIR
+  trap testbed_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  # A runtime directory of our own: the socket pipewire-0 in it is this test's, and clients
+  # (pipewire-alsa, pipewire-jack, pw-link) find it through the same variables.
+  mkdir -p "$TESTBED_DIR/pw-run" && chmod 700 "$TESTBED_DIR/pw-run"
+  export XDG_RUNTIME_DIR="$TESTBED_DIR/pw-run" PIPEWIRE_RUNTIME_DIR="$TESTBED_DIR/pw-run"
+  unset PIPEWIRE_REMOTE DBUS_SESSION_BUS_ADDRESS
+  export TESTBED_PERIOD=$period TESTBED_RATE=$rate
+  _testbed_pipewire_conf "$period" "$rate" >"$TESTBED_DIR/pipewire.conf"
+  pipewire -c "$TESTBED_DIR/pipewire.conf" >>"$TESTBED_DIR/pipewire.log" 2>&1 &
+  TESTBED_PIPEWIRE_PID=$!
+  local rc=0
+  testbed_wait_for 10 _testbed_pipewire_sink_up || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    _testbed_log "pipewire's sink not up within 10 s; its log:"; cat "$TESTBED_DIR/pipewire.log" >&2
+    _testbed_kill "$TESTBED_PIPEWIRE_PID"; TESTBED_PIPEWIRE_PID=""
+    return 1
+  fi
+  _testbed_log "pipewire up (pid $TESTBED_PIPEWIRE_PID, quantum $period, $rate Hz, runtime $XDG_RUNTIME_DIR)"
+}
+
+pipewire_jack_env() {
+  local arch lib
+  arch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -dumpmachine 2>/dev/null)
+  for lib in "/usr/lib/$arch/pipewire-0.3/jack" /usr/lib/pipewire-0.3/jack /usr/lib64/pipewire-0.3/jack; do
+    if [ -e "$lib/libjack.so.0" ]; then
+      export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+      return 0
+    fi
+  done
+  _testbed_log "pipewire's libjack (pipewire-jack) is not installed"
+  return 77
+}
+
+pipewire_link_stream() {
+  local node=$1 id
+  id=$(timeout 3 pw-cli ls Node 2>/dev/null |
+    awk -v n="node.name = \"$node\"" '/^\tid /{id=$2} index($0, n){print id; exit}' | tr -d ,)
+  [ -n "$id" ] || { _testbed_log "no PipeWire node named '$node'"; return 1; }
+  timeout 3 pw-cli s "$id" PortConfig "{ direction: Output, mode: dsp, format: { mediaType: audio,
+    mediaSubtype: raw, format: F32P, rate: $TESTBED_RATE, channels: 2, position: [ FL, FR ] } }" >/dev/null ||
+    { _testbed_log "PortConfig on node $id failed"; return 1; }
+  testbed_wait_for 3 sh -c "timeout 2 pw-link -o | grep -qx '$node:output_FR'" ||
+    { _testbed_log "node '$node' has no output ports"; return 1; }
+  timeout 3 pw-link "$node:output_FL" stemd-test-sink:playback_FL &&
+    timeout 3 pw-link "$node:output_FR" stemd-test-sink:playback_FR
+}
+
+pipewire_stop() {
+  [ -n "$TESTBED_PIPEWIRE_PID" ] || return 0
+  _testbed_kill "$TESTBED_PIPEWIRE_PID" TERM 5
+  TESTBED_PIPEWIRE_PID=""
+}
+
+# testbed_position_unbroken POS_PY CAPTURE NAME: CAPTURE holds the position signal of
+# tests/tools/position_signal.py, sounding, running on frame by frame without a break for at
+# least a second (48000 frames). Prints the scan; non-zero (with the reason) otherwise.
+testbed_position_unbroken() {
+  local pos=$1 cap=$2 name=$3 scan
+  scan=$(python3 "$pos" scan "$cap") || { echo "$name: could not scan $cap" >&2; return 1; }
+  echo "$name: capture: $scan"
+  python3 - "$scan" <<'PY'
+import json, sys
+s = json.loads(sys.argv[1])
+if s["first_sound"] is None: sys.exit("the capture is silent: the --play file did not play")
+if s["steady_from"] is None: sys.exit("no steady position run in the capture (not the fixture)")
+if s["breaks"]: sys.exit(f"the voice did not run on unbroken: {s['breaks']}")
+if s["run"] < 48000: sys.exit(f"only {s['run']} frames of the fixture in the capture")
+print(f"fixture from frame {s['position']}, {s['run']} frames unbroken")
+PY
 }

@@ -5,7 +5,10 @@
 // JACK client is named "stemd" so its ports are stemd:out_0/out_1.
 #include "backend.hpp"
 
+#include "audio/alsa_devices.hpp"
+
 #include <pa_jack.h>
+#include <pa_linux_alsa.h>
 #include <portaudio.h>
 
 #include <spdlog/spdlog.h>
@@ -73,6 +76,11 @@ std::vector<DeviceInfo> enumerate() {
   return out;
 }
 
+bool is_alsa(const PaDeviceInfo* d) {
+  const PaHostApiInfo* h = d ? Pa_GetHostApiInfo(d->hostApi) : nullptr;
+  return h && h->type == paALSA;
+}
+
 bool icontains(const std::string& hay, const std::string& needle) {
   auto lower = [](std::string s) {
     for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -114,22 +122,15 @@ class PortAudioBackend final : public Backend {
       }
       if (!chosen) chosen = &devices.front();
     } else {
-      char* end = nullptr;
-      const long idx = std::strtol(cfg_.device.c_str(), &end, 10);
-      const bool numeric = end && *end == '\0' && !cfg_.device.empty();
-      for (const auto& d : devices) {
-        if (numeric ? d.index == idx : d.name == cfg_.device) chosen = &d;
-      }
-      if (!chosen && !numeric) {
-        for (const auto& d : devices) {
-          if (icontains(d.name, cfg_.device)) {
-            chosen = &d;
-            break;
-          }
-        }
-      }
+      chosen = match_device(devices);
       if (!chosen) {
-        error = "no output device matches '" + cfg_.device + "'. PortAudio sees:\n" + format_device_list(devices);
+        error = "no output device matches '" + cfg_.device + "'";
+        // PortAudio leaves out an ALSA hw device another program holds open (it cannot probe it).
+        if (alsa_card_of(cfg_.device) >= 0) {
+          const auto holders = alsa_playback_holders();
+          if (!holders.empty()) error = alsa_busy_message(cfg_.device, holders);
+        }
+        error += ". PortAudio sees:\n" + format_device_list(devices);
         return false;
       }
     }
@@ -144,8 +145,8 @@ class PortAudioBackend final : public Backend {
     out.suggestedLatency = std::max(di->defaultLowOutputLatency, 2.0 * cfg_.buffer_size / rate_);
     PaError e = Pa_IsFormatSupported(nullptr, &out, rate_);
     if (e != paFormatIsSupported) {
-      error = "device '" + device_.name + "' cannot play stereo float at " + std::to_string(rate_) +
-              " Hz: " + Pa_GetErrorText(e);
+      error = busy_or(e, "device '" + device_.name + "' cannot play stereo float at " + std::to_string(rate_) +
+                             " Hz: " + Pa_GetErrorText(e));
       return false;
     }
     params_ = out;
@@ -157,12 +158,18 @@ class PortAudioBackend final : public Backend {
     PaError e = Pa_OpenStream(&stream_, nullptr, &params_, rate_, cfg_.buffer_size, paClipOff | paDitherOff,
                               &PortAudioBackend::callback, this);
     if (e != paNoError) {
-      error = std::string("cannot open the output stream: ") + Pa_GetErrorText(e);
+      error = busy_or(e, std::string("cannot open the output stream: ") + Pa_GetErrorText(e));
       stream_ = nullptr;
       return false;
     }
     Pa_SetStreamFinishedCallback(stream_, &PortAudioBackend::on_finished);
-    if (const PaStreamInfo* si = Pa_GetStreamInfo(stream_)) latency_ = si->outputLatency;
+    // PortAudio's ALSA host API runs its callback thread SCHED_OTHER unless asked: ask for
+    // SCHED_FIFO (granted where RLIMIT_RTPRIO allows it, e.g. the unit's LimitRTPRIO; else it
+    // stays SCHED_OTHER and the daemon's "audio thread:" log line says so).
+    if (is_alsa(Pa_GetDeviceInfo(device_.index))) PaAlsa_EnableRealtimeScheduling(stream_, 1);
+    // pipewire-jack 0.3.65 reports an output latency of ~89,000 s (an unset port latency):
+    // more than 10 s is no device's real latency, so the period-based estimate is used instead.
+    if (const PaStreamInfo* si = Pa_GetStreamInfo(stream_)) latency_ = si->outputLatency < 10.0 ? si->outputLatency : 0;
     e = Pa_StartStream(stream_);
     if (e != paNoError) {
       error = std::string("cannot start the output stream: ") + Pa_GetErrorText(e);
@@ -206,6 +213,38 @@ class PortAudioBackend final : public Backend {
     Pa_StopStream(stream_);
     Pa_CloseStream(stream_);
     stream_ = nullptr;
+  }
+
+  // --device: an index, an exact name, an ALSA hw name ("hw:CARD=DAC,DEV=0" → the "(hw:1,0)" in
+  // PortAudio's name), else the first name containing it (case-insensitive).
+  const DeviceInfo* match_device(const std::vector<DeviceInfo>& devices) const {
+    const DeviceInfo* chosen = nullptr;
+    char* end = nullptr;
+    const long idx = std::strtol(cfg_.device.c_str(), &end, 10);
+    const bool numeric = end && *end == '\0' && !cfg_.device.empty();
+    for (const auto& d : devices) {
+      if (numeric ? d.index == idx : d.name == cfg_.device) chosen = &d;
+    }
+    if (chosen || numeric) return chosen;
+    const std::string hw = alsa_portaudio_name(cfg_.device);
+    for (const auto& d : devices) {
+      if (!hw.empty() && d.host_api == "ALSA" && d.name.find(hw) != std::string::npos) return &d;
+    }
+    for (const auto& d : devices) {
+      if (icontains(d.name, cfg_.device)) return &d;
+    }
+    return nullptr;
+  }
+
+  // An ALSA device another program holds (EBUSY → paDeviceUnavailable): say who holds it.
+  std::string busy_or(PaError e, std::string error) const {
+    if (e != paDeviceUnavailable || !is_alsa(Pa_GetDeviceInfo(device_.index))) return error;
+    std::string alsa_name = cfg_.device;
+    const auto open = device_.name.rfind("(hw:");
+    if (open != std::string::npos && device_.name.back() == ')') {
+      alsa_name = device_.name.substr(open + 1, device_.name.size() - open - 2);
+    }
+    return alsa_busy_message(alsa_name, alsa_playback_holders()) + " [" + error + "]";
   }
 
   int sample_rate() const override { return rate_; }
@@ -259,9 +298,13 @@ std::string format_device_list(const std::vector<DeviceInfo>& devices) {
   if (devices.empty()) return "  (no output devices)\n";
   for (const auto& d : devices) {
     char line[512];
-    std::snprintf(line, sizeof line, "  %s%3d  %-40s  %-28s  %2d out  %6.0f Hz\n", d.is_default ? "*" : " ", d.index,
+    std::snprintf(line, sizeof line, "  %s%3d  %-40s  %-28s  %2d out  %6.0f Hz", d.is_default ? "*" : " ", d.index,
                   d.name.c_str(), d.host_api.c_str(), d.max_outputs, d.default_rate);
     out += line;
+    // An ALSA hw device: the name that survives a reboot (card numbers do not), for --device.
+    const std::string stable = d.host_api == "ALSA" ? alsa_stable_name(d.name) : std::string();
+    if (!stable.empty()) out += "  --device " + stable;
+    out += '\n';
   }
   return out;
 }

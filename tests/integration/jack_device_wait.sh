@@ -49,15 +49,5 @@ echo "jack_device_wait: device open $(( $(date +%s) - t_up )) s after the server
 kill -0 "$STEMD_PID" 2>/dev/null || fail "stemd is not running after the device appeared"
 st=$("$STEMCTL" -p "$PORT" status 2>&1) || fail "status: $st"
 grep -Eiq "device[ :]+running" <<<"$st" || fail "status does not say the device runs: $st"
-scan=$(python3 "$POS" scan "$D/cap.wav") || fail "scan"
-echo "jack_device_wait: capture: $scan"
-python3 - "$scan" <<'PY' || fail "see above"
-import json, sys
-s = json.loads(sys.argv[1])
-if s["first_sound"] is None: sys.exit("the capture is silent: the --play file did not play")
-if s["steady_from"] is None: sys.exit("no steady position run in the capture (not the fixture)")
-if s["breaks"]: sys.exit(f"the voice did not run on unbroken: {s['breaks']}")
-if s["run"] < 48000: sys.exit(f"only {s['run']} frames of the fixture in the capture")
-print(f"fixture from frame {s['position']}, {s['run']} frames unbroken")
-PY
+testbed_position_unbroken "$POS" "$D/cap.wav" jack_device_wait || fail "see above"
 echo "jack_device_wait: PASS"
