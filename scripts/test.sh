@@ -51,8 +51,16 @@ for p in "${presets[@]}"; do
       "backend), the arm64-vs-x86 render and the .deb. Not the JACK tests (label jack): their test bed's" \
       "jackd is the host's amd64 one, and an emulated client cannot keep its real-time deadlines" \
       "(qemu runs stemd's audio callback ~30x slower); nor the fault/rt/soak/bench suites, which" \
-      "measure real-time pacing. Timeouts are 10 min per test (qemu)."
-    ctest --preset arm64 -j"$jobs" --timeout 600 -L "unit|integration|arm64" -LE "jack|package"
+      "measure real-time pacing. Left out under qemu (docs/arm64.md): one Rubber Band stretcher test" \
+      "(over its 120 s timeout emulated; the arm64 render test covers the stretcher), the" \
+      "kernel-drop count (qemu-user drops SO_RXQ_OVFL ancillary data) and three CLI tests whose" \
+      "time bounds an emulated stemd misses (device-wait status after 1 s, watchdog pings, SIGINT" \
+      "at the largest buffer), and the RSS-versus-memory_bytes check (qemu's own memory is in the RSS)."
+    qemu_skip="Stretcher.FasterEngineAlsoKeepsPitchAndDurationAtASteadyTempo|UdpTest.KernelDropsAreCounted"
+    qemu_skip+="|Cli.WaitingForADeviceIsReadyWithAStatusAndAnswersOsc"
+    qemu_skip+="|Cli.SystemdNotifyReadyWatchdogAndStopping|Cli.SigintAtTheLowestRateAndLargestBufferExitsPromptly"
+    qemu_skip+="|LoadPath.MemoryBytesMatchesTheRssItCosts"
+    ctest --preset arm64 -j"$jobs" --timeout 600 -L "unit|integration|arm64" -LE "jack|package" -E "$qemu_skip"
     continue
   fi
   cmake --preset "$p" >/dev/null
