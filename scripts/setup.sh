@@ -4,8 +4,21 @@
 #   scripts/setup.sh            install packages + release build
 #   scripts/setup.sh --deps     install packages only
 #   STEMD_PRESET=debug scripts/setup.sh   build another preset
+#   scripts/setup.sh --arm64 [--deps]   also the arm64 cross toolchain, the arm64 (Debian
+#                               multiarch) libraries and qemu-user, then build preset arm64
+#                               (docs/arm64.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+ARM64=0
+DEPS_ONLY=0
+for a in "$@"; do
+  case "$a" in
+    --deps) DEPS_ONLY=1 ;;
+    --arm64) ARM64=1 ;;
+    *) echo "usage: scripts/setup.sh [--arm64] [--deps]" >&2; exit 2 ;;
+  esac
+done
 
 PKGS=(
   build-essential cmake pkg-config ninja-build git
@@ -57,7 +70,16 @@ else
   echo "setup.sh: all packages present"
 fi
 
-[ "${1:-}" = "--deps" ] && exit 0
+if [ "$ARM64" = 1 ]; then
+  scripts/setup_arm64.sh
+  [ "$DEPS_ONLY" = 1 ] && exit 0
+  cmake --preset arm64 >/dev/null
+  cmake --build --preset arm64 -j"$(nproc)"
+  echo "setup.sh: built preset 'arm64' in build/arm64"
+  exit 0
+fi
+
+[ "$DEPS_ONLY" = 1 ] && exit 0
 
 PRESET="${STEMD_PRESET:-release}"
 cmake --preset "$PRESET" >/dev/null
