@@ -64,7 +64,6 @@ Router::Router(Controller& ctl, const RouterConfig& cfg, const MediaPolicy& medi
   crowdstream_.register_into(table_);
   native_.register_into(table_);
   cpu_prev_ns_ = ctl_.engine().metrics().callback_ns_total.load();
-  if (!dispatcher_.ok()) spdlog::error("OSC: {}", dispatcher_.error());
 }
 
 OscMessage Router::make_reply(const std::string& address, const Reply& r) const {
@@ -141,7 +140,7 @@ void Router::handle_packet(const std::uint8_t* data, std::size_t size, const Pee
 }
 
 void Router::route_packet(const std::uint8_t* data, std::size_t size, const Peer& from, std::vector<Outgoing>& out) {
-  const PacketCheck check = check_packet(data, size, cfg_.limits);
+  const PacketCheck check = parse_packet(data, size, cfg_.limits);
   if (!check.ok) {
     // Answer where we can say what was refused; a reply to garbage goes to its sender only.
     const std::string address = check.address.empty() ? "?" : check.address;
@@ -150,29 +149,15 @@ void Router::route_packet(const std::uint8_t* data, std::size_t size, const Peer
     out.push_back(Outgoing{from, osc_serialise(make_reply(address, Reply::fail(ErrorKind::kMalformed, check.reason)))});
     return;
   }
-  const std::uint8_t* bytes = check.rewritten ? check.data.data() : data;
-  const std::size_t n = check.rewritten ? check.data.size() : size;
-  std::string error;
-  bool any = false;
-  const bool ok = dispatcher_.dispatch(
-      bytes, n,
-      [&](const OscMessage& m) {
-        any = true;
-        const std::size_t before = out.size();
-        if (pool_) {
-          route_async(m, from, out);  // may wait behind a load in flight, or start one
-        } else {
-          out.push_back(Outgoing{from, osc_serialise(handle(m, from))});
-        }
-        for (std::size_t i = before; i < out.size(); ++i) packet_answer_bytes_ += out[i].data.size();
-      },
-      error);
-  if (!ok) {
-    // Nothing dispatched, or a bundle whose rest liblo refused: either way the sender hears it.
-    count_bad(ErrorKind::kMalformed, error, check.address);
-    ++stats_.failed;
-    out.push_back(Outgoing{
-        from, osc_serialise(make_reply(any ? "#bundle" : check.address, Reply::fail(ErrorKind::kMalformed, error)))});
+  // One parse (parse_packet): the messages were decoded once, with their bundles' timetags.
+  for (const OscMessage& m : check.parsed) {
+    const std::size_t before = out.size();
+    if (pool_) {
+      route_async(m, from, out);  // may wait behind a load in flight, or start one
+    } else {
+      out.push_back(Outgoing{from, osc_serialise(handle(m, from))});
+    }
+    for (std::size_t i = before; i < out.size(); ++i) packet_answer_bytes_ += out[i].data.size();
   }
 }
 

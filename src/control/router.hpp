@@ -206,7 +206,6 @@ class Router {
   Controller& ctl_;
   RouterConfig cfg_;
   const MediaPolicy& media_;
-  OscDispatcher dispatcher_;
   HandlerTable table_;
   TempoClock tempo_;
   Notifier notifier_;
