@@ -12,7 +12,7 @@ struct LoadPool::State {
   std::mutex mutex;
   std::condition_variable cv;      // a job queued, or stopping
   std::condition_variable exited;  // a thread left
-  std::deque<std::function<void()>> jobs;
+  std::deque<LoadPool::Job> jobs;
   std::size_t running = 0;
   std::size_t alive = 0;
   bool stopping = false;
@@ -28,10 +28,14 @@ void opener(std::shared_ptr<LoadPool::State> s) {
     s->jobs.pop_front();
     ++s->running;
     lock.unlock();
-    job();
+    LoadPool::Publish publish = job();
     job = nullptr;  // what it captured is released off the lock
     lock.lock();
-    --s->running;
+    --s->running;  // the slot is free before anyone hears of the result
+    lock.unlock();
+    if (publish) publish();
+    publish = nullptr;
+    lock.lock();
   }
   --s->alive;
   s->exited.notify_all();
@@ -60,7 +64,7 @@ LoadPool::~LoadPool() {
   state_->exited.wait_for(lock, std::chrono::seconds(1), [&] { return state_->alive == 0; });
 }
 
-bool LoadPool::submit(std::function<void()> job) {
+bool LoadPool::submit(Job job) {
   std::lock_guard g(state_->mutex);
   if (state_->jobs.size() + state_->running >= max_in_flight_) return false;
   state_->jobs.push_back(std::move(job));

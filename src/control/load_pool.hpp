@@ -24,8 +24,13 @@ class LoadPool {
   LoadPool(const LoadPool&) = delete;
   LoadPool& operator=(const LoadPool&) = delete;
 
+  // A job does its work and returns how to publish the result. The pool runs the publish step
+  // after the job's slot is free again, so whoever hears of the result (a client answered
+  // /done) can submit the next job at once without meeting a "busy" from the finished one.
+  using Publish = std::function<void()>;
+  using Job = std::function<Publish()>;
   // Queues `job`; false when max_in_flight jobs are already queued or running.
-  bool submit(std::function<void()> job);
+  bool submit(Job job);
   std::size_t in_flight() const;
   std::size_t max_in_flight() const noexcept { return max_in_flight_; }
 

@@ -75,6 +75,14 @@ struct OscMessage {
   std::string to_string() const;            // "/load_buffer 1001 \"a.wav\""
 };
 
+// A message from its address and arguments, to be sent at once (timetag kOscImmediately).
+inline OscMessage osc_message(std::string address, std::vector<OscArg> args = {}) {
+  OscMessage m;
+  m.address = std::move(address);
+  m.args = std::move(args);
+  return m;
+}
+
 // Message → bytes. Types i h f d s S c T F N I m t b are encoded as given.
 std::vector<std::uint8_t> osc_serialise(const OscMessage& m);
 // Bundle of messages with one timetag → bytes.

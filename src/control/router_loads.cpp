@@ -128,15 +128,18 @@ Reply Router::load_file(const Call& c, int id, const std::string& path, const st
   auto completions = completions_;
   const bool queued = pool_->submit(
       [media = media_, path, name, lo = ctl_.load_options(), ensure, have_current, current, token, id, completions] {
-        LoadDone d;
-        d.token = token;
-        d.id = id;
-        run_load(media, path, name, lo, ensure, have_current, current, d);
-        {
-          std::lock_guard g(completions->mutex);
-          completions->done.push_back(std::move(d));
-        }
-        if (completions->wake) completions->wake();
+        auto d = std::make_shared<LoadDone>();
+        d->token = token;
+        d->id = id;
+        run_load(media, path, name, lo, ensure, have_current, current, *d);
+        // Published once the pool has freed this job's slot (LoadPool::Job).
+        return LoadPool::Publish([d, completions] {
+          {
+            std::lock_guard g(completions->mutex);
+            completions->done.push_back(std::move(*d));
+          }
+          if (completions->wake) completions->wake();
+        });
       });
   if (!queued) {
     return Reply::fail(ErrorKind::kBusy,

@@ -33,10 +33,7 @@ std::string num(double v) { return seconds_text(v); }
 void error_line(const std::string& text) { std::fprintf(stderr, "stemctl: %s\n", text.c_str()); }
 
 OscMessage msg(std::string address, std::vector<OscArg> args) {
-  OscMessage m;
-  m.address = std::move(address);
-  m.args = std::move(args);
-  return m;
+  return control::osc_message(std::move(address), std::move(args));
 }
 
 int Session::connect() {

@@ -103,10 +103,7 @@ OscMessage msg(std::string address, A&&... args) {
   return m;
 }
 inline OscMessage msg_v(std::string address, std::vector<OscArg> args) {
-  OscMessage m;
-  m.address = std::move(address);
-  m.args = std::move(args);
-  return m;
+  return control::osc_message(std::move(address), std::move(args));
 }
 
 // ---------------------------------------------------------------- raw packet building

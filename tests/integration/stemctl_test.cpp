@@ -437,10 +437,7 @@ Exchange exchange_with_fake(const std::string& args, const std::vector<OscMessag
 }
 
 OscMessage make(std::string address, std::vector<OscArg> args) {
-  OscMessage m;
-  m.address = std::move(address);
-  m.args = std::move(args);
-  return m;
+  return control::osc_message(std::move(address), std::move(args));
 }
 
 TEST(Stemctl, SendInfersAndTakesTypes) {

@@ -260,10 +260,7 @@ class Osc {
 };
 
 OscMessage msg(std::string address, std::vector<OscArg> args) {
-  OscMessage m;
-  m.address = std::move(address);
-  m.args = std::move(args);
-  return m;
+  return control::osc_message(std::move(address), std::move(args));
 }
 
 struct Summary {

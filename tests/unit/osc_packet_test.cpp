@@ -42,10 +42,7 @@ Bytes bundle(std::uint64_t timetag, const std::vector<Bytes>& elements) {
 }
 
 OscMessage msg(std::string address, std::vector<OscArg> args) {
-  OscMessage m;
-  m.address = std::move(address);
-  m.args = std::move(args);
-  return m;
+  return control::osc_message(std::move(address), std::move(args));
 }
 
 // The old path: check_packet(), then the dispatcher over the (possibly rewritten) bytes.
