@@ -99,6 +99,41 @@ TEST(Cli, DirectoryIsRefused) {
   EXPECT_NE(r.output.find("is a directory"), std::string::npos) << r.output;
 }
 
+// Plays systemd's side of sd_notify: a datagram socket bound at `path` (the NOTIFY_SOCKET).
+class NotifySocket {
+ public:
+  explicit NotifySocket(const std::string& path) : fd_(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+    if (fd_ >= 0 && bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      close(fd_);
+      fd_ = -1;
+    }
+  }
+  ~NotifySocket() {
+    if (fd_ >= 0) close(fd_);
+  }
+  NotifySocket(const NotifySocket&) = delete;
+  NotifySocket& operator=(const NotifySocket&) = delete;
+  bool ok() const { return fd_ >= 0; }
+  // Every datagram received so far, one per line.
+  std::string drain() const {
+    std::string all;
+    char buf[4096];
+    for (;;) {
+      const ssize_t n = recv(fd_, buf, sizeof buf - 1, MSG_DONTWAIT);
+      if (n <= 0) break;
+      buf[n] = 0;
+      all += std::string(buf) + "\n";
+    }
+    return all;
+  }
+
+ private:
+  int fd_;
+};
+
 // Issue 12, defect 12: a configured device that is not there is waited for (it used to be exit
 // 2, which under systemd's RestartSec=1 ran into the start limit): the log says why, with
 // PortAudio's reason, and stemd runs until stopped.
@@ -122,12 +157,8 @@ TEST(Cli, AMissingConfiguredDeviceIsWaitedForWithTheReason) {
 TEST(Cli, WaitingForADeviceIsReadyWithAStatusAndAnswersOsc) {
   TempDir dir;
   const std::string sock_path = dir.file("notify.sock");
-  const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", sock_path.c_str());
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  NotifySocket notify(sock_path);
+  ASSERT_TRUE(notify.ok());
   const std::string port = std::to_string(20000 + getpid() % 20000);
   const std::string cmd = "NOTIFY_SOCKET=" + sock_path + " " + STEMD_BINARY + " --osc-port " + port +
                           " --backend auto --device no-such-device-xyz & pid=$!; sleep 1.0; " + STEMCTL_BINARY +
@@ -136,15 +167,7 @@ TEST(Cli, WaitingForADeviceIsReadyWithAStatusAndAnswersOsc) {
   EXPECT_NE(r.output.find("exit=0"), std::string::npos) << r.output;
   // stemctl's short status: "device  waiting: <why>".
   EXPECT_TRUE(std::regex_search(r.output, std::regex(R"(\n +device +waiting\b)"))) << r.output;
-  std::string all;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = recv(fd, buf, sizeof buf - 1, MSG_DONTWAIT);
-    if (n <= 0) break;
-    buf[n] = 0;
-    all += std::string(buf) + "\n";
-  }
-  close(fd);
+  const std::string all = notify.drain();
   EXPECT_NE(all.find("READY=1\nSTATUS=waiting for device 'no-such-device-xyz' ("), std::string::npos) << all;
 }
 
@@ -422,25 +445,13 @@ TEST(Cli, SystemdNotifyReadyWatchdogAndStopping) {
   // Plays systemd's part: a datagram socket as NOTIFY_SOCKET, a 200 ms watchdog.
   TempDir dir;
   const std::string sock_path = dir.file("notify.sock");
-  const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", sock_path.c_str());
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  NotifySocket notify(sock_path);
+  ASSERT_TRUE(notify.ok());
   const std::string cmd = "NOTIFY_SOCKET=" + sock_path + " WATCHDOG_USEC=200000 " + STEMD_BINARY +
                           " --osc-port 0 --backend null & pid=$!; sleep 1.0; kill -TERM $pid; wait $pid; echo exit=$?";
   const auto r = run_process("sh -c " + shell_quote(cmd));
   EXPECT_NE(r.output.find("exit=0"), std::string::npos) << r.output;
-  std::string all;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = recv(fd, buf, sizeof buf - 1, MSG_DONTWAIT);
-    if (n <= 0) break;
-    buf[n] = 0;
-    all += std::string(buf) + "\n";
-  }
-  close(fd);
+  const std::string all = notify.drain();
   EXPECT_NE(all.find("READY=1"), std::string::npos) << all;
   EXPECT_NE(all.find("STATUS=playing on null"), std::string::npos) << all;
   EXPECT_GE(count_lines_with(all, "WATCHDOG=1"), 2) << "pings while the callback advances:\n" << all;
