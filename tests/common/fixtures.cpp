@@ -163,6 +163,15 @@ void write_sparse_wav16_channels(const std::string& path, int channels, std::uin
   }
 }
 
+double test_time_scale() {
+  static const double scale = [] {
+    const char* v = std::getenv("STEMD_TEST_TIME_SCALE");
+    const double s = v != nullptr ? std::atof(v) : 1.0;
+    return s >= 1.0 ? s : 1.0;
+  }();
+  return scale;
+}
+
 std::int64_t rss_bytes() {
   std::ifstream f("/proc/self/status");
   std::string line;

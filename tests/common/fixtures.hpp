@@ -53,6 +53,14 @@ void write_sparse_wav16(const std::string& path, std::uint32_t data_bytes, int r
 void write_sparse_wav16_channels(const std::string& path, int channels, std::uint32_t data_bytes, int rate = 48000);
 // Resident set size of this process, in bytes (from /proc/self/status).
 std::int64_t rss_bytes();
+// How much longer than on the host a test waits for the daemon: STEMD_TEST_TIME_SCALE (default 1;
+// scripts/test.sh --preset arm64 sets it for qemu-aarch64, which runs stemd ~20x slower). It scales
+// "wait up to" bounds only (replies, readiness), never what a test measures.
+double test_time_scale();
+template <class Duration>
+Duration scaled(Duration d) {
+  return Duration(static_cast<typename Duration::rep>(static_cast<double>(d.count()) * test_time_scale()));
+}
 // Expands interleaved mono/stereo samples to stereo, as the engine plays them.
 std::vector<float> to_stereo(const std::vector<float>& samples, int channels);
 

@@ -281,7 +281,10 @@ bool Client::receive(Bytes& out, std::chrono::milliseconds timeout) {
 }
 
 std::optional<OscMessage> Client::next_reply(std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  return next_reply_by(std::chrono::steady_clock::now() + scaled(timeout));
+}
+
+std::optional<OscMessage> Client::next_reply_by(std::chrono::steady_clock::time_point deadline) {
   Bytes b;
   for (;;) {
     const auto left =
@@ -300,11 +303,9 @@ std::optional<OscMessage> Client::next_reply(std::chrono::milliseconds timeout) 
 
 OscMessage Client::send(const OscMessage& m) {
   post(m);
-  const auto deadline = std::chrono::steady_clock::now() + kReplyTimeout;
+  const auto deadline = std::chrono::steady_clock::now() + scaled(kReplyTimeout);
   for (;;) {
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    auto r = next_reply(std::max(left, std::chrono::milliseconds(0)));
+    auto r = next_reply_by(deadline);
     if (!r) {
       ADD_FAILURE() << "no reply to " << m.to_string();
       OscMessage t;
@@ -344,7 +345,7 @@ std::optional<OscMessage> Client::send_raw_then_ping(const Bytes& b, std::vector
 }
 
 std::optional<OscMessage> Client::wait_notification(const std::string& address, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto deadline = std::chrono::steady_clock::now() + scaled(timeout);
   for (;;) {
     for (auto it = notes_.begin(); it != notes_.end(); ++it) {
       if (it->address == address) {
@@ -480,7 +481,7 @@ double eq_gain(double p) {
 }
 
 bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto deadline = std::chrono::steady_clock::now() + scaled(timeout);
   while (!pred()) {
     if (std::chrono::steady_clock::now() > deadline) return false;
     std::this_thread::sleep_for(2ms);

@@ -217,7 +217,9 @@ class Client {
   std::optional<OscMessage> send_raw_then_ping(const Bytes& b, std::vector<OscMessage>* extra = nullptr);
 
   // The next /done or /fail, whatever its address (notifications are queued aside).
+  // The wait is scaled by STEMD_TEST_TIME_SCALE (qemu), as every "up to" bound here.
   std::optional<OscMessage> next_reply(std::chrono::milliseconds timeout = kReplyTimeout);
+  std::optional<OscMessage> next_reply_by(std::chrono::steady_clock::time_point deadline);
   // The next notification with this address (from the queue, or waiting for it).
   std::optional<OscMessage> wait_notification(const std::string& address,
                                               std::chrono::milliseconds timeout = kReplyTimeout);

@@ -38,7 +38,8 @@ using control::OscMessage;
 
 // Polls `cond` every few ms until it holds or `seconds` pass.
 bool eventually(const std::function<bool()>& cond, double seconds = 3.0) {
-  const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                       std::chrono::duration<double>(seconds * test_time_scale()));
   for (;;) {
     if (cond()) return true;
     if (Clock::now() > end) return false;
