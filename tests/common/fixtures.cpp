@@ -2,7 +2,9 @@
 
 #include <sndfile.h>
 
+#include <chrono>
 #include <cmath>
+#include <thread>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -170,6 +172,17 @@ double test_time_scale() {
     return s >= 1.0 ? s : 1.0;
   }();
   return scale;
+}
+
+bool wait_until(const std::function<bool()>& cond, double seconds) {
+  using Clock = std::chrono::steady_clock;
+  const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                       std::chrono::duration<double>(seconds * test_time_scale()));
+  for (;;) {
+    if (cond()) return true;
+    if (Clock::now() > end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 }
 
 std::int64_t rss_bytes() {

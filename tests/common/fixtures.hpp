@@ -5,6 +5,7 @@
 // Threads: any test thread; nothing here is shared between threads.
 #pragma once
 
+#include <functional>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -61,6 +62,8 @@ template <class Duration>
 Duration scaled(Duration d) {
   return Duration(static_cast<typename Duration::rep>(static_cast<double>(d.count()) * test_time_scale()));
 }
+// Polls `cond` every 5 ms until it holds (true) or `seconds` × test_time_scale() pass (false).
+bool wait_until(const std::function<bool()>& cond, double seconds = 3.0);
 // Expands interleaved mono/stereo samples to stereo, as the engine plays them.
 std::vector<float> to_stereo(const std::vector<float>& samples, int channels);
 

@@ -37,15 +37,6 @@ std::string slurp(const std::string& path) {
   return s.str();
 }
 
-bool wait_until(const std::function<bool()>& cond, double seconds) {
-  const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
-  for (;;) {
-    if (cond()) return true;
-    if (Clock::now() > end) return false;
-    std::this_thread::sleep_for(10ms);
-  }
-}
-
 std::uint16_t free_port() {
   for (int attempt = 0; attempt < 20; ++attempt) {
     std::string error;

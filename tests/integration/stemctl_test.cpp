@@ -36,17 +36,6 @@ using Clock = std::chrono::steady_clock;
 using control::OscArg;
 using control::OscMessage;
 
-// Polls `cond` every few ms until it holds or `seconds` pass.
-bool eventually(const std::function<bool()>& cond, double seconds = 3.0) {
-  const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                       std::chrono::duration<double>(seconds * test_time_scale()));
-  for (;;) {
-    if (cond()) return true;
-    if (Clock::now() > end) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-}
-
 std::string read_file(const std::string& path) {
   std::ifstream in(path);
   std::stringstream s;
@@ -107,7 +96,7 @@ class Child {
 
   // Waits up to `seconds` for the process to end by itself; its exit code, or -1 if it did not.
   int wait_exit(double seconds) {
-    eventually([&] { return !running(); }, seconds);
+    wait_until([&] { return !running(); }, seconds);
     return exited_ ? status_ : -1;
   }
 
@@ -190,7 +179,7 @@ class Daemon {
       }
       child_ = std::make_unique<Child>(argv, dir_.file("stemd.log"));
       // Ready when stemctl gets an answer; gone (a port taken meanwhile) → another port.
-      ready_ = eventually(
+      ready_ = wait_until(
                    [&] {
                      if (!child_->running()) return true;
                      return run_ctl("-p " + std::to_string(port_) + " -t 0.2 -q ping").exit_code == 0;
@@ -277,7 +266,7 @@ TEST(Stemctl, LoadPlayStatusListStop) {
   r = d.ctl("stop 7 --fade 0.01");
   ASSERT_EQ(r.exit_code, 0) << show(r);
   EXPECT_NE(r.out.find("stopped 7"), std::string::npos) << show(r);
-  EXPECT_TRUE(eventually([&] { return status_value(d.ctl("status").out, "voices playing") == "0"; }))
+  EXPECT_TRUE(wait_until([&] { return status_value(d.ctl("status").out, "voices playing") == "0"; }))
       << d.ctl("status").out;
 
   r = d.ctl("-q unload 7");
@@ -415,7 +404,7 @@ Exchange exchange_with_fake(const std::string& args, const std::vector<OscMessag
   const std::string port = std::to_string(sock->local().port());
   auto fut = std::async(std::launch::async, [&] { return run_ctl("-p " + port + " -t 3 " + args); });
   control::Datagram d;
-  const bool got = eventually(
+  const bool got = wait_until(
       [&] {
         pollfd p{sock->fd(), POLLIN, 0};
         poll(&p, 1, 20);
@@ -545,10 +534,10 @@ TEST(Stemctl, WatchShowsVoicesAndEventsAndUnsubscribes) {
   // Until SIGTERM: events show up, and the subscription ends with it.
   Child watch({STEMCTL_BINARY, "-p", std::to_string(d.port()), "watch", "--interval", "0.05"},
               d.dir().file("watch.out"));
-  ASSERT_TRUE(eventually([&] { return watch.output().find("recent events:") != std::string::npos; })) << watch.output();
+  ASSERT_TRUE(wait_until([&] { return watch.output().find("recent events:") != std::string::npos; })) << watch.output();
   EXPECT_EQ(status_value(d.ctl("status --all").out, "event subscribers"), "1");
   ASSERT_EQ(d.ctl("-q stop 4").exit_code, 0);
-  EXPECT_TRUE(eventually([&] { return watch.output().find("/stemd/voice/ended 4") != std::string::npos; }))
+  EXPECT_TRUE(wait_until([&] { return watch.output().find("/stemd/voice/ended 4") != std::string::npos; }))
       << watch.output();
   EXPECT_EQ(watch.terminate(), 0) << watch.output();
   EXPECT_EQ(status_value(d.ctl("status --all").out, "event subscribers"), "0");
@@ -646,7 +635,7 @@ TEST(Stemctl, JsonIsValidWithNumbersAsNumbersAndAnyName) {
 
   ASSERT_EQ(d.ctl("-q unload 3").exit_code, 0);
   EXPECT_EQ(Json::parse(d.ctl("list --json").out, nullptr, false), Json::array());
-  EXPECT_TRUE(eventually([&] { return Json::parse(d.ctl("voices --json").out, nullptr, false) == Json::array(); }))
+  EXPECT_TRUE(wait_until([&] { return Json::parse(d.ctl("voices --json").out, nullptr, false) == Json::array(); }))
       << d.ctl("voices --json").out;  // the voice fades out first
 }
 
@@ -676,7 +665,7 @@ TEST(Stemctl, StatusIsShortAndAllHasEveryField) {
   EXPECT_EQ(status_value(r.out, "sample rate"), "48000 Hz") << r.out;
   // A test tone shows in the short status while it sounds.
   ASSERT_EQ(d.ctl("-q tone 330 -30 60").exit_code, 0);
-  EXPECT_TRUE(eventually([&] { return status_value(d.ctl("status").out, "test tone") == "330 Hz"; }))
+  EXPECT_TRUE(wait_until([&] { return status_value(d.ctl("status").out, "test tone") == "330 Hz"; }))
       << d.ctl("status").out;
 }
 
@@ -783,7 +772,7 @@ TEST(Stemctl, MixerCommandsAgainstTheDaemon) {
   ASSERT_EQ(d.ctl("-q master 0.5").exit_code, 0);
   // Levels and EQ glide (tens of ms): poll until they arrive.
   Json st;
-  EXPECT_TRUE(eventually([&] {
+  EXPECT_TRUE(wait_until([&] {
     st = status_json(d);
     auto near = [&](const char* k, double v) { return st.contains(k) && std::abs(st[k].get<double>() - v) < 1e-3; };
     return near("deck_a", 0.75) && near("deck_b", 0.25) && near("deck_c", 0.5) && near("deck_d", 0.125) &&
@@ -794,7 +783,7 @@ TEST(Stemctl, MixerCommandsAgainstTheDaemon) {
   r = d.ctl("tone 550 -24 30");
   ASSERT_EQ(r.exit_code, 0) << show(r);
   EXPECT_EQ(r.out, "tone 550 Hz for 30 s\n");
-  EXPECT_TRUE(eventually([&] { return status_json(d)["tone_hz"] == 550; }));
+  EXPECT_TRUE(wait_until([&] { return status_json(d)["tone_hz"] == 550; }));
   r = d.ctl("tone 30000");  // above Nyquist: the daemon's /fail
   EXPECT_EQ(r.exit_code, 1) << show(r);
   EXPECT_NE(r.err.find("/stemd/tone"), std::string::npos) << show(r);
@@ -809,7 +798,7 @@ TEST(Stemctl, MixerCommandsAgainstTheDaemon) {
   EXPECT_EQ(r.out, "fading 6 to 0.5 over 0.1 s (equal_power)\n");
   r = d.ctl("pause 6");
   EXPECT_EQ(r.exit_code, 0) << show(r);
-  EXPECT_TRUE(eventually([&] {
+  EXPECT_TRUE(wait_until([&] {
     const Json v = Json::parse(d.ctl("voices --json").out, nullptr, false);
     return v.is_array() && v.size() == 1 && v[0]["state"] == "paused";
   }));
@@ -824,12 +813,12 @@ TEST(Stemctl, EventsPrintsOneLineEachAndUnsubscribes) {
 
   // JSON lines until SIGTERM.
   Child json({STEMCTL_BINARY, "-p", std::to_string(d.port()), "events", "--json"}, d.dir().file("events.json"));
-  ASSERT_TRUE(eventually([&] { return subscribers() == 1; })) << json.output();
+  ASSERT_TRUE(wait_until([&] { return subscribers() == 1; })) << json.output();
   ASSERT_EQ(d.ctl("-q play 4").exit_code, 0);
   ASSERT_EQ(d.ctl("-q stop 4").exit_code, 0);
-  ASSERT_TRUE(eventually([&] { return json.output().find("voice/ended") != std::string::npos; })) << json.output();
+  ASSERT_TRUE(wait_until([&] { return json.output().find("voice/ended") != std::string::npos; })) << json.output();
   EXPECT_EQ(json.terminate(), 0) << json.output();
-  EXPECT_TRUE(eventually([&] { return subscribers() == 0; })) << "not unsubscribed on SIGTERM";
+  EXPECT_TRUE(wait_until([&] { return subscribers() == 0; })) << "not unsubscribed on SIGTERM";
   std::istringstream in(json.output());
   std::string line;
   std::vector<Json> events;
@@ -849,19 +838,19 @@ TEST(Stemctl, EventsPrintsOneLineEachAndUnsubscribes) {
 
   // Text, ended by Ctrl-C (SIGINT); and --count ends by itself.
   Child text({STEMCTL_BINARY, "-p", std::to_string(d.port()), "events"}, d.dir().file("events.txt"));
-  ASSERT_TRUE(eventually([&] { return subscribers() == 1; }));
+  ASSERT_TRUE(wait_until([&] { return subscribers() == 1; }));
   auto counted = std::async(std::launch::async, [&] { return d.ctl("events --count 1"); });
-  ASSERT_TRUE(eventually([&] { return subscribers() == 2; }));
+  ASSERT_TRUE(wait_until([&] { return subscribers() == 2; }));
   ASSERT_EQ(d.ctl("-q play 4").exit_code, 0);
   const Ctl one = counted.get();
   EXPECT_EQ(one.exit_code, 0) << show(one);
   EXPECT_EQ(std::count(one.out.begin(), one.out.end(), '\n'), 1) << one.out;
   EXPECT_NE(one.out.find("/stemd/voice/started 4 "), std::string::npos) << one.out;
-  ASSERT_TRUE(eventually([&] { return text.output().find("/stemd/voice/started 4 ") != std::string::npos; }))
+  ASSERT_TRUE(wait_until([&] { return text.output().find("/stemd/voice/started 4 ") != std::string::npos; }))
       << text.output();
   kill(text.pid(), SIGINT);
   EXPECT_EQ(text.wait_exit(5.0), 0) << text.output();
-  EXPECT_TRUE(eventually([&] { return subscribers() == 0; }));
+  EXPECT_TRUE(wait_until([&] { return subscribers() == 0; }));
 
   // No daemon: the usual exit 3.
   const auto r = run_ctl("-t 0.5 -p " + std::to_string(free_port()) + " events");
@@ -876,7 +865,7 @@ TEST(Stemctl, EventsRenewsItsSubscription) {
   ASSERT_EQ(d.ctl("-q load 4 " + shell_quote(d.wav("pad.wav"))).exit_code, 0);
   auto subscribers = [&] { return status_json(d)["subscribers"]; };
   Child events({STEMCTL_BINARY, "-p", std::to_string(d.port()), "events"}, d.dir().file("events.txt"));
-  ASSERT_TRUE(eventually([&] { return subscribers() == 1; })) << events.output();
+  ASSERT_TRUE(wait_until([&] { return subscribers() == 1; })) << events.output();
   // Three lifetimes later it is still subscribed, and events still arrive.
   const auto until = Clock::now() + std::chrono::seconds(3);
   while (Clock::now() < until) {
@@ -884,7 +873,7 @@ TEST(Stemctl, EventsRenewsItsSubscription) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   ASSERT_EQ(d.ctl("-q play 4").exit_code, 0);
-  EXPECT_TRUE(eventually([&] { return events.output().find("/stemd/voice/started 4 ") != std::string::npos; }))
+  EXPECT_TRUE(wait_until([&] { return events.output().find("/stemd/voice/started 4 ") != std::string::npos; }))
       << events.output();
   EXPECT_EQ(events.terminate(), 0) << events.output();
 }
@@ -900,23 +889,23 @@ TEST(Stemctl, EventsSubscribesAgainAfterTheDaemonRestarts) {
                                       "warn",       "--subscription-ttl", "1"};
   auto answers = [&] { return run_ctl("-p " + p + " -t 0.2 -q ping").exit_code == 0; };
   auto first = std::make_unique<Child>(argv, dir.file("stemd1.log"));
-  ASSERT_TRUE(eventually(answers, 5.0)) << first->output();
+  ASSERT_TRUE(wait_until(answers, 5.0)) << first->output();
   Child events({STEMCTL_BINARY, "-p", p, "events"}, dir.file("events.txt"));
-  ASSERT_TRUE(eventually([&] {
+  ASSERT_TRUE(wait_until([&] {
     return status_value(run_ctl("-p " + p + " status --all").out, "event subscribers") == "1";
   })) << events.output();
   EXPECT_EQ(first->terminate(), 0);
-  ASSERT_TRUE(eventually([&] { return events.output().find("(retrying every second)") != std::string::npos; }))
+  ASSERT_TRUE(wait_until([&] { return events.output().find("(retrying every second)") != std::string::npos; }))
       << events.output();
   Child second(argv, dir.file("stemd2.log"));
-  ASSERT_TRUE(eventually(answers, 5.0)) << second.output();
-  ASSERT_TRUE(eventually([&] { return events.output().find("answers again") != std::string::npos; }, 5.0))
+  ASSERT_TRUE(wait_until(answers, 5.0)) << second.output();
+  ASSERT_TRUE(wait_until([&] { return events.output().find("answers again") != std::string::npos; }, 5.0))
       << events.output();
   const std::string wav = dir.file("a.wav");
   write_wav16(wav, make_tone_noise16(48000, 2, 3), 2);
   ASSERT_EQ(run_ctl("-p " + p + " -q load 2 " + shell_quote(wav)).exit_code, 0);
   ASSERT_EQ(run_ctl("-p " + p + " -q play 2").exit_code, 0);
-  EXPECT_TRUE(eventually([&] { return events.output().find("/stemd/voice/started 2 ") != std::string::npos; }))
+  EXPECT_TRUE(wait_until([&] { return events.output().find("/stemd/voice/started 2 ") != std::string::npos; }))
       << events.output();
   EXPECT_EQ(events.terminate(), 0) << events.output();
   EXPECT_EQ(second.terminate(), 0) << second.output();
