@@ -5,6 +5,7 @@
 
 #include "app/presets.hpp"  // generated from config/presets/*.conf (src/CMakeLists.txt)
 #include "bpm_config.hpp"
+#include "control/suggest.hpp"
 #include "options_internal.hpp"
 
 #include <algorithm>
@@ -88,6 +89,29 @@ std::string parse_error_text(int argc, char** argv, const Options& o, const std:
     }
   }
   return msg;
+}
+
+// The first unknown long flag on the command line, named with the closest known one (as a
+// config key is, and stemctl's commands); "" when every flag is known.
+std::string unknown_flag_text(int argc, char** argv, const CLI::App& app) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--") break;
+    if (a.size() < 3 || a.rfind("--", 0) != 0) continue;
+    a = a.substr(0, std::min(a.find('='), control::kMaxSuggestLength));
+    bool known = false;
+    control::ClosestWord near(a);
+    for (const CLI::Option* opt : app.get_options()) {
+      for (const std::string& name : opt->get_lnames()) {
+        known = known || "--" + name == a;
+        near.consider("--" + name);
+      }
+    }
+    if (!known) {
+      return "unknown flag '" + a + "'" + (near.best().empty() ? "" : " (did you mean '" + near.best() + "'?)");
+    }
+  }
+  return {};
 }
 
 // The buffer size: given explicitly (flag or config), else the preset, else the board's.
@@ -253,6 +277,9 @@ int parse_options(int argc, char** argv, Options& o, std::string* error) {
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
     std::string msg = parse_error_text(argc, argv, o, config.lines, e.what());
+    if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr) {
+      if (std::string unknown = unknown_flag_text(argc, argv, app); !unknown.empty()) msg = unknown;
+    }
     if (error == nullptr) msg += "\nRun with --help for more information.";
     return fail(msg);
   }

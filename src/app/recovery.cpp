@@ -104,7 +104,9 @@ void DaemonRun::resume_session() {
   control::Router& router = inst_->router();
   std::vector<StateMessage> msgs;
   std::string e;
-  if (read_state_file(resume_.state_path, msgs, e) != StateRead::kOk) {
+  const control::RouterConfig& rc = router.config();
+  if (read_state_file(resume_.state_path, msgs, e, state_bytes_bound(rc.max_sources, rc.limits.max_string)) !=
+      StateRead::kOk) {
     spdlog::error("cannot resume the previous session: {}", e);
   } else {
     int restored = 0, failed = 0;

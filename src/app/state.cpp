@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdint>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -23,7 +24,6 @@ namespace stemd::app {
 
 namespace {
 
-constexpr std::size_t kMaxStateBytes = 16u << 20;  // far more than any real state; refuses garbage
 constexpr const char* kDeckNames[4] = {"A", "B", "C", "D"};
 constexpr const char* kBandNames[3] = {"low", "mid", "high"};
 
@@ -362,10 +362,20 @@ bool is_voice_message(const control::OscMessage& m) {
 
 // ---------------------------------------------------------------- files
 
-StateRead read_state_file(const std::string& path, std::vector<StateMessage>& out, std::string& error) {
+std::size_t state_bytes_bound(std::size_t max_sources, std::size_t max_string) {
+  // A path is the one opened (a media root before it: up to PATH_MAX more); an escaped byte
+  // takes at most 4 ("\x01"); 64 for the rest of the line, 512 for the lines of its voice.
+  const std::size_t per_source = 4 * (2 * max_string + 4096) + 64 + 512;
+  const std::size_t floor = std::size_t{16} << 20;
+  if (max_sources > (SIZE_MAX - floor) / per_source) return SIZE_MAX;
+  return std::max(floor, (std::size_t{64} << 10) + max_sources * per_source);
+}
+
+StateRead read_state_file(const std::string& path, std::vector<StateMessage>& out, std::string& error,
+                          std::size_t max_bytes) {
   out.clear();
   std::string text;
-  switch (read_regular_file(path, kMaxStateBytes, text, error)) {  // a FIFO is refused, never waited on
+  switch (read_regular_file(path, max_bytes, text, error)) {  // a FIFO is refused, never waited on
     case ReadResult::kMissing:
       return StateRead::kMissing;
     case ReadResult::kError:
@@ -389,7 +399,8 @@ RestoreReport StateKeeper::restore(control::Router& router) {
   RestoreReport rep;
   std::vector<StateMessage> msgs;
   std::string error;
-  switch (read_state_file(cfg_.path, msgs, error)) {
+  const control::RouterConfig& rc = router.config();
+  switch (read_state_file(cfg_.path, msgs, error, state_bytes_bound(rc.max_sources, rc.limits.max_string))) {
     case StateRead::kMissing:
       spdlog::info("state file {} does not exist yet: starting empty (it is written as the state changes)", cfg_.path);
       return rep;

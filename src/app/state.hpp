@@ -94,7 +94,13 @@ bool is_voice_message(const control::OscMessage& m);
 
 enum class StateRead { kOk, kMissing, kBad };
 // Reads and parses PATH. kBad with "PATH:LINE: reason" (or "PATH: reason").
-StateRead read_state_file(const std::string& path, std::vector<StateMessage>& out, std::string& error);
+// Files larger than max_bytes are refused (kBad) unread: see state_bytes_bound().
+StateRead read_state_file(const std::string& path, std::vector<StateMessage>& out, std::string& error,
+                          std::size_t max_bytes = std::size_t{16} << 20);
+// The most a state file written by a daemon with these limits can hold (every source with a
+// path and a name of max_string bytes, each byte escaped, and its voice), and never under
+// 16 MiB: what stemd wrote, it reads back; anything larger is not its own file.
+std::size_t state_bytes_bound(std::size_t max_sources, std::size_t max_string);
 
 // Writing PATH: write_file_atomic() (safe_file.hpp): mkstemp in PATH's directory, fsync, rename
 // over PATH, fsync of the directory. On failure PATH is untouched and the temporary removed.

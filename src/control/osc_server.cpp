@@ -158,8 +158,10 @@ void OscServer::stop() {
 void OscServer::send(const Outgoing& o) {
   bool ok = false;
   if (o.to.tcp_fd >= 0) {
+    // The descriptor and the peer's address and port: a client that left may have handed its
+    // descriptor to the next one before an answer for it (a load's) was ready.
     for (auto& c : conns_) {
-      if (c->fd() == o.to.tcp_fd) ok = c->send_packet(o.data.data(), o.data.size());
+      if (c->fd() == o.to.tcp_fd && c->peer() == o.to.endpoint) ok = c->send_packet(o.data.data(), o.data.size());
     }
   } else {
     ok = udp_->send_to(o.to.endpoint, o.data.data(), o.data.size());

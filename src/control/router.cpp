@@ -114,13 +114,19 @@ void Router::handle_packet(const std::uint8_t* data, std::size_t size, const Pee
   const std::size_t first = out.size();
   unvalidated_ = unvalidated(from, now);
   packet_answer_bytes_ = 0;
+  // Shared with the packet's messages that wait behind a load (answer_later).
+  packet_ = std::make_shared<PacketBudget>();
+  packet_->allowed = AddressValidator::kAmplification * size;
   route_packet(data, size, from, out);
+  packet_->answer_bytes = packet_answer_bytes_;
+  packet_->unvalidated = unvalidated_;
   // A /stemd/cookie echo in the packet may have validated the source on the way.
   if (unvalidated_) {
     unvalidated_ = false;
     std::size_t total = 0;
     for (std::size_t i = first; i < out.size(); ++i) total += out[i].data.size();
-    const std::size_t budget = AddressValidator::kAmplification * size;
+    const std::size_t budget = packet_->allowed;
+    packet_->sent = total;
     if (total > budget) {
       // The handlers ran (a command from a spoofed source does what it says: --allow is what
       // keeps strangers out); only the answer is withheld, so the source cannot be used to
@@ -131,12 +137,15 @@ void Router::handle_packet(const std::uint8_t* data, std::size_t size, const Pee
       c.address = "/stemd/cookie";
       c.args.push_back(OscArg::Str(validator_.mint(from.endpoint, now)));
       auto bytes = osc_serialise(c);
+      packet_->withheld = true;
+      packet_->sent = bytes.size();
       if (bytes.size() <= budget) {
         out.push_back(Outgoing{from, std::move(bytes)});
         ++stats_.cookies_sent;
       }
     }
   }
+  packet_.reset();
 }
 
 void Router::route_packet(const std::uint8_t* data, std::size_t size, const Peer& from, std::vector<Outgoing>& out) {

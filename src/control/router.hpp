@@ -169,11 +169,22 @@ class Router {
   int apply_tempo(double bpm, double glide_s, std::int64_t at);
 
   // Async loads (router_loads.cpp)
+  // What one packet may still be answered with. A message that waits behind a load is answered
+  // later, but within the limits of the packet it came in: from an unvalidated source, 3× the
+  // packet's size in all (then the cookie, once); at most kMaxPacketAnswer bytes of pages.
+  struct PacketBudget {
+    bool unvalidated = false;      // the source had not echoed a cookie when the packet came
+    std::size_t allowed = 0;       // AddressValidator::kAmplification × the packet's size
+    std::size_t sent = 0;          // bytes answered to it so far (counted while unvalidated)
+    bool withheld = false;         // an answer was withheld: the rest are too
+    std::size_t answer_bytes = 0;  // every answer's bytes, for kMaxPacketAnswer
+  };
   struct PendingLoad {
     std::uint64_t token = 0;
     OscMessage message;
     Peer from;
     std::int64_t arrival_base = -1;
+    std::shared_ptr<PacketBudget> packet;  // null: not from a packet (no limits)
   };
   struct Deferred {
     OscMessage message;
@@ -181,7 +192,11 @@ class Router {
     std::vector<int> slots;
     bool all = false;  // waits for every load in flight (/mixer_cleanup)
     std::int64_t arrival_base = -1;
+    std::shared_ptr<PacketBudget> packet;
   };
+  // Runs a message that waited (behind a load) as part of the packet it came in, and queues its
+  // answer for take_replies() within that packet's budget.
+  void answer_later(const OscMessage& m, const Peer& from, const std::shared_ptr<PacketBudget>& packet);
   // The ids a message touches (for ordering behind loads in flight); all = every id.
   void touched_slots(const OscMessage& m, std::vector<int>& slots, bool& all) const;
   bool blocked(const std::vector<int>& slots, bool all) const;
@@ -223,6 +238,7 @@ class Router {
   bool unvalidated_ = false;  // the packet being handled comes from an unvalidated UDP source
   // Bytes answered so far to the packet being handled (see kMaxPacketAnswer).
   std::size_t packet_answer_bytes_ = 0;
+  std::shared_ptr<PacketBudget> packet_;  // the packet being handled, or a waiting message's
   std::function<void(std::vector<OscArg>&)> status_extra_;
   std::function<void()> tick_hook_;
   RouterStats stats_;

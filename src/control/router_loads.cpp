@@ -145,7 +145,7 @@ Reply Router::load_file(const Call& c, int id, const std::string& path, const st
     return Reply::fail(ErrorKind::kBusy,
                        "busy: " + std::to_string(pool_->max_in_flight()) + " loads in flight (try again)", idv);
   }
-  pending_[id] = PendingLoad{token, c.m, c.from, c.at >= 0 ? -1 : arrival_base()};
+  pending_[id] = PendingLoad{token, c.m, c.from, c.at >= 0 ? -1 : arrival_base(), packet_};
   reply_deferred_ = true;
   // Not sent (handle() sees reply_deferred_); a failure so that handlers stop here and change
   // nothing more until they are re-run with the load done.
@@ -205,7 +205,7 @@ void Router::route_async(const OscMessage& m, const Peer& from, std::vector<Outg
       out.push_back(Outgoing{from, osc_serialise(make_reply(m.address, r))});
       return;
     }
-    deferred_.push_back(Deferred{m, from, std::move(slots), all, arrival_base()});
+    deferred_.push_back(Deferred{m, from, std::move(slots), all, arrival_base(), packet_});
     return;
   }
   async_now_ = true;
@@ -228,10 +228,9 @@ void Router::poll_loads() {
     pending_.erase(it);
     resume_ = &d;
     arrival_base_ = p.arrival_base;
-    OscMessage r = handle(p.message, p.from);  // the handler finds its load done (load_file)
+    answer_later(p.message, p.from, p.packet);  // the handler finds its load done (load_file)
     arrival_base_ = -1;
     resume_ = nullptr;
-    replies_.push_back(Outgoing{p.from, osc_serialise(r)});
   }
   if (!done_now.empty()) drain_deferred();
 }
@@ -256,12 +255,47 @@ void Router::drain_deferred() {
     it = deferred_.erase(it);
     async_now_ = true;
     arrival_base_ = d.arrival_base;
-    OscMessage r = handle(d.message, d.from);
+    answer_later(d.message, d.from, d.packet);
     arrival_base_ = -1;
     async_now_ = false;
-    if (!r.address.empty()) replies_.push_back(Outgoing{d.from, osc_serialise(r)});
     // It may have started a load of its own: later messages on that id wait for it (pending_).
   }
+}
+
+void Router::answer_later(const OscMessage& m, const Peer& from, const std::shared_ptr<PacketBudget>& packet) {
+  const auto now = std::chrono::steady_clock::now();
+  // As when its packet came: unvalidated unless the source has echoed a cookie since; the pages
+  // already answered to the packet count (kMaxPacketAnswer). A load it starts carries the packet on.
+  packet_ = packet;
+  unvalidated_ = packet != nullptr && packet->unvalidated && unvalidated(from, now);
+  packet_answer_bytes_ = packet != nullptr ? packet->answer_bytes : 0;
+  const OscMessage r = handle(m, from);
+  const bool limited = unvalidated_;  // a /stemd/cookie echo validates on the way
+  unvalidated_ = false;
+  packet_.reset();
+  if (r.address.empty()) return;  // it waits for a load of its own
+  auto bytes = osc_serialise(r);
+  if (packet == nullptr) {
+    replies_.push_back(Outgoing{from, std::move(bytes)});
+    return;
+  }
+  packet->answer_bytes += bytes.size();
+  if (limited) {
+    if (packet->withheld || packet->sent + bytes.size() > packet->allowed) {
+      // Over the packet's 3×: withheld, and the cookie goes out once instead (when it fits).
+      ++stats_.replies_withheld;
+      if (packet->withheld) return;
+      packet->withheld = true;
+      OscMessage c;
+      c.address = "/stemd/cookie";
+      c.args.push_back(OscArg::Str(validator_.mint(from.endpoint, now)));
+      bytes = osc_serialise(c);
+      if (packet->sent + bytes.size() > packet->allowed) return;
+      ++stats_.cookies_sent;
+    }
+    packet->sent += bytes.size();
+  }
+  replies_.push_back(Outgoing{from, std::move(bytes)});
 }
 
 void Router::take_replies(std::vector<Outgoing>& out) {

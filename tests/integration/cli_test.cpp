@@ -459,6 +459,23 @@ TEST(Cli, SystemdNotifyReadyWatchdogAndStopping) {
   EXPECT_LT(all.find("READY=1"), all.find("STOPPING=1"));
 }
 
+// A mistyped flag is named with the closest one, as a mistyped config key or stemctl command is.
+// Found by the outside pass: "stemd --buffer-sise 512" said only "The following arguments were
+// not expected: 512 --buffer-sise".
+TEST(Cli, AMistypedFlagIsNamedWithTheClosestOne) {
+  auto r = run_stemd("--buffer-sise 512");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("unknown flag '--buffer-sise' (did you mean '--buffer-size'?)"), std::string::npos)
+      << r.output;
+  r = run_stemd("--backend null --osc-prot=5000");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("unknown flag '--osc-prot' (did you mean '--osc-port'?)"), std::string::npos) << r.output;
+  r = run_stemd("--completely-unknown");  // nothing close: named, without a guess
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("unknown flag '--completely-unknown'"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("did you mean"), std::string::npos) << r.output;
+}
+
 TEST(Cli, PresetsPickTheBufferSizeAndSayWhy) {
   auto r = run_stemd("--backend null --duration 0.05");
   EXPECT_EQ(r.exit_code, 0) << r.output;

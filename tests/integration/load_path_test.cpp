@@ -209,6 +209,30 @@ TEST_F(LoadPath, AStalledLoadDoesNotHoldUpOtherClients) {
   EXPECT_EQ(sources(c()).size(), 2u);
 }
 
+// A TCP client that sent a load and left: the answer, ready later, is for nobody. Found by the
+// outside pass: it went to whichever client was given the same descriptor (replies were matched
+// by descriptor alone), so a newcomer received another client's /done /stemd/load.
+TEST_F(LoadPath, ALoadAnswerNeverReachesTheNextTcpClientOnTheSameDescriptor) {
+  write_wav16(media_.path("slow.wav"), make_tone_noise16(9600, 2, 5), 2);
+  StallOne stall("slow.wav", std::chrono::milliseconds(1500));
+  io::ScopedFaultInjector scoped(stall);
+  DaemonOptions o;
+  o.tcp = true;
+  start(o);
+  {
+    Client gone(d_->tcp(), Client::Proto::kTcp);
+    ASSERT_TRUE(gone.ok());
+    gone.post(msg("/stemd/load", 1, media_.path("slow.wav")));
+    EXPECT_DONE(gone.send("/stemd/ping"), "/stemd/ping");  // answered at once: the load is in flight
+  }
+  ASSERT_TRUE(eventually([&] { return status_map(c().send("/stemd/status")).at("tcp_clients").i == 0; }));
+  Client next(d_->tcp(), Client::Proto::kTcp);  // the lowest free descriptor: the one just closed
+  ASSERT_TRUE(next.ok());
+  EXPECT_DONE(next.send("/stemd/ping"), "/stemd/ping");
+  EXPECT_TRUE(next.quiet(std::chrono::milliseconds(2500))) << "another client's answer arrived";
+  EXPECT_EQ(sources(c()).size(), 1u);  // the load itself went ahead
+}
+
 // Beyond the loads in flight: "busy", and the id is untouched.
 TEST_F(LoadPath, TooManyLoadsInFlightAnswerBusy) {
   write_wav16(media_.path("slow.wav"), make_tone_noise16(9600, 2, 5), 2);

@@ -227,6 +227,56 @@ TEST(AmplificationEndToEnd, CookieExchangeOverUdp) {
   EXPECT_GE(status_map(*second).at("cookies_sent").i, 1);
 }
 
+// A message that waits behind a load in flight is answered later (take_replies): that answer
+// must keep the limits of the packet it came in. Found by the outside pass: a bundle of
+// "/stemd/load 5 <missing>" + 300 × "/stemd/list 5" (5 is taken for an id) from an
+// unvalidated source got 627× its size back (30 MB for one 48 KB datagram at 300 sources),
+// and "/stemd/load 1 <missing>" + "/stemd/notify 1" subscribed a forged address without the
+// cookie.
+TEST(AmplificationEndToEnd, MessagesThatWaitedBehindALoadKeepTheLimitsOfTheirPacket) {
+  DaemonOptions o;
+  o.cookie_exempt = "";
+  Daemon d(o);
+  ASSERT_TRUE(d.ok()) << d.error();
+  Media media;
+  Client owner(d.udp());
+  const OscMessage token = owner.send("/stemd/cookie");  // /done /stemd/cookie <token>
+  ASSERT_TRUE(is_done(token, "/stemd/cookie") && token.args.size() == 2) << token.to_string();
+  ASSERT_TRUE(is_done(owner.send("/stemd/cookie", token.args[1].s), "/stemd/cookie"));
+  for (int id = 1; id <= 60; ++id) {
+    ASSERT_TRUE(is_done(owner.send("/stemd/load", id, media.path("a.wav"), "a-long-stem-name-" + std::to_string(id)),
+                        "/stemd/load"));
+  }
+
+  Client stranger(d.udp());  // another port: not validated
+  std::vector<Bytes> parts{serialise(msg("/stemd/load", 5, media.path("missing.wav")))};
+  for (int i = 0; i < 300; ++i) parts.push_back(serialise(msg("/stemd/list", 5)));
+  const Bytes packet = bundle(parts);
+  stranger.post_raw(packet);
+  std::size_t bytes = 0, answers = 0;
+  while (auto r = stranger.next_reply(std::chrono::milliseconds(500))) {
+    bytes += serialise(*r).size();
+    ++answers;
+  }
+  for (const auto& n : stranger.notifications()) bytes += serialise(n).size();
+  std::printf("[ figures ] load + 300 lists behind it from an unvalidated source: %zu bytes in, %zu out (%.2fx)\n",
+              packet.size(), bytes, static_cast<double>(bytes) / static_cast<double>(packet.size()));
+  EXPECT_LE(bytes, 3 * packet.size()) << answers << " answers";
+
+  // A subscription that waited behind a load still needs the cookie.
+  stranger.notifications().clear();
+  stranger.post_raw(bundle({serialise(msg("/stemd/load", 1, media.path("missing.wav"))),
+                            serialise(msg("/stemd/notify", 1))}));
+  std::optional<OscMessage> notify;
+  while (auto r = stranger.next_reply(std::chrono::milliseconds(500))) {
+    if (r->args.size() >= 1 && r->args[0].is_string() && r->args[0].s == "/stemd/notify") notify = r;
+  }
+  ASSERT_TRUE(notify.has_value()) << "the subscription was not answered";
+  EXPECT_TRUE(is_fail(*notify, "/stemd/notify")) << notify->to_string();
+  EXPECT_EQ(reason(*notify), "cookie required");
+  EXPECT_EQ(status_map(owner.send("/stemd/status")).at("subscribers").i, 0);
+}
+
 // ================================================================ paging
 
 TEST(Paging, ListAndVoicesLargerThanADatagramComeInPages) {

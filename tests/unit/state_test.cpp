@@ -339,6 +339,40 @@ TEST(StateKeeper, ACorruptFileIsSetAsideAndNothingIsRestored) {
       << text;
 }
 
+// What stemd writes, it reads back. Found by the outside pass: 4,096 sources (the default
+// --max-sources) with names of 1,024 control bytes (the default --max-string; each written as
+// "\x01") make a 21 MB state file, over the reader's fixed 16 MiB: at the next start it was set
+// aside as .bad and stemd started empty. The bound now follows the limits.
+TEST(StateKeeper, TheLargestStateTheLimitsAllowIsReadBack) {
+  test::TempDir dir;
+  const std::string path = dir.file("state");
+  Rig rig;
+  const control::RouterConfig& rc = rig.router.config();
+  DaemonState s;
+  const std::string name(rc.limits.max_string, '\x01');
+  for (std::size_t i = 0; i < rc.max_sources; ++i) {
+    s.sources.push_back(StateSource{static_cast<int>(i + 1), "/nonexistent/" + std::string(1000, 'p'), name});
+  }
+  spit(path, format_state(s, "test"));
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  ASSERT_GT(st.st_size, 16 << 20) << "the test must write more than the old bound";
+  EXPECT_LE(static_cast<std::size_t>(st.st_size), state_bytes_bound(rc.max_sources, rc.limits.max_string));
+  std::vector<StateMessage> msgs;
+  std::string err;
+  // The fixed 16 MiB bound the keeper used before refuses it (what happened at every restart).
+  EXPECT_EQ(read_state_file(path, msgs, err, std::size_t{16} << 20), StateRead::kBad);
+  EXPECT_NE(err.find("too large"), std::string::npos) << err;
+  StateKeeper keeper({path, false, 5.0, "test"});
+  const RestoreReport r = keeper.restore(rig.router);
+  EXPECT_EQ(r.failed, static_cast<int>(rc.max_sources));  // every load routed (the files are gone)
+  EXPECT_TRUE(exists(path));
+  EXPECT_FALSE(exists(path + ".bad"));
+  // Small limits keep the 16 MiB floor; the bound grows with the limits.
+  EXPECT_EQ(state_bytes_bound(1, 16), std::size_t{16} << 20);
+  EXPECT_GT(state_bytes_bound(8192, 1024), state_bytes_bound(4096, 1024));
+}
+
 TEST(StateKeeper, WrongVersionIsSetAside) {
   test::TempDir dir;
   const std::string path = dir.file("state");
