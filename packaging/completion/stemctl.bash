@@ -29,6 +29,10 @@ list voices status events ping watch send"
       COMPREPLY=($(compgen -W "s frac frames" -- "$cur"))
       return
       ;;
+    --deck)
+      COMPREPLY=($(compgen -W "A B C D" -- "$cur"))
+      return
+      ;;
   esac
 
   # The command word and how many arguments it has so far (options and their values skipped).
@@ -37,7 +41,7 @@ list voices status events ping watch send"
     w=${words[i]}
     case $w in
       --host | -p | --port | -t | --timeout | --volume | --start | --rate | --fade | --ramp | --interval | --count | \
-        --name | --unit)
+        --name | --unit | --deck)
         ((i++))
         continue
         ;;
@@ -62,7 +66,7 @@ list voices status events ping watch send"
   local opts=""
   case $cmd in
     load) opts="--name --absolute -a" ;;
-    play) opts="--volume --loop --start --unit --rate" ;;
+    play) opts="--volume --loop --start --unit --rate --deck" ;;
     stop | pause | resume) opts="--fade" ;;
     seek) opts="--unit" ;;
     volume | pan | rate | master | deck) opts="--ramp" ;;

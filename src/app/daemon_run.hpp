@@ -56,6 +56,7 @@ class DaemonRun {
   void restore_state();
   void resume_session();
   void restart_resumed_voices();  // [control]
+  bool route_start_message(const std::string& flag, const control::OscMessage& m, std::int64_t at);  // [control]
   int load_start_files();
   int run_script();
   bool play_start_files();  // [control]

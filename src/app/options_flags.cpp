@@ -145,7 +145,9 @@ void add_output_options(CLI::App& app, Options& o) {
 
 // --play and its level, the render target (Output), then files and streaming.
 void add_play_and_file_options(CLI::App& app, Options& o) {
-  app.add_option("--play", o.play, "Play FILE at start (repeatable); a file that cannot be loaded is an error")
+  app.add_option("--play", o.play,
+                 "Play FILE at start, on deck A (repeatable): loaded as a client's /stemd/load is "
+                 "(--media-root, --max-sources apply); a file that is refused is an error")
       ->type_name("FILE");
   app.add_flag("--loop", o.loop, "Loop the --play files");
   app.add_option("--volume", o.volume, "Volume of the --play files (linear, 0..4)")

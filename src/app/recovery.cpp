@@ -120,8 +120,8 @@ void DaemonRun::resume_session() {
         ++restored;
       } else {
         ++failed;
-        spdlog::warn("resume: {} → {}", control::log_escape(sm.message.to_string(), 600),
-                     control::log_escape(reply.to_string(), 600));
+        spdlog::warn("resume: {} → {}", base::log_escape(sm.message.to_string(), 600),
+                     base::log_escape(reply.to_string(), 600));
       }
     }
     spdlog::info("resume: {} settings and sources restored ({} failed), {} voices to restart", restored, failed,
@@ -138,10 +138,10 @@ void DaemonRun::restart_resumed_voices() {
     const control::OscMessage reply = inst_->router().handle(sm.message, control::Peer{});
     if (reply.address == "/done") {
       ++ok;
-      spdlog::debug("resume: {}", control::log_escape(sm.message.to_string(), 600));
+      spdlog::debug("resume: {}", base::log_escape(sm.message.to_string(), 600));
     } else {
-      spdlog::warn("resume: {} → {}", control::log_escape(sm.message.to_string(), 600),
-                   control::log_escape(reply.to_string(), 600));
+      spdlog::warn("resume: {} → {}", base::log_escape(sm.message.to_string(), 600),
+                   base::log_escape(reply.to_string(), 600));
     }
   }
   if (!resume_voices_.empty()) spdlog::info("resume: {} of {} voices playing again", ok, resume_voices_.size());

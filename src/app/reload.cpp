@@ -72,7 +72,7 @@ void DaemonRun::reload() {
     control::Controller* ctl = &inst_->controller();
     inst_->post([ctl, to] {
       std::string de;
-      for (std::size_t d = 0; d < 4; ++d) ctl->set_deck_level(static_cast<int>(d), to[d], 0.05, de);
+      for (std::size_t d = 0; d < 4; ++d) ctl->set_deck_level(control::kNow, static_cast<int>(d), to[d], 0.05, de);
     });
     applied.push_back("levels");
   }
@@ -105,7 +105,7 @@ void DaemonRun::apply_live_volumes(const Options& n, std::vector<std::string>& a
     inst_->post([ctl, router, ids, v] {
       std::string ve;
       for (int id : ids) {
-        if (const control::VoiceHandle h = router->player(id); h.valid()) ctl->set_volume(h, v, 0.05, ve);
+        if (const control::VoiceHandle h = router->player(id); h.valid()) ctl->set_volume(control::kNow, h, v, 0.05, ve);
       }
     });
     applied.push_back(decks ? "vol" : "volume");

@@ -1,6 +1,8 @@
 // The daemon's start-up, second half [main, the control thread until start_control()]: the
 // state file, the start-up flags (--play, --a…--d, --c_preload, levels, --script), the stream,
-// the start-up lines. See daemon_run.hpp.
+// the start-up lines. See daemon_run.hpp. The flags that load and play files become OSC
+// messages routed as a client's are (/stemd/load, /stemd/play, /play_stem): one path, one set
+// of checks and budgets, and a refusal names the router's reason.
 #include "daemon_run.hpp"
 
 #include "control/deck_ids.hpp"
@@ -40,17 +42,44 @@ void DaemonRun::restore_state() {
   }
 }
 
-// --play files and the old server's --a/--b/--c/--d and --c_preload: loaded before the stream
-// starts; any failure is fatal at start. Deck levels (--levels, --ab) applied.
+namespace {
+
+// The absolute form of a path given on the command line or in the config file: relative to
+// the working directory, as a shell path is (a client's relative path is relative to
+// --media-root instead). Left as given when it cannot be made absolute (the router says why).
+std::string command_line_path(const std::string& path) {
+  std::error_code ec;
+  const std::filesystem::path p = path.empty() ? std::filesystem::path() : std::filesystem::absolute(path, ec);
+  return ec || p.empty() ? path : p.string();
+}
+
+control::OscMessage load_message(int id, const std::string& path) {
+  return control::osc_message("/stemd/load", {control::OscArg::Int(id), control::OscArg::Str(command_line_path(path)),
+                                               control::OscArg::Str(std::filesystem::path(path).stem().string())});
+}
+
+}  // namespace
+
+// A start-up flag's message, routed as a client's is (the media root, --max-sources, the
+// memory budget, every argument's check), taking effect at engine frame `at` (control::kNow:
+// at once). False, logged with the router's /fail (its reason), when it was refused.
+bool DaemonRun::route_start_message(const std::string& flag, const control::OscMessage& m, std::int64_t at) {
+  const control::OscMessage reply = inst_->router().handle_at(m, at);
+  if (reply.address == "/done") return true;
+  // /fail <address> [values…] <reason>
+  const std::string reason = !reply.args.empty() && reply.args.back().is_string() ? reply.args.back().s : "refused";
+  spdlog::error("{}: {} (refused at start: {} → /fail)", base::log_escape(flag, 600),
+                base::log_escape(reason, 600), base::log_escape(m.to_string(), 600));
+  return false;
+}
+
+// --play files (ids 1…N) and the old server's --a/--b/--c/--d (deck base ids) and --c_preload:
+// loaded before the stream starts, through the router; any refusal is fatal at start. Deck
+// levels (--levels, --ab) applied.
 int DaemonRun::load_start_files() {
-  control::Controller& ctl = inst_->controller();
   int slot = 1;
   for (const auto& path : o_.play) {
-    const std::string name = std::filesystem::path(path).stem().string();
-    if (!ctl.load(slot, path, name, err_)) {
-      spdlog::error("cannot play {}", err_);
-      return 1;
-    }
+    if (!route_start_message("--play " + path, load_message(slot, path), control::kNow)) return 1;
     slots_.push_back(slot++);
   }
   if (bc_.kind == "render" && o_.duration <= 0 && !o_.script.empty()) {
@@ -62,21 +91,18 @@ int DaemonRun::load_start_files() {
     return 2;
   }
   // The old server's --a/--b/--c/--d: a deck's base id, looped, at --vol.
+  static const char* const kDeckFlags[4] = {"--a ", "--b ", "--c ", "--d "};
   for (int d = 0; d < 4; ++d) {
     if (o_.deck_files[d].empty()) continue;
-    const std::string name = std::filesystem::path(o_.deck_files[d]).stem().string();
-    if (!ctl.load(control::kDeckBase[d], o_.deck_files[d], name, err_)) {
-      spdlog::error("cannot play {}", err_);
+    if (!route_start_message(kDeckFlags[d] + o_.deck_files[d], load_message(control::kDeckBase[d], o_.deck_files[d]),
+                             control::kNow))
       return 1;
-    }
   }
   // --c_preload: deck C loaded, not started (/schedule_c_at or --dummy_after start it).
   if (!o_.c_preload.empty() && o_.deck_files[2].empty()) {
-    const std::string name = std::filesystem::path(o_.c_preload).stem().string();
-    if (!ctl.load(control::kDeckBase[2], o_.c_preload, name, err_)) {
-      spdlog::error("--c_preload: cannot load {}", err_);
+    if (!route_start_message("--c_preload " + o_.c_preload, load_message(control::kDeckBase[2], o_.c_preload),
+                             control::kNow))
       return 1;
-    }
   }
   if (!o_.deck_files[2].empty() && o_.c_at < 0) {
     spdlog::info("--c {}: loaded into buffer 2100, not started (the old server's meaning): /schedule_c_at X or --c_at",
@@ -88,8 +114,10 @@ int DaemonRun::load_start_files() {
     deck_levels_[0] = o_.ab[0];
     deck_levels_[1] = o_.ab[1];
   }
+  // A jump, before anything plays (a client's /stemd/deck ramps over at least the declick).
+  control::Controller& ctl = inst_->controller();
   for (std::size_t d = 0; d < deck_levels_.size(); ++d)
-    ctl.set_deck_level(static_cast<int>(d), deck_levels_[d], -1.0, err_);
+    ctl.set_deck_level(control::kNow, static_cast<int>(d), deck_levels_[d], -1.0, err_);
   return -1;
 }
 
@@ -105,8 +133,8 @@ int DaemonRun::run_script() {
     const auto frame = static_cast<std::int64_t>(std::llround(l.seconds * rate_));
     const control::OscMessage reply = inst_->router().handle_at(l.message, frame);
     if (reply.address == "/fail") {
-      spdlog::error("--script {}:{}: {} → {}", o_.script, l.line, control::log_escape(l.message.to_string(), 600),
-                    control::log_escape(reply.to_string(), 600));
+      spdlog::error("--script {}:{}: {} → {}", o_.script, l.line, base::log_escape(l.message.to_string(), 600),
+                    base::log_escape(reply.to_string(), 600));
       return 2;
     }
   }
@@ -114,49 +142,40 @@ int DaemonRun::run_script() {
   return -1;
 }
 
-// [control] The --play files and the decks start (offline and null output: before the first
-// block, so at frame 0; a device: once it runs).
+// [control] The --play files and the decks start, through the router (offline and null
+// output: before the first block, so at frame 0; a device: once it runs). The --play files play
+// on deck A (the /stemd/play deck argument: their ids' own deck would be D), so --levels and
+// --ab apply to them.
 bool DaemonRun::play_start_files() {
-  control::Controller& ctl = inst_->controller();
-  control::Router& router = inst_->router();
-  std::string err;  // not err_: this may run on the control thread while the main thread runs
+  using control::OscArg;
+  const control::Controller& ctl = inst_->controller();
   for (int s : slots_) {
-    control::VoiceHandle h;
-    control::PlayOptions po;
-    po.loop = o_.loop;
-    po.volume = o_.volume;
-    if (!ctl.play(s, po, h, err)) {
-      spdlog::error("cannot play slot {}: {}", s, err);
-      return false;
-    }
-    router.adopt_player(s, h);  // its slot's player, as if started over OSC (state, recovery)
+    const control::OscMessage m = control::osc_message(
+        "/stemd/play", {OscArg::Int(s), OscArg::Float(o_.volume), OscArg::Int(o_.loop ? 1 : 0), OscArg::Float(0.0f),
+                        OscArg::Str("s"), OscArg::Float(1.0f), OscArg::Str("A")});
+    if (!route_start_message("--play " + o_.play[static_cast<std::size_t>(s - 1)], m, control::kNow)) return false;
   }
+  static const char* const kDeckFlags[4] = {"--a ", "--b ", "--c ", "--d "};
   for (int d = 0; d < 4; ++d) {
     if (o_.deck_files[d].empty()) continue;
     if (d == 2 && o_.c_at < 0) continue;  // --c without --c_at: loaded only
-    control::VoiceHandle h;
-    control::PlayOptions po;
-    po.loop = true;
-    po.volume = o_.deck_volume;
-    po.deck = d;
-    po.rate = static_cast<float>(o_.rate);
+    // /play_stem id rate volume loop start: the deck's base id plays on its deck, looped.
+    const control::OscMessage m =
+        control::osc_message("/play_stem", {OscArg::Int(control::kDeckBase[d]), OscArg::Float(static_cast<float>(o_.rate)),
+                                            OscArg::Float(o_.deck_volume), OscArg::Int(1), OscArg::Float(0.0f)});
     // --c_at: deck C starts that many seconds (of output) after the start.
-    const std::int64_t at = d == 2 ? (real_device_ ? ctl.now_frame() : 0) + std::llround(o_.c_at * rate_) : -1;
-    control::Controller::ScheduleScope when(ctl, at);
-    if (!ctl.play(control::kDeckBase[d], po, h, err)) {
-      spdlog::error("cannot play buffer {}: {}", control::kDeckBase[d], err);
-      return false;
-    }
-    router.adopt_player(control::kDeckBase[d], h);
+    const std::int64_t at =
+        d == 2 ? (real_device_ ? ctl.now_frame() : 0) + std::llround(o_.c_at * rate_) : control::kNow;
+    if (!route_start_message(kDeckFlags[d] + o_.deck_files[d], m, at)) return false;
   }
   // --dummy_after: /dummy <--dummy_args> taking effect that many seconds after the start (its
   // /schedule_c_at, if any, starts deck C no earlier than then).
   if (o_.dummy_after >= 0) {
     control::OscMessage dm;
     dm.address = "/dummy";
-    for (const auto& a : o_.dummy_args) dm.args.push_back(control::OscArg::Str(a));
+    for (const auto& a : o_.dummy_args) dm.args.push_back(OscArg::Str(a));
     const std::int64_t at = (real_device_ ? ctl.now_frame() : 0) + std::llround(o_.dummy_after * rate_);
-    const control::OscMessage reply = router.handle_at(dm, at);
+    const control::OscMessage reply = inst_->router().handle_at(dm, at);
     if (reply.address != "/done") spdlog::warn("--dummy_after: {} → {}", dm.to_string(), reply.to_string());
   }
   return true;

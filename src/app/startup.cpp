@@ -153,14 +153,14 @@ namespace {
 void log_event(const engine::Event& e, const control::VoiceInfo& v) {
   switch (e.type) {
     case engine::EventType::kVoiceStarted:
-      spdlog::debug("voice {} started (slot {} '{}')", e.voice, v.slot, control::log_escape(v.name));
+      spdlog::debug("voice {} started (slot {} '{}')", e.voice, v.slot, base::log_escape(v.name));
       break;
     case engine::EventType::kVoiceEnded:
       if (e.reason == engine::EndReason::kError) {
-        spdlog::warn("voice {} (slot {} '{}') ended: {}", e.voice, v.slot, control::log_escape(v.name),
+        spdlog::warn("voice {} (slot {} '{}') ended: {}", e.voice, v.slot, base::log_escape(v.name),
                      engine::to_string(e.reason));
       } else {
-        spdlog::info("voice {} (slot {} '{}') ended: {}", e.voice, v.slot, control::log_escape(v.name),
+        spdlog::info("voice {} (slot {} '{}') ended: {}", e.voice, v.slot, base::log_escape(v.name),
                      engine::to_string(e.reason));
       }
       break;

@@ -1,7 +1,9 @@
 // The state file (see state.hpp).
 #include "state.hpp"
 
-#include "control/log_guard.hpp"
+#include "control/deck_ids.hpp"
+
+#include "base/log_guard.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -219,6 +221,7 @@ DaemonState capture_state(const control::Controller& ctl, const control::Router&
     const double expected = rc.time_stretch ? std::clamp(ratio, 0.25, 4.0) : 1.0;
     if (std::fabs(static_cast<double>(vi.tempo) - expected) > 1e-4) v.stretch = std::clamp(vi.tempo, 0.25f, 4.0f);
     v.paused = vi.paused;
+    v.deck = vi.deck;
     if (vi.loop_end > 0 || vi.loop_start > 0) {
       v.region_start = vi.loop_start;
       v.region_end = vi.loop_end > 0 ? vi.loop_end : vi.total_frames;
@@ -237,7 +240,7 @@ bool differs_in_structure(const DaemonState& a, const DaemonState& b) {
   for (std::size_t i = 0; i < a.voices.size(); ++i) {
     const StateVoice &x = a.voices[i], &y = b.voices[i];
     if (x.id != y.id || x.volume != y.volume || x.loop != y.loop || x.rate != y.rate || x.pan != y.pan ||
-        x.stretch != y.stretch || x.paused != y.paused || x.region_start != y.region_start ||
+        x.stretch != y.stretch || x.paused != y.paused || x.deck != y.deck || x.region_start != y.region_start ||
         x.region_end != y.region_end || x.region_count != y.region_count) {
       return true;
     }
@@ -270,15 +273,19 @@ std::string format_state(const DaemonState& s, const std::string& writer) {
   }
   for (const StateVoice& v : s.voices) {
     const std::string id = std::to_string(v.id);
+    // A player on another deck than its id's (a --play file on deck A) names its deck.
+    const std::string deck = v.deck >= 0 && v.deck < 4 && v.deck != control::deck_of_id(v.id)
+                                 ? std::string(" ") + kDeckNames[v.deck]
+                                 : std::string();
     if (v.region_end > 0) {
       out += "/stemd/play_region " + id + " " + std::to_string(v.region_start) + " " + std::to_string(v.region_end) +
              " " + (v.loop ? "true" : "false") + " " + std::to_string(v.region_count) + " " + fmt_float(v.volume) +
-             " frames\n";
+             " frames" + deck + "\n";
       if (v.position != v.region_start) out += "/stemd/seek " + id + " " + std::to_string(v.position) + " frames\n";
       if (v.rate != 1.0f) out += "/stemd/rate " + id + " " + fmt_float(v.rate) + " 0\n";
     } else {
       out += "/stemd/play " + id + " " + fmt_float(v.volume) + " " + (v.loop ? "true" : "false") + " " +
-             std::to_string(v.position) + " frames " + fmt_float(v.rate) + "\n";
+             std::to_string(v.position) + " frames " + fmt_float(v.rate) + deck + "\n";
     }
     if (v.pan != 0.0f) out += "/stemd/pan " + id + " " + fmt_float(v.pan) + " 0\n";
     if (v.stretch > 0.0f) out += "/stemd/stretch " + id + " " + fmt_float(v.stretch) + "\n";
@@ -442,10 +449,10 @@ RestoreReport StateKeeper::restore(control::Router& router) {
     if (m.address == "/stemd/load" || m.address == "/load_buffer") {
       failed_ids.insert(id);
       spdlog::warn("state file {}:{}: source {} not restored: {} (the others are)", cfg_.path, sm.line, id,
-                   control::log_escape(reason_of(reply), 400));
+                   base::log_escape(reason_of(reply), 400));
     } else {
       spdlog::warn("state file {}:{}: {} failed: {} (skipped)", cfg_.path, sm.line,
-                   control::log_escape(line_of(m), 600), control::log_escape(reason_of(reply), 400));
+                   base::log_escape(line_of(m), 600), base::log_escape(reason_of(reply), 400));
     }
   }
   spdlog::info("state file {}: restored {} of {} sources{}, levels{}", cfg_.path, rep.sources,

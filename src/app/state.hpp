@@ -46,7 +46,7 @@ struct StateSource {
 };
 
 struct StateVoice {
-  int id = 0;  // the buffer id whose player it is (its deck follows from the id, as for any play)
+  int id = 0;  // the buffer id whose player it is
   float volume = 1.0f;
   bool loop = false;
   std::int64_t position = 0;  // file frames
@@ -56,6 +56,9 @@ struct StateVoice {
   bool paused = false;
   std::int64_t region_start = 0, region_end = 0;  // a loop region or section (end 0 = none)
   std::uint32_t region_count = 0;
+  // The deck it plays on (0 = A … 3 = D; -1 = its id's own, deck_of_id): written only when it is
+  // not its id's own (a --play file, id 1, plays on deck A: /stemd/play's deck argument).
+  int deck = -1;
 };
 
 struct DaemonState {

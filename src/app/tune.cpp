@@ -200,7 +200,7 @@ class Tuner {
     control::Controller& ctl = inst.controller();
     for (std::size_t k = 0; k < files_.paths.size(); ++k) {
       drop_from_cache(files_.paths[k]);
-      if (!ctl.load(static_cast<int>(k) + 1, files_.paths[k], "tune" + std::to_string(k), error)) {
+      if (!ctl.load(control::kNow, static_cast<int>(k) + 1, files_.paths[k], "tune" + std::to_string(k), error)) {
         return Outcome::kError;
       }
     }
@@ -237,7 +237,7 @@ class Tuner {
       const double golden = std::fmod(0.6180339887 * (i + 1), 1.0);
       po.start_frame = lo.head_frames + static_cast<std::int64_t>(golden * static_cast<double>(span));
       control::VoiceHandle h;
-      if (!ctl.play(static_cast<int>(i % files_.paths.size()) + 1, po, h, error)) {
+      if (!ctl.play(control::kNow, static_cast<int>(i % files_.paths.size()) + 1, po, h, error)) {
         error = "cannot start voice " + std::to_string(i + 1) + ": " + error;
         return finish(Outcome::kError);
       }

@@ -1,6 +1,8 @@
 // Cookies for UDP source-address validation (see address_validation.hpp).
 #include "address_validation.hpp"
 
+#include "osc.hpp"
+
 #include <sys/random.h>
 
 #include <algorithm>
@@ -163,6 +165,16 @@ bool AddressValidator::validated(const Endpoint& source, Clock::time_point now) 
   const std::string key(reinterpret_cast<const char*>(buf), source_bytes(source, buf));
   auto it = validated_.find(key);
   return it != validated_.end() && it->second > now;
+}
+
+bool AddressValidator::replies_fit(const Endpoint& source, std::size_t request_bytes, std::size_t reply_bytes,
+                                   Clock::time_point now, std::vector<std::uint8_t>& instead) const {
+  instead.clear();
+  const std::size_t budget = kAmplification * request_bytes;
+  if (reply_bytes <= budget) return true;
+  std::vector<std::uint8_t> cookie = osc_serialise(osc_message("/stemd/cookie", {OscArg::Str(mint(source, now))}));
+  if (cookie.size() <= budget) instead = std::move(cookie);
+  return false;
 }
 
 }  // namespace stemd::control

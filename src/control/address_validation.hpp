@@ -8,6 +8,8 @@
 // window) under a per-process random secret — SipHash-2-4, as DNS server cookies use it (RFC
 // 9018). A client that echoes it (`/stemd/cookie <token>`, alone or first in a bundle) has proved
 // it receives at that address, and the address is validated for kValidFor, renewed by each echo.
+// The budget and what replaces an answer over it are decided here (replies_fit); the router
+// applies it to each packet's replies.
 // Loopback (by default: whatever `cookie_exempt` lists) and TCP peers are exempt: nothing
 // outside the host can forge a loopback source, and a TCP handshake proves the address.
 //
@@ -22,6 +24,7 @@
 #include <cstdint>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace stemd::control {
 
@@ -48,6 +51,13 @@ class AddressValidator {
   void validate(const Endpoint& source, Clock::time_point now);
   bool validated(const Endpoint& source, Clock::time_point now) const;
   std::size_t validated_count() const { return validated_.size(); }
+
+  // The reply budget of one datagram of `request_bytes` from a source not validated: its
+  // replies go out when they add up to at most kAmplification × request_bytes (true). When they
+  // do not, none of them goes: `instead` is the one datagram sent in their place, `/stemd/cookie
+  // <token for source>`, or empty when even that is over the budget.
+  bool replies_fit(const Endpoint& source, std::size_t request_bytes, std::size_t reply_bytes,
+                   Clock::time_point now, std::vector<std::uint8_t>& instead) const;
 
  private:
   std::uint64_t tag(const Endpoint& source, std::uint32_t window) const;

@@ -1,7 +1,7 @@
 // The control side of the mixer (see controller.hpp). [control] thread only.
 #include "controller.hpp"
 
-#include "log_guard.hpp"
+#include "base/log_guard.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -60,45 +60,45 @@ Stream* Controller::make_stream(const io::Source& src, std::int64_t frame, bool 
   return loader_.create_stream(src, from, loop, loop_start, loop_end > loop_start ? loop_end : 0, loop_count, error);
 }
 
-bool Controller::load(int slot, const std::string& path, const std::string& name, std::string& error) {
+bool Controller::load(std::int64_t at, int slot, const std::string& path, const std::string& name, std::string& error) {
   io::LoadResult r = io::load_source(path, name, load_opts_);
   if (!r.source) {
     error = r.error;  // the slot keeps whatever it had
     return false;
   }
-  if (r.source->truncated) {
-    spdlog::warn("{}: holds {} frames, fewer than its header's {}", log_escape(path), r.source->total_frames(),
-                 r.source->info.frames);
-  }
-  install(slot, std::move(r.source));
+  install(at, slot, std::move(r.source));
   return true;
 }
 
-void Controller::install(int slot, std::unique_ptr<io::Source> source) {
-  spdlog::info("loaded slot {} '{}': {}, {} Hz, {} ch, {:.1f} s, {} ({:.2f} ms)", slot, log_escape(source->name),
+void Controller::install(std::int64_t at, int slot, std::unique_ptr<io::Source> source) {
+  spdlog::info("loaded slot {} '{}': {}, {} Hz, {} ch, {:.1f} s, {} ({:.2f} ms)", slot, base::log_escape(source->name),
                source->info.format, source->info.sample_rate, source->info.channels,
                static_cast<double>(source->total_frames()) / source->info.sample_rate,
                source->streamed() ? "streamed" : "in memory", source->load_ns / 1e6);
+  if (source->truncated) {  // every load, from a client or a start-up flag
+    spdlog::warn("{}: holds {} frames, fewer than its header's {}", base::log_escape(source->path), source->total_frames(),
+                 source->info.frames);
+  }
   auto entry = std::make_shared<Entry>();
   entry->serial = next_serial_++;
   entry->source = std::move(source);
   auto it = table_.find(slot);
-  if (it != table_.end()) stop_voices_of(it->second);  // reloading a slot stops its players
+  if (it != table_.end()) stop_voices_of(at, it->second);  // reloading a slot stops its players
   table_[slot] = std::move(entry);
 }
 
-bool Controller::unload(int slot, std::string& error) {
+bool Controller::unload(std::int64_t at, int slot, std::string& error) {
   auto it = table_.find(slot);
   if (it == table_.end()) {
     error = "slot " + std::to_string(slot) + " is not loaded";
     return false;
   }
-  stop_voices_of(it->second);
+  stop_voices_of(at, it->second);
   table_.erase(it);  // freed once the last voice using it retires
   return true;
 }
 
-void Controller::stop_voices_of(const std::shared_ptr<Entry>& e) {
+void Controller::stop_voices_of(std::int64_t at, const std::shared_ptr<Entry>& e) {
   for (std::size_t i = 0; i < voices_.size(); ++i) {
     if (voices_[i].used && voices_[i].entry == e) {
       Command c{};
@@ -106,12 +106,12 @@ void Controller::stop_voices_of(const std::shared_ptr<Entry>& e) {
       c.voice = static_cast<engine::VoiceId>(i);
       c.generation = voices_[i].generation;
       c.frames = engine_.declick_frames();
-      if (!send_cmd(c)) spdlog::error("command queue full: voice {} not stopped", i);
+      if (!send_cmd(at, c)) spdlog::error("command queue full: voice {} not stopped", i);
     }
   }
 }
 
-bool Controller::play(int slot, const PlayOptions& opts, VoiceHandle& out, std::string& error) {
+bool Controller::play(std::int64_t at, int slot, const PlayOptions& opts, VoiceHandle& out, std::string& error) {
   auto it = table_.find(slot);
   if (it == table_.end()) {
     error = "slot " + std::to_string(slot) + " is not loaded";
@@ -181,7 +181,7 @@ bool Controller::play(int slot, const PlayOptions& opts, VoiceHandle& out, std::
   c.play = engine::PlayParams{
       &src.view, stream,          opts.start_frame, opts.volume,     opts.loop, static_cast<std::uint8_t>(opts.deck),
       opts.rate, opts.loop_start, opts.loop_end,    opts.loop_count, opts.tempo};
-  if (!send_cmd(c)) {
+  if (!send_cmd(at, c)) {
     loader_.release(stream);
     error = send_error_;
     return false;
@@ -198,7 +198,7 @@ bool Controller::play(int slot, const PlayOptions& opts, VoiceHandle& out, std::
   return true;
 }
 
-bool Controller::stop(VoiceHandle v, double fade_seconds, std::string& error, engine::Curve curve) {
+bool Controller::stop(std::int64_t at, VoiceHandle v, double fade_seconds, std::string& error, engine::Curve curve) {
   if (!lookup(v, error)) return false;
   Command c{};
   c.type = CommandType::kStop;
@@ -206,14 +206,14 @@ bool Controller::stop(VoiceHandle v, double fade_seconds, std::string& error, en
   c.generation = v.generation;
   c.frames = std::max(frames_for(fade_seconds), engine_.declick_frames());
   c.curve = static_cast<std::uint8_t>(curve);
-  if (!send_cmd(c)) {
+  if (!send_cmd(at, c)) {
     error = send_error_;
     return false;
   }
   return true;
 }
 
-bool Controller::seek(VoiceHandle v, std::int64_t frame, std::string& error) {
+bool Controller::seek(std::int64_t at, VoiceHandle v, std::int64_t frame, std::string& error) {
   VoiceSlot* vs = lookup(v, error);
   if (!vs) return false;
   const io::Source& src = *vs->entry->source;
@@ -233,7 +233,7 @@ bool Controller::seek(VoiceHandle v, std::int64_t frame, std::string& error) {
   c.play = engine::PlayParams{
       &src.view, stream,         frame,        vs->volume, vs->loop, static_cast<std::uint8_t>(vs->deck),
       vs->rate,  vs->loop_start, vs->loop_end, 0,          vs->tempo};
-  if (!send_cmd(c)) {
+  if (!send_cmd(at, c)) {
     loader_.release(stream);
     error = send_error_;
     return false;
@@ -241,7 +241,7 @@ bool Controller::seek(VoiceHandle v, std::int64_t frame, std::string& error) {
   return true;
 }
 
-bool Controller::set_volume(VoiceHandle v, float volume, double ramp_seconds, std::string& error, engine::Curve curve) {
+bool Controller::set_volume(std::int64_t at, VoiceHandle v, float volume, double ramp_seconds, std::string& error, engine::Curve curve) {
   VoiceSlot* vs = lookup(v, error);
   if (!vs) return false;
   if (!std::isfinite(volume) || volume < 0.0f) {
@@ -255,7 +255,7 @@ bool Controller::set_volume(VoiceHandle v, float volume, double ramp_seconds, st
   c.value = volume;
   c.frames = std::max(frames_for(ramp_seconds), engine_.declick_frames());  // never a zipper step
   c.curve = static_cast<std::uint8_t>(curve);
-  if (!send_cmd(c)) {
+  if (!send_cmd(at, c)) {
     error = send_error_;
     return false;
   }
@@ -263,7 +263,7 @@ bool Controller::set_volume(VoiceHandle v, float volume, double ramp_seconds, st
   return true;
 }
 
-bool Controller::set_loop(VoiceHandle v, bool loop, std::string& error) {
+bool Controller::set_loop(std::int64_t at, VoiceHandle v, bool loop, std::string& error) {
   VoiceSlot* vs = lookup(v, error);
   if (!vs) return false;
   Command c{};
@@ -271,7 +271,7 @@ bool Controller::set_loop(VoiceHandle v, bool loop, std::string& error) {
   c.voice = v.id;
   c.generation = v.generation;
   c.flag = loop;
-  if (!send_cmd(c)) {
+  if (!send_cmd(at, c)) {
     error = send_error_;
     return false;
   }
@@ -279,18 +279,18 @@ bool Controller::set_loop(VoiceHandle v, bool loop, std::string& error) {
   return true;
 }
 
-bool Controller::stop_all(double fade_seconds, std::string& error) {
+bool Controller::stop_all(std::int64_t at, double fade_seconds, std::string& error) {
   Command c{};
   c.type = CommandType::kStopAll;
   c.frames = std::max(frames_for(fade_seconds), engine_.declick_frames());
-  if (!send_cmd(c)) {
+  if (!send_cmd(at, c)) {
     error = send_error_;
     return false;
   }
   return true;
 }
 
-bool Controller::send_voice_command(VoiceHandle v, engine::CommandType type, float value, std::uint32_t frames,
+bool Controller::send_voice_command(std::int64_t at, VoiceHandle v, engine::CommandType type, float value, std::uint32_t frames,
                                     std::string& error) {
   Command c{};
   c.type = type;
@@ -298,17 +298,17 @@ bool Controller::send_voice_command(VoiceHandle v, engine::CommandType type, flo
   c.generation = v.generation;
   c.value = value;
   c.frames = frames;
-  if (!send_cmd(c)) {
+  if (!send_cmd(at, c)) {
     error = send_error_;
     return false;
   }
   return true;
 }
 
-bool Controller::pause(VoiceHandle v, double fade_seconds, std::string& error) {
+bool Controller::pause(std::int64_t at, VoiceHandle v, double fade_seconds, std::string& error) {
   VoiceSlot* vs = lookup(v, error);
   if (!vs) return false;
-  if (!send_voice_command(v, CommandType::kPause, 0.0f, std::max(frames_for(fade_seconds), engine_.declick_frames()),
+  if (!send_voice_command(at, v, CommandType::kPause, 0.0f, std::max(frames_for(fade_seconds), engine_.declick_frames()),
                           error)) {
     return false;
   }
@@ -316,10 +316,10 @@ bool Controller::pause(VoiceHandle v, double fade_seconds, std::string& error) {
   return true;
 }
 
-bool Controller::resume(VoiceHandle v, double fade_seconds, std::string& error) {
+bool Controller::resume(std::int64_t at, VoiceHandle v, double fade_seconds, std::string& error) {
   VoiceSlot* vs = lookup(v, error);
   if (!vs) return false;
-  if (!send_voice_command(v, CommandType::kResume, 0.0f, std::max(frames_for(fade_seconds), engine_.declick_frames()),
+  if (!send_voice_command(at, v, CommandType::kResume, 0.0f, std::max(frames_for(fade_seconds), engine_.declick_frames()),
                           error)) {
     return false;
   }
@@ -327,14 +327,14 @@ bool Controller::resume(VoiceHandle v, double fade_seconds, std::string& error) 
   return true;
 }
 
-bool Controller::set_pan(VoiceHandle v, float pan, double ramp_seconds, std::string& error) {
+bool Controller::set_pan(std::int64_t at, VoiceHandle v, float pan, double ramp_seconds, std::string& error) {
   if (!std::isfinite(pan) || pan < -1.0f || pan > 1.0f) {
     error = "pan must be between -1 (left) and 1 (right)";
     return false;
   }
   VoiceSlot* vs = lookup(v, error);
   if (!vs) return false;
-  if (!send_voice_command(v, CommandType::kSetPan, pan, std::max(frames_for(ramp_seconds), engine_.declick_frames()),
+  if (!send_voice_command(at, v, CommandType::kSetPan, pan, std::max(frames_for(ramp_seconds), engine_.declick_frames()),
                           error)) {
     return false;
   }
@@ -342,7 +342,7 @@ bool Controller::set_pan(VoiceHandle v, float pan, double ramp_seconds, std::str
   return true;
 }
 
-bool Controller::load_generated(int slot, const std::string& name, std::vector<float> stereo, std::string& error) {
+bool Controller::load_generated(std::int64_t at, int slot, const std::string& name, std::vector<float> stereo, std::string& error) {
   if (stereo.size() < 2) {
     error = "no audio";
     return false;
@@ -361,19 +361,17 @@ bool Controller::load_generated(int slot, const std::string& name, std::vector<f
   entry->serial = next_serial_++;
   entry->source = std::move(src);
   auto it = table_.find(slot);
-  if (it != table_.end()) stop_voices_of(it->second);
+  if (it != table_.end()) stop_voices_of(at, it->second);
   table_[slot] = std::move(entry);
   return true;
 }
 
 void Controller::clear(double fade_seconds) {
   std::string err;
-  const std::int64_t at = at_frame_;
-  at_frame_ = -1;  // at once: a cleanup in a timed bundle still clears now
+  // At once, whatever the message's time: a cleanup in a timed bundle still clears now.
   std::size_t cleared = 0;
   clear_schedule(cleared, err);  // nothing scheduled starts or applies afterwards
-  stop_all(fade_seconds, err);
-  at_frame_ = at;
+  stop_all(kNow, fade_seconds, err);
   table_.clear();  // each source is freed when its last voice retires
 }
 
@@ -404,7 +402,7 @@ VoiceInfo Controller::voice_info(VoiceHandle v) const {
   return info_of(v.id);
 }
 
-bool Controller::set_rate(VoiceHandle v, float rate, double ramp_seconds, std::string& error) {
+bool Controller::set_rate(std::int64_t at, VoiceHandle v, float rate, double ramp_seconds, std::string& error) {
   if (!std::isfinite(rate) || rate < 0.25f || rate > 4.0f) {
     error = "rate must be 0.25..4";
     return false;
@@ -416,7 +414,7 @@ bool Controller::set_rate(VoiceHandle v, float rate, double ramp_seconds, std::s
     refuse_busy(error, "busy: all " + std::to_string(engine_.max_resampled_voices()) + " resamplers are in use");
     return false;
   }
-  if (!send_voice_command(v, CommandType::kSetRate, rate, frames_for(ramp_seconds), error)) return false;
+  if (!send_voice_command(at, v, CommandType::kSetRate, rate, frames_for(ramp_seconds), error)) return false;
   if (needs) {
     vs->resampled = true;
     ++resampled_in_use_;
@@ -425,7 +423,7 @@ bool Controller::set_rate(VoiceHandle v, float rate, double ramp_seconds, std::s
   return true;
 }
 
-bool Controller::set_stretch(VoiceHandle v, float tempo, std::string& error) {
+bool Controller::set_stretch(std::int64_t at, VoiceHandle v, float tempo, std::string& error) {
   if (!std::isfinite(tempo) || tempo < 0.25f || tempo > 4.0f) {
     error = "tempo must be 0.25..4";
     return false;
@@ -437,7 +435,7 @@ bool Controller::set_stretch(VoiceHandle v, float tempo, std::string& error) {
     refuse_busy(error, "busy: all " + std::to_string(engine_.max_stretched_voices()) + " time-stretchers are in use");
     return false;
   }
-  if (!send_voice_command(v, CommandType::kSetTempo, tempo, 0, error)) return false;
+  if (!send_voice_command(at, v, CommandType::kSetTempo, tempo, 0, error)) return false;
   if (needs) {
     vs->stretched = true;
     ++stretched_in_use_;

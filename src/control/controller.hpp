@@ -1,7 +1,7 @@
 // The control side of the mixer: the source table, voice allocation and the engine's queues.
 //
-// Everything here runs on one control thread [control] (the OSC server thread, or the main
-// thread when there is no OSC server). It owns everything that allocates: sources, streams,
+// Everything here runs on one control thread [control] (app/instance.hpp says which thread
+// that is when). It owns everything that allocates: sources, streams,
 // the voice table's bookkeeping. The audio thread only ever sees pointers handed to it in
 // commands, and hands them back through the retire queue, which service() drains; a source
 // that is unloaded while a voice still plays it is freed only when that voice retires.
@@ -19,6 +19,9 @@
 #include <vector>
 
 namespace stemd::control {
+
+// The engine frame a command applies at when it is not timed: as soon as possible.
+inline constexpr std::int64_t kNow = -1;
 
 struct VoiceHandle {
   engine::VoiceId id = 0;
@@ -74,17 +77,6 @@ struct SourceInfo {
 
 class Controller {
  public:
-  // Sets the controller's schedule frame for the lifetime of the scope.
-  class ScheduleScope {
-   public:
-    ScheduleScope(Controller& c, std::int64_t frame) : c_(c), saved_(c.scheduled_frame()) { c.schedule_at(frame); }
-    ~ScheduleScope() { c_.schedule_at(saved_); }
-
-   private:
-    Controller& c_;
-    std::int64_t saved_;
-  };
-
   using EventHandler = std::function<void(const engine::Event&, const VoiceInfo&)>;
 
   Controller(engine::Engine& engine, io::LoaderThread& loader, const io::LoadOptions& load_opts);
@@ -92,40 +84,44 @@ class Controller {
   Controller(const Controller&) = delete;
   Controller& operator=(const Controller&) = delete;
 
+  // Every call that sends the engine a command takes, first, the engine frame it applies at
+  // (output frames, sample-accurate; see Engine), or kNow: as soon as possible. A handler
+  // passes its message's frame (Call::at) or one computed from it; nothing else decides it.
   // Each returns false and sets `error` to a reason a user can act on; on failure nothing changed.
-  bool load(int slot, const std::string& path, const std::string& name, std::string& error);
+  // load/install/unload/load_generated: the players of what the slot held stop at `at`.
+  bool load(std::int64_t at, int slot, const std::string& path, const std::string& name, std::string& error);
   // Puts a source loaded elsewhere (an opener thread: io::load_source) into `slot`, replacing
   // (and stopping the players of) what it held.
-  void install(int slot, std::unique_ptr<io::Source> source);
+  void install(std::int64_t at, int slot, std::unique_ptr<io::Source> source);
   const io::LoadOptions& load_options() const noexcept { return load_opts_; }
-  bool unload(int slot, std::string& error);
-  bool play(int slot, const PlayOptions& opts, VoiceHandle& out, std::string& error);
-  bool stop(VoiceHandle v, double fade_seconds, std::string& error, engine::Curve curve = engine::Curve::kLinear);
-  bool seek(VoiceHandle v, std::int64_t frame, std::string& error);
-  bool set_volume(VoiceHandle v, float volume, double ramp_seconds, std::string& error,
+  bool unload(std::int64_t at, int slot, std::string& error);
+  bool play(std::int64_t at, int slot, const PlayOptions& opts, VoiceHandle& out, std::string& error);
+  bool stop(std::int64_t at, VoiceHandle v, double fade_seconds, std::string& error, engine::Curve curve = engine::Curve::kLinear);
+  bool seek(std::int64_t at, VoiceHandle v, std::int64_t frame, std::string& error);
+  bool set_volume(std::int64_t at, VoiceHandle v, float volume, double ramp_seconds, std::string& error,
                   engine::Curve curve = engine::Curve::kLinear);
-  bool set_loop(VoiceHandle v, bool loop, std::string& error);
-  bool set_master(float gain, double ramp_seconds, std::string& error);
-  bool stop_all(double fade_seconds, std::string& error);
-  bool pause(VoiceHandle v, double fade_seconds, std::string& error);
-  bool resume(VoiceHandle v, double fade_seconds, std::string& error);
-  bool set_pan(VoiceHandle v, float pan, double ramp_seconds, std::string& error);
+  bool set_loop(std::int64_t at, VoiceHandle v, bool loop, std::string& error);
+  bool set_master(std::int64_t at, float gain, double ramp_seconds, std::string& error);
+  bool stop_all(std::int64_t at, double fade_seconds, std::string& error);
+  bool pause(std::int64_t at, VoiceHandle v, double fade_seconds, std::string& error);
+  bool resume(std::int64_t at, VoiceHandle v, double fade_seconds, std::string& error);
+  bool set_pan(std::int64_t at, VoiceHandle v, float pan, double ramp_seconds, std::string& error);
   // Playback rate 0.25..4 (speed and pitch, vinyl-style), gliding over ramp_seconds.
-  bool set_rate(VoiceHandle v, float rate, double ramp_seconds, std::string& error);
+  bool set_rate(std::int64_t at, VoiceHandle v, float rate, double ramp_seconds, std::string& error);
   // Time-stretch tempo 0.25..4 (speed without pitch). A voice's first tempo ≠ 1 takes one of
   // the engine's stretchers until it ends.
-  bool set_stretch(VoiceHandle v, float tempo, std::string& error);
-  bool set_deck_level(int deck, float level, double ramp_seconds, std::string& error,
+  bool set_stretch(std::int64_t at, VoiceHandle v, float tempo, std::string& error);
+  bool set_deck_level(std::int64_t at, int deck, float level, double ramp_seconds, std::string& error,
                       engine::Curve curve = engine::Curve::kLinear);  // ramp < 0: jump
   // Deck EQ band (0 low, 1 mid, 2 high) to a linear gain (0 = kill, 1 = flat, ≤ 4).
-  bool set_deck_eq(int deck, int band, float gain, double ramp_seconds, std::string& error);
+  bool set_deck_eq(std::int64_t at, int deck, int band, float gain, double ramp_seconds, std::string& error);
   float deck_eq(int deck, int band) const {
     return deck_eq_[static_cast<std::size_t>(deck)][static_cast<std::size_t>(band)];
   }
   float deck_level(int deck) const { return deck_levels_[static_cast<std::size_t>(deck)]; }
   float master_level() const { return master_; }
   // A source made of generated audio (interleaved stereo at the output rate), e.g. a test tone.
-  bool load_generated(int slot, const std::string& name, std::vector<float> stereo, std::string& error);
+  bool load_generated(std::int64_t at, int slot, const std::string& name, std::vector<float> stereo, std::string& error);
   // Unloads every source, stops every voice (faded) and the test tone, drops every scheduled
   // command.
   void clear(double fade_seconds);
@@ -133,9 +129,9 @@ class Controller {
   // with 10 ms fades, on the direct bus; replaces a tone still sounding. An oscillator in the
   // engine: nothing is allocated, however long it lasts. Callers check the ranges the user sees
   // (limits.hpp); this only refuses what the engine cannot do.
-  bool tone(double hz, double level, double seconds, std::string& error);
+  bool tone(std::int64_t at, double hz, double level, double seconds, std::string& error);
   // Drops every command waiting for its time (plays scheduled but not started end, stopped);
-  // `cleared` = how many were waiting. Applies at once, even inside a ScheduleScope.
+  // `cleared` = how many were waiting. Applies at once.
   bool clear_schedule(std::size_t& cleared, std::string& error);
   // Timed commands sent and not yet applied, cancelled or cleared (≤ Engine::kMaxScheduled),
   // and how many were refused because that many were waiting ("schedule full").
@@ -143,9 +139,10 @@ class Controller {
   std::uint64_t schedule_refused() const noexcept { return schedule_refused_; }
   VoiceInfo voice_info(VoiceHandle v) const;
   io::LoaderThread& loader() noexcept { return loader_; }
-  // True when `n` commands can be queued now (and, inside a ScheduleScope, scheduled): requests
-  // that send several check first, so a "busy" answer never leaves half of them applied.
-  bool can_send(std::size_t n) const noexcept;
+  // True when `n` commands can be queued now to apply at `at` (a frame: the schedule must hold
+  // them too): requests that send several check first, so a "busy" answer never leaves half of
+  // them applied.
+  bool can_send(std::int64_t at, std::size_t n) const noexcept;
   // Why can_send(n) is false, for the "/fail … busy" answer.
   std::string busy_reason(std::size_t n) const;
   // How many requests were refused for want of a resource that frees itself (the command queue,
@@ -154,10 +151,6 @@ class Controller {
   // the reason's text.
   std::uint64_t busy_refusals() const noexcept { return busy_refusals_; }
 
-  // Scheduling: commands sent while a frame is set apply at exactly that engine frame
-  // (sample-accurate; see Engine). -1 = as soon as possible. ScheduleScope sets it for a block.
-  void schedule_at(std::int64_t frame) noexcept { at_frame_ = frame; }
-  std::int64_t scheduled_frame() const noexcept { return at_frame_; }
   // The engine frame being rendered about now, from the stream clock (0 before the stream runs).
   std::int64_t now_frame() const;
   // The engine frame rendered at a CLOCK_MONOTONIC time (past or future).
@@ -220,14 +213,14 @@ class Controller {
   VoiceSlot* lookup(VoiceHandle v, std::string& error);
   Stream* make_stream(const io::Source& src, std::int64_t frame, bool loop, std::string& error,
                       std::int64_t loop_start = 0, std::int64_t loop_end = 0, std::uint32_t loop_count = 0);
-  void stop_voices_of(const std::shared_ptr<Entry>& e);
+  void stop_voices_of(std::int64_t at, const std::shared_ptr<Entry>& e);
   void free_voice(engine::VoiceId id);
-  // Queues `c` at the current schedule frame; false (reason in send_error_) when the command
-  // queue is full or, for a timed command, when kMaxScheduled are already waiting.
-  bool send_cmd(engine::Command& c);
+  // Queues `c` to apply at engine frame `at` (kNow: at once); false (reason in send_error_) when
+  // the command queue is full or, for a timed command, when kMaxScheduled are already waiting.
+  bool send_cmd(std::int64_t at, engine::Command& c);
   std::string schedule_full_reason() const;
   void refuse_busy(std::string& error, std::string why);  // error = why, counted in busy_refusals_
-  bool send_voice_command(VoiceHandle v, engine::CommandType type, float value, std::uint32_t frames,
+  bool send_voice_command(std::int64_t at, VoiceHandle v, engine::CommandType type, float value, std::uint32_t frames,
                           std::string& error);
   VoiceInfo info_of(engine::VoiceId id) const;
 
@@ -242,8 +235,7 @@ class Controller {
   std::uint32_t next_generation_ = 1;
   std::uint64_t next_serial_ = 1;
   std::vector<engine::Retired> retired_scratch_;
-  std::int64_t at_frame_ = -1;
-  std::uint64_t scheduled_sent_ = 0;    // commands sent with an at_frame (see Metrics::schedule_done)
+  std::uint64_t scheduled_sent_ = 0;    // commands sent with a frame (see Metrics::schedule_done)
   std::uint64_t schedule_refused_ = 0;  // timed commands refused: the schedule was full
   std::uint64_t busy_refusals_ = 0;     // see busy_refusals()
   std::string send_error_ = "busy: the command queue is full";

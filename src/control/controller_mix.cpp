@@ -11,7 +11,7 @@ namespace stemd::control {
 using engine::Command;
 using engine::CommandType;
 
-bool Controller::set_master(float gain, double ramp_seconds, std::string& error) {
+bool Controller::set_master(std::int64_t at, float gain, double ramp_seconds, std::string& error) {
   if (!std::isfinite(gain) || gain < 0.0f) {
     error = "master gain must be a finite number ≥ 0";
     return false;
@@ -20,7 +20,7 @@ bool Controller::set_master(float gain, double ramp_seconds, std::string& error)
   c.type = CommandType::kMasterGain;
   c.value = gain;
   c.frames = std::max(frames_for(ramp_seconds), engine_.declick_frames());
-  if (!send_cmd(c)) {
+  if (!send_cmd(at, c)) {
     error = send_error_;
     return false;
   }
@@ -28,7 +28,7 @@ bool Controller::set_master(float gain, double ramp_seconds, std::string& error)
   return true;
 }
 
-bool Controller::set_deck_level(int deck, float level, double ramp_seconds, std::string& error, engine::Curve curve) {
+bool Controller::set_deck_level(std::int64_t at, int deck, float level, double ramp_seconds, std::string& error, engine::Curve curve) {
   if (deck < 0 || deck >= engine::kNumDecks) {
     error = "no such deck";
     return false;
@@ -44,7 +44,7 @@ bool Controller::set_deck_level(int deck, float level, double ramp_seconds, std:
   // A negative ramp jumps (set-up before anything plays); otherwise never a zipper step.
   c.frames = ramp_seconds < 0 ? 0 : std::max(frames_for(ramp_seconds), engine_.declick_frames());
   c.curve = static_cast<std::uint8_t>(curve);
-  if (!send_cmd(c)) {
+  if (!send_cmd(at, c)) {
     error = send_error_;
     return false;
   }
@@ -52,7 +52,7 @@ bool Controller::set_deck_level(int deck, float level, double ramp_seconds, std:
   return true;
 }
 
-bool Controller::set_deck_eq(int deck, int band, float gain, double ramp_seconds, std::string& error) {
+bool Controller::set_deck_eq(std::int64_t at, int deck, int band, float gain, double ramp_seconds, std::string& error) {
   if (deck < 0 || deck >= engine::kNumDecks || band < 0 || band > 2) {
     error = "no such deck or band";
     return false;
@@ -67,7 +67,7 @@ bool Controller::set_deck_eq(int deck, int band, float gain, double ramp_seconds
   c.band = static_cast<std::uint8_t>(band);
   c.value = gain;
   c.frames = std::max(frames_for(ramp_seconds), engine_.declick_frames());
-  if (!send_cmd(c)) {
+  if (!send_cmd(at, c)) {
     error = send_error_;
     return false;
   }
@@ -75,9 +75,9 @@ bool Controller::set_deck_eq(int deck, int band, float gain, double ramp_seconds
   return true;
 }
 
-bool Controller::send_cmd(Command& c) {
-  c.at_frame = at_frame_;
-  if (at_frame_ >= 0 && scheduled() >= engine::Engine::kMaxScheduled) {
+bool Controller::send_cmd(std::int64_t at, Command& c) {
+  c.at_frame = at;
+  if (at >= 0 && scheduled() >= engine::Engine::kMaxScheduled) {
     ++schedule_refused_;
     ++busy_refusals_;
     send_error_ = schedule_full_reason();
@@ -88,7 +88,7 @@ bool Controller::send_cmd(Command& c) {
     send_error_ = "busy: the command queue is full";
     return false;
   }
-  if (at_frame_ >= 0) ++scheduled_sent_;
+  if (at >= 0) ++scheduled_sent_;
   return true;
 }
 
@@ -102,9 +102,9 @@ std::string Controller::schedule_full_reason() const {
          " timed commands are waiting for their time; /mixer_cleanup or /stemd/clear_schedule drops them)";
 }
 
-bool Controller::can_send(std::size_t n) const noexcept {
+bool Controller::can_send(std::int64_t at, std::size_t n) const noexcept {
   if (engine_.command_space() < n) return false;
-  return at_frame_ < 0 || scheduled() + n <= engine::Engine::kMaxScheduled;
+  return at < 0 || scheduled() + n <= engine::Engine::kMaxScheduled;
 }
 
 std::string Controller::busy_reason(std::size_t n) const {
@@ -121,16 +121,13 @@ bool Controller::clear_schedule(std::size_t& cleared, std::string& error) {
   cleared = scheduled();
   Command c{};
   c.type = CommandType::kClearSchedule;
-  const std::int64_t at = at_frame_;
-  at_frame_ = -1;  // at once, whatever scope it is called in
-  const bool ok = send_cmd(c);
-  at_frame_ = at;
+  const bool ok = send_cmd(kNow, c);  // at once, whatever the message's time
   if (!ok) error = send_error_;
   return ok;
 }
 
 // The test tone (an oscillator in the engine: nothing is allocated, however long it lasts).
-bool Controller::tone(double hz, double level, double seconds, std::string& error) {
+bool Controller::tone(std::int64_t at, double hz, double level, double seconds, std::string& error) {
   const double nyquist = engine_.config().sample_rate / 2.0;
   if (!(hz > 0.0 && hz < nyquist) || !(level > 0.0 && level <= 1.0) || !(seconds > 0.0 && seconds <= 86400.0)) {
     error = "tone: frequency must be below " + std::to_string(static_cast<int>(nyquist)) +
@@ -142,7 +139,7 @@ bool Controller::tone(double hz, double level, double seconds, std::string& erro
   c.tone_hz = hz;
   c.value = static_cast<float>(level);
   c.frames = std::max<std::uint32_t>(1, frames_for(seconds));
-  if (!send_cmd(c)) {
+  if (!send_cmd(at, c)) {
     error = send_error_;
     return false;
   }

@@ -196,8 +196,7 @@ Reply CrowdstreamDialect::stop_stem(const Call& c) {
   if (ctl_.source(id) == nullptr && !r_.player(id).valid()) return not_loaded(id);
   const VoiceHandle h = r_.player(id);
   std::string error;
-  Controller::ScheduleScope when(ctl_, c.at);
-  if (h.valid() && !ctl_.stop(h, 0.0, error)) return fail(K::kBusy, error, idv);
+  if (h.valid() && !ctl_.stop(c.at, h, 0.0, error)) return fail(K::kBusy, error, idv);
   r_.players_.erase(id);
   return done(idv);
 }
@@ -218,8 +217,7 @@ Reply CrowdstreamDialect::stem_volume(const Call& c) {
                 "buffer " + std::to_string(id) + (ctl_.source(id) ? " is not playing" : " is not loaded"), idv);
   }
   std::string error;
-  Controller::ScheduleScope when(ctl_, c.at);
-  if (!ctl_.set_volume(h, static_cast<float>(volume), cfg_.level_ramp_s, error)) return fail(K::kBusy, error, idv);
+  if (!ctl_.set_volume(c.at, h, static_cast<float>(volume), cfg_.level_ramp_s, error)) return fail(K::kBusy, error, idv);
   return done(idv);
 }
 
@@ -228,8 +226,7 @@ Reply CrowdstreamDialect::crossfade_levels(const Call& c) {
   double la = 0, lb = 0;
   if (!a.number(0, "a", la) || !a.number(1, "b", lb)) return fail(K::kArguments, a.error());
   if (la < 0 || lb < 0 || la > kMaxVolume || lb > kMaxVolume) return fail(K::kRange, "levels must be 0..4");
-  Controller::ScheduleScope when(ctl_, c.at);
-  if (!ctl_.can_send(2)) return fail(K::kBusy, ctl_.busy_reason(2));
+  if (!ctl_.can_send(c.at, 2)) return fail(K::kBusy, ctl_.busy_reason(2));
   if (cfg_.equal_power) {
     // Equal power: the client's linear (1 − x, x) becomes (cos, sin) of x·π/2 — constant power
     // through the crossfade. Levels above 1 pass unchanged.
@@ -238,8 +235,8 @@ Reply CrowdstreamDialect::crossfade_levels(const Call& c) {
     lb = law(lb);
   }
   std::string error;
-  if (!ctl_.set_deck_level(0, static_cast<float>(la), cfg_.level_ramp_s, error) ||
-      !ctl_.set_deck_level(1, static_cast<float>(lb), cfg_.level_ramp_s, error)) {
+  if (!ctl_.set_deck_level(c.at, 0, static_cast<float>(la), cfg_.level_ramp_s, error) ||
+      !ctl_.set_deck_level(c.at, 1, static_cast<float>(lb), cfg_.level_ramp_s, error)) {
     return fail(K::kBusy, error);
   }
   return done();
@@ -254,11 +251,10 @@ Reply CrowdstreamDialect::deck_levels(const Call& c) {
     if (levels[i] < 0 || levels[i] > kMaxVolume)
       return fail(K::kRange, std::string("deck ") + names[i] + " level must be 0..4");
   }
-  Controller::ScheduleScope when(ctl_, c.at);
-  if (!ctl_.can_send(a.size())) return fail(K::kBusy, ctl_.busy_reason(a.size()));
+  if (!ctl_.can_send(c.at, a.size())) return fail(K::kBusy, ctl_.busy_reason(a.size()));
   std::string error;
   for (std::size_t i = 0; i < a.size(); ++i) {  // a missing level keeps its value
-    if (!ctl_.set_deck_level(static_cast<int>(i), static_cast<float>(levels[i]), cfg_.level_ramp_s, error)) {
+    if (!ctl_.set_deck_level(c.at, static_cast<int>(i), static_cast<float>(levels[i]), cfg_.level_ramp_s, error)) {
       return fail(K::kBusy, error);
     }
   }
@@ -293,8 +289,7 @@ Reply CrowdstreamDialect::deck_eq(const Call& c) {
   if (!parse_band(band_name, band)) return bad_band(band_name);
   if (!cfg_.eq_enabled) return r_.ignored(c.m, "--disable-filters");
   std::string error;
-  Controller::ScheduleScope when(ctl_, c.at);
-  if (!ctl_.set_deck_eq(deck, band, engine::crowdstream_eq_gain(percent), kEqGlide, error))
+  if (!ctl_.set_deck_eq(c.at, deck, band, engine::crowdstream_eq_gain(percent), kEqGlide, error))
     return fail(K::kBusy, error);
   return done();
 }
@@ -310,11 +305,10 @@ Reply CrowdstreamDialect::deck_eq_all(const Call& c) {
   }
   if (!parse_deck(deck_name, deck)) return bad_deck(deck_name);
   if (!cfg_.eq_enabled) return r_.ignored(c.m, "--disable-filters");
-  Controller::ScheduleScope when(ctl_, c.at);
-  if (!ctl_.can_send(3)) return fail(K::kBusy, ctl_.busy_reason(3));
+  if (!ctl_.can_send(c.at, 3)) return fail(K::kBusy, ctl_.busy_reason(3));
   std::string error;
   for (int band = 0; band < 3; ++band) {  // same frame for all three: they glide together
-    if (!ctl_.set_deck_eq(deck, band, engine::crowdstream_eq_gain(p[band]), kEqGlide, error))
+    if (!ctl_.set_deck_eq(c.at, deck, band, engine::crowdstream_eq_gain(p[band]), kEqGlide, error))
       return fail(K::kBusy, error);
   }
   return done();
@@ -337,8 +331,7 @@ Reply CrowdstreamDialect::deck_filter(const Call& c) {
   if (!parse_band(band_name, band)) return bad_band(band_name);
   if (!cfg_.eq_enabled) return r_.ignored(c.m, "--disable-filters");
   std::string error;
-  Controller::ScheduleScope when(ctl_, c.at);
-  if (!ctl_.set_deck_eq(deck, band, engine::crowdstream_filter_gain(g), kEqGlide, error)) return fail(K::kBusy, error);
+  if (!ctl_.set_deck_eq(c.at, deck, band, engine::crowdstream_filter_gain(g), kEqGlide, error)) return fail(K::kBusy, error);
   return done();
 }
 
@@ -449,8 +442,7 @@ Reply CrowdstreamDialect::cue(const Call& c) {
   Reply r = r_.load_file(c, id, path, std::filesystem::path(path).stem().string(), true);
   if (!r.ok) return r;
   std::string error;
-  Controller::ScheduleScope when(ctl_, c.at);
-  if (playing.valid() && ctl_.voice_alive(playing)) ctl_.stop(playing, 0.0, error);
+  if (playing.valid() && ctl_.voice_alive(playing)) ctl_.stop(c.at, playing, 0.0, error);
   r_.players_.erase(id);
   armed_[deck] = Armed{
       true, id, static_cast<std::int64_t>(std::floor(start * static_cast<double>(ctl_.source(id)->total_frames()))),
@@ -498,8 +490,7 @@ Reply CrowdstreamDialect::start_group(const Call& c) {
 
 // Every armed deck of `want` starts on the same output sample `at` — all of them or none ("busy").
 Reply CrowdstreamDialect::start_group_decks(const bool (&want)[engine::kNumDecks], std::int64_t at) {
-  Controller::ScheduleScope when(ctl_, at);
-  if (!ctl_.can_send(2 * engine::kNumDecks)) return fail(K::kBusy, ctl_.busy_reason(2 * engine::kNumDecks));
+  if (!ctl_.can_send(at, 2 * engine::kNumDecks)) return fail(K::kBusy, ctl_.busy_reason(2 * engine::kNumDecks));
   std::vector<OscArg> started{OscArg::Int64(at)};
   for (int d = 0; d < engine::kNumDecks; ++d) {
     if (!want[d] || r_.player(kDeckBase[d]).valid()) continue;
@@ -531,9 +522,9 @@ Reply CrowdstreamDialect::fade(const Call& c) {
   if (std::string e; !limits::seconds_in_range(duration, 0, limits::kMaxFadeSeconds, "duration", e))
     return fail(K::kRange, e);
   // After start_at, the deck's level ramps linearly from wherever it is then to 0.
-  Controller::ScheduleScope when(ctl_, r_.frame_after(c, start_at));
+  const std::int64_t when = r_.frame_after(c, start_at);
   std::string error;
-  if (!ctl_.set_deck_level(deck, 0.0f, duration, error)) return fail(K::kBusy, error);
+  if (!ctl_.set_deck_level(when, deck, 0.0f, duration, error)) return fail(K::kBusy, error);
   return done();
 }
 
@@ -567,8 +558,8 @@ Reply CrowdstreamDialect::dummy(const Call& c) {
   // not become a flood of log (nor forge lines).
   std::uint64_t skipped = 0;
   if (r_.log_limit_.allow("/dummy", skipped)) {
-    spdlog::info("OSC /dummy from {}: {}{}", c.from.endpoint.to_string(), log_escape(c.m.to_string(), 512),
-                 suppressed_note(skipped));
+    spdlog::info("OSC /dummy from {}: {}{}", c.from.endpoint.to_string(), base::log_escape(c.m.to_string(), 512),
+                 base::suppressed_note(skipped));
   }
   if (!c.m.args.empty() && c.m.args[0].is_string() && c.m.args[0].s == "schedule_c_at") {
     OscMessage inner;

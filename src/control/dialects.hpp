@@ -16,6 +16,7 @@
 
 namespace stemd::control {
 
+class ArgReader;
 class Router;
 
 class CrowdstreamDialect {
@@ -92,6 +93,9 @@ class NativeDialect {
   Reply stretch(const Call& c);
   Reply quantize(const Call& c);
   Reply clear_schedule(const Call& c);
+  // The optional deck argument i (A–D) of a play: the deck it names, else the id's own
+  // (deck_of_id); false with the /fail for anything else.
+  bool deck_arg(ArgReader& a, std::size_t i, int id, int& deck, Reply& r);
   // The id's player, or the /fail that says it has none.
   bool playing(int id, VoiceHandle& h, Reply& r);
   // A paged request's [offset] [count], within this packet's answer budget; else the /fail.

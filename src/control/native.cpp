@@ -86,8 +86,8 @@ void NativeDialect::register_into(HandlerTable& t) {
   };
   t.add("/stemd/load", 2, 3, [this](const Call& c) { return cs_.load_buffer(c); });  // the same as /load_buffer
   add("/stemd/unload", 1, 1, &NativeDialect::unload);
-  add("/stemd/play", 1, 6, &NativeDialect::play);
-  add("/stemd/play_region", 3, 7, &NativeDialect::play_region);
+  add("/stemd/play", 1, 7, &NativeDialect::play);
+  add("/stemd/play_region", 3, 8, &NativeDialect::play_region);
   add("/stemd/stop", 1, 3, &NativeDialect::stop);
   t.add("/stemd/pause", 1, 2, [this](const Call& c) { return pause_or_resume(c, true); });
   t.add("/stemd/resume", 1, 2, [this](const Call& c) { return pause_or_resume(c, false); });
@@ -116,8 +116,7 @@ Reply NativeDialect::unload(const Call& c) {
   int id = 0;
   if (!a.id(0, id)) return fail(K::kArguments, a.error());
   std::string error;
-  Controller::ScheduleScope when(ctl_, c.at);
-  if (!ctl_.unload(id, error)) return fail(K::kUnknownId, error, {OscArg::Int(id)});
+  if (!ctl_.unload(c.at, id, error)) return fail(K::kUnknownId, error, {OscArg::Int(id)});
   r_.players_.erase(id);
   return done({OscArg::Int(id)});
 }
@@ -126,7 +125,7 @@ std::int64_t NativeDialect::start_frame(const Call& c) const {
   return r_.tempo_.quantum_beats() > 0 ? r_.tempo_.quantized(r_.frame_after(c, 0.0)) : c.at;
 }
 
-// /stemd/play id [volume 1] [loop 0] [position 0] [unit "s"] [rate 1] → /done /stemd/play id voice
+// /stemd/play id [volume 1] [loop 0] [position 0] [unit "s"] [rate 1] [deck] → /done /stemd/play id voice
 Reply NativeDialect::play(const Call& c) {
   ArgReader a(c.m);
   int id = 0;
@@ -139,6 +138,8 @@ Reply NativeDialect::play(const Call& c) {
     return fail(K::kArguments, a.error());
   }
   const std::vector<OscArg> idv{OscArg::Int(id)};
+  int deck = 0;
+  if (Reply r; !deck_arg(a, 6, id, deck, r)) return r;
   if (volume < 0 || volume > kMaxVolume) return fail(K::kRange, "volume must be 0..4", idv);
   if (!limits::rate_in_range(rate)) return fail(K::kRange, limits::kRateRange, idv);
   const io::Source* src = ctl_.source(id);
@@ -150,13 +151,13 @@ Reply NativeDialect::play(const Call& c) {
   po.rate = static_cast<float>(rate);
   po.volume = static_cast<float>(volume);
   po.loop = loop;
-  po.deck = deck_of_id(id);
+  po.deck = deck;
   Reply r = r_.start_player(id, po, start_frame(c));
   if (r.ok) r.values.push_back(OscArg::Int(r_.player(id).id));
   return r;
 }
 
-// /stemd/play_region id start end [loop 1] [count 0] [volume 1] [unit s]: play [start, end),
+// /stemd/play_region id start end [loop 1] [count 0] [volume 1] [unit s] [deck]: play [start, end),
 // looping it `count` times in all (0 = forever) — or once, as a section, when loop = 0.
 Reply NativeDialect::play_region(const Call& c) {
   ArgReader a(c.m);
@@ -171,6 +172,8 @@ Reply NativeDialect::play_region(const Call& c) {
     return fail(K::kArguments, a.error());
   }
   const std::vector<OscArg> idv{OscArg::Int(id)};
+  int deck = 0;
+  if (Reply r; !deck_arg(a, 7, id, deck, r)) return r;
   if (count < 0 || count > limits::kMaxLoopCount) return fail(K::kRange, "count must be 0 (forever) .. 1000000", idv);
   if (volume < 0 || volume > kMaxVolume) return fail(K::kRange, "volume must be 0..4", idv);
   const io::Source* src = ctl_.source(id);
@@ -193,10 +196,25 @@ Reply NativeDialect::play_region(const Call& c) {
   po.start_frame = f0;
   po.loop_start = f0;
   po.loop_end = f1;
-  po.deck = deck_of_id(id);
+  po.deck = deck;
   Reply r = r_.start_player(id, po, start_frame(c));
   if (r.ok) r.values.push_back(OscArg::Int(r_.player(id).id));
   return r;
+}
+
+bool NativeDialect::deck_arg(ArgReader& a, std::size_t i, int id, int& deck, Reply& r) {
+  deck = deck_of_id(id);
+  if (!a.has(i)) return true;  // the id's own deck
+  std::string name;
+  if (!a.string(i, "deck", name)) {
+    r = fail(K::kArguments, a.error(), {OscArg::Int(id)});
+    return false;
+  }
+  if (!parse_deck(name, deck)) {
+    r = fail(K::kArguments, "deck must be A, B, C or D, got \"" + name + "\"", {OscArg::Int(id)});
+    return false;
+  }
+  return true;
 }
 
 bool NativeDialect::playing(int id, VoiceHandle& h, Reply& r) {
@@ -223,8 +241,7 @@ Reply NativeDialect::stop(const Call& c) {
   VoiceHandle h;
   if (Reply r; !playing(id, h, r)) return r;
   std::string error;
-  Controller::ScheduleScope when(ctl_, c.at);
-  if (!ctl_.stop(h, fade, error, curve)) return fail(K::kBusy, error, idv);
+  if (!ctl_.stop(c.at, h, fade, error, curve)) return fail(K::kBusy, error, idv);
   r_.players_.erase(id);
   return done(idv);
 }
@@ -241,8 +258,7 @@ Reply NativeDialect::pause_or_resume(const Call& c, bool pause) {
   VoiceHandle h;
   if (Reply r; !playing(id, h, r)) return r;
   std::string error;
-  Controller::ScheduleScope when(ctl_, c.at);
-  if (!(pause ? ctl_.pause(h, fade, error) : ctl_.resume(h, fade, error))) return fail(K::kBusy, error, idv);
+  if (!(pause ? ctl_.pause(c.at, h, fade, error) : ctl_.resume(c.at, h, fade, error))) return fail(K::kBusy, error, idv);
   return done(idv);
 }
 
@@ -262,9 +278,8 @@ Reply NativeDialect::seek(const Call& c) {
   std::string error;
   const io::Source& src = *ctl_.source(id);
   if (!to_frame(pos, unit, src.total_frames(), r_.file_rate(src), frame, error)) return fail(K::kRange, error, idv);
-  Controller::ScheduleScope when(ctl_, c.at);
   const std::uint64_t busy_before = ctl_.busy_refusals();
-  if (!ctl_.seek(h, frame, error)) return fail(ctl_.busy_refusals() != busy_before ? K::kBusy : K::kFile, error, idv);
+  if (!ctl_.seek(c.at, h, frame, error)) return fail(ctl_.busy_refusals() != busy_before ? K::kBusy : K::kFile, error, idv);
   return done(idv);
 }
 
@@ -283,8 +298,7 @@ Reply NativeDialect::volume(const Call& c) {
   VoiceHandle h;
   if (Reply r; !playing(id, h, r)) return r;
   std::string error;
-  Controller::ScheduleScope when(ctl_, c.at);
-  if (!ctl_.set_volume(h, static_cast<float>(v), ramp, error)) return fail(K::kBusy, error, idv);
+  if (!ctl_.set_volume(c.at, h, static_cast<float>(v), ramp, error)) return fail(K::kBusy, error, idv);
   return done(idv);
 }
 
@@ -307,8 +321,7 @@ Reply NativeDialect::fade(const Call& c) {
   VoiceHandle h;
   if (Reply r; !playing(id, h, r)) return r;
   std::string error;
-  Controller::ScheduleScope when(ctl_, c.at);
-  if (!ctl_.set_volume(h, static_cast<float>(target), seconds, error, curve)) return fail(K::kBusy, error, idv);
+  if (!ctl_.set_volume(c.at, h, static_cast<float>(target), seconds, error, curve)) return fail(K::kBusy, error, idv);
   return done(idv);
 }
 
@@ -327,8 +340,7 @@ Reply NativeDialect::pan(const Call& c) {
   VoiceHandle h;
   if (Reply r; !playing(id, h, r)) return r;
   std::string error;
-  Controller::ScheduleScope when(ctl_, c.at);
-  if (!ctl_.set_pan(h, static_cast<float>(p), ramp, error)) return fail(K::kBusy, error, idv);
+  if (!ctl_.set_pan(c.at, h, static_cast<float>(p), ramp, error)) return fail(K::kBusy, error, idv);
   return done(idv);
 }
 
@@ -347,8 +359,7 @@ Reply NativeDialect::rate(const Call& c) {
   VoiceHandle h;
   if (Reply r; !playing(id, h, r)) return r;
   std::string error;
-  Controller::ScheduleScope when(ctl_, c.at);
-  if (!ctl_.set_rate(h, r_.effective_rate(rate), ramp, error)) return fail(K::kBusy, error, idv);
+  if (!ctl_.set_rate(c.at, h, r_.effective_rate(rate), ramp, error)) return fail(K::kBusy, error, idv);
   r_.player_rate_[id] = static_cast<float>(rate);
   return done(idv);
 }
@@ -363,8 +374,7 @@ Reply NativeDialect::master(const Call& c) {
   if (v < 0 || v > kMaxVolume) return fail(K::kRange, "master volume must be 0..4");
   if (std::string e; !limits::seconds_in_range(ramp, 0, limits::kMaxFadeSeconds, "ramp", e)) return fail(K::kRange, e);
   std::string error;
-  Controller::ScheduleScope when(ctl_, c.at);
-  if (!ctl_.set_master(static_cast<float>(v), ramp, error)) return fail(K::kBusy, error);
+  if (!ctl_.set_master(c.at, static_cast<float>(v), ramp, error)) return fail(K::kBusy, error);
   return done();
 }
 
@@ -384,8 +394,7 @@ Reply NativeDialect::deck(const Call& c) {
   if (v < 0 || v > kMaxVolume) return fail(K::kRange, "level must be 0..4");
   if (std::string e; !limits::seconds_in_range(ramp, 0, limits::kMaxFadeSeconds, "ramp", e)) return fail(K::kRange, e);
   std::string error;
-  Controller::ScheduleScope when(ctl_, c.at);
-  if (!ctl_.set_deck_level(deck, static_cast<float>(v), ramp, error, curve)) return fail(K::kBusy, error);
+  if (!ctl_.set_deck_level(c.at, deck, static_cast<float>(v), ramp, error, curve)) return fail(K::kBusy, error);
   return done();
 }
 
@@ -437,8 +446,7 @@ Reply NativeDialect::stretch(const Call& c) {
   VoiceHandle h;
   if (Reply r; !playing(id, h, r)) return r;
   std::string error;
-  Controller::ScheduleScope when(ctl_, c.at);
-  if (!ctl_.set_stretch(h, static_cast<float>(tempo), error)) return fail(K::kBusy, error, idv);
+  if (!ctl_.set_stretch(c.at, h, static_cast<float>(tempo), error)) return fail(K::kBusy, error, idv);
   return done(idv);
 }
 

@@ -210,7 +210,7 @@ void OscServer::handle_tcp() {
               "OSC: refusing TCP client {}: {}{}", c->peer().to_string(),
               full ? std::to_string(conns_.size()) + " clients already (--max-tcp-clients)"
                    : std::to_string(same) + " clients from " + host + " already (--max-tcp-clients-per-address)",
-              suppressed_note(skipped));
+              base::suppressed_note(skipped));
         }
         continue;
       }
@@ -252,7 +252,7 @@ void OscServer::handle_tcp() {
     }
     if (!alive) {
       if (error != "closed" && log_limit_.allow("tcp client", skipped)) {
-        spdlog::warn("OSC: TCP client {}: {}, closed{}", peer.endpoint.to_string(), error, suppressed_note(skipped));
+        spdlog::warn("OSC: TCP client {}: {}, closed{}", peer.endpoint.to_string(), error, base::suppressed_note(skipped));
       }
       router_.drop_subscriber(peer);
       conns_.erase(conns_.begin() + static_cast<std::ptrdiff_t>(i));

@@ -10,7 +10,7 @@
 #pragma once
 
 #include "device_status.hpp"
-#include "log_guard.hpp"
+#include "base/log_guard.hpp"
 #include "net.hpp"
 #include "router.hpp"
 
@@ -98,7 +98,7 @@ class OscServer {
   std::mutex posted_mu_;
   std::vector<std::function<void()>> posted_;
   OscServerStats stats_;
-  LogLimiter log_limit_;
+  base::LogLimiter log_limit_;
 };
 
 }  // namespace stemd::control

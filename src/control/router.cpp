@@ -90,10 +90,10 @@ void Router::log_bad_input() {
     if (b.since_log == 0 || now - b.last < std::chrono::seconds(1)) continue;
     // The address and the reason carry client strings: escaped, so they cannot forge lines.
     if (b.since_log == 1) {
-      spdlog::warn("OSC {}: {} — {}", kind, log_escape(b.last_address), log_escape(b.last_reason, 400));
+      spdlog::warn("OSC {}: {} — {}", kind, base::log_escape(b.last_address), base::log_escape(b.last_reason, 400));
     } else {
       spdlog::warn("OSC {}: {} messages refused in the last second or more; latest: {} — {}", kind, b.since_log,
-                   log_escape(b.last_address), log_escape(b.last_reason, 400));
+                   base::log_escape(b.last_address), base::log_escape(b.last_reason, 400));
     }
     b.since_log = 0;
     b.last = now;
@@ -125,22 +125,18 @@ void Router::handle_packet(const std::uint8_t* data, std::size_t size, const Pee
     unvalidated_ = false;
     std::size_t total = 0;
     for (std::size_t i = first; i < out.size(); ++i) total += out[i].data.size();
-    const std::size_t budget = packet_->allowed;
     packet_->sent = total;
-    if (total > budget) {
+    std::vector<std::uint8_t> instead;
+    if (!validator_.replies_fit(from.endpoint, size, total, now, instead)) {
       // The handlers ran (a command from a spoofed source does what it says: --allow is what
       // keeps strangers out); only the answer is withheld, so the source cannot be used to
       // reflect or amplify traffic at a victim.
       stats_.replies_withheld += out.size() - first;
       out.resize(first);
-      OscMessage c;
-      c.address = "/stemd/cookie";
-      c.args.push_back(OscArg::Str(validator_.mint(from.endpoint, now)));
-      auto bytes = osc_serialise(c);
-      packet_->withheld = true;
-      packet_->sent = bytes.size();
-      if (bytes.size() <= budget) {
-        out.push_back(Outgoing{from, std::move(bytes)});
+      packet_->withheld = true;  // the messages still waiting behind a load stay silent too
+      packet_->sent = instead.size();
+      if (!instead.empty()) {
+        out.push_back(Outgoing{from, std::move(instead)});
         ++stats_.cookies_sent;
       }
     }
@@ -306,15 +302,14 @@ Reply Router::start_player(int id, const PlayOptions& opts, std::int64_t at) {
   } else {
     po.rate = effective_rate(opts.rate);
   }
-  Controller::ScheduleScope when(ctl_, at);
   const std::uint64_t busy_before = ctl_.busy_refusals();
-  if (!ctl_.play(id, po, h, error)) {
+  if (!ctl_.play(at, id, po, h, error)) {
     const ErrorKind kind = ctl_.source(id) == nullptr            ? ErrorKind::kUnknownId
                            : ctl_.busy_refusals() != busy_before ? ErrorKind::kBusy
                                                                  : ErrorKind::kRange;
     return Reply::fail(kind, error, {OscArg::Int(id)});
   }
-  if (old.valid()) ctl_.stop(old, 0.0, error);  // replaced: the old one fades out (declick)
+  if (old.valid()) ctl_.stop(at, old, 0.0, error);  // replaced: the old one fades out (declick)
   players_[id] = h;
   player_rate_[id] = opts.rate;
   return Reply::done({OscArg::Int(id)});
@@ -328,16 +323,15 @@ int Router::apply_tempo(double bpm, double glide_s, std::int64_t at) {
   int failed = 0;
   std::string error;
   if (!cfg_.tempo_moves_players) return 0;  // --disable-time-stretch: only the clock moves
-  Controller::ScheduleScope when(ctl_, at);
   for (const auto& [id, h] : players_) {
     if (!ctl_.voice_alive(h)) continue;
     if (cfg_.time_stretch) {  // tempo without pitch: every player's stretch follows
-      if (!ctl_.set_stretch(h, effective_rate(1.0), error)) ++failed;
+      if (!ctl_.set_stretch(at, h, effective_rate(1.0), error)) ++failed;
       continue;
     }
     auto it = player_rate_.find(id);
     const double own = it == player_rate_.end() ? 1.0 : it->second;
-    if (!ctl_.set_rate(h, effective_rate(own), glide_s, error)) ++failed;
+    if (!ctl_.set_rate(at, h, effective_rate(own), glide_s, error)) ++failed;
   }
   return failed;
 }
@@ -357,8 +351,7 @@ Reply Router::test_tone(double freq, double level, double seconds, std::int64_t 
     return Reply::fail(ErrorKind::kRange, e);
   }
   std::string error;
-  Controller::ScheduleScope when(ctl_, at);
-  if (!ctl_.tone(freq, level, seconds, error)) return Reply::fail(ErrorKind::kBusy, error);
+  if (!ctl_.tone(at, freq, level, seconds, error)) return Reply::fail(ErrorKind::kBusy, error);
   spdlog::info("test tone: {:.0f} Hz, {:.1f} s, peak {:.1f} dBFS", freq, seconds, 20 * std::log10(level));
   return Reply::done({OscArg::Float(freq)});
 }

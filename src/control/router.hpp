@@ -17,7 +17,7 @@
 #include "address_validation.hpp"
 #include "controller.hpp"
 #include "dialects.hpp"
-#include "log_guard.hpp"
+#include "base/log_guard.hpp"
 #include "load_pool.hpp"
 #include "media_policy.hpp"
 #include "net.hpp"
@@ -103,8 +103,6 @@ class Router {
 
   // Called by the server loop every pass: the clock printout (/print_clock).
   void tick();
-  // A player started outside OSC (the --a/--b/--c/--d flags) becomes its id's player.
-  void adopt_player(int id, VoiceHandle h) { players_[id] = h; }
 
   // What a state file keeps of the router's own bookkeeping (src/app/state.cpp) [control].
   const std::map<int, VoiceHandle>& players() const { return players_; }
@@ -248,7 +246,7 @@ class Router {
     std::chrono::steady_clock::time_point last{};
   };
   std::map<std::string, BadLog> bad_log_;
-  LogLimiter log_limit_;  // per-kind limits of lines a client can cause (/dummy…)
+  base::LogLimiter log_limit_;  // per-kind limits of lines a client can cause (/dummy…)
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::int64_t forced_frame_ = -1;  // handle_at()
   // The frames the latest timetags mapped to: a timetag seen again (another bundle for the same

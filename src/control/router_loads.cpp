@@ -102,8 +102,8 @@ Reply Router::load_file(const Call& c, int id, const std::string& path, const st
     if (!d.error.empty()) return Reply::fail(d.kind, d.error, idv);  // the id keeps whatever it had
     if (d.same) return Reply::done(idv);
     if (too_many()) return Reply::fail(ErrorKind::kLimit, limit_reason, idv);
-    Controller::ScheduleScope when(ctl_, c.at);  // the old players fade out at the message's time
-    ctl_.install(id, std::move(d.source));
+    // the old players fade out at the message's time
+    ctl_.install(c.at, id, std::move(d.source));
     players_.erase(id);  // reloading an id stops its player (the controller faded it out)
     return Reply::done(idv);
   };

@@ -97,17 +97,22 @@ void define_play(CLI::App& sub, Args& a) {
       ->check(units())
       ->capture_default_str();
   sub.add_option("--rate", a.rate, "Playback rate 0.25..4 (needs a daemon with varispeed)");
+  sub.add_option("--deck", a.deck, "Mix on deck A, B, C or D (default: the ID's own deck; below 100: D)")
+      ->check(deck_name());
 }
 
 int run_play(Session& s, Args& a, const CLI::App& sub) {
   std::vector<OscArg> args{OscArg::Int(a.id), OscArg::Float(a.volume), OscArg::Int(a.loop ? 1 : 0),
                            OscArg::Float(a.start), OscArg::Str(a.unit)};
-  if (given(sub, "--rate")) args.push_back(OscArg::Float(a.rate));  // only when asked: see --help
+  // --rate only when asked (see --help), or before a --deck (positional: the rate comes first).
+  if (given(sub, "--rate") || given(sub, "--deck")) args.push_back(OscArg::Float(a.rate));
+  if (given(sub, "--deck")) args.push_back(OscArg::Str(a.deck));
   return s.run(msg("/stemd/play", args), [&](const OscMessage& r) {
     const auto v = reply_values(r);
     std::string text = "playing " + id_text(a);
     if (v.size() >= 2 && v[1].is_number()) text += " (voice " + v[1].to_string() + ")";
     if (a.loop) text += ", looping";
+    if (given(sub, "--deck")) text += " on deck " + a.deck;
     s.say(text);
   });
 }

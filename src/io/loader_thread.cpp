@@ -1,7 +1,7 @@
 // The loader thread (see loader_thread.hpp).
 #include "loader_thread.hpp"
 
-#include "control/log_guard.hpp"
+#include "base/log_guard.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -207,7 +207,7 @@ bool LoaderThread::end_of_data(Reader& r) {
   const bool region_done = r.region_end > 0 && r.next_frame >= r.region_end;
   const bool short_file = !region_done && r.total_frames >= 0 && r.next_frame < r.total_frames;
   if (short_file) {
-    spdlog::warn("stream {}: file ended at frame {} of {} (truncated while streaming?)", control::log_escape(r.path),
+    spdlog::warn("stream {}: file ended at frame {} of {} (truncated while streaming?)", base::log_escape(r.path),
                  r.next_frame, r.total_frames);
     ++stats_.truncated;
     r.finish(engine::EndReason::kError);
@@ -222,7 +222,7 @@ bool LoaderThread::end_of_data(Reader& r) {
     }
     if (r.passes_left > 1) --r.passes_left;
     if (!r.file.seek(r.region_start)) {
-      spdlog::error("stream {}: cannot seek to the loop start: {}", control::log_escape(r.path), r.file.error());
+      spdlog::error("stream {}: cannot seek to the loop start: {}", base::log_escape(r.path), r.file.error());
       ++stats_.read_errors;
       r.finish(engine::EndReason::kError);
       r.done = true;
@@ -293,7 +293,7 @@ bool LoaderThread::fill(Reader& r, std::uint64_t needy_since_ns) {
   std::lock_guard lock(mutex_);  // stats only; cheap and never contended by [audio]
   ++stats_.reads;
   if (got < 0) {
-    spdlog::error("stream {}: read error at frame {}: {}", control::log_escape(r.path), r.next_frame, r.file.error());
+    spdlog::error("stream {}: read error at frame {}: {}", base::log_escape(r.path), r.next_frame, r.file.error());
     ++stats_.read_errors;
     r.finish(engine::EndReason::kError);
     r.done = true;
@@ -406,7 +406,7 @@ void LoaderThread::log_changes(std::uint64_t now_ns) {
   spdlog::info(
       "prefetch: {} ring target {:.0f} → {:.0f} ms ({}wait for data {:.1f} ms, σ {:.1f} ms; ring holds "
       "{:.0f} ms{}){}",
-      control::log_escape(c.path), 1e3 * c.from / rate, 1e3 * c.to / rate, c.dry ? "it ran dry; " : "",
+      base::log_escape(c.path), 1e3 * c.from / rate, 1e3 * c.to / rate, c.dry ? "it ran dry; " : "",
       c.wait_mean_s * 1e3, c.wait_sd_s * 1e3, 1e3 * c.capacity / rate,
       c.capped ? ", too small: the next streams of this file get larger rings" : "",
       c.more > 0 ? fmt::format(" (and {} more)", c.more) : std::string());

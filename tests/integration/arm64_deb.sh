@@ -8,28 +8,14 @@
 set -uo pipefail
 BUILD=$(cd "$1" && pwd)
 emu=$2
-for tool in cpack dpkg-deb dpkg-shlibdeps; do
-  command -v "$tool" >/dev/null || { echo "arm64_deb: SKIP (no $tool; scripts/setup.sh installs dpkg-dev)"; exit 77; }
-done
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+TEST_NAME=arm64_deb
 fails=0
 fail() { echo "arm64_deb: FAIL: $*"; fails=$((fails + 1)); }
-
-if ! (cd "$tmp" && cpack --config "$BUILD/CPackConfig.cmake" -G DEB -B "$tmp/out") >"$tmp/cpack.log" 2>&1; then
-  echo "arm64_deb: FAIL: cpack:"; cat "$tmp/cpack.log"; exit 1
-fi
-deb=$(ls "$tmp"/out/stemd_*_arm64.deb 2>/dev/null | head -n1)
-[ -n "$deb" ] || { echo "arm64_deb: FAIL: no stemd_*_arm64.deb:"; ls "$tmp/out"; cat "$tmp/cpack.log"; exit 1; }
-echo "arm64_deb: built $(basename "$deb") ($(stat -c %s "$deb") bytes)"
+# shellcheck source-path=SCRIPTDIR source=deb_common.sh
+source "$(dirname "$0")/deb_common.sh"
+deb_build "$BUILD" "*_arm64"
 [ "$(dpkg-deb --field "$deb" Architecture)" = arm64 ] || fail "Architecture is '$(dpkg-deb --field "$deb" Architecture)'"
-depends=$(dpkg-deb --field "$deb" Depends)
-echo "arm64_deb: Depends: $depends"
-for pkg in libportaudio2 libsndfile1 liblo7 libsamplerate0 librubberband2 libsystemd0 libc6 libstdc++6; do
-  tr ',' '\n' <<<"$depends" | awk '{print $1}' | grep -qxF "$pkg" || fail "Depends lacks $pkg"
-done
-# A package name with an architecture qualifier (e.g. libc6:amd64) would make it uninstallable.
-grep -q ':' <<<"$depends" && fail "Depends names an architecture: $depends"
+deb_check_depends
 
 dpkg-deb -x "$deb" "$tmp/root"
 for b in stemd stemctl; do

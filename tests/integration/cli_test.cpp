@@ -11,6 +11,7 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -97,6 +98,60 @@ TEST(Cli, DirectoryIsRefused) {
   const auto r = run_stemd("--backend null --play " + dir.path());
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("is a directory"), std::string::npos) << r.output;
+}
+
+// Issue 13: the start-up flags go through the router as a client's messages do, so the media
+// root and --max-sources apply to them too, and a refusal is fatal at start with the router's
+// reason. Before: --play loaded any readable file straight into the controller (exit 0 here).
+TEST(Cli, APlayFileOutsideTheMediaRootIsRefusedAtStartWithTheRoutersReason) {
+  TempDir media, elsewhere;
+  write_wav16(elsewhere.file("x.wav"), make_tone_noise16(4800, 2, 3), 2);
+  write_wav16(media.file("in.wav"), make_tone_noise16(4800, 2, 4), 2);
+  auto r = run_stemd("--backend null --no-osc --duration 0.05 --media-root " + shell_quote(media.path()) +
+                     " --play " + shell_quote(elsewhere.file("x.wav")));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(count_lines_with(r.output, " error "), 1) << r.output;
+  EXPECT_NE(r.output.find("error --play " + elsewhere.file("x.wav") + ": " + elsewhere.file("x.wav") +
+                          ": outside the media root " + media.path() + " (refused at start: /stemd/load 1 \""),
+            std::string::npos)
+      << r.output;
+  // The same for the old server's deck flags; a file under the root plays.
+  r = run_stemd("--backend null --no-osc --duration 0.05 --media-root " + shell_quote(media.path()) + " --b " +
+                shell_quote(elsewhere.file("x.wav")));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("error --b " + elsewhere.file("x.wav") + ": " + elsewhere.file("x.wav") +
+                          ": outside the media root " + media.path() + " (refused at start: /stemd/load 1100 \""),
+            std::string::npos)
+      << r.output;
+  r = run_stemd("--backend null --no-osc --duration 0.05 --media-root " + shell_quote(media.path()) + " --play " +
+                shell_quote(media.file("in.wav")));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
+TEST(Cli, PlayFilesBeyondMaxSourcesAreRefusedAtStart) {
+  TempDir dir;
+  for (const char* f : {"a.wav", "b.wav"}) write_wav16(dir.file(f), make_tone_noise16(4800, 2, 5), 2);
+  const std::string two = " --play " + shell_quote(dir.file("a.wav")) + " --play " + shell_quote(dir.file("b.wav"));
+  auto r = run_stemd("--backend null --no-osc --duration 0.05 --max-sources 1" + two);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(count_lines_with(r.output, " error "), 1) << r.output;
+  EXPECT_NE(r.output.find("error --play " + dir.file("b.wav") +
+                          ": too many sources loaded (limit 1, --max-sources) (refused at start: /stemd/load 2 \""),
+            std::string::npos)
+      << r.output;
+  r = run_stemd("--backend null --no-osc --duration 0.05 --max-sources 2" + two);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
+// A relative --play path is the working directory's (a shell path), not the media root's.
+TEST(Cli, ARelativePlayPathIsTheWorkingDirectorys) {
+  TempDir dir;
+  write_wav16(dir.file("rel.wav"), make_tone_noise16(4800, 2, 6), 2);
+  const auto r = run_process("cd " + shell_quote(dir.path()) + " && " + STEMD_BINARY +
+                             " --backend null --no-osc --duration 0.05 --media-root " + shell_quote(dir.path()) +
+                             " --play rel.wav --log-level debug");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("loaded slot 1 'rel'"), std::string::npos) << r.output;
 }
 
 // Plays systemd's side of sd_notify: a datagram socket bound at `path` (the NOTIFY_SOCKET).
@@ -427,12 +482,22 @@ TEST(Cli, SigintExitsZero) {
   EXPECT_NE(r.output.find("stopped (SIGINT)"), std::string::npos) << r.output;
 }
 
+// The port is held by a socket of the test's own (an ephemeral port: was a fixed 57391 and a
+// first stemd, which collided with parallel runs of the suite and then never ended).
 TEST(Cli, OscPortInUseIsAClearStartupError) {
-  const std::string cmd = std::string(STEMD_BINARY) + " --backend null --osc-port 57391 & pid=$!; sleep 0.4; " +
-                          STEMD_BINARY + " --backend null --osc-port 57391; echo second=$?; kill -TERM $pid; wait $pid";
-  const auto r = run_process("sh -c " + shell_quote(cmd));
-  EXPECT_NE(r.output.find("second=2"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("port 57391 is in use"), std::string::npos) << r.output;
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string port = std::to_string(ntohs(addr.sin_port));
+  const auto r = run_process(std::string(STEMD_BINARY) + " --backend null --duration 5 --osc-port " + port);
+  close(fd);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("port " + port + " is in use"), std::string::npos) << r.output;
 }
 
 TEST(Cli, NonLoopbackBindNeedsAnAllowList) {

@@ -8,21 +8,12 @@
 # Exit 0 pass, 1 fail, 77 skip (cpack, dpkg-deb or dpkg-shlibdeps missing).
 set -uo pipefail
 BUILD=$(cd "$1" && pwd)
-for tool in cpack dpkg-deb dpkg-shlibdeps; do
-  command -v "$tool" >/dev/null || { echo "deb_package: SKIP (no $tool; scripts/setup.sh installs dpkg-dev)"; exit 77; }
-done
-[ -f "$BUILD/CPackConfig.cmake" ] || { echo "deb_package: SKIP (no CPackConfig.cmake in $BUILD)"; exit 77; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+TEST_NAME=deb_package
 fails=0
 fail() { echo "deb_package: FAIL: $*"; fails=$((fails + 1)); }
-
-if ! (cd "$tmp" && cpack --config "$BUILD/CPackConfig.cmake" -G DEB -B "$tmp/out") >"$tmp/cpack.log" 2>&1; then
-  echo "deb_package: FAIL: cpack:"; cat "$tmp/cpack.log"; exit 1
-fi
-deb=$(ls "$tmp"/out/stemd_*.deb 2>/dev/null | head -n1)
-[ -n "$deb" ] || { echo "deb_package: FAIL: no stemd_*.deb:"; cat "$tmp/cpack.log"; exit 1; }
-echo "deb_package: built $(basename "$deb") ($(stat -c %s "$deb") bytes)"
+# shellcheck source-path=SCRIPTDIR source=deb_common.sh
+source "$(dirname "$0")/deb_common.sh"
+deb_build "$BUILD" "*"
 
 # ---- control fields
 info=$(dpkg-deb --info "$deb")
@@ -30,11 +21,7 @@ field() { dpkg-deb --field "$deb" "$1"; }
 [ "$(field Package)" = stemd ] || fail "Package is '$(field Package)', not stemd"
 version=$("$BUILD/src/stemd" --version | head -1 | awk '{print $2}')  # "stemd 0.1.0 (git …)"
 [ "$(field Version)" = "$version" ] || fail "Version '$(field Version)' is not stemd --version's '$version'"
-depends=$(field Depends)
-echo "deb_package: Depends: $depends"
-for pkg in libportaudio2 libsndfile1 liblo7 libsamplerate0 librubberband2 libsystemd0 libc6 libstdc++6; do
-  tr ',' '\n' <<<"$depends" | awk '{print $1}' | grep -qxF "$pkg" || fail "Depends lacks $pkg"
-done
+deb_check_depends
 grep -q "^ Maintainer: ." <<<"$info" || fail "no Maintainer"
 # A Maintainer Debian accepts ("Name <address>"), not a local mailbox; a Homepage that is a URL.
 maintainer=$(field Maintainer)

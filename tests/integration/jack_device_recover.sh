@@ -10,24 +10,12 @@ set -uo pipefail
 STEMD=$1
 POS=$2
 STEMCTL=${3:-}
-for t in jackd jack_wait jack_capture python3; do
-  command -v "$t" >/dev/null 2>&1 || { echo "jack_device_recover: SKIP ($t not installed)"; exit 77; }
-done
-# shellcheck source-path=SCRIPTDIR source=../../scripts/testbed.sh
-source "$(dirname "$0")/../../scripts/testbed.sh"
-fail() {
-  echo "jack_device_recover: FAIL: $*" >&2
-  grep -v "ALSA\|cannot find card" "$TESTBED_DIR/stemd.log" | tail -25 >&2
-  exit 1
-}
+TEST_NAME=jack_device_recover
+# shellcheck source-path=SCRIPTDIR source=jack_device_common.sh
+source "$(dirname "$0")/jack_device_common.sh"
 testbed_start 1024 48000 || fail "could not start jackd"
 D=$TESTBED_DIR
-python3 "$POS" gen "$D/pos.wav" 30 48000 || fail "fixture"
-PORT=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$STEMD" --backend portaudio --device system --buffer-size 1024 --osc-port "$PORT" --log-level debug \
-  --play "$D/pos.wav" >"$D/stemd.log" 2>&1 &
-STEMD_PID=$!
-testbed_track_pid "$STEMD_PID"
+device_stemd --log-level debug
 testbed_wait_for 10 grep -q "voice .* started" "$D/stemd.log" || fail "stemd did not start playing"
 # A subscriber (/stemd/notify 1) records the notifications it gets, for 12 s.
 python3 - "$PORT" "$D/notes.txt" <<'PY' &

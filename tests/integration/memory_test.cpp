@@ -53,10 +53,10 @@ TEST(Memory, TwentyMinuteStreamKeepsRssFlat) {
   control::Controller ctl(engine, loader, io::LoadOptions{});
   loader.start();
   std::string err;
-  ASSERT_TRUE(ctl.load(1, path, "long", err)) << err;
+  ASSERT_TRUE(ctl.load(control::kNow, 1, path, "long", err)) << err;
   ASSERT_TRUE(ctl.source(1)->streamed());
   control::VoiceHandle h;
-  ASSERT_TRUE(ctl.play(1, control::PlayOptions{}, h, err)) << err;
+  ASSERT_TRUE(ctl.play(control::kNow, 1, control::PlayOptions{}, h, err)) << err;
 
   std::int64_t rss_at_10s = 0;
   const std::int64_t played = render_until_idle(engine, loader, ctl, 10 * 48000, [&] { rss_at_10s = rss_bytes(); });

@@ -118,11 +118,11 @@ void build_corpus(Corpus& c) {
       {msg("/stemd/load", 1100, B, "bee"), false, true},
       {msg("/stemd/unload", 1100), true, true},
       {msg("/stemd/play", 1100), true, false},
-      {msg("/stemd/play", 1100, 1.0, 0, 0.5, "s", 1.0), false, true},
+      {msg("/stemd/play", 1100, 1.0, 0, 0.5, "s", 1.0, "B"), false, true},
       {msg("/stemd/stop", 100), true, false},
       {msg("/stemd/stop", 100, 0.1, "linear"), false, true},
       {msg("/stemd/play_region", 1100, 0.0, 1.0), true, false},
-      {msg("/stemd/play_region", 1100, 0.0, 1.0, 1, 0, 1.0, "s"), false, true},
+      {msg("/stemd/play_region", 1100, 0.0, 1.0, 1, 0, 1.0, "s", "B"), false, true},
       {msg("/stemd/fade", 100, 0.5, 1.0), true, false},
       {msg("/stemd/fade", 100, 0.5, 1.0, "linear"), false, true},
       {msg("/stemd/pause", 100), true, false},
@@ -244,6 +244,9 @@ void build_corpus(Corpus& c) {
   c.add(msg("/stemd/play", 1100, 1.0, 0, 0.0, b), {"string"});
   c.add(msg("/stemd/play", 1100, 1.0, 0, 0.0, true), {"string"});
   c.add(msg("/stemd/play", 1100, 1.0, 0, 0.0, "s", "fast"), {"number"});
+  c.add(msg("/stemd/play", 1100, 1.0, 0, 0.0, "s", 1.0, "E"), {"deck must be A, B, C or D"});
+  c.add(msg("/stemd/play", 1100, 1.0, 0, 0.0, "s", 1.0, b), {"string"});
+  c.add(msg("/stemd/play_region", 1100, 0.0, 1.0, 1, 0, 1.0, "s", "AB"), {"deck must be A, B, C or D"});
   c.add(msg("/stemd/stop", 100, "slow"), {"number"});
   c.add(msg("/stemd/stop", b), {"integer"});
   c.add(msg("/stemd/pause", 100, b), {"number"});

@@ -118,6 +118,19 @@ TEST_F(Render, HalfVolumeIsExactlyHalf) {
   expect_exact_prefix(read_stereo(out()), want);
 }
 
+// The --play files play on deck A (ids 1…N would be deck D's: /stemd/play's deck argument puts
+// them on A), so --levels and --ab apply to them from the first sample.
+TEST_F(Render, PlayFilesAreOnDeckASoTheDeckLevelsApply) {
+  const auto src = make_tone_noise16(48000, 2, 52);
+  write_wav16(dir.file("a.wav"), src, 2);
+  auto want = src;
+  for (auto& s : want) s *= 0.5f;
+  render("--play " + dir.file("a.wav") + " --levels 0.5 1 1 0");
+  expect_exact_prefix(read_stereo(out()), want);
+  render("--play " + dir.file("a.wav") + " --ab 0.5 0");
+  expect_exact_prefix(read_stereo(out()), want);
+}
+
 TEST_F(Render, OldServerDeckFlagsAndLevels) {
   // --a/--c load into 100/2100 and play looped at --vol on decks A and C (C started by --c_at 0:
   // without it --c only loads, as on the old server); --levels sets the decks. --c_at puts stemd in

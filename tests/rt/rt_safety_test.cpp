@@ -140,10 +140,10 @@ void every_control_path(bool soft_clip) {
   loader.start();
 
   std::string err;
-  ASSERT_TRUE(ctl.load(1, small, "small", err)) << err;
-  ASSERT_TRUE(ctl.load(2, big, "big", err)) << err;
-  ASSERT_TRUE(ctl.load(3, mono, "mono", err)) << err;
-  ASSERT_TRUE(ctl.load(4, other, "44k1", err)) << err;
+  ASSERT_TRUE(ctl.load(control::kNow, 1, small, "small", err)) << err;
+  ASSERT_TRUE(ctl.load(control::kNow, 2, big, "big", err)) << err;
+  ASSERT_TRUE(ctl.load(control::kNow, 3, mono, "mono", err)) << err;
+  ASSERT_TRUE(ctl.load(control::kNow, 4, other, "44k1", err)) << err;
   ASSERT_FALSE(ctl.source(1)->streamed());
   ASSERT_TRUE(ctl.source(2)->streamed());
 
@@ -167,64 +167,59 @@ void every_control_path(bool soft_clip) {
       po.start_frame = (cycle % 3 == 0) ? 0 : static_cast<std::int64_t>(rng() % 8000);
       if (slot != 1 && cycle % 4 == 1) po.start_frame = 30000;  // beyond the head: prefilled stream
       control::VoiceHandle h;
-      ASSERT_TRUE(ctl.play(slot, po, h, err)) << err;
+      ASSERT_TRUE(ctl.play(control::kNow, slot, po, h, err)) << err;
       voices.push_back(h);
     }
     pause(20);
     for (auto& h : voices) {
-      ctl.set_volume(h, 0.3f, 0.01, err);
-      ctl.set_loop(h, cycle % 2 == 0, err);
-      if (ctl.voice_alive(h)) ctl.seek(h, static_cast<std::int64_t>(rng() % 40000) % 9000, err);
+      ctl.set_volume(control::kNow, h, 0.3f, 0.01, err);
+      ctl.set_loop(control::kNow, h, cycle % 2 == 0, err);
+      if (ctl.voice_alive(h)) ctl.seek(control::kNow, h, static_cast<std::int64_t>(rng() % 40000) % 9000, err);
     }
     pause(20);
-    ctl.set_master(cycle % 2 ? 0.8f : 1.0f, 0.01, err);
+    ctl.set_master(control::kNow, cycle % 2 ? 0.8f : 1.0f, 0.01, err);
     // deck levels and EQ (kill, cut, flat: the EQ enters and leaves its bypass)
-    ctl.set_deck_level(cycle % 4, cycle % 2 ? 0.5f : 1.0f, 0.01, err);
-    ctl.set_deck_eq(3, cycle % 3, cycle % 2 ? 0.0f : 1.0f, 0.01, err);
-    ctl.set_deck_eq(3, (cycle + 1) % 3, cycle % 3 ? 0.25f : 1.0f, 0.01, err);
-    {
-      control::Controller::ScheduleScope later(ctl, ctl.now_frame() + 2000);  // a scheduled command
-      ctl.set_deck_level(3, 1.0f, 0.0, err);
-    }
+    ctl.set_deck_level(control::kNow, cycle % 4, cycle % 2 ? 0.5f : 1.0f, 0.01, err);
+    ctl.set_deck_eq(control::kNow, 3, cycle % 3, cycle % 2 ? 0.0f : 1.0f, 0.01, err);
+    ctl.set_deck_eq(control::kNow, 3, (cycle + 1) % 3, cycle % 3 ? 0.25f : 1.0f, 0.01, err);
+    ctl.set_deck_level(ctl.now_frame() + 2000, 3, 1.0f, 0.0, err);  // a scheduled command
     control::VoiceHandle any;
     if (!voices.empty() && ctl.voice_alive(voices.back())) {
-      ctl.set_rate(voices.back(), cycle % 2 ? 1.5f : 0.75f, 0.01, err);  // on and off the bit-exact path
-      if (voices.size() > 1 && ctl.voice_alive(voices.front())) ctl.set_stretch(voices.front(), 1.2f, err);
-      ctl.pause(voices.back(), 0.005, err);
-      ctl.set_pan(voices.back(), -0.5f, 0.01, err);
-      ctl.resume(voices.back(), 0.005, err);
+      ctl.set_rate(control::kNow, voices.back(), cycle % 2 ? 1.5f : 0.75f, 0.01, err);  // on and off the bit-exact path
+      if (voices.size() > 1 && ctl.voice_alive(voices.front())) ctl.set_stretch(control::kNow, voices.front(), 1.2f, err);
+      ctl.pause(control::kNow, voices.back(), 0.005, err);
+      ctl.set_pan(control::kNow, voices.back(), -0.5f, 0.01, err);
+      ctl.resume(control::kNow, voices.back(), 0.005, err);
     }
     // the test tone (an oscillator on the direct bus), replaced while it sounds
-    ctl.tone(220.0 * (1 + cycle % 4), 0.2, 0.03, err);
+    ctl.tone(control::kNow, 220.0 * (1 + cycle % 4), 0.2, 0.03, err);
     pause(4);
-    ctl.tone(330.0, 0.2, 0.02, err);
+    ctl.tone(control::kNow, 330.0, 0.2, 0.02, err);
     {  // scheduled plays: one cancelled by a stop before its frame, one by clearing the schedule
       control::VoiceHandle s1, s2;
-      {
-        control::Controller::ScheduleScope later(ctl, ctl.now_frame() + 24000);
-        ASSERT_TRUE(ctl.play(1, control::PlayOptions{}, s1, err)) << err;
-        ASSERT_TRUE(ctl.play(1, control::PlayOptions{}, s2, err)) << err;
-        ctl.set_master(1.0f, 0.0, err);
-      }
-      ctl.stop(s1, 0.0, err);
+      const std::int64_t later = ctl.now_frame() + 24000;
+      ASSERT_TRUE(ctl.play(later, 1, control::PlayOptions{}, s1, err)) << err;
+      ASSERT_TRUE(ctl.play(later, 1, control::PlayOptions{}, s2, err)) << err;
+      ctl.set_master(later, 1.0f, 0.0, err);
+      ctl.stop(control::kNow, s1, 0.0, err);
       std::size_t cleared = 0;
       ctl.clear_schedule(cleared, err);
     }
     // stop half, let the rest run on (ends of files, loop seams, underruns are all exercised)
-    for (std::size_t i = 0; i < voices.size(); i += 2) ctl.stop(voices[i], 0.005, err);
+    for (std::size_t i = 0; i < voices.size(); i += 2) ctl.stop(control::kNow, voices[i], 0.005, err);
     pause(30);
     if (cycle % 3 == 2) {
       // unload while playing, then reload the same slot (the source outlives its voices)
-      ASSERT_TRUE(ctl.unload(2, err)) << err;
-      ASSERT_TRUE(ctl.load(2, big, "big", err)) << err;
+      ASSERT_TRUE(ctl.unload(control::kNow, 2, err)) << err;
+      ASSERT_TRUE(ctl.load(control::kNow, 2, big, "big", err)) << err;
     }
     if (cycle % 4 == 3) {
-      ctl.stop_all(0.005, err);
+      ctl.stop_all(control::kNow, 0.005, err);
       voices.clear();
     }
     std::erase_if(voices, [&](const control::VoiceHandle& h) { return !ctl.voice_alive(h); });
   }
-  ctl.stop_all(0.001, err);
+  ctl.stop_all(control::kNow, 0.001, err);
   pause(100);
   audio.stop();
   loader.stop();

@@ -116,13 +116,13 @@ TEST_P(ControllerPlay, LoadPlayToTheEndBitExact) {
   const auto file = test::make_wav(dir.file("a.wav"), total, 21);
   Rig rig(streamed ? streamed_opts() : in_memory_opts());
   std::string err;
-  ASSERT_TRUE(rig.ctl.load(7, dir.file("a.wav"), "alpha", err)) << err;
+  ASSERT_TRUE(rig.ctl.load(control::kNow, 7, dir.file("a.wav"), "alpha", err)) << err;
   ASSERT_NE(rig.ctl.source(7), nullptr);
   EXPECT_EQ(rig.ctl.source(7)->streamed(), streamed);
   EXPECT_EQ(rig.ctl.sources_loaded(), 1u);
 
   VoiceHandle h;
-  ASSERT_TRUE(rig.ctl.play(7, PlayOptions{}, h, err)) << err;
+  ASSERT_TRUE(rig.ctl.play(control::kNow, 7, PlayOptions{}, h, err)) << err;
   EXPECT_TRUE(h.valid());
   EXPECT_TRUE(rig.ctl.voice_alive(h));
   EXPECT_EQ(rig.ctl.voices_playing(), 1u);
@@ -150,11 +150,11 @@ TEST_P(ControllerPlay, StopFadesAndFreesTheVoice) {
   const auto file = test::make_wav(dir.file("a.wav"), 48'000, 22);
   Rig rig(streamed ? streamed_opts() : in_memory_opts());
   std::string err;
-  ASSERT_TRUE(rig.ctl.load(1, dir.file("a.wav"), "a", err)) << err;
+  ASSERT_TRUE(rig.ctl.load(control::kNow, 1, dir.file("a.wav"), "a", err)) << err;
   VoiceHandle h;
-  ASSERT_TRUE(rig.ctl.play(1, PlayOptions{}, h, err)) << err;
+  ASSERT_TRUE(rig.ctl.play(control::kNow, 1, PlayOptions{}, h, err)) << err;
   rig.render(5'000);
-  ASSERT_TRUE(rig.ctl.stop(h, 0.0, err)) << err;  // shortest fade: the declick
+  ASSERT_TRUE(rig.ctl.stop(control::kNow, h, 0.0, err)) << err;  // shortest fade: the declick
   const auto out = rig.render(5'000);
   const std::int64_t fade = rig.engine.declick_frames();
   for (std::int64_t f = 0; f < fade; ++f)
@@ -167,7 +167,7 @@ TEST_P(ControllerPlay, StopFadesAndFreesTheVoice) {
   EXPECT_EQ(ended->first.reason, EndReason::kStopped);
   EXPECT_FALSE(rig.ctl.voice_alive(h));
   EXPECT_EQ(rig.ctl.voices_playing(), 0u);
-  EXPECT_FALSE(rig.ctl.stop(h, 0.0, err)) << "a second stop of an ended voice";
+  EXPECT_FALSE(rig.ctl.stop(control::kNow, h, 0.0, err)) << "a second stop of an ended voice";
   EXPECT_NE(err.find("no such voice"), std::string::npos) << err;
   if (streamed) {
     EXPECT_TRUE(test::wait_for([&] {
@@ -184,13 +184,13 @@ TEST_P(ControllerPlay, SeekLandsOnTheFrame) {
   const auto file = test::make_wav(dir.file("a.wav"), total, 23);
   Rig rig(streamed ? streamed_opts() : in_memory_opts());
   std::string err;
-  ASSERT_TRUE(rig.ctl.load(1, dir.file("a.wav"), "a", err)) << err;
+  ASSERT_TRUE(rig.ctl.load(control::kNow, 1, dir.file("a.wav"), "a", err)) << err;
   VoiceHandle h;
-  ASSERT_TRUE(rig.ctl.play(1, PlayOptions{}, h, err)) << err;
+  ASSERT_TRUE(rig.ctl.play(control::kNow, 1, PlayOptions{}, h, err)) << err;
   rig.render(10'240);
   for (std::int64_t target : {70'000LL, 500LL}) {  // forward past the head, back into it
     SCOPED_TRACE("seek to " + std::to_string(target));
-    ASSERT_TRUE(rig.ctl.seek(h, target, err)) << err;
+    ASSERT_TRUE(rig.ctl.seek(control::kNow, h, target, err)) << err;
     const auto out = rig.render(6'000);
     const std::int64_t fade = rig.engine.declick_frames();
     // fade out over `fade` frames, then the new position fading in over `fade` more.
@@ -216,13 +216,13 @@ TEST_P(ControllerPlay, StartFrameInsideAndBeyondTheHead) {
   const auto file = test::make_wav(dir.file("a.wav"), total, 24);
   Rig rig(streamed ? streamed_opts() : in_memory_opts());
   std::string err;
-  ASSERT_TRUE(rig.ctl.load(1, dir.file("a.wav"), "a", err)) << err;
+  ASSERT_TRUE(rig.ctl.load(control::kNow, 1, dir.file("a.wav"), "a", err)) << err;
   for (std::int64_t start : {30'000LL, 700LL}) {
     SCOPED_TRACE("start " + std::to_string(start));
     VoiceHandle h;
     PlayOptions po;
     po.start_frame = start;
-    ASSERT_TRUE(rig.ctl.play(1, po, h, err)) << err;
+    ASSERT_TRUE(rig.ctl.play(control::kNow, 1, po, h, err)) << err;
     const auto out = rig.render(total, 512, true);
     const std::int64_t fade = rig.engine.declick_frames();
     ASSERT_GE(out.size(), static_cast<std::size_t>(total - start) * 2);
@@ -239,11 +239,11 @@ TEST_P(ControllerPlay, VolumeRampsToAnExactGain) {
   const auto file = test::make_wav(dir.file("a.wav"), 48'000, 25);
   Rig rig(streamed ? streamed_opts() : in_memory_opts());
   std::string err;
-  ASSERT_TRUE(rig.ctl.load(1, dir.file("a.wav"), "a", err)) << err;
+  ASSERT_TRUE(rig.ctl.load(control::kNow, 1, dir.file("a.wav"), "a", err)) << err;
   VoiceHandle h;
-  ASSERT_TRUE(rig.ctl.play(1, PlayOptions{}, h, err)) << err;
+  ASSERT_TRUE(rig.ctl.play(control::kNow, 1, PlayOptions{}, h, err)) << err;
   rig.render(2'000);
-  ASSERT_TRUE(rig.ctl.set_volume(h, 0.5f, 0.0, err)) << err;  // still ramps over the declick
+  ASSERT_TRUE(rig.ctl.set_volume(control::kNow, h, 0.5f, 0.0, err)) << err;  // still ramps over the declick
   const auto out = rig.render(4'000);
   const std::int64_t fade = rig.engine.declick_frames();
   for (std::int64_t f = fade; f < 4'000; ++f)
@@ -262,14 +262,14 @@ TEST_P(ControllerPlay, LoopFromAStartFrameWrapsToTheFileStart) {
   const auto file = test::make_wav(dir.file("a.wav"), total, 34);
   Rig rig(streamed ? streamed_opts() : in_memory_opts());
   std::string err;
-  ASSERT_TRUE(rig.ctl.load(1, dir.file("a.wav"), "a", err)) << err;
+  ASSERT_TRUE(rig.ctl.load(control::kNow, 1, dir.file("a.wav"), "a", err)) << err;
   for (std::int64_t start : {9'000LL, 400LL}) {
     SCOPED_TRACE("start " + std::to_string(start));
     VoiceHandle h;
     PlayOptions po;
     po.start_frame = start;
     po.loop = true;
-    ASSERT_TRUE(rig.ctl.play(1, po, h, err)) << err;
+    ASSERT_TRUE(rig.ctl.play(control::kNow, 1, po, h, err)) << err;
     const std::int64_t n = 4 * total;
     const auto out = rig.render(n, 480);
     const std::int64_t fade = rig.engine.declick_frames();
@@ -280,7 +280,7 @@ TEST_P(ControllerPlay, LoopFromAStartFrameWrapsToTheFileStart) {
           bad = f;
     EXPECT_EQ(bad, -1) << "first wrong output frame";
     EXPECT_TRUE(rig.ctl.voice_alive(h));
-    ASSERT_TRUE(rig.ctl.stop(h, 0.0, err)) << err;
+    ASSERT_TRUE(rig.ctl.stop(control::kNow, h, 0.0, err)) << err;
     rig.render(2'048, 512, true);
     EXPECT_FALSE(rig.ctl.voice_alive(h));
   }
@@ -296,13 +296,13 @@ TEST(Controller, MissingFileFailsNamingTheFileAndKeepsTheSlot) {
   test::make_wav(dir.file("good.wav"), 1'000, 26);
   Rig rig(in_memory_opts());
   std::string err;
-  ASSERT_TRUE(rig.ctl.load(3, dir.file("good.wav"), "good", err)) << err;
+  ASSERT_TRUE(rig.ctl.load(control::kNow, 3, dir.file("good.wav"), "good", err)) << err;
   const io::Source* before = rig.ctl.source(3);
   ASSERT_NE(before, nullptr);
 
   err.clear();
   const std::string missing = dir.file("nope.wav");
-  EXPECT_FALSE(rig.ctl.load(3, missing, "nope", err));
+  EXPECT_FALSE(rig.ctl.load(control::kNow, 3, missing, "nope", err));
   EXPECT_NE(err.find(missing), std::string::npos) << err;
   EXPECT_NE(err.find(std::strerror(ENOENT)), std::string::npos) << err;
   EXPECT_EQ(rig.ctl.source(3), before) << "a failed load must leave the slot's source in place";
@@ -310,7 +310,7 @@ TEST(Controller, MissingFileFailsNamingTheFileAndKeepsTheSlot) {
   EXPECT_EQ(rig.ctl.sources_loaded(), 1u);
 
   err.clear();
-  EXPECT_FALSE(rig.ctl.load(4, dir.path(), "dir", err)) << "a directory is not a file";
+  EXPECT_FALSE(rig.ctl.load(control::kNow, 4, dir.path(), "dir", err)) << "a directory is not a file";
   EXPECT_NE(err.find(dir.path()), std::string::npos) << err;
   EXPECT_EQ(rig.ctl.source(4), nullptr);
 }
@@ -332,10 +332,10 @@ TEST(Controller, NonAudioFileFailsWithLibsndfilesReason) {
   test::make_wav(dir.file("good.wav"), 1'000, 27);
   Rig rig(in_memory_opts());
   std::string err;
-  ASSERT_TRUE(rig.ctl.load(1, dir.file("good.wav"), "good", err)) << err;
+  ASSERT_TRUE(rig.ctl.load(control::kNow, 1, dir.file("good.wav"), "good", err)) << err;
   const io::Source* before = rig.ctl.source(1);
   err.clear();
-  EXPECT_FALSE(rig.ctl.load(1, path, "x", err));
+  EXPECT_FALSE(rig.ctl.load(control::kNow, 1, path, "x", err));
   EXPECT_NE(err.find(path), std::string::npos) << err;
   EXPECT_NE(err.find(reason), std::string::npos) << "got '" << err << "', libsndfile says '" << reason << "'";
   EXPECT_EQ(rig.ctl.source(1), before);
@@ -351,25 +351,25 @@ TEST(Controller, UnloadWhilePlayingKeepsTheSourceAliveUntilTheVoiceRetires) {
   lo.preload_limit_bytes = 48'000 * 8 - 1;  // decoded stereo float: a streamed, b (half as long) in memory
   Rig rig(lo);
   std::string err;
-  ASSERT_TRUE(rig.ctl.load(1, dir.file("a.wav"), "a", err)) << err;
-  ASSERT_TRUE(rig.ctl.load(2, dir.file("b.wav"), "b", err)) << err;
+  ASSERT_TRUE(rig.ctl.load(control::kNow, 1, dir.file("a.wav"), "a", err)) << err;
+  ASSERT_TRUE(rig.ctl.load(control::kNow, 2, dir.file("b.wav"), "b", err)) << err;
   ASSERT_TRUE(rig.ctl.source(1)->streamed());
   ASSERT_FALSE(rig.ctl.source(2)->streamed());
 
   VoiceHandle va1, va2, vb;
-  ASSERT_TRUE(rig.ctl.play(1, PlayOptions{}, va1, err)) << err;
+  ASSERT_TRUE(rig.ctl.play(control::kNow, 1, PlayOptions{}, va1, err)) << err;
   PlayOptions later;
   later.start_frame = 10'000;
-  ASSERT_TRUE(rig.ctl.play(1, later, va2, err)) << err;
-  ASSERT_TRUE(rig.ctl.play(2, PlayOptions{}, vb, err)) << err;
+  ASSERT_TRUE(rig.ctl.play(control::kNow, 1, later, va2, err)) << err;
+  ASSERT_TRUE(rig.ctl.play(control::kNow, 2, PlayOptions{}, vb, err)) << err;
   rig.render(3'000);
   ASSERT_EQ(rig.ctl.voices_playing(), 3u);
 
-  ASSERT_TRUE(rig.ctl.unload(1, err)) << err;
-  ASSERT_TRUE(rig.ctl.unload(2, err)) << err;
+  ASSERT_TRUE(rig.ctl.unload(control::kNow, 1, err)) << err;
+  ASSERT_TRUE(rig.ctl.unload(control::kNow, 2, err)) << err;
   EXPECT_EQ(rig.ctl.sources_loaded(), 0u);
   EXPECT_EQ(rig.ctl.source(1), nullptr);
-  EXPECT_FALSE(rig.ctl.unload(1, err)) << "already unloaded";
+  EXPECT_FALSE(rig.ctl.unload(control::kNow, 1, err)) << "already unloaded";
   EXPECT_NE(err.find("not loaded"), std::string::npos) << err;
   // The voices still read their sources while they fade (asan: no use after free).
   EXPECT_TRUE(rig.ctl.voice_alive(va1));
@@ -386,7 +386,7 @@ TEST(Controller, UnloadWhilePlayingKeepsTheSourceAliveUntilTheVoiceRetires) {
     EXPECT_FALSE(rig.ctl.voice_alive(h));
   }
   EXPECT_EQ(rig.ctl.voices_playing(), 0u);
-  EXPECT_FALSE(rig.ctl.play(1, PlayOptions{}, va1, err));
+  EXPECT_FALSE(rig.ctl.play(control::kNow, 1, PlayOptions{}, va1, err));
   EXPECT_TRUE(test::wait_for([&] {
     rig.loader.wake();
     return rig.loader.stats().streams == 0;
@@ -399,18 +399,18 @@ TEST(Controller, ReloadingASlotStopsItsVoicesAndPlaysTheNewFile) {
   const auto b = test::make_wav(dir.file("b.wav"), 20'000, 31);
   Rig rig(streamed_opts());
   std::string err;
-  ASSERT_TRUE(rig.ctl.load(1, dir.file("a.wav"), "a", err)) << err;
+  ASSERT_TRUE(rig.ctl.load(control::kNow, 1, dir.file("a.wav"), "a", err)) << err;
   VoiceHandle va;
-  ASSERT_TRUE(rig.ctl.play(1, PlayOptions{}, va, err)) << err;
+  ASSERT_TRUE(rig.ctl.play(control::kNow, 1, PlayOptions{}, va, err)) << err;
   rig.render(1'024);
-  ASSERT_TRUE(rig.ctl.load(1, dir.file("b.wav"), "b", err)) << err;
+  ASSERT_TRUE(rig.ctl.load(control::kNow, 1, dir.file("b.wav"), "b", err)) << err;
   EXPECT_EQ(rig.ctl.source(1)->name, "b");
   rig.render(2'048);
   const auto* ended = rig.find(EventType::kVoiceEnded, va);
   ASSERT_NE(ended, nullptr);
   EXPECT_EQ(ended->first.reason, EndReason::kStopped);
   VoiceHandle vb;
-  ASSERT_TRUE(rig.ctl.play(1, PlayOptions{}, vb, err)) << err;
+  ASSERT_TRUE(rig.ctl.play(control::kNow, 1, PlayOptions{}, vb, err)) << err;
   const auto out = rig.render(25'000, 512, true);
   EXPECT_EQ(mismatch(out, 0, b, 0, 20'000), -1);
 }
@@ -420,29 +420,29 @@ TEST(Controller, VoiceIdsAreReusedOnlyAfterRetirement) {
   test::make_wav(dir.file("a.wav"), 48'000, 32);
   Rig rig(in_memory_opts(), 4);
   std::string err;
-  ASSERT_TRUE(rig.ctl.load(1, dir.file("a.wav"), "a", err)) << err;
+  ASSERT_TRUE(rig.ctl.load(control::kNow, 1, dir.file("a.wav"), "a", err)) << err;
   std::vector<VoiceHandle> first(4);
   std::set<engine::VoiceId> ids;
   for (auto& h : first) {
-    ASSERT_TRUE(rig.ctl.play(1, PlayOptions{}, h, err)) << err;
+    ASSERT_TRUE(rig.ctl.play(control::kNow, 1, PlayOptions{}, h, err)) << err;
     ids.insert(h.id);
   }
   EXPECT_EQ(ids.size(), 4u) << "four live voices, four ids";
   VoiceHandle extra;
-  EXPECT_FALSE(rig.ctl.play(1, PlayOptions{}, extra, err));
+  EXPECT_FALSE(rig.ctl.play(control::kNow, 1, PlayOptions{}, extra, err));
   EXPECT_NE(err.find("voices are in use"), std::string::npos) << err;
 
   rig.render(512);
-  for (const auto& h : first) ASSERT_TRUE(rig.ctl.stop(h, 0.0, err)) << err;
+  for (const auto& h : first) ASSERT_TRUE(rig.ctl.stop(control::kNow, h, 0.0, err)) << err;
   // Stopped but not yet retired (no callback has run): the ids are still taken.
-  EXPECT_FALSE(rig.ctl.play(1, PlayOptions{}, extra, err)) << "an id was reused before its voice retired";
+  EXPECT_FALSE(rig.ctl.play(control::kNow, 1, PlayOptions{}, extra, err)) << "an id was reused before its voice retired";
   EXPECT_EQ(rig.ctl.voices_playing(), 4u);
 
   rig.render(2'048);
   EXPECT_EQ(rig.ctl.voices_playing(), 0u);
   EXPECT_EQ(rig.count(EventType::kVoiceEnded), 4u);
   VoiceHandle again;
-  ASSERT_TRUE(rig.ctl.play(1, PlayOptions{}, again, err)) << err;
+  ASSERT_TRUE(rig.ctl.play(control::kNow, 1, PlayOptions{}, again, err)) << err;
   EXPECT_EQ(ids.count(again.id), 1u);
   for (const auto& h : first) {
     EXPECT_FALSE(rig.ctl.voice_alive(h)) << "an old handle must not address the new voice";
@@ -453,8 +453,8 @@ TEST(Controller, VoiceIdsAreReusedOnlyAfterRetirement) {
   // A stale handle to the reused id is refused by the controller and leaves the new voice alone.
   for (const auto& h : first) {
     if (h.id == again.id) {
-      EXPECT_FALSE(rig.ctl.stop(h, 0.0, err));
-      EXPECT_FALSE(rig.ctl.set_volume(h, 0.0f, 0.0, err));
+      EXPECT_FALSE(rig.ctl.stop(control::kNow, h, 0.0, err));
+      EXPECT_FALSE(rig.ctl.set_volume(control::kNow, h, 0.0f, 0.0, err));
     }
   }
   rig.render(1'024);
@@ -469,12 +469,12 @@ TEST(Controller, SeekAfterStopReturnsItsStream) {
   test::make_wav(dir.file("a.wav"), 48'000, 35);
   Rig rig(streamed_opts());
   std::string err;
-  ASSERT_TRUE(rig.ctl.load(1, dir.file("a.wav"), "a", err)) << err;
+  ASSERT_TRUE(rig.ctl.load(control::kNow, 1, dir.file("a.wav"), "a", err)) << err;
   VoiceHandle h;
-  ASSERT_TRUE(rig.ctl.play(1, PlayOptions{}, h, err)) << err;
+  ASSERT_TRUE(rig.ctl.play(control::kNow, 1, PlayOptions{}, h, err)) << err;
   rig.render(1'024);
-  ASSERT_TRUE(rig.ctl.stop(h, 0.0, err)) << err;
-  ASSERT_TRUE(rig.ctl.seek(h, 30'000, err)) << err;  // the controller cannot know yet
+  ASSERT_TRUE(rig.ctl.stop(control::kNow, h, 0.0, err)) << err;
+  ASSERT_TRUE(rig.ctl.seek(control::kNow, h, 30'000, err)) << err;  // the controller cannot know yet
   rig.render(2'048);
   const auto* ended = rig.find(EventType::kVoiceEnded, h);
   ASSERT_NE(ended, nullptr);
@@ -491,16 +491,16 @@ TEST(Controller, StopAllAndMasterGain) {
   const auto file = test::make_wav(dir.file("a.wav"), 48'000, 36);
   Rig rig(in_memory_opts());
   std::string err;
-  ASSERT_TRUE(rig.ctl.load(1, dir.file("a.wav"), "a", err)) << err;
-  ASSERT_TRUE(rig.ctl.set_master(0.5f, 0.0, err)) << err;  // ramps over the declick from unity
+  ASSERT_TRUE(rig.ctl.load(control::kNow, 1, dir.file("a.wav"), "a", err)) << err;
+  ASSERT_TRUE(rig.ctl.set_master(control::kNow, 0.5f, 0.0, err)) << err;  // ramps over the declick from unity
   VoiceHandle h;
-  ASSERT_TRUE(rig.ctl.play(1, PlayOptions{}, h, err)) << err;
+  ASSERT_TRUE(rig.ctl.play(control::kNow, 1, PlayOptions{}, h, err)) << err;
   auto out = rig.render(2'000);
   for (std::int64_t f = rig.engine.declick_frames(); f < 2'000; ++f)
     ASSERT_EQ(out[static_cast<std::size_t>(f * 2)], file[static_cast<std::size_t>(f * 2)] * 0.5f) << f;
   VoiceHandle h2;
-  ASSERT_TRUE(rig.ctl.play(1, PlayOptions{}, h2, err)) << err;
-  ASSERT_TRUE(rig.ctl.stop_all(0.0, err)) << err;
+  ASSERT_TRUE(rig.ctl.play(control::kNow, 1, PlayOptions{}, h2, err)) << err;
+  ASSERT_TRUE(rig.ctl.stop_all(control::kNow, 0.0, err)) << err;
   out = rig.render(2'048);
   for (std::size_t i = 2 * static_cast<std::size_t>(rig.engine.declick_frames()); i < out.size(); ++i)
     ASSERT_EQ(out[i], 0.0f);
@@ -515,9 +515,9 @@ TEST(Controller, BadRequestsFailWithAReasonAndChangeNothing) {
   test::make_wav(dir.file("a.wav"), 10'000, 33);
   Rig rig(streamed_opts());
   std::string err;
-  ASSERT_TRUE(rig.ctl.load(1, dir.file("a.wav"), "a", err)) << err;
+  ASSERT_TRUE(rig.ctl.load(control::kNow, 1, dir.file("a.wav"), "a", err)) << err;
   VoiceHandle live;
-  ASSERT_TRUE(rig.ctl.play(1, PlayOptions{}, live, err)) << err;
+  ASSERT_TRUE(rig.ctl.play(control::kNow, 1, PlayOptions{}, live, err)) << err;
   rig.render(512);
   const auto applied = rig.engine.metrics().commands_applied.load();
   const std::size_t events_before = rig.events.size();
@@ -543,24 +543,24 @@ TEST(Controller, BadRequestsFailWithAReasonAndChangeNothing) {
     SCOPED_TRACE(c.what);
     err.clear();
     VoiceHandle h;
-    EXPECT_FALSE(rig.ctl.play(c.slot, c.opts, h, err));
+    EXPECT_FALSE(rig.ctl.play(control::kNow, c.slot, c.opts, h, err));
     EXPECT_FALSE(h.valid());
     EXPECT_NE(err.find(c.reason), std::string::npos) << err;
     EXPECT_EQ(rig.ctl.voices_playing(), 1u);
   }
 
   err.clear();
-  EXPECT_FALSE(rig.ctl.seek(live, 10'000, err));
+  EXPECT_FALSE(rig.ctl.seek(control::kNow, live, 10'000, err));
   EXPECT_NE(err.find("outside"), std::string::npos) << err;
-  EXPECT_FALSE(rig.ctl.seek(live, -5, err));
-  EXPECT_FALSE(rig.ctl.set_volume(live, nan, 0.0, err));
-  EXPECT_FALSE(rig.ctl.set_volume(live, -1.0f, 0.0, err));
-  EXPECT_FALSE(rig.ctl.set_master(nan, 0.0, err));
-  EXPECT_FALSE(rig.ctl.set_master(-2.0f, 0.0, err));
-  EXPECT_FALSE(rig.ctl.stop(VoiceHandle{}, 0.0, err)) << "the invalid handle";
-  EXPECT_FALSE(rig.ctl.stop(VoiceHandle{live.id, live.generation + 1}, 0.0, err));
-  EXPECT_FALSE(rig.ctl.stop(VoiceHandle{12'345, 1}, 0.0, err));
-  EXPECT_FALSE(rig.ctl.unload(42, err));
+  EXPECT_FALSE(rig.ctl.seek(control::kNow, live, -5, err));
+  EXPECT_FALSE(rig.ctl.set_volume(control::kNow, live, nan, 0.0, err));
+  EXPECT_FALSE(rig.ctl.set_volume(control::kNow, live, -1.0f, 0.0, err));
+  EXPECT_FALSE(rig.ctl.set_master(control::kNow, nan, 0.0, err));
+  EXPECT_FALSE(rig.ctl.set_master(control::kNow, -2.0f, 0.0, err));
+  EXPECT_FALSE(rig.ctl.stop(control::kNow, VoiceHandle{}, 0.0, err)) << "the invalid handle";
+  EXPECT_FALSE(rig.ctl.stop(control::kNow, VoiceHandle{live.id, live.generation + 1}, 0.0, err));
+  EXPECT_FALSE(rig.ctl.stop(control::kNow, VoiceHandle{12'345, 1}, 0.0, err));
+  EXPECT_FALSE(rig.ctl.unload(control::kNow, 42, err));
 
   rig.render(512);
   EXPECT_EQ(rig.engine.metrics().commands_applied.load(), applied) << "a refused request sent a command";

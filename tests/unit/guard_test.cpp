@@ -2,7 +2,7 @@
 // flooding), SipHash-2-4 and AddressValidator (the UDP cookie), and the OSC dispatcher creating
 // no files (crashed daemons once left /tmp/stemd-osc-* behind).
 #include "control/address_validation.hpp"
-#include "control/log_guard.hpp"
+#include "base/log_guard.hpp"
 #include "control/osc.hpp"
 
 #include <gtest/gtest.h>
@@ -18,38 +18,38 @@ namespace {
 using namespace std::chrono_literals;
 
 TEST(LogEscape, ControlCharactersBecomeVisibleEscapes) {
-  EXPECT_EQ(log_escape("plain /stemd/play ok"), "plain /stemd/play ok");
-  EXPECT_EQ(log_escape("a\nb\rc\td"), "a\\nb\\rc\\td");
-  EXPECT_EQ(log_escape("\x1b[31mred"), "\\x1b[31mred");
-  EXPECT_EQ(log_escape(std::string("nul\0x", 5)), "nul\\x00x");
-  EXPECT_EQ(log_escape("del\x7f"), "del\\x7f");
-  EXPECT_EQ(log_escape("back\\slash"), "back\\\\slash") << "escapes stay unambiguous";
-  EXPECT_EQ(log_escape("\xc2\x9b"
+  EXPECT_EQ(base::log_escape("plain /stemd/play ok"), "plain /stemd/play ok");
+  EXPECT_EQ(base::log_escape("a\nb\rc\td"), "a\\nb\\rc\\td");
+  EXPECT_EQ(base::log_escape("\x1b[31mred"), "\\x1b[31mred");
+  EXPECT_EQ(base::log_escape(std::string("nul\0x", 5)), "nul\\x00x");
+  EXPECT_EQ(base::log_escape("del\x7f"), "del\\x7f");
+  EXPECT_EQ(base::log_escape("back\\slash"), "back\\\\slash") << "escapes stay unambiguous";
+  EXPECT_EQ(base::log_escape("\xc2\x9b"
                        "2J"),
             "\\u009b2J")
       << "C1 CSI";
-  EXPECT_EQ(log_escape("line\xe2\x80\xa8sep"), "line\\u2028sep");
+  EXPECT_EQ(base::log_escape("line\xe2\x80\xa8sep"), "line\\u2028sep");
 }
 
 TEST(LogEscape, ValidUtf8IsKeptInvalidBytesAreEscaped) {
-  EXPECT_EQ(log_escape("Café — ♫ 𝄞"), "Café — ♫ 𝄞");
-  EXPECT_EQ(log_escape("\xff\xfe"), "\\xff\\xfe");
-  EXPECT_EQ(log_escape("\xc0\xaf"), "\\xc0\\xaf") << "overlong '/'";
-  EXPECT_EQ(log_escape("\xed\xa0\x80"), "\\xed\\xa0\\x80") << "a surrogate";
-  EXPECT_EQ(log_escape("ab\xe2\x82"), "ab\\xe2\\x82") << "truncated sequence";
+  EXPECT_EQ(base::log_escape("Café — ♫ 𝄞"), "Café — ♫ 𝄞");
+  EXPECT_EQ(base::log_escape("\xff\xfe"), "\\xff\\xfe");
+  EXPECT_EQ(base::log_escape("\xc0\xaf"), "\\xc0\\xaf") << "overlong '/'";
+  EXPECT_EQ(base::log_escape("\xed\xa0\x80"), "\\xed\\xa0\\x80") << "a surrogate";
+  EXPECT_EQ(base::log_escape("ab\xe2\x82"), "ab\\xe2\\x82") << "truncated sequence";
 }
 
 TEST(LogEscape, LongStringsAreCutWithTheirLength) {
   const std::string s(1000, 'a');
-  const std::string e = log_escape(s, 10);
+  const std::string e = base::log_escape(s, 10);
   EXPECT_EQ(e, "aaaaaaaaaa…(1000 bytes)");
   // A multi-byte character cut by the limit is escaped, not split into invalid UTF-8.
-  EXPECT_EQ(log_escape("abcé", 4), "abc\\xc3…(5 bytes)");
+  EXPECT_EQ(base::log_escape("abcé", 4), "abc\\xc3…(5 bytes)");
 }
 
 TEST(LogLimiter, AllowsABurstPerPeriodAndCountsTheRest) {
-  LogLimiter l(3, 1s);
-  const auto t0 = LogLimiter::Clock::time_point{} + 100s;
+  base::LogLimiter l(3, 1s);
+  const auto t0 = base::LogLimiter::Clock::time_point{} + 100s;
   std::uint64_t skipped = 0;
   int allowed = 0;
   for (int i = 0; i < 1000; ++i) allowed += l.allow("dummy", skipped, t0 + std::chrono::milliseconds(i / 10)) ? 1 : 0;
@@ -60,7 +60,7 @@ TEST(LogLimiter, AllowsABurstPerPeriodAndCountsTheRest) {
   // The next line of the kind, a period later, carries the count.
   ASSERT_TRUE(l.allow("dummy", skipped, t0 + 1100ms));
   EXPECT_EQ(skipped, 997u);
-  EXPECT_EQ(suppressed_note(skipped), " (… and 997 more suppressed)");
+  EXPECT_EQ(base::suppressed_note(skipped), " (… and 997 more suppressed)");
   // flush() reports a kind that went quiet with lines still suppressed.
   for (int i = 0; i < 10; ++i) l.allow("dummy", skipped, t0 + 1200ms);
   std::string said;
@@ -126,6 +126,27 @@ TEST(AddressValidator, ValidationLastsItsPeriodAndTheSetIsBounded) {
         t0 + std::chrono::milliseconds(i));
   }
   EXPECT_EQ(v.validated_count(), AddressValidator::kMaxValidated);
+}
+
+// One datagram's replies to a source not validated: up to 3× its size they go out; above, a
+// cookie goes in their place, or nothing when even the cookie is over 3× (a tiny request).
+TEST(AddressValidator, RepliesOverThreeTimesTheRequestAreReplacedByACookie) {
+  AddressValidator v;
+  const auto t0 = AddressValidator::Clock::time_point{} + 3600s;
+  const Endpoint a = ep("10.0.0.9", 7000);
+  std::vector<std::uint8_t> instead{1, 2, 3};
+  EXPECT_TRUE(v.replies_fit(a, 100, 300, t0, instead));
+  EXPECT_TRUE(instead.empty());
+  EXPECT_FALSE(v.replies_fit(a, 100, 301, t0, instead));
+  OscMessage m;
+  std::string err;
+  ASSERT_TRUE(osc_parse(instead.data(), instead.size(), m, err)) << err;
+  EXPECT_EQ(m.address, "/stemd/cookie");
+  ASSERT_EQ(m.args.size(), 1u);
+  EXPECT_TRUE(v.verify(a, m.args[0].s, t0)) << "the token is the source's";
+  EXPECT_LE(instead.size(), 300u);
+  EXPECT_FALSE(v.replies_fit(a, 8, 1000, t0, instead));
+  EXPECT_TRUE(instead.empty()) << "a 36-byte cookie is over 3 × 8 bytes: nothing goes";
 }
 
 std::set<std::string> stemd_tmp_dirs() {

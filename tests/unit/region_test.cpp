@@ -50,7 +50,7 @@ TEST_P(Region, LoopsItsPassesSampleExactlyThenEnds) {
   control::Controller ctl(e, loader, lo);
   loader.start();
   std::string err;
-  ASSERT_TRUE(ctl.load(1, dir.file("r.wav"), "r", err)) << err;
+  ASSERT_TRUE(ctl.load(control::kNow, 1, dir.file("r.wav"), "r", err)) << err;
   for (const auto& [first, last] : {std::pair<std::int64_t, std::int64_t>{1000, 3000}, {5000, 15000}}) {
     SCOPED_TRACE(std::string(c.name) + " region " + std::to_string(first) + ".." + std::to_string(last));
     control::PlayOptions po;
@@ -60,7 +60,7 @@ TEST_P(Region, LoopsItsPassesSampleExactlyThenEnds) {
     po.loop_start = first;
     po.loop_end = last;
     control::VoiceHandle h;
-    ASSERT_TRUE(ctl.play(1, po, h, err)) << err;
+    ASSERT_TRUE(ctl.play(control::kNow, 1, po, h, err)) << err;
     const auto out = play_to_end(e, loader, ctl, 200000);
     std::vector<float> want(src.begin(), src.begin() + last * 2);
     for (int pass = 1; pass < 3; ++pass) want.insert(want.end(), src.begin() + first * 2, src.begin() + last * 2);
@@ -90,13 +90,13 @@ TEST_P(Region, SectionWithoutLoopEndsAtItsEnd) {
   control::Controller ctl(e, loader, lo);
   loader.start();
   std::string err;
-  ASSERT_TRUE(ctl.load(1, dir.file("r.wav"), "r", err)) << err;
+  ASSERT_TRUE(ctl.load(control::kNow, 1, dir.file("r.wav"), "r", err)) << err;
   control::PlayOptions po;
   po.start_frame = 2000;
   po.loop_start = 2000;
   po.loop_end = 7000;
   control::VoiceHandle h;
-  ASSERT_TRUE(ctl.play(1, po, h, err)) << err;
+  ASSERT_TRUE(ctl.play(control::kNow, 1, po, h, err)) << err;
   const auto out = play_to_end(e, loader, ctl, 100000);
   // starts mid-file: a 5 ms fade-in, then exact
   const std::size_t fade = e.declick_frames();
@@ -120,13 +120,13 @@ TEST(Region, BadRegionsAreRefused) {
   io::LoaderThread loader(io::LoaderConfig{});
   control::Controller ctl(e, loader, io::LoadOptions{});
   std::string err;
-  ASSERT_TRUE(ctl.load(1, dir.file("r.wav"), "r", err));
+  ASSERT_TRUE(ctl.load(control::kNow, 1, dir.file("r.wav"), "r", err));
   for (auto [a, b] : {std::pair<std::int64_t, std::int64_t>{500, 400}, {-1, 100}, {0, 2000}, {1000, 0}}) {
     control::PlayOptions po;
     po.loop_start = a;
     po.loop_end = b;
     control::VoiceHandle h;
-    EXPECT_FALSE(ctl.play(1, po, h, err)) << a << ".." << b;
+    EXPECT_FALSE(ctl.play(control::kNow, 1, po, h, err)) << a << ".." << b;
     EXPECT_NE(err.find("loop region"), std::string::npos) << err;
   }
   EXPECT_EQ(ctl.voices_playing(), 0u);

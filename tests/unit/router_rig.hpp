@@ -1,31 +1,52 @@
-// A Router over a real Controller and Engine, for unit tests that drive OSC messages without a
-// socket: nothing renders unless the test calls render() (the engine's process on this thread).
+// The daemon's owner object, app::Instance, built as the daemon builds it (an InstanceConfig, the
+// constructor, open_control()) but without OSC sockets, for unit tests that drive OSC messages
+// through its Router: nothing renders unless the test calls render() (the engine's process on
+// this thread), and the loader thread runs only if the test starts it. A test that needs other
+// settings passes its own InstanceConfig (instance_config() gives the defaults to start from).
 #pragma once
 
-#include "control/router.hpp"
+#include "app/instance.hpp"
 
 #include <algorithm>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace stemd::test {
 
 struct RouterRig {
-  engine::Engine e{config()};
-  io::LoaderThread loader{io::LoaderConfig{}};
-  control::Controller ctl{e, loader, io::LoadOptions{}};
-  control::MediaPolicy media;
-  control::Router router;
+  app::Instance inst;
+  engine::Engine& e;
+  io::LoaderThread& loader;
+  control::Controller& ctl;
+  control::MediaPolicy& media;  // no media root; loads allowed (loopback only, as without --osc-bind)
+  control::Router& router;
+
   static engine::EngineConfig config() {
     engine::EngineConfig ec;
     ec.max_voices = 8;
     ec.max_block_frames = 1024;
     return ec;
   }
-  explicit RouterRig(control::RouterConfig rc = {}) : router(ctl, rc, media) {
-    std::string err;
-    media.configure("", true, err);
+  static app::InstanceConfig instance_config(control::RouterConfig rc = {}, engine::EngineConfig ec = config(),
+                                             io::LoadOptions lo = {}) {
+    app::InstanceConfig ic;
+    ic.engine = ec;
+    ic.load = std::move(lo);
+    ic.router = std::move(rc);
+    ic.media_loopback_only = true;
+    ic.osc = false;
+    return ic;
   }
+  explicit RouterRig(control::RouterConfig rc = {}) : RouterRig(instance_config(std::move(rc))) {}
+  explicit RouterRig(const app::InstanceConfig& ic)
+      : inst(ic),
+        e(inst.engine()),
+        loader(inst.loader()),
+        ctl(inst.controller()),
+        media(inst.media()),
+        router(open_control(inst)) {}
+
   // The reply message, and the handler's typed reply (Router::handle_reply).
   control::OscMessage send(const control::OscMessage& m) { return router.handle(m, control::Peer{}); }
   control::Reply reply(const control::OscMessage& m) { return router.handle_reply(m, control::Peer{}); }
@@ -36,6 +57,13 @@ struct RouterRig {
       e.process(out.data() + f * 2, static_cast<std::uint32_t>(std::min<std::size_t>(1024, frames - f)));
     }
     return out;
+  }
+
+ private:
+  static control::Router& open_control(app::Instance& i) {
+    std::string err;
+    if (!i.open_control(err)) throw std::runtime_error("Instance::open_control: " + err);
+    return i.router();
   }
 };
 

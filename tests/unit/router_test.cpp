@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 
 namespace stemd::test {
@@ -115,18 +116,18 @@ TEST(RouterSchedule, TheMessagesFrameIsPassedExplicitly) {
   // handle_at: the message takes effect at frame 48000 — its commands are timed...
   ASSERT_EQ(rig.router.handle_at(msg("/stemd/master", {OscArg::Float(0.5f)}), 48000).address, "/done");
   EXPECT_EQ(rig.ctl.scheduled(), 1u);
-  // ...and nothing is left behind for the next message: it applies at once.
-  EXPECT_EQ(rig.ctl.scheduled_frame(), -1);
+  // ...and nothing is left behind for the next message: it applies at once (the Controller
+  // keeps no frame of its own: each call is given its frame).
   ASSERT_EQ(rig.router.handle(msg("/stemd/master", {OscArg::Float(0.7f)}), control::Peer{}).address, "/done");
   EXPECT_EQ(rig.ctl.scheduled(), 1u);
   // A crowdstream start at its frame: /play_stem of a loaded id.
   ASSERT_EQ(rig.router.handle_at(msg("/play_stem", {OscArg::Int(1100)}), 96000).address, "/done");
   EXPECT_EQ(rig.ctl.scheduled(), 2u);
-  EXPECT_EQ(rig.ctl.scheduled_frame(), -1);
   // A frame computed from it (/fade start_at 1 s after the message's own frame): still timed.
   ASSERT_EQ(rig.router.handle_at(msg("/fade", {OscArg::Str("B"), OscArg::Float(1.0f)}), 48000).address, "/done");
   EXPECT_EQ(rig.ctl.scheduled(), 3u);
-  EXPECT_EQ(rig.ctl.scheduled_frame(), -1);
+  ASSERT_EQ(rig.router.handle(msg("/stemd/master", {OscArg::Float(0.9f)}), control::Peer{}).address, "/done");
+  EXPECT_EQ(rig.ctl.scheduled(), 3u) << "an untimed message after timed ones applies at once";
 }
 
 // Issue 13 item 5: `/play_stem id 0.1` passed the crowdstream check (rate > 0) and was then
@@ -147,6 +148,39 @@ TEST(RouterLimits, ACrowdstreamRateBelowTheRangeIsRefusedNotClamped) {
   const auto ok = rig.reply(msg("/play_stem", {OscArg::Int(1100), OscArg::Float(0.25f)}));
   EXPECT_TRUE(ok.ok) << ok.reason;
   EXPECT_FLOAT_EQ(rig.router.player_rate(1100), 0.25f);
+}
+
+// /stemd/play and /stemd/play_region take an optional deck (A–D) after their other arguments:
+// the player mixes on that deck instead of its id's own (an id below 100 is deck D's). The
+// start-up --play files (ids 1…N) use it to play on deck A, where --levels and --ab apply.
+TEST(RouterDeck, APlayMayNameTheDeckItMixesOn) {
+  Rig rig;
+  rig.load(1);
+  auto deck_of_player = [&] { return rig.ctl.voice_info(rig.router.player(1)).deck; };
+  ASSERT_TRUE(rig.reply(msg("/stemd/play", {OscArg::Int(1)})).ok);
+  EXPECT_EQ(deck_of_player(), 3) << "without the argument: its id's own deck (D)";
+  auto r = rig.reply(msg("/stemd/play", {OscArg::Int(1), OscArg::Float(1), OscArg::Int(0), OscArg::Float(0),
+                                         OscArg::Str("s"), OscArg::Float(1), OscArg::Str("a")}));
+  ASSERT_TRUE(r.ok) << r.reason;
+  EXPECT_EQ(deck_of_player(), 0) << "deck A";
+  r = rig.reply(msg("/stemd/play_region", {OscArg::Int(1), OscArg::Float(0), OscArg::Float(0.05f), OscArg::Int(1),
+                                           OscArg::Int(0), OscArg::Float(1), OscArg::Str("s"), OscArg::Str("C")}));
+  ASSERT_TRUE(r.ok) << r.reason;
+  EXPECT_EQ(deck_of_player(), 2) << "deck C";
+  // A deck that is not one: refused, naming the decks; the player it had plays on, on C.
+  const control::VoiceHandle before = rig.router.player(1);
+  r = rig.reply(msg("/stemd/play", {OscArg::Int(1), OscArg::Float(1), OscArg::Int(0), OscArg::Float(0),
+                                    OscArg::Str("s"), OscArg::Float(1), OscArg::Str("E")}));
+  ASSERT_FALSE(r.ok);
+  EXPECT_EQ(r.kind, ErrorKind::kArguments);
+  EXPECT_EQ(r.reason, "deck must be A, B, C or D, got \"E\"");
+  EXPECT_EQ(rig.router.player(1).generation, before.generation);
+  EXPECT_EQ(deck_of_player(), 2);
+  // The deck's level applies: deck C muted (a jump: ramp 0 is the declick), the rest silent.
+  ASSERT_TRUE(rig.reply(msg("/stemd/deck", {OscArg::Str("C"), OscArg::Float(0), OscArg::Float(0)})).ok);
+  rig.render(1024);
+  const auto out = rig.render(1024);
+  EXPECT_TRUE(std::all_of(out.begin(), out.end(), [](float x) { return x == 0.0f; })) << "deck C is at 0";
 }
 
 TEST(TempoClock, BeatsCarryOnAcrossATempoChangeAndQuantizeRoundsUp) {

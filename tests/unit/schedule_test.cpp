@@ -394,29 +394,24 @@ TEST(ScheduleFull, TheControllerRefusesWhatTheScheduleCannotHold) {
   std::string err;
   const std::int64_t later = 48000LL * 3600;
   for (std::size_t i = 0; i < engine::Engine::kMaxScheduled; ++i) {
-    control::Controller::ScheduleScope at(ctl, later);
-    ASSERT_TRUE(ctl.set_master(1.0f, 0.0, err)) << i << ": " << err;
+    ASSERT_TRUE(ctl.set_master(later, 1.0f, 0.0, err)) << i << ": " << err;
     if (i % 512 == 511) e.process(out.data(), 512);
   }
   EXPECT_EQ(ctl.scheduled(), engine::Engine::kMaxScheduled);
-  {
-    control::Controller::ScheduleScope at(ctl, 4800);
-    EXPECT_FALSE(ctl.can_send(1));
-    EXPECT_NE(ctl.busy_reason(1).find("schedule full"), std::string::npos) << ctl.busy_reason(1);
-    EXPECT_FALSE(ctl.set_master(0.5f, 0.0, err));
-    EXPECT_NE(err.find("schedule full"), std::string::npos) << err;
-    EXPECT_FLOAT_EQ(ctl.master_level(), 1.0f) << "a refused command changes nothing";
-  }
+  EXPECT_FALSE(ctl.can_send(4800, 1));
+  EXPECT_NE(ctl.busy_reason(1).find("schedule full"), std::string::npos) << ctl.busy_reason(1);
+  EXPECT_FALSE(ctl.set_master(4800, 0.5f, 0.0, err));
+  EXPECT_NE(err.find("schedule full"), std::string::npos) << err;
+  EXPECT_FLOAT_EQ(ctl.master_level(), 1.0f) << "a refused command changes nothing";
   EXPECT_EQ(ctl.schedule_refused(), 1u);
-  EXPECT_TRUE(ctl.can_send(1)) << "untimed commands are not held back";
+  EXPECT_TRUE(ctl.can_send(control::kNow, 1)) << "untimed commands are not held back";
   std::size_t cleared = 0;
   ASSERT_TRUE(ctl.clear_schedule(cleared, err)) << err;
   EXPECT_EQ(cleared, engine::Engine::kMaxScheduled);
   for (int i = 0; i < 20; ++i) e.process(out.data(), 512);
   EXPECT_EQ(ctl.scheduled(), 0u);
   EXPECT_EQ(e.scheduled(), 0u);
-  control::Controller::ScheduleScope at(ctl, later);
-  EXPECT_TRUE(ctl.set_master(1.0f, 0.0, err)) << err;
+  EXPECT_TRUE(ctl.set_master(later, 1.0f, 0.0, err)) << err;
 }
 
 INSTANTIATE_TEST_SUITE_P(BlockSizes, Schedule, ::testing::Values(1u, 64u, 256u, 1000u, 1024u));

@@ -7,10 +7,8 @@
 // Threads: the test thread is [control] (router, controller) and [audio] (process()); the
 // LoaderThread is the real [loader]; the atomicity test adds one reader thread.
 #include "app/state.hpp"
-#include "control/controller.hpp"
-#include "control/media_policy.hpp"
-#include "control/router.hpp"
 #include "common/engine_driver.hpp"
+#include "router_rig.hpp"
 
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>
@@ -71,45 +69,31 @@ class LogCapture {
   std::shared_ptr<spdlog::logger> old_;
 };
 
-// Engine + loader + controller + router, as the daemon wires them (no OSC sockets).
-struct Rig {
-  engine::Engine engine;
-  io::LoaderThread loader;
-  control::Controller ctl;
-  control::MediaPolicy media;
-  control::Router router;
-
-  static engine::EngineConfig ec() {
-    engine::EngineConfig c;
-    c.max_block_frames = 4096;
-    c.max_voices = 32;
-    return c;
-  }
+// The daemon's owner object (app::Instance, through the router test rig: no OSC sockets), its
+// loader thread running.
+struct Rig : test::RouterRig {
   static io::LoadOptions lo(bool streamed) {
     io::LoadOptions o;
     o.preload_limit_bytes = streamed ? 0 : 64ll << 20;
     o.head_frames = 2000;
     return o;
   }
-  static control::RouterConfig rc() {
-    control::RouterConfig c;
-    c.buffer_size = 256;
-    return c;
+  static InstanceConfig ic(bool streamed) {
+    engine::EngineConfig ec;
+    ec.max_block_frames = 4096;
+    ec.max_voices = 32;
+    control::RouterConfig rc;
+    rc.buffer_size = 256;
+    return instance_config(rc, ec, lo(streamed));
   }
-  explicit Rig(bool streamed = false)
-      : engine(ec()), loader(io::LoaderConfig{}), ctl(engine, loader, lo(streamed)), router(ctl, rc(), media) {
-    engine.set_loader_wakeup(&io::LoaderThread::wake_cb, &loader);
-    std::string e;
-    media.configure("", true, e);
-    loader.start();
-  }
+  explicit Rig(bool streamed = false) : RouterRig(ic(streamed)) { loader.start(); }
   ~Rig() {
     loader.stop();
     ctl.service();
   }
   void render(std::uint32_t frames) {
     std::vector<float> out(frames * 2);
-    test::process_fed(engine, loader, out.data(), frames);
+    test::process_fed(e, loader, out.data(), frames);
     ctl.service();
   }
   OscMessage send(OscMessage m) { return router.handle(m, control::Peer{}); }
@@ -300,6 +284,39 @@ TEST(StateRoundTrip, SourcesLevelsEqTempoAndVoicesComeBack) {
   // The router's bookkeeping is whole again: the ids are players (stop answers /done).
   EXPECT_EQ(rig.send(msg("/stop_stem", OscArg::Int(100))).address, "/done");
   EXPECT_EQ(rig.send(msg("/stemd/stop", OscArg::Int(7))).address, "/done");
+}
+
+// A player on another deck than its id's (a --play file: id 1, deck A) is written with its deck
+// and comes back on it. Before, it came back on its id's deck (D), out of reach of --levels.
+TEST(StateRoundTrip, APlayerOnAnotherDeckThanItsIdsComesBackOnIt) {
+  test::TempDir dir;
+  test::write_wav16(dir.file("a.wav"), test::make_tone_noise16(48000, 2, 9), 2);
+  std::string text;
+  {
+    Rig rig;
+    ASSERT_EQ(rig.send(msg("/stemd/load", OscArg::Int(1), OscArg::Str(dir.file("a.wav")))).address, "/done");
+    ASSERT_EQ(rig.send(msg("/stemd/play", OscArg::Int(1), OscArg::Float(1), OscArg::Bool(true), OscArg::Float(0),
+                           OscArg::Str("s"), OscArg::Float(1), OscArg::Str("A")))
+                  .address,
+              "/done");
+    ASSERT_EQ(rig.send(msg("/stemd/load", OscArg::Int(2), OscArg::Str(dir.file("a.wav")))).address, "/done");
+    ASSERT_EQ(rig.send(msg("/stemd/play", OscArg::Int(2))).address, "/done");  // its id's own deck, D
+    rig.render(256);
+    text = format_state(capture_state(rig.ctl, rig.router, true), "test");
+  }
+  auto line = [&](const std::string& start) {
+    const auto at = text.find(start);
+    return at == std::string::npos ? std::string() : text.substr(at, text.find('\n', at) - at);
+  };
+  EXPECT_TRUE(line("/stemd/play 1 ").ends_with(" frames 1 A")) << text;
+  EXPECT_TRUE(line("/stemd/play 2 ").ends_with(" frames 1")) << "its id's own deck: not written\n" << text;
+  std::vector<StateMessage> msgs;
+  std::string err;
+  ASSERT_TRUE(parse_state(text, msgs, err)) << err;
+  Rig rig;
+  for (const auto& sm : msgs) ASSERT_EQ(rig.send(sm.message).address, "/done") << show(sm.message);
+  EXPECT_EQ(rig.ctl.voice_info(rig.router.player(1)).deck, 0);
+  EXPECT_EQ(rig.ctl.voice_info(rig.router.player(2)).deck, 3);
 }
 
 // ---------------------------------------------------------------- files

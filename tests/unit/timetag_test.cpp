@@ -3,7 +3,7 @@
 // "/fail … late by N ms".
 #include "common/engine_driver.hpp"
 
-#include "control/router.hpp"
+#include "router_rig.hpp"
 
 #include <gtest/gtest.h>
 
@@ -18,13 +18,9 @@ double unix_now() {
   return static_cast<double>(ts.tv_sec) + ts.tv_nsec * 1e-9;
 }
 
-struct Rig {
+// The daemon's owner object (the router test rig), a DC source in id 1.
+struct Rig : RouterRig {
   TempDir dir;
-  engine::Engine e;
-  io::LoaderThread loader{io::LoaderConfig{}};
-  control::Controller ctl;
-  control::MediaPolicy media;
-  control::Router router;
   std::vector<float> dc = std::vector<float>(48000 * 2, 0.25f);
   static engine::EngineConfig config() {
     engine::EngineConfig ec;
@@ -32,10 +28,9 @@ struct Rig {
     ec.max_block_frames = 256;
     return ec;
   }
-  Rig() : e(config()), ctl(e, loader, io::LoadOptions{}), router(ctl, control::RouterConfig{}, media) {
+  Rig() : RouterRig(instance_config({}, config())) {
     std::string err;
-    media.configure("", true, err);
-    ctl.load_generated(1, "dc", dc, err);
+    ctl.load_generated(control::kNow, 1, "dc", dc, err);
   }
   std::vector<control::OscMessage> send_bundle(const control::OscMessage& m, double at_unix) {
     const auto bytes = control::osc_serialise_bundle({m}, control::unix_seconds_to_ntp(at_unix));
@@ -84,7 +79,7 @@ TEST(Timetag, BundlesWithTheSameTimetagStartOnTheSameFrame) {
   Rig rig;
   std::string err;
   std::vector<float> half(48000 * 2, 0.5f);
-  ASSERT_TRUE(rig.ctl.load_generated(2, "half", half, err)) << err;
+  ASSERT_TRUE(rig.ctl.load_generated(control::kNow, 2, "half", half, err)) << err;
   std::vector<float> out(256 * 2);
   rig.e.process(out.data(), 256);
   const double at = unix_now() + 0.2;

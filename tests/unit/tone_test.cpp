@@ -13,18 +13,8 @@ namespace stemd::test {
 namespace {
 
 TEST(TestTone, SoundsAtItsFrequencyLevelAndLength) {
-  engine::EngineConfig ec;
-  ec.max_voices = 8;
-  ec.max_block_frames = 1024;
-  engine::Engine e(ec);
-  io::LoaderThread loader(io::LoaderConfig{});
-  control::Controller ctl(e, loader, io::LoadOptions{});
-  control::MediaPolicy media;
-  std::string err;
-  ASSERT_TRUE(media.configure("", true, err));
-  control::Router router(ctl, control::RouterConfig{}, media);
-  const control::Peer peer{};
-  auto send = [&](control::OscMessage m) { return router.handle(m, peer); };
+  RouterRig rig;
+  auto send = [&](const control::OscMessage& m) { return rig.send(m); };
   // every deck muted: the tone does not care
   control::OscMessage mute{
       "/deck_levels",
@@ -34,10 +24,7 @@ TEST(TestTone, SoundsAtItsFrequencyLevelAndLength) {
                            {control::OscArg::Float(1000), control::OscArg::Float(-6), control::OscArg::Float(0.5)}};
   const auto reply = send(tone);
   ASSERT_EQ(reply.address, "/done") << reply.to_string();
-  std::vector<float> out(48000 * 2);
-  for (std::size_t f = 0; f < 48000; f += 1024) {
-    e.process(out.data() + f * 2, static_cast<std::uint32_t>(std::min<std::size_t>(1024, 48000 - f)));
-  }
+  const std::vector<float> out = rig.render(48000);
   float peak = 0;
   std::size_t last = 0, crossings = 0;
   for (std::size_t i = 0; i < 48000; ++i) {

@@ -1,9 +1,9 @@
 // Client strings made safe for the log, and per-kind log rate limits (see log_guard.hpp).
-#include "log_guard.hpp"
+#include "base/log_guard.hpp"
 
 #include <cstdio>
 
-namespace stemd::control {
+namespace stemd::base {
 
 namespace {
 
@@ -108,4 +108,4 @@ void LogLimiter::flush(const std::function<void(const std::string&, std::uint64_
   }
 }
 
-}  // namespace stemd::control
+}  // namespace stemd::base

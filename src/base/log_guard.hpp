@@ -1,4 +1,4 @@
-// What a client sends, made safe for the log [control].
+// What a client sends, made safe for the log [base: any layer; io, control and app use it].
 //
 //   log_escape():  every client string that reaches a log line goes through it. Control
 //                  characters (C0, DEL, C1), backslashes and invalid UTF-8 become visible
@@ -18,7 +18,7 @@
 #include <string>
 #include <string_view>
 
-namespace stemd::control {
+namespace stemd::base {
 
 inline constexpr std::size_t kLogStringMax = 200;  // bytes of a client string kept in a log line
 
@@ -55,4 +55,4 @@ class LogLimiter {
 // " (… and N more suppressed)" or "".
 std::string suppressed_note(std::uint64_t n);
 
-}  // namespace stemd::control
+}  // namespace stemd::base

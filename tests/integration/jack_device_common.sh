@@ -1,0 +1,31 @@
+# shellcheck shell=bash
+# jack_device_common.sh: what the JACK device tests share (jack_device_wait.sh,
+# jack_device_recover.sh). Source it at the top level after setting TEST_NAME, STEMD and POS
+# (tests/tools/position_signal.py). It skips the test (77) without jackd, jack_wait,
+# jack_capture or python3, sources scripts/testbed.sh and defines
+#   fail REASON…         the reason and the end of stemd's log on stderr, exit 1
+#   device_stemd ARGS…   $TESTBED_DIR/pos.wav (30 s at 48 kHz, every frame its own position),
+#                        a free UDP port (PORT), and stemd in the background on the JACK device
+#                        "system" at 1024 frames, ARGS, playing pos.wav (STEMD_PID, tracked by
+#                        the test bed); its log is $TESTBED_DIR/stemd.log
+# Call testbed_start first (it makes $TESTBED_DIR).
+for t in jackd jack_wait jack_capture python3; do
+  command -v "$t" >/dev/null 2>&1 || { echo "$TEST_NAME: SKIP ($t not installed)"; exit 77; }
+done
+# shellcheck source-path=SCRIPTDIR source=../../scripts/testbed.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/testbed.sh"
+
+fail() {
+  echo "$TEST_NAME: FAIL: $*" >&2
+  grep -v "ALSA\|cannot find card" "$TESTBED_DIR/stemd.log" | tail -25 >&2
+  exit 1
+}
+
+device_stemd() {
+  python3 "$POS" gen "$TESTBED_DIR/pos.wav" 30 48000 || fail "fixture"
+  PORT=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "$STEMD" --backend portaudio --device system --buffer-size 1024 --osc-port "$PORT" "$@" \
+    --play "$TESTBED_DIR/pos.wav" >"$TESTBED_DIR/stemd.log" 2>&1 &
+  STEMD_PID=$!
+  testbed_track_pid "$STEMD_PID"
+}
