@@ -30,6 +30,10 @@ int DaemonRun::run() {
         media.root().empty() ? " (no --media-root: any readable file on loopback)" : ", media root " + media.root());
   }
   inst_->start_control();  // from here on the control thread owns the Controller and the Router
+  if (web_) {
+    web_->start();
+    spdlog::info("{}", web_->describe());
+  }
   announce();
   init_health();
   const auto now = Clock::now();
