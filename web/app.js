@@ -31,8 +31,8 @@ function buildDecks(decks) {
   const row = (name, body) => { const d = document.createElement('div'); d.className = 'deck'; d.innerHTML = `<b>${name}</b><div>${body}</div>`; box.appendChild(d); };
   for (const d of decks) {
     row(d.name, `<div id="meter-${d.name}"></div>
-      <input type="range" min="0" max="1.5" step="0.01" id="level-${d.name}" title="deck level">
-      <div class="eq">${['low', 'mid', 'high'].map((b, i) => `<label>${b}<input type="range" min="0" max="100" step="1" id="eq-${d.name}-${i}"></label>`).join('')}</div>`);
+      <input type="range" min="0" max="1.5" step="0.01" id="level-${d.name}" title="deck level (0..1.5 here; OSC takes up to 4)">
+      <div class="eq">${['low', 'mid', 'high'].map((b, i) => `<label>${b}<input type="range" min="0" max="50" step="1" id="eq-${d.name}-${i}" title="0 kills the band, 50 is flat"></label>`).join('')}</div>`);
     $(`level-${d.name}`).addEventListener('change', (e) => osc('/stemd/deck', [d.name, Number(e.target.value)]));
     for (let i = 0; i < 3; i++) {
       $(`eq-${d.name}-${i}`).addEventListener('change', (e) => osc('/deck_eq', [d.name, ['low', 'mid', 'high'][i], Number(e.target.value)]));
@@ -44,6 +44,8 @@ function buildDecks(decks) {
 }
 
 function setIdle(input, v) { if (document.activeElement !== input) input.value = v; }
+// /deck_eq's percent from the band's gain in the status: 0 kill, 50 flat, 10^(((p/50)−1)·24/20) between.
+const eqPercent = (g) => (g <= 0 ? 0 : g >= 1 ? 50 : Math.max(0, 50 * (1 + (20 * Math.log10(g)) / 24)));
 
 function render(j) {
   const s = j.status;
@@ -62,7 +64,7 @@ function render(j) {
   for (const d of j.decks) {
     $(`meter-${d.name}`).innerHTML = meterHtml(d.meter);
     setIdle($(`level-${d.name}`), d.level);
-    d.eq.forEach((v, i) => setIdle($(`eq-${d.name}-${i}`), v));
+    d.eq.forEach((v, i) => setIdle($(`eq-${d.name}-${i}`), eqPercent(v)));
   }
   $('meter-master').innerHTML = meterHtml(j.master.meter);
   setIdle($('level-master'), j.master.level);

@@ -2,16 +2,18 @@
 // The page hands over chunks {frame, samples (Int16Array, interleaved stereo), arrival (ms)}.
 //  - target fill = mean + k·σ of the arrival jitter (how late each chunk arrives against the
 //    earliest transit seen), plus the length of the largest recent message (the buffer drains
-//    that much between two arrivals) and one render quantum, between 20 and 500 ms;
-//  - drift: the read step is 1 ± at most 0.5 %, steered to hold the fill at the target, so a
-//    browser clock a little off the daemon's neither drains nor floods the buffer;
-//  - underrun: fade out over what is left, count it, wait for the target, fade in.
+//    that much between two arrivals) and the fade's length, between 20 and 500 ms;
+//  - drift: the read step is 1 ± at most 0.5 %, steered to hold the fill's mean (half a message
+//    below the target: the fill is a sawtooth) where it should be, so a browser clock a little
+//    off the daemon's neither drains nor floods the buffer;
+//  - underrun: when less than the fade and one render quantum is left, fade out over it (128
+//    frames), count it, wait for the target, fade in.
 // Stats go back to the page every 100 ms: fill, target, jitter, step, underruns, the stream
 // frame being played, and the level and frequency (zero crossings) of what was played.
 const K = 3;
 const MIN_TARGET_MS = 20, MAX_TARGET_MS = 500;
 const MAX_STEP_DEV = 0.005;
-const FADE_FRAMES = 256;
+const FADE_FRAMES = 128;
 
 class MonitorPlayer extends AudioWorkletProcessor {
   constructor() {
@@ -26,7 +28,8 @@ class MonitorPlayer extends AudioWorkletProcessor {
     this.underruns = 0;
     this.received = 0;
     this.gaps = 0;
-    this.minTransit = Infinity;
+    this.minCur = Infinity;   // fastest transit in this window of messages, and in the last one
+    this.minPrev = Infinity;
     this.minAge = 0;
     this.jMean = 0; this.jVar = 0; this.jN = 0;
     this.targetFrames = (MIN_TARGET_MS * 2 / 1000) * sampleRate;
@@ -40,11 +43,12 @@ class MonitorPlayer extends AudioWorkletProcessor {
   onChunk({ frame, samples, arrival, rate }) {
     const n = samples.length / 2;
     this.received++;
-    // Jitter: how much later than the fastest transit seen (over the last ~10 s) this chunk came.
+    // Jitter: how much later than the fastest transit of the last one or two windows of 500
+    // messages (≈ 10–20 s; old minima age out, so a clock drifting the other way is followed).
     const transit = arrival - (frame / rate) * 1000;
-    if (transit < this.minTransit || this.minAge > 1000) { this.minTransit = transit; this.minAge = 0; }
-    this.minAge++;
-    const late = transit - this.minTransit;
+    if (++this.minAge > 500) { this.minPrev = this.minCur; this.minCur = Infinity; this.minAge = 0; }
+    this.minCur = Math.min(this.minCur, transit);
+    const late = transit - Math.min(this.minCur, this.minPrev);
     this.jN = Math.min(this.jN + 1, 500);
     const a = 1 / this.jN;
     const d = late - this.jMean;
@@ -52,7 +56,7 @@ class MonitorPlayer extends AudioWorkletProcessor {
     this.jVar = (1 - a) * (this.jVar + a * d * d);
     this.burst = Math.max((this.burst || 0) * 0.995, n);  // frames: the largest recent message, decaying
     const targetMs = Math.min(MAX_TARGET_MS, Math.max(MIN_TARGET_MS,
-      this.jMean + K * Math.sqrt(this.jVar) + 1000 * (this.burst + 128) / sampleRate));
+      this.jMean + K * Math.sqrt(this.jVar) + 1000 * (this.burst + 2 * FADE_FRAMES) / sampleRate));
     this.targetFrames = targetMs * sampleRate / 1000;
     if (this.writeFrame >= 0 && frame !== this.writeFrame) {
       this.gaps++;  // frames lost on the way (the daemon dropped them for a slow reader)
@@ -73,9 +77,10 @@ class MonitorPlayer extends AudioWorkletProcessor {
     const n = L.length;
     let fill = this.fill();
     if (!this.playing && fill >= this.targetFrames) { this.playing = true; }  // start or recover: fade in
-    if (this.playing && fill < n * 1.5 + 2) { this.playing = false; this.underruns++; }  // fade out on what is left
-    // Drift: steer the step toward holding the fill at the target (± 0.5 %, smoothed).
-    const err = (fill - this.targetFrames) / Math.max(this.targetFrames, 1);
+    if (this.playing && fill < n + FADE_FRAMES + 2) { this.playing = false; this.underruns++; }  // fade out on what is left
+    // Drift: steer the step toward holding the fill's mean at target − half a message (± 0.5 %, smoothed).
+    const centre = this.targetFrames - (this.burst || 0) / 2;
+    const err = (fill - centre) / Math.max(this.targetFrames, 1);
     const want = 1 + Math.max(-MAX_STEP_DEV, Math.min(MAX_STEP_DEV, 0.02 * err));
     this.step += 0.01 * (want - this.step);
     const m = this.meter;

@@ -189,16 +189,9 @@ bool WebServer::open(std::string& error) {
     error = "--http-bind " + sh_->cfg.bind + ": " + error;
     return false;
   }
-  if (sh_->cfg.allow.empty()) {
-    if (!at->is_loopback()) {
-      error = "--http-bind " + sh_->cfg.bind + " is not loopback: give --allow (who may connect)";
-      return false;
-    }
-    sh_->allow = control::AllowList::loopback();
-  } else if (!sh_->allow.parse(sh_->cfg.allow, error)) {
-    error = "--allow: " + error;
-    return false;
-  }
+  bind_loopback_ = at->is_loopback();
+  if (!parse_allow(sh_->cfg.allow, sh_->allow, error)) return false;
+  allow_text_ = sh_->cfg.allow;
   tcp::endpoint ep(net::ip::make_address(at->host()), sh_->cfg.port);
   beast::error_code ec;
   auto& a = sh_->acceptor;
@@ -211,6 +204,36 @@ bool WebServer::open(std::string& error) {
     return false;
   }
   ::fcntl(a.native_handle(), F_SETFD, FD_CLOEXEC);  // not inherited by a hand-over image
+  return true;
+}
+
+bool WebServer::parse_allow(const std::string& cidrs, control::AllowList& out, std::string& error) const {
+  if (cidrs.empty()) {
+    if (!bind_loopback_) {
+      error = "--http-bind " + sh_->cfg.bind + " is not loopback: give --allow (who may connect)";
+      return false;
+    }
+    out = control::AllowList::loopback();
+    return true;
+  }
+  control::AllowList next;
+  if (!next.parse(cidrs, error)) {
+    error = "--allow: " + error;
+    return false;
+  }
+  out = std::move(next);
+  return true;
+}
+
+bool WebServer::set_allow(const std::string& cidrs, std::string& error) {
+  control::AllowList next;
+  if (!parse_allow(cidrs, next, error)) return false;
+  allow_text_ = cidrs;
+  if (!thread_.joinable()) {
+    sh_->allow = std::move(next);
+    return true;
+  }
+  net::post(sh_->ioc, [sh = sh_, next = std::move(next)]() mutable { sh->allow = std::move(next); });
   return true;
 }
 

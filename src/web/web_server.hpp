@@ -18,6 +18,7 @@
 #pragma once
 
 #include "control/controller.hpp"
+#include "control/net.hpp"
 #include "control/router.hpp"
 
 #include <atomic>
@@ -71,6 +72,10 @@ class WebServer {
   void start();                   // [main] the network thread starts
   void stop();                    // [main] closes every connection, joins it
   std::uint16_t local_port() const;
+  // [main] A new allow-list (SIGHUP), for connections accepted from now on. False with the
+  // reason when it does not parse, or is empty while bound beyond loopback; the old one stays.
+  bool set_allow(const std::string& cidrs, std::string& error);
+  const std::string& allow() const { return allow_text_; }
   std::string describe() const;
   // [control] A reply or notification for an in-process peer (control::Peer::local).
   void deliver(const control::Outgoing& o);
@@ -81,6 +86,9 @@ class WebServer {
  private:
   std::shared_ptr<Shared> sh_;
   std::thread thread_;
+  std::string allow_text_;  // [main] as given
+  bool bind_loopback_ = true;
+  bool parse_allow(const std::string& cidrs, control::AllowList& out, std::string& error) const;
 };
 
 }  // namespace stemd::web

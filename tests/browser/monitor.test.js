@@ -106,7 +106,14 @@ function stalledListener(port) {
   const st = await page.evaluate(() => stemdMonitor.player.stats);
   console.log(`figure monitor_delay_ms median=${delays[10].toFixed(1)} max=${delays[19].toFixed(1)} target_ms=${st.targetMs.toFixed(1)} fill_ms=${st.fillMs.toFixed(1)} jitter_ms=${st.jitterMs.toFixed(2)}`);
   if (!(delays[10] > 0 && delays[10] < 1000)) fail(`implausible delay ${delays[10]} ms`);
-  if (shot) await page.screenshot({ path: shot, fullPage: true });
+  if (shot) {  // for the docs: a looped voice on deck A at −10 dB beside the tone
+    ctl('load', '100', toneWav);
+    ctl('play', '100', '--volume', '0.3', '--loop');
+    await sleep(1500);
+    await page.screenshot({ path: shot, fullPage: true });
+    ctl('stop', '100');
+    await sleep(500);
+  }
 
   // 5. a stalled listener
   const before = await page.evaluate(async () => (await (await fetch('/api/status')).json()));

@@ -95,6 +95,7 @@ TEST(EngineMeters, MasterAndDeckMetersFollowTheTone) {
   ec.max_block_frames = 1024;
   ec.monitor = true;
   engine::Engine e(ec);
+  e.monitor_tap()->set_enabled(true);  // a listener
   engine::Command t{};
   t.type = engine::CommandType::kTone;
   t.tone_hz = 1000.0;
