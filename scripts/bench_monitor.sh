@@ -63,10 +63,12 @@ on4=$(run on4 4 --http-port 0)
 pct() { echo "$1" | cut -d' ' -f2; }
 kib() { echo "$1" | cut -d' ' -f3; }
 per=$(python3 -c "print(f'{($(pct "$on4") - $(pct "$on0")) / 4:.2f}')")
+first=$(python3 -c "print(f'{$(pct "$on1") - $(pct "$on0"):.2f}')")
 echo "| stemd, 1 looped file, 1024 frames, 48 kHz, ${SECS} s | CPU (% of one core) | KiB/s per listener |"
 echo "|---|---|---|"
 echo "| monitor off (reference) | $(pct "$off") | – |"
 echo "| --http-port, 0 listeners | $(pct "$on0") | – |"
 echo "| 1 listener | $(pct "$on1") | $(kib "$on1") |"
 echo "| 4 listeners | $(pct "$on4") | $(kib "$on4") |"
+echo "| **the first listener** (1 − 0) | **$first** | |"
 echo "| **per listener** ((4 − 0) / 4) | **$per** | |"

@@ -47,7 +47,8 @@ class MonitorTap {
         if (chunk_ok_) chunks_[w & (kChunks - 1)].frame = first + done;
       }
       const std::uint32_t n = std::min(frames - done, kChunkFrames - fill_);
-      if (chunk_ok_) convert(in + 2 * static_cast<std::size_t>(done), chunks_[w & (kChunks - 1)].samples + 2 * fill_, n);
+      if (chunk_ok_)
+        convert(in + 2 * static_cast<std::size_t>(done), chunks_[w & (kChunks - 1)].samples + 2 * fill_, n);
       fill_ += n;
       done += n;
       if (fill_ == kChunkFrames) {
@@ -86,9 +87,9 @@ class MonitorTap {
   alignas(64) std::atomic<std::uint64_t> read_{0};   // chunks taken
   std::atomic<std::uint64_t> dropped_{0};
   std::atomic<bool> enabled_{false};
-  std::uint32_t fill_ = 0;        // [audio] frames in the chunk being filled
-  bool chunk_ok_ = false;         // [audio] it has a free slot (else it is dropped when full)
-  std::int64_t next_frame_ = 0;   // [audio] the frame that continues it
+  std::uint32_t fill_ = 0;       // [audio] frames in the chunk being filled
+  bool chunk_ok_ = false;        // [audio] it has a free slot (else it is dropped when full)
+  std::int64_t next_frame_ = 0;  // [audio] the frame that continues it
 };
 
 }  // namespace stemd::engine

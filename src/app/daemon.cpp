@@ -31,8 +31,8 @@ int DaemonRun::run() {
   }
   inst_->start_control();  // from here on the control thread owns the Controller and the Router
   if (web_) {
+    spdlog::info("{}", web_->describe());  // before its thread runs: the acceptor is then its own
     web_->start();
-    spdlog::info("{}", web_->describe());
   }
   announce();
   init_health();

@@ -163,7 +163,7 @@ void DaemonRun::hand_over(const std::string& why) {
   std::this_thread::sleep_for(std::chrono::milliseconds(30));  // subscribers hear /stemd/device/lost
   backend_->mark_lost();
   if (web_) web_->stop();  // its sockets are not for the new image
-  inst_->stop_control();  // the main thread is the control thread again
+  inst_->stop_control();   // the main thread is the control thread again
   control::Controller& ctl = inst_->controller();
   control::Router& router = inst_->router();
   ctl.service();

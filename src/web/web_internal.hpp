@@ -64,7 +64,7 @@ struct Shared : std::enable_shared_from_this<Shared> {
   engine::MonitorTap* tap = nullptr;
   std::vector<std::weak_ptr<Listener>> audio, events;
   std::vector<std::weak_ptr<Session>> sessions;  // every open connection (stop() closes them)
-  std::string audio_header;                   // the first text message of /ws/audio
+  std::string audio_header;                      // the first text message of /ws/audio
   // POST /api/osc waiting for the control thread: local peer number → completion.
   std::map<std::uint64_t, std::function<void(std::string)>> pending;
   std::atomic<std::uint64_t> next_local{2};  // 1 is the event subscription

@@ -167,15 +167,15 @@ std::string status_json(Shared& sh) {
   }
   Json master{{"level", sh.ctl.master_level()}, {"meter", meter_json(m.meters[engine::kNumDecks])}};
   const WebStats& s = sh.stats;
-  Json monitor{{"listeners", s.listeners.load()},
-               {"audio_messages", s.audio_messages.load()},
-               {"audio_dropped", s.audio_dropped.load()},
-               {"tap_dropped", sh.tap ? sh.tap->dropped() : 0},
-               {"connections", s.connections.load()},
-               {"refused", s.refused.load()},
+  Json monitor{{"listeners", s.listeners.load()},         {"audio_messages", s.audio_messages.load()},
+               {"audio_dropped", s.audio_dropped.load()}, {"tap_dropped", sh.tap ? sh.tap->dropped() : 0},
+               {"connections", s.connections.load()},     {"refused", s.refused.load()},
                {"bad_requests", s.bad_requests.load()}};
-  Json j{{"status", std::move(status)}, {"voices", std::move(voices)}, {"decks", std::move(decks)},
-         {"master", std::move(master)}, {"monitor", std::move(monitor)}};
+  Json j{{"status", std::move(status)},
+         {"voices", std::move(voices)},
+         {"decks", std::move(decks)},
+         {"master", std::move(master)},
+         {"monitor", std::move(monitor)}};
   return dump(j);
 }
 

@@ -19,6 +19,7 @@ static_assert(std::endian::native == std::endian::little, "the audio stream is l
 namespace {
 
 constexpr auto kPumpPeriod = std::chrono::milliseconds(10);
+constexpr auto kIdlePumpPeriod = std::chrono::milliseconds(100);  // no listener: only drains
 constexpr std::size_t kMaxChunksPerMessage = 16;
 constexpr std::uintmax_t kMaxPageBytes = 4 << 20;
 
@@ -83,9 +84,10 @@ void accept_next(const std::shared_ptr<Shared>& sh) {
   });
 }
 
-// Every 10 ms: the chunks the audio thread handed over, consecutive ones in one message.
+// Every 10 ms: the chunks the audio thread handed over, consecutive ones in one message
+// (every 100 ms while no one listens: the tap is off then, nothing arrives).
 void pump(const std::shared_ptr<Shared>& sh) {
-  sh->pump.expires_after(kPumpPeriod);
+  sh->pump.expires_after(sh->live(sh->audio) > 0 ? kPumpPeriod : kIdlePumpPeriod);
   sh->pump.async_wait([sh](beast::error_code ec) {
     if (ec || sh->stopping) return;
     engine::MonitorTap::Chunk c;
@@ -120,7 +122,8 @@ void renew(const std::shared_ptr<Shared>& sh) {
     std::string e;
     p.endpoint = *control::parse_endpoint("127.0.0.1", 0, e);
     p.local = Shared::kEventsPeer;
-    const control::OscMessage r = sh->router.handle(control::osc_message("/stemd/notify", {control::OscArg::Int(1)}), p);
+    const control::OscMessage r =
+        sh->router.handle(control::osc_message("/stemd/notify", {control::OscArg::Int(1)}), p);
     if (r.address != "/done") spdlog::warn("web monitor: no event subscription: {}", r.to_string());
   });
   sh->renew.expires_after(std::chrono::milliseconds(static_cast<long>(sh->cfg.subscription_ttl_s * 1000 / 3)));

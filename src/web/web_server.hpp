@@ -50,10 +50,10 @@ struct WebStats {
   std::atomic<std::uint64_t> refused{0};  // outside the allow-list or over max_clients
   std::atomic<std::uint64_t> requests{0};
   std::atomic<std::uint64_t> bad_requests{0};
-  std::atomic<std::uint64_t> listeners{0};           // /ws/audio open now
-  std::atomic<std::uint64_t> listeners_refused{0};   // over max_listeners
-  std::atomic<std::uint64_t> audio_messages{0};      // binary messages sent
-  std::atomic<std::uint64_t> audio_dropped{0};       // chunks dropped from listeners' queues
+  std::atomic<std::uint64_t> listeners{0};          // /ws/audio open now
+  std::atomic<std::uint64_t> listeners_refused{0};  // over max_listeners
+  std::atomic<std::uint64_t> audio_messages{0};     // binary messages sent
+  std::atomic<std::uint64_t> audio_dropped{0};      // chunks dropped from listeners' queues
   std::atomic<std::uint64_t> event_clients{0};
 };
 

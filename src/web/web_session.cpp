@@ -29,7 +29,7 @@ class WsListener : public Listener, public std::enable_shared_from_this<WsListen
     (audio_ ? sh_->stats.listeners : sh_->stats.event_clients).fetch_add(1);
     ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
     ws_.read_message_max(1024);
-    if (audio_) {  // a fixed kernel buffer (no autotuning to megabytes): a stalled reader holds
+    if (audio_) {            // a fixed kernel buffer (no autotuning to megabytes): a stalled reader holds
       beast::error_code ec;  // ≈ 0.3 s in the kernel, then its queue drops the oldest
       beast::get_lowest_layer(ws_).socket().set_option(net::socket_base::send_buffer_size(kSendBuffer), ec);
     }
@@ -125,9 +125,8 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     parser_->header_limit(kHeaderLimit);
     parser_->body_limit(sh_->cfg.max_body);
     stream_.expires_after(std::chrono::milliseconds(static_cast<long>(sh_->cfg.request_timeout_s * 1000)));
-    http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      self->on_read(ec);
-    });
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
   }
 
   void on_read(beast::error_code ec) {
@@ -152,12 +151,13 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   void upgrade() {
     const std::string target(parser_->get().target());
     const bool audio = target == "/ws/audio";
-    if (!audio && target != "/ws/events") return reply(http::status::not_found, error_json("no WebSocket at " + target));
+    if (!audio && target != "/ws/events")
+      return reply(http::status::not_found, error_json("no WebSocket at " + target));
     if (audio && sh_->stats.listeners.load() >= sh_->cfg.max_listeners) {
       sh_->stats.listeners_refused.fetch_add(1);
       keep_alive_ = false;
-      return reply(http::status::service_unavailable,
-                   error_json("too many audio listeners (--http-max-listeners " + std::to_string(sh_->cfg.max_listeners) + ")"));
+      return reply(http::status::service_unavailable, error_json("too many audio listeners (--http-max-listeners " +
+                                                                 std::to_string(sh_->cfg.max_listeners) + ")"));
     }
     counted_ = false;  // the connection's count moves to the WebSocket
     const std::size_t cap = audio ? sh_->listener_queue_chunks() : 256;

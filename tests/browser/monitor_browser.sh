@@ -30,7 +30,7 @@ url=$(grep -o 'web monitor on http://[^ ]*' "$D/stemd.log" | head -n1 | sed 's/w
 osc=$(grep -o 'OSC on udp 127\.0\.0\.1:[0-9]*' "$D/stemd.log" | head -n1 | sed 's/.*://')
 echo "monitor_browser: stemd $pid, page $url, OSC $osc"
 rc=0
-timeout 90 node "$HERE/monitor.test.js" "$url" "$STEMCTL" "$osc" "$pid" "$D/tone.wav" $SHOT || rc=$?
+timeout 90 node "$HERE/monitor.test.js" "$url" "$STEMCTL" "$osc" "$pid" "$D/tone.wav" ${SHOT:+"$SHOT"} || rc=$?
 kill -TERM "$pid" 2>/dev/null
 testbed_wait_pid "$pid" 10 || true
 [ "$rc" -eq 0 ] || fail "monitor.test.js exited $rc"

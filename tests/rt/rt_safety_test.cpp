@@ -249,7 +249,9 @@ void every_control_path(bool soft_clip, bool monitor = false) {
     reader.join();
     EXPECT_GT(chunks_read, 100u) << "the tap handed nothing over";
     EXPECT_GT(engine.monitor_tap()->dropped(), 0u) << "the tap never ran full: the drop path was not exercised";
-    EXPECT_GT(engine.metrics().meters[engine::kNumDecks].rms.load() + engine.metrics().meters[engine::kNumDecks].take_peak(), 0.0f);
+    EXPECT_GT(
+        engine.metrics().meters[engine::kNumDecks].rms.load() + engine.metrics().meters[engine::kNumDecks].take_peak(),
+        0.0f);
   }
   loader.stop();
   ctl.service();

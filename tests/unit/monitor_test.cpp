@@ -107,7 +107,7 @@ TEST(EngineMeters, MasterAndDeckMetersFollowTheTone) {
   auto& m = e.metrics().meters[engine::kNumDecks];
   EXPECT_NEAR(m.take_peak(), 0.5f, 0.01f);
   EXPECT_NEAR(m.rms.load(), 0.5f / std::sqrt(2.0f), 0.01f);
-  EXPECT_EQ(m.take_peak(), 0.0f);  // taken
+  EXPECT_EQ(m.take_peak(), 0.0f);                     // taken
   EXPECT_EQ(e.metrics().meters[0].rms.load(), 0.0f);  // the tone is on the direct bus, not deck A
   EXPECT_GT(e.monitor_tap()->written(), 0u) << "the engine writes its master into the tap";
 }
@@ -115,7 +115,8 @@ TEST(EngineMeters, MasterAndDeckMetersFollowTheTone) {
 TEST(WebJson, MessagesFromJson) {
   control::OscMessage m;
   std::string err;
-  ASSERT_TRUE(web::message_from_json(R"({"address":"/stemd/play","args":[1,0.5,"x",true,null,5000000000]})", m, err)) << err;
+  ASSERT_TRUE(web::message_from_json(R"({"address":"/stemd/play","args":[1,0.5,"x",true,null,5000000000]})", m, err))
+      << err;
   EXPECT_EQ(m.address, "/stemd/play");
   EXPECT_EQ(m.types(), ",ifsTNh");
   ASSERT_TRUE(web::message_from_json(R"({"address":"/stemd/ping"})", m, err));
