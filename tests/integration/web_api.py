@@ -232,6 +232,28 @@ finally:
     proc.terminate()
     rc = proc.wait(10)
     check(rc == 0, f"stemd exits 0 on SIGTERM ({rc})")
+# --- start-up refusals: beyond loopback without --allow, a page directory without index.html;
+# and --no-osc: the API still answers through the Instance's own control thread
+for args, want in ((["--http-bind", "0.0.0.0"], "give --allow"), (["--web-root", tmp], "no index.html")):
+    r = subprocess.run([STEMD, "--backend", "null", "--osc-port", "0", "--http-port", "0", "--duration", "0.2"] + args,
+                       capture_output=True, text=True, env=env, timeout=20)
+    check(r.returncode == 2 and want in r.stdout + r.stderr, f"{' '.join(args)} → exit 2 naming '{want}' ({r.returncode})")
+log2 = open(os.path.join(tmp, "no-osc.log"), "w+")
+p2 = subprocess.Popen([STEMD, "--backend", "null", "--no-osc", "--http-port", "0", "--web-root", os.path.join(SRC, "web")],
+                      stdout=log2, stderr=subprocess.STDOUT, env=env)
+try:
+    for _ in range(100):
+        m = re.search(r"web monitor on http://127\.0\.0\.1:(\d+)/", open(log2.name).read())
+        if m:
+            break
+        time.sleep(0.1)
+    URL = f"http://127.0.0.1:{m.group(1)}" if m else URL
+    code, j = osc("/stemd/load", [1, wav]) if m else (0, {})
+    check(code == 200 and j.get("reply") == "/done", f"--no-osc: a load through the API is answered ({j})")
+    check(m is not None and status()["status"]["sources"] == 1, "--no-osc: the status follows")
+finally:
+    p2.terminate()
+    p2.wait(10)
 if failures:
     print(open(log.name).read()[-3000:])
     print(f"web_api: FAIL ({len(failures)}): " + "; ".join(failures))
