@@ -29,6 +29,7 @@ class WsListener : public Listener, public std::enable_shared_from_this<WsListen
     (audio_ ? sh_->stats.listeners : sh_->stats.event_clients).fetch_add(1);
     ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
     ws_.read_message_max(1024);
+    ws_.auto_fragment(false);  // one frame per message: a chunk's stamp heads its frame
     if (audio_) {            // a fixed kernel buffer (no autotuning to megabytes): a stalled reader holds
       beast::error_code ec;  // ≈ 0.3 s in the kernel, then its queue drops the oldest
       beast::get_lowest_layer(ws_).socket().set_option(net::socket_base::send_buffer_size(kSendBuffer), ec);
