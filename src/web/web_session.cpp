@@ -204,6 +204,12 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
       sh_->stats.bad_requests.fetch_add(1);
       return reply(http::status::bad_request, error_json(error));
     }
+    // A subscription would go to a request that is answered and gone, and hold one of the
+    // --max-subscribers slots OSC clients need: the page's events come from /ws/events.
+    if (m.address == "/stemd/notify" || m.address == "/stemd/cookie") {
+      sh_->stats.bad_requests.fetch_add(1);
+      return reply(http::status::bad_request, error_json(m.address + " is for OSC clients: events are on /ws/events"));
+    }
     const std::uint64_t id = sh_->next_local.fetch_add(1);
     sh_->pending[id] = [self = shared_from_this()](std::string json) {
       const bool done = json.rfind("{\"reply\":\"/done\"", 0) == 0;

@@ -191,6 +191,7 @@ try:
         (osc(None, raw=json.dumps({"address": "/stemd/master", "args": [[1]]}).encode()), 400, "args[0]"),
         (osc(None, raw=json.dumps({"address": "/stemd/master", "args": list(range(65))}).encode()), 400, "at most 64"),
         (osc("/stemd/master", [7.5]), 422, "0..4"),
+        (osc("/stemd/notify", [1]), 400, "/ws/events"),
         (osc("/stemd/masterr", [0.5]), 422, "did you mean"),
         (osc("/stemd/unload", [3, "x", 4]), 422, ""),
     ]
