@@ -30,8 +30,10 @@ class WsListener : public Listener, public std::enable_shared_from_this<WsListen
     ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
     ws_.read_message_max(1024);
     ws_.auto_fragment(false);  // one frame per message: a chunk's stamp heads its frame
-    if (audio_) {            // a fixed kernel buffer (no autotuning to megabytes): a stalled reader holds
-      beast::error_code ec;  // ≈ 0.3 s in the kernel, then its queue drops the oldest
+    if (audio_) {
+      // A fixed kernel buffer (no autotuning to megabytes): a stalled reader holds ≈ 0.3 s in
+      // the kernel, then its queue drops the oldest.
+      beast::error_code ec;
       beast::get_lowest_layer(ws_).socket().set_option(net::socket_base::send_buffer_size(kSendBuffer), ec);
     }
     ws_.async_accept(req, [self = shared_from_this(), first = std::move(first)](beast::error_code ec) {
