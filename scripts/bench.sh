@@ -7,7 +7,8 @@
 #                               search at 1024 and 256 frames (30 s per trial, every capture
 #                               checked bit-exact against the expected mix), stemd's CPU and RSS
 #                               at 0/1/8/32/128/512 voices, RSS with 8 × 140 MB sources, and
-#                               OSC play → first sample (scripts/bench_latency.sh, 20 runs)
+#                               OSC play → first sample (scripts/bench_latency.sh, 20 runs),
+#                               the web monitor's CPU per listener (scripts/bench_monitor.sh)
 #   scripts/bench.sh --quick    the same, bounded (≈ 2 min, what CI can afford): one short
 #                               repetition, 5-s trials at 128 and 256 voices instead of a
 #                               search, 5 latency runs; for checking, not for quoting
@@ -77,7 +78,7 @@ echo "bench.sh: ${cmd[*]}" >&2
 
 # ---------------------------------------------------------------- run: the JACK test bed
 status=0
-stream_search="" stream_cpu="" stream_rss="" latency=""
+stream_search="" stream_cpu="" stream_rss="" latency="" monitor=""
 if [ "$jack" -eq 1 ]; then
   sb=(python3 tests/tools/stream_bench.py --build "$build")
   if [ "$quick" -eq 1 ]; then
@@ -111,8 +112,16 @@ if [ "$jack" -eq 1 ]; then
   else
     echo "bench.sh: bench_latency.sh failed" >&2; status=1
   fi
+  mon_secs=15; [ "$quick" = 1 ] && mon_secs=5
+  echo "bench.sh: scripts/bench_monitor.sh $build $mon_secs" >&2
+  if scripts/bench_monitor.sh "$build" "$mon_secs" >"$outdir/monitor.md"; then
+    monitor=$outdir/monitor.md
+  else
+    echo "bench.sh: bench_monitor.sh failed" >&2; status=1
+  fi
 fi
 export STREAM_SEARCH="$stream_search" STREAM_CPU="$stream_cpu" STREAM_RSS="$stream_rss" LATENCY_MD="$latency"
+export MONITOR_MD="${monitor:-}"
 load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
 export BENCH_LOAD_START="$load_start" BENCH_LOAD_END="$load_end"
 
@@ -386,6 +395,10 @@ lat = e.get("LATENCY_MD", "")
 if lat and os.path.exists(lat):
     print("### OSC play → first sample at the port (`scripts/bench_latency.sh`)\n")
     print(open(lat).read())
+mon = e.get("MONITOR_MD", "")
+if mon and os.path.exists(mon):
+    print("### The web monitor's cost per listener (`scripts/bench_monitor.sh`)\n")
+    print(open(mon).read())
 
 _redirect.__exit__(None, None, None)
 

@@ -47,6 +47,8 @@ PKGS=(
   universal-ctags
   # stemctl's zsh completion is checked with zsh -n (tests/integration/stemctl_completion.sh)
   zsh
+  # the web monitor's browser test (tests/browser): headless Chromium driven by playwright-core
+  chromium
 )
 
 SUDO=""
@@ -68,6 +70,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
   ${SUDO:+$SUDO -E} apt-get install -y -q --no-install-recommends "${missing[@]}"
 else
   echo "setup.sh: all packages present"
+fi
+# Node.js and npm for the browser test (tests/browser), from Debian unless a node with npm is
+# already installed (a NodeSource nodejs bundles npm, and Debian's npm package conflicts with it).
+if ! command -v npm >/dev/null 2>&1; then
+  ${SUDO:+$SUDO -E} env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm
+fi
+# playwright-core, pinned by tests/browser/package-lock.json; it drives /usr/bin/chromium and
+# downloads no browser.
+if [ ! -d tests/browser/node_modules/playwright-core ] ||
+   [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
+  (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
 fi
 
 if [ "$ARM64" = 1 ]; then

@@ -12,6 +12,7 @@
 
 #include "stemd/command.hpp"
 #include "stemd/metrics.hpp"
+#include "stemd/monitor_tap.hpp"
 #include "stemd/queue.hpp"
 #include "stemd/ramp.hpp"
 
@@ -63,6 +64,9 @@ struct EngineConfig {
   bool soft_clip = false;
   // The master's gain at start (--master; the old crowdstream server's was a fixed 0.8).
   float master = 1.0f;
+  // The web monitor (issue 16): peak/RMS meters per deck and master (Metrics::meters), and a
+  // tap of the master for listeners (monitor_tap()). Off: neither costs anything.
+  bool monitor = false;
 };
 
 class Engine {
@@ -131,6 +135,8 @@ class Engine {
 
   // [control] What the audio thread last published about voice slot `id` (relaxed snapshot).
   const VoiceTelemetry& telemetry(VoiceId id) const noexcept { return telemetry_[id]; }
+  // [network] The master's tap for the web monitor; null unless EngineConfig::monitor.
+  MonitorTap* monitor_tap() noexcept { return tap_.get(); }
 
  private:
   struct Voice;
@@ -217,6 +223,15 @@ class Engine {
   };
   Tone tones_[2];
   Ramp master_{1.0f};
+  std::unique_ptr<MonitorTap> tap_;  // EngineConfig::monitor
+  // Meter sums of one callback (per deck, then the master): peak, sum of squares (both channels).
+  struct MeterSum {
+    float peak = 0.0f;
+    double sumsq = 0.0;
+  };
+  MeterSum meter_sum_[Metrics::kMeters];
+  static void meter_block(MeterSum& m, const float* block, std::uint32_t frames, float gain) noexcept;
+  void publish_meters(std::uint32_t frames) noexcept;
   float limiter_gain_ = 1.0f;
   float limiter_release_ = 0.0f;  // per-frame recovery coefficient
   void limit(float* block, std::uint32_t frames) noexcept;

@@ -104,8 +104,20 @@ class StreamClock {
   std::atomic<std::uint64_t> ns_{0};
 };
 
+// Peak and RMS meters of one bus (a deck after its EQ and level, or the master after the output
+// stage), linear full scale 1.0. [audio] publishes them once per callback when the engine meters
+// (EngineConfig::meters); RMS is over that callback, peak is the highest since a reader took it.
+struct BusMeter {
+  std::atomic<float> peak{0.0f};
+  std::atomic<float> rms{0.0f};
+  float take_peak() noexcept { return peak.exchange(0.0f, std::memory_order_relaxed); }  // [control]
+};
+
 struct Metrics {
   StreamClock clock;
+  // Meters: decks A–D (index 0..3), then the master (index 4).
+  static constexpr int kMeters = 5;
+  BusMeter meters[kMeters];
   std::atomic<std::uint64_t> commands_late{0};  // scheduled commands that arrived after their frame
   std::atomic<std::uint64_t> schedule_overflows{
       0};  // scheduled commands refused (never applied): the schedule was full

@@ -30,6 +30,10 @@ int DaemonRun::run() {
         media.root().empty() ? " (no --media-root: any readable file on loopback)" : ", media root " + media.root());
   }
   inst_->start_control();  // from here on the control thread owns the Controller and the Router
+  if (web_) {
+    spdlog::info("{}", web_->describe());  // before its thread runs: the acceptor is then its own
+    web_->start();
+  }
   announce();
   init_health();
   const auto now = Clock::now();

@@ -14,6 +14,7 @@
 #include "options.hpp"
 #include "service_notify.hpp"
 #include "state.hpp"
+#include "web/web_server.hpp"
 
 #include <chrono>
 #include <csignal>
@@ -51,6 +52,7 @@ class DaemonRun {
   void block_signals_and_raise_fd_limit();
   int open_backend();
   int build_instance();
+  int open_web();
   InstanceConfig instance_config() const;
   int router_config(control::RouterConfig& rc, bool& media_loopback_only) const;
   void restore_state();
@@ -91,6 +93,7 @@ class DaemonRun {
   audio::BackendConfig bc_;
   std::unique_ptr<Instance> inst_;
   std::unique_ptr<audio::Backend> backend_;  // destroyed before the Instance (render: it reads the loader)
+  std::unique_ptr<web::WebServer> web_;      // --http-port; destroyed before the Instance it serves
   std::unique_ptr<StateKeeper> state_;
   std::string err_;
   bool device_configured_ = false, device_open_ = true, waiting_ = false, real_device_ = false;

@@ -43,6 +43,11 @@ bool Instance::open_control(std::string& error) {
   return true;
 }
 
+void Instance::set_local_sink(std::function<void(const control::Outgoing&)> f) {
+  local_sink_ = f;
+  if (server_) server_->set_local_sink(std::move(f));
+}
+
 void Instance::start_control() {
   if (control_running_.exchange(true)) return;
   if (server_) {
@@ -102,6 +107,14 @@ void Instance::control_loop() {
     for (auto& f : work) f();
     work.clear();
     ctl_->service();
+    if (local_sink_ && router_) {  // without sockets only in-process peers can be answered
+      std::vector<control::Outgoing> out;
+      router_->take_replies(out);
+      router_->take_notifications(out);
+      for (const auto& o : out) {
+        if (o.to.local != 0) local_sink_(o);
+      }
+    }
     if (control_tick_) control_tick_();
   }
 }

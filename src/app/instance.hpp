@@ -83,6 +83,9 @@ class Instance {
   // [building thread, before start_control] Called on every pass of the Instance's own control
   // thread (without an OSC server; with one, Router::set_tick_hook does this).
   void set_control_tick(std::function<void()> f) { control_tick_ = std::move(f); }
+  // [building thread, after open_control, before start_control] Replies and notifications to
+  // in-process peers (control::Peer::local, the web API), handed over on the control thread.
+  void set_local_sink(std::function<void(const control::Outgoing&)> f);
 
   io::LoaderThread& loader() { return *loader_; }
   engine::Engine& engine() { return *engine_; }
@@ -104,6 +107,7 @@ class Instance {
   std::unique_ptr<control::OscServer> server_;
   // The Instance's own control thread (no OSC server).
   std::function<void()> control_tick_;
+  std::function<void(const control::Outgoing&)> local_sink_;
   std::thread control_thread_;
   std::atomic<bool> control_running_{false};
   std::mutex posted_mu_;

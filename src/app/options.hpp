@@ -68,6 +68,12 @@ struct Options {
   int osc_tcp_port = -1;  // -1 = off
   std::string allow;
   std::string media_root;
+  // The web monitor (issue 16, src/web): off unless --http-port is given.
+  int http_port = -1;  // -1 = off, 0 = any free port (logged)
+  std::string http_bind = "127.0.0.1";
+  std::string web_root;  // empty: the installed page (share/stemd/web), else the source tree's web/
+  std::uint32_t http_max_clients = 32;
+  std::uint32_t http_max_listeners = 4;
   std::uint32_t max_sources = 4096;
   std::uint32_t max_memory_mb = 2048;  // set from the preset unless given (config/presets)
   std::uint32_t max_channels = 32;

@@ -293,6 +293,22 @@ void add_osc_options(CLI::App& app, Options& o) {
   app.add_option("--media-root", o.media_root,
                  "Directory OSC clients load from: relative paths resolve against "
                  "it, paths outside it are refused");
+  app.add_option("--http-port", o.http_port,
+                 "Serve the web monitor (status, controls, live audio; docs/monitor.md) on this TCP "
+                 "port; -1 = off, 0 = any free port (logged at start)")
+      ->check(CLI::Range(-1, 65535))
+      ->capture_default_str();
+  app.add_option("--http-bind", o.http_bind,
+                 "Address the web monitor listens on; beyond loopback --allow is required "
+                 "and applies as for OSC")
+      ->capture_default_str();
+  app.add_option("--web-root", o.web_root, "Directory of the web monitor's page (default: the installed one)");
+  app.add_option("--http-max-clients", o.http_max_clients, "Web monitor connections at most (HTTP and WebSocket)")
+      ->transform(int_range(1, 1024))
+      ->capture_default_str();
+  app.add_option("--http-max-listeners", o.http_max_listeners, "Web monitor audio listeners (/ws/audio) at most")
+      ->transform(int_range(1, 64))
+      ->capture_default_str();
 }
 
 // Limits and security: what a client can make the daemon hold, and the TCP/UDP guards.

@@ -164,7 +164,8 @@ void DaemonRun::hand_over(const std::string& why) {
   systemd_.status("audio device lost (" + why + "), retrying");
   std::this_thread::sleep_for(std::chrono::milliseconds(30));  // subscribers hear /stemd/device/lost
   backend_->mark_lost();
-  inst_->stop_control();  // the main thread is the control thread again
+  if (web_) web_->stop();  // its sockets are not for the new image
+  inst_->stop_control();   // the main thread is the control thread again
   control::Controller& ctl = inst_->controller();
   control::Router& router = inst_->router();
   ctl.service();
@@ -188,7 +189,7 @@ void DaemonRun::hand_over(const std::string& why) {
   }
   std::string subs;
   for (const control::Peer& p : router.subscriber_peers()) {
-    if (p.tcp_fd < 0) subs += (subs.empty() ? "" : " ") + p.endpoint.to_string();
+    if (p.tcp_fd < 0 && p.local == 0) subs += (subs.empty() ? "" : " ") + p.endpoint.to_string();
   }
   setenv("STEMD_RESUME_SUBSCRIBERS", subs.c_str(), 1);
   spdlog::default_logger()->flush();

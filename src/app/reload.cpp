@@ -9,6 +9,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <set>
 
 namespace stemd::app {
@@ -64,6 +65,14 @@ void DaemonRun::reload() {
       }
     });
     applied.push_back("allow");
+  }
+  if (web_ && n.allow != web_->allow()) {  // the web monitor follows the same --allow
+    if (std::string we; web_->set_allow(n.allow, we)) {
+      spdlog::info("SIGHUP: the web monitor now allows {}", n.allow.empty() ? std::string("loopback only") : n.allow);
+      if (std::find(applied.begin(), applied.end(), "allow") == applied.end()) applied.push_back("allow");
+    } else {
+      spdlog::error("SIGHUP: allow = \"{}\" not applied to the web monitor, its allow-list stays: {}", n.allow, we);
+    }
   }
   if (const std::vector<float> lv = deck_levels_of(n); lv != live_levels_) {
     live_levels_ = lv;

@@ -99,7 +99,8 @@ int DaemonRun::shutdown() {
       });
   systemd_.stopping();
   deadline.step("stopping the OSC server");
-  inst_->stop_control();  // the main thread is the control thread again
+  if (web_) web_->stop();  // before the control thread: the web server posts work to it
+  inst_->stop_control();   // the main thread is the control thread again
   // --state-file: the state as it is now, before the master fades out
   if (state_) {
     deadline.step("saving the state file");

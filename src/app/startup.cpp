@@ -194,6 +194,7 @@ InstanceConfig DaemonRun::instance_config() const {
   ec.master = static_cast<float>(o_.master);
   ec.limiter_threshold = static_cast<float>(std::pow(10.0, o_.limiter_threshold_db / 20.0));
   ec.resample_quality = o_.resample_quality == "best" ? 2 : o_.resample_quality == "medium" ? 1 : 0;
+  ec.monitor = o_.http_port >= 0;  // meters and the master's tap for the web monitor
   io::LoadOptions& lo = ic.load;
   lo.output_rate = rate_;
   lo.preload_limit_bytes = static_cast<std::int64_t>(o_.preload_limit_mb * 1024 * 1024);
@@ -285,6 +286,34 @@ int DaemonRun::build_instance() {
     spdlog::error("{}", err_);
     return 2;
   }
+  return open_web();
+}
+
+// --http-port: the web monitor, bound now (a port in use is a start-up error), started with the
+// control thread. Its replies and events reach it through the Instance's local sink.
+int DaemonRun::open_web() {
+  if (o_.http_port < 0) return -1;
+  web::WebConfig wc;
+  wc.bind = o_.http_bind;
+  wc.port = static_cast<std::uint16_t>(o_.http_port);
+  wc.allow = o_.allow;
+  wc.root = o_.web_root;
+  if (wc.root.empty()) {
+    std::error_code ec;
+    wc.root = std::filesystem::exists(STEMD_WEB_ROOT "/index.html", ec) ? STEMD_WEB_ROOT : STEMD_SOURCE_WEB_ROOT;
+  }
+  wc.max_clients = o_.http_max_clients;
+  wc.max_listeners = o_.http_max_listeners;
+  wc.sample_rate = rate_;
+  wc.subscription_ttl_s = o_.subscription_ttl;
+  Instance* inst = inst_.get();
+  web_ = std::make_unique<web::WebServer>(wc, inst->controller(), inst->router(),
+                                          [inst](std::function<void()> f) { inst->post(std::move(f)); });
+  if (!web_->open(err_)) {
+    spdlog::error("{}", err_);
+    return 2;
+  }
+  inst_->set_local_sink(web_->sink());
   return -1;
 }
 

@@ -30,7 +30,9 @@ void Notifier::unsubscribe(const Peer& from) {
 void Notifier::drop(const Peer& p) {
   const auto before = subscribers_.size();
   std::erase_if(subscribers_, [&](const Subscriber& s) {
-    return p.tcp_fd >= 0 ? s.peer.tcp_fd == p.tcp_fd : (s.peer.tcp_fd < 0 && s.peer.endpoint == p.endpoint);
+    if (p.local != 0) return s.peer.local == p.local;
+    return p.tcp_fd >= 0 ? s.peer.tcp_fd == p.tcp_fd
+                         : (s.peer.tcp_fd < 0 && s.peer.local == 0 && s.peer.endpoint == p.endpoint);
   });
   if (subscribers_.size() != before) {
     spdlog::info("OSC: subscriber {} expired (unreachable or disconnected)", p.endpoint.to_string());

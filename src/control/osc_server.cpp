@@ -156,6 +156,10 @@ void OscServer::stop() {
 }
 
 void OscServer::send(const Outgoing& o) {
+  if (o.to.local != 0) {
+    if (local_sink_) local_sink_(o);
+    return;
+  }
   bool ok = false;
   if (o.to.tcp_fd >= 0) {
     // The descriptor and the peer's address and port: a client that left may have handed its

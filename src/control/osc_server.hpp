@@ -75,6 +75,9 @@ class OscServer {
   // [control] A new allow-list (SIGHUP reload). False, with the reason, when it does not parse
   // or would open a non-loopback socket to everyone; the old list then stays.
   bool set_allow(const std::string& cidrs, std::string& error);
+  // [main, before start()] Where replies and notifications to in-process peers (Peer::local)
+  // go, on the control thread: the web API.
+  void set_local_sink(std::function<void(const Outgoing&)> f) { local_sink_ = std::move(f); }
 
  private:
   void run();
@@ -99,6 +102,7 @@ class OscServer {
   std::vector<std::function<void()>> posted_;
   OscServerStats stats_;
   base::LogLimiter log_limit_;
+  std::function<void(const Outgoing&)> local_sink_;
 };
 
 }  // namespace stemd::control

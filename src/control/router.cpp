@@ -104,7 +104,7 @@ void Router::log_bad_input() {
 }
 
 bool Router::unvalidated(const Peer& p, std::chrono::steady_clock::time_point now) const {
-  if (p.tcp_fd >= 0 || p.endpoint.family() == 0) return false;  // TCP proved it; internal calls
+  if (p.tcp_fd >= 0 || p.local != 0 || p.endpoint.family() == 0) return false;  // TCP (or HTTP) proved it
   return !cfg_.cookie_exempt.allows(p.endpoint) && !validator_.validated(p.endpoint, now);
 }
 

@@ -66,11 +66,17 @@ struct RouterConfig {
   std::size_t max_loads_in_flight = 16;
 };
 
-// Where a reply goes: a UDP peer, or a TCP connection (by fd).
+// Where a reply goes: a UDP peer, a TCP connection (by fd), or an in-process client (local ≠ 0:
+// the web API's request or event subscription of that number; endpoint = its HTTP client, so
+// the media policy sees where it came from). The server hands replies to local peers to its
+// local sink (OscServer::set_local_sink) instead of a socket.
 struct Peer {
   Endpoint endpoint;
   int tcp_fd = -1;
-  bool operator==(const Peer& o) const { return tcp_fd == o.tcp_fd && (tcp_fd >= 0 || endpoint == o.endpoint); }
+  std::uint64_t local = 0;
+  bool operator==(const Peer& o) const {
+    return local == o.local && tcp_fd == o.tcp_fd && (tcp_fd >= 0 || local != 0 || endpoint == o.endpoint);
+  }
 };
 
 struct Outgoing {

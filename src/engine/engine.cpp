@@ -50,6 +50,7 @@ Engine::Engine(const EngineConfig& cfg)
   for (int d = 0; d < kNumDecks; ++d) deck_eq_[d] = DeckEq(DeckEqConfig{static_cast<double>(cfg.sample_rate)});
   rs_out_.resize(static_cast<std::size_t>(cfg.max_block_frames) * 2);
   master_ = Ramp{cfg.master};
+  if (cfg.monitor) tap_ = std::make_unique<MonitorTap>();
   limiter_release_ = 1.0f - std::exp(-1.0f / (std::max(1.0f, cfg.limiter_release_ms) * 1e-3f * cfg.sample_rate));
   const auto q = static_cast<ResamplerQuality>(std::clamp(cfg.resample_quality, 0, 2));
   rs_pool_.reserve(cfg.max_resampled_voices);

@@ -82,6 +82,7 @@ void Engine::sum_decks(float* block, std::uint32_t n, const bool* deck_used) noe
     }
     float* bus = decks_.data() + stride * static_cast<std::size_t>(d);
     if (d < kNumDecks) deck_eq_[d].process(bus, n);
+    if (d < kNumDecks && cfg_.monitor) meter_block(meter_sum_[d], bus, n, g.value());
     if (g.active()) {
       for (std::uint32_t f = 0; f < n; ++f) gains_[f] = g.next();
       mix_gains(block, bus, gains_.data(), n);
@@ -102,6 +103,33 @@ void Engine::sum_decks(float* block, std::uint32_t n, const bool* deck_used) noe
     soft_clip(block, n);
   } else if (cfg_.limiter) {
     limit(block, n);
+  }
+  if (cfg_.monitor) meter_block(meter_sum_[kNumDecks], block, n, 1.0f);
+}
+
+// A block's peak and sum of squares into a meter (deck buses: × the level the block ends at).
+void Engine::meter_block(MeterSum& m, const float* block, std::uint32_t frames, float gain) noexcept {
+  float peak = 0.0f;
+  double sumsq = 0.0;
+  for (std::uint32_t i = 0; i < frames * 2; ++i) {
+    const float x = block[i];
+    peak = std::max(peak, std::fabs(x));
+    sumsq += static_cast<double>(x) * x;
+  }
+  const float g = std::fabs(gain);
+  m.peak = std::max(m.peak, peak * g);
+  m.sumsq += sumsq * g * g;
+}
+
+// One callback's meters published (RMS over the callback, both channels; peak held until read).
+void Engine::publish_meters(std::uint32_t frames) noexcept {
+  for (int i = 0; i < Metrics::kMeters; ++i) {
+    BusMeter& b = metrics_.meters[i];
+    MeterSum& s = meter_sum_[i];
+    const float rms = frames ? static_cast<float>(std::sqrt(s.sumsq / (2.0 * frames))) : 0.0f;
+    b.rms.store(rms, std::memory_order_relaxed);
+    if (s.peak > b.peak.load(std::memory_order_relaxed)) b.peak.store(s.peak, std::memory_order_relaxed);
+    s = MeterSum{};
   }
 }
 
@@ -207,6 +235,10 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
     offset += n;
   }
 
+  if (cfg_.monitor) {
+    publish_meters(frames);
+    tap_->write(out, frames, frame_ - frames);
+  }
   metrics_.voices_active.store(active_count_, std::memory_order_relaxed);
   metrics_.streams_active.store(streams, std::memory_order_relaxed);
   if (min_fill < metrics_.min_ring_fill_permille.load(std::memory_order_relaxed)) {

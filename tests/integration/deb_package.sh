@@ -71,7 +71,9 @@ for path in /usr/bin/stemd /usr/bin/stemctl /usr/lib/systemd/system/stemd.servic
             /usr/share/stemd/presets/pi4.conf /usr/share/stemd/presets/pi5.conf \
             /usr/share/stemd/presets/desktop.conf /usr/share/stemd/presets/workstation.conf \
             /usr/share/stemd/presets/live.conf /usr/share/bash-completion/completions/stemctl \
-            /usr/share/zsh/vendor-completions/_stemctl; do
+            /usr/share/zsh/vendor-completions/_stemctl \
+            /usr/share/stemd/web/index.html /usr/share/stemd/web/app.js /usr/share/stemd/web/worklet.js \
+            /usr/share/stemd/web/style.css /usr/share/doc/stemd/docs/monitor.md; do
   grep -qx "$path" "$tmp/contents" || fail "missing $path"
 done
 grep -E "^/usr/local|^/home|^/tmp|^/work|$BUILD" "$tmp/contents" && fail "paths outside the system layout (above)"

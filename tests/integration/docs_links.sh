@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # docs_links.sh SOURCE_DIR: the documentation stays inside the repository and its links work.
-# For README.md, docs/*.md and every other Markdown file of the tree (build directories aside):
+# For README.md, docs/*.md and every other Markdown file of the tree (build directories and npm's
+# node_modules aside):
 #   - every relative link ([text](path), ![img](path), [id]: path) resolves to a file or directory
 #     inside SOURCE_DIR, and a #fragment names a heading of the target (GitHub's anchors);
 #   - no link leaves the repository: no http(s)://, ftp://, file:, mailto: or absolute path, no
@@ -24,7 +25,7 @@ def fail(msg):
 def md_files():
     for d, dirs, files in os.walk(root):
         rel = os.path.relpath(d, root)
-        dirs[:] = [x for x in dirs if not (x.startswith(".") or (rel == "." and x.startswith("build")))]
+        dirs[:] = [x for x in dirs if not (x.startswith(".") or x == "node_modules" or (rel == "." and x.startswith("build")))]
         for f in files:
             if f.endswith(".md"):
                 yield os.path.join(d, f)

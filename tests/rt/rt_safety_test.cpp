@@ -108,7 +108,9 @@ class AudioThread {
 
 // Every control path with the master stage as configured: the safety limiter, or the old
 // crowdstream server's soft clip (--limiter soft_clip) with a master of 0.8.
-void every_control_path(bool soft_clip) {
+// monitor: the web monitor's meters and master tap on (EngineConfig::monitor), with a reader
+// that first lets the tap fill (the drop path) and then drains it (the hand-over path).
+void every_control_path(bool soft_clip, bool monitor = false) {
   test::TempDir dir;
   const std::string small = dir.file("small.wav");  // held in memory
   const std::string big = dir.file("big.wav");      // streamed
@@ -126,7 +128,22 @@ void every_control_path(bool soft_clip) {
   ec.limiter = !soft_clip;
   ec.soft_clip = soft_clip;
   if (soft_clip) ec.master = 0.8f;
+  ec.monitor = monitor;
   engine::Engine engine(ec);
+  std::atomic<bool> reading{monitor};
+  std::uint64_t chunks_read = 0;
+  std::thread reader;
+  if (monitor) {
+    engine.monitor_tap()->set_enabled(true);
+    reader = std::thread([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      engine::MonitorTap::Chunk c;
+      while (reading.load()) {
+        while (engine.monitor_tap()->read(c)) ++chunks_read;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    });
+  }
   io::LoaderConfig lc;
   lc.ring_frames = 12000;
   lc.chunk_frames = 4096;
@@ -222,6 +239,15 @@ void every_control_path(bool soft_clip) {
   ctl.stop_all(control::kNow, 0.001, err);
   pause(100);
   audio.stop();
+  if (monitor) {
+    reading = false;
+    reader.join();
+    EXPECT_GT(chunks_read, 100u) << "the tap handed nothing over";
+    EXPECT_GT(engine.monitor_tap()->dropped(), 0u) << "the tap never ran full: the drop path was not exercised";
+    EXPECT_GT(
+        engine.metrics().meters[engine::kNumDecks].rms.load() + engine.metrics().meters[engine::kNumDecks].take_peak(),
+        0.0f);
+  }
   loader.stop();
   ctl.service();
 
@@ -235,6 +261,9 @@ void every_control_path(bool soft_clip) {
 TEST(RealTimeSafety, EveryControlPathLeavesTheAudioThreadClean) { every_control_path(false); }
 
 TEST(RealTimeSafety, SoftClipMasterStageLeavesTheAudioThreadClean) { every_control_path(true); }
+
+// The web monitor (issue 16): meters and the master's tap, full and drained, on the audio thread.
+TEST(RealTimeSafety, MonitorTapAndMetersLeaveTheAudioThreadClean) { every_control_path(false, true); }
 
 }  // namespace
 }  // namespace stemd

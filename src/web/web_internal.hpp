@@ -1,0 +1,95 @@
+// The web monitor's insides (web_server.cpp, web_session.cpp, web_json.cpp) [network] unless
+// a comment says otherwise. Everything a session needs lives in Shared, held by shared_ptr, so
+// a handler still queued when the server stops, or work the control thread runs late, never
+// reaches freed memory.
+#pragma once
+
+#include "web_server.hpp"
+
+#include "control/net.hpp"
+#include "control/osc.hpp"
+#include "stemd/monitor_tap.hpp"
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace stemd::web {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+using Bytes = std::shared_ptr<const std::string>;
+
+// An open connection (stop() closes them all).
+class Session {
+ public:
+  virtual ~Session() = default;
+  virtual void close() = 0;
+};
+
+// A WebSocket client that receives what the server broadcasts (audio or events).
+class Listener : public Session {
+ public:
+  virtual void push(Bytes msg) = 0;  // queued; the oldest dropped past the queue's bound
+};
+
+struct StaticFile {
+  std::string body;
+  std::string type;
+};
+
+struct Shared : std::enable_shared_from_this<Shared> {
+  WebConfig cfg;
+  control::Controller& ctl;
+  control::Router& router;
+  WebServer::Post post;
+  net::io_context ioc{1};
+  tcp::acceptor acceptor{ioc};
+  net::steady_timer pump{ioc};
+  net::steady_timer renew{ioc};
+  control::AllowList allow;
+  WebStats stats;
+  std::map<std::string, StaticFile> files;  // target → file
+  engine::MonitorTap* tap = nullptr;
+  std::vector<std::weak_ptr<Listener>> audio, events;
+  std::vector<std::weak_ptr<Session>> sessions;  // every open connection (stop() closes them)
+  std::string audio_header;                      // the first text message of /ws/audio
+  // POST /api/osc waiting for the control thread: local peer number → completion.
+  std::map<std::uint64_t, std::function<void(std::string)>> pending;
+  std::atomic<std::uint64_t> next_local{2};  // 1 is the event subscription
+  static constexpr std::uint64_t kEventsPeer = 1;
+  bool stopping = false;
+
+  Shared(const WebConfig& c, control::Controller& ct, control::Router& r, WebServer::Post p)
+      : cfg(c), ctl(ct), router(r), post(std::move(p)) {}
+  void deliver(const control::Outgoing& o);  // [control] see WebServer::deliver
+  void broadcast_audio(Bytes msg);
+  void broadcast_event(const std::string& json);
+  std::size_t live(std::vector<std::weak_ptr<Listener>>& v);  // prunes closed ones
+  std::size_t listener_queue_chunks() const;
+};
+
+// One accepted connection: HTTP/1.1 requests, or the upgrade to a WebSocket.
+void start_session(const std::shared_ptr<Shared>& sh, tcp::socket socket, const control::Endpoint& peer);
+
+// web_json.cpp
+// {"address":"/x","args":[1,2.5,"s",true,null]} → an OSC message. False with the reason.
+bool message_from_json(const std::string& body, control::OscMessage& m, std::string& error);
+// A reply packet → {"reply":"/done","address":…,"args":[…]} (or a notification → {"event":…}).
+std::string reply_json(const std::vector<std::uint8_t>& packet, bool event);
+// [control] The whole status: /stemd/status's fields, voices, decks and master with meters.
+std::string status_json(Shared& sh);
+std::string error_json(const std::string& reason);
+
+}  // namespace stemd::web

@@ -1,0 +1,182 @@
+// The web API's JSON (nlohmann::json): requests to OSC messages, replies and status to JSON.
+#include "web_internal.hpp"
+
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+namespace stemd::web {
+
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+constexpr std::size_t kMaxArgs = 64;
+
+Json arg_json(const control::OscArg& a) {
+  switch (a.type) {
+    case 'i':
+    case 'h':
+    case 'c':
+    case 'm':
+    case 't':
+      return Json(a.i);
+    case 'f':
+    case 'd':
+      return std::isfinite(a.f) ? Json(a.f) : Json(nullptr);
+    case 'T':
+      return Json(true);
+    case 'F':
+      return Json(false);
+    case 's':
+    case 'S':
+    case 'b':
+      return Json(a.s);
+    default:
+      return Json(nullptr);
+  }
+}
+
+std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+bool arg_from_json(const nlohmann::json& v, std::size_t i, control::OscArg& out, std::string& error) {
+  using control::OscArg;
+  if (v.is_boolean()) {
+    out = OscArg::Bool(v.get<bool>());
+  } else if (v.is_number_integer()) {
+    const auto n = v.is_number_unsigned() && v.get<std::uint64_t>() > INT64_MAX ? INT64_MAX : v.get<std::int64_t>();
+    out = (n >= INT32_MIN && n <= INT32_MAX) ? OscArg::Int(n) : OscArg::Int64(n);
+  } else if (v.is_number_float()) {
+    out = OscArg::Float(v.get<double>());
+  } else if (v.is_string()) {
+    out = OscArg::Str(v.get<std::string>());
+  } else if (v.is_null()) {
+    out = OscArg{};  // N
+  } else {
+    error = "args[" + std::to_string(i) + "] must be a number, string, boolean or null";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool message_from_json(const std::string& body, control::OscMessage& m, std::string& error) {
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(body);
+  } catch (const nlohmann::json::exception& e) {
+    error = std::string("not JSON: ") + e.what();
+    return false;
+  }
+  if (!doc.is_object()) {
+    error = "the body must be a JSON object {\"address\": \"/stemd/…\", \"args\": […]}";
+    return false;
+  }
+  auto a = doc.find("address");
+  if (a == doc.end() || !a->is_string() || a->get<std::string>().empty() || a->get<std::string>()[0] != '/') {
+    error = "\"address\" must be a string starting with '/'";
+    return false;
+  }
+  m = control::osc_message(a->get<std::string>());
+  auto args = doc.find("args");
+  if (args == doc.end() || args->is_null()) return true;
+  if (!args->is_array()) {
+    error = "\"args\" must be an array";
+    return false;
+  }
+  if (args->size() > kMaxArgs) {
+    error = "at most " + std::to_string(kMaxArgs) + " args";
+    return false;
+  }
+  for (std::size_t i = 0; i < args->size(); ++i) {
+    control::OscArg arg;
+    if (!arg_from_json((*args)[i], i, arg, error)) return false;
+    m.args.push_back(std::move(arg));
+  }
+  return true;
+}
+
+std::string reply_json(const std::vector<std::uint8_t>& packet, bool event) {
+  control::OscMessage m;
+  std::string error;
+  if (!control::osc_parse(packet.data(), packet.size(), m, error)) return error_json("unreadable reply: " + error);
+  Json j = Json::object();
+  Json args = Json::array();
+  if (event) {
+    j["event"] = m.address;
+    for (const auto& a : m.args) args.push_back(arg_json(a));
+  } else {
+    j["reply"] = m.address;  // /done or /fail
+    j["address"] = !m.args.empty() ? arg_json(m.args[0]) : Json(nullptr);
+    for (std::size_t i = 1; i < m.args.size(); ++i) args.push_back(arg_json(m.args[i]));
+    if (m.address == "/fail" && !m.args.empty()) j["reason"] = arg_json(m.args.back());
+  }
+  j["args"] = std::move(args);
+  return dump(j);
+}
+
+std::string error_json(const std::string& reason) { return dump(Json{{"error", reason}}); }
+
+namespace {
+
+const char* voice_state(std::uint8_t s, bool paused) {
+  static const char* names[] = {"starting", "playing", "starved", "stopping", "paused"};
+  return paused ? "paused" : names[s < 5 ? s : 0];
+}
+
+Json meter_json(engine::BusMeter& b) {
+  auto db = [](float x) { return x > 1e-6f ? 20.0 * std::log10(static_cast<double>(x)) : -120.0; };
+  const float peak = b.take_peak();
+  const float rms = b.rms.load(std::memory_order_relaxed);
+  return Json{{"peak", peak}, {"rms", rms}, {"peak_db", db(peak)}, {"rms_db", db(rms)}};
+}
+
+}  // namespace
+
+std::string status_json(Shared& sh) {
+  control::Peer self;
+  self.local = Shared::kEventsPeer;
+  const control::OscMessage r = sh.router.handle(control::osc_message("/stemd/status"), self);
+  Json status = Json::object();
+  for (std::size_t i = 1; i + 1 < r.args.size(); i += 2) status[r.args[i].s] = arg_json(r.args[i + 1]);
+  Json voices = Json::array();
+  for (const auto& v : sh.ctl.voices()) {
+    const auto& t = sh.ctl.engine().telemetry(v.handle.id);
+    const double rate = v.sample_rate > 0 ? v.sample_rate : sh.cfg.sample_rate;  // the file's own seconds
+    voices.push_back(Json{{"id", v.slot},
+                          {"name", v.name},
+                          {"position_s", static_cast<double>(v.position) / rate},
+                          {"duration_s", static_cast<double>(v.total_frames) / rate},
+                          {"ring_fill", v.ring_fill_permille / 1000.0},
+                          {"streamed", v.streamed},
+                          {"underruns", v.underruns},
+                          {"deck", std::string(1, static_cast<char>('A' + std::min(v.deck, 4)))},
+                          {"volume", v.volume},
+                          {"loop", v.loop},
+                          {"state", voice_state(t.state.load(std::memory_order_relaxed), v.paused)}});
+  }
+  engine::Metrics& m = sh.ctl.engine().metrics();
+  Json decks = Json::array();
+  for (int d = 0; d < engine::kNumDecks; ++d) {
+    Json deck{{"name", std::string(1, static_cast<char>('A' + d))},
+              {"level", sh.ctl.deck_level(d)},
+              {"eq", Json::array({sh.ctl.deck_eq(d, 0), sh.ctl.deck_eq(d, 1), sh.ctl.deck_eq(d, 2)})}};
+    deck["meter"] = meter_json(m.meters[d]);
+    decks.push_back(std::move(deck));
+  }
+  Json master{{"level", sh.ctl.master_level()}, {"meter", meter_json(m.meters[engine::kNumDecks])}};
+  const WebStats& s = sh.stats;
+  Json monitor{{"listeners", s.listeners.load()},         {"audio_messages", s.audio_messages.load()},
+               {"audio_dropped", s.audio_dropped.load()}, {"tap_dropped", sh.tap ? sh.tap->dropped() : 0},
+               {"connections", s.connections.load()},     {"refused", s.refused.load()},
+               {"bad_requests", s.bad_requests.load()}};
+  Json j{{"status", std::move(status)},
+         {"voices", std::move(voices)},
+         {"decks", std::move(decks)},
+         {"master", std::move(master)},
+         {"monitor", std::move(monitor)}};
+  return dump(j);
+}
+
+}  // namespace stemd::web

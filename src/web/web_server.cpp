@@ -1,0 +1,289 @@
+// The web monitor's server [network]: the listening socket, the allow-list and connection
+// budget, the page's files, the pump that moves the master from the engine's MonitorTap to the
+// audio listeners, and the event subscription renewed on the control thread.
+#include "web_internal.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <fcntl.h>
+
+#include <bit>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace stemd::web {
+
+static_assert(std::endian::native == std::endian::little, "the audio stream is little-endian as it is in memory");
+
+namespace {
+
+constexpr auto kPumpPeriod = std::chrono::milliseconds(10);
+constexpr auto kIdlePumpPeriod = std::chrono::milliseconds(100);  // no listener: only drains
+constexpr std::size_t kMaxChunksPerMessage = 16;
+constexpr std::uintmax_t kMaxPageBytes = 4 << 20;
+
+const char* mime(const std::string& ext) {
+  if (ext == ".html") return "text/html; charset=utf-8";
+  if (ext == ".js") return "text/javascript; charset=utf-8";
+  if (ext == ".css") return "text/css; charset=utf-8";
+  if (ext == ".png") return "image/png";
+  if (ext == ".svg") return "image/svg+xml";
+  return nullptr;
+}
+
+// The page: every file of `root` (not below it) of a known type, read once.
+bool load_files(const std::string& root, std::map<std::string, StaticFile>& files, std::string& error) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_regular_file(fs::path(root) / "index.html", ec)) {
+    error = "--web-root " + root + ": no index.html there";
+    return false;
+  }
+  std::uintmax_t total = 0;
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    const char* type = mime(e.path().extension().string());
+    if (!type || !e.is_regular_file(ec)) continue;
+    total += e.file_size(ec);
+    if (total > kMaxPageBytes) {
+      error = "--web-root " + root + ": over 4 MiB of files";
+      return false;
+    }
+    std::ifstream in(e.path(), std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    files["/" + e.path().filename().string()] = StaticFile{text.str(), type};
+  }
+  return true;
+}
+
+control::Endpoint to_endpoint(const tcp::endpoint& e) {
+  control::Endpoint out;
+  std::memcpy(&out.addr, e.data(), e.size());
+  out.len = static_cast<socklen_t>(e.size());
+  return out;
+}
+
+void accept_next(const std::shared_ptr<Shared>& sh) {
+  sh->acceptor.async_accept([sh](beast::error_code ec, tcp::socket s) {
+    if (ec) {
+      if (sh->stopping) return;
+      return accept_next(sh);
+    }
+    beast::error_code e2;
+    const control::Endpoint peer = to_endpoint(s.remote_endpoint(e2));
+    if (e2 || !sh->allow.allows(peer) || sh->stats.connections.load() >= sh->cfg.max_clients) {
+      sh->stats.refused.fetch_add(1);
+      s.close(e2);
+    } else {
+      sh->stats.accepted.fetch_add(1);
+      std::erase_if(sh->sessions, [](const std::weak_ptr<Session>& w) { return w.expired(); });
+      start_session(sh, std::move(s), peer);
+    }
+    accept_next(sh);
+  });
+}
+
+// Every 10 ms: the chunks the audio thread handed over, consecutive ones in one message
+// (every 100 ms while no one listens: the tap is off then, nothing arrives).
+void pump(const std::shared_ptr<Shared>& sh) {
+  sh->pump.expires_after(sh->live(sh->audio) > 0 ? kPumpPeriod : kIdlePumpPeriod);
+  sh->pump.async_wait([sh](beast::error_code ec) {
+    if (ec || sh->stopping) return;
+    engine::MonitorTap::Chunk c;
+    const bool anyone = sh->live(sh->audio) > 0;
+    if (!anyone) sh->tap->set_enabled(false);
+    std::string msg;
+    std::int64_t next = -1;
+    std::size_t chunks = 0;
+    auto flush = [&] {
+      if (!msg.empty()) sh->broadcast_audio(std::make_shared<const std::string>(std::move(msg)));
+      msg.clear();
+      chunks = 0;
+    };
+    while (sh->tap->read(c)) {
+      if (!anyone) continue;
+      if (c.frame != next || chunks == kMaxChunksPerMessage) flush();
+      if (msg.empty()) msg.append(reinterpret_cast<const char*>(&c.frame), 8);
+      msg.append(reinterpret_cast<const char*>(c.samples), sizeof c.samples);
+      next = c.frame + engine::MonitorTap::kChunkFrames;
+      ++chunks;
+    }
+    flush();
+    pump(sh);
+  });
+}
+
+// The event subscription (/stemd/notify 1 from the in-process peer 1), renewed at a third of
+// its lifetime on the control thread.
+void renew(const std::shared_ptr<Shared>& sh) {
+  sh->post([sh] {
+    control::Peer p;
+    std::string e;
+    p.endpoint = *control::parse_endpoint("127.0.0.1", 0, e);
+    p.local = Shared::kEventsPeer;
+    const control::OscMessage r =
+        sh->router.handle(control::osc_message("/stemd/notify", {control::OscArg::Int(1)}), p);
+    if (r.address != "/done") spdlog::warn("web monitor: no event subscription: {}", r.to_string());
+  });
+  sh->renew.expires_after(std::chrono::milliseconds(static_cast<long>(sh->cfg.subscription_ttl_s * 1000 / 3)));
+  sh->renew.async_wait([sh](beast::error_code ec) {
+    if (!ec && !sh->stopping) renew(sh);
+  });
+}
+
+}  // namespace
+
+std::size_t Shared::live(std::vector<std::weak_ptr<Listener>>& v) {
+  std::erase_if(v, [](const std::weak_ptr<Listener>& w) { return w.expired(); });
+  return v.size();
+}
+
+std::size_t Shared::listener_queue_chunks() const {
+  return std::max<std::size_t>(4, cfg.listener_queue_ms / static_cast<std::size_t>(kPumpPeriod.count()));
+}
+
+void Shared::broadcast_audio(Bytes msg) {
+  for (auto& w : audio) {
+    if (auto l = w.lock()) l->push(msg);
+  }
+}
+
+void Shared::broadcast_event(const std::string& json) {
+  if (live(events) == 0) return;
+  auto msg = std::make_shared<const std::string>(json);
+  for (auto& w : events) {
+    if (auto l = w.lock()) l->push(msg);
+  }
+}
+
+void Shared::deliver(const control::Outgoing& o) {
+  const bool event = o.to.local == kEventsPeer;
+  std::string json = reply_json(o.data, event);
+  net::post(ioc, [self = shared_from_this(), id = o.to.local, event, json = std::move(json)]() mutable {
+    if (event) return self->broadcast_event(json);
+    auto it = self->pending.find(id);
+    if (it == self->pending.end()) return;
+    auto done = std::move(it->second);
+    self->pending.erase(it);
+    self->broadcast_event(R"({"event":"api",)" + json.substr(1));  // what a page did, for every page's log
+    done(std::move(json));
+  });
+}
+
+WebServer::WebServer(const WebConfig& cfg, control::Controller& ctl, control::Router& router, Post post)
+    : sh_(std::make_shared<Shared>(cfg, ctl, router, std::move(post))) {
+  sh_->tap = ctl.engine().monitor_tap();
+  sh_->audio_header = R"({"sample_rate":)" + std::to_string(cfg.sample_rate) +
+                      R"(,"channels":2,"format":"s16le","chunk_frames":)" +
+                      std::to_string(engine::MonitorTap::kChunkFrames) + "}";
+}
+
+WebServer::~WebServer() { stop(); }
+
+bool WebServer::open(std::string& error) {
+  if (!sh_->tap) {
+    error = "web monitor: the engine was built without its monitor tap";
+    return false;
+  }
+  if (!load_files(sh_->cfg.root, sh_->files, error)) return false;
+  auto at = control::parse_endpoint(sh_->cfg.bind, sh_->cfg.port, error);
+  if (!at) {
+    error = "--http-bind " + sh_->cfg.bind + ": " + error;
+    return false;
+  }
+  bind_loopback_ = at->is_loopback();
+  if (!parse_allow(sh_->cfg.allow, sh_->allow, error)) return false;
+  allow_text_ = sh_->cfg.allow;
+  tcp::endpoint ep(net::ip::make_address(at->host()), sh_->cfg.port);
+  beast::error_code ec;
+  auto& a = sh_->acceptor;
+  a.open(ep.protocol(), ec);
+  if (!ec) a.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) a.bind(ep, ec);
+  if (!ec) a.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    error = "web monitor: cannot listen on " + at->to_string() + ": " + ec.message();
+    return false;
+  }
+  ::fcntl(a.native_handle(), F_SETFD, FD_CLOEXEC);  // not inherited by a hand-over image
+  return true;
+}
+
+bool WebServer::parse_allow(const std::string& cidrs, control::AllowList& out, std::string& error) const {
+  if (cidrs.empty()) {
+    if (!bind_loopback_) {
+      error = "--http-bind " + sh_->cfg.bind + " is not loopback: give --allow (who may connect)";
+      return false;
+    }
+    out = control::AllowList::loopback();
+    return true;
+  }
+  control::AllowList next;
+  if (!next.parse(cidrs, error)) {
+    error = "--allow: " + error;
+    return false;
+  }
+  out = std::move(next);
+  return true;
+}
+
+bool WebServer::set_allow(const std::string& cidrs, std::string& error) {
+  control::AllowList next;
+  if (!parse_allow(cidrs, next, error)) return false;
+  allow_text_ = cidrs;
+  if (!thread_.joinable()) {
+    sh_->allow = std::move(next);
+    return true;
+  }
+  net::post(sh_->ioc, [sh = sh_, next = std::move(next)]() mutable { sh->allow = std::move(next); });
+  return true;
+}
+
+std::uint16_t WebServer::local_port() const {
+  beast::error_code ec;
+  return sh_->acceptor.local_endpoint(ec).port();
+}
+
+std::string WebServer::describe() const {
+  beast::error_code ec;
+  const auto ep = sh_->acceptor.local_endpoint(ec);
+  std::string host = ep.address().to_string();
+  if (ep.address().is_v6()) host = "[" + host + "]";
+  return "web monitor on http://" + host + ":" + std::to_string(ep.port()) + "/ (allow " + sh_->allow.to_string() + ")";
+}
+
+void WebServer::start() {
+  if (thread_.joinable()) return;
+  accept_next(sh_);
+  pump(sh_);
+  renew(sh_);
+  thread_ = std::thread([sh = sh_] { sh->ioc.run(); });
+}
+
+void WebServer::stop() {
+  if (!thread_.joinable()) return;
+  net::post(sh_->ioc, [sh = sh_] {
+    sh->stopping = true;
+    beast::error_code ec;
+    sh->acceptor.close(ec);
+    sh->pump.cancel();
+    sh->renew.cancel();
+    sh->pending.clear();
+    for (auto& w : sh->sessions) {
+      if (auto s = w.lock()) s->close();
+    }
+    if (sh->tap) sh->tap->set_enabled(false);
+  });
+  thread_.join();  // run() returns once every connection's handlers have finished
+}
+
+void WebServer::deliver(const control::Outgoing& o) { sh_->deliver(o); }
+
+std::function<void(const control::Outgoing&)> WebServer::sink() const {
+  return [sh = sh_](const control::Outgoing& o) { sh->deliver(o); };
+}
+
+const WebStats& WebServer::stats() const { return sh_->stats; }
+
+}  // namespace stemd::web

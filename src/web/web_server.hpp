@@ -1,0 +1,94 @@
+// The web monitor (issue 16): the page, a JSON API and the live mix over WebSockets, served
+// with Boost.Beast on a network thread of its own. Off unless --http-port is given.
+//
+//   GET  /, /app.js, /worklet.js, /style.css   the page (files of --web-root, read at start)
+//   GET  /api/status                           status as JSON: /stemd/status's fields, voices,
+//                                              decks, meters, the monitor's own counters
+//   POST /api/osc  {"address":…,"args":[…]}    one OSC message through the Router, answered
+//                                              {"reply":"/done"|"/fail","address":…,"args":[…]}
+//   GET  /ws/audio                             WebSocket: a text header, then binary chunks
+//                                              (8-byte LE stream frame + int16 LE stereo)
+//   GET  /ws/events                            WebSocket: notifications as JSON text
+//
+// Threads: [network] the server's own thread runs every socket; what the Router and the
+// Controller own is reached only by posting work to the control thread (`post`), whose
+// replies come back through deliver(). [audio] only writes the engine's MonitorTap.
+// Budgets: connections (--http-max-clients), audio listeners (--http-max-listeners), request
+// head 8 KiB and body 16 KiB, a per-listener queue of chunks (oldest dropped and counted).
+#pragma once
+
+#include "control/controller.hpp"
+#include "control/net.hpp"
+#include "control/router.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+namespace stemd::web {
+
+struct WebConfig {
+  std::string bind = "127.0.0.1";
+  std::uint16_t port = 0;  // 0: any free port (local_port() tells which)
+  std::string allow;       // CIDRs allowed beyond loopback (--allow, as for OSC)
+  std::string root;        // the page's files
+  std::size_t max_clients = 32;
+  std::size_t max_listeners = 4;
+  std::size_t listener_queue_ms = 500;  // per audio listener, then the oldest is dropped
+  std::size_t max_body = 16 * 1024;
+  double request_timeout_s = 10.0;
+  int sample_rate = 48000;  // the output's (stream frames are in its frames)
+  double subscription_ttl_s = 60.0;
+};
+
+struct WebStats {
+  std::atomic<std::uint64_t> connections{0};  // open now (HTTP and WebSocket)
+  std::atomic<std::uint64_t> accepted{0};
+  std::atomic<std::uint64_t> refused{0};  // outside the allow-list or over max_clients
+  std::atomic<std::uint64_t> requests{0};
+  std::atomic<std::uint64_t> bad_requests{0};
+  std::atomic<std::uint64_t> listeners{0};          // /ws/audio open now
+  std::atomic<std::uint64_t> listeners_refused{0};  // over max_listeners
+  std::atomic<std::uint64_t> audio_messages{0};     // binary messages sent
+  std::atomic<std::uint64_t> audio_dropped{0};      // chunks dropped from listeners' queues
+  std::atomic<std::uint64_t> event_clients{0};
+};
+
+struct Shared;
+
+class WebServer {
+ public:
+  using Post = std::function<void(std::function<void()>)>;
+  // `post` runs work on the control thread (app::Instance::post).
+  WebServer(const WebConfig& cfg, control::Controller& ctl, control::Router& router, Post post);
+  ~WebServer();
+  WebServer(const WebServer&) = delete;
+  WebServer& operator=(const WebServer&) = delete;
+
+  bool open(std::string& error);  // [main] reads the page, binds; false with the reason
+  void start();                   // [main] the network thread starts
+  void stop();                    // [main] closes every connection, joins it
+  std::uint16_t local_port() const;
+  // [main] A new allow-list (SIGHUP), for connections accepted from now on. False with the
+  // reason when it does not parse, or is empty while bound beyond loopback; the old one stays.
+  bool set_allow(const std::string& cidrs, std::string& error);
+  const std::string& allow() const { return allow_text_; }
+  std::string describe() const;
+  // [control] A reply or notification for an in-process peer (control::Peer::local).
+  void deliver(const control::Outgoing& o);
+  // The same as a function for app::Instance::set_local_sink (safe to call after stop()).
+  std::function<void(const control::Outgoing&)> sink() const;
+  const WebStats& stats() const;
+
+ private:
+  std::shared_ptr<Shared> sh_;
+  std::thread thread_;
+  std::string allow_text_;  // [main] as given
+  bool bind_loopback_ = true;
+  bool parse_allow(const std::string& cidrs, control::AllowList& out, std::string& error) const;
+};
+
+}  // namespace stemd::web

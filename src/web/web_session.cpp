@@ -1,0 +1,273 @@
+// One connection of the web monitor [network]: HTTP/1.1 requests (Boost.Beast parses them, with
+// the head and body limits), or, after an upgrade, a WebSocket listener that gets the audio or
+// the events through a bounded queue: a client that stops reading loses the oldest messages
+// (counted), never holds more than the queue, and slows no one else.
+#include "web_internal.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+namespace stemd::web {
+
+namespace {
+
+constexpr std::uint32_t kHeaderLimit = 8 * 1024;
+constexpr int kSendBuffer = 32 * 1024;  // an audio listener's socket (the kernel doubles it)
+
+// A WebSocket that only sends: what the server broadcasts, queued up to `cap` messages.
+class WsListener : public Listener, public std::enable_shared_from_this<WsListener> {
+ public:
+  WsListener(std::shared_ptr<Shared> sh, tcp::socket&& s, bool audio, std::size_t cap)
+      : sh_(std::move(sh)), ws_(std::move(s)), audio_(audio), cap_(cap) {}
+  ~WsListener() override {
+    sh_->stats.connections.fetch_sub(1);
+    (audio_ ? sh_->stats.listeners : sh_->stats.event_clients).fetch_sub(1);
+  }
+
+  void accept(http::request<http::string_body> req, std::string first) {
+    (audio_ ? sh_->stats.listeners : sh_->stats.event_clients).fetch_add(1);
+    ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+    ws_.read_message_max(1024);
+    ws_.auto_fragment(false);  // one frame per message: a chunk's stamp heads its frame
+    if (audio_) {
+      // A fixed kernel buffer (no autotuning to megabytes): a stalled reader holds ≈ 0.3 s in
+      // the kernel, then its queue drops the oldest.
+      beast::error_code ec;
+      beast::get_lowest_layer(ws_).socket().set_option(net::socket_base::send_buffer_size(kSendBuffer), ec);
+    }
+    ws_.async_accept(req, [self = shared_from_this(), first = std::move(first)](beast::error_code ec) {
+      if (ec) return;
+      self->open_ = true;
+      if (!first.empty()) self->send(std::make_shared<const std::string>(first), false);
+      (self->audio_ ? self->sh_->audio : self->sh_->events).push_back(self);
+      self->sh_->sessions.push_back(self);
+      if (self->audio_ && self->sh_->tap) self->sh_->tap->set_enabled(true);
+      self->read();
+    });
+  }
+
+  void push(Bytes msg) override {
+    if (!open_) return;
+    if (queue_.size() >= cap_) {
+      queue_.pop_front();
+      if (audio_) sh_->stats.audio_dropped.fetch_add(1, std::memory_order_relaxed);
+    }
+    queue_.push_back(std::move(msg));
+    if (!writing_) write_next();
+  }
+  void close() override {
+    if (!open_) return;
+    open_ = false;
+    beast::error_code ec;
+    beast::get_lowest_layer(ws_).socket().close(ec);
+  }
+
+ private:
+  void send(Bytes msg, bool binary) {
+    writing_ = true;
+    inflight_ = std::move(msg);
+    ws_.binary(binary);
+    ws_.async_write(net::buffer(*inflight_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      self->writing_ = false;
+      self->inflight_.reset();
+      if (ec) {
+        self->close();
+        return;
+      }
+      if (self->audio_) self->sh_->stats.audio_messages.fetch_add(1, std::memory_order_relaxed);
+      if (!self->queue_.empty()) self->write_next();
+    });
+  }
+  void write_next() {
+    Bytes m = std::move(queue_.front());
+    queue_.pop_front();
+    send(std::move(m), audio_);
+  }
+  // What a client sends is read and ignored (so pings and the close handshake are answered).
+  void read() {
+    ws_.async_read(in_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) {
+        self->close();
+        return;
+      }
+      self->in_.consume(self->in_.size());
+      self->read();
+    });
+  }
+
+  std::shared_ptr<Shared> sh_;
+  websocket::stream<beast::tcp_stream> ws_;
+  bool audio_;
+  std::size_t cap_;
+  bool open_ = false, writing_ = false;
+  std::deque<Bytes> queue_;
+  Bytes inflight_;
+  beast::flat_buffer in_;
+};
+
+class HttpSession : public Session, public std::enable_shared_from_this<HttpSession> {
+ public:
+  HttpSession(std::shared_ptr<Shared> sh, tcp::socket&& s, const control::Endpoint& peer)
+      : sh_(std::move(sh)), stream_(std::move(s)), peer_(peer) {}
+  ~HttpSession() override {
+    if (counted_) sh_->stats.connections.fetch_sub(1);
+  }
+  void close() override { stream_.close(); }
+  void run() {
+    counted_ = true;
+    sh_->sessions.push_back(shared_from_this());
+    read();
+  }
+
+ private:
+  using Response = http::response<http::string_body>;
+
+  void read() {
+    parser_.emplace();
+    parser_->header_limit(kHeaderLimit);
+    parser_->body_limit(sh_->cfg.max_body);
+    stream_.expires_after(std::chrono::milliseconds(static_cast<long>(sh_->cfg.request_timeout_s * 1000)));
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+  }
+
+  void on_read(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == net::error::operation_aborted) {
+      return shut();
+    }
+    if (ec) {  // malformed, or over a limit: a clear answer, then the connection closes
+      sh_->stats.bad_requests.fetch_add(1);
+      const bool big = ec == http::error::body_limit || ec == http::error::header_limit;
+      keep_alive_ = false;
+      return reply(big ? http::status::payload_too_large : http::status::bad_request,
+                   error_json(big ? "request too large (" + ec.message() + ")" : "bad request: " + ec.message()));
+    }
+    sh_->stats.requests.fetch_add(1);
+    auto& req = parser_->get();
+    keep_alive_ = req.keep_alive();
+    stream_.expires_never();
+    if (websocket::is_upgrade(req)) return upgrade();
+    route(req);
+  }
+
+  void upgrade() {
+    const std::string target(parser_->get().target());
+    const bool audio = target == "/ws/audio";
+    if (!audio && target != "/ws/events")
+      return reply(http::status::not_found, error_json("no WebSocket at " + target));
+    if (audio && sh_->stats.listeners.load() >= sh_->cfg.max_listeners) {
+      sh_->stats.listeners_refused.fetch_add(1);
+      keep_alive_ = false;
+      return reply(http::status::service_unavailable, error_json("too many audio listeners (--http-max-listeners " +
+                                                                 std::to_string(sh_->cfg.max_listeners) + ")"));
+    }
+    counted_ = false;  // the connection's count moves to the WebSocket
+    const std::size_t cap = audio ? sh_->listener_queue_chunks() : 256;
+    auto ws = std::make_shared<WsListener>(sh_, stream_.release_socket(), audio, cap);
+    ws->accept(parser_->release(), audio ? sh_->audio_header : std::string());
+  }
+
+  void route(const http::request<http::string_body>& req) {
+    const std::string target(req.target().substr(0, req.target().find('?')));
+    if (target == "/api/status") {
+      if (req.method() != http::verb::get) return method_not_allowed("GET");
+      return from_control([sh = sh_] { return status_json(*sh); });
+    }
+    if (target == "/api/osc") {
+      if (req.method() != http::verb::post) return method_not_allowed("POST");
+      return post_osc(req.body());
+    }
+    auto f = sh_->files.find(target == "/" ? "/index.html" : target);
+    if (f == sh_->files.end()) return reply(http::status::not_found, error_json("not found: " + target));
+    if (req.method() != http::verb::get) return method_not_allowed("GET");
+    reply(http::status::ok, f->second.body, f->second.type);
+  }
+
+  void method_not_allowed(const char* allowed) {
+    sh_->stats.bad_requests.fetch_add(1);
+    auto res = make(http::status::method_not_allowed, error_json(std::string("method not allowed: use ") + allowed));
+    res->set(http::field::allow, allowed);
+    write(res);
+  }
+
+  // Work for the control thread; its answer (JSON) comes back to this session.
+  void from_control(std::function<std::string()> work) {
+    sh_->post([self = shared_from_this(), work = std::move(work)] {
+      std::string body = work();
+      net::post(self->sh_->ioc, [self, body = std::move(body)] { self->reply(http::status::ok, body); });
+    });
+  }
+
+  void post_osc(const std::string& body) {
+    control::OscMessage m;
+    std::string error;
+    if (!message_from_json(body, m, error)) {
+      sh_->stats.bad_requests.fetch_add(1);
+      return reply(http::status::bad_request, error_json(error));
+    }
+    // A subscription would go to a request that is answered and gone, and hold one of the
+    // --max-subscribers slots OSC clients need: the page's events come from /ws/events.
+    if (m.address == "/stemd/notify" || m.address == "/stemd/cookie") {
+      sh_->stats.bad_requests.fetch_add(1);
+      return reply(http::status::bad_request, error_json(m.address + " is for OSC clients: events are on /ws/events"));
+    }
+    const std::uint64_t id = sh_->next_local.fetch_add(1);
+    sh_->pending[id] = [self = shared_from_this()](std::string json) {
+      const bool done = json.rfind("{\"reply\":\"/done\"", 0) == 0;
+      self->reply(done ? http::status::ok : http::status::unprocessable_entity, std::move(json));
+    };
+    auto packet = std::make_shared<std::vector<std::uint8_t>>(control::osc_serialise(m));
+    sh_->post([sh = sh_, id, packet, from = peer_] {
+      control::Peer p;
+      p.endpoint = from;
+      p.local = id;
+      std::vector<control::Outgoing> out;
+      sh->router.handle_packet(packet->data(), packet->size(), p, out);
+      for (const auto& o : out) sh->deliver(o);
+    });
+  }
+
+  std::shared_ptr<Response> make(http::status st, std::string body, const std::string& type = "application/json") {
+    auto res = std::make_shared<Response>(st, 11);
+    res->set(http::field::server, "stemd");
+    res->set(http::field::content_type, type);
+    res->set(http::field::cache_control, "no-store");
+    res->keep_alive(keep_alive_);
+    res->body() = std::move(body);
+    res->prepare_payload();
+    return res;
+  }
+  void reply(http::status st, std::string body, const std::string& type = "application/json") {
+    write(make(st, std::move(body), type));
+  }
+  void write(std::shared_ptr<Response> res) {
+    stream_.expires_after(std::chrono::milliseconds(static_cast<long>(sh_->cfg.request_timeout_s * 1000)));
+    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
+      if (ec || !res->keep_alive()) return self->shut();
+      self->read();
+    });
+  }
+  void shut() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.close();
+  }
+
+  std::shared_ptr<Shared> sh_;
+  beast::tcp_stream stream_;
+  control::Endpoint peer_;
+  beast::flat_buffer buffer_{kHeaderLimit};
+  std::optional<http::request_parser<http::string_body>> parser_;
+  bool keep_alive_ = true;
+  bool counted_ = false;
+};
+
+}  // namespace
+
+void start_session(const std::shared_ptr<Shared>& sh, tcp::socket socket, const control::Endpoint& peer) {
+  sh->stats.connections.fetch_add(1);
+  std::make_shared<HttpSession>(sh, std::move(socket), peer)->run();
+}
+
+}  // namespace stemd::web

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# monitor_browser.sh STEMD STEMCTL SRC_DIR [SCREENSHOT]: the web monitor in headless Chromium
+# (issue 16). A private JACK dummy server (scripts/testbed.sh), stemd playing into it with
+# --http-port 0 and the page from SRC_DIR/web, then tests/browser/monitor.test.js drives
+# Debian's chromium through playwright-core (installed by scripts/setup.sh: npm ci here).
+# Exit 0 pass, 1 fail, 77 skip (no chromium, node, playwright-core or JACK).
+set -uo pipefail
+STEMD=$1
+STEMCTL=$2
+SRC=$3
+SHOT=${4:-}
+HERE="$SRC/tests/browser"
+for t in jackd jack_wait sox node; do
+  command -v "$t" >/dev/null 2>&1 || { echo "monitor_browser: SKIP ($t not installed)"; exit 77; }
+done
+[ -x "${CHROMIUM:-/usr/bin/chromium}" ] || { echo "monitor_browser: SKIP (no chromium)"; exit 77; }
+[ -d "$HERE/node_modules/playwright-core" ] || { echo "monitor_browser: SKIP (run scripts/setup.sh: npm ci in tests/browser)"; exit 77; }
+# shellcheck source-path=SCRIPTDIR source=../../scripts/testbed.sh
+source "$SRC/scripts/testbed.sh"
+fail() { echo "monitor_browser: FAIL: $*" >&2; [ -f "$D/stemd.log" ] && tail -20 "$D/stemd.log" >&2; exit 1; }
+testbed_start 1024 48000 || fail "could not start jackd"
+D=$TESTBED_DIR
+sox -n -r 48000 -b 16 -c 2 "$D/tone.wav" synth 4 sine 330 vol 0.5 2>/dev/null || fail "sox"
+"$STEMD" --backend portaudio --device system --buffer-size 1024 --osc-port 0 --http-port 0 \
+  --web-root "$SRC/web" >"$D/stemd.log" 2>&1 &
+pid=$!
+testbed_track_pid "$pid"
+testbed_wait_for 10 grep -qs "web monitor on http://" "$D/stemd.log" || fail "stemd did not start its web monitor"
+url=$(grep -o 'web monitor on http://[^ ]*' "$D/stemd.log" | head -n1 | sed 's/web monitor on //')
+osc=$(grep -o 'OSC on udp 127\.0\.0\.1:[0-9]*' "$D/stemd.log" | head -n1 | sed 's/.*://')
+echo "monitor_browser: stemd $pid, page $url, OSC $osc"
+rc=0
+timeout 90 node "$HERE/monitor.test.js" "$url" "$STEMCTL" "$osc" "$pid" "$D/tone.wav" ${SHOT:+"$SHOT"} || rc=$?
+kill -TERM "$pid" 2>/dev/null
+testbed_wait_pid "$pid" 10 || true
+[ "$rc" -eq 0 ] || fail "monitor.test.js exited $rc"
+echo "monitor_browser: PASS"

@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""web_api.py STEMD STEMCTL SRC_DIR: the web monitor's API and its refusals (issue 16).
+
+One stemd on the null backend with --http-port 0 (any free port), small budgets
+(--http-max-clients 6, --http-max-listeners 1). Checks:
+  GET /api/status (the /stemd/status fields, voices, decks, master meters); the page's files;
+  POST /api/osc through the Router (/done, /fail with the reason, same answers as OSC);
+  a load and a play through the API, seen by stemctl and as a voice in /api/status;
+  /ws/events gets the voice's notification; /ws/audio: header, then binary chunks whose frame
+  stamps are consecutive; a second listener over --http-max-listeners is refused (503);
+  bad requests: not JSON, wrong types, too many args, wrong method, unknown path, a path
+  outside the page, a body and a head over their limits, garbage instead of HTTP — each a
+  clear 4xx with a reason, and none changes the status (voices, sources, levels);
+  connections over --http-max-clients are refused, counted, and the server still answers.
+Exit 0 pass, 1 fail."""
+import base64, json, os, re, socket, struct, subprocess, sys, tempfile, time, urllib.request, urllib.error, wave
+
+STEMD, STEMCTL, SRC = sys.argv[1:4]
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        failures.append(what)
+
+
+def request(method, path, body=None, headers=None):
+    req = urllib.request.Request(URL + path, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, r.read().decode(), r.headers
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(), e.headers
+
+
+def osc(address, args=None, raw=None):
+    body = raw if raw is not None else json.dumps({"address": address, "args": args or []}).encode()
+    code, text, _ = request("POST", "/api/osc", body, {"Content-Type": "application/json"})
+    return code, json.loads(text)
+
+
+def status():
+    return json.loads(request("GET", "/api/status")[1])
+
+
+def raw_http(data, read=True):
+    s = socket.create_connection(("127.0.0.1", PORT), timeout=5)
+    s.sendall(data)
+    out = b""
+    if read:
+        try:
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                out += b
+                if b"\r\n\r\n" in out and (b"content-length: 0" in out.lower() or out.endswith(b"}")):
+                    break
+        except socket.timeout:
+            pass
+    s.close()
+    return out.decode(errors="replace")
+
+
+def ws_open(path):
+    s = socket.create_connection(("127.0.0.1", PORT), timeout=5)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    return s, head.decode()
+
+
+def ws_read(s):
+    def exact(n):
+        b = b""
+        while len(b) < n:
+            c = s.recv(n - len(b))
+            if not c:
+                raise EOFError
+            b += c
+        return b
+    h = exact(2)
+    op, n = h[0] & 0x0F, h[1] & 0x7F
+    if n == 126:
+        n = struct.unpack(">H", exact(2))[0]
+    elif n == 127:
+        n = struct.unpack(">Q", exact(8))[0]
+    return op, exact(n)
+
+
+tmp = tempfile.mkdtemp(prefix="stemd-web-")
+wav = os.path.join(tmp, "tone.wav")
+with wave.open(wav, "wb") as w:
+    w.setnchannels(2)
+    w.setsampwidth(2)
+    w.setframerate(48000)
+    w.writeframes(b"".join(struct.pack("<hh", 8000, -8000) for _ in range(48000 * 2)))
+log = open(os.path.join(tmp, "stemd.log"), "w+")
+env = dict(os.environ, STEMD_NO_CONFIG_SEARCH="1")
+proc = subprocess.Popen([STEMD, "--backend", "null", "--osc-port", "0", "--http-port", "0", "--web-root",
+                         os.path.join(SRC, "web"), "--http-max-clients", "6", "--http-max-listeners", "1"],
+                        stdout=log, stderr=subprocess.STDOUT, env=env)
+try:
+    for _ in range(100):
+        text = open(log.name).read()
+        m = re.search(r"web monitor on http://127\.0\.0\.1:(\d+)/", text)
+        o = re.search(r"OSC on udp 127\.0\.0\.1:(\d+)", text)
+        if m and o:
+            break
+        time.sleep(0.1)
+    else:
+        print(open(log.name).read())
+        sys.exit("FAIL: stemd did not start its web monitor")
+    PORT, OSC_PORT = int(m.group(1)), o.group(1)
+    URL = f"http://127.0.0.1:{PORT}"
+
+    # --- status and page
+    st = status()
+    check(st["status"]["sample_rate"] == 48000 and "callback_p99_us" in st["status"] and "budget_us" in st["status"],
+          "GET /api/status has /stemd/status's fields")
+    check(len(st["decks"]) == 4 and "meter" in st["master"] and "peak_db" in st["decks"][0]["meter"],
+          "status has four decks and the master with meters")
+    code, page, hdr = request("GET", "/")
+    check(code == 200 and "stemd" in page and hdr["Content-Type"].startswith("text/html"), "GET / serves the page")
+    check(request("GET", "/worklet.js")[0] == 200 and request("GET", "/app.js")[0] == 200, "the page's scripts are served")
+
+    # --- the API through the Router
+    code, j = osc("/stemd/ping")
+    check(code == 200 and j["reply"] == "/done" and j["address"] == "/stemd/ping", f"/stemd/ping → /done ({j})")
+    code, j = osc("/stemd/play", [99])
+    check(code == 422 and j["reply"] == "/fail" and "99" in json.dumps(j) and j.get("reason"), f"play of an empty id → /fail with a reason ({j})")
+    code, j = osc("/stemd/load", [3, wav])
+    check(code == 200 and j["reply"] == "/done", f"load through the API ({j})")
+    ev, head = ws_open("/ws/events")
+    check(head.startswith("HTTP/1.1 101"), "/ws/events upgrades")
+    code, j = osc("/stemd/play", [3, 1.0, 1])
+    check(code == 200 and j["reply"] == "/done", f"play through the API ({j})")
+    voices = json.loads(subprocess.check_output([STEMCTL, "--port", OSC_PORT, "voices", "--json"]))
+    check(any(v["id"] == 3 for v in voices), f"stemctl sees the voice started over HTTP ({voices})")
+    got = []
+    ev.settimeout(5)
+    try:
+        while not any(e.get("event") == "/stemd/voice/started" for e in got):
+            op, data = ws_read(ev)
+            got.append(json.loads(data))
+    except (socket.timeout, EOFError):
+        pass
+    check(any(e.get("event") == "api" and e.get("address") == "/stemd/play" for e in got), "/ws/events: the API's answers")
+    check(any(e.get("event") == "/stemd/voice/started" for e in got), f"/ws/events: the voice's start ({got[:4]})")
+    ev.close()
+    time.sleep(0.3)
+    st = status()
+    check(len(st["voices"]) == 1 and st["voices"][0]["id"] == 3 and 0 <= st["voices"][0]["ring_fill"] <= 1
+          and st["voices"][0]["position_s"] > 0, f"status lists the voice with its position and ring fill ({st['voices']})")
+    deck = next(d for d in st["decks"] if d["name"] == st["voices"][0]["deck"])  # id 3: deck D
+    check(deck["meter"]["rms_db"] > -30 and st["master"]["meter"]["peak_db"] > -30,
+          f"the voice's deck and the master meters move ({deck['name']}: {deck['meter']}, master {st['master']['meter']})")
+
+    # --- /ws/audio
+    a, head = ws_open("/ws/audio")
+    check(head.startswith("HTTP/1.1 101"), "/ws/audio upgrades")
+    op, data = ws_read(a)
+    hdr = json.loads(data)
+    check(op == 1 and hdr == {"sample_rate": 48000, "channels": 2, "format": "s16le", "chunk_frames": 256}, f"first message: the header ({hdr})")
+    frames = []
+    for _ in range(10):
+        op, data = ws_read(a)
+        check(op == 2 and (len(data) - 8) % 1024 == 0 and len(data) > 8, "binary: 8-byte stamp + whole chunks") if len(frames) == 0 else None
+        f = struct.unpack("<q", data[:8])[0]
+        frames.append((f, (len(data) - 8) // 4, struct.unpack("<hh", data[8:12])))
+    check(all(frames[i + 1][0] == frames[i][0] + frames[i][1] for i in range(len(frames) - 1)), f"frame stamps are consecutive ({frames[:3]})")
+    check(all(abs(l - 8000) < 2 and abs(r + 8000) < 2 for _, _, (l, r) in frames), "the samples are the mix (±8000 as played)")
+    b, head2 = ws_open("/ws/audio")
+    check(head2.startswith("HTTP/1.1 503"), f"a second listener over --http-max-listeners 1 is refused ({head2.splitlines()[0]})")
+    b.close()
+    a.close()
+
+    # --- bad requests: a clear 4xx with a reason, no state changed
+    before = status()
+    keep = lambda s: (json.dumps(s["voices"], sort_keys=True).replace(str(s["voices"][0]["position_s"]), ""),
+                      s["status"]["sources"], [d["level"] for d in s["decks"]], s["master"]["level"])
+    bad = [
+        (osc(None, raw=b"{not json"), 400, "not JSON"),
+        (osc(None, raw=b"[1,2]"), 400, "JSON object"),
+        (osc(None, raw=json.dumps({"address": 5}).encode()), 400, "address"),
+        (osc(None, raw=json.dumps({"address": "/stemd/master", "args": {"a": 1}}).encode()), 400, "array"),
+        (osc(None, raw=json.dumps({"address": "/stemd/master", "args": [[1]]}).encode()), 400, "args[0]"),
+        (osc(None, raw=json.dumps({"address": "/stemd/master", "args": list(range(65))}).encode()), 400, "at most 64"),
+        (osc("/stemd/master", [7.5]), 422, "0..4"),
+        (osc("/stemd/notify", [1]), 400, "/ws/events"),
+        (osc("/stemd/masterr", [0.5]), 422, "did you mean"),
+        (osc("/stemd/unload", [3, "x", 4]), 422, ""),
+    ]
+    for (code, j), want, words in bad:
+        text = json.dumps(j)
+        check(code == want and words.lower() in text.lower() and ("error" in j or "reason" in j), f"bad request → {want} naming '{words}' ({text[:120]})")
+    code, text, hdr = request("GET", "/api/osc")
+    check(code == 405 and "POST" in hdr.get("Allow", ""), "GET /api/osc → 405, Allow: POST")
+    check(request("POST", "/api/status", b"{}")[0] == 405, "POST /api/status → 405")
+    check(request("GET", "/nope")[0] == 404, "unknown path → 404")
+    check(" 404 " in raw_http(b"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n").split("\r\n")[0] + " ", "a path outside the page → 404")
+    big = b"x" * (17 * 1024)
+    r = raw_http(b"POST /api/osc HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(big) + big)
+    check(r.startswith("HTTP/1.1 413") and "too large" in r, f"a body over 16 KiB → 413 ({r[:40]!r})")
+    r = raw_http(b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: " + b"y" * 9000 + b"\r\n\r\n")
+    check(r.startswith("HTTP/1.1 413"), f"a head over 8 KiB → 413 ({r[:40]!r})")
+    r = raw_http(b"\x16\x03\x01garbage not http\r\n\r\n")
+    check(r.startswith("HTTP/1.1 400") and "bad request" in r, f"garbage → 400 ({r[:40]!r})")
+    after = status()
+    check(keep(before)[1:] == keep(after)[1:] and len(after["voices"]) == 1, "no bad request changed the state")
+    check(after["monitor"]["bad_requests"] >= 10, f"bad requests counted ({after['monitor']['bad_requests']})")
+
+    # --- connection budget
+    held = [socket.create_connection(("127.0.0.1", PORT), timeout=5) for _ in range(6)]
+    time.sleep(0.3)
+    extra = socket.create_connection(("127.0.0.1", PORT), timeout=5)
+    extra.sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n")
+    try:
+        closed = extra.recv(100) == b""
+    except (ConnectionResetError, socket.timeout):
+        closed = True
+    check(closed, "a connection over --http-max-clients 6 is closed at once")
+    for s in held:
+        s.close()
+    time.sleep(0.3)
+    st = status()
+    check(st["monitor"]["refused"] >= 1, f"the refusal is counted ({st['monitor']['refused']})")
+finally:
+    proc.terminate()
+    rc = proc.wait(10)
+    check(rc == 0, f"stemd exits 0 on SIGTERM ({rc})")
+# --- start-up refusals: beyond loopback without --allow, a page directory without index.html;
+# and --no-osc: the API still answers through the Instance's own control thread
+for args, want in ((["--http-bind", "0.0.0.0"], "give --allow"), (["--web-root", tmp], "no index.html")):
+    r = subprocess.run([STEMD, "--backend", "null", "--osc-port", "0", "--http-port", "0", "--duration", "0.2"] + args,
+                       capture_output=True, text=True, env=env, timeout=20)
+    check(r.returncode == 2 and want in r.stdout + r.stderr, f"{' '.join(args)} → exit 2 naming '{want}' ({r.returncode})")
+log2 = open(os.path.join(tmp, "no-osc.log"), "w+")
+p2 = subprocess.Popen([STEMD, "--backend", "null", "--no-osc", "--http-port", "0", "--web-root", os.path.join(SRC, "web")],
+                      stdout=log2, stderr=subprocess.STDOUT, env=env)
+try:
+    for _ in range(100):
+        m = re.search(r"web monitor on http://127\.0\.0\.1:(\d+)/", open(log2.name).read())
+        if m:
+            break
+        time.sleep(0.1)
+    URL = f"http://127.0.0.1:{m.group(1)}" if m else URL
+    code, j = osc("/stemd/load", [1, wav]) if m else (0, {})
+    check(code == 200 and j.get("reply") == "/done", f"--no-osc: a load through the API is answered ({j})")
+    check(m is not None and status()["status"]["sources"] == 1, "--no-osc: the status follows")
+finally:
+    p2.terminate()
+    p2.wait(10)
+if failures:
+    print(open(log.name).read()[-3000:])
+    print(f"web_api: FAIL ({len(failures)}): " + "; ".join(failures))
+    sys.exit(1)
+print("web_api: PASS")
