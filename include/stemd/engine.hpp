@@ -26,6 +26,7 @@ class Stream;
 namespace stemd::engine {
 
 class DeckEq;
+struct Frames;
 class Resampler;
 class Schedule;
 class Stretcher;
@@ -156,8 +157,10 @@ class Engine {
   bool reap(std::uint32_t active_index) noexcept;
   void sum_decks(float* block, std::uint32_t frames, const bool* deck_used) noexcept;
   std::uint32_t mix_segment(Voice& v, float* out, std::uint32_t count) noexcept;
+  template <typename T>
+  void mix_frames(Voice& v, float* out, const T* frames, std::uint32_t n) noexcept;
   void starve(Voice& v) noexcept;
-  std::uint32_t produce(Voice& v, float* dst, std::uint32_t frames, const float** src) noexcept;
+  std::uint32_t produce(Voice& v, float* dst, std::uint32_t frames, Frames* src) noexcept;
   static std::uint32_t pull_thunk(void* ctx, float* scratch, std::uint32_t max_frames, const float** frames) noexcept;
   bool attach_resampler(Voice& v) noexcept;
   bool attach_stretcher(Voice& v) noexcept;
@@ -168,7 +171,7 @@ class Engine {
   void drop_pending_seek(Voice& v) noexcept;
   void fade_through(Voice& v) noexcept;
   static std::uint8_t telemetry_state(const Voice& v) noexcept;
-  std::uint32_t fetch(Voice& v, float* dst, std::uint32_t frames, const float** src) noexcept;
+  std::uint32_t fetch(Voice& v, float* dst, std::uint32_t frames, Frames* src) noexcept;
   void end_voice(Voice& v, EndReason why) noexcept;
   bool retire(Stream* s, VoiceId id, std::uint32_t gen, bool voice_ended) noexcept;
   void push_event(const Event& e) noexcept;

@@ -51,6 +51,7 @@ struct LoaderConfig {
   int sample_rate = 48000;         // rate of the *_frames values (times in logs and stats)
   double shrink_hold_s = 10.0;     // a target shrinks only this long after it last grew,
   double shrink_tau_s = 20.0;      // then toward the estimate with this time constant
+  bool int16_rings = true;         // 16-bit stereo files: int16 rings, read straight into them
 };
 
 struct LoaderStats {

@@ -518,6 +518,15 @@ TEST_P(LoaderFormats, DecodeExactlyInMemoryAndStreamed) {
     EXPECT_EQ(src->streamed(), streamed);
     EXPECT_EQ(src->info.channels, c.channels);
     Rig rig;
+    if (streamed) {  // 16-bit (or narrower) integer stereo streams through an int16 ring
+      const int sub = c.format & SF_FORMAT_SUBMASK;
+      const bool narrow = sub == SF_FORMAT_PCM_16 || sub == SF_FORMAT_PCM_S8 || sub == SF_FORMAT_PCM_U8;
+      std::string err;
+      Stream* s = rig.loader.create_stream(*src, src->view.memory_frames, false, err);
+      ASSERT_NE(s, nullptr) << err;
+      EXPECT_EQ(s->ring().format(), narrow && c.channels == 2 ? SampleFormat::kInt16 : SampleFormat::kFloat);
+      rig.loader.release(s);
+    }
     rig.play(*src, 0, false);
     const auto out = rig.render(total + 5'000);
     ASSERT_GE(out.size(), static_cast<std::size_t>(total) * 2);
