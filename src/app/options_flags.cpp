@@ -178,6 +178,12 @@ void add_play_and_file_options(CLI::App& app, Options& o) {
                  "Adaptive prefetch: the largest ring a voice gets when its file's reads are slow or jittery, "
                  "in ms (default 4000; --ring-min-ms = --ring-ms = --ring-max-ms: fixed rings, kept full)")
       ->check(CLI::Range(20.0, 60000.0));
+  app.add_option("--loader-priority", o.loader_priority,
+                 "Real-time (SCHED_FIFO) priority of the loader thread that fills the rings, kept below the "
+                 "audio thread's so other programs' work cannot starve the streams (0: normal scheduling; needs "
+                 "an rtprio limit, as the audio thread does)")
+      ->check(CLI::Range(0, 49))
+      ->capture_default_str();
   app.add_option("--head-ms", o.head_ms, "Pre-decoded start of a streamed file, in ms (lets play start at once)")
       ->check(CLI::Range(10.0, 10000.0))
       ->capture_default_str();

@@ -182,6 +182,7 @@ void log_event(const engine::Event& e, const control::VoiceInfo& v) {
 InstanceConfig DaemonRun::instance_config() const {
   InstanceConfig ic;
   ic.loader = loader_config(o_.ring_ms, o_.ring_min_ms, o_.ring_max_ms, o_.buffer_size, rate_);
+  ic.loader.rt_priority = o_.loader_priority;
   engine::EngineConfig& ec = ic.engine;
   ec.sample_rate = rate_;
   ec.max_block_frames = std::max<std::uint32_t>(o_.buffer_size, 4096);

@@ -16,7 +16,7 @@ struct Frames {
   const float* f = nullptr;
   const std::int16_t* s = nullptr;
   Frames() = default;
-  Frames(const float* p) noexcept : f(p) {}  // NOLINT: a float pointer is a Frames
+  Frames(const float* p) noexcept : f(p) {}         // NOLINT: a float pointer is a Frames
   Frames(const std::int16_t* p) noexcept : s(p) {}  // NOLINT
 };
 

@@ -8,6 +8,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstring>
+#include <pthread.h>
+#include <sched.h>
 #include <ctime>
 #include <tuple>
 
@@ -435,7 +438,27 @@ void LoaderThread::log_changes(std::uint64_t now_ns) {
   last_log_ns_ = now_ns;
 }
 
+// [loader] The real-time priority asked for, when permitted; logged either way.
+void LoaderThread::set_priority() {
+  if (cfg_.rt_priority <= 0) return;
+  sched_param sp{};
+  sp.sched_priority =
+      std::clamp(cfg_.rt_priority, sched_get_priority_min(SCHED_FIFO), sched_get_priority_max(SCHED_FIFO));
+  const int rc = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
+  if (rc != 0) {
+    spdlog::info(
+        "loader thread: normal scheduling (SCHED_FIFO {} not permitted: {}; under systemd the unit's "
+        "LimitRTPRIO allows it)",
+        sp.sched_priority, std::strerror(rc));
+    return;
+  }
+  spdlog::info("loader thread: SCHED_FIFO priority {} (below the audio thread's)", sp.sched_priority);
+  std::lock_guard lock(mutex_);
+  stats_.rt_priority = sp.sched_priority;
+}
+
 void LoaderThread::run() {
+  set_priority();
   std::vector<std::tuple<std::uint32_t, Reader*, std::uint64_t>> order;
   while (running_.load(std::memory_order_relaxed)) {
     timespec deadline{};

@@ -532,9 +532,9 @@ TEST(EngineStream, Int16RingMixesExactlyAsTheFloatRing) {
     s->finish(EndReason::kEndOfFile);
     Engine e(small_config());
     EXPECT_TRUE(e.send(play_command(0, 1, &view, s, 0)));
-    auto out = render(e, 4'000, 256);                                          // unity
+    auto out = render(e, 4'000, 256);                                       // unity
     EXPECT_TRUE(e.send(simple(CommandType::kSetGain, 0, 1, 0.3f, 3'000)));  // a ramp…
-    auto more = render(e, 6'000, 256);                                         // …then 0.3
+    auto more = render(e, 6'000, 256);                                      // …then 0.3
     out.insert(out.end(), more.begin(), more.end());
     EXPECT_TRUE(e.send(simple(CommandType::kSetPan, 0, 1, -0.6f, 2'000)));
     more = render(e, kTotal - 10'000 + 500, 256);
