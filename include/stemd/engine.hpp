@@ -53,6 +53,7 @@ struct EngineConfig {
   // Voices that can be time-stretched at once (Rubber Band, ≈ 600 ns/frame each: opt-in;
   // each takes ≈ 0.1 s to create and warm up, so none unless asked).
   std::uint32_t max_stretched_voices = 0;
+  bool stretch_faster = false;  // Rubber Band's R2 engine (OptionEngineFaster) instead of R3 (finer)
   // Safety limiter on the master: exactly transparent (gain 1.0) while peaks stay below the
   // threshold; above it the gain drops at once to hold the peak at the threshold and recovers
   // over `limiter_release_ms`, so a sum of full-scale stems never wraps or clips harshly.
@@ -152,6 +153,7 @@ class Engine {
   // scheduled plays are found through sched_play_, never by a search.
   bool cancel_scheduled_plays(VoiceId id, std::uint32_t generation, bool any_voice) noexcept;
   void render_voice(Voice& v, float* out, std::uint32_t frames) noexcept;
+  void prefetch_voice(const Voice& v, std::uint32_t frames) const noexcept;
   bool settle_seek(Voice& v) noexcept;
   bool out_of_data(Voice& v) noexcept;
   bool reap(std::uint32_t active_index) noexcept;

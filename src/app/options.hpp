@@ -93,6 +93,7 @@ struct Options {
                                 // --watch: a status line every second
   std::string stretch_method = "playback_rate";  // --stretch-method (pyrubberband|audiotsm → time_stretch)
   std::string stretch_method_given;              // as given, before that mapping
+  std::string stretch_engine = "finer";          // --stretch-engine: Rubber Band R3 (finer) or R2 (faster)
   // The old server's other flags, same meaning:
   bool disable_filters = false;       // EQ messages answered /done and ignored (production)
   bool enable_filters = false;        // EQ applied (stemd's default anyway)

@@ -365,6 +365,11 @@ void add_deck_options(CLI::App& app, Options& o) {
                  "time_stretch (tempo without pitch, Rubber Band; --max-stretched-voices)")
       ->check(CLI::IsMember({"playback_rate", "time_stretch", "pyrubberband", "audiotsm"}))
       ->capture_default_str();
+  app.add_option("--stretch-engine", o.stretch_engine,
+                 "Rubber Band engine of time-stretched voices: finer (R3: steadiest pitch) or faster (R2: "
+                 "less CPU per voice, small level dips at tempo changes; the pi4 preset's choice)")
+      ->check(CLI::IsMember({"finer", "faster"}))
+      ->capture_default_str();
 }
 
 // The old server's remaining flags (crowdstream mode: see options.hpp).

@@ -78,7 +78,7 @@ void assign_groups(CLI::App& app) {
         "duration"}},
       {"Playback and sound",
        {"play", "loop", "volume", "limiter", "limiter-threshold-db", "master", "resample-quality", "crossfade-law",
-        "tone-level-db", "tone-seconds", "shutdown-fade-ms", "script"}},
+        "tone-level-db", "tone-seconds", "shutdown-fade-ms", "script", "stretch-engine"}},
       {"Files and streaming",
        {"preload-limit-mb", "ring-ms", "ring-min-ms", "ring-max-ms", "head-ms", "loader-priority", "state-file",
         "restore-voices", "state-interval"}},

@@ -194,6 +194,7 @@ InstanceConfig DaemonRun::instance_config() const {
   ec.soft_clip = o_.limiter == "soft_clip";
   ec.master = static_cast<float>(o_.master);
   ec.limiter_threshold = static_cast<float>(std::pow(10.0, o_.limiter_threshold_db / 20.0));
+  ec.stretch_faster = o_.stretch_engine == "faster";
   ec.resample_quality = o_.resample_quality == "best" ? 2 : o_.resample_quality == "medium" ? 1 : 0;
   io::LoadOptions& lo = ic.load;
   lo.output_rate = rate_;

@@ -129,7 +129,7 @@ void BM_MixStream(benchmark::State& state, int voices, int frames, SampleFormat 
   const auto& src = sources();
   EngineConfig cfg;
   cfg.max_block_frames = kMaxBlock;
-  cfg.max_voices = kMaxVoices;
+  cfg.max_voices = std::max<std::uint32_t>(kMaxVoices, static_cast<std::uint32_t>(voices));
   auto eng = std::make_unique<Engine>(cfg);
   // A streamed source with no pre-decoded head: every frame comes through the ring.
   const VoiceSource view{nullptr, 0, std::int64_t{1} << 40, true};
@@ -141,10 +141,11 @@ void BM_MixStream(benchmark::State& state, int voices, int frames, SampleFormat 
 
   // What the loader does: top every ring up to capacity from the voice's noise.
   auto write = [&](SampleRing& ring, int i, std::size_t n) -> std::size_t {
-    if (!i16) return ring.write(src[i].data() + feed_pos[i] * 2, n);
+    const std::size_t k = static_cast<std::size_t>(i) % kMaxVoices;  // content repeats past 128; rings do not
+    if (!i16) return ring.write(src[k].data() + feed_pos[i] * 2, n);
     const auto w = ring.write_spans_i16(n);
-    std::memcpy(w.first, src16[i].data() + feed_pos[i] * 2, w.first_frames * 4);
-    std::memcpy(w.second, src16[i].data() + (feed_pos[i] + w.first_frames) * 2, w.second_frames * 4);
+    std::memcpy(w.first, src16[k].data() + feed_pos[i] * 2, w.first_frames * 4);
+    std::memcpy(w.second, src16[k].data() + (feed_pos[i] + w.first_frames) * 2, w.second_frames * 4);
     ring.commit(w.frames());
     return w.frames();
   };
@@ -259,6 +260,13 @@ void BM_RefMemcpyLarge(benchmark::State& state) {
       benchmark::RegisterBenchmark(("ref/memcpy" + grid).c_str(), BM_RefMemcpy, v, b);
       benchmark::RegisterBenchmark(("ref/add" + grid).c_str(), BM_RefAdd, v, b);
     }
+  }
+  // 1024 streamed voices: 96 MB (int16) or 192 MB (float) of rings, far beyond any cache, as in
+  // the daemon (the content repeats every 128 voices; the rings are distinct memory).
+  for (int b : {256, 1024}) {
+    const std::string grid = "/voices:1024/block:" + std::to_string(b);
+    benchmark::RegisterBenchmark(("mix/stream/unity" + grid).c_str(), BM_MixStream, 1024, b, SampleFormat::kFloat);
+    benchmark::RegisterBenchmark(("mix/stream16/unity" + grid).c_str(), BM_MixStream, 1024, b, SampleFormat::kInt16);
   }
   for (int b : kBlockSizes) {
     benchmark::RegisterBenchmark(("mix/empty/block:" + std::to_string(b)).c_str(), BM_MixEmpty, b);
