@@ -47,6 +47,8 @@ PKGS=(
   universal-ctags
   # stemctl's zsh completion is checked with zsh -n (tests/integration/stemctl_completion.sh)
   zsh
+  # benchmarks only: scsynth beside stemd in scripts/bench.sh (no test depends on it)
+  supercollider-server
 )
 
 SUDO=""

@@ -166,8 +166,8 @@ void add_play_and_file_options(CLI::App& app, Options& o) {
       ->check(CLI::Range(0.0, 65536.0))
       ->capture_default_str();
   app.add_option("--ring-ms", o.ring_ms,
-                 "Ring per streaming voice, in ms, on a steady disk (read-ahead; memory: 384 KB per second "
-                 "at 48 kHz)")
+                 "Ring per streaming voice, in ms, on a steady disk (read-ahead; memory at 48 kHz: 192 KB per "
+                 "second for 16-bit stereo files, 384 KB for others)")
       ->check(CLI::Range(20.0, 10000.0))
       ->capture_default_str();
   app.add_option("--ring-min-ms", o.ring_min_ms,
