@@ -366,8 +366,8 @@ void add_deck_options(CLI::App& app, Options& o) {
       ->check(CLI::IsMember({"playback_rate", "time_stretch", "pyrubberband", "audiotsm"}))
       ->capture_default_str();
   app.add_option("--stretch-engine", o.stretch_engine,
-                 "Rubber Band engine of time-stretched voices: finer (R3: steadiest pitch) or faster (R2: "
-                 "less CPU per voice, small level dips at tempo changes; the pi4 preset's choice)")
+                 "Rubber Band engine of time-stretched voices: finer (R3, steadiest pitch) or faster (R2: measured "
+                 "about as costly here, with small level dips at tempo changes)")
       ->check(CLI::IsMember({"finer", "faster"}))
       ->capture_default_str();
 }
