@@ -8,7 +8,9 @@
 #                               checked bit-exact against the expected mix), stemd's CPU and RSS
 #                               at 0/1/8/32/128/512 voices, RSS with 8 × 140 MB sources, and
 #                               OSC play → first sample (scripts/bench_latency.sh, 20 runs),
-#                               the web monitor's CPU per listener (scripts/bench_monitor.sh)
+#                               the web monitor's CPU per listener (scripts/bench_monitor.sh),
+#                               and stemd beside scsynth (DiskIn) at 256 and 1024 voices, same
+#                               files and test bed (needs supercollider-server; skipped without)
 #   scripts/bench.sh --quick    the same, bounded (≈ 2 min, what CI can afford): one short
 #                               repetition, 5-s trials at 128 and 256 voices instead of a
 #                               search, 5 latency runs; for checking, not for quoting
@@ -78,18 +80,20 @@ echo "bench.sh: ${cmd[*]}" >&2
 
 # ---------------------------------------------------------------- run: the JACK test bed
 status=0
-stream_search="" stream_cpu="" stream_rss="" latency="" monitor=""
+stream_search="" stream_cpu="" stream_rss="" stream_cmp="" latency="" monitor=""
 if [ "$jack" -eq 1 ]; then
   sb=(python3 tests/tools/stream_bench.py --build "$build")
   if [ "$quick" -eq 1 ]; then
     search_args=(search --periods 1024 --start 128 --max 256 --seconds 5 --retries 0)
     cpu_args=(cpu --voices 0 8 128 --seconds 4)
     rss_args=(rss --count 8 --mb 20 --seconds 4)
+    cmp_args=(compare --voices 64 --seconds 4)
     lat_args=(--runs 5 --idle 3 --periods 1024)
   else
-    search_args=(search --periods 1024 256 --seconds 30 --start 256)
+    search_args=(search --periods 1024 256 --seconds 30 --start 256 --max 8192)
     cpu_args=(cpu --voices 0 1 8 32 128 512 --seconds 20)
     rss_args=(rss --count 8 --mb 140 --seconds 15)
+    cmp_args=(compare --voices 256 1024 --seconds 20)
     lat_args=(--runs 20 --idle 10 --periods "256 1024")
   fi
   # stream_part NAME ARGS…: stream_bench.py's JSON in $outdir/stream-NAME.json
@@ -106,6 +110,13 @@ if [ "$jack" -eq 1 ]; then
   stream_cpu=$(stream_part cpu "${cpu_args[@]}")
   stream_rss=$(stream_part rss "${rss_args[@]}")
   [ -n "$stream_search" ] && [ -n "$stream_cpu" ] && [ -n "$stream_rss" ] || status=1
+  # scsynth side by side (supercollider-server; scripts/setup.sh installs it): same files, same
+  # test bed, one run, so the CPU ratio is like for like.
+  if command -v scsynth >/dev/null 2>&1; then
+    stream_cmp=$(stream_part compare "${cmp_args[@]}")
+  else
+    echo "bench.sh: scsynth is not installed: no side-by-side comparison (scripts/setup.sh installs it)" >&2
+  fi
   echo "bench.sh: scripts/bench_latency.sh --build-dir $build ${lat_args[*]}" >&2
   if scripts/bench_latency.sh --build-dir "$build" "${lat_args[@]}" >"$outdir/latency.md"; then
     latency=$outdir/latency.md
@@ -120,7 +131,8 @@ if [ "$jack" -eq 1 ]; then
     echo "bench.sh: bench_monitor.sh failed" >&2; status=1
   fi
 fi
-export STREAM_SEARCH="$stream_search" STREAM_CPU="$stream_cpu" STREAM_RSS="$stream_rss" LATENCY_MD="$latency"
+export STREAM_SEARCH="$stream_search" STREAM_CPU="$stream_cpu" STREAM_RSS="$stream_rss" STREAM_CMP="$stream_cmp"
+export LATENCY_MD="$latency"
 export MONITOR_MD="${monitor:-}"
 load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
 export BENCH_LOAD_START="$load_start" BENCH_LOAD_END="$load_end"
@@ -313,6 +325,7 @@ def load_json(var):
         return None
 
 search, cpu, rss = load_json("STREAM_SEARCH"), load_json("STREAM_CPU"), load_json("STREAM_RSS")
+cmp = load_json("STREAM_CMP")
 mib = lambda b: "–" if b is None else f"{b / 2**20:.1f}"
 fmt = lambda x, f="{:.1f}": "–" if x is None else f.format(x)
 
@@ -391,6 +404,26 @@ if rss:
           f"{'yes' if t.get('clean') else 'no: ' + t.get('why', '')} |")
     print()
 
+if cmp:
+    print("### stemd and scsynth side by side\n")
+    print(f"The same 16-bit stereo 48 kHz files (8-s noise, looping), the same `jackd -d dummy` at {cmp['period']}")
+    print("frames, one run: stemd streaming them (voices loaded over OSC, `--preload-limit-mb 0`), then")
+    print("scsynth 3 playing them with `DiskIn.ar(2, bufnum, loop: 1)`, one 65,536-frame buffer per voice")
+    print("(`/b_alloc` + `/b_read … leaveOpen 1`, the SynthDef written in binary by stream_bench.py).")
+    print(f"CPU = utime + stime of the whole process from `/proc/PID/stat` over {cmp['seconds']:g} s (less the")
+    print("first second), in % of one core; *ns per voice-frame* = that ÷ (voices × 48,000).\n")
+    print("| voices | stemd CPU % | scsynth CPU % | stemd ÷ scsynth | stemd ns per voice-frame | scsynth ns per voice-frame | stemd RSS MiB (anon) | scsynth RSS MiB (anon) | stemd clean |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in cmp["rows"]:
+        s, c = r["stemd"], r["scsynth"]
+        a, b = s.get("stemd_cpu_pct"), c.get("scsynth_cpu_pct")
+        print(f"| {r['voices']} | {fmt(a)} | {fmt(b)} | {fmt(r.get('ratio'), '{:.2f}')} | "
+              f"{fmt(ns_per_voice_frame(a, r['voices']), '{:.2f}')} | {fmt(ns_per_voice_frame(b, r['voices']), '{:.2f}')} | "
+              f"{mib(s.get('RssAnon'))} | {mib(c.get('RssAnon'))} | "
+              f"{'yes' if s.get('clean') else 'no: ' + (s.get('why') or '')}{'; scsynth: ' + c['error'] if c.get('error') else ''} |")
+    sc_cmd = next((r["scsynth"].get("command") for r in cmp["rows"] if r["scsynth"].get("command")), "")
+    print(f"\nscsynth command: `{sc_cmd}`\n")
+
 lat = e.get("LATENCY_MD", "")
 if lat and os.path.exists(lat):
     print("### OSC play → first sample at the port (`scripts/bench_latency.sh`)\n")
@@ -429,12 +462,18 @@ p99s = [num(f"load/{c}/{z}", "p99_ms") for c in ("hot", "cold") for z in ("1MB",
 if any(x is not None for x in p99s):
     rows.append(("load to ready, worst p99 over 1 MB / 140 MB / 1 GB, hot and cold",
                  f"{max(x for x in p99s if x is not None):.2f} ms", "≤ 5 ms"))
+if cmp:
+    for r in cmp["rows"]:
+        if r.get("ratio"):
+            rows.append((f"CPU per streaming voice vs scsynth (DiskIn), {r['voices']} voices, whole process",
+                         f"{r['ratio']:.2f} × ({r['stemd'].get('stemd_cpu_pct'):.1f} % vs {r['scsynth'].get('scsynth_cpu_pct'):.1f} %)",
+                         "≤ 0.5 ×"))
 if rss:
     t = rss["row"]
     rows.append((f"RSS with {rss['count']} × {rss['file_mb']:g} MB sources playing (VmRSS; stemd's own anon)",
                  f"{mib(t.get('VmRSS'))} MiB; {mib(t.get('RssAnon'))} MiB", "≤ 30 MB"))
 if rows:
-    print("### Summary against the aims (issue 6)\n")
+    print("### Summary against the aims (issues 6 and 15)\n")
     print("| figure | measured | aim |\n|---|---|---|")
     for r in rows:
         print(f"| {r[0]} | {r[1]} | {r[2]} |")

@@ -49,6 +49,8 @@ PKGS=(
   zsh
   # the web monitor's browser test (tests/browser): headless Chromium driven by playwright-core
   chromium
+  # benchmarks only: scsynth beside stemd in scripts/bench.sh (no test depends on it)
+  supercollider-server
 )
 
 SUDO=""

@@ -27,6 +27,7 @@ class Stream;
 namespace stemd::engine {
 
 class DeckEq;
+struct Frames;
 class Resampler;
 class Schedule;
 class Stretcher;
@@ -53,6 +54,7 @@ struct EngineConfig {
   // Voices that can be time-stretched at once (Rubber Band, ≈ 600 ns/frame each: opt-in;
   // each takes ≈ 0.1 s to create and warm up, so none unless asked).
   std::uint32_t max_stretched_voices = 0;
+  bool stretch_faster = false;  // Rubber Band's R2 engine (OptionEngineFaster) instead of R3 (finer)
   // Safety limiter on the master: exactly transparent (gain 1.0) while peaks stay below the
   // threshold; above it the gain drops at once to hold the peak at the threshold and recovers
   // over `limiter_release_ms`, so a sum of full-scale stems never wraps or clips harshly.
@@ -157,13 +159,16 @@ class Engine {
   // scheduled plays are found through sched_play_, never by a search.
   bool cancel_scheduled_plays(VoiceId id, std::uint32_t generation, bool any_voice) noexcept;
   void render_voice(Voice& v, float* out, std::uint32_t frames) noexcept;
+  void prefetch_voice(const Voice& v, std::uint32_t frames) const noexcept;
   bool settle_seek(Voice& v) noexcept;
   bool out_of_data(Voice& v) noexcept;
   bool reap(std::uint32_t active_index) noexcept;
   void sum_decks(float* block, std::uint32_t frames, const bool* deck_used) noexcept;
   std::uint32_t mix_segment(Voice& v, float* out, std::uint32_t count) noexcept;
+  template <typename T>
+  void mix_frames(Voice& v, float* out, const T* frames, std::uint32_t n) noexcept;
   void starve(Voice& v) noexcept;
-  std::uint32_t produce(Voice& v, float* dst, std::uint32_t frames, const float** src) noexcept;
+  std::uint32_t produce(Voice& v, float* dst, std::uint32_t frames, Frames* src) noexcept;
   static std::uint32_t pull_thunk(void* ctx, float* scratch, std::uint32_t max_frames, const float** frames) noexcept;
   bool attach_resampler(Voice& v) noexcept;
   bool attach_stretcher(Voice& v) noexcept;
@@ -174,7 +179,7 @@ class Engine {
   void drop_pending_seek(Voice& v) noexcept;
   void fade_through(Voice& v) noexcept;
   static std::uint8_t telemetry_state(const Voice& v) noexcept;
-  std::uint32_t fetch(Voice& v, float* dst, std::uint32_t frames, const float** src) noexcept;
+  std::uint32_t fetch(Voice& v, float* dst, std::uint32_t frames, Frames* src) noexcept;
   void end_voice(Voice& v, EndReason why) noexcept;
   bool retire(Stream* s, VoiceId id, std::uint32_t gen, bool voice_ended) noexcept;
   void push_event(const Event& e) noexcept;

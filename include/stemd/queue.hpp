@@ -5,7 +5,8 @@
 //   - SpscQueue<T, N>: trivially-copyable messages (commands in, events and retirees out).
 //     Producer and consumer threads are fixed per queue and stated where each queue is declared.
 //   - SampleRing: one per streaming voice; the loader thread [loader] writes interleaved stereo
-//     float frames, the audio callback [audio] reads them, in place or by copy. Capacity is fixed
+//     frames (float, or int16 for 16-bit files: half the bytes), the audio callback [audio]
+//     reads them, in place or by copy. Capacity is fixed
 //     at construction (which allocates, so it happens on the control thread before the ring is
 //     handed over).
 // Nothing here blocks or allocates after construction.
@@ -38,7 +39,11 @@ class SpscQueue {
   boost::lockfree::spsc_queue<T, boost::lockfree::capacity<Capacity>> q_;
 };
 
-// Interleaved stereo float frames. All counts are in frames.
+// Interleaved stereo frames, float or int16 (SampleFormat, fixed at construction). All counts are
+// in frames. An int16 ring holds a 16-bit file's samples as the file has them (half the bytes of
+// float, written by the decoder straight into the ring); the reader converts while it mixes
+// (x / 32768, exactly the float libsndfile would have produced). The typed accessors (float or
+// int16) must match the ring's format: read() converts either to float.
 //
 // A wait-free SPSC ring of its own (not Boost's) so that both sides can work *in place*: the
 // audio callback mixes straight out of the readable region (read_spans(), then consume()) and the
@@ -51,9 +56,15 @@ class SpscQueue {
 //     before reusing space the consumer has given back.
 //   - consumer: reads write_pos_ (acquire) before touching frames, then publishes read_pos_
 //     (release) once it no longer needs them.
+enum class SampleFormat : std::uint8_t { kFloat, kInt16 };
+
 class SampleRing {
  public:
   static constexpr int kChannels = 2;
+  static constexpr float kInt16Scale = 1.0f / 32768.0f;  // what libsndfile's float read does, exactly
+  static constexpr std::size_t bytes_per_frame(SampleFormat f) noexcept {
+    return kChannels * (f == SampleFormat::kInt16 ? sizeof(std::int16_t) : sizeof(float));
+  }
 
   // Up to two contiguous pieces of the ring (the second one non-empty only across the wrap).
   template <typename T>
@@ -65,11 +76,14 @@ class SampleRing {
     std::size_t frames() const noexcept { return first_frames + second_frames; }
   };
 
-  explicit SampleRing(std::size_t capacity_frames)  // [control] allocates
+  explicit SampleRing(std::size_t capacity_frames, SampleFormat format = SampleFormat::kFloat)  // [control] allocates
       : capacity_frames_(capacity_frames > 0 ? capacity_frames : 1),
-        buf_(new float[(capacity_frames > 0 ? capacity_frames : 1) * kChannels]) {}
+        format_(format),
+        buf_(new std::byte[capacity_frames_ * bytes_per_frame(format)]) {}
 
   std::size_t capacity_frames() const noexcept { return capacity_frames_; }
+  SampleFormat format() const noexcept { return format_; }
+  std::size_t capacity_bytes() const noexcept { return capacity_frames_ * bytes_per_frame(format_); }
 
   // ---- producer [loader]
   std::size_t writable_frames() const noexcept {
@@ -77,15 +91,20 @@ class SampleRing {
                                                        read_pos_.load(std::memory_order_acquire));
   }
   // The writable region, at most `max_frames` (default: all of it). Fill it, then commit().
-  Spans<float> write_spans(std::size_t max_frames = SIZE_MAX) noexcept {
+  Spans<float> write_spans(std::size_t max_frames = SIZE_MAX) noexcept {  // float rings
     const std::uint64_t w = write_pos_.load(std::memory_order_relaxed);
     return spans<float>(w, std::min(max_frames, writable_frames()));
+  }
+  Spans<std::int16_t> write_spans_i16(std::size_t max_frames = SIZE_MAX) noexcept {  // int16 rings
+    const std::uint64_t w = write_pos_.load(std::memory_order_relaxed);
+    return spans<std::int16_t>(w, std::min(max_frames, writable_frames()));
   }
   // Publishes `frames` frames at the start of the writable region (≤ what write_spans gave).
   void commit(std::size_t frames) noexcept {
     write_pos_.store(write_pos_.load(std::memory_order_relaxed) + frames, std::memory_order_release);
   }
   // Copies and publishes; returns frames written (fewer than asked when the ring is nearly full).
+  // Float rings only.
   std::size_t write(const float* frames, std::size_t count) noexcept {
     const Spans<float> s = write_spans(count);
     copy_frames(s.first, frames, s.first_frames);
@@ -100,16 +119,27 @@ class SampleRing {
                                     read_pos_.load(std::memory_order_relaxed));
   }
   // The readable region, at most `max_frames`. Use it, then consume().
-  Spans<const float> read_spans(std::size_t max_frames = SIZE_MAX) const noexcept {
+  Spans<const float> read_spans(std::size_t max_frames = SIZE_MAX) const noexcept {  // float rings
     const std::uint64_t r = read_pos_.load(std::memory_order_relaxed);
     return spans<const float>(r, std::min(max_frames, readable_frames()));
+  }
+  Spans<const std::int16_t> read_spans_i16(std::size_t max_frames = SIZE_MAX) const noexcept {  // int16 rings
+    const std::uint64_t r = read_pos_.load(std::memory_order_relaxed);
+    return spans<const std::int16_t>(r, std::min(max_frames, readable_frames()));
   }
   // Gives `frames` frames at the start of the readable region back to the producer.
   void consume(std::size_t frames) noexcept {
     read_pos_.store(read_pos_.load(std::memory_order_relaxed) + frames, std::memory_order_release);
   }
-  // Copies and consumes; returns frames read.
+  // Copies (as float, whatever the ring's format) and consumes; returns frames read.
   std::size_t read(float* frames, std::size_t count) noexcept {
+    if (format_ == SampleFormat::kInt16) {
+      const Spans<const std::int16_t> s = read_spans_i16(count);
+      convert_frames(frames, s.first, s.first_frames);
+      convert_frames(frames + s.first_frames * kChannels, s.second, s.second_frames);
+      consume(s.frames());
+      return s.frames();
+    }
     const Spans<const float> s = read_spans(count);
     copy_frames(frames, s.first, s.first_frames);
     copy_frames(frames + s.first_frames * kChannels, s.second, s.second_frames);
@@ -133,19 +163,25 @@ class SampleRing {
   template <typename T>
   Spans<T> spans(std::uint64_t pos, std::size_t frames) const noexcept {
     const auto at = static_cast<std::size_t>(pos % capacity_frames_);
+    using Sample = std::remove_const_t<T>;
+    auto* base = reinterpret_cast<Sample*>(buf_.get());
     Spans<T> s;
-    s.first = buf_.get() + at * kChannels;
+    s.first = base + at * kChannels;
     s.first_frames = std::min(frames, capacity_frames_ - at);
-    s.second = buf_.get();
+    s.second = base;
     s.second_frames = frames - s.first_frames;
     return s;
   }
   static void copy_frames(float* dst, const float* src, std::size_t frames) noexcept {
     if (frames > 0) std::memcpy(dst, src, frames * kChannels * sizeof(float));
   }
+  static void convert_frames(float* dst, const std::int16_t* src, std::size_t frames) noexcept {
+    for (std::size_t i = 0; i < frames * kChannels; ++i) dst[i] = static_cast<float>(src[i]) * kInt16Scale;
+  }
 
   const std::size_t capacity_frames_;
-  const std::unique_ptr<float[]> buf_;
+  const SampleFormat format_;
+  const std::unique_ptr<std::byte[]> buf_;  // storage for either format (new[]: aligned for float)
   // Each position on its own cache line: the two threads never write the same line.
   alignas(64) std::atomic<std::uint64_t> write_pos_{0};  // [loader] writes
   alignas(64) std::atomic<std::uint64_t> read_pos_{0};   // [audio] writes

@@ -18,7 +18,8 @@ namespace stemd {
 
 class Stream {
  public:
-  explicit Stream(std::size_t ring_frames) : ring_(ring_frames) {}  // [control]
+  explicit Stream(std::size_t ring_frames, SampleFormat format = SampleFormat::kFloat)  // [control]
+      : ring_(ring_frames, format) {}
   virtual ~Stream() = default;
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;

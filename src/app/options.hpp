@@ -37,6 +37,7 @@ struct Options {
   double ring_min_ms = 0;  // adaptive prefetch: the least fill the loader keeps (0: ring_ms / 2)
   double ring_max_ms = 0;  // and the largest ring a jittery source gets (0: 4000, or ring_ms if more)
   double head_ms = 500;
+  int loader_priority = 1;  // SCHED_FIFO priority of the loader thread (0: normal scheduling)
   std::uint32_t max_voices = 4096;
   std::uint32_t max_resampled_voices = 64;
   std::uint32_t max_stretched_voices = 2;  // 8 with --stretch-method time_stretch
@@ -98,6 +99,7 @@ struct Options {
                                 // --watch: a status line every second
   std::string stretch_method = "playback_rate";  // --stretch-method (pyrubberband|audiotsm → time_stretch)
   std::string stretch_method_given;              // as given, before that mapping
+  std::string stretch_engine = "finer";          // --stretch-engine: Rubber Band R3 (finer) or R2 (faster)
   // The old server's other flags, same meaning:
   bool disable_filters = false;       // EQ messages answered /done and ignored (production)
   bool enable_filters = false;        // EQ applied (stemd's default anyway)

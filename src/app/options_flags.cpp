@@ -168,8 +168,8 @@ void add_play_and_file_options(CLI::App& app, Options& o) {
       ->check(CLI::Range(0.0, 65536.0))
       ->capture_default_str();
   app.add_option("--ring-ms", o.ring_ms,
-                 "Ring per streaming voice, in ms, on a steady disk (read-ahead; memory: 384 KB per second "
-                 "at 48 kHz)")
+                 "Ring per streaming voice, in ms, on a steady disk (read-ahead; memory at 48 kHz: 192 KB per "
+                 "second for 16-bit stereo files, 384 KB for others)")
       ->check(CLI::Range(20.0, 10000.0))
       ->capture_default_str();
   app.add_option("--ring-min-ms", o.ring_min_ms,
@@ -180,6 +180,12 @@ void add_play_and_file_options(CLI::App& app, Options& o) {
                  "Adaptive prefetch: the largest ring a voice gets when its file's reads are slow or jittery, "
                  "in ms (default 4000; --ring-min-ms = --ring-ms = --ring-max-ms: fixed rings, kept full)")
       ->check(CLI::Range(20.0, 60000.0));
+  app.add_option("--loader-priority", o.loader_priority,
+                 "Real-time (SCHED_FIFO) priority of the loader thread that fills the rings, kept below the "
+                 "audio thread's so other programs' work cannot starve the streams (0: normal scheduling; needs "
+                 "an rtprio limit, as the audio thread does)")
+      ->check(CLI::Range(0, 49))
+      ->capture_default_str();
   app.add_option("--head-ms", o.head_ms, "Pre-decoded start of a streamed file, in ms (lets play start at once)")
       ->check(CLI::Range(10.0, 10000.0))
       ->capture_default_str();
@@ -376,6 +382,11 @@ void add_deck_options(CLI::App& app, Options& o) {
                  "How /set_tempo changes playback: playback_rate (vinyl) or "
                  "time_stretch (tempo without pitch, Rubber Band; --max-stretched-voices)")
       ->check(CLI::IsMember({"playback_rate", "time_stretch", "pyrubberband", "audiotsm"}))
+      ->capture_default_str();
+  app.add_option("--stretch-engine", o.stretch_engine,
+                 "Rubber Band engine of time-stretched voices: finer (R3, steadiest pitch) or faster (R2: measured "
+                 "about as costly here, with small level dips at tempo changes)")
+      ->check(CLI::IsMember({"finer", "faster"}))
       ->capture_default_str();
 }
 

@@ -182,6 +182,7 @@ void log_event(const engine::Event& e, const control::VoiceInfo& v) {
 InstanceConfig DaemonRun::instance_config() const {
   InstanceConfig ic;
   ic.loader = loader_config(o_.ring_ms, o_.ring_min_ms, o_.ring_max_ms, o_.buffer_size, rate_);
+  ic.loader.rt_priority = o_.loader_priority;
   engine::EngineConfig& ec = ic.engine;
   ec.sample_rate = rate_;
   ec.max_block_frames = std::max<std::uint32_t>(o_.buffer_size, 4096);
@@ -193,6 +194,7 @@ InstanceConfig DaemonRun::instance_config() const {
   ec.soft_clip = o_.limiter == "soft_clip";
   ec.master = static_cast<float>(o_.master);
   ec.limiter_threshold = static_cast<float>(std::pow(10.0, o_.limiter_threshold_db / 20.0));
+  ec.stretch_faster = o_.stretch_engine == "faster";
   ec.resample_quality = o_.resample_quality == "best" ? 2 : o_.resample_quality == "medium" ? 1 : 0;
   ec.monitor = o_.http_port >= 0;  // meters and the master's tap for the web monitor
   io::LoadOptions& lo = ic.load;

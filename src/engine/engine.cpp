@@ -68,7 +68,8 @@ Engine::Engine(const EngineConfig& cfg)
   st_free_.reserve(cfg.max_stretched_voices);
   for (std::uint32_t i = 0; i < cfg.max_stretched_voices; ++i) {
     std::string error;
-    auto st = Stretcher::create(cfg.sample_rate, error);
+    auto st = Stretcher::create(cfg.sample_rate, error,
+                                cfg.stretch_faster ? StretcherEngine::kFaster : StretcherEngine::kFiner);
     if (!st) break;
     st_free_.push_back(st.get());
     st_pool_.push_back(std::move(st));

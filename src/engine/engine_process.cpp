@@ -195,6 +195,9 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
         std::memset(bus, 0, sizeof(float) * 2 * n);
         deck_used[v.deck] = true;
       }
+      // The next voice's frames start on their way from memory while this one mixes: a ring
+      // was written half a second ago and no cache holds it any more.
+      if (i + 1 < active_count_) prefetch_voice(voices_[active_[i + 1]], n);
       if (v.state != Voice::State::kRetiring) render_voice(v, bus, n);
       if (v.state == Voice::State::kRetiring) {
         if (!reap(i)) ++i;  // a freed slot now holds another voice: look at it next

@@ -35,7 +35,10 @@ std::uint32_t Engine::stretch_pull(void* ctx, float* scratch, std::uint32_t max_
     *frames = scratch;
     return n;
   }
-  return c->engine->fetch(v, scratch, max_frames, frames);
+  Frames f;  // with a scratch to copy into, fetch() gives float frames
+  const std::uint32_t n = c->engine->fetch(v, scratch, max_frames, &f);
+  *frames = f.f;
+  return n;
 }
 
 // Source frames a voice needs to produce `out_frames` output frames (with the resampler's
@@ -56,12 +59,15 @@ std::int64_t Engine::source_frames_for(const Voice& v, std::uint32_t out_frames)
 
 std::uint32_t Engine::pull_thunk(void* ctx, float* scratch, std::uint32_t max_frames, const float** frames) noexcept {
   auto* c = static_cast<PullCtx*>(ctx);
-  return c->engine->fetch(*static_cast<Voice*>(c->voice), scratch, max_frames, frames);
+  Frames f;  // with a scratch to copy into, fetch() gives float frames
+  const std::uint32_t n = c->engine->fetch(*static_cast<Voice*>(c->voice), scratch, max_frames, &f);
+  *frames = f.f;
+  return n;
 }
 
 // The voice's next frames at the engine's rate: straight from its source, or through its
 // resampler (which pulls from the source as it needs).
-std::uint32_t Engine::produce(Voice& v, float* dst, std::uint32_t frames, const float** src) noexcept {
+std::uint32_t Engine::produce(Voice& v, float* dst, std::uint32_t frames, Frames* src) noexcept {
   if (v.st != nullptr) {
     *src = st_out_.data();
     if (v.draining) return v.st->drain(st_out_.data(), frames);
@@ -81,9 +87,10 @@ std::uint32_t Engine::produce(Voice& v, float* dst, std::uint32_t frames, const 
 }
 
 // Produces up to `frames` frames of the voice's source; *src points at them (in the source's
-// memory; in the ring when `dst` is null — valid until mix_segment consumes it; else copied from the ring
-// into `dst`). Returns 0 at end of data or when the ring is empty.
-std::uint32_t Engine::fetch(Voice& v, float* dst, std::uint32_t frames, const float** src) noexcept {
+// memory; in the ring when `dst` is null — valid until mix_segment consumes it, and int16 when
+// the ring is; else copied from the ring into `dst` as float). Returns 0 at end of data or when
+// the ring is empty.
+std::uint32_t Engine::fetch(Voice& v, float* dst, std::uint32_t frames, Frames* src) noexcept {
   const VoiceSource& s = *v.src;
   if (!s.streamed) {
     if (v.pos >= v.loop_end) {
@@ -110,9 +117,16 @@ std::uint32_t Engine::fetch(Voice& v, float* dst, std::uint32_t frames, const fl
   if (dst == nullptr) {
     // In place: the frames up to the ring's wrap point, left in the ring (the loader cannot
     // reuse them) until mix_segment has mixed them and calls release_ring().
-    const auto span = v.stream->ring().read_spans(frames);
-    n = static_cast<std::uint32_t>(span.first_frames);
-    *src = span.first;
+    SampleRing& ring = v.stream->ring();
+    if (ring.format() == SampleFormat::kInt16) {
+      const auto span = ring.read_spans_i16(frames);
+      n = static_cast<std::uint32_t>(span.first_frames);
+      *src = span.first;
+    } else {
+      const auto span = ring.read_spans(frames);
+      n = static_cast<std::uint32_t>(span.first_frames);
+      *src = span.first;
+    }
     v.ring_held = n;
   } else {  // a resampler or stretcher keeps its input across calls: it gets a copy
     n = static_cast<std::uint32_t>(v.stream->ring().read(dst, frames));
@@ -148,30 +162,14 @@ std::uint8_t Engine::telemetry_state(const Voice& v) noexcept {
 std::uint32_t Engine::mix_segment(Voice& v, float* out, std::uint32_t count) noexcept {
   std::uint32_t done = 0;
   while (done < count) {
-    const float* p = nullptr;
-    const std::uint32_t n = produce(v, scratch_.data(), count - done, &p);
+    Frames f;
+    const std::uint32_t n = produce(v, scratch_.data(), count - done, &f);
     if (n == 0) break;
     float* o = out + static_cast<std::size_t>(done) * 2;
-    if (v.pan.active() || v.pan.value() != 0.0f) {
-      // Balance: the far side attenuates linearly, the near side stays at unity (a centred
-      // stereo source is untouched).
-      for (std::uint32_t i = 0; i < n; ++i) {
-        const float g = v.gain.next() * v.env.next();
-        const float p_ = v.pan.next();
-        gains_[i] = g * std::min(1.0f, 1.0f - p_);
-        gains_r_[i] = g * std::min(1.0f, 1.0f + p_);
-      }
-      mix_gains_lr(o, p, gains_.data(), gains_r_.data(), n);
-    } else if (v.gain.active() || v.env.active()) {
-      for (std::uint32_t i = 0; i < n; ++i) gains_[i] = v.gain.next() * v.env.next();
-      mix_gains(o, p, gains_.data(), n);
+    if (f.s != nullptr) {
+      mix_frames(v, o, f.s, n);
     } else {
-      const float g = v.gain.value() * v.env.value();
-      if (g == 1.0f) {
-        mix_add(o, p, n);  // unity: bit-exact copy of the source into the bus
-      } else if (g != 0.0f) {
-        mix_gain(o, p, n, g);
-      }
+      mix_frames(v, o, f.f, n);
     }
     if (v.ring_held != 0) {  // mixed: the frames fetch() lent in place go back to the loader
       v.stream->ring().consume(v.ring_held);
@@ -180,6 +178,32 @@ std::uint32_t Engine::mix_segment(Voice& v, float* out, std::uint32_t count) noe
     done += n;
   }
   return done;
+}
+
+// Mixes `n` frames of the voice into `o` with its ramps (T: float, or int16 from its ring).
+template <typename T>
+void Engine::mix_frames(Voice& v, float* o, const T* p, std::uint32_t n) noexcept {
+  if (v.pan.active() || v.pan.value() != 0.0f) {
+    // Balance: the far side attenuates linearly, the near side stays at unity (a centred
+    // stereo source is untouched).
+    for (std::uint32_t i = 0; i < n; ++i) {
+      const float g = v.gain.next() * v.env.next();
+      const float p_ = v.pan.next();
+      gains_[i] = g * std::min(1.0f, 1.0f - p_);
+      gains_r_[i] = g * std::min(1.0f, 1.0f + p_);
+    }
+    mix_gains_lr(o, p, gains_.data(), gains_r_.data(), n);
+  } else if (v.gain.active() || v.env.active()) {
+    for (std::uint32_t i = 0; i < n; ++i) gains_[i] = v.gain.next() * v.env.next();
+    mix_gains(o, p, gains_.data(), n);
+  } else {
+    const float g = v.gain.value() * v.env.value();
+    if (g == 1.0f) {
+      mix_add(o, p, n);  // unity: bit-exact copy of the source into the bus
+    } else if (g != 0.0f) {
+      mix_gain(o, p, n, g);
+    }
+  }
 }
 
 void Engine::starve(Voice& v) noexcept {
@@ -335,6 +359,34 @@ void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
 
     if (!out_of_data(v)) return;  // out of data before `want`
   }
+}
+
+// A hint to the memory system: the bytes the voice's next `frames` frames come from (its ring's
+// readable span, or its source's memory), one prefetch per cache line. Reads two atomics, never
+// changes state; a wrong guess costs only the bandwidth.
+void Engine::prefetch_voice(const Voice& v, std::uint32_t frames) const noexcept {
+  if (v.state != Voice::State::kPlaying || v.src == nullptr) return;
+  const char* p = nullptr;
+  std::size_t bytes = 0;
+  const VoiceSource& s = *v.src;
+  if (!s.streamed || (v.reading_memory && v.pos < s.memory_frames)) {
+    const std::int64_t end = s.streamed ? s.memory_frames : v.loop_end;
+    if (s.frames == nullptr || v.pos >= end) return;
+    p = reinterpret_cast<const char*>(s.frames + v.pos * 2);
+    bytes = static_cast<std::size_t>(std::min<std::int64_t>(frames, end - v.pos)) * 2 * sizeof(float);
+  } else if (v.stream != nullptr) {
+    const SampleRing& ring = v.stream->ring();
+    if (ring.format() == SampleFormat::kInt16) {
+      const auto span = ring.read_spans_i16(frames);
+      p = reinterpret_cast<const char*>(span.first);
+      bytes = span.first_frames * SampleRing::bytes_per_frame(SampleFormat::kInt16);
+    } else {
+      const auto span = ring.read_spans(frames);
+      p = reinterpret_cast<const char*>(span.first);
+      bytes = span.first_frames * SampleRing::bytes_per_frame(SampleFormat::kFloat);
+    }
+  }
+  for (std::size_t at = 0; at < bytes; at += 64) __builtin_prefetch(p + at, 0, 0);
 }
 
 bool Engine::streams_ready(std::uint32_t frames) const noexcept {

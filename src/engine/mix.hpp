@@ -1,38 +1,56 @@
-// The inner loops of the mixer [audio]. Interleaved stereo float; `frames` counts frames.
-// Kept free of branches inside the loops so the compiler vectorises them (-O3).
+// The inner loops of the mixer [audio]. Interleaved stereo; `frames` counts frames. The bus is
+// float; a voice's frames are float, or int16 straight from a 16-bit file's ring, converted here
+// as they are mixed (x / 32768: the float libsndfile's own read gives, so the sum is the same bit
+// for bit). Kept free of branches inside the loops so the compiler vectorises them (-O3).
 #pragma once
 
 #include <cstdint>
 
 namespace stemd::engine {
 
+inline float sample(float x) noexcept { return x; }
+inline float sample(std::int16_t x) noexcept { return static_cast<float>(x) * (1.0f / 32768.0f); }
+
+// One voice's frames: float or int16, exactly one of the two set.
+struct Frames {
+  const float* f = nullptr;
+  const std::int16_t* s = nullptr;
+  Frames() = default;
+  Frames(const float* p) noexcept : f(p) {}         // NOLINT: a float pointer is a Frames
+  Frames(const std::int16_t* p) noexcept : s(p) {}  // NOLINT
+};
+
 // out += in
-inline void mix_add(float* __restrict out, const float* __restrict in, std::uint32_t frames) noexcept {
+template <typename T>
+inline void mix_add(float* __restrict out, const T* __restrict in, std::uint32_t frames) noexcept {
   const std::uint32_t n = frames * 2;
-  for (std::uint32_t i = 0; i < n; ++i) out[i] += in[i];
+  for (std::uint32_t i = 0; i < n; ++i) out[i] += sample(in[i]);
 }
 
 // out += in * g
-inline void mix_gain(float* __restrict out, const float* __restrict in, std::uint32_t frames, float g) noexcept {
+template <typename T>
+inline void mix_gain(float* __restrict out, const T* __restrict in, std::uint32_t frames, float g) noexcept {
   const std::uint32_t n = frames * 2;
-  for (std::uint32_t i = 0; i < n; ++i) out[i] += in[i] * g;
+  for (std::uint32_t i = 0; i < n; ++i) out[i] += sample(in[i]) * g;
 }
 
 // out += in * gains[frame]
-inline void mix_gains(float* __restrict out, const float* __restrict in, const float* __restrict gains,
+template <typename T>
+inline void mix_gains(float* __restrict out, const T* __restrict in, const float* __restrict gains,
                       std::uint32_t frames) noexcept {
   for (std::uint32_t f = 0; f < frames; ++f) {
-    out[2 * f] += in[2 * f] * gains[f];
-    out[2 * f + 1] += in[2 * f + 1] * gains[f];
+    out[2 * f] += sample(in[2 * f]) * gains[f];
+    out[2 * f + 1] += sample(in[2 * f + 1]) * gains[f];
   }
 }
 
 // out += in * (left gains, right gains)[frame]
-inline void mix_gains_lr(float* __restrict out, const float* __restrict in, const float* __restrict gl,
+template <typename T>
+inline void mix_gains_lr(float* __restrict out, const T* __restrict in, const float* __restrict gl,
                          const float* __restrict gr, std::uint32_t frames) noexcept {
   for (std::uint32_t f = 0; f < frames; ++f) {
-    out[2 * f] += in[2 * f] * gl[f];
-    out[2 * f + 1] += in[2 * f + 1] * gr[f];
+    out[2 * f] += sample(in[2 * f]) * gl[f];
+    out[2 * f + 1] += sample(in[2 * f + 1]) * gr[f];
   }
 }
 

@@ -8,6 +8,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstring>
+#include <pthread.h>
+#include <sched.h>
 #include <ctime>
 #include <tuple>
 
@@ -30,7 +33,8 @@ std::uint64_t mono_ns() noexcept {
 
 class LoaderThread::Reader : public Stream {
  public:
-  Reader(std::size_t ring_frames, std::string path) : Stream(ring_frames), path(std::move(path)) {}
+  Reader(std::size_t ring_frames, SampleFormat format, std::string path)
+      : Stream(ring_frames, format), path(std::move(path)) {}
   std::string path;
   Charge ring_charge;  // the ring's capacity, taken from the source's memory budget
   SoundFile file;
@@ -58,6 +62,31 @@ class LoaderThread::Reader : public Stream {
 
   std::int64_t capacity() noexcept { return static_cast<std::int64_t>(ring().capacity_frames()); }
   double rate() const noexcept { return drain_fps > 0 ? std::max(drain_fps, file_rate * 0.25) : file_rate; }
+  std::int64_t ring_bytes() noexcept { return static_cast<std::int64_t>(ring().capacity_bytes()); }
+
+  // Reads up to `n` frames from the file straight into the ring's free span (one or two pieces
+  // across the wrap), in the ring's format; not published (commit() does). Returns frames read,
+  // -1 on a read error.
+  std::int64_t read_into_ring(std::int64_t n) noexcept {
+    SampleRing& ring = this->ring();
+    std::int64_t got = 0;
+    if (ring.format() == SampleFormat::kInt16) {
+      const auto span = ring.write_spans_i16(static_cast<std::size_t>(n));
+      got = file.read_stereo_i16(span.first, static_cast<std::int64_t>(span.first_frames));
+      if (got == static_cast<std::int64_t>(span.first_frames) && span.second_frames > 0) {
+        const std::int64_t more = file.read_stereo_i16(span.second, static_cast<std::int64_t>(span.second_frames));
+        got = more < 0 ? more : got + more;
+      }
+    } else {
+      const auto span = ring.write_spans(static_cast<std::size_t>(n));
+      got = file.read_stereo(span.first, static_cast<std::int64_t>(span.first_frames));
+      if (got == static_cast<std::int64_t>(span.first_frames) && span.second_frames > 0) {
+        const std::int64_t more = file.read_stereo(span.second, static_cast<std::int64_t>(span.second_frames));
+        got = more < 0 ? more : got + more;
+      }
+    }
+    return got;
+  }
 };
 
 LoaderThread::LoaderThread(const LoaderConfig& cfg) : cfg_(cfg) {
@@ -96,6 +125,12 @@ Stream* LoaderThread::create_stream(const Source& src, std::int64_t from_frame, 
   // The ring's capacity is decided here, once: what a fixed ring had (ring_frames), or more when
   // this source's (or, for a new one, the loader's) observed waits ask for it.
   std::int64_t target = cfg_.ring_frames, capacity = cfg_.ring_frames;
+  // A 16-bit stereo file's ring holds its samples as int16 (half the bytes; converted as mixed).
+  const SampleFormat format =
+      cfg_.int16_rings && src.info.int16 && src.info.channels == 2 ? SampleFormat::kInt16 : SampleFormat::kFloat;
+  const auto bytes = [format](std::int64_t frames) {
+    return frames * static_cast<std::int64_t>(SampleRing::bytes_per_frame(format));
+  };
   if (adaptive()) {
     const std::int64_t known = src.jitter ? src.jitter->target_frames.load(std::memory_order_relaxed) : 0;
     target = std::clamp(known > 0 ? known : std::max(cfg_.ring_frames, hint_frames_.load(std::memory_order_relaxed)),
@@ -104,9 +139,6 @@ Stream* LoaderThread::create_stream(const Source& src, std::int64_t from_frame, 
     // more than kGrowBudgetBytes of rings in all (thousands of voices keep ring_frames).
     if (target > cfg_.ring_frames) {
       capacity = std::clamp(target + target / 2, min_frames_, max_frames_);
-      const auto bytes = [](std::int64_t frames) {
-        return frames * SampleRing::kChannels * std::int64_t{sizeof(float)};
-      };
       if (ring_bytes_.load(std::memory_order_relaxed) + bytes(capacity) > kGrowBudgetBytes) {
         capacity = cfg_.ring_frames;
         target = capacity;
@@ -115,11 +147,11 @@ Stream* LoaderThread::create_stream(const Source& src, std::int64_t from_frame, 
   }
   // The ring is charged to the memory budget before it is allocated (its reader at open below).
   Charge ring_charge;
-  if (!ring_charge.take(src.budget, capacity * SampleRing::kChannels * std::int64_t{sizeof(float)}, error)) {
+  if (!ring_charge.take(src.budget, bytes(capacity), error)) {
     error = src.path + ": " + error;
     return nullptr;
   }
-  auto r = std::make_unique<Reader>(static_cast<std::size_t>(capacity), src.path);
+  auto r = std::make_unique<Reader>(static_cast<std::size_t>(capacity), format, src.path);
   r->ring_charge = std::move(ring_charge);
   r->jitter = src.jitter ? src.jitter : std::make_shared<ReadJitter>();
   r->file_rate = src.info.sample_rate > 0 ? src.info.sample_rate : cfg_.sample_rate;
@@ -151,13 +183,12 @@ Stream* LoaderThread::create_stream(const Source& src, std::int64_t from_frame, 
     std::int64_t want =
         std::min<std::int64_t>(cfg_.prefill_frames, static_cast<std::int64_t>(r->ring().writable_frames()));
     if (r->region_end > 0) want = std::max<std::int64_t>(0, std::min(want, r->region_end - r->next_frame));
-    std::vector<float> tmp(static_cast<std::size_t>(want) * 2);
-    const std::int64_t got = r->file.read_stereo(tmp.data(), want);
+    const std::int64_t got = r->read_into_ring(want);
     if (got < 0) {
       error = src.path + ": " + r->file.error();
       return nullptr;
     }
-    r->ring().write(tmp.data(), static_cast<std::size_t>(got));
+    r->ring().commit(static_cast<std::size_t>(got));
     r->next_frame += got;
     r->written += static_cast<std::uint64_t>(got);
     if (got < want || (r->region_end > 0 && r->next_frame >= r->region_end)) {
@@ -165,9 +196,7 @@ Stream* LoaderThread::create_stream(const Source& src, std::int64_t from_frame, 
       end_of_data(*r);
     }
   }
-  ring_bytes_.fetch_add(
-      static_cast<std::int64_t>(r->ring().capacity_frames()) * SampleRing::kChannels * std::int64_t{sizeof(float)},
-      std::memory_order_relaxed);
+  ring_bytes_.fetch_add(r->ring_bytes(), std::memory_order_relaxed);
   Reader* raw = r.release();
   {
     std::lock_guard lock(mutex_);
@@ -255,12 +284,7 @@ bool LoaderThread::fill(Reader& r, std::uint64_t needy_since_ns) {
 
   const std::uint64_t t0 = mono_ns();
   // Decoded straight into the ring (its one or two free pieces), published below by commit().
-  const auto span = ring.write_spans(static_cast<std::size_t>(n));
-  std::int64_t got = r.file.read_stereo(span.first, static_cast<std::int64_t>(span.first_frames));
-  if (got == static_cast<std::int64_t>(span.first_frames) && span.second_frames > 0) {
-    const std::int64_t more = r.file.read_stereo(span.second, static_cast<std::int64_t>(span.second_frames));
-    got = more < 0 ? more : got + more;
-  }
+  const std::int64_t got = r.read_into_ring(n);
   const std::uint64_t t1 = mono_ns();
   read_max_s_ = std::max(read_max_s_, static_cast<double>(t1 - t0) * 1e-9);
   if (got > 0 && r.primed && static_cast<std::int64_t>(ring.writable_frames()) == r.capacity()) {
@@ -359,7 +383,7 @@ void LoaderThread::adapt_all(std::uint64_t now_ns) {
   std::int64_t hint = 0;
   std::size_t n = 0;
   for (Reader* r : readers_) {
-    bytes += static_cast<std::uint64_t>(r->capacity()) * SampleRing::kChannels * sizeof(float);
+    bytes += static_cast<std::uint64_t>(r->ring_bytes());
     if (r->done) continue;
     // Consumption since the last sweep: frames written minus frames still in the ring.
     const auto fill = static_cast<std::uint64_t>(r->capacity()) - r->ring().writable_frames();
@@ -414,7 +438,27 @@ void LoaderThread::log_changes(std::uint64_t now_ns) {
   last_log_ns_ = now_ns;
 }
 
+// [loader] The real-time priority asked for, when permitted; logged either way.
+void LoaderThread::set_priority() {
+  if (cfg_.rt_priority <= 0) return;
+  sched_param sp{};
+  sp.sched_priority =
+      std::clamp(cfg_.rt_priority, sched_get_priority_min(SCHED_FIFO), sched_get_priority_max(SCHED_FIFO));
+  const int rc = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
+  if (rc != 0) {
+    spdlog::info(
+        "loader thread: normal scheduling (SCHED_FIFO {} not permitted: {}; under systemd the unit's "
+        "LimitRTPRIO allows it)",
+        sp.sched_priority, std::strerror(rc));
+    return;
+  }
+  spdlog::info("loader thread: SCHED_FIFO priority {} (below the audio thread's)", sp.sched_priority);
+  std::lock_guard lock(mutex_);
+  stats_.rt_priority = sp.sched_priority;
+}
+
 void LoaderThread::run() {
+  set_priority();
   std::vector<std::tuple<std::uint32_t, Reader*, std::uint64_t>> order;
   while (running_.load(std::memory_order_relaxed)) {
     timespec deadline{};
@@ -436,9 +480,7 @@ void LoaderThread::run() {
       for (Stream* s : pending_remove_) {
         auto it = std::find(readers_.begin(), readers_.end(), static_cast<Reader*>(s));
         if (it != readers_.end()) {
-          ring_bytes_.fetch_sub(static_cast<std::int64_t>((*it)->ring().capacity_frames()) * SampleRing::kChannels *
-                                    std::int64_t{sizeof(float)},
-                                std::memory_order_relaxed);
+          ring_bytes_.fetch_sub((*it)->ring_bytes(), std::memory_order_relaxed);
           delete *it;
           *it = readers_.back();
           readers_.pop_back();

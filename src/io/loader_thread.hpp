@@ -51,6 +51,11 @@ struct LoaderConfig {
   int sample_rate = 48000;         // rate of the *_frames values (times in logs and stats)
   double shrink_hold_s = 10.0;     // a target shrinks only this long after it last grew,
   double shrink_tau_s = 20.0;      // then toward the estimate with this time constant
+  bool int16_rings = true;         // 16-bit stereo files: int16 rings, read straight into them
+  // > 0: the loader runs SCHED_FIFO at this priority (below the audio thread's, so it never
+  // delays a callback, but ahead of every normal thread: other programs' work cannot starve the
+  // rings). 0, or not permitted (no RLIMIT_RTPRIO): normal scheduling.
+  int rt_priority = 0;
 };
 
 struct LoaderStats {
@@ -69,6 +74,7 @@ struct LoaderStats {
   double wait_ms_mean = 0, wait_ms_sd = 0;                          // worst source's service time
   double read_ms_max = 0;                                           // slowest read lately (decays ≈ 1 s)
   std::uint64_t ring_bytes = 0;                                     // capacity of every ring
+  int rt_priority = 0;  // the SCHED_FIFO priority the loader runs at (0: normal scheduling)
 };
 
 class LoaderThread {
@@ -109,6 +115,7 @@ class LoaderThread {
  private:
   class Reader;
   void run();
+  void set_priority();                                 // [loader]
   bool fill(Reader& r, std::uint64_t needy_since_ns);  // one read; false when the reader needs nothing
   bool end_of_data(Reader& r);
   void adapt(Reader& r, std::uint64_t now_ns, bool dry);  // [loader] move r's fill target

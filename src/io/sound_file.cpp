@@ -203,6 +203,7 @@ bool SoundFile::open(std::shared_ptr<FileHandle> file, std::string& error, const
   info_.channels = i.channels;
   info_.seekable = i.seekable != 0;
   info_.format = describe_format(i);
+  info_.int16 = impl_->read_shorts;
   return true;
 }
 
@@ -266,6 +267,18 @@ std::int64_t SoundFile::read_stereo(float* out, std::int64_t frames) {
     }
   }
   return done;
+}
+
+std::int64_t SoundFile::read_stereo_i16(std::int16_t* out, std::int64_t frames) {
+  Impl& m = *impl_;
+  if (!m.sf || !reads_i16()) return -1;
+  m.io_errno = 0;
+  // libsndfile reads 16-bit little-endian PCM with one read into `out` (our pread: page cache →
+  // ring); no chunking needed, nothing held here.
+  const sf_count_t got = sf_readf_short(m.sf, out, frames);
+  if (got < 0 || m.io_errno != 0) return -1;  // a failed read is an error, never an early end
+  if (got < frames && sf_error(m.sf) != SF_ERR_NO_ERROR) return got > 0 ? got : -1;
+  return got;
 }
 
 bool SoundFile::seek(std::int64_t frame) {

@@ -102,6 +102,7 @@ struct FileInfo {
   int channels = 0;
   std::string format;  // e.g. "WAV 16-bit PCM"
   bool seekable = false;
+  bool int16 = false;  // integer PCM of at most 16 bits: int16 samples hold it exactly
 };
 
 class SoundFile {
@@ -129,6 +130,10 @@ class SoundFile {
   // Reads up to `frames` stereo frames into `out` (2 × frames floats). Returns frames read;
   // fewer means end of file; -1 means a read error (error() tells).
   std::int64_t read_stereo(float* out, std::int64_t frames);
+  // The same as int16 (x / 32768 is the float read_stereo gives), straight from the file into
+  // `out` with no decode copy: for stereo files whose info().int16 is true only (else -1).
+  std::int64_t read_stereo_i16(std::int16_t* out, std::int64_t frames);
+  bool reads_i16() const noexcept { return info_.int16 && info_.channels == 2; }
   bool seek(std::int64_t frame);
   std::string error() const;
   // Samples that were NaN or infinite in a float file, replaced by silence.

@@ -7,6 +7,8 @@
 //   mix/stream/unity   voices reading Stream rings (ring.read into scratch, then mix); the rings
 //                      are refilled — as the loader would — with the clock paused, once per
 //                      ring's worth of blocks, so the timed part is exactly the callback's work
+//   mix/stream16/unity the same with int16 rings (a 16-bit file's: half the bytes, converted to
+//                      float as they are mixed); the noise is quantised to 16 bits
 //   ref/memcpy         memcpy of each voice's block into the output (same bytes, same sources)
 //   ref/add            memset(out) + `out[i] += in[i]` per voice (the mixer's arithmetic floor)
 //   ref/memcpy_large   one 64 MiB memcpy: the machine's copy bandwidth
@@ -23,6 +25,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -107,26 +110,52 @@ void BM_MixMemory(benchmark::State& state, int voices, int frames, float gain) {
   set_counters(state, voices, frames);
 }
 
-void BM_MixStream(benchmark::State& state, int voices, int frames) {
+// Each voice's noise quantised to 16 bits (the int16 rings' content), built once.
+const std::vector<std::vector<std::int16_t>>& sources16() {
+  static const std::vector<std::vector<std::int16_t>> s = [] {
+    std::vector<std::vector<std::int16_t>> v;
+    for (const auto& f : sources()) {
+      std::vector<std::int16_t> q(f.size());
+      for (std::size_t i = 0; i < f.size(); ++i)
+        q[i] = static_cast<std::int16_t>(std::clamp(std::lrint(f[i] * 32767.0f), -32768l, 32767l));
+      v.push_back(std::move(q));
+    }
+    return v;
+  }();
+  return s;
+}
+
+void BM_MixStream(benchmark::State& state, int voices, int frames, SampleFormat format) {
   const auto& src = sources();
   EngineConfig cfg;
   cfg.max_block_frames = kMaxBlock;
-  cfg.max_voices = kMaxVoices;
+  cfg.max_voices = std::max<std::uint32_t>(kMaxVoices, static_cast<std::uint32_t>(voices));
   auto eng = std::make_unique<Engine>(cfg);
   // A streamed source with no pre-decoded head: every frame comes through the ring.
   const VoiceSource view{nullptr, 0, std::int64_t{1} << 40, true};
   std::vector<std::unique_ptr<Stream>> streams;
   std::vector<std::size_t> feed_pos(voices, 0);
-  for (int i = 0; i < voices; ++i) streams.push_back(std::make_unique<Stream>(kRingFrames));
+  for (int i = 0; i < voices; ++i) streams.push_back(std::make_unique<Stream>(kRingFrames, format));
+  const bool i16 = format == SampleFormat::kInt16;
+  const auto& src16 = i16 ? sources16() : std::vector<std::vector<std::int16_t>>{};
 
   // What the loader does: top every ring up to capacity from the voice's noise.
+  auto write = [&](SampleRing& ring, int i, std::size_t n) -> std::size_t {
+    const std::size_t k = static_cast<std::size_t>(i) % kMaxVoices;  // content repeats past 128; rings do not
+    if (!i16) return ring.write(src[k].data() + feed_pos[i] * 2, n);
+    const auto w = ring.write_spans_i16(n);
+    std::memcpy(w.first, src16[k].data() + feed_pos[i] * 2, w.first_frames * 4);
+    std::memcpy(w.second, src16[k].data() + (feed_pos[i] + w.first_frames) * 2, w.second_frames * 4);
+    ring.commit(w.frames());
+    return w.frames();
+  };
   auto refill = [&] {
     for (int i = 0; i < voices; ++i) {
       SampleRing& ring = streams[i]->ring();
       std::size_t room = ring.writable_frames();
       while (room > 0) {
         const std::size_t n = std::min(room, kSourceFrames - feed_pos[i]);
-        const std::size_t w = ring.write(src[i].data() + feed_pos[i] * 2, n);
+        const std::size_t w = write(ring, i, n);
         feed_pos[i] = (feed_pos[i] + w) % kSourceFrames;
         room -= w;
         if (w == 0) break;
@@ -226,10 +255,18 @@ void BM_RefMemcpyLarge(benchmark::State& state) {
       const std::string grid = "/voices:" + std::to_string(v) + "/block:" + std::to_string(b);
       benchmark::RegisterBenchmark(("mix/memory/unity" + grid).c_str(), BM_MixMemory, v, b, 1.0f);
       benchmark::RegisterBenchmark(("mix/memory/gain" + grid).c_str(), BM_MixMemory, v, b, 0.5f);
-      benchmark::RegisterBenchmark(("mix/stream/unity" + grid).c_str(), BM_MixStream, v, b);
+      benchmark::RegisterBenchmark(("mix/stream/unity" + grid).c_str(), BM_MixStream, v, b, SampleFormat::kFloat);
+      benchmark::RegisterBenchmark(("mix/stream16/unity" + grid).c_str(), BM_MixStream, v, b, SampleFormat::kInt16);
       benchmark::RegisterBenchmark(("ref/memcpy" + grid).c_str(), BM_RefMemcpy, v, b);
       benchmark::RegisterBenchmark(("ref/add" + grid).c_str(), BM_RefAdd, v, b);
     }
+  }
+  // 1024 streamed voices: 96 MB (int16) or 192 MB (float) of rings, far beyond any cache, as in
+  // the daemon (the content repeats every 128 voices; the rings are distinct memory).
+  for (int b : {256, 1024}) {
+    const std::string grid = "/voices:1024/block:" + std::to_string(b);
+    benchmark::RegisterBenchmark(("mix/stream/unity" + grid).c_str(), BM_MixStream, 1024, b, SampleFormat::kFloat);
+    benchmark::RegisterBenchmark(("mix/stream16/unity" + grid).c_str(), BM_MixStream, 1024, b, SampleFormat::kInt16);
   }
   for (int b : kBlockSizes) {
     benchmark::RegisterBenchmark(("mix/empty/block:" + std::to_string(b)).c_str(), BM_MixEmpty, b);

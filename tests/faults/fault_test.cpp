@@ -648,7 +648,8 @@ TEST(Prefetch, NewStreamsOfAJitterySourceGetLargerRings) {
   rig.play(0, *src);
   rig.start();
   rig.run_for(1.0);
-  EXPECT_EQ(rig.loader.stats().ring_bytes, static_cast<std::uint64_t>(kRate / 2) * 8) << "steady: --ring-ms";
+  EXPECT_EQ(rig.loader.stats().ring_bytes, static_cast<std::uint64_t>(kRate / 2) * 4)
+      << "steady: --ring-ms (a 16-bit file: an int16 ring, 4 bytes a frame)";
   faults.every_read_ns = 700'000'000;
   rig.run_for(4.0);
   ASSERT_GT(src->jitter->target_frames.load(), kRate / 2) << "the source's target did not outgrow its ring";

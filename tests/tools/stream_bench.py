@@ -57,7 +57,11 @@ def _pad(b):
 def osc_message(address, *args):
     tags, data = ",", b""
     for a in args:
-        if isinstance(a, bool) or isinstance(a, int):
+        if isinstance(a, (bytes, bytearray)):
+            tags += "b"
+            data += struct.pack(">i", len(a)) + bytes(a)
+            data += b"\0" * (-len(a) % 4)
+        elif isinstance(a, bool) or isinstance(a, int):
             tags += "i"
             data += struct.pack(">i", int(a))
         elif isinstance(a, float):
@@ -273,17 +277,19 @@ class Stemd:
         with open(self.log, errors="replace") as f:
             return f.read()[-n:]
 
-    def load_all(self, paths, window=32):
-        """/stemd/load id path for ids 1..N, `window` outstanding; returns (seconds, failures)."""
+    def load_all(self, paths, window=16):
+        """/stemd/load id path for ids 1..N, `window` outstanding; returns (seconds, failures).
+        A load refused as busy (the daemon's limit of loads in flight) is sent again."""
         t0 = time.monotonic()
-        sent = done = 0
+        queue = list(range(len(paths)))  # indices still to send
+        done = 0
         fails = []
         pending = 0
         last = time.monotonic()
         while done < len(paths):
-            while pending < window and sent < len(paths):
-                self.osc.send(osc_message("/stemd/load", sent + 1, paths[sent]))
-                sent += 1
+            while pending < window and queue:
+                i = queue.pop(0)
+                self.osc.send(osc_message("/stemd/load", i + 1, paths[i]))
                 pending += 1
             r = self.osc.recv(1.0)
             if r is None:
@@ -294,6 +300,10 @@ class Stemd:
             if r[1] and r[1][0] == "/stemd/load":
                 last = time.monotonic()
                 pending -= 1
+                if r[0] != "/done" and len(r[1]) >= 3 and str(r[1][-1]).startswith("busy"):
+                    queue.insert(0, int(r[1][1]) - 1)
+                    window = max(1, pending + 1)  # the daemon's limit: stay at or under it
+                    continue
                 done += 1
                 if r[0] != "/done":
                     fails.append(" ".join(str(x) for x in r[1]))
@@ -352,6 +362,161 @@ class Fixtures:
     def reference(self, out, count, play_seconds):
         subprocess.run([self.tool, "ref", out, "--count", str(count), "--play-seconds", str(play_seconds),
                         "--seconds", str(self.seconds), "--amp", str(self.amp)], check=True)
+
+
+# ------------------------------------------------------------------------------------- scsynth
+def synthdef_diskin(name="stemd_bench_disk"):
+    """A compiled SynthDef (SCgf version 2, written byte by byte: no sclang needed) of
+    { |bufnum = 0, out = 0| Out.ar(out, DiskIn.ar(2, bufnum, loop: 1)) }."""
+    def pstr(t):
+        b = t.encode()
+        return struct.pack(">B", len(b)) + b
+
+    d = pstr(name)
+    d += struct.pack(">i", 1) + struct.pack(">f", 1.0)            # constants: [1.0] (loop)
+    d += struct.pack(">i", 2) + struct.pack(">ff", 0.0, 0.0)      # parameters' initial values
+    d += struct.pack(">i", 2) + pstr("bufnum") + struct.pack(">i", 0) + pstr("out") + struct.pack(">i", 1)
+    d += struct.pack(">i", 3)                                     # UGens
+    # 0: Control.kr (the two parameters), no inputs, 2 control-rate outputs
+    d += pstr("Control") + struct.pack(">biih", 1, 0, 2, 0) + struct.pack(">bb", 1, 1)
+    # 1: DiskIn.ar(bufnum, loop), 2 audio-rate outputs
+    d += pstr("DiskIn") + struct.pack(">biih", 2, 2, 2, 0)
+    d += struct.pack(">ii", 0, 0) + struct.pack(">ii", -1, 0) + struct.pack(">bb", 2, 2)
+    # 2: Out.ar(out, left, right), no outputs
+    d += pstr("Out") + struct.pack(">biih", 2, 3, 0, 0)
+    d += struct.pack(">ii", 0, 1) + struct.pack(">ii", 1, 0) + struct.pack(">ii", 1, 1)
+    d += struct.pack(">h", 0)                                     # variants
+    return b"SCgf" + struct.pack(">ih", 2, 1) + d
+
+
+class Scsynth:
+    """scsynth (SuperCollider's server) on the same JACK test bed, playing the same files with
+    DiskIn: one 64 k-frame buffer per voice, cued with /b_alloc + /b_read … leaveOpen=1."""
+
+    DEF = "stemd_bench_disk"
+
+    def __init__(self, jack, workdir, voices):
+        self.port = free_port()
+        self.log = os.path.join(workdir, "scsynth.log")
+        cap = max(1024, 2 * voices + 16)
+        cmd = ["scsynth", "-u", str(self.port), "-i", "0", "-o", "2", "-b", str(cap), "-n", str(cap),
+               "-m", str(max(8192, 64 * voices)), "-R", "0", "-D", "0", "-l", "4"]
+        self.cmd = " ".join(cmd)
+        env = dict(jack.env, SC_JACK_DEFAULT_OUTPUTS="system:playback_1,system:playback_2")
+        self.proc = subprocess.Popen(cmd, stdout=open(self.log, "w"), stderr=subprocess.STDOUT, env=env)
+        self.osc = Osc(self.port)
+        deadline = time.monotonic() + 15
+        while not self.reply_to("/status", timeout=0.2, send=True):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"scsynth did not start: {open(self.log, errors='replace').read()[-1500:]}")
+
+    def reply_to(self, address, timeout, send=False):
+        if send:
+            self.osc.send(osc_message(address))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = self.osc.recv(deadline - time.monotonic())
+            if r and (r[0] == address + ".reply" or (r[1] and r[1][0] == address)):
+                return r
+        return None
+
+    def cue_all(self, paths, frames=65536, window=32):
+        """Defines the SynthDef, then per voice a buffer cued on its file; returns failures."""
+        self.osc.send(osc_message("/d_recv", synthdef_diskin(self.DEF)))
+        r = self.reply_to("/d_recv", 10)
+        if not r or r[0] != "/done":
+            return [f"/d_recv: {r}"]
+        sent = done = 0
+        fails = []
+        last = time.monotonic()
+        while done < len(paths) and time.monotonic() - last < 30:
+            while sent < len(paths) and sent - done < window:
+                read = osc_message("/b_read", sent, paths[sent], 0, frames, 0, 1)
+                self.osc.send(osc_message("/b_alloc", sent, frames, 2, read))
+                sent += 1
+            r = self.osc.recv(1.0)
+            if r and r[1] and r[1][0] == "/b_read":
+                done += 1
+                last = time.monotonic()
+            elif r and r[0] == "/fail":
+                fails.append(" ".join(str(x) for x in r[1]))
+                done += 1
+        if done < len(paths):
+            fails.append(f"{len(paths) - done} buffers not cued after 30 s")
+        return fails
+
+    def play_all(self, count):
+        msgs = [osc_message("/s_new", self.DEF, 1000 + i, 0, 0, "bufnum", i) for i in range(count)]
+        for k in range(0, count, 64):
+            self.osc.send(osc_bundle_now(msgs[k:k + 64]))
+
+    def status(self):
+        """/status.reply: ugens, synths, groups, defs, avg CPU %, peak CPU %, rates."""
+        r = self.reply_to("/status", 2, send=True)
+        return r[1] if r else []
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.osc.send(osc_message("/quit"))
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+
+
+def osc_bundle_now(messages):
+    out = b"#bundle\0" + struct.pack(">II", 0, 1)  # timetag 1: immediately
+    for m in messages:
+        out += struct.pack(">i", len(m)) + m
+    return out
+
+
+def scsynth_trial(args, fx, period, n, seconds):
+    """scsynth playing N of the fixture files through DiskIn; its CPU over the same window."""
+    res = {"period": period, "voices": n, "seconds": seconds}
+    wd = tempfile.mkdtemp(dir=args.workdir, prefix=f"scsynth-{period}-{n}-")
+    jack = sc = None
+    try:
+        fx.ensure(max(n, 1))
+        jack = Jack(wd, period, args.realtime)
+        sc = Scsynth(jack, wd, n)
+        res["command"] = sc.cmd
+        t0 = time.monotonic()
+        fails = sc.cue_all(fx.paths(n)) if n else []
+        res["cue_seconds"] = round(time.monotonic() - t0, 3)
+        if fails:
+            res["error"] = f"{len(fails)} cues failed, first: {fails[0]}"
+            return res
+        x0 = jack.xruns()
+        sc.play_all(n)
+        time.sleep(1.0)
+        cpu = CpuWindow(sc.proc.pid)
+        cpu.start()
+        time.sleep(max(0.0, seconds - 1.0))
+        res["scsynth_cpu_pct"] = round(cpu.stop(), 2)
+        st = sc.status()
+        if len(st) >= 7:  # /status.reply: 1, ugens, synths, groups, defs, avg CPU %, peak CPU %, …
+            res["synths"], res["avg_cpu_reported"], res["peak_cpu_reported"] = st[2], st[5], st[6]
+        res.update({k: v for k, v in proc_mem(sc.proc.pid).items()})
+        res["jackd_xruns"] = jack.xruns() - x0
+        return res
+    except Exception as e:
+        res["error"] = f"{type(e).__name__}: {e}"
+        return res
+    finally:
+        if sc:
+            sc.stop()
+            res["scsynth_log"] = open(sc.log, errors="replace").read().splitlines()[-6:]
+        if jack:
+            jack.stop()
+        if not args.keep:
+            shutil.rmtree(wd, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------- trials
@@ -511,9 +676,12 @@ def clean(res, baseline_xruns):
 
 
 def cmd_search(args):
-    fx = Fixtures(args.build, args.workdir, args.start, args.file_seconds, args.amp)
+    # The exact sum of --max files must stay below the limiter's threshold (N · amp < 29204):
+    # a higher cap gets quieter fixtures (±3 at 8,192 voices).
+    amp = min(args.amp, max(1, 29203 // max(args.max, 1)))
+    fx = Fixtures(args.build, args.workdir, args.start, args.file_seconds, amp)
     out = {"mode": "search", "seconds": args.seconds, "file_seconds": args.file_seconds, "start": args.start,
-           "max": args.max, "retries": args.retries, "periods": []}
+           "max": args.max, "amp": amp, "retries": args.retries, "periods": []}
     for period in args.periods:
         base = idle_baseline(args, period, args.seconds)
         log(f"period {period}: idle jackd {base['xruns']} xruns in {args.seconds} s")
@@ -586,6 +754,24 @@ def cmd_rss(args):
     return out
 
 
+def cmd_compare(args):
+    """stemd and scsynth side by side, same files, same test bed, one run: per N, stemd's whole
+    process CPU (voices loaded and started over OSC) and scsynth's (DiskIn), and their ratio."""
+    fx = Fixtures(args.build, args.workdir, max(max(args.voices), 1), args.file_seconds, args.amp)
+    out = {"mode": "compare", "seconds": args.seconds, "period": args.period, "rows": []}
+    out["idle"] = idle_baseline(args, args.period, min(args.seconds, 5))
+    for n in args.voices:
+        st = trial(args, fx, args.period, n, args.seconds, verify=False, via="osc")
+        clean(st, out["idle"]["xruns"])
+        sc = scsynth_trial(args, fx, args.period, n, args.seconds)
+        a, b = st.get("stemd_cpu_pct"), sc.get("scsynth_cpu_pct")
+        row = {"voices": n, "stemd": st, "scsynth": sc, "ratio": round(a / b, 3) if a and b else None}
+        log(f"compare: {n} voices: stemd {a} %, scsynth {b} %, ratio {row['ratio']}"
+            + (f" — stemd: {st['why']}" if st.get("why") else "") + (f" — scsynth: {sc['error']}" if sc.get("error") else ""))
+        out["rows"].append(row)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default="build/release", help="build directory with src/stemd and tests/tools")
@@ -610,6 +796,10 @@ def main():
     c.add_argument("--period", type=int, default=1024)
     c.add_argument("--seconds", type=float, default=20)
     c.add_argument("--verify", action="store_true", help="also check each capture")
+    m = sub.add_parser("compare", help="stemd and scsynth (DiskIn) side by side")
+    m.add_argument("--voices", type=int, nargs="+", default=[256, 1024])
+    m.add_argument("--period", type=int, default=1024)
+    m.add_argument("--seconds", type=float, default=15)
     r = sub.add_parser("rss")
     r.add_argument("--count", type=int, default=8)
     r.add_argument("--mb", type=float, default=140)
@@ -621,7 +811,7 @@ def main():
     args.workdir = tempfile.mkdtemp(prefix="stemd-stream-bench-") if own else os.path.abspath(args.workdir)
     os.makedirs(args.workdir, exist_ok=True)
     try:
-        res = {"search": cmd_search, "cpu": cmd_cpu, "rss": cmd_rss}[args.cmd](args)
+        res = {"search": cmd_search, "cpu": cmd_cpu, "rss": cmd_rss, "compare": cmd_compare}[args.cmd](args)
     finally:
         if own and not args.keep:
             shutil.rmtree(args.workdir, ignore_errors=True)

@@ -11,7 +11,11 @@
 #include "common/engine_driver.hpp"
 
 #include <gtest/gtest.h>
+
+#include <pthread.h>
+#include <sched.h>
 #include <sndfile.h>
+#include <sys/resource.h>
 
 #include <sys/inotify.h>
 #include <unistd.h>
@@ -316,6 +320,36 @@ TEST(Loader, PrefillLargerThanTheRingLosesNothing) {
 // The loader refills the emptiest ring first. Observed through the kernel: an inotify IN_ACCESS
 // watch on each file queues one event per read, in the order the loader thread reads, so the
 // order of each file's first read is the order the loader served the rings.
+// --loader-priority: the loader thread runs SCHED_FIFO at the priority asked for, when the
+// process may (root, or an rtprio limit); else it stays at normal scheduling and says so.
+TEST(Loader, RunsAtTheRealTimePriorityAskedForWhenPermitted) {
+  LoaderConfig lc;
+  lc.rt_priority = 3;
+  LoaderThread loader(lc);
+  loader.start();
+  loader.wait_idle();
+  int policy = 0;
+  sched_param sp{};
+  ASSERT_EQ(pthread_getschedparam(loader.native_handle(), &policy, &sp), 0);
+  rlimit rl{};
+  getrlimit(RLIMIT_RTPRIO, &rl);
+  if (geteuid() != 0 && rl.rlim_cur < 3) {
+    EXPECT_EQ(policy, SCHED_OTHER);
+    EXPECT_EQ(loader.stats().rt_priority, 0);
+    GTEST_SKIP() << "real-time scheduling not permitted here (RLIMIT_RTPRIO " << rl.rlim_cur << ")";
+  }
+  EXPECT_EQ(policy, SCHED_FIFO);
+  EXPECT_EQ(sp.sched_priority, 3);
+  EXPECT_EQ(loader.stats().rt_priority, 3);
+  loader.stop();
+
+  LoaderThread normal{LoaderConfig{}};  // 0 (the struct's default): normal scheduling
+  normal.start();
+  normal.wait_idle();
+  ASSERT_EQ(pthread_getschedparam(normal.native_handle(), &policy, &sp), 0);
+  EXPECT_EQ(policy, SCHED_OTHER);
+}
+
 TEST(Loader, EmptiestRingIsRefilledFirst) {
   const int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (ino < 0) GTEST_SKIP() << "inotify unavailable: " << std::strerror(errno);
@@ -518,6 +552,15 @@ TEST_P(LoaderFormats, DecodeExactlyInMemoryAndStreamed) {
     EXPECT_EQ(src->streamed(), streamed);
     EXPECT_EQ(src->info.channels, c.channels);
     Rig rig;
+    if (streamed) {  // 16-bit (or narrower) integer stereo streams through an int16 ring
+      const int sub = c.format & SF_FORMAT_SUBMASK;
+      const bool narrow = sub == SF_FORMAT_PCM_16 || sub == SF_FORMAT_PCM_S8 || sub == SF_FORMAT_PCM_U8;
+      std::string err;
+      Stream* s = rig.loader.create_stream(*src, src->view.memory_frames, false, err);
+      ASSERT_NE(s, nullptr) << err;
+      EXPECT_EQ(s->ring().format(), narrow && c.channels == 2 ? SampleFormat::kInt16 : SampleFormat::kFloat);
+      rig.loader.release(s);
+    }
     rig.play(*src, 0, false);
     const auto out = rig.render(total + 5'000);
     ASSERT_GE(out.size(), static_cast<std::size_t>(total) * 2);

@@ -507,6 +507,50 @@ TEST(EngineStream, HeadThenRingIsSeamlessAndFinishEndsTheVoice) {
   delete s;
 }
 
+// A 16-bit file streams through an int16 ring, converted as it is mixed: the bus must hold the
+// same floats as through a float ring of the decoded samples, at unity, under a gain ramp, at a
+// fixed gain and panned (each path of mix_segment).
+TEST(EngineStream, Int16RingMixesExactlyAsTheFloatRing) {
+  constexpr std::int64_t kTotal = 20'000, kHead = 1'000;
+  const auto pcm = test::make_pcm16(kTotal, 2, 21);
+  std::vector<float> file = test::to_stereo_float(pcm, 2);
+  file[2 * 5'000] = -1.0f;  // the extremes: -32768 and 32767
+  file[2 * 5'000 + 1] = 32767.0f / 32768.0f;
+  std::vector<std::int16_t> ints(file.size());
+  for (std::size_t i = 0; i < file.size(); ++i) ints[i] = static_cast<std::int16_t>(file[i] * 32768.0f);
+  const VoiceSource view{file.data(), kHead, kTotal, true};
+
+  auto run = [&](SampleFormat fmt) {
+    auto* s = new Stream(32'768, fmt);
+    if (fmt == SampleFormat::kInt16) {
+      auto w = s->ring().write_spans_i16(kTotal - kHead);
+      std::copy(ints.begin() + kHead * 2, ints.end(), w.first);
+      s->ring().commit(kTotal - kHead);
+    } else {
+      s->ring().write(file.data() + kHead * 2, kTotal - kHead);
+    }
+    s->finish(EndReason::kEndOfFile);
+    Engine e(small_config());
+    EXPECT_TRUE(e.send(play_command(0, 1, &view, s, 0)));
+    auto out = render(e, 4'000, 256);                                       // unity
+    EXPECT_TRUE(e.send(simple(CommandType::kSetGain, 0, 1, 0.3f, 3'000)));  // a ramp…
+    auto more = render(e, 6'000, 256);                                      // …then 0.3
+    out.insert(out.end(), more.begin(), more.end());
+    EXPECT_TRUE(e.send(simple(CommandType::kSetPan, 0, 1, -0.6f, 2'000)));
+    more = render(e, kTotal - 10'000 + 500, 256);
+    out.insert(out.end(), more.begin(), more.end());
+    Drained d;
+    d.drain(e);
+    delete s;
+    return out;
+  };
+  const auto via_float = run(SampleFormat::kFloat);
+  const auto via_int16 = run(SampleFormat::kInt16);
+  ASSERT_EQ(via_float.size(), via_int16.size());
+  EXPECT_EQ(first_mismatch(via_int16.data(), via_float.data(), via_float.size()), -1);
+  EXPECT_EQ(first_mismatch(via_int16.data(), file.data(), 4'000 * 2), -1) << "unity: the file's own values";
+}
+
 TEST(EngineStream, UnderrunFadesOutThenResumesWhereItStopped) {
   FakeStreamed src(100'000, 1'000, 10);
   auto* s = new Stream(4'096);

@@ -155,6 +155,36 @@ TEST(SampleRing, CapacityAndWholeFramesSingleThread) {
   EXPECT_EQ(ring.read(out, 1), 0u);
 }
 
+// An int16 ring: half the bytes of float, in-place int16 spans on both sides, and read() gives
+// the floats libsndfile's own float read would (x / 32768, exact).
+TEST(SampleRing, Int16RingHoldsHalfTheBytesAndReadsAsFloat) {
+  SampleRing f(6), i(6, SampleFormat::kInt16);
+  EXPECT_EQ(f.capacity_bytes(), 6u * 8u);
+  EXPECT_EQ(i.capacity_bytes(), 6u * 4u);
+  EXPECT_EQ(i.format(), SampleFormat::kInt16);
+  const std::int16_t v[10] = {-32768, 32767, 0, 1, -1, 12345, -12345, 2, 3, 4};
+  auto w = i.write_spans_i16(5);
+  ASSERT_EQ(w.frames(), 5u);
+  std::copy(v, v + 10, w.first);
+  i.commit(5);
+  auto r = i.read_spans_i16(2);
+  ASSERT_EQ(r.first_frames, 2u);
+  EXPECT_EQ(r.first[0], -32768);
+  EXPECT_EQ(r.first[3], 1);
+  float out[10];
+  ASSERT_EQ(i.read(out, 5), 5u);
+  for (int k = 0; k < 10; ++k) EXPECT_EQ(out[k], static_cast<float>(v[k]) / 32768.0f) << k;
+  // Across the wrap: 5 written, 5 read; the next 4 frames land at slots 5, 0, 1, 2.
+  w = i.write_spans_i16(4);
+  EXPECT_EQ(w.first_frames, 1u);
+  EXPECT_EQ(w.second_frames, 3u);
+  for (int k = 0; k < 2; ++k) w.first[k] = static_cast<std::int16_t>(100 + k);
+  for (int k = 0; k < 6; ++k) w.second[k] = static_cast<std::int16_t>(102 + k);
+  i.commit(4);
+  ASSERT_EQ(i.read(out, 10), 4u);
+  for (int k = 0; k < 8; ++k) EXPECT_EQ(out[k], static_cast<float>(100 + k) / 32768.0f) << k;
+}
+
 // 10 million floats (5 M stereo frames; fewer under sanitizers) through a small ring, written
 // and read in varied chunk sizes that rarely line up. Sample k of the stream holds the value k
 // (exact in float below 2^24), so any loss, duplication, reordering or half-frame shift shows.
