@@ -57,7 +57,7 @@ class DaemonRun {
   int router_config(control::RouterConfig& rc, bool& media_loopback_only) const;
   void restore_state();
   void resume_session();
-  void restart_resumed_voices();  // [control]
+  void restart_resumed_voices();                                                                     // [control]
   bool route_start_message(const std::string& flag, const control::OscMessage& m, std::int64_t at);  // [control]
   int load_start_files();
   int run_script();

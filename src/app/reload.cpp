@@ -114,7 +114,8 @@ void DaemonRun::apply_live_volumes(const Options& n, std::vector<std::string>& a
     inst_->post([ctl, router, ids, v] {
       std::string ve;
       for (int id : ids) {
-        if (const control::VoiceHandle h = router->player(id); h.valid()) ctl->set_volume(control::kNow, h, v, 0.05, ve);
+        if (const control::VoiceHandle h = router->player(id); h.valid())
+          ctl->set_volume(control::kNow, h, v, 0.05, ve);
       }
     });
     applied.push_back(decks ? "vol" : "volume");

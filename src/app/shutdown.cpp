@@ -145,7 +145,8 @@ int DaemonRun::shutdown() {
 // period), bounded by the fade + 250 ms: a device that stopped calling back never plays it.
 void DaemonRun::fade_out(Clock::time_point fade_started) {
   const auto& m = inst_->engine().metrics();
-  if (!inst_->controller().set_master(control::kNow, 0.0f, o_.shutdown_fade_ms / 1000.0, err_) || bc_.kind == "render") return;
+  if (!inst_->controller().set_master(control::kNow, 0.0f, o_.shutdown_fade_ms / 1000.0, err_) || bc_.kind == "render")
+    return;
   const auto frames_then = m.frames.load();
   const auto need = static_cast<std::uint64_t>((o_.shutdown_fade_ms / 1000.0) * rate_) + o_.buffer_size;
   const auto until = fade_started + std::chrono::milliseconds(250 + static_cast<long>(o_.shutdown_fade_ms));

@@ -55,7 +55,7 @@ std::string command_line_path(const std::string& path) {
 
 control::OscMessage load_message(int id, const std::string& path) {
   return control::osc_message("/stemd/load", {control::OscArg::Int(id), control::OscArg::Str(command_line_path(path)),
-                                               control::OscArg::Str(std::filesystem::path(path).stem().string())});
+                                              control::OscArg::Str(std::filesystem::path(path).stem().string())});
 }
 
 }  // namespace
@@ -68,8 +68,8 @@ bool DaemonRun::route_start_message(const std::string& flag, const control::OscM
   if (reply.address == "/done") return true;
   // /fail <address> [values…] <reason>
   const std::string reason = !reply.args.empty() && reply.args.back().is_string() ? reply.args.back().s : "refused";
-  spdlog::error("{}: {} (refused at start: {} → /fail)", base::log_escape(flag, 600),
-                base::log_escape(reason, 600), base::log_escape(m.to_string(), 600));
+  spdlog::error("{}: {} (refused at start: {} → /fail)", base::log_escape(flag, 600), base::log_escape(reason, 600),
+                base::log_escape(m.to_string(), 600));
   return false;
 }
 
@@ -160,9 +160,9 @@ bool DaemonRun::play_start_files() {
     if (o_.deck_files[d].empty()) continue;
     if (d == 2 && o_.c_at < 0) continue;  // --c without --c_at: loaded only
     // /play_stem id rate volume loop start: the deck's base id plays on its deck, looped.
-    const control::OscMessage m =
-        control::osc_message("/play_stem", {OscArg::Int(control::kDeckBase[d]), OscArg::Float(static_cast<float>(o_.rate)),
-                                            OscArg::Float(o_.deck_volume), OscArg::Int(1), OscArg::Float(0.0f)});
+    const control::OscMessage m = control::osc_message(
+        "/play_stem", {OscArg::Int(control::kDeckBase[d]), OscArg::Float(static_cast<float>(o_.rate)),
+                       OscArg::Float(o_.deck_volume), OscArg::Int(1), OscArg::Float(0.0f)});
     // --c_at: deck C starts that many seconds (of output) after the start.
     const std::int64_t at =
         d == 2 ? (real_device_ ? ctl.now_frame() : 0) + std::llround(o_.c_at * rate_) : control::kNow;

@@ -451,8 +451,8 @@ RestoreReport StateKeeper::restore(control::Router& router) {
       spdlog::warn("state file {}:{}: source {} not restored: {} (the others are)", cfg_.path, sm.line, id,
                    base::log_escape(reason_of(reply), 400));
     } else {
-      spdlog::warn("state file {}:{}: {} failed: {} (skipped)", cfg_.path, sm.line,
-                   base::log_escape(line_of(m), 600), base::log_escape(reason_of(reply), 400));
+      spdlog::warn("state file {}:{}: {} failed: {} (skipped)", cfg_.path, sm.line, base::log_escape(line_of(m), 600),
+                   base::log_escape(reason_of(reply), 400));
     }
   }
   spdlog::info("state file {}: restored {} of {} sources{}, levels{}", cfg_.path, rep.sources,

@@ -56,8 +56,8 @@ class AddressValidator {
   // replies go out when they add up to at most kAmplification × request_bytes (true). When they
   // do not, none of them goes: `instead` is the one datagram sent in their place, `/stemd/cookie
   // <token for source>`, or empty when even that is over the budget.
-  bool replies_fit(const Endpoint& source, std::size_t request_bytes, std::size_t reply_bytes,
-                   Clock::time_point now, std::vector<std::uint8_t>& instead) const;
+  bool replies_fit(const Endpoint& source, std::size_t request_bytes, std::size_t reply_bytes, Clock::time_point now,
+                   std::vector<std::uint8_t>& instead) const;
 
  private:
   std::uint64_t tag(const Endpoint& source, std::uint32_t window) const;

@@ -76,8 +76,8 @@ void Controller::install(std::int64_t at, int slot, std::unique_ptr<io::Source> 
                static_cast<double>(source->total_frames()) / source->info.sample_rate,
                source->streamed() ? "streamed" : "in memory", source->load_ns / 1e6);
   if (source->truncated) {  // every load, from a client or a start-up flag
-    spdlog::warn("{}: holds {} frames, fewer than its header's {}", base::log_escape(source->path), source->total_frames(),
-                 source->info.frames);
+    spdlog::warn("{}: holds {} frames, fewer than its header's {}", base::log_escape(source->path),
+                 source->total_frames(), source->info.frames);
   }
   auto entry = std::make_shared<Entry>();
   entry->serial = next_serial_++;
@@ -241,7 +241,8 @@ bool Controller::seek(std::int64_t at, VoiceHandle v, std::int64_t frame, std::s
   return true;
 }
 
-bool Controller::set_volume(std::int64_t at, VoiceHandle v, float volume, double ramp_seconds, std::string& error, engine::Curve curve) {
+bool Controller::set_volume(std::int64_t at, VoiceHandle v, float volume, double ramp_seconds, std::string& error,
+                            engine::Curve curve) {
   VoiceSlot* vs = lookup(v, error);
   if (!vs) return false;
   if (!std::isfinite(volume) || volume < 0.0f) {
@@ -290,8 +291,8 @@ bool Controller::stop_all(std::int64_t at, double fade_seconds, std::string& err
   return true;
 }
 
-bool Controller::send_voice_command(std::int64_t at, VoiceHandle v, engine::CommandType type, float value, std::uint32_t frames,
-                                    std::string& error) {
+bool Controller::send_voice_command(std::int64_t at, VoiceHandle v, engine::CommandType type, float value,
+                                    std::uint32_t frames, std::string& error) {
   Command c{};
   c.type = type;
   c.voice = v.id;
@@ -308,8 +309,8 @@ bool Controller::send_voice_command(std::int64_t at, VoiceHandle v, engine::Comm
 bool Controller::pause(std::int64_t at, VoiceHandle v, double fade_seconds, std::string& error) {
   VoiceSlot* vs = lookup(v, error);
   if (!vs) return false;
-  if (!send_voice_command(at, v, CommandType::kPause, 0.0f, std::max(frames_for(fade_seconds), engine_.declick_frames()),
-                          error)) {
+  if (!send_voice_command(at, v, CommandType::kPause, 0.0f,
+                          std::max(frames_for(fade_seconds), engine_.declick_frames()), error)) {
     return false;
   }
   vs->paused = true;
@@ -319,8 +320,8 @@ bool Controller::pause(std::int64_t at, VoiceHandle v, double fade_seconds, std:
 bool Controller::resume(std::int64_t at, VoiceHandle v, double fade_seconds, std::string& error) {
   VoiceSlot* vs = lookup(v, error);
   if (!vs) return false;
-  if (!send_voice_command(at, v, CommandType::kResume, 0.0f, std::max(frames_for(fade_seconds), engine_.declick_frames()),
-                          error)) {
+  if (!send_voice_command(at, v, CommandType::kResume, 0.0f,
+                          std::max(frames_for(fade_seconds), engine_.declick_frames()), error)) {
     return false;
   }
   vs->paused = false;
@@ -334,15 +335,16 @@ bool Controller::set_pan(std::int64_t at, VoiceHandle v, float pan, double ramp_
   }
   VoiceSlot* vs = lookup(v, error);
   if (!vs) return false;
-  if (!send_voice_command(at, v, CommandType::kSetPan, pan, std::max(frames_for(ramp_seconds), engine_.declick_frames()),
-                          error)) {
+  if (!send_voice_command(at, v, CommandType::kSetPan, pan,
+                          std::max(frames_for(ramp_seconds), engine_.declick_frames()), error)) {
     return false;
   }
   vs->pan = pan;
   return true;
 }
 
-bool Controller::load_generated(std::int64_t at, int slot, const std::string& name, std::vector<float> stereo, std::string& error) {
+bool Controller::load_generated(std::int64_t at, int slot, const std::string& name, std::vector<float> stereo,
+                                std::string& error) {
   if (stereo.size() < 2) {
     error = "no audio";
     return false;

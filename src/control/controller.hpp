@@ -96,7 +96,8 @@ class Controller {
   const io::LoadOptions& load_options() const noexcept { return load_opts_; }
   bool unload(std::int64_t at, int slot, std::string& error);
   bool play(std::int64_t at, int slot, const PlayOptions& opts, VoiceHandle& out, std::string& error);
-  bool stop(std::int64_t at, VoiceHandle v, double fade_seconds, std::string& error, engine::Curve curve = engine::Curve::kLinear);
+  bool stop(std::int64_t at, VoiceHandle v, double fade_seconds, std::string& error,
+            engine::Curve curve = engine::Curve::kLinear);
   bool seek(std::int64_t at, VoiceHandle v, std::int64_t frame, std::string& error);
   bool set_volume(std::int64_t at, VoiceHandle v, float volume, double ramp_seconds, std::string& error,
                   engine::Curve curve = engine::Curve::kLinear);
@@ -121,7 +122,8 @@ class Controller {
   float deck_level(int deck) const { return deck_levels_[static_cast<std::size_t>(deck)]; }
   float master_level() const { return master_; }
   // A source made of generated audio (interleaved stereo at the output rate), e.g. a test tone.
-  bool load_generated(std::int64_t at, int slot, const std::string& name, std::vector<float> stereo, std::string& error);
+  bool load_generated(std::int64_t at, int slot, const std::string& name, std::vector<float> stereo,
+                      std::string& error);
   // Unloads every source, stops every voice (faded) and the test tone, drops every scheduled
   // command.
   void clear(double fade_seconds);

@@ -28,7 +28,8 @@ bool Controller::set_master(std::int64_t at, float gain, double ramp_seconds, st
   return true;
 }
 
-bool Controller::set_deck_level(std::int64_t at, int deck, float level, double ramp_seconds, std::string& error, engine::Curve curve) {
+bool Controller::set_deck_level(std::int64_t at, int deck, float level, double ramp_seconds, std::string& error,
+                                engine::Curve curve) {
   if (deck < 0 || deck >= engine::kNumDecks) {
     error = "no such deck";
     return false;

@@ -217,7 +217,8 @@ Reply CrowdstreamDialect::stem_volume(const Call& c) {
                 "buffer " + std::to_string(id) + (ctl_.source(id) ? " is not playing" : " is not loaded"), idv);
   }
   std::string error;
-  if (!ctl_.set_volume(c.at, h, static_cast<float>(volume), cfg_.level_ramp_s, error)) return fail(K::kBusy, error, idv);
+  if (!ctl_.set_volume(c.at, h, static_cast<float>(volume), cfg_.level_ramp_s, error))
+    return fail(K::kBusy, error, idv);
   return done(idv);
 }
 
@@ -331,7 +332,8 @@ Reply CrowdstreamDialect::deck_filter(const Call& c) {
   if (!parse_band(band_name, band)) return bad_band(band_name);
   if (!cfg_.eq_enabled) return r_.ignored(c.m, "--disable-filters");
   std::string error;
-  if (!ctl_.set_deck_eq(c.at, deck, band, engine::crowdstream_filter_gain(g), kEqGlide, error)) return fail(K::kBusy, error);
+  if (!ctl_.set_deck_eq(c.at, deck, band, engine::crowdstream_filter_gain(g), kEqGlide, error))
+    return fail(K::kBusy, error);
   return done();
 }
 

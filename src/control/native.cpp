@@ -258,7 +258,8 @@ Reply NativeDialect::pause_or_resume(const Call& c, bool pause) {
   VoiceHandle h;
   if (Reply r; !playing(id, h, r)) return r;
   std::string error;
-  if (!(pause ? ctl_.pause(c.at, h, fade, error) : ctl_.resume(c.at, h, fade, error))) return fail(K::kBusy, error, idv);
+  if (!(pause ? ctl_.pause(c.at, h, fade, error) : ctl_.resume(c.at, h, fade, error)))
+    return fail(K::kBusy, error, idv);
   return done(idv);
 }
 
@@ -279,7 +280,8 @@ Reply NativeDialect::seek(const Call& c) {
   const io::Source& src = *ctl_.source(id);
   if (!to_frame(pos, unit, src.total_frames(), r_.file_rate(src), frame, error)) return fail(K::kRange, error, idv);
   const std::uint64_t busy_before = ctl_.busy_refusals();
-  if (!ctl_.seek(c.at, h, frame, error)) return fail(ctl_.busy_refusals() != busy_before ? K::kBusy : K::kFile, error, idv);
+  if (!ctl_.seek(c.at, h, frame, error))
+    return fail(ctl_.busy_refusals() != busy_before ? K::kBusy : K::kFile, error, idv);
   return done(idv);
 }
 

@@ -256,7 +256,8 @@ void OscServer::handle_tcp() {
     }
     if (!alive) {
       if (error != "closed" && log_limit_.allow("tcp client", skipped)) {
-        spdlog::warn("OSC: TCP client {}: {}, closed{}", peer.endpoint.to_string(), error, base::suppressed_note(skipped));
+        spdlog::warn("OSC: TCP client {}: {}, closed{}", peer.endpoint.to_string(), error,
+                     base::suppressed_note(skipped));
       }
       router_.drop_subscriber(peer);
       conns_.erase(conns_.begin() + static_cast<std::ptrdiff_t>(i));

@@ -177,7 +177,7 @@ double test_time_scale() {
 bool wait_until(const std::function<bool()>& cond, double seconds) {
   using Clock = std::chrono::steady_clock;
   const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                       std::chrono::duration<double>(seconds * test_time_scale()));
+                                      std::chrono::duration<double>(seconds * test_time_scale()));
   for (;;) {
     if (cond()) return true;
     if (Clock::now() > end) return false;

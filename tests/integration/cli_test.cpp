@@ -107,8 +107,8 @@ TEST(Cli, APlayFileOutsideTheMediaRootIsRefusedAtStartWithTheRoutersReason) {
   TempDir media, elsewhere;
   write_wav16(elsewhere.file("x.wav"), make_tone_noise16(4800, 2, 3), 2);
   write_wav16(media.file("in.wav"), make_tone_noise16(4800, 2, 4), 2);
-  auto r = run_stemd("--backend null --no-osc --duration 0.05 --media-root " + shell_quote(media.path()) +
-                     " --play " + shell_quote(elsewhere.file("x.wav")));
+  auto r = run_stemd("--backend null --no-osc --duration 0.05 --media-root " + shell_quote(media.path()) + " --play " +
+                     shell_quote(elsewhere.file("x.wav")));
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_EQ(count_lines_with(r.output, " error "), 1) << r.output;
   EXPECT_NE(r.output.find("error --play " + elsewhere.file("x.wav") + ": " + elsewhere.file("x.wav") +

@@ -265,8 +265,8 @@ TEST(AmplificationEndToEnd, MessagesThatWaitedBehindALoadKeepTheLimitsOfTheirPac
 
   // A subscription that waited behind a load still needs the cookie.
   stranger.notifications().clear();
-  stranger.post_raw(bundle({serialise(msg("/stemd/load", 1, media.path("missing.wav"))),
-                            serialise(msg("/stemd/notify", 1))}));
+  stranger.post_raw(
+      bundle({serialise(msg("/stemd/load", 1, media.path("missing.wav"))), serialise(msg("/stemd/notify", 1))}));
   std::optional<OscMessage> notify;
   while (auto r = stranger.next_reply(std::chrono::milliseconds(500))) {
     if (r->args.size() >= 1 && r->args[0].is_string() && r->args[0].s == "/stemd/notify") notify = r;

@@ -203,7 +203,8 @@ void every_control_path(bool soft_clip, bool monitor = false) {
     control::VoiceHandle any;
     if (!voices.empty() && ctl.voice_alive(voices.back())) {
       ctl.set_rate(control::kNow, voices.back(), cycle % 2 ? 1.5f : 0.75f, 0.01, err);  // on and off the bit-exact path
-      if (voices.size() > 1 && ctl.voice_alive(voices.front())) ctl.set_stretch(control::kNow, voices.front(), 1.2f, err);
+      if (voices.size() > 1 && ctl.voice_alive(voices.front()))
+        ctl.set_stretch(control::kNow, voices.front(), 1.2f, err);
       ctl.pause(control::kNow, voices.back(), 0.005, err);
       ctl.set_pan(control::kNow, voices.back(), -0.5f, 0.01, err);
       ctl.resume(control::kNow, voices.back(), 0.005, err);

@@ -435,7 +435,8 @@ TEST(Controller, VoiceIdsAreReusedOnlyAfterRetirement) {
   rig.render(512);
   for (const auto& h : first) ASSERT_TRUE(rig.ctl.stop(control::kNow, h, 0.0, err)) << err;
   // Stopped but not yet retired (no callback has run): the ids are still taken.
-  EXPECT_FALSE(rig.ctl.play(control::kNow, 1, PlayOptions{}, extra, err)) << "an id was reused before its voice retired";
+  EXPECT_FALSE(rig.ctl.play(control::kNow, 1, PlayOptions{}, extra, err))
+      << "an id was reused before its voice retired";
   EXPECT_EQ(rig.ctl.voices_playing(), 4u);
 
   rig.render(2'048);

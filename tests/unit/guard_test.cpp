@@ -25,7 +25,7 @@ TEST(LogEscape, ControlCharactersBecomeVisibleEscapes) {
   EXPECT_EQ(base::log_escape("del\x7f"), "del\\x7f");
   EXPECT_EQ(base::log_escape("back\\slash"), "back\\\\slash") << "escapes stay unambiguous";
   EXPECT_EQ(base::log_escape("\xc2\x9b"
-                       "2J"),
+                             "2J"),
             "\\u009b2J")
       << "C1 CSI";
   EXPECT_EQ(base::log_escape("line\xe2\x80\xa8sep"), "line\\u2028sep");
