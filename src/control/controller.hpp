@@ -225,7 +225,9 @@ class Controller {
   // Queues `c` at the current schedule frame; false (reason in send_error_) when the command
   // queue is full or, for a timed command, when kMaxScheduled are already waiting.
   bool send_cmd(engine::Command& c);
-  std::string schedule_full_reason() const;
+  std::string schedule_full_reason() const;  // for the current at_frame_
+  // True when `n` more timed commands fit in at_frame_'s period (limits::kMaxTimedPerPeriod).
+  bool period_has_room(std::size_t n) const;
   void refuse_busy(std::string& error, std::string why);  // error = why, counted in busy_refusals_
   bool send_voice_command(VoiceHandle v, engine::CommandType type, float value, std::uint32_t frames,
                           std::string& error);
@@ -243,6 +245,8 @@ class Controller {
   std::uint64_t next_serial_ = 1;
   std::vector<engine::Retired> retired_scratch_;
   std::int64_t at_frame_ = -1;
+  // Timed commands sent per period of limits::kTimedPeriodFrames output frames (key: frame / 64).
+  mutable std::map<std::int64_t, std::size_t> period_load_;
   std::uint64_t scheduled_sent_ = 0;    // commands sent with an at_frame (see Metrics::schedule_done)
   std::uint64_t schedule_refused_ = 0;  // timed commands refused: the schedule was full
   std::uint64_t busy_refusals_ = 0;     // see busy_refusals()
