@@ -149,7 +149,7 @@ class Engine {
   void refuse_scheduled(const Command& c, EndReason why) noexcept;
   void unschedule_play(VoiceId id) noexcept;
   void clear_schedule() noexcept;
-  void apply_due() noexcept;
+  std::size_t apply_due() noexcept;  // how many scheduled commands it applied
   void start_tone(const Command& c) noexcept;
   void release_tones(std::uint32_t frames) noexcept;
   void render_tones(float* bus, std::uint32_t frames) noexcept;

@@ -124,6 +124,9 @@ struct Metrics {
   // Commands with an at_frame the engine is done with: applied (on time or late), cancelled,
   // cleared or refused. The control thread counts what it sent; the difference is what waits.
   std::atomic<std::uint64_t> schedule_done{0};
+  // The most scheduled commands one callback applied (since start): the control thread admits
+  // at most kMaxTimedPerPeriod per 64 output frames (control/limits.hpp).
+  std::atomic<std::uint64_t> schedule_due_max{0};
   std::atomic<std::uint64_t> callbacks{0};
   std::atomic<std::uint64_t> frames{0};             // engine frame counter (output frames produced)
   std::atomic<std::uint64_t> voice_underruns{0};    // total over all voices

@@ -146,7 +146,7 @@ class Controller {
   // them applied.
   bool can_send(std::int64_t at, std::size_t n) const noexcept;
   // Why can_send(n) is false, for the "/fail … busy" answer.
-  std::string busy_reason(std::size_t n) const;
+  std::string busy_reason(std::int64_t at, std::size_t n) const;
   // How many requests were refused for want of a resource that frees itself (the command queue,
   // the schedule, resamplers, time-stretchers): a call that failed while this grew was refused
   // "busy" (try again), any other failure is the request's own fault. Typed, never read out of
@@ -218,9 +218,12 @@ class Controller {
   void stop_voices_of(std::int64_t at, const std::shared_ptr<Entry>& e);
   void free_voice(engine::VoiceId id);
   // Queues `c` to apply at engine frame `at` (kNow: at once); false (reason in send_error_) when
-  // the command queue is full or, for a timed command, when kMaxScheduled are already waiting.
+  // the command queue is full or, for a timed command, when kMaxScheduled are already waiting or
+  // `at`'s period is full (limits::kMaxTimedPerPeriod).
   bool send_cmd(std::int64_t at, engine::Command& c);
-  std::string schedule_full_reason() const;
+  std::string schedule_full_reason(std::int64_t at) const;
+  // True when `n` more timed commands fit in the period of frame `at` (limits::kMaxTimedPerPeriod).
+  bool period_has_room(std::int64_t at, std::size_t n) const;
   void refuse_busy(std::string& error, std::string why);  // error = why, counted in busy_refusals_
   bool send_voice_command(std::int64_t at, VoiceHandle v, engine::CommandType type, float value, std::uint32_t frames,
                           std::string& error);
@@ -237,6 +240,8 @@ class Controller {
   std::uint32_t next_generation_ = 1;
   std::uint64_t next_serial_ = 1;
   std::vector<engine::Retired> retired_scratch_;
+  // Timed commands sent per period of limits::kTimedPeriodFrames output frames (key: frame / 64).
+  mutable std::map<std::int64_t, std::size_t> period_load_;
   std::uint64_t scheduled_sent_ = 0;    // commands sent with a frame (see Metrics::schedule_done)
   std::uint64_t schedule_refused_ = 0;  // timed commands refused: the schedule was full
   std::uint64_t busy_refusals_ = 0;     // see busy_refusals()

@@ -1,6 +1,7 @@
 // The controller's mix-wide commands and its clock (see controller.hpp): master, deck levels and
 // EQ, the test tone, the schedule (timed commands) and the stream clock. [control] thread only.
 #include "controller.hpp"
+#include "limits.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -78,10 +79,10 @@ bool Controller::set_deck_eq(std::int64_t at, int deck, int band, float gain, do
 
 bool Controller::send_cmd(std::int64_t at, Command& c) {
   c.at_frame = at;
-  if (at >= 0 && scheduled() >= engine::Engine::kMaxScheduled) {
+  if (at >= 0 && (scheduled() >= engine::Engine::kMaxScheduled || !period_has_room(at, 1))) {
     ++schedule_refused_;
     ++busy_refusals_;
-    send_error_ = schedule_full_reason();
+    send_error_ = schedule_full_reason(at);
     return false;
   }
   if (!engine_.send(c)) {
@@ -89,8 +90,26 @@ bool Controller::send_cmd(std::int64_t at, Command& c) {
     send_error_ = "busy: the command queue is full";
     return false;
   }
-  if (at >= 0) ++scheduled_sent_;
+  if (at >= 0) {
+    ++scheduled_sent_;
+    ++period_load_[at / limits::kTimedPeriodFrames];
+  }
   return true;
+}
+
+// Periods the engine has reached are forgotten first (what was timed for them has run or is
+// running), so the map holds only periods ahead: at most one per entry waiting. Counts are an
+// upper bound (a timed play cancelled by a stop still counts until its period passes);
+// clear_schedule resets them.
+bool Controller::period_has_room(std::int64_t at, std::size_t n) const {
+  const std::int64_t now_period =
+      static_cast<std::int64_t>(engine_.metrics().frames.load(std::memory_order_acquire)) / limits::kTimedPeriodFrames;
+  period_load_.erase(period_load_.begin(), period_load_.lower_bound(now_period));
+  const auto it = period_load_.find(at / limits::kTimedPeriodFrames);
+  // The map itself is bounded: no more periods than the schedule holds entries (cancelled
+  // plays' periods linger until they pass).
+  if (it == period_load_.end() && period_load_.size() >= engine::Engine::kMaxScheduled) return false;
+  return (it == period_load_.end() ? 0 : it->second) + n <= limits::kMaxTimedPerPeriod;
 }
 
 std::size_t Controller::scheduled() const noexcept {
@@ -98,19 +117,25 @@ std::size_t Controller::scheduled() const noexcept {
   return scheduled_sent_ > done ? static_cast<std::size_t>(scheduled_sent_ - done) : 0;
 }
 
-std::string Controller::schedule_full_reason() const {
+std::string Controller::schedule_full_reason(std::int64_t at) const {
+  if (scheduled() < engine::Engine::kMaxScheduled) {
+    return "busy: period full (" + std::to_string(limits::kMaxTimedPerPeriod) +
+           " timed commands already wait for the " + std::to_string(limits::kTimedPeriodFrames) +
+           " output frames at frame " + std::to_string(at - at % limits::kTimedPeriodFrames) +
+           "; they all run in one audio callback: time the rest later)";
+  }
   return "busy: schedule full (" + std::to_string(engine::Engine::kMaxScheduled) +
          " timed commands are waiting for their time; /mixer_cleanup or /stemd/clear_schedule drops them)";
 }
 
 bool Controller::can_send(std::int64_t at, std::size_t n) const noexcept {
   if (engine_.command_space() < n) return false;
-  return at < 0 || scheduled() + n <= engine::Engine::kMaxScheduled;
+  return at < 0 || (scheduled() + n <= engine::Engine::kMaxScheduled && period_has_room(at, n));
 }
 
-std::string Controller::busy_reason(std::size_t n) const {
+std::string Controller::busy_reason(std::int64_t at, std::size_t n) const {
   if (engine_.command_space() < n) return "busy: the command queue is full";
-  return schedule_full_reason();
+  return schedule_full_reason(at);
 }
 
 void Controller::refuse_busy(std::string& error, std::string why) {
@@ -123,6 +148,7 @@ bool Controller::clear_schedule(std::size_t& cleared, std::string& error) {
   Command c{};
   c.type = CommandType::kClearSchedule;
   const bool ok = send_cmd(kNow, c);  // at once, whatever the message's time
+  if (ok) period_load_.clear();       // what was timed is dropped (commands sent later queue after it)
   if (!ok) error = send_error_;
   return ok;
 }

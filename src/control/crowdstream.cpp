@@ -227,7 +227,7 @@ Reply CrowdstreamDialect::crossfade_levels(const Call& c) {
   double la = 0, lb = 0;
   if (!a.number(0, "a", la) || !a.number(1, "b", lb)) return fail(K::kArguments, a.error());
   if (la < 0 || lb < 0 || la > kMaxVolume || lb > kMaxVolume) return fail(K::kRange, "levels must be 0..4");
-  if (!ctl_.can_send(c.at, 2)) return fail(K::kBusy, ctl_.busy_reason(2));
+  if (!ctl_.can_send(c.at, 2)) return fail(K::kBusy, ctl_.busy_reason(c.at, 2));
   if (cfg_.equal_power) {
     // Equal power: the client's linear (1 − x, x) becomes (cos, sin) of x·π/2 — constant power
     // through the crossfade. Levels above 1 pass unchanged.
@@ -252,7 +252,7 @@ Reply CrowdstreamDialect::deck_levels(const Call& c) {
     if (levels[i] < 0 || levels[i] > kMaxVolume)
       return fail(K::kRange, std::string("deck ") + names[i] + " level must be 0..4");
   }
-  if (!ctl_.can_send(c.at, a.size())) return fail(K::kBusy, ctl_.busy_reason(a.size()));
+  if (!ctl_.can_send(c.at, a.size())) return fail(K::kBusy, ctl_.busy_reason(c.at, a.size()));
   std::string error;
   for (std::size_t i = 0; i < a.size(); ++i) {  // a missing level keeps its value
     if (!ctl_.set_deck_level(c.at, static_cast<int>(i), static_cast<float>(levels[i]), cfg_.level_ramp_s, error)) {
@@ -306,7 +306,7 @@ Reply CrowdstreamDialect::deck_eq_all(const Call& c) {
   }
   if (!parse_deck(deck_name, deck)) return bad_deck(deck_name);
   if (!cfg_.eq_enabled) return r_.ignored(c.m, "--disable-filters");
-  if (!ctl_.can_send(c.at, 3)) return fail(K::kBusy, ctl_.busy_reason(3));
+  if (!ctl_.can_send(c.at, 3)) return fail(K::kBusy, ctl_.busy_reason(c.at, 3));
   std::string error;
   for (int band = 0; band < 3; ++band) {  // same frame for all three: they glide together
     if (!ctl_.set_deck_eq(c.at, deck, band, engine::crowdstream_eq_gain(p[band]), kEqGlide, error))
@@ -492,7 +492,7 @@ Reply CrowdstreamDialect::start_group(const Call& c) {
 
 // Every armed deck of `want` starts on the same output sample `at` — all of them or none ("busy").
 Reply CrowdstreamDialect::start_group_decks(const bool (&want)[engine::kNumDecks], std::int64_t at) {
-  if (!ctl_.can_send(at, 2 * engine::kNumDecks)) return fail(K::kBusy, ctl_.busy_reason(2 * engine::kNumDecks));
+  if (!ctl_.can_send(at, 2 * engine::kNumDecks)) return fail(K::kBusy, ctl_.busy_reason(at, 2 * engine::kNumDecks));
   std::vector<OscArg> started{OscArg::Int64(at)};
   for (int d = 0; d < engine::kNumDecks; ++d) {
     if (!want[d] || r_.player(kDeckBase[d]).valid()) continue;

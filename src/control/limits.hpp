@@ -11,6 +11,7 @@
 // "/fail … <argument> must be lo..hi s, got v" and changes nothing.
 #pragma once
 
+#include <cstddef>
 #include <cstdio>
 #include <string>
 
@@ -22,6 +23,15 @@ inline constexpr double kMaxFadeSeconds = 3600.0;
 // How far ahead anything can be timed: start_at (/play, /fade, /start_group), /schedule_c_at's
 // seconds since t0, and a bundle's timetag: up to a day.
 inline constexpr double kMaxAheadSeconds = 86400.0;
+// Timed commands for one instant all run in one callback: at most this many may be waiting for
+// one period of kTimedPeriodFrames OUTPUT frames (frames [k·64, (k+1)·64) of the engine's
+// clock); the next timed message for that period is refused "/fail … busy: … period full",
+// and changes nothing. Sized from the measured cost of a due entry (stemd_bench
+// schedule/due: ~0.05 µs each with the schedule full, 0.13 µs when 8,192 fall due at once), so
+// a full period adds ~12 µs: under 1 % of a 64-frame callback at 48 kHz (1,333 µs), leaving
+// room for costlier entries (a play). A callback of N frames meets at most N/64 + 1 periods.
+inline constexpr long long kTimedPeriodFrames = 64;
+inline constexpr std::size_t kMaxTimedPerPeriod = 256;
 // The test tone's length (/test_tone, /stemd/tone): an oscillator, so a long one costs nothing.
 inline constexpr double kMinToneSeconds = 0.05;
 inline constexpr double kMaxToneSeconds = 3600.0;

@@ -440,6 +440,8 @@ std::vector<OscArg> Router::status_fields() {
   kv("tone_hz", OscArg::Float(m.tone_hz.load(std::memory_order_relaxed)));  // the test tone, 0 = none
   kv("schedule_refused", OscArg::Int64(static_cast<std::int64_t>(
                              ctl_.schedule_refused() + m.schedule_overflows.load(std::memory_order_relaxed))));
+  // The most timed commands one callback applied (bounded per period: limits.hpp).
+  kv("schedule_due_max", OscArg::Int64(static_cast<std::int64_t>(m.schedule_due_max.load(std::memory_order_relaxed))));
   if (status_extra_) status_extra_(f);
   return f;
 }

@@ -204,33 +204,37 @@ void Engine::unschedule_play(VoiceId id) noexcept {
   sched_play_[id] = Schedule::kNone;
 }
 
-// Everything scheduled is dropped (O(n log n) once; the schedule is empty afterwards). Should the
-// retire queue be full (it does not happen: its capacity exceeds the voices and the schedule
-// together), what could not be handed back stays scheduled rather than leak.
+// Everything scheduled is dropped: the plays and streamed seeks are handed back (at most the
+// voices plus those seeks), everything else goes at once — O(held), not O(n log n). Should the
+// retire queue lack room for them (it does not happen: its capacity exceeds the voices and the
+// schedule together), nothing is dropped rather than leak.
 void Engine::clear_schedule() noexcept {
-  while (!schedule_->empty()) {
-    const Command& top = schedule_->top();
-    const bool needs_retire =
-        top.type == CommandType::kPlay || (top.type == CommandType::kSeek && top.play.stream != nullptr);
-    if (needs_retire && retired_.write_available() == 0) {
-      metrics_.events_dropped.fetch_add(1, std::memory_order_relaxed);
-      return;
-    }
-    const Command c = schedule_->pop();
-    if (c.type == CommandType::kPlay) unschedule_play(c.voice);
-    refuse_scheduled(c, EndReason::kStopped);
+  if (retired_.write_available() < schedule_->held()) {
+    metrics_.events_dropped.fetch_add(1, std::memory_order_relaxed);
+    return;
   }
+  std::size_t held = 0;
+  const std::size_t n = schedule_->clear([&](const Command& c) {
+    if (c.type == CommandType::kPlay) unschedule_play(c.voice);
+    refuse_scheduled(c, EndReason::kStopped);  // counts itself done
+    ++held;
+  });
+  metrics_.schedule_done.fetch_add(n - held, std::memory_order_relaxed);
 }
 
-void Engine::apply_due() noexcept {
-  // At most kMaxScheduled entries, O(log n) each.
+std::size_t Engine::apply_due() noexcept {
+  // What is due at this frame: O(log n) each. The control thread admits at most
+  // kMaxTimedPerPeriod (control/limits.hpp) for one 64-frame period, so this stays small.
+  std::size_t applied = 0;
   while (!schedule_->empty() && schedule_->top_frame() <= frame_) {
     const Command c = schedule_->pop();
     if (c.type == CommandType::kPlay) unschedule_play(c.voice);
     apply(c);
     metrics_.commands_applied.fetch_add(1, std::memory_order_relaxed);
     metrics_.schedule_done.fetch_add(1, std::memory_order_relaxed);
+    ++applied;
   }
+  return applied;
 }
 
 bool Engine::cancel_scheduled_plays(VoiceId id, std::uint32_t generation, bool any_voice) noexcept {

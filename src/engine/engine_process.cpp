@@ -175,8 +175,9 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
   std::uint32_t streams = 0;
 
   std::uint32_t offset = 0;
+  std::size_t due = 0;  // scheduled commands applied in this callback
   while (offset < frames) {
-    apply_due();
+    due += apply_due();
     std::uint32_t n = std::min(frames - offset, cfg_.max_block_frames);
     if (!schedule_->empty()) {  // split the block where the next scheduled command is due
       const std::int64_t until = schedule_->top_frame() - frame_;
@@ -241,6 +242,9 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
   if (cfg_.monitor) {
     publish_meters(frames);
     tap_->write(out, frames, frame_ - frames);
+  }
+  if (due > metrics_.schedule_due_max.load(std::memory_order_relaxed)) {
+    metrics_.schedule_due_max.store(due, std::memory_order_relaxed);
   }
   metrics_.voices_active.store(active_count_, std::memory_order_relaxed);
   metrics_.streams_active.store(streams, std::memory_order_relaxed);

@@ -9,6 +9,11 @@
 // and are named by a handle that stays valid until the entry leaves, so the engine can cancel
 // one (a stop before its play's frame) without searching.
 //
+// Entries that hold something the control thread must get back (a play: its voice id; a seek
+// with a stream: the stream) are also kept in a "held" list, so clear() visits only those and
+// drops everything else at once: O(held) — at most the voices plus the streamed seeks — instead
+// of popping n entries (8,192 took 530 µs of one callback).
+//
 // Everything is allocated by the constructor [control]; nothing after it allocates, locks or
 // blocks. ops() counts the comparisons and element moves made so far, so tests can check the
 // bound by counting work instead of timing it.
@@ -27,10 +32,14 @@ class Schedule {
   using Handle = std::uint32_t;
   static constexpr Handle kNone = 0xffffffffu;
 
-  explicit Schedule(std::size_t capacity) : heap_(capacity), slab_(capacity), where_(capacity), free_(capacity) {
-    for (std::size_t i = 0; i < capacity; ++i) free_[i] = static_cast<Handle>(capacity - 1 - i);
-    free_count_ = capacity;
+  explicit Schedule(std::size_t capacity)
+      : heap_(capacity), slab_(capacity), where_(capacity), free_(capacity), held_(capacity), held_at_(capacity) {}
+
+  // True for an entry the control thread must hear about when it is dropped unapplied.
+  static bool holds(const Command& c) noexcept {
+    return c.type == CommandType::kPlay || (c.type == CommandType::kSeek && c.play.stream != nullptr);
   }
+  std::size_t held() const noexcept { return held_count_; }
 
   std::size_t size() const noexcept { return size_; }
   std::size_t capacity() const noexcept { return heap_.size(); }
@@ -40,8 +49,13 @@ class Schedule {
   // Adds `c` (keyed by c.at_frame); kNone when full (nothing changed).
   Handle push(const Command& c) noexcept {
     if (full()) return kNone;
-    const Handle h = free_[--free_count_];
+    // Free handles: the stack first, then those never used since the last clear.
+    const Handle h = free_count_ > 0 ? free_[--free_count_] : static_cast<Handle>(fresh_++);
     slab_[h] = c;
+    if (holds(c)) {
+      held_at_[h] = static_cast<std::uint32_t>(held_count_);
+      held_[held_count_++] = h;
+    }
     const std::size_t i = size_++;
     place(i, Node{c.at_frame, seq_++, h});
     sift_up(i);
@@ -71,7 +85,22 @@ class Schedule {
       }
     }
     free_[free_count_++] = h;
+    if (holds(c)) unhold(h);
     return c;
+  }
+
+  // Drops every entry: `visit` is called (with the command) for each held one, then the rest go
+  // at once. O(held), never O(n log n). Returns how many entries were dropped.
+  template <class Visit>
+  std::size_t clear(Visit&& visit) noexcept {
+    for (std::size_t i = 0; i < held_count_; ++i) visit(slab_[held_[i]]);
+    const std::size_t n = size_;
+    ops_ += held_count_ + 1;
+    held_count_ = 0;
+    size_ = 0;
+    free_count_ = 0;
+    fresh_ = 0;  // every handle is free again: handed out in order, no stack to rebuild
+    return n;
   }
 
   Command pop() noexcept { return remove(heap_[0].slot); }
@@ -86,6 +115,12 @@ class Schedule {
     Handle slot;
   };
 
+  void unhold(Handle h) noexcept {
+    const std::uint32_t at = held_at_[h];
+    const Handle moved = held_[--held_count_];
+    held_[at] = moved;
+    held_at_[moved] = at;
+  }
   bool less(const Node& a, const Node& b) noexcept {
     ++ops_;
     return a.frame < b.frame || (a.frame == b.frame && a.seq < b.seq);
@@ -119,12 +154,16 @@ class Schedule {
     place(i, n);
   }
 
-  std::vector<Node> heap_;            // [0, size_) is a min-heap
-  std::vector<Command> slab_;         // the commands, by handle
-  std::vector<std::uint32_t> where_;  // handle → index in heap_
-  std::vector<Handle> free_;          // free handles, a stack of free_count_
+  std::vector<Node> heap_;              // [0, size_) is a min-heap
+  std::vector<Command> slab_;           // the commands, by handle
+  std::vector<std::uint32_t> where_;    // handle → index in heap_
+  std::vector<Handle> free_;            // freed handles, a stack of free_count_
+  std::vector<Handle> held_;            // handles of the held entries, [0, held_count_)
+  std::vector<std::uint32_t> held_at_;  // handle → index in held_
   std::size_t size_ = 0;
   std::size_t free_count_ = 0;
+  std::size_t fresh_ = 0;  // handles [fresh_, capacity) were never handed out since the last clear
+  std::size_t held_count_ = 0;
   std::uint64_t seq_ = 0;
   std::uint64_t ops_ = 0;
 };

@@ -1053,12 +1053,13 @@ TEST(OscSchedule, AFullScheduleAnswersScheduleFullAndNeverRunsEarly) {
   // Timetags map to frames through the stream clock: wait until the audio has run.
   ASSERT_TRUE(eventually([&] { return status(c).at("frames").as_double() > 0; }));
   const std::size_t capacity = engine::Engine::kMaxScheduled;
-  const std::uint64_t an_hour = control::unix_seconds_to_ntp(unix_now() + 3600);
+  const double an_hour = unix_now() + 3600;
   std::size_t done = 0;
   for (std::size_t sent = 0; sent < capacity; sent += 64) {
     std::vector<Bytes> batch;
     for (int k = 0; k < 64; ++k) batch.push_back(serialise(msg("/stemd/master", 1.0)));
-    c.post_raw(bundle(batch, an_hour));
+    // 10 ms apart: one 64-frame period takes at most limits::kMaxTimedPerPeriod (256).
+    c.post_raw(bundle(batch, control::unix_seconds_to_ntp(an_hour + 0.01 * static_cast<double>(sent / 64))));
     for (int k = 0; k < 64; ++k) {
       auto r = c.next_reply();
       ASSERT_TRUE(r.has_value()) << "no reply";

@@ -2,7 +2,9 @@
 // whatever the block size, and commands for one frame start together ("a group starts on the
 // same output sample": a file and its inversion scheduled together sum to exact silence).
 #include "control/controller.hpp"
+#include "control/limits.hpp"
 #include "engine/schedule.hpp"
+#include "common/commands.hpp"
 #include "common/engine_driver.hpp"
 
 #include <gtest/gtest.h>
@@ -47,6 +49,20 @@ std::vector<float> render(engine::Engine& e, std::size_t frames, std::uint32_t b
   }
   return out;
 }
+
+engine::EngineConfig small_config() {
+  engine::EngineConfig ec;
+  ec.max_voices = 8;
+  ec.max_block_frames = 1024;
+  return ec;
+}
+
+// An engine and the controller that drives it (no device: the test calls process()).
+struct CtlRig {
+  engine::Engine e{small_config()};
+  io::LoaderThread loader{io::LoaderConfig{}};
+  control::Controller ctl{e, loader, io::LoadOptions{}};
+};
 
 class Schedule : public ::testing::TestWithParam<std::uint32_t> {};
 
@@ -222,14 +238,6 @@ TEST(ScheduleCancel, StopAllCancelsScheduledPlays) {
 // (issue 10, item 5): commands timed far ahead, sent newest first, must cost bounded work per
 // callback, and one more than the schedule holds is refused — never applied early.
 
-Command master_at(std::int64_t frame) {
-  Command c{};
-  c.type = CommandType::kMasterGain;
-  c.value = 1.0f;
-  c.at_frame = frame;
-  return c;
-}
-
 // Fills the schedule newest first (each command earlier than the one before: the worst order for
 // a sorted list) in rounds of one callback's intake; returns the most schedule operations
 // (comparisons + moves) one process() call made.
@@ -384,22 +392,22 @@ TEST(ScheduleHeap, AgreesWithASortedReference) {
 // refuses the command the schedule could not hold — before it is queued, with a reason — and
 // an all-or-nothing request checks for room first.
 TEST(ScheduleFull, TheControllerRefusesWhatTheScheduleCannotHold) {
-  engine::EngineConfig ec;
-  ec.max_voices = 8;
-  ec.max_block_frames = 1024;
-  engine::Engine e(ec);
-  io::LoaderThread loader{io::LoaderConfig{}};
-  control::Controller ctl(e, loader, io::LoadOptions{});
+  CtlRig rig;
+  engine::Engine& e = rig.e;
+  control::Controller& ctl = rig.ctl;
   std::vector<float> out(512 * 2);
   std::string err;
   const std::int64_t later = 48000LL * 3600;
   for (std::size_t i = 0; i < engine::Engine::kMaxScheduled; ++i) {
-    ASSERT_TRUE(ctl.set_master(later, 1.0f, 0.0, err)) << i << ": " << err;
+    // Spread over periods: one period takes kMaxTimedPerPeriod (ScheduleBudget, below).
+    const auto period = static_cast<std::int64_t>(i / control::limits::kMaxTimedPerPeriod);
+    ASSERT_TRUE(ctl.set_master(later + period * control::limits::kTimedPeriodFrames, 1.0f, 0.0, err))
+        << i << ": " << err;
     if (i % 512 == 511) e.process(out.data(), 512);
   }
   EXPECT_EQ(ctl.scheduled(), engine::Engine::kMaxScheduled);
   EXPECT_FALSE(ctl.can_send(4800, 1));
-  EXPECT_NE(ctl.busy_reason(1).find("schedule full"), std::string::npos) << ctl.busy_reason(1);
+  EXPECT_NE(ctl.busy_reason(4800, 1).find("schedule full"), std::string::npos) << ctl.busy_reason(4800, 1);
   EXPECT_FALSE(ctl.set_master(4800, 0.5f, 0.0, err));
   EXPECT_NE(err.find("schedule full"), std::string::npos) << err;
   EXPECT_FLOAT_EQ(ctl.master_level(), 1.0f) << "a refused command changes nothing";
@@ -412,6 +420,76 @@ TEST(ScheduleFull, TheControllerRefusesWhatTheScheduleCannotHold) {
   EXPECT_EQ(ctl.scheduled(), 0u);
   EXPECT_EQ(e.scheduled(), 0u);
   EXPECT_TRUE(ctl.set_master(later, 1.0f, 0.0, err)) << err;
+}
+
+// Outside pass, t15.py: 8,192 timed commands for one instant all ran in one callback (755 µs
+// at --buffer-size 128, 28 % of its budget). The control thread admits at most
+// kMaxTimedPerPeriod for one 64-frame period; the next is refused with its reason and changes
+// nothing, the next period takes commands again, and no callback applies more than K.
+TEST(ScheduleBudget, OnePeriodTakesAtMostKTimedCommands) {
+  CtlRig rig;
+  engine::Engine& e = rig.e;
+  control::Controller& ctl = rig.ctl;
+  constexpr std::size_t K = control::limits::kMaxTimedPerPeriod;
+  constexpr std::int64_t P = control::limits::kTimedPeriodFrames;
+  const std::int64_t base = 75 * P;  // frames [4800, 4864): one period
+  std::string err;
+  std::vector<float> out(static_cast<std::size_t>(P) * 2);
+  for (std::size_t i = 0; i < K; ++i) {
+    ASSERT_TRUE(ctl.set_master(base + static_cast<std::int64_t>(i % P), 0.5f, 0.0, err)) << i << ": " << err;
+    if (i % 256 == 255) e.process(out.data(), static_cast<std::uint32_t>(P));  // drain the queue
+  }
+  const std::size_t waiting = ctl.scheduled();
+  {
+    const std::int64_t at = base + P - 1;
+    EXPECT_FALSE(ctl.can_send(at, 1));
+    EXPECT_FALSE(ctl.set_master(at, 0.25f, 0.0, err));
+    EXPECT_NE(err.find("period full"), std::string::npos) << err;
+    EXPECT_NE(err.find(std::to_string(K)), std::string::npos) << err;
+    EXPECT_FLOAT_EQ(ctl.master_level(), 0.5f) << "a refused command changes nothing";
+    EXPECT_EQ(ctl.scheduled(), waiting);
+  }
+  EXPECT_EQ(ctl.schedule_refused(), 1u);
+  EXPECT_TRUE(ctl.set_master(base + P, 0.5f, 0.0, err)) << err;  // the next period has room
+  const std::uint64_t applied0 = e.metrics().commands_applied.load();
+  for (std::int64_t f = e.frame(); f < base + 4 * P; f += P) e.process(out.data(), static_cast<std::uint32_t>(P));
+  EXPECT_EQ(e.metrics().commands_applied.load() - applied0, K + 1) << "every admitted command ran";
+  EXPECT_EQ(e.metrics().schedule_due_max.load(), K) << "one callback applied more than one period's budget";
+  EXPECT_EQ(ctl.scheduled(), 0u);
+}
+
+// Outside pass: /stemd/clear_schedule of 8,192 entries cost 530 µs of one callback (popped one
+// by one, O(n log n)). Now the entries that hold nothing are dropped at once: the clearing
+// callback does O(held) schedule work, whatever the schedule holds.
+TEST(ScheduleBudget, ClearingAFullScheduleIsConstantWork) {
+  Memory a(noise(4000, 19));
+  engine::Engine e(small_config());
+  fill_newest_first(e, 48000LL * 86400, 512);
+  for (engine::VoiceId v = 0; v < 2; ++v) {
+    ASSERT_TRUE(e.send(play_command(v, 1, &a.view, nullptr, 0)));
+  }
+  std::vector<float> out(64 * 2);
+  e.process(out.data(), 64);  // the plays start now (untimed); nothing held in the schedule
+  Drained ignore;
+  ignore.drain(e);
+  ASSERT_EQ(e.scheduled(), engine::Engine::kMaxScheduled);
+  Command clear{};
+  clear.type = CommandType::kClearSchedule;
+  ASSERT_TRUE(e.send(clear));
+  const std::uint64_t before = e.schedule_ops();
+  e.process(out.data(), 64);
+  const std::uint64_t ops = e.schedule_ops() - before;
+  RecordProperty("clear_ops", static_cast<int>(std::min<std::uint64_t>(ops, 1u << 30)));
+  EXPECT_LE(ops, 1u) << "clearing 8,192 entries did " << ops << " schedule operations";
+  EXPECT_EQ(e.scheduled(), 0u);
+  EXPECT_EQ(e.metrics().schedule_done.load(), engine::Engine::kMaxScheduled);
+  // …and the schedule works after it: handles handed out again from the start.
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(e.send(master_at(e.frame() + 1000 + i)));
+  e.process(out.data(), 64);
+  e.process(out.data(), 64);  // kMaxCommandsPerCallback (512) taken per callback
+  EXPECT_EQ(e.scheduled(), 1000u);
+  for (int i = 0; i < 40; ++i) e.process(out.data(), 64);
+  EXPECT_EQ(e.scheduled(), 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(BlockSizes, Schedule, ::testing::Values(1u, 64u, 256u, 1000u, 1024u));
