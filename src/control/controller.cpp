@@ -191,6 +191,7 @@ bool Controller::play(std::int64_t at, int slot, const PlayOptions& opts, VoiceH
   vs = VoiceSlot{
       true,  gen,       slot,      it->second, opts.loop,       opts.volume,   src.streamed(),  0,         opts.deck,
       false, resampled, opts.rate, base_ratio, opts.loop_start, opts.loop_end, opts.loop_count, stretched, opts.tempo};
+  vs.start_frame = opts.start_frame;
   if (resampled) ++resampled_in_use_;
   if (stretched) ++stretched_in_use_;
   ++voices_in_use_;
@@ -384,7 +385,8 @@ VoiceInfo Controller::info_of(engine::VoiceId id) const {
   if (t.generation.load(std::memory_order_relaxed) == v.generation) {
     i.position = t.position.load(std::memory_order_relaxed);
     i.ring_fill_permille = t.ring_fill_permille.load(std::memory_order_relaxed);
-  } else {
+  } else {  // not started yet (its command waits in the queue or the schedule): where it will start
+    i.position = v.start_frame;
     i.ring_fill_permille = v.streamed ? 0 : 1000;
   }
   i.total_frames = v.entry->source->total_frames();

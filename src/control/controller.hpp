@@ -207,6 +207,7 @@ class Controller {
     bool stretched = false;
     float tempo = 1.0f;
     float pan = 0.0f;
+    std::int64_t start_frame = 0;  // file frames: the position until the audio thread publishes one
   };
 
   // Seconds of OUTPUT (fades, ramps: wall-clock durations) → output frames. Never for a

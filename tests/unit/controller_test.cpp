@@ -233,6 +233,22 @@ TEST_P(ControllerPlay, StartFrameInsideAndBeyondTheHead) {
   }
 }
 
+// A voice the audio thread has not started yet reports where it will start, in file frames: a
+// state-file restore's /stemd/play at 48000 frames was listed at position 0 when the status was
+// asked before the next callback (StateFile.AVanishedSource… failed on a loaded machine).
+TEST_P(ControllerPlay, AVoiceNotStartedYetReportsItsStartFrame) {
+  test::TempDir dir;
+  test::make_wav(dir.file("a.wav"), 96'000, 22);
+  Rig rig(GetParam() ? streamed_opts() : in_memory_opts());
+  std::string err;
+  ASSERT_TRUE(rig.ctl.load(control::kNow, 3, dir.file("a.wav"), "a", err)) << err;
+  PlayOptions po;
+  po.start_frame = 48'000;
+  VoiceHandle h;
+  ASSERT_TRUE(rig.ctl.play(control::kNow, 3, po, h, err)) << err;
+  EXPECT_EQ(rig.ctl.voice_info(h).position, 48'000) << "before any callback";
+}
+
 TEST_P(ControllerPlay, VolumeRampsToAnExactGain) {
   const bool streamed = GetParam();
   test::TempDir dir;
