@@ -1,0 +1,90 @@
+// The frame ↔ clock mapping of the output stream, tracked by a delay-locked loop [audio].
+//
+// Every callback the audio thread stamps CLOCK_MONOTONIC at its start. Those stamps jitter by
+// the scheduler's wake-up latency (tens to hundreds of µs), while the device's frames run at a
+// steady (if not exactly nominal) rate. A second-order DLL, as JACK's (after F. Adriaensen,
+// "Using a DLL to filter time", 2005), turns the stamps into a smooth line: the time of the
+// period's first frame and the length of a frame in ns of CLOCK_MONOTONIC (the device's true
+// rate against the system clock). Timetags and Link beats are mapped through that line, so a
+// start lands where the device is, not where the last wake-up happened to be.
+//
+// error_ns(): the last stamp minus the loop's prediction for it (the jitter the loop filters
+// out, plus any drift it has not followed yet). A stamp further than kResetNs off the line (an
+// xrun, a stream restart, the machine suspended) restarts the loop from that stamp.
+//
+// Pure arithmetic: no allocation, no lock, no system call. One owner (the audio thread).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+namespace stemd::engine {
+
+class FrameDll {
+ public:
+  static constexpr double kResetNs = 20e6;  // a stamp 20 ms off the line: start again
+
+  // `rate`: the nominal frame rate (frames per second of the clock); `bandwidth_hz`: how fast
+  // the loop follows (JACK uses ~1 Hz at typical periods; lower = smoother, slower to lock).
+  explicit FrameDll(double rate = 48000, double bandwidth_hz = 1.0) noexcept : rate_(rate), bw_(bandwidth_hz) {}
+
+  // A period of `frames` frames starts now: `frame` is its first frame, `stamp_ns` the clock.
+  void update(std::int64_t frame, std::uint64_t stamp_ns, std::uint32_t frames) noexcept {
+    const double t = static_cast<double>(stamp_ns);
+    if (!running_ || frame != next_frame_ || frames == 0) {
+      restart(frame, t, frames);
+      return;
+    }
+    const double e = t - t1_;  // the stamp against where the loop expected this period
+    if (std::fabs(e) > kResetNs) {
+      ++resets_;
+      restart(frame, t, frames);
+      return;
+    }
+    error_ns_ = e;
+    // The loop's coefficients for this period length (ω = 2π·B·period).
+    const double omega = 2.0 * M_PI * bw_ * frames / rate_;
+    const double b = std::sqrt(2.0) * omega, c = omega * omega;
+    t0_ = t1_;
+    frame0_ = frame;
+    // e2_ is the loop's estimate of this period's length; scaled when the period size changes.
+    const double period = e2_ * frames / last_frames_;
+    t1_ += b * e + period;
+    e2_ = period + c * e;
+    last_frames_ = frames;
+    next_frame_ = frame + frames;
+    ++updates_;
+  }
+
+  bool running() const noexcept { return running_; }
+  // The loop's time of frame0() (ns of the clock) and the length of one frame (ns).
+  std::int64_t frame0() const noexcept { return frame0_; }
+  double time0_ns() const noexcept { return t0_; }
+  double ns_per_frame() const noexcept { return last_frames_ > 0 ? (t1_ - t0_) / last_frames_ : 1e9 / rate_; }
+  double error_ns() const noexcept { return error_ns_; }
+  std::uint64_t resets() const noexcept { return resets_; }
+  std::uint64_t updates() const noexcept { return updates_; }
+
+ private:
+  void restart(std::int64_t frame, double t, std::uint32_t frames) noexcept {
+    if (frames == 0) frames = 1;
+    running_ = true;
+    frame0_ = frame;
+    t0_ = t;
+    e2_ = 1e9 * frames / rate_;
+    t1_ = t + e2_;
+    last_frames_ = frames;
+    next_frame_ = frame + frames;
+    error_ns_ = 0;
+  }
+
+  double rate_, bw_;
+  bool running_ = false;
+  std::int64_t frame0_ = 0, next_frame_ = 0;
+  double t0_ = 0, t1_ = 0, e2_ = 0;
+  std::uint32_t last_frames_ = 0;
+  double error_ns_ = 0;
+  std::uint64_t resets_ = 0, updates_ = 0;
+};
+
+}  // namespace stemd::engine
