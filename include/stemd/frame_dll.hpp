@@ -56,6 +56,13 @@ class FrameDll {
     ++updates_;
   }
 
+  // The device skipped or repeated frames (an xrun: PortAudio's output underflow): the next
+  // update starts the loop again from its stamp, as JACK's does after an xrun.
+  void restart_next() noexcept {
+    if (running_) ++resets_;
+    running_ = false;
+  }
+
   bool running() const noexcept { return running_; }
   // The loop's time of frame0() (ns of the clock) and the length of one frame (ns).
   std::int64_t frame0() const noexcept { return frame0_; }

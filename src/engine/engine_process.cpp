@@ -134,8 +134,9 @@ bool Engine::reap(std::uint32_t i) noexcept {
 
 // The stream clock: the DLL's line through this callback's start (frame_dll.hpp), published for
 // the control thread, its error counted, and the period listener (Link) told.
-void Engine::track_clock(std::uint64_t t0, std::uint32_t frames) noexcept {
+void Engine::track_clock(std::uint64_t t0, std::uint32_t frames, bool device_underflow) noexcept {
   const std::uint64_t resets = dll_.resets();
+  if (device_underflow) dll_.restart_next();  // the device's timeline jumped: start the line again
   dll_.update(frame_, t0, frames);
   if (dll_.resets() != resets) metrics_.clock_resets.fetch_add(1, std::memory_order_relaxed);
   const double err = dll_.error_ns();
@@ -151,7 +152,7 @@ void Engine::track_clock(std::uint64_t t0, std::uint32_t frames) noexcept {
 void Engine::process(float* out, std::uint32_t frames, bool device_underflow) noexcept {
   const std::uint64_t t0 = now_ns();
   metrics_.last_callback_ns.store(t0, std::memory_order_relaxed);
-  track_clock(t0, frames);
+  track_clock(t0, frames, device_underflow);
   metrics_.audio_thread.store(static_cast<unsigned long>(pthread_self()), std::memory_order_relaxed);
   ScopedFlushDenormals no_denormals;
   if (device_underflow) metrics_.device_underflows.fetch_add(1, std::memory_order_relaxed);
