@@ -229,7 +229,7 @@ class Engine {
   std::int64_t frame_ = 0;
   FrameDll dll_;  // the stream clock's line (metrics_.clock), through the callbacks' start times
   std::atomic<PeriodListener*> period_listener_{nullptr};
-  void track_clock(std::uint64_t t0, std::uint32_t frames, bool device_underflow) noexcept;
+  void track_clock(std::uint64_t t0, std::uint32_t frames) noexcept;
   void (*wake_fn_)(void*) noexcept = nullptr;
   void* wake_ctx_ = nullptr;
 };

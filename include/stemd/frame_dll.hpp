@@ -9,12 +9,17 @@
 // start lands where the device is, not where the last wake-up happened to be.
 //
 // error_ns(): the last stamp minus the loop's prediction for it (the jitter the loop filters
-// out, plus any drift it has not followed yet). A stamp further than kResetNs off the line (an
-// xrun, a stream restart, the machine suspended) restarts the loop from that stamp.
+// out, plus any drift it has not followed yet). A stamp far off the line is mostly a late wake-up
+// (the one-sided outlier that also makes a server report an xrun): it moves the loop by at most
+// the outlier bound (1 ms, or a quarter period if longer), so one late callback cannot drag the
+// line. A stamp over kResetNs off, or kJumpPeriods off by more than the bound in a row (the
+// device's timeline really moved: a stream restart, frames skipped), restarts the loop there.
+// The loop starts wide (1 Hz: locked within seconds) and narrows to `bandwidth_hz` as it runs.
 //
 // Pure arithmetic: no allocation, no lock, no system call. One owner (the audio thread).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -23,10 +28,11 @@ namespace stemd::engine {
 class FrameDll {
  public:
   static constexpr double kResetNs = 20e6;  // a stamp 20 ms off the line: start again
+  static constexpr int kJumpPeriods = 16;    // …or this many in a row past the outlier bound
 
   // `rate`: the nominal frame rate (frames per second of the clock); `bandwidth_hz`: how fast
-  // the loop follows (JACK uses ~1 Hz at typical periods; lower = smoother, slower to lock).
-  explicit FrameDll(double rate = 48000, double bandwidth_hz = 1.0) noexcept : rate_(rate), bw_(bandwidth_hz) {}
+  // the loop follows once settled (lower = smoother, slower to follow the device's drift).
+  explicit FrameDll(double rate = 48000, double bandwidth_hz = 0.1) noexcept : rate_(rate), bw_(bandwidth_hz) {}
 
   // A period of `frames` frames starts now: `frame` is its first frame, `stamp_ns` the clock.
   void update(std::int64_t frame, std::uint64_t stamp_ns, std::uint32_t frames) noexcept {
@@ -35,15 +41,21 @@ class FrameDll {
       restart(frame, t, frames);
       return;
     }
-    const double e = t - t1_;  // the stamp against where the loop expected this period
-    if (std::fabs(e) > kResetNs) {
+    const double e_raw = t - t1_;  // the stamp against where the loop expected this period
+    const double bound = std::max(1e6, 0.25 * e2_);
+    outliers_ = std::fabs(e_raw) > bound ? outliers_ + 1 : 0;
+    if (std::fabs(e_raw) > kResetNs || outliers_ >= kJumpPeriods) {
       ++resets_;
       restart(frame, t, frames);
       return;
     }
-    error_ns_ = e;
-    // The loop's coefficients for this period length (ω = 2π·B·period).
-    const double omega = 2.0 * M_PI * bw_ * frames / rate_;
+    error_ns_ = e_raw;
+    const double e = std::clamp(e_raw, -bound, bound);
+    // The loop's coefficients for this period length (ω = 2π·B·period); B narrows from 1 Hz
+    // over the first seconds after a (re)start.
+    locked_s_ += frames / rate_;
+    const double bw = std::max(bw_, 1.0 / (1.0 + locked_s_));
+    const double omega = 2.0 * M_PI * bw * frames / rate_;
     const double b = std::sqrt(2.0) * omega, c = omega * omega;
     t0_ = t1_;
     frame0_ = frame;
@@ -56,8 +68,8 @@ class FrameDll {
     ++updates_;
   }
 
-  // The device skipped or repeated frames (an xrun: PortAudio's output underflow): the next
-  // update starts the loop again from its stamp, as JACK's does after an xrun.
+  // The owner knows the device's timeline moved (a stream restart): the next update starts the
+  // loop again from its stamp.
   void restart_next() noexcept {
     if (running_) ++resets_;
     running_ = false;
@@ -67,7 +79,8 @@ class FrameDll {
   // The loop's time of frame0() (ns of the clock) and the length of one frame (ns).
   std::int64_t frame0() const noexcept { return frame0_; }
   double time0_ns() const noexcept { return t0_; }
-  double ns_per_frame() const noexcept { return last_frames_ > 0 ? (t1_ - t0_) / last_frames_ : 1e9 / rate_; }
+  // The loop's period estimate, per frame (the device's rate against the clock).
+  double ns_per_frame() const noexcept { return last_frames_ > 0 ? e2_ / last_frames_ : 1e9 / rate_; }
   double error_ns() const noexcept { return error_ns_; }
   std::uint64_t resets() const noexcept { return resets_; }
   std::uint64_t updates() const noexcept { return updates_; }
@@ -83,6 +96,8 @@ class FrameDll {
     last_frames_ = frames;
     next_frame_ = frame + frames;
     error_ns_ = 0;
+    outliers_ = 0;
+    locked_s_ = 0;
   }
 
   double rate_, bw_;
@@ -91,6 +106,8 @@ class FrameDll {
   double t0_ = 0, t1_ = 0, e2_ = 0;
   std::uint32_t last_frames_ = 0;
   double error_ns_ = 0;
+  int outliers_ = 0;      // stamps in a row past the outlier bound
+  double locked_s_ = 0;   // seconds of frames since the last (re)start
   std::uint64_t resets_ = 0, updates_ = 0;
 };
 

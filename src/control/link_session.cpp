@@ -25,12 +25,12 @@ std::int64_t mono_now_ns() noexcept {
 
 }  // namespace
 
-LinkSession::LinkSession(double bpm, double output_latency_s, bool start_stop_sync)
+LinkSession::LinkSession(double bpm, double output_latency_s, bool start_stop_sync, bool join)
     : impl_(std::make_unique<Impl>(bpm)), start_stop_(start_stop_sync) {
   set_output_latency(output_latency_s);
   g_bpm_.store(bpm);
   impl_->link.enableStartStopSync(start_stop_sync);
-  impl_->link.enable(true);
+  impl_->link.enable(join);
 }
 
 LinkSession::~LinkSession() { impl_->link.enable(false); }

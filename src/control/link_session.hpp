@@ -39,7 +39,8 @@ class LinkSession final : public engine::PeriodListener {
  public:
   // Joins the session at `bpm` (the session's tempo wins once a peer is found). output_latency_s:
   // how long after the callback renders a frame the device plays it (PortAudio's outputLatency).
-  LinkSession(double bpm, double output_latency_s, bool start_stop_sync);
+  // join = false keeps the session to this process (tests: they must not move a real session).
+  LinkSession(double bpm, double output_latency_s, bool start_stop_sync, bool join = true);
   ~LinkSession();
   LinkSession(const LinkSession&) = delete;
   LinkSession& operator=(const LinkSession&) = delete;

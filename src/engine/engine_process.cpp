@@ -134,9 +134,11 @@ bool Engine::reap(std::uint32_t i) noexcept {
 
 // The stream clock: the DLL's line through this callback's start (frame_dll.hpp), published for
 // the control thread, its error counted, and the period listener (Link) told.
-void Engine::track_clock(std::uint64_t t0, std::uint32_t frames, bool device_underflow) noexcept {
+void Engine::track_clock(std::uint64_t t0, std::uint32_t frames) noexcept {
   const std::uint64_t resets = dll_.resets();
-  if (device_underflow) dll_.restart_next();  // the device's timeline jumped: start the line again
+  // An underflow (a late callback: JACK's "client was not finished") loses that period's sound
+  // but not the frame ↔ time relation, so it does not restart the loop; a real jump of the
+  // device's timeline shows in the stamps and restarts it there (frame_dll.hpp).
   dll_.update(frame_, t0, frames);
   if (dll_.resets() != resets) metrics_.clock_resets.fetch_add(1, std::memory_order_relaxed);
   const double err = dll_.error_ns();
@@ -152,7 +154,7 @@ void Engine::track_clock(std::uint64_t t0, std::uint32_t frames, bool device_und
 void Engine::process(float* out, std::uint32_t frames, bool device_underflow) noexcept {
   const std::uint64_t t0 = now_ns();
   metrics_.last_callback_ns.store(t0, std::memory_order_relaxed);
-  track_clock(t0, frames, device_underflow);
+  track_clock(t0, frames);
   metrics_.audio_thread.store(static_cast<unsigned long>(pthread_self()), std::memory_order_relaxed);
   ScopedFlushDenormals no_denormals;
   if (device_underflow) metrics_.device_underflows.fetch_add(1, std::memory_order_relaxed);
