@@ -12,8 +12,12 @@
 // out, plus any drift it has not followed yet). A stamp far off the line is mostly a late wake-up
 // (the one-sided outlier that also makes a server report an xrun): it moves the loop by at most
 // the outlier bound (1 ms, or a quarter period if longer), so one late callback cannot drag the
-// line. A stamp over kResetNs off, or kJumpPeriods off by more than the bound in a row (the
-// device's timeline really moved: a stream restart, frames skipped), restarts the loop there.
+// line. kJumpPeriods stamps in a row (and kJumpSeconds) off by more than the bound mean the device's timeline
+// really moved (the server skipped a cycle, frames were lost): the loop restarts there and, when
+// the timeline moved forward by less than kMaxJumpNs, update() returns by how many frames, so the
+// owner numbers its frames on the device's timeline again (the engine advances its frame counter:
+// commands already scheduled keep their wall-clock time). A stamp kMaxJumpNs off or more (the
+// stream stopped and restarted, the machine was suspended) restarts the loop at once.
 // The loop starts wide (1 Hz: locked within seconds) and narrows to `bandwidth_hz` as it runs.
 //
 // Pure arithmetic: no allocation, no lock, no system call. One owner (the audio thread).
@@ -27,27 +31,51 @@ namespace stemd::engine {
 
 class FrameDll {
  public:
-  static constexpr double kResetNs = 20e6;  // a stamp 20 ms off the line: start again
-  static constexpr int kJumpPeriods = 16;    // …or this many in a row past the outlier bound
+  static constexpr double kMaxJumpNs = 1e9;  // a stamp 1 s off the line: start again at once
+  static constexpr int kJumpPeriods = 16;     // this many in a row past the outlier bound…
+  static constexpr double kJumpSeconds = 0.1;  // …over at least this long: the timeline moved
 
   // `rate`: the nominal frame rate (frames per second of the clock); `bandwidth_hz`: how fast
   // the loop follows once settled (lower = smoother, slower to follow the device's drift).
   explicit FrameDll(double rate = 48000, double bandwidth_hz = 0.1) noexcept : rate_(rate), bw_(bandwidth_hz) {}
 
   // A period of `frames` frames starts now: `frame` is its first frame, `stamp_ns` the clock.
-  void update(std::int64_t frame, std::uint64_t stamp_ns, std::uint32_t frames) noexcept {
+  // Returns 0, or the frames the device's timeline moved forward (see above): the owner adds them
+  // to its frame counter (this period's first frame is then frame + the jump).
+  std::int64_t update(std::int64_t frame, std::uint64_t stamp_ns, std::uint32_t frames) noexcept {
     const double t = static_cast<double>(stamp_ns);
     if (!running_ || frame != next_frame_ || frames == 0) {
       restart(frame, t, frames);
-      return;
+      return 0;
     }
     const double e_raw = t - t1_;  // the stamp against where the loop expected this period
     const double bound = std::max(1e6, 0.25 * e2_);
-    outliers_ = std::fabs(e_raw) > bound ? outliers_ + 1 : 0;
-    if (std::fabs(e_raw) > kResetNs || outliers_ >= kJumpPeriods) {
+    // A run of outliers: all on one side, and how far apart (a moved timeline is a steady step).
+    if (std::fabs(e_raw) > bound && (outliers_ == 0 || (e_raw > 0) == (run_lo_ > 0))) {
+      run_lo_ = outliers_ == 0 ? e_raw : std::min(run_lo_, e_raw);
+      run_hi_ = outliers_ == 0 ? e_raw : std::max(run_hi_, e_raw);
+      run_frames_ = outliers_ == 0 ? frames : run_frames_ + frames;
+      ++outliers_;
+    } else {
+      outliers_ = std::fabs(e_raw) > bound ? 1 : 0;
+      run_lo_ = run_hi_ = e_raw;
+      run_frames_ = frames;
+    }
+    if (std::fabs(e_raw) >= kMaxJumpNs) {
       ++resets_;
       restart(frame, t, frames);
-      return;
+      return 0;
+    }
+    // At least kJumpPeriods periods and kJumpSeconds: with tiny periods a stall of the thread
+    // (stamps late, then catching up) would otherwise pass for a step.
+    if (outliers_ >= kJumpPeriods && run_frames_ >= kJumpSeconds * rate_) {
+      ++resets_;
+      // Forward and steady (within the bound): frames were lost. Anything else (callbacks
+      // arriving early, a stall caught up): the line starts again, the frames stay.
+      const bool step = run_lo_ > 0 && run_hi_ - run_lo_ < bound;
+      const std::int64_t jump = step ? std::llround(e_raw * last_frames_ / e2_) : 0;
+      restart(frame + jump, t, frames);
+      return jump;
     }
     error_ns_ = e_raw;
     const double e = std::clamp(e_raw, -bound, bound);
@@ -66,6 +94,7 @@ class FrameDll {
     last_frames_ = frames;
     next_frame_ = frame + frames;
     ++updates_;
+    return 0;
   }
 
   // The owner knows the device's timeline moved (a stream restart): the next update starts the
@@ -106,7 +135,9 @@ class FrameDll {
   double t0_ = 0, t1_ = 0, e2_ = 0;
   std::uint32_t last_frames_ = 0;
   double error_ns_ = 0;
-  int outliers_ = 0;      // stamps in a row past the outlier bound
+  int outliers_ = 0;      // stamps in a row past the outlier bound, on one side
+  double run_lo_ = 0, run_hi_ = 0;  // their smallest and largest error
+  double run_frames_ = 0;           // and the frames they cover
   double locked_s_ = 0;   // seconds of frames since the last (re)start
   std::uint64_t resets_ = 0, updates_ = 0;
 };

@@ -351,7 +351,6 @@ void add_deck_options(CLI::App& app, Options& o) {
   app.add_flag("--link", o.link,
                "Join the Ableton Link session on the local network (UDP multicast 224.76.78.75:20808): the tempo "
                "follows it, /set_tempo sets it for every peer, quantised starts land on its beats (docs/sync.md)");
-  app.add_flag("--link-start-stop", o.link_start_stop, "With --link: share the session's start/stop state too");
   app.add_flag("--watch", o.watch, "Log the health line every second");
   app.add_option("--health-interval", o.health_interval,
                  "Seconds between health lines in the log (voices, CPU, real-time policy, ring fill, underruns, "

@@ -243,7 +243,6 @@ int DaemonRun::router_config(control::RouterConfig& rc, bool& media_loopback_onl
   rc.tone_seconds = o_.tone_seconds;
   rc.meter = o_.meter;
   rc.link = o_.link;
-  rc.link_start_stop = o_.link_start_stop;
   rc.eq_enabled = !o_.disable_filters;
   rc.tempo_rise_s = o_.tempo_rise_s;
   rc.tempo_fall_s = o_.tempo_fall_s;

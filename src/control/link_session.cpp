@@ -25,11 +25,9 @@ std::int64_t mono_now_ns() noexcept {
 
 }  // namespace
 
-LinkSession::LinkSession(double bpm, double output_latency_s, bool start_stop_sync, bool join)
-    : impl_(std::make_unique<Impl>(bpm)), start_stop_(start_stop_sync) {
+LinkSession::LinkSession(double bpm, double output_latency_s, bool join) : impl_(std::make_unique<Impl>(bpm)) {
   set_output_latency(output_latency_s);
   g_bpm_.store(bpm);
-  impl_->link.enableStartStopSync(start_stop_sync);
   impl_->link.enable(join);
 }
 
@@ -47,7 +45,6 @@ void LinkSession::on_period(std::int64_t frame, std::uint64_t mono_ns, double ns
   const auto state = impl_->link.captureAudioSessionState();  // lock-free (Link's triple buffer)
   const double beat = state.beatAtTime(heard, q);
   const double bpm = state.tempo();
-  const bool playing = state.isPlaying();
   const std::uint32_t s = seq_.load(std::memory_order_relaxed);
   seq_.store(s + 1, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_release);
@@ -56,7 +53,6 @@ void LinkSession::on_period(std::int64_t frame, std::uint64_t mono_ns, double ns
   g_bpm_.store(bpm, std::memory_order_relaxed);
   g_quantum_.store(q, std::memory_order_relaxed);
   g_fps_.store(ns_per_frame > 0 ? 1e9 / ns_per_frame : 0.0, std::memory_order_relaxed);
-  g_playing_.store(playing, std::memory_order_relaxed);
   seq_.store(s + 2, std::memory_order_release);
 }
 
@@ -69,7 +65,6 @@ bool LinkSession::grid(LinkGrid& g) const noexcept {
     g.bpm = g_bpm_.load(std::memory_order_relaxed);
     g.quantum = g_quantum_.load(std::memory_order_relaxed);
     g.frames_per_second = g_fps_.load(std::memory_order_relaxed);
-    g.playing = g_playing_.load(std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_acquire);
     if (seq_.load(std::memory_order_relaxed) == a) return a != 0 && g.frames_per_second > 0 && g.bpm > 0;
   }
@@ -87,11 +82,5 @@ void LinkSession::set_tempo(double bpm) {
   impl_->link.commitAppSessionState(state);
 }
 
-void LinkSession::set_playing(bool playing) {
-  if (!start_stop_) return;
-  auto state = impl_->link.captureAppSessionState();
-  state.setIsPlaying(playing, impl_->clock.micros());
-  impl_->link.commitAppSessionState(state);
-}
 
 }  // namespace stemd::control

@@ -29,7 +29,6 @@ struct LinkGrid {
   double bpm = 120;          // the session tempo then
   double quantum = 4;        // the quantum `beat` was taken with: phases agree modulo it
   double frames_per_second = 48000;  // the device's measured rate (the stream clock's)
-  bool playing = false;      // the session's transport (start/stop sync only)
 
   double frames_per_beat() const { return frames_per_second * 60.0 / bpm; }
   double beat_at(std::int64_t f) const { return beat + static_cast<double>(f - frame) / frames_per_beat(); }
@@ -40,7 +39,7 @@ class LinkSession final : public engine::PeriodListener {
   // Joins the session at `bpm` (the session's tempo wins once a peer is found). output_latency_s:
   // how long after the callback renders a frame the device plays it (PortAudio's outputLatency).
   // join = false keeps the session to this process (tests: they must not move a real session).
-  LinkSession(double bpm, double output_latency_s, bool start_stop_sync, bool join = true);
+  LinkSession(double bpm, double output_latency_s, bool join = true);
   ~LinkSession();
   LinkSession(const LinkSession&) = delete;
   LinkSession& operator=(const LinkSession&) = delete;
@@ -60,9 +59,6 @@ class LinkSession final : public engine::PeriodListener {
   // quantize step when it is set, else the meter. Read by the audio thread.
   void set_quantum(double beats) noexcept { quantum_.store(beats > 0 ? beats : 4.0, std::memory_order_relaxed); }
   double quantum() const noexcept { return quantum_.load(std::memory_order_relaxed); }
-  // [control] Start/stop sync (--link-start-stop): the session's transport.
-  bool start_stop_sync() const noexcept { return start_stop_; }
-  void set_playing(bool playing);
   // [any] The output latency compensated (seconds).
   void set_output_latency(double seconds) noexcept {
     latency_ns_.store(static_cast<std::int64_t>(seconds * 1e9), std::memory_order_relaxed);
@@ -72,14 +68,12 @@ class LinkSession final : public engine::PeriodListener {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
-  bool start_stop_ = false;
   std::atomic<double> quantum_{4.0};
   std::atomic<std::int64_t> latency_ns_{0};
   // The grid, sequence-locked (one writer: the audio thread).
   std::atomic<std::uint32_t> seq_{0};
   std::atomic<std::int64_t> g_frame_{0};
   std::atomic<double> g_beat_{0}, g_bpm_{120}, g_quantum_{4}, g_fps_{48000};
-  std::atomic<bool> g_playing_{false};
 };
 
 }  // namespace stemd::control

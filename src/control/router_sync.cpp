@@ -18,12 +18,12 @@ constexpr double kLinkGlide = 0.05;
 Router::~Router() { stop_link(); }
 
 void Router::start_link() {
-  link_ = std::make_unique<LinkSession>(cfg_.bpm, cfg_.output_latency_s, cfg_.link_start_stop);
+  link_ = std::make_unique<LinkSession>(cfg_.bpm, cfg_.output_latency_s);
   link_->set_quantum(tempo_.quantum_beats() > 0 ? tempo_.quantum_beats() : tempo_.meter());
   link_bpm_applied_ = cfg_.bpm;
   ctl_.engine().set_period_listener(link_.get());
-  spdlog::info("link: joined the Ableton Link session at {:.1f} bpm (output latency {:.1f} ms compensated{})",
-               cfg_.bpm, cfg_.output_latency_s * 1000.0, cfg_.link_start_stop ? ", start/stop sync on" : "");
+  spdlog::info("link: joined the Ableton Link session at {:.1f} bpm (output latency {:.1f} ms compensated)", cfg_.bpm,
+               cfg_.output_latency_s * 1000.0);
 }
 
 // Called with the stream stopped (the Instance's owner stops the backend before the router
@@ -88,12 +88,7 @@ void Router::sync_status(std::vector<OscArg>& f) {
   kv("beat_phase", OscArg::Float(beat - quantum * std::floor(beat / quantum)));
   kv("quantum", OscArg::Float(quantum));
   kv("link", OscArg::Int(link_ ? 1 : 0));
-  if (!link_) return;
-  kv("link_peers", OscArg::Int(static_cast<std::int64_t>(link_->peers())));
-  if (link_->start_stop_sync()) {
-    LinkGrid g;
-    kv("link_playing", OscArg::Int(link_->grid(g) && g.playing ? 1 : 0));
-  }
+  if (link_) kv("link_peers", OscArg::Int(static_cast<std::int64_t>(link_->peers())));
 }
 
 }  // namespace stemd::control

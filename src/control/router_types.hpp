@@ -40,10 +40,8 @@ struct RouterConfig {
   double bpm = 120.0;               // base tempo (--bpm)
   int meter = 4;                    // beats per bar (--meter)
   // --link: join the Ableton Link session (link_session.hpp): the tempo clock follows it,
-  // /set_tempo sets it, quantised starts land on its beats. --link-start-stop: share the
-  // transport too (off by default).
+  // /set_tempo sets it, quantised starts land on its beats. (Link's start/stop sync is not used.)
   bool link = false;
-  bool link_start_stop = false;
   bool time_stretch = false;        // --stretch-method time_stretch: tempo without pitch
   bool equal_power = false;         // --crossfade-law equal_power: /crossfade_levels levels l → sin(l·π/2)
   // The movement → tempo table (--movement-thresholds, --movement-tempos): below each threshold

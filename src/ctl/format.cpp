@@ -345,8 +345,6 @@ bool sync_field_text(const std::string& k, double x, std::string& label, std::st
     label = "Ableton Link", text = x > 0 ? "on" : "off";
   } else if (k == "link_peers") {
     label = "Link peers";
-  } else if (k == "link_playing") {
-    label = "Link transport", text = x > 0 ? "playing" : "stopped";
   } else if (k == "clock_error_us") {
     label = "clock DLL error", text = fmt("%.1f µs", x);
   } else if (k == "clock_error_max_us") {
@@ -371,7 +369,6 @@ void sync_rows(const StatusFields& f, std::vector<std::vector<std::string>>& row
   if (field_number(f, "link") > 0) {
     const auto peers = static_cast<std::int64_t>(field_number(f, "link_peers"));
     std::string l = "on, " + std::to_string(peers) + (peers == 1 ? " peer" : " peers");
-    if (find_field(f, "link_playing") != nullptr) l += field_number(f, "link_playing") > 0 ? ", playing" : ", stopped";
     rows.push_back({"  Ableton Link", l});
   }
   if (find_field(f, "clock_error_us") != nullptr) {

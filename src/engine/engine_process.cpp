@@ -138,8 +138,10 @@ void Engine::track_clock(std::uint64_t t0, std::uint32_t frames) noexcept {
   const std::uint64_t resets = dll_.resets();
   // An underflow (a late callback: JACK's "client was not finished") loses that period's sound
   // but not the frame ↔ time relation, so it does not restart the loop; a real jump of the
-  // device's timeline shows in the stamps and restarts it there (frame_dll.hpp).
-  dll_.update(frame_, t0, frames);
+  // device's timeline shows in the stamps and restarts it there (frame_dll.hpp). When it moved
+  // forward (frames lost: a skipped server cycle) the frame counter follows, so what is
+  // scheduled keeps its wall-clock time.
+  frame_ += dll_.update(frame_, t0, frames);
   if (dll_.resets() != resets) metrics_.clock_resets.fetch_add(1, std::memory_order_relaxed);
   const double err = dll_.error_ns();
   metrics_.clock_error_ns.store(static_cast<std::int64_t>(err), std::memory_order_relaxed);

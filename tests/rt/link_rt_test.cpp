@@ -18,7 +18,7 @@ namespace {
 namespace tw = test::tripwire;
 
 TEST(LinkRt, AudioSideNeverAllocatesOrLocks) {
-  LinkSession link(120.0, 0.005, true, false);  // not joined: no real session is moved
+  LinkSession link(120.0, 0.005, false);  // not joined: no real session is moved
   std::atomic<bool> stop{false};
   std::thread control([&] {  // what the control thread does meanwhile
     double bpm = 120;
@@ -26,7 +26,6 @@ TEST(LinkRt, AudioSideNeverAllocatesOrLocks) {
     while (!stop.load()) {
       link.set_tempo(bpm = bpm > 130 ? 120 : bpm + 1);
       link.set_quantum(bpm > 125 ? 8 : 4);
-      link.set_playing(bpm > 125);
       link.grid(g);
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
@@ -56,7 +55,7 @@ TEST(LinkRt, EngineCallbackWithLinkListener) {
   ec.max_voices = 4;
   ec.max_block_frames = 256;
   engine::Engine e(ec);
-  LinkSession link(120.0, 0.005, false, false);
+  LinkSession link(120.0, 0.005, false);
   e.set_period_listener(&link);
   std::vector<float> out(256 * 2);
   tw::reset();

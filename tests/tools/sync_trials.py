@@ -176,6 +176,15 @@ def onset_pair(oa, ob, timeout):
     return (tb - ta) / 1000.0  # µs
 
 
+def clocks(a, b):
+    """Each daemon's stream clock: its DLL's largest error since the last look, its restarts."""
+    out = []
+    for name, d in (("A", a), ("B", b)):
+        st = d.status()
+        out.append("%s clock err max %.0f us, restarts %d" % (name, st["clock_error_max_us"], st["clock_resets"]))
+    return " (" + "; ".join(out) + ")"
+
+
 def trials_link(a, b, oa, ob, args):
     for d in (a, b):
         expect_done(d.call("/stemd/quantize", float(args.quantum)), "/stemd/quantize")
@@ -204,8 +213,8 @@ def trials_link(a, b, oa, ob, args):
             print("trial %d: no onset" % n, flush=True)
             return diffs, False
         diffs.append(d)
-        print("trial %d: sends %.0f ms apart (%s first), onset B-A %+.1f us" %
-              (n, 1000 * (t2 - t1), "A" if first is a else "B", d), flush=True)
+        print("trial %d: sends %.0f ms apart (%s first), onset B-A %+.1f us%s" %
+              (n, 1000 * (t2 - t1), "A" if first is a else "B", d, clocks(a, b)), flush=True)
         time.sleep(0.4)  # the sound (≤ 0.3 s) ends: silence before the next onset
     return diffs, True
 
@@ -229,7 +238,7 @@ def trials_timetag(a, b, oa, ob, args):
             print("trial %d: no onset" % n, flush=True)
             return diffs, False
         diffs.append(d)
-        print("trial %d: onset B-A %+.1f us" % (n, d), flush=True)
+        print("trial %d: onset B-A %+.1f us%s" % (n, d, clocks(a, b)), flush=True)
         time.sleep(0.5)
     return diffs, True
 

@@ -47,9 +47,9 @@ TEST(FrameDll, RestartsOnAJumpAndOnAnXrun) {
   const double period_ns = 1024 * 1e9 / 48000;
   for (int k = 0; k < 10; ++k) dll.update(k * 1024, static_cast<std::uint64_t>(1e12 + k * period_ns), 1024);
   EXPECT_EQ(dll.resets(), 0u);
-  // 50 ms late: the machine was suspended, or the stream restarted: start again from the stamp.
-  const double t = 1e12 + 10 * period_ns + 50e6;
-  dll.update(10 * 1024, static_cast<std::uint64_t>(t), 1024);
+  // 2 s late: the machine was suspended, or the stream restarted: start again from the stamp.
+  const double t = 1e12 + 10 * period_ns + 2e9;
+  EXPECT_EQ(dll.update(10 * 1024, static_cast<std::uint64_t>(t), 1024), 0);
   EXPECT_EQ(dll.resets(), 1u);
   EXPECT_DOUBLE_EQ(dll.time0_ns(), static_cast<double>(static_cast<std::uint64_t>(t)));
   dll.restart_next();  // the owner says the timeline moved
@@ -61,7 +61,8 @@ TEST(FrameDll, RestartsOnAJumpAndOnAnXrun) {
 }
 
 // One callback woken 4 ms late (what makes a server report an xrun) hardly moves the line; the
-// device's timeline moving by 5 ms for good restarts the loop after kJumpPeriods periods.
+// device's timeline moving on by 5 ms for good (frames lost) restarts the loop after kJumpPeriods
+// periods and says by how many frames (240), so the frame counter can follow.
 TEST(FrameDll, IgnoresALateWakeUpFollowsAJump) {
   engine::FrameDll dll(48000);
   const double period_ns = 256 * 1e9 / 48000;
@@ -75,8 +76,14 @@ TEST(FrameDll, IgnoresALateWakeUpFollowsAJump) {
   feed(0);
   EXPECT_LT(std::fabs(dll.time0_ns() - (1e12 + (k - 1) * period_ns)), 150e3) << "one late stamp dragged the line";
   EXPECT_EQ(dll.resets(), 0u);
-  for (int i = 0; i < engine::FrameDll::kJumpPeriods; ++i) feed(5e6);
+  std::int64_t jumped = 0;
+  for (int i = 0; i < 20; ++i) {  // 20 periods of 256 frames: over kJumpPeriods and kJumpSeconds
+    jumped += dll.update(k * 256 + jumped, static_cast<std::uint64_t>(1e12 + k * period_ns + 5e6), 256);
+    ++k;
+  }
   EXPECT_EQ(dll.resets(), 1u);
+  EXPECT_NEAR(static_cast<double>(jumped), 240.0, 8.0);  // less what the clamped loop followed meanwhile (≈ 0.1 ms)
+  EXPECT_EQ(dll.frame0(), (k - 1) * 256 + jumped);
   EXPECT_NEAR(dll.time0_ns(), 1e12 + (k - 1) * period_ns + 5e6, 1.0);
 }
 
