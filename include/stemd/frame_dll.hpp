@@ -18,7 +18,8 @@
 // owner numbers its frames on the device's timeline again (the engine advances its frame counter:
 // commands already scheduled keep their wall-clock time). A stamp kMaxJumpNs off or more (the
 // stream stopped and restarted, the machine was suspended) restarts the loop at once.
-// The loop starts wide (1 Hz: locked within seconds) and narrows to `bandwidth_hz` as it runs.
+// The loop starts wide (1 Hz for 4 s: locked within a second or two) and then narrows to
+// `bandwidth_hz`.
 //
 // Pure arithmetic: no allocation, no lock, no system call. One owner (the audio thread).
 #pragma once
@@ -72,17 +73,19 @@ class FrameDll {
       ++resets_;
       // Forward and steady (within the bound): frames were lost. Anything else (callbacks
       // arriving early, a stall caught up): the line starts again, the frames stay.
+      // The run's earliest stamp is the one least delayed by a late wake-up: the new timeline is
+      // the old line moved by that much (one late stamp would bias it by its lateness, for good).
       const bool step = run_lo_ > 0 && run_hi_ - run_lo_ < bound;
-      const std::int64_t jump = step ? std::llround(e_raw * last_frames_ / e2_) : 0;
-      restart(frame + jump, t, frames);
+      const std::int64_t jump = step ? std::llround(run_lo_ * last_frames_ / e2_) : 0;
+      restart(frame + jump, t1_ + run_lo_, frames);
       return jump;
     }
     error_ns_ = e_raw;
     const double e = std::clamp(e_raw, -bound, bound);
-    // The loop's coefficients for this period length (ω = 2π·B·period); B narrows from 1 Hz
-    // over the first seconds after a (re)start.
+    // The loop's coefficients for this period length (ω = 2π·B·period); B is 1 Hz for the
+    // first 4 s after a (re)start (it locks, whatever the first stamp's lateness), then narrows.
     locked_s_ += frames / rate_;
-    const double bw = std::max(bw_, 1.0 / (1.0 + locked_s_));
+    const double bw = locked_s_ < 4.0 ? 1.0 : std::max(bw_, 1.0 / (locked_s_ - 3.0));
     const double omega = 2.0 * M_PI * bw * frames / rate_;
     const double b = std::sqrt(2.0) * omega, c = omega * omega;
     t0_ = t1_;
