@@ -359,22 +359,18 @@ bool sync_field_text(const std::string& k, double x, std::string& label, std::st
   return true;
 }
 
-// Summary rows: the tempo and beat (and the Link session), the clock's DLL error.
+// The summary's one sync row: tempo, beat and phase, and the Link session's peers (the clock's
+// DLL error is in --all: the short status stays short).
 void sync_rows(const StatusFields& f, std::vector<std::vector<std::string>>& rows) {
   if (find_field(f, "tempo_bpm") == nullptr) return;
   std::string t = fmt("%.2f bpm", field_number(f, "tempo_bpm")) + ", beat " + fmt("%.2f", field_number(f, "beat")) +
                   " (phase " + fmt("%.2f", field_number(f, "beat_phase")) + " of " +
                   fmt("%.0f", field_number(f, "quantum")) + ")";
-  rows.push_back({"  tempo", t});
   if (field_number(f, "link") > 0) {
     const auto peers = static_cast<std::int64_t>(field_number(f, "link_peers"));
-    std::string l = "on, " + std::to_string(peers) + (peers == 1 ? " peer" : " peers");
-    rows.push_back({"  Ableton Link", l});
+    t += ", Link: " + std::to_string(peers) + (peers == 1 ? " peer" : " peers");
   }
-  if (find_field(f, "clock_error_us") != nullptr) {
-    rows.push_back({"  clock DLL error", fmt("%.1f µs", field_number(f, "clock_error_us")) + " (max " +
-                                             fmt("%.1f µs", field_number(f, "clock_error_max_us")) + ")"});
-  }
+  rows.push_back({"  tempo", t});
 }
 
 }  // namespace
