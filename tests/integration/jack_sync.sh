@@ -140,7 +140,7 @@ echo "--- Timetags without Link"
 PORT_A=$(free_port); PORT_B=$(free_port)
 start_daemon A "$SERVER_A" "$PORT_A"
 start_daemon B "$SERVER_B" "$PORT_B"
-sleep 2   # the stream clocks' DLLs lock (1 Hz for their first 4 s)
+sleep 4   # the stream clocks' DLLs lock (1 Hz for their first 4 s; a start-up under load restarts them)
 if python3 "$TRIALS_PY" timetag --a "$PORT_A" --b "$PORT_B" --onsets-a "$D/onsets-A.txt" --onsets-b "$D/onsets-B.txt" \
      --trials "$TRIALS" --max-us "$MAX_US" | tee "$D/timetag.out"; then :; else RC=1; fi
 sed -n 's/^summary /sync: timetag summary /p' "$D/timetag.out"
