@@ -32,6 +32,8 @@ PKGS=(
   liblo-dev liblo-tools libspdlog-dev libfmt-dev libcli11-dev libboost-dev
   # --bpm-config (the old crowdstream server's JSON movement/tempo table)
   nlohmann-json3-dev
+  # --link: Ableton Link (header-only) and the standalone Asio it needs (src/control/link_session.cpp)
+  ableton-link-dev libasio-dev
   # service integration
   libsystemd-dev
   # tests and benchmarks

@@ -7,6 +7,11 @@
 #                                             TESTBED_JACKD_REALTIME=1) named
 #                                             stemd-test-$$-$RANDOM, exported as
 #                                             JACK_DEFAULT_SERVER; temp dir $TESTBED_DIR
+#   testbed_add_server VAR                    one more private jackd (same period and rate, after
+#                                             testbed_start), for tests that need two devices
+#                                             (tests/integration/jack_sync.sh): its name goes
+#                                             into VAR; run a client on it with
+#                                             JACK_DEFAULT_SERVER=$VAR. Stopped by testbed_stop.
 #   capture_start OUT.wav                     jack_capture of what reaches
 #                                             system:playback_1/2 (via the dummy driver's
 #                                             monitor ports), 32-bit float stereo;
@@ -46,6 +51,8 @@ TESTBED_PIPEWIRE_PID=""
 TESTBED_CAPTURE_PID=""
 TESTBED_CAPTURE_FILE=""
 TESTBED_PIDS=()
+TESTBED_EXTRA_JACKD_PIDS=()   # testbed_add_server's servers, and their names
+TESTBED_EXTRA_SERVERS=()
 TESTBED_PERIOD=""
 TESTBED_RATE=""
 TESTBED_JACKD_RTFLAGS=(--no-realtime)
@@ -151,6 +158,26 @@ testbed_start() {
   _testbed_log "jackd $JACK_DEFAULT_SERVER up (pid $TESTBED_JACKD_PID, -p $period -r $rate, dir $TESTBED_DIR)"
 }
 
+# One more private server, like testbed_start's (dummy driver, same period and rate, its log
+# jackd-N.log), named after it. Its name is stored in the variable named by $1.
+testbed_add_server() {
+  local var=$1 n name pid
+  [ -n "$TESTBED_JACKD_PID" ] || { _testbed_log "testbed_add_server before testbed_start"; return 1; }
+  n=$(( ${#TESTBED_EXTRA_SERVERS[@]} + 2 ))
+  name="$JACK_DEFAULT_SERVER-$n"
+  jackd "${TESTBED_JACKD_RTFLAGS[@]}" -n "$name" -d dummy -m -r "$TESTBED_RATE" -p "$TESTBED_PERIOD" \
+    >"$TESTBED_DIR/jackd-$n.log" 2>&1 &
+  pid=$!
+  TESTBED_EXTRA_JACKD_PIDS+=("$pid")
+  TESTBED_EXTRA_SERVERS+=("$name")
+  if ! testbed_wait_for 10 sh -c "kill -0 $pid 2>/dev/null && [ \"\$(JACK_DEFAULT_SERVER=$name timeout 2 jack_wait -c 2>/dev/null)\" = running ]"; then
+    _testbed_log "second jackd $name not running after 10 s; its log:"; cat "$TESTBED_DIR/jackd-$n.log" >&2
+    return 1
+  fi
+  printf -v "$var" '%s' "$name"
+  _testbed_log "jackd $name up (pid $pid, -p $TESTBED_PERIOD -r $TESTBED_RATE)"
+}
+
 # Xruns jackd logged so far. The dummy driver logs each as
 # "JackTimedDriver::Process XRun = N usec" (without -v); the engine logs late clients
 # with "XRun" too. Counted by line: a count to compare, not an exact event total.
@@ -227,6 +254,13 @@ testbed_stop() {
   for pid in "${TESTBED_PIDS[@]}"; do _testbed_kill "$pid" TERM 5; done
   TESTBED_PIDS=()
   pipewire_stop
+  local i
+  for i in "${!TESTBED_EXTRA_JACKD_PIDS[@]}"; do
+    _testbed_kill "${TESTBED_EXTRA_JACKD_PIDS[$i]}" TERM 8
+    rm -f /dev/shm/jack_sem.*_"${TESTBED_EXTRA_SERVERS[$i]}"_* /dev/shm/jack_"${TESTBED_EXTRA_SERVERS[$i]}"_* 2>/dev/null
+  done
+  TESTBED_EXTRA_JACKD_PIDS=()
+  TESTBED_EXTRA_SERVERS=()
   # A SIGKILLed server stays in JACK's registry (8 entries, reclaimed only under the same
   # name): run it once more and stop it cleanly, or the machine runs out of servers.
   if [ -z "$TESTBED_JACKD_PID" ] && [ "${TESTBED_JACKD_KILLED:-0}" = 1 ]; then testbed_restart_jackd || true; fi

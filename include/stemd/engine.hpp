@@ -11,6 +11,7 @@
 #pragma once
 
 #include "stemd/command.hpp"
+#include "stemd/frame_dll.hpp"
 #include "stemd/metrics.hpp"
 #include "stemd/monitor_tap.hpp"
 #include "stemd/queue.hpp"
@@ -112,6 +113,10 @@ class Engine {
     wake_fn_ = fn;
     wake_ctx_ = ctx;
   }
+
+  // [any thread] Told where the stream is at the start of every callback (see PeriodListener);
+  // null = none. The listener must outlive the stream, or be unset while the stream is stopped.
+  void set_period_listener(PeriodListener* l) noexcept { period_listener_.store(l, std::memory_order_release); }
 
   // [audio] Render `frames` (≤ max_block_frames) interleaved stereo frames into `out`.
   // `device_underflow`: the audio API reported that the previous output came too late.
@@ -242,6 +247,9 @@ class Engine {
   void limit(float* block, std::uint32_t frames) noexcept;
   static void soft_clip(float* block, std::uint32_t frames) noexcept;
   std::int64_t frame_ = 0;
+  FrameDll dll_;  // the stream clock's line (metrics_.clock), through the callbacks' start times
+  std::atomic<PeriodListener*> period_listener_{nullptr};
+  void track_clock(std::uint64_t t0, std::uint32_t frames) noexcept;
   void (*wake_fn_)(void*) noexcept = nullptr;
   void* wake_ctx_ = nullptr;
 };

@@ -72,26 +72,36 @@ struct VoiceTelemetry {
   std::atomic<std::uint8_t> state{0};                // 0 free, 1 playing, 2 starved, 3 stopping, 4 paused
 };
 
-// The stream's clock: which engine frame was being rendered at which CLOCK_MONOTONIC time.
-// [audio] publishes it at the start of every callback; [control] reads it consistently
-// (sequence-locked) to turn wall-clock times (OSC timetags) into engine frames.
+// The stream's clock: which engine frame is rendered at which CLOCK_MONOTONIC time, and how long
+// a frame lasts (ns of that clock: the device's rate as measured against it). [audio] publishes
+// the line its delay-locked loop (frame_dll.hpp) keeps through the callbacks' start times, at the
+// start of every callback; [control] reads it consistently (sequence-locked) to turn wall-clock
+// times (OSC timetags, Link beats) into engine frames. The time is when the callback renders the
+// frame: the device plays it an output latency later.
 class StreamClock {
  public:
-  void publish(std::int64_t frame, std::uint64_t mono_ns) noexcept {  // [audio]
+  void publish(std::int64_t frame, std::uint64_t mono_ns, double ns_per_frame = 0) noexcept {  // [audio]
     const std::uint32_t s = seq_.load(std::memory_order_relaxed);
     seq_.store(s + 1, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_release);
     frame_.store(frame, std::memory_order_relaxed);
     ns_.store(mono_ns, std::memory_order_relaxed);
+    ns_per_frame_.store(ns_per_frame, std::memory_order_relaxed);
     seq_.store(s + 2, std::memory_order_release);
   }
-  // [control] False when the stream has not run yet.
+  // [control] False when the stream has not run yet. ns_per_frame is 0 when none was published
+  // (the caller then uses the nominal rate).
   bool read(std::int64_t& frame, std::uint64_t& mono_ns) const noexcept {
+    double unused = 0;
+    return read(frame, mono_ns, unused);
+  }
+  bool read(std::int64_t& frame, std::uint64_t& mono_ns, double& ns_per_frame) const noexcept {
     for (int i = 0; i < 1000; ++i) {
       const std::uint32_t a = seq_.load(std::memory_order_acquire);
       if (a & 1) continue;
       frame = frame_.load(std::memory_order_relaxed);
       mono_ns = ns_.load(std::memory_order_relaxed);
+      ns_per_frame = ns_per_frame_.load(std::memory_order_relaxed);
       std::atomic_thread_fence(std::memory_order_acquire);
       if (seq_.load(std::memory_order_relaxed) == a) return a != 0;
     }
@@ -102,6 +112,19 @@ class StreamClock {
   std::atomic<std::uint32_t> seq_{0};
   std::atomic<std::int64_t> frame_{0};
   std::atomic<std::uint64_t> ns_{0};
+  std::atomic<double> ns_per_frame_{0};
+};
+
+// Told at the start of every callback where the stream is [audio]: `frame` (the period's first
+// engine frame) is rendered at `mono_ns` (CLOCK_MONOTONIC, the DLL's line) and each frame lasts
+// `ns_per_frame`. The Link session (control/link_session.cpp) is one: it reads Link's real-time
+// session state there. Implementations must keep the real-time rules (tests/rt).
+class PeriodListener {
+ public:
+  virtual void on_period(std::int64_t frame, std::uint64_t mono_ns, double ns_per_frame) noexcept = 0;
+
+ protected:
+  ~PeriodListener() = default;
 };
 
 // Peak and RMS meters of one bus (a deck after its EQ and level, or the master after the output
@@ -118,6 +141,15 @@ struct Metrics {
   // Meters: decks A–D (index 0..3), then the master (index 4).
   static constexpr int kMeters = 5;
   BusMeter meters[kMeters];
+  // The clock's delay-locked loop (frame_dll.hpp): the last callback's start minus the loop's
+  // prediction (ns), the largest |error| since a reader took it, and how often it restarted (a
+  // jump of over 20 ms: an xrun, a stream restart).
+  std::atomic<std::int64_t> clock_error_ns{0};
+  std::atomic<std::uint64_t> clock_error_max_ns{0};
+  std::atomic<std::uint64_t> clock_resets{0};
+  std::uint64_t take_clock_error_max() noexcept {  // [control]
+    return clock_error_max_ns.exchange(0, std::memory_order_relaxed);
+  }
   std::atomic<std::uint64_t> commands_late{0};  // scheduled commands that arrived after their frame
   std::atomic<std::uint64_t> schedule_overflows{
       0};  // scheduled commands refused (never applied): the schedule was full

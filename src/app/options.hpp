@@ -94,6 +94,7 @@ struct Options {
   std::vector<float> levels;  // --levels A B C D
   double bpm = 120.0;         // --bpm: base tempo
   int meter = 4;              // --meter: beats per bar
+  bool link = false;          // --link: join the Ableton Link session (tempo, beat, phase)
   bool watch = false;
   double health_interval = 60;  // --health-interval: seconds between info health lines (0 = only on trouble) //
                                 // --watch: a status line every second

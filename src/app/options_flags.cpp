@@ -372,6 +372,9 @@ void add_deck_options(CLI::App& app, Options& o) {
   app.add_option("--levels", o.levels, "Deck A, B, C, D levels")->expected(4)->check(CLI::Range(0.0f, 4.0f));
   app.add_option("--bpm", o.bpm, "Base tempo of the clock (bpm)")->check(CLI::Range(1.0, 999.0))->capture_default_str();
   app.add_option("--meter", o.meter, "Beats per bar")->check(CLI::Range(1, 64))->capture_default_str();
+  app.add_flag("--link", o.link,
+               "Join the Ableton Link session on the local network (UDP multicast 224.76.78.75:20808): the tempo "
+               "follows it, /set_tempo sets it for every peer, quantised starts land on its beats (docs/sync.md)");
   app.add_flag("--watch", o.watch, "Log the health line every second");
   app.add_option("--health-interval", o.health_interval,
                  "Seconds between health lines in the log (voices, CPU, real-time policy, ring fill, underruns, "

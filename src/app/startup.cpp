@@ -245,6 +245,7 @@ int DaemonRun::router_config(control::RouterConfig& rc, bool& media_loopback_onl
   rc.tone_level = std::pow(10.0, o_.tone_level_db / 20.0);
   rc.tone_seconds = o_.tone_seconds;
   rc.meter = o_.meter;
+  rc.link = o_.link;
   rc.eq_enabled = !o_.disable_filters;
   rc.tempo_rise_s = o_.tempo_rise_s;
   rc.tempo_fall_s = o_.tempo_fall_s;

@@ -191,12 +191,15 @@ bool Controller::clock_running() const {
   return engine_.metrics().clock.read(frame, ns);
 }
 
+// Through the stream clock's line (the DLL's: frame_dll.hpp), at the device's measured rate.
 std::int64_t Controller::frame_at_monotonic(std::uint64_t mono_ns) const {
   std::int64_t frame = 0;
   std::uint64_t ns = 0;
-  if (!engine_.metrics().clock.read(frame, ns)) return 0;
-  const double dt = (static_cast<double>(mono_ns) - static_cast<double>(ns)) * 1e-9;
-  return frame + static_cast<std::int64_t>(std::llround(dt * engine_.config().sample_rate));
+  double ns_per_frame = 0;
+  if (!engine_.metrics().clock.read(frame, ns, ns_per_frame)) return 0;
+  if (!(ns_per_frame > 0)) ns_per_frame = 1e9 / engine_.config().sample_rate;
+  const double dt_ns = static_cast<double>(mono_ns) - static_cast<double>(ns);
+  return frame + static_cast<std::int64_t>(std::llround(dt_ns / ns_per_frame));
 }
 
 }  // namespace stemd::control

@@ -487,7 +487,9 @@ Reply CrowdstreamDialect::start_group(const Call& c) {
                                      " was reloaded since it was cued (/cue it again)");
     }
   }
-  return start_group_decks(want, r_.frame_after(c, start_at));
+  // With /stemd/quantize set, the group starts on the next quantum of the beat clock (the
+  // Link session's with --link) at or after start_at.
+  return start_group_decks(want, r_.quantized_start(r_.frame_after(c, start_at)));
 }
 
 // Every armed deck of `want` starts on the same output sample `at` — all of them or none ("busy").

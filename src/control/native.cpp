@@ -122,7 +122,7 @@ Reply NativeDialect::unload(const Call& c) {
 }
 
 std::int64_t NativeDialect::start_frame(const Call& c) const {
-  return r_.tempo_.quantum_beats() > 0 ? r_.tempo_.quantized(r_.frame_after(c, 0.0)) : c.at;
+  return r_.tempo_.quantum_beats() > 0 ? r_.quantized_start(r_.frame_after(c, 0.0)) : c.at;
 }
 
 // /stemd/play id [volume 1] [loop 0] [position 0] [unit "s"] [rate 1] [deck] → /done /stemd/play id voice

@@ -2,6 +2,8 @@
 // notifications, bad-input accounting. The dialects are in crowdstream.cpp and native.cpp.
 #include "router.hpp"
 
+#include "link_session.hpp"
+
 #include "args.hpp"
 #include "limits.hpp"
 #include "suggest.hpp"
@@ -64,6 +66,7 @@ Router::Router(Controller& ctl, const RouterConfig& cfg, const MediaPolicy& medi
   crowdstream_.register_into(table_);
   native_.register_into(table_);
   cpu_prev_ns_ = ctl_.engine().metrics().callback_ns_total.load();
+  if (cfg_.link) start_link();
 }
 
 OscMessage Router::make_reply(const std::string& address, const Reply& r) const {
@@ -213,7 +216,9 @@ std::int64_t Router::bundle_frame(const OscMessage& m, double& late_ms, double& 
     if (tag == m.timetag) frame = f;  // the same instant as an earlier bundle: the same sample
   }
   if (frame < 0) {
-    frame = ctl_.frame_at_monotonic(static_cast<std::uint64_t>(std::max(0.0, now_mono + delta * 1e9)));
+    // The timetag is when the sound is heard: rendered an output latency before.
+    frame = ctl_.frame_at_monotonic(static_cast<std::uint64_t>(std::max(0.0, now_mono + delta * 1e9))) -
+            output_latency_frames();
     if (ctl_.clock_running()) {  // before the first callback every time maps to 0: not worth keeping
       timetag_frames_[timetag_next_] = {m.timetag, frame};
       timetag_next_ = (timetag_next_ + 1) % timetag_frames_.size();
@@ -320,6 +325,10 @@ Reply Router::start_player(int id, const PlayOptions& opts, std::int64_t at) {
 // resampler left).
 int Router::apply_tempo(double bpm, double glide_s, std::int64_t at) {
   tempo_.change(bpm, ctl_.now_frame());
+  if (link_) {  // this box's tempo is the session's: every peer follows
+    link_->set_tempo(bpm);
+    link_bpm_applied_ = bpm;
+  }
   int failed = 0;
   std::string error;
   if (!cfg_.tempo_moves_players) return 0;  // --disable-time-stretch: only the clock moves
@@ -359,6 +368,7 @@ Reply Router::test_tone(double freq, double level, double seconds, std::int64_t 
 // Called every server pass: the movement-driven tempo glide and the clock printout.
 void Router::tick() {
   if (tick_hook_) tick_hook_();
+  sync_tick();
   const auto now = std::chrono::steady_clock::now();
   notifier_.expire(now);
   double bpm = 0, glide_s = 0;
@@ -442,6 +452,7 @@ std::vector<OscArg> Router::status_fields() {
                              ctl_.schedule_refused() + m.schedule_overflows.load(std::memory_order_relaxed))));
   // The most timed commands one callback applied (bounded per period: limits.hpp).
   kv("schedule_due_max", OscArg::Int64(static_cast<std::int64_t>(m.schedule_due_max.load(std::memory_order_relaxed))));
+  sync_status(f);
   if (status_extra_) status_extra_(f);
   return f;
 }

@@ -40,6 +40,8 @@
 
 namespace stemd::control {
 
+class LinkSession;
+
 class Router {
  public:
   using Reply = control::Reply;  // the typed reply of a handler (router_types.hpp)
@@ -119,6 +121,9 @@ class Router {
   // Called first thing in every tick() — on the control thread, every server pass.
   void set_tick_hook(std::function<void()> f) { tick_hook_ = std::move(f); }
 
+  // The Link session (--link), or null.
+  const LinkSession* link() const { return link_.get(); }
+
   // The movement tempo's glide (TempoClock::glide).
   static double glide_tempo(double current, double target, double dt, double rise_s, double fall_s) {
     return TempoClock::glide(current, target, dt, rise_s, fall_s);
@@ -165,6 +170,22 @@ class Router {
   // A tempo change: the beat count carries on, every player follows (commands at `at`),
   // gliding over glide_s. Returns how many players could not follow (no resampler left).
   int apply_tempo(double bpm, double glide_s, std::int64_t at);
+
+  // Sync (router_sync.cpp): the Link session and the stream clock's line.
+  void start_link();
+  void stop_link();
+  // Every tick: the players follow the session tempo; the link quantum follows /stemd/quantize.
+  void sync_tick();
+  // The tempo clock takes the session's latest beat grid (when --link); then quantized() is on it.
+  void sync_grid();
+  // `frame` moved to the next quantum of the beat clock (the session's with --link), when
+  // /stemd/quantize is set; unchanged otherwise.
+  std::int64_t quantized_start(std::int64_t frame);
+  // Frames the device plays a rendered frame after (its output latency, at the output rate).
+  std::int64_t output_latency_frames() const;
+  void sync_status(std::vector<OscArg>& f);
+  std::unique_ptr<LinkSession> link_;
+  double link_bpm_applied_ = 0;  // the session tempo the players were last set to
 
   // Async loads (router_loads.cpp)
   // What one packet may still be answered with. A message that waits behind a load is answered

@@ -79,8 +79,6 @@ void run_load(const MediaPolicy& media, const std::string& path, const std::stri
 }
 }  // namespace
 
-Router::~Router() = default;
-
 void Router::enable_async_loads(std::function<void()> wake) {
   if (pool_) return;
   completions_ = std::make_shared<LoadCompletions>();

@@ -39,8 +39,11 @@ struct RouterConfig {
   double level_ramp_s = 0.02;       // deck/volume changes glide over this
   double bpm = 120.0;               // base tempo (--bpm)
   int meter = 4;                    // beats per bar (--meter)
-  bool time_stretch = false;        // --stretch-method time_stretch: tempo without pitch
-  bool equal_power = false;         // --crossfade-law equal_power: /crossfade_levels levels l → sin(l·π/2)
+  // --link: join the Ableton Link session (link_session.hpp): the tempo clock follows it,
+  // /set_tempo sets it, quantised starts land on its beats. (Link's start/stop sync is not used.)
+  bool link = false;
+  bool time_stretch = false;  // --stretch-method time_stretch: tempo without pitch
+  bool equal_power = false;   // --crossfade-law equal_power: /crossfade_levels levels l → sin(l·π/2)
   // The movement → tempo table (--movement-thresholds, --movement-tempos): below each threshold
   // its tempo; above the last, from tempos[3] rising linearly to tempos[4] (see movement_max).
   double movement_thresholds[3] = {0.02, 0.05, 0.10};

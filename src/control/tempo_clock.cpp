@@ -7,10 +7,16 @@
 namespace stemd::control {
 
 TempoClock::TempoClock(double base_bpm, int meter, int sample_rate, double rise_s, double fall_s)
-    : base_bpm_(base_bpm), sample_rate_(sample_rate), rise_s_(rise_s), fall_s_(fall_s), meter_(meter), bpm_(base_bpm) {}
+    : base_bpm_(base_bpm),
+      sample_rate_(sample_rate),
+      rise_s_(rise_s),
+      fall_s_(fall_s),
+      meter_(meter),
+      bpm_(base_bpm),
+      fps_(sample_rate) {}
 
 double TempoClock::beats_at(std::int64_t frame) const {
-  const double seconds = static_cast<double>(frame - origin_frame_) / sample_rate_;
+  const double seconds = static_cast<double>(frame - origin_frame_) / fps_;
   return origin_beats_ + std::max(0.0, seconds) * bpm_ / 60.0;
 }
 
@@ -28,11 +34,19 @@ void TempoClock::change(double bpm, std::int64_t now) {
 
 std::int64_t TempoClock::quantized(std::int64_t frame) const {
   if (quantum_beats_ <= 0) return frame;
-  const double frames_per_beat = 60.0 * sample_rate_ / bpm_;
+  const double frames_per_beat = 60.0 * fps_ / bpm_;
   const double q = quantum_beats_ * frames_per_beat;
   const double since = static_cast<double>(frame - origin_frame_) + origin_beats_ * frames_per_beat;
   const double n = std::ceil(since / q - 1e-9);
   return origin_frame_ + static_cast<std::int64_t>(std::llround(n * q - origin_beats_ * frames_per_beat));
+}
+
+void TempoClock::follow_grid(std::int64_t frame, double beats, double bpm, double frames_per_second) {
+  if (!(bpm > 0) || !(frames_per_second > 0)) return;
+  origin_frame_ = frame;
+  origin_beats_ = beats;
+  bpm_ = bpm;
+  fps_ = frames_per_second;
 }
 
 double TempoClock::follow_movement(double target) {

@@ -31,6 +31,11 @@ class TempoClock {
   // A new tempo from frame `now` on: the beat count carries on (the old server restarted it).
   void change(double bpm, std::int64_t now);
 
+  // Follow an outside beat grid (the Link session's): engine frame `frame` is on beat `beats`
+  // at `bpm`, the device running at `frames_per_second` (its measured rate). beats_at() and
+  // quantized() then use it, until the next call or change().
+  void follow_grid(std::int64_t frame, double beats, double bpm, double frames_per_second);
+
   // /stemd/quantize: starts round up to the next multiple of this many beats (0 = off).
   double quantum_beats() const { return quantum_beats_; }
   void set_quantum(double beats) { quantum_beats_ = beats; }
@@ -62,6 +67,7 @@ class TempoClock {
   double rise_s_, fall_s_;
   int meter_;
   double bpm_;
+  double fps_;  // frames per second of the beat clock: the sample rate, or the device's measured rate
   std::int64_t origin_frame_ = 0;  // beats_at() = origin beats + tempo × time since origin frame
   double origin_beats_ = 0;
   double quantum_beats_ = 0;

@@ -329,6 +329,52 @@ std::string ring_bar(double fill, int width) {
          "]";
 }
 
+namespace {
+
+// The sync fields (router_sync.cpp): the tempo clock, the Link session, the stream clock's DLL.
+bool sync_field_text(const std::string& k, double x, std::string& label, std::string& text) {
+  if (k == "tempo_bpm") {
+    label = "tempo", text = fmt("%.2f bpm", x);
+  } else if (k == "beat") {
+    label = "beat", text = fmt("%.2f", x);
+  } else if (k == "beat_phase") {
+    label = "beat phase", text = fmt("%.2f", x);
+  } else if (k == "quantum") {
+    label = "phase quantum", text = fmt("%.0f beats", x);
+  } else if (k == "link") {
+    label = "Ableton Link", text = x > 0 ? "on" : "off";
+  } else if (k == "link_peers") {
+    label = "Link peers";
+  } else if (k == "clock_error_us") {
+    label = "clock DLL error", text = fmt("%.1f µs", x);
+  } else if (k == "clock_error_max_us") {
+    label = "clock DLL error max", text = fmt("%.1f µs", x) + " (since the last status)";
+  } else if (k == "clock_resets") {
+    label = "clock DLL restarts";
+  } else if (k == "clock_rate_ppm") {
+    label = "device rate", text = fmt("%+.1f ppm", x) + " against CLOCK_MONOTONIC";
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// The summary's one sync row: tempo, beat and phase, and the Link session's peers (the clock's
+// DLL error is in --all: the short status stays short).
+void sync_rows(const StatusFields& f, std::vector<std::vector<std::string>>& rows) {
+  if (find_field(f, "tempo_bpm") == nullptr) return;
+  std::string t = fmt("%.2f bpm", field_number(f, "tempo_bpm")) + ", beat " + fmt("%.2f", field_number(f, "beat")) +
+                  " (phase " + fmt("%.2f", field_number(f, "beat_phase")) + " of " +
+                  fmt("%.0f", field_number(f, "quantum")) + ")";
+  if (field_number(f, "link") > 0) {
+    const auto peers = static_cast<std::int64_t>(field_number(f, "link_peers"));
+    t += ", Link: " + std::to_string(peers) + (peers == 1 ? " peer" : " peers");
+  }
+  rows.push_back({"  tempo", t});
+}
+
+}  // namespace
+
 std::string status_table(const StatusFields& f) {
   const double budget = field_number(f, "budget_us", 0);
   auto of_budget = [&](double us) {
@@ -340,7 +386,8 @@ std::string status_table(const StatusFields& f) {
   for (const auto& [k, v] : f) {
     const double x = v.is_number() ? v.as_double() : 0.0;
     std::string label = k, text = value_text(v);
-    if (k == "sample_rate") {
+    if (sync_field_text(k, x, label, text)) {
+    } else if (k == "sample_rate") {
       label = "sample rate", text = integer_text(v) + " Hz";
     } else if (k == "buffer_size") {
       label = "buffer", text = integer_text(v) + " frames";
@@ -504,6 +551,7 @@ std::string status_summary(const StatusFields& f) {
   }
   if (has("uptime_s")) rows.push_back({"  uptime", fmt_uptime(field_number(f, "uptime_s"))});
   if (field_number(f, "tone_hz") > 0) rows.push_back({"  test tone", fmt("%.0f Hz", field_number(f, "tone_hz"))});
+  sync_rows(f, rows);
   return table(rows, {});
 }
 

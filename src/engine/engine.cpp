@@ -45,6 +45,7 @@ Engine::Engine(const EngineConfig& cfg)
       sched_play_(cfg.max_voices, Schedule::kNone),
       sched_play_ids_(cfg.max_voices),
       sched_play_pos_(cfg.max_voices) {
+  dll_ = FrameDll(cfg.sample_rate);
   active_.resize(cfg.max_voices);
   deck_eq_ = std::make_unique<DeckEq[]>(kNumDecks);
   for (int d = 0; d < kNumDecks; ++d) deck_eq_[d] = DeckEq(DeckEqConfig{static_cast<double>(cfg.sample_rate)});

@@ -160,10 +160,32 @@ bool Engine::reap(std::uint32_t i) noexcept {
   return true;
 }
 
+// The stream clock: the DLL's line through this callback's start (frame_dll.hpp), published for
+// the control thread, its error counted, and the period listener (Link) told.
+void Engine::track_clock(std::uint64_t t0, std::uint32_t frames) noexcept {
+  const std::uint64_t resets = dll_.resets();
+  // An underflow (a late callback: JACK's "client was not finished") loses that period's sound
+  // but not the frame ↔ time relation, so it does not restart the loop; a real jump of the
+  // device's timeline shows in the stamps and restarts it there (frame_dll.hpp). When it moved
+  // forward (frames lost: a skipped server cycle) the frame counter follows, so what is
+  // scheduled keeps its wall-clock time.
+  frame_ += dll_.update(frame_, t0, frames);
+  if (dll_.resets() != resets) metrics_.clock_resets.fetch_add(1, std::memory_order_relaxed);
+  const double err = dll_.error_ns();
+  metrics_.clock_error_ns.store(static_cast<std::int64_t>(err), std::memory_order_relaxed);
+  const auto abs_err = static_cast<std::uint64_t>(std::fabs(err));
+  if (abs_err > metrics_.clock_error_max_ns.load(std::memory_order_relaxed))
+    metrics_.clock_error_max_ns.store(abs_err, std::memory_order_relaxed);
+  const auto line = static_cast<std::uint64_t>(std::max(0.0, dll_.time0_ns()));
+  metrics_.clock.publish(frame_, line, dll_.ns_per_frame());
+  if (PeriodListener* l = period_listener_.load(std::memory_order_acquire))
+    l->on_period(frame_, line, dll_.ns_per_frame());
+}
+
 void Engine::process(float* out, std::uint32_t frames, bool device_underflow) noexcept {
   const std::uint64_t t0 = now_ns();
   metrics_.last_callback_ns.store(t0, std::memory_order_relaxed);
-  metrics_.clock.publish(frame_, t0);
+  track_clock(t0, frames);
   metrics_.audio_thread.store(static_cast<unsigned long>(pthread_self()), std::memory_order_relaxed);
   ScopedFlushDenormals no_denormals;
   if (device_underflow) metrics_.device_underflows.fetch_add(1, std::memory_order_relaxed);

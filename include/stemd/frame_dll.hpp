@@ -1,0 +1,148 @@
+// The frame ↔ clock mapping of the output stream, tracked by a delay-locked loop [audio].
+//
+// Every callback the audio thread stamps CLOCK_MONOTONIC at its start. Those stamps jitter by
+// the scheduler's wake-up latency (tens to hundreds of µs), while the device's frames run at a
+// steady (if not exactly nominal) rate. A second-order DLL, as JACK's (after F. Adriaensen,
+// "Using a DLL to filter time", 2005), turns the stamps into a smooth line: the time of the
+// period's first frame and the length of a frame in ns of CLOCK_MONOTONIC (the device's true
+// rate against the system clock). Timetags and Link beats are mapped through that line, so a
+// start lands where the device is, not where the last wake-up happened to be.
+//
+// error_ns(): the last stamp minus the loop's prediction for it (the jitter the loop filters
+// out, plus any drift it has not followed yet). A stamp far off the line is mostly a late wake-up
+// (the one-sided outlier that also makes a server report an xrun): it moves the loop by at most
+// the outlier bound (1 ms, or a quarter period if longer), so one late callback cannot drag the
+// line. kJumpPeriods stamps in a row (and kJumpSeconds) off by more than the bound mean the device's timeline
+// really moved (the server skipped a cycle, frames were lost): the loop restarts there and, when
+// the timeline moved forward by less than kMaxJumpNs, update() returns by how many frames, so the
+// owner numbers its frames on the device's timeline again (the engine advances its frame counter:
+// commands already scheduled keep their wall-clock time). A stamp kMaxJumpNs off or more (the
+// stream stopped and restarted, the machine was suspended) restarts the loop at once.
+// The loop starts wide (1 Hz for 4 s: locked within a second or two) and then narrows to
+// `bandwidth_hz`.
+//
+// Pure arithmetic: no allocation, no lock, no system call. One owner (the audio thread).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+namespace stemd::engine {
+
+class FrameDll {
+ public:
+  static constexpr double kMaxJumpNs = 1e9;    // a stamp 1 s off the line: start again at once
+  static constexpr int kJumpPeriods = 16;      // this many in a row past the outlier bound…
+  static constexpr double kJumpSeconds = 0.1;  // …over at least this long: the timeline moved
+
+  // `rate`: the nominal frame rate (frames per second of the clock); `bandwidth_hz`: how fast
+  // the loop follows once settled (lower = smoother, slower to follow the device's drift).
+  explicit FrameDll(double rate = 48000, double bandwidth_hz = 0.1) noexcept : rate_(rate), bw_(bandwidth_hz) {}
+
+  // A period of `frames` frames starts now: `frame` is its first frame, `stamp_ns` the clock.
+  // Returns 0, or the frames the device's timeline moved forward (see above): the owner adds them
+  // to its frame counter (this period's first frame is then frame + the jump).
+  std::int64_t update(std::int64_t frame, std::uint64_t stamp_ns, std::uint32_t frames) noexcept {
+    const double t = static_cast<double>(stamp_ns);
+    if (!running_ || frame != next_frame_ || frames == 0) {
+      restart(frame, t, frames);
+      return 0;
+    }
+    const double e_raw = t - t1_;  // the stamp against where the loop expected this period
+    const double bound = std::max(1e6, 0.25 * e2_);
+    // A run of outliers: all on one side, and how far apart (a moved timeline is a steady step).
+    if (std::fabs(e_raw) > bound && (outliers_ == 0 || (e_raw > 0) == (run_lo_ > 0))) {
+      run_lo_ = outliers_ == 0 ? e_raw : std::min(run_lo_, e_raw);
+      run_hi_ = outliers_ == 0 ? e_raw : std::max(run_hi_, e_raw);
+      run_frames_ = outliers_ == 0 ? frames : run_frames_ + frames;
+      ++outliers_;
+    } else {
+      outliers_ = std::fabs(e_raw) > bound ? 1 : 0;
+      run_lo_ = run_hi_ = e_raw;
+      run_frames_ = frames;
+    }
+    if (std::fabs(e_raw) >= kMaxJumpNs) {
+      ++resets_;
+      restart(frame, t, frames);
+      return 0;
+    }
+    // At least kJumpPeriods periods and kJumpSeconds: with tiny periods a stall of the thread
+    // (stamps late, then catching up) would otherwise pass for a step.
+    if (outliers_ >= kJumpPeriods && run_frames_ >= kJumpSeconds * rate_) {
+      ++resets_;
+      // Forward and steady (within the bound): frames were lost. Anything else (callbacks
+      // arriving early, a stall caught up): the line starts again, the frames stay.
+      // The run's earliest stamp is the one least delayed by a late wake-up: the new timeline is
+      // the old line moved by that much (one late stamp would bias it by its lateness, for good).
+      const bool step = run_lo_ > 0 && run_hi_ - run_lo_ < bound;
+      const std::int64_t jump = step ? std::llround(run_lo_ * last_frames_ / e2_) : 0;
+      restart(frame + jump, t1_ + run_lo_, frames);
+      return jump;
+    }
+    error_ns_ = e_raw;
+    const double e = std::clamp(e_raw, -bound, bound);
+    // The loop's coefficients for this period length (ω = 2π·B·period); B is 1 Hz for the
+    // first 4 s after a (re)start (it locks, whatever the first stamp's lateness), then narrows.
+    locked_s_ += frames / rate_;
+    const double bw = locked_s_ < 4.0 ? 1.0 : std::max(bw_, 1.0 / (locked_s_ - 3.0));
+    const double omega = 2.0 * M_PI * bw * frames / rate_;
+    const double b = std::sqrt(2.0) * omega, c = omega * omega;
+    t0_ = t1_;
+    frame0_ = frame;
+    // e2_ is the loop's estimate of this period's length; scaled when the period size changes.
+    const double period = e2_ * frames / last_frames_;
+    t1_ += b * e + period;
+    e2_ = period + c * e;
+    last_frames_ = frames;
+    next_frame_ = frame + frames;
+    ++updates_;
+    return 0;
+  }
+
+  // The owner knows the device's timeline moved (a stream restart): the next update starts the
+  // loop again from its stamp.
+  void restart_next() noexcept {
+    if (running_) ++resets_;
+    running_ = false;
+  }
+
+  bool running() const noexcept { return running_; }
+  // The loop's time of frame0() (ns of the clock) and the length of one frame (ns).
+  std::int64_t frame0() const noexcept { return frame0_; }
+  double time0_ns() const noexcept { return t0_; }
+  // The loop's period estimate, per frame (the device's rate against the clock).
+  double ns_per_frame() const noexcept { return last_frames_ > 0 ? e2_ / last_frames_ : 1e9 / rate_; }
+  double error_ns() const noexcept { return error_ns_; }
+  std::uint64_t resets() const noexcept { return resets_; }
+  std::uint64_t updates() const noexcept { return updates_; }
+
+ private:
+  void restart(std::int64_t frame, double t, std::uint32_t frames) noexcept {
+    if (frames == 0) frames = 1;
+    running_ = true;
+    frame0_ = frame;
+    t0_ = t;
+    e2_ = 1e9 * frames / rate_;
+    t1_ = t + e2_;
+    last_frames_ = frames;
+    next_frame_ = frame + frames;
+    error_ns_ = 0;
+    outliers_ = 0;
+    locked_s_ = 0;
+  }
+
+  double rate_, bw_;
+  bool running_ = false;
+  std::int64_t frame0_ = 0, next_frame_ = 0;
+  double t0_ = 0, t1_ = 0, e2_ = 0;
+  std::uint32_t last_frames_ = 0;
+  double error_ns_ = 0;
+  int outliers_ = 0;                // stamps in a row past the outlier bound, on one side
+  double run_lo_ = 0, run_hi_ = 0;  // their smallest and largest error
+  double run_frames_ = 0;           // and the frames they cover
+  double locked_s_ = 0;             // seconds of frames since the last (re)start
+  std::uint64_t resets_ = 0, updates_ = 0;
+};
+
+}  // namespace stemd::engine

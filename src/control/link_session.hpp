@@ -1,0 +1,79 @@
+// The Ableton Link session (--link) [control, audio]: tempo, beat and phase shared with every
+// Link peer on the network. The one file that includes Link (link_session.cpp; Debian's
+// header-only ableton-link-dev with standalone Asio): nothing else in stemd sees its API.
+//
+// Two sides, as Link intends:
+//  * the audio thread (on_period, a PeriodListener the engine calls at the start of every
+//    callback) captures Link's real-time session state — lock-free, no allocation (tests/rt
+//    checks it) — and publishes, sequence-locked, which beat the period's first frame is HEARD
+//    on: its render time on the stream clock's line plus the output latency, in Link's clock;
+//  * the control thread reads that grid (grid()) to put quantised starts on the session's beats
+//    and to follow the session tempo, and sets the tempo through the app session state.
+// Times: Link's clock is CLOCK_MONOTONIC_RAW (µs); the stream clock is CLOCK_MONOTONIC (ns): the
+// two are related by reading both at the moment of use. Frames are engine (output) frames.
+#pragma once
+
+#include "stemd/metrics.hpp"
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace stemd::control {
+
+// Where the session's beat grid is on the engine's frames, as of the latest callback.
+struct LinkGrid {
+  std::int64_t frame = 0;            // an engine frame…
+  double beat = 0;                   // …is heard on this beat of the session (quantum-relative, see below)
+  double bpm = 120;                  // the session tempo then
+  double quantum = 4;                // the quantum `beat` was taken with: phases agree modulo it
+  double frames_per_second = 48000;  // the device's measured rate (the stream clock's)
+
+  double frames_per_beat() const { return frames_per_second * 60.0 / bpm; }
+  double beat_at(std::int64_t f) const { return beat + static_cast<double>(f - frame) / frames_per_beat(); }
+};
+
+class LinkSession final : public engine::PeriodListener {
+ public:
+  // Joins the session at `bpm` (the session's tempo wins once a peer is found). output_latency_s:
+  // how long after the callback renders a frame the device plays it (PortAudio's outputLatency).
+  // join = false keeps the session to this process (tests: they must not move a real session).
+  LinkSession(double bpm, double output_latency_s, bool join = true);
+  ~LinkSession();
+  LinkSession(const LinkSession&) = delete;
+  LinkSession& operator=(const LinkSession&) = delete;
+
+  // [audio] See PeriodListener: captures the real-time session state, publishes the grid.
+  void on_period(std::int64_t frame, std::uint64_t mono_ns, double ns_per_frame) noexcept override;
+
+  // [control] The latest grid the audio thread published; false before the first callback.
+  bool grid(LinkGrid& g) const noexcept;
+  // [control] Peers in the session (not counting this one).
+  std::size_t peers() const;
+  // [control] The session tempo now (the app session state).
+  double tempo() const;
+  // [control] Sets the session tempo for every peer, from now on (the beat carries on).
+  void set_tempo(double bpm);
+  // [control] The quantum beats are taken with (phase agrees across peers modulo it): the
+  // quantize step when it is set, else the meter. Read by the audio thread.
+  void set_quantum(double beats) noexcept { quantum_.store(beats > 0 ? beats : 4.0, std::memory_order_relaxed); }
+  double quantum() const noexcept { return quantum_.load(std::memory_order_relaxed); }
+  // [any] The output latency compensated (seconds).
+  void set_output_latency(double seconds) noexcept {
+    latency_ns_.store(static_cast<std::int64_t>(seconds * 1e9), std::memory_order_relaxed);
+  }
+  double output_latency_s() const noexcept { return latency_ns_.load(std::memory_order_relaxed) * 1e-9; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::atomic<double> quantum_{4.0};
+  std::atomic<std::int64_t> latency_ns_{0};
+  // The grid, sequence-locked (one writer: the audio thread).
+  std::atomic<std::uint32_t> seq_{0};
+  std::atomic<std::int64_t> g_frame_{0};
+  std::atomic<double> g_beat_{0}, g_bpm_{120}, g_quantum_{4}, g_fps_{48000};
+};
+
+}  // namespace stemd::control

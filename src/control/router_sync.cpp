@@ -1,0 +1,93 @@
+// Sync across boxes [control]: the Ableton Link session (--link, link_session.hpp) driving the
+// tempo clock and the quantised starts, and the stream clock's line (its DLL error) in the status.
+#include "link_session.hpp"
+#include "router.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+
+namespace stemd::control {
+
+namespace {
+// A tempo change from the session (a peer's) reaches the players over this glide (output
+// seconds), as a local /set_tempo does (crowdstream's kTempoGlide is the same order).
+constexpr double kLinkGlide = 0.05;
+}  // namespace
+
+Router::~Router() { stop_link(); }
+
+void Router::start_link() {
+  link_ = std::make_unique<LinkSession>(cfg_.bpm, cfg_.output_latency_s);
+  link_->set_quantum(tempo_.quantum_beats() > 0 ? tempo_.quantum_beats() : tempo_.meter());
+  link_bpm_applied_ = cfg_.bpm;
+  ctl_.engine().set_period_listener(link_.get());
+  spdlog::info("link: joined the Ableton Link session at {:.1f} bpm (output latency {:.1f} ms compensated)", cfg_.bpm,
+               cfg_.output_latency_s * 1000.0);
+}
+
+// Called with the stream stopped (the Instance's owner stops the backend before the router
+// goes), so no callback is inside on_period when the session is destroyed.
+void Router::stop_link() {
+  if (!link_) return;
+  ctl_.engine().set_period_listener(nullptr);
+  link_.reset();
+}
+
+void Router::sync_tick() {
+  if (!link_) return;
+  link_->set_quantum(tempo_.quantum_beats() > 0 ? tempo_.quantum_beats() : tempo_.meter());
+  const double bpm = link_->tempo();
+  if (std::fabs(bpm - link_bpm_applied_) > 1e-4) {
+    spdlog::info("link: session tempo {:.2f} bpm ({} peers)", bpm, link_->peers());
+    link_bpm_applied_ = bpm;
+    tempo_.stop_movement();  // the session's tempo wins over a movement glide in progress
+    apply_tempo(bpm, kLinkGlide, -1);
+  }
+  sync_grid();
+}
+
+void Router::sync_grid() {
+  LinkGrid g;
+  if (link_ && link_->grid(g)) tempo_.follow_grid(g.frame, g.beat, g.bpm, g.frames_per_second);
+}
+
+std::int64_t Router::quantized_start(std::int64_t frame) {
+  if (tempo_.quantum_beats() <= 0) return frame;
+  sync_grid();
+  return tempo_.quantized(frame);
+}
+
+std::int64_t Router::output_latency_frames() const {
+  return static_cast<std::int64_t>(std::llround(cfg_.output_latency_s * cfg_.sample_rate));
+}
+
+void Router::sync_status(std::vector<OscArg>& f) {
+  auto kv = [&](const char* k, OscArg v) {
+    f.push_back(OscArg::Str(k));
+    f.push_back(std::move(v));
+  };
+  engine::Metrics& m = ctl_.engine().metrics();
+  // The stream clock's DLL: the last callback's start against the line (µs), the largest since
+  // the last status, how often it restarted, and the device's rate against CLOCK_MONOTONIC.
+  kv("clock_error_us", OscArg::Float(static_cast<double>(m.clock_error_ns.load()) / 1e3));
+  kv("clock_error_max_us", OscArg::Float(static_cast<double>(m.take_clock_error_max()) / 1e3));
+  kv("clock_resets", OscArg::Int64(static_cast<std::int64_t>(m.clock_resets.load())));
+  std::int64_t frame = 0;
+  std::uint64_t ns = 0;
+  double ns_per_frame = 0;
+  if (m.clock.read(frame, ns, ns_per_frame) && ns_per_frame > 0) {
+    kv("clock_rate_ppm", OscArg::Float((1e9 / ns_per_frame / cfg_.sample_rate - 1.0) * 1e6));
+  }
+  sync_grid();
+  const double quantum = tempo_.quantum_beats() > 0 ? tempo_.quantum_beats() : tempo_.meter();
+  const double beat = tempo_.beats_at(ctl_.now_frame() - output_latency_frames());  // heard now
+  kv("tempo_bpm", OscArg::Float(tempo_.bpm()));
+  kv("beat", OscArg::Float(beat));
+  kv("beat_phase", OscArg::Float(beat - quantum * std::floor(beat / quantum)));
+  kv("quantum", OscArg::Float(quantum));
+  kv("link", OscArg::Int(link_ ? 1 : 0));
+  if (link_) kv("link_peers", OscArg::Int(static_cast<std::int64_t>(link_->peers())));
+}
+
+}  // namespace stemd::control

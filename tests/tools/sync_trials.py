@@ -1,0 +1,304 @@
+#!/usr/bin/env python3
+"""sync_trials.py: two stemd daemons start together — measured at their JACK ports.
+
+Drives two daemons (native OSC over UDP on 127.0.0.1) whose outputs are watched by
+stemd-jack-onsets (one per JACK server, each writing "onset NS FRAME" lines to a file; NS is
+CLOCK_MONOTONIC_RAW, so the two servers' onsets compare directly). Source id ID must be loaded
+on both (a sound starting loud after silence).
+
+  sync_trials.py link    --a PORT --b PORT --onsets-a F --onsets-b F [--trials 20] [--quantum 4]
+      /stemd/quantize QUANTUM on both; per trial, /stemd/play ID sent to each at a different,
+      random moment within one bar (which daemon first is random too): both must start on the
+      same beat of the Link session.
+  sync_trials.py timetag --a PORT --b PORT --onsets-a F --onsets-b F [--trials 20]
+      /stemd/quantize 0; per trial, one bundle timetagged 0.6-0.9 s ahead (NTP, CLOCK_REALTIME)
+      sent to A, the same bundle sent to B 0-300 ms later.
+  sync_trials.py tempo   --a PORT --b PORT [--trials 10]
+      /set_tempo on A; how long until B's status reports it (polled every 2 ms).
+
+Prints one line per trial and a JSON summary line ("summary {...}"): for link/timetag the
+onset differences B − A in µs (p50, p99 of |d|, max), for tempo the delays in ms. Exit 0 when
+every trial was measured and within --max-us (link, timetag; default 1000) or --max-ms (tempo;
+default 100), 1 otherwise, 2 on a setup error.
+"""
+import argparse
+import json
+import random
+import socket
+import struct
+import sys
+import time
+
+NTP_UNIX_OFFSET = 2208988800
+
+
+def _pad(b):
+    return b + b"\0" * (4 - len(b) % 4)
+
+
+def osc_message(address, *args):
+    tags, payload = ",", b""
+    for a in args:
+        if isinstance(a, bool):
+            tags += "T" if a else "F"
+        elif isinstance(a, int):
+            tags += "i"
+            payload += struct.pack(">i", a)
+        elif isinstance(a, float):
+            tags += "f"
+            payload += struct.pack(">f", a)
+        else:
+            tags += "s"
+            payload += _pad(str(a).encode())
+    return _pad(address.encode()) + _pad(tags.encode()) + payload
+
+
+def osc_bundle(timetag, *messages):
+    out = b"#bundle\0" + struct.pack(">Q", timetag)
+    for m in messages:
+        out += struct.pack(">i", len(m)) + m
+    return out
+
+
+def ntp_timetag(unix_seconds):
+    secs = int(unix_seconds)
+    frac = int((unix_seconds - secs) * (1 << 32)) & 0xFFFFFFFF
+    return ((secs + NTP_UNIX_OFFSET) << 32) | frac
+
+
+def _read_str(data, i):
+    end = data.index(b"\0", i)
+    s = data[i:end].decode(errors="replace")
+    return s, (end + 4) & ~3
+
+
+def osc_parse(data):
+    address, i = _read_str(data, 0)
+    tags, i = _read_str(data, i)
+    args = []
+    for t in tags[1:]:
+        if t == "i":
+            args.append(struct.unpack_from(">i", data, i)[0])
+            i += 4
+        elif t == "f":
+            args.append(struct.unpack_from(">f", data, i)[0])
+            i += 4
+        elif t == "h":
+            args.append(struct.unpack_from(">q", data, i)[0])
+            i += 8
+        elif t == "d":
+            args.append(struct.unpack_from(">d", data, i)[0])
+            i += 8
+        elif t == "s":
+            s, i = _read_str(data, i)
+            args.append(s)
+        elif t in "TF":
+            args.append(t == "T")
+        elif t == "N":
+            args.append(None)
+        else:
+            raise ValueError("unexpected OSC type " + t)
+    return address, args
+
+
+class Daemon:
+    def __init__(self, port):
+        self.port = port
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(3.0)
+
+    def send(self, packet):
+        self.sock.sendto(packet, ("127.0.0.1", self.port))
+
+    def call(self, address, *args):
+        self.send(osc_message(address, *args))
+        return self.reply()
+
+    def reply(self):
+        while True:
+            data, _ = self.sock.recvfrom(65536)
+            if data.startswith(b"#bundle"):
+                continue
+            address, args = osc_parse(data)
+            if address in ("/done", "/fail"):
+                return address, args
+
+    def status(self):
+        address, args = self.call("/stemd/status")
+        if address != "/done":
+            raise RuntimeError("status failed: %r" % (args,))
+        kv = args[1:]
+        return {kv[k]: kv[k + 1] for k in range(0, len(kv) - 1, 2)}
+
+
+class Onsets:
+    def __init__(self, path):
+        self.path = path
+        self.seen = 0
+
+    def lines(self):
+        with open(self.path) as f:
+            return [l.split() for l in f if l.startswith("onset ")]
+
+    def mark(self):
+        self.seen = len(self.lines())
+
+    def wait_next(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ls = self.lines()
+            if len(ls) > self.seen:
+                self.seen = len(ls)
+                return float(ls[-1][1])
+            time.sleep(0.01)
+        return None
+
+
+def percentile(xs, p):
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    k = min(len(xs) - 1, max(0, int(round(p * (len(xs) - 1)))))
+    return xs[k]
+
+
+def expect_done(reply, what):
+    if reply[0] != "/done":
+        raise RuntimeError("%s: %r" % (what, reply))
+
+
+def onset_pair(oa, ob, timeout):
+    ta = oa.wait_next(timeout)
+    tb = ob.wait_next(timeout)
+    if ta is None or tb is None:
+        return None
+    return (tb - ta) / 1000.0  # µs
+
+
+def clocks(a, b):
+    """Each daemon's stream clock: its DLL's largest error since the last look, its restarts."""
+    out = []
+    for name, d in (("A", a), ("B", b)):
+        st = d.status()
+        out.append("%s clock err max %.0f us, restarts %d" % (name, st["clock_error_max_us"], st["clock_resets"]))
+    return " (" + "; ".join(out) + ")"
+
+
+def trials_link(a, b, oa, ob, args):
+    for d in (a, b):
+        expect_done(d.call("/stemd/quantize", float(args.quantum)), "/stemd/quantize")
+    diffs = []
+    for n in range(args.trials):
+        st = a.status()
+        bar_s = args.quantum * 60.0 / st["tempo_bpm"]
+        to_bar = (st["quantum"] - st["beat_phase"]) * 60.0 / st["tempo_bpm"]
+        if to_bar < 0.45 * bar_s:  # too close to the bar line to fit two sends: the next bar
+            time.sleep(to_bar + 0.02)
+            to_bar = bar_s - 0.02
+        oa.mark()
+        ob.mark()
+        # Two moments within what is left of the bar, 150 ms clear of its end; who goes first
+        # is random.
+        t1 = random.uniform(0, 0.3 * to_bar)
+        t2 = random.uniform(t1 + 0.05, to_bar - 0.15)
+        first, second = (a, b) if random.random() < 0.5 else (b, a)
+        t0 = time.monotonic()
+        time.sleep(t1)
+        expect_done(first.call("/stemd/play", args.id), "/stemd/play")
+        time.sleep(max(0.0, t2 - (time.monotonic() - t0)))
+        expect_done(second.call("/stemd/play", args.id), "/stemd/play")
+        d = onset_pair(oa, ob, bar_s + 2.0)
+        if d is None:
+            print("trial %d: no onset" % n, flush=True)
+            return diffs, False
+        diffs.append(d)
+        print("trial %d: sends %.0f ms apart (%s first), onset B-A %+.1f us%s" %
+              (n, 1000 * (t2 - t1), "A" if first is a else "B", d, clocks(a, b)), flush=True)
+        time.sleep(0.4)  # the sound (≤ 0.3 s) ends: silence before the next onset
+    return diffs, True
+
+
+def trials_timetag(a, b, oa, ob, args):
+    for d in (a, b):
+        expect_done(d.call("/stemd/quantize", 0.0), "/stemd/quantize")
+    diffs = []
+    for n in range(args.trials):
+        oa.mark()
+        ob.mark()
+        target = time.time() + random.uniform(0.6, 0.9)
+        bundle = osc_bundle(ntp_timetag(target), osc_message("/stemd/play", args.id))
+        a.send(bundle)
+        expect_done(a.reply(), "bundle to A")
+        time.sleep(random.uniform(0, 0.3))
+        b.send(bundle)
+        expect_done(b.reply(), "bundle to B")
+        d = onset_pair(oa, ob, 3.0)
+        if d is None:
+            print("trial %d: no onset" % n, flush=True)
+            return diffs, False
+        diffs.append(d)
+        print("trial %d: onset B-A %+.1f us%s" % (n, d, clocks(a, b)), flush=True)
+        time.sleep(0.5)
+    return diffs, True
+
+
+def trials_tempo(a, b, args):
+    delays = []
+    base = a.status()["tempo_bpm"]
+    for n in range(args.trials):
+        bpm = base + (6.0 if n % 2 == 0 else 0.0) + 0.25 * n
+        t0 = time.monotonic()
+        expect_done(a.call("/set_tempo", float(bpm)), "/set_tempo")
+        while True:
+            if abs(b.status()["tempo_bpm"] - bpm) < 0.01:
+                break
+            if time.monotonic() - t0 > 2.0:
+                print("trial %d: B never reached %.2f bpm" % (n, bpm), flush=True)
+                return delays, False
+            time.sleep(0.002)
+        delays.append(1000 * (time.monotonic() - t0))
+        print("trial %d: %.2f bpm reached B after %.1f ms" % (n, bpm, delays[-1]), flush=True)
+        time.sleep(0.2)
+    expect_done(a.call("/set_tempo", float(base)), "/set_tempo")
+    return delays, True
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("mode", choices=["link", "timetag", "tempo"])
+    p.add_argument("--a", type=int, required=True)
+    p.add_argument("--b", type=int, required=True)
+    p.add_argument("--onsets-a")
+    p.add_argument("--onsets-b")
+    p.add_argument("--trials", type=int, default=20)
+    p.add_argument("--quantum", type=float, default=4)
+    p.add_argument("--id", type=int, default=1)
+    p.add_argument("--max-us", type=float, default=1000)
+    p.add_argument("--max-ms", type=float, default=100)
+    args = p.parse_args()
+    a, b = Daemon(args.a), Daemon(args.b)
+    try:
+        if args.mode == "tempo":
+            xs, ok = trials_tempo(a, b, args)
+            summary = {"mode": "tempo", "trials": len(xs), "p50_ms": percentile(xs, 0.5),
+                       "max_ms": max(xs) if xs else None}
+            ok = ok and len(xs) == args.trials and max(xs) <= args.max_ms
+        else:
+            oa, ob = Onsets(args.onsets_a), Onsets(args.onsets_b)
+            run = trials_link if args.mode == "link" else trials_timetag
+            xs, ok = run(a, b, oa, ob, args)
+            mags = [abs(x) for x in xs]
+            summary = {"mode": args.mode, "trials": len(xs), "mean_us": sum(xs) / len(xs) if xs else None,
+                       "p50_abs_us": percentile(mags, 0.5), "p99_abs_us": percentile(mags, 0.99),
+                       "max_abs_us": max(mags) if mags else None}
+            ok = ok and len(xs) == args.trials and max(mags) <= args.max_us
+    except (RuntimeError, OSError, KeyError) as e:
+        print("sync_trials: %s" % e, file=sys.stderr)
+        return 2
+    print("summary " + json.dumps(summary), flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

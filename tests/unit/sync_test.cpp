@@ -1,0 +1,170 @@
+// Sync (issue 17): the stream clock's delay-locked loop (include/stemd/frame_dll.hpp), the tempo
+// clock on an outside beat grid (the Link session's), and timetags an output latency early.
+#include "common/engine_driver.hpp"
+#include "control/router.hpp"
+#include "control/tempo_clock.hpp"
+#include "stemd/frame_dll.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <ctime>
+#include <random>
+
+namespace stemd::test {
+namespace {
+
+// A device 50 ppm fast against the system clock, 1024-frame periods at 48 kHz, each callback
+// woken up to 300 µs late at random (a scheduler's jitter): the loop's line must land within a
+// few µs of the true frame times, and its rate within a few ppm of the device's.
+TEST(FrameDll, FollowsAJitteryDeviceToMicroseconds) {
+  engine::FrameDll dll(48000);
+  const double true_ns_per_frame = 1e9 / (48000 * (1 + 50e-6));
+  std::mt19937 rng(17);
+  std::uniform_real_distribution<double> late(0, 300e3);
+  const double start = 1e12;
+  double worst_raw = 0, worst_line = 0;
+  for (int k = 0; k < 3000; ++k) {  // 64 s
+    const std::int64_t frame = static_cast<std::int64_t>(k) * 1024;
+    const double true_t = start + frame * true_ns_per_frame;
+    const double stamp = true_t + late(rng);
+    dll.update(frame, static_cast<std::uint64_t>(stamp), 1024);
+    if (k < 1000) continue;  // locked after ~20 s (1 Hz loop)
+    worst_raw = std::max(worst_raw, std::fabs(stamp - true_t));
+    // The line is offset by the mean lateness (150 µs: the same for every daemon on a host).
+    worst_line = std::max(worst_line, std::fabs(dll.time0_ns() - true_t - 150e3));
+  }
+  EXPECT_GT(worst_raw, 250e3);  // the stamps alone are off by up to 300 µs
+  EXPECT_LT(worst_line, 40e3) << "the loop's line is off by " << worst_line / 1e3 << " µs";
+  const double ppm = (true_ns_per_frame / dll.ns_per_frame() - 1) * 1e6;
+  EXPECT_NEAR(ppm, 0.0, 5.0) << "the device's rate, as measured";
+  EXPECT_EQ(dll.resets(), 0u);
+  EXPECT_LT(std::fabs(dll.error_ns()), 400e3);
+}
+
+TEST(FrameDll, RestartsOnAJumpAndOnAnXrun) {
+  engine::FrameDll dll(48000);
+  const double period_ns = 1024 * 1e9 / 48000;
+  for (int k = 0; k < 10; ++k) dll.update(k * 1024, static_cast<std::uint64_t>(1e12 + k * period_ns), 1024);
+  EXPECT_EQ(dll.resets(), 0u);
+  // 2 s late: the machine was suspended, or the stream restarted: start again from the stamp.
+  const double t = 1e12 + 10 * period_ns + 2e9;
+  EXPECT_EQ(dll.update(10 * 1024, static_cast<std::uint64_t>(t), 1024), 0);
+  EXPECT_EQ(dll.resets(), 1u);
+  EXPECT_DOUBLE_EQ(dll.time0_ns(), static_cast<double>(static_cast<std::uint64_t>(t)));
+  dll.restart_next();  // the owner says the timeline moved
+  EXPECT_EQ(dll.resets(), 2u);
+  EXPECT_FALSE(dll.running());
+  dll.update(11 * 1024, static_cast<std::uint64_t>(t + 2 * period_ns), 1024);
+  EXPECT_TRUE(dll.running());
+  EXPECT_DOUBLE_EQ(dll.time0_ns(), static_cast<double>(static_cast<std::uint64_t>(t + 2 * period_ns)));
+}
+
+// One callback woken 4 ms late (what makes a server report an xrun) hardly moves the line; the
+// device's timeline moving on by 5 ms for good (frames lost) restarts the loop after kJumpPeriods
+// periods and says by how many frames (240), so the frame counter can follow.
+TEST(FrameDll, IgnoresALateWakeUpFollowsAJump) {
+  engine::FrameDll dll(48000);
+  const double period_ns = 256 * 1e9 / 48000;
+  std::int64_t k = 0;
+  auto feed = [&](double offset_ns) {
+    dll.update(k * 256, static_cast<std::uint64_t>(1e12 + k * period_ns + offset_ns), 256);
+    ++k;
+  };
+  for (int i = 0; i < 2000; ++i) feed(0);
+  feed(4e6);
+  feed(0);
+  EXPECT_LT(std::fabs(dll.time0_ns() - (1e12 + (k - 1) * period_ns)), 150e3) << "one late stamp dragged the line";
+  EXPECT_EQ(dll.resets(), 0u);
+  std::int64_t jumped = 0;
+  for (int i = 0; i < 20; ++i) {  // 20 periods of 256 frames: over kJumpPeriods and kJumpSeconds
+    jumped += dll.update(k * 256 + jumped, static_cast<std::uint64_t>(1e12 + k * period_ns + 5e6), 256);
+    ++k;
+  }
+  EXPECT_EQ(dll.resets(), 1u);
+  EXPECT_NEAR(static_cast<double>(jumped), 240.0, 8.0);  // less what the clamped loop followed meanwhile (≈ 0.1 ms)
+  EXPECT_EQ(dll.frame0(), (k - 1) * 256 + jumped);
+  EXPECT_NEAR(dll.time0_ns(), 1e12 + (k - 1) * period_ns + 5e6, 200e3);
+}
+
+// The engine publishes the loop's line as the stream clock and counts its error.
+TEST(FrameDll, EnginePublishesTheLine) {
+  engine::EngineConfig ec;
+  ec.max_voices = 2;
+  ec.max_block_frames = 256;
+  engine::Engine e(ec);
+  std::vector<float> out(256 * 2);
+  for (int k = 0; k < 4; ++k) e.process(out.data(), 256);
+  std::int64_t frame = 0;
+  std::uint64_t ns = 0;
+  double ns_per_frame = 0;
+  ASSERT_TRUE(e.metrics().clock.read(frame, ns, ns_per_frame));
+  EXPECT_EQ(frame, 3 * 256);
+  EXPECT_GT(ns_per_frame, 0.0);
+  EXPECT_GT(ns, 0u);
+}
+
+// Beats from an outside grid (Link's): frame 1000 is on beat 3.5 at 120 bpm (24,000 frames a
+// beat): the next 4-beat quantum (beat 4) is half a beat on, frame 13,000.
+TEST(TempoClockGrid, QuantizesOnTheGrid) {
+  control::TempoClock clock(120, 4, 48000, 0.3, 30);
+  clock.set_quantum(4);
+  clock.follow_grid(1000, 3.5, 120, 48000);
+  EXPECT_EQ(clock.quantized(1000), 13000);
+  EXPECT_EQ(clock.quantized(13000), 13000);
+  EXPECT_EQ(clock.quantized(13001), 13000 + 4 * 24000);
+  EXPECT_DOUBLE_EQ(clock.beats_at(13000), 4.0);
+  // A device 100 ppm fast: a beat is that many more frames.
+  clock.follow_grid(0, 0.0, 120, 48000 * (1 + 100e-6));
+  EXPECT_EQ(clock.quantized(1), std::llround(4 * 24000 * (1 + 100e-6)));
+  clock.set_quantum(1);
+  clock.follow_grid(0, -0.25, 60, 48000);  // Link's beats may be negative early on
+  EXPECT_EQ(clock.quantized(0), 12000);
+}
+
+double unix_now() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<double>(ts.tv_sec) + ts.tv_nsec * 1e-9;
+}
+
+// A timetag is when the sound is heard: with 10 ms of output latency the start is rendered 480
+// frames earlier than without.
+TEST(TimetagLatency, StartsAnOutputLatencyEarly) {
+  auto first_frame = [](double latency_s) {
+    engine::EngineConfig ec;
+    ec.max_voices = 2;
+    ec.max_block_frames = 256;
+    engine::Engine e(ec);
+    io::LoaderThread loader{io::LoaderConfig{}};
+    control::Controller ctl(e, loader, io::LoadOptions{});
+    control::MediaPolicy media;
+    control::RouterConfig rc;
+    rc.output_latency_s = latency_s;
+    control::Router router(ctl, rc, media);
+    std::string err;
+    std::vector<float> dc(4800 * 2, 0.25f);
+    ctl.load_generated(control::kNow, 1, "dc", dc, err);
+    std::vector<float> out(256 * 2);
+    e.process(out.data(), 256);
+    const auto bytes = control::osc_serialise_bundle({control::OscMessage{"/stemd/play", {control::OscArg::Int(1)}}},
+                                                     control::unix_seconds_to_ntp(unix_now() + 0.1));
+    std::vector<control::Outgoing> replies;
+    router.handle_packet(bytes.data(), bytes.size(), control::Peer{}, replies);
+    for (std::int64_t f = 256; f < 48000; f += 256) {
+      e.process(out.data(), 256);
+      for (int i = 0; i < 256; ++i) {
+        if (out[2 * i] != 0.0f) return f + i;
+      }
+    }
+    return std::int64_t{-1};
+  };
+  const std::int64_t plain = first_frame(0.0), early = first_frame(0.010);
+  ASSERT_GT(plain, 0);
+  ASSERT_GT(early, 0);
+  // Each run maps the timetag through its own clock (taken µs apart): allow that much.
+  EXPECT_NEAR(static_cast<double>(plain - early), 480.0, 96.0);
+}
+
+}  // namespace
+}  // namespace stemd::test
