@@ -185,6 +185,21 @@ def clocks(a, b):
     return " (" + "; ".join(out) + ")"
 
 
+def settle(a, b, bound_us=500.0, timeout_s=15.0):
+    """Waits until both stream clocks' DLLs have settled: two looks 0.5 s apart in a row with the
+    largest error under bound_us (a daemon just started, or its device just restarted, is still
+    locking on: an installation starts its boxes well before the first cue). Prints how long."""
+    t0 = time.monotonic()
+    calm = 0
+    while time.monotonic() - t0 < timeout_s:
+        worst = max(d.status()["clock_error_max_us"] for d in (a, b))
+        calm = calm + 1 if worst < bound_us else 0
+        if calm >= 2:
+            break
+        time.sleep(0.5)
+    print("clocks settled after %.1f s (last largest error %.0f us)" % (time.monotonic() - t0, worst), flush=True)
+
+
 def trials_link(a, b, oa, ob, args):
     for d in (a, b):
         expect_done(d.call("/stemd/quantize", float(args.quantum)), "/stemd/quantize")
@@ -286,6 +301,7 @@ def main():
             ok = ok and len(xs) == args.trials and max(xs) <= args.max_ms
         else:
             oa, ob = Onsets(args.onsets_a), Onsets(args.onsets_b)
+            settle(a, b)
             run = trials_link if args.mode == "link" else trials_timetag
             xs, ok = run(a, b, oa, ob, args)
             mags = [abs(x) for x in xs]
