@@ -16,6 +16,8 @@ Instance::~Instance() {
   stop_control();
   // Reverse order of construction: what refers to the controller goes before it.
   server_.reset();
+  // The controller's destructor services its last events: they may no longer reach the router.
+  if (ctl_) ctl_->set_event_handler(cfg_.on_event);
   router_.reset();
   ctl_.reset();
   engine_.reset();
