@@ -1,6 +1,8 @@
 // stemctl's JSON output (--json, see format.hpp): nlohmann::json, in the daemon's order.
 #include "format.hpp"
 
+#include "control/osc_json.hpp"
+
 #include <cmath>
 
 #include <nlohmann/json.hpp>
@@ -11,30 +13,6 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-Json json_value(const OscArg& a) {
-  switch (a.type) {
-    case 'i':
-    case 'h':
-    case 'c':
-    case 'm':
-    case 't':
-      return Json(a.i);
-    case 'f':
-    case 'd':
-      return std::isfinite(a.f) ? Json(a.f) : Json(nullptr);
-    case 'T':
-      return Json(true);
-    case 'F':
-      return Json(false);
-    case 's':
-    case 'S':
-    case 'b':
-      return Json(a.s);
-    default:  // N, I
-      return Json(nullptr);
-  }
-}
-
 // Invalid UTF-8 → U+FFFD instead of an exception; control characters are escaped.
 std::string dump(const Json& j, int indent) {
   return j.dump(indent, ' ', false, Json::error_handler_t::replace) + "\n";
@@ -44,7 +22,7 @@ std::string dump(const Json& j, int indent) {
 
 std::string status_json(const StatusFields& f) {
   Json j = Json::object();
-  for (const auto& [k, v] : f) j[k] = json_value(v);
+  for (const auto& [k, v] : f) j[k] = control::osc_arg_json(v);
   return dump(j, 2);
 }
 
@@ -80,7 +58,7 @@ std::string event_json(const OscMessage& m, const std::string& utc_time) {
   j["time"] = utc_time;
   j["event"] = m.address;
   Json args = Json::array();
-  for (const auto& a : m.args) args.push_back(json_value(a));
+  for (const auto& a : m.args) args.push_back(control::osc_arg_json(a));
   j["args"] = args;
   std::vector<const char*> names;
   if (m.address == "/stemd/voice/started") {
@@ -92,7 +70,7 @@ std::string event_json(const OscMessage& m, const std::string& utc_time) {
   } else if (m.address == "/stemd/device/underflow") {
     names = {"total"};
   }
-  for (std::size_t i = 0; i < names.size() && i < m.args.size(); ++i) j[names[i]] = json_value(m.args[i]);
+  for (std::size_t i = 0; i < names.size() && i < m.args.size(); ++i) j[names[i]] = control::osc_arg_json(m.args[i]);
   return dump(j, -1);
 }
 

@@ -1,6 +1,8 @@
 // The web API's JSON (nlohmann::json): requests to OSC messages, replies and status to JSON.
 #include "web_internal.hpp"
 
+#include "control/osc_json.hpp"
+
 #include <cmath>
 
 #include <nlohmann/json.hpp>
@@ -12,30 +14,6 @@ namespace {
 using Json = nlohmann::ordered_json;
 
 constexpr std::size_t kMaxArgs = 64;
-
-Json arg_json(const control::OscArg& a) {
-  switch (a.type) {
-    case 'i':
-    case 'h':
-    case 'c':
-    case 'm':
-    case 't':
-      return Json(a.i);
-    case 'f':
-    case 'd':
-      return std::isfinite(a.f) ? Json(a.f) : Json(nullptr);
-    case 'T':
-      return Json(true);
-    case 'F':
-      return Json(false);
-    case 's':
-    case 'S':
-    case 'b':
-      return Json(a.s);
-    default:
-      return Json(nullptr);
-  }
-}
 
 std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
@@ -105,12 +83,12 @@ std::string reply_json(const std::vector<std::uint8_t>& packet, bool event) {
   Json args = Json::array();
   if (event) {
     j["event"] = m.address;
-    for (const auto& a : m.args) args.push_back(arg_json(a));
+    for (const auto& a : m.args) args.push_back(control::osc_arg_json(a));
   } else {
     j["reply"] = m.address;  // /done or /fail
-    j["address"] = !m.args.empty() ? arg_json(m.args[0]) : Json(nullptr);
-    for (std::size_t i = 1; i < m.args.size(); ++i) args.push_back(arg_json(m.args[i]));
-    if (m.address == "/fail" && !m.args.empty()) j["reason"] = arg_json(m.args.back());
+    j["address"] = !m.args.empty() ? control::osc_arg_json(m.args[0]) : Json(nullptr);
+    for (std::size_t i = 1; i < m.args.size(); ++i) args.push_back(control::osc_arg_json(m.args[i]));
+    if (m.address == "/fail" && !m.args.empty()) j["reason"] = control::osc_arg_json(m.args.back());
   }
   j["args"] = std::move(args);
   return dump(j);
@@ -139,7 +117,7 @@ std::string status_json(Shared& sh) {
   self.local = Shared::kEventsPeer;
   const control::OscMessage r = sh.router.handle(control::osc_message("/stemd/status"), self);
   Json status = Json::object();
-  for (std::size_t i = 1; i + 1 < r.args.size(); i += 2) status[r.args[i].s] = arg_json(r.args[i + 1]);
+  for (std::size_t i = 1; i + 1 < r.args.size(); i += 2) status[r.args[i].s] = control::osc_arg_json(r.args[i + 1]);
   Json voices = Json::array();
   for (const auto& v : sh.ctl.voices()) {
     const auto& t = sh.ctl.engine().telemetry(v.handle.id);
