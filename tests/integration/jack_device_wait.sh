@@ -30,12 +30,17 @@ testbed_restart_jackd || fail "jackd did not start"
 t_up=$(date +%s)
 testbed_wait_for 15 grep -q "audio device 'system' appeared after" "$D/stemd.log" ||
   fail "stemd did not open the device within 15 s of the server's start"
+X0=$(testbed_xruns)
 capture_start "$D/cap.wav" || fail "capture"
 sleep 2
 capture_stop || fail "capture stop"
+CX=$(capture_xruns)
+SLIPS=$(( $(testbed_xruns) - X0 + ${CX:-0} ))
 echo "jack_device_wait: device open $(( $(date +%s) - t_up )) s after the server (retry backoff up to 5 s)"
 kill -0 "$STEMD_PID" 2>/dev/null || fail "stemd is not running after the device appeared"
 st=$("$STEMCTL" -p "$PORT" status 2>&1) || fail "status: $st"
 grep -Eiq "device[ :]+running" <<<"$st" || fail "status does not say the device runs: $st"
-testbed_position_unbroken "$POS" "$D/cap.wav" jack_device_wait || fail "see above"
+# A whole period slipped by an xrun that jackd or jack_capture counted is the shared VM's, not
+# stemd's (testbed.md): allowed that many times, nothing else.
+testbed_position_unbroken "$POS" "$D/cap.wav" jack_device_wait "$SLIPS" 1024 || fail "see above"
 echo "jack_device_wait: PASS"

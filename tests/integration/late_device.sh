@@ -86,9 +86,12 @@ t_up=$(date +%s%N)
 testbed_wait_for 15 grep -q "STATUS=playing on portaudio device .*'$DEVICE'" "$D/notify.log" ||
   fail "STATUS did not turn to 'playing on … $DEVICE' within 15 s of the server's start"
 echo "$NAME: STATUS playing $(( ($(date +%s%N) - t_up) / 1000000 )) ms after the server was up (retry backoff up to 5 s)"
+X0=$(testbed_xruns)
 capture_start "$D/cap.wav" || fail "capture"
 sleep 2
 capture_stop || fail "capture stop"
+CX=$(capture_xruns)
+SLIPS=$(( $(testbed_xruns) - X0 + ${CX:-0} ))
 testbed_wait_for 5 grep -q "audio thread: SCHED_" "$D/stemd.log" || fail "no 'audio thread: SCHED_…' line in the log"
 grep -E "audio thread: (SCHED_FIFO priority [0-9]+|SCHED_RR priority [0-9]+|SCHED_OTHER \(not real-time\): .+)" \
   "$D/stemd.log" || fail "the audio thread's scheduling line does not say its policy and priority (or why not)"
@@ -98,6 +101,8 @@ if [ "${TESTBED_JACKD_REALTIME:-0}" = 1 ]; then
 fi
 st=$("$STEMCTL" -p "$PORT" status 2>&1) || fail "status over OSC: $st"
 grep -Eiq "device[ :]+running" <<<"$st" || fail "OSC status does not say the device runs: $st"
-testbed_position_unbroken "$POS" "$D/cap.wav" "$NAME" || fail "see above"
+# A whole period slipped by an xrun that jackd or jack_capture counted is the shared VM's, not
+# stemd's (testbed.md): allowed that many times, nothing else.
+testbed_position_unbroken "$POS" "$D/cap.wav" "$NAME" "$SLIPS" 1024 || fail "see above"
 echo "--- sd_notify messages"; cat "$D/notify.log"
 echo "$NAME: PASS"
