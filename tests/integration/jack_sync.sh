@@ -127,11 +127,24 @@ PY
 echo "late joiner B: tempo and peers: $TEMPO_B"
 case "$TEMPO_B" in "123.50 1") ;; *) echo "jack_sync: FAIL: the late joiner did not take the session tempo (want '123.50 1')" >&2; RC=1 ;; esac
 
-if python3 "$TRIALS_PY" link --a "$PORT_A" --b "$PORT_B" --onsets-a "$D/onsets-A.txt" --onsets-b "$D/onsets-B.txt" \
-     --trials "$TRIALS" --max-us "$MAX_US" | tee "$D/link.out"; then :; else RC=1; fi
+# trials MODE ...: sync_trials.py's verdict: 0 pass, 3 inconclusive (the device kept losing cycles:
+# every valid trial within the bound, too few of them), anything else a failure.
+INCONCLUSIVE=""
+trials() {
+  local mode=$1 rc
+  python3 "$TRIALS_PY" "$@" | tee "$D/$mode.out"
+  rc=${PIPESTATUS[0]}
+  case $rc in
+    0) ;;
+    3) INCONCLUSIVE="$INCONCLUSIVE $mode" ;;
+    *) RC=1 ;;
+  esac
+}
+trials link --a "$PORT_A" --b "$PORT_B" --onsets-a "$D/onsets-A.txt" --onsets-b "$D/onsets-B.txt" \
+  --trials "$TRIALS" --max-us "$MAX_US"
 sed -n 's/^summary /sync: link summary /p' "$D/link.out"
 TEMPO_TRIALS=$(( TRIALS < 4 ? 2 : TRIALS / 2 ))
-if python3 "$TRIALS_PY" tempo --a "$PORT_A" --b "$PORT_B" --trials "$TEMPO_TRIALS" | tee "$D/tempo.out"; then :; else RC=1; fi
+trials tempo --a "$PORT_A" --b "$PORT_B" --trials "$TEMPO_TRIALS"
 sed -n 's/^summary /sync: tempo summary /p' "$D/tempo.out"
 stop_daemon A
 stop_daemon B
@@ -141,8 +154,8 @@ PORT_A=$(free_port); PORT_B=$(free_port)
 start_daemon A "$SERVER_A" "$PORT_A"
 start_daemon B "$SERVER_B" "$PORT_B"
 sleep 4   # the stream clocks' DLLs lock (1 Hz for their first 4 s; a start-up under load restarts them)
-if python3 "$TRIALS_PY" timetag --a "$PORT_A" --b "$PORT_B" --onsets-a "$D/onsets-A.txt" --onsets-b "$D/onsets-B.txt" \
-     --trials "$TRIALS" --max-us "$MAX_US" | tee "$D/timetag.out"; then :; else RC=1; fi
+trials timetag --a "$PORT_A" --b "$PORT_B" --onsets-a "$D/onsets-A.txt" --onsets-b "$D/onsets-B.txt" \
+  --trials "$TRIALS" --max-us "$MAX_US"
 sed -n 's/^summary /sync: timetag summary /p' "$D/timetag.out"
 stop_daemon A
 stop_daemon B
@@ -151,6 +164,10 @@ if [ "$RC" -ne 0 ]; then
   grep -hE "error|warn|link" "$D"/stemd-*.log | tail -20 >&2
   echo "jack_sync: FAIL" >&2
   exit 1
+fi
+if [ -n "$INCONCLUSIVE" ]; then
+  echo "jack_sync: SKIP (inconclusive:$INCONCLUSIVE — the dummy servers kept losing cycles; every valid trial was within ${MAX_US} us)"
+  exit 77
 fi
 echo "jack_sync: PASS"
 exit 0

@@ -217,14 +217,35 @@ def void_trial(a, b, n, before):
     return True
 
 
+def settled_restarts(a, b, last):
+    """The restarts count before a trial. A restart since the last trial (between trials, where
+    void_trial does not look) leaves a clock still locking on: settle first, as after a void."""
+    now = restarts(a, b)
+    if last is not None and now != last:
+        print("clock restarted between trials (%d): settling first" % (now - last), flush=True)
+        settle(a, b)
+        now = restarts(a, b)
+    return now
+
+
+def out_of_time(args, t_start):
+    if time.monotonic() - t_start <= args.budget_s:
+        return False
+    print("out of time: %.0f s budget spent" % args.budget_s, flush=True)
+    return True
+
+
 def trials_link(a, b, oa, ob, args):
     for d in (a, b):
         expect_done(d.call("/stemd/quantize", float(args.quantum)), "/stemd/quantize")
     diffs = []
     n = -1
+    t_start, last = time.monotonic(), None
     while len(diffs) < args.trials and n < 2 * args.trials:  # at most as many void trials as valid
+        if out_of_time(args, t_start):
+            break
         n += 1
-        before = restarts(a, b)
+        before = last = settled_restarts(a, b, last)
         st = a.status()
         bar_s = args.quantum * 60.0 / st["tempo_bpm"]
         to_bar = (st["quantum"] - st["beat_phase"]) * 60.0 / st["tempo_bpm"]
@@ -248,6 +269,7 @@ def trials_link(a, b, oa, ob, args):
             print("trial %d: no onset" % n, flush=True)
             return diffs, False
         if void_trial(a, b, n, before):
+            last = restarts(a, b)  # settled by void_trial
             time.sleep(0.4)
             continue
         diffs.append(d)
@@ -262,9 +284,12 @@ def trials_timetag(a, b, oa, ob, args):
         expect_done(d.call("/stemd/quantize", 0.0), "/stemd/quantize")
     diffs = []
     n = -1
+    t_start, last = time.monotonic(), None
     while len(diffs) < args.trials and n < 2 * args.trials:  # at most as many void trials as valid
+        if out_of_time(args, t_start):
+            break
         n += 1
-        before = restarts(a, b)
+        before = last = settled_restarts(a, b, last)
         oa.mark()
         ob.mark()
         target = time.time() + random.uniform(0.6, 0.9)
@@ -279,6 +304,7 @@ def trials_timetag(a, b, oa, ob, args):
             print("trial %d: no onset" % n, flush=True)
             return diffs, False
         if void_trial(a, b, n, before):
+            last = restarts(a, b)  # settled by void_trial
             time.sleep(0.5)
             continue
         diffs.append(d)
@@ -320,6 +346,9 @@ def main():
     p.add_argument("--id", type=int, default=1)
     p.add_argument("--max-us", type=float, default=1000)
     p.add_argument("--max-ms", type=float, default=100)
+    p.add_argument("--budget-s", type=float, default=100,
+                   help="wall-clock seconds for the trials (settling included): a test bed that keeps "
+                        "losing cycles ends the run inconclusive (exit 3) instead of running on")
     args = p.parse_args()
     a, b = Daemon(args.a), Daemon(args.b)
     try:
@@ -337,6 +366,14 @@ def main():
             summary = {"mode": args.mode, "trials": len(xs), "mean_us": sum(xs) / len(xs) if xs else None,
                        "p50_abs_us": percentile(mags, 0.5), "p99_abs_us": percentile(mags, 0.99),
                        "max_abs_us": max(mags) if mags else None}
+            if ok and len(xs) < args.trials and (not mags or max(mags) <= args.max_us):
+                # Every valid trial was within the bound, but the device kept losing cycles
+                # (void trials, settling) until the budget or the void allowance ran out: the
+                # test bed, not stemd, is what was measured. Said so, and not a pass.
+                print("summary " + json.dumps(summary), flush=True)
+                print("inconclusive: %d of %d valid trials (all within %.0f us); the device lost "
+                      "cycles on the others" % (len(xs), args.trials, args.max_us), flush=True)
+                return 3
             ok = ok and len(xs) == args.trials and max(mags) <= args.max_us
     except (RuntimeError, OSError, KeyError) as e:
         print("sync_trials: %s" % e, file=sys.stderr)

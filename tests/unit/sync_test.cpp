@@ -87,6 +87,35 @@ TEST(FrameDll, IgnoresALateWakeUpFollowsAJump) {
   EXPECT_NEAR(dll.time0_ns(), 1e12 + (k - 1) * period_ns + 5e6, 200e3);
 }
 
+// A device 50 ppm fast whose timeline steps 3 ms forward (a JACK server that skipped a cycle:
+// its dummy driver re-anchors a late cycle) keeps its measured rate through the re-phase, and the
+// line stays within 60 µs of the device's frame times after it. Before, the step restarted the
+// loop at the nominal rate, 50 ppm off, and the wide loop had to find it again.
+TEST(FrameDll, AStepKeepsTheMeasuredRate) {
+  engine::FrameDll dll(48000);
+  const double true_ns_per_frame = 1e9 / (48000 * (1 + 50e-6));
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<double> late(0, 100e3);
+  double offset = 0, worst_after = 0, ppm_at_step = 1e9;
+  std::int64_t jumped = 0;
+  for (int k = 0; k < 6000; ++k) {  // 32 s of 256-frame periods
+    if (k == 4000) offset = 3e6;
+    const double true_t = 1e12 + k * 256 * true_ns_per_frame + offset;
+    const std::uint64_t resets = dll.resets();
+    jumped +=
+        dll.update(static_cast<std::int64_t>(k) * 256 + jumped, static_cast<std::uint64_t>(true_t + late(rng)), 256);
+    const double ppm = (true_ns_per_frame / dll.ns_per_frame() - 1) * 1e6;  // 0: the device's rate
+    if (dll.resets() != resets) ppm_at_step = ppm;
+    // The line against the device's true time of the same frame (offset by the mean lateness,
+    // 50 µs, as on every daemon of a host).
+    if (k > 4100) worst_after = std::max(worst_after, std::fabs(dll.time0_ns() - true_t - 50e3));
+  }
+  EXPECT_EQ(dll.resets(), 1u);
+  EXPECT_NEAR(static_cast<double>(jumped), 144.0, 8.0);  // 3 ms at 48 kHz, less what the clamped loop followed
+  EXPECT_NEAR(ppm_at_step, 0.0, 10.0) << "the rate measured before the step was thrown away";
+  EXPECT_LT(worst_after, 60e3) << "the line is off by " << worst_after / 1e3 << " µs after the step";
+}
+
 // The engine publishes the loop's line as the stream clock and counts its error.
 TEST(FrameDll, EnginePublishesTheLine) {
   engine::EngineConfig ec;
