@@ -176,8 +176,20 @@ TEST(TimetagLatency, StartsAnOutputLatencyEarly) {
     ctl.load_generated(control::kNow, 1, "dc", dc, err);
     std::vector<float> out(256 * 2);
     e.process(out.data(), 256);
+    // 0.1 s after the stream clock's last period start, in wall-clock time: taken from the clock
+    // itself, so how long this thread took to get here (tens of ms under qemu on a loaded
+    // machine: the arm64 run measured 2,071 frames instead of 480) does not enter the result.
+    std::int64_t clock_frame = 0;
+    std::uint64_t clock_ns = 0;
+    double ns_per_frame = 0;
+    EXPECT_TRUE(e.metrics().clock.read(clock_frame, clock_ns, ns_per_frame));
+    timespec mono{};
+    const double wall = unix_now();
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    const double mono_ns = static_cast<double>(mono.tv_sec) * 1e9 + static_cast<double>(mono.tv_nsec);
+    const double line_wall = wall - (mono_ns - static_cast<double>(clock_ns)) * 1e-9;
     const auto bytes = control::osc_serialise_bundle({control::OscMessage{"/stemd/play", {control::OscArg::Int(1)}}},
-                                                     control::unix_seconds_to_ntp(unix_now() + 0.1));
+                                                     control::unix_seconds_to_ntp(line_wall + 0.1));
     std::vector<control::Outgoing> replies;
     router.handle_packet(bytes.data(), bytes.size(), control::Peer{}, replies);
     for (std::int64_t f = 256; f < 48000; f += 256) {
@@ -191,8 +203,9 @@ TEST(TimetagLatency, StartsAnOutputLatencyEarly) {
   const std::int64_t plain = first_frame(0.0), early = first_frame(0.010);
   ASSERT_GT(plain, 0);
   ASSERT_GT(early, 0);
-  // Each run maps the timetag through its own clock (taken µs apart): allow that much.
+  // Each run maps the timetag through its own pair of clock readings (µs apart): allow that much.
   EXPECT_NEAR(static_cast<double>(plain - early), 480.0, 96.0);
+  EXPECT_NEAR(static_cast<double>(plain), 4800.0, 96.0);  // 0.1 s after the clock's frame 0
 }
 
 }  // namespace
