@@ -346,10 +346,13 @@ def main():
     p.add_argument("--id", type=int, default=1)
     p.add_argument("--max-us", type=float, default=1000)
     p.add_argument("--max-ms", type=float, default=100)
-    p.add_argument("--budget-s", type=float, default=100,
-                   help="wall-clock seconds for the trials (settling included): a test bed that keeps "
-                        "losing cycles ends the run inconclusive (exit 3) instead of running on")
+    p.add_argument("--budget-s", type=float, default=None,
+                   help="wall-clock seconds for the trials, settling included (default 60 + 8 per "
+                        "trial): a test bed that keeps losing cycles ends the run inconclusive "
+                        "(exit 3) instead of running on")
     args = p.parse_args()
+    if args.budget_s is None:
+        args.budget_s = 60.0 + 8.0 * args.trials
     a, b = Daemon(args.a), Daemon(args.b)
     try:
         if args.mode == "tempo":
