@@ -2,7 +2,10 @@
 // (/ws/events) and the live mix (/ws/audio → the AudioWorklet in worklet.js). No build step.
 'use strict';
 const $ = (id) => document.getElementById(id);
-const monitor = window.stemdMonitor = { status: null, player: null, events: [], replies: [] };
+const monitor = window.stemdMonitor = { status: null, player: null, events: [], replies: [], files: null };
+// This page's name for its peak meters: the daemon holds peaks per page, so two pages open at
+// once do not take each other's.
+const pageId = Math.random().toString(36).slice(2, 12);
 
 async function osc(address, args = []) {
   const res = await fetch('/api/osc', { method: 'POST', headers: { 'Content-Type': 'application/json' },
@@ -80,7 +83,7 @@ function escapeHtml(t) { return String(t).replace(/[&<>"]/g, (c) => ({ '&': '&am
 async function poll() {
   try {
     const t0 = performance.now();
-    const res = await fetch('/api/status');
+    const res = await fetch(`/api/status?page=${pageId}`);
     const j = await res.json();
     const t1 = performance.now();
     monitor.status = j;
@@ -126,6 +129,37 @@ $('osc-form').addEventListener('submit', (e) => {
   e.preventDefault();
   const args = $('osc-args').value.trim().split(/\s+/).filter((a) => a).map((a) => (isNaN(Number(a)) ? a : Number(a)));
   osc($('osc-address').value, args);
+});
+
+// ---- the media root ----
+const fmtSize = (n) => (n >= 1048576 ? `${(n / 1048576).toFixed(1)} MiB` : `${Math.ceil(n / 1024)} KiB`);
+async function browse(dir) {
+  const res = await fetch(`/api/files?dir=${encodeURIComponent(dir)}`);
+  const j = await res.json();
+  monitor.files = Object.assign({ ok: res.ok }, j);
+  if (!res.ok) {
+    $('files').innerHTML = `<li class="bad">${escapeHtml(j.error)}</li>`;
+    return;
+  }
+  $('files-dir').textContent = `/${j.dir}`;
+  const items = [];
+  if (j.parent !== null) items.push(`<li><a href="#" data-dir="${escapeHtml(j.parent)}">../</a></li>`);
+  const sorted = [...j.entries].sort((a, b) => (b.dir - a.dir));  // folders first, names in order
+  for (const e of sorted) {
+    items.push(e.dir ? `<li><a href="#" data-dir="${escapeHtml(e.path)}">${escapeHtml(e.name)}/</a></li>` :
+      `<li><a href="#" data-file="${escapeHtml(e.path)}">${escapeHtml(e.name)}</a><span>${fmtSize(e.size)}</span></li>`);
+  }
+  if (j.truncated) items.push(`<li class="bad">more than ${j.cap} entries: the first ${j.cap} by name</li>`);
+  if (!j.entries.length) items.push('<li>(empty)</li>');
+  $('files').innerHTML = items.join('');
+}
+$('files').addEventListener('click', (e) => {
+  const a = e.target.closest('a');
+  if (!a) return;
+  e.preventDefault();
+  if (a.dataset.dir !== undefined) return browse(a.dataset.dir);
+  $('load-path').value = a.dataset.file;
+  osc('/stemd/load', [Number($('load-id').value), a.dataset.file]);
 });
 
 // ---- the player ----
@@ -181,3 +215,4 @@ $('listen-btn').addEventListener('click', () => {
 
 poll();
 connectEvents();
+browse('');

@@ -18,6 +18,7 @@ Instance::~Instance() {
   server_.reset();
   // The controller's destructor services its last events: they may no longer reach the router.
   if (ctl_) ctl_->set_event_handler(cfg_.on_event);
+  if (ctl_) ctl_->set_source_handler(nullptr);
   router_.reset();
   ctl_.reset();
   engine_.reset();
@@ -42,6 +43,7 @@ bool Instance::open_control(std::string& error) {
     r->on_event(e, v);
     if (log) log(e, v);
   });
+  ctl_->set_source_handler([r](int slot, const io::Source* s) { r->on_source(slot, s); });
   return true;
 }
 

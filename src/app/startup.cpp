@@ -310,7 +310,7 @@ int DaemonRun::open_web() {
   wc.sample_rate = rate_;
   wc.subscription_ttl_s = o_.subscription_ttl;
   Instance* inst = inst_.get();
-  web_ = std::make_unique<web::WebServer>(wc, inst->controller(), inst->router(),
+  web_ = std::make_unique<web::WebServer>(wc, inst->controller(), inst->router(), inst->media(),
                                           [inst](std::function<void()> f) { inst->post(std::move(f)); });
   if (!web_->open(err_)) {
     spdlog::error("{}", err_);

@@ -85,6 +85,7 @@ void Controller::install(std::int64_t at, int slot, std::unique_ptr<io::Source> 
   auto it = table_.find(slot);
   if (it != table_.end()) stop_voices_of(at, it->second);  // reloading a slot stops its players
   table_[slot] = std::move(entry);
+  if (on_source_) on_source_(slot, table_[slot]->source.get());
 }
 
 bool Controller::unload(std::int64_t at, int slot, std::string& error) {
@@ -95,6 +96,7 @@ bool Controller::unload(std::int64_t at, int slot, std::string& error) {
   }
   stop_voices_of(at, it->second);
   table_.erase(it);  // freed once the last voice using it retires
+  if (on_source_) on_source_(slot, nullptr);
   return true;
 }
 
@@ -375,7 +377,12 @@ void Controller::clear(double fade_seconds) {
   std::size_t cleared = 0;
   clear_schedule(cleared, err);  // nothing scheduled starts or applies afterwards
   stop_all(kNow, fade_seconds, err);
+  std::vector<int> slots;
+  for (const auto& [slot, e] : table_) slots.push_back(slot);
   table_.clear();  // each source is freed when its last voice retires
+  if (on_source_) {
+    for (int slot : slots) on_source_(slot, nullptr);
+  }
 }
 
 VoiceInfo Controller::info_of(engine::VoiceId id) const {

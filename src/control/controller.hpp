@@ -78,6 +78,8 @@ struct SourceInfo {
 class Controller {
  public:
   using EventHandler = std::function<void(const engine::Event&, const VoiceInfo&)>;
+  // What a slot holds changed: `source` is what it holds now, nullptr when it was unloaded.
+  using SourceHandler = std::function<void(int slot, const io::Source* source)>;
 
   Controller(engine::Engine& engine, io::LoaderThread& loader, const io::LoadOptions& load_opts);
   ~Controller();
@@ -164,6 +166,8 @@ class Controller {
   // Drains the engine's events and retirees. Call at least ten times a second.
   void service();
   void set_event_handler(EventHandler h) { on_event_ = std::move(h); }
+  // Called on every install (loads, from any client or the start-up flags), unload and clear.
+  void set_source_handler(SourceHandler h) { on_source_ = std::move(h); }
 
   std::size_t voices_playing() const noexcept { return voices_in_use_; }
   std::size_t sources_loaded() const noexcept { return table_.size(); }
@@ -234,6 +238,7 @@ class Controller {
   io::LoaderThread& loader_;
   io::LoadOptions load_opts_;
   EventHandler on_event_;
+  SourceHandler on_source_;
   std::map<int, std::shared_ptr<Entry>> table_;
   std::vector<VoiceSlot> voices_;
   std::vector<engine::VoiceId> free_ids_;

@@ -1,6 +1,7 @@
 // Which files OSC clients may load (see media_policy.hpp).
 #include "media_policy.hpp"
 
+#include <dirent.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -13,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <queue>
 #include <fcntl.h>
 #include <vector>
 
@@ -73,7 +75,7 @@ std::string fd_path(int fd, const std::string& fallback) {
 // openat(O_NOFOLLOW) relative to the directory descriptor of the step before. Symlinks are
 // read (readlinkat) and their relative targets walked the same way; nothing climbs above the
 // root and absolute targets are refused (EXDEV), as RESOLVE_BENEATH does.
-int walk_beneath(int root, const std::string& root_path, const std::string& rel) {
+int walk_beneath(int root, const std::string& root_path, const std::string& rel, int flags) {
   std::vector<int> dirs;  // dirs[0] is the root (not ours to close)
   dirs.push_back(root);
   auto close_all = [&dirs] {
@@ -86,7 +88,7 @@ int walk_beneath(int root, const std::string& root_path, const std::string& rel)
   int err = 0;
   while (true) {
     if (todo.empty()) {  // the path named a directory ("." or "x/.."): open it so fstat says so
-      result = openat(dirs.back(), ".", kOpenFlags);
+      result = openat(dirs.back(), ".", flags);
       err = errno;
       break;
     }
@@ -105,16 +107,25 @@ int walk_beneath(int root, const std::string& root_path, const std::string& rel)
     const bool last = todo.empty();
     std::string target;
     if (last) {
-      const int fd = openat(dirs.back(), c.c_str(), kOpenFlags | O_NOFOLLOW);
-      if (fd >= 0) {
+      const int fd = openat(dirs.back(), c.c_str(), flags | O_NOFOLLOW);
+      struct stat st {};
+      if (fd >= 0 && ((flags & O_PATH) == 0 || fstat(fd, &st) != 0 || !S_ISLNK(st.st_mode))) {
         result = fd;
         break;
       }
-      err = errno;
-      if (err != ELOOP) break;
       char buf[PATH_MAX];
-      const ssize_t n = readlinkat(dirs.back(), c.c_str(), buf, sizeof buf - 1);
-      if (n < 0) break;  // ELOOP for another reason
+      ssize_t n = -1;
+      if (fd >= 0) {  // O_PATH | O_NOFOLLOW opened the symlink itself: read it and go on
+        n = readlinkat(fd, "", buf, sizeof buf - 1);
+        err = errno;
+        ::close(fd);
+        if (n < 0) break;
+      } else {
+        err = errno;  // a symlink: ELOOP (O_NOFOLLOW), or ENOTDIR when O_DIRECTORY was asked
+        if (err != ELOOP && err != ENOTDIR) break;
+        n = readlinkat(dirs.back(), c.c_str(), buf, sizeof buf - 1);
+        if (n < 0) break;  // not a symlink: the open's own error
+      }
       target.assign(buf, static_cast<std::size_t>(n));
     } else {
       const int fd = openat(dirs.back(), c.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
@@ -172,10 +183,10 @@ int walk_beneath(int root, const std::string& root_path, const std::string& rel)
   return result;
 }
 
-int open_beneath(int root, const std::string& root_path, const std::string& rel) {
+int open_beneath(int root, const std::string& root_path, const std::string& rel, int flags = kOpenFlags) {
   if (!g_force_walk.load(std::memory_order_relaxed) && !g_no_openat2.load(std::memory_order_relaxed)) {
     open_how how{};
-    how.flags = static_cast<std::uint64_t>(kOpenFlags);
+    how.flags = static_cast<std::uint64_t>(flags);
     how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
     for (int attempt = 0; attempt < 16; ++attempt) {
       const long fd = syscall(SYS_openat2, root, rel.c_str(), &how, sizeof how);
@@ -184,14 +195,14 @@ int open_beneath(int root, const std::string& root_path, const std::string& rel)
       if (errno == EAGAIN || errno == EINTR) continue;
       // EXDEV: the kernel refuses every absolute symlink; one that points back under the root
       // is followed by the walk below, which refuses the rest.
-      if (errno == EXDEV) return walk_beneath(root, root_path, rel);
+      if (errno == EXDEV) return walk_beneath(root, root_path, rel, flags);
       if (errno != ENOSYS) return -1;
       g_no_openat2.store(true, std::memory_order_relaxed);
       break;
     }
     if (!g_no_openat2.load(std::memory_order_relaxed)) return -1;  // EAGAIN every time
   }
-  return walk_beneath(root, root_path, rel);
+  return walk_beneath(root, root_path, rel, flags);
 }
 }  // namespace
 
@@ -321,6 +332,114 @@ bool MediaPolicy::resolve(const std::string& requested, std::string& resolved, s
     return false;
   }
   return true;
+}
+
+namespace {
+
+MediaListing list_error(MediaListing out, MediaListing::Error e, std::string reason) {
+  out.error = e;
+  out.reason = std::move(reason);
+  return out;
+}
+
+// What a symlink in a listed directory leads to, resolved beneath the root and never opened
+// (O_PATH): false when it leads out, nowhere, or to something that is neither file nor directory.
+bool link_target(int root, const std::string& root_path, const std::string& rel, struct stat& st) {
+  const int fd = open_beneath(root, root_path, rel, O_PATH | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = fstat(fd, &st) == 0 && (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode));
+  ::close(fd);
+  return ok;
+}
+
+}  // namespace
+
+MediaListing MediaPolicy::list(const std::string& dir, std::size_t cap) const {
+  using E = MediaListing::Error;
+  MediaListing out;
+  if (root_.empty())
+    return list_error(out, E::kNoRoot, "no --media-root: start stemd with --media-root DIR to list files");
+  if (dir.find('\0') != std::string::npos) return list_error(out, E::kBadPath, "the path contains a NUL byte");
+  if (!dir.empty() && dir[0] == '/') {
+    return list_error(out, E::kBadPath, dir + ": an absolute path; give one relative to the media root");
+  }
+  if (climbs_out(dir)) return list_error(out, E::kOutside, dir + ": outside the media root");
+  std::string rel;
+  for (const std::string& c : split(dir)) {
+    if (c != ".") rel += (rel.empty() ? "" : "/") + c;
+  }
+  const int fd = open_beneath(root_dir_->fd, root_, rel.empty() ? "." : rel, kOpenFlags | O_DIRECTORY);
+  if (fd < 0) {
+    const int e = errno;
+    const std::string what = (rel.empty() ? "." : rel) + ": ";
+    if (e == EXDEV) return list_error(out, E::kOutside, what + "outside the media root");
+    if (e == ENOENT) return list_error(out, E::kNotFound, what + "no such directory");
+    if (e == ENOTDIR) return list_error(out, E::kNotDir, what + "not a directory");
+    if (e == EACCES || e == EPERM) return list_error(out, E::kDenied, what + std::strerror(e));
+    return list_error(out, E::kOther, what + std::strerror(e));
+  }
+  // An entry's lstat, or for a symlink its target's (found beneath the root, not opened):
+  // true for a directory or a regular file.
+  auto entry_stat = [&](DIR* dir, MediaEntry& e, struct stat& st) {
+    if (fstatat(dirfd(dir), e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return false;
+    if (S_ISLNK(st.st_mode)) {
+      e.link = true;
+      return link_target(root_dir_->fd, root_, e.path, st);
+    }
+    return S_ISDIR(st.st_mode) || S_ISREG(st.st_mode);
+  };
+  auto listable = [&](DIR* dir, const std::string& in, const std::string& name) {
+    MediaEntry e{name, in.empty() ? name : in + "/" + name};
+    struct stat st {};
+    return entry_stat(dir, e, st);
+  };
+  DIR* d = fdopendir(fd);
+  if (d == nullptr) {
+    const int e = errno;
+    ::close(fd);
+    return list_error(out, E::kOther, rel + ": " + std::strerror(e));
+  }
+  out.dir = rel;
+  // The `cap` smallest names (a max-heap on top of which sits the largest kept).
+  std::priority_queue<std::string> keep;
+  std::size_t scanned = 0;
+  while (const dirent* de = readdir(d)) {
+    const std::string name = de->d_name;
+    if (name == "." || name == "..") continue;
+    if (++scanned > kMaxScanned) {
+      out.truncated = true;
+      break;
+    }
+    // Known now whether it can be listed (d_type, or an lstat and a look beneath the root):
+    // the cap counts only what is listed.
+    if (de->d_type != DT_REG && de->d_type != DT_DIR && !listable(d, rel, name)) {
+      ++out.skipped;
+      continue;
+    }
+    if (keep.size() < cap) {
+      keep.push(name);
+    } else if (cap > 0 && name < keep.top()) {
+      keep.pop();
+      keep.push(name);
+      out.truncated = true;
+    } else {
+      out.truncated = true;
+    }
+  }
+  std::vector<std::string> names;
+  names.reserve(keep.size());
+  for (; !keep.empty(); keep.pop()) names.push_back(keep.top());
+  std::reverse(names.begin(), names.end());
+  for (const std::string& name : names) {
+    struct stat st {};
+    MediaEntry e{name, rel.empty() ? name : rel + "/" + name};
+    if (!entry_stat(d, e, st)) continue;  // changed meanwhile
+    e.dir = S_ISDIR(st.st_mode);
+    e.size = e.dir ? 0 : static_cast<std::uint64_t>(st.st_size);
+    out.entries.push_back(std::move(e));
+  }
+  closedir(d);
+  return out;
 }
 
 }  // namespace stemd::control

@@ -22,10 +22,29 @@
 // A MediaPolicy is cheap to copy (the root descriptor is shared) and open() is thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace stemd::control {
+
+// One directory of the media root, as MediaPolicy::list() sees it.
+struct MediaEntry {
+  std::string name;
+  std::string path;  // relative to the root: what /stemd/load takes
+  bool dir = false;
+  bool link = false;       // a symlink (to a place inside the root)
+  std::uint64_t size = 0;  // bytes, files only
+};
+struct MediaListing {
+  std::string dir;                  // relative to the root, "" for the root itself
+  std::vector<MediaEntry> entries;  // sorted by name (bytes), at most the cap
+  bool truncated = false;           // more entries than the cap (or than kMaxScanned were read)
+  std::size_t skipped = 0;          // FIFOs, devices, sockets, symlinks leading out or dangling
+  enum class Error { kNone, kNoRoot, kBadPath, kOutside, kNotFound, kNotDir, kDenied, kOther } error = Error::kNone;
+  std::string reason;  // when error != kNone
+};
 
 class MediaPolicy {
  public:
@@ -40,6 +59,14 @@ class MediaPolicy {
   // to in `opened` (for logs and status), or -1 with a reason. Does not check the file type.
   int open(const std::string& requested, std::string& opened, std::string& error) const;
   const std::string& root() const { return root_; }
+  // [any thread but audio] Lists directory `dir` (relative, "" = the root) of the media root:
+  // directories and regular files, sorted by name, at most `cap` of them. The directory is
+  // opened as open() opens files (one step, nothing out of the root; O_DIRECTORY, so a FIFO or
+  // device named there is refused without being opened); its entries are only lstat'ed — a
+  // symlink is resolved beneath the root without being opened (O_PATH) and listed with what it
+  // leads to, or skipped when that is outside or missing. At most kMaxScanned entries are read.
+  MediaListing list(const std::string& dir, std::size_t cap) const;
+  static constexpr std::size_t kMaxScanned = 100000;
 
   // Tests: use the component walk even where openat2 exists (the fallback for old kernels).
   static void force_component_walk(bool on) noexcept;

@@ -86,6 +86,21 @@ void Notifier::device(const std::string& what, const std::vector<OscArg>& values
   fan_out(m);
 }
 
+void Notifier::source(int slot, const io::Source* s) {
+  if (subscribers_.empty()) return;
+  OscMessage m;
+  m.args.push_back(OscArg::Int(slot));
+  if (s == nullptr) {
+    m.address = "/stemd/source/unloaded";
+  } else {
+    m.address = "/stemd/source/loaded";
+    m.args.push_back(OscArg::Str(s->name));
+    const int rate = s->info.sample_rate > 0 ? s->info.sample_rate : 1;
+    m.args.push_back(OscArg::Float(static_cast<double>(s->total_frames()) / rate));  // file seconds
+  }
+  fan_out(m);
+}
+
 void Notifier::take(std::vector<Outgoing>& out) {
   for (auto& n : pending_) out.push_back(std::move(n));
   pending_.clear();

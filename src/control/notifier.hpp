@@ -29,6 +29,8 @@ class Notifier {
 
   void on_event(const engine::Event& e, const VoiceInfo& v);
   void device(const std::string& what, const std::vector<OscArg>& values);
+  // A slot loaded (/stemd/source/loaded id name duration_s) or unloaded (/stemd/source/unloaded id).
+  void source(int slot, const io::Source* s);
   void take(std::vector<Outgoing>& out);
 
   std::size_t size() const { return subscribers_.size(); }

@@ -81,6 +81,7 @@ class Router {
 
   // Engine events → notifications for subscribers.
   void on_event(const engine::Event& e, const VoiceInfo& v) { notifier_.on_event(e, v); }
+  void on_source(int slot, const io::Source* s) { notifier_.source(slot, s); }
   void notify_device(const std::string& what, const std::vector<OscArg>& values) { notifier_.device(what, values); }
   void take_notifications(std::vector<Outgoing>& out) { notifier_.take(out); }
   void drop_subscriber(const Peer& p) { notifier_.drop(p); }

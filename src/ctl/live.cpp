@@ -24,6 +24,14 @@ int subscribe(Session& s, const std::function<void(const OscMessage&)>& on_event
   return sub.wait == Wait::kInterrupted ? kExitOk : -1;
 }
 
+// The notifications: voices, sources (loads, unloads) and the device.
+bool is_event(const std::string& address) {
+  for (const char* p : {"/stemd/voice/", "/stemd/source/", "/stemd/device/"}) {
+    if (address.rfind(p, 0) == 0) return true;
+  }
+  return false;
+}
+
 void unsubscribe(Session& s) {
   s.client().set_interrupt_flag(nullptr);  // a second Ctrl-C during this short wait kills us: fine
   s.client().request(msg("/stemd/notify", {OscArg::Int(0)}), std::min(s.opts().timeout_s, 1.0));
@@ -86,7 +94,7 @@ class Watch {
   }
 
   void record(const OscMessage& m) {
-    if (m.address.rfind("/stemd/voice/", 0) != 0 && m.address.rfind("/stemd/device/", 0) != 0) return;
+    if (!is_event(m.address)) return;
     char stamp[32];
     const auto now = std::chrono::system_clock::now();
     const std::time_t t = std::chrono::system_clock::to_time_t(now);
@@ -246,7 +254,7 @@ class Events {
   }
 
   void print(const OscMessage& m) {
-    if (m.address.rfind("/stemd/voice/", 0) != 0 && m.address.rfind("/stemd/device/", 0) != 0) return;
+    if (!is_event(m.address)) return;
     if (enough()) return;
     const auto now = std::chrono::system_clock::now();
     const std::time_t t = std::chrono::system_clock::to_time_t(now);

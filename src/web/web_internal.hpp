@@ -6,15 +6,20 @@
 
 #include "web_server.hpp"
 
+#include "control/media_policy.hpp"
 #include "control/net.hpp"
 #include "control/osc.hpp"
+#include "stemd/metrics.hpp"
 #include "stemd/monitor_tap.hpp"
 
 #include <boost/asio.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include <array>
+#include <chrono>
 #include <deque>
 #include <map>
 #include <memory>
@@ -49,6 +54,12 @@ struct StaticFile {
   std::string type;
 };
 
+// [control] One page's meters: the peaks the audio thread held since that page last asked.
+struct PagePeaks {
+  std::array<float, engine::Metrics::kMeters> peak{};
+  std::chrono::steady_clock::time_point used;
+};
+
 struct Shared : std::enable_shared_from_this<Shared> {
   WebConfig cfg;
   control::Controller& ctl;
@@ -70,9 +81,21 @@ struct Shared : std::enable_shared_from_this<Shared> {
   std::atomic<std::uint64_t> next_local{2};  // 1 is the event subscription
   static constexpr std::uint64_t kEventsPeer = 1;
   bool stopping = false;
+  // GET /api/files: listings run on a thread of their own (a slow disk never stalls the
+  // network or the control thread), at most kMaxListings at once.
+  control::MediaPolicy media;
+  std::unique_ptr<net::thread_pool> lister;
+  std::size_t listings = 0;
+  static constexpr std::size_t kMaxListings = 2;
+  static constexpr std::size_t kMaxListed = 1000;
+  // [control] Peaks held per page (GET /api/status?page=ID), at most kMaxPages, the least
+  // recently asked dropped first; "" is every request that names no page.
+  std::map<std::string, PagePeaks> pages;
+  static constexpr std::size_t kMaxPages = 64;
 
-  Shared(const WebConfig& c, control::Controller& ct, control::Router& r, WebServer::Post p)
-      : cfg(c), ctl(ct), router(r), post(std::move(p)) {}
+  Shared(const WebConfig& c, control::Controller& ct, control::Router& r, const control::MediaPolicy& m,
+         WebServer::Post p)
+      : cfg(c), ctl(ct), router(r), post(std::move(p)), media(m) {}
   void deliver(const control::Outgoing& o);  // [control] see WebServer::deliver
   void broadcast_audio(Bytes msg);
   void broadcast_event(const std::string& json);
@@ -88,8 +111,16 @@ void start_session(const std::shared_ptr<Shared>& sh, tcp::socket socket, const 
 bool message_from_json(const std::string& body, control::OscMessage& m, std::string& error);
 // A reply packet → {"reply":"/done","address":…,"args":[…]} (or a notification → {"event":…}).
 std::string reply_json(const std::vector<std::uint8_t>& packet, bool event);
-// [control] The whole status: /stemd/status's fields, voices, decks and master with meters.
-std::string status_json(Shared& sh);
+// [control] The whole status: /stemd/status's fields, voices, decks and master with meters
+// (peaks since `page` last asked), the callback's duration histogram.
+std::string status_json(Shared& sh, const std::string& page);
 std::string error_json(const std::string& reason);
+
+// web_files.cpp
+// The query of a request target ("/x?a=1&b=%2F" → {a: 1, b: /}), percent-decoded. False with
+// the reason when it is malformed (a bad escape, a NUL, a key twice).
+bool url_query(std::string_view target, std::map<std::string, std::string>& out, std::string& error);
+// [files] GET /api/files?dir=REL: the HTTP status and the JSON answer.
+std::pair<http::status, std::string> files_answer(const control::MediaPolicy& media, const std::string& dir);
 
 }  // namespace stemd::web

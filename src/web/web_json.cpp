@@ -3,6 +3,7 @@
 
 #include "control/osc_json.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include <nlohmann/json.hpp>
@@ -103,16 +104,52 @@ const char* voice_state(std::uint8_t s, bool paused) {
   return paused ? "paused" : names[s < 5 ? s : 0];
 }
 
-Json meter_json(engine::BusMeter& b) {
+Json meter_json(const engine::BusMeter& b, float peak) {
   auto db = [](float x) { return x > 1e-6f ? 20.0 * std::log10(static_cast<double>(x)) : -120.0; };
-  const float peak = b.take_peak();
   const float rms = b.rms.load(std::memory_order_relaxed);
   return Json{{"peak", peak}, {"rms", rms}, {"peak_db", db(peak)}, {"rms_db", db(rms)}};
 }
 
+// The peaks for `page`: what the audio thread held since anyone looked goes to every page's
+// hold; the asking page gets its own and starts again, so pages never take each other's.
+std::array<float, engine::Metrics::kMeters> take_page_peaks(Shared& sh, const std::string& page) {
+  engine::Metrics& m = sh.ctl.engine().metrics();
+  std::array<float, engine::Metrics::kMeters> fresh{};
+  for (int i = 0; i < engine::Metrics::kMeters; ++i) fresh[static_cast<std::size_t>(i)] = m.meters[i].take_peak();
+  const auto now = std::chrono::steady_clock::now();
+  std::erase_if(sh.pages, [&](const auto& kv) { return now - kv.second.used > std::chrono::minutes(1); });
+  if (sh.pages.count(page) == 0 && sh.pages.size() >= Shared::kMaxPages) {
+    sh.pages.erase(std::min_element(sh.pages.begin(), sh.pages.end(),
+                                    [](const auto& a, const auto& b) { return a.second.used < b.second.used; }));
+  }
+  sh.pages[page];  // a new page's hold starts empty
+  std::array<float, engine::Metrics::kMeters> out{};
+  for (auto& [name, hold] : sh.pages) {
+    for (std::size_t i = 0; i < fresh.size(); ++i) hold.peak[i] = std::max(hold.peak[i], fresh[i]);
+    if (name != page) continue;
+    out = hold.peak;
+    hold.peak = {};
+    hold.used = now;
+  }
+  return out;
+}
+
+// The callback's durations since start, [[bin's upper edge ns, count], …] (non-empty bins): a
+// client differences two to see any window's percentiles and maximum.
+Json callback_histogram(const engine::Metrics& m) {
+  const auto hist = m.callback_ns.snapshot();
+  Json bins = Json::array();
+  for (int i = 0; i < engine::DurationHistogram::kBins; ++i) {
+    if (hist[static_cast<std::size_t>(i)] != 0) {
+      bins.push_back(Json::array({engine::DurationHistogram::upper_ns(i), hist[static_cast<std::size_t>(i)]}));
+    }
+  }
+  return bins;
+}
+
 }  // namespace
 
-std::string status_json(Shared& sh) {
+std::string status_json(Shared& sh, const std::string& page) {
   control::Peer self;
   self.local = Shared::kEventsPeer;
   const control::OscMessage r = sh.router.handle(control::osc_message("/stemd/status"), self);
@@ -135,15 +172,17 @@ std::string status_json(Shared& sh) {
                           {"state", voice_state(t.state.load(std::memory_order_relaxed), v.paused)}});
   }
   engine::Metrics& m = sh.ctl.engine().metrics();
+  const auto peaks = take_page_peaks(sh, page);
   Json decks = Json::array();
   for (int d = 0; d < engine::kNumDecks; ++d) {
     Json deck{{"name", std::string(1, static_cast<char>('A' + d))},
               {"level", sh.ctl.deck_level(d)},
               {"eq", Json::array({sh.ctl.deck_eq(d, 0), sh.ctl.deck_eq(d, 1), sh.ctl.deck_eq(d, 2)})}};
-    deck["meter"] = meter_json(m.meters[d]);
+    deck["meter"] = meter_json(m.meters[d], peaks[static_cast<std::size_t>(d)]);
     decks.push_back(std::move(deck));
   }
-  Json master{{"level", sh.ctl.master_level()}, {"meter", meter_json(m.meters[engine::kNumDecks])}};
+  Json master{{"level", sh.ctl.master_level()},
+              {"meter", meter_json(m.meters[engine::kNumDecks], peaks[engine::kNumDecks])}};
   const WebStats& s = sh.stats;
   Json monitor{{"listeners", s.listeners.load()},         {"audio_messages", s.audio_messages.load()},
                {"audio_dropped", s.audio_dropped.load()}, {"tap_dropped", sh.tap ? sh.tap->dropped() : 0},
@@ -153,6 +192,7 @@ std::string status_json(Shared& sh) {
          {"voices", std::move(voices)},
          {"decks", std::move(decks)},
          {"master", std::move(master)},
+         {"callback_hist", callback_histogram(m)},
          {"monitor", std::move(monitor)}};
   return dump(j);
 }

@@ -171,8 +171,9 @@ void Shared::deliver(const control::Outgoing& o) {
   });
 }
 
-WebServer::WebServer(const WebConfig& cfg, control::Controller& ctl, control::Router& router, Post post)
-    : sh_(std::make_shared<Shared>(cfg, ctl, router, std::move(post))) {
+WebServer::WebServer(const WebConfig& cfg, control::Controller& ctl, control::Router& router,
+                     const control::MediaPolicy& media, Post post)
+    : sh_(std::make_shared<Shared>(cfg, ctl, router, media, std::move(post))) {
   sh_->tap = ctl.engine().monitor_tap();
   sh_->audio_header = R"({"sample_rate":)" + std::to_string(cfg.sample_rate) +
                       R"(,"channels":2,"format":"s16le","chunk_frames":)" +
@@ -255,6 +256,7 @@ std::string WebServer::describe() const {
 
 void WebServer::start() {
   if (thread_.joinable()) return;
+  sh_->lister = std::make_unique<net::thread_pool>(1);
   accept_next(sh_);
   pump(sh_);
   renew(sh_);
@@ -275,7 +277,9 @@ void WebServer::stop() {
     }
     if (sh->tap) sh->tap->set_enabled(false);
   });
-  thread_.join();  // run() returns once every connection's handlers have finished
+  thread_.join();       // run() returns once every connection's handlers have finished
+  sh_->lister->join();  // a listing under way finishes; its answer is not sent
+  sh_->lister.reset();
 }
 
 void WebServer::deliver(const control::Outgoing& o) { sh_->deliver(o); }

@@ -2,8 +2,10 @@
 // with Boost.Beast on a network thread of its own. Off unless --http-port is given.
 //
 //   GET  /, /app.js, /worklet.js, /style.css   the page (files of --web-root, read at start)
-//   GET  /api/status                           status as JSON: /stemd/status's fields, voices,
-//                                              decks, meters, the monitor's own counters
+//   GET  /api/status[?page=ID]                 status as JSON: /stemd/status's fields, voices,
+//                                              decks, meters (peaks held per page), the
+//                                              callback histogram, the monitor's own counters
+//   GET  /api/files?dir=REL                    a directory of --media-root (the file browser)
 //   POST /api/osc  {"address":…,"args":[…]}    one OSC message through the Router, answered
 //                                              {"reply":"/done"|"/fail","address":…,"args":[…]}
 //   GET  /ws/audio                             WebSocket: a text header, then binary chunks
@@ -12,12 +14,14 @@
 //
 // Threads: [network] the server's own thread runs every socket; what the Router and the
 // Controller own is reached only by posting work to the control thread (`post`), whose
-// replies come back through deliver(). [audio] only writes the engine's MonitorTap.
+// replies come back through deliver(). [files] one more thread lists directories of the media
+// root for GET /api/files. [audio] only writes the engine's MonitorTap.
 // Budgets: connections (--http-max-clients), audio listeners (--http-max-listeners), request
 // head 8 KiB and body 16 KiB, a per-listener queue of chunks (oldest dropped and counted).
 #pragma once
 
 #include "control/controller.hpp"
+#include "control/media_policy.hpp"
 #include "control/net.hpp"
 #include "control/router.hpp"
 
@@ -63,7 +67,9 @@ class WebServer {
  public:
   using Post = std::function<void(std::function<void()>)>;
   // `post` runs work on the control thread (app::Instance::post).
-  WebServer(const WebConfig& cfg, control::Controller& ctl, control::Router& router, Post post);
+  // `media`: what GET /api/files lists (the daemon's --media-root policy, copied).
+  WebServer(const WebConfig& cfg, control::Controller& ctl, control::Router& router, const control::MediaPolicy& media,
+            Post post);
   ~WebServer();
   WebServer(const WebServer&) = delete;
   WebServer& operator=(const WebServer&) = delete;

@@ -170,9 +170,19 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
 
   void route(const http::request<http::string_body>& req) {
     const std::string target(req.target().substr(0, req.target().find('?')));
-    if (target == "/api/status") {
+    if (target == "/api/status" || target == "/api/files") {
       if (req.method() != http::verb::get) return method_not_allowed("GET");
-      return from_control([sh = sh_] { return status_json(*sh); });
+      std::map<std::string, std::string> q;
+      std::string error;
+      if (!url_query(std::string_view(req.target().data(), req.target().size()), q, error)) return bad_request(error);
+      if (target == "/api/files") return list_files(q["dir"]);
+      const std::string page = q["page"];
+      if (page.size() > 64 ||
+          page.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") !=
+              std::string::npos) {
+        return bad_request("page: at most 64 letters, digits, '_' or '-'");
+      }
+      return from_control([sh = sh_, page] { return status_json(*sh, page); });
     }
     if (target == "/api/osc") {
       if (req.method() != http::verb::post) return method_not_allowed("POST");
@@ -182,6 +192,27 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     if (f == sh_->files.end()) return reply(http::status::not_found, error_json("not found: " + target));
     if (req.method() != http::verb::get) return method_not_allowed("GET");
     reply(http::status::ok, f->second.body, f->second.type);
+  }
+
+  void bad_request(const std::string& reason) {
+    sh_->stats.bad_requests.fetch_add(1);
+    reply(http::status::bad_request, error_json(reason));
+  }
+
+  // On the files thread, at most Shared::kMaxListings at once; the answer comes back here.
+  void list_files(const std::string& dir) {
+    if (sh_->listings >= Shared::kMaxListings) {
+      return reply(http::status::service_unavailable,
+                   error_json("busy: " + std::to_string(Shared::kMaxListings) + " listings under way (try again)"));
+    }
+    ++sh_->listings;
+    net::post(*sh_->lister, [self = shared_from_this(), dir] {
+      auto [st, body] = files_answer(self->sh_->media, dir);
+      net::post(self->sh_->ioc, [self, st = st, body = std::move(body)]() mutable {
+        --self->sh_->listings;
+        self->reply(st, std::move(body));
+      });
+    });
   }
 
   void method_not_allowed(const char* allowed) {

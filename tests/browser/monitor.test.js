@@ -2,13 +2,22 @@
 //   node monitor.test.js URL STEMCTL OSC_PORT STEMD_PID TONE_WAV [SCREENSHOT.png]
 // Checks, against a daemon playing on the JACK test bed (monitor_browser.sh starts it):
 //  1. the page loads and shows the status (device line, budget);
-//  2. a page button loads and starts a file — checked through OSC (stemctl voices --json) —
-//     and the deck and master meters move;
+//  2. the Media section lists --media-root; a click on a listed file loads it (checked through
+//     OSC: stemctl list --json), the Play button starts it (stemctl voices --json), and the deck
+//     and master meters move;
 //  3. the worklet receives the mix: a 1 kHz test tone at −12 dBFS, its frequency and level
 //     measured in the page (what the worklet played);
 //  4. the daemon → browser delay at steady state, from the frame stamps (printed as a figure);
-//  5. a stalled listener (a WebSocket that never reads) leaves the callback's max, the daemon's
-//     RSS and the page's own stream unchanged, while its queue drops the oldest (counted).
+//  5. a stalled listener (a WebSocket that never reads) leaves the callback's durations, the
+//     daemon's RSS and the page's own stream unchanged, while its queue drops the oldest
+//     (counted). The callback is compared with itself in the same run, in windows of 0.6 s of
+//     its histogram (/api/status callback_hist): 4 before the listener connects, then 6 rounds
+//     of one while a new listener is stalled and one after it has gone (the baseline, 10). The
+//     median stalled window's max must stay within 1.25× the baseline's worst window (2.5
+//     histogram bins): one noisy window does not decide (if the stall changed nothing, 4 of the
+//     6 stalled windows above all 10 baseline ones has a chance of C(6,4)/C(16,4) ≈ 0.8 %
+//     before the margin), a real cost on every callback would move them all. The pooled p99s
+//     are printed beside.
 // Prints "figure NAME value" lines; exits 0 pass, 1 fail.
 'use strict';
 const { chromium } = require('playwright-core');
@@ -16,11 +25,31 @@ const { execFileSync } = require('child_process');
 const fs = require('fs');
 const net = require('net');
 
-const [url, stemctl, oscPort, pid, toneWav, shot] = process.argv.slice(2);
+const [url, stemctl, oscPort, pid, toneWav, shot] = process.argv.slice(2);  // toneWav: in --media-root as tone.wav
 const fail = (msg) => { console.error(`monitor_browser: FAIL: ${msg}`); process.exit(1); };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const ctl = (...args) => execFileSync(stemctl, ['--port', oscPort, ...args], { encoding: 'utf8' });
 const rssKb = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+
+// The callback's durations between two cumulative histograms ([[upper ns, count]…], bins in
+// order): the counts, p99 and max (upper bin edges, in µs).
+function mergeCounts(a, b) {
+  const m = new Map(a);
+  for (const [u, c] of b) m.set(u, (m.get(u) || 0) + c);
+  return [...m.entries()].sort((x, y) => x[0] - y[0]);
+}
+function windowStats(h0, h1) {
+  const before = new Map(h0);
+  const counts = h1.map(([u, c]) => [u, c - (before.get(u) || 0)]).filter(([, c]) => c > 0);
+  const n = counts.reduce((a, [, c]) => a + c, 0);
+  const want = Math.floor(0.99 * (n - 1)) + 1;
+  let seen = 0, p99 = 0;
+  for (const [u, c] of counts) {
+    seen += c;
+    if (seen >= want) { p99 = u; break; }
+  }
+  return { counts, n, p99Us: p99 / 1000, maxUs: n ? counts[counts.length - 1][0] / 1000 : 0 };
+}
 
 async function until(what, ms, fn) {
   const end = Date.now() + ms;
@@ -62,9 +91,14 @@ function stalledListener(port) {
 
   // 2. a button starts a file; checked through OSC; meters move
   await page.fill('#load-id', '7');
-  await page.fill('#load-path', toneWav);
-  await page.click('#load-btn');
-  await until('the load is answered /done', 10000, () => page.evaluate(() => stemdMonitor.replies.some((r) => r.address === '/stemd/load' && r.reply === '/done')));
+  await until('the Media section lists tone.wav', 5000, () => page.$('#files a[data-file="tone.wav"]'));
+  await page.click('#files a[data-file="tone.wav"]');
+  const loaded = await until('stemctl lists id 7 loaded from the click', 10000, () => {
+    const l = JSON.parse(ctl('list', '--json'));
+    return l.find((x) => x.id === 7 && x.path === toneWav) ? l : null;
+  });
+  console.log(`monitor_browser: a click on tone.wav in the Media section → stemctl list: ${JSON.stringify(loaded)}`);
+  await until('the page logs the load event', 5000, () => page.evaluate(() => stemdMonitor.events.some((e) => e.event === '/stemd/source/loaded' && e.args[0] === 7)));
   await page.check('#loop');
   await page.click('#play-btn');
   const voices = await until('stemctl sees voice 7 playing', 5000, () => {
@@ -86,7 +120,7 @@ function stalledListener(port) {
   // 3. the worklet receives the mix: a 1 kHz tone at −12 dBFS
   await page.click('#listen-btn');
   await until('the player runs', 10000, () => page.evaluate(() => stemdMonitor.player && stemdMonitor.player.stats && stemdMonitor.player.stats.playing));
-  ctl('tone', '1000', '-12', '30');
+  ctl('tone', '1000', '-12', '90');
   await sleep(1500);
   const heard = await until('the page hears 1 kHz at −12 dBFS', 10000, () => page.evaluate(() => {
     const s = stemdMonitor.player.stats;
@@ -115,26 +149,67 @@ function stalledListener(port) {
     await sleep(500);
   }
 
-  // 5. a stalled listener
-  const before = await page.evaluate(async () => (await (await fetch('/api/status')).json()));
+  // 5. a stalled listener. Baseline windows before it connects; then rounds of a window while
+  // one is stalled (its queue dropping) and one after it has gone, so that the shared machine's
+  // load, which comes in bursts of seconds, weighs on both alike.
+  const hist = () => page.evaluate(async () => (await (await fetch('/api/status?page=probe')).json()).callback_hist);
+  const dropped = () => page.evaluate(async () => (await (await fetch('/api/status?page=probe')).json()).monitor.audio_dropped);
+  const measure = async (ms) => {
+    const h0 = await hist();
+    await sleep(ms);
+    return windowStats(h0, await hist());
+  };
+  const base = [];
+  for (let i = 0; i < 4; i++) base.push(await measure(600));
   const rss0 = rssKb();
   const under0 = st.underruns;
-  const { s, head } = await stalledListener(Number(new URL(url).port));
-  if (!head.startsWith('HTTP/1.1 101')) fail(`the stalled listener was not upgraded: ${head}`);
-  await until('the stalled listener\'s queue drops', 20000, () => page.evaluate(async () => (await (await fetch('/api/status')).json()).monitor.audio_dropped > 0));
-  await sleep(2000);
-  const after = await page.evaluate(async () => (await (await fetch('/api/status')).json()));
-  const rss1 = rssKb();
-  const st1 = await page.evaluate(() => stemdMonitor.player.stats);
-  s.destroy();
-  const max0 = before.status.callback_max_us, max1 = after.status.callback_max_us;
-  console.log(`figure monitor_stalled callback_max_us_before=${max0.toFixed(1)} after=${max1.toFixed(1)} rss_kb_before=${rss0} after=${rss1} dropped=${after.monitor.audio_dropped} page_underruns_before=${under0} after=${st1.underruns}`);
-  // Unchanged, or (another process's hiccup on a shared machine) still within half the budget.
-  if (max1 > max0 && max1 > 0.5 * before.status.budget_us) fail(`the callback's max grew from ${max0} to ${max1} µs with a stalled listener`);
-  if (rss1 - rss0 > 2048) fail(`the daemon's RSS grew by ${rss1 - rss0} KiB with a stalled listener`);
+  // Each round a new listener that never reads (one that read before would have had its
+  // receive window grown by the kernel's autotuning to megabytes: it would take long to stall).
+  const stalled = [];
+  let rss1 = 0, rss2 = 0, after = null, st1 = null, stalledGaps = 0;
+  const pageGaps = () => page.evaluate(() => stemdMonitor.player.stats.gaps);
+  for (let round = 0; round < 6; round++) {
+    const d0 = await dropped();
+    const { s, head } = await stalledListener(Number(new URL(url).port));
+    if (!head.startsWith('HTTP/1.1 101')) fail(`the stalled listener was not upgraded: ${head}`);
+    await until('the stalled listener\'s queue drops', 20000, async () => (await dropped()) > d0);
+    const g0 = await pageGaps();
+    stalled.push(await measure(600));
+    stalledGaps += (await pageGaps()) - g0;
+    if (round === 0) rss1 = rssKb();
+    if (round === 5) {
+      rss2 = rssKb();
+      after = await page.evaluate(async () => (await (await fetch('/api/status')).json()));
+      st1 = await page.evaluate(() => stemdMonitor.player.stats);
+    }
+    s.destroy();
+    await sleep(200);
+    base.push(await measure(600));
+  }
+  const bound = 1.25 * Math.max(...base.map((w) => w.maxUs));
+  const stalledMax = stalled.map((w) => w.maxUs).sort((a, b) => a - b);
+  const medianMax = stalledMax[Math.floor(stalledMax.length / 2)];
+  const pooled = (ws) => ws.reduce((a, w) => mergeCounts(a, w.counts), []);
+  const baseP99 = windowStats([], pooled(base)).p99Us;
+  const stalledP99 = windowStats([], pooled(stalled)).p99Us;
+  const fmt = (ws) => ws.map((w) => w.maxUs.toFixed(0)).join(',');
+  console.log(`figure monitor_stalled callback_window_max_us baseline=[${fmt(base.slice(0, 4))}|${fmt(base.slice(4))}] stalled=[${fmt(stalled)}] ` +
+    `bound=${bound.toFixed(0)} p99_us baseline=${baseP99.toFixed(0)} stalled=${stalledP99.toFixed(0)} ` +
+    `rss_kb before=${rss0} stalled=${rss1} end=${rss2} dropped=${after.monitor.audio_dropped} tap_dropped=${after.monitor.tap_dropped} page_gaps_while_stalled=${stalledGaps} page_gaps=${st.gaps}→${st1.gaps} page_underruns_before=${under0} after=${st1.underruns}`);
+  if (medianMax > bound) fail(`with a stalled listener the callback's median window max ${medianMax} µs is over 1.25× the baseline's worst window (${bound.toFixed(0)} µs)`);
+  // The pooled p99s are reported, not asserted: at 1024 frames a window holds ≈ 28 callbacks,
+  // so a p99 over 6 windows is about their second-longest callback — one hiccup of the machine.
+  // RSS: what a stalled listener may hold is its queue (50 messages of at most 16 chunks of
+  // 256 stereo int16 frames, 800 KiB) — the margin; and five stalled listeners later, no more.
+  const queueKb = (50 * (16 * 1024 + 8)) / 1024;
+  if (rss1 - rss0 > queueKb + 256) fail(`the daemon's RSS grew by ${rss1 - rss0} KiB with a stalled listener (margin ${queueKb + 256} KiB)`);
+  if (rss2 - rss1 > 64) fail(`the daemon's RSS kept growing with a stalled listener: ${rss1} → ${rss2} KiB`);
   // The page's own listener lost nothing (its gaps count frames the daemon did not send it);
   // its underruns are reported, not asserted: a headless browser on a loaded machine has its own.
-  if (st1.gaps !== st.gaps) fail(`the page's stream lost frames: gaps ${st.gaps}→${st1.gaps}`);
+  // Asserted over the stalled windows (3.6 s): over the whole phase (≈ 20 s) the headless page
+  // on a loaded 2-core machine now and then stops reading for over 0.5 s itself (its own queue
+  // then drops, with no stalled listener about); that total is printed.
+  if (stalledGaps !== 0) fail(`the page's stream lost frames while a listener was stalled: ${stalledGaps} gaps`);
   const tone = await until('the page still hears the tone', 3000, () => page.evaluate(() => stemdMonitor.player.stats.freqHz > 900 && stemdMonitor.player.stats));
   console.log(`monitor_browser: page still plays ${tone.freqHz.toFixed(1)} Hz`);
   await browser.close();

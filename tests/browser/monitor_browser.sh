@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # monitor_browser.sh STEMD STEMCTL SRC_DIR [SCREENSHOT]: the web monitor in headless Chromium
 # (issue 16). A private JACK dummy server (scripts/testbed.sh), stemd playing into it with
-# --http-port 0 and the page from SRC_DIR/web, then tests/browser/monitor.test.js drives
+# --http-port 0, --media-root and the page from SRC_DIR/web, then tests/browser/monitor.test.js drives
 # Debian's chromium through playwright-core (installed by scripts/setup.sh: npm ci here).
 # Exit 0 pass, 1 fail, 77 skip (no chromium, node, playwright-core or JACK).
 set -uo pipefail
@@ -20,9 +20,11 @@ source "$SRC/scripts/testbed.sh"
 fail() { echo "monitor_browser: FAIL: $*" >&2; [ -f "$D/stemd.log" ] && tail -20 "$D/stemd.log" >&2; exit 1; }
 testbed_start 1024 48000 || fail "could not start jackd"
 D=$TESTBED_DIR
-sox -n -r 48000 -b 16 -c 2 "$D/tone.wav" synth 4 sine 330 vol 0.5 2>/dev/null || fail "sox"
+mkdir -p "$D/media/stems" || fail "mkdir"
+sox -n -r 48000 -b 16 -c 2 "$D/media/tone.wav" synth 4 sine 330 vol 0.5 2>/dev/null || fail "sox"
+cp "$D/media/tone.wav" "$D/media/stems/bass.wav"
 "$STEMD" --backend portaudio --device system --buffer-size 1024 --osc-port 0 --http-port 0 \
-  --web-root "$SRC/web" >"$D/stemd.log" 2>&1 &
+  --web-root "$SRC/web" --media-root "$D/media" >"$D/stemd.log" 2>&1 &
 pid=$!
 testbed_track_pid "$pid"
 testbed_wait_for 10 grep -qs "web monitor on http://" "$D/stemd.log" || fail "stemd did not start its web monitor"
@@ -30,7 +32,7 @@ url=$(grep -o 'web monitor on http://[^ ]*' "$D/stemd.log" | head -n1 | sed 's/w
 osc=$(grep -o 'OSC on udp 127\.0\.0\.1:[0-9]*' "$D/stemd.log" | head -n1 | sed 's/.*://')
 echo "monitor_browser: stemd $pid, page $url, OSC $osc"
 rc=0
-timeout 90 node "$HERE/monitor.test.js" "$url" "$STEMCTL" "$osc" "$pid" "$D/tone.wav" ${SHOT:+"$SHOT"} || rc=$?
+timeout 90 node "$HERE/monitor.test.js" "$url" "$STEMCTL" "$osc" "$pid" "$(cd "$D/media" && pwd -P)/tone.wav" ${SHOT:+"$SHOT"} || rc=$?
 kill -TERM "$pid" 2>/dev/null
 testbed_wait_pid "$pid" 10 || true
 [ "$rc" -eq 0 ] || fail "monitor.test.js exited $rc"

@@ -712,6 +712,31 @@ TEST_F(OscTest, NotifyReportsEndOfFile) {
   EXPECT_TRUE(c().wait_notification("/stemd/voice/started", 0ms).has_value());
 }
 
+// Loads and unloads are announced to subscribers, whichever client made them (issue 16: the web
+// monitor's event log shows them); /mixer_cleanup announces every id it empties.
+TEST_F(OscTest, NotifySendsSourceLoadedAndUnloaded) {
+  ASSERT_DONE(c().send("/stemd/notify", 1), "/stemd/notify");
+  ASSERT_DONE(c().send("/stemd/load", 8, path("a.wav")), "/stemd/load");
+  auto loaded = c().wait_notification("/stemd/source/loaded");
+  ASSERT_TRUE(loaded.has_value());
+  ASSERT_EQ(loaded->args.size(), 3u);
+  EXPECT_EQ(loaded->args[0].i, 8);
+  EXPECT_EQ(loaded->args[1].s, "a");
+  EXPECT_GT(loaded->args[2].f, 0.0);
+  ASSERT_DONE(c().send("/stemd/unload", 8), "/stemd/unload");
+  auto unloaded = c().wait_notification("/stemd/source/unloaded");
+  ASSERT_TRUE(unloaded.has_value());
+  ASSERT_EQ(unloaded->args.size(), 1u);
+  EXPECT_EQ(unloaded->args[0].i, 8);
+  ASSERT_DONE(c().send("/load_buffer", 1001, path("a.wav")), "/load_buffer");
+  ASSERT_TRUE(c().wait_notification("/stemd/source/loaded").has_value());
+  ASSERT_DONE(c().send("/mixer_cleanup"), "/mixer_cleanup");
+  unloaded = c().wait_notification("/stemd/source/unloaded");
+  ASSERT_TRUE(unloaded.has_value());
+  EXPECT_EQ(unloaded->args.at(0).i, 1001);
+  ASSERT_DONE(c().send("/stemd/notify", 0), "/stemd/notify");
+}
+
 // ================================================================ coercion (the spec's "Transport")
 
 TEST_F(OscTest, CoercionsTheOldClientsRelyOn) {

@@ -11,7 +11,12 @@ One stemd on the null backend with --http-port 0 (any free port), small budgets
   bad requests: not JSON, wrong types, too many args, wrong method, unknown path, a path
   outside the page, a body and a head over their limits, garbage instead of HTTP — each a
   clear 4xx with a reason, and none changes the status (voices, sources, levels);
-  connections over --http-max-clients are refused, counted, and the server still answers.
+  connections over --http-max-clients are refused, counted, and the server still answers;
+  GET /api/files (--media-root): sorted entries with sizes, capped at 1000 ("truncated"), a FIFO
+  skipped without blocking, "..", absolute paths and symlinks out refused (403/400 with the
+  reason), no --media-root → 409; a load and an unload from a plain OSC (UDP) client reach
+  /ws/events; peaks are held per page (?page=ID): two pages and anonymous requests never take
+  each other's; the callback histogram is in the status.
 Exit 0 pass, 1 fail."""
 import base64, json, os, re, socket, struct, subprocess, sys, tempfile, time, urllib.request, urllib.error, wave
 
@@ -40,8 +45,8 @@ def osc(address, args=None, raw=None):
     return code, json.loads(text)
 
 
-def status():
-    return json.loads(request("GET", "/api/status")[1])
+def status(query=""):
+    return json.loads(request("GET", "/api/status" + query)[1])
 
 
 def raw_http(data, read=True):
@@ -92,8 +97,46 @@ def ws_read(s):
     return op, exact(n)
 
 
+def osc_packet(address, *args):
+    pad = lambda b: b + b"\0" * (4 - len(b) % 4)
+    tags = "," + "".join("i" if isinstance(a, int) else "s" for a in args)
+    return pad(address.encode()) + pad(tags.encode()) + b"".join(
+        struct.pack(">i", a) if isinstance(a, int) else pad(a.encode()) for a in args)
+
+
+def udp_osc(address, *args):
+    """One OSC message from a plain UDP client (not the web API); returns the reply's address."""
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.settimeout(5)
+    u.sendto(osc_packet(address, *args), ("127.0.0.1", int(OSC_PORT)))
+    reply = u.recv(65536)
+    u.close()
+    return reply[:reply.index(b"\0")].decode()
+
+
+def wait_event(ws, pred, seconds=5):
+    got = []
+    ws.settimeout(seconds)
+    try:
+        while not any(pred(e) for e in got):
+            got.append(json.loads(ws_read(ws)[1]))
+    except (socket.timeout, EOFError):
+        pass
+    return next((e for e in got if pred(e)), None), got
+
+
 tmp = tempfile.mkdtemp(prefix="stemd-web-")
-wav = os.path.join(tmp, "tone.wav")
+media = os.path.join(tmp, "media")
+os.makedirs(os.path.join(media, "sub"))
+os.makedirs(os.path.join(media, "many"))
+os.makedirs(os.path.join(tmp, "outside"))
+for i in range(1005):  # over the listing's cap of 1000
+    open(os.path.join(media, "many", f"f{i:04d}.wav"), "w").close()
+open(os.path.join(media, "sub", "b.wav"), "w").write("12345")
+os.mkfifo(os.path.join(media, "fifo"))
+os.symlink(os.path.join(tmp, "outside"), os.path.join(media, "out-link"))
+os.symlink("sub", os.path.join(media, "in-link"))
+wav = os.path.join(media, "tone.wav")
 with wave.open(wav, "wb") as w:
     w.setnchannels(2)
     w.setsampwidth(2)
@@ -102,7 +145,8 @@ with wave.open(wav, "wb") as w:
 log = open(os.path.join(tmp, "stemd.log"), "w+")
 env = dict(os.environ, STEMD_NO_CONFIG_SEARCH="1")
 proc = subprocess.Popen([STEMD, "--backend", "null", "--osc-port", "0", "--http-port", "0", "--web-root",
-                         os.path.join(SRC, "web"), "--http-max-clients", "6", "--http-max-listeners", "1"],
+                         os.path.join(SRC, "web"), "--http-max-clients", "6", "--http-max-listeners", "1",
+                         "--media-root", media],
                         stdout=log, stderr=subprocess.STDOUT, env=env)
 try:
     for _ in range(100):
@@ -151,6 +195,17 @@ try:
         pass
     check(any(e.get("event") == "api" and e.get("address") == "/stemd/play" for e in got), "/ws/events: the API's answers")
     check(any(e.get("event") == "/stemd/voice/started" for e in got), f"/ws/events: the voice's start ({got[:4]})")
+    ev.close()
+
+    # --- loads by any client reach /ws/events: a plain OSC client over UDP, not the web API
+    ev, head = ws_open("/ws/events")
+    check(udp_osc("/stemd/load", 5, "tone.wav") == "/done", "an OSC client (UDP) loads id 5")
+    e, got = wait_event(ev, lambda e: e.get("event") == "/stemd/source/loaded")
+    check(e is not None and e["args"][:2] == [5, "tone"] and abs(e["args"][2] - 2.0) < 1e-6,
+          f"/ws/events: the OSC client's load (/stemd/source/loaded 5 tone 2.0) ({got[:4]})")
+    check(udp_osc("/stemd/unload", 5) == "/done", "the OSC client unloads id 5")
+    e, got = wait_event(ev, lambda e: e.get("event") == "/stemd/source/unloaded")
+    check(e is not None and e["args"] == [5], f"/ws/events: the OSC client's unload ({got[:4]})")
     ev.close()
     time.sleep(0.3)
     st = status()
@@ -229,6 +284,51 @@ try:
     time.sleep(0.3)
     st = status()
     check(st["monitor"]["refused"] >= 1, f"the refusal is counted ({st['monitor']['refused']})")
+
+    # --- the media root, listed for the page's file browser
+    code, text, _ = request("GET", "/api/files")
+    j = json.loads(text)
+    names = [(e["name"], e["dir"], e.get("size")) for e in j.get("entries", [])]
+    check(code == 200 and names == [("in-link", True, None), ("many", True, None), ("sub", True, None),
+                                    ("tone.wav", False, os.path.getsize(wav))] and j["parent"] is None,
+          f"GET /api/files: the root's folders and files, sorted, with sizes ({code} {names})")
+    check(j.get("skipped") == 2 and not j.get("truncated"), f"a FIFO and a symlink out are left out ({j.get('skipped')})")
+    code, text, _ = request("GET", "/api/files?dir=in-link")
+    j = json.loads(text)
+    check(code == 200 and [e["path"] for e in j["entries"]] == ["in-link/b.wav"] and j["entries"][0]["size"] == 5
+          and j["parent"] == "", f"a folder through a symlink inside the root ({text[:160]})")
+    code, text, _ = request("GET", "/api/files?dir=many")
+    j = json.loads(text)
+    check(code == 200 and len(j["entries"]) == 1000 and j["truncated"] and j["entries"][0]["name"] == "f0000.wav"
+          and j["entries"][-1]["name"] == "f0999.wav", f"1005 files: the first 1000 by name, truncated ({code})")
+    for q, want, words in (("..", 403, "outside the media root"), ("sub/../..", 403, "outside the media root"),
+                           ("out-link", 403, "outside the media root"), ("%2Fetc", 400, "absolute"),
+                           ("fifo", 400, "not a directory"), ("tone.wav", 400, "not a directory"),
+                           ("nope", 404, "no such directory"), ("%zz", 400, "escape")):
+        t0 = time.monotonic()
+        code, text, _ = request("GET", "/api/files?dir=" + q)
+        check(code == want and words in json.loads(text).get("error", ""),
+              f"/api/files?dir={q} → {want} naming '{words}' ({code} {text[:100]}, {time.monotonic() - t0:.2f} s)")
+    check(request("POST", "/api/files", b"{}")[0] == 405, "POST /api/files → 405")
+
+    # --- peaks held per page: the voice stops; each page and the anonymous requests keep their own
+    a0, b0 = status("?page=pageA"), status("?page=pageB")
+    osc("/stemd/stop", [3])
+    for _ in range(50):
+        if not status()["voices"]:  # anonymous requests: they must not take the pages' peaks
+            break
+        time.sleep(0.1)
+    time.sleep(0.2)
+    a1, b1, anon = status("?page=pageA"), status("?page=pageB"), status()
+    a2, b2 = status("?page=pageA"), status("?page=pageB")
+    pk = lambda s: round(s["master"]["meter"]["peak_db"], 1)
+    check(pk(a1) > -20 and pk(b1) > -20, f"both pages see the peak of what played since they last asked "
+          f"(A {pk(a1)}, B {pk(b1)} dBFS)")
+    check(pk(a2) < -100 and pk(b2) < -100, f"and after that, the silence since (A {pk(a2)}, B {pk(b2)} dBFS)")
+    check(request("GET", "/api/status?page=a%20b")[0] == 400, "a page name that is not [A-Za-z0-9_-] → 400")
+    hist = a2["callback_hist"]
+    check(len(hist) > 0 and sum(c for _, c in hist) > 100 and all(u > 0 for u, _ in hist),
+          f"the callback histogram ([[upper ns, count]…]) is in the status ({hist[:3]})")
 finally:
     proc.terminate()
     rc = proc.wait(10)
@@ -252,6 +352,9 @@ try:
     code, j = osc("/stemd/load", [1, wav]) if m else (0, {})
     check(code == 200 and j.get("reply") == "/done", f"--no-osc: a load through the API is answered ({j})")
     check(m is not None and status()["status"]["sources"] == 1, "--no-osc: the status follows")
+    code, text, _ = request("GET", "/api/files") if m else (0, "{}", None)
+    check(code == 409 and "--media-root" in json.loads(text).get("error", ""),
+          f"no --media-root: /api/files → 409 saying so ({code} {text[:120]})")
 finally:
     p2.terminate()
     p2.wait(10)

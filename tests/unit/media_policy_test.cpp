@@ -167,6 +167,45 @@ TEST_P(MediaRoot, SwappingAFolderForASymlinkNeverOpensOutside) {
   EXPECT_EQ(opened_outside, 0);
 }
 
+// Listing a directory of the root for the web monitor's file browser (issue 16): only files and
+// directories, sorted, capped; symlinks listed with what they lead to inside, skipped when out;
+// a FIFO skipped without being opened; "..", absolute paths and symlinks out refused.
+TEST_P(MediaRoot, ListsADirectoryOfTheRoot) {
+  using E = control::MediaListing::Error;
+  std::ofstream(root_ + "/b.wav") << "12345";
+  fs::create_symlink("in.wav", root_ + "/link.wav");
+  fs::create_symlink("dir", root_ + "/dir-link");
+  fs::create_symlink(out_ + "/secret", root_ + "/out-link");
+  fs::create_symlink(out_ + "/dir", root_ + "/out-dir");
+  fs::create_symlink("nowhere", root_ + "/dangling");
+  ASSERT_EQ(mkfifo((root_ + "/fifo").c_str(), 0600), 0);
+  control::MediaListing l = policy_.list("", 100);
+  ASSERT_EQ(l.error, E::kNone) << l.reason;
+  std::vector<std::string> names;
+  for (const auto& e : l.entries) names.push_back(e.name + (e.dir ? "/" : "") + (e.link ? "@" : ""));
+  EXPECT_EQ(names, (std::vector<std::string>{"b.wav", "dir/", "dir-link/@", "in.wav", "link.wav@", "sub/"}));
+  EXPECT_EQ(l.entries[0].size, 5u);
+  EXPECT_EQ(l.entries[4].size, 6u) << "a symlink's size is its target's";
+  EXPECT_EQ(l.skipped, 4u) << "out-link, out-dir, dangling, fifo";
+  EXPECT_FALSE(l.truncated);
+  l = policy_.list("./dir-link/", 100);
+  ASSERT_EQ(l.error, E::kNone) << l.reason;
+  ASSERT_EQ(l.entries.size(), 1u);
+  EXPECT_EQ(l.entries[0].path, "dir-link/f.wav");
+  l = policy_.list("", 2);
+  EXPECT_TRUE(l.truncated);
+  ASSERT_EQ(l.entries.size(), 2u);
+  EXPECT_EQ(l.entries[1].name, "dir") << "the first listable names in order, whatever order the directory has";
+  EXPECT_EQ(policy_.list("..", 10).error, E::kOutside);
+  EXPECT_EQ(policy_.list("sub/../..", 10).error, E::kOutside);
+  EXPECT_EQ(policy_.list("out-dir", 10).error, E::kOutside);
+  EXPECT_EQ(policy_.list(root_ + "/dir", 10).error, E::kBadPath);
+  EXPECT_EQ(policy_.list("fifo", 10).error, E::kNotDir);
+  EXPECT_EQ(policy_.list("in.wav", 10).error, E::kNotDir);
+  EXPECT_EQ(policy_.list("missing", 10).error, E::kNotFound);
+  EXPECT_EQ(MediaPolicy().list("", 10).error, E::kNoRoot);
+}
+
 INSTANTIATE_TEST_SUITE_P(Ways, MediaRoot, ::testing::Values(false, true),
                          [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "Walk" : "Openat2"; });
 
