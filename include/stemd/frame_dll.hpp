@@ -12,10 +12,10 @@
 // out, plus any drift it has not followed yet). A stamp far off the line is mostly a late wake-up
 // (the one-sided outlier that also makes a server report an xrun): it moves the loop by at most
 // the outlier bound (1 ms, or a quarter period if longer), so one late callback cannot drag the
-// line. kJumpPeriods stamps in a row (and kJumpSeconds) off by more than kStepNs (0.3 ms), all on
-// one side, mean the device's timeline really moved (the server skipped a cycle, frames were lost;
-// a JACK dummy server on a busy VM re-anchors a late cycle every few seconds, by 0.1–5 ms): the
-// loop re-phases there — same measured rate, same narrow loop (see rephase()) — and, when
+// line. kJumpPeriods stamps in a row (and kJumpSeconds) off by more than the bound mean the device's timeline
+// really moved (the server skipped a cycle, frames were lost): the loop re-phases there — same
+// measured rate, still narrow after a second of the wide loop (a JACK dummy server on a busy VM
+// steps every few seconds: a full restart each time kept the line from ever settling) — and, when
 // the timeline moved forward by less than kMaxJumpNs, update() returns by how many frames, so the
 // owner numbers its frames on the device's timeline again (the engine advances its frame counter:
 // commands already scheduled keep their wall-clock time). A stamp kMaxJumpNs off or more (the
@@ -27,7 +27,6 @@
 #pragma once
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <cstdint>
 
@@ -35,10 +34,10 @@ namespace stemd::engine {
 
 class FrameDll {
  public:
-  static constexpr double kMaxJumpNs = 1e9;    // a stamp 1 s off the line: start again at once
-  static constexpr double kStepNs = 300e3;     // stamps off the line by more than this…
-  static constexpr int kJumpPeriods = 16;      // …this many in a row…
-  static constexpr double kJumpSeconds = 0.1;  // …over at least this long: the timeline moved
+  static constexpr double kMaxJumpNs = 1e9;     // a stamp 1 s off the line: start again at once
+  static constexpr int kJumpPeriods = 16;       // this many in a row past the outlier bound…
+  static constexpr double kJumpSeconds = 0.1;   // …over at least this long: the timeline moved
+  static constexpr double kRephaseWideS = 1.0;  // the wide loop after a re-phase (see rephase())
 
   // `rate`: the nominal frame rate (frames per second of the clock); `bandwidth_hz`: how fast
   // the loop follows once settled (lower = smoother, slower to follow the device's drift).
@@ -56,17 +55,15 @@ class FrameDll {
     const double e_raw = t - t1_;  // the stamp against where the loop expected this period
     const double bound = std::max(1e6, 0.25 * e2_);
     // A run of outliers: all on one side, and how far apart (a moved timeline is a steady step).
-    if (std::fabs(e_raw) > kStepNs && (outliers_ == 0 || (e_raw > 0) == (run_lo_ > 0))) {
+    if (std::fabs(e_raw) > bound && (outliers_ == 0 || (e_raw > 0) == (run_lo_ > 0))) {
       if (outliers_ == 0) run_ns_per_frame_ = e2_ / last_frames_;  // the rate before the run
       run_lo_ = outliers_ == 0 ? e_raw : std::min(run_lo_, e_raw);
       run_hi_ = outliers_ == 0 ? e_raw : std::max(run_hi_, e_raw);
       run_frames_ = outliers_ == 0 ? frames : run_frames_ + frames;
-      run_e_[static_cast<std::size_t>(outliers_) % kJumpPeriods] = e_raw;
       ++outliers_;
     } else {
-      outliers_ = std::fabs(e_raw) > kStepNs ? 1 : 0;
-      run_ns_per_frame_ = e2_ / last_frames_;
-      run_lo_ = run_hi_ = run_e_[0] = e_raw;
+      outliers_ = std::fabs(e_raw) > bound ? 1 : 0;
+      run_lo_ = run_hi_ = e_raw;
       run_frames_ = frames;
     }
     if (std::fabs(e_raw) >= kMaxJumpNs) {
@@ -80,13 +77,11 @@ class FrameDll {
       ++resets_;
       // Forward and steady (within the bound): frames were lost. Anything else (callbacks
       // arriving early, a stall caught up): the line starts again, the frames stay.
-      // The new timeline is the old line moved by the median of the run's last kJumpPeriods
-      // errors: wake-up lateness sits in them as it sits in the line (the earliest stamp alone
-      // left the line ~a mean lateness early; a mean would carry one very late stamp for good).
+      // The run's earliest stamp is the one least delayed by a late wake-up: the new timeline is
+      // the old line moved by that much (one late stamp would bias it by its lateness, for good).
       const bool step = run_lo_ > 0 && run_hi_ - run_lo_ < bound;
-      const double moved = run_median();
-      const std::int64_t jump = step ? std::llround(moved * last_frames_ / e2_) : 0;
-      rephase(frame + jump, t1_ + moved, frames);
+      const std::int64_t jump = step ? std::llround(run_lo_ * last_frames_ / e2_) : 0;
+      rephase(frame + jump, t1_ + run_lo_, frames);
       return jump;
     }
     error_ns_ = e_raw;
@@ -142,9 +137,10 @@ class FrameDll {
   }
 
   // The timeline moved but the device is the same: the line starts again at `t`, keeping the
-  // rate it had measured and the lock's narrowing. A restart would fall back to the nominal rate
-  // and the wide loop, whose rate wobbles by 100s of ppm: a start scheduled a bar ahead is mapped
-  // through that rate, so on a server that steps every few seconds starts were off by ms.
+  // rate it had measured (a restart would fall back to the nominal rate and the wide loop for 4 s:
+  // on a server that skips a cycle every few seconds, the line would never settle) and the lock's
+  // narrowing, but with kRephaseWideS of the wide loop to take up what the run's earliest stamp
+  // left of wake-up lateness.
   void rephase(std::int64_t frame, double t, std::uint32_t frames) noexcept {
     // The rate from before the run: the clamped outliers of the run itself pulled at it.
     const double ns_per_frame = run_ns_per_frame_ > 0 ? run_ns_per_frame_ : e2_ / last_frames_;
@@ -152,7 +148,7 @@ class FrameDll {
     restart(frame, t, frames);
     e2_ = ns_per_frame * last_frames_;
     t1_ = t + e2_;
-    locked_s_ = locked;
+    locked_s_ = std::max(0.0, std::min(locked, 4.0 - kRephaseWideS));
   }
 
   double rate_, bw_;
@@ -161,19 +157,11 @@ class FrameDll {
   double t0_ = 0, t1_ = 0, e2_ = 0;
   std::uint32_t last_frames_ = 0;
   double error_ns_ = 0;
-  int outliers_ = 0;  // stamps in a row past the outlier bound, on one side
-  double run_median() const noexcept {
-    std::array<double, kJumpPeriods> e = run_e_;  // the last kJumpPeriods of the run (all of it is longer)
-    const auto mid = e.begin() + kJumpPeriods / 2;
-    std::nth_element(e.begin(), mid, e.end());
-    return *mid;
-  }
-
-  double run_lo_ = 0, run_hi_ = 0;            // their smallest and largest error
-  std::array<double, kJumpPeriods> run_e_{};  // the run's last errors, a ring
-  double run_frames_ = 0;                     // and the frames they cover
-  double run_ns_per_frame_ = 0;               // the loop's rate when the run began
-  double locked_s_ = 0;                       // seconds of frames since the last (re)start
+  int outliers_ = 0;                // stamps in a row past the outlier bound, on one side
+  double run_lo_ = 0, run_hi_ = 0;  // their smallest and largest error
+  double run_frames_ = 0;           // and the frames they cover
+  double run_ns_per_frame_ = 0;     // the loop's rate when the run began
+  double locked_s_ = 0;             // seconds of frames since the last (re)start
   std::uint64_t resets_ = 0, updates_ = 0;
 };
 
