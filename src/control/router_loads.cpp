@@ -6,6 +6,7 @@
 // take_replies(). So a bundle "/stemd/load 1 x.wav" + "/stemd/play 1" still plays x.wav, /cue
 // then /start_group still starts the cued file, and a ping or another id is answered at once.
 #include "router.hpp"
+#include "router_jobs.hpp"
 
 #include "io/source.hpp"
 
@@ -29,22 +30,6 @@ int deck_index(const OscArg& a) {
   return c >= 'A' && c <= 'D' ? c - 'A' : -1;
 }
 }  // namespace
-
-// What a job hands back to the control thread.
-struct Router::LoadDone {
-  std::uint64_t token = 0;
-  int id = 0;
-  std::unique_ptr<io::Source> source;
-  bool same = false;                  // ensure: the id already holds this very file
-  ErrorKind kind = ErrorKind::kFile;  // of failure: kPath (policy, open) or kFile (not a regular file, decode, budget…)
-  std::string error;
-};
-
-struct Router::LoadCompletions {
-  std::mutex mutex;
-  std::vector<LoadDone> done;
-  std::function<void()> wake;
-};
 
 namespace {
 // The whole of one load, on whichever thread runs it: open under the policy (one step, no
@@ -105,6 +90,10 @@ Reply Router::load_file(const Call& c, int id, const std::string& path, const st
     players_.erase(id);  // reloading an id stops its player (the controller faded it out)
     return Reply::done(idv);
   };
+  if (play_resume_ != nullptr) {
+    // Re-run for its plays' streams: its load was done in an earlier run (the id waited since).
+    return Reply::done(idv);
+  }
   if (resume_ != nullptr && resume_->id == id) {  // this message's load has finished
     LoadDone* d = resume_;
     resume_ = nullptr;
@@ -179,9 +168,9 @@ void Router::touched_slots(const OscMessage& m, std::vector<int>& slots, bool& a
 }
 
 bool Router::blocked(const std::vector<int>& slots, bool all) const {
-  if (all) return !pending_.empty() || !deferred_.empty();
+  if (all) return any_in_flight() || !deferred_.empty();
   for (int s : slots) {
-    if (pending_.count(s) != 0) return true;
+    if (in_flight(s)) return true;
     for (const Deferred& d : deferred_) {
       if (d.all || std::find(d.slots.begin(), d.slots.end(), s) != d.slots.end()) return true;
     }
@@ -197,8 +186,8 @@ void Router::route_async(const OscMessage& m, const Peer& from, std::vector<Outg
     if (deferred_.size() >= kMaxDeferred) {
       ++stats_.messages;
       ++stats_.failed;
-      Reply r =
-          Reply::fail(ErrorKind::kBusy, "busy: " + std::to_string(kMaxDeferred) + " messages wait for loads in flight");
+      Reply r = Reply::fail(ErrorKind::kBusy, "busy: " + std::to_string(kMaxDeferred) +
+                                                  " messages wait for loads or stream opens in flight");
       count_bad(r.kind, r.reason, m.address);
       out.push_back(Outgoing{from, osc_serialise(make_reply(m.address, r))});
       return;
@@ -215,9 +204,11 @@ void Router::route_async(const OscMessage& m, const Peer& from, std::vector<Outg
 void Router::poll_loads() {
   if (!completions_) return;
   std::vector<LoadDone> done_now;
+  std::vector<StreamsDone> streams_now;
   {
     std::lock_guard g(completions_->mutex);
     done_now.swap(completions_->done);
+    streams_now.swap(completions_->streams);
   }
   for (LoadDone& d : done_now) {
     auto it = pending_.find(d.id);
@@ -226,11 +217,14 @@ void Router::poll_loads() {
     pending_.erase(it);
     resume_ = &d;
     arrival_base_ = p.arrival_base;
+    async_now_ = true;                          // its plays may open streams (prepare_streams)
     answer_later(p.message, p.from, p.packet);  // the handler finds its load done (load_file)
+    async_now_ = false;
     arrival_base_ = -1;
     resume_ = nullptr;
   }
-  if (!done_now.empty()) drain_deferred();
+  resume_plays(streams_now);
+  if (!done_now.empty() || !streams_now.empty()) drain_deferred();
 }
 
 void Router::drain_deferred() {
@@ -239,9 +233,9 @@ void Router::drain_deferred() {
   std::vector<int> held;
   bool barrier = false;
   for (auto it = deferred_.begin(); it != deferred_.end();) {
-    bool wait = barrier || (it->all && (!pending_.empty() || !held.empty()));
+    bool wait = barrier || (it->all && (any_in_flight() || !held.empty()));
     for (int s : it->slots) {
-      if (pending_.count(s) != 0 || std::find(held.begin(), held.end(), s) != held.end()) wait = true;
+      if (in_flight(s) || std::find(held.begin(), held.end(), s) != held.end()) wait = true;
     }
     if (wait) {
       held.insert(held.end(), it->slots.begin(), it->slots.end());
