@@ -130,6 +130,8 @@ TEST_F(StreamOpen, AGroupStartWaitsForItsStreamsAndKeepsItsFrame) {
   start();
   EXPECT_DONE(c().send("/cue", "A", media_.path("long.wav")), "/cue");
   EXPECT_DONE(c().send("/cue", "B", media_.path("long.wav")), "/cue");
+  // Timetags map to frames once the stream clock runs.
+  ASSERT_TRUE(eventually([&] { return status_map(c().send("/stemd/status")).at("frames").i > 0; }));
   gate_.close();
   timespec rt{};
   clock_gettime(CLOCK_REALTIME, &rt);
