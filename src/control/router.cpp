@@ -423,7 +423,8 @@ std::vector<OscArg> Router::status_fields() {
   kv("memory_bytes", OscArg::Int64(static_cast<std::int64_t>(ctl_.memory_bytes())));
   kv("memory_limit_bytes", OscArg::Int64(ctl_.memory_limit_bytes()));  // --max-memory-mb (0: none)
   kv("loads_in_flight", OscArg::Int(static_cast<std::int64_t>(pending_.size())));
-  kv("plays_opening", OscArg::Int(static_cast<std::int64_t>(pending_plays_.size())));  // their streams opening
+  kv("plays_opening", OscArg::Int(static_cast<std::int64_t>(pending_plays_.size())));   // their streams opening
+  kv("loads_lost", OscArg::Int(static_cast<std::int64_t>(pool_ ? pool_->lost() : 0)));  // stuck past --load-timeout
   kv("voice_underruns", OscArg::Int64(static_cast<std::int64_t>(m.voice_underruns.load())));
   kv("device_underflows", OscArg::Int64(static_cast<std::int64_t>(m.device_underflows.load())));
   // Percentiles come from histogram bin edges (≈ 9 % wide): never report one above the true max.

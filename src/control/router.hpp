@@ -216,6 +216,9 @@ class Router {
     Peer from;
     std::int64_t arrival_base = -1;
     std::shared_ptr<PacketBudget> packet;  // null: not from a packet (no limits)
+    std::uint64_t ticket = 0;              // the pool's, for abandon()
+    std::chrono::steady_clock::time_point since{};
+    std::string path;
   };
   struct Deferred {
     OscMessage message;
@@ -224,10 +227,22 @@ class Router {
     bool all = false;  // waits for every load in flight (/mixer_cleanup)
     std::int64_t arrival_base = -1;
     std::shared_ptr<PacketBudget> packet;
+    io::Charge charge;  // what it holds while it waits, on the memory budget
   };
   // Runs a message that waited (behind a load) as part of the packet it came in, and queues its
   // answer for take_replies() within that packet's budget.
   void answer_later(const OscMessage& m, const Peer& from, const std::shared_ptr<PacketBudget>& packet);
+  // Queues `r` for take_replies() within the packet's budget (limited: its source unvalidated).
+  void queue_answer(const Peer& from, const std::shared_ptr<PacketBudget>& packet, const OscMessage& r, bool limited);
+  // A message that waited answered with a failure it did not run for (a timed-out load).
+  void answer_failed(const OscMessage& m, const Peer& from, const std::shared_ptr<PacketBudget>& packet,
+                     const Reply& r);
+  // Loads and stream opens in flight longer than --load-timeout: answered /fail, their ids freed,
+  // their jobs abandoned (LoadPool::abandon).
+  void expire_loads(std::chrono::steady_clock::time_point now);
+  std::string lost_note(bool lost) const;  // for the log: what a lost opener thread means
+  // What a message waiting behind a load is charged to the memory budget.
+  static std::size_t waiting_bytes(const OscMessage& m);
   // The ids a message touches (for ordering behind loads in flight); all = every id.
   void touched_slots(const OscMessage& m, std::vector<int>& slots, bool& all) const;
   bool blocked(const std::vector<int>& slots, bool all) const;
@@ -269,6 +284,8 @@ class Router {
     std::int64_t at = -1;  // the frame decided when it arrived (-1: as soon as possible)
     std::vector<int> ids;
     std::shared_ptr<PacketBudget> packet;
+    std::uint64_t ticket = 0;
+    std::chrono::steady_clock::time_point since{};
   };
   struct PlayResume {  // the message being re-run with its streams open
     std::int64_t at = -1;

@@ -34,34 +34,40 @@ Reply Router::prepare_streams(const std::vector<std::pair<int, PlayOptions>>& pl
   if (wants.empty()) return Reply::done();
   const std::uint64_t token = next_token_++;
   auto completions = completions_;
-  const bool queued = pool_->submit([wants, token, completions] {
-    const auto t0 = std::chrono::steady_clock::now();
-    auto d = std::make_shared<StreamsDone>();
-    d->token = token;
-    for (const Want& w : wants) {
-      OpenedStream o;
-      o.id = w.id;
-      o.serial = w.serial;
-      o.opened = io::LoaderThread::open_stream(w.plan, *w.source, w.request, o.error);
-      if (!o.opened && o.error.empty()) o.error = w.source->path + ": cannot open a stream";
-      d->streams.push_back(std::move(o));
-    }
-    d->open_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    return LoadPool::Publish([d, completions] {
-      {
-        std::lock_guard g(completions->mutex);
-        completions->streams.push_back(std::move(*d));
-      }
-      if (completions->wake) completions->wake();
-    });
-  });
+  std::string why;
+  const std::uint64_t ticket = pool_->submit(
+      [wants, token, completions] {
+        const auto t0 = std::chrono::steady_clock::now();
+        auto d = std::make_shared<StreamsDone>();
+        d->token = token;
+        for (const Want& w : wants) {
+          OpenedStream o;
+          o.id = w.id;
+          o.serial = w.serial;
+          o.opened = io::LoaderThread::open_stream(w.plan, *w.source, w.request, o.error);
+          if (!o.opened && o.error.empty()) o.error = w.source->path + ": cannot open a stream";
+          d->streams.push_back(std::move(o));
+        }
+        d->open_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        return LoadPool::Publish([d, completions] {
+          {
+            std::lock_guard g(completions->mutex);
+            completions->streams.push_back(std::move(*d));
+          }
+          if (completions->wake) completions->wake();
+        });
+      },
+      why);
   const std::vector<OscArg> idv{OscArg::Int(plays.front().first)};
-  if (!queued) {
-    return Reply::fail(
-        ErrorKind::kBusy,
-        "busy: " + std::to_string(pool_->max_in_flight()) + " loads and stream opens in flight (try again)", idv);
-  }
-  PendingPlay p{*current_msg_, *current_from_, arrival_base_ >= 0 ? arrival_base_ : arrival_base(), at, {}, packet_};
+  if (ticket == 0) return Reply::fail(ErrorKind::kBusy, why, idv);
+  PendingPlay p{*current_msg_,
+                *current_from_,
+                arrival_base_ >= 0 ? arrival_base_ : arrival_base(),
+                at,
+                {},
+                packet_,
+                ticket,
+                std::chrono::steady_clock::now()};
   for (const Want& w : wants) {
     p.ids.push_back(w.id);
     ++stream_ids_[w.id];
