@@ -79,9 +79,17 @@ class LoadPath : public ::testing::Test {
     ASSERT_TRUE(c_->ok());
   }
   Client& c() { return *c_; }
+  // Writes slow.wav, whose first read will stall for `delay` (a stalled disk or NFS server).
+  void stall_slow_wav(std::chrono::milliseconds delay) {
+    write_wav16(media_.path("slow.wav"), make_tone_noise16(9600, 2, 5), 2);
+    stall_ = std::make_unique<StallOne>("slow.wav", delay);
+    scoped_ = std::make_unique<io::ScopedFaultInjector>(*stall_);
+  }
   Media media_;
   std::unique_ptr<Daemon> d_;
   std::unique_ptr<Client> c_;
+  std::unique_ptr<StallOne> stall_;
+  std::unique_ptr<io::ScopedFaultInjector> scoped_;
 };
 
 // The same file loaded into 120 ids holds one decoded copy (before: 120 copies, 2 GB for the
@@ -191,9 +199,7 @@ TEST_F(LoadPath, FifoIsRefusedAndTheDaemonKeepsAnswering) {
 // While one client's load is stalled 2 s in a read, another client's ping and load are answered
 // (before: both waited behind the stalled load on the control thread).
 TEST_F(LoadPath, AStalledLoadDoesNotHoldUpOtherClients) {
-  write_wav16(media_.path("slow.wav"), make_tone_noise16(9600, 2, 5), 2);
-  StallOne stall("slow.wav", std::chrono::milliseconds(2000));
-  io::ScopedFaultInjector scoped(stall);
+  stall_slow_wav(std::chrono::milliseconds(2000));
   start();
   Client other(d_->udp());
   const auto t0 = std::chrono::steady_clock::now();
@@ -216,9 +222,7 @@ TEST_F(LoadPath, AStalledLoadDoesNotHoldUpOtherClients) {
 // outside pass: it went to whichever client was given the same descriptor (replies were matched
 // by descriptor alone), so a newcomer received another client's /done /stemd/load.
 TEST_F(LoadPath, ALoadAnswerNeverReachesTheNextTcpClientOnTheSameDescriptor) {
-  write_wav16(media_.path("slow.wav"), make_tone_noise16(9600, 2, 5), 2);
-  StallOne stall("slow.wav", std::chrono::milliseconds(1500));
-  io::ScopedFaultInjector scoped(stall);
+  stall_slow_wav(std::chrono::milliseconds(1500));
   DaemonOptions o;
   o.tcp = true;
   start(o);
@@ -238,9 +242,7 @@ TEST_F(LoadPath, ALoadAnswerNeverReachesTheNextTcpClientOnTheSameDescriptor) {
 
 // Beyond the loads in flight: "busy", and the id is untouched.
 TEST_F(LoadPath, TooManyLoadsInFlightAnswerBusy) {
-  write_wav16(media_.path("slow.wav"), make_tone_noise16(9600, 2, 5), 2);
-  StallOne stall("slow.wav", std::chrono::milliseconds(1500));
-  io::ScopedFaultInjector scoped(stall);
+  stall_slow_wav(std::chrono::milliseconds(1500));
   DaemonOptions o;
   o.max_loads_in_flight = 1;
   start(o);
@@ -309,9 +311,7 @@ TEST_F(LoadPath, PlayWithAPathLoadsThenStarts) {
 // what it then brings is discarded (before: the load answered /done after the whole stall, and
 // everything behind it waited that long).
 TEST_F(LoadPath, ALoadStalledPastTheTimeoutFailsAndFreesItsId) {
-  write_wav16(media_.path("slow.wav"), make_tone_noise16(9600, 2, 5), 2);
-  StallOne stall("slow.wav", std::chrono::milliseconds(3000));
-  io::ScopedFaultInjector scoped(stall);
+  stall_slow_wav(std::chrono::milliseconds(3000));
   DaemonOptions o;
   o.load_timeout_s = 0.3;
   start(o);
@@ -337,9 +337,7 @@ TEST_F(LoadPath, ALoadStalledPastTheTimeoutFailsAndFreesItsId) {
 // it, one answers /fail at once (before: 1,024 messages of up to a datagram each were held
 // uncounted while the load stalled).
 TEST_F(LoadPath, MessagesWaitingBehindALoadAreChargedToTheBudget) {
-  write_wav16(media_.path("slow.wav"), make_tone_noise16(9600, 2, 5), 2);
-  StallOne stall("slow.wav", std::chrono::milliseconds(1500));
-  io::ScopedFaultInjector scoped(stall);
+  stall_slow_wav(std::chrono::milliseconds(1500));
   DaemonOptions o;
   o.max_memory_mb = 1;
   o.max_string = 40000;
