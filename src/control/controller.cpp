@@ -238,7 +238,18 @@ bool Controller::stop(std::int64_t at, VoiceHandle v, double fade_seconds, std::
   return true;
 }
 
-bool Controller::seek(std::int64_t at, VoiceHandle v, std::int64_t frame, std::string& error) {
+bool Controller::seek_request(VoiceHandle v, std::int64_t frame, io::LoaderThread::StreamRequest& req,
+                              std::shared_ptr<const io::Source>& source) const {
+  if (!voice_alive(v)) return false;
+  const VoiceSlot& vs = voices_[v.id];
+  if (!vs.entry->source->streamed()) return false;
+  req = request_for(*vs.entry->source, frame, vs.loop, vs.loop_start, vs.loop_end, 0);
+  source = std::shared_ptr<const io::Source>(vs.entry, vs.entry->source.get());
+  return true;
+}
+
+bool Controller::seek(std::int64_t at, VoiceHandle v, std::int64_t frame, std::string& error,
+                      std::unique_ptr<io::LoaderThread::Opened> opened) {
   VoiceSlot* vs = lookup(v, error);
   if (!vs) return false;
   const io::Source& src = *vs->entry->source;
@@ -248,7 +259,8 @@ bool Controller::seek(std::int64_t at, VoiceHandle v, std::int64_t frame, std::s
   }
   Stream* stream = nullptr;
   if (src.streamed()) {
-    stream = make_stream(src, frame, vs->loop, error, vs->loop_start, vs->loop_end, 0);
+    stream = opened ? loader_.adopt(std::move(opened))
+                    : make_stream(src, frame, vs->loop, error, vs->loop_start, vs->loop_end, 0);
     if (stream == nullptr) return false;
   }
   Command c{};

@@ -108,7 +108,12 @@ class Controller {
   std::shared_ptr<const io::Source> source_ref(int slot) const;
   bool stop(std::int64_t at, VoiceHandle v, double fade_seconds, std::string& error,
             engine::Curve curve = engine::Curve::kLinear);
-  bool seek(std::int64_t at, VoiceHandle v, std::int64_t frame, std::string& error);
+  bool seek(std::int64_t at, VoiceHandle v, std::int64_t frame, std::string& error,
+            std::unique_ptr<io::LoaderThread::Opened> opened = nullptr);
+  // What a seek of `v` to `frame` must open first, and the voice's source (kept alive by the
+  // pointer): false when it opens nothing (no such voice, or its source is in memory).
+  bool seek_request(VoiceHandle v, std::int64_t frame, io::LoaderThread::StreamRequest& req,
+                    std::shared_ptr<const io::Source>& source) const;
   bool set_volume(std::int64_t at, VoiceHandle v, float volume, double ramp_seconds, std::string& error,
                   engine::Curve curve = engine::Curve::kLinear);
   bool set_loop(std::int64_t at, VoiceHandle v, bool loop, std::string& error);

@@ -160,6 +160,17 @@ class Router {
   // together at once and answered /fail "late by …". Done (nothing to wait for): the sources
   // are in memory, the streams are already open (the re-run), or loads are synchronous here.
   Reply prepare_streams(const std::vector<std::pair<int, PlayOptions>>& plays, std::int64_t at);
+  // The same for a seek of `id`'s player `v` to `frame` (a streamed source's voice needs a new
+  // stream from there): the re-run's Controller::seek takes it (take_stream).
+  Reply prepare_seek(int id, VoiceHandle v, std::int64_t frame, std::int64_t at);
+  struct StreamWant {  // one stream to open on an opener thread
+    int id = 0;
+    std::uint64_t serial = 0;
+    std::shared_ptr<const io::Source> source;
+    io::LoaderThread::StreamPlan plan;
+    io::LoaderThread::StreamRequest request;
+  };
+  Reply open_streams(std::vector<StreamWant> wants, std::int64_t at);
   // A message the old server ignored: counted, logged at debug, answered /done.
   Reply ignored(const OscMessage& m, const char* why);
   // A position in a file is in the FILE's own seconds (file frames / the file's rate), whatever

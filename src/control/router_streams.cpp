@@ -16,31 +16,40 @@ namespace stemd::control {
 
 Reply Router::prepare_streams(const std::vector<std::pair<int, PlayOptions>>& plays, std::int64_t at) {
   if (play_resume_ != nullptr || !pool_ || !async_now_ || current_msg_ == nullptr) return Reply::done();
-  struct Want {
-    int id = 0;
-    std::uint64_t serial = 0;
-    std::shared_ptr<const io::Source> source;
-    io::LoaderThread::StreamPlan plan;
-    io::LoaderThread::StreamRequest request;
-  };
-  std::vector<Want> wants;
+  std::vector<StreamWant> wants;
   for (const auto& [id, opts] : plays) {
     io::LoaderThread::StreamRequest req;
     if (!ctl_.stream_request(id, opts, req)) continue;  // in memory: nothing to open
-    Want w{id, ctl_.load_serial(id), ctl_.source_ref(id), {}, req};
+    StreamWant w{id, ctl_.load_serial(id), ctl_.source_ref(id), {}, req};
     w.plan = ctl_.loader().plan_stream(*w.source);
     wants.push_back(std::move(w));
   }
+  return open_streams(std::move(wants), at);
+}
+
+Reply Router::prepare_seek(int id, VoiceHandle v, std::int64_t frame, std::int64_t at) {
+  if (play_resume_ != nullptr || !pool_ || !async_now_ || current_msg_ == nullptr) return Reply::done();
+  StreamWant w;
+  if (!ctl_.seek_request(v, frame, w.request, w.source)) return Reply::done();  // in memory
+  w.id = id;
+  w.serial = ctl_.load_serial(id);
+  w.plan = ctl_.loader().plan_stream(*w.source);
+  return open_streams({std::move(w)}, at);
+}
+
+Reply Router::open_streams(std::vector<StreamWant> wants, std::int64_t at) {
   if (wants.empty()) return Reply::done();
+  std::vector<int> ids;
+  for (const StreamWant& w : wants) ids.push_back(w.id);
   const std::uint64_t token = next_token_++;
   auto completions = completions_;
   std::string why;
   const std::uint64_t ticket = pool_->submit(
-      [wants, token, completions] {
+      [wants = std::move(wants), token, completions] {
         const auto t0 = std::chrono::steady_clock::now();
         auto d = std::make_shared<StreamsDone>();
         d->token = token;
-        for (const Want& w : wants) {
+        for (const StreamWant& w : wants) {
           OpenedStream o;
           o.id = w.id;
           o.serial = w.serial;
@@ -58,7 +67,7 @@ Reply Router::prepare_streams(const std::vector<std::pair<int, PlayOptions>>& pl
         });
       },
       why);
-  const std::vector<OscArg> idv{OscArg::Int(plays.front().first)};
+  const std::vector<OscArg> idv{OscArg::Int(ids.front())};
   if (ticket == 0) return Reply::fail(ErrorKind::kBusy, why, idv);
   PendingPlay p{*current_msg_,
                 *current_from_,
@@ -68,10 +77,8 @@ Reply Router::prepare_streams(const std::vector<std::pair<int, PlayOptions>>& pl
                 packet_,
                 ticket,
                 std::chrono::steady_clock::now()};
-  for (const Want& w : wants) {
-    p.ids.push_back(w.id);
-    ++stream_ids_[w.id];
-  }
+  for (int id : ids) ++stream_ids_[id];
+  p.ids = std::move(ids);
   pending_plays_.emplace(token, std::move(p));
   reply_deferred_ = true;
   return Reply::fail(ErrorKind::kDeferred, "stream opening", idv);

@@ -171,5 +171,29 @@ TEST_F(StreamOpen, AGroupWhoseStreamsOpenTooLateSaysHowLate) {
   ASSERT_TRUE(eventually([&] { return voices(c()).size() == 2; }));
 }
 
+// A seek of a streamed voice opens its new stream off the control thread too: while the disk
+// holds it, another client is answered; then the seek answers /done and the voice is there.
+TEST_F(StreamOpen, ASeekWaitingForTheDiskDoesNotHoldUpOtherClients) {
+  io::ScopedFaultInjector scoped(gate_);
+  start();
+  EXPECT_DONE(c().send("/stemd/load", 1, media_.path("long.wav")), "/stemd/load");
+  EXPECT_DONE(c().send("/stemd/play", 1), "/stemd/play");
+  gate_.close();
+  c().post(msg("/stemd/seek", 1, 30.0));
+  ASSERT_TRUE(eventually([&] { return gate_.held() > 0; }));
+  Client other(d_->udp());
+  EXPECT_DONE(other.send("/stemd/ping"), "/stemd/ping");
+  EXPECT_FALSE(c().next_reply(std::chrono::milliseconds(0)).has_value()) << "the seek answered before its stream";
+  gate_.open();
+  const auto got = replies(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_DONE(got[0], "/stemd/seek");
+  EXPECT_FALSE(gate_.gave_up());
+  ASSERT_TRUE(eventually([&] {
+    const auto v = voices(c());
+    return v.size() == 1 && v[0].position >= 30.0;
+  }));
+}
+
 }  // namespace
 }  // namespace stemd::test::osc
