@@ -85,6 +85,7 @@ struct Options {
   double tcp_idle_timeout = 300.0;                    // seconds without a packet → closed
   double tcp_frame_timeout = 5.0;                     // seconds to finish a frame (or send the first)
   double subscription_ttl = 60.0;                     // seconds a /stemd/notify 1 lasts unless renewed
+  double load_timeout = 10.0;                         // seconds an OSC load may take (then /fail "timed out")
   std::string cookie_exempt = "127.0.0.0/8,::1/128";  // UDP sources needing no cookie ("none": no one)
   // The old crowdstream server's flags, same meaning
   std::string deck_files[4];  // --a/--b/--c/--d: load into 100/1100/2100/3100 and play (looped)

@@ -346,6 +346,11 @@ void add_limit_options(CLI::App& app, Options& o) {
                  "Seconds a TCP client has to finish a frame (and to send its first)")
       ->check(CLI::Range(0.05, 3600.0))
       ->capture_default_str();
+  app.add_option("--load-timeout", o.load_timeout,
+                 "Seconds an OSC load (or a play's stream open) may take before it answers /fail \"timed out\" "
+                 "(a stalled disk or NFS server); its opener thread is abandoned until the file system answers")
+      ->check(CLI::Range(0.05, 3600.0))
+      ->capture_default_str();
   app.add_option("--subscription-ttl", o.subscription_ttl,
                  "Seconds a /stemd/notify subscription lasts unless renewed (by sending it again)")
       ->check(CLI::Range(1.0, 86400.0))

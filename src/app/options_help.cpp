@@ -81,7 +81,7 @@ void assign_groups(CLI::App& app) {
         "tone-level-db", "tone-seconds", "shutdown-fade-ms", "script", "stretch-engine"}},
       {"Files and streaming",
        {"preload-limit-mb", "ring-ms", "ring-min-ms", "ring-max-ms", "head-ms", "loader-priority", "state-file",
-        "restore-voices", "state-interval"}},
+        "restore-voices", "state-interval", "load-timeout"}},
       {"OSC and network",
        {"no-osc", "osc-port", "osc-bind", "osc-tcp-port", "allow", "media-root", "tcp-idle-timeout",
         "tcp-frame-timeout", "subscription-ttl", "cookie-exempt"}},

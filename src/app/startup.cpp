@@ -230,6 +230,7 @@ int DaemonRun::router_config(control::RouterConfig& rc, bool& media_loopback_onl
   rc.max_sources = o_.max_sources;
   rc.max_subscribers = o_.max_subscribers;
   rc.subscription_ttl_s = o_.subscription_ttl;
+  rc.load_timeout_s = o_.load_timeout;
   if (o_.cookie_exempt == "none") {
     rc.cookie_exempt = control::AllowList{};
   } else if (std::string e; !rc.cookie_exempt.parse(o_.cookie_exempt, e)) {

@@ -49,15 +49,36 @@ const io::Source* Controller::source(int slot) const {
   return it == table_.end() ? nullptr : it->second->source.get();
 }
 
-Stream* Controller::make_stream(const io::Source& src, std::int64_t frame, bool loop, std::string& error,
-                                std::int64_t loop_start, std::int64_t loop_end, std::uint32_t loop_count) {
-  if (!src.streamed()) return nullptr;
+namespace {
+io::LoaderThread::StreamRequest request_for(const io::Source& src, std::int64_t frame, bool loop,
+                                            std::int64_t loop_start, std::int64_t loop_end, std::uint32_t loop_count) {
   // The head covers the start when the voice begins inside it (and its region does not end
   // inside the head — the engine decides the same); the stream continues after it.
   const std::int64_t end = loop_end > loop_start ? loop_end : src.total_frames();
   const bool head = frame < src.view.memory_frames && end >= src.view.memory_frames;
-  const std::int64_t from = head ? src.view.memory_frames : frame;
-  return loader_.create_stream(src, from, loop, loop_start, loop_end > loop_start ? loop_end : 0, loop_count, error);
+  return io::LoaderThread::StreamRequest{head ? src.view.memory_frames : frame, loop, loop_start,
+                                         loop_end > loop_start ? loop_end : 0, loop_count};
+}
+}  // namespace
+
+Stream* Controller::make_stream(const io::Source& src, std::int64_t frame, bool loop, std::string& error,
+                                std::int64_t loop_start, std::int64_t loop_end, std::uint32_t loop_count) {
+  if (!src.streamed()) return nullptr;
+  const auto r = request_for(src, frame, loop, loop_start, loop_end, loop_count);
+  return loader_.create_stream(src, r.from_frame, r.loop, r.region_start, r.region_end, r.passes, error);
+}
+
+bool Controller::stream_request(int slot, const PlayOptions& opts, io::LoaderThread::StreamRequest& req) const {
+  const io::Source* src = source(slot);
+  if (src == nullptr || !src->streamed()) return false;
+  req = request_for(*src, opts.start_frame, opts.loop, opts.loop_start, opts.loop_end, opts.loop_count);
+  return true;
+}
+
+std::shared_ptr<const io::Source> Controller::source_ref(int slot) const {
+  auto it = table_.find(slot);
+  if (it == table_.end()) return nullptr;
+  return std::shared_ptr<const io::Source>(it->second, it->second->source.get());  // shares the entry's life
 }
 
 bool Controller::load(std::int64_t at, int slot, const std::string& path, const std::string& name, std::string& error) {
@@ -113,7 +134,8 @@ void Controller::stop_voices_of(std::int64_t at, const std::shared_ptr<Entry>& e
   }
 }
 
-bool Controller::play(std::int64_t at, int slot, const PlayOptions& opts, VoiceHandle& out, std::string& error) {
+bool Controller::play(std::int64_t at, int slot, const PlayOptions& opts, VoiceHandle& out, std::string& error,
+                      std::unique_ptr<io::LoaderThread::Opened> opened) {
   auto it = table_.find(slot);
   if (it == table_.end()) {
     error = "slot " + std::to_string(slot) + " is not loaded";
@@ -164,7 +186,9 @@ bool Controller::play(std::int64_t at, int slot, const PlayOptions& opts, VoiceH
   }
   Stream* stream = nullptr;
   if (src.streamed()) {
-    stream = make_stream(src, opts.start_frame, opts.loop, error, opts.loop_start, opts.loop_end, opts.loop_count);
+    stream =
+        opened ? loader_.adopt(std::move(opened))
+               : make_stream(src, opts.start_frame, opts.loop, error, opts.loop_start, opts.loop_end, opts.loop_count);
     if (stream == nullptr) return false;
   }
   const engine::VoiceId id = free_ids_.back();
@@ -216,7 +240,18 @@ bool Controller::stop(std::int64_t at, VoiceHandle v, double fade_seconds, std::
   return true;
 }
 
-bool Controller::seek(std::int64_t at, VoiceHandle v, std::int64_t frame, std::string& error) {
+bool Controller::seek_request(VoiceHandle v, std::int64_t frame, io::LoaderThread::StreamRequest& req,
+                              std::shared_ptr<const io::Source>& source) const {
+  if (!voice_alive(v)) return false;
+  const VoiceSlot& vs = voices_[v.id];
+  if (!vs.entry->source->streamed()) return false;
+  req = request_for(*vs.entry->source, frame, vs.loop, vs.loop_start, vs.loop_end, 0);
+  source = std::shared_ptr<const io::Source>(vs.entry, vs.entry->source.get());
+  return true;
+}
+
+bool Controller::seek(std::int64_t at, VoiceHandle v, std::int64_t frame, std::string& error,
+                      std::unique_ptr<io::LoaderThread::Opened> opened) {
   VoiceSlot* vs = lookup(v, error);
   if (!vs) return false;
   const io::Source& src = *vs->entry->source;
@@ -226,7 +261,8 @@ bool Controller::seek(std::int64_t at, VoiceHandle v, std::int64_t frame, std::s
   }
   Stream* stream = nullptr;
   if (src.streamed()) {
-    stream = make_stream(src, frame, vs->loop, error, vs->loop_start, vs->loop_end, 0);
+    stream = opened ? loader_.adopt(std::move(opened))
+                    : make_stream(src, frame, vs->loop, error, vs->loop_start, vs->loop_end, 0);
     if (stream == nullptr) return false;
   }
   Command c{};

@@ -97,10 +97,25 @@ class Controller {
   void install(std::int64_t at, int slot, std::unique_ptr<io::Source> source);
   const io::LoadOptions& load_options() const noexcept { return load_opts_; }
   bool unload(std::int64_t at, int slot, std::string& error);
-  bool play(std::int64_t at, int slot, const PlayOptions& opts, VoiceHandle& out, std::string& error);
+  // A streamed source's voice needs a stream (a decoder opened, seeked, prefilled: file reads).
+  // `opened`, when given, is that stream, opened elsewhere (an opener thread) from
+  // stream_request() of the same slot and options; without it the stream is opened here.
+  bool play(std::int64_t at, int slot, const PlayOptions& opts, VoiceHandle& out, std::string& error,
+            std::unique_ptr<io::LoaderThread::Opened> opened = nullptr);
+  // What a play of `slot` with `opts` must open first: false when it opens nothing (not loaded,
+  // or held in memory).
+  bool stream_request(int slot, const PlayOptions& opts, io::LoaderThread::StreamRequest& req) const;
+  // The source of `slot` (null: none), kept alive for as long as the pointer is held, whatever
+  // happens to the slot meanwhile — for a job on another thread.
+  std::shared_ptr<const io::Source> source_ref(int slot) const;
   bool stop(std::int64_t at, VoiceHandle v, double fade_seconds, std::string& error,
             engine::Curve curve = engine::Curve::kLinear);
-  bool seek(std::int64_t at, VoiceHandle v, std::int64_t frame, std::string& error);
+  bool seek(std::int64_t at, VoiceHandle v, std::int64_t frame, std::string& error,
+            std::unique_ptr<io::LoaderThread::Opened> opened = nullptr);
+  // What a seek of `v` to `frame` must open first, and the voice's source (kept alive by the
+  // pointer): false when it opens nothing (no such voice, or its source is in memory).
+  bool seek_request(VoiceHandle v, std::int64_t frame, io::LoaderThread::StreamRequest& req,
+                    std::shared_ptr<const io::Source>& source) const;
   bool set_volume(std::int64_t at, VoiceHandle v, float volume, double ramp_seconds, std::string& error,
                   engine::Curve curve = engine::Curve::kLinear);
   bool set_loop(std::int64_t at, VoiceHandle v, bool loop, std::string& error);

@@ -495,7 +495,7 @@ Reply CrowdstreamDialect::start_group(const Call& c) {
 // Every armed deck of `want` starts on the same output sample `at` — all of them or none ("busy").
 Reply CrowdstreamDialect::start_group_decks(const bool (&want)[engine::kNumDecks], std::int64_t at) {
   if (!ctl_.can_send(at, 2 * engine::kNumDecks)) return fail(K::kBusy, ctl_.busy_reason(at, 2 * engine::kNumDecks));
-  std::vector<OscArg> started{OscArg::Int64(at)};
+  std::vector<std::pair<int, PlayOptions>> group;
   for (int d = 0; d < engine::kNumDecks; ++d) {
     if (!want[d] || r_.player(kDeckBase[d]).valid()) continue;
     PlayOptions po;
@@ -503,8 +503,17 @@ Reply CrowdstreamDialect::start_group_decks(const bool (&want)[engine::kNumDecks
     po.loop = true;
     po.deck = d;
     po.start_frame = armed_[d].start_frame;
-    Reply r = r_.start_player(armed_[d].id, po, at);
-    if (!r.ok) return r;  // only "busy" can get here; earlier decks of the group are queued
+    group.emplace_back(armed_[d].id, po);
+  }
+  // Streamed decks' streams open first, all of them, off the control thread; then every deck
+  // starts on `at` (the re-run keeps the frame decided now).
+  if (Reply p = r_.prepare_streams(group, at); !p.ok) return p;
+  if (Reply p = r_.check_streams(group); !p.ok) return p;  // a stream that failed to open: none starts
+  std::vector<OscArg> started{OscArg::Int64(r_.play_resume_ != nullptr ? r_.play_resume_->at : at)};
+  for (const auto& [id, po] : group) {
+    const int d = po.deck;
+    Reply r = r_.start_player(id, po, at);
+    if (!r.ok) return r;  // only "busy" can get here (checked above); earlier decks of the group are queued
     armed_[d].armed = false;
     started.push_back(OscArg::Str(std::string(1, static_cast<char>('A' + d))));
   }

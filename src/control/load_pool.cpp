@@ -1,20 +1,30 @@
 // The opener threads (see load_pool.hpp).
 #include "load_pool.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <thread>
 
 namespace stemd::control {
 
+namespace {
+enum class Run { kRunning, kAbandoned, kReplaced };  // kReplaced: abandoned, another thread took its place
+}
+
 struct LoadPool::State {
   std::mutex mutex;
   std::condition_variable cv;      // a job queued, or stopping
   std::condition_variable exited;  // a thread left
-  std::deque<LoadPool::Job> jobs;
-  std::size_t running = 0;
+  std::deque<std::pair<std::uint64_t, LoadPool::Job>> jobs;
+  std::map<std::uint64_t, Run> running;  // ticket → how it stands
+  std::size_t working = 0;               // running and not abandoned
+  std::size_t lost = 0;                  // running and abandoned
   std::size_t alive = 0;
+  std::uint64_t next_ticket = 1;
   bool stopping = false;
 };
 
@@ -24,26 +34,36 @@ void opener(std::shared_ptr<LoadPool::State> s) {
   while (true) {
     s->cv.wait(lock, [&] { return s->stopping || !s->jobs.empty(); });
     if (s->jobs.empty()) break;  // stopping, nothing left
-    auto job = std::move(s->jobs.front());
+    auto [ticket, job] = std::move(s->jobs.front());
     s->jobs.pop_front();
-    ++s->running;
+    s->running[ticket] = Run::kRunning;
+    ++s->working;
     lock.unlock();
     LoadPool::Publish publish = job();
     job = nullptr;  // what it captured is released off the lock
     lock.lock();
-    --s->running;  // the slot is free before anyone hears of the result
+    const auto it = s->running.find(ticket);
+    const Run how = it->second;
+    s->running.erase(it);
+    if (how == Run::kRunning) {
+      --s->working;  // the slot is free before anyone hears of the result
+    } else {
+      --s->lost;
+      spdlog::info("an abandoned load returned ({} opener threads still lost)", s->lost);
+    }
     lock.unlock();
-    if (publish) publish();
+    if (publish) publish();  // an abandoned job's result: the router discards it
     publish = nullptr;
     lock.lock();
+    if (how == Run::kReplaced) break;  // another thread has taken this one's place
   }
   --s->alive;
   s->exited.notify_all();
 }
 }  // namespace
 
-LoadPool::LoadPool(std::size_t threads, std::size_t max_in_flight)
-    : state_(std::make_shared<State>()), max_in_flight_(max_in_flight == 0 ? 1 : max_in_flight) {
+LoadPool::LoadPool(std::size_t threads, std::size_t max_in_flight, std::size_t max_lost)
+    : state_(std::make_shared<State>()), max_in_flight_(max_in_flight == 0 ? 1 : max_in_flight), max_lost_(max_lost) {
   if (threads == 0) threads = 1;
   for (std::size_t i = 0; i < threads; ++i) {
     {
@@ -64,17 +84,53 @@ LoadPool::~LoadPool() {
   state_->exited.wait_for(lock, std::chrono::seconds(1), [&] { return state_->alive == 0; });
 }
 
-bool LoadPool::submit(Job job) {
+std::uint64_t LoadPool::submit(Job job, std::string& why) {
   std::lock_guard g(state_->mutex);
-  if (state_->jobs.size() + state_->running >= max_in_flight_) return false;
-  state_->jobs.push_back(std::move(job));
+  if (state_->lost >= max_lost_) {
+    why = "busy: " + std::to_string(state_->lost) +
+          " loads are stuck in the file system past --load-timeout (loads refused until one returns)";
+    return 0;
+  }
+  if (state_->jobs.size() + state_->working >= max_in_flight_) {
+    why = "busy: " + std::to_string(max_in_flight_) + " loads in flight (try again)";
+    return 0;
+  }
+  const std::uint64_t ticket = state_->next_ticket++;
+  state_->jobs.emplace_back(ticket, std::move(job));
   state_->cv.notify_one();
+  return ticket;
+}
+
+bool LoadPool::abandon(std::uint64_t ticket) {
+  std::lock_guard g(state_->mutex);
+  for (auto it = state_->jobs.begin(); it != state_->jobs.end(); ++it) {
+    if (it->first == ticket) {
+      state_->jobs.erase(it);  // never runs
+      return false;
+    }
+  }
+  auto it = state_->running.find(ticket);
+  if (it == state_->running.end() || it->second != Run::kRunning) return false;
+  --state_->working;
+  ++state_->lost;
+  if (state_->lost <= max_lost_ && !state_->stopping) {
+    it->second = Run::kReplaced;
+    ++state_->alive;
+    std::thread(opener, state_).detach();
+  } else {
+    it->second = Run::kAbandoned;  // over the cap: not replaced; it works on when it returns
+  }
   return true;
 }
 
 std::size_t LoadPool::in_flight() const {
   std::lock_guard g(state_->mutex);
-  return state_->jobs.size() + state_->running;
+  return state_->jobs.size() + state_->working;
+}
+
+std::size_t LoadPool::lost() const {
+  std::lock_guard g(state_->mutex);
+  return state_->lost;
 }
 
 }  // namespace stemd::control

@@ -1,5 +1,6 @@
-// The opener threads: OSC loads run here, off the control thread, so a slow open or header read
-// (NFS, FUSE, a stalled disk) never stops the control thread answering other clients.
+// The opener threads: OSC loads (and the streams plays of streamed files need) run here, off the
+// control thread, so a slow open or header read (NFS, FUSE, a stalled disk) never stops the
+// control thread answering other clients.
 //
 // A small fixed pool of threads runs jobs; at most `max_in_flight` are queued or running at once
 // (submit() refuses beyond: the router answers "busy"). A finished job's result goes back to
@@ -7,19 +8,28 @@
 // Everything a job touches is owned by the job (copies and shared pointers), so the pool can be
 // destroyed while a job is stuck in the kernel: the destructor waits a bounded time and then
 // leaves the stuck threads to finish alone (they hold only their own state).
-// Threads: submit() and in_flight() [control]; jobs run on the opener threads.
+//
+// A job the router gives up on (--load-timeout) is abandoned: queued, it never runs; running,
+// its thread is "lost" until the job returns (its result is still published; the router
+// discards it) and a new thread takes its place, so stuck jobs do not eat the workers. At most
+// `max_lost` threads are lost at once: beyond that none is replaced and submit() refuses every
+// job ("busy: … stuck in the file system") until one returns — a dead NFS mount costs at most
+// max_lost idle threads, never the daemon.
+// Threads: submit(), abandon() and the counts [control]; jobs run on the opener threads.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 
 namespace stemd::control {
 
 class LoadPool {
  public:
-  LoadPool(std::size_t threads, std::size_t max_in_flight);
+  LoadPool(std::size_t threads, std::size_t max_in_flight, std::size_t max_lost = 8);
   ~LoadPool();
   LoadPool(const LoadPool&) = delete;
   LoadPool& operator=(const LoadPool&) = delete;
@@ -29,16 +39,21 @@ class LoadPool {
   // /done) can submit the next job at once without meeting a "busy" from the finished one.
   using Publish = std::function<void()>;
   using Job = std::function<Publish()>;
-  // Queues `job`; false when max_in_flight jobs are already queued or running.
-  bool submit(Job job);
+  // Queues `job` and returns its ticket (for abandon()); 0 when refused, `why` then says why.
+  std::uint64_t submit(Job job, std::string& why);
+  // Gives up on the job `ticket` (see above). Returns true when it was running (a thread lost).
+  bool abandon(std::uint64_t ticket);
   std::size_t in_flight() const;
+  std::size_t lost() const;  // threads still inside an abandoned job
   std::size_t max_in_flight() const noexcept { return max_in_flight_; }
+  std::size_t max_lost() const noexcept { return max_lost_; }
 
   struct State;  // shared with the threads (load_pool.cpp)
 
  private:
   std::shared_ptr<State> state_;
   std::size_t max_in_flight_;
+  std::size_t max_lost_;
 };
 
 }  // namespace stemd::control

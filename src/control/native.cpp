@@ -279,8 +279,17 @@ Reply NativeDialect::seek(const Call& c) {
   std::string error;
   const io::Source& src = *ctl_.source(id);
   if (!to_frame(pos, unit, src.total_frames(), r_.file_rate(src), frame, error)) return fail(K::kRange, error, idv);
+  // A streamed voice's new stream opens off the control thread first (the message is re-run then).
+  std::unique_ptr<io::LoaderThread::Opened> opened;
+  std::int64_t at = c.at;
+  if (r_.play_resume_ != nullptr) {
+    at = r_.play_resume_->at;
+    if (Reply t = r_.take_stream(id, opened); !t.ok) return t;
+  } else if (Reply p = r_.prepare_seek(id, h, frame, c.at); !p.ok) {
+    return p;
+  }
   const std::uint64_t busy_before = ctl_.busy_refusals();
-  if (!ctl_.seek(c.at, h, frame, error))
+  if (!ctl_.seek(at, h, frame, error, std::move(opened)))
     return fail(ctl_.busy_refusals() != busy_before ? K::kBusy : K::kFile, error, idv);
   return done(idv);
 }

@@ -245,13 +245,19 @@ Reply Router::route(const Call& c, double ahead_s) {
 }
 
 Reply Router::handle_reply(const OscMessage& m, const Peer& from) {
-  if (resume_ == nullptr) ++stats_.messages;  // a resumed message was counted when it arrived
+  if (resume_ == nullptr && play_resume_ == nullptr) ++stats_.messages;  // a resumed one was counted on arrival
   reply_deferred_ = false;
   double late_ms = 0, ahead_s = 0;
   const std::int64_t at = forced_frame_ >= 0 ? forced_frame_ : bundle_frame(m, late_ms, ahead_s);
+  current_msg_ = &m;
+  current_from_ = &from;
   Reply r = route(Call{m, from, at, arrival_base_}, ahead_s);
+  current_msg_ = nullptr;
+  current_from_ = nullptr;
   if (reply_deferred_) return Reply::fail(ErrorKind::kDeferred, "load in flight");  // answered by poll_loads
-  if (r.ok && late_ms > 0) {
+  if (r.ok && play_resume_ != nullptr && play_resume_->late_ms > 0) {
+    r = Reply::fail(ErrorKind::kLate, late_play_reason(), r.values);  // started, not on its frame
+  } else if (r.ok && late_ms > 0) {
     // It ran, at once; the sender hears it was late (the spec's "late bundles run at once and
     // are reported").
     char why[96];
@@ -295,6 +301,13 @@ float Router::effective_rate(double own) const {
 }
 
 Reply Router::start_player(int id, const PlayOptions& opts, std::int64_t at) {
+  std::unique_ptr<io::LoaderThread::Opened> opened;
+  if (play_resume_ != nullptr) {
+    at = play_resume_->at;  // decided when the message arrived (or moved to the soonest: late)
+    if (Reply t = take_stream(id, opened); !t.ok) return t;
+  } else if (Reply p = prepare_streams({{id, opts}}, at); !p.ok) {
+    return p;  // deferred until the stream has opened (or busy)
+  }
   std::string error;
   VoiceHandle old = player(id);
   VoiceHandle h;
@@ -308,7 +321,7 @@ Reply Router::start_player(int id, const PlayOptions& opts, std::int64_t at) {
     po.rate = effective_rate(opts.rate);
   }
   const std::uint64_t busy_before = ctl_.busy_refusals();
-  if (!ctl_.play(at, id, po, h, error)) {
+  if (!ctl_.play(at, id, po, h, error, std::move(opened))) {
     const ErrorKind kind = ctl_.source(id) == nullptr            ? ErrorKind::kUnknownId
                            : ctl_.busy_refusals() != busy_before ? ErrorKind::kBusy
                                                                  : ErrorKind::kRange;
@@ -410,6 +423,8 @@ std::vector<OscArg> Router::status_fields() {
   kv("memory_bytes", OscArg::Int64(static_cast<std::int64_t>(ctl_.memory_bytes())));
   kv("memory_limit_bytes", OscArg::Int64(ctl_.memory_limit_bytes()));  // --max-memory-mb (0: none)
   kv("loads_in_flight", OscArg::Int(static_cast<std::int64_t>(pending_.size())));
+  kv("plays_opening", OscArg::Int(static_cast<std::int64_t>(pending_plays_.size())));   // their streams opening
+  kv("loads_lost", OscArg::Int(static_cast<std::int64_t>(pool_ ? pool_->lost() : 0)));  // stuck past --load-timeout
   kv("voice_underruns", OscArg::Int64(static_cast<std::int64_t>(m.voice_underruns.load())));
   kv("device_underflows", OscArg::Int64(static_cast<std::int64_t>(m.device_underflows.load())));
   // Percentiles come from histogram bin edges (≈ 9 % wide): never report one above the true max.

@@ -72,8 +72,12 @@ class Router {
   void poll_loads();
   void take_replies(std::vector<Outgoing>& out);
   std::size_t loads_in_flight() const { return pending_.size(); }
+  // Messages whose plays wait for their streams to open (router_streams.cpp).
+  std::size_t plays_opening() const { return pending_plays_.size(); }
   std::size_t messages_waiting() const { return deferred_.size(); }
   struct LoadDone;         // a finished load (router_loads.cpp)
+  struct OpenedStream;     // a stream opened for a play (router_streams.cpp)
+  struct StreamsDone;      // the streams one message's plays needed
   struct LoadCompletions;  // finished loads, shared with the opener threads
   // One message taking effect at engine frame `frame`, as if in a bundle timed for it
   // (--script: a scripted session renders deterministically).
@@ -147,8 +151,27 @@ class Router {
 
   // --- what the dialects share (friends) ---
   // Starts `opts` as `id`'s player at engine frame `at` (-1: at once), replacing (declicked)
-  // the one it had; the rate sent is the player's own × the tempo ratio.
+  // the one it had; the rate sent is the player's own × the tempo ratio. A streamed source's
+  // stream is opened first, off the control thread (prepare_streams): the message is answered
+  // when it has opened, and starts at the `at` decided now.
   Reply start_player(int id, const PlayOptions& opts, std::int64_t at);
+  // Every play of `plays` whose source is streamed gets its stream opened on an opener thread,
+  // in one job; the message is deferred (kDeferred) and re-run when they are open, its plays
+  // then starting at `at` — all of them on that frame, or, when the opens finished after it,
+  // together at once and answered /fail "late by …". Done (nothing to wait for): the sources
+  // are in memory, the streams are already open (the re-run), or loads are synchronous here.
+  Reply prepare_streams(const std::vector<std::pair<int, PlayOptions>>& plays, std::int64_t at);
+  // The same for a seek of `id`'s player `v` to `frame` (a streamed source's voice needs a new
+  // stream from there): the re-run's Controller::seek takes it (take_stream).
+  Reply prepare_seek(int id, VoiceHandle v, std::int64_t frame, std::int64_t at);
+  struct StreamWant {  // one stream to open on an opener thread
+    int id = 0;
+    std::uint64_t serial = 0;
+    std::shared_ptr<const io::Source> source;
+    io::LoaderThread::StreamPlan plan;
+    io::LoaderThread::StreamRequest request;
+  };
+  Reply open_streams(std::vector<StreamWant> wants, std::int64_t at);
   // A message the old server ignored: counted, logged at debug, answered /done.
   Reply ignored(const OscMessage& m, const char* why);
   // A position in a file is in the FILE's own seconds (file frames / the file's rate), whatever
@@ -205,6 +228,9 @@ class Router {
     Peer from;
     std::int64_t arrival_base = -1;
     std::shared_ptr<PacketBudget> packet;  // null: not from a packet (no limits)
+    std::uint64_t ticket = 0;              // the pool's, for abandon()
+    std::chrono::steady_clock::time_point since{};
+    std::string path;
   };
   struct Deferred {
     OscMessage message;
@@ -213,15 +239,40 @@ class Router {
     bool all = false;  // waits for every load in flight (/mixer_cleanup)
     std::int64_t arrival_base = -1;
     std::shared_ptr<PacketBudget> packet;
+    io::Charge charge;  // what it holds while it waits, on the memory budget
   };
   // Runs a message that waited (behind a load) as part of the packet it came in, and queues its
   // answer for take_replies() within that packet's budget.
   void answer_later(const OscMessage& m, const Peer& from, const std::shared_ptr<PacketBudget>& packet);
+  // Queues `r` for take_replies() within the packet's budget (limited: its source unvalidated).
+  void queue_answer(const Peer& from, const std::shared_ptr<PacketBudget>& packet, const OscMessage& r, bool limited);
+  // A message that waited answered with a failure it did not run for (a timed-out load).
+  void answer_failed(const OscMessage& m, const Peer& from, const std::shared_ptr<PacketBudget>& packet,
+                     const Reply& r);
+  // Loads and stream opens in flight longer than --load-timeout: answered /fail, their ids freed,
+  // their jobs abandoned (LoadPool::abandon).
+  void expire_loads(std::chrono::steady_clock::time_point now);
+  std::string lost_note(bool lost) const;  // for the log: what a lost opener thread means
+  // What a message waiting behind a load is charged to the memory budget.
+  static std::size_t waiting_bytes(const OscMessage& m);
   // The ids a message touches (for ordering behind loads in flight); all = every id.
   void touched_slots(const OscMessage& m, std::vector<int>& slots, bool& all) const;
   bool blocked(const std::vector<int>& slots, bool all) const;
   void route_async(const OscMessage& m, const Peer& from, std::vector<Outgoing>& out);
   void drain_deferred();
+  // True while a load or a play's stream open touching `id` is in flight.
+  bool in_flight(int id) const { return pending_.count(id) != 0 || stream_ids_.count(id) != 0; }
+  bool any_in_flight() const { return !pending_.empty() || !pending_plays_.empty(); }
+  // Re-runs the messages whose streams opened (poll_loads).
+  void resume_plays(std::vector<StreamsDone>& done);
+  // In a re-run: the stream opened for `id` (left null when it needs none); a failure when its
+  // open failed or the id was reloaded meanwhile.
+  Reply take_stream(int id, std::unique_ptr<io::LoaderThread::Opened>& opened);
+  std::string late_play_reason() const;
+  // In a re-run: a failure when any stream of `plays` failed to open (or its id was reloaded).
+  Reply check_streams(const std::vector<std::pair<int, PlayOptions>>& plays) const;
+  const OscMessage* current_msg_ = nullptr;  // the message being handled (handle_reply)
+  const Peer* current_from_ = nullptr;
   // Open and load `path` into `id` (ensure: keep it when the id already holds that very file),
   // installing at the call's frame — synchronously, from the result of a finished job when the
   // message is being resumed, or by starting a job (reply deferred: kind kDeferred).
@@ -237,6 +288,26 @@ class Router {
   bool reply_deferred_ = false;     // …and did: no reply now
   LoadDone* resume_ = nullptr;      // the finished job the message being re-run consumes
   std::int64_t arrival_base_ = -1;  // a resumed message's arrival (Call::arrival)
+  // Plays waiting for their streams (router_streams.cpp).
+  struct PendingPlay {
+    OscMessage message;
+    Peer from;
+    std::int64_t arrival_base = -1;
+    std::int64_t at = -1;  // the frame decided when it arrived (-1: as soon as possible)
+    std::vector<int> ids;
+    std::shared_ptr<PacketBudget> packet;
+    std::uint64_t ticket = 0;
+    std::chrono::steady_clock::time_point since{};
+  };
+  struct PlayResume {  // the message being re-run with its streams open
+    std::int64_t at = -1;
+    double late_ms = 0;  // > 0: the opens finished after `at`; the plays start at once
+    double open_ms = 0;
+    std::vector<OpenedStream>* streams = nullptr;
+  };
+  std::map<std::uint64_t, PendingPlay> pending_plays_;  // token → the message
+  std::map<int, int> stream_ids_;                       // id → plays of it waiting for streams
+  PlayResume* play_resume_ = nullptr;
 
   Controller& ctl_;
   RouterConfig cfg_;

@@ -6,12 +6,15 @@
 // take_replies(). So a bundle "/stemd/load 1 x.wav" + "/stemd/play 1" still plays x.wav, /cue
 // then /start_group still starts the cued file, and a ping or another id is answered at once.
 #include "router.hpp"
+#include "router_jobs.hpp"
 
+#include "base/log_guard.hpp"
 #include "io/source.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <mutex>
 #include <unistd.h>
 
@@ -29,22 +32,6 @@ int deck_index(const OscArg& a) {
   return c >= 'A' && c <= 'D' ? c - 'A' : -1;
 }
 }  // namespace
-
-// What a job hands back to the control thread.
-struct Router::LoadDone {
-  std::uint64_t token = 0;
-  int id = 0;
-  std::unique_ptr<io::Source> source;
-  bool same = false;                  // ensure: the id already holds this very file
-  ErrorKind kind = ErrorKind::kFile;  // of failure: kPath (policy, open) or kFile (not a regular file, decode, budget…)
-  std::string error;
-};
-
-struct Router::LoadCompletions {
-  std::mutex mutex;
-  std::vector<LoadDone> done;
-  std::function<void()> wake;
-};
 
 namespace {
 // The whole of one load, on whichever thread runs it: open under the policy (one step, no
@@ -105,6 +92,10 @@ Reply Router::load_file(const Call& c, int id, const std::string& path, const st
     players_.erase(id);  // reloading an id stops its player (the controller faded it out)
     return Reply::done(idv);
   };
+  if (play_resume_ != nullptr) {
+    // Re-run for its plays' streams: its load was done in an earlier run (the id waited since).
+    return Reply::done(idv);
+  }
   if (resume_ != nullptr && resume_->id == id) {  // this message's load has finished
     LoadDone* d = resume_;
     resume_ = nullptr;
@@ -124,7 +115,8 @@ Reply Router::load_file(const Call& c, int id, const std::string& path, const st
   // Off the control thread: everything the job needs is copied into it.
   const std::uint64_t token = next_token_++;
   auto completions = completions_;
-  const bool queued = pool_->submit(
+  std::string why;
+  const std::uint64_t ticket = pool_->submit(
       [media = media_, path, name, lo = ctl_.load_options(), ensure, have_current, current, token, id, completions] {
         auto d = std::make_shared<LoadDone>();
         d->token = token;
@@ -138,12 +130,11 @@ Reply Router::load_file(const Call& c, int id, const std::string& path, const st
           }
           if (completions->wake) completions->wake();
         });
-      });
-  if (!queued) {
-    return Reply::fail(ErrorKind::kBusy,
-                       "busy: " + std::to_string(pool_->max_in_flight()) + " loads in flight (try again)", idv);
-  }
-  pending_[id] = PendingLoad{token, c.m, c.from, c.at >= 0 ? -1 : arrival_base(), packet_};
+      },
+      why);
+  if (ticket == 0) return Reply::fail(ErrorKind::kBusy, why, idv);
+  pending_[id] = PendingLoad{
+      token, c.m, c.from, c.at >= 0 ? -1 : arrival_base(), packet_, ticket, std::chrono::steady_clock::now(), path};
   reply_deferred_ = true;
   // Not sent (handle() sees reply_deferred_); a failure so that handlers stop here and change
   // nothing more until they are re-run with the load done.
@@ -179,9 +170,9 @@ void Router::touched_slots(const OscMessage& m, std::vector<int>& slots, bool& a
 }
 
 bool Router::blocked(const std::vector<int>& slots, bool all) const {
-  if (all) return !pending_.empty() || !deferred_.empty();
+  if (all) return any_in_flight() || !deferred_.empty();
   for (int s : slots) {
-    if (pending_.count(s) != 0) return true;
+    if (in_flight(s)) return true;
     for (const Deferred& d : deferred_) {
       if (d.all || std::find(d.slots.begin(), d.slots.end(), s) != d.slots.end()) return true;
     }
@@ -197,13 +188,24 @@ void Router::route_async(const OscMessage& m, const Peer& from, std::vector<Outg
     if (deferred_.size() >= kMaxDeferred) {
       ++stats_.messages;
       ++stats_.failed;
-      Reply r =
-          Reply::fail(ErrorKind::kBusy, "busy: " + std::to_string(kMaxDeferred) + " messages wait for loads in flight");
+      Reply r = Reply::fail(ErrorKind::kBusy, "busy: " + std::to_string(kMaxDeferred) +
+                                                  " messages wait for loads or stream opens in flight");
       count_bad(r.kind, r.reason, m.address);
       out.push_back(Outgoing{from, osc_serialise(make_reply(m.address, r))});
       return;
     }
-    deferred_.push_back(Deferred{m, from, std::move(slots), all, arrival_base(), packet_});
+    // What it holds while it waits is charged to the memory budget first.
+    io::Charge charge;
+    std::string error;
+    if (!charge.take(ctl_.load_options().budget, waiting_bytes(m), error)) {
+      ++stats_.messages;
+      ++stats_.failed;
+      Reply r = Reply::fail(ErrorKind::kLimit, "cannot wait behind a load: " + error);
+      count_bad(r.kind, r.reason, m.address);
+      out.push_back(Outgoing{from, osc_serialise(make_reply(m.address, r))});
+      return;
+    }
+    deferred_.push_back(Deferred{m, from, std::move(slots), all, arrival_base(), packet_, std::move(charge)});
     return;
   }
   async_now_ = true;
@@ -212,12 +214,71 @@ void Router::route_async(const OscMessage& m, const Peer& from, std::vector<Outg
   if (!r.address.empty()) out.push_back(Outgoing{from, osc_serialise(r)});
 }
 
+std::size_t Router::waiting_bytes(const OscMessage& m) {
+  std::size_t n = sizeof(Deferred) + 64 + m.address.size();  // the queue's node, the reply's peer
+  for (const OscArg& a : m.args) n += sizeof(OscArg) + a.s.size();
+  return n;
+}
+
+std::string Router::lost_note(bool lost) const {
+  if (!lost) return "";
+  return "; its opener thread is lost until the file system answers (" + std::to_string(pool_->lost()) + " lost, " +
+         std::to_string(pool_->max_lost()) + " at most: then loads answer busy)";
+}
+
+void Router::expire_loads(std::chrono::steady_clock::time_point now) {
+  const auto limit = std::chrono::duration<double>(cfg_.load_timeout_s);
+  char why[128];
+  std::snprintf(why, sizeof why, "timed out after %g s (the file system did not answer)", cfg_.load_timeout_s);
+  bool any = false;
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (now - it->second.since < limit) {
+      ++it;
+      continue;
+    }
+    const bool lost = pool_->abandon(it->second.ticket);
+    spdlog::warn("load of '{}' into id {} {}{}", base::log_escape(it->second.path), it->first, why, lost_note(lost));
+    answer_failed(it->second.message, it->second.from, it->second.packet,
+                  Reply::fail(ErrorKind::kPath, why, {OscArg::Int(it->first)}));
+    it = pending_.erase(it);  // the id is free; the result, if it ever comes, is discarded
+    any = true;
+  }
+  for (auto it = pending_plays_.begin(); it != pending_plays_.end();) {
+    if (now - it->second.since < limit) {
+      ++it;
+      continue;
+    }
+    const bool lost = pool_->abandon(it->second.ticket);
+    spdlog::warn("a play's stream of id {} {}{}", it->second.ids.front(), why, lost_note(lost));
+    for (int id : it->second.ids) {
+      auto s = stream_ids_.find(id);
+      if (s != stream_ids_.end() && --s->second <= 0) stream_ids_.erase(s);
+    }
+    answer_failed(it->second.message, it->second.from, it->second.packet,
+                  Reply::fail(ErrorKind::kPath, why, {OscArg::Int(it->second.ids.front())}));
+    it = pending_plays_.erase(it);
+    any = true;
+  }
+  if (any) drain_deferred();
+}
+
+void Router::answer_failed(const OscMessage& m, const Peer& from, const std::shared_ptr<PacketBudget>& packet,
+                           const Reply& r) {
+  ++stats_.failed;
+  count_bad(r.kind, r.reason, m.address);
+  const bool limited = packet != nullptr && packet->unvalidated && unvalidated(from, std::chrono::steady_clock::now());
+  queue_answer(from, packet, make_reply(m.address, r), limited);
+}
+
 void Router::poll_loads() {
   if (!completions_) return;
+  expire_loads(std::chrono::steady_clock::now());
   std::vector<LoadDone> done_now;
+  std::vector<StreamsDone> streams_now;
   {
     std::lock_guard g(completions_->mutex);
     done_now.swap(completions_->done);
+    streams_now.swap(completions_->streams);
   }
   for (LoadDone& d : done_now) {
     auto it = pending_.find(d.id);
@@ -226,11 +287,14 @@ void Router::poll_loads() {
     pending_.erase(it);
     resume_ = &d;
     arrival_base_ = p.arrival_base;
+    async_now_ = true;                          // its plays may open streams (prepare_streams)
     answer_later(p.message, p.from, p.packet);  // the handler finds its load done (load_file)
+    async_now_ = false;
     arrival_base_ = -1;
     resume_ = nullptr;
   }
-  if (!done_now.empty()) drain_deferred();
+  resume_plays(streams_now);
+  if (!done_now.empty() || !streams_now.empty()) drain_deferred();
 }
 
 void Router::drain_deferred() {
@@ -239,9 +303,9 @@ void Router::drain_deferred() {
   std::vector<int> held;
   bool barrier = false;
   for (auto it = deferred_.begin(); it != deferred_.end();) {
-    bool wait = barrier || (it->all && (!pending_.empty() || !held.empty()));
+    bool wait = barrier || (it->all && (any_in_flight() || !held.empty()));
     for (int s : it->slots) {
-      if (pending_.count(s) != 0 || std::find(held.begin(), held.end(), s) != held.end()) wait = true;
+      if (in_flight(s) || std::find(held.begin(), held.end(), s) != held.end()) wait = true;
     }
     if (wait) {
       held.insert(held.end(), it->slots.begin(), it->slots.end());
@@ -272,6 +336,12 @@ void Router::answer_later(const OscMessage& m, const Peer& from, const std::shar
   unvalidated_ = false;
   packet_.reset();
   if (r.address.empty()) return;  // it waits for a load of its own
+  queue_answer(from, packet, r, limited);
+}
+
+void Router::queue_answer(const Peer& from, const std::shared_ptr<PacketBudget>& packet, const OscMessage& r,
+                          bool limited) {
+  const auto now = std::chrono::steady_clock::now();
   auto bytes = osc_serialise(r);
   if (packet == nullptr) {
     replies_.push_back(Outgoing{from, std::move(bytes)});

@@ -67,6 +67,9 @@ struct RouterConfig {
   // may be queued or running at once before a load answers "busy".
   std::size_t load_threads = 2;
   std::size_t max_loads_in_flight = 16;
+  // --load-timeout: a load (or a play's stream open) not done after this many seconds (wall
+  // clock) answers /fail "timed out"; its opener thread is abandoned (load_pool.hpp).
+  double load_timeout_s = 10.0;
 };
 
 // Where a reply goes: a UDP peer, a TCP connection (by fd), or an in-process client (local ≠ 0:

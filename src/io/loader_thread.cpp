@@ -122,66 +122,88 @@ Stream* LoaderThread::create_stream(const Source& src, std::int64_t from_frame, 
 
 Stream* LoaderThread::create_stream(const Source& src, std::int64_t from_frame, bool loop, std::int64_t region_start,
                                     std::int64_t region_end, std::uint32_t passes, std::string& error) {
+  const StreamRequest req{from_frame, loop, region_start, region_end, passes};
+  std::unique_ptr<Opened> opened = open_stream(plan_stream(src), src, req, error);
+  return opened ? adopt(std::move(opened)) : nullptr;
+}
+
+LoaderThread::Opened::Opened() = default;
+LoaderThread::Opened::~Opened() = default;
+
+LoaderThread::StreamPlan LoaderThread::plan_stream(const Source& src) const {
   // The ring's capacity is decided here, once: what a fixed ring had (ring_frames), or more when
   // this source's (or, for a new one, the loader's) observed waits ask for it.
-  std::int64_t target = cfg_.ring_frames, capacity = cfg_.ring_frames;
+  StreamPlan p;
+  p.target = cfg_.ring_frames;
+  p.capacity = cfg_.ring_frames;
+  p.prefill_frames = cfg_.prefill_frames;
+  p.sample_rate = cfg_.sample_rate;
   // A 16-bit stereo file's ring holds its samples as int16 (half the bytes; converted as mixed).
-  const SampleFormat format =
-      cfg_.int16_rings && src.info.int16 && src.info.channels == 2 ? SampleFormat::kInt16 : SampleFormat::kFloat;
-  const auto bytes = [format](std::int64_t frames) {
-    return frames * static_cast<std::int64_t>(SampleRing::bytes_per_frame(format));
+  p.int16 = cfg_.int16_rings && src.info.int16 && src.info.channels == 2;
+  const auto bytes = [&p](std::int64_t frames) {
+    return frames * static_cast<std::int64_t>(
+                        SampleRing::bytes_per_frame(p.int16 ? SampleFormat::kInt16 : SampleFormat::kFloat));
   };
   if (adaptive()) {
     const std::int64_t known = src.jitter ? src.jitter->target_frames.load(std::memory_order_relaxed) : 0;
-    target = std::clamp(known > 0 ? known : std::max(cfg_.ring_frames, hint_frames_.load(std::memory_order_relaxed)),
-                        min_frames_, max_frames_);
+    p.target = std::clamp(known > 0 ? known : std::max(cfg_.ring_frames, hint_frames_.load(std::memory_order_relaxed)),
+                          min_frames_, max_frames_);
     // Headroom to grow quickly above a target that already exceeds the steady ring size; never
     // more than kGrowBudgetBytes of rings in all (thousands of voices keep ring_frames).
-    if (target > cfg_.ring_frames) {
-      capacity = std::clamp(target + target / 2, min_frames_, max_frames_);
-      if (ring_bytes_.load(std::memory_order_relaxed) + bytes(capacity) > kGrowBudgetBytes) {
-        capacity = cfg_.ring_frames;
-        target = capacity;
+    if (p.target > cfg_.ring_frames) {
+      p.capacity = std::clamp(p.target + p.target / 2, min_frames_, max_frames_);
+      if (ring_bytes_.load(std::memory_order_relaxed) + bytes(p.capacity) > kGrowBudgetBytes) {
+        p.capacity = cfg_.ring_frames;
+        p.target = p.capacity;
       }
     }
   }
+  return p;
+}
+
+std::unique_ptr<LoaderThread::Opened> LoaderThread::open_stream(const StreamPlan& plan, const Source& src,
+                                                                const StreamRequest& req, std::string& error) {
+  const SampleFormat format = plan.int16 ? SampleFormat::kInt16 : SampleFormat::kFloat;
   // The ring is charged to the memory budget before it is allocated (its reader at open below).
   Charge ring_charge;
-  if (!ring_charge.take(src.budget, bytes(capacity), error)) {
+  if (!ring_charge.take(src.budget, plan.capacity * static_cast<std::int64_t>(SampleRing::bytes_per_frame(format)),
+                        error)) {
     error = src.path + ": " + error;
     return nullptr;
   }
-  auto r = std::make_unique<Reader>(static_cast<std::size_t>(capacity), format, src.path);
+  auto opened = std::make_unique<Opened>();
+  opened->reader_ = std::make_unique<Reader>(static_cast<std::size_t>(plan.capacity), format, src.path);
+  Reader* r = opened->reader_.get();
   r->ring_charge = std::move(ring_charge);
   r->jitter = src.jitter ? src.jitter : std::make_shared<ReadJitter>();
-  r->file_rate = src.info.sample_rate > 0 ? src.info.sample_rate : cfg_.sample_rate;
-  r->target = std::min(target, capacity);
+  r->file_rate = src.info.sample_rate > 0 ? src.info.sample_rate : plan.sample_rate;
+  r->target = std::min(plan.target, plan.capacity);
   r->logged_target = r->target;
   r->grown_ns = mono_ns();  // the first target holds as long as a grown one before shrinking
   r->last_write_ns = r->grown_ns;
-  r->region_start = std::max<std::int64_t>(0, region_start);
-  r->region_end = region_end > r->region_start ? region_end : -1;
-  r->passes_left = passes;
+  r->region_start = std::max<std::int64_t>(0, req.region_start);
+  r->region_end = req.region_end > r->region_start ? req.region_end : -1;
+  r->passes_left = req.passes;
   SoundFile::Limits lim;
   lim.max_channels = src.max_channels;
   lim.budget = src.budget;
-  lim.max_read_frames = std::max(capacity, cfg_.prefill_frames);
+  lim.max_read_frames = std::max(plan.capacity, plan.prefill_frames);
   if (!r->file.open(src.file, error, lim)) {
     error = src.path + ": " + error;
     return nullptr;
   }
   r->total_frames = src.info.frames;
-  r->set_loop(loop);
-  if (from_frame > 0 && !r->file.seek(from_frame)) {
-    error = src.path + ": cannot seek to frame " + std::to_string(from_frame) + ": " + r->file.error();
+  r->set_loop(req.loop);
+  if (req.from_frame > 0 && !r->file.seek(req.from_frame)) {
+    error = src.path + ": cannot seek to frame " + std::to_string(req.from_frame) + ": " + r->file.error();
     return nullptr;
   }
-  r->next_frame = from_frame;
-  if (from_frame >= src.view.memory_frames) {
+  r->next_frame = req.from_frame;
+  if (req.from_frame >= src.view.memory_frames) {
     // No head covers the start: decode the first frames now so play starts in the next callback.
     // Never more than the ring holds: a frame read and not written would be lost.
     std::int64_t want =
-        std::min<std::int64_t>(cfg_.prefill_frames, static_cast<std::int64_t>(r->ring().writable_frames()));
+        std::min<std::int64_t>(plan.prefill_frames, static_cast<std::int64_t>(r->ring().writable_frames()));
     if (r->region_end > 0) want = std::max<std::int64_t>(0, std::min(want, r->region_end - r->next_frame));
     const std::int64_t got = r->read_into_ring(want);
     if (got < 0) {
@@ -191,15 +213,18 @@ Stream* LoaderThread::create_stream(const Source& src, std::int64_t from_frame, 
     r->ring().commit(static_cast<std::size_t>(got));
     r->next_frame += got;
     r->written += static_cast<std::uint64_t>(got);
-    if (got < want || (r->region_end > 0 && r->next_frame >= r->region_end)) {
-      std::lock_guard lock(mutex_);
-      end_of_data(*r);
-    }
+    opened->ended_ = got < want || (r->region_end > 0 && r->next_frame >= r->region_end);
   }
-  ring_bytes_.fetch_add(r->ring_bytes(), std::memory_order_relaxed);
-  Reader* raw = r.release();
+  return opened;
+}
+
+Stream* LoaderThread::adopt(std::unique_ptr<Opened> opened) {
+  if (!opened || !opened->reader_) return nullptr;
+  Reader* raw = opened->reader_.release();
+  ring_bytes_.fetch_add(raw->ring_bytes(), std::memory_order_relaxed);
   {
     std::lock_guard lock(mutex_);
+    if (opened->ended_) end_of_data(*raw);
     pending_add_.push_back(raw);
   }
   wake();

@@ -32,6 +32,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -97,6 +98,42 @@ class LoaderThread {
   Stream* create_stream(const Source& src, std::int64_t from_frame, bool loop, std::int64_t region_start,
                         std::int64_t region_end, std::uint32_t passes, std::string& error);
 
+  // The same in three steps, so that the slow one (opening the decoder, seeking, the prefill:
+  // reads of the file) can run on another thread while the control thread goes on answering:
+  //   plan_stream()  [control]     decides the ring (format, capacity) from the loader's state;
+  //   open_stream()  [any thread]  charges the ring to the budget, opens, seeks and prefills —
+  //                                it touches nothing of the loader, so it may outlive it;
+  //   adopt()        [control]     hands the opened stream to the loader (create_stream's result).
+  // An Opened dropped without adopt() is freed with everything it holds (its charge given back).
+  struct StreamRequest {
+    std::int64_t from_frame = 0;
+    bool loop = false;
+    std::int64_t region_start = 0, region_end = 0;  // region_end 0: the file's end
+    std::uint32_t passes = 0;                       // 0 = forever
+  };
+  struct StreamPlan {
+    bool int16 = false;
+    std::int64_t target = 0, capacity = 0, prefill_frames = 0;
+    int sample_rate = 48000;
+  };
+  class Reader;
+  class Opened {
+   public:
+    Opened();
+    ~Opened();
+    Opened(const Opened&) = delete;
+    Opened& operator=(const Opened&) = delete;
+
+   private:
+    friend class LoaderThread;
+    std::unique_ptr<Reader> reader_;
+    bool ended_ = false;  // the prefill reached the end of the file or region
+  };
+  StreamPlan plan_stream(const Source& src) const;
+  static std::unique_ptr<Opened> open_stream(const StreamPlan& plan, const Source& src, const StreamRequest& req,
+                                             std::string& error);
+  Stream* adopt(std::unique_ptr<Opened> opened);
+
   // [control] A stream the engine retired: the loader stops reading it and deletes it.
   void release(Stream* s);
 
@@ -113,7 +150,6 @@ class LoaderThread {
   std::thread::native_handle_type native_handle() { return thread_.native_handle(); }
 
  private:
-  class Reader;
   void run();
   void set_priority();                                 // [loader]
   bool fill(Reader& r, std::uint64_t needy_since_ns);  // one read; false when the reader needs nothing

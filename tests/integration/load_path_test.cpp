@@ -1,6 +1,7 @@
 // The load path under hostile input (issue 10, items 2–3): one memory budget, shared decoded
 // copies, the channel limit, FIFOs, and loads that run off the control thread — through the
 // in-process daemon of osc_harness.hpp, as a client sees it.
+#include "control/load_pool.hpp"
 #include "io/sound_file.hpp"
 #include "osc_harness.hpp"
 
@@ -11,6 +12,8 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <filesystem>
 #include <chrono>
 #include <string>
@@ -76,9 +79,17 @@ class LoadPath : public ::testing::Test {
     ASSERT_TRUE(c_->ok());
   }
   Client& c() { return *c_; }
+  // Writes slow.wav, whose first read will stall for `delay` (a stalled disk or NFS server).
+  void stall_slow_wav(std::chrono::milliseconds delay) {
+    write_wav16(media_.path("slow.wav"), make_tone_noise16(9600, 2, 5), 2);
+    stall_ = std::make_unique<StallOne>("slow.wav", delay);
+    scoped_ = std::make_unique<io::ScopedFaultInjector>(*stall_);
+  }
   Media media_;
   std::unique_ptr<Daemon> d_;
   std::unique_ptr<Client> c_;
+  std::unique_ptr<StallOne> stall_;
+  std::unique_ptr<io::ScopedFaultInjector> scoped_;
 };
 
 // The same file loaded into 120 ids holds one decoded copy (before: 120 copies, 2 GB for the
@@ -188,9 +199,7 @@ TEST_F(LoadPath, FifoIsRefusedAndTheDaemonKeepsAnswering) {
 // While one client's load is stalled 2 s in a read, another client's ping and load are answered
 // (before: both waited behind the stalled load on the control thread).
 TEST_F(LoadPath, AStalledLoadDoesNotHoldUpOtherClients) {
-  write_wav16(media_.path("slow.wav"), make_tone_noise16(9600, 2, 5), 2);
-  StallOne stall("slow.wav", std::chrono::milliseconds(2000));
-  io::ScopedFaultInjector scoped(stall);
+  stall_slow_wav(std::chrono::milliseconds(2000));
   start();
   Client other(d_->udp());
   const auto t0 = std::chrono::steady_clock::now();
@@ -213,9 +222,7 @@ TEST_F(LoadPath, AStalledLoadDoesNotHoldUpOtherClients) {
 // outside pass: it went to whichever client was given the same descriptor (replies were matched
 // by descriptor alone), so a newcomer received another client's /done /stemd/load.
 TEST_F(LoadPath, ALoadAnswerNeverReachesTheNextTcpClientOnTheSameDescriptor) {
-  write_wav16(media_.path("slow.wav"), make_tone_noise16(9600, 2, 5), 2);
-  StallOne stall("slow.wav", std::chrono::milliseconds(1500));
-  io::ScopedFaultInjector scoped(stall);
+  stall_slow_wav(std::chrono::milliseconds(1500));
   DaemonOptions o;
   o.tcp = true;
   start(o);
@@ -235,9 +242,7 @@ TEST_F(LoadPath, ALoadAnswerNeverReachesTheNextTcpClientOnTheSameDescriptor) {
 
 // Beyond the loads in flight: "busy", and the id is untouched.
 TEST_F(LoadPath, TooManyLoadsInFlightAnswerBusy) {
-  write_wav16(media_.path("slow.wav"), make_tone_noise16(9600, 2, 5), 2);
-  StallOne stall("slow.wav", std::chrono::milliseconds(1500));
-  io::ScopedFaultInjector scoped(stall);
+  stall_slow_wav(std::chrono::milliseconds(1500));
   DaemonOptions o;
   o.max_loads_in_flight = 1;
   start(o);
@@ -299,6 +304,107 @@ TEST_F(LoadPath, PlayWithAPathLoadsThenStarts) {
     const auto v = voices(c());
     return v.size() == 1 && v[0].slot == 2100;
   }));
+}
+
+// A load stalled past --load-timeout answers /fail "timed out" and frees its id; the message
+// waiting behind it runs; the stuck opener thread counts as lost until its read returns, and
+// what it then brings is discarded (before: the load answered /done after the whole stall, and
+// everything behind it waited that long).
+TEST_F(LoadPath, ALoadStalledPastTheTimeoutFailsAndFreesItsId) {
+  stall_slow_wav(std::chrono::milliseconds(3000));
+  DaemonOptions o;
+  o.load_timeout_s = 0.3;
+  start(o);
+  c().post(msg("/stemd/load", 1, media_.path("slow.wav")));
+  c().post(msg("/stemd/play", 1));  // waits behind the load
+  const auto r1 = c().next_reply(std::chrono::milliseconds(2500));
+  ASSERT_TRUE(r1.has_value());
+  EXPECT_FAIL(*r1, "/stemd/load");
+  EXPECT_EQ(reason(*r1), "timed out after 0.3 s (the file system did not answer)");
+  const auto r2 = c().next_reply(std::chrono::milliseconds(1000));
+  ASSERT_TRUE(r2.has_value());
+  EXPECT_FAIL(*r2, "/stemd/play");  // ran once the load was given up: id 1 holds nothing
+  EXPECT_EQ(status(c()).at("loads_lost").i, 1);
+  EXPECT_DONE(c().send("/stemd/load", 1, media_.path("a.wav")), "/stemd/load");  // the id is free
+  ASSERT_TRUE(eventually([&] { return status(c()).at("loads_lost").i == 0; }, std::chrono::milliseconds(6000)));
+  const auto list = sources(c());
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].path, media_.path("a.wav"));           // the stalled load's late result was discarded
+  EXPECT_TRUE(c().quiet(std::chrono::milliseconds(200)));  // and never answered
+}
+
+// Messages waiting behind a load are charged to the memory budget before they are queued: over
+// it, one answers /fail at once (before: 1,024 messages of up to a datagram each were held
+// uncounted while the load stalled).
+TEST_F(LoadPath, MessagesWaitingBehindALoadAreChargedToTheBudget) {
+  stall_slow_wav(std::chrono::milliseconds(1500));
+  DaemonOptions o;
+  o.max_memory_mb = 1;
+  o.max_string = 40000;
+  start(o);
+  const std::int64_t base = memory_bytes(c());
+  c().post(msg("/stemd/load", 1, media_.path("slow.wav")));
+  const std::string big = "/" + std::string(30000, 'x');
+  for (int i = 0; i < 40; ++i) c().post(msg("/stemd/load", 1, big));   // 40 × 30 KB behind it
+  const auto first = c().next_reply(std::chrono::milliseconds(1000));  // before the load's answer
+  ASSERT_TRUE(first.has_value());
+  EXPECT_FAIL(*first, "/stemd/load");
+  EXPECT_TRUE(contains_ci(reason(*first), "cannot wait behind a load")) << reason(*first);
+  EXPECT_TRUE(contains_ci(reason(*first), "memory budget (")) << reason(*first);
+  Client other(d_->udp());
+  EXPECT_GT(memory_bytes(other) - base, 700'000);  // what waits is counted while it waits
+  // The rest, and the load (which may itself find the budget full: it shares it).
+  for (int i = 0; i < 40; ++i) ASSERT_TRUE(c().next_reply(std::chrono::milliseconds(4000)).has_value()) << i;
+  EXPECT_TRUE(c().quiet(std::chrono::milliseconds(200)));
+  EXPECT_LT(memory_bytes(c()) - base, 200'000);  // the slow file at most: every waiting message's charge given back
+}
+
+// The pool's side: an abandoned running job's thread is replaced, up to the cap of lost threads;
+// at the cap every job is refused until one returns.
+TEST(LoadPoolLost, AbandonedJobsAreReplacedUpToTheCap) {
+  std::mutex m;
+  std::condition_variable cv;
+  bool release = false;
+  std::atomic<int> started{0}, quick{0};
+  {
+    control::LoadPool pool(1, 16, 2);
+    auto stuck = [&] {
+      return control::LoadPool::Job([&] {
+        ++started;
+        std::unique_lock l(m);
+        cv.wait(l, [&] { return release; });
+        return control::LoadPool::Publish{};
+      });
+    };
+    auto fast = [&] {
+      return control::LoadPool::Job([&] {
+        ++quick;
+        return control::LoadPool::Publish{};
+      });
+    };
+    std::string why;
+    const auto t1 = pool.submit(stuck(), why);
+    ASSERT_NE(t1, 0u);
+    ASSERT_TRUE(eventually([&] { return started == 1; }));
+    EXPECT_TRUE(pool.abandon(t1));
+    EXPECT_EQ(pool.lost(), 1u);
+    ASSERT_NE(pool.submit(fast(), why), 0u);  // a new thread runs it
+    ASSERT_TRUE(eventually([&] { return quick == 1; }));
+    const auto t2 = pool.submit(stuck(), why);
+    ASSERT_TRUE(eventually([&] { return started == 2; }));
+    EXPECT_TRUE(pool.abandon(t2));
+    EXPECT_EQ(pool.lost(), 2u);
+    EXPECT_EQ(pool.submit(fast(), why), 0u);  // at the cap: refused
+    EXPECT_TRUE(contains_ci(why, "2 loads are stuck in the file system")) << why;
+    {
+      std::lock_guard g(m);
+      release = true;
+    }
+    cv.notify_all();
+    ASSERT_TRUE(eventually([&] { return pool.lost() == 0; }));
+    ASSERT_NE(pool.submit(fast(), why), 0u);
+    ASSERT_TRUE(eventually([&] { return quick == 2; }));
+  }
 }
 
 }  // namespace

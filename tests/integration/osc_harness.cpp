@@ -135,6 +135,7 @@ Daemon::Daemon(const DaemonOptions& o) : opts_(o) {
     if (!o.cookie_exempt->empty() && !rc.cookie_exempt.parse(*o.cookie_exempt, e)) ADD_FAILURE() << e;
   }
   rc.max_loads_in_flight = o.max_loads_in_flight;
+  rc.load_timeout_s = o.load_timeout_s;
 
   ic.osc = true;
   control::OscServerConfig& oc = ic.osc_server;

@@ -155,6 +155,7 @@ struct DaemonOptions {
   std::int64_t max_memory_mb = 0;        // the load budget (--max-memory-mb); 0 = unlimited (still counted)
   int max_channels = 32;                 // --max-channels
   std::size_t max_loads_in_flight = 16;  // loads on the opener threads at once
+  double load_timeout_s = 10.0;          // --load-timeout
 };
 
 class Daemon {

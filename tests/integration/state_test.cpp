@@ -4,6 +4,7 @@
 // /stemd/voices, /stemd/status) and its log.
 //
 // Waits poll a condition with a generous bound; the one fixed sleep is an observation window.
+#include "common/free_port.hpp"
 #include "common/fixtures.hpp"
 #include "control/net.hpp"
 #include "osc_harness.hpp"
@@ -35,16 +36,6 @@ std::string slurp(const std::string& path) {
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-std::uint16_t free_port() {
-  for (int attempt = 0; attempt < 20; ++attempt) {
-    std::string error;
-    auto at = control::parse_endpoint("127.0.0.1", 0, error);
-    auto udp = control::UdpSocket::bind(*at, error);
-    if (udp) return udp->local().port();
-  }
-  return 0;
 }
 
 // stemd in the background with its output in a log file; SIGTERM (then SIGKILL) at the end.

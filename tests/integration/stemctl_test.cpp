@@ -5,6 +5,7 @@
 // daemon (a UDP socket in this process) checks what goes over the wire: the types `send`
 // infers or is given, and that unrelated messages before the reply are ignored.
 // Nothing sleeps to synchronise: every wait polls a condition with a bound.
+#include "common/free_port.hpp"
 #include "common/fixtures.hpp"
 #include "control/net.hpp"
 #include "control/osc.hpp"
@@ -45,19 +46,6 @@ std::string read_file(const std::string& path) {
 
 // A free port (UDP and TCP) on 127.0.0.1: bound to port 0, read back, closed. Another process
 // may take it before we use it; callers retry.
-std::uint16_t free_port() {
-  for (int attempt = 0; attempt < 20; ++attempt) {
-    std::string error;
-    auto at = control::parse_endpoint("127.0.0.1", 0, error);
-    auto udp = control::UdpSocket::bind(*at, error);
-    if (!udp) continue;
-    const std::uint16_t port = udp->local().port();
-    auto at2 = control::parse_endpoint("127.0.0.1", port, error);
-    if (control::TcpListener::listen(*at2, error)) return port;  // the TCP port is free too
-  }
-  return 0;
-}
-
 // A child process with stdout+stderr into a file; SIGTERM (then SIGKILL) when it goes away.
 class Child {
  public:
