@@ -14,6 +14,13 @@
 #   scripts/bench.sh --quick    the same, bounded (≈ 2 min, what CI can afford): one short
 #                               repetition, 5-s trials at 128 and 256 voices instead of a
 #                               search, 5 latency runs; for checking, not for quoting
+#   scripts/bench.sh --bounded  every part, bounded to ≈ 15 min on a 2-core machine (what a
+#                               shared box affords; quotable, with its figures' limits): the
+#                               mixer/stretch/resample/EQ benchmarks (1 repetition, 0.2 s), the
+#                               search at 1024 frames from 512 to 2048 voices (15-s trials),
+#                               CPU/RSS at 0/256/1024 voices, RSS with 8 × 40 MB sources,
+#                               stemd beside scsynth at 256 and 1024 voices, 10 latency runs,
+#                               and the crowdstream workload (stream_bench.py crowd)
 #   scripts/bench.sh --no-jack  Google Benchmark only (no jackd needed)
 #   scripts/bench.sh --out DIR  keep bench.json, stream-*.json, latency.md, bench.md in DIR
 #                               (default: BUILD/bench-results)
@@ -37,13 +44,14 @@ extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
+    --bounded) quick=2 ;;
     --no-jack) jack=0 ;;
     --out) outdir=$2; shift ;;
     --out=*) outdir=${1#--out=} ;;
     --build-dir) build=$2; shift ;;
     --build-dir=*) build=${1#--build-dir=} ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -70,6 +78,9 @@ json="$outdir/bench.json"
 if [ "$quick" -eq 1 ]; then
   mode="quick (1 repetition, min time 0.05 s)"
   args=(--benchmark_min_time=0.05)
+elif [ "$quick" -eq 2 ]; then
+  mode="bounded (1 repetition, min time 0.2 s; mixer, memcpy, stretch, resample, EQ)"
+  args=(--benchmark_min_time=0.2 "--benchmark_filter=^(mix|ref|stretch|resample|eq)/")
 else
   mode="full (3 repetitions, min time 0.5 s each, median reported)"
   args=(--benchmark_repetitions=3 --benchmark_report_aggregates_only=true)
@@ -80,7 +91,7 @@ echo "bench.sh: ${cmd[*]}" >&2
 
 # ---------------------------------------------------------------- run: the JACK test bed
 status=0
-stream_search="" stream_cpu="" stream_rss="" stream_cmp="" latency="" monitor=""
+stream_search="" stream_cpu="" stream_rss="" stream_cmp="" stream_crowd="" latency="" monitor=""
 if [ "$jack" -eq 1 ]; then
   sb=(python3 tests/tools/stream_bench.py --build "$build")
   if [ "$quick" -eq 1 ]; then
@@ -89,12 +100,21 @@ if [ "$jack" -eq 1 ]; then
     rss_args=(rss --count 8 --mb 20 --seconds 4)
     cmp_args=(compare --voices 64 --seconds 4)
     lat_args=(--runs 5 --idle 3 --periods 1024)
+    crowd_args=(crowd --seconds 4 --stem-seconds 30)
+  elif [ "$quick" -eq 2 ]; then
+    search_args=(search --periods 1024 --seconds 15 --start 512 --max 2048 --retries 1)
+    cpu_args=(cpu --voices 0 256 1024 --seconds 10)
+    rss_args=(rss --count 8 --mb 40 --seconds 8)
+    cmp_args=(compare --voices 256 1024 --seconds 12)
+    lat_args=(--runs 10 --idle 5 --periods 1024)
+    crowd_args=(crowd --seconds 10)
   else
     search_args=(search --periods 1024 256 --seconds 30 --start 256 --max 8192)
     cpu_args=(cpu --voices 0 1 8 32 128 512 --seconds 20)
     rss_args=(rss --count 8 --mb 140 --seconds 15)
     cmp_args=(compare --voices 256 1024 --seconds 20)
     lat_args=(--runs 20 --idle 10 --periods "256 1024")
+    crowd_args=(crowd --seconds 20)
   fi
   # stream_part NAME ARGS…: stream_bench.py's JSON in $outdir/stream-NAME.json
   stream_part() {
@@ -117,13 +137,14 @@ if [ "$jack" -eq 1 ]; then
   else
     echo "bench.sh: scsynth is not installed: no side-by-side comparison (scripts/setup.sh installs it)" >&2
   fi
+  stream_crowd=$(stream_part crowd "${crowd_args[@]}")
   echo "bench.sh: scripts/bench_latency.sh --build-dir $build ${lat_args[*]}" >&2
   if scripts/bench_latency.sh --build-dir "$build" "${lat_args[@]}" >"$outdir/latency.md"; then
     latency=$outdir/latency.md
   else
     echo "bench.sh: bench_latency.sh failed" >&2; status=1
   fi
-  mon_secs=15; [ "$quick" = 1 ] && mon_secs=5
+  mon_secs=15; [ "$quick" = 1 ] && mon_secs=5; [ "$quick" = 2 ] && mon_secs=10
   echo "bench.sh: scripts/bench_monitor.sh $build $mon_secs" >&2
   if scripts/bench_monitor.sh "$build" "$mon_secs" >"$outdir/monitor.md"; then
     monitor=$outdir/monitor.md
@@ -132,6 +153,7 @@ if [ "$jack" -eq 1 ]; then
   fi
 fi
 export STREAM_SEARCH="$stream_search" STREAM_CPU="$stream_cpu" STREAM_RSS="$stream_rss" STREAM_CMP="$stream_cmp"
+export STREAM_CROWD="$stream_crowd"
 export LATENCY_MD="$latency"
 export MONITOR_MD="${monitor:-}"
 load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -326,6 +348,7 @@ def load_json(var):
 
 search, cpu, rss = load_json("STREAM_SEARCH"), load_json("STREAM_CPU"), load_json("STREAM_RSS")
 cmp = load_json("STREAM_CMP")
+crowd = load_json("STREAM_CROWD")
 mib = lambda b: "–" if b is None else f"{b / 2**20:.1f}"
 fmt = lambda x, f="{:.1f}": "–" if x is None else f.format(x)
 
@@ -391,6 +414,11 @@ if cpu:
     print(f"| idle jackd | {fmt(idle.get('jackd_cpu_pct'))} (jackd itself) | | | | | | | | {idle['xruns']} xruns in {idle['seconds']:g} s |")
     print()
 
+if crowd:
+    for r in crowd["rows"]:
+        if r.get("bpm") and r.get("stemd_cpu_pct") is not None:
+            rows.append((f"crowdstream workload ({r['label']}), whole daemon", f"{r['stemd_cpu_pct']:.1f} % of a core",
+                         "≤ 10 %"))
 if rss:
     t = rss["row"]
     print(f"### RSS with {rss['count']} × {rss['file_mb']:g} MB sources loaded and playing\n")
@@ -423,6 +451,21 @@ if cmp:
               f"{'yes' if s.get('clean') else 'no: ' + (s.get('why') or '')}{'; scsynth: ' + c['error'] if c.get('error') else ''} |")
     sc_cmd = next((r["scsynth"].get("command") for r in cmp["rows"] if r["scsynth"].get("command")), "")
     print(f"\nscsynth command: `{sc_cmd}`\n")
+
+if crowd:
+    print("### The crowdstream workload\n")
+    print(f"8 stems (16-bit stereo WAVs at {crowd['stem_rate']} Hz, {crowd['stem_seconds']:g} s: streamed) played at 48 kHz")
+    print("on decks A and B through the crowdstream dialect (`/load_buffer`, `/play_stem id 1 0.8 1`,")
+    print(f"`/deck_eq_all A|B 30 60 40`), then `/set_tempo {crowd['bpm']:g}` (base 120) with `--stretch-method")
+    print(f"time_stretch`; the same `jackd -d dummy` at {crowd['period']} frames; stemd's whole-process CPU from")
+    print(f"`/proc/PID/stat` over {crowd['seconds']:g} s, % of one core.\n")
+    print("| run | stemd CPU % | voices | voice underruns | device underflows (jackd xruns) | callback p99 µs | RSS MiB (anon) |")
+    print("|---|---:|---:|---:|---|---:|---:|")
+    for r in crowd["rows"]:
+        print(f"| {r['label']} | {fmt(r.get('stemd_cpu_pct'), '{:.2f}')} | {r.get('voices_playing', '–')} | "
+              f"{r.get('voice_underruns', '–')} | {r.get('device_underflows', '–')} ({r.get('jackd_xruns', '–')}) | "
+              f"{fmt(r.get('callback_p99_us'), '{:.0f}')} | {mib(r.get('RssAnon'))} |" + (f" {r['error']}" if r.get("error") else ""))
+    print(f"\nstemd command: `{crowd['rows'][-1].get('command', '')}`\n")
 
 lat = e.get("LATENCY_MD", "")
 if lat and os.path.exists(lat):
@@ -468,6 +511,11 @@ if cmp:
             rows.append((f"CPU per streaming voice vs scsynth (DiskIn), {r['voices']} voices, whole process",
                          f"{r['ratio']:.2f} × ({r['stemd'].get('stemd_cpu_pct'):.1f} % vs {r['scsynth'].get('scsynth_cpu_pct'):.1f} %)",
                          "≤ 0.5 ×"))
+if crowd:
+    for r in crowd["rows"]:
+        if r.get("bpm") and r.get("stemd_cpu_pct") is not None:
+            rows.append((f"crowdstream workload ({r['label']}), whole daemon", f"{r['stemd_cpu_pct']:.1f} % of a core",
+                         "≤ 10 %"))
 if rss:
     t = rss["row"]
     rows.append((f"RSS with {rss['count']} × {rss['file_mb']:g} MB sources playing (VmRSS; stemd's own anon)",

@@ -12,6 +12,11 @@ measures, with nothing but the standard library:
   cpu      stemd's CPU (utime+stime from /proc/PID/stat over the play window) and RSS at
            given voice counts, with idle stemd (0 voices) and idle jackd as references.
   rss      RSS (VmRSS / VmHWM) with K big sources (default 8 × 140 MB) loaded and playing.
+  crowd    the crowdstream workload (issue 15): 8 stems at 44.1 kHz played at 48 kHz on two
+           decks with the deck EQ on, through the crowdstream dialect (/load_buffer,
+           /play_stem, /deck_eq_all), then /set_tempo with --stretch-method time_stretch:
+           stemd's whole-process CPU for idle, resampled only, and stretched with each
+           Rubber Band engine (--stretch-engine finer / faster), in one run on one jackd.
 
 Every voice of a trial starts on the same output frame: the plays go out in OSC bundles
 carrying one future timetag (stemd honours it to the sample), so the expected output is simply
@@ -25,6 +30,7 @@ markdown. Examples:
   stream_bench.py --build build/release search --periods 1024 256 --seconds 30
   stream_bench.py --build build/release cpu --voices 0 1 8 32 128 512 --seconds 20
   stream_bench.py --build build/release rss --count 8 --mb 140
+  stream_bench.py --build build/release crowd --seconds 15
 """
 
 import argparse
@@ -772,6 +778,102 @@ def cmd_compare(args):
     return out
 
 
+def write_stem(path, seconds, rate, seed):
+    """A 16-bit stereo WAV: one second of noise and a tone, repeated (the cost of resampling and
+    stretching does not depend on what the audio is)."""
+    import array
+    import math
+    import random
+    import wave
+    if os.path.exists(path):
+        return
+    rnd = random.Random(seed)
+    block = array.array("h")
+    for k in range(rate):
+        tone = 3000.0 * math.sin(2 * math.pi * (110.0 * (1 + seed % 5)) * k / rate)
+        block.append(int(tone + rnd.gauss(0, 1500)))
+        block.append(int(tone * 0.8 + rnd.gauss(0, 1500)))
+    data = block.tobytes()
+    with wave.open(path + ".part", "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        for _ in range(int(seconds)):
+            w.writeframes(data)
+    os.replace(path + ".part", path)
+
+
+def crowd_trial(args, jack, paths, label, engine, tempo):
+    """One stemd running the crowdstream workload; tempo None: no /set_tempo (resampled only);
+    paths empty: idle stemd."""
+    flags = ["--stretch-method", "time_stretch", "--stretch-engine", engine, "--bpm", "120"] + args.stemd_args
+    with tempfile.TemporaryDirectory(dir=args.workdir) as wd:
+        st = Stemd(args.build, jack, args.period, wd, flags)
+        r = {"label": label, "engine": engine, "stems": len(paths), "bpm": tempo, "command": st.cmd}
+        try:
+            ids = [100 + k if k < 4 else 1100 + k - 4 for k in range(len(paths))]  # decks A and B
+            for i, p in zip(ids, paths):
+                a = st.osc.call("/load_buffer", i, p, timeout=20)
+                if not a or a[0] != "/done":
+                    r["error"] = f"/load_buffer {i}: {a}"
+                    return r
+            if paths:
+                for deck in ("A", "B"):
+                    st.osc.call("/deck_eq_all", deck, 30.0, 60.0, 40.0)
+                for i in ids:
+                    st.osc.call("/play_stem", i, 1.0, 0.8, 1)
+                if tempo:
+                    st.osc.call("/set_tempo", float(tempo))
+            time.sleep(2.0)  # stretchers attach at the bottom of a fade; the EQ glides
+            x0, s0 = jack.xruns(), st.osc.status()
+            cpu = CpuWindow(st.proc.pid)
+            cpu.start()
+            perf = None
+            if args.perf and paths and tempo:
+                out = os.path.join(args.workdir, f"perf-{engine}.data")
+                perf = subprocess.Popen(["perf", "record", "-g", "-F", "499", "-o", out, "-p", str(st.proc.pid), "--",
+                                         "sleep", str(args.seconds)], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+                r["perf_data"] = out
+            time.sleep(args.seconds)
+            r["stemd_cpu_pct"] = round(cpu.stop(), 2)
+            if perf:
+                perf.wait(60)
+            s1 = st.osc.status()
+            r["jackd_xruns"] = jack.xruns() - x0
+            r["voices_playing"] = s1.get("voices")
+            r["voice_underruns"] = (s1.get("voice_underruns") or 0) - (s0.get("voice_underruns") or 0)
+            r["device_underflows"] = (s1.get("device_underflows") or 0) - (s0.get("device_underflows") or 0)
+            r["callback_p99_us"] = s1.get("callback_p99_us")
+            r.update(proc_mem(st.proc.pid))
+        finally:
+            st.stop()
+    return r
+
+
+def cmd_crowd(args):
+    rate = 44100
+    d = os.path.join(args.workdir, f"crowd-{args.stem_seconds:g}s")
+    os.makedirs(d, exist_ok=True)
+    paths = [os.path.join(d, f"stem{k}.wav") for k in range(8)]
+    for k, p in enumerate(paths):
+        write_stem(p, args.stem_seconds, rate, k + 1)
+    out = {"mode": "crowd", "seconds": args.seconds, "period": args.period, "stem_rate": rate,
+           "stem_seconds": args.stem_seconds, "bpm": args.bpm, "rows": []}
+    out["idle"] = idle_baseline(args, args.period, min(args.seconds, 5))
+    jack = Jack(args.workdir, args.period, args.realtime)
+    try:
+        plan = [("idle stemd", "finer", [], None), ("8 stems, resampled (no /set_tempo)", "finer", paths, None)]
+        plan += [(f"8 stems, /set_tempo {args.bpm:g}, {e}", e, paths, args.bpm) for e in args.engines]
+        for label, engine, ps, tempo in plan:
+            r = crowd_trial(args, jack, ps, label, engine, tempo)
+            log(f"crowd: {label}: stemd {r.get('stemd_cpu_pct')} % " + (r.get("error") or ""))
+            out["rows"].append(r)
+    finally:
+        jack.stop()
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default="build/release", help="build directory with src/stemd and tests/tools")
@@ -805,13 +907,21 @@ def main():
     r.add_argument("--mb", type=float, default=140)
     r.add_argument("--period", type=int, default=1024)
     r.add_argument("--seconds", type=float, default=10)
+    k = sub.add_parser("crowd", help="the crowdstream workload: 8 stems, 44.1 → 48 kHz, EQ, time-stretch")
+    k.add_argument("--period", type=int, default=1024)
+    k.add_argument("--seconds", type=float, default=15)
+    k.add_argument("--stem-seconds", type=float, default=120, help="stem length (streamed beyond 16 MiB)")
+    k.add_argument("--bpm", type=float, default=126, help="/set_tempo (base 120: tempo 1.05)")
+    k.add_argument("--engines", nargs="+", default=["finer", "faster"])
+    k.add_argument("--perf", action="store_true", help="perf record the stretched trials (kept in --workdir)")
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
     own = args.workdir is None
     args.workdir = tempfile.mkdtemp(prefix="stemd-stream-bench-") if own else os.path.abspath(args.workdir)
     os.makedirs(args.workdir, exist_ok=True)
     try:
-        res = {"search": cmd_search, "cpu": cmd_cpu, "rss": cmd_rss, "compare": cmd_compare}[args.cmd](args)
+        res = {"search": cmd_search, "cpu": cmd_cpu, "rss": cmd_rss, "compare": cmd_compare,
+               "crowd": cmd_crowd}[args.cmd](args)
     finally:
         if own and not args.keep:
             shutil.rmtree(args.workdir, ignore_errors=True)
