@@ -166,6 +166,7 @@ Stream* LoaderThread::create_stream(const Source& src, std::int64_t from_frame, 
   lim.max_channels = src.max_channels;
   lim.budget = src.budget;
   lim.max_read_frames = std::max(capacity, cfg_.prefill_frames);
+  lim.i16_reads_only = format == SampleFormat::kInt16;  // read straight into the ring: no scratch
   if (!r->file.open(src.file, error, lim)) {
     error = src.path + ": " + error;
     return nullptr;

@@ -201,6 +201,29 @@ TEST(Loader, Int16HeadHoldsHalfTheBytesAndPlaysAsTheFloatHead) {
   }
 }
 
+// What a stream of a 16-bit stereo file holds is charged to the budget as it is: its int16 ring
+// and libsndfile's state (a flat 128 KiB), no decode scratch — it reads straight into the ring
+// and never allocates one (before: a scratch of the ring's size was charged and never used).
+TEST(Loader, Int16StreamChargesItsRingAndNoDecodeScratch) {
+  test::TempDir dir;
+  test::make_wav(dir.file("c.wav"), 40'000, 5);
+  test::make_wav(dir.file("m.wav"), 40'000, 6, 1);  // mono: decoded through the scratch, charged
+  for (const bool stereo : {true, false}) {
+    SCOPED_TRACE(stereo ? "stereo" : "mono");
+    auto src = load(dir.file(stereo ? "c.wav" : "m.wav"));
+    ASSERT_TRUE(src);
+    Rig rig;
+    const std::int64_t before = src->budget->held();
+    std::string err;
+    Stream* s = rig.loader.create_stream(*src, src->view.memory_frames, false, err);
+    ASSERT_NE(s, nullptr) << err;
+    const auto ring = static_cast<std::int64_t>(s->ring().capacity_bytes());
+    const std::int64_t scratch = stereo ? 0 : static_cast<std::int64_t>(s->ring().capacity_frames()) * 2;
+    EXPECT_EQ(src->budget->held() - before, ring + 128 * 1024 + scratch);
+    rig.loader.release(s);
+  }
+}
+
 TEST(Loader, MonoFilePlaysOnBothSides) {
   test::TempDir dir;
   const auto file = test::make_wav(dir.file("m.wav"), 30'000, 2, 1);
