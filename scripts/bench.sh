@@ -494,6 +494,23 @@ st = [num(f"mix/stream/unity/voices:128/block:{b}", "ns_per_voice_frame") for b 
 if mem[0] is not None and st[0] is not None:
     rows.append(("mixer, 128 voices, block 1024: ns per voice-frame (in memory / streamed)",
                  f"{mem[0]:.2f} / {st[0]:.2f}", "≤ 3 ns"))
+m16 = num("mix/stream16/unity/voices:1024/block:1024", "ns_per_voice_frame")
+mref = num("ref/memcpy/voices:128/block:1024", "ns_per_voice_frame")
+if m16 is not None:
+    rows.append(("mixer, 1024 streamed voices (int16 rings), block 1024: ns per voice-frame (memcpy of 128 sources)",
+                 f"{m16:.2f}" + (f" ({mref:.2f})" if mref is not None else ""), ""))
+if cpu:
+    zero = next((t for t in cpu["rows"] if t["voices"] == 0 and t.get("RssAnon")), None)
+    for t in cpu["rows"]:
+        if zero and t["voices"] >= 128 and t.get("RssAnon"):
+            rows.append((f"stemd's own memory per streaming voice, {t['voices']} voices (RssAnon − idle) ÷ voices",
+                         f"{(t['RssAnon'] - zero['RssAnon']) / t['voices'] / 1000:.1f} KB (ring + head at defaults: 96.0 KB)",
+                         "ring + head ≤ 96 KB"))
+    for t in cpu["rows"]:
+        if t["voices"] >= 1024 and t.get("stemd_cpu_pct") is not None:
+            rows.append((f"whole daemon, {t['voices']} streaming voices: CPU ns per voice-frame",
+                         f"{ns_per_voice_frame(t['stemd_cpu_pct'], t['voices']):.2f} ({t['stemd_cpu_pct']:.1f} % of a core)",
+                         "≤ 1.5 ns (issue 15)"))
 if cpu:
     best = [t for t in cpu["rows"] if t["voices"] >= 128 and t.get("stemd_cpu_pct") is not None]
     if best:
