@@ -34,13 +34,15 @@ class Schedule;
 class Stretcher;
 
 // What a voice reads from memory: a whole file, or the head of a streamed one. Interleaved
-// stereo float. Immutable while any voice uses it (the control thread guarantees it).
+// stereo float, or int16 (a 16-bit file's head: converted x / 32768 as it is mixed, the float
+// libsndfile's own read gives). Immutable while any voice uses it (the control thread guarantees it).
 struct VoiceSource {
-  const float* frames = nullptr;
-  std::int64_t memory_frames = 0;  // frames available in `frames`
-  std::int64_t total_frames = 0;   // length of the file
-  bool streamed = false;           // frames beyond memory_frames come from a Stream
-  int sample_rate = 0;             // the file's rate; 0 = the engine's (no conversion)
+  const float* frames = nullptr;           // null when frames16 holds the audio
+  std::int64_t memory_frames = 0;          // frames available in `frames` (or `frames16`)
+  std::int64_t total_frames = 0;           // length of the file
+  bool streamed = false;                   // frames beyond memory_frames come from a Stream
+  int sample_rate = 0;                     // the file's rate; 0 = the engine's (no conversion)
+  const std::int16_t* frames16 = nullptr;  // set instead of `frames`: int16 samples
 };
 
 struct EngineConfig {

@@ -33,10 +33,10 @@ struct Options {
   std::string render_to;
   double duration = 0;  // seconds of audio, then exit (0 = run until signalled / render until idle)
   double preload_limit_mb = 16;
-  double ring_ms = 500;    // a stream's ring capacity on a steady disk
+  double ring_ms = 400;    // a stream's ring capacity on a steady disk
   double ring_min_ms = 0;  // adaptive prefetch: the least fill the loader keeps (0: ring_ms / 2)
   double ring_max_ms = 0;  // and the largest ring a jittery source gets (0: 4000, or ring_ms if more)
-  double head_ms = 500;
+  double head_ms = 100;
   int loader_priority = 1;  // SCHED_FIFO priority of the loader thread (0: normal scheduling)
   std::uint32_t max_voices = 4096;
   std::uint32_t max_resampled_voices = 64;

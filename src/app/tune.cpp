@@ -49,8 +49,8 @@ struct TuneOptions {
   std::string device;
   int sample_rate = 0;
   double max_load_percent = 50.0;
-  double ring_ms = 500;
-  double head_ms = 500;
+  double ring_ms = 400;
+  double head_ms = 100;
   std::string temp_dir;
   std::string write_config;
   std::string log_level = "warn";

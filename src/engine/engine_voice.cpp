@@ -92,23 +92,30 @@ std::uint32_t Engine::produce(Voice& v, float* dst, std::uint32_t frames, Frames
 // the ring is empty.
 std::uint32_t Engine::fetch(Voice& v, float* dst, std::uint32_t frames, Frames* src) noexcept {
   const VoiceSource& s = *v.src;
+  // `n` frames from memory at v.pos: in place, or (int16 with a scratch to fill) as float in dst.
+  const auto from_memory = [&](std::uint32_t n) {
+    if (s.frames16 == nullptr) {
+      *src = s.frames + v.pos * 2;
+    } else if (dst == nullptr) {
+      *src = s.frames16 + v.pos * 2;
+    } else {
+      to_float(dst, s.frames16 + v.pos * 2, n);
+      *src = dst;
+    }
+    v.pos += n;
+    return n;
+  };
   if (!s.streamed) {
     if (v.pos >= v.loop_end) {
       if (!v.loop || v.loop_end <= v.loop_start) return 0;
       if (v.passes_left > 0 && --v.passes_left == 0) return 0;  // the last pass is over
       v.pos = v.loop_start;  // sample-exact seam: the next frame is the region's first
     }
-    const auto n = static_cast<std::uint32_t>(std::min<std::int64_t>(frames, v.loop_end - v.pos));
-    *src = s.frames + v.pos * 2;
-    v.pos += n;
-    return n;
+    return from_memory(static_cast<std::uint32_t>(std::min<std::int64_t>(frames, v.loop_end - v.pos)));
   }
   if (v.reading_memory) {
     if (v.pos < s.memory_frames) {
-      const auto n = static_cast<std::uint32_t>(std::min<std::int64_t>(frames, s.memory_frames - v.pos));
-      *src = s.frames + v.pos * 2;
-      v.pos += n;
-      return n;
+      return from_memory(static_cast<std::uint32_t>(std::min<std::int64_t>(frames, s.memory_frames - v.pos)));
     }
     v.reading_memory = false;
   }
@@ -371,9 +378,15 @@ void Engine::prefetch_voice(const Voice& v, std::uint32_t frames) const noexcept
   const VoiceSource& s = *v.src;
   if (!s.streamed || (v.reading_memory && v.pos < s.memory_frames)) {
     const std::int64_t end = s.streamed ? s.memory_frames : v.loop_end;
-    if (s.frames == nullptr || v.pos >= end) return;
-    p = reinterpret_cast<const char*>(s.frames + v.pos * 2);
-    bytes = static_cast<std::size_t>(std::min<std::int64_t>(frames, end - v.pos)) * 2 * sizeof(float);
+    if ((s.frames == nullptr && s.frames16 == nullptr) || v.pos >= end) return;
+    const auto n = static_cast<std::size_t>(std::min<std::int64_t>(frames, end - v.pos));
+    if (s.frames16 != nullptr) {
+      p = reinterpret_cast<const char*>(s.frames16 + v.pos * 2);
+      bytes = n * 2 * sizeof(std::int16_t);
+    } else {
+      p = reinterpret_cast<const char*>(s.frames + v.pos * 2);
+      bytes = n * 2 * sizeof(float);
+    }
   } else if (v.stream != nullptr) {
     const SampleRing& ring = v.stream->ring();
     if (ring.format() == SampleFormat::kInt16) {

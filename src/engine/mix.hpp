@@ -20,6 +20,13 @@ struct Frames {
   Frames(const std::int16_t* p) noexcept : s(p) {}  // NOLINT
 };
 
+// out = in as float (a resampler's or stretcher's input: they keep float frames across calls)
+template <typename T>
+inline void to_float(float* __restrict out, const T* __restrict in, std::uint32_t frames) noexcept {
+  const std::uint32_t n = frames * 2;
+  for (std::uint32_t i = 0; i < n; ++i) out[i] = sample(in[i]);
+}
+
 // out += in
 template <typename T>
 inline void mix_add(float* __restrict out, const T* __restrict in, std::uint32_t frames) noexcept {

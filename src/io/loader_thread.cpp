@@ -188,6 +188,7 @@ std::unique_ptr<LoaderThread::Opened> LoaderThread::open_stream(const StreamPlan
   lim.max_channels = src.max_channels;
   lim.budget = src.budget;
   lim.max_read_frames = std::max(plan.capacity, plan.prefill_frames);
+  lim.i16_reads_only = format == SampleFormat::kInt16;  // read straight into the ring: no scratch
   if (!r->file.open(src.file, error, lim)) {
     error = src.path + ": " + error;
     return nullptr;

@@ -88,6 +88,7 @@ struct SoundFile::Impl {
   SNDFILE* sf = nullptr;
   SF_INFO info{};
   bool read_shorts = false;
+  bool no_scratch = false;  // opened for read_stereo_i16() only: nothing charged for a scratch
   std::int64_t chunk_frames = kChunkFrames;
   int io_errno = 0;  // the last read's failure, which libsndfile would only see as a short read
   std::vector<short> shorts;
@@ -187,7 +188,8 @@ bool SoundFile::open(std::shared_ptr<FileHandle> file, std::string& error, const
     const std::int64_t elem = impl_->read_shorts ? 2 : 4;
     impl_->chunk_frames = std::max<std::int64_t>(1, std::min(kChunkFrames, kScratchBytes / (i.channels * elem)));
     if (limits.max_read_frames > 0) impl_->chunk_frames = std::min(impl_->chunk_frames, limits.max_read_frames);
-    const bool scratch = impl_->read_shorts || i.channels != 2;
+    impl_->no_scratch = limits.i16_reads_only && impl_->read_shorts && i.channels == 2;
+    const bool scratch = (impl_->read_shorts || i.channels != 2) && !impl_->no_scratch;
     // libsndfile's own state per open file (SNDFILE, header buffer, a FLAC or Vorbis decoder's
     // blocks): tens to a few hundred KB, counted as a flat 128 KB.
     constexpr std::int64_t kLibraryBytes = 128 * 1024;
@@ -209,7 +211,7 @@ bool SoundFile::open(std::shared_ptr<FileHandle> file, std::string& error, const
 
 std::int64_t SoundFile::read_stereo(float* out, std::int64_t frames) {
   Impl& m = *impl_;
-  if (!m.sf) return -1;
+  if (!m.sf || m.no_scratch) return -1;  // no_scratch: its scratch was never charged
   const int ch = m.info.channels;
   m.io_errno = 0;
   std::int64_t done = 0;

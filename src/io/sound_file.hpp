@@ -117,6 +117,9 @@ class SoundFile {
     // What this reader holds (libsndfile's state, the decode scratch) is charged here at open().
     std::shared_ptr<MemoryBudget> budget;
     std::int64_t max_read_frames = 0;  // the largest read_stereo() call it will get (0: any)
+    // The caller reads a 16-bit stereo file through read_stereo_i16() only (an int16 ring): no
+    // decode scratch is charged, and read_stereo() on such a file fails instead of growing one.
+    bool i16_reads_only = false;
   };
   // Opens for reading through `file`. On failure returns false and sets `error` to libsndfile's
   // reason. The channel limit is checked from the header, before anything is allocated for the

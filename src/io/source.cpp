@@ -41,6 +41,44 @@ LoadResult load_source(const std::string& path, const std::string& name, const L
   return load_source(std::move(file), name, opts);
 }
 
+namespace {
+
+// The first `want` frames of `sf`, as floats or (int16: a 16-bit stereo file) as the file's own
+// int16 samples, charged to `budget` before they exist: a header promising gigabytes is refused
+// here, not by the kernel. Null with `err` set when the budget refuses or the file has nothing.
+std::shared_ptr<Decoded> decode(SoundFile& sf, std::int64_t want, bool int16,
+                                const std::shared_ptr<MemoryBudget>& budget, std::string& err) {
+  auto d = std::make_shared<Decoded>();
+  const std::int64_t sample_bytes = int16 ? 2 : static_cast<std::int64_t>(sizeof(float));
+  if (!d->charge.take(budget, want * 2 * sample_bytes, err)) return nullptr;
+  std::int64_t got = 0;
+  if (int16) {
+    d->samples16.resize(static_cast<std::size_t>(want) * 2);
+    got = sf.read_stereo_i16(d->samples16.data(), want);
+  } else {
+    d->samples.resize(static_cast<std::size_t>(want) * 2);
+    got = sf.read_stereo(d->samples.data(), want);
+  }
+  if (got < 0) {
+    err = sf.error();
+    return nullptr;
+  }
+  if (got == 0) {
+    err = "file has no audio frames";
+    return nullptr;
+  }
+  if (got < want) {  // a short read: the file was shorter than its header said
+    d->samples.resize(int16 ? 0 : static_cast<std::size_t>(got) * 2);
+    d->samples.shrink_to_fit();
+    d->samples16.resize(int16 ? static_cast<std::size_t>(got) * 2 : 0);
+    d->samples16.shrink_to_fit();
+    d->charge.shrink_to(static_cast<std::int64_t>(d->bytes()));
+  }
+  return d;
+}
+
+}  // namespace
+
 LoadResult load_source(std::shared_ptr<FileHandle> file, const std::string& name, const LoadOptions& opts) {
   const auto t0 = std::chrono::steady_clock::now();
   LoadResult r;
@@ -73,39 +111,26 @@ LoadResult load_source(std::shared_ptr<FileHandle> file, const std::string& name
 
   std::shared_ptr<const Decoded> shared = opts.cache ? opts.cache->find(file->identity()) : nullptr;
   if (!shared) {
-    auto d = std::make_shared<Decoded>();
-    // Charged before it exists: a header promising gigabytes is refused here, not by the kernel.
-    if (!d->charge.take(opts.budget, want * 2 * static_cast<std::int64_t>(sizeof(float)), err)) {
+    auto d = decode(sf, want, !whole && opts.int16_heads && sf.reads_i16(), opts.budget, err);
+    if (!d) {
       r.error = path + ": " + err;
       return r;
-    }
-    d->samples.resize(static_cast<std::size_t>(want) * 2);
-    const std::int64_t got = sf.read_stereo(d->samples.data(), want);
-    if (got < 0) {
-      r.error = path + ": " + sf.error();
-      return r;
-    }
-    if (got == 0) {
-      r.error = path + ": file has no audio frames";
-      return r;
-    }
-    if (got < want) {  // a short read: the file was shorter than its header said
-      d->samples.resize(static_cast<std::size_t>(got) * 2);
-      d->samples.shrink_to_fit();
-      d->charge.shrink_to(static_cast<std::int64_t>(d->bytes()));
     }
     shared = std::move(d);
     if (opts.cache) opts.cache->insert(file->identity(), shared);
   }
   src->decoded = shared;
-  const auto got = static_cast<std::int64_t>(shared->samples.size() / 2);
+  const std::int64_t got = shared->frames();
+  const float* f = shared->samples.empty() ? nullptr : shared->samples.data();
+  const std::int16_t* f16 = shared->samples16.empty() ? nullptr : shared->samples16.data();
   if (whole || got < want) {
     // Everything is in memory (a short read means the file was shorter than its header said).
     src->truncated = info.frames >= 0 && got < info.frames;
-    src->view = engine::VoiceSource{shared->samples.data(), got, got, false};
+    src->view = engine::VoiceSource{f, got, got, false};
   } else {
-    src->view = engine::VoiceSource{shared->samples.data(), got, info.frames >= 0 ? info.frames : 0, true};
+    src->view = engine::VoiceSource{f, got, info.frames >= 0 ? info.frames : 0, true};
   }
+  src->view.frames16 = f16;
   // A file at another rate plays through a resampler (engine); at the output's rate, bit-exact.
   src->view.sample_rate = info.sample_rate == opts.output_rate ? 0 : info.sample_rate;
   src->load_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();

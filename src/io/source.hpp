@@ -20,12 +20,18 @@
 
 namespace stemd::io {
 
-// Decoded audio (a whole file, or a streamed file's head): interleaved stereo floats, charged to
-// the memory budget for as long as it exists. Shared, read-only, by every source of the same file.
+// Decoded audio (a whole file, or a streamed file's head), interleaved stereo, charged to the
+// memory budget for as long as it exists. Shared, read-only, by every source of the same file.
+// Floats; or, for the head of a 16-bit (or narrower) stereo file, its int16 samples as the file
+// holds them (half the bytes; the mixer converts x / 32768, the float libsndfile gives).
 struct Decoded {
   std::vector<float> samples;
+  std::vector<std::int16_t> samples16;  // set instead of `samples` for an int16 head
   Charge charge;
-  std::size_t bytes() const noexcept { return samples.capacity() * sizeof(float); }
+  std::size_t bytes() const noexcept {
+    return samples.capacity() * sizeof(float) + samples16.capacity() * sizeof(std::int16_t);
+  }
+  std::int64_t frames() const noexcept { return static_cast<std::int64_t>((samples.size() + samples16.size()) / 2); }
 };
 
 // Identical files (same device and inode, size and modification time) loaded into several ids
@@ -44,7 +50,8 @@ class DecodeCache {
 struct LoadOptions {
   int output_rate = 48000;
   std::int64_t preload_limit_bytes = 16ll << 20;  // decoded stereo float size held fully in RAM
-  std::int64_t head_frames = 24000;               // pre-decoded start of a streamed file
+  std::int64_t head_frames = 4800;                // pre-decoded start of a streamed file (--head-ms)
+  bool int16_heads = true;                        // a 16-bit stereo file's head held as int16
   int max_channels = 32;                          // --max-channels: checked from the header
   // Everything a load holds is charged here first (--max-memory-mb); the default is unlimited
   // but still counted, so memory_bytes is right in every harness.

@@ -110,11 +110,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // generated audio only.
   if (!src.decoded) violated("a loaded file with no decoded audio", "");
   if (!src.data.empty()) violated("a loaded file with generated audio", std::to_string(src.data.size()));
-  const std::vector<float>& held = src.decoded->samples;
+  // Floats, or (a 16-bit stereo file's head) the file's int16 samples, converted here to check.
+  const bool int16 = !src.decoded->samples16.empty();
+  std::vector<float> held = src.decoded->samples;
+  for (const std::int16_t x : src.decoded->samples16) held.push_back(static_cast<float>(x) / 32768.0f);
   if (held.size() != static_cast<std::size_t>(v.memory_frames) * 2) {
     violated("decoded size differs from memory_frames", std::to_string(held.size()));
   }
-  if (v.frames != held.data()) violated("view does not point at the decoded audio", "");
+  if (int16 ? v.frames16 != src.decoded->samples16.data() : v.frames != src.decoded->samples.data()) {
+    violated("view does not point at the decoded audio", "");
+  }
   if (!v.streamed && v.total_frames != v.memory_frames) violated("in-memory source with total ≠ memory frames", "");
   if (v.streamed && v.total_frames > 0 && v.memory_frames > v.total_frames) {
     violated("streamed source holds more than its length", std::to_string(v.memory_frames));

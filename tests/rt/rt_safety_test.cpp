@@ -163,6 +163,11 @@ void every_control_path(bool soft_clip, bool monitor = false) {
   ASSERT_TRUE(ctl.load(control::kNow, 4, other, "44k1", err)) << err;
   ASSERT_FALSE(ctl.source(1)->streamed());
   ASSERT_TRUE(ctl.source(2)->streamed());
+  // 16-bit stereo heads are int16 (mixed in place, or converted into a resampler's scratch for
+  // the 44.1 kHz file): both paths run under the tripwire below. Mono heads stay float.
+  ASSERT_NE(ctl.source(2)->view.frames16, nullptr);
+  ASSERT_NE(ctl.source(4)->view.frames16, nullptr);
+  ASSERT_EQ(ctl.source(3)->view.frames16, nullptr);
 
   tw::reset();
   AudioThread audio(engine, 256);

@@ -12,6 +12,11 @@ measures, with nothing but the standard library:
   cpu      stemd's CPU (utime+stime from /proc/PID/stat over the play window) and RSS at
            given voice counts, with idle stemd (0 voices) and idle jackd as references.
   rss      RSS (VmRSS / VmHWM) with K big sources (default 8 × 140 MB) loaded and playing.
+  crowd    the crowdstream workload (issue 15): 8 stems at 44.1 kHz played at 48 kHz on two
+           decks with the deck EQ on, through the crowdstream dialect (/load_buffer,
+           /play_stem, /deck_eq_all), then /set_tempo with --stretch-method time_stretch:
+           stemd's whole-process CPU for idle, resampled only, and stretched with each
+           Rubber Band engine (--stretch-engine finer / faster), in one run on one jackd.
 
 Every voice of a trial starts on the same output frame: the plays go out in OSC bundles
 carrying one future timetag (stemd honours it to the sample), so the expected output is simply
@@ -25,6 +30,7 @@ markdown. Examples:
   stream_bench.py --build build/release search --periods 1024 256 --seconds 30
   stream_bench.py --build build/release cpu --voices 0 1 8 32 128 512 --seconds 20
   stream_bench.py --build build/release rss --count 8 --mb 140
+  stream_bench.py --build build/release crowd --seconds 15
 """
 
 import argparse
@@ -311,9 +317,11 @@ class Stemd:
 
     def play_all_at(self, count, start_at, per_bundle=1000):
         """/stemd/play id 1.0 1 for ids 1..count in bundles timed `start_at` (unix time)."""
-        msgs = [osc_message("/stemd/play", i + 1, 1.0, 1) for i in range(count)]
+        per_bundle = min(per_bundle, GROUP)  # one group per bundle (see start_group)
+        msgs = [osc_message("/stemd/play", i + 1, 1.0, 1, start_group(i) * GROUP_STEP, "frames")
+                for i in range(count)]
         for k in range(0, count, per_bundle):
-            self.osc.send(osc_bundle(start_at, msgs[k:k + per_bundle]))
+            self.osc.send(osc_bundle(start_at + start_group(k) * GROUP_STEP / RATE, msgs[k:k + per_bundle]))
         ok, fails = 0, []
         deadline = time.monotonic() + 30
         while ok + len(fails) < count and time.monotonic() < deadline:
@@ -338,6 +346,26 @@ class Stemd:
         return self.proc.returncode
 
 
+# ------------------------------------------------------------------------------ staggered start
+# stemd refuses more than 256 timed commands per 64-frame period (control/limits.hpp: what one
+# callback may be made to apply). N voices therefore start in groups of GROUP, group g at
+# GROUP_STEP·g frames after the first and at file frame GROUP_STEP·g: with looping files every
+# voice then plays the same file frame at the same output frame as if all had started together,
+# and once the last group's fade-in (a start mid-file is declicked, 5 ms) is over the output is
+# the exact sum again. The reference starts there (start_skip_frames).
+GROUP = 256
+GROUP_STEP = 480  # frames (0.01 s: exact in the script's seconds and in frames)
+
+
+def start_group(i):
+    return i // GROUP
+
+
+def start_skip_frames(n):
+    groups = max(1, (n + GROUP - 1) // GROUP)
+    return 0 if groups == 1 else (groups - 1) * GROUP_STEP + GROUP_STEP
+
+
 # ------------------------------------------------------------------------------------ fixtures
 class Fixtures:
     def __init__(self, build, root, count, seconds, amp):
@@ -359,9 +387,10 @@ class Fixtures:
     def paths(self, count):
         return [os.path.join(self.dir, f"v{i:05d}.wav") for i in range(count)]
 
-    def reference(self, out, count, play_seconds):
+    def reference(self, out, count, play_seconds, skip_frames=0):
         subprocess.run([self.tool, "ref", out, "--count", str(count), "--play-seconds", str(play_seconds),
-                        "--seconds", str(self.seconds), "--amp", str(self.amp)], check=True)
+                        "--seconds", str(self.seconds), "--amp", str(self.amp), "--skip-frames", str(skip_frames)],
+                       check=True)
 
 
 # ------------------------------------------------------------------------------------- scsynth
@@ -563,7 +592,8 @@ def trial(args, fx, period, n, seconds, verify=True, via="script"):
                 for i, p in enumerate(paths):
                     f.write(f'0 /stemd/load {i + 1} "{p}"\n')
                 for i in range(n):
-                    f.write(f"{start_s:.6f} /stemd/play {i + 1} 1.0 1\n")
+                    g = start_group(i)
+                    f.write(f"{start_s + g * GROUP_STEP / RATE:.6f} /stemd/play {i + 1} 1.0 1 {g * GROUP_STEP} frames\n")
             flags += ["--script", script]
         t_launch = time.monotonic()
         stemd = Stemd(args.build, jack, period, wd, flags)
@@ -605,7 +635,7 @@ def trial(args, fx, period, n, seconds, verify=True, via="script"):
         res["jackd_cpu_pct"] = round(jcpu.stop(), 2)
         res.update({k: v for k, v in proc_mem(stemd.proc.pid).items()})
         st = stemd.osc.status()
-        time.sleep(0.5)  # the tail of the reference's span reaches the port
+        time.sleep(0.5 + start_skip_frames(n) / RATE)  # the tail of the reference's span reaches the port
         res["voices_playing"] = st.get("voices")
         res["voice_underruns"] = st.get("voice_underruns", 0) - st0.get("voice_underruns", 0)
         res["device_underflows"] = st.get("device_underflows", 0) - st0.get("device_underflows", 0)
@@ -622,7 +652,7 @@ def trial(args, fx, period, n, seconds, verify=True, via="script"):
         res["stemd_exit"] = stemd.proc.returncode
         if verify and n:
             ref = os.path.join(wd, "reference.wav")
-            fx.reference(ref, n, seconds)
+            fx.reference(ref, n, seconds, start_skip_frames(n))
             v = subprocess.run([os.path.join(args.build, "tests", "tools", "stemd-capture-verify"), "--ref", ref,
                                 "--capture", os.path.join(wd, "capture.wav"), "--period", str(period),
                                 "--allow-slips", "--json"], capture_output=True, text=True)
@@ -772,6 +802,102 @@ def cmd_compare(args):
     return out
 
 
+def write_stem(path, seconds, rate, seed):
+    """A 16-bit stereo WAV: one second of noise and a tone, repeated (the cost of resampling and
+    stretching does not depend on what the audio is)."""
+    import array
+    import math
+    import random
+    import wave
+    if os.path.exists(path):
+        return
+    rnd = random.Random(seed)
+    block = array.array("h")
+    for k in range(rate):
+        tone = 3000.0 * math.sin(2 * math.pi * (110.0 * (1 + seed % 5)) * k / rate)
+        block.append(int(tone + rnd.gauss(0, 1500)))
+        block.append(int(tone * 0.8 + rnd.gauss(0, 1500)))
+    data = block.tobytes()
+    with wave.open(path + ".part", "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        for _ in range(int(seconds)):
+            w.writeframes(data)
+    os.replace(path + ".part", path)
+
+
+def crowd_trial(args, jack, paths, label, engine, tempo):
+    """One stemd running the crowdstream workload; tempo None: no /set_tempo (resampled only);
+    paths empty: idle stemd."""
+    flags = ["--stretch-method", "time_stretch", "--stretch-engine", engine, "--bpm", "120"] + args.stemd_args
+    with tempfile.TemporaryDirectory(dir=args.workdir) as wd:
+        st = Stemd(args.build, jack, args.period, wd, flags)
+        r = {"label": label, "engine": engine, "stems": len(paths), "bpm": tempo, "command": st.cmd}
+        try:
+            ids = [100 + k if k < 4 else 1100 + k - 4 for k in range(len(paths))]  # decks A and B
+            for i, p in zip(ids, paths):
+                a = st.osc.call("/load_buffer", i, p, timeout=20)
+                if not a or a[0] != "/done":
+                    r["error"] = f"/load_buffer {i}: {a}"
+                    return r
+            if paths:
+                for deck in ("A", "B"):
+                    st.osc.call("/deck_eq_all", deck, 30.0, 60.0, 40.0)
+                for i in ids:
+                    st.osc.call("/play_stem", i, 1.0, 0.8, 1)
+                if tempo:
+                    st.osc.call("/set_tempo", float(tempo))
+            time.sleep(2.0)  # stretchers attach at the bottom of a fade; the EQ glides
+            x0, s0 = jack.xruns(), st.osc.status()
+            cpu = CpuWindow(st.proc.pid)
+            cpu.start()
+            perf = None
+            if args.perf and paths and tempo:
+                out = os.path.join(args.workdir, f"perf-{engine}.data")
+                perf = subprocess.Popen(["perf", "record", "-g", "-F", "499", "-o", out, "-p", str(st.proc.pid), "--",
+                                         "sleep", str(args.seconds)], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+                r["perf_data"] = out
+            time.sleep(args.seconds)
+            r["stemd_cpu_pct"] = round(cpu.stop(), 2)
+            if perf:
+                perf.wait(60)
+            s1 = st.osc.status()
+            r["jackd_xruns"] = jack.xruns() - x0
+            r["voices_playing"] = s1.get("voices")
+            r["voice_underruns"] = (s1.get("voice_underruns") or 0) - (s0.get("voice_underruns") or 0)
+            r["device_underflows"] = (s1.get("device_underflows") or 0) - (s0.get("device_underflows") or 0)
+            r["callback_p99_us"] = s1.get("callback_p99_us")
+            r.update(proc_mem(st.proc.pid))
+        finally:
+            st.stop()
+    return r
+
+
+def cmd_crowd(args):
+    rate = 44100
+    d = os.path.join(args.workdir, f"crowd-{args.stem_seconds:g}s")
+    os.makedirs(d, exist_ok=True)
+    paths = [os.path.join(d, f"stem{k}.wav") for k in range(8)]
+    for k, p in enumerate(paths):
+        write_stem(p, args.stem_seconds, rate, k + 1)
+    out = {"mode": "crowd", "seconds": args.seconds, "period": args.period, "stem_rate": rate,
+           "stem_seconds": args.stem_seconds, "bpm": args.bpm, "rows": []}
+    out["idle"] = idle_baseline(args, args.period, min(args.seconds, 5))
+    jack = Jack(args.workdir, args.period, args.realtime)
+    try:
+        plan = [("idle stemd", "finer", [], None), ("8 stems, resampled (no /set_tempo)", "finer", paths, None)]
+        plan += [(f"8 stems, /set_tempo {args.bpm:g}, {e}", e, paths, args.bpm) for e in args.engines]
+        for label, engine, ps, tempo in plan:
+            r = crowd_trial(args, jack, ps, label, engine, tempo)
+            log(f"crowd: {label}: stemd {r.get('stemd_cpu_pct')} % " + (r.get("error") or ""))
+            out["rows"].append(r)
+    finally:
+        jack.stop()
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default="build/release", help="build directory with src/stemd and tests/tools")
@@ -805,13 +931,21 @@ def main():
     r.add_argument("--mb", type=float, default=140)
     r.add_argument("--period", type=int, default=1024)
     r.add_argument("--seconds", type=float, default=10)
+    k = sub.add_parser("crowd", help="the crowdstream workload: 8 stems, 44.1 → 48 kHz, EQ, time-stretch")
+    k.add_argument("--period", type=int, default=1024)
+    k.add_argument("--seconds", type=float, default=15)
+    k.add_argument("--stem-seconds", type=float, default=120, help="stem length (streamed beyond 16 MiB)")
+    k.add_argument("--bpm", type=float, default=126, help="/set_tempo (base 120: tempo 1.05)")
+    k.add_argument("--engines", nargs="+", default=["finer", "faster"])
+    k.add_argument("--perf", action="store_true", help="perf record the stretched trials (kept in --workdir)")
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
     own = args.workdir is None
     args.workdir = tempfile.mkdtemp(prefix="stemd-stream-bench-") if own else os.path.abspath(args.workdir)
     os.makedirs(args.workdir, exist_ok=True)
     try:
-        res = {"search": cmd_search, "cpu": cmd_cpu, "rss": cmd_rss, "compare": cmd_compare}[args.cmd](args)
+        res = {"search": cmd_search, "cpu": cmd_cpu, "rss": cmd_rss, "compare": cmd_compare,
+               "crowd": cmd_crowd}[args.cmd](args)
     finally:
         if own and not args.keep:
             shutil.rmtree(args.workdir, ignore_errors=True)

@@ -14,7 +14,10 @@
 //   stemd-voice-fixtures gen DIR --count N [--seconds 8] [--amp 7] [--rate 48000]
 //       writes DIR/v00000.wav …; a file that already exists with the right size is kept
 //   stemd-voice-fixtures ref OUT.wav --count N --play-seconds S [--seconds 8] [--amp 7] [--rate 48000]
-//       writes the first S seconds of the looped sum of files 0..N-1 (32-bit float WAV)
+//       [--skip-frames K]
+//       writes the first S seconds of the looped sum of files 0..N-1 (32-bit float WAV), from
+//       frame K on (voices started in groups a few frames apart, each group at the file position
+//       of its start, sum to exactly this once the last group's fade-in is over)
 //   stemd-voice-fixtures list DIR --count N     prints the N paths, one a line
 #include "pcg32.hpp"
 
@@ -36,17 +39,19 @@ struct Args {
   long count = -1;
   double seconds = 8.0;
   double play_seconds = -1.0;
+  long skip_frames = 0;
   int amp = 7;
   int rate = 48000;
 };
 
 [[noreturn]] void usage(const std::string& why) {
-  std::fprintf(stderr,
-               "stemd-voice-fixtures: %s\n"
-               "usage: stemd-voice-fixtures gen DIR --count N [--seconds 8] [--amp 7] [--rate 48000]\n"
-               "       stemd-voice-fixtures ref OUT.wav --count N --play-seconds S [--seconds 8] [--amp 7]\n"
-               "       stemd-voice-fixtures list DIR --count N\n",
-               why.c_str());
+  std::fprintf(
+      stderr,
+      "stemd-voice-fixtures: %s\n"
+      "usage: stemd-voice-fixtures gen DIR --count N [--seconds 8] [--amp 7] [--rate 48000]\n"
+      "       stemd-voice-fixtures ref OUT.wav --count N --play-seconds S [--seconds 8] [--amp 7] [--skip-frames K]\n"
+      "       stemd-voice-fixtures list DIR --count N\n",
+      why.c_str());
   std::exit(2);
 }
 
@@ -113,7 +118,7 @@ int ref(const Args& a) {
   for (long i = 0; i < a.count; ++i) {
     fill(buf, i, frames, a.amp);
     for (long t = 0; t < out_frames; ++t) {
-      const long src = t % frames;
+      const long src = (t + a.skip_frames) % frames;
       sum[2 * t] += buf[2 * src];
       sum[2 * t + 1] += buf[2 * src + 1];
     }
@@ -154,6 +159,8 @@ int run(int argc, char** argv) {
         a.amp = std::stoi(v);
       } else if (k == "--rate") {
         a.rate = std::stoi(v);
+      } else if (k == "--skip-frames") {
+        a.skip_frames = std::stol(v);
       } else {
         usage("unknown option " + k);
       }
@@ -164,6 +171,7 @@ int run(int argc, char** argv) {
   if (a.count < 1) usage("--count N (≥ 1) is required");
   if (a.amp < 1 || a.amp > 32767) usage("--amp must be 1..32767");
   if (a.seconds <= 0 || a.rate < 1000) usage("bad --seconds or --rate");
+  if (a.skip_frames < 0) usage("--skip-frames must be ≥ 0");
   if (a.mode == "gen") return gen(a);
   if (a.mode == "ref") return ref(a);
   if (a.mode == "list") {

@@ -160,6 +160,70 @@ TEST(Loader, StreamedFilePlaysToTheEndBitExact) {
   EXPECT_LE(st.frames_read, static_cast<std::uint64_t>(total));
 }
 
+// A 16-bit stereo file's head is held as the file's int16 samples (half the bytes of floats)
+// and plays exactly as the float head did: in place at rate 1 (the mixer converts x / 32768),
+// and through a resampler (a file at another rate: converted into its input scratch).
+TEST(Loader, Int16HeadHoldsHalfTheBytesAndPlaysAsTheFloatHead) {
+  test::TempDir dir;
+  const std::int64_t total = 30'011;
+  for (const int rate : {48'000, 44'100}) {
+    SCOPED_TRACE(rate);
+    const std::string path = dir.file("h" + std::to_string(rate) + ".wav");
+    test::write_wav16(path, test::make_pcm16(total, 2, 21), 2, rate);
+    std::vector<float> outs[2];
+    for (const bool int16 : {true, false}) {
+      LoadOptions o = streamed_opts();
+      o.head_frames = 4'000;  // several blocks, so the head-to-ring seam falls mid-block
+      o.int16_heads = int16;
+      auto src = load(path, o);
+      ASSERT_TRUE(src);
+      ASSERT_TRUE(src->streamed());
+      EXPECT_EQ(src->view.memory_frames, 4'000);
+      EXPECT_EQ(src->view.frames16 != nullptr, int16);
+      EXPECT_EQ(src->view.frames == nullptr, int16);
+      EXPECT_EQ(src->memory_bytes(), int16 ? 4'000u * 4 : 4'000u * 8) << "int16: 4 bytes a frame";
+      Rig rig;
+      rig.play(*src, 0, false);
+      outs[int16 ? 0 : 1] = rig.render(total + 10'000);
+      EXPECT_TRUE(rig.always_fed);
+      EXPECT_EQ(rig.drained.count(EventType::kVoiceUnderrun), 0u);
+    }
+    ASSERT_EQ(outs[0].size(), outs[1].size());
+    EXPECT_EQ(test::first_mismatch(outs[0].data(), outs[1].data(), outs[0].size()), -1);
+    if (rate == 48'000) {  // the bit-exact path: the file itself
+      const auto want = test::to_stereo_float(test::make_pcm16(total, 2, 21), 2);
+      EXPECT_EQ(mismatch_from(outs[0], 0, want, 0, total), -1);
+    } else {
+      double energy = 0;
+      for (float x : outs[0]) energy += static_cast<double>(x) * x;
+      EXPECT_GT(energy, 1.0) << "the resampled voice played";
+    }
+  }
+}
+
+// What a stream of a 16-bit stereo file holds is charged to the budget as it is: its int16 ring
+// and libsndfile's state (a flat 128 KiB), no decode scratch — it reads straight into the ring
+// and never allocates one (before: a scratch of the ring's size was charged and never used).
+TEST(Loader, Int16StreamChargesItsRingAndNoDecodeScratch) {
+  test::TempDir dir;
+  test::make_wav(dir.file("c.wav"), 40'000, 5);
+  test::make_wav(dir.file("m.wav"), 40'000, 6, 1);  // mono: decoded through the scratch, charged
+  for (const bool stereo : {true, false}) {
+    SCOPED_TRACE(stereo ? "stereo" : "mono");
+    auto src = load(dir.file(stereo ? "c.wav" : "m.wav"));
+    ASSERT_TRUE(src);
+    Rig rig;
+    const std::int64_t before = src->budget->held();
+    std::string err;
+    Stream* s = rig.loader.create_stream(*src, src->view.memory_frames, false, err);
+    ASSERT_NE(s, nullptr) << err;
+    const auto ring = static_cast<std::int64_t>(s->ring().capacity_bytes());
+    const std::int64_t scratch = stereo ? 0 : static_cast<std::int64_t>(s->ring().capacity_frames()) * 2;
+    EXPECT_EQ(src->budget->held() - before, ring + 128 * 1024 + scratch);
+    rig.loader.release(s);
+  }
+}
+
 TEST(Loader, MonoFilePlaysOnBothSides) {
   test::TempDir dir;
   const auto file = test::make_wav(dir.file("m.wav"), 30'000, 2, 1);
