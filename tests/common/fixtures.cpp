@@ -174,6 +174,12 @@ double test_time_scale() {
   return scale;
 }
 
+std::string scaled_seconds(double seconds) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", seconds * test_time_scale());
+  return buf;
+}
+
 bool wait_until(const std::function<bool()>& cond, double seconds) {
   using Clock = std::chrono::steady_clock;
   const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(

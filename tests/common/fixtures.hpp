@@ -62,6 +62,8 @@ template <class Duration>
 Duration scaled(Duration d) {
   return Duration(static_cast<typename Duration::rep>(static_cast<double>(d.count()) * test_time_scale()));
 }
+// `seconds` × test_time_scale() as a shell word, for `timeout N`/`sleep N` in a test's command line.
+std::string scaled_seconds(double seconds);
 // Polls `cond` every 5 ms until it holds (true) or `seconds` × test_time_scale() pass (false).
 bool wait_until(const std::function<bool()>& cond, double seconds = 3.0);
 // Expands interleaved mono/stereo samples to stereo, as the engine plays them.

@@ -193,10 +193,11 @@ class NotifySocket {
 // 2, which under systemd's RestartSec=1 ran into the start limit): the log says why, with
 // PortAudio's reason, and stemd runs until stopped.
 TEST(Cli, AMissingConfiguredDeviceIsWaitedForWithTheReason) {
-  const std::string cmd = std::string(STEMD_BINARY) +
-                          " --backend portaudio --device no-such-device-xyz --no-osc & pid=$!; sleep 1.5; "
-                          "kill -0 $pid && echo alive; kill -TERM $pid; wait $pid; echo exit=$?";
-  const auto r = run_process("timeout -k 2 20 sh -c " + shell_quote(cmd));
+  const std::string cmd =
+      std::string(STEMD_BINARY) + " --backend portaudio --device no-such-device-xyz --no-osc & pid=$!; sleep " +
+      scaled_seconds(1.5) + "; kill -0 $pid && echo alive; kill -TERM $pid; wait $pid; echo exit=$?";
+  // Wait bounds only (STEMD_TEST_TIME_SCALE): under qemu stemd's PortAudio start-up alone took 22 s.
+  const auto r = run_process("timeout -k 2 " + scaled_seconds(20) + " sh -c " + shell_quote(cmd));
   EXPECT_NE(r.output.find("alive"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("exit=0"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("waiting for the audio device 'no-such-device-xyz': "), std::string::npos) << r.output;
@@ -474,10 +475,18 @@ TEST(Cli, SigtermFadesOutAndExitsZero) {
   EXPECT_NE(r.output.find("device_underflows="), std::string::npos) << r.output;
 }
 
+// SIGINT once stemd has said it started (its signals are blocked for sigtimedwait by then): a
+// background job of `sh -c` starts with SIGINT ignored, so a SIGINT before that is lost and stemd
+// runs on — a fixed 0.3 s was enough natively, not under qemu (the test hung until ctest's 300 s).
 TEST(Cli, SigintExitsZero) {
-  const std::string cmd = std::string(STEMD_BINARY) +
-                          " --osc-port 0 --backend null & pid=$!; sleep 0.3; kill -INT $pid; wait $pid; echo exit=$?";
-  const auto r = run_process("sh -c " + shell_quote(cmd));
+  TempDir dir;
+  const std::string log = dir.file("stemd.log");
+  const int polls = static_cast<int>(20 * test_time_scale() / 0.05);  // up to 20 s (scaled)
+  const std::string cmd = std::string(STEMD_BINARY) + " --osc-port 0 --backend null >" + log +
+                          " 2>&1 & pid=$!; i=0; until grep -q ' started: ' " + log + " || [ $i -ge " +
+                          std::to_string(polls) + " ]; do sleep 0.05; i=$((i+1)); done; kill -INT $pid; wait $pid; " +
+                          "echo exit=$?; cat " + log;
+  const auto r = run_process("timeout -k 2 " + scaled_seconds(25) + " sh -c " + shell_quote(cmd));
   EXPECT_NE(r.output.find("exit=0"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("stopped (SIGINT)"), std::string::npos) << r.output;
 }
@@ -683,8 +692,8 @@ TEST(Cli, AFifoAsTheConfigFileIsRefusedWithoutBlocking) {
   const std::string fifo = dir.file("stemd.conf");
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
   // `timeout`: before the fix stemd blocked in open() for good (exit 124 here).
-  const auto r =
-      run_process("timeout -k 2 10 " + std::string(STEMD_BINARY) + " --backend null --no-osc --config " + fifo);
+  const auto r = run_process("timeout -k 2 " + scaled_seconds(10) + " " + std::string(STEMD_BINARY) +
+                             " --backend null --no-osc --config " + fifo);
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find(fifo + ": not a regular file (a FIFO)"), std::string::npos) << r.output;
 }
@@ -693,8 +702,8 @@ TEST(Cli, AFifoAsTheScriptIsRefusedWithoutBlocking) {
   TempDir dir;
   const std::string fifo = dir.file("script.txt");
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
-  const auto r =
-      run_process("timeout -k 2 10 " + std::string(STEMD_BINARY) + " --backend null --no-osc --script " + fifo);
+  const auto r = run_process("timeout -k 2 " + scaled_seconds(10) + " " + std::string(STEMD_BINARY) +
+                             " --backend null --no-osc --script " + fifo);
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find(fifo + ": not a regular file (a FIFO)"), std::string::npos) << r.output;
 }

@@ -450,9 +450,10 @@ TEST(Shutdown, ALogLineIntoAPipeWithoutReaderDoesNotKillTheDaemon) {
   }
   ASSERT_GT(pid, 0);
   close(p[1]);
-  // Read its output until it has started, then close the only read end.
+  // Read its output until it has started (up to 10 s, scaled: under qemu on a busy machine stemd
+  // took longer than 10 s to start), then close the only read end.
   std::string out;
-  const auto until = Clock::now() + 10s;
+  const auto until = Clock::now() + scaled(10s);
   fcntl(p[0], F_SETFL, O_NONBLOCK);
   while (out.find(" started: ") == std::string::npos && Clock::now() < until) {
     char buf[4096];
@@ -476,13 +477,13 @@ TEST(Shutdown, ALogLineIntoAPipeWithoutReaderDoesNotKillTheDaemon) {
   int st = 0;
   EXPECT_EQ(waitpid(pid, &st, WNOHANG), 0) << "stemd died: status " << st;
   kill(pid, SIGTERM);
-  const auto deadline = Clock::now() + 5s;
+  const auto deadline = Clock::now() + scaled(5s);  // a hang's bound, not a time stemd must keep
   pid_t w = 0;
   while ((w = waitpid(pid, &st, WNOHANG)) == 0 && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
   if (w == 0) {
     kill(pid, SIGKILL);
     waitpid(pid, &st, 0);
-    FAIL() << "stemd did not exit within 5 s of SIGTERM";
+    FAIL() << "stemd did not exit within " << scaled(5s).count() << " s of SIGTERM";
   }
   ASSERT_TRUE(WIFEXITED(st)) << "killed by signal " << (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
   EXPECT_EQ(WEXITSTATUS(st), 0);

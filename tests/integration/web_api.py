@@ -22,6 +22,23 @@ import base64, json, os, re, socket, struct, subprocess, sys, tempfile, time, ur
 
 STEMD, STEMCTL, SRC = sys.argv[1:4]
 failures = []
+# How much longer than natively to wait for stemd (start-up, replies): STEMD_TEST_TIME_SCALE, as
+# scaled() in tests/common/fixtures.hpp reads it (scripts/test.sh --preset arm64 sets 10 for qemu).
+try:
+    SCALE = max(1.0, float(os.environ.get("STEMD_TEST_TIME_SCALE", "1")))
+except ValueError:
+    SCALE = 1.0
+WAIT = 5 * SCALE  # a reply or a socket's, in seconds
+
+
+def wait_for_log(path, pattern, seconds=10):
+    """The first match of `pattern` in the log at `path`, polled for up to `seconds` × SCALE; None if none."""
+    end = time.monotonic() + seconds * SCALE
+    while True:
+        m = re.search(pattern, open(path).read())
+        if m or time.monotonic() > end:
+            return m
+        time.sleep(0.1)
 
 
 def check(cond, what):
@@ -33,7 +50,7 @@ def check(cond, what):
 def request(method, path, body=None, headers=None):
     req = urllib.request.Request(URL + path, data=body, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=5) as r:
+        with urllib.request.urlopen(req, timeout=WAIT) as r:
             return r.status, r.read().decode(), r.headers
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode(), e.headers
@@ -50,7 +67,7 @@ def status(query=""):
 
 
 def raw_http(data, read=True):
-    s = socket.create_connection(("127.0.0.1", PORT), timeout=5)
+    s = socket.create_connection(("127.0.0.1", PORT), timeout=WAIT)
     s.sendall(data)
     out = b""
     if read:
@@ -69,7 +86,7 @@ def raw_http(data, read=True):
 
 
 def ws_open(path):
-    s = socket.create_connection(("127.0.0.1", PORT), timeout=5)
+    s = socket.create_connection(("127.0.0.1", PORT), timeout=WAIT)
     key = base64.b64encode(os.urandom(16)).decode()
     s.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
@@ -149,14 +166,9 @@ proc = subprocess.Popen([STEMD, "--backend", "null", "--osc-port", "0", "--http-
                          "--media-root", media],
                         stdout=log, stderr=subprocess.STDOUT, env=env)
 try:
-    for _ in range(100):
-        text = open(log.name).read()
-        m = re.search(r"web monitor on http://127\.0\.0\.1:(\d+)/", text)
-        o = re.search(r"OSC on udp 127\.0\.0\.1:(\d+)", text)
-        if m and o:
-            break
-        time.sleep(0.1)
-    else:
+    m = wait_for_log(log.name, r"web monitor on http://127\.0\.0\.1:(\d+)/")
+    o = m and wait_for_log(log.name, r"OSC on udp 127\.0\.0\.1:(\d+)", 1)
+    if not (m and o):
         print(open(log.name).read())
         sys.exit("FAIL: stemd did not start its web monitor")
     PORT, OSC_PORT = int(m.group(1)), o.group(1)
@@ -186,7 +198,7 @@ try:
     voices = json.loads(subprocess.check_output([STEMCTL, "--port", OSC_PORT, "voices", "--json"]))
     check(any(v["id"] == 3 for v in voices), f"stemctl sees the voice started over HTTP ({voices})")
     got = []
-    ev.settimeout(5)
+    ev.settimeout(WAIT)
     try:
         while not any(e.get("event") == "/stemd/voice/started" for e in got):
             op, data = ws_read(ev)
@@ -270,9 +282,9 @@ try:
     check(after["monitor"]["bad_requests"] >= 10, f"bad requests counted ({after['monitor']['bad_requests']})")
 
     # --- connection budget
-    held = [socket.create_connection(("127.0.0.1", PORT), timeout=5) for _ in range(6)]
+    held = [socket.create_connection(("127.0.0.1", PORT), timeout=WAIT) for _ in range(6)]
     time.sleep(0.3)
-    extra = socket.create_connection(("127.0.0.1", PORT), timeout=5)
+    extra = socket.create_connection(("127.0.0.1", PORT), timeout=WAIT)
     extra.sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n")
     try:
         closed = extra.recv(100) == b""
@@ -331,23 +343,19 @@ try:
           f"the callback histogram ([[upper ns, count]…]) is in the status ({hist[:3]})")
 finally:
     proc.terminate()
-    rc = proc.wait(10)
+    rc = proc.wait(10 * SCALE)
     check(rc == 0, f"stemd exits 0 on SIGTERM ({rc})")
 # --- start-up refusals: beyond loopback without --allow, a page directory without index.html;
 # and --no-osc: the API still answers through the Instance's own control thread
 for args, want in ((["--http-bind", "0.0.0.0"], "give --allow"), (["--web-root", tmp], "no index.html")):
     r = subprocess.run([STEMD, "--backend", "null", "--osc-port", "0", "--http-port", "0", "--duration", "0.2"] + args,
-                       capture_output=True, text=True, env=env, timeout=20)
+                       capture_output=True, text=True, env=env, timeout=20 * SCALE)
     check(r.returncode == 2 and want in r.stdout + r.stderr, f"{' '.join(args)} → exit 2 naming '{want}' ({r.returncode})")
 log2 = open(os.path.join(tmp, "no-osc.log"), "w+")
 p2 = subprocess.Popen([STEMD, "--backend", "null", "--no-osc", "--http-port", "0", "--web-root", os.path.join(SRC, "web")],
                       stdout=log2, stderr=subprocess.STDOUT, env=env)
 try:
-    for _ in range(100):
-        m = re.search(r"web monitor on http://127\.0\.0\.1:(\d+)/", open(log2.name).read())
-        if m:
-            break
-        time.sleep(0.1)
+    m = wait_for_log(log2.name, r"web monitor on http://127\.0\.0\.1:(\d+)/")
     URL = f"http://127.0.0.1:{m.group(1)}" if m else URL
     code, j = osc("/stemd/load", [1, wav]) if m else (0, {})
     check(code == 200 and j.get("reply") == "/done", f"--no-osc: a load through the API is answered ({j})")
@@ -357,9 +365,10 @@ try:
           f"no --media-root: /api/files → 409 saying so ({code} {text[:120]})")
 finally:
     p2.terminate()
-    p2.wait(10)
+    p2.wait(10 * SCALE)
 if failures:
     print(open(log.name).read()[-3000:])
+    print(open(log2.name).read()[-1500:])
     print(f"web_api: FAIL ({len(failures)}): " + "; ".join(failures))
     sys.exit(1)
 print("web_api: PASS")

@@ -6,6 +6,7 @@
 #include "stemd/queue.hpp"
 #include "stemd/command.hpp"
 #include "common/engine_driver.hpp"
+#include "common/fixtures.hpp"
 
 #include <gtest/gtest.h>
 
@@ -84,7 +85,8 @@ TEST(SpscQueue, HoldsExactlyItsCapacityThenRefuses) {
 TEST(SpscQueue, TwoThreadsDeliverEveryCommandInOrder) {
   const std::uint32_t count = test::kSanitized ? 200'000 : 2'000'000;
   SpscQueue<Command, 64> q;  // small, so the producer keeps hitting "full"
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  // A hang's bound (scaled: qemu-aarch64 on a busy machine took longer than 60 s), not a measure.
+  const auto deadline = std::chrono::steady_clock::now() + test::scaled(std::chrono::seconds(60));
   std::atomic<bool> producer_ok{true};
 
   std::thread producer([&] {
@@ -192,7 +194,8 @@ TEST(SampleRing, TwoThreadsVariedChunksEveryValueInOrder) {
   const std::uint64_t total_frames = test::kSanitized ? 500'000 : 5'000'000;
   static_assert(2 * 5'000'000 < (1 << 24));
   SampleRing ring(1021);  // a prime: chunk boundaries drift against the wrap point
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  // A hang's bound (scaled: qemu-aarch64 on a busy machine took longer than 60 s), not a measure.
+  const auto deadline = std::chrono::steady_clock::now() + test::scaled(std::chrono::seconds(60));
   std::atomic<bool> producer_ok{true};
 
   std::thread producer([&] {
@@ -256,7 +259,8 @@ TEST(SampleRing, TwoThreadsVariedChunksEveryValueInOrder) {
 TEST(SampleRing, ReadableSnapshotIsAlwaysDeliverable) {
   const std::uint64_t total_frames = test::kSanitized ? 200'000 : 2'000'000;
   SampleRing ring(257);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  // A hang's bound (scaled: qemu-aarch64 on a busy machine took longer than 60 s), not a measure.
+  const auto deadline = std::chrono::steady_clock::now() + test::scaled(std::chrono::seconds(60));
   std::atomic<bool> producer_ok{true};
 
   std::thread producer([&] {
@@ -373,7 +377,8 @@ TEST(SampleRing, TwoThreadsInPlaceHeldRegionNeverOverwritten) {
   const std::uint64_t total_frames = test::kSanitized ? 300'000 : 4'000'000;
   static_assert(2 * 4'000'000 < (1 << 24));
   SampleRing ring(509);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  // A hang's bound (scaled: qemu-aarch64 on a busy machine took longer than 60 s), not a measure.
+  const auto deadline = std::chrono::steady_clock::now() + test::scaled(std::chrono::seconds(60));
   std::atomic<bool> producer_ok{true};
   std::atomic<std::uint64_t> commits{0};
 
