@@ -55,6 +55,9 @@ bool DaemonRun::main_loop_pass() {
   timespec timeout{0, 20'000'000};
   const int sig = sigtimedwait(&sigs_, nullptr, &timeout);
   if (sig == SIGINT || sig == SIGTERM) {
+    // A run shorter than one pass (an unpaced ALSA file PCM plays seconds in ms) still says how
+    // its audio thread was scheduled: the stream is still running here.
+    if (!policy_logged_ && device_.state() == control::DeviceState::kRunning) log_policy();
     stop_reason_ = sig == SIGINT ? "SIGINT" : "SIGTERM";
     return false;
   }
