@@ -467,9 +467,15 @@ TEST(Cli, RenderLoopWithoutDurationIsRefused) {
 TEST(Cli, SigtermFadesOutAndExitsZero) {
   TempDir dir;
   write_wav16(dir.file("a.wav"), make_tone_noise16(48000 * 5, 2, 3), 2);
-  const std::string cmd = std::string(STEMD_BINARY) + " --osc-port 0 --backend null --loop --play " +
-                          dir.file("a.wav") + " & pid=$!; sleep 0.5; kill -TERM $pid; wait $pid; echo exit=$?";
-  const auto r = run_process("sh -c " + shell_quote(cmd));
+  // SIGTERM once stemd has said it started (as SigintExitsZero below): a fixed 0.5 s is before
+  // stemd blocks its signals under qemu, where the default action would end it with 143.
+  const std::string log = dir.file("stemd.log");
+  const int polls = static_cast<int>(20 * test_time_scale() / 0.05);  // up to 20 s (scaled)
+  const std::string cmd =
+      std::string(STEMD_BINARY) + " --osc-port 0 --backend null --loop --play " + dir.file("a.wav") + " >" + log +
+      " 2>&1 & pid=$!; i=0; until grep -q ' started: ' " + log + " || [ $i -ge " + std::to_string(polls) +
+      " ]; do sleep 0.05; i=$((i+1)); done; sleep 0.5; kill -TERM $pid; wait $pid; " + "echo exit=$?; cat " + log;
+  const auto r = run_process("timeout -k 2 " + scaled_seconds(30) + " sh -c " + shell_quote(cmd));
   EXPECT_NE(r.output.find("exit=0"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("stopped (SIGTERM)"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("device_underflows="), std::string::npos) << r.output;
@@ -634,7 +640,8 @@ TEST(Cli, EveryNumericOptionRefusesNanAndInfinityOnTheCommandLineAndInTheConfigF
       }
       // No other numeric flag given (a second --duration would be refused for another reason);
       // `timeout`: a value let through makes a daemon that runs on, exit 124.
-      const std::string base = "timeout -k 2 10 " + std::string(STEMD_BINARY) + " --backend null --no-osc";
+      const std::string base =
+          "timeout -k 2 " + scaled_seconds(10) + " " + std::string(STEMD_BINARY) + " --backend null --no-osc";
       const auto r = run_process(base + " --" + o.name + values);
       EXPECT_EQ(r.exit_code, 2) << r.output;
       EXPECT_NE(r.output.find("--" + o.name), std::string::npos) << r.output;
