@@ -192,10 +192,17 @@ class NotifySocket {
 // Issue 12, defect 12: a configured device that is not there is waited for (it used to be exit
 // 2, which under systemd's RestartSec=1 ran into the start limit): the log says why, with
 // PortAudio's reason, and stemd runs until stopped.
+// PortAudio probing ALSA's default PCM here loads pipewire's ALSA plug-in, which leaks its own
+// allocations (LeakSanitizer, in snd_pcm_open under Pa_Initialize; the plug-in is unloaded before
+// the check, so no suppression can name it): under the sanitizers these two tests turn leak
+// detection off for that stemd. Every other sanitized test still checks stemd's own leaks.
+const char* const kNoLeakCheckForAlsaPlugins = "LSAN_OPTIONS=detect_leaks=0 ";
+
 TEST(Cli, AMissingConfiguredDeviceIsWaitedForWithTheReason) {
-  const std::string cmd =
-      std::string(STEMD_BINARY) + " --backend portaudio --device no-such-device-xyz --no-osc & pid=$!; sleep " +
-      scaled_seconds(1.5) + "; kill -0 $pid && echo alive; kill -TERM $pid; wait $pid; echo exit=$?";
+  const std::string cmd = std::string(kNoLeakCheckForAlsaPlugins) + STEMD_BINARY +
+                          " --backend portaudio --device no-such-device-xyz --no-osc & pid=$!; sleep " +
+                          scaled_seconds(1.5) +
+                          "; kill -0 $pid && echo alive; kill -TERM $pid; wait $pid; echo exit=$?";
   // Wait bounds only (STEMD_TEST_TIME_SCALE): under qemu stemd's PortAudio start-up alone took 22 s.
   const auto r = run_process("timeout -k 2 " + scaled_seconds(20) + " sh -c " + shell_quote(cmd));
   EXPECT_NE(r.output.find("alive"), std::string::npos) << r.output;
@@ -216,9 +223,9 @@ TEST(Cli, WaitingForADeviceIsReadyWithAStatusAndAnswersOsc) {
   NotifySocket notify(sock_path);
   ASSERT_TRUE(notify.ok());
   const std::string port = std::to_string(20000 + getpid() % 20000);
-  const std::string cmd = "NOTIFY_SOCKET=" + sock_path + " " + STEMD_BINARY + " --osc-port " + port +
-                          " --backend auto --device no-such-device-xyz & pid=$!; sleep 1.0; " + STEMCTL_BINARY +
-                          " -p " + port + " status; kill -TERM $pid; wait $pid; echo exit=$?";
+  const std::string cmd = std::string(kNoLeakCheckForAlsaPlugins) + "NOTIFY_SOCKET=" + sock_path + " " + STEMD_BINARY +
+                          " --osc-port " + port + " --backend auto --device no-such-device-xyz & pid=$!; sleep 1.0; " +
+                          STEMCTL_BINARY + " -p " + port + " status; kill -TERM $pid; wait $pid; echo exit=$?";
   const auto r = run_process("timeout -k 2 20 sh -c " + shell_quote(cmd));
   EXPECT_NE(r.output.find("exit=0"), std::string::npos) << r.output;
   // stemctl's short status: "device  waiting: <why>".

@@ -282,8 +282,20 @@ try:
     check(after["monitor"]["bad_requests"] >= 10, f"bad requests counted ({after['monitor']['bad_requests']})")
 
     # --- connection budget
-    held = [socket.create_connection(("127.0.0.1", PORT), timeout=WAIT) for _ in range(6)]
-    time.sleep(0.3)
+    # Each held connection answers one request first (keep-alive): the server has then accepted
+    # all six. A fixed 0.3 s was not always enough under ASan on a loaded machine (the 7th was
+    # accepted as the 6th and answered).
+    held = []
+    for _ in range(6):
+        h = socket.create_connection(("127.0.0.1", PORT), timeout=WAIT)
+        h.sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = b""
+        while b"\r\n\r\n" not in got:
+            chunk = h.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+        held.append(h)
     extra = socket.create_connection(("127.0.0.1", PORT), timeout=WAIT)
     extra.sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n")
     try:
