@@ -235,25 +235,45 @@ def out_of_time(args, t_start):
     return True
 
 
-def trials_link(a, b, oa, ob, args):
-    for d in (a, b):
-        expect_done(d.call("/stemd/quantize", float(args.quantum)), "/stemd/quantize")
+def run_trials(a, b, oa, ob, args, one_trial, pause_s):
+    """The trial loop both modes share: each trial starts on settled clocks, sends its plays
+    (one_trial(n) → (onset difference in µs or None, what to print before it)), and is void if a
+    clock restarted during it; at most as many void trials as valid ones, within --budget-s."""
     diffs = []
     n = -1
     t_start, last = time.monotonic(), None
-    while len(diffs) < args.trials and n < 2 * args.trials:  # at most as many void trials as valid
+    while len(diffs) < args.trials and n < 2 * args.trials:
         if out_of_time(args, t_start):
             break
         n += 1
         before = last = settled_restarts(a, b, last)
+        oa.mark()
+        ob.mark()
+        d, what = one_trial(n)
+        if d is None:
+            print("trial %d: no onset" % n, flush=True)
+            return diffs, False
+        if void_trial(a, b, n, before):
+            last = restarts(a, b)  # settled by void_trial
+            time.sleep(pause_s)
+            continue
+        diffs.append(d)
+        print("trial %d: %sonset B-A %+.1f us%s" % (n, what, d, clocks(a, b)), flush=True)
+        time.sleep(pause_s)  # the sound (≤ 0.3 s) ends: silence before the next onset
+    return diffs, True
+
+
+def trials_link(a, b, oa, ob, args):
+    for d in (a, b):
+        expect_done(d.call("/stemd/quantize", float(args.quantum)), "/stemd/quantize")
+
+    def one(n):
         st = a.status()
         bar_s = args.quantum * 60.0 / st["tempo_bpm"]
         to_bar = (st["quantum"] - st["beat_phase"]) * 60.0 / st["tempo_bpm"]
         if to_bar < 0.45 * bar_s:  # too close to the bar line to fit two sends: the next bar
             time.sleep(to_bar + 0.02)
             to_bar = bar_s - 0.02
-        oa.mark()
-        ob.mark()
         # Two moments within what is left of the bar, 150 ms clear of its end; who goes first
         # is random.
         t1 = random.uniform(0, 0.3 * to_bar)
@@ -264,34 +284,17 @@ def trials_link(a, b, oa, ob, args):
         expect_done(first.call("/stemd/play", args.id), "/stemd/play")
         time.sleep(max(0.0, t2 - (time.monotonic() - t0)))
         expect_done(second.call("/stemd/play", args.id), "/stemd/play")
-        d = onset_pair(oa, ob, bar_s + 2.0)
-        if d is None:
-            print("trial %d: no onset" % n, flush=True)
-            return diffs, False
-        if void_trial(a, b, n, before):
-            last = restarts(a, b)  # settled by void_trial
-            time.sleep(0.4)
-            continue
-        diffs.append(d)
-        print("trial %d: sends %.0f ms apart (%s first), onset B-A %+.1f us%s" %
-              (n, 1000 * (t2 - t1), "A" if first is a else "B", d, clocks(a, b)), flush=True)
-        time.sleep(0.4)  # the sound (≤ 0.3 s) ends: silence before the next onset
-    return diffs, True
+        what = "sends %.0f ms apart (%s first), " % (1000 * (t2 - t1), "A" if first is a else "B")
+        return onset_pair(oa, ob, bar_s + 2.0), what
+
+    return run_trials(a, b, oa, ob, args, one, 0.4)
 
 
 def trials_timetag(a, b, oa, ob, args):
     for d in (a, b):
         expect_done(d.call("/stemd/quantize", 0.0), "/stemd/quantize")
-    diffs = []
-    n = -1
-    t_start, last = time.monotonic(), None
-    while len(diffs) < args.trials and n < 2 * args.trials:  # at most as many void trials as valid
-        if out_of_time(args, t_start):
-            break
-        n += 1
-        before = last = settled_restarts(a, b, last)
-        oa.mark()
-        ob.mark()
+
+    def one(n):
         target = time.time() + random.uniform(0.6, 0.9)
         bundle = osc_bundle(ntp_timetag(target), osc_message("/stemd/play", args.id))
         a.send(bundle)
@@ -299,18 +302,9 @@ def trials_timetag(a, b, oa, ob, args):
         time.sleep(random.uniform(0, 0.3))
         b.send(bundle)
         expect_done(b.reply(), "bundle to B")
-        d = onset_pair(oa, ob, 3.0)
-        if d is None:
-            print("trial %d: no onset" % n, flush=True)
-            return diffs, False
-        if void_trial(a, b, n, before):
-            last = restarts(a, b)  # settled by void_trial
-            time.sleep(0.5)
-            continue
-        diffs.append(d)
-        print("trial %d: onset B-A %+.1f us%s" % (n, d, clocks(a, b)), flush=True)
-        time.sleep(0.5)
-    return diffs, True
+        return onset_pair(oa, ob, 3.0), ""
+
+    return run_trials(a, b, oa, ob, args, one, 0.5)
 
 
 def trials_tempo(a, b, args):
