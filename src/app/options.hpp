@@ -74,6 +74,7 @@ struct Options {
   std::string http_bind = "127.0.0.1";
   std::string web_root;  // empty: the installed page (share/stemd/web), else the source tree's web/
   std::uint32_t http_max_clients = 32;
+  std::uint32_t http_max_clients_per_address = 0;  // 0 = half of http_max_clients
   std::uint32_t http_max_listeners = 4;
   std::uint32_t max_sources = 4096;
   std::uint32_t max_memory_mb = 2048;  // set from the preset unless given (config/presets)

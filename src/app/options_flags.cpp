@@ -314,6 +314,10 @@ void add_osc_options(CLI::App& app, Options& o) {
   app.add_option("--http-max-clients", o.http_max_clients, "Web monitor connections at most (HTTP and WebSocket)")
       ->transform(int_range(1, 1024))
       ->capture_default_str();
+  app.add_option("--http-max-clients-per-address", o.http_max_clients_per_address,
+                 "Web monitor connections from one address at most (0: half of --http-max-clients)")
+      ->transform(int_range(0, 1024))
+      ->capture_default_str();
   app.add_option("--http-max-listeners", o.http_max_listeners, "Web monitor audio listeners (/ws/audio) at most")
       ->transform(int_range(1, 64))
       ->capture_default_str();

@@ -307,6 +307,7 @@ int DaemonRun::open_web() {
     wc.root = std::filesystem::exists(STEMD_WEB_ROOT "/index.html", ec) ? STEMD_WEB_ROOT : STEMD_SOURCE_WEB_ROOT;
   }
   wc.max_clients = o_.http_max_clients;
+  wc.max_clients_per_address = o_.http_max_clients_per_address;
   wc.max_listeners = o_.http_max_listeners;
   wc.sample_rate = rate_;
   wc.subscription_ttl_s = o_.subscription_ttl;

@@ -23,6 +23,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -75,7 +76,13 @@ struct Shared : std::enable_shared_from_this<Shared> {
   engine::MonitorTap* tap = nullptr;
   std::vector<std::weak_ptr<Listener>> audio, events;
   std::vector<std::weak_ptr<Session>> sessions;  // every open connection (stop() closes them)
-  std::string audio_header;                      // the first text message of /ws/audio
+  // Open connections per client address (HTTP and WebSocket): one address may hold at most its
+  // share of max_clients, so one client cannot lock everyone else out. Counted on accept
+  // (network thread); a session's last owner may be a job on the control thread, so the count
+  // is given back under the mutex.
+  std::mutex per_address_mutex;
+  std::map<std::string, std::size_t> per_address;
+  std::string audio_header;  // the first text message of /ws/audio
   // POST /api/osc waiting for the control thread: local peer number → completion.
   std::map<std::uint64_t, std::function<void(std::string)>> pending;
   std::atomic<std::uint64_t> next_local{2};  // 1 is the event subscription
@@ -101,6 +108,9 @@ struct Shared : std::enable_shared_from_this<Shared> {
   void broadcast_event(const std::string& json);
   std::size_t live(std::vector<std::weak_ptr<Listener>>& v);  // prunes closed ones
   std::size_t listener_queue_chunks() const;
+  // One more connection from `host`, unless it holds its share already (then false).
+  bool take_address_slot(const std::string& host);
+  void give_address_slot(const std::string& host);
 };
 
 // One accepted connection: HTTP/1.1 requests, or the upgrade to a WebSocket.

@@ -72,7 +72,8 @@ void accept_next(const std::shared_ptr<Shared>& sh) {
     }
     beast::error_code e2;
     const control::Endpoint peer = to_endpoint(s.remote_endpoint(e2));
-    if (e2 || !sh->allow.allows(peer) || sh->stats.connections.load() >= sh->cfg.max_clients) {
+    if (e2 || !sh->allow.allows(peer) || sh->stats.connections.load() >= sh->cfg.max_clients ||
+        !sh->take_address_slot(peer.host())) {
       sh->stats.refused.fetch_add(1);
       s.close(e2);
     } else {
@@ -137,6 +138,22 @@ void renew(const std::shared_ptr<Shared>& sh) {
 std::size_t Shared::live(std::vector<std::weak_ptr<Listener>>& v) {
   std::erase_if(v, [](const std::weak_ptr<Listener>& w) { return w.expired(); });
   return v.size();
+}
+
+bool Shared::take_address_slot(const std::string& host) {
+  const std::size_t share =
+      cfg.max_clients_per_address > 0 ? cfg.max_clients_per_address : std::max<std::size_t>(1, cfg.max_clients / 2);
+  std::lock_guard lock(per_address_mutex);
+  std::size_t& n = per_address[host];
+  if (n >= share) return false;
+  ++n;
+  return true;
+}
+
+void Shared::give_address_slot(const std::string& host) {
+  std::lock_guard lock(per_address_mutex);
+  auto it = per_address.find(host);
+  if (it != per_address.end() && --it->second == 0) per_address.erase(it);
 }
 
 std::size_t Shared::listener_queue_chunks() const {

@@ -16,8 +16,8 @@
 // Controller own is reached only by posting work to the control thread (`post`), whose
 // replies come back through deliver(). [files] one more thread lists directories of the media
 // root for GET /api/files. [audio] only writes the engine's MonitorTap.
-// Budgets: connections (--http-max-clients), audio listeners (--http-max-listeners), request
-// head 8 KiB and body 16 KiB, a per-listener queue of chunks (oldest dropped and counted).
+// Budgets: connections (--http-max-clients, one address at most its share), audio listeners (--http-max-listeners),
+// request head 8 KiB and body 16 KiB, a per-listener queue of chunks (oldest dropped and counted).
 #pragma once
 
 #include "control/controller.hpp"
@@ -40,6 +40,7 @@ struct WebConfig {
   std::string allow;       // CIDRs allowed beyond loopback (--allow, as for OSC)
   std::string root;        // the page's files
   std::size_t max_clients = 32;
+  std::size_t max_clients_per_address = 0;  // 0: half of max_clients (at least 1)
   std::size_t max_listeners = 4;
   std::size_t listener_queue_ms = 500;  // per audio listener, then the oldest is dropped
   std::size_t max_body = 16 * 1024;
@@ -51,7 +52,7 @@ struct WebConfig {
 struct WebStats {
   std::atomic<std::uint64_t> connections{0};  // open now (HTTP and WebSocket)
   std::atomic<std::uint64_t> accepted{0};
-  std::atomic<std::uint64_t> refused{0};  // outside the allow-list or over max_clients
+  std::atomic<std::uint64_t> refused{0};  // outside the allow-list, over max_clients or an address's share
   std::atomic<std::uint64_t> requests{0};
   std::atomic<std::uint64_t> bad_requests{0};
   std::atomic<std::uint64_t> listeners{0};          // /ws/audio open now

@@ -18,10 +18,11 @@ constexpr int kSendBuffer = 32 * 1024;  // an audio listener's socket (the kerne
 // A WebSocket that only sends: what the server broadcasts, queued up to `cap` messages.
 class WsListener : public Listener, public std::enable_shared_from_this<WsListener> {
  public:
-  WsListener(std::shared_ptr<Shared> sh, tcp::socket&& s, bool audio, std::size_t cap)
-      : sh_(std::move(sh)), ws_(std::move(s)), audio_(audio), cap_(cap) {}
+  WsListener(std::shared_ptr<Shared> sh, tcp::socket&& s, std::string host, bool audio, std::size_t cap)
+      : sh_(std::move(sh)), ws_(std::move(s)), host_(std::move(host)), audio_(audio), cap_(cap) {}
   ~WsListener() override {
     sh_->stats.connections.fetch_sub(1);
+    sh_->give_address_slot(host_);
     (audio_ ? sh_->stats.listeners : sh_->stats.event_clients).fetch_sub(1);
   }
 
@@ -98,6 +99,7 @@ class WsListener : public Listener, public std::enable_shared_from_this<WsListen
 
   std::shared_ptr<Shared> sh_;
   websocket::stream<beast::tcp_stream> ws_;
+  std::string host_;  // the client's address: its connection slot is given back at the end
   bool audio_;
   std::size_t cap_;
   bool open_ = false, writing_ = false;
@@ -111,7 +113,9 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   HttpSession(std::shared_ptr<Shared> sh, tcp::socket&& s, const control::Endpoint& peer)
       : sh_(std::move(sh)), stream_(std::move(s)), peer_(peer) {}
   ~HttpSession() override {
-    if (counted_) sh_->stats.connections.fetch_sub(1);
+    if (!counted_) return;
+    sh_->stats.connections.fetch_sub(1);
+    sh_->give_address_slot(peer_.host());
   }
   void close() override { stream_.close(); }
   void run() {
@@ -164,7 +168,7 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     }
     counted_ = false;  // the connection's count moves to the WebSocket
     const std::size_t cap = audio ? sh_->listener_queue_chunks() : 256;
-    auto ws = std::make_shared<WsListener>(sh_, stream_.release_socket(), audio, cap);
+    auto ws = std::make_shared<WsListener>(sh_, stream_.release_socket(), peer_.host(), audio, cap);
     ws->accept(parser_->release(), audio ? sh_->audio_header : std::string());
   }
 

@@ -334,6 +334,25 @@ TEST(Cli, ConfigSectionsMapToFlags) {
   EXPECT_NE(r.output.find("max 8 voices"), std::string::npos) << r.output;
 }
 
+// The web monitor's and Link's flags are network flags, not the old server's: stemd.conf shows
+// them among the OSC keys, and `[osc]` + `http-port` used to be refused ("belongs in
+// [crowdstream]"), --help listed them under "crowdstream compatibility".
+TEST(Cli, WebMonitorAndLinkFlagsAreNetworkFlags) {
+  TempDir dir;
+  const std::string conf = dir.file("stemd.conf");
+  std::ofstream(conf) << "[osc]\nport = 0\nhttp-port = 0\nhttp-max-clients = 8\n";
+  const auto r = run_process(std::string(STEMD_BINARY) + " --backend null --duration 0.1 --config " + conf);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("web monitor on http://127.0.0.1:"), std::string::npos) << r.output;
+  const auto help = run_stemd("--help").output;
+  const auto from = help.find("\ncrowdstream compatibility:\n");
+  ASSERT_NE(from, std::string::npos) << help;
+  const std::string old_flags = help.substr(from, help.find("\n\n\n", from) - from);
+  for (const char* flag : {"--http-port", "--http-bind", "--web-root", "--http-max-clients", "--link "}) {
+    EXPECT_EQ(old_flags.find(flag), std::string::npos) << flag << " among the old server's flags:\n" << old_flags;
+  }
+}
+
 TEST(Cli, UnknownConfigSectionIsAnErrorWithItsLine) {
   TempDir dir;
   const std::string conf = dir.file("stemd.conf");
