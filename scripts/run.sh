@@ -7,11 +7,16 @@
 #       no sound card? starts a private JACK dummy server (real-time paced, as a sound card
 #       would be) and plays into it; stopped with the daemon.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-bin=build/release/src/stemd
-if [ ! -x "$bin" ] || [ -n "$(find src include CMakeLists.txt -newer "$bin" -print -quit 2>/dev/null)" ]; then
-  [ -f build/release/CMakeCache.txt ] || cmake --preset release >/dev/null
-  cmake --build --preset release -j"$(nproc)" --target stemd >&2
+# The daemon runs in the caller's directory: relative paths (--play song.wav, --config) are the
+# caller's. Only the build runs in the source tree.
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=$root/build/release/src/stemd
+if [ ! -x "$bin" ] || [ -n "$(cd "$root" && find src include CMakeLists.txt -newer "$bin" -print -quit 2>/dev/null)" ]; then
+  (
+    cd "$root"
+    [ -f build/release/CMakeCache.txt ] || cmake --preset release >/dev/null
+    cmake --build --preset release -j"$(nproc)" --target stemd >&2
+  )
 fi
 
 if [ "${1:-}" = "--jack-dummy" ]; then
@@ -24,7 +29,8 @@ if [ "${1:-}" = "--jack-dummy" ]; then
     esac
   done
   # shellcheck source=scripts/testbed.sh
-  . scripts/testbed.sh
+  # shellcheck source-path=SCRIPTDIR source=testbed.sh
+  . "$root/scripts/testbed.sh"
   testbed_start "$period" 48000
   echo "run.sh: private JACK dummy server '$JACK_DEFAULT_SERVER' at $period frames" >&2
   "$bin" --backend portaudio --device system "$@" &
