@@ -31,14 +31,16 @@ Reply fail(K kind, std::string reason, std::vector<OscArg> values = {}) {
 }
 Reply done(std::vector<OscArg> values = {}) { return Reply::done(std::move(values)); }
 
-// Band names are matched by prefix: "l", "lo", "low" … (the old server did the same).
+// Band names, any case, blanks around them ignored: a prefix of the name ("l", "lo", "low") or,
+// as the old server read them (startswith "lo", "mi", "hi"), anything its first two letters
+// begin ("lows", "middle", "highs").
 bool parse_band(const std::string& s, int& band) {
   std::string b;
-  for (char c : s) b += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char c : trim_blanks(s)) b += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (b.empty()) return false;
   for (int i = 0; i < 3; ++i) {
     const std::string names[3] = {"low", "mid", "high"};
-    if (names[i].rfind(b, 0) == 0) {
+    if (names[i].rfind(b, 0) == 0 || b.rfind(names[i].substr(0, 2), 0) == 0) {
       band = i;
       return true;
     }

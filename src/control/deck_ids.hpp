@@ -8,6 +8,7 @@
 
 #include <cctype>
 #include <string>
+#include <string_view>
 
 namespace stemd::control {
 
@@ -20,8 +21,18 @@ inline int deck_of_id(int id) {
   return engine::kNumDecks - 1;
 }
 
-// "A".."D" (either case) → 0..3; false for anything else.
-inline bool parse_deck(const std::string& name, int& deck) {
+// Blanks around a name are not part of it: crowdstream's server read every deck and band name
+// with Python's str.strip().
+inline std::string_view trim_blanks(std::string_view s) {
+  constexpr const char* kBlanks = " \t\n\r\f\v";
+  const auto first = s.find_first_not_of(kBlanks);
+  if (first == std::string_view::npos) return {};
+  return s.substr(first, s.find_last_not_of(kBlanks) - first + 1);
+}
+
+// "A".."D" (either case, blanks around it ignored) → 0..3; false for anything else.
+inline bool parse_deck(std::string_view raw, int& deck) {
+  const std::string_view name = trim_blanks(raw);
   if (name.size() == 1) {
     const char c = static_cast<char>(std::toupper(static_cast<unsigned char>(name[0])));
     if (c >= 'A' && c <= 'D') {

@@ -330,6 +330,27 @@ TEST(OscCompatDropIn, EqStillAppliesWithoutDisableFilters) {
   EXPECT_EQ(status_int(c, "ignored_messages"), 0);
 }
 
+// Deck and band names as the old server read them (str(x).strip().upper() / .lower(), a band by
+// startswith "lo", "mi", "hi"): blanks around a name, "lows", "Highs". stemd refused them
+// ("deck must be A, B, C or D, got \" b \"", "band must be low, mid or high, got \"lows\"").
+TEST(OscCompatDropIn, DeckAndBandNamesAreReadAsTheOldServerReadThem) {
+  Daemon d;
+  ASSERT_TRUE(d.ok()) << d.error();
+  Client c(d.udp());
+  EXPECT_TRUE(is_done(c.send("/deck_eq", " b ", " LOW ", 25), "/deck_eq"));
+  EXPECT_NEAR(status(c).at("eq_b_low").as_double(), eq_gain(25), 1e-6);
+  EXPECT_TRUE(is_done(c.send("/deck_eq", "c\t", "middle", 0), "/deck_eq"));
+  EXPECT_NEAR(status(c).at("eq_c_mid").as_double(), 0.0, 1e-6);
+  EXPECT_TRUE(is_done(c.send("/deck_filter", "B", "Highs", 0.5), "/deck_filter"));
+  EXPECT_NEAR(status(c).at("eq_b_high").as_double(), 0.5, 1e-6);
+  EXPECT_TRUE(is_done(c.send("/deck_eq_all", " a", 1, 1, 1), "/deck_eq_all"));
+  EXPECT_NEAR(status(c).at("eq_a_high").as_double(), eq_gain(1), 1e-6);
+  EXPECT_TRUE(is_done(c.send("/deck_eq", "A", "l", 50), "/deck_eq")) << "a prefix of the name, as before";
+  EXPECT_TRUE(is_fail(c.send("/deck_eq", "A", "bass", 0), "/deck_eq"));
+  EXPECT_TRUE(is_fail(c.send("/deck_eq", "AB", "low", 0), "/deck_eq"));
+  EXPECT_TRUE(is_fail(c.send("/deck_eq", " ", "low", 0), "/deck_eq"));
+}
+
 // What crowdstream clients send that the old server ignored: the detector's legacy pose frames
 // (sent to every destination), the sc-engine example's addresses, /memory_cleanup (the old
 // server had no such address), /stem_volume of a buffer never loaded. /done, counted, nothing
