@@ -463,9 +463,10 @@ void build_corpus(Corpus& c) {
   c.add(msg("/stemd/deck", "A", -1.0), {"level"});
   c.add(msg("/stemd/deck", "A", 5.0), {"level"});
   c.add(msg("/stemd/deck", "A", 0.5, -1.0), {"ramp"});
-  // deck names: A–D only (case-insensitive)
+  // deck names: A–D only (case-insensitive; blanks around them are not part of the name, as
+  // for the old server: OscCompatDropIn.DeckAndBandNamesAreReadAsTheOldServerReadThem)
   c.group = "deck";
-  for (const char* bad : {"E", "", "AB", "1", "a ", "deck A"}) {
+  for (const char* bad : {"E", "", "AB", "1", " ", "deck A"}) {
     c.add(msg("/deck_eq", bad, "low", 25), {"deck"});
   }
   c.add(msg("/deck_eq_all", "E", 50, 50, 50), {"deck"});
@@ -478,9 +479,10 @@ void build_corpus(Corpus& c) {
   c.add(msg("/stemd/deck", "", 0.5), {"deck"});
   c.add(msg("/start_group", 0.5, "E"), {"deck"});
   c.add(msg("/start_group", 0.5, "A", "AB"), {"deck"});
-  // band names: low/mid/high by prefix
+  // band names: low/mid/high by prefix, or anything beginning with "lo", "mi", "hi" as the old
+  // server read them ("lowest" and "middle" are low and mid)
   c.group = "band";
-  for (const char* bad : {"bass", "", "lowest", "x", "treble", "middle"}) {
+  for (const char* bad : {"bass", "", "l-o-w", "x", "treble", "medium"}) {
     c.add(msg("/deck_eq", "A", bad, 25), {"band"});
   }
   c.add(msg("/deck_filter", "A", "treble", 1.0), {"band"});
