@@ -401,7 +401,9 @@ void Engine::start_voice(const Command& c) noexcept {
   v.seek_stream = nullptr;
   v.jump_pending = false;
   v.ended_reported = false;
-  if (v.pos > 0) {  // entering mid-file: fade in; the very start of a file plays as authored
+  // Entering mid-file — or a running stretch bus, which skips its start — fades in; the very
+  // start of a file plays as authored.
+  if (v.pos > 0 || v.bus_skip > 0) {
     v.env.jump(0.0f);
     v.env.set(1.0f, declick_frames_);
   } else {

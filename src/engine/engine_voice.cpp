@@ -242,7 +242,15 @@ bool Engine::settle_seek(Voice& v, std::uint32_t offset) noexcept {
     v.seek_stream = nullptr;
     v.jump_pending = false;
   }
-  if (v.bus != nullptr && jump) v.bus_skip = std::llround(bus_lookahead(*v.bus));  // on the grid (stretch_bus.hpp)
+  if (v.bus != nullptr && jump) {  // skip ahead by the bus's lookahead: on the grid (stretch_bus.hpp)
+    v.bus_skip = std::llround(bus_lookahead(*v.bus));
+    v.bus_skip -= skip_source(v, v.bus_skip);
+    if (v.bus_skip > 0 && !v.hold) {  // the new stream is short yet: the rest before it sounds
+      v.state = Voice::State::kPlaying;
+      v.env.set(1.0f, declick_frames_);
+      return false;
+    }
+  }
   if (v.st_switch && bus_join(v, offset)) {  // into a stretch bus: rendered there from now on
     if (v.hold) {
       v.state = Voice::State::kPaused;

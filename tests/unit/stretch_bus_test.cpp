@@ -196,6 +196,69 @@ TEST(StretchBus, VoiceJoiningARunningBusLandsOnTheGrid) {
   EXPECT_GE(checked, 10);
 }
 
+// A member's seek skips ahead by the bus's lookahead too: after it, its clicks land where a voice
+// started at the seek's frame from the seek's position would put them (on the grid).
+TEST(StretchBus, SeekOfAMemberLandsOnTheGrid) {
+  constexpr std::size_t kLen = kSrcRate * 4;
+  const auto x = clicks(kLen);
+  engine::VoiceSource vs{x.data(), kLen, kLen, false, kSrcRate};
+  constexpr std::uint32_t kBlock = 512;
+  constexpr std::size_t kAt = 25600, kOut = 48000 * 2;
+  constexpr std::int64_t kTo = 2000;  // between clicks
+  std::vector<float> seeked(kOut * 2), fresh(kOut * 2, 0.0f);
+  {
+    engine::Engine e(config(1, 0));
+    ASSERT_TRUE(e.send(stretched_play(0, &vs, 1.0f)));
+    render(e, seeked, 0, kAt, kBlock);
+    auto c = voice_command(engine::CommandType::kSeek, 0, 0.0f);
+    c.play.position = kTo;
+    ASSERT_TRUE(e.send(c));
+    render(e, seeked, kAt, kOut - kAt, kBlock);
+  }
+  engine::Engine e(config(1, 0));
+  render(e, fresh, 0, kAt, kBlock);
+  ASSERT_TRUE(e.send(stretched_play(0, &vs, 1.0f, 0, kTo)));  // a fresh bus: start compensated
+  render(e, fresh, kAt, kOut - kAt, kBlock);
+  const double out_period = 4410 / (3087.0 / 3200.0);
+  int checked = 0;
+  for (double t = kAt + (4410 - kTo) / (3087.0 / 3200.0); t + out_period < kOut; t += out_period) {
+    const auto at = static_cast<std::size_t>(t);
+    if (at < kAt + 9600) continue;
+    const float f = peak(fresh, at - 100, at + 600), s = peak(seeked, at - 100, at + 600);
+    ASSERT_GT(f, 0.1f) << "a click at " << at;
+    EXPECT_NEAR(s / f, 1.0f, 0.2f) << "the seeked voice's click is there too, at " << at;
+    EXPECT_LT(peak(seeked, at + 1000, at + 3400), 0.25f * f) << "no late copy after " << at;
+    ++checked;
+  }
+  EXPECT_GE(checked, 10);
+}
+
+// A voice starting at the top of its file on a running bus is skipped into mid-sound: it fades
+// in (the declick) instead of stepping in.
+TEST(StretchBus, VoiceStartingOnARunningBusFadesIn) {
+  constexpr std::size_t kLen = kSrcRate * 2;
+  std::vector<float> low(kLen * 2), high(kLen * 2);
+  for (std::size_t i = 0; i < kLen; ++i) {
+    low[2 * i] = low[2 * i + 1] = static_cast<float>(0.2 * std::sin(2 * M_PI * 200.0 * i / kSrcRate));
+    high[2 * i] = high[2 * i + 1] = static_cast<float>(0.4 * std::cos(2 * M_PI * 3000.0 * i / kSrcRate));
+  }
+  engine::VoiceSource a{low.data(), kLen, kLen, false, kSrcRate}, b{high.data(), kLen, kLen, false, kSrcRate};
+  engine::Engine e(config(1, 0));
+  ASSERT_TRUE(e.send(stretched_play(0, &a, 1.0f)));
+  std::vector<float> out(36000 * 2);
+  render(e, out, 0, 12800, 512);
+  ASSERT_TRUE(e.send(stretched_play(1, &b, 1.0f)));  // from frame 0 of its file
+  render(e, out, 12800, 36000 - 12800, 512);
+  EXPECT_EQ(e.metrics().stretch_bus_voices.load(), 2u);
+  const double slope = 0.2 * 2 * M_PI * 200 / 48000 + 0.4 * 2 * M_PI * 3000 * 1.05 / 48000;
+  double max_step = 0;
+  for (std::size_t i = 12000; i < 36000; ++i) {
+    max_step = std::max(max_step, static_cast<double>(std::fabs(out[2 * i] - out[2 * i - 2])));
+  }
+  EXPECT_LT(max_step, 1.3 * slope) << "no step where it joins";
+  EXPECT_GT(rms(out.data() + 30000 * 2, 4000), 0.25) << "and it plays";
+}
+
 TEST(StretchBus, VoicesThatCannotJoinKeepTheirOwnStretcher) {
   constexpr std::size_t kLen = kSrcRate * 2;
   const auto x = signal(kLen, 0);
