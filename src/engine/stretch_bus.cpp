@@ -41,6 +41,7 @@ bool Engine::bus_join(Voice& v, std::uint32_t offset) noexcept {
     if (idle == nullptr) return false;
     b = idle;
     b->running = true;
+    b->split_since = 0;
     b->deck = v.deck;
     b->tempo = v.tempo;
     b->st->reset();
@@ -189,10 +190,16 @@ void Engine::render_buses(std::uint32_t frames, bool* deck_used) noexcept {
       const double t = voices_[b.members[0]].tempo;
       bool same = true;
       for (std::uint32_t i = 1; i < b.count && same; ++i) same = voices_[b.members[i]].tempo == t;
-      if (same && t != b.tempo) {
-        b.tempo = t;
-        b.st->set_tempo(t);
-      } else if (!same) {
+      const std::uint64_t callback = metrics_.callbacks.load(std::memory_order_relaxed) + 1;
+      if (same) {
+        b.split_since = 0;
+        if (t != b.tempo) {
+          b.tempo = t;
+          b.st->set_tempo(t);
+        }
+      } else if (b.split_since == 0) {
+        b.split_since = callback;  // maybe /set_tempo half applied: wait a callback
+      } else if (callback - b.split_since >= 2) {
         for (std::uint32_t i = 0; i < b.count; ++i) {
           Voice& v = voices_[b.members[i]];
           if (v.tempo != b.tempo) bus_request_leave(v);

@@ -34,9 +34,11 @@
 //     output frames. A seek skips ahead by L at the new position (on the grid, as a join).
 //   - Position (/stemd/status, telemetry): the file frame being heard, pos − L.
 //   - A tempo change: every member has the new tempo (/set_tempo) → the bus glides to it (the
-//     library's own glide). Members whose tempo differs from the others', or that get a rate ≠ 1,
-//     leave: a fade to silence at the input, then L / ρ output frames of silence while the bus
-//     plays out what it holds of them, then their own stretcher fades in at the frame the bus
+//     library's own glide). /set_tempo's per-voice commands may land in two callbacks (the
+//     control thread sends them while callbacks run), so the bus keeps its tempo while its
+//     members disagree for up to one callback. Members whose tempo still differs from the
+//     others' after that, or that get a rate ≠ 1, leave: a fade to silence at the input, then L / ρ output frames of
+//     silence while the bus plays out what it holds of them, then their own stretcher fades in at the frame the bus
 //     would have reached — still on the grid.
 //   - End, stop, pause happen at the input; the bus plays out its tail (L / ρ output frames)
 //     after the last member has gone, then goes idle (reset when it next starts).
@@ -60,8 +62,9 @@ struct Engine::StretchBus {
   double tempo = 1.0;
   std::vector<VoiceId> members;  // [0, count): capacity max_voices, reserved
   std::uint32_t count = 0;
-  std::int64_t tail_left = 0;  // output frames to play after the last member left
-  Engine* engine = nullptr;    // for the pull callbacks
+  std::int64_t tail_left = 0;     // output frames to play after the last member left
+  std::uint64_t split_since = 0;  // 1 + the callback its members' tempi first disagreed in; 0 = they agree
+  Engine* engine = nullptr;       // for the pull callbacks
 };
 
 }  // namespace stemd::engine

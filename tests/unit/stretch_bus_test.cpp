@@ -306,6 +306,24 @@ TEST(StretchBus, TempoChangeMovesTheBusAndAVoiceOfItsOwnTempoLeaves) {
   EXPECT_GT(rms(out.data() + 60000 * 2, 12000), 0.05);
 }
 
+// The control thread sends /set_tempo's commands one voice after the other while callbacks run:
+// they may land in two callbacks. The bus waits a callback before it calls the voices apart, so
+// nobody leaves over that.
+TEST(StretchBus, ATempoChangeSplitOverTwoCallbacksKeepsTheBusTogether) {
+  constexpr std::size_t kLen = kSrcRate * 2;
+  const auto x = signal(kLen, 1);
+  engine::VoiceSource vs{x.data(), kLen, kLen, false, kSrcRate};
+  engine::Engine e(config(1, 2));
+  for (engine::VoiceId i = 0; i < 2; ++i) ASSERT_TRUE(e.send(stretched_play(i, &vs, 0.5f)));
+  std::vector<float> out(48000 * 2);
+  render(e, out, 0, 12288, 1024);
+  ASSERT_TRUE(e.send(voice_command(engine::CommandType::kSetTempo, 0, 1.1f)));
+  e.process(out.data(), 1024);  // voice 0 at 1.1, voice 1 still at 1.05
+  ASSERT_TRUE(e.send(voice_command(engine::CommandType::kSetTempo, 1, 1.1f)));
+  render(e, out, 0, 24576, 1024);
+  EXPECT_EQ(e.metrics().stretch_bus_voices.load(), 2u) << "both still on the bus, at the new tempo";
+}
+
 TEST(StretchBus, EndedVoicesLeaveTheTailThenTheBusGoesIdle) {
   constexpr std::size_t kLen = kSrcRate / 2;
   const auto x = signal(kLen, 0);
