@@ -15,7 +15,9 @@
 // a running bus of its deck with its tempo and source rate, else on an idle bus made for its
 // rate. Everything else — no bus free, another rate, a voice at rate ≠ 1 — takes a stretcher of
 // its own as before (the control thread budgets one per stretched voice, so one is always
-// there: the way back from a bus never fails for want of a stretcher).
+// there: the way back from a bus never fails for want of a stretcher). So
+// --max-stretched-voices still bounds the stretched voices; while they ride buses the idle
+// stretchers cost memory (≈ 2 MB each), not CPU.
 //
 // Timing (source frames = the files' frames; output frames = the device's; ρ = tempo × source
 // rate / output rate source frames per output frame; L = the bus's lookahead, the source frames
