@@ -58,6 +58,12 @@ struct EngineConfig {
   // each takes ≈ 0.1 s to create and warm up, so none unless asked).
   std::uint32_t max_stretched_voices = 0;
   bool stretch_faster = false;  // Rubber Band's R2 engine (OptionEngineFaster) instead of R3 (finer)
+  // Stretch buses (src/engine/stretch_bus.hpp): one Stretcher (+ one Resampler to the output
+  // rate) shared by every stretched voice of a deck with the same tempo and source rate —
+  // `stretch_buses` of them for each rate in stretch_bus_rates (0 = the output rate), made up
+  // front like the stretchers. Voices that find none keep a stretcher of their own.
+  std::uint32_t stretch_buses = 0;
+  int stretch_bus_rates[2] = {44100, 0};
   // Safety limiter on the master: exactly transparent (gain 1.0) while peaks stay below the
   // threshold; above it the gain drops at once to hold the peak at the threshold and recovers
   // over `limiter_release_ms`, so a sum of full-scale stems never wraps or clips harshly.
@@ -93,6 +99,8 @@ class Engine {
   // own count to refuse plays when none is left).
   std::uint32_t max_resampled_voices() const noexcept { return cfg_.max_resampled_voices; }
   std::uint32_t max_stretched_voices() const noexcept { return cfg_.max_stretched_voices; }
+  // [control] Stretch buses made at start (all rates together).
+  std::uint32_t stretch_buses() const noexcept { return static_cast<std::uint32_t>(buses_.size()); }
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
@@ -149,6 +157,7 @@ class Engine {
 
  private:
   struct Voice;
+  struct StretchBus;
   void start_voice(const Command& c) noexcept;
   void apply(const Command& c) noexcept;
   void apply_to_voice(Voice& v, const Command& c) noexcept;
@@ -167,7 +176,7 @@ class Engine {
   bool cancel_scheduled_plays(VoiceId id, std::uint32_t generation, bool any_voice) noexcept;
   void render_voice(Voice& v, float* out, std::uint32_t frames) noexcept;
   void prefetch_voice(const Voice& v, std::uint32_t frames) const noexcept;
-  bool settle_seek(Voice& v) noexcept;
+  bool settle_seek(Voice& v, std::uint32_t offset) noexcept;
   bool out_of_data(Voice& v) noexcept;
   bool reap(std::uint32_t active_index) noexcept;
   void sum_decks(float* block, std::uint32_t frames, const bool* deck_used) noexcept;
@@ -186,6 +195,18 @@ class Engine {
   void drop_pending_seek(Voice& v) noexcept;
   void fade_through(Voice& v) noexcept;
   static std::uint8_t telemetry_state(const Voice& v) noexcept;
+  // Stretch buses (stretch_bus.cpp).
+  void make_buses();  // [control]
+  bool bus_join(Voice& v, std::uint32_t offset) noexcept;
+  void bus_leave(Voice& v) noexcept;
+  void bus_request_leave(Voice& v) noexcept;
+  void bus_settle_leave(Voice& v) noexcept;
+  void render_buses(std::uint32_t frames, bool* deck_used) noexcept;
+  void render_member(Voice& v, float* out, std::uint32_t frames) noexcept;
+  std::int64_t skip_source(Voice& v, std::int64_t frames) noexcept;
+  static double bus_lookahead(const StretchBus& b) noexcept;
+  static std::uint32_t bus_st_pull(void* ctx, float* scratch, std::uint32_t max_frames, const float** frames) noexcept;
+  static std::uint32_t bus_rs_pull(void* ctx, float* scratch, std::uint32_t max_frames, const float** frames) noexcept;
   std::uint32_t fetch(Voice& v, float* dst, std::uint32_t frames, Frames* src) noexcept;
   void end_voice(Voice& v, EndReason why) noexcept;
   bool retire(Stream* s, VoiceId id, std::uint32_t gen, bool voice_ended) noexcept;
@@ -210,7 +231,10 @@ class Engine {
   std::vector<std::unique_ptr<Stretcher>> st_pool_;  // time-stretchers, allocated up front
   std::vector<Stretcher*> st_free_;
   std::vector<float> st_out_;
-  std::vector<VoiceId> active_;  // ids of active voices; capacity reserved = max_voices
+  std::vector<std::unique_ptr<StretchBus>> buses_;  // allocated up front; [audio] after that
+  std::vector<float> bus_out_;                      // a bus's output block (max block)
+  bool bus_rendering_ = false;                      // inside a bus's pull: members render there
+  std::vector<VoiceId> active_;                     // ids of active voices; capacity reserved = max_voices
   std::uint32_t active_count_ = 0;
   std::vector<float> scratch_;          // max_block_frames stereo frames
   std::vector<float> gains_;            // max_block_frames per-frame gains

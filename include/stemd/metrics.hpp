@@ -166,15 +166,17 @@ struct Metrics {
   std::atomic<std::uint64_t> commands_applied{0};
   std::atomic<std::uint64_t> events_dropped{0};  // informational events lost to a full queue
   std::atomic<std::uint64_t> voices_ended{0};
-  std::atomic<std::uint32_t> voices_active{0};      // gauge
-  std::atomic<std::uint32_t> streams_active{0};     // gauge
-  std::atomic<std::uint64_t> callback_max_ns{0};    // since start
-  std::atomic<std::uint64_t> callback_ns_total{0};  // sum of callback durations (CPU load)
-  std::atomic<std::uint64_t> limiter_frames{0};     // frames the safety limiter reduced
-  std::atomic<unsigned long> audio_thread{0};       // pthread_t of the thread running process()
-  std::atomic<float> limiter_min_gain{1.0f};        // deepest reduction since a reader took it
-  std::atomic<float> tone_hz{0.0f};                 // the test tone sounding (its frequency), 0 = none
-  std::atomic<std::uint64_t> last_callback_ns{0};   // CLOCK_MONOTONIC of the last callback start
+  std::atomic<std::uint32_t> voices_active{0};          // gauge
+  std::atomic<std::uint32_t> streams_active{0};         // gauge
+  std::atomic<std::uint32_t> stretch_buses_running{0};  // gauge: stretch buses with voices (or their tail)
+  std::atomic<std::uint32_t> stretch_bus_voices{0};     // gauge: voices time-stretched on a bus
+  std::atomic<std::uint64_t> callback_max_ns{0};        // since start
+  std::atomic<std::uint64_t> callback_ns_total{0};      // sum of callback durations (CPU load)
+  std::atomic<std::uint64_t> limiter_frames{0};         // frames the safety limiter reduced
+  std::atomic<unsigned long> audio_thread{0};           // pthread_t of the thread running process()
+  std::atomic<float> limiter_min_gain{1.0f};            // deepest reduction since a reader took it
+  std::atomic<float> tone_hz{0.0f};                     // the test tone sounding (its frequency), 0 = none
+  std::atomic<std::uint64_t> last_callback_ns{0};       // CLOCK_MONOTONIC of the last callback start
   // Lowest ring fill seen (per mille of capacity) since a reader last took it; 1000 = no streams.
   std::atomic<std::uint32_t> min_ring_fill_permille{1000};
   DurationHistogram callback_ns;

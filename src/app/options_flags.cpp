@@ -208,6 +208,12 @@ void add_voice_and_sound_options(CLI::App& app, Options& o) {
                  "about 4–6 fit on a Raspberry Pi 4)")
       ->transform(int_range(0, 256))
       ->capture_default_str();
+  app.add_option("--stretch-buses", o.stretch_buses,
+                 "Stretch buses for 44.1 kHz files and for files at the output rate (each): the stretched "
+                 "voices of a deck at one tempo share one stretcher, so 8 stems cost one stretch, not 8; "
+                 "-1 = 2 with --stretch-method time_stretch, else 0")
+      ->transform(int_range(-1, 16))
+      ->capture_default_str();
   app.add_option("--resample-quality", o.resample_quality,
                  "fast (119 dB SNR, ≈ 90 ns/frame), medium (142 dB, "
                  "≈ 180 ns), best (149 dB, ≈ 570 ns)")

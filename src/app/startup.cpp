@@ -195,6 +195,9 @@ InstanceConfig DaemonRun::instance_config() const {
   ec.master = static_cast<float>(o_.master);
   ec.limiter_threshold = static_cast<float>(std::pow(10.0, o_.limiter_threshold_db / 20.0));
   ec.stretch_faster = o_.stretch_engine == "faster";
+  ec.stretch_buses = o_.stretch_buses >= 0                 ? static_cast<std::uint32_t>(o_.stretch_buses)
+                     : o_.stretch_method == "time_stretch" ? 2u
+                                                           : 0u;
   ec.resample_quality = o_.resample_quality == "best" ? 2 : o_.resample_quality == "medium" ? 1 : 0;
   ec.monitor = o_.http_port >= 0;  // meters and the master's tap for the web monitor
   io::LoadOptions& lo = ic.load;

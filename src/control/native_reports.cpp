@@ -147,6 +147,13 @@ Reply NativeDialect::status(const Call&) {
   kv("read_wait_ms", OscArg::Float(ls.wait_ms_mean));
   kv("read_wait_sd_ms", OscArg::Float(ls.wait_ms_sd));
   kv("read_max_ms", OscArg::Float(ls.read_ms_max));
+  // Stretch buses (engine/stretch_bus.hpp): made at start, running now, voices on them.
+  const auto& m = ctl_.engine().metrics();
+  kv("stretch_buses", OscArg::Int(static_cast<std::int32_t>(ctl_.engine().stretch_buses())));
+  kv("stretch_buses_running",
+     OscArg::Int(static_cast<std::int32_t>(m.stretch_buses_running.load(std::memory_order_relaxed))));
+  kv("stretch_bus_voices",
+     OscArg::Int(static_cast<std::int32_t>(m.stretch_bus_voices.load(std::memory_order_relaxed))));
   return Reply::done(f);
 }
 

@@ -14,6 +14,7 @@
 // This file: set-up, the command queue, the schedule, the test tone and apply(); one voice's
 // rendering is in engine_voice.cpp, the block loop (process()) in engine_process.cpp.
 #include "engine_voice.hpp"
+#include "stretch_bus.hpp"
 
 #include "deck_eq.hpp"
 #include "denormals.hpp"
@@ -76,6 +77,33 @@ Engine::Engine(const EngineConfig& cfg)
     st_pool_.push_back(std::move(st));
   }
   cfg_.max_stretched_voices = static_cast<std::uint32_t>(st_pool_.size());
+  make_buses();
+}
+
+// The stretch buses (stretch_bus.hpp): cfg_.stretch_buses for each distinct rate, each with a
+// stretcher made for that rate and, for a rate other than the output's, a resampler.
+void Engine::make_buses() {
+  bus_out_.resize(static_cast<std::size_t>(cfg_.max_block_frames) * 2);
+  const auto q = static_cast<ResamplerQuality>(std::clamp(cfg_.resample_quality, 0, 2));
+  for (int k = 0; k < 2; ++k) {
+    const int rate = cfg_.stretch_bus_rates[k] > 0 ? cfg_.stretch_bus_rates[k] : cfg_.sample_rate;
+    if (k == 1 && rate == (cfg_.stretch_bus_rates[0] > 0 ? cfg_.stretch_bus_rates[0] : cfg_.sample_rate)) break;
+    for (std::uint32_t i = 0; i < cfg_.stretch_buses; ++i) {
+      auto b = std::make_unique<StretchBus>();
+      std::string error;
+      b->st = Stretcher::create(rate, error, cfg_.stretch_faster ? StretcherEngine::kFaster : StretcherEngine::kFiner);
+      if (!b->st) break;
+      if (rate != cfg_.sample_rate) {
+        b->rs = Resampler::create(q, error);
+        if (!b->rs) break;
+      }
+      b->rate = rate;
+      b->ratio = static_cast<double>(rate) / cfg_.sample_rate;
+      b->members.assign(cfg_.max_voices, 0);
+      b->engine = this;
+      buses_.push_back(std::move(b));
+    }
+  }
 }
 
 Engine::~Engine() = default;
@@ -356,17 +384,26 @@ void Engine::start_voice(const Command& c) noexcept {
   v.draining = false;
   v.base_ratio = v.src->sample_rate > 0 ? static_cast<double>(v.src->sample_rate) / cfg_.sample_rate : 1.0;
   v.ratio = v.base_ratio * static_cast<double>(c.play.rate > 0 ? c.play.rate : 1.0f);
-  if (v.ratio != 1.0 && attach_resampler(v)) v.rs->set_ratio(v.ratio, 0);  // the first set applies at once
   v.st = nullptr;
   v.st_switch = false;
+  v.bus = nullptr;
+  v.bus_skip = 0;
+  v.bus_delay = 0;
+  v.leave_bus = false;
+  v.hold_off = 0;
   v.tempo = std::clamp(static_cast<double>(c.play.tempo > 0 ? c.play.tempo : 1.0f), 0.25, 4.0);
-  if (v.tempo != 1.0) attach_stretcher(v);
+  if (!bus_join(v, 0)) {  // a stretch bus of its deck, tempo and rate; else its own
+    if (v.ratio != 1.0 && attach_resampler(v)) v.rs->set_ratio(v.ratio, 0);  // the first set applies at once
+    if (v.tempo != 1.0) attach_stretcher(v);
+  }
   v.hold = false;
   v.underruns = 0;
   v.seek_stream = nullptr;
   v.jump_pending = false;
   v.ended_reported = false;
-  if (v.pos > 0) {  // entering mid-file: fade in; the very start of a file plays as authored
+  // Entering mid-file — or a running stretch bus, which skips its start — fades in; the very
+  // start of a file plays as authored.
+  if (v.pos > 0 || v.bus_skip > 0) {
     v.env.jump(0.0f);
     v.env.set(1.0f, declick_frames_);
   } else {
@@ -375,7 +412,7 @@ void Engine::start_voice(const Command& c) noexcept {
   active_[active_count_++] = c.voice;
   metrics_.voices_active.store(active_count_, std::memory_order_relaxed);
   push_event(Event{EventType::kVoiceStarted, EndReason::kEndOfFile, c.voice, c.generation, 0, frame_});
-  if ((v.ratio != 1.0 && v.rs == nullptr) || (v.tempo != 1.0 && v.st == nullptr)) {
+  if (v.bus == nullptr && ((v.ratio != 1.0 && v.rs == nullptr) || (v.tempo != 1.0 && v.st == nullptr))) {
     end_voice(v, EndReason::kError);  // no resampler or stretcher left
   }
 }
@@ -446,6 +483,7 @@ void Engine::apply_to_voice(Voice& v, const Command& c) noexcept {
       return;
     case CommandType::kSetTempo: {
       v.tempo = std::clamp(static_cast<double>(c.value), 0.25, 4.0);
+      if (v.bus != nullptr) return;  // the bus follows when all its voices agree (render_buses)
       if (v.st != nullptr) {
         v.st->set_tempo(v.tempo);
       } else if (v.tempo != 1.0) {
@@ -459,6 +497,10 @@ void Engine::apply_to_voice(Voice& v, const Command& c) noexcept {
       const double rate = std::clamp(static_cast<double>(c.value), 0.25, 4.0);
       v.ratio = v.base_ratio * rate;
       v.rate_glide = c.frames;
+      if (v.bus != nullptr) {  // a bus plays its voices at rate 1: off it, with a resampler
+        if (v.ratio != v.base_ratio) bus_request_leave(v);
+        return;
+      }
       if (v.rs != nullptr) {
         v.rs->set_ratio(v.ratio, c.frames);
       } else if (v.ratio != 1.0) {

@@ -3,6 +3,7 @@
 // into the master through their EQ and level, then the limiter or soft clip, and the metrics.
 // Real-time rules as in engine.cpp. Built with -O3, like every engine file.
 #include "engine_voice.hpp"
+#include "stretch_bus.hpp"
 
 #include "deck_eq.hpp"
 #include "denormals.hpp"
@@ -150,6 +151,7 @@ bool Engine::reap(std::uint32_t i) noexcept {
   if (!retire(v.stream, id, v.generation, true)) return false;
   v.stream = nullptr;
   release_resampler(v);
+  bus_leave(v);
   if (v.st != nullptr) {
     st_free_.push_back(v.st);  // capacity == pool size: never allocates
     v.st = nullptr;
@@ -236,8 +238,9 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
       }
       VoiceTelemetry& t = telemetry_[id];
       std::int64_t heard = v.pos;
-      if (v.rs != nullptr) {
-        heard -= static_cast<std::int64_t>(std::lround(v.rs->lookahead_frames()));
+      const double ahead = v.bus != nullptr ? bus_lookahead(*v.bus) : v.rs != nullptr ? v.rs->lookahead_frames() : 0.0;
+      if (ahead > 0.0) {
+        heard -= static_cast<std::int64_t>(std::lround(ahead));
         if (heard < 0 && v.src->total_frames > 0) heard += v.src->total_frames;
       }
       t.position.store(std::max<std::int64_t>(0, heard), std::memory_order_relaxed);
@@ -246,6 +249,8 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
       t.state.store(telemetry_state(v), std::memory_order_relaxed);
       ++i;
     }
+
+    render_buses(n, deck_used);  // the stretch buses' members were skipped above
 
     if (tone_active()) {  // the test tone: straight to the master, through the direct bus
       float* bus = decks_.data() + stride * kDirectBus;
@@ -270,6 +275,13 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
   }
   metrics_.voices_active.store(active_count_, std::memory_order_relaxed);
   metrics_.streams_active.store(streams, std::memory_order_relaxed);
+  std::uint32_t buses_running = 0, bus_voices = 0;
+  for (const auto& b : buses_) {
+    buses_running += b->running ? 1 : 0;
+    bus_voices += b->count;
+  }
+  metrics_.stretch_buses_running.store(buses_running, std::memory_order_relaxed);
+  metrics_.stretch_bus_voices.store(bus_voices, std::memory_order_relaxed);
   if (min_fill < metrics_.min_ring_fill_permille.load(std::memory_order_relaxed)) {
     metrics_.min_ring_fill_permille.store(min_fill, std::memory_order_relaxed);
   }

@@ -2,6 +2,7 @@
 // memory or its ring, through its resampler and stretcher, mixed into its deck's bus with its
 // ramps. Real-time rules as in engine.cpp. Built with -O3, like every engine file.
 #include "engine_voice.hpp"
+#include "stretch_bus.hpp"
 
 #include "deck_eq.hpp"
 #include "denormals.hpp"
@@ -46,6 +47,10 @@ std::uint32_t Engine::stretch_pull(void* ctx, float* scratch, std::uint32_t max_
 std::int64_t Engine::source_frames_for(const Voice& v, std::uint32_t out_frames) const noexcept {
   double frames = out_frames;
   std::int64_t margin = 0;
+  if (v.bus != nullptr) {  // in the bus's pull, frames are source frames; outside, output frames
+    if (bus_rendering_) return out_frames;
+    return static_cast<std::int64_t>(std::ceil(frames * v.tempo * v.base_ratio)) + 1300 + Stretcher::kPullFrames;
+  }
   if (v.st != nullptr) {  // the stretcher reads ahead (most after a reset)
     frames *= std::max(v.tempo, 1.0);
     margin += 1300;
@@ -223,7 +228,8 @@ void Engine::starve(Voice& v) noexcept {
 
 // The fade of a seek (or a rate/tempo switch) has reached silence: jump to the new position,
 // attach what was waiting, and fade back in. False when the voice stays silent this block.
-bool Engine::settle_seek(Voice& v) noexcept {
+bool Engine::settle_seek(Voice& v, std::uint32_t offset) noexcept {
+  if (v.bus != nullptr && v.leave_bus) return false;  // off the bus after its block (bus_settle_leave)
   // The old position has faded out: jump (or, for a rate/tempo switch alone, stay).
   const bool jump = v.jump_pending;
   if (jump) {
@@ -235,6 +241,24 @@ bool Engine::settle_seek(Voice& v) noexcept {
     v.reading_memory = v.src->streamed && v.pos < v.src->memory_frames && v.loop_end >= v.src->memory_frames;
     v.seek_stream = nullptr;
     v.jump_pending = false;
+  }
+  if (v.bus != nullptr && jump) {  // skip ahead by the bus's lookahead: on the grid (stretch_bus.hpp)
+    v.bus_skip = std::llround(bus_lookahead(*v.bus));
+    v.bus_skip -= skip_source(v, v.bus_skip);
+    if (v.bus_skip > 0 && !v.hold) {  // the new stream is short yet: the rest before it sounds
+      v.state = Voice::State::kPlaying;
+      v.env.set(1.0f, declick_frames_);
+      return false;
+    }
+  }
+  if (v.st_switch && bus_join(v, offset)) {  // into a stretch bus: rendered there from now on
+    if (v.hold) {
+      v.state = Voice::State::kPaused;
+    } else {
+      v.state = Voice::State::kPlaying;
+      v.env.set(1.0f, declick_frames_);
+    }
+    return false;
   }
   if (v.rs_switch && attach_resampler(v)) v.rs->set_ratio(v.ratio, v.rate_glide);
   v.rs_switch = false;
@@ -309,11 +333,21 @@ void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
   // so the bound only guards against a logic error.
   for (int guard = 0; done < frames && guard < 16; ++guard) {
     if (v.state == Voice::State::kRetiring || v.state == Voice::State::kFree) return;
+    if (v.bus != nullptr && !bus_rendering_) return;  // a stretch bus's member: rendered in its pull
+    if (v.hold_off > 0) {  // just left a bus: silent while the bus plays out what it held of it
+      const std::uint32_t k = std::min(v.hold_off, frames - done);
+      v.hold_off -= k;
+      done += k;
+      continue;
+    }
 
-    if (v.state == Voice::State::kSeeking && !v.env.active() && v.env.value() == 0.0f && !settle_seek(v)) return;
+    if (v.state == Voice::State::kSeeking && !v.env.active() && v.env.value() == 0.0f && !settle_seek(v, done)) {
+      return;
+    }
     if (v.state == Voice::State::kPausing && !v.env.active() && v.env.value() == 0.0f) v.state = Voice::State::kPaused;
     if ((v.rs_switch || v.st_switch) && v.env.value() == 0.0f && !v.env.active() &&
         (v.state == Voice::State::kPaused || v.state == Voice::State::kStarved)) {
+      if (v.st_switch && bus_join(v, done)) return;  // silent now: into a stretch bus at once
       if (v.rs_switch && attach_resampler(v)) v.rs->set_ratio(v.ratio, v.rate_glide);  // silent now: switch at once
       if (v.st_switch) attach_stretcher(v);
       v.rs_switch = v.st_switch = false;

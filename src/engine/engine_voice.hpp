@@ -47,6 +47,13 @@ struct Engine::Voice {
   Stretcher* st = nullptr;        // time-stretch (after the resampler); null = none
   double tempo = 1.0;
   bool st_switch = false;  // attach a stretcher at the bottom of the current fade
+  // Stretch bus (stretch_bus.hpp): set = a member, mixed at its source rate into the bus's
+  // input (st and rs stay null); its frames and ramps then count in source frames.
+  StretchBus* bus = nullptr;
+  std::int64_t bus_skip = 0;    // source frames to drop before its next frame goes in (join, seek)
+  std::uint32_t bus_delay = 0;  // source frames of silence before its first frame goes in (join)
+  bool leave_bus = false;       // leave at the bottom of the current fade (own stretcher)
+  std::uint32_t hold_off = 0;   // output frames of silence after leaving: the bus's lookahead plays out
 };
 
 inline VoiceId Engine::id_of(const Voice& v) const noexcept { return static_cast<VoiceId>(&v - voices_.get()); }

@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -110,7 +111,9 @@ class AudioThread {
 // crowdstream server's soft clip (--limiter soft_clip) with a master of 0.8.
 // monitor: the web monitor's meters and master tap on (EngineConfig::monitor), with a reader
 // that first lets the tap fill (the drop path) and then drains it (the hand-over path).
-void every_control_path(bool soft_clip, bool monitor = false) {
+// buses: stretch buses on (EngineConfig::stretch_buses), and every stretched voice joins, glides,
+// leaves (a tempo of its own), seeks and stops on them.
+void every_control_path(bool soft_clip, bool monitor = false, bool buses = false) {
   test::TempDir dir;
   const std::string small = dir.file("small.wav");  // held in memory
   const std::string big = dir.file("big.wav");      // streamed
@@ -124,7 +127,8 @@ void every_control_path(bool soft_clip, bool monitor = false) {
   engine::EngineConfig ec;
   ec.max_voices = 64;
   ec.max_block_frames = 1024;
-  ec.max_stretched_voices = 2;
+  ec.max_stretched_voices = buses ? 8 : 2;
+  ec.stretch_buses = buses ? 1 : 0;
   ec.limiter = !soft_clip;
   ec.soft_clip = soft_clip;
   if (soft_clip) ec.master = 0.8f;
@@ -173,9 +177,11 @@ void every_control_path(bool soft_clip, bool monitor = false) {
   AudioThread audio(engine, 256);
   std::mt19937 rng(42);
   std::vector<control::VoiceHandle> voices;
+  std::uint32_t bus_voices = 0;  // most voices on stretch buses at once
   auto pause = [&](int ms) {
     for (int i = 0; i < ms; i += 2) {
       ctl.service();
+      bus_voices = std::max(bus_voices, engine.metrics().stretch_bus_voices.load());
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
   };
@@ -210,6 +216,11 @@ void every_control_path(bool soft_clip, bool monitor = false) {
       ctl.set_rate(control::kNow, voices.back(), cycle % 2 ? 1.5f : 0.75f, 0.01, err);  // on and off the bit-exact path
       if (voices.size() > 1 && ctl.voice_alive(voices.front()))
         ctl.set_stretch(control::kNow, voices.front(), 1.2f, err);
+      if (buses) {  // every voice onto a bus, then one at a tempo of its own (it leaves)
+        for (auto& h : voices) ctl.set_stretch(control::kNow, h, cycle % 2 ? 1.1f : 1.2f, err);
+        pause(10);
+        ctl.set_stretch(control::kNow, voices.front(), 0.9f, err);
+      }
       ctl.pause(control::kNow, voices.back(), 0.005, err);
       ctl.set_pan(control::kNow, voices.back(), -0.5f, 0.01, err);
       ctl.resume(control::kNow, voices.back(), 0.005, err);
@@ -262,6 +273,7 @@ void every_control_path(bool soft_clip, bool monitor = false) {
   EXPECT_GT(audio.peak(), 0.05f) << "nothing was audible: the test exercised nothing";
   EXPECT_GT(engine.metrics().commands_applied.load(), 100u);
   EXPECT_GT(loader.stats().reads, 10u) << "no streaming happened";
+  if (buses) EXPECT_GE(bus_voices, 2u) << "no voices shared a stretch bus";
 }
 
 TEST(RealTimeSafety, EveryControlPathLeavesTheAudioThreadClean) { every_control_path(false); }
@@ -270,6 +282,10 @@ TEST(RealTimeSafety, SoftClipMasterStageLeavesTheAudioThreadClean) { every_contr
 
 // The web monitor (issue 16): meters and the master's tap, full and drained, on the audio thread.
 TEST(RealTimeSafety, MonitorTapAndMetersLeaveTheAudioThreadClean) { every_control_path(false, true); }
+
+// Stretch buses (engine/stretch_bus.hpp): members rendered inside the bus's pull, joins with their
+// skip, tempo glides, leaves onto a stretcher of their own, seeks, stops and tails.
+TEST(RealTimeSafety, StretchBusesLeaveTheAudioThreadClean) { every_control_path(false, false, true); }
 
 }  // namespace
 }  // namespace stemd

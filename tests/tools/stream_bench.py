@@ -869,6 +869,7 @@ def crowd_trial(args, jack, paths, label, engine, tempo):
             r["voice_underruns"] = (s1.get("voice_underruns") or 0) - (s0.get("voice_underruns") or 0)
             r["device_underflows"] = (s1.get("device_underflows") or 0) - (s0.get("device_underflows") or 0)
             r["callback_p99_us"] = s1.get("callback_p99_us")
+            r["stretch_bus_voices"] = s1.get("stretch_bus_voices")  # stems sharing a deck's stretcher
             r.update(proc_mem(st.proc.pid))
         finally:
             st.stop()

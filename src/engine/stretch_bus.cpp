@@ -1,0 +1,236 @@
+// Stretch buses [audio] (see stretch_bus.hpp for what they are and their timing): joining and
+// leaving, and one block of every running bus — its members rendered at their source rate into
+// the stretcher's pull, the stretcher, the resampler, the deck's bus. Real-time rules as in
+// engine.cpp: nothing here allocates (member lists have max_voices of capacity), every loop is
+// bounded by the members or the block. Built with -O3, like every engine file.
+#include "stretch_bus.hpp"
+
+#include "mix.hpp"
+#include "stemd/stream.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace stemd::engine {
+
+// Source frames the bus has pulled but not yet played (see L in stretch_bus.hpp).
+double Engine::bus_lookahead(const StretchBus& b) noexcept {
+  double l = b.st->lookahead_frames();
+  if (b.rs != nullptr) l += b.rs->lookahead_frames() * b.st->tempo();
+  return std::max(0.0, l);
+}
+
+// `v` joins a bus, `offset` output frames into the block (the bus renders the whole block after
+// the voices). False: no bus for it (the caller gives it a stretcher of its own).
+bool Engine::bus_join(Voice& v, std::uint32_t offset) noexcept {
+  if (buses_.empty() || v.bus != nullptr || v.tempo == 1.0 || v.ratio != v.base_ratio) return false;
+  const int rate = v.src->sample_rate > 0 ? v.src->sample_rate : cfg_.sample_rate;
+  StretchBus* b = nullptr;
+  StretchBus* idle = nullptr;
+  for (auto& p : buses_) {
+    if (p->rate != rate) continue;
+    if (p->running && p->deck == v.deck && p->tempo == v.tempo) {
+      b = p.get();
+      break;
+    }
+    if (!p->running && idle == nullptr) idle = p.get();
+  }
+  const bool fresh = b == nullptr;
+  if (fresh) {
+    if (idle == nullptr) return false;
+    b = idle;
+    b->running = true;
+    b->split_since = 0;
+    b->deck = v.deck;
+    b->tempo = v.tempo;
+    b->st->reset();
+    b->st->set_tempo(v.tempo);
+    if (b->rs != nullptr) {
+      b->rs->reset();
+      b->rs->set_ratio(b->ratio, 0);
+    }
+  }
+  b->tail_left = 0;
+  b->members[b->count++] = id_of(v);
+  v.bus = b;
+  release_resampler(v);  // the bus converts the rate
+  v.rs_switch = v.st_switch = false;
+  v.leave_bus = false;
+  v.hold_off = 0;
+  // Where its next frame goes in: heard L/ρ output frames after the block's start on a running
+  // bus (0 on a fresh one), while the grid wants its current frame heard `offset` frames in.
+  const double rho = b->tempo * b->ratio;
+  const double skip = (fresh ? 0.0 : bus_lookahead(*b)) - offset * rho;
+  v.bus_skip = skip > 0 ? std::llround(skip) : 0;
+  v.bus_delay = skip < 0 ? static_cast<std::uint32_t>(std::llround(-skip)) : 0;
+  if (v.bus_skip > 0 && v.env.target() > 0.0f) {  // mid-sound now: fade in
+    v.env.jump(0.0f);
+    v.env.set(1.0f, declick_frames_);
+  }
+  return true;
+}
+
+// Takes `v` off its bus's member list; the bus plays out its tail once the last one has gone.
+void Engine::bus_leave(Voice& v) noexcept {
+  StretchBus* b = v.bus;
+  if (b == nullptr) return;
+  const VoiceId id = id_of(v);
+  for (std::uint32_t i = 0; i < b->count; ++i) {
+    if (b->members[i] != id) continue;
+    b->members[i] = b->members[--b->count];
+    break;
+  }
+  v.bus = nullptr;
+  v.bus_skip = 0;
+  v.bus_delay = 0;
+  if (b->count == 0) {
+    const double rho = b->tempo * b->ratio;
+    b->tail_left = static_cast<std::int64_t>(std::ceil(bus_lookahead(*b) / rho)) + 64;
+  }
+}
+
+// A member must go its own way (another tempo, a rate ≠ 1): fade out at the bus's input first.
+void Engine::bus_request_leave(Voice& v) noexcept {
+  if (v.leave_bus) return;
+  v.leave_bus = true;
+  fade_through(v);  // playing: Seeking, env → 0; paused or starved: silent already
+}
+
+// The bottom of a leaving member's fade: off the bus, onto a stretcher (and resampler) of its
+// own, silent while the bus plays out what it holds of it, then faded in.
+void Engine::bus_settle_leave(Voice& v) noexcept {
+  const StretchBus& b = *v.bus;
+  const double rho = b.tempo * b.ratio;
+  const auto hold = static_cast<std::uint32_t>(std::ceil(bus_lookahead(b) / rho));
+  bus_leave(v);
+  v.leave_bus = false;
+  if (v.ratio != 1.0 && attach_resampler(v)) v.rs->set_ratio(v.ratio, 0);
+  if (!attach_stretcher(v) || (v.ratio != 1.0 && v.rs == nullptr)) {
+    end_voice(v, EndReason::kError);  // none left (only without the control thread's budget)
+    return;
+  }
+  v.hold_off = hold;
+  if (v.jump_pending) return;  // a seek: render_voice settles it (Seeking at silence)
+  if (v.state == Voice::State::kSeeking) {
+    v.state = v.hold ? Voice::State::kPaused : Voice::State::kPlaying;
+    if (!v.hold) v.env.set(1.0f, declick_frames_);
+  }
+}
+
+// Drops `frames` source frames of the voice (a copy, then forgotten). Returns how many it could.
+std::int64_t Engine::skip_source(Voice& v, std::int64_t frames) noexcept {
+  std::int64_t done = 0;
+  while (done < frames) {
+    const auto k = static_cast<std::uint32_t>(std::min<std::int64_t>(frames - done, cfg_.max_block_frames));
+    Frames f;
+    const std::uint32_t got = fetch(v, scratch_.data(), k, &f);
+    if (got == 0) break;
+    done += got;
+  }
+  return done;
+}
+
+// One member's next `frames` source frames, with its ramps, added into the bus's input.
+void Engine::render_member(Voice& v, float* out, std::uint32_t frames) noexcept {
+  if (v.state == Voice::State::kRetiring || v.state == Voice::State::kFree) return;
+  if (v.bus_delay > 0) {
+    const std::uint32_t d = std::min(v.bus_delay, frames);
+    v.bus_delay -= d;
+    out += static_cast<std::size_t>(d) * 2;
+    frames -= d;
+    if (frames == 0) return;
+  }
+  if (v.bus_skip > 0 && v.state == Voice::State::kPlaying) {
+    v.bus_skip -= skip_source(v, v.bus_skip);
+    // Short of data: wait (silent) for the loader, unless the data has ended for good.
+    if (v.bus_skip > 0 && v.src->streamed && v.stream != nullptr && !v.stream->finished()) return;
+    v.bus_skip = 0;
+  }
+  render_voice(v, out, frames);
+}
+
+namespace {
+struct BusCtx {
+  Engine* engine;
+  void* bus;
+};
+}  // namespace
+
+// The stretcher's input: every member's next frames, mixed (silence when none sounds).
+std::uint32_t Engine::bus_st_pull(void* ctx, float* scratch, std::uint32_t max_frames, const float** frames) noexcept {
+  auto* c = static_cast<BusCtx*>(ctx);
+  Engine& e = *c->engine;
+  StretchBus& b = *static_cast<StretchBus*>(c->bus);
+  const std::uint32_t n = std::min(max_frames, e.cfg_.max_block_frames);
+  std::memset(scratch, 0, sizeof(float) * 2 * n);
+  for (std::uint32_t i = 0; i < b.count; ++i) e.render_member(e.voices_[b.members[i]], scratch, n);
+  *frames = scratch;
+  return n;
+}
+
+// The resampler's input: the stretcher's output.
+std::uint32_t Engine::bus_rs_pull(void* ctx, float* scratch, std::uint32_t max_frames, const float** frames) noexcept {
+  auto* c = static_cast<BusCtx*>(ctx);
+  StretchBus& b = *static_cast<StretchBus*>(c->bus);
+  const std::uint32_t n = b.st->process(scratch, max_frames, &Engine::bus_st_pull, ctx);
+  *frames = scratch;
+  return n;
+}
+
+// One block of every running bus into its deck's bus (after the voices, before the decks sum).
+void Engine::render_buses(std::uint32_t frames, bool* deck_used) noexcept {
+  const std::size_t stride = static_cast<std::size_t>(cfg_.max_block_frames) * 2;
+  for (auto& p : buses_) {
+    StretchBus& b = *p;
+    if (!b.running) continue;
+    // A tempo change: all members at one new tempo → the bus glides there; members at a tempo
+    // of their own (or a rate ≠ 1) leave.
+    if (b.count > 0) {
+      const double t = voices_[b.members[0]].tempo;
+      bool same = true;
+      for (std::uint32_t i = 1; i < b.count && same; ++i) same = voices_[b.members[i]].tempo == t;
+      const std::uint64_t callback = metrics_.callbacks.load(std::memory_order_relaxed) + 1;
+      if (same) {
+        b.split_since = 0;
+        if (t != b.tempo) {
+          b.tempo = t;
+          b.st->set_tempo(t);
+        }
+      } else if (b.split_since == 0) {
+        b.split_since = callback;  // maybe /set_tempo half applied: wait a callback
+      } else if (callback - b.split_since >= 2) {
+        for (std::uint32_t i = 0; i < b.count; ++i) {
+          Voice& v = voices_[b.members[i]];
+          if (v.tempo != b.tempo) bus_request_leave(v);
+        }
+      }
+    }
+    float* deck = decks_.data() + stride * b.deck;
+    if (!deck_used[b.deck]) {
+      std::memset(deck, 0, sizeof(float) * 2 * frames);
+      deck_used[b.deck] = true;
+    }
+    BusCtx ctx{this, &b};
+    bus_rendering_ = true;
+    const std::uint32_t got = b.rs != nullptr ? b.rs->process(bus_out_.data(), frames, &Engine::bus_rs_pull, &ctx)
+                                              : b.st->process(bus_out_.data(), frames, &Engine::bus_st_pull, &ctx);
+    bus_rendering_ = false;
+    mix_add(deck, bus_out_.data(), got);
+    // Members at the bottom of a leave's fade go their own way.
+    for (std::uint32_t i = 0; i < b.count;) {
+      Voice& v = voices_[b.members[i]];
+      if (v.leave_bus && !v.env.active() && v.env.value() == 0.0f && v.state != Voice::State::kRetiring) {
+        bus_settle_leave(v);  // swaps the last member into slot i
+        continue;
+      }
+      ++i;
+    }
+    if (b.count == 0) {
+      b.tail_left -= frames;
+      if (b.tail_left <= 0) b.running = false;  // reset when it next starts
+    }
+  }
+}
+
+}  // namespace stemd::engine

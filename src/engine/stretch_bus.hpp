@@ -1,0 +1,72 @@
+// A stretch bus: one time-stretch for many voices. Private to src/engine (stretch_bus.cpp: joining,
+// leaving, rendering). Thread: [audio], as the engine members it serves; made in the Engine's
+// constructor [control].
+//
+// Why: Rubber Band costs ≈ 650 ns per frame per stretcher (docs/benchmarks.md), and in the
+// crowdstream dialect /set_tempo gives every player one tempo, so the stems of a deck share it.
+// The voices of a deck with the same tempo and the same source rate are mixed — each with its
+// own gain, pan and ramps, at the source rate — into the bus's input; the bus runs one Stretcher
+// (made for that rate) and then one Resampler (source rate → output rate; none when the rates
+// are equal), and its output goes into the deck's bus, before the deck's EQ and fader as a
+// voice's would. N voices cost one stretch, not N. A bus's output is bit-identical to one
+// standalone Stretcher + Resampler fed the pre-mixed sum (tests/unit/stretch_bus_test.cpp).
+//
+// Who joins: a voice with tempo ≠ 1 at rate 1 (its ratio is only source rate / output rate) on
+// a running bus of its deck with its tempo and source rate, else on an idle bus made for its
+// rate. Everything else — no bus free, another rate, a voice at rate ≠ 1 — takes a stretcher of
+// its own as before (the control thread budgets one per stretched voice, so one is always
+// there: the way back from a bus never fails for want of a stretcher). So
+// --max-stretched-voices still bounds the stretched voices; while they ride buses the idle
+// stretchers cost memory (≈ 2 MB each), not CPU.
+//
+// Timing (source frames = the files' frames; output frames = the device's; ρ = tempo × source
+// rate / output rate source frames per output frame; L = the bus's lookahead, the source frames
+// it has pulled but not yet played, ≈ the stretcher's window plus the resampler's read-ahead):
+//   - An idle bus is reset and primed exactly as a voice's own stretcher: start compensated, the
+//     first voice's first frame is heard at its start frame. Voices that join in the same block
+//     (a group start, or every player at a /set_tempo) land together, to the frame.
+//   - Joining a *running* bus skips ahead: the voice's first L source frames are dropped (and
+//     it fades in over the declick time), so from the moment it is heard — L / ρ output frames
+//     after it joined — it is exactly where it would be had it started at its start frame: on
+//     the beat grid with the voices already playing. What is lost is its first L / ρ output
+//     frames (its attack, when it starts at the top of a file). A voice that joins mid-block
+//     (at the bottom of a fade) is placed to the frame the same way (skip or delay).
+//   - Commands on a member (gain, pan, fades, stop, pause) act at the bus's input, in source
+//     frames: they are heard L / ρ output frames later, and a fade of F frames lasts F / ρ
+//     output frames. A seek skips ahead by L at the new position (on the grid, as a join).
+//   - Position (/stemd/status, telemetry): the file frame being heard, pos − L.
+//   - A tempo change: every member has the new tempo (/set_tempo) → the bus glides to it (the
+//     library's own glide). /set_tempo's per-voice commands may land in two callbacks (the
+//     control thread sends them while callbacks run), so the bus keeps its tempo while its
+//     members disagree for up to one callback. Members whose tempo still differs from the
+//     others' after that, or that get a rate ≠ 1, leave: a fade to silence at the input, then L / ρ output frames of
+//     silence while the bus plays out what it holds of them, then their own stretcher fades in at the frame the bus
+//     would have reached — still on the grid.
+//   - End, stop, pause happen at the input; the bus plays out its tail (L / ρ output frames)
+//     after the last member has gone, then goes idle (reset when it next starts).
+#pragma once
+
+#include "engine_voice.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace stemd::engine {
+
+struct Engine::StretchBus {
+  std::unique_ptr<Stretcher> st;  // made for `rate`
+  std::unique_ptr<Resampler> rs;  // rate → output rate; null when they are equal
+  int rate = 0;                   // the source rate this bus serves
+  double ratio = 1.0;             // rate / output rate
+  bool running = false;
+  std::uint8_t deck = 0;
+  double tempo = 1.0;
+  std::vector<VoiceId> members;  // [0, count): capacity max_voices, reserved
+  std::uint32_t count = 0;
+  std::int64_t tail_left = 0;     // output frames to play after the last member left
+  std::uint64_t split_since = 0;  // 1 + the callback its members' tempi first disagreed in; 0 = they agree
+  Engine* engine = nullptr;       // for the pull callbacks
+};
+
+}  // namespace stemd::engine
