@@ -1,6 +1,7 @@
 // Sync (issue 17): the stream clock's delay-locked loop (include/stemd/frame_dll.hpp), the tempo
 // clock on an outside beat grid (the Link session's), and timetags an output latency early.
 #include "common/engine_driver.hpp"
+#include "router_rig.hpp"
 #include "control/router.hpp"
 #include "control/tempo_clock.hpp"
 #include "stemd/frame_dll.hpp"
@@ -131,6 +132,32 @@ TEST(FrameDll, EnginePublishesTheLine) {
   EXPECT_EQ(frame, 3 * 256);
   EXPECT_GT(ns_per_frame, 0.0);
   EXPECT_GT(ns, 0u);
+}
+
+// clock_error_max_us is the largest DLL error of the last one to two seconds of frames, and
+// reading it changes nothing. It used to be reset by every status read: with the web monitor
+// polling /api/status (which asks /stemd/status), `stemctl status` saw only the errors since the
+// page's last poll — a second status right after the first said 0.
+TEST(ClockErrorWindow, AStatusReadLeavesItAndItAgesOutAfterTwoSeconds) {
+  RouterRig rig;
+  auto max_us = [&] {
+    const control::OscMessage r = rig.send(control::osc_message("/stemd/status"));
+    for (std::size_t i = 1; i + 1 < r.args.size(); i += 2)
+      if (r.args[i].s == "clock_error_max_us") return r.args[i + 1].f;
+    ADD_FAILURE() << "no clock_error_max_us";
+    return -1.0;
+  };
+  engine::ClockErrorWindow& w = rig.e.metrics().clock_error_max;
+  w.note(2'500'000, 7);  // 2.5 ms in second 7 of the stream
+  w.note(1'000, 7);
+  EXPECT_DOUBLE_EQ(max_us(), 2500.0);
+  EXPECT_DOUBLE_EQ(max_us(), 2500.0);  // the second read sees it too
+  w.note(3'000, 8);                    // the next second: 7 is still within the window
+  EXPECT_DOUBLE_EQ(max_us(), 2500.0);
+  w.note(4'000, 9);  // second 7 has aged out
+  EXPECT_DOUBLE_EQ(max_us(), 4.0);
+  w.note(1'000, 12);  // a gap of seconds: nothing older than 11 is kept
+  EXPECT_DOUBLE_EQ(max_us(), 1.0);
 }
 
 // Beats from an outside grid (Link's): frame 1000 is on beat 3.5 at 120 bpm (24,000 frames a
