@@ -117,6 +117,29 @@ TEST(FrameDll, AStepKeepsTheMeasuredRate) {
   EXPECT_LT(worst_after, 60e3) << "the line is off by " << worst_after / 1e3 << " µs after the step";
 }
 
+// A burst of xruns: the JACK dummy server re-anchors its timeline three times within 10 periods,
+// 2 ms forward each time. The frame counter must follow all 6 ms (288 frames), so that starts
+// already scheduled keep their wall-clock time. Before, the run of stamps was judged as a whole:
+// 2 to 6 ms off is not "steady", so the first re-phase kept the frames (jump 0) and only the
+// last 4 ms were followed — timed starts then played 2 ms late.
+TEST(FrameDll, ABurstOfReanchorsIsFollowedWhole) {
+  engine::FrameDll dll(48000);
+  const double period_ns = 256 * 1e9 / 48000;
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<double> late(0, 60e3);
+  double offset = 0, worst_after = 0;
+  std::int64_t jumped = 0;
+  for (int k = 0; k < 6000; ++k) {
+    if (k == 4000 || k == 4005 || k == 4010) offset += 2e6;
+    const double true_t = 1e12 + k * period_ns + offset;
+    jumped +=
+        dll.update(static_cast<std::int64_t>(k) * 256 + jumped, static_cast<std::uint64_t>(true_t + late(rng)), 256);
+    if (k > 4200) worst_after = std::max(worst_after, std::fabs(dll.time0_ns() - true_t - 30e3));
+  }
+  EXPECT_NEAR(static_cast<double>(jumped), 288.0, 8.0) << "the frame counter did not follow the whole burst";
+  EXPECT_LT(worst_after, 60e3) << "the line is off by " << worst_after / 1e3 << " µs after the burst";
+}
+
 // The engine publishes the loop's line as the stream clock and counts its error.
 TEST(FrameDll, EnginePublishesTheLine) {
   engine::EngineConfig ec;
