@@ -127,6 +127,10 @@ class FrameDll {
   // The loop's period estimate, per frame (the device's rate against the clock).
   double ns_per_frame() const noexcept { return last_frames_ > 0 ? e2_ / last_frames_ : 1e9 / rate_; }
   double error_ns() const noexcept { return error_ns_; }
+  // Seconds of frames the loop has tracked since it last (re)started, as its narrowing counts
+  // them (a re-phase leaves at most 4 − kRephaseWideS): the line is within tens of µs only after
+  // several seconds of this — how a box tells that its clock is ready for a synchronised start.
+  double locked_seconds() const noexcept { return running_ ? locked_s_ : 0.0; }
   std::uint64_t resets() const noexcept { return resets_; }
   std::uint64_t updates() const noexcept { return updates_; }
 

@@ -175,6 +175,7 @@ struct Metrics {
   // it restarted or re-phased (the device's timeline moved: an xrun, a stream restart).
   std::atomic<std::int64_t> clock_error_ns{0};
   ClockErrorWindow clock_error_max;
+  std::atomic<std::uint32_t> clock_locked_ms{0};  // FrameDll::locked_seconds(), in ms
   std::atomic<std::uint64_t> clock_resets{0};
   std::atomic<std::uint64_t> commands_late{0};  // scheduled commands that arrived after their frame
   std::atomic<std::uint64_t> schedule_overflows{

@@ -74,6 +74,7 @@ void Router::sync_status(std::vector<OscArg>& f) {
   kv("clock_error_us", OscArg::Float(static_cast<double>(m.clock_error_ns.load()) / 1e3));
   kv("clock_error_max_us", OscArg::Float(static_cast<double>(m.clock_error_max.recent_ns()) / 1e3));
   kv("clock_resets", OscArg::Int64(static_cast<std::int64_t>(m.clock_resets.load())));
+  kv("clock_locked_s", OscArg::Float(static_cast<double>(m.clock_locked_ms.load()) / 1e3));
   std::int64_t frame = 0;
   std::uint64_t ns = 0;
   double ns_per_frame = 0;

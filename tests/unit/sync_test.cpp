@@ -155,6 +155,8 @@ TEST(FrameDll, EnginePublishesTheLine) {
   EXPECT_EQ(frame, 3 * 256);
   EXPECT_GT(ns_per_frame, 0.0);
   EXPECT_GT(ns, 0u);
+  // How long the loop has tracked: three updates after the first stamp, 3 × 256 frames = 16 ms.
+  EXPECT_NEAR(e.metrics().clock_locked_ms.load(), 16.0, 1.0);
 }
 
 // clock_error_max_us is the largest DLL error of the last one to two seconds of frames, and
