@@ -60,11 +60,13 @@ class FrameDll {
       run_lo_ = outliers_ == 0 ? e_raw : std::min(run_lo_, e_raw);
       run_hi_ = outliers_ == 0 ? e_raw : std::max(run_hi_, e_raw);
       run_frames_ = outliers_ == 0 ? frames : run_frames_ + frames;
+      tail_[outliers_ % kTail] = e_raw;
       ++outliers_;
     } else {
       outliers_ = std::fabs(e_raw) > bound ? 1 : 0;
       run_lo_ = run_hi_ = e_raw;
       run_frames_ = frames;
+      tail_[0] = e_raw;
     }
     if (std::fabs(e_raw) >= kMaxJumpNs) {
       ++resets_;
@@ -75,13 +77,20 @@ class FrameDll {
     // (stamps late, then catching up) would otherwise pass for a step.
     if (outliers_ >= kJumpPeriods && run_frames_ >= kJumpSeconds * rate_) {
       ++resets_;
-      // Forward and steady (within the bound): frames were lost. Anything else (callbacks
-      // arriving early, a stall caught up): the line starts again, the frames stay.
-      // The run's earliest stamp is the one least delayed by a late wake-up: the new timeline is
-      // the old line moved by that much (one late stamp would bias it by its lateness, for good).
-      const bool step = run_lo_ > 0 && run_hi_ - run_lo_ < bound;
-      const std::int64_t jump = step ? std::llround(run_lo_ * last_frames_ / e2_) : 0;
-      rephase(frame + jump, t1_ + run_lo_, frames);
+      // Forward, and the run's last kTail stamps steady (within the bound): the timeline moved
+      // on — frames were lost, or (a JACK dummy server) re-anchored, maybe several times in a
+      // burst of xruns: where it is now is where the tail of the run is, not where the run began
+      // (judging the whole run threw a burst's steps away: the frame counter stayed behind by
+      // them, and timed starts played that late). Anything else (callbacks arriving early, a
+      // stall caught up): the line starts again, the frames stay. The tail's earliest stamp is
+      // the one least delayed by a late wake-up: the new timeline is the old line moved by that
+      // much (one late stamp would bias it by its lateness, for good).
+      const int n = std::min(outliers_, kTail);
+      double lo = tail_[0], hi = tail_[0];
+      for (int i = 1; i < n; ++i) lo = std::min(lo, tail_[i]), hi = std::max(hi, tail_[i]);
+      const bool step = lo > 0 && hi - lo < bound;
+      const std::int64_t jump = step ? std::llround(lo * last_frames_ / e2_) : 0;
+      rephase(frame + jump, t1_ + (step ? lo : run_lo_), frames);
       return jump;
     }
     error_ns_ = e_raw;
@@ -118,6 +127,10 @@ class FrameDll {
   // The loop's period estimate, per frame (the device's rate against the clock).
   double ns_per_frame() const noexcept { return last_frames_ > 0 ? e2_ / last_frames_ : 1e9 / rate_; }
   double error_ns() const noexcept { return error_ns_; }
+  // Seconds of frames the loop has tracked since it last (re)started, as its narrowing counts
+  // them (a re-phase leaves at most 4 − kRephaseWideS): the line is within tens of µs only after
+  // several seconds of this — how a box tells that its clock is ready for a synchronised start.
+  double locked_seconds() const noexcept { return running_ ? locked_s_ : 0.0; }
   std::uint64_t resets() const noexcept { return resets_; }
   std::uint64_t updates() const noexcept { return updates_; }
 
@@ -160,6 +173,8 @@ class FrameDll {
   int outliers_ = 0;                // stamps in a row past the outlier bound, on one side
   double run_lo_ = 0, run_hi_ = 0;  // their smallest and largest error
   double run_frames_ = 0;           // and the frames they cover
+  static constexpr int kTail = 8;   // the run's last stamps that say where the timeline is now
+  double tail_[kTail] = {};         // their errors (a ring, by outliers_)
   double run_ns_per_frame_ = 0;     // the loop's rate when the run began
   double locked_s_ = 0;             // seconds of frames since the last (re)start
   std::uint64_t resets_ = 0, updates_ = 0;

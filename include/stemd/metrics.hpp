@@ -6,6 +6,7 @@
 // p50/p99 over any window by differencing two snapshots.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <bit>
@@ -136,20 +137,46 @@ struct BusMeter {
   float take_peak() noexcept { return peak.exchange(0.0f, std::memory_order_relaxed); }  // [control]
 };
 
+// The largest |clock error| in the current and the previous second of output frames: kept by the
+// audio thread, read by anyone without changing it (a status read that reset it — the web
+// monitor polls the status — left `stemctl status` only the errors since the page's last poll).
+class ClockErrorWindow {
+ public:
+  // [audio] `abs_ns` happened in second `second` of the stream (frames / rate).
+  void note(std::uint64_t abs_ns, std::int64_t second) noexcept {
+    const std::int64_t cur = second_.load(std::memory_order_relaxed);
+    std::atomic<std::uint64_t>& slot = max_ns_[second & 1];
+    if (second != cur) {
+      if (second != cur + 1) max_ns_[(second & 1) ^ 1].store(0, std::memory_order_relaxed);
+      slot.store(abs_ns, std::memory_order_relaxed);
+      second_.store(second, std::memory_order_relaxed);
+    } else if (abs_ns > slot.load(std::memory_order_relaxed)) {
+      slot.store(abs_ns, std::memory_order_relaxed);
+    }
+  }
+  // [any] The largest of the last one to two seconds (of the stream's frames: a stopped stream
+  // keeps its last figure).
+  std::uint64_t recent_ns() const noexcept {
+    return std::max(max_ns_[0].load(std::memory_order_relaxed), max_ns_[1].load(std::memory_order_relaxed));
+  }
+
+ private:
+  std::atomic<std::uint64_t> max_ns_[2] = {};
+  std::atomic<std::int64_t> second_{-2};
+};
+
 struct Metrics {
   StreamClock clock;
   // Meters: decks A–D (index 0..3), then the master (index 4).
   static constexpr int kMeters = 5;
   BusMeter meters[kMeters];
   // The clock's delay-locked loop (frame_dll.hpp): the last callback's start minus the loop's
-  // prediction (ns), the largest |error| since a reader took it, and how often it restarted (a
-  // jump of over 20 ms: an xrun, a stream restart).
+  // prediction (ns), the largest |error| of the last one to two seconds of frames, and how often
+  // it restarted or re-phased (the device's timeline moved: an xrun, a stream restart).
   std::atomic<std::int64_t> clock_error_ns{0};
-  std::atomic<std::uint64_t> clock_error_max_ns{0};
+  ClockErrorWindow clock_error_max;
+  std::atomic<std::uint32_t> clock_locked_ms{0};  // FrameDll::locked_seconds(), in ms
   std::atomic<std::uint64_t> clock_resets{0};
-  std::uint64_t take_clock_error_max() noexcept {  // [control]
-    return clock_error_max_ns.exchange(0, std::memory_order_relaxed);
-  }
   std::atomic<std::uint64_t> commands_late{0};  // scheduled commands that arrived after their frame
   std::atomic<std::uint64_t> schedule_overflows{
       0};  // scheduled commands refused (never applied): the schedule was full

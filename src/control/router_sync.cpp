@@ -69,10 +69,12 @@ void Router::sync_status(std::vector<OscArg>& f) {
   };
   engine::Metrics& m = ctl_.engine().metrics();
   // The stream clock's DLL: the last callback's start against the line (µs), the largest since
-  // the last status, how often it restarted, and the device's rate against CLOCK_MONOTONIC.
+  // the last one to two seconds, how often it restarted, and the device's rate against
+  // CLOCK_MONOTONIC.
   kv("clock_error_us", OscArg::Float(static_cast<double>(m.clock_error_ns.load()) / 1e3));
-  kv("clock_error_max_us", OscArg::Float(static_cast<double>(m.take_clock_error_max()) / 1e3));
+  kv("clock_error_max_us", OscArg::Float(static_cast<double>(m.clock_error_max.recent_ns()) / 1e3));
   kv("clock_resets", OscArg::Int64(static_cast<std::int64_t>(m.clock_resets.load())));
+  kv("clock_locked_s", OscArg::Float(static_cast<double>(m.clock_locked_ms.load()) / 1e3));
   std::int64_t frame = 0;
   std::uint64_t ns = 0;
   double ns_per_frame = 0;

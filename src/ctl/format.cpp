@@ -348,7 +348,9 @@ bool sync_field_text(const std::string& k, double x, std::string& label, std::st
   } else if (k == "clock_error_us") {
     label = "clock DLL error", text = fmt("%.1f µs", x);
   } else if (k == "clock_error_max_us") {
-    label = "clock DLL error max", text = fmt("%.1f µs", x) + " (since the last status)";
+    label = "clock DLL error max", text = fmt("%.1f µs", x) + " (last 1–2 s)";
+  } else if (k == "clock_locked_s") {
+    label = "clock DLL tracking", text = fmt("%.1f s", x) + " (since its last restart; ready for sync after ~8 s)";
   } else if (k == "clock_resets") {
     label = "clock DLL restarts";
   } else if (k == "clock_rate_ppm") {

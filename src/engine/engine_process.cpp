@@ -175,9 +175,9 @@ void Engine::track_clock(std::uint64_t t0, std::uint32_t frames) noexcept {
   if (dll_.resets() != resets) metrics_.clock_resets.fetch_add(1, std::memory_order_relaxed);
   const double err = dll_.error_ns();
   metrics_.clock_error_ns.store(static_cast<std::int64_t>(err), std::memory_order_relaxed);
-  const auto abs_err = static_cast<std::uint64_t>(std::fabs(err));
-  if (abs_err > metrics_.clock_error_max_ns.load(std::memory_order_relaxed))
-    metrics_.clock_error_max_ns.store(abs_err, std::memory_order_relaxed);
+  metrics_.clock_locked_ms.store(static_cast<std::uint32_t>(std::min(dll_.locked_seconds(), 4e6) * 1e3),
+                                 std::memory_order_relaxed);
+  metrics_.clock_error_max.note(static_cast<std::uint64_t>(std::fabs(err)), frame_ / cfg_.sample_rate);
   const auto line = static_cast<std::uint64_t>(std::max(0.0, dll_.time0_ns()));
   metrics_.clock.publish(frame_, line, dll_.ns_per_frame());
   if (PeriodListener* l = period_listener_.load(std::memory_order_acquire))

@@ -1,6 +1,7 @@
 // Sync (issue 17): the stream clock's delay-locked loop (include/stemd/frame_dll.hpp), the tempo
 // clock on an outside beat grid (the Link session's), and timetags an output latency early.
 #include "common/engine_driver.hpp"
+#include "router_rig.hpp"
 #include "control/router.hpp"
 #include "control/tempo_clock.hpp"
 #include "stemd/frame_dll.hpp"
@@ -116,6 +117,29 @@ TEST(FrameDll, AStepKeepsTheMeasuredRate) {
   EXPECT_LT(worst_after, 60e3) << "the line is off by " << worst_after / 1e3 << " µs after the step";
 }
 
+// A burst of xruns: the JACK dummy server re-anchors its timeline three times within 10 periods,
+// 2 ms forward each time. The frame counter must follow all 6 ms (288 frames), so that starts
+// already scheduled keep their wall-clock time. Before, the run of stamps was judged as a whole:
+// 2 to 6 ms off is not "steady", so the first re-phase kept the frames (jump 0) and only the
+// last 4 ms were followed — timed starts then played 2 ms late.
+TEST(FrameDll, ABurstOfReanchorsIsFollowedWhole) {
+  engine::FrameDll dll(48000);
+  const double period_ns = 256 * 1e9 / 48000;
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<double> late(0, 60e3);
+  double offset = 0, worst_after = 0;
+  std::int64_t jumped = 0;
+  for (int k = 0; k < 6000; ++k) {
+    if (k == 4000 || k == 4005 || k == 4010) offset += 2e6;
+    const double true_t = 1e12 + k * period_ns + offset;
+    jumped +=
+        dll.update(static_cast<std::int64_t>(k) * 256 + jumped, static_cast<std::uint64_t>(true_t + late(rng)), 256);
+    if (k > 4200) worst_after = std::max(worst_after, std::fabs(dll.time0_ns() - true_t - 30e3));
+  }
+  EXPECT_NEAR(static_cast<double>(jumped), 288.0, 8.0) << "the frame counter did not follow the whole burst";
+  EXPECT_LT(worst_after, 60e3) << "the line is off by " << worst_after / 1e3 << " µs after the burst";
+}
+
 // The engine publishes the loop's line as the stream clock and counts its error.
 TEST(FrameDll, EnginePublishesTheLine) {
   engine::EngineConfig ec;
@@ -131,6 +155,34 @@ TEST(FrameDll, EnginePublishesTheLine) {
   EXPECT_EQ(frame, 3 * 256);
   EXPECT_GT(ns_per_frame, 0.0);
   EXPECT_GT(ns, 0u);
+  // How long the loop has tracked: three updates after the first stamp, 3 × 256 frames = 16 ms.
+  EXPECT_NEAR(e.metrics().clock_locked_ms.load(), 16.0, 1.0);
+}
+
+// clock_error_max_us is the largest DLL error of the last one to two seconds of frames, and
+// reading it changes nothing. It used to be reset by every status read: with the web monitor
+// polling /api/status (which asks /stemd/status), `stemctl status` saw only the errors since the
+// page's last poll — a second status right after the first said 0.
+TEST(ClockErrorWindow, AStatusReadLeavesItAndItAgesOutAfterTwoSeconds) {
+  RouterRig rig;
+  auto max_us = [&] {
+    const control::OscMessage r = rig.send(control::osc_message("/stemd/status"));
+    for (std::size_t i = 1; i + 1 < r.args.size(); i += 2)
+      if (r.args[i].s == "clock_error_max_us") return r.args[i + 1].f;
+    ADD_FAILURE() << "no clock_error_max_us";
+    return -1.0;
+  };
+  engine::ClockErrorWindow& w = rig.e.metrics().clock_error_max;
+  w.note(2'500'000, 7);  // 2.5 ms in second 7 of the stream
+  w.note(1'000, 7);
+  EXPECT_DOUBLE_EQ(max_us(), 2500.0);
+  EXPECT_DOUBLE_EQ(max_us(), 2500.0);  // the second read sees it too
+  w.note(3'000, 8);                    // the next second: 7 is still within the window
+  EXPECT_DOUBLE_EQ(max_us(), 2500.0);
+  w.note(4'000, 9);  // second 7 has aged out
+  EXPECT_DOUBLE_EQ(max_us(), 4.0);
+  w.note(1'000, 12);  // a gap of seconds: nothing older than 11 is kept
+  EXPECT_DOUBLE_EQ(max_us(), 1.0);
 }
 
 // Beats from an outside grid (Link's): frame 1000 is on beat 3.5 at 120 bpm (24,000 frames a
