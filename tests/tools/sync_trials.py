@@ -107,14 +107,18 @@ def osc_parse(data):
 
 
 class Daemon:
-    def __init__(self, port):
-        self.port = port
+    """A daemon at PORT or HOST:PORT (127.0.0.1 by default; another address for daemons in network
+    namespaces, STEMD_SYNC_NETNS in jack_sync.sh)."""
+
+    def __init__(self, where):
+        host, _, port = str(where).rpartition(":")
+        self.host, self.port = host or "127.0.0.1", int(port)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind(("127.0.0.1" if self.host == "127.0.0.1" else "0.0.0.0", 0))
         self.sock.settimeout(3.0)
 
     def send(self, packet):
-        self.sock.sendto(packet, ("127.0.0.1", self.port))
+        self.sock.sendto(packet, (self.host, self.port))
 
     def call(self, address, *args):
         self.send(osc_message(address, *args))
@@ -349,8 +353,8 @@ def trials_tempo(a, b, args):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("mode", choices=["link", "timetag", "tempo"])
-    p.add_argument("--a", type=int, required=True)
-    p.add_argument("--b", type=int, required=True)
+    p.add_argument("--a", required=True, help="PORT or HOST:PORT")
+    p.add_argument("--b", required=True, help="PORT or HOST:PORT")
     p.add_argument("--onsets-a")
     p.add_argument("--onsets-b")
     p.add_argument("--trials", type=int, default=20)
