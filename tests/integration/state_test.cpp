@@ -180,6 +180,9 @@ TEST(StateFile, SourcesLevelsAndVoicesSurviveARestart) {
   EXPECT_NEAR(st.at("deck_b").as_double(), 0.6, 1e-6);
   EXPECT_NEAR(st.at("master").as_double(), 0.8, 1e-6);
   EXPECT_NEAR(st.at("eq_a_low").as_double(), osc::eq_gain(25), 1e-6);
+  // The restored plays open their streams off the control thread (plays_opening): on a loaded
+  // machine they may not be voices yet at the first look (failed once in a -j2 ctest run).
+  EXPECT_TRUE(osc::eventually([&] { return osc::voices(c).size() == 2; }, 5s)) << d.log();
   const auto v = osc::voices(c);
   ASSERT_EQ(v.size(), 2u) << d.log();
   const auto* v3 = voice_of(v, 3);
