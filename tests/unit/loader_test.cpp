@@ -531,6 +531,25 @@ TEST(Loader, FileTruncatedBeforePlayEndsWithAnError) {
   }
 }
 
+// A file rewritten in place (same inode) in another format after it was loaded: opening its
+// stream says that the file changed and to load it again. It used to say "...: No Error."
+// (libsndfile had no error: the int16 reader refused the file's new float samples).
+TEST(Loader, FileRewrittenInAnotherFormatAfterLoadSaysItChanged) {
+  test::TempDir dir;
+  const std::string path = dir.file("r.wav");
+  test::make_wav(path, 100'000, 12);
+  auto src = load(path);
+  ASSERT_TRUE(src);
+  test::write_wav_float(path, std::vector<float>(2 * 90'000, 0.25f), 44'100);  // same inode
+  Rig rig;
+  std::string err;
+  Stream* s = rig.loader.create_stream(*src, 50'000, false, err);
+  EXPECT_EQ(s, nullptr);
+  EXPECT_NE(err.find(path), std::string::npos) << err;
+  EXPECT_NE(err.find("changed since it was loaded"), std::string::npos) << err;
+  EXPECT_EQ(err.find("No Error"), std::string::npos) << err;
+}
+
 TEST(Loader, FileDeletedAfterLoadKeepsPlaying) {
   test::TempDir dir;
   const std::int64_t total = 60'000;
