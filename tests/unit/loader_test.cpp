@@ -160,6 +160,43 @@ TEST(Loader, StreamedFilePlaysToTheEndBitExact) {
   EXPECT_LE(st.frames_read, static_cast<std::uint64_t>(total));
 }
 
+// An adaptive ring is refilled when it is down to half (its low-water mark, with the estimate
+// of what it must hold below that), in one read of its whole free span: few large reads, not
+// one per chunk of deficit. Played at 4× real time in 1024-frame blocks, the loader woken after
+// each, as the audio thread does; still bit-exact.
+TEST(Loader, AdaptiveRingIsRefilledFromHalfInOneRead) {
+  test::TempDir dir;
+  const std::int64_t total = 120'000;
+  const auto file = test::make_wav(dir.file("a.wav"), total, 1);
+  auto src = load(dir.file("a.wav"));
+  ASSERT_TRUE(src);
+  LoaderConfig lc = small_loader();
+  lc.ring_frames = 24'000;     // the ring: 0.5 s
+  lc.ring_min_frames = 6'000;  // adaptive: targets between 6,000 and 48,000 frames
+  lc.ring_max_frames = 48'000;
+  Rig rig(lc);
+  rig.play(*src, 0, false);
+  const std::int64_t frames = 1'024 * (total / 1'024 + 4);
+  std::vector<float> out(static_cast<std::size_t>(frames) * 2);
+  std::int64_t done = 0;
+  while (done < frames) {
+    rig.always_fed &= test::process_fed(rig.engine, rig.loader, out.data() + done * 2, 1'024);
+    done += 1'024;
+    rig.drained.drain(rig.engine, &rig.loader);
+    timespec ts{0, 5'333'000};  // a 1024-frame period at 48 kHz is 21.3 ms
+    nanosleep(&ts, nullptr);
+  }
+  EXPECT_TRUE(rig.always_fed);
+  EXPECT_EQ(mismatch_from(out, 0, file, 0, total), -1);
+  EXPECT_EQ(rig.drained.count(EventType::kVoiceUnderrun), 0u);
+  const auto st = rig.loader.stats();
+  ASSERT_GT(st.reads, 0u);
+  // Every read but the last (the file's end) brings ≥ half the 24,000-frame ring; chunk-sized
+  // refills (a deficit of 512 frames was enough) took one read a block or more.
+  EXPECT_GE(st.frames_read / st.reads, 8'000u) << st.reads << " reads, " << st.frames_read << " frames";
+  EXPECT_LE(st.reads, static_cast<std::uint64_t>(total / 12'000 + 4));
+}
+
 // A 16-bit stereo file's head is held as the file's int16 samples (half the bytes of floats)
 // and plays exactly as the float head did: in place at rate 1 (the mixer converts x / 32768),
 // and through a resampler (a file at another rate: converted into its input scratch).
