@@ -49,6 +49,7 @@ class LoaderThread::Reader : public Stream {
   std::shared_ptr<ReadJitter> jitter;
   double file_rate = 48000;         // frames a second the voice consumes at rate 1
   std::int64_t target = 0;          // fill target, ≤ the ring's capacity
+  std::int64_t need = 0;            // what adapt() estimated a read's wait consumes (0: not yet)
   std::int64_t logged_target = 0;   // the target the log last told
   std::uint64_t written = 0;        // frames written since creation
   std::uint64_t drain_written = 0;  // `written − fill` at the last drain measurement
@@ -63,6 +64,19 @@ class LoaderThread::Reader : public Stream {
   std::int64_t capacity() noexcept { return static_cast<std::int64_t>(ring().capacity_frames()); }
   double rate() const noexcept { return drain_fps > 0 ? std::max(drain_fps, file_rate * 0.25) : file_rate; }
   std::int64_t ring_bytes() noexcept { return static_cast<std::int64_t>(ring().capacity_bytes()); }
+
+  // Adaptive, with a target of at least half the ring (the steady state at the defaults) and a
+  // read's estimated wait (mean + 3σ, a period, a wake-up) at most half of half the ring: refilled
+  // when down to half, in one read of its whole free span (few large reads: each read's syscall,
+  // libsndfile call and bookkeeping is paid per read, not per byte). Otherwise (fixed rings; a
+  // slow or jittery disk; a target shrunk well below the ring): chunk-sized refills up to the
+  // target, each read one more sample of the disk's wait.
+  bool half_ring(bool adaptive) noexcept { return adaptive && 2 * target >= capacity() && 4 * need <= capacity(); }
+  // The fill at or below which the ring is refilled.
+  std::int64_t low_water(std::int64_t chunk_frames, bool adaptive) noexcept {
+    const std::int64_t min_read = std::max<std::int64_t>(1, std::min(chunk_frames, target) / 2);
+    return half_ring(adaptive) ? std::min(target - min_read, capacity() / 2) : target - min_read;
+  }
 
   // Reads up to `n` frames from the file straight into the ring's free span (one or two pieces
   // across the wrap), in the ring's format; not published (commit() does). Returns frames read,
@@ -308,8 +322,10 @@ bool LoaderThread::fill(Reader& r, std::uint64_t needy_since_ns) {
   SampleRing& ring = r.ring();
   const auto writable = static_cast<std::int64_t>(ring.writable_frames());
   const std::int64_t fill = r.capacity() - writable;
-  // Up to the target: the whole deficit in one read when adaptive, chunk-sized reads when fixed.
-  std::int64_t n = std::min({writable, std::max<std::int64_t>(r.target - fill, 0), max_read_frames_});
+  // The whole free span in one read when refilled from half, else up to the target.
+  std::int64_t n = std::min(
+      {writable, r.half_ring(adaptive()) ? writable : std::max<std::int64_t>(r.target - fill, 0), max_read_frames_});
+  if (r.target - fill <= 0) n = 0;
   if (n <= 0) return false;
   if (r.region_end > 0) {
     if (r.next_frame >= r.region_end) {
@@ -374,7 +390,8 @@ void LoaderThread::adapt(Reader& r, std::uint64_t now_ns, bool dry) {
   const double wait_s = j.seeded ? j.mean_s + kSigma * std::sqrt(std::max(j.var_s, 0.0)) : 0.0;
   const double cover_s =
       wait_s + static_cast<double>(cfg_.period_frames) / cfg_.sample_rate + cfg_.wake_timeout_ms * 1e-3;
-  std::int64_t want = static_cast<std::int64_t>(std::ceil(cover_s * r.rate())) + cfg_.chunk_frames / 2;
+  r.need = static_cast<std::int64_t>(std::ceil(cover_s * r.rate()));
+  std::int64_t want = r.need + cfg_.chunk_frames / 2;
   const std::int64_t old = r.target;
   const std::int64_t cap = r.capacity();
   if (dry) {
@@ -550,9 +567,9 @@ void LoaderThread::run() {
           ++dry_count_;
           adapt(*r, now, true);
         }
-        // Skip rings with less room than a useful read, unless they are getting low.
+        // Skip rings above their low-water mark.
         const std::int64_t deficit = std::min(writable, r->target - fill);
-        const std::int64_t min_read = std::max<std::int64_t>(1, std::min(cfg_.chunk_frames, r->target) / 2);
+        const std::int64_t min_read = r->target - r->low_water(cfg_.chunk_frames, adaptive());
         if (deficit <= 0 || deficit < min_read) {
           r->needy_since_ns = 0;
           continue;

@@ -16,8 +16,12 @@
 // observed jitter asks for more, up to ring_max_frames (and while all rings together stay under
 // 64 MiB: thousands of voices keep ring_frames). A running stream's target adapts within
 // its capacity; a larger need beyond that shows in the next streams of the source. Target changes
-// are logged by this thread at most once a second. With ring_min = ring_max = ring_frames (the
-// default config) the target is fixed at ring_frames: the ring is kept full, as before.
+// are logged by this thread at most once a second. Refills: a ring whose target is at least half
+// its capacity and whose estimated wait is at most a quarter of it (the steady state at the
+// daemon's defaults) is refilled when down to half, in one read of its whole free span — few large
+// reads; otherwise chunk-sized reads up to the target, each one a sample of the disk's wait.
+// With ring_min = ring_max = ring_frames the target is fixed at ring_frames: the ring is kept
+// full, as before (the daemon's defaults are adaptive: --ring-min-ms is half of --ring-ms).
 //
 // Threads:
 //   [control] create_stream(), release(), stats()

@@ -315,20 +315,36 @@ class Stemd:
                     fails.append(" ".join(str(x) for x in r[1]))
         return time.monotonic() - t0, fails
 
-    def play_all_at(self, count, start_at, per_bundle=1000):
-        """/stemd/play id 1.0 1 for ids 1..count in bundles timed `start_at` (unix time)."""
-        per_bundle = min(per_bundle, GROUP)  # one group per bundle (see start_group)
-        msgs = [osc_message("/stemd/play", i + 1, 1.0, 1, start_group(i) * GROUP_STEP, "frames")
-                for i in range(count)]
-        for k in range(0, count, per_bundle):
-            self.osc.send(osc_bundle(start_at + start_group(k) * GROUP_STEP / RATE, msgs[k:k + per_bundle]))
-        ok, fails = 0, []
-        deadline = time.monotonic() + 30
+    def play_all_at(self, count, start_at, window=16):
+        """/stemd/play id 1.0 1 for ids 1..count, each in a bundle timed its group's frame after
+        `start_at` (unix time). A play of a streamed file opens its stream on the daemon's opener
+        threads and counts as a load in flight until it is open: at most `window` are sent at once,
+        and one refused as busy is sent again with the same timetag (the daemon maps a timetag
+        it has seen to the same frame, so every play of a group still starts on one frame)."""
+        queue = list(range(count))
+        ok, fails, pending = 0, [], 0
+        deadline = time.monotonic() + 30 + count * 0.005
         while ok + len(fails) < count and time.monotonic() < deadline:
-            r = self.osc.recv(deadline - time.monotonic())
+            batch = []
+            while (pending + len(batch) < window and queue
+                   and (not batch or start_group(queue[0]) == start_group(batch[0]))):
+                batch.append(queue.pop(0))
+            if batch:
+                g = start_group(batch[0])
+                self.osc.send(osc_bundle(start_at + g * GROUP_STEP / RATE,
+                                         [osc_message("/stemd/play", i + 1, 1.0, 1, g * GROUP_STEP, "frames")
+                                          for i in batch]))
+                pending += len(batch)
+                continue
+            r = self.osc.recv(max(0.0, min(1.0, deadline - time.monotonic())))
             if r and r[1] and r[1][0] == "/stemd/play":
+                pending -= 1
                 if r[0] == "/done":
                     ok += 1
+                elif len(r[1]) >= 3 and str(r[1][-1]).startswith("busy"):
+                    queue.insert(0, int(r[1][1]) - 1)
+                    queue.sort()
+                    window = max(1, pending + 1)  # the daemon's limit: stay at or under it
                 else:
                     fails.append(" ".join(str(x) for x in r[1]))
         if ok + len(fails) < count:
@@ -575,8 +591,8 @@ def trial(args, fx, period, n, seconds, verify=True, via="script"):
 
     via="script": the loads and the plays are a --script (loads at start, every play at one
     exact frame): sample-aligned whatever N. via="osc": /stemd/load over UDP (the load rate is
-    measured), then the plays in timetagged bundles of ≤ 1000 (one bundle is one frame; separate
-    bundles can land a few frames apart, see docs/benchmarks.md)."""
+    measured), then the plays in timetagged bundles, at most 16 opening at once (the daemon's
+    limit of loads in flight; a bundle's timetag, sent again, maps to the same frame)."""
     res = {"period": period, "voices": n, "seconds": seconds, "via": via}
     wd = tempfile.mkdtemp(dir=args.workdir, prefix=f"trial-{period}-{n}-")
     jack = stemd = cap = None
@@ -617,7 +633,7 @@ def trial(args, fx, period, n, seconds, verify=True, via="script"):
                 res["error"] = "the voices started before the harness was ready (raise the script's start time)"
                 return res
         else:
-            start_at = time.time() + 1.0 + n * 0.001  # time to create the streams before the frame
+            start_at = time.time() + 1.0 + n * 0.002  # time to open the streams (16 at once) before the frame
             if n:
                 fails = stemd.play_all_at(n, start_at)
                 if fails:

@@ -17,6 +17,7 @@
 #include <sndfile.h>
 #include <sys/resource.h>
 
+#include <malloc.h>
 #include <sys/inotify.h>
 #include <unistd.h>
 
@@ -160,6 +161,43 @@ TEST(Loader, StreamedFilePlaysToTheEndBitExact) {
   EXPECT_LE(st.frames_read, static_cast<std::uint64_t>(total));
 }
 
+// An adaptive ring is refilled when it is down to half (its low-water mark, with the estimate
+// of what it must hold below that), in one read of its whole free span: few large reads, not
+// one per chunk of deficit. Played at 4× real time in 1024-frame blocks, the loader woken after
+// each, as the audio thread does; still bit-exact.
+TEST(Loader, AdaptiveRingIsRefilledFromHalfInOneRead) {
+  test::TempDir dir;
+  const std::int64_t total = 120'000;
+  const auto file = test::make_wav(dir.file("a.wav"), total, 1);
+  auto src = load(dir.file("a.wav"));
+  ASSERT_TRUE(src);
+  LoaderConfig lc = small_loader();
+  lc.ring_frames = 24'000;     // the ring: 0.5 s
+  lc.ring_min_frames = 6'000;  // adaptive: targets between 6,000 and 48,000 frames
+  lc.ring_max_frames = 48'000;
+  Rig rig(lc);
+  rig.play(*src, 0, false);
+  const std::int64_t frames = 1'024 * (total / 1'024 + 4);
+  std::vector<float> out(static_cast<std::size_t>(frames) * 2);
+  std::int64_t done = 0;
+  while (done < frames) {
+    rig.always_fed &= test::process_fed(rig.engine, rig.loader, out.data() + done * 2, 1'024);
+    done += 1'024;
+    rig.drained.drain(rig.engine, &rig.loader);
+    timespec ts{0, 5'333'000};  // a 1024-frame period at 48 kHz is 21.3 ms
+    nanosleep(&ts, nullptr);
+  }
+  EXPECT_TRUE(rig.always_fed);
+  EXPECT_EQ(mismatch_from(out, 0, file, 0, total), -1);
+  EXPECT_EQ(rig.drained.count(EventType::kVoiceUnderrun), 0u);
+  const auto st = rig.loader.stats();
+  ASSERT_GT(st.reads, 0u);
+  // Every read but the last (the file's end) brings ≥ half the 24,000-frame ring; chunk-sized
+  // refills (a deficit of 512 frames was enough) took one read a block or more.
+  EXPECT_GE(st.frames_read / st.reads, 8'000u) << st.reads << " reads, " << st.frames_read << " frames";
+  EXPECT_LE(st.reads, static_cast<std::uint64_t>(total / 12'000 + 4));
+}
+
 // A 16-bit stereo file's head is held as the file's int16 samples (half the bytes of floats)
 // and plays exactly as the float head did: in place at rate 1 (the mixer converts x / 32768),
 // and through a resampler (a file at another rate: converted into its input scratch).
@@ -201,8 +239,42 @@ TEST(Loader, Int16HeadHoldsHalfTheBytesAndPlaysAsTheFloatHead) {
   }
 }
 
+// A plain PCM file's reader (libsndfile's state for it, our wrapper) is charged about what it
+// really holds — the heap grows by that for each one opened and read from — not a flat 128 KiB
+// (≈ 12× too much: thousands of streaming voices were refused memory they never used).
+TEST(Loader, PcmReaderChargesWhatItReallyHolds) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "the sanitizer's allocator: mallinfo2 says nothing about ours";
+#endif
+  test::TempDir dir;
+  test::make_wav(dir.file("r.wav"), 4'800, 7);
+  std::string err;
+  auto fh = FileHandle::open(dir.file("r.wav"), err);
+  ASSERT_TRUE(fh) << err;
+  auto budget = std::make_shared<MemoryBudget>();
+  SoundFile::Limits lim;
+  lim.budget = budget;
+  lim.i16_reads_only = true;  // as a stream of a 16-bit stereo file opens it
+  constexpr int kReaders = 200;
+  std::vector<std::unique_ptr<SoundFile>> files;
+  files.reserve(kReaders);
+  std::vector<std::int16_t> buf(2 * 256);
+  malloc_trim(0);
+  const auto heap0 = static_cast<std::int64_t>(mallinfo2().uordblks);
+  for (int i = 0; i < kReaders; ++i) {
+    files.push_back(std::make_unique<SoundFile>());
+    ASSERT_TRUE(files.back()->open(fh, err, lim)) << err;
+    ASSERT_EQ(files.back()->read_stereo_i16(buf.data(), 256), 256);
+  }
+  const double real = static_cast<double>(static_cast<std::int64_t>(mallinfo2().uordblks) - heap0) / kReaders;
+  const double charged = static_cast<double>(budget->held()) / kReaders;
+  std::printf("per reader: %.0f bytes held, %.0f charged\n", real, charged);
+  EXPECT_GE(charged, real);
+  EXPECT_LE(charged, 2.0 * real);
+}
+
 // What a stream of a 16-bit stereo file holds is charged to the budget as it is: its int16 ring
-// and libsndfile's state (a flat 128 KiB), no decode scratch — it reads straight into the ring
+// and its reader (16 KiB for a plain PCM file), no decode scratch — it reads straight into the ring
 // and never allocates one (before: a scratch of the ring's size was charged and never used).
 TEST(Loader, Int16StreamChargesItsRingAndNoDecodeScratch) {
   test::TempDir dir;
@@ -219,7 +291,7 @@ TEST(Loader, Int16StreamChargesItsRingAndNoDecodeScratch) {
     ASSERT_NE(s, nullptr) << err;
     const auto ring = static_cast<std::int64_t>(s->ring().capacity_bytes());
     const std::int64_t scratch = stereo ? 0 : static_cast<std::int64_t>(s->ring().capacity_frames()) * 2;
-    EXPECT_EQ(src->budget->held() - before, ring + 128 * 1024 + scratch);
+    EXPECT_EQ(src->budget->held() - before, ring + 16 * 1024 + scratch);
     rig.loader.release(s);
   }
 }
