@@ -207,15 +207,8 @@ std::unique_ptr<LoaderThread::Opened> LoaderThread::open_stream(const StreamPlan
     error = src.path + ": " + error;
     return nullptr;
   }
-  // The same file (its descriptor, kept since load), but rewritten in place since: what the id
-  // holds (its head, its length, its rate) no longer describes it.
-  const FileInfo& now = r->file.info();
-  if (now.channels != src.info.channels || now.sample_rate != src.info.sample_rate || now.int16 != src.info.int16 ||
-      now.format != src.info.format) {  // a shorter file plays what is left (a truncation)
-    error = src.path + ": the file changed since it was loaded (was " + src.info.format + ", " +
-            std::to_string(src.info.sample_rate) + " Hz, " + std::to_string(src.info.frames) + " frames; now " +
-            now.format + ", " + std::to_string(now.sample_rate) + " Hz, " + std::to_string(now.frames) +
-            " frames): load it again";
+  if (!r->file.describes_as_loaded(src.info, error)) {  // rewritten in place since its load
+    error = src.path + ": " + error;
     return nullptr;
   }
   r->total_frames = src.info.frames;

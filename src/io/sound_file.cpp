@@ -382,4 +382,15 @@ std::vector<std::string> sndfile_formats() {
   return out;
 }
 
+bool SoundFile::describes_as_loaded(const FileInfo& loaded, std::string& why) const {
+  const FileInfo& now = info_;
+  if (now.channels == loaded.channels && now.sample_rate == loaded.sample_rate && now.int16 == loaded.int16 &&
+      now.format == loaded.format)
+    return true;
+  why = "the file changed since it was loaded (was " + loaded.format + ", " + std::to_string(loaded.sample_rate) +
+        " Hz, " + std::to_string(loaded.frames) + " frames; now " + now.format + ", " +
+        std::to_string(now.sample_rate) + " Hz, " + std::to_string(now.frames) + " frames): load it again";
+  return false;
+}
+
 }  // namespace stemd::io

@@ -129,6 +129,11 @@ class SoundFile {
   bool open(std::shared_ptr<FileHandle> file, std::string& error);  // no limits
   static constexpr std::int64_t kScratchBytes = 1 << 20;
   const FileInfo& info() const noexcept { return info_; }
+  // The file opened again (the descriptor kept since load) is still what `loaded` describes:
+  // same format, rate and channels. False, with `why` ("the file changed since it was loaded …:
+  // load it again"), when it was rewritten in place. A shorter file passes: it plays what is
+  // left and ends as a truncation.
+  bool describes_as_loaded(const FileInfo& loaded, std::string& why) const;
 
   // Reads up to `frames` stereo frames into `out` (2 × frames floats). Returns frames read;
   // fewer means end of file; -1 means a read error (error() tells).
