@@ -58,13 +58,12 @@ class FrameDll {
     if (std::fabs(e_raw) > bound && (outliers_ == 0 || (e_raw > 0) == (run_lo_ > 0))) {
       if (outliers_ == 0) run_ns_per_frame_ = e2_ / last_frames_;  // the rate before the run
       run_lo_ = outliers_ == 0 ? e_raw : std::min(run_lo_, e_raw);
-      run_hi_ = outliers_ == 0 ? e_raw : std::max(run_hi_, e_raw);
       run_frames_ = outliers_ == 0 ? frames : run_frames_ + frames;
       tail_[outliers_ % kTail] = e_raw;
       ++outliers_;
     } else {
       outliers_ = std::fabs(e_raw) > bound ? 1 : 0;
-      run_lo_ = run_hi_ = e_raw;
+      run_lo_ = e_raw;
       run_frames_ = frames;
       tail_[0] = e_raw;
     }
@@ -170,13 +169,13 @@ class FrameDll {
   double t0_ = 0, t1_ = 0, e2_ = 0;
   std::uint32_t last_frames_ = 0;
   double error_ns_ = 0;
-  int outliers_ = 0;                // stamps in a row past the outlier bound, on one side
-  double run_lo_ = 0, run_hi_ = 0;  // their smallest and largest error
-  double run_frames_ = 0;           // and the frames they cover
-  static constexpr int kTail = 8;   // the run's last stamps that say where the timeline is now
-  double tail_[kTail] = {};         // their errors (a ring, by outliers_)
-  double run_ns_per_frame_ = 0;     // the loop's rate when the run began
-  double locked_s_ = 0;             // seconds of frames since the last (re)start
+  int outliers_ = 0;               // stamps in a row past the outlier bound, on one side
+  double run_lo_ = 0;              // their smallest error
+  double run_frames_ = 0;          // and the frames they cover
+  static constexpr int kTail = 8;  // the run's last stamps that say where the timeline is now
+  double tail_[kTail] = {};        // their errors (a ring, by outliers_)
+  double run_ns_per_frame_ = 0;    // the loop's rate when the run began
+  double locked_s_ = 0;            // seconds of frames since the last (re)start
   std::uint64_t resets_ = 0, updates_ = 0;
 };
 

@@ -271,7 +271,7 @@ def run_trials(a, b, oa, ob, args, one_trial, pause_s):
         pair, what = one_trial(n)
         if pair is None:
             print("trial %d: no onset" % n, flush=True)
-            return diffs, False
+            return diffs, False, jack
         if void_trial(a, b, n, before, pair):
             last = restarts(a, b)  # settled by void_trial
             time.sleep(pause_s)
@@ -281,8 +281,7 @@ def run_trials(a, b, oa, ob, args, one_trial, pause_s):
         jack.append(dj)
         print("trial %d: %sonset B-A %+.1f us (jack dll %+.1f us)%s" % (n, what, d, dj, clocks(a, b)), flush=True)
         time.sleep(pause_s)  # the sound (≤ 0.3 s) ends: silence before the next onset
-    args.jack_diffs = jack
-    return diffs, True
+    return diffs, True, jack
 
 
 def trials_link(a, b, oa, ob, args):
@@ -380,12 +379,12 @@ def main():
             oa, ob = Onsets(args.onsets_a), Onsets(args.onsets_b)
             settle(a, b)
             run = trials_link if args.mode == "link" else trials_timetag
-            xs, ok = run(a, b, oa, ob, args)
+            xs, ok, jack = run(a, b, oa, ob, args)
             mags = [abs(x) for x in xs]
             summary = {"mode": args.mode, "trials": len(xs), "mean_us": sum(xs) / len(xs) if xs else None,
                        "p50_abs_us": percentile(mags, 0.5), "p99_abs_us": percentile(mags, 0.99),
                        "max_abs_us": max(mags) if mags else None}
-            jmags = [abs(x) for x in getattr(args, "jack_diffs", [])]
+            jmags = [abs(x) for x in jack]
             summary.update({"jack_dll_p50_abs_us": percentile(jmags, 0.5),
                             "jack_dll_p99_abs_us": percentile(jmags, 0.99)})
             if ok and len(xs) < args.trials and (not mags or max(mags) <= args.max_us):
