@@ -62,9 +62,20 @@ capture_start "$D/capture.wav" || fail "could not start jack_capture"
 sleep 2.0
 capture_stop || fail "jack_capture did not finish its file"
 kill -TERM "$STEMD_PID"; testbed_wait_pid "$STEMD_PID" 10 >/dev/null || true
-echo "--- jackd xruns during the run: $(testbed_xruns)"
+XRUNS=$(testbed_xruns)
+echo "--- jackd xruns during the run: $XRUNS"
+# A failed analysis on a run where jackd counted xruns measured the test bed (a lost or repeated
+# period in the 1 s window lowers a tone and adds what is not a tone: CI saw 441 Hz at -1.5 dB with
+# 2 xruns): inconclusive, a skip that says so. Without xruns a failure is a failure.
+inconclusive() {
+  if [ "${XRUNS:-0}" -gt 0 ]; then
+    echo "jack_stretch_bus: SKIP (inconclusive: jackd counted $XRUNS xruns during the run)"
+    exit 77
+  fi
+  fail "see above"
+}
 
-python3 - "$D/status.json" "$D/capture.wav" <<'PY' || fail "see above"
+python3 - "$D/status.json" "$D/capture.wav" <<'PY' || inconclusive
 import sys, json, math, struct
 st = json.load(open(sys.argv[1]))
 print("status: stretch_buses", st.get("stretch_buses"), "running", st.get("stretch_buses_running"),
