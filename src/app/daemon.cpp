@@ -50,9 +50,9 @@ int DaemonRun::run() {
   return shutdown();
 }
 
-// One pass of the main loop (every 20 ms, or at a signal). False: the loop ends.
+// One pass of the main loop (every 50 ms, or at a signal). False: the loop ends.
 bool DaemonRun::main_loop_pass() {
-  timespec timeout{0, 20'000'000};
+  timespec timeout{0, 50'000'000};
   const int sig = sigtimedwait(&sigs_, nullptr, &timeout);
   if (sig == SIGINT || sig == SIGTERM) {
     // A run shorter than one pass (an unpaced ALSA file PCM plays seconds in ms) still says how

@@ -282,7 +282,7 @@ void OscServer::run() {
     fds.push_back(pollfd{udp_->fd(), POLLIN, 0});
     if (tcp_) fds.push_back(pollfd{tcp_->fd(), POLLIN, 0});
     for (const auto& c : conns_) fds.push_back(pollfd{c->fd(), POLLIN, 0});
-    poll(fds.data(), fds.size(), 10);  // 10 ms: the retire queue and events are serviced often
+    poll(fds.data(), fds.size(), router_.wait_ms());  // a period while anything plays, else 100 ms
 
     std::uint64_t woken = 0;
     [[maybe_unused]] auto nr = read(wake_fd_, &woken, sizeof woken);

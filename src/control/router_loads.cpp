@@ -227,6 +227,7 @@ std::string Router::lost_note(bool lost) const {
 }
 
 void Router::expire_loads(std::chrono::steady_clock::time_point now) {
+  if (pending_.empty() && pending_plays_.empty()) return;  // every pass: nothing to format
   const auto limit = std::chrono::duration<double>(cfg_.load_timeout_s);
   char why[128];
   std::snprintf(why, sizeof why, "timed out after %g s (the file system did not answer)", cfg_.load_timeout_s);

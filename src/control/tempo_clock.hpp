@@ -46,6 +46,8 @@ class TempoClock {
   // returns the clamped target. An explicit tempo (/set_tempo) stops it.
   double follow_movement(double target);
   void stop_movement() { movement_active_ = false; }
+  // Whether advance() or beat_to_print() has work that wants frequent passes.
+  bool busy() const { return movement_active_ || print_; }
   // Called every server pass: advances the movement glide. True when the tempo should change
   // now, to `bpm`, gliding over `glide_s` output seconds (the caller applies it: change()).
   bool advance(Clock::time_point now, double& bpm, double& glide_s);

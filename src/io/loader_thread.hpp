@@ -48,6 +48,9 @@ struct LoaderConfig {
   std::int64_t ring_frames = 24000;    // per streaming voice (0.5 s at 48 kHz)
   std::int64_t chunk_frames = 8192;    // largest single read
   std::int64_t prefill_frames = 8192;  // decoded synchronously when a stream starts past the head
+  // Longest sleep between passes while streams play (the audio thread also wakes the loader
+  // every callback that consumed). With no stream the loader sleeps up to 1 s: a new stream and
+  // stop() wake it.
   int wake_timeout_ms = 10;
   // Adaptive prefetch bounds for a ring's fill target and capacity (0 = ring_frames: fixed).
   std::int64_t ring_min_frames = 0;

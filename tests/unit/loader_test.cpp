@@ -28,6 +28,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <thread>
 #include <vector>
 
 namespace stemd::io {
@@ -484,6 +485,21 @@ TEST(Loader, RunsAtTheRealTimePriorityAskedForWhenPermitted) {
   normal.wait_idle();
   ASSERT_EQ(pthread_getschedparam(normal.native_handle(), &policy, &sp), 0);
   EXPECT_EQ(policy, SCHED_OTHER);
+}
+
+// With no stream the loader sleeps until one comes (or stop()): an idle daemon's loader used to
+// wake every 10 ms for nothing (100 wake-ups a second, each a context switch, most of an idle
+// daemon's CPU). The count is an upper bound on a sleep, so a slow machine only lowers it.
+TEST(Loader, WithNoStreamTheLoaderSleeps) {
+  LoaderThread loader{LoaderConfig{}};
+  loader.start();
+  loader.wait_idle();
+  const std::uint64_t before = loader.stats().passes;
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  EXPECT_LE(loader.stats().passes - before, 2u) << "passes in 600 ms with no stream";
+  const auto t0 = std::chrono::steady_clock::now();
+  loader.stop();  // wakes it: no wait for the 1 s timeout
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(900));
 }
 
 TEST(Loader, EmptiestRingIsRefilledFirst) {

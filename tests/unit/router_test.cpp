@@ -199,5 +199,31 @@ TEST(TempoClock, BeatsCarryOnAcrossATempoChangeAndQuantizeRoundsUp) {
   EXPECT_NEAR(control::TempoClock::glide(100, 200, 0.3, 0.3, 30), 100 + 100 * (1 - std::exp(-1.0)), 1e-9);
 }
 
+// The server loop's sleep (Router::wait_ms): 100 ms when nothing moves, so an idle daemon wakes
+// 10 times a second instead of 100; about one audio period (10–50 ms) while a voice plays or a
+// movement glide runs, so engine events and glides are serviced once per callback.
+TEST(RouterWait, TheServerSleepsLongWhenNothingMovesAndAboutAPeriodWhileVoicesPlay) {
+  control::RouterConfig rc;
+  rc.buffer_size = 1024;
+  rc.sample_rate = 48000;
+  Rig rig(rc);
+  EXPECT_EQ(rig.router.wait_ms(), 100) << "idle";
+  rig.load(1);
+  EXPECT_EQ(rig.router.wait_ms(), 100) << "loaded, nothing playing";
+  ASSERT_TRUE(rig.reply(msg("/stemd/play", {OscArg::Int(1)})).ok);
+  EXPECT_EQ(rig.router.wait_ms(), 21) << "a voice plays: one 1024-frame period at 48 kHz";
+  ASSERT_TRUE(rig.reply(msg("/stemd/stop", {OscArg::Int(1)})).ok);
+  rig.render(48000);  // the fade-out ends; the voice is retired
+  rig.ctl.service();
+  EXPECT_EQ(rig.router.wait_ms(), 100) << "the voice ended";
+
+  control::RouterConfig small;
+  small.buffer_size = 64;
+  Rig low(small);
+  low.load(1);
+  ASSERT_TRUE(low.reply(msg("/stemd/play", {OscArg::Int(1)})).ok);
+  EXPECT_EQ(low.router.wait_ms(), 10) << "never below 10 ms, however small the period";
+}
+
 }  // namespace
 }  // namespace stemd::test
