@@ -510,7 +510,7 @@ void LoaderThread::run() {
   while (running_.load(std::memory_order_relaxed)) {
     timespec deadline{};
     clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_nsec += (readers_.empty() ? 1000L : static_cast<long>(cfg_.wake_timeout_ms)) * 1'000'000L;
+    deadline.tv_nsec += cfg_.sleep_ms(!readers_.empty()) * 1'000'000L;
     while (deadline.tv_nsec >= 1'000'000'000L) {
       deadline.tv_nsec -= 1'000'000'000L;
       ++deadline.tv_sec;

@@ -34,6 +34,7 @@
 
 #include <semaphore.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -48,18 +49,26 @@ struct LoaderConfig {
   std::int64_t ring_frames = 24000;    // per streaming voice (0.5 s at 48 kHz)
   std::int64_t chunk_frames = 8192;    // largest single read
   std::int64_t prefill_frames = 8192;  // decoded synchronously when a stream starts past the head
-  // Longest sleep between passes while streams play (the audio thread also wakes the loader
-  // every callback that consumed). With no stream the loader sleeps up to 1 s: a new stream and
-  // stop() wake it.
-  int wake_timeout_ms = 10;
+  int wake_timeout_ms = 10;            // the shortest sleep_ms() with streams; part of a ring's target
   // Adaptive prefetch bounds for a ring's fill target and capacity (0 = ring_frames: fixed).
   std::int64_t ring_min_frames = 0;
   std::int64_t ring_max_frames = 0;
   std::int64_t period_frames = 0;  // the audio period, part of what a ring must cover
   int sample_rate = 48000;         // rate of the *_frames values (times in logs and stats)
-  double shrink_hold_s = 10.0;     // a target shrinks only this long after it last grew,
-  double shrink_tau_s = 20.0;      // then toward the estimate with this time constant
-  bool int16_rings = true;         // 16-bit stereo files: int16 rings, read straight into them
+
+  // [loader] The longest sleep between passes, in ms of wall time. The audio thread wakes the
+  // loader at every callback that consumed (sem_post), so with streams this only fires when the
+  // callbacks stop, and nothing is consumed then: two periods (at least wake_timeout_ms; with a
+  // 10 ms timeout every pass over every reader came 2–3 times a period). With no stream, 1 s:
+  // a new stream and stop() wake the loader.
+  long sleep_ms(bool any_stream) const noexcept {
+    if (!any_stream) return 1000;
+    const long two_periods = sample_rate > 0 ? static_cast<long>(2000 * period_frames / sample_rate) : 0;
+    return std::max<long>(wake_timeout_ms, two_periods);
+  }
+  double shrink_hold_s = 10.0;  // a target shrinks only this long after it last grew,
+  double shrink_tau_s = 20.0;   // then toward the estimate with this time constant
+  bool int16_rings = true;      // 16-bit stereo files: int16 rings, read straight into them
   // > 0: the loader runs SCHED_FIFO at this priority (below the audio thread's, so it never
   // delays a callback, but ahead of every normal thread: other programs' work cannot starve the
   // rings). 0, or not permitted (no RLIMIT_RTPRIO): normal scheduling.

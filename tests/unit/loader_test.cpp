@@ -502,6 +502,31 @@ TEST(Loader, WithNoStreamTheLoaderSleeps) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(900));
 }
 
+// With streams the audio thread wakes the loader at every callback that consumed, so its own
+// timeout is two periods (not 10 ms, which made 2-3 passes over every reader each period). A
+// stream whose voice consumes nothing (the device stopped) costs a pass per two periods.
+TEST(Loader, WithStreamsTheLoaderWaitsForTheCallbacks) {
+  test::TempDir dir;
+  test::make_wav(dir.file("a.wav"), 200'000, 1);
+  auto src = load(dir.file("a.wav"));
+  ASSERT_TRUE(src);
+  LoaderConfig lc = small_loader();
+  lc.period_frames = 1'024;
+  lc.sample_rate = 48'000;
+  EXPECT_EQ(lc.sleep_ms(true), 42) << "two 1024-frame periods at 48 kHz";
+  EXPECT_EQ(lc.sleep_ms(false), 1000);
+  LoaderThread loader(lc);
+  loader.start();
+  std::string err;
+  Stream* s = loader.create_stream(*src, src->view.memory_frames, false, err);
+  ASSERT_NE(s, nullptr) << err;
+  loader.wait_idle();
+  const std::uint64_t before = loader.stats().passes;
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  EXPECT_LE(loader.stats().passes - before, 16u) << "passes in 600 ms, no callback";
+  loader.release(s);
+}
+
 TEST(Loader, EmptiestRingIsRefilledFirst) {
   const int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (ino < 0) GTEST_SKIP() << "inotify unavailable: " << std::strerror(errno);
