@@ -461,6 +461,8 @@ Reply CrowdstreamDialect::start_group(const Call& c) {
   double start_at = 0;
   bool want[engine::kNumDecks] = {};
   int decks = 0;
+  std::string unknown;  // names that are no deck: the old server skipped them and started the rest
+  int unknown_count = 0;
   for (const OscArg& arg : c.m.args) {
     double v = 0;
     if (arg.is_number() || (arg.is_string() && ArgReader::parse_double(arg.s, v))) {
@@ -468,13 +470,20 @@ Reply CrowdstreamDialect::start_group(const Call& c) {
       if (!std::isfinite(start_at)) return fail(K::kArguments, "start_at must be a finite number");
       continue;
     }
+    if (!arg.is_string()) return fail(K::kArguments, "not a deck or a time: " + arg.to_string());
     int d = 0;
-    if (!arg.is_string() || !parse_deck(arg.s, d))
-      return fail(K::kArguments, "not a deck or a time: " + arg.to_string());
+    if (!parse_deck(arg.s, d)) {
+      if (unknown_count++ < 4) unknown += (unknown.empty() ? "\"" : ", \"") + arg.s.substr(0, 32) + "\"";
+      continue;
+    }
     if (!want[d]) ++decks;
     want[d] = true;
   }
-  if (decks == 0) return fail(K::kArguments, "expects at least one deck (A–D)");
+  if (unknown_count > 4) unknown += " and " + std::to_string(unknown_count - 4) + " more";
+  if (decks == 0) {
+    return fail(K::kArguments, unknown.empty() ? "expects at least one deck (A–D)"
+                                               : "expects at least one deck (A–D), got " + unknown);
+  }
   if (std::string e; !limits::seconds_in_range(start_at, 0, limits::kMaxAheadSeconds, "start_at", e))
     return fail(K::kRange, e);
   // Check every deck first: nothing starts unless the whole group can.
@@ -491,7 +500,12 @@ Reply CrowdstreamDialect::start_group(const Call& c) {
   }
   // With /stemd/quantize set, the group starts on the next quantum of the beat clock (the
   // Link session's with --link) at or after start_at.
-  return start_group_decks(want, r_.quantized_start(r_.frame_after(c, start_at)));
+  Reply r = start_group_decks(want, r_.quantized_start(r_.frame_after(c, start_at)));
+  if (unknown.empty() || (!r.ok && r.kind != K::kLate)) return r;
+  // The named decks started (/done's values); the reply is /fail so the client learns what was
+  // ignored, as a late start is reported.
+  const std::string ignored = "not a deck (A–D), ignored: " + unknown;
+  return fail(K::kUnknownId, r.ok ? ignored : ignored + "; " + r.reason, r.values);
 }
 
 // Every armed deck of `want` starts on the same output sample `at` — all of them or none ("busy").

@@ -426,6 +426,25 @@ TEST_F(OscTest, AGroupWithADeckReloadedSinceItsCueStartsNothing) {
   EXPECT_TRUE(voice_state(1100, "playing"));
 }
 
+// A name that is no deck is ignored and the named decks start, as the old server did (it
+// skipped a name it had no player for); the reply is /fail naming what was ignored, with the
+// /done's values (frame, decks started). Before: the whole group was refused and A never started.
+TEST_F(OscTest, AGroupWithANameThatIsNoDeckStartsTheDecksItNames) {
+  ASSERT_DONE(c().send("/cue", "A", path("a.wav"), 0.0), "/cue");
+  OscMessage r = c().send("/start_group", 0.0, "A", "X");
+  ASSERT_TRUE(is_fail(r, "/start_group")) << r.to_string();
+  EXPECT_TRUE(contains_ci(reason(r), "ignored: \"X\"")) << r.to_string();
+  ASSERT_EQ(r.args.size(), 4u) << "/fail /start_group frame A reason: " << r.to_string();
+  EXPECT_EQ(r.args[2].s, "A");
+  EXPECT_TRUE(voice_state(100, "playing"));
+  // Only names that are no deck: nothing to start, refused, and it says what it got.
+  r = c().send("/start_group", 0.0, "X", "Y");
+  EXPECT_TRUE(is_fail(r, "/start_group") && contains_ci(reason(r), "got \"X\", \"Y\"")) << r.to_string();
+  // A real deck that is not cued still refuses the group (all or nothing for the decks meant).
+  r = c().send("/start_group", 0.0, "C", "X");
+  EXPECT_TRUE(is_fail(r, "/start_group") && contains_ci(reason(r), "deck C is not cued")) << r.to_string();
+}
+
 TEST_F(OscTest, CueingAPlayingDeckReplacesIt) {
   ASSERT_DONE(c().send("/cue", "A", path("a.wav")), "/cue");
   ASSERT_DONE(c().send("/start_group", "0", "A"), "/start_group");
