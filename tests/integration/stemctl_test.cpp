@@ -657,6 +657,24 @@ TEST(Stemctl, StatusIsShortAndAllHasEveryField) {
       << d.ctl("status").out;
 }
 
+// With --stretch-method time_stretch the short status says how much of the stretch buses is in
+// use (before: only `status --json` had the fields a new user was told about).
+TEST(Stemctl, StatusShowsTheStretchBuses) {
+  // One bus per rate and one voice's stretcher, R2: what a start-up builds is quick under sanitisers.
+  Daemon d(false, {"--stretch-method", "time_stretch", "--stretch-buses", "1", "--max-stretched-voices", "1",
+                   "--stretch-engine", "faster"});
+  ASSERT_READY(d);
+  auto r = d.ctl("status");
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_EQ(status_value(r.out, "stretch buses"), "0 of 2 running, 0 voices on them (--stretch-buses)") << r.out;
+  r = d.ctl("status --all");
+  EXPECT_EQ(status_value(r.out, "voices on stretch buses"), "0") << r.out;
+  // Without time-stretching there are none, and the short status does not mention them.
+  Daemon plain;
+  ASSERT_READY(plain);
+  EXPECT_EQ(plain.ctl("status").out.find("stretch buses"), std::string::npos);
+}
+
 // What each command puts on the wire (a fake daemon answers /done).
 TEST(Stemctl, MixerCommandsSendTheDaemonsMessages) {
   const auto done = [](const OscMessage& m) { return make("/done", {OscArg::Str(m.address)}); };
