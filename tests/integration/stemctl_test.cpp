@@ -675,6 +675,23 @@ TEST(Stemctl, StatusShowsTheStretchBuses) {
   EXPECT_EQ(plain.ctl("status").out.find("stretch buses"), std::string::npos);
 }
 
+// --max-stretched-voices given with --stretch-method time_stretch is what the daemon allows. Before,
+// it took max(value, 8): --max-stretched-voices 1 (a Pi 4 affords 4–6) still let 8 voices stretch.
+TEST(Stemctl, MaxStretchedVoicesGivenIsKeptWithTimeStretch) {
+  Daemon d(false, {"--stretch-method", "time_stretch", "--stretch-buses", "0", "--max-stretched-voices", "1",
+                   "--stretch-engine", "faster"});
+  ASSERT_READY(d);
+  for (const char* id : {"4", "5"}) {
+    ASSERT_EQ(d.ctl(std::string("-q load ") + id + " " + shell_quote(d.wav(std::string(id) + ".wav"))).exit_code, 0);
+    ASSERT_EQ(d.ctl(std::string("-q play ") + id + " --loop").exit_code, 0);
+  }
+  auto r = d.ctl("send /stemd/stretch i:4 f:1.1");
+  EXPECT_EQ(r.exit_code, 0) << show(r);
+  r = d.ctl("send /stemd/stretch i:5 f:1.1");
+  EXPECT_NE(r.exit_code, 0) << show(r);
+  EXPECT_NE((r.out + r.err).find("all 1 time-stretchers are in use"), std::string::npos) << show(r);
+}
+
 // What each command puts on the wire (a fake daemon answers /done).
 TEST(Stemctl, MixerCommandsSendTheDaemonsMessages) {
   const auto done = [](const OscMessage& m) { return make("/done", {OscArg::Str(m.address)}); };
