@@ -117,7 +117,7 @@ int DaemonRun::open_backend() {
   } else if (bc_.kind == "null") {
     backend_ = audio::make_null_backend(bc_);
   }
-  wanted_ = o_.device.empty() ? std::string("the default output device") : "'" + o_.device + "'";
+  wanted_ = o_.device.empty() ? std::string("(the default output device)") : "'" + o_.device + "'";
   if (backend_ && !backend_->open(err_)) {
     if (!resume_.active && !device_configured_) {
       spdlog::error("{}", err_);
