@@ -480,10 +480,8 @@ Reply CrowdstreamDialect::start_group(const Call& c) {
     want[d] = true;
   }
   if (unknown_count > 4) unknown += " and " + std::to_string(unknown_count - 4) + " more";
-  if (decks == 0) {
-    return fail(K::kArguments, unknown.empty() ? "expects at least one deck (A–D)"
-                                               : "expects at least one deck (A–D), got " + unknown);
-  }
+  if (decks == 0)
+    return fail(K::kArguments, "expects at least one deck (A–D)" + (unknown.empty() ? "" : ", got " + unknown));
   if (std::string e; !limits::seconds_in_range(start_at, 0, limits::kMaxAheadSeconds, "start_at", e))
     return fail(K::kRange, e);
   // Check every deck first: nothing starts unless the whole group can.
@@ -502,8 +500,7 @@ Reply CrowdstreamDialect::start_group(const Call& c) {
   // Link session's with --link) at or after start_at.
   Reply r = start_group_decks(want, r_.quantized_start(r_.frame_after(c, start_at)));
   if (unknown.empty() || (!r.ok && r.kind != K::kLate)) return r;
-  // The named decks started (/done's values); the reply is /fail so the client learns what was
-  // ignored, as a late start is reported.
+  // The named decks started (/done's values); /fail tells what was ignored (as "late" does).
   const std::string ignored = "not a deck (A–D), ignored: " + unknown;
   return fail(K::kUnknownId, r.ok ? ignored : ignored + "; " + r.reason, r.values);
 }
