@@ -349,12 +349,9 @@ Reply CrowdstreamDialect::set_tempo(const Call& c) {
   if (ratio < limits::kMinTempoRatio || ratio > limits::kMaxTempoRatio)
     return fail(K::kRange, "bpm must be within 0.25–4 × the base tempo (--bpm)");
   r_.tempo_.stop_movement();  // an explicit tempo overrides the movement glide
-  const int failed = r_.apply_tempo(bpm, kTempoGlide, c.at);
-  if (failed > 0) {
-    return fail(K::kBusy, std::to_string(failed) +
-                              " players could not follow the tempo: all resamplers are in use "
-                              "(--max-resampled-voices)");
-  }
+  std::string why;            // all players follow at c.at, or nothing changes (the schedule is full)
+  if (const int failed = r_.apply_tempo(bpm, kTempoGlide, c.at, &why); failed != 0)
+    return fail(K::kBusy, failed < 0 ? why : std::to_string(failed) + " players could not follow the tempo: " + why);
   return done({OscArg::Float(bpm)});
 }
 
