@@ -63,6 +63,11 @@ function render(j) {
   $('underflows').textContent = s.device_underflows;
   $('memory').textContent = `${(s.memory_bytes / 1048576).toFixed(1)} MiB`;
   $('uptime').textContent = fmtTime(s.uptime_s);
+  // The beat clock, the Link session (--link) and the stretch buses in use (time_stretch).
+  let tempo = `${(s.tempo_bpm ?? 0).toFixed(2)} bpm · beat ${(s.beat ?? 0).toFixed(1)}`;
+  if (s.link) tempo += ` · Link: ${s.link_peers} peer${s.link_peers === 1 ? '' : 's'}`;
+  if (s.stretch_buses > 0) tempo += ` · stretch buses ${s.stretch_buses_running} of ${s.stretch_buses} running (${s.stretch_bus_voices} voices)`;
+  $('tempo').textContent = tempo;
   if (!decksBuilt) buildDecks(j.decks);
   for (const d of j.decks) {
     $(`meter-${d.name}`).innerHTML = meterHtml(d.meter);

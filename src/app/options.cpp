@@ -153,6 +153,9 @@ std::string apply_crowdstream_flags(const CLI::App& app, Options& o) {
                       " → time_stretch (Rubber Band: tempo without pitch, as " + o.stretch_method_given +
                       (o.stretch_method_given == "audiotsm" ? "'s WSOLA did; a different algorithm)" : " did)"));
   }
+  // Time-stretching by default gets 8 stretched voices (a deck's stems); a value given (flag or
+  // config) is kept: a Pi 4 affords 4–6, and it used to be raised to 8 whatever it said.
+  if (o.stretch_method == "time_stretch" && app.count("--max-stretched-voices") == 0) o.max_stretched_voices = 8;
   o.crowdstream_mode = o.disable_filters || o.enable_filters || o.optimized_filters || o.disable_time_stretch ||
                        !o.bpm_config.empty() || app.count("--c_at") > 0 || !o.c_preload.empty() ||
                        app.count("--dummy_after") > 0 || o.stretch_method_given == "pyrubberband" ||

@@ -205,7 +205,7 @@ void add_voice_and_sound_options(CLI::App& app, Options& o) {
       ->capture_default_str();
   app.add_option("--max-stretched-voices", o.max_stretched_voices,
                  "Voices that can be time-stretched at once (Rubber Band, ≈ 3 % of a core each on a desktop, "
-                 "about 4–6 fit on a Raspberry Pi 4)")
+                 "about 4–6 fit on a Raspberry Pi 4); 8 unless given with --stretch-method time_stretch")
       ->transform(int_range(0, 256))
       ->capture_default_str();
   app.add_option("--stretch-buses", o.stretch_buses,
@@ -321,7 +321,8 @@ void add_osc_options(CLI::App& app, Options& o) {
       ->transform(int_range(1, 1024))
       ->capture_default_str();
   app.add_option("--http-max-clients-per-address", o.http_max_clients_per_address,
-                 "Web monitor connections from one address at most (0: half of --http-max-clients)")
+                 "Web monitor connections from one address at most (0: half of --http-max-clients; loopback, i.e. "
+                 "local pages and tools, may then use them all)")
       ->transform(int_range(0, 1024))
       ->capture_default_str();
   app.add_option("--http-max-listeners", o.http_max_listeners, "Web monitor audio listeners (/ws/audio) at most")

@@ -259,6 +259,15 @@ void DaemonRun::announce() {
         o_.master, o_.limiter, o_.disable_filters ? "ignored (--disable-filters)" : "applied", o_.tempo_rise_s,
         o_.tempo_fall_s);
   }
+  if (o_.stretch_method == "time_stretch") {
+    // What /set_tempo has to work with (each stretcher is built, and primed, at start: seconds on
+    // a small board), and where the figures are.
+    const int buses = o_.stretch_buses >= 0 ? o_.stretch_buses : 2;
+    spdlog::info(
+        "time-stretch (Rubber Band {}): {} stretched voices at most (--max-stretched-voices), {} stretch "
+        "buses per source rate (--stretch-buses); in use: stemctl status",
+        o_.stretch_engine == "faster" ? "R2, faster" : "R3, finer", o_.max_stretched_voices, buses);
+  }
   for (const auto& note : o_.notes) spdlog::info("{}", note);
 }
 

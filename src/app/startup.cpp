@@ -117,7 +117,7 @@ int DaemonRun::open_backend() {
   } else if (bc_.kind == "null") {
     backend_ = audio::make_null_backend(bc_);
   }
-  wanted_ = o_.device.empty() ? std::string("the default output device") : "'" + o_.device + "'";
+  wanted_ = o_.device.empty() ? std::string("(the default output device)") : "'" + o_.device + "'";
   if (backend_ && !backend_->open(err_)) {
     if (!resume_.active && !device_configured_) {
       spdlog::error("{}", err_);
@@ -188,8 +188,7 @@ InstanceConfig DaemonRun::instance_config() const {
   ec.max_block_frames = std::max<std::uint32_t>(o_.buffer_size, 4096);
   ec.max_voices = o_.max_voices;
   ec.max_resampled_voices = o_.max_resampled_voices;
-  ec.max_stretched_voices = o_.stretch_method == "time_stretch" ? std::max<std::uint32_t>(o_.max_stretched_voices, 8)
-                                                                : o_.max_stretched_voices;
+  ec.max_stretched_voices = o_.max_stretched_voices;  // 8 by default with time_stretch (options.cpp)
   ec.limiter = o_.limiter == "true";
   ec.soft_clip = o_.limiter == "soft_clip";
   ec.master = static_cast<float>(o_.master);

@@ -349,12 +349,9 @@ Reply CrowdstreamDialect::set_tempo(const Call& c) {
   if (ratio < limits::kMinTempoRatio || ratio > limits::kMaxTempoRatio)
     return fail(K::kRange, "bpm must be within 0.25–4 × the base tempo (--bpm)");
   r_.tempo_.stop_movement();  // an explicit tempo overrides the movement glide
-  const int failed = r_.apply_tempo(bpm, kTempoGlide, c.at);
-  if (failed > 0) {
-    return fail(K::kBusy, std::to_string(failed) +
-                              " players could not follow the tempo: all resamplers are in use "
-                              "(--max-resampled-voices)");
-  }
+  std::string why;            // all players follow at c.at, or nothing changes (the schedule is full)
+  if (const int failed = r_.apply_tempo(bpm, kTempoGlide, c.at, &why); failed != 0)
+    return fail(K::kBusy, failed < 0 ? why : std::to_string(failed) + " players could not follow the tempo: " + why);
   return done({OscArg::Float(bpm)});
 }
 
@@ -461,6 +458,8 @@ Reply CrowdstreamDialect::start_group(const Call& c) {
   double start_at = 0;
   bool want[engine::kNumDecks] = {};
   int decks = 0;
+  std::string unknown;  // names that are no deck: the old server skipped them and started the rest
+  int unknown_count = 0;
   for (const OscArg& arg : c.m.args) {
     double v = 0;
     if (arg.is_number() || (arg.is_string() && ArgReader::parse_double(arg.s, v))) {
@@ -468,13 +467,18 @@ Reply CrowdstreamDialect::start_group(const Call& c) {
       if (!std::isfinite(start_at)) return fail(K::kArguments, "start_at must be a finite number");
       continue;
     }
+    if (!arg.is_string()) return fail(K::kArguments, "not a deck or a time: " + arg.to_string());
     int d = 0;
-    if (!arg.is_string() || !parse_deck(arg.s, d))
-      return fail(K::kArguments, "not a deck or a time: " + arg.to_string());
+    if (!parse_deck(arg.s, d)) {
+      if (unknown_count++ < 4) unknown += (unknown.empty() ? "\"" : ", \"") + arg.s.substr(0, 32) + "\"";
+      continue;
+    }
     if (!want[d]) ++decks;
     want[d] = true;
   }
-  if (decks == 0) return fail(K::kArguments, "expects at least one deck (A–D)");
+  if (unknown_count > 4) unknown += " and " + std::to_string(unknown_count - 4) + " more";
+  if (decks == 0)
+    return fail(K::kArguments, "expects at least one deck (A–D)" + (unknown.empty() ? "" : ", got " + unknown));
   if (std::string e; !limits::seconds_in_range(start_at, 0, limits::kMaxAheadSeconds, "start_at", e))
     return fail(K::kRange, e);
   // Check every deck first: nothing starts unless the whole group can.
@@ -491,7 +495,11 @@ Reply CrowdstreamDialect::start_group(const Call& c) {
   }
   // With /stemd/quantize set, the group starts on the next quantum of the beat clock (the
   // Link session's with --link) at or after start_at.
-  return start_group_decks(want, r_.quantized_start(r_.frame_after(c, start_at)));
+  Reply r = start_group_decks(want, r_.quantized_start(r_.frame_after(c, start_at)));
+  if (unknown.empty() || (!r.ok && r.kind != K::kLate)) return r;
+  // The named decks started (/done's values); /fail tells what was ignored (as "late" does).
+  const std::string ignored = "not a deck (A–D), ignored: " + unknown;
+  return fail(K::kUnknownId, r.ok ? ignored : ignored + "; " + r.reason, r.values);
 }
 
 // Every armed deck of `want` starts on the same output sample `at` — all of them or none ("busy").

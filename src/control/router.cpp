@@ -336,7 +336,15 @@ Reply Router::start_player(int id, const PlayOptions& opts, std::int64_t at) {
 // A tempo change: the beat count carries on (the old server restarted it: a bug), and every
 // player follows the new rate, gliding. Returns how many players could not follow (no
 // resampler left).
-int Router::apply_tempo(double bpm, double glide_s, std::int64_t at) {
+int Router::apply_tempo(double bpm, double glide_s, std::int64_t at, std::string* why) {
+  if (why != nullptr && cfg_.tempo_moves_players) {  // all players follow, or nothing changes
+    const auto n = static_cast<std::size_t>(
+        std::count_if(players_.begin(), players_.end(), [&](const auto& p) { return ctl_.voice_alive(p.second); }));
+    if (!ctl_.can_send(at, n)) {
+      *why = ctl_.busy_reason(at, n);
+      return -1;
+    }
+  }
   tempo_.change(bpm, ctl_.now_frame());
   if (link_) {  // this box's tempo is the session's: every peer follows
     link_->set_tempo(bpm);
@@ -355,6 +363,7 @@ int Router::apply_tempo(double bpm, double glide_s, std::int64_t at) {
     const double own = it == player_rate_.end() ? 1.0 : it->second;
     if (!ctl_.set_rate(at, h, effective_rate(own), glide_s, error)) ++failed;
   }
+  if (failed > 0 && why != nullptr) *why = error;
   return failed;
 }
 

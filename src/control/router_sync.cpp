@@ -3,6 +3,9 @@
 #include "link_session.hpp"
 #include "router.hpp"
 
+#include "base/log_guard.hpp"
+#include "limits.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <cmath>
@@ -39,7 +42,22 @@ void Router::sync_tick() {
   link_->set_quantum(tempo_.quantum_beats() > 0 ? tempo_.quantum_beats() : tempo_.meter());
   const double bpm = link_->tempo();
   if (std::fabs(bpm - link_bpm_applied_) > 1e-4) {
-    spdlog::info("link: session tempo {:.2f} bpm ({} peers)", bpm, link_->peers());
+    // Any peer on the LAN may change the session's tempo as often as it likes (Link holds it to
+    // 20–999 bpm): a few lines a second, and say when the players cannot follow it.
+    std::uint64_t skipped = 0;
+    if (log_limit_.allow("link tempo", skipped)) {
+      const double ratio = bpm / cfg_.bpm;
+      if (ratio < limits::kMinRate || ratio > limits::kMaxRate) {
+        spdlog::warn(
+            "link: session tempo {:.2f} bpm ({} peers): beyond 0.25–4 × --bpm {:.1f}, players held at {:.1f} "
+            "bpm{}",
+            bpm, link_->peers(), cfg_.bpm, cfg_.bpm * std::clamp(ratio, limits::kMinRate, limits::kMaxRate),
+            base::suppressed_note(skipped));
+      } else {
+        spdlog::info("link: session tempo {:.2f} bpm ({} peers){}", bpm, link_->peers(),
+                     base::suppressed_note(skipped));
+      }
+    }
     link_bpm_applied_ = bpm;
     tempo_.stop_movement();  // the session's tempo wins over a movement glide in progress
     apply_tempo(bpm, kLinkGlide, -1);

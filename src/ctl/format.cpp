@@ -470,6 +470,12 @@ std::string status_table(const StatusFields& f) {
       label = "replies not sent";
     } else if (k == "tcp_clients") {
       label = "TCP clients";
+    } else if (k == "stretch_buses") {
+      label = "stretch buses";
+    } else if (k == "stretch_buses_running") {
+      label = "stretch buses running";
+    } else if (k == "stretch_bus_voices") {
+      label = "voices on stretch buses";
     }
     rows.push_back({"  " + label, text});
   }
@@ -553,6 +559,12 @@ std::string status_summary(const StatusFields& f) {
   }
   if (has("uptime_s")) rows.push_back({"  uptime", fmt_uptime(field_number(f, "uptime_s"))});
   if (field_number(f, "tone_hz") > 0) rows.push_back({"  test tone", fmt("%.0f Hz", field_number(f, "tone_hz"))});
+  // With --stretch-method time_stretch: how much of the shared stretching is in use.
+  if (field_number(f, "stretch_buses") > 0) {
+    const auto n = [&](const char* k) { return std::to_string(static_cast<std::int64_t>(field_number(f, k))); };
+    rows.push_back({"  stretch buses", n("stretch_buses_running") + " of " + n("stretch_buses") + " running, " +
+                                           n("stretch_bus_voices") + " voices on them (--stretch-buses)"});
+  }
   sync_rows(f, rows);
   return table(rows, {});
 }

@@ -189,7 +189,11 @@ void Engine::render_buses(std::uint32_t frames, bool* deck_used) noexcept {
     if (b.count > 0) {
       const double t = voices_[b.members[0]].tempo;
       bool same = true;
-      for (std::uint32_t i = 1; i < b.count && same; ++i) same = voices_[b.members[i]].tempo == t;
+      double sig = t;
+      for (std::uint32_t i = 1; i < b.count; ++i) {
+        same = same && voices_[b.members[i]].tempo == t;
+        sig += voices_[b.members[i]].tempo * (i + 1);
+      }
       const std::uint64_t callback = metrics_.callbacks.load(std::memory_order_relaxed) + 1;
       if (same) {
         b.split_since = 0;
@@ -197,8 +201,13 @@ void Engine::render_buses(std::uint32_t frames, bool* deck_used) noexcept {
           b.tempo = t;
           b.st->set_tempo(t);
         }
-      } else if (b.split_since == 0) {
-        b.split_since = callback;  // maybe /set_tempo half applied: wait a callback
+      } else if (b.split_since == 0 || sig != b.split_sig) {
+        // Maybe /set_tempo half applied: wait a callback. A split that changes from callback to
+        // callback is tempo changes still arriving (a flood of /set_tempo lands half applied in
+        // every callback): the wait restarts, or every member would leave, each priming a
+        // stretcher of its own on this thread, and come back.
+        b.split_since = callback;
+        b.split_sig = sig;
       } else if (callback - b.split_since >= 2) {
         for (std::uint32_t i = 0; i < b.count; ++i) {
           Voice& v = voices_[b.members[i]];

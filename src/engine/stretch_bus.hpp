@@ -66,6 +66,7 @@ struct Engine::StretchBus {
   std::uint32_t count = 0;
   std::int64_t tail_left = 0;     // output frames to play after the last member left
   std::uint64_t split_since = 0;  // 1 + the callback its members' tempi first disagreed in; 0 = they agree
+  double split_sig = 0;           // the disagreeing tempi's signature then (a new one restarts the wait)
   Engine* engine = nullptr;       // for the pull callbacks
 };
 

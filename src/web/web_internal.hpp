@@ -109,7 +109,7 @@ struct Shared : std::enable_shared_from_this<Shared> {
   std::size_t live(std::vector<std::weak_ptr<Listener>>& v);  // prunes closed ones
   std::size_t listener_queue_chunks() const;
   // One more connection from `host`, unless it holds its share already (then false).
-  bool take_address_slot(const std::string& host);
+  bool take_address_slot(const std::string& host, bool loopback);
   void give_address_slot(const std::string& host);
 };
 

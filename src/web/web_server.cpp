@@ -73,7 +73,7 @@ void accept_next(const std::shared_ptr<Shared>& sh) {
     beast::error_code e2;
     const control::Endpoint peer = to_endpoint(s.remote_endpoint(e2));
     if (e2 || !sh->allow.allows(peer) || sh->stats.connections.load() >= sh->cfg.max_clients ||
-        !sh->take_address_slot(peer.host())) {
+        !sh->take_address_slot(peer.host(), peer.is_loopback())) {
       sh->stats.refused.fetch_add(1);
       s.close(e2);
     } else {
@@ -140,9 +140,13 @@ std::size_t Shared::live(std::vector<std::weak_ptr<Listener>>& v) {
   return v.size();
 }
 
-bool Shared::take_address_slot(const std::string& host) {
-  const std::size_t share =
-      cfg.max_clients_per_address > 0 ? cfg.max_clients_per_address : std::max<std::size_t>(1, cfg.max_clients / 2);
+bool Shared::take_address_slot(const std::string& host, bool loopback) {
+  // The default share (half) keeps one remote address from locking the others out. Loopback is
+  // every local page, tab and tool at once, and local processes have full control anyway
+  // (docs/security.md): by default it may use every slot; an explicit share applies to it too.
+  const std::size_t share = cfg.max_clients_per_address > 0 ? cfg.max_clients_per_address
+                            : loopback                      ? cfg.max_clients
+                                                            : std::max<std::size_t>(1, cfg.max_clients / 2);
   std::lock_guard lock(per_address_mutex);
   std::size_t& n = per_address[host];
   if (n >= share) return false;

@@ -40,7 +40,7 @@ struct WebConfig {
   std::string allow;       // CIDRs allowed beyond loopback (--allow, as for OSC)
   std::string root;        // the page's files
   std::size_t max_clients = 32;
-  std::size_t max_clients_per_address = 0;  // 0: half of max_clients (at least 1)
+  std::size_t max_clients_per_address = 0;  // 0: half of max_clients (at least 1); loopback: all
   std::size_t max_listeners = 4;
   std::size_t listener_queue_ms = 500;  // per audio listener, then the oldest is dropped
   std::size_t max_body = 16 * 1024;

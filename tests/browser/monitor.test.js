@@ -88,6 +88,8 @@ function stalledListener(port) {
   await until('the page shows the status', 10000, () => page.evaluate(() => document.getElementById('device').textContent.includes('Hz')));
   const budget = await page.textContent('#budget');
   console.log(`monitor_browser: status shown: device "${await page.textContent('#device')}", budget ${budget} µs`);
+  const tempo = await page.textContent('#tempo');
+  if (!/^120\.00 bpm · beat /.test(tempo)) fail(`the page does not show the beat clock: "${tempo}"`);
 
   // 2. a button starts a file; checked through OSC; meters move
   await page.fill('#load-id', '7');

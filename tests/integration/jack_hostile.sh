@@ -5,7 +5,8 @@
 # gain (--media-root, a memory budget, small TCP timeouts) while tests/tools/hostile_client.py runs
 # the attacks (one datagram asking for hour-long tones, a decode bomb into 120 ids, a 1024-channel
 # header, a FIFO, paths outside the media root, 8,192 far-future bundles, 150 sources listed, log
-# injection and a log flood, idle and half-sent TCP connections, absurd durations). Then:
+# injection and a log flood, idle and half-sent TCP connections, absurd durations, a tempo storm on
+# four stems sharing a stretch bus on a muted deck: --stretch-method time_stretch). Then:
 #   - every attack got the answer it should (hostile_client.py's own checks);
 #   - the fixture is in the capture bit-exactly: the attacks changed nothing that was heard (a
 #     period slipped by a JACK xrun is allowed as often as jackd counted xruns);
@@ -57,7 +58,7 @@ capture_start "$D/capture.wav" || fail "could not start jack_capture"
 "$STEMD" --backend portaudio --device system --buffer-size "$PERIOD" --osc-port "$PORT" \
   --osc-tcp-port "$TCP_PORT" --max-tcp-clients "$TCP_SLOTS" --tcp-idle-timeout "$TCP_TIMEOUT" \
   --tcp-frame-timeout "$TCP_TIMEOUT" --media-root "$D/media" --max-memory-mb "$BUDGET_MB" \
-  --log-level info >"$D/stemd.log" 2>&1 &
+  --stretch-method time_stretch --log-level info >"$D/stemd.log" 2>&1 &
 STEMD_PID=$!
 testbed_track_pid "$STEMD_PID"
 for _ in $(seq 100); do
@@ -74,9 +75,10 @@ kill -0 "$STEMD_PID" 2>/dev/null || fail "stemd did not start"
 IDLE_KB=$(awk '$1 == "VmRSS:" { print $2 }' "/proc/$STEMD_PID/status")
 
 # The tone attack first: the tones it asks for are heard (on the master), so it runs before the
-# fixture starts, and the fixture then has to come out bit-exact through every other attack.
+# fixture starts, and the fixture then has to come out bit-exact through every other attack. The
+# tempo storm too: /set_tempo moves every player (the fixture's included), so it runs before.
 python3 "$HERE/../tools/hostile_client.py" --port "$PORT" --pid "$STEMD_PID" --media "$D/media" \
-  --log "$D/stemd.log" --only tone_bundle | tee "$D/hostile_tone.out"
+  --log "$D/stemd.log" --only tone_bundle,tempo_storm | tee "$D/hostile_tone.out"
 TRC=${PIPESTATUS[0]}
 sleep 0.5   # the replacing 50 ms tone and its fades are over
 
@@ -95,7 +97,7 @@ PY
 FIXTURE_T0=$(date +%s)
 
 python3 "$HERE/../tools/hostile_client.py" --port "$PORT" --tcp-port "$TCP_PORT" --tcp-slots "$TCP_SLOTS" \
-  --tcp-timeout "$TCP_TIMEOUT" --pid "$STEMD_PID" --media "$D/media" --log "$D/stemd.log" --skip tone_bundle \
+  --tcp-timeout "$TCP_TIMEOUT" --pid "$STEMD_PID" --media "$D/media" --log "$D/stemd.log" --skip tone_bundle,tempo_storm \
   | tee "$D/hostile.out"
 HRC=${PIPESTATUS[0]}
 kill -0 "$STEMD_PID" 2>/dev/null || fail "stemd died during the attacks"

@@ -426,6 +426,57 @@ TEST_F(OscTest, AGroupWithADeckReloadedSinceItsCueStartsNothing) {
   EXPECT_TRUE(voice_state(1100, "playing"));
 }
 
+// A name that is no deck is ignored and the named decks start, as the old server did (it
+// skipped a name it had no player for); the reply is /fail naming what was ignored, with the
+// /done's values (frame, decks started). Before: the whole group was refused and A never started.
+TEST_F(OscTest, AGroupWithANameThatIsNoDeckStartsTheDecksItNames) {
+  ASSERT_DONE(c().send("/cue", "A", path("a.wav"), 0.0), "/cue");
+  OscMessage r = c().send("/start_group", 0.0, "A", "X");
+  ASSERT_TRUE(is_fail(r, "/start_group")) << r.to_string();
+  EXPECT_TRUE(contains_ci(reason(r), "ignored: \"X\"")) << r.to_string();
+  ASSERT_EQ(r.args.size(), 4u) << "/fail /start_group frame A reason: " << r.to_string();
+  EXPECT_EQ(r.args[2].s, "A");
+  EXPECT_TRUE(voice_state(100, "playing"));
+  // Only names that are no deck: nothing to start, refused, and it says what it got.
+  r = c().send("/start_group", 0.0, "X", "Y");
+  EXPECT_TRUE(is_fail(r, "/start_group") && contains_ci(reason(r), "got \"X\", \"Y\"")) << r.to_string();
+  // A real deck that is not cued still refuses the group (all or nothing for the decks meant).
+  r = c().send("/start_group", 0.0, "C", "X");
+  EXPECT_TRUE(is_fail(r, "/start_group") && contains_ci(reason(r), "deck C is not cued")) << r.to_string();
+}
+
+// 120 /set_tempo in one bundle for one instant, with 4 players: the schedule takes 256 commands a
+// 64-frame period, so the later ones are refused. Each refusal says why (the schedule) and changes
+// nothing: the clock keeps the last accepted tempo. Before: "all resamplers are in use", and the
+// clock took each refused tempo while its players stayed behind.
+TEST_F(OscTest, ASetTempoTheScheduleCannotTakeChangesNothingAndSaysWhy) {
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_DONE(c().send("/load_buffer", 1100 + i, path("a.wav")), "/load_buffer");
+    ASSERT_DONE(c().send("/play_stem", 1100 + i, 1.0, 0.8, 1), "/play_stem");
+  }
+  ASSERT_TRUE(eventually([&] { return status(c()).at("frames").i > 0; }));  // timetags map to frames
+  timespec rt{};
+  clock_gettime(CLOCK_REALTIME, &rt);
+  const double in = static_cast<double>(rt.tv_sec) + rt.tv_nsec * 1e-9 + 1.0;
+  std::vector<Bytes> msgs;
+  for (int k = 0; k < 120; ++k) msgs.push_back(serialise(msg("/set_tempo", 100.0 + k % 30)));
+  c().post_raw(bundle(msgs, control::unix_seconds_to_ntp(in)));
+  double last_done = 0;
+  int fails = 0;
+  for (int k = 0; k < 120; ++k) {
+    auto r = c().next_reply();
+    ASSERT_TRUE(r.has_value()) << "reply " << k;
+    if (is_fail(*r, "/set_tempo")) {
+      ++fails;
+      EXPECT_TRUE(contains_ci(reason(*r), "busy") && !contains_ci(reason(*r), "resampler")) << r->to_string();
+    } else {
+      last_done = 100.0 + k % 30;
+    }
+  }
+  EXPECT_GT(fails, 0) << "the schedule took them all: the test no longer fills a period";
+  EXPECT_DOUBLE_EQ(status(c()).at("tempo_bpm").as_double(), last_done) << "a refused /set_tempo moved the clock";
+}
+
 TEST_F(OscTest, CueingAPlayingDeckReplacesIt) {
   ASSERT_DONE(c().send("/cue", "A", path("a.wav")), "/cue");
   ASSERT_DONE(c().send("/start_group", "0", "A"), "/start_group");

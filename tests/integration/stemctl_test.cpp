@@ -657,6 +657,41 @@ TEST(Stemctl, StatusIsShortAndAllHasEveryField) {
       << d.ctl("status").out;
 }
 
+// With --stretch-method time_stretch the short status says how much of the stretch buses is in
+// use (before: only `status --json` had the fields a new user was told about).
+TEST(Stemctl, StatusShowsTheStretchBuses) {
+  // One bus per rate and one voice's stretcher, R2: what a start-up builds is quick under sanitisers.
+  Daemon d(false, {"--stretch-method", "time_stretch", "--stretch-buses", "1", "--max-stretched-voices", "1",
+                   "--stretch-engine", "faster"});
+  ASSERT_READY(d);
+  auto r = d.ctl("status");
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_EQ(status_value(r.out, "stretch buses"), "0 of 2 running, 0 voices on them (--stretch-buses)") << r.out;
+  r = d.ctl("status --all");
+  EXPECT_EQ(status_value(r.out, "voices on stretch buses"), "0") << r.out;
+  // Without time-stretching there are none, and the short status does not mention them.
+  Daemon plain;
+  ASSERT_READY(plain);
+  EXPECT_EQ(plain.ctl("status").out.find("stretch buses"), std::string::npos);
+}
+
+// --max-stretched-voices given with --stretch-method time_stretch is what the daemon allows. Before,
+// it took max(value, 8): --max-stretched-voices 1 (a Pi 4 affords 4–6) still let 8 voices stretch.
+TEST(Stemctl, MaxStretchedVoicesGivenIsKeptWithTimeStretch) {
+  Daemon d(false, {"--stretch-method", "time_stretch", "--stretch-buses", "0", "--max-stretched-voices", "1",
+                   "--stretch-engine", "faster"});
+  ASSERT_READY(d);
+  for (const char* id : {"4", "5"}) {
+    ASSERT_EQ(d.ctl(std::string("-q load ") + id + " " + shell_quote(d.wav(std::string(id) + ".wav"))).exit_code, 0);
+    ASSERT_EQ(d.ctl(std::string("-q play ") + id + " --loop").exit_code, 0);
+  }
+  auto r = d.ctl("send /stemd/stretch i:4 f:1.1");
+  EXPECT_EQ(r.exit_code, 0) << show(r);
+  r = d.ctl("send /stemd/stretch i:5 f:1.1");
+  EXPECT_NE(r.exit_code, 0) << show(r);
+  EXPECT_NE((r.out + r.err).find("all 1 time-stretchers are in use"), std::string::npos) << show(r);
+}
+
 // What each command puts on the wire (a fake daemon answers /done).
 TEST(Stemctl, MixerCommandsSendTheDaemonsMessages) {
   const auto done = [](const OscMessage& m) { return make("/done", {OscArg::Str(m.address)}); };

@@ -19,6 +19,9 @@ Each attack prints one result line "attack NAME ok|FAIL key=value ..." and the r
   log_flood       20,000 unknown addresses: the log grows by a bounded amount
   tcp_lockout     idle and half-sent TCP connections fill the slots; a client is served after the timeout
   bad_durations   /fade A 0 -1e38 and friends: /fail
+  tempo_storm     4 stems on (muted) deck B, bad /set_tempo values, 1,500 tempo changes (the stems stay on
+                  their bus), then 100 stop+play bundles of every stem: no new stretcher, bus or thread,
+                  memory flat, still answering
 Figures: peak VmRSS over the whole run (sampled every 20 ms), ping round trips after the attacks.
 """
 import argparse
@@ -466,6 +469,77 @@ class Run:
         bad = [c for c in cases if (lambda r: r is None or r[0] != "/fail")(self.c.request(*c))]
         self.result("bad_durations", not bad, cases=len(cases), accepted=repr(bad) if bad else 0)
 
+    # 14. tempo storm on a deck's stems (a stretch bus with --stretch-method time_stretch)
+    def tempo_storm(self):
+        """Four 44.1 kHz stems on deck B (muted: the fixture must stay bit-exact), then /set_tempo
+        at NaN, inf, a denormal, 0, -1, 1e9 (all /fail), 1,500 tempo changes in about 3 s and 100
+        bundles that stop and restart every stem at once (voices leaving and joining a running
+        bus in one period). The daemon must make no stretcher, bus or thread beyond start-up's,
+        hold no more memory, and answer."""
+        import math
+        import wave
+        pid = self.a.pid
+        def threads():
+            try:
+                return len(os.listdir(f"/proc/{pid}/task"))
+            except OSError:
+                return -1
+        for k, hz in enumerate((441.0, 661.5, 882.0, 330.75)):
+            with wave.open(os.path.join(self.a.media, f"stem{k}.wav"), "wb") as w:
+                w.setnchannels(2)
+                w.setsampwidth(2)
+                w.setframerate(44100)
+                w.writeframes(b"".join(struct.pack("<hh", v, v) for v in
+                                       (int(8000 * math.sin(2 * math.pi * hz * i / 44100)) for i in range(44100 * 2))))
+        self.c.request("/stemd/deck", "B", 0.0, 0.0)  # at once: nothing of the stems is heard
+        ids = [1100 + k for k in range(4)]
+        loaded = all(is_done(self.c.request("/load_buffer", i, f"stem{k}.wav", timeout=5.0)) for k, i in enumerate(ids))
+        played = all(is_done(self.c.request("/play_stem", i, 1.0, 0.8, 1)) for i in ids)
+        self.c.request("/set_tempo", 126.0)
+        time.sleep(0.5)
+        before, threads_before, kb_before = status(self.c), threads(), self.rss.now_kb()
+        bad = [v for v in (float("nan"), float("inf"), -float("inf"), 1e-40, 0.0, -1.0, 1e9)
+               if (lambda r: r is None or r[0] != "/fail")(self.c.request("/set_tempo", v))]
+        t0, n = time.monotonic(), 0
+        while n < 1500:
+            self.c.send(osc_message("/set_tempo", 100.0 + (n * 7919) % 41))
+            n += 1
+            if n % 15 == 0:
+                time.sleep(0.02)
+                self.c.drain()
+        took = time.monotonic() - t0
+        self.c.request("/set_tempo", 126.0)
+        time.sleep(0.3)
+        mid = status(self.c)  # every stem still on its bus: the flood made nobody leave
+        # Then every stem leaves and joins again in one bundle, 100 times (at one tempo: a voice
+        # started at another tempo than its bus's keeps a stretcher of its own, within
+        # --max-stretched-voices; a storm of both costs that budget, see docs/security.md).
+        for _ in range(100):
+            self.c.send(osc_bundle(b"\0" * 7 + b"\x01", *[osc_message(a, i) for i in ids
+                                                          for a in ("/stop_stem", "/play_stem")]))
+            time.sleep(0.02)
+            self.c.drain()
+        time.sleep(0.5)
+        after, threads_after = status(self.c), threads()
+        growth = (self.rss.now_kb() - kb_before) // 1024
+        same = all(before.get(k) == after.get(k) for k in ("stretch_buses", "sources"))
+        same = same and mid.get("stretch_bus_voices") == before.get("stretch_bus_voices")
+        alive = is_done(self.c.request("/stemd/ping"))
+        for i in ids:
+            self.c.request("/stop_stem", i)
+        time.sleep(0.3)
+        for i in ids:
+            self.c.request("/stemd/unload", i)
+        self.c.request("/set_tempo", 120.0)
+        self.c.request("/stemd/deck", "B", 1.0, 0.0)
+        ok = loaded and played and not bad and same and threads_after == threads_before and growth < 8 and alive
+        self.result("tempo_storm", ok, tempo_changes=n, seconds=f"{took:.1f}", refused_bad=7 - len(bad),
+                    stretch_buses=f"{before.get('stretch_buses', '?')}->{after.get('stretch_buses', '?')}",
+                    bus_voices=f"{before.get('stretch_bus_voices', '?')}->{mid.get('stretch_bus_voices', '?')}"
+                    f"->{after.get('stretch_bus_voices', '?')}",
+                    threads=f"{threads_before}->{threads_after}", rss_growth_mb=growth,
+                    accepted=repr(bad) if bad else 0)
+
     def finish(self):
         pings = sorted(self.ping_ms() for _ in range(21))
         self.rss.stop_flag = True
@@ -482,7 +556,7 @@ class Run:
 
 
 ATTACKS = ["tone_bundle", "decode_bomb", "wide_wav", "fifo", "outside_root", "schedule_flood", "big_replies",
-           "log_injection", "log_flood", "tcp_lockout", "bad_durations"]
+           "log_injection", "log_flood", "tcp_lockout", "bad_durations", "tempo_storm"]
 
 
 def main():

@@ -114,6 +114,20 @@ TEST(CrowdstreamOptions, EveryOldServerFlagIsAccepted) {
   EXPECT_FALSE(o.notes.empty()) << "what the flags were mapped to is logged";
 }
 
+// --max-stretched-voices is 8 by default with time_stretch, and a value given is kept (the engine
+// used to take max(value, 8); Stemctl.MaxStretchedVoicesGivenIsKeptWithTimeStretch checks the daemon).
+TEST(CrowdstreamOptions, MaxStretchedVoicesGivenIsKeptWithTimeStretch) {
+  Options o;
+  ASSERT_EQ(parse({"--stretch-method", "time_stretch"}, o), -1);
+  EXPECT_EQ(o.max_stretched_voices, 8u);
+  Options given;
+  ASSERT_EQ(parse({"--stretch-method", "time_stretch", "--max-stretched-voices", "4"}, given), -1);
+  EXPECT_EQ(given.max_stretched_voices, 4u);
+  Options rate;
+  ASSERT_EQ(parse({}, rate), -1);
+  EXPECT_EQ(rate.max_stretched_voices, 2u);
+}
+
 TEST(CrowdstreamOptions, StretchMethodsMapToStemdsStretcher) {
   for (const char* m : {"pyrubberband", "audiotsm"}) {
     Options o;

@@ -324,6 +324,36 @@ TEST(StretchBus, ATempoChangeSplitOverTwoCallbacksKeepsTheBusTogether) {
   EXPECT_EQ(e.metrics().stretch_bus_voices.load(), 2u) << "both still on the bus, at the new tempo";
 }
 
+// A flood of /set_tempo: every callback finds the members half way through another change (voice
+// 0 at the newest tempo, voice 1 a message behind). That is not a voice of its own tempo: nobody
+// leaves. Before, after two such callbacks both left, each priming a stretcher of its own on the
+// audio thread (a client's tempo flood took the callback from 1.6 to 5.5-15 ms at 1024 frames).
+TEST(StretchBus, ATempoFloodSplittingEveryCallbackKeepsTheBusTogether) {
+  constexpr std::size_t kLen = kSrcRate * 4;
+  const auto x = signal(kLen, 1);
+  engine::VoiceSource vs{x.data(), kLen, kLen, false, kSrcRate};
+  engine::Engine e(config(1, 2));
+  for (engine::VoiceId i = 0; i < 2; ++i) ASSERT_TRUE(e.send(stretched_play(i, &vs, 0.5f)));
+  std::vector<float> out(48000 * 2);
+  render(e, out, 0, 12288, 1024);
+  float prev = kTempo;
+  for (int k = 0; k < 12; ++k) {
+    const float t = 1.0f + 0.01f * static_cast<float>(k % 7);
+    ASSERT_TRUE(e.send(voice_command(engine::CommandType::kSetTempo, 1, prev)));
+    ASSERT_TRUE(e.send(voice_command(engine::CommandType::kSetTempo, 0, t)));
+    e.process(out.data(), 1024);
+    EXPECT_EQ(e.metrics().stretch_bus_voices.load(), 2u) << "callback " << k << ": a member left the bus";
+    prev = t;
+  }
+  ASSERT_TRUE(e.send(voice_command(engine::CommandType::kSetTempo, 1, prev)));
+  render(e, out, 0, 24576, 1024);
+  EXPECT_EQ(e.metrics().stretch_bus_voices.load(), 2u) << "both on the bus, at the last tempo";
+  // A voice that keeps a tempo of its own still leaves.
+  ASSERT_TRUE(e.send(voice_command(engine::CommandType::kSetTempo, 1, 0.9f)));
+  render(e, out, 0, 48000, 1024);
+  EXPECT_EQ(e.metrics().stretch_bus_voices.load(), 1u) << "voice 1 left the bus";
+}
+
 TEST(StretchBus, EndedVoicesLeaveTheTailThenTheBusGoesIdle) {
   constexpr std::size_t kLen = kSrcRate / 2;
   const auto x = signal(kLen, 0);
