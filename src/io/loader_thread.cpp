@@ -1,6 +1,7 @@
 // The loader thread (see loader_thread.hpp).
 #include "loader_thread.hpp"
 
+#include "loader_reader.hpp"
 #include "base/log_guard.hpp"
 
 #include <spdlog/spdlog.h>
@@ -15,93 +16,6 @@
 #include <tuple>
 
 namespace stemd::io {
-
-namespace {
-constexpr double kSigma = 3.0;                         // target covers mean + kSigma·σ of the wait
-constexpr double kAlpha = 0.125;                       // EWMA weight of one wait sample
-constexpr std::uint64_t kAdaptEveryNs = 100'000'000;   // drain rates and slow shrinking
-constexpr std::uint64_t kLogEveryNs = 1'000'000'000;   // at most one prefetch line a second
-constexpr double kLogStep = 0.2;                       // log a target once it moved by 20 %
-constexpr std::int64_t kGrowBudgetBytes = 64ll << 20;  // rings larger than ring_frames: at most this in all
-
-std::uint64_t mono_ns() noexcept {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
-}
-}  // namespace
-
-class LoaderThread::Reader : public Stream {
- public:
-  Reader(std::size_t ring_frames, SampleFormat format, std::string path)
-      : Stream(ring_frames, format), path(std::move(path)) {}
-  std::string path;
-  Charge ring_charge;  // the ring's capacity, taken from the source's memory budget
-  SoundFile file;
-  std::int64_t next_frame = 0;     // file frame of the next read
-  std::int64_t total_frames = -1;  // what the header promised (-1: unknown)
-  bool done = false;               // finish() was published
-  std::int64_t region_start = 0;
-  std::int64_t region_end = -1;   // -1: the file's end
-  std::uint32_t passes_left = 0;  // 0 = forever
-
-  // Adaptive prefetch [loader]
-  std::shared_ptr<ReadJitter> jitter;
-  double file_rate = 48000;         // frames a second the voice consumes at rate 1
-  std::int64_t target = 0;          // fill target, ≤ the ring's capacity
-  std::int64_t need = 0;            // what adapt() estimated a read's wait consumes (0: not yet)
-  std::int64_t logged_target = 0;   // the target the log last told
-  std::uint64_t written = 0;        // frames written since creation
-  std::uint64_t drain_written = 0;  // `written − fill` at the last drain measurement
-  std::uint64_t drain_ns = 0;
-  double drain_fps = 0;              // measured consumption (varispeed, pauses), EWMA
-  std::uint64_t needy_since_ns = 0;  // when its fill fell below target − a read (0: not needy)
-  std::uint64_t last_write_ns = 0;
-  std::uint64_t grown_ns = 0;
-  std::uint64_t adapted_ns = 0;
-  bool primed = false;  // filled to its target once: an empty ring now means the voice ran dry
-
-  std::int64_t capacity() noexcept { return static_cast<std::int64_t>(ring().capacity_frames()); }
-  double rate() const noexcept { return drain_fps > 0 ? std::max(drain_fps, file_rate * 0.25) : file_rate; }
-  std::int64_t ring_bytes() noexcept { return static_cast<std::int64_t>(ring().capacity_bytes()); }
-
-  // Adaptive, with a target of at least half the ring (the steady state at the defaults) and a
-  // read's estimated wait (mean + 3σ, a period, a wake-up) at most half of half the ring: refilled
-  // when down to half, in one read of its whole free span (few large reads: each read's syscall,
-  // libsndfile call and bookkeeping is paid per read, not per byte). Otherwise (fixed rings; a
-  // slow or jittery disk; a target shrunk well below the ring): chunk-sized refills up to the
-  // target, each read one more sample of the disk's wait.
-  bool half_ring(bool adaptive) noexcept { return adaptive && 2 * target >= capacity() && 4 * need <= capacity(); }
-  // The fill at or below which the ring is refilled.
-  std::int64_t low_water(std::int64_t chunk_frames, bool adaptive) noexcept {
-    const std::int64_t min_read = std::max<std::int64_t>(1, std::min(chunk_frames, target) / 2);
-    return half_ring(adaptive) ? std::min(target - min_read, capacity() / 2) : target - min_read;
-  }
-
-  // Reads up to `n` frames from the file straight into the ring's free span (one or two pieces
-  // across the wrap), in the ring's format; not published (commit() does). Returns frames read,
-  // -1 on a read error.
-  std::int64_t read_into_ring(std::int64_t n) noexcept {
-    SampleRing& ring = this->ring();
-    std::int64_t got = 0;
-    if (ring.format() == SampleFormat::kInt16) {
-      const auto span = ring.write_spans_i16(static_cast<std::size_t>(n));
-      got = file.read_stereo_i16(span.first, static_cast<std::int64_t>(span.first_frames));
-      if (got == static_cast<std::int64_t>(span.first_frames) && span.second_frames > 0) {
-        const std::int64_t more = file.read_stereo_i16(span.second, static_cast<std::int64_t>(span.second_frames));
-        got = more < 0 ? more : got + more;
-      }
-    } else {
-      const auto span = ring.write_spans(static_cast<std::size_t>(n));
-      got = file.read_stereo(span.first, static_cast<std::int64_t>(span.first_frames));
-      if (got == static_cast<std::int64_t>(span.first_frames) && span.second_frames > 0) {
-        const std::int64_t more = file.read_stereo(span.second, static_cast<std::int64_t>(span.second_frames));
-        got = more < 0 ? more : got + more;
-      }
-    }
-    return got;
-  }
-};
 
 LoaderThread::LoaderThread(const LoaderConfig& cfg) : cfg_(cfg) {
   sem_init(&wake_, 0, 0);
@@ -377,115 +291,6 @@ bool LoaderThread::fill(Reader& r, std::uint64_t needy_since_ns) {
 // The fill the ring needs: what the voice consumes while it waits for a read (mean + kSigma·σ
 // of its source's measured wait), plus an audio period and a wake-up interval, plus the deficit
 // at which the loader acts at all.
-void LoaderThread::adapt(Reader& r, std::uint64_t now_ns, bool dry) {
-  if (!adaptive() || r.done) return;
-  const ReadJitter& j = *r.jitter;
-  const double wait_s = j.seeded ? j.mean_s + kSigma * std::sqrt(std::max(j.var_s, 0.0)) : 0.0;
-  const double cover_s =
-      wait_s + static_cast<double>(cfg_.period_frames) / cfg_.sample_rate + cfg_.wake_timeout_ms * 1e-3;
-  r.need = static_cast<std::int64_t>(std::ceil(cover_s * r.rate()));
-  std::int64_t want = r.need + cfg_.chunk_frames / 2;
-  const std::int64_t old = r.target;
-  const std::int64_t cap = r.capacity();
-  if (dry) {
-    want = std::max(want, 2 * old);  // it underran: whatever the estimate says, double
-  }
-  want = std::clamp(want, min_frames_, max_frames_);
-  std::int64_t next = old;
-  if (want > old) {
-    next = std::min(want, cap);
-    if (next > old) r.grown_ns = now_ns;
-  } else if (want<old&& static_cast<double>(now_ns - r.grown_ns) * 1e-9> cfg_.shrink_hold_s && r.adapted_ns != 0) {
-    const double dt = static_cast<double>(now_ns - r.adapted_ns) * 1e-9;
-    const auto step = static_cast<std::int64_t>(static_cast<double>(old - want) *
-                                                std::min(1.0, dt / std::max(cfg_.shrink_tau_s, 1e-3)));
-    next = std::max(want, old - std::max<std::int64_t>(step, 1));
-  }
-  r.adapted_ns = now_ns;
-  r.target = next;
-  const bool capped = want > cap;
-  // What the next stream of this source starts with (its ring sized for it).
-  r.jitter->target_frames.store(capped ? want : next, std::memory_order_relaxed);
-
-  const double moved = std::abs(static_cast<double>(next - r.logged_target)) / std::max<double>(r.logged_target, 1);
-  if (moved >= kLogStep || (dry && !change_pending_)) {
-    if (next > r.logged_target) ++grow_count_;
-    if (next < r.logged_target) ++shrink_count_;
-    const double change_size = std::abs(static_cast<double>(next - r.logged_target));
-    if (!change_pending_ || change_size > std::abs(static_cast<double>(change_.to - change_.from))) {
-      const int more = change_pending_ ? change_.more + 1 : 0;
-      change_ =
-          Change{r.path, r.logged_target, next, cap, j.mean_s, std::sqrt(std::max(j.var_s, 0.0)), dry, capped, more};
-    } else {
-      ++change_.more;
-    }
-    change_pending_ = true;
-    r.logged_target = next;
-  }
-}
-
-void LoaderThread::adapt_all(std::uint64_t now_ns) {
-  double tmin = 0, tmax = 0, tsum = 0, wmean = 0, wsd = 0;
-  std::uint64_t bytes = 0;
-  std::int64_t hint = 0;
-  std::size_t n = 0;
-  for (Reader* r : readers_) {
-    bytes += static_cast<std::uint64_t>(r->ring_bytes());
-    if (r->done) continue;
-    // Consumption since the last sweep: frames written minus frames still in the ring.
-    const auto fill = static_cast<std::uint64_t>(r->capacity()) - r->ring().writable_frames();
-    const std::uint64_t consumed = r->written - std::min(fill, r->written);
-    if (r->drain_ns != 0 && now_ns > r->drain_ns) {
-      const double fps = static_cast<double>(consumed - std::min(r->drain_written, consumed)) /
-                         (static_cast<double>(now_ns - r->drain_ns) * 1e-9);
-      r->drain_fps = r->drain_fps == 0 ? fps : r->drain_fps + 0.25 * (fps - r->drain_fps);
-    }
-    r->drain_written = consumed;
-    r->drain_ns = now_ns;
-    adapt(*r, now_ns, false);
-    const double ms = 1e3 * static_cast<double>(r->target) / r->rate();
-    tmin = n == 0 ? ms : std::min(tmin, ms);
-    tmax = std::max(tmax, ms);
-    tsum += ms;
-    hint = std::max(hint, r->target);
-    if (r->jitter->seeded && r->jitter->mean_s * 1e3 >= wmean) {
-      wmean = r->jitter->mean_s * 1e3;
-      wsd = std::sqrt(std::max(r->jitter->var_s, 0.0)) * 1e3;
-    }
-    ++n;
-  }
-  if (adaptive()) hint_frames_.store(hint, std::memory_order_relaxed);
-  std::lock_guard lock(mutex_);
-  stats_.rings_ran_dry = dry_count_;
-  stats_.target_grows = grow_count_;
-  stats_.target_shrinks = shrink_count_;
-  stats_.target_ms_min = tmin;
-  stats_.target_ms_max = tmax;
-  stats_.target_ms_mean = n > 0 ? tsum / static_cast<double>(n) : 0;
-  stats_.wait_ms_mean = wmean;
-  stats_.wait_ms_sd = wsd;
-  read_peak_s_ = std::max(read_max_s_, read_peak_s_ * 0.93);  // decays by half in ≈ 1 s
-  stats_.read_ms_max = read_peak_s_ * 1e3;
-  stats_.ring_bytes = bytes;
-  read_max_s_ = 0;
-}
-
-void LoaderThread::log_changes(std::uint64_t now_ns) {
-  if (!change_pending_ || now_ns - last_log_ns_ < kLogEveryNs) return;
-  const Change& c = change_;
-  const double rate = cfg_.sample_rate;
-  spdlog::info(
-      "prefetch: {} ring target {:.0f} → {:.0f} ms ({}wait for data {:.1f} ms, σ {:.1f} ms; ring holds "
-      "{:.0f} ms{}){}",
-      base::log_escape(c.path), 1e3 * c.from / rate, 1e3 * c.to / rate, c.dry ? "it ran dry; " : "",
-      c.wait_mean_s * 1e3, c.wait_sd_s * 1e3, 1e3 * c.capacity / rate,
-      c.capped ? ", too small: the next streams of this file get larger rings" : "",
-      c.more > 0 ? fmt::format(" (and {} more)", c.more) : std::string());
-  change_pending_ = false;
-  last_log_ns_ = now_ns;
-}
-
-// [loader] The real-time priority asked for, when permitted; logged either way.
 void LoaderThread::set_priority() {
   if (cfg_.rt_priority <= 0) return;
   sched_param sp{};
