@@ -37,6 +37,7 @@ void LoaderThread::adapt(Reader& r, std::uint64_t now_ns, bool dry) {
   }
   r.adapted_ns = now_ns;
   r.target = next;
+  publish_low_water(r);
   const bool capped = want > cap;
   // What the next stream of this source starts with (its ring sized for it).
   r.jitter->target_frames.store(capped ? want : next, std::memory_order_relaxed);
@@ -91,6 +92,8 @@ void LoaderThread::adapt_all(std::uint64_t now_ns) {
   if (adaptive()) hint_frames_.store(hint, std::memory_order_relaxed);
   std::lock_guard lock(mutex_);
   stats_.rings_ran_dry = dry_count_;
+  stats_.ring_looks = looks_;
+  stats_.bells = bells_answered_;
   stats_.target_grows = grow_count_;
   stats_.target_shrinks = shrink_count_;
   stats_.target_ms_min = tmin;

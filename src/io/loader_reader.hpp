@@ -53,7 +53,9 @@ class LoaderThread::Reader : public Stream {
   std::uint64_t last_write_ns = 0;
   std::uint64_t grown_ns = 0;
   std::uint64_t adapted_ns = 0;
-  bool primed = false;  // filled to its target once: an empty ring now means the voice ran dry
+  bool primed = false;               // filled to its target once: an empty ring now means the voice ran dry
+  std::uint32_t slot = ~0u;          // its doorbell bit (LoaderThread::kNoSlot: none)
+  std::uint64_t looked_in_pass = 0;  // the pass and round it was last looked at (no duplicates)
 
   std::int64_t capacity() noexcept { return static_cast<std::int64_t>(ring().capacity_frames()); }
   double rate() const noexcept { return drain_fps > 0 ? std::max(drain_fps, file_rate * 0.25) : file_rate; }

@@ -19,6 +19,11 @@ namespace stemd::io {
 
 LoaderThread::LoaderThread(const LoaderConfig& cfg) : cfg_(cfg) {
   sem_init(&wake_, 0, 0);
+  bells_ = std::make_unique<std::atomic<std::uint64_t>[]>(kBellSlots / 64);
+  for (std::uint32_t k = 0; k < kBellSlots / 64; ++k) bells_[k].store(0, std::memory_order_relaxed);
+  free_slots_.reserve(kBellSlots);
+  for (std::uint32_t k = kBellSlots; k-- > 0;) free_slots_.push_back(k);  // slot 0 handed out first
+  slot_reader_.assign(kBellSlots, nullptr);
   min_frames_ = cfg_.ring_min_frames > 0 ? std::min(cfg_.ring_min_frames, cfg_.ring_frames) : cfg_.ring_frames;
   max_frames_ = cfg_.ring_max_frames > 0 ? std::max(cfg_.ring_max_frames, cfg_.ring_frames) : cfg_.ring_frames;
   // Adaptive: one read may bring a ring from empty to its target (a slow disk costs a latency
@@ -155,8 +160,14 @@ Stream* LoaderThread::adopt(std::unique_ptr<Opened> opened) {
   if (!opened || !opened->reader_) return nullptr;
   Reader* raw = opened->reader_.release();
   ring_bytes_.fetch_add(raw->ring_bytes(), std::memory_order_relaxed);
+  publish_low_water(*raw);
   {
     std::lock_guard lock(mutex_);
+    if (!free_slots_.empty()) {  // its doorbell, set before the engine can reach the stream
+      raw->slot = free_slots_.back();
+      free_slots_.pop_back();
+      raw->ring().set_doorbell(&bells_[raw->slot / 64], 1ull << (raw->slot % 64));
+    }
     if (opened->ended_) end_of_data(*raw);
     pending_add_.push_back(raw);
   }
@@ -309,9 +320,107 @@ void LoaderThread::set_priority() {
   stats_.rt_priority = sp.sched_priority;
 }
 
+// [loader] Streams added and released since the last pass (under mutex_); the added ones go to `fresh`.
+void LoaderThread::take_pending(std::vector<Reader*>& fresh) {
+  std::lock_guard lock(mutex_);
+  for (Reader* r : pending_add_) {
+    readers_.push_back(r);
+    fresh.push_back(r);
+    if (r->slot != kNoSlot) {
+      slot_reader_[r->slot] = r;
+    } else {
+      unbelled_.push_back(r);
+    }
+  }
+  pending_add_.clear();
+  for (Stream* s : pending_remove_) {
+    auto* r = static_cast<Reader*>(s);
+    auto it = std::find(readers_.begin(), readers_.end(), r);
+    if (it == readers_.end()) continue;
+    ring_bytes_.fetch_sub(r->ring_bytes(), std::memory_order_relaxed);
+    if (r->slot != kNoSlot) {  // the engine has retired it: nothing sets its bit any more
+      slot_reader_[r->slot] = nullptr;
+      bells_[r->slot / 64].fetch_and(~(1ull << (r->slot % 64)), std::memory_order_relaxed);
+      free_slots_.push_back(r->slot);
+    } else {
+      unbelled_.erase(std::remove(unbelled_.begin(), unbelled_.end(), r), unbelled_.end());
+    }
+    std::erase(fresh, r);
+    delete r;
+    *it = readers_.back();
+    readers_.pop_back();
+  }
+  pending_remove_.clear();
+  stats_.streams = readers_.size();
+  ++stats_.passes;
+}
+
+// [loader] The streams whose consumer rang since the last call (each once per pass id).
+void LoaderThread::collect_bells(std::vector<Reader*>& out, std::uint64_t pass) {
+  for (std::uint32_t w = 0; w < kBellSlots / 64; ++w) {
+    if (bells_[w].load(std::memory_order_relaxed) == 0) continue;
+    std::uint64_t bits = bells_[w].exchange(0, std::memory_order_acquire);
+    while (bits != 0) {
+      const int b = __builtin_ctzll(bits);
+      bits &= bits - 1;
+      Reader* r = slot_reader_[w * 64 + static_cast<std::uint32_t>(b)];
+      if (r == nullptr) {  // adopted after this pass took the new streams: next pass
+        bells_[w].fetch_or(1ull << b, std::memory_order_relaxed);
+        continue;
+      }
+      ++bells_answered_;
+      if (r->looked_in_pass == pass) continue;
+      r->looked_in_pass = pass;
+      out.push_back(r);
+    }
+  }
+}
+
+// [loader]/[control] The fill at or below which the ring's consumer rings its doorbell: where
+// the pass would start refilling it (Reader::low_water).
+void LoaderThread::publish_low_water(Reader& r) noexcept {
+  r.ring().set_low_water(
+      static_cast<std::size_t>(std::max<std::int64_t>(0, r.low_water(cfg_.chunk_frames, adaptive()))));
+}
+
+// [loader] Whether `r` needs a read now; if so it joins `order` (with how full it is, relative to
+// its target, and since when it has waited).
+void LoaderThread::consider(Reader* r, std::uint64_t now, Order& order) {
+  if (r->done) return;
+  ++looks_;
+  r->ring().rearm_doorbell();  // before reading the fill: a drop after this read rings again
+  const auto cap = r->capacity();
+  const auto writable = static_cast<std::int64_t>(r->ring().writable_frames());
+  const std::int64_t fill = cap - writable;
+  if (fill == 0 && r->primed) {  // the voice drained it: it underran (or is about to)
+    r->primed = false;
+    ++dry_count_;
+    adapt(*r, now, true);
+  }
+  // Skip rings above their low-water mark.
+  const std::int64_t deficit = std::min(writable, r->target - fill);
+  const std::int64_t min_read = r->target - r->low_water(cfg_.chunk_frames, adaptive());
+  if (deficit <= 0 || deficit < min_read) {
+    r->needy_since_ns = 0;
+    return;
+  }
+  if (r->needy_since_ns == 0) {
+    // It crossed the threshold between passes: date the crossing from its drain rate, so a
+    // pass spent in other streams' slow reads counts as waiting.
+    const double late_s = static_cast<double>(deficit - min_read) / r->rate();
+    const auto late_ns = static_cast<std::uint64_t>(late_s * 1e9);
+    // Never before its last write or its target's last growth (a new deficit, not a wait).
+    r->needy_since_ns = std::max({r->last_write_ns, r->grown_ns, now > late_ns ? now - late_ns : 0});
+    if (r->needy_since_ns == 0) r->needy_since_ns = now;
+  }
+  const auto fill_permille = static_cast<std::uint32_t>(std::max<std::int64_t>(fill, 0) * 1000 / r->target);
+  order.emplace_back(fill_permille, r, r->needy_since_ns);
+}
+
 void LoaderThread::run() {
   set_priority();
-  std::vector<std::tuple<std::uint32_t, Reader*, std::uint64_t>> order;
+  Order order;
+  std::vector<Reader*> look, fresh;
   while (running_.load(std::memory_order_relaxed)) {
     timespec deadline{};
     clock_gettime(CLOCK_REALTIME, &deadline);
@@ -324,66 +433,45 @@ void LoaderThread::run() {
     }
     while (sem_trywait(&wake_) == 0) {  // coalesce a burst of wakes into one pass
     }
-
-    {
-      std::lock_guard lock(mutex_);
-      for (Reader* r : pending_add_) readers_.push_back(r);
-      pending_add_.clear();
-      for (Stream* s : pending_remove_) {
-        auto it = std::find(readers_.begin(), readers_.end(), static_cast<Reader*>(s));
-        if (it != readers_.end()) {
-          ring_bytes_.fetch_sub((*it)->ring_bytes(), std::memory_order_relaxed);
-          delete *it;
-          *it = readers_.back();
-          readers_.pop_back();
-        }
-      }
-      pending_remove_.clear();
-      stats_.streams = readers_.size();
-      ++stats_.passes;
-    }
+    fresh.clear();
+    take_pending(fresh);
 
     // Emptiest (relative to its target) first, until every ring is at its target or finished.
     // Reads stop early when asked to quit.
     // A slow disk can keep every ring needy round after round: after 100 ms the pass ends anyway,
     // so new and released streams, the adaptation and the log are never held up for long.
+    // Looked at: every ring every kAdaptEveryNs (the safety net); otherwise the rings whose
+    // doorbell rang, the new ones, those past the doorbell slots, and those filled in the last
+    // round (a read may have stopped short of the low-water mark).
     const std::uint64_t pass_start = mono_ns();
+    const bool sweep = pass_start - last_sweep_ns_ >= kAdaptEveryNs;
+    if (sweep) last_sweep_ns_ = pass_start;
     for (int round = 0; round < 64 && running_.load(std::memory_order_relaxed); ++round) {
-      order.clear();
       const std::uint64_t now = mono_ns();
       if (round > 0 && now - pass_start > kAdaptEveryNs) {
         wake();  // straight back for more after the housekeeping
         break;
       }
-      for (Reader* r : readers_) {
-        if (r->done) continue;
-        const auto cap = r->capacity();
-        const auto writable = static_cast<std::int64_t>(r->ring().writable_frames());
-        const std::int64_t fill = cap - writable;
-        if (fill == 0 && r->primed) {  // the voice drained it: it underran (or is about to)
-          r->primed = false;
-          ++dry_count_;
-          adapt(*r, now, true);
+      const std::uint64_t id = ++pass_id_;
+      look.clear();
+      if (round == 0 && sweep) {
+        look = readers_;
+        for (Reader* r : readers_) r->looked_in_pass = id;
+      } else {
+        auto add = [&](Reader* r) {
+          if (r->looked_in_pass == id) return;
+          r->looked_in_pass = id;
+          look.push_back(r);
+        };
+        for (auto& [permille, r, since] : order) add(r);
+        if (round == 0) {
+          for (Reader* r : fresh) add(r);
         }
-        // Skip rings above their low-water mark.
-        const std::int64_t deficit = std::min(writable, r->target - fill);
-        const std::int64_t min_read = r->target - r->low_water(cfg_.chunk_frames, adaptive());
-        if (deficit <= 0 || deficit < min_read) {
-          r->needy_since_ns = 0;
-          continue;
-        }
-        if (r->needy_since_ns == 0) {
-          // It crossed the threshold between passes: date the crossing from its drain rate, so a
-          // pass spent in other streams' slow reads counts as waiting.
-          const double late_s = static_cast<double>(deficit - min_read) / r->rate();
-          const auto late_ns = static_cast<std::uint64_t>(late_s * 1e9);
-          // Never before its last write or its target's last growth (a new deficit, not a wait).
-          r->needy_since_ns = std::max({r->last_write_ns, r->grown_ns, now > late_ns ? now - late_ns : 0});
-          if (r->needy_since_ns == 0) r->needy_since_ns = now;
-        }
-        const auto fill_permille = static_cast<std::uint32_t>(std::max<std::int64_t>(fill, 0) * 1000 / r->target);
-        order.emplace_back(fill_permille, r, r->needy_since_ns);
+        for (Reader* r : unbelled_) add(r);
       }
+      collect_bells(look, id);
+      order.clear();
+      for (Reader* r : look) consider(r, now, order);
       if (order.empty()) break;
       std::sort(order.begin(), order.end(),
                 [](const auto& a, const auto& b) { return std::get<0>(a) < std::get<0>(b); });
@@ -392,6 +480,7 @@ void LoaderThread::run() {
         r->needy_since_ns = 0;
       }
     }
+    order.clear();
     const std::uint64_t now = mono_ns();
     if (now - last_adapt_ns_ >= kAdaptEveryNs) {
       last_adapt_ns_ = now;
