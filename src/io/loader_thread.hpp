@@ -2,8 +2,10 @@
 //
 // Like Ardour's butler, one thread services every stream, emptiest ring first, and is woken by
 // the audio callback (a semaphore post, real-time safe) whenever rings were drained, with a short
-// timeout as a safety net. It is never *told* what to read by messages that could be lost: it
-// scans the rings, so no refill request can be dropped (scsynth's failure mode past ~2,000 streams).
+// timeout as a safety net. It is never *told* what to read by messages that could be lost: a
+// ring's doorbell bit (below) stays set until the loader has answered it, and every 100 ms it
+// looks at every ring, so no refill request can be dropped (scsynth's failure mode past ~2,000
+// streams).
 //
 // Adaptive prefetch: the loader measures, per source, how long a stream that needs data waits
 // until its read has landed in the ring (the wait behind other streams' reads plus the read
