@@ -129,7 +129,9 @@ class SampleRing {
   }
   // Gives `frames` frames at the start of the readable region back to the producer.
   void consume(std::size_t frames) noexcept {
-    read_pos_.store(read_pos_.load(std::memory_order_relaxed) + frames, std::memory_order_release);
+    const std::uint64_t r = read_pos_.load(std::memory_order_relaxed) + frames;
+    read_pos_.store(r, std::memory_order_release);
+    ring_bell_if_low(r);
   }
   // Copies (as float, whatever the ring's format) and consumes; returns frames read.
   std::size_t read(float* frames, std::size_t count) noexcept {
@@ -148,7 +150,30 @@ class SampleRing {
   }
   // Drops everything readable (used when a voice jumps position). Only the consumer may call.
   void discard_readable() noexcept {
-    read_pos_.store(write_pos_.load(std::memory_order_acquire), std::memory_order_release);
+    const std::uint64_t r = write_pos_.load(std::memory_order_acquire);
+    read_pos_.store(r, std::memory_order_release);
+    ring_bell_if_low(r);
+  }
+
+  // ---- refill doorbell (optional): lets a producer that serves thousands of rings skip the ones
+  // that need nothing without touching them. The consumer, whenever it has consumed (consume(),
+  // read(), discard_readable()) and the fill is at or below the producer's low-water mark, sets
+  // the ring's bit in the producer's word — once, until the producer re-arms it. A lock-free
+  // atomic OR: real-time safe. Without a doorbell (the default) nothing of this runs.
+  // [producer, before the consumer can reach the ring] The word and bit to set.
+  void set_doorbell(std::atomic<std::uint64_t>* word, std::uint64_t mask) noexcept {
+    bell_ = word;
+    bell_mask_ = mask;
+  }
+  // [producer] The fill (frames) at or below which the consumer rings.
+  void set_low_water(std::size_t frames) noexcept {
+    if (low_water_.load(std::memory_order_relaxed) != frames) low_water_.store(frames, std::memory_order_relaxed);
+  }
+  // [producer] It saw the bell: the next consume at or below the mark rings again. Re-arm before
+  // reading the fill, so a drop after that read rings anew.
+  void rearm_doorbell() noexcept {
+    bell_rung_.store(false, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the consumer's fence
   }
 
   // Either side may ask; the answer is a snapshot. (read first: the later write position is
@@ -172,6 +197,17 @@ class SampleRing {
     s.second_frames = frames - s.first_frames;
     return s;
   }
+  // [consumer] After publishing read position `r`.
+  void ring_bell_if_low(std::uint64_t r) noexcept {
+    if (bell_ == nullptr) return;
+    // Store (read position) then load (rung) here, store (rung) then load (read position) in
+    // rearm_doorbell(): a fence on each side, so one of them sees the other's store.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    const std::uint64_t fill = write_pos_.load(std::memory_order_acquire) - r;
+    if (fill > low_water_.load(std::memory_order_relaxed) || bell_rung_.load(std::memory_order_relaxed)) return;
+    bell_rung_.store(true, std::memory_order_relaxed);
+    bell_->fetch_or(bell_mask_, std::memory_order_release);
+  }
   static void copy_frames(float* dst, const float* src, std::size_t frames) noexcept {
     if (frames > 0) std::memcpy(dst, src, frames * kChannels * sizeof(float));
   }
@@ -185,6 +221,12 @@ class SampleRing {
   // Each position on its own cache line: the two threads never write the same line.
   alignas(64) std::atomic<std::uint64_t> write_pos_{0};  // [loader] writes
   alignas(64) std::atomic<std::uint64_t> read_pos_{0};   // [audio] writes
+  // The doorbell, on the consumer's line (it reads them at every consume; the producer writes
+  // low_water_ and re-arms rarely).
+  std::atomic<std::uint64_t>* bell_ = nullptr;
+  std::uint64_t bell_mask_ = 0;
+  std::atomic<std::size_t> low_water_{0};
+  std::atomic<bool> bell_rung_{false};
 };
 
 }  // namespace stemd

@@ -1,6 +1,7 @@
 // The loader thread (see loader_thread.hpp).
 #include "loader_thread.hpp"
 
+#include "loader_reader.hpp"
 #include "base/log_guard.hpp"
 
 #include <spdlog/spdlog.h>
@@ -16,95 +17,13 @@
 
 namespace stemd::io {
 
-namespace {
-constexpr double kSigma = 3.0;                         // target covers mean + kSigma·σ of the wait
-constexpr double kAlpha = 0.125;                       // EWMA weight of one wait sample
-constexpr std::uint64_t kAdaptEveryNs = 100'000'000;   // drain rates and slow shrinking
-constexpr std::uint64_t kLogEveryNs = 1'000'000'000;   // at most one prefetch line a second
-constexpr double kLogStep = 0.2;                       // log a target once it moved by 20 %
-constexpr std::int64_t kGrowBudgetBytes = 64ll << 20;  // rings larger than ring_frames: at most this in all
-
-std::uint64_t mono_ns() noexcept {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
-}
-}  // namespace
-
-class LoaderThread::Reader : public Stream {
- public:
-  Reader(std::size_t ring_frames, SampleFormat format, std::string path)
-      : Stream(ring_frames, format), path(std::move(path)) {}
-  std::string path;
-  Charge ring_charge;  // the ring's capacity, taken from the source's memory budget
-  SoundFile file;
-  std::int64_t next_frame = 0;     // file frame of the next read
-  std::int64_t total_frames = -1;  // what the header promised (-1: unknown)
-  bool done = false;               // finish() was published
-  std::int64_t region_start = 0;
-  std::int64_t region_end = -1;   // -1: the file's end
-  std::uint32_t passes_left = 0;  // 0 = forever
-
-  // Adaptive prefetch [loader]
-  std::shared_ptr<ReadJitter> jitter;
-  double file_rate = 48000;         // frames a second the voice consumes at rate 1
-  std::int64_t target = 0;          // fill target, ≤ the ring's capacity
-  std::int64_t need = 0;            // what adapt() estimated a read's wait consumes (0: not yet)
-  std::int64_t logged_target = 0;   // the target the log last told
-  std::uint64_t written = 0;        // frames written since creation
-  std::uint64_t drain_written = 0;  // `written − fill` at the last drain measurement
-  std::uint64_t drain_ns = 0;
-  double drain_fps = 0;              // measured consumption (varispeed, pauses), EWMA
-  std::uint64_t needy_since_ns = 0;  // when its fill fell below target − a read (0: not needy)
-  std::uint64_t last_write_ns = 0;
-  std::uint64_t grown_ns = 0;
-  std::uint64_t adapted_ns = 0;
-  bool primed = false;  // filled to its target once: an empty ring now means the voice ran dry
-
-  std::int64_t capacity() noexcept { return static_cast<std::int64_t>(ring().capacity_frames()); }
-  double rate() const noexcept { return drain_fps > 0 ? std::max(drain_fps, file_rate * 0.25) : file_rate; }
-  std::int64_t ring_bytes() noexcept { return static_cast<std::int64_t>(ring().capacity_bytes()); }
-
-  // Adaptive, with a target of at least half the ring (the steady state at the defaults) and a
-  // read's estimated wait (mean + 3σ, a period, a wake-up) at most half of half the ring: refilled
-  // when down to half, in one read of its whole free span (few large reads: each read's syscall,
-  // libsndfile call and bookkeeping is paid per read, not per byte). Otherwise (fixed rings; a
-  // slow or jittery disk; a target shrunk well below the ring): chunk-sized refills up to the
-  // target, each read one more sample of the disk's wait.
-  bool half_ring(bool adaptive) noexcept { return adaptive && 2 * target >= capacity() && 4 * need <= capacity(); }
-  // The fill at or below which the ring is refilled.
-  std::int64_t low_water(std::int64_t chunk_frames, bool adaptive) noexcept {
-    const std::int64_t min_read = std::max<std::int64_t>(1, std::min(chunk_frames, target) / 2);
-    return half_ring(adaptive) ? std::min(target - min_read, capacity() / 2) : target - min_read;
-  }
-
-  // Reads up to `n` frames from the file straight into the ring's free span (one or two pieces
-  // across the wrap), in the ring's format; not published (commit() does). Returns frames read,
-  // -1 on a read error.
-  std::int64_t read_into_ring(std::int64_t n) noexcept {
-    SampleRing& ring = this->ring();
-    std::int64_t got = 0;
-    if (ring.format() == SampleFormat::kInt16) {
-      const auto span = ring.write_spans_i16(static_cast<std::size_t>(n));
-      got = file.read_stereo_i16(span.first, static_cast<std::int64_t>(span.first_frames));
-      if (got == static_cast<std::int64_t>(span.first_frames) && span.second_frames > 0) {
-        const std::int64_t more = file.read_stereo_i16(span.second, static_cast<std::int64_t>(span.second_frames));
-        got = more < 0 ? more : got + more;
-      }
-    } else {
-      const auto span = ring.write_spans(static_cast<std::size_t>(n));
-      got = file.read_stereo(span.first, static_cast<std::int64_t>(span.first_frames));
-      if (got == static_cast<std::int64_t>(span.first_frames) && span.second_frames > 0) {
-        const std::int64_t more = file.read_stereo(span.second, static_cast<std::int64_t>(span.second_frames));
-        got = more < 0 ? more : got + more;
-      }
-    }
-    return got;
-  }
-};
-
 LoaderThread::LoaderThread(const LoaderConfig& cfg) : cfg_(cfg) {
   sem_init(&wake_, 0, 0);
+  bells_ = std::make_unique<std::atomic<std::uint64_t>[]>(kBellSlots / 64);
+  for (std::uint32_t k = 0; k < kBellSlots / 64; ++k) bells_[k].store(0, std::memory_order_relaxed);
+  free_slots_.reserve(kBellSlots);
+  for (std::uint32_t k = kBellSlots; k-- > 0;) free_slots_.push_back(k);  // slot 0 handed out first
+  slot_reader_.assign(kBellSlots, nullptr);
   min_frames_ = cfg_.ring_min_frames > 0 ? std::min(cfg_.ring_min_frames, cfg_.ring_frames) : cfg_.ring_frames;
   max_frames_ = cfg_.ring_max_frames > 0 ? std::max(cfg_.ring_max_frames, cfg_.ring_frames) : cfg_.ring_frames;
   // Adaptive: one read may bring a ring from empty to its target (a slow disk costs a latency
@@ -241,8 +160,14 @@ Stream* LoaderThread::adopt(std::unique_ptr<Opened> opened) {
   if (!opened || !opened->reader_) return nullptr;
   Reader* raw = opened->reader_.release();
   ring_bytes_.fetch_add(raw->ring_bytes(), std::memory_order_relaxed);
+  publish_low_water(*raw);
   {
     std::lock_guard lock(mutex_);
+    if (!free_slots_.empty()) {  // its doorbell, set before the engine can reach the stream
+      raw->slot = free_slots_.back();
+      free_slots_.pop_back();
+      raw->ring().set_doorbell(&bells_[raw->slot / 64], 1ull << (raw->slot % 64));
+    }
     if (opened->ended_) end_of_data(*raw);
     pending_add_.push_back(raw);
   }
@@ -377,115 +302,6 @@ bool LoaderThread::fill(Reader& r, std::uint64_t needy_since_ns) {
 // The fill the ring needs: what the voice consumes while it waits for a read (mean + kSigma·σ
 // of its source's measured wait), plus an audio period and a wake-up interval, plus the deficit
 // at which the loader acts at all.
-void LoaderThread::adapt(Reader& r, std::uint64_t now_ns, bool dry) {
-  if (!adaptive() || r.done) return;
-  const ReadJitter& j = *r.jitter;
-  const double wait_s = j.seeded ? j.mean_s + kSigma * std::sqrt(std::max(j.var_s, 0.0)) : 0.0;
-  const double cover_s =
-      wait_s + static_cast<double>(cfg_.period_frames) / cfg_.sample_rate + cfg_.wake_timeout_ms * 1e-3;
-  r.need = static_cast<std::int64_t>(std::ceil(cover_s * r.rate()));
-  std::int64_t want = r.need + cfg_.chunk_frames / 2;
-  const std::int64_t old = r.target;
-  const std::int64_t cap = r.capacity();
-  if (dry) {
-    want = std::max(want, 2 * old);  // it underran: whatever the estimate says, double
-  }
-  want = std::clamp(want, min_frames_, max_frames_);
-  std::int64_t next = old;
-  if (want > old) {
-    next = std::min(want, cap);
-    if (next > old) r.grown_ns = now_ns;
-  } else if (want<old&& static_cast<double>(now_ns - r.grown_ns) * 1e-9> cfg_.shrink_hold_s && r.adapted_ns != 0) {
-    const double dt = static_cast<double>(now_ns - r.adapted_ns) * 1e-9;
-    const auto step = static_cast<std::int64_t>(static_cast<double>(old - want) *
-                                                std::min(1.0, dt / std::max(cfg_.shrink_tau_s, 1e-3)));
-    next = std::max(want, old - std::max<std::int64_t>(step, 1));
-  }
-  r.adapted_ns = now_ns;
-  r.target = next;
-  const bool capped = want > cap;
-  // What the next stream of this source starts with (its ring sized for it).
-  r.jitter->target_frames.store(capped ? want : next, std::memory_order_relaxed);
-
-  const double moved = std::abs(static_cast<double>(next - r.logged_target)) / std::max<double>(r.logged_target, 1);
-  if (moved >= kLogStep || (dry && !change_pending_)) {
-    if (next > r.logged_target) ++grow_count_;
-    if (next < r.logged_target) ++shrink_count_;
-    const double change_size = std::abs(static_cast<double>(next - r.logged_target));
-    if (!change_pending_ || change_size > std::abs(static_cast<double>(change_.to - change_.from))) {
-      const int more = change_pending_ ? change_.more + 1 : 0;
-      change_ =
-          Change{r.path, r.logged_target, next, cap, j.mean_s, std::sqrt(std::max(j.var_s, 0.0)), dry, capped, more};
-    } else {
-      ++change_.more;
-    }
-    change_pending_ = true;
-    r.logged_target = next;
-  }
-}
-
-void LoaderThread::adapt_all(std::uint64_t now_ns) {
-  double tmin = 0, tmax = 0, tsum = 0, wmean = 0, wsd = 0;
-  std::uint64_t bytes = 0;
-  std::int64_t hint = 0;
-  std::size_t n = 0;
-  for (Reader* r : readers_) {
-    bytes += static_cast<std::uint64_t>(r->ring_bytes());
-    if (r->done) continue;
-    // Consumption since the last sweep: frames written minus frames still in the ring.
-    const auto fill = static_cast<std::uint64_t>(r->capacity()) - r->ring().writable_frames();
-    const std::uint64_t consumed = r->written - std::min(fill, r->written);
-    if (r->drain_ns != 0 && now_ns > r->drain_ns) {
-      const double fps = static_cast<double>(consumed - std::min(r->drain_written, consumed)) /
-                         (static_cast<double>(now_ns - r->drain_ns) * 1e-9);
-      r->drain_fps = r->drain_fps == 0 ? fps : r->drain_fps + 0.25 * (fps - r->drain_fps);
-    }
-    r->drain_written = consumed;
-    r->drain_ns = now_ns;
-    adapt(*r, now_ns, false);
-    const double ms = 1e3 * static_cast<double>(r->target) / r->rate();
-    tmin = n == 0 ? ms : std::min(tmin, ms);
-    tmax = std::max(tmax, ms);
-    tsum += ms;
-    hint = std::max(hint, r->target);
-    if (r->jitter->seeded && r->jitter->mean_s * 1e3 >= wmean) {
-      wmean = r->jitter->mean_s * 1e3;
-      wsd = std::sqrt(std::max(r->jitter->var_s, 0.0)) * 1e3;
-    }
-    ++n;
-  }
-  if (adaptive()) hint_frames_.store(hint, std::memory_order_relaxed);
-  std::lock_guard lock(mutex_);
-  stats_.rings_ran_dry = dry_count_;
-  stats_.target_grows = grow_count_;
-  stats_.target_shrinks = shrink_count_;
-  stats_.target_ms_min = tmin;
-  stats_.target_ms_max = tmax;
-  stats_.target_ms_mean = n > 0 ? tsum / static_cast<double>(n) : 0;
-  stats_.wait_ms_mean = wmean;
-  stats_.wait_ms_sd = wsd;
-  read_peak_s_ = std::max(read_max_s_, read_peak_s_ * 0.93);  // decays by half in ≈ 1 s
-  stats_.read_ms_max = read_peak_s_ * 1e3;
-  stats_.ring_bytes = bytes;
-  read_max_s_ = 0;
-}
-
-void LoaderThread::log_changes(std::uint64_t now_ns) {
-  if (!change_pending_ || now_ns - last_log_ns_ < kLogEveryNs) return;
-  const Change& c = change_;
-  const double rate = cfg_.sample_rate;
-  spdlog::info(
-      "prefetch: {} ring target {:.0f} → {:.0f} ms ({}wait for data {:.1f} ms, σ {:.1f} ms; ring holds "
-      "{:.0f} ms{}){}",
-      base::log_escape(c.path), 1e3 * c.from / rate, 1e3 * c.to / rate, c.dry ? "it ran dry; " : "",
-      c.wait_mean_s * 1e3, c.wait_sd_s * 1e3, 1e3 * c.capacity / rate,
-      c.capped ? ", too small: the next streams of this file get larger rings" : "",
-      c.more > 0 ? fmt::format(" (and {} more)", c.more) : std::string());
-  change_pending_ = false;
-  last_log_ns_ = now_ns;
-}
-
-// [loader] The real-time priority asked for, when permitted; logged either way.
 void LoaderThread::set_priority() {
   if (cfg_.rt_priority <= 0) return;
   sched_param sp{};
@@ -504,9 +320,107 @@ void LoaderThread::set_priority() {
   stats_.rt_priority = sp.sched_priority;
 }
 
+// [loader] Streams added and released since the last pass (under mutex_); the added ones go to `fresh`.
+void LoaderThread::take_pending(std::vector<Reader*>& fresh) {
+  std::lock_guard lock(mutex_);
+  for (Reader* r : pending_add_) {
+    readers_.push_back(r);
+    fresh.push_back(r);
+    if (r->slot != kNoSlot) {
+      slot_reader_[r->slot] = r;
+    } else {
+      unbelled_.push_back(r);
+    }
+  }
+  pending_add_.clear();
+  for (Stream* s : pending_remove_) {
+    auto* r = static_cast<Reader*>(s);
+    auto it = std::find(readers_.begin(), readers_.end(), r);
+    if (it == readers_.end()) continue;
+    ring_bytes_.fetch_sub(r->ring_bytes(), std::memory_order_relaxed);
+    if (r->slot != kNoSlot) {  // the engine has retired it: nothing sets its bit any more
+      slot_reader_[r->slot] = nullptr;
+      bells_[r->slot / 64].fetch_and(~(1ull << (r->slot % 64)), std::memory_order_relaxed);
+      free_slots_.push_back(r->slot);
+    } else {
+      unbelled_.erase(std::remove(unbelled_.begin(), unbelled_.end(), r), unbelled_.end());
+    }
+    std::erase(fresh, r);
+    delete r;
+    *it = readers_.back();
+    readers_.pop_back();
+  }
+  pending_remove_.clear();
+  stats_.streams = readers_.size();
+  ++stats_.passes;
+}
+
+// [loader] The streams whose consumer rang since the last call (each once per pass id).
+void LoaderThread::collect_bells(std::vector<Reader*>& out, std::uint64_t pass) {
+  for (std::uint32_t w = 0; w < kBellSlots / 64; ++w) {
+    if (bells_[w].load(std::memory_order_relaxed) == 0) continue;
+    std::uint64_t bits = bells_[w].exchange(0, std::memory_order_acquire);
+    while (bits != 0) {
+      const int b = __builtin_ctzll(bits);
+      bits &= bits - 1;
+      Reader* r = slot_reader_[w * 64 + static_cast<std::uint32_t>(b)];
+      if (r == nullptr) {  // adopted after this pass took the new streams: next pass
+        bells_[w].fetch_or(1ull << b, std::memory_order_relaxed);
+        continue;
+      }
+      ++bells_answered_;
+      if (r->looked_in_pass == pass) continue;
+      r->looked_in_pass = pass;
+      out.push_back(r);
+    }
+  }
+}
+
+// [loader]/[control] The fill at or below which the ring's consumer rings its doorbell: where
+// the pass would start refilling it (Reader::low_water).
+void LoaderThread::publish_low_water(Reader& r) noexcept {
+  r.ring().set_low_water(
+      static_cast<std::size_t>(std::max<std::int64_t>(0, r.low_water(cfg_.chunk_frames, adaptive()))));
+}
+
+// [loader] Whether `r` needs a read now; if so it joins `order` (with how full it is, relative to
+// its target, and since when it has waited).
+void LoaderThread::consider(Reader* r, std::uint64_t now, Order& order) {
+  if (r->done) return;
+  ++looks_;
+  r->ring().rearm_doorbell();  // before reading the fill: a drop after this read rings again
+  const auto cap = r->capacity();
+  const auto writable = static_cast<std::int64_t>(r->ring().writable_frames());
+  const std::int64_t fill = cap - writable;
+  if (fill == 0 && r->primed) {  // the voice drained it: it underran (or is about to)
+    r->primed = false;
+    ++dry_count_;
+    adapt(*r, now, true);
+  }
+  // Skip rings above their low-water mark.
+  const std::int64_t deficit = std::min(writable, r->target - fill);
+  const std::int64_t min_read = r->target - r->low_water(cfg_.chunk_frames, adaptive());
+  if (deficit <= 0 || deficit < min_read) {
+    r->needy_since_ns = 0;
+    return;
+  }
+  if (r->needy_since_ns == 0) {
+    // It crossed the threshold between passes: date the crossing from its drain rate, so a
+    // pass spent in other streams' slow reads counts as waiting.
+    const double late_s = static_cast<double>(deficit - min_read) / r->rate();
+    const auto late_ns = static_cast<std::uint64_t>(late_s * 1e9);
+    // Never before its last write or its target's last growth (a new deficit, not a wait).
+    r->needy_since_ns = std::max({r->last_write_ns, r->grown_ns, now > late_ns ? now - late_ns : 0});
+    if (r->needy_since_ns == 0) r->needy_since_ns = now;
+  }
+  const auto fill_permille = static_cast<std::uint32_t>(std::max<std::int64_t>(fill, 0) * 1000 / r->target);
+  order.emplace_back(fill_permille, r, r->needy_since_ns);
+}
+
 void LoaderThread::run() {
   set_priority();
-  std::vector<std::tuple<std::uint32_t, Reader*, std::uint64_t>> order;
+  Order order;
+  std::vector<Reader*> look, fresh;
   while (running_.load(std::memory_order_relaxed)) {
     timespec deadline{};
     clock_gettime(CLOCK_REALTIME, &deadline);
@@ -519,66 +433,45 @@ void LoaderThread::run() {
     }
     while (sem_trywait(&wake_) == 0) {  // coalesce a burst of wakes into one pass
     }
-
-    {
-      std::lock_guard lock(mutex_);
-      for (Reader* r : pending_add_) readers_.push_back(r);
-      pending_add_.clear();
-      for (Stream* s : pending_remove_) {
-        auto it = std::find(readers_.begin(), readers_.end(), static_cast<Reader*>(s));
-        if (it != readers_.end()) {
-          ring_bytes_.fetch_sub((*it)->ring_bytes(), std::memory_order_relaxed);
-          delete *it;
-          *it = readers_.back();
-          readers_.pop_back();
-        }
-      }
-      pending_remove_.clear();
-      stats_.streams = readers_.size();
-      ++stats_.passes;
-    }
+    fresh.clear();
+    take_pending(fresh);
 
     // Emptiest (relative to its target) first, until every ring is at its target or finished.
     // Reads stop early when asked to quit.
     // A slow disk can keep every ring needy round after round: after 100 ms the pass ends anyway,
     // so new and released streams, the adaptation and the log are never held up for long.
+    // Looked at: every ring every kAdaptEveryNs (the safety net); otherwise the rings whose
+    // doorbell rang, the new ones, those past the doorbell slots, and those filled in the last
+    // round (a read may have stopped short of the low-water mark).
     const std::uint64_t pass_start = mono_ns();
+    const bool sweep = pass_start - last_sweep_ns_ >= kAdaptEveryNs;
+    if (sweep) last_sweep_ns_ = pass_start;
     for (int round = 0; round < 64 && running_.load(std::memory_order_relaxed); ++round) {
-      order.clear();
       const std::uint64_t now = mono_ns();
       if (round > 0 && now - pass_start > kAdaptEveryNs) {
         wake();  // straight back for more after the housekeeping
         break;
       }
-      for (Reader* r : readers_) {
-        if (r->done) continue;
-        const auto cap = r->capacity();
-        const auto writable = static_cast<std::int64_t>(r->ring().writable_frames());
-        const std::int64_t fill = cap - writable;
-        if (fill == 0 && r->primed) {  // the voice drained it: it underran (or is about to)
-          r->primed = false;
-          ++dry_count_;
-          adapt(*r, now, true);
+      const std::uint64_t id = ++pass_id_;
+      look.clear();
+      if (round == 0 && sweep) {
+        look = readers_;
+        for (Reader* r : readers_) r->looked_in_pass = id;
+      } else {
+        auto add = [&](Reader* r) {
+          if (r->looked_in_pass == id) return;
+          r->looked_in_pass = id;
+          look.push_back(r);
+        };
+        for (auto& [permille, r, since] : order) add(r);
+        if (round == 0) {
+          for (Reader* r : fresh) add(r);
         }
-        // Skip rings above their low-water mark.
-        const std::int64_t deficit = std::min(writable, r->target - fill);
-        const std::int64_t min_read = r->target - r->low_water(cfg_.chunk_frames, adaptive());
-        if (deficit <= 0 || deficit < min_read) {
-          r->needy_since_ns = 0;
-          continue;
-        }
-        if (r->needy_since_ns == 0) {
-          // It crossed the threshold between passes: date the crossing from its drain rate, so a
-          // pass spent in other streams' slow reads counts as waiting.
-          const double late_s = static_cast<double>(deficit - min_read) / r->rate();
-          const auto late_ns = static_cast<std::uint64_t>(late_s * 1e9);
-          // Never before its last write or its target's last growth (a new deficit, not a wait).
-          r->needy_since_ns = std::max({r->last_write_ns, r->grown_ns, now > late_ns ? now - late_ns : 0});
-          if (r->needy_since_ns == 0) r->needy_since_ns = now;
-        }
-        const auto fill_permille = static_cast<std::uint32_t>(std::max<std::int64_t>(fill, 0) * 1000 / r->target);
-        order.emplace_back(fill_permille, r, r->needy_since_ns);
+        for (Reader* r : unbelled_) add(r);
       }
+      collect_bells(look, id);
+      order.clear();
+      for (Reader* r : look) consider(r, now, order);
       if (order.empty()) break;
       std::sort(order.begin(), order.end(),
                 [](const auto& a, const auto& b) { return std::get<0>(a) < std::get<0>(b); });
@@ -587,6 +480,7 @@ void LoaderThread::run() {
         r->needy_since_ns = 0;
       }
     }
+    order.clear();
     const std::uint64_t now = mono_ns();
     if (now - last_adapt_ns_ >= kAdaptEveryNs) {
       last_adapt_ns_ = now;

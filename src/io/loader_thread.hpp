@@ -2,8 +2,10 @@
 //
 // Like Ardour's butler, one thread services every stream, emptiest ring first, and is woken by
 // the audio callback (a semaphore post, real-time safe) whenever rings were drained, with a short
-// timeout as a safety net. It is never *told* what to read by messages that could be lost: it
-// scans the rings, so no refill request can be dropped (scsynth's failure mode past ~2,000 streams).
+// timeout as a safety net. It is never *told* what to read by messages that could be lost: a
+// ring's doorbell bit (below) stays set until the loader has answered it, and every 100 ms it
+// looks at every ring, so no refill request can be dropped (scsynth's failure mode past ~2,000
+// streams).
 //
 // Adaptive prefetch: the loader measures, per source, how long a stream that needs data waits
 // until its read has landed in the ring (the wait behind other streams' reads plus the read
@@ -23,6 +25,13 @@
 // With ring_min = ring_max = ring_frames the target is fixed at ring_frames: the ring is kept
 // full, as before (the daemon's defaults are adaptive: --ring-min-ms is half of --ring-ms).
 //
+// Doorbells: a pass does not walk every ring (at thousands of voices each one a cache miss on
+// memory the audio thread wrote: a third of the loader's CPU). Each ring has a bit in the loader's
+// doorbell words (SampleRing::set_doorbell); the consumer sets it when the fill drops to the ring's
+// low-water mark, and a pass reads the words and looks only at those rings, the new ones, and
+// those it has just filled. Every kAdaptEveryNs (100 ms) a pass still looks at every ring — the
+// safety net. Past kBellSlots streams, the rest are looked at in every pass, as before.
+//
 // Threads:
 //   [control] create_stream(), release(), stats()
 //   [loader]  run() — owns every registered stream's file reader
@@ -41,6 +50,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 namespace stemd::io {
@@ -92,6 +102,9 @@ struct LoaderStats {
   double read_ms_max = 0;                                           // slowest read lately (decays ≈ 1 s)
   std::uint64_t ring_bytes = 0;                                     // capacity of every ring
   int rt_priority = 0;  // the SCHED_FIFO priority the loader runs at (0: normal scheduling)
+  // What the passes cost (≈ 10 updates a second): rings looked at, and doorbells answered.
+  std::uint64_t ring_looks = 0;
+  std::uint64_t bells = 0;
 };
 
 class LoaderThread {
@@ -173,6 +186,9 @@ class LoaderThread {
   void adapt(Reader& r, std::uint64_t now_ns, bool dry);  // [loader] move r's fill target
   void adapt_all(std::uint64_t now_ns);                   // [loader] every reader, ≈ 10 per second
   void log_changes(std::uint64_t now_ns);                 // [loader] rate-limited info line
+  using Order = std::vector<std::tuple<std::uint32_t, Reader*, std::uint64_t>>;  // fill ‰, reader, needy since
+  void take_pending(std::vector<Reader*>& fresh);                                // [loader]
+  void consider(Reader* r, std::uint64_t now, Order& order);                     // [loader]
   bool adaptive() const noexcept { return min_frames_ < cfg_.ring_frames || max_frames_ > cfg_.ring_frames; }
 
   LoaderConfig cfg_;
@@ -191,13 +207,26 @@ class LoaderThread {
   LoaderStats stats_;
   std::atomic<std::uint64_t> pass_counter_{0};
 
+  // Doorbells: one bit per stream. Slots are handed out by adopt() and given back when the
+  // loader deletes the stream (free_slots_ under mutex_); slot_reader_ is [loader] only.
+  static constexpr std::uint32_t kBellSlots = 16384;
+  static constexpr std::uint32_t kNoSlot = ~0u;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> bells_;
+  std::vector<std::uint32_t> free_slots_;
+  std::vector<Reader*> slot_reader_;
+  void collect_bells(std::vector<Reader*>& out, std::uint64_t pass);  // [loader]
+  void publish_low_water(Reader& r) noexcept;                         // [loader]/[control] before adopt
+
   // [loader] only
   std::vector<Reader*> readers_;
+  std::vector<Reader*> unbelled_;  // streams past kBellSlots: looked at in every pass
+  std::uint64_t last_sweep_ns_ = 0;
+  std::uint64_t pass_id_ = 0;
   std::uint64_t last_adapt_ns_ = 0;
   std::uint64_t last_log_ns_ = 0;
   double read_max_s_ = 0;   // slowest read since the last adapt_all
   double read_peak_s_ = 0;  // and a decaying peak of it (stats)
-  std::uint64_t dry_count_ = 0, grow_count_ = 0, shrink_count_ = 0;
+  std::uint64_t dry_count_ = 0, grow_count_ = 0, shrink_count_ = 0, looks_ = 0, bells_answered_ = 0;
   struct Change {  // the largest target change not yet logged
     std::string path;
     std::int64_t from = 0, to = 0, capacity = 0;

@@ -273,6 +273,8 @@ void every_control_path(bool soft_clip, bool monitor = false, bool buses = false
   EXPECT_GT(audio.peak(), 0.05f) << "nothing was audible: the test exercised nothing";
   EXPECT_GT(engine.metrics().commands_applied.load(), 100u);
   EXPECT_GT(loader.stats().reads, 10u) << "no streaming happened";
+  // The rings' refill doorbells (an atomic OR from the audio thread) rang under the tripwire.
+  EXPECT_GT(loader.stats().bells, 0u) << "no doorbell rang: the audio thread's part went untested";
   if (buses) EXPECT_GE(bus_voices, 2u) << "no voices shared a stretch bus";
 }
 

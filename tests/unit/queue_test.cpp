@@ -456,5 +456,37 @@ TEST(SampleRing, TwoThreadsInPlaceHeldRegionNeverOverwritten) {
   EXPECT_EQ(ring.readable_frames(), 0u);
 }
 
+// The refill doorbell (issue 15, fourth round): the consumer sets the ring's bit once when the
+// fill drops to the low-water mark, through consume(), read() and discard_readable(), and again
+// only after the producer re-arms it.
+TEST(SampleRing, DoorbellRingsOnceAtTheLowWaterMarkUntilRearmed) {
+  SampleRing ring(1'000, SampleFormat::kInt16);
+  std::atomic<std::uint64_t> word{0};
+  ring.set_doorbell(&word, 1ull << 5);
+  ring.set_low_water(400);
+  ring.commit(1'000);  // full (the samples' values do not matter here)
+  ring.consume(500);   // fill 500: above the mark
+  EXPECT_EQ(word.load(), 0u);
+  ring.consume(100);  // fill 400: at the mark
+  EXPECT_EQ(word.load(), 1ull << 5);
+  word.store(0);
+  ring.consume(100);  // still low, not re-armed: silent
+  EXPECT_EQ(word.load(), 0u);
+  ring.rearm_doorbell();
+  std::vector<float> out(200);
+  EXPECT_EQ(ring.read(out.data(), 100), 100u);  // fill 200
+  EXPECT_EQ(word.load(), 1ull << 5);
+  word.store(0);
+  ring.commit(ring.writable_frames());  // the producer refilled it, then re-armed
+  ring.rearm_doorbell();
+  ring.consume(10);
+  EXPECT_EQ(word.load(), 0u);
+  ring.discard_readable();  // a jump empties it: rings
+  EXPECT_EQ(word.load(), 1ull << 5);
+  SampleRing plain(100);  // no doorbell: consuming never touches a word
+  plain.commit(100);
+  plain.consume(100);
+}
+
 }  // namespace
 }  // namespace stemd

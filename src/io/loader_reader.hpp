@@ -1,0 +1,102 @@
+// LoaderThread's private parts shared by its translation units (loader_thread.cpp, loader_adapt.cpp):
+// the Reader (a Stream with its file and its prefetch state) and the loader's constants.
+#pragma once
+
+#include "loader_thread.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <ctime>
+#include <memory>
+#include <string>
+
+namespace stemd::io {
+
+constexpr double kSigma = 3.0;                         // target covers mean + kSigma·σ of the wait
+constexpr double kAlpha = 0.125;                       // EWMA weight of one wait sample
+constexpr std::uint64_t kAdaptEveryNs = 100'000'000;   // drain rates and slow shrinking
+constexpr std::uint64_t kLogEveryNs = 1'000'000'000;   // at most one prefetch line a second
+constexpr double kLogStep = 0.2;                       // log a target once it moved by 20 %
+constexpr std::int64_t kGrowBudgetBytes = 64ll << 20;  // rings larger than ring_frames: at most this in all
+
+inline std::uint64_t mono_ns() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+class LoaderThread::Reader : public Stream {
+ public:
+  Reader(std::size_t ring_frames, SampleFormat format, std::string path)
+      : Stream(ring_frames, format), path(std::move(path)) {}
+  std::string path;
+  Charge ring_charge;  // the ring's capacity, taken from the source's memory budget
+  SoundFile file;
+  std::int64_t next_frame = 0;     // file frame of the next read
+  std::int64_t total_frames = -1;  // what the header promised (-1: unknown)
+  bool done = false;               // finish() was published
+  std::int64_t region_start = 0;
+  std::int64_t region_end = -1;   // -1: the file's end
+  std::uint32_t passes_left = 0;  // 0 = forever
+
+  // Adaptive prefetch [loader]
+  std::shared_ptr<ReadJitter> jitter;
+  double file_rate = 48000;         // frames a second the voice consumes at rate 1
+  std::int64_t target = 0;          // fill target, ≤ the ring's capacity
+  std::int64_t need = 0;            // what adapt() estimated a read's wait consumes (0: not yet)
+  std::int64_t logged_target = 0;   // the target the log last told
+  std::uint64_t written = 0;        // frames written since creation
+  std::uint64_t drain_written = 0;  // `written − fill` at the last drain measurement
+  std::uint64_t drain_ns = 0;
+  double drain_fps = 0;              // measured consumption (varispeed, pauses), EWMA
+  std::uint64_t needy_since_ns = 0;  // when its fill fell below target − a read (0: not needy)
+  std::uint64_t last_write_ns = 0;
+  std::uint64_t grown_ns = 0;
+  std::uint64_t adapted_ns = 0;
+  bool primed = false;               // filled to its target once: an empty ring now means the voice ran dry
+  std::uint32_t slot = ~0u;          // its doorbell bit (LoaderThread::kNoSlot: none)
+  std::uint64_t looked_in_pass = 0;  // the pass and round it was last looked at (no duplicates)
+
+  std::int64_t capacity() noexcept { return static_cast<std::int64_t>(ring().capacity_frames()); }
+  double rate() const noexcept { return drain_fps > 0 ? std::max(drain_fps, file_rate * 0.25) : file_rate; }
+  std::int64_t ring_bytes() noexcept { return static_cast<std::int64_t>(ring().capacity_bytes()); }
+
+  // Adaptive, with a target of at least half the ring (the steady state at the defaults) and a
+  // read's estimated wait (mean + 3σ, a period, a wake-up) at most half of half the ring: refilled
+  // when down to half, in one read of its whole free span (few large reads: each read's syscall,
+  // libsndfile call and bookkeeping is paid per read, not per byte). Otherwise (fixed rings; a
+  // slow or jittery disk; a target shrunk well below the ring): chunk-sized refills up to the
+  // target, each read one more sample of the disk's wait.
+  bool half_ring(bool adaptive) noexcept { return adaptive && 2 * target >= capacity() && 4 * need <= capacity(); }
+  // The fill at or below which the ring is refilled.
+  std::int64_t low_water(std::int64_t chunk_frames, bool adaptive) noexcept {
+    const std::int64_t min_read = std::max<std::int64_t>(1, std::min(chunk_frames, target) / 2);
+    return half_ring(adaptive) ? std::min(target - min_read, capacity() / 2) : target - min_read;
+  }
+
+  // Reads up to `n` frames from the file straight into the ring's free span (one or two pieces
+  // across the wrap), in the ring's format; not published (commit() does). Returns frames read,
+  // -1 on a read error.
+  std::int64_t read_into_ring(std::int64_t n) noexcept {
+    SampleRing& ring = this->ring();
+    std::int64_t got = 0;
+    if (ring.format() == SampleFormat::kInt16) {
+      const auto span = ring.write_spans_i16(static_cast<std::size_t>(n));
+      got = file.read_stereo_i16(span.first, static_cast<std::int64_t>(span.first_frames));
+      if (got == static_cast<std::int64_t>(span.first_frames) && span.second_frames > 0) {
+        const std::int64_t more = file.read_stereo_i16(span.second, static_cast<std::int64_t>(span.second_frames));
+        got = more < 0 ? more : got + more;
+      }
+    } else {
+      const auto span = ring.write_spans(static_cast<std::size_t>(n));
+      got = file.read_stereo(span.first, static_cast<std::int64_t>(span.first_frames));
+      if (got == static_cast<std::int64_t>(span.first_frames) && span.second_frames > 0) {
+        const std::int64_t more = file.read_stereo(span.second, static_cast<std::int64_t>(span.second_frames));
+        got = more < 0 ? more : got + more;
+      }
+    }
+    return got;
+  }
+};
+
+}  // namespace stemd::io
