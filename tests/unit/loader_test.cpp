@@ -714,6 +714,25 @@ TEST(Loader, FileRewrittenInAnotherFormatAfterLoadSaysItChanged) {
   EXPECT_EQ(err.find("No Error"), std::string::npos) << err;
 }
 
+// A file truncated after load, then played from beyond its new end: the stream's open says the
+// file is shorter than when it was loaded and to load it again. It used to pass on libsndfile's
+// internal text ("cannot seek to frame 50000: Internal psf_fseek() failed.").
+TEST(Loader, PlayPastTheEndOfAFileTruncatedAfterLoadSaysItIsShorter) {
+  test::TempDir dir;
+  const std::string path = dir.file("s.wav");
+  test::make_wav(path, 100'000, 13);
+  auto src = load(path);
+  ASSERT_TRUE(src);
+  ASSERT_EQ(::truncate(path.c_str(), data_offset(path, 100'000) + 10'000 * 4), 0);
+  Rig rig;
+  std::string err;
+  Stream* s = rig.loader.create_stream(*src, 50'000, false, err);
+  EXPECT_EQ(s, nullptr);
+  EXPECT_NE(err.find(path), std::string::npos) << err;
+  EXPECT_NE(err.find("shorter than when it was loaded (10000 frames, was 100000)"), std::string::npos) << err;
+  EXPECT_EQ(err.find("psf_fseek"), std::string::npos) << err;
+}
+
 TEST(Loader, FileDeletedAfterLoadKeepsPlaying) {
   test::TempDir dir;
   const std::int64_t total = 60'000;
