@@ -695,6 +695,14 @@ TEST(Loader, FileTruncatedBeforePlayEndsWithAnError) {
   }
 }
 
+// Opens a stream of `src` from `from` on a running loader, expecting it refused: the reason.
+std::string refused_stream(const Source& src, std::int64_t from) {
+  Rig rig;
+  std::string err;
+  EXPECT_EQ(rig.loader.create_stream(src, from, false, err), nullptr);
+  return err;
+}
+
 // A file rewritten in place (same inode) in another format after it was loaded: opening its
 // stream says that the file changed and to load it again. It used to say "...: No Error."
 // (libsndfile had no error: the int16 reader refused the file's new float samples).
@@ -705,10 +713,7 @@ TEST(Loader, FileRewrittenInAnotherFormatAfterLoadSaysItChanged) {
   auto src = load(path);
   ASSERT_TRUE(src);
   test::write_wav_float(path, std::vector<float>(2 * 90'000, 0.25f), 44'100);  // same inode
-  Rig rig;
-  std::string err;
-  Stream* s = rig.loader.create_stream(*src, 50'000, false, err);
-  EXPECT_EQ(s, nullptr);
+  const std::string err = refused_stream(*src, 50'000);
   EXPECT_NE(err.find(path), std::string::npos) << err;
   EXPECT_NE(err.find("changed since it was loaded"), std::string::npos) << err;
   EXPECT_EQ(err.find("No Error"), std::string::npos) << err;
@@ -724,10 +729,7 @@ TEST(Loader, PlayPastTheEndOfAFileTruncatedAfterLoadSaysItIsShorter) {
   auto src = load(path);
   ASSERT_TRUE(src);
   ASSERT_EQ(::truncate(path.c_str(), data_offset(path, 100'000) + 10'000 * 4), 0);
-  Rig rig;
-  std::string err;
-  Stream* s = rig.loader.create_stream(*src, 50'000, false, err);
-  EXPECT_EQ(s, nullptr);
+  const std::string err = refused_stream(*src, 50'000);
   EXPECT_NE(err.find(path), std::string::npos) << err;
   EXPECT_NE(err.find("shorter than when it was loaded (10000 frames, was 100000)"), std::string::npos) << err;
   EXPECT_EQ(err.find("psf_fseek"), std::string::npos) << err;

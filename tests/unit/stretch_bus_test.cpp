@@ -306,17 +306,28 @@ TEST(StretchBus, TempoChangeMovesTheBusAndAVoiceOfItsOwnTempoLeaves) {
   EXPECT_GT(rms(out.data() + 60000 * 2, 12000), 0.05);
 }
 
+// Two stretched voices of one signal (`seconds` long) on a bus of deck A, 12,288 output frames
+// rendered in 1024-frame blocks: the start of the tempo-split tests.
+struct TwoOnABus {
+  std::size_t len;
+  std::vector<float> x;
+  engine::VoiceSource vs;
+  engine::Engine e;
+  std::vector<float> out = std::vector<float>(48000 * 2);
+  explicit TwoOnABus(std::size_t seconds)
+      : len(kSrcRate * seconds), x(signal(len, 1)), vs{x.data(), len, len, false, kSrcRate}, e(config(1, 2)) {
+    for (engine::VoiceId i = 0; i < 2; ++i) EXPECT_TRUE(e.send(stretched_play(i, &vs, 0.5f)));
+    render(e, out, 0, 12288, 1024);
+  }
+};
+
 // The control thread sends /set_tempo's commands one voice after the other while callbacks run:
 // they may land in two callbacks. The bus waits a callback before it calls the voices apart, so
 // nobody leaves over that.
 TEST(StretchBus, ATempoChangeSplitOverTwoCallbacksKeepsTheBusTogether) {
-  constexpr std::size_t kLen = kSrcRate * 2;
-  const auto x = signal(kLen, 1);
-  engine::VoiceSource vs{x.data(), kLen, kLen, false, kSrcRate};
-  engine::Engine e(config(1, 2));
-  for (engine::VoiceId i = 0; i < 2; ++i) ASSERT_TRUE(e.send(stretched_play(i, &vs, 0.5f)));
-  std::vector<float> out(48000 * 2);
-  render(e, out, 0, 12288, 1024);
+  TwoOnABus bus(2);
+  engine::Engine& e = bus.e;
+  std::vector<float>& out = bus.out;
   ASSERT_TRUE(e.send(voice_command(engine::CommandType::kSetTempo, 0, 1.1f)));
   e.process(out.data(), 1024);  // voice 0 at 1.1, voice 1 still at 1.05
   ASSERT_TRUE(e.send(voice_command(engine::CommandType::kSetTempo, 1, 1.1f)));
@@ -329,13 +340,9 @@ TEST(StretchBus, ATempoChangeSplitOverTwoCallbacksKeepsTheBusTogether) {
 // leaves. Before, after two such callbacks both left, each priming a stretcher of its own on the
 // audio thread (a client's tempo flood took the callback from 1.6 to 5.5-15 ms at 1024 frames).
 TEST(StretchBus, ATempoFloodSplittingEveryCallbackKeepsTheBusTogether) {
-  constexpr std::size_t kLen = kSrcRate * 4;
-  const auto x = signal(kLen, 1);
-  engine::VoiceSource vs{x.data(), kLen, kLen, false, kSrcRate};
-  engine::Engine e(config(1, 2));
-  for (engine::VoiceId i = 0; i < 2; ++i) ASSERT_TRUE(e.send(stretched_play(i, &vs, 0.5f)));
-  std::vector<float> out(48000 * 2);
-  render(e, out, 0, 12288, 1024);
+  TwoOnABus bus(4);
+  engine::Engine& e = bus.e;
+  std::vector<float>& out = bus.out;
   float prev = kTempo;
   for (int k = 0; k < 12; ++k) {
     const float t = 1.0f + 0.01f * static_cast<float>(k % 7);
