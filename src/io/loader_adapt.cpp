@@ -93,6 +93,7 @@ void LoaderThread::adapt_all(std::uint64_t now_ns) {
   std::lock_guard lock(mutex_);
   stats_.rings_ran_dry = dry_count_;
   stats_.ring_looks = looks_;
+  stats_.sweep_looks = sweep_looks_;
   stats_.bells = bells_answered_;
   stats_.target_grows = grow_count_;
   stats_.target_shrinks = shrink_count_;

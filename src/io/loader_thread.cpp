@@ -460,7 +460,10 @@ void LoaderThread::run() {
       look.clear();
       if (round == 0 && sweep) {
         look = readers_;
-        for (Reader* r : readers_) r->looked_in_pass = id;
+        for (Reader* r : readers_) {
+          r->looked_in_pass = id;
+          sweep_looks_ += r->done ? 0 : 1;  // as consider() counts them
+        }
       } else {
         auto add = [&](Reader* r) {
           if (r->looked_in_pass == id) return;

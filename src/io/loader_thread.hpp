@@ -104,6 +104,7 @@ struct LoaderStats {
   int rt_priority = 0;  // the SCHED_FIFO priority the loader runs at (0: normal scheduling)
   // What the passes cost (≈ 10 updates a second): rings looked at, and doorbells answered.
   std::uint64_t ring_looks = 0;
+  std::uint64_t sweep_looks = 0;  // of which: the every-100-ms look at every ring (time-driven)
   std::uint64_t bells = 0;
 };
 
@@ -226,7 +227,8 @@ class LoaderThread {
   std::uint64_t last_log_ns_ = 0;
   double read_max_s_ = 0;   // slowest read since the last adapt_all
   double read_peak_s_ = 0;  // and a decaying peak of it (stats)
-  std::uint64_t dry_count_ = 0, grow_count_ = 0, shrink_count_ = 0, looks_ = 0, bells_answered_ = 0;
+  std::uint64_t dry_count_ = 0, grow_count_ = 0, shrink_count_ = 0, looks_ = 0, sweep_looks_ = 0,
+                bells_answered_ = 0;
   struct Change {  // the largest target change not yet logged
     std::string path;
     std::int64_t from = 0, to = 0, capacity = 0;

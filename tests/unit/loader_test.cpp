@@ -245,9 +245,13 @@ TEST(Loader, PassesLookOnlyAtRingsWhoseDoorbellRang) {
   const std::uint64_t passes = st.passes - passes0;
   EXPECT_GT(st.bells, 0u);
   EXPECT_GT(st.reads, static_cast<std::uint64_t>(kVoices));
-  // Before: every pass looked at every ring (passes × 24, and again in a second round).
-  EXPECT_LT(st.ring_looks, passes * kVoices / 3)
-      << st.ring_looks << " looks in " << passes << " passes, " << st.reads << " reads, " << st.bells << " bells";
+  // Before: every pass looked at every ring (passes × 24, and again in a second round). The
+  // every-100-ms sweep is driven by time, not by passes: a slow run (TSan: 71 passes in 0.7 s)
+  // has few passes and as many sweeps, so the looks the doorbells drive are compared without it.
+  ASSERT_LE(st.sweep_looks, st.ring_looks);
+  EXPECT_LT(st.ring_looks - st.sweep_looks, passes * kVoices / 4)
+      << st.ring_looks << " looks (" << st.sweep_looks << " in sweeps) in " << passes << " passes, " << st.reads
+      << " reads, " << st.bells << " bells";
 }
 
 // A 16-bit stereo file's head is held as the file's int16 samples (half the bytes of floats)
