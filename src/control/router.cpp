@@ -101,8 +101,9 @@ void Router::log_bad_input() {
     b.since_log = 0;
     b.last = now;
   }
+  // The kinds name themselves ("OSC /dummy", "link: session tempo changes"): not every kind is OSC.
   log_limit_.flush([](const std::string& kind, std::uint64_t n) {
-    spdlog::warn("OSC {}: … and {} more suppressed (at most 5 lines a second)", kind, n);
+    spdlog::warn("{}: … and {} more suppressed (at most 5 lines a second)", kind, n);
   });
 }
 

@@ -45,7 +45,7 @@ void Router::sync_tick() {
     // Any peer on the LAN may change the session's tempo as often as it likes (Link holds it to
     // 20–999 bpm): a few lines a second, and say when the players cannot follow it.
     std::uint64_t skipped = 0;
-    if (log_limit_.allow("link tempo", skipped)) {
+    if (log_limit_.allow("link: session tempo changes", skipped)) {
       const double ratio = bpm / cfg_.bpm;
       if (ratio < limits::kMinRate || ratio > limits::kMaxRate) {
         spdlog::warn(

@@ -227,8 +227,7 @@ class LoaderThread {
   std::uint64_t last_log_ns_ = 0;
   double read_max_s_ = 0;   // slowest read since the last adapt_all
   double read_peak_s_ = 0;  // and a decaying peak of it (stats)
-  std::uint64_t dry_count_ = 0, grow_count_ = 0, shrink_count_ = 0, looks_ = 0, sweep_looks_ = 0,
-                bells_answered_ = 0;
+  std::uint64_t dry_count_ = 0, grow_count_ = 0, shrink_count_ = 0, looks_ = 0, sweep_looks_ = 0, bells_answered_ = 0;
   struct Change {  // the largest target change not yet logged
     std::string path;
     std::int64_t from = 0, to = 0, capacity = 0;

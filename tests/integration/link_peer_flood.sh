@@ -90,6 +90,8 @@ grep "link: session tempo\|suppressed" "$D/a.log" | tail -n 4
 status=0
 [ "$LINES" -le "$MAX_LINES" ] || { echo "FAIL: a peer's tempo changes flood the log ($LINES lines)"; status=1; }
 [ "$HELD" -ge 1 ] || { echo "FAIL: no warning that the players are held at 4 × --bpm"; status=1; }
+# The suppressed count names what was suppressed (it said "OSC link tempo: … more suppressed").
+if grep -q "OSC link" "$D/a.log"; then echo "FAIL: a Link line is labelled OSC"; status=1; fi
 python3 -c 'import sys; b=float(sys.argv[1]); sys.exit(0 if 20 <= b <= 999 else 1)' "$BPM" || { echo "FAIL: tempo $BPM"; status=1; }
 [ "$PLAYING" = 1 ] || { echo "FAIL: A's stem stopped"; status=1; }
 if [ "$status" -eq 0 ]; then echo "link_peer_flood: PASS"; else

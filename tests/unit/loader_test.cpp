@@ -245,11 +245,13 @@ TEST(Loader, PassesLookOnlyAtRingsWhoseDoorbellRang) {
   const std::uint64_t passes = st.passes - passes0;
   EXPECT_GT(st.bells, 0u);
   EXPECT_GT(st.reads, static_cast<std::uint64_t>(kVoices));
-  // Before: every pass looked at every ring (passes × 24, and again in a second round). The
-  // every-100-ms sweep is driven by time, not by passes: a slow run (TSan: 71 passes in 0.7 s)
-  // has few passes and as many sweeps, so the looks the doorbells drive are compared without it.
+  // What a pass looks at, apart from the every-100-ms sweep (driven by time, not by passes): the
+  // rings whose doorbell rang, those it read in the round before (a read may stop short), and the
+  // new ones. Before the doorbells every pass also looked at every quiet ring: 1,680 looks for
+  // 648 bells and 624 reads in 71 passes. A count per pass is no measure: a slow run (TSan) has
+  // few passes, each with more rings to refill (CI: 589 looks in 71 passes failed "< passes × 8").
   ASSERT_LE(st.sweep_looks, st.ring_looks);
-  EXPECT_LT(st.ring_looks - st.sweep_looks, passes * kVoices / 4)
+  EXPECT_LE(st.ring_looks - st.sweep_looks, st.bells + st.reads + kVoices)
       << st.ring_looks << " looks (" << st.sweep_looks << " in sweeps) in " << passes << " passes, " << st.reads
       << " reads, " << st.bells << " bells";
 }
