@@ -147,6 +147,11 @@ Reply NativeDialect::status(const Call&) {
   kv("read_wait_ms", OscArg::Float(ls.wait_ms_mean));
   kv("read_wait_sd_ms", OscArg::Float(ls.wait_ms_sd));
   kv("read_max_ms", OscArg::Float(ls.read_ms_max));
+  // The loader thread: its CPU (of one core, last 100 ms), its SCHED_FIFO priority now (0: normal
+  // scheduling) and how often it left SCHED_FIFO for using too much CPU (io/loader_thread.hpp).
+  kv("loader_cpu_pct", OscArg::Float(static_cast<float>(ls.cpu_fraction * 100)));
+  kv("loader_rt_priority", OscArg::Int(ls.rt_priority));
+  kv("loader_rt_demotions", OscArg::Int64(static_cast<std::int64_t>(ls.rt_demotions)));
   // Stretch buses (engine/stretch_bus.hpp): made at start, running now, voices on them.
   const auto& m = ctl_.engine().metrics();
   kv("stretch_buses", OscArg::Int(static_cast<std::int32_t>(ctl_.engine().stretch_buses())));

@@ -448,6 +448,12 @@ std::string status_table(const StatusFields& f) {
       label = "wait for disk σ", text = fmt("%.1f ms", x);
     } else if (k == "read_max_ms") {
       label = "slowest read (recent)", text = fmt("%.1f ms", x);
+    } else if (k == "loader_cpu_pct") {
+      label = "loader CPU (last 100 ms)", text = fmt("%.1f %% of a core", x);
+    } else if (k == "loader_rt_priority") {
+      label = "loader priority", text = x > 0 ? fmt("SCHED_FIFO %.0f", x) : std::string("normal");
+    } else if (k == "loader_rt_demotions") {
+      label = "loader left SCHED_FIFO (too much CPU)";
     } else if (k == "messages") {
       label = "OSC messages";
     } else if (k == "bad_messages") {

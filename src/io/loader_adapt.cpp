@@ -6,10 +6,88 @@
 
 #include <spdlog/spdlog.h>
 
+#include <pthread.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <ctime>
 
 namespace stemd::io {
+
+namespace {
+std::uint64_t thread_cpu_ns() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<std::uint64_t>(t.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(t.tv_nsec);
+}
+}  // namespace
+
+// [loader] SCHED_FIFO at cfg_.rt_priority (on), or normal scheduling at rt_fallback_nice (off;
+// the nice only when permitted). Returns 0, or pthread_setschedparam's error.
+int LoaderThread::set_fifo(bool on) {
+  sched_param sp{};
+  sp.sched_priority =
+      on ? std::clamp(cfg_.rt_priority, sched_get_priority_min(SCHED_FIFO), sched_get_priority_max(SCHED_FIFO)) : 0;
+  const int rc = pthread_setschedparam(pthread_self(), on ? SCHED_FIFO : SCHED_OTHER, &sp);
+  if (rc != 0) return rc;
+  if (!on) setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), cfg_.rt_fallback_nice);  // best effort
+  fifo_ = on;
+  std::lock_guard lock(mutex_);
+  stats_.rt_priority = on ? sp.sched_priority : 0;
+  return 0;
+}
+
+void LoaderThread::set_priority() {
+  gov_wall_ns_ = mono_ns();
+  gov_cpu_ns_ = thread_cpu_ns();
+  if (cfg_.rt_priority <= 0) return;
+  if (const int rc = set_fifo(true); rc != 0) {
+    spdlog::info(
+        "loader thread: normal scheduling (SCHED_FIFO {} not permitted: {}; under systemd the unit's "
+        "LimitRTPRIO allows it)",
+        cfg_.rt_priority, std::strerror(rc));
+    return;
+  }
+  spdlog::info("loader thread: SCHED_FIFO priority {} (below the audio thread's)", cfg_.rt_priority);
+}
+
+// [loader] Once per window (kAdaptEveryNs of wall time): the loader's CPU over the window, and
+// the SCHED_FIFO governor (LoaderConfig::rt_cpu_high). A demotion is logged once per episode.
+void LoaderThread::govern_priority(std::uint64_t now) {
+  if (now - gov_wall_ns_ < kAdaptEveryNs) return;
+  const std::uint64_t cpu = thread_cpu_ns();
+  const double used = static_cast<double>(cpu - gov_cpu_ns_) / static_cast<double>(now - gov_wall_ns_);
+  gov_wall_ns_ = now;
+  gov_cpu_ns_ = cpu;
+  {
+    std::lock_guard lock(mutex_);
+    stats_.cpu_fraction = used;
+  }
+  if (cfg_.rt_priority <= 0) return;
+  if (fifo_ && used > cfg_.rt_cpu_high && set_fifo(false) == 0) {
+    demoted_ = true;
+    ++demotions_;
+    {
+      std::lock_guard lock(mutex_);
+      stats_.rt_demotions = demotions_;
+    }
+    // Logged at the first demotion and then at most every 10 s (it may come and go at each window).
+    if (demotions_ == 1 || now - demote_logged_ns_ >= 10 * 1'000'000'000ull) {
+      demote_logged_ns_ = now;
+      spdlog::warn(
+          "loader thread: used {:.0f} % of a core over {} ms, at normal priority until it uses less than {:.0f} % (a "
+          "real-time thread that does not sleep stalls the audio callback on its CPU); the streams need about as "
+          "much CPU as this machine has to spare ({} time{} so far)",
+          used * 100, kAdaptEveryNs / 1'000'000, cfg_.rt_cpu_low * 100, demotions_, demotions_ == 1 ? "" : "s");
+    }
+  } else if (demoted_ && used < cfg_.rt_cpu_low && set_fifo(true) == 0) {
+    demoted_ = false;
+  }
+}
 
 void LoaderThread::adapt(Reader& r, std::uint64_t now_ns, bool dry) {
   if (!adaptive() || r.done) return;

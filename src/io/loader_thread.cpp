@@ -306,24 +306,6 @@ bool LoaderThread::fill(Reader& r, std::uint64_t needy_since_ns) {
 // The fill the ring needs: what the voice consumes while it waits for a read (mean + kSigma·σ
 // of its source's measured wait), plus an audio period and a wake-up interval, plus the deficit
 // at which the loader acts at all.
-void LoaderThread::set_priority() {
-  if (cfg_.rt_priority <= 0) return;
-  sched_param sp{};
-  sp.sched_priority =
-      std::clamp(cfg_.rt_priority, sched_get_priority_min(SCHED_FIFO), sched_get_priority_max(SCHED_FIFO));
-  const int rc = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
-  if (rc != 0) {
-    spdlog::info(
-        "loader thread: normal scheduling (SCHED_FIFO {} not permitted: {}; under systemd the unit's "
-        "LimitRTPRIO allows it)",
-        sp.sched_priority, std::strerror(rc));
-    return;
-  }
-  spdlog::info("loader thread: SCHED_FIFO priority {} (below the audio thread's)", sp.sched_priority);
-  std::lock_guard lock(mutex_);
-  stats_.rt_priority = sp.sched_priority;
-}
-
 // [loader] Streams added and released since the last pass (under mutex_); the added ones go to `fresh`.
 void LoaderThread::take_pending(std::vector<Reader*>& fresh) {
   std::lock_guard lock(mutex_);
@@ -493,6 +475,7 @@ void LoaderThread::run() {
       last_adapt_ns_ = now;
       adapt_all(now);
     }
+    govern_priority(now);
     log_changes(now);
     pass_counter_.fetch_add(1, std::memory_order_release);
   }

@@ -83,6 +83,16 @@ struct LoaderConfig {
   // delays a callback, but ahead of every normal thread: other programs' work cannot starve the
   // rings). 0, or not permitted (no RLIMIT_RTPRIO): normal scheduling.
   int rt_priority = 0;
+  // A real-time loader must never hold a CPU. A SCHED_FIFO thread that keeps running stalls every
+  // real-time thread on its CPU — the audio callback too, whatever its priority — for ~50 ms when
+  // the kernel's RT throttling (or its fair server) steps in: measured 53.6 ms on this VM's 6.18
+  // kernel (docs/benchmarks.md, sixth round). So the loader watches its own CPU time (its thread's
+  // clock) over each window of kAdaptEveryNs (100 ms of wall time): above rt_cpu_high of a core it
+  // drops to normal scheduling (nice rt_fallback_nice when permitted); once a window is below
+  // rt_cpu_low it returns to SCHED_FIFO. Fractions of one core; only with rt_priority > 0.
+  double rt_cpu_high = 0.5;
+  double rt_cpu_low = 0.25;
+  int rt_fallback_nice = -10;
 };
 
 struct LoaderStats {
@@ -101,7 +111,9 @@ struct LoaderStats {
   double wait_ms_mean = 0, wait_ms_sd = 0;                          // worst source's service time
   double read_ms_max = 0;                                           // slowest read lately (decays ≈ 1 s)
   std::uint64_t ring_bytes = 0;                                     // capacity of every ring
-  int rt_priority = 0;  // the SCHED_FIFO priority the loader runs at (0: normal scheduling)
+  int rt_priority = 0;             // the SCHED_FIFO priority the loader runs at now (0: normal scheduling)
+  std::uint64_t rt_demotions = 0;  // times it dropped to normal scheduling, using too much CPU
+  double cpu_fraction = 0;         // of one core, over the last window (its thread's CPU clock)
   // What the passes cost (≈ 10 updates a second): rings looked at, and doorbells answered.
   std::uint64_t ring_looks = 0;
   std::uint64_t sweep_looks = 0;  // of which: the every-100-ms look at every ring (time-driven)
@@ -182,6 +194,8 @@ class LoaderThread {
  private:
   void run();
   void set_priority();                                 // [loader]
+  void govern_priority(std::uint64_t now);             // [loader] see LoaderConfig::rt_cpu_high
+  int set_fifo(bool on);                               // [loader]
   bool fill(Reader& r, std::uint64_t needy_since_ns);  // one read; false when the reader needs nothing
   bool end_of_data(Reader& r);
   void adapt(Reader& r, std::uint64_t now_ns, bool dry);  // [loader] move r's fill target
@@ -224,6 +238,10 @@ class LoaderThread {
   std::uint64_t last_sweep_ns_ = 0;
   std::uint64_t pass_id_ = 0;
   std::uint64_t last_adapt_ns_ = 0;
+  // The CPU governor (govern_priority): the window's start, wall and thread CPU clocks (ns).
+  std::uint64_t gov_wall_ns_ = 0, gov_cpu_ns_ = 0;
+  bool fifo_ = false, demoted_ = false;
+  std::uint64_t demotions_ = 0, demote_logged_ns_ = 0;
   std::uint64_t last_log_ns_ = 0;
   double read_max_s_ = 0;   // slowest read since the last adapt_all
   double read_peak_s_ = 0;  // and a decaying peak of it (stats)
