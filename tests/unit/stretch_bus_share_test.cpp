@@ -75,11 +75,12 @@ TEST(StretchBusShare, TwoDecksShareOneBusBitIdenticalToOneStretcherFedTheirSum) 
   EXPECT_EQ(first_mismatch(got.data(), want.data(), got.size()), -1) << "bit-identical";
 }
 
-// Deck B's fader at 0.5 and its low band killed before the play: deck B's part is filtered and
-// scaled at the source rate before the stretch (a DeckEq made for 44.1 kHz), and the fader is
-// not applied a second time after it.
+// Deck A's fader at 0.8, deck B's at 0.5 and its low band killed before the play: each deck's
+// part is filtered and scaled at the source rate before the stretch (a DeckEq made for 44.1 kHz),
+// and no deck's fader or EQ is applied a second time after it.
 TEST(StretchBusShare, EachDecksEqAndFaderActOnItsPartBeforeTheStretch) {
   TwoDecks t;
+  ASSERT_TRUE(t.e.send(deck_command(engine::CommandType::kDeckGain, 0, 0.8f, 0)));
   ASSERT_TRUE(t.e.send(deck_command(engine::CommandType::kDeckGain, 1, 0.5f, 0)));
   ASSERT_TRUE(t.e.send(deck_command(engine::CommandType::kDeckEq, 1, 0.0f, 0, engine::DeckEq::kLow)));
   t.play();
@@ -94,7 +95,7 @@ TEST(StretchBusShare, EachDecksEqAndFaderActOnItsPartBeforeTheStretch) {
   std::vector<float> b = t.deck_b;
   eq.process(b.data(), static_cast<std::uint32_t>(kLen));
   std::vector<float> sum(kLen * 2);
-  for (std::size_t i = 0; i < kLen * 2; ++i) sum[i] = t.deck_a[i] + b[i] * 0.5f;
+  for (std::size_t i = 0; i < kLen * 2; ++i) sum[i] = t.deck_a[i] * 0.8f + b[i] * 0.5f;
   const std::vector<float> want = stretched_reference(sum, kOut, kBlock);
   ASSERT_EQ(want.size(), got.size()) << "the reference could not be made";
   EXPECT_EQ(first_mismatch(got.data(), want.data(), got.size()), -1) << "bit-identical";
