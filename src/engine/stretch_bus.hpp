@@ -58,6 +58,10 @@
 //     while its voices off the bus (unstretched, or on a stretcher of their own) hear it at once.
 //     A DJ expects a fader cut or an EQ kill on the beat, so this is opt-in, for budgets that need
 //     the stretch halved (a Pi 4 running the crowdstream workload), not the default.
+//   - A deck that starts while another deck's voices play joins their running bus: on the grid,
+//     but its first L / ρ output frames (≈ 45 ms: the attack of a track started at its top) are
+//     skipped and it fades in over the declick time, where a bus of its own would start with it,
+//     to the frame. Voices of both decks started in one block (a /start_group) land together.
 //   - The copies get every deck command as it is applied, with ramp lengths in source frames
 //     (output frames × ρ at that moment): a glide lasts as long as the deck's own, heard L later.
 //     A bus that starts takes the deck's current gains at once (a ramp in flight lands on its
