@@ -64,6 +64,11 @@ struct EngineConfig {
   // front like the stretchers. Voices that find none keep a stretcher of their own.
   std::uint32_t stretch_buses = 0;
   int stretch_bus_rates[2] = {44100, 0};
+  // Shared stretch buses (--stretch-bus-share): one bus takes the stretched voices of *every*
+  // deck at its tempo and source rate; each deck's part goes through a source-rate copy of that
+  // deck's EQ and fader before the one stretch, so a deck's fader and EQ reach its bus voices one
+  // lookahead (≈ 45 ms) late. Off: one bus per deck, the deck's EQ and fader act at once.
+  bool stretch_bus_share = false;
   // Safety limiter on the master: exactly transparent (gain 1.0) while peaks stay below the
   // threshold; above it the gain drops at once to hold the peak at the threshold and recovers
   // over `limiter_release_ms`, so a sum of full-scale stems never wraps or clips harshly.
@@ -202,6 +207,9 @@ class Engine {
   void bus_request_leave(Voice& v) noexcept;
   void bus_settle_leave(Voice& v) noexcept;
   void render_buses(std::uint32_t frames, bool* deck_used) noexcept;
+  void bus_sync_decks(StretchBus& b) noexcept;
+  void bus_mirror_deck(const Command& c) noexcept;
+  void bus_mix_decks(StretchBus& b, float* out, std::uint32_t frames) noexcept;
   void render_member(Voice& v, float* out, std::uint32_t frames) noexcept;
   std::int64_t skip_source(Voice& v, std::int64_t frames) noexcept;
   static double bus_lookahead(const StretchBus& b) noexcept;
@@ -233,6 +241,7 @@ class Engine {
   std::vector<float> st_out_;
   std::vector<std::unique_ptr<StretchBus>> buses_;  // allocated up front; [audio] after that
   std::vector<float> bus_out_;                      // a bus's output block (max block)
+  std::vector<float> bus_decks_;                    // a shared bus's per-deck input (kNumDecks × max block)
   bool bus_rendering_ = false;                      // inside a bus's pull: members render there
   std::vector<VoiceId> active_;                     // ids of active voices; capacity reserved = max_voices
   std::uint32_t active_count_ = 0;

@@ -41,7 +41,8 @@ struct Options {
   std::uint32_t max_voices = 4096;
   std::uint32_t max_resampled_voices = 64;
   std::uint32_t max_stretched_voices = 2;  // 8 with --stretch-method time_stretch
-  int stretch_buses = -1;  // --stretch-buses per source rate; -1: 2 with --stretch-method time_stretch, else 0
+  int stretch_buses = -1;          // --stretch-buses per source rate; -1: 2 with --stretch-method time_stretch, else 0
+  bool stretch_bus_share = false;  // --stretch-bus-share: one bus for every deck (engine/stretch_bus.hpp)
   std::string resample_quality = "fast";
   std::string limiter = "true";  // true | false | soft_clip (crowdstream mode's default: soft_clip)
   bool limiter_given = false;    // --limiter on the command line or in the config file

@@ -215,6 +215,10 @@ void add_voice_and_sound_options(CLI::App& app, Options& o) {
                  "-1 = 2 with --stretch-method time_stretch, else 0")
       ->transform(int_range(-1, 16))
       ->capture_default_str();
+  app.add_flag("--stretch-bus-share", o.stretch_bus_share,
+               "One stretch bus for the stretched voices of every deck at one tempo (two decks: half the "
+               "Rubber Band cost); each deck's fader and EQ then act before the stretch, heard ≈ 45 ms late on "
+               "those voices (off: one bus per deck, fader and EQ at once)");
   app.add_option("--resample-quality", o.resample_quality,
                  "fast (119 dB SNR, ≈ 90 ns/frame), medium (142 dB, "
                  "≈ 180 ns), best (149 dB, ≈ 570 ns)")

@@ -265,8 +265,9 @@ void DaemonRun::announce() {
     const int buses = o_.stretch_buses >= 0 ? o_.stretch_buses : 2;
     spdlog::info(
         "time-stretch (Rubber Band {}): {} stretched voices at most (--max-stretched-voices), {} stretch "
-        "buses per source rate (--stretch-buses); in use: stemctl status",
-        o_.stretch_engine == "faster" ? "R2, faster" : "R3, finer", o_.max_stretched_voices, buses);
+        "buses per source rate (--stretch-buses{}); in use: stemctl status",
+        o_.stretch_engine == "faster" ? "R2, faster" : "R3, finer", o_.max_stretched_voices, buses,
+        o_.stretch_bus_share ? ", shared by the decks: fader and EQ ≈ 45 ms late on them" : "");
   }
   for (const auto& note : o_.notes) spdlog::info("{}", note);
 }

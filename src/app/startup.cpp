@@ -197,6 +197,7 @@ InstanceConfig DaemonRun::instance_config() const {
   ec.stretch_buses = o_.stretch_buses >= 0                 ? static_cast<std::uint32_t>(o_.stretch_buses)
                      : o_.stretch_method == "time_stretch" ? 2u
                                                            : 0u;
+  ec.stretch_bus_share = o_.stretch_bus_share;
   ec.resample_quality = o_.resample_quality == "best" ? 2 : o_.resample_quality == "medium" ? 1 : 0;
   ec.monitor = o_.http_port >= 0;  // meters and the master's tap for the web monitor
   io::LoadOptions& lo = ic.load;

@@ -142,6 +142,16 @@ class DeckEq {
     }
   }
 
+  // [audio] Take `o`'s gains and dry/wet where they are heading, at once (a ramp in flight lands
+  // on its target), filters cleared: a copy at another rate that starts mid-set (a shared stretch
+  // bus's source-rate copy of a deck's EQ, stretch_bus.hpp).
+  void jump_to(const DeckEq& o) noexcept {
+    for (int b = 0; b < kBands; ++b) gain_[b].jump(o.gain_[b].target());
+    wet_.jump(o.wet_.target());
+    flat_frames_ = 0;
+    clear_state();
+  }
+
   // [audio] Flat at once, bypassed, filters cleared.
   void reset() noexcept {
     for (Ramp& g : gain_) g.jump(1.0f);

@@ -84,6 +84,7 @@ Engine::Engine(const EngineConfig& cfg)
 // stretcher made for that rate and, for a rate other than the output's, a resampler.
 void Engine::make_buses() {
   bus_out_.resize(static_cast<std::size_t>(cfg_.max_block_frames) * 2);
+  if (cfg_.stretch_bus_share) bus_decks_.resize(static_cast<std::size_t>(cfg_.max_block_frames) * 2 * kNumDecks);
   const auto q = static_cast<ResamplerQuality>(std::clamp(cfg_.resample_quality, 0, 2));
   for (int k = 0; k < 2; ++k) {
     const int rate = cfg_.stretch_bus_rates[k] > 0 ? cfg_.stretch_bus_rates[k] : cfg_.sample_rate;
@@ -99,6 +100,12 @@ void Engine::make_buses() {
       }
       b->rate = rate;
       b->ratio = static_cast<double>(rate) / cfg_.sample_rate;
+      b->shared = cfg_.stretch_bus_share;
+      for (int d = 0; d < kNumDecks; ++d) {  // source-rate copies of the decks' EQs (shared buses)
+        DeckEqConfig eq = deck_eq_[d].config();
+        eq.sample_rate = rate;
+        b->eq[d] = DeckEq(eq);
+      }
       b->members.assign(cfg_.max_voices, 0);
       b->engine = this;
       buses_.push_back(std::move(b));
@@ -427,9 +434,11 @@ void Engine::apply(const Command& c) noexcept {
       return;
     case CommandType::kDeckGain:
       if (c.deck < kNumDecks) deck_gain_[c.deck].set(c.value, c.frames, static_cast<Curve>(c.curve & 3));
+      bus_mirror_deck(c);
       return;
     case CommandType::kDeckEq:
       if (c.deck < kNumDecks && c.band < 3) deck_eq_[c.deck].set_band_gain(c.band, c.value, c.frames);
+      bus_mirror_deck(c);
       return;
     case CommandType::kTone:
       start_tone(c);

@@ -216,7 +216,7 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
       const VoiceId id = active_[i];
       Voice& v = voices_[id];
       float* bus = decks_.data() + stride * v.deck;
-      if (!deck_used[v.deck]) {
+      if (!deck_used[v.deck] && (v.bus == nullptr || !v.bus->shared)) {  // a shared bus's: not via the deck
         std::memset(bus, 0, sizeof(float) * 2 * n);
         deck_used[v.deck] = true;
       }

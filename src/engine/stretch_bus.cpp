@@ -1,6 +1,7 @@
 // Stretch buses [audio] (see stretch_bus.hpp for what they are and their timing): joining and
 // leaving, and one block of every running bus — its members rendered at their source rate into
-// the stretcher's pull, the stretcher, the resampler, the deck's bus. Real-time rules as in
+// the stretcher's pull (a shared bus: per deck, through copies of the deck's EQ and fader), the
+// stretcher, the resampler, the deck's bus (a shared bus: the direct bus, into the master). Real-time rules as in
 // engine.cpp: nothing here allocates (member lists have max_voices of capacity), every loop is
 // bounded by the members or the block. Built with -O3, like every engine file.
 #include "stretch_bus.hpp"
@@ -28,9 +29,10 @@ bool Engine::bus_join(Voice& v, std::uint32_t offset) noexcept {
   const int rate = v.src->sample_rate > 0 ? v.src->sample_rate : cfg_.sample_rate;
   StretchBus* b = nullptr;
   StretchBus* idle = nullptr;
+  if (cfg_.stretch_bus_share && v.deck >= kNumDecks) return false;  // no deck EQ or fader to copy
   for (auto& p : buses_) {
     if (p->rate != rate) continue;
-    if (p->running && p->deck == v.deck && p->tempo == v.tempo) {
+    if (p->running && (p->shared || p->deck == v.deck) && p->tempo == v.tempo) {
       b = p.get();
       break;
     }
@@ -50,6 +52,7 @@ bool Engine::bus_join(Voice& v, std::uint32_t offset) noexcept {
       b->rs->reset();
       b->rs->set_ratio(b->ratio, 0);
     }
+    if (b->shared) bus_sync_decks(*b);
   }
   b->tail_left = 0;
   b->members[b->count++] = id_of(v);
@@ -150,6 +153,70 @@ void Engine::render_member(Voice& v, float* out, std::uint32_t frames) noexcept 
   render_voice(v, out, frames);
 }
 
+// A shared bus that starts: its copies of the decks' EQs and faders take the decks' settings.
+void Engine::bus_sync_decks(StretchBus& b) noexcept {
+  const double rho = b.tempo * b.ratio;
+  for (int d = 0; d < kNumDecks; ++d) {
+    b.eq[d].jump_to(deck_eq_[d]);
+    const Ramp& g = deck_gain_[d];
+    b.gain[d].jump(g.value());
+    if (g.active()) b.gain[d].set(g.target(), static_cast<std::uint32_t>(std::llround(g.remaining() * rho)), g.curve());
+  }
+}
+
+// A deck command (fader, EQ band) applied now: the running shared buses' copies get it too,
+// its ramp in source frames so that it lasts as long when heard.
+void Engine::bus_mirror_deck(const Command& c) noexcept {
+  if (c.deck >= kNumDecks) return;
+  for (auto& p : buses_) {
+    StretchBus& b = *p;
+    if (!b.shared || !b.running) continue;
+    const auto frames = static_cast<std::uint32_t>(std::llround(c.frames * b.tempo * b.ratio));
+    if (c.type == CommandType::kDeckGain) {
+      b.gain[c.deck].set(c.value, frames, static_cast<Curve>(c.curve & 3));
+    } else if (c.type == CommandType::kDeckEq && c.band < 3) {
+      b.eq[c.deck].set_band_gain(c.band, c.value, frames);
+    }
+  }
+}
+
+// A shared bus's input: each deck's members mixed into a deck input of their own, that through
+// the bus's copies of the deck's EQ and fader (as sum_decks does at the output rate), the decks
+// then added in deck order.
+void Engine::bus_mix_decks(StretchBus& b, float* out, std::uint32_t frames) noexcept {
+  const std::size_t stride = static_cast<std::size_t>(cfg_.max_block_frames) * 2;
+  bool used[kNumDecks] = {};
+  for (std::uint32_t i = 0; i < b.count; ++i) {
+    Voice& v = voices_[b.members[i]];
+    float* in = bus_decks_.data() + stride * v.deck;  // < kNumDecks: bus_join
+    if (!used[v.deck]) {
+      std::memset(in, 0, sizeof(float) * 2 * frames);
+      used[v.deck] = true;
+    }
+    render_member(v, in, frames);
+  }
+  std::memset(out, 0, sizeof(float) * 2 * frames);
+  for (int d = 0; d < kNumDecks; ++d) {
+    Ramp& g = b.gain[d];
+    if (!used[d]) {
+      for (std::uint32_t f = 0; f < frames && g.active(); ++f) g.next();  // a ramp keeps time when idle
+      b.eq[d].skip(frames);
+      continue;
+    }
+    float* in = bus_decks_.data() + stride * static_cast<std::size_t>(d);
+    b.eq[d].process(in, frames);
+    if (cfg_.monitor) meter_block(meter_sum_[d], in, frames, g.value());
+    if (g.active()) {
+      for (std::uint32_t f = 0; f < frames; ++f) gains_[f] = g.next();
+      mix_gains(out, in, gains_.data(), frames);
+    } else if (g.value() == 1.0f) {
+      mix_add(out, in, frames);
+    } else if (g.value() != 0.0f) {
+      mix_gain(out, in, frames, g.value());
+    }
+  }
+}
+
 namespace {
 struct BusCtx {
   Engine* engine;
@@ -163,9 +230,13 @@ std::uint32_t Engine::bus_st_pull(void* ctx, float* scratch, std::uint32_t max_f
   Engine& e = *c->engine;
   StretchBus& b = *static_cast<StretchBus*>(c->bus);
   const std::uint32_t n = std::min(max_frames, e.cfg_.max_block_frames);
+  *frames = scratch;
+  if (b.shared) {
+    e.bus_mix_decks(b, scratch, n);
+    return n;
+  }
   std::memset(scratch, 0, sizeof(float) * 2 * n);
   for (std::uint32_t i = 0; i < b.count; ++i) e.render_member(e.voices_[b.members[i]], scratch, n);
-  *frames = scratch;
   return n;
 }
 
@@ -215,10 +286,11 @@ void Engine::render_buses(std::uint32_t frames, bool* deck_used) noexcept {
         }
       }
     }
-    float* deck = decks_.data() + stride * b.deck;
-    if (!deck_used[b.deck]) {
+    const int to = b.shared ? kDirectBus : b.deck;  // shared: past the decks' EQs and faders
+    float* deck = decks_.data() + stride * static_cast<std::size_t>(to);
+    if (!deck_used[to]) {
       std::memset(deck, 0, sizeof(float) * 2 * frames);
-      deck_used[b.deck] = true;
+      deck_used[to] = true;
     }
     BusCtx ctx{this, &b};
     bus_rendering_ = true;

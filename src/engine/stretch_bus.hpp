@@ -12,10 +12,11 @@
 // standalone Stretcher + Resampler fed the pre-mixed sum (tests/unit/stretch_bus_test.cpp).
 //
 // Who joins: a voice with tempo ≠ 1 at rate 1 (its ratio is only source rate / output rate) on
-// a running bus of its deck with its tempo and source rate, else on an idle bus made for its
-// rate. Everything else — no bus free, another rate, a voice at rate ≠ 1 — takes a stretcher of
-// its own as before (the control thread budgets one per stretched voice, so one is always
-// there: the way back from a bus never fails for want of a stretcher). So
+// a running bus of its deck (shared: of any deck; a voice on the direct bus never) with its tempo
+// and source rate, else on an idle bus made for its rate. Everything else — no bus free, another
+// rate, a voice at rate ≠ 1 — takes a stretcher of its own as before (the control thread budgets
+// one per stretched voice, so one is always there: the way back from a bus never fails for want
+// of a stretcher). So
 // --max-stretched-voices still bounds the stretched voices; while they ride buses the idle
 // stretchers cost memory (≈ 2 MB each), not CPU.
 //
@@ -44,9 +45,37 @@
 //     would have reached — still on the grid.
 //   - End, stop, pause happen at the input; the bus plays out its tail (L / ρ output frames)
 //     after the last member has gone, then goes idle (reset when it next starts).
+//
+// Shared buses (--stretch-bus-share, EngineConfig::stretch_bus_share; off by default): a bus
+// takes the voices of *every* deck at its tempo and source rate, so the crowdstream workload (two
+// decks, one /set_tempo) costs one stretch, not one per deck. Each deck's members are mixed into
+// a deck input of their own, which goes through that deck's EQ and fader — copies made for the
+// source rate (StretchBus::eq, ::gain) — and the decks' sums are added, stretched and resampled
+// once, into the master (through the direct bus: no deck EQ or fader after the stretch). What
+// differs from a per-deck bus:
+//   - The deck's fader and EQ act at the bus's input: a /deck_volume, crossfade, /deck_eq or kill
+//     is heard L / ρ output frames (≈ 45 ms at 1024-frame pulls) late on the deck's bus voices,
+//     while its voices off the bus (unstretched, or on a stretcher of their own) hear it at once.
+//     A DJ expects a fader cut or an EQ kill on the beat, so this is opt-in, for budgets that need
+//     the stretch halved (a Pi 4 running the crowdstream workload), not the default.
+//   - A deck that starts while another deck's voices play joins their running bus: on the grid,
+//     but its first L / ρ output frames (≈ 45 ms: the attack of a track started at its top) are
+//     skipped and it fades in over the declick time, where a bus of its own would start with it,
+//     to the frame. Voices of both decks started in one block (a /start_group) land together.
+//   - The copies get every deck command as it is applied, with ramp lengths in source frames
+//     (output frames × ρ at that moment): a glide lasts as long as the deck's own, heard L later.
+//     A bus that starts takes the deck's current gains at once (a ramp in flight lands on its
+//     target at once, the EQ's dry/wet too). The EQ's own timings (the 10 ms dry → filtered fade,
+//     the 250 ms flat hold, the 30 ms bypass fade) are in source time: × 1 / tempo when heard.
+//   - The curve design is the same (DeckEq with the deck's crossovers and slope) at the source
+//     rate: the crossovers sit at the same frequencies (the SVF sections are prewarped to them);
+//     the bilinear transform bends the bands differently only towards Nyquist (22.05 vs 24 kHz).
+//   - Deck meters (web monitor) count the bus part at its input: L early, in source frames.
 #pragma once
 
+#include "deck_eq.hpp"
 #include "engine_voice.hpp"
+#include "stemd/ramp.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -68,6 +97,12 @@ struct Engine::StretchBus {
   std::uint64_t split_since = 0;  // 1 + the callback its members' tempi first disagreed in; 0 = they agree
   double split_sig = 0;           // the disagreeing tempi's signature then (a new one restarts the wait)
   Engine* engine = nullptr;       // for the pull callbacks
+  // Shared (EngineConfig::stretch_bus_share; see "Shared buses" above): members of every deck;
+  // `deck` is unused. Each deck's part passes eq[d] and gain[d], copies of the deck's EQ and fader
+  // made for `rate`, fed the same commands (ramp lengths × ρ, so a glide lasts as long as heard).
+  bool shared = false;
+  DeckEq eq[kNumDecks];
+  Ramp gain[kNumDecks];
 };
 
 }  // namespace stemd::engine

@@ -112,8 +112,10 @@ class AudioThread {
 // monitor: the web monitor's meters and master tap on (EngineConfig::monitor), with a reader
 // that first lets the tap fill (the drop path) and then drains it (the hand-over path).
 // buses: stretch buses on (EngineConfig::stretch_buses), and every stretched voice joins, glides,
-// leaves (a tempo of its own), seeks and stops on them.
-void every_control_path(bool soft_clip, bool monitor = false, bool buses = false) {
+// leaves (a tempo of its own), seeks and stops on them. share: the buses shared by the decks
+// (EngineConfig::stretch_bus_share), the voices on two decks, each deck's EQ and fader copied at
+// the buses' inputs.
+void every_control_path(bool soft_clip, bool monitor = false, bool buses = false, bool share = false) {
   test::TempDir dir;
   const std::string small = dir.file("small.wav");  // held in memory
   const std::string big = dir.file("big.wav");      // streamed
@@ -129,6 +131,7 @@ void every_control_path(bool soft_clip, bool monitor = false, bool buses = false
   ec.max_block_frames = 1024;
   ec.max_stretched_voices = buses ? 8 : 2;
   ec.stretch_buses = buses ? 1 : 0;
+  ec.stretch_bus_share = share;
   ec.limiter = !soft_clip;
   ec.soft_clip = soft_clip;
   if (soft_clip) ec.master = 0.8f;
@@ -192,6 +195,7 @@ void every_control_path(bool soft_clip, bool monitor = false, bool buses = false
       control::PlayOptions po;
       po.loop = (cycle + slot) % 2 == 0;
       po.volume = 0.5f;
+      if (share) po.deck = slot % 2 == 0 ? 3 : 0;  // deck D's EQ cuts and kills below
       po.start_frame = (cycle % 3 == 0) ? 0 : static_cast<std::int64_t>(rng() % 8000);
       if (slot != 1 && cycle % 4 == 1) po.start_frame = 30000;  // beyond the head: prefilled stream
       control::VoiceHandle h;
@@ -288,6 +292,10 @@ TEST(RealTimeSafety, MonitorTapAndMetersLeaveTheAudioThreadClean) { every_contro
 // Stretch buses (engine/stretch_bus.hpp): members rendered inside the bus's pull, joins with their
 // skip, tempo glides, leaves onto a stretcher of their own, seeks, stops and tails.
 TEST(RealTimeSafety, StretchBusesLeaveTheAudioThreadClean) { every_control_path(false, false, true); }
+
+// Shared stretch buses: the decks' parts through the buses' copies of the deck EQs and faders
+// (commands mirrored, copies synced when a bus starts), with the meters on.
+TEST(RealTimeSafety, SharedStretchBusesLeaveTheAudioThreadClean) { every_control_path(false, true, true, true); }
 
 }  // namespace
 }  // namespace stemd

@@ -3,9 +3,7 @@
 // standalone Stretcher + Resampler fed the pre-mixed sum plays; a voice joining a running bus
 // lands on the beat grid; voices that cannot join keep their own stretcher; a tempo change
 // moves the bus, a voice of its own tempo leaves it; a bus plays out its tail and goes idle.
-#include "common/engine_driver.hpp"
-#include "engine/resampler.hpp"
-#include "engine/stretcher.hpp"
+#include "stretch_bus_helpers.hpp"
 
 #include <gtest/gtest.h>
 
@@ -16,62 +14,7 @@
 namespace stemd::test {
 namespace {
 
-constexpr int kSrcRate = 44100;
-constexpr float kTempo = 1.05f;
-
-// A chord-like stereo test signal (different per `seed`), at 44.1 kHz.
-std::vector<float> signal(std::size_t frames, int seed) {
-  std::vector<float> v(frames * 2);
-  const double f1 = 220.0 * (1 + seed * 0.25), f2 = 1870.0 + seed * 110, f3 = 5300.0 - seed * 270;
-  for (std::size_t i = 0; i < frames; ++i) {
-    const double t = static_cast<double>(i) / kSrcRate;
-    const double x = 0.2 * std::sin(2 * M_PI * f1 * t) + 0.1 * std::sin(2 * M_PI * f2 * t) +
-                     0.05 * std::sin(2 * M_PI * f3 * t + seed);
-    v[2 * i] = static_cast<float>(x);
-    v[2 * i + 1] = static_cast<float>(0.8 * x + 0.03 * std::sin(2 * M_PI * 330.0 * t));
-  }
-  return v;
-}
-
-engine::EngineConfig config(std::uint32_t buses, std::uint32_t stretchers) {
-  engine::EngineConfig ec;
-  ec.max_voices = 8;
-  ec.max_block_frames = 1024;
-  ec.max_stretched_voices = stretchers;
-  ec.stretch_buses = buses;
-  ec.stretch_bus_rates[0] = kSrcRate;
-  ec.stretch_bus_rates[1] = kSrcRate;  // one rate only
-  return ec;
-}
-
-engine::Command stretched_play(engine::VoiceId id, const engine::VoiceSource* vs, float gain, std::uint8_t deck = 0,
-                               std::int64_t pos = 0) {
-  auto c = play_command(id, id + 1, vs, nullptr, pos, gain);
-  c.play.tempo = kTempo;
-  c.play.deck = deck;
-  return c;
-}
-
-engine::Command voice_command(engine::CommandType t, engine::VoiceId id, float value) {
-  engine::Command c{};
-  c.type = t;
-  c.voice = id;
-  c.generation = id + 1;
-  c.value = value;
-  return c;
-}
-
-void render(engine::Engine& e, std::vector<float>& out, std::size_t from, std::size_t frames, std::uint32_t block) {
-  for (std::size_t f = from; f < from + frames; f += block) {
-    e.process(out.data() + f * 2, static_cast<std::uint32_t>(std::min<std::size_t>(block, from + frames - f)));
-  }
-}
-
-double rms(const float* x, std::size_t frames) {
-  double s = 0;
-  for (std::size_t i = 0; i < frames * 2; ++i) s += static_cast<double>(x[i]) * x[i];
-  return std::sqrt(s / static_cast<double>(frames * 2));
-}
+using namespace stretch_bus;  // the shared helpers (stretch_bus_helpers.hpp)
 
 TEST(StretchBus, BusOfVoicesIsBitIdenticalToOneStretcherAndResamplerFedTheSum) {
   constexpr std::size_t kLen = kSrcRate * 3;
@@ -103,36 +46,8 @@ TEST(StretchBus, BusOfVoicesIsBitIdenticalToOneStretcherAndResamplerFedTheSum) {
       }
     }
   }
-  std::string error;
-  auto st = engine::Stretcher::create(kSrcRate, error);
-  ASSERT_NE(st, nullptr) << error;
-  auto rs = engine::Resampler::create(engine::ResamplerQuality::kFast, error);
-  ASSERT_NE(rs, nullptr) << error;
-  st->reset();
-  st->set_tempo(kTempo);
-  rs->reset();
-  rs->set_ratio(static_cast<double>(kSrcRate) / 48000.0, 0);
-  struct Feed {
-    const std::vector<float>* sum;
-    std::size_t pos = 0;
-    engine::Stretcher* st;
-    static std::uint32_t src(void* ctx, float*, std::uint32_t max, const float** frames) noexcept {
-      auto& f = *static_cast<Feed*>(ctx);
-      *frames = f.sum->data() + f.pos * 2;
-      f.pos += max;
-      return max;
-    }
-    static std::uint32_t stretched(void* ctx, float* scratch, std::uint32_t max, const float** frames) noexcept {
-      auto& f = *static_cast<Feed*>(ctx);
-      const std::uint32_t n = f.st->process(scratch, max, &Feed::src, ctx);
-      *frames = scratch;
-      return n;
-    }
-  } feed{&sum, 0, st.get()};
-  std::vector<float> want(kOut * 2);
-  for (std::size_t f = 0; f < kOut; f += kBlock) {
-    ASSERT_EQ(rs->process(want.data() + f * 2, kBlock, &Feed::stretched, &feed), kBlock);
-  }
+  const std::vector<float> want = stretched_reference(sum, kOut, kBlock);
+  ASSERT_EQ(want.size(), got.size()) << "the reference could not be made";
   EXPECT_GT(rms(want.data() + 48000, 48000), 0.1) << "the reference plays";
   EXPECT_EQ(first_mismatch(got.data(), want.data(), got.size()), -1) << "bit-identical";
 }
