@@ -87,8 +87,9 @@ void assign_groups(CLI::App& app) {
         "tcp-frame-timeout", "subscription-ttl", "cookie-exempt", "http-port", "http-bind", "web-root",
         "http-max-clients", "http-max-clients-per-address", "http-max-listeners", "link"}},
       {"Limits and security",
-       {"max-voices", "max-resampled-voices", "max-stretched-voices", "stretch-buses", "max-sources", "max-memory-mb",
-        "max-channels", "max-subscribers", "max-string", "max-tcp-clients", "max-tcp-clients-per-address"}},
+       {"max-voices", "max-resampled-voices", "max-stretched-voices", "stretch-buses", "stretch-primes-per-callback",
+        "max-sources", "max-memory-mb", "max-channels", "max-subscribers", "max-string", "max-tcp-clients",
+        "max-tcp-clients-per-address"}},
       {"Service and logging", {"config", "log-level", "watch", "health-interval", "mlock", "help", "version"}},
   };
   for (CLI::Option* opt : app.get_options()) {
