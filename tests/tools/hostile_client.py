@@ -538,6 +538,7 @@ class Run:
                     bus_voices=f"{before.get('stretch_bus_voices', '?')}->{mid.get('stretch_bus_voices', '?')}"
                     f"->{after.get('stretch_bus_voices', '?')}",
                     threads=f"{threads_before}->{threads_after}", rss_growth_mb=growth,
+                    stretch_primes=after.get("stretch_primes", "?"), primes_max=after.get("stretch_primes_max", "?"),
                     accepted=repr(bad) if bad else 0)
 
     def finish(self):
