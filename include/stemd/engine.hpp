@@ -239,7 +239,8 @@ class Engine {
   std::vector<std::unique_ptr<StretchBus>> buses_;  // allocated up front; [audio] after that
   std::vector<float> bus_out_;                      // a bus's output block (max block)
   bool bus_rendering_ = false;                      // inside a bus's pull: members render there
-  std::uint32_t primes_ = 0;                        // stretcher primes in this callback (voices' and buses')
+  std::uint32_t primes_ = 0;                        // voices' own stretcher primes in this callback (bounded)
+  std::uint32_t bus_primes_ = 0;                    // stretch buses' primes in this callback
   std::vector<VoiceId> active_;                     // ids of active voices; capacity reserved = max_voices
   std::uint32_t active_count_ = 0;
   std::vector<float> scratch_;          // max_block_frames stereo frames
