@@ -81,6 +81,10 @@ enum class EventType : std::uint8_t {
   kVoiceUnderrun,   // `count` = this voice's underrun total so far
   kCommandDropped,  // a command addressed a voice that was not playing (stale id)
   kCommandLate,     // a scheduled command arrived after its frame: applied at once; `count` = frames late
+  // A voice's own time-stretcher could not be primed in the callback it started (or was reset) in:
+  // EngineConfig::stretch_primes_per_callback were primed already. It started silent and on the
+  // grid, and is heard from `count` output frames later, fading in (its attack is lost).
+  kVoiceDeferred,
 };
 
 enum class EndReason : std::uint8_t { kEndOfFile, kStopped, kError };

@@ -57,6 +57,10 @@ struct EngineConfig {
   // Voices that can be time-stretched at once (Rubber Band, ≈ 600 ns/frame each: opt-in;
   // each takes ≈ 0.1 s to create and warm up, so none unless asked).
   std::uint32_t max_stretched_voices = 0;
+  // Voices' own stretchers the audio thread primes in one callback at most (a prime is about two
+  // blocks of Rubber Band work: stretcher.hpp). A voice past it stays silent on the grid and primes
+  // in a later callback (EventType::kVoiceDeferred tells the client). Buses prime apart from this.
+  std::uint32_t stretch_primes_per_callback = 1;
   bool stretch_faster = false;  // Rubber Band's R2 engine (OptionEngineFaster) instead of R3 (finer)
   // Stretch buses (src/engine/stretch_bus.hpp): one Stretcher (+ one Resampler to the output
   // rate) shared by every stretched voice of a deck with the same tempo and source rate —
@@ -199,6 +203,7 @@ class Engine {
   VoiceId id_of(const Voice& v) const noexcept;
   void drop_pending_seek(Voice& v) noexcept;
   void fade_through(Voice& v) noexcept;
+  bool defer_prime(Voice& v, std::uint32_t frames) noexcept;
   static std::uint8_t telemetry_state(const Voice& v) noexcept;
   // Stretch buses (stretch_bus.cpp).
   void make_buses();  // [control]
@@ -243,6 +248,8 @@ class Engine {
   std::vector<float> bus_out_;                      // a bus's output block (max block)
   std::vector<float> bus_decks_;                    // a shared bus's per-deck input (kNumDecks × max block)
   bool bus_rendering_ = false;                      // inside a bus's pull: members render there
+  std::uint32_t primes_ = 0;                        // voices' own stretcher primes in this callback (bounded)
+  std::uint32_t bus_primes_ = 0;                    // stretch buses' primes in this callback
   std::vector<VoiceId> active_;                     // ids of active voices; capacity reserved = max_voices
   std::uint32_t active_count_ = 0;
   std::vector<float> scratch_;          // max_block_frames stereo frames

@@ -197,13 +197,18 @@ struct Metrics {
   std::atomic<std::uint32_t> streams_active{0};         // gauge
   std::atomic<std::uint32_t> stretch_buses_running{0};  // gauge: stretch buses with voices (or their tail)
   std::atomic<std::uint32_t> stretch_bus_voices{0};     // gauge: voices time-stretched on a bus
-  std::atomic<std::uint64_t> callback_max_ns{0};        // since start
-  std::atomic<std::uint64_t> callback_ns_total{0};      // sum of callback durations (CPU load)
-  std::atomic<std::uint64_t> limiter_frames{0};         // frames the safety limiter reduced
-  std::atomic<unsigned long> audio_thread{0};           // pthread_t of the thread running process()
-  std::atomic<float> limiter_min_gain{1.0f};            // deepest reduction since a reader took it
-  std::atomic<float> tone_hz{0.0f};                     // the test tone sounding (its frequency), 0 = none
-  std::atomic<std::uint64_t> last_callback_ns{0};       // CLOCK_MONOTONIC of the last callback start
+  // Rubber Band primes run on the audio thread (a stretcher's first process() after a reset:
+  // about two blocks of extra library work each), in all and most in one callback since start.
+  std::atomic<std::uint64_t> stretch_primes{0};
+  std::atomic<std::uint32_t> stretch_primes_max{0};
+  std::atomic<std::uint64_t> stretch_starts_deferred{0};  // voices past the prime budget (kVoiceDeferred)
+  std::atomic<std::uint64_t> callback_max_ns{0};          // since start
+  std::atomic<std::uint64_t> callback_ns_total{0};        // sum of callback durations (CPU load)
+  std::atomic<std::uint64_t> limiter_frames{0};           // frames the safety limiter reduced
+  std::atomic<unsigned long> audio_thread{0};             // pthread_t of the thread running process()
+  std::atomic<float> limiter_min_gain{1.0f};              // deepest reduction since a reader took it
+  std::atomic<float> tone_hz{0.0f};                       // the test tone sounding (its frequency), 0 = none
+  std::atomic<std::uint64_t> last_callback_ns{0};         // CLOCK_MONOTONIC of the last callback start
   // Lowest ring fill seen (per mille of capacity) since a reader last took it; 1000 = no streams.
   std::atomic<std::uint32_t> min_ring_fill_permille{1000};
   DurationHistogram callback_ns;

@@ -41,6 +41,7 @@ struct Options {
   std::uint32_t max_voices = 4096;
   std::uint32_t max_resampled_voices = 64;
   std::uint32_t max_stretched_voices = 2;  // 8 with --stretch-method time_stretch
+  int stretch_primes_per_callback = 1;     // --stretch-primes-per-callback; 0 = no bound
   int stretch_buses = -1;          // --stretch-buses per source rate; -1: 2 with --stretch-method time_stretch, else 0
   bool stretch_bus_share = false;  // --stretch-bus-share: one bus for every deck (engine/stretch_bus.hpp)
   std::string resample_quality = "fast";

@@ -219,6 +219,12 @@ void add_voice_and_sound_options(CLI::App& app, Options& o) {
                "One stretch bus for the stretched voices of every deck at one tempo (two decks: half the "
                "Rubber Band cost); each deck's fader and EQ then act before the stretch, heard ≈ 45 ms late on "
                "those voices (off: one bus per deck, fader and EQ at once)");
+  app.add_option("--stretch-primes-per-callback", o.stretch_primes_per_callback,
+                 "Voices' own time-stretchers the audio thread primes in one period at most (a prime is about "
+                 "two periods of Rubber Band work); a voice past it is heard on the beat grid a period or more "
+                 "later (/stemd/voice/deferred). 0 = no bound")
+      ->transform(int_range(0, 256))
+      ->capture_default_str();
   app.add_option("--resample-quality", o.resample_quality,
                  "fast (119 dB SNR, ≈ 90 ns/frame), medium (142 dB, "
                  "≈ 180 ns), best (149 dB, ≈ 570 ns)")

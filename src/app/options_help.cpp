@@ -88,8 +88,8 @@ void assign_groups(CLI::App& app) {
         "http-max-clients", "http-max-clients-per-address", "http-max-listeners", "link"}},
       {"Limits and security",
        {"max-voices", "max-resampled-voices", "max-stretched-voices", "stretch-buses", "stretch-bus-share",
-        "max-sources", "max-memory-mb", "max-channels", "max-subscribers", "max-string", "max-tcp-clients",
-        "max-tcp-clients-per-address"}},
+        "stretch-primes-per-callback", "max-sources", "max-memory-mb", "max-channels", "max-subscribers", "max-string",
+        "max-tcp-clients", "max-tcp-clients-per-address"}},
       {"Service and logging", {"config", "log-level", "watch", "health-interval", "mlock", "help", "version"}},
   };
   for (CLI::Option* opt : app.get_options()) {

@@ -170,6 +170,12 @@ void log_event(const engine::Event& e, const control::VoiceInfo& v) {
     case engine::EventType::kCommandLate:
       spdlog::debug("scheduled command for voice {} applied {} frames late", e.voice, e.count);
       break;
+    case engine::EventType::kVoiceDeferred:
+      spdlog::info(
+          "voice {} (slot {} '{}') heard {} output frames after its start, on the grid: more voices "
+          "needed a time-stretcher primed in one period than the audio thread primes at once",
+          e.voice, v.slot, base::log_escape(v.name), e.count);
+      break;
     case engine::EventType::kCommandDropped:
       spdlog::debug("command for voice {} ignored: it is no longer playing", e.voice);
       break;
@@ -189,6 +195,9 @@ InstanceConfig DaemonRun::instance_config() const {
   ec.max_voices = o_.max_voices;
   ec.max_resampled_voices = o_.max_resampled_voices;
   ec.max_stretched_voices = o_.max_stretched_voices;  // 8 by default with time_stretch (options.cpp)
+  ec.stretch_primes_per_callback = o_.stretch_primes_per_callback > 0
+                                       ? static_cast<std::uint32_t>(o_.stretch_primes_per_callback)
+                                       : ec.max_stretched_voices + 1;  // 0: no bound
   ec.limiter = o_.limiter == "true";
   ec.soft_clip = o_.limiter == "soft_clip";
   ec.master = static_cast<float>(o_.master);

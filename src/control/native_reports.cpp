@@ -159,6 +159,11 @@ Reply NativeDialect::status(const Call&) {
      OscArg::Int(static_cast<std::int32_t>(m.stretch_buses_running.load(std::memory_order_relaxed))));
   kv("stretch_bus_voices",
      OscArg::Int(static_cast<std::int32_t>(m.stretch_bus_voices.load(std::memory_order_relaxed))));
+  // Rubber Band primes on the audio thread since start, and the most in one callback (bounded by
+  // EngineConfig::stretch_primes_per_callback plus the buses: engine/stretcher.hpp).
+  kv("stretch_primes", OscArg::Int64(static_cast<std::int64_t>(m.stretch_primes.load(std::memory_order_relaxed))));
+  kv("stretch_primes_max",
+     OscArg::Int(static_cast<std::int32_t>(m.stretch_primes_max.load(std::memory_order_relaxed))));
   return Reply::done(f);
 }
 

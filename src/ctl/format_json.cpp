@@ -67,6 +67,8 @@ std::string event_json(const OscMessage& m, const std::string& utc_time) {
     names = {"id", "voice", "reason"};
   } else if (m.address == "/stemd/voice/underrun") {
     names = {"id", "voice", "count"};
+  } else if (m.address == "/stemd/voice/deferred") {
+    names = {"id", "voice", "frames"};
   } else if (m.address == "/stemd/source/loaded") {
     names = {"id", "name", "duration_s"};
   } else if (m.address == "/stemd/source/unloaded") {

@@ -193,6 +193,7 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
   if (device_underflow) metrics_.device_underflows.fetch_add(1, std::memory_order_relaxed);
 
   apply_commands();
+  primes_ = bus_primes_ = 0;
 
   bool streams_consumed = false;
   std::uint32_t min_fill = 1000;
@@ -282,6 +283,12 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
   }
   metrics_.stretch_buses_running.store(buses_running, std::memory_order_relaxed);
   metrics_.stretch_bus_voices.store(bus_voices, std::memory_order_relaxed);
+  if (const std::uint32_t primes = primes_ + bus_primes_; primes > 0) {
+    metrics_.stretch_primes.fetch_add(primes, std::memory_order_relaxed);
+    if (primes > metrics_.stretch_primes_max.load(std::memory_order_relaxed)) {
+      metrics_.stretch_primes_max.store(primes, std::memory_order_relaxed);
+    }
+  }
   if (min_fill < metrics_.min_ring_fill_permille.load(std::memory_order_relaxed)) {
     metrics_.min_ring_fill_permille.store(min_fill, std::memory_order_relaxed);
   }

@@ -76,6 +76,14 @@ std::uint32_t Engine::produce(Voice& v, float* dst, std::uint32_t frames, Frames
   if (v.st != nullptr) {
     *src = st_out_.data();
     if (v.draining) return v.st->drain(st_out_.data(), frames);
+    if (!v.st->primed()) {
+      ++primes_;
+      if (v.deferred > 0) {  // heard from now on, `deferred` output frames after its start
+        push_event(Event{EventType::kVoiceDeferred, EndReason::kError, id_of(v), v.generation, v.deferred, frame_});
+        metrics_.stretch_starts_deferred.fetch_add(1, std::memory_order_relaxed);
+        v.deferred = 0;
+      }
+    }
     PullCtx ctx{this, &v};
     return v.st->process(st_out_.data(), frames, &Engine::stretch_pull, &ctx);
   }
@@ -327,6 +335,37 @@ bool Engine::out_of_data(Voice& v) noexcept {
   return false;
 }
 
+// This callback's prime budget is spent and `v`'s own stretcher is not primed (a start, a seek, a
+// switch into the stretcher): `v` stays silent for `frames` output frames while its source moves
+// on as if they had been played — tempo × ratio source frames each, so it stays on the grid — and
+// it fades in once it primes, in a later callback (kVoiceDeferred then says how late). False: it
+// will not sound (stopping or pausing before it was ever heard, or out of data).
+bool Engine::defer_prime(Voice& v, std::uint32_t frames) noexcept {
+  if (v.state == Voice::State::kStopping) {
+    end_voice(v, v.retire_reason);
+    return false;
+  }
+  if (v.state == Voice::State::kPausing) {
+    v.env.jump(0.0f);
+    v.state = Voice::State::kPaused;
+    return false;
+  }
+  const double want = frames * v.tempo * v.ratio + v.defer_frac;
+  const auto skip = static_cast<std::int64_t>(want);
+  v.defer_frac = want - static_cast<double>(skip);
+  const std::int64_t got = skip_source(v, skip);
+  v.deferred += frames;
+  v.env.jump(0.0f);
+  v.env.set(1.0f, declick_frames_);
+  if (got == skip) return true;
+  if (v.src->streamed && v.stream != nullptr && !v.stream->finished()) {
+    starve(v);  // the loader is behind: resumes (and primes) once it has caught up
+  } else {
+    end_voice(v, v.src->streamed && v.stream != nullptr ? v.stream->end_reason() : EndReason::kEndOfFile);
+  }
+  return false;
+}
+
 void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
   std::uint32_t done = 0;
   // Each pass renders one segment; a block has at most a handful (fade end, seek jump, resume),
@@ -364,6 +403,16 @@ void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
       if (readable < resume_at && !v.stream->finished()) return;  // silent for the rest of the block
       v.state = Voice::State::kPlaying;
       v.env.set(1.0f, declick_frames_);
+    }
+
+    if (v.st != nullptr && !v.draining && !v.st->primed() && primes_ >= cfg_.stretch_primes_per_callback) {
+      if (v.state == Voice::State::kSeeking) {  // fading out what was never heard: at the bottom now
+        v.env.jump(0.0f);
+        continue;
+      }
+      if (!defer_prime(v, frames - done)) return;
+      done = frames;
+      continue;
     }
 
     std::uint32_t want = frames - done;

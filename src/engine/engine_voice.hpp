@@ -54,6 +54,10 @@ struct Engine::Voice {
   std::uint32_t bus_delay = 0;  // source frames of silence before its first frame goes in (join)
   bool leave_bus = false;       // leave at the bottom of the current fade (own stretcher)
   std::uint32_t hold_off = 0;   // output frames of silence after leaving: the bus's lookahead plays out
+  // Own stretcher not primed yet, past the callback's prime budget (Engine::defer_prime): output
+  // frames it has stayed silent for (reported when it primes), and the source frame's fraction.
+  std::uint32_t deferred = 0;
+  double defer_frac = 0.0;
 };
 
 inline VoiceId Engine::id_of(const Voice& v) const noexcept { return static_cast<VoiceId>(&v - voices_.get()); }

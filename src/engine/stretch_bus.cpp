@@ -293,6 +293,7 @@ void Engine::render_buses(std::uint32_t frames, bool* deck_used) noexcept {
       deck_used[to] = true;
     }
     BusCtx ctx{this, &b};
+    if (!b.st->primed()) ++bus_primes_;
     bus_rendering_ = true;
     const std::uint32_t got = b.rs != nullptr ? b.rs->process(bus_out_.data(), frames, &Engine::bus_rs_pull, &ctx)
                                               : b.st->process(bus_out_.data(), frames, &Engine::bus_st_pull, &ctx);

@@ -19,6 +19,11 @@
 // of a stretcher). So
 // --max-stretched-voices still bounds the stretched voices; while they ride buses the idle
 // stretchers cost memory (≈ 2 MB each), not CPU.
+// Those own stretchers prime on the audio thread (about two blocks of extra work each), at most
+// EngineConfig::stretch_primes_per_callback per callback; a voice past that starts silent on the
+// grid and is heard a callback or more later (stretcher.hpp, kVoiceDeferred). A voice that took
+// its own stretcher keeps it until it ends, even once a bus of its deck reaches its tempo:
+// moving it onto the bus would cost a gap of L / ρ output frames in a sounding voice.
 //
 // Timing (source frames = the files' frames; output frames = the device's; ρ = tempo × source
 // rate / output rate source frames per output frame; L = the bus's lookahead, the source frames

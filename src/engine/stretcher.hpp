@@ -24,6 +24,21 @@
 // therefore pulls and processes ~start_delay × tempo more frames than the block needs (a
 // one-off cost of about one 2048-frame block). latency_frames() is 0 as for the Resampler; the
 // read-ahead — frames pulled but not yet played — is lookahead_frames().
+//
+// Priming is bounded per callback (the engine, not this class): measured with R3 short at 48 kHz,
+// the start pad alone costs nothing (the library only buffers it: no output until real input
+// arrives) while the first 1024-frame block after a reset feeds the library ~3,370 source
+// frames at tempo 1.05 against ~1,070 in a steady block — so a prime is about two blocks of
+// extra work, and it needs the voice's real input (the pad is not where the work is). The
+// engine lets EngineConfig::stretch_primes_per_callback voices' own stretchers prime in one
+// callback; a voice past it stays silent while its source advances tempo × ratio source frames
+// per output frame (so it is heard where the beat grid puts it), primes in a later callback,
+// fades in, and EventType::kVoiceDeferred tells the client how many output frames late it is.
+// Why not prime off the audio thread: the work is the real input's first window, at the
+// voice's start frame and through its resampler (44.1 kHz stems at 48 kHz) — the control thread
+// would need the head, a resampler and the stretcher handed over primed, and a seek or a tempo
+// switch would still reset on the audio thread. Stretch buses prime apart from the bound: at
+// most one prime per bus per start, and a bus restarts only after its tail has played out.
 #pragma once
 
 #include "resampler.hpp"
@@ -90,6 +105,9 @@ class Stretcher {
   // [audio] The library's own start delay at the current tempo, in output frames — what
   // process() trims after a reset. For reports and tests.
   std::uint32_t start_delay_frames() const noexcept;
+  // [audio] False after create()/reset() until the next process() has primed the library (fed the
+  // start pad and trimmed the start delay: about two blocks of extra library work, see Timing).
+  bool primed() const noexcept { return primed_; }
   // [audio] Source frames pulled but not yet played (approximate under a tempo change).
   double lookahead_frames() const noexcept { return pulled_ - position_; }
 

@@ -32,6 +32,10 @@
 // those it has just filled. Every kAdaptEveryNs (100 ms) a pass still looks at every ring — the
 // safety net. Past kBellSlots streams, the rest are looked at in every pass, as before.
 //
+// Priority: SCHED_FIFO below the audio thread (--loader-priority), so other programs cannot starve
+// the rings — but never as a CPU hog: over half a core in a 100 ms window and it runs at normal
+// scheduling until it needs less than a quarter (LoaderConfig::rt_cpu_high; loader_adapt.cpp).
+//
 // Threads:
 //   [control] create_stream(), release(), stats()
 //   [loader]  run() — owns every registered stream's file reader

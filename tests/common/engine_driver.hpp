@@ -55,6 +55,9 @@ inline void PrintTo(EventType t, std::ostream* os) {
     case EventType::kCommandDropped:
       *os << "kCommandDropped";
       return;
+    case EventType::kVoiceDeferred:
+      *os << "kVoiceDeferred";
+      return;
   }
   *os << "EventType(" << static_cast<int>(t) << ")";
 }

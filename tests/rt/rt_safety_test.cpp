@@ -112,9 +112,9 @@ class AudioThread {
 // monitor: the web monitor's meters and master tap on (EngineConfig::monitor), with a reader
 // that first lets the tap fill (the drop path) and then drains it (the hand-over path).
 // buses: stretch buses on (EngineConfig::stretch_buses), and every stretched voice joins, glides,
-// leaves (a tempo of its own), seeks and stops on them. share: the buses shared by the decks
-// (EngineConfig::stretch_bus_share), the voices on two decks, each deck's EQ and fader copied at
-// the buses' inputs.
+// leaves (a tempo of its own), seeks and stops on them; all leave at once (deferred primes).
+// share: the buses shared by the decks (EngineConfig::stretch_bus_share), the voices on two decks,
+// each deck's EQ and fader copied at the buses' inputs.
 void every_control_path(bool soft_clip, bool monitor = false, bool buses = false, bool share = false) {
   test::TempDir dir;
   const std::string small = dir.file("small.wav");  // held in memory
@@ -224,6 +224,11 @@ void every_control_path(bool soft_clip, bool monitor = false, bool buses = false
         for (auto& h : voices) ctl.set_stretch(control::kNow, h, cycle % 2 ? 1.1f : 1.2f, err);
         pause(10);
         ctl.set_stretch(control::kNow, voices.front(), 0.9f, err);
+        pause(10);
+        // every voice at a tempo of its own in one period: they leave together onto stretchers of
+        // their own, past the per-callback prime budget (deferred starts: engine/stretcher.hpp)
+        for (std::size_t i = 0; i < voices.size(); ++i)
+          ctl.set_stretch(control::kNow, voices[i], 0.8f + 0.05f * static_cast<float>(i), err);
       }
       ctl.pause(control::kNow, voices.back(), 0.005, err);
       ctl.set_pan(control::kNow, voices.back(), -0.5f, 0.01, err);
@@ -280,6 +285,9 @@ void every_control_path(bool soft_clip, bool monitor = false, bool buses = false
   // The rings' refill doorbells (an atomic OR from the audio thread) rang under the tripwire.
   EXPECT_GT(loader.stats().bells, 0u) << "no doorbell rang: the audio thread's part went untested";
   if (buses) EXPECT_GE(bus_voices, 2u) << "no voices shared a stretch bus";
+  if (buses) {
+    EXPECT_GT(engine.metrics().stretch_starts_deferred.load(), 0u) << "no prime was deferred: that path went untested";
+  }
 }
 
 TEST(RealTimeSafety, EveryControlPathLeavesTheAudioThreadClean) { every_control_path(false); }

@@ -22,6 +22,10 @@ Each attack prints one result line "attack NAME ok|FAIL key=value ..." and the r
   tempo_storm     4 stems on (muted) deck B, bad /set_tempo values, 1,500 tempo changes (the stems stay on
                   their bus), then 100 stop+play bundles of every stem: no new stretcher, bus or thread,
                   memory flat, still answering
+  stretch_storm   6 stems on (muted) deck B at 6 tempi (4 on stretchers of their own), then 60 bundles that
+                  seek all 6 at once (each seek re-primes a stretcher): at most --stretch-primes-per-callback
+                  voice primes (+ the buses) in one callback, still answering (not in jack_hostile.sh: the
+                  stretchers' steady work makes its callback times the machine's, not the daemon's)
 Figures: peak VmRSS over the whole run (sampled every 20 ms), ping round trips after the attacks.
 """
 import argparse
@@ -538,7 +542,46 @@ class Run:
                     bus_voices=f"{before.get('stretch_bus_voices', '?')}->{mid.get('stretch_bus_voices', '?')}"
                     f"->{after.get('stretch_bus_voices', '?')}",
                     threads=f"{threads_before}->{threads_after}", rss_growth_mb=growth,
+                    stretch_primes=after.get("stretch_primes", "?"), primes_max=after.get("stretch_primes_max", "?"),
                     accepted=repr(bad) if bad else 0)
+
+    def stretch_storm(self):
+        """Six 48 kHz stems on (muted) deck B, each at its own tempo (two find a stretch bus, four
+        take stretchers of their own), then 60 bundles that seek all six at once: every seek resets
+        a stretcher, whose next block primes Rubber Band on the audio thread. The audio thread must
+        prime at most one voice's stretcher per callback (plus the buses) and keep answering."""
+        import math
+        import wave
+        ids = [1200 + k for k in range(6)]
+        for k in range(6):
+            with wave.open(os.path.join(self.a.media, f"st{k}.wav"), "wb") as w:
+                w.setnchannels(2)
+                w.setsampwidth(2)
+                w.setframerate(48000)
+                w.writeframes(b"".join(struct.pack("<hh", v, v) for v in (
+                    int(6000 * math.sin(2 * math.pi * (200 + 50 * k) * i / 48000)) for i in range(48000 * 2))))
+        self.c.request("/stemd/deck", "B", 0.0, 0.0)
+        ok = all(is_done(self.c.request("/stemd/load", i, f"st{k}.wav", timeout=5.0)) for k, i in enumerate(ids))
+        ok = ok and all(is_done(self.c.request("/stemd/play", i, 1.0, 1)) for i in ids)
+        ok = ok and all(is_done(self.c.request("/stemd/stretch", i, 1.02 + 0.03 * k)) for k, i in enumerate(ids))
+        time.sleep(0.3)
+        for n in range(60):
+            self.c.send(osc_bundle(b"\0" * 7 + b"\x01", *[osc_message("/stemd/seek", i, 0.1 + 0.01 * n) for i in ids]))
+            time.sleep(0.05)
+            self.c.drain()
+        time.sleep(0.3)
+        st = status(self.c)
+        for i in ids:
+            self.c.request("/stemd/stop", i)
+        time.sleep(0.2)
+        for i in ids:
+            self.c.request("/stemd/unload", i)
+        self.c.request("/stemd/deck", "B", 1.0, 0.0)
+        primes_max, buses = st.get("stretch_primes_max", 99), st.get("stretch_buses", 0)
+        alive = is_done(self.c.request("/stemd/ping"))
+        ok = ok and alive and primes_max <= 1 + buses
+        self.result("stretch_storm", ok, primes=st.get("stretch_primes", "?"), primes_max=primes_max, buses=buses,
+                    callback_max_us=st.get("callback_max_us", "?"))
 
     def finish(self):
         pings = sorted(self.ping_ms() for _ in range(21))
@@ -556,7 +599,7 @@ class Run:
 
 
 ATTACKS = ["tone_bundle", "decode_bomb", "wide_wav", "fifo", "outside_root", "schedule_flood", "big_replies",
-           "log_injection", "log_flood", "tcp_lockout", "bad_durations", "tempo_storm"]
+           "log_injection", "log_flood", "tcp_lockout", "bad_durations", "tempo_storm", "stretch_storm"]
 
 
 def main():
