@@ -230,7 +230,10 @@ struct TwoOnABus {
   engine::Engine e;
   std::vector<float> out = std::vector<float>(48000 * 2);
   explicit TwoOnABus(std::size_t seconds)
-      : len(kSrcRate * seconds), x(signal(len, 1)), vs{x.data(), len, len, false, kSrcRate}, e(config(1, 2)) {
+      : len(kSrcRate * seconds),
+        x(signal(len, 1)),
+        vs{x.data(), static_cast<std::int64_t>(len), static_cast<std::int64_t>(len), false, kSrcRate},
+        e(config(1, 2)) {
     for (engine::VoiceId i = 0; i < 2; ++i) EXPECT_TRUE(e.send(stretched_play(i, &vs, 0.5f)));
     render(e, out, 0, 12288, 1024);
   }
