@@ -189,6 +189,8 @@ class Engine {
   bool out_of_data(Voice& v) noexcept;
   bool reap(std::uint32_t active_index) noexcept;
   void sum_decks(float* block, std::uint32_t frames, const bool* deck_used) noexcept;
+  // [audio] out += in × the fader `g` (ramping per frame, or one gain; 0 adds nothing).
+  void add_through(float* out, const float* in, Ramp& g, std::uint32_t frames) noexcept;
   std::uint32_t mix_segment(Voice& v, float* out, std::uint32_t count) noexcept;
   template <typename T>
   void mix_frames(Voice& v, float* out, const T* frames, std::uint32_t n) noexcept;

@@ -69,6 +69,17 @@ void Engine::soft_clip(float* block, std::uint32_t frames) noexcept {
   for (std::uint32_t i = 0; i < frames * 2; ++i) block[i] = 0.9f * std::tanh(0.9f * block[i]);
 }
 
+void Engine::add_through(float* out, const float* in, Ramp& g, std::uint32_t frames) noexcept {
+  if (g.active()) {
+    for (std::uint32_t f = 0; f < frames; ++f) gains_[f] = g.next();
+    mix_gains(out, in, gains_.data(), frames);
+  } else if (g.value() == 1.0f) {
+    mix_add(out, in, frames);
+  } else if (g.value() != 0.0f) {
+    mix_gain(out, in, frames, g.value());
+  }
+}
+
 // One block's decks summed into the master (block), then the master level and the output stage.
 void Engine::sum_decks(float* block, std::uint32_t n, const bool* deck_used) noexcept {
   const std::size_t stride = static_cast<std::size_t>(cfg_.max_block_frames) * 2;
@@ -84,14 +95,7 @@ void Engine::sum_decks(float* block, std::uint32_t n, const bool* deck_used) noe
     float* bus = decks_.data() + stride * static_cast<std::size_t>(d);
     if (d < kNumDecks) deck_eq_[d].process(bus, n);
     if (d < kNumDecks && cfg_.monitor) meter_block(meter_sum_[d], bus, n, g.value());
-    if (g.active()) {
-      for (std::uint32_t f = 0; f < n; ++f) gains_[f] = g.next();
-      mix_gains(block, bus, gains_.data(), n);
-    } else if (g.value() == 1.0f) {
-      mix_add(block, bus, n);
-    } else if (g.value() != 0.0f) {
-      mix_gain(block, bus, n, g.value());
-    }
+    add_through(block, bus, g, n);
   }
 
   if (master_.active()) {

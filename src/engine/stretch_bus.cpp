@@ -206,14 +206,7 @@ void Engine::bus_mix_decks(StretchBus& b, float* out, std::uint32_t frames) noex
     float* in = bus_decks_.data() + stride * static_cast<std::size_t>(d);
     b.eq[d].process(in, frames);
     if (cfg_.monitor) meter_block(meter_sum_[d], in, frames, g.value());
-    if (g.active()) {
-      for (std::uint32_t f = 0; f < frames; ++f) gains_[f] = g.next();
-      mix_gains(out, in, gains_.data(), frames);
-    } else if (g.value() == 1.0f) {
-      mix_add(out, in, frames);
-    } else if (g.value() != 0.0f) {
-      mix_gain(out, in, frames, g.value());
-    }
+    add_through(out, in, g, frames);
   }
 }
 
