@@ -185,6 +185,7 @@ class Engine {
   bool cancel_scheduled_plays(VoiceId id, std::uint32_t generation, bool any_voice) noexcept;
   void render_voice(Voice& v, float* out, std::uint32_t frames) noexcept;
   void prefetch_voice(const Voice& v, std::uint32_t frames) const noexcept;
+  void prefetch_voice_state(VoiceId id) const noexcept;
   bool settle_seek(Voice& v, std::uint32_t offset) noexcept;
   bool out_of_data(Voice& v) noexcept;
   bool reap(std::uint32_t active_index) noexcept;

@@ -14,6 +14,8 @@
 
 #include <boost/lockfree/spsc_queue.hpp>
 
+#include "stemd/ring_memory.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
@@ -79,7 +81,8 @@ class SampleRing {
   explicit SampleRing(std::size_t capacity_frames, SampleFormat format = SampleFormat::kFloat)  // [control] allocates
       : capacity_frames_(capacity_frames > 0 ? capacity_frames : 1),
         format_(format),
-        buf_(new std::byte[capacity_frames_ * bytes_per_frame(format)]) {}
+        buf_(ring_memory::allocate(capacity_frames_ * bytes_per_frame(format)),
+             ring_memory::Deleter{capacity_frames_ * bytes_per_frame(format)}) {}
 
   std::size_t capacity_frames() const noexcept { return capacity_frames_; }
   SampleFormat format() const noexcept { return format_; }
@@ -217,7 +220,8 @@ class SampleRing {
 
   const std::size_t capacity_frames_;
   const SampleFormat format_;
-  const std::unique_ptr<std::byte[]> buf_;  // storage for either format (new[]: aligned for float)
+  // Storage for either format, 4 KiB-aligned, in huge-page chunks (ring_memory.hpp).
+  const std::unique_ptr<std::byte[], ring_memory::Deleter> buf_;
   // Each position on its own cache line: the two threads never write the same line.
   alignas(64) std::atomic<std::uint64_t> write_pos_{0};  // [loader] writes
   alignas(64) std::atomic<std::uint64_t> read_pos_{0};   // [audio] writes

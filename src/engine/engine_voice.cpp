@@ -451,6 +451,19 @@ void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
   }
 }
 
+// A hint one step earlier: the cache lines prefetch_voice() and the mix then read through the
+// voice's pointers (its source, its stream's ring indices and flags) and its telemetry slot,
+// which the audio thread writes. Without it each voice costs several dependent misses in a row
+// (the stream's ring indices are written by the loader on another core). Reads only the voice.
+void Engine::prefetch_voice_state(VoiceId id) const noexcept {
+  const Voice& v = voices_[id];
+  __builtin_prefetch(&telemetry_[id], 1, 3);
+  if (v.src != nullptr) __builtin_prefetch(v.src, 0, 3);
+  if (v.stream == nullptr) return;
+  const char* p = reinterpret_cast<const char*>(v.stream);
+  for (std::size_t at = 0; at < sizeof(Stream); at += 64) __builtin_prefetch(p + at, 0, 3);
+}
+
 // A hint to the memory system: the bytes the voice's next `frames` frames come from (its ring's
 // readable span, or its source's memory), one prefetch per cache line. Reads two atomics, never
 // changes state; a wrong guess costs only the bandwidth.

@@ -1,0 +1,100 @@
+// Ring storage in huge-page chunks (include/stemd/ring_memory.hpp).
+#include "stemd/ring_memory.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "stemd/queue.hpp"
+
+namespace stemd {
+namespace {
+
+namespace rm = ring_memory;
+
+// Whether the mapping holding `p` is marked for huge pages ("hg" in /proc/self/smaps' VmFlags).
+bool advised_huge(const void* p) {
+  std::ifstream in("/proc/self/smaps");
+  std::string line;
+  const auto addr = reinterpret_cast<std::uintptr_t>(p);
+  bool inside = false;
+  while (std::getline(in, line)) {
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find(':') > line.find(' ')) {
+      inside = addr >= lo && addr < hi;
+    } else if (inside && line.rfind("VmFlags:", 0) == 0) {
+      return line.find(" hg") != std::string::npos;
+    }
+  }
+  return false;
+}
+
+TEST(RingMemory, RingsOfOneSizeShareA2MiBChunkAdvisedHuge) {
+  const rm::Stats before = rm::stats();
+  constexpr std::size_t kBytes = 76800;  // the default ring: 400 ms of int16 stereo at 48 kHz
+  std::vector<std::byte*> rings;
+  for (int i = 0; i < 20; ++i) rings.push_back(rm::allocate(kBytes));
+  std::set<std::uintptr_t> chunks;
+  for (std::size_t i = 0; i < rings.size(); ++i) {
+    const auto a = reinterpret_cast<std::uintptr_t>(rings[i]);
+    EXPECT_EQ(a % rm::kPageBytes, 0u);
+    chunks.insert(a / rm::kChunkBytes);
+    std::memset(rings[i], static_cast<int>(i), kBytes);  // every byte is usable and no two overlap
+  }
+  for (std::size_t i = 0; i < rings.size(); ++i) {
+    EXPECT_EQ(static_cast<int>(rings[i][0]), static_cast<int>(i));
+    EXPECT_EQ(static_cast<int>(rings[i][kBytes - 1]), static_cast<int>(i));
+  }
+  EXPECT_EQ(chunks.size(), 1u) << "20 rings of 19 pages fit one 2 MiB chunk (26 do)";
+  const rm::Stats during = rm::stats();
+  EXPECT_EQ(during.chunks - before.chunks, 1u);
+  EXPECT_EQ(during.slot_bytes - before.slot_bytes, 20u * 19u * 4096u);  // 76,800 B → 19 pages
+  EXPECT_TRUE(advised_huge(rings[0])) << "the chunk is not marked MADV_HUGEPAGE";
+  for (auto* p : rings) rm::release(p, kBytes);
+  const rm::Stats after = rm::stats();
+  EXPECT_EQ(after.slot_bytes, before.slot_bytes);
+  EXPECT_LE(after.chunks - before.chunks, 1u) << "at most one empty chunk is kept per size";
+}
+
+TEST(RingMemory, EmptyChunksBeyondOnePerSizeAreUnmapped) {
+  const rm::Stats before = rm::stats();
+  constexpr std::size_t kBytes = 100 * 1024;  // 20 per chunk
+  std::vector<std::byte*> rings;
+  for (int i = 0; i < 100; ++i) rings.push_back(rm::allocate(kBytes));  // 5 chunks
+  EXPECT_EQ(rm::stats().chunks - before.chunks, 5u);
+  for (auto* p : rings) rm::release(p, kBytes);
+  EXPECT_EQ(rm::stats().chunks - before.chunks, 1u);
+  // The kept chunk serves the next ring: no new mapping.
+  std::byte* again = rm::allocate(kBytes);
+  EXPECT_EQ(rm::stats().chunks - before.chunks, 1u);
+  rm::release(again, kBytes);
+}
+
+TEST(RingMemory, ALargeRingGetsAMappingOfItsOwnAndGivesItBack) {
+  const rm::Stats before = rm::stats();
+  constexpr std::size_t kBytes = 3 * 1024 * 1024;
+  std::byte* p = rm::allocate(kBytes);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % rm::kChunkBytes, 0u);
+  std::memset(p, 7, kBytes);
+  EXPECT_EQ(rm::stats().chunk_bytes - before.chunk_bytes, 4u * 1024 * 1024);
+  rm::release(p, kBytes);
+  EXPECT_EQ(rm::stats().chunk_bytes, before.chunk_bytes);
+  EXPECT_EQ(rm::stats().chunks, before.chunks);
+}
+
+TEST(RingMemory, SampleRingsTakeTheirStorageFromIt) {
+  const rm::Stats before = rm::stats();
+  {
+    SampleRing ring(19200, SampleFormat::kInt16);
+    EXPECT_EQ(rm::stats().slot_bytes - before.slot_bytes, 19u * 4096u);
+  }
+  EXPECT_EQ(rm::stats().slot_bytes, before.slot_bytes);
+}
+
+}  // namespace
+}  // namespace stemd
