@@ -415,6 +415,20 @@ TEST(Cli, JournalStreamLinesCarryTheirSyslogPriority) {
 }
 
 // --help: grouped by topic, no line wider than 100 columns, naming stemd tune.
+// --max-stretched-voices' help showed "=2" and then "8 unless given with --stretch-method
+// time_stretch": which is the default, and when? (outside pass 8, a new user's reading)
+TEST(Cli, HelpSaysTheStretchedVoicesDefaultOfEachMethod) {
+  const auto r = run_stemd("--help");
+  EXPECT_EQ(r.exit_code, 0);
+  std::string flat;  // the help's words, its line wrapping undone
+  for (std::istringstream in(r.output); in >> std::ws && !in.eof();) {
+    std::string w;
+    in >> w;
+    flat += (flat.empty() ? "" : " ") + w;
+  }
+  EXPECT_NE(flat.find("default 2, or 8 with --stretch-method time_stretch"), std::string::npos) << r.output;
+}
+
 TEST(Cli, HelpIsGroupedWithinOneHundredColumnsAndNamesTune) {
   const auto r = run_stemd("--help");
   EXPECT_EQ(r.exit_code, 0);
