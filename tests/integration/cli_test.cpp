@@ -429,6 +429,20 @@ TEST(Cli, HelpSaysTheStretchedVoicesDefaultOfEachMethod) {
   EXPECT_NE(flat.find("default 2, or 8 with --stretch-method time_stretch"), std::string::npos) << r.output;
 }
 
+// --stretch-bus-share alone (the default playback_rate method makes no stretch buses) did nothing
+// and said nothing; with time-stretching it is named in the start line (outside pass 8).
+TEST(Cli, StretchBusShareWithoutBusesSaysItHasNoEffect) {
+  auto r = run_stemd("--config none --backend null --no-osc --duration 0.05 --stretch-bus-share");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("--stretch-bus-share: no effect without stretch buses"), std::string::npos) << r.output;
+  r = run_stemd(
+      "--config none --backend null --no-osc --duration 0.05 --stretch-bus-share --stretch-method "
+      "time_stretch --stretch-buses 1 --max-stretched-voices 1 --stretch-engine faster");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.find("no effect without stretch buses"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("shared by the decks"), std::string::npos) << r.output;
+}
+
 TEST(Cli, HelpIsGroupedWithinOneHundredColumnsAndNamesTune) {
   const auto r = run_stemd("--help");
   EXPECT_EQ(r.exit_code, 0);
