@@ -597,6 +597,7 @@ class Run:
             w.writeframes(b"\x10\x00\x10\x00" * 24000)
         self.c.request("/stemd/deck", "B", 0.0, 0.0)
         ok = all(is_done(self.c.request("/stemd/load", i, "vl.wav", timeout=5.0)) for i in ids)
+        time.sleep(0.3)  # the fader's declick ramp to 0 is over (a play in it was heard at the port)
         before, sent = self.log_size(), 0
         for n in range(500):
             b = osc_bundle(b"\0" * 7 + b"\x01", *[osc_message(a, i) for i in ids  # ids 1100–2099: deck B
