@@ -17,7 +17,13 @@ Instance::~Instance() {
   // Reverse order of construction: what refers to the controller goes before it.
   server_.reset();
   // The controller's destructor services its last events: they may no longer reach the router.
-  if (ctl_) ctl_->set_event_handler(cfg_.on_event);
+  if (ctl_ && cfg_.on_event) {
+    ctl_->set_event_handler([log = cfg_.on_event](const engine::Event& e, const control::VoiceInfo& v) {
+      log(e, v, nullptr);  // the last ones, bounded by the voices
+    });
+  } else if (ctl_) {
+    ctl_->set_event_handler(nullptr);
+  }
   if (ctl_) ctl_->set_source_handler(nullptr);
   router_.reset();
   ctl_.reset();
@@ -41,7 +47,7 @@ bool Instance::open_control(std::string& error) {
   control::Router* r = router_.get();
   ctl_->set_event_handler([r, log = cfg_.on_event](const engine::Event& e, const control::VoiceInfo& v) {
     r->on_event(e, v);
-    if (log) log(e, v);
+    if (log) log(e, v, &r->log_limit());
   });
   ctl_->set_source_handler([r](int slot, const io::Source* s) { r->on_source(slot, s); });
   return true;
@@ -111,7 +117,8 @@ void Instance::control_loop() {
     for (auto& f : work) f();
     work.clear();
     ctl_->service();
-    if (local_sink_ && router_) {  // without sockets only in-process peers can be answered
+    if (router_) router_->log_bad_input();  // and the log limits' "… more suppressed" lines
+    if (local_sink_ && router_) {           // without sockets only in-process peers can be answered
       std::vector<control::Outgoing> out;
       router_->take_replies(out);
       router_->take_notifications(out);

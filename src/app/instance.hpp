@@ -54,8 +54,10 @@ struct InstanceConfig {
   bool media_loopback_only = true;  // without a root, loads allowed only on loopback (or no OSC)
   bool osc = false;                 // build an OscServer (open_control binds it)
   control::OscServerConfig osc_server;
-  // Called on the control thread after the router has seen an engine event (the daemon logs it).
-  control::Controller::EventHandler on_event;
+  // Called on the control thread after the router has seen an engine event (the daemon logs it),
+  // with the router's log limits (Router::log_limit; null once the router is gone, at teardown).
+  using EventLog = std::function<void(const engine::Event&, const control::VoiceInfo&, base::LogLimiter*)>;
+  EventLog on_event;
 };
 
 class Instance {

@@ -177,6 +177,12 @@ std::string apply_crowdstream_flags(const CLI::App& app, Options& o) {
     o.notes.push_back("--disable-time-stretch: no effect with --stretch-method " + o.stretch_method_given +
                       " (the old server's players followed the tempo by rate then too)");
   }
+  const bool no_buses = o.stretch_buses == 0 || (o.stretch_buses < 0 && o.stretch_method != "time_stretch");
+  if (o.stretch_bus_share && no_buses) {
+    o.notes.push_back(
+        "--stretch-bus-share: no effect without stretch buses (they come with --stretch-method "
+        "time_stretch, or --stretch-buses N)");
+  }
   bool rise_from_file = false, fall_from_file = false;
   if (!o.bpm_config.empty()) {
     BpmConfig bc;

@@ -206,7 +206,7 @@ void add_voice_and_sound_options(CLI::App& app, Options& o) {
       ->capture_default_str();
   app.add_option("--max-stretched-voices", o.max_stretched_voices,
                  "Voices that can be time-stretched at once (Rubber Band, ≈ 3 % of a core each on a desktop, "
-                 "about 4–6 fit on a Raspberry Pi 4); 8 unless given with --stretch-method time_stretch")
+                 "about 4–6 fit on a Raspberry Pi 4); default 2, or 8 with --stretch-method time_stretch")
       ->transform(int_range(0, 256))
       ->capture_default_str();
   app.add_option("--stretch-buses", o.stretch_buses,

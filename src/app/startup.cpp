@@ -150,18 +150,31 @@ int DaemonRun::open_backend() {
 
 namespace {
 
-void log_event(const engine::Event& e, const control::VoiceInfo& v) {
+// A voice's end and a late start are one line each, as many as a client makes voices end or
+// start late (a bundle of plays and stops, seeks of time-stretched voices, sent in a loop): at
+// most 5 lines a second per kind in the router's log limits, with a count of the rest.
+bool may_log(base::LogLimiter* limit, const char* kind, std::string& note) {
+  std::uint64_t skipped = 0;
+  if (limit != nullptr && !limit->allow(kind, skipped)) return false;
+  note = base::suppressed_note(skipped);
+  return true;
+}
+
+void log_event(const engine::Event& e, const control::VoiceInfo& v, base::LogLimiter* limit) {
+  std::string note;
   switch (e.type) {
     case engine::EventType::kVoiceStarted:
       spdlog::debug("voice {} started (slot {} '{}')", e.voice, v.slot, base::log_escape(v.name));
       break;
     case engine::EventType::kVoiceEnded:
       if (e.reason == engine::EndReason::kError) {
-        spdlog::warn("voice {} (slot {} '{}') ended: {}", e.voice, v.slot, base::log_escape(v.name),
-                     engine::to_string(e.reason));
+        if (!may_log(limit, "voices ended with an error", note)) break;
+        spdlog::warn("voice {} (slot {} '{}') ended: {}{}", e.voice, v.slot, base::log_escape(v.name),
+                     engine::to_string(e.reason), note);
       } else {
-        spdlog::info("voice {} (slot {} '{}') ended: {}", e.voice, v.slot, base::log_escape(v.name),
-                     engine::to_string(e.reason));
+        if (!may_log(limit, "voices ended", note)) break;
+        spdlog::info("voice {} (slot {} '{}') ended: {}{}", e.voice, v.slot, base::log_escape(v.name),
+                     engine::to_string(e.reason), note);
       }
       break;
     case engine::EventType::kVoiceUnderrun:
@@ -171,10 +184,11 @@ void log_event(const engine::Event& e, const control::VoiceInfo& v) {
       spdlog::debug("scheduled command for voice {} applied {} frames late", e.voice, e.count);
       break;
     case engine::EventType::kVoiceDeferred:
+      if (!may_log(limit, "voices heard late (time-stretcher primes)", note)) break;
       spdlog::info(
           "voice {} (slot {} '{}') heard {} output frames after its start, on the grid: more voices "
-          "needed a time-stretcher primed in one period than the audio thread primes at once",
-          e.voice, v.slot, base::log_escape(v.name), e.count);
+          "needed a time-stretcher primed in one period than the audio thread primes at once{}",
+          e.voice, v.slot, base::log_escape(v.name), e.count, note);
       break;
     case engine::EventType::kCommandDropped:
       spdlog::debug("command for voice {} ignored: it is no longer playing", e.voice);

@@ -160,10 +160,14 @@ Reply NativeDialect::status(const Call&) {
   kv("stretch_bus_voices",
      OscArg::Int(static_cast<std::int32_t>(m.stretch_bus_voices.load(std::memory_order_relaxed))));
   // Rubber Band primes on the audio thread since start, and the most in one callback (bounded by
-  // EngineConfig::stretch_primes_per_callback plus the buses: engine/stretcher.hpp).
+  // EngineConfig::stretch_primes_per_callback plus the buses: engine/stretcher.hpp); the voices
+  // that started (or seeked) past that bound and were heard later, on the grid (kVoiceDeferred;
+  // the log says so at most 5 times a second).
   kv("stretch_primes", OscArg::Int64(static_cast<std::int64_t>(m.stretch_primes.load(std::memory_order_relaxed))));
   kv("stretch_primes_max",
      OscArg::Int(static_cast<std::int32_t>(m.stretch_primes_max.load(std::memory_order_relaxed))));
+  kv("stretch_starts_deferred",
+     OscArg::Int64(static_cast<std::int64_t>(m.stretch_starts_deferred.load(std::memory_order_relaxed))));
   return Reply::done(f);
 }
 

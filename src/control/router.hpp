@@ -85,6 +85,10 @@ class Router {
 
   // Engine events → notifications for subscribers.
   void on_event(const engine::Event& e, const VoiceInfo& v) { notifier_.on_event(e, v); }
+  // The per-kind log limits of lines clients can cause (at most 5 a second each, the rest
+  // counted); the kinds name themselves. Flushed by log_bad_input() at every control pass, so a
+  // layer above (the daemon's engine-event lines) can share it.
+  base::LogLimiter& log_limit() { return log_limit_; }
   void on_source(int slot, const io::Source* s) { notifier_.source(slot, s); }
   void notify_device(const std::string& what, const std::vector<OscArg>& values) { notifier_.device(what, values); }
   void take_notifications(std::vector<Outgoing>& out) { notifier_.take(out); }

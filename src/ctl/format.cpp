@@ -482,6 +482,12 @@ std::string status_table(const StatusFields& f) {
       label = "stretch buses running";
     } else if (k == "stretch_bus_voices") {
       label = "voices on stretch buses";
+    } else if (k == "stretch_primes") {
+      label = "stretcher primes (audio thread)";
+    } else if (k == "stretch_primes_max") {
+      label = "stretcher primes in one callback (most)";
+    } else if (k == "stretch_starts_deferred") {
+      label = "voices heard late (--stretch-primes-per-callback)";
     }
     rows.push_back({"  " + label, text});
   }

@@ -81,7 +81,9 @@ void LoaderThread::govern_priority(std::uint64_t now) {
       spdlog::warn(
           "loader thread: used {:.0f} % of a core over {} ms, at normal priority until it uses less than {:.0f} % (a "
           "real-time thread that does not sleep stalls the audio callback on its CPU); the streams need about as "
-          "much CPU as this machine has to spare ({} time{} so far)",
+          "much CPU as this machine has to spare: if voices underrun, play fewer streamed voices at once or let more "
+          "files play from memory (--preload-limit-mb; FLAC, Ogg and MP3 cost more to decode than WAV) ({} time{} "
+          "so far)",
           used * 100, kAdaptEveryNs / 1'000'000, cfg_.rt_cpu_low * 100, demotions_, demotions_ == 1 ? "" : "s");
     }
   } else if (demoted_ && used < cfg_.rt_cpu_low && set_fifo(true) == 0) {

@@ -415,6 +415,34 @@ TEST(Cli, JournalStreamLinesCarryTheirSyslogPriority) {
 }
 
 // --help: grouped by topic, no line wider than 100 columns, naming stemd tune.
+// --max-stretched-voices' help showed "=2" and then "8 unless given with --stretch-method
+// time_stretch": which is the default, and when? (outside pass 8, a new user's reading)
+TEST(Cli, HelpSaysTheStretchedVoicesDefaultOfEachMethod) {
+  const auto r = run_stemd("--help");
+  EXPECT_EQ(r.exit_code, 0);
+  std::string flat;  // the help's words, its line wrapping undone
+  for (std::istringstream in(r.output); in >> std::ws && !in.eof();) {
+    std::string w;
+    in >> w;
+    flat += (flat.empty() ? "" : " ") + w;
+  }
+  EXPECT_NE(flat.find("default 2, or 8 with --stretch-method time_stretch"), std::string::npos) << r.output;
+}
+
+// --stretch-bus-share alone (the default playback_rate method makes no stretch buses) did nothing
+// and said nothing; with time-stretching it is named in the start line (outside pass 8).
+TEST(Cli, StretchBusShareWithoutBusesSaysItHasNoEffect) {
+  auto r = run_stemd("--config none --backend null --no-osc --duration 0.05 --stretch-bus-share");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("--stretch-bus-share: no effect without stretch buses"), std::string::npos) << r.output;
+  r = run_stemd(
+      "--config none --backend null --no-osc --duration 0.05 --stretch-bus-share --stretch-method "
+      "time_stretch --stretch-buses 1 --max-stretched-voices 1 --stretch-engine faster");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.find("no effect without stretch buses"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("shared by the decks"), std::string::npos) << r.output;
+}
+
 TEST(Cli, HelpIsGroupedWithinOneHundredColumnsAndNamesTune) {
   const auto r = run_stemd("--help");
   EXPECT_EQ(r.exit_code, 0);
@@ -739,6 +767,48 @@ TEST(Cli, AFifoAsTheScriptIsRefusedWithoutBlocking) {
                              " --backend null --no-osc --script " + fifo);
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find(fifo + ": not a regular file (a FIFO)"), std::string::npos) << r.output;
+}
+
+// ---- outside pass 8: lines a client makes per voice are limited as /dummy lines are
+
+// A voice's end and a time-stretched voice heard late were one log line each, without limit: a
+// client that plays and stops a voice in a loop (1,000 bundles of 6 plays and 6 stops in 5 s:
+// 6,000 lines, 426 KB of log), or seeks 6 voices stretched at 6 tempi (80 bundles: 243 lines),
+// wrote as much log as it liked. Now at most 5 lines a second of each kind, with a count of the
+// rest. Rendered from a --script (the daemon's own event log, faster than real time): the bound
+// is per second of the wall clock the run took.
+TEST(Cli, AStormOfVoiceEndsAndLateStretchedStartsLeavesTheLogSmall) {
+  TempDir dir;
+  std::ofstream script(dir.file("storm.txt"));
+  for (int k = 0; k < 6; ++k) {
+    write_wav16(dir.file("s" + std::to_string(k) + ".wav"), make_tone_noise16(48000 * 2, 2, 40 + k), 2);
+    script << "0 /stemd/load " << 10 + k << " " << dir.file("s" + std::to_string(k) + ".wav") << "\n";
+  }
+  for (int i = 0; i < 1000; ++i) {  // 1,000 voices played and stopped in one second of audio
+    script << 0.1 + i * 0.001 << " /stemd/play 10\n" << 0.1 + i * 0.001 + 0.0005 << " /stemd/stop 10\n";
+  }
+  for (int k = 0; k < 6; ++k) {  // six voices at six tempi: four on stretchers of their own
+    script << "1.2 /stemd/play " << 10 + k << " 1.0 1\n1.2 /stemd/stretch " << 10 + k << " " << 1.02 + 0.03 * k << "\n";
+  }
+  for (int n = 0; n < 60; ++n) {  // each seek re-primes them: past one a period, heard late
+    for (int k = 0; k < 6; ++k) script << 1.4 + n * 0.06 << " /stemd/seek " << 10 + k << " " << 0.1 + 0.01 * n << "\n";
+  }
+  script.close();
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = run_stemd("--config none --backend render --render-to " + dir.file("out.wav") +
+                           " --duration 5.2 --stretch-method time_stretch --script " + dir.file("storm.txt"));
+  const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_EQ(r.exit_code, 0) << r.output.substr(0, 3000);
+  const int ended = count_lines_with(r.output, "ended: stopped");
+  const int late = count_lines_with(r.output, "output frames after its start");
+  const int bound = 5 * (static_cast<int>(wall_s) + 2);  // 5 a second of each kind
+  std::printf("[ figures ] %.1f s of wall clock: %d 'ended' lines of 1,000+ voice ends, %d 'late' lines, %zu bytes\n",
+              wall_s, ended, late, r.output.size());
+  EXPECT_GE(ended, 1) << r.output.substr(0, 3000);
+  EXPECT_LE(ended, bound) << r.output.substr(0, 3000);
+  EXPECT_GE(late, 1) << r.output.substr(0, 3000);
+  EXPECT_LE(late, bound) << r.output.substr(0, 3000);
+  EXPECT_NE(r.output.find("more suppressed"), std::string::npos) << r.output.substr(0, 3000);
 }
 
 }  // namespace

@@ -675,6 +675,22 @@ TEST(Stemctl, StatusShowsTheStretchBuses) {
   EXPECT_EQ(plain.ctl("status").out.find("stretch buses"), std::string::npos);
 }
 
+// The prime bound's counters are labelled in `status --all`, and the voices heard late (counted by
+// the engine) are reported at all: before, stretch_primes and stretch_primes_max showed as raw
+// keys and stretch_starts_deferred was not in the status (its log line is now limited to 5 a second).
+TEST(Stemctl, StatusAllLabelsTheStretcherPrimesAndTheVoicesHeardLate) {
+  Daemon d(false, {"--stretch-method", "time_stretch", "--stretch-buses", "1", "--max-stretched-voices", "1",
+                   "--stretch-engine", "faster"});
+  ASSERT_READY(d);
+  const auto r = d.ctl("status --all");
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_EQ(status_value(r.out, "stretcher primes (audio thread)"), "0") << r.out;
+  EXPECT_EQ(status_value(r.out, "stretcher primes in one callback (most)"), "0") << r.out;
+  EXPECT_EQ(status_value(r.out, "voices heard late (--stretch-primes-per-callback)"), "0") << r.out;
+  EXPECT_EQ(r.out.find("stretch_"), std::string::npos) << "a field without a label: " << r.out;
+  EXPECT_NE(d.ctl("status --json").out.find("\"stretch_starts_deferred\": 0"), std::string::npos);
+}
+
 // --max-stretched-voices given with --stretch-method time_stretch is what the daemon allows. Before,
 // it took max(value, 8): --max-stretched-voices 1 (a Pi 4 affords 4–6) still let 8 voices stretch.
 TEST(Stemctl, MaxStretchedVoicesGivenIsKeptWithTimeStretch) {

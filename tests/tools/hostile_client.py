@@ -26,6 +26,7 @@ Each attack prints one result line "attack NAME ok|FAIL key=value ..." and the r
                   seek all 6 at once (each seek re-primes a stretcher): at most --stretch-primes-per-callback
                   voice primes (+ the buses) in one callback, still answering (not in jack_hostile.sh: the
                   stretchers' steady work makes its callback times the machine's, not the daemon's)
+  voice_log_flood 500 bundles of 6 plays + 6 stops on (muted) deck B: the log grows by a bounded amount
 Figures: peak VmRSS over the whole run (sampled every 20 ms), ping round trips after the attacks.
 """
 import argparse
@@ -583,6 +584,37 @@ class Run:
         self.result("stretch_storm", ok, primes=st.get("stretch_primes", "?"), primes_max=primes_max, buses=buses,
                     callback_max_us=st.get("callback_max_us", "?"))
 
+    def voice_log_flood(self):
+        """500 bundles of 6 plays and 6 stops of a short file on (muted) deck B: every voice that
+        ends was one log line, without limit (3,000 lines, ≈ 210 KB for ≈ 180 KB sent); now at
+        most 5 a second with a count of the rest, as /dummy's lines."""
+        import wave
+        ids = [1300 + k for k in range(6)]
+        with wave.open(os.path.join(self.a.media, "vl.wav"), "wb") as w:
+            w.setnchannels(2)
+            w.setsampwidth(2)
+            w.setframerate(48000)
+            w.writeframes(b"\x10\x00\x10\x00" * 24000)
+        self.c.request("/stemd/deck", "B", 0.0, 0.0)
+        ok = all(is_done(self.c.request("/stemd/load", i, "vl.wav", timeout=5.0)) for i in ids)
+        time.sleep(0.3)  # the fader's declick ramp to 0 is over (a play in it was heard at the port)
+        before, sent = self.log_size(), 0
+        for n in range(500):
+            b = osc_bundle(b"\0" * 7 + b"\x01", *[osc_message(a, i) for i in ids  # ids 1100–2099: deck B
+                                                    for a in ("/stemd/play", "/stemd/stop")])
+            self.c.send(b)
+            sent += len(b)
+            time.sleep(0.005)
+            self.c.drain()
+        time.sleep(1.5)
+        growth = self.log_size() - before
+        for i in ids:
+            self.c.request("/stemd/unload", i)
+        self.c.request("/stemd/deck", "B", 1.0, 0.0)
+        alive = is_done(self.c.request("/stemd/ping"))
+        ok = ok and alive and growth < 32 * 1024
+        self.result("voice_log_flood", ok, bundles=500, bytes_sent=sent, log_growth_bytes=growth)
+
     def finish(self):
         pings = sorted(self.ping_ms() for _ in range(21))
         self.rss.stop_flag = True
@@ -599,7 +631,7 @@ class Run:
 
 
 ATTACKS = ["tone_bundle", "decode_bomb", "wide_wav", "fifo", "outside_root", "schedule_flood", "big_replies",
-           "log_injection", "log_flood", "tcp_lockout", "bad_durations", "tempo_storm", "stretch_storm"]
+           "log_injection", "log_flood", "tcp_lockout", "bad_durations", "tempo_storm", "stretch_storm", "voice_log_flood"]
 
 
 def main():

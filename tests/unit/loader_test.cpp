@@ -11,6 +11,8 @@
 #include "common/engine_driver.hpp"
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <pthread.h>
 #include <sched.h>
@@ -28,6 +30,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -566,6 +569,48 @@ TEST(Loader, LeavesRealTimePriorityWhileItUsesTooMuchCpu) {
   }
   EXPECT_EQ(policy_after, SCHED_FIFO) << "last window " << rig.loader.stats().cpu_fraction * 100 << " % of a core";
   EXPECT_EQ(rig.loader.stats().rt_priority, 3);
+}
+
+// The demotion's warning says what a user can do about it (outside pass 8): before, it ended on "the
+// streams need about as much CPU as this machine has to spare" and named nothing to change.
+TEST(Loader, TheWarningWhenItLeavesRealTimePrioritySaysWhatToChange) {
+  if (geteuid() != 0) {
+    rlimit rl{};
+    getrlimit(RLIMIT_RTPRIO, &rl);
+    if (rl.rlim_cur < 3)
+      GTEST_SKIP() << "real-time scheduling not permitted here (RLIMIT_RTPRIO " << rl.rlim_cur << ")";
+  }
+  std::ostringstream text;
+  const auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(
+      std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(text)));
+  test::TempDir dir;
+  const std::int64_t total = 400'000;
+  test::make_wav(dir.file("a.wav"), total, 9);
+  auto src = load(dir.file("a.wav"));
+  ASSERT_TRUE(src);
+  std::uint64_t demotions = 0;
+  {
+    LoaderConfig lc = small_loader();
+    lc.rt_priority = 3;
+    lc.rt_cpu_high = 0.02;
+    lc.rt_cpu_low = 0.005;
+    Rig rig(lc);
+    rig.loader.wait_idle();
+    const auto t0 = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(600) && demotions == 0) {
+      rig.drained.events.clear();
+      rig.play(*src, 0, false);
+      rig.render(total);
+      demotions = rig.loader.stats().rt_demotions;
+    }
+  }  // the loader thread has ended: its lines are all in `text`
+  spdlog::set_default_logger(previous);
+  ASSERT_GE(demotions, 1u);
+  const std::string log = text.str();
+  EXPECT_NE(log.find("at normal priority until"), std::string::npos) << log;
+  EXPECT_NE(log.find("fewer streamed voices"), std::string::npos) << log;
+  EXPECT_NE(log.find("--preload-limit-mb"), std::string::npos) << log;
 }
 
 // The loader refills the emptiest ring first. Observed through the kernel: an inotify IN_ACCESS
