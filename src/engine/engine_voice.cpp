@@ -49,7 +49,10 @@ std::int64_t Engine::source_frames_for(const Voice& v, std::uint32_t out_frames)
   std::int64_t margin = 0;
   if (v.bus != nullptr) {  // in the bus's pull, frames are source frames; outside, output frames
     if (bus_rendering_) return out_frames;
-    return static_cast<std::int64_t>(std::ceil(frames * v.tempo * v.base_ratio)) + 1300 + Stretcher::kPullFrames;
+    // A handover's tap must first reach the bus's cursor (L on: stretch_bus_handover.cpp).
+    if (v.ho != nullptr && v.ho->bus_on) margin = std::max<std::int64_t>(0, v.ho->bus - v.ho->filled);
+    return static_cast<std::int64_t>(std::ceil(frames * v.tempo * v.base_ratio)) + 1300 + Stretcher::kPullFrames +
+           margin;
   }
   if (v.st != nullptr) {  // the stretcher reads ahead (most after a reset)
     frames *= std::max(v.tempo, 1.0);

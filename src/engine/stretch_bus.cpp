@@ -158,6 +158,15 @@ void Engine::render_member(Voice& v, float* out, std::uint32_t frames) noexcept 
     if (v.bus_skip > 0 && v.src->streamed && v.stream != nullptr && !v.stream->finished()) return;
     v.bus_skip = 0;
   }
+  // A handover's tap (stretch_bus_handover.cpp) holds the skip. Short of it (a streamed voice whose
+  // ring has not reached L yet): silent here but on the grid — its cursor moves on, the own
+  // stretcher plays these frames, and the crossfade's ramp keeps time.
+  if (v.ho != nullptr && v.ho->bus_on && v.state == Voice::State::kPlaying && v.src->streamed && v.stream != nullptr &&
+      !v.stream->finished() && ho_fill(v, *v.ho, v.ho->bus + frames) < frames) {
+    v.ho->bus += frames;
+    for (std::uint32_t k = 0; k < frames && v.env.active(); ++k) v.env.next();
+    return;
+  }
   render_voice(v, out, frames);
 }
 

@@ -10,6 +10,7 @@
 #include "stretch_bus.hpp"
 
 #include "mix.hpp"
+#include "stemd/stream.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -124,7 +125,9 @@ bool Engine::ho_begin(Voice& v, StretchBus& b, double skip) noexcept {
 }
 
 // Reads the voice's frames into the tap up to tap frame `upto` (fewer when its data is short, the
-// tap is sealed, or full: it never overwrites a frame a cursor has still to read). Frames in it.
+// tap is sealed, or full: it never overwrites a frame a cursor has still to read). Returns the
+// frames it holds past the bus's cursor (0 while it has not reached it: a streamed voice whose
+// ring is short of the skip yet).
 std::uint32_t Engine::ho_fill(Voice& v, Handover& h, std::int64_t upto) noexcept {
   if (!h.sealed) {
     const std::int64_t low = h.own_on && h.bus_on ? std::min(h.own, h.bus) : h.own_on ? h.own : h.bus;
@@ -142,7 +145,7 @@ std::uint32_t Engine::ho_fill(Voice& v, Handover& h, std::int64_t upto) noexcept
       if (got < k) break;
     }
   }
-  return static_cast<std::uint32_t>(std::max<std::int64_t>(0, h.filled - std::min(h.own, h.bus)));
+  return static_cast<std::uint32_t>(std::clamp<std::int64_t>(h.filled - h.bus, 0, kTap));
 }
 
 // The bus's read of a member being handed over (produce(), inside the bus's pull): from the tap
@@ -159,7 +162,8 @@ std::uint32_t Engine::ho_read_bus(Voice& v, float* dst, std::uint32_t frames, Fr
     ho_fill(v, h, h.bus + frames);
   }
   const std::int64_t at = h.bus % kTap;
-  const auto n = static_cast<std::uint32_t>(std::min({static_cast<std::int64_t>(frames), h.filled - h.bus, kTap - at}));
+  const auto n = static_cast<std::uint32_t>(
+      std::clamp<std::int64_t>(std::min({static_cast<std::int64_t>(frames), h.filled - h.bus, kTap - at}), 0, frames));
   const float* p = h.ring.get() + at * 2;
   if (dst != nullptr && n > 0) {
     std::memcpy(dst, p, sizeof(float) * 2 * n);
@@ -263,6 +267,10 @@ void Engine::ho_mix_members(HandoverGroup& g, float* out, std::uint32_t frames) 
                    gains_r_.data() + done, k);
       h.own += k;
       done += k;
+    }
+    // Short of data (a streamed voice's ring behind, not its end): silent, but its cursor keeps the grid.
+    if (n < frames && !h.sealed && v.src->streamed && v.stream != nullptr && !v.stream->finished()) {
+      h.own += frames - n;
     }
     if (!h.own_env.active() && h.own_env.value() == 0.0f && h.own_env.target() == 0.0f) h.own_on = false;
   }

@@ -4,6 +4,7 @@
 // started alone on a bus of its own; then it is on the bus (the own stretcher crossfaded out and
 // given back). Without a stretcher (or prime) to spare it joins as before, its first lookahead
 // lost, and the status counts it.
+#include "control/controller.hpp"
 #include "stretch_bus_helpers.hpp"
 
 #include <gtest/gtest.h>
@@ -156,6 +157,70 @@ TEST(StretchBusHandover, StemsStartedTogetherShareOneOwnStretcherAndOnePrime) {
   EXPECT_EQ(got.lost, 0u);
   EXPECT_EQ(got.bus_voices, 4u);
   EXPECT_LE(got.primes_max, 1u) << "one prime per callback (the bus's, then the group's)";
+  expect_same_clicks(got, want);
+}
+
+// Streamed stems (the daemon's case): the tap reads the head and then the ring, through the
+// controller and the loader. 44.1 kHz files with a small head (2,000 frames: the tap reads past it
+// at once), deck A's at volume 0 on the shared bus, deck B's click train started on it.
+Played run_streamed(bool alone) {
+  TempDir dir;
+  write_wav16(dir.file("a.wav"), signal(kLen, 0), 2, kSrcRate);
+  write_wav16(dir.file("b.wav"), clicks(), 2, kSrcRate);
+  engine::EngineConfig ec = config(1, 3);
+  ec.stretch_bus_share = true;
+  engine::Engine e(ec);
+  io::LoaderConfig lc;
+  lc.ring_frames = 16384;
+  lc.chunk_frames = 2048;
+  lc.prefill_frames = 8192;
+  io::LoaderThread loader(lc);
+  io::LoadOptions lo;
+  lo.preload_limit_bytes = 0;  // streamed
+  lo.head_frames = 2000;
+  control::Controller ctl(e, loader, lo);
+  e.set_loader_wakeup(&io::LoaderThread::wake_cb, &loader);
+  loader.start();
+  struct Stop {
+    io::LoaderThread& l;
+    ~Stop() { l.stop(); }
+  } stop_loader{loader};
+  Played r;
+  std::string err;
+  EXPECT_TRUE(ctl.load(control::kNow, 1, dir.file("a.wav"), "a", err)) << err;
+  EXPECT_TRUE(ctl.load(control::kNow, 2, dir.file("b.wav"), "b", err)) << err;
+  EXPECT_TRUE(ctl.source(2)->streamed());
+  const auto render_to = [&](std::size_t from, std::size_t to) {
+    for (std::size_t f = from; f < to; f += kBlock) {
+      EXPECT_TRUE(process_fed(e, loader, r.out.data() + f * 2, kBlock)) << "the loader fell behind at " << f;
+      ctl.service();
+    }
+  };
+  control::PlayOptions po;
+  po.tempo = kTempo;
+  po.loop = true;
+  control::VoiceHandle a, b;
+  po.volume = 0.0f;
+  if (!alone) EXPECT_TRUE(ctl.play(control::kNow, 1, po, a, err)) << err;
+  render_to(0, kJoin);
+  po.volume = 1.0f;
+  po.deck = 1;
+  po.loop = false;
+  EXPECT_TRUE(ctl.play(control::kNow, 2, po, b, err)) << err;
+  render_to(kJoin, kOut);
+  r.handovers = e.metrics().stretch_handovers.load();
+  r.lost = e.metrics().stretch_joins_lost.load();
+  r.bus_voices = e.metrics().stretch_bus_voices.load();
+  EXPECT_EQ(e.metrics().voice_underruns.load(), 0u);
+  return r;
+}
+
+TEST(StretchBusHandover, AStreamedStemKeepsItsAttackToo) {
+  const Played want = run_streamed(true);
+  const Played got = run_streamed(false);
+  EXPECT_EQ(got.bus_voices, 2u);
+  EXPECT_EQ(got.handovers, 1u);
+  EXPECT_GT(peak(got.out, kJoin, kJoin + 600), 0.2f) << "its first click, at its start";
   expect_same_clicks(got, want);
 }
 
