@@ -152,8 +152,12 @@ std::uint32_t Engine::ho_fill(Voice& v, Handover& h, std::int64_t upto) noexcept
 // (in place, or copied into `dst`), until it has caught up and the own path is done.
 std::uint32_t Engine::ho_read_bus(Voice& v, float* dst, std::uint32_t frames, Frames* src) noexcept {
   Handover& h = *v.ho;
-  if (h.bus >= h.filled && !h.own_on) {  // all read: the tap goes, the voice reads its source again
+  if (h.bus >= h.filled && !h.own_on) {
+    // All read: the tap goes, the voice reads its source again — past what the bus's cursor moved
+    // over while data was short (render_member), to stay on the grid.
+    const std::int64_t ahead = h.bus - h.filled;
     ho_free_tap(v);
+    if (ahead > 0) skip_source(v, ahead);
     return fetch(v, dst, frames, src);
   }
   ho_fill(v, h, h.bus + frames);
