@@ -210,7 +210,7 @@ class Engine {
   static std::uint8_t telemetry_state(const Voice& v) noexcept;
   // Stretch buses (stretch_bus.cpp).
   void make_buses();  // [control]
-  bool bus_join(Voice& v, std::uint32_t offset) noexcept;
+  bool bus_join(Voice& v, std::uint32_t offset, bool starting = false) noexcept;
   void bus_leave(Voice& v) noexcept;
   void bus_request_leave(Voice& v) noexcept;
   void bus_settle_leave(Voice& v) noexcept;
@@ -223,6 +223,22 @@ class Engine {
   static double bus_lookahead(const StretchBus& b) noexcept;
   static std::uint32_t bus_st_pull(void* ctx, float* scratch, std::uint32_t max_frames, const float** frames) noexcept;
   static std::uint32_t bus_rs_pull(void* ctx, float* scratch, std::uint32_t max_frames, const float** frames) noexcept;
+  // The handover onto a running bus (stretch_bus_handover.cpp).
+  struct Handover;
+  struct HandoverGroup;
+  void make_handovers();  // [control]
+  bool ho_begin(Voice& v, StretchBus& b, double skip) noexcept;
+  std::uint32_t ho_fill(Voice& v, Handover& h, std::int64_t upto) noexcept;
+  std::uint32_t ho_read_bus(Voice& v, float* dst, std::uint32_t frames, Frames* src) noexcept;
+  void ho_seal(Voice& v) noexcept;
+  void ho_drop(Voice& v) noexcept;
+  void ho_end_group(HandoverGroup& g) noexcept;
+  void ho_free_tap(Voice& v) noexcept;
+  bool ho_reclaim() noexcept;
+  void render_handovers(std::uint32_t frames, bool* deck_used) noexcept;
+  void ho_mix_members(HandoverGroup& g, float* out, std::uint32_t frames) noexcept;
+  static std::uint32_t ho_src_pull(void* ctx, float* scratch, std::uint32_t max_frames, const float** frames) noexcept;
+  static std::uint32_t ho_rs_pull(void* ctx, float* scratch, std::uint32_t max_frames, const float** frames) noexcept;
   std::uint32_t fetch(Voice& v, float* dst, std::uint32_t frames, Frames* src) noexcept;
   void end_voice(Voice& v, EndReason why) noexcept;
   bool retire(Stream* s, VoiceId id, std::uint32_t gen, bool voice_ended) noexcept;
@@ -253,7 +269,9 @@ class Engine {
   bool bus_rendering_ = false;                      // inside a bus's pull: members render there
   std::uint32_t primes_ = 0;                        // voices' own stretcher primes in this callback (bounded)
   std::uint32_t bus_primes_ = 0;                    // stretch buses' primes in this callback
-  std::vector<VoiceId> active_;                     // ids of active voices; capacity reserved = max_voices
+  std::vector<std::unique_ptr<Handover>> taps_;     // handover taps (allocated up front)
+  std::vector<std::unique_ptr<HandoverGroup>> groups_;
+  std::vector<VoiceId> active_;  // ids of active voices; capacity reserved = max_voices
   std::uint32_t active_count_ = 0;
   std::vector<float> scratch_;          // max_block_frames stereo frames
   std::vector<float> gains_;            // max_block_frames per-frame gains

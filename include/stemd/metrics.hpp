@@ -202,13 +202,18 @@ struct Metrics {
   std::atomic<std::uint64_t> stretch_primes{0};
   std::atomic<std::uint32_t> stretch_primes_max{0};
   std::atomic<std::uint64_t> stretch_starts_deferred{0};  // voices past the prime budget (kVoiceDeferred)
-  std::atomic<std::uint64_t> callback_max_ns{0};          // since start
-  std::atomic<std::uint64_t> callback_ns_total{0};        // sum of callback durations (CPU load)
-  std::atomic<std::uint64_t> limiter_frames{0};           // frames the safety limiter reduced
-  std::atomic<unsigned long> audio_thread{0};             // pthread_t of the thread running process()
-  std::atomic<float> limiter_min_gain{1.0f};              // deepest reduction since a reader took it
-  std::atomic<float> tone_hz{0.0f};                       // the test tone sounding (its frequency), 0 = none
-  std::atomic<std::uint64_t> last_callback_ns{0};         // CLOCK_MONOTONIC of the last callback start
+  // Voices started on a running stretch bus: handed over (their attack played by a stretcher of
+  // their own, then crossfaded onto the bus), or joined without (no prime, stretcher or tap to
+  // spare: their first lookahead, ≈ 45 ms, lost). src/engine/stretch_bus.hpp, "The handover".
+  std::atomic<std::uint64_t> stretch_handovers{0};
+  std::atomic<std::uint64_t> stretch_joins_lost{0};
+  std::atomic<std::uint64_t> callback_max_ns{0};    // since start
+  std::atomic<std::uint64_t> callback_ns_total{0};  // sum of callback durations (CPU load)
+  std::atomic<std::uint64_t> limiter_frames{0};     // frames the safety limiter reduced
+  std::atomic<unsigned long> audio_thread{0};       // pthread_t of the thread running process()
+  std::atomic<float> limiter_min_gain{1.0f};        // deepest reduction since a reader took it
+  std::atomic<float> tone_hz{0.0f};                 // the test tone sounding (its frequency), 0 = none
+  std::atomic<std::uint64_t> last_callback_ns{0};   // CLOCK_MONOTONIC of the last callback start
   // Lowest ring fill seen (per mille of capacity) since a reader last took it; 1000 = no streams.
   std::atomic<std::uint32_t> min_ring_fill_permille{1000};
   DurationHistogram callback_ns;

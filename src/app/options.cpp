@@ -35,7 +35,10 @@ const Preset* find_preset(const std::string& name) {
 
 std::vector<PresetValues> builtin_presets() {
   std::vector<PresetValues> out;
-  for (const auto& p : options_detail::presets()) out.push_back({p.name, p.buffer_size, p.memory_mb, p.what});
+  for (const auto& p : options_detail::presets()) {
+    out.push_back(
+        {p.name, p.buffer_size, p.memory_mb, p.what, p.stretch_engine ? p.stretch_engine : "", p.stretch_bus_share});
+  }
   return out;
 }
 
@@ -206,15 +209,17 @@ std::string apply_crowdstream_flags(const CLI::App& app, Options& o) {
 
 // The memory budget, the rings, the render target: an error message, or "".
 std::string finish(const CLI::App& app, Options& o) {
-  // The memory budget: given explicitly (flag or config), else the preset's, else the board's.
-  if (app.count("--max-memory-mb") == 0) {
-    const Preset* p = find_preset(o.preset);
-    if (p == nullptr) {
-      std::string where;
-      p = board_preset(board_model(where));
-    }
-    o.max_memory_mb = p->memory_mb;
+  // The memory budget and the stretch settings: given explicitly (flag or config), else the
+  // preset's, else the board's (as the buffer size).
+  const Preset* p = find_preset(o.preset);
+  if (p == nullptr) {
+    std::string where;
+    p = board_preset(board_model(where));
   }
+  if (app.count("--max-memory-mb") == 0) o.max_memory_mb = p->memory_mb;
+  if (app.count("--stretch-engine") == 0 && p->stretch_engine != nullptr) o.stretch_engine = p->stretch_engine;
+  if (app.count("--stretch-bus-share") == 0 && p->stretch_bus_share >= 0)
+    o.stretch_bus_share = p->stretch_bus_share == 1;
   if (o.ring_min_ms == 0) o.ring_min_ms = std::max(20.0, o.ring_ms / 2);
   if (o.ring_max_ms == 0) o.ring_max_ms = std::max(4000.0, o.ring_ms);
   if (o.ring_min_ms > o.ring_ms || o.ring_ms > o.ring_max_ms) {

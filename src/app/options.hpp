@@ -149,6 +149,8 @@ struct PresetValues {
   std::uint32_t buffer_size;    // frames
   std::uint32_t max_memory_mb;  // MiB
   std::string what;             // "Raspberry Pi 4", logged as the buffer size's reason
+  std::string stretch_engine;   // "" = not set by the preset
+  int stretch_bus_share = -1;   // -1 = not set by the preset, else 0 / 1
 };
 std::vector<PresetValues> builtin_presets();
 

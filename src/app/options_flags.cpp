@@ -217,8 +217,9 @@ void add_voice_and_sound_options(CLI::App& app, Options& o) {
       ->capture_default_str();
   app.add_flag("--stretch-bus-share", o.stretch_bus_share,
                "One stretch bus for the stretched voices of every deck at one tempo (two decks: half the "
-               "Rubber Band cost); each deck's fader and EQ then act before the stretch, heard ≈ 45 ms late on "
-               "those voices (off: one bus per deck, fader and EQ at once)");
+               "Rubber Band cost). The trade: each deck's fader and EQ then act before the stretch, heard one "
+               "lookahead (≈ 45 ms) late on those voices (off: one bus per deck, fader and EQ at once); a deck "
+               "started while another plays keeps its attack. On in the pi4 preset (=false to turn it off)");
   app.add_option("--stretch-primes-per-callback", o.stretch_primes_per_callback,
                  "Voices' own time-stretchers the audio thread primes in one period at most (a prime is about "
                  "two periods of Rubber Band work); a voice past it is heard on the beat grid a period or more "
@@ -417,7 +418,7 @@ void add_deck_options(CLI::App& app, Options& o) {
       ->capture_default_str();
   app.add_option("--stretch-engine", o.stretch_engine,
                  "Rubber Band engine of time-stretched voices: finer (R3, steadiest pitch) or faster (R2: measured "
-                 "about as costly here, with small level dips at tempo changes)")
+                 "about as costly here, with small level dips at tempo changes); the pi4 preset picks faster")
       ->check(CLI::IsMember({"finer", "faster"}))
       ->capture_default_str();
 }

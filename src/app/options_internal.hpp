@@ -22,6 +22,10 @@ struct Preset {
   std::uint32_t buffer_size;
   const char* what;
   std::uint32_t memory_mb;  // --max-memory-mb when not given: what clients may make it hold
+  // --stretch-engine and --stretch-bus-share when not given (flag or config); nullptr / -1: the
+  // preset leaves them at their defaults.
+  const char* stretch_engine;
+  int stretch_bus_share;
 };
 // Every preset, in the order --help lists them.
 const std::vector<Preset>& presets();

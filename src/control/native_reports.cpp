@@ -168,6 +168,12 @@ Reply NativeDialect::status(const Call&) {
      OscArg::Int(static_cast<std::int32_t>(m.stretch_primes_max.load(std::memory_order_relaxed))));
   kv("stretch_starts_deferred",
      OscArg::Int64(static_cast<std::int64_t>(m.stretch_starts_deferred.load(std::memory_order_relaxed))));
+  // Voices started on a running bus since start: handed over (attack kept), or joined without a
+  // stretcher, prime or tap to spare (their first ≈ 45 ms lost): engine/stretch_bus.hpp.
+  kv("stretch_handovers",
+     OscArg::Int64(static_cast<std::int64_t>(m.stretch_handovers.load(std::memory_order_relaxed))));
+  kv("stretch_joins_lost",
+     OscArg::Int64(static_cast<std::int64_t>(m.stretch_joins_lost.load(std::memory_order_relaxed))));
   return Reply::done(f);
 }
 

@@ -488,6 +488,10 @@ std::string status_table(const StatusFields& f) {
       label = "stretcher primes in one callback (most)";
     } else if (k == "stretch_starts_deferred") {
       label = "voices heard late (--stretch-primes-per-callback)";
+    } else if (k == "stretch_handovers") {
+      label = "starts handed over onto a running stretch bus";
+    } else if (k == "stretch_joins_lost") {
+      label = "starts on a running stretch bus that lost their first lookahead";
     }
     rows.push_back({"  " + label, text});
   }
@@ -576,6 +580,10 @@ std::string status_summary(const StatusFields& f) {
     const auto n = [&](const char* k) { return std::to_string(static_cast<std::int64_t>(field_number(f, k))); };
     rows.push_back({"  stretch buses", n("stretch_buses_running") + " of " + n("stretch_buses") + " running, " +
                                            n("stretch_bus_voices") + " voices on them (--stretch-buses)"});
+    if (field_number(f, "stretch_joins_lost") > 0) {
+      rows.push_back({"  starts on a running bus", n("stretch_handovers") + " handed over, " + n("stretch_joins_lost") +
+                                                       " lost their first ≈ 45 ms"});
+    }
   }
   sync_rows(f, rows);
   return table(rows, {});

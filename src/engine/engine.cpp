@@ -111,12 +111,14 @@ void Engine::make_buses() {
       buses_.push_back(std::move(b));
     }
   }
+  make_handovers();
 }
 
 Engine::~Engine() = default;
 
 bool Engine::attach_stretcher(Voice& v) noexcept {
   if (v.st != nullptr) return true;
+  if (st_free_.empty()) ho_reclaim();  // a handover's own stretcher, if one is lent out
   if (st_free_.empty()) {
     metrics_.events_dropped.fetch_add(1, std::memory_order_relaxed);
     return false;
@@ -130,6 +132,7 @@ bool Engine::attach_stretcher(Voice& v) noexcept {
 
 bool Engine::attach_resampler(Voice& v) noexcept {
   if (v.rs != nullptr) return true;
+  if (rs_free_.empty()) ho_reclaim();  // a handover's own resampler, if one is lent out
   if (rs_free_.empty()) {
     metrics_.events_dropped.fetch_add(1, std::memory_order_relaxed);
     return false;
@@ -398,10 +401,11 @@ void Engine::start_voice(const Command& c) noexcept {
   v.bus_delay = 0;
   v.leave_bus = false;
   v.hold_off = 0;
+  v.ho = nullptr;
   v.deferred = 0;
   v.defer_frac = 0.0;
   v.tempo = std::clamp(static_cast<double>(c.play.tempo > 0 ? c.play.tempo : 1.0f), 0.25, 4.0);
-  if (!bus_join(v, 0)) {  // a stretch bus of its deck, tempo and rate; else its own
+  if (!bus_join(v, 0, true)) {  // a stretch bus of its deck, tempo and rate; else its own
     if (v.ratio != 1.0 && attach_resampler(v)) v.rs->set_ratio(v.ratio, 0);  // the first set applies at once
     if (v.tempo != 1.0) attach_stretcher(v);
   }
@@ -411,8 +415,9 @@ void Engine::start_voice(const Command& c) noexcept {
   v.jump_pending = false;
   v.ended_reported = false;
   // Entering mid-file — or a running stretch bus, which skips its start — fades in; the very
-  // start of a file plays as authored.
-  if (v.pos > 0 || v.bus_skip > 0) {
+  // start of a file plays as authored. A handover (v.ho) has set its envelopes already.
+  if (v.ho != nullptr) {
+  } else if (v.pos > 0 || v.bus_skip > 0) {
     v.env.jump(0.0f);
     v.env.set(1.0f, declick_frames_);
   } else {

@@ -196,8 +196,7 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
   ScopedFlushDenormals no_denormals;
   if (device_underflow) metrics_.device_underflows.fetch_add(1, std::memory_order_relaxed);
 
-  apply_commands();
-  primes_ = bus_primes_ = 0;
+  apply_commands();  // a start on a running bus may take a prime already (stretch_bus_handover.cpp)
 
   bool streams_consumed = false;
   std::uint32_t min_fill = 1000;
@@ -300,6 +299,7 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
       metrics_.stretch_primes_max.store(primes, std::memory_order_relaxed);
     }
   }
+  primes_ = bus_primes_ = 0;  // the next callback's budget (its commands count against it)
   if (min_fill < metrics_.min_ring_fill_permille.load(std::memory_order_relaxed)) {
     metrics_.min_ring_fill_permille.store(min_fill, std::memory_order_relaxed);
   }

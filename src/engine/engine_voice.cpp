@@ -49,7 +49,10 @@ std::int64_t Engine::source_frames_for(const Voice& v, std::uint32_t out_frames)
   std::int64_t margin = 0;
   if (v.bus != nullptr) {  // in the bus's pull, frames are source frames; outside, output frames
     if (bus_rendering_) return out_frames;
-    return static_cast<std::int64_t>(std::ceil(frames * v.tempo * v.base_ratio)) + 1300 + Stretcher::kPullFrames;
+    // A handover's tap must first reach the bus's cursor (L on: stretch_bus_handover.cpp).
+    if (v.ho != nullptr && v.ho->bus_on) margin = std::max<std::int64_t>(0, v.ho->bus - v.ho->filled);
+    return static_cast<std::int64_t>(std::ceil(frames * v.tempo * v.base_ratio)) + 1300 + Stretcher::kPullFrames +
+           margin;
   }
   if (v.st != nullptr) {  // the stretcher reads ahead (most after a reset)
     frames *= std::max(v.tempo, 1.0);
@@ -87,6 +90,7 @@ std::uint32_t Engine::produce(Voice& v, float* dst, std::uint32_t frames, Frames
     PullCtx ctx{this, &v};
     return v.st->process(st_out_.data(), frames, &Engine::stretch_pull, &ctx);
   }
+  if (v.ho != nullptr && v.ho->bus_on && bus_rendering_) return ho_read_bus(v, nullptr, frames, src);  // its tap
   if (v.rs == nullptr) return fetch(v, nullptr, frames, src);  // mixed at once: read in place
   if (v.draining) {
     const std::uint32_t n = v.rs->drain(rs_out_.data(), frames);
@@ -251,6 +255,7 @@ bool Engine::settle_seek(Voice& v, std::uint32_t offset) noexcept {
     v.jump_pending = false;
   }
   if (v.bus != nullptr && jump) {  // skip ahead by the bus's lookahead: on the grid (stretch_bus.hpp)
+    ho_seal(v);                    // a handover's tap holds the old position: the bus reads anew
     v.bus_skip = std::llround(bus_lookahead(*v.bus));
     v.bus_skip -= skip_source(v, v.bus_skip);
     if (v.bus_skip > 0 && !v.hold) {  // the new stream is short yet: the rest before it sounds

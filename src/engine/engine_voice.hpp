@@ -54,6 +54,7 @@ struct Engine::Voice {
   std::uint32_t bus_delay = 0;  // source frames of silence before its first frame goes in (join)
   bool leave_bus = false;       // leave at the bottom of the current fade (own stretcher)
   std::uint32_t hold_off = 0;   // output frames of silence after leaving: the bus's lookahead plays out
+  Handover* ho = nullptr;       // being handed over onto its running bus (stretch_bus.hpp): its tap
   // Own stretcher not primed yet, past the callback's prime budget (Engine::defer_prime): output
   // frames it has stayed silent for (reported when it primes), and the source frame's fraction.
   std::uint32_t deferred = 0;

@@ -23,8 +23,10 @@ double Engine::bus_lookahead(const StretchBus& b) noexcept {
 }
 
 // `v` joins a bus, `offset` output frames into the block (the bus renders the whole block after
-// the voices). False: no bus for it (the caller gives it a stretcher of its own).
-bool Engine::bus_join(Voice& v, std::uint32_t offset) noexcept {
+// the voices); `starting`: it starts now (a play), so a running bus hands it over (its attack is
+// not lost: stretch_bus_handover.cpp). False: no bus for it (the caller gives it a stretcher of
+// its own).
+bool Engine::bus_join(Voice& v, std::uint32_t offset, bool starting) noexcept {
   if (buses_.empty() || v.bus != nullptr || v.tempo == 1.0 || v.ratio != v.base_ratio) return false;
   const int rate = v.src->sample_rate > 0 ? v.src->sample_rate : cfg_.sample_rate;
   StretchBus* b = nullptr;
@@ -65,6 +67,11 @@ bool Engine::bus_join(Voice& v, std::uint32_t offset) noexcept {
   // bus (0 on a fresh one), while the grid wants its current frame heard `offset` frames in.
   const double rho = b->tempo * b->ratio;
   const double skip = (fresh ? 0.0 : bus_lookahead(*b)) - offset * rho;
+  if (!fresh && starting && offset == 0 && skip > 0 && ho_begin(v, *b, skip)) {
+    v.bus_skip = 0;  // in its tap: the bus reads it from `skip` on, its own stretcher from 0
+    v.bus_delay = 0;
+    return true;
+  }
   v.bus_skip = skip > 0 ? std::llround(skip) : 0;
   v.bus_delay = skip < 0 ? static_cast<std::uint32_t>(std::llround(-skip)) : 0;
   if (v.bus_skip > 0 && v.env.target() > 0.0f) {  // mid-sound now: fade in
@@ -78,6 +85,7 @@ bool Engine::bus_join(Voice& v, std::uint32_t offset) noexcept {
 void Engine::bus_leave(Voice& v) noexcept {
   StretchBus* b = v.bus;
   if (b == nullptr) return;
+  ho_drop(v);
   const VoiceId id = id_of(v);
   for (std::uint32_t i = 0; i < b->count; ++i) {
     if (b->members[i] != id) continue;
@@ -149,6 +157,15 @@ void Engine::render_member(Voice& v, float* out, std::uint32_t frames) noexcept 
     // Short of data: wait (silent) for the loader, unless the data has ended for good.
     if (v.bus_skip > 0 && v.src->streamed && v.stream != nullptr && !v.stream->finished()) return;
     v.bus_skip = 0;
+  }
+  // A handover's tap (stretch_bus_handover.cpp) holds the skip. Short of it (a streamed voice whose
+  // ring has not reached L yet): silent here but on the grid — its cursor moves on, the own
+  // stretcher plays these frames, and the crossfade's ramp keeps time.
+  if (v.ho != nullptr && v.ho->bus_on && v.state == Voice::State::kPlaying && v.src->streamed && v.stream != nullptr &&
+      !v.stream->finished() && ho_fill(v, *v.ho, v.ho->bus + frames) < frames) {
+    v.ho->bus += frames;
+    for (std::uint32_t k = 0; k < frames && v.env.active(); ++k) v.env.next();
+    return;
   }
   render_voice(v, out, frames);
 }
@@ -306,6 +323,7 @@ void Engine::render_buses(std::uint32_t frames, bool* deck_used) noexcept {
       if (b.tail_left <= 0) b.running = false;  // reset when it next starts
     }
   }
+  render_handovers(frames, deck_used);  // voices started on a running bus: their own stretchers
 }
 
 }  // namespace stemd::engine

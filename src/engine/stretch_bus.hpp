@@ -31,12 +31,31 @@
 //   - An idle bus is reset and primed exactly as a voice's own stretcher: start compensated, the
 //     first voice's first frame is heard at its start frame. Voices that join in the same block
 //     (a group start, or every player at a /set_tempo) land together, to the frame.
-//   - Joining a *running* bus skips ahead: the voice's first L source frames are dropped (and
-//     it fades in over the declick time), so from the moment it is heard — L / ρ output frames
-//     after it joined — it is exactly where it would be had it started at its start frame: on
-//     the beat grid with the voices already playing. What is lost is its first L / ρ output
-//     frames (its attack, when it starts at the top of a file). A voice that joins mid-block
-//     (at the bottom of a fade) is placed to the frame the same way (skip or delay).
+//   - Joining a *running* bus skips ahead: the voice goes into the bus's input L source frames
+//     on (fading in), so from the moment the bus plays it — L / ρ output frames after it joined —
+//     it is exactly where it would be had it started at its start frame: on the beat grid with
+//     the voices already playing. A voice that *starts* on a running bus is handed over (below)
+//     so that its first L / ρ output frames — its attack — are not lost; one that cannot be, or
+//     that joins mid-block at the bottom of a fade (a tempo switch), loses them as before (it was
+//     silent there anyway in the second case).
+//   - The handover (stretch_bus_handover.cpp): a voice started on a running bus plays its first
+//     L / ρ output frames through a stretcher of its own (a pool Stretcher at the output rate
+//     behind a pool Resampler from the bus's rate, as a voice with its own stretcher plays),
+//     primed at once, so its attack is heard on the grid to the frame. Its source is read once,
+//     into a tap (a ring of kTapFrames): the own stretcher reads the tap from the voice's start
+//     frame, the bus from L frames on. When the bus's output reaches the voice, the bus's part
+//     fades in (at its input, kHandoverFadeMs × ρ source frames) while the own stretcher fades out
+//     (output frames): an equal-power crossfade (both carry the same music on the same grid, but
+//     not the same phases: each stretcher has its own history, so equal gain dips more); then
+//     the stretcher and resampler go back to the pool and the tap goes once the bus has read it
+//     all. Voices of one deck that start in the same block share one own stretcher (a group): one
+//     prime, however many stems a /start_group starts. The prime counts against
+//     EngineConfig::stretch_primes_per_callback; with no prime left in the callback, no
+//     stretcher or resampler to spare (one is kept free for each bus member: leaving a bus never
+//     fails), or no tap free, the voice joins as before — its attack lost — and
+//     Metrics::stretch_joins_lost counts it (stretch_handovers counts the others). On the own
+//     path a member's gain and pan act at once (not L late), and a stop, pause, seek or leave
+//     fades the own path out over the declick time.
 //   - Commands on a member (gain, pan, fades, stop, pause) act at the bus's input, in source
 //     frames: they are heard L / ρ output frames later, and a fade of F frames lasts F / ρ
 //     output frames. A seek skips ahead by L at the new position (on the grid, as a join).
@@ -108,6 +127,40 @@ struct Engine::StretchBus {
   bool shared = false;
   DeckEq eq[kNumDecks];
   Ramp gain[kNumDecks];
+};
+
+// A voice being handed over onto a running bus (see "The handover" above): the tap its source is
+// read into once, and the two cursors that read it. Tap frame 0 is the voice's position when it
+// joined. Pool of kHandoverTaps, made with the buses.
+struct Engine::Handover {
+  static constexpr std::int64_t kTapFrames = 16384;  // source frames; > L + two pulls
+  std::unique_ptr<float[]> ring;                     // kTapFrames stereo frames
+  std::int64_t filled = 0;                           // tap frames fetched from the voice
+  std::int64_t own = 0;                              // the own stretcher's next tap frame
+  std::int64_t bus = 0;                              // the bus's next tap frame (starts at the skip, L)
+  bool own_on = false;                               // the own path still reads the tap
+  bool bus_on = false;                               // the bus still reads through the tap (until it has caught up)
+  bool sealed = false;                               // the source moved (seek): the tap holds all the own path gets
+  Ramp own_env{1.0f};                                // the own path's envelope, in source frames
+  HandoverGroup* group = nullptr;
+  bool used = false;
+};
+
+// The own stretcher of the voices of one deck that joined a running bus in one block.
+struct Engine::HandoverGroup {
+  static constexpr std::uint32_t kMembers = 8;
+  Stretcher* st = nullptr;  // a pool stretcher (output rate)
+  Resampler* rs = nullptr;  // the bus's rate → the output rate; null when they are equal
+  StretchBus* bus = nullptr;
+  std::uint8_t deck = 0;
+  std::int64_t frame = 0;    // the engine frame it started at
+  std::int64_t elapsed = 0;  // output frames played
+  std::int64_t until = 0;    // output frames before the crossfade (L / ρ at the join)
+  std::uint32_t fade = 0;    // the crossfade, output frames
+  Handover* members[kMembers] = {};
+  VoiceId voices[kMembers] = {};
+  std::uint32_t count = 0;
+  bool active = false;
 };
 
 }  // namespace stemd::engine

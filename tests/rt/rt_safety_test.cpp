@@ -112,7 +112,8 @@ class AudioThread {
 // monitor: the web monitor's meters and master tap on (EngineConfig::monitor), with a reader
 // that first lets the tap fill (the drop path) and then drains it (the hand-over path).
 // buses: stretch buses on (EngineConfig::stretch_buses), and every stretched voice joins, glides,
-// leaves (a tempo of its own), seeks and stops on them; all leave at once (deferred primes).
+// leaves (a tempo of its own), seeks and stops on them; all leave at once (deferred primes); plays
+// on a running bus are handed over (own stretcher, tap, crossfade), one seeking, one stopping.
 // share: the buses shared by the decks (EngineConfig::stretch_bus_share), the voices on two decks,
 // each deck's EQ and fader copied at the buses' inputs.
 void every_control_path(bool soft_clip, bool monitor = false, bool buses = false, bool share = false) {
@@ -223,6 +224,20 @@ void every_control_path(bool soft_clip, bool monitor = false, bool buses = false
       if (buses) {  // every voice onto a bus, then one at a tempo of its own (it leaves)
         for (auto& h : voices) ctl.set_stretch(control::kNow, h, cycle % 2 ? 1.1f : 1.2f, err);
         pause(10);
+        // Stretched plays on the running buses (streamed 44.1 kHz and 48 kHz files): handed over
+        // (an own stretcher and the tap, then the crossfade), two in one period (one group); one
+        // seeks and one stops within the handover.
+        control::PlayOptions sp;
+        sp.tempo = cycle % 2 ? 1.1f : 1.2f;
+        sp.volume = 0.5f;
+        control::VoiceHandle h1, h2;
+        const bool p1 = ctl.play(control::kNow, 4, sp, h1, err), p2 = ctl.play(control::kNow, 2, sp, h2, err);
+        pause(4);
+        if (p1) ctl.seek(control::kNow, h1, 3000, err);
+        if (p2 && cycle % 2) ctl.stop(control::kNow, h2, 0.002, err);
+        pause(10);
+        if (p1) voices.push_back(h1);
+        if (p2) voices.push_back(h2);
         ctl.set_stretch(control::kNow, voices.front(), 0.9f, err);
         pause(10);
         // every voice at a tempo of its own in one period: they leave together onto stretchers of
@@ -287,6 +302,7 @@ void every_control_path(bool soft_clip, bool monitor = false, bool buses = false
   if (buses) EXPECT_GE(bus_voices, 2u) << "no voices shared a stretch bus";
   if (buses) {
     EXPECT_GT(engine.metrics().stretch_starts_deferred.load(), 0u) << "no prime was deferred: that path went untested";
+    EXPECT_GT(engine.metrics().stretch_handovers.load(), 0u) << "no start was handed over onto a running bus";
   }
 }
 

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 
 namespace stemd::app {
@@ -45,6 +46,12 @@ TEST(Presets, DashPresetAppliesTheSameValuesAsTheShippedFile) {
     EXPECT_EQ(flag.max_memory_mb, p.max_memory_mb);
     EXPECT_EQ(file.max_memory_mb, p.max_memory_mb);
     EXPECT_EQ(flag.preset_reason, "preset '" + p.name + "' (" + p.what + ", --preset)");
+    // The stretch settings a preset may carry (the defaults where it says nothing).
+    const std::string engine = p.stretch_engine.empty() ? "finer" : p.stretch_engine;
+    EXPECT_EQ(flag.stretch_engine, engine);
+    EXPECT_EQ(file.stretch_engine, engine);
+    EXPECT_EQ(flag.stretch_bus_share, p.stretch_bus_share == 1);
+    EXPECT_EQ(file.stretch_bus_share, p.stretch_bus_share == 1);
     // The file's first line names the preset and what it is for (the log's reason).
     std::ifstream in(kPresetDir + "/" + p.name + ".conf");
     std::string first;
@@ -52,6 +59,56 @@ TEST(Presets, DashPresetAppliesTheSameValuesAsTheShippedFile) {
     EXPECT_EQ(first.rfind("# stemd preset \"" + p.name + "\" (--preset " + p.name + "): " + p.what + ":", 0), 0u)
         << first;
   }
+}
+
+// The pi4 preset carries stretch settings: R2 (faster) and one stretch bus for both decks; the
+// others leave them at the defaults (finer, a bus per deck).
+TEST(Presets, Pi4CarriesTheStretchEngineAndTheSharedBus) {
+  std::map<std::string, PresetValues> by_name;
+  for (const auto& p : builtin_presets()) by_name[p.name] = p;
+  EXPECT_EQ(by_name["pi4"].stretch_engine, "faster");
+  EXPECT_EQ(by_name["pi4"].stretch_bus_share, 1);
+  for (const char* other : {"pi5", "desktop", "workstation", "live"}) {
+    EXPECT_EQ(by_name[other].stretch_engine, "") << other;
+    EXPECT_EQ(by_name[other].stretch_bus_share, -1) << other;
+  }
+  Options o;
+  std::string e;
+  ASSERT_EQ(parse({"--config", "none", "--preset", "pi4"}, o, e), -1) << e;
+  EXPECT_EQ(o.stretch_engine, "faster");
+  EXPECT_TRUE(o.stretch_bus_share);
+  Options d;
+  ASSERT_EQ(parse({"--config", "none", "--preset", "desktop"}, d, e), -1) << e;
+  EXPECT_EQ(d.stretch_engine, "finer");
+  EXPECT_FALSE(d.stretch_bus_share);
+}
+
+// A value given explicitly wins over the preset's, on the command line or in the config file — as
+// --buffer-size and --max-memory-mb do.
+TEST(Presets, AnExplicitStretchSettingWinsOverThePresets) {
+  std::string e;
+  Options flags;
+  ASSERT_EQ(parse({"--config", "none", "--preset", "pi4", "--stretch-engine", "finer", "--stretch-bus-share=false",
+                   "--buffer-size", "512"},
+                  flags, e),
+            -1)
+      << e;
+  EXPECT_EQ(flags.stretch_engine, "finer");
+  EXPECT_FALSE(flags.stretch_bus_share);
+  EXPECT_EQ(flags.buffer_size, 512u);
+  EXPECT_EQ(flags.max_memory_mb, 256u) << "what was not given still comes from the preset";
+
+  const std::string conf = ::testing::TempDir() + "/stemd_presets_test.conf";
+  {
+    std::ofstream out(conf);
+    out << "preset = \"pi4\"\nstretch-engine = \"finer\"\nstretch-bus-share = false\n";
+  }
+  Options file;
+  ASSERT_EQ(parse({"--config", conf}, file, e), -1) << e;
+  EXPECT_EQ(file.stretch_engine, "finer");
+  EXPECT_FALSE(file.stretch_bus_share);
+  EXPECT_EQ(file.buffer_size, 1024u) << "the preset's buffer size";
+  std::filesystem::remove(conf);
 }
 
 }  // namespace

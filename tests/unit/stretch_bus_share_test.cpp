@@ -120,48 +120,8 @@ TEST(StretchBusShare, AFaderCutReachesTheBusVoicesOneLookaheadLate) {
   EXPECT_LT(rms(got.data() + (kCut + 4800) * 2, 9600), 1e-4) << "silent from 100 ms after the cut";
 }
 
-// A deck started while the other plays: on a bus of its own (per-deck buses) its first click, at
-// its first frame, is heard as it starts; on the shared bus it joins the running one and skips
-// the lookahead, so that click is never heard — the documented price (stretch_bus.hpp). Its next
-// click, 100 ms of source later, is heard in both. Deck A's voice plays silence (gain 0).
-float first_click_after_a_late_start(bool share, float* second) {
-  std::vector<float> a = signal(kLen, 0);
-  std::vector<float> b(kLen * 2, 0.0f);
-  for (std::size_t at : {std::size_t{0}, std::size_t{4410}}) {
-    for (std::size_t i = 0; i < 256; ++i) {
-      b[2 * (at + i)] = b[2 * (at + i) + 1] = static_cast<float>(0.5 * std::exp(-static_cast<double>(i) / 40.0) *
-                                                                 std::sin(2 * M_PI * 3000.0 * i / kSrcRate));
-    }
-  }
-  engine::VoiceSource va{a.data(), kLen, kLen, false, kSrcRate}, vb{b.data(), kLen, kLen, false, kSrcRate};
-  engine::EngineConfig ec = config(2, 0);
-  ec.stretch_bus_share = share;
-  engine::Engine e(ec);
-  EXPECT_TRUE(e.send(stretched_play(0, &va, 0.0f, 0)));
-  constexpr std::size_t kJoin = kBlock * 47;  // ≈ 0.5 s
-  std::vector<float> got(kOut * 2);
-  render(e, got, 0, kJoin, kBlock);
-  EXPECT_TRUE(e.send(stretched_play(1, &vb, 1.0f, 1)));
-  render(e, got, kJoin, kOut - kJoin, kBlock);
-  EXPECT_EQ(e.metrics().stretch_bus_voices.load(), 2u);
-  EXPECT_EQ(e.metrics().stretch_buses_running.load(), share ? 1u : 2u);
-  const auto next = kJoin + static_cast<std::size_t>(4410 / (kTempo * kSrcRate / 48000.0));  // output frames
-  float p1 = 0, p2 = 0;
-  for (std::size_t i = kJoin; i < next - 2400; ++i) p1 = std::max(p1, std::fabs(got[2 * i]));
-  for (std::size_t i = next - 2400; i < next + 2400; ++i) p2 = std::max(p2, std::fabs(got[2 * i]));
-  *second = p2;
-  return p1;
-}
-
-TEST(StretchBusShare, ADeckStartedOnTheRunningSharedBusLosesItsFirstLookahead) {
-  float second = 0;
-  const float own = first_click_after_a_late_start(false, &second);
-  EXPECT_GT(own, 0.2f) << "per-deck buses: the first click is heard";
-  EXPECT_GT(second, 0.2f);
-  const float shared = first_click_after_a_late_start(true, &second);
-  EXPECT_LT(shared, 0.01f) << "shared bus: the first click (within the lookahead) is skipped";
-  EXPECT_GT(second, 0.2f) << "shared bus: the next click is heard";
-}
+// A deck started while the other plays keeps its attack (the handover):
+// stretch_bus_handover_test.cpp.
 
 }  // namespace
 }  // namespace stemd::test
