@@ -186,6 +186,7 @@ class Engine {
   void render_voice(Voice& v, float* out, std::uint32_t frames) noexcept;
   void prefetch_voice(const Voice& v, std::uint32_t frames) const noexcept;
   void prefetch_voice_state(VoiceId id) const noexcept;
+  void prefetch_ahead(std::uint32_t active_index, std::uint32_t frames) const noexcept;
   bool settle_seek(Voice& v, std::uint32_t offset) noexcept;
   bool out_of_data(Voice& v) noexcept;
   bool reap(std::uint32_t active_index) noexcept;

@@ -33,6 +33,9 @@ struct Stats {
   std::uint64_t slot_bytes = 0;    // handed out, rounded up to 4 KiB
   std::uint64_t chunks = 0;        // mappings (shared chunks and rings of their own)
   std::uint64_t huge_advised = 0;  // mappings the kernel accepted MADV_HUGEPAGE for
+  // Mapped (and touched, so resident) but not handed to a ring: the free slots of shared chunks.
+  // At most two chunks' worth per ring size (a partly used one and the empty one kept).
+  std::uint64_t slack_bytes() const noexcept { return chunk_bytes - slot_bytes; }
 };
 Stats stats() noexcept;
 

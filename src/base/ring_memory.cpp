@@ -67,8 +67,8 @@ std::byte* allocate(std::size_t bytes) {
   const std::size_t slot = round_up(bytes > 0 ? bytes : 1, kPageBytes);
   State& s = state();
   std::lock_guard<std::mutex> lock(s.m);
-  if (slot > kChunkBytes / 4) {  // a mapping of its own
-    const std::size_t len = round_up(slot, kChunkBytes);
+  if (slot > kChunkBytes / 4) {    // a mapping of its own, 2 MiB-aligned: its whole 2 MiB parts can be huge pages
+    const std::size_t len = slot;  // not rounded to 2 MiB: a 600 KiB ring would hold 2 MiB
     std::byte* p = map_chunk(len, s.stats);
     s.chunks.emplace(reinterpret_cast<std::uintptr_t>(p), Chunk{len, slot, 1, {}});
     s.stats.slot_bytes += slot;
@@ -108,7 +108,7 @@ void release(std::byte* p, std::size_t bytes) noexcept {
   Chunk& c = it->second;
   if (addr >= base + c.map_bytes) return;
   s.stats.slot_bytes -= c.slot_bytes;
-  if (c.map_bytes != kChunkBytes || c.slot_bytes > kChunkBytes / 4) {  // a ring's own mapping
+  if (c.slot_bytes > kChunkBytes / 4) {  // a ring's own mapping
     unmap_chunk(base, c, s.stats);
     s.chunks.erase(it);
     return;

@@ -2,6 +2,7 @@
 #include "controller.hpp"
 
 #include "base/log_guard.hpp"
+#include "stemd/ring_memory.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -527,9 +528,12 @@ void Controller::service() {
 
 std::size_t Controller::memory_bytes() const {
   // Generated audio (tones) is not charged to the budget; files, heads, rings and readers are,
-  // once per decoded copy however many ids share it.
+  // once per decoded copy however many ids share it. Rings are charged their own size; the free
+  // part of the huge-page chunks they are carved from is resident too and is added here
+  // (ring_memory.hpp: at most two 2 MiB chunks per ring size).
   std::size_t n = 0;
   for (const auto& [slot, e] : table_) n += e->source->data.capacity() * sizeof(float);
+  n += static_cast<std::size_t>(ring_memory::stats().slack_bytes());
   return n + static_cast<std::size_t>(load_opts_.budget ? load_opts_.budget->held() : 0);
 }
 

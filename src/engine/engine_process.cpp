@@ -224,16 +224,7 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
         std::memset(bus, 0, sizeof(float) * 2 * n);
         deck_used[v.deck] = true;
       }
-      // A pipeline over the next voices, so their misses overlap this one's mixing: the voice
-      // slot four ahead, the lines its pointers lead to two ahead (they say where its frames
-      // are), and the next voice's frames themselves — a ring was written half a second ago and
-      // no cache holds it any more.
-      if (i + 4 < active_count_) {
-        const char* slot = reinterpret_cast<const char*>(&voices_[active_[i + 4]]);
-        for (std::size_t at = 0; at < sizeof(Voice); at += 64) __builtin_prefetch(slot + at, 1, 3);
-      }
-      if (i + 2 < active_count_) prefetch_voice_state(active_[i + 2]);
-      if (i + 1 < active_count_) prefetch_voice(voices_[active_[i + 1]], n);
+      prefetch_ahead(i, n);
       if (v.state != Voice::State::kRetiring) render_voice(v, bus, n);
       if (v.state == Voice::State::kRetiring) {
         if (!reap(i)) ++i;  // a freed slot now holds another voice: look at it next

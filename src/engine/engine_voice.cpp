@@ -456,6 +456,19 @@ void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
   }
 }
 
+// A pipeline over the voices after active_[i], so their misses overlap this one's mixing: the
+// voice slot four ahead, the lines its pointers lead to two ahead (they say where its frames
+// are), and the next voice's frames themselves — a ring was written half a second ago and no
+// cache holds it any more.
+void Engine::prefetch_ahead(std::uint32_t i, std::uint32_t frames) const noexcept {
+  if (i + 4 < active_count_) {
+    const char* slot = reinterpret_cast<const char*>(&voices_[active_[i + 4]]);
+    for (std::size_t at = 0; at < sizeof(Voice); at += 64) __builtin_prefetch(slot + at, 1, 3);
+  }
+  if (i + 2 < active_count_) prefetch_voice_state(active_[i + 2]);
+  if (i + 1 < active_count_) prefetch_voice(voices_[active_[i + 1]], frames);
+}
+
 // A hint one step earlier: the cache lines prefetch_voice() and the mix then read through the
 // voice's pointers (its source, its stream's ring indices and flags) and its telemetry slot,
 // which the audio thread writes. Without it each voice costs several dependent misses in a row

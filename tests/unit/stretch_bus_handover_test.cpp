@@ -55,7 +55,9 @@ Played run(const std::vector<float>& late_src, bool share, std::uint8_t first_de
   ec.stretch_bus_share = share;
   engine::Engine e(ec);
   Played r;
-  if (!alone) EXPECT_TRUE(e.send(stretched_play(0, &va, 0.0f, first_deck)));
+  if (!alone) {
+    EXPECT_TRUE(e.send(stretched_play(0, &va, 0.0f, first_deck)));
+  }
   render(e, r.out, 0, kJoin, kBlock);
   for (int k = 0; k < late; ++k) {
     EXPECT_TRUE(e.send(stretched_play(static_cast<engine::VoiceId>(1 + k), &vb, 1.0f / late, late_deck)));
@@ -201,7 +203,9 @@ Played run_streamed(bool alone) {
   po.loop = true;
   control::VoiceHandle a, b;
   po.volume = 0.0f;
-  if (!alone) EXPECT_TRUE(ctl.play(control::kNow, 1, po, a, err)) << err;
+  if (!alone) {
+    EXPECT_TRUE(ctl.play(control::kNow, 1, po, a, err)) << err;
+  }
   render_to(0, kJoin);
   po.volume = 1.0f;
   po.deck = 1;

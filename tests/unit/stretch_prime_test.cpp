@@ -88,7 +88,9 @@ TEST(StretchPrime, VoicesStartingInOnePeriodPrimeAtMostTheBudgetPerCallback) {
   EXPECT_EQ(d.count(engine::EventType::kVoiceEnded), 0u);
   EXPECT_EQ(e.metrics().stretch_starts_deferred.load(), 5u);
   for (const auto& ev : d.events) {
-    if (ev.type == engine::EventType::kVoiceDeferred) EXPECT_EQ(ev.count, ev.voice * kBlock) << "voice " << ev.voice;
+    if (ev.type == engine::EventType::kVoiceDeferred) {
+      EXPECT_EQ(ev.count, ev.voice * kBlock) << "voice " << ev.voice;
+    }
   }
 }
 
