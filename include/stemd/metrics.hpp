@@ -47,8 +47,13 @@ class DurationHistogram {
       s[static_cast<std::size_t>(i)] = bins_[static_cast<std::size_t>(i)].load(std::memory_order_relaxed);
     return s;
   }
-  // q in [0,1]; counts is a snapshot or the difference of two. Returns 0 when empty.
-  static std::uint64_t percentile_ns(const Snapshot& counts, double q) noexcept {
+  // q in [0,1]; counts is a snapshot or the difference of two. Returns 0 when empty. A bin's upper
+  // edge is up to 1/16 above what was recorded in it: `at_most` (the largest recorded, when the
+  // caller keeps it) caps the answer, so a percentile never reads above the maximum printed beside it.
+  static std::uint64_t percentile_ns(const Snapshot& counts, double q, std::uint64_t at_most = UINT64_MAX) noexcept {
+    return std::min(percentile_edge_ns(counts, q), at_most);
+  }
+  static std::uint64_t percentile_edge_ns(const Snapshot& counts, double q) noexcept {
     std::uint64_t total = 0;
     for (auto c : counts) total += c;
     if (total == 0) return 0;

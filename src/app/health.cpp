@@ -83,8 +83,9 @@ void DaemonRun::health_tick(Clock::time_point now) {
   if (!(c == last_)) log_glitches(c, hist, min_fill);
   hist_prev_ = hist;
   if (systemd_.active() && device_.state() == control::DeviceState::kRunning) {
-    systemd_.status(
-        fmt::format("{}, callback p99 {}", summary, fmt_us(engine::DurationHistogram::percentile_ns(hist, 0.99))));
+    systemd_.status(fmt::format("{}, callback p99 {}", summary,
+                                fmt_us(engine::DurationHistogram::percentile_ns(
+                                    hist, 0.99, inst_->engine().metrics().callback_max_ns.load()))));
   }
 }
 
@@ -95,13 +96,14 @@ void DaemonRun::log_glitches(const HealthCounters& c, const engine::DurationHist
   auto& m = inst_->engine().metrics();
   auto window = hist;
   for (std::size_t i = 0; i < window.size(); ++i) window[i] -= hist_prev_[i];
-  const auto p50 = engine::DurationHistogram::percentile_ns(window, 0.5);
-  const auto p99 = engine::DurationHistogram::percentile_ns(window, 0.99);
+  const std::uint64_t max_ns = m.callback_max_ns.load();  // since start: caps the window's bin edges
+  const auto p50 = engine::DurationHistogram::percentile_ns(window, 0.5, max_ns);
+  const auto p99 = engine::DurationHistogram::percentile_ns(window, 0.99, max_ns);
   GlitchWindow gw;
   gw.voice_underruns = c.voice_underruns - last_.voice_underruns;
   gw.device_underflows = c.device_underflows - last_.device_underflows;
   gw.callback_p99_ns = p99;
-  gw.callback_max_ns = engine::DurationHistogram::percentile_ns(window, 1.0);  // the window's slowest
+  gw.callback_max_ns = engine::DurationHistogram::percentile_ns(window, 1.0, max_ns);  // the window's slowest
   gw.buffer_size = o_.buffer_size;
   gw.budget_ms = budget_ms_;
   gw.device = bc_.kind == "portaudio" ? "the device (" + backend_->describe() + ")" : "the " + bc_.kind + " output";
@@ -111,8 +113,8 @@ void DaemonRun::log_glitches(const HealthCounters& c, const engine::DurationHist
       "truncated streams {}, dropped events {}; callback p50 {} p99 {} max {} of {:.0f} µs budget; "
       "lowest ring fill {}%; {} voices{}",
       c.voice_underruns - last_.voice_underruns, c.voice_underruns, c.device_underflows - last_.device_underflows,
-      c.device_underflows, c.read_errors, c.truncated, c.events_dropped, fmt_us(p50), fmt_us(p99),
-      fmt_us(m.callback_max_ns.load()), budget_ms_ * 1000.0, min_fill / 10, m.voices_active.load(), advice);
+      c.device_underflows, c.read_errors, c.truncated, c.events_dropped, fmt_us(p50), fmt_us(p99), fmt_us(max_ns),
+      budget_ms_ * 1000.0, min_fill / 10, m.voices_active.load(), advice);
   last_ = c;
 }
 

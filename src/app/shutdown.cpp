@@ -174,15 +174,16 @@ void DaemonRun::probe_device(std::uint64_t callbacks_before_fade, Clock::time_po
 void DaemonRun::log_summary() {
   const auto& m = inst_->engine().metrics();
   const auto hist = m.callback_ns.snapshot();
+  const std::uint64_t max_ns = m.callback_max_ns.load();
   const double secs = std::chrono::duration<double>(Clock::now() - t_start_).count();
   const auto ls = inst_->loader().stats();
   spdlog::info(
       "stopped ({}): {:.1f} s of audio in {:.1f} s, callbacks={} voice_underruns={} device_underflows={} "
       "callback p50={} p99={} max={} (budget {:.0f} µs), loader reads={} read_errors={}",
       stop_reason_, static_cast<double>(m.frames.load()) / rate_, secs, m.callbacks.load(), m.voice_underruns.load(),
-      m.device_underflows.load(), fmt_us(engine::DurationHistogram::percentile_ns(hist, 0.5)),
-      fmt_us(engine::DurationHistogram::percentile_ns(hist, 0.99)), fmt_us(m.callback_max_ns.load()),
-      budget_ms_ * 1000.0, ls.reads, ls.read_errors);
+      m.device_underflows.load(), fmt_us(engine::DurationHistogram::percentile_ns(hist, 0.5, max_ns)),
+      fmt_us(engine::DurationHistogram::percentile_ns(hist, 0.99, max_ns)), fmt_us(max_ns), budget_ms_ * 1000.0,
+      ls.reads, ls.read_errors);
 }
 
 }  // namespace stemd::app

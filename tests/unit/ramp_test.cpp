@@ -173,6 +173,18 @@ TEST(DurationHistogram, TopBinUpperEdgeDoesNotWrap) {
   EXPECT_EQ(H::bin_of(std::numeric_limits<std::uint64_t>::max()), H::kBins - 1);
 }
 
+// A percentile is a bin's upper edge: given the largest value recorded, it never reads above it
+// (the shutdown and health lines printed p99 above the max beside it).
+TEST(DurationHistogram, APercentileIsCappedAtTheMaxGiven) {
+  H h;
+  for (int i = 0; i < 100; ++i) h.record(1'000'100);  // 1.0001 ms: its bin's edge is above it
+  const H::Snapshot s = h.snapshot();
+  EXPECT_GT(H::percentile_ns(s, 0.99), 1'000'100u);
+  EXPECT_EQ(H::percentile_ns(s, 0.99, 1'000'100), 1'000'100u);
+  EXPECT_EQ(H::percentile_ns(s, 0.5, 1'000'100), 1'000'100u);
+  EXPECT_EQ(H::percentile_ns(H::Snapshot{}, 0.99, 5), 0u);  // empty: 0 as before
+}
+
 TEST(DurationHistogram, PercentilesOfKnownData) {
   H::Snapshot s{};
   EXPECT_EQ(H::percentile_ns(s, 0.5), 0u) << "empty histogram";
