@@ -17,6 +17,7 @@
 #include "stemd/queue.hpp"
 #include "stemd/ramp.hpp"
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -208,6 +209,10 @@ class Engine {
   void drop_pending_seek(Voice& v) noexcept;
   void fade_through(Voice& v) noexcept;
   bool defer_prime(Voice& v, std::uint32_t frames) noexcept;
+  bool prime_reserved_for(const Voice& v) const noexcept;
+  bool may_prime(const Voice* v) const noexcept;  // null: a start that is not waiting (a handover)
+  void note_prime_wait(Voice& v) noexcept;
+  void end_prime_round() noexcept;
   static std::uint8_t telemetry_state(const Voice& v) noexcept;
   // Stretch buses (stretch_bus.cpp).
   void make_buses();  // [control]
@@ -270,7 +275,16 @@ class Engine {
   bool bus_rendering_ = false;                      // inside a bus's pull: members render there
   std::uint32_t primes_ = 0;                        // voices' own stretcher primes in this callback (bounded)
   std::uint32_t bus_primes_ = 0;                    // stretch buses' primes in this callback
-  std::vector<std::unique_ptr<Handover>> taps_;     // handover taps (allocated up front)
+  // Fair priming (Engine::may_prime): the voices refused a prime in one callback that waited
+  // longest have first claim on the next callback's budget, so a voice re-primed every period (a
+  // seek per period) cannot keep the others silent. Waits in output frames (Voice::deferred).
+  static constexpr std::uint32_t kPrimeRanks = 16;       // budgets above it are not reserved (no waiting then)
+  std::array<std::uint32_t, kPrimeRanks> prime_rank_{};  // this callback's waiters' waits, longest first
+  std::uint32_t prime_rank_n_ = 0;
+  std::uint32_t prime_reserved_ = 0;             // primes this callback keeps for the last one's longest waiters
+  std::uint32_t prime_reserved_used_ = 0;        // of them, taken
+  std::uint32_t prime_threshold_ = 0;            // a voice that waited at least this long is one of them
+  std::vector<std::unique_ptr<Handover>> taps_;  // handover taps (allocated up front)
   std::vector<std::unique_ptr<HandoverGroup>> groups_;
   std::vector<VoiceId> active_;  // ids of active voices; capacity reserved = max_voices
   std::uint32_t active_count_ = 0;

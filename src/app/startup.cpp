@@ -186,8 +186,9 @@ void log_event(const engine::Event& e, const control::VoiceInfo& v, base::LogLim
     case engine::EventType::kVoiceDeferred:
       if (!may_log(limit, "voices heard late (time-stretcher primes)", note)) break;
       spdlog::info(
-          "voice {} (slot {} '{}') heard {} output frames after its start, on the grid: more voices "
-          "needed a time-stretcher primed in one period than the audio thread primes at once{}",
+          "voice {} (slot {} '{}') heard {} output frames late, on the grid (its start, seek or tempo change "
+          "waited for its time-stretcher's prime): more voices needed one primed in one period than the "
+          "audio thread primes at once{}",
           e.voice, v.slot, base::log_escape(v.name), e.count, note);
       break;
     case engine::EventType::kCommandDropped:

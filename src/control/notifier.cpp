@@ -72,7 +72,8 @@ void Notifier::on_event(const engine::Event& e, const VoiceInfo& v) {
       m.address = "/stemd/voice/underrun";
       m.args = {OscArg::Int(v.slot), OscArg::Int(e.voice), OscArg::Int64(static_cast<std::int64_t>(e.count))};
       break;
-    case engine::EventType::kVoiceDeferred:  // heard `count` output frames after its start (on the grid)
+    case engine::EventType::kVoiceDeferred:  // heard `count` output frames late (start, seek or tempo change; on the
+                                             // grid)
       m.address = "/stemd/voice/deferred";
       m.args = {OscArg::Int(v.slot), OscArg::Int(e.voice), OscArg::Int64(static_cast<std::int64_t>(e.count))};
       break;

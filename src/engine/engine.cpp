@@ -404,6 +404,7 @@ void Engine::start_voice(const Command& c) noexcept {
   v.ho = nullptr;
   v.deferred = 0;
   v.defer_frac = 0.0;
+  v.prime_wait_cb = ~std::uint64_t{0};
   v.tempo = std::clamp(static_cast<double>(c.play.tempo > 0 ? c.play.tempo : 1.0f), 0.25, 4.0);
   if (!bus_join(v, 0, true)) {  // a stretch bus of its deck, tempo and rate; else its own
     if (v.ratio != 1.0 && attach_resampler(v)) v.rs->set_ratio(v.ratio, 0);  // the first set applies at once

@@ -81,7 +81,8 @@ std::uint32_t Engine::produce(Voice& v, float* dst, std::uint32_t frames, Frames
     if (v.draining) return v.st->drain(st_out_.data(), frames);
     if (!v.st->primed()) {
       ++primes_;
-      if (v.deferred > 0) {  // heard from now on, `deferred` output frames after its start
+      if (prime_reserved_for(v)) ++prime_reserved_used_;
+      if (v.deferred > 0) {  // heard from now on, `deferred` output frames late (after a start, seek or switch)
         push_event(Event{EventType::kVoiceDeferred, EndReason::kError, id_of(v), v.generation, v.deferred, frame_});
         metrics_.stretch_starts_deferred.fetch_add(1, std::memory_order_relaxed);
         v.deferred = 0;
@@ -345,6 +346,43 @@ bool Engine::out_of_data(Voice& v) noexcept {
 // on as if they had been played — tempo × ratio source frames each, so it stays on the grid — and
 // it fades in once it primes, in a later callback (kVoiceDeferred then says how late). False: it
 // will not sound (stopping or pausing before it was ever heard, or out of data).
+// One of the last callback's longest waiters, with its reserved prime not taken yet.
+bool Engine::prime_reserved_for(const Voice& v) const noexcept {
+  return v.deferred > 0 && v.deferred >= prime_threshold_ && prime_reserved_used_ < prime_reserved_;
+}
+
+// Whether `v`'s stretcher may prime in this callback: the budget, less what is kept for the
+// longest waiters of the last callback unless `v` is one of them.
+bool Engine::may_prime(const Voice* v) const noexcept {
+  const std::uint32_t budget = cfg_.stretch_primes_per_callback;
+  if (v != nullptr && prime_reserved_for(*v)) return primes_ < budget;
+  return primes_ + (prime_reserved_ - prime_reserved_used_) < budget;
+}
+
+// `v` was refused a prime in this callback: its wait joins the ranking (once per callback;
+// insertion into at most kPrimeRanks entries).
+void Engine::note_prime_wait(Voice& v) noexcept {
+  const std::uint64_t cb = metrics_.callbacks.load(std::memory_order_relaxed);
+  if (v.prime_wait_cb == cb) return;
+  v.prime_wait_cb = cb;
+  std::uint32_t i = std::min(prime_rank_n_, kPrimeRanks - 1);
+  if (prime_rank_n_ == kPrimeRanks && prime_rank_[i] >= v.deferred) return;  // shorter than every one kept
+  for (; i > 0 && prime_rank_[i - 1] < v.deferred; --i) prime_rank_[i] = prime_rank_[i - 1];
+  prime_rank_[i] = v.deferred;
+  prime_rank_n_ = std::min(prime_rank_n_ + 1, kPrimeRanks);
+}
+
+// [audio] At the end of a callback: the next one's budget, and what it keeps for this one's waiters.
+void Engine::end_prime_round() noexcept {
+  const std::uint32_t budget = cfg_.stretch_primes_per_callback;
+  const std::uint32_t r = budget <= kPrimeRanks ? std::min(prime_rank_n_, budget) : 0;
+  prime_reserved_ = r;
+  prime_threshold_ = r > 0 ? prime_rank_[r - 1] : 0;
+  prime_reserved_used_ = 0;
+  prime_rank_n_ = 0;
+  primes_ = bus_primes_ = 0;  // its commands count against it
+}
+
 bool Engine::defer_prime(Voice& v, std::uint32_t frames) noexcept {
   if (v.state == Voice::State::kStopping) {
     end_voice(v, v.retire_reason);
@@ -360,6 +398,7 @@ bool Engine::defer_prime(Voice& v, std::uint32_t frames) noexcept {
   v.defer_frac = want - static_cast<double>(skip);
   const std::int64_t got = skip_source(v, skip);
   v.deferred += frames;
+  note_prime_wait(v);
   v.env.jump(0.0f);
   v.env.set(1.0f, declick_frames_);
   if (got == skip) return true;
@@ -410,7 +449,7 @@ void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
       v.env.set(1.0f, declick_frames_);
     }
 
-    if (v.st != nullptr && !v.draining && !v.st->primed() && primes_ >= cfg_.stretch_primes_per_callback) {
+    if (v.st != nullptr && !v.draining && !v.st->primed() && !may_prime(&v)) {
       if (v.state == Voice::State::kSeeking) {  // fading out what was never heard: at the bottom now
         v.env.jump(0.0f);
         continue;

@@ -59,6 +59,8 @@ struct Engine::Voice {
   // frames it has stayed silent for (reported when it primes), and the source frame's fraction.
   std::uint32_t deferred = 0;
   double defer_frac = 0.0;
+  std::uint64_t prime_wait_cb =
+      ~std::uint64_t{0};  // the callback it last counted as waiting in (Engine::note_prime_wait)
 };
 
 inline VoiceId Engine::id_of(const Voice& v) const noexcept { return static_cast<VoiceId>(&v - voices_.get()); }

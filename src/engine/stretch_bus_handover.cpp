@@ -77,7 +77,7 @@ bool Engine::ho_begin(Voice& v, StretchBus& b, double skip) noexcept {
     for (auto& p : groups_) {
       if (!p->active && g == nullptr) g = p.get();
     }
-    if (g == nullptr || primes_ >= cfg_.stretch_primes_per_callback || st_free_.size() <= members || !rs_ok) {
+    if (g == nullptr || !may_prime(nullptr) || st_free_.size() <= members || !rs_ok) {
       metrics_.stretch_joins_lost.fetch_add(1, std::memory_order_relaxed);
       return false;
     }

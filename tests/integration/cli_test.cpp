@@ -809,7 +809,7 @@ TEST(Cli, AStormOfVoiceEndsAndLateStretchedStartsLeavesTheLogSmall) {
   const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ASSERT_EQ(r.exit_code, 0) << r.output.substr(0, 3000);
   const int ended = count_lines_with(r.output, "ended: stopped");
-  const int late = count_lines_with(r.output, "output frames after its start");
+  const int late = count_lines_with(r.output, "output frames late, on the grid");
   const int bound = 5 * (static_cast<int>(wall_s) + 2);  // 5 a second of each kind
   std::printf("[ figures ] %.1f s of wall clock: %d 'ended' lines of 1,000+ voice ends, %d 'late' lines, %zu bytes\n",
               wall_s, ended, late, r.output.size());

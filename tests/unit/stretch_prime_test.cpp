@@ -142,6 +142,43 @@ TEST(StretchPrime, ADeferredStartIsSilentThenFadesInOnTheBeatGrid) {
 // one more than --max-stretched-voices is refused "busy" — told, never started short of a
 // stretcher — and accepted once the stopped voices have ended. Kept on purpose: lending the
 // fading voices' stretchers out would let the engine run out of stretchers mid-fade (kError).
+// The prime budget goes to the voice that has waited longest: a client seeking one stretched
+// voice every period (each seek re-primes its stretcher) does not keep the others silent. Before,
+// the lowest voice slot took the one prime of every callback and voices 1–7 stayed silent as long
+// as the seeks came (the outside pass: 6.1 s).
+TEST(StretchPrime, ThePrimeGoesToTheVoiceThatWaitedLongest) {
+  const auto src = chord(48000 * 4, 0.1f);
+  engine::VoiceSource vs{src.data(), 192000, 192000, false, 0};
+  engine::Engine e(config());
+  for (engine::VoiceId id = 0; id < 8; ++id) {
+    auto c = stretched(id, &vs, 1.05f + 0.05f * static_cast<float>(id));
+    c.play.loop = true;
+    ASSERT_TRUE(e.send(c));
+  }
+  std::vector<float> out(kBlock * 2);
+  Drained d;
+  std::vector<int> heard_at(8, -1);  // callback in which each voice primed (kVoiceDeferred, or voice 0's first)
+  for (int b = 0; b < 40; ++b) {
+    engine::Command seek{};
+    seek.type = engine::CommandType::kSeek;
+    seek.voice = 0;
+    seek.generation = 1;
+    seek.play = engine::PlayParams{&vs, nullptr, 1000 * b, 1.0f, true};
+    ASSERT_TRUE(e.send(seek));
+    e.process(out.data(), kBlock);
+    d.events.clear();
+    d.drain(e);
+    for (const auto& ev : d.events) {
+      if (ev.type == engine::EventType::kVoiceDeferred && heard_at[ev.voice] < 0) heard_at[ev.voice] = b;
+    }
+  }
+  for (engine::VoiceId id = 1; id < 8; ++id) {
+    EXPECT_GE(heard_at[id], 0) << "voice " << id << " never primed in 40 callbacks";
+    EXPECT_LE(heard_at[id], 16) << "voice " << id;
+  }
+  EXPECT_LE(e.metrics().stretch_primes_max.load(), 1u) << "the budget still holds";
+}
+
 TEST(StretchPrime, StopAndPlayPastTheStretcherBudgetIsRefusedUntilTheFadesEnd) {
   TempDir dir;
   make_wav(dir.file("a.wav"), 48'000, 5);
