@@ -214,6 +214,8 @@ class Engine {
   bool bus_join(Voice& v, std::uint32_t offset, bool starting = false) noexcept;
   void bus_leave(Voice& v) noexcept;
   void bus_request_leave(Voice& v) noexcept;
+  double bus_tempo_now(const StretchBus& b) const noexcept;
+  bool bus_rejoin(Voice& v) noexcept;
   void bus_settle_leave(Voice& v) noexcept;
   void render_buses(std::uint32_t frames, bool* deck_used) noexcept;
   void bus_sync_decks(StretchBus& b) noexcept;
@@ -270,6 +272,7 @@ class Engine {
   bool bus_rendering_ = false;                      // inside a bus's pull: members render there
   std::uint32_t primes_ = 0;                        // voices' own stretcher primes in this callback (bounded)
   std::uint32_t bus_primes_ = 0;                    // stretch buses' primes in this callback
+  std::uint32_t rejoins_ = 0;                       // voices back onto a bus in this callback (bounded)
   std::vector<std::unique_ptr<Handover>> taps_;     // handover taps (allocated up front)
   std::vector<std::unique_ptr<HandoverGroup>> groups_;
   std::vector<VoiceId> active_;  // ids of active voices; capacity reserved = max_voices

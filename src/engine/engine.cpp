@@ -471,6 +471,16 @@ void Engine::apply(const Command& c) noexcept {
 
   Voice* v = find(c.voice, c.generation);
   if (v == nullptr && c.type == CommandType::kStop && cancel_scheduled_plays(c.voice, c.generation, false)) return;
+  if (v == nullptr && (c.type == CommandType::kSetTempo || c.type == CommandType::kSetRate) &&
+      c.voice < cfg_.max_voices && sched_play_[c.voice] != Schedule::kNone &&
+      schedule_->at(sched_play_[c.voice]).generation == c.generation) {
+    // A voice whose play is still scheduled (a /start_group at a time to come) follows the tempo
+    // too: it starts at the tempo (rate) of then, not of when it was sent. Dropped, a movement
+    // glide left it at a tempo no running bus had: a stretch bus (or stretcher) of its own.
+    Command& play = schedule_->at(sched_play_[c.voice]);
+    (c.type == CommandType::kSetTempo ? play.play.tempo : play.play.rate) = c.value;
+    return;
+  }
   if (v == nullptr) {
     // Stale id (the voice already ended). A seek carries a fresh stream that must go back.
     if (c.type == CommandType::kSeek && c.play.stream != nullptr) retire(c.play.stream, c.voice, c.generation, false);

@@ -290,7 +290,7 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
       metrics_.stretch_primes_max.store(primes, std::memory_order_relaxed);
     }
   }
-  primes_ = bus_primes_ = 0;  // the next callback's budget (its commands count against it)
+  primes_ = bus_primes_ = rejoins_ = 0;  // the next callback's budget (its commands count against it)
   if (min_fill < metrics_.min_ring_fill_permille.load(std::memory_order_relaxed)) {
     metrics_.min_ring_fill_permille.store(min_fill, std::memory_order_relaxed);
   }

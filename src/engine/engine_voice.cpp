@@ -373,6 +373,8 @@ bool Engine::defer_prime(Voice& v, std::uint32_t frames) noexcept {
 
 void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
   std::uint32_t done = 0;
+  // A stretcher of its own at a running bus's tempo again: back onto the bus, rendered there.
+  if (v.st != nullptr && v.bus == nullptr && !buses_.empty() && bus_rejoin(v)) return;
   // Each pass renders one segment; a block has at most a handful (fade end, seek jump, resume),
   // so the bound only guards against a logic error.
   for (int guard = 0; done < frames && guard < 16; ++guard) {

@@ -22,6 +22,18 @@ double Engine::bus_lookahead(const StretchBus& b) noexcept {
   return std::max(0.0, l);
 }
 
+// The tempo a running bus plays at from this block on: its members' when they all agree —
+// render_buses moves it there after the voices, so a voice whose tempo changed with theirs in this
+// block (a tempo of 1 before: it joins at the bottom of its switch fade) finds it — else its own.
+double Engine::bus_tempo_now(const StretchBus& b) const noexcept {
+  if (b.count == 0) return b.tempo;
+  const double t = voices_[b.members[0]].tempo;
+  for (std::uint32_t i = 1; i < b.count; ++i) {
+    if (voices_[b.members[i]].tempo != t) return b.tempo;
+  }
+  return t;
+}
+
 // `v` joins a bus, `offset` output frames into the block (the bus renders the whole block after
 // the voices); `starting`: it starts now (a play), so a running bus hands it over (its attack is
 // not lost: stretch_bus_handover.cpp). False: no bus for it (the caller gives it a stretcher of
@@ -34,7 +46,7 @@ bool Engine::bus_join(Voice& v, std::uint32_t offset, bool starting) noexcept {
   if (cfg_.stretch_bus_share && v.deck >= kNumDecks) return false;  // no deck EQ or fader to copy
   for (auto& p : buses_) {
     if (p->rate != rate) continue;
-    if (p->running && (p->shared || p->deck == v.deck) && p->tempo == v.tempo) {
+    if (p->running && (p->shared || p->deck == v.deck) && bus_tempo_now(*p) == v.tempo) {
       b = p.get();
       break;
     }
