@@ -201,6 +201,7 @@ class Engine {
   static std::uint32_t pull_thunk(void* ctx, float* scratch, std::uint32_t max_frames, const float** frames) noexcept;
   bool attach_resampler(Voice& v) noexcept;
   bool attach_stretcher(Voice& v) noexcept;
+  bool stretcher_fading() const noexcept;
   static std::uint32_t stretch_pull(void* ctx, float* scratch, std::uint32_t max_frames, const float** frames) noexcept;
   void release_resampler(Voice& v) noexcept;
   std::int64_t source_frames_for(const Voice& v, std::uint32_t out_frames) const noexcept;

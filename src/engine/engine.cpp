@@ -404,6 +404,7 @@ void Engine::start_voice(const Command& c) noexcept {
   v.ho = nullptr;
   v.deferred = 0;
   v.defer_frac = 0.0;
+  v.st_wait = false;
   v.tempo = std::clamp(static_cast<double>(c.play.tempo > 0 ? c.play.tempo : 1.0f), 0.25, 4.0);
   if (!bus_join(v, 0, true)) {  // a stretch bus of its deck, tempo and rate; else its own
     if (v.ratio != 1.0 && attach_resampler(v)) v.rs->set_ratio(v.ratio, 0);  // the first set applies at once
@@ -426,6 +427,11 @@ void Engine::start_voice(const Command& c) noexcept {
   active_[active_count_++] = c.voice;
   metrics_.voices_active.store(active_count_, std::memory_order_relaxed);
   push_event(Event{EventType::kVoiceStarted, EndReason::kEndOfFile, c.voice, c.generation, 0, frame_});
+  if (v.bus == nullptr && (v.ratio == 1.0 || v.rs != nullptr) && v.tempo != 1.0 && v.st == nullptr &&
+      stretcher_fading()) {
+    v.st_wait = true;  // a stopped voice's, once its fade is over (render_voice)
+    return;
+  }
   if (v.bus == nullptr && ((v.ratio != 1.0 && v.rs == nullptr) || (v.tempo != 1.0 && v.st == nullptr))) {
     end_voice(v, EndReason::kError);  // no resampler or stretcher left
   }
@@ -474,9 +480,7 @@ void Engine::apply(const Command& c) noexcept {
   if (v == nullptr && (c.type == CommandType::kSetTempo || c.type == CommandType::kSetRate) &&
       c.voice < cfg_.max_voices && sched_play_[c.voice] != Schedule::kNone &&
       schedule_->at(sched_play_[c.voice]).generation == c.generation) {
-    // A voice whose play is still scheduled (a /start_group at a time to come) follows the tempo
-    // too: it starts at the tempo (rate) of then, not of when it was sent. Dropped, a movement
-    // glide left it at a tempo no running bus had: a stretch bus (or stretcher) of its own.
+    // A play still scheduled takes it: it starts at the tempo (rate) of then (stretch_bus.hpp).
     Command& play = schedule_->at(sched_play_[c.voice]);
     (c.type == CommandType::kSetTempo ? play.play.tempo : play.play.rate) = c.value;
     return;
@@ -524,7 +528,7 @@ void Engine::apply_to_voice(Voice& v, const Command& c) noexcept {
       v.ratio = v.base_ratio * rate;
       v.rate_glide = c.frames;
       if (v.bus != nullptr) {  // a bus plays its voices at rate 1: off it, with a resampler
-        if (v.ratio != v.base_ratio) bus_request_leave(v);
+        if (v.ratio != v.base_ratio && v.state != Voice::State::kStopping) bus_request_leave(v);
         return;
       }
       if (v.rs != nullptr) {

@@ -340,6 +340,15 @@ bool Engine::out_of_data(Voice& v) noexcept {
   return false;
 }
 
+// A voice fading out after a stop holds a stretcher of its own: it is free once the fade is over.
+bool Engine::stretcher_fading() const noexcept {
+  for (std::uint32_t i = 0; i < active_count_; ++i) {
+    const Voice& v = voices_[active_[i]];
+    if (v.state == Voice::State::kStopping && v.st != nullptr) return true;
+  }
+  return false;
+}
+
 // This callback's prime budget is spent and `v`'s own stretcher is not primed (a start, a seek, a
 // switch into the stretcher): `v` stays silent for `frames` output frames while its source moves
 // on as if they had been played — tempo × ratio source frames each, so it stays on the grid — and
@@ -412,6 +421,18 @@ void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
       v.env.set(1.0f, declick_frames_);
     }
 
+    if (v.st_wait) {  // every stretcher is with voices fading out after a stop: silent, on the grid
+      if (attach_stretcher(v)) {
+        v.st_wait = false;  // primes below, heard late (kVoiceDeferred)
+      } else if (!stretcher_fading()) {
+        end_voice(v, EndReason::kError);  // none will come free (only without the control thread's budget)
+        return;
+      } else {
+        if (!defer_prime(v, frames - done)) return;
+        done = frames;
+        continue;
+      }
+    }
     if (v.st != nullptr && !v.draining && !v.st->primed() && primes_ >= cfg_.stretch_primes_per_callback) {
       if (v.state == Voice::State::kSeeking) {  // fading out what was never heard: at the bottom now
         v.env.jump(0.0f);

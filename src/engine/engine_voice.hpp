@@ -59,6 +59,9 @@ struct Engine::Voice {
   // frames it has stayed silent for (reported when it primes), and the source frame's fraction.
   std::uint32_t deferred = 0;
   double defer_frac = 0.0;
+  // Started with every pool stretcher held by voices fading out after a stop (the control thread
+  // lends their budget to a restart): silent and on the grid, as deferred, until one is free.
+  bool st_wait = false;
 };
 
 inline VoiceId Engine::id_of(const Voice& v) const noexcept { return static_cast<VoiceId>(&v - voices_.get()); }

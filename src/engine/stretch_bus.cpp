@@ -26,12 +26,14 @@ double Engine::bus_lookahead(const StretchBus& b) noexcept {
 // render_buses moves it there after the voices, so a voice whose tempo changed with theirs in this
 // block (a tempo of 1 before: it joins at the bottom of its switch fade) finds it — else its own.
 double Engine::bus_tempo_now(const StretchBus& b) const noexcept {
-  if (b.count == 0) return b.tempo;
-  const double t = voices_[b.members[0]].tempo;
-  for (std::uint32_t i = 1; i < b.count; ++i) {
-    if (voices_[b.members[i]].tempo != t) return b.tempo;
+  double t = 0;
+  for (std::uint32_t i = 0; i < b.count; ++i) {
+    const Voice& m = voices_[b.members[i]];
+    if (m.state == Voice::State::kStopping) continue;  // as render_buses: fading out, it does not count
+    if (t == 0) t = m.tempo;
+    if (m.tempo != t) return b.tempo;
   }
-  return t;
+  return t == 0 ? b.tempo : t;
 }
 
 // `v` joins a bus, `offset` output frames into the block (the bus renders the whole block after
@@ -279,13 +281,19 @@ void Engine::render_buses(std::uint32_t frames, bool* deck_used) noexcept {
     if (!b.running) continue;
     // A tempo change: all members at one new tempo → the bus glides there; members at a tempo
     // of their own (or a rate ≠ 1) leave.
-    if (b.count > 0) {
-      const double t = voices_[b.members[0]].tempo;
+    // Members fading out after a stop do not count (the router no longer sends them tempi) and
+    // never leave: the control thread has lent their stretcher budget to a restart.
+    std::uint32_t first = 0;
+    while (first < b.count && voices_[b.members[first]].state == Voice::State::kStopping) ++first;
+    if (first < b.count) {
+      const double t = voices_[b.members[first]].tempo;
       bool same = true;
       double sig = t;
-      for (std::uint32_t i = 1; i < b.count; ++i) {
-        same = same && voices_[b.members[i]].tempo == t;
-        sig += voices_[b.members[i]].tempo * (i + 1);
+      for (std::uint32_t i = first + 1; i < b.count; ++i) {
+        const Voice& m = voices_[b.members[i]];
+        if (m.state == Voice::State::kStopping) continue;
+        same = same && m.tempo == t;
+        sig += m.tempo * (i + 1);
       }
       const std::uint64_t callback = metrics_.callbacks.load(std::memory_order_relaxed) + 1;
       if (same) {
@@ -304,7 +312,7 @@ void Engine::render_buses(std::uint32_t frames, bool* deck_used) noexcept {
       } else if (callback - b.split_since >= 2) {
         for (std::uint32_t i = 0; i < b.count; ++i) {
           Voice& v = voices_[b.members[i]];
-          if (v.tempo != b.tempo) bus_request_leave(v);
+          if (v.tempo != b.tempo && v.state != Voice::State::kStopping) bus_request_leave(v);
         }
       }
     }

@@ -218,5 +218,25 @@ TEST(StretchBusRejoin, AVoiceSwitchingIntoTheStretchWithTheBusFindsTheBus) {
   EXPECT_EQ(e.metrics().stretch_rejoins.load(), 0u) << "at once, not via a stretcher of its own";
 }
 
+// A member fading out after a stop gets no more tempi (the router forgets a stopped player) and
+// holds no stretcher budget (the control thread lends it to a restart): it does not count in the
+// bus's agreement and never leaves. Before, a glide during a long fade-out split the bus — the
+// members still playing, at the new tempo, left onto stretchers of their own.
+TEST(StretchBusRejoin, AMemberFadingOutDoesNotSplitTheBus) {
+  const auto x = signal(kLen, 2);
+  engine::VoiceSource vs{x.data(), kLen, kLen, false, kSrcRate};
+  engine::Engine e(config(1, 2));
+  for (engine::VoiceId i = 0; i < 2; ++i) ASSERT_TRUE(e.send(stretched_play(i, &vs, 0.5f)));
+  std::vector<float> out(kOut * 2);
+  render(e, out, 0, 8192, 1024);
+  auto stop = voice_command(engine::CommandType::kStop, 1, 0.0f);
+  stop.frames = 48000;  // a 1 s fade-out
+  ASSERT_TRUE(e.send(stop));
+  ASSERT_TRUE(e.send(voice_command(engine::CommandType::kSetTempo, 0, kOther)));
+  render(e, out, 8192, 12288, 1024);
+  EXPECT_EQ(e.active_voices(), 2u) << "voice 1 still fading";
+  EXPECT_EQ(e.metrics().stretch_bus_voices.load(), 2u) << "both still on the bus, at the new tempo";
+}
+
 }  // namespace
 }  // namespace stemd::test
