@@ -361,7 +361,8 @@ bool Engine::bus_rejoin(Voice& v) noexcept {
   if (rejoins_ > 0 || v.state != Voice::State::kPlaying || v.tempo == 1.0 || v.ratio != v.base_ratio || v.draining ||
       v.hold || v.jump_pending || v.st_switch || v.rs_switch || v.leave_bus || v.hold_off > 0 || v.deferred > 0 ||
       v.ho != nullptr || v.env.active() || v.env.value() != 1.0f || v.gain.active() || v.pan.active() ||
-      !v.st->primed() || v.st->tempo() != v.tempo || (cfg_.stretch_bus_share && v.deck >= kNumDecks)) {
+      !v.st->primed() || v.st->tempo() != v.tempo || (v.rs != nullptr && v.rs->ratio() != v.rs->target_ratio()) ||
+      (cfg_.stretch_bus_share && v.deck >= kNumDecks)) {
     return false;
   }
   const int rate = v.src->sample_rate > 0 ? v.src->sample_rate : cfg_.sample_rate;
