@@ -421,6 +421,7 @@ void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
       v.env.set(1.0f, declick_frames_);
     }
 
+    if (v.st_wait && (v.tempo == 1.0 || v.bus != nullptr)) v.st_wait = false;  // needs none any more
     if (v.st_wait) {  // every stretcher is with voices fading out after a stop: silent, on the grid
       if (attach_stretcher(v)) {
         v.st_wait = false;  // primes below, heard late (kVoiceDeferred)

@@ -74,7 +74,7 @@ bool Engine::bus_join(Voice& v, std::uint32_t offset, bool starting) noexcept {
   b->members[b->count++] = id_of(v);
   v.bus = b;
   release_resampler(v);  // the bus converts the rate
-  v.rs_switch = v.st_switch = false;
+  v.rs_switch = v.st_switch = v.st_wait = false;
   v.leave_bus = false;
   v.hold_off = 0;
   // Where its next frame goes in: heard L/ρ output frames after the block's start on a running
