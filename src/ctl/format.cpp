@@ -581,7 +581,8 @@ std::string status_summary(const StatusFields& f) {
     rows.push_back({"  stretch buses", n("stretch_buses_running") + " of " + n("stretch_buses") + " running, " +
                                            n("stretch_bus_voices") + " voices on them (--stretch-buses)"});
     if (field_number(f, "stretch_rejoins") > 0) {
-      rows.push_back({"  back onto a bus", n("stretch_rejoins") + " voices from a stretcher of their own"});
+      const std::string k = n("stretch_rejoins");
+      rows.push_back({"  back onto a bus", k + (k == "1" ? " voice" : " voices") + " from a stretcher of its own"});
     }
     if (field_number(f, "stretch_joins_lost") > 0) {
       rows.push_back({"  starts on a running bus", n("stretch_handovers") + " handed over, " + n("stretch_joins_lost") +
