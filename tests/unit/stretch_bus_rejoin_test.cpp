@@ -44,10 +44,11 @@ struct Played {
 // Voice 1 (`x`, deck A, kTempo) starts at frame 0. on_bus: alone, on a bus of its own all along (the
 // reference). Else voice 0 (silent, 0.25 s long) has deck A's only bus at kOther, so voice 1 takes a
 // stretcher of its own; voice 0 ends, the bus plays out its tail and goes idle; at kSwitch voice 2
-// (silent) starts it afresh at kTempo: a running bus at voice 1's tempo. (A bus that glided from
-// another tempo would do too, but Stretcher's position is an estimate under a glide — off by ≈ 2 ms
-// after 1.1 → 1.05 — and this compares to the frame.) Two stretchers; at the end two voices of a
-// tempo of their own (deck B) need both.
+// (silent) starts it afresh at kTempo: a running bus at voice 1's tempo. (A bus that glided there
+// from 1.1 rejoins it too, but its clicks then landed 77–110 output frames (1.6–2.3 ms) off the
+// reference's: a Stretcher's lookahead is approximate under a tempo change (stretcher.hpp), and the
+// join uses it — as every join onto a running bus does. This compares to the millisecond.) Two
+// stretchers; at the end two voices of a tempo of their own (deck B) need both.
 Played run(const std::vector<float>& x, bool on_bus) {
   const std::vector<float> quiet = signal(kLen, 0);
   engine::VoiceSource v0{quiet.data(), kLen / 8, kLen / 8, false, kSrcRate};
