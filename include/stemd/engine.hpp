@@ -202,6 +202,7 @@ class Engine {
   static std::uint32_t pull_thunk(void* ctx, float* scratch, std::uint32_t max_frames, const float** frames) noexcept;
   bool attach_resampler(Voice& v) noexcept;
   bool attach_stretcher(Voice& v) noexcept;
+  bool stretcher_fading() const noexcept;
   static std::uint32_t stretch_pull(void* ctx, float* scratch, std::uint32_t max_frames, const float** frames) noexcept;
   void release_resampler(Voice& v) noexcept;
   std::int64_t source_frames_for(const Voice& v, std::uint32_t out_frames) const noexcept;
@@ -219,6 +220,8 @@ class Engine {
   bool bus_join(Voice& v, std::uint32_t offset, bool starting = false) noexcept;
   void bus_leave(Voice& v) noexcept;
   void bus_request_leave(Voice& v) noexcept;
+  double bus_tempo_now(const StretchBus& b) const noexcept;
+  bool bus_rejoin(Voice& v) noexcept;
   void bus_settle_leave(Voice& v) noexcept;
   void render_buses(std::uint32_t frames, bool* deck_used) noexcept;
   void bus_sync_decks(StretchBus& b) noexcept;
@@ -284,6 +287,7 @@ class Engine {
   std::uint32_t prime_reserved_ = 0;             // primes this callback keeps for the last one's longest waiters
   std::uint32_t prime_reserved_used_ = 0;        // of them, taken
   std::uint32_t prime_threshold_ = 0;            // a voice that waited at least this long is one of them
+  std::uint32_t rejoins_ = 0;                    // voices back onto a bus in this callback (bounded)
   std::vector<std::unique_ptr<Handover>> taps_;  // handover taps (allocated up front)
   std::vector<std::unique_ptr<HandoverGroup>> groups_;
   std::vector<VoiceId> active_;  // ids of active voices; capacity reserved = max_voices

@@ -212,6 +212,10 @@ struct Metrics {
   // spare: their first lookahead, ≈ 45 ms, lost). src/engine/stretch_bus.hpp, "The handover".
   std::atomic<std::uint64_t> stretch_handovers{0};
   std::atomic<std::uint64_t> stretch_joins_lost{0};
+  // Voices that had split off a bus onto a stretcher of their own (another tempo for a while, or a
+  // start at a tempo no running bus had) and went back onto a running bus at its tempo, crossfaded
+  // as a handover; their stretchers went back to the pool. stretch_bus.hpp, "Rejoining".
+  std::atomic<std::uint64_t> stretch_rejoins{0};
   std::atomic<std::uint64_t> callback_max_ns{0};    // since start
   std::atomic<std::uint64_t> callback_ns_total{0};  // sum of callback durations (CPU load)
   std::atomic<std::uint64_t> limiter_frames{0};     // frames the safety limiter reduced

@@ -227,7 +227,8 @@ bool Controller::play(std::int64_t at, int slot, const PlayOptions& opts, VoiceH
 }
 
 bool Controller::stop(std::int64_t at, VoiceHandle v, double fade_seconds, std::string& error, engine::Curve curve) {
-  if (!lookup(v, error)) return false;
+  VoiceSlot* vs = lookup(v, error);
+  if (!vs) return false;
   Command c{};
   c.type = CommandType::kStop;
   c.voice = v.id;
@@ -238,7 +239,20 @@ bool Controller::stop(std::int64_t at, VoiceHandle v, double fade_seconds, std::
     error = send_error_;
     return false;
   }
+  lend_stretcher(*vs, at, c.frames);
   return true;
+}
+
+// A stretched voice stopped now with a short fade lends its stretcher budget to a restart: a play
+// right after a /stop is not "busy". The engine keeps the fading voice's stretcher (it still
+// stretches its fade; on a bus it needs none and no longer leaves) and starts the new voice silent
+// on the grid until one is free — at most the fade (≤ kLendFadeSeconds) late, as a deferred prime.
+void Controller::lend_stretcher(VoiceSlot& vs, std::int64_t at, std::uint32_t fade_frames) {
+  constexpr double kLendFadeSeconds = 0.05;
+  const std::uint32_t most = frames_for(kLendFadeSeconds);
+  if (!vs.stretched || fade_frames > most || (at != kNow && at > now_frame() + most)) return;  // later: keeps it
+  vs.stretched = false;
+  --stretched_in_use_;
 }
 
 bool Controller::seek_request(VoiceHandle v, std::int64_t frame, io::LoaderThread::StreamRequest& req,
@@ -327,6 +341,9 @@ bool Controller::stop_all(std::int64_t at, double fade_seconds, std::string& err
   if (!send_cmd(at, c)) {
     error = send_error_;
     return false;
+  }
+  for (VoiceSlot& vs : voices_) {
+    if (vs.used) lend_stretcher(vs, at, c.frames);
   }
   return true;
 }

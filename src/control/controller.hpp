@@ -232,6 +232,7 @@ class Controller {
   // Seconds of OUTPUT (fades, ramps: wall-clock durations) → output frames. Never for a
   // position in a file: those are file frames, file seconds × the file's own rate.
   std::uint32_t frames_for(double seconds) const;
+  void lend_stretcher(VoiceSlot& vs, std::int64_t at, std::uint32_t fade_frames);
   VoiceSlot* lookup(VoiceHandle v, std::string& error);
   Stream* make_stream(const io::Source& src, std::int64_t frame, bool loop, std::string& error,
                       std::int64_t loop_start = 0, std::int64_t loop_end = 0, std::uint32_t loop_count = 0);

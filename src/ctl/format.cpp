@@ -375,6 +375,25 @@ void sync_rows(const StatusFields& f, std::vector<std::vector<std::string>>& row
   rows.push_back({"  tempo", t});
 }
 
+// The stretch fields' labels in `status --all` (nullptr: not one of them).
+const char* stretch_label(const std::string& k) {
+  static const char* const kLabels[][2] = {
+      {"stretch_buses", "stretch buses"},
+      {"stretch_buses_running", "stretch buses running"},
+      {"stretch_bus_voices", "voices on stretch buses"},
+      {"stretch_primes", "stretcher primes (audio thread)"},
+      {"stretch_primes_max", "stretcher primes in one callback (most)"},
+      {"stretch_starts_deferred", "voices heard late (--stretch-primes-per-callback)"},
+      {"stretch_handovers", "starts handed over onto a running stretch bus"},
+      {"stretch_joins_lost", "starts on a running stretch bus that lost their first lookahead"},
+      {"stretch_rejoins", "voices back onto a stretch bus from a stretcher of their own"},
+  };
+  for (const auto& l : kLabels) {
+    if (k == l[0]) return l[1];
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 std::string status_table(const StatusFields& f) {
@@ -476,22 +495,8 @@ std::string status_table(const StatusFields& f) {
       label = "replies not sent";
     } else if (k == "tcp_clients") {
       label = "TCP clients";
-    } else if (k == "stretch_buses") {
-      label = "stretch buses";
-    } else if (k == "stretch_buses_running") {
-      label = "stretch buses running";
-    } else if (k == "stretch_bus_voices") {
-      label = "voices on stretch buses";
-    } else if (k == "stretch_primes") {
-      label = "stretcher primes (audio thread)";
-    } else if (k == "stretch_primes_max") {
-      label = "stretcher primes in one callback (most)";
-    } else if (k == "stretch_starts_deferred") {
-      label = "voices heard late (--stretch-primes-per-callback)";
-    } else if (k == "stretch_handovers") {
-      label = "starts handed over onto a running stretch bus";
-    } else if (k == "stretch_joins_lost") {
-      label = "starts on a running stretch bus that lost their first lookahead";
+    } else if (const char* l = stretch_label(k); l != nullptr) {
+      label = l;
     }
     rows.push_back({"  " + label, text});
   }
@@ -580,6 +585,9 @@ std::string status_summary(const StatusFields& f) {
     const auto n = [&](const char* k) { return std::to_string(static_cast<std::int64_t>(field_number(f, k))); };
     rows.push_back({"  stretch buses", n("stretch_buses_running") + " of " + n("stretch_buses") + " running, " +
                                            n("stretch_bus_voices") + " voices on them (--stretch-buses)"});
+    if (field_number(f, "stretch_rejoins") > 0) {
+      rows.push_back({"  rejoined a bus", n("stretch_rejoins") + " (voices from a stretcher of their own)"});
+    }
     if (field_number(f, "stretch_joins_lost") > 0) {
       rows.push_back({"  starts on a running bus", n("stretch_handovers") + " handed over, " + n("stretch_joins_lost") +
                                                        " lost their first ≈ 45 ms"});

@@ -300,66 +300,6 @@ bool Engine::cancel_scheduled_plays(VoiceId id, std::uint32_t generation, bool a
   return cancelled;
 }
 
-// ---------------------------------------------------------------- the test tone
-// A sine from a phase accumulator, with 10 ms linear fades at both ends, added to the direct
-// bus. A new tone replaces one still sounding: the old one fades out over the declick time.
-void Engine::start_tone(const Command& c) noexcept {
-  release_tones(declick_frames_);
-  Tone* t = &tones_[0];
-  if (t->active) t = &tones_[1];
-  if (t->active && tones_[0].release_left < t->release_left) t = &tones_[0];  // both busy: the nearer its end
-  const auto length = static_cast<std::int64_t>(c.frames);
-  if (length <= 0 || !(c.value > 0.0f) || !(c.tone_hz > 0.0)) {
-    return;  // a stop: the sounding tone fades out, nothing new starts
-  }
-  t->active = true;
-  t->phase = 0.0;
-  t->inc = c.tone_hz / cfg_.sample_rate;
-  t->level = c.value;
-  t->pos = 0;
-  t->length = length;
-  t->fade = std::min<std::int64_t>(length / 2, std::llround(0.01 * cfg_.sample_rate));
-  t->release_left = t->release_len = 0;
-  metrics_.tone_hz.store(static_cast<float>(c.tone_hz), std::memory_order_relaxed);
-}
-
-void Engine::release_tones(std::uint32_t frames) noexcept {
-  for (Tone& t : tones_) {
-    if (!t.active) continue;
-    const std::int64_t n = std::max<std::int64_t>(1, frames);
-    const std::int64_t left = std::min(n, t.length - t.pos);
-    if (t.release_left > 0 && t.release_left <= left) continue;  // already fading out sooner
-    t.release_len = n;
-    t.release_left = left;
-  }
-}
-
-void Engine::render_tones(float* bus, std::uint32_t frames) noexcept {
-  constexpr double kTwoPi = 6.283185307179586476925286766559;
-  for (Tone& t : tones_) {
-    if (!t.active) continue;
-    std::uint32_t i = 0;
-    for (; i < frames && t.pos < t.length; ++i) {
-      double env = 1.0;
-      if (t.pos < t.fade) env = static_cast<double>(t.pos) / static_cast<double>(t.fade);
-      if (t.length - t.pos < t.fade) env = static_cast<double>(t.length - t.pos) / static_cast<double>(t.fade);
-      if (t.release_len > 0) {
-        if (t.release_left <= 0) break;
-        env *= static_cast<double>(t.release_left) / static_cast<double>(t.release_len);
-        --t.release_left;
-      }
-      const auto s = static_cast<float>(t.level * env * std::sin(kTwoPi * t.phase));
-      bus[2 * i] += s;
-      bus[2 * i + 1] += s;
-      t.phase += t.inc;
-      if (t.phase >= 1.0) t.phase -= 1.0;
-      ++t.pos;
-    }
-    if (t.pos >= t.length || (t.release_len > 0 && t.release_left <= 0)) t.active = false;
-  }
-  if (!tone_active()) metrics_.tone_hz.store(0.0f, std::memory_order_relaxed);
-}
-
 void Engine::start_voice(const Command& c) noexcept {
   if (c.voice >= cfg_.max_voices || voices_[c.voice].state != Voice::State::kFree || c.play.source == nullptr) {
     // A control-thread bug, never silently leaked: hand the stream straight back.
@@ -405,6 +345,7 @@ void Engine::start_voice(const Command& c) noexcept {
   v.deferred = 0;
   v.defer_frac = 0.0;
   v.prime_wait_cb = ~std::uint64_t{0};
+  v.st_wait = false;
   v.tempo = std::clamp(static_cast<double>(c.play.tempo > 0 ? c.play.tempo : 1.0f), 0.25, 4.0);
   if (!bus_join(v, 0, true)) {  // a stretch bus of its deck, tempo and rate; else its own
     if (v.ratio != 1.0 && attach_resampler(v)) v.rs->set_ratio(v.ratio, 0);  // the first set applies at once
@@ -427,6 +368,11 @@ void Engine::start_voice(const Command& c) noexcept {
   active_[active_count_++] = c.voice;
   metrics_.voices_active.store(active_count_, std::memory_order_relaxed);
   push_event(Event{EventType::kVoiceStarted, EndReason::kEndOfFile, c.voice, c.generation, 0, frame_});
+  if (v.bus == nullptr && (v.ratio == 1.0 || v.rs != nullptr) && v.tempo != 1.0 && v.st == nullptr &&
+      stretcher_fading()) {
+    v.st_wait = true;  // a stopped voice's, once its fade is over (render_voice)
+    return;
+  }
   if (v.bus == nullptr && ((v.ratio != 1.0 && v.rs == nullptr) || (v.tempo != 1.0 && v.st == nullptr))) {
     end_voice(v, EndReason::kError);  // no resampler or stretcher left
   }
@@ -472,6 +418,14 @@ void Engine::apply(const Command& c) noexcept {
 
   Voice* v = find(c.voice, c.generation);
   if (v == nullptr && c.type == CommandType::kStop && cancel_scheduled_plays(c.voice, c.generation, false)) return;
+  if (v == nullptr && (c.type == CommandType::kSetTempo || c.type == CommandType::kSetRate) &&
+      c.voice < cfg_.max_voices && sched_play_[c.voice] != Schedule::kNone &&
+      schedule_->at(sched_play_[c.voice]).generation == c.generation) {
+    // A play still scheduled takes it: it starts at the tempo (rate) of then (stretch_bus.hpp).
+    Command& play = schedule_->at(sched_play_[c.voice]);
+    (c.type == CommandType::kSetTempo ? play.play.tempo : play.play.rate) = c.value;
+    return;
+  }
   if (v == nullptr) {
     // Stale id (the voice already ended). A seek carries a fresh stream that must go back.
     if (c.type == CommandType::kSeek && c.play.stream != nullptr) retire(c.play.stream, c.voice, c.generation, false);
@@ -515,7 +469,7 @@ void Engine::apply_to_voice(Voice& v, const Command& c) noexcept {
       v.ratio = v.base_ratio * rate;
       v.rate_glide = c.frames;
       if (v.bus != nullptr) {  // a bus plays its voices at rate 1: off it, with a resampler
-        if (v.ratio != v.base_ratio) bus_request_leave(v);
+        if (v.ratio != v.base_ratio && v.state != Voice::State::kStopping) bus_request_leave(v);
         return;
       }
       if (v.rs != nullptr) {

@@ -291,6 +291,7 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
     }
   }
   end_prime_round();  // the next callback's budget, the longest waiters first
+  rejoins_ = 0;
   if (min_fill < metrics_.min_ring_fill_permille.load(std::memory_order_relaxed)) {
     metrics_.min_ring_fill_permille.store(min_fill, std::memory_order_relaxed);
   }
@@ -304,6 +305,66 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
   if (dt > metrics_.callback_max_ns.load(std::memory_order_relaxed)) {
     metrics_.callback_max_ns.store(dt, std::memory_order_relaxed);
   }
+}
+
+// ---------------------------------------------------------------- the test tone
+// A sine from a phase accumulator, with 10 ms linear fades at both ends, added to the direct
+// bus. A new tone replaces one still sounding: the old one fades out over the declick time.
+void Engine::start_tone(const Command& c) noexcept {
+  release_tones(declick_frames_);
+  Tone* t = &tones_[0];
+  if (t->active) t = &tones_[1];
+  if (t->active && tones_[0].release_left < t->release_left) t = &tones_[0];  // both busy: the nearer its end
+  const auto length = static_cast<std::int64_t>(c.frames);
+  if (length <= 0 || !(c.value > 0.0f) || !(c.tone_hz > 0.0)) {
+    return;  // a stop: the sounding tone fades out, nothing new starts
+  }
+  t->active = true;
+  t->phase = 0.0;
+  t->inc = c.tone_hz / cfg_.sample_rate;
+  t->level = c.value;
+  t->pos = 0;
+  t->length = length;
+  t->fade = std::min<std::int64_t>(length / 2, std::llround(0.01 * cfg_.sample_rate));
+  t->release_left = t->release_len = 0;
+  metrics_.tone_hz.store(static_cast<float>(c.tone_hz), std::memory_order_relaxed);
+}
+
+void Engine::release_tones(std::uint32_t frames) noexcept {
+  for (Tone& t : tones_) {
+    if (!t.active) continue;
+    const std::int64_t n = std::max<std::int64_t>(1, frames);
+    const std::int64_t left = std::min(n, t.length - t.pos);
+    if (t.release_left > 0 && t.release_left <= left) continue;  // already fading out sooner
+    t.release_len = n;
+    t.release_left = left;
+  }
+}
+
+void Engine::render_tones(float* bus, std::uint32_t frames) noexcept {
+  constexpr double kTwoPi = 6.283185307179586476925286766559;
+  for (Tone& t : tones_) {
+    if (!t.active) continue;
+    std::uint32_t i = 0;
+    for (; i < frames && t.pos < t.length; ++i) {
+      double env = 1.0;
+      if (t.pos < t.fade) env = static_cast<double>(t.pos) / static_cast<double>(t.fade);
+      if (t.length - t.pos < t.fade) env = static_cast<double>(t.length - t.pos) / static_cast<double>(t.fade);
+      if (t.release_len > 0) {
+        if (t.release_left <= 0) break;
+        env *= static_cast<double>(t.release_left) / static_cast<double>(t.release_len);
+        --t.release_left;
+      }
+      const auto s = static_cast<float>(t.level * env * std::sin(kTwoPi * t.phase));
+      bus[2 * i] += s;
+      bus[2 * i + 1] += s;
+      t.phase += t.inc;
+      if (t.phase >= 1.0) t.phase -= 1.0;
+      ++t.pos;
+    }
+    if (t.pos >= t.length || (t.release_len > 0 && t.release_left <= 0)) t.active = false;
+  }
+  if (!tone_active()) metrics_.tone_hz.store(0.0f, std::memory_order_relaxed);
 }
 
 }  // namespace stemd::engine

@@ -341,6 +341,15 @@ bool Engine::out_of_data(Voice& v) noexcept {
   return false;
 }
 
+// A voice fading out after a stop holds a stretcher of its own: it is free once the fade is over.
+bool Engine::stretcher_fading() const noexcept {
+  for (std::uint32_t i = 0; i < active_count_; ++i) {
+    const Voice& v = voices_[active_[i]];
+    if (v.state == Voice::State::kStopping && v.st != nullptr) return true;
+  }
+  return false;
+}
+
 // This callback's prime budget is spent and `v`'s own stretcher is not primed (a start, a seek, a
 // switch into the stretcher): `v` stays silent for `frames` output frames while its source moves
 // on as if they had been played — tempo × ratio source frames each, so it stays on the grid — and
@@ -412,6 +421,8 @@ bool Engine::defer_prime(Voice& v, std::uint32_t frames) noexcept {
 
 void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
   std::uint32_t done = 0;
+  // A stretcher of its own at a running bus's tempo again: back onto the bus, rendered there.
+  if (v.st != nullptr && v.bus == nullptr && !buses_.empty() && bus_rejoin(v)) return;
   // Each pass renders one segment; a block has at most a handful (fade end, seek jump, resume),
   // so the bound only guards against a logic error.
   for (int guard = 0; done < frames && guard < 16; ++guard) {
@@ -449,6 +460,19 @@ void Engine::render_voice(Voice& v, float* out, std::uint32_t frames) noexcept {
       v.env.set(1.0f, declick_frames_);
     }
 
+    if (v.st_wait && (v.tempo == 1.0 || v.bus != nullptr)) v.st_wait = false;  // needs none any more
+    if (v.st_wait) {  // every stretcher is with voices fading out after a stop: silent, on the grid
+      if (attach_stretcher(v)) {
+        v.st_wait = false;  // primes below, heard late (kVoiceDeferred)
+      } else if (!stretcher_fading()) {
+        end_voice(v, EndReason::kError);  // none will come free (only without the control thread's budget)
+        return;
+      } else {
+        if (!defer_prime(v, frames - done)) return;
+        done = frames;
+        continue;
+      }
+    }
     if (v.st != nullptr && !v.draining && !v.st->primed() && !may_prime(&v)) {
       if (v.state == Voice::State::kSeeking) {  // fading out what was never heard: at the bottom now
         v.env.jump(0.0f);

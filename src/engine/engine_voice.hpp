@@ -61,6 +61,9 @@ struct Engine::Voice {
   double defer_frac = 0.0;
   std::uint64_t prime_wait_cb =
       ~std::uint64_t{0};  // the callback it last counted as waiting in (Engine::note_prime_wait)
+  // Started with every pool stretcher held by voices fading out after a stop (the control thread
+  // lends their budget to a restart): silent and on the grid, as deferred, until one is free.
+  bool st_wait = false;
 };
 
 inline VoiceId Engine::id_of(const Voice& v) const noexcept { return static_cast<VoiceId>(&v - voices_.get()); }

@@ -68,6 +68,8 @@ class Schedule {
   Handle top_handle() const noexcept { return heap_[0].slot; }
 
   const Command& at(Handle h) const noexcept { return slab_[h]; }
+  // For changing an entry's arguments in place (never its frame: the heap is keyed by it).
+  Command& at(Handle h) noexcept { return slab_[h]; }
 
   // Removes the entry `h` (a handle push() returned, still scheduled) and returns it.
   Command remove(Handle h) noexcept {

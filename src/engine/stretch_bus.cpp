@@ -22,6 +22,20 @@ double Engine::bus_lookahead(const StretchBus& b) noexcept {
   return std::max(0.0, l);
 }
 
+// The tempo a running bus plays at from this block on: its members' when they all agree —
+// render_buses moves it there after the voices, so a voice whose tempo changed with theirs in this
+// block (a tempo of 1 before: it joins at the bottom of its switch fade) finds it — else its own.
+double Engine::bus_tempo_now(const StretchBus& b) const noexcept {
+  double t = 0;
+  for (std::uint32_t i = 0; i < b.count; ++i) {
+    const Voice& m = voices_[b.members[i]];
+    if (m.state == Voice::State::kStopping) continue;  // as render_buses: fading out, it does not count
+    if (t == 0) t = m.tempo;
+    if (m.tempo != t) return b.tempo;
+  }
+  return t == 0 ? b.tempo : t;
+}
+
 // `v` joins a bus, `offset` output frames into the block (the bus renders the whole block after
 // the voices); `starting`: it starts now (a play), so a running bus hands it over (its attack is
 // not lost: stretch_bus_handover.cpp). False: no bus for it (the caller gives it a stretcher of
@@ -34,7 +48,7 @@ bool Engine::bus_join(Voice& v, std::uint32_t offset, bool starting) noexcept {
   if (cfg_.stretch_bus_share && v.deck >= kNumDecks) return false;  // no deck EQ or fader to copy
   for (auto& p : buses_) {
     if (p->rate != rate) continue;
-    if (p->running && (p->shared || p->deck == v.deck) && p->tempo == v.tempo) {
+    if (p->running && (p->shared || p->deck == v.deck) && bus_tempo_now(*p) == v.tempo) {
       b = p.get();
       break;
     }
@@ -60,7 +74,7 @@ bool Engine::bus_join(Voice& v, std::uint32_t offset, bool starting) noexcept {
   b->members[b->count++] = id_of(v);
   v.bus = b;
   release_resampler(v);  // the bus converts the rate
-  v.rs_switch = v.st_switch = false;
+  v.rs_switch = v.st_switch = v.st_wait = false;
   v.leave_bus = false;
   v.hold_off = 0;
   // Where its next frame goes in: heard L/ρ output frames after the block's start on a running
@@ -267,13 +281,19 @@ void Engine::render_buses(std::uint32_t frames, bool* deck_used) noexcept {
     if (!b.running) continue;
     // A tempo change: all members at one new tempo → the bus glides there; members at a tempo
     // of their own (or a rate ≠ 1) leave.
-    if (b.count > 0) {
-      const double t = voices_[b.members[0]].tempo;
+    // Members fading out after a stop do not count (the router no longer sends them tempi) and
+    // never leave: the control thread has lent their stretcher budget to a restart.
+    std::uint32_t first = 0;
+    while (first < b.count && voices_[b.members[first]].state == Voice::State::kStopping) ++first;
+    if (first < b.count) {
+      const double t = voices_[b.members[first]].tempo;
       bool same = true;
       double sig = t;
-      for (std::uint32_t i = 1; i < b.count; ++i) {
-        same = same && voices_[b.members[i]].tempo == t;
-        sig += voices_[b.members[i]].tempo * (i + 1);
+      for (std::uint32_t i = first + 1; i < b.count; ++i) {
+        const Voice& m = voices_[b.members[i]];
+        if (m.state == Voice::State::kStopping) continue;
+        same = same && m.tempo == t;
+        sig += m.tempo * (i + 1);
       }
       const std::uint64_t callback = metrics_.callbacks.load(std::memory_order_relaxed) + 1;
       if (same) {
@@ -292,7 +312,7 @@ void Engine::render_buses(std::uint32_t frames, bool* deck_used) noexcept {
       } else if (callback - b.split_since >= 2) {
         for (std::uint32_t i = 0; i < b.count; ++i) {
           Voice& v = voices_[b.members[i]];
-          if (v.tempo != b.tempo) bus_request_leave(v);
+          if (v.tempo != b.tempo && v.state != Voice::State::kStopping) bus_request_leave(v);
         }
       }
     }

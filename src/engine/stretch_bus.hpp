@@ -22,8 +22,7 @@
 // Those own stretchers prime on the audio thread (about two blocks of extra work each), at most
 // EngineConfig::stretch_primes_per_callback per callback; a voice past that starts silent on the
 // grid and is heard a callback or more later (stretcher.hpp, kVoiceDeferred). A voice that took
-// its own stretcher keeps it until it ends, even once a bus of its deck reaches its tempo:
-// moving it onto the bus would cost a gap of L / ρ output frames in a sounding voice.
+// its own stretcher goes back onto a running bus once that bus has its tempo ("Rejoining" below).
 //
 // Timing (source frames = the files' frames; output frames = the device's; ρ = tempo × source
 // rate / output rate source frames per output frame; L = the bus's lookahead, the source frames
@@ -67,6 +66,22 @@
 //     others' after that, or that get a rate ≠ 1, leave: a fade to silence at the input, then L / ρ output frames of
 //     silence while the bus plays out what it holds of them, then their own stretcher fades in at the frame the bus
 //     would have reached — still on the grid.
+//     A bus compares a joining voice's tempo with its members' when they all agree (bus_tempo_now):
+//     it takes their new tempo only after the voices have rendered, and a voice switching into the
+//     stretch in that block (tempo 1 before) must find it. A play still scheduled follows tempo
+//     (and rate) commands: a /start_group at a time to come starts at the tempo of then.
+//   - Rejoining (bus_rejoin, stretch_bus_handover.cpp): a voice on a stretcher of its own (it left
+//     during a tempo change, or started at a tempo no running bus had) whose tempo, rate 1 and source
+//     rate a running bus it may join has again — the bus at that tempo and its members agreeing —
+//     goes back onto it as a handover does, at the top of a block: its own stretcher and resampler
+//     become the group's, carrying on with their history (no prime), read from a tap from the
+//     voice's next frame; the bus reads the tap from L − L_own on (L_own: what its own path has
+//     pulled and not played, in source frames; when L_own > L, after L_own − L frames of silence), so
+//     both are heard at the same source frame; once the bus plays it (max(L, L_own) / ρ output
+//     frames on), the equal-power crossfade, then the stretcher and resampler go back to the pool.
+//     Its gain and pan stay after the stretch on its own path, as they were (a gain change would
+//     otherwise jump by what the stretcher held). One per callback (Metrics::stretch_rejoins);
+//     only a steady voice (playing, no fade or gain/pan ramp in flight, its stretcher primed).
 //   - End, stop, pause happen at the input; the bus plays out its tail (L / ρ output frames)
 //     after the last member has gone, then goes idle (reset when it next starts).
 //
@@ -161,6 +176,8 @@ struct Engine::HandoverGroup {
   VoiceId voices[kMembers] = {};
   std::uint32_t count = 0;
   bool active = false;
+  bool rejoin = false;  // a voice's own stretcher (and resampler) going back onto the bus: one member,
+                        // its gain and pan after the stretch, as it played them (bus_rejoin)
 };
 
 }  // namespace stemd::engine

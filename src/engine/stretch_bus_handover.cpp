@@ -61,7 +61,8 @@ bool Engine::ho_begin(Voice& v, StretchBus& b, double skip) noexcept {
   const double rho = b.tempo * b.ratio;
   HandoverGroup* g = nullptr;
   for (auto& p : groups_) {  // the voices of a deck that start in one block share one
-    if (p->active && p->bus == &b && p->deck == v.deck && p->frame == frame_ && p->count < HandoverGroup::kMembers) {
+    if (p->active && !p->rejoin && p->bus == &b && p->deck == v.deck && p->frame == frame_ &&
+        p->count < HandoverGroup::kMembers) {
       g = p.get();
       break;
     }
@@ -101,6 +102,7 @@ bool Engine::ho_begin(Voice& v, StretchBus& b, double skip) noexcept {
     g->fade = static_cast<std::uint32_t>(std::lround(kHandoverFadeMs * 1e-3 * cfg_.sample_rate));
     g->count = 0;
     g->active = true;
+    g->rejoin = false;
   }
   h->used = true;
   h->filled = h->own = 0;
@@ -257,8 +259,8 @@ void Engine::ho_mix_members(HandoverGroup& g, float* out, std::uint32_t frames) 
     Voice& v = voices_[g.voices[i]];
     ho_fill(v, h, h.own + frames);
     const auto n = static_cast<std::uint32_t>(std::clamp<std::int64_t>(h.filled - h.own, 0, frames));
-    const float gain = v.gain.value();
-    const float pan = v.pan.value();
+    const float gain = g.rejoin ? 1.0f : v.gain.value();  // a rejoin's: after the stretch
+    const float pan = g.rejoin ? 0.0f : v.pan.value();
     for (std::uint32_t k = 0; k < n; ++k) {
       const float e = gain * h.own_env.next();
       gains_[k] = e * std::min(1.0f, 1.0f - pan);
@@ -332,9 +334,100 @@ void Engine::render_handovers(std::uint32_t frames, bool* deck_used) noexcept {
       std::memset(deck, 0, sizeof(float) * 2 * frames);
       deck_used[g.deck] = true;
     }
-    mix_gains(deck, bus_out_.data(), gains_.data(), got);
+    if (g.rejoin && g.count > 0) {  // its gain and pan after the stretch, as its own stretcher had them
+      const Voice& v = voices_[g.voices[0]];
+      const float l = v.gain.value() * std::min(1.0f, 1.0f - v.pan.value());
+      const float r = v.gain.value() * std::min(1.0f, 1.0f + v.pan.value());
+      for (std::uint32_t k = 0; k < got; ++k) {
+        gains_r_[k] = gains_[k] * r;
+        gains_[k] *= l;
+      }
+      mix_gains_lr(deck, bus_out_.data(), gains_.data(), gains_r_.data(), got);
+    } else {
+      mix_gains(deck, bus_out_.data(), gains_.data(), got);
+    }
     g.elapsed += frames;
   }
+}
+
+// A voice on a stretcher of its own whose tempo (and rate 1) a running bus it may join has again —
+// it split off during a tempo change, or started at a tempo no running bus had — goes back onto it
+// (stretch_bus.hpp, "Rejoining"), called at the top of its block, before it renders: as a handover,
+// its own stretcher (and resampler) carrying on as the group's, with their history (nothing to
+// prime), its frames going into the bus where the bus is heard to reach them when its own path is
+// heard there, then the equal-power crossfade; then the stretcher goes back to the pool. At most one
+// per callback; false (it plays on as it was): not now.
+bool Engine::bus_rejoin(Voice& v) noexcept {
+  if (rejoins_ > 0 || v.state != Voice::State::kPlaying || v.tempo == 1.0 || v.ratio != v.base_ratio || v.draining ||
+      v.hold || v.jump_pending || v.st_switch || v.rs_switch || v.leave_bus || v.hold_off > 0 || v.deferred > 0 ||
+      v.ho != nullptr || v.env.active() || v.env.value() != 1.0f || v.gain.active() || v.pan.active() ||
+      !v.st->primed() || v.st->tempo() != v.tempo || (v.rs != nullptr && v.rs->ratio() != v.rs->target_ratio()) ||
+      (cfg_.stretch_bus_share && v.deck >= kNumDecks)) {
+    return false;
+  }
+  const int rate = v.src->sample_rate > 0 ? v.src->sample_rate : cfg_.sample_rate;
+  StretchBus* b = nullptr;
+  for (auto& p : buses_) {
+    if (p->running && p->count > 0 && p->rate == rate && (p->shared || p->deck == v.deck) && p->tempo == v.tempo &&
+        p->st->tempo() == v.tempo && bus_tempo_now(*p) == v.tempo) {
+      b = p.get();
+      break;
+    }
+  }
+  if (b == nullptr) return false;
+  Handover* h = nullptr;
+  HandoverGroup* g = nullptr;
+  for (auto& t : taps_) {
+    if (!t->used && h == nullptr) h = t.get();
+  }
+  for (auto& p : groups_) {
+    if (!p->active && g == nullptr) g = p.get();
+  }
+  // Source frames pulled but not yet heard: its own path's (a resampler to the output rate, then the
+  // stretcher at the output rate) and the bus's. The bus's input now is heard L_bus / ρ on; its own
+  // path reaches the voice's next frame L_own / ρ on: the bus reads from L_bus − L_own on (a tap
+  // skip), or, when its own path holds more, after that many frames of silence.
+  const double l_own =
+      v.rs != nullptr ? v.rs->lookahead_frames() + v.st->lookahead_frames() * v.rs->ratio() : v.st->lookahead_frames();
+  const double l_bus = bus_lookahead(*b);
+  const std::int64_t skip = std::llround(l_bus - l_own);
+  if (h == nullptr || g == nullptr || skip + 2 * static_cast<std::int64_t>(Stretcher::kPullFrames) > kTap) return false;
+  const double rho = b->tempo * b->ratio;
+  const std::int64_t delay = std::max<std::int64_t>(0, -skip);
+  g->st = v.st;  // back to the pool when the crossfade is over (ho_end_group)
+  g->rs = v.rs;
+  v.st = nullptr;
+  v.rs = nullptr;
+  g->bus = b;
+  g->deck = v.deck;
+  g->frame = frame_;
+  g->elapsed = 0;
+  g->until = std::llround((l_bus + static_cast<double>(delay)) / rho);
+  g->fade = static_cast<std::uint32_t>(std::lround(kHandoverFadeMs * 1e-3 * cfg_.sample_rate));
+  g->count = 0;
+  g->active = true;
+  g->rejoin = true;
+  h->used = true;
+  h->filled = h->own = 0;
+  h->bus = std::max<std::int64_t>(0, skip);
+  h->own_on = h->bus_on = true;
+  h->sealed = false;
+  h->own_env.jump(1.0f);
+  h->group = g;
+  g->members[0] = h;
+  g->voices[g->count++] = id_of(v);
+  v.ho = h;
+  b->tail_left = 0;
+  b->members[b->count++] = id_of(v);
+  v.bus = b;
+  v.bus_skip = 0;
+  v.bus_delay = static_cast<std::uint32_t>(delay);
+  v.env.jump(0.0f);  // the bus's part: in as its own path goes out (render_handovers)
+  v.env.set(1.0f, static_cast<std::uint32_t>(std::max<std::int64_t>(1, std::llround(g->fade * rho))),
+            Curve::kEqualPower);
+  ++rejoins_;
+  metrics_.stretch_rejoins.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 }  // namespace stemd::engine

@@ -244,6 +244,13 @@ void every_control_path(bool soft_clip, bool monitor = false, bool buses = false
         // their own, past the per-callback prime budget (deferred starts: engine/stretcher.hpp)
         for (std::size_t i = 0; i < voices.size(); ++i)
           ctl.set_stretch(control::kNow, voices[i], 0.8f + 0.05f * static_cast<float>(i), err);
+        pause(10);
+        // A bus running at the tempo of one of them: it rejoins (its own stretcher handed over
+        // back onto the bus, then to the pool: stretch_bus.hpp, "Rejoining").
+        control::VoiceHandle h3;
+        sp.tempo = 0.8f;
+        if (ctl.play(control::kNow, 4, sp, h3, err)) voices.push_back(h3);
+        pause(20);
       }
       ctl.pause(control::kNow, voices.back(), 0.005, err);
       ctl.set_pan(control::kNow, voices.back(), -0.5f, 0.01, err);
@@ -303,6 +310,7 @@ void every_control_path(bool soft_clip, bool monitor = false, bool buses = false
     EXPECT_GE(bus_voices, 2u) << "no voices shared a stretch bus";
     EXPECT_GT(engine.metrics().stretch_starts_deferred.load(), 0u) << "no prime was deferred: that path went untested";
     EXPECT_GT(engine.metrics().stretch_handovers.load(), 0u) << "no start was handed over onto a running bus";
+    EXPECT_GT(engine.metrics().stretch_rejoins.load(), 0u) << "no voice rejoined a bus: that path went untested";
   }
 }
 
