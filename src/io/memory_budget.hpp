@@ -4,8 +4,12 @@
 // buffers are charged here *before* they are allocated; a charge that would exceed the limit is
 // refused with a reason naming the budget, and the caller allocates nothing. A Charge gives its
 // bytes back when it is destroyed, on whichever thread drops the last reference to what it paid
-// for. held() is what the status reports as memory_bytes.
-// Threads: any ([control], the opener threads, [loader]); lock-free. Never [audio].
+// for. held() is what the status reports as memory_bytes. Rings are charged their own size; the
+// free part of the 2 MiB huge-page chunks they are carved from (ring_memory.hpp) is resident too
+// and counts against the limit in every check, so a client opening streams of many ring sizes
+// (each size its own chunk) cannot hold more than the limit plus one chunk.
+// Threads: any ([control], the opener threads, [loader]); lock-free but for ring_memory's
+// statistics (a mutex). Never [audio].
 #pragma once
 
 #include <atomic>
@@ -13,6 +17,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+
+#include "stemd/ring_memory.hpp"
 
 namespace stemd::io {
 
@@ -23,9 +29,10 @@ class MemoryBudget {
   bool try_take(std::int64_t bytes, std::string& error) noexcept {
     if (bytes <= 0) return true;
     std::int64_t cur = held_.load(std::memory_order_relaxed);
+    const auto slack = limit_ > 0 ? static_cast<std::int64_t>(ring_memory::stats().slack_bytes()) : 0;
     for (;;) {
-      if (limit_ > 0 && cur + bytes > limit_) {
-        error = describe_refusal(bytes, cur);
+      if (limit_ > 0 && cur + slack + bytes > limit_) {
+        error = describe_refusal(bytes, cur + slack);
         return false;
       }
       if (held_.compare_exchange_weak(cur, cur + bytes, std::memory_order_relaxed)) return true;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "io/memory_budget.hpp"
 #include "stemd/queue.hpp"
 
 namespace stemd {
@@ -96,6 +97,25 @@ TEST(RingMemory, SampleRingsTakeTheirStorageFromIt) {
     EXPECT_EQ(rm::stats().slot_bytes - before.slot_bytes, 19u * 4096u);
   }
   EXPECT_EQ(rm::stats().slot_bytes, before.slot_bytes);
+}
+
+// The chunks' free part counts against --max-memory-mb: a ring of a size no other ring has maps
+// (and touches) a 2 MiB chunk for itself, and a client opening streams of many ring sizes held
+// ~2 MiB each beyond what the budget saw (before: charged only the ring's own bytes).
+TEST(RingMemory, TheChunksFreePartCountsAgainstTheMemoryBudget) {
+  constexpr std::size_t kOdd = 37 * 4096;  // a size no other test uses: a chunk of its own
+  const auto slack0 = static_cast<std::int64_t>(rm::stats().slack_bytes());
+  io::MemoryBudget budget(slack0 + (1 << 20));  // 1 MiB beyond the slack already there
+  std::string err;
+  ASSERT_TRUE(budget.try_take(kOdd, err)) << err;  // charged before allocating, as the loader does
+  std::byte* p = rm::allocate(kOdd);
+  EXPECT_GT(static_cast<std::int64_t>(rm::stats().slack_bytes()) - slack0, 1 << 20);
+  EXPECT_FALSE(budget.try_take(64 * 1024, err)) << "the chunk's free 1.85 MiB is held too";
+  EXPECT_NE(err.find("memory budget ("), std::string::npos) << err;
+  rm::release(p, kOdd);
+  budget.give_back(kOdd);
+  // Its empty chunk is kept for the next ring of its size (one per size): still resident, still counted.
+  EXPECT_EQ(static_cast<std::int64_t>(rm::stats().slack_bytes()) - slack0, static_cast<std::int64_t>(rm::kChunkBytes));
 }
 
 }  // namespace
