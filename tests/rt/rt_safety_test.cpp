@@ -144,7 +144,11 @@ void every_control_path(bool soft_clip, bool monitor = false, bool buses = false
   if (monitor) {
     engine.monitor_tap()->set_enabled(true);
     reader = std::thread([&] {
-      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      // Until the tap has run full (the drop path), however slowly a loaded machine renders: a
+      // fixed 500 ms was less than the tap's 1.4 s of audio under CI's parallel builds.
+      while (reading.load() && engine.monitor_tap()->dropped() == 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
       engine::MonitorTap::Chunk c;
       while (reading.load()) {
         while (engine.monitor_tap()->read(c)) ++chunks_read;
