@@ -237,6 +237,8 @@ class Engine {
   struct HandoverGroup;
   void make_handovers();  // [control]
   bool ho_begin(Voice& v, StretchBus& b, double skip) noexcept;
+  void ho_arm_group(HandoverGroup& g, StretchBus& b, const Voice& v, std::int64_t until, bool rejoin) noexcept;
+  void ho_arm_tap(Handover& h, std::int64_t bus, float own_level) noexcept;
   std::uint32_t ho_fill(Voice& v, Handover& h, std::int64_t upto) noexcept;
   std::uint32_t ho_read_bus(Voice& v, float* dst, std::uint32_t frames, Frames* src) noexcept;
   void ho_seal(Voice& v) noexcept;

@@ -43,6 +43,30 @@ void Engine::make_handovers() {
   }
 }
 
+// A group handing `v`'s deck over onto `b`: its own stretcher heard for `until` output frames, then
+// the crossfade (a start's handover, or a rejoin's).
+void Engine::ho_arm_group(HandoverGroup& g, StretchBus& b, const Voice& v, std::int64_t until, bool rejoin) noexcept {
+  g.bus = &b;
+  g.deck = v.deck;
+  g.frame = frame_;
+  g.elapsed = 0;
+  g.until = until;
+  g.fade = static_cast<std::uint32_t>(std::lround(kHandoverFadeMs * 1e-3 * cfg_.sample_rate));
+  g.count = 0;
+  g.active = true;
+  g.rejoin = rejoin;
+}
+
+// A tap, empty, the bus's cursor `bus` source frames in, the own path starting at `own_level`.
+void Engine::ho_arm_tap(Handover& h, std::int64_t bus, float own_level) noexcept {
+  h.used = true;
+  h.filled = h.own = 0;
+  h.bus = bus;
+  h.own_on = h.bus_on = true;
+  h.sealed = false;
+  h.own_env.jump(own_level);
+}
+
 // `v` starts on the running bus `b`, to go in `skip` source frames on: hand it over if a tap, a
 // prime and a stretcher (and resampler) to spare allow. False: it joins as before (counted).
 bool Engine::ho_begin(Voice& v, StretchBus& b, double skip) noexcept {
@@ -94,22 +118,9 @@ bool Engine::ho_begin(Voice& v, StretchBus& b, double skip) noexcept {
       g->rs->reset();
       g->rs->set_ratio(b.ratio, 0);
     }
-    g->bus = &b;
-    g->deck = v.deck;
-    g->frame = frame_;
-    g->elapsed = 0;
-    g->until = std::llround(skip / rho);
-    g->fade = static_cast<std::uint32_t>(std::lround(kHandoverFadeMs * 1e-3 * cfg_.sample_rate));
-    g->count = 0;
-    g->active = true;
-    g->rejoin = false;
+    ho_arm_group(*g, b, v, std::llround(skip / rho), false);
   }
-  h->used = true;
-  h->filled = h->own = 0;
-  h->bus = s;
-  h->own_on = h->bus_on = true;
-  h->sealed = false;
-  h->own_env.jump(v.pos > 0 ? 0.0f : 1.0f);  // mid-file: fades in, as a voice of its own would
+  ho_arm_tap(*h, s, v.pos > 0 ? 0.0f : 1.0f);  // mid-file: fades in, as a voice of its own would
   if (v.pos > 0) h->own_env.set(1.0f, declick_frames_);
   h->group = g;
   g->members[g->count] = h;
@@ -398,21 +409,8 @@ bool Engine::bus_rejoin(Voice& v) noexcept {
   g->rs = v.rs;
   v.st = nullptr;
   v.rs = nullptr;
-  g->bus = b;
-  g->deck = v.deck;
-  g->frame = frame_;
-  g->elapsed = 0;
-  g->until = std::llround((l_bus + static_cast<double>(delay)) / rho);
-  g->fade = static_cast<std::uint32_t>(std::lround(kHandoverFadeMs * 1e-3 * cfg_.sample_rate));
-  g->count = 0;
-  g->active = true;
-  g->rejoin = true;
-  h->used = true;
-  h->filled = h->own = 0;
-  h->bus = std::max<std::int64_t>(0, skip);
-  h->own_on = h->bus_on = true;
-  h->sealed = false;
-  h->own_env.jump(1.0f);
+  ho_arm_group(*g, *b, v, std::llround((l_bus + static_cast<double>(delay)) / rho), true);
+  ho_arm_tap(*h, std::max<std::int64_t>(0, skip), 1.0f);
   h->group = g;
   g->members[0] = h;
   g->voices[g->count++] = id_of(v);
