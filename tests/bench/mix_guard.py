@@ -5,15 +5,18 @@ Runs stemd_bench's mixer benchmarks and their memcpy reference in the same proce
 apart at most, and fails when the mixer's ns per voice-frame grows past a multiple of memcpy's
 over the same voices and block. A ratio, never a wall-clock threshold: a slower or busier
 machine slows both sides. Each figure is the best of --reps repetitions (other processes can
-only make a run slower, never faster), so a shared CI machine does not make the guard flaky.
+only make a run slower, never faster). ctest runs it alone (RUN_SERIAL), and a ratio past its
+limit is measured again, up to --attempts runs in all, the best of every run kept: a CI run on
+2 cores with other tests beside it once measured 1.68 x where the quiet machine measures
+1.23-1.39 x (stop 23). A loop that really regressed stays past its limit in every attempt.
 
 Guarded (128 voices, block 1024; measured on the development VM: docs/benchmarks.md):
   mix/stream16/unity  int16 rings, converted as mixed (the daemon's path for 16-bit files)
   mix/memory/unity    in-memory float voices
-Limits: 1.6 x for the int16 path (measured 1.05-1.2 x; with its loop kept from vectorising, 1.83 x),
+Limits: 1.6 x for the int16 path (measured 1.05-1.39 x; with its loop kept from vectorising, 1.83 x),
 3.0 x in memory (measured 1.7-2.4 x under load): a copy or conversion pass put back trips them.
 
-  mix_guard.py STEMD_BENCH [--reps N] [--json OUT]
+  mix_guard.py STEMD_BENCH [--reps N] [--attempts N] [--json OUT]
 """
 import argparse
 import json
@@ -26,20 +29,14 @@ LIMITS = {"mix/stream16/unity": 1.6, "mix/memory/unity": 3.0}  # × ref/memcpy
 REF = "ref/memcpy"
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("bench")
-    ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--json", default=None)
-    a = ap.parse_args()
-    names = list(LIMITS) + [REF]
-    filt = "^(" + "|".join(n.replace("/", "/") for n in names) + ")" + GRID + "$"
+def measure(bench, names, reps, best):
+    """One run of the benchmarks; folds each one's fastest repetition into best (ns per voice-frame)."""
+    filt = "^(" + "|".join(names) + ")" + GRID + "$"
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        subprocess.run([a.bench, f"--benchmark_filter={filt}", "--benchmark_min_time=0.05",
-                        f"--benchmark_repetitions={a.reps}", f"--benchmark_out={out.name}",
+        subprocess.run([bench, f"--benchmark_filter={filt}", "--benchmark_min_time=0.05",
+                        f"--benchmark_repetitions={reps}", f"--benchmark_out={out.name}",
                         "--benchmark_out_format=json"], check=True, stdout=subprocess.DEVNULL)
         data = json.load(open(out.name))
-    best = {}
     for b in data["benchmarks"]:
         if b.get("run_type") != "iteration" or b.get("error_occurred"):
             continue
@@ -47,12 +44,30 @@ def main():
         v = b.get("ns_per_voice_frame")
         if v is not None:
             best[name] = min(best.get(name, v), v)
-    missing = [n for n in names if n not in best]
-    if missing:
-        print(f"mix_guard: no result for {missing}", file=sys.stderr)
-        return 1
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("bench")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--attempts", type=int, default=3)
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args()
+    names = list(LIMITS) + [REF]
+    best = {}
+    for attempt in range(1, a.attempts + 1):
+        measure(a.bench, names, a.reps, best)
+        missing = [n for n in names if n not in best]
+        if missing:
+            print(f"mix_guard: no result for {missing}", file=sys.stderr)
+            return 1
+        over = [n for n, limit in LIMITS.items() if best[n] / best[REF] > limit]
+        if not over:
+            break
+        print(f"mix_guard: attempt {attempt}/{a.attempts}: past the limit: "
+              + ", ".join(f"{n} {best[n] / best[REF]:.2f} x" for n in over))
     ok = True
-    report = {"ref_ns_per_voice_frame": best[REF], "rows": []}
+    report = {"ref_ns_per_voice_frame": best[REF], "attempts": attempt, "rows": []}
     for name, limit in LIMITS.items():
         ratio = best[name] / best[REF]
         good = ratio <= limit
