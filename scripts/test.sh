@@ -33,7 +33,7 @@ echo "=== test.sh: clang-format check"
 git ls-files -z '*.cpp' '*.hpp' | xargs -0 clang-format --dry-run --Werror
 start=$SECONDS
 for p in "${presets[@]}"; do
-  echo "=== test.sh: preset $p"
+  echo "=== test.sh: preset $p (at $((SECONDS - start)) s)"
   if [ "$p" = tsan-integration ]; then
     cmake --preset tsan >/dev/null
     cmake --build --preset tsan -j"$jobs" --target stemd stemctl stemd_integration_tests
@@ -100,7 +100,10 @@ for p in "${presets[@]}"; do
       cmake --build --preset "$p" -j"$jobs"
       filter=() ;;
   esac
+  built=$SECONDS
+  echo "=== test.sh: preset $p built at $((built - start)) s"
   # ctest: parallel, but tests marked RUN_SERIAL (the JACK test bed) run alone.
   ctest --preset "$p" -j"$jobs" --timeout 600 "${filter[@]}"
+  echo "=== test.sh: preset $p tested in $((SECONDS - built)) s"
 done
 echo "=== test.sh: all passed in $((SECONDS - start)) s (${presets[*]})"
