@@ -128,4 +128,7 @@ class DaemonRun {
   float live_volume_ = 1, live_vol_ = 1;
 };
 
+// A duration in ns as whole microseconds ("41 µs"): the health and shutdown lines (health.cpp).
+std::string fmt_us(std::uint64_t ns);
+
 }  // namespace stemd::app

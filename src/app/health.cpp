@@ -18,8 +18,6 @@ namespace stemd::app {
 
 namespace {
 
-std::string fmt_us(std::uint64_t ns) { return fmt::format("{:.0f} µs", ns / 1e3); }
-
 // Resident memory of the process (VmRSS), from /proc/self/statm.
 std::uint64_t resident_bytes() {
   std::FILE* f = std::fopen("/proc/self/statm", "r");
@@ -39,6 +37,8 @@ double process_cpu_seconds() {
 }
 
 }  // namespace
+
+std::string fmt_us(std::uint64_t ns) { return fmt::format("{:.0f} µs", ns / 1e3); }
 
 void DaemonRun::init_health() {
   hist_prev_ = inst_->engine().metrics().callback_ns.snapshot();

@@ -23,8 +23,6 @@ namespace stemd::app {
 
 namespace {
 
-std::string fmt_us(std::uint64_t ns) { return fmt::format("{:.0f} µs", ns / 1e3); }
-
 class ShutdownDeadline {
  public:
   using Expired = std::function<void(const char* step, double seconds)>;

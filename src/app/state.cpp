@@ -78,7 +78,7 @@ int hex(char c) {
 }
 
 // A bare word: true/false, an integer, a finite number, otherwise a string.
-control::OscArg infer(const std::string& w) {
+control::OscArg infer_word(const std::string& w) {
   if (w == "true" || w == "false") return control::OscArg::Bool(w == "true");
   char* end = nullptr;
   errno = 0;
@@ -150,7 +150,7 @@ bool tokenize(const std::string& line, std::vector<control::OscArg>& words, std:
       }
       ++i;
     }
-    words.push_back(infer(line.substr(start, i - start)));
+    words.push_back(infer_word(line.substr(start, i - start)));
   }
   return true;
 }

@@ -26,10 +26,8 @@ constexpr double kEqGlide = 0.05;     // EQ gains glide over ~50 ms (the spec)
 constexpr double kTempoGlide = 0.05;  // a tempo change glides every player's rate
 constexpr auto kAny = HandlerSpec::kAny;
 
-Reply fail(K kind, std::string reason, std::vector<OscArg> values = {}) {
-  return Reply::fail(kind, std::move(reason), std::move(values));
-}
-Reply done(std::vector<OscArg> values = {}) { return Reply::done(std::move(values)); }
+using dialect_reply::done;
+using dialect_reply::fail;
 
 // Band names, any case, blanks around them ignored: a prefix of the name ("l", "lo", "low") or,
 // as the old server read them (startswith "lo", "mi", "hi"), anything its first two letters

@@ -13,11 +13,22 @@
 #include "router_types.hpp"
 
 #include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace stemd::control {
 
 class ArgReader;
 class Router;
+
+// The handlers' replies: /fail with a kind and a reason, or /done, each with values (both dialects).
+namespace dialect_reply {
+inline Reply fail(ErrorKind kind, std::string reason, std::vector<OscArg> values = {}) {
+  return Reply::fail(kind, std::move(reason), std::move(values));
+}
+inline Reply done(std::vector<OscArg> values = {}) { return Reply::done(std::move(values)); }
+}  // namespace dialect_reply
 
 class CrowdstreamDialect {
  public:

@@ -24,10 +24,8 @@ namespace {
 using K = ErrorKind;
 using limits::kMaxVolume;
 
-Reply fail(K kind, std::string reason, std::vector<OscArg> values = {}) {
-  return Reply::fail(kind, std::move(reason), std::move(values));
-}
-Reply done(std::vector<OscArg> values = {}) { return Reply::done(std::move(values)); }
+using dialect_reply::done;
+using dialect_reply::fail;
 constexpr const char* kCurves = "curve must be linear, exponential, equal_power or s_curve";
 
 // position + unit → file frame; false with a reason. Seconds are the FILE's own seconds: `rate`

@@ -84,7 +84,7 @@ RB::RubberBandStretcher::Options options_of(StretcherEngine e) noexcept {
   return o;
 }
 
-std::uint32_t pull_zeros(void* ctx, float*, std::uint32_t max_frames, const float** frames) noexcept {
+std::uint32_t pull_stretch_zeros(void* ctx, float*, std::uint32_t max_frames, const float** frames) noexcept {
   *frames = static_cast<const float*>(ctx);
   return std::min(max_frames, Stretcher::kPullFrames);
 }
@@ -211,7 +211,7 @@ std::uint32_t Stretcher::drain(float* out_stereo, std::uint32_t frames) noexcept
   }
   const auto n = static_cast<std::uint32_t>(std::min<double>(frames, drain_left_));
   if (n == 0) return 0;
-  const std::uint32_t got = run(out_stereo, n, pull_zeros, state_->zeros.data(), true);
+  const std::uint32_t got = run(out_stereo, n, pull_stretch_zeros, state_->zeros.data(), true);
   drain_left_ -= got;
   return got;
 }
