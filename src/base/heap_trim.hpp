@@ -11,7 +11,9 @@
 // have fallen by at least `drop_bytes` below their highest value since the last trim, or by at
 // least 1 MiB and then not moved for `settle` (the tail of a release that came in small steps):
 // one trim per such fall, never one per pass. Thread: [control]; never [audio] (malloc_trim takes
-// the arenas' locks). Cost: 0.1-10 ms (the arenas' free lists), at most a few times a second.
+// the arenas' locks). Cost: the longest control-loop pass while 64 streams were freed and trimmed
+// was 0.09-0.14 ms (Memory.UnloadedStreamsGiveTheirHeapBackToTheSystem prints it); the thresholds
+// pinned in heap_trim.cpp leave the arenas little to trim.
 #pragma once
 
 #include <chrono>
