@@ -86,7 +86,8 @@ std::string latency_help() {
     std::snprintf(b, sizeof b, " %d = %.1f ms%s", n, 1000.0 * n / 48000, n == 2048 ? "" : ",");
     s += b;
   }
-  s += ". Raise it if the log reports underruns (Raspberry Pi 4: 1024).";
+  s += ". Raise it if the log reports underruns (Raspberry Pi 4: 1024). Default: --preset's; without one, the "
+       "board's preset (desktop 512, Raspberry Pi 4 1024: the start line says which)";
   return s;
 }
 
@@ -132,8 +133,7 @@ void add_output_options(CLI::App& app, Options& o) {
   check_sample_rate(app.get_option("--sample-rate"));  // 0, or 8000..384000
   app.add_option("--preset", o.preset, preset_help())->check(CLI::IsMember(preset_names()));
   app.add_option("-b,--buffer-size", o.buffer_size, latency_help())
-      ->transform(int_range(16, 8192))
-      ->capture_default_str();
+      ->transform(int_range(16, 8192));  // no default shown: the preset or the board decides
   app.add_flag("--list-devices", o.list_devices, "List PortAudio's output devices and exit");
   app.add_option("--on-device-loss", o.on_device_loss,
                  "When the output device goes away: recover (keep every source, level and voice, retry the "

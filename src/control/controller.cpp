@@ -541,6 +541,8 @@ void Controller::service() {
       free_voice(x.voice);  // drops this voice's hold on its source
     }
   }
+  // What unloads and ended streams freed goes back to the system, not only to malloc's arenas.
+  if (load_opts_.budget) heap_trim_.note(load_opts_.budget->held());
 }
 
 std::size_t Controller::memory_bytes() const {

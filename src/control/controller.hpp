@@ -7,6 +7,7 @@
 // that is unloaded while a voice still plays it is freed only when that voice retires.
 #pragma once
 
+#include "base/heap_trim.hpp"
 #include "io/loader_thread.hpp"
 #include "io/source.hpp"
 #include "stemd/engine.hpp"
@@ -262,6 +263,7 @@ class Controller {
   std::uint32_t next_generation_ = 1;
   std::uint64_t next_serial_ = 1;
   std::vector<engine::Retired> retired_scratch_;
+  base::HeapTrim heap_trim_;  // gives the heap back once what the budget held was freed (heap_trim.hpp)
   // Timed commands sent per period of limits::kTimedPeriodFrames output frames (key: frame / 64).
   mutable std::map<std::int64_t, std::size_t> period_load_;
   std::uint64_t scheduled_sent_ = 0;    // commands sent with a frame (see Metrics::schedule_done)

@@ -38,12 +38,33 @@ std::string describe_format(const SF_INFO& i) {
   return out.empty() ? "unknown" : out;
 }
 
+// The largest block (frames) a FLAC file's STREAMINFO declares, or 0 when `fd` is not a FLAC file
+// (an ID3v2 tag before it is skipped, as libsndfile does).
+std::int64_t flac_max_block(int fd) {
+  unsigned char b[14];
+  off_t at = 0;
+  if (::pread(fd, b, 10, 0) != 10) return 0;
+  if (std::memcmp(b, "ID3", 3) == 0)
+    at = 10 + ((b[6] & 0x7F) << 21 | (b[7] & 0x7F) << 14 | (b[8] & 0x7F) << 7 | (b[9] & 0x7F));
+  if (::pread(fd, b, sizeof b, at) != static_cast<ssize_t>(sizeof b) || std::memcmp(b, "fLaC", 4) != 0) return 0;
+  if ((b[4] & 0x7F) != 0) return 0;  // the first metadata block must be STREAMINFO
+  return static_cast<std::int64_t>(b[10]) << 8 | b[11];
+}
+
 // What one open reader holds beside its scratch: libsndfile's state (SNDFILE with its buffers,
 // the header buffer, the container's own data) and this wrapper. A plain PCM or float file in
 // the common containers: measured 11.2 KB on libsndfile 1.2.0 (Loader.PcmReaderChargesWhatItReallyHolds),
 // counted as 16 KiB. Anything else (a FLAC, Vorbis, Opus or MP3 decoder's blocks, other
-// containers): tens to a few hundred KB, counted as a flat 128 KiB.
-std::int64_t library_bytes(int format) {
+// containers): tens to a few hundred KB, counted as a flat 128 KiB — but a FLAC's blocks can be
+// far larger: libFLAC holds its decoded block and residual (int32 each) per channel and libsndfile
+// a copy after a seek, 12 bytes per sample of the block: 8 channels × 65,535 frames ≈ 6 MB (4.35 MB
+// allocated per reader measured before any seek, Loader.FlacReaderChargesTheBlocksItsHeaderDeclares).
+// Charged from the STREAMINFO's block size. Not covered: a STREAMINFO that understates the blocks
+// (libFLAC 1.4.2 decodes larger ones anyway; hostile_client.py --only wide_flac_lie).
+std::int64_t library_bytes(int format, int channels, std::int64_t flac_block) {
+  if ((format & SF_FORMAT_TYPEMASK) == SF_FORMAT_FLAC && flac_block > 0) {
+    return std::max<std::int64_t>(128 * 1024, 64 * 1024 + 12 * flac_block * channels);
+  }
   const int major = format & SF_FORMAT_TYPEMASK;
   const int sub = format & SF_FORMAT_SUBMASK;
   const bool plain_sub = sub == SF_FORMAT_PCM_S8 || sub == SF_FORMAT_PCM_U8 || sub == SF_FORMAT_PCM_16 ||
@@ -207,7 +228,10 @@ bool SoundFile::open(std::shared_ptr<FileHandle> file, std::string& error, const
     if (limits.max_read_frames > 0) impl_->chunk_frames = std::min(impl_->chunk_frames, limits.max_read_frames);
     impl_->no_scratch = limits.i16_reads_only && impl_->read_shorts && i.channels == 2;
     const bool scratch = (impl_->read_shorts || i.channels != 2) && !impl_->no_scratch;
-    const std::int64_t bytes = library_bytes(i.format) + (scratch ? impl_->chunk_frames * i.channels * elem : 0);
+    const std::int64_t flac_block =
+        (i.format & SF_FORMAT_TYPEMASK) == SF_FORMAT_FLAC ? flac_max_block(impl_->file->fd()) : 0;
+    const std::int64_t bytes =
+        library_bytes(i.format, i.channels, flac_block) + (scratch ? impl_->chunk_frames * i.channels * elem : 0);
     if (!charge_.take(limits.budget, bytes, error)) {
       sf_close(impl_->sf);
       impl_->sf = nullptr;

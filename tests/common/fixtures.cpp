@@ -212,3 +212,74 @@ std::vector<float> to_stereo(const std::vector<float>& samples, int channels) {
 }
 
 }  // namespace stemd::test
+
+namespace stemd::test {
+
+void write_constant_flac(const std::string& path, std::int64_t frames, int channels, int block, int declared_block,
+                         int rate, short value) {
+  if (declared_block <= 0) declared_block = block;
+  auto crc8 = [](const std::vector<unsigned char>& d) {
+    unsigned c = 0;
+    for (unsigned char b : d) {
+      c ^= b;
+      for (int k = 0; k < 8; ++k) c = (c & 0x80) ? ((c << 1) ^ 0x07) & 0xFF : (c << 1) & 0xFF;
+    }
+    return static_cast<unsigned char>(c);
+  };
+  auto crc16 = [](const std::vector<unsigned char>& d) {
+    unsigned c = 0;
+    for (unsigned char b : d) {
+      c ^= static_cast<unsigned>(b) << 8;
+      for (int k = 0; k < 8; ++k) c = (c & 0x8000) ? ((c << 1) ^ 0x8005) & 0xFFFF : (c << 1) & 0xFFFF;
+    }
+    return c;
+  };
+  const std::int64_t nblocks = (frames + block - 1) / block;
+  const auto total = static_cast<std::uint64_t>(nblocks * block);
+  std::vector<unsigned char> out = {'f', 'L', 'a', 'C', 0x80, 0, 0, 34};  // last block: STREAMINFO, 34 bytes
+  const auto db = static_cast<unsigned>(declared_block);
+  for (unsigned v : {db, db}) {  // min and max block size
+    out.push_back(static_cast<unsigned char>(v >> 8));
+    out.push_back(static_cast<unsigned char>(v));
+  }
+  out.insert(out.end(), 6, 0);  // min and max frame size: unknown
+  const std::uint64_t packed = (static_cast<std::uint64_t>(rate) << 44) |
+                               (static_cast<std::uint64_t>(channels - 1) << 41) | (std::uint64_t{15} << 36) | total;
+  for (int k = 7; k >= 0; --k) out.push_back(static_cast<unsigned char>(packed >> (8 * k)));
+  out.insert(out.end(), 16, 0);  // MD5: unknown
+  for (std::int64_t f = 0; f < nblocks; ++f) {
+    // Sync, fixed blocking; block size from the 16 bits after the header; rate from STREAMINFO;
+    // independent channels; 16-bit samples; the frame number (UTF-8 coded, < 2^16 here).
+    std::vector<unsigned char> fr = {0xFF, 0xF8, 0x70, static_cast<unsigned char>(((channels - 1) << 4) | (4 << 1))};
+    const auto n = static_cast<unsigned>(f);
+    if (n < 0x80) {
+      fr.push_back(static_cast<unsigned char>(n));
+    } else if (n < 0x800) {
+      fr.push_back(static_cast<unsigned char>(0xC0 | (n >> 6)));
+      fr.push_back(static_cast<unsigned char>(0x80 | (n & 0x3F)));
+    } else {
+      fr.push_back(static_cast<unsigned char>(0xE0 | (n >> 12)));
+      fr.push_back(static_cast<unsigned char>(0x80 | ((n >> 6) & 0x3F)));
+      fr.push_back(static_cast<unsigned char>(0x80 | (n & 0x3F)));
+    }
+    fr.push_back(static_cast<unsigned char>((block - 1) >> 8));
+    fr.push_back(static_cast<unsigned char>(block - 1));
+    fr.push_back(crc8(fr));
+    for (int ch = 0; ch < channels; ++ch) {  // CONSTANT subframe: type 0, then the value in 16 bits
+      fr.push_back(0);
+      fr.push_back(static_cast<unsigned char>(static_cast<unsigned short>(value) >> 8));
+      fr.push_back(static_cast<unsigned char>(value));
+    }
+    const unsigned c = crc16(fr);
+    fr.push_back(static_cast<unsigned char>(c >> 8));
+    fr.push_back(static_cast<unsigned char>(c));
+    out.insert(out.end(), fr.begin(), fr.end());
+  }
+  FILE* fp = std::fopen(path.c_str(), "wb");
+  if (!fp) throw std::runtime_error(path + ": cannot create");
+  const bool ok = std::fwrite(out.data(), 1, out.size(), fp) == out.size();
+  std::fclose(fp);
+  if (!ok) throw std::runtime_error(path + ": cannot write");
+}
+
+}  // namespace stemd::test

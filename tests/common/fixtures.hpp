@@ -52,6 +52,11 @@ void write_long_wav16(const std::string& path, std::int64_t frames, std::uint32_
 void write_sparse_wav16(const std::string& path, std::uint32_t data_bytes, int rate = 48000);
 // The same with `channels` channels in its header (a 1024-channel WAV of a few KB on disk).
 void write_sparse_wav16_channels(const std::string& path, int channels, std::uint32_t data_bytes, int rate = 48000);
+// A 16-bit FLAC of `frames` frames in blocks of `block` frames (1..65535), every subframe CONSTANT
+// (`value`): a few KB on disk whatever its length. Its STREAMINFO declares `declared_block` as the
+// block size (0 = `block`), so a header can understate what libFLAC allocates per channel.
+void write_constant_flac(const std::string& path, std::int64_t frames, int channels, int block, int declared_block = 0,
+                         int rate = 48000, short value = 100);
 // Resident set size of this process, in bytes (from /proc/self/status).
 std::int64_t rss_bytes();
 // How much longer than on the host a test waits for the daemon: STEMD_TEST_TIME_SCALE (default 1;

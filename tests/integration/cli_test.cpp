@@ -54,6 +54,20 @@ TEST(Cli, HelpShowsLatencyOfBufferSizes) {
   EXPECT_NE(r.output.find("--list-devices"), std::string::npos);
 }
 
+// --help said "-b,--buffer-size UINT:INT in [16..8192]=1024" while a daemon started without it or
+// --preset runs the board's preset (512 frames on a desktop: "buffer size 512 frames from board
+// detection"): a newcomer read a default that is never used.
+TEST(Cli, HelpGivesTheBufferSizeDefaultTheDaemonUses) {
+  const auto r = run_stemd("--help");
+  ASSERT_EQ(r.exit_code, 0);
+  const auto at = r.output.find("-b,--buffer-size");
+  ASSERT_NE(at, std::string::npos) << r.output;
+  const std::string line = r.output.substr(at, r.output.find('\n', at) - at);
+  EXPECT_EQ(line.find("=1024"), std::string::npos) << line;
+  const std::string entry = r.output.substr(at, r.output.find("--list-devices", at) - at);
+  EXPECT_NE(entry.find("board"), std::string::npos) << entry;
+}
+
 TEST(Cli, VersionPrints) {
   const auto r = run_stemd("--version");
   EXPECT_EQ(r.exit_code, 0);

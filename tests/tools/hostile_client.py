@@ -27,6 +27,16 @@ Each attack prints one result line "attack NAME ok|FAIL key=value ..." and the r
                   voice primes (+ the buses) in one callback, still answering (not in jack_hostile.sh: the
                   stretchers' steady work makes its callback times the machine's, not the daemon's)
   voice_log_flood 500 bundles of 6 plays + 6 stops on (muted) deck B: the log grows by a bounded amount
+  wide_flac       (by hand: --only wide_flac[,wide_flac_lie]) a 3 KB 8-channel FLAC in 65,535-frame blocks loaded
+                  into 200 ids and played in each (muted deck B): what the daemon holds resident grows by at most
+                  the budget's memory_bytes + 48 MB, and after unloading RSS is back within 48 MB of where it was
+  wide_flac_lie   the same with a STREAMINFO that declares 4,096-frame blocks: NOT defended (libFLAC decodes the
+                  larger blocks; the reader is charged for 4,096): fails, see docs/security.md
+  bus_split       (by hand; stemd --stretch-method time_stretch --stretch-bus-share -b 1024) 4 stems sharing a
+                  stretch bus on (muted) deck B; 5 s of /stemd/stretch toggles 1.03/1.0 (one voice off and back
+                  in a bundle, another toggled), then every voice back at 1.0: NOT defended — with no bus left
+                  running none rejoins one, each keeps a stretcher of its own (4 stretches instead of 1) until
+                  it is played again: fails, see docs/security.md
 Figures: peak VmRSS over the whole run (sampled every 20 ms), ping round trips after the attacks.
 """
 import argparse
@@ -615,6 +625,81 @@ class Run:
         ok = ok and alive and growth < 32 * 1024
         self.result("voice_log_flood", ok, bundles=500, bytes_sent=sent, log_growth_bytes=growth)
 
+    def wide_flac(self, declared_block=0, name="wide_flac"):
+        """200 streams of a tiny FLAC whose 8 channels come in 65,535-frame blocks: libFLAC and
+        libsndfile hold ≈ 4 MB a reader. Before: charged 128 KiB each (RSS 908 MB, 115 MB held of a
+        256 MB budget) and never given back after unloading (869 MB resident, 2 MB held)."""
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("wf", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                                         "wide_flac.py"))
+        wf = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(wf)
+        wf.write(os.path.join(self.a.media, name + ".flac"), seconds=120, channels=8, block=65535,
+                 declared_block=declared_block)
+        ids = [1400 + k for k in range(200)]
+        self.c.request("/stemd/deck", "B", 0.0, 0.0)
+        kb0, held0 = self.rss.now_kb(), status(self.c).get("memory_bytes", 0)
+        loaded = sum(is_done(self.c.request("/stemd/load", i, name + ".flac", timeout=5.0)) for i in ids)
+        played = sum(is_done(self.c.request("/stemd/play", i, 1.0, 1, timeout=5.0)) for i in ids)
+        time.sleep(1.5)
+        kb1, held1 = self.rss.now_kb(), status(self.c).get("memory_bytes", 0)
+        for i in ids:
+            self.c.request("/stemd/unload", i)
+        time.sleep(2.5)  # the control loop trims the heap 1 s after the budget stops falling
+        kb2 = self.rss.now_kb()
+        self.c.request("/stemd/deck", "B", 1.0, 0.0)
+        grew_mb, held_mb, left_mb = (kb1 - kb0) / 1024, (held1 - held0) / 2**20, (kb2 - kb0) / 1024
+        alive = is_done(self.c.request("/stemd/ping"))
+        ok = alive and loaded == len(ids) and grew_mb <= held_mb + 48 and left_mb <= 48
+        self.result(name, ok, played=played, rss_growth_mb=f"{grew_mb:.0f}", held_growth_mb=f"{held_mb:.0f}",
+                    rss_after_unload_mb=f"{left_mb:.0f}")
+
+    def wide_flac_lie(self):
+        self.wide_flac(declared_block=4096, name="wide_flac_lie")
+
+    def bus_split(self):
+        """Voices that share a stretch bus are split onto stretchers of their own by a burst of
+        tempo toggles; once every member has left, the bus stops, and voices back at one tempo have
+        no running bus to rejoin (Engine::bus_rejoin joins running buses only)."""
+        import math
+        import wave
+        ids = [1500 + k for k in range(4)]
+        for k in range(4):
+            with wave.open(os.path.join(self.a.media, f"bs{k}.wav"), "wb") as w:
+                w.setnchannels(2)
+                w.setsampwidth(2)
+                w.setframerate(48000)
+                w.writeframes(b"".join(struct.pack("<hh", v, v) for v in (
+                    int(5000 * math.sin(2 * math.pi * (220 + 40 * k) * i / 48000)) for i in range(48000 * 20))))
+        self.c.request("/stemd/deck", "B", 0.0, 0.0)
+        ok = all(is_done(self.c.request("/stemd/load", i, f"bs{k}.wav", timeout=5.0)) for k, i in enumerate(ids))
+        self.c.request("/set_tempo", 126.0)
+        ok = ok and all(is_done(self.c.request("/play_stem", i, 1.0, 1.0, 1)) for i in ids)
+        time.sleep(1.0)
+        before = status(self.c)
+        t0, n = time.monotonic(), 0
+        while time.monotonic() - t0 < 5:
+            self.c.send(osc_bundle(b"\0" * 7 + b"\x01", osc_message("/stemd/stretch", ids[0], 1.03),
+                                   osc_message("/stemd/stretch", ids[0], 1.0)))
+            self.c.send(osc_message("/stemd/stretch", ids[n % 4], 1.03 if n % 2 == 0 else 1.0))
+            n += 1
+            time.sleep(0.01)
+            self.c.drain()
+        for i in ids:
+            self.c.request("/stemd/stretch", i, 1.0)
+        time.sleep(3.0)
+        after = status(self.c)
+        for i in ids:
+            self.c.request("/stemd/unload", i)
+        self.c.request("/set_tempo", 120.0)
+        self.c.request("/stemd/deck", "B", 1.0, 0.0)
+        together = after.get("stretch_bus_voices", 0) >= before.get("stretch_bus_voices", 0)
+        ok = ok and together and is_done(self.c.request("/stemd/ping"))
+        self.result("bus_split", ok, toggles=n,
+                    bus_voices=f"{before.get('stretch_bus_voices', '?')}->{after.get('stretch_bus_voices', '?')}",
+                    rejoins=after.get("stretch_rejoins", "?"), primes=after.get("stretch_primes", "?"),
+                    callback_p99_us=f"{before.get('callback_p99_us', '?')}->{after.get('callback_p99_us', '?')}")
+
     def finish(self):
         pings = sorted(self.ping_ms() for _ in range(21))
         self.rss.stop_flag = True
@@ -632,6 +717,7 @@ class Run:
 
 ATTACKS = ["tone_bundle", "decode_bomb", "wide_wav", "fifo", "outside_root", "schedule_flood", "big_replies",
            "log_injection", "log_flood", "tcp_lockout", "bad_durations", "tempo_storm", "stretch_storm", "voice_log_flood"]
+BY_HAND = ["wide_flac", "wide_flac_lie", "bus_split"]  # not in jack_hostile.sh: 200 streams of libFLAC's work on a shared test machine
 
 
 def main():
@@ -648,6 +734,8 @@ def main():
     a = p.parse_args()
     run = Run(a)
     for name in a.only.split(",") if a.only else [x for x in ATTACKS if x not in a.skip.split(",")]:
+        if name not in ATTACKS + BY_HAND:
+            sys.exit(f"hostile_client: no attack {name!r}")
         getattr(run, name)()
     sys.exit(0 if run.finish() else 1)
 
