@@ -128,6 +128,10 @@ class DaemonRun {
   float live_volume_ = 1, live_vol_ = 1;
 };
 
+// The log line of a voice's end or late start (InstanceConfig::on_event; startup.cpp): at most 5 a
+// second per kind through `limit`, informational ones (a voice that ended at its end) at info.
+void log_voice_event(const engine::Event& e, const control::VoiceInfo& v, base::LogLimiter* limit);
+
 // A duration in ns as whole microseconds ("41 µs"): the health and shutdown lines (health.cpp).
 std::string fmt_us(std::uint64_t ns);
 

@@ -153,14 +153,16 @@ namespace {
 // A voice's end and a late start are one line each, as many as a client makes voices end or
 // start late (a bundle of plays and stops, seeks of time-stretched voices, sent in a loop): at
 // most 5 lines a second per kind in the router's log limits, with a count of the rest.
-bool may_log(base::LogLimiter* limit, const char* kind, std::string& note) {
+bool may_log(base::LogLimiter* limit, const char* kind, std::string& note, bool info = true) {
   std::uint64_t skipped = 0;
-  if (limit != nullptr && !limit->allow(kind, skipped)) return false;
+  if (limit != nullptr && !(info ? limit->allow_info(kind, skipped) : limit->allow(kind, skipped))) return false;
   note = base::suppressed_note(skipped);
   return true;
 }
 
-void log_event(const engine::Event& e, const control::VoiceInfo& v, base::LogLimiter* limit) {
+}  // namespace
+
+void log_voice_event(const engine::Event& e, const control::VoiceInfo& v, base::LogLimiter* limit) {
   std::string note;
   switch (e.type) {
     case engine::EventType::kVoiceStarted:
@@ -168,7 +170,7 @@ void log_event(const engine::Event& e, const control::VoiceInfo& v, base::LogLim
       break;
     case engine::EventType::kVoiceEnded:
       if (e.reason == engine::EndReason::kError) {
-        if (!may_log(limit, "voices ended with an error", note)) break;
+        if (!may_log(limit, "voices ended with an error", note, false)) break;
         spdlog::warn("voice {} (slot {} '{}') ended: {}{}", e.voice, v.slot, base::log_escape(v.name),
                      engine::to_string(e.reason), note);
       } else {
@@ -196,8 +198,6 @@ void log_event(const engine::Event& e, const control::VoiceInfo& v, base::LogLim
       break;
   }
 }
-
-}  // namespace
 
 // The Instance's mixer core and the OSC server's settings, from the options and the rate.
 InstanceConfig DaemonRun::instance_config() const {
@@ -243,7 +243,7 @@ InstanceConfig DaemonRun::instance_config() const {
   oc.tcp_idle_timeout_s = o_.tcp_idle_timeout;
   oc.tcp_frame_timeout_s = o_.tcp_frame_timeout;
   oc.device = &device_;
-  ic.on_event = log_event;
+  ic.on_event = log_voice_event;
   return ic;
 }
 

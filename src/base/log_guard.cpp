@@ -98,6 +98,16 @@ bool LogLimiter::allow(const std::string& kind, std::uint64_t& suppressed, Clock
   return true;
 }
 
+bool LogLimiter::allow_info(const std::string& kind, std::uint64_t& suppressed, Clock::time_point now) {
+  kinds_[kind].info = true;
+  return allow(kind, suppressed, now);
+}
+
+bool LogLimiter::informational(const std::string& kind) const {
+  const auto it = kinds_.find(kind);
+  return it != kinds_.end() && it->second.info;
+}
+
 void LogLimiter::flush(const std::function<void(const std::string&, std::uint64_t)>& emit, Clock::time_point now) {
   for (auto& [name, k] : kinds_) {
     if (k.suppressed == 0 || now - k.window < period_) continue;

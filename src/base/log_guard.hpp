@@ -35,6 +35,10 @@ class LogLimiter {
   // Whether a line of `kind` may be logged now. When it may and lines of that kind were
   // suppressed before, `suppressed` says how many (the caller appends it to its line).
   bool allow(const std::string& kind, std::uint64_t& suppressed, Clock::time_point now = Clock::now());
+  // The same for a kind whose lines are informational (a voice that ended, a /dummy): its
+  // "… more suppressed" summary is then logged at info too, not as a warning.
+  bool allow_info(const std::string& kind, std::uint64_t& suppressed, Clock::time_point now = Clock::now());
+  bool informational(const std::string& kind) const;
   // For kinds quiet for a whole period with lines still suppressed: calls emit(kind, count) and
   // forgets them. Call once per server pass.
   void flush(const std::function<void(const std::string&, std::uint64_t)>& emit, Clock::time_point now = Clock::now());
@@ -45,6 +49,7 @@ class LogLimiter {
     Clock::time_point window{};
     int lines = 0;
     std::uint64_t suppressed = 0;
+    bool info = false;  // its lines are informational (allow_info)
   };
   int burst_;
   Clock::duration period_;

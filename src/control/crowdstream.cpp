@@ -578,7 +578,7 @@ Reply CrowdstreamDialect::dummy(const Call& c) {
   // Logged for the operator, escaped and at most a few lines a second: a flood of /dummy must
   // not become a flood of log (nor forge lines).
   std::uint64_t skipped = 0;
-  if (r_.log_limit_.allow("OSC /dummy", skipped)) {
+  if (r_.log_limit_.allow_info("OSC /dummy", skipped)) {
     spdlog::info("OSC /dummy from {}: {}{}", c.from.endpoint.to_string(), base::log_escape(c.m.to_string(), 512),
                  base::suppressed_note(skipped));
   }

@@ -102,8 +102,10 @@ void Router::log_bad_input() {
     b.last = now;
   }
   // The kinds name themselves ("OSC /dummy", "link: session tempo changes"): not every kind is OSC.
-  log_limit_.flush([](const std::string& kind, std::uint64_t n) {
-    spdlog::warn("{}: … and {} more suppressed (at most 5 lines a second)", kind, n);
+  // At the level of the kind's own lines: "voices ended … more suppressed" is no warning.
+  log_limit_.flush([this](const std::string& kind, std::uint64_t n) {
+    spdlog::log(log_limit_.informational(kind) ? spdlog::level::info : spdlog::level::warn,
+                "{}: … and {} more suppressed (at most 5 lines a second)", kind, n);
   });
 }
 

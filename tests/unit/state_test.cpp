@@ -6,6 +6,7 @@
 //
 // Threads: the test thread is [control] (router, controller) and [audio] (process()); the
 // LoaderThread is the real [loader]; the atomicity test adds one reader thread.
+#include "app/daemon_run.hpp"
 #include "app/state.hpp"
 #include "common/engine_driver.hpp"
 #include "router_rig.hpp"
@@ -686,6 +687,42 @@ TEST(StateWrite, AReaderNeverSeesAHalfWrittenFile) {
   EXPECT_GT(reads.load(), 0);
   EXPECT_EQ(bad.load(), 0) << "of " << reads.load() << " reads";
   EXPECT_EQ(slurp(path), version(kWrites));
+}
+
+// ---------------------------------------------------------------- log limits
+
+// Voices that reach their end are an info line each, at most 5 a second; the line that counts the
+// rest was a warning ("voices ended: … and 7 more suppressed" at warning level after a client
+// unloaded or played out a dozen stems), so an operator grepping warnings saw a fault where there
+// was none. It is logged at the level of the lines it stands for; errors stay warnings.
+TEST(LogLimits, TheCountOfSuppressedInformationalLinesIsNoWarning) {
+  test::TempDir dir;
+  auto ic = Rig::ic(false);
+  ic.on_event = app::log_voice_event;
+  test::RouterRig rig(ic);
+  rig.loader.start();
+  constexpr int kVoices = 12;
+  for (int id = 1; id <= kVoices; ++id) {
+    const std::string path = dir.file("s" + std::to_string(id) + ".wav");
+    test::make_wav(path, 480, static_cast<std::uint32_t>(id));
+    ASSERT_EQ(rig.send(msg("/load_buffer", OscArg::Int(id), OscArg::Str(path))).address, "/done");
+    ASSERT_EQ(
+        rig.send(msg("/play_stem", OscArg::Int(id), OscArg::Float(1.0), OscArg::Float(1.0), OscArg::Int(0))).address,
+        "/done");
+  }
+  LogCapture log;
+  for (int i = 0; i < 8; ++i) {
+    std::vector<float> out(2 * 1024);
+    test::process_fed(rig.e, rig.loader, out.data(), 1024);
+    rig.ctl.service();
+  }
+  ASSERT_EQ(rig.e.active_voices(), 0u) << "every voice played to its end";
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // the limiter's period, then its summary
+  rig.router.log_bad_input();
+  rig.loader.stop();
+  const std::string text = log.text();
+  EXPECT_NE(text.find("info voices ended: … and 7 more suppressed"), std::string::npos) << text;
+  EXPECT_EQ(text.find("warning"), std::string::npos) << text;
 }
 
 }  // namespace
