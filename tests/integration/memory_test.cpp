@@ -16,6 +16,22 @@
 namespace stemd::test {
 namespace {
 
+// An engine streaming through its loader thread, with a controller, as the daemon wires them.
+struct Streaming {
+  engine::Engine engine;
+  io::LoaderThread loader{io::LoaderConfig{}};
+  control::Controller ctl;
+  static engine::EngineConfig config(std::uint32_t max_voices) {
+    engine::EngineConfig ec;
+    ec.max_voices = max_voices;
+    return ec;
+  }
+  explicit Streaming(std::uint32_t max_voices) : engine(config(max_voices)), ctl(engine, loader, io::LoadOptions{}) {
+    engine.set_loader_wakeup(&io::LoaderThread::wake_cb, &loader);
+    loader.start();
+  }
+};
+
 // Renders until the voice ends, calling `at_frame` once when the engine passes `mark`.
 template <typename F>
 std::int64_t render_until_idle(engine::Engine& engine, io::LoaderThread& loader, control::Controller& ctl,
@@ -46,13 +62,8 @@ TEST(Memory, TwentyMinuteStreamKeepsRssFlat) {
   const std::int64_t frames = 20LL * 60 * 48000;  // 20 minutes, 230 MB on disk
   write_long_wav16(path, frames, 7);
 
-  engine::EngineConfig ec;
-  ec.max_voices = 16;
-  engine::Engine engine(ec);
-  io::LoaderThread loader(io::LoaderConfig{});
-  engine.set_loader_wakeup(&io::LoaderThread::wake_cb, &loader);
-  control::Controller ctl(engine, loader, io::LoadOptions{});
-  loader.start();
+  Streaming rig(16);
+  auto& [engine, loader, ctl] = rig;
   std::string err;
   ASSERT_TRUE(ctl.load(control::kNow, 1, path, "long", err)) << err;
   ASSERT_TRUE(ctl.source(1)->streamed());
@@ -107,13 +118,8 @@ TEST(Memory, UnloadedStreamsGiveTheirHeapBackToTheSystem) {
   const std::string path = dir.file("wide.flac");
   write_constant_flac(path, 120LL * 48000, 8, 65535);  // 2 minutes, a few KB on disk: streamed
 
-  engine::EngineConfig ec;
-  ec.max_voices = 128;
-  engine::Engine engine(ec);
-  io::LoaderThread loader(io::LoaderConfig{});
-  engine.set_loader_wakeup(&io::LoaderThread::wake_cb, &loader);
-  control::Controller ctl(engine, loader, io::LoadOptions{});
-  loader.start();
+  Streaming rig(128);
+  auto& [engine, loader, ctl] = rig;
   constexpr int kStreams = 64;
   std::string err;
   const std::int64_t rss0 = rss_bytes();

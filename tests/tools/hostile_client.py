@@ -217,6 +217,18 @@ def make_decode_bomb(path):
     subprocess.run(["sox", "-n", "-r", "48000", "-c", "2", "-b", "16", path, "trim", "0", "40"], check=True)
 
 
+def make_sine_wav(path, hz, amp, seconds, rate=48000):
+    """A 16-bit stereo WAV of one sine (the same sample on both channels)."""
+    import math
+    import wave
+    with wave.open(path, "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"".join(struct.pack("<hh", v, v) for v in (
+            int(amp * math.sin(2 * math.pi * hz * i / rate)) for i in range(int(rate * seconds)))))
+
+
 def make_wide_wav(path, channels=1024):
     # A WAV header for 1024 channels of 16-bit PCM and a data chunk claiming 1 GB; the file is
     # 4 KB on disk (sparse past the header).
@@ -491,8 +503,6 @@ class Run:
         bundles that stop and restart every stem at once (voices leaving and joining a running
         bus in one period). The daemon must make no stretcher, bus or thread beyond start-up's,
         hold no more memory, and answer."""
-        import math
-        import wave
         pid = self.a.pid
         def threads():
             try:
@@ -500,12 +510,7 @@ class Run:
             except OSError:
                 return -1
         for k, hz in enumerate((441.0, 661.5, 882.0, 330.75)):
-            with wave.open(os.path.join(self.a.media, f"stem{k}.wav"), "wb") as w:
-                w.setnchannels(2)
-                w.setsampwidth(2)
-                w.setframerate(44100)
-                w.writeframes(b"".join(struct.pack("<hh", v, v) for v in
-                                       (int(8000 * math.sin(2 * math.pi * hz * i / 44100)) for i in range(44100 * 2))))
+            make_sine_wav(os.path.join(self.a.media, f"stem{k}.wav"), hz, 8000, 2, rate=44100)
         self.c.request("/stemd/deck", "B", 0.0, 0.0)  # at once: nothing of the stems is heard
         ids = [1100 + k for k in range(4)]
         loaded = all(is_done(self.c.request("/load_buffer", i, f"stem{k}.wav", timeout=5.0)) for k, i in enumerate(ids))
@@ -561,16 +566,9 @@ class Run:
         take stretchers of their own), then 60 bundles that seek all six at once: every seek resets
         a stretcher, whose next block primes Rubber Band on the audio thread. The audio thread must
         prime at most one voice's stretcher per callback (plus the buses) and keep answering."""
-        import math
-        import wave
         ids = [1200 + k for k in range(6)]
         for k in range(6):
-            with wave.open(os.path.join(self.a.media, f"st{k}.wav"), "wb") as w:
-                w.setnchannels(2)
-                w.setsampwidth(2)
-                w.setframerate(48000)
-                w.writeframes(b"".join(struct.pack("<hh", v, v) for v in (
-                    int(6000 * math.sin(2 * math.pi * (200 + 50 * k) * i / 48000)) for i in range(48000 * 2))))
+            make_sine_wav(os.path.join(self.a.media, f"st{k}.wav"), 200 + 50 * k, 6000, 2)
         self.c.request("/stemd/deck", "B", 0.0, 0.0)
         ok = all(is_done(self.c.request("/stemd/load", i, f"st{k}.wav", timeout=5.0)) for k, i in enumerate(ids))
         ok = ok and all(is_done(self.c.request("/stemd/play", i, 1.0, 1)) for i in ids)
@@ -661,16 +659,9 @@ class Run:
         """Voices that share a stretch bus are split onto stretchers of their own by a burst of
         tempo toggles; once every member has left, the bus stops, and voices back at one tempo have
         no running bus to rejoin (Engine::bus_rejoin joins running buses only)."""
-        import math
-        import wave
         ids = [1500 + k for k in range(4)]
         for k in range(4):
-            with wave.open(os.path.join(self.a.media, f"bs{k}.wav"), "wb") as w:
-                w.setnchannels(2)
-                w.setsampwidth(2)
-                w.setframerate(48000)
-                w.writeframes(b"".join(struct.pack("<hh", v, v) for v in (
-                    int(5000 * math.sin(2 * math.pi * (220 + 40 * k) * i / 48000)) for i in range(48000 * 20))))
+            make_sine_wav(os.path.join(self.a.media, f"bs{k}.wav"), 220 + 40 * k, 5000, 20)
         self.c.request("/stemd/deck", "B", 0.0, 0.0)
         ok = all(is_done(self.c.request("/stemd/load", i, f"bs{k}.wav", timeout=5.0)) for k, i in enumerate(ids))
         self.c.request("/set_tempo", 126.0)
