@@ -50,6 +50,9 @@ struct EngineConfig {
   int sample_rate = 48000;
   std::uint32_t max_block_frames = 8192;
   std::uint32_t max_voices = 4096;
+  // The mixer's steady loops in the widest vector build the CPU runs (AVX2 on x86-64; mix.hpp).
+  // The same bits either way; false only to measure or test the baseline build.
+  bool simd = true;
   float declick_ms = 5.0f;  // fade used for stop, seek, underrun and mid-file starts
   // Voices that can play at a rate ≠ 1 or from a file at another sample rate at once: each
   // needs a resampler, allocated up front (≈ 134 KiB each at quality 0).
@@ -278,6 +281,7 @@ class Engine {
   std::vector<float> bus_out_;                      // a bus's output block (max block)
   std::vector<float> bus_decks_;                    // a shared bus's per-deck input (kNumDecks × max block)
   bool bus_rendering_ = false;                      // inside a bus's pull: members render there
+  bool simd_ = false;                               // the mixer's AVX2 loops (mix.hpp): cfg.simd and the CPU has it
   std::uint32_t primes_ = 0;                        // voices' own stretcher primes in this callback (bounded)
   std::uint32_t bus_primes_ = 0;                    // stretch buses' primes in this callback
   // Fair priming (Engine::may_prime): the voices refused a prime in one callback that waited

@@ -47,6 +47,7 @@ Engine::Engine(const EngineConfig& cfg)
       sched_play_ids_(cfg.max_voices),
       sched_play_pos_(cfg.max_voices) {
   dll_ = FrameDll(cfg.sample_rate);
+  simd_ = cfg.simd && cpu_has_avx2();
   active_.resize(cfg.max_voices);
   deck_eq_ = std::make_unique<DeckEq[]>(kNumDecks);
   for (int d = 0; d < kNumDecks; ++d) deck_eq_[d] = DeckEq(DeckEqConfig{static_cast<double>(cfg.sample_rate)});
@@ -314,7 +315,8 @@ void Engine::start_voice(const Command& c) noexcept {
   Voice& v = voices_[c.voice];
   v.state = Voice::State::kPlaying;
   v.generation = c.generation;
-  v.src = c.play.source;
+  v.own_src = *c.play.source;
+  v.src = &v.own_src;
   v.stream = c.play.stream;
   v.pos = std::max<std::int64_t>(0, c.play.position);
   v.reading_memory = false;  // set below, once the loop region is known

@@ -224,9 +224,9 @@ void Engine::mix_frames(Voice& v, float* o, const T* p, std::uint32_t n) noexcep
   } else {
     const float g = v.gain.value() * v.env.value();
     if (g == 1.0f) {
-      mix_add(o, p, n);  // unity: bit-exact copy of the source into the bus
+      mix_add(simd_, o, p, n);  // unity: bit-exact copy of the source into the bus
     } else if (g != 0.0f) {
-      mix_gain(o, p, n, g);
+      mix_gain(simd_, o, p, n, g);
     }
   }
 }
@@ -538,8 +538,7 @@ void Engine::prefetch_ahead(std::uint32_t i, std::uint32_t frames) const noexcep
 // (the stream's ring indices are written by the loader on another core). Reads only the voice.
 void Engine::prefetch_voice_state(VoiceId id) const noexcept {
   const Voice& v = voices_[id];
-  __builtin_prefetch(&telemetry_[id], 1, 3);
-  if (v.src != nullptr) __builtin_prefetch(v.src, 0, 3);
+  __builtin_prefetch(&telemetry_[id], 1, 3);  // (its source's view is in the slot: own_src)
   if (v.stream == nullptr) return;
   const char* p = reinterpret_cast<const char*>(v.stream);
   for (std::size_t at = 0; at < sizeof(Stream); at += 64) __builtin_prefetch(p + at, 0, 3);

@@ -41,6 +41,51 @@ inline void mix_gain(float* __restrict out, const T* __restrict in, std::uint32_
   for (std::uint32_t i = 0; i < n; ++i) out[i] += sample(in[i]) * g;
 }
 
+// The two loops a steady voice runs (unity, or a constant gain), also built for AVX2 where the
+// compiler targets x86-64: the baseline build vectorises them 4 samples wide with SSE2 (int16
+// widened by unpack and compare); AVX2 widens 8 at once (vpmovsxwd). The same operations on
+// each sample in the same order — AVX2 without FMA, so nothing is contracted — hence the same
+// bits (MixKernels.Avx2BuildsGiveTheBaselineBitsForEverySample). Chosen once per Engine by
+// cpu_has_avx2(); `simd` false or another architecture: the baseline.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define STEMD_MIX_AVX2 1
+template <typename T>
+[[gnu::target("avx2")]] [[gnu::noinline]] void mix_add_avx2(float* __restrict out, const T* __restrict in,
+                                                            std::uint32_t frames) noexcept {
+  const std::uint32_t n = frames * 2;
+  for (std::uint32_t i = 0; i < n; ++i) out[i] += sample(in[i]);
+}
+template <typename T>
+[[gnu::target("avx2")]] [[gnu::noinline]] void mix_gain_avx2(float* __restrict out, const T* __restrict in,
+                                                             std::uint32_t frames, float g) noexcept {
+  const std::uint32_t n = frames * 2;
+  for (std::uint32_t i = 0; i < n; ++i) out[i] += sample(in[i]) * g;
+}
+inline bool cpu_has_avx2() noexcept { return __builtin_cpu_supports("avx2") != 0; }
+#else
+inline bool cpu_has_avx2() noexcept { return false; }
+#endif
+
+template <typename T>
+inline void mix_add(bool simd, float* __restrict out, const T* __restrict in, std::uint32_t frames) noexcept {
+#ifdef STEMD_MIX_AVX2
+  if (simd) return mix_add_avx2(out, in, frames);
+#else
+  (void)simd;
+#endif
+  mix_add(out, in, frames);
+}
+
+template <typename T>
+inline void mix_gain(bool simd, float* __restrict out, const T* __restrict in, std::uint32_t frames, float g) noexcept {
+#ifdef STEMD_MIX_AVX2
+  if (simd) return mix_gain_avx2(out, in, frames, g);
+#else
+  (void)simd;
+#endif
+  mix_gain(out, in, frames, g);
+}
+
 // out += in * gains[frame]
 template <typename T>
 inline void mix_gains(float* __restrict out, const T* __restrict in, const float* __restrict gains,

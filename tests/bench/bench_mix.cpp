@@ -9,6 +9,8 @@
 //                      ring's worth of blocks, so the timed part is exactly the callback's work
 //   mix/stream16/unity the same with int16 rings (a 16-bit file's: half the bytes, converted to
 //                      float as they are mixed); the noise is quantised to 16 bits
+//   …-baseline         the same on the baseline build of the mixer's loops (EngineConfig::simd
+//                      off: SSE2 on x86-64), against the AVX2 build the daemon picks when it can
 //   ref/memcpy         memcpy of each voice's block into the output (same bytes, same sources)
 //   ref/add            memset(out) + `out[i] += in[i]` per voice (the mixer's arithmetic floor)
 //   ref/memcpy_large   one 64 MiB memcpy: the machine's copy bandwidth
@@ -125,9 +127,10 @@ const std::vector<std::vector<std::int16_t>>& sources16() {
   return s;
 }
 
-void BM_MixStream(benchmark::State& state, int voices, int frames, SampleFormat format) {
+void BM_MixStream(benchmark::State& state, int voices, int frames, SampleFormat format, bool simd) {
   const auto& src = sources();
   EngineConfig cfg;
+  cfg.simd = simd;
   cfg.max_block_frames = kMaxBlock;
   cfg.max_voices = std::max<std::uint32_t>(kMaxVoices, static_cast<std::uint32_t>(voices));
   auto eng = std::make_unique<Engine>(cfg);
@@ -255,8 +258,9 @@ void BM_RefMemcpyLarge(benchmark::State& state) {
       const std::string grid = "/voices:" + std::to_string(v) + "/block:" + std::to_string(b);
       benchmark::RegisterBenchmark(("mix/memory/unity" + grid).c_str(), BM_MixMemory, v, b, 1.0f);
       benchmark::RegisterBenchmark(("mix/memory/gain" + grid).c_str(), BM_MixMemory, v, b, 0.5f);
-      benchmark::RegisterBenchmark(("mix/stream/unity" + grid).c_str(), BM_MixStream, v, b, SampleFormat::kFloat);
-      benchmark::RegisterBenchmark(("mix/stream16/unity" + grid).c_str(), BM_MixStream, v, b, SampleFormat::kInt16);
+      benchmark::RegisterBenchmark(("mix/stream/unity" + grid).c_str(), BM_MixStream, v, b, SampleFormat::kFloat, true);
+      benchmark::RegisterBenchmark(("mix/stream16/unity" + grid).c_str(), BM_MixStream, v, b, SampleFormat::kInt16,
+                                   true);
       benchmark::RegisterBenchmark(("ref/memcpy" + grid).c_str(), BM_RefMemcpy, v, b);
       benchmark::RegisterBenchmark(("ref/add" + grid).c_str(), BM_RefAdd, v, b);
     }
@@ -265,8 +269,12 @@ void BM_RefMemcpyLarge(benchmark::State& state) {
   // the daemon (the content repeats every 128 voices; the rings are distinct memory).
   for (int b : {256, 1024}) {
     const std::string grid = "/voices:1024/block:" + std::to_string(b);
-    benchmark::RegisterBenchmark(("mix/stream/unity" + grid).c_str(), BM_MixStream, 1024, b, SampleFormat::kFloat);
-    benchmark::RegisterBenchmark(("mix/stream16/unity" + grid).c_str(), BM_MixStream, 1024, b, SampleFormat::kInt16);
+    benchmark::RegisterBenchmark(("mix/stream/unity" + grid).c_str(), BM_MixStream, 1024, b, SampleFormat::kFloat,
+                                 true);
+    benchmark::RegisterBenchmark(("mix/stream16/unity" + grid).c_str(), BM_MixStream, 1024, b, SampleFormat::kInt16,
+                                 true);
+    benchmark::RegisterBenchmark(("mix/stream16/unity-baseline" + grid).c_str(), BM_MixStream, 1024, b,
+                                 SampleFormat::kInt16, false);
   }
   for (int b : kBlockSizes) {
     benchmark::RegisterBenchmark(("mix/empty/block:" + std::to_string(b)).c_str(), BM_MixEmpty, b);
