@@ -239,7 +239,21 @@ bool LoaderThread::end_of_data(Reader& r) {
   return false;
 }
 
+// A read that reaches the end of the loop (or region) wraps to its start and goes on at once,
+// in the same turn: sent to the back of the pass, the rest of the refill would wait for every
+// other needy ring first — with 8,192 voices looping in step that took longer than the rings'
+// margin and all of them ran dry at the wrap (stream_bench search, 2026-12-04). Bounded: a loop
+// shorter than a read wraps at most kWrapsPerFill times per turn.
 bool LoaderThread::fill(Reader& r, std::uint64_t needy_since_ns) {
+  for (int k = 0; k < kWrapsPerFill; ++k) {
+    bool wrapped = false;
+    if (!fill_once(r, k == 0 ? needy_since_ns : 0, &wrapped)) return false;
+    if (!wrapped) return true;
+  }
+  return true;
+}
+
+bool LoaderThread::fill_once(Reader& r, std::uint64_t needy_since_ns, bool* wrapped) {
   if (r.done) return false;
   SampleRing& ring = r.ring();
   const auto writable = static_cast<std::int64_t>(ring.writable_frames());
@@ -252,7 +266,8 @@ bool LoaderThread::fill(Reader& r, std::uint64_t needy_since_ns) {
   if (r.region_end > 0) {
     if (r.next_frame >= r.region_end) {
       std::lock_guard lock(mutex_);
-      return end_of_data(r);
+      *wrapped = end_of_data(r);
+      return *wrapped;
     }
     n = std::min(n, r.region_end - r.next_frame);
   }
@@ -299,7 +314,10 @@ bool LoaderThread::fill(Reader& r, std::uint64_t needy_since_ns) {
     return false;
   }
   if (got > 0) stats_.frames_read += static_cast<std::uint64_t>(got);
-  if (got < n || (r.region_end > 0 && r.next_frame >= r.region_end)) return end_of_data(r);
+  if (got < n || (r.region_end > 0 && r.next_frame >= r.region_end)) {
+    *wrapped = end_of_data(r);
+    return *wrapped;
+  }
   return true;
 }
 

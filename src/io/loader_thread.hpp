@@ -197,10 +197,14 @@ class LoaderThread {
 
  private:
   void run();
-  void set_priority();                                 // [loader]
-  void govern_priority(std::uint64_t now);             // [loader] see LoaderConfig::rt_cpu_high
-  int set_fifo(bool on);                               // [loader]
-  bool fill(Reader& r, std::uint64_t needy_since_ns);  // one read; false when the reader needs nothing
+  void set_priority();                      // [loader]
+  void govern_priority(std::uint64_t now);  // [loader] see LoaderConfig::rt_cpu_high
+  int set_fifo(bool on);                    // [loader]
+  // One read (and, where it reached the loop's end, the reads after the wrap); false when the
+  // reader needs nothing.
+  bool fill(Reader& r, std::uint64_t needy_since_ns);
+  bool fill_once(Reader& r, std::uint64_t needy_since_ns, bool* wrapped);
+  static constexpr int kWrapsPerFill = 4;
   bool end_of_data(Reader& r);
   void adapt(Reader& r, std::uint64_t now_ns, bool dry);  // [loader] move r's fill target
   void adapt_all(std::uint64_t now_ns);                   // [loader] every reader, ≈ 10 per second

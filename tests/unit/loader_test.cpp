@@ -33,6 +33,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -206,6 +207,62 @@ TEST(Loader, StreamingAFileLeavesItsAccessTimeAlone) {
   EXPECT_GT(::read(fd, buf, sizeof buf), 0);
   ::close(fd);
   if (atime_of() == old) GTEST_SKIP() << "this mount does not update access times on read (noatime)";
+}
+
+// A refill that reaches the end of a looping file wraps and reads on from the loop start in the
+// same turn, before the loader moves to the next needy ring: sent to the back of the pass, the
+// rest waited for every other ring's read — 8,192 voices looping in step all ran dry at the wrap.
+// Reads are recorded (a FaultInjector that only watches) while a short looping file plays beside
+// three long ones at the same fill; at every wrap the read from the loop start follows the read
+// that reached the end, with no other file's read between.
+TEST(Loader, AReadThatWrapsALoopGoesOnBeforeOtherRings) {
+  struct Watch : FaultInjector {
+    std::mutex m;
+    std::vector<std::pair<std::string, std::int64_t>> reads;  // path, byte offset
+    ReadFault on_read(const std::string& path, std::int64_t offset, std::int64_t) noexcept override {
+      std::lock_guard lock(m);
+      reads.emplace_back(path, offset);
+      return {};
+    }
+  } watch;
+  test::TempDir dir;
+  test::make_wav(dir.file("short.wav"), 9'000, 1);
+  for (int i = 0; i < 3; ++i) test::make_wav(dir.file("long" + std::to_string(i) + ".wav"), 200'000, 2 + i);
+  std::vector<std::unique_ptr<Source>> srcs;
+  srcs.push_back(load(dir.file("short.wav")));
+  for (int i = 0; i < 3; ++i) srcs.push_back(load(dir.file("long" + std::to_string(i) + ".wav")));
+  for (const auto& s : srcs) ASSERT_TRUE(s && s->streamed());
+
+  Rig rig;
+  for (std::uint32_t v = 0; v < 4; ++v) {
+    std::string err;
+    Stream* st = rig.loader.create_stream(*srcs[v], srcs[v]->view.memory_frames, true, err);
+    ASSERT_NE(st, nullptr) << err;
+    ASSERT_TRUE(rig.engine.send(test::play_command(v, 1, &srcs[v]->view, st, 0, 0.25f, true)));
+  }
+  set_fault_injector(&watch);
+  std::vector<float> out(2'048);
+  for (int b = 0; b < 120; ++b) {  // 120 blocks of 1,024 frames: the short file wraps 13 times
+    EXPECT_TRUE(test::process_fed(rig.engine, rig.loader, out.data(), 1'024)) << "block " << b;
+    rig.drained.drain(rig.engine, &rig.loader);
+  }
+  set_fault_injector(nullptr);
+  std::lock_guard lock(watch.m);
+  const std::string a = dir.file("short.wav");
+  int wraps = 0;
+  std::int64_t last_a = -1;  // index in `reads` of the short file's last read
+  for (std::size_t i = 0; i < watch.reads.size(); ++i) {
+    if (watch.reads[i].first != a) continue;
+    if (last_a >= 0 && watch.reads[i].second < watch.reads[static_cast<std::size_t>(last_a)].second) {
+      ++wraps;  // back to the loop start
+      EXPECT_EQ(i, static_cast<std::size_t>(last_a) + 1)
+          << "wrap " << wraps << ": " << (i - static_cast<std::size_t>(last_a) - 1)
+          << " other reads between the read that reached the end and the one from the loop start";
+    }
+    last_a = static_cast<std::int64_t>(i);
+  }
+  EXPECT_GE(wraps, 10);
+  EXPECT_EQ(rig.drained.count(EventType::kVoiceUnderrun), 0u);
 }
 
 // An adaptive ring is refilled when it is down to half (its low-water mark, with the estimate
