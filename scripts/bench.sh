@@ -21,6 +21,13 @@
 #                               CPU/RSS at 0/256/1024 voices, RSS with 8 × 40 MB sources,
 #                               stemd beside scsynth at 256 and 1024 voices, 10 latency runs,
 #                               and the crowdstream workload (stream_bench.py crowd)
+#   scripts/bench.sh --aims     issue 15's four aims in one run (≈ 15 min; needs ≈ 13 GB of disk
+#                               and page cache): the mixer at 1024 voices beside ref/add and
+#                               memcpy, the refill benchmarks (pread vs zero-copy), stemd beside
+#                               scsynth at 256 and 1024 voices (aim 1, and aim 2's ring bytes per
+#                               voice from the daemon's status), one 15-s trial of 8,192 voices at
+#                               1024 frames checked bit-exact (aim 3; retried once), and the
+#                               crowdstream workload with --preset pi4 (aim 4); then a verdict table
 #   scripts/bench.sh --no-jack  Google Benchmark only (no jackd needed)
 #   scripts/bench.sh --out DIR  keep bench.json, stream-*.json, latency.md, bench.md in DIR
 #                               (default: BUILD/bench-results)
@@ -45,13 +52,14 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --bounded) quick=2 ;;
+    --aims) quick=3 ;;
     --no-jack) jack=0 ;;
     --out) outdir=$2; shift ;;
     --out=*) outdir=${1#--out=} ;;
     --build-dir) build=$2; shift ;;
     --build-dir=*) build=${1#--build-dir=} ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,39p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -81,6 +89,10 @@ if [ "$quick" -eq 1 ]; then
 elif [ "$quick" -eq 2 ]; then
   mode="bounded (1 repetition, min time 0.2 s; mixer, memcpy, stretch, resample, EQ)"
   args=(--benchmark_min_time=0.2 "--benchmark_filter=^(mix|ref|stretch|resample|eq)/")
+elif [ "$quick" -eq 3 ]; then
+  mode="aims (issue 15: 1 repetition, min time 0.5 s; the mixer at 1024 voices, its references, the refill)"
+  args=(--benchmark_min_time=0.5
+        "--benchmark_filter=^((mix/stream16/unity(-baseline)?|ref/add|ref/memcpy)/voices:(128|1024)/block:1024|refill/)")
 else
   mode="full (3 repetitions, min time 0.5 s each, median reported)"
   args=(--benchmark_repetitions=3 --benchmark_report_aggregates_only=true)
@@ -94,7 +106,18 @@ status=0
 stream_search="" stream_cpu="" stream_rss="" stream_cmp="" stream_crowd="" latency="" monitor=""
 if [ "$jack" -eq 1 ]; then
   sb=(python3 tests/tools/stream_bench.py --build "$build")
-  if [ "$quick" -eq 1 ]; then
+  if [ "$quick" -eq 3 ]; then
+    # One fixture set for the search and the comparison (8,192 8-s files, ≈ 12.6 GB), removed
+    # at the end; the search goes first and reads them through (stream_bench warms them).
+    aims_dir=$(mktemp -d "${TMPDIR:-/tmp}/stemd-aims.XXXXXX")
+    trap 'rm -rf "$aims_dir"' EXIT
+    sb+=(--workdir "$aims_dir")
+  fi
+  if [ "$quick" -eq 3 ]; then
+    search_args=(search --periods 1024 --start 8192 --max 8192 --seconds 15 --retries 1 --resolution 100000)
+    cmp_args=(compare --voices 256 1024 --seconds 20)
+    crowd_args=(--stemd-arg=--preset --stemd-arg=pi4 crowd --seconds 15 --engines faster)
+  elif [ "$quick" -eq 1 ]; then
     search_args=(search --periods 1024 --start 128 --max 256 --seconds 5 --retries 0)
     cpu_args=(cpu --voices 0 8 128 --seconds 4)
     rss_args=(rss --count 8 --mb 20 --seconds 4)
@@ -127,9 +150,13 @@ if [ "$jack" -eq 1 ]; then
     fi
   }
   stream_search=$(stream_part search "${search_args[@]}")
-  stream_cpu=$(stream_part cpu "${cpu_args[@]}")
-  stream_rss=$(stream_part rss "${rss_args[@]}")
-  [ -n "$stream_search" ] && [ -n "$stream_cpu" ] && [ -n "$stream_rss" ] || status=1
+  if [ "$quick" -ne 3 ]; then
+    stream_cpu=$(stream_part cpu "${cpu_args[@]}")
+    stream_rss=$(stream_part rss "${rss_args[@]}")
+    [ -n "$stream_search" ] && [ -n "$stream_cpu" ] && [ -n "$stream_rss" ] || status=1
+  else
+    [ -n "$stream_search" ] || status=1
+  fi
   # scsynth side by side (supercollider-server; scripts/setup.sh installs it): same files, same
   # test bed, one run, so the CPU ratio is like for like.
   if command -v scsynth >/dev/null 2>&1; then
@@ -138,6 +165,8 @@ if [ "$jack" -eq 1 ]; then
     echo "bench.sh: scsynth is not installed: no side-by-side comparison (scripts/setup.sh installs it)" >&2
   fi
   stream_crowd=$(stream_part crowd "${crowd_args[@]}")
+fi
+if [ "$jack" -eq 1 ] && [ "$quick" -ne 3 ]; then
   echo "bench.sh: scripts/bench_latency.sh --build-dir $build ${lat_args[*]}" >&2
   if scripts/bench_latency.sh --build-dir "$build" "${lat_args[@]}" >"$outdir/latency.md"; then
     latency=$outdir/latency.md
@@ -170,6 +199,7 @@ export BENCH_CXX="$( ("${cxx:-c++}" --version 2>/dev/null || echo unknown) | hea
 export BENCH_SNDFILE="$(pkg-config --modversion sndfile 2>/dev/null || echo unknown)"
 export BENCH_MEM="$(awk '/^MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
 export BENCH_MODE="$mode"
+export BENCH_AIMS=$([ "$quick" -eq 3 ] && echo 1 || echo 0)
 export BENCH_CMD="scripts/bench.sh${orig_args:+ $orig_args}"
 export BENCH_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo '+dirty')"
 
@@ -307,6 +337,21 @@ for prefix, label, kind in rows:
     print(f"| {label} | {kind} | " + " | ".join(cells) + " |")
 print()
 
+refill = [(m, n, num(f"refill/{m}/streams:{n}", "ns_per_frame")) for n in (64, 1024)
+          for m in ("pread", "mmap-mlock", "mmap-populate")]
+if any(x is not None for _, _, x in refill):
+    print("### Refill: the loader's pread against zero-copy (`tests/bench/bench_refill.cpp`)\n")
+    print("ns per stereo int16 frame to bring a 12,000-frame window of a 16-bit WAV (page cache) to a")
+    print("stream and read it once: *pread* into a 96 KiB ring (what stemd does); *mmap-mlock* pins the")
+    print("window in the stream's own mapping and unpins the one before (what the audio thread would need")
+    print("to read a mapping without ever faulting); *mmap-populate* only maps it in (no pin: a page")
+    print("evicted under memory pressure would be a disk read in the callback — the lower bound).\n")
+    print("| streams | pread | mmap-mlock | mmap-populate |\n|---:|---:|---:|---:|")
+    for n in (64, 1024):
+        cells = [x for m, k, x in refill if k == n]
+        print(f"| {n} | " + " | ".join("–" if x is None else f"{x:.3f}" for x in cells) + " |")
+    print()
+
 print("### Load to ready: `io::load_source()`, default options (preload limit 16 MiB)\n")
 print("16-bit stereo 48 kHz WAV; 20 loads each. *hot*: file in the page cache; *cold*:")
 print("`POSIX_FADV_DONTNEED` before each load. p99 of 20 samples is the worst one. Every file is")
@@ -415,11 +460,6 @@ if cpu:
     print(f"| idle jackd | {fmt(idle.get('jackd_cpu_pct'))} (jackd itself) | | | | | | | | {idle['xruns']} xruns in {idle['seconds']:g} s |")
     print()
 
-if crowd:
-    for r in crowd["rows"]:
-        if r.get("bpm") and r.get("stemd_cpu_pct") is not None:
-            rows.append((f"crowdstream workload ({r['label']}), whole daemon", f"{r['stemd_cpu_pct']:.1f} % of a core",
-                         "≤ 10 %"))
 if rss:
     t = rss["row"]
     print(f"### RSS with {rss['count']} × {rss['file_mb']:g} MB sources loaded and playing\n")
@@ -533,6 +573,52 @@ if rss:
     t = rss["row"]
     rows.append((f"RSS with {rss['count']} × {rss['file_mb']:g} MB sources playing (VmRSS; stemd's own anon)",
                  f"{mib(t.get('VmRSS'))} MiB; {mib(t.get('RssAnon'))} MiB", "≤ 30 MB"))
+if e.get("BENCH_AIMS") == "1":
+    # Issue 15's four aims, each from this run's figures, with its verdict.
+    aims = []
+    def verdict(ok):
+        return "–" if ok is None else ("**yes**" if ok else "no")
+    by_n = {r["voices"]: r for r in (cmp or {}).get("rows", [])}
+    ratios = [by_n[n].get("ratio") for n in (256, 1024) if n in by_n]
+    r1024 = by_n.get(1024, {}).get("stemd", {})
+    ns1024 = ns_per_voice_frame(r1024.get("stemd_cpu_pct"), 1024)
+    ok_ratio = None if len(ratios) < 2 or None in ratios else all(x <= 0.5 for x in ratios)
+    aims.append(("1a. CPU per streaming voice ≤ 0.5 × scsynth (256 and 1024 voices, whole process, 1024 frames)",
+                 " / ".join("–" if x is None else f"{x:.3f} ×" for x in ratios) or "–", verdict(ok_ratio)))
+    aims.append(("1b. ≤ 1.5 ns per voice-frame at 1024 voices (whole process)",
+                 "–" if ns1024 is None else f"{ns1024:.2f} ns ({r1024['stemd_cpu_pct']:.2f} % of a core)",
+                 verdict(None if ns1024 is None else ns1024 <= 1.5)))
+    ring = r1024.get("ring_bytes")
+    head = 19200  # --head-ms 100 of a 16-bit stereo 48 kHz file, int16 (the defaults)
+    if ring:
+        per = ring / 1024
+        aims.append(("2. ring + head ≤ 96 KB (98,304 B) per streaming voice at defaults",
+                     f"{per:,.0f} B of ring (the daemon's `ring_bytes` ÷ 1024 voices) + {head:,} B of head = "
+                     f"{per + head:,.0f} B; everything charged to the budget ÷ voices: "
+                     f"{(r1024.get('memory_bytes') or 0) / 1024:,.0f} B (with the 16 KiB libsndfile reader)",
+                     verdict(per + head <= 98304)))
+    p1024 = first_period(1024) if search else None
+    if p1024:
+        t8 = [t for t in p1024["trials"] if t["voices"] >= 8192]
+        clean8 = any(t.get("clean") for t in t8)
+        detail = "; ".join(
+            f"{'clean' if t.get('clean') else 'failed: ' + t.get('why', '')} ({fmt(t.get('stemd_cpu_pct'))} % of a core"
+            + (f", capture {t['verify'].get('exact_periods')} of {t['verify'].get('periods')} periods bit-exact"
+               if t.get("verify") else "") + ")" for t in t8)
+        aims.append(("3. ≥ 8,192 clean voices at 1024 frames, every period bit-exact",
+                     f"8,192: {detail}" if t8 else f"not tried (the search stopped at {p1024['max_clean']})",
+                     verdict(clean8 if t8 else None)))
+    if crowd:
+        st_rows = [r for r in crowd["rows"] if r.get("bpm") and r.get("stemd_cpu_pct") is not None]
+        for r in st_rows:
+            aims.append((f"4. crowdstream workload ≤ 10 % of a core ({r['label']}, `--preset pi4`)",
+                         f"{r['stemd_cpu_pct']:.2f} %, {r.get('voice_underruns', '–')} voice underruns",
+                         verdict(r["stemd_cpu_pct"] <= 10.0 and not r.get("voice_underruns"))))
+    print("### Issue 15's aims, all from this run\n")
+    print("| aim | measured | met? |\n|---|---|---|")
+    for a in aims:
+        print(f"| {a[0]} | {a[1]} | {a[2]} |")
+    print()
 if rows:
     print("### Summary against the aims (issues 6 and 15)\n")
     print("| figure | measured | aim |\n|---|---|---|")

@@ -677,6 +677,7 @@ def trial(args, fx, period, n, seconds, verify=True, via="script"):
         res["callback_max_us"] = st.get("callback_max_us")
         res["budget_us"] = st.get("budget_us")
         res["memory_bytes"] = st.get("memory_bytes")
+        res["ring_bytes"] = st.get("ring_bytes")
         res["status_voices_mid"] = st_mid.get("voices")
         if cap:
             cap.stop()

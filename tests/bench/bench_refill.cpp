@@ -1,0 +1,196 @@
+// The loader's refill against zero-copy (issue 15's "memory-mapped zero-copy" lever), measured.
+//
+// Every streaming voice costs, per frame: a copy out of the page cache into its ring (pread, the
+// kernel's _copy_to_iter: a fifth of the daemon at 1024 voices), then the mixer's cold read of
+// the ring. Zero-copy would have the mixer read the page cache through a mapping instead. On the
+// audio thread that is safe only if no page it reads can fault: a fault on a file page that was
+// evicted is a disk read in the callback. So the loader must pin each window before the voice
+// reaches it (mlock, and munlock behind it) — or at least map it in (MADV_POPULATE_READ, no pin:
+// not safe under memory pressure, measured as the lower bound). A truncated file still raises
+// SIGBUS in whichever thread touches a page past the new end.
+//
+//   refill/pread/streams:N        pread() 48 KiB (12,000 frames, the loader's refill at the
+//                                 default 500 ms int16 ring) into the stream's 96 KiB ring
+//                                 half, then sum the half written one round earlier (the mix)
+//   refill/mmap-mlock/streams:N   mlock() the next 48 KiB of the stream's own file mapping,
+//                                 munlock() the window before the one being read, sum the
+//                                 previous window from the mapping
+//   refill/mmap-populate/streams:N  MADV_POPULATE_READ the next window (page tables filled, no
+//                                 pin), sum the previous window from the mapping
+//
+// N streams each read their own region of 8 distinct 60-s 16-bit WAVs (88 MiB, from the page
+// cache), so neither the rings (N × 96 KiB) nor the file data stay in a 32 MiB L3 at N = 1024.
+// ns_per_frame: per stereo int16 frame (4 bytes) refilled and read once.
+#include "common/bench_files.hpp"
+
+#include <benchmark/benchmark.h>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "stemd/ring_memory.hpp"
+
+namespace stemd::bench {
+namespace {
+
+constexpr std::int64_t kFileFrames = 44 * 65536;  // ≈ 60 s at 48 kHz
+constexpr int kFiles = 8;
+constexpr std::size_t kWindowFrames = 12000;  // a refill at the default ring (24,000 int16 frames, refilled from half)
+constexpr std::size_t kWindowBytes = kWindowFrames * 4;
+constexpr off_t kDataStart = 44;  // libsndfile's canonical PCM16 WAV header
+constexpr std::size_t kPage = 4096;
+#ifndef MADV_POPULATE_READ
+constexpr int MADV_POPULATE_READ = 22;  // Linux 5.14
+#endif
+
+enum class Mode { kPread, kMlock, kPopulate };
+
+struct File {
+  int fd = -1;
+  const std::byte* map = nullptr;  // the whole file, read-only (mmap modes)
+  std::size_t map_bytes = 0;
+};
+
+// The sum of a window's samples: the mixer's read, kept from being optimised away.
+std::int64_t sum_window(const std::byte* p) noexcept {
+  std::int16_t s[64];
+  std::int64_t acc = 0;
+  for (std::size_t at = 0; at + sizeof s <= kWindowBytes; at += sizeof s) {
+    std::memcpy(s, p + at, sizeof s);
+    for (std::int16_t x : s) acc += x;
+  }
+  return acc;
+}
+
+// A window's bytes [from, from + kWindowBytes) widened to whole pages of the mapping.
+void page_span(const File& f, off_t from, std::byte** start, std::size_t* len) noexcept {
+  const auto lo = static_cast<std::size_t>(from) / kPage * kPage;
+  const std::size_t hi =
+      std::min(f.map_bytes, (static_cast<std::size_t>(from) + kWindowBytes + kPage - 1) / kPage * kPage);
+  *start = const_cast<std::byte*>(f.map) + lo;
+  *len = hi - lo;
+}
+
+void BM_Refill(benchmark::State& state, Mode mode, int streams) {
+  std::vector<File> files(kFiles);
+  for (int k = 0; k < kFiles; ++k) {
+    std::string path;
+    try {
+      path = wav_fixture("refill_" + std::to_string(k) + ".wav", WavKind::kPcm16Noise, kFileFrames);
+    } catch (const std::exception& e) {
+      state.SkipWithError(e.what());
+      return;
+    }
+    files[k].fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (files[k].fd < 0) {
+      state.SkipWithError("open failed");
+      return;
+    }
+    files[k].map_bytes = static_cast<std::size_t>(kDataStart + kFileFrames * 4);
+    std::vector<char> warm(1 << 20);  // into the page cache before timing
+    for (off_t at = 0; at < static_cast<off_t>(files[k].map_bytes); at += static_cast<off_t>(warm.size())) {
+      if (::pread(files[k].fd, warm.data(), warm.size(), at) < 0) break;
+    }
+  }
+  // Each stream: its own mapping (mlock/munlock change the mapping's flags: streams of one file
+  // must not unpin each other's windows), its ring, its position.
+  struct S {
+    const File* file;
+    const std::byte* map = nullptr;
+    std::byte* ring = nullptr;
+    off_t pos = 0;  // byte offset of the window being refilled
+    std::uint64_t round = 0;
+  };
+  std::vector<S> ss(static_cast<std::size_t>(streams));
+  const off_t data_end = kDataStart + kFileFrames * 4;
+  const auto windows = static_cast<off_t>((kFileFrames * 4) / kWindowBytes);
+  for (int i = 0; i < streams; ++i) {
+    S& s = ss[static_cast<std::size_t>(i)];
+    s.file = &files[static_cast<std::size_t>(i % kFiles)];
+    s.pos = kDataStart + static_cast<off_t>(((i / kFiles) * 7) % (windows - 2)) * static_cast<off_t>(kWindowBytes);
+    if (mode == Mode::kPread) {
+      s.ring = ring_memory::allocate(2 * kWindowBytes);
+    } else {
+      void* m = ::mmap(nullptr, s.file->map_bytes, PROT_READ, MAP_SHARED, s.file->fd, 0);
+      if (m == MAP_FAILED) {
+        state.SkipWithError((std::string("mmap: ") + std::strerror(errno)).c_str());
+        return;
+      }
+      s.map = static_cast<const std::byte*>(m);
+    }
+  }
+  auto release = [&] {
+    for (S& s : ss) {
+      if (s.ring) ring_memory::release(s.ring, 2 * kWindowBytes);
+      if (s.map) ::munmap(const_cast<std::byte*>(s.map), s.file->map_bytes);
+    }
+    for (File& f : files) {
+      if (f.fd >= 0) ::close(f.fd);
+    }
+  };
+  std::int64_t sink = 0;
+  std::string error;
+  for (auto _ : state) {
+    for (S& s : ss) {
+      if (s.pos + static_cast<off_t>(kWindowBytes) > data_end) s.pos = kDataStart;  // (the loop's wrap)
+      const off_t prev =
+          s.pos >= kDataStart + static_cast<off_t>(kWindowBytes) ? s.pos - static_cast<off_t>(kWindowBytes) : s.pos;
+      if (mode == Mode::kPread) {
+        std::byte* half = s.ring + (s.round % 2) * kWindowBytes;
+        if (::pread(s.file->fd, half, kWindowBytes, s.pos) != static_cast<ssize_t>(kWindowBytes)) error = "short pread";
+        sink += sum_window(s.ring + ((s.round + 1) % 2) * kWindowBytes);
+      } else {
+        File view{s.file->fd, s.map, s.file->map_bytes};
+        std::byte* at = nullptr;
+        std::size_t len = 0;
+        page_span(view, s.pos, &at, &len);
+        if (mode == Mode::kMlock) {
+          if (::mlock(at, len) != 0) error = std::string("mlock: ") + std::strerror(errno);
+          if (prev >= kDataStart + static_cast<off_t>(kWindowBytes)) {  // the window before the one read now
+            std::byte* old = nullptr;
+            std::size_t old_len = 0;
+            page_span(view, prev - static_cast<off_t>(kWindowBytes), &old, &old_len);
+            ::munlock(old, old_len);
+          }
+        } else if (::madvise(at, len, MADV_POPULATE_READ) != 0) {
+          error = std::string("madvise: ") + std::strerror(errno);
+        }
+        sink += sum_window(s.map + prev);
+      }
+      s.pos += static_cast<off_t>(kWindowBytes);
+      ++s.round;
+    }
+    if (!error.empty()) {
+      state.SkipWithError(error.c_str());
+      break;
+    }
+  }
+  benchmark::DoNotOptimize(sink);
+  if (mode == Mode::kMlock) {
+    for (S& s : ss) ::munlock(s.map, s.file->map_bytes);
+  }
+  release();
+  const double frames = static_cast<double>(streams) * kWindowFrames;
+  state.counters["ns_per_frame"] =
+      benchmark::Counter(frames * 1e-9, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+
+[[maybe_unused]] const bool registered = [] {
+  for (int n : {64, 1024}) {
+    const std::string sfx = "/streams:" + std::to_string(n);
+    benchmark::RegisterBenchmark(("refill/pread" + sfx).c_str(), BM_Refill, Mode::kPread, n)->UseRealTime();
+    benchmark::RegisterBenchmark(("refill/mmap-mlock" + sfx).c_str(), BM_Refill, Mode::kMlock, n)->UseRealTime();
+    benchmark::RegisterBenchmark(("refill/mmap-populate" + sfx).c_str(), BM_Refill, Mode::kPopulate, n)->UseRealTime();
+  }
+  return true;
+}();
+
+}  // namespace
+}  // namespace stemd::bench
