@@ -341,8 +341,8 @@ refill = [(m, n, num(f"refill/{m}/streams:{n}", "ns_per_frame")) for n in (64, 1
           for m in ("pread", "mmap-mlock", "mmap-populate")]
 if any(x is not None for _, _, x in refill):
     print("### Refill: the loader's pread against zero-copy (`tests/bench/bench_refill.cpp`)\n")
-    print("ns per stereo int16 frame to bring a 12,000-frame window of a 16-bit WAV (page cache) to a")
-    print("stream and read it once: *pread* into a 96 KiB ring (what stemd does); *mmap-mlock* pins the")
+    print("ns per stereo int16 frame to bring a 9,600-frame window of a 16-bit WAV (page cache) to a")
+    print("stream and read it once: *pread* into a 75 KiB ring (what stemd does); *mmap-mlock* pins the")
     print("window in the stream's own mapping and unpins the one before (what the audio thread would need")
     print("to read a mapping without ever faulting); *mmap-populate* only maps it in (no pin: a page")
     print("evicted under memory pressure would be a disk read in the callback — the lower bound).\n")

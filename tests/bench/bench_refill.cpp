@@ -9,17 +9,17 @@
 // not safe under memory pressure, measured as the lower bound). A truncated file still raises
 // SIGBUS in whichever thread touches a page past the new end.
 //
-//   refill/pread/streams:N        pread() 48 KiB (12,000 frames, the loader's refill at the
-//                                 default 500 ms int16 ring) into the stream's 96 KiB ring
-//                                 half, then sum the half written one round earlier (the mix)
-//   refill/mmap-mlock/streams:N   mlock() the next 48 KiB of the stream's own file mapping,
+//   refill/pread/streams:N        pread() 37.5 KiB (9,600 frames: the loader's refill from half
+//                                 of the default 400 ms int16 ring) into the stream's 75 KiB
+//                                 ring half, then sum the half written one round earlier (the mix)
+//   refill/mmap-mlock/streams:N   mlock() the next 9,600 frames of the stream's own file mapping,
 //                                 munlock() the window before the one being read, sum the
 //                                 previous window from the mapping
 //   refill/mmap-populate/streams:N  MADV_POPULATE_READ the next window (page tables filled, no
 //                                 pin), sum the previous window from the mapping
 //
 // N streams each read their own region of 8 distinct 60-s 16-bit WAVs (88 MiB, from the page
-// cache), so neither the rings (N × 96 KiB) nor the file data stay in a 32 MiB L3 at N = 1024.
+// cache), so neither the rings (N × 75 KiB) nor the file data stay in a 32 MiB L3 at N = 1024.
 // ns_per_frame: per stereo int16 frame (4 bytes) refilled and read once.
 #include "common/bench_files.hpp"
 
@@ -42,7 +42,7 @@ namespace {
 
 constexpr std::int64_t kFileFrames = 44 * 65536;  // ≈ 60 s at 48 kHz
 constexpr int kFiles = 8;
-constexpr std::size_t kWindowFrames = 12000;  // a refill at the default ring (24,000 int16 frames, refilled from half)
+constexpr std::size_t kWindowFrames = 9600;  // a refill at the default ring (19,200 int16 frames, refilled from half)
 constexpr std::size_t kWindowBytes = kWindowFrames * 4;
 constexpr off_t kDataStart = 44;  // libsndfile's canonical PCM16 WAV header
 constexpr std::size_t kPage = 4096;
