@@ -225,6 +225,7 @@ class Engine {
   void bus_request_leave(Voice& v) noexcept;
   double bus_tempo_now(const StretchBus& b) const noexcept;
   bool bus_rejoin(Voice& v) noexcept;
+  void bus_start(StretchBus& b, const Voice& v) noexcept;
   void bus_settle_leave(Voice& v) noexcept;
   void render_buses(std::uint32_t frames, bool* deck_used) noexcept;
   void bus_sync_decks(StretchBus& b) noexcept;
@@ -294,6 +295,7 @@ class Engine {
   std::uint32_t prime_reserved_used_ = 0;        // of them, taken
   std::uint32_t prime_threshold_ = 0;            // a voice that waited at least this long is one of them
   std::uint32_t rejoins_ = 0;                    // voices back onto a bus in this callback (bounded)
+  VoiceId reform_wait_ = ~VoiceId{0};            // this callback: a voice that found no running bus to rejoin
   std::vector<std::unique_ptr<Handover>> taps_;  // handover taps (allocated up front)
   std::vector<std::unique_ptr<HandoverGroup>> groups_;
   std::vector<VoiceId> active_;  // ids of active voices; capacity reserved = max_voices

@@ -292,6 +292,7 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
   }
   end_prime_round();  // the next callback's budget, the longest waiters first
   rejoins_ = 0;
+  reform_wait_ = ~VoiceId{0};
   if (min_fill < metrics_.min_ring_fill_permille.load(std::memory_order_relaxed)) {
     metrics_.min_ring_fill_permille.store(min_fill, std::memory_order_relaxed);
   }

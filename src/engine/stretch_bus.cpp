@@ -58,17 +58,7 @@ bool Engine::bus_join(Voice& v, std::uint32_t offset, bool starting) noexcept {
   if (fresh) {
     if (idle == nullptr) return false;
     b = idle;
-    b->running = true;
-    b->split_since = 0;
-    b->deck = v.deck;
-    b->tempo = v.tempo;
-    b->st->reset();
-    b->st->set_tempo(v.tempo);
-    if (b->rs != nullptr) {
-      b->rs->reset();
-      b->rs->set_ratio(b->ratio, 0);
-    }
-    if (b->shared) bus_sync_decks(*b);
+    bus_start(*b, v);
   }
   b->tail_left = 0;
   b->members[b->count++] = id_of(v);
@@ -93,6 +83,22 @@ bool Engine::bus_join(Voice& v, std::uint32_t offset, bool starting) noexcept {
     v.env.set(1.0f, declick_frames_);
   }
   return true;
+}
+
+// An idle bus starts afresh for `v`'s deck and tempo: reset, so that its first input frame is heard at
+// once (start compensated), and primed when it first renders.
+void Engine::bus_start(StretchBus& b, const Voice& v) noexcept {
+  b.running = true;
+  b.split_since = 0;
+  b.deck = v.deck;
+  b.tempo = v.tempo;
+  b.st->reset();
+  b.st->set_tempo(v.tempo);
+  if (b.rs != nullptr) {
+    b.rs->reset();
+    b.rs->set_ratio(b.ratio, 0);
+  }
+  if (b.shared) bus_sync_decks(b);
 }
 
 // Takes `v` off its bus's member list; the bus plays out its tail once the last one has gone.

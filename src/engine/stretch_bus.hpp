@@ -81,7 +81,12 @@
 //     frames on), the equal-power crossfade, then the stretcher and resampler go back to the pool.
 //     Its gain and pan stay after the stretch on its own path, as they were (a gain change would
 //     otherwise jump by what the stretcher held). One per callback (Metrics::stretch_rejoins);
-//     only a steady voice (playing, no fade or gain/pan ramp in flight, its stretcher primed).
+//     only a steady voice (playing, no fade or gain/pan ramp in flight, its stretcher primed); at
+//     tempo 1 too (a voice keeps the stretcher it has at tempo 1). With no running bus at its
+//     tempo, a second such voice (same rate and tempo, same deck unless shared) found in the same
+//     callback re-forms one on an idle bus: started afresh (start compensated, L = 0), it reads
+//     L_own frames of silence first, so it is heard at the voice's own path's frame; the first
+//     voice then rejoins it. A voice alone keeps its own stretcher (nothing to share).
 //   - End, stop, pause happen at the input; the bus plays out its tail (L / ρ output frames)
 //     after the last member has gone, then goes idle (reset when it next starts).
 //

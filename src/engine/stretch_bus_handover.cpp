@@ -369,8 +369,9 @@ void Engine::render_handovers(std::uint32_t frames, bool* deck_used) noexcept {
 // heard there, then the equal-power crossfade; then the stretcher goes back to the pool. At most one
 // per callback; false (it plays on as it was): not now.
 bool Engine::bus_rejoin(Voice& v) noexcept {
-  if (rejoins_ > 0 || v.state != Voice::State::kPlaying || v.tempo == 1.0 || v.ratio != v.base_ratio || v.draining ||
-      v.hold || v.jump_pending || v.st_switch || v.rs_switch || v.leave_bus || v.hold_off > 0 || v.deferred > 0 ||
+  // (At tempo 1 too: a voice keeps the stretcher it has at tempo 1, so voices back at 1 share a bus.)
+  if (rejoins_ > 0 || v.state != Voice::State::kPlaying || v.ratio != v.base_ratio || v.draining || v.hold ||
+      v.jump_pending || v.st_switch || v.rs_switch || v.leave_bus || v.hold_off > 0 || v.deferred > 0 ||
       v.ho != nullptr || v.env.active() || v.env.value() != 1.0f || v.gain.active() || v.pan.active() ||
       !v.st->primed() || v.st->tempo() != v.tempo || (v.rs != nullptr && v.rs->ratio() != v.rs->target_ratio()) ||
       (cfg_.stretch_bus_share && v.deck >= kNumDecks)) {
@@ -378,14 +379,37 @@ bool Engine::bus_rejoin(Voice& v) noexcept {
   }
   const int rate = v.src->sample_rate > 0 ? v.src->sample_rate : cfg_.sample_rate;
   StretchBus* b = nullptr;
+  StretchBus* idle = nullptr;
   for (auto& p : buses_) {
     if (p->running && p->count > 0 && p->rate == rate && (p->shared || p->deck == v.deck) && p->tempo == v.tempo &&
         p->st->tempo() == v.tempo && bus_tempo_now(*p) == v.tempo) {
       b = p.get();
       break;
     }
+    if (!p->running && p->rate == rate && idle == nullptr) idle = p.get();
   }
-  if (b == nullptr) return false;
+  // No running bus at its tempo: re-form one on an idle bus — but only for a second voice in this
+  // callback that would share it (same rate and tempo, and the same deck unless buses are shared):
+  // two stretches become one. A voice alone keeps its stretcher (a move would cost a prime and a
+  // crossfade for nothing). The first one waits here; the second starts the bus, the first rejoins
+  // it in a later callback (one rejoin a callback).
+  const bool fresh = b == nullptr;
+  if (fresh) {
+    if (idle == nullptr) return false;
+    const VoiceId me = id_of(v);
+    if (reform_wait_ >= cfg_.max_voices || reform_wait_ == me) {
+      reform_wait_ = me;
+      return false;
+    }
+    const Voice& w = voices_[reform_wait_];
+    const int w_rate = w.src != nullptr && w.src->sample_rate > 0 ? w.src->sample_rate : cfg_.sample_rate;
+    if (w.tempo != v.tempo || w_rate != rate || w.st == nullptr || w.bus != nullptr ||
+        (!idle->shared && w.deck != v.deck)) {
+      reform_wait_ = me;  // the newest candidate waits instead
+      return false;
+    }
+    b = idle;
+  }
   Handover* h = nullptr;
   HandoverGroup* g = nullptr;
   for (auto& t : taps_) {
@@ -400,9 +424,10 @@ bool Engine::bus_rejoin(Voice& v) noexcept {
   // skip), or, when its own path holds more, after that many frames of silence.
   const double l_own =
       v.rs != nullptr ? v.rs->lookahead_frames() + v.st->lookahead_frames() * v.rs->ratio() : v.st->lookahead_frames();
-  const double l_bus = bus_lookahead(*b);
+  const double l_bus = fresh ? 0.0 : bus_lookahead(*b);  // a fresh bus is start-compensated: heard at once
   const std::int64_t skip = std::llround(l_bus - l_own);
   if (h == nullptr || g == nullptr || skip + 2 * static_cast<std::int64_t>(Stretcher::kPullFrames) > kTap) return false;
+  if (fresh) bus_start(*b, v);
   const double rho = b->tempo * b->ratio;
   const std::int64_t delay = std::max<std::int64_t>(0, -skip);
   g->st = v.st;  // back to the pool when the crossfade is over (ho_end_group)

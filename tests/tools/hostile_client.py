@@ -34,9 +34,10 @@ Each attack prints one result line "attack NAME ok|FAIL key=value ..." and the r
                   larger blocks; the reader is charged for 4,096): fails, see docs/security.md
   bus_split       (by hand; stemd --stretch-method time_stretch --stretch-bus-share -b 1024) 4 stems sharing a
                   stretch bus on (muted) deck B; 5 s of /stemd/stretch toggles 1.03/1.0 (one voice off and back
-                  in a bundle, another toggled), then every voice back at 1.0: NOT defended — with no bus left
-                  running none rejoins one, each keeps a stretcher of its own (4 stretches instead of 1) until
-                  it is played again: fails, see docs/security.md
+                  in a bundle, another toggled), then every voice back at 1.0: every member left the bus and
+                  it stopped; the voices, on stretchers of their own at tempo 1, re-form a bus and rejoin it
+                  (Engine::bus_rejoin): 4 bus voices again, stemd at 3.5 % of a core as before the burst
+                  (17.5 % with 4 stretches before the fix)
 Figures: peak VmRSS over the whole run (sampled every 20 ms), ping round trips after the attacks.
 """
 import argparse
@@ -657,8 +658,8 @@ class Run:
 
     def bus_split(self):
         """Voices that share a stretch bus are split onto stretchers of their own by a burst of
-        tempo toggles; once every member has left, the bus stops, and voices back at one tempo have
-        no running bus to rejoin (Engine::bus_rejoin joins running buses only)."""
+        tempo toggles; once every member has left, the bus stops. Voices back at one tempo (here 1,
+        where a voice keeps the stretcher it has) re-form a bus on an idle one and rejoin it."""
         ids = [1500 + k for k in range(4)]
         for k in range(4):
             make_sine_wav(os.path.join(self.a.media, f"bs{k}.wav"), 220 + 40 * k, 5000, 20)

@@ -239,5 +239,63 @@ TEST(StretchBusRejoin, AMemberFadingOutDoesNotSplitTheBus) {
   EXPECT_EQ(e.metrics().stretch_bus_voices.load(), 2u) << "both still on the bus, at the new tempo";
 }
 
+// hostile_client.py's bus_split, at its cause: every member left the bus (two at a tempo of their own
+// together, the last one stopped), so the bus stopped; the two at one tempo had no running bus to
+// rejoin and kept a stretcher each until played again (two stretches instead of one). Now a voice on a
+// stretcher of its own that finds no running bus at its tempo, when another one of its rate, tempo and
+// deck is in the same state in that callback, re-forms a bus on an idle one (a rejoin onto a bus that
+// starts afresh: silent at its input until its own path has played what it pulled), and the other
+// rejoins it: one bus, both on it, without a gap or a click.
+void reform_at(float tempo) {
+  constexpr engine::VoiceId kStems = 3;
+  std::vector<std::vector<float>> stems;
+  std::vector<engine::VoiceSource> srcs;
+  for (engine::VoiceId i = 0; i < kStems; ++i) stems.push_back(signal(kLen, static_cast<int>(i) + 1));
+  for (const auto& s : stems) srcs.push_back(engine::VoiceSource{s.data(), kLen, kLen, false, kSrcRate});
+  const std::vector<float> quiet = signal(kLen, 0);
+  engine::VoiceSource vq{quiet.data(), kLen, kLen, false, kSrcRate};
+  engine::Engine e(config(1, kStems + 1));
+  for (engine::VoiceId i = 0; i < kStems; ++i) ASSERT_TRUE(e.send(stretched_play(i, &srcs[i], 0.35f)));
+  ASSERT_TRUE(e.send(stretched_play(kStems, &vq, 0.0f)));
+  std::vector<float> out(kOut * 2);
+  render(e, out, 0, 8192, kBlock);
+  ASSERT_EQ(e.metrics().stretch_bus_voices.load(), kStems + 1);
+  for (engine::VoiceId i = 0; i < kStems; ++i) {
+    ASSERT_TRUE(e.send(voice_command(engine::CommandType::kSetTempo, i, tempo)));
+  }
+  render(e, out, 8192, 8192, kBlock);
+  ASSERT_EQ(e.metrics().stretch_bus_voices.load(), 1u) << "the stems left the bus, onto stretchers of their own";
+  ASSERT_TRUE(e.send(voice_command(engine::CommandType::kStop, kStems, 0.0f)));
+  const std::size_t stopped = 16384;
+  render(e, out, stopped, kOut - stopped, kBlock);
+  EXPECT_EQ(e.metrics().stretch_buses_running.load(), 1u) << "a bus runs again";
+  EXPECT_EQ(e.metrics().stretch_bus_voices.load(), kStems) << "every stem on it";
+  EXPECT_EQ(e.metrics().stretch_rejoins.load(), kStems) << "one re-formed it, the others rejoined";
+  const double level = rms(out.data() + (kOut - 9600) * 2, 4800);
+  ASSERT_GT(level, 0.05);
+  double lo = 9, hi = 0, max_step = 0;
+  // 20-ms windows: the stems' chords beat against each other (55 Hz apart at tempo 1), and 5-ms
+  // windows of that swing ±50 % with no rejoin anywhere near.
+  for (std::size_t at = stopped + 4096; at + 960 < kOut; at += 240) {  // past the silent voice's declick
+    const double r = rms(out.data() + at * 2, 960) / level;
+    lo = std::min(lo, r);
+    hi = std::max(hi, r);
+  }
+  for (std::size_t i = stopped + 1; i < kOut; ++i) {
+    max_step = std::max(max_step, static_cast<double>(std::fabs(out[2 * i] - out[2 * i - 2])));
+  }
+  EXPECT_GT(lo, 0.7) << "no gap";
+  EXPECT_LT(hi, 1.35) << "no bump (the handovers' bound)";
+  const double sine_step = kStems * 0.35 * 2 * M_PI * 5300 * 0.35 / 48000;  // the stems' steepest slope
+  EXPECT_LT(max_step, 2.0 * sine_step) << "no click";
+}
+
+TEST(StretchBusRejoin, VoicesLeftWithoutARunningBusReFormOne) { reform_at(0.9f); }
+
+// The same at tempo 1 — bus_split's end: /stemd/stretch 1.0 for every voice. A voice keeps the
+// stretcher it has at tempo 1 (engine.cpp, kSetTempo), so they were three stretches at tempo 1 where
+// one would do: voices on stretchers of their own rejoined (and re-formed) buses only at tempo ≠ 1.
+TEST(StretchBusRejoin, VoicesBackAtTempoOneOnStretchersShareOneBus) { reform_at(1.0f); }
+
 }  // namespace
 }  // namespace stemd::test
