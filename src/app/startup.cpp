@@ -16,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <thread>
+#include <vector>
 
 #include <pthread.h>
 #include <sys/mman.h>
@@ -320,6 +321,30 @@ int DaemonRun::build_instance() {
   return open_web();
 }
 
+// The web monitor's page when --web-root is not given: beside the running binary as installed
+// (BIN/../share/stemd/web: a .deb's /usr/bin/stemd finds /usr/share/stemd/web whatever prefix the
+// build was configured with), else where this build installs it, else the source tree's web/ (a
+// daemon run from the build tree). False, with every place looked in, when none has index.html.
+static bool installed_web_root(std::string& root, std::string& error) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::vector<std::string> tried;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec && exe.has_parent_path()) tried.push_back((exe.parent_path().parent_path() / "share/stemd/web").string());
+  tried.emplace_back(STEMD_WEB_ROOT);
+  tried.emplace_back(STEMD_SOURCE_WEB_ROOT);
+  for (const auto& dir : tried) {
+    if (fs::is_regular_file(fs::path(dir) / "index.html", ec)) {
+      root = dir;
+      return true;
+    }
+  }
+  error = "--http-port: the web monitor's page is not installed (no index.html in";
+  for (std::size_t i = 0; i < tried.size(); ++i) error += (i ? ", " : " ") + tried[i];
+  error += "): reinstall stemd, or give its directory with --web-root DIR";
+  return false;
+}
+
 // --http-port: the web monitor, bound now (a port in use is a start-up error), started with the
 // control thread. Its replies and events reach it through the Instance's local sink.
 int DaemonRun::open_web() {
@@ -329,9 +354,9 @@ int DaemonRun::open_web() {
   wc.port = static_cast<std::uint16_t>(o_.http_port);
   wc.allow = o_.allow;
   wc.root = o_.web_root;
-  if (wc.root.empty()) {
-    std::error_code ec;
-    wc.root = std::filesystem::exists(STEMD_WEB_ROOT "/index.html", ec) ? STEMD_WEB_ROOT : STEMD_SOURCE_WEB_ROOT;
+  if (wc.root.empty() && !installed_web_root(wc.root, err_)) {
+    spdlog::error("{}", err_);
+    return 2;
   }
   wc.max_clients = o_.http_max_clients;
   wc.max_clients_per_address = o_.http_max_clients_per_address;

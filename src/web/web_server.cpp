@@ -272,7 +272,8 @@ std::string WebServer::describe() const {
   const auto ep = sh_->acceptor.local_endpoint(ec);
   std::string host = ep.address().to_string();
   if (ep.address().is_v6()) host = "[" + host + "]";
-  return "web monitor on http://" + host + ":" + std::to_string(ep.port()) + "/ (allow " + sh_->allow.to_string() + ")";
+  return "web monitor on http://" + host + ":" + std::to_string(ep.port()) + "/ (allow " + sh_->allow.to_string() +
+         "; page from " + sh_->cfg.root + ")";
 }
 
 void WebServer::start() {

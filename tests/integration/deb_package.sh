@@ -93,6 +93,15 @@ grep -qx "ExecStart=/usr/bin/stemd --config /etc/stemd/stemd.conf" "$root/usr/li
 if ! out=$("$root/usr/bin/stemd" --config "$root/etc/stemd/stemd.conf" --backend null --no-osc --duration 0.05 2>&1); then
   fail "the packaged stemd refuses the packaged config: $out"
 fi
+# The packaged web monitor serves the packaged page (/usr/share/stemd/web beside /usr/bin/stemd):
+# it looked in the build's own prefix (/usr/local) and then in this source tree, so on a Pi that got
+# the .deb --http-port refused to start ("no index.html") — and here it served the source tree.
+if out=$("$root/usr/bin/stemd" --backend null --no-osc --http-port 0 --duration 0.2 2>&1); then
+  grep -qF "page from $root/usr/share/stemd/web)" <<<"$out" ||
+    fail "the packaged stemd does not serve the packaged page: $(grep -i 'web monitor' <<<"$out")"
+else
+  fail "the packaged stemd --http-port 0: $out"
+fi
 # The copyright file: machine-readable (DEP-5), GPL-3+ for stemd's own files, the same contact as
 # the Maintainer field, and a stand-alone paragraph with the text of every licence it names.
 copyright="$root/usr/share/doc/stemd/copyright"
