@@ -18,6 +18,12 @@ score=$(systemd-analyze security --offline=true "$tmp/stemd.service" 2>&1 | sed 
 [ -n "$score" ] || { echo "systemd_unit: FAIL: no exposure score"; exit 1; }
 echo "systemd_unit: exposure level $score (aim ≤ 2.0)"
 awk -v s="$score" 'BEGIN { exit !(s <= 2.0) }' || { echo "systemd_unit: FAIL: exposure $score > 2.0"; exit 1; }
+# /proc/asound stays visible: stemd reads it to resolve ALSA card names (hw:CARD=DAC, the Pi
+# guide's device) and to diagnose a busy device; ProcSubset=pid hid it (the unit had it, so the
+# Pi guide's device name could not resolve under the service; found by a new-user pass).
+if grep -Eq '^ProcSubset=pid' "$SRC/systemd/stemd.service"; then
+  echo "systemd_unit: FAIL: ProcSubset=pid hides /proc/asound (ALSA card names)"; exit 1
+fi
 # The user unit (systemctl --user): verified with a user manager's view; it needs a runtime
 # directory, which a build machine's root has not: a private one is given.
 mkdir -p "$tmp/user"
