@@ -289,6 +289,20 @@ ConfigFile::~ConfigFile() {
 
 bool open_config(int argc, char** argv, const CLI::App& app, Options& o, std::vector<std::string>& args,
                  ConfigFile& file, std::string& error) {
+  // One --config: the file checked here (the first) must be the one CLI11 reads (the last): a
+  // second one went unchecked — a FIFO there hung start-up and SIGHUP in open() (attack pass).
+  std::vector<std::string> given;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--config" && i + 1 < argc) given.emplace_back(argv[++i]);
+    if (a.rfind("--config=", 0) == 0) given.push_back(a.substr(9));
+  }
+  if (given.size() > 1) {
+    error = "--config is given " + std::to_string(given.size()) + " times (";
+    for (std::size_t i = 0; i < given.size(); ++i) error += (i ? ", " : "") + given[i];
+    error += "): give one";
+    return false;
+  }
   pick_config(argc, argv, o, args);
   if (o.config_path.empty()) return true;
   // The file is opened once, here, without blocking, and must be a regular file; the key check

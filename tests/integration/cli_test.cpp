@@ -367,6 +367,21 @@ TEST(Cli, WebMonitorAndLinkFlagsAreNetworkFlags) {
   }
 }
 
+// A second --config went unchecked: stemd checked the first (here `none`: nothing), CLI11 read the
+// last by path — a FIFO there hung start-up in open(), a 300 MB file was parsed (attack pass).
+TEST(Cli, ConfigGivenTwiceIsRefused) {
+  TempDir dir;
+  const std::string a = dir.file("a.conf"), b = dir.file("b.conf");
+  std::ofstream(a) << "buffer-size = 512\n";
+  std::ofstream(b) << "buffer-size = 256\n";
+  for (const std::string first : {std::string("none"), a}) {
+    const auto r = run_stemd("--backend null --no-osc --duration 0.05 --config " + first + " --config=" + b);
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_NE(r.output.find("--config is given 2 times (" + first + ", " + b + "): give one"), std::string::npos)
+        << r.output;
+  }
+}
+
 TEST(Cli, UnknownConfigSectionIsAnErrorWithItsLine) {
   TempDir dir;
   const std::string conf = dir.file("stemd.conf");
