@@ -92,7 +92,9 @@ class Walker {
     for (unsigned char c : address) {
       if (c < 0x20 || c == 0x7f) return fail("address contains control characters");
     }
-    ++out_.messages;
+    if (++out_.messages > limits_.max_messages) {
+      return fail("over " + std::to_string(limits_.max_messages) + " messages in one packet: send fewer per bundle");
+    }
     if (pos == size) return fail("missing type tag string");
     if (d[pos] != ',') return fail("type tag string must start with ','");
     std::string tags;

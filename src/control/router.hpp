@@ -104,6 +104,7 @@ class Router {
   // Extra status fields from the server (sockets, drops…), appended to every status reply.
   void set_status_extra(std::function<void(std::vector<OscArg>&)> f) { status_extra_ = std::move(f); }
   std::vector<OscArg> status_fields();
+  static bool repeatable_query(const std::string& address);
 
   const RouterStats& stats() const { return stats_; }
   // Logs a summary of bad input at most once a second per kind (call from the loop).

@@ -145,6 +145,24 @@ TEST(OscPacket, EachMessageCarriesItsOwnBundlesTimetag) {
   expect_same_as_two_passes(bundle(outer, {}), "empty bundle");
 }
 
+// One packet's messages are bounded (nested bundles counted): a 64 KB bundle of status queries
+// held the control thread for 60 ms, and 50 of them for 1.7 s (the attack pass). The whole packet
+// is refused, nothing of it run.
+TEST(OscPacket, APacketOfMoreThanMaxMessagesIsRefusedWhole) {
+  const control::PacketLimits limits;
+  const Bytes ping = control::osc_serialise(msg("/stemd/ping", {}));
+  std::vector<Bytes> half(static_cast<std::size_t>(limits.max_messages / 2), ping);
+  const Bytes at_limit = bundle(control::kOscImmediately, {bundle(1, half), bundle(2, half)});
+  const control::PacketCheck ok = control::parse_packet(at_limit.data(), at_limit.size(), limits);
+  ASSERT_TRUE(ok.ok) << ok.reason;
+  EXPECT_EQ(ok.parsed.size(), static_cast<std::size_t>(limits.max_messages));
+  const Bytes over = bundle(control::kOscImmediately, {bundle(1, half), bundle(2, half), ping});
+  const control::PacketCheck p = control::parse_packet(over.data(), over.size(), limits);
+  EXPECT_FALSE(p.ok);
+  EXPECT_EQ(p.reason, "over 1024 messages in one packet: send fewer per bundle");
+  EXPECT_TRUE(p.parsed.empty());
+}
+
 TEST(OscPacket, TheEmptyArrayOfResetIsDroppedAsBefore) {
   Bytes b;
   put_str(b, "/reset");
