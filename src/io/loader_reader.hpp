@@ -9,6 +9,7 @@
 #include <ctime>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace stemd::io {
 
@@ -56,6 +57,73 @@ class LoaderThread::Reader : public Stream {
   bool primed = false;               // filled to its target once: an empty ring now means the voice ran dry
   std::uint32_t slot = ~0u;          // its doorbell bit (LoaderThread::kNoSlot: none)
   std::uint64_t looked_in_pass = 0;  // the pass and round it was last looked at (no duplicates)
+
+  // A looping region no longer than the ring, read once (Reader::cache_region) and copied into the
+  // ring from memory at every wrap: no seek and no read per pass (a 4-frame loop on a FLAC was a
+  // seek — a block decoded — every 4 frames: most of a core). Its bytes are charged to the budget.
+  std::vector<std::int16_t> region16;  // int16 rings
+  std::vector<float> region_f;         // float rings
+  Charge region_charge;
+
+  bool region_cached() const noexcept { return !region16.empty() || !region_f.empty(); }
+  bool in_cached_region() const noexcept {
+    return region_cached() && next_frame >= region_start && next_frame < region_end;
+  }
+
+  // Reads [region_start, region_end) into memory and puts the file back at next_frame. False (and
+  // nothing cached) when the region is longer than the ring, on a read error or over the budget —
+  // the region is then streamed as before.
+  bool cache_region(const std::shared_ptr<MemoryBudget>& budget) {
+    const std::int64_t len = region_end - region_start;
+    if (region_end <= 0 || len <= 0 || len > capacity() || !loop()) return false;
+    const bool i16 = ring().format() == SampleFormat::kInt16;
+    std::string error;
+    if (!region_charge.take(budget, len * static_cast<std::int64_t>(ring().bytes_per_frame(ring().format())), error)) {
+      return false;
+    }
+    std::int64_t got = -1;
+    if (file.seek(region_start)) {
+      if (i16) {
+        region16.assign(static_cast<std::size_t>(len) * 2, 0);
+        got = file.read_stereo_i16(region16.data(), len);
+      } else {
+        region_f.assign(static_cast<std::size_t>(len) * 2, 0.0f);
+        got = file.read_stereo(region_f.data(), len);
+      }
+    }
+    if (got != len || !file.seek(next_frame)) {
+      region16 = {};
+      region_f = {};
+      region_charge = Charge{};
+      return false;  // streamed; the next read seeks where it must
+    }
+    return true;
+  }
+
+  // Copies `k` frames of the cached region from its frame `from` into the ring's free span at
+  // frame `at` of it (not published).
+  void copy_region(std::int64_t at, std::int64_t from, std::int64_t k) noexcept {
+    auto put = [&](auto* first, std::size_t first_frames, auto* second, const auto* src) {
+      auto a = static_cast<std::size_t>(at);
+      auto n = static_cast<std::size_t>(k);
+      src += static_cast<std::size_t>(from) * 2;
+      if (a < first_frames) {
+        const std::size_t c = std::min(n, first_frames - a);
+        std::copy(src, src + c * 2, first + a * 2);
+        src += c * 2;
+        n -= c;
+        a = first_frames;
+      }
+      if (n > 0) std::copy(src, src + n * 2, second + (a - first_frames) * 2);
+    };
+    if (!region16.empty()) {
+      const auto span = ring().write_spans_i16();
+      put(span.first, span.first_frames, span.second, region16.data());
+    } else {
+      const auto span = ring().write_spans();
+      put(span.first, span.first_frames, span.second, region_f.data());
+    }
+  }
 
   std::int64_t capacity() noexcept { return static_cast<std::int64_t>(ring().capacity_frames()); }
   double rate() const noexcept { return drain_fps > 0 ? std::max(drain_fps, file_rate * 0.25) : file_rate; }

@@ -157,6 +157,7 @@ std::unique_ptr<LoaderThread::Opened> LoaderThread::open_stream(const StreamPlan
     r->written += static_cast<std::uint64_t>(got);
     opened->ended_ = got < want || (r->region_end > 0 && r->next_frame >= r->region_end);
   }
+  r->cache_region(src.budget);  // a short loop: read once, played from memory
   return opened;
 }
 
@@ -223,7 +224,7 @@ bool LoaderThread::end_of_data(Reader& r) {
       return false;
     }
     if (r.passes_left > 1) --r.passes_left;
-    if (!r.file.seek(r.region_start)) {
+    if (!r.region_cached() && !r.file.seek(r.region_start)) {
       spdlog::error("stream {}: cannot seek to the loop start: {}", base::log_escape(r.path), r.file.error());
       ++stats_.read_errors;
       r.finish(engine::EndReason::kError);
@@ -263,6 +264,7 @@ bool LoaderThread::fill_once(Reader& r, std::uint64_t needy_since_ns, bool* wrap
       {writable, r.half_ring(adaptive()) ? writable : std::max<std::int64_t>(r.target - fill, 0), max_read_frames_});
   if (r.target - fill <= 0) n = 0;
   if (n <= 0) return false;
+  if (r.in_cached_region()) return fill_cached(r, n, fill);
   if (r.region_end > 0) {
     if (r.next_frame >= r.region_end) {
       std::lock_guard lock(mutex_);
@@ -319,6 +321,41 @@ bool LoaderThread::fill_once(Reader& r, std::uint64_t needy_since_ns, bool* wrap
     return *wrapped;
   }
   return true;
+}
+
+// A cached loop region (Reader::cache_region): `n` frames copied in, wrapping as often as the loop
+// is short, all in this turn (no read, so nothing to wait for and no disk to share). Ends the
+// stream at the region's end when it no longer loops (or its last pass is done).
+bool LoaderThread::fill_cached(Reader& r, std::int64_t n, std::int64_t fill) {
+  std::int64_t done = 0;
+  std::uint64_t wraps = 0;
+  bool ended = false;
+  while (done < n) {
+    if (r.next_frame >= r.region_end) {
+      if (!r.loop() || r.passes_left == 1) {
+        ended = true;
+        break;
+      }
+      if (r.passes_left > 1) --r.passes_left;
+      r.next_frame = r.region_start;
+      ++wraps;
+    }
+    const std::int64_t k = std::min(n - done, r.region_end - r.next_frame);
+    r.copy_region(done, r.next_frame - r.region_start, k);
+    done += k;
+    r.next_frame += k;
+  }
+  const std::uint64_t now = mono_ns();
+  if (done > 0) {
+    r.ring().commit(static_cast<std::size_t>(done));
+    r.written += static_cast<std::uint64_t>(done);
+    r.last_write_ns = now;
+    if (fill + done >= r.target) r.primed = true;
+  }
+  std::lock_guard lock(mutex_);
+  stats_.loop_wraps += wraps;
+  if (ended) end_of_data(r);  // not looping (any more) or the last pass: finished
+  return false;
 }
 
 // The fill the ring needs: what the voice consumes while it waits for a read (mean + kSigma·σ

@@ -204,6 +204,7 @@ class LoaderThread {
   // reader needs nothing.
   bool fill(Reader& r, std::uint64_t needy_since_ns);
   bool fill_once(Reader& r, std::uint64_t needy_since_ns, bool* wrapped);
+  bool fill_cached(Reader& r, std::int64_t n, std::int64_t fill);
   static constexpr int kWrapsPerFill = 4;
   bool end_of_data(Reader& r);
   void adapt(Reader& r, std::uint64_t now_ns, bool dry);  // [loader] move r's fill target
