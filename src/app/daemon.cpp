@@ -25,9 +25,19 @@ int DaemonRun::run() {
   if (int rc = start_stream(); rc >= 0) return rc;
   if (const control::OscServer* server = inst_->server()) {
     const control::MediaPolicy& media = inst_->media();
-    spdlog::info(
-        "{}{}", server->describe(),
-        media.root().empty() ? " (no --media-root: any readable file on loopback)" : ", media root " + media.root());
+    if (!media.root().empty()) {
+      spdlog::info("{}, media root {}", server->describe(), media.root());
+    } else if (media.loopback_only()) {
+      spdlog::info("{} (no --media-root: clients on this machine may load any file stemd can read)",
+                   server->describe());
+    } else {
+      // Reachable from the network with no root: every load is refused. Say so now, not at the
+      // first /load_buffer (a crowdstream migration that sets osc-bind and allow but no media-root).
+      spdlog::warn(
+          "{}: loading files is disabled — the socket is reachable from the network and no --media-root "
+          "is set; set --media-root DIR (the folder clients may load from)",
+          server->describe());
+    }
   }
   inst_->start_control();  // from here on the control thread owns the Controller and the Router
   if (web_) {

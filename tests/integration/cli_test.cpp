@@ -382,6 +382,22 @@ TEST(Cli, ConfigGivenTwiceIsRefused) {
   }
 }
 
+// Bound beyond loopback with no media root, every load is refused — and the start-up line said
+// "no --media-root: any readable file on loopback" (the new-user pass: a crowdstream migration
+// setting osc-bind and allow but no media-root started clean, then every /load_buffer failed).
+TEST(Cli, TheStartLineSaysLoadsAreDisabledWhenReachableWithoutAMediaRoot) {
+  const auto r = run_stemd("--backend null --osc-bind 0.0.0.0 --allow 192.168.1.0/24 --duration 0.05");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("warning OSC on udp 0.0.0.0:"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("loading files is disabled"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("set --media-root DIR"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("any readable file on loopback"), std::string::npos) << r.output;
+  const auto local = run_stemd("--backend null --duration 0.05");
+  EXPECT_NE(local.output.find("(no --media-root: clients on this machine may load any file stemd can read)"),
+            std::string::npos)
+      << local.output;
+}
+
 TEST(Cli, UnknownConfigSectionIsAnErrorWithItsLine) {
   TempDir dir;
   const std::string conf = dir.file("stemd.conf");
