@@ -130,6 +130,12 @@ std::unique_ptr<LoaderThread::Opened> LoaderThread::open_stream(const StreamPlan
     error = src.path + ": " + error;
     return nullptr;
   }
+  // Truncated since its load: say so now, not at the new end mid-play (wherever the play starts).
+  if (const std::int64_t now = r->file.info().frames; src.info.frames > 0 && now >= 0 && now < src.info.frames) {
+    error = src.path + ": the file is shorter than when it was loaded (" + std::to_string(now) + " frames, was " +
+            std::to_string(src.info.frames) + "): load it again";
+    return nullptr;
+  }
   r->total_frames = src.info.frames;
   r->set_loop(req.loop);
   if (req.from_frame > 0 && !r->file.seek(req.from_frame)) {

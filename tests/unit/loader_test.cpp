@@ -919,35 +919,33 @@ TEST(Loader, FileTruncatedWhileStreamingEndsTheVoiceWithAnError) {
   EXPECT_EQ(st.truncated, 1u);
 }
 
-// A file truncated after load but before play, at points inside and beyond the synchronous
-// prefill. Both must end as an error and count a truncation.
-// (Regression: a short prefill read was once reported as a clean end of file.)
-TEST(Loader, FileTruncatedBeforePlayEndsWithAnError) {
-  for (std::int64_t keep : {20'000LL, 2'000LL}) {  // beyond the prefill, inside it
-    SCOPED_TRACE("truncated to " + std::to_string(keep) + " frames");
-    test::TempDir dir;
-    const std::int64_t total = 100'000;
-    const std::string path = dir.file("t.wav");
-    const auto file = test::make_wav(path, total, 8);
-    auto src = load(path);
-    ASSERT_TRUE(src);
-    ASSERT_EQ(::truncate(path.c_str(), data_offset(path, total) + keep * 4), 0);
-    Rig rig;
-    rig.play(*src, 0, false);
-    const auto out = rig.render(total);
-    ASSERT_NE(rig.ended(), nullptr);
-    EXPECT_EQ(mismatch_from(out, 0, file, 0, keep), -1);
-    EXPECT_EQ(rig.ended()->reason, EndReason::kError);
-    EXPECT_EQ(rig.loader.stats().truncated, 1u);
-  }
-}
-
 // Opens a stream of `src` from `from` on a running loader, expecting it refused: the reason.
 std::string refused_stream(const Source& src, std::int64_t from) {
   Rig rig;
   std::string err;
   EXPECT_EQ(rig.loader.create_stream(src, from, false, err), nullptr);
   return err;
+}
+
+// A file truncated after load but before play, at points inside and beyond the synchronous
+// prefill: the play is refused with the reason (it played up to the new end and ended in an error;
+// once a short prefill read was even reported as a clean end of file). A file truncated while it
+// streams ends in an error and counts a truncation (above).
+TEST(Loader, FileTruncatedBeforePlayIsRefusedWithTheReason) {
+  for (std::int64_t keep : {20'000LL, 2'000LL}) {  // beyond the prefill, inside it
+    SCOPED_TRACE("truncated to " + std::to_string(keep) + " frames");
+    test::TempDir dir;
+    const std::int64_t total = 100'000;
+    const std::string path = dir.file("t.wav");
+    test::make_wav(path, total, 8);
+    auto src = load(path);
+    ASSERT_TRUE(src);
+    ASSERT_EQ(::truncate(path.c_str(), data_offset(path, total) + keep * 4), 0);
+    const std::string err = refused_stream(*src, 0);
+    EXPECT_NE(err.find("shorter than when it was loaded (" + std::to_string(keep) + " frames, was 100000)"),
+              std::string::npos)
+        << err;
+  }
 }
 
 // A file rewritten in place (same inode) in another format after it was loaded: opening its
@@ -980,6 +978,10 @@ TEST(Loader, PlayPastTheEndOfAFileTruncatedAfterLoadSaysItIsShorter) {
   EXPECT_NE(err.find(path), std::string::npos) << err;
   EXPECT_NE(err.find("shorter than when it was loaded (10000 frames, was 100000)"), std::string::npos) << err;
   EXPECT_EQ(err.find("psf_fseek"), std::string::npos) << err;
+  // From its start too (the head, then streamed): it was answered /done, and the voice ended in an
+  // error at the new end (the attack pass). Refused at once, with the same reason.
+  const std::string from0 = refused_stream(*src, 0);
+  EXPECT_NE(from0.find("shorter than when it was loaded (10000 frames, was 100000)"), std::string::npos) << from0;
 }
 
 TEST(Loader, FileDeletedAfterLoadKeepsPlaying) {
