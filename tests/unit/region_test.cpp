@@ -34,24 +34,43 @@ std::vector<float> play_to_end(engine::Engine& e, io::LoaderThread& loader, cont
   return out;
 }
 
+// An engine, a loader and a controller for a region test: 512-frame blocks, 4096-frame rings.
+struct Rig {
+  explicit Rig(std::int64_t preload, std::int64_t head)
+      : e(engine_config()), loader(loader_config()), ctl(e, loader, load_options(preload, head)) {
+    loader.start();
+  }
+  ~Rig() { loader.stop(); }
+  static engine::EngineConfig engine_config() {
+    engine::EngineConfig ec;
+    ec.max_voices = 4;
+    ec.max_block_frames = 512;
+    return ec;
+  }
+  static io::LoaderConfig loader_config() {
+    io::LoaderConfig lc;
+    lc.ring_frames = 4096;
+    lc.chunk_frames = 1024;
+    lc.prefill_frames = 1024;
+    return lc;
+  }
+  static io::LoadOptions load_options(std::int64_t preload, std::int64_t head) {
+    io::LoadOptions lo;
+    lo.preload_limit_bytes = preload;
+    lo.head_frames = head;
+    return lo;
+  }
+  engine::Engine e;
+  io::LoaderThread loader;
+  control::Controller ctl;
+};
+
 TEST_P(Region, LoopsItsPassesSampleExactlyThenEnds) {
   const Case c = GetParam();
   TempDir dir;
   const auto src = make_wav(dir.file("r.wav"), 20000, 17);
-  engine::EngineConfig ec;
-  ec.max_voices = 4;
-  ec.max_block_frames = 512;
-  engine::Engine e(ec);
-  io::LoaderConfig lc;
-  lc.ring_frames = 4096;
-  lc.chunk_frames = 1024;
-  lc.prefill_frames = 1024;
-  io::LoaderThread loader(lc);
-  io::LoadOptions lo;
-  lo.preload_limit_bytes = c.preload;
-  lo.head_frames = c.head;
-  control::Controller ctl(e, loader, lo);
-  loader.start();
+  Rig rig(c.preload, c.head);
+  auto& [e, loader, ctl] = rig;
   std::string err;
   ASSERT_TRUE(ctl.load(control::kNow, 1, dir.file("r.wav"), "r", err)) << err;
   for (const auto& [first, last] : {std::pair<std::int64_t, std::int64_t>{1000, 3000}, {5000, 15000}}) {
@@ -71,27 +90,14 @@ TEST_P(Region, LoopsItsPassesSampleExactlyThenEnds) {
     EXPECT_EQ(first_mismatch(out.data(), want.data(), want.size()), -1);
     for (std::size_t i = want.size(); i < out.size(); ++i) ASSERT_EQ(out[i], 0.0f) << "sound after the last pass";
   }
-  loader.stop();
 }
 
 TEST_P(Region, SectionWithoutLoopEndsAtItsEnd) {
   const Case c = GetParam();
   TempDir dir;
   const auto src = make_wav(dir.file("r.wav"), 20000, 19);
-  engine::EngineConfig ec;
-  ec.max_voices = 4;
-  ec.max_block_frames = 512;
-  engine::Engine e(ec);
-  io::LoaderConfig lc;
-  lc.ring_frames = 4096;
-  lc.chunk_frames = 1024;
-  lc.prefill_frames = 1024;
-  io::LoaderThread loader(lc);
-  io::LoadOptions lo;
-  lo.preload_limit_bytes = c.preload;
-  lo.head_frames = c.head;
-  control::Controller ctl(e, loader, lo);
-  loader.start();
+  Rig rig(c.preload, c.head);
+  auto& [e, loader, ctl] = rig;
   std::string err;
   ASSERT_TRUE(ctl.load(control::kNow, 1, dir.file("r.wav"), "r", err)) << err;
   control::PlayOptions po;
@@ -106,7 +112,6 @@ TEST_P(Region, SectionWithoutLoopEndsAtItsEnd) {
   std::vector<float> want(src.begin() + 2000 * 2, src.begin() + 7000 * 2);
   EXPECT_EQ(first_mismatch(out.data() + fade * 2, want.data() + fade * 2, want.size() - fade * 2), -1);
   for (std::size_t i = want.size(); i < out.size(); ++i) ASSERT_EQ(out[i], 0.0f);
-  loader.stop();
 }
 
 INSTANTIATE_TEST_SUITE_P(Sources, Region,
@@ -132,20 +137,8 @@ TEST(Region, ATinyStreamedLoopIsReadOnceAndPlaysWhole) {
   const auto src = make_wav(dir.file("r.wav"), 40000, 23);
   for (const std::int64_t len : {1, 4, 3000}) {
     SCOPED_TRACE("a loop of " + std::to_string(len) + " frames");
-    engine::EngineConfig ec;
-    ec.max_voices = 4;
-    ec.max_block_frames = 512;
-    engine::Engine e(ec);
-    io::LoaderConfig lc;
-    lc.ring_frames = 4096;
-    lc.chunk_frames = 1024;
-    lc.prefill_frames = 1024;
-    io::LoaderThread loader(lc);
-    io::LoadOptions lo;
-    lo.preload_limit_bytes = 0;  // streamed
-    lo.head_frames = 500;
-    control::Controller ctl(e, loader, lo);
-    loader.start();
+    Rig rig(0, 500);  // streamed
+    auto& [e, loader, ctl] = rig;
     std::string err;
     ASSERT_TRUE(ctl.load(control::kNow, 1, dir.file("r.wav"), "r", err)) << err;
     const std::int64_t first = 20000;
@@ -171,7 +164,6 @@ TEST(Region, ATinyStreamedLoopIsReadOnceAndPlaysWhole) {
     EXPECT_EQ(bad, 0u) << "frames that are not the loop's";
     std::lock_guard lock(watch.m);
     EXPECT_EQ(watch.reads, 0) << "reads of the file while it played (before: 20,493 for the 1-frame loop)";
-    loader.stop();
   }
 }
 
