@@ -84,14 +84,21 @@ std::map<std::string, std::string> known_keys(const CLI::App& app) {
 
 namespace {
 
-// The --config FILE argument, if any (the file is checked before CLI11 reads it).
-std::string config_arg(int argc, char** argv) {
+// Every --config FILE argument, in order (the file is checked before CLI11 reads it).
+std::vector<std::string> config_args(int argc, char** argv) {
+  std::vector<std::string> given;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--config" && i + 1 < argc) return argv[i + 1];
-    if (a.rfind("--config=", 0) == 0) return a.substr(9);
+    if (a == "--config" && i + 1 < argc) given.emplace_back(argv[++i]);
+    if (a.rfind("--config=", 0) == 0) given.push_back(a.substr(9));
   }
-  return {};
+  return given;
+}
+
+// The --config FILE argument, if any.
+std::string config_arg(int argc, char** argv) {
+  const auto given = config_args(argc, argv);
+  return given.empty() ? std::string{} : given.front();
 }
 
 // The flag a key in `section` means, or "" (then `error` says why, with a suggestion).
@@ -291,12 +298,7 @@ bool open_config(int argc, char** argv, const CLI::App& app, Options& o, std::ve
                  ConfigFile& file, std::string& error) {
   // One --config: the file checked here (the first) must be the one CLI11 reads (the last): a
   // second one went unchecked — a FIFO there hung start-up and SIGHUP in open() (attack pass).
-  std::vector<std::string> given;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--config" && i + 1 < argc) given.emplace_back(argv[++i]);
-    if (a.rfind("--config=", 0) == 0) given.push_back(a.substr(9));
-  }
+  const std::vector<std::string> given = config_args(argc, argv);
   if (given.size() > 1) {
     error = "--config is given " + std::to_string(given.size()) + " times (";
     for (std::size_t i = 0; i < given.size(); ++i) error += (i ? ", " : "") + given[i];
