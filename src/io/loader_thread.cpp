@@ -138,12 +138,8 @@ std::unique_ptr<LoaderThread::Opened> LoaderThread::open_stream(const StreamPlan
   }
   r->total_frames = src.info.frames;
   r->set_loop(req.loop);
-  if (req.from_frame > 0 && !r->file.seek(req.from_frame)) {
-    const std::int64_t now = r->file.info().frames;  // truncated since its load: say so, not libsndfile's internals
-    error = src.path + ": cannot seek to frame " + std::to_string(req.from_frame) + ": " +
-            (now < src.info.frames ? "the file is shorter than when it was loaded (" + std::to_string(now) +
-                                         " frames, was " + std::to_string(src.info.frames) + "): load it again"
-                                   : r->file.error());
+  if (req.from_frame > 0 && !r->file.seek(req.from_frame)) {  // (a truncation was refused above)
+    error = src.path + ": cannot seek to frame " + std::to_string(req.from_frame) + ": " + r->file.error();
     return nullptr;
   }
   r->next_frame = req.from_frame;
