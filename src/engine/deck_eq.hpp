@@ -18,17 +18,22 @@
 // Left and right run side by side in one two-lane vector.
 //
 // The tree only sums to an *allpass*, not to the input, so "flat" is a true bypass: when every
-// gain sits exactly at 1 the buffer is left untouched (bit-identical) while the filters keep
-// running on the input, their state current. Leaving bypass crossfades dry → filtered (at least
-// kMinFadeMs, or the gain ramp's length when longer); returning waits until the gains have sat at
-// 1 for kFlatHoldMs (so a burst of cut/flat messages does not toggle the bypass on each one) and
-// then crossfades back over kBypassFadeMs. Both signals are continuous, so the crossfade adds no
-// step to the output (it passes through a brief partial dip at the crossover frequencies, where
-// the allpass is out of phase with the dry signal — never a click).
+// gain sits exactly at 1 the buffer is left untouched (bit-identical) and the filters do not run
+// (a flat deck costs nothing: at 1024 streaming voices the bank running on a flat deck was 4 %
+// of the daemon's CPU). Leaving bypass first warms the filters up on the input for warm_frames()
+// — 16 time constants of the slowest pole (the low crossover's high-Q section; 27 ms at 250 Hz,
+// LR8), after which the state differs from a bank that ran all along by less than −110 dB — with
+// the output still dry and the gains' ramps not yet started (so the whole change is heard that
+// much later, as it was sent); then it crossfades dry → filtered (at least kMinFadeMs, or the
+// gain ramp's length when longer). Returning waits until the gains have sat at 1 for kFlatHoldMs
+// (so a burst of cut/flat messages does not toggle the bypass on each one) and then crossfades
+// back over kBypassFadeMs. Both signals are continuous, so the crossfade adds no step to the
+// output (it passes through a brief partial dip at the crossover frequencies, where the allpass
+// is out of phase with the dry signal — never a click).
 //
 // Measured (deck_eq_test): kill depth LR8 −112 dB @ 50 Hz, −64 dB @ 1 kHz, −74 dB @ 790 Hz,
 // −87 dB @ 8 kHz; LR4 −56 / −31 / −34 / −44 dB. Cost (bench_eq, -O3): LR8 ≈ 29 ns per stereo
-// frame active, ≈ 25 bypassed; LR4 ≈ 12 / 10.
+// frame active; LR4 ≈ 12; bypassed, nothing (the warm-up costs what active does, once).
 //
 // Header-only on purpose: the engine includes it, and engine.cpp is built -O3 in every build type.
 #pragma once
@@ -95,6 +100,13 @@ class DeckEq {
     min_fade_frames_ = std::max<std::uint32_t>(1, ms(kMinFadeMs));
     hold_frames_ = ms(kFlatHoldMs);
     bypass_fade_frames_ = std::max<std::uint32_t>(1, ms(kBypassFadeMs));
+    // The slowest pole: the low crossover's highest-Q section (the lowest k). A 2-pole section
+    // decays with τ = 2Q/ω₀ (ω₀ pre-warped as the bilinear transform does); the LR pairs repeat
+    // their poles, so the error goes as (t/τ)·e^(−t/τ): 16 τ leave ≈ 2e-6.
+    double k_min = 2.0;
+    for (int i = 0; i < sections_; ++i) k_min = std::min(k_min, lo_[i].k);
+    const double w0 = 2.0 * cfg_.sample_rate * std::tan(std::numbers::pi * cfg_.low_hz / cfg_.sample_rate);
+    warm_frames_ = static_cast<std::uint32_t>(std::ceil(16.0 * (2.0 / k_min) / w0 * cfg_.sample_rate));
     reset();
   }
 
@@ -107,6 +119,19 @@ class DeckEq {
     float g = linear_gain;
     if (!std::isfinite(g) || g <= 0.0f) g = 0.0f;
     if (g > kMaxBandGain) g = kMaxBandGain;
+    if (!warming_ && bypassed() && g != 1.0f) {  // the filters are idle: warm them up first
+      warming_ = true;
+      warmed_ = 0;
+      clear_state();
+      for (int b = 0; b < kBands; ++b) pending_[b] = Pending{};
+    }
+    if (warming_) {  // the change waits for the warm-up, then starts as it was sent
+      pending_[band] = Pending{g, ramp_frames};
+      bool flat = true;
+      for (const Pending& p : pending_) flat = flat && p.gain == 1.0f;
+      if (flat) warming_ = false;  // flat again before it was heard: stay bypassed
+      return;
+    }
     gain_[band].set(g, ramp_frames);
     if (!gains_flat()) {
       flat_frames_ = 0;
@@ -116,21 +141,36 @@ class DeckEq {
 
   // [audio] Filter `frames` interleaved stereo frames in place.
   void process(float* interleaved_stereo, std::uint32_t frames) noexcept {
-    if (frames == 0) return;
-    const bool bypass = bypassed();
-    if (sections_ == 1) {
-      bypass ? run<1, false>(interleaved_stereo, frames) : run<1, true>(interleaved_stereo, frames);
-    } else {
-      bypass ? run<2, false>(interleaved_stereo, frames) : run<2, true>(interleaved_stereo, frames);
+    if (frames == 0 || bypassed()) return;  // flat: untouched, and the filters idle
+    if (warming_) {                         // the filters run on the input, the output stays dry (it is the input)
+      if (sections_ == 1) {
+        run<1, false>(interleaved_stereo, frames);
+      } else {
+        run<2, false>(interleaved_stereo, frames);
+      }
+      sanitize_state();
+      warm(frames);
+      return;
     }
-    if (!bypass) settle(frames);
+    if (sections_ == 1) {
+      run<1, true>(interleaved_stereo, frames);
+    } else {
+      run<2, true>(interleaved_stereo, frames);
+    }
+    settle(frames);
     sanitize_state();
   }
+
+  // Frames of input the filters run on, the output dry, before leaving bypass.
+  std::uint32_t warm_frames() const noexcept { return warm_frames_; }
+  bool warming() const noexcept { return warming_; }
 
   // [audio] The deck was silent for `frames` frames and process() was not called: ramps keep
   // time, the filters forget (a silent input would have let them decay).
   void skip(std::uint32_t frames) noexcept {
     clear_state();
+    // Silence in: cleared filters are exactly what any length of it leaves, so a warm-up is done.
+    if (warming_) warm(warm_frames_);
     while (frames > 0 && !bypassed()) {
       const std::uint32_t n = std::min<std::uint32_t>(frames, 64);
       for (std::uint32_t f = 0; f < n; ++f) {
@@ -146,8 +186,11 @@ class DeckEq {
   // on its target), filters cleared: a copy at another rate that starts mid-set (a shared stretch
   // bus's source-rate copy of a deck's EQ, stretch_bus.hpp).
   void jump_to(const DeckEq& o) noexcept {
-    for (int b = 0; b < kBands; ++b) gain_[b].jump(o.gain_[b].target());
-    wet_.jump(o.wet_.target());
+    // (A copy starts with its input: cleared filters are exact, so it needs no warm-up, and
+    // takes what `o` is warming up to as set.)
+    for (int b = 0; b < kBands; ++b) gain_[b].jump(o.band_target(b));
+    wet_.jump(o.warming_ ? 1.0f : o.wet_.target());
+    warming_ = false;
     flat_frames_ = 0;
     clear_state();
   }
@@ -156,14 +199,18 @@ class DeckEq {
   void reset() noexcept {
     for (Ramp& g : gain_) g.jump(1.0f);
     wet_.jump(0.0f);
+    warming_ = false;
     flat_frames_ = 0;
     clear_state();
   }
 
-  // True while process() leaves the buffer untouched.
-  bool bypassed() const noexcept { return wet_.value() == 0.0f && !wet_.active() && gains_flat(); }
+  // True while process() leaves the buffer untouched and the filters idle (not warming up).
+  bool bypassed() const noexcept { return !warming_ && wet_.value() == 0.0f && !wet_.active() && gains_flat(); }
   float band_gain(int band) const noexcept { return band >= 0 && band < kBands ? gain_[band].value() : 0.0f; }
-  float band_target(int band) const noexcept { return band >= 0 && band < kBands ? gain_[band].target() : 0.0f; }
+  float band_target(int band) const noexcept {
+    if (band < 0 || band >= kBands) return 0.0f;
+    return warming_ ? pending_[band].gain : gain_[band].target();
+  }
   float wet() const noexcept { return wet_.value(); }  // 0 = dry (bypass) … 1 = filter bank
 
   // k = 1/Q of Butterworth section i (lowest Q first) for a Butterworth filter of 2·sections poles.
@@ -268,6 +315,20 @@ class DeckEq {
     return gain_[0].active() || gain_[1].active() || gain_[2].active() || wet_.active();
   }
 
+  // Warm-up progress: once the filters have run warm_frames_, the crossfade to them starts.
+  void warm(std::uint32_t frames) noexcept {
+    warmed_ += frames;
+    if (warmed_ < warm_frames_) return;
+    warming_ = false;
+    flat_frames_ = 0;
+    std::uint32_t fade = min_fade_frames_;
+    for (int b = 0; b < kBands; ++b) {
+      gain_[b].set(pending_[b].gain, pending_[b].ramp);
+      fade = std::max(fade, pending_[b].ramp);
+    }
+    wet_.set(1.0f, fade);
+  }
+
   // After rendering while not bypassed: once the gains have sat flat for the hold time, fade the
   // filter bank out.
   void settle(std::uint32_t frames) noexcept {
@@ -312,6 +373,14 @@ class DeckEq {
   std::uint32_t min_fade_frames_ = 1;
   std::uint32_t hold_frames_ = 0;
   std::uint32_t bypass_fade_frames_ = 1;
+  std::uint32_t warm_frames_ = 0;
+  bool warming_ = false;      // leaving bypass: the filters run, the output stays dry
+  std::uint32_t warmed_ = 0;  // frames the filters have run since the warm-up began
+  struct Pending {
+    float gain = 1.0f;
+    std::uint32_t ramp = 0;
+  };
+  Pending pending_[kBands];  // while warming: each band's last set_band_gain(), applied once warm
 };
 
 }  // namespace stemd::engine

@@ -1,7 +1,7 @@
 // Deck EQ cost: engine::DeckEq::process() on one deck's stereo bus, in place.
 //
-//   eq/flat/<slope>     all gains at 1: bypassed — the buffer is untouched but the filters still
-//                       run on it (so leaving flat is click-free); the bank's full cost minus the mix
+//   eq/flat/<slope>     all gains at 1: bypassed — the buffer is untouched and the filters idle
+//                       (leaving flat warms them up first: DeckEq::warm_frames()); ≈ nothing
 //   eq/active/<slope>   gains 0 / −12 dB / 1: the filter bank and the per-band mix
 //   eq/ramping/<slope>  every band and the dry/filtered crossfade ramping (worst case)
 //

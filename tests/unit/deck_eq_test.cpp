@@ -416,6 +416,90 @@ TEST(DeckEq, EnterAndLeaveFlatDoNotClick) {
   EXPECT_GT(hard, 3.0f * music_step);
 }
 
+// Flat, the filters do not run at all (a flat deck costs nothing); leaving flat, they first run
+// warm_frames() on the input with the output still dry, then the crossfade starts. Once it is
+// over, the output must be what a bank that ran all along gives — the warm-up, not the crossfade,
+// is what hides the filters' start: without it (cleared filters switched in at the crossfade's
+// start) the low band's transient is still ≈ −30 dB at LR8's crossfade's end (the negative
+// control below). Then a flat command during a warm-up cancels it: never heard.
+TEST(DeckEq, LeavingFlatWarmsTheFiltersUpFirst) {
+  const double fs = 48000.0;
+  const std::size_t n = 96000;
+  const std::vector<float> in = music(fs, n);
+  for (EqSlope slope : {EqSlope::kLr8, EqSlope::kLr4}) {
+    const DeckEqConfig cfg{fs, 250.0, 2500.0, slope};
+    DeckEq ref(cfg);  // engaged from the first frame (its warm-up on the first frames' input)
+    std::vector<float> want = in;
+    ref.set_band_gain(DeckEq::kLow, 0.0f, 0);
+    ref.set_band_gain(DeckEq::kHigh, 0.5f, 0);
+    run(ref, want, 256);
+
+    DeckEq eq(cfg);
+    std::vector<float> got = in;
+    const std::size_t t = 50432;  // not a multiple of music()'s 1-s period: another input than ref's warm-up
+    run(eq, got, 256, 0, t);
+    EXPECT_TRUE(eq.bypassed());
+    eq.set_band_gain(DeckEq::kLow, 0.0f, 0);
+    eq.set_band_gain(DeckEq::kHigh, 0.5f, 0);
+    EXPECT_TRUE(eq.warming());
+    EXPECT_EQ(eq.band_target(DeckEq::kLow), 0.0f) << "reports where it is going";
+    const std::uint32_t warm = eq.warm_frames();
+    EXPECT_GT(warm, 48u) << "more than a millisecond";
+    EXPECT_LT(warm, 4800u) << "under 100 ms at 250 Hz";
+    std::size_t f = t;
+    for (; eq.warming(); f += 256) {
+      run(eq, got, 256, f, f + 256);
+      ASSERT_LE(f, t + warm + 256);
+    }
+    EXPECT_GE(f - t, warm);
+    EXPECT_TRUE(bit_identical(std::vector<float>(got.begin(), got.begin() + 2 * f),
+                              std::vector<float>(in.begin(), in.begin() + 2 * f)))
+        << "dry until warm";
+    std::size_t wet_at = 0;  // the first block after the crossfade
+    for (; f < n; f += 256) {
+      run(eq, got, 256, f, f + 256);
+      if (wet_at == 0 && eq.wet() == 1.0f) wet_at = f + 256;
+    }
+    ASSERT_GT(wet_at, 0u);
+    float peak = 0, err = 0;
+    for (std::size_t i = 2 * wet_at; i < 2 * n; ++i) {
+      peak = std::max(peak, std::fabs(want[i]));
+      err = std::max(err, std::fabs(got[i] - want[i]));
+    }
+    std::printf("%s: warm-up %u frames; after the crossfade %.1f dB from a bank that ran all along\n",
+                slope == EqSlope::kLr8 ? "LR8" : "LR4", warm, db(err / peak));
+    EXPECT_LT(db(err / peak), -90.0);
+
+    // Negative control: the same bank started cleared at the crossfade's start.
+    DeckEq cold(cfg);
+    std::vector<float> c = in;
+    cold.set_band_gain(DeckEq::kLow, 0.0f, 0);
+    cold.set_band_gain(DeckEq::kHigh, 0.5f, 0);
+    run(cold, c, 256, 0, warm + 256);  // warms on the first frames (their own output is not used)
+    std::vector<float> tail(in.begin() + 2 * t, in.end());
+    DeckEq cold2(cfg);
+    cold2.jump_to(cold);  // engaged at once, cleared: no warm-up
+    run(cold2, tail, 256);
+    float cold_err = 0;
+    const std::size_t fade = wet_at - (t + warm);  // the same span after the switch
+    for (std::size_t i = 2 * fade; i < 2 * (fade + 2400); ++i) {
+      cold_err = std::max(cold_err, std::fabs(tail[i] - want[2 * t + i]));
+    }
+    std::printf("    without the warm-up: %.1f dB\n", db(cold_err / peak));
+    if (slope == EqSlope::kLr8) EXPECT_GT(db(cold_err / peak), -60.0);  // (LR4's poles are faster)
+  }
+
+  DeckEq eq(fs);
+  std::vector<float> out = in;
+  eq.set_band_gain(DeckEq::kMid, 0.5f, 480);
+  run(eq, out, 64, 0, 256);
+  EXPECT_TRUE(eq.warming());
+  eq.set_band_gain(DeckEq::kMid, 1.0f, 480);
+  EXPECT_TRUE(eq.bypassed()) << "flat again before it was heard";
+  run(eq, out, 256, 256);
+  EXPECT_TRUE(bit_identical(out, in));
+}
+
 // A 50 ms gain ramp while the bank is engaged adds no discontinuity, and the gain moves linearly.
 TEST(DeckEq, GainRampIsSmooth) {
   const double fs = 48000.0;
