@@ -150,11 +150,8 @@ class LoaderThread::Reader : public Stream {
     std::int64_t got = 0;
     if (ring.format() == SampleFormat::kInt16) {
       const auto span = ring.write_spans_i16(static_cast<std::size_t>(n));
-      got = file.read_stereo_i16(span.first, static_cast<std::int64_t>(span.first_frames));
-      if (got == static_cast<std::int64_t>(span.first_frames) && span.second_frames > 0) {
-        const std::int64_t more = file.read_stereo_i16(span.second, static_cast<std::int64_t>(span.second_frames));
-        got = more < 0 ? more : got + more;
-      }
+      got = file.read_stereo_i16(span.first, static_cast<std::int64_t>(span.first_frames), span.second,
+                                 static_cast<std::int64_t>(span.second_frames));
     } else {
       const auto span = ring.write_spans(static_cast<std::size_t>(n));
       got = file.read_stereo(span.first, static_cast<std::int64_t>(span.first_frames));

@@ -4,12 +4,14 @@
 #include <sndfile.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 namespace stemd::io {
@@ -136,6 +138,104 @@ struct SoundFile::Impl {
   int io_errno = 0;  // the last read's failure, which libsndfile would only see as a short read
   std::vector<short> shorts;
   std::vector<float> floats;
+  // Raw reads (detect_raw): ≥ 0 when the file's samples are read with pread() at
+  // raw_base + 4·frame instead of through libsndfile; raw_frame is then the read position.
+  std::int64_t raw_base = -1;
+  std::int64_t raw_frame = 0;
+
+  // A read of `count` bytes at `at` into the pieces `iov` (one or two), with the test fault
+  // injector, the retry on EINTR and the byte counts of vio_read. Returns bytes read; a failure
+  // leaves io_errno set and returns what came before it.
+  sf_count_t read_at(iovec* iov, int pieces, sf_count_t at, sf_count_t count) {
+    if (FaultInjector* f = g_fault.load(std::memory_order_acquire); f != nullptr) [[unlikely]] {
+      const ReadFault fault = f->on_read(file->path(), at, count);
+      if (fault.delay_ns > 0) {
+        timespec ts{static_cast<time_t>(fault.delay_ns / 1'000'000'000),
+                    static_cast<long>(fault.delay_ns % 1'000'000'000)};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+      }
+      if (fault.error != 0) {
+        io_errno = fault.error;
+        return 0;
+      }
+      if (fault.end_of_file) return 0;
+    }
+    sf_count_t done = 0;
+    while (done < count) {
+      const ssize_t n = ::preadv(file->fd(), iov, pieces, at + done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        io_errno = errno;  // libsndfile sees a short read; read_stereo() reports the error
+        break;
+      }
+      if (n == 0) break;
+      done += n;
+      // Past a short read: drop what was filled from the pieces (rare: a file that grew).
+      auto left = static_cast<std::size_t>(n);
+      while (pieces > 0 && left >= iov->iov_len) {
+        left -= iov->iov_len;
+        ++iov;
+        --pieces;
+      }
+      if (pieces > 0) {
+        iov->iov_base = static_cast<char*>(iov->iov_base) + left;
+        iov->iov_len -= left;
+      }
+    }
+    file->count_read(static_cast<std::uint64_t>(done));
+    g_total_bytes_read.fetch_add(static_cast<std::uint64_t>(done), std::memory_order_relaxed);
+    return done;
+  }
+
+  // Whether this file's samples may be read raw: 16-bit stereo little-endian PCM in a WAV-family
+  // container on a little-endian machine, where the int16 frames libsndfile returns are the
+  // file's bytes unchanged — then one pread() (one preadv() for a ring's two pieces) per read,
+  // without libsndfile's per-call work. The data's offset is taken from where libsndfile itself
+  // seeks for frames 0 and 1 (through vio_seek), and checked: the first frames read both ways
+  // must match, or it stays on libsndfile. Leaves the position at frame 0.
+  void detect_raw() {
+    const int major = info.format & SF_FORMAT_TYPEMASK;
+    const int endian = info.format & SF_FORMAT_ENDMASK;
+    if constexpr (std::endian::native != std::endian::little) return;
+    if ((info.format & SF_FORMAT_SUBMASK) != SF_FORMAT_PCM_16 || info.channels != 2 || info.frames <= 0 ||
+        info.frames == SF_COUNT_MAX)
+      return;
+    if (major != SF_FORMAT_WAV && major != SF_FORMAT_WAVEX && major != SF_FORMAT_W64 && major != SF_FORMAT_RF64) return;
+    if (endian != SF_ENDIAN_FILE && endian != SF_ENDIAN_LITTLE) return;
+    if (sf_seek(sf, 1, SEEK_SET) != 1) return;
+    const sf_count_t second = offset;
+    if (sf_seek(sf, 0, SEEK_SET) != 0) return;
+    const sf_count_t base = offset;
+    if (second - base != 4 || base < 0) return;
+    constexpr sf_count_t kCheck = 64;
+    const sf_count_t n = std::min<sf_count_t>(kCheck, info.frames);
+    std::int16_t via[2 * kCheck], raw[2 * kCheck];
+    const sf_count_t got = sf_readf_short(sf, via, n);
+    const int err = io_errno;
+    iovec v{raw, static_cast<std::size_t>(n) * 4};
+    const bool same = got == n && err == 0 && read_at(&v, 1, base, n * 4) == n * 4 && io_errno == 0 &&
+                      std::memcmp(via, raw, static_cast<std::size_t>(n) * 4) == 0;
+    io_errno = 0;
+    sf_seek(sf, 0, SEEK_SET);
+    if (same) raw_base = base;
+  }
+
+  // Raw: up to `frames1` + `frames2` frames at raw_frame into two pieces; clamped at the data's
+  // end (what libsndfile does: a chunk may follow). Frames read, or -1 on a read error.
+  std::int64_t read_raw(std::int16_t* out1, std::int64_t frames1, std::int16_t* out2, std::int64_t frames2) {
+    const std::int64_t left = std::max<std::int64_t>(0, info.frames - raw_frame);
+    frames1 = std::min(frames1, left);
+    frames2 = std::min(frames2, left - frames1);
+    if (frames1 <= 0) return 0;
+    iovec v[2] = {{out1, static_cast<std::size_t>(frames1) * 4}, {out2, static_cast<std::size_t>(frames2) * 4}};
+    io_errno = 0;
+    const sf_count_t bytes = read_at(v, frames2 > 0 ? 2 : 1, raw_base + raw_frame * 4, (frames1 + frames2) * 4);
+    if (io_errno != 0) return -1;  // a failed read is an error, never an early end
+    const std::int64_t got = bytes / 4;
+    raw_frame += got;
+    return got;
+  }
 
   static sf_count_t vio_len(void* user) { return static_cast<Impl*>(user)->file->size(); }
   static sf_count_t vio_seek(sf_count_t off, int whence, void* user) {
@@ -157,35 +257,9 @@ struct SoundFile::Impl {
   }
   static sf_count_t vio_read(void* ptr, sf_count_t count, void* user) {
     auto* self = static_cast<Impl*>(user);
-    sf_count_t done = 0;
-    if (FaultInjector* f = g_fault.load(std::memory_order_acquire); f != nullptr) [[unlikely]] {
-      const ReadFault fault = f->on_read(self->file->path(), self->offset, count);
-      if (fault.delay_ns > 0) {
-        timespec ts{static_cast<time_t>(fault.delay_ns / 1'000'000'000),
-                    static_cast<long>(fault.delay_ns % 1'000'000'000)};
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-        }
-      }
-      if (fault.error != 0) {
-        self->io_errno = fault.error;
-        return 0;
-      }
-      if (fault.end_of_file) return 0;
-    }
-    while (done < count) {
-      const ssize_t n = ::pread(self->file->fd(), static_cast<char*>(ptr) + done, static_cast<size_t>(count - done),
-                                self->offset + done);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        self->io_errno = errno;  // libsndfile sees a short read; read_stereo() reports the error
-        break;
-      }
-      if (n == 0) break;
-      done += n;
-    }
+    iovec v{ptr, static_cast<std::size_t>(count)};
+    const sf_count_t done = self->read_at(&v, 1, self->offset, count);
     self->offset += done;
-    self->file->count_read(static_cast<std::uint64_t>(done));
-    g_total_bytes_read.fetch_add(static_cast<std::uint64_t>(done), std::memory_order_relaxed);
     return done;
   }
   static sf_count_t vio_write(const void*, sf_count_t, void*) { return 0; }
@@ -249,6 +323,7 @@ bool SoundFile::open(std::shared_ptr<FileHandle> file, std::string& error, const
   info_.seekable = i.seekable != 0;
   info_.format = describe_format(i);
   info_.int16 = impl_->read_shorts;
+  if (impl_->no_scratch) impl_->detect_raw();  // only ever read through read_stereo_i16()
   return true;
 }
 
@@ -317,6 +392,7 @@ std::int64_t SoundFile::read_stereo(float* out, std::int64_t frames) {
 std::int64_t SoundFile::read_stereo_i16(std::int16_t* out, std::int64_t frames) {
   Impl& m = *impl_;
   if (!m.sf || !reads_i16()) return -1;
+  if (m.raw_base >= 0) return m.read_raw(out, frames, nullptr, 0);
   m.io_errno = 0;
   // libsndfile reads 16-bit little-endian PCM with one read into `out` (our pread: page cache →
   // ring); no chunking needed, nothing held here.
@@ -326,8 +402,27 @@ std::int64_t SoundFile::read_stereo_i16(std::int16_t* out, std::int64_t frames) 
   return got;
 }
 
+std::int64_t SoundFile::read_stereo_i16(std::int16_t* out1, std::int64_t frames1, std::int16_t* out2,
+                                        std::int64_t frames2) {
+  Impl& m = *impl_;
+  if (m.sf && m.raw_base >= 0 && reads_i16()) return m.read_raw(out1, frames1, out2, frames2);
+  std::int64_t got = read_stereo_i16(out1, frames1);
+  if (got == frames1 && frames2 > 0) {
+    const std::int64_t more = read_stereo_i16(out2, frames2);
+    got = more < 0 ? more : got + more;
+  }
+  return got;
+}
+
+bool SoundFile::reads_raw() const noexcept { return impl_->raw_base >= 0; }
+
 bool SoundFile::seek(std::int64_t frame) {
   if (!impl_->sf) return false;
+  if (impl_->raw_base >= 0) {  // libsndfile is not read from again: the position is ours
+    if (frame < 0 || frame > impl_->info.frames) return false;
+    impl_->raw_frame = frame;
+    return true;
+  }
   return sf_seek(impl_->sf, frame, SEEK_SET) == frame;
 }
 

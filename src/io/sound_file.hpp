@@ -141,7 +141,13 @@ class SoundFile {
   // The same as int16 (x / 32768 is the float read_stereo gives), straight from the file into
   // `out` with no decode copy: for stereo files whose info().int16 is true only (else -1).
   std::int64_t read_stereo_i16(std::int16_t* out, std::int64_t frames);
+  // The same into two pieces (a ring's free span across its wrap): `frames2` only once `frames1`
+  // are all read. 16-bit stereo little-endian WAV read raw (reads_raw()) is one preadv() for both.
+  std::int64_t read_stereo_i16(std::int16_t* out1, std::int64_t frames1, std::int16_t* out2, std::int64_t frames2);
   bool reads_i16() const noexcept { return info_.int16 && info_.channels == 2; }
+  // Opened with Limits::i16_reads_only for a 16-bit stereo little-endian WAV (W64, RF64): its
+  // samples are the file's bytes, read with pread() at their offset, not through libsndfile.
+  bool reads_raw() const noexcept;
   bool seek(std::int64_t frame);
   std::string error() const;
   // Samples that were NaN or infinite in a float file, replaced by silence.
