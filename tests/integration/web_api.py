@@ -212,10 +212,6 @@ try:
 
     # --- loads by any client reach /ws/events: a plain OSC client over UDP, not the web API
     ev, head = ws_open("/ws/events")
-    # The session joins the event list when the server's accept completes, which can be after the
-    # client has read the 101: a web API request, served on the same thread after it, orders the
-    # UDP load behind the join (without it, one ASan run missed the event).
-    osc("/stemd/ping", [])
     check(udp_osc("/stemd/load", 5, "tone.wav") == "/done", "an OSC client (UDP) loads id 5")
     e, got = wait_event(ev, lambda e: e.get("event") == "/stemd/source/loaded")
     check(e is not None and e["args"][:2] == [5, "tone"] and abs(e["args"][2] - 2.0) < 1e-6,
