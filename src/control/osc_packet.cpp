@@ -73,10 +73,12 @@ class Walker {
     std::size_t pos = 16;
     while (pos < size) {
       if (size - pos < 4) return fail("bundle element size is truncated");
-      const std::uint32_t n = be32(d + pos);
+      // OSC's element size is an int32: one with the top bit set is negative, and named so.
+      const auto size32 = static_cast<std::int32_t>(be32(d + pos));
       pos += 4;
-      if (n == 0 || n % 4 != 0)
-        return fail("bundle element size " + std::to_string(n) + " is not a positive multiple of 4");
+      if (size32 <= 0 || size32 % 4 != 0)
+        return fail("bundle element size " + std::to_string(size32) + " is not a positive multiple of 4");
+      const auto n = static_cast<std::size_t>(size32);
       if (n > size - pos) return fail("bundle element of " + std::to_string(n) + " bytes runs past the end");
       if (!element(d + pos, n, depth + 1, false, timetag)) return false;
       pos += n;

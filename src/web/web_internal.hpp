@@ -99,6 +99,7 @@ struct Shared : std::enable_shared_from_this<Shared> {
   // recently asked dropped first; "" is every request that names no page.
   std::map<std::string, PagePeaks> pages;
   static constexpr std::size_t kMaxPages = 64;
+  WebServer::HandshakeHook handshake_hook;  // tests only (WebServer::set_handshake_hook)
 
   Shared(const WebConfig& c, control::Controller& ct, control::Router& r, const control::MediaPolicy& m,
          WebServer::Post p)

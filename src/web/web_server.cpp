@@ -312,4 +312,6 @@ std::function<void(const control::Outgoing&)> WebServer::sink() const {
 
 const WebStats& WebServer::stats() const { return sh_->stats; }
 
+void WebServer::set_handshake_hook(HandshakeHook h) { sh_->handshake_hook = std::move(h); }
+
 }  // namespace stemd::web

@@ -89,6 +89,12 @@ class WebServer {
   // The same as a function for app::Instance::set_local_sink (safe to call after stop()).
   std::function<void(const control::Outgoing&)> sink() const;
   const WebStats& stats() const;
+  // [main] Tests only, before start(): no flag, config key or request reaches it. Called on the
+  // network thread once a WebSocket's handshake answer (the 101) has been written; the
+  // connection goes on when the hook calls `resume` (from any thread). A test holds a connection
+  // there, as a busy network thread can, to see what a client that has read the 101 gets.
+  using HandshakeHook = std::function<void(std::function<void()> resume)>;
+  void set_handshake_hook(HandshakeHook h);
 
  private:
   std::shared_ptr<Shared> sh_;

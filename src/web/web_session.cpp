@@ -37,15 +37,34 @@ class WsListener : public Listener, public std::enable_shared_from_this<WsListen
       beast::error_code ec;
       beast::get_lowest_layer(ws_).socket().set_option(net::socket_base::send_buffer_size(kSendBuffer), ec);
     }
+    // An event listener joins before its handshake is answered, so every event broadcast once the
+    // client can have read the 101 is queued for it (and written once the handshake is done).
+    // Joining in the completion handler lost the events broadcast between the 101's write and
+    // the handler's turn on this thread, though the client had read the 101 and acted on it.
+    if (!audio_) {
+      open_ = true;
+      sh_->events.push_back(shared_from_this());
+    }
     ws_.async_accept(req, [self = shared_from_this(), first = std::move(first)](beast::error_code ec) {
       if (ec) return;
-      self->open_ = true;
-      if (!first.empty()) self->send(std::make_shared<const std::string>(first), false);
-      (self->audio_ ? self->sh_->audio : self->sh_->events).push_back(self);
-      self->sh_->sessions.push_back(self);
-      if (self->audio_ && self->sh_->tap) self->sh_->tap->set_enabled(true);
-      self->read();
+      const auto& hook = self->sh_->handshake_hook;
+      if (!hook) return self->accepted(first);
+      hook([self, first] { net::post(self->sh_->ioc, [self, first] { self->accepted(first); }); });
     });
+  }
+
+  // The handshake is answered (the 101 written): what was queued meanwhile goes out.
+  void accepted(const std::string& first) {
+    open_ = accepted_ = true;
+    if (!first.empty()) {
+      send(std::make_shared<const std::string>(first), false);
+    } else if (!queue_.empty()) {
+      write_next();
+    }
+    if (audio_) sh_->audio.push_back(shared_from_this());
+    sh_->sessions.push_back(shared_from_this());
+    if (audio_ && sh_->tap) sh_->tap->set_enabled(true);
+    read();
   }
 
   void push(Bytes msg) override {
@@ -55,7 +74,7 @@ class WsListener : public Listener, public std::enable_shared_from_this<WsListen
       if (audio_) sh_->stats.audio_dropped.fetch_add(1, std::memory_order_relaxed);
     }
     queue_.push_back(std::move(msg));
-    if (!writing_) write_next();
+    if (!writing_ && accepted_) write_next();
   }
   void close() override {
     if (!open_) return;
@@ -103,6 +122,7 @@ class WsListener : public Listener, public std::enable_shared_from_this<WsListen
   bool audio_;
   std::size_t cap_;
   bool open_ = false, writing_ = false;
+  bool accepted_ = false;  // the handshake is done: messages may be written
   std::deque<Bytes> queue_;
   Bytes inflight_;
   beast::flat_buffer in_;

@@ -16,8 +16,9 @@ One stemd on the null backend with --http-port 0 (any free port), small budgets
   GET /api/files (--media-root): sorted entries with sizes, capped at 1000 ("truncated"), a FIFO
   skipped without blocking, "..", absolute paths and symlinks out refused (403/400 with the
   reason), no --media-root → 409; a load and an unload from a plain OSC (UDP) client reach
-  /ws/events; peaks are held per page (?page=ID): two pages and anonymous requests never take
-  each other's; the callback histogram is in the status.
+  /ws/events, and so does a voice's end with its reason ("stopped"); peaks are held per page
+  (?page=ID): two pages and anonymous requests never take each other's; the callback histogram
+  is in the status.
 Exit 0 pass, 1 fail."""
 import base64, json, os, re, socket, struct, subprocess, sys, tempfile, time, urllib.request, urllib.error, wave
 
@@ -212,10 +213,6 @@ try:
 
     # --- loads by any client reach /ws/events: a plain OSC client over UDP, not the web API
     ev, head = ws_open("/ws/events")
-    # The session joins the event list when the server's accept completes, which can be after the
-    # client has read the 101: a web API request, served on the same thread after it, orders the
-    # UDP load behind the join (without it, one ASan run missed the event).
-    osc("/stemd/ping", [])
     check(udp_osc("/stemd/load", 5, "tone.wav") == "/done", "an OSC client (UDP) loads id 5")
     e, got = wait_event(ev, lambda e: e.get("event") == "/stemd/source/loaded")
     check(e is not None and e["args"][:2] == [5, "tone"] and abs(e["args"][2] - 2.0) < 1e-6,
@@ -358,11 +355,16 @@ try:
 
     # --- peaks held per page: the voice stops; each page and the anonymous requests keep their own
     a0, b0 = status("?page=pageA"), status("?page=pageB")
+    ev, head = ws_open("/ws/events")
     osc("/stemd/stop", [3])
     for _ in range(50):
         if not status()["voices"]:  # anonymous requests: they must not take the pages' peaks
             break
         time.sleep(0.1)
+    e, got = wait_event(ev, lambda e: e.get("event") == "/stemd/voice/ended")
+    check(e is not None and e["args"][0] == 3 and e["args"][2:] == ["stopped"],
+          f"/ws/events: the voice's end with its reason (/stemd/voice/ended 3 voice \"stopped\") ({got[:4]})")
+    ev.close()
     time.sleep(0.2)
     a1, b1, anon = status("?page=pageA"), status("?page=pageB"), status()
     a2, b2 = status("?page=pageA"), status("?page=pageB")

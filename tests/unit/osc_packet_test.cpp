@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -189,6 +190,14 @@ TEST(OscPacket, RefusalsKeepTheWalksReasonsAndDecodeNothing) {
   put_str(bad_tag, ",Q");
   Bytes deep = good;
   for (int i = 0; i < 5; ++i) deep = bundle(control::kOscImmediately, {deep});
+  // OSC sizes are int32: a bundle element whose size has the top bit set is negative, and the
+  // reason says so (it was read unsigned: -4 passed as 4294967292 bytes, -3 was named 4294967293).
+  auto negative_size = [&](std::int32_t n) {
+    Bytes b = bundle(control::kOscImmediately, {});
+    put_be32(b, static_cast<std::uint32_t>(n));
+    b.insert(b.end(), good.begin(), good.end());
+    return b;
+  };
   const std::vector<std::pair<Bytes, std::string>> cases = {
       {long_string, "string argument is 1025 bytes, over the limit of 1024"},
       {truncated, "argument 'i' runs past the end"},
@@ -196,6 +205,10 @@ TEST(OscPacket, RefusalsKeepTheWalksReasonsAndDecodeNothing) {
       {deep, "bundles nested deeper than 4 levels"},
       {bundle(1, {good, long_string}), "string argument is 1025 bytes, over the limit of 1024"},
       {Bytes{'/', 'a', 0}, "packet size 3 is not a multiple of 4"},
+      {negative_size(-4), "bundle element size -4 is not a positive multiple of 4"},
+      {negative_size(-3), "bundle element size -3 is not a positive multiple of 4"},
+      {negative_size(std::numeric_limits<std::int32_t>::min()),
+       "bundle element size -2147483648 is not a positive multiple of 4"},
   };
   for (const auto& [bytes, reason] : cases) {
     const control::PacketCheck p = control::parse_packet(bytes.data(), bytes.size(), control::PacketLimits{});
