@@ -132,8 +132,10 @@ class Walker {
           break;
         case 'b': {
           if (size - pos < 4) return fail("blob size runs past the end");
-          const std::uint32_t n = be32(d + pos);
+          const auto size32 = static_cast<std::int32_t>(be32(d + pos));  // an OSC int32, as above
           pos += 4;
+          if (size32 < 0) return fail("blob size " + std::to_string(size32) + " is negative");
+          const auto n = static_cast<std::size_t>(size32);
           if (n > size - pos || pad4(n) > size - pos)
             return fail("blob of " + std::to_string(n) + " bytes runs past the end");
           for (std::size_t k = pos + n; k < pos + pad4(n); ++k) {

@@ -198,7 +198,14 @@ TEST(OscPacket, RefusalsKeepTheWalksReasonsAndDecodeNothing) {
     b.insert(b.end(), good.begin(), good.end());
     return b;
   };
+  // A blob's size is an int32 too (it was named 4294967292 bytes).
+  Bytes negative_blob;
+  put_str(negative_blob, "/x");
+  put_str(negative_blob, ",b");
+  put_be32(negative_blob, static_cast<std::uint32_t>(-4));
+  put_be32(negative_blob, 0);
   const std::vector<std::pair<Bytes, std::string>> cases = {
+      {negative_blob, "blob size -4 is negative"},
       {long_string, "string argument is 1025 bytes, over the limit of 1024"},
       {truncated, "argument 'i' runs past the end"},
       {bad_tag, "unknown type tag 'Q'"},
