@@ -143,20 +143,12 @@ class DeckEq {
   void process(float* interleaved_stereo, std::uint32_t frames) noexcept {
     if (frames == 0 || bypassed()) return;  // flat: untouched, and the filters idle
     if (warming_) {                         // the filters run on the input, the output stays dry (it is the input)
-      if (sections_ == 1) {
-        run<1, false>(interleaved_stereo, frames);
-      } else {
-        run<2, false>(interleaved_stereo, frames);
-      }
+      run_bank<false>(interleaved_stereo, frames);
       sanitize_state();
       warm(frames);
       return;
     }
-    if (sections_ == 1) {
-      run<1, true>(interleaved_stereo, frames);
-    } else {
-      run<2, true>(interleaved_stereo, frames);
-    }
+    run_bank<true>(interleaved_stereo, frames);
     settle(frames);
     sanitize_state();
   }
@@ -269,6 +261,15 @@ class DeckEq {
     }
     lp = l;
     hp = h;
+  }
+
+  template <bool kWrite>
+  void run_bank(float* buf, std::uint32_t frames) noexcept {
+    if (sections_ == 1) {
+      run<1, kWrite>(buf, frames);
+    } else {
+      run<2, kWrite>(buf, frames);
+    }
   }
 
   template <int S, bool kWrite>

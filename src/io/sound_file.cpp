@@ -171,7 +171,7 @@ struct SoundFile::Impl {
       }
       if (n == 0) break;
       done += n;
-      // Past a short read: drop what was filled from the pieces (rare: a file that grew).
+      // A partial read: go on after what it filled.
       auto left = static_cast<std::size_t>(n);
       while (pieces > 0 && left >= iov->iov_len) {
         left -= iov->iov_len;
