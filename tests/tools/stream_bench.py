@@ -663,6 +663,21 @@ def trial(args, fx, period, n, seconds, verify=True, via="script"):
         cpu.start()
         jcpu.start()
         st_mid = stemd.osc.status()
+        if args.timeline:
+            # When the trouble happened (play-window seconds), not just how much: each 0.25 s the
+            # voice-underrun and device-underflow counts so far, and the loader's state (its CPU %
+            # of a core over its last 100 ms, its SCHED_FIFO priority or 0, the mean ring target
+            # in ms, the mean and the longest read wait in ms).
+            res["timeline_keys"] = ["t_s", "voice_underruns", "device_underflows", "loader_cpu_pct",
+                                    "loader_rt_priority", "ring_target_ms_mean", "read_wait_ms", "read_max_ms"]
+            res["timeline"] = []
+            while time.time() < start_at + seconds - 0.25:
+                time.sleep(0.25)
+                s = stemd.osc.status()
+                res["timeline"].append([round(time.time() - start_at, 2),
+                                        s.get("voice_underruns", 0) - st0.get("voice_underruns", 0),
+                                        s.get("device_underflows", 0) - st0.get("device_underflows", 0)] +
+                                       [round(s.get(k) or 0, 1) for k in res["timeline_keys"][3:]])
         time.sleep(max(0.0, start_at + seconds - time.time()))
         res["stemd_cpu_pct"] = round(cpu.stop(), 2)
         res["jackd_cpu_pct"] = round(jcpu.stop(), 2)
@@ -942,6 +957,8 @@ def main():
     ap.add_argument("--amp", type=int, default=7, help="fixture amplitude in 16-bit units (N·amp < 29204)")
     ap.add_argument("--file-seconds", type=float, default=8.0, help="fixture length; voices loop")
     ap.add_argument("--keep", action="store_true", help="keep each trial's directory and log tails")
+    ap.add_argument("--timeline", action="store_true",
+                    help="record when voice underruns and device underflows happened (status every 0.25 s)")
     ap.add_argument("--stemd-arg", dest="stemd_args", action="append", default=[], help="extra stemd flag")
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("search")
