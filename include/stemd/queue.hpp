@@ -173,8 +173,14 @@ class SampleRing {
     if (low_water_.load(std::memory_order_relaxed) != frames) low_water_.store(frames, std::memory_order_relaxed);
   }
   // [producer] It saw the bell: the next consume at or below the mark rings again. Re-arm before
-  // reading the fill, so a drop after that read rings anew.
+  // reading the fill, so a drop after that read rings anew. A ring that has not rung is left
+  // alone: no store into the consumer's line (it would take the line from the audio thread's
+  // cache, a miss at its next consume, for every ring the loader's 100-ms sweep looks at) and no
+  // fence. Nothing is lost when this load is stale (the consumer has just rung): its bit is set in
+  // the producer's word, so the ring is looked at again, and by then the load sees it rung
+  // (the consumer stores bell_rung_ before its release fetch_or; the producer's exchange acquires).
   void rearm_doorbell() noexcept {
+    if (!bell_rung_.load(std::memory_order_relaxed)) return;
     bell_rung_.store(false, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the consumer's fence
   }

@@ -488,5 +488,29 @@ TEST(SampleRing, DoorbellRingsOnceAtTheLowWaterMarkUntilRearmed) {
   plain.consume(100);
 }
 
+// The loader's sweep re-arms every ring it looks at, most of which have not rung: re-arming one
+// that has not rung changes nothing (it writes nothing), however often, and the ring still rings
+// once when its fill next reaches the mark — then stays silent until re-armed after that.
+TEST(SampleRing, RearmingARingThatHasNotRungKeepsItsOneBell) {
+  SampleRing ring(1'000, SampleFormat::kInt16);
+  std::atomic<std::uint64_t> word{0};
+  ring.set_doorbell(&word, 1ull << 9);
+  ring.set_low_water(400);
+  ring.commit(1'000);
+  for (int sweep = 0; sweep < 3; ++sweep) {
+    ring.rearm_doorbell();  // not rung: nothing to re-arm
+    ring.consume(100);      // fills 900, 800, 700: above the mark
+  }
+  EXPECT_EQ(word.load(), 0u);
+  ring.rearm_doorbell();
+  ring.consume(300);  // fill 400: at the mark
+  EXPECT_EQ(word.exchange(0), 1ull << 9);
+  ring.consume(50);  // rung, not re-armed: silent
+  EXPECT_EQ(word.load(), 0u);
+  ring.rearm_doorbell();  // rung: re-armed
+  ring.consume(50);
+  EXPECT_EQ(word.load(), 1ull << 9);
+}
+
 }  // namespace
 }  // namespace stemd
