@@ -131,9 +131,12 @@ std::unique_ptr<LoaderThread::Opened> LoaderThread::open_stream(const StreamPlan
     return nullptr;
   }
   // Truncated since its load: say so now, not at the new end mid-play (wherever the play starts).
-  if (const std::int64_t now = r->file.info().frames; src.info.frames > 0 && now >= 0 && now < src.info.frames) {
-    error = src.path + ": the file is shorter than when it was loaded (" + std::to_string(now) + " frames, was " +
-            std::to_string(src.info.frames) + "): load it again";
+  // Longer (rewritten in place, or a recording that grew): the voice would play past the length
+  // the source was loaded with (its head from the old file, its position wrapping at the old end).
+  if (const std::int64_t now = r->file.info().frames; src.info.frames > 0 && now >= 0 && now != src.info.frames) {
+    error = src.path + ": the file is " + (now < src.info.frames ? "shorter" : "longer") +
+            " than when it was loaded (" + std::to_string(now) + " frames, was " + std::to_string(src.info.frames) +
+            "): load it again";
     return nullptr;
   }
   r->total_frames = src.info.frames;

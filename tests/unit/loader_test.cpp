@@ -1115,6 +1115,25 @@ TEST(Loader, FileRewrittenInAnotherFormatWhileStreamingEndsTheVoiceWithAnError) 
   }
 }
 
+// A file rewritten in place (same inode) after it was loaded, in the same format but longer: the
+// stream's open says the file changed and to load it again, as for a shorter one. It opened, and the
+// voice played the new file past the loaded length (its head from the old file, its position
+// wrapping at the old end) until the new file's end.
+TEST(Loader, FileRewrittenLongerAfterLoadSaysItChanged) {
+  test::TempDir dir;
+  const std::string path = dir.file("l.wav");
+  test::make_wav(path, 100'000, 14);
+  auto src = load(path);
+  ASSERT_TRUE(src);
+  test::make_wav(path, 200'000, 15);  // same inode, same format, twice as long
+  const std::string err = refused_stream(*src, 0);
+  EXPECT_NE(err.find(path), std::string::npos) << err;
+  EXPECT_NE(err.find("longer than when it was loaded (200000 frames, was 100000): load it again"), std::string::npos)
+      << err;
+  const std::string from_middle = refused_stream(*src, 50'000);
+  EXPECT_NE(from_middle.find("longer than when it was loaded"), std::string::npos) << from_middle;
+}
+
 // A file truncated after load, then played from beyond its new end: the stream's open says the
 // file is shorter than when it was loaded and to load it again. It used to pass on libsndfile's
 // internal text ("cannot seek to frame 50000: Internal psf_fseek() failed.").
