@@ -131,9 +131,12 @@ std::unique_ptr<LoaderThread::Opened> LoaderThread::open_stream(const StreamPlan
     return nullptr;
   }
   // Truncated since its load: say so now, not at the new end mid-play (wherever the play starts).
-  if (const std::int64_t now = r->file.info().frames; src.info.frames > 0 && now >= 0 && now < src.info.frames) {
-    error = src.path + ": the file is shorter than when it was loaded (" + std::to_string(now) + " frames, was " +
-            std::to_string(src.info.frames) + "): load it again";
+  // Longer (rewritten in place, or a recording that grew): the voice would play past the length
+  // the source was loaded with (its head from the old file, its position wrapping at the old end).
+  if (const std::int64_t now = r->file.info().frames; src.info.frames > 0 && now >= 0 && now != src.info.frames) {
+    error = src.path + ": the file is " + (now < src.info.frames ? "shorter" : "longer") +
+            " than when it was loaded (" + std::to_string(now) + " frames, was " + std::to_string(src.info.frames) +
+            "): load it again";
     return nullptr;
   }
   r->total_frames = src.info.frames;
@@ -281,6 +284,18 @@ bool LoaderThread::fill_once(Reader& r, std::uint64_t needy_since_ns, bool* wrap
   const std::int64_t got = r.read_into_ring(n);
   const std::uint64_t t1 = mono_ns();
   read_max_s_ = std::max(read_max_s_, static_cast<double>(t1 - t0) * 1e-9);
+  // Rewritten in place since the stream opened (another format or length): the frames just read
+  // are not the file that was loaded — its 24-bit bytes read as 16-bit frames are full-scale
+  // noise. Checked before they are published; none of them is heard.
+  if (std::string changed; got > 0 && !r.file.header_unchanged(changed)) {
+    std::lock_guard lock(mutex_);
+    ++stats_.reads;
+    spdlog::error("stream {}: {} (at frame {})", base::log_escape(r.path), changed, r.next_frame);
+    ++stats_.read_errors;
+    r.finish(engine::EndReason::kError);
+    r.done = true;
+    return false;
+  }
   if (got > 0 && r.primed && static_cast<std::int64_t>(ring.writable_frames()) == r.capacity()) {
     r.primed = false;  // it ran dry while this read was under way
     ++dry_count_;

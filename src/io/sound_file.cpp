@@ -142,6 +142,9 @@ struct SoundFile::Impl {
   // raw_base + 4·frame instead of through libsndfile; raw_frame is then the read position.
   std::int64_t raw_base = -1;
   std::int64_t raw_frame = 0;
+  // The file's first bytes up to its samples (at most kHeaderCheckBytes) as open() read them, and
+  // room to read them again (header_unchanged).
+  std::vector<unsigned char> header, header_now;
 
   // A read of `count` bytes at `at` into the pieces `iov` (one or two), with the test fault
   // injector, the retry on EINTR and the byte counts of vio_read. Returns bytes read; a failure
@@ -285,6 +288,7 @@ bool SoundFile::open(std::shared_ptr<FileHandle> file, std::string& error, const
     error = sf_strerror(nullptr);
     return false;
   }
+  const sf_count_t header_end = impl_->offset;  // where libsndfile left off: its samples, for PCM
   const SF_INFO& i = impl_->info;
   if (i.channels < 1) {
     error = "file has no audio channels";
@@ -324,6 +328,17 @@ bool SoundFile::open(std::shared_ptr<FileHandle> file, std::string& error, const
   info_.format = describe_format(i);
   info_.int16 = impl_->read_shorts;
   if (impl_->no_scratch) impl_->detect_raw();  // only ever read through read_stereo_i16()
+  {
+    Impl& m = *impl_;
+    const sf_count_t end = m.raw_base >= 0 ? m.raw_base : header_end;
+    m.header.resize(static_cast<std::size_t>(std::clamp<sf_count_t>(end, 0, kHeaderCheckBytes)));
+    ssize_t n = 0;
+    do {
+      n = ::pread(m.file->fd(), m.header.data(), m.header.size(), 0);
+    } while (n < 0 && errno == EINTR);
+    m.header.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    m.header_now.resize(m.header.size());
+  }
   return true;
 }
 
@@ -424,6 +439,24 @@ bool SoundFile::seek(std::int64_t frame) {
     return true;
   }
   return sf_seek(impl_->sf, frame, SEEK_SET) == frame;
+}
+
+bool SoundFile::header_unchanged(std::string& why) {
+  Impl& m = *impl_;
+  if (!m.sf || m.header.empty()) return true;
+  ssize_t n = 0;
+  do {
+    n = ::pread(m.file->fd(), m.header_now.data(), m.header.size(), 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    why = std::string("read failed: ") + std::strerror(errno);
+    return false;
+  }
+  if (static_cast<std::size_t>(n) == m.header.size() &&
+      std::memcmp(m.header_now.data(), m.header.data(), m.header.size()) == 0)
+    return true;
+  why = "the file was rewritten while streaming (its header changed since the stream opened): load it again";
+  return false;
 }
 
 std::string SoundFile::error() const {

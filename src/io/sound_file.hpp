@@ -149,6 +149,13 @@ class SoundFile {
   // samples are the file's bytes, read with pread() at their offset, not through libsndfile.
   bool reads_raw() const noexcept;
   bool seek(std::int64_t frame);
+  // [loader] Whether the file's bytes before its samples (at most kHeaderCheckBytes) are still
+  // those open() read. False, with `why`, when the file was rewritten in place since (another
+  // format or length: what this reader knows of it — libsndfile's state, the raw reads' data
+  // offset — no longer describes it, and its reads would be noise), or when they cannot be read
+  // (the OS's reason). One pread() of the header; allocates nothing unless it fails.
+  bool header_unchanged(std::string& why);
+  static constexpr std::int64_t kHeaderCheckBytes = 2048;
   std::string error() const;
   // Samples that were NaN or infinite in a float file, replaced by silence.
   std::uint64_t non_finite_samples() const noexcept { return non_finite_; }

@@ -1036,6 +1036,104 @@ TEST(Loader, FileRewrittenInAnotherFormatAfterLoadSaysItChanged) {
   EXPECT_EQ(err.find("No Error"), std::string::npos) << err;
 }
 
+// A file rewritten in place (same inode) in another format while a voice streams it: the stream
+// ends with an error at its next read, and nothing of the new bytes is heard. The reader kept the
+// old header (libsndfile's state, or the raw reads' data offset) and played the new file's 24-bit
+// bytes as 16-bit frames — full-scale noise to the end of the file, forever on a loop. Both read
+// paths: a 16-bit WAV (read raw) and a 16-bit AIFF (through libsndfile).
+TEST(Loader, FileRewrittenInAnotherFormatWhileStreamingEndsTheVoiceWithAnError) {
+  for (const int major : {SF_FORMAT_WAV, SF_FORMAT_AIFF}) {
+    SCOPED_TRACE(major == SF_FORMAT_WAV ? "16-bit WAV, raw reads" : "16-bit AIFF, libsndfile");
+    test::TempDir dir;
+    const std::int64_t total = 200'000;
+    const std::string path = dir.file(major == SF_FORMAT_WAV ? "w.wav" : "w.aiff");
+    const auto pcm = test::make_pcm16(total, 2, 31);
+    {
+      SF_INFO wi{};
+      wi.samplerate = 48'000;
+      wi.channels = 2;
+      wi.format = major | SF_FORMAT_PCM_16;
+      SNDFILE* w = sf_open(path.c_str(), SFM_WRITE, &wi);
+      ASSERT_NE(w, nullptr) << sf_strerror(nullptr);
+      ASSERT_EQ(sf_writef_short(w, pcm.data(), total), total);
+      sf_close(w);
+    }
+    std::vector<float> file(pcm.size());
+    for (std::size_t i = 0; i < pcm.size(); ++i) file[i] = static_cast<float>(pcm[i]) / 32768.0f;
+    auto src = load(path);
+    ASSERT_TRUE(src);
+    std::ostringstream text;  // the loader's log, until the scope's end
+    struct Restore {
+      std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
+      ~Restore() { spdlog::set_default_logger(previous); }
+    } restore;
+    spdlog::set_default_logger(
+        std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(text)));
+    struct stat st {};
+    ASSERT_EQ(::stat(path.c_str(), &st), 0);
+    const ino_t ino = st.st_ino;
+    Rig rig;
+    rig.play(*src, 0, true);  // looping: the old reads went on forever
+    auto out = rig.render(20'000, false);
+    ASSERT_EQ(rig.ended(), nullptr);
+    {  // another format (24-bit samples at 0.3, a longer file), written over it in place in one
+       // pwrite(): no moment where the file is short (that would end it as a truncation)
+      const std::string other = dir.file(major == SF_FORMAT_WAV ? "n.wav" : "n.aiff");
+      SF_INFO wi{};
+      wi.samplerate = 48'000;
+      wi.channels = 2;
+      wi.format = major | SF_FORMAT_PCM_24;
+      SNDFILE* w = sf_open(other.c_str(), SFM_WRITE, &wi);
+      ASSERT_NE(w, nullptr) << sf_strerror(nullptr);
+      const std::vector<float> loud(static_cast<std::size_t>(total) * 2, 0.3f);
+      ASSERT_EQ(sf_writef_float(w, loud.data(), total), total);
+      sf_close(w);
+      std::vector<char> bytes(std::filesystem::file_size(other));
+      const int in = ::open(other.c_str(), O_RDONLY);
+      ASSERT_EQ(::read(in, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+      ::close(in);
+      const int out_fd = ::open(path.c_str(), O_WRONLY);
+      ASSERT_GE(out_fd, 0) << std::strerror(errno);
+      ASSERT_EQ(::pwrite(out_fd, bytes.data(), bytes.size(), 0), static_cast<ssize_t>(bytes.size()));
+      ::close(out_fd);
+    }
+    ASSERT_EQ(::stat(path.c_str(), &st), 0);
+    ASSERT_EQ(st.st_ino, ino) << "rewritten in place";
+    const auto rest = rig.render(2 * total);
+    out.insert(out.end(), rest.begin(), rest.end());
+    ASSERT_NE(rig.ended(), nullptr) << "the voice played on";
+    EXPECT_EQ(rig.ended()->reason, EndReason::kError);
+    // What was heard is the file as loaded (the ring's frames read before the rewrite), then silence.
+    std::size_t heard = 0;
+    while (heard < out.size() && heard < file.size() && out[heard] == file[heard]) ++heard;
+    EXPECT_GE(heard, 20'000u * 2);
+    std::size_t other = 0;
+    for (std::size_t i = heard; i < out.size(); ++i) other += out[i] != 0.0f;
+    EXPECT_EQ(other, 0u) << "samples heard that are not the loaded file's (from sample " << heard << ")";
+    EXPECT_EQ(rig.loader.stats().read_errors, 1u);
+    EXPECT_NE(text.str().find(path + ": the file was rewritten while streaming"), std::string::npos) << text.str();
+  }
+}
+
+// A file rewritten in place (same inode) after it was loaded, in the same format but longer: the
+// stream's open says the file changed and to load it again, as for a shorter one. It opened, and the
+// voice played the new file past the loaded length (its head from the old file, its position
+// wrapping at the old end) until the new file's end.
+TEST(Loader, FileRewrittenLongerAfterLoadSaysItChanged) {
+  test::TempDir dir;
+  const std::string path = dir.file("l.wav");
+  test::make_wav(path, 100'000, 14);
+  auto src = load(path);
+  ASSERT_TRUE(src);
+  test::make_wav(path, 200'000, 15);  // same inode, same format, twice as long
+  const std::string err = refused_stream(*src, 0);
+  EXPECT_NE(err.find(path), std::string::npos) << err;
+  EXPECT_NE(err.find("longer than when it was loaded (200000 frames, was 100000): load it again"), std::string::npos)
+      << err;
+  const std::string from_middle = refused_stream(*src, 50'000);
+  EXPECT_NE(from_middle.find("longer than when it was loaded"), std::string::npos) << from_middle;
+}
+
 // A file truncated after load, then played from beyond its new end: the stream's open says the
 // file is shorter than when it was loaded and to load it again. It used to pass on libsndfile's
 // internal text ("cannot seek to frame 50000: Internal psf_fseek() failed.").
