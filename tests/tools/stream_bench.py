@@ -177,6 +177,16 @@ def proc_mem(pid):
     return out
 
 
+def vm_pgpgin_kb():
+    """KiB the whole machine has read from block devices since boot (/proc/vmstat pgpgin): a
+    trial that streams from the page cache as it means to reads none."""
+    with open("/proc/vmstat") as f:
+        for line in f:
+            if line.startswith("pgpgin "):
+                return int(line.split()[1])
+    return 0
+
+
 class CpuWindow:
     """CPU used by a process between start() and stop(), as % of one core."""
 
@@ -667,17 +677,21 @@ def trial(args, fx, period, n, seconds, verify=True, via="script"):
             # When the trouble happened (play-window seconds), not just how much: each 0.25 s the
             # voice-underrun and device-underflow counts so far, and the loader's state (its CPU %
             # of a core over its last 100 ms, its SCHED_FIFO priority or 0, the mean ring target
-            # in ms, the mean and the longest read wait in ms).
+            # in ms, the mean and the longest read wait in ms) and the MiB the machine has read from
+            # its disks since the play began (a page cache that lost the fixtures shows here).
             res["timeline_keys"] = ["t_s", "voice_underruns", "device_underflows", "loader_cpu_pct",
-                                    "loader_rt_priority", "ring_target_ms_mean", "read_wait_ms", "read_max_ms"]
+                                    "loader_rt_priority", "ring_target_ms_mean", "read_wait_ms", "read_max_ms",
+                                    "disk_read_mb"]
             res["timeline"] = []
+            pgpgin0 = vm_pgpgin_kb()
             while time.time() < start_at + seconds - 0.25:
                 time.sleep(0.25)
                 s = stemd.osc.status()
                 res["timeline"].append([round(time.time() - start_at, 2),
                                         s.get("voice_underruns", 0) - st0.get("voice_underruns", 0),
                                         s.get("device_underflows", 0) - st0.get("device_underflows", 0)] +
-                                       [round(s.get(k) or 0, 1) for k in res["timeline_keys"][3:]])
+                                       [round(s.get(k) or 0, 1) for k in res["timeline_keys"][3:-1]] +
+                                       [round((vm_pgpgin_kb() - pgpgin0) / 1024, 1)])
         time.sleep(max(0.0, start_at + seconds - time.time()))
         res["stemd_cpu_pct"] = round(cpu.stop(), 2)
         res["jackd_cpu_pct"] = round(jcpu.stop(), 2)
