@@ -145,6 +145,7 @@ struct SoundFile::Impl {
   // The file's first bytes up to its samples (at most kHeaderCheckBytes) as open() read them, and
   // room to read them again (header_unchanged).
   std::vector<unsigned char> header, header_now;
+  sf_count_t header_end = 0;  // where libsndfile's open left off: its samples' offset, for PCM
 
   // A read of `count` bytes at `at` into the pieces `iov` (one or two), with the test fault
   // injector, the retry on EINTR and the byte counts of vio_read. Returns bytes read; a failure
@@ -288,7 +289,7 @@ bool SoundFile::open(std::shared_ptr<FileHandle> file, std::string& error, const
     error = sf_strerror(nullptr);
     return false;
   }
-  const sf_count_t header_end = impl_->offset;  // where libsndfile left off: its samples, for PCM
+  impl_->header_end = impl_->offset;
   const SF_INFO& i = impl_->info;
   if (i.channels < 1) {
     error = "file has no audio channels";
@@ -330,7 +331,7 @@ bool SoundFile::open(std::shared_ptr<FileHandle> file, std::string& error, const
   if (impl_->no_scratch) impl_->detect_raw();  // only ever read through read_stereo_i16()
   {
     Impl& m = *impl_;
-    const sf_count_t end = m.raw_base >= 0 ? m.raw_base : header_end;
+    const sf_count_t end = m.raw_base >= 0 ? m.raw_base : m.header_end;
     m.header.resize(static_cast<std::size_t>(std::clamp<sf_count_t>(end, 0, kHeaderCheckBytes)));
     ssize_t n = 0;
     do {
@@ -455,6 +456,23 @@ bool SoundFile::header_unchanged(std::string& why) {
   if (static_cast<std::size_t>(n) == m.header.size() &&
       std::memcmp(m.header_now.data(), m.header.data(), m.header.size()) == 0)
     return true;
+  // Changed: read the header again (rare: allocates). A file that still reads as it did — same
+  // format, length and samples' offset, e.g. a tag edited after the samples and the RIFF size with
+  // it — plays on, its new header kept for the next check.
+  SoundFile again;
+  Limits same;
+  same.i16_reads_only = m.no_scratch;  // the same read path: raw reads are detected again
+  std::string error;
+  if (again.open(m.file, error, same)) {
+    const Impl& a = *again.impl_;
+    if (a.info.format == m.info.format && a.info.channels == m.info.channels &&
+        a.info.samplerate == m.info.samplerate && a.info.frames == m.info.frames && a.raw_base == m.raw_base &&
+        a.header_end == m.header_end) {
+      m.header = a.header;
+      m.header_now.resize(m.header.size());
+      return true;
+    }
+  }
   why = "the file was rewritten while streaming (its header changed since the stream opened): load it again";
   return false;
 }

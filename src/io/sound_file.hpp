@@ -149,11 +149,13 @@ class SoundFile {
   // samples are the file's bytes, read with pread() at their offset, not through libsndfile.
   bool reads_raw() const noexcept;
   bool seek(std::int64_t frame);
-  // [loader] Whether the file's bytes before its samples (at most kHeaderCheckBytes) are still
-  // those open() read. False, with `why`, when the file was rewritten in place since (another
-  // format or length: what this reader knows of it — libsndfile's state, the raw reads' data
-  // offset — no longer describes it, and its reads would be noise), or when they cannot be read
-  // (the OS's reason). One pread() of the header; allocates nothing unless it fails.
+  // [loader] Whether the file still reads as open() found it. The bytes before its samples (at
+  // most kHeaderCheckBytes) are read again and compared; only when they changed is the header
+  // parsed again (a tag edited in place passes: same format, length and samples' offset). False,
+  // with `why`, when the file was rewritten in place since (another format or length: what this
+  // reader knows of it — libsndfile's state, the raw reads' data offset — no longer describes it,
+  // and its reads would be noise), or when it cannot be read (the OS's reason). One pread() of the
+  // header; allocates nothing unless the header changed.
   bool header_unchanged(std::string& why);
   static constexpr std::int64_t kHeaderCheckBytes = 2048;
   std::string error() const;

@@ -1115,6 +1115,80 @@ TEST(Loader, FileRewrittenInAnotherFormatWhileStreamingEndsTheVoiceWithAnError) 
   }
 }
 
+// A tag edited in place while a voice streams the file: a tagger rewrites the LIST chunk after
+// the samples and the RIFF size in the header. The header changed, but the file still reads as it
+// did (same format, samples where they were): the voice plays on to its end. It ended in an error
+// ("rewritten while streaming") once the loader compared the header's bytes only.
+TEST(Loader, FileWhoseTagIsEditedInPlaceWhileStreamingPlaysOn) {
+  test::TempDir dir;
+  const std::int64_t total = 200'000;
+  const std::string path = dir.file("tag.wav");
+  const auto pcm = test::make_pcm16(total, 2, 32);
+  {
+    SF_INFO wi{};
+    wi.samplerate = 48'000;
+    wi.channels = 2;
+    wi.format = SF_FORMAT_WAV | SF_FORMAT_PCM_16;
+    SNDFILE* w = sf_open(path.c_str(), SFM_WRITE, &wi);
+    ASSERT_NE(w, nullptr) << sf_strerror(nullptr);
+    ASSERT_EQ(sf_writef_short(w, pcm.data(), total), total);
+    sf_set_string(w, SF_STR_COMMENT, "old");  // a LIST chunk after the samples
+    sf_close(w);
+  }
+  std::vector<float> file(pcm.size());
+  for (std::size_t i = 0; i < pcm.size(); ++i) file[i] = static_cast<float>(pcm[i]) / 32768.0f;
+  const auto data_end = static_cast<std::int64_t>(std::filesystem::file_size(path));
+  auto src = load(path);
+  ASSERT_TRUE(src);
+  Rig rig;
+  rig.play(*src, 0, false);
+  auto out = rig.render(20'000, false);
+  {  // the tagger: everything after the samples replaced by a longer LIST chunk, the RIFF size updated
+    std::vector<char> head(64 * 1024);
+    const int fd = ::open(path.c_str(), O_RDWR);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    ASSERT_EQ(::pread(fd, head.data(), 12, 0), 12);
+    std::int64_t after = 12;  // the end of the data chunk: walk the chunks
+    while (after + 8 <= data_end) {
+      char h[8];
+      ASSERT_EQ(::pread(fd, h, 8, after), 8);
+      std::uint32_t size = 0;
+      std::memcpy(&size, h + 4, 4);
+      after += 8 + size + (size & 1);
+      if (std::memcmp(h, "data", 4) == 0) break;
+    }
+    ASSERT_LT(after, data_end) << "no chunk after the samples";
+    const std::string text = "a much longer comment than before";
+    std::string comment = text + '\0';
+    if (comment.size() & 1) comment += '\0';  // the pad byte
+    std::string list = "LIST";
+    const auto put32 = [](std::string& s, std::uint32_t v) {
+      for (int k = 0; k < 4; ++k) s.push_back(static_cast<char>(v >> (8 * k)));
+    };
+    put32(list, static_cast<std::uint32_t>(4 + 8 + comment.size()));
+    list += "INFOICMT";
+    put32(list, static_cast<std::uint32_t>(text.size() + 1));
+    list += comment;
+    ASSERT_EQ(::pwrite(fd, list.data(), list.size(), after), static_cast<ssize_t>(list.size()));
+    std::string riff;
+    put32(riff, static_cast<std::uint32_t>(after + static_cast<std::int64_t>(list.size()) - 8));
+    ASSERT_EQ(::pwrite(fd, riff.data(), 4, 4), 4);
+    ::close(fd);
+    SF_INFO ri{};
+    SNDFILE* r = sf_open(path.c_str(), SFM_READ, &ri);
+    ASSERT_NE(r, nullptr) << sf_strerror(nullptr);
+    EXPECT_STREQ(sf_get_string(r, SF_STR_COMMENT), text.c_str());
+    EXPECT_EQ(ri.frames, total);
+    sf_close(r);
+  }
+  const auto rest = rig.render(total);
+  out.insert(out.end(), rest.begin(), rest.end());
+  ASSERT_NE(rig.ended(), nullptr);
+  EXPECT_EQ(rig.ended()->reason, EndReason::kEndOfFile);
+  EXPECT_EQ(mismatch_from(out, 0, file, 0, total), -1);
+  EXPECT_EQ(rig.loader.stats().read_errors, 0u);
+}
+
 // A file rewritten in place (same inode) after it was loaded, in the same format but longer: the
 // stream's open says the file changed and to load it again, as for a shorter one. It opened, and the
 // voice played the new file past the loaded length (its head from the old file, its position
