@@ -57,6 +57,8 @@ class LoaderThread::Reader : public Stream {
   bool primed = false;               // filled to its target once: an empty ring now means the voice ran dry
   std::uint32_t slot = ~0u;          // its doorbell bit (LoaderThread::kNoSlot: none)
   std::uint64_t looked_in_pass = 0;  // the pass and round it was last looked at (no duplicates)
+  int watch = -1;                    // its file's inotify watch (-1: none: check at every read)
+  bool header_check = true;          // written since the last check (or not yet checked since adopted)
 
   // A looping region no longer than the ring, read once (Reader::cache_region) and copied into the
   // ring from memory at every wrap: no seek and no read per pass (a 4-frame loop on a FLAC was a

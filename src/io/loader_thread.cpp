@@ -9,9 +9,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/inotify.h>
+#include <unistd.h>
 #include <ctime>
 #include <tuple>
 
@@ -19,6 +22,13 @@ namespace stemd::io {
 
 LoaderThread::LoaderThread(const LoaderConfig& cfg) : cfg_(cfg) {
   sem_init(&wake_, 0, 0);
+  inotify_fd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (inotify_fd_ < 0) {
+    spdlog::warn(
+        "loader: no inotify ({}): every streamed read also reads its file's header, to notice a file "
+        "rewritten under a playing voice",
+        std::strerror(errno));
+  }
   bells_ = std::make_unique<std::atomic<std::uint64_t>[]>(kBellSlots / 64);
   for (std::uint32_t k = 0; k < kBellSlots / 64; ++k) bells_[k].store(0, std::memory_order_relaxed);
   free_slots_.reserve(kBellSlots);
@@ -35,6 +45,7 @@ LoaderThread::~LoaderThread() {
   stop();
   for (Reader* r : readers_) delete r;
   for (Reader* r : pending_add_) delete r;
+  if (inotify_fd_ >= 0) ::close(inotify_fd_);  // its watches go with it
   sem_destroy(&wake_);
 }
 
@@ -286,9 +297,12 @@ bool LoaderThread::fill_once(Reader& r, std::uint64_t needy_since_ns, bool* wrap
   read_max_s_ = std::max(read_max_s_, static_cast<double>(t1 - t0) * 1e-9);
   // Rewritten in place since the stream opened (another format or length): the frames just read
   // are not the file that was loaded — its 24-bit bytes read as 16-bit frames are full-scale
-  // noise. Checked before they are published; none of them is heard.
-  if (std::string changed; got > 0 && !r.file.header_unchanged(changed)) {
+  // noise. Checked before they are published, once its file was written to (its watch's event,
+  // read_watch_events) — or at every read when it has no watch (loader_thread.hpp).
+  const bool check = got > 0 && (r.watch < 0 || r.header_check);
+  if (std::string changed; check && !r.file.header_unchanged(changed)) {
     std::lock_guard lock(mutex_);
+    ++stats_.header_checks;
     ++stats_.reads;
     spdlog::error("stream {}: {} (at frame {})", base::log_escape(r.path), changed, r.next_frame);
     ++stats_.read_errors;
@@ -296,6 +310,7 @@ bool LoaderThread::fill_once(Reader& r, std::uint64_t needy_since_ns, bool* wrap
     r.done = true;
     return false;
   }
+  if (got > 0) r.header_check = false;  // (a failed read ends the stream below)
   if (got > 0 && r.primed && static_cast<std::int64_t>(ring.writable_frames()) == r.capacity()) {
     r.primed = false;  // it ran dry while this read was under way
     ++dry_count_;
@@ -325,6 +340,7 @@ bool LoaderThread::fill_once(Reader& r, std::uint64_t needy_since_ns, bool* wrap
   }
   std::lock_guard lock(mutex_);  // stats only; cheap and never contended by [audio]
   ++stats_.reads;
+  stats_.header_checks += check ? 1 : 0;
   if (got < 0) {
     spdlog::error("stream {}: read error at frame {}: {}", base::log_escape(r.path), r.next_frame, r.file.error());
     ++stats_.read_errors;
@@ -382,6 +398,7 @@ bool LoaderThread::fill_cached(Reader& r, std::int64_t n, std::int64_t fill) {
 void LoaderThread::take_pending(std::vector<Reader*>& fresh) {
   std::lock_guard lock(mutex_);
   for (Reader* r : pending_add_) {
+    watch(*r);
     readers_.push_back(r);
     fresh.push_back(r);
     if (r->slot != kNoSlot) {
@@ -404,6 +421,7 @@ void LoaderThread::take_pending(std::vector<Reader*>& fresh) {
       unbelled_.erase(std::remove(unbelled_.begin(), unbelled_.end(), r), unbelled_.end());
     }
     std::erase(fresh, r);
+    unwatch(*r);
     delete r;
     *it = readers_.back();
     readers_.pop_back();
@@ -511,6 +529,7 @@ void LoaderThread::run() {
         break;
       }
       const std::uint64_t id = ++pass_id_;
+      read_watch_events();
       look.clear();
       if (round == 0 && sweep) {
         look = readers_;

@@ -442,6 +442,8 @@ bool SoundFile::seek(std::int64_t frame) {
   return sf_seek(impl_->sf, frame, SEEK_SET) == frame;
 }
 
+int SoundFile::fd() const noexcept { return impl_->sf && impl_->file ? impl_->file->fd() : -1; }
+
 bool SoundFile::header_unchanged(std::string& why) {
   Impl& m = *impl_;
   if (!m.sf || m.header.empty()) return true;

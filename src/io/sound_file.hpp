@@ -158,6 +158,8 @@ class SoundFile {
   // header; allocates nothing unless the header changed.
   bool header_unchanged(std::string& why);
   static constexpr std::int64_t kHeaderCheckBytes = 2048;
+  // The open descriptor (-1 when not open): what the loader watches for writes (inotify).
+  int fd() const noexcept;
   std::string error() const;
   // Samples that were NaN or infinite in a float file, replaced by silence.
   std::uint64_t non_finite_samples() const noexcept { return non_finite_; }

@@ -1037,7 +1037,8 @@ TEST(Loader, FileRewrittenInAnotherFormatAfterLoadSaysItChanged) {
 }
 
 // A file rewritten in place (same inode) in another format while a voice streams it: the stream
-// ends with an error at its next read, and nothing of the new bytes is heard. The reader kept the
+// ends with an error at its next read after the write, and at most the ring's worth of the new
+// bytes (read while the write was under way) is heard. The reader kept the
 // old header (libsndfile's state, or the raw reads' data offset) and played the new file's 24-bit
 // bytes as 16-bit frames — full-scale noise to the end of the file, forever on a loop. Both read
 // paths: a 16-bit WAV (read raw) and a 16-bit AIFF (through libsndfile).
@@ -1103,13 +1104,23 @@ TEST(Loader, FileRewrittenInAnotherFormatWhileStreamingEndsTheVoiceWithAnError) 
     out.insert(out.end(), rest.begin(), rest.end());
     ASSERT_NE(rig.ended(), nullptr) << "the voice played on";
     EXPECT_EQ(rig.ended()->reason, EndReason::kError);
-    // What was heard is the file as loaded (the ring's frames read before the rewrite), then silence.
+    // What was heard is the file as loaded (the ring's frames read before the rewrite), then at
+    // most what the ring held of the new bytes, then silence: the check runs once the write's
+    // event is seen (loader_thread.hpp), and the event comes when the write() returns, so reads
+    // made while it was under way (here: while nothing played, into the ring's free span) are
+    // published. Once it has returned, the next read is checked: nothing after that one ring.
     std::size_t heard = 0;
     while (heard < out.size() && heard < file.size() && out[heard] == file[heard]) ++heard;
     EXPECT_GE(heard, 20'000u * 2);
-    std::size_t other = 0;
-    for (std::size_t i = heard; i < out.size(); ++i) other += out[i] != 0.0f;
-    EXPECT_EQ(other, 0u) << "samples heard that are not the loaded file's (from sample " << heard << ")";
+    const std::size_t one_read = 2 * static_cast<std::size_t>(small_loader().ring_frames);
+    std::size_t other = 0, last = heard;
+    for (std::size_t i = heard; i < out.size(); ++i) {
+      if (out[i] == 0.0f) continue;
+      ++other;
+      last = i;
+    }
+    EXPECT_LE(other, one_read) << "samples heard that are not the loaded file's (from sample " << heard << ")";
+    EXPECT_LT(last, heard + one_read) << "new bytes heard after the ring that was read during the write";
     EXPECT_EQ(rig.loader.stats().read_errors, 1u);
     EXPECT_NE(text.str().find(path + ": the file was rewritten while streaming"), std::string::npos) << text.str();
   }
@@ -1187,6 +1198,45 @@ TEST(Loader, FileWhoseTagIsEditedInPlaceWhileStreamingPlaysOn) {
   EXPECT_EQ(rig.ended()->reason, EndReason::kEndOfFile);
   EXPECT_EQ(mismatch_from(out, 0, file, 0, total), -1);
   EXPECT_EQ(rig.loader.stats().read_errors, 0u);
+}
+
+// The header check of a streamed file costs a read of its header: a syscall, once per refill when
+// every read checked (≈ 1.6 µs each: 7 % of the daemon at 1024 voices). It runs once when the
+// stream starts, and again only after the file was written to (inotify): a stream of a file
+// nobody writes reads its header once, however many refills it makes; an append (header
+// unchanged) costs one check and plays on; a rewrite in another format still ends it.
+TEST(Loader, AStreamReadsItsHeaderOnlyAfterItsFileIsWrittenTo) {
+  test::TempDir dir;
+  const std::int64_t total = 100'003;
+  const std::string path = dir.file("h.wav");
+  const auto file = test::make_wav(path, total, 3);
+  auto src = load(path);
+  ASSERT_TRUE(src);
+  ASSERT_TRUE(src->streamed());
+  Rig rig;
+  rig.play(*src, 0, true);
+  auto out = rig.render(3 * total, false);  // three passes of the loop: many refills
+  ASSERT_EQ(rig.ended(), nullptr);
+  const LoaderStats quiet = rig.loader.stats();
+  ASSERT_GE(quiet.reads, 20u) << "too few refills to tell";
+  EXPECT_EQ(quiet.header_checks, 1u) << "a file nobody writes: its header read once, not at each of " << quiet.reads
+                                     << " reads";
+  EXPECT_EQ(mismatch_from(out, 0, file, 0, total), -1);
+  {  // an append after the samples: a write, the header unchanged
+    const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    ASSERT_EQ(::write(fd, "JUNK\0\0\0\0", 8), 8);
+    ::close(fd);
+  }
+  out = rig.render(total, false);
+  ASSERT_EQ(rig.ended(), nullptr) << "an append ended the stream";
+  const LoaderStats appended = rig.loader.stats();
+  EXPECT_GT(appended.reads, quiet.reads);
+  EXPECT_GE(appended.header_checks, 2u) << "the write was not noticed";
+  EXPECT_LE(appended.header_checks, 3u);
+  EXPECT_EQ(appended.read_errors, 0u);
+  out = rig.render(total, false);
+  EXPECT_EQ(rig.loader.stats().header_checks, appended.header_checks) << "checks went on without writes";
 }
 
 // A file rewritten in place (same inode) after it was loaded, in the same format but longer: the
