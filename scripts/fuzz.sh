@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The local fuzzing campaign (issue 6 "Soak and fuzz"): builds the `fuzz` preset (clang,
-# libFuzzer, ASan + UBSan) and runs each fuzz target for SECONDS with one libFuzzer job per
-# core, then prints executions, exec/s, coverage, corpus size and any crash files per target.
+# libFuzzer, ASan + recoverable UBSan, so tests/fuzz/ubsan.supp applies; CI's bounded runs use
+# the asan preset's build instead) and runs each fuzz target for SECONDS with one libFuzzer job
+# per core, then prints executions, exec/s, coverage, corpus size and any crash files per target.
 #
 #   scripts/fuzz.sh                 10 minutes per target, all targets
 #   scripts/fuzz.sh 180             3 minutes per target
 #   scripts/fuzz.sh 60 fuzz_osc_router
 #   JOBS=1 scripts/fuzz.sh 60       one job (default: nproc)
 #   STEMD_FUZZ_STRICT=1 scripts/fuzz.sh 60   known findings crash again (checking a fix)
-#   FUZZ_BUILD_DIR=build/mine scripts/fuzz.sh 60   another build directory (default build/fuzz)
+#   FUZZ_BUILD_DIR=build/mine scripts/fuzz.sh 60   another build directory (default build/fuzz;
+#                                  configured with the fuzz preset: not build/asan, whose cache
+#                                  that would rewrite)
 #
 # Work dirs (corpus grows across runs, seeded from tests/fuzz/corpus; crash files, logs):
 #   build/fuzz/fuzz-run/<target>/{corpus,artifacts,logs}

@@ -3,11 +3,14 @@
 #   1. release build: unit, real-time tripwire, integration (render, CLI, memory), the JACK
 #      real-device test, benchmark smoke run;
 #   2. ThreadSanitizer build: the unit tests (queues, rings, loader, controller under two threads);
-#   3. AddressSanitizer + UBSan build: unit and integration tests, the bounded soak (3 simulated
-#      minutes of random OSC against engine + loader + controller + router; stemd-soak);
-#   4. clang + libFuzzer (+ASan/UBSan): each fuzz target for 20 s over its seed corpus
-#      (scripts/fuzz.sh runs them for 10 minutes each by hand).
-# Options: --quick (release only), --preset NAME (one preset only). By hand (≈ 7 min more than
+#   3. AddressSanitizer + UBSan build (clang, with the libFuzzer targets): unit and integration
+#      tests, the bounded soak (3 simulated minutes of random OSC against engine + loader +
+#      controller + router; stemd-soak), then each fuzz target for 20 s over its seed corpus, two
+#      at a time (one libFuzzer process per core) — from the same build, so src/ is built three
+#      times, not four (scripts/fuzz.sh runs the targets for 10 minutes each by hand, in the
+#      `fuzz` preset's build).
+# Options: --quick (release only), --preset NAME (one preset only; `--preset fuzz` builds the
+# fuzz preset and runs its bounded fuzz tests, as the asan step does). By hand (≈ 7 min more than
 # CI affords): --preset tsan-integration — the stemd binary, stemctl and the integration tests
 # under ThreadSanitizer (every OSC, CLI, state, tune and reload test; a race in stemd makes it
 # exit 66, failing its test). --preset arm64: the arm64 cross build (scripts/setup.sh --arm64
@@ -17,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-presets=(release tsan asan fuzz)
+presets=(release tsan asan)
 case "${1:-}" in
   --quick) presets=(release) ;;
   --preset) presets=("$2") ;;
@@ -73,7 +76,7 @@ for p in "${presets[@]}"; do
   cmake --preset "$p" >/dev/null
   if [ "$p" = fuzz ]; then
     cmake --build --preset fuzz -j"$jobs" --target fuzz_osc_packet fuzz_osc_router fuzz_sndfile_load
-    ctest --test-dir build/fuzz -L fuzz --output-on-failure --timeout 300
+    ctest --test-dir build/fuzz -L fuzz -j"$jobs" --output-on-failure --timeout 300
     continue
   fi
   # Sanitizer presets build only what they run; single-threaded DSP tests (the Rubber Band
@@ -83,7 +86,10 @@ for p in "${presets[@]}"; do
       cmake --build --preset "$p" -j"$jobs" --target stemd_unit_tests
       filter=(-L unit -E "Stretcher") ;;
     asan)
-      cmake --build --preset "$p" -j"$jobs" --target stemd stemctl stemd_unit_tests stemd_integration_tests stemd-soak
+      # The fuzz targets are built here too (the preset sets STEMD_FUZZ; tests/fuzz/CMakeLists.txt
+      # builds the layers at -O1 with libFuzzer's coverage hooks, which the other programs ignore).
+      cmake --build --preset "$p" -j"$jobs" --target stemd stemctl stemd_unit_tests stemd_integration_tests stemd-soak \
+        fuzz_osc_packet fuzz_osc_router fuzz_sndfile_load
       # The audio-server tests (JACK, PipeWire, ALSA plugins) run in the release preset only:
       # the servers' and plug-ins' own allocations are not stemd's to report.
       filter=(-L "unit|integration|soak" -LE "jack|alsa|pipewire")
@@ -104,6 +110,11 @@ for p in "${presets[@]}"; do
   echo "=== test.sh: preset $p built at $((built - start)) s"
   # ctest: parallel, but tests marked RUN_SERIAL (the JACK test bed) run alone.
   ctest --preset "$p" -j"$jobs" --timeout 600 "${filter[@]}"
+  if [ "$p" = asan ]; then
+    # The bounded fuzz runs (label fuzz: 20 s each, wall-clock), by themselves after the tests:
+    # libFuzzer is one thread, so two targets at a time each have a core to themselves.
+    ctest --test-dir build/asan -L fuzz -j"$jobs" --output-on-failure --timeout 300
+  fi
   echo "=== test.sh: preset $p tested in $((SECONDS - built)) s"
 done
 echo "=== test.sh: all passed in $((SECONDS - start)) s (${presets[*]})"

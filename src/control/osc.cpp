@@ -16,7 +16,6 @@ namespace {
 
 constexpr double kNtpUnixOffset = 2208988800.0;  // seconds from 1900 to 1970
 
-std::uint64_t tt_to_u64(lo_timetag t) { return (static_cast<std::uint64_t>(t.sec) << 32) | t.frac; }
 lo_timetag u64_to_tt(std::uint64_t v) {
   lo_timetag t;
   t.sec = static_cast<std::uint32_t>(v >> 32);

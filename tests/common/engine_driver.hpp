@@ -7,6 +7,7 @@
 #pragma once
 
 #include "common/fixtures.hpp"
+#include "common/sanitized.hpp"
 #include "io/loader_thread.hpp"
 #include "io/source.hpp"
 #include "stemd/command.hpp"
@@ -23,17 +24,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define STEMD_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define STEMD_TEST_SANITIZED 1
-#endif
-#endif
-#ifndef STEMD_TEST_SANITIZED
-#define STEMD_TEST_SANITIZED 0
-#endif
 
 namespace stemd::engine {
 // Readable gtest failure messages for the engine's enums.
@@ -64,8 +54,6 @@ inline void PrintTo(EventType t, std::ostream* os) {
 }  // namespace stemd::engine
 
 namespace stemd::test {
-
-inline constexpr bool kSanitized = STEMD_TEST_SANITIZED != 0;
 
 // Generous: a wait that times out is a failure, never a pass, so a long bound costs nothing.
 inline constexpr std::chrono::seconds kWaitLimit{kSanitized ? 30 : 10};

@@ -374,7 +374,7 @@ TEST(Cli, ConfigGivenTwiceIsRefused) {
   const std::string a = dir.file("a.conf"), b = dir.file("b.conf");
   std::ofstream(a) << "buffer-size = 512\n";
   std::ofstream(b) << "buffer-size = 256\n";
-  for (const std::string first : {std::string("none"), a}) {
+  for (const std::string& first : {std::string("none"), a}) {
     const auto r = run_stemd("--backend null --no-osc --duration 0.05 --config " + first + " --config=" + b);
     EXPECT_EQ(r.exit_code, 2) << r.output;
     EXPECT_NE(r.output.find("--config is given 2 times (" + first + ", " + b + "): give one"), std::string::npos)

@@ -3,6 +3,7 @@
 // in-process daemon of osc_harness.hpp, as a client sees it.
 #include "control/load_pool.hpp"
 #include "io/sound_file.hpp"
+#include "common/sanitized.hpp"
 #include "stemd/ring_memory.hpp"
 #include "osc_harness.hpp"
 
@@ -19,12 +20,6 @@
 #include <chrono>
 #include <string>
 #include <thread>
-
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitized = true;  // shadow memory and quarantines: RSS says nothing about ours
-#else
-constexpr bool kSanitized = false;
-#endif
 
 namespace stemd::test::osc {
 namespace {

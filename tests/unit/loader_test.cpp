@@ -404,7 +404,7 @@ TEST(Loader, Int16HeadHoldsHalfTheBytesAndPlaysAsTheFloatHead) {
 // really holds — the heap grows by that for each one opened and read from — not a flat 128 KiB
 // (≈ 12× too much: thousands of streaming voices were refused memory they never used).
 TEST(Loader, PcmReaderChargesWhatItReallyHolds) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if STEMD_TEST_SANITIZED
   GTEST_SKIP() << "the sanitizer's allocator: mallinfo2 says nothing about ours";
 #endif
   test::TempDir dir;
@@ -512,7 +512,7 @@ TEST(Loader, RawReadsAreLibsndfilesFramesInOneCallPerRefill) {
 // of a 3 KB file made stemd resident at 908 MB with 115 MB "held" of a 256 MB budget. Its reader is
 // now charged from the block size its STREAMINFO declares.
 TEST(Loader, FlacReaderChargesTheBlocksItsHeaderDeclares) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if STEMD_TEST_SANITIZED
   GTEST_SKIP() << "the sanitizer's allocator: mallinfo2 says nothing about ours";
 #endif
   test::TempDir dir;
