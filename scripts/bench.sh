@@ -114,7 +114,9 @@ if [ "$jack" -eq 1 ]; then
     sb+=(--workdir "$aims_dir")
   fi
   if [ "$quick" -eq 3 ]; then
-    search_args=(search --periods 1024 --start 8192 --max 8192 --seconds 15 --retries 1 --resolution 100000)
+    # --timeline: when a failing attempt went wrong, in its JSON (stream-search.json): the first
+    # attempt failed at the start of play in the thirteenth and fourteenth rounds' runs, unexplained.
+    search_args=(--timeline search --periods 1024 --start 8192 --max 8192 --seconds 15 --retries 1 --resolution 100000)
     cmp_args=(compare --voices 256 1024 --seconds 20)
     crowd_args=(--stemd-arg=--preset --stemd-arg=pi4 crowd --seconds 15 --engines faster)
   elif [ "$quick" -eq 1 ]; then
