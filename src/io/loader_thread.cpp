@@ -300,23 +300,15 @@ bool LoaderThread::fill_once(Reader& r, std::uint64_t needy_since_ns, bool* wrap
   // noise. Checked before they are published, once its file was written to (its watch's event,
   // read_watch_events) — or at every read when it has no watch (loader_thread.hpp).
   const bool check = got > 0 && (r.watch < 0 || r.header_check);
-  if (std::string changed; check && !r.file.header_unchanged(changed)) {
-    std::lock_guard lock(mutex_);
-    ++stats_.header_checks;
-    ++stats_.reads;
-    spdlog::error("stream {}: {} (at frame {})", base::log_escape(r.path), changed, r.next_frame);
-    ++stats_.read_errors;
-    r.finish(engine::EndReason::kError);
-    r.done = true;
-    return false;
-  }
-  if (got > 0) r.header_check = false;  // (a failed read ends the stream below)
-  if (got > 0 && r.primed && static_cast<std::int64_t>(ring.writable_frames()) == r.capacity()) {
-    r.primed = false;  // it ran dry while this read was under way
-    ++dry_count_;
-    adapt(r, t1, true);
-  }
-  if (got > 0) {
+  std::string changed;
+  const bool rewritten = check && !r.file.header_unchanged(changed);
+  if (got > 0 && !rewritten) {
+    r.header_check = false;
+    if (r.primed && static_cast<std::int64_t>(ring.writable_frames()) == r.capacity()) {
+      r.primed = false;  // it ran dry while this read was under way
+      ++dry_count_;
+      adapt(r, t1, true);
+    }
     ring.commit(static_cast<std::size_t>(got));
     r.next_frame += got;
     r.written += static_cast<std::uint64_t>(got);
@@ -341,8 +333,12 @@ bool LoaderThread::fill_once(Reader& r, std::uint64_t needy_since_ns, bool* wrap
   std::lock_guard lock(mutex_);  // stats only; cheap and never contended by [audio]
   ++stats_.reads;
   stats_.header_checks += check ? 1 : 0;
-  if (got < 0) {
-    spdlog::error("stream {}: read error at frame {}: {}", base::log_escape(r.path), r.next_frame, r.file.error());
+  if (got < 0 || rewritten) {  // the stream ends with an error; a rewritten file's frames unpublished
+    if (rewritten) {
+      spdlog::error("stream {}: {} (at frame {})", base::log_escape(r.path), changed, r.next_frame);
+    } else {
+      spdlog::error("stream {}: read error at frame {}: {}", base::log_escape(r.path), r.next_frame, r.file.error());
+    }
     ++stats_.read_errors;
     r.finish(engine::EndReason::kError);
     r.done = true;

@@ -146,6 +146,14 @@ struct SoundFile::Impl {
   // room to read them again (header_unchanged).
   std::vector<unsigned char> header, header_now;
   sf_count_t header_end = 0;  // where libsndfile's open left off: its samples' offset, for PCM
+  // The file's first out.size() bytes into `out` (errno kept on failure; EINTR retried).
+  ssize_t read_header(std::vector<unsigned char>& out) const {
+    ssize_t n = 0;
+    do {
+      n = ::pread(file->fd(), out.data(), out.size(), 0);
+    } while (n < 0 && errno == EINTR);
+    return n;
+  }
 
   // A read of `count` bytes at `at` into the pieces `iov` (one or two), with the test fault
   // injector, the retry on EINTR and the byte counts of vio_read. Returns bytes read; a failure
@@ -333,10 +341,7 @@ bool SoundFile::open(std::shared_ptr<FileHandle> file, std::string& error, const
     Impl& m = *impl_;
     const sf_count_t end = m.raw_base >= 0 ? m.raw_base : m.header_end;
     m.header.resize(static_cast<std::size_t>(std::clamp<sf_count_t>(end, 0, kHeaderCheckBytes)));
-    ssize_t n = 0;
-    do {
-      n = ::pread(m.file->fd(), m.header.data(), m.header.size(), 0);
-    } while (n < 0 && errno == EINTR);
+    const ssize_t n = m.read_header(m.header);
     m.header.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
     m.header_now.resize(m.header.size());
   }
@@ -447,10 +452,7 @@ int SoundFile::fd() const noexcept { return impl_->sf && impl_->file ? impl_->fi
 bool SoundFile::header_unchanged(std::string& why) {
   Impl& m = *impl_;
   if (!m.sf || m.header.empty()) return true;
-  ssize_t n = 0;
-  do {
-    n = ::pread(m.file->fd(), m.header_now.data(), m.header.size(), 0);
-  } while (n < 0 && errno == EINTR);
+  const ssize_t n = m.read_header(m.header_now);
   if (n < 0) {
     why = std::string("read failed: ") + std::strerror(errno);
     return false;

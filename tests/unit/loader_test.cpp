@@ -58,6 +58,21 @@ LoaderConfig small_loader() {
   return c;
 }
 
+// Writes interleaved stereo 16-bit `pcm` as a 48 kHz file of `major` (SF_FORMAT_WAV, ...), with
+// a comment — a chunk written after the samples — when one is given.
+void write_stereo16(const std::string& path, int major, const std::vector<short>& pcm, const char* comment = nullptr) {
+  SF_INFO wi{};
+  wi.samplerate = 48'000;
+  wi.channels = 2;
+  wi.format = major | SF_FORMAT_PCM_16;
+  SNDFILE* w = sf_open(path.c_str(), SFM_WRITE, &wi);
+  ASSERT_NE(w, nullptr) << sf_strerror(nullptr);
+  const auto frames = static_cast<sf_count_t>(pcm.size() / 2);
+  ASSERT_EQ(sf_writef_short(w, pcm.data(), frames), frames);
+  if (comment != nullptr) sf_set_string(w, SF_STR_COMMENT, comment);
+  sf_close(w);
+}
+
 LoadOptions streamed_opts() {
   LoadOptions o;
   o.output_rate = 48'000;
@@ -456,15 +471,7 @@ TEST(Loader, RawReadsAreLibsndfilesFramesInOneCallPerRefill) {
   for (int major : {SF_FORMAT_WAV, SF_FORMAT_W64, SF_FORMAT_RF64, SF_FORMAT_WAVEX, SF_FORMAT_AIFF}) {
     SCOPED_TRACE(major);
     const std::string path = dir.file("raw" + std::to_string(major));
-    SF_INFO wi{};
-    wi.samplerate = 48000;
-    wi.channels = 2;
-    wi.format = major | SF_FORMAT_PCM_16;
-    SNDFILE* w = sf_open(path.c_str(), SFM_WRITE, &wi);
-    ASSERT_NE(w, nullptr) << sf_strerror(nullptr);
-    ASSERT_EQ(sf_writef_short(w, pcm.data(), kFrames), kFrames);
-    sf_set_string(w, SF_STR_COMMENT, "a chunk after the samples");  // written after the data
-    sf_close(w);
+    ASSERT_NO_FATAL_FAILURE(write_stereo16(path, major, pcm, "a chunk after the samples"));
 
     std::string err;
     auto fh = FileHandle::open(path, err);
@@ -1049,16 +1056,7 @@ TEST(Loader, FileRewrittenInAnotherFormatWhileStreamingEndsTheVoiceWithAnError) 
     const std::int64_t total = 200'000;
     const std::string path = dir.file(major == SF_FORMAT_WAV ? "w.wav" : "w.aiff");
     const auto pcm = test::make_pcm16(total, 2, 31);
-    {
-      SF_INFO wi{};
-      wi.samplerate = 48'000;
-      wi.channels = 2;
-      wi.format = major | SF_FORMAT_PCM_16;
-      SNDFILE* w = sf_open(path.c_str(), SFM_WRITE, &wi);
-      ASSERT_NE(w, nullptr) << sf_strerror(nullptr);
-      ASSERT_EQ(sf_writef_short(w, pcm.data(), total), total);
-      sf_close(w);
-    }
+    ASSERT_NO_FATAL_FAILURE(write_stereo16(path, major, pcm));
     std::vector<float> file(pcm.size());
     for (std::size_t i = 0; i < pcm.size(); ++i) file[i] = static_cast<float>(pcm[i]) / 32768.0f;
     auto src = load(path);
@@ -1135,17 +1133,7 @@ TEST(Loader, FileWhoseTagIsEditedInPlaceWhileStreamingPlaysOn) {
   const std::int64_t total = 200'000;
   const std::string path = dir.file("tag.wav");
   const auto pcm = test::make_pcm16(total, 2, 32);
-  {
-    SF_INFO wi{};
-    wi.samplerate = 48'000;
-    wi.channels = 2;
-    wi.format = SF_FORMAT_WAV | SF_FORMAT_PCM_16;
-    SNDFILE* w = sf_open(path.c_str(), SFM_WRITE, &wi);
-    ASSERT_NE(w, nullptr) << sf_strerror(nullptr);
-    ASSERT_EQ(sf_writef_short(w, pcm.data(), total), total);
-    sf_set_string(w, SF_STR_COMMENT, "old");  // a LIST chunk after the samples
-    sf_close(w);
-  }
+  ASSERT_NO_FATAL_FAILURE(write_stereo16(path, SF_FORMAT_WAV, pcm, "old"));  // a LIST chunk after the samples
   std::vector<float> file(pcm.size());
   for (std::size_t i = 0; i < pcm.size(); ++i) file[i] = static_cast<float>(pcm[i]) / 32768.0f;
   const auto data_end = static_cast<std::int64_t>(std::filesystem::file_size(path));
