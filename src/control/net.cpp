@@ -64,8 +64,9 @@ bool needs_v4_on_v6(const Endpoint& at) {
   return IN6_IS_ADDR_UNSPECIFIED(&a) || is_v4_mapped(a);
 }
 
-// Common part of UDP and TCP: socket, v6only, bind. Returns the fd or -1 with `error`.
-int open_bound(const Endpoint& at, int type, bool reuse_addr, std::string& error) {
+// Common part of UDP and TCP: socket, v6only, bind. Returns the fd or -1 with `error`. With
+// `pending` non-null, an address not (yet) this machine's is bound with IP_FREEBIND and *pending set.
+int open_bound(const Endpoint& at, int type, bool reuse_addr, std::string& error, bool* pending = nullptr) {
   if (at.family() != AF_INET && at.family() != AF_INET6) {
     error = "cannot bind: not an IPv4 or IPv6 address";
     return -1;
@@ -88,7 +89,12 @@ int open_bound(const Endpoint& at, int type, bool reuse_addr, std::string& error
     }
   }
   const socklen_t len = at.len ? at.len : (at.family() == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6));
-  if (::bind(fd, reinterpret_cast<const sockaddr*>(&at.addr), len) != 0) {
+  int rc = ::bind(fd, reinterpret_cast<const sockaddr*>(&at.addr), len);
+  if (rc != 0 && errno == EADDRNOTAVAIL && pending != nullptr && set_freebind(fd, at.family())) {
+    rc = ::bind(fd, reinterpret_cast<const sockaddr*>(&at.addr), len);
+    if (rc == 0) *pending = true;
+  }
+  if (rc != 0) {
     error = bind_error(at, errno);
     ::close(fd);
     return -1;
@@ -137,6 +143,28 @@ std::uint32_t get_be32(const std::uint8_t* p) {
 }
 
 }  // namespace
+
+bool set_freebind(int fd, int family) {
+  const int one = 1;
+  if (family == AF_INET6) return ::setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one)) == 0;
+  return ::setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one)) == 0;
+}
+
+bool address_is_local(const Endpoint& at) {
+  if (at.family() != AF_INET && at.family() != AF_INET6) return false;
+  const int fd = ::socket(at.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  Endpoint any_port = at;
+  if (at.family() == AF_INET) {
+    reinterpret_cast<sockaddr_in&>(any_port.addr).sin_port = 0;
+  } else {
+    reinterpret_cast<sockaddr_in6&>(any_port.addr).sin6_port = 0;
+  }
+  const socklen_t len = at.len ? at.len : (at.family() == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6));
+  const bool ok = ::bind(fd, reinterpret_cast<const sockaddr*>(&any_port.addr), len) == 0 || errno != EADDRNOTAVAIL;
+  ::close(fd);
+  return ok;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Endpoint
@@ -327,8 +355,9 @@ UdpSocket::~UdpSocket() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-std::unique_ptr<UdpSocket> UdpSocket::bind(const Endpoint& at, std::string& error) {
-  const int fd = open_bound(at, SOCK_DGRAM, /*reuse_addr=*/false, error);
+std::unique_ptr<UdpSocket> UdpSocket::bind(const Endpoint& at, std::string& error, bool pending_ok) {
+  bool pending = false;
+  const int fd = open_bound(at, SOCK_DGRAM, /*reuse_addr=*/false, error, pending_ok ? &pending : nullptr);
   if (fd < 0) return nullptr;
   const int one = 1;
   // Both are best effort: without them the daemon still works, it only sees less.
@@ -341,6 +370,7 @@ std::unique_ptr<UdpSocket> UdpSocket::bind(const Endpoint& at, std::string& erro
     ::setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof(one));
   }
   std::unique_ptr<UdpSocket> s(new UdpSocket(fd));
+  s->pending_ = pending;
   s->set_receive_buffer(kDefaultReceiveBuffer);
   return s;
 }
@@ -554,15 +584,18 @@ TcpListener::~TcpListener() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-std::unique_ptr<TcpListener> TcpListener::listen(const Endpoint& at, std::string& error) {
-  const int fd = open_bound(at, SOCK_STREAM, /*reuse_addr=*/true, error);
+std::unique_ptr<TcpListener> TcpListener::listen(const Endpoint& at, std::string& error, bool pending_ok) {
+  bool pending = false;
+  const int fd = open_bound(at, SOCK_STREAM, /*reuse_addr=*/true, error, pending_ok ? &pending : nullptr);
   if (fd < 0) return nullptr;
   if (::listen(fd, kListenBacklog) != 0) {
     error = "cannot listen on " + at.to_string() + ": " + errno_text(errno);
     ::close(fd);
     return nullptr;
   }
-  return std::unique_ptr<TcpListener>(new TcpListener(fd));
+  std::unique_ptr<TcpListener> l(new TcpListener(fd));
+  l->pending_ = pending;
+  return l;
 }
 
 Endpoint TcpListener::local() const { return local_of(fd_); }

@@ -70,13 +70,23 @@ struct Datagram {
   Endpoint from;
 };
 
+// IP_FREEBIND (IPV6_FREEBIND): the socket may bind an address no interface has yet.
+bool set_freebind(int fd, int family);
+// Whether `at`'s address is this machine's now (a socket can bind it without IP_FREEBIND).
+bool address_is_local(const Endpoint& at);
+
 class UdpSocket {
  public:
   // Binds `at` (port 0 = any free port). IPv6 sockets are v6-only unless bound to "::".
-  static std::unique_ptr<UdpSocket> bind(const Endpoint& at, std::string& error);
+  // `pending_ok`: an address no interface has yet (the network still coming up at boot, an IPv6
+  // address still tentative) is bound anyway (IP_FREEBIND) and address_pending() says so;
+  // otherwise that is an error.
+  static std::unique_ptr<UdpSocket> bind(const Endpoint& at, std::string& error, bool pending_ok = false);
   ~UdpSocket();
   int fd() const { return fd_; }
   Endpoint local() const;
+  // Bound with pending_ok to an address that was not this machine's at the time.
+  bool address_pending() const { return pending_; }
 
   // Non-blocking: false when nothing is waiting (a queued ICMP error is recorded, never fatal).
   // `out.data` keeps its capacity across calls, so a reused Datagram does not allocate per packet.
@@ -98,6 +108,7 @@ class UdpSocket {
   void note_drop_counter(std::uint32_t counter);
 
   int fd_;
+  bool pending_ = false;
   std::uint64_t drops_ = 0;
   std::uint32_t drop_counter_ = 0;       // the kernel's cumulative (wrapping) counter, last seen
   std::unique_ptr<std::uint8_t[]> buf_;  // 64 KiB: any UDP datagram fits
@@ -138,16 +149,19 @@ class TcpConnection {
 
 class TcpListener {
  public:
-  static std::unique_ptr<TcpListener> listen(const Endpoint& at, std::string& error);
+  // `pending_ok` as UdpSocket::bind's.
+  static std::unique_ptr<TcpListener> listen(const Endpoint& at, std::string& error, bool pending_ok = false);
   ~TcpListener();
   int fd() const { return fd_; }
   Endpoint local() const;
+  bool address_pending() const { return pending_; }
   // Non-blocking accept; null when none is pending.
   std::unique_ptr<TcpConnection> accept();
 
  private:
   explicit TcpListener(int fd) : fd_(fd) {}
   int fd_;
+  bool pending_ = false;
 };
 
 }  // namespace stemd::control

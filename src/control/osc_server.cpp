@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -38,18 +39,29 @@ bool OscServer::open(std::string& error) {
     error = "--allow: " + error;
     return false;
   }
-  udp_ = UdpSocket::bind(*at, error);
+  // An address the machine does not have yet is listened on anyway (a Pi that boots before its
+  // DHCP lease or an IPv6 address still tentative would otherwise fail, be restarted and given
+  // up on by systemd): a warning now, a line when it appears (run()).
+  udp_ = UdpSocket::bind(*at, error, /*pending_ok=*/true);
   if (!udp_) {
     error = "OSC UDP " + at->to_string() + ": " + error;
     return false;
   }
   if (cfg_.tcp) {
     auto tat = parse_endpoint(cfg_.bind, cfg_.tcp_port, error);
-    tcp_ = TcpListener::listen(*tat, error);
+    tcp_ = TcpListener::listen(*tat, error, /*pending_ok=*/true);
     if (!tcp_) {
       error = "OSC TCP " + tat->to_string() + ": " + error;
       return false;
     }
+  }
+  if (udp_->address_pending() || (tcp_ && tcp_->address_pending())) {
+    pending_bind_ = *at;
+    spdlog::warn(
+        "--osc-bind {}: no network interface has this address yet (the network may still be coming up); "
+        "listening on it anyway: OSC arrives once it is configured. If it never is, check the address "
+        "(`ip -brief address` lists this machine's)",
+        cfg_.bind);
   }
   router_.set_status_extra([this](std::vector<OscArg>& f) {
     auto kv = [&](const char* k, std::uint64_t v) {
@@ -320,7 +332,18 @@ void OscServer::run() {
     for (const auto& o : out_) send(o);
     router_.log_bad_input();
     router_.tick();
+    check_pending_bind();
   }
+}
+
+void OscServer::check_pending_bind() {
+  if (!pending_bind_) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - pending_checked_ < std::chrono::seconds(1)) return;
+  pending_checked_ = now;
+  if (!address_is_local(*pending_bind_)) return;
+  spdlog::info("--osc-bind {}: the address is configured now: OSC arrives", cfg_.bind);
+  pending_bind_.reset();
 }
 
 }  // namespace stemd::control

@@ -14,6 +14,8 @@
 #include "net.hpp"
 #include "router.hpp"
 
+#include <chrono>
+#include <optional>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -102,6 +104,10 @@ class OscServer {
   std::vector<std::function<void()>> posted_;
   OscServerStats stats_;
   base::LogLimiter log_limit_;
+  // Bound before its address existed (IP_FREEBIND): looked for once a second until it does.
+  std::optional<Endpoint> pending_bind_;
+  std::chrono::steady_clock::time_point pending_checked_{};
+  void check_pending_bind();
   std::function<void(const Outgoing&)> local_sink_;
 };
 

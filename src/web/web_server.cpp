@@ -223,10 +223,23 @@ bool WebServer::open(std::string& error) {
   a.open(ep.protocol(), ec);
   if (!ec) a.set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) a.bind(ep, ec);
+  bool pending = false;  // an address the machine does not have yet: as --osc-bind (OscServer::open)
+  if (ec == boost::system::errc::address_not_available && control::set_freebind(a.native_handle(), at->family())) {
+    ec.clear();
+    a.bind(ep, ec);
+    pending = !ec;
+  }
   if (!ec) a.listen(net::socket_base::max_listen_connections, ec);
   if (ec) {
     error = "web monitor: cannot listen on " + at->to_string() + ": " + ec.message();
     return false;
+  }
+  if (pending) {
+    spdlog::warn(
+        "--http-bind {}: no network interface has this address yet (the network may still be coming up); "
+        "listening on it anyway: the monitor answers once it is configured. If it never is, check the address "
+        "(`ip -brief address` lists this machine's)",
+        sh_->cfg.bind);
   }
   ::fcntl(a.native_handle(), F_SETFD, FD_CLOEXEC);  // not inherited by a hand-over image
   return true;

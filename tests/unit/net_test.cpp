@@ -368,6 +368,35 @@ TEST(UdpTest, BindErrorsAreClear) {
   EXPECT_EQ(error, "cannot bind: not an IPv4 or IPv6 address");
 }
 
+// The daemon's sockets (pending_ok) bind an address the machine does not have yet — a Pi booting
+// before its DHCP lease, an IPv6 address still tentative — and say so; others still refuse it.
+TEST(UdpTest, AnAddressNotYetThisMachinesIsBoundWhenPendingIsAllowed) {
+  std::string error;
+  EXPECT_FALSE(address_is_local(ep("192.0.2.1")));  // TEST-NET-1: not ours
+  EXPECT_TRUE(address_is_local(ep("127.0.0.1", 9)));
+  auto s = UdpSocket::bind(ep("192.0.2.1"), error, /*pending_ok=*/true);
+  ASSERT_TRUE(s) << error;
+  EXPECT_TRUE(s->address_pending());
+  EXPECT_EQ(s->local().host(), "192.0.2.1");
+  EXPECT_GT(s->local().port(), 0);
+  auto t = TcpListener::listen(ep("192.0.2.1"), error, /*pending_ok=*/true);
+  ASSERT_TRUE(t) << error;
+  EXPECT_TRUE(t->address_pending());
+  // An address the machine has is bound as before, not pending.
+  auto lo = UdpSocket::bind(ep("127.0.0.1"), error, /*pending_ok=*/true);
+  ASSERT_TRUE(lo) << error;
+  EXPECT_FALSE(lo->address_pending());
+  // Other bind errors are not papered over: a port in use is still refused.
+  EXPECT_FALSE(UdpSocket::bind(ep("127.0.0.1", lo->local().port()), error, /*pending_ok=*/true));
+  EXPECT_EQ(error, "port " + std::to_string(lo->local().port()) + " is in use: Address already in use");
+  if (has_ipv6_loopback()) {
+    EXPECT_FALSE(address_is_local(ep("2001:db8::1")));  // documentation prefix
+    auto v6 = UdpSocket::bind(ep("2001:db8::1"), error, /*pending_ok=*/true);
+    ASSERT_TRUE(v6) << error;
+    EXPECT_TRUE(v6->address_pending());
+  }
+}
+
 TEST(UdpTest, ReceiveBufferIsGenerousAndAdjustable) {
   auto s = bind_udp("127.0.0.1");
   ASSERT_TRUE(s);

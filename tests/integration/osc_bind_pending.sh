@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# osc_bind_pending.sh STEMD STEMCTL: a daemon bound (--osc-bind, --http-bind) to an address the
+# machine does not have yet — a Pi that starts stemd before its DHCP lease, an IPv6 address still
+# tentative — starts anyway with a warning, says when the address appears, and answers OSC from
+# then on. Before, it exited 2 ("Cannot assign requested address"), systemd restarted it every
+# second and gave up after five tries: the box stayed silent until someone logged in.
+# Runs in a network namespace of its own (unshare --net), where the address is added with `ip`.
+# Exit 0 pass, 1 fail, 77 skipped (no unshare/ip, or not allowed to make a network namespace).
+set -uo pipefail
+STEMD=$1
+STEMCTL=$2
+command -v unshare >/dev/null && command -v ip >/dev/null || { echo "osc_bind_pending: no unshare/ip: skipped"; exit 77; }
+unshare --net true 2>/dev/null || { echo "osc_bind_pending: cannot make a network namespace: skipped"; exit 77; }
+D=$(mktemp -d "${TMPDIR:-/tmp}/stemd-bindpending.XXXXXX")
+trap 'rm -rf "$D"' EXIT
+
+# Everything below runs inside the namespace; its exit status is the test's.
+unshare --net bash -s "$STEMD" "$STEMCTL" "$D" <<'INNER'
+set -uo pipefail
+STEMD=$1; STEMCTL=$2; D=$3
+ADDR=192.0.2.1  # TEST-NET-1
+PID=""
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; }
+trap cleanup EXIT
+fail() { echo "osc_bind_pending: FAIL: $*" >&2; tail -20 "$D/stemd.log" >&2; exit 1; }
+wait_for() {  # TEXT SECONDS
+  local i=0
+  until grep -qF -- "$1" "$D/stemd.log"; do
+    [ "$i" -ge $(($2 * 20)) ] && return 1
+    kill -0 "$PID" 2>/dev/null || return 1
+    sleep 0.05; i=$((i + 1))
+  done
+}
+ip link set lo up || fail "ip link set lo up"
+
+"$STEMD" --backend null --osc-bind "$ADDR" --allow 192.0.2.0/24 --osc-port 57120 \
+  --osc-tcp-port 57121 --http-bind "$ADDR" --http-port 8089 >"$D/stemd.log" 2>&1 &
+PID=$!
+wait_for " started: " 10 || fail "did not start with an address the machine lacks"
+grep -qF -- "--osc-bind $ADDR: no network interface has this address yet" "$D/stemd.log" ||
+  fail "no warning that the address is not configured"
+grep -qF -- "--http-bind $ADDR: no network interface has this address yet" "$D/stemd.log" ||
+  fail "no warning that the web monitor's address is not configured"
+
+ip addr add "$ADDR/32" dev lo || fail "ip addr add"
+wait_for "--osc-bind $ADDR: the address is configured now" 5 || fail "the address's arrival was not logged"
+out=$("$STEMCTL" --host "$ADDR" --port 57120 --timeout 3 ping 2>&1) || fail "no OSC answer over UDP once configured: $out"
+out=$("$STEMCTL" --host "$ADDR" --port 57121 --tcp --timeout 3 ping 2>&1) || fail "no OSC answer over TCP once configured: $out"
+if command -v curl >/dev/null; then
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://$ADDR:8089/") || true
+  [ "$code" = 200 ] || fail "the web monitor did not answer once configured (HTTP $code)"
+fi
+
+kill -TERM "$PID"
+wait "$PID"; rc=$?
+PID=""
+[ "$rc" -eq 0 ] || fail "exit $rc after SIGTERM"
+
+# A bind error that is not a missing address still stops the start (the port in use).
+"$STEMD" --backend null --osc-bind "$ADDR" --allow 192.0.2.0/24 --osc-port 57120 >"$D/a.log" 2>&1 &
+PID=$!
+i=0; until grep -qF " started: " "$D/a.log" || [ $i -ge 200 ]; do sleep 0.05; i=$((i + 1)); done
+out=$("$STEMD" --backend null --osc-bind "$ADDR" --allow 192.0.2.0/24 --osc-port 57120 --duration 1 2>&1); rc=$?
+[ "$rc" -eq 2 ] && grep -qF "port 57120 is in use" <<<"$out" || fail "port in use: exit $rc: $out"
+echo "osc_bind_pending: pass"
+INNER
