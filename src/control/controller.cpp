@@ -98,8 +98,13 @@ void Controller::install(std::int64_t at, int slot, std::unique_ptr<io::Source> 
                static_cast<double>(source->total_frames()) / source->info.sample_rate,
                source->streamed() ? "streamed" : "in memory", source->load_ns / 1e6);
   if (source->truncated) {  // every load, from a client or a start-up flag
-    spdlog::warn("{}: holds {} frames, fewer than its header's {}", base::log_escape(source->path),
-                 source->total_frames(), source->info.frames);
+    const std::int64_t declared = std::max(source->info.frames, source->info.declared_frames);
+    const double rate = source->info.sample_rate > 0 ? source->info.sample_rate : 1.0;
+    spdlog::warn(
+        "{}: holds {} frames ({:.1f} s at the file's {} Hz), fewer than the {} ({:.1f} s) its header declares: "
+        "the file is cut short (an interrupted copy or download?); it plays what it holds",
+        base::log_escape(source->path), source->total_frames(), static_cast<double>(source->total_frames()) / rate,
+        source->info.sample_rate, declared, static_cast<double>(declared) / rate);
   }
   auto entry = std::make_shared<Entry>();
   entry->serial = next_serial_++;

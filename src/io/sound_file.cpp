@@ -1,5 +1,8 @@
-// libsndfile wrapper (see sound_file.hpp). The only translation unit that includes <sndfile.h>.
+// libsndfile wrapper (see sound_file.hpp). With sndfile_log.cpp, the only translation units that
+// include <sndfile.h>.
 #include "sound_file.hpp"
+
+#include "sndfile_log.hpp"
 
 #include <sndfile.h>
 
@@ -331,6 +334,7 @@ bool SoundFile::open(std::shared_ptr<FileHandle> file, std::string& error, const
     }
   }
   info_.frames = (i.frames == SF_COUNT_MAX || i.frames < 0) ? -1 : i.frames;
+  info_.declared_frames = declared_frames(impl_->sf, info_.frames);
   info_.sample_rate = i.samplerate;
   info_.channels = i.channels;
   info_.seekable = i.seekable != 0;

@@ -98,6 +98,9 @@ class ScopedFaultInjector {
 
 struct FileInfo {
   std::int64_t frames = 0;  // -1 when the format cannot tell
+  // What the header declares when that is more than the file holds (a copy cut off: libsndfile
+  // counts only what is there, in `frames`); otherwise equal to `frames`.
+  std::int64_t declared_frames = 0;
   int sample_rate = 0;
   int channels = 0;
   std::string format;  // e.g. "WAV 16-bit PCM"

@@ -125,10 +125,11 @@ LoadResult load_source(std::shared_ptr<FileHandle> file, const std::string& name
   const std::int16_t* f16 = shared->samples16.empty() ? nullptr : shared->samples16.data();
   if (whole || got < want) {
     // Everything is in memory (a short read means the file was shorter than its header said).
-    src->truncated = info.frames >= 0 && got < info.frames;
+    src->truncated = info.frames >= 0 && (got < info.frames || info.declared_frames > info.frames);
     src->view = engine::VoiceSource{f, got, got, false};
   } else {
     src->view = engine::VoiceSource{f, got, info.frames >= 0 ? info.frames : 0, true};
+    src->truncated = info.declared_frames > info.frames;  // streamed: what the header claims beyond the file
   }
   src->view.frames16 = f16;
   // A file at another rate plays through a resampler (engine); at the output's rate, bit-exact.

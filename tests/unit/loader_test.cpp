@@ -1478,5 +1478,45 @@ TEST(Loader, SmallFileIsDecodedWholeIntoMemory) {
   EXPECT_EQ(src->decoded->samples, file);
 }
 
+// A file cut short (an interrupted copy): its header declares more frames than it holds. libsndfile
+// counts only what is there, so the load used to say nothing (the voice just ended early);
+// now the source is marked truncated and the header's claim kept, in memory and streamed, for
+// WAV and AIFF. A whole file declares what it holds.
+TEST(Loader, AFileCutShortIsMarkedWithWhatItsHeaderDeclares) {
+  test::TempDir dir;
+  const FormatCase cases[] = {{"wav", SF_FORMAT_WAV | SF_FORMAT_PCM_16, 2},
+                              {"aiff", SF_FORMAT_AIFF | SF_FORMAT_PCM_16, 2}};
+  for (const FormatCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    const std::string path = dir.file(std::string("cut.") + c.name);
+    const std::int64_t total = 40'000;
+    ASSERT_FALSE(write_format(path, c, total).empty());
+    for (bool streamed : {false, true}) {
+      SCOPED_TRACE(streamed ? "streamed" : "in memory");
+      LoadOptions o = streamed_opts();
+      if (!streamed) o.preload_limit_bytes = 1 << 20;
+      auto whole = load(path, o);
+      ASSERT_TRUE(whole);
+      EXPECT_FALSE(whole->truncated);
+      EXPECT_EQ(whole->info.declared_frames, total);
+    }
+    const auto size = std::filesystem::file_size(path);
+    const auto held_bytes = total * 4 / 4;  // a quarter of the samples kept
+    std::filesystem::resize_file(path, size - static_cast<std::uintmax_t>(total * 4 - held_bytes));
+    for (bool streamed : {false, true}) {
+      SCOPED_TRACE(streamed ? "streamed" : "in memory");
+      LoadOptions o = streamed_opts();
+      if (!streamed) o.preload_limit_bytes = 1 << 20;
+      auto src = load(path, o);
+      ASSERT_TRUE(src);
+      EXPECT_EQ(src->streamed(), streamed);
+      EXPECT_TRUE(src->truncated);
+      EXPECT_EQ(src->info.frames, total / 4);
+      EXPECT_EQ(src->total_frames(), total / 4);
+      EXPECT_EQ(src->info.declared_frames, total);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace stemd::io
