@@ -7,20 +7,33 @@
 #   scripts/setup.sh --arm64 [--deps]   also the arm64 cross toolchain, the arm64 (Debian
 #                               multiarch) libraries and qemu-user, then build preset arm64
 #                               (docs/arm64.md)
+#   scripts/setup.sh --daemon [--deps]  only what the daemon and stemctl need to build (no test,
+#                               benchmark or browser packages; on a Raspberry Pi building for
+#                               itself), then the release preset without tests
+#   scripts/setup.sh --dry-run [...]    print the packages and the build it would do; change nothing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ARM64=0
 DEPS_ONLY=0
+DAEMON=0
+DRY=0
 for a in "$@"; do
   case "$a" in
     --deps) DEPS_ONLY=1 ;;
     --arm64) ARM64=1 ;;
-    *) echo "usage: scripts/setup.sh [--arm64] [--deps]" >&2; exit 2 ;;
+    --daemon) DAEMON=1 ;;
+    --dry-run) DRY=1 ;;
+    *) echo "usage: scripts/setup.sh [--arm64 | --daemon] [--deps] [--dry-run]" >&2; exit 2 ;;
   esac
 done
+if [ "$ARM64" = 1 ] && [ "$DAEMON" = 1 ]; then
+  echo "setup.sh: --arm64 and --daemon do not go together (the arm64 cross build runs its tests under qemu)" >&2
+  exit 2
+fi
 
-PKGS=(
+# What the daemon and stemctl need to build and run (scripts/setup.sh --daemon installs these only).
+DAEMON_PKGS=(
   build-essential cmake pkg-config ninja-build git
   # audio I/O and file decoding
   portaudio19-dev libsndfile1-dev libjack-jackd2-dev
@@ -36,6 +49,11 @@ PKGS=(
   ableton-link-dev libasio-dev
   # service integration
   libsystemd-dev
+  # man pages from --help (help2man), the .deb (cpack -G DEB runs dpkg-shlibdeps)
+  help2man dpkg-dev
+)
+PKGS=(
+  "${DAEMON_PKGS[@]}"
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev clang-format
   # the headless real-time test bed (testbed.md)
@@ -43,8 +61,6 @@ PKGS=(
   # ALSA and PipeWire headless (issue 14): the ALSA tools (aplay -L), the headless PipeWire
   # with its JACK and ALSA client libraries (tests/integration/pipewire_play.sh, late_device.sh)
   alsa-utils pipewire pipewire-bin libspa-0.2-modules pipewire-jack pipewire-alsa
-  # man pages from --help (help2man), the .deb (cpack -G DEB runs dpkg-shlibdeps)
-  help2man dpkg-dev
   # scripts/check_structure.sh (function lengths)
   universal-ctags
   # stemctl's zsh completion is checked with zsh -n (tests/integration/stemctl_completion.sh)
@@ -54,6 +70,19 @@ PKGS=(
   # benchmarks only: scsynth beside stemd in scripts/bench.sh (no test depends on it)
   supercollider-server
 )
+
+[ "$DAEMON" = 1 ] && PKGS=("${DAEMON_PKGS[@]}")
+PRESET="${STEMD_PRESET:-release}"
+CMAKE_EXTRA=()
+[ "$DAEMON" = 1 ] && CMAKE_EXTRA=(-DSTEMD_BUILD_TESTS=OFF)
+if [ "$DRY" = 1 ]; then
+  echo "packages: ${PKGS[*]}"
+  if [ "$DAEMON" = 0 ]; then echo "then: nodejs npm (unless npm is present); npm ci in tests/browser"; fi
+  if [ "$DEPS_ONLY" = 0 ]; then
+    if [ "$ARM64" = 1 ]; then echo "build: cmake --preset arm64"; else echo "build: cmake --preset $PRESET ${CMAKE_EXTRA[*]}"; fi
+  fi
+  exit 0
+fi
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -75,16 +104,18 @@ if [ "${#missing[@]}" -gt 0 ]; then
 else
   echo "setup.sh: all packages present"
 fi
-# Node.js and npm for the browser test (tests/browser), from Debian unless a node with npm is
-# already installed (a NodeSource nodejs bundles npm, and Debian's npm package conflicts with it).
-if ! command -v npm >/dev/null 2>&1; then
-  ${SUDO:+$SUDO -E} env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm
-fi
-# playwright-core, pinned by tests/browser/package-lock.json; it drives /usr/bin/chromium and
-# downloads no browser.
-if [ ! -d tests/browser/node_modules/playwright-core ] ||
-   [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
-  (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+if [ "$DAEMON" = 0 ]; then
+  # Node.js and npm for the browser test (tests/browser), from Debian unless a node with npm is
+  # already installed (a NodeSource nodejs bundles npm, and Debian's npm package conflicts with it).
+  if ! command -v npm >/dev/null 2>&1; then
+    ${SUDO:+$SUDO -E} env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm
+  fi
+  # playwright-core, pinned by tests/browser/package-lock.json; it drives /usr/bin/chromium and
+  # downloads no browser.
+  if [ ! -d tests/browser/node_modules/playwright-core ] ||
+     [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
+    (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+  fi
 fi
 
 if [ "$ARM64" = 1 ]; then
@@ -98,7 +129,6 @@ fi
 
 [ "$DEPS_ONLY" = 1 ] && exit 0
 
-PRESET="${STEMD_PRESET:-release}"
-cmake --preset "$PRESET" >/dev/null
+cmake --preset "$PRESET" "${CMAKE_EXTRA[@]}" >/dev/null
 cmake --build --preset "$PRESET" -j"$(nproc)"
-echo "setup.sh: built preset '$PRESET' in build/$PRESET"
+echo "setup.sh: built preset '$PRESET' in build/$PRESET${CMAKE_EXTRA:+ (the daemon and stemctl; no tests)}"
