@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <sstream>
+#include <string_view>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -228,7 +229,9 @@ bool scan_config(const std::string& path, const std::string& read_from, const CL
 }
 
 // The config file when --config is not given: $XDG_CONFIG_HOME/stemd/stemd.conf (or
-// ~/.config/stemd/stemd.conf), then /etc/stemd/stemd.conf. `searched` lists where it looked.
+// ~/.config/stemd/stemd.conf), then the installed one (SYSCONFDIR/stemd/stemd.conf: under
+// /usr/local/etc for a `cmake --install` with the default prefix), then /etc/stemd/stemd.conf.
+// `searched` lists where it looked.
 std::string search_config(std::string& searched) {
   std::vector<std::string> candidates;
   const char* xdg = std::getenv("XDG_CONFIG_HOME");
@@ -238,6 +241,10 @@ std::string search_config(std::string& searched) {
   } else if (home != nullptr && home[0] == '/') {
     candidates.push_back(std::string(home) + "/.config/stemd/stemd.conf");
   }
+#ifdef STEMD_SYSCONFDIR
+  if (std::string_view(STEMD_SYSCONFDIR) != "/etc")
+    candidates.push_back(std::string(STEMD_SYSCONFDIR) + "/stemd/stemd.conf");
+#endif
   candidates.push_back("/etc/stemd/stemd.conf");
   for (const auto& c : candidates) {
     searched += (searched.empty() ? "" : ", ") + c;

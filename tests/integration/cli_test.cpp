@@ -515,6 +515,29 @@ TEST(Cli, VersionNamesTheGitRevisionAndLibsndfilesFormats) {
   EXPECT_NE(r.output.find(".wav"), std::string::npos) << r.output;
 }
 
+// A daemon installed with `cmake --install` under /usr/local has its stemd.conf in
+// /usr/local/etc/stemd (packaging/install_service.cmake): stemd run by hand looked only in
+// ~/.config and /etc and said "no config file", so edits to the installed file did nothing.
+TEST(Cli, ConfigIsSearchedWhereTheInstallPutsIt) {
+  TempDir dir;
+  const std::string env = "env -u STEMD_NO_CONFIG_SEARCH XDG_CONFIG_HOME=" + dir.path() + " ";
+  const auto r = run_process(env + STEMD_BINARY + " --backend null --no-osc --duration 0.05");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  const std::string installed = std::string(STEMD_TEST_SYSCONFDIR) + "/stemd/stemd.conf";
+  const bool looked =
+      r.output.find("looked for " + dir.path() + "/stemd/stemd.conf, " + installed) != std::string::npos;
+  const bool found = r.output.find("config file " + installed + " (found without --config)") != std::string::npos;
+  if (std::string_view(STEMD_TEST_SYSCONFDIR) == "/etc") {
+    EXPECT_TRUE(r.output.find("looked for " + dir.path() + "/stemd/stemd.conf, /etc/stemd/stemd.conf)") !=
+                    std::string::npos ||
+                found)
+        << r.output;
+  } else {
+    EXPECT_TRUE(looked || found) << r.output;
+    if (looked) EXPECT_NE(r.output.find(installed + ", /etc/stemd/stemd.conf)"), std::string::npos) << r.output;
+  }
+}
+
 // Without --config: $XDG_CONFIG_HOME/stemd/stemd.conf, then /etc/stemd/stemd.conf; the log
 // names what was read. --config none reads nothing.
 TEST(Cli, ConfigIsSearchedInXdgConfigHomeWithoutConfig) {
