@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <sstream>
-#include <string_view>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -228,10 +227,30 @@ bool scan_config(const std::string& path, const std::string& read_from, const CL
   return true;
 }
 
+// The stemd.conf an install under PREFIX ships (packaging/install_service.cmake puts it in
+// PREFIX/etc/stemd, in /etc when PREFIX is /usr), PREFIX taken from where this binary runs
+// (PREFIX/bin/stemd, whatever prefix the build was configured with). Empty for a binary outside a
+// bin directory (a build tree) and for /usr.
+std::string installed_config() {
+  char buf[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return {};
+  const std::string exe(buf, static_cast<std::size_t>(n));
+  const auto slash = exe.rfind('/');
+  if (slash == std::string::npos || slash == 0) return {};
+  const std::string dir = exe.substr(0, slash);
+  const auto up = dir.rfind('/');
+  if (up == std::string::npos || dir.compare(up + 1, std::string::npos, "bin") != 0) return {};
+  const std::string prefix = dir.substr(0, up);
+  if (prefix.empty() || prefix == "/usr") return {};
+  return prefix + "/etc/stemd/stemd.conf";
+}
+
 // The config file when --config is not given: $XDG_CONFIG_HOME/stemd/stemd.conf (or
-// ~/.config/stemd/stemd.conf), then the installed one (SYSCONFDIR/stemd/stemd.conf: under
-// /usr/local/etc for a `cmake --install` with the default prefix), then /etc/stemd/stemd.conf.
-// `searched` lists where it looked.
+// ~/.config/stemd/stemd.conf), then /etc/stemd/stemd.conf, then the installed one
+// (installed_config(): /usr/local/etc/stemd/stemd.conf for a `cmake --install` with the default
+// prefix; after /etc, so a copy left by an old install never overrides it). `searched` lists
+// where it looked.
 std::string search_config(std::string& searched) {
   std::vector<std::string> candidates;
   const char* xdg = std::getenv("XDG_CONFIG_HOME");
@@ -241,11 +260,8 @@ std::string search_config(std::string& searched) {
   } else if (home != nullptr && home[0] == '/') {
     candidates.push_back(std::string(home) + "/.config/stemd/stemd.conf");
   }
-#ifdef STEMD_SYSCONFDIR
-  if (std::string_view(STEMD_SYSCONFDIR) != "/etc")
-    candidates.push_back(std::string(STEMD_SYSCONFDIR) + "/stemd/stemd.conf");
-#endif
   candidates.push_back("/etc/stemd/stemd.conf");
+  if (std::string installed = installed_config(); !installed.empty()) candidates.push_back(std::move(installed));
   for (const auto& c : candidates) {
     searched += (searched.empty() ? "" : ", ") + c;
     if (::access(c.c_str(), F_OK) == 0) return c;

@@ -487,8 +487,8 @@ void add_service_options(CLI::App& app, Options& o) {
   app.set_config("--config", "",
                  "Read options from FILE (TOML: keys are the long flag names, [sections] as in --help's "
                  "groups). Without it: $XDG_CONFIG_HOME/stemd/stemd.conf (~/.config/stemd/stemd.conf), "
-                 "then the installed one (PREFIX/etc/stemd/stemd.conf for a prefix other than /usr), then "
-                 "/etc/stemd/stemd.conf; --config none reads no file")
+                 "then /etc/stemd/stemd.conf, then the installed one (PREFIX/etc/stemd/stemd.conf, stemd being "
+                 "PREFIX/bin/stemd, PREFIX not /usr); --config none reads no file")
       ->type_name("FILE");
   app.set_help_flag("-h,--help", "Print this help and exit");
   app.set_version_flag("--version", version_text(), "Print the version, git revision and libsndfile's formats");

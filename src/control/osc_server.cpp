@@ -55,8 +55,9 @@ bool OscServer::open(std::string& error) {
       return false;
     }
   }
-  if (udp_->address_pending() || (tcp_ && tcp_->address_pending())) {
-    pending_bind_ = *at;
+  const bool pending = udp_->address_pending() || (tcp_ && tcp_->address_pending());
+  bind_watch_ = BindWatch("--osc-bind", cfg_.bind, *at, "OSC arrives", pending);
+  if (pending) {
     spdlog::warn(
         "--osc-bind {}: no network interface has this address yet (the network may still be coming up); "
         "listening on it anyway: OSC arrives once it is configured. If it never is, check the address "
@@ -332,18 +333,8 @@ void OscServer::run() {
     for (const auto& o : out_) send(o);
     router_.log_bad_input();
     router_.tick();
-    check_pending_bind();
+    bind_watch_.check(std::chrono::steady_clock::now());  // the address's comings and goings
   }
-}
-
-void OscServer::check_pending_bind() {
-  if (!pending_bind_) return;
-  const auto now = std::chrono::steady_clock::now();
-  if (now - pending_checked_ < std::chrono::seconds(1)) return;
-  pending_checked_ = now;
-  if (!address_is_local(*pending_bind_)) return;
-  spdlog::info("--osc-bind {}: the address is configured now: OSC arrives", cfg_.bind);
-  pending_bind_.reset();
 }
 
 }  // namespace stemd::control

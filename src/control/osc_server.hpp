@@ -11,6 +11,7 @@
 
 #include "device_status.hpp"
 #include "base/log_guard.hpp"
+#include "bind_watch.hpp"
 #include "net.hpp"
 #include "router.hpp"
 
@@ -104,10 +105,7 @@ class OscServer {
   std::vector<std::function<void()>> posted_;
   OscServerStats stats_;
   base::LogLimiter log_limit_;
-  // Bound before its address existed (IP_FREEBIND): looked for once a second until it does.
-  std::optional<Endpoint> pending_bind_;
-  std::chrono::steady_clock::time_point pending_checked_{};
-  void check_pending_bind();
+  BindWatch bind_watch_;  // whether the machine has --osc-bind's address (bound before it did, or lost)
   std::function<void(const Outgoing&)> local_sink_;
 };
 

@@ -6,14 +6,48 @@
 #include <string>
 
 namespace stemd::io {
+namespace {
 
-std::int64_t declared_frames(SNDFILE* sf, std::int64_t frames) {
+// Bytes per frame of an integer or float PCM file, 0 for anything else (compressed, ADPCM...):
+// only there does a byte count turn into frames exactly.
+std::int64_t block_align(const SF_INFO& info) {
+  int bytes = 0;
+  switch (info.format & SF_FORMAT_SUBMASK) {
+    case SF_FORMAT_PCM_S8:
+    case SF_FORMAT_PCM_U8:
+      bytes = 1;
+      break;
+    case SF_FORMAT_PCM_16:
+      bytes = 2;
+      break;
+    case SF_FORMAT_PCM_24:
+      bytes = 3;
+      break;
+    case SF_FORMAT_PCM_32:
+    case SF_FORMAT_FLOAT:
+      bytes = 4;
+      break;
+    case SF_FORMAT_DOUBLE:
+      bytes = 8;
+      break;
+    default:
+      return 0;
+  }
+  return static_cast<std::int64_t>(bytes) * info.channels;
+}
+
+}  // namespace
+
+std::int64_t declared_frames(SNDFILE* sf, const SF_INFO& info, std::int64_t frames) {
   if (frames <= 0) return frames;
-  std::string log(8192, '\0');
+  std::string log(8192, '\0');  // (libsndfile keeps at most 2 KiB of it)
   sf_command(sf, SFC_GET_LOG_INFO, log.data(), static_cast<int>(log.size()));
   log.resize(std::strlen(log.c_str()));
+  const int major = info.format & SF_FORMAT_TYPEMASK;
+  const bool w64 = major == SF_FORMAT_W64;
+  const std::int64_t align = block_align(info);
+  std::int64_t comm = 0, data = 0, ds64 = 0;
   std::size_t at = 0;
-  std::int64_t comm = 0, data = 0;
   while (at < log.size()) {
     std::size_t end = log.find('\n', at);
     if (end == std::string::npos) end = log.size();
@@ -21,22 +55,32 @@ std::int64_t declared_frames(SNDFILE* sf, std::int64_t frames) {
     at = end + 1;
     long long claimed = 0, held = 0;
     char tag[8] = {};
-    if (std::sscanf(line.c_str(), " Frames : %lld", &claimed) == 1) {  // AIFF's COMM chunk says it outright
-      if (claimed > frames) comm = claimed;
+    if (std::sscanf(line.c_str(), "*** Calculated frame count %lld does not match value from 'ds64' chunk of %lld",
+                    &held, &claimed) == 2) {  // RF64: the ds64 chunk's frame count
+      ds64 = claimed;
       continue;
     }
-    if (std::sscanf(line.c_str(), " %4s : %lld (should be %lld)", tag, &claimed, &held) != 3) continue;
-    const bool ssnd = std::strcmp(tag, "SSND") == 0;
-    if (!ssnd && std::strcmp(tag, "data") != 0) continue;
-    if (ssnd) {  // its size counts an 8-byte offset and block size before the samples
-      claimed -= 8;
-      held -= 8;
+    if (major == SF_FORMAT_AIFF && std::sscanf(line.c_str(), " Frames : %lld", &claimed) == 1) {  // COMM says it
+      comm = claimed;
+      continue;
     }
-    if (held <= 0 || claimed <= held) continue;
-    const long double per_frame = static_cast<long double>(held) / static_cast<long double>(frames);
-    data = frames + static_cast<std::int64_t>(static_cast<long double>(claimed - held) / per_frame + 0.5L);
+    const int n = std::sscanf(line.c_str(), " %4s : %lld (should be %lld)", tag, &claimed, &held);
+    const bool ssnd = std::strcmp(tag, "SSND") == 0;
+    if (n < 2 || (!ssnd && std::strcmp(tag, "data") != 0)) continue;
+    // The samples' chunk declares `claimed` bytes (WAV and AIFF log the mismatch as "(should
+    // be ...)"; W64 logs its size alone, its 24-byte chunk header included).
+    if (w64) {
+      claimed -= 24;
+    } else if (n != 3) {
+      continue;
+    } else if (claimed >= 0x7fff0000LL) {
+      continue;  // a 32-bit size left at its placeholder by a writer that could not seek back (a pipe)
+    }
+    if (ssnd) claimed -= 8;  // its offset and block size come before the samples
+    if (align > 0 && claimed > 0) data = claimed / align;
   }
-  if (data <= frames) return frames;  // the samples' chunk is whole: whatever COMM says, nothing is cut
+  if (ds64 > frames) return ds64;
+  if (data <= frames) return frames;  // the samples' chunk holds what it declares: nothing is cut
   return comm > frames ? comm : data;
 }
 

@@ -7,9 +7,13 @@
 
 namespace stemd::io {
 
-// libsndfile counts a WAV's or AIFF's frames from what the file holds when its data chunk claims
-// more, and notes the claim in its log: "data : 768000 (should be 384000)" (AIFF: "SSND : ...").
-// The frames the header declared, from that line; `frames` when there is none.
-std::int64_t declared_frames(SNDFILE* sf, std::int64_t frames);
+// libsndfile counts a file's frames from what it holds when its header claims more, and notes the
+// claim only in its log: "data : 768000 (should be 384000)" (WAV), "SSND : ..." and COMM's
+// "Frames : N" (AIFF), the data chunk's size alone (W64), a ds64 frame count that "does not match"
+// (RF64). The frames the header declared, for PCM files (where bytes turn into frames exactly) and
+// RF64; `frames` when there is no claim, when the samples' chunk is whole, or when the claim is a
+// 32-bit size's placeholder (≥ 0x7fff0000: a WAV written to a pipe). Misses claims libsndfile's
+// log (at most 2 KiB) has no room for, behind many chunks.
+std::int64_t declared_frames(SNDFILE* sf, const SF_INFO& info, std::int64_t frames);
 
 }  // namespace stemd::io

@@ -334,7 +334,7 @@ bool SoundFile::open(std::shared_ptr<FileHandle> file, std::string& error, const
     }
   }
   info_.frames = (i.frames == SF_COUNT_MAX || i.frames < 0) ? -1 : i.frames;
-  info_.declared_frames = declared_frames(impl_->sf, info_.frames);
+  info_.declared_frames = declared_frames(impl_->sf, i, info_.frames);
   info_.sample_rate = i.samplerate;
   info_.channels = i.channels;
   info_.seekable = i.seekable != 0;

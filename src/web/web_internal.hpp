@@ -6,6 +6,7 @@
 
 #include "web_server.hpp"
 
+#include "control/bind_watch.hpp"
 #include "control/media_policy.hpp"
 #include "control/net.hpp"
 #include "control/osc.hpp"
@@ -71,6 +72,7 @@ struct Shared : std::enable_shared_from_this<Shared> {
   net::steady_timer pump{ioc};
   net::steady_timer renew{ioc};
   control::AllowList allow;
+  control::BindWatch bind_watch;  // whether the machine has --http-bind's address [network thread]
   WebStats stats;
   std::map<std::string, StaticFile> files;  // target → file
   engine::MonitorTap* tap = nullptr;

@@ -91,6 +91,7 @@ void pump(const std::shared_ptr<Shared>& sh) {
   sh->pump.expires_after(sh->live(sh->audio) > 0 ? kPumpPeriod : kIdlePumpPeriod);
   sh->pump.async_wait([sh](beast::error_code ec) {
     if (ec || sh->stopping) return;
+    sh->bind_watch.check(control::BindWatch::Clock::now());  // the address's comings and goings
     engine::MonitorTap::Chunk c;
     const bool anyone = sh->live(sh->audio) > 0;
     if (!anyone) sh->tap->set_enabled(false);
@@ -234,6 +235,7 @@ bool WebServer::open(std::string& error) {
     error = "web monitor: cannot listen on " + at->to_string() + ": " + ec.message();
     return false;
   }
+  sh_->bind_watch = control::BindWatch("--http-bind", sh_->cfg.bind, *at, "the web monitor answers", pending);
   if (pending) {
     spdlog::warn(
         "--http-bind {}: no network interface has this address yet (the network may still be coming up); "

@@ -51,10 +51,37 @@ if command -v curl >/dev/null; then
   [ "$code" = 200 ] || fail "the web monitor did not answer once configured (HTTP $code)"
 fi
 
+wait_for "--http-bind $ADDR: the address is configured now" 5 || fail "the web monitor's address's arrival was not logged"
+
+# The address goes (a lease lost) and comes back: both are said, and OSC answers again.
+ip addr del "$ADDR/32" dev lo || fail "ip addr del"
+wait_for "--osc-bind $ADDR: no network interface has this address any more" 5 || fail "the address's loss was not logged"
+ip addr add "$ADDR/32" dev lo || fail "ip addr add (again)"
+i=0
+until [ "$(grep -cF -- "--osc-bind $ADDR: the address is configured now" "$D/stemd.log")" -ge 2 ]; do
+  [ $i -ge 100 ] && fail "the address's return was not logged"
+  sleep 0.05; i=$((i + 1))
+done
+out=$("$STEMCTL" --host "$ADDR" --port 57120 --timeout 3 ping 2>&1) || fail "no OSC answer after the address came back: $out"
+
 kill -TERM "$PID"
 wait "$PID"; rc=$?
 PID=""
 [ "$rc" -eq 0 ] || fail "exit $rc after SIGTERM"
+
+# A v4-mapped address with net.ipv6.bindv6only=1: the probe binds as the real socket does (IPv4
+# let in), so an address the machine lacks is not called configured (it was, 100 ms after start).
+if sysctl -qw net.ipv6.bindv6only=1 2>/dev/null; then
+  "$STEMD" --backend null --osc-bind ::ffff:192.0.2.8 --allow 192.0.2.0/24 --osc-port 57122 >"$D/m.log" 2>&1 &
+  PID=$!
+  i=0; until grep -qF " started: " "$D/m.log" || [ $i -ge 200 ]; do sleep 0.05; i=$((i + 1)); done
+  grep -qF -- "--osc-bind ::ffff:192.0.2.8: no network interface has this address yet" "$D/m.log" ||
+    { cat "$D/m.log" >&2; fail "v4-mapped: no pending warning"; }
+  sleep 2.5
+  grep -qF "configured now" "$D/m.log" && { cat "$D/m.log" >&2; fail "v4-mapped: called configured while missing"; }
+  kill -TERM "$PID"; wait "$PID"; PID=""
+  sysctl -qw net.ipv6.bindv6only=0
+fi
 
 # A bind error that is not a missing address still stops the start (the port in use).
 "$STEMD" --backend null --osc-bind "$ADDR" --allow 192.0.2.0/24 --osc-port 57120 >"$D/a.log" 2>&1 &

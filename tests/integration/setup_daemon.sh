@@ -39,4 +39,18 @@ for t in src/stemd src/stemctl; do
   grep -q "^$t:" <<<"$targets" || fail "no $t target without tests"
 done
 grep -q "stemd_unit_tests" <<<"$targets" && fail "tests are built with STEMD_BUILD_TESTS=OFF"
+
+# A build directory --daemon configured without tests gets them back at the next plain configure
+# (setup.sh and test.sh run `cmake --preset X`): the presets set STEMD_BUILD_TESTS every time.
+# In a copy of the tree, whose build/release is its own.
+if git -C "$SRC" rev-parse --git-dir >/dev/null 2>&1; then
+  mkdir -p "$D/tree"
+  git -C "$SRC" ls-files -z --cached --others --exclude-standard | (cd "$SRC" && xargs -0 cp --parents -t "$D/tree") 2>/dev/null ||
+    fail "copy of the tree"
+  (cd "$D/tree" && cmake --preset release -DSTEMD_BUILD_TESTS=OFF >"$D/p1.log" 2>&1) || fail "preset without tests"
+  grep -q "^STEMD_BUILD_TESTS:BOOL=OFF" "$D/tree/build/release/CMakeCache.txt" || fail "-DSTEMD_BUILD_TESTS=OFF not taken"
+  (cd "$D/tree" && cmake --preset release >"$D/p2.log" 2>&1) || fail "preset again"
+  grep -q "^STEMD_BUILD_TESTS:BOOL=ON" "$D/tree/build/release/CMakeCache.txt" ||
+    fail "a plain cmake --preset release after --daemon kept the tests off"
+fi
 echo "setup_daemon: pass"

@@ -32,6 +32,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -1481,42 +1483,77 @@ TEST(Loader, SmallFileIsDecodedWholeIntoMemory) {
 // A file cut short (an interrupted copy): its header declares more frames than it holds. libsndfile
 // counts only what is there, so the load used to say nothing (the voice just ended early);
 // now the source is marked truncated and the header's claim kept, in memory and streamed, for
-// WAV and AIFF. A whole file declares what it holds.
+// WAV, AIFF, W64 and RF64, exact also when the cut falls inside a frame. A whole file declares
+// what it holds.
 TEST(Loader, AFileCutShortIsMarkedWithWhatItsHeaderDeclares) {
   test::TempDir dir;
-  const FormatCase cases[] = {{"wav", SF_FORMAT_WAV | SF_FORMAT_PCM_16, 2},
-                              {"aiff", SF_FORMAT_AIFF | SF_FORMAT_PCM_16, 2}};
+  const FormatCase cases[] = {
+      {"wav", SF_FORMAT_WAV | SF_FORMAT_PCM_16, 2},   {"aiff", SF_FORMAT_AIFF | SF_FORMAT_PCM_16, 2},
+      {"w64", SF_FORMAT_W64 | SF_FORMAT_PCM_16, 2},   {"rf64", SF_FORMAT_RF64 | SF_FORMAT_PCM_16, 2},
+      {"wav24", SF_FORMAT_WAV | SF_FORMAT_PCM_24, 2}, {"wavmono8", SF_FORMAT_WAV | SF_FORMAT_PCM_U8, 1}};
   for (const FormatCase& c : cases) {
-    SCOPED_TRACE(c.name);
-    const std::string path = dir.file(std::string("cut.") + c.name);
-    const std::int64_t total = 40'000;
-    ASSERT_FALSE(write_format(path, c, total).empty());
-    for (bool streamed : {false, true}) {
-      SCOPED_TRACE(streamed ? "streamed" : "in memory");
-      LoadOptions o = streamed_opts();
-      if (!streamed) o.preload_limit_bytes = 1 << 20;
-      auto whole = load(path, o);
-      ASSERT_TRUE(whole);
-      EXPECT_FALSE(whole->truncated);
-      EXPECT_EQ(whole->info.declared_frames, total);
-    }
-    const auto size = std::filesystem::file_size(path);
-    const auto held_bytes = total * 4 / 4;  // a quarter of the samples kept
-    std::filesystem::resize_file(path, size - static_cast<std::uintmax_t>(total * 4 - held_bytes));
-    for (bool streamed : {false, true}) {
-      SCOPED_TRACE(streamed ? "streamed" : "in memory");
-      LoadOptions o = streamed_opts();
-      if (!streamed) o.preload_limit_bytes = 1 << 20;
-      auto src = load(path, o);
-      ASSERT_TRUE(src);
-      EXPECT_EQ(src->streamed(), streamed);
-      EXPECT_TRUE(src->truncated);
-      EXPECT_EQ(src->info.frames, total / 4);
-      EXPECT_EQ(src->total_frames(), total / 4);
-      EXPECT_EQ(src->info.declared_frames, total);
+    for (const std::int64_t odd : {0, 1}) {  // cut on a frame boundary, or one byte into a frame
+      SCOPED_TRACE(std::string(c.name) + (odd ? ", cut inside a frame" : ""));
+      const std::string path = dir.file(std::string("cut.") + c.name);
+      const std::int64_t total = 40'000;
+      ASSERT_FALSE(write_format(path, c, total).empty());
+      for (bool streamed : {false, true}) {
+        LoadOptions o = streamed_opts();
+        if (!streamed) o.preload_limit_bytes = 1 << 20;
+        auto whole = load(path, o);
+        ASSERT_TRUE(whole);
+        EXPECT_FALSE(whole->truncated);
+        EXPECT_EQ(whole->info.declared_frames, total);
+      }
+      const auto size = std::filesystem::file_size(path);
+      const int sub = c.format & SF_FORMAT_SUBMASK;
+      const std::uintmax_t align = static_cast<std::uintmax_t>(c.channels) * (sub == SF_FORMAT_PCM_U8   ? 1
+                                                                              : sub == SF_FORMAT_PCM_24 ? 3
+                                                                                                        : 2);
+      if (odd && align == 1) continue;  // one byte is a whole frame: no cut inside one
+      // A quarter of the frames kept (plus one byte of the next).
+      std::filesystem::resize_file(path, size - static_cast<std::uintmax_t>(total * 3 / 4) * align + odd);
+      for (bool streamed : {false, true}) {
+        SCOPED_TRACE(streamed ? "streamed" : "in memory");
+        LoadOptions o = streamed_opts();
+        if (!streamed) o.preload_limit_bytes = 1 << 20;
+        auto src = load(path, o);
+        ASSERT_TRUE(src);
+        EXPECT_TRUE(src->truncated);
+        EXPECT_EQ(src->info.frames, total / 4);
+        EXPECT_EQ(src->total_frames(), total / 4);
+        EXPECT_EQ(src->info.declared_frames, total);
+      }
     }
   }
 }
 
+// A WAV written to a pipe (sox, arecord or ffmpeg to stdout) leaves its data chunk's size at a
+// placeholder (0xFFFFFFFF, 0x7FFFFFFF, sox's 0x7FFFF000): whole, not cut short (the first version
+// of the check called sox's output "cut short" with 11,184.8 s declared).
+TEST(Loader, AWavWrittenToAPipeIsNotCalledCutShort) {
+  test::TempDir dir;
+  const FormatCase c{"wav", SF_FORMAT_WAV | SF_FORMAT_PCM_16, 2};
+  for (const std::uint32_t placeholder : {0xffffffffu, 0x7fffffffu, 0x7ffff000u, 0xffffffdbu}) {
+    SCOPED_TRACE(placeholder);
+    const std::string path = dir.file("pipe.wav");
+    ASSERT_FALSE(write_format(path, c, 20'000).empty());
+    std::string bytes;
+    {
+      std::ifstream in(path, std::ios::binary);
+      bytes.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    const auto at = bytes.find("data");
+    ASSERT_NE(at, std::string::npos);
+    for (int k = 0; k < 4; ++k) bytes[at + 4 + k] = static_cast<char>((placeholder >> (8 * k)) & 0xff);
+    for (int k = 0; k < 4; ++k) bytes[4 + k] = static_cast<char>((placeholder >> (8 * k)) & 0xff);  // RIFF too
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+    auto src = load(path, streamed_opts());
+    ASSERT_TRUE(src);
+    EXPECT_FALSE(src->truncated);
+    EXPECT_EQ(src->info.frames, 20'000);
+    EXPECT_EQ(src->info.declared_frames, 20'000);
+  }
+}
 }  // namespace
 }  // namespace stemd::io
