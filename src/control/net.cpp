@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <linux/errqueue.h>
 #include <linux/sock_diag.h>
+#include <net/if.h>
 #include <netinet/icmp6.h>
 #include <netinet/ip_icmp.h>
 #include <netinet/tcp.h>
@@ -84,6 +85,15 @@ int open_bound(const Endpoint& at, int type, bool reuse_addr, std::string& error
     const int v6only = needs_v4_on_v6(at) ? 0 : 1;
     if (::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only)) != 0) {
       error = "cannot set IPV6_V6ONLY: " + errno_text(errno);
+      ::close(fd);
+      return -1;
+    }
+  }
+  if (at.family() == AF_INET6) {
+    const auto& v6 = reinterpret_cast<const sockaddr_in6&>(at.addr);
+    if (IN6_IS_ADDR_LINKLOCAL(&v6.sin6_addr) && v6.sin6_scope_id == 0) {  // the kernel says only "Invalid argument"
+      error = "cannot bind " + at.to_string() + ": a link-local address (fe80::/10) needs its interface, e.g. " +
+              at.host() + "%eth0 (`ip -brief link` lists them)";
       ::close(fd);
       return -1;
     }
@@ -162,7 +172,14 @@ std::string Endpoint::host() const {
   if (family() == AF_INET) {
     ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(addr).sin_addr, buf, sizeof(buf));
   } else if (family() == AF_INET6) {
-    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(addr).sin6_addr, buf, sizeof(buf));
+    const auto& v6 = reinterpret_cast<const sockaddr_in6&>(addr);
+    ::inet_ntop(AF_INET6, &v6.sin6_addr, buf, sizeof(buf));
+    if (v6.sin6_scope_id != 0) {  // its zone: "fe80::1%eth0"
+      char name[IF_NAMESIZE] = {};
+      return std::string(buf) + "%" +
+             (::if_indextoname(v6.sin6_scope_id, name) != nullptr ? std::string(name)
+                                                                  : std::to_string(v6.sin6_scope_id));
+    }
   } else {
     return "?";
   }
@@ -216,10 +233,27 @@ std::optional<Endpoint> parse_endpoint(const std::string& host, std::uint16_t po
   }
   e = Endpoint{};
   auto& v6 = reinterpret_cast<sockaddr_in6&>(e.addr);
+  // An IPv6 address may name its interface (its zone): "fe80::1%eth0", or "%2" by index.
+  std::string zone;
+  if (const auto pct = h.find('%'); pct != std::string::npos) {
+    zone = h.substr(pct + 1);
+    h.resize(pct);
+  }
   if (::inet_pton(AF_INET6, h.c_str(), &v6.sin6_addr) == 1) {
     v6.sin6_family = AF_INET6;
     v6.sin6_port = htons(port);
     e.len = sizeof(sockaddr_in6);
+    if (!zone.empty()) {
+      unsigned index = ::if_nametoindex(zone.c_str());
+      if (index == 0 && zone.find_first_not_of("0123456789") == std::string::npos && zone.size() <= 9) {
+        index = static_cast<unsigned>(std::stoul(zone));
+      }
+      if (index == 0) {
+        error = "no network interface \"" + zone + "\" (in \"" + host + "\"; `ip -brief link` lists them)";
+        return std::nullopt;
+      }
+      v6.sin6_scope_id = index;
+    }
     return e;
   }
   error = "not a numeric IPv4/IPv6 address: \"" + host + "\"";

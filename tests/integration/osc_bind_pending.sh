@@ -89,5 +89,20 @@ PID=$!
 i=0; until grep -qF " started: " "$D/a.log" || [ $i -ge 200 ]; do sleep 0.05; i=$((i + 1)); done
 out=$("$STEMD" --backend null --osc-bind "$ADDR" --allow 192.0.2.0/24 --osc-port 57120 --duration 1 2>&1); rc=$?
 [ "$rc" -eq 2 ] && grep -qF "port 57120 is in use" <<<"$out" || fail "port in use: exit $rc: $out"
+kill -TERM "$PID"; wait "$PID"; PID=""
+# A link-local address with its interface (the kind an IPv6 box has first at boot): pending, then
+# configured, then answered (it was "not a numeric IPv4/IPv6 address").
+"$STEMD" --backend null --osc-bind 'fe80::1%lo' --allow fe80::/10 --osc-port 57123 >"$D/ll.log" 2>&1 &
+PID=$!
+i=0; until grep -qF " started: " "$D/ll.log" || [ $i -ge 200 ]; do sleep 0.05; i=$((i + 1)); done
+grep -qF -- "--osc-bind fe80::1%lo: no network interface has this address yet" "$D/ll.log" ||
+  { cat "$D/ll.log" >&2; fail "link-local: no pending warning"; }
+ip -6 addr add fe80::1/64 dev lo nodad || fail "ip -6 addr add fe80::1"
+i=0; until grep -qF -- "--osc-bind fe80::1%lo: the address is configured now" "$D/ll.log" || [ $i -ge 100 ]; do
+  sleep 0.05; i=$((i + 1))
+done
+grep -qF "configured now" "$D/ll.log" || { cat "$D/ll.log" >&2; fail "link-local: its arrival was not logged"; }
+out=$("$STEMCTL" --host 'fe80::1%lo' --port 57123 --timeout 3 ping 2>&1) || fail "link-local: no OSC answer: $out"
+kill -TERM "$PID"; wait "$PID"; PID=""
 echo "osc_bind_pending: pass"
 INNER

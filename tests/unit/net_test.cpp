@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -114,13 +115,14 @@ TEST(EndpointTest, ParsesAndFormatsIpv6) {
   EXPECT_EQ(e.to_string(), "[::1]:57120");
   EXPECT_EQ(ep("::", 0).to_string(), "[::]:0");
   EXPECT_EQ(ep("[fe80::1]", 5).to_string(), "[fe80::1]:5");
+  EXPECT_EQ(ep("[fe80::1%lo]", 5).to_string(), "[fe80::1%lo]:5");  // a link-local address keeps its zone
   EXPECT_EQ(ep("2001:DB8:0:0::7", 65535).to_string(), "[2001:db8::7]:65535");
   EXPECT_EQ(ep("::ffff:10.1.2.3", 1).to_string(), "[::ffff:10.1.2.3]:1");
 }
 
 TEST(EndpointTest, RejectsNamesAndGarbageWithoutResolving) {
   for (const std::string bad : {"", "example.com", "localhost.localdomain", "1.2.3", "1.2.3.4.5", "256.0.0.1", "::g",
-                                "1.2.3.4:80", "[::1", " 127.0.0.1", "fe80::1%lo"}) {
+                                "1.2.3.4:80", "[::1", " 127.0.0.1"}) {
     std::string error;
     EXPECT_FALSE(parse_endpoint(bad, 1, error)) << bad;
     EXPECT_EQ(error, "not a numeric IPv4/IPv6 address: \"" + bad + "\"");
@@ -440,6 +442,39 @@ TEST(BindWatchTest, AMissingAddressIsRepeatedAfterAMinuteThenEveryTen) {
   EXPECT_FALSE(any.check(t0 + seconds(5)));
   EXPECT_TRUE(address_is_local(ep("::ffff:127.0.0.1")) || !has_ipv6_loopback());
   EXPECT_FALSE(address_is_local(ep("::ffff:192.0.2.8")));
+}
+
+// A link-local IPv6 address names its interface ("fe80::1%lo", or by index): it was refused as
+// "not a numeric IPv4/IPv6 address", and one without its interface failed at bind with "Invalid
+// argument"; now the zone is kept (and shown), and binding one without it says what is missing.
+TEST(EndpointTest, ALinkLocalAddressNamesItsInterface) {
+  std::string error;
+  auto e = parse_endpoint("fe80::1%lo", 57120, error);
+  ASSERT_TRUE(e) << error;
+  EXPECT_EQ(reinterpret_cast<const sockaddr_in6&>(e->addr).sin6_scope_id, if_nametoindex("lo"));
+  EXPECT_EQ(e->host(), "fe80::1%lo");
+  EXPECT_EQ(e->port(), 57120);
+  auto b = parse_endpoint("[fe80::1%" + std::to_string(if_nametoindex("lo")) + "]", 1, error);
+  ASSERT_TRUE(b) << error;
+  EXPECT_EQ(b->host(), "fe80::1%lo");
+  // Without its interface it parses (a peer's address, an allow-list test) but cannot be bound.
+  ASSERT_TRUE(parse_endpoint("fe80::1", 1, error));
+  EXPECT_FALSE(UdpSocket::bind(ep("fe80::1"), error, /*pending_ok=*/true));
+  EXPECT_EQ(error,
+            "cannot bind [fe80::1]:0: a link-local address (fe80::/10) needs its interface, e.g. fe80::1%eth0 (`ip "
+            "-brief link` lists them)");
+  EXPECT_FALSE(parse_endpoint("fe80::1%nosuch0", 1, error));
+  EXPECT_NE(error.find("no network interface \"nosuch0\""), std::string::npos) << error;
+  EXPECT_FALSE(parse_endpoint("127.0.0.1%lo", 1, error));  // IPv4 has no zones
+  auto g = parse_endpoint("2001:db8::1", 1, error);        // a global address needs none
+  ASSERT_TRUE(g) << error;
+  EXPECT_EQ(g->host(), "2001:db8::1");
+  // Bound, pending until lo has the address (this machine's lo has no fe80::1).
+  if (has_ipv6_loopback() && !address_is_local(*e)) {
+    auto s = UdpSocket::bind(*e, error, /*pending_ok=*/true);
+    ASSERT_TRUE(s) << error;
+    EXPECT_TRUE(s->address_pending());
+  }
 }
 
 TEST(UdpTest, ReceiveBufferIsGenerousAndAdjustable) {
