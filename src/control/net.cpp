@@ -10,6 +10,7 @@
 //     once: that is never fatal here, it only means "read the error queue".
 //   - No name resolution anywhere: the control thread must never block on a resolver.
 #include "net.hpp"
+#include "net_internal.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -40,9 +41,7 @@ constexpr int kMaxTcpReads = 16;              // per read_packets(): a fast clie
 
 std::string errno_text(int err) { return std::strerror(err); }
 
-const std::uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-bool is_v4_mapped(const in6_addr& a) { return std::memcmp(a.s6_addr, kMappedPrefix, 12) == 0; }
+using detail::is_v4_mapped;
 
 Endpoint from_sockaddr(const sockaddr* sa, socklen_t len) {
   Endpoint e;

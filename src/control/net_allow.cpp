@@ -1,5 +1,6 @@
 // Cidr and AllowList (see net.hpp): who may talk to the daemon. [control] thread only.
 #include "net.hpp"
+#include "net_internal.hpp"
 
 #include <arpa/inet.h>
 
@@ -10,9 +11,8 @@ namespace stemd::control {
 
 namespace {
 
-const std::uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-bool is_v4_mapped(const in6_addr& a) { return std::memcmp(a.s6_addr, kMappedPrefix, 12) == 0; }
+using detail::is_v4_mapped;
+using detail::kMappedPrefix;
 
 bool parse_prefix(const std::string& s, int max, int& out) {
   if (s.empty() || s.size() > 3) return false;
