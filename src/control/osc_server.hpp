@@ -15,8 +15,6 @@
 #include "net.hpp"
 #include "router.hpp"
 
-#include <chrono>
-#include <optional>
 #include <atomic>
 #include <cstdint>
 #include <functional>

@@ -9,6 +9,7 @@
 #include "stemd/engine.hpp"
 #include "stemd/stream.hpp"
 #include "common/engine_driver.hpp"
+#include "common/log_capture.hpp"
 
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>
@@ -1063,13 +1064,7 @@ TEST(Loader, FileRewrittenInAnotherFormatWhileStreamingEndsTheVoiceWithAnError) 
     for (std::size_t i = 0; i < pcm.size(); ++i) file[i] = static_cast<float>(pcm[i]) / 32768.0f;
     auto src = load(path);
     ASSERT_TRUE(src);
-    std::ostringstream text;  // the loader's log, until the scope's end
-    struct Restore {
-      std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
-      ~Restore() { spdlog::set_default_logger(previous); }
-    } restore;
-    spdlog::set_default_logger(
-        std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(text)));
+    test::LogCapture log;  // the loader's log, until the scope's end
     struct stat st {};
     ASSERT_EQ(::stat(path.c_str(), &st), 0);
     const ino_t ino = st.st_ino;
@@ -1122,7 +1117,7 @@ TEST(Loader, FileRewrittenInAnotherFormatWhileStreamingEndsTheVoiceWithAnError) 
     EXPECT_LE(other, one_read) << "samples heard that are not the loaded file's (from sample " << heard << ")";
     EXPECT_LT(last, heard + one_read) << "new bytes heard after the ring that was read during the write";
     EXPECT_EQ(rig.loader.stats().read_errors, 1u);
-    EXPECT_NE(text.str().find(path + ": the file was rewritten while streaming"), std::string::npos) << text.str();
+    EXPECT_NE(log.text().find(path + ": the file was rewritten while streaming"), std::string::npos) << log.text();
   }
 }
 

@@ -3,9 +3,7 @@
 //
 // Threads: the test thread is [control]. Every socket is on loopback with port 0; waits are
 // bounded poll()s on the fd, never sleeps, and a time-out fails the test instead of hanging it.
-#include <spdlog/sinks/ostream_sink.h>
-#include <spdlog/spdlog.h>
-
+#include "common/log_capture.hpp"
 #include "control/bind_watch.hpp"
 #include "control/net.hpp"
 
@@ -407,31 +405,25 @@ TEST(UdpTest, AnAddressNotYetThisMachinesIsBoundWhenPendingIsAllowed) {
 // minute and then every ten (a mistyped --osc-bind was one start-up line, never repeated); a
 // wildcard or loopback address is not watched; an address the machine has is not missing.
 TEST(BindWatchTest, AMissingAddressIsRepeatedAfterAMinuteThenEveryTen) {
-  std::ostringstream text;
-  struct Restore {
-    std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
-    ~Restore() { spdlog::set_default_logger(previous); }
-  } restore;
-  spdlog::set_default_logger(
-      std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(text)));
+  test::LogCapture log;
   using std::chrono::seconds;
   const auto t0 = BindWatch::Clock::now();
   BindWatch w("--osc-bind", "192.0.2.1", ep("192.0.2.1", 57120), "OSC arrives", /*pending=*/true);
   auto count = [&](const std::string& what) {
     std::size_t n = 0;
-    for (std::size_t at = text.str().find(what); at != std::string::npos; at = text.str().find(what, at + 1)) ++n;
+    for (std::size_t at = log.text().find(what); at != std::string::npos; at = log.text().find(what, at + 1)) ++n;
     return n;
   };
   const std::string still = "--osc-bind 192.0.2.1: still no network interface has this address";
   for (int s = 1; s < 60; s += 7) EXPECT_TRUE(w.check(t0 + seconds(s)));
   EXPECT_EQ(count(still), 0u);
   EXPECT_TRUE(w.check(t0 + seconds(61)));
-  EXPECT_EQ(count(still), 1u) << text.str();
-  EXPECT_NE(text.str().find("(1 min)"), std::string::npos) << text.str();
+  EXPECT_EQ(count(still), 1u) << log.text();
+  EXPECT_NE(log.text().find("(1 min)"), std::string::npos) << log.text();
   for (int s = 62; s < 660; s += 30) w.check(t0 + seconds(s));
   EXPECT_EQ(count(still), 1u);
   w.check(t0 + seconds(662));
-  EXPECT_EQ(count(still), 2u) << text.str();
+  EXPECT_EQ(count(still), 2u) << log.text();
   EXPECT_EQ(count("configured now"), 0u);
 
   // Loopback and the wildcard are never missing and never logged; an address the machine has,
