@@ -139,22 +139,17 @@ bool set_freebind(int fd, int family) {
 
 bool address_is_local(const Endpoint& at) {
   if (at.family() != AF_INET && at.family() != AF_INET6) return false;
-  const int fd = ::socket(at.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  if (at.family() == AF_INET6) {  // as open_bound(): a v4-mapped address needs IPv4 let in
-    const int v6only = needs_v4_on_v6(at) ? 0 : 1;
-    ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
-  }
-  Endpoint any_port = at;
+  Endpoint any_port = at;  // bound as the daemon's own sockets are (open_bound), on a free port
   if (at.family() == AF_INET) {
     reinterpret_cast<sockaddr_in&>(any_port.addr).sin_port = 0;
   } else {
     reinterpret_cast<sockaddr_in6&>(any_port.addr).sin6_port = 0;
   }
-  const socklen_t len = at.len ? at.len : (at.family() == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6));
-  const bool ok = ::bind(fd, reinterpret_cast<const sockaddr*>(&any_port.addr), len) == 0;  // only a bind says so
+  std::string error;
+  const int fd = open_bound(any_port, SOCK_DGRAM, /*reuse_addr=*/false, error);  // no IP_FREEBIND
+  if (fd < 0) return false;
   ::close(fd);
-  return ok;
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
