@@ -1,6 +1,9 @@
 // The owner of a running mixer; see instance.hpp for the construction order and the threads.
 #include "instance.hpp"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <chrono>
 
 namespace stemd::app {
@@ -10,6 +13,16 @@ Instance::Instance(const InstanceConfig& cfg) : cfg_(cfg) {
   engine_ = std::make_unique<engine::Engine>(cfg_.engine);
   engine_->set_loader_wakeup(&io::LoaderThread::wake_cb, loader_.get());
   ctl_ = std::make_unique<control::Controller>(*engine_, *loader_, cfg_.load);
+  // With OSC the control thread sleeps in poll() between packets: a voice's start or end rings it
+  // through the loader, instead of a pass every period while anything plays.
+  if (cfg_.osc) bell_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (bell_fd_ >= 0) {
+    loader_->set_wake_hook([e = engine_.get(), fd = bell_fd_] {
+      if (!e->take_control_bell()) return;
+      const std::uint64_t one = 1;
+      [[maybe_unused]] auto n = write(fd, &one, sizeof one);
+    });
+  }
 }
 
 Instance::~Instance() {
@@ -29,6 +42,7 @@ Instance::~Instance() {
   ctl_.reset();
   engine_.reset();
   loader_.reset();
+  if (bell_fd_ >= 0) close(bell_fd_);  // the loader that wrote it is gone
 }
 
 bool Instance::open_control(const control::RouterConfig& router, bool media_loopback_only, std::string& error) {
@@ -41,6 +55,7 @@ bool Instance::open_control(std::string& error) {
   if (!media_.configure(cfg_.media_root, cfg_.media_loopback_only, error)) return false;
   router_ = std::make_unique<control::Router>(*ctl_, cfg_.router, media_);
   if (cfg_.osc) {
+    cfg_.osc_server.engine_bell_fd = bell_fd_;
     server_ = std::make_unique<control::OscServer>(*ctl_, *router_, cfg_.osc_server);
     if (!server_->open(error)) return false;
   }

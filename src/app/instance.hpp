@@ -101,6 +101,9 @@ class Instance {
   void control_loop();
 
   InstanceConfig cfg_;
+  // The engine's news (events, retirees) for the OSC server's thread: the loader, which the audio
+  // callback wakes, writes it (Engine::take_control_bell); the server polls it. Closed last.
+  int bell_fd_ = -1;
   std::unique_ptr<io::LoaderThread> loader_;
   std::unique_ptr<engine::Engine> engine_;
   std::unique_ptr<control::Controller> ctl_;

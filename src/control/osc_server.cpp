@@ -295,10 +295,16 @@ void OscServer::run() {
     fds.push_back(pollfd{udp_->fd(), POLLIN, 0});
     if (tcp_) fds.push_back(pollfd{tcp_->fd(), POLLIN, 0});
     for (const auto& c : conns_) fds.push_back(pollfd{c->fd(), POLLIN, 0});
-    poll(fds.data(), fds.size(), router_.wait_ms());  // a period while anything plays, else 100 ms
+    const bool bell = cfg_.engine_bell_fd >= 0;
+    if (bell) fds.push_back(pollfd{cfg_.engine_bell_fd, POLLIN, 0});
+    // idle_wait_ms (100 ms) unless something moves with the audio; without the engine's bell,
+    // playing voices need a pass every period too (their starts, ends, retirees).
+    poll(fds.data(), fds.size(), router_.wait_ms(!bell, cfg_.idle_wait_ms));
+    stats_.passes.fetch_add(1, std::memory_order_relaxed);
 
     std::uint64_t woken = 0;
     [[maybe_unused]] auto nr = read(wake_fd_, &woken, sizeof woken);
+    if (bell && (fds.back().revents & POLLIN) != 0) nr = read(cfg_.engine_bell_fd, &woken, sizeof woken);
     std::vector<std::function<void()>> posted;
     {
       std::lock_guard<std::mutex> g(posted_mu_);

@@ -45,6 +45,13 @@ struct OscServerConfig {
   // The output device's health (the daemon sets it): lost/restored notifications and status
   // fields. Null = not reported.
   const DeviceStatus* device = nullptr;
+  // An eventfd written when the engine has news for the control thread (Engine::take_control_bell,
+  // passed on by the loader; app::Instance wires it), or -1. With it, the server's loop sleeps up
+  // to idle_wait_ms while voices play; without it, it looks at the engine every period.
+  int engine_bell_fd = -1;
+  // The longest sleep of the server's loop when nothing needs it sooner (ms of wall time): a
+  // glide, a load or Link in flight, or voices playing without a bell, bring it to a period.
+  int idle_wait_ms = 100;
 };
 
 struct OscServerStats {
@@ -55,6 +62,7 @@ struct OscServerStats {
   std::atomic<std::uint64_t> tcp_clients{0};
   std::atomic<std::uint64_t> tcp_refused{0};    // over --max-tcp-clients or the per-address share
   std::atomic<std::uint64_t> tcp_timed_out{0};  // idle or incomplete-frame time-outs
+  std::atomic<std::uint64_t> passes{0};         // of the server's loop (its wake-ups)
 };
 
 class OscServer {

@@ -427,9 +427,10 @@ void Router::tick() {
   spdlog::info("clock: bar {} beat {} ({:.1f} bpm, {}/4)", beat / meter + 1, beat % meter + 1, tempo_.bpm(), meter);
 }
 
-int Router::wait_ms() const {
-  const bool moving = ctl_.voices_playing() > 0 || any_in_flight() || tempo_.busy() || link_ != nullptr;
-  if (!moving) return 100;
+int Router::wait_ms(bool voices_need_passes, int idle_ms) const {
+  const bool moving =
+      (voices_need_passes && ctl_.voices_playing() > 0) || any_in_flight() || tempo_.busy() || link_ != nullptr;
+  if (!moving) return idle_ms;
   const double period_ms = 1000.0 * cfg_.buffer_size / (cfg_.sample_rate > 0 ? cfg_.sample_rate : 48000);
   return static_cast<int>(std::clamp(period_ms, 10.0, 50.0));
 }

@@ -116,10 +116,11 @@ class Router {
   // Called by the server loop every pass: the clock printout (/print_clock).
   void tick();
   // [control] How long the server loop may sleep when no packet comes, in milliseconds of wall
-  // time: about one audio period (10–50 ms) while anything moves (voices, loads in flight, a
-  // tempo glide, the clock printout, a Link session), so engine events and glides are serviced
-  // once per callback; 100 ms when nothing does, so an idle daemon wakes 10 times a second.
-  int wait_ms() const;
+  // time: about one audio period (10–50 ms) while anything moves (loads in flight, a tempo glide,
+  // the clock printout, a Link session; playing voices too when `voices_need_passes`: nothing
+  // else tells the loop of their events), so these are serviced once per callback; `idle_ms`
+  // when nothing does.
+  int wait_ms(bool voices_need_passes = true, int idle_ms = 100) const;
 
   // What a state file keeps of the router's own bookkeeping (src/app/state.cpp) [control].
   const std::map<int, VoiceHandle>& players() const { return players_; }

@@ -159,10 +159,12 @@ Engine::Voice* Engine::find(VoiceId id, std::uint32_t gen) noexcept {
 }
 
 void Engine::push_event(const Event& e) noexcept {
+  rang_ = true;
   if (!events_.push(e)) metrics_.events_dropped.fetch_add(1, std::memory_order_relaxed);
 }
 
 bool Engine::retire(Stream* s, VoiceId id, std::uint32_t gen, bool voice_ended) noexcept {
+  rang_ = true;
   return retired_.push(Retired{voice_ended, s, id, gen});
 }
 

@@ -188,6 +188,14 @@ void Engine::track_clock(std::uint64_t t0, std::uint32_t frames) noexcept {
     l->on_period(frame_, line, dll_.ns_per_frame());
 }
 
+// The loader's wake-up: streams consumed, or the callback has news for the control thread (the
+// bell, which the loader passes on).
+void Engine::wake_loader(bool streams_consumed) noexcept {
+  if (rang_) control_bell_.store(true, std::memory_order_release);  // before the wake that passes it on
+  if ((streams_consumed || rang_) && wake_fn_ != nullptr) wake_fn_(wake_ctx_);
+  rang_ = false;
+}
+
 void Engine::process(float* out, std::uint32_t frames, bool device_underflow) noexcept {
   const std::uint64_t t0 = now_ns();
   metrics_.last_callback_ns.store(t0, std::memory_order_relaxed);
@@ -298,7 +306,7 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
   }
   metrics_.frames.store(static_cast<std::uint64_t>(frame_), std::memory_order_relaxed);
   metrics_.callbacks.fetch_add(1, std::memory_order_relaxed);
-  if (streams_consumed && wake_fn_ != nullptr) wake_fn_(wake_ctx_);
+  wake_loader(streams_consumed);
 
   const std::uint64_t dt = now_ns() - t0;
   metrics_.callback_ns.record(dt);

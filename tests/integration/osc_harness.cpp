@@ -148,6 +148,7 @@ Daemon::Daemon(const DaemonOptions& o) : opts_(o) {
   oc.max_tcp_clients_per_address = o.max_tcp_clients_per_address;
   oc.tcp_idle_timeout_s = o.tcp_idle_timeout_s;
   oc.tcp_frame_timeout_s = o.tcp_frame_timeout_s;
+  oc.idle_wait_ms = o.idle_wait_ms;
   inst_ = std::make_unique<app::Instance>(ic);
   if (!inst_->open_control(error_)) return;
 

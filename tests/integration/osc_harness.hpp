@@ -156,6 +156,7 @@ struct DaemonOptions {
   int max_channels = 32;                 // --max-channels
   std::size_t max_loads_in_flight = 16;  // loads on the opener threads at once
   double load_timeout_s = 10.0;          // --load-timeout
+  int idle_wait_ms = 100;                // OscServerConfig::idle_wait_ms
 };
 
 class Daemon {

@@ -752,6 +752,34 @@ TEST_F(OscTest, NotifySendsVoiceStartedAndEnded) {
   EXPECT_EQ(status(c()).at("subscribers").i, 0);
 }
 
+// While voices play, the server's loop sleeps until a packet comes or the engine has news (a
+// voice started or ended: Engine::take_control_bell, passed on by the loader thread), not once a
+// period: at 256 frames that was 100 passes a second, each ≈ 70 µs on a VM (docs/benchmarks.md,
+// sixteenth round). The loop here sleeps 10 s when nothing needs it, so what reaches the
+// subscriber within the reply timeout came through the bell.
+TEST_F(OscTest, WhileVoicesPlayTheControlThreadWakesForTheEnginesNewsNotEveryPeriod) {
+  DaemonOptions o;
+  o.idle_wait_ms = 10'000;
+  start(o);
+  ASSERT_DONE(c().send("/stemd/load", 7, path("a.wav")), "/stemd/load");
+  ASSERT_DONE(c().send("/stemd/notify", 1), "/stemd/notify");
+  OscMessage r = c().send("/stemd/play", 7, 1.0, 1);  // looping
+  ASSERT_DONE(r, "/stemd/play");
+  auto started = c().wait_notification("/stemd/voice/started");
+  ASSERT_TRUE(started.has_value()) << "the start reached the control thread through the bell";
+
+  const std::uint64_t before = d().stats().passes.load();
+  std::this_thread::sleep_for(500ms);  // 0.5 s of play: ≈ 47 periods of 256 frames at 48 kHz
+  const std::uint64_t passes = d().stats().passes.load() - before;
+  EXPECT_LE(passes, 5u) << "the loop woke " << passes << " times in 0.5 s of a voice playing";
+
+  ASSERT_DONE(c().send("/stemd/stop", 7), "/stemd/stop");
+  auto ended = c().wait_notification("/stemd/voice/ended");
+  ASSERT_TRUE(ended.has_value()) << "the end reached the control thread through the bell";
+  EXPECT_EQ(ended->args.at(2).s, "stopped");
+  ASSERT_TRUE(no_voices()) << "the ended voice was freed: its retiree rang too";
+}
+
 TEST_F(OscTest, NotifyReportsEndOfFile) {
   ASSERT_DONE(c().send("/stemd/load", 9, path("short.wav")), "/stemd/load");
   ASSERT_DONE(c().send("/stemd/notify"), "/stemd/notify");  // no argument = subscribe

@@ -212,6 +212,9 @@ TEST(RouterWait, TheServerSleepsLongWhenNothingMovesAndAboutAPeriodWhileVoicesPl
   EXPECT_EQ(rig.router.wait_ms(), 100) << "loaded, nothing playing";
   ASSERT_TRUE(rig.reply(msg("/stemd/play", {OscArg::Int(1)})).ok);
   EXPECT_EQ(rig.router.wait_ms(), 21) << "a voice plays: one 1024-frame period at 48 kHz";
+  EXPECT_EQ(rig.router.wait_ms(false, 100), 100)
+      << "a voice plays, but the engine's bell tells the loop of its events: no pass every period";
+  EXPECT_EQ(rig.router.wait_ms(false, 5000), 5000);
   ASSERT_TRUE(rig.reply(msg("/stemd/stop", {OscArg::Int(1)})).ok);
   rig.render(48000);  // the fade-out ends; the voice is retired
   rig.ctl.service();
