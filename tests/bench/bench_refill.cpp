@@ -29,6 +29,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <emmintrin.h>
+
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -50,7 +52,28 @@ constexpr std::size_t kPage = 4096;
 constexpr int MADV_POPULATE_READ = 22;  // Linux 5.14
 #endif
 
-enum class Mode { kPread, kMlock, kPopulate };
+enum class Mode { kPread, kMlock, kPopulate, kBounce, kBounceNt };
+
+// Copies `n` bytes with non-temporal (streaming) stores: the destination's lines are written
+// without being read first (no read-for-ownership) and without displacing the cache.
+void copy_nt(std::byte* dst, const std::byte* src, std::size_t n) noexcept {
+  while (n > 0 && (reinterpret_cast<std::uintptr_t>(dst) & 15) != 0) {
+    *dst++ = *src++;
+    --n;
+  }
+  for (; n >= 64; n -= 64, dst += 64, src += 64) {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 16));
+    const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 32));
+    const __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 48));
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst), a);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + 16), b);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + 32), c);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + 48), d);
+  }
+  std::memcpy(dst, src, n);
+  _mm_sfence();  // before the write index is published
+}
 
 struct File {
   int fd = -1;
@@ -115,7 +138,7 @@ void BM_Refill(benchmark::State& state, Mode mode, int streams) {
     S& s = ss[static_cast<std::size_t>(i)];
     s.file = &files[static_cast<std::size_t>(i % kFiles)];
     s.pos = kDataStart + static_cast<off_t>(((i / kFiles) * 7) % (windows - 2)) * static_cast<off_t>(kWindowBytes);
-    if (mode == Mode::kPread) {
+    if (mode == Mode::kPread || mode == Mode::kBounce || mode == Mode::kBounceNt) {
       s.ring = ring_memory::allocate(2 * kWindowBytes);
     } else {
       void* m = ::mmap(nullptr, s.file->map_bytes, PROT_READ, MAP_SHARED, s.file->fd, 0);
@@ -135,6 +158,7 @@ void BM_Refill(benchmark::State& state, Mode mode, int streams) {
       if (f.fd >= 0) ::close(f.fd);
     }
   };
+  std::vector<std::byte> bounce(kWindowBytes);  // the loader's one read buffer (stays in L2)
   std::int64_t sink = 0;
   std::string error;
   for (auto _ : state) {
@@ -142,7 +166,18 @@ void BM_Refill(benchmark::State& state, Mode mode, int streams) {
       if (s.pos + static_cast<off_t>(kWindowBytes) > data_end) s.pos = kDataStart;  // (the loop's wrap)
       const off_t prev =
           s.pos >= kDataStart + static_cast<off_t>(kWindowBytes) ? s.pos - static_cast<off_t>(kWindowBytes) : s.pos;
-      if (mode == Mode::kPread) {
+      if (mode == Mode::kBounce || mode == Mode::kBounceNt) {
+        std::byte* half = s.ring + (s.round % 2) * kWindowBytes;
+        if (::pread(s.file->fd, bounce.data(), kWindowBytes, s.pos) != static_cast<ssize_t>(kWindowBytes)) {
+          error = "short pread";
+        }
+        if (mode == Mode::kBounceNt) {
+          copy_nt(half, bounce.data(), kWindowBytes);
+        } else {
+          std::memcpy(half, bounce.data(), kWindowBytes);
+        }
+        sink += sum_window(s.ring + ((s.round + 1) % 2) * kWindowBytes);
+      } else if (mode == Mode::kPread) {
         std::byte* half = s.ring + (s.round % 2) * kWindowBytes;
         if (::pread(s.file->fd, half, kWindowBytes, s.pos) != static_cast<ssize_t>(kWindowBytes)) error = "short pread";
         sink += sum_window(s.ring + ((s.round + 1) % 2) * kWindowBytes);
@@ -188,6 +223,8 @@ void BM_Refill(benchmark::State& state, Mode mode, int streams) {
     benchmark::RegisterBenchmark(("refill/pread" + sfx).c_str(), BM_Refill, Mode::kPread, n)->UseRealTime();
     benchmark::RegisterBenchmark(("refill/mmap-mlock" + sfx).c_str(), BM_Refill, Mode::kMlock, n)->UseRealTime();
     benchmark::RegisterBenchmark(("refill/mmap-populate" + sfx).c_str(), BM_Refill, Mode::kPopulate, n)->UseRealTime();
+    benchmark::RegisterBenchmark(("refill/bounce" + sfx).c_str(), BM_Refill, Mode::kBounce, n)->UseRealTime();
+    benchmark::RegisterBenchmark(("refill/bounce-nt" + sfx).c_str(), BM_Refill, Mode::kBounceNt, n)->UseRealTime();
   }
   return true;
 }();
