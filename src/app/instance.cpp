@@ -22,11 +22,22 @@ Instance::Instance(const InstanceConfig& cfg) : cfg_(cfg) {
       const std::uint64_t one = 1;
       [[maybe_unused]] auto n = write(fd, &one, sizeof one);
     });
+  } else if (!cfg_.osc) {  // the Instance's own control thread: the loader outlives neither
+    loader_->set_wake_hook([this] {
+      if (!engine_->take_control_bell()) return;
+      {
+        std::lock_guard<std::mutex> g(posted_mu_);
+        rung_ = true;
+      }
+      posted_cv_.notify_all();
+    });
   }
 }
 
 Instance::~Instance() {
   stop_control();
+  // The loader's wake hook reads the engine and this Instance: its thread ends before they do.
+  if (loader_) loader_->stop();
   // Reverse order of construction: what refers to the controller goes before it.
   server_.reset();
   // The controller's destructor services its last events: they may no longer reach the router.
@@ -124,8 +135,10 @@ void Instance::control_loop() {
   for (;;) {
     {
       std::unique_lock<std::mutex> g(posted_mu_);
-      // 20 ms: service often enough for the retire queue (as the daemon's loop did).
-      posted_cv_.wait_for(g, std::chrono::milliseconds(20), [this] { return stopping_ || !posted_.empty(); });
+      // Until work is posted or the engine has news (its bell, passed on by the loader); 100 ms
+      // at most, as the OSC server's loop.
+      posted_cv_.wait_for(g, std::chrono::milliseconds(100), [this] { return stopping_ || rung_ || !posted_.empty(); });
+      rung_ = false;
       work.swap(posted_);
       if (stopping_ && work.empty()) return;
     }

@@ -17,10 +17,11 @@
 //     while it restores the state and applies the start-up flags, a harness's test thread);
 //   * between start_control() and stop_control(): the control thread proper — the OSC server's
 //     thread when OSC is on, otherwise a thread of the Instance's own that does what the
-//     server's loop does without sockets (posted work, Controller::service every 20 ms, the
-//     control tick). So with or without --no-osc, a running daemon's control side is never
-//     the main thread: the main thread only waits for signals, writes files, logs the health
-//     line and watches the device, and changes what the control thread owns through post();
+//     server's loop does without sockets (posted work, Controller::service when the engine's
+//     bell rings and at least every 100 ms, the control tick). So with or without --no-osc, a
+//     running daemon's control side is never the main thread: the main thread only waits for
+//     signals, writes files, logs the health line and watches the device, and changes what the
+//     control thread owns through post();
 //   * after stop_control(): the caller again (the shutdown: final state, fade, last service()).
 // The start-up phase stays on the building thread because the OSC server answers clients as
 // soon as its thread runs: starting it earlier would let clients in before the state and the
@@ -103,6 +104,7 @@ class Instance {
   InstanceConfig cfg_;
   // The engine's news (events, retirees) for the OSC server's thread: the loader, which the audio
   // callback wakes, writes it (Engine::take_control_bell); the server polls it. Closed last.
+  // Without OSC the loader sets rung_ and wakes control_loop() instead.
   int bell_fd_ = -1;
   std::unique_ptr<io::LoaderThread> loader_;
   std::unique_ptr<engine::Engine> engine_;
@@ -119,6 +121,7 @@ class Instance {
   std::condition_variable posted_cv_;
   std::vector<std::function<void()>> posted_;
   bool stopping_ = false;  // guarded by posted_mu_
+  bool rung_ = false;      // guarded by posted_mu_: the engine's bell, without OSC
 };
 
 }  // namespace stemd::app

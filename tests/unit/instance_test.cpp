@@ -2,6 +2,8 @@
 // hands the Controller and the Router to — the OSC server's thread, or (without OSC) its own.
 #include "app/instance.hpp"
 
+#include "common/fixtures.hpp"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -64,7 +66,7 @@ TEST(Instance, WithoutOscTheControlSideRunsOnItsOwnThreadBetweenStartAndStop) {
   EXPECT_EQ(thread_of_post(inst), control) << "always the same thread";
   const auto until = std::chrono::steady_clock::now() + 5s;
   while (ticks.load() < 3 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(5ms);
-  EXPECT_GE(ticks.load(), 3) << "the control thread passes every 20 ms";
+  EXPECT_GE(ticks.load(), 3) << "the control thread passes at least every 100 ms";
   inst.stop_control();
   EXPECT_FALSE(inst.control_running());
   EXPECT_FALSE(tick_on_caller.load());
@@ -104,6 +106,60 @@ TEST(Instance, WithOscTheServersThreadIsTheControlThread) {
   EXPECT_NE(thread_of_post(inst), caller);
   inst.stop_control();
   EXPECT_EQ(thread_of_post(inst), caller);
+}
+
+// Without OSC, the Instance's own control thread sleeps until work is posted or the engine has
+// news (its bell, passed on by the loader) — not every 20 ms, as it did — and still hears a
+// voice's start and end. The test thread plays the audio thread's part.
+TEST(Instance, WithoutOscTheEnginesNewsWakesTheControlThread) {
+  test::TempDir dir;
+  test::make_wav(dir.file("a.wav"), 480'000, 31);
+  app::InstanceConfig ic = small_config(false);
+  std::atomic<int> started{0}, ended{0};
+  ic.on_event = [&](const engine::Event& e, const control::VoiceInfo&, base::LogLimiter*) {
+    if (e.type == engine::EventType::kVoiceStarted) ++started;
+    if (e.type == engine::EventType::kVoiceEnded) ++ended;
+  };
+  app::Instance inst(ic);
+  std::string err;
+  ASSERT_TRUE(inst.open_control(err)) << err;
+  std::atomic<int> ticks{0};
+  inst.set_control_tick([&] { ++ticks; });
+  inst.loader().start();
+  inst.start_control();
+  control::VoiceHandle h;
+  auto played = std::make_shared<std::promise<bool>>();
+  auto ok = played->get_future();
+  inst.post([&, played] {
+    std::string e;
+    played->set_value(inst.controller().load(control::kNow, 1, dir.file("a.wav"), "a", e) &&
+                      inst.controller().play(control::kNow, 1, control::PlayOptions{}, h, e));
+  });
+  ASSERT_EQ(ok.wait_for(5s), std::future_status::ready);
+  ASSERT_TRUE(ok.get());
+
+  std::vector<float> out(512 * 2);
+  auto play_for = [&](std::chrono::milliseconds span, const std::atomic<int>* until) {
+    const auto end = std::chrono::steady_clock::now() + span;
+    while (std::chrono::steady_clock::now() < end && (until == nullptr || until->load() == 0)) {
+      inst.engine().process(out.data(), 512, false);  // ≈ a 10.7 ms period, every 10 ms
+      std::this_thread::sleep_for(10ms);
+    }
+  };
+  play_for(5s, &started);
+  ASSERT_EQ(started.load(), 1) << "the start reached the control thread";
+  const int before = ticks.load();
+  play_for(500ms, nullptr);
+  EXPECT_LE(ticks.load() - before, 10) << "passes in 0.5 s of a voice playing (every 20 ms before: 25)";
+
+  inst.post([&] {
+    std::string e;
+    inst.controller().stop(control::kNow, h, 0.0, e);
+  });
+  play_for(5s, &ended);
+  EXPECT_EQ(ended.load(), 1) << "the end reached the control thread";
+  inst.stop_control();
+  inst.loader().stop();
 }
 
 TEST(Instance, DestroyedWhileItsControlThreadRunsJoinsIt) {
