@@ -131,18 +131,25 @@ class Engine {
   Metrics& metrics() noexcept { return metrics_; }
   const Metrics& metrics() const noexcept { return metrics_; }
 
-  // [control] Called with `ctx` from the audio thread when streams consumed data, and when the
-  // callback pushed an event or a retiree (take_control_bell() is then true). Must be real-time
-  // safe (e.g. sem_post). Set before the stream starts.
+  // [control] Called with `ctx` from the audio thread when streams consumed data. Must be
+  // real-time safe (e.g. sem_post). Set before the stream starts.
   void set_loader_wakeup(void (*fn)(void*) noexcept, void* ctx) noexcept {
     wake_fn_ = fn;
     wake_ctx_ = ctx;
   }
-  // [any thread but audio] True once after a callback pushed events or retirees: the control
-  // thread has something to take (poll_event, poll_retired). The audio thread cannot wake a
-  // control thread that sleeps in poll() (a write() may block), so the thread it does wake (the
-  // loader, through set_loader_wakeup) passes it on: the control thread then needs no pass every
-  // period to learn of a voice's start or end.
+  // [control] Called with `ctx` from the audio thread after a callback that has news for the
+  // control thread (take_control_bell() is then true): it pushed an event or a retiree, or the
+  // device reported an underflow. Must be real-time safe (e.g. sem_post). Set before the stream
+  // starts.
+  void set_news_wakeup(void (*fn)(void*) noexcept, void* ctx) noexcept {
+    news_fn_ = fn;
+    news_ctx_ = ctx;
+  }
+  // [any thread but audio] True once after a callback had news: the control thread has something
+  // to take (poll_event, poll_retired, the underflow count). The audio thread cannot wake a control
+  // thread that sleeps in poll() (a write() may block), so the thread it does wake
+  // (set_news_wakeup: app::Instance's relay) passes it on: the control thread then needs no pass
+  // every period to learn of a voice's start or end.
   bool take_control_bell() noexcept {
     return control_bell_.load(std::memory_order_relaxed) && control_bell_.exchange(false, std::memory_order_acq_rel);
   }
@@ -352,8 +359,10 @@ class Engine {
   void track_clock(std::uint64_t t0, std::uint32_t frames) noexcept;
   void (*wake_fn_)(void*) noexcept = nullptr;
   void* wake_ctx_ = nullptr;
-  bool rang_ = false;  // [audio] this callback pushed an event or a retiree
-  void wake_loader(bool streams_consumed) noexcept;
+  void (*news_fn_)(void*) noexcept = nullptr;
+  void* news_ctx_ = nullptr;
+  bool rang_ = false;  // [audio] this callback has news for the control thread
+  void wake_after(bool streams_consumed, bool device_underflow) noexcept;
   std::atomic<bool> control_bell_{false};
 };
 

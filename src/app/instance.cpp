@@ -1,9 +1,11 @@
 // The owner of a running mixer; see instance.hpp for the construction order and the threads.
 #include "instance.hpp"
 
+#include <semaphore.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 
 namespace stemd::app {
@@ -13,31 +15,47 @@ Instance::Instance(const InstanceConfig& cfg) : cfg_(cfg) {
   engine_ = std::make_unique<engine::Engine>(cfg_.engine);
   engine_->set_loader_wakeup(&io::LoaderThread::wake_cb, loader_.get());
   ctl_ = std::make_unique<control::Controller>(*engine_, *loader_, cfg_.load);
-  // With OSC the control thread sleeps in poll() between packets: a voice's start or end rings it
-  // through the loader, instead of a pass every period while anything plays.
+  // The control thread sleeps between packets (or posted work): the engine's news (a voice's start
+  // or end, an underflow) rings it through the relay, instead of a pass every period while anything
+  // plays. The relay is a thread of its own, not the loader the callback also wakes: a loader
+  // stuck in a slow read would hold every voice's news back.
   if (cfg_.osc) bell_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (bell_fd_ >= 0) {
-    loader_->set_wake_hook([e = engine_.get(), fd = bell_fd_] {
-      if (!e->take_control_bell()) return;
+  sem_init(&news_sem_, 0, 0);
+  engine_->set_news_wakeup(&Instance::news_cb, this);
+  relay_ = std::thread([this] { relay(); });
+}
+
+void Instance::news_cb(void* self) noexcept { sem_post(&static_cast<Instance*>(self)->news_sem_); }
+
+// [relay] Passes the engine's bell on to the control thread: the OSC server's eventfd, or (without
+// OSC) control_loop()'s condition variable.
+void Instance::relay() {
+  for (;;) {
+    while (sem_wait(&news_sem_) != 0 && errno == EINTR) {
+    }
+    while (sem_trywait(&news_sem_) == 0) {  // a burst of callbacks with news: one pass
+    }
+    if (relay_stop_.load()) return;
+    if (!engine_->take_control_bell()) continue;
+    if (bell_fd_ >= 0) {
       const std::uint64_t one = 1;
-      [[maybe_unused]] auto n = write(fd, &one, sizeof one);
-    });
-  } else if (!cfg_.osc) {  // the Instance's own control thread: the loader outlives neither
-    loader_->set_wake_hook([this] {
-      if (!engine_->take_control_bell()) return;
+      [[maybe_unused]] auto n = write(bell_fd_, &one, sizeof one);
+    } else {
       {
         std::lock_guard<std::mutex> g(posted_mu_);
         rung_ = true;
       }
       posted_cv_.notify_all();
-    });
+    }
   }
 }
 
 Instance::~Instance() {
   stop_control();
-  // The loader's wake hook reads the engine and this Instance: its thread ends before they do.
-  if (loader_) loader_->stop();
+  relay_stop_ = true;  // the relay reads the engine and this Instance: it ends before they do
+  sem_post(&news_sem_);
+  if (relay_.joinable()) relay_.join();
+  sem_destroy(&news_sem_);
   // Reverse order of construction: what refers to the controller goes before it.
   server_.reset();
   // The controller's destructor services its last events: they may no longer reach the router.
@@ -53,7 +71,7 @@ Instance::~Instance() {
   ctl_.reset();
   engine_.reset();
   loader_.reset();
-  if (bell_fd_ >= 0) close(bell_fd_);  // the loader that wrote it is gone
+  if (bell_fd_ >= 0) close(bell_fd_);
 }
 
 bool Instance::open_control(const control::RouterConfig& router, bool media_loopback_only, std::string& error) {

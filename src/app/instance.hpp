@@ -35,6 +35,8 @@
 #include "stemd/engine.hpp"
 #include "io/loader_thread.hpp"
 
+#include <semaphore.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <functional>
@@ -102,10 +104,15 @@ class Instance {
   void control_loop();
 
   InstanceConfig cfg_;
-  // The engine's news (events, retirees) for the OSC server's thread: the loader, which the audio
-  // callback wakes, writes it (Engine::take_control_bell); the server polls it. Closed last.
-  // Without OSC the loader sets rung_ and wakes control_loop() instead.
+  // The engine's news (events, retirees, underflows) for the OSC server's thread: the relay, which
+  // the audio callback wakes (news_sem_), writes it (Engine::take_control_bell); the server polls
+  // it. Closed last. Without OSC the relay sets rung_ and wakes control_loop() instead.
   int bell_fd_ = -1;
+  sem_t news_sem_;
+  std::atomic<bool> relay_stop_{false};
+  std::thread relay_;
+  static void news_cb(void* self) noexcept;
+  void relay();
   std::unique_ptr<io::LoaderThread> loader_;
   std::unique_ptr<engine::Engine> engine_;
   std::unique_ptr<control::Controller> ctl_;

@@ -188,12 +188,15 @@ void Engine::track_clock(std::uint64_t t0, std::uint32_t frames) noexcept {
     l->on_period(frame_, line, dll_.ns_per_frame());
 }
 
-// The loader's wake-up: streams consumed, or the callback has news for the control thread (the
-// bell, which the loader passes on).
-void Engine::wake_loader(bool streams_consumed) noexcept {
-  if (rang_) control_bell_.store(true, std::memory_order_release);  // before the wake that passes it on
-  if ((streams_consumed || rang_) && wake_fn_ != nullptr) wake_fn_(wake_ctx_);
-  rang_ = false;
+// The wake-ups a callback ends with: the control thread's relay when it has news (the bell: events,
+// retirees, a device underflow for /stemd/device/underflow), the loader when streams consumed.
+void Engine::wake_after(bool streams_consumed, bool device_underflow) noexcept {
+  if (rang_ || device_underflow) {
+    control_bell_.store(true, std::memory_order_release);  // before the wake that passes it on
+    if (news_fn_ != nullptr) news_fn_(news_ctx_);
+    rang_ = false;
+  }
+  if (streams_consumed && wake_fn_ != nullptr) wake_fn_(wake_ctx_);
 }
 
 void Engine::process(float* out, std::uint32_t frames, bool device_underflow) noexcept {
@@ -306,7 +309,7 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
   }
   metrics_.frames.store(static_cast<std::uint64_t>(frame_), std::memory_order_relaxed);
   metrics_.callbacks.fetch_add(1, std::memory_order_relaxed);
-  wake_loader(streams_consumed);
+  wake_after(streams_consumed, device_underflow);
 
   const std::uint64_t dt = now_ns() - t0;
   metrics_.callback_ns.record(dt);

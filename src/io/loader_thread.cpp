@@ -505,7 +505,6 @@ void LoaderThread::run() {
     }
     while (sem_trywait(&wake_) == 0) {  // coalesce a burst of wakes into one pass
     }
-    if (wake_hook_) wake_hook_();
     fresh.clear();
     take_pending(fresh);
 
@@ -525,7 +524,6 @@ void LoaderThread::run() {
         wake();  // straight back for more after the housekeeping
         break;
       }
-      if (round > 0 && wake_hook_) wake_hook_();  // news that came during a long pass goes on now
       const std::uint64_t id = ++pass_id_;
       read_watch_events();
       look.clear();

@@ -62,7 +62,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -202,12 +201,6 @@ class LoaderThread {
   void wake() noexcept { sem_post(&wake_); }
   static void wake_cb(void* self) noexcept { static_cast<LoaderThread*>(self)->wake(); }
 
-  // [control, before start()] Run on the loader thread whenever it wakes, and before each round
-  // of reads in a pass: the loader is the thread the audio callback wakes, so a hook passes the
-  // engine's other news on (Engine::take_control_bell → the control thread). Must be quick and
-  // must not block (a write to an eventfd is the use).
-  void set_wake_hook(std::function<void()> f) { wake_hook_ = std::move(f); }
-
   // Blocks until the loader has finished one full pass started after this call (tests, render).
   void wait_idle();
 
@@ -246,7 +239,6 @@ class LoaderThread {
   std::atomic<std::int64_t> hint_frames_{0};  // largest target lately: new sources start there
   std::atomic<std::int64_t> ring_bytes_{0};   // capacity of every registered ring
   sem_t wake_;
-  std::function<void()> wake_hook_;  // set_wake_hook
   std::thread thread_;
   std::atomic<bool> running_{false};
 

@@ -183,6 +183,8 @@ void Daemon::stop_server() {
   inst_->controller().service();
 }
 
+void Daemon::stop_loader() { inst_->loader().stop(); }
+
 control::Controller& Daemon::controller() {
   EXPECT_FALSE(server_running_) << "the test thread may touch the Controller only after stop_server()";
   return inst_->controller();

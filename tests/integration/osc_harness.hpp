@@ -174,6 +174,7 @@ class Daemon {
 
   // Joins the control thread: afterwards the test thread may read controller() and router().
   void stop_server();
+  void stop_loader();  // the loader thread stops (no stream is refilled from then on)
   control::Controller& controller();
   control::Router& router();
   engine::Engine& engine();

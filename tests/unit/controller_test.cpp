@@ -306,8 +306,8 @@ INSTANTIATE_TEST_SUITE_P(Source, ControllerPlay, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "Streamed" : "InMemory"; });
 
 // The engine's bell (Engine::take_control_bell): rung by a callback that pushed an event or a
-// retiree, and only then; such a callback wakes the loader (which passes the bell on to the
-// control thread) even when no stream consumed — a voice of a source held in memory.
+// retiree, or saw a device underflow, and only then; such a callback calls the news wake-up (the
+// relay that passes the bell on to the control thread), a voice of a source held in memory too.
 TEST(ControlBell, TheEngineRingsForItsNewsAndOnlyThen) {
   test::TempDir dir;
   test::make_wav(dir.file("a.wav"), 48'000, 24);
@@ -316,7 +316,7 @@ TEST(ControlBell, TheEngineRingsForItsNewsAndOnlyThen) {
     int n = 0;
     static void cb(void* self) noexcept { ++static_cast<Count*>(self)->n; }
   } wakes;
-  rig.engine.set_loader_wakeup(&Count::cb, &wakes);
+  rig.engine.set_news_wakeup(&Count::cb, &wakes);
   std::string err;
   ASSERT_TRUE(rig.ctl.load(control::kNow, 1, dir.file("a.wav"), "a", err)) << err;
   EXPECT_FALSE(rig.engine.take_control_bell()) << "nothing rendered yet";
@@ -325,7 +325,7 @@ TEST(ControlBell, TheEngineRingsForItsNewsAndOnlyThen) {
   ASSERT_TRUE(rig.ctl.play(control::kNow, 1, PlayOptions{}, h, err)) << err;
   std::vector<float> out(512 * 2);
   rig.engine.process(out.data(), 512, false);
-  EXPECT_EQ(wakes.n, 1) << "the start woke the loader: no stream consumed";
+  EXPECT_EQ(wakes.n, 1) << "the start is news";
   EXPECT_TRUE(rig.engine.take_control_bell()) << "the voice started";
   EXPECT_FALSE(rig.engine.take_control_bell()) << "taken once";
   rig.ctl.service();
@@ -337,11 +337,16 @@ TEST(ControlBell, TheEngineRingsForItsNewsAndOnlyThen) {
 
   ASSERT_TRUE(rig.ctl.stop(control::kNow, h, 0.0, err)) << err;
   for (int i = 0; i < 4; ++i) rig.engine.process(out.data(), 512, false);  // the declick, then the end
-  EXPECT_GE(wakes.n, 2) << "the end woke the loader";
+  EXPECT_GE(wakes.n, 2) << "the end is news";
   EXPECT_TRUE(rig.engine.take_control_bell()) << "the voice ended";
   rig.ctl.service();
   EXPECT_NE(rig.find(EventType::kVoiceEnded, h), nullptr);
   EXPECT_EQ(rig.ctl.voices_playing(), 0u) << "its retiree was taken";
+
+  const int before = wakes.n;
+  rig.engine.process(out.data(), 512, true);  // the device says the previous period came late
+  EXPECT_EQ(wakes.n, before + 1) << "an underflow is news (/stemd/device/underflow)";
+  EXPECT_TRUE(rig.engine.take_control_bell());
 }
 
 // ---------------------------------------------------------------- loading errors
