@@ -73,8 +73,11 @@ std::int64_t declared_frames(SNDFILE* sf, const SF_INFO& info, std::int64_t fram
       claimed -= 24;
     } else if (n != 3) {
       continue;
-    } else if (claimed >= 0x7fff0000LL) {
-      continue;  // a 32-bit size left at its placeholder by a writer that could not seek back (a pipe)
+    } else if (claimed >= 0x7f000000LL) {
+      // A 32-bit size left at its placeholder by a writer that could not seek back (a pipe):
+      // 0xFFFFFFFF, 0x7FFFFFFF, sox's 0x7FFFF000 (WAV) and 0x7F000008 (AIFF's SSND). A real
+      // chunk that large (3 hours of 16-bit stereo at 48 kHz) cut short goes unnamed.
+      continue;
     }
     if (ssnd) claimed -= 8;  // its offset and block size come before the samples
     if (align > 0 && claimed > 0) data = claimed / align;
