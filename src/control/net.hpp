@@ -74,6 +74,10 @@ struct Datagram {
 bool set_freebind(int fd, int family);
 // Whether `at`'s address is this machine's now (a socket can bind it without IP_FREEBIND).
 bool address_is_local(const Endpoint& at);
+// Why `at` cannot be a server's own address (a multicast group, the broadcast address, a
+// link-local address without its interface), or "" — what bind() would accept but no client
+// could reach, or refuse with only "Invalid argument". Used by every listening socket.
+std::string listen_address_problem(const Endpoint& at);
 
 class UdpSocket {
  public:

@@ -215,6 +215,10 @@ bool WebServer::open(std::string& error) {
     error = "--http-bind " + sh_->cfg.bind + ": " + error;
     return false;
   }
+  if (const std::string why = control::listen_address_problem(*at); !why.empty()) {
+    error = "web monitor: cannot listen on " + at->to_string() + ": " + why;
+    return false;
+  }
   bind_loopback_ = at->is_loopback();
   if (!parse_allow(sh_->cfg.allow, sh_->allow, error)) return false;
   allow_text_ = sh_->cfg.allow;

@@ -439,6 +439,24 @@ TEST(BindWatchTest, AMissingAddressIsRepeatedAfterAMinuteThenEveryTen) {
 // A link-local IPv6 address names its interface ("fe80::1%lo", or by index): it was refused as
 // "not a numeric IPv4/IPv6 address", and one without its interface failed at bind with "Invalid
 // argument"; now the zone is kept (and shown), and binding one without it says what is missing.
+// A multicast group or the broadcast address bound without complaint, and no client could reach
+// the server there (an outside test pass: --osc-bind 239.1.2.3, --http-bind 239.1.2.3,
+// 255.255.255.255 — no reply, no warning). Refused now, with the reason.
+TEST(EndpointTest, AMulticastOrBroadcastAddressIsRefusedAsAServersAddress) {
+  std::string error;
+  for (const char* a : {"239.1.2.3", "224.0.0.1", "255.255.255.255", "ff02::1", "ff05::2"}) {
+    SCOPED_TRACE(a);
+    EXPECT_FALSE(UdpSocket::bind(ep(a), error, /*pending_ok=*/true));
+    const bool broadcast = std::string(a) == "255.255.255.255";
+    EXPECT_NE(error.find(broadcast ? "broadcast address" : "multicast address"), std::string::npos) << error;
+    EXPECT_FALSE(TcpListener::listen(ep(a), error, /*pending_ok=*/true));
+    EXPECT_NE(listen_address_problem(ep(a)), "");
+  }
+  for (const char* a : {"127.0.0.1", "0.0.0.0", "::", "10.1.2.3", "2001:db8::1"}) {
+    EXPECT_EQ(listen_address_problem(ep(a)), "") << a;
+  }
+}
+
 TEST(EndpointTest, ALinkLocalAddressNamesItsInterface) {
   std::string error;
   auto e = parse_endpoint("fe80::1%lo", 57120, error);
