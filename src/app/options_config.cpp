@@ -5,6 +5,7 @@
 #include "safe_file.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <sstream>
 
@@ -264,7 +265,11 @@ std::string search_config(std::string& searched) {
   if (std::string installed = installed_config(); !installed.empty()) candidates.push_back(std::move(installed));
   for (const auto& c : candidates) {
     searched += (searched.empty() ? "" : ", ") + c;
-    if (::access(c.c_str(), F_OK) == 0) return c;
+    // There, or there but not readable as a file: a link to nothing or to itself, a directory on
+    // the way that may not be searched. Those are returned too, so that reading says what is
+    // wrong with the file meant, instead of a file further down the list being used.
+    struct stat st {};
+    if (::lstat(c.c_str(), &st) == 0 || (errno != ENOENT && errno != ENOTDIR)) return c;
   }
   return {};
 }

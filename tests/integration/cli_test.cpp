@@ -551,6 +551,25 @@ TEST(Cli, ConfigIsSearchedWhereTheInstallPutsIt) {
   }
 }
 
+// A config in the search that is there but cannot be read — a link to nothing, a link to itself —
+// is named with the reason. It was skipped as if absent (access(F_OK)), so a file further down
+// the list was used, or "no config file" listed the very path (an outside test pass).
+TEST(Cli, AConfigThatIsThereButUnreadableIsNamedNotSkipped) {
+  TempDir dir;
+  ASSERT_EQ(mkdir(dir.file("stemd").c_str(), 0700), 0);
+  const std::string conf = dir.file("stemd/stemd.conf");
+  const std::string env = "env -u STEMD_NO_CONFIG_SEARCH XDG_CONFIG_HOME=" + dir.path() + " ";
+  for (const std::string target : {std::string("stemd.conf"), dir.file("nowhere.conf")}) {
+    SCOPED_TRACE(target);
+    std::filesystem::remove(conf);
+    std::filesystem::create_symlink(target, conf);
+    const auto r = run_process(env + STEMD_BINARY + " --backend null --no-osc --duration 0.05");
+    EXPECT_NE(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("config file " + conf + ": cannot read it: "), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find("found without --config"), std::string::npos) << "no other file is used: " << r.output;
+  }
+}
+
 // Without --config: $XDG_CONFIG_HOME/stemd/stemd.conf, then /etc/stemd/stemd.conf; the log
 // names what was read. --config none reads nothing.
 TEST(Cli, ConfigIsSearchedInXdgConfigHomeWithoutConfig) {
