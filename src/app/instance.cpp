@@ -153,7 +153,7 @@ void Instance::control_loop() {
   for (;;) {
     {
       std::unique_lock<std::mutex> g(posted_mu_);
-      // Until work is posted or the engine has news (its bell, passed on by the loader); 100 ms
+      // Until work is posted or the engine has news (its bell, passed on by the relay); 100 ms
       // at most, as the OSC server's loop.
       posted_cv_.wait_for(g, std::chrono::milliseconds(100), [this] { return stopping_ || rung_ || !posted_.empty(); });
       rung_ = false;

@@ -30,6 +30,29 @@
 
 namespace stemd::control {
 
+std::string listen_address_problem(const Endpoint& at) {
+  if (at.family() == AF_INET) {
+    const std::uint32_t a = ntohl(reinterpret_cast<const sockaddr_in&>(at.addr).sin_addr.s_addr);
+    if ((a >> 28) == 0xe) {
+      return "a multicast address (224.0.0.0/4) is a group, not this machine's: a server listens on one of its "
+             "own addresses (or 0.0.0.0), and clients send to it";
+    }
+    if (a == 0xffffffffu) return "the broadcast address is not this machine's: listen on one of its own (or 0.0.0.0)";
+    return "";
+  }
+  if (at.family() != AF_INET6) return "";
+  const auto& v6 = reinterpret_cast<const sockaddr_in6&>(at.addr);
+  if (IN6_IS_ADDR_MULTICAST(&v6.sin6_addr)) {
+    return "a multicast address (ff00::/8) is a group, not this machine's: a server listens on one of its own "
+           "addresses (or ::), and clients send to it";
+  }
+  if (IN6_IS_ADDR_LINKLOCAL(&v6.sin6_addr) && v6.sin6_scope_id == 0) {  // the kernel says only "Invalid argument"
+    return "a link-local address (fe80::/10) needs its interface, e.g. " + at.host() +
+           "%eth0 (`ip -brief link` lists them)";
+  }
+  return "";
+}
+
 namespace {
 
 constexpr std::size_t kMaxDatagram = 64 * 1024;  // larger than any UDP payload (65,527 bytes)
@@ -106,33 +129,6 @@ int open_bound(const Endpoint& at, int type, bool reuse_addr, std::string& error
   }
   return fd;
 }
-
-}  // namespace
-
-std::string listen_address_problem(const Endpoint& at) {
-  if (at.family() == AF_INET) {
-    const std::uint32_t a = ntohl(reinterpret_cast<const sockaddr_in&>(at.addr).sin_addr.s_addr);
-    if ((a >> 28) == 0xe) {
-      return "a multicast address (224.0.0.0/4) is a group, not this machine's: a server listens on one of its "
-             "own addresses (or 0.0.0.0), and clients send to it";
-    }
-    if (a == 0xffffffffu) return "the broadcast address is not this machine's: listen on one of its own (or 0.0.0.0)";
-    return "";
-  }
-  if (at.family() != AF_INET6) return "";
-  const auto& v6 = reinterpret_cast<const sockaddr_in6&>(at.addr);
-  if (IN6_IS_ADDR_MULTICAST(&v6.sin6_addr)) {
-    return "a multicast address (ff00::/8) is a group, not this machine's: a server listens on one of its own "
-           "addresses (or ::), and clients send to it";
-  }
-  if (IN6_IS_ADDR_LINKLOCAL(&v6.sin6_addr) && v6.sin6_scope_id == 0) {  // the kernel says only "Invalid argument"
-    return "a link-local address (fe80::/10) needs its interface, e.g. " + at.host() +
-           "%eth0 (`ip -brief link` lists them)";
-  }
-  return "";
-}
-
-namespace {
 
 Endpoint local_of(int fd) {
   Endpoint e;

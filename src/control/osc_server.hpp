@@ -46,7 +46,7 @@ struct OscServerConfig {
   // fields. Null = not reported.
   const DeviceStatus* device = nullptr;
   // An eventfd written when the engine has news for the control thread (Engine::take_control_bell,
-  // passed on by the loader; app::Instance wires it), or -1. With it, the server's loop sleeps up
+  // passed on by app::Instance's relay thread, which wires it), or -1. With it, the server's loop sleeps up
   // to idle_wait_ms while voices play; without it, it looks at the engine every period.
   int engine_bell_fd = -1;
   // The longest sleep of the server's loop when nothing needs it sooner (ms of wall time): a
