@@ -16,6 +16,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <future>
+#include <memory>
 #include <thread>
 
 #include <linux/close_range.h>
@@ -162,7 +164,17 @@ void DaemonRun::hand_over(const std::string& why) {
       "device every 0.5 s, doubling to 5 s",
       why);
   systemd_.status("audio device lost (" + why + "), retrying");
-  std::this_thread::sleep_for(std::chrono::milliseconds(30));  // subscribers hear /stemd/device/lost
+  {
+    // Subscribers hear /stemd/device/lost from this image, once: the control thread's next pass
+    // runs what is posted first, then sees the state and sends (the new image does not repeat
+    // it). It slept 30 ms, which a control thread that now sleeps 100 ms between passes could
+    // miss (then the new image said it: twice, or never for a TCP subscriber). Not waited for
+    // more than 0.5 s: a stuck control thread does not hold the device's recovery.
+    auto passed = std::make_shared<std::promise<void>>();
+    std::future<void> pass = passed->get_future();
+    inst_->post([passed] { passed->set_value(); });
+    pass.wait_for(std::chrono::milliseconds(500));
+  }
   backend_->mark_lost();
   if (web_) web_->stop();  // its sockets are not for the new image
   inst_->stop_control();   // the main thread is the control thread again

@@ -93,10 +93,18 @@ bool Controller::load(std::int64_t at, int slot, const std::string& path, const 
 }
 
 void Controller::install(std::int64_t at, int slot, std::unique_ptr<io::Source> source) {
-  spdlog::info("loaded slot {} '{}': {}, {} Hz, {} ch, {:.1f} s, {} ({:.2f} ms)", slot, base::log_escape(source->name),
+  const bool known = source->info.frames >= 0;
+  spdlog::info("loaded slot {} '{}': {}, {} Hz, {} ch, {}, {} ({:.2f} ms)", slot, base::log_escape(source->name),
                source->info.format, source->info.sample_rate, source->info.channels,
-               static_cast<double>(source->total_frames()) / source->info.sample_rate,
+               known ? fmt::format("{:.1f} s", static_cast<double>(source->total_frames()) / source->info.sample_rate)
+                     : std::string("length unknown"),
                source->streamed() ? "streamed" : "in memory", source->load_ns / 1e6);
+  if (!known && source->info.seekable) {  // a file on disk whose end says nothing (Ogg without its last page)
+    spdlog::warn(
+        "{}: its length is unknown (libsndfile found no end in it): the file is cut short (an interrupted "
+        "copy or download?) or still being written; it plays to where its data ends",
+        base::log_escape(source->path));
+  }
   if (source->truncated) {  // every load, from a client or a start-up flag
     const std::int64_t declared = std::max(source->info.frames, source->info.declared_frames);
     const double rate = source->info.sample_rate > 0 ? source->info.sample_rate : 1.0;

@@ -287,8 +287,9 @@ void OscServer::handle_tcp() {
 void OscServer::run() {
   std::vector<pollfd> fds;
   std::uint64_t last_underflows = ctl_.engine().metrics().device_underflows.load();
+  // A new image after a device loss starts lost: the image that lost it told the subscribers
+  // (recovery.cpp), and they hear "restored" from this one.
   DeviceState last_device = cfg_.device ? cfg_.device->state() : DeviceState::kRunning;
-  if (last_device == DeviceState::kLost) router_.notify_device("lost", {OscArg::Str(cfg_.device->reason())});
   while (running_.load(std::memory_order_relaxed)) {
     fds.clear();
     fds.push_back(pollfd{wake_fd_, POLLIN, 0});

@@ -144,10 +144,12 @@ std::unique_ptr<LoaderThread::Opened> LoaderThread::open_stream(const StreamPlan
   // Truncated since its load: say so now, not at the new end mid-play (wherever the play starts).
   // Longer (rewritten in place, or a recording that grew): the voice would play past the length
   // the source was loaded with (its head from the old file, its position wrapping at the old end).
-  if (const std::int64_t now = r->file.info().frames; src.info.frames > 0 && now >= 0 && now != src.info.frames) {
-    error = src.path + ": the file is " + (now < src.info.frames ? "shorter" : "longer") +
-            " than when it was loaded (" + std::to_string(now) + " frames, was " + std::to_string(src.info.frames) +
-            "): load it again";
+  // (A file whose count is not its size's, FLAC, reopens with what it declares: a cut one more
+  // than the frames its load found it to hold.)
+  const std::int64_t loaded = src.info.sized ? src.info.frames : src.info.declared_frames;
+  if (const std::int64_t now = r->file.info().frames; loaded > 0 && now >= 0 && now != loaded) {
+    error = src.path + ": the file is " + (now < loaded ? "shorter" : "longer") + " than when it was loaded (" +
+            std::to_string(now) + " frames, was " + std::to_string(loaded) + "): load it again";
     return nullptr;
   }
   r->total_frames = src.info.frames;

@@ -315,6 +315,7 @@ bool SoundFile::open(std::shared_ptr<FileHandle> file, std::string& error, const
     impl_->sf = nullptr;
     return false;
   }
+  std::int64_t flac_block = 0;
   {
     const int sub = i.format & SF_FORMAT_SUBMASK;
     impl_->read_shorts = sub == SF_FORMAT_PCM_16 || sub == SF_FORMAT_PCM_S8 || sub == SF_FORMAT_PCM_U8;
@@ -323,8 +324,7 @@ bool SoundFile::open(std::shared_ptr<FileHandle> file, std::string& error, const
     if (limits.max_read_frames > 0) impl_->chunk_frames = std::min(impl_->chunk_frames, limits.max_read_frames);
     impl_->no_scratch = limits.i16_reads_only && impl_->read_shorts && i.channels == 2;
     const bool scratch = (impl_->read_shorts || i.channels != 2) && !impl_->no_scratch;
-    const std::int64_t flac_block =
-        (i.format & SF_FORMAT_TYPEMASK) == SF_FORMAT_FLAC ? flac_max_block(impl_->file->fd()) : 0;
+    flac_block = (i.format & SF_FORMAT_TYPEMASK) == SF_FORMAT_FLAC ? flac_max_block(impl_->file->fd()) : 0;
     const std::int64_t bytes =
         library_bytes(i.format, i.channels, flac_block) + (scratch ? impl_->chunk_frames * i.channels * elem : 0);
     if (!charge_.take(limits.budget, bytes, error)) {
@@ -335,6 +335,13 @@ bool SoundFile::open(std::shared_ptr<FileHandle> file, std::string& error, const
   }
   info_.frames = (i.frames == SF_COUNT_MAX || i.frames < 0) ? -1 : i.frames;
   info_.declared_frames = declared_frames(impl_->sf, i, info_.frames);
+  info_.max_block = flac_block;
+  {
+    const int sub = i.format & SF_FORMAT_SUBMASK;
+    const bool pcm = sub >= SF_FORMAT_PCM_S8 && sub <= SF_FORMAT_DOUBLE;  // S8, 16, 24, 32, U8, float, double
+    const int major = i.format & SF_FORMAT_TYPEMASK;
+    info_.sized = (pcm && major != SF_FORMAT_FLAC) || major == SF_FORMAT_OGG;  // (Ogg: from its last page)
+  }
   info_.sample_rate = i.samplerate;
   info_.channels = i.channels;
   info_.seekable = i.seekable != 0;

@@ -101,6 +101,11 @@ struct FileInfo {
   // What the header declares when that is more than the file holds (a copy cut off: libsndfile
   // counts only what is there, in `frames`); otherwise equal to `frames`.
   std::int64_t declared_frames = 0;
+  // `frames` is counted from the data itself — the size of PCM samples in WAV, AIFF, CAF...;
+  // Ogg's last page — so it is what the file holds. Otherwise (FLAC's STREAMINFO, MPEG) it is
+  // what the stream says of itself, which a file cut short no longer holds.
+  bool sized = false;
+  std::int64_t max_block = 0;  // FLAC: the largest block (frames) its STREAMINFO declares; else 0
   int sample_rate = 0;
   int channels = 0;
   std::string format;  // e.g. "WAV 16-bit PCM"

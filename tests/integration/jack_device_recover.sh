@@ -60,6 +60,10 @@ grep -q "audio device back after" "$D/stemd.log" || fail "no 'device back' log l
 wait "$SUB_PID"
 echo "jack_device_recover: the subscriber heard: $(sort "$D/notes.txt" | uniq -c | tr '\n' ' ')"
 grep -q "^/stemd/device/lost" "$D/notes.txt" || fail "the subscriber was not told of the loss"
+# Once: the image that lost the device says so before handing over, and the new one does not
+# repeat it to the subscribers it inherits (an outside pass heard it twice).
+n_lost=$(grep -c "^/stemd/device/lost" "$D/notes.txt")
+[ "$n_lost" -eq 1 ] || fail "the subscriber was told of the loss $n_lost times"
 grep -q "^/stemd/device/restored" "$D/notes.txt" || fail "the subscriber was not told of the return"
 
 # Where the voice was when the device died (the hand-over state) and where it resumed.

@@ -1581,5 +1581,71 @@ TEST(Loader, AnAiffWrittenToAPipeBySoxIsNotCalledCutShort) {
   EXPECT_EQ(src->info.declared_frames, 20'000);
 }
 
+// How many frames libsndfile decodes from `path` read straight through (stereo float), and them.
+std::vector<float> read_through(const std::string& path) {
+  SF_INFO info{};
+  SNDFILE* sf = sf_open(path.c_str(), SFM_READ, &info);
+  EXPECT_NE(sf, nullptr) << sf_strerror(nullptr);
+  if (sf == nullptr) return {};
+  std::vector<float> out;
+  std::vector<float> buf(4'096 * static_cast<std::size_t>(info.channels));
+  for (;;) {
+    const sf_count_t n = sf_readf_float(sf, buf.data(), 4'096);
+    if (n <= 0) break;
+    for (sf_count_t f = 0; f < n; ++f) {
+      out.push_back(buf[static_cast<std::size_t>(f * info.channels)]);
+      out.push_back(buf[static_cast<std::size_t>(f * info.channels + (info.channels > 1 ? 1 : 0))]);
+    }
+  }
+  sf_close(sf);
+  return out;
+}
+
+// A FLAC cut short (an interrupted copy onto the box): STREAMINFO still declares the whole
+// length, and libsndfile reports it as the file's. Streamed, it loaded as a 4-s file without a
+// word and its voice ended halfway "with an error (truncated while streaming?)" (an outside test
+// pass). Now the load finds where its data ends (seeking to the last frame, then to where the
+// decoder can still go), marks it cut short with what STREAMINFO declares, and the voice plays
+// what the file holds to a clean end. A whole FLAC is untouched.
+TEST(Loader, AFlacCutShortIsFoundAtLoadAndPlaysToWhereItsDataEnds) {
+  test::TempDir dir;
+  const FormatCase c{"flac", SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 2};
+  const std::string whole_path = dir.file("whole.flac");
+  const std::int64_t total = 200'000;
+  ASSERT_FALSE(write_format(whole_path, c, total).empty());
+  {
+    auto whole = load(whole_path);
+    ASSERT_TRUE(whole);
+    EXPECT_FALSE(whole->truncated);
+    EXPECT_EQ(whole->info.frames, total);
+    EXPECT_EQ(whole->total_frames(), total);
+  }
+  // Cut in the middle, in the last two blocks (where no probe may seek) and in the last one.
+  for (const double keep : {0.5, 0.97, 0.999}) {
+    SCOPED_TRACE("kept " + std::to_string(keep) + " of the bytes");
+    const std::string path = dir.file("cut.flac");
+    std::filesystem::copy_file(whole_path, path, std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::resize_file(path, static_cast<std::uintmax_t>(std::filesystem::file_size(path) * keep));
+    const std::vector<float> held = read_through(path);
+    const auto held_frames = static_cast<std::int64_t>(held.size() / 2);
+    ASSERT_GT(held_frames, total / 4);
+    ASSERT_LT(held_frames, total);
+    auto src = load(path);
+    ASSERT_TRUE(src);
+    ASSERT_TRUE(src->streamed());
+    EXPECT_TRUE(src->truncated);
+    EXPECT_EQ(src->info.frames, held_frames);
+    EXPECT_EQ(src->total_frames(), held_frames);
+    EXPECT_EQ(src->info.declared_frames, total);
+    Rig rig;
+    rig.play(*src, 0, false);
+    const auto out = rig.render(total);
+    ASSERT_NE(rig.ended(), nullptr) << "the voice never ended";
+    EXPECT_EQ(rig.ended()->reason, EndReason::kEndOfFile);
+    EXPECT_EQ(mismatch_from(out, 0, held, 0, held_frames), -1) << "what the file holds must play intact";
+    EXPECT_EQ(rig.loader.stats().truncated, 0u);
+  }
+}
+
 }  // namespace
 }  // namespace stemd::io
