@@ -123,7 +123,11 @@ void LoaderThread::adapt(Reader& r, std::uint64_t now_ns, bool dry) {
   r.jitter->target_frames.store(capped ? want : next, std::memory_order_relaxed);
 
   const double moved = std::abs(static_cast<double>(next - r.logged_target)) / std::max<double>(r.logged_target, 1);
-  if (moved >= kLogStep || (dry && !change_pending_)) {
+  // A dry ring is logged even for a small change; one at a target that cannot move (its ring's
+  // full size) once a stream, not every second a slow disk keeps it dry (its underruns say that).
+  const bool unmoved = next == r.logged_target;
+  if (moved >= kLogStep || (dry && !change_pending_ && !(unmoved && r.dry_told))) {
+    if (dry && unmoved) r.dry_told = true;
     if (next > r.logged_target) ++grow_count_;
     if (next < r.logged_target) ++shrink_count_;
     const double change_size = std::abs(static_cast<double>(next - r.logged_target));

@@ -46,6 +46,7 @@ class LoaderThread::Reader : public Stream {
   std::int64_t target = 0;          // fill target, ≤ the ring's capacity
   std::int64_t need = 0;            // what adapt() estimated a read's wait consumes (0: not yet)
   std::int64_t logged_target = 0;   // the target the log last told
+  bool dry_told = false;            // a dry ring whose target could not move was logged (once a stream)
   std::uint64_t written = 0;        // frames written since creation
   std::uint64_t drain_written = 0;  // `written − fill` at the last drain measurement
   std::uint64_t drain_ns = 0;

@@ -14,6 +14,7 @@
 #include "stemd/engine.hpp"
 #include "stemd/stream.hpp"
 #include "common/engine_driver.hpp"
+#include "common/log_capture.hpp"
 
 #include <gtest/gtest.h>
 
@@ -31,6 +32,7 @@
 #include <memory>
 #include <mutex>
 #include <numbers>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -661,6 +663,45 @@ TEST(Prefetch, NewStreamsOfAJitterySourceGetLargerRings) {
   rig.loader.release(s);
   rig.finish();
   report("jittery source", rig, rig.loader.stats());
+}
+
+// A ring that keeps running dry at its full size (a disk slower than any ring this stream has
+// can cover) logged "prefetch: … ring target 500 → 500 ms (it ran dry; …)" once a second for as
+// long as the disk stayed slow (an outside test pass: a Pi's log filling with it over weeks).
+// A prefetch line says a change of target; a dry ring whose target cannot move is said once (its
+// underruns are counted and reported as such).
+TEST(Prefetch, ARingThatRunsDryAtItsFullSizeIsLoggedOnceNotEverySecond) {
+  test::TempDir dir;
+  const auto path = dir.file("d.wav");
+  make_noise_wav(path, static_cast<std::int64_t>(30 * kRate), 601);
+  auto src = load(path);
+  ASSERT_TRUE(src);
+  LoaderConfig lc = adaptive_rings();
+  lc.ring_frames = kRate / 2;
+  Faults faults;
+  ScopedFaultInjector installed(faults);
+  test::LogCapture log;
+  RtRig rig(lc, 12);
+  rig.play(0, *src);
+  rig.start();
+  rig.run_for(1.0);
+  faults.every_read_ns = 700'000'000;
+  rig.run_for(6.0);
+  rig.finish();
+  const auto ls = rig.loader.stats();
+  report("dry at full size", rig, ls);
+  ASSERT_GE(ls.rings_ran_dry, 3u) << "the test needs a ring that runs dry again and again";
+  std::istringstream lines(log.text());
+  int prefetch = 0, unmoved = 0;
+  for (std::string line; std::getline(lines, line);) {
+    const auto at = line.find("ring target ");
+    if (line.find("prefetch:") == std::string::npos || at == std::string::npos) continue;
+    ++prefetch;
+    double from = 0, to = 0;
+    if (std::sscanf(line.c_str() + at, "ring target %lf → %lf ms", &from, &to) == 2 && from == to) ++unmoved;
+  }
+  EXPECT_LE(unmoved, 1) << log.text();
+  EXPECT_LE(prefetch, 3) << "over 6 s of a slow disk, with " << ls.rings_ran_dry << " dry rings:\n" << log.text();
 }
 
 }  // namespace
