@@ -257,9 +257,21 @@ std::optional<Endpoint> parse_endpoint(const std::string& host, std::uint16_t po
     v6.sin6_port = htons(port);
     e.len = sizeof(sockaddr_in6);
     if (!zone.empty()) {
+      const in6_addr& a = v6.sin6_addr;
+      if (!IN6_IS_ADDR_LINKLOCAL(&a) && !IN6_IS_ADDR_MC_LINKLOCAL(&a) && !IN6_IS_ADDR_MC_NODELOCAL(&a)) {
+        // The kernel would ignore it: the address does not depend on the interface.
+        error = "only a link-local address (fe80::/10, or a link-local multicast group ff02::/16) takes a zone: " + h +
+                " is reached without one (in \"" + host + "\")";
+        return std::nullopt;
+      }
       unsigned index = ::if_nametoindex(zone.c_str());
       if (index == 0 && zone.find_first_not_of("0123456789") == std::string::npos && zone.size() <= 9) {
         index = static_cast<unsigned>(std::stoul(zone));
+        char name[IF_NAMESIZE] = {};
+        if (::if_indextoname(index, name) == nullptr) {
+          error = "no network interface with index " + zone + " (in \"" + host + "\"; `ip -brief link` lists them)";
+          return std::nullopt;
+        }
       }
       if (index == 0) {
         error = "no network interface \"" + zone + "\" (in \"" + host + "\"; `ip -brief link` lists them)";

@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <fcntl.h>
@@ -455,6 +457,21 @@ TEST(EndpointTest, AMulticastOrBroadcastAddressIsRefusedAsAServersAddress) {
   for (const char* a : {"127.0.0.1", "0.0.0.0", "::", "10.1.2.3", "2001:db8::1"}) {
     EXPECT_EQ(listen_address_problem(ep(a)), "") << a;
   }
+}
+
+// A zone by a number no interface has ("fe80::1%77") parsed, and the bind said only "No such
+// device"; a zone on an address that is not link-local ("2001:db8::1%lo") was dropped without a
+// word (an outside test pass). Both are refused at parse time with what is wrong.
+TEST(EndpointTest, AZoneNamesAnInterfaceThatExistsAndOnlyForALinkLocalAddress) {
+  std::string error;
+  unsigned absent = 77;
+  while (if_indextoname(absent, std::array<char, IF_NAMESIZE>{}.data()) != nullptr) ++absent;
+  EXPECT_FALSE(parse_endpoint("fe80::1%" + std::to_string(absent), 1, error));
+  EXPECT_NE(error.find("no network interface with index " + std::to_string(absent)), std::string::npos) << error;
+  EXPECT_FALSE(parse_endpoint("[2001:db8::1%lo]", 1, error));
+  EXPECT_NE(error.find("only a link-local address (fe80::/10"), std::string::npos) << error;
+  EXPECT_FALSE(parse_endpoint("::%lo", 1, error));
+  EXPECT_TRUE(parse_endpoint("fe80::1%lo", 1, error)) << error;
 }
 
 TEST(EndpointTest, ALinkLocalAddressNamesItsInterface) {
