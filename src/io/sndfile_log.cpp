@@ -5,6 +5,8 @@
 #include <cstring>
 #include <string>
 
+#include <unistd.h>
+
 namespace stemd::io {
 namespace {
 
@@ -39,7 +41,7 @@ std::int64_t block_align(const SF_INFO& info) {
 }  // namespace
 
 std::int64_t declared_frames(SNDFILE* sf, const SF_INFO& info, std::int64_t frames) {
-  if (frames <= 0) return frames;
+  if (frames < 0) return frames;
   std::string log(8192, '\0');  // (libsndfile keeps at most 2 KiB of it)
   sf_command(sf, SFC_GET_LOG_INFO, log.data(), static_cast<int>(log.size()));
   log.resize(std::strlen(log.c_str()));
@@ -85,6 +87,23 @@ std::int64_t declared_frames(SNDFILE* sf, const SF_INFO& info, std::int64_t fram
   if (ds64 > frames) return ds64;
   if (data <= frames) return frames;  // the samples' chunk holds what it declares: nothing is cut
   return comm > frames ? comm : data;
+}
+
+std::int64_t empty_wav_data_size_at(int fd, std::int64_t file_size) {
+  auto le32 = [](const unsigned char* p) {
+    return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
+           static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
+  };
+  unsigned char b[12];
+  if (::pread(fd, b, 12, 0) != 12 || std::memcmp(b, "RIFF", 4) != 0 || std::memcmp(b + 8, "WAVE", 4) != 0) return -1;
+  std::int64_t at = 12;
+  for (int n = 0; n < 64 && at + 8 <= file_size; ++n) {
+    if (::pread(fd, b, 8, at) != 8) return -1;
+    const std::uint32_t size = le32(b + 4);
+    if (std::memcmp(b, "data", 4) == 0) return size == 0 && file_size > at + 8 ? at + 4 : -1;
+    at += 8 + static_cast<std::int64_t>(size) + (size & 1);
+  }
+  return -1;
 }
 
 }  // namespace stemd::io

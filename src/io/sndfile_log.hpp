@@ -16,4 +16,13 @@ namespace stemd::io {
 // log (at most 2 KiB) has no room for, behind many chunks.
 std::int64_t declared_frames(SNDFILE* sf, const SF_INFO& info, std::int64_t frames);
 
+// A WAV written to a pipe by a writer that put the frame count it knew at the start in its
+// header — 0 (Python's wave module writing to stdout) — declares an empty data chunk with the
+// samples after it; libsndfile then counts no frames and parses the samples as chunks. The byte
+// offset of that data chunk's size field, for SoundFile to read as the pipe placeholder
+// 0xFFFFFFFF (the samples run to the end of the file, which libsndfile does follow), or -1: not
+// a RIFF/WAVE file, no data chunk among its first 64, or a data chunk that declares bytes (or is
+// the file's end).
+std::int64_t empty_wav_data_size_at(int fd, std::int64_t file_size);
+
 }  // namespace stemd::io

@@ -132,7 +132,8 @@ void set_fault_injector(FaultInjector* f) noexcept { g_fault.store(f, std::memor
 
 struct SoundFile::Impl {
   std::shared_ptr<FileHandle> file;
-  sf_count_t offset = 0;  // this reader's own file position
+  sf_count_t offset = 0;          // this reader's own file position
+  sf_count_t empty_size_at = -1;  // a WAV's empty data size, read as the pipe placeholder (sndfile_log.hpp)
   SNDFILE* sf = nullptr;
   SF_INFO info{};
   bool read_shorts = false;
@@ -274,6 +275,9 @@ struct SoundFile::Impl {
     auto* self = static_cast<Impl*>(user);
     iovec v{ptr, static_cast<std::size_t>(count)};
     const sf_count_t done = self->read_at(&v, 1, self->offset, count);
+    for (sf_count_t k = std::max<sf_count_t>(0, self->empty_size_at - self->offset);  // read as 0xFFFFFFFF
+         self->empty_size_at >= 0 && k < done && self->offset + k < self->empty_size_at + 4; ++k)
+      static_cast<unsigned char*>(ptr)[k] = 0xff;
     self->offset += done;
     return done;
   }
@@ -295,6 +299,7 @@ bool SoundFile::open(std::shared_ptr<FileHandle> file, std::string& error, const
   impl_->file = std::move(file);
   impl_->offset = 0;
   impl_->info = SF_INFO{};
+  impl_->empty_size_at = empty_wav_data_size_at(impl_->file->fd(), impl_->file->size());
   impl_->sf = sf_open_virtual(&vio, SFM_READ, &impl_->info, impl_.get());
   if (!impl_->sf) {
     error = sf_strerror(nullptr);

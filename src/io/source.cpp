@@ -1,6 +1,8 @@
 // Loading a source (see source.hpp). Runs on an opener thread (OSC loads) or the caller's.
 #include "source.hpp"
 
+#include <fmt/format.h>
+
 #include <chrono>
 
 namespace stemd::io {
@@ -65,6 +67,12 @@ std::shared_ptr<Decoded> decode(SoundFile& sf, std::int64_t want, bool int16,
   }
   if (got == 0) {
     err = "file has no audio frames";
+    if (const FileInfo& i = sf.info(); i.declared_frames > 0 && i.sample_rate > 0) {
+      err += fmt::format(
+          ": its header declares {} ({:.1f} s), so the file is cut short after its header (an "
+          "interrupted copy or download?)",
+          i.declared_frames, static_cast<double>(i.declared_frames) / i.sample_rate);
+    }
     return nullptr;
   }
   if (got < want) {  // a short read: the file was shorter than its header said

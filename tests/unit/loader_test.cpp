@@ -1550,6 +1550,66 @@ TEST(Loader, AWavWrittenToAPipeIsNotCalledCutShort) {
     EXPECT_EQ(src->info.declared_frames, 20'000);
   }
 }
+// A WAV written to a pipe by a writer that put the frame count it knew at the start in its header
+// — 0: Python's wave module writing to stdout, `wave.open(sys.stdout.buffer, "wb")` — declares an
+// empty data chunk with the samples after it. libsndfile counts 0 frames and parses the samples
+// as chunks: it was refused, "file has no audio frames" (an outside test pass). Its size is read
+// as the pipe placeholder it is (the samples run to the end of the file), streamed and in memory.
+TEST(Loader, AWavWrittenToAPipeWithAnEmptyDataSizePlaysWhatFollows) {
+  test::TempDir dir;
+  const FormatCase c{"wav", SF_FORMAT_WAV | SF_FORMAT_PCM_16, 2};
+  const std::string path = dir.file("pipe0.wav");
+  const std::vector<float> want = write_format(path, c, 20'000);
+  ASSERT_FALSE(want.empty());
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const auto at = bytes.find("data");
+  ASSERT_NE(at, std::string::npos);
+  for (int k = 0; k < 4; ++k) bytes[at + 4 + k] = 0;                  // data: 0 bytes
+  const std::uint32_t riff = static_cast<std::uint32_t>(at + 8 - 8);  // RIFF: the header alone
+  for (int k = 0; k < 4; ++k) bytes[4 + k] = static_cast<char>((riff >> (8 * k)) & 0xff);
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+  for (const bool streamed : {true, false}) {
+    SCOPED_TRACE(streamed ? "streamed" : "in memory");
+    LoadOptions o = streamed_opts();
+    if (!streamed) o.preload_limit_bytes = 1 << 20;
+    auto src = load(path, o);
+    ASSERT_TRUE(src);
+    EXPECT_EQ(src->info.frames, 20'000);
+    EXPECT_FALSE(src->truncated);
+    if (!streamed) {
+      ASSERT_TRUE(src->decoded != nullptr);
+      EXPECT_EQ(src->decoded->samples, want);
+      continue;
+    }
+    Rig rig;
+    rig.play(*src, 0, false);
+    const auto out = rig.render(30'000);
+    ASSERT_NE(rig.ended(), nullptr);
+    EXPECT_EQ(rig.ended()->reason, EndReason::kEndOfFile);
+    EXPECT_EQ(mismatch_from(out, 0, want, 0, 20'000), -1);
+  }
+}
+
+// A WAV cut right after its header (an interrupted copy) holds no frames while its header
+// declares them: refused as before, but saying so — it said only "file has no audio frames", as
+// for a file that is empty by design (an outside test pass).
+TEST(Loader, AWavCutRightAfterItsHeaderSaysWhatItsHeaderDeclares) {
+  test::TempDir dir;
+  const FormatCase c{"wav", SF_FORMAT_WAV | SF_FORMAT_PCM_16, 2};
+  const std::string path = dir.file("header-only.wav");
+  ASSERT_FALSE(write_format(path, c, 192'000).empty());
+  std::filesystem::resize_file(path, std::filesystem::file_size(path) - 192'000 * 4);
+  const LoadResult r = load_source(path, "t", streamed_opts());
+  EXPECT_FALSE(r.source);
+  EXPECT_NE(r.error.find("file has no audio frames"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("its header declares 192000 (4.0 s)"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("cut short"), std::string::npos) << r.error;
+}
+
 // sox writing AIFF to a pipe (sox -t aiff - | ...) cannot seek back: it leaves FORM at
 // 0x7f000050, SSND at 0x7f000008 and COMM's frame count at 0x1fc00000 (an outside test pass):
 // called cut short with 11,097 s declared before.
