@@ -34,9 +34,9 @@ int DaemonRun::run() {
       // Reachable from the network with no root: every load is refused. Say so now, not at the
       // first /load_buffer (a crowdstream migration that sets osc-bind and allow but no media-root).
       spdlog::warn(
-          "{}: loading files is disabled — the socket is reachable from the network and no --media-root "
-          "is set; set --media-root DIR (the folder clients may load from)",
-          server->describe());
+          "{}: loading files is disabled — {} is reachable from the network and no --media-root is set; set "
+          "--media-root DIR (the folder clients may load from)",
+          server->describe(), reachable_listener());
     }
   }
   inst_->start_control();  // from here on the control thread owns the Controller and the Router

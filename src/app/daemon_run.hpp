@@ -55,6 +55,9 @@ class DaemonRun {
   int open_web();
   InstanceConfig instance_config() const;
   int router_config(control::RouterConfig& rc, bool& media_loopback_only) const;
+  // Which listener clients beyond this machine can reach ("the OSC socket", "the web monitor
+  // (--http-bind 0.0.0.0)"); empty when both are on loopback (or off).
+  std::string reachable_listener() const;
   void restore_state();
   void resume_session();
   void restart_resumed_voices();                                                                     // [control]

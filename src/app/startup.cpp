@@ -287,8 +287,21 @@ int DaemonRun::router_config(control::RouterConfig& rc, bool& media_loopback_onl
     spdlog::error("--osc-bind {}: {}", o_.osc_bind, e);
     return 2;
   }
-  media_loopback_only = o_.no_osc || bind_at->is_loopback();
+  media_loopback_only = reachable_listener().empty();
   return -1;
+}
+
+std::string DaemonRun::reachable_listener() const {
+  std::string e;
+  if (!o_.no_osc) {
+    const auto at = control::parse_endpoint(o_.osc_bind, o_.osc_port, e);
+    if (!at || !at->is_loopback()) return "the OSC socket";
+  }
+  if (o_.http_port >= 0) {  // its clients load through /api/osc as OSC clients do
+    const auto at = control::parse_endpoint(o_.http_bind, 0, e);
+    if (!at || !at->is_loopback()) return "the web monitor (--http-bind " + o_.http_bind + ")";
+  }
+  return {};
 }
 
 // The Instance: its core, the render backend (which needs the loader), then the control side

@@ -59,7 +59,7 @@ class MediaPolicy {
   // to in `opened` (for logs and status), or -1 with a reason. Does not check the file type.
   int open(const std::string& requested, std::string& opened, std::string& error) const;
   const std::string& root() const { return root_; }
-  // False: the OSC socket is reachable from the network; with no root, loads are then refused.
+  // False: the OSC socket or the web monitor is reachable from the network; with no root, loads are then refused.
   bool loopback_only() const { return loopback_only_; }
   // [any thread but audio] Lists directory `dir` (relative, "" = the root) of the media root:
   // directories and regular files, sorted by name, at most `cap` of them. The directory is

@@ -383,6 +383,19 @@ TEST(Cli, ConfigGivenTwiceIsRefused) {
   }
 }
 
+// The web monitor bound beyond loopback (the README's own line: --http-bind 0.0.0.0 --allow
+// 192.0.2.0/24) with OSC on loopback and no media root let LAN clients load any file stemd can
+// read through /api/osc, and probe which exist (an outside test pass): only the OSC bind was
+// looked at. Either listener reachable from the network disables loads without a media root.
+TEST(Cli, AWebMonitorReachableFromTheNetworkDisablesLoadsWithoutAMediaRoot) {
+  const auto r = run_stemd("--backend null --http-port 0 --http-bind 0.0.0.0 --allow 192.0.2.0/24 --duration 0.05");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("loading files is disabled"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("the web monitor (--http-bind 0.0.0.0) is reachable from the network"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("clients on this machine may load any file"), std::string::npos) << r.output;
+}
+
 // Bound beyond loopback with no media root, every load is refused — and the start-up line said
 // "no --media-root: any readable file on loopback" (the new-user pass: a crowdstream migration
 // setting osc-bind and allow but no media-root started clean, then every /load_buffer failed).
