@@ -128,6 +128,10 @@ std::string reply_json(const std::vector<std::uint8_t>& packet, bool event);
 // (peaks since `page` last asked), the callback's duration histogram.
 std::string status_json(Shared& sh, const std::string& page);
 std::string error_json(const std::string& reason);
+// Why a request must be refused as a browser's on another site's behalf (403), or empty: a Host
+// that is not this machine's address or name (DNS rebinding), or a POST or WebSocket upgrade
+// whose Origin is not the Host it was sent to (another page in the visitor's browser).
+std::string request_problem(const http::request<http::string_body>& req);
 
 // web_files.cpp
 // The query of a request target ("/x?a=1&b=%2F" → {a: 1, b: /}), percent-decoded. False with

@@ -171,6 +171,11 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     auto& req = parser_->get();
     keep_alive_ = req.keep_alive();
     stream_.expires_never();
+    if (const std::string why = request_problem(req); !why.empty()) {
+      sh_->stats.bad_requests.fetch_add(1);
+      keep_alive_ = false;
+      return reply(http::status::forbidden, error_json(why));
+    }
     if (websocket::is_upgrade(req)) return upgrade();
     route(req);
   }
@@ -210,6 +215,14 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     }
     if (target == "/api/osc") {
       if (req.method() != http::verb::post) return method_not_allowed("POST");
+      // JSON only: a form or a text/plain body is what another site's page can send without
+      // asking (no preflight), and stemd answers no preflight.
+      if (const auto ct = req.find(http::field::content_type);
+          ct == req.end() || !beast::iequals(ct->value().substr(0, 16), "application/json")) {
+        sh_->stats.bad_requests.fetch_add(1);
+        return reply(http::status::unsupported_media_type,
+                     error_json("POST /api/osc takes Content-Type: application/json"));
+      }
       return post_osc(req.body());
     }
     auto f = sh_->files.find(target == "/" ? "/index.html" : target);

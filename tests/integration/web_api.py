@@ -271,14 +271,40 @@ try:
     check(code == 405 and "POST" in hdr.get("Allow", ""), "GET /api/osc → 405, Allow: POST")
     check(request("POST", "/api/status", b"{}")[0] == 405, "POST /api/status → 405")
     check(request("GET", "/nope")[0] == 404, "unknown path → 404")
-    check(" 404 " in raw_http(b"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n").split("\r\n")[0] + " ", "a path outside the page → 404")
+    check(" 404 " in raw_http(b"GET /../../etc/passwd HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").split("\r\n")[0] + " ", "a path outside the page → 404")
     big = b"x" * (17 * 1024)
-    r = raw_http(b"POST /api/osc HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(big) + big)
+    r = raw_http(b"POST /api/osc HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n" % len(big) + big)
     check(r.startswith("HTTP/1.1 413") and "too large" in r, f"a body over 16 KiB → 413 ({r[:40]!r})")
-    r = raw_http(b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: " + b"y" * 9000 + b"\r\n\r\n")
+    r = raw_http(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Long: " + b"y" * 9000 + b"\r\n\r\n")
     check(r.startswith("HTTP/1.1 413"), f"a head over 8 KiB → 413 ({r[:40]!r})")
     r = raw_http(b"\x16\x03\x01garbage not http\r\n\r\n")
     check(r.startswith("HTTP/1.1 400") and "bad request" in r, f"garbage → 400 ({r[:40]!r})")
+    # --- another site's page in the visitor's browser (an outside test pass: a page on another
+    # origin set the master to 0 with a no-cors text/plain POST, and opened /ws/audio), and a
+    # page that renamed itself to this machine (DNS rebinding: Host evil.example)
+    master = status()["master"]["level"]
+    body = json.dumps({"address": "/stemd/master", "args": [0.0]}).encode()
+    for ctype in ("text/plain", "application/x-www-form-urlencoded", None):
+        code, text, _ = request("POST", "/api/osc", body, {"Content-Type": ctype} if ctype else {})
+        check(code == 415 and "application/json" in text, f"POST /api/osc as {ctype} → 415 ({code} {text[:80]})")
+    for origin in ("http://evil.example", "null", f"http://127.0.0.1:{PORT + 1}"):
+        code, text, _ = request("POST", "/api/osc", body, {"Content-Type": "application/json", "Origin": origin})
+        check(code == 403 and "another origin" in text, f"POST /api/osc from Origin {origin} → 403 ({code} {text[:80]})")
+        s = socket.create_connection(("127.0.0.1", PORT), timeout=WAIT)
+        s.sendall((f"GET /ws/audio HTTP/1.1\r\nHost: 127.0.0.1:{PORT}\r\nOrigin: {origin}\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = s.recv(4096).decode(errors="replace")
+        s.close()
+        check(head.startswith("HTTP/1.1 403"), f"/ws/audio from Origin {origin} → 403 ({head[:30]!r})")
+    r = raw_http(b"GET /api/status HTTP/1.1\r\nHost: evil.example:%d\r\n\r\n" % PORT)
+    check(r.startswith("HTTP/1.1 403") and "not this machine" in r, f"Host evil.example → 403 ({r[:40]!r})")
+    check(status()["master"]["level"] == master, f"no cross-site request changed the master ({master})")
+    code, _, _ = request("POST", "/api/osc", json.dumps({"address": "/stemd/master", "args": [master]}).encode(),
+                         {"Content-Type": "application/json", "Origin": f"http://127.0.0.1:{PORT}"})
+    check(code == 200, f"the page's own origin (http://127.0.0.1:{PORT}) is answered ({code})")
+    for host in ("localhost", socket.gethostname(), socket.gethostname() + ".local", f"[::1]"):
+        r = raw_http(b"GET /api/status HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (host.encode(), PORT))
+        check(r.startswith("HTTP/1.1 200"), f"Host {host} is this machine → 200 ({r[:30]!r})")
     after = status()
     check(keep(before)[1:] == keep(after)[1:] and len(after["voices"]) == 1, "no bad request changed the state")
     check(after["monitor"]["bad_requests"] >= 10, f"bad requests counted ({after['monitor']['bad_requests']})")
@@ -293,7 +319,7 @@ try:
         c.settimeout(WAIT)
         c.bind((source, 0))
         c.connect(("127.0.0.1", PORT))
-        c.sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n")
+        c.sendall(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         return c
 
     def answered(c):  # the head of an answer; False when the server closed the connection
