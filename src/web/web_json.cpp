@@ -187,7 +187,7 @@ std::string status_json(Shared& sh, const std::string& page) {
   Json monitor{{"listeners", s.listeners.load()},         {"audio_messages", s.audio_messages.load()},
                {"audio_dropped", s.audio_dropped.load()}, {"tap_dropped", sh.tap ? sh.tap->dropped() : 0},
                {"connections", s.connections.load()},     {"refused", s.refused.load()},
-               {"bad_requests", s.bad_requests.load()}};
+               {"bad_requests", s.bad_requests.load()},   {"listeners_held", s.listeners_held.load()}};
   Json j{{"status", std::move(status)},
          {"voices", std::move(voices)},
          {"decks", std::move(decks)},

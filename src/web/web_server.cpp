@@ -138,6 +138,7 @@ void renew(const std::shared_ptr<Shared>& sh) {
 
 std::size_t Shared::live(std::vector<std::weak_ptr<Listener>>& v) {
   std::erase_if(v, [](const std::weak_ptr<Listener>& w) { return w.expired(); });
+  stats.listeners_held.store(audio.size() + events.size());
   return v.size();
 }
 

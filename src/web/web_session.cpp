@@ -43,7 +43,9 @@ class WsListener : public Listener, public std::enable_shared_from_this<WsListen
     // the handler's turn on this thread, though the client had read the 101 and acted on it.
     if (!audio_) {
       open_ = true;
+      sh_->live(sh_->events);  // the closed ones go first: a quiet daemon broadcasts nothing that prunes them
       sh_->events.push_back(shared_from_this());
+      sh_->stats.listeners_held.store(sh_->events.size() + sh_->audio.size());
     }
     ws_.async_accept(req, [self = shared_from_this(), first = std::move(first)](beast::error_code ec) {
       if (ec) return;

@@ -279,6 +279,18 @@ try:
     check(r.startswith("HTTP/1.1 413"), f"a head over 8 KiB → 413 ({r[:40]!r})")
     r = raw_http(b"\x16\x03\x01garbage not http\r\n\r\n")
     check(r.startswith("HTTP/1.1 400") and "bad request" in r, f"garbage → 400 ({r[:40]!r})")
+    # --- /ws/events opened and closed many times on a quiet daemon: each closed listener's entry
+    # (and the memory allocated with it) was kept until the next event pruned the list — +5 MB
+    # per 16,000 connections, without bound while nothing happens (an outside test pass)
+    for _ in range(300):
+        s, head = ws_open("/ws/events")
+        s.close()
+    time.sleep(0.3)
+    s, head = ws_open("/ws/events")  # joining prunes the closed ones
+    held = status()["monitor"]["listeners_held"]
+    s.close()
+    check(held <= 10, f"300 /ws/events opened and closed: {held} broadcast entries held (≤ 10)")
+
     # --- another site's page in the visitor's browser (an outside test pass: a page on another
     # origin set the master to 0 with a no-cors text/plain POST, and opened /ws/audio), and a
     # page that renamed itself to this machine (DNS rebinding: Host evil.example)
