@@ -357,9 +357,8 @@ Reply CrowdstreamDialect::total_movement(const Call& c) {
   ArgReader a(c.m);
   double v = 0;
   if (!a.number(0, "value", v)) return fail(K::kArguments, a.error());
-  if (v < 0) return fail(K::kRange, "movement must be ≥ 0");
-  // Normalise (v ≤ 1: clamp 0–1; v > 1: v / 0.6 clamped) and map to a target tempo; tick()
-  // glides toward it.
+  // Normalise (v ≤ 1: clamp 0–1, a detector's -0.0001 is still no movement, as the old server
+  // took it; v > 1: v / 0.6 clamped) and map to a target tempo; tick() glides toward it.
   const double mv = v <= 1 ? std::clamp(v, 0.0, 1.0) : std::clamp(v / cfg_.movement_max, 0.0, 1.0);
   const double* th = cfg_.movement_thresholds;
   const double* tp = cfg_.movement_tempos;

@@ -366,7 +366,6 @@ void build_corpus(Corpus& c) {
   c.add(msg("/set_meter", 0), {"beats"});
   c.add(msg("/set_meter", -3), {"beats"});
   c.add(msg("/set_meter", 65), {"beats"});
-  c.add(msg("/dance/total_movement", -1.0), {"movement"});
   c.add(msg("/play", "A", A, -1.0), {"start_at"});
   c.add(msg("/cue", "A", A, -0.1), {"start"});
   c.add(msg("/cue", "A", A, 1.0), {"start"});

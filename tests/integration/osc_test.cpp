@@ -348,6 +348,15 @@ TEST_F(OscTest, TempoMovementAndVarispeed) {
   r = c().send("/dance/total_movement", 0.01);  // < 0.02 → 105
   ASSERT_DONE(r, "/dance/total_movement");
   EXPECT_NEAR(r.args.at(1).as_double(), 105.0, 1e-3);
+  // Below 0 is no movement (the spec: "v ≤ 1: clamp 0–1"), as the old server took it: a detector's
+  // rounding to -0.0001 was refused "movement must be ≥ 0" and the tempo did not move (an outside
+  // test pass).
+  ASSERT_DONE(c().send("/set_tempo", 126.0), "/set_tempo");
+  for (const double v : {-0.0001, -1.0}) {
+    r = c().send("/dance/total_movement", v);
+    ASSERT_DONE(r, "/dance/total_movement");
+    EXPECT_NEAR(r.args.at(1).as_double(), 105.0, 1e-3) << v;
+  }
   EXPECT_DONE(c().send("/stemd/rate", 1000, 1.5), "/stemd/rate");
   EXPECT_DONE(c().send("/stemd/rate", 1000, 0.75, 0.2), "/stemd/rate");
   r = c().send("/stemd/play", 1000, 1.0, 1, 0.0, "s", 1.5);
