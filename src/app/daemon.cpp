@@ -39,6 +39,13 @@ int DaemonRun::run() {
           server->describe(), reachable_listener());
     }
   }
+  if (const control::OscServer* server = inst_->server(); server != nullptr && server->shut_out()) {
+    spdlog::warn(
+        "OSC listens on loopback (--osc-bind {}) but --allow {} does not take this machine: no client can reach it "
+        "(stemctl neither) — add it, --allow {},127.0.0.1 (--allow is shared with the web monitor), or bind OSC "
+        "to an address on the network",
+        o_.osc_bind, o_.allow, o_.allow);
+  }
   inst_->start_control();  // from here on the control thread owns the Controller and the Router
   if (web_) {
     spdlog::info("{}", web_->describe());  // before its thread runs: the acceptor is then its own

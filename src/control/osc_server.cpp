@@ -111,6 +111,11 @@ std::string OscServer::describe() const {
   return s;
 }
 
+bool OscServer::shut_out() const {
+  const Endpoint at = local_udp();
+  return at.is_loopback() && !allow_.allows(at);
+}
+
 void OscServer::start() {
   if (running_.exchange(true)) return;
   std::uint64_t pending = 0;  // a stop() of an earlier run left the wake-up set: clear it

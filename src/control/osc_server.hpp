@@ -77,6 +77,9 @@ class OscServer {
   Endpoint local_tcp() const;
   const OscServerStats& stats() const { return stats_; }
   std::string describe() const;
+  // Bound to loopback with an allow-list that does not take loopback (--allow is shared with the
+  // web monitor): nothing can reach it.
+  bool shut_out() const;
   // [any thread] Runs f on the control thread at its next pass (at once if the server is not
   // running: the caller is then the control thread). The way the main thread changes what the
   // control thread owns: a SIGHUP reload, the voices of a resumed session.

@@ -383,6 +383,19 @@ TEST(Cli, ConfigGivenTwiceIsRefused) {
   }
 }
 
+// --allow is shared by OSC and the web monitor: following the README's line for the monitor
+// (--http-bind 0.0.0.0 --allow 192.168.1.0/24) with OSC left on loopback shut stemctl out on
+// the machine itself — "no reply … is stemd running?" — without a word at start (an outside
+// test pass). Now the start says no client can reach OSC, and how to fix it.
+TEST(Cli, AnAllowListThatShutsOutALoopbackOscSocketIsNamedAtStart) {
+  const auto r = run_stemd("--backend null --allow 192.0.2.0/24 --duration 0.05");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("no client can reach it"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--allow 192.0.2.0/24,127.0.0.1"), std::string::npos) << r.output;
+  const auto ok = run_stemd("--backend null --allow 192.0.2.0/24,127.0.0.1 --duration 0.05");
+  EXPECT_EQ(ok.output.find("no client can reach it"), std::string::npos) << ok.output;
+}
+
 // The web monitor bound beyond loopback (the README's own line: --http-bind 0.0.0.0 --allow
 // 192.0.2.0/24) with OSC on loopback and no media root let LAN clients load any file stemd can
 // read through /api/osc, and probe which exist (an outside test pass): only the OSC bind was
