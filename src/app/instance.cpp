@@ -94,6 +94,7 @@ bool Instance::open_control(std::string& error) {
     if (log) log(e, v, &r->log_limit());
   });
   ctl_->set_source_handler([r](int slot, const io::Source* s) { r->on_source(slot, s); });
+  ctl_->set_log_limit(&r->log_limit());
   return true;
 }
 

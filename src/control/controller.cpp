@@ -94,25 +94,30 @@ bool Controller::load(std::int64_t at, int slot, const std::string& path, const 
 
 void Controller::install(std::int64_t at, int slot, std::unique_ptr<io::Source> source) {
   const bool known = source->info.frames >= 0;
-  spdlog::info("loaded slot {} '{}': {}, {} Hz, {} ch, {}, {} ({:.2f} ms)", slot, base::log_escape(source->name),
-               source->info.format, source->info.sample_rate, source->info.channels,
-               known ? fmt::format("{:.1f} s", static_cast<double>(source->total_frames()) / source->info.sample_rate)
-                     : std::string("length unknown"),
-               source->streamed() ? "streamed" : "in memory", source->load_ns / 1e6);
-  if (!known && source->info.seekable) {  // a file on disk whose end says nothing (Ogg without its last page)
+  std::uint64_t skipped = 0;  // (a client looping loads wrote 3 MB of log a second)
+  if (log_limit_ == nullptr || log_limit_->allow_info("sources loaded", skipped)) {
+    spdlog::info("loaded slot {} '{}': {}, {} Hz, {} ch, {}, {} ({:.2f} ms){}", slot, base::log_escape(source->name),
+                 source->info.format, source->info.sample_rate, source->info.channels,
+                 known ? fmt::format("{:.1f} s", static_cast<double>(source->total_frames()) / source->info.sample_rate)
+                       : std::string("length unknown"),
+                 source->streamed() ? "streamed" : "in memory", source->load_ns / 1e6, base::suppressed_note(skipped));
+  }
+  const bool warn = (source->truncated || (!known && source->info.seekable)) &&
+                    (log_limit_ == nullptr || log_limit_->allow("sources cut short", skipped));
+  if (warn && !known && source->info.seekable) {  // a file on disk whose end says nothing (Ogg without its last page)
     spdlog::warn(
         "{}: its length is unknown (libsndfile found no end in it): the file is cut short (an interrupted "
-        "copy or download?) or still being written; it plays to where its data ends",
-        base::log_escape(source->path));
+        "copy or download?) or still being written; it plays to where its data ends{}",
+        base::log_escape(source->path), base::suppressed_note(skipped));
   }
-  if (source->truncated) {  // every load, from a client or a start-up flag
+  if (warn && source->truncated) {  // every load, from a client or a start-up flag
     const std::int64_t declared = std::max(source->info.frames, source->info.declared_frames);
     const double rate = source->info.sample_rate > 0 ? source->info.sample_rate : 1.0;
     spdlog::warn(
         "{}: holds {} frames ({:.1f} s at the file's {} Hz), fewer than the {} ({:.1f} s) its header declares: "
-        "the file is cut short (an interrupted copy or download?); it plays what it holds",
+        "the file is cut short (an interrupted copy or download?); it plays what it holds{}",
         base::log_escape(source->path), source->total_frames(), static_cast<double>(source->total_frames()) / rate,
-        source->info.sample_rate, declared, static_cast<double>(declared) / rate);
+        source->info.sample_rate, declared, static_cast<double>(declared) / rate, base::suppressed_note(skipped));
   }
   auto entry = std::make_shared<Entry>();
   entry->serial = next_serial_++;

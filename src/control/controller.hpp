@@ -8,6 +8,7 @@
 #pragma once
 
 #include "base/heap_trim.hpp"
+#include "base/log_guard.hpp"
 #include "io/loader_thread.hpp"
 #include "io/source.hpp"
 #include "stemd/engine.hpp"
@@ -184,6 +185,9 @@ class Controller {
   void set_event_handler(EventHandler h) { on_event_ = std::move(h); }
   // Called on every install (loads, from any client or the start-up flags), unload and clear.
   void set_source_handler(SourceHandler h) { on_source_ = std::move(h); }
+  // The router's limits on lines a client can cause: a load's line at most 5 a second (none:
+  // every line, as for the start-up flags' loads).
+  void set_log_limit(base::LogLimiter* limit) { log_limit_ = limit; }
 
   std::size_t voices_playing() const noexcept { return voices_in_use_; }
   std::size_t sources_loaded() const noexcept { return table_.size(); }
@@ -256,6 +260,7 @@ class Controller {
   io::LoadOptions load_opts_;
   EventHandler on_event_;
   SourceHandler on_source_;
+  base::LogLimiter* log_limit_ = nullptr;
   std::map<int, std::shared_ptr<Entry>> table_;
   std::vector<VoiceSlot> voices_;
   std::vector<engine::VoiceId> free_ids_;

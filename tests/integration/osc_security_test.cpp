@@ -485,6 +485,34 @@ TEST(LogInjection, AFloodOfUnknownAddressesAndDummiesLeavesTheLogSmall) {
   EXPECT_NE(text.find("more suppressed"), std::string::npos) << text.substr(0, 3000);
 }
 
+// Every load wrote its "loaded slot N '<name>': …" line: one client looping loads on loopback
+// wrote 14.8 MB of log in 5 s (an outside test pass) — on a Pi's SD card, or its journal. Load
+// lines are rate-limited as every line a client causes is: at most 5 a second, then a count.
+TEST(LogInjection, AFloodOfLoadsLeavesTheLogSmall) {
+  CapturedLog log;
+  {
+    Media media;
+    Daemon d;
+    ASSERT_TRUE(d.ok()) << d.error();
+    CapturedLog::listen();
+    Client c(d.udp());
+    for (int i = 0; i < 400; ++i) {
+      ASSERT_TRUE(is_done(c.send("/stemd/load", 1 + i % 8, media.path("short.wav"), "name" + std::to_string(i)),
+                          "/stemd/load"));
+    }
+    std::this_thread::sleep_for(1100ms);  // one more summary period
+    c.resync();
+  }
+  const std::string text = log.text();
+  std::size_t loaded = 0;
+  for (std::size_t at = text.find("loaded slot"); at != std::string::npos; at = text.find("loaded slot", at + 1)) {
+    ++loaded;
+  }
+  std::printf("[ figures ] 400 loads: %zu 'loaded slot' lines, %zu bytes of log\n", loaded, text.size());
+  EXPECT_LT(loaded, 100u) << text.substr(0, 3000);
+  EXPECT_NE(text.find("more suppressed"), std::string::npos) << text.substr(0, 3000);
+}
+
 // ================================================================ TCP slots
 
 // A raw TCP connection from a chosen loopback address.
