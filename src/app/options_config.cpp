@@ -138,13 +138,16 @@ std::string resolve_key(const std::map<std::string, std::string>& known, const s
 // Rewrites a config file's text without sections: `[osc]` + `port = 1` becomes `osc-port = 1`,
 // the section line becomes a blank line (line numbers stay). Keys that do not resolve are left
 // as they are (scan_config has refused them already).
+constexpr const char* kUtf8Bom = "\xEF\xBB\xBF";  // what Windows editors put before a UTF-8 text
+
 class SectionedConfig : public CLI::ConfigTOML {
  public:
   explicit SectionedConfig(std::map<std::string, std::string> known) : known_(std::move(known)) {}
   std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
     std::stringstream flat;
     std::string line, section;
-    while (std::getline(input, line)) {
+    for (bool first = true; std::getline(input, line); first = false) {
+      if (first && line.rfind(kUtf8Bom, 0) == 0) line.erase(0, 3);
       const std::string t = trim(line);
       if (!t.empty() && t[0] == '[' && t.back() == ']' && t.find('=') == std::string::npos) {
         section = trim(t.substr(1, t.size() - 2));
@@ -185,6 +188,7 @@ bool scan_config(const std::string& path, const std::string& read_from, const CL
     error = "config file " + error;
     return false;
   }
+  if (text.rfind(kUtf8Bom, 0) == 0) text.erase(0, 3);  // an editor's byte-order mark is not part of the first key
   std::istringstream in(text);
   const auto known = known_keys(app);
   std::string line, section;

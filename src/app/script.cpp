@@ -2,6 +2,7 @@
 
 #include "safe_file.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -90,6 +91,10 @@ bool load_script(const std::string& path, std::vector<ScriptLine>& out, std::str
     for (std::size_t i = 2; i < words.size(); ++i) sl.message.args.push_back(infer(words[i]));
     out.push_back(std::move(sl));
   }
+  // In time order (a tie keeps the file's order): every line is routed before the stream starts,
+  // so a play at 1 s written above its load at 0 would find nothing loaded.
+  std::stable_sort(out.begin(), out.end(),
+                   [](const ScriptLine& a, const ScriptLine& b) { return a.seconds < b.seconds; });
   return true;
 }
 

@@ -4,7 +4,8 @@
 // stream: "12.5 /cue B stems/bass.wav 0.0". Arguments are typed as stemctl infers them
 // (integers, numbers with a point or exponent, true/false, otherwise strings; "quotes" keep
 // spaces). Blank lines and lines starting with # are skipped. Every message is routed at its
-// exact frame before the stream starts, so an offline render of a script is deterministic.
+// exact frame before the stream starts, in time order (lines at one time in the file's order),
+// so an offline render of a script is deterministic.
 #pragma once
 
 #include "control/osc.hpp"
