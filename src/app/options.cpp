@@ -12,7 +12,9 @@
 #include <cctype>
 #include <cstdio>
 #include <cstring>
+#include <cstdlib>
 #include <map>
+#include <regex>
 #include <sstream>
 
 namespace stemd::app {
@@ -78,8 +80,40 @@ std::string fmt_ring_order(double lo, double mid, double hi) {
 
 // CLI11's message for a bad flag or key; a value from the config file (not overridden on the
 // command line) is named by its line.
+// CLI11's words for a bad value, in the user's: "Could not convert: --osc-port = 99999",
+// "--allow: At Most 1 required but received 2", "--volume: Value abc not in range 0.000000 to
+// 4.000000" (an outside test pass).
+std::string plain_value_error(const std::string& msg) {
+  std::smatch m;
+  static const std::regex convert(R"(^Could not convert: (--[a-z0-9-]+) = (.*)$)");
+  static const std::regex count(R"(^(--[a-z0-9-]+): At Most 1 required but received (\d+)$)");
+  static const std::regex range(R"(^(--[a-z0-9-]+): Value (.*) not in range (\S+) to (\S+)$)");
+  auto num = [](const std::string& v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", std::strtod(v.c_str(), nullptr));
+    return std::string(buf);
+  };
+  if (std::regex_match(msg, m, convert)) {
+    return m.str(1) + ": '" + m.str(2) + "' is not a value it takes (out of its range, or not a number: stemd --help)";
+  }
+  if (std::regex_match(msg, m, count)) {
+    return m.str(1) + " takes one value, got " + m.str(2) +
+           " (given twice, or a list not in quotes in a config: " + m.str(1).substr(2) + " = \"a, b\")";
+  }
+  if (std::regex_match(msg, m, range)) {
+    char* end = nullptr;
+    const std::string v = m.str(2);
+    std::strtod(v.c_str(), &end);
+    const bool number = !v.empty() && end != nullptr && *end == '\0';
+    return m.str(1) + ": " + (number ? v + " is outside " : "'" + v + "' is not a number in ") + num(m.str(3)) + "–" +
+           num(m.str(4)) + " (a decimal point, not a comma: 1.5)";
+  }
+  return msg;
+}
+
 std::string parse_error_text(int argc, char** argv, const Options& o, const std::map<std::string, int>& config_lines,
                              std::string msg) {
+  msg = plain_value_error(msg);
   for (const auto& [key, line] : config_lines) {
     const std::string flag = "--" + key;
     const auto at = msg.find(flag);

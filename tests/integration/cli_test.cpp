@@ -964,6 +964,30 @@ TEST(Cli, AConfigWithAByteOrderMarkIsRead) {
   EXPECT_NE(r.output.find("buffer 256 frames"), std::string::npos) << r.output;
 }
 
+// CLI11's words for a bad value reached the user as they were: "Could not convert: --osc-port =
+// 99999", "At Most 1 required but received 2" (a key given twice, or a list not in quotes),
+// "Value abc not in range 0.000000 to 4.000000" (an outside test pass). Now in plain words.
+TEST(Cli, ABadValueIsExplainedInPlainWords) {
+  TempDir dir;
+  auto out = [&](const std::string& args) { return run_stemd("--backend null --no-osc --duration 0.05 " + args); };
+  auto r = run_process(std::string(STEMD_BINARY) + " --config none --backend null --no-osc --osc-port 99999");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("--osc-port: '99999' is not a value it takes"), std::string::npos) << r.output;
+  std::ofstream(dir.file("twice.conf")) << "buffer-size = 256\nbuffer-size = 512\n";
+  r = out("--config " + dir.file("twice.conf"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("--buffer-size takes one value, got 2 (given twice, or a list not in quotes"),
+            std::string::npos)
+      << r.output;
+  r = out("--volume abc");
+  EXPECT_NE(r.output.find("--volume: 'abc' is not a number in 0–4"), std::string::npos) << r.output;
+  std::ofstream(dir.file("comma.conf")) << "master = 1,5\n";
+  r = out("--config " + dir.file("comma.conf"));
+  EXPECT_NE(r.output.find("--master: 5 is outside 0–4 (a decimal point, not a comma: 1.5)"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("0.000000"), std::string::npos) << r.output;
+}
+
 // A script's lines run in time order, whatever their order in the file (ties keep it): a play
 // at 1.0 s written above the load at 0 failed "id 1 is not loaded" and the render exited 2 (an
 // outside test pass), as if every line ran at the moment it was read.
