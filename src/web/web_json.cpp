@@ -57,6 +57,11 @@ bool message_from_json(const std::string& body, control::OscMessage& m, std::str
     error = "\"address\" must be a string starting with '/'";
     return false;
   }
+  // OSC strings end at their first NUL: "a.wav\u0000.x" would load a.wav (an outside test pass).
+  if (a->get<std::string>().find('\0') != std::string::npos) {
+    error = "\"address\" holds a NUL character (\\u0000)";
+    return false;
+  }
   m = control::osc_message(a->get<std::string>());
   auto args = doc.find("args");
   if (args == doc.end() || args->is_null()) return true;
@@ -71,6 +76,10 @@ bool message_from_json(const std::string& body, control::OscMessage& m, std::str
   for (std::size_t i = 0; i < args->size(); ++i) {
     control::OscArg arg;
     if (!arg_from_json((*args)[i], i, arg, error)) return false;
+    if (arg.is_string() && arg.s.find('\0') != std::string::npos) {
+      error = "args[" + std::to_string(i) + "] holds a NUL character (\\u0000): an OSC string ends at its first";
+      return false;
+    }
     m.args.push_back(std::move(arg));
   }
   return true;

@@ -263,6 +263,9 @@ try:
         (osc("/stemd/notify", [1]), 400, "/ws/events"),
         (osc("/stemd/masterr", [0.5]), 422, "did you mean"),
         (osc("/stemd/unload", [3, "x", 4]), 422, ""),
+        # OSC strings end at their first NUL: the file before it was loaded, the address before it run
+        (osc("/stemd/load", [9, "tone.wav\u0000.x"]), 400, "NUL"),
+        (osc("/stemd/master\u0000x", [0.5]), 400, "NUL"),
     ]
     for (code, j), want, words in bad:
         text = json.dumps(j)
