@@ -261,7 +261,9 @@ int MediaPolicy::open(const std::string& requested, std::string& opened, std::st
   }
   if (root_.empty()) {
     if (!loopback_only_) {
-      error = "loading files is disabled: stemd is reachable from the network (OSC or the web monitor) and no --media-root is set";
+      error =
+          "loading files is disabled: stemd is reachable from the network (OSC or the web monitor) and no --media-root "
+          "is set";
       return -1;
     }
     const int fd = ::open(requested.c_str(), kOpenFlags);
@@ -313,7 +315,9 @@ bool MediaPolicy::resolve(const std::string& requested, std::string& resolved, s
   }
   if (root_.empty()) {
     if (!loopback_only_) {
-      error = "loading files is disabled: stemd is reachable from the network (OSC or the web monitor) and no --media-root is set";
+      error =
+          "loading files is disabled: stemd is reachable from the network (OSC or the web monitor) and no --media-root "
+          "is set";
       return false;
     }
     if (!canonical(requested, resolved, error)) {
