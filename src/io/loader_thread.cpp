@@ -164,7 +164,8 @@ std::unique_ptr<LoaderThread::Opened> LoaderThread::open_stream(const StreamPlan
     // Never more than the ring holds: a frame read and not written would be lost.
     std::int64_t want =
         std::min<std::int64_t>(plan.prefill_frames, static_cast<std::int64_t>(r->ring().writable_frames()));
-    if (r->region_end > 0) want = std::max<std::int64_t>(0, std::min(want, r->region_end - r->next_frame));
+    if (const std::int64_t end = r->region_end > 0 ? r->region_end : r->total_frames; end >= 0)
+      want = std::max<std::int64_t>(0, std::min(want, end - r->next_frame));
     const std::int64_t got = r->read_into_ring(want);
     if (got < 0) {
       error = src.path + ": " + r->file.error();
@@ -173,7 +174,8 @@ std::unique_ptr<LoaderThread::Opened> LoaderThread::open_stream(const StreamPlan
     r->ring().commit(static_cast<std::size_t>(got));
     r->next_frame += got;
     r->written += static_cast<std::uint64_t>(got);
-    opened->ended_ = got < want || (r->region_end > 0 && r->next_frame >= r->region_end);
+    opened->ended_ = got < want || (r->region_end > 0 && r->next_frame >= r->region_end) ||
+                     (r->total_frames >= 0 && r->next_frame >= r->total_frames);
   }
   r->cache_region(src.budget);  // a short loop: read once, played from memory
   return opened;
@@ -283,13 +285,16 @@ bool LoaderThread::fill_once(Reader& r, std::uint64_t needy_since_ns, bool* wrap
   if (r.target - fill <= 0) n = 0;
   if (n <= 0) return false;
   if (r.in_cached_region()) return fill_cached(r, n, fill);
-  if (r.region_end > 0) {
-    if (r.next_frame >= r.region_end) {
+  // A region ends where it says; a file where its load found its end: no read past it (a FLAC cut
+  // inside a block: a read that starts at its partial block fails "lost sync", where one that
+  // runs into it returns what decodes — the voice ended in an error or not by the reads' sizes).
+  if (const std::int64_t end = r.region_end > 0 ? r.region_end : r.total_frames; end >= 0) {
+    if (r.next_frame >= end) {
       std::lock_guard lock(mutex_);
       *wrapped = end_of_data(r);
       return *wrapped;
     }
-    n = std::min(n, r.region_end - r.next_frame);
+    n = std::min(n, end - r.next_frame);
   }
 
   const std::uint64_t t0 = mono_ns();
@@ -347,7 +352,8 @@ bool LoaderThread::fill_once(Reader& r, std::uint64_t needy_since_ns, bool* wrap
     return false;
   }
   if (got > 0) stats_.frames_read += static_cast<std::uint64_t>(got);
-  if (got < n || (r.region_end > 0 && r.next_frame >= r.region_end)) {
+  if (got < n || (r.region_end > 0 && r.next_frame >= r.region_end) ||
+      (r.region_end <= 0 && r.total_frames >= 0 && r.next_frame >= r.total_frames)) {
     *wrapped = end_of_data(r);
     return *wrapped;
   }
