@@ -80,6 +80,7 @@ function render(j) {
   $('voices').tBodies[0].innerHTML = j.voices.map((v) => `<tr><td>${v.id}</td><td>${escapeHtml(v.name)}</td><td>${v.deck}</td>` +
     `<td>${fmtTime(v.position_s)} / ${fmtTime(v.duration_s)}</td>` +
     `<td><div class="bar${v.ring_fill < 0.25 ? ' hot' : ''}" title="ring ${(100 * v.ring_fill).toFixed(0)} %"><div style="width:${100 * v.ring_fill}%"></div></div></td>` +
+    `<td>${v.fade_s > 0 ? `${v.volume_now.toFixed(2)} → ${v.volume.toFixed(2)} (${v.fade_s.toFixed(1)} s)` : v.volume.toFixed(2)}</td>` +
     `<td>${v.state}</td><td><button data-stop="${v.id}">stop</button></td></tr>`).join('');
 }
 
@@ -154,7 +155,11 @@ async function browse(dir) {
     items.push(e.dir ? `<li><a href="#" data-dir="${escapeHtml(e.path)}">${escapeHtml(e.name)}/</a></li>` :
       `<li><a href="#" data-file="${escapeHtml(e.path)}">${escapeHtml(e.name)}</a><span>${fmtSize(e.size)}</span></li>`);
   }
-  if (j.truncated) items.push(`<li class="bad">more than ${j.cap} entries: the first ${j.cap} by name</li>`);
+  if (j.truncated && !j.read_all) {
+    items.push(`<li class="bad">more than ${j.scanned} entries: the first ${j.cap} by name of the first ${j.scanned} read — type a path for the others</li>`);
+  } else if (j.truncated) {
+    items.push(`<li class="bad">more than ${j.cap} entries: the first ${j.cap} by name</li>`);
+  }
   if (!j.entries.length) items.push('<li>(empty)</li>');
   $('files').innerHTML = items.join('');
 }

@@ -211,6 +211,7 @@ class Engine {
   bool settle_seek(Voice& v, std::uint32_t offset) noexcept;
   bool out_of_data(Voice& v) noexcept;
   bool reap(std::uint32_t active_index) noexcept;
+  void publish_voice(VoiceId id, const Voice& v, std::uint32_t fill) noexcept;
   void sum_decks(float* block, std::uint32_t frames, const bool* deck_used) noexcept;
   // [audio] out += in × the fader `g` (ramping per frame, or one gain; 0 adds nothing).
   void add_through(float* out, const float* in, Ramp& g, std::uint32_t frames) noexcept;
@@ -220,7 +221,9 @@ class Engine {
   void starve(Voice& v) noexcept;
   std::uint32_t produce(Voice& v, float* dst, std::uint32_t frames, Frames* src) noexcept;
   static std::uint32_t pull_thunk(void* ctx, float* scratch, std::uint32_t max_frames, const float** frames) noexcept;
-  bool attach_resampler(Voice& v) noexcept;
+  // A resampler from the pool for `v` (false: none left), reset and at `ratio` at once (a voice
+  // leaving the ratio-1 bypass is attached at 1, then glides). One it has already is kept as is.
+  bool attach_resampler(Voice& v, double ratio = 1.0) noexcept;
   bool attach_stretcher(Voice& v) noexcept;
   bool stretcher_fading() const noexcept;
   static std::uint32_t stretch_pull(void* ctx, float* scratch, std::uint32_t max_frames, const float** frames) noexcept;

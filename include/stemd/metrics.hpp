@@ -76,6 +76,19 @@ struct VoiceTelemetry {
   std::atomic<std::uint32_t> ring_fill_permille{0};  // 1000 for in-memory voices
   std::atomic<std::uint32_t> generation{0};          // which voice these numbers belong to
   std::atomic<std::uint8_t> state{0};                // 0 free, 1 playing, 2 starved, 3 stopping, 4 paused
+  // The volume as heard at the end of the last block (a fade under way: where it is, not where it
+  // goes), the output frames its ramp has left and the ramp's curve (engine::Curve).
+  std::atomic<float> gain{1.0f};
+  std::atomic<std::uint32_t> gain_frames_left{0};
+  std::atomic<std::uint8_t> gain_curve{0};
+};
+
+// A level as heard at the end of the last callback ([audio] writes, [control] reads): the master's
+// and each deck's, so a fade under way is reported (and kept by a restart) where it is.
+struct LevelTelemetry {
+  std::atomic<float> gain{1.0f};
+  std::atomic<std::uint32_t> frames_left{0};  // output frames the ramp has left (0: none)
+  std::atomic<std::uint8_t> curve{0};         // engine::Curve
 };
 
 // The stream's clock: which engine frame is rendered at which CLOCK_MONOTONIC time, and how long
@@ -175,6 +188,8 @@ struct Metrics {
   // Meters: decks A–D (index 0..3), then the master (index 4).
   static constexpr int kMeters = 5;
   BusMeter meters[kMeters];
+  // The levels as heard (decks A–D, then the master), published at the end of each callback.
+  LevelTelemetry levels[kMeters];
   // The clock's delay-locked loop (frame_dll.hpp): the last callback's start minus the loop's
   // prediction (ns), the largest |error| of the last one to two seconds of frames, and how often
   // it restarted or re-phased (the device's timeline moved: an xrun, a stream restart).

@@ -94,7 +94,6 @@ bool Instance::open_control(std::string& error) {
     if (log) log(e, v, &r->log_limit());
   });
   ctl_->set_source_handler([r](int slot, const io::Source* s) { r->on_source(slot, s); });
-  ctl_->set_log_limit(&r->log_limit());
   return true;
 }
 
@@ -105,6 +104,9 @@ void Instance::set_local_sink(std::function<void(const control::Outgoing&)> f) {
 
 void Instance::start_control() {
   if (control_running_.exchange(true)) return;
+  // Load lines are limited from here on, when clients can send loads: the files named at start
+  // (--play, the deck flags, a state file, --script) are the operator's, each one logged.
+  ctl_->set_log_limit(&router_->log_limit());
   if (server_) {
     server_->start();  // from here on the server's thread is the control thread
     return;

@@ -18,7 +18,6 @@
 #include <cstring>
 #include <future>
 #include <memory>
-#include <thread>
 
 #include <linux/close_range.h>
 #include <unistd.h>

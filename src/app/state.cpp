@@ -189,9 +189,17 @@ std::string reason_of(const control::OscMessage& reply) {
 
 DaemonState capture_state(const control::Controller& ctl, const control::Router& router, bool with_voices) {
   DaemonState s;
+  auto fade_of = [&](float now, std::uint32_t frames_left, engine::Curve curve) {
+    return frames_left == 0 ? StateFade{}
+                            : StateFade{std::clamp(now, 0.0f, 4.0f), ctl.output_seconds(frames_left), curve};
+  };
   s.master = ctl.master_level();
+  const control::LevelInfo m = ctl.master_heard();
+  s.master_fade = fade_of(m.now, m.frames_left, m.curve);
   for (int d = 0; d < 4; ++d) {
     s.decks[static_cast<std::size_t>(d)] = ctl.deck_level(d);
+    const control::LevelInfo l = ctl.deck_heard(d);
+    s.deck_fades[static_cast<std::size_t>(d)] = fade_of(l.now, l.frames_left, l.curve);
     for (int b = 0; b < 3; ++b) s.eq[static_cast<std::size_t>(d)][static_cast<std::size_t>(b)] = ctl.deck_eq(d, b);
   }
   const control::RouterConfig& rc = router.config();
@@ -212,6 +220,7 @@ DaemonState capture_state(const control::Controller& ctl, const control::Router&
     StateVoice v;
     v.id = id;
     v.volume = std::clamp(vi.volume, 0.0f, 4.0f);
+    v.fade = fade_of(vi.level, vi.fade_frames_left, vi.fade_curve);
     v.loop = vi.loop;
     v.position = std::clamp<std::int64_t>(vi.position, 0, std::max<std::int64_t>(0, vi.total_frames - 1));
     v.rate = std::clamp(router.player_rate(id), 0.25f, 4.0f);
@@ -257,9 +266,23 @@ std::string format_state(const DaemonState& s, const std::string& writer) {
          "# message, routed in order as if a client had sent it (README: \"State file\"). Edit with care:\n"
          "# the first message line must be the version, the last one \"end\".\n";
   out += "stemd-state " + std::to_string(kStateVersion) + "\n";
-  out += "/stemd/master " + fmt_float(s.master) + " 0\n";
-  for (std::size_t d = 0; d < 4; ++d)
-    out += "/stemd/deck " + std::string(kDeckNames[d]) + " " + fmt_float(s.decks[d]) + " 0\n";
+  // A fade under way: the rest of it, from the level heard (`from`; the master's is linear).
+  if (s.master_fade.seconds > 0) {
+    out += "/stemd/master " + fmt_float(s.master) + " " + fmt_double(s.master_fade.seconds) + " " +
+           fmt_float(s.master_fade.now) + "\n";
+  } else {
+    out += "/stemd/master " + fmt_float(s.master) + " 0\n";
+  }
+  for (std::size_t d = 0; d < 4; ++d) {
+    const std::string deck = "/stemd/deck " + std::string(kDeckNames[d]) + " ";
+    const StateFade& f = s.deck_fades[d];
+    if (f.seconds > 0) {
+      out += deck + fmt_float(s.decks[d]) + " " + fmt_double(f.seconds) + " " + engine::to_string(f.curve) + " " +
+             fmt_float(f.now) + "\n";
+    } else {
+      out += deck + fmt_float(s.decks[d]) + " 0\n";
+    }
+  }
   for (std::size_t d = 0; d < 4; ++d) {
     for (std::size_t b = 0; b < 3; ++b) {
       if (s.eq[d][b] == 1.0f) continue;  // flat, as at start
@@ -277,15 +300,20 @@ std::string format_state(const DaemonState& s, const std::string& writer) {
     const std::string deck = v.deck >= 0 && v.deck < 4 && v.deck != control::deck_of_id(v.id)
                                  ? std::string(" ") + kDeckNames[v.deck]
                                  : std::string();
+    const float start_volume = v.fade.seconds > 0 ? v.fade.now : v.volume;  // then the rest of its fade
     if (v.region_end > 0) {
       out += "/stemd/play_region " + id + " " + std::to_string(v.region_start) + " " + std::to_string(v.region_end) +
-             " " + (v.loop ? "true" : "false") + " " + std::to_string(v.region_count) + " " + fmt_float(v.volume) +
+             " " + (v.loop ? "true" : "false") + " " + std::to_string(v.region_count) + " " + fmt_float(start_volume) +
              " frames" + deck + "\n";
       if (v.position != v.region_start) out += "/stemd/seek " + id + " " + std::to_string(v.position) + " frames\n";
       if (v.rate != 1.0f) out += "/stemd/rate " + id + " " + fmt_float(v.rate) + " 0\n";
     } else {
-      out += "/stemd/play " + id + " " + fmt_float(v.volume) + " " + (v.loop ? "true" : "false") + " " +
+      out += "/stemd/play " + id + " " + fmt_float(start_volume) + " " + (v.loop ? "true" : "false") + " " +
              std::to_string(v.position) + " frames " + fmt_float(v.rate) + deck + "\n";
+    }
+    if (v.fade.seconds > 0) {
+      out += "/stemd/fade " + id + " " + fmt_float(v.volume) + " " + fmt_double(v.fade.seconds) + " " +
+             engine::to_string(v.fade.curve) + "\n";
     }
     if (v.pan != 0.0f) out += "/stemd/pan " + id + " " + fmt_float(v.pan) + " 0\n";
     if (v.stretch > 0.0f) out += "/stemd/stretch " + id + " " + fmt_float(v.stretch) + "\n";

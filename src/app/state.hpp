@@ -45,9 +45,19 @@ struct StateSource {
   bool operator==(const StateSource&) const = default;
 };
 
+// A fade under way when the state was taken: the level heard then, and the OUTPUT seconds it had
+// left to its target (the voice's volume, the master or deck level) along its curve. Restored as
+// the level now, then the same fade over the time it had left (seconds 0: none).
+struct StateFade {
+  float now = 0.0f;
+  double seconds = 0.0;
+  engine::Curve curve = engine::Curve::kLinear;
+  bool operator==(const StateFade&) const = default;
+};
+
 struct StateVoice {
-  int id = 0;  // the buffer id whose player it is
-  float volume = 1.0f;
+  int id = 0;           // the buffer id whose player it is
+  float volume = 1.0f;  // where its volume goes (as set); a fade under way: `fade` (below)
   bool loop = false;
   std::int64_t position = 0;  // file frames
   float rate = 1.0f;          // the player's own rate, before the tempo ratio
@@ -59,12 +69,15 @@ struct StateVoice {
   // The deck it plays on (0 = A … 3 = D; -1 = its id's own, deck_of_id): written only when it is
   // not its id's own (a --play file, id 1, plays on deck A: /stemd/play's deck argument).
   int deck = -1;
+  StateFade fade;
 };
 
 struct DaemonState {
   float master = 1.0f;
   std::array<float, 4> decks{1.0f, 1.0f, 1.0f, 1.0f};
   std::array<std::array<float, 3>, 4> eq{{{1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}};
+  StateFade master_fade;  // master and decks: the level set; a fade under way here
+  std::array<StateFade, 4> deck_fades{};
   double bpm = 0;       // the clock's tempo; written when it differs from base_bpm
   double base_bpm = 0;  // --bpm (not written)
   int meter = 0;        // beats per bar; written when it differs from base_meter

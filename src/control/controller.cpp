@@ -102,22 +102,24 @@ void Controller::install(std::int64_t at, int slot, std::unique_ptr<io::Source> 
                        : std::string("length unknown"),
                  source->streamed() ? "streamed" : "in memory", source->load_ns / 1e6, base::suppressed_note(skipped));
   }
-  const bool warn = (source->truncated || (!known && source->info.seekable)) &&
-                    (log_limit_ == nullptr || log_limit_->allow("sources cut short", skipped));
-  if (warn && !known && source->info.seekable) {  // a file on disk whose end says nothing (Ogg without its last page)
-    spdlog::warn(
-        "{}: its length is unknown (libsndfile found no end in it): the file is cut short (an interrupted "
-        "copy or download?) or still being written; it plays to where its data ends{}",
-        base::log_escape(source->path), base::suppressed_note(skipped));
-  }
-  if (warn && source->truncated) {  // every load, from a client or a start-up flag
-    const std::int64_t declared = std::max(source->info.frames, source->info.declared_frames);
-    const double rate = source->info.sample_rate > 0 ? source->info.sample_rate : 1.0;
-    spdlog::warn(
-        "{}: holds {} frames ({:.1f} s at the file's {} Hz), fewer than the {} ({:.1f} s) its header declares: "
-        "the file is cut short (an interrupted copy or download?); it plays what it holds{}",
-        base::log_escape(source->path), source->total_frames(), static_cast<double>(source->total_frames()) / rate,
-        source->info.sample_rate, declared, static_cast<double>(declared) / rate, base::suppressed_note(skipped));
+  // A file cut short: said at every load (from a client or a start-up flag), within the limit.
+  const bool unknown_end = !known && source->info.seekable;  // on disk, its end says nothing (an Ogg's last page)
+  if ((source->truncated || unknown_end) &&
+      (log_limit_ == nullptr || log_limit_->allow("sources cut short", skipped))) {
+    if (source->truncated) {
+      const std::int64_t declared = std::max(source->info.frames, source->info.declared_frames);
+      const double rate = source->info.sample_rate > 0 ? source->info.sample_rate : 1.0;
+      spdlog::warn(
+          "{}: holds {} frames ({:.1f} s at the file's {} Hz), fewer than the {} ({:.1f} s) its header declares: "
+          "the file is cut short (an interrupted copy or download?); it plays what it holds{}",
+          base::log_escape(source->path), source->total_frames(), static_cast<double>(source->total_frames()) / rate,
+          source->info.sample_rate, declared, static_cast<double>(declared) / rate, base::suppressed_note(skipped));
+    } else {
+      spdlog::warn(
+          "{}: its length is unknown (libsndfile found no end in it): the file is cut short (an interrupted "
+          "copy or download?) or still being written; it plays to where its data ends{}",
+          base::log_escape(source->path), base::suppressed_note(skipped));
+    }
   }
   auto entry = std::make_shared<Entry>();
   entry->serial = next_serial_++;
@@ -298,6 +300,10 @@ bool Controller::seek(std::int64_t at, VoiceHandle v, std::int64_t frame, std::s
                     : make_stream(src, frame, vs->loop, error, vs->loop_start, vs->loop_end, 0);
     if (stream == nullptr) return false;
   }
+  // A timed seek is heard at its frame: the declick out of the old position runs before `at`, so
+  // the new position's first frame plays at `at` (as a timed play's does). Sent too close to its
+  // time for that, it lands up to a declick late, as an untimed one does.
+  if (at != kNow && at - engine_.declick_frames() >= now_frame()) at -= engine_.declick_frames();
   Command c{};
   c.type = CommandType::kSeek;
   c.voice = v.id;
@@ -457,34 +463,6 @@ void Controller::clear(double fade_seconds) {
   }
 }
 
-VoiceInfo Controller::info_of(engine::VoiceId id) const {
-  const VoiceSlot& v = voices_[id];
-  VoiceInfo i{{id, v.generation}, v.slot, v.entry->source->name, v.loop, v.volume, v.underruns, v.deck, v.paused};
-  const engine::VoiceTelemetry& t = engine_.telemetry(id);
-  if (t.generation.load(std::memory_order_relaxed) == v.generation) {
-    i.position = t.position.load(std::memory_order_relaxed);
-    i.ring_fill_permille = t.ring_fill_permille.load(std::memory_order_relaxed);
-  } else {  // not started yet (its command waits in the queue or the schedule): where it will start
-    i.position = v.start_frame;
-    i.ring_fill_permille = v.streamed ? 0 : 1000;
-  }
-  i.total_frames = v.entry->source->total_frames();
-  i.sample_rate = v.entry->source->info.sample_rate;
-  i.streamed = v.streamed;
-  i.rate = v.rate;
-  i.pan = v.pan;
-  i.tempo = v.tempo;
-  i.loop_start = v.loop_start;
-  i.loop_end = v.loop_end;
-  i.loop_count = v.loop_count;
-  return i;
-}
-
-VoiceInfo Controller::voice_info(VoiceHandle v) const {
-  if (!voice_alive(v)) return VoiceInfo{};
-  return info_of(v.id);
-}
-
 bool Controller::set_rate(std::int64_t at, VoiceHandle v, float rate, double ramp_seconds, std::string& error) {
   if (!std::isfinite(rate) || rate < 0.25f || rate > 4.0f) {
     error = "rate must be 0.25..4";
@@ -572,24 +550,6 @@ std::size_t Controller::memory_bytes() const {
   for (const auto& [slot, e] : table_) n += e->source->data.capacity() * sizeof(float);
   n += static_cast<std::size_t>(ring_memory::stats().slack_bytes());
   return n + static_cast<std::size_t>(load_opts_.budget ? load_opts_.budget->held() : 0);
-}
-
-std::vector<VoiceInfo> Controller::voices() const {
-  std::vector<VoiceInfo> out;
-  for (std::size_t i = 0; i < voices_.size(); ++i) {
-    if (voices_[i].used) out.push_back(info_of(static_cast<engine::VoiceId>(i)));
-  }
-  return out;
-}
-
-std::vector<SourceInfo> Controller::sources() const {
-  std::vector<SourceInfo> out;
-  for (const auto& [slot, e] : table_) {
-    const io::Source& s = *e->source;
-    out.push_back(
-        SourceInfo{slot, s.name, s.path, s.total_frames(), s.streamed(), s.memory_bytes(), s.info.sample_rate});
-  }
-  return out;
 }
 
 }  // namespace stemd::control

@@ -54,6 +54,11 @@ struct VoiceInfo {
   std::uint64_t underruns = 0;
   int deck = 0;
   bool paused = false;
+  // The volume as heard (volume above is where it goes): a fade under way is at `level`, with
+  // `fade_frames_left` OUTPUT frames to go along `fade_curve`.
+  float level = 1.0f;
+  std::uint32_t fade_frames_left = 0;
+  engine::Curve fade_curve = engine::Curve::kLinear;
   std::int64_t position = 0;  // file frames, as the audio thread last published it
   std::int64_t total_frames = 0;
   int sample_rate = 0;  // the file's own rate: file frames / sample_rate = file seconds
@@ -65,6 +70,16 @@ struct VoiceInfo {
   float tempo = 1.0f;
   std::int64_t loop_start = 0, loop_end = 0;
   std::uint32_t loop_count = 0;
+};
+
+// A master or deck level: where it goes (`target`, as last set) and where it is heard now. A fade
+// under way has `frames_left` OUTPUT frames to go along `curve`; a level set but not yet applied
+// (a timed command) reads now == the old level with no frames left.
+struct LevelInfo {
+  float target = 1.0f;
+  float now = 1.0f;
+  std::uint32_t frames_left = 0;
+  engine::Curve curve = engine::Curve::kLinear;
 };
 
 struct SourceInfo {
@@ -121,7 +136,9 @@ class Controller {
   bool set_volume(std::int64_t at, VoiceHandle v, float volume, double ramp_seconds, std::string& error,
                   engine::Curve curve = engine::Curve::kLinear);
   bool set_loop(std::int64_t at, VoiceHandle v, bool loop, std::string& error);
-  bool set_master(std::int64_t at, float gain, double ramp_seconds, std::string& error);
+  // `from` ≥ 0: the level jumps there first and the ramp starts from it (a fade restored where it
+  // was heard); < 0: the ramp starts where the level is.
+  bool set_master(std::int64_t at, float gain, double ramp_seconds, std::string& error, float from = -1.0f);
   bool stop_all(std::int64_t at, double fade_seconds, std::string& error);
   bool pause(std::int64_t at, VoiceHandle v, double fade_seconds, std::string& error);
   bool resume(std::int64_t at, VoiceHandle v, double fade_seconds, std::string& error);
@@ -132,7 +149,7 @@ class Controller {
   // the engine's stretchers until it ends.
   bool set_stretch(std::int64_t at, VoiceHandle v, float tempo, std::string& error);
   bool set_deck_level(std::int64_t at, int deck, float level, double ramp_seconds, std::string& error,
-                      engine::Curve curve = engine::Curve::kLinear);  // ramp < 0: jump
+                      engine::Curve curve = engine::Curve::kLinear, float from = -1.0f);  // ramp < 0: jump
   // Deck EQ band (0 low, 1 mid, 2 high) to a linear gain (0 = kill, 1 = flat, ≤ 4).
   bool set_deck_eq(std::int64_t at, int deck, int band, float gain, double ramp_seconds, std::string& error);
   float deck_eq(int deck, int band) const {
@@ -140,6 +157,9 @@ class Controller {
   }
   float deck_level(int deck) const { return deck_levels_[static_cast<std::size_t>(deck)]; }
   float master_level() const { return master_; }
+  LevelInfo deck_heard(int deck) const;
+  LevelInfo master_heard() const;
+  double output_seconds(std::uint32_t frames) const;  // OUTPUT frames → output seconds
   // A source made of generated audio (interleaved stereo at the output rate), e.g. a test tone.
   bool load_generated(std::int64_t at, int slot, const std::string& name, std::vector<float> stereo,
                       std::string& error);
@@ -191,6 +211,9 @@ class Controller {
 
   std::size_t voices_playing() const noexcept { return voices_in_use_; }
   std::size_t sources_loaded() const noexcept { return table_.size(); }
+  // Loaded sources whose file is cut short: fewer frames than its header declares, or (an Ogg
+  // without its last page) no length at all. Their load logged a warning each.
+  std::size_t sources_cut_short() const;
   // What loads hold: decoded audio (a copy shared by several ids counted once), stream rings and
   // decoders, as charged to the memory budget (--max-memory-mb), plus generated audio.
   std::size_t memory_bytes() const;
@@ -247,6 +270,7 @@ class Controller {
   // the command queue is full or, for a timed command, when kMaxScheduled are already waiting or
   // `at`'s period is full (limits::kMaxTimedPerPeriod).
   bool send_cmd(std::int64_t at, engine::Command& c);
+  bool jump_first(std::int64_t at, engine::Command c, float from, std::string& error);
   std::string schedule_full_reason(std::int64_t at) const;
   // True when `n` more timed commands fit in the period of frame `at` (limits::kMaxTimedPerPeriod).
   bool period_has_room(std::int64_t at, std::size_t n) const;

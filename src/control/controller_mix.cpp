@@ -1,5 +1,6 @@
 // The controller's mix-wide commands and its clock (see controller.hpp): master, deck levels and
-// EQ, the test tone, the schedule (timed commands) and the stream clock. [control] thread only.
+// EQ, the test tone, the schedule (timed commands) and the stream clock; and its reports (voices,
+// sources, the levels as heard). [control] thread only.
 #include "controller.hpp"
 #include "limits.hpp"
 
@@ -12,13 +13,24 @@ namespace stemd::control {
 using engine::Command;
 using engine::CommandType;
 
-bool Controller::set_master(std::int64_t at, float gain, double ramp_seconds, std::string& error) {
+// A level command's jump to `from` (≥ 0) before its ramp: both applied in order, in one callback.
+bool Controller::jump_first(std::int64_t at, Command c, float from, std::string& error) {
+  if (from < 0.0f) return true;
+  c.value = from;
+  c.frames = 0;
+  if (send_cmd(at, c)) return true;
+  error = send_error_;
+  return false;
+}
+
+bool Controller::set_master(std::int64_t at, float gain, double ramp_seconds, std::string& error, float from) {
   if (!std::isfinite(gain) || gain < 0.0f) {
     error = "master gain must be a finite number ≥ 0";
     return false;
   }
   Command c{};
   c.type = CommandType::kMasterGain;
+  if (!jump_first(at, c, from, error)) return false;
   c.value = gain;
   c.frames = std::max(frames_for(ramp_seconds), engine_.declick_frames());
   if (!send_cmd(at, c)) {
@@ -29,8 +41,35 @@ bool Controller::set_master(std::int64_t at, float gain, double ramp_seconds, st
   return true;
 }
 
+namespace {
+
+LevelInfo heard(const engine::LevelTelemetry& t, float target) {
+  LevelInfo l;
+  l.target = target;
+  l.now = target;
+  l.frames_left = t.frames_left.load(std::memory_order_relaxed);
+  if (l.frames_left > 0) {  // a fade under way; otherwise the target (heard, or waiting to apply)
+    l.now = t.gain.load(std::memory_order_relaxed);
+    l.curve = static_cast<engine::Curve>(t.curve.load(std::memory_order_relaxed) & 3);
+  }
+  return l;
+}
+
+}  // namespace
+
+LevelInfo Controller::deck_heard(int deck) const {
+  if (deck < 0 || deck >= engine::kNumDecks) return LevelInfo{};
+  return heard(engine_.metrics().levels[deck], deck_levels_[static_cast<std::size_t>(deck)]);
+}
+
+LevelInfo Controller::master_heard() const { return heard(engine_.metrics().levels[engine::kNumDecks], master_); }
+
+double Controller::output_seconds(std::uint32_t frames) const {
+  return static_cast<double>(frames) / engine_.config().sample_rate;
+}
+
 bool Controller::set_deck_level(std::int64_t at, int deck, float level, double ramp_seconds, std::string& error,
-                                engine::Curve curve) {
+                                engine::Curve curve, float from) {
   if (deck < 0 || deck >= engine::kNumDecks) {
     error = "no such deck";
     return false;
@@ -42,6 +81,7 @@ bool Controller::set_deck_level(std::int64_t at, int deck, float level, double r
   Command c{};
   c.type = CommandType::kDeckGain;
   c.deck = static_cast<std::uint8_t>(deck);
+  if (!jump_first(at, c, from, error)) return false;
   c.value = level;
   // A negative ramp jumps (set-up before anything plays); otherwise never a zipper step.
   c.frames = ramp_seconds < 0 ? 0 : std::max(frames_for(ramp_seconds), engine_.declick_frames());
@@ -200,6 +240,71 @@ std::int64_t Controller::frame_at_monotonic(std::uint64_t mono_ns) const {
   if (!(ns_per_frame > 0)) ns_per_frame = 1e9 / engine_.config().sample_rate;
   const double dt_ns = static_cast<double>(mono_ns) - static_cast<double>(ns);
   return frame + static_cast<std::int64_t>(std::llround(dt_ns / ns_per_frame));
+}
+
+// ---------------------------------------------------------------- reports: voices, sources, levels
+
+VoiceInfo Controller::info_of(engine::VoiceId id) const {
+  const VoiceSlot& v = voices_[id];
+  VoiceInfo i{{id, v.generation}, v.slot, v.entry->source->name, v.loop, v.volume, v.underruns, v.deck, v.paused};
+  const engine::VoiceTelemetry& t = engine_.telemetry(id);
+  if (t.generation.load(std::memory_order_relaxed) == v.generation) {
+    i.position = t.position.load(std::memory_order_relaxed);
+    i.ring_fill_permille = t.ring_fill_permille.load(std::memory_order_relaxed);
+    i.fade_frames_left = t.gain_frames_left.load(std::memory_order_relaxed);
+    if (i.fade_frames_left > 0) {  // otherwise `volume`: heard, or waiting to apply
+      i.level = t.gain.load(std::memory_order_relaxed);
+      i.fade_curve = static_cast<engine::Curve>(t.gain_curve.load(std::memory_order_relaxed) & 3);
+    } else {
+      i.level = v.volume;
+    }
+  } else {  // not started yet (its command waits in the queue or the schedule): where it will start
+    i.level = v.volume;
+    i.position = v.start_frame;
+    i.ring_fill_permille = v.streamed ? 0 : 1000;
+  }
+  i.total_frames = v.entry->source->total_frames();
+  i.sample_rate = v.entry->source->info.sample_rate;
+  i.streamed = v.streamed;
+  i.rate = v.rate;
+  i.pan = v.pan;
+  i.tempo = v.tempo;
+  i.loop_start = v.loop_start;
+  i.loop_end = v.loop_end;
+  i.loop_count = v.loop_count;
+  return i;
+}
+
+VoiceInfo Controller::voice_info(VoiceHandle v) const {
+  if (!voice_alive(v)) return VoiceInfo{};
+  return info_of(v.id);
+}
+
+std::vector<VoiceInfo> Controller::voices() const {
+  std::vector<VoiceInfo> out;
+  for (std::size_t i = 0; i < voices_.size(); ++i) {
+    if (voices_[i].used) out.push_back(info_of(static_cast<engine::VoiceId>(i)));
+  }
+  return out;
+}
+
+std::vector<SourceInfo> Controller::sources() const {
+  std::vector<SourceInfo> out;
+  for (const auto& [slot, e] : table_) {
+    const io::Source& s = *e->source;
+    out.push_back(
+        SourceInfo{slot, s.name, s.path, s.total_frames(), s.streamed(), s.memory_bytes(), s.info.sample_rate});
+  }
+  return out;
+}
+
+std::size_t Controller::sources_cut_short() const {
+  std::size_t n = 0;
+  for (const auto& [slot, e] : table_) {
+    const io::Source& s = *e->source;
+    n += s.truncated || (s.info.frames < 0 && s.info.seekable) ? 1 : 0;
+  }
+  return n;
 }
 
 }  // namespace stemd::control

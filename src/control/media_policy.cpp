@@ -358,7 +358,7 @@ bool link_target(int root, const std::string& root_path, const std::string& rel,
 
 }  // namespace
 
-MediaListing MediaPolicy::list(const std::string& dir, std::size_t cap) const {
+MediaListing MediaPolicy::list(const std::string& dir, std::size_t cap, std::size_t max_scanned) const {
   using E = MediaListing::Error;
   MediaListing out;
   if (root_.empty())
@@ -410,8 +410,9 @@ MediaListing MediaPolicy::list(const std::string& dir, std::size_t cap) const {
   while (const dirent* de = readdir(d)) {
     const std::string name = de->d_name;
     if (name == "." || name == "..") continue;
-    if (++scanned > kMaxScanned) {
+    if (++scanned > max_scanned) {
       out.truncated = true;
+      out.read_all = false;
       break;
     }
     // Known now whether it can be listed (d_type, or an lstat and a look beneath the root):

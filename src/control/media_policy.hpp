@@ -41,7 +41,10 @@ struct MediaListing {
   std::string dir;                  // relative to the root, "" for the root itself
   std::vector<MediaEntry> entries;  // sorted by name (bytes), at most the cap
   bool truncated = false;           // more entries than the cap (or than kMaxScanned were read)
-  std::size_t skipped = 0;          // FIFOs, devices, sockets, symlinks leading out or dangling
+  // False when the directory held more than kMaxScanned entries and only that many were read:
+  // `entries` are then the first by name of those read, not of the whole directory.
+  bool read_all = true;
+  std::size_t skipped = 0;  // FIFOs, devices, sockets, symlinks leading out or dangling
   enum class Error { kNone, kNoRoot, kBadPath, kOutside, kNotFound, kNotDir, kDenied, kOther } error = Error::kNone;
   std::string reason;  // when error != kNone
 };
@@ -66,8 +69,9 @@ class MediaPolicy {
   // opened as open() opens files (one step, nothing out of the root; O_DIRECTORY, so a FIFO or
   // device named there is refused without being opened); its entries are only lstat'ed — a
   // symlink is resolved beneath the root without being opened (O_PATH) and listed with what it
-  // leads to, or skipped when that is outside or missing. At most kMaxScanned entries are read.
-  MediaListing list(const std::string& dir, std::size_t cap) const;
+  // leads to, or skipped when that is outside or missing. At most `max_scanned` entries are read
+  // (a directory of millions costs no more than kMaxScanned); more: read_all is false.
+  MediaListing list(const std::string& dir, std::size_t cap, std::size_t max_scanned = kMaxScanned) const;
   static constexpr std::size_t kMaxScanned = 100000;
 
   // Tests: use the component walk even where openat2 exists (the fallback for old kernels).

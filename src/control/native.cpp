@@ -94,8 +94,8 @@ void NativeDialect::register_into(HandlerTable& t) {
   add("/stemd/fade", 3, 4, &NativeDialect::fade);
   add("/stemd/pan", 2, 3, &NativeDialect::pan);
   add("/stemd/rate", 2, 3, &NativeDialect::rate);
-  add("/stemd/master", 1, 2, &NativeDialect::master);
-  add("/stemd/deck", 2, 4, &NativeDialect::deck);
+  add("/stemd/master", 1, 3, &NativeDialect::master);
+  add("/stemd/deck", 2, 5, &NativeDialect::deck);
   add("/stemd/list", 0, 2, &NativeDialect::list);
   add("/stemd/voices", 0, 2, &NativeDialect::voices);
   add("/stemd/status", 0, 0, &NativeDialect::status);
@@ -373,37 +373,45 @@ Reply NativeDialect::rate(const Call& c) {
   return done(idv);
 }
 
-// /stemd/master volume [ramp_s]
+// /stemd/master volume [ramp_s] [from]: `from` (0..4) starts the ramp there (a jump to it first:
+// for a fade the state file restores where it was heard; live, the jump is a step).
 Reply NativeDialect::master(const Call& c) {
   ArgReader a(c.m);
-  double v = 0, ramp = cfg_.level_ramp_s;
-  if (!a.number(0, "volume", v) || !a.number_or(1, "ramp", ramp, cfg_.level_ramp_s)) {
+  double v = 0, ramp = cfg_.level_ramp_s, from = -1;
+  if (!a.number(0, "volume", v) || !a.number_or(1, "ramp", ramp, cfg_.level_ramp_s) ||
+      (a.has(2) && !a.number(2, "from", from))) {
     return fail(K::kArguments, a.error());
   }
   if (v < 0 || v > kMaxVolume) return fail(K::kRange, "master volume must be 0..4");
+  if (a.has(2) && (from < 0 || from > kMaxVolume)) return fail(K::kRange, "from must be 0..4");
   if (std::string e; !limits::seconds_in_range(ramp, 0, limits::kMaxFadeSeconds, "ramp", e)) return fail(K::kRange, e);
   std::string error;
-  if (!ctl_.set_master(c.at, static_cast<float>(v), ramp, error)) return fail(K::kBusy, error);
+  if (!ctl_.set_master(c.at, static_cast<float>(v), ramp, error, static_cast<float>(from))) {
+    return fail(K::kBusy, error);
+  }
   return done();
 }
 
-// /stemd/deck deck(A–D) level [ramp_s] [curve]
+// /stemd/deck deck(A–D) level [ramp_s] [curve] [from]: `from` as /stemd/master's.
 Reply NativeDialect::deck(const Call& c) {
   ArgReader a(c.m);
   std::string name, curve_name = "linear";
-  double v = 0, ramp = cfg_.level_ramp_s;
+  double v = 0, ramp = cfg_.level_ramp_s, from = -1;
   int deck = 0;
   if (!a.string(0, "deck", name) || !a.number(1, "level", v) || !a.number_or(2, "ramp", ramp, cfg_.level_ramp_s) ||
-      (a.has(3) && !a.string(3, "curve", curve_name))) {
+      (a.has(3) && !a.string(3, "curve", curve_name)) || (a.has(4) && !a.number(4, "from", from))) {
     return fail(K::kArguments, a.error());
   }
+  if (a.has(4) && (from < 0 || from > kMaxVolume)) return fail(K::kRange, "from must be 0..4");
   if (!parse_deck(name, deck)) return fail(K::kArguments, "deck must be A, B, C or D, got \"" + name + "\"");
   engine::Curve curve;
   if (!parse_curve(curve_name, curve)) return fail(K::kArguments, kCurves);
   if (v < 0 || v > kMaxVolume) return fail(K::kRange, "level must be 0..4");
   if (std::string e; !limits::seconds_in_range(ramp, 0, limits::kMaxFadeSeconds, "ramp", e)) return fail(K::kRange, e);
   std::string error;
-  if (!ctl_.set_deck_level(c.at, deck, static_cast<float>(v), ramp, error, curve)) return fail(K::kBusy, error);
+  if (!ctl_.set_deck_level(c.at, deck, static_cast<float>(v), ramp, error, curve, static_cast<float>(from))) {
+    return fail(K::kBusy, error);
+  }
   return done();
 }
 

@@ -139,6 +139,7 @@ Reply NativeDialect::status(const Call&) {
     f.push_back(OscArg::Str(k));
     f.push_back(std::move(v));
   };
+  kv("sources_cut_short", OscArg::Int(static_cast<std::int32_t>(ctl_.sources_cut_short())));
   kv("ring_target_ms_min", OscArg::Float(ls.target_ms_min));
   kv("ring_target_ms_mean", OscArg::Float(ls.target_ms_mean));
   kv("ring_target_ms_max", OscArg::Float(ls.target_ms_max));

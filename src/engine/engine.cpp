@@ -131,7 +131,7 @@ bool Engine::attach_stretcher(Voice& v) noexcept {
   return true;
 }
 
-bool Engine::attach_resampler(Voice& v) noexcept {
+bool Engine::attach_resampler(Voice& v, double ratio) noexcept {
   if (v.rs != nullptr) return true;
   if (rs_free_.empty()) ho_reclaim();  // a handover's own resampler, if one is lent out
   if (rs_free_.empty()) {
@@ -141,7 +141,7 @@ bool Engine::attach_resampler(Voice& v) noexcept {
   v.rs = rs_free_.back();
   rs_free_.pop_back();  // capacity reserved: never allocates
   v.rs->reset();
-  v.rs->set_ratio(1.0, 0);
+  v.rs->set_ratio(ratio, 0);  // at once: the first set after a reset does not glide
   return true;
 }
 
@@ -352,7 +352,9 @@ void Engine::start_voice(const Command& c) noexcept {
   v.st_wait = false;
   v.tempo = std::clamp(static_cast<double>(c.play.tempo > 0 ? c.play.tempo : 1.0f), 0.25, 4.0);
   if (!bus_join(v, 0, true)) {  // a stretch bus of its deck, tempo and rate; else its own
-    if (v.ratio != 1.0 && attach_resampler(v)) v.rs->set_ratio(v.ratio, 0);  // the first set applies at once
+    // Fresh at its ratio: was attached at 1 and set to the ratio after, which glided from 1 over
+    // 256 frames and put every later frame 128 · (1 − 1/ratio) output frames off.
+    if (v.ratio != 1.0) attach_resampler(v, v.ratio);
     if (v.tempo != 1.0) attach_stretcher(v);
   }
   v.hold = false;

@@ -29,6 +29,13 @@ std::uint64_t now_ns() noexcept {
   return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
+// [audio] A level as heard now, for the control thread (status, the state file).
+void publish_level(LevelTelemetry& t, const Ramp& g) noexcept {
+  t.gain.store(g.value(), std::memory_order_relaxed);
+  t.frames_left.store(g.remaining(), std::memory_order_relaxed);
+  t.curve.store(static_cast<std::uint8_t>(g.curve()), std::memory_order_relaxed);
+}
+
 }  // namespace
 
 // The master's safety limiter (see EngineConfig). A block whose peaks stay below the
@@ -110,6 +117,8 @@ void Engine::sum_decks(float* block, std::uint32_t n, const bool* deck_used) noe
     limit(block, n);
   }
   if (cfg_.monitor) meter_block(meter_sum_[kNumDecks], block, n, 1.0f);
+  static_assert(kNumDecks + 1 == Metrics::kMeters);
+  for (int d = 0; d <= kNumDecks; ++d) publish_level(metrics_.levels[d], d < kNumDecks ? deck_gain_[d] : master_);
 }
 
 // A block's peak and sum of squares into a meter (deck buses: × the level the block ends at).
@@ -188,6 +197,25 @@ void Engine::track_clock(std::uint64_t t0, std::uint32_t frames) noexcept {
     l->on_period(frame_, line, dll_.ns_per_frame());
 }
 
+// [audio] A voice's telemetry for the control thread: the position heard (the resampler's or the
+// stretch bus's read-ahead taken off), its ring's fill, its state and its volume as heard.
+void Engine::publish_voice(VoiceId id, const Voice& v, std::uint32_t fill) noexcept {
+  VoiceTelemetry& t = telemetry_[id];
+  std::int64_t heard = v.pos;
+  const double ahead = v.bus != nullptr ? bus_lookahead(*v.bus) : v.rs != nullptr ? v.rs->lookahead_frames() : 0.0;
+  if (ahead > 0.0) {
+    heard -= static_cast<std::int64_t>(std::lround(ahead));
+    if (heard < 0 && v.src->total_frames > 0) heard += v.src->total_frames;
+  }
+  t.position.store(std::max<std::int64_t>(0, heard), std::memory_order_relaxed);
+  t.ring_fill_permille.store(fill, std::memory_order_relaxed);
+  t.generation.store(v.generation, std::memory_order_relaxed);
+  t.state.store(telemetry_state(v), std::memory_order_relaxed);
+  t.gain.store(v.gain.value(), std::memory_order_relaxed);
+  t.gain_frames_left.store(v.gain.remaining(), std::memory_order_relaxed);
+  t.gain_curve.store(static_cast<std::uint8_t>(v.gain.curve()), std::memory_order_relaxed);
+}
+
 // The wake-ups a callback ends with: the control thread's relay when it has news (the bell: events,
 // retirees, a device underflow for /stemd/device/underflow), the loader when streams consumed.
 void Engine::wake_after(bool streams_consumed, bool device_underflow) noexcept {
@@ -249,17 +277,7 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
         fill = static_cast<std::uint32_t>(v.stream->ring().readable_frames() * 1000 / (cap ? cap : 1));
         min_fill = std::min(min_fill, fill);
       }
-      VoiceTelemetry& t = telemetry_[id];
-      std::int64_t heard = v.pos;
-      const double ahead = v.bus != nullptr ? bus_lookahead(*v.bus) : v.rs != nullptr ? v.rs->lookahead_frames() : 0.0;
-      if (ahead > 0.0) {
-        heard -= static_cast<std::int64_t>(std::lround(ahead));
-        if (heard < 0 && v.src->total_frames > 0) heard += v.src->total_frames;
-      }
-      t.position.store(std::max<std::int64_t>(0, heard), std::memory_order_relaxed);
-      t.ring_fill_permille.store(fill, std::memory_order_relaxed);
-      t.generation.store(v.generation, std::memory_order_relaxed);
-      t.state.store(telemetry_state(v), std::memory_order_relaxed);
+      publish_voice(id, v, fill);
       ++i;
     }
 

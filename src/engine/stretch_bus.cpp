@@ -136,6 +136,12 @@ void Engine::bus_settle_leave(Voice& v) noexcept {
   const auto hold = static_cast<std::uint32_t>(std::ceil(bus_lookahead(b) / rho));
   bus_leave(v);
   v.leave_bus = false;
+  // Attached at 1, then set to the ratio: it glides there over its first 256 frames, which puts
+  // its frames 128 · (1 − 1/ratio) output frames off. A start now attaches at the ratio (on time
+  // to a frame); here the glide stays for now: with it the member's own path sums with the bus
+  // it left at 0.86 of the coherent level while split off, without it at 0.46
+  // (StretchBusRejoin.AMemberThatSplitOffComesBackWhenItsTempoMatchesAgain). Open (eighteenth
+  // session): where the leave's hold puts the own path against the bus.
   if (v.ratio != 1.0 && attach_resampler(v)) v.rs->set_ratio(v.ratio, 0);
   if (!attach_stretcher(v) || (v.ratio != 1.0 && v.rs == nullptr)) {
     end_voice(v, EndReason::kError);  // none left (only without the control thread's budget)

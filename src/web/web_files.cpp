@@ -99,6 +99,8 @@ std::pair<http::status, std::string> files_answer(const control::MediaPolicy& me
          {"parent", std::move(parent)},
          {"entries", std::move(entries)},
          {"truncated", l.truncated},
+         {"read_all", l.read_all},  // false: the entries are the first by name of the first `scanned` read
+         {"scanned", control::MediaPolicy::kMaxScanned},
          {"cap", Shared::kMaxListed},
          {"skipped", l.skipped}};
   return {http::status::ok, j.dump(-1, ' ', false, Json::error_handler_t::replace)};

@@ -176,7 +176,9 @@ std::string status_json(Shared& sh, const std::string& page) {
                           {"streamed", v.streamed},
                           {"underruns", v.underruns},
                           {"deck", std::string(1, static_cast<char>('A' + std::min(v.deck, 4)))},
-                          {"volume", v.volume},
+                          {"volume", v.volume},  // where it goes (as set); heard now: volume_now
+                          {"volume_now", v.level},
+                          {"fade_s", sh.ctl.output_seconds(v.fade_frames_left)},  // output seconds left
                           {"loop", v.loop},
                           {"state", voice_state(t.state.load(std::memory_order_relaxed), v.paused)}});
   }
@@ -184,13 +186,19 @@ std::string status_json(Shared& sh, const std::string& page) {
   const auto peaks = take_page_peaks(sh, page);
   Json decks = Json::array();
   for (int d = 0; d < engine::kNumDecks; ++d) {
+    const control::LevelInfo heard = sh.ctl.deck_heard(d);
     Json deck{{"name", std::string(1, static_cast<char>('A' + d))},
               {"level", sh.ctl.deck_level(d)},
+              {"level_now", heard.now},
+              {"fade_s", sh.ctl.output_seconds(heard.frames_left)},
               {"eq", Json::array({sh.ctl.deck_eq(d, 0), sh.ctl.deck_eq(d, 1), sh.ctl.deck_eq(d, 2)})}};
     deck["meter"] = meter_json(m.meters[d], peaks[static_cast<std::size_t>(d)]);
     decks.push_back(std::move(deck));
   }
+  const control::LevelInfo master_heard = sh.ctl.master_heard();
   Json master{{"level", sh.ctl.master_level()},
+              {"level_now", master_heard.now},
+              {"fade_s", sh.ctl.output_seconds(master_heard.frames_left)},
               {"meter", meter_json(m.meters[engine::kNumDecks], peaks[engine::kNumDecks])}};
   const WebStats& s = sh.stats;
   Json monitor{{"listeners", s.listeners.load()},         {"audio_messages", s.audio_messages.load()},

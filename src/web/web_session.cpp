@@ -227,9 +227,22 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
       }
       return post_osc(req.body());
     }
+    if (target == "/ws/events" || target == "/ws/audio") {  // a WebSocket asked for without the upgrade
+      sh_->stats.bad_requests.fetch_add(1);
+      auto res =
+          make(http::status::upgrade_required, error_json(target + " is a WebSocket: connect with ws://HOST" + target));
+      res->set(http::field::upgrade, "websocket");
+      res->set(http::field::connection, "Upgrade");
+      return write(res);
+    }
     auto f = sh_->files.find(target == "/" ? "/index.html" : target);
     if (f == sh_->files.end()) return reply(http::status::not_found, error_json("not found: " + target));
-    if (req.method() != http::verb::get) return method_not_allowed("GET");
+    if (req.method() == http::verb::head) {  // the GET's headers (its Content-Length), no body
+      auto res = make(http::status::ok, f->second.body, f->second.type);
+      res->body().clear();
+      return write(res);
+    }
+    if (req.method() != http::verb::get) return method_not_allowed("GET, HEAD");
     reply(http::status::ok, f->second.body, f->second.type);
   }
 

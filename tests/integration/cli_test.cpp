@@ -169,6 +169,23 @@ TEST(Cli, ARelativePlayPathIsTheWorkingDirectorys) {
   EXPECT_NE(r.output.find("loaded slot 1 'rel'"), std::string::npos) << r.output;
 }
 
+// The files named at start are each logged as loaded: the limit on load lines is for what
+// clients can send (a flood of /stemd/load), not for the operator's own command line. Before,
+// the sixth and later --play files of a crowdstream-sized start (8 stems) were "suppressed".
+TEST(Cli, EveryFileNamedAtStartIsLoggedAsLoaded) {
+  TempDir dir;
+  std::string plays;
+  for (int i = 0; i < 8; ++i) {
+    const std::string f = dir.file("stem" + std::to_string(i) + ".wav");
+    write_wav16(f, make_tone_noise16(4800, 2, static_cast<std::uint32_t>(20 + i)), 2);
+    plays += " --play " + shell_quote(f);
+  }
+  const auto r = run_stemd("--backend null --no-osc --duration 0.05" + plays);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(count_lines_with(r.output, "loaded slot "), 8) << r.output;
+  EXPECT_EQ(r.output.find("suppressed"), std::string::npos) << r.output;
+}
+
 // Plays systemd's side of sd_notify: a datagram socket bound at `path` (the NOTIFY_SOCKET).
 class NotifySocket {
  public:

@@ -139,9 +139,9 @@ void build_corpus(Corpus& c) {
       {msg("/stemd/rate", 100, 1.0), true, false},
       {msg("/stemd/rate", 100, 1.0, 0.0), false, true},
       {msg("/stemd/master", 0.5), true, false},
-      {msg("/stemd/master", 0.5, 0.1), false, true},
+      {msg("/stemd/master", 0.5, 0.1, 0.7), false, true},
       {msg("/stemd/deck", "A", 0.5), true, false},
-      {msg("/stemd/deck", "A", 0.5, 0.1, "linear"), false, true},
+      {msg("/stemd/deck", "A", 0.5, 0.1, "linear", 0.7), false, true},
       {msg("/stemd/list", 0, 0), false, true},  // [offset] [count]: pages
       {msg("/stemd/voices", 0, 0), false, true},
       {msg("/stemd/status"), false, true},
@@ -307,8 +307,8 @@ void build_corpus(Corpus& c) {
       {msg("/stemd/volume", 100, 0.5, 0.1), {1, 2}, {0}, {}},
       {msg("/stemd/pan", 100, 0.0, 0.1), {1, 2}, {0}, {}},
       {msg("/stemd/rate", 100, 1.0, 0.0), {1, 2}, {0}, {}},
-      {msg("/stemd/master", 0.5, 0.1), {0, 1}, {}, {}},
-      {msg("/stemd/deck", "A", 0.5, 0.1), {1, 2}, {}, {}},
+      {msg("/stemd/master", 0.5, 0.1, 0.7), {0, 1, 2}, {}, {}},
+      {msg("/stemd/deck", "A", 0.5, 0.1, "linear", 0.7), {1, 2, 4}, {}, {}},
       {msg("/stemd/notify", 1), {}, {}, {0}},
   };
   const std::vector<std::pair<std::string, OscArg>> bad_values = {
@@ -424,6 +424,10 @@ void build_corpus(Corpus& c) {
   c.add(msg("/stemd/master", -1.0), {"volume"});
   c.add(msg("/stemd/master", 5.0), {"volume"});
   c.add(msg("/stemd/master", 0.5, -1.0), {"ramp"});
+  c.add(msg("/stemd/master", 0.5, 1.0, -0.5), {"from"});
+  c.add(msg("/stemd/master", 0.5, 1.0, 5.0), {"from"});
+  c.add(msg("/stemd/deck", "B", 0.5, 1.0, "linear", 4.5), {"from"});
+  c.add(msg("/stemd/deck", "B", 0.5, 1.0, "linear", "loud"), {"number"});
   // Durations, ramps, tone lengths and start times have a range (issue 10, item 13): NaN and
   // ±inf are refused as numbers (group "nonfinite"); absurd or negative values name the
   // argument and its range.

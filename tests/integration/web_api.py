@@ -13,6 +13,7 @@ One stemd on the null backend with --http-port 0 (any free port), small budgets
   clear 4xx with a reason, and none changes the status (voices, sources, levels);
   connections over --http-max-clients, or over one address's share of them, are refused,
   counted, and the server still answers;
+  GET /api/status: a fade's level heard and time left (volume_now, level_now, fade_s)
   GET /api/files (--media-root): sorted entries with sizes, capped at 1000 ("truncated"), a FIFO
   skipped without blocking, "..", absolute paths and symlinks out refused (403/400 with the
   reason), no --media-root → 409; a load and an unload from a plain OSC (UDP) client reach
@@ -228,6 +229,18 @@ try:
     deck = next(d for d in st["decks"] if d["name"] == st["voices"][0]["deck"])  # id 3: deck D
     check(deck["meter"]["rms_db"] > -30 and st["master"]["meter"]["peak_db"] > -30,
           f"the voice's deck and the master meters move ({deck['name']}: {deck['meter']}, master {st['master']['meter']})")
+    # A fade under way shows where it is heard and how long it has left, not only its target.
+    check(osc("/stemd/fade", [3, 0.5, 10])[0] == 200 and osc("/stemd/deck", ["D", 0.5, 10])[0] == 200, "a 10-s fade")
+    time.sleep(0.5)
+    st = status()
+    v, deck = st["voices"][0], next(d for d in st["decks"] if d["name"] == "D")
+    check(v["volume"] == 0.5 and 0.9 < v["volume_now"] < 1.0 and 8 < v["fade_s"] < 10,
+          f"status: volume 0.5 (set), volume_now {v['volume_now']} (heard), fade_s {v['fade_s']} left")
+    check(deck["level"] == 0.5 and 0.9 < deck["level_now"] < 1.0 and 8 < deck["fade_s"] < 10,
+          f"status: deck D level 0.5, level_now {deck['level_now']}, fade_s {deck['fade_s']}")
+    check(st["master"]["fade_s"] == 0 and st["master"]["level_now"] == st["master"]["level"], "the master is not fading")
+    check(osc("/stemd/volume", [3, 1, 0])[0] == 200 and osc("/stemd/deck", ["D", 1, 0])[0] == 200, "back to 1")
+    time.sleep(0.2)
 
     # --- /ws/audio
     a, head = ws_open("/ws/audio")
@@ -274,6 +287,16 @@ try:
     check(code == 405 and "POST" in hdr.get("Allow", ""), "GET /api/osc → 405, Allow: POST")
     check(request("POST", "/api/status", b"{}")[0] == 405, "POST /api/status → 405")
     check(request("GET", "/nope")[0] == 404, "unknown path → 404")
+    # The page's HEAD (link checkers, monitoring probes): the GET's headers, no body. Was 405.
+    code, text, hdr = request("HEAD", "/")
+    page_len = len(request("GET", "/")[1].encode())
+    check(code == 200 and text == "" and hdr.get("Content-Length") == str(page_len),
+          f"HEAD / → 200, Content-Length {hdr.get('Content-Length')} of {page_len}, no body")
+    check(request("DELETE", "/")[0] == 405, "DELETE / → 405")
+    # A WebSocket's address opened as a page: 426 with Upgrade, not 404 ("no such thing").
+    code, text, hdr = request("GET", "/ws/events")
+    check(code == 426 and hdr.get("Upgrade", "").lower() == "websocket" and "WebSocket" in text,
+          f"GET /ws/events without the upgrade → 426 ({code}: {text[:80]})")
     check(" 404 " in raw_http(b"GET /../../etc/passwd HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").split("\r\n")[0] + " ", "a path outside the page → 404")
     big = b"x" * (17 * 1024)
     r = raw_http(b"POST /api/osc HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n" % len(big) + big)

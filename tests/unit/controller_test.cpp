@@ -211,6 +211,31 @@ TEST_P(ControllerPlay, SeekLandsOnTheFrame) {
   }
 }
 
+// A timed seek is heard at its frame: the new position's first frame plays at `at`, as a timed
+// play's does; the declick out of the old position comes before it. Before, the fade out started
+// at `at` and the new position came a declick (240 frames at 48 kHz) late.
+TEST_P(ControllerPlay, ATimedSeekPlaysTheNewPositionAtItsFrame) {
+  const bool streamed = GetParam();
+  test::TempDir dir;
+  const auto file = test::make_wav(dir.file("a.wav"), 100'000, 31);
+  Rig rig(streamed ? streamed_opts() : in_memory_opts());
+  std::string err;
+  ASSERT_TRUE(rig.ctl.load(control::kNow, 1, dir.file("a.wav"), "a", err)) << err;
+  VoiceHandle h;
+  ASSERT_TRUE(rig.ctl.play(control::kNow, 1, PlayOptions{}, h, err)) << err;
+  rig.render(10'240);
+  const std::int64_t at = rig.rendered + 3'000, target = 60'000, fade = rig.engine.declick_frames();
+  ASSERT_TRUE(rig.ctl.seek(at, h, target, err)) << err;
+  const auto out = rig.render(8'000);
+  const std::int64_t i = at - (rig.rendered - 8'000);  // `at`'s index in out
+  // The old position plays until the declick before `at`, silent at the bottom, then the new
+  // position from `target` exactly at `at`, fading in over `fade` frames.
+  EXPECT_EQ(mismatch(out, 0, file, 10'240, i - fade), -1);
+  EXPECT_EQ(out[static_cast<std::size_t>((i - 1) * 2)], 0.0f);
+  EXPECT_EQ(mismatch(out, i + fade, file, target + fade, 8'000 - i - fade), -1);
+  EXPECT_EQ(rig.count(EventType::kVoiceUnderrun), 0u);
+}
+
 TEST_P(ControllerPlay, StartFrameInsideAndBeyondTheHead) {
   const bool streamed = GetParam();
   test::TempDir dir;
@@ -413,6 +438,13 @@ TEST(Controller, AnOggCutShortSaysItsLengthIsUnknownNotZero) {
   EXPECT_EQ(text.find(", 0.0 s,"), std::string::npos) << text;
   EXPECT_NE(text.find("length unknown"), std::string::npos) << text;
   EXPECT_NE(text.find("cut short"), std::string::npos) << text;
+  // Not only in the log: /stemd/status counts the loaded sources cut short.
+  EXPECT_EQ(rig.ctl.sources_cut_short(), 1u);
+  test::make_wav(dir.file("whole.wav"), 1'000, 27);
+  ASSERT_TRUE(rig.ctl.load(control::kNow, 2, dir.file("whole.wav"), "whole", err)) << err;
+  EXPECT_EQ(rig.ctl.sources_cut_short(), 1u);
+  ASSERT_TRUE(rig.ctl.unload(control::kNow, 1, err)) << err;
+  EXPECT_EQ(rig.ctl.sources_cut_short(), 0u);
 }
 
 TEST(Controller, NonAudioFileFailsWithLibsndfilesReason) {

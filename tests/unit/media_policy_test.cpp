@@ -170,6 +170,25 @@ TEST_P(MediaRoot, SwappingAFolderForASymlinkNeverOpensOutside) {
 // Listing a directory of the root for the web monitor's file browser (issue 16): only files and
 // directories, sorted, capped; symlinks listed with what they lead to inside, skipped when out;
 // a FIFO skipped without being opened; "..", absolute paths and symlinks out refused.
+// A directory larger than the scan bound is listed from what was read, and says so: the page
+// told "the first 1000 by name" of a directory of more than 100,000 files when they were the
+// first by name of the first 100,000 read (readdir's order).
+TEST_P(MediaRoot, ADirectoryLargerThanTheScanSaysItsListIsFromPartOfIt) {
+  fs::create_directory(root_ + "/many");
+  for (int i = 0; i < 40; ++i) std::ofstream(root_ + "/many/f" + std::to_string(100 + i) + ".wav") << "x";
+  control::MediaListing l = policy_.list("many", 10, 30);
+  ASSERT_EQ(l.error, control::MediaListing::Error::kNone) << l.reason;
+  EXPECT_TRUE(l.truncated);
+  EXPECT_FALSE(l.read_all) << "30 of 40 entries read";
+  EXPECT_EQ(l.entries.size(), 10u);
+  l = policy_.list("many", 10, 40);
+  EXPECT_TRUE(l.truncated);
+  EXPECT_TRUE(l.read_all);
+  ASSERT_EQ(l.entries.size(), 10u);
+  EXPECT_EQ(l.entries[0].name, "f100.wav");
+  EXPECT_EQ(l.entries[9].name, "f109.wav");
+}
+
 TEST_P(MediaRoot, ListsADirectoryOfTheRoot) {
   using E = control::MediaListing::Error;
   std::ofstream(root_ + "/b.wav") << "12345";
@@ -194,6 +213,7 @@ TEST_P(MediaRoot, ListsADirectoryOfTheRoot) {
   EXPECT_EQ(l.entries[0].path, "dir-link/f.wav");
   l = policy_.list("", 2);
   EXPECT_TRUE(l.truncated);
+  EXPECT_TRUE(l.read_all) << "every entry was read: these are the first two of the whole directory";
   ASSERT_EQ(l.entries.size(), 2u);
   EXPECT_EQ(l.entries[1].name, "dir") << "the first listable names in order, whatever order the directory has";
   EXPECT_EQ(policy_.list("..", 10).error, E::kOutside);

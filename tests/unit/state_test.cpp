@@ -320,6 +320,61 @@ TEST(StateRoundTrip, APlayerOnAnotherDeckThanItsIdsComesBackOnIt) {
   EXPECT_EQ(rig.ctl.voice_info(rig.router.player(2)).deck, 3);
 }
 
+// A fade under way when the state is taken comes back where it was heard and goes on for the time
+// it had left: a slow fade-in interrupted by a restart (a lost device, a crash) does not jump to
+// full volume, nor a master fade-out to where it was going. Before, the file held only the
+// targets: the voice came back at 1, the master at 0.2, deck B at 0.
+TEST(StateRoundTrip, AFadeUnderWayComesBackWhereItWasHeardAndGoesOn) {
+  test::TempDir dir;
+  test::write_wav16(dir.file("a.wav"), test::make_tone_noise16(48000 * 4, 2, 5), 2);
+  std::string text;
+  DaemonState before;
+  {
+    Rig rig;
+    auto ok = [&](OscMessage m) { ASSERT_EQ(rig.send(m).address, "/done") << show(m); };
+    ok(msg("/stemd/load", OscArg::Int(1), OscArg::Str(dir.file("a.wav"))));
+    ok(msg("/stemd/play", OscArg::Int(1), OscArg::Float(0), OscArg::Bool(true)));
+    rig.render(256);
+    ok(msg("/stemd/fade", OscArg::Int(1), OscArg::Float(1), OscArg::Float(2), OscArg::Str("s_curve")));
+    ok(msg("/stemd/master", OscArg::Float(0.2), OscArg::Float(2)));
+    ok(msg("/stemd/deck", OscArg::Str("B"), OscArg::Float(0), OscArg::Float(4), OscArg::Str("exponential")));
+    for (int i = 0; i < 188; ++i) rig.render(256);  // 48,128 output frames: about 1 s into the fades
+    before = capture_state(rig.ctl, rig.router, true);
+    text = format_state(before, "test");
+  }
+  ASSERT_EQ(before.voices.size(), 1u) << text;
+  const StateVoice& v = before.voices[0];
+  EXPECT_FLOAT_EQ(v.volume, 1.0f) << text;
+  EXPECT_NEAR(v.fade.now, 0.5f, 0.01f) << "an S-curve is half way at half its time\n" << text;
+  EXPECT_NEAR(v.fade.seconds, 1.0, 0.01) << text;
+  EXPECT_EQ(v.fade.curve, engine::Curve::kSCurve);
+  EXPECT_NEAR(before.master_fade.now, 0.6f, 0.01f) << text;
+  EXPECT_NEAR(before.master_fade.seconds, 1.0, 0.01) << text;
+  EXPECT_NEAR(before.deck_fades[1].seconds, 3.0, 0.01) << text;
+  EXPECT_EQ(before.deck_fades[1].curve, engine::Curve::kExponential);
+  EXPECT_EQ(before.deck_fades[0].seconds, 0.0) << "deck A is not fading";
+
+  std::vector<StateMessage> msgs;
+  std::string err;
+  ASSERT_TRUE(parse_state(text, msgs, err)) << err << "\n" << text;
+  Rig rig;
+  for (const auto& sm : msgs) ASSERT_EQ(rig.send(sm.message).address, "/done") << show(sm.message) << "\n" << text;
+  for (int i = 0; i < 4; ++i) rig.render(256);  // the restored levels' declicks are done
+  const control::VoiceInfo vi = rig.ctl.voice_info(rig.router.player(1));
+  EXPECT_FLOAT_EQ(vi.volume, 1.0f);
+  EXPECT_GT(vi.level, 0.45f) << "restored where it was heard, not at its target";
+  EXPECT_LT(vi.level, 0.6f);
+  EXPECT_NEAR(rig.ctl.output_seconds(vi.fade_frames_left), 1.0 - 1024.0 / 48000, 0.01);
+  const control::LevelInfo m = rig.ctl.master_heard();
+  EXPECT_FLOAT_EQ(m.target, 0.2f);
+  EXPECT_NEAR(m.now, 0.6f, 0.02f);
+  EXPECT_GT(m.frames_left, 0u);
+  const control::LevelInfo b = rig.ctl.deck_heard(1);
+  EXPECT_FLOAT_EQ(b.target, 0.0f);
+  EXPECT_NEAR(b.now, before.deck_fades[1].now, 0.02f);
+  EXPECT_EQ(b.curve, engine::Curve::kExponential);
+}
+
 // ---------------------------------------------------------------- files
 
 TEST(StateFile, MissingCorruptAndUnreadableFilesAreReported) {
