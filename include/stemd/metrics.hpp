@@ -79,6 +79,7 @@ struct VoiceTelemetry {
   // The volume as heard at the end of the last block (a fade under way: where it is, not where it
   // goes), the output frames its ramp has left and the ramp's curve (engine::Curve).
   std::atomic<float> gain{1.0f};
+  std::atomic<float> gain_target{1.0f};  // where its ramp goes (= gain when none runs)
   std::atomic<std::uint32_t> gain_frames_left{0};
   std::atomic<std::uint8_t> gain_curve{0};
 };
@@ -87,6 +88,7 @@ struct VoiceTelemetry {
 // and each deck's, so a fade under way is reported (and kept by a restart) where it is.
 struct LevelTelemetry {
   std::atomic<float> gain{1.0f};
+  std::atomic<float> target{1.0f};            // where its ramp goes (= gain when none runs)
   std::atomic<std::uint32_t> frames_left{0};  // output frames the ramp has left (0: none)
   std::atomic<std::uint8_t> curve{0};         // engine::Curve
 };

@@ -29,7 +29,11 @@ namespace stemd::app {
 // control thread looks at the state once a second and the main loop writes the file when it
 // changed.
 void DaemonRun::restore_state() {
-  if (o_.state_file.empty()) return;
+  if (o_.state_file.empty()) {
+    if (o_.restore_voices)
+      spdlog::warn("--restore-voices does nothing without --state-file FILE (where they are kept)");
+    return;
+  }
   state_ = std::make_unique<StateKeeper>(
       StateKeeper::Config{o_.state_file, o_.restore_voices, o_.state_interval, std::string("stemd ") + STEMD_VERSION});
   control::Router& router = inst_->router();

@@ -193,12 +193,14 @@ DaemonState capture_state(const control::Controller& ctl, const control::Router&
     return frames_left == 0 ? StateFade{}
                             : StateFade{std::clamp(now, 0.0f, 4.0f), ctl.output_seconds(frames_left), curve};
   };
-  s.master = ctl.master_level();
+  // The levels as heard: a timed command still to come is not kept (as no scheduled command is),
+  // and one sent but not yet applied is written once it is (the heard target changes then).
   const control::LevelInfo m = ctl.master_heard();
+  s.master = m.heard_target;
   s.master_fade = fade_of(m.now, m.frames_left, m.curve);
   for (int d = 0; d < 4; ++d) {
-    s.decks[static_cast<std::size_t>(d)] = ctl.deck_level(d);
     const control::LevelInfo l = ctl.deck_heard(d);
+    s.decks[static_cast<std::size_t>(d)] = l.heard_target;
     s.deck_fades[static_cast<std::size_t>(d)] = fade_of(l.now, l.frames_left, l.curve);
     for (int b = 0; b < 3; ++b) s.eq[static_cast<std::size_t>(d)][static_cast<std::size_t>(b)] = ctl.deck_eq(d, b);
   }
@@ -219,7 +221,7 @@ DaemonState capture_state(const control::Controller& ctl, const control::Router&
     const control::VoiceInfo vi = ctl.voice_info(h);
     StateVoice v;
     v.id = id;
-    v.volume = std::clamp(vi.volume, 0.0f, 4.0f);
+    v.volume = std::clamp(vi.level_target, 0.0f, 4.0f);  // as heard (see the levels above)
     v.fade = fade_of(vi.level, vi.fade_frames_left, vi.fade_curve);
     v.loop = vi.loop;
     v.position = std::clamp<std::int64_t>(vi.position, 0, std::max<std::int64_t>(0, vi.total_frames - 1));
@@ -242,19 +244,24 @@ DaemonState capture_state(const control::Controller& ctl, const control::Router&
 }
 
 bool differs_in_structure(const DaemonState& a, const DaemonState& b) {
+  // A fade that starts or ends is a change: one that ended must not come back after a restart.
+  auto fading = [](const StateFade& f) { return f.seconds > 0; };
   if (a.master != b.master || a.decks != b.decks || a.eq != b.eq || a.meter != b.meter || a.quantum != b.quantum ||
-      a.sources != b.sources || a.voices.size() != b.voices.size()) {
+      a.sources != b.sources || a.voices.size() != b.voices.size() || fading(a.master_fade) != fading(b.master_fade)) {
     return true;
+  }
+  for (std::size_t d = 0; d < 4; ++d) {
+    if (fading(a.deck_fades[d]) != fading(b.deck_fades[d])) return true;
   }
   for (std::size_t i = 0; i < a.voices.size(); ++i) {
     const StateVoice &x = a.voices[i], &y = b.voices[i];
     if (x.id != y.id || x.volume != y.volume || x.loop != y.loop || x.rate != y.rate || x.pan != y.pan ||
         x.stretch != y.stretch || x.paused != y.paused || x.deck != y.deck || x.region_start != y.region_start ||
-        x.region_end != y.region_end || x.region_count != y.region_count) {
+        x.region_end != y.region_end || x.region_count != y.region_count || fading(x.fade) != fading(y.fade)) {
       return true;
     }
   }
-  return false;  // positions and the tempo (movement glides) move by themselves
+  return false;  // positions, a fade's progress and the tempo (movement glides) move by themselves
 }
 
 // ---------------------------------------------------------------- format

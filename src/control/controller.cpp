@@ -339,6 +339,7 @@ bool Controller::set_volume(std::int64_t at, VoiceHandle v, float volume, double
     return false;
   }
   vs->volume = volume;
+  vs->volume_at = at == kNow ? 0 : at;
   return true;
 }
 

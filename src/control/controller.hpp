@@ -54,9 +54,11 @@ struct VoiceInfo {
   std::uint64_t underruns = 0;
   int deck = 0;
   bool paused = false;
-  // The volume as heard (volume above is where it goes): a fade under way is at `level`, with
-  // `fade_frames_left` OUTPUT frames to go along `fade_curve`.
+  // The volume as heard (volume above is as last set, which may be a timed command still to
+  // come): `level` now, going to `level_target` (= level with no fade) with `fade_frames_left`
+  // OUTPUT frames to go along `fade_curve`. Before the voice's first block: volume.
   float level = 1.0f;
+  float level_target = 1.0f;
   std::uint32_t fade_frames_left = 0;
   engine::Curve fade_curve = engine::Curve::kLinear;
   std::int64_t position = 0;  // file frames, as the audio thread last published it
@@ -72,12 +74,13 @@ struct VoiceInfo {
   std::uint32_t loop_count = 0;
 };
 
-// A master or deck level: where it goes (`target`, as last set) and where it is heard now. A fade
-// under way has `frames_left` OUTPUT frames to go along `curve`; a level set but not yet applied
-// (a timed command) reads now == the old level with no frames left.
+// A master or deck level: as last set (`target`: perhaps a timed command still to come) and as
+// heard: `now`, going to `heard_target` (= now with no fade) with `frames_left` OUTPUT frames to
+// go along `curve`. Before the first callback the heard values are the set ones.
 struct LevelInfo {
   float target = 1.0f;
   float now = 1.0f;
+  float heard_target = 1.0f;
   std::uint32_t frames_left = 0;
   engine::Curve curve = engine::Curve::kLinear;
 };
@@ -255,6 +258,7 @@ class Controller {
     float tempo = 1.0f;
     float pan = 0.0f;
     std::int64_t start_frame = 0;  // file frames: the position until the audio thread publishes one
+    std::int64_t volume_at = 0;    // the engine frame its last volume command applies at (0: at once)
   };
 
   // Seconds of OUTPUT (fades, ramps: wall-clock durations) → output frames. Never for a
@@ -303,6 +307,10 @@ class Controller {
   std::uint32_t stretched_in_use_ = 0;
   bool take_resampler(std::string& error);
   std::array<float, engine::kNumDecks> deck_levels_{1.0f, 1.0f, 1.0f, 1.0f};
+  // The engine frame each level's last command applies at (0: at once): a command due by now but
+  // not yet heard counts as heard (it is in the queue), one timed for later does not.
+  std::array<std::int64_t, engine::kNumDecks> deck_at_{};
+  std::int64_t master_at_ = 0;
   std::array<std::array<float, 3>, engine::kNumDecks> deck_eq_{{{1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}};
   float master_ = 1.0f;
 };

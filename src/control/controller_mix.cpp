@@ -38,20 +38,21 @@ bool Controller::set_master(std::int64_t at, float gain, double ramp_seconds, st
     return false;
   }
   master_ = gain;
+  master_at_ = at == kNow ? 0 : at;
   return true;
 }
 
 namespace {
 
-LevelInfo heard(const engine::LevelTelemetry& t, float target) {
+LevelInfo heard(const engine::Engine& e, const engine::LevelTelemetry& t, float target, bool due) {
   LevelInfo l;
-  l.target = target;
-  l.now = target;
+  l.target = l.now = l.heard_target = target;
+  if (e.metrics().callbacks.load(std::memory_order_relaxed) == 0) return l;  // nothing heard yet
+  l.now = t.gain.load(std::memory_order_relaxed);
+  // A command due by now is in the queue: where the level goes (a shutdown right after it keeps it).
+  l.heard_target = due ? target : t.target.load(std::memory_order_relaxed);
   l.frames_left = t.frames_left.load(std::memory_order_relaxed);
-  if (l.frames_left > 0) {  // a fade under way; otherwise the target (heard, or waiting to apply)
-    l.now = t.gain.load(std::memory_order_relaxed);
-    l.curve = static_cast<engine::Curve>(t.curve.load(std::memory_order_relaxed) & 3);
-  }
+  l.curve = static_cast<engine::Curve>(t.curve.load(std::memory_order_relaxed) & 3);
   return l;
 }
 
@@ -59,10 +60,13 @@ LevelInfo heard(const engine::LevelTelemetry& t, float target) {
 
 LevelInfo Controller::deck_heard(int deck) const {
   if (deck < 0 || deck >= engine::kNumDecks) return LevelInfo{};
-  return heard(engine_.metrics().levels[deck], deck_levels_[static_cast<std::size_t>(deck)]);
+  const auto d = static_cast<std::size_t>(deck);
+  return heard(engine_, engine_.metrics().levels[deck], deck_levels_[d], deck_at_[d] <= now_frame());
 }
 
-LevelInfo Controller::master_heard() const { return heard(engine_.metrics().levels[engine::kNumDecks], master_); }
+LevelInfo Controller::master_heard() const {
+  return heard(engine_, engine_.metrics().levels[engine::kNumDecks], master_, master_at_ <= now_frame());
+}
 
 double Controller::output_seconds(std::uint32_t frames) const {
   return static_cast<double>(frames) / engine_.config().sample_rate;
@@ -91,6 +95,7 @@ bool Controller::set_deck_level(std::int64_t at, int deck, float level, double r
     return false;
   }
   deck_levels_[static_cast<std::size_t>(deck)] = level;
+  deck_at_[static_cast<std::size_t>(deck)] = at == kNow ? 0 : at;
   return true;
 }
 
@@ -251,15 +256,13 @@ VoiceInfo Controller::info_of(engine::VoiceId id) const {
   if (t.generation.load(std::memory_order_relaxed) == v.generation) {
     i.position = t.position.load(std::memory_order_relaxed);
     i.ring_fill_permille = t.ring_fill_permille.load(std::memory_order_relaxed);
+    i.level = t.gain.load(std::memory_order_relaxed);
+    // A volume command due by now is in the queue: where the volume goes (see heard() above).
+    i.level_target = v.volume_at <= now_frame() ? v.volume : t.gain_target.load(std::memory_order_relaxed);
     i.fade_frames_left = t.gain_frames_left.load(std::memory_order_relaxed);
-    if (i.fade_frames_left > 0) {  // otherwise `volume`: heard, or waiting to apply
-      i.level = t.gain.load(std::memory_order_relaxed);
-      i.fade_curve = static_cast<engine::Curve>(t.gain_curve.load(std::memory_order_relaxed) & 3);
-    } else {
-      i.level = v.volume;
-    }
+    i.fade_curve = static_cast<engine::Curve>(t.gain_curve.load(std::memory_order_relaxed) & 3);
   } else {  // not started yet (its command waits in the queue or the schedule): where it will start
-    i.level = v.volume;
+    i.level = i.level_target = v.volume;
     i.position = v.start_frame;
     i.ring_fill_permille = v.streamed ? 0 : 1000;
   }

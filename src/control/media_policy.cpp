@@ -370,6 +370,12 @@ MediaListing MediaPolicy::list(const std::string& dir, std::size_t cap, std::siz
   if (climbs_out(dir)) return list_error(out, E::kOutside, dir + ": outside the media root");
   std::string rel;
   for (const std::string& c : split(dir)) {
+    // A listing names its folder: "sub/.." listed the root under the name "sub/..", its parent
+    // "sub" (the page's up link went down). Lexically "sub/.." is not always the root either (a
+    // symlinked sub): refused, not rewritten.
+    if (c == "..") {
+      return list_error(out, E::kBadPath, dir + ": '..' in a folder's path: name the folder itself");
+    }
     if (c != ".") rel += (rel.empty() ? "" : "/") + c;
   }
   const int fd = open_beneath(root_dir_->fd, root_, rel.empty() ? "." : rel, kOpenFlags | O_DIRECTORY);

@@ -28,6 +28,13 @@ using dialect_reply::done;
 using dialect_reply::fail;
 constexpr const char* kCurves = "curve must be linear, exponential, equal_power or s_curve";
 
+// "<what> must be 0..4, got v": a level or volume out of range, with what was sent.
+std::string level_range(const char* what, double v) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%s must be 0..4, got %g", what, v);
+  return buf;
+}
+
 // position + unit → file frame; false with a reason. Seconds are the FILE's own seconds: `rate`
 // is the file's sample rate, not the output's.
 bool to_frame(double pos, const std::string& unit, std::int64_t total, int rate, std::int64_t& out,
@@ -138,7 +145,7 @@ Reply NativeDialect::play(const Call& c) {
   const std::vector<OscArg> idv{OscArg::Int(id)};
   int deck = 0;
   if (Reply r; !deck_arg(a, 6, id, deck, r)) return r;
-  if (volume < 0 || volume > kMaxVolume) return fail(K::kRange, "volume must be 0..4", idv);
+  if (volume < 0 || volume > kMaxVolume) return fail(K::kRange, level_range("volume", volume), idv);
   if (!limits::rate_in_range(rate)) return fail(K::kRange, limits::kRateRange, idv);
   const io::Source* src = ctl_.source(id);
   if (src == nullptr) return fail(K::kUnknownId, "id " + std::to_string(id) + " is not loaded", idv);
@@ -173,7 +180,7 @@ Reply NativeDialect::play_region(const Call& c) {
   int deck = 0;
   if (Reply r; !deck_arg(a, 7, id, deck, r)) return r;
   if (count < 0 || count > limits::kMaxLoopCount) return fail(K::kRange, "count must be 0 (forever) .. 1000000", idv);
-  if (volume < 0 || volume > kMaxVolume) return fail(K::kRange, "volume must be 0..4", idv);
+  if (volume < 0 || volume > kMaxVolume) return fail(K::kRange, level_range("volume", volume), idv);
   const io::Source* src = ctl_.source(id);
   if (src == nullptr) return fail(K::kUnknownId, "id " + std::to_string(id) + " is not loaded", idv);
   const int rate = r_.file_rate(*src);  // start and end are file seconds
@@ -301,7 +308,7 @@ Reply NativeDialect::volume(const Call& c) {
     return fail(K::kArguments, a.error());
   }
   const std::vector<OscArg> idv{OscArg::Int(id)};
-  if (v < 0 || v > kMaxVolume) return fail(K::kRange, "volume must be 0..4", idv);
+  if (v < 0 || v > kMaxVolume) return fail(K::kRange, level_range("volume", v), idv);
   if (std::string e; !limits::seconds_in_range(ramp, 0, limits::kMaxFadeSeconds, "ramp", e))
     return fail(K::kRange, e, idv);
   VoiceHandle h;
@@ -324,7 +331,7 @@ Reply NativeDialect::fade(const Call& c) {
   const std::vector<OscArg> idv{OscArg::Int(id)};
   engine::Curve curve;
   if (!parse_curve(curve_name, curve)) return fail(K::kArguments, kCurves, idv);
-  if (target < 0 || target > kMaxVolume) return fail(K::kRange, "target volume must be 0..4", idv);
+  if (target < 0 || target > kMaxVolume) return fail(K::kRange, level_range("target volume", target), idv);
   if (std::string e; !limits::seconds_in_range(seconds, 0, limits::kMaxFadeSeconds, "fade", e))
     return fail(K::kRange, e, idv);
   VoiceHandle h;
@@ -382,8 +389,8 @@ Reply NativeDialect::master(const Call& c) {
       (a.has(2) && !a.number(2, "from", from))) {
     return fail(K::kArguments, a.error());
   }
-  if (v < 0 || v > kMaxVolume) return fail(K::kRange, "master volume must be 0..4");
-  if (a.has(2) && (from < 0 || from > kMaxVolume)) return fail(K::kRange, "from must be 0..4");
+  if (v < 0 || v > kMaxVolume) return fail(K::kRange, level_range("master volume", v));
+  if (a.has(2) && (from < 0 || from > kMaxVolume)) return fail(K::kRange, level_range("from", from));
   if (std::string e; !limits::seconds_in_range(ramp, 0, limits::kMaxFadeSeconds, "ramp", e)) return fail(K::kRange, e);
   std::string error;
   if (!ctl_.set_master(c.at, static_cast<float>(v), ramp, error, static_cast<float>(from))) {
@@ -402,11 +409,11 @@ Reply NativeDialect::deck(const Call& c) {
       (a.has(3) && !a.string(3, "curve", curve_name)) || (a.has(4) && !a.number(4, "from", from))) {
     return fail(K::kArguments, a.error());
   }
-  if (a.has(4) && (from < 0 || from > kMaxVolume)) return fail(K::kRange, "from must be 0..4");
+  if (a.has(4) && (from < 0 || from > kMaxVolume)) return fail(K::kRange, level_range("from", from));
   if (!parse_deck(name, deck)) return fail(K::kArguments, "deck must be A, B, C or D, got \"" + name + "\"");
   engine::Curve curve;
   if (!parse_curve(curve_name, curve)) return fail(K::kArguments, kCurves);
-  if (v < 0 || v > kMaxVolume) return fail(K::kRange, "level must be 0..4");
+  if (v < 0 || v > kMaxVolume) return fail(K::kRange, level_range("level", v));
   if (std::string e; !limits::seconds_in_range(ramp, 0, limits::kMaxFadeSeconds, "ramp", e)) return fail(K::kRange, e);
   std::string error;
   if (!ctl_.set_deck_level(c.at, deck, static_cast<float>(v), ramp, error, curve, static_cast<float>(from))) {

@@ -140,6 +140,9 @@ Reply NativeDialect::status(const Call&) {
     f.push_back(std::move(v));
   };
   kv("sources_cut_short", OscArg::Int(static_cast<std::int32_t>(ctl_.sources_cut_short())));
+  // Messages of bundles whose time had passed: they ran at once and were answered /fail "late by".
+  const auto late = r_.stats_.bad.find(to_string(ErrorKind::kLate));
+  kv("late_messages", OscArg::Int64(static_cast<std::int64_t>(late == r_.stats_.bad.end() ? 0 : late->second)));
   kv("ring_target_ms_min", OscArg::Float(ls.target_ms_min));
   kv("ring_target_ms_mean", OscArg::Float(ls.target_ms_mean));
   kv("ring_target_ms_max", OscArg::Float(ls.target_ms_max));

@@ -92,10 +92,12 @@ void Router::log_bad_input() {
   for (auto& [kind, b] : bad_log_) {
     if (b.since_log == 0 || now - b.last < std::chrono::seconds(1)) continue;
     // The address and the reason carry client strings: escaped, so they cannot forge lines.
+    // A late bundle's messages ran (at once, off their time): said so, not "refused".
+    const char* what = kind == to_string(ErrorKind::kLate) ? "ran late (at once)" : "refused";
     if (b.since_log == 1) {
       spdlog::warn("OSC {}: {} — {}", kind, base::log_escape(b.last_address), base::log_escape(b.last_reason, 400));
     } else {
-      spdlog::warn("OSC {}: {} messages refused in the last second or more; latest: {} — {}", kind, b.since_log,
+      spdlog::warn("OSC {}: {} messages {} in the last second or more; latest: {} — {}", kind, b.since_log, what,
                    base::log_escape(b.last_address), base::log_escape(b.last_reason, 400));
     }
     b.since_log = 0;
@@ -494,8 +496,8 @@ std::vector<OscArg> Router::status_fields() {
   kv("loader_reads", OscArg::Int64(static_cast<std::int64_t>(ls.reads)));
   kv("read_errors", OscArg::Int64(static_cast<std::int64_t>(ls.read_errors)));
   kv("messages", OscArg::Int64(static_cast<std::int64_t>(stats_.messages)));
-  std::uint64_t bad = 0;
-  for (const auto& [k, n] : stats_.bad) bad += n;
+  std::uint64_t bad = 0;  // a late bundle's messages ran (at once): counted apart, late_messages
+  for (const auto& [k, n] : stats_.bad) bad += k == to_string(ErrorKind::kLate) ? 0 : n;
   kv("bad_messages", OscArg::Int64(static_cast<std::int64_t>(bad)));
   std::uint64_t ignored = 0;
   for (const auto& [k, n] : stats_.ignored) ignored += n;

@@ -32,6 +32,7 @@ std::uint64_t now_ns() noexcept {
 // [audio] A level as heard now, for the control thread (status, the state file).
 void publish_level(LevelTelemetry& t, const Ramp& g) noexcept {
   t.gain.store(g.value(), std::memory_order_relaxed);
+  t.target.store(g.target(), std::memory_order_relaxed);
   t.frames_left.store(g.remaining(), std::memory_order_relaxed);
   t.curve.store(static_cast<std::uint8_t>(g.curve()), std::memory_order_relaxed);
 }
@@ -212,6 +213,7 @@ void Engine::publish_voice(VoiceId id, const Voice& v, std::uint32_t fill) noexc
   t.generation.store(v.generation, std::memory_order_relaxed);
   t.state.store(telemetry_state(v), std::memory_order_relaxed);
   t.gain.store(v.gain.value(), std::memory_order_relaxed);
+  t.gain_target.store(v.gain.target(), std::memory_order_relaxed);
   t.gain_frames_left.store(v.gain.remaining(), std::memory_order_relaxed);
   t.gain_curve.store(static_cast<std::uint8_t>(v.gain.curve()), std::memory_order_relaxed);
 }

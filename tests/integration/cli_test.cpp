@@ -186,6 +186,14 @@ TEST(Cli, EveryFileNamedAtStartIsLoggedAsLoaded) {
   EXPECT_EQ(r.output.find("suppressed"), std::string::npos) << r.output;
 }
 
+// --restore-voices keeps voices in the state file: without --state-file it does nothing, and
+// says so (it was accepted silently: an outside pass's new user expected voices back).
+TEST(Cli, RestoreVoicesWithoutAStateFileSaysItDoesNothing) {
+  const auto r = run_stemd("--backend null --no-osc --duration 0.05 --restore-voices");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("--restore-voices does nothing without --state-file"), std::string::npos) << r.output;
+}
+
 // Plays systemd's side of sd_notify: a datagram socket bound at `path` (the NOTIFY_SOCKET).
 class NotifySocket {
  public:

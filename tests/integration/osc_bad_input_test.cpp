@@ -422,10 +422,10 @@ void build_corpus(Corpus& c) {
   c.add(msg("/stemd/rate", 100, -1.0), {"rate"});
   c.add(msg("/stemd/rate", 100, 1.0, -1.0), {"ramp"});
   c.add(msg("/stemd/master", -1.0), {"volume"});
-  c.add(msg("/stemd/master", 5.0), {"volume"});
+  c.add(msg("/stemd/master", 5.0), {"master volume must be 0..4, got 5"});
   c.add(msg("/stemd/master", 0.5, -1.0), {"ramp"});
   c.add(msg("/stemd/master", 0.5, 1.0, -0.5), {"from"});
-  c.add(msg("/stemd/master", 0.5, 1.0, 5.0), {"from"});
+  c.add(msg("/stemd/master", 0.5, 1.0, 5.0), {"from must be 0..4, got 5"});  // what was sent, too
   c.add(msg("/stemd/deck", "B", 0.5, 1.0, "linear", 4.5), {"from"});
   c.add(msg("/stemd/deck", "B", 0.5, 1.0, "linear", "loud"), {"number"});
   // Durations, ramps, tone lengths and start times have a range (issue 10, item 13): NaN and

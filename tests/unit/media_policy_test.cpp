@@ -218,6 +218,8 @@ TEST_P(MediaRoot, ListsADirectoryOfTheRoot) {
   EXPECT_EQ(l.entries[1].name, "dir") << "the first listable names in order, whatever order the directory has";
   EXPECT_EQ(policy_.list("..", 10).error, E::kOutside);
   EXPECT_EQ(policy_.list("sub/../..", 10).error, E::kOutside);
+  EXPECT_EQ(policy_.list("sub/..", 10).error, E::kBadPath) << "listed the root as \"sub/..\", its parent \"sub\"";
+  EXPECT_EQ(policy_.list("dir/../sub", 10).error, E::kBadPath);
   EXPECT_EQ(policy_.list("out-dir", 10).error, E::kOutside);
   EXPECT_EQ(policy_.list(root_ + "/dir", 10).error, E::kBadPath);
   EXPECT_EQ(policy_.list("fifo", 10).error, E::kNotDir);

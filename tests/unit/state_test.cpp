@@ -375,6 +375,43 @@ TEST(StateRoundTrip, AFadeUnderWayComesBackWhereItWasHeardAndGoesOn) {
   EXPECT_EQ(b.curve, engine::Curve::kExponential);
 }
 
+// The state is what is heard. A level or volume timed for later is not kept (no scheduled
+// command is) — the outside pass found them written as done: the voice came back silent, the
+// master at 0.2, though neither command had run. And a fade that ends is a change, written
+// again: after a SIGKILL a voice faded to silence came back audible for the rest of the fade
+// the last write held.
+TEST(StateRoundTrip, ALevelTimedForLaterIsNotKeptAndAFadeThatEndsIsWrittenAgain) {
+  test::TempDir dir;
+  test::write_wav16(dir.file("a.wav"), test::make_tone_noise16(48000 * 2, 2, 6), 2);
+  Rig rig;
+  ASSERT_EQ(rig.send(msg("/stemd/load", OscArg::Int(1), OscArg::Str(dir.file("a.wav")))).address, "/done");
+  ASSERT_EQ(rig.send(msg("/stemd/play", OscArg::Int(1), OscArg::Float(1), OscArg::Bool(true))).address, "/done");
+  rig.render(256);
+  const std::int64_t later = rig.ctl.now_frame() + 30 * 48000;
+  std::string err;
+  ASSERT_TRUE(rig.ctl.set_master(later, 0.2f, 0.0, err)) << err;
+  ASSERT_TRUE(rig.ctl.set_deck_level(later, 3, 0.0f, 0.0, err)) << err;
+  ASSERT_TRUE(rig.ctl.set_volume(later, rig.router.player(1), 0.0f, 5.0, err)) << err;
+  rig.render(256);
+  DaemonState s = capture_state(rig.ctl, rig.router, true);
+  EXPECT_FLOAT_EQ(s.master, 1.0f) << format_state(s, "test");
+  EXPECT_FLOAT_EQ(s.decks[3], 1.0f) << format_state(s, "test");
+  ASSERT_EQ(s.voices.size(), 1u);
+  EXPECT_FLOAT_EQ(s.voices[0].volume, 1.0f) << format_state(s, "test");
+  EXPECT_FLOAT_EQ(rig.ctl.master_heard().target, 0.2f) << "as set: the status's `master`";
+
+  ASSERT_EQ(rig.send(msg("/stemd/fade", OscArg::Int(1), OscArg::Float(0), OscArg::Float(0.1))).address, "/done");
+  rig.render(256);
+  const DaemonState fading = capture_state(rig.ctl, rig.router, true);
+  EXPECT_GT(fading.voices[0].fade.seconds, 0.0);
+  EXPECT_FALSE(differs_in_structure(s, s));
+  for (int i = 0; i < 24; ++i) rig.render(256);  // 0.13 s: the fade is over
+  const DaemonState ended = capture_state(rig.ctl, rig.router, true);
+  EXPECT_EQ(ended.voices[0].fade.seconds, 0.0);
+  EXPECT_FLOAT_EQ(ended.voices[0].volume, 0.0f);
+  EXPECT_TRUE(differs_in_structure(fading, ended)) << "the end of a fade is written within a second";
+}
+
 // ---------------------------------------------------------------- files
 
 TEST(StateFile, MissingCorruptAndUnreadableFilesAreReported) {

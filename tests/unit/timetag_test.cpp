@@ -120,6 +120,16 @@ TEST(Timetag, LateBundleRunsAtOnceAndSaysHowLate) {
   rig.e.process(out.data(), 256);
   EXPECT_EQ(out[0], 0.25f) << "it ran at once";
   EXPECT_GE(rig.router.stats().bad.at("late"), 1u);
+  // It ran: counted as late, not among the bad messages (it was counted refused and logged
+  // "messages refused" by the eighteenth session's outside pass).
+  const control::OscMessage st = rig.router.handle(control::OscMessage{"/stemd/status", {}}, control::Peer{});
+  std::int64_t bad = -1, late = -1;
+  for (std::size_t i = 1; i + 1 < st.args.size(); i += 2) {
+    if (st.args[i].s == "bad_messages") bad = st.args[i + 1].i;
+    if (st.args[i].s == "late_messages") late = st.args[i + 1].i;
+  }
+  EXPECT_EQ(bad, 0) << st.to_string();
+  EXPECT_EQ(late, 1) << st.to_string();
 }
 
 // Before the first callback there is no clock to map a timetag through: such a bundle runs at
