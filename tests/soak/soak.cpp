@@ -1048,7 +1048,16 @@ int main(int argc, char** argv) {
         ok ? ++t.done : ++t.failed;
         switch (p.expect[i]) {
           case Expect::kDone:
-            if (!ok) violation(t, "valid message failed: " + p.what[i] + " → " + r.to_string());
+            // A bundle timed ahead in wall-clock seconds, on a clock running ~17× real time: a
+            // stall of the shared machine between blocks (0.5 s under ASan in a CI run) makes it
+            // late, and it runs at once answering "late by" as documented. A resource outcome
+            // (the harness's pace), not a wrong answer.
+            if (!ok && p.what[i].ends_with(" (timed bundle)") && reason.find("late by") != std::string::npos) {
+              ++t.resource_fail;
+              ++t.resource_reasons["late by (timed bundle: the harness stalled)"];
+            } else if (!ok) {
+              violation(t, "valid message failed: " + p.what[i] + " → " + r.to_string());
+            }
             break;
           case Expect::kFail:
             if (ok) violation(t, "invalid message answered /done: " + p.what[i] + " → " + r.to_string());
