@@ -70,27 +70,23 @@ class DurationHistogram {
   std::array<std::atomic<std::uint64_t>, kBins> bins_{};
 };
 
+// A level as heard at the end of the last callback ([audio] writes, [control] reads): each voice's
+// volume, the master's and each deck's, so a fade under way is reported (and kept by a restart)
+// where it is, not where it goes.
+struct LevelTelemetry {
+  std::atomic<float> gain{1.0f};
+  std::atomic<float> target{1.0f};            // where its ramp goes (= gain when none runs)
+  std::atomic<std::uint32_t> frames_left{0};  // output frames the ramp has left (0: none)
+  std::atomic<std::uint8_t> curve{0};         // engine::Curve
+};
+
 // Per-voice telemetry, one per voice slot, written by [audio] once per block for active voices.
 struct VoiceTelemetry {
   std::atomic<std::int64_t> position{0};             // file frame of the next frame to play
   std::atomic<std::uint32_t> ring_fill_permille{0};  // 1000 for in-memory voices
   std::atomic<std::uint32_t> generation{0};          // which voice these numbers belong to
   std::atomic<std::uint8_t> state{0};                // 0 free, 1 playing, 2 starved, 3 stopping, 4 paused
-  // The volume as heard at the end of the last block (a fade under way: where it is, not where it
-  // goes), the output frames its ramp has left and the ramp's curve (engine::Curve).
-  std::atomic<float> gain{1.0f};
-  std::atomic<float> gain_target{1.0f};  // where its ramp goes (= gain when none runs)
-  std::atomic<std::uint32_t> gain_frames_left{0};
-  std::atomic<std::uint8_t> gain_curve{0};
-};
-
-// A level as heard at the end of the last callback ([audio] writes, [control] reads): the master's
-// and each deck's, so a fade under way is reported (and kept by a restart) where it is.
-struct LevelTelemetry {
-  std::atomic<float> gain{1.0f};
-  std::atomic<float> target{1.0f};            // where its ramp goes (= gain when none runs)
-  std::atomic<std::uint32_t> frames_left{0};  // output frames the ramp has left (0: none)
-  std::atomic<std::uint8_t> curve{0};         // engine::Curve
+  LevelTelemetry level;                              // its volume as heard
 };
 
 // The stream's clock: which engine frame is rendered at which CLOCK_MONOTONIC time, and how long

@@ -256,11 +256,11 @@ VoiceInfo Controller::info_of(engine::VoiceId id) const {
   if (t.generation.load(std::memory_order_relaxed) == v.generation) {
     i.position = t.position.load(std::memory_order_relaxed);
     i.ring_fill_permille = t.ring_fill_permille.load(std::memory_order_relaxed);
-    i.level = t.gain.load(std::memory_order_relaxed);
-    // A volume command due by now is in the queue: where the volume goes (see heard() above).
-    i.level_target = v.volume_at <= now_frame() ? v.volume : t.gain_target.load(std::memory_order_relaxed);
-    i.fade_frames_left = t.gain_frames_left.load(std::memory_order_relaxed);
-    i.fade_curve = static_cast<engine::Curve>(t.gain_curve.load(std::memory_order_relaxed) & 3);
+    const LevelInfo l = heard(engine_, t.level, v.volume, v.volume_at <= now_frame());
+    i.level = l.now;
+    i.level_target = l.heard_target;
+    i.fade_frames_left = l.frames_left;
+    i.fade_curve = l.curve;
   } else {  // not started yet (its command waits in the queue or the schedule): where it will start
     i.level = i.level_target = v.volume;
     i.position = v.start_frame;

@@ -212,10 +212,7 @@ void Engine::publish_voice(VoiceId id, const Voice& v, std::uint32_t fill) noexc
   t.ring_fill_permille.store(fill, std::memory_order_relaxed);
   t.generation.store(v.generation, std::memory_order_relaxed);
   t.state.store(telemetry_state(v), std::memory_order_relaxed);
-  t.gain.store(v.gain.value(), std::memory_order_relaxed);
-  t.gain_target.store(v.gain.target(), std::memory_order_relaxed);
-  t.gain_frames_left.store(v.gain.remaining(), std::memory_order_relaxed);
-  t.gain_curve.store(static_cast<std::uint8_t>(v.gain.curve()), std::memory_order_relaxed);
+  publish_level(t.level, v.gain);
 }
 
 // The wake-ups a callback ends with: the control thread's relay when it has news (the bell: events,
