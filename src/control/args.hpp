@@ -11,7 +11,9 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace stemd::control {
 
@@ -86,7 +88,14 @@ class ArgReader {
     if (!integer(i, "id", v)) return false;
     if (v < -2147483647 || v > 2147483647) return fail(arg(i, "id") + " is out of range");
     out = static_cast<int>(v);
+    if (i == 0) id_read_ = out;
     return true;
+  }
+  // The values a refusal of this message carries: its id, once read (so a client can tell which of
+  // its commands failed: /fail /stemd/seek 3 "argument 2 … must be a finite number"), else none.
+  std::vector<OscArg> id_values() const {
+    if (!id_read_) return {};
+    return {OscArg::Int(*id_read_)};
   }
 
   // Python str(): strings as they are, numbers in their usual text form.
@@ -146,12 +155,13 @@ class ArgReader {
     return false;
   }
 
+  // A numeric string as Python's float() reads it: "1e999" is infinity (a number, refused later as
+  // not finite), "1e-999" is 0.
   static bool parse_double(const std::string& s, double& out) {
     if (s.empty() || s.size() > 64) return false;
     char* end = nullptr;
-    errno = 0;
     const double v = std::strtod(s.c_str(), &end);
-    if (!end || *end != '\0' || errno == ERANGE) return false;
+    if (!end || end == s.c_str() || *end != '\0') return false;
     out = v;
     return true;
   }
@@ -163,6 +173,7 @@ class ArgReader {
   }
   const OscMessage& m_;
   std::string error_;
+  std::optional<int> id_read_;
 };
 
 }  // namespace stemd::control

@@ -108,7 +108,7 @@ Reply CrowdstreamDialect::load_buffer(const Call& c) {
   ArgReader a(c.m);
   int id = 0;
   std::string path, name;
-  if (!a.id(0, id) || !a.string(1, "path", path)) return fail(K::kArguments, a.error());
+  if (!a.id(0, id) || !a.string(1, "path", path)) return fail(K::kArguments, a.error(), a.id_values());
   if (a.has(2) && !a.string(2, "name", name)) return fail(K::kArguments, a.error(), {OscArg::Int(id)});
   if (name.empty()) name = std::filesystem::path(path).stem().string();
   return r_.load_file(c, id, path, name, false);
@@ -158,7 +158,7 @@ Reply CrowdstreamDialect::play_stem_section(const Call& c) {
   bool loop = false;
   if (!a.id(0, id) || !a.number(1, "rate", rate) || !a.number(2, "volume", volume) || !a.flag(3, "loop", loop) ||
       !a.number(4, "start", start) || !a.number_or(5, "duration", duration, 0.0)) {
-    return fail(K::kArguments, a.error());
+    return fail(K::kArguments, a.error(), a.id_values());
   }
   const std::vector<OscArg> idv{OscArg::Int(id)};
   if (!limits::rate_in_range(rate)) return fail(K::kRange, limits::kRateRange, idv);
@@ -191,7 +191,7 @@ Reply CrowdstreamDialect::play_stem_section(const Call& c) {
 Reply CrowdstreamDialect::stop_stem(const Call& c) {
   ArgReader a(c.m);
   int id = 0;
-  if (!a.id(0, id)) return fail(K::kArguments, a.error());
+  if (!a.id(0, id)) return fail(K::kArguments, a.error(), a.id_values());
   const std::vector<OscArg> idv{OscArg::Int(id)};
   if (ctl_.source(id) == nullptr && !r_.player(id).valid()) return not_loaded(id);
   const VoiceHandle h = r_.player(id);
@@ -205,7 +205,7 @@ Reply CrowdstreamDialect::stem_volume(const Call& c) {
   ArgReader a(c.m);
   int id = 0;
   double volume = 0;
-  if (!a.id(0, id) || !a.number(1, "volume", volume)) return fail(K::kArguments, a.error());
+  if (!a.id(0, id) || !a.number(1, "volume", volume)) return fail(K::kArguments, a.error(), a.id_values());
   const std::vector<OscArg> idv{OscArg::Int(id)};
   if (volume < 0 || volume > kMaxVolume) return fail(K::kRange, "volume must be 0..4", idv);
   // The energy sender sets buffer 1000 whether or not anything loaded it: the old server
@@ -225,7 +225,7 @@ Reply CrowdstreamDialect::stem_volume(const Call& c) {
 Reply CrowdstreamDialect::crossfade_levels(const Call& c) {
   ArgReader a(c.m);
   double la = 0, lb = 0;
-  if (!a.number(0, "a", la) || !a.number(1, "b", lb)) return fail(K::kArguments, a.error());
+  if (!a.number(0, "a", la) || !a.number(1, "b", lb)) return fail(K::kArguments, a.error(), a.id_values());
   if (la < 0 || lb < 0 || la > kMaxVolume || lb > kMaxVolume) return fail(K::kRange, "levels must be 0..4");
   if (!ctl_.can_send(c.at, 2)) return fail(K::kBusy, ctl_.busy_reason(c.at, 2));
   if (cfg_.equal_power) {
@@ -248,7 +248,7 @@ Reply CrowdstreamDialect::deck_levels(const Call& c) {
   double levels[4] = {};
   static const char* names[4] = {"A", "B", "C", "D"};
   for (std::size_t i = 0; i < a.size(); ++i) {
-    if (!a.number(i, names[i], levels[i])) return fail(K::kArguments, a.error());
+    if (!a.number(i, names[i], levels[i])) return fail(K::kArguments, a.error(), a.id_values());
     if (levels[i] < 0 || levels[i] > kMaxVolume)
       return fail(K::kRange, std::string("deck ") + names[i] + " level must be 0..4");
   }
@@ -267,7 +267,7 @@ Reply CrowdstreamDialect::test_tone(const Call& c) {
   double freq = cfg_.tone_frequency, level = cfg_.tone_level;
   // [frequency] [level]: old clients send a level (linear peak, 0 < level ≤ 1) too.
   if (!a.number_or(0, "frequency", freq, cfg_.tone_frequency) || !a.number_or(1, "level", level, cfg_.tone_level)) {
-    return fail(K::kArguments, a.error());
+    return fail(K::kArguments, a.error(), a.id_values());
   }
   return r_.test_tone(freq, level, cfg_.tone_seconds, c.at);
 }
@@ -284,7 +284,7 @@ Reply CrowdstreamDialect::deck_eq(const Call& c) {
   double percent = 0;
   int deck = 0, band = 0;
   if (!a.string(0, "deck", deck_name) || !a.string(1, "band", band_name) || !a.number(2, "percent", percent)) {
-    return fail(K::kArguments, a.error());
+    return fail(K::kArguments, a.error(), a.id_values());
   }
   if (!parse_deck(deck_name, deck)) return bad_deck(deck_name);
   if (!parse_band(band_name, band)) return bad_band(band_name);
@@ -302,7 +302,7 @@ Reply CrowdstreamDialect::deck_eq_all(const Call& c) {
   int deck = 0;
   if (!a.string(0, "deck", deck_name) || !a.number(1, "low", p[0]) || !a.number(2, "mid", p[1]) ||
       !a.number(3, "high", p[2])) {
-    return fail(K::kArguments, a.error());
+    return fail(K::kArguments, a.error(), a.id_values());
   }
   if (!parse_deck(deck_name, deck)) return bad_deck(deck_name);
   if (!cfg_.eq_enabled) return r_.ignored(c.m, "--disable-filters");
@@ -319,7 +319,7 @@ Reply CrowdstreamDialect::deck_filter(const Call& c) {
   ArgReader a(c.m);
   std::string deck_name, band_name;
   int deck = 0, band = 0;
-  if (!a.string(0, "deck", deck_name) || !a.string(1, "band", band_name)) return fail(K::kArguments, a.error());
+  if (!a.string(0, "deck", deck_name) || !a.string(1, "band", band_name)) return fail(K::kArguments, a.error(), a.id_values());
   // The gain is coerced, not refused: negative or non-finite → 0 (the spec), above +12 dB → 4.
   double g = 0;
   const OscArg& arg = c.m.args[2];
@@ -340,7 +340,7 @@ Reply CrowdstreamDialect::deck_filter(const Call& c) {
 Reply CrowdstreamDialect::set_tempo(const Call& c) {
   ArgReader a(c.m);
   double bpm = 0;
-  if (!a.number(0, "bpm", bpm)) return fail(K::kArguments, a.error());
+  if (!a.number(0, "bpm", bpm)) return fail(K::kArguments, a.error(), a.id_values());
   if (bpm <= 0) return fail(K::kRange, "bpm must be > 0");
   if (bpm > limits::kMaxBpm) return fail(K::kRange, "bpm must be ≤ 999");
   const double ratio = bpm / cfg_.bpm;
@@ -356,7 +356,7 @@ Reply CrowdstreamDialect::set_tempo(const Call& c) {
 Reply CrowdstreamDialect::total_movement(const Call& c) {
   ArgReader a(c.m);
   double v = 0;
-  if (!a.number(0, "value", v)) return fail(K::kArguments, a.error());
+  if (!a.number(0, "value", v)) return fail(K::kArguments, a.error(), a.id_values());
   // Normalise (v ≤ 1: clamp 0–1, a detector's -0.0001 is still no movement, as the old server
   // took it; v > 1: v / 0.6 clamped) and map to a target tempo; tick() glides toward it.
   const double mv = v <= 1 ? std::clamp(v, 0.0, 1.0) : std::clamp(v / cfg_.movement_max, 0.0, 1.0);
@@ -379,7 +379,7 @@ Reply CrowdstreamDialect::total_movement(const Call& c) {
 Reply CrowdstreamDialect::set_meter(const Call& c) {
   ArgReader a(c.m);
   std::int64_t beats = 0;
-  if (!a.integer(0, "beats per bar", beats)) return fail(K::kArguments, a.error());
+  if (!a.integer(0, "beats per bar", beats)) return fail(K::kArguments, a.error(), a.id_values());
   if (beats <= 0 || beats > limits::kMaxMeter) return fail(K::kRange, "beats per bar must be 1..64");
   r_.tempo_.set_meter(static_cast<int>(beats));
   return done();
@@ -388,7 +388,7 @@ Reply CrowdstreamDialect::set_meter(const Call& c) {
 Reply CrowdstreamDialect::print_clock(const Call& c) {
   ArgReader a(c.m);
   bool on = true;
-  if (!a.flag_or(0, "on", on, true)) return fail(K::kArguments, a.error());
+  if (!a.flag_or(0, "on", on, true)) return fail(K::kArguments, a.error(), a.id_values());
   r_.tempo_.set_print(on);  // logged once per beat by tick(), off the audio thread
   return done({OscArg::Int(on ? 1 : 0)});
 }
@@ -406,7 +406,7 @@ Reply CrowdstreamDialect::play(const Call& c) {
   double start_at = 0;
   int deck = 0;
   if (!a.string(0, "deck", deck_name) || !a.string(1, "path", path) || !a.number(2, "start_at", start_at)) {
-    return fail(K::kArguments, a.error());
+    return fail(K::kArguments, a.error(), a.id_values());
   }
   if (!parse_deck(deck_name, deck)) return bad_deck(deck_name);
   if (std::string e; !limits::seconds_in_range(start_at, 0, limits::kMaxAheadSeconds, "start_at", e))
@@ -429,7 +429,7 @@ Reply CrowdstreamDialect::cue(const Call& c) {
   double start = 0;
   int deck = 0;
   if (!a.string(0, "deck", deck_name) || !a.string(1, "path", path) || !a.number_or(2, "start", start, 0.0)) {
-    return fail(K::kArguments, a.error());
+    return fail(K::kArguments, a.error(), a.id_values());
   }
   if (!parse_deck(deck_name, deck)) return bad_deck(deck_name);
   if (start < 0 || start >= 1) return fail(K::kRange, "start is a fraction of the file: 0 ≤ start < 1");
@@ -534,7 +534,7 @@ Reply CrowdstreamDialect::fade(const Call& c) {
   int deck = 0;
   if (!a.string(0, "deck", deck_name) || !a.number(1, "start_at", start_at) ||
       !a.number_or(2, "duration", duration, 2.0)) {
-    return fail(K::kArguments, a.error());
+    return fail(K::kArguments, a.error(), a.id_values());
   }
   if (!parse_deck(deck_name, deck)) return bad_deck(deck_name);
   if (std::string e; !limits::seconds_in_range(start_at, 0, limits::kMaxAheadSeconds, "start_at", e))
@@ -551,7 +551,7 @@ Reply CrowdstreamDialect::fade(const Call& c) {
 Reply CrowdstreamDialect::schedule_c_at(const Call& c) {
   ArgReader a(c.m);
   double at = 0;
-  if (!a.number(0, "seconds", at)) return fail(K::kArguments, a.error());
+  if (!a.number(0, "seconds", at)) return fail(K::kArguments, a.error(), a.id_values());
   if (std::string e; !limits::seconds_in_range(at, 0, limits::kMaxAheadSeconds, "seconds since t0", e))
     return fail(K::kRange, e);
   const int id = kDeckBase[2];

@@ -119,7 +119,7 @@ void NativeDialect::register_into(HandlerTable& t) {
 Reply NativeDialect::unload(const Call& c) {
   ArgReader a(c.m);
   int id = 0;
-  if (!a.id(0, id)) return fail(K::kArguments, a.error());
+  if (!a.id(0, id)) return fail(K::kArguments, a.error(), a.id_values());
   std::string error;
   if (!ctl_.unload(c.at, id, error)) return fail(K::kUnknownId, error, {OscArg::Int(id)});
   r_.players_.erase(id);
@@ -140,7 +140,7 @@ Reply NativeDialect::play(const Call& c) {
   if (!a.id(0, id) || !a.number_or(1, "volume", volume, 1.0) || !a.flag_or(2, "loop", loop, false) ||
       !a.number_or(3, "position", pos, 0.0) || (a.has(4) && !a.string(4, "unit", unit)) ||
       !a.number_or(5, "rate", rate, 1.0)) {
-    return fail(K::kArguments, a.error());
+    return fail(K::kArguments, a.error(), a.id_values());
   }
   const std::vector<OscArg> idv{OscArg::Int(id)};
   int deck = 0;
@@ -174,7 +174,7 @@ Reply NativeDialect::play_region(const Call& c) {
   if (!a.id(0, id) || !a.number(1, "start", start) || !a.number(2, "end", end) || !a.flag_or(3, "loop", loop, true) ||
       (a.has(4) && !a.integer(4, "count", count)) || !a.number_or(5, "volume", volume, 1.0) ||
       (a.has(6) && !a.string(6, "unit", unit))) {
-    return fail(K::kArguments, a.error());
+    return fail(K::kArguments, a.error(), a.id_values());
   }
   const std::vector<OscArg> idv{OscArg::Int(id)};
   int deck = 0;
@@ -236,7 +236,7 @@ Reply NativeDialect::stop(const Call& c) {
   double fade = 0;
   std::string curve_name = "linear";
   if (!a.id(0, id) || !a.number_or(1, "fade", fade, 0.0) || (a.has(2) && !a.string(2, "curve", curve_name))) {
-    return fail(K::kArguments, a.error());
+    return fail(K::kArguments, a.error(), a.id_values());
   }
   const std::vector<OscArg> idv{OscArg::Int(id)};
   engine::Curve curve;
@@ -256,7 +256,7 @@ Reply NativeDialect::pause_or_resume(const Call& c, bool pause) {
   ArgReader a(c.m);
   int id = 0;
   double fade = 0;
-  if (!a.id(0, id) || !a.number_or(1, "fade", fade, 0.0)) return fail(K::kArguments, a.error());
+  if (!a.id(0, id) || !a.number_or(1, "fade", fade, 0.0)) return fail(K::kArguments, a.error(), a.id_values());
   const std::vector<OscArg> idv{OscArg::Int(id)};
   if (std::string e; !limits::seconds_in_range(fade, 0, limits::kMaxFadeSeconds, "fade", e))
     return fail(K::kRange, e, idv);
@@ -275,7 +275,7 @@ Reply NativeDialect::seek(const Call& c) {
   double pos = 0;
   std::string unit = "s";
   if (!a.id(0, id) || !a.number(1, "position", pos) || (a.has(2) && !a.string(2, "unit", unit))) {
-    return fail(K::kArguments, a.error());
+    return fail(K::kArguments, a.error(), a.id_values());
   }
   const std::vector<OscArg> idv{OscArg::Int(id)};
   VoiceHandle h;
@@ -305,7 +305,7 @@ Reply NativeDialect::volume(const Call& c) {
   int id = 0;
   double v = 0, ramp = cfg_.level_ramp_s;
   if (!a.id(0, id) || !a.number(1, "volume", v) || !a.number_or(2, "ramp", ramp, cfg_.level_ramp_s)) {
-    return fail(K::kArguments, a.error());
+    return fail(K::kArguments, a.error(), a.id_values());
   }
   const std::vector<OscArg> idv{OscArg::Int(id)};
   if (v < 0 || v > kMaxVolume) return fail(K::kRange, level_range("volume", v), idv);
@@ -326,7 +326,7 @@ Reply NativeDialect::fade(const Call& c) {
   std::string curve_name = "linear";
   if (!a.id(0, id) || !a.number(1, "target", target) || !a.number(2, "seconds", seconds) ||
       (a.has(3) && !a.string(3, "curve", curve_name))) {
-    return fail(K::kArguments, a.error());
+    return fail(K::kArguments, a.error(), a.id_values());
   }
   const std::vector<OscArg> idv{OscArg::Int(id)};
   engine::Curve curve;
@@ -347,7 +347,7 @@ Reply NativeDialect::pan(const Call& c) {
   int id = 0;
   double p = 0, ramp = cfg_.level_ramp_s;
   if (!a.id(0, id) || !a.number(1, "pan", p) || !a.number_or(2, "ramp", ramp, cfg_.level_ramp_s)) {
-    return fail(K::kArguments, a.error());
+    return fail(K::kArguments, a.error(), a.id_values());
   }
   const std::vector<OscArg> idv{OscArg::Int(id)};
   if (p < -1 || p > 1) return fail(K::kRange, "pan must be -1 (left) .. 1 (right)", idv);
@@ -366,7 +366,7 @@ Reply NativeDialect::rate(const Call& c) {
   int id = 0;
   double rate = 1, ramp = 0;
   if (!a.id(0, id) || !a.number(1, "rate", rate) || !a.number_or(2, "ramp", ramp, 0.0)) {
-    return fail(K::kArguments, a.error());
+    return fail(K::kArguments, a.error(), a.id_values());
   }
   const std::vector<OscArg> idv{OscArg::Int(id)};
   if (!limits::rate_in_range(rate)) return fail(K::kRange, limits::kRateRange, idv);
@@ -387,7 +387,7 @@ Reply NativeDialect::master(const Call& c) {
   double v = 0, ramp = cfg_.level_ramp_s, from = -1;
   if (!a.number(0, "volume", v) || !a.number_or(1, "ramp", ramp, cfg_.level_ramp_s) ||
       (a.has(2) && !a.number(2, "from", from))) {
-    return fail(K::kArguments, a.error());
+    return fail(K::kArguments, a.error(), a.id_values());
   }
   if (v < 0 || v > kMaxVolume) return fail(K::kRange, level_range("master volume", v));
   if (a.has(2) && (from < 0 || from > kMaxVolume)) return fail(K::kRange, level_range("from", from));
@@ -407,7 +407,7 @@ Reply NativeDialect::deck(const Call& c) {
   int deck = 0;
   if (!a.string(0, "deck", name) || !a.number(1, "level", v) || !a.number_or(2, "ramp", ramp, cfg_.level_ramp_s) ||
       (a.has(3) && !a.string(3, "curve", curve_name)) || (a.has(4) && !a.number(4, "from", from))) {
-    return fail(K::kArguments, a.error());
+    return fail(K::kArguments, a.error(), a.id_values());
   }
   if (a.has(4) && (from < 0 || from > kMaxVolume)) return fail(K::kRange, level_range("from", from));
   if (!parse_deck(name, deck)) return fail(K::kArguments, "deck must be A, B, C or D, got \"" + name + "\"");
@@ -427,7 +427,7 @@ Reply NativeDialect::deck(const Call& c) {
 Reply NativeDialect::notify(const Call& c) {
   ArgReader a(c.m);
   bool on = true;
-  if (!a.flag_or(0, "on", on, true)) return fail(K::kArguments, a.error());
+  if (!a.flag_or(0, "on", on, true)) return fail(K::kArguments, a.error(), a.id_values());
   const auto now = std::chrono::steady_clock::now();
   if (!on) {
     r_.notifier_.unsubscribe(c.from);
@@ -447,7 +447,7 @@ Reply NativeDialect::notify(const Call& c) {
 Reply NativeDialect::cookie(const Call& c) {
   ArgReader a(c.m);
   std::string token;
-  if (a.has(0) && !a.string(0, "cookie", token)) return fail(K::kArguments, a.error());
+  if (a.has(0) && !a.string(0, "cookie", token)) return fail(K::kArguments, a.error(), a.id_values());
   const auto now = std::chrono::steady_clock::now();
   AddressValidator& v = r_.validator_;
   if (!a.has(0)) return done({OscArg::Str(v.mint(c.from.endpoint, now))});
@@ -464,7 +464,7 @@ Reply NativeDialect::stretch(const Call& c) {
   ArgReader a(c.m);
   int id = 0;
   double tempo = 1;
-  if (!a.id(0, id) || !a.number(1, "tempo", tempo)) return fail(K::kArguments, a.error());
+  if (!a.id(0, id) || !a.number(1, "tempo", tempo)) return fail(K::kArguments, a.error(), a.id_values());
   const std::vector<OscArg> idv{OscArg::Int(id)};
   if (!limits::rate_in_range(tempo)) return fail(K::kRange, "tempo must be 0.25..4", idv);
   VoiceHandle h;
@@ -479,7 +479,7 @@ Reply NativeDialect::stretch(const Call& c) {
 Reply NativeDialect::quantize(const Call& c) {
   ArgReader a(c.m);
   double beats = 0;
-  if (!a.number(0, "beats", beats)) return fail(K::kArguments, a.error());
+  if (!a.number(0, "beats", beats)) return fail(K::kArguments, a.error(), a.id_values());
   if (beats < 0 || beats > limits::kMaxQuantumBeats) return fail(K::kRange, "beats must be 0 (off) .. 256");
   r_.tempo_.set_quantum(beats);
   return done({OscArg::Float(beats)});
@@ -492,7 +492,7 @@ Reply NativeDialect::tone(const Call& c) {
   if (!a.number_or(0, "frequency", freq, cfg_.tone_frequency) ||
       !a.number_or(1, "level_db", level_db, 20 * std::log10(cfg_.tone_level)) ||
       !a.number_or(2, "seconds", seconds, cfg_.tone_seconds)) {
-    return fail(K::kArguments, a.error());
+    return fail(K::kArguments, a.error(), a.id_values());
   }
   if (!(level_db >= limits::kMinToneDb && level_db <= 0)) return fail(K::kRange, "level must be −60..0 dBFS");
   return r_.test_tone(freq, std::pow(10.0, level_db / 20.0), seconds, c.at);

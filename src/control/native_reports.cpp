@@ -36,7 +36,7 @@ bool page_args(ArgReader& a, std::int64_t& offset, std::int64_t& count, Reply& r
   offset = 0;
   count = 0;
   if ((a.has(0) && !a.integer(0, "offset", offset)) || (a.has(1) && !a.integer(1, "count", count))) {
-    r = Reply::fail(ErrorKind::kArguments, a.error());
+    r = Reply::fail(ErrorKind::kArguments, a.error(), a.id_values());
     return false;
   }
   if (offset < 0 || count < 0) {

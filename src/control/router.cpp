@@ -50,7 +50,7 @@ const HandlerSpec* HandlerTable::find(const std::string& address) const {
 Reply HandlerTable::dispatch(const HandlerSpec& spec, const Call& c) {
   if (spec.min_args > 0 || spec.max_args != HandlerSpec::kAny) {
     ArgReader a(c.m);
-    if (!a.count(spec.min_args, spec.max_args)) return Reply::fail(ErrorKind::kArguments, a.error());
+    if (!a.count(spec.min_args, spec.max_args)) return Reply::fail(ErrorKind::kArguments, a.error(), a.id_values());
   }
   return spec.fn(c);
 }

@@ -396,6 +396,10 @@ TEST(StateFile, NonFiniteValuesAreSkippedWithAWarningNamingFileAndLine) {
                                                                                                         << log;
   }
   EXPECT_NE(log.find("must be a finite number"), std::string::npos) << log;
+  // A number too large for a double is a non-finite number too, not "not a number".
+  EXPECT_NE(log.find(":5: /stemd/deck \"B\" \"-1e999\" 0 failed: argument 2 (level) must be a finite number"),
+            std::string::npos)
+      << log;
 }
 
 // SIGHUP re-reads --config; a FIFO put in its place used to block the main thread in open()

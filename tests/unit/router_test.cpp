@@ -109,6 +109,32 @@ TEST(RouterErrors, EachRefusalHasItsKind) {
   }
 }
 
+// A refusal of a message whose id was read carries the id, so a client can tell which of its
+// commands failed (a NaN seek used to come back as a bare "/fail /stemd/seek <reason>").
+TEST(RouterErrors, AnArgumentRefusalCarriesTheIdOnceRead) {
+  Rig rig;
+  rig.load(100);
+  const double nan = std::nan("");
+  for (const OscMessage& m :
+       {msg("/stemd/seek", {OscArg::Int(100), OscArg::Float(nan)}),
+        msg("/stemd/volume", {OscArg::Int(100), OscArg::Str("loud")}),
+        msg("/stemd/fade", {OscArg::Int(100), OscArg::Float(0.5), OscArg::Str("1e999")})}) {
+    const auto r = rig.reply(m);
+    EXPECT_FALSE(r.ok) << m.to_string();
+    EXPECT_EQ(r.kind, ErrorKind::kArguments) << m.to_string();
+    ASSERT_EQ(r.values.size(), 1u) << m.to_string() << ": " << r.reason;
+    EXPECT_EQ(r.values[0].i, 100) << m.to_string();
+    EXPECT_NE(r.reason.find(" must be a "), std::string::npos) << r.reason;
+  }
+  // "1e999" is a number too large to be finite, not "not a number".
+  const auto big = rig.reply(msg("/stemd/volume", {OscArg::Int(100), OscArg::Str("1e999")}));
+  EXPECT_NE(big.reason.find("must be a finite number"), std::string::npos) << big.reason;
+  // No id read (the first argument is none): no values.
+  const auto none = rig.reply(msg("/stemd/seek", {OscArg::Str("x"), OscArg::Float(1)}));
+  EXPECT_FALSE(none.ok);
+  EXPECT_TRUE(none.values.empty());
+}
+
 TEST(RouterSchedule, TheMessagesFrameIsPassedExplicitly) {
   Rig rig;
   rig.load(1100);
