@@ -319,7 +319,8 @@ Reply CrowdstreamDialect::deck_filter(const Call& c) {
   ArgReader a(c.m);
   std::string deck_name, band_name;
   int deck = 0, band = 0;
-  if (!a.string(0, "deck", deck_name) || !a.string(1, "band", band_name)) return fail(K::kArguments, a.error(), a.id_values());
+  if (!a.string(0, "deck", deck_name) || !a.string(1, "band", band_name))
+    return fail(K::kArguments, a.error(), a.id_values());
   // The gain is coerced, not refused: negative or non-finite → 0 (the spec), above +12 dB → 4.
   double g = 0;
   const OscArg& arg = c.m.args[2];

@@ -115,10 +115,9 @@ TEST(RouterErrors, AnArgumentRefusalCarriesTheIdOnceRead) {
   Rig rig;
   rig.load(100);
   const double nan = std::nan("");
-  for (const OscMessage& m :
-       {msg("/stemd/seek", {OscArg::Int(100), OscArg::Float(nan)}),
-        msg("/stemd/volume", {OscArg::Int(100), OscArg::Str("loud")}),
-        msg("/stemd/fade", {OscArg::Int(100), OscArg::Float(0.5), OscArg::Str("1e999")})}) {
+  for (const OscMessage& m : {msg("/stemd/seek", {OscArg::Int(100), OscArg::Float(nan)}),
+                              msg("/stemd/volume", {OscArg::Int(100), OscArg::Str("loud")}),
+                              msg("/stemd/fade", {OscArg::Int(100), OscArg::Float(0.5), OscArg::Str("1e999")})}) {
     const auto r = rig.reply(m);
     EXPECT_FALSE(r.ok) << m.to_string();
     EXPECT_EQ(r.kind, ErrorKind::kArguments) << m.to_string();
