@@ -162,8 +162,10 @@ std::string trim(const std::string& s) {
   return s.substr(a, b - a + 1);
 }
 
-// "/stemd/load 3 \"x\"" — the message as a line of the file (for logs).
-std::string line_of(const control::OscMessage& m) {
+}  // namespace
+
+// "/stemd/load 3 \"x\"" — the message as a line of the file (for logs and held sources).
+std::string state_line(const control::OscMessage& m) {
   std::string s = m.address;
   for (const auto& a : m.args) {
     s += ' ';
@@ -171,19 +173,14 @@ std::string line_of(const control::OscMessage& m) {
       s += quote(a.s);
     } else if (a.type == 'T' || a.type == 'F') {
       s += a.type == 'T' ? "true" : "false";
+    } else if (a.type == 'f' || a.type == 'd') {
+      s += fmt_double(a.f);
     } else {
       s += a.to_string();
     }
   }
   return s;
 }
-
-std::string reason_of(const control::OscMessage& reply) {
-  if (reply.args.size() >= 2 && reply.args.back().is_string()) return reply.args.back().s;
-  return reply.to_string();
-}
-
-}  // namespace
 
 // ---------------------------------------------------------------- capture
 
@@ -247,7 +244,8 @@ bool differs_in_structure(const DaemonState& a, const DaemonState& b) {
   // A fade that starts or ends is a change: one that ended must not come back after a restart.
   auto fading = [](const StateFade& f) { return f.seconds > 0; };
   if (a.master != b.master || a.decks != b.decks || a.eq != b.eq || a.meter != b.meter || a.quantum != b.quantum ||
-      a.sources != b.sources || a.voices.size() != b.voices.size() || fading(a.master_fade) != fading(b.master_fade)) {
+      a.sources != b.sources || a.voices.size() != b.voices.size() || fading(a.master_fade) != fading(b.master_fade) ||
+      a.held != b.held) {
     return true;
   }
   for (std::size_t d = 0; d < 4; ++d) {
@@ -326,6 +324,7 @@ std::string format_state(const DaemonState& s, const std::string& writer) {
     if (v.stretch > 0.0f) out += "/stemd/stretch " + id + " " + fmt_float(v.stretch) + "\n";
     if (v.paused) out += "/stemd/pause " + id + " 0\n";
   }
+  for (const std::string& line : s.held) out += line + "\n";
   // After the voices: restored players start at once, not on the next quantum.
   if (s.quantum > 0) out += "/stemd/quantize " + fmt_double(s.quantum) + "\n";
   out += "end\n";
@@ -472,38 +471,53 @@ RestoreReport StateKeeper::restore(control::Router& router) {
     }
     const bool has_id = !m.args.empty() && (m.args[0].type == 'i' || m.args[0].type == 'h');
     const int id = has_id ? static_cast<int>(m.args[0].i) : 0;
-    if (has_id && m.address != "/stemd/load" && failed_ids.count(id) != 0) continue;
+    const bool load = m.address == "/stemd/load" || m.address == "/load_buffer";
+    const bool voice = has_id && is_voice_message(m);  // not /stemd/quantize 4: no id
+    if (load && has_id) std::erase_if(held_, [id](const Held& h) { return h.id == id; });  // the later line wins
+    if (voice && held(id)) {
+      add_to_held(sm);  // waits with its source
+      continue;
+    }
+    if (voice && failed_ids.count(id) != 0) continue;
     ++rep.messages;
-    const control::OscMessage reply = router.handle(m, control::Peer{});
-    if (reply.address == "/done") {
-      if (m.address == "/stemd/load" || m.address == "/load_buffer") ++rep.sources;
+    control::Peer self;  // the daemon's own: a refusal is logged here, not counted as a client's
+    self.local = control::kQuietPeer;
+    const control::Reply reply = router.handle_reply(m, self);
+    if (reply.ok || reply.kind == control::ErrorKind::kDeferred) {
+      if (load) ++rep.sources;
       if (m.address == "/stemd/play" || m.address == "/stemd/play_region") ++rep.voices;
       continue;
     }
     ++rep.failed;
-    if (m.address == "/stemd/load" || m.address == "/load_buffer") {
+    if (load && has_id && reply.kind == control::ErrorKind::kPath && file_may_come_back(reply.reason)) {
+      failed_ids.insert(id);
+      hold(sm, reply.reason);
+    } else if (load) {
       failed_ids.insert(id);
       spdlog::warn("state file {}:{}: source {} not restored: {} (the others are)", cfg_.path, sm.line, id,
-                   base::log_escape(reason_of(reply), 400));
+                   base::log_escape(reply.reason, 400));
     } else {
-      spdlog::warn("state file {}:{}: {} failed: {} (skipped)", cfg_.path, sm.line, base::log_escape(line_of(m), 600),
-                   base::log_escape(reason_of(reply), 400));
+      spdlog::warn("state file {}:{}: {} failed: {} (skipped)", cfg_.path, sm.line,
+                   base::log_escape(state_line(m), 600), base::log_escape(reply.reason, 400));
     }
   }
-  spdlog::info("state file {}: restored {} of {} sources{}, levels{}", cfg_.path, rep.sources,
+  spdlog::info("state file {}: restored {} of {} sources{}{}, levels{}", cfg_.path, rep.sources,
                rep.sources + static_cast<int>(failed_ids.size()),
+               held_.empty() ? std::string() : fmt::format(" ({} waiting for their files)", held_.size()),
                cfg_.restore_voices ? fmt::format(", {} voices", rep.voices) : std::string(),
                rep.skipped_voice > 0
                    ? fmt::format("; {} voice lines not restored (--restore-voices is off)", rep.skipped_voice)
                    : std::string());
+  last_retry_ = std::chrono::steady_clock::now();
   return rep;
 }
 
-void StateKeeper::poll(const control::Controller& ctl, const control::Router& router) {
+void StateKeeper::poll(const control::Controller& ctl, control::Router& router) {
   const auto now = std::chrono::steady_clock::now();
   if (have_last_ && now - last_poll_ < std::chrono::seconds(1)) return;
   last_poll_ = now;
-  DaemonState s = capture_state(ctl, router, cfg_.restore_voices);
+  retry_held(ctl, router);
+  DaemonState s = capture(ctl, router);
   if (have_last_) {
     if (!differs_in_structure(s, last_)) {
       // Only what moves by itself: every interval_s at most, and not at all when it is the same.
@@ -520,7 +534,7 @@ void StateKeeper::poll(const control::Controller& ctl, const control::Router& ro
 }
 
 void StateKeeper::capture_now(const control::Controller& ctl, const control::Router& router) {
-  queue(capture_state(ctl, router, cfg_.restore_voices));
+  queue(capture(ctl, router));
   last_queued_ = std::chrono::steady_clock::now();
 }
 

@@ -85,6 +85,9 @@ struct DaemonState {
   double quantum = 0;   // /stemd/quantize beats
   std::vector<StateSource> sources;
   std::vector<StateVoice> voices;
+  // Sources the state file named whose files were missing at start (a disk mounted late), with
+  // their voice lines: written on as they were read, and tried again until they load.
+  std::vector<std::string> held;
 };
 
 // The state as the controller and router hold it now [control]. Voices only when with_voices.
@@ -104,6 +107,12 @@ struct StateMessage {
 // Text → messages. False with "LINE: reason" for the first problem: no or another version
 // line, a line that is not an OSC message, a bad quote or escape, no `end` line (truncated).
 bool parse_state(const std::string& text, std::vector<StateMessage>& out, std::string& error);
+
+// A message as a state file's line (strings quoted, numbers in full precision).
+std::string state_line(const control::OscMessage& m);
+// A load refused with this reason may succeed later (the file or its directory is missing, or
+// unreadable now: a disk not mounted yet), so the state file's source is kept and tried again.
+bool file_may_come_back(const std::string& reason);
 
 // Messages that start or change a voice: restored only with --restore-voices.
 bool is_voice_message(const control::OscMessage& m);
@@ -137,6 +146,7 @@ class StateKeeper {
     bool restore_voices = false;  // save and restore playing voices
     double interval_s = 5.0;      // positions / tempo alone are written at most this often
     std::string writer = "stemd";
+    double retry_s = 5.0;  // a source whose file was missing at start: tried again this often
   };
   explicit StateKeeper(Config c);
 
@@ -148,7 +158,11 @@ class StateKeeper {
 
   // [control] Called often (every server pass): at most once a second, looks at the state and
   // queues a write when it changed (positions and tempo alone: at most every interval_s).
-  void poll(const control::Controller& ctl, const control::Router& router);
+  // Sources whose files were missing at start are tried again here every retry_s (off the control
+  // thread: a load through the router's opener threads, so a hung mount blocks no one), their
+  // voice lines behind them; one that loads is logged, one a client loaded something else into is
+  // dropped.
+  void poll(const control::Controller& ctl, control::Router& router);
   // [control] Queues the state as it is now, changed or not (at shutdown).
   void capture_now(const control::Controller& ctl, const control::Router& router);
   // [main] Writes what was queued, if anything. A failure is logged (once until it changes or
@@ -159,6 +173,20 @@ class StateKeeper {
 
  private:
   void queue(const DaemonState& s);
+  DaemonState capture(const control::Controller& ctl, const control::Router& router) const;
+  // A source the file named whose file is missing: kept (state_held.cpp).
+  struct Held {
+    int id = 0;
+    std::string path;
+    std::vector<StateMessage> messages;  // its load, then its voice lines
+    bool tried = false;                  // a retry was sent and may still be in flight
+  };
+  void hold(const StateMessage& load, const std::string& reason);
+  bool held(int id) const;
+  void add_to_held(const StateMessage& m);
+  void retry_held(const control::Controller& ctl, control::Router& router);
+  std::vector<Held> held_;
+  std::chrono::steady_clock::time_point last_retry_{};
 
   Config cfg_;
   // control thread

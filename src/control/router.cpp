@@ -79,7 +79,8 @@ OscMessage Router::make_reply(const std::string& address, const Reply& r) const 
   return m;
 }
 
-void Router::count_bad(ErrorKind kind, const std::string& reason, const std::string& address) {
+void Router::count_bad(ErrorKind kind, const std::string& reason, const std::string& address, const Peer& from) {
+  if (from.local == kQuietPeer) return;
   ++stats_.bad[to_string(kind)];
   BadLog& b = bad_log_[to_string(kind)];
   ++b.since_log;
@@ -157,7 +158,7 @@ void Router::route_packet(const std::uint8_t* data, std::size_t size, const Peer
   if (!check.ok) {
     // Answer where we can say what was refused; a reply to garbage goes to its sender only.
     const std::string address = check.address.empty() ? "?" : check.address;
-    count_bad(ErrorKind::kMalformed, check.reason, address);
+    count_bad(ErrorKind::kMalformed, check.reason, address, from);
     ++stats_.failed;
     out.push_back(Outgoing{from, osc_serialise(make_reply(address, Reply::fail(ErrorKind::kMalformed, check.reason)))});
     return;
@@ -296,7 +297,7 @@ Reply Router::handle_reply(const OscMessage& m, const Peer& from) {
     ++stats_.done;
   } else {
     ++stats_.failed;
-    count_bad(r.kind, r.reason, m.address);
+    count_bad(r.kind, r.reason, m.address, from);
   }
   return r;
 }

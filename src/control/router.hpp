@@ -124,6 +124,8 @@ class Router {
 
   // What a state file keeps of the router's own bookkeeping (src/app/state.cpp) [control].
   const std::map<int, VoiceHandle>& players() const { return players_; }
+  // A load or a play's stream open for `id` is in flight (answered when it is done).
+  bool load_in_flight(int id) const { return in_flight(id); }
   float player_rate(int id) const {  // the player's own rate, before the tempo ratio
     auto it = player_rate_.find(id);
     return it == player_rate_.end() ? 1.0f : it->second;
@@ -155,7 +157,7 @@ class Router {
 
   void route_packet(const std::uint8_t* data, std::size_t size, const Peer& from, std::vector<Outgoing>& out);
   OscMessage make_reply(const std::string& address, const Reply& r) const;
-  void count_bad(ErrorKind kind, const std::string& reason, const std::string& address);
+  void count_bad(ErrorKind kind, const std::string& reason, const std::string& address, const Peer& from);
   // The frame a bundle's timetag means, and how late (ms) or far ahead (s) of the soonest it is.
   std::int64_t bundle_frame(const OscMessage& m, double& late_ms, double& ahead_s);
   Reply route(const Call& c, double ahead_s);

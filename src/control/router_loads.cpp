@@ -190,7 +190,7 @@ void Router::route_async(const OscMessage& m, const Peer& from, std::vector<Outg
       ++stats_.failed;
       Reply r = Reply::fail(ErrorKind::kBusy, "busy: " + std::to_string(kMaxDeferred) +
                                                   " messages wait for loads or stream opens in flight");
-      count_bad(r.kind, r.reason, m.address);
+      count_bad(r.kind, r.reason, m.address, from);
       out.push_back(Outgoing{from, osc_serialise(make_reply(m.address, r))});
       return;
     }
@@ -201,7 +201,7 @@ void Router::route_async(const OscMessage& m, const Peer& from, std::vector<Outg
       ++stats_.messages;
       ++stats_.failed;
       Reply r = Reply::fail(ErrorKind::kLimit, "cannot wait behind a load: " + error);
-      count_bad(r.kind, r.reason, m.address);
+      count_bad(r.kind, r.reason, m.address, from);
       out.push_back(Outgoing{from, osc_serialise(make_reply(m.address, r))});
       return;
     }
@@ -266,7 +266,7 @@ void Router::expire_loads(std::chrono::steady_clock::time_point now) {
 void Router::answer_failed(const OscMessage& m, const Peer& from, const std::shared_ptr<PacketBudget>& packet,
                            const Reply& r) {
   ++stats_.failed;
-  count_bad(r.kind, r.reason, m.address);
+  count_bad(r.kind, r.reason, m.address, from);
   const bool limited = packet != nullptr && packet->unvalidated && unvalidated(from, std::chrono::steady_clock::now());
   queue_answer(from, packet, make_reply(m.address, r), limited);
 }

@@ -85,6 +85,11 @@ struct Peer {
   }
 };
 
+// An in-process peer for the daemon's own messages that retry something on their own (the state
+// file's sources whose files were missing, tried again until they are there): their refusals are
+// neither counted as clients' bad input nor logged, and their replies go nowhere.
+constexpr std::uint64_t kQuietPeer = std::uint64_t{1} << 62;
+
 struct Outgoing {
   Peer to;
   std::vector<std::uint8_t> data;
