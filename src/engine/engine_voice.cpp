@@ -219,7 +219,8 @@ void Engine::mix_frames(Voice& v, float* o, const T* p, std::uint32_t n) noexcep
     }
     mix_gains_lr(o, p, gains_.data(), gains_r_.data(), n);
   } else if (v.gain.active() || v.env.active()) {
-    for (std::uint32_t i = 0; i < n; ++i) gains_[i] = v.gain.next() * v.env.next();
+    v.gain.fill(gains_.data(), n);  // block loops, no call per frame (ramp.hpp)
+    v.env.apply(gains_.data(), n);
     mix_gains(o, p, gains_.data(), n);
   } else {
     const float g = v.gain.value() * v.env.value();

@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <tuple>
 #include <vector>
 
 namespace stemd::engine {
@@ -218,6 +220,81 @@ TEST(DurationHistogram, PercentilesOfKnownData) {
   EXPECT_EQ(H::percentile_ns(s2, 0.5), 8u);
   EXPECT_EQ(H::percentile_ns(s2, 1.0), edge(100'000));
   EXPECT_EQ(H::percentile_ns(s2, 0.95), edge(45'000));  // want = 0.95*1099+1 = 1045 → the 45th µs value
+}
+
+}  // namespace
+}  // namespace stemd::engine
+
+namespace stemd::engine {
+namespace {
+
+double formula(Curve c, double a, double b, double x) {
+  switch (c) {
+    case Curve::kLinear:
+      return a + (b - a) * x;
+    case Curve::kSCurve:
+      return a + (b - a) * x * x * (3 - 2 * x);
+    case Curve::kEqualPower:
+      return b > a ? a + (b - a) * std::sin(x * M_PI / 2) : b + (a - b) * std::cos(x * M_PI / 2);
+    case Curve::kExponential: {
+      const double fa = std::max(a, 0.001), fb = std::max(b, 0.001);
+      return fa * std::pow(fb / fa, x);
+    }
+  }
+  return 0;
+}
+
+// Ramp::fill (the mixer's block path: recurrences in four lanes, set back on the formula every
+// kAnchorFrames) gives what next() gives frame by frame, and both follow the formula — through
+// blocks of odd sizes that cross the anchors, and over a fade long enough for a recurrence to
+// drift (10 minutes), landing exactly on the target.
+TEST(RampFill, BlocksFollowTheFormulaAndMatchNextFrameByFrame) {
+  for (const Curve c : {Curve::kLinear, Curve::kExponential, Curve::kEqualPower, Curve::kSCurve}) {
+    for (const auto [from, to, frames] : {std::tuple{1.0f, 0.0f, 4800u}, std::tuple{0.0f, 1.0f, 4800u},
+                                          std::tuple{0.25f, 2.0f, 1001u}, std::tuple{1.0f, 0.001f, 48000u * 600u}}) {
+      Ramp by_block(from), by_frame(from);
+      by_block.set(to, frames, c);
+      by_frame.set(to, frames, c);
+      std::vector<float> out(1500);
+      std::uint32_t k = 0, size = 1;
+      double worst = 0, worst_vs_next = 0;
+      while (k < frames + 10) {
+        const std::uint32_t n = std::min<std::uint32_t>(size, frames + 10 - k);
+        by_block.fill(out.data(), n);
+        for (std::uint32_t i = 0; i < n; ++i) {
+          const std::uint32_t at = k + i + 1;  // frames into the ramp
+          const float next = by_frame.next();
+          if (at % 97 == 0 || at + 3 >= frames || at < 600) {  // the formula is the slow part
+            const double want = at >= frames ? to : formula(c, from, to, static_cast<double>(at) / frames);
+            worst = std::max(worst, std::fabs(out[i] - want) - 2e-5 * std::fabs(want));  // as FadeShape
+          }
+          worst_vs_next = std::max(worst_vs_next, static_cast<double>(std::fabs(out[i] - next)));
+          if (at >= frames) ASSERT_EQ(out[i], to) << to_string(c) << " lands on the target at frame " << at;
+          if (c == Curve::kLinear || c == Curve::kSCurve) ASSERT_EQ(out[i], next) << to_string(c) << " frame " << at;
+        }
+        k += n;
+        size = size * 7 % 1499 + 1;  // 1, 8, 57, 400, …: odd sizes, across the anchors
+      }
+      EXPECT_LT(worst, 2e-6) << to_string(c) << " " << from << "→" << to << " over " << frames;
+      EXPECT_LT(worst_vs_next, 1e-6) << to_string(c) << " " << from << "→" << to << " over " << frames;
+      EXPECT_FALSE(by_block.active());
+      EXPECT_EQ(by_block.value(), to);
+    }
+  }
+}
+
+// apply() multiplies by the gains fill() would give (the voice's envelope on top of its volume).
+TEST(RampFill, ApplyMultipliesByTheSameGains) {
+  Ramp a(1.0f), b(1.0f);
+  a.set(0.0f, 3000, Curve::kEqualPower);
+  b.set(0.0f, 3000, Curve::kEqualPower);
+  std::vector<float> g(700), x(700, 0.5f);
+  for (int block = 0; block < 6; ++block) {
+    a.fill(g.data(), 700);
+    std::fill(x.begin(), x.end(), 0.5f);
+    b.apply(x.data(), 700);
+    for (int i = 0; i < 700; ++i) ASSERT_EQ(x[i], 0.5f * g[i]) << block << ":" << i;
+  }
 }
 
 }  // namespace
