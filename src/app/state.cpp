@@ -521,9 +521,12 @@ void StateKeeper::poll(const control::Controller& ctl, control::Router& router) 
   if (have_last_) {
     if (!differs_in_structure(s, last_)) {
       // Only what moves by itself: every interval_s at most, and not at all when it is the same.
-      bool moved = s.bpm != last_.bpm;
+      // A fade under way moves too: where it was heard is what a restart keeps (without
+      // --restore-voices no position moves, and a master fade-out cut short came back at its
+      // start level with its whole time to go).
+      bool moved = s.bpm != last_.bpm || s.master_fade != last_.master_fade || s.deck_fades != last_.deck_fades;
       for (std::size_t i = 0; i < s.voices.size() && !moved; ++i) {
-        moved = s.voices[i].position != last_.voices[i].position;
+        moved = s.voices[i].position != last_.voices[i].position || s.voices[i].fade != last_.voices[i].fade;
       }
       if (!moved) return;
       if (now - last_queued_ < std::chrono::duration<double>(cfg_.interval_s)) return;

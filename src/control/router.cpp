@@ -17,6 +17,7 @@
 #include <ctime>
 #include <filesystem>
 #include <iterator>
+#include <set>
 
 namespace stemd::control {
 
@@ -262,8 +263,23 @@ std::int64_t Router::bundle_frame(const OscMessage& m, double& late_ms, double& 
   return frame;
 }
 
+namespace {
+
+// What acts on arrival whatever its bundle's time: loads and unloads (README: a source must be
+// ready before its timed play) and what only asks or answers. Such a message in a late bundle ran
+// as it would have on time: answered /done, not "late by".
+bool acts_on_arrival(const std::string& address) {
+  static const std::set<std::string> kOnArrival = {
+      "/stemd/load",   "/stemd/unload",        "/load_buffer", "/cue",          "/stemd/list", "/stemd/voices",
+      "/stemd/status", "/stemd/notify",        "/stemd/ping",  "/stemd/cookie", "/get_status", "/print_clock",
+      "/dummy",        "/stemd/clear_schedule"};
+  return kOnArrival.count(address) != 0;
+}
+
+}  // namespace
+
 Reply Router::route(const Call& c, double ahead_s) {
-  if (std::string e; ahead_s > limits::kMaxAheadSeconds &&
+  if (std::string e; ahead_s > limits::kMaxAheadSeconds && !acts_on_arrival(c.m.address) &&
                      !limits::seconds_in_range(ahead_s, 0, limits::kMaxAheadSeconds, "the bundle's time ahead", e)) {
     return Reply::fail(ErrorKind::kRange, e);  // nothing is timed more than a day ahead
   }
@@ -286,7 +302,7 @@ Reply Router::handle_reply(const OscMessage& m, const Peer& from) {
   if (reply_deferred_) return Reply::fail(ErrorKind::kDeferred, "load in flight");  // answered by poll_loads
   if (r.ok && play_resume_ != nullptr && play_resume_->late_ms > 0) {
     r = Reply::fail(ErrorKind::kLate, late_play_reason(), r.values);  // started, not on its frame
-  } else if (r.ok && late_ms > 0) {
+  } else if (r.ok && late_ms > 0 && !acts_on_arrival(m.address)) {
     // It ran, at once; the sender hears it was late (the spec's "late bundles run at once and
     // are reported").
     char why[96];

@@ -89,7 +89,7 @@ TEST(RouterErrors, EachRefusalHasItsKind) {
   make_wav(other, 480, 9);
   EXPECT_EQ(kind_of(msg("/load_buffer", {OscArg::Int(8), OscArg::Str(other)})), ErrorKind::kLimit) << "--max-sources 1";
   EXPECT_EQ(kind_of(msg("/stemd/cookie", {OscArg::Str("wrong")})), ErrorKind::kCookie);
-  OscMessage timed = msg("/stemd/ping");
+  OscMessage timed = msg("/stemd/master", {OscArg::Float(0.9f)});
   timed.timetag = control::ntp_now();  // the stream is not running: every time has passed
   EXPECT_EQ(kind_of(timed), ErrorKind::kLate);
   // The command queue full (nothing renders here): busy, and the counters say so by kind.
@@ -132,6 +132,29 @@ TEST(RouterErrors, AnArgumentRefusalCarriesTheIdOnceRead) {
   const auto none = rig.reply(msg("/stemd/seek", {OscArg::Str("x"), OscArg::Float(1)}));
   EXPECT_FALSE(none.ok);
   EXPECT_TRUE(none.values.empty());
+}
+
+// What acts on arrival whatever its bundle's time (loads, unloads, queries) is not "late" in a
+// late bundle: it ran as it would have on time. The outside pass got `/fail /load_buffer … late by`
+// for a load that had worked.
+TEST(RouterErrors, ALateBundlesLoadsAndQueriesAreDoneNotLate) {
+  Rig rig;
+  const std::string f = rig.dir.file("a.wav");
+  make_wav(f, 480, 3);
+  auto late = [](OscMessage m) {
+    m.timetag = control::ntp_now();  // the stream is not running: every time has passed
+    return m;
+  };
+  for (const OscMessage& m : {late(msg("/stemd/load", {OscArg::Int(7), OscArg::Str(f)})),
+                              late(msg("/load_buffer", {OscArg::Int(8), OscArg::Str(f)})), late(msg("/stemd/status")),
+                              late(msg("/stemd/list")), late(msg("/stemd/unload", {OscArg::Int(8)}))}) {
+    const auto r = rig.reply(m);
+    EXPECT_TRUE(r.ok) << m.to_string() << ": " << r.reason;
+  }
+  EXPECT_EQ(rig.router.stats().bad.count("late"), 0u);
+  const auto played = rig.reply(late(msg("/stemd/play", {OscArg::Int(7)})));  // timed: it ran late
+  EXPECT_FALSE(played.ok);
+  EXPECT_EQ(played.kind, ErrorKind::kLate) << played.reason;
 }
 
 TEST(RouterSchedule, TheMessagesFrameIsPassedExplicitly) {

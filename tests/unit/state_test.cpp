@@ -678,6 +678,29 @@ TEST(StateKeeper, WritesOnChangeAndAtCaptureNow) {
   EXPECT_EQ(entries, 1);
 }
 
+// A master or deck fade under way is written again as it moves (every interval at most), also
+// without --restore-voices: the outside pass killed stemd with a deck fade heard at 0.32 and got
+// it back at 0.95 with its whole time to go — the file held the fade as it was when it started.
+TEST(StateKeeper, AFadeUnderWayIsWrittenAgainAsItMoves) {
+  test::TempDir dir;
+  const std::string path = dir.file("state");
+  Rig rig;
+  StateKeeper keeper({path, false, 0.5, "test"});
+  ASSERT_EQ(rig.send(msg("/stemd/master", OscArg::Float(0.2), OscArg::Float(4))).address, "/done");
+  rig.render(256);
+  keeper.poll(rig.ctl, rig.router);
+  ASSERT_TRUE(keeper.flush());
+  const std::string first = slurp(path);
+  EXPECT_NE(first.find("/stemd/master 0.2 3.99"), std::string::npos) << first;
+  for (int i = 0; i < 188; ++i) rig.render(256);                 // about 1 s into the fade
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // poll() looks once a second
+  keeper.poll(rig.ctl, rig.router);
+  keeper.flush();
+  const std::string later = slurp(path);
+  EXPECT_NE(later.find("/stemd/master 0.2 2.99"), std::string::npos) << later;
+  EXPECT_NE(later.find(" 0.79"), std::string::npos) << "heard about 0.8 a quarter of the way down\n" << later;
+}
+
 // Everything in a directory but `keep`.
 std::vector<std::string> others_in(const std::string& dir, const std::string& keep) {
   std::vector<std::string> out;
