@@ -319,7 +319,7 @@ void add_osc_options(CLI::App& app, Options& o) {
   app.add_option("--media-root", o.media_root,
                  "Directory OSC clients load from: relative paths resolve against "
                  "it, paths outside it are refused");
-  app.add_option("--http-port", o.http_port,
+  app.add_option("--http-port,--web-port", o.http_port,
                  "Serve the web monitor (status, controls, live audio; docs/monitor.md) on this TCP "
                  "port; -1 = off, 0 = any free port (logged at start)")
       ->check(CLI::Range(-1, 65535))

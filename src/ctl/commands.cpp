@@ -30,6 +30,20 @@ CLI::Validator number_in(double lo, double hi) {
       "NUMBER " + range);
 }
 
+// A finite number ≥ 0 (a start position): "must be a number ≥ 0, got -2".
+CLI::Validator at_least_zero() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(v)) {
+          return "must be a number ≥ 0, got \"" + text + "\"";
+        }
+        return v < 0 ? "must be ≥ 0, got " + text : std::string();
+      },
+      "NUMBER ≥ 0");
+}
+
 // A deck name: A, B, C or D (either case), as the daemon takes it.
 bool is_deck(const std::string& d) {
   return d.size() == 1 && std::toupper(static_cast<unsigned char>(d[0])) >= 'A' &&
@@ -90,13 +104,15 @@ int run_unload(Session& s, Args& a, const CLI::App&) {
 
 void define_play(CLI::App& sub, Args& a) {
   id_arg(sub, a);
-  sub.add_option("--volume", a.volume, "Linear gain 0..4")->capture_default_str();
+  sub.add_option("--volume", a.volume, "Linear gain 0..4")->check(number_in(0, 4))->capture_default_str();
   sub.add_flag("--loop", a.loop, "Loop until stopped");
-  sub.add_option("--start", a.start, "Start position (in --unit; s = the file's own seconds)")->capture_default_str();
+  sub.add_option("--start", a.start, "Start position (in --unit; s = the file's own seconds)")
+      ->check(at_least_zero())
+      ->capture_default_str();
   sub.add_option("--unit", a.unit, "Unit of --start: s, frac (fraction of the file) or frames")
       ->check(units())
       ->capture_default_str();
-  sub.add_option("--rate", a.rate, "Playback rate 0.25..4 (needs a daemon with varispeed)");
+  sub.add_option("--rate", a.rate, "Playback rate 0.25..4 (needs a daemon with varispeed)")->check(number_in(0.25, 4));
   sub.add_option("--deck", a.deck, "Mix on deck A, B, C or D (default: the ID's own deck; below 100: D)")
       ->check(deck_name());
 }

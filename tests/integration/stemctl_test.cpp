@@ -283,7 +283,9 @@ TEST(Stemctl, FailuresPrintTheReasonAndExit1) {
 TEST(Stemctl, UsageErrorsExit2) {
   for (const char* args :
        {"", "play", "play abc", "frobnicate", "--port 0 status", "--port 70000 status", "play 1 --unit parsecs",
-        "send noslash", "send /x i:abc", "send /x i:99999999999", "watch --interval 0", "status --timeout 0"}) {
+        "send noslash", "send /x i:abc", "send /x i:99999999999", "watch --interval 0", "status --timeout 0",
+        // play's options are checked before anything is sent (they reached the daemon: exit 1)
+        "play 1 --volume 5", "play 1 --volume nan", "play 1 --rate 0.1", "play 1 --start -2", "play 1 --start inf"}) {
     SCOPED_TRACE(args);
     const auto r = run_ctl(std::string("-t 0.2 ") + args);
     EXPECT_EQ(r.exit_code, 2) << show(r);

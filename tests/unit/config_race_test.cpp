@@ -70,3 +70,21 @@ TEST(ConfigRace, AFifoSwappedInAfterTheCheckNeverBlocksTheParse) {
 
 }  // namespace
 }  // namespace stemd::app
+
+namespace stemd::app {
+namespace {
+
+// The web monitor's port is also --web-port (a new user's guess was met with "did you mean
+// '--web-root'?").
+TEST(Options, WebPortIsTheHttpPort) {
+  std::vector<std::string> args = {"stemd", "--backend", "null", "--web-port", "8099"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  Options o;
+  std::string e;
+  ASSERT_TRUE(parse_options(static_cast<int>(argv.size()), argv.data(), o, &e)) << e;
+  EXPECT_EQ(o.http_port, 8099);
+}
+
+}  // namespace
+}  // namespace stemd::app
