@@ -522,8 +522,10 @@ void Controller::service() {
   engine::Retired r;
   for (int i = 0; i < 100000 && engine_.poll_retired(r); ++i) retired_scratch_.push_back(r);
 
+  changes_ += retired_scratch_.size();
   engine::Event e;
   for (int i = 0; i < 100000 && engine_.poll_event(e); ++i) {
+    ++changes_;
     VoiceInfo info;
     if (e.voice < voices_.size() && voices_[e.voice].used && voices_[e.voice].generation == e.generation) {
       if (e.type == engine::EventType::kVoiceUnderrun) voices_[e.voice].underruns = e.count;

@@ -194,6 +194,9 @@ class Controller {
   // "busy" (try again), any other failure is the request's own fault. Typed, never read out of
   // the reason's text.
   std::uint64_t busy_refusals() const noexcept { return busy_refusals_; }
+  // [control] Counts what can change the voices' list or their state: every command sent to the
+  // engine, every event and retiree taken back. Equal twice: nothing of that changed between.
+  std::uint64_t changes() const noexcept { return changes_; }
 
   // The engine frame being rendered about now, from the stream clock (0 before the stream runs).
   std::int64_t now_frame() const;
@@ -302,6 +305,7 @@ class Controller {
   std::uint64_t scheduled_sent_ = 0;    // commands sent with a frame (see Metrics::schedule_done)
   std::uint64_t schedule_refused_ = 0;  // timed commands refused: the schedule was full
   std::uint64_t busy_refusals_ = 0;     // see busy_refusals()
+  std::uint64_t changes_ = 0;           // see changes()
   std::string send_error_ = "busy: the command queue is full";
   std::uint32_t resampled_in_use_ = 0;
   std::uint32_t stretched_in_use_ = 0;

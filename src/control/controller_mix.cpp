@@ -135,6 +135,7 @@ bool Controller::send_cmd(std::int64_t at, Command& c) {
     send_error_ = "busy: the command queue is full";
     return false;
   }
+  ++changes_;
   if (at >= 0) {
     ++scheduled_sent_;
     ++period_load_[at / limits::kTimedPeriodFrames];

@@ -90,6 +90,13 @@ struct Shared : std::enable_shared_from_this<Shared> {
   std::atomic<std::uint64_t> next_local{2};  // 1 is the event subscription
   static constexpr std::uint64_t kEventsPeer = 1;
   bool stopping = false;
+  // [control] GET /api/status's voice list, kept for pollers asking within kVoicesKeepMs while
+  // nothing was sent to the engine or came back from it (Controller::changes()): at thousands of
+  // voices a list is ~10 ms of the control thread, and two dozen pollers delayed OSC by 0.1–0.8 s.
+  std::string voices_json;
+  std::uint64_t voices_changes = ~std::uint64_t{0};
+  std::chrono::steady_clock::time_point voices_at{};
+  static constexpr int kVoicesKeepMs = 100;
   // GET /api/files: listings run on a thread of their own (a slow disk never stalls the
   // network or the control thread), at most kMaxListings at once.
   control::MediaPolicy media;

@@ -156,14 +156,7 @@ Json callback_histogram(const engine::Metrics& m) {
   return bins;
 }
 
-}  // namespace
-
-std::string status_json(Shared& sh, const std::string& page) {
-  control::Peer self;
-  self.local = Shared::kEventsPeer;
-  const control::OscMessage r = sh.router.handle(control::osc_message("/stemd/status"), self);
-  Json status = Json::object();
-  for (std::size_t i = 1; i + 1 < r.args.size(); i += 2) status[r.args[i].s] = control::osc_arg_json(r.args[i + 1]);
+Json voices_json(Shared& sh) {
   Json voices = Json::array();
   for (const auto& v : sh.ctl.voices()) {
     const auto& t = sh.ctl.engine().telemetry(v.handle.id);
@@ -181,6 +174,24 @@ std::string status_json(Shared& sh, const std::string& page) {
                           {"fade_s", sh.ctl.output_seconds(v.fade_frames_left)},  // output seconds left
                           {"loop", v.loop},
                           {"state", voice_state(t.state.load(std::memory_order_relaxed), v.paused)}});
+  }
+  return voices;
+}
+
+}  // namespace
+
+std::string status_json(Shared& sh, const std::string& page) {
+  control::Peer self;
+  self.local = Shared::kEventsPeer;
+  const control::OscMessage r = sh.router.handle(control::osc_message("/stemd/status"), self);
+  Json status = Json::object();
+  for (std::size_t i = 1; i + 1 < r.args.size(); i += 2) status[r.args[i].s] = control::osc_arg_json(r.args[i + 1]);
+  const auto now = std::chrono::steady_clock::now();
+  if (sh.ctl.changes() != sh.voices_changes || now - sh.voices_at > std::chrono::milliseconds(Shared::kVoicesKeepMs)) {
+    sh.voices_json = dump(voices_json(sh));
+    sh.voices_changes = sh.ctl.changes();
+    sh.voices_at = now;
+    sh.stats.voices_built.fetch_add(1, std::memory_order_relaxed);
   }
   engine::Metrics& m = sh.ctl.engine().metrics();
   const auto peaks = take_page_peaks(sh, page);
@@ -204,14 +215,15 @@ std::string status_json(Shared& sh, const std::string& page) {
   Json monitor{{"listeners", s.listeners.load()},         {"audio_messages", s.audio_messages.load()},
                {"audio_dropped", s.audio_dropped.load()}, {"tap_dropped", sh.tap ? sh.tap->dropped() : 0},
                {"connections", s.connections.load()},     {"refused", s.refused.load()},
-               {"bad_requests", s.bad_requests.load()},   {"listeners_held", s.listeners_held.load()}};
-  Json j{{"status", std::move(status)},
-         {"voices", std::move(voices)},
-         {"decks", std::move(decks)},
-         {"master", std::move(master)},
-         {"callback_hist", callback_histogram(m)},
+               {"bad_requests", s.bad_requests.load()},   {"listeners_held", s.listeners_held.load()},
+               {"voices_built", s.voices_built.load()}};
+  Json j{{"status", std::move(status)},  {"voices", nullptr},  // spliced in below, as kept
+         {"decks", std::move(decks)},    {"master", std::move(master)}, {"callback_hist", callback_histogram(m)},
          {"monitor", std::move(monitor)}};
-  return dump(j);
+  std::string out = dump(j);
+  const std::size_t at = out.find("\"voices\":null");
+  if (at != std::string::npos) out.replace(at + 9, 4, sh.voices_json);
+  return out;
 }
 
 }  // namespace stemd::web

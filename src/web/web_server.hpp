@@ -61,6 +61,7 @@ struct WebStats {
   std::atomic<std::uint64_t> audio_dropped{0};      // chunks dropped from listeners' queues
   std::atomic<std::uint64_t> event_clients{0};
   std::atomic<std::uint64_t> listeners_held{0};  // entries in the broadcast lists, closed ones not yet pruned
+  std::atomic<std::uint64_t> voices_built{0};    // /api/status voice lists built (the rest were reused)
 };
 
 struct Shared;

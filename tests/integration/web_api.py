@@ -241,6 +241,20 @@ try:
     check(st["master"]["fade_s"] == 0 and st["master"]["level_now"] == st["master"]["level"], "the master is not fading")
     check(osc("/stemd/volume", [3, 1, 0])[0] == 200 and osc("/stemd/deck", ["D", 1, 0])[0] == 200, "back to 1")
     time.sleep(0.2)
+    # Pollers share the voice list (built on the control thread) for 100 ms while nothing changes:
+    # two dozen of them at 1,500 voices delayed OSC by 0.1-0.8 s. A change is seen at once.
+    built = status()["monitor"]["voices_built"]
+    t0 = time.monotonic()
+    for _ in range(20):
+        status()
+    spent = time.monotonic() - t0
+    now_built = status()["monitor"]["voices_built"]
+    check(now_built - built <= 2 + 12 * spent, f"21 polls in {spent:.2f} s built the voice list {now_built - built} times")
+    r7 = osc("/stemd/volume", [3, 0.7, 0])
+    v7 = status()["voices"][0]["volume"]
+    check(r7[0] == 200 and abs(v7 - 0.7) < 1e-6,
+          f"a change shows in the next status, kept list or not ({r7}, {v7})")
+    check(osc("/stemd/volume", [3, 1, 0])[0] == 200 and abs(status()["voices"][0]["volume"] - 1) < 1e-6, "back to 1")
 
     # --- /ws/audio
     a, head = ws_open("/ws/audio")
