@@ -559,7 +559,8 @@ bool StateKeeper::flush() {
     have_pending_ = false;
   }
   std::string error;
-  if (!write_file_atomic(cfg_.path, text, error)) {
+  // A symlinked state file (kept on another partition) stays a link: its target is written.
+  if (!write_file_atomic(cfg_.path, text, error, AtomicWrite{.follow_symlink = true})) {
     if (error != last_error_) {
       spdlog::warn("state file: {} — the previous state file is unchanged; retrying every second", error);
       last_error_ = error;

@@ -701,6 +701,26 @@ TEST(StateKeeper, AFadeUnderWayIsWrittenAgainAsItMoves) {
   EXPECT_NE(later.find(" 0.79"), std::string::npos) << "heard about 0.8 a quarter of the way down\n" << later;
 }
 
+// A state file that is a symlink (the real one on a persistent partition) stays a link and its
+// target is written; the first write used to replace the link by a plain file, so the target
+// kept the old state and the next boot restored it.
+TEST(StateKeeper, ASymlinkedStateFileStaysALinkAndItsTargetIsWritten) {
+  test::TempDir dir;
+  std::filesystem::create_directories(dir.file("persist"));
+  const std::string target = dir.file("persist/state"), link = dir.file("state");
+  spit(target, "stemd-state 1\n/stemd/master 0.5 0\nend\n");
+  std::filesystem::create_symlink(target, link);
+  Rig rig;
+  StateKeeper keeper({link, false, 5.0, "test"});
+  keeper.restore(rig.router);
+  EXPECT_FLOAT_EQ(rig.ctl.master_level(), 0.5f);
+  ASSERT_EQ(rig.send(msg("/stemd/master", OscArg::Float(0.25))).address, "/done");
+  keeper.capture_now(rig.ctl, rig.router);
+  ASSERT_TRUE(keeper.flush());
+  EXPECT_TRUE(std::filesystem::is_symlink(link));
+  EXPECT_NE(slurp(target).find("/stemd/master 0.25 0"), std::string::npos) << slurp(target);
+}
+
 // Everything in a directory but `keep`.
 std::vector<std::string> others_in(const std::string& dir, const std::string& keep) {
   std::vector<std::string> out;
