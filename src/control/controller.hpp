@@ -194,8 +194,9 @@ class Controller {
   // "busy" (try again), any other failure is the request's own fault. Typed, never read out of
   // the reason's text.
   std::uint64_t busy_refusals() const noexcept { return busy_refusals_; }
-  // [control] Counts what can change the voices' list or their state: every command sent to the
-  // engine, every event and retiree taken back. Equal twice: nothing of that changed between.
+  // [control] Counts what can change the voices' list or their state: every voice command sent to
+  // the engine (not master, deck or EQ levels), every event and retiree taken back. Equal twice: nothing of that
+  // changed between.
   std::uint64_t changes() const noexcept { return changes_; }
 
   // The engine frame being rendered about now, from the stream clock (0 before the stream runs).

@@ -135,7 +135,12 @@ bool Controller::send_cmd(std::int64_t at, Command& c) {
     send_error_ = "busy: the command queue is full";
     return false;
   }
-  ++changes_;
+  // What the voice list shows (not the master's, a deck's or the tone's level: a fader moved
+  // every few ms must not make every status poll build the list again).
+  if (c.type != CommandType::kMasterGain && c.type != CommandType::kDeckGain && c.type != CommandType::kDeckEq &&
+      c.type != CommandType::kTone) {
+    ++changes_;
+  }
   if (at >= 0) {
     ++scheduled_sent_;
     ++period_load_[at / limits::kTimedPeriodFrames];
