@@ -15,31 +15,13 @@ equal_power 35 x. Limit 8 x.
   fade_guard.py STEMD_BENCH [--reps N] [--attempts N]
 """
 import argparse
-import json
-import subprocess
 import sys
-import tempfile
+
+from guard_common import measure_within
 
 GRID = "/block:1024"
 REF = "fade/fill/linear"
 LIMITS = {"fade/fill/exponential": 8.0, "fade/fill/equal_power": 8.0, "fade/fill/s_curve": 8.0}
-
-
-def measure(bench, reps, best):
-    names = list(LIMITS) + [REF]
-    filt = "^(" + "|".join(names) + ")" + GRID + "$"
-    with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        subprocess.run([bench, f"--benchmark_filter={filt}", "--benchmark_min_time=0.05",
-                        f"--benchmark_repetitions={reps}", f"--benchmark_out={out.name}",
-                        "--benchmark_out_format=json"], check=True, stdout=subprocess.DEVNULL)
-        data = json.load(open(out.name))
-    for b in data["benchmarks"]:
-        if b.get("run_type") != "iteration" or b.get("error_occurred"):
-            continue
-        name = b["run_name"].removesuffix(GRID)
-        v = b.get("ns_per_frame")
-        if v is not None:
-            best[name] = min(best.get(name, v), v)
 
 
 def main():
@@ -48,18 +30,10 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--attempts", type=int, default=3)
     a = ap.parse_args()
-    best = {}
-    for attempt in range(1, a.attempts + 1):
-        measure(a.bench, a.reps, best)
-        missing = [n for n in list(LIMITS) + [REF] if n not in best]
-        if missing:
-            print(f"fade_guard: no result for {missing}", file=sys.stderr)
-            return 1
-        over = [n for n, limit in LIMITS.items() if best[n] / best[REF] > limit]
-        if not over:
-            break
-        print(f"fade_guard: attempt {attempt}/{a.attempts}: past the limit: "
-              + ", ".join(f"{n} {best[n] / best[REF]:.2f} x" for n in over))
+    best, _ = measure_within("fade_guard", a.bench, list(LIMITS) + [REF], GRID, "ns_per_frame", a.reps, a.attempts,
+                             LIMITS, REF)
+    if best is None:
+        return 1
     ok = True
     for name, limit in LIMITS.items():
         ratio = best[name] / best[REF]

@@ -26,31 +26,14 @@ clobber in mix_add, once, by hand) read 2.53 x and 2.50 x: REGRESSION on both. r
 """
 import argparse
 import json
-import subprocess
 import sys
-import tempfile
+
+from guard_common import measure_within
 
 GRID = "/voices:128/block:1024"
 LIMITS = {"mix/stream16/unity": 1.35, "mix/memory/unity": 2.1}  # × ref/add
 REF = "ref/add"
 INFO = "ref/memcpy"
-
-
-def measure(bench, names, reps, best):
-    """One run of the benchmarks; folds each one's fastest repetition into best (ns per voice-frame)."""
-    filt = "^(" + "|".join(names) + ")" + GRID + "$"
-    with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        subprocess.run([bench, f"--benchmark_filter={filt}", "--benchmark_min_time=0.05",
-                        f"--benchmark_repetitions={reps}", f"--benchmark_out={out.name}",
-                        "--benchmark_out_format=json"], check=True, stdout=subprocess.DEVNULL)
-        data = json.load(open(out.name))
-    for b in data["benchmarks"]:
-        if b.get("run_type") != "iteration" or b.get("error_occurred"):
-            continue
-        name = b["run_name"].removesuffix(GRID)
-        v = b.get("ns_per_voice_frame")
-        if v is not None:
-            best[name] = min(best.get(name, v), v)
 
 
 def main():
@@ -61,18 +44,10 @@ def main():
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     names = list(LIMITS) + [REF, INFO]
-    best = {}
-    for attempt in range(1, a.attempts + 1):
-        measure(a.bench, names, a.reps, best)
-        missing = [n for n in names if n not in best]
-        if missing:
-            print(f"mix_guard: no result for {missing}", file=sys.stderr)
-            return 1
-        over = [n for n, limit in LIMITS.items() if best[n] / best[REF] > limit]
-        if not over:
-            break
-        print(f"mix_guard: attempt {attempt}/{a.attempts}: past the limit: "
-              + ", ".join(f"{n} {best[n] / best[REF]:.2f} x" for n in over))
+    best, attempt = measure_within("mix_guard", a.bench, names, GRID, "ns_per_voice_frame", a.reps, a.attempts,
+                                   LIMITS, REF)
+    if best is None:
+        return 1
     ok = True
     report = {"ref_ns_per_voice_frame": best[REF], "attempts": attempt, "rows": []}
     for name, limit in LIMITS.items():

@@ -2,6 +2,7 @@
 // and lands exactly on the target; a stop during a fade continues from where the fade is (no
 // jump); a crossfade of two sources with equal-power curves keeps constant power.
 #include "common/engine_driver.hpp"
+#include "fade_formula.hpp"
 
 #include <gtest/gtest.h>
 
@@ -12,21 +13,7 @@ namespace {
 
 using engine::Curve;
 
-double expected(Curve c, double a, double b, double x) {
-  switch (c) {
-    case Curve::kLinear:
-      return a + (b - a) * x;
-    case Curve::kSCurve:
-      return a + (b - a) * x * x * (3 - 2 * x);
-    case Curve::kEqualPower:
-      return b > a ? a + (b - a) * std::sin(x * M_PI / 2) : b + (a - b) * std::cos(x * M_PI / 2);
-    case Curve::kExponential: {
-      const double fa = std::max(a, 0.001), fb = std::max(b, 0.001);
-      return fa * std::pow(fb / fa, x);
-    }
-  }
-  return 0;
-}
+double expected(Curve c, double a, double b, double x) { return fade_formula(c, a, b, x); }
 
 class FadeShape : public ::testing::TestWithParam<std::tuple<Curve, float, float>> {};
 

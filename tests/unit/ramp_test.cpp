@@ -2,6 +2,8 @@
 #include "stemd/ramp.hpp"
 #include "stemd/metrics.hpp"
 
+#include "fade_formula.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -228,21 +230,7 @@ TEST(DurationHistogram, PercentilesOfKnownData) {
 namespace stemd::engine {
 namespace {
 
-double formula(Curve c, double a, double b, double x) {
-  switch (c) {
-    case Curve::kLinear:
-      return a + (b - a) * x;
-    case Curve::kSCurve:
-      return a + (b - a) * x * x * (3 - 2 * x);
-    case Curve::kEqualPower:
-      return b > a ? a + (b - a) * std::sin(x * M_PI / 2) : b + (a - b) * std::cos(x * M_PI / 2);
-    case Curve::kExponential: {
-      const double fa = std::max(a, 0.001), fb = std::max(b, 0.001);
-      return fa * std::pow(fb / fa, x);
-    }
-  }
-  return 0;
-}
+double formula(Curve c, double a, double b, double x) { return test::fade_formula(c, a, b, x); }
 
 // Ramp::fill (the mixer's block path: recurrences in four lanes, set back on the formula every
 // kAnchorFrames) gives what next() gives frame by frame, and both follow the formula — through
