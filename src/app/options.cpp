@@ -8,14 +8,19 @@
 #include "control/suggest.hpp"
 #include "options_internal.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <cstring>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <regex>
 #include <sstream>
+
+#include <sys/stat.h>
 
 namespace stemd::app {
 
@@ -179,6 +184,13 @@ void choose_buffer_size(int argc, char** argv, const CLI::App& app, Options& o,
   }
 }
 
+namespace {
+bool is_regular_file_here(const char* name) {
+  struct stat st {};
+  return ::stat(name, &st) == 0 && S_ISREG(st.st_mode);
+}
+}  // namespace
+
 // The old crowdstream server's flags: the stretch method's mapping, crowdstream mode and its
 // defaults, --bpm-config. An error message, or "".
 std::string apply_crowdstream_flags(const CLI::App& app, Options& o) {
@@ -221,16 +233,32 @@ std::string apply_crowdstream_flags(const CLI::App& app, Options& o) {
         "time_stretch, or --stretch-buses N)");
   }
   bool rise_from_file = false, fall_from_file = false;
+  // The old server read audio-mixer/bpm_config.json by itself — its own directory, where the
+  // production scripts start it. In crowdstream mode without --bpm-config, a bpm_config.json in the
+  // working directory is read the same way (said so at start; a bad one is a note, not an error).
+  const bool found_bpm = o.crowdstream_mode && o.bpm_config.empty() && is_regular_file_here("bpm_config.json");
+  if (found_bpm) o.bpm_config = std::filesystem::absolute("bpm_config.json").string();
   if (!o.bpm_config.empty()) {
     BpmConfig bc;
     std::string e;
-    if (!read_bpm_config(o.bpm_config, bc, e)) return e;
-    o.movement_max = bc.movement_max;
-    // Flags given explicitly win over the file.
-    if (app.count("--movement-thresholds") == 0) o.movement_thresholds.assign(bc.thresholds, bc.thresholds + 3);
-    if (app.count("--movement-tempos") == 0) o.movement_tempos.assign(bc.tempos, bc.tempos + 5);
-    if (app.count("--tempo-rise-s") == 0) o.tempo_rise_s = bc.rise_seconds, rise_from_file = true;
-    if (app.count("--tempo-fall-s") == 0) o.tempo_fall_s = bc.fall_seconds, fall_from_file = true;
+    if (!read_bpm_config(o.bpm_config, bc, e)) {
+      if (!found_bpm) return e;
+      o.notes.push_back(e + " (found in the working directory): not used, the movement table keeps its defaults");
+      o.bpm_config.clear();
+    } else {
+      o.notes.push_back(fmt::format(
+          "--bpm-config {}{}: movement tempos {}/{}/{}/{}/{} bpm at thresholds {}/{}/{}, movement max {}", o.bpm_config,
+          found_bpm ? " (found in the working directory, as the old server read its own; --bpm-config FILE to choose)"
+                    : "",
+          bc.tempos[0], bc.tempos[1], bc.tempos[2], bc.tempos[3], bc.tempos[4], bc.thresholds[0], bc.thresholds[1],
+          bc.thresholds[2], bc.movement_max));
+      o.movement_max = bc.movement_max;
+      // Flags given explicitly win over the file.
+      if (app.count("--movement-thresholds") == 0) o.movement_thresholds.assign(bc.thresholds, bc.thresholds + 3);
+      if (app.count("--movement-tempos") == 0) o.movement_tempos.assign(bc.tempos, bc.tempos + 5);
+      if (app.count("--tempo-rise-s") == 0) o.tempo_rise_s = bc.rise_seconds, rise_from_file = true;
+      if (app.count("--tempo-fall-s") == 0) o.tempo_fall_s = bc.fall_seconds, fall_from_file = true;
+    }
   }
   if (o.crowdstream_mode) {
     if (app.count("--master") == 0) o.master = 0.8;

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 
 namespace stemd::app {
@@ -226,6 +227,40 @@ TEST(CrowdstreamOptions, BpmConfigFillsTheMovementTable) {
       << e;
   EXPECT_EQ(o2.movement_tempos, (std::vector<double>{1, 2, 3, 4, 5}));
   EXPECT_DOUBLE_EQ(o2.tempo_fall_s, 40.0);
+}
+
+// The old server read audio-mixer/bpm_config.json by itself; stemd started from audio-mixer/ with
+// the production launch line did not (a new user's pass: a tuned file ignored without a word). In
+// crowdstream mode a bpm_config.json in the working directory is read, and said so; a bad one is a
+// note, not an error; outside crowdstream mode it is not looked for.
+TEST(CrowdstreamOptions, ABpmConfigInTheWorkingDirectoryIsReadInCrowdstreamMode) {
+  test::TempDir dir;
+  std::ofstream(dir.file("bpm_config.json")) << R"({"movement_bpm": {"movement_max_value": 0.6,
+      "thresholds": {"very_very_low": 0.02, "very_low": 0.05, "low": 0.1, "medium": 0.1},
+      "bpm_targets": {"very_very_low": 90, "very_low": 100, "low": 110, "medium": 118, "high_max": 130}}})";
+  test::TempDir bad;
+  std::ofstream(bad.file("bpm_config.json")) << "{ not json";
+  const auto cwd = std::filesystem::current_path();
+  Options cs, native, broken;
+  std::string e, e_native, e_broken;
+  std::filesystem::current_path(dir.path());
+  const int rc = parse({"--port", "57122", "--disable-filters"}, cs, &e);
+  const int rc_native = parse({"--backend", "null"}, native, &e_native);
+  std::filesystem::current_path(bad.path());
+  const int rc_broken = parse({"--port", "57122", "--disable-filters"}, broken, &e_broken);
+  std::filesystem::current_path(cwd);
+  ASSERT_EQ(rc, -1) << e;
+  EXPECT_EQ(cs.movement_tempos, (std::vector<double>{90, 100, 110, 118, 130}));
+  bool said = false;
+  for (const auto& n : cs.notes) said |= n.find("found in the working directory") != std::string::npos;
+  EXPECT_TRUE(said);
+  ASSERT_EQ(rc_native, -1) << e_native;
+  EXPECT_NE(native.movement_tempos, cs.movement_tempos);
+  ASSERT_EQ(rc_broken, -1) << e_broken;
+  EXPECT_TRUE(broken.bpm_config.empty());
+  bool noted = false;
+  for (const auto& n : broken.notes) noted |= n.find("not used") != std::string::npos;
+  EXPECT_TRUE(noted);
 }
 
 TEST(CrowdstreamOptions, ShippedBpmConfigIsTheDefaults) {
