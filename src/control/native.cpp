@@ -244,7 +244,10 @@ Reply NativeDialect::stop(const Call& c) {
   if (std::string e; !limits::seconds_in_range(fade, 0, limits::kMaxFadeSeconds, "fade", e))
     return fail(K::kRange, e, idv);
   VoiceHandle h;
-  if (Reply r; !playing(id, h, r)) return r;
+  if (Reply r; !playing(id, h, r)) {
+    r.quiet = ctl_.source(id) != nullptr;  // loaded, nothing playing: nothing to stop (as `mpc stop`)
+    return r;
+  }
   std::string error;
   if (!ctl_.stop(c.at, h, fade, error, curve)) return fail(K::kBusy, error, idv);
   r_.players_.erase(id);

@@ -313,7 +313,7 @@ Reply Router::handle_reply(const OscMessage& m, const Peer& from) {
     ++stats_.done;
   } else {
     ++stats_.failed;
-    count_bad(r.kind, r.reason, m.address, from);
+    if (!r.quiet) count_bad(r.kind, r.reason, m.address, from);
   }
   return r;
 }

@@ -136,6 +136,9 @@ struct Reply {
   std::vector<OscArg> values;
   ErrorKind kind = ErrorKind::kArguments;  // when !ok
   std::string reason;                      // when !ok: what the client reads
+  // A refusal that is no client's mistake (stopping a loaded id that is not playing): answered
+  // /fail as any, but neither counted as bad input nor logged as a warning.
+  bool quiet = false;
 
   static Reply done(std::vector<OscArg> values = {}) {
     Reply r;

@@ -157,6 +157,22 @@ TEST(RouterErrors, ALateBundlesLoadsAndQueriesAreDoneNotLate) {
   EXPECT_EQ(played.kind, ErrorKind::kLate) << played.reason;
 }
 
+// Stopping a loaded id that is not playing is answered as before (/fail … is not playing: stemctl
+// exits 0, as `mpc stop`) but is no client's mistake: not counted as bad input, so not logged as a
+// warning (a new user's pass found `warning OSC unknown_id` in the journal for every such stop).
+TEST(RouterErrors, StoppingALoadedIdThatIsNotPlayingIsNoBadInput) {
+  Rig rig;
+  rig.load(100);
+  const auto r = rig.reply(msg("/stemd/stop", {OscArg::Int(100)}));
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.kind, ErrorKind::kUnknownId);
+  EXPECT_NE(r.reason.find("is not playing"), std::string::npos) << r.reason;
+  EXPECT_EQ(rig.router.stats().bad.count("unknown_id"), 0u);
+  const auto gone = rig.reply(msg("/stemd/stop", {OscArg::Int(555)}));  // not loaded: a mistake
+  EXPECT_FALSE(gone.ok);
+  EXPECT_EQ(rig.router.stats().bad.count("unknown_id"), 1u);
+}
+
 TEST(RouterSchedule, TheMessagesFrameIsPassedExplicitly) {
   Rig rig;
   rig.load(1100);
