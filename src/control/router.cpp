@@ -263,11 +263,6 @@ std::int64_t Router::bundle_frame(const OscMessage& m, double& late_ms, double& 
   return frame;
 }
 
-namespace {
-
-// What acts on arrival whatever its bundle's time: loads and unloads (README: a source must be
-// ready before its timed play) and what only asks or answers. Such a message in a late bundle ran
-// as it would have on time: answered /done, not "late by".
 bool acts_on_arrival(const std::string& address) {
   static const std::set<std::string> kOnArrival = {
       "/stemd/load",   "/stemd/unload",        "/load_buffer", "/cue",          "/stemd/list", "/stemd/voices",
@@ -275,8 +270,6 @@ bool acts_on_arrival(const std::string& address) {
       "/dummy",        "/stemd/clear_schedule"};
   return kOnArrival.count(address) != 0;
 }
-
-}  // namespace
 
 Reply Router::route(const Call& c, double ahead_s) {
   if (std::string e; ahead_s > limits::kMaxAheadSeconds && !acts_on_arrival(c.m.address) &&

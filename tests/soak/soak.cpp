@@ -839,8 +839,9 @@ class Generator {
       // A late bundle's messages run (and are answered "late"): all stateless, so the model of
       // the crowdstream cues stays exact whatever they did.
       Expect e = i == 0 && !late ? message(m) : stateless(m);
-      // Any message of a late bundle is answered /fail (late, or its own reason).
-      if (late && e != Expect::kFail) {
+      // Any message of a late bundle is answered /fail (late, or its own reason) — but what acts
+      // on arrival anyway (loads, unloads, queries) as on time.
+      if (late && e != Expect::kFail && !control::acts_on_arrival(m.address)) {
         if (e == Expect::kResource || e == Expect::kStaleCue) {
           --resource;
         } else {
