@@ -106,6 +106,7 @@ class Ramp {
   // s_curve; the other curves' recurrence runs in four lanes here, so up to double rounding) —
   // in loops the compiler vectorizes: the mixer's per-block path.
   void fill(float* out, std::uint32_t n) noexcept {
+    if (n == 0) return;
     std::uint32_t j = 0;
     if (remaining_ > 1) {
       const std::uint32_t m = std::min(n, remaining_ - 1);  // frames before the landing one

@@ -503,7 +503,9 @@ void build_corpus(Corpus& c) {
   c.add(msg("/stemd/play", 2500), {"not loaded"});
   for (const char* addr : {"/stemd/stop", "/stemd/pause", "/stemd/resume"}) {
     c.add(msg(addr, 2500), {"not playing"});
-    c.add(msg(addr, 1100), {"not playing"});
+    // Stopping a loaded id that is not playing is answered the same, but is no client's mistake:
+    // not counted (RouterErrors.StoppingALoadedIdThatIsNotPlayingIsNoBadInput).
+    if (std::string(addr) != "/stemd/stop") c.add(msg(addr, 1100), {"not playing"});
   }
   c.add(msg("/stemd/seek", 2500, 0.5), {"not playing"});
   c.add(msg("/stemd/seek", 1100, 0.5), {"not playing"});
