@@ -126,6 +126,14 @@ class Engine {
   // [control] Commands that can be sent now without "busy" (for all-or-nothing multi-command
   // requests: check first, then send).
   std::size_t command_space() const noexcept { return commands_.write_available(); }
+  // [control, ONLY before the stream starts: once it runs, the audio thread is the queue's one
+  // consumer] Applies up to kMaxCommandsPerCallback queued commands as the first callback would
+  // (one timed for later goes into the schedule); true while more wait. The state file's restore
+  // routes more commands than the queue holds (RestoreHooks::make_room).
+  bool apply_commands_before_stream() noexcept {
+    apply_commands();
+    return commands_.read_available() > 0;
+  }
   bool poll_event(Event& e) noexcept { return events_.pop(e); }
   bool poll_retired(Retired& r) noexcept { return retired_.pop(r); }
   Metrics& metrics() noexcept { return metrics_; }

@@ -19,6 +19,10 @@ int DaemonRun::run() {
   if (int rc = open_backend(); rc >= 0) return rc;
   if (int rc = build_instance(); rc >= 0) return rc;
   restore_state();
+  if (stopped_in_restore_) {
+    spdlog::info("stopping ({}): before the audio started", stop_reason_);
+    return shutdown();
+  }
   resume_session();
   if (int rc = load_start_files(); rc >= 0) return rc;
   if (int rc = run_script(); rc >= 0) return rc;

@@ -59,6 +59,7 @@ class DaemonRun {
   // (--http-bind 0.0.0.0)"); empty when both are on loopback (or off).
   std::string reachable_listener() const;
   void restore_state();
+  void hook_state_poll();
   void resume_session();
   void restart_resumed_voices();                                                                     // [control]
   bool route_start_message(const std::string& flag, const control::OscMessage& m, std::int64_t at);  // [control]
@@ -117,6 +118,7 @@ class DaemonRun {
   // the end of the main loop
   int exit_code_ = 0;
   std::string stop_reason_ = "finished";
+  bool stopped_in_restore_ = false;  // a stop signal came while the state file's loads were in flight
   // the device watch and recovery: attempts at 0.5 s, then doubling to every 5 s
   std::uint64_t stall_callbacks_ = 0;
   Clock::time_point stall_since_, next_attempt_;

@@ -88,7 +88,7 @@ int DaemonRun::shutdown() {
                       bc_.kind == "portaudio" ? " (the audio device did not stop: its server or interface gone?)" : "");
         // Stuck before the state was saved (in the control thread's stop): write the last state
         // the control thread queued (at most a second old). Stuck inside the save: not again.
-        if (state_ && !saving_started.load()) {
+        if (state_ && !saving_started.load() && !stopped_in_restore_) {
           if (state_->flush()) spdlog::info("state saved to {}", state_->path());
         }
         spdlog::default_logger()->flush();
@@ -100,7 +100,7 @@ int DaemonRun::shutdown() {
   if (web_) web_->stop();  // before the control thread: the web server posts work to it
   inst_->stop_control();   // the main thread is the control thread again
   // --state-file: the state as it is now, before the master fades out
-  if (state_) {
+  if (state_ && !stopped_in_restore_) {  // a restore cut short: the file stays as it was
     deadline.step("saving the state file");
     saving_started = true;
     state_->capture_now(inst_->controller(), inst_->router());
@@ -170,6 +170,7 @@ void DaemonRun::probe_device(std::uint64_t callbacks_before_fade, Clock::time_po
 }
 
 void DaemonRun::log_summary() {
+  if (stopped_in_restore_) return;  // no audio yet: "stopping (…): before the audio started" said it
   const auto& m = inst_->engine().metrics();
   const auto hist = m.callback_ns.snapshot();
   const std::uint64_t max_ns = m.callback_max_ns.load();

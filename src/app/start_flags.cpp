@@ -37,7 +37,37 @@ void DaemonRun::restore_state() {
   state_ = std::make_unique<StateKeeper>(
       StateKeeper::Config{o_.state_file, o_.restore_voices, o_.state_interval, std::string("stemd ") + STEMD_VERSION});
   control::Router& router = inst_->router();
-  if (!resume_.active) state_->restore(router);  // resuming: the hand-over is newer
+  if (resume_.active) return hook_state_poll();  // resuming: the hand-over is newer
+  // Its loads on the opener threads, with --load-timeout, as a client's (a dead network share
+  // at boot must not hold the start-up); the server's loop takes them over when it starts.
+  if (inst_->server() != nullptr) router.enable_async_loads(nullptr);
+  RestoreHooks hooks;
+  // SIGTERM/SIGINT while loads are in flight (a network share that does not answer at boot):
+  // the restore stops, and so does stemd (run()); SIGHUP stays pending for the main loop.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  hooks.wait = [this, stop](int ms) {
+    timespec timeout{0, ms * 1'000'000L};
+    const int sig = sigtimedwait(&stop, nullptr, &timeout);
+    if (sig != SIGINT && sig != SIGTERM) return true;
+    stop_reason_ = sig == SIGINT ? "SIGINT during the state restore" : "SIGTERM during the state restore";
+    return false;
+  };
+  // Before the stream starts nothing drains the engine's command queue: apply what was routed
+  // (and take its events) whenever less than a callback's worth of room is left.
+  hooks.make_room = [this] {
+    if (inst_->engine().command_space() <= engine::Engine::kMaxCommandsPerCallback * 2)
+      inst_->controller().apply_before_stream();
+  };
+  stopped_in_restore_ = state_->restore(router, hooks).interrupted;
+  hook_state_poll();
+}
+
+// The state keeper's look at the state, once a second on the control thread.
+void DaemonRun::hook_state_poll() {
+  control::Router& router = inst_->router();
   auto poll = [this] { state_->poll(inst_->controller(), inst_->router()); };
   if (inst_->server() != nullptr) {
     router.set_tick_hook(poll);  // the OSC server's thread ticks the router

@@ -436,82 +436,6 @@ StateRead read_state_file(const std::string& path, std::vector<StateMessage>& ou
 
 StateKeeper::StateKeeper(Config c) : cfg_(std::move(c)) {}
 
-RestoreReport StateKeeper::restore(control::Router& router) {
-  RestoreReport rep;
-  std::vector<StateMessage> msgs;
-  std::string error;
-  const control::RouterConfig& rc = router.config();
-  switch (read_state_file(cfg_.path, msgs, error, state_bytes_bound(rc.max_sources, rc.limits.max_string))) {
-    case StateRead::kMissing:
-      spdlog::info("state file {} does not exist yet: starting empty (it is written as the state changes)", cfg_.path);
-      return rep;
-    case StateRead::kBad: {
-      const std::string bad = cfg_.path + ".bad";
-      std::string kept;
-      struct stat st {};
-      if (::stat(cfg_.path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
-        kept = "left as it is";  // a directory or a device given by mistake is never moved
-      } else if (std::rename(cfg_.path.c_str(), bad.c_str()) == 0) {
-        kept = "kept as " + bad;
-      } else {
-        kept = "could not be renamed to " + bad + ": " + std::strerror(errno);
-      }
-      spdlog::warn("state file {} — ignored ({}); starting empty", error, kept);
-      return rep;
-    }
-    case StateRead::kOk:
-      break;
-  }
-  std::set<int> failed_ids;  // a source that could not be loaded: its voice lines are skipped quietly
-  for (const StateMessage& sm : msgs) {
-    const control::OscMessage& m = sm.message;
-    if (is_voice_message(m) && !cfg_.restore_voices) {
-      ++rep.skipped_voice;
-      continue;
-    }
-    const bool has_id = !m.args.empty() && (m.args[0].type == 'i' || m.args[0].type == 'h');
-    const int id = has_id ? static_cast<int>(m.args[0].i) : 0;
-    const bool load = m.address == "/stemd/load" || m.address == "/load_buffer";
-    const bool voice = has_id && is_voice_message(m);  // not /stemd/quantize 4: no id
-    if (load && has_id) std::erase_if(held_, [id](const Held& h) { return h.id == id; });  // the later line wins
-    if (voice && held(id)) {
-      add_to_held(sm);  // waits with its source
-      continue;
-    }
-    if (voice && failed_ids.count(id) != 0) continue;
-    ++rep.messages;
-    control::Peer self;  // the daemon's own: a refusal is logged here, not counted as a client's
-    self.local = control::kQuietPeer;
-    const control::Reply reply = router.handle_reply(m, self);
-    if (reply.ok || reply.kind == control::ErrorKind::kDeferred) {
-      if (load) ++rep.sources;
-      if (m.address == "/stemd/play" || m.address == "/stemd/play_region") ++rep.voices;
-      continue;
-    }
-    ++rep.failed;
-    if (load && has_id && reply.kind == control::ErrorKind::kPath && file_may_come_back(reply.reason)) {
-      failed_ids.insert(id);
-      hold(sm, reply.reason);
-    } else if (load) {
-      failed_ids.insert(id);
-      spdlog::warn("state file {}:{}: source {} not restored: {} (the others are)", cfg_.path, sm.line, id,
-                   base::log_escape(reply.reason, 400));
-    } else {
-      spdlog::warn("state file {}:{}: {} failed: {} (skipped)", cfg_.path, sm.line,
-                   base::log_escape(state_line(m), 600), base::log_escape(reply.reason, 400));
-    }
-  }
-  spdlog::info("state file {}: restored {} of {} sources{}{}, levels{}", cfg_.path, rep.sources,
-               rep.sources + static_cast<int>(failed_ids.size()),
-               held_.empty() ? std::string() : fmt::format(" ({} waiting for their files)", held_.size()),
-               cfg_.restore_voices ? fmt::format(", {} voices", rep.voices) : std::string(),
-               rep.skipped_voice > 0
-                   ? fmt::format("; {} voice lines not restored (--restore-voices is off)", rep.skipped_voice)
-                   : std::string());
-  last_retry_ = std::chrono::steady_clock::now();
-  return rep;
-}
-
 void StateKeeper::poll(const control::Controller& ctl, control::Router& router) {
   const auto now = std::chrono::steady_clock::now();
   if (have_last_ && now - last_poll_ < std::chrono::seconds(1)) return;
@@ -542,6 +466,7 @@ void StateKeeper::capture_now(const control::Controller& ctl, const control::Rou
 }
 
 void StateKeeper::queue(const DaemonState& s) {
+  if (interrupted_) return;  // a restore cut short: the file keeps what the next start needs
   std::string text = format_state(s, cfg_.writer);
   last_ = s;
   have_last_ = true;

@@ -31,6 +31,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -136,6 +137,20 @@ struct RestoreReport {
   int voices = 0;         // started
   int failed = 0;         // answered /fail (each logged)
   int skipped_voice = 0;  // voice lines not routed: --restore-voices is off
+  // A stop signal came while it waited on loads: the rest was not restored, and this process
+  // writes no state file (the file stays as it was, for the next start).
+  bool interrupted = false;
+};
+
+// What the restore at start may do besides routing [main, before the stream starts].
+struct RestoreHooks {
+  // Waits up to `ms` milliseconds for a stop (SIGTERM, SIGINT) while loads are in flight; false:
+  // stop now. Without it, a plain sleep.
+  std::function<bool(int ms)> wait;
+  // Called before each message is routed: makes room in the engine's command queue (8,192
+  // commands), which nothing else drains before the stream starts — a state file of a few
+  // thousand voices fills it.
+  std::function<void()> make_room;
 };
 
 // Keeps PATH up to date with the daemon's state.
@@ -153,8 +168,12 @@ class StateKeeper {
   // [control, before the stream starts] Reads PATH and routes its messages through the router.
   // Missing: one info line. Unreadable, corrupt or another version: one warning naming the
   // file, the line and the problem; the file is renamed PATH.bad and stemd starts empty. A
-  // message that fails (a file that has gone): a warning, the rest is restored.
-  RestoreReport restore(control::Router& router);
+  // message that fails (a file that has gone): a warning, the rest is restored. Loads and stream
+  // opens run on the router's opener threads (when enable_async_loads() was called) with
+  // --load-timeout, the messages of an id waiting for its load: a file system that does not
+  // answer costs that timeout (the source is then kept and tried again, as a missing file is),
+  // and a stop signal ends the wait (hooks.wait).
+  RestoreReport restore(control::Router& router, const RestoreHooks& hooks = {});
 
   // [control] Called often (every server pass): at most once a second, looks at the state and
   // queues a write when it changed (positions and tempo alone: at most every interval_s).
@@ -185,6 +204,12 @@ class StateKeeper {
   bool held(int id) const;
   void add_to_held(const StateMessage& m);
   void retry_held(const control::Controller& ctl, control::Router& router);
+  // The restore's steps (state_restore.cpp).
+  struct RestoreRun;
+  void restore_message(RestoreRun& run, control::Router& router, std::size_t i);
+  void restore_outcome(RestoreRun& run, std::size_t i, const control::Reply& reply);
+  bool restore_pump(RestoreRun& run, control::Router& router);
+  bool interrupted_ = false;  // the restore was stopped: nothing is written (queue())
   std::vector<Held> held_;
   std::chrono::steady_clock::time_point last_retry_{};
 

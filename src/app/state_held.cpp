@@ -22,7 +22,8 @@ bool file_may_come_back(const std::string& reason) {
   for (int e : {ENOENT, ENOTDIR, EACCES, EIO, ESTALE, ENODEV, ENXIO, ETIMEDOUT, EHOSTDOWN, EHOSTUNREACH}) {
     if (reason.find(std::strerror(e)) != std::string::npos) return true;
   }
-  return false;
+  // --load-timeout: a network share or FUSE mount that did not answer (the router's reason).
+  return reason.find("(the file system did not answer)") != std::string::npos;
 }
 
 bool StateKeeper::held(int id) const {

@@ -209,6 +209,10 @@ class Controller {
 
   // Drains the engine's events and retirees. Call at least ten times a second.
   void service();
+  // [control, ONLY before the stream starts: then the audio thread is the command queue's one
+  // consumer] Applies what was sent so far as the first callback would, and takes its events
+  // (service()): the queue's room back. The state file's restore routes more than it holds.
+  void apply_before_stream();
   void set_event_handler(EventHandler h) { on_event_ = std::move(h); }
   // Called on every install (loads, from any client or the start-up flags), unload and clear.
   void set_source_handler(SourceHandler h) { on_source_ = std::move(h); }

@@ -236,6 +236,14 @@ std::int64_t Controller::now_frame() const {
   return frame + static_cast<std::int64_t>(elapsed * engine_.config().sample_rate);
 }
 
+void Controller::apply_before_stream() {
+  bool more = true;
+  while (more) {
+    more = engine_.apply_commands_before_stream();
+    service();
+  }
+}
+
 bool Controller::clock_running() const {
   std::int64_t frame = 0;
   std::uint64_t ns = 0;

@@ -72,9 +72,18 @@ class Router {
   // it and runs the messages that waited behind it, and take_replies() hands those answers out.
   // A message touching an id (or a crowdstream deck's base id) whose load is in flight waits
   // behind that load, in arrival order; anything else is answered at once. `wake` is called
-  // from an opener thread when a load finished.
+  // from an opener thread when a load finished; called again, it only replaces `wake`.
   void enable_async_loads(std::function<void()> wake);
   void poll_loads();
+  // [control; the state file's restore at start] One message as handle_reply() handles it, except
+  // that a load or a play's stream open it starts runs on an opener thread once
+  // enable_async_loads() was called (kDeferred: its answer comes later, from poll_loads() through
+  // take_replies()), so a file system that does not answer costs --load-timeout, not the caller's
+  // thread. For a message that does not wait behind a load (waits_behind_load() false).
+  Reply handle_async(const OscMessage& m, const Peer& from);
+  // `m` touches an id (or every id) whose load or play's stream open is in flight.
+  bool waits_behind_load(const OscMessage& m) const;
+  bool anything_in_flight() const { return any_in_flight(); }
   void take_replies(std::vector<Outgoing>& out);
   std::size_t loads_in_flight() const { return pending_.size(); }
   // Messages whose plays wait for their streams to open (router_streams.cpp).

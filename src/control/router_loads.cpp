@@ -67,7 +67,11 @@ void run_load(const MediaPolicy& media, const std::string& path, const std::stri
 }  // namespace
 
 void Router::enable_async_loads(std::function<void()> wake) {
-  if (pool_) return;
+  if (pool_) {  // enabled earlier, for the state file's restore at start: this wake-up from now on
+    std::lock_guard g(completions_->mutex);
+    completions_->wake = std::move(wake);
+    return;
+  }
   completions_ = std::make_shared<LoadCompletions>();
   completions_->wake = std::move(wake);
   pool_ = std::make_unique<LoadPool>(cfg_.load_threads, cfg_.max_loads_in_flight);
@@ -124,11 +128,13 @@ Reply Router::load_file(const Call& c, int id, const std::string& path, const st
         run_load(media, path, name, lo, ensure, have_current, current, *d);
         // Published once the pool has freed this job's slot (LoadPool::Job).
         return LoadPool::Publish([d, completions] {
+          std::function<void()> wake;  // set again when the server starts (enable_async_loads)
           {
             std::lock_guard g(completions->mutex);
             completions->done.push_back(std::move(*d));
+            wake = completions->wake;
           }
-          if (completions->wake) completions->wake();
+          if (wake) wake();
         });
       },
       why);
@@ -139,6 +145,20 @@ Reply Router::load_file(const Call& c, int id, const std::string& path, const st
   // Not sent (handle() sees reply_deferred_); a failure so that handlers stop here and change
   // nothing more until they are re-run with the load done.
   return Reply::fail(ErrorKind::kDeferred, "load in flight", idv);
+}
+
+Reply Router::handle_async(const OscMessage& m, const Peer& from) {
+  async_now_ = pool_ != nullptr;
+  Reply r = handle_reply(m, from);
+  async_now_ = false;
+  return r;
+}
+
+bool Router::waits_behind_load(const OscMessage& m) const {
+  std::vector<int> slots;
+  bool all = false;
+  touched_slots(m, slots, all);
+  return blocked(slots, all);
 }
 
 void Router::touched_slots(const OscMessage& m, std::vector<int>& slots, bool& all) const {

@@ -59,11 +59,13 @@ Reply Router::open_streams(std::vector<StreamWant> wants, std::int64_t at) {
         }
         d->open_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         return LoadPool::Publish([d, completions] {
+          std::function<void()> wake;  // set again when the server starts (enable_async_loads)
           {
             std::lock_guard g(completions->mutex);
             completions->streams.push_back(std::move(*d));
+            wake = completions->wake;
           }
-          if (completions->wake) completions->wake();
+          if (wake) wake();
         });
       },
       why);

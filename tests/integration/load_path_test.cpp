@@ -4,6 +4,7 @@
 #include "control/load_pool.hpp"
 #include "io/sound_file.hpp"
 #include "common/sanitized.hpp"
+#include "common/stall_reads.hpp"
 #include "stemd/ring_memory.hpp"
 #include "osc_harness.hpp"
 
@@ -48,23 +49,7 @@ void write_tiny_flac(const std::string& path, std::int64_t frames) {
 }
 
 // Delays every read of one file (by its path's ending) — a stalled disk or NFS server.
-class StallOne : public io::FaultInjector {
- public:
-  StallOne(std::string suffix, std::chrono::milliseconds delay) : suffix_(std::move(suffix)), delay_(delay) {}
-  io::ReadFault on_read(const std::string& path, std::int64_t, std::int64_t) noexcept override {
-    io::ReadFault f;
-    if (path.size() >= suffix_.size() && path.compare(path.size() - suffix_.size(), suffix_.size(), suffix_) == 0 &&
-        !stalled_.exchange(true)) {
-      f.delay_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(delay_).count();
-    }
-    return f;
-  }
-
- private:
-  std::string suffix_;
-  std::chrono::milliseconds delay_;
-  std::atomic<bool> stalled_{false};
-};
+using StallOne = test::StallFirstRead;
 
 class LoadPath : public ::testing::Test {
  protected:

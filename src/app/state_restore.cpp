@@ -1,0 +1,215 @@
+// The state file's restore at start (state.hpp) [main, before the stream and the control thread
+// start]. Each line is routed as a client's message is. A load (and a streamed play's stream open)
+// runs on the router's opener threads with --load-timeout, as a client's does: a dead network
+// share at boot costs that timeout, not the start-up, and SIGTERM is acted on meanwhile
+// (RestoreHooks::wait). A message touching an id whose load is in flight waits for it here, so
+// the lines of one id still run in order; the loads themselves (every /stemd/load line comes
+// before the voices) run side by side. What is routed fills the engine's command queue, which
+// nothing drains before the stream starts: RestoreHooks::make_room applies it first.
+#include "base/log_guard.hpp"
+#include "state.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <climits>
+#include <map>
+#include <set>
+#include <sys/stat.h>
+#include <thread>
+
+namespace stemd::app {
+
+struct StateKeeper::RestoreRun {
+  std::vector<StateMessage> msgs;
+  RestoreHooks hooks;
+  RestoreReport rep;
+  std::set<int> failed_ids;          // sources not loaded: their voice lines are skipped quietly
+  std::map<int, std::size_t> later;  // id → the message whose answer comes from poll_loads()
+  std::chrono::steady_clock::time_point waiting_since{};
+  bool waiting_logged = false;
+};
+
+namespace {
+
+// The id a message names first, when it is an int that fits (an id of 2^32 + 1 is not id 1).
+bool message_id(const control::OscMessage& m, int& id) {
+  if (m.args.empty() || (m.args[0].type != 'i' && m.args[0].type != 'h')) return false;
+  if (m.args[0].i < INT_MIN || m.args[0].i > INT_MAX) return false;
+  id = static_cast<int>(m.args[0].i);
+  return true;
+}
+
+bool is_load(const control::OscMessage& m) { return m.address == "/stemd/load" || m.address == "/load_buffer"; }
+
+// An answer that came later (/done ADDRESS values… or /fail ADDRESS values… reason) as a Reply.
+// Its kind is not in it: a failed load's reason is what decides whether it is held.
+bool parse_answer(const control::Outgoing& o, std::string& address, int& id, control::Reply& r) {
+  control::OscMessage m;
+  std::string error;
+  if (!control::osc_parse(o.data.data(), o.data.size(), m, error) || m.args.size() < 2 || !m.args[0].is_string())
+    return false;
+  address = m.args[0].s;
+  if (m.args[1].type != 'i' && m.args[1].type != 'h') return false;
+  id = static_cast<int>(m.args[1].i);
+  if (m.address == "/done") {
+    r = control::Reply::done();
+    return true;
+  }
+  r = control::Reply::fail(control::ErrorKind::kPath, m.args.back().is_string() ? m.args.back().s : "refused");
+  return true;
+}
+
+}  // namespace
+
+RestoreReport StateKeeper::restore(control::Router& router, const RestoreHooks& hooks) {
+  RestoreRun run;
+  run.hooks = hooks;
+  std::string error;
+  const control::RouterConfig& rc = router.config();
+  switch (read_state_file(cfg_.path, run.msgs, error, state_bytes_bound(rc.max_sources, rc.limits.max_string))) {
+    case StateRead::kMissing:
+      spdlog::info("state file {} does not exist yet: starting empty (it is written as the state changes)", cfg_.path);
+      return run.rep;
+    case StateRead::kBad: {
+      const std::string bad = cfg_.path + ".bad";
+      std::string kept;
+      struct stat st {};
+      if (::stat(cfg_.path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        kept = "left as it is";  // a directory or a device given by mistake is never moved
+      } else if (std::rename(cfg_.path.c_str(), bad.c_str()) == 0) {
+        kept = "kept as " + bad;
+      } else {
+        kept = "could not be renamed to " + bad + ": " + std::strerror(errno);
+      }
+      spdlog::warn("state file {} — ignored ({}); starting empty", error, kept);
+      return run.rep;
+    }
+    case StateRead::kOk:
+      break;
+  }
+  for (std::size_t i = 0; i < run.msgs.size() && !interrupted_; ++i) restore_message(run, router, i);
+  while (!interrupted_ && (router.anything_in_flight() || !run.later.empty())) restore_pump(run, router);
+  if (interrupted_) {
+    run.rep.interrupted = true;
+    spdlog::warn(
+        "state file {}: restore stopped by a signal while loads were in flight — the file is left as it was for "
+        "the next start",
+        cfg_.path);
+    return run.rep;
+  }
+  const RestoreReport& rep = run.rep;
+  spdlog::info("state file {}: restored {} of {} sources{}{}, levels{}", cfg_.path, rep.sources,
+               rep.sources + static_cast<int>(run.failed_ids.size()),
+               held_.empty() ? std::string() : fmt::format(" ({} waiting for their files)", held_.size()),
+               cfg_.restore_voices ? fmt::format(", {} voices", rep.voices) : std::string(),
+               rep.skipped_voice > 0
+                   ? fmt::format("; {} voice lines not restored (--restore-voices is off)", rep.skipped_voice)
+                   : std::string());
+  last_retry_ = std::chrono::steady_clock::now();
+  return run.rep;
+}
+
+void StateKeeper::restore_message(RestoreRun& run, control::Router& router, std::size_t i) {
+  const StateMessage& sm = run.msgs[i];
+  const control::OscMessage& m = sm.message;
+  if (is_voice_message(m) && !cfg_.restore_voices) {
+    ++run.rep.skipped_voice;
+    return;
+  }
+  int id = 0;
+  const bool has_id = message_id(m, id);
+  const bool voice = has_id && is_voice_message(m);  // not /stemd/quantize 4: no id
+  if (is_load(m) && has_id) std::erase_if(held_, [id](const Held& h) { return h.id == id; });  // the later wins
+  // The lines of an id run in order: after its load (or its play's stream open) has answered.
+  while (router.waits_behind_load(m)) {
+    if (!restore_pump(run, router)) return;
+  }
+  if (voice && held(id)) {
+    add_to_held(sm);  // waits with its source
+    return;
+  }
+  if (voice && run.failed_ids.count(id) != 0) return;
+  ++run.rep.messages;
+  control::Peer self;  // the daemon's own: a refusal is logged here, not counted as a client's
+  self.local = control::kQuietPeer;
+  for (;;) {
+    if (run.hooks.make_room) run.hooks.make_room();
+    const control::Reply reply = router.handle_async(m, self);
+    if (reply.kind == control::ErrorKind::kDeferred && !reply.ok) {
+      run.later[id] = i;  // answered when its load or stream open is done
+      return;
+    }
+    // Every opener busy (--max-loads-in-flight): wait for one, as long as loads still finish.
+    if (!reply.ok && reply.kind == control::ErrorKind::kBusy && router.anything_in_flight()) {
+      if (!restore_pump(run, router)) return;
+      continue;
+    }
+    restore_outcome(run, i, reply);
+    return;
+  }
+}
+
+void StateKeeper::restore_outcome(RestoreRun& run, std::size_t i, const control::Reply& reply) {
+  const StateMessage& sm = run.msgs[i];
+  const control::OscMessage& m = sm.message;
+  int id = 0;
+  const bool has_id = message_id(m, id);
+  const bool load = is_load(m);
+  if (reply.ok || reply.kind == control::ErrorKind::kDeferred) {
+    if (load) ++run.rep.sources;
+    if (m.address == "/stemd/play" || m.address == "/stemd/play_region") ++run.rep.voices;
+    return;
+  }
+  ++run.rep.failed;
+  if (load && has_id && reply.kind == control::ErrorKind::kPath && file_may_come_back(reply.reason)) {
+    run.failed_ids.insert(id);
+    hold(sm, reply.reason);
+  } else if (load && has_id) {
+    run.failed_ids.insert(id);
+    spdlog::warn("state file {}:{}: source {} not restored: {}", cfg_.path, sm.line, id,
+                 base::log_escape(reply.reason, 400));
+  } else {
+    spdlog::warn("state file {}:{}: {} failed: {} (skipped)", cfg_.path, sm.line, base::log_escape(state_line(m), 600),
+                 base::log_escape(reply.reason, 400));
+  }
+}
+
+// One turn of waiting: what finished is installed and answered (a timed-out load answers too),
+// the answers settle their lines, then a short wait that a stop signal ends (false: stop).
+bool StateKeeper::restore_pump(RestoreRun& run, control::Router& router) {
+  router.poll_loads();
+  std::vector<control::Outgoing> out;
+  router.take_replies(out);
+  for (const control::Outgoing& o : out) {
+    std::string address;
+    int id = 0;
+    control::Reply r;
+    if (!parse_answer(o, address, id, r)) continue;
+    auto it = run.later.find(id);
+    if (it == run.later.end() || run.msgs[it->second].message.address != address) continue;
+    const std::size_t i = it->second;
+    run.later.erase(it);
+    restore_outcome(run, i, r);
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (run.later.empty()) {
+    run.waiting_since = {};
+  } else if (run.waiting_since == std::chrono::steady_clock::time_point{}) {
+    run.waiting_since = now;
+  } else if (!run.waiting_logged && now - run.waiting_since > std::chrono::seconds(2)) {
+    const control::OscMessage& m = run.msgs[run.later.begin()->second].message;
+    spdlog::warn("state file {}: waiting for {} load{} (the first: {} {}) — each gives up after --load-timeout {:g} s",
+                 cfg_.path, run.later.size(), run.later.size() == 1 ? "" : "s", m.address,
+                 base::log_escape(m.args.size() > 1 && m.args[1].is_string() ? m.args[1].s : state_line(m), 400),
+                 router.config().load_timeout_s);
+    run.waiting_logged = true;
+  }
+  if (!run.hooks.wait) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return true;
+  }
+  if (!run.hooks.wait(2)) interrupted_ = true;
+  return !interrupted_;
+}
+
+}  // namespace stemd::app

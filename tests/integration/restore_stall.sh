@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# restore_stall.sh STEMD STEMCTL STALL_FS: a state file naming a file on a file system that does not
+# answer (a network share or a USB bridge hung at boot; tests/tools/stall_fs.py holds its open()).
+# Before, the restore opened it on the main thread: no OSC, no web, no READY, SIGTERM not acted on,
+# for as long as the file system was down, whatever --load-timeout said; when it came back the
+# daemon started and wrote the state without that source.
+#  1. --load-timeout 1: stemd starts within seconds, the rest of the state plays, the source is
+#     kept (written on into the state file) and tried again.
+#  2. --load-timeout 30 and SIGTERM while it waits: the restore stops, stemd stops, and the state
+#     file is left as it was.
+# Exit 0 pass, 1 fail, 77 skipped (not root, or no FUSE).
+set -uo pipefail
+STEMD=$1
+STEMCTL=$2
+STALL_FS=$3
+[ "$(id -u)" = 0 ] && [ -c /dev/fuse ] || { echo "restore_stall: needs root and /dev/fuse: skipped"; exit 77; }
+command -v unshare >/dev/null && unshare --net true 2>/dev/null ||
+  { echo "restore_stall: cannot make a network namespace: skipped"; exit 77; }
+D=$(mktemp -d "${TMPDIR:-/tmp}/stemd-restorestall.XXXXXX")
+FS=""
+cleanup() {
+  [ -n "$FS" ] && kill "$FS" 2>/dev/null  # the held opens fail (ENOTCONN): stemd's threads go on
+  umount -l "$D/mnt" 2>/dev/null
+  for p in $(cat "$D"/*.pid 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$D"
+}
+trap cleanup EXIT
+fail() { echo "restore_stall: FAIL: $*" >&2; for f in "$D"/*.log; do echo "== $f" >&2; tail -15 "$f" >&2; done; exit 1; }
+wait_for() {  # FILE TEXT SECONDS
+  local i=0
+  until grep -qF -- "$2" "$1"; do
+    [ "$i" -ge $(($3 * 20)) ] && return 1
+    sleep 0.05; i=$((i + 1))
+  done
+}
+
+mkdir -p "$D/mnt" "$D/media"
+python3 "$STALL_FS" "$D/mnt" >"$D/fs.log" 2>&1 &
+FS=$!
+wait_for "$D/fs.log" "mounted" 5 || { grep -q "mount failed" "$D/fs.log" && { echo "restore_stall: FUSE mount refused: skipped"; exit 77; }; fail "stall_fs did not mount"; }
+python3 - "$D/media/a.wav" <<'PY'
+import math, struct, sys, wave
+with wave.open(sys.argv[1], "wb") as w:
+    w.setnchannels(2); w.setsampwidth(2); w.setframerate(48000)
+    w.writeframes(b"".join(struct.pack("<hh", int(8000 * math.sin(i / 20)), 0) for i in range(48000)))
+PY
+state() {  # FILE: the master at 0.5, the stalled source, a good one, a voice of each
+  printf 'stemd-state 1\n/stemd/master 0.5 0\n/stemd/load 1 "%s" "stalled"\n/stemd/load 2 "%s" "a"\n/stemd/play 2 1 true 0 frames 1\n/stemd/play 1 1 true 0 frames 1\nend\n' \
+    "$D/mnt/stalled.wav" "$D/media/a.wav" >"$1"
+}
+
+# Each case in a network namespace of its own: fixed ports, no clash with anything on the machine.
+run_case() {  # NAME LOAD_TIMEOUT
+  unshare --net bash -c 'ip link set lo up 2>/dev/null; exec "$@"' _ "$STEMD" --backend null --config none \
+    --osc-port 57120 --http-port 8089 --load-timeout "$2" --state-file "$D/$1.state" --restore-voices \
+    >"$D/$1.log" 2>&1 &
+  echo $! >"$D/$1.pid"
+}
+
+# 1. The timeout: started, the rest restored, the stalled source kept.
+state "$D/one.state"
+run_case one 1
+wait_for "$D/one.log" " started: " 10 || fail "did not start while a state file's file system does not answer"
+grep -qF "source 1 not restored yet: timed out after 1 s (the file system did not answer)" "$D/one.log" ||
+  fail "no line saying the stalled source is kept"
+grep -qF "restored 1 of 2 sources (1 waiting for their files), 1 voices" "$D/one.log" || fail "the rest not restored"
+kill -TERM "$(cat "$D/one.pid")"
+wait_for "$D/one.log" "state saved to" 5 || fail "no state saved at SIGTERM"
+grep -qF "/stemd/load 1 \"$D/mnt/stalled.wav\" \"stalled\"" "$D/one.state" ||
+  fail "the stalled source was dropped from the state file: $(cat "$D/one.state")"
+grep -qF "/stemd/load 2 \"$D/media/a.wav\"" "$D/one.state" || fail "the good source is missing: $(cat "$D/one.state")"
+
+# 2. SIGTERM while the restore waits: stopped, the file as it was.
+state "$D/two.state"
+cp "$D/two.state" "$D/two.before"
+run_case two 30
+wait_for "$D/two.log" "waiting for 1 load (the first: /stemd/load $D/mnt/stalled.wav)" 10 ||
+  fail "no line naming the load the restore waits on"
+kill -TERM "$(cat "$D/two.pid")"
+wait_for "$D/two.log" "restore stopped by a signal while loads were in flight" 3 || fail "SIGTERM not acted on"
+wait_for "$D/two.log" "stopping (SIGTERM during the state restore): before the audio started" 3 || fail "did not stop"
+cmp -s "$D/two.state" "$D/two.before" || fail "the state file was rewritten: $(cat "$D/two.state")"
+
+# The file system comes back (its server gone: the held opens fail): both processes end.
+kill "$FS" 2>/dev/null
+FS=""
+for c in one two; do
+  p=$(cat "$D/$c.pid")
+  for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$p" 2>/dev/null && fail "stemd ($c) still running 10 s after the file system came back"
+  wait "$p"
+  rc=$?
+  [ "$rc" = 0 ] || fail "stemd ($c) exited $rc"
+done
+echo "restore_stall: PASS"

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""stall_fs.py MOUNTPOINT — a file system that stops answering, for tests (root; /dev/fuse).
+
+It speaks the kernel's FUSE protocol on /dev/fuse directly (no libfuse): the mount holds one file,
+`stalled.wav`, whose open() is never answered, as with an NFS server or a USB bridge that hung.
+A process that opens it waits in the kernel, uninterruptibly, until this server exits: then the
+kernel aborts the connection, the open fails (ENOTCONN) and the waiting thread goes on. Prints
+"mounted" once the mount is up, and one line per open it holds. The caller unmounts (umount -l).
+"""
+import errno
+import os
+import struct
+import sys
+import time
+
+import ctypes
+
+OP_LOOKUP, OP_FORGET, OP_GETATTR, OP_OPEN, OP_RELEASE, OP_FLUSH = 1, 2, 3, 14, 18, 25
+OP_INIT, OP_OPENDIR, OP_READDIR, OP_RELEASEDIR, OP_INTERRUPT, OP_DESTROY, OP_BATCH_FORGET = 26, 27, 28, 29, 36, 38, 42
+ROOT, FILE_INO, FILE_NAME, FILE_SIZE = 1, 2, b"stalled.wav", 1 << 20
+
+
+def attributes(ino):
+    now = int(time.time())
+    directory = ino == ROOT
+    mode = (0o040755 if directory else 0o100644)
+    size = 0 if directory else FILE_SIZE
+    # struct fuse_attr: ino size blocks atime mtime ctime, their nsecs, mode nlink uid gid rdev blksize padding
+    return struct.pack("<QQQQQQIIIIIIIIII", ino, size, (size + 511) // 512, now, now, now, 0, 0, 0, mode,
+                       2 if directory else 1, 0, 0, 0, 4096, 0)
+
+
+def main():
+    mountpoint = sys.argv[1]
+    fd = os.open("/dev/fuse", os.O_RDWR)
+    libc = ctypes.CDLL(None, use_errno=True)
+    options = f"fd={fd},rootmode=40000,user_id=0,group_id=0,allow_other".encode()
+    if libc.mount(b"stall_fs", mountpoint.encode(), b"fuse.stall_fs", 0, options) != 0:
+        print("mount failed:", os.strerror(ctypes.get_errno()), flush=True)
+        return 1
+    print("mounted", flush=True)
+
+    def answer(unique, error=0, data=b""):
+        os.write(fd, struct.pack("<IiQ", 16 + len(data), -error, unique) + data)
+
+    held = []  # the opens never answered (kept so nothing answers them by accident)
+    while True:
+        try:
+            request = os.read(fd, 1 << 20)
+        except OSError as e:
+            if e.errno in (errno.EINTR, errno.EAGAIN, errno.ENOENT):
+                continue
+            return 0  # ENODEV: unmounted
+        length, op, unique, node = struct.unpack("<IIQQ", request[:24])
+        body = request[40:length]
+        if op == OP_INIT:
+            minor = struct.unpack("<II", body[:8])[1]
+            # fuse_init_out: major minor max_readahead flags max_background congestion_threshold
+            # max_write time_gran max_pages map_alignment flags2, unused
+            answer(unique, 0, struct.pack("<IIIIHHIIHHI", 7, min(minor, 31), 65536, 0, 16, 12, 65536, 1, 0, 0, 0) +
+                   b"\0" * 28)
+        elif op == OP_LOOKUP:
+            if node == ROOT and body.split(b"\0")[0] == FILE_NAME:
+                # fuse_entry_out: nodeid generation entry_valid attr_valid, their nsecs, attr
+                answer(unique, 0, struct.pack("<QQQQII", FILE_INO, 0, 1, 1, 0, 0) + attributes(FILE_INO))
+            else:
+                answer(unique, errno.ENOENT)
+        elif op == OP_GETATTR:
+            answer(unique, 0, struct.pack("<QII", 1, 0, 0) + attributes(node))
+        elif op == OP_OPEN and node == FILE_INO:
+            held.append(unique)
+            print(f"open of {FILE_NAME.decode()} held ({len(held)})", flush=True)
+        elif op in (OP_OPEN, OP_OPENDIR):
+            answer(unique, 0, struct.pack("<QII", 0, 0, 0))
+        elif op == OP_READDIR:
+            answer(unique, 0, b"")
+        elif op in (OP_RELEASE, OP_RELEASEDIR, OP_FLUSH):
+            answer(unique)
+        elif op in (OP_FORGET, OP_BATCH_FORGET, OP_INTERRUPT):
+            pass  # no answer; an interrupt of a held open is ignored (that is the stall)
+        elif op == OP_DESTROY:
+            return 0
+        else:
+            answer(unique, errno.ENOSYS)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+// The state file's restore at start (src/app/state_restore.cpp): its loads run on the router's
+// opener threads with --load-timeout (a file system that does not answer costs the timeout, its
+// source is kept and tried again), a stop signal ends the wait and leaves the file as it was,
+// more commands than the engine's queue holds are all applied, and an id that does not fit an int
+// is not taken for another id.
+//
+// Threads: the test thread is [control] and, before any render, the engine's queue's consumer
+// (Controller::apply_before_stream, as before the stream starts); opener threads and the loader
+// are real.
+#include "common/stall_reads.hpp"
+#include "state_test_util.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+namespace stemd::app {
+namespace {
+
+using namespace state_test;
+using Clock = std::chrono::steady_clock;
+
+using StallReads = test::StallFirstRead;
+
+// a.wav, and slow.wav whose first read stalls 6 s (a file system that does not answer).
+struct TwoFiles {
+  explicit TwoFiles(test::TempDir& dir) {
+    test::make_wav(dir.file("a.wav"), 48'000, 1);
+    test::make_wav(dir.file("slow.wav"), 48'000, 2);
+  }
+  StallReads stall{"slow.wav", std::chrono::milliseconds(6000)};
+  io::ScopedFaultInjector scoped{stall};
+};
+
+std::string load_line(int id, const std::string& path) {
+  return "/stemd/load " + std::to_string(id) + " \"" + path + "\" \"n\"\n";
+}
+
+// The outside pass: a state file naming a file on a network share that did not answer held the
+// whole start-up in open() for as long as the share was down (no OSC, no web, SIGTERM not acted
+// on), whatever --load-timeout said; when the share came back the daemon started and wrote the
+// state without that source. Now the load gives up after the timeout, the rest is restored, and
+// the source is kept in the file and tried again.
+TEST(StateRestore, ALoadThatDoesNotAnswerGivesUpAfterTheTimeoutAndIsKept) {
+  test::TempDir dir;
+  TwoFiles files(dir);
+  const std::string path = dir.file("state");
+  spit(path, "stemd-state 1\n" + load_line(1, dir.file("slow.wav")) + load_line(2, dir.file("a.wav")) +
+                 "/stemd/play 2 1 true 0 frames 1\n/stemd/play 1 1 true 0 frames 1\nend\n");
+  LogCapture log;
+  Rig rig(Rig::ic(false, 32, 0.3));
+  rig.router.enable_async_loads(nullptr);  // as the daemon does before its restore
+  StateKeeper keeper({path, true, 5.0, "test"});
+  const auto t0 = Clock::now();
+  const RestoreReport r = keeper.restore(rig.router);
+  const double took = std::chrono::duration<double>(Clock::now() - t0).count();
+  EXPECT_LT(took, 4.0) << "waited for the stalled file instead of --load-timeout";
+  EXPECT_EQ(r.sources, 1);
+  EXPECT_EQ(r.voices, 1);
+  EXPECT_FALSE(r.interrupted);
+  EXPECT_EQ(rig.ctl.source(1), nullptr);
+  ASSERT_NE(rig.ctl.source(2), nullptr);
+  EXPECT_EQ(rig.ctl.voices_playing(), 1u);
+  EXPECT_NE(log.text().find(":2: source 1 not restored yet: timed out after 0.3 s (the file system did not answer)"),
+            std::string::npos)
+      << log.text();
+  keeper.capture_now(rig.ctl, rig.router);
+  ASSERT_TRUE(keeper.flush());
+  const std::string text = slurp(path);
+  EXPECT_NE(text.find(load_line(1, dir.file("slow.wav")) + "/stemd/play 1 1 true 0 \"frames\" 1\n"), std::string::npos)
+      << text;
+}
+
+// SIGTERM while the restore waits on a file system: the wait ends at once, and the file is not
+// written again (it keeps everything for the next start; a state written now would lack what
+// had not been restored yet).
+TEST(StateRestore, AStopWhileLoadsAreInFlightEndsTheWaitAndLeavesTheFileAsItWas) {
+  test::TempDir dir;
+  TwoFiles files(dir);
+  const std::string path = dir.file("state");
+  const std::string before = "stemd-state 1\n/stemd/master 0.5 0\n" + load_line(1, dir.file("slow.wav")) +
+                             load_line(2, dir.file("a.wav")) + "/stemd/play 2 1 true 0 frames 1\nend\n";
+  spit(path, before);
+  Rig rig(Rig::ic(false, 32, 30.0));
+  rig.router.enable_async_loads(nullptr);
+  StateKeeper keeper({path, true, 5.0, "test"});
+  RestoreHooks hooks;
+  const auto t0 = Clock::now();
+  int waits = 0;
+  hooks.wait = [&](int ms) {
+    ++waits;
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return Clock::now() - t0 < std::chrono::milliseconds(200);  // the signal comes at 0.2 s
+  };
+  const RestoreReport r = keeper.restore(rig.router, hooks);
+  EXPECT_TRUE(r.interrupted);
+  EXPECT_GT(waits, 0);
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 3.0);
+  keeper.capture_now(rig.ctl, rig.router);
+  EXPECT_TRUE(keeper.flush());
+  EXPECT_EQ(slurp(path), before);
+}
+
+// The outside pass: a state file the daemon wrote itself with 2,100 voices (each playing, panned,
+// paused) came back with 2,047: the restore routes every line before the stream starts, nothing
+// drained the engine's 8,192-command queue, and the rest was refused "busy: the command queue is
+// full" — and then missing from the next state written. The restore now makes room first.
+TEST(StateRestore, MoreCommandsThanTheEnginesQueueHoldsAreAllRestored) {
+  test::TempDir dir;
+  test::make_wav(dir.file("a.wav"), 4'800, 1);
+  constexpr int kVoices = 2'400;  // × 4 commands: more than Engine::kCommandQueue
+  std::string text = "stemd-state 1\n";
+  for (int id = 1; id <= kVoices; ++id) text += load_line(id, dir.file("a.wav"));
+  for (int id = 1; id <= kVoices; ++id) {
+    const std::string i = std::to_string(id);
+    text += "/stemd/play " + i + " 0.5 true 10 frames 1\n/stemd/fade " + i + " 1 30 linear\n/stemd/pan " + i +
+            " 0.5 0\n/stemd/pause " + i + " 0\n";
+  }
+  const std::string path = dir.file("state");
+  spit(path, text + "end\n");
+  LogCapture log;
+  Rig rig(Rig::ic(false, kVoices + 8));
+  StateKeeper keeper({path, true, 5.0, "test"});
+  RestoreHooks hooks;
+  hooks.make_room = [&] {
+    if (rig.e.command_space() <= engine::Engine::kMaxCommandsPerCallback * 2) rig.ctl.apply_before_stream();
+  };
+  const RestoreReport r = keeper.restore(rig.router, hooks);
+  EXPECT_EQ(r.failed, 0) << log.text().substr(0, 2000);
+  EXPECT_EQ(r.voices, kVoices);
+  rig.render(256);
+  EXPECT_EQ(rig.ctl.voices_playing(), static_cast<std::size_t>(kVoices));
+  const DaemonState s = capture_state(rig.ctl, rig.router, true);
+  ASSERT_EQ(s.voices.size(), static_cast<std::size_t>(kVoices));
+  EXPECT_TRUE(s.voices.back().paused);
+  EXPECT_FLOAT_EQ(s.voices.back().pan, 0.5f);
+}
+
+// An id that does not fit an int is refused by the router, and the restore does not take it for
+// another: /stemd/load 4294967297 was logged as "source 1 not restored", and source 1's voice was
+// then skipped though source 1 had loaded.
+TEST(StateRestore, AnIdBeyondAnIntIsNotTakenForAnother) {
+  test::TempDir dir;
+  test::make_wav(dir.file("a.wav"), 48'000, 1);
+  const std::string path = dir.file("state");
+  spit(path, "stemd-state 1\n" + load_line(1, dir.file("a.wav")) + "/stemd/load 4294967297 \"" + dir.file("a.wav") +
+                 "\" \"x\"\n/stemd/play 1 1 true 0 frames 1\nend\n");
+  LogCapture log;
+  Rig rig;
+  StateKeeper keeper({path, true, 5.0, "test"});
+  const RestoreReport r = keeper.restore(rig.router);
+  EXPECT_EQ(r.voices, 1);
+  EXPECT_EQ(rig.ctl.voices_playing(), 1u);
+  EXPECT_EQ(log.text().find("source 1 not restored"), std::string::npos) << log.text();
+  EXPECT_NE(log.text().find(":3: /stemd/load 4294967297"), std::string::npos) << log.text();
+}
+
+}  // namespace
+}  // namespace stemd::app
