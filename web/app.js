@@ -69,10 +69,18 @@ function render(j) {
   if (s.stretch_buses > 0) tempo += ` · stretch buses ${s.stretch_buses_running} of ${s.stretch_buses} running (${s.stretch_bus_voices} voices)`;
   $('tempo').textContent = tempo;
   if (!decksBuilt) buildDecks(j.decks);
+  // --disable-filters: the daemon answers EQ messages and ignores them; the sliders say so.
+  const eqOff = j.eq_enabled === false;
+  $('eq-note').hidden = !eqOff;
   for (const d of j.decks) {
     $(`meter-${d.name}`).innerHTML = meterHtml(d.meter);
     setIdle($(`level-${d.name}`), d.level);
-    d.eq.forEach((v, i) => setIdle($(`eq-${d.name}-${i}`), eqPercent(v)));
+    d.eq.forEach((v, i) => {
+      const input = $(`eq-${d.name}-${i}`);
+      input.disabled = eqOff;
+      input.title = eqOff ? 'EQ off: stemd was started with --disable-filters' : '0 kills the band, 50 is flat';
+      setIdle(input, eqPercent(v));
+    });
   }
   $('meter-master').innerHTML = meterHtml(j.master.meter);
   setIdle($('level-master'), j.master.level);

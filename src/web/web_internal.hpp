@@ -132,7 +132,7 @@ bool message_from_json(const std::string& body, control::OscMessage& m, std::str
 // A reply packet → {"reply":"/done","address":…,"args":[…]} (or a notification → {"event":…}).
 std::string reply_json(const std::vector<std::uint8_t>& packet, bool event);
 // [control] The whole status: /stemd/status's fields, voices, decks and master with meters
-// (peaks since `page` last asked), the callback's duration histogram.
+// (peaks since `page` last asked), the callback's duration histogram, whether the EQ is applied.
 // `take_peaks` false (a HEAD): the page's peaks stay held for its next request.
 std::string status_json(Shared& sh, const std::string& page, bool take_peaks = true);
 std::string error_json(const std::string& reason);

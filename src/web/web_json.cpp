@@ -219,8 +219,13 @@ std::string status_json(Shared& sh, const std::string& page, bool take_peaks) {
                {"connections", s.connections.load()},     {"refused", s.refused.load()},
                {"bad_requests", s.bad_requests.load()},   {"listeners_held", s.listeners_held.load()},
                {"voices_built", s.voices_built.load()}};
-  Json j{{"status", std::move(status)},  {"voices", nullptr},  // spliced in below, as kept
-         {"decks", std::move(decks)},    {"master", std::move(master)}, {"callback_hist", callback_histogram(m)},
+  Json j{{"status", std::move(status)},
+         {"voices", nullptr},  // spliced in below, as kept
+         {"decks", std::move(decks)},
+         // false: started with --disable-filters, EQ messages are answered and ignored
+         {"eq_enabled", sh.router.config().eq_enabled},
+         {"master", std::move(master)},
+         {"callback_hist", callback_histogram(m)},
          {"monitor", std::move(monitor)}};
   std::string out = dump(j);
   const std::size_t at = out.find("\"voices\":null");

@@ -1,7 +1,8 @@
 // The web monitor's HTTP answers over raw connections to an in-process server (an outside test
 // pass): HEAD answers carry no body, so a pipelined request after one is read as sent (RFC 9110
 // §9.3.2); WebSocket routes take a query string as HTTP routes do; a WebSocket upgrade the server
-// cannot accept, and a POST of the wrong type, are answered in JSON with the reason.
+// cannot accept, and a POST of the wrong type, are answered in JSON with the reason; the status
+// says whether the decks' EQ is applied (--disable-filters).
 #include "web_rig.hpp"
 
 #include <boost/asio.hpp>
@@ -249,6 +250,26 @@ TEST_F(WebHttp, TheWrongContentTypeIsAnsweredWithTheExpectedAndTheGivenOne) {
     const std::string error = Json::parse(p.res.body(), nullptr, false).value("error", "");
     EXPECT_NE(error.find("Content-Type: application/json"), std::string::npos) << error;
     EXPECT_NE(error.find(c.given), std::string::npos) << error;
+  }
+}
+
+Json status_of(std::uint16_t port) {
+  const Parsed p = parse(talk(port, request("GET", "/api/status", "Connection: close\r\n")), false);
+  return p.ok ? Json::parse(p.res.body(), nullptr, false) : Json();
+}
+
+// --disable-filters (crowdstream's production line): the EQ is answered and ignored. The page
+// showed sliders that moved and did nothing: the status says whether the EQ is applied.
+TEST(WebStatus, SaysWhetherTheDecksEqIsApplied) {
+  for (const bool enabled : {true, false}) {
+    control::RouterConfig rc;
+    rc.eq_enabled = enabled;
+    WebRig w(rc);
+    std::string error;
+    ASSERT_TRUE(w.start(error)) << error;
+    const Json j = status_of(w.web.local_port());
+    ASSERT_TRUE(j.contains("eq_enabled")) << j.dump().substr(0, 200);
+    EXPECT_EQ(j["eq_enabled"], enabled);
   }
 }
 
