@@ -69,19 +69,29 @@ function render(j) {
   if (s.stretch_buses > 0) tempo += ` · stretch buses ${s.stretch_buses_running} of ${s.stretch_buses} running (${s.stretch_bus_voices} voices)`;
   $('tempo').textContent = tempo;
   if (!decksBuilt) buildDecks(j.decks);
+  // --disable-filters: the daemon answers EQ messages and ignores them; the sliders say so.
+  const eqOff = j.eq_enabled === false;
+  $('eq-note').hidden = !eqOff;
   for (const d of j.decks) {
     $(`meter-${d.name}`).innerHTML = meterHtml(d.meter);
     setIdle($(`level-${d.name}`), d.level);
-    d.eq.forEach((v, i) => setIdle($(`eq-${d.name}-${i}`), eqPercent(v)));
+    d.eq.forEach((v, i) => {
+      const input = $(`eq-${d.name}-${i}`);
+      input.disabled = eqOff;
+      input.title = eqOff ? 'EQ off: stemd was started with --disable-filters' : '0 kills the band, 50 is flat';
+      setIdle(input, eqPercent(v));
+    });
   }
   $('meter-master').innerHTML = meterHtml(j.master.meter);
   setIdle($('level-master'), j.master.level);
   $('nvoices').textContent = `(${j.voices.length})`;
-  $('voices').tBodies[0].innerHTML = j.voices.map((v) => `<tr><td>${v.id}</td><td>${escapeHtml(v.name)}</td><td>${v.deck}</td>` +
-    `<td>${fmtTime(v.position_s)} / ${fmtTime(v.duration_s)}</td>` +
-    `<td><div class="bar${v.ring_fill < 0.25 ? ' hot' : ''}" title="ring ${(100 * v.ring_fill).toFixed(0)} %"><div style="width:${100 * v.ring_fill}%"></div></div></td>` +
-    `<td>${v.fade_s > 0 ? `${v.volume_now.toFixed(2)} → ${v.volume.toFixed(2)} (${v.fade_s.toFixed(1)} s)` : v.volume.toFixed(2)}</td>` +
-    `<td>${v.state}</td><td><button data-stop="${v.id}">stop</button></td></tr>`).join('');
+  // Long names are cut with an ellipsis (the whole name in the tooltip); position and volume
+  // wrap at their spaces when the table is narrow (style.css): the Stop button stays in view.
+  $('voices').tBodies[0].innerHTML = j.voices.map((v) => `<tr><td>${v.id}</td><td class="c-name" title="${escapeHtml(v.name)}">${escapeHtml(v.name)}</td><td class="opt">${v.deck}</td>` +
+    `<td class="wrap">${fmtTime(v.position_s)} / ${fmtTime(v.duration_s)}</td>` +
+    `<td class="opt"><div class="bar${v.ring_fill < 0.25 ? ' hot' : ''}" title="ring ${(100 * v.ring_fill).toFixed(0)} %"><div style="width:${100 * v.ring_fill}%"></div></div></td>` +
+    `<td class="wrap">${v.fade_s > 0 ? `${v.volume_now.toFixed(2)} → ${v.volume.toFixed(2)} (${v.fade_s.toFixed(1)}\u00a0s)` : v.volume.toFixed(2)}</td>` +
+    `<td class="opt">${v.state}</td><td><button data-stop="${v.id}">stop</button></td></tr>`).join('');
 }
 
 function escapeHtml(t) { return String(t).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]); }

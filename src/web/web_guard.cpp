@@ -1,4 +1,5 @@
-// What a browser may ask of the web monitor (web_internal.hpp: request_problem).
+// What a browser may ask of the web monitor (web_internal.hpp: request_problem), and which
+// WebSocket upgrades can be accepted (websocket_problem).
 #include "web_internal.hpp"
 
 #include <arpa/inet.h>
@@ -65,6 +66,29 @@ std::string request_problem(const http::request<http::string_body>& req) {
     }
   }
   return {};
+}
+
+std::pair<http::status, std::string> websocket_problem(const http::request<http::string_body>& req) {
+  if (req.find(http::field::host) == req.end()) {
+    return {http::status::bad_request, "a WebSocket upgrade without a Host header"};
+  }
+  const auto key = req.find(http::field::sec_websocket_key);
+  if (key == req.end() || key->value().empty()) {
+    return {http::status::bad_request,
+            "a WebSocket upgrade without Sec-WebSocket-Key (the handshake needs one: 16 random bytes in base64)"};
+  }
+  if (key->value().size() > 24) {  // 16 bytes in base64; Beast's accept holds no more
+    return {http::status::bad_request, "Sec-WebSocket-Key longer than 16 bytes in base64 (24 characters)"};
+  }
+  const auto version = req.find(http::field::sec_websocket_version);
+  if (version == req.end()) {
+    return {http::status::bad_request, "a WebSocket upgrade without Sec-WebSocket-Version (this server speaks 13)"};
+  }
+  if (version->value() != "13") {
+    return {http::status::upgrade_required, "Sec-WebSocket-Version " + std::string(version->value().substr(0, 20)) +
+                                                " is not spoken here: this server speaks 13"};
+  }
+  return {http::status::ok, {}};
 }
 
 }  // namespace stemd::web

@@ -132,13 +132,18 @@ bool message_from_json(const std::string& body, control::OscMessage& m, std::str
 // A reply packet → {"reply":"/done","address":…,"args":[…]} (or a notification → {"event":…}).
 std::string reply_json(const std::vector<std::uint8_t>& packet, bool event);
 // [control] The whole status: /stemd/status's fields, voices, decks and master with meters
-// (peaks since `page` last asked), the callback's duration histogram.
-std::string status_json(Shared& sh, const std::string& page);
+// (peaks since `page` last asked), the callback's duration histogram, whether the EQ is applied.
+// `take_peaks` false (a HEAD): the page's peaks stay held for its next request.
+std::string status_json(Shared& sh, const std::string& page, bool take_peaks = true);
 std::string error_json(const std::string& reason);
 // Why a request must be refused as a browser's on another site's behalf (403), or empty: a Host
 // that is not this machine's address or name (DNS rebinding), or a POST or WebSocket upgrade
 // whose Origin is not the Host it was sent to (another page in the visitor's browser).
 std::string request_problem(const http::request<http::string_body>& req);
+// Why a WebSocket upgrade cannot be accepted (RFC 6455 §4.2.1: no Host, no or a bad
+// Sec-WebSocket-Key, no Sec-WebSocket-Version → 400; a version other than 13 → 426), or an empty
+// reason. Beast's accept would answer these with a plain-text 400 of its own.
+std::pair<http::status, std::string> websocket_problem(const http::request<http::string_body>& req);
 
 // web_files.cpp
 // The query of a request target ("/x?a=1&b=%2F" → {a: 1, b: /}), percent-decoded. False with

@@ -120,8 +120,9 @@ Json meter_json(const engine::BusMeter& b, float peak) {
 }
 
 // The peaks for `page`: what the audio thread held since anyone looked goes to every page's
-// hold; the asking page gets its own and starts again, so pages never take each other's.
-std::array<float, engine::Metrics::kMeters> take_page_peaks(Shared& sh, const std::string& page) {
+// hold; the asking page gets its own and starts again, so pages never take each other's. With
+// `take` false (a HEAD) the page's hold is left as it was.
+std::array<float, engine::Metrics::kMeters> take_page_peaks(Shared& sh, const std::string& page, bool take) {
   engine::Metrics& m = sh.ctl.engine().metrics();
   std::array<float, engine::Metrics::kMeters> fresh{};
   for (int i = 0; i < engine::Metrics::kMeters; ++i) fresh[static_cast<std::size_t>(i)] = m.meters[i].take_peak();
@@ -137,6 +138,7 @@ std::array<float, engine::Metrics::kMeters> take_page_peaks(Shared& sh, const st
     for (std::size_t i = 0; i < fresh.size(); ++i) hold.peak[i] = std::max(hold.peak[i], fresh[i]);
     if (name != page) continue;
     out = hold.peak;
+    if (!take) continue;  // a HEAD: held for the page's next request
     hold.peak = {};
     hold.used = now;
   }
@@ -180,7 +182,7 @@ Json voices_json(Shared& sh) {
 
 }  // namespace
 
-std::string status_json(Shared& sh, const std::string& page) {
+std::string status_json(Shared& sh, const std::string& page, bool take_peaks) {
   control::Peer self;
   self.local = Shared::kEventsPeer;
   const control::OscMessage r = sh.router.handle(control::osc_message("/stemd/status"), self);
@@ -194,7 +196,7 @@ std::string status_json(Shared& sh, const std::string& page) {
     sh.stats.voices_built.fetch_add(1, std::memory_order_relaxed);
   }
   engine::Metrics& m = sh.ctl.engine().metrics();
-  const auto peaks = take_page_peaks(sh, page);
+  const auto peaks = take_page_peaks(sh, page, take_peaks);
   Json decks = Json::array();
   for (int d = 0; d < engine::kNumDecks; ++d) {
     const control::LevelInfo heard = sh.ctl.deck_heard(d);
@@ -217,8 +219,13 @@ std::string status_json(Shared& sh, const std::string& page) {
                {"connections", s.connections.load()},     {"refused", s.refused.load()},
                {"bad_requests", s.bad_requests.load()},   {"listeners_held", s.listeners_held.load()},
                {"voices_built", s.voices_built.load()}};
-  Json j{{"status", std::move(status)},  {"voices", nullptr},  // spliced in below, as kept
-         {"decks", std::move(decks)},    {"master", std::move(master)}, {"callback_hist", callback_histogram(m)},
+  Json j{{"status", std::move(status)},
+         {"voices", nullptr},  // spliced in below, as kept
+         {"decks", std::move(decks)},
+         // false: started with --disable-filters, EQ messages are answered and ignored
+         {"eq_enabled", sh.router.config().eq_enabled},
+         {"master", std::move(master)},
+         {"callback_hist", callback_histogram(m)},
          {"monitor", std::move(monitor)}};
   std::string out = dump(j);
   const std::size_t at = out.find("\"voices\":null");

@@ -11,6 +11,7 @@
 //   GET  /ws/audio                             WebSocket: a text header, then binary chunks
 //                                              (8-byte LE stream frame + int16 LE stereo)
 //   GET  /ws/events                            WebSocket: notifications as JSON text
+// HEAD is answered on every GET path as the GET (no body); refusals are JSON {"error": reason}.
 //
 // Threads: [network] the server's own thread runs every socket; what the Router and the
 // Controller own is reached only by posting work to the control thread (`post`), whose

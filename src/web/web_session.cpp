@@ -162,6 +162,9 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == net::error::operation_aborted) {
       return shut();
     }
+    // A HEAD is answered as its GET without the body, whatever the answer (write()): a body
+    // would be read as the start of the next answer on this connection (RFC 9110 §9.3.2).
+    head_ = parser_->is_header_done() && parser_->get().method() == http::verb::head;
     if (ec) {  // malformed, or over a limit: a clear answer, then the connection closes
       sh_->stats.bad_requests.fetch_add(1);
       const bool big = ec == http::error::body_limit || ec == http::error::header_limit;
@@ -183,10 +186,19 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   }
 
   void upgrade() {
-    const std::string target(parser_->get().target());
+    const auto& req = parser_->get();
+    const std::string target(req.target().substr(0, req.target().find('?')));  // a query is ignored, as for HTTP
     const bool audio = target == "/ws/audio";
     if (!audio && target != "/ws/events")
       return reply(http::status::not_found, error_json("no WebSocket at " + target));
+    // What Beast's accept would refuse with a plain-text 400: refused here as every error is.
+    if (const auto [st, why] = websocket_problem(req); !why.empty()) {
+      sh_->stats.bad_requests.fetch_add(1);
+      keep_alive_ = false;
+      auto res = make(st, error_json(why));
+      if (st == http::status::upgrade_required) res->set(http::field::sec_websocket_version, "13");
+      return write(res);
+    }
     if (audio && sh_->stats.listeners.load() >= sh_->cfg.max_listeners) {
       sh_->stats.listeners_refused.fetch_add(1);
       keep_alive_ = false;
@@ -201,8 +213,9 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
 
   void route(const http::request<http::string_body>& req) {
     const std::string target(req.target().substr(0, req.target().find('?')));
+    const bool get = req.method() == http::verb::get || head_;  // HEAD: the GET's answer, no body
     if (target == "/api/status" || target == "/api/files") {
-      if (req.method() != http::verb::get) return method_not_allowed("GET");
+      if (!get) return method_not_allowed("GET, HEAD");
       std::map<std::string, std::string> q;
       std::string error;
       if (!url_query(std::string_view(req.target().data(), req.target().size()), q, error)) return bad_request(error);
@@ -213,7 +226,8 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
               std::string::npos) {
         return bad_request("page: at most 64 letters, digits, '_' or '-'");
       }
-      return from_control([sh = sh_, page] { return status_json(*sh, page); });
+      // A HEAD leaves the page's peaks held for its next GET.
+      return from_control([sh = sh_, page, take = !head_] { return status_json(*sh, page, take); });
     }
     if (target == "/api/osc") {
       if (req.method() != http::verb::post) return method_not_allowed("POST");
@@ -222,8 +236,10 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
       if (const auto ct = req.find(http::field::content_type);
           ct == req.end() || !beast::iequals(ct->value().substr(0, 16), "application/json")) {
         sh_->stats.bad_requests.fetch_add(1);
+        const std::string given = ct == req.end() ? "none" : std::string(ct->value().substr(0, 100));
         return reply(http::status::unsupported_media_type,
-                     error_json("POST /api/osc takes Content-Type: application/json"));
+                     error_json("POST /api/osc takes Content-Type: application/json (given: " + given +
+                                "; with curl: -H 'Content-Type: application/json')"));
       }
       return post_osc(req.body());
     }
@@ -232,17 +248,12 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
       auto res =
           make(http::status::upgrade_required, error_json(target + " is a WebSocket: connect with ws://HOST" + target));
       res->set(http::field::upgrade, "websocket");
-      res->set(http::field::connection, "Upgrade");
+      res->set(http::field::connection, keep_alive_ ? "Upgrade" : "Upgrade, close");  // a close asked for stays
       return write(res);
     }
     auto f = sh_->files.find(target == "/" ? "/index.html" : target);
     if (f == sh_->files.end()) return reply(http::status::not_found, error_json("not found: " + target));
-    if (req.method() == http::verb::head) {  // the GET's headers (its Content-Length), no body
-      auto res = make(http::status::ok, f->second.body, f->second.type);
-      res->body().clear();
-      return write(res);
-    }
-    if (req.method() != http::verb::get) return method_not_allowed("GET, HEAD");
+    if (!get) return method_not_allowed("GET, HEAD");
     reply(http::status::ok, f->second.body, f->second.type);
   }
 
@@ -324,7 +335,10 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   void reply(http::status st, std::string body, const std::string& type = "application/json") {
     write(make(st, std::move(body), type));
   }
+  // Every answer goes out here. To a HEAD without its body: its Content-Length (make() set it)
+  // still states the GET's.
   void write(std::shared_ptr<Response> res) {
+    if (head_) res->body().clear();
     stream_.expires_after(std::chrono::milliseconds(static_cast<long>(sh_->cfg.request_timeout_s * 1000)));
     http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
       if (ec || !res->keep_alive()) return self->shut();
@@ -344,6 +358,7 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   std::optional<http::request_parser<http::string_body>> parser_;
   bool keep_alive_ = true;
   bool counted_ = false;
+  bool head_ = false;  // the request being answered is a HEAD
 };
 
 }  // namespace

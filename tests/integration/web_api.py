@@ -19,9 +19,10 @@ One stemd on the null backend with --http-port 0 (any free port), small budgets
   reason), no --media-root → 409; a load and an unload from a plain OSC (UDP) client reach
   /ws/events, and so does a voice's end with its reason ("stopped"); peaks are held per page
   (?page=ID): two pages and anonymous requests never take each other's; the callback histogram
-  is in the status.
+  is in the status; the README's curl line for POST /api/osc, sent with its -H and -d, is
+  answered by the Router (it had no Content-Type: 415).
 Exit 0 pass, 1 fail."""
-import base64, json, os, re, socket, struct, subprocess, sys, tempfile, time, urllib.request, urllib.error, wave
+import base64, json, os, re, shlex, socket, struct, subprocess, sys, tempfile, time, urllib.request, urllib.error, wave
 
 STEMD, STEMCTL, SRC = sys.argv[1:4]
 failures = []
@@ -339,6 +340,24 @@ try:
     for ctype in ("text/plain", "application/x-www-form-urlencoded", None):
         code, text, _ = request("POST", "/api/osc", body, {"Content-Type": ctype} if ctype else {})
         check(code == 415 and "application/json" in text, f"POST /api/osc as {ctype} → 415 ({code} {text[:80]})")
+    # The README's curl line for POST /api/osc, sent as curl sends it (its -H and -d): it lacked
+    # the Content-Type, and a curl -d is a form (application/x-www-form-urlencoded) → 415.
+    lines = [l for l in open(os.path.join(SRC, "README.md")) if "curl" in l and "/api/osc" in l]
+    check(len(lines) == 1, f"the README has one curl line for POST /api/osc ({len(lines)})")
+    if lines:
+        words = shlex.split(lines[0][lines[0].index("curl"):].split("`")[0])
+        hdrs = {"Content-Type": "application/x-www-form-urlencoded"}  # curl's default with -d
+        data = None
+        for i, w in enumerate(words[:-1]):
+            if w in ("-H", "--header"):
+                k, v = words[i + 1].split(":", 1)
+                hdrs[k.strip()] = v.strip()
+            elif w in ("-d", "--data", "--data-raw"):
+                data = words[i + 1].encode()
+        target = next((w for w in words if "/api/osc" in w), "")
+        code, text, _ = request("POST", target[target.index("/api/osc"):], data, hdrs)
+        check(code in (200, 422) and json.loads(text).get("reply") in ("/done", "/fail"),
+              f"the README's curl line is answered by the Router, not refused ({code} {text[:100]})")
     for origin in ("http://evil.example", "null", f"http://127.0.0.1:{PORT + 1}"):
         code, text, _ = request("POST", "/api/osc", body, {"Content-Type": "application/json", "Origin": origin})
         check(code == 403 and "another origin" in text, f"POST /api/osc from Origin {origin} → 403 ({code} {text[:80]})")

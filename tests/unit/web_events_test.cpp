@@ -1,8 +1,7 @@
 // The web monitor's event socket (/ws/events) over a real connection to an in-process server:
 // every event the daemon emits once a client has read the 101 reaches that client, however late
 // the server's network thread gets round to the handshake's completion.
-#include "router_rig.hpp"
-#include "web/web_server.hpp"
+#include "web_rig.hpp"
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -25,55 +24,6 @@ namespace beast = boost::beast;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using Json = nlohmann::json;
-
-// An Instance with its own control thread (no OSC sockets) and the web monitor on a free
-// loopback port, wired as the daemon wires them (app/startup.cpp: open_web).
-struct WebRig {
-  RouterRig rig{monitor_config()};
-  web::WebServer web;
-
-  static app::InstanceConfig monitor_config() {
-    app::InstanceConfig ic = RouterRig::instance_config();
-    ic.engine.monitor = true;  // the web server needs the master's tap
-    return ic;
-  }
-  static web::WebConfig web_config() {
-    web::WebConfig wc;
-    wc.root = std::string(STEMD_SOURCE_DIR) + "/web";
-    return wc;
-  }
-  WebRig() : web(web_config(), rig.ctl, rig.router, rig.media, [this](std::function<void()> f) { post(f); }) {}
-  ~WebRig() {
-    web.stop();
-    rig.inst.stop_control();
-  }
-  void post(std::function<void()> f) { rig.inst.post(std::move(f)); }
-  bool start(std::string& error) {
-    if (!web.open(error)) return false;
-    rig.inst.set_local_sink(web.sink());
-    rig.inst.start_control();
-    web.start();
-    return true;
-  }
-  // Runs f on the control thread and waits for it.
-  void on_control(std::function<void()> f) {
-    std::promise<void> done;
-    post([&] {
-      f();
-      done.set_value();
-    });
-    done.get_future().wait();
-  }
-  std::size_t subscribers() {
-    std::size_t n = 0;
-    on_control([&] { n = rig.router.subscribers(); });
-    return n;
-  }
-  // A device underflow as the OSC server's tick reports one (osc_server.cpp).
-  void underflow(std::int64_t total) {
-    on_control([&] { rig.router.notify_device("underflow", {control::OscArg::Int64(total)}); });
-  }
-};
 
 // The race of an ASan CI run (worked around in web_api.py by commit 8e49eff): the server wrote
 // the 101, the client read it and made the daemon emit an event, and that event was broadcast on

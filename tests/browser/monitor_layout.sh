@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# monitor_layout.sh STEMD SRC_DIR [SCREENSHOT]: the monitor page's layout and EQ controls in
+# headless Chromium (tests/browser/layout.test.js). Two stemd on the null backend with
+# --http-port 0 and the page from SRC_DIR/web: one as is, one with --disable-filters.
+# Exit 0 pass, 1 fail, 77 skip (no chromium, node or playwright-core).
+set -uo pipefail
+STEMD=$1
+SRC=$2
+SHOT=${3:-}
+HERE="$SRC/tests/browser"
+for t in node python3; do
+  command -v "$t" >/dev/null 2>&1 || { echo "monitor_layout: SKIP ($t not installed)"; exit 77; }
+done
+[ -x "${CHROMIUM:-/usr/bin/chromium}" ] || { echo "monitor_layout: SKIP (no chromium)"; exit 77; }
+[ -d "$HERE/node_modules/playwright-core" ] || { echo "monitor_layout: SKIP (run scripts/setup.sh: npm ci in tests/browser)"; exit 77; }
+D=$(mktemp -d /tmp/stemd-layout.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  rm -rf "$D"
+}
+trap cleanup EXIT
+fail() {
+  echo "monitor_layout: FAIL: $*" >&2
+  for l in "$D"/*.log; do [ -f "$l" ] && tail -10 "$l" >&2; done
+  exit 1
+}
+mkdir -p "$D/media" || fail "mkdir"
+python3 - "$D/media" <<'PY' || fail "could not write the test files"
+import struct, sys, wave
+for name in ("a_rather_long_stem_name_bass_124bpm_take_3.wav", "short.wav"):
+    with wave.open(f"{sys.argv[1]}/{name}", "wb") as w:
+        w.setnchannels(2); w.setsampwidth(2); w.setframerate(48000)
+        w.writeframes(struct.pack("<hh", 3000, -3000) * 48000 * 2)
+PY
+start() {  # start LOG [FLAGS…]: a daemon; prints its page's URL
+  local log="$D/$1"
+  shift
+  STEMD_NO_CONFIG_SEARCH=1 "$STEMD" --backend null --osc-port 0 --http-port 0 --web-root "$SRC/web" \
+    --media-root "$D/media" "$@" >"$log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do
+    grep -qs "web monitor on http://" "$log" && break
+    sleep 0.1
+  done
+  grep -o 'web monitor on http://[^ ]*' "$log" | head -n1 | sed 's/web monitor on //; s:/$::'
+}
+url=$(start plain.log)
+[ -n "$url" ] || fail "stemd did not start its web monitor"
+url2=$(start no-filters.log --disable-filters)
+[ -n "$url2" ] || fail "stemd --disable-filters did not start its web monitor"
+echo "monitor_layout: pages $url and $url2 (--disable-filters)"
+rc=0
+timeout 90 node "$HERE/layout.test.js" "$url" "$url2" ${SHOT:+"$SHOT"} || rc=$?
+[ "$rc" -eq 0 ] || fail "layout.test.js exited $rc"
+echo "monitor_layout: PASS"
