@@ -87,6 +87,7 @@ struct VoiceTelemetry {
   std::atomic<std::uint32_t> generation{0};          // which voice these numbers belong to
   std::atomic<std::uint8_t> state{0};                // 0 free, 1 playing, 2 starved, 3 stopping, 4 paused
   LevelTelemetry level;                              // its volume as heard
+  LevelTelemetry envelope;                           // its declick envelope (a stop's, a pause's fade)
 };
 
 // The stream's clock: which engine frame is rendered at which CLOCK_MONOTONIC time, and how long

@@ -208,13 +208,14 @@ DaemonState capture_state(const control::Controller& ctl, const control::Router&
   s.base_meter = rc.meter;
   s.quantum = router.quantum_beats();
   for (const control::SourceInfo& src : ctl.sources()) {
-    if (src.slot < 0 || src.path == "(generated)") continue;  // the test tone
+    if (src.path == "(generated)") continue;  // made in memory, not a file (a negative id is a client's)
     s.sources.push_back(StateSource{src.slot, src.path, src.name});
   }
   if (!with_voices) return s;
   const double ratio = rc.bpm > 0 ? router.bpm() / rc.bpm : 1.0;
   for (const auto& [id, h] : router.players()) {
-    if (id < 0 || !ctl.voice_alive(h) || ctl.source(id) == nullptr) continue;
+    const io::Source* src = ctl.source(id);
+    if (!ctl.voice_alive(h) || src == nullptr || src->path == "(generated)") continue;
     const control::VoiceInfo vi = ctl.voice_info(h);
     StateVoice v;
     v.id = id;
@@ -222,7 +223,9 @@ DaemonState capture_state(const control::Controller& ctl, const control::Router&
     v.fade = fade_of(vi.level, vi.fade_frames_left, vi.fade_curve);
     v.loop = vi.loop;
     v.position = std::clamp<std::int64_t>(vi.position, 0, std::max<std::int64_t>(0, vi.total_frames - 1));
-    v.rate = std::clamp(router.player_rate(id), 0.25f, 4.0f);
+    // Its own rate as heard: one timed for later is not yet (the heard rate ÷ the one sent).
+    const float own = router.player_rate(id) * (vi.rate_set > 0.0f ? vi.rate / vi.rate_set : 1.0f);
+    v.rate = std::clamp(own, 0.25f, 4.0f);
     v.pan = std::clamp(vi.pan, -1.0f, 1.0f);
     // A stretch of its own: any tempo but what the router gives every player (1, or the tempo
     // ratio with --stretch-method time_stretch).

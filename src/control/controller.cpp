@@ -246,6 +246,19 @@ bool Controller::play(std::int64_t at, int slot, const PlayOptions& opts, VoiceH
   return true;
 }
 
+namespace {
+
+// A voice setting sent for engine frame `at` (kNow: at once): `value` is as sent; until `at`,
+// `before` — what was heard when it was sent — is what is heard (heard_value()).
+template <typename T>
+void retime(T& value, T& before, std::int64_t& when, T next, std::int64_t at, std::int64_t now) {
+  before = when <= now ? value : before;
+  value = next;
+  when = at == kNow ? 0 : at;
+}
+
+}  // namespace
+
 bool Controller::stop(std::int64_t at, VoiceHandle v, double fade_seconds, std::string& error, engine::Curve curve) {
   VoiceSlot* vs = lookup(v, error);
   if (!vs) return false;
@@ -395,7 +408,7 @@ bool Controller::pause(std::int64_t at, VoiceHandle v, double fade_seconds, std:
                           std::max(frames_for(fade_seconds), engine_.declick_frames()), error)) {
     return false;
   }
-  vs->paused = true;
+  retime(vs->paused, vs->paused_before, vs->paused_at, true, at, now_frame());
   return true;
 }
 
@@ -406,7 +419,7 @@ bool Controller::resume(std::int64_t at, VoiceHandle v, double fade_seconds, std
                           std::max(frames_for(fade_seconds), engine_.declick_frames()), error)) {
     return false;
   }
-  vs->paused = false;
+  retime(vs->paused, vs->paused_before, vs->paused_at, false, at, now_frame());
   return true;
 }
 
@@ -421,7 +434,7 @@ bool Controller::set_pan(std::int64_t at, VoiceHandle v, float pan, double ramp_
                           std::max(frames_for(ramp_seconds), engine_.declick_frames()), error)) {
     return false;
   }
-  vs->pan = pan;
+  retime(vs->pan, vs->pan_before, vs->pan_at, pan, at, now_frame());
   return true;
 }
 
@@ -481,7 +494,7 @@ bool Controller::set_rate(std::int64_t at, VoiceHandle v, float rate, double ram
     vs->resampled = true;
     ++resampled_in_use_;
   }
-  vs->rate = rate;
+  retime(vs->rate, vs->rate_before, vs->rate_at, rate, at, now_frame());
   return true;
 }
 
@@ -502,7 +515,7 @@ bool Controller::set_stretch(std::int64_t at, VoiceHandle v, float tempo, std::s
     vs->stretched = true;
     ++stretched_in_use_;
   }
-  vs->tempo = tempo;
+  retime(vs->tempo, vs->tempo_before, vs->tempo_at, tempo, at, now_frame());
   return true;
 }
 

@@ -53,7 +53,8 @@ struct VoiceInfo {
   float volume = 1.0f;
   std::uint64_t underruns = 0;
   int deck = 0;
-  bool paused = false;
+  bool paused = false;  // as heard: a pause timed for later is not yet (paused_set: as sent)
+  bool paused_set = false;
   // The volume as heard (volume above is as last set, which may be a timed command still to
   // come): `level` now, going to `level_target` (= level with no fade) with `fade_frames_left`
   // OUTPUT frames to go along `fade_curve`. Before the voice's first block: volume.
@@ -66,8 +67,14 @@ struct VoiceInfo {
   int sample_rate = 0;  // the file's own rate: file frames / sample_rate = file seconds
   std::uint32_t ring_fill_permille = 1000;
   bool streamed = false;
-  // What a state file needs to start the voice again (src/app/state.cpp).
+  // The declick envelope as heard (a stop's or a pause's fade, a start's or a seek's declick):
+  // what is heard is level × envelope.
+  float envelope = 1.0f;
+  std::uint32_t envelope_frames_left = 0;
+  // What a state file needs to start the voice again (src/app/state.cpp). As heard: a command
+  // timed for later changes them from its frame on (rate_set: the rate last sent).
   float rate = 1.0f;  // as sent to the engine (× the router's tempo ratio)
+  float rate_set = 1.0f;
   float pan = 0.0f;
   float tempo = 1.0f;
   std::int64_t loop_start = 0, loop_end = 0;
@@ -267,6 +274,11 @@ class Controller {
     float pan = 0.0f;
     std::int64_t start_frame = 0;  // file frames: the position until the audio thread publishes one
     std::int64_t volume_at = 0;    // the engine frame its last volume command applies at (0: at once)
+    // What is heard until a command timed for later reaches its frame: the value before it, until
+    // engine frame *_at (0: the value above is heard already). Only the latest command counts.
+    float pan_before = 0.0f, rate_before = 1.0f, tempo_before = 1.0f;
+    bool paused_before = false;
+    std::int64_t pan_at = 0, rate_at = 0, tempo_at = 0, paused_at = 0;
   };
 
   // Seconds of OUTPUT (fades, ramps: wall-clock durations) → output frames. Never for a

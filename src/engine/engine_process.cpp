@@ -213,6 +213,7 @@ void Engine::publish_voice(VoiceId id, const Voice& v, std::uint32_t fill) noexc
   t.generation.store(v.generation, std::memory_order_relaxed);
   t.state.store(telemetry_state(v), std::memory_order_relaxed);
   publish_level(t.level, v.gain);
+  publish_level(t.envelope, v.env);
 }
 
 // The wake-ups a callback ends with: the control thread's relay when it has news (the bell: events,

@@ -172,8 +172,9 @@ Json voices_json(Shared& sh) {
                           {"underruns", v.underruns},
                           {"deck", std::string(1, static_cast<char>('A' + std::min(v.deck, 4)))},
                           {"volume", v.volume},  // where it goes (as set); heard now: volume_now
-                          {"volume_now", v.level},
-                          {"fade_s", sh.ctl.output_seconds(v.fade_frames_left)},  // output seconds left
+                          // heard: its volume × its envelope (a stop's or a pause's fade)
+                          {"volume_now", v.level * v.envelope},
+                          {"fade_s", sh.ctl.output_seconds(std::max(v.fade_frames_left, v.envelope_frames_left))},
                           {"loop", v.loop},
                           {"state", voice_state(t.state.load(std::memory_order_relaxed), v.paused)}});
   }

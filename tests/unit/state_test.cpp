@@ -338,6 +338,87 @@ TEST(StateRoundTrip, ALevelTimedForLaterIsNotKeptAndAFadeThatEndsIsWrittenAgain)
   EXPECT_TRUE(differs_in_structure(fading, ended)) << "the end of a fade is written within a second";
 }
 
+// The outside pass: a bundle a minute ahead with /stemd/rate, /stemd/stretch, /stemd/pause and
+// /stemd/pan was written into the state file at once, and the status said "paused" while the
+// voice played on, centred, at rate 1: after a restart it came back paused, at rate 2, stretched
+// and panned right, none of which had been heard. They are kept as heard, as levels are.
+TEST(StateRoundTrip, TimedPanRateStretchAndPauseAreKeptOnlyOnceHeard) {
+  test::TempDir dir;
+  test::write_wav16(dir.file("a.wav"), test::make_tone_noise16(48000 * 2, 2, 6), 2);
+  InstanceConfig ic = Rig::ic(false);
+  ic.engine.max_stretched_voices = 1;
+  Rig rig(ic);
+  ASSERT_EQ(rig.send(msg("/stemd/load", OscArg::Int(1), OscArg::Str(dir.file("a.wav")))).address, "/done");
+  ASSERT_EQ(rig.send(msg("/stemd/play", OscArg::Int(1), OscArg::Float(1), OscArg::Bool(true))).address, "/done");
+  rig.render(256);
+  const std::int64_t later = rig.ctl.now_frame() + 4800;
+  for (const OscMessage& m : {msg("/stemd/rate", OscArg::Int(1), OscArg::Float(2), OscArg::Float(0)),
+                              msg("/stemd/stretch", OscArg::Int(1), OscArg::Float(1.5)),
+                              msg("/stemd/pan", OscArg::Int(1), OscArg::Float(1), OscArg::Float(0)),
+                              msg("/stemd/pause", OscArg::Int(1), OscArg::Float(0))}) {
+    const OscMessage r = rig.router.handle_at(m, later);
+    ASSERT_EQ(r.address, "/done") << show(m) << " → " << show(r);
+  }
+  rig.render(256);
+  DaemonState s = capture_state(rig.ctl, rig.router, true);
+  ASSERT_EQ(s.voices.size(), 1u);
+  EXPECT_FLOAT_EQ(s.voices[0].rate, 1.0f) << format_state(s, "test");
+  EXPECT_FLOAT_EQ(s.voices[0].pan, 0.0f) << format_state(s, "test");
+  EXPECT_EQ(s.voices[0].stretch, 0.0f) << format_state(s, "test");
+  EXPECT_FALSE(s.voices[0].paused) << format_state(s, "test");
+  EXPECT_FALSE(rig.ctl.voice_info(rig.router.player(1)).paused) << "the status says paused before the pause";
+  EXPECT_TRUE(rig.ctl.voice_info(rig.router.player(1)).paused_set);
+  for (int i = 0; i < 20; ++i) rig.render(256);  // past its frame: heard now
+  s = capture_state(rig.ctl, rig.router, true);
+  EXPECT_FLOAT_EQ(s.voices[0].rate, 2.0f) << format_state(s, "test");
+  EXPECT_FLOAT_EQ(s.voices[0].pan, 1.0f) << format_state(s, "test");
+  EXPECT_FLOAT_EQ(s.voices[0].stretch, 1.5f) << format_state(s, "test");
+  EXPECT_TRUE(s.voices[0].paused) << format_state(s, "test");
+}
+
+// The outside pass: while a voice faded out under /stemd/stop 5 10 (or /stemd/pause), the web
+// status showed volume_now 1 and fade_s 0 for the whole fade: the stop's envelope was not in it.
+TEST(StateRoundTrip, AStopsFadeIsInWhatTheVoiceInfoSaysIsHeard) {
+  test::TempDir dir;
+  test::write_wav16(dir.file("a.wav"), test::make_tone_noise16(48000 * 2, 2, 6), 2);
+  Rig rig;
+  ASSERT_EQ(rig.send(msg("/stemd/load", OscArg::Int(1), OscArg::Str(dir.file("a.wav")))).address, "/done");
+  ASSERT_EQ(rig.send(msg("/stemd/play", OscArg::Int(1), OscArg::Float(1), OscArg::Bool(true))).address, "/done");
+  rig.render(256);
+  const control::VoiceHandle h = rig.router.player(1);
+  ASSERT_EQ(rig.send(msg("/stemd/stop", OscArg::Int(1), OscArg::Float(1))).address, "/done");
+  for (int i = 0; i < 94; ++i) rig.render(256);  // ≈ 0.5 s of the 1 s fade
+  const control::VoiceInfo v = rig.ctl.voice_info(h);
+  EXPECT_NEAR(v.envelope, 0.5f, 0.03f);
+  EXPECT_NEAR(v.envelope_frames_left, 24000u, 600u);
+  EXPECT_FLOAT_EQ(v.level, 1.0f) << "the volume itself is unchanged (the state file keeps it)";
+}
+
+// The outside pass: /stemd/load -3 and /stemd/play -3 were accepted and played, but never
+// written (the capture skipped negative ids, meant for a test tone that is no source any more):
+// after a restart id -3 was gone without a word.
+TEST(StateRoundTrip, ANegativeIdIsKeptLikeAnyOther) {
+  test::TempDir dir;
+  test::make_wav(dir.file("a.wav"), 48'000, 1);
+  const std::string path = dir.file("state");
+  {
+    Rig rig;
+    ASSERT_EQ(rig.send(msg("/stemd/load", OscArg::Int(-3), OscArg::Str(dir.file("a.wav")))).address, "/done");
+    ASSERT_EQ(rig.send(msg("/stemd/play", OscArg::Int(-3), OscArg::Float(0.5), OscArg::Bool(true))).address, "/done");
+    rig.render(256);
+    StateKeeper keeper({path, true, 5.0, "test"});
+    keeper.capture_now(rig.ctl, rig.router);
+    ASSERT_TRUE(keeper.flush());
+  }
+  Rig rig;
+  StateKeeper keeper({path, true, 5.0, "test"});
+  const RestoreReport r = keeper.restore(rig.router);
+  EXPECT_EQ(r.sources, 1) << slurp(path);
+  EXPECT_EQ(r.voices, 1) << slurp(path);
+  ASSERT_NE(rig.ctl.source(-3), nullptr);
+  EXPECT_TRUE(rig.ctl.voice_alive(rig.router.player(-3)));
+}
+
 // ---------------------------------------------------------------- files
 
 TEST(StateFile, MissingCorruptAndUnreadableFilesAreReported) {
