@@ -410,8 +410,7 @@ Reply CrowdstreamDialect::play(const Call& c) {
     return fail(K::kArguments, a.error(), a.id_values());
   }
   if (!parse_deck(deck_name, deck)) return bad_deck(deck_name);
-  if (std::string e; !limits::seconds_in_range(start_at, 0, limits::kMaxAheadSeconds, "start_at", e))
-    return fail(K::kRange, e);
+  if (std::string e; !r_.start_at_in_range(c, start_at, e)) return fail(K::kRange, e);
   const int id = kDeckBase[deck];
   const std::int64_t at = r_.frame_after(c, start_at);  // counted from arrival, as the old server did
   Reply r = r_.load_file(c, id, path, std::filesystem::path(path).stem().string(), true);
@@ -477,8 +476,7 @@ Reply CrowdstreamDialect::start_group(const Call& c) {
   if (unknown_count > 4) unknown += " and " + std::to_string(unknown_count - 4) + " more";
   if (decks == 0)
     return fail(K::kArguments, "expects at least one deck (A–D)" + (unknown.empty() ? "" : ", got " + unknown));
-  if (std::string e; !limits::seconds_in_range(start_at, 0, limits::kMaxAheadSeconds, "start_at", e))
-    return fail(K::kRange, e);
+  if (std::string e; !r_.start_at_in_range(c, start_at, e)) return fail(K::kRange, e);
   // Check every deck first: nothing starts unless the whole group can.
   for (int d = 0; d < engine::kNumDecks; ++d) {
     if (!want[d] || r_.player(kDeckBase[d]).valid()) continue;  // a deck already playing continues
@@ -538,8 +536,7 @@ Reply CrowdstreamDialect::fade(const Call& c) {
     return fail(K::kArguments, a.error(), a.id_values());
   }
   if (!parse_deck(deck_name, deck)) return bad_deck(deck_name);
-  if (std::string e; !limits::seconds_in_range(start_at, 0, limits::kMaxAheadSeconds, "start_at", e))
-    return fail(K::kRange, e);
+  if (std::string e; !r_.start_at_in_range(c, start_at, e)) return fail(K::kRange, e);
   if (std::string e; !limits::seconds_in_range(duration, 0, limits::kMaxFadeSeconds, "duration", e))
     return fail(K::kRange, e);
   // After start_at, the deck's level ramps linearly from wherever it is then to 0.

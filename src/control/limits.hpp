@@ -69,7 +69,7 @@ inline constexpr const char* kRateRange = "rate must be 0.25..4";
 inline bool seconds_in_range(double v, double lo, double hi, const char* name, std::string& error) {
   if (v >= lo && v <= hi) return true;
   char buf[160];
-  std::snprintf(buf, sizeof buf, "%s must be %g..%g s, got %g", name, lo, hi, v);
+  std::snprintf(buf, sizeof buf, "%s must be %g..%g s, got %.10g", name, lo, hi, v);  // 3600.001, not 3600
   error = buf;
   return false;
 }

@@ -31,7 +31,7 @@ constexpr const char* kCurves = "curve must be linear, exponential, equal_power 
 // "<what> must be 0..4, got v": a level or volume out of range, with what was sent.
 std::string level_range(const char* what, double v) {
   char buf[96];
-  std::snprintf(buf, sizeof buf, "%s must be 0..4, got %g", what, v);
+  std::snprintf(buf, sizeof buf, "%s must be 0..4, got %.10g", what, v);
   return buf;
 }
 

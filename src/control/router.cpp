@@ -258,6 +258,8 @@ std::int64_t Router::bundle_frame(const OscMessage& m, double& late_ms, double& 
   ahead_s = static_cast<double>(frame - earliest) / cfg_.sample_rate;
   if (frame < earliest) {
     late_ms = 1000.0 * static_cast<double>(earliest - frame) / cfg_.sample_rate;
+    // Before this machine's boot (a timetag of 1900): the frame stops at 0, the wall clock does not.
+    if (now_mono + delta * 1e9 < 0) late_ms = std::max(late_ms, -delta * 1000.0);
     return -1;
   }
   return frame;
@@ -299,7 +301,11 @@ Reply Router::handle_reply(const OscMessage& m, const Peer& from) {
     // It ran, at once; the sender hears it was late (the spec's "late bundles run at once and
     // are reported").
     char why[96];
-    std::snprintf(why, sizeof why, "late by %.1f ms (ran at once)", late_ms);
+    if (late_ms < 10'000) {
+      std::snprintf(why, sizeof why, "late by %.1f ms (ran at once)", late_ms);
+    } else {
+      std::snprintf(why, sizeof why, "late by %.0f s (ran at once)", late_ms / 1000.0);
+    }
     r = Reply::fail(ErrorKind::kLate, why, r.values);
   }
   if (r.ok) {
@@ -320,6 +326,20 @@ std::int64_t Router::frame_after(const Call& c, double seconds) const {
   if (c.at < 0 && c.arrival >= 0) return std::max(c.arrival + offset, soonest);
   const std::int64_t base = c.at >= 0 ? c.at : soonest;
   return base + offset;
+}
+
+bool Router::start_at_in_range(const Call& c, double start_at, std::string& error) const {
+  if (!limits::seconds_in_range(start_at, 0, limits::kMaxAheadSeconds, "start_at", error)) return false;
+  const std::int64_t soonest = ctl_.now_frame() + cfg_.buffer_size;
+  const double bundle_ahead = c.at > soonest ? static_cast<double>(c.at - soonest) / cfg_.sample_rate : 0.0;
+  if (bundle_ahead + start_at <= limits::kMaxAheadSeconds) return true;
+  char why[200];
+  std::snprintf(why, sizeof why,
+                "start_at %.10g s after a bundle %.0f s ahead is %.0f s ahead: nothing is timed more than a day "
+                "(%g s) ahead",
+                start_at, bundle_ahead, bundle_ahead + start_at, limits::kMaxAheadSeconds);
+  error = why;
+  return false;
 }
 
 VoiceHandle Router::player(int id) const {

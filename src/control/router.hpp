@@ -213,6 +213,8 @@ class Router {
   // (its bundle's timetag, or now plus a period's margin so every command of a group is queued
   // in time; for a message resumed after a load, its arrival, never the past).
   std::int64_t frame_after(const Call& c, double seconds) const;
+  // A start_at (output seconds) in 0..a day, and with its bundle's time no more than a day ahead.
+  bool start_at_in_range(const Call& c, double start_at, std::string& error) const;
   // The test tone (/test_tone, /stemd/tone) at frame `at`: `level` linear peak, `seconds` output
   // seconds; every argument range-checked here (limits.hpp), then an oscillator in the engine.
   Reply test_tone(double freq, double level, double seconds, std::int64_t at);

@@ -149,5 +149,55 @@ TEST(Timetag, ABundleBeforeTheStreamRunsDoesNotPoisonItsTimetag) {
   EXPECT_EQ(rig.ctl.scheduled(), 1u) << "waiting for its frame, not run at once";
 }
 
+// The outside pass: a bundle timed in 1900 (NTP timetag 2) was answered "late by 36580955 ms" —
+// the machine's uptime, since the frame a time before boot maps to stops at 0. It says how late
+// it really is, in seconds when that is many.
+TEST(Timetag, AnAncientTimetagSaysHowLateItReallyIs) {
+  Rig rig;
+  std::vector<float> out(256 * 2);
+  rig.e.process(out.data(), 256);
+  const control::OscMessage play{"/stemd/play", {control::OscArg::Int(1)}};
+  const auto bytes = control::osc_serialise_bundle({play}, 2);
+  std::vector<control::Outgoing> raw;
+  rig.router.handle_packet(bytes.data(), bytes.size(), control::Peer{}, raw);
+  ASSERT_EQ(raw.size(), 1u);
+  control::OscMessage r;
+  std::string error;
+  ASSERT_TRUE(control::osc_parse(raw[0].data.data(), raw[0].data.size(), r, error)) << error;
+  const std::string reason = r.args.back().s;
+  double late_s = 0;
+  ASSERT_EQ(std::sscanf(reason.c_str(), "late by %lf s (ran at once)", &late_s), 1) << reason;
+  EXPECT_GT(late_s, unix_now() + 2208988800.0 - 10) << reason;  // since 1900
+}
+
+// The outside pass: /fade A 1000 in a bundle 86,000 s ahead was accepted, 87,000 s ahead, though
+// nothing is timed more than a day ahead. The bundle's time and start_at add up.
+TEST(Timetag, AStartAtAfterABundleIsNoMoreThanADayAhead) {
+  Rig rig;
+  std::vector<float> out(256 * 2);
+  rig.e.process(out.data(), 256);
+  const control::OscMessage fade{"/fade",
+                                 {control::OscArg::Str("A"), control::OscArg::Float(1000), control::OscArg::Float(2)}};
+  auto replies = rig.send_bundle(fade, unix_now() + 86'000);
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0].address, "/fail") << replies[0].to_string();
+  EXPECT_NE(replies[0].to_string().find("s ahead: nothing is timed more than a day (86400 s) ahead"), std::string::npos)
+      << replies[0].to_string();
+  replies = rig.send_bundle(fade, unix_now() + 80'000);  // 81,000 s: within the day
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0].address, "/done") << replies[0].to_string();
+}
+
+// A value just out of range is shown as sent: "got 3600.001", not the rounded "got 3600".
+TEST(Timetag, ARangeRefusalShowsTheValueAsSent) {
+  Rig rig;
+  const control::OscMessage play{"/stemd/play", {control::OscArg::Int(1)}};
+  ASSERT_EQ(rig.router.handle(play, control::Peer{}).address, "/done");
+  const control::OscMessage fade{
+      "/stemd/fade", {control::OscArg::Int(1), control::OscArg::Float(0.5), control::OscArg::Double(3600.001)}};
+  const control::OscMessage r = rig.router.handle(fade, control::Peer{});
+  EXPECT_NE(r.to_string().find("got 3600.001"), std::string::npos) << r.to_string();
+}
+
 }  // namespace
 }  // namespace stemd::test
