@@ -137,6 +137,10 @@ class DaemonRun {
 // second per kind through `limit`, informational ones (a voice that ended at its end) at info.
 void log_voice_event(const engine::Event& e, const control::VoiceInfo& v, base::LogLimiter* limit);
 
+// The web monitor's installed page (startup.cpp): false, with every place looked in, when none has
+// index.html. Also --check-config's.
+bool installed_web_root(std::string& root, std::string& error);
+
 // A duration in ns as whole microseconds ("41 µs"): the health and shutdown lines (health.cpp).
 std::string fmt_us(std::uint64_t ns);
 

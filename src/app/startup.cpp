@@ -338,7 +338,7 @@ int DaemonRun::build_instance() {
 // (BIN/../share/stemd/web: a .deb's /usr/bin/stemd finds /usr/share/stemd/web whatever prefix the
 // build was configured with), else where this build installs it, else the source tree's web/ (a
 // daemon run from the build tree). False, with every place looked in, when none has index.html.
-static bool installed_web_root(std::string& root, std::string& error) {
+bool installed_web_root(std::string& root, std::string& error) {
   namespace fs = std::filesystem;
   std::error_code ec;
   std::vector<std::string> tried;
