@@ -567,6 +567,31 @@ TEST(Cli, VersionNamesTheGitRevisionAndLibsndfilesFormats) {
   EXPECT_NE(r.output.find(".wav"), std::string::npos) << r.output;
 }
 
+// --version lists what stemd opens, with the extensions people use, and the README's table the same
+// ones: it listed "RAW (header-less) .raw" (stemd opens files by their header: raw is not read) and
+// MPEG only as .m1a, while the README said headerless raw is not read and listed .mp3.
+TEST(Cli, VersionListsTheFormatsStemdOpensAsTheReadmeDoes) {
+  const auto r = run_stemd("--version");
+  EXPECT_EQ(r.output.find("RAW"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find(".m1a"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("(MP3, layers I–III) .mp3"), std::string::npos) << r.output;
+  const std::regex ext(R"((?:^|[ `])(\.[a-z0-9]+)\b)");
+  auto extensions = [&](const std::string& text) {
+    std::set<std::string> out;
+    for (std::sregex_iterator it(text.begin(), text.end(), ext), end; it != end; ++it) out.insert((*it)[1]);
+    return out;
+  };
+  std::ifstream in(std::string(STEMD_SOURCE_DIR) + "/README.md");
+  std::stringstream readme;
+  readme << in.rdbuf();
+  const std::string text = readme.str();
+  const auto table = text.find("| container | extensions |");
+  ASSERT_NE(table, std::string::npos);
+  const std::string rows = text.substr(table, text.find("\n\n", table) - table);
+  const std::string reads = r.output.substr(r.output.find("reads:"));
+  EXPECT_EQ(extensions(reads), extensions(rows)) << reads << "\n" << rows;
+}
+
 // A daemon installed with `cmake --install` under PREFIX (/usr/local by default) has its
 // stemd.conf in PREFIX/etc/stemd (packaging/install_service.cmake): stemd run by hand looked only in
 // ~/.config and /etc and said "no config file", so edits to the installed file did nothing. Now
