@@ -4,6 +4,7 @@
 
 #include "control/deck_ids.hpp"
 #include "control/net.hpp"
+#include "device_hint.hpp"
 #include "io/sound_file.hpp"
 #include "loader_sizing.hpp"
 #include "logging.hpp"
@@ -57,6 +58,10 @@ int DaemonRun::prepare() {
     const auto devices = audio::list_output_devices(o_.log_level != "trace" && o_.log_level != "debug");
     std::printf("PortAudio output devices (%s):\n%s", audio::portaudio_version().c_str(),
                 audio::format_device_list(devices).c_str());
+    if (devices.empty()) {
+      std::printf("\n%s",
+                  no_device_hint(audio::list_host_apis(o_.log_level != "trace" && o_.log_level != "debug")).c_str());
+    }
     return 0;
   }
   block_signals_and_raise_fd_limit();

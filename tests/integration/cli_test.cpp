@@ -832,6 +832,20 @@ TEST(Cli, NoDeviceFallsBackToNullWithAWarning) {
   EXPECT_NE(r.output.find("using the null backend"), std::string::npos) << r.output;
 }
 
+// Without a device, --list-devices says where it looked and what to check: it printed only
+// "(no output devices)" (a new-user pass).
+TEST(Cli, ListDevicesWithoutADeviceSaysWhereItLookedAndWhatToCheck) {
+  const auto r = run_process("env -u JACK_DEFAULT_SERVER " + std::string(STEMD_BINARY) + " --list-devices");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  if (r.output.find("(no output devices)") == std::string::npos) GTEST_SKIP() << "an output device exists";
+  EXPECT_NE(r.output.find("PortAudio looked at: ALSA ("), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("No JACK server answered for user "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("a sound card: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("is JACK or PipeWire running for this user"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("group audio: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--backend null"), std::string::npos) << r.output;
+}
+
 // ---- issue 10, item 10: NaN and infinity are refused by every numeric option
 
 // The options stemd --help lists with a value other than free text (TEXT) or a path (FILE),
