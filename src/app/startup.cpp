@@ -148,6 +148,10 @@ int DaemonRun::open_backend() {
       }
     }
   }
+  if (bc_.kind == "null") {
+    device_.set_output_note(o_.backend == "null" ? "no audio output: --backend null"
+                                                 : "no audio output: --backend auto found no output device");
+  }
   if (resume_.active && device_open_) device_.set_running();
   rate_ = backend_ && device_open_ ? backend_->sample_rate() : bc_.sample_rate > 0 ? bc_.sample_rate : 48000;
   real_device_ = bc_.kind == "portaudio";

@@ -48,6 +48,12 @@ class DeviceStatus {
   }
   void set_running() { state_.store(static_cast<int>(DeviceState::kRunning), std::memory_order_release); }
   void set_attempts(std::uint64_t n) { attempts_.store(n, std::memory_order_relaxed); }
+  // Why nothing is heard although the output runs ("no audio output: --backend null"); empty for
+  // a device. Set once at start, before the control thread runs.
+  void set_output_note(const std::string& note) {
+    std::lock_guard<std::mutex> g(mu_);
+    output_note_ = note;
+  }
   // The real-time scheduling the audio thread runs with, once known ("SCHED_FIFO 70", "SCHED_OTHER").
   void set_rt_policy(const std::string& p) {
     std::lock_guard<std::mutex> g(mu_);
@@ -60,6 +66,16 @@ class DeviceStatus {
   std::string reason() const {
     std::lock_guard<std::mutex> g(mu_);
     return reason_;
+  }
+  std::string output_note() const {
+    std::lock_guard<std::mutex> g(mu_);
+    return output_note_;
+  }
+  // The device's state as people read it: "running", "lost", "waiting", or for the null backend
+  // "null (no audio output: --backend null)" — running, but nothing is heard.
+  std::string describe() const {
+    const std::string note = output_note();
+    return note.empty() || state() != DeviceState::kRunning ? to_string(state()) : "null (" + note + ")";
   }
   std::string rt_policy() const {
     std::lock_guard<std::mutex> g(mu_);
@@ -78,6 +94,7 @@ class DeviceStatus {
   mutable std::mutex mu_;
   std::string reason_;
   std::string rt_policy_;
+  std::string output_note_;
   std::chrono::steady_clock::time_point lost_at_{};
 };
 

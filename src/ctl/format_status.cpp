@@ -57,6 +57,23 @@ void sync_rows(const StatusFields& f, std::vector<std::vector<std::string>>& row
   rows.push_back({"  tempo", t});
 }
 
+// The device row: its state, how long it has been lost and why — or, for the null backend, that
+// nothing is heard ("null (no audio output: --backend null)"), where the state alone said "running".
+std::string device_text(const StatusFields& f) {
+  std::string t = value_text(*find_field(f, "device"));
+  const OscArg* backend = find_field(f, "backend");
+  if (const OscArg* note = find_field(f, "device_note"); t == "running" && note != nullptr) {
+    t = "null (" + value_text(*note) + ")";
+  } else if (t == "running" && backend != nullptr && value_text(*backend) == "null") {  // an older daemon
+    t = "null (no audio output)";
+  }
+  if (find_field(f, "device_lost_s") != nullptr) t += " for " + fmt("%.1f s", field_number(f, "device_lost_s"));
+  if (const OscArg* e = find_field(f, "device_error"); e != nullptr && !value_text(*e).empty()) {
+    t += ": " + value_text(*e);
+  }
+  return t;
+}
+
 // The labels of the fields `status --all` shows as they are (nullptr: not one of them).
 const char* plain_label(const std::string& k) {
   static const char* const kLabels[][2] = {
@@ -91,7 +108,6 @@ const char* plain_label(const std::string& k) {
       {"tcp_clients", "TCP clients"},
       {"tcp_refused", "TCP connections refused"},
       {"tcp_timed_out", "TCP connections timed out"},
-      {"device", "device"},
       {"device_losses", "device losses"},
       {"device_error", "device error"},
       {"device_attempts", "device attempts"},
@@ -113,7 +129,8 @@ const char* plain_label(const std::string& k) {
 }
 
 // The fields `status --all` shows in units: their label and text. False: not one of them.
-bool unit_field_text(const std::string& k, const OscArg& v, std::string& label, std::string& text) {
+bool unit_field_text(const StatusFields& f, const std::string& k, const OscArg& v, std::string& label,
+                     std::string& text) {
   const double x = v.is_number() ? v.as_double() : 0.0;
   static const char* const kMs[][2] = {
       {"latency_ms", "buffer latency"},
@@ -148,6 +165,8 @@ bool unit_field_text(const std::string& k, const OscArg& v, std::string& label, 
     label = "uptime", text = fmt_uptime(x);
   } else if (k == "device_lost_s" || k == "device_waiting_s") {
     label = k == "device_lost_s" ? "device lost for" : "device waited for", text = fmt("%.1f s", x);
+  } else if (k == "device") {
+    label = "device", text = value_text(v) == "running" ? device_text(f) : value_text(v);
   } else if (k == "master") {
     label = "master level", text = level_text(x);
   } else if (k.size() == 6 && k.rfind("deck_", 0) == 0) {
@@ -177,7 +196,8 @@ std::string status_table(const StatusFields& f) {
   for (const auto& [k, v] : f) {
     const double x = v.is_number() ? v.as_double() : 0.0;
     std::string label = k, text = value_text(v);
-    if (sync_field_text(k, x, label, text) || unit_field_text(k, v, label, text)) {
+    if (k == "device_note") continue;  // in the device row
+    if (sync_field_text(k, x, label, text) || unit_field_text(f, k, v, label, text)) {
     } else if (k == "callback_p50_us" || k == "callback_p99_us" || k == "callback_max_us") {
       label = "callback " + k.substr(9, k.size() - 12);
       text = fmt("%.1f µs", x);
@@ -216,14 +236,7 @@ std::string status_summary(const StatusFields& f) {
     rows.push_back({"  backend", t});
   }
   // A device state, from a daemon that reports one ("lost" while its device is away).
-  if (const OscArg* d = find_field(f, "device"); d != nullptr) {
-    std::string t = value_text(*d);
-    if (find_field(f, "device_lost_s") != nullptr) t += " for " + fmt("%.1f s", field_number(f, "device_lost_s"));
-    if (const OscArg* e = find_field(f, "device_error"); e != nullptr && !value_text(*e).empty()) {
-      t += ": " + value_text(*e);
-    }
-    rows.push_back({"  device", t});
-  }
+  if (find_field(f, "device") != nullptr) rows.push_back({"  device", device_text(f)});
   if (has("latency_ms")) {
     std::string t = fmt("%.1f ms", field_number(f, "latency_ms"));
     if (has("output_latency_ms"))

@@ -827,9 +827,21 @@ TEST(Cli, NoDeviceFallsBackToNullWithAWarning) {
   // Only meaningful where PortAudio sees no output device (CI, this machine without JACK).
   const auto list = run_stemd("--list-devices");
   if (list.output.find("(no output devices)") == std::string::npos) GTEST_SKIP() << "an output device exists";
-  const auto r = run_stemd("--duration 0.05");
+  const auto r = run_stemd("--duration 1.2 --watch");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("using the null backend"), std::string::npos) << r.output;
+  // The health line says what the device is: nothing is heard.
+  EXPECT_NE(r.output.find("device null (no audio output: --backend auto found no output device)"), std::string::npos)
+      << r.output;
+}
+
+// The health line with --backend null says that nothing is heard ("device running" before).
+TEST(Cli, TheHealthLineSaysTheNullBackendIsNoAudioOutput) {
+  const auto r = run_stemd("--backend null --duration 1.2 --watch");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("health: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(", device null (no audio output: --backend null)\n"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("device running"), std::string::npos) << r.output;
 }
 
 // Without a device, --list-devices says where it looked and what to check: it printed only

@@ -694,6 +694,19 @@ TEST(Stemctl, StatusAllLabelsTheStretcherPrimesAndTheVoicesHeardLate) {
   EXPECT_NE(d.ctl("status --json").out.find("\"stretch_starts_deferred\": 0"), std::string::npos);
 }
 
+// With --backend null nothing is heard, and the status says so: the device row said "running"
+// (a new-user pass). The keys stay as they were (device: running), with device_note added.
+TEST(Stemctl, StatusSaysTheNullBackendIsNoAudioOutput) {
+  Daemon d;
+  ASSERT_READY(d);
+  EXPECT_EQ(status_value(d.ctl("status").out, "device"), "null (no audio output: --backend null)");
+  const auto all = d.ctl("status --all").out;  // status_value would find "device underflows" first
+  EXPECT_TRUE(std::regex_search(all, std::regex("\n  device +null \\(no audio output: --backend null\\)\n"))) << all;
+  const auto json = nlohmann::json::parse(d.ctl("status --json").out);
+  EXPECT_EQ(json["device"], "running") << json;
+  EXPECT_EQ(json["device_note"], "no audio output: --backend null") << json;
+}
+
 // Every row of `status --all` has a readable label: it mixed them with raw keys (eq_a_low,
 // ignored_messages, tcp_refused, schedule_due_max…, a new-user pass). The JSON keeps the keys.
 TEST(Stemctl, StatusAllLabelsEveryField) {
