@@ -32,6 +32,7 @@ struct Resume {
   int rate = 0;
   std::uint64_t losses = 0;
   std::string reason;
+  std::int64_t started_ns = 0;  // the service's start (steady clock, the first image's): uptime counts from it
 };
 Resume take_resume_env();  // reads and clears STEMD_RESUME_*
 
@@ -90,6 +91,7 @@ class DaemonRun {
 
   int argc_;
   char** argv_;
+  Clock::time_point started_ = Clock::now();  // the process's start (uptime_s)
   Options o_;
   Resume resume_;
   control::DeviceStatus device_;

@@ -340,6 +340,10 @@ int DaemonRun::build_instance() {
     spdlog::error("{}", err_);
     return 2;
   }
+  // uptime_s counts from the process's start, and after a lost device's hand-over from the first
+  // image's (the same PID and service).
+  inst_->router().set_started(resume_.started_ns > 0 ? Clock::time_point(std::chrono::nanoseconds(resume_.started_ns))
+                                                     : started_);
   return open_web();
 }
 

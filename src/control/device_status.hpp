@@ -46,7 +46,13 @@ class DeviceStatus {
     if (state() != DeviceState::kWaiting) lost_at_ = std::chrono::steady_clock::now();
     state_.store(static_cast<int>(DeviceState::kWaiting), std::memory_order_release);
   }
-  void set_running() { state_.store(static_cast<int>(DeviceState::kRunning), std::memory_order_release); }
+  void set_running() {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      running_since_ = std::chrono::steady_clock::now();
+    }
+    state_.store(static_cast<int>(DeviceState::kRunning), std::memory_order_release);
+  }
   void set_attempts(std::uint64_t n) { attempts_.store(n, std::memory_order_relaxed); }
   // Why nothing is heard although the output runs ("no audio output: --backend null"); empty for
   // a device. Set once at start, before the control thread runs.
@@ -81,6 +87,12 @@ class DeviceStatus {
     std::lock_guard<std::mutex> g(mu_);
     return rt_policy_.empty() ? std::string("unknown") : rt_policy_;
   }
+  // How long the device has been running since it last (re)opened; 0 when it is not.
+  double up_seconds() const {
+    if (state() != DeviceState::kRunning) return 0;
+    std::lock_guard<std::mutex> g(mu_);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - running_since_).count();
+  }
   double lost_for_seconds() const {
     if (state() == DeviceState::kRunning) return 0;
     std::lock_guard<std::mutex> g(mu_);
@@ -96,6 +108,7 @@ class DeviceStatus {
   std::string rt_policy_;
   std::string output_note_;
   std::chrono::steady_clock::time_point lost_at_{};
+  std::chrono::steady_clock::time_point running_since_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace stemd::control

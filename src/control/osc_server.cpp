@@ -83,6 +83,10 @@ bool OscServer::open(std::string& error) {
         f.push_back(OscArg::Str("device_note"));
         f.push_back(OscArg::Str(note));
       }
+      if (d->state() == DeviceState::kRunning) {  // since it last opened (uptime_s: since the service started)
+        f.push_back(OscArg::Str("device_up_s"));
+        f.push_back(OscArg::Float(d->up_seconds()));
+      }
       kv("device_losses", d->losses());
       f.push_back(OscArg::Str("rt_policy"));
       f.push_back(OscArg::Str(d->rt_policy()));

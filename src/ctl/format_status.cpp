@@ -79,6 +79,7 @@ const char* plain_label(const std::string& k) {
   static const char* const kLabels[][2] = {
       {"backend", "backend"},
       {"voices", "voices playing"},
+      {"voices_waiting", "voices waiting for the device"},
       {"sources", "sources loaded"},
       {"sources_cut_short", "sources cut short (file shorter than its header said)"},
       {"loads_in_flight", "loads in flight"},
@@ -163,6 +164,8 @@ bool unit_field_text(const StatusFields& f, const std::string& k, const OscArg& 
     label = "CPU load (callback)", text = fmt("%.1f%%", 100.0 * x);
   } else if (k == "uptime_s") {
     label = "uptime", text = fmt_uptime(x);
+  } else if (k == "device_up_s") {
+    label = "device up", text = fmt_uptime(x) + " (since it last opened)";
   } else if (k == "device_lost_s" || k == "device_waiting_s") {
     label = k == "device_lost_s" ? "device lost for" : "device waited for", text = fmt("%.1f s", x);
   } else if (k == "device") {
@@ -243,7 +246,13 @@ std::string status_summary(const StatusFields& f) {
       t += " (buffer) + " + fmt("%.1f ms", field_number(f, "output_latency_ms")) + " (device)";
     rows.push_back({"  latency", t});
   }
-  if (has("voices")) rows.push_back({"  voices playing", integer("voices")});
+  if (has("voices")) {
+    std::string t = integer("voices");
+    if (const auto waiting = static_cast<std::int64_t>(field_number(f, "voices_waiting")); waiting > 0) {
+      t += " (" + std::to_string(waiting) + (waiting == 1 ? " waits" : " wait") + " for the device to play again)";
+    }
+    rows.push_back({"  voices playing", t});
+  }
   if (has("sources")) rows.push_back({"  sources loaded", integer("sources")});
   if (has("memory_bytes")) {
     std::string t = fmt_bytes(field_number(f, "memory_bytes"));
