@@ -77,11 +77,13 @@ class DeviceStatus {
     std::lock_guard<std::mutex> g(mu_);
     return output_note_;
   }
-  // The device's state as people read it: "running", "lost", "waiting", or for the null backend
-  // "null (no audio output: --backend null)" — running, but nothing is heard.
+  // The device's state for the health line: "running", "lost", "waiting", or for the null
+  // backend "running on the null backend (no audio output: --backend null)" — it runs, but
+  // nothing is heard (the words "device running" stay, for the scripts that grep the log).
   std::string describe() const {
     const std::string note = output_note();
-    return note.empty() || state() != DeviceState::kRunning ? to_string(state()) : "null (" + note + ")";
+    if (note.empty() || state() != DeviceState::kRunning) return to_string(state());
+    return "running on the null backend (" + note + ")";
   }
   std::string rt_policy() const {
     std::lock_guard<std::mutex> g(mu_);
