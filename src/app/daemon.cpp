@@ -9,6 +9,7 @@
 #include "daemon.hpp"
 
 #include "daemon_run.hpp"
+#include "options_check.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -109,6 +110,7 @@ bool DaemonRun::main_loop_pass() {
 }
 
 int run(int argc, char** argv) {
+  if (wants_check_config(argc, argv)) return check_config(argc, argv);
   DaemonRun d(argc, argv);
   return d.run();
 }

@@ -32,6 +32,7 @@ struct Resume {
   int rate = 0;
   std::uint64_t losses = 0;
   std::string reason;
+  std::int64_t started_ns = 0;  // the service's start (steady clock, the first image's): uptime counts from it
 };
 Resume take_resume_env();  // reads and clears STEMD_RESUME_*
 
@@ -90,6 +91,7 @@ class DaemonRun {
 
   int argc_;
   char** argv_;
+  Clock::time_point started_ = Clock::now();  // the process's start (uptime_s)
   Options o_;
   Resume resume_;
   control::DeviceStatus device_;
@@ -136,6 +138,10 @@ class DaemonRun {
 // The log line of a voice's end or late start (InstanceConfig::on_event; startup.cpp): at most 5 a
 // second per kind through `limit`, informational ones (a voice that ended at its end) at info.
 void log_voice_event(const engine::Event& e, const control::VoiceInfo& v, base::LogLimiter* limit);
+
+// The web monitor's installed page (startup.cpp): false, with every place looked in, when none has
+// index.html. Also --check-config's.
+bool installed_web_root(std::string& root, std::string& error);
 
 // A duration in ns as whole microseconds ("41 µs"): the health and shutdown lines (health.cpp).
 std::string fmt_us(std::uint64_t ns);

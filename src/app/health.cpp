@@ -75,7 +75,7 @@ void DaemonRun::health_tick(Clock::time_point now) {
       "{} voices, CPU {:.1f}% (audio callback {:.1f}%), {}, lowest ring fill {}%, voice underruns {}, "
       "device underflows {}, memory {:.1f} MB resident, device {}",
       m.voices_active.load(), cpu_pct, cb_pct, device_.rt_policy(), min_fill / 10, c.voice_underruns,
-      c.device_underflows, static_cast<double>(resident_bytes()) / 1e6, control::to_string(device_.state()));
+      c.device_underflows, static_cast<double>(resident_bytes()) / 1e6, device_.describe());
   if (o_.watch || (o_.health_interval > 0 && now >= next_health_line_)) {
     spdlog::info("health: {}", summary);
     next_health_line_ = now + std::chrono::milliseconds(static_cast<int>(o_.health_interval * 1000));

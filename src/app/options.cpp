@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include <sys/stat.h>
@@ -324,7 +325,9 @@ std::vector<std::string> changed_keys(const Options& before, const Options& afte
   return out;
 }
 
-int parse_options(int argc, char** argv, Options& o, std::string* error) {
+namespace {
+
+int parse(int argc, char** argv, Options& o, std::string* error, const std::set<int>& skip_lines) {
   // An error: printed (at start) or handed back (a reload); exit status 2.
   auto fail = [error](const std::string& msg) {
     if (error != nullptr) {
@@ -342,10 +345,12 @@ int parse_options(int argc, char** argv, Options& o, std::string* error) {
       "port = osc-port.\nMeasure the buffer size this machine needs: stemd tune (stemd tune --help).\nman stemd, "
       "/usr/share/doc/stemd/README.md");
   options_detail::add_flags(app, o);
+  if (!skip_lines.empty())
+    app.config_formatter(options_detail::sectioned_config(options_detail::known_keys(app), skip_lines));
 
   std::vector<std::string> args(argv, argv + argc);
   options_detail::ConfigFile config;
-  if (std::string e; !options_detail::open_config(argc, argv, app, o, args, config, e)) return fail(e);
+  if (std::string e; !options_detail::open_config(argc, argv, app, o, args, config, skip_lines, e)) return fail(e);
   std::vector<char*> cargv;
   for (auto& a : args) cargv.push_back(a.data());
   try {
@@ -360,10 +365,22 @@ int parse_options(int argc, char** argv, Options& o, std::string* error) {
     return fail(msg);
   }
   o.effective_config = app.config_to_str(true, false);
+  o.config_lines = config.lines;
   choose_buffer_size(argc, argv, app, o, config.lines);
-  if (std::string e = apply_crowdstream_flags(app, o); !e.empty()) return fail(e);
-  if (std::string e = finish(app, o); !e.empty()) return fail(e);
+  // A setting of the config file named in a later error is named with its line too.
+  if (std::string e = apply_crowdstream_flags(app, o); !e.empty()) {
+    return fail(parse_error_text(argc, argv, o, config.lines, e));
+  }
+  if (std::string e = finish(app, o); !e.empty()) return fail(parse_error_text(argc, argv, o, config.lines, e));
   return -1;
+}
+
+}  // namespace
+
+int parse_options(int argc, char** argv, Options& o, std::string* error) { return parse(argc, argv, o, error, {}); }
+
+int parse_options_skipping(int argc, char** argv, Options& o, std::string& error, const std::set<int>& skip_lines) {
+  return parse(argc, argv, o, &error, skip_lines);
 }
 
 }  // namespace stemd::app

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -22,9 +24,11 @@ struct Options {
   std::string preset;              // --preset NAME; empty = from the board model
   std::string preset_reason;       // what chose the buffer size (logged at start)
   bool list_devices = false;
-  std::string config_path;                   // --config FILE, or the one the search found (SIGHUP reads it again)
-  std::string config_source;                 // "config file X (found without --config)", "no config file (…)": logged
+  bool check_config = false;  // --check-config: check the command line and the config file, start nothing
+  std::string config_path;    // --config FILE, or the one the search found (SIGHUP reads it again)
+  std::string config_source;  // "config file X (found without --config)", "no config file (…)": logged
   std::vector<std::string> config_warnings;  // "FILE:LINE: unknown key 'x' — ignored", logged at start
+  std::map<std::string, int> config_lines;   // each key the config file sets → its line
   std::string effective_config;              // every option's value after parsing, as TOML (reload diff)
   std::string log_level = "info";
   std::vector<std::string> play;
@@ -134,6 +138,10 @@ struct Options {
 // stderr — or, when `error` is given (a SIGHUP reload), returned there and nothing printed.
 // A config-file problem names the file, the line and the key.
 int parse_options(int argc, char** argv, Options& opts, std::string* error = nullptr);
+// The same, for --check-config (options_check.cpp): the error always handed back in `error`, and
+// the config file's lines in `skip_lines` read as comments, so that the parse after a bad line
+// finds the next problem.
+int parse_options_skipping(int argc, char** argv, Options& opts, std::string& error, const std::set<int>& skip_lines);
 
 // Adds to every option of `app` that takes a number (any type but TEXT and FILE) a check that
 // refuses NaN and ±Inf, naming the option (the config-file key). Call after the last add_option.

@@ -80,6 +80,7 @@ std::map<std::string, std::string> known_keys(const CLI::App& app) {
   }
   known.erase("help");
   known.erase("version");
+  known.erase("check-config");  // a command, not a setting
   return known;
 }
 
@@ -142,12 +143,18 @@ constexpr const char* kUtf8Bom = "\xEF\xBB\xBF";  // what Windows editors put be
 
 class SectionedConfig : public CLI::ConfigTOML {
  public:
-  explicit SectionedConfig(std::map<std::string, std::string> known) : known_(std::move(known)) {}
+  SectionedConfig(std::map<std::string, std::string> known, std::set<int> skip)
+      : known_(std::move(known)), skip_(std::move(skip)) {}
   std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
     std::stringstream flat;
     std::string line, section;
+    int no = 0;
     for (bool first = true; std::getline(input, line); first = false) {
       if (first && line.rfind(kUtf8Bom, 0) == 0) line.erase(0, 3);
+      if (skip_.count(++no) != 0) {  // --check-config: a line already reported reads as a blank one
+        flat << "\n";
+        continue;
+      }
       const std::string t = trim(line);
       if (!t.empty() && t[0] == '[' && t.back() == ']' && t.find('=') == std::string::npos) {
         section = trim(t.substr(1, t.size() - 2));
@@ -170,6 +177,7 @@ class SectionedConfig : public CLI::ConfigTOML {
 
  private:
   std::map<std::string, std::string> known_;
+  std::set<int> skip_;
 };
 
 // Reads the config file line by line: every key must be `key = value` with a known key (the
@@ -177,8 +185,8 @@ class SectionedConfig : public CLI::ConfigTOML {
 // or a line that is not `key = value` is an error naming the file and line. `lines` maps each
 // flag to the line that sets it.
 // `read_from` is where it is read (the descriptor parse_options opened, /proc/self/fd/N);
-// messages name `path`.
-bool scan_config(const std::string& path, const std::string& read_from, const CLI::App& app,
+// messages name `path`. Lines in `skip` are read as comments (--check-config: reported already).
+bool scan_config(const std::string& path, const std::string& read_from, const CLI::App& app, const std::set<int>& skip,
                  std::map<std::string, int>& lines, std::vector<std::string>& warnings, std::string& error) {
   // Read once, without blocking: a FIFO (or a device) at the path is refused at once — at start
   // and on SIGHUP, where a blocked open would stop the daemon from honouring SIGTERM.
@@ -194,7 +202,7 @@ bool scan_config(const std::string& path, const std::string& read_from, const CL
   std::string line, section;
   for (int no = 1; std::getline(in, line); ++no) {
     const std::string t = trim(line);
-    if (t.empty() || t[0] == '#' || t[0] == ';') continue;
+    if (t.empty() || t[0] == '#' || t[0] == ';' || skip.count(no) != 0) continue;
     const std::string where = path + ":" + std::to_string(no) + ": ";
     if (t[0] == '[') {
       const std::string name = t.back() == ']' ? trim(t.substr(1, t.size() - 2)) : std::string();
@@ -318,8 +326,8 @@ void pick_config(int argc, char** argv, Options& o, std::vector<std::string>& ar
 
 }  // namespace
 
-std::shared_ptr<CLI::Config> sectioned_config(std::map<std::string, std::string> known) {
-  return std::make_shared<SectionedConfig>(std::move(known));
+std::shared_ptr<CLI::Config> sectioned_config(std::map<std::string, std::string> known, std::set<int> skip) {
+  return std::make_shared<SectionedConfig>(std::move(known), std::move(skip));
 }
 
 ConfigFile::~ConfigFile() {
@@ -327,7 +335,7 @@ ConfigFile::~ConfigFile() {
 }
 
 bool open_config(int argc, char** argv, const CLI::App& app, Options& o, std::vector<std::string>& args,
-                 ConfigFile& file, std::string& error) {
+                 ConfigFile& file, const std::set<int>& skip, std::string& error) {
   // One --config: the file checked here (the first) must be the one CLI11 reads (the last): a
   // second one went unchecked — a FIFO there hung start-up and SIGHUP in open() (attack pass).
   const std::vector<std::string> given = config_args(argc, argv);
@@ -346,12 +354,12 @@ bool open_config(int argc, char** argv, const CLI::App& app, Options& o, std::ve
   struct stat st {};
   if (file.fd < 0 || ::fstat(file.fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     // The reader names the reason (missing, unreadable, not a regular file).
-    if (!scan_config(o.config_path, o.config_path, app, file.lines, o.config_warnings, error)) return false;
+    if (!scan_config(o.config_path, o.config_path, app, skip, file.lines, o.config_warnings, error)) return false;
     error = "config file " + o.config_path + ": changed while it was opened; try again";
     return false;
   }
   const std::string via = "/proc/self/fd/" + std::to_string(file.fd);
-  if (!scan_config(o.config_path, via, app, file.lines, o.config_warnings, error)) return false;
+  if (!scan_config(o.config_path, via, app, skip, file.lines, o.config_warnings, error)) return false;
   for (std::size_t i = 1; i < args.size(); ++i) {  // CLI11 reads the same open file
     if (args[i] == "--config" && i + 1 < args.size()) args[i + 1] = via;
     if (args[i].rfind("--config=", 0) == 0) args[i] = "--config=" + via;

@@ -490,6 +490,11 @@ void add_service_options(CLI::App& app, Options& o) {
                  "then /etc/stemd/stemd.conf, then the installed one (PREFIX/etc/stemd/stemd.conf, stemd being "
                  "PREFIX/bin/stemd, PREFIX not /usr); --config none reads no file")
       ->type_name("FILE");
+  app.add_flag("--check-config", o.check_config,
+               "Check the command line and the config file as a start would read them, and what can be checked "
+               "without the device or the ports (ranges, --media-root, --state-file's directory, --bpm-config, "
+               "files to play, addresses); one line per problem (FILE:LINE:), then a verdict. Exit 0 when a start "
+               "would run, 2 when it would not. Starts nothing");
   app.set_help_flag("-h,--help", "Print this help and exit");
   app.set_version_flag("--version", version_text(), "Print the version, git revision and libsndfile's formats");
 }

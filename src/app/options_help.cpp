@@ -90,7 +90,8 @@ void assign_groups(CLI::App& app) {
        {"max-voices", "max-resampled-voices", "max-stretched-voices", "stretch-buses", "stretch-bus-share",
         "stretch-primes-per-callback", "max-sources", "max-memory-mb", "max-channels", "max-subscribers", "max-string",
         "max-tcp-clients", "max-tcp-clients-per-address"}},
-      {"Service and logging", {"config", "log-level", "watch", "health-interval", "mlock", "help", "version"}},
+      {"Service and logging",
+       {"config", "check-config", "log-level", "watch", "health-interval", "mlock", "help", "version"}},
   };
   for (CLI::Option* opt : app.get_options()) {
     std::string group = "crowdstream compatibility";  // the old server's flags: everything else

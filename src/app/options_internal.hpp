@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -45,7 +46,8 @@ std::string version_text();
 std::string trim(const std::string& s);
 // The known keys (long flag names) and the section each belongs to.
 std::map<std::string, std::string> known_keys(const CLI::App& app);
-std::shared_ptr<CLI::Config> sectioned_config(std::map<std::string, std::string> known);
+// The config reader: [sections] resolved to flags; the lines in `skip` read as blank ones.
+std::shared_ptr<CLI::Config> sectioned_config(std::map<std::string, std::string> known, std::set<int> skip = {});
 bool on_command_line(int argc, char** argv, const std::string& lname);
 
 // The config file picked for a parse: the open descriptor CLI11 reads (closed at the end).
@@ -59,8 +61,9 @@ struct ConfigFile {
 };
 // Picks the config file (--config FILE, --config none, or the search), opens and checks it,
 // and rewrites `args` so that CLI11 reads the same open file. Sets o.config_path,
-// o.config_source and o.config_warnings. False with `error` on a bad file.
+// o.config_source and o.config_warnings. The file's lines in `skip` are read as comments
+// (--check-config). False with `error` on a bad file.
 bool open_config(int argc, char** argv, const CLI::App& app, Options& o, std::vector<std::string>& args,
-                 ConfigFile& file, std::string& error);
+                 ConfigFile& file, const std::set<int>& skip, std::string& error);
 
 }  // namespace stemd::app::options_detail

@@ -38,7 +38,9 @@ Resume take_resume_env() {
   if (r.rate < 8000 || r.rate > 384000) r.rate = 0;  // as --sample-rate: 0 = the device's rate
   if (const char* v = std::getenv("STEMD_RESUME_LOSSES")) r.losses = std::strtoull(v, nullptr, 10);
   if (const char* v = std::getenv("STEMD_RESUME_REASON")) r.reason = v;
-  for (const char* k : {"STEMD_RESUME_STATE", "STEMD_RESUME_RATE", "STEMD_RESUME_LOSSES", "STEMD_RESUME_REASON"}) {
+  if (const char* v = std::getenv("STEMD_RESUME_STARTED")) r.started_ns = std::strtoll(v, nullptr, 10);
+  for (const char* k : {"STEMD_RESUME_STATE", "STEMD_RESUME_RATE", "STEMD_RESUME_LOSSES", "STEMD_RESUME_REASON",
+                        "STEMD_RESUME_STARTED"}) {
     unsetenv(k);
   }
   return r;
@@ -61,6 +63,7 @@ void reexec(char** argv, const Resume& r, std::string& error) {
   setenv("STEMD_RESUME_RATE", std::to_string(r.rate).c_str(), 1);
   setenv("STEMD_RESUME_LOSSES", std::to_string(r.losses).c_str(), 1);
   setenv("STEMD_RESUME_REASON", r.reason.c_str(), 1);
+  setenv("STEMD_RESUME_STARTED", std::to_string(r.started_ns).c_str(), 1);
   // Every descriptor but stdio closes on exec: sockets, the dead device's, sound files.
   close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
   std::fflush(nullptr);
@@ -95,6 +98,25 @@ void resubscribe(control::Router& router) {
   }
 }
 
+// The voices of a hand-over state (/stemd/play and /stemd/play_region, a /stemd/seek after one),
+// for the status and /stemd/voices while they wait for the device.
+std::vector<control::Router::WaitingVoice> waiting_voices(const std::vector<StateMessage>& msgs) {
+  std::vector<control::Router::WaitingVoice> out;
+  for (const StateMessage& sm : msgs) {
+    const auto& a = sm.message.args;
+    if (a.size() < 2 || !a[0].is_number()) continue;
+    const int id = static_cast<int>(a[0].as_double());
+    if (sm.message.address == "/stemd/play" && a.size() >= 4 && a[3].is_number()) {
+      out.push_back({id, static_cast<std::int64_t>(a[3].as_double())});
+    } else if (sm.message.address == "/stemd/play_region" && a[1].is_number()) {
+      out.push_back({id, static_cast<std::int64_t>(a[1].as_double())});
+    } else if (sm.message.address == "/stemd/seek" && a[1].is_number() && !out.empty() && out.back().id == id) {
+      out.back().position = static_cast<std::int64_t>(a[1].as_double());
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 // [control, before the control thread starts] Resuming after a lost device: sources, levels,
@@ -127,6 +149,7 @@ void DaemonRun::resume_session() {
     }
     spdlog::info("resume: {} settings and sources restored ({} failed), {} voices to restart", restored, failed,
                  resume_voices_.size());
+    router.set_waiting_voices(waiting_voices(resume_voices_));
   }
   std::remove(resume_.state_path.c_str());
   resubscribe(router);
@@ -134,6 +157,7 @@ void DaemonRun::resume_session() {
 
 // [control] The voices of the previous image play again.
 void DaemonRun::restart_resumed_voices() {
+  inst_->router().set_waiting_voices({});
   int ok = 0;
   for (const StateMessage& sm : resume_voices_) {
     const control::OscMessage reply = inst_->router().handle(sm.message, control::Peer{});
@@ -186,6 +210,7 @@ void DaemonRun::hand_over(const std::string& why) {
   r.rate = rate_;
   r.losses = device_.losses();
   r.reason = why;
+  r.started_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(router.started().time_since_epoch()).count();
   std::string e;
   if (!write_file_atomic(
           r.state_path,
@@ -253,6 +278,10 @@ void DaemonRun::retry_device(std::uint64_t cb, Clock::time_point now) {
     const double was_lost = device_.lost_for_seconds();
     const bool was_waiting = device_.state() == control::DeviceState::kWaiting;
     device_.set_running();
+    // The device's own latency (another device, or the same after a restart of its server): the
+    // status showed 0 after a hand-over, whose image had no device at its start.
+    const double latency = backend_->output_latency_seconds();
+    inst_->post([this, latency] { inst_->router().set_output_latency(latency); });
     reopened_at_callbacks_ = cb;
     stall_callbacks_ = cb;
     stall_since_ = now;

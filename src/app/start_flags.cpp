@@ -235,6 +235,9 @@ int DaemonRun::start_stream() {
     }
     device_open_ = false;
   }
+  // The device's latency is known once its stream is open (JACK: its period, not ours): the
+  // status had the estimate from before (buffer / rate), while the start-up line had this one.
+  if (device_open_) inst_->router().set_output_latency(backend_->output_latency_seconds());
   if (real_device_ && device_open_) {
     // A device's first periods can go nowhere while its connections settle (JACK connects
     // PortAudio's ports after activation): start the --play files once the stream has run a few.

@@ -4,6 +4,7 @@
 
 #include "control/deck_ids.hpp"
 #include "control/net.hpp"
+#include "device_hint.hpp"
 #include "io/sound_file.hpp"
 #include "loader_sizing.hpp"
 #include "logging.hpp"
@@ -57,6 +58,10 @@ int DaemonRun::prepare() {
     const auto devices = audio::list_output_devices(o_.log_level != "trace" && o_.log_level != "debug");
     std::printf("PortAudio output devices (%s):\n%s", audio::portaudio_version().c_str(),
                 audio::format_device_list(devices).c_str());
+    if (devices.empty()) {
+      std::printf("\n%s",
+                  no_device_hint(audio::list_host_apis(o_.log_level != "trace" && o_.log_level != "debug")).c_str());
+    }
     return 0;
   }
   block_signals_and_raise_fd_limit();
@@ -142,6 +147,10 @@ int DaemonRun::open_backend() {
         spdlog::info("while waiting, the output rate is {} Hz (no --sample-rate): the device must run at it", 48000);
       }
     }
+  }
+  if (bc_.kind == "null") {
+    device_.set_output_note(o_.backend == "null" ? "no audio output: --backend null"
+                                                 : "no audio output: --backend auto found no output device");
   }
   if (resume_.active && device_open_) device_.set_running();
   rate_ = backend_ && device_open_ ? backend_->sample_rate() : bc_.sample_rate > 0 ? bc_.sample_rate : 48000;
@@ -331,6 +340,10 @@ int DaemonRun::build_instance() {
     spdlog::error("{}", err_);
     return 2;
   }
+  // uptime_s counts from the process's start, and after a lost device's hand-over from the first
+  // image's (the same PID and service).
+  inst_->router().set_started(resume_.started_ns > 0 ? Clock::time_point(std::chrono::nanoseconds(resume_.started_ns))
+                                                     : started_);
   return open_web();
 }
 
@@ -338,7 +351,7 @@ int DaemonRun::build_instance() {
 // (BIN/../share/stemd/web: a .deb's /usr/bin/stemd finds /usr/share/stemd/web whatever prefix the
 // build was configured with), else where this build installs it, else the source tree's web/ (a
 // daemon run from the build tree). False, with every place looked in, when none has index.html.
-static bool installed_web_root(std::string& root, std::string& error) {
+bool installed_web_root(std::string& root, std::string& error) {
   namespace fs = std::filesystem;
   std::error_code ec;
   std::vector<std::string> tried;

@@ -82,6 +82,13 @@ struct DeviceInfo {
 // Output-capable devices. Initialises PortAudio for the call.
 std::vector<DeviceInfo> list_output_devices(bool quiet_alsa);
 std::string format_device_list(const std::vector<DeviceInfo>& devices);
+// PortAudio's host APIs present on this machine (ALSA; JACK only while a server answers), with
+// their output devices. Initialises PortAudio for the call.
+struct HostApiInfo {
+  std::string name;
+  int output_devices = 0;
+};
+std::vector<HostApiInfo> list_host_apis(bool quiet_alsa);
 std::string portaudio_version();
 
 }  // namespace stemd::audio

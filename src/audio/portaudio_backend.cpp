@@ -293,6 +293,23 @@ std::vector<DeviceInfo> list_output_devices(bool quiet_alsa) {
   return enumerate();
 }
 
+std::vector<HostApiInfo> list_host_apis(bool quiet_alsa) {
+  PaSession s(quiet_alsa);
+  if (!s.ok()) return {};
+  std::vector<HostApiInfo> out;
+  for (PaHostApiIndex a = 0; a < Pa_GetHostApiCount(); ++a) {
+    const PaHostApiInfo* h = Pa_GetHostApiInfo(a);
+    if (h == nullptr) continue;
+    HostApiInfo info{h->name != nullptr ? h->name : "?", 0};
+    for (int i = 0; i < h->deviceCount; ++i) {
+      const PaDeviceInfo* d = Pa_GetDeviceInfo(Pa_HostApiDeviceIndexToDeviceIndex(a, i));
+      if (d != nullptr && d->maxOutputChannels > 0) ++info.output_devices;
+    }
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
 std::string format_device_list(const std::vector<DeviceInfo>& devices) {
   std::string out;
   if (devices.empty()) return "  (no output devices)\n";

@@ -46,8 +46,20 @@ class DeviceStatus {
     if (state() != DeviceState::kWaiting) lost_at_ = std::chrono::steady_clock::now();
     state_.store(static_cast<int>(DeviceState::kWaiting), std::memory_order_release);
   }
-  void set_running() { state_.store(static_cast<int>(DeviceState::kRunning), std::memory_order_release); }
+  void set_running() {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      running_since_ = std::chrono::steady_clock::now();
+    }
+    state_.store(static_cast<int>(DeviceState::kRunning), std::memory_order_release);
+  }
   void set_attempts(std::uint64_t n) { attempts_.store(n, std::memory_order_relaxed); }
+  // Why nothing is heard although the output runs ("no audio output: --backend null"); empty for
+  // a device. Set once at start, before the control thread runs.
+  void set_output_note(const std::string& note) {
+    std::lock_guard<std::mutex> g(mu_);
+    output_note_ = note;
+  }
   // The real-time scheduling the audio thread runs with, once known ("SCHED_FIFO 70", "SCHED_OTHER").
   void set_rt_policy(const std::string& p) {
     std::lock_guard<std::mutex> g(mu_);
@@ -61,9 +73,27 @@ class DeviceStatus {
     std::lock_guard<std::mutex> g(mu_);
     return reason_;
   }
+  std::string output_note() const {
+    std::lock_guard<std::mutex> g(mu_);
+    return output_note_;
+  }
+  // The device's state for the health line: "running", "lost", "waiting", or for the null
+  // backend "running on the null backend (no audio output: --backend null)" — it runs, but
+  // nothing is heard (the words "device running" stay, for the scripts that grep the log).
+  std::string describe() const {
+    const std::string note = output_note();
+    if (note.empty() || state() != DeviceState::kRunning) return to_string(state());
+    return "running on the null backend (" + note + ")";
+  }
   std::string rt_policy() const {
     std::lock_guard<std::mutex> g(mu_);
     return rt_policy_.empty() ? std::string("unknown") : rt_policy_;
+  }
+  // How long the device has been running since it last (re)opened; 0 when it is not.
+  double up_seconds() const {
+    if (state() != DeviceState::kRunning) return 0;
+    std::lock_guard<std::mutex> g(mu_);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - running_since_).count();
   }
   double lost_for_seconds() const {
     if (state() == DeviceState::kRunning) return 0;
@@ -78,7 +108,9 @@ class DeviceStatus {
   mutable std::mutex mu_;
   std::string reason_;
   std::string rt_policy_;
+  std::string output_note_;
   std::chrono::steady_clock::time_point lost_at_{};
+  std::chrono::steady_clock::time_point running_since_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace stemd::control

@@ -106,28 +106,51 @@ Reply NativeDialect::list(const Call& c) {
 }
 
 // /stemd/voices [offset 0] [count 0] → count, then per voice: id name position_s duration_s
-// ring_fill(0..1) underruns state; then total and the next page's offset (−1: the last).
+// ring_fill(0..1) underruns state; then total and the next page's offset (−1: the last). After
+// the playing voices, those waiting for a lost device to come back (state "waiting (device lost)").
 Reply NativeDialect::voices(const Call& c) {
   std::int64_t offset = 0, count = 0;
   if (Reply r; !page_request(c, offset, count, r)) return r;
-  const auto voices = ctl_.voices();
-  std::vector<const char*> states(voices.size());  // read once: the row's size and its text agree
-  for (std::size_t i = 0; i < voices.size(); ++i) {
-    const auto& t = ctl_.engine().telemetry(voices[i].handle.id);
-    states[i] = state_name(t.state.load(std::memory_order_relaxed), voices[i].paused);
+  struct Row {
+    int id;
+    std::string name;
+    double position_s, duration_s, ring_fill;
+    std::int64_t underruns;
+    const char* state;  // read once: the row's size and its text agree
+  };
+  std::vector<Row> rows;
+  for (const auto& vi : ctl_.voices()) {
+    const auto& t = ctl_.engine().telemetry(vi.handle.id);
+    rows.push_back({vi.slot, vi.name, r_.file_seconds(vi.position, vi.sample_rate),
+                    r_.file_seconds(vi.total_frames, vi.sample_rate), vi.ring_fill_permille / 1000.0,
+                    static_cast<std::int64_t>(vi.underruns),
+                    state_name(t.state.load(std::memory_order_relaxed), vi.paused)});
+  }
+  if (!r_.waiting_voices().empty()) {
+    const auto sources = ctl_.sources();
+    for (const auto& w : r_.waiting_voices()) {
+      Row row{w.id, "", 0, 0, 0, 0, "waiting (device lost)"};
+      for (const auto& s : sources) {
+        if (s.slot != w.id) continue;
+        row.name = s.name;
+        row.position_s = r_.file_seconds(w.position, s.sample_rate);
+        row.duration_s = r_.file_seconds(s.frames, s.sample_rate);
+      }
+      rows.push_back(std::move(row));
+    }
   }
   return page(
-      offset, count, static_cast<std::int64_t>(voices.size()), "voices", cfg_.page_bytes,
-      [&](std::size_t i) { return 7 + 4 + str_bytes(voices[i].name) + 12 + 8 + str_bytes(states[i]); },
+      offset, count, static_cast<std::int64_t>(rows.size()), "voices", cfg_.page_bytes,
+      [&](std::size_t i) { return 7 + 4 + str_bytes(rows[i].name) + 12 + 8 + str_bytes(rows[i].state); },
       [&](std::size_t i, std::vector<OscArg>& v) {
-        const auto& vi = voices[i];
-        v.push_back(OscArg::Int(vi.slot));
-        v.push_back(OscArg::Str(vi.name));
-        v.push_back(OscArg::Float(r_.file_seconds(vi.position, vi.sample_rate)));
-        v.push_back(OscArg::Float(r_.file_seconds(vi.total_frames, vi.sample_rate)));
-        v.push_back(OscArg::Float(vi.ring_fill_permille / 1000.0));
-        v.push_back(OscArg::Int64(static_cast<std::int64_t>(vi.underruns)));
-        v.push_back(OscArg::Str(states[i]));
+        const Row& row = rows[i];
+        v.push_back(OscArg::Int(row.id));
+        v.push_back(OscArg::Str(row.name));
+        v.push_back(OscArg::Float(row.position_s));
+        v.push_back(OscArg::Float(row.duration_s));
+        v.push_back(OscArg::Float(row.ring_fill));
+        v.push_back(OscArg::Int64(row.underruns));
+        v.push_back(OscArg::Str(row.state));
       });
 }
 

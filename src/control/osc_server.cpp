@@ -79,6 +79,14 @@ bool OscServer::open(std::string& error) {
     if (const DeviceStatus* d = cfg_.device) {
       f.push_back(OscArg::Str("device"));
       f.push_back(OscArg::Str(to_string(d->state())));
+      if (const std::string note = d->output_note(); !note.empty()) {  // the null backend: nothing heard
+        f.push_back(OscArg::Str("device_note"));
+        f.push_back(OscArg::Str(note));
+      }
+      if (d->state() == DeviceState::kRunning) {  // since it last opened (uptime_s: since the service started)
+        f.push_back(OscArg::Str("device_up_s"));
+        f.push_back(OscArg::Float(d->up_seconds()));
+      }
       kv("device_losses", d->losses());
       f.push_back(OscArg::Str("rt_policy"));
       f.push_back(OscArg::Str(d->rt_policy()));

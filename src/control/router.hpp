@@ -115,6 +115,23 @@ class Router {
   bool unvalidated(const Peer& p, std::chrono::steady_clock::time_point now) const;
   AddressValidator& validator() { return validator_; }
 
+  // [control] Voices of a previous image waiting for the lost device to come back (the daemon's
+  // recovery: app/recovery.cpp): counted in the status (voices_waiting) and listed by
+  // /stemd/voices with the state "waiting (device lost)" until they play again (empty list).
+  struct WaitingVoice {
+    int id = 0;
+    std::int64_t position = 0;  // in the file's frames
+  };
+  void set_waiting_voices(std::vector<WaitingVoice> v) { waiting_voices_ = std::move(v); }
+  const std::vector<WaitingVoice>& waiting_voices() const { return waiting_voices_; }
+  // [control] The device's output latency, once it is known (a device that opened after the
+  // start, or came back: another device, another latency): status and Link's compensation.
+  void set_output_latency(double seconds);
+  // [control] When the service started: uptime_s counts from it (a fresh image after a lost
+  // device keeps the first image's start).
+  void set_started(std::chrono::steady_clock::time_point t) { started_ = t; }
+  std::chrono::steady_clock::time_point started() const { return started_; }
+
   // Extra status fields from the server (sockets, drops…), appended to every status reply.
   void set_status_extra(std::function<void(std::vector<OscArg>&)> f) { status_extra_ = std::move(f); }
   std::vector<OscArg> status_fields();
@@ -362,6 +379,7 @@ class Router {
   std::size_t packet_answer_bytes_ = 0;
   std::shared_ptr<PacketBudget> packet_;  // the packet being handled, or a waiting message's
   std::function<void(std::vector<OscArg>&)> status_extra_;
+  std::vector<WaitingVoice> waiting_voices_;
   std::function<void()> tick_hook_;
   RouterStats stats_;
   struct BadLog {

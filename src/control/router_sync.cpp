@@ -76,6 +76,11 @@ std::int64_t Router::quantized_start(std::int64_t frame) {
   return tempo_.quantized(frame);
 }
 
+void Router::set_output_latency(double seconds) {
+  cfg_.output_latency_s = seconds;
+  if (link_) link_->set_output_latency(seconds);
+}
+
 std::int64_t Router::output_latency_frames() const {
   return static_cast<std::int64_t>(std::llround(cfg_.output_latency_s * cfg_.sample_rate));
 }

@@ -1,5 +1,6 @@
 // stemctl's text (see format.hpp).
 #include "format.hpp"
+#include "format_text.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -60,6 +61,10 @@ std::string pad(const std::string& s, std::size_t width, bool right = false) {
   return right ? fill + s : s + fill;
 }
 
+}  // namespace
+
+namespace detail {
+
 std::string fmt(const char* f, double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, f, v);
@@ -99,7 +104,9 @@ std::string integer_text(const OscArg& a) {
   return value_text(a);
 }
 
-}  // namespace
+}  // namespace detail
+
+using namespace detail;
 
 bool parse_send_arg(const std::string& text, OscArg& out, std::string& error) {
   out = OscArg{};
@@ -329,180 +336,6 @@ std::string ring_bar(double fill, int width) {
          "]";
 }
 
-namespace {
-
-// The sync fields (router_sync.cpp): the tempo clock, the Link session, the stream clock's DLL.
-bool sync_field_text(const std::string& k, double x, std::string& label, std::string& text) {
-  if (k == "tempo_bpm") {
-    label = "tempo", text = fmt("%.2f bpm", x);
-  } else if (k == "beat") {
-    label = "beat", text = fmt("%.2f", x);
-  } else if (k == "beat_phase") {
-    label = "beat phase", text = fmt("%.2f", x);
-  } else if (k == "quantum") {
-    label = "phase quantum", text = fmt("%.0f beats", x);
-  } else if (k == "link") {
-    label = "Ableton Link", text = x > 0 ? "on" : "off";
-  } else if (k == "link_peers") {
-    label = "Link peers";
-  } else if (k == "clock_error_us") {
-    label = "clock DLL error", text = fmt("%.1f µs", x);
-  } else if (k == "clock_error_max_us") {
-    label = "clock DLL error max", text = fmt("%.1f µs", x) + " (last 1–2 s)";
-  } else if (k == "clock_locked_s") {
-    label = "clock DLL tracking", text = fmt("%.1f s", x) + " (since its last restart; ready for sync after ~8 s)";
-  } else if (k == "clock_resets") {
-    label = "clock DLL restarts";
-  } else if (k == "clock_rate_ppm") {
-    label = "device rate", text = fmt("%+.1f ppm", x) + " against CLOCK_MONOTONIC";
-  } else {
-    return false;
-  }
-  return true;
-}
-
-// The summary's one sync row: tempo, beat and phase, and the Link session's peers (the clock's
-// DLL error is in --all: the short status stays short).
-void sync_rows(const StatusFields& f, std::vector<std::vector<std::string>>& rows) {
-  if (find_field(f, "tempo_bpm") == nullptr) return;
-  std::string t = fmt("%.2f bpm", field_number(f, "tempo_bpm")) + ", beat " + fmt("%.2f", field_number(f, "beat")) +
-                  " (phase " + fmt("%.2f", field_number(f, "beat_phase")) + " of " +
-                  fmt("%.0f", field_number(f, "quantum")) + ")";
-  if (field_number(f, "link") > 0) {
-    const auto peers = static_cast<std::int64_t>(field_number(f, "link_peers"));
-    t += ", Link: " + std::to_string(peers) + (peers == 1 ? " peer" : " peers");
-  }
-  rows.push_back({"  tempo", t});
-}
-
-// The stretch fields' labels in `status --all` (nullptr: not one of them).
-const char* stretch_label(const std::string& k) {
-  static const char* const kLabels[][2] = {
-      {"stretch_buses", "stretch buses"},
-      {"stretch_buses_running", "stretch buses running"},
-      {"stretch_bus_voices", "voices on stretch buses"},
-      {"stretch_primes", "stretcher primes (audio thread)"},
-      {"stretch_primes_max", "stretcher primes in one callback (most)"},
-      {"stretch_starts_deferred", "voices heard late (--stretch-primes-per-callback)"},
-      {"stretch_handovers", "starts handed over onto a running stretch bus"},
-      {"stretch_joins_lost", "starts on a running stretch bus that lost their first lookahead"},
-      {"stretch_rejoins", "voices back onto a stretch bus from a stretcher of their own"},
-  };
-  for (const auto& l : kLabels) {
-    if (k == l[0]) return l[1];
-  }
-  return nullptr;
-}
-
-}  // namespace
-
-std::string status_table(const StatusFields& f) {
-  const double budget = field_number(f, "budget_us", 0);
-  auto of_budget = [&](double us) {
-    std::string s = fmt("%.1f µs", us);
-    if (budget > 0) s += " (" + fmt("%.1f", 100.0 * us / budget) + "% of the " + fmt("%.0f", budget) + " µs budget)";
-    return s;
-  };
-  std::vector<std::vector<std::string>> rows;
-  for (const auto& [k, v] : f) {
-    const double x = v.is_number() ? v.as_double() : 0.0;
-    std::string label = k, text = value_text(v);
-    if (sync_field_text(k, x, label, text)) {
-    } else if (k == "sample_rate") {
-      label = "sample rate", text = integer_text(v) + " Hz";
-    } else if (k == "buffer_size") {
-      label = "buffer", text = integer_text(v) + " frames";
-    } else if (k == "latency_ms") {
-      label = "buffer latency", text = fmt("%.1f ms", x);
-    } else if (k == "output_latency_ms") {
-      label = "output latency", text = fmt("%.1f ms", x) + " (device)";
-    } else if (k == "backend") {
-      label = "backend";
-    } else if (k == "voices") {
-      label = "voices playing";
-    } else if (k == "sources") {
-      label = "sources loaded";
-    } else if (k == "memory_bytes") {
-      label = "memory held", text = fmt_bytes(x);
-    } else if (k == "voice_underruns") {
-      label = "voice underruns";
-    } else if (k == "device_underflows") {
-      label = "device underflows";
-    } else if (k == "callback_p50_us") {
-      label = "callback p50", text = of_budget(x);
-    } else if (k == "callback_p99_us") {
-      label = "callback p99", text = of_budget(x);
-    } else if (k == "callback_max_us") {
-      label = "callback max", text = of_budget(x);
-    } else if (k == "budget_us") {
-      label = "callback budget", text = fmt("%.0f µs", x);
-    } else if (k == "cpu_load") {
-      label = "CPU load (callback)", text = fmt("%.1f%%", 100.0 * x);
-    } else if (k == "uptime_s") {
-      label = "uptime", text = fmt_uptime(x);
-    } else if (k == "frames") {
-      label = "frames rendered";
-    } else if (k == "master") {
-      label = "master level", text = level_text(x);
-    } else if (k.size() == 6 && k.rfind("deck_", 0) == 0) {
-      label = std::string("deck ") + static_cast<char>(std::toupper(static_cast<unsigned char>(k[5]))) + " level";
-      text = level_text(x);
-    } else if (k == "loader_reads") {
-      label = "loader reads";
-    } else if (k == "read_errors") {
-      label = "read errors";
-    } else if (k == "ring_target_ms_min") {
-      label = "ring target min", text = fmt("%.0f ms", x);
-    } else if (k == "ring_target_ms_mean") {
-      label = "ring target mean", text = fmt("%.0f ms", x);
-    } else if (k == "ring_target_ms_max") {
-      label = "ring target max", text = fmt("%.0f ms", x);
-    } else if (k == "ring_bytes") {
-      label = "ring memory", text = fmt_bytes(x);
-    } else if (k == "rings_ran_dry") {
-      label = "rings run dry";
-    } else if (k == "read_wait_ms") {
-      label = "wait for disk", text = fmt("%.1f ms", x);
-    } else if (k == "read_wait_sd_ms") {
-      label = "wait for disk σ", text = fmt("%.1f ms", x);
-    } else if (k == "read_max_ms") {
-      label = "slowest read (recent)", text = fmt("%.1f ms", x);
-    } else if (k == "loader_cpu_pct") {
-      label = "loader CPU (last 100 ms)", text = fmt("%.1f %% of a core", x);
-    } else if (k == "loader_rt_priority") {
-      label = "loader priority", text = x > 0 ? fmt("SCHED_FIFO %.0f", x) : std::string("normal");
-    } else if (k == "loader_rt_demotions") {
-      label = "loader left SCHED_FIFO (too much CPU)";
-    } else if (k == "messages") {
-      label = "OSC messages";
-    } else if (k == "bad_messages") {
-      label = "OSC messages refused";
-    } else if (k == "subscribers") {
-      label = "event subscribers";
-    } else if (k == "tone_hz") {
-      label = "test tone", text = x > 0 ? fmt("%.0f Hz", x) : "off";
-    } else if (k == "scheduled") {
-      label = "timed commands waiting";
-    } else if (k == "schedule_refused") {
-      label = "timed commands refused (schedule full)";
-    } else if (k == "datagrams") {
-      label = "datagrams received";
-    } else if (k == "refused_sources") {
-      label = "refused (not --allow'ed)";
-    } else if (k == "dropped_datagrams") {
-      label = "dropped by the kernel";
-    } else if (k == "replies_dropped") {
-      label = "replies not sent";
-    } else if (k == "tcp_clients") {
-      label = "TCP clients";
-    } else if (const char* l = stretch_label(k); l != nullptr) {
-      label = l;
-    }
-    rows.push_back({"  " + label, text});
-  }
-  return table(rows, {});
-}
-
 std::string list_table(const std::vector<SourceRow>& rows) {
   if (rows.empty()) return "no sources loaded\n";
   std::vector<std::vector<std::string>> t{{"ID", "NAME", "DURATION", "MODE", "PLAYING", "PATH"}};
@@ -522,79 +355,6 @@ std::string voices_table(const std::vector<VoiceRow>& rows) {
                  std::to_string(r.underruns), r.state});
   }
   return table(t, {true, false, true, true, false, true});
-}
-
-std::string status_line(const StatusFields& f) {
-  std::string s = "voices " + std::to_string(static_cast<std::int64_t>(field_number(f, "voices")));
-  s += " · CPU " + fmt("%.1f%%", 100.0 * field_number(f, "cpu_load"));
-  if (find_field(f, "callback_p99_us") != nullptr && field_number(f, "budget_us") > 0) {
-    s += " · p99 " + fmt("%.1f%%", 100.0 * field_number(f, "callback_p99_us") / field_number(f, "budget_us")) +
-         " of budget";
-  }
-  s += " · underruns " + std::to_string(static_cast<std::int64_t>(field_number(f, "voice_underruns")));
-  s += " · device underflows " + std::to_string(static_cast<std::int64_t>(field_number(f, "device_underflows")));
-  s += " · uptime " + fmt_uptime(field_number(f, "uptime_s"));
-  return s;
-}
-
-std::string status_summary(const StatusFields& f) {
-  std::vector<std::vector<std::string>> rows;
-  auto has = [&](const char* k) { return find_field(f, k) != nullptr; };
-  auto integer = [&](const char* k) { return integer_text(*find_field(f, k)); };
-  if (has("backend")) {
-    std::string t = value_text(*find_field(f, "backend"));
-    if (has("sample_rate")) t += ", " + integer("sample_rate") + " Hz";
-    if (has("buffer_size")) t += ", " + integer("buffer_size") + " frames";
-    rows.push_back({"  backend", t});
-  }
-  // A device state, from a daemon that reports one ("lost" while its device is away).
-  if (const OscArg* d = find_field(f, "device"); d != nullptr) {
-    std::string t = value_text(*d);
-    if (find_field(f, "device_lost_s") != nullptr) t += " for " + fmt("%.1f s", field_number(f, "device_lost_s"));
-    if (const OscArg* e = find_field(f, "device_error"); e != nullptr && !value_text(*e).empty()) {
-      t += ": " + value_text(*e);
-    }
-    rows.push_back({"  device", t});
-  }
-  if (has("latency_ms")) {
-    std::string t = fmt("%.1f ms", field_number(f, "latency_ms"));
-    if (has("output_latency_ms"))
-      t += " (buffer) + " + fmt("%.1f ms", field_number(f, "output_latency_ms")) + " (device)";
-    rows.push_back({"  latency", t});
-  }
-  if (has("voices")) rows.push_back({"  voices playing", integer("voices")});
-  if (has("sources")) rows.push_back({"  sources loaded", integer("sources")});
-  if (has("memory_bytes")) {
-    std::string t = fmt_bytes(field_number(f, "memory_bytes"));
-    const double limit = field_number(f, "memory_limit_bytes");
-    t += limit > 0 ? " of " + fmt_bytes(limit) + " (--max-memory-mb)" : " (no limit)";
-    rows.push_back({"  memory held", t});
-  }
-  if (has("voice_underruns")) rows.push_back({"  voice underruns", integer("voice_underruns")});
-  if (has("device_underflows")) rows.push_back({"  device underflows", integer("device_underflows")});
-  if (has("callback_p99_us")) {
-    const double us = field_number(f, "callback_p99_us"), budget = field_number(f, "budget_us");
-    std::string t = fmt("%.1f µs", us);
-    if (budget > 0) t += " (" + fmt("%.1f", 100.0 * us / budget) + "% of the " + fmt("%.0f", budget) + " µs budget)";
-    rows.push_back({"  callback p99", t});
-  }
-  if (has("uptime_s")) rows.push_back({"  uptime", fmt_uptime(field_number(f, "uptime_s"))});
-  if (field_number(f, "tone_hz") > 0) rows.push_back({"  test tone", fmt("%.0f Hz", field_number(f, "tone_hz"))});
-  // With --stretch-method time_stretch: how much of the shared stretching is in use.
-  if (field_number(f, "stretch_buses") > 0) {
-    const auto n = [&](const char* k) { return std::to_string(static_cast<std::int64_t>(field_number(f, k))); };
-    rows.push_back({"  stretch buses", n("stretch_buses_running") + " of " + n("stretch_buses") + " running, " +
-                                           n("stretch_bus_voices") + " voices on them (--stretch-buses)"});
-    if (field_number(f, "stretch_rejoins") > 0) {
-      rows.push_back({"  rejoined a bus", n("stretch_rejoins") + " (voices from a stretcher of their own)"});
-    }
-    if (field_number(f, "stretch_joins_lost") > 0) {
-      rows.push_back({"  starts on a running bus", n("stretch_handovers") + " handed over, " + n("stretch_joins_lost") +
-                                                       " lost their first ≈ 45 ms"});
-    }
-  }
-  sync_rows(f, rows);
-  return table(rows, {});
 }
 
 }  // namespace stemd::ctl

@@ -1,5 +1,5 @@
-// libsndfile wrapper (see sound_file.hpp). With sndfile_log.cpp, the only translation units that
-// include <sndfile.h>.
+// libsndfile wrapper (see sound_file.hpp). With sndfile_log.cpp and sound_formats.cpp, the only
+// translation units that include <sndfile.h>.
 #include "sound_file.hpp"
 
 #include "sndfile_log.hpp"
@@ -559,23 +559,6 @@ void SoundFileWriter::close() {
 }
 
 std::string SoundFileWriter::error() const { return impl_->sf ? sf_strerror(impl_->sf) : sf_strerror(nullptr); }
-
-std::string sndfile_version() { return sf_version_string(); }
-
-std::vector<std::string> sndfile_formats() {
-  std::vector<std::string> out;
-  int count = 0;
-  sf_command(nullptr, SFC_GET_FORMAT_MAJOR_COUNT, &count, sizeof count);
-  for (int i = 0; i < count; ++i) {
-    SF_FORMAT_INFO info{};
-    info.format = i;
-    if (sf_command(nullptr, SFC_GET_FORMAT_MAJOR, &info, sizeof info) != 0) continue;
-    std::string f = info.name != nullptr ? info.name : "?";
-    if (info.extension != nullptr) f += std::string(" .") + info.extension;
-    out.push_back(f);
-  }
-  return out;
-}
 
 bool SoundFile::describes_as_loaded(const FileInfo& loaded, std::string& why) const {
   const FileInfo& now = info_;

@@ -567,6 +567,31 @@ TEST(Cli, VersionNamesTheGitRevisionAndLibsndfilesFormats) {
   EXPECT_NE(r.output.find(".wav"), std::string::npos) << r.output;
 }
 
+// --version lists what stemd opens, with the extensions people use, and the README's table the same
+// ones: it listed "RAW (header-less) .raw" (stemd opens files by their header: raw is not read) and
+// MPEG only as .m1a, while the README said headerless raw is not read and listed .mp3.
+TEST(Cli, VersionListsTheFormatsStemdOpensAsTheReadmeDoes) {
+  const auto r = run_stemd("--version");
+  EXPECT_EQ(r.output.find("RAW"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find(".m1a"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("(MP3, layers I–III) .mp3"), std::string::npos) << r.output;
+  const std::regex ext(R"((?:^|[ `])(\.[a-z0-9]+)\b)");
+  auto extensions = [&](const std::string& text) {
+    std::set<std::string> out;
+    for (std::sregex_iterator it(text.begin(), text.end(), ext), end; it != end; ++it) out.insert((*it)[1]);
+    return out;
+  };
+  std::ifstream in(std::string(STEMD_SOURCE_DIR) + "/README.md");
+  std::stringstream readme;
+  readme << in.rdbuf();
+  const std::string text = readme.str();
+  const auto table = text.find("| container | extensions |");
+  ASSERT_NE(table, std::string::npos);
+  const std::string rows = text.substr(table, text.find("\n\n", table) - table);
+  const std::string reads = r.output.substr(r.output.find("reads:"));
+  EXPECT_EQ(extensions(reads), extensions(rows)) << reads << "\n" << rows;
+}
+
 // A daemon installed with `cmake --install` under PREFIX (/usr/local by default) has its
 // stemd.conf in PREFIX/etc/stemd (packaging/install_service.cmake): stemd run by hand looked only in
 // ~/.config and /etc and said "no config file", so edits to the installed file did nothing. Now
@@ -802,9 +827,39 @@ TEST(Cli, NoDeviceFallsBackToNullWithAWarning) {
   // Only meaningful where PortAudio sees no output device (CI, this machine without JACK).
   const auto list = run_stemd("--list-devices");
   if (list.output.find("(no output devices)") == std::string::npos) GTEST_SKIP() << "an output device exists";
-  const auto r = run_stemd("--duration 0.05");
+  const auto r = run_stemd("--duration 1.2 --watch");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("using the null backend"), std::string::npos) << r.output;
+  // The health line says what the device is: nothing is heard.
+  EXPECT_NE(r.output.find("device running on the null backend (no audio output: --backend auto found no output "
+                          "device)"),
+            std::string::npos)
+      << r.output;
+}
+
+// The health line with --backend null says that nothing is heard (it said "device running" and
+// stopped there; the words stay, for scripts that grep the log: config_reload.sh).
+TEST(Cli, TheHealthLineSaysTheNullBackendIsNoAudioOutput) {
+  const auto r = run_stemd("--backend null --duration 1.2 --watch");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("health: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(", device running on the null backend (no audio output: --backend null)\n"),
+            std::string::npos)
+      << r.output;
+}
+
+// Without a device, --list-devices says where it looked and what to check: it printed only
+// "(no output devices)" (a new-user pass).
+TEST(Cli, ListDevicesWithoutADeviceSaysWhereItLookedAndWhatToCheck) {
+  const auto r = run_process("env -u JACK_DEFAULT_SERVER " + std::string(STEMD_BINARY) + " --list-devices");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  if (r.output.find("(no output devices)") == std::string::npos) GTEST_SKIP() << "an output device exists";
+  EXPECT_NE(r.output.find("PortAudio looked at: ALSA ("), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("No JACK server answered for user "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("a sound card: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("is JACK or PipeWire running for this user"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("group audio: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--backend null"), std::string::npos) << r.output;
 }
 
 // ---- issue 10, item 10: NaN and infinity are refused by every numeric option

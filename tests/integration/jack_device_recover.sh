@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # jack_device_recover.sh STEMD POSITION_SIGNAL_PY: the JACK server dies under a playing stemd
-# and comes back. stemd must keep its state, report the loss (log, status), retry the device
+# and comes back. stemd must keep its state, report the loss (log, status: the voice waiting to
+# restart, listed by `stemctl voices`), retry the device
 # and play on — the same voice, from the frame where it stopped — within 2 s of the server's
-# return; its PID stays the same (systemd sees one service).
+# return; its PID stays the same (systemd sees one service), and so does its uptime; the status
+# shows the device's latency again.
 # The fixture's every frame encodes its own position (tests/tools/position_signal.py), so the
 # capture after the return says exactly where the voice resumed and that it ran on unbroken.
 # Exit 0 pass, 1 fail, 77 skip.
@@ -34,6 +36,14 @@ PY
 SUB_PID=$!
 sleep 2
 kill -0 "$STEMD_PID" 2>/dev/null || fail "stemd died before the server did"
+# A status field as a number (stemctl status --json), for the checks after the device's return.
+json_field() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+if [ -n "$STEMCTL" ]; then
+  latency_before=$("$STEMCTL" -p "$PORT" status --json | json_field output_latency_ms) || fail "no status before the loss"
+  logged=$(sed -n 's/.* started: portaudio device .*(output latency \([0-9.]*\) ms).*/\1/p' "$D/stemd.log" | head -1)
+  python3 -c 'import sys; sys.exit(abs(float(sys.argv[1]) - float(sys.argv[2])) > 0.05)' "$latency_before" "$logged" ||
+    fail "the status's device latency ($latency_before ms) is not the start-up line's ($logged ms)"
+fi
 
 testbed_kill_jackd   # the device disappears
 testbed_wait_for 5 grep -q "the audio device stopped" "$D/stemd.log" || fail "the loss was not noticed within 5 s"
@@ -47,6 +57,12 @@ if [ -n "$STEMCTL" ]; then  # status while the device is away: lost, since when,
   st=$("$STEMCTL" -p "$PORT" status 2>&1) || fail "no status while the device was away: $st"
   grep -Eq "device +lost" <<<"$st" || fail "status does not say the device is lost: $st"
   grep -Eq "sources loaded +1" <<<"$st" || fail "the source is not kept while the device is away: $st"
+  # The voice waits to restart: the status counts it, `voices` lists it (it said "voices playing 0"
+  # and "no voices" while the log said "1 voices to restart").
+  grep -Eq "voices playing +0 \(1 waits for the device to play again\)" <<<"$st" ||
+    fail "status does not say a voice waits for the device: $st"
+  vs=$("$STEMCTL" -p "$PORT" voices 2>&1) || fail "no voices while the device was away: $vs"
+  grep -Eq "^ *1 +pos .*waiting \(device lost\)" <<<"$vs" || fail "voices does not list the waiting voice: $vs"
 fi
 
 testbed_restart_jackd || fail "jackd did not restart"
@@ -57,6 +73,24 @@ sleep 3
 capture_stop || fail "capture stop"
 kill -0 "$STEMD_PID" 2>/dev/null || fail "stemd is not running (same PID) after the device came back"
 grep -q "audio device back after" "$D/stemd.log" || fail "no 'device back' log line"
+if [ -n "$STEMCTL" ]; then
+  # After the return: the device's latency (not 0: the image that resumed had no device at its
+  # start), the service's uptime (not the new image's), the voice playing, none waiting.
+  st=$("$STEMCTL" -p "$PORT" status --json) || fail "no status after the return: $st"
+  ran=$(ps -o etimes= -p "$STEMD_PID") || fail "ps"
+  python3 - "$st" "$latency_before" "$ran" <<'PY' || fail "status after the return (see above)"
+import json, sys
+s = json.loads(sys.argv[1]); before = float(sys.argv[2]); ran = int(sys.argv[3])  # whole seconds
+print(f"after the return: output latency {s['output_latency_ms']:.1f} ms (before the loss {before:.1f}), "
+      f"uptime {s['uptime_s']:.1f} s (the process has run {ran} s), device up {s.get('device_up_s', -1):.1f} s, "
+      f"voices {s['voices']}, waiting {s.get('voices_waiting')}")
+if not s["output_latency_ms"] > 0: sys.exit("the device's latency is 0 after the return")
+if abs(s["output_latency_ms"] - before) > 0.05: sys.exit("the device's latency is not the device's")
+if s["uptime_s"] < ran - 1: sys.exit("uptime restarted with the hand-over")
+if not 0 <= s.get("device_up_s", -1) < s["uptime_s"] - 2: sys.exit("device_up_s is not the time since the return")
+if s["voices"] != 1 or s.get("voices_waiting") != 0: sys.exit("the voice is not playing again, or still waiting")
+PY
+fi
 wait "$SUB_PID"
 echo "jack_device_recover: the subscriber heard: $(sort "$D/notes.txt" | uniq -c | tr '\n' ' ')"
 grep -q "^/stemd/device/lost" "$D/notes.txt" || fail "the subscriber was not told of the loss"

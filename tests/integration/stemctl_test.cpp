@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <regex>
 #include <functional>
 #include <future>
 #include <memory>
@@ -691,6 +692,48 @@ TEST(Stemctl, StatusAllLabelsTheStretcherPrimesAndTheVoicesHeardLate) {
   EXPECT_EQ(status_value(r.out, "voices heard late (--stretch-primes-per-callback)"), "0") << r.out;
   EXPECT_EQ(r.out.find("stretch_"), std::string::npos) << "a field without a label: " << r.out;
   EXPECT_NE(d.ctl("status --json").out.find("\"stretch_starts_deferred\": 0"), std::string::npos);
+}
+
+// With --backend null nothing is heard, and the status says so: the device row said "running"
+// (a new-user pass). The keys stay as they were (device: running), with device_note added.
+TEST(Stemctl, StatusSaysTheNullBackendIsNoAudioOutput) {
+  Daemon d;
+  ASSERT_READY(d);
+  EXPECT_EQ(status_value(d.ctl("status").out, "device"), "null (no audio output: --backend null)");
+  const auto all = d.ctl("status --all").out;  // status_value would find "device underflows" first
+  EXPECT_TRUE(std::regex_search(all, std::regex("\n  device +null \\(no audio output: --backend null\\)\n"))) << all;
+  const auto json = nlohmann::json::parse(d.ctl("status --json").out);
+  EXPECT_EQ(json["device"], "running") << json;
+  EXPECT_EQ(json["device_note"], "no audio output: --backend null") << json;
+}
+
+// Every row of `status --all` has a readable label: it mixed them with raw keys (eq_a_low,
+// ignored_messages, tcp_refused, schedule_due_max…, a new-user pass). The JSON keeps the keys.
+TEST(Stemctl, StatusAllLabelsEveryField) {
+  Daemon d(true);
+  ASSERT_READY(d);
+  const auto r = d.ctl("status --all");
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  std::istringstream in(r.out);
+  int rows = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("  ", 0) != 0) continue;
+    const std::string label = line.substr(2, line.find("  ", 2) - 2);
+    EXPECT_FALSE(std::regex_match(label, std::regex("[a-z0-9]+(_[a-z0-9]+)+"))) << "a raw key: " << line;
+    ++rows;
+  }
+  EXPECT_GT(rows, 80) << r.out;
+  EXPECT_EQ(status_value(r.out, "deck A EQ low"), "1.00 (+0.0 dB)") << r.out;
+  EXPECT_EQ(status_value(r.out, "deck D EQ high"), "1.00 (+0.0 dB)") << r.out;
+  EXPECT_EQ(status_value(r.out, "OSC messages ignored (as the old server did)"), "0") << r.out;
+  EXPECT_EQ(status_value(r.out, "TCP connections refused"), "0") << r.out;
+  EXPECT_EQ(status_value(r.out, "timed commands in one callback (most)"), "0") << r.out;
+  EXPECT_NE(status_value(r.out, "callback p99").find("% of the "), std::string::npos) << r.out;
+  EXPECT_NE(status_value(r.out, "memory limit").find(" MB (--max-memory-mb)"), std::string::npos) << r.out;
+  const auto json = d.ctl("status --json").out;
+  for (const char* key : {"\"eq_a_low\"", "\"ignored_messages\"", "\"tcp_refused\"", "\"schedule_due_max\""}) {
+    EXPECT_NE(json.find(key), std::string::npos) << key << " " << json;
+  }
 }
 
 // --max-stretched-voices given with --stretch-method time_stretch is what the daemon allows. Before,

@@ -1,0 +1,232 @@
+// stemd --check-config [main]: the command line and the config file parsed as a start parses
+// them (parse_options), then what a start would refuse or warn about that can be known without
+// opening the device or binding a port. One line per problem, then a verdict; exit 0 when a
+// start would run, 2 when it would not (a start exits 2 for the same problems, or 1 for a
+// --play file it cannot load).
+#include "options_check.hpp"
+
+#include "audio/backend.hpp"
+#include "control/media_policy.hpp"
+#include "control/net.hpp"
+#include "daemon_run.hpp"
+#include "options_internal.hpp"
+#include "script.hpp"
+#include "state.hpp"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace stemd::app {
+
+namespace {
+
+// The line of a config-file problem ("FILE:LINE: …"), or 0.
+int config_line(const std::string& msg, const std::string& path) {
+  if (path.empty() || msg.rfind(path + ":", 0) != 0) return 0;
+  std::size_t at = path.size() + 1;
+  int line = 0;
+  while (at < msg.size() && msg[at] >= '0' && msg[at] <= '9') line = line * 10 + (msg[at++] - '0');
+  return at < msg.size() && msg[at] == ':' ? line : 0;
+}
+
+class Checker {
+ public:
+  Checker(int argc, char** argv, const Options& o) : argc_(argc), argv_(argv), o_(o) {}
+
+  // Where a setting came from, as a problem's start: "FILE:LINE: key 'k': " when the config file
+  // set it and the command line did not, else "" (the message names the flag).
+  std::string where(const std::string& key) const {
+    const auto it = o_.config_lines.find(key);
+    if (it == o_.config_lines.end() || options_detail::on_command_line(argc_, argv_, key)) return {};
+    return o_.config_path + ":" + std::to_string(it->second) + ": key '" + key + "': ";
+  }
+  void error(const std::string& key, const std::string& msg) { errors.push_back(where(key) + msg); }
+  void warn(const std::string& key, const std::string& msg) { warnings.push_back(where(key) + msg); }
+
+  void check_network();
+  void check_files();
+  void check_state_file();
+
+  std::vector<std::string> errors, warnings;
+
+ private:
+  bool loopback(const std::string& bind) const {
+    std::string e;
+    const auto at = control::parse_endpoint(bind, 0, e);
+    return at && at->is_loopback();
+  }
+  void check_input(const control::MediaPolicy& media, const std::string& flag, const std::string& path);
+
+  int argc_;
+  char** argv_;
+  const Options& o_;
+};
+
+// The OSC socket, the web monitor and the allow-lists, as OscServer::open, WebServer::open and
+// the router would see them (nothing is bound).
+void Checker::check_network() {
+  std::string e;
+  if (!o_.no_osc) {
+    if (!control::parse_endpoint(o_.osc_bind, o_.osc_port, e)) {
+      error("osc-bind", "--osc-bind " + o_.osc_bind + ": " + e);
+    } else if (o_.allow.empty() && !loopback(o_.osc_bind)) {
+      error("osc-bind", "--allow is required when --osc-bind is not a loopback address (e.g. --allow 192.168.1.0/24)");
+    }
+  }
+  if (control::AllowList allow; !o_.allow.empty() && !allow.parse(o_.allow, e)) {
+    error("allow", "--allow: " + e);
+  } else if (!o_.no_osc && !o_.allow.empty() && loopback(o_.osc_bind)) {
+    const auto at = control::parse_endpoint(o_.osc_bind, o_.osc_port, e);
+    if (at && !allow.allows(*at)) {
+      warn("allow", "--allow " + o_.allow + " does not take this machine while OSC listens on loopback (--osc-bind " +
+                        o_.osc_bind + "): no client can reach it, stemctl neither");
+    }
+  }
+  if (control::AllowList exempt; o_.cookie_exempt != "none" && !exempt.parse(o_.cookie_exempt, e)) {
+    error("cookie-exempt", "--cookie-exempt: " + e);
+  }
+  if (o_.http_port >= 0) {
+    if (!control::parse_endpoint(o_.http_bind, 0, e)) {
+      error("http-bind", "--http-bind " + o_.http_bind + ": " + e);
+    } else if (o_.allow.empty() && !loopback(o_.http_bind)) {
+      error("http-bind", "--http-bind " + o_.http_bind + " is not loopback: give --allow (who may connect)");
+    }
+    std::string root = o_.web_root;
+    if (root.empty() && !installed_web_root(root, e)) error("http-port", e);
+  }
+}
+
+// A file given to play at start, opened as the router opens it (under the media root).
+void Checker::check_input(const control::MediaPolicy& media, const std::string& flag, const std::string& path) {
+  std::error_code ec;
+  const std::filesystem::path p = std::filesystem::absolute(path, ec);
+  std::string opened, e;
+  const int fd = media.open(ec ? path : p.string(), opened, e);
+  struct stat st {};
+  if (fd < 0) {
+    error(flag, "--" + flag + " " + path + ": " + e + " (a start would exit 1)");
+  } else if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    error(flag, "--" + flag + " " + path + ": not a regular file (a start would exit 1)");
+  }
+  if (fd >= 0) ::close(fd);
+}
+
+// The media root, the files played at start, the script, the render target.
+void Checker::check_files() {
+  const bool reachable = (!o_.no_osc && !loopback(o_.osc_bind)) || (o_.http_port >= 0 && !loopback(o_.http_bind));
+  control::MediaPolicy media;
+  std::string e;
+  if (!media.configure(o_.media_root, !reachable, e)) {
+    error("media-root", e);
+    return;  // the files to play are opened under it
+  }
+  if (reachable && o_.media_root.empty()) {
+    warn("osc-bind",
+         "loading files is disabled: OSC or the web monitor is reachable from the network and no --media-root is set");
+  }
+  for (const auto& f : o_.play) check_input(media, "play", f);
+  static const char* const kDecks[4] = {"a", "b", "c", "d"};
+  for (int d = 0; d < 4; ++d) {
+    if (!o_.deck_files[d].empty()) check_input(media, kDecks[d], o_.deck_files[d]);
+  }
+  if (!o_.c_preload.empty()) check_input(media, "c_preload", o_.c_preload);
+  if (std::vector<ScriptLine> lines; !o_.script.empty() && !load_script(o_.script, lines, e)) {
+    error("script", "--script " + e);
+  }
+  if (o_.backend != "render") {
+    if (!o_.device.empty() && o_.backend == "null") {
+      warn("device", "--device '" + o_.device + "' is ignored: the null backend has no device");
+    }
+    return;
+  }
+  std::vector<std::string> inputs = o_.play;
+  inputs.insert(inputs.end(), std::begin(o_.deck_files), std::end(o_.deck_files));
+  inputs.push_back(o_.script);
+  inputs.push_back(o_.config_path);
+  if (!audio::render_target_is_free(o_.render_to, inputs, e)) error("render-to", e);
+  const std::filesystem::path dir = std::filesystem::path(o_.render_to).parent_path();
+  const std::string d = dir.empty() ? "." : dir.string();
+  if (::access(d.c_str(), W_OK | X_OK) != 0) {
+    error("render-to", "--render-to " + o_.render_to + ": cannot write in " + d + ": " + std::strerror(errno));
+  }
+  if (o_.duration <= 0 && !o_.script.empty()) error("script", "--render-to with --script needs --duration");
+  if (o_.duration <= 0 && o_.loop && !o_.play.empty()) error("loop", "--render-to with --loop needs --duration");
+}
+
+// --state-file: a start runs whatever it finds there, so these are warnings — but a state that
+// cannot be saved is lost at the next restart.
+void Checker::check_state_file() {
+  if (o_.state_file.empty()) return;
+  const std::filesystem::path dir = std::filesystem::path(o_.state_file).parent_path();
+  const std::string d = dir.empty() ? "." : dir.string();
+  if (::access(d.c_str(), W_OK | X_OK) != 0) {
+    warn("state-file", "--state-file " + o_.state_file + ": this user cannot write in " + d + " (" +
+                           std::strerror(errno) + "): a start runs, but the state is not saved");
+  }
+  std::vector<StateMessage> msgs;
+  std::string e;
+  if (read_state_file(o_.state_file, msgs, e, state_bytes_bound(o_.max_sources, o_.max_string)) == StateRead::kBad) {
+    warn("state-file", "--state-file: " + e + ": a start sets it aside (.bad) and starts empty");
+  }
+}
+
+}  // namespace
+
+bool wants_check_config(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--") break;
+    if (a == "--check-config" || a == "--check-config=true" || a == "--check-config=1") return true;
+  }
+  return false;
+}
+
+int check_config(int argc, char** argv) {
+  std::vector<std::string> errors;
+  std::set<int> skip;  // config lines reported: read as comments by the next parse
+  Options o;
+  bool parsed = false;
+  for (int pass = 0; pass < 200; ++pass) {
+    o = Options{};
+    std::string e;
+    const int rc = parse_options_skipping(argc, argv, o, e, skip);
+    if (rc == 0) return 0;  // --help, --version
+    if (rc < 0) {
+      parsed = true;
+      break;
+    }
+    errors.push_back(e);
+    const int line = config_line(e, o.config_path);
+    if (line == 0 || !skip.insert(line).second) break;  // not a line of the file: the parse ends here
+  }
+  std::printf("stemd --check-config: %s\n", o.config_source.c_str());
+  Checker c(argc, argv, o);
+  if (parsed) {  // the settings as a start would have them (without the lines reported above)
+    c.warnings = o.config_warnings;
+    c.check_network();
+    c.check_files();
+    c.check_state_file();
+  }
+  errors.insert(errors.end(), c.errors.begin(), c.errors.end());
+  for (const auto& e : errors) std::printf("%s\n", e.c_str());
+  for (const auto& w : c.warnings) std::printf("warning: %s\n", w.c_str());
+  auto count = [](std::size_t n, const char* what) { return std::to_string(n) + " " + what + (n == 1 ? "" : "s"); };
+  const std::string warned = c.warnings.empty() ? "" : count(c.warnings.size(), "warning");
+  if (errors.empty()) {
+    std::printf("stemd --check-config: OK%s: a start would run (the device and the ports were not tried)\n",
+                warned.empty() ? "" : (", " + warned).c_str());
+    return 0;
+  }
+  std::printf("stemd --check-config: %s%s: a start with this configuration would not run%s\n",
+              count(errors.size(), "problem").c_str(), warned.empty() ? "" : (", " + warned).c_str(),
+              parsed ? "" : " (files and addresses are checked once the settings parse)");
+  return 2;
+}
+
+}  // namespace stemd::app

@@ -1,0 +1,290 @@
+// stemctl's status text: `status` (the summary), `status --all` (every field, labelled) and
+// watch's one line (see format.hpp).
+#include "format.hpp"
+#include "format_text.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+
+namespace stemd::ctl {
+
+using namespace detail;
+
+namespace {
+
+// The sync fields (router_sync.cpp): the tempo clock, the Link session, the stream clock's DLL.
+bool sync_field_text(const std::string& k, double x, std::string& label, std::string& text) {
+  if (k == "tempo_bpm") {
+    label = "tempo", text = fmt("%.2f bpm", x);
+  } else if (k == "beat") {
+    label = "beat", text = fmt("%.2f", x);
+  } else if (k == "beat_phase") {
+    label = "beat phase", text = fmt("%.2f", x);
+  } else if (k == "quantum") {
+    label = "phase quantum", text = fmt("%.0f beats", x);
+  } else if (k == "link") {
+    label = "Ableton Link", text = x > 0 ? "on" : "off";
+  } else if (k == "link_peers") {
+    label = "Link peers";
+  } else if (k == "clock_error_us") {
+    label = "clock DLL error", text = fmt("%.1f µs", x);
+  } else if (k == "clock_error_max_us") {
+    label = "clock DLL error max", text = fmt("%.1f µs", x) + " (last 1–2 s)";
+  } else if (k == "clock_locked_s") {
+    label = "clock DLL tracking", text = fmt("%.1f s", x) + " (since its last restart; ready for sync after ~8 s)";
+  } else if (k == "clock_resets") {
+    label = "clock DLL restarts";
+  } else if (k == "clock_rate_ppm") {
+    label = "device rate", text = fmt("%+.1f ppm", x) + " against CLOCK_MONOTONIC";
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// The summary's one sync row: tempo, beat and phase, and the Link session's peers (the clock's
+// DLL error is in --all: the short status stays short).
+void sync_rows(const StatusFields& f, std::vector<std::vector<std::string>>& rows) {
+  if (find_field(f, "tempo_bpm") == nullptr) return;
+  std::string t = fmt("%.2f bpm", field_number(f, "tempo_bpm")) + ", beat " + fmt("%.2f", field_number(f, "beat")) +
+                  " (phase " + fmt("%.2f", field_number(f, "beat_phase")) + " of " +
+                  fmt("%.0f", field_number(f, "quantum")) + ")";
+  if (field_number(f, "link") > 0) {
+    const auto peers = static_cast<std::int64_t>(field_number(f, "link_peers"));
+    t += ", Link: " + std::to_string(peers) + (peers == 1 ? " peer" : " peers");
+  }
+  rows.push_back({"  tempo", t});
+}
+
+// The device row: its state, how long it has been lost and why — or, for the null backend, that
+// nothing is heard ("null (no audio output: --backend null)"), where the state alone said "running".
+std::string device_text(const StatusFields& f) {
+  std::string t = value_text(*find_field(f, "device"));
+  const OscArg* backend = find_field(f, "backend");
+  if (const OscArg* note = find_field(f, "device_note"); t == "running" && note != nullptr) {
+    t = "null (" + value_text(*note) + ")";
+  } else if (t == "running" && backend != nullptr && value_text(*backend) == "null") {  // an older daemon
+    t = "null (no audio output)";
+  }
+  if (find_field(f, "device_lost_s") != nullptr) t += " for " + fmt("%.1f s", field_number(f, "device_lost_s"));
+  if (const OscArg* e = find_field(f, "device_error"); e != nullptr && !value_text(*e).empty()) {
+    t += ": " + value_text(*e);
+  }
+  return t;
+}
+
+// The labels of the fields `status --all` shows as they are (nullptr: not one of them).
+const char* plain_label(const std::string& k) {
+  static const char* const kLabels[][2] = {
+      {"backend", "backend"},
+      {"voices", "voices playing"},
+      {"voices_waiting", "voices waiting for the device"},
+      {"sources", "sources loaded"},
+      {"sources_cut_short", "sources cut short (file shorter than its header said)"},
+      {"loads_in_flight", "loads in flight"},
+      {"plays_opening", "plays opening their stream"},
+      {"loads_lost", "loads stuck past --load-timeout"},
+      {"voice_underruns", "voice underruns"},
+      {"device_underflows", "device underflows"},
+      {"frames", "frames rendered"},
+      {"loader_reads", "loader reads"},
+      {"read_errors", "read errors"},
+      {"rings_ran_dry", "rings run dry"},
+      {"loader_rt_demotions", "loader left SCHED_FIFO (too much CPU)"},
+      {"messages", "OSC messages"},
+      {"bad_messages", "OSC messages refused"},
+      {"late_messages", "OSC messages late (bundle time passed)"},
+      {"ignored_messages", "OSC messages ignored (as the old server did)"},
+      {"subscribers", "event subscribers"},
+      {"replies_withheld", "replies withheld (until the cookie)"},
+      {"cookies_sent", "cookies sent"},
+      {"scheduled", "timed commands waiting"},
+      {"schedule_refused", "timed commands refused (schedule full)"},
+      {"schedule_due_max", "timed commands in one callback (most)"},
+      {"datagrams", "datagrams received"},
+      {"refused_sources", "refused (not --allow'ed)"},
+      {"dropped_datagrams", "dropped by the kernel"},
+      {"replies_dropped", "replies not sent"},
+      {"tcp_clients", "TCP clients"},
+      {"tcp_refused", "TCP connections refused"},
+      {"tcp_timed_out", "TCP connections timed out"},
+      {"device_losses", "device losses"},
+      {"device_error", "device error"},
+      {"device_attempts", "device attempts"},
+      {"rt_policy", "audio thread scheduling"},
+      {"stretch_buses", "stretch buses"},
+      {"stretch_buses_running", "stretch buses running"},
+      {"stretch_bus_voices", "voices on stretch buses"},
+      {"stretch_primes", "stretcher primes (audio thread)"},
+      {"stretch_primes_max", "stretcher primes in one callback (most)"},
+      {"stretch_starts_deferred", "voices heard late (--stretch-primes-per-callback)"},
+      {"stretch_handovers", "starts handed over onto a running stretch bus"},
+      {"stretch_joins_lost", "starts on a running stretch bus that lost their first lookahead"},
+      {"stretch_rejoins", "voices back onto a stretch bus from a stretcher of their own"},
+  };
+  for (const auto& l : kLabels) {
+    if (k == l[0]) return l[1];
+  }
+  return nullptr;
+}
+
+// The fields `status --all` shows in units: their label and text. False: not one of them.
+bool unit_field_text(const StatusFields& f, const std::string& k, const OscArg& v, std::string& label,
+                     std::string& text) {
+  const double x = v.is_number() ? v.as_double() : 0.0;
+  static const char* const kMs[][2] = {
+      {"latency_ms", "buffer latency"},
+      {"ring_target_ms_min", "ring target min"},
+      {"ring_target_ms_mean", "ring target mean"},
+      {"ring_target_ms_max", "ring target max"},
+      {"read_wait_ms", "wait for disk"},
+      {"read_wait_sd_ms", "wait for disk σ"},
+      {"read_max_ms", "slowest read (recent)"},
+  };
+  for (const auto& m : kMs) {
+    if (k == m[0]) {
+      label = m[1], text = fmt(k.rfind("ring_", 0) == 0 ? "%.0f ms" : "%.1f ms", x);
+      return true;
+    }
+  }
+  if (k == "sample_rate") {
+    label = "sample rate", text = integer_text(v) + " Hz";
+  } else if (k == "buffer_size") {
+    label = "buffer", text = integer_text(v) + " frames";
+  } else if (k == "output_latency_ms") {
+    label = "output latency", text = fmt("%.1f ms", x) + " (device)";
+  } else if (k == "memory_bytes" || k == "ring_bytes") {
+    label = k == "ring_bytes" ? "ring memory" : "memory held", text = fmt_bytes(x);
+  } else if (k == "memory_limit_bytes") {
+    label = "memory limit", text = x > 0 ? fmt_bytes(x) + " (--max-memory-mb)" : "none";
+  } else if (k == "budget_us") {
+    label = "callback budget", text = fmt("%.0f µs", x);
+  } else if (k == "cpu_load") {
+    label = "CPU load (callback)", text = fmt("%.1f%%", 100.0 * x);
+  } else if (k == "uptime_s") {
+    label = "uptime", text = fmt_uptime(x);
+  } else if (k == "device_up_s") {
+    label = "device up", text = fmt_uptime(x) + " (since it last opened)";
+  } else if (k == "device_lost_s" || k == "device_waiting_s") {
+    label = k == "device_lost_s" ? "device lost for" : "device waited for", text = fmt("%.1f s", x);
+  } else if (k == "device") {
+    label = "device", text = value_text(v) == "running" ? device_text(f) : value_text(v);
+  } else if (k == "master") {
+    label = "master level", text = level_text(x);
+  } else if (k.size() == 6 && k.rfind("deck_", 0) == 0) {
+    label = std::string("deck ") + static_cast<char>(std::toupper(static_cast<unsigned char>(k[5]))) + " level";
+    text = level_text(x);
+  } else if (k.size() > 5 && k.rfind("eq_", 0) == 0 && k[4] == '_') {  // eq_a_low: deck A's EQ, low band
+    label =
+        std::string("deck ") + static_cast<char>(std::toupper(static_cast<unsigned char>(k[3]))) + " EQ " + k.substr(5);
+    text = level_text(x);
+  } else if (k == "loader_cpu_pct") {
+    label = "loader CPU (last 100 ms)", text = fmt("%.1f %% of a core", x);
+  } else if (k == "loader_rt_priority") {
+    label = "loader priority", text = x > 0 ? fmt("SCHED_FIFO %.0f", x) : std::string("normal");
+  } else if (k == "tone_hz") {
+    label = "test tone", text = x > 0 ? fmt("%.0f Hz", x) : "off";
+  } else {
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string status_table(const StatusFields& f) {
+  const double budget = field_number(f, "budget_us", 0);
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [k, v] : f) {
+    const double x = v.is_number() ? v.as_double() : 0.0;
+    std::string label = k, text = value_text(v);
+    if (k == "device_note") continue;  // in the device row
+    if (sync_field_text(k, x, label, text) || unit_field_text(f, k, v, label, text)) {
+    } else if (k == "callback_p50_us" || k == "callback_p99_us" || k == "callback_max_us") {
+      label = "callback " + k.substr(9, k.size() - 12);
+      text = fmt("%.1f µs", x);
+      if (budget > 0) {
+        text += " (" + fmt("%.1f", 100.0 * x / budget) + "% of the " + fmt("%.0f", budget) + " µs budget)";
+      }
+    } else if (const char* l = plain_label(k); l != nullptr) {
+      label = l;
+    }
+    rows.push_back({"  " + label, text});
+  }
+  return table(rows, {});
+}
+
+std::string status_line(const StatusFields& f) {
+  std::string s = "voices " + std::to_string(static_cast<std::int64_t>(field_number(f, "voices")));
+  s += " · CPU " + fmt("%.1f%%", 100.0 * field_number(f, "cpu_load"));
+  if (find_field(f, "callback_p99_us") != nullptr && field_number(f, "budget_us") > 0) {
+    s += " · p99 " + fmt("%.1f%%", 100.0 * field_number(f, "callback_p99_us") / field_number(f, "budget_us")) +
+         " of budget";
+  }
+  s += " · underruns " + std::to_string(static_cast<std::int64_t>(field_number(f, "voice_underruns")));
+  s += " · device underflows " + std::to_string(static_cast<std::int64_t>(field_number(f, "device_underflows")));
+  s += " · uptime " + fmt_uptime(field_number(f, "uptime_s"));
+  return s;
+}
+
+std::string status_summary(const StatusFields& f) {
+  std::vector<std::vector<std::string>> rows;
+  auto has = [&](const char* k) { return find_field(f, k) != nullptr; };
+  auto integer = [&](const char* k) { return integer_text(*find_field(f, k)); };
+  if (has("backend")) {
+    std::string t = value_text(*find_field(f, "backend"));
+    if (has("sample_rate")) t += ", " + integer("sample_rate") + " Hz";
+    if (has("buffer_size")) t += ", " + integer("buffer_size") + " frames";
+    rows.push_back({"  backend", t});
+  }
+  // A device state, from a daemon that reports one ("lost" while its device is away).
+  if (find_field(f, "device") != nullptr) rows.push_back({"  device", device_text(f)});
+  if (has("latency_ms")) {
+    std::string t = fmt("%.1f ms", field_number(f, "latency_ms"));
+    if (has("output_latency_ms"))
+      t += " (buffer) + " + fmt("%.1f ms", field_number(f, "output_latency_ms")) + " (device)";
+    rows.push_back({"  latency", t});
+  }
+  if (has("voices")) {
+    std::string t = integer("voices");
+    if (const auto waiting = static_cast<std::int64_t>(field_number(f, "voices_waiting")); waiting > 0) {
+      t += " (" + std::to_string(waiting) + (waiting == 1 ? " waits" : " wait") + " for the device to play again)";
+    }
+    rows.push_back({"  voices playing", t});
+  }
+  if (has("sources")) rows.push_back({"  sources loaded", integer("sources")});
+  if (has("memory_bytes")) {
+    std::string t = fmt_bytes(field_number(f, "memory_bytes"));
+    const double limit = field_number(f, "memory_limit_bytes");
+    t += limit > 0 ? " of " + fmt_bytes(limit) + " (--max-memory-mb)" : " (no limit)";
+    rows.push_back({"  memory held", t});
+  }
+  if (has("voice_underruns")) rows.push_back({"  voice underruns", integer("voice_underruns")});
+  if (has("device_underflows")) rows.push_back({"  device underflows", integer("device_underflows")});
+  if (has("callback_p99_us")) {
+    const double us = field_number(f, "callback_p99_us"), budget = field_number(f, "budget_us");
+    std::string t = fmt("%.1f µs", us);
+    if (budget > 0) t += " (" + fmt("%.1f", 100.0 * us / budget) + "% of the " + fmt("%.0f", budget) + " µs budget)";
+    rows.push_back({"  callback p99", t});
+  }
+  if (has("uptime_s")) rows.push_back({"  uptime", fmt_uptime(field_number(f, "uptime_s"))});
+  if (field_number(f, "tone_hz") > 0) rows.push_back({"  test tone", fmt("%.0f Hz", field_number(f, "tone_hz"))});
+  // With --stretch-method time_stretch: how much of the shared stretching is in use.
+  if (field_number(f, "stretch_buses") > 0) {
+    const auto n = [&](const char* k) { return std::to_string(static_cast<std::int64_t>(field_number(f, k))); };
+    rows.push_back({"  stretch buses", n("stretch_buses_running") + " of " + n("stretch_buses") + " running, " +
+                                           n("stretch_bus_voices") + " voices on them (--stretch-buses)"});
+    if (field_number(f, "stretch_rejoins") > 0) {
+      rows.push_back({"  rejoined a bus", n("stretch_rejoins") + " (voices from a stretcher of their own)"});
+    }
+    if (field_number(f, "stretch_joins_lost") > 0) {
+      rows.push_back({"  starts on a running bus", n("stretch_handovers") + " handed over, " + n("stretch_joins_lost") +
+                                                       " lost their first ≈ 45 ms"});
+    }
+  }
+  sync_rows(f, rows);
+  return table(rows, {});
+}
+
+}  // namespace stemd::ctl

@@ -1,0 +1,66 @@
+// What libsndfile reads, as stemd opens files (see sound_file.hpp): for `stemd --version`.
+#include "sound_file.hpp"
+
+#include <sndfile.h>
+
+#include <string>
+#include <vector>
+
+namespace stemd::io {
+
+std::string sndfile_version() { return sf_version_string(); }
+
+namespace {
+
+// Whether this libsndfile decodes a codec (a subtype: SF_FORMAT_VORBIS, SF_FORMAT_OPUS).
+bool has_subtype(int subtype) {
+  int count = 0;
+  sf_command(nullptr, SFC_GET_FORMAT_SUBTYPE_COUNT, &count, sizeof count);
+  for (int i = 0; i < count; ++i) {
+    SF_FORMAT_INFO info{};
+    info.format = i;
+    if (sf_command(nullptr, SFC_GET_FORMAT_SUBTYPE, &info, sizeof info) == 0 && info.format == subtype) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+// libsndfile names each container with one extension, not always the one people use (MPEG as
+// .m1a, Ogg as .oga), and lists RAW, which it reads only when told the layout: stemd opens every
+// file with an empty SF_INFO (the format from the header), so headerless raw is not read.
+std::vector<std::string> sndfile_formats() {
+  std::vector<std::string> out;
+  int count = 0;
+  sf_command(nullptr, SFC_GET_FORMAT_MAJOR_COUNT, &count, sizeof count);
+  for (int i = 0; i < count; ++i) {
+    SF_FORMAT_INFO info{};
+    info.format = i;
+    if (sf_command(nullptr, SFC_GET_FORMAT_MAJOR, &info, sizeof info) != 0) continue;
+    std::string name = info.name != nullptr ? info.name : "?";
+    std::string ext = info.extension != nullptr ? std::string(".") + info.extension : std::string();
+    switch (info.format) {
+      case SF_FORMAT_RAW:
+        continue;
+      case SF_FORMAT_MPEG:
+        name = "MPEG-1/2 Audio (MP3, layers I–III)", ext = ".mp3";
+        break;
+      case SF_FORMAT_OGG: {
+        const bool vorbis = has_subtype(SF_FORMAT_VORBIS), opus = has_subtype(SF_FORMAT_OPUS);
+        name =
+            std::string("Ogg (") + (vorbis ? "Vorbis" : "") + (vorbis && opus ? ", " : "") + (opus ? "Opus" : "") + ")";
+        ext = std::string(vorbis ? ".ogg .oga" : ".oga") + (opus ? " .opus" : "");
+        break;
+      }
+      case SF_FORMAT_AIFF:
+        ext = ".aiff .aif";
+        break;
+      default:
+        break;
+    }
+    out.push_back(ext.empty() ? name : name + " " + ext);
+  }
+  return out;
+}
+
+}  // namespace stemd::io

@@ -1,0 +1,159 @@
+// stemd --check-config, and the config search as documented: the man page's and the README's
+// lists are the order the binary searches in (a new-user pass: the man page called
+// /etc/stemd/stemd.conf the last place, the binary also searched PREFIX/etc/stemd/stemd.conf).
+#include "common/fixtures.hpp"
+#include "common/run_process.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace stemd::test {
+namespace {
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+int count_of(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+// Every bad line of the file is a line of its own with FILE:LINE:, the media
+// root is checked, a state file's directory that cannot be written is a
+// warning; the verdict and exit 2 — the exit a start with that config has.
+// Nothing is started (no "audio thread" line, no port).
+TEST(CheckConfig, ListsEveryProblemWithItsLineAndExitsAsAStartWould) {
+  TempDir dir;
+  const std::string conf = dir.file("stemd.conf");
+  std::ofstream(conf) << "# a config with three mistakes\n"
+                         "buffer-sise = 512\n"
+                         "media-root = \"" +
+                             dir.file("no-such-dir") +
+                             "\"\n"
+                             "max-voices = lots\n"
+                             "state-file = \"" +
+                             dir.file("no-such-dir/stemd.state") +
+                             "\"\n"
+                             "[osc]\n"
+                             "port = 49123\n";
+  const auto r = run_process(std::string(STEMD_BINARY) + " --check-config --config " + conf);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("stemd --check-config: config file " + conf + "\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(conf + ":2: unknown key 'buffer-sise' (did you mean 'buffer-size'?)"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find(conf + ":4: key 'max-voices': --max-voices: 'lots' "
+                                 "must be an integer from 1 to 65536"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find(conf + ":3: key 'media-root': --media-root " + dir.file("no-such-dir") +
+                          ": No such file or directory"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("warning: " + conf + ":5: key 'state-file': --state-file "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("stemd --check-config: 3 problems, 1 warning: a "
+                          "start with this configuration would not run"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("audio thread"), std::string::npos) << "it started the audio: " << r.output;
+  const auto start = run_process(std::string(STEMD_BINARY) + " --backend null --config " + conf);
+  EXPECT_EQ(start.exit_code, 2) << start.output;
+}
+
+// A config a start accepts passes (exit 0), with its warnings; flags on the
+// command line are checked with the file, and a bad one is named; --help lists
+// --check-config.
+TEST(CheckConfig, AConfigThatStartsPasses) {
+  TempDir dir;
+  ASSERT_EQ(mkdir(dir.file("music").c_str(), 0700), 0);
+  make_wav(dir.file("music/a.wav"), 4800, 1);
+  const std::string conf = dir.file("stemd.conf");
+  std::ofstream(conf) << "log-level = \"info\"\n[files]\nstate-file = \"" << dir.file("stemd.state")
+                      << "\"\n[osc]\nport = 49124\nmedia-root = \"" << dir.file("music") << "\"\n";
+  auto r = run_process(std::string(STEMD_BINARY) + " --check-config --config " + conf);
+  EXPECT_NE(r.output.find("stemd --check-config: OK"), std::string::npos) << r.output;
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  r = run_process(std::string(STEMD_BINARY) + " --check-config --config " + conf + " --play " +
+                  dir.file("music/a.wav"));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  r = run_process(std::string(STEMD_BINARY) + " --check-config --config " + conf + " --play " + dir.file("b.wav"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--play " + dir.file("b.wav") + ": "), std::string::npos) << r.output;
+  r = run_process(std::string(STEMD_BINARY) + " --check-config --config " + conf + " --osc-bind 0.0.0.0");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--allow is required"), std::string::npos) << r.output;
+  r = run_process(std::string(STEMD_BINARY) + " --check-config --buffer-size 3");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_EQ(count_of(r.output, "\n"), 3) << "source, problem, verdict: " << r.output;
+  EXPECT_NE(run_stemd("--help").output.find("--check-config"), std::string::npos);
+  // Not a setting: in a file it is an unknown key.
+  std::ofstream(conf) << "check-config = true\n";
+  EXPECT_EQ(run_stemd("--backend null --duration 0.05 --config " + conf).exit_code, 2);
+}
+
+// The items of a numbered list of paths in a document: the first path of each
+// item, in order.
+std::vector<std::string> listed(const std::string& text, const std::regex& item) {
+  std::vector<std::string> out;
+  for (std::sregex_iterator it(text.begin(), text.end(), item), end; it != end; ++it) out.push_back((*it)[1]);
+  return out;
+}
+
+// The search order the binary uses (its "looked for …" with nothing found, run
+// as PREFIX/bin/stemd with XDG_CONFIG_HOME set) is the order the man page and
+// the README list, and every place is in the man page's FILES.
+TEST(CheckConfig, TheDocumentedSearchOrderIsTheBinarys) {
+  if (::access("/etc/stemd/stemd.conf", F_OK) == 0) GTEST_SKIP() << "this machine has /etc/stemd/stemd.conf";
+  TempDir dir;
+  std::filesystem::create_directories(dir.file("pfx/bin"));
+  const std::string exe = dir.file("pfx/bin/stemd");
+  std::filesystem::copy_file(STEMD_BINARY, exe);
+  std::filesystem::permissions(exe, std::filesystem::perms::owner_all);
+  const auto r = run_process("env -u STEMD_NO_CONFIG_SEARCH XDG_CONFIG_HOME=" + dir.file("xdg") + " " + exe +
+                             " --backend null --no-osc --duration 0.05");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.output, m, std::regex(R"(no config file \(looked for ([^)]*)\))"))) << r.output;
+  std::vector<std::string> searched;
+  std::istringstream in(m.str(1));
+  for (std::string p; std::getline(in, p, ',');) {
+    p = p.substr(p.find_first_not_of(' '));
+    if (p.rfind(dir.file("xdg"), 0) == 0) p = "$XDG_CONFIG_HOME" + p.substr(dir.file("xdg").size());
+    if (p.rfind(dir.file("pfx"), 0) == 0) p = "PREFIX" + p.substr(dir.file("pfx").size());
+    searched.push_back(p);
+  }
+  ASSERT_EQ(searched.size(), 3u) << r.output;
+
+  const std::string man = read_text(std::string(STEMD_SOURCE_DIR) + "/man/stemd.h2m");
+  const auto conf_at = man.find("[CONFIGURATION FILE]");
+  const std::string conf_section = man.substr(conf_at, man.find("\n[", conf_at + 1) - conf_at);
+  EXPECT_EQ(listed(conf_section, std::regex(R"(\n\.IP \d+\. \d+\n\\fI([^\\]+)\\fR)")), searched) << conf_section;
+  const std::string readme = read_text(std::string(STEMD_SOURCE_DIR) + "/README.md");
+  const auto where = readme.find("**Where stemd looks.**");
+  ASSERT_NE(where, std::string::npos);
+  const std::string looks = readme.substr(where, readme.find("The start-up log says", where) - where);
+  EXPECT_EQ(listed(looks, std::regex(R"(\n\d\. `([^`]+)`)")), searched) << looks;
+
+  const auto files_at = man.find("[FILES]");
+  const std::string files = man.substr(files_at, man.find("\n[", files_at + 1) - files_at);
+  for (std::string p : searched) {
+    if (p.rfind("$XDG_CONFIG_HOME", 0) == 0) p = "~/.config" + p.substr(16);
+    EXPECT_NE(files.find("\n.I " + p + "\n"), std::string::npos) << p << " is not in FILES: " << files;
+  }
+  EXPECT_EQ(files.find("the last place"), std::string::npos) << files;
+}
+
+}  // namespace
+}  // namespace stemd::test
