@@ -119,11 +119,12 @@ void StateKeeper::restore_message(RestoreRun& run, control::Router& router, std:
   int id = 0;
   const bool has_id = message_id(m, id);
   const bool voice = has_id && is_voice_message(m);  // not /stemd/quantize 4: no id
-  if (is_load(m) && has_id) std::erase_if(held_, [id](const Held& h) { return h.id == id; });  // the later wins
   // The lines of an id run in order: after its load (or its play's stream open) has answered.
   while (router.waits_behind_load(m)) {
     if (!restore_pump(run, router)) return;
   }
+  // A second load of an id: the later line wins, also over an earlier one held for its file.
+  if (is_load(m) && has_id) std::erase_if(held_, [id](const Held& h) { return h.id == id; });
   if (voice && held(id)) {
     add_to_held(sm);  // waits with its source
     return;
