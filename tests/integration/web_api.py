@@ -256,6 +256,12 @@ try:
     check(r7[0] == 200 and abs(v7 - 0.7) < 1e-6,
           f"a change shows in the next status, kept list or not ({r7}, {v7})")
     check(osc("/stemd/volume", [3, 1, 0])[0] == 200 and abs(status()["voices"][0]["volume"] - 1) < 1e-6, "back to 1")
+    # /done means the change is queued for the audio thread, not yet heard: a block rendered at
+    # 0.7 before the callback took it can still reach a listener who joins now (CI's ASan run saw
+    # 5610 = 0.7 × 8000 in the first chunk). Wait until the audio thread reports it heard.
+    deadline = time.monotonic() + 5
+    while abs(status()["voices"][0]["volume_now"] - 1) > 1e-6 and time.monotonic() < deadline:
+        time.sleep(0.01)
 
     # --- /ws/audio
     a, head = ws_open("/ws/audio")
