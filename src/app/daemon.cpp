@@ -31,7 +31,8 @@ int DaemonRun::run() {
   if (const control::OscServer* server = inst_->server()) {
     const control::MediaPolicy& media = inst_->media();
     if (!media.root().empty()) {
-      spdlog::info("{}, media root {}", server->describe(), media.root());
+      spdlog::info("{}, media root {}{}", server->describe(), media.root(),
+                   media.present() ? "" : " (not there yet: loads wait for it)");
     } else if (media.loopback_only()) {
       spdlog::info("{} (no --media-root: clients on this machine may load any file stemd can read)",
                    server->describe());

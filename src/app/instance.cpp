@@ -1,12 +1,16 @@
 // The owner of a running mixer; see instance.hpp for the construction order and the threads.
 #include "instance.hpp"
 
+#include "base/log_guard.hpp"
+
 #include <semaphore.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+
+#include <spdlog/spdlog.h>
 
 namespace stemd::app {
 
@@ -82,6 +86,13 @@ bool Instance::open_control(const control::RouterConfig& router, bool media_loop
 
 bool Instance::open_control(std::string& error) {
   if (!media_.configure(cfg_.media_root, cfg_.media_loopback_only, error)) return false;
+  // A media disk mounted after stemd starts must not stop it: systemd would give up at boot.
+  if (std::string why; !media_.present(&why)) {
+    spdlog::warn(
+        "--media-root {}: {} — starting anyway: loads are refused, naming it, until it is there (a disk or share "
+        "mounted later is seen at the next load; the state file's sources are tried again until they load)",
+        base::log_escape(media_.root(), 600), why);
+  }
   router_ = std::make_unique<control::Router>(*ctl_, cfg_.router, media_);
   if (cfg_.osc) {
     cfg_.osc_server.engine_bell_fd = bell_fd_;

@@ -126,6 +126,10 @@ void Checker::check_files() {
     error("media-root", e);
     return;  // the files to play are opened under it
   }
+  if (std::string why; !media.present(&why)) {
+    warn("media-root", "--media-root " + media.root() + ": " + why +
+                           " — a start goes ahead and refuses loads until it is there (a disk mounted later?)");
+  }
   if (reachable && o_.media_root.empty()) {
     warn("osc-bind",
          "loading files is disabled: OSC or the web monitor is reachable from the network and no --media-root is set");

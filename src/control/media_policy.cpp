@@ -1,6 +1,10 @@
 // Which files OSC clients may load (see media_policy.hpp).
 #include "media_policy.hpp"
 
+#include "base/log_guard.hpp"
+
+#include <spdlog/spdlog.h>
+
 #include <dirent.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
@@ -14,6 +18,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <filesystem>
+#include <mutex>
 #include <queue>
 #include <fcntl.h>
 #include <vector>
@@ -61,6 +67,18 @@ bool climbs_out(const std::string& rel) {
     }
   }
   return false;
+}
+
+// Is absolute path `p` the directory `root` or under it? Then `rel` is the rest.
+bool beneath(const std::string& p, const std::string& root, std::string& rel) {
+  if (root == "/") {
+    const std::size_t i = p.find_first_not_of('/');
+    rel = i == std::string::npos ? std::string() : p.substr(i);
+    return true;
+  }
+  if (p != root && p.compare(0, root.size() + 1, root + "/") != 0) return false;
+  rel = p.substr(std::min(p.size(), root.size() + 1));
+  return true;
 }
 
 std::string fd_path(int fd, const std::string& fallback) {
@@ -206,34 +224,85 @@ int open_beneath(int root, const std::string& root_path, const std::string& rel,
 }
 }  // namespace
 
-struct MediaPolicy::RootDir {
-  int fd = -1;
-  ~RootDir() {
+struct MediaPolicy::Seen {
+  std::mutex m;
+  int state = -1;  // -1 not looked at yet, 0 missing, 1 there
+  std::string why;
+};
+
+class MediaPolicy::RootFd {
+ public:
+  RootFd() = default;
+  RootFd(const RootFd&) = delete;
+  RootFd& operator=(const RootFd&) = delete;
+  ~RootFd() {
     if (fd >= 0) ::close(fd);
   }
+  int fd = -1;
+  std::string path;  // the root's realpath now
 };
 
 void MediaPolicy::force_component_walk(bool on) noexcept { g_force_walk.store(on, std::memory_order_relaxed); }
 
+bool MediaPolicy::open_root(RootFd& r, std::string& error) const {
+  char buf[PATH_MAX];
+  int e = 0;
+  if (realpath(root_.c_str(), buf) == nullptr) {
+    e = errno;
+  } else if ((r.fd = ::open(buf, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+    e = errno;
+  } else {
+    r.path = buf;
+  }
+  const std::string why = e == 0 ? std::string() : std::strerror(e);
+  if (e != 0) {
+    error = "--media-root " + root_ + ": " + why;
+    if (e == ENOENT) error += " (not there: a disk or share not mounted yet? loads are refused until it is)";
+  }
+  int was = 0;
+  {
+    std::lock_guard<std::mutex> lock(seen_->m);
+    was = seen_->state;
+    seen_->state = e == 0 ? 1 : 0;
+    seen_->why = why;
+  }
+  if (was == 0 && e == 0) {
+    spdlog::info("--media-root {}: there now{}: loads go ahead", base::log_escape(root_, 600),
+                 r.path == root_ ? std::string() : " (" + base::log_escape(r.path, 600) + ")");
+  } else if (was == 1 && e != 0) {
+    spdlog::warn("--media-root {}: gone ({}): loads are refused until it is back", base::log_escape(root_, 600), why);
+  }
+  return e == 0;
+}
+
+bool MediaPolicy::present(std::string* why) const {
+  if (root_.empty() || !seen_) return true;
+  std::lock_guard<std::mutex> lock(seen_->m);
+  if (why != nullptr) *why = seen_->why;
+  return seen_->state != 0;
+}
+
 bool MediaPolicy::configure(const std::string& root, bool loopback_only, std::string& error) {
   loopback_only_ = loopback_only;
   root_.clear();
-  root_dir_.reset();
+  seen_ = std::make_shared<Seen>();
   if (root.empty()) return true;
-  std::string c;
-  if (!canonical(root, c, error)) {
-    error = "--media-root " + root + ": " + error;
+  std::error_code ec;
+  std::string a = std::filesystem::absolute(root, ec).lexically_normal().string();
+  if (ec) {
+    error = "--media-root " + root + ": " + ec.message();
     return false;
   }
-  auto dir = std::make_shared<RootDir>();
-  dir->fd = ::open(c.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (dir->fd < 0) {
-    error = "--media-root " + root + ": " + std::strerror(errno);
-    return false;
-  }
-  root_dir_ = std::move(dir);
-  root_ = c;
-  return true;
+  while (a.size() > 1 && a.back() == '/') a.pop_back();
+  root_ = a;
+  RootFd r;
+  std::string e;
+  if (open_root(r, e)) return true;
+  std::string why;
+  if (!present(&why) && why == std::strerror(ENOENT)) return true;  // missing: loads wait for it
+  error = e;
+  root_.clear();
+  return false;
 }
 
 namespace {
@@ -275,14 +344,11 @@ int MediaPolicy::open(const std::string& requested, std::string& opened, std::st
     return fd;
   }
   const std::string outside = requested + ": outside the media root " + root_;
+  RootFd r;
+  if (!open_root(r, error)) return -1;
   std::string rel;
   if (requested[0] == '/') {
-    if (root_ == "/") {
-      rel = requested.substr(requested.find_first_not_of('/') == std::string::npos ? requested.size()
-                                                                                   : requested.find_first_not_of('/'));
-    } else if (requested == root_ || requested.compare(0, root_.size() + 1, root_ + "/") == 0) {
-      rel = requested.substr(std::min(requested.size(), root_.size() + 1));
-    } else {
+    if (!beneath(requested, root_, rel) && !beneath(requested, r.path, rel)) {
       error = outside;  // the same answer whether it exists or not
       return -1;
     }
@@ -294,13 +360,13 @@ int MediaPolicy::open(const std::string& requested, std::string& opened, std::st
     return -1;
   }
   if (rel.empty()) rel = ".";
-  const int fd = open_beneath(root_dir_->fd, root_, rel);
+  const int fd = open_beneath(r.fd, r.path, rel);
   if (fd < 0) {
     const int e = errno;
     error = e == EXDEV ? outside : requested + ": " + std::strerror(e);
     return -1;
   }
-  opened = fd_path(fd, root_ + "/" + rel);
+  opened = fd_path(fd, r.path + "/" + rel);
   return fd;
 }
 
@@ -326,12 +392,15 @@ bool MediaPolicy::resolve(const std::string& requested, std::string& resolved, s
     }
     return true;
   }
-  const std::string joined = requested[0] == '/' ? requested : root_ + "/" + requested;
+  RootFd r;
+  if (!open_root(r, error)) return false;
+  const std::string joined = requested[0] == '/' ? requested : r.path + "/" + requested;
   if (!canonical(joined, resolved, error)) {
     error = requested + ": " + error;
     return false;
   }
-  if (root_ != "/" && resolved != root_ && resolved.compare(0, root_.size() + 1, root_ + "/") != 0) {
+  std::string rel;
+  if (!beneath(resolved, r.path, rel)) {
     error = requested + ": outside the media root " + root_;
     return false;
   }
@@ -378,7 +447,9 @@ MediaListing MediaPolicy::list(const std::string& dir, std::size_t cap, std::siz
     }
     if (c != ".") rel += (rel.empty() ? "" : "/") + c;
   }
-  const int fd = open_beneath(root_dir_->fd, root_, rel.empty() ? "." : rel, kOpenFlags | O_DIRECTORY);
+  RootFd r;
+  if (std::string e; !open_root(r, e)) return list_error(out, E::kRootMissing, e);
+  const int fd = open_beneath(r.fd, r.path, rel.empty() ? "." : rel, kOpenFlags | O_DIRECTORY);
   if (fd < 0) {
     const int e = errno;
     const std::string what = (rel.empty() ? "." : rel) + ": ";
@@ -394,7 +465,7 @@ MediaListing MediaPolicy::list(const std::string& dir, std::size_t cap, std::siz
     if (fstatat(dirfd(dir), e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return false;
     if (S_ISLNK(st.st_mode)) {
       e.link = true;
-      return link_target(root_dir_->fd, root_, e.path, st);
+      return link_target(r.fd, r.path, e.path, st);
     }
     return S_ISDIR(st.st_mode) || S_ISREG(st.st_mode);
   };

@@ -19,7 +19,13 @@
 // Without a media root, any readable path is allowed only while the OSC socket is bound to
 // loopback: a daemon listening on the network without a media root would let anyone read any
 // file the service user can. Every open is O_NONBLOCK and only regular files are accepted.
-// A MediaPolicy is cheap to copy (the root descriptor is shared) and open() is thread-safe.
+// The root is opened afresh for every open and listing (realpath, then an O_PATH descriptor
+// held only while that one path is resolved), so stemd follows its media disk: a root missing at
+// start (a USB disk or a share mounted late, a mount point still empty) is not an error — loads
+// are refused, naming the root and errno, until it appears — and a disk mounted over the root,
+// unmounted or swapped later is seen at the next load; holding no descriptor between loads also
+// leaves the disk free to unmount. Its comings and goings are logged once each.
+// A MediaPolicy is cheap to copy (the last-seen state is shared) and open() is thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -45,15 +51,29 @@ struct MediaListing {
   // `entries` are then the first by name of those read, not of the whole directory.
   bool read_all = true;
   std::size_t skipped = 0;  // FIFOs, devices, sockets, symlinks leading out or dangling
-  enum class Error { kNone, kNoRoot, kBadPath, kOutside, kNotFound, kNotDir, kDenied, kOther } error = Error::kNone;
+  enum class Error {
+    kNone,
+    kNoRoot,
+    kRootMissing,
+    kBadPath,
+    kOutside,
+    kNotFound,
+    kNotDir,
+    kDenied,
+    kOther
+  } error = Error::kNone;
   std::string reason;  // when error != kNone
 };
 
 class MediaPolicy {
  public:
   MediaPolicy() = default;
-  // `root` may be empty. False (with a reason) when the root does not exist.
+  // `root` may be empty. False (with a reason) when the root is there but cannot be one (not a
+  // directory, not searchable); true when it is missing (ENOENT): present() then says so.
   bool configure(const std::string& root, bool loopback_only, std::string& error);
+  // Was the root there at the last look (configure, or the last open or listing)? With a reason
+  // (errno's words) when it was not. True without a root.
+  bool present(std::string* why = nullptr) const;
   // Resolves a client's path to the canonical file to open, or refuses with a reason. By name
   // (realpath): for display only — loads use open().
   bool resolve(const std::string& requested, std::string& resolved, std::string& error) const;
@@ -61,6 +81,8 @@ class MediaPolicy {
   // descriptor (O_RDONLY | O_NONBLOCK | O_CLOEXEC; the caller owns it) and the path it refers
   // to in `opened` (for logs and status), or -1 with a reason. Does not check the file type.
   int open(const std::string& requested, std::string& opened, std::string& error) const;
+  // The root as configured, made absolute ("" = none). Absolute client paths may name files
+  // under it or under where it leads now (its realpath at the time of the load).
   const std::string& root() const { return root_; }
   // False: the OSC socket or the web monitor is reachable from the network; with no root, loads are then refused.
   bool loopback_only() const { return loopback_only_; }
@@ -78,9 +100,12 @@ class MediaPolicy {
   static void force_component_walk(bool on) noexcept;
 
  private:
-  struct RootDir;
-  std::string root_;  // canonical, no trailing slash; empty = none
-  std::shared_ptr<RootDir> root_dir_;
+  struct Seen;
+  class RootFd;
+  // Opens the root now: false, with "--media-root ROOT: <errno's words> (…)", when it is not there.
+  bool open_root(RootFd& r, std::string& error) const;
+  std::string root_;            // absolute, lexically normal, no trailing slash; empty = none
+  std::shared_ptr<Seen> seen_;  // the last look's outcome, shared by copies (the log lines)
   bool loopback_only_ = true;
 };
 

@@ -74,6 +74,8 @@ std::pair<http::status, std::string> files_answer(const control::MediaPolicy& me
     case E::kNoRoot:
       return {http::status::conflict,
               error_json(l.reason + " (loads then take paths relative to it); without one, type a path")};
+    case E::kRootMissing:  // a disk not mounted yet: try again later
+      return {http::status::service_unavailable, error_json(l.reason)};
     case E::kBadPath:
     case E::kNotDir:
       return {http::status::bad_request, error_json(l.reason)};

@@ -42,7 +42,7 @@ TEST(CheckConfig, ListsEveryProblemWithItsLineAndExitsAsAStartWould) {
   std::ofstream(conf) << "# a config with three mistakes\n"
                          "buffer-sise = 512\n"
                          "media-root = \"" +
-                             dir.file("no-such-dir") +
+                             conf +  // a file: a media root missing is a warning (a disk mounted later)
                              "\"\n"
                              "max-voices = lots\n"
                              "state-file = \"" +
@@ -59,9 +59,7 @@ TEST(CheckConfig, ListsEveryProblemWithItsLineAndExitsAsAStartWould) {
                                  "must be an integer from 1 to 65536"),
             std::string::npos)
       << r.output;
-  EXPECT_NE(r.output.find(conf + ":3: key 'media-root': --media-root " + dir.file("no-such-dir") +
-                          ": No such file or directory"),
-            std::string::npos)
+  EXPECT_NE(r.output.find(conf + ":3: key 'media-root': --media-root " + conf + ": Not a directory"), std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find("warning: " + conf + ":5: key 'state-file': --state-file "), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("stemd --check-config: 3 problems, 1 warning: a "

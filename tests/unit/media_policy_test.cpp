@@ -11,12 +11,14 @@
 
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <climits>
+#include <cstring>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -259,6 +261,111 @@ TEST(MediaPolicyNoRoot, ARelativePathsErrorNamesTheWorkingDirectory) {
   // An absolute path's error is only the path and the reason.
   EXPECT_LT(policy.open("/no-such-dir-12/x.wav", opened, err), 0);
   EXPECT_EQ(err, "/no-such-dir-12/x.wav: No such file or directory");
+}
+
+// A media disk mounted after stemd starts (a USB stick, a share, a mount point still empty at
+// boot). Before, a --media-root missing at start was fatal (exit 2: with RestartSec=1 systemd gave
+// up at boot), and a root present at start was held open for good: a disk mounted over it later was
+// never seen (the held descriptor is the covered directory) and could not be unmounted (EBUSY).
+// Now the root is looked up afresh at each load and listing.
+TEST(MediaPolicyLateRoot, AMissingRootIsNotAnErrorAndLoadsWaitForIt) {
+  TempDir dir;
+  const std::string root = dir.file("late");
+  MediaPolicy policy;
+  std::string err;
+  ASSERT_TRUE(policy.configure(root, false, err)) << err;
+  std::string why;
+  EXPECT_FALSE(policy.present(&why));
+  EXPECT_EQ(why, "No such file or directory");
+  EXPECT_EQ(policy.root(), root);
+  const MediaPolicy copy = policy;  // the opener threads' copies see what the original sees
+  std::string opened;
+  EXPECT_LT(copy.open("a.wav", opened, err), 0);
+  EXPECT_EQ(err, "--media-root " + root +
+                     ": No such file or directory (not there: a disk or share not mounted yet? loads are refused "
+                     "until it is)");
+  EXPECT_LT(copy.open(root + "/a.wav", opened, err), 0);
+  EXPECT_NE(err.find("not there"), std::string::npos) << err;
+  EXPECT_EQ(copy.list("", 10).error, control::MediaListing::Error::kRootMissing);
+
+  fs::create_directories(root);
+  std::ofstream(root + "/a.wav") << "late";
+  const int fd = copy.open("a.wav", opened, err);
+  ASSERT_GE(fd, 0) << err;
+  close(fd);
+  EXPECT_EQ(opened, root + "/a.wav");
+  EXPECT_TRUE(policy.present());
+  EXPECT_EQ(copy.list("", 10).entries.size(), 1u);
+
+  fs::remove_all(root);  // gone again (unmounted): refused again, with the same reason
+  EXPECT_LT(copy.open("a.wav", opened, err), 0);
+  EXPECT_NE(err.find("not there"), std::string::npos) << err;
+  EXPECT_FALSE(policy.present());
+}
+
+TEST(MediaPolicyLateRoot, ARootThatCannotBeOneIsStillAnError) {
+  TempDir dir;
+  std::ofstream(dir.file("file")) << "x";
+  MediaPolicy policy;
+  std::string err;
+  EXPECT_FALSE(policy.configure(dir.file("file"), true, err));
+  EXPECT_EQ(err, "--media-root " + dir.file("file") + ": Not a directory");
+  EXPECT_FALSE(policy.configure(dir.file("file") + "/sub", true, err));
+  EXPECT_NE(err.find("Not a directory"), std::string::npos) << err;
+}
+
+// The root as configured may lead elsewhere (a symlink to the disk's mount point); it is followed
+// at each load, and absolute paths under either name are taken.
+TEST(MediaPolicyLateRoot, ARootThatLeadsElsewhereIsFollowedAtEachLoad) {
+  TempDir dir;
+  fs::create_directories(dir.file("disk1"));
+  fs::create_directories(dir.file("disk2"));
+  std::ofstream(dir.file("disk1/a.wav")) << "one";
+  std::ofstream(dir.file("disk2/a.wav")) << "two";
+  fs::create_symlink(dir.file("disk1"), dir.file("media"));
+  MediaPolicy policy;
+  std::string err, opened;
+  ASSERT_TRUE(policy.configure(dir.file("media") + "/", true, err)) << err;
+  EXPECT_EQ(policy.root(), dir.file("media"));
+  auto opens = [&](const std::string& p) {
+    const int fd = policy.open(p, opened, err);
+    const ino_t ino = fd >= 0 ? inode_of_fd(fd) : 0;
+    if (fd >= 0) close(fd);
+    return ino;
+  };
+  EXPECT_EQ(opens("a.wav"), inode_of(dir.file("disk1/a.wav"))) << err;
+  EXPECT_EQ(opens(dir.file("media/a.wav")), inode_of(dir.file("disk1/a.wav"))) << err;
+  EXPECT_EQ(opens(dir.file("disk1/a.wav")), inode_of(dir.file("disk1/a.wav"))) << err;
+  fs::remove(dir.file("media"));
+  fs::create_symlink(dir.file("disk2"), dir.file("media"));
+  EXPECT_EQ(opens("a.wav"), inode_of(dir.file("disk2/a.wav"))) << err;
+  EXPECT_EQ(opens(dir.file("disk1/a.wav")), 0u);
+  EXPECT_EQ(err, dir.file("disk1/a.wav") + ": outside the media root " + dir.file("media"));
+}
+
+// The real thing: a file system mounted over the root after stemd configured it, then unmounted
+// while stemd runs (root and mount namespaces only: skipped elsewhere).
+TEST(MediaPolicyLateRoot, ADiskMountedOverTheRootIsSeenAndCanBeUnmounted) {
+  TempDir dir;
+  const std::string root = dir.file("mnt");
+  fs::create_directories(root);
+  MediaPolicy policy;
+  std::string err, opened;
+  ASSERT_TRUE(policy.configure(root, true, err)) << err;
+  EXPECT_LT(policy.open("a.wav", opened, err), 0);  // the empty mount point
+  if (::mount("stemd-test", root.c_str(), "tmpfs", 0, "size=1m") != 0) {
+    GTEST_SKIP() << "cannot mount a tmpfs here: " << std::strerror(errno);
+  }
+  std::ofstream(root + "/a.wav") << "on the disk";
+  const int fd = policy.open("a.wav", opened, err);
+  EXPECT_GE(fd, 0) << err;
+  if (fd >= 0) close(fd);
+  EXPECT_EQ(policy.list("", 10).entries.size(), 1u);
+  const int rc = ::umount2(root.c_str(), 0);  // stemd holds nothing on it between loads
+  const int e = errno;
+  if (rc != 0) ::umount2(root.c_str(), MNT_DETACH);
+  EXPECT_EQ(rc, 0) << "umount: " << std::strerror(e);
+  EXPECT_LT(policy.open("a.wav", opened, err), 0);
 }
 
 }  // namespace
