@@ -45,6 +45,8 @@ class LoadPool {
   bool abandon(std::uint64_t ticket);
   std::size_t in_flight() const;
   std::size_t lost() const;  // threads still inside an abandoned job
+  // Is the abandoned job `ticket` still running (its thread lost)? False once it returned.
+  bool still_lost(std::uint64_t ticket) const;
   std::size_t max_in_flight() const noexcept { return max_in_flight_; }
   std::size_t max_lost() const noexcept { return max_lost_; }
 

@@ -329,8 +329,19 @@ class Router {
   std::unique_ptr<LoadPool> pool_;
   std::shared_ptr<LoadCompletions> completions_;
   std::map<int, PendingLoad> pending_;  // id → its load in flight
-  std::deque<Deferred> deferred_;       // messages waiting behind a load, in arrival order
-  std::vector<Outgoing> replies_;       // answers of resumed messages, for take_replies()
+  // Paths whose load timed out with its opener thread still stuck in the file system: a load of
+  // the same path waits for that thread to come back (answered busy) rather than lose another —
+  // a client, or the state file's retries, repeating a load on a dead share every few seconds
+  // took every opener thread and then every load answered busy. At most one entry per lost thread.
+  struct StuckPath {
+    std::uint64_t ticket = 0;
+    std::chrono::steady_clock::time_point since{};
+  };
+  std::map<std::string, StuckPath> stuck_paths_;
+  // The reason a load of `path` waits for its stuck thread, or "" (entries that came back go).
+  std::string still_stuck(const std::string& path);
+  std::deque<Deferred> deferred_;  // messages waiting behind a load, in arrival order
+  std::vector<Outgoing> replies_;  // answers of resumed messages, for take_replies()
   std::uint64_t next_token_ = 1;
   bool async_now_ = false;          // the message being handled may start a job
   bool reply_deferred_ = false;     // …and did: no reply now

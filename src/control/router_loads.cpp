@@ -116,6 +116,7 @@ Reply Router::load_file(const Call& c, int id, const std::string& path, const st
     run_load(media_, path, name, ctl_.load_options(), ensure, have_current, current, d);
     return finish(d);
   }
+  if (std::string stuck = still_stuck(path); !stuck.empty()) return Reply::fail(ErrorKind::kBusy, stuck, idv);
   // Off the control thread: everything the job needs is copied into it.
   const std::uint64_t token = next_token_++;
   auto completions = completions_;
@@ -246,6 +247,19 @@ std::string Router::lost_note(bool lost) const {
          std::to_string(pool_->max_lost()) + " at most: then loads answer busy)";
 }
 
+std::string Router::still_stuck(const std::string& path) {
+  std::erase_if(stuck_paths_, [&](const auto& e) { return !pool_->still_lost(e.second.ticket); });
+  const auto it = stuck_paths_.find(path);
+  if (it == stuck_paths_.end()) return {};
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - it->second.since).count();
+  char why[160];
+  std::snprintf(why, sizeof why,
+                "busy: the last load of this path has waited on the file system for %.0f s (past "
+                "--load-timeout); not tried again until it returns",
+                s);
+  return why;
+}
+
 void Router::expire_loads(std::chrono::steady_clock::time_point now) {
   if (pending_.empty() && pending_plays_.empty()) return;  // every pass: nothing to format
   const auto limit = std::chrono::duration<double>(cfg_.load_timeout_s);
@@ -259,6 +273,7 @@ void Router::expire_loads(std::chrono::steady_clock::time_point now) {
     }
     const bool lost = pool_->abandon(it->second.ticket);
     spdlog::warn("load of '{}' into id {} {}{}", base::log_escape(it->second.path), it->first, why, lost_note(lost));
+    if (lost) stuck_paths_[it->second.path] = StuckPath{it->second.ticket, it->second.since};
     answer_failed(it->second.message, it->second.from, it->second.packet,
                   Reply::fail(ErrorKind::kPath, why, {OscArg::Int(it->first)}));
     it = pending_.erase(it);  // the id is free; the result, if it ever comes, is discarded

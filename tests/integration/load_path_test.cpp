@@ -324,6 +324,29 @@ TEST_F(LoadPath, ALoadStalledPastTheTimeoutFailsAndFreesItsId) {
   EXPECT_TRUE(c().quiet(std::chrono::milliseconds(200)));  // and never answered
 }
 
+// A load of a path whose last load is still stuck past the timeout waits for that thread (busy)
+// instead of losing another: the state file's retries of a file on a dead share, every 5 s,
+// took all 8 opener threads in 40 s, and then every load and streamed play answered busy, from
+// any disk (outside pass 20, HIGH 1). Other paths load meanwhile; once the stuck read returns,
+// the path loads again.
+TEST_F(LoadPath, ARepeatedLoadOfAStuckPathWaitsForItsThreadInsteadOfLosingAnother) {
+  stall_slow_wav(std::chrono::milliseconds(2500));
+  DaemonOptions o;
+  o.load_timeout_s = 0.3;
+  start(o);
+  const auto r1 = c().send("/stemd/load", 1, media_.path("slow.wav"));
+  EXPECT_EQ(reason(r1), "timed out after 0.3 s (the file system did not answer)");
+  EXPECT_EQ(status(c()).at("loads_lost").i, 1);
+  const auto r2 = c().send("/stemd/load", 2, media_.path("slow.wav"));
+  EXPECT_FAIL(r2, "/stemd/load");
+  EXPECT_NE(reason(r2).find("busy: the last load of this path has waited on the file system"), std::string::npos)
+      << reason(r2);
+  EXPECT_EQ(status(c()).at("loads_lost").i, 1);                                  // no second thread lost
+  EXPECT_DONE(c().send("/stemd/load", 3, media_.path("a.wav")), "/stemd/load");  // other paths load
+  ASSERT_TRUE(eventually([&] { return status(c()).at("loads_lost").i == 0; }, std::chrono::milliseconds(6000)));
+  EXPECT_DONE(c().send("/stemd/load", 2, media_.path("slow.wav")), "/stemd/load");  // back: tried again
+}
+
 // Messages waiting behind a load are charged to the memory budget before they are queued: over
 // it, one answers /fail at once (before: 1,024 messages of up to a datagram each were held
 // uncounted while the load stalled).
