@@ -71,12 +71,16 @@ class Checker {
 // The OSC socket, the web monitor and the allow-lists, as OscServer::open, WebServer::open and
 // the router would see them (nothing is bound).
 void Checker::check_network() {
-  std::string e;
+  std::string e, interface;
   if (!o_.no_osc) {
-    if (!control::parse_endpoint(o_.osc_bind, o_.osc_port, e)) {
+    if (!control::parse_endpoint(o_.osc_bind, o_.osc_port, e, &interface)) {
       error("osc-bind", "--osc-bind " + o_.osc_bind + ": " + e);
     } else if (o_.allow.empty() && !loopback(o_.osc_bind)) {
       error("osc-bind", "--allow is required when --osc-bind is not a loopback address (e.g. --allow 192.168.1.0/24)");
+    }
+    if (!interface.empty()) {  // a late interface is waited for, as a late address is
+      warn("osc-bind", "--osc-bind " + o_.osc_bind + ": no network interface \"" + interface +
+                           "\" yet: a start waits for it and binds OSC once it appears (`ip -brief link` lists them)");
     }
   }
   if (control::AllowList allow; !o_.allow.empty() && !allow.parse(o_.allow, e)) {

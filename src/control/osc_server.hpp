@@ -93,6 +93,8 @@ class OscServer {
 
  private:
   void run();
+  bool bind_sockets(const Endpoint& at, std::string& error);
+  void await_interface(std::chrono::steady_clock::time_point now);
   void send(const Outgoing& o);
   void handle_udp();
   void handle_tcp();
@@ -115,6 +117,9 @@ class OscServer {
   OscServerStats stats_;
   base::LogLimiter log_limit_;
   BindWatch bind_watch_;  // whether the machine has --osc-bind's address (bound before it did, or lost)
+  // --osc-bind's interface while the machine has none of that name (no socket until it does).
+  std::string waiting_interface_, interface_error_;
+  std::chrono::steady_clock::time_point interface_checked_{};
   std::function<void(const Outgoing&)> local_sink_;
 };
 

@@ -135,6 +135,20 @@ TEST(CheckConfig, ListsEveryBadCommandLineValue) {
   EXPECT_NE(start.output.find("Run with --help for more information."), std::string::npos) << start.output;
 }
 
+// A link-local --osc-bind whose interface is not there yet is what a start
+// waits for (a warning), as a late address is; a malformed one is a problem.
+TEST(CheckConfig, ALateInterfaceIsAWarningAMalformedAddressAProblem) {
+  auto r = run_stemd("--check-config --config none --osc-bind fe80::1%stemdnoif9 --allow fe80::/10");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("warning: --osc-bind fe80::1%stemdnoif9: no network interface \"stemdnoif9\" yet: a "
+                          "start waits for it"),
+            std::string::npos)
+      << r.output;
+  r = run_stemd("--check-config --config none --osc-bind fe80::1%stemd/noif --allow fe80::/10");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--osc-bind fe80::1%stemd/noif: no network interface"), std::string::npos) << r.output;
+}
+
 // The items of a numbered list of paths in a document: the first path of each
 // item, in order.
 std::vector<std::string> listed(const std::string& text, const std::regex& item) {
