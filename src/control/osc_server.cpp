@@ -137,7 +137,12 @@ void OscServer::await_interface(std::chrono::steady_clock::time_point now) {
   std::string error, zone;
   const auto at = parse_endpoint(cfg_.bind, cfg_.port, error, &zone);
   if (!at || !zone.empty()) return;  // not there yet
-  if (!bind_sockets(*at, error)) {
+  bool bound = false;
+  {
+    std::lock_guard<std::mutex> g(sockets_mu_);  // describe() may read them on the main thread
+    bound = bind_sockets(*at, error);
+  }
+  if (!bound) {
     if (error != interface_error_) {
       spdlog::error("--osc-bind {}: interface \"{}\" is there, but {}: trying again", cfg_.bind, waiting_interface_,
                     error);
@@ -153,6 +158,7 @@ Endpoint OscServer::local_udp() const { return udp_ ? udp_->local() : Endpoint{}
 Endpoint OscServer::local_tcp() const { return tcp_ ? tcp_->local() : Endpoint{}; }
 
 std::string OscServer::describe() const {
+  std::lock_guard<std::mutex> g(sockets_mu_);
   if (!udp_) {
     return "OSC on --osc-bind " + cfg_.bind + " (waiting for its network interface \"" + waiting_interface_ +
            "\"), allowing " + allow_.to_string();
