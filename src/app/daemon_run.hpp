@@ -67,6 +67,7 @@ class DaemonRun {
   int load_start_files();
   int run_script();
   bool play_start_files();  // [control]
+  std::vector<control::Router::WaitingVoice> start_voices() const;
   int start_stream();
   void announce();
   // health.cpp

@@ -157,6 +157,75 @@ std::string unknown_flag_text(int argc, char** argv, const CLI::App& app) {
   return {};
 }
 
+// Whether a command-line token is a flag (CLI11 takes "-5" and "-.5" as values, not flags).
+bool looks_like_flag(const std::string& t) {
+  if (t.size() < 2 || t[0] != '-') return false;
+  char* end = nullptr;
+  std::strtod(t.c_str(), &end);
+  return end == nullptr || *end != '\0';
+}
+
+// The command-line tokens (indices in argv) of every occurrence of `opt`: the flag and the values
+// that follow it ("--volume 9", "-b 3", "--levels 1 1 1 9"; "--volume=9" and "-b3" alone).
+std::vector<int> tokens_of(int argc, char** argv, const CLI::Option& opt) {
+  std::vector<std::string> names;
+  for (const auto& n : opt.get_lnames()) names.push_back("--" + n);
+  for (const auto& n : opt.get_snames()) names.push_back("-" + n);
+  std::vector<int> out;
+  const int takes = opt.get_type_size() == 0 ? 0 : std::max(1, opt.get_items_expected_max());
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--") break;
+    bool whole = false, joined = false;
+    for (const auto& n : names) {
+      whole = whole || a == n;
+      joined = joined || (a.rfind(n, 0) == 0 && a.size() > n.size() && (n[1] != '-' || a[n.size()] == '='));
+    }
+    if (!whole && !joined) continue;
+    out.push_back(i);
+    for (int k = 0; whole && k < takes && i + 1 < argc && !looks_like_flag(argv[i + 1]); ++k) out.push_back(++i);
+  }
+  return out;
+}
+
+// What a parse error blames on the command line, for --check-config to drop before the next
+// parse: an unknown flag (and the value after it), or every occurrence of the option the error
+// names first. Empty when the error names nothing given on the command line.
+std::vector<int> blamed_tokens(int argc, char** argv, const CLI::App& app, const std::string& what, bool unknown) {
+  if (unknown) {
+    for (int i = 1; i < argc; ++i) {
+      const std::string a = argv[i];
+      if (a == "--") break;
+      if (a.size() < 3 || a.rfind("--", 0) != 0) continue;
+      const std::string name = a.substr(2, a.find('=') - 2);
+      bool known = false;
+      for (const CLI::Option* opt : app.get_options()) {
+        for (const std::string& n : opt->get_lnames()) known = known || n == name;
+      }
+      if (known) continue;
+      std::vector<int> out{i};
+      if (a.find('=') == std::string::npos && i + 1 < argc && !looks_like_flag(argv[i + 1])) out.push_back(i + 1);
+      return out;
+    }
+    return {};
+  }
+  const CLI::Option* named = nullptr;
+  std::size_t first = std::string::npos;
+  for (const CLI::Option* opt : app.get_options()) {
+    for (const std::string& n : opt->get_lnames()) {
+      const std::string flag = "--" + n;
+      for (auto at = what.find(flag); at != std::string::npos; at = what.find(flag, at + 1)) {
+        const std::size_t end = at + flag.size();
+        const bool whole = end == what.size() || !(std::isalnum(static_cast<unsigned char>(what[end])) ||
+                                                   what[end] == '-' || what[end] == '_');
+        if (whole && at < first) first = at, named = opt;
+        if (whole) break;
+      }
+    }
+  }
+  return named != nullptr ? tokens_of(argc, argv, *named) : std::vector<int>{};
+}
+
 // The buffer size: given explicitly (flag or config), else the preset, else the board's.
 void choose_buffer_size(int argc, char** argv, const CLI::App& app, Options& o,
                         const std::map<std::string, int>& config_lines) {
@@ -327,7 +396,8 @@ std::vector<std::string> changed_keys(const Options& before, const Options& afte
 
 namespace {
 
-int parse(int argc, char** argv, Options& o, std::string* error, const std::set<int>& skip_lines) {
+int parse(int argc, char** argv, Options& o, std::string* error, const std::set<int>& skip_lines,
+          std::vector<int>* blamed = nullptr) {
   // An error: printed (at start) or handed back (a reload); exit status 2.
   auto fail = [error](const std::string& msg) {
     if (error != nullptr) {
@@ -358,9 +428,14 @@ int parse(int argc, char** argv, Options& o, std::string* error, const std::set<
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
     std::string msg = parse_error_text(argc, argv, o, config.lines, e.what());
+    bool unknown_flag = false;
     if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr) {
-      if (std::string unknown = unknown_flag_text(argc, argv, app); !unknown.empty()) msg = unknown;
+      if (std::string unknown = unknown_flag_text(argc, argv, app); !unknown.empty()) {
+        msg = unknown;
+        unknown_flag = true;
+      }
     }
+    if (blamed != nullptr) *blamed = blamed_tokens(argc, argv, app, e.what(), unknown_flag);
     if (error == nullptr) msg += "\nRun with --help for more information.";
     return fail(msg);
   }
@@ -379,8 +454,10 @@ int parse(int argc, char** argv, Options& o, std::string* error, const std::set<
 
 int parse_options(int argc, char** argv, Options& o, std::string* error) { return parse(argc, argv, o, error, {}); }
 
-int parse_options_skipping(int argc, char** argv, Options& o, std::string& error, const std::set<int>& skip_lines) {
-  return parse(argc, argv, o, &error, skip_lines);
+int parse_options_skipping(int argc, char** argv, Options& o, std::string& error, const std::set<int>& skip_lines,
+                           std::vector<int>& blamed) {
+  blamed.clear();
+  return parse(argc, argv, o, &error, skip_lines, &blamed);
 }
 
 }  // namespace stemd::app

@@ -140,8 +140,11 @@ struct Options {
 int parse_options(int argc, char** argv, Options& opts, std::string* error = nullptr);
 // The same, for --check-config (options_check.cpp): the error always handed back in `error`, and
 // the config file's lines in `skip_lines` read as comments, so that the parse after a bad line
-// finds the next problem.
-int parse_options_skipping(int argc, char** argv, Options& opts, std::string& error, const std::set<int>& skip_lines);
+// finds the next problem. `blamed`: the argv indices of the command-line arguments the error is
+// about (an unknown flag and its value, or each occurrence of the option it names with its
+// values) — without them the next parse finds the next bad value; empty when none is.
+int parse_options_skipping(int argc, char** argv, Options& opts, std::string& error, const std::set<int>& skip_lines,
+                           std::vector<int>& blamed);
 
 // Adds to every option of `app` that takes a number (any type but TEXT and FILE) a check that
 // refuses NaN and ±Inf, naming the option (the config-file key). Call after the last add_option.

@@ -71,12 +71,16 @@ class Checker {
 // The OSC socket, the web monitor and the allow-lists, as OscServer::open, WebServer::open and
 // the router would see them (nothing is bound).
 void Checker::check_network() {
-  std::string e;
+  std::string e, interface;
   if (!o_.no_osc) {
-    if (!control::parse_endpoint(o_.osc_bind, o_.osc_port, e)) {
+    if (!control::parse_endpoint(o_.osc_bind, o_.osc_port, e, &interface)) {
       error("osc-bind", "--osc-bind " + o_.osc_bind + ": " + e);
     } else if (o_.allow.empty() && !loopback(o_.osc_bind)) {
       error("osc-bind", "--allow is required when --osc-bind is not a loopback address (e.g. --allow 192.168.1.0/24)");
+    }
+    if (!interface.empty()) {  // a late interface is waited for, as a late address is
+      warn("osc-bind", "--osc-bind " + o_.osc_bind + ": no network interface \"" + interface +
+                           "\" yet: a start waits for it and binds OSC once it appears (`ip -brief link` lists them)");
     }
   }
   if (control::AllowList allow; !o_.allow.empty() && !allow.parse(o_.allow, e)) {
@@ -194,23 +198,32 @@ bool wants_check_config(int argc, char** argv) {
 int check_config(int argc, char** argv) {
   std::vector<std::string> errors;
   std::set<int> skip;  // config lines reported: read as comments by the next parse
+  // The command line, less the arguments reported (a bad value, an unknown flag): CLI11 stops at
+  // the first, so each is dropped and the next parse finds the next.
+  std::vector<char*> args(argv, argv + argc);
   Options o;
   bool parsed = false;
   for (int pass = 0; pass < 200; ++pass) {
     o = Options{};
     std::string e;
-    const int rc = parse_options_skipping(argc, argv, o, e, skip);
+    std::vector<int> blamed;
+    const int rc = parse_options_skipping(static_cast<int>(args.size()), args.data(), o, e, skip, blamed);
     if (rc == 0) return 0;  // --help, --version
     if (rc < 0) {
       parsed = true;
       break;
     }
     errors.push_back(e);
-    const int line = config_line(e, o.config_path);
-    if (line == 0 || !skip.insert(line).second) break;  // not a line of the file: the parse ends here
+    if (const int line = config_line(e, o.config_path); line != 0) {
+      if (!skip.insert(line).second) break;
+    } else if (blamed.empty()) {
+      break;  // neither a line of the file nor an argument that can be left out: the parse ends here
+    } else {
+      for (auto it = blamed.rbegin(); it != blamed.rend(); ++it) args.erase(args.begin() + *it);
+    }
   }
   std::printf("stemd --check-config: %s\n", o.config_source.c_str());
-  Checker c(argc, argv, o);
+  Checker c(static_cast<int>(args.size()), args.data(), o);
   if (parsed) {  // the settings as a start would have them (without the lines reported above)
     c.warnings = o.config_warnings;
     c.check_network();

@@ -261,7 +261,10 @@ bool DaemonRun::watch_device() {
   }
   if (plays_pending_ && cb >= reopened_at_callbacks_ + 4) {
     plays_pending_ = false;  // the device appeared: the --play/--a… files start now
-    inst_->post([this] { play_start_files(); });
+    inst_->post([this] {
+      inst_->router().set_waiting_voices({});
+      play_start_files();
+    });
   }
   if (voices_pending_ && cb >= reopened_at_callbacks_ + 4) {
     voices_pending_ = false;  // the device runs again: the voices continue where they were

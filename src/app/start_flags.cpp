@@ -215,6 +215,18 @@ bool DaemonRun::play_start_files() {
   return true;
 }
 
+// The voices play_start_files() starts (--play's, the decks'), from their starts, as the status
+// and /stemd/voices list them while a configured device is not there yet.
+std::vector<control::Router::WaitingVoice> DaemonRun::start_voices() const {
+  std::vector<control::Router::WaitingVoice> out;
+  for (int s : slots_) out.push_back({s, 0, "waiting (device not there yet)"});
+  for (int d = 0; d < 4; ++d) {
+    if (o_.deck_files[d].empty() || (d == 2 && o_.c_at < 0)) continue;  // --c without --c_at: loaded only
+    out.push_back({control::kDeckBase[d], 0, "waiting (device not there yet)"});
+  }
+  return out;
+}
+
 // The loader and the stream start; the start-up voices play. Returns -1, or the exit code.
 int DaemonRun::start_stream() {
   inst_->loader().start();
@@ -235,6 +247,7 @@ int DaemonRun::start_stream() {
     }
     device_open_ = false;
   }
+  if (waiting_) inst_->router().set_waiting_voices(start_voices());
   // The device's latency is known once its stream is open (JACK: its period, not ours): the
   // status had the estimate from before (buffer / rate), while the start-up line had this one.
   if (device_open_) inst_->router().set_output_latency(backend_->output_latency_seconds());

@@ -290,8 +290,8 @@ int DaemonRun::router_config(control::RouterConfig& rc, bool& media_loopback_onl
   rc.movement_max = o_.movement_max;
   rc.tempo_moves_players = !(o_.disable_time_stretch &&
                              (o_.stretch_method_given == "pyrubberband" || o_.stretch_method_given == "audiotsm"));
-  std::string e;
-  auto bind_at = control::parse_endpoint(o_.osc_bind, o_.osc_port, e);
+  std::string e, interface;  // a link-local address's interface not there yet: the OSC server waits for it
+  auto bind_at = control::parse_endpoint(o_.osc_bind, o_.osc_port, e, &interface);
   if (!o_.no_osc && !bind_at) {
     spdlog::error("--osc-bind {}: {}", o_.osc_bind, e);
     return 2;

@@ -107,7 +107,8 @@ Reply NativeDialect::list(const Call& c) {
 
 // /stemd/voices [offset 0] [count 0] → count, then per voice: id name position_s duration_s
 // ring_fill(0..1) underruns state; then total and the next page's offset (−1: the last). After
-// the playing voices, those waiting for a lost device to come back (state "waiting (device lost)").
+// the playing voices, those waiting for the device (state "waiting (device lost)", or "waiting
+// (device not there yet)" for the start-up flags' voices while a configured device is missing).
 Reply NativeDialect::voices(const Call& c) {
   std::int64_t offset = 0, count = 0;
   if (Reply r; !page_request(c, offset, count, r)) return r;
@@ -129,7 +130,7 @@ Reply NativeDialect::voices(const Call& c) {
   if (!r_.waiting_voices().empty()) {
     const auto sources = ctl_.sources();
     for (const auto& w : r_.waiting_voices()) {
-      Row row{w.id, "", 0, 0, 0, 0, "waiting (device lost)"};
+      Row row{w.id, "", 0, 0, 0, 0, w.state};
       for (const auto& s : sources) {
         if (s.slot != w.id) continue;
         row.name = s.name;

@@ -232,7 +232,9 @@ bool Endpoint::operator==(const Endpoint& o) const {
   return true;  // both unset
 }
 
-std::optional<Endpoint> parse_endpoint(const std::string& host, std::uint16_t port, std::string& error) {
+std::optional<Endpoint> parse_endpoint(const std::string& host, std::uint16_t port, std::string& error,
+                                       std::string* missing_interface) {
+  if (missing_interface != nullptr) missing_interface->clear();
   std::string h = host;
   if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);  // "[::1]"
   if (h == "localhost") h = "127.0.0.1";
@@ -272,6 +274,14 @@ std::optional<Endpoint> parse_endpoint(const std::string& host, std::uint16_t po
           error = "no network interface with index " + zone + " (in \"" + host + "\"; `ip -brief link` lists them)";
           return std::nullopt;
         }
+      }
+      // What the kernel takes as an interface's name: 1–15 bytes, no '/', ':' or white space.
+      const bool a_name = zone.size() < IF_NAMESIZE && zone != "." && zone != ".." &&
+                          zone.find_first_of("/: \t\n") == std::string::npos &&
+                          zone.find_first_not_of("0123456789") != std::string::npos;
+      if (index == 0 && a_name && missing_interface != nullptr) {
+        *missing_interface = zone;  // not there yet: the caller waits for it
+        return e;
       }
       if (index == 0) {
         error = "no network interface \"" + zone + "\" (in \"" + host + "\"; `ip -brief link` lists them)";

@@ -35,8 +35,13 @@ struct Endpoint {
   bool operator==(const Endpoint& o) const;
 };
 
-// "127.0.0.1", "::1", "0.0.0.0", "::", "localhost" (→ 127.0.0.1) with a port.
-std::optional<Endpoint> parse_endpoint(const std::string& host, std::uint16_t port, std::string& error);
+// "127.0.0.1", "::1", "0.0.0.0", "::", "localhost" (→ 127.0.0.1) with a port. A link-local
+// IPv6 address names its interface: "fe80::1%eth0". With `missing_interface` given, a zone that
+// is a well-formed interface name this machine has no interface of (yet: a USB adapter, a bridge
+// made later at boot) is not an error: the endpoint comes back without its interface (unbindable
+// as it is) and *missing_interface names it; otherwise *missing_interface is cleared.
+std::optional<Endpoint> parse_endpoint(const std::string& host, std::uint16_t port, std::string& error,
+                                       std::string* missing_interface = nullptr);
 
 class Cidr {
  public:

@@ -24,7 +24,8 @@ OscServer::~OscServer() {
 }
 
 bool OscServer::open(std::string& error) {
-  auto at = parse_endpoint(cfg_.bind, cfg_.port, error);
+  std::string zone;
+  auto at = parse_endpoint(cfg_.bind, cfg_.port, error, &zone);
   if (!at) {
     error = "--osc-bind " + cfg_.bind + ": " + error;
     return false;
@@ -39,30 +40,18 @@ bool OscServer::open(std::string& error) {
     error = "--allow: " + error;
     return false;
   }
-  // An address the machine does not have yet is listened on anyway (a Pi that boots before its
-  // DHCP lease or an IPv6 address still tentative would otherwise fail, be restarted and given
-  // up on by systemd): a warning now, a line when it appears (run()).
-  udp_ = UdpSocket::bind(*at, error, /*pending_ok=*/true);
-  if (!udp_) {
-    error = "OSC UDP " + at->to_string() + ": " + error;
-    return false;
-  }
-  if (cfg_.tcp) {
-    auto tat = parse_endpoint(cfg_.bind, cfg_.tcp_port, error);
-    tcp_ = TcpListener::listen(*tat, error, /*pending_ok=*/true);
-    if (!tcp_) {
-      error = "OSC TCP " + tat->to_string() + ": " + error;
-      return false;
-    }
-  }
-  const bool pending = udp_->address_pending() || (tcp_ && tcp_->address_pending());
-  bind_watch_ = BindWatch("--osc-bind", cfg_.bind, *at, "OSC arrives", pending);
-  if (pending) {
+  if (!zone.empty()) {
+    // A link-local address's interface not there yet (a USB or Wi-Fi adapter, a bridge made later
+    // at boot): nothing can be bound to it before it exists. Waited for as a late address is
+    // (await_interface(), from run()); a malformed address or zone was refused above.
+    waiting_interface_ = zone;
     spdlog::warn(
-        "--osc-bind {}: no network interface has this address yet (the network may still be coming up); "
-        "listening on it anyway: OSC arrives once it is configured. If it never is, check the address "
-        "(`ip -brief address` lists this machine's)",
-        cfg_.bind);
+        "--osc-bind {}: no network interface \"{}\" yet (it may still be coming up): OSC is bound once it "
+        "appears, and arrives once the address is configured. If it never does, check the name (`ip -brief "
+        "link` lists this machine's interfaces)",
+        cfg_.bind, zone);
+  } else if (!bind_sockets(*at, error)) {
+    return false;
   }
   router_.set_status_extra([this](std::vector<OscArg>& f) {
     auto kv = [&](const char* k, std::uint64_t v) {
@@ -109,10 +98,71 @@ bool OscServer::open(std::string& error) {
   return true;
 }
 
+// The UDP socket (and the TCP listener) on `at`. An address the machine does not have yet is
+// listened on anyway (a Pi that boots before its DHCP lease or an IPv6 address still tentative
+// would otherwise fail, be restarted and given up on by systemd): a warning now, a line when it
+// appears (run()).
+bool OscServer::bind_sockets(const Endpoint& at, std::string& error) {
+  udp_ = UdpSocket::bind(at, error, /*pending_ok=*/true);
+  if (!udp_) {
+    error = "OSC UDP " + at.to_string() + ": " + error;
+    return false;
+  }
+  if (cfg_.tcp) {
+    auto tat = parse_endpoint(cfg_.bind, cfg_.tcp_port, error);
+    if (tat) tcp_ = TcpListener::listen(*tat, error, /*pending_ok=*/true);
+    if (!tcp_) {
+      error = "OSC TCP " + (tat ? tat->to_string() : cfg_.bind) + ": " + error;
+      udp_.reset();
+      return false;
+    }
+  }
+  const bool pending = udp_->address_pending() || (tcp_ && tcp_->address_pending());
+  bind_watch_ = BindWatch("--osc-bind", cfg_.bind, at, "OSC arrives", pending);
+  if (pending) {
+    spdlog::warn(
+        "--osc-bind {}: no network interface has this address yet (the network may still be coming up); "
+        "listening on it anyway: OSC arrives once it is configured. If it never is, check the address "
+        "(`ip -brief address` lists this machine's)",
+        cfg_.bind);
+  }
+  return true;
+}
+
+// [control] --osc-bind's interface, looked for once a second while it is missing: bound as soon
+// as it is there. A bind that fails then (the port taken meanwhile) is said, and tried again.
+void OscServer::await_interface(std::chrono::steady_clock::time_point now) {
+  if (waiting_interface_.empty() || now - interface_checked_ < std::chrono::seconds(1)) return;
+  interface_checked_ = now;
+  std::string error, zone;
+  const auto at = parse_endpoint(cfg_.bind, cfg_.port, error, &zone);
+  if (!at || !zone.empty()) return;  // not there yet
+  bool bound = false;
+  {
+    std::lock_guard<std::mutex> g(sockets_mu_);  // describe() may read them on the main thread
+    bound = bind_sockets(*at, error);
+  }
+  if (!bound) {
+    if (error != interface_error_) {
+      spdlog::error("--osc-bind {}: interface \"{}\" is there, but {}: trying again", cfg_.bind, waiting_interface_,
+                    error);
+    }
+    interface_error_ = error;
+    return;
+  }
+  spdlog::info("--osc-bind {}: network interface \"{}\" is there now: {}", cfg_.bind, waiting_interface_, describe());
+  waiting_interface_.clear();
+}
+
 Endpoint OscServer::local_udp() const { return udp_ ? udp_->local() : Endpoint{}; }
 Endpoint OscServer::local_tcp() const { return tcp_ ? tcp_->local() : Endpoint{}; }
 
 std::string OscServer::describe() const {
+  std::lock_guard<std::mutex> g(sockets_mu_);
+  if (!udp_) {
+    return "OSC on --osc-bind " + cfg_.bind + " (waiting for its network interface \"" + waiting_interface_ +
+           "\"), allowing " + allow_.to_string();
+  }
   std::string s = "OSC on udp " + local_udp().to_string();
   if (tcp_) s += " and tcp " + local_tcp().to_string();
   s += ", allowing " + allow_.to_string();
@@ -193,13 +243,14 @@ void OscServer::send(const Outgoing& o) {
     for (auto& c : conns_) {
       if (c->fd() == o.to.tcp_fd && c->peer() == o.to.endpoint) ok = c->send_packet(o.data.data(), o.data.size());
     }
-  } else {
+  } else if (udp_) {  // (none while --osc-bind's interface is missing)
     ok = udp_->send_to(o.to.endpoint, o.data.data(), o.data.size());
   }
   if (!ok) stats_.replies_dropped.fetch_add(1, std::memory_order_relaxed);
 }
 
 void OscServer::handle_udp() {
+  if (!udp_) return;  // --osc-bind's interface is not there yet
   // Bounded per pass so the controller is serviced even under a flood.
   for (int i = 0; i < 512 && udp_->receive(dgram_); ++i) {
     stats_.datagrams.fetch_add(1, std::memory_order_relaxed);
@@ -306,7 +357,7 @@ void OscServer::run() {
   while (running_.load(std::memory_order_relaxed)) {
     fds.clear();
     fds.push_back(pollfd{wake_fd_, POLLIN, 0});
-    fds.push_back(pollfd{udp_->fd(), POLLIN, 0});
+    if (udp_) fds.push_back(pollfd{udp_->fd(), POLLIN, 0});
     if (tcp_) fds.push_back(pollfd{tcp_->fd(), POLLIN, 0});
     for (const auto& c : conns_) fds.push_back(pollfd{c->fd(), POLLIN, 0});
     const bool bell = cfg_.engine_bell_fd >= 0;
@@ -353,6 +404,7 @@ void OscServer::run() {
     for (const auto& o : out_) send(o);
     router_.log_bad_input();
     router_.tick();
+    await_interface(std::chrono::steady_clock::now());    // --osc-bind's interface, while it is missing
     bind_watch_.check(std::chrono::steady_clock::now());  // the address's comings and goings
   }
 }

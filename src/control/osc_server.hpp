@@ -76,7 +76,7 @@ class OscServer {
   Endpoint local_udp() const;
   Endpoint local_tcp() const;
   const OscServerStats& stats() const { return stats_; }
-  std::string describe() const;
+  std::string describe() const;  // [any thread]
   // Bound to loopback with an allow-list that does not take loopback (--allow is shared with the
   // web monitor): nothing can reach it.
   bool shut_out() const;
@@ -93,6 +93,8 @@ class OscServer {
 
  private:
   void run();
+  bool bind_sockets(const Endpoint& at, std::string& error);
+  void await_interface(std::chrono::steady_clock::time_point now);
   void send(const Outgoing& o);
   void handle_udp();
   void handle_tcp();
@@ -115,6 +117,11 @@ class OscServer {
   OscServerStats stats_;
   base::LogLimiter log_limit_;
   BindWatch bind_watch_;  // whether the machine has --osc-bind's address (bound before it did, or lost)
+  // --osc-bind's interface while the machine has none of that name (no socket until it does).
+  std::string waiting_interface_, interface_error_;
+  // Held while the control thread binds them late, and by describe() (any thread).
+  mutable std::mutex sockets_mu_;
+  std::chrono::steady_clock::time_point interface_checked_{};
   std::function<void(const Outgoing&)> local_sink_;
 };
 

@@ -494,7 +494,7 @@ std::vector<OscArg> Router::status_fields() {
   kv("output_latency_ms", OscArg::Float(cfg_.output_latency_s * 1000.0));
   kv("backend", OscArg::Str(cfg_.backend));
   kv("voices", OscArg::Int(static_cast<std::int64_t>(ctl_.voices_playing())));
-  kv("voices_waiting", OscArg::Int(static_cast<std::int64_t>(waiting_voices_.size())));  // for a lost device
+  kv("voices_waiting", OscArg::Int(static_cast<std::int64_t>(waiting_voices_.size())));  // for the device
   kv("sources", OscArg::Int(static_cast<std::int64_t>(ctl_.sources_loaded())));
   kv("memory_bytes", OscArg::Int64(static_cast<std::int64_t>(ctl_.memory_bytes())));
   kv("memory_limit_bytes", OscArg::Int64(ctl_.memory_limit_bytes()));  // --max-memory-mb (0: none)

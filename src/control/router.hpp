@@ -115,12 +115,14 @@ class Router {
   bool unvalidated(const Peer& p, std::chrono::steady_clock::time_point now) const;
   AddressValidator& validator() { return validator_; }
 
-  // [control] Voices of a previous image waiting for the lost device to come back (the daemon's
-  // recovery: app/recovery.cpp): counted in the status (voices_waiting) and listed by
-  // /stemd/voices with the state "waiting (device lost)" until they play again (empty list).
+  // [control] Voices waiting for the device (the daemon's recovery: app/recovery.cpp): those of a
+  // previous image, for the lost device to come back, and the start-up flags' (--play, --a…), for
+  // a configured device not there yet at start. Counted in the status (voices_waiting) and listed
+  // by /stemd/voices with their state until they play (empty list).
   struct WaitingVoice {
     int id = 0;
-    std::int64_t position = 0;  // in the file's frames
+    std::int64_t position = 0;                    // in the file's frames
+    const char* state = "waiting (device lost)";  // or "waiting (device not there yet)"
   };
   void set_waiting_voices(std::vector<WaitingVoice> v) { waiting_voices_ = std::move(v); }
   const std::vector<WaitingVoice>& waiting_voices() const { return waiting_voices_; }

@@ -249,7 +249,10 @@ std::string status_summary(const StatusFields& f) {
   if (has("voices")) {
     std::string t = integer("voices");
     if (const auto waiting = static_cast<std::int64_t>(field_number(f, "voices_waiting")); waiting > 0) {
-      t += " (" + std::to_string(waiting) + (waiting == 1 ? " waits" : " wait") + " for the device to play again)";
+      const OscArg* device = find_field(f, "device");
+      const bool late = device != nullptr && value_text(*device) == "waiting";  // not there yet at start
+      t += " (" + std::to_string(waiting) + (waiting == 1 ? " waits" : " wait") + " for the device to " +
+           (late ? "appear" : "play again") + ")";
     }
     rows.push_back({"  voices playing", t});
   }

@@ -1,6 +1,7 @@
 // libsndfile's open log, read for what SF_INFO leaves out (sndfile_log.hpp).
 #include "sndfile_log.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -104,6 +105,55 @@ std::int64_t empty_wav_data_size_at(int fd, std::int64_t file_size) {
     at += 8 + static_cast<std::int64_t>(size) + (size & 1);
   }
   return -1;
+}
+
+std::string caf_cut_short(int fd, std::int64_t file_size) {
+  auto be = [](const unsigned char* p, int n) {
+    std::uint64_t v = 0;
+    for (int i = 0; i < n; ++i) v = v << 8 | p[i];
+    return v;
+  };
+  unsigned char b[32];
+  if (::pread(fd, b, 8, 0) != 8 || std::memcmp(b, "caff", 4) != 0) return {};
+  double bytes_per_second = 0;  // from 'desc' (linear PCM: a packet is a frame)
+  std::int64_t at = 8;
+  for (int n = 0; n < 1024; ++n) {
+    if (at == file_size) return {};  // whole chunks and no 'data': malformed indeed
+    if (at + 12 > file_size) {
+      return "it ends at byte " + std::to_string(file_size) + ", inside a chunk's header (before the samples)";
+    }
+    if (::pread(fd, b, 12, at) != 12) return {};
+    const std::string type(reinterpret_cast<const char*>(b), 4);
+    const auto size = static_cast<std::int64_t>(be(b + 4, 8));
+    const bool data = type == "data";
+    if (size < 0) return {};  // -1: a 'data' chunk running to the end of the file
+    if (type == "desc" && size >= 32 && at + 12 + 32 <= file_size && ::pread(fd, b, 32, at + 12) == 32) {
+      const std::uint64_t rate_bits = be(b, 8);
+      double rate = 0;
+      std::memcpy(&rate, &rate_bits, sizeof rate);
+      const auto packet_bytes = static_cast<double>(be(b + 16, 4)), packet_frames = static_cast<double>(be(b + 20, 4));
+      if (std::memcmp(b + 8, "lpcm", 4) == 0 && packet_frames > 0 && rate > 0) {
+        bytes_per_second = rate * packet_bytes / packet_frames;
+      }
+    }
+    if (at + 12 + size > file_size) {
+      if (!data) {
+        return "it ends at byte " + std::to_string(file_size) + ", inside its '" + type +
+               "' chunk (before the samples)";
+      }
+      // The 'data' chunk starts with a 4-byte edit count: the samples follow it.
+      const std::int64_t declared = size - 4, held = std::max<std::int64_t>(0, file_size - at - 12 - 4);
+      char seconds[48] = "";
+      if (bytes_per_second > 0) {
+        std::snprintf(seconds, sizeof seconds, " (%.1f s)", static_cast<double>(declared) / bytes_per_second);
+      }
+      return "its 'data' chunk declares " + std::to_string(declared) + " bytes" + seconds + ", the file holds " +
+             std::to_string(held) + " of them";
+    }
+    if (data) return {};
+    at += 12 + size;
+  }
+  return {};
 }
 
 }  // namespace stemd::io

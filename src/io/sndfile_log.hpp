@@ -4,6 +4,7 @@
 #include <sndfile.h>
 
 #include <cstdint>
+#include <string>
 
 namespace stemd::io {
 
@@ -24,5 +25,12 @@ std::int64_t declared_frames(SNDFILE* sf, const SF_INFO& info, std::int64_t fram
 // a RIFF/WAVE file, no data chunk among its first 64, or a data chunk that declares bytes (or is
 // the file's end).
 std::int64_t empty_wav_data_size_at(int fd, std::int64_t file_size);
+
+// A CAF file that ends before its chunks do (an interrupted copy or download), which libsndfile
+// refuses as "Supported file format but file is malformed.": what is missing, in words ("its
+// 'data' chunk declares 192000 bytes (1.0 s), the file holds 48000 of them", "it ends at byte 30,
+// inside its 'desc' chunk (before the samples)"). "" when it is not a CAF file, or its chunks are
+// whole up to its 'data' chunk and that one holds what it declares (or runs to the end: size -1).
+std::string caf_cut_short(int fd, std::int64_t file_size);
 
 }  // namespace stemd::io

@@ -303,6 +303,11 @@ bool SoundFile::open(std::shared_ptr<FileHandle> file, std::string& error, const
   impl_->sf = sf_open_virtual(&vio, SFM_READ, &impl_->info, impl_.get());
   if (!impl_->sf) {
     error = sf_strerror(nullptr);
+    // A CAF cut short is "malformed" to libsndfile (a WAV cut short opens, and is said to be).
+    if (const std::string cut = caf_cut_short(impl_->file->fd(), impl_->file->size()); !cut.empty()) {
+      error = "the file is cut short (truncated): " + cut +
+              " — an interrupted copy or download? (libsndfile: " + error + ")";
+    }
     return false;
   }
   impl_->header_end = impl_->offset;

@@ -102,6 +102,51 @@ TEST(CheckConfig, AConfigThatStartsPasses) {
   EXPECT_EQ(run_stemd("--backend null --duration 0.05 --config " + conf).exit_code, 2);
 }
 
+// Every bad value on the command line is reported, one line each — CLI11 stops
+// at the first, and a user fixed one, ran again and found the next — with an
+// unknown flag (and its value), a value given as --flag=value, a short flag, a
+// list option; the good settings around them are still checked (the file to
+// play is missing), and a start with the same line still exits 2 with the
+// first problem and nothing else.
+TEST(CheckConfig, ListsEveryBadCommandLineValue) {
+  TempDir dir;
+  const std::string bad =
+      " -b 3 --volume=9 --osc-port 99999 --colour blue --levels 1 1 1 9"
+      " --max-voices lots --play " +
+      dir.file("missing.wav");
+  const auto r = run_process(std::string(STEMD_BINARY) + " --check-config --config none --backend null" + bad);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  for (const char* want : {"--buffer-size: 3 is out of range: must be an integer from 16 to 8192",
+                           "--volume: 9 is outside 0–4", "--osc-port: ", "unknown flag '--colour'",
+                           "--levels: 9 is outside 0–4", "--max-voices: 'lots' must be an integer"}) {
+    EXPECT_EQ(count_of(r.output, want), 1) << want << " in " << r.output;
+  }
+  EXPECT_NE(r.output.find("--play " + dir.file("missing.wav") + ": "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("stemd --check-config: 7 problems: a start with this configuration would not run\n"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(count_of(r.output, "\n"), 9) << "source, 7 problems, verdict: " << r.output;
+  const auto start = run_process(std::string(STEMD_BINARY) + " --config none --backend null" + bad);
+  EXPECT_EQ(start.exit_code, 2) << start.output;
+  EXPECT_NE(start.output.find("stemd: --buffer-size: 3 is out of range"), std::string::npos) << start.output;
+  EXPECT_EQ(start.output.find("--volume"), std::string::npos) << "a start names the first problem: " << start.output;
+  EXPECT_NE(start.output.find("Run with --help for more information."), std::string::npos) << start.output;
+}
+
+// A link-local --osc-bind whose interface is not there yet is what a start
+// waits for (a warning), as a late address is; a malformed one is a problem.
+TEST(CheckConfig, ALateInterfaceIsAWarningAMalformedAddressAProblem) {
+  auto r = run_stemd("--check-config --config none --osc-bind fe80::1%stemdnoif9 --allow fe80::/10");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("warning: --osc-bind fe80::1%stemdnoif9: no network interface \"stemdnoif9\" yet: a "
+                          "start waits for it"),
+            std::string::npos)
+      << r.output;
+  r = run_stemd("--check-config --config none --osc-bind fe80::1%stemd/noif --allow fe80::/10");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--osc-bind fe80::1%stemd/noif: no network interface"), std::string::npos) << r.output;
+}
+
 // The items of a numbered list of paths in a document: the first path of each
 // item, in order.
 std::vector<std::string> listed(const std::string& text, const std::regex& item) {

@@ -104,5 +104,39 @@ done
 grep -qF "configured now" "$D/ll.log" || { cat "$D/ll.log" >&2; fail "link-local: its arrival was not logged"; }
 out=$("$STEMCTL" --host 'fe80::1%lo' --port 57123 --timeout 3 ping 2>&1) || fail "link-local: no OSC answer: $out"
 kill -TERM "$PID"; wait "$PID"; PID=""
+
+# A link-local address whose interface is not there yet (a USB or Wi-Fi adapter, a bridge made
+# later at boot) is waited for as a late address is: it exited 2 (no network interface "eth9").
+"$STEMD" --backend null --osc-bind 'fe80::1%eth9' --allow fe80::/10 --osc-port 57124 --osc-tcp-port 57125 \
+  >"$D/if.log" 2>&1 &
+PID=$!
+i=0; until grep -qF " started: " "$D/if.log" || [ $i -ge 200 ]; do sleep 0.05; i=$((i + 1)); done
+kill -0 "$PID" 2>/dev/null || { cat "$D/if.log" >&2; fail "late interface: stemd exited"; }
+grep -qF -- '--osc-bind fe80::1%eth9: no network interface "eth9" yet' "$D/if.log" ||
+  { cat "$D/if.log" >&2; fail "late interface: no warning naming it"; }
+# The interface appears (a dummy; a veth pair where the kernel has no dummy driver).
+ip link add eth9 type dummy 2>/dev/null || ip link add eth9 type veth peer name eth9p ||
+  fail "cannot add an interface"
+i=0; until grep -qF 'network interface "eth9" is there now' "$D/if.log" || [ $i -ge 100 ]; do
+  sleep 0.05; i=$((i + 1))
+done
+grep -qF 'network interface "eth9" is there now' "$D/if.log" ||
+  { cat "$D/if.log" >&2; fail "late interface: its arrival was not logged"; }
+ip link set eth9 up && { ! ip link show eth9p >/dev/null 2>&1 || ip link set eth9p up; } || fail "ip link set up"
+ip -6 addr add fe80::1/64 dev eth9 nodad || fail "ip -6 addr add fe80::1 dev eth9"
+i=0; until grep -qF -- "--osc-bind fe80::1%eth9: the address is configured now" "$D/if.log" || [ $i -ge 100 ]; do
+  sleep 0.05; i=$((i + 1))
+done
+grep -qF "configured now" "$D/if.log" || { cat "$D/if.log" >&2; fail "late interface: the address's arrival"; }
+out=$("$STEMCTL" --host 'fe80::1%eth9' --port 57124 --timeout 3 ping 2>&1) || fail "late interface: no UDP answer: $out"
+out=$("$STEMCTL" --host 'fe80::1%eth9' --port 57125 --tcp --timeout 3 ping 2>&1) ||
+  fail "late interface: no TCP answer: $out"
+kill -TERM "$PID"; wait "$PID"; rc=$?; PID=""
+[ "$rc" -eq 0 ] || fail "late interface: exit $rc after SIGTERM"
+# A malformed address or interface name is still refused at start.
+for bad in 'fe80::zz%eth9' 'fe80::1%eth/9' 'fe80::1%an-interface-name-too-long'; do
+  out=$("$STEMD" --backend null --osc-bind "$bad" --allow fe80::/10 --osc-port 57126 --duration 1 2>&1); rc=$?
+  [ "$rc" -eq 2 ] || fail "--osc-bind $bad: exit $rc, not 2: $out"
+done
 echo "osc_bind_pending: pass"
 INNER

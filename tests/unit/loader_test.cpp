@@ -1610,6 +1610,50 @@ TEST(Loader, AWavCutRightAfterItsHeaderSaysWhatItsHeaderDeclares) {
   EXPECT_NE(r.error.find("cut short"), std::string::npos) << r.error;
 }
 
+// A CAF cut short (an interrupted copy) is refused by libsndfile as "Supported file format but
+// file is malformed." — all a user was told, for a file that is only truncated. The reason says
+// so (what its 'data' chunk declares, what is there), libsndfile's words kept; cut before the
+// samples (inside another chunk) too. A CAF whose chunks are whole but that has no 'data' chunk
+// is malformed indeed: not called cut short.
+TEST(Loader, ACafCutShortSaysItIsTruncated) {
+  test::TempDir dir;
+  const FormatCase c{"caf", SF_FORMAT_CAF | SF_FORMAT_PCM_16, 2};
+  const std::string path = dir.file("cut.caf");
+  ASSERT_FALSE(write_format(path, c, 48'000).empty());
+  ASSERT_TRUE(load_source(path, "t", streamed_opts()).source);
+  const auto size = static_cast<std::int64_t>(std::filesystem::file_size(path));
+  std::filesystem::resize_file(path, static_cast<std::uintmax_t>(size - 48'000 * 4 * 3 / 4));
+  LoadResult r = load_source(path, "t", streamed_opts());
+  EXPECT_FALSE(r.source);
+  EXPECT_NE(r.error.find("cut short (truncated)"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("its 'data' chunk declares 192000 bytes (1.0 s), the file holds 48000 of them"),
+            std::string::npos)
+      << r.error;
+  EXPECT_NE(r.error.find("libsndfile: Supported file format but file is malformed."), std::string::npos) << r.error;
+
+  std::filesystem::resize_file(path, 30);  // inside the 'desc' chunk: before the samples
+  r = load_source(path, "t", streamed_opts());
+  EXPECT_FALSE(r.source);
+  EXPECT_NE(r.error.find("cut short (truncated)"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("ends at byte 30, inside its 'desc' chunk (before the samples)"), std::string::npos)
+      << r.error;
+
+  // Whole chunks, no 'data' chunk: the caff header and its 'desc' chunk alone.
+  std::filesystem::resize_file(path, 0);
+  ASSERT_FALSE(write_format(path, c, 16).empty());
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  ASSERT_EQ(bytes.compare(8, 4, "desc"), 0);
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes.substr(0, 8 + 12 + 32);
+  r = load_source(path, "t", streamed_opts());
+  EXPECT_FALSE(r.source);
+  EXPECT_EQ(r.error.find("cut short"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("malformed"), std::string::npos) << r.error;
+}
+
 // sox writing AIFF to a pipe (sox -t aiff - | ...) cannot seek back: it leaves FORM at
 // 0x7f000050, SSND at 0x7f000008 and COMM's frame count at 0x1fc00000 (an outside test pass):
 // called cut short with 11,097 s declared before.
