@@ -399,9 +399,13 @@ namespace {
 int parse(int argc, char** argv, Options& o, std::string* error, const std::set<int>& skip_lines,
           std::vector<int>* blamed = nullptr) {
   // An error: printed (at start) or handed back (a reload); exit status 2.
-  auto fail = [error](const std::string& msg) {
+  auto fail = [error, &o](const std::string& msg) {
     if (error != nullptr) {
       *error = msg;
+    } else if (!o.config_path.empty() && msg.find(o.config_path + ":") != std::string::npos) {
+      // A start stops at the config file's first problem: say where to see them all at once.
+      std::fprintf(stderr, "stemd: %s\n(stemd --check-config --config %s lists every problem of the file at once)\n",
+                   msg.c_str(), o.config_path.c_str());
     } else {
       std::fprintf(stderr, "stemd: %s\n", msg.c_str());
     }

@@ -13,6 +13,7 @@
 #include "script.hpp"
 #include "state.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -231,6 +232,13 @@ int check_config(int argc, char** argv) {
     c.check_state_file();
   }
   errors.insert(errors.end(), c.errors.begin(), c.errors.end());
+  // In the file's order, as a reader goes through it (the syntax problems were found first);
+  // the command line's before it.
+  auto by_line = [&](const std::string& a, const std::string& b) {
+    return config_line(a, o.config_path) < config_line(b, o.config_path);
+  };
+  std::stable_sort(errors.begin(), errors.end(), by_line);
+  std::stable_sort(c.warnings.begin(), c.warnings.end(), by_line);
   for (const auto& e : errors) std::printf("%s\n", e.c_str());
   for (const auto& w : c.warnings) std::printf("warning: %s\n", w.c_str());
   auto count = [](std::size_t n, const char* what) { return std::to_string(n) + " " + what + (n == 1 ? "" : "s"); };

@@ -364,6 +364,13 @@ int MediaPolicy::open(const std::string& requested, std::string& opened, std::st
   if (fd < 0) {
     const int e = errno;
     error = e == EXDEV ? outside : requested + ": " + std::strerror(e);
+    // A relative path's missing file: say against what it was resolved (a shell's relative path
+    // sent as is resolves against the root, not the sender's directory).
+    if (e == ENOENT && requested[0] != '/') {
+      error += " (relative to the media root " + root_ +
+               "; send a path relative to it, or an absolute one under it: stemctl load -a resolves against your "
+               "shell's directory)";
+    }
     return -1;
   }
   opened = fd_path(fd, r.path + "/" + rel);

@@ -74,6 +74,33 @@ TEST(CheckConfig, ListsEveryProblemWithItsLineAndExitsAsAStartWould) {
 // A config a start accepts passes (exit 0), with its warnings; flags on the
 // command line are checked with the file, and a bad one is named; --help lists
 // --check-config.
+// A file's problems in the file's order (the value checks used to come after the syntax ones:
+// line 1 last), and a start that stops at the first says where to see them all (outside pass
+// 20, user 3: four starts to find four bad lines).
+TEST(CheckConfig, ProblemsComeInTheFilesOrderAndAStartPointsToTheCheck) {
+  TempDir dir;
+  const std::string conf = dir.file("bad.conf");
+  std::ofstream(conf) << "buffer-size = 100000\nosc-port: 5\n[oscc]\nbogus\n";
+  const auto r = run_process(std::string(STEMD_BINARY) + " --check-config --config " + conf);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  std::size_t last = 0;
+  for (int line = 1; line <= 4; ++line) {
+    const std::size_t at = r.output.find(conf + ":" + std::to_string(line) + ":");
+    ASSERT_NE(at, std::string::npos) << "line " << line << ": " << r.output;
+    EXPECT_GT(at, last) << "line " << line << " out of order: " << r.output;
+    last = at;
+  }
+  const auto start = run_process(std::string(STEMD_BINARY) + " --backend null --config " + conf);
+  EXPECT_EQ(start.exit_code, 2) << start.output;
+  EXPECT_NE(start.output.find("(stemd --check-config --config " + conf + " lists every problem of the file at once)"),
+            std::string::npos)
+      << start.output;
+  // A command-line mistake is not the file's: no pointer to it.
+  const auto flag = run_process(std::string(STEMD_BINARY) + " --backend null --config none --buffer-size 3");
+  EXPECT_EQ(flag.exit_code, 2) << flag.output;
+  EXPECT_EQ(flag.output.find("--check-config"), std::string::npos) << flag.output;
+}
+
 TEST(CheckConfig, AConfigThatStartsPasses) {
   TempDir dir;
   ASSERT_EQ(mkdir(dir.file("music").c_str(), 0700), 0);

@@ -296,6 +296,11 @@ TEST(MediaPolicyLateRoot, AMissingRootIsNotAnErrorAndLoadsWaitForIt) {
   EXPECT_EQ(opened, root + "/a.wav");
   EXPECT_TRUE(policy.present());
   EXPECT_EQ(copy.list("", 10).entries.size(), 1u);
+  // A relative path that is not there says what it was relative to (outside pass 20, user 2).
+  EXPECT_LT(copy.open("sub/b.wav", opened, err), 0);
+  EXPECT_EQ(err, "sub/b.wav: No such file or directory (relative to the media root " + root +
+                     "; send a path relative to it, or an absolute one under it: stemctl load -a resolves against "
+                     "your shell's directory)");
 
   fs::remove_all(root);  // gone again (unmounted): refused again, with the same reason
   EXPECT_LT(copy.open("a.wav", opened, err), 0);
