@@ -235,29 +235,29 @@ bool Controller::play(std::int64_t at, int slot, const PlayOptions& opts, VoiceH
   }
   free_ids_.pop_back();
   VoiceSlot& vs = voices_[id];
-  vs = VoiceSlot{
-      true,  gen,       slot,      it->second, opts.loop,       opts.volume,   src.streamed(),  0,         opts.deck,
-      false, resampled, opts.rate, base_ratio, opts.loop_start, opts.loop_end, opts.loop_count, stretched, opts.tempo};
-  vs.start_frame = opts.start_frame;
+  vs = VoiceSlot{.used = true,
+                 .generation = gen,
+                 .slot = slot,
+                 .entry = it->second,
+                 .loop = opts.loop,
+                 .volume = opts.volume,
+                 .streamed = src.streamed(),
+                 .deck = opts.deck,
+                 .resampled = resampled,
+                 .base_ratio = base_ratio,
+                 .loop_start = opts.loop_start,
+                 .loop_end = opts.loop_end,
+                 .loop_count = opts.loop_count,
+                 .stretched = stretched,
+                 .start_frame = opts.start_frame,
+                 .rate = Heard<float>{opts.rate},
+                 .tempo = Heard<float>{opts.tempo}};
   if (resampled) ++resampled_in_use_;
   if (stretched) ++stretched_in_use_;
   ++voices_in_use_;
   out = VoiceHandle{id, gen};
   return true;
 }
-
-namespace {
-
-// A voice setting sent for engine frame `at` (kNow: at once): `value` is as sent; until `at`,
-// `before` — what was heard when it was sent — is what is heard (heard_value()).
-template <typename T>
-void retime(T& value, T& before, std::int64_t& when, T next, std::int64_t at, std::int64_t now) {
-  before = when <= now ? value : before;
-  value = next;
-  when = at == kNow ? 0 : at;
-}
-
-}  // namespace
 
 bool Controller::stop(std::int64_t at, VoiceHandle v, double fade_seconds, std::string& error, engine::Curve curve) {
   VoiceSlot* vs = lookup(v, error);
@@ -322,8 +322,8 @@ bool Controller::seek(std::int64_t at, VoiceHandle v, std::int64_t frame, std::s
   c.voice = v.id;
   c.generation = v.generation;
   c.play = engine::PlayParams{
-      &src.view, stream,         frame,        vs->volume, vs->loop, static_cast<std::uint8_t>(vs->deck),
-      vs->rate,  vs->loop_start, vs->loop_end, 0,          vs->tempo};
+      &src.view,      stream,         frame,        vs->volume, vs->loop,       static_cast<std::uint8_t>(vs->deck),
+      vs->rate.value, vs->loop_start, vs->loop_end, 0,          vs->tempo.value};
   if (!send_cmd(at, c)) {
     loader_.release(stream);
     error = send_error_;
@@ -408,7 +408,7 @@ bool Controller::pause(std::int64_t at, VoiceHandle v, double fade_seconds, std:
                           std::max(frames_for(fade_seconds), engine_.declick_frames()), error)) {
     return false;
   }
-  retime(vs->paused, vs->paused_before, vs->paused_at, true, at, now_frame());
+  vs->paused.set(true, at, now_frame());
   return true;
 }
 
@@ -419,7 +419,7 @@ bool Controller::resume(std::int64_t at, VoiceHandle v, double fade_seconds, std
                           std::max(frames_for(fade_seconds), engine_.declick_frames()), error)) {
     return false;
   }
-  retime(vs->paused, vs->paused_before, vs->paused_at, false, at, now_frame());
+  vs->paused.set(false, at, now_frame());
   return true;
 }
 
@@ -434,7 +434,7 @@ bool Controller::set_pan(std::int64_t at, VoiceHandle v, float pan, double ramp_
                           std::max(frames_for(ramp_seconds), engine_.declick_frames()), error)) {
     return false;
   }
-  retime(vs->pan, vs->pan_before, vs->pan_at, pan, at, now_frame());
+  vs->pan.set(pan, at, now_frame());
   return true;
 }
 
@@ -494,7 +494,7 @@ bool Controller::set_rate(std::int64_t at, VoiceHandle v, float rate, double ram
     vs->resampled = true;
     ++resampled_in_use_;
   }
-  retime(vs->rate, vs->rate_before, vs->rate_at, rate, at, now_frame());
+  vs->rate.set(rate, at, now_frame());
   return true;
 }
 
@@ -515,7 +515,7 @@ bool Controller::set_stretch(std::int64_t at, VoiceHandle v, float tempo, std::s
     vs->stretched = true;
     ++stretched_in_use_;
   }
-  retime(vs->tempo, vs->tempo_before, vs->tempo_at, tempo, at, now_frame());
+  vs->tempo.set(tempo, at, now_frame());
   return true;
 }
 

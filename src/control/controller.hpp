@@ -9,6 +9,7 @@
 
 #include "base/heap_trim.hpp"
 #include "base/log_guard.hpp"
+#include "heard.hpp"
 #include "io/loader_thread.hpp"
 #include "io/source.hpp"
 #include "stemd/engine.hpp"
@@ -263,22 +264,18 @@ class Controller {
     bool streamed = false;
     std::uint64_t underruns = 0;
     int deck = 0;
-    bool paused = false;
-    bool resampled = false;  // holds one of the engine's resamplers until it ends
-    float rate = 1.0f;
+    bool resampled = false;   // holds one of the engine's resamplers until it ends
     double base_ratio = 1.0;  // file rate / output rate
     std::int64_t loop_start = 0, loop_end = 0;
     std::uint32_t loop_count = 0;
     bool stretched = false;
-    float tempo = 1.0f;
-    float pan = 0.0f;
     std::int64_t start_frame = 0;  // file frames: the position until the audio thread publishes one
     std::int64_t volume_at = 0;    // the engine frame its last volume command applies at (0: at once)
-    // What is heard until a command timed for later reaches its frame: the value before it, until
-    // engine frame *_at (0: the value above is heard already). Only the latest command counts.
-    float pan_before = 0.0f, rate_before = 1.0f, tempo_before = 1.0f;
-    bool paused_before = false;
-    std::int64_t pan_at = 0, rate_at = 0, tempo_at = 0, paused_at = 0;
+    // As last sent, and as heard until a command timed for later reaches its frame (heard.hpp).
+    Heard<bool> paused{false};
+    Heard<float> rate{1.0f};
+    Heard<float> tempo{1.0f};
+    Heard<float> pan{0.0f};
   };
 
   // Seconds of OUTPUT (fades, ramps: wall-clock durations) → output frames. Never for a

@@ -266,16 +266,9 @@ std::int64_t Controller::frame_at_monotonic(std::uint64_t mono_ns) const {
 VoiceInfo Controller::info_of(engine::VoiceId id) const {
   const VoiceSlot& v = voices_[id];
   const std::int64_t now = now_frame();
-  auto heard_value = [now](auto value, auto before, std::int64_t at) { return at <= now ? value : before; };
-  VoiceInfo i{{id, v.generation},
-              v.slot,
-              v.entry->source->name,
-              v.loop,
-              v.volume,
-              v.underruns,
-              v.deck,
-              heard_value(v.paused, v.paused_before, v.paused_at)};
-  i.paused_set = v.paused;
+  VoiceInfo i{{id, v.generation}, v.slot, v.entry->source->name, v.loop, v.volume,
+              v.underruns,        v.deck, v.paused.heard_at(now)};
+  i.paused_set = v.paused.value;
   const engine::VoiceTelemetry& t = engine_.telemetry(id);
   if (t.generation.load(std::memory_order_relaxed) == v.generation) {
     i.position = t.position.load(std::memory_order_relaxed);
@@ -295,10 +288,10 @@ VoiceInfo Controller::info_of(engine::VoiceId id) const {
   i.total_frames = v.entry->source->total_frames();
   i.sample_rate = v.entry->source->info.sample_rate;
   i.streamed = v.streamed;
-  i.rate = heard_value(v.rate, v.rate_before, v.rate_at);
-  i.rate_set = v.rate;
-  i.pan = heard_value(v.pan, v.pan_before, v.pan_at);
-  i.tempo = heard_value(v.tempo, v.tempo_before, v.tempo_at);
+  i.rate = v.rate.heard_at(now);
+  i.rate_set = v.rate.value;
+  i.pan = v.pan.heard_at(now);
+  i.tempo = v.tempo.heard_at(now);
   i.loop_start = v.loop_start;
   i.loop_end = v.loop_end;
   i.loop_count = v.loop_count;

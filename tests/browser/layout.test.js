@@ -11,11 +11,10 @@
 //     --disable-filters, on the second (its EQ is answered and ignored); the level sliders stay live.
 // Exits 0 pass, 1 fail.
 'use strict';
-const { chromium } = require('playwright-core');
+const { harness, openPage } = require('./browser_common');
 
 const [url, urlNoFilters, shot] = process.argv.slice(2);
-const fail = (msg) => { console.error(`monitor_layout: FAIL: ${msg}`); process.exit(1); };
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const { fail, sleep, until } = harness('monitor_layout');
 
 async function osc(base, address, args) {
   const res = await fetch(`${base}/api/osc`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
@@ -23,17 +22,6 @@ async function osc(base, address, args) {
   const j = await res.json();
   if (j.reply !== '/done') fail(`${address} ${JSON.stringify(args)} → ${JSON.stringify(j)}`);
   return j;
-}
-
-async function until(what, ms, fn) {
-  const end = Date.now() + ms;
-  let last;
-  while (Date.now() < end) {
-    last = await fn();
-    if (last) return last;
-    await sleep(100);
-  }
-  fail(`${what} (timed out after ${ms} ms)`);
 }
 
 // What overflows: the table against its section, the page against the window, and each Stop
@@ -90,12 +78,9 @@ async function eqState(page) {
 }
 
 (async () => {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true,
-    args: ['--no-sandbox', '--disable-gpu'],
+  const { browser, page } = await openPage({
+    viewport: { width: 1280, height: 1000 }, onPageError: (e) => fail(`page error: ${e.message}`),
   });
-  const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
-  page.on('pageerror', (e) => fail(`page error: ${e.message}`));
 
   // 1. five voices: long names, a fade under way on each (the volume cell's widest form)
   const ids = [1, 2, 3, 101, 102];

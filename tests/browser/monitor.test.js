@@ -20,14 +20,13 @@
 //     are printed beside.
 // Prints "figure NAME value" lines; exits 0 pass, 1 fail.
 'use strict';
-const { chromium } = require('playwright-core');
+const { harness, openPage } = require('./browser_common');
 const { execFileSync } = require('child_process');
 const fs = require('fs');
 const net = require('net');
 
 const [url, stemctl, oscPort, pid, toneWav, shot] = process.argv.slice(2);  // toneWav: in --media-root as tone.wav
-const fail = (msg) => { console.error(`monitor_browser: FAIL: ${msg}`); process.exit(1); };
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const { fail, sleep, until } = harness('monitor_browser');
 const ctl = (...args) => execFileSync(stemctl, ['--port', oscPort, ...args], { encoding: 'utf8' });
 const rssKb = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 
@@ -51,17 +50,6 @@ function windowStats(h0, h1) {
   return { counts, n, p99Us: p99 / 1000, maxUs: n ? counts[counts.length - 1][0] / 1000 : 0 };
 }
 
-async function until(what, ms, fn) {
-  const end = Date.now() + ms;
-  let last;
-  while (Date.now() < end) {
-    last = await fn();
-    if (last) return last;
-    await sleep(100);
-  }
-  fail(`${what} (timed out after ${ms} ms)`);
-}
-
 // A listener that asks for the audio and never reads: the daemon's socket buffer fills, then its
 // queue for this listener.
 function stalledListener(port) {
@@ -77,12 +65,10 @@ function stalledListener(port) {
 }
 
 (async () => {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true,
-    args: ['--no-sandbox', '--autoplay-policy=no-user-gesture-required', '--disable-gpu'],
+  const { browser, page } = await openPage({
+    viewport: { width: 1280, height: 900 }, args: ['--autoplay-policy=no-user-gesture-required'],
+    onPageError: (e) => console.error('page error:', e.message),
   });
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.on('pageerror', (e) => console.error('page error:', e.message));
   await page.goto(url);
   // 1. status
   await until('the page shows the status', 10000, () => page.evaluate(() => document.getElementById('device').textContent.includes('Hz')));

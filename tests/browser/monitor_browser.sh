@@ -10,11 +10,9 @@ STEMCTL=$2
 SRC=$3
 SHOT=${4:-}
 HERE="$SRC/tests/browser"
-for t in jackd jack_wait sox node; do
-  command -v "$t" >/dev/null 2>&1 || { echo "monitor_browser: SKIP ($t not installed)"; exit 77; }
-done
-[ -x "${CHROMIUM:-/usr/bin/chromium}" ] || { echo "monitor_browser: SKIP (no chromium)"; exit 77; }
-[ -d "$HERE/node_modules/playwright-core" ] || { echo "monitor_browser: SKIP (run scripts/setup.sh: npm ci in tests/browser)"; exit 77; }
+# shellcheck source=browser_check.sh
+source "$HERE/browser_check.sh"
+browser_require monitor_browser jackd jack_wait sox node
 # shellcheck source-path=SCRIPTDIR source=../../scripts/testbed.sh
 source "$SRC/scripts/testbed.sh"
 fail() { echo "monitor_browser: FAIL: $*" >&2; [ -f "$D/stemd.log" ] && tail -20 "$D/stemd.log" >&2; exit 1; }

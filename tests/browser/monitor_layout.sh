@@ -8,11 +8,9 @@ STEMD=$1
 SRC=$2
 SHOT=${3:-}
 HERE="$SRC/tests/browser"
-for t in node python3; do
-  command -v "$t" >/dev/null 2>&1 || { echo "monitor_layout: SKIP ($t not installed)"; exit 77; }
-done
-[ -x "${CHROMIUM:-/usr/bin/chromium}" ] || { echo "monitor_layout: SKIP (no chromium)"; exit 77; }
-[ -d "$HERE/node_modules/playwright-core" ] || { echo "monitor_layout: SKIP (run scripts/setup.sh: npm ci in tests/browser)"; exit 77; }
+# shellcheck source=browser_check.sh
+source "$HERE/browser_check.sh"
+browser_require monitor_layout node python3
 D=$(mktemp -d /tmp/stemd-layout.XXXXXX)
 pids=()
 cleanup() {

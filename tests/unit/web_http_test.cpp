@@ -11,10 +11,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <string>
@@ -27,30 +24,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
 using Json = nlohmann::json;
-
-// Sends `request` on a new connection to 127.0.0.1:port and returns every byte the server sends
-// until it closes the connection (or until 10 s pass without a byte: a hang guard; then
-// `*closed`, when given, is false).
-std::string talk(std::uint16_t port, const std::string& request, bool* closed = nullptr) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return {};
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string out;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<std::size_t>(n));
-    if (closed) *closed = n == 0;
-  }
-  ::close(fd);
-  return out;
-}
 
 // The head of the first answer in `bytes` ("HTTP/1.1 101 …\r\n…\r\n\r\n"), for a WebSocket's.
 std::string status_line(const std::string& bytes) { return bytes.substr(0, bytes.find("\r\n")); }
@@ -92,10 +65,6 @@ Parsed parse(std::string_view bytes, bool head) {
   return out;
 }
 
-std::string request(const std::string& method, const std::string& target, const std::string& extra = "") {
-  return method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra + "\r\n";
-}
-
 class WebHttp : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -124,15 +93,16 @@ TEST_F(WebHttp, HeadAnswersCarryNoBodyAndThePipelinedAnswerAfterParses) {
   for (const Case& c : cases) {
     SCOPED_TRACE("HEAD " + c.target);
     bool closed = false;
-    const std::string got =
-        talk(port, request("HEAD", c.target) + request("GET", "/api/status", "Connection: close\r\n"), &closed);
+    const std::string got = loopback_talk(
+        port, http_request("HEAD", c.target) + http_request("GET", "/api/status", "Connection: close\r\n"), &closed);
     EXPECT_TRUE(closed) << "the connection was not closed after the GET that asked for it";
     const Parsed first = parse(got, true);
     ASSERT_TRUE(first.ok) << first.error;
     EXPECT_EQ(first.res.result_int(), c.status);
     // The GET's own answer, for its status and headers; a close asked for is a close (the 426's
     // "Connection: Upgrade" had replaced the "close": the connection was held 10 s).
-    const Parsed get = parse(talk(port, request("GET", c.target, "Connection: close\r\n"), &closed), false);
+    const Parsed get =
+        parse(loopback_talk(port, http_request("GET", c.target, "Connection: close\r\n"), &closed), false);
     ASSERT_TRUE(get.ok) << get.error;
     EXPECT_TRUE(closed) << "GET " << c.target << " with Connection: close left the connection open";
     EXPECT_EQ(first.res.result_int(), get.res.result_int());
@@ -154,17 +124,14 @@ TEST_F(WebHttp, HeadAnswersCarryNoBodyAndThePipelinedAnswerAfterParses) {
 // A refusal before routing (a Host that is not this machine's: 403) closes the connection: its
 // answer alone, without the body.
 TEST_F(WebHttp, HeadWithAForeignHostIsRefusedWithoutABody) {
-  const std::string got = talk(port, "HEAD / HTTP/1.1\r\nHost: evil.example\r\n\r\n" + request("GET", "/api/status"));
+  const std::string got =
+      loopback_talk(port, "HEAD / HTTP/1.1\r\nHost: evil.example\r\n\r\n" + http_request("GET", "/api/status"));
   const Parsed first = parse(got, true);
   ASSERT_TRUE(first.ok) << first.error;
   EXPECT_EQ(first.res.result_int(), 403u);
   EXPECT_EQ(got.substr(first.used), "") << "a body after the head";
 }
 
-std::string upgrade(const std::string& target, const std::string& headers) {
-  return "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade, close\r\n" +
-         headers + "\r\n";
-}
 const std::string kKey = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
 const std::string kVersion = "Sec-WebSocket-Version: 13\r\n";
 
@@ -172,19 +139,9 @@ const std::string kVersion = "Sec-WebSocket-Version: 13\r\n";
 TEST_F(WebHttp, WebSocketRoutesTakeAQueryString) {
   for (const std::string target : {"/ws/events?x=1", "/ws/audio?x=1&y", "/ws/events?"}) {
     SCOPED_TRACE(target);
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    const int fd = loopback_connect(port);
     ASSERT_GE(fd, 0);
-    timeval tv{10, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    const std::string req = "GET " + target +
-                            " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" + kKey +
-                            kVersion + "\r\n";
-    ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+    ASSERT_TRUE(loopback_send(fd, ws_upgrade(target, kKey + kVersion, "Upgrade")));
     std::string head;
     char c;
     while (head.find("\r\n\r\n") == std::string::npos && ::recv(fd, &c, 1, 0) == 1) head.push_back(c);
@@ -192,7 +149,7 @@ TEST_F(WebHttp, WebSocketRoutesTakeAQueryString) {
     EXPECT_EQ(status_line(head), "HTTP/1.1 101 Switching Protocols") << head;
   }
   // An unknown WebSocket path is still 404, named without its query.
-  const Parsed p = parse(talk(port, upgrade("/ws/nope?x=1", kKey + kVersion)), false);
+  const Parsed p = parse(loopback_talk(port, ws_upgrade("/ws/nope?x=1", kKey + kVersion)), false);
   ASSERT_TRUE(p.ok) << p.error;
   EXPECT_EQ(p.res.result_int(), 404u);
   EXPECT_NE(p.res.body().find("/ws/nope\""), std::string::npos) << p.res.body();
@@ -215,7 +172,7 @@ TEST_F(WebHttp, AnUpgradeThatCannotBeAcceptedIsRefusedInJsonSayingWhatIsWrong) {
   for (const Case& c : cases) {
     for (const std::string target : {"/ws/events", "/ws/audio"}) {
       SCOPED_TRACE(target + " with " + c.headers);
-      const Parsed p = parse(talk(port, upgrade(target, c.headers)), false);
+      const Parsed p = parse(loopback_talk(port, ws_upgrade(target, c.headers)), false);
       ASSERT_TRUE(p.ok) << p.error;
       EXPECT_EQ(p.res.result_int(), c.status);
       EXPECT_EQ(p.res[http::field::content_type], "application/json");
@@ -240,11 +197,12 @@ TEST_F(WebHttp, TheWrongContentTypeIsAnsweredWithTheExpectedAndTheGivenOne) {
                         {"", "none"}};
   for (const Case& c : cases) {
     SCOPED_TRACE(c.given);
-    const Parsed p = parse(
-        talk(port, request("POST", "/api/osc",
-                           c.header + "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n") +
-                       body),
-        false);
+    const Parsed p =
+        parse(loopback_talk(port, http_request("POST", "/api/osc",
+                                               c.header + "Content-Length: " + std::to_string(body.size()) +
+                                                   "\r\nConnection: close\r\n") +
+                                      body),
+              false);
     ASSERT_TRUE(p.ok) << p.error;
     EXPECT_EQ(p.res.result_int(), 415u);
     const std::string error = Json::parse(p.res.body(), nullptr, false).value("error", "");
@@ -254,7 +212,7 @@ TEST_F(WebHttp, TheWrongContentTypeIsAnsweredWithTheExpectedAndTheGivenOne) {
 }
 
 Json status_of(std::uint16_t port) {
-  const Parsed p = parse(talk(port, request("GET", "/api/status", "Connection: close\r\n")), false);
+  const Parsed p = parse(loopback_talk(port, http_request("GET", "/api/status", "Connection: close\r\n")), false);
   return p.ok ? Json::parse(p.res.body(), nullptr, false) : Json();
 }
 
