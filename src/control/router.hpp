@@ -42,11 +42,6 @@ namespace stemd::control {
 
 class LinkSession;
 
-// What acts on arrival whatever its bundle's time: loads and unloads (README: a source must be
-// ready before its timed play) and what only asks or answers. Such a message in a late bundle ran
-// as it would have on time: answered /done, not "late by" (the soak's oracle asks this too).
-bool acts_on_arrival(const std::string& address);
-
 class Router {
  public:
   using Reply = control::Reply;  // the typed reply of a handler (router_types.hpp)

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <set>
 
 namespace stemd::test {
 namespace {
@@ -245,6 +246,25 @@ TEST(RouterDeck, APlayMayNameTheDeckItMixesOn) {
   rig.render(1024);
   const auto out = rig.render(1024);
   EXPECT_TRUE(std::all_of(out.begin(), out.end(), [](float x) { return x == 0.0f; })) << "deck C is at 0";
+}
+
+// Which addresses act on arrival whatever their bundle's time is a flag of their handler
+// (HandlerSpec::Timing): exactly these — loads and unloads, /cue, and what only asks or answers.
+TEST(RouterTable, WhatActsOnArrivalIsAFlagOfItsHandler) {
+  Rig rig;
+  std::set<std::string> on_arrival;
+  for (const auto& [address, spec] : rig.router.handlers().all()) {
+    if (spec.timing == control::HandlerSpec::Timing::kOnArrival) on_arrival.insert(address);
+  }
+  const std::set<std::string> expected = {"/stemd/load", "/stemd/unload",        "/load_buffer",  "/cue",
+                                          "/stemd/list", "/stemd/voices",        "/stemd/status", "/stemd/notify",
+                                          "/stemd/ping", "/stemd/cookie",        "/get_status",   "/print_clock",
+                                          "/dummy",      "/stemd/clear_schedule"};
+  EXPECT_EQ(on_arrival, expected);
+  EXPECT_TRUE(rig.router.handlers().acts_on_arrival("/stemd/load"));
+  EXPECT_FALSE(rig.router.handlers().acts_on_arrival("/stemd/play"));
+  EXPECT_FALSE(rig.router.handlers().acts_on_arrival("/dance/person_count")) << "a prefix's handler is timed";
+  EXPECT_FALSE(rig.router.handlers().acts_on_arrival("/no_such_address"));
 }
 
 TEST(TempoClock, BeatsCarryOnAcrossATempoChangeAndQuantizeRoundsUp) {
