@@ -63,31 +63,29 @@ TEST(StateRestore, ALoadThatDoesNotAnswerGivesUpAfterTheTimeoutAndIsKept) {
   test::TempDir dir;
   TwoFiles files(dir);
   const std::string path = dir.file("state");
-  spit(path, "stemd-state 1\n" + load_line(1, dir.file("slow.wav")) + load_line(2, dir.file("a.wav")) +
-                 "/stemd/play 2 1 true 0 frames 1\n/stemd/play 1 1 true 0 frames 1\nend\n");
-  LogCapture log;
-  Rig rig(Rig::ic(false, 32, 0.3));
-  rig.router.enable_async_loads(nullptr);  // as the daemon does before its restore
-  StateKeeper keeper({path, true, 5.0, "test"});
   const auto t0 = Clock::now();
-  const RestoreReport r = keeper.restore(rig.router);
+  // Its loads on opener threads, as the daemon's restore's.
+  Restored s(path,
+             "stemd-state 1\n" + load_line(1, dir.file("slow.wav")) + load_line(2, dir.file("a.wav")) +
+                 "/stemd/play 2 1 true 0 frames 1\n/stemd/play 1 1 true 0 frames 1\nend\n",
+             {.async = true, .ic = Rig::ic(false, 32, 0.3)});
   const double took = std::chrono::duration<double>(Clock::now() - t0).count();
   EXPECT_LT(took, 1.5) << "waited for the stalled file instead of --load-timeout";
-  EXPECT_EQ(r.sources, 1);
-  EXPECT_EQ(r.voices, 1);
-  EXPECT_FALSE(r.interrupted);
-  EXPECT_EQ(rig.ctl.source(1), nullptr);
-  ASSERT_NE(rig.ctl.source(2), nullptr);
-  EXPECT_EQ(rig.ctl.voices_playing(), 1u);
-  EXPECT_NE(log.text().find(":2: source 1 not restored yet: timed out after 0.3 s (the file system did not answer)"),
+  EXPECT_EQ(s.report.sources, 1);
+  EXPECT_EQ(s.report.voices, 1);
+  EXPECT_FALSE(s.report.interrupted);
+  EXPECT_EQ(s.rig.ctl.source(1), nullptr);
+  ASSERT_NE(s.rig.ctl.source(2), nullptr);
+  EXPECT_EQ(s.rig.ctl.voices_playing(), 1u);
+  EXPECT_NE(s.log.text().find(":2: source 1 not restored yet: timed out after 0.3 s (the file system did not answer)"),
             std::string::npos)
-      << log.text();
-  keeper.capture_now(rig.ctl, rig.router);
-  ASSERT_TRUE(keeper.flush());
+      << s.log.text();
+  s.keeper.capture_now(s.rig.ctl, s.rig.router);
+  ASSERT_TRUE(s.keeper.flush());
   const std::string text = slurp(path);
   EXPECT_NE(text.find(load_line(1, dir.file("slow.wav")) + "/stemd/play 1 1 true 0 \"frames\" 1\n"), std::string::npos)
       << text;
-  EXPECT_TRUE(opener_back(rig.router));
+  EXPECT_TRUE(opener_back(s.rig.router));
 }
 
 // SIGTERM while the restore waits on a file system: the wait ends at once, and the file is not
@@ -163,16 +161,12 @@ TEST(StateRestore, AnIdBeyondAnIntIsNotTakenForAnother) {
   test::TempDir dir;
   test::make_wav(dir.file("a.wav"), 48'000, 1);
   const std::string path = dir.file("state");
-  spit(path, "stemd-state 1\n" + load_line(1, dir.file("a.wav")) + "/stemd/load 4294967297 \"" + dir.file("a.wav") +
-                 "\" \"x\"\n/stemd/play 1 1 true 0 frames 1\nend\n");
-  LogCapture log;
-  Rig rig;
-  StateKeeper keeper({path, true, 5.0, "test"});
-  const RestoreReport r = keeper.restore(rig.router);
-  EXPECT_EQ(r.voices, 1);
-  EXPECT_EQ(rig.ctl.voices_playing(), 1u);
-  EXPECT_EQ(log.text().find("source 1 not restored"), std::string::npos) << log.text();
-  EXPECT_NE(log.text().find(":3: /stemd/load 4294967297"), std::string::npos) << log.text();
+  Restored s(path, "stemd-state 1\n" + load_line(1, dir.file("a.wav")) + "/stemd/load 4294967297 \"" +
+                       dir.file("a.wav") + "\" \"x\"\n/stemd/play 1 1 true 0 frames 1\nend\n");
+  EXPECT_EQ(s.report.voices, 1);
+  EXPECT_EQ(s.rig.ctl.voices_playing(), 1u);
+  EXPECT_EQ(s.log.text().find("source 1 not restored"), std::string::npos) << s.log.text();
+  EXPECT_NE(s.log.text().find(":3: /stemd/load 4294967297"), std::string::npos) << s.log.text();
 }
 
 // Two load lines for one id: the later wins, also when both files are missing and the first was
@@ -180,15 +174,12 @@ TEST(StateRestore, AnIdBeyondAnIntIsNotTakenForAnother) {
 TEST(StateRestore, OfTwoLoadsOfAnIdTheLaterIsTheOneKept) {
   test::TempDir dir;
   const std::string path = dir.file("state");
-  spit(path, "stemd-state 1\n" + load_line(1, dir.file("gone/first.wav")) + load_line(1, dir.file("gone/second.wav")) +
-                 "end\n");
-  LogCapture log;
-  Rig rig;
-  rig.router.enable_async_loads(nullptr);
-  StateKeeper keeper({path, true, 5.0, "test"});
-  keeper.restore(rig.router);
-  keeper.capture_now(rig.ctl, rig.router);
-  ASSERT_TRUE(keeper.flush());
+  Restored s(path,
+             "stemd-state 1\n" + load_line(1, dir.file("gone/first.wav")) + load_line(1, dir.file("gone/second.wav")) +
+                 "end\n",
+             {.async = true});
+  s.keeper.capture_now(s.rig.ctl, s.rig.router);
+  ASSERT_TRUE(s.keeper.flush());
   const std::string text = slurp(path);
   EXPECT_EQ(text.find("first.wav"), std::string::npos) << text;
   EXPECT_NE(text.find("second.wav"), std::string::npos) << text;
