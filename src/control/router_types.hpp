@@ -155,6 +155,19 @@ struct Reply {
   }
 };
 
+// The outcome of a message answered later — once the load or the play's stream open it started,
+// or waited behind, is done or has timed out (Router::poll_loads) — typed, for the code in the
+// process that sent it (the state file's restore and its retries: Router::set_outcome_observer),
+// so that nobody parses the serialised answer. `reply` is what the answer said (/done or /fail
+// with its kind and reason).
+struct Outcome {
+  std::string address;  // the message's
+  int id = 0;           // the id it names first, when has_id
+  bool has_id = false;
+  Peer from;  // who sent it
+  Reply reply;
+};
+
 // One message being handled. `at` is the engine frame (output frames) it takes effect at: its
 // bundle's timetag (or handle_at()'s frame), or -1 = as soon as possible. `arrival` is, for a
 // message resumed after a load it waited for, the frame "now" meant when it arrived (relative

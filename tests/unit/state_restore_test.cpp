@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <thread>
 
 namespace stemd::app {
@@ -183,6 +184,69 @@ TEST(StateRestore, OfTwoLoadsOfAnIdTheLaterIsTheOneKept) {
   const std::string text = slurp(path);
   EXPECT_EQ(text.find("first.wav"), std::string::npos) << text;
   EXPECT_NE(text.find("second.wav"), std::string::npos) << text;
+}
+
+// A load that finishes later, on an opener thread, is settled by its typed outcome (the router's
+// outcome observer) at the restore and at the held source's retries alike: missing at start, the
+// source is held; tried again while still missing (the retry's load fails on an opener thread) it
+// stays held, silently; once its file is there the retry's outcome restores it, with its voice.
+TEST(StateRestore, ALaterLoadsOutcomeSettlesTheRestoreAndTheHeldRetryAlike) {
+  test::TempDir dir;
+  const std::string late = dir.file("media/late.wav");
+  const std::string path = dir.file("state");
+  Restored s(path, "stemd-state 1\n" + load_line(1, late) + "/stemd/play 1 0.5 true 4800 frames 1\nend\n",
+             {.retry_s = 0.0, .async = true});
+  EXPECT_EQ(s.report.sources, 0);
+  EXPECT_EQ(s.report.failed, 1);
+  EXPECT_NE(s.log.text().find(":2: source 1 not restored yet: " + late + ": No such file or directory — kept"),
+            std::string::npos)
+      << s.log.text();
+  const std::size_t log_size = s.log.text().size();
+  s.keeper.poll(s.rig.ctl, s.rig.router);  // the first look: at once
+  EXPECT_TRUE(s.rig.router.load_in_flight(1)) << "the retry's load runs on an opener thread";
+  ASSERT_TRUE(s.rig.settle_loads());
+  EXPECT_EQ(s.rig.ctl.source(1), nullptr);
+  std::filesystem::create_directories(dir.file("media"));
+  test::make_wav(late, 96'000, 2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // poll() looks once a second
+  s.keeper.poll(s.rig.ctl, s.rig.router);                        // the failed retry's outcome: still held; tried again
+  EXPECT_EQ(s.log.text().size(), log_size) << s.log.text().substr(log_size);
+  EXPECT_TRUE(s.rig.router.load_in_flight(1));
+  ASSERT_TRUE(s.rig.settle_loads());
+  ASSERT_NE(s.rig.ctl.source(1), nullptr);
+  EXPECT_EQ(s.rig.ctl.voice_info(s.rig.router.player(1)).position, 4800) << "its voice line ran behind it";
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  s.keeper.poll(s.rig.ctl, s.rig.router);  // the retry's outcome: restored
+  EXPECT_NE(s.log.text().find("state file " + path + ": source 1 restored: " + late + " is there now (1 voice lines"),
+            std::string::npos)
+      << s.log.text();
+  EXPECT_EQ(s.log.text().find("no longer waited for"), std::string::npos) << s.log.text();
+  EXPECT_TRUE(s.rig.router.stats().bad.empty()) << "the daemon's own loads are no client's bad input";
+  s.keeper.capture_now(s.rig.ctl, s.rig.router);
+  ASSERT_TRUE(s.keeper.flush());
+  EXPECT_EQ(slurp(path).find("# source 1"), std::string::npos) << slurp(path);
+}
+
+// Whether a source is kept to be tried again is decided by its load's kind, not by words in its
+// reason: a file that opened but is no sound file (kFile) is not held, though its name carries an
+// errno's words — whether its load ran on the restore's thread or on an opener thread. The
+// restore took every later failure for a path's (kPath) from the answer it parsed: with its loads
+// on opener threads such a file was held and tried again for as long as the daemon ran.
+TEST(StateRestore, AFileThatOpenedButIsNoSoundFileIsNotHeldWhateverItsReasonSays) {
+  for (const bool async : {false, true}) {
+    SCOPED_TRACE(async ? "on an opener thread" : "on the restore's thread");
+    test::TempDir dir;
+    const std::string junk = dir.file("No such file or directory.wav");
+    spit(junk, "not a sound file, only text");
+    const std::string path = dir.file("state");
+    Restored s(path, "stemd-state 1\n" + load_line(1, junk) + "end\n", {.async = async});
+    EXPECT_EQ(s.report.failed, 1);
+    EXPECT_NE(s.log.text().find(":2: source 1 not restored: "), std::string::npos) << s.log.text();
+    EXPECT_EQ(s.log.text().find("not restored yet"), std::string::npos) << s.log.text();
+    s.keeper.capture_now(s.rig.ctl, s.rig.router);
+    ASSERT_TRUE(s.keeper.flush());
+    EXPECT_EQ(slurp(path).find(junk), std::string::npos) << "not kept: " << slurp(path);
+  }
 }
 
 }  // namespace
