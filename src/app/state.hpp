@@ -32,6 +32,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -111,9 +112,12 @@ bool parse_state(const std::string& text, std::vector<StateMessage>& out, std::s
 
 // A message as a state file's line (strings quoted, numbers in full precision).
 std::string state_line(const control::OscMessage& m);
-// A load refused with this reason may succeed later (the file or its directory is missing, or
-// unreadable now: a disk not mounted yet), so the state file's source is kept and tried again.
-bool file_may_come_back(const std::string& reason);
+// A load refused with this kind and reason may succeed later, so the state file's source is kept
+// and tried again: its path could not be opened (kPath) because the file or its directory is
+// missing or unreadable now (a disk not mounted yet), or the open timed out (--load-timeout: a
+// share that does not answer). A file that opened and could not be used (kFile), a limit, a
+// policy refusal: not.
+bool file_may_come_back(control::ErrorKind kind, const std::string& reason);
 
 // Messages that start or change a voice: restored only with --restore-voices.
 bool is_voice_message(const control::OscMessage& m);
@@ -198,12 +202,22 @@ class StateKeeper {
     int id = 0;
     std::string path;
     std::vector<StateMessage> messages;  // its load, then its voice lines
-    bool tried = false;                  // a retry was sent and may still be in flight
   };
   void hold(const StateMessage& load, const std::string& reason);
   bool held(int id) const;
   void add_to_held(const StateMessage& m);
   void retry_held(const control::Controller& ctl, control::Router& router);
+  // A held source's retry: its load, then (loaded, or loading) its voice lines behind it.
+  // True when it loaded at once.
+  bool retry(const Held& h, control::Router& router);
+  void log_restored(const Held& h) const;
+  // The typed outcomes of this keeper's own messages answered later (loads, streamed plays, what
+  // waited behind them): the router's outcome observer (set by restore()) appends them [control],
+  // the restore's waits and the held sources' retries take them. Shared with the observer, which
+  // holds it weakly: a router that outlives the keeper appends nowhere.
+  void observe(control::Router& router);
+  std::vector<control::Outcome> take_outcomes();
+  std::shared_ptr<std::vector<control::Outcome>> outcomes_ = std::make_shared<std::vector<control::Outcome>>();
   // The restore's steps (state_restore.cpp).
   struct RestoreRun;
   void restore_message(RestoreRun& run, control::Router& router, std::size_t i);

@@ -4,9 +4,10 @@
 // its file is there, then restored with its voices as at start.
 //
 // Threads: everything here runs on the control thread [control]. A retry goes through the router
-// as a packet from an in-process peer (control::kQuietPeer): the load runs on the router's opener
-// threads (a hung mount blocks no one), the voice lines wait behind it as a client's would, and a
-// refusal is neither logged again nor counted as a client's bad input.
+// from an in-process peer (control::kQuietPeer): the load runs on the router's opener threads (a
+// hung mount blocks no one) and its typed outcome comes later through the router's outcome
+// observer, as the restore's do (observe(), state_restore.cpp); the voice lines wait behind it as
+// a client's would, and a refusal is neither logged again nor counted as a client's bad input.
 #include "base/log_guard.hpp"
 #include "state.hpp"
 
@@ -18,7 +19,8 @@
 
 namespace stemd::app {
 
-bool file_may_come_back(const std::string& reason) {
+bool file_may_come_back(control::ErrorKind kind, const std::string& reason) {
+  if (kind != control::ErrorKind::kPath) return false;
   for (int e : {ENOENT, ENOTDIR, EACCES, EIO, ESTALE, ENODEV, ENXIO, ETIMEDOUT, EHOSTDOWN, EHOSTUNREACH}) {
     if (reason.find(std::strerror(e)) != std::string::npos) return true;
   }
@@ -59,39 +61,67 @@ DaemonState StateKeeper::capture(const control::Controller& ctl, const control::
   return s;
 }
 
+void StateKeeper::log_restored(const Held& h) const {
+  spdlog::info("state file {}: source {} restored: {} is there now{}", cfg_.path, h.id, base::log_escape(h.path, 400),
+               h.messages.size() > 1 ? fmt::format(" ({} voice lines with it)", h.messages.size() - 1) : std::string());
+}
+
+bool StateKeeper::retry(const Held& h, control::Router& router) {
+  control::Peer self;
+  self.local = control::kQuietPeer;
+  const control::Reply r = router.handle_async(h.messages.front().message, self);
+  const bool later = !r.ok && r.kind == control::ErrorKind::kDeferred;
+  if (!r.ok && !later) return false;  // still missing (or busy): tried again in retry_s
+  if (h.messages.size() > 1) {        // its voice lines: at once, or waiting behind its load
+    std::vector<control::OscMessage> msgs;
+    for (std::size_t i = 1; i < h.messages.size(); ++i) msgs.push_back(h.messages[i].message);
+    const std::vector<std::uint8_t> packet = control::osc_serialise_bundle(msgs, control::kOscImmediately);
+    std::vector<control::Outgoing> out;  // answers of the daemon's own lines go nowhere
+    router.handle_packet(packet.data(), packet.size(), self, out);
+  }
+  return r.ok;
+}
+
 void StateKeeper::retry_held(const control::Controller& ctl, control::Router& router) {
+  const std::vector<control::Outcome> outcomes = take_outcomes();
   if (held_.empty()) return;
-  // Settled first: a held id that is loaded now — by its retry (restored) or by a client (who
-  // chose something else for it: the held one is dropped).
+  // A retry's load that finished later: loaded, the source is restored (its voice lines ran behind
+  // it); refused, it is tried again. The only loads of the daemon's own peer are these retries.
+  for (const control::Outcome& o : outcomes) {
+    if (!o.reply.ok || !o.has_id || (o.address != "/stemd/load" && o.address != "/load_buffer")) continue;
+    for (auto it = held_.begin(); it != held_.end(); ++it) {
+      if (it->id != o.id) continue;
+      log_restored(*it);
+      held_.erase(it);
+      break;
+    }
+  }
+  // A held id loaded now, and not by its retry: a client chose something else for it.
   for (auto it = held_.begin(); it != held_.end();) {
     const io::Source* src = ctl.source(it->id);
     if (src == nullptr || router.load_in_flight(it->id)) {
       ++it;
       continue;
     }
-    if (it->tried && src->path == it->path) {
-      spdlog::info(
-          "state file {}: source {} restored: {} is there now{}", cfg_.path, it->id, base::log_escape(it->path, 400),
-          it->messages.size() > 1 ? fmt::format(" ({} voice lines with it)", it->messages.size() - 1) : std::string());
-    } else {
-      spdlog::info("state file {}: source {} ({}) no longer waited for: id {} was loaded with {}", cfg_.path, it->id,
-                   base::log_escape(it->path, 400), it->id, base::log_escape(src->path, 400));
-    }
+    spdlog::info("state file {}: source {} ({}) no longer waited for: id {} was loaded with {}", cfg_.path, it->id,
+                 base::log_escape(it->path, 400), it->id, base::log_escape(src->path, 400));
     it = held_.erase(it);
   }
   const auto now = std::chrono::steady_clock::now();
   if (held_.empty() || now - last_retry_ < std::chrono::duration<double>(cfg_.retry_s)) return;
   last_retry_ = now;
-  for (Held& h : held_) {
-    if (router.load_in_flight(h.id)) continue;  // the last try still waits on its file (a hung mount)
-    std::vector<control::OscMessage> msgs;
-    for (const StateMessage& m : h.messages) msgs.push_back(m.message);
-    const std::vector<std::uint8_t> packet = control::osc_serialise_bundle(msgs, control::kOscImmediately);
-    std::vector<control::Outgoing> out;  // refusals (still missing) go nowhere
-    control::Peer self;
-    self.local = control::kQuietPeer;
-    router.handle_packet(packet.data(), packet.size(), self, out);
-    h.tried = true;
+  for (auto it = held_.begin(); it != held_.end();) {
+    // The last try still waits on its file (a hung mount), or a client's message on the id waits.
+    if (router.load_in_flight(it->id) || router.waits_behind_load(it->messages.front().message)) {
+      ++it;
+      continue;
+    }
+    if (!retry(*it, router)) {
+      ++it;
+      continue;
+    }
+    log_restored(*it);
+    it = held_.erase(it);
   }
 }
 

@@ -41,27 +41,23 @@ bool message_id(const control::OscMessage& m, int& id) {
 
 bool is_load(const control::OscMessage& m) { return m.address == "/stemd/load" || m.address == "/load_buffer"; }
 
-// An answer that came later (/done ADDRESS values… or /fail ADDRESS values… reason) as a Reply.
-// Its kind is not in it: a failed load's reason is what decides whether it is held.
-bool parse_answer(const control::Outgoing& o, std::string& address, int& id, control::Reply& r) {
-  control::OscMessage m;
-  std::string error;
-  if (!control::osc_parse(o.data.data(), o.data.size(), m, error) || m.args.size() < 2 || !m.args[0].is_string())
-    return false;
-  address = m.args[0].s;
-  if (m.args[1].type != 'i' && m.args[1].type != 'h') return false;
-  id = static_cast<int>(m.args[1].i);
-  if (m.address == "/done") {
-    r = control::Reply::done();
-    return true;
-  }
-  r = control::Reply::fail(control::ErrorKind::kPath, m.args.back().is_string() ? m.args.back().s : "refused");
-  return true;
-}
-
 }  // namespace
 
+void StateKeeper::observe(control::Router& router) {
+  router.set_outcome_observer([inbox = std::weak_ptr(outcomes_)](const control::Outcome& o) {
+    if (o.from.local != control::kQuietPeer) return;  // a client's
+    if (auto q = inbox.lock()) q->push_back(o);
+  });
+}
+
+std::vector<control::Outcome> StateKeeper::take_outcomes() {
+  std::vector<control::Outcome> out;
+  out.swap(*outcomes_);
+  return out;
+}
+
 RestoreReport StateKeeper::restore(control::Router& router, const RestoreHooks& hooks) {
+  observe(router);  // before anything is routed: the answers of loads that finish later
   RestoreRun run;
   run.hooks = hooks;
   std::string error;
@@ -162,7 +158,7 @@ void StateKeeper::restore_outcome(RestoreRun& run, std::size_t i, const control:
     return;
   }
   ++run.rep.failed;
-  if (load && has_id && reply.kind == control::ErrorKind::kPath && file_may_come_back(reply.reason)) {
+  if (load && has_id && file_may_come_back(reply.kind, reply.reason)) {
     run.failed_ids.insert(id);
     hold(sm, reply.reason);
   } else if (load && has_id) {
@@ -180,17 +176,13 @@ void StateKeeper::restore_outcome(RestoreRun& run, std::size_t i, const control:
 bool StateKeeper::restore_pump(RestoreRun& run, control::Router& router) {
   router.poll_loads();
   std::vector<control::Outgoing> out;
-  router.take_replies(out);
-  for (const control::Outgoing& o : out) {
-    std::string address;
-    int id = 0;
-    control::Reply r;
-    if (!parse_answer(o, address, id, r)) continue;
-    auto it = run.later.find(id);
-    if (it == run.later.end() || run.msgs[it->second].message.address != address) continue;
+  router.take_replies(out);  // they go nowhere: their outcomes come typed (observe())
+  for (const control::Outcome& o : take_outcomes()) {
+    auto it = o.has_id ? run.later.find(o.id) : run.later.end();
+    if (it == run.later.end() || run.msgs[it->second].message.address != o.address) continue;
     const std::size_t i = it->second;
     run.later.erase(it);
-    restore_outcome(run, i, r);
+    restore_outcome(run, i, o.reply);
   }
   const auto now = std::chrono::steady_clock::now();
   if (run.later.empty()) {

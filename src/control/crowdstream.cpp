@@ -62,17 +62,21 @@ CrowdstreamDialect::CrowdstreamDialect(Router& r) : r_(r), ctl_(r.ctl_), cfg_(r.
 
 void CrowdstreamDialect::register_into(HandlerTable& t) {
   table_ = &t;
-  auto add = [&](const char* address, std::size_t lo, std::size_t hi, Reply (CrowdstreamDialect::*fn)(const Call&)) {
-    t.add(address, lo, hi, [this, fn](const Call& c) { return (this->*fn)(c); });
+  constexpr auto kOnArrival = HandlerSpec::Timing::kOnArrival;
+  auto add = [&](const char* address, std::size_t lo, std::size_t hi, Reply (CrowdstreamDialect::*fn)(const Call&),
+                 HandlerSpec::Timing timing = HandlerSpec::Timing::kTimed) {
+    t.add(
+        address, lo, hi, [this, fn](const Call& c) { return (this->*fn)(c); }, timing);
   };
-  add("/load_buffer", 2, 3, &CrowdstreamDialect::load_buffer);
+  add("/load_buffer", 2, 3, &CrowdstreamDialect::load_buffer, kOnArrival);
   add("/play_stem", 1, 5, &CrowdstreamDialect::play_stem);
   add("/play_stem_section", 5, 6, &CrowdstreamDialect::play_stem_section);
   add("/stop_stem", 1, 1, &CrowdstreamDialect::stop_stem);
   add("/stem_volume", 2, 2, &CrowdstreamDialect::stem_volume);
   add("/crossfade_levels", 2, 2, &CrowdstreamDialect::crossfade_levels);
   add("/deck_levels", 0, 4, &CrowdstreamDialect::deck_levels);
-  t.add("/get_status", 0, 0, [this](const Call&) { return done(r_.status_fields()); });
+  t.add(
+      "/get_status", 0, 0, [this](const Call&) { return done(r_.status_fields()); }, kOnArrival);
   add("/test_tone", 0, 2, &CrowdstreamDialect::test_tone);
   add("/mixer_cleanup", 0, 0, &CrowdstreamDialect::mixer_cleanup);
   add("/deck_eq", 3, 3, &CrowdstreamDialect::deck_eq);
@@ -81,14 +85,14 @@ void CrowdstreamDialect::register_into(HandlerTable& t) {
   add("/set_tempo", 1, 1, &CrowdstreamDialect::set_tempo);
   add("/dance/total_movement", 1, 1, &CrowdstreamDialect::total_movement);
   add("/set_meter", 1, 1, &CrowdstreamDialect::set_meter);
-  add("/print_clock", 0, 1, &CrowdstreamDialect::print_clock);
+  add("/print_clock", 0, 1, &CrowdstreamDialect::print_clock, kOnArrival);
   add("/reset", 0, 0, &CrowdstreamDialect::reset);
   add("/play", 3, 3, &CrowdstreamDialect::play);
-  add("/cue", 2, 3, &CrowdstreamDialect::cue);
+  add("/cue", 2, 3, &CrowdstreamDialect::cue, kOnArrival);
   add("/start_group", 0, kAny, &CrowdstreamDialect::start_group);
   add("/fade", 2, 3, &CrowdstreamDialect::fade);
   add("/schedule_c_at", 1, 1, &CrowdstreamDialect::schedule_c_at);
-  add("/dummy", 0, kAny, &CrowdstreamDialect::dummy);
+  add("/dummy", 0, kAny, &CrowdstreamDialect::dummy, kOnArrival);
   // Addresses the old server ignored (no handler there: python-osc dropped them), sent by
   // crowdstream clients: the detector's legacy pose frames (to every destination), the
   // sc-engine example's addresses, and old clients' /memory_cleanup. Accepted as no-ops.

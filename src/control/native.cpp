@@ -86,11 +86,16 @@ bool parse_curve(const std::string& name, engine::Curve& c) {
 NativeDialect::NativeDialect(Router& r, CrowdstreamDialect& cs) : r_(r), cs_(cs), ctl_(r.ctl_), cfg_(r.cfg_) {}
 
 void NativeDialect::register_into(HandlerTable& t) {
-  auto add = [&](const char* address, std::size_t lo, std::size_t hi, Reply (NativeDialect::*fn)(const Call&)) {
-    t.add(address, lo, hi, [this, fn](const Call& c) { return (this->*fn)(c); });
+  constexpr auto kOnArrival = HandlerSpec::Timing::kOnArrival;
+  auto add = [&](const char* address, std::size_t lo, std::size_t hi, Reply (NativeDialect::*fn)(const Call&),
+                 HandlerSpec::Timing timing = HandlerSpec::Timing::kTimed) {
+    t.add(
+        address, lo, hi, [this, fn](const Call& c) { return (this->*fn)(c); }, timing);
   };
-  t.add("/stemd/load", 2, 3, [this](const Call& c) { return cs_.load_buffer(c); });  // the same as /load_buffer
-  add("/stemd/unload", 1, 1, &NativeDialect::unload);
+  // The same as /load_buffer.
+  t.add(
+      "/stemd/load", 2, 3, [this](const Call& c) { return cs_.load_buffer(c); }, kOnArrival);
+  add("/stemd/unload", 1, 1, &NativeDialect::unload, kOnArrival);
   add("/stemd/play", 1, 7, &NativeDialect::play);
   add("/stemd/play_region", 3, 8, &NativeDialect::play_region);
   add("/stemd/stop", 1, 3, &NativeDialect::stop);
@@ -103,16 +108,17 @@ void NativeDialect::register_into(HandlerTable& t) {
   add("/stemd/rate", 2, 3, &NativeDialect::rate);
   add("/stemd/master", 1, 3, &NativeDialect::master);
   add("/stemd/deck", 2, 5, &NativeDialect::deck);
-  add("/stemd/list", 0, 2, &NativeDialect::list);
-  add("/stemd/voices", 0, 2, &NativeDialect::voices);
-  add("/stemd/status", 0, 0, &NativeDialect::status);
-  add("/stemd/notify", 0, 1, &NativeDialect::notify);
-  t.add("/stemd/ping", 0, 0, [](const Call&) { return done(); });
+  add("/stemd/list", 0, 2, &NativeDialect::list, kOnArrival);
+  add("/stemd/voices", 0, 2, &NativeDialect::voices, kOnArrival);
+  add("/stemd/status", 0, 0, &NativeDialect::status, kOnArrival);
+  add("/stemd/notify", 0, 1, &NativeDialect::notify, kOnArrival);
+  t.add(
+      "/stemd/ping", 0, 0, [](const Call&) { return done(); }, kOnArrival);
   add("/stemd/tone", 0, 3, &NativeDialect::tone);
   add("/stemd/stretch", 2, 2, &NativeDialect::stretch);
   add("/stemd/quantize", 1, 1, &NativeDialect::quantize);
-  add("/stemd/cookie", 0, 1, &NativeDialect::cookie);
-  add("/stemd/clear_schedule", 0, 0, &NativeDialect::clear_schedule);
+  add("/stemd/cookie", 0, 1, &NativeDialect::cookie, kOnArrival);
+  add("/stemd/clear_schedule", 0, 0, &NativeDialect::clear_schedule, kOnArrival);
 }
 
 // /stemd/unload id

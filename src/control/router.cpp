@@ -17,7 +17,6 @@
 #include <ctime>
 #include <filesystem>
 #include <iterator>
-#include <set>
 
 namespace stemd::control {
 
@@ -31,8 +30,8 @@ const char* to_string(ErrorKind k) {
 }
 
 void HandlerTable::add(const std::string& address, std::size_t min_args, std::size_t max_args,
-                       std::function<Reply(const Call&)> fn) {
-  map_[address] = HandlerSpec{min_args, max_args, std::move(fn)};
+                       std::function<Reply(const Call&)> fn, HandlerSpec::Timing timing) {
+  map_[address] = HandlerSpec{min_args, max_args, std::move(fn), timing};
 }
 
 void HandlerTable::add_prefix(const std::string& prefix, std::function<Reply(const Call&)> fn) {
@@ -46,6 +45,11 @@ const HandlerSpec* HandlerTable::find(const std::string& address) const {
     if (address.rfind(prefix, 0) == 0) return &spec;
   }
   return nullptr;
+}
+
+bool HandlerTable::acts_on_arrival(const std::string& address) const {
+  const HandlerSpec* spec = find(address);
+  return spec != nullptr && spec->timing == HandlerSpec::Timing::kOnArrival;
 }
 
 Reply HandlerTable::dispatch(const HandlerSpec& spec, const Call& c) {
@@ -265,20 +269,14 @@ std::int64_t Router::bundle_frame(const OscMessage& m, double& late_ms, double& 
   return frame;
 }
 
-bool acts_on_arrival(const std::string& address) {
-  static const std::set<std::string> kOnArrival = {
-      "/stemd/load",   "/stemd/unload",        "/load_buffer", "/cue",          "/stemd/list", "/stemd/voices",
-      "/stemd/status", "/stemd/notify",        "/stemd/ping",  "/stemd/cookie", "/get_status", "/print_clock",
-      "/dummy",        "/stemd/clear_schedule"};
-  return kOnArrival.count(address) != 0;
-}
-
 Reply Router::route(const Call& c, double ahead_s) {
-  if (std::string e; ahead_s > limits::kMaxAheadSeconds && !acts_on_arrival(c.m.address) &&
+  const HandlerSpec* spec = table_.find(c.m.address);
+  const bool on_arrival = spec != nullptr && spec->timing == HandlerSpec::Timing::kOnArrival;
+  if (std::string e; ahead_s > limits::kMaxAheadSeconds && !on_arrival &&
                      !limits::seconds_in_range(ahead_s, 0, limits::kMaxAheadSeconds, "the bundle's time ahead", e)) {
     return Reply::fail(ErrorKind::kRange, e);  // nothing is timed more than a day ahead
   }
-  if (const HandlerSpec* spec = table_.find(c.m.address)) return HandlerTable::dispatch(*spec, c);
+  if (spec != nullptr) return HandlerTable::dispatch(*spec, c);
   const std::string near = suggest_address(c.m.address);
   return Reply::fail(ErrorKind::kUnknownAddress,
                      near.empty() ? std::string("unknown address") : "unknown address (did you mean " + near + "?)");
@@ -297,7 +295,7 @@ Reply Router::handle_reply(const OscMessage& m, const Peer& from) {
   if (reply_deferred_) return Reply::fail(ErrorKind::kDeferred, "load in flight");  // answered by poll_loads
   if (r.ok && play_resume_ != nullptr && play_resume_->late_ms > 0) {
     r = Reply::fail(ErrorKind::kLate, late_play_reason(), r.values);  // started, not on its frame
-  } else if (r.ok && late_ms > 0 && !acts_on_arrival(m.address)) {
+  } else if (r.ok && late_ms > 0 && !table_.acts_on_arrival(m.address)) {
     // It ran, at once; the sender hears it was late (the spec's "late bundles run at once and
     // are reported").
     char why[96];

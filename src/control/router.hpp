@@ -42,11 +42,6 @@ namespace stemd::control {
 
 class LinkSession;
 
-// What acts on arrival whatever its bundle's time: loads and unloads (README: a source must be
-// ready before its timed play) and what only asks or answers. Such a message in a late bundle ran
-// as it would have on time: answered /done, not "late by" (the soak's oracle asks this too).
-bool acts_on_arrival(const std::string& address);
-
 class Router {
  public:
   using Reply = control::Reply;  // the typed reply of a handler (router_types.hpp)
@@ -85,6 +80,11 @@ class Router {
   bool waits_behind_load(const OscMessage& m) const;
   bool anything_in_flight() const { return any_in_flight(); }
   void take_replies(std::vector<Outgoing>& out);
+  // [control] Called with the typed outcome (router_types.hpp) of every message answered later —
+  // after the load or the play's stream open it started or waited behind, a timed-out one too —
+  // as its answer is queued for take_replies(), whoever sent it. Called again, it replaces the
+  // observer. It runs inside poll_loads(): it must not call into the router.
+  void set_outcome_observer(std::function<void(const Outcome&)> f) { outcome_observer_ = std::move(f); }
   std::size_t loads_in_flight() const { return pending_.size(); }
   // Messages whose plays wait for their streams to open (router_streams.cpp).
   std::size_t plays_opening() const { return pending_plays_.size(); }
@@ -296,6 +296,9 @@ class Router {
   void answer_later(const OscMessage& m, const Peer& from, const std::shared_ptr<PacketBudget>& packet);
   // Queues `r` for take_replies() within the packet's budget (limited: its source unvalidated).
   void queue_answer(const Peer& from, const std::shared_ptr<PacketBudget>& packet, const OscMessage& r, bool limited);
+  // Tells the outcome observer, if any, what `m` from `from` was answered.
+  void observe(const OscMessage& m, const Peer& from, const Reply& r) const;
+  std::function<void(const Outcome&)> outcome_observer_;
   // A message that waited answered with a failure it did not run for (a timed-out load).
   void answer_failed(const OscMessage& m, const Peer& from, const std::shared_ptr<PacketBudget>& packet,
                      const Reply& r);

@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <mutex>
 #include <unistd.h>
@@ -304,6 +305,19 @@ void Router::answer_failed(const OscMessage& m, const Peer& from, const std::sha
   count_bad(r.kind, r.reason, m.address, from);
   const bool limited = packet != nullptr && packet->unvalidated && unvalidated(from, std::chrono::steady_clock::now());
   queue_answer(from, packet, make_reply(m.address, r), limited);
+  observe(m, from, r);
+}
+
+void Router::observe(const OscMessage& m, const Peer& from, const Reply& r) const {
+  if (!outcome_observer_) return;
+  Outcome o{m.address, 0, false, from, r};
+  // The id it names first, when an int that fits (an id of 2^32 + 1 is not id 1).
+  if (!m.args.empty() && (m.args[0].type == 'i' || m.args[0].type == 'h') && m.args[0].i >= INT_MIN &&
+      m.args[0].i <= INT_MAX) {
+    o.id = static_cast<int>(m.args[0].i);
+    o.has_id = true;
+  }
+  outcome_observer_(o);
 }
 
 void Router::poll_loads() {
@@ -367,12 +381,13 @@ void Router::answer_later(const OscMessage& m, const Peer& from, const std::shar
   packet_ = packet;
   unvalidated_ = packet != nullptr && packet->unvalidated && unvalidated(from, now);
   packet_answer_bytes_ = packet != nullptr ? packet->answer_bytes : 0;
-  const OscMessage r = handle(m, from);
+  const Reply r = handle_reply(m, from);
   const bool limited = unvalidated_;  // a /stemd/cookie echo validates on the way
   unvalidated_ = false;
   packet_.reset();
-  if (r.address.empty()) return;  // it waits for a load of its own
-  queue_answer(from, packet, r, limited);
+  if (!r.ok && r.kind == ErrorKind::kDeferred) return;  // it waits for a load of its own
+  queue_answer(from, packet, make_reply(m.address, r), limited);
+  observe(m, from, r);
 }
 
 void Router::queue_answer(const Peer& from, const std::shared_ptr<PacketBudget>& packet, const OscMessage& r,

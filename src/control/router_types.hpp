@@ -155,6 +155,19 @@ struct Reply {
   }
 };
 
+// The outcome of a message answered later — once the load or the play's stream open it started,
+// or waited behind, is done or has timed out (Router::poll_loads) — typed, for the code in the
+// process that sent it (the state file's restore and its retries: Router::set_outcome_observer),
+// so that nobody parses the serialised answer. `reply` is what the answer said (/done or /fail
+// with its kind and reason).
+struct Outcome {
+  std::string address;  // the message's
+  int id = 0;           // the id it names first, when has_id
+  bool has_id = false;
+  Peer from;  // who sent it
+  Reply reply;
+};
+
 // One message being handled. `at` is the engine frame (output frames) it takes effect at: its
 // bundle's timetag (or handle_at()'s frame), or -1 = as soon as possible. `arrival` is, for a
 // message resumed after a load it waited for, the frame "now" meant when it arrived (relative
@@ -168,26 +181,34 @@ struct Call {
 };
 
 // One address of a dialect: its argument count (checked by the table, before the handler
-// runs) and its handler.
+// runs), its handler, and when it acts.
 struct HandlerSpec {
   static constexpr std::size_t kAny = static_cast<std::size_t>(-1);
+  // kOnArrival: it acts on arrival whatever its bundle's time — loads and unloads (README: a
+  // source must be ready before its timed play) and what only asks or answers. Such a message in
+  // a late bundle ran as it would have on time: answered /done, not "late by" (the soak's oracle
+  // asks this too); nor is it refused for a bundle more than a day ahead.
+  enum class Timing { kTimed, kOnArrival };
   std::size_t min_args = 0;
   std::size_t max_args = kAny;  // kAny: the handler reads what it gets
   std::function<Reply(const Call&)> fn;
+  Timing timing = Timing::kTimed;
 };
 
 // Address → handler, for both dialects. dispatch() checks the argument count and calls the
 // handler; an unknown address is not an error here (the router decides what to answer).
 class HandlerTable {
  public:
-  void add(const std::string& address, std::size_t min_args, std::size_t max_args,
-           std::function<Reply(const Call&)> fn);
+  void add(const std::string& address, std::size_t min_args, std::size_t max_args, std::function<Reply(const Call&)> fn,
+           HandlerSpec::Timing timing = HandlerSpec::Timing::kTimed);
   // Every address starting with `prefix` that has no handler of its own (the movement
   // detector's /dance/…), any arguments.
   void add_prefix(const std::string& prefix, std::function<Reply(const Call&)> fn);
   const HandlerSpec* find(const std::string& address) const;
   // The arity check, then the handler. The spec must come from find().
   static Reply dispatch(const HandlerSpec& spec, const Call& c);
+  // The address has a handler that acts on arrival (HandlerSpec::Timing::kOnArrival).
+  bool acts_on_arrival(const std::string& address) const;
   const std::unordered_map<std::string, HandlerSpec>& all() const { return map_; }
 
  private:

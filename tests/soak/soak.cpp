@@ -841,7 +841,7 @@ class Generator {
       Expect e = i == 0 && !late ? message(m) : stateless(m);
       // Any message of a late bundle is answered /fail (late, or its own reason) — but what acts
       // on arrival anyway (loads, unloads, queries) as on time.
-      if (late && e != Expect::kFail && !control::acts_on_arrival(m.address)) {
+      if (late && e != Expect::kFail && !rig_.router->handlers().acts_on_arrival(m.address)) {
         if (e == Expect::kResource || e == Expect::kStaleCue) {
           --resource;
         } else {

@@ -8,8 +8,10 @@
 #include "app/instance.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace stemd::test {
@@ -57,6 +59,17 @@ struct RouterRig {
       e.process(out.data() + f * 2, static_cast<std::uint32_t>(std::min<std::size_t>(1024, frames - f)));
     }
     return out;
+  }
+  // Polls the router's loads and stream opens (opener threads: Router::enable_async_loads) until
+  // none is in flight and no message waits behind one. False when that took over 5 s.
+  bool settle_loads() {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (std::chrono::steady_clock::now() < until) {
+      router.poll_loads();
+      if (!router.anything_in_flight() && router.messages_waiting() == 0) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return false;
   }
 
  private:

@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
+#include <set>
 
 namespace stemd::test {
 namespace {
@@ -245,6 +247,86 @@ TEST(RouterDeck, APlayMayNameTheDeckItMixesOn) {
   rig.render(1024);
   const auto out = rig.render(1024);
   EXPECT_TRUE(std::all_of(out.begin(), out.end(), [](float x) { return x == 0.0f; })) << "deck C is at 0";
+}
+
+// Which addresses act on arrival whatever their bundle's time is a flag of their handler
+// (HandlerSpec::Timing): exactly these — loads and unloads, /cue, and what only asks or answers.
+TEST(RouterTable, WhatActsOnArrivalIsAFlagOfItsHandler) {
+  Rig rig;
+  std::set<std::string> on_arrival;
+  for (const auto& [address, spec] : rig.router.handlers().all()) {
+    if (spec.timing == control::HandlerSpec::Timing::kOnArrival) on_arrival.insert(address);
+  }
+  const std::set<std::string> expected = {"/stemd/load", "/stemd/unload",        "/load_buffer",  "/cue",
+                                          "/stemd/list", "/stemd/voices",        "/stemd/status", "/stemd/notify",
+                                          "/stemd/ping", "/stemd/cookie",        "/get_status",   "/print_clock",
+                                          "/dummy",      "/stemd/clear_schedule"};
+  EXPECT_EQ(on_arrival, expected);
+  EXPECT_TRUE(rig.router.handlers().acts_on_arrival("/stemd/load"));
+  EXPECT_FALSE(rig.router.handlers().acts_on_arrival("/stemd/play"));
+  EXPECT_FALSE(rig.router.handlers().acts_on_arrival("/dance/person_count")) << "a prefix's handler is timed";
+  EXPECT_FALSE(rig.router.handlers().acts_on_arrival("/no_such_address"));
+}
+
+// A message answered later — a load run on an opener thread, or a message that waited behind one —
+// reaches the outcome observer typed: its address, the id it names, who sent it, and its reply's
+// kind and reason, the ones the answer sent says. Nobody parses the answer to learn them (the
+// state file's restore did, and took every later failure for a path's).
+TEST(RouterOutcomes, ALoadThatFailsOnAnOpenerThreadGivesTheObserverItsKindAndReason) {
+  Rig rig;
+  const std::string good = rig.dir.file("good.wav"), missing = rig.dir.file("gone/missing.wav");
+  const std::string junk = rig.dir.file("junk.wav");
+  make_wav(good, 4800, 1);
+  std::ofstream(junk) << "not a sound file, only text";
+  rig.router.enable_async_loads(nullptr);
+  std::vector<control::Outcome> seen;
+  rig.router.set_outcome_observer([&](const control::Outcome& o) { seen.push_back(o); });
+  control::Peer client;
+  client.local = 7;
+  const std::vector<OscMessage> msgs = {msg("/stemd/load", {OscArg::Int(1), OscArg::Str(missing)}),
+                                        msg("/stemd/play", {OscArg::Int(1)}),  // waits behind the load
+                                        msg("/load_buffer", {OscArg::Int(2), OscArg::Str(junk)}),
+                                        msg("/stemd/load", {OscArg::Int(3), OscArg::Str(good)})};
+  const auto packet = control::osc_serialise_bundle(msgs, control::kOscImmediately);
+  std::vector<control::Outgoing> out;
+  rig.router.handle_packet(packet.data(), packet.size(), client, out);
+  EXPECT_TRUE(out.empty()) << "every message waits for a load";
+  ASSERT_TRUE(rig.settle_loads());
+  rig.router.take_replies(out);
+  ASSERT_EQ(seen.size(), 4u);
+  ASSERT_EQ(out.size(), 4u);
+  std::map<std::string, control::Outcome> by;  // "address id" → its outcome
+  for (const control::Outcome& o : seen) {
+    EXPECT_TRUE(o.has_id) << o.address;
+    EXPECT_TRUE(o.from == client) << o.address;
+    by[o.address + " " + std::to_string(o.id)] = o;
+  }
+  const control::Reply& gone = by.at("/stemd/load 1").reply;
+  EXPECT_FALSE(gone.ok);
+  EXPECT_EQ(gone.kind, ErrorKind::kPath);
+  EXPECT_NE(gone.reason.find("No such file or directory"), std::string::npos) << gone.reason;
+  const control::Reply& play = by.at("/stemd/play 1").reply;
+  EXPECT_FALSE(play.ok);
+  EXPECT_EQ(play.kind, ErrorKind::kUnknownId) << play.reason;
+  const control::Reply& bad = by.at("/load_buffer 2").reply;
+  EXPECT_FALSE(bad.ok);
+  EXPECT_EQ(bad.kind, ErrorKind::kFile) << "opened, not a sound file: " << bad.reason;
+  EXPECT_TRUE(by.at("/stemd/load 3").reply.ok);
+  // The answers sent say the same.
+  for (const control::Outgoing& o : out) {
+    control::OscMessage m;
+    std::string error;
+    ASSERT_TRUE(control::osc_parse(o.data.data(), o.data.size(), m, error)) << error;
+    ASSERT_GE(m.args.size(), 2u);
+    const control::Reply& r = by.at(m.args[0].s + " " + std::to_string(m.args[1].i)).reply;
+    EXPECT_EQ(m.address, r.ok ? "/done" : "/fail");
+    if (!r.ok) {
+      EXPECT_EQ(m.args.back().s, r.reason);
+    }
+  }
+  // Answered at once: no outcome (the caller has the reply).
+  ASSERT_TRUE(rig.reply(msg("/stemd/ping")).ok);
+  EXPECT_EQ(seen.size(), 4u);
 }
 
 TEST(TempoClock, BeatsCarryOnAcrossATempoChangeAndQuantizeRoundsUp) {

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <thread>
 
 namespace stemd::app {
@@ -63,31 +64,29 @@ TEST(StateRestore, ALoadThatDoesNotAnswerGivesUpAfterTheTimeoutAndIsKept) {
   test::TempDir dir;
   TwoFiles files(dir);
   const std::string path = dir.file("state");
-  spit(path, "stemd-state 1\n" + load_line(1, dir.file("slow.wav")) + load_line(2, dir.file("a.wav")) +
-                 "/stemd/play 2 1 true 0 frames 1\n/stemd/play 1 1 true 0 frames 1\nend\n");
-  LogCapture log;
-  Rig rig(Rig::ic(false, 32, 0.3));
-  rig.router.enable_async_loads(nullptr);  // as the daemon does before its restore
-  StateKeeper keeper({path, true, 5.0, "test"});
   const auto t0 = Clock::now();
-  const RestoreReport r = keeper.restore(rig.router);
+  // Its loads on opener threads, as the daemon's restore's.
+  Restored s(path,
+             "stemd-state 1\n" + load_line(1, dir.file("slow.wav")) + load_line(2, dir.file("a.wav")) +
+                 "/stemd/play 2 1 true 0 frames 1\n/stemd/play 1 1 true 0 frames 1\nend\n",
+             {.async = true, .ic = Rig::ic(false, 32, 0.3)});
   const double took = std::chrono::duration<double>(Clock::now() - t0).count();
   EXPECT_LT(took, 1.5) << "waited for the stalled file instead of --load-timeout";
-  EXPECT_EQ(r.sources, 1);
-  EXPECT_EQ(r.voices, 1);
-  EXPECT_FALSE(r.interrupted);
-  EXPECT_EQ(rig.ctl.source(1), nullptr);
-  ASSERT_NE(rig.ctl.source(2), nullptr);
-  EXPECT_EQ(rig.ctl.voices_playing(), 1u);
-  EXPECT_NE(log.text().find(":2: source 1 not restored yet: timed out after 0.3 s (the file system did not answer)"),
+  EXPECT_EQ(s.report.sources, 1);
+  EXPECT_EQ(s.report.voices, 1);
+  EXPECT_FALSE(s.report.interrupted);
+  EXPECT_EQ(s.rig.ctl.source(1), nullptr);
+  ASSERT_NE(s.rig.ctl.source(2), nullptr);
+  EXPECT_EQ(s.rig.ctl.voices_playing(), 1u);
+  EXPECT_NE(s.log.text().find(":2: source 1 not restored yet: timed out after 0.3 s (the file system did not answer)"),
             std::string::npos)
-      << log.text();
-  keeper.capture_now(rig.ctl, rig.router);
-  ASSERT_TRUE(keeper.flush());
+      << s.log.text();
+  s.keeper.capture_now(s.rig.ctl, s.rig.router);
+  ASSERT_TRUE(s.keeper.flush());
   const std::string text = slurp(path);
   EXPECT_NE(text.find(load_line(1, dir.file("slow.wav")) + "/stemd/play 1 1 true 0 \"frames\" 1\n"), std::string::npos)
       << text;
-  EXPECT_TRUE(opener_back(rig.router));
+  EXPECT_TRUE(opener_back(s.rig.router));
 }
 
 // SIGTERM while the restore waits on a file system: the wait ends at once, and the file is not
@@ -163,16 +162,12 @@ TEST(StateRestore, AnIdBeyondAnIntIsNotTakenForAnother) {
   test::TempDir dir;
   test::make_wav(dir.file("a.wav"), 48'000, 1);
   const std::string path = dir.file("state");
-  spit(path, "stemd-state 1\n" + load_line(1, dir.file("a.wav")) + "/stemd/load 4294967297 \"" + dir.file("a.wav") +
-                 "\" \"x\"\n/stemd/play 1 1 true 0 frames 1\nend\n");
-  LogCapture log;
-  Rig rig;
-  StateKeeper keeper({path, true, 5.0, "test"});
-  const RestoreReport r = keeper.restore(rig.router);
-  EXPECT_EQ(r.voices, 1);
-  EXPECT_EQ(rig.ctl.voices_playing(), 1u);
-  EXPECT_EQ(log.text().find("source 1 not restored"), std::string::npos) << log.text();
-  EXPECT_NE(log.text().find(":3: /stemd/load 4294967297"), std::string::npos) << log.text();
+  Restored s(path, "stemd-state 1\n" + load_line(1, dir.file("a.wav")) + "/stemd/load 4294967297 \"" +
+                       dir.file("a.wav") + "\" \"x\"\n/stemd/play 1 1 true 0 frames 1\nend\n");
+  EXPECT_EQ(s.report.voices, 1);
+  EXPECT_EQ(s.rig.ctl.voices_playing(), 1u);
+  EXPECT_EQ(s.log.text().find("source 1 not restored"), std::string::npos) << s.log.text();
+  EXPECT_NE(s.log.text().find(":3: /stemd/load 4294967297"), std::string::npos) << s.log.text();
 }
 
 // Two load lines for one id: the later wins, also when both files are missing and the first was
@@ -180,18 +175,78 @@ TEST(StateRestore, AnIdBeyondAnIntIsNotTakenForAnother) {
 TEST(StateRestore, OfTwoLoadsOfAnIdTheLaterIsTheOneKept) {
   test::TempDir dir;
   const std::string path = dir.file("state");
-  spit(path, "stemd-state 1\n" + load_line(1, dir.file("gone/first.wav")) + load_line(1, dir.file("gone/second.wav")) +
-                 "end\n");
-  LogCapture log;
-  Rig rig;
-  rig.router.enable_async_loads(nullptr);
-  StateKeeper keeper({path, true, 5.0, "test"});
-  keeper.restore(rig.router);
-  keeper.capture_now(rig.ctl, rig.router);
-  ASSERT_TRUE(keeper.flush());
+  Restored s(path,
+             "stemd-state 1\n" + load_line(1, dir.file("gone/first.wav")) + load_line(1, dir.file("gone/second.wav")) +
+                 "end\n",
+             {.async = true});
+  s.keeper.capture_now(s.rig.ctl, s.rig.router);
+  ASSERT_TRUE(s.keeper.flush());
   const std::string text = slurp(path);
   EXPECT_EQ(text.find("first.wav"), std::string::npos) << text;
   EXPECT_NE(text.find("second.wav"), std::string::npos) << text;
+}
+
+// A load that finishes later, on an opener thread, is settled by its typed outcome (the router's
+// outcome observer) at the restore and at the held source's retries alike: missing at start, the
+// source is held; tried again while still missing (the retry's load fails on an opener thread) it
+// stays held, silently; once its file is there the retry's outcome restores it, with its voice.
+TEST(StateRestore, ALaterLoadsOutcomeSettlesTheRestoreAndTheHeldRetryAlike) {
+  test::TempDir dir;
+  const std::string late = dir.file("media/late.wav");
+  const std::string path = dir.file("state");
+  Restored s(path, "stemd-state 1\n" + load_line(1, late) + "/stemd/play 1 0.5 true 4800 frames 1\nend\n",
+             {.retry_s = 0.0, .async = true});
+  EXPECT_EQ(s.report.sources, 0);
+  EXPECT_EQ(s.report.failed, 1);
+  EXPECT_NE(s.log.text().find(":2: source 1 not restored yet: " + late + ": No such file or directory — kept"),
+            std::string::npos)
+      << s.log.text();
+  const std::size_t log_size = s.log.text().size();
+  s.keeper.poll(s.rig.ctl, s.rig.router);  // the first look: at once
+  EXPECT_TRUE(s.rig.router.load_in_flight(1)) << "the retry's load runs on an opener thread";
+  ASSERT_TRUE(s.rig.settle_loads());
+  EXPECT_EQ(s.rig.ctl.source(1), nullptr);
+  std::filesystem::create_directories(dir.file("media"));
+  test::make_wav(late, 96'000, 2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // poll() looks once a second
+  s.keeper.poll(s.rig.ctl, s.rig.router);                        // the failed retry's outcome: still held; tried again
+  EXPECT_EQ(s.log.text().size(), log_size) << s.log.text().substr(log_size);
+  EXPECT_TRUE(s.rig.router.load_in_flight(1));
+  ASSERT_TRUE(s.rig.settle_loads());
+  ASSERT_NE(s.rig.ctl.source(1), nullptr);
+  EXPECT_EQ(s.rig.ctl.voice_info(s.rig.router.player(1)).position, 4800) << "its voice line ran behind it";
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  s.keeper.poll(s.rig.ctl, s.rig.router);  // the retry's outcome: restored
+  EXPECT_NE(s.log.text().find("state file " + path + ": source 1 restored: " + late + " is there now (1 voice lines"),
+            std::string::npos)
+      << s.log.text();
+  EXPECT_EQ(s.log.text().find("no longer waited for"), std::string::npos) << s.log.text();
+  EXPECT_TRUE(s.rig.router.stats().bad.empty()) << "the daemon's own loads are no client's bad input";
+  s.keeper.capture_now(s.rig.ctl, s.rig.router);
+  ASSERT_TRUE(s.keeper.flush());
+  EXPECT_EQ(slurp(path).find("# source 1"), std::string::npos) << slurp(path);
+}
+
+// Whether a source is kept to be tried again is decided by its load's kind, not by words in its
+// reason: a file that opened but is no sound file (kFile) is not held, though its name carries an
+// errno's words — whether its load ran on the restore's thread or on an opener thread. The
+// restore took every later failure for a path's (kPath) from the answer it parsed: with its loads
+// on opener threads such a file was held and tried again for as long as the daemon ran.
+TEST(StateRestore, AFileThatOpenedButIsNoSoundFileIsNotHeldWhateverItsReasonSays) {
+  for (const bool async : {false, true}) {
+    SCOPED_TRACE(async ? "on an opener thread" : "on the restore's thread");
+    test::TempDir dir;
+    const std::string junk = dir.file("No such file or directory.wav");
+    spit(junk, "not a sound file, only text");
+    const std::string path = dir.file("state");
+    Restored s(path, "stemd-state 1\n" + load_line(1, junk) + "end\n", {.async = async});
+    EXPECT_EQ(s.report.failed, 1);
+    EXPECT_NE(s.log.text().find(":2: source 1 not restored: "), std::string::npos) << s.log.text();
+    EXPECT_EQ(s.log.text().find("not restored yet"), std::string::npos) << s.log.text();
+    s.keeper.capture_now(s.rig.ctl, s.rig.router);
+    ASSERT_TRUE(s.keeper.flush());
+    EXPECT_EQ(slurp(path).find(junk), std::string::npos) << "not kept: " << slurp(path);
+  }
 }
 
 }  // namespace

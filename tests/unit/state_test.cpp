@@ -310,9 +310,7 @@ TEST(StateRoundTrip, ALevelTimedForLaterIsNotKeptAndAFadeThatEndsIsWrittenAgain)
   test::TempDir dir;
   test::write_wav16(dir.file("a.wav"), test::make_tone_noise16(48000 * 2, 2, 6), 2);
   Rig rig;
-  ASSERT_EQ(rig.send(msg("/stemd/load", OscArg::Int(1), OscArg::Str(dir.file("a.wav")))).address, "/done");
-  ASSERT_EQ(rig.send(msg("/stemd/play", OscArg::Int(1), OscArg::Float(1), OscArg::Bool(true))).address, "/done");
-  rig.render(256);
+  ASSERT_TRUE(rig.load_and_play(1, dir.file("a.wav")));
   const std::int64_t later = rig.ctl.now_frame() + 30 * 48000;
   std::string err;
   ASSERT_TRUE(rig.ctl.set_master(later, 0.2f, 0.0, err)) << err;
@@ -348,9 +346,7 @@ TEST(StateRoundTrip, TimedPanRateStretchAndPauseAreKeptOnlyOnceHeard) {
   InstanceConfig ic = Rig::ic(false);
   ic.engine.max_stretched_voices = 1;
   Rig rig(ic);
-  ASSERT_EQ(rig.send(msg("/stemd/load", OscArg::Int(1), OscArg::Str(dir.file("a.wav")))).address, "/done");
-  ASSERT_EQ(rig.send(msg("/stemd/play", OscArg::Int(1), OscArg::Float(1), OscArg::Bool(true))).address, "/done");
-  rig.render(256);
+  ASSERT_TRUE(rig.load_and_play(1, dir.file("a.wav")));
   const std::int64_t later = rig.ctl.now_frame() + 4800;
   for (const OscMessage& m : {msg("/stemd/rate", OscArg::Int(1), OscArg::Float(2), OscArg::Float(0)),
                               msg("/stemd/stretch", OscArg::Int(1), OscArg::Float(1.5)),
@@ -382,9 +378,7 @@ TEST(StateRoundTrip, AStopsFadeIsInWhatTheVoiceInfoSaysIsHeard) {
   test::TempDir dir;
   test::write_wav16(dir.file("a.wav"), test::make_tone_noise16(48000 * 2, 2, 6), 2);
   Rig rig;
-  ASSERT_EQ(rig.send(msg("/stemd/load", OscArg::Int(1), OscArg::Str(dir.file("a.wav")))).address, "/done");
-  ASSERT_EQ(rig.send(msg("/stemd/play", OscArg::Int(1), OscArg::Float(1), OscArg::Bool(true))).address, "/done");
-  rig.render(256);
+  ASSERT_TRUE(rig.load_and_play(1, dir.file("a.wav")));
   const control::VoiceHandle h = rig.router.player(1);
   ASSERT_EQ(rig.send(msg("/stemd/stop", OscArg::Int(1), OscArg::Float(1))).address, "/done");
   for (int i = 0; i < 94; ++i) rig.render(256);  // ≈ 0.5 s of the 1 s fade
@@ -403,20 +397,16 @@ TEST(StateRoundTrip, ANegativeIdIsKeptLikeAnyOther) {
   const std::string path = dir.file("state");
   {
     Rig rig;
-    ASSERT_EQ(rig.send(msg("/stemd/load", OscArg::Int(-3), OscArg::Str(dir.file("a.wav")))).address, "/done");
-    ASSERT_EQ(rig.send(msg("/stemd/play", OscArg::Int(-3), OscArg::Float(0.5), OscArg::Bool(true))).address, "/done");
-    rig.render(256);
+    ASSERT_TRUE(rig.load_and_play(-3, dir.file("a.wav"), 0.5f));
     StateKeeper keeper({path, true, 5.0, "test"});
     keeper.capture_now(rig.ctl, rig.router);
     ASSERT_TRUE(keeper.flush());
   }
-  Rig rig;
-  StateKeeper keeper({path, true, 5.0, "test"});
-  const RestoreReport r = keeper.restore(rig.router);
-  EXPECT_EQ(r.sources, 1) << slurp(path);
-  EXPECT_EQ(r.voices, 1) << slurp(path);
-  ASSERT_NE(rig.ctl.source(-3), nullptr);
-  EXPECT_TRUE(rig.ctl.voice_alive(rig.router.player(-3)));
+  Restored s(path, "");
+  EXPECT_EQ(s.report.sources, 1) << slurp(path);
+  EXPECT_EQ(s.report.voices, 1) << slurp(path);
+  ASSERT_NE(s.rig.ctl.source(-3), nullptr);
+  EXPECT_TRUE(s.rig.ctl.voice_alive(s.rig.router.player(-3)));
 }
 
 // ---------------------------------------------------------------- files
@@ -440,16 +430,12 @@ TEST(StateKeeper, ACorruptFileIsSetAsideAndNothingIsRestored) {
   test::TempDir dir;
   const std::string path = dir.file("state");
   const std::string corrupt = "stemd-state 1\n/stemd/master 0.5 0\n/stemd/load 1 \"/nope\n";
-  spit(path, corrupt);
-  LogCapture log;
-  Rig rig;
-  StateKeeper keeper({path, true, 5.0, "test"});
-  const RestoreReport r = keeper.restore(rig.router);
-  EXPECT_EQ(r.messages, 0);
-  EXPECT_FLOAT_EQ(rig.ctl.master_level(), 1.0f);  // nothing applied, not even the lines before
+  Restored s(path, corrupt);
+  EXPECT_EQ(s.report.messages, 0);
+  EXPECT_FLOAT_EQ(s.rig.ctl.master_level(), 1.0f);  // nothing applied, not even the lines before
   EXPECT_FALSE(exists(path));
   EXPECT_EQ(slurp(path + ".bad"), corrupt);  // kept, not deleted
-  const std::string text = log.text();
+  const std::string text = s.log.text();
   EXPECT_NE(text.find("warning state file " + path + ":3: unterminated quoted string — ignored (kept as " + path +
                       ".bad); starting empty"),
             std::string::npos)
@@ -493,37 +479,28 @@ TEST(StateKeeper, TheLargestStateTheLimitsAllowIsReadBack) {
 TEST(StateKeeper, WrongVersionIsSetAside) {
   test::TempDir dir;
   const std::string path = dir.file("state");
-  spit(path, "stemd-state 7\nend\n");
-  LogCapture log;
-  Rig rig;
-  StateKeeper keeper({path, false, 5.0, "test"});
-  keeper.restore(rig.router);
+  Restored s(path, "stemd-state 7\nend\n", {.voices = false});
   EXPECT_TRUE(exists(path + ".bad"));
-  EXPECT_NE(log.text().find(path + ":1: version \"7\": this stemd reads version 1"), std::string::npos) << log.text();
+  EXPECT_NE(s.log.text().find(path + ":1: version \"7\": this stemd reads version 1"), std::string::npos)
+      << s.log.text();
 }
 
 TEST(StateKeeper, ADirectoryGivenAsTheStateFileIsReportedAndNotMoved) {
   test::TempDir dir;
   const std::string path = dir.file("statedir");
   ASSERT_EQ(::mkdir(path.c_str(), 0755), 0);
-  LogCapture log;
-  Rig rig;
-  StateKeeper keeper({path, false, 5.0, "test"});
-  keeper.restore(rig.router);
+  Restored s(path, "", {.voices = false});
   EXPECT_TRUE(std::filesystem::is_directory(path));
   EXPECT_FALSE(exists(path + ".bad"));
-  EXPECT_NE(log.text().find(path + ": not a regular file (a directory) — ignored (left as it is); starting empty"),
+  EXPECT_NE(s.log.text().find(path + ": not a regular file (a directory) — ignored (left as it is); starting empty"),
             std::string::npos)
-      << log.text();
+      << s.log.text();
 }
 
 TEST(StateKeeper, AMissingFileIsOneInfoLine) {
   test::TempDir dir;
-  LogCapture log;
-  Rig rig;
-  StateKeeper keeper({dir.file("state"), false, 5.0, "test"});
-  keeper.restore(rig.router);
-  const std::string text = log.text();
+  Restored s(dir.file("state"), "", {.voices = false});
+  const std::string text = s.log.text();
   EXPECT_NE(text.find("info state file " + dir.file("state") + " does not exist yet"), std::string::npos) << text;
   EXPECT_EQ(text.find("warning"), std::string::npos) << text;
   EXPECT_FALSE(exists(dir.file("state.bad")));
@@ -534,22 +511,19 @@ TEST(StateKeeper, AVanishedSourceIsSkippedWithItsVoiceAndTheRestRestored) {
   test::make_wav(dir.file("a.wav"), 48'000, 1);
   test::make_wav(dir.file("b.wav"), 48'000, 2);
   const std::string path = dir.file("state");
-  spit(path, "stemd-state 1\n/stemd/deck B 0.5 0\n/stemd/load 1 \"" + dir.file("a.wav") + "\" \"a\"\n/stemd/load 2 \"" +
-                 dir.file("gone.wav") + "\" \"gone\"\n/stemd/load 3 \"" + dir.file("b.wav") +
-                 "\" \"b\"\n/stemd/play 2 1 true 100 frames 1\n/stemd/play 3 1 true 100 frames 1\nend\n");
-  LogCapture log;
-  Rig rig;
-  StateKeeper keeper({path, true, 5.0, "test"});
-  const RestoreReport r = keeper.restore(rig.router);
-  EXPECT_EQ(r.sources, 2);
-  EXPECT_EQ(r.voices, 1);
-  EXPECT_EQ(r.failed, 1);  // the load; its play is skipped without a second warning
-  EXPECT_NE(rig.ctl.source(1), nullptr);
-  EXPECT_EQ(rig.ctl.source(2), nullptr);
-  EXPECT_NE(rig.ctl.source(3), nullptr);
-  EXPECT_FLOAT_EQ(rig.ctl.deck_level(1), 0.5f);
-  EXPECT_EQ(rig.ctl.voices_playing(), 1u);
-  const std::string text = log.text();
+  Restored s(path, "stemd-state 1\n/stemd/deck B 0.5 0\n/stemd/load 1 \"" + dir.file("a.wav") +
+                       "\" \"a\"\n/stemd/load 2 \"" + dir.file("gone.wav") + "\" \"gone\"\n/stemd/load 3 \"" +
+                       dir.file("b.wav") +
+                       "\" \"b\"\n/stemd/play 2 1 true 100 frames 1\n/stemd/play 3 1 true 100 frames 1\nend\n");
+  EXPECT_EQ(s.report.sources, 2);
+  EXPECT_EQ(s.report.voices, 1);
+  EXPECT_EQ(s.report.failed, 1);  // the load; its play is skipped without a second warning
+  EXPECT_NE(s.rig.ctl.source(1), nullptr);
+  EXPECT_EQ(s.rig.ctl.source(2), nullptr);
+  EXPECT_NE(s.rig.ctl.source(3), nullptr);
+  EXPECT_FLOAT_EQ(s.rig.ctl.deck_level(1), 0.5f);
+  EXPECT_EQ(s.rig.ctl.voices_playing(), 1u);
+  const std::string text = s.log.text();
   EXPECT_NE(text.find("warning state file " + path + ":4: source 2 not restored yet: " + dir.file("gone.wav")),
             std::string::npos)
       << text;
@@ -568,26 +542,24 @@ TEST(StateKeeper, ASourceWhoseFileIsMissingIsKeptAndRestoredWithItsVoiceOnceItIs
   test::make_wav(dir.file("a.wav"), 96'000, 1);
   const std::string late = dir.file("media/late.wav");  // its directory is not there either
   const std::string path = dir.file("state");
-  spit(path, "stemd-state 1\n/stemd/load 1 \"" + dir.file("a.wav") + "\" \"a\"\n/stemd/load 2 \"" + late +
+  Restored s(path,
+             "stemd-state 1\n/stemd/load 1 \"" + dir.file("a.wav") + "\" \"a\"\n/stemd/load 2 \"" + late +
                  "\" \"late\"\n/stemd/play 1 1 true 100 frames 1\n/stemd/play 2 0.5 true 4800 frames 1\n"
-                 "/stemd/fade 2 1 2.5 s_curve\n/stemd/quantize 2\nend\n");
-  LogCapture log;
-  Rig rig;
-  StateKeeper keeper({path, true, 5.0, "test", 0.0});
-  const RestoreReport r = keeper.restore(rig.router);
-  EXPECT_EQ(r.sources, 1);
-  EXPECT_EQ(r.voices, 1);
-  EXPECT_EQ(rig.ctl.source(2), nullptr);
-  EXPECT_DOUBLE_EQ(rig.router.quantum_beats(), 2.0) << "/stemd/quantize 2 names no source";
-  EXPECT_NE(log.text().find("source 2 not restored yet: " + late +
-                            ": No such file or directory — kept in the state "
-                            "file and tried again"),
+                 "/stemd/fade 2 1 2.5 s_curve\n/stemd/quantize 2\nend\n",
+             {.retry_s = 0.0});
+  EXPECT_EQ(s.report.sources, 1);
+  EXPECT_EQ(s.report.voices, 1);
+  EXPECT_EQ(s.rig.ctl.source(2), nullptr);
+  EXPECT_DOUBLE_EQ(s.rig.router.quantum_beats(), 2.0) << "/stemd/quantize 2 names no source";
+  EXPECT_NE(s.log.text().find("source 2 not restored yet: " + late +
+                              ": No such file or directory — kept in the state "
+                              "file and tried again"),
             std::string::npos)
-      << log.text();
-  EXPECT_TRUE(rig.router.stats().bad.empty()) << "the daemon's own loads are no client's bad input";
+      << s.log.text();
+  EXPECT_TRUE(s.rig.router.stats().bad.empty()) << "the daemon's own loads are no client's bad input";
   // Written on as it was read, with its voice lines, while it waits.
-  keeper.capture_now(rig.ctl, rig.router);
-  ASSERT_TRUE(keeper.flush());
+  s.keeper.capture_now(s.rig.ctl, s.rig.router);
+  ASSERT_TRUE(s.keeper.flush());
   std::string text = slurp(path);
   EXPECT_NE(text.find("/stemd/load 2 \"" + late +
                       "\" \"late\"\n/stemd/play 2 0.5 true 4800 \"frames\" 1\n"
@@ -595,28 +567,28 @@ TEST(StateKeeper, ASourceWhoseFileIsMissingIsKeptAndRestoredWithItsVoiceOnceItIs
             std::string::npos)
       << text;
   // Tried again while still missing: nothing changes, nothing is logged or counted.
-  const std::size_t log_size = log.text().size();
-  keeper.poll(rig.ctl, rig.router);
-  EXPECT_EQ(rig.ctl.source(2), nullptr);
-  EXPECT_EQ(log.text().size(), log_size) << log.text().substr(log_size);
-  EXPECT_TRUE(rig.router.stats().bad.empty());
+  const std::size_t log_size = s.log.text().size();
+  s.keeper.poll(s.rig.ctl, s.rig.router);
+  EXPECT_EQ(s.rig.ctl.source(2), nullptr);
+  EXPECT_EQ(s.log.text().size(), log_size) << s.log.text().substr(log_size);
+  EXPECT_TRUE(s.rig.router.stats().bad.empty());
   // The disk is mounted: the next try loads it and starts its voice where the file said.
   std::filesystem::create_directories(dir.file("media"));
   test::make_wav(late, 96'000, 2);
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // poll() looks once a second
-  keeper.poll(rig.ctl, rig.router);
-  ASSERT_NE(rig.ctl.source(2), nullptr);
-  EXPECT_EQ(rig.ctl.voices_playing(), 2u);
-  const auto v = rig.ctl.voice_info(rig.router.player(2));
+  s.keeper.poll(s.rig.ctl, s.rig.router);
+  ASSERT_NE(s.rig.ctl.source(2), nullptr);
+  EXPECT_EQ(s.rig.ctl.voices_playing(), 2u);
+  const auto v = s.rig.ctl.voice_info(s.rig.router.player(2));
   EXPECT_EQ(v.position, 4800);
   EXPECT_FLOAT_EQ(v.level_target, 1.0f);  // its fade came with it
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
-  keeper.poll(rig.ctl, rig.router);
-  EXPECT_NE(log.text().find("state file " + path + ": source 2 restored: " + late + " is there now (2 voice lines"),
+  s.keeper.poll(s.rig.ctl, s.rig.router);
+  EXPECT_NE(s.log.text().find("state file " + path + ": source 2 restored: " + late + " is there now (2 voice lines"),
             std::string::npos)
-      << log.text();
-  keeper.capture_now(rig.ctl, rig.router);
-  ASSERT_TRUE(keeper.flush());
+      << s.log.text();
+  s.keeper.capture_now(s.rig.ctl, s.rig.router);
+  ASSERT_TRUE(s.keeper.flush());
   text = slurp(path);
   EXPECT_EQ(text.find("# source 2"), std::string::npos) << text;  // a source like the others now
   EXPECT_NE(text.find("/stemd/load 2 \"" + late + "\" \"late\"\n"), std::string::npos) << text;
@@ -628,19 +600,15 @@ TEST(StateKeeper, AWaitingSourceIsDroppedWhenAClientLoadsItsId) {
   test::TempDir dir;
   test::make_wav(dir.file("b.wav"), 48'000, 2);
   const std::string path = dir.file("state");
-  spit(path, "stemd-state 1\n/stemd/load 2 \"" + dir.file("gone/x.wav") + "\" \"x\"\nend\n");
-  LogCapture log;
-  Rig rig;
-  StateKeeper keeper({path, true, 5.0, "test", 0.0});
-  keeper.restore(rig.router);
+  Restored s(path, "stemd-state 1\n/stemd/load 2 \"" + dir.file("gone/x.wav") + "\" \"x\"\nend\n", {.retry_s = 0.0});
   EXPECT_TRUE(
-      rig.router.handle(OscMessage{"/stemd/load", {OscArg::Int(2), OscArg::Str(dir.file("b.wav"))}}, control::Peer{})
+      s.rig.router.handle(OscMessage{"/stemd/load", {OscArg::Int(2), OscArg::Str(dir.file("b.wav"))}}, control::Peer{})
           .address == "/done");
-  keeper.poll(rig.ctl, rig.router);
-  EXPECT_NE(log.text().find("source 2 (" + dir.file("gone/x.wav") + ") no longer waited for"), std::string::npos)
-      << log.text();
-  keeper.capture_now(rig.ctl, rig.router);
-  ASSERT_TRUE(keeper.flush());
+  s.keeper.poll(s.rig.ctl, s.rig.router);
+  EXPECT_NE(s.log.text().find("source 2 (" + dir.file("gone/x.wav") + ") no longer waited for"), std::string::npos)
+      << s.log.text();
+  s.keeper.capture_now(s.rig.ctl, s.rig.router);
+  ASSERT_TRUE(s.keeper.flush());
   const std::string text = slurp(path);
   EXPECT_EQ(text.find("gone/x.wav"), std::string::npos) << text;
   EXPECT_NE(text.find(dir.file("b.wav")), std::string::npos) << text;
@@ -650,16 +618,15 @@ TEST(StateKeeper, VoicesAreRestoredOnlyWithRestoreVoices) {
   test::TempDir dir;
   test::make_wav(dir.file("a.wav"), 48'000, 1);
   const std::string path = dir.file("state");
-  spit(path,
-       "stemd-state 1\n/stemd/load 1 \"" + dir.file("a.wav") + "\" \"a\"\n/stemd/play 1 1 true 100 frames 1\nend\n");
-  LogCapture log;
-  Rig rig;
-  StateKeeper keeper({path, false, 5.0, "test"});
-  const RestoreReport r = keeper.restore(rig.router);
-  EXPECT_EQ(r.sources, 1);
-  EXPECT_EQ(r.skipped_voice, 1);
-  EXPECT_EQ(rig.ctl.voices_playing(), 0u);
-  EXPECT_NE(log.text().find("1 voice lines not restored (--restore-voices is off)"), std::string::npos) << log.text();
+  Restored s(
+      path,
+      "stemd-state 1\n/stemd/load 1 \"" + dir.file("a.wav") + "\" \"a\"\n/stemd/play 1 1 true 100 frames 1\nend\n",
+      {.voices = false});
+  EXPECT_EQ(s.report.sources, 1);
+  EXPECT_EQ(s.report.skipped_voice, 1);
+  EXPECT_EQ(s.rig.ctl.voices_playing(), 0u);
+  EXPECT_NE(s.log.text().find("1 voice lines not restored (--restore-voices is off)"), std::string::npos)
+      << s.log.text();
 }
 
 TEST(StateKeeper, WritesOnChangeAndAtCaptureNow) {
@@ -717,13 +684,11 @@ TEST(StateKeeper, ASymlinkedStateFileStaysALinkAndItsTargetIsWritten) {
   const std::string target = dir.file("persist/state"), link = dir.file("state");
   spit(target, "stemd-state 1\n/stemd/master 0.5 0\nend\n");
   std::filesystem::create_symlink(target, link);
-  Rig rig;
-  StateKeeper keeper({link, false, 5.0, "test"});
-  keeper.restore(rig.router);
-  EXPECT_FLOAT_EQ(rig.ctl.master_level(), 0.5f);
-  ASSERT_EQ(rig.send(msg("/stemd/master", OscArg::Float(0.25))).address, "/done");
-  keeper.capture_now(rig.ctl, rig.router);
-  ASSERT_TRUE(keeper.flush());
+  Restored s(link, "", {.voices = false});
+  EXPECT_FLOAT_EQ(s.rig.ctl.master_level(), 0.5f);
+  ASSERT_EQ(s.rig.send(msg("/stemd/master", OscArg::Float(0.25))).address, "/done");
+  s.keeper.capture_now(s.rig.ctl, s.rig.router);
+  ASSERT_TRUE(s.keeper.flush());
   EXPECT_TRUE(std::filesystem::is_symlink(link));
   EXPECT_NE(slurp(target).find("/stemd/master 0.25 0"), std::string::npos) << slurp(target);
 }

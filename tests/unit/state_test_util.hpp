@@ -9,6 +9,8 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <gtest/gtest.h>
+
 #include <fstream>
 #include <sstream>
 #include <sys/stat.h>
@@ -84,6 +86,44 @@ struct Rig : test::RouterRig {
     ctl.service();
   }
   OscMessage send(OscMessage m) { return router.handle(m, control::Peer{}); }
+  // Loads `path` into `id` and plays it (looping), then renders a period: the voice is heard.
+  // False (with the failure reported) when a message was refused.
+  bool load_and_play(int id, const std::string& path, float volume = 1.0f) {
+    for (const OscMessage& m :
+         {OscMessage{"/stemd/load", {OscArg::Int(id), OscArg::Str(path)}},
+          OscMessage{"/stemd/play", {OscArg::Int(id), OscArg::Float(volume), OscArg::Bool(true)}}}) {
+      const OscMessage r = send(m);
+      if (r.address != "/done") {
+        ADD_FAILURE() << m.to_string() << " → " << r.to_string();
+        return false;
+      }
+    }
+    render(256);
+    return true;
+  }
+};
+
+// The daemon's restore at start: the state file `path` written with `text` (unless it is empty),
+// the log captured, a rig (its loads on opener threads when `async`, as the daemon's are), the
+// keeper, and what its restore() reported.
+struct Restored {
+  struct Options {
+    bool voices = true;  // --restore-voices
+    double retry_s = 5.0;
+    bool async = false;
+    InstanceConfig ic = Rig::ic(false);
+  };
+  Restored(const std::string& path, const std::string& text, const Options& o)
+      : rig(o.ic), keeper({path, o.voices, 5.0, "test", o.retry_s}) {
+    if (!text.empty()) spit(path, text);
+    if (o.async) rig.router.enable_async_loads(nullptr);
+    report = keeper.restore(rig.router);
+  }
+  Restored(const std::string& path, const std::string& text) : Restored(path, text, Options{}) {}
+  LogCapture log;
+  Rig rig;
+  StateKeeper keeper;
+  RestoreReport report;
 };
 
 template <typename... A>
