@@ -25,7 +25,11 @@ int DaemonRun::run() {
     return shutdown();
   }
   resume_session();
-  if (int rc = load_start_files(); rc >= 0) return rc;
+  if (int rc = load_start_files(); rc >= 0) {
+    if (!stopped_in_restore_) return rc;
+    spdlog::info("stopping ({}): before the audio started", stop_reason_);
+    return shutdown();
+  }
   if (int rc = run_script(); rc >= 0) return rc;
   if (int rc = start_stream(); rc >= 0) return rc;
   if (const control::OscServer* server = inst_->server()) {

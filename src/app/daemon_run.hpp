@@ -64,6 +64,9 @@ class DaemonRun {
   void resume_session();
   void restart_resumed_voices();                                                                     // [control]
   bool route_start_message(const std::string& flag, const control::OscMessage& m, std::int64_t at);  // [control]
+  // A start-up file's load on the opener threads, under --load-timeout; `stopped`: a stop
+  // signal came while it waited (stop_reason_ says which).
+  control::Reply start_load(const std::string& flag, const control::OscMessage& m, bool& stopped);  // [control]
   int load_start_files();
   int run_script();
   bool play_start_files();  // [control]
@@ -121,7 +124,8 @@ class DaemonRun {
   // the end of the main loop
   int exit_code_ = 0;
   std::string stop_reason_ = "finished";
-  bool stopped_in_restore_ = false;  // a stop signal came while the state file's loads were in flight
+  bool stopped_in_restore_ =
+      false;  // a stop signal came while the state file's or the start files' loads were in flight
   // the device watch and recovery: attempts at 0.5 s, then doubling to every 5 s
   std::uint64_t stall_callbacks_ = 0;
   Clock::time_point stall_since_, next_attempt_;

@@ -5,6 +5,7 @@
 // of checks and budgets, and a refusal names the router's reason.
 #include "daemon_run.hpp"
 
+#include "base/log_guard.hpp"
 #include "control/deck_ids.hpp"
 #include "io/sound_file.hpp"
 #include "script.hpp"
@@ -14,8 +15,10 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <thread>
 
+#include <signal.h>
 #include <sys/mman.h>
 
 #ifndef STEMD_VERSION
@@ -98,13 +101,84 @@ control::OscMessage load_message(int id, const std::string& path) {
 // memory budget, every argument's check), taking effect at engine frame `at` (control::kNow:
 // at once). False, logged with the router's /fail (its reason), when it was refused.
 bool DaemonRun::route_start_message(const std::string& flag, const control::OscMessage& m, std::int64_t at) {
-  const control::OscMessage reply = inst_->router().handle_at(m, at);
-  if (reply.address == "/done") return true;
-  // /fail <address> [values…] <reason>
-  const std::string reason = !reply.args.empty() && reply.args.back().is_string() ? reply.args.back().s : "refused";
+  std::string reason;
+  if (at == control::kNow && m.address == "/stemd/load" && inst_->server() != nullptr) {
+    bool stopped = false;
+    const control::Reply r = start_load(flag, m, stopped);
+    if (stopped) {
+      stopped_in_restore_ = true;
+      return false;
+    }
+    if (r.ok) return true;
+    reason = r.reason;
+  } else {
+    const control::OscMessage reply = inst_->router().handle_at(m, at);
+    if (reply.address == "/done") return true;
+    // /fail <address> [values…] <reason>
+    reason = !reply.args.empty() && reply.args.back().is_string() ? reply.args.back().s : "refused";
+  }
   spdlog::error("{}: {} (refused at start: {} → /fail)", base::log_escape(flag, 600), base::log_escape(reason, 600),
                 base::log_escape(m.to_string(), 600));
   return false;
+}
+
+namespace {
+// The start files' loads, an in-process peer of their own: their outcomes are told apart from the
+// state file's (kQuietPeer) and from clients'.
+constexpr std::uint64_t kStartPeer = control::kQuietPeer + 1;
+}  // namespace
+
+// Before, the start files loaded on this thread: a --play file on a network share that did not
+// answer held the start — no OSC, no READY, SIGTERM not acted on — for as long as the share was
+// down (outside pass 20, attack 3). Now as the state file's loads: on the opener threads, under
+// --load-timeout, a stop signal heard while waiting.
+control::Reply DaemonRun::start_load(const std::string& flag, const control::OscMessage& m, bool& stopped) {
+  control::Router& router = inst_->router();
+  router.enable_async_loads(nullptr);  // the server's loop takes the pool over when it starts
+  std::optional<control::Reply> got;
+  const auto previous = router.outcome_observer();  // the state keeper's: its outcomes pass on
+  router.set_outcome_observer([&got, previous](const control::Outcome& o) {
+    if (o.from.local == kStartPeer) {
+      got = o.reply;
+    } else if (previous) {
+      previous(o);
+    }
+  });
+  control::Peer self;
+  self.local = kStartPeer;
+  control::Reply r = router.handle_async(m, self);
+  if (r.ok || r.kind != control::ErrorKind::kDeferred) {
+    router.set_outcome_observer(previous);
+    return r;
+  }
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  const auto since = std::chrono::steady_clock::now();
+  bool said = false;
+  while (!got) {
+    router.poll_loads();  // a load past --load-timeout is answered here (timed out)
+    std::vector<control::Outgoing> out;
+    router.take_replies(out);  // in-process peers' answers go nowhere
+    if (got) break;
+    if (!said && std::chrono::steady_clock::now() - since > std::chrono::seconds(2)) {
+      spdlog::warn(
+          "{}: waiting for its load (the file system is slow to answer) — it gives up after --load-timeout "
+          "{:g} s",
+          base::log_escape(flag, 600), router.config().load_timeout_s);
+      said = true;
+    }
+    timespec timeout{0, 2'000'000L};
+    const int sig = sigtimedwait(&stop, nullptr, &timeout);
+    if (sig == SIGINT || sig == SIGTERM) {
+      stop_reason_ = std::string(sig == SIGINT ? "SIGINT" : "SIGTERM") + " while " + flag + " loaded";
+      stopped = true;
+      break;
+    }
+  }
+  router.set_outcome_observer(previous);
+  return got ? *got : control::Reply::fail(control::ErrorKind::kDeferred, "stopped");
 }
 
 // --play files (ids 1…N) and the old server's --a/--b/--c/--d (deck base ids) and --c_preload:

@@ -205,6 +205,9 @@ class StateKeeper {
   };
   void hold(const StateMessage& load, const std::string& reason);
   bool held(int id) const;
+  // Gives up waiting for held source `id` (< 0: all), as a client asked (Router::set_waiting_sources).
+  bool forget_held(int id);
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for the router's hooks
   void add_to_held(const StateMessage& m);
   void retry_held(const control::Controller& ctl, control::Router& router);
   // A held source's retry: its load, then (loaded, or loading) its voice lines behind it.

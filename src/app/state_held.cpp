@@ -32,6 +32,21 @@ bool StateKeeper::held(int id) const {
   return std::any_of(held_.begin(), held_.end(), [id](const Held& h) { return h.id == id; });
 }
 
+bool StateKeeper::forget_held(int id) {
+  bool any = false;
+  for (auto it = held_.begin(); it != held_.end();) {
+    if (id >= 0 && it->id != id) {
+      ++it;
+      continue;
+    }
+    spdlog::info("state file {}: source {} ({}) no longer waited for: {}", cfg_.path, it->id,
+                 base::log_escape(it->path, 400), id >= 0 ? "unloaded by a client" : "/mixer_cleanup");
+    it = held_.erase(it);
+    any = true;
+  }
+  return any;
+}
+
 void StateKeeper::hold(const StateMessage& load, const std::string& reason) {
   const control::OscMessage& m = load.message;
   Held h;

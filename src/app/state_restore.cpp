@@ -48,6 +48,7 @@ void StateKeeper::observe(control::Router& router) {
     if (o.from.local != control::kQuietPeer) return;  // a client's
     if (auto q = inbox.lock()) q->push_back(o);
   });
+  router.set_waiting_sources([this, alive = std::weak_ptr(alive_)](int id) { return alive.lock() && forget_held(id); });
 }
 
 std::vector<control::Outcome> StateKeeper::take_outcomes() {

@@ -279,6 +279,7 @@ Reply CrowdstreamDialect::test_tone(const Call& c) {
 Reply CrowdstreamDialect::mixer_cleanup(const Call&) {
   ctl_.clear(0.0);  // at once, whatever its time; every voice fades out (declick), buffers freed as they retire
   r_.players_.clear();
+  r_.forget_waiting(-1);  // and the state file's sources still waiting for their files
   return done();
 }
 

@@ -127,7 +127,13 @@ Reply NativeDialect::unload(const Call& c) {
   int id = 0;
   if (!a.id(0, id)) return fail(K::kArguments, a.error(), a.id_values());
   std::string error;
-  if (!ctl_.unload(c.at, id, error)) return fail(K::kUnknownId, error, {OscArg::Int(id)});
+  // A state file's source waiting for its file is given up too (also when a retry loaded it
+  // meanwhile: otherwise the next retry brought it back).
+  const bool waited = r_.forget_waiting(id);
+  if (!ctl_.unload(c.at, id, error)) {
+    if (waited) return done({OscArg::Int(id)});
+    return fail(K::kUnknownId, error, {OscArg::Int(id)});
+  }
   r_.players_.erase(id);
   return done({OscArg::Int(id)});
 }

@@ -85,6 +85,13 @@ class Router {
   // as its answer is queued for take_replies(), whoever sent it. Called again, it replaces the
   // observer. It runs inside poll_loads(): it must not call into the router.
   void set_outcome_observer(std::function<void(const Outcome&)> f) { outcome_observer_ = std::move(f); }
+  const std::function<void(const Outcome&)>& outcome_observer() const { return outcome_observer_; }
+  // [control] Sources the daemon waits for (the state file's sources whose files are missing):
+  // `forget(id)` gives id up (id < 0: all) and says whether it was waited for. /stemd/unload of
+  // such an id and /mixer_cleanup give them up — before, they came back (and played) on their own
+  // once their disk was mounted, whatever a client had cleared since.
+  void set_waiting_sources(std::function<bool(int id)> forget) { forget_waiting_ = std::move(forget); }
+  bool forget_waiting(int id) { return forget_waiting_ && forget_waiting_(id); }
   std::size_t loads_in_flight() const { return pending_.size(); }
   // Messages whose plays wait for their streams to open (router_streams.cpp).
   std::size_t plays_opening() const { return pending_plays_.size(); }
@@ -299,6 +306,7 @@ class Router {
   // Tells the outcome observer, if any, what `m` from `from` was answered.
   void observe(const OscMessage& m, const Peer& from, const Reply& r) const;
   std::function<void(const Outcome&)> outcome_observer_;
+  std::function<bool(int)> forget_waiting_;
   // A message that waited answered with a failure it did not run for (a timed-out load).
   void answer_failed(const OscMessage& m, const Peer& from, const std::shared_ptr<PacketBudget>& packet,
                      const Reply& r);

@@ -82,15 +82,34 @@ wait_for "$D/two.log" "restore stopped by a signal while loads were in flight" 3
 wait_for "$D/two.log" "stopping (SIGTERM during the state restore): before the audio started" 3 || fail "did not stop"
 cmp -s "$D/two.state" "$D/two.before" || fail "the state file was rewritten: $(cat "$D/two.state")"
 
-# The file system comes back (its server gone: the held opens fail): both processes end.
+# 3. and 4. A --play file there (outside pass 20, attack 3): before, loaded on the main thread —
+# no OSC, no READY, SIGTERM not acted on while the file system did not answer. Now it waits on
+# the opener threads: a stop signal stops it (3), --load-timeout makes it a start-up error (4).
+run_play() {  # NAME LOAD_TIMEOUT
+  unshare --net bash -c 'ip link set lo up 2>/dev/null; exec "$@"' _ "$STEMD" --backend null --config none \
+    --osc-port 57120 --http-port -1 --load-timeout "$2" --play "$D/mnt/stalled.wav" >"$D/$1.log" 2>&1 &
+  echo $! >"$D/$1.pid"
+}
+run_play three 30
+wait_for "$D/three.log" "--play $D/mnt/stalled.wav: waiting for its load" 10 || fail "no line naming the --play load waited for"
+kill -TERM "$(cat "$D/three.pid")"
+wait_for "$D/three.log" "stopping (SIGTERM while --play $D/mnt/stalled.wav loaded): before the audio started" 3 ||
+  fail "SIGTERM not acted on while a --play file's load waited"
+run_play four 1
+wait_for "$D/four.log" "--play $D/mnt/stalled.wav: timed out after 1 s (the file system did not answer) (refused at start" 10 ||
+  fail "a --play load that does not answer was not given up after --load-timeout"
+
+# The file system comes back (its server gone: the held opens fail): every process ends.
 kill "$FS" 2>/dev/null
 FS=""
-for c in one two; do
+for c in one two three four; do
   p=$(cat "$D/$c.pid")
   for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
   kill -0 "$p" 2>/dev/null && fail "stemd ($c) still running 10 s after the file system came back"
   wait "$p"
   rc=$?
-  [ "$rc" = 0 ] || fail "stemd ($c) exited $rc"
+  want=0
+  [ "$c" = four ] && want=1  # a --play file refused: a start-up error
+  [ "$rc" = "$want" ] || fail "stemd ($c) exited $rc, not $want"
 done
 echo "restore_stall: PASS"

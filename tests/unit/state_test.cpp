@@ -614,6 +614,44 @@ TEST(StateKeeper, AWaitingSourceIsDroppedWhenAClientLoadsItsId) {
   EXPECT_NE(text.find(dir.file("b.wav")), std::string::npos) << text;
 }
 
+// A client that unloads a waiting source's id, or clears the mixer, has given it up: before, the
+// unload answered "not loaded", /mixer_cleanup left it, and once its disk was mounted it came
+// back and played on its own (outside pass 20, attack 5). Now both give it up and the state file
+// drops it.
+TEST(StateKeeper, UnloadAndMixerCleanupGiveUpAWaitingSource) {
+  test::TempDir dir;
+  const std::string path = dir.file("state");
+  const std::string x = dir.file("gone/x.wav"), y = dir.file("gone/y.wav");
+  Restored s(path,
+             "stemd-state 1\n/stemd/load 2 \"" + x + "\" \"x\"\n/stemd/play 2 1 true 0 frames 1\n/stemd/load 3 \"" + y +
+                 "\" \"y\"\n/stemd/load 4 \"" + y + "\" \"y\"\nend\n",
+             {.retry_s = 0.0});
+  ASSERT_EQ(s.report.sources, 0);
+  const OscMessage r = s.rig.router.handle(OscMessage{"/stemd/unload", {OscArg::Int(2)}}, control::Peer{});
+  EXPECT_EQ(r.address, "/done") << show(r);
+  EXPECT_NE(s.log.text().find("source 2 (" + x + ") no longer waited for: unloaded by a client"), std::string::npos)
+      << s.log.text();
+  const OscMessage r5 = s.rig.router.handle(OscMessage{"/stemd/unload", {OscArg::Int(5)}}, control::Peer{});
+  EXPECT_EQ(r5.address, "/fail") << show(r5);  // nothing loaded nor waited for: as before
+  EXPECT_EQ(s.rig.router.handle(OscMessage{"/mixer_cleanup", {}}, control::Peer{}).address, "/done");
+  EXPECT_NE(s.log.text().find("source 3 (" + y + ") no longer waited for: /mixer_cleanup"), std::string::npos)
+      << s.log.text();
+  EXPECT_NE(s.log.text().find("source 4 (" + y + ") no longer waited for: /mixer_cleanup"), std::string::npos);
+  // The files come: nothing comes back, and the state file names none of them.
+  std::filesystem::create_directories(dir.file("gone"));
+  test::make_wav(x, 48'000, 1);
+  test::make_wav(y, 48'000, 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // poll() looks once a second
+  s.keeper.poll(s.rig.ctl, s.rig.router);
+  EXPECT_EQ(s.rig.ctl.source(2), nullptr);
+  EXPECT_EQ(s.rig.ctl.source(3), nullptr);
+  EXPECT_EQ(s.rig.ctl.voices_playing(), 0u);
+  s.keeper.capture_now(s.rig.ctl, s.rig.router);
+  ASSERT_TRUE(s.keeper.flush());
+  const std::string text = slurp(path);
+  EXPECT_EQ(text.find("gone/"), std::string::npos) << text;
+}
+
 TEST(StateKeeper, VoicesAreRestoredOnlyWithRestoreVoices) {
   test::TempDir dir;
   test::make_wav(dir.file("a.wav"), 48'000, 1);
