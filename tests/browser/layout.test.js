@@ -89,7 +89,12 @@ async function eqState(page) {
     await osc(url, '/stemd/play', [id, 1.0, 1]);
     await osc(url, '/stemd/fade', [id, 0.25, 60]);
   }
+  // No error in the console: the browser asked for /favicon.ico, and its 404 was one.
+  const errors = [];
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
   await page.goto(url);
+  await sleep(1500);
+  if (errors.length) fail(`errors in the page's console: ${errors.join(' | ')}`);
   for (const width of [1280, 1024, 800, 390]) await checkVoicesFit(page, width, ids.length);
   await page.setViewportSize({ width: 1280, height: 1000 });
   if (shot) await page.screenshot({ path: shot, fullPage: true });
