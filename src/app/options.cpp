@@ -359,6 +359,14 @@ std::string finish(const CLI::App& app, Options& o) {
   }
   // An offline render listens for OSC only when asked to (a port given explicitly).
   if ((o.backend == "render" || !o.render_to.empty()) && app.count("--osc-port") == 0) o.no_osc = true;
+  // OSC over TCP and the web monitor on one TCP port: the second bind failed "Address already in
+  // use", and an operator looked for another process (outside pass 20, attack 8).
+  auto wildcard = [](const std::string& b) { return b == "0.0.0.0" || b == "::" || b == "[::]"; };
+  if (!o.no_osc && o.osc_tcp_port > 0 && o.osc_tcp_port == o.http_port &&
+      (o.osc_bind == o.http_bind || wildcard(o.osc_bind) || wildcard(o.http_bind))) {
+    return "--http-port " + std::to_string(o.http_port) +
+           " is also --osc-tcp-port: both are TCP, on one address: give them different ports";
+  }
   if (!o.render_to.empty()) {
     if (o.backend != "auto" && o.backend != "render") {
       return "--render-to needs --backend render (or no --backend), not '" + o.backend + "'";

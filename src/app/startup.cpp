@@ -315,6 +315,18 @@ std::string DaemonRun::reachable_listener() const {
 
 // The Instance: its core, the render backend (which needs the loader), then the control side
 // (media policy, router, OSC sockets bound now: a port in use is a start-up error).
+namespace {
+// A port in use at start is most often stemd itself, already running (the service, or a test
+// start beside it): say how to tell, and the flag to change (outside pass 20, user 4).
+std::string in_use_hint(const std::string& error, const char* flags) {
+  if (error.find("Address already in use") == std::string::npos) return {};
+  return std::string(
+             " — another stemd (the service? systemctl status stemd, stemctl status) or another program "
+             "holds it (ss -ltunp names it); or choose another port: ") +
+         flags;
+}
+}  // namespace
+
 int DaemonRun::build_instance() {
   InstanceConfig ic = instance_config();
   inst_ = std::make_unique<Instance>(ic);
@@ -337,7 +349,7 @@ int DaemonRun::build_instance() {
   bool loopback_only = true;
   if (int rc_code = router_config(rc, loopback_only); rc_code >= 0) return rc_code;
   if (!inst_->open_control(rc, loopback_only, err_)) {
-    spdlog::error("{}", err_);
+    spdlog::error("{}{}", err_, in_use_hint(err_, "--osc-port or --osc-tcp-port"));
     return 2;
   }
   // uptime_s counts from the process's start, and after a lost device's hand-over from the first
@@ -393,7 +405,7 @@ int DaemonRun::open_web() {
   web_ = std::make_unique<web::WebServer>(wc, inst->controller(), inst->router(), inst->media(),
                                           [inst](std::function<void()> f) { inst->post(std::move(f)); });
   if (!web_->open(err_)) {
-    spdlog::error("{}", err_);
+    spdlog::error("{}{}", err_, in_use_hint(err_, "--http-port"));
     return 2;
   }
   inst_->set_local_sink(web_->sink());

@@ -14,6 +14,7 @@
 #include "commands.hpp"
 #include "control/suggest.hpp"
 
+#include <cstdio>
 #include <CLI/CLI.hpp>
 
 namespace stemd::ctl {
@@ -115,6 +116,12 @@ int stemctl_main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    // No command at all (`stemctl`, `stemctl --port 5`): the list of commands, not CLI11's "A
+    // subcommand is required" (outside pass 20, user 5).
+    if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr && app.get_subcommands().empty()) {
+      std::fprintf(stderr, "%s\nstemctl: name a command (listed above)\n", app.help().c_str());
+      return kExitUsage;
+    }
     app.exit(e);
     return kExitUsage;
   }

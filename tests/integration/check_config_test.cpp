@@ -101,6 +101,20 @@ TEST(CheckConfig, ProblemsComeInTheFilesOrderAndAStartPointsToTheCheck) {
   EXPECT_EQ(flag.output.find("--check-config"), std::string::npos) << flag.output;
 }
 
+// --osc-tcp-port and --http-port the same: the check passed, the start failed "Address already in
+// use" (stemd held it itself). Now both say so.
+TEST(CheckConfig, OscOverTcpAndTheWebMonitorOnOnePortIsAProblem) {
+  const std::string flags = " --config none --backend null --osc-port 46171 --osc-tcp-port 46170 --http-port 46170";
+  const std::string why = "--http-port 46170 is also --osc-tcp-port: both are TCP, on one address";
+  const auto r = run_process(std::string(STEMD_BINARY) + " --check-config" + flags);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find(why), std::string::npos) << r.output;
+  const auto start = run_process(std::string(STEMD_BINARY) + flags);
+  EXPECT_EQ(start.exit_code, 2) << start.output;
+  EXPECT_NE(start.output.find(why), std::string::npos) << start.output;
+  EXPECT_EQ(run_process(std::string(STEMD_BINARY) + " --check-config" + flags + " --http-bind 127.0.0.2").exit_code, 0);
+}
+
 TEST(CheckConfig, AConfigThatStartsPasses) {
   TempDir dir;
   ASSERT_EQ(mkdir(dir.file("music").c_str(), 0700), 0);

@@ -297,6 +297,13 @@ TEST(Stemctl, UsageErrorsExit2) {
   for (const char* word : {"load", "play", "status", "watch", "send", "--host", "--port", "--timeout", "--tcp"}) {
     EXPECT_NE(r.out.find(word), std::string::npos) << word << "\n" << r.out;
   }
+  // No command at all: the commands to choose from (it said "A subcommand is required").
+  for (const char* args : {"", "--port 5"}) {
+    const auto bare = run_ctl(args);
+    EXPECT_EQ(bare.exit_code, 2) << show(bare);
+    EXPECT_NE(bare.err.find("Subcommands:"), std::string::npos) << show(bare);
+    EXPECT_NE(bare.err.find("stemctl: name a command (listed above)"), std::string::npos) << show(bare);
+  }
 }
 
 // Issue 12, defect 10: a mistyped command is named with the closest one (it said "A subcommand
