@@ -15,6 +15,14 @@ std::string glitch_advice(const GlitchWindow& w) {
           " — audio is glitching and stemd's callback is the cause (max {:.0f} %, p99 {:.0f} % of its {:.1f} ms "
           "budget): raise --buffer-size (now {}) or play fewer voices",
           100 * max_share, 100 * p99_share, w.budget_ms, w.buffer_size);
+    } else if (w.clock_paced) {
+      // No device, no audio server: the system clock's pacing thread woke late (outside pass 20,
+      // user 6: the advice named a device and an audio server).
+      out = fmt::format(
+          " — the null backend's pacing (the system clock) woke late: the machine was busy (other work, CPU "
+          "frequency scaling); stemd's callback used at most {:.0f} % of its {:.1f} ms budget. Nothing is heard on "
+          "the null backend",
+          100 * max_share, w.budget_ms);
     } else {
       out = fmt::format(
           " — {} missed its deadline; stemd's callback used at most {:.0f} % of its {:.1f} ms budget (p99 {:.0f} %), "

@@ -15,6 +15,7 @@ struct GlitchWindow {
   std::uint32_t buffer_size = 0;  // frames per callback
   double budget_ms = 0;           // output milliseconds one callback may take (buffer / rate)
   std::string device;             // "the device (JACK server)", what stemd plays on
+  bool clock_paced = false;       // the null backend: no device, blocks paced by the system clock
 };
 
 // The callback's own time is the cause of a device underflow when its slowest call in the

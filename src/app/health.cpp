@@ -107,6 +107,7 @@ void DaemonRun::log_glitches(const HealthCounters& c, const engine::DurationHist
   gw.buffer_size = o_.buffer_size;
   gw.budget_ms = budget_ms_;
   gw.device = bc_.kind == "portaudio" ? "the device (" + backend_->describe() + ")" : "the " + bc_.kind + " output";
+  gw.clock_paced = bc_.kind == "null";
   const std::string advice = glitch_advice(gw);
   spdlog::warn(
       "health: voice underruns +{} (total {}), device underflows +{} (total {}), read errors {}, "

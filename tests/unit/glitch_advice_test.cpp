@@ -26,6 +26,18 @@ TEST(GlitchAdvice, DeviceLateWhileTheCallbackIsFastBlamesTheDevice) {
       << a;
 }
 
+// The null backend has no device nor audio server to look at (outside pass 20, user 6).
+TEST(GlitchAdvice, TheNullBackendLateSaysTheMachineWasBusyNotTheDevice) {
+  GlitchWindow w = window(53, 120);
+  w.device = "the null output";
+  w.clock_paced = true;
+  const std::string a = glitch_advice(w);
+  EXPECT_EQ(a.find("audio server"), std::string::npos) << a;
+  EXPECT_NE(a.find("the null backend's pacing (the system clock) woke late: the machine was busy"), std::string::npos)
+      << a;
+  EXPECT_NE(a.find("Nothing is heard on the null backend"), std::string::npos) << a;
+}
+
 TEST(GlitchAdvice, SlowCallbackAdvisesABiggerBuffer) {
   for (const auto& [p99, max] : {std::pair{2800u, 3000u}, std::pair{500u, 4300u}}) {  // p99 ≥ 50 %, or max ≥ 80 %
     const std::string a = glitch_advice(window(p99, max));
