@@ -525,8 +525,11 @@ std::vector<OscArg> Router::status_fields() {
   kv("loader_reads", OscArg::Int64(static_cast<std::int64_t>(ls.reads)));
   kv("read_errors", OscArg::Int64(static_cast<std::int64_t>(ls.read_errors)));
   kv("messages", OscArg::Int64(static_cast<std::int64_t>(stats_.messages)));
-  std::uint64_t bad = 0;  // a late bundle's messages ran (at once): counted apart, late_messages
-  for (const auto& [k, n] : stats_.bad) bad += k == to_string(ErrorKind::kLate) ? 0 : n;
+  // A late bundle's messages ran (at once): counted apart, late_messages; a busy refusal is
+  // back-pressure, not bad input (a client that only went too fast): busy_messages.
+  std::uint64_t bad = 0;
+  for (const auto& [k, n] : stats_.bad)
+    bad += k == to_string(ErrorKind::kLate) || k == to_string(ErrorKind::kBusy) ? 0 : n;
   kv("bad_messages", OscArg::Int64(static_cast<std::int64_t>(bad)));
   std::uint64_t ignored = 0;
   for (const auto& [k, n] : stats_.ignored) ignored += n;

@@ -95,6 +95,7 @@ const char* plain_label(const std::string& k) {
       {"messages", "OSC messages"},
       {"bad_messages", "OSC messages refused"},
       {"late_messages", "OSC messages late (bundle time passed)"},
+      {"busy_messages", "OSC messages refused as busy (try again)"},
       {"ignored_messages", "OSC messages ignored (as the old server did)"},
       {"subscribers", "event subscribers"},
       {"replies_withheld", "replies withheld (until the cookie)"},

@@ -341,7 +341,10 @@ TEST_F(LoadPath, ARepeatedLoadOfAStuckPathWaitsForItsThreadInsteadOfLosingAnothe
   EXPECT_FAIL(r2, "/stemd/load");
   EXPECT_NE(reason(r2).find("busy: the last load of this path has waited on the file system"), std::string::npos)
       << reason(r2);
-  EXPECT_EQ(status(c()).at("loads_lost").i, 1);                                  // no second thread lost
+  EXPECT_EQ(status(c()).at("loads_lost").i, 1);  // no second thread lost
+  // Back-pressure, not bad input (outside pass 20, attack 9): busy_messages, not bad_messages.
+  EXPECT_EQ(status(c()).at("busy_messages").i, 1);
+  EXPECT_EQ(status(c()).at("bad_messages").i, 1);                                // the timed-out load only
   EXPECT_DONE(c().send("/stemd/load", 3, media_.path("a.wav")), "/stemd/load");  // other paths load
   ASSERT_TRUE(eventually([&] { return status(c()).at("loads_lost").i == 0; }, std::chrono::milliseconds(6000)));
   EXPECT_DONE(c().send("/stemd/load", 2, media_.path("slow.wav")), "/stemd/load");  // back: tried again
