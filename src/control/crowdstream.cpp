@@ -542,6 +542,9 @@ Reply CrowdstreamDialect::fade(const Call& c) {
   }
   if (!parse_deck(deck_name, deck)) return bad_deck(deck_name);
   if (std::string e; !r_.start_at_in_range(c, start_at, e)) return fail(K::kRange, e);
+  // The dialect's own rule: a duration ≤ 0 fades at once (it was refused below 0). Not a number
+  // or an infinite one is still refused.
+  if (std::isfinite(duration) && duration < 0) duration = 0;
   if (std::string e; !limits::seconds_in_range(duration, 0, limits::kMaxFadeSeconds, "duration", e))
     return fail(K::kRange, e);
   // After start_at, the deck's level ramps linearly from wherever it is then to 0.

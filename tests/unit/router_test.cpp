@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <set>
@@ -194,6 +195,22 @@ TEST(RouterSchedule, TheMessagesFrameIsPassedExplicitly) {
   EXPECT_EQ(rig.ctl.scheduled(), 3u);
   ASSERT_EQ(rig.router.handle(msg("/stemd/master", {OscArg::Float(0.9f)}), control::Peer{}).address, "/done");
   EXPECT_EQ(rig.ctl.scheduled(), 3u) << "an untimed message after timed ones applies at once";
+}
+
+// The spec's /fade: "duration ≤ 0 → at once". A negative duration was refused (outside pass
+// 20's crowdstream replay); not a number or an infinite one still is.
+TEST(RouterCompat, AFadeOfNegativeDurationIsAtOnce) {
+  Rig rig;
+  const OscMessage r =
+      rig.router.handle(msg("/fade", {OscArg::Str("A"), OscArg::Float(0.0f), OscArg::Float(-1.0f)}), control::Peer{});
+  EXPECT_EQ(r.address, "/done") << r.to_string();
+  EXPECT_FLOAT_EQ(rig.ctl.deck_level(0), 0.0f);
+  for (float bad : {std::nanf(""), -INFINITY}) {
+    const OscMessage f =
+        rig.router.handle(msg("/fade", {OscArg::Str("B"), OscArg::Float(0.0f), OscArg::Float(bad)}), control::Peer{});
+    EXPECT_EQ(f.address, "/fail") << f.to_string();
+  }
+  EXPECT_FLOAT_EQ(rig.ctl.deck_level(1), 1.0f);
 }
 
 // Issue 13 item 5: `/play_stem id 0.1` passed the crowdstream check (rate > 0) and was then
