@@ -12,10 +12,15 @@ HERE="$SRC/tests/browser"
 source "$HERE/browser_check.sh"
 browser_require monitor_layout node python3
 D=$(mktemp -d /tmp/stemd-layout.XXXXXX)
-pids=()
+# The daemons' pids in files: start() runs in a command substitution (a subshell), where a pid
+# added to an array never reached cleanup() — every run left both daemons running.
 cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  local p
+  for p in $(cat "$D"/*.pid 2>/dev/null); do kill -TERM "$p" 2>/dev/null; done
+  for p in $(cat "$D"/*.pid 2>/dev/null); do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null
+  done
   rm -rf "$D"
 }
 trap cleanup EXIT
@@ -37,7 +42,7 @@ start() {  # start LOG [FLAGS…]: a daemon; prints its page's URL
   shift
   STEMD_NO_CONFIG_SEARCH=1 "$STEMD" --backend null --osc-port 0 --http-port 0 --web-root "$SRC/web" \
     --media-root "$D/media" "$@" >"$log" 2>&1 &
-  pids+=($!)
+  echo $! >"$log.pid"
   for _ in $(seq 100); do
     grep -qs "web monitor on http://" "$log" && break
     sleep 0.1
