@@ -16,22 +16,13 @@ unshare --net true 2>/dev/null || { echo "media_root_late: cannot make a network
 D=$(mktemp -d "${TMPDIR:-/tmp}/stemd-lateroot.XXXXXX")
 trap 'rm -rf "$D"' EXIT
 
-unshare --net bash -s "$STEMD" "$STEMCTL" "$D" <<'INNER'
+unshare --net bash -s "$STEMD" "$STEMCTL" "$D" "$(cd "$(dirname "$0")" && pwd)" <<'INNER'
 set -uo pipefail
 STEMD=$1; STEMCTL=$2; D=$3
 ROOT=$D/disk/stems
-PID=""
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; }
-trap cleanup EXIT
-fail() { echo "media_root_late: FAIL: $*" >&2; tail -20 "$D/stemd.log" >&2; exit 1; }
-wait_for() {  # TEXT SECONDS
-  local i=0
-  until grep -qF -- "$1" "$D/stemd.log"; do
-    [ "$i" -ge $(($2 * 20)) ] && return 1
-    kill -0 "$PID" 2>/dev/null || return 1
-    sleep 0.05; i=$((i + 1))
-  done
-}
+NAME=media_root_late
+# shellcheck source=netns_common.sh
+source "$4/netns_common.sh"
 ip link set lo up || fail "ip link set lo up"
 ctl() { "$STEMCTL" --port 57120 "$@"; }
 

@@ -15,22 +15,13 @@ D=$(mktemp -d "${TMPDIR:-/tmp}/stemd-bindpending.XXXXXX")
 trap 'rm -rf "$D"' EXIT
 
 # Everything below runs inside the namespace; its exit status is the test's.
-unshare --net bash -s "$STEMD" "$STEMCTL" "$D" <<'INNER'
+unshare --net bash -s "$STEMD" "$STEMCTL" "$D" "$(cd "$(dirname "$0")" && pwd)" <<'INNER'
 set -uo pipefail
 STEMD=$1; STEMCTL=$2; D=$3
 ADDR=192.0.2.1  # TEST-NET-1
-PID=""
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; }
-trap cleanup EXIT
-fail() { echo "osc_bind_pending: FAIL: $*" >&2; tail -20 "$D/stemd.log" >&2; exit 1; }
-wait_for() {  # TEXT SECONDS
-  local i=0
-  until grep -qF -- "$1" "$D/stemd.log"; do
-    [ "$i" -ge $(($2 * 20)) ] && return 1
-    kill -0 "$PID" 2>/dev/null || return 1
-    sleep 0.05; i=$((i + 1))
-  done
-}
+NAME=osc_bind_pending
+# shellcheck source=netns_common.sh
+source "$4/netns_common.sh"
 ip link set lo up || fail "ip link set lo up"
 
 "$STEMD" --backend null --osc-bind "$ADDR" --allow 192.0.2.0/24 --osc-port 57120 \
@@ -74,7 +65,7 @@ PID=""
 if sysctl -qw net.ipv6.bindv6only=1 2>/dev/null; then
   "$STEMD" --backend null --osc-bind ::ffff:192.0.2.8 --allow 192.0.2.0/24 --osc-port 57122 >"$D/m.log" 2>&1 &
   PID=$!
-  i=0; until grep -qF " started: " "$D/m.log" || [ $i -ge 200 ]; do sleep 0.05; i=$((i + 1)); done
+  wait_for " started: " 10 "$D/m.log"
   grep -qF -- "--osc-bind ::ffff:192.0.2.8: no network interface has this address yet" "$D/m.log" ||
     { cat "$D/m.log" >&2; fail "v4-mapped: no pending warning"; }
   sleep 2.5
@@ -86,7 +77,7 @@ fi
 # A bind error that is not a missing address still stops the start (the port in use).
 "$STEMD" --backend null --osc-bind "$ADDR" --allow 192.0.2.0/24 --osc-port 57120 >"$D/a.log" 2>&1 &
 PID=$!
-i=0; until grep -qF " started: " "$D/a.log" || [ $i -ge 200 ]; do sleep 0.05; i=$((i + 1)); done
+wait_for " started: " 10 "$D/a.log"
 out=$("$STEMD" --backend null --osc-bind "$ADDR" --allow 192.0.2.0/24 --osc-port 57120 --duration 1 2>&1); rc=$?
 [ "$rc" -eq 2 ] && grep -qF "port 57120 is in use" <<<"$out" || fail "port in use: exit $rc: $out"
 kill -TERM "$PID"; wait "$PID"; PID=""
@@ -94,13 +85,11 @@ kill -TERM "$PID"; wait "$PID"; PID=""
 # configured, then answered (it was "not a numeric IPv4/IPv6 address").
 "$STEMD" --backend null --osc-bind 'fe80::1%lo' --allow fe80::/10 --osc-port 57123 >"$D/ll.log" 2>&1 &
 PID=$!
-i=0; until grep -qF " started: " "$D/ll.log" || [ $i -ge 200 ]; do sleep 0.05; i=$((i + 1)); done
+wait_for " started: " 10 "$D/ll.log"
 grep -qF -- "--osc-bind fe80::1%lo: no network interface has this address yet" "$D/ll.log" ||
   { cat "$D/ll.log" >&2; fail "link-local: no pending warning"; }
 ip -6 addr add fe80::1/64 dev lo nodad || fail "ip -6 addr add fe80::1"
-i=0; until grep -qF -- "--osc-bind fe80::1%lo: the address is configured now" "$D/ll.log" || [ $i -ge 100 ]; do
-  sleep 0.05; i=$((i + 1))
-done
+wait_for "--osc-bind fe80::1%lo: the address is configured now" 5 "$D/ll.log"
 grep -qF "configured now" "$D/ll.log" || { cat "$D/ll.log" >&2; fail "link-local: its arrival was not logged"; }
 out=$("$STEMCTL" --host 'fe80::1%lo' --port 57123 --timeout 3 ping 2>&1) || fail "link-local: no OSC answer: $out"
 kill -TERM "$PID"; wait "$PID"; PID=""
@@ -110,23 +99,19 @@ kill -TERM "$PID"; wait "$PID"; PID=""
 "$STEMD" --backend null --osc-bind 'fe80::1%eth9' --allow fe80::/10 --osc-port 57124 --osc-tcp-port 57125 \
   >"$D/if.log" 2>&1 &
 PID=$!
-i=0; until grep -qF " started: " "$D/if.log" || [ $i -ge 200 ]; do sleep 0.05; i=$((i + 1)); done
+wait_for " started: " 10 "$D/if.log"
 kill -0 "$PID" 2>/dev/null || { cat "$D/if.log" >&2; fail "late interface: stemd exited"; }
 grep -qF -- '--osc-bind fe80::1%eth9: no network interface "eth9" yet' "$D/if.log" ||
   { cat "$D/if.log" >&2; fail "late interface: no warning naming it"; }
 # The interface appears (a dummy; a veth pair where the kernel has no dummy driver).
 ip link add eth9 type dummy 2>/dev/null || ip link add eth9 type veth peer name eth9p ||
   fail "cannot add an interface"
-i=0; until grep -qF 'network interface "eth9" is there now' "$D/if.log" || [ $i -ge 100 ]; do
-  sleep 0.05; i=$((i + 1))
-done
+wait_for 'network interface "eth9" is there now' 5 "$D/if.log"
 grep -qF 'network interface "eth9" is there now' "$D/if.log" ||
   { cat "$D/if.log" >&2; fail "late interface: its arrival was not logged"; }
 ip link set eth9 up && { ! ip link show eth9p >/dev/null 2>&1 || ip link set eth9p up; } || fail "ip link set up"
 ip -6 addr add fe80::1/64 dev eth9 nodad || fail "ip -6 addr add fe80::1 dev eth9"
-i=0; until grep -qF -- "--osc-bind fe80::1%eth9: the address is configured now" "$D/if.log" || [ $i -ge 100 ]; do
-  sleep 0.05; i=$((i + 1))
-done
+wait_for "--osc-bind fe80::1%eth9: the address is configured now" 5 "$D/if.log"
 grep -qF "configured now" "$D/if.log" || { cat "$D/if.log" >&2; fail "late interface: the address's arrival"; }
 out=$("$STEMCTL" --host 'fe80::1%eth9' --port 57124 --timeout 3 ping 2>&1) || fail "late interface: no UDP answer: $out"
 out=$("$STEMCTL" --host 'fe80::1%eth9' --port 57125 --tcp --timeout 3 ping 2>&1) ||
