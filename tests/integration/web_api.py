@@ -269,13 +269,18 @@ try:
     op, data = ws_read(a)
     hdr = json.loads(data)
     check(op == 1 and hdr == {"sample_rate": 48000, "channels": 2, "format": "s16le", "chunk_frames": 256}, f"first message: the header ({hdr})")
+    resets0 = status()["status"]["clock_resets"]
     frames = []
     for _ in range(10):
         op, data = ws_read(a)
         check(op == 2 and (len(data) - 8) % 1024 == 0 and len(data) > 8, "binary: 8-byte stamp + whole chunks") if len(frames) == 0 else None
         f = struct.unpack("<q", data[:8])[0]
         frames.append((f, (len(data) - 8) // 4, struct.unpack("<hh", data[8:12])))
-    check(all(frames[i + 1][0] == frames[i][0] + frames[i][1] for i in range(len(frames) - 1)), f"frame stamps are consecutive ({frames[:3]})")
+    # Consecutive, unless the stream clock jumped (a late cycle on a busy machine moves the frame
+    # counter on with the device's time, and the stamps show it: CI with a build beside it).
+    consecutive = all(frames[i + 1][0] == frames[i][0] + frames[i][1] for i in range(len(frames) - 1))
+    jumped = status()["status"]["clock_resets"] > resets0
+    check(consecutive or jumped, f"frame stamps are consecutive, or the clock jumped ({frames[:3]}, clock_resets from {resets0})")
     check(all(abs(l - 8000) < 2 and abs(r + 8000) < 2 for _, _, (l, r) in frames), "the samples are the mix (±8000 as played)")
     b, head2 = ws_open("/ws/audio")
     check(head2.startswith("HTTP/1.1 503"), f"a second listener over --http-max-listeners 1 is refused ({head2.splitlines()[0]})")

@@ -372,6 +372,42 @@ TEST(StateRoundTrip, TimedPanRateStretchAndPauseAreKeptOnlyOnceHeard) {
   EXPECT_TRUE(s.voices[0].paused) << format_state(s, "test");
 }
 
+// Outside pass 20, attack 6: the controller kept one timed value per setting, so a second timed
+// command, or an untimed one after a timed one, made the state wrong for the whole window — the
+// engine applies every command at its frame. (a) two timed rates: the first is heard until the
+// second; (b) a timed pan, then an untimed one: the untimed is heard at once and the timed one
+// from its frame on (the state kept the untimed one for good).
+TEST(StateRoundTrip, EveryTimedCommandIsKeptFromItsFrameWhateverCameAfterIt) {
+  test::TempDir dir;
+  test::write_wav16(dir.file("a.wav"), test::make_tone_noise16(48000 * 4, 2, 6), 2);
+  Rig rig;
+  ASSERT_TRUE(rig.load_and_play(1, dir.file("a.wav")));
+  const std::int64_t t0 = rig.ctl.now_frame();
+  auto at = [&](const OscMessage& m, std::int64_t frame) {
+    const OscMessage r = rig.router.handle_at(m, frame);
+    EXPECT_EQ(r.address, "/done") << show(m) << " → " << show(r);
+  };
+  at(msg("/stemd/rate", OscArg::Int(1), OscArg::Float(2), OscArg::Float(0)), t0 + 4800);
+  at(msg("/stemd/rate", OscArg::Int(1), OscArg::Float(0.5), OscArg::Float(0)), t0 + 9600);
+  at(msg("/stemd/pan", OscArg::Int(1), OscArg::Float(1), OscArg::Float(0)), t0 + 4800);
+  ASSERT_EQ(rig.send(msg("/stemd/pan", OscArg::Int(1), OscArg::Float(-1), OscArg::Float(0))).address, "/done");
+  auto state_at = [&](std::int64_t frame) {
+    while (rig.ctl.now_frame() < frame) rig.render(256);
+    const DaemonState s = capture_state(rig.ctl, rig.router, true);
+    EXPECT_EQ(s.voices.size(), 1u);
+    return s.voices.empty() ? StateVoice{} : s.voices[0];
+  };
+  StateVoice v = state_at(t0 + 2400);
+  EXPECT_FLOAT_EQ(v.rate, 1.0f);
+  EXPECT_FLOAT_EQ(v.pan, -1.0f) << "the untimed pan is heard at once";
+  v = state_at(t0 + 7200);
+  EXPECT_FLOAT_EQ(v.rate, 2.0f) << "the first timed rate is heard until the second";
+  EXPECT_FLOAT_EQ(v.pan, 1.0f) << "the timed pan is heard from its frame: the untimed one did not cancel it";
+  v = state_at(t0 + 12000);
+  EXPECT_FLOAT_EQ(v.rate, 0.5f);
+  EXPECT_FLOAT_EQ(v.pan, 1.0f);
+}
+
 // The outside pass: while a voice faded out under /stemd/stop 5 10 (or /stemd/pause), the web
 // status showed volume_now 1 and fade_s 0 for the whole fade: the stop's envelope was not in it.
 TEST(StateRoundTrip, AStopsFadeIsInWhatTheVoiceInfoSaysIsHeard) {
