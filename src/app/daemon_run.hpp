@@ -67,6 +67,7 @@ class DaemonRun {
   // A start-up file's load on the opener threads, under --load-timeout; `stopped`: a stop
   // signal came while it waited (stop_reason_ says which).
   control::Reply start_load(const std::string& flag, const control::OscMessage& m, bool& stopped);  // [control]
+  bool wait_unless_stopped(int ms, const std::string& during);                                      // [main]
   int load_start_files();
   int run_script();
   bool play_start_files();  // [control]

@@ -46,18 +46,8 @@ void DaemonRun::restore_state() {
   if (inst_->server() != nullptr) router.enable_async_loads(nullptr);
   RestoreHooks hooks;
   // SIGTERM/SIGINT while loads are in flight (a network share that does not answer at boot):
-  // the restore stops, and so does stemd (run()); SIGHUP stays pending for the main loop.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
-  hooks.wait = [this, stop](int ms) {
-    timespec timeout{0, ms * 1'000'000L};
-    const int sig = sigtimedwait(&stop, nullptr, &timeout);
-    if (sig != SIGINT && sig != SIGTERM) return true;
-    stop_reason_ = sig == SIGINT ? "SIGINT during the state restore" : "SIGTERM during the state restore";
-    return false;
-  };
+  // the restore stops, and so does stemd (run()).
+  hooks.wait = [this](int ms) { return wait_unless_stopped(ms, "during the state restore"); };
   // Before the stream starts nothing drains the engine's command queue: apply what was routed
   // (and take its events) whenever less than a callback's worth of room is left.
   hooks.make_room = [this] {
@@ -122,6 +112,20 @@ bool DaemonRun::route_start_message(const std::string& flag, const control::OscM
   return false;
 }
 
+// Waits up to `ms` milliseconds for SIGTERM/SIGINT while start-up loads are in flight; false
+// (stop_reason_ "SIGTERM <during>") when one came. SIGHUP stays pending for the main loop.
+bool DaemonRun::wait_unless_stopped(int ms, const std::string& during) {
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  timespec timeout{0, ms * 1'000'000L};
+  const int sig = sigtimedwait(&stop, nullptr, &timeout);
+  if (sig != SIGINT && sig != SIGTERM) return true;
+  stop_reason_ = std::string(sig == SIGINT ? "SIGINT " : "SIGTERM ") + during;
+  return false;
+}
+
 namespace {
 // The start files' loads, an in-process peer of their own: their outcomes are told apart from the
 // state file's (kQuietPeer) and from clients'.
@@ -151,10 +155,6 @@ control::Reply DaemonRun::start_load(const std::string& flag, const control::Osc
     router.set_outcome_observer(previous);
     return r;
   }
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
   const auto since = std::chrono::steady_clock::now();
   bool said = false;
   while (!got) {
@@ -169,10 +169,7 @@ control::Reply DaemonRun::start_load(const std::string& flag, const control::Osc
           base::log_escape(flag, 600), router.config().load_timeout_s);
       said = true;
     }
-    timespec timeout{0, 2'000'000L};
-    const int sig = sigtimedwait(&stop, nullptr, &timeout);
-    if (sig == SIGINT || sig == SIGTERM) {
-      stop_reason_ = std::string(sig == SIGINT ? "SIGINT" : "SIGTERM") + " while " + flag + " loaded";
+    if (!wait_unless_stopped(2, "while " + flag + " loaded")) {
       stopped = true;
       break;
     }

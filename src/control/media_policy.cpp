@@ -244,7 +244,7 @@ class MediaPolicy::RootFd {
 
 void MediaPolicy::force_component_walk(bool on) noexcept { g_force_walk.store(on, std::memory_order_relaxed); }
 
-bool MediaPolicy::open_root(RootFd& r, std::string& error) const {
+bool MediaPolicy::open_root(RootFd& r, std::string& error, int* err) const {
   char buf[PATH_MAX];
   int e = 0;
   if (realpath(root_.c_str(), buf) == nullptr) {
@@ -254,6 +254,7 @@ bool MediaPolicy::open_root(RootFd& r, std::string& error) const {
   } else {
     r.path = buf;
   }
+  if (err != nullptr) *err = e;
   const std::string why = e == 0 ? std::string() : std::strerror(e);
   if (e != 0) {
     error = "--media-root " + root_ + ": " + why;
@@ -297,9 +298,8 @@ bool MediaPolicy::configure(const std::string& root, bool loopback_only, std::st
   root_ = a;
   RootFd r;
   std::string e;
-  if (open_root(r, e)) return true;
-  std::string why;
-  if (!present(&why) && why == std::strerror(ENOENT)) return true;  // missing: loads wait for it
+  int err = 0;
+  if (open_root(r, e, &err) || err == ENOENT) return true;  // missing: loads wait for it
   error = e;
   root_.clear();
   return false;

@@ -103,7 +103,7 @@ class MediaPolicy {
   struct Seen;
   class RootFd;
   // Opens the root now: false, with "--media-root ROOT: <errno's words> (…)", when it is not there.
-  bool open_root(RootFd& r, std::string& error) const;
+  bool open_root(RootFd& r, std::string& error, int* err = nullptr) const;
   std::string root_;            // absolute, lexically normal, no trailing slash; empty = none
   std::shared_ptr<Seen> seen_;  // the last look's outcome, shared by copies (the log lines)
   bool loopback_only_ = true;
