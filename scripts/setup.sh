@@ -77,7 +77,7 @@ CMAKE_EXTRA=()
 [ "$DAEMON" = 1 ] && CMAKE_EXTRA=(-DSTEMD_BUILD_TESTS=OFF)
 if [ "$DRY" = 1 ]; then
   echo "packages: ${PKGS[*]}"
-  if [ "$DAEMON" = 0 ]; then echo "then: nodejs npm (unless npm is present); npm ci in tests/browser"; fi
+  if [ "$DAEMON" = 0 ]; then echo "then: nodejs (unless node is present); playwright-core into tests/browser (tests/browser/fetch_modules.py)"; fi
   if [ "$DEPS_ONLY" = 0 ]; then
     if [ "$ARM64" = 1 ]; then echo "build: cmake --preset arm64"; else echo "build: cmake --preset $PRESET ${CMAKE_EXTRA[*]}"; fi
   fi
@@ -105,16 +105,16 @@ else
   echo "setup.sh: all packages present"
 fi
 if [ "$DAEMON" = 0 ]; then
-  # Node.js and npm for the browser test (tests/browser), from Debian unless a node with npm is
-  # already installed (a NodeSource nodejs bundles npm, and Debian's npm package conflicts with it).
-  if ! command -v npm >/dev/null 2>&1; then
-    ${SUDO:+$SUDO -E} env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm
+  # Node.js for the browser test (tests/browser), from Debian unless a node is already installed
+  # (a NodeSource nodejs, say). Not npm: Debian's npm brings ~250 node-* packages (80 s of a fresh
+  # machine's setup, docs/testing.md) to fetch one tarball; fetch_modules.py fetches
+  # playwright-core as pinned by tests/browser/package-lock.json (sha512 checked) and no browser.
+  if ! command -v node >/dev/null 2>&1; then
+    ${SUDO:+$SUDO -E} env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs
   fi
-  # playwright-core, pinned by tests/browser/package-lock.json; it drives /usr/bin/chromium and
-  # downloads no browser.
   if [ ! -d tests/browser/node_modules/playwright-core ] ||
      [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
-    (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+    python3 tests/browser/fetch_modules.py tests/browser
   fi
 fi
 

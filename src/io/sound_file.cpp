@@ -302,7 +302,9 @@ bool SoundFile::open(std::shared_ptr<FileHandle> file, std::string& error, const
   impl_->empty_size_at = empty_wav_data_size_at(impl_->file->fd(), impl_->file->size());
   impl_->sf = sf_open_virtual(&vio, SFM_READ, &impl_->info, impl_.get());
   if (!impl_->sf) {
+    const int code = sf_error(nullptr);
     error = sf_strerror(nullptr);
+    if (code == SF_ERR_UNRECOGNISED_FORMAT) error += " — " + unrecognised_format_hint(impl_->file->path());
     // A CAF cut short is "malformed" to libsndfile (a WAV cut short opens, and is said to be).
     if (const std::string cut = caf_cut_short(impl_->file->fd(), impl_->file->size()); !cut.empty()) {
       error = "the file is cut short (truncated): " + cut +

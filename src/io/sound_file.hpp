@@ -201,5 +201,8 @@ std::string sndfile_version();
 // The container formats libsndfile reads (SFC_GET_FORMAT_MAJOR), e.g. "WAV (Microsoft)", with
 // their usual extension: "WAV (Microsoft) .wav".
 std::vector<std::string> sndfile_formats();
+// Why libsndfile may not recognise the file at `path`, by its extension: "not a readable FLAC
+// file: damaged, …", ".m4a (…) is not a format stemd reads: convert it, …", or neither.
+std::string unrecognised_format_hint(const std::string& path);
 
 }  // namespace stemd::io

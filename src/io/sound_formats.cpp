@@ -1,8 +1,10 @@
-// What libsndfile reads, as stemd opens files (see sound_file.hpp): for `stemd --version`.
+// What libsndfile reads, as stemd opens files (see sound_file.hpp): for `stemd --version`, and
+// why a file it does not recognise may not be one.
 #include "sound_file.hpp"
 
 #include <sndfile.h>
 
+#include <cctype>
 #include <string>
 #include <vector>
 
@@ -61,6 +63,37 @@ std::vector<std::string> sndfile_formats() {
     out.push_back(ext.empty() ? name : name + " " + ext);
   }
   return out;
+}
+
+// libsndfile's "Format not recognised." says nothing of why. By the name's extension: a format it
+// reads (the file is damaged, cut short, or not audio under that name), one it has no decoder for
+// (AAC/M4A, WMA, APE, …: convert it), or neither.
+std::string unrecognised_format_hint(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  const auto dot = path.find_last_of('.');
+  std::string ext;
+  if (dot != std::string::npos && (slash == std::string::npos || dot > slash)) ext = path.substr(dot);
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (!ext.empty()) {
+    for (const std::string& f : sndfile_formats()) {  // "NAME .ext .ext2"
+      const auto at = f.find(" .");
+      if (at == std::string::npos) continue;
+      const std::string exts = f.substr(at) + " ";
+      if (exts.find(" " + ext + " ") != std::string::npos) {
+        return "not a readable " + f.substr(0, at) + " file: damaged, cut short, or not audio despite its " + ext +
+               " name";
+      }
+    }
+    static const char* const kNoDecoder[] = {".m4a", ".m4b", ".mp4",  ".aac", ".alac", ".wma", ".asf", ".ape",
+                                             ".wv",  ".mka", ".webm", ".ac3", ".dts",  ".dsf", ".dff", ".amr"};
+    for (const char* e : kNoDecoder) {
+      if (ext == e) {
+        return ext + " (AAC/M4A, WMA, APE, WavPack, Matroska, DSD, …) is not a format stemd reads: convert it, e.g. " +
+               "ffmpeg -i in" + ext + " out.flac";
+      }
+    }
+  }
+  return "not a sound file stemd reads (stemd --version lists the formats)";
 }
 
 }  // namespace stemd::io

@@ -52,7 +52,7 @@ constexpr std::size_t kPage = 4096;
 constexpr int MADV_POPULATE_READ = 22;  // Linux 5.14
 #endif
 
-enum class Mode { kPread, kMlock, kPopulate, kBounce, kBounceNt };
+enum class Mode { kPread, kMlock, kPopulate, kBounce, kBounceNt, kMapCopy };
 
 // Copies `n` bytes with non-temporal (streaming) stores: the destination's lines are written
 // without being read first (no read-for-ownership) and without displacing the cache.
@@ -138,9 +138,10 @@ void BM_Refill(benchmark::State& state, Mode mode, int streams) {
     S& s = ss[static_cast<std::size_t>(i)];
     s.file = &files[static_cast<std::size_t>(i % kFiles)];
     s.pos = kDataStart + static_cast<off_t>(((i / kFiles) * 7) % (windows - 2)) * static_cast<off_t>(kWindowBytes);
-    if (mode == Mode::kPread || mode == Mode::kBounce || mode == Mode::kBounceNt) {
+    if (mode == Mode::kPread || mode == Mode::kBounce || mode == Mode::kBounceNt || mode == Mode::kMapCopy) {
       s.ring = ring_memory::allocate(2 * kWindowBytes);
-    } else {
+    }
+    if (mode != Mode::kPread && mode != Mode::kBounce && mode != Mode::kBounceNt) {
       void* m = ::mmap(nullptr, s.file->map_bytes, PROT_READ, MAP_SHARED, s.file->fd, 0);
       if (m == MAP_FAILED) {
         state.SkipWithError((std::string("mmap: ") + std::strerror(errno)).c_str());
@@ -176,6 +177,10 @@ void BM_Refill(benchmark::State& state, Mode mode, int streams) {
         } else {
           std::memcpy(half, bounce.data(), kWindowBytes);
         }
+        sink += sum_window(s.ring + ((s.round + 1) % 2) * kWindowBytes);
+      } else if (mode == Mode::kMapCopy) {
+        std::byte* half = s.ring + (s.round % 2) * kWindowBytes;
+        std::memcpy(half, s.map + s.pos, kWindowBytes);
         sink += sum_window(s.ring + ((s.round + 1) % 2) * kWindowBytes);
       } else if (mode == Mode::kPread) {
         std::byte* half = s.ring + (s.round % 2) * kWindowBytes;
@@ -225,6 +230,7 @@ void BM_Refill(benchmark::State& state, Mode mode, int streams) {
     benchmark::RegisterBenchmark(("refill/mmap-populate" + sfx).c_str(), BM_Refill, Mode::kPopulate, n)->UseRealTime();
     benchmark::RegisterBenchmark(("refill/bounce" + sfx).c_str(), BM_Refill, Mode::kBounce, n)->UseRealTime();
     benchmark::RegisterBenchmark(("refill/bounce-nt" + sfx).c_str(), BM_Refill, Mode::kBounceNt, n)->UseRealTime();
+    benchmark::RegisterBenchmark(("refill/map-copy" + sfx).c_str(), BM_Refill, Mode::kMapCopy, n)->UseRealTime();
   }
   return true;
 }();

@@ -2,7 +2,7 @@
 # Sourced by monitor_browser.sh and monitor_layout.sh (tests/browser).
 # browser_require NAME TOOL…: exits 77 (the test's skip), saying "NAME: SKIP (…)", unless every
 # TOOL is on PATH, chromium is there ($CHROMIUM, else /usr/bin/chromium) and playwright-core is
-# installed beside this file (scripts/setup.sh: npm ci in tests/browser).
+# installed beside this file (scripts/setup.sh: tests/browser/fetch_modules.py).
 browser_require() {
   local name=$1 t
   shift
@@ -11,5 +11,5 @@ browser_require() {
   done
   [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || { echo "$name: SKIP (no chromium)"; exit 77; }
   [ -d "$(dirname "${BASH_SOURCE[0]}")/node_modules/playwright-core" ] ||
-    { echo "$name: SKIP (run scripts/setup.sh: npm ci in tests/browser)"; exit 77; }
+    { echo "$name: SKIP (no playwright-core: run scripts/setup.sh, or python3 tests/browser/fetch_modules.py)"; exit 77; }
 }

@@ -2,7 +2,7 @@
 # monitor_browser.sh STEMD STEMCTL SRC_DIR [SCREENSHOT]: the web monitor in headless Chromium
 # (issue 16). A private JACK dummy server (scripts/testbed.sh), stemd playing into it with
 # --http-port 0, --media-root and the page from SRC_DIR/web, then tests/browser/monitor.test.js drives
-# Debian's chromium through playwright-core (installed by scripts/setup.sh: npm ci here).
+# Debian's chromium through playwright-core (fetched by scripts/setup.sh: fetch_modules.py here).
 # Exit 0 pass, 1 fail, 77 skip (no chromium, node, playwright-core or JACK).
 set -uo pipefail
 STEMD=$1

@@ -92,6 +92,25 @@ TEST(Cli, NonAudioFileGetsLibsndfilesReason) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_EQ(count_lines_with(r.output, " error "), 1) << r.output;
   EXPECT_NE(r.output.find(path + ": Format not recognised"), std::string::npos) << r.output;
+  // And what it may mean, by the name (a new user read "Format not recognised." for a broken .mp3
+  // as "no MP3", and got no hint for an .m4a): a format stemd reads, one it does not, neither.
+  EXPECT_NE(
+      r.output.find("not a readable WAV (Microsoft) file: damaged, cut short, or not audio despite its .wav name"),
+      std::string::npos)
+      << r.output;
+  const std::string m4a = dir.file("song.M4A"), other = dir.file("notes.txt");
+  std::ofstream(m4a) << "ftypM4A and more bytes that libsndfile cannot read\n";
+  std::ofstream(other) << "just text\n";
+  const auto r2 = run_stemd("--backend null --play " + m4a);
+  EXPECT_NE(r2.output.find(m4a + ": Format not recognised. — .m4a (AAC/M4A, WMA, APE, WavPack, Matroska, DSD, …) is "
+                                 "not a format stemd reads: convert it, e.g. ffmpeg -i in.m4a out.flac"),
+            std::string::npos)
+      << r2.output;
+  const auto r3 = run_stemd("--backend null --play " + other);
+  EXPECT_NE(r3.output.find(other + ": Format not recognised. — not a sound file stemd reads (stemd --version lists the "
+                                   "formats)"),
+            std::string::npos)
+      << r3.output;
 }
 
 TEST(Cli, UnreadableFileGetsTheReason) {

@@ -20,7 +20,7 @@ extra=$(comm -23 <(pk "$daemon") <(pk "$full"))
 for p in chromium supercollider-server libgtest-dev libbenchmark-dev clang jackd2 pipewire; do
   pk "$daemon" | grep -qx "$p" && fail "--daemon installs the test-only package $p"
 done
-grep -q "npm" <<<"$daemon" && fail "--daemon sets up the browser test's npm: $daemon"
+grep -qi "playwright\|nodejs" <<<"$daemon" && fail "--daemon sets up the browser test's node and playwright-core: $daemon"
 grep -qx "build: cmake --preset release -DSTEMD_BUILD_TESTS=OFF" <<<"$daemon" || fail "--daemon build line: $daemon"
 bash "$SRC/scripts/setup.sh" --daemon --arm64 --dry-run >/dev/null 2>&1 && fail "--daemon --arm64 accepted"
 
