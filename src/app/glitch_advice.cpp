@@ -33,7 +33,12 @@ std::string glitch_advice(const GlitchWindow& w) {
   }
   if (w.voice_underruns > 0) {
     out += out.empty() ? " — " : "; ";
-    out += "a stream's read-ahead ran dry (the disk was slower than playback): raise --ring-ms or --ring-min-ms";
+    // A read that does not return (outside attack pass 21: the advice was the ring's while a dead
+    // share held the loader): no ring is long enough; the voices of that file system wait for it.
+    out += w.stuck_reads > 0
+               ? "a read on a disk or share has not returned (the error above names its file): the voices of that "
+                 "file system wait until it answers, the others play on; a larger --ring-ms is not the fix"
+               : "a stream's read-ahead ran dry (the disk was slower than playback): raise --ring-ms or --ring-min-ms";
   }
   return out;
 }

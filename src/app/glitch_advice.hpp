@@ -16,6 +16,7 @@ struct GlitchWindow {
   double budget_ms = 0;           // output milliseconds one callback may take (buffer / rate)
   std::string device;             // "the device (JACK server)", what stemd plays on
   bool clock_paced = false;       // the null backend: no device, blocks paced by the system clock
+  int stuck_reads = 0;            // loader threads stuck in a read that has not returned (a dead share)
 };
 
 // The callback's own time is the cause of a device underflow when its slowest call in the

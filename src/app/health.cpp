@@ -108,6 +108,7 @@ void DaemonRun::log_glitches(const HealthCounters& c, const engine::DurationHist
   gw.budget_ms = budget_ms_;
   gw.device = bc_.kind == "portaudio" ? "the device (" + backend_->describe() + ")" : "the " + bc_.kind + " output";
   gw.clock_paced = bc_.kind == "null";
+  gw.stuck_reads = inst_->loader().stats().stuck_threads;
   const std::string advice = glitch_advice(gw);
   spdlog::warn(
       "health: voice underruns +{} (total {}), device underflows +{} (total {}), read errors {}, "

@@ -524,6 +524,8 @@ std::vector<OscArg> Router::status_fields() {
   }
   kv("loader_reads", OscArg::Int64(static_cast<std::int64_t>(ls.reads)));
   kv("read_errors", OscArg::Int64(static_cast<std::int64_t>(ls.read_errors)));
+  kv("stuck_reads", OscArg::Int64(static_cast<std::int64_t>(ls.stuck_reads)));
+  kv("reads_stuck_now", OscArg::Int(ls.stuck_threads));
   kv("messages", OscArg::Int64(static_cast<std::int64_t>(stats_.messages)));
   // A late bundle's messages ran (at once): counted apart, late_messages; a busy refusal is
   // back-pressure, not bad input (a client that only went too fast): busy_messages.

@@ -90,6 +90,8 @@ const char* plain_label(const std::string& k) {
       {"frames", "frames rendered"},
       {"loader_reads", "loader reads"},
       {"read_errors", "read errors"},
+      {"stuck_reads", "reads that did not return (a disk or share stopped answering)"},
+      {"reads_stuck_now", "reads still not returned"},
       {"rings_ran_dry", "rings run dry"},
       {"loader_rt_demotions", "loader left SCHED_FIFO (too much CPU)"},
       {"messages", "OSC messages"},

@@ -5,6 +5,7 @@
 #include "loader_thread.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <ctime>
 #include <memory>
@@ -31,7 +32,14 @@ class LoaderThread::Reader : public Stream {
   Reader(std::size_t ring_frames, SampleFormat format, std::string path)
       : Stream(ring_frames, format), path(std::move(path)) {}
   std::string path;
-  Charge ring_charge;  // the ring's capacity, taken from the source's memory budget
+  std::uint64_t dev = 0;  // its file's file system (st_dev): a stuck read there ends its other streams
+  // A stream whose read was given up (loader_guard.cpp): its stuck thread's once that read has
+  // returned, the loader's once the engine released it; whoever comes second deletes it.
+  static constexpr int kOrphanReturned = 1, kOrphanReleased = 2;
+  std::atomic<int> orphan{0};
+  bool orphaned = false;      // [loader] given up with its thread: not read until taken back
+  bool seek_pending = false;  // a loop wrapped: the next read seeks to next_frame first (under the guard)
+  Charge ring_charge;         // the ring's capacity, taken from the source's memory budget
   SoundFile file;
   std::int64_t next_frame = 0;     // file frame of the next read
   std::int64_t total_frames = -1;  // what the header promised (-1: unknown)
@@ -166,5 +174,53 @@ class LoaderThread::Reader : public Stream {
     return got;
   }
 };
+
+// One loader thread's blocking call (loader_thread.hpp, "Reads that do not return"). Shared by
+// the thread (its closure holds it) and the LoaderThread, so a thread that was given up — which may
+// outlive the LoaderThread — only ever touches this and the stream it was reading.
+struct LoaderThread::ReadGuard {
+  static constexpr std::uint64_t kGivenUp = 1ull << 63;
+  std::atomic<std::uint64_t> token{0};     // 0: in no call; else the call's number, | kGivenUp once given up
+  std::atomic<std::uint64_t> since_ns{0};  // when the call began
+  std::atomic<Reader*> reader{nullptr};    // whose file
+  std::atomic<bool> returned{false};       // the given-up call has returned: its thread is gone
+  std::atomic<bool> exited{false};         // the thread has left run() (stop() joins it then)
+  std::uint64_t dev = 0;                   // the given-up call's file system [watchdog, then loader]
+  std::uint64_t seq = 0;                   // [its thread]
+};
+
+inline LoaderThread::ReadGuard*& LoaderThread::this_guard() noexcept {
+  static thread_local ReadGuard* g = nullptr;
+  return g;
+}
+
+inline bool& LoaderThread::given_up() noexcept {
+  static thread_local bool b = false;
+  return b;
+}
+
+template <class F>
+bool LoaderThread::guarded(Reader& r, F&& call) {
+  ReadGuard* g = this_guard();
+  if (g == nullptr) {  // not a loader thread (a test driving a reader): nothing to give up
+    call();
+    return true;
+  }
+  const std::uint64_t seq = ++g->seq;
+  g->reader.store(&r, std::memory_order_relaxed);
+  g->since_ns.store(mono_ns(), std::memory_order_relaxed);
+  g->token.store(seq, std::memory_order_release);
+  call();
+  std::uint64_t expect = seq;
+  if (g->token.compare_exchange_strong(expect, 0, std::memory_order_acq_rel)) return true;
+  // Given up while in the call (LoaderThread::give_up): r is this thread's alone now, and is
+  // deleted here if the loader has let it go already. Nothing else of the loader is touched.
+  given_up() = true;
+  if ((r.orphan.fetch_or(Reader::kOrphanReturned, std::memory_order_acq_rel) & Reader::kOrphanReleased) != 0) {
+    delete &r;
+  }
+  g->returned.store(true, std::memory_order_release);
+  return false;
+}
 
 }  // namespace stemd::io

@@ -45,19 +45,9 @@ LoaderThread::~LoaderThread() {
   stop();
   for (Reader* r : readers_) delete r;
   for (Reader* r : pending_add_) delete r;
-  if (inotify_fd_ >= 0) ::close(inotify_fd_);  // its watches go with it
+  for (Reader* r : orphans_) release_orphan(r);  // a stuck thread's: deleted when its read returns
+  if (inotify_fd_ >= 0) ::close(inotify_fd_);    // its watches go with it
   sem_destroy(&wake_);
-}
-
-void LoaderThread::start() {
-  if (running_.exchange(true)) return;
-  thread_ = std::thread([this] { run(); });
-}
-
-void LoaderThread::stop() {
-  if (!running_.exchange(false)) return;
-  wake();
-  if (thread_.joinable()) thread_.join();
 }
 
 Stream* LoaderThread::create_stream(const Source& src, std::int64_t from_frame, bool loop, std::string& error) {
@@ -119,6 +109,7 @@ std::unique_ptr<LoaderThread::Opened> LoaderThread::open_stream(const StreamPlan
   opened->reader_ = std::make_unique<Reader>(static_cast<std::size_t>(plan.capacity), format, src.path);
   Reader* r = opened->reader_.get();
   r->ring_charge = std::move(ring_charge);
+  r->dev = src.file ? src.file->identity().dev : 0;
   r->jitter = src.jitter ? src.jitter : std::make_shared<ReadJitter>();
   r->file_rate = src.info.sample_rate > 0 ? src.info.sample_rate : plan.sample_rate;
   r->target = std::min(plan.target, plan.capacity);
@@ -244,13 +235,9 @@ bool LoaderThread::end_of_data(Reader& r) {
       return false;
     }
     if (r.passes_left > 1) --r.passes_left;
-    if (!r.region_cached() && !r.file.seek(r.region_start)) {
-      spdlog::error("stream {}: cannot seek to the loop start: {}", base::log_escape(r.path), r.file.error());
-      ++stats_.read_errors;
-      r.finish(engine::EndReason::kError);
-      r.done = true;
-      return false;
-    }
+    // The seek is the next read's (fill_once, under the read guard): a seek may read the file, and
+    // this runs under mutex_.
+    r.seek_pending = !r.region_cached();
     r.next_frame = r.region_start;
     ++stats_.loop_wraps;
     return true;
@@ -297,9 +284,23 @@ bool LoaderThread::fill_once(Reader& r, std::uint64_t needy_since_ns, bool* wrap
     n = std::min(n, end - r.next_frame);
   }
 
+  if (r.seek_pending) {  // a loop wrapped (end_of_data)
+    bool sought = false;
+    if (!guarded(r, [&] { sought = r.file.seek(r.next_frame); })) return false;
+    r.seek_pending = false;
+    if (!sought) {
+      std::lock_guard lock(mutex_);
+      spdlog::error("stream {}: cannot seek to the loop start: {}", base::log_escape(r.path), r.file.error());
+      ++stats_.read_errors;
+      r.finish(engine::EndReason::kError);
+      r.done = true;
+      return false;
+    }
+  }
   const std::uint64_t t0 = mono_ns();
   // Decoded straight into the ring (its one or two free pieces), published below by commit().
-  const std::int64_t got = r.read_into_ring(n);
+  std::int64_t got = 0;
+  if (!guarded(r, [&] { got = r.read_into_ring(n); })) return false;  // given up: touch nothing
   const std::uint64_t t1 = mono_ns();
   read_max_s_ = std::max(read_max_s_, static_cast<double>(t1 - t0) * 1e-9);
   // Rewritten in place since the stream opened (another format or length): the frames just read
@@ -308,7 +309,8 @@ bool LoaderThread::fill_once(Reader& r, std::uint64_t needy_since_ns, bool* wrap
   // read_watch_events) — or at every read when it has no watch (loader_thread.hpp).
   const bool check = got > 0 && (r.watch < 0 || r.header_check);
   std::string changed;
-  const bool rewritten = check && !r.file.header_unchanged(changed);
+  bool rewritten = false;
+  if (check && !guarded(r, [&] { rewritten = !r.file.header_unchanged(changed); })) return false;
   if (got > 0 && !rewritten) {
     r.header_check = false;
     if (r.primed && static_cast<std::int64_t>(ring.writable_frames()) == r.capacity()) {
@@ -415,7 +417,10 @@ void LoaderThread::take_pending(std::vector<Reader*>& fresh) {
   for (Stream* s : pending_remove_) {
     auto* r = static_cast<Reader*>(s);
     auto it = std::find(readers_.begin(), readers_.end(), r);
-    if (it == readers_.end()) continue;
+    if (it == readers_.end()) {
+      release_orphan(r);  // a stream whose read was given up, if it is one
+      continue;
+    }
     ring_bytes_.fetch_sub(r->ring_bytes(), std::memory_order_relaxed);
     if (r->slot != kNoSlot) {  // the engine has retired it: nothing sets its bit any more
       slot_reader_[r->slot] = nullptr;
@@ -431,6 +436,7 @@ void LoaderThread::take_pending(std::vector<Reader*>& fresh) {
     readers_.pop_back();
   }
   pending_remove_.clear();
+  if (!orphans_.empty()) take_back_orphans();
   stats_.streams = readers_.size();
   ++stats_.passes;
 }
@@ -466,7 +472,9 @@ void LoaderThread::publish_low_water(Reader& r) noexcept {
 // [loader] Whether `r` needs a read now; if so it joins `order` (with how full it is, relative to
 // its target, and since when it has waited).
 void LoaderThread::consider(Reader* r, std::uint64_t now, Order& order) {
-  if (r->done) return;
+  if (r->done || r->orphaned) return;
+  // A call on its file system has not returned: not read (its voice underruns) until it does.
+  if (dead_devices_.load(std::memory_order_relaxed) > 0 && on_dead_device(*r)) return;
   ++looks_;
   r->ring().rearm_doorbell();  // before reading the fill: a drop after this read rings again
   const auto cap = r->capacity();
@@ -497,7 +505,9 @@ void LoaderThread::consider(Reader* r, std::uint64_t now, Order& order) {
   order.emplace_back(fill_permille, r, r->needy_since_ns);
 }
 
-void LoaderThread::run() {
+void LoaderThread::run(const std::shared_ptr<ReadGuard>& guard) {
+  this_guard() = guard.get();
+  given_up() = false;
   set_priority();
   Order order;
   std::vector<Reader*> look, fresh;
@@ -561,6 +571,7 @@ void LoaderThread::run() {
                 [](const auto& a, const auto& b) { return std::get<0>(a) < std::get<0>(b); });
       for (auto& [permille, r, since] : order) {
         fill(*r, since);
+        if (given_up()) return;  // stuck in that read and replaced: nothing here is ours any more
         r->needy_since_ns = 0;
       }
     }

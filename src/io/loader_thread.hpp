@@ -48,9 +48,24 @@
 // the rings — but never as a CPU hog: over half a core in a 100 ms window and it runs at normal
 // scheduling until it needs less than a quarter (LoaderConfig::rt_cpu_high; loader_adapt.cpp).
 //
+// Reads that do not return: one thread reads for every stream, so a read of a file on a share (or
+// a disk) that stopped answering would starve every voice, those on other disks too. Each
+// blocking call on a stream's file (a read, a header check, a seek) is made under the thread's
+// ReadGuard (loader_guard.cpp): a watchdog thread that wakes four times a second sees a call older
+// than LoaderConfig::stuck_read_ms, gives the stuck thread up — it will touch nothing of the loader
+// again, and the stream it was reading is its own from then on — and starts a new loader thread
+// with every other stream. Streams of the same file system (st_dev) are not read while that call
+// has not returned (they would only get stuck in turn): their voices underrun, as the stuck one's
+// does. When the call returns, the stuck thread leaves and its stream is taken back (read again
+// from its last published frame): a share that comes back plays on. A stream the engine lets go
+// meanwhile is freed by whichever comes last, the release or the return; a call that never returns
+// keeps its thread and its ring (bounded: after kMaxStuckThreads the watchdog stops replacing
+// threads and says so).
+//
 // Threads:
-//   [control] create_stream(), release(), stats()
-//   [loader]  run() — owns every registered stream's file reader
+//   [control]  create_stream(), release(), stats()
+//   [loader]   run() — owns every registered stream's file reader
+//   [watchdog] watchdog() — takes over from a stuck loader thread (under thread_mu_)
 //   [audio]   wake() — via Engine::set_loader_wakeup
 #pragma once
 
@@ -62,6 +77,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -110,6 +126,11 @@ struct LoaderConfig {
   double rt_cpu_high = 0.5;
   double rt_cpu_low = 0.25;
   int rt_fallback_nice = -10;
+  // A read (or seek) of one stream's file that has not returned after this long, in ms of wall
+  // time (a share or a disk that stopped answering): that stream ends with an error and a new
+  // loader thread takes over every other stream, so one dead share does not starve the voices
+  // that read other disks ("Reads that do not return" above). 0: never.
+  int stuck_read_ms = 2000;
 };
 
 struct LoaderStats {
@@ -136,6 +157,10 @@ struct LoaderStats {
   std::uint64_t ring_looks = 0;
   std::uint64_t sweep_looks = 0;  // of which: the every-100-ms look at every ring (time-driven)
   std::uint64_t bells = 0;
+  // Reads that did not return within stuck_read_ms (each ended its stream and moved the other
+  // streams to a new loader thread), and the loader threads still stuck in such a read now.
+  std::uint64_t stuck_reads = 0;
+  int stuck_threads = 0;
 };
 
 class LoaderThread {
@@ -146,7 +171,7 @@ class LoaderThread {
   LoaderThread& operator=(const LoaderThread&) = delete;
 
   void start();  // [control]
-  void stop();   // [control] joins; deletes every stream still registered
+  void stop();  // [control] joins (a thread stuck in a read is given up instead); deletes every stream still registered
 
   // [control] A stream of `src` delivering frames from `from_frame` on. Frames the voice plays
   // before that come from the source's head. When from_frame is past the head, the first
@@ -210,10 +235,24 @@ class LoaderThread {
   std::thread::native_handle_type native_handle() { return thread_.native_handle(); }
 
  private:
-  void run();
-  void set_priority();                      // [loader]
-  void govern_priority(std::uint64_t now);  // [loader] see LoaderConfig::rt_cpu_high
-  int set_fifo(bool on);                    // [loader]
+  struct ReadGuard;  // one per loader thread: the blocking call it is in (loader_guard.cpp)
+  static constexpr int kMaxStuckThreads = 8;
+  void run(const std::shared_ptr<ReadGuard>& guard);
+  void watchdog();                                                                      // [watchdog]
+  bool give_up(ReadGuard& g, std::uint64_t now, std::uint64_t after_ns, bool replace);  // under thread_mu_
+  void take_back_orphans();                                                             // [loader] under mutex_
+  bool on_dead_device(const Reader& r);                                                 // [loader]
+  void release_orphan(Reader* r);                                                       // [loader]/[control, stop]
+  // [loader] Makes `call` (a blocking call on r's file) under this thread's guard. False: the
+  // thread was given up meanwhile — it returns at once from every caller, touching nothing of
+  // this LoaderThread (given_up() stays true on it).
+  template <class F>
+  static bool guarded(Reader& r, F&& call);
+  static ReadGuard*& this_guard() noexcept;  // the calling loader thread's (thread_local)
+  static bool& given_up() noexcept;          // the calling loader thread was given up (thread_local)
+  void set_priority();                       // [loader]
+  void govern_priority(std::uint64_t now);   // [loader] see LoaderConfig::rt_cpu_high
+  int set_fifo(bool on);                     // [loader]
   // One read (and, where it reached the loop's end, the reads after the wrap); false when the
   // reader needs nothing.
   bool fill(Reader& r, std::uint64_t needy_since_ns);
@@ -241,6 +280,15 @@ class LoaderThread {
   sem_t wake_;
   std::thread thread_;
   std::atomic<bool> running_{false};
+  // The loader thread's succession (loader_guard.cpp): thread_ and guard_ change under thread_mu_.
+  std::mutex thread_mu_;
+  std::condition_variable watch_cv_;
+  std::thread watchdog_;
+  std::shared_ptr<ReadGuard> guard_;               // the current loader thread's
+  std::vector<std::shared_ptr<ReadGuard>> stuck_;  // given-up threads whose call has not returned
+  std::vector<Reader*> orphans_;                   // their streams, until the engine releases them
+  bool stuck_cap_logged_ = false;
+  std::atomic<int> dead_devices_{0};  // given-up calls not yet returned (consider() checks streams' devices then)
 
   mutable std::mutex mutex_;  // guards the pending lists and stats_ — never touched by [audio]
   std::vector<Reader*> pending_add_;

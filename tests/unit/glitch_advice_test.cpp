@@ -60,6 +60,18 @@ TEST(GlitchAdvice, VoiceUnderrunsAdviseTheRingNotTheBuffer) {
   EXPECT_EQ(a.find("--buffer-size"), std::string::npos) << a;
 }
 
+// A read stuck on a dead share (outside attack pass 21): no ring covers it; the advice said to
+// raise --ring-ms.
+TEST(GlitchAdvice, VoiceUnderrunsBehindAReadThatDoesNotReturnDoNotAdviseTheRing) {
+  GlitchWindow w = window(50, 60);
+  w.device_underflows = 0;
+  w.voice_underruns = 2;
+  w.stuck_reads = 1;
+  const std::string a = glitch_advice(w);
+  EXPECT_EQ(a.find("raise --ring-ms"), std::string::npos) << a;
+  EXPECT_NE(a.find("a read on a disk or share has not returned"), std::string::npos) << a;
+}
+
 TEST(GlitchAdvice, NothingGlitchedNoAdvice) {
   GlitchWindow w = window(4000, 5000);
   w.device_underflows = 0;

@@ -1,0 +1,215 @@
+// A read that does not return (a share or a disk that stopped answering) must not starve the
+// streams of other disks: io::LoaderThread's watchdog gives the stuck loader thread up and a new
+// one reads the rest (loader_thread.hpp, "Reads that do not return"; src/io/loader_guard.cpp).
+// An outside attack pass found every streamed voice silent — local-disk ones too — while one
+// stream's file sat on a dead share, until the share answered or stemd restarted.
+#include "io/loader_thread.hpp"
+#include "io/source.hpp"
+#include "stemd/stream.hpp"
+#include "common/engine_driver.hpp"
+#include "common/fixtures.hpp"
+
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <ctime>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace stemd::io {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Reads of files whose path ends in `suffix` block, once armed, until released (or 30 s): a
+// share that stops answering, then comes back. Not on the test's own thread (a stream's open and
+// prefill run there: create_stream), only on the loader's.
+class HoldReads : public FaultInjector {
+ public:
+  explicit HoldReads(std::string suffix) : suffix_(std::move(suffix)) {}
+  ReadFault on_read(const std::string& path, std::int64_t, std::int64_t) noexcept override {
+    if (armed.load() && std::this_thread::get_id() != test_thread_ && path.size() >= suffix_.size() &&
+        path.compare(path.size() - suffix_.size(), suffix_.size(), suffix_) == 0) {
+      held.fetch_add(1);
+      for (int i = 0; i < 30'000 && !released.load(); ++i) {
+        timespec ts{0, 1'000'000};
+        nanosleep(&ts, nullptr);
+      }
+      held.fetch_sub(1);
+    }
+    return {};
+  }
+  std::atomic<bool> armed{false}, released{false};
+  std::atomic<int> held{0};
+
+ private:
+  std::string suffix_;
+  std::thread::id test_thread_ = std::this_thread::get_id();
+};
+
+LoaderConfig loader_config() {
+  LoaderConfig c;
+  c.ring_frames = 6'000;
+  c.chunk_frames = 1'024;
+  c.prefill_frames = 2'048;
+  c.wake_timeout_ms = 10;
+  c.stuck_read_ms = 200;
+  return c;
+}
+
+std::unique_ptr<Source> streamed(const std::string& path) {
+  LoadOptions o;
+  o.output_rate = 48'000;
+  o.preload_limit_bytes = 0;  // always stream
+  o.head_frames = 1'000;
+  LoadResult r = load_source(path, "t", o);
+  EXPECT_TRUE(r.source) << r.error;
+  return std::move(r.source);
+}
+
+// Takes what each stream's ring holds, as a voice would (as fast as it comes), for `d`.
+struct Consumer {
+  std::vector<Stream*> streams;
+  std::vector<std::int64_t> frames;
+  void run_for(LoaderThread& loader, std::chrono::milliseconds d) {
+    frames.resize(streams.size(), 0);
+    std::vector<float> buf(2 * 1'000);
+    const auto until = std::chrono::steady_clock::now() + d;
+    while (std::chrono::steady_clock::now() < until) {
+      for (std::size_t k = 0; k < streams.size(); ++k) {
+        frames[k] += static_cast<std::int64_t>(streams[k]->ring().read(buf.data(), 1'000));
+      }
+      loader.wake();
+      std::this_thread::sleep_for(1ms);
+    }
+  }
+};
+
+std::uint64_t device_of(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_dev) : 0;
+}
+
+TEST(LoaderStuck, AReadThatDoesNotReturnStallsOnlyItsFileSystemAndItsStreamGoesOnWhenItAnswers) {
+  test::TempDir dir;                                                  // the "share"
+  const std::string other = "/dev/shm/stemd-loader-stuck-other.wav";  // another file system
+  if (device_of("/dev/shm") == 0 || device_of("/dev/shm") == device_of(dir.path())) {
+    GTEST_SKIP() << "needs /dev/shm on a file system other than " << dir.path();
+  }
+  test::make_wav(dir.file("stuck.wav"), 480'000, 1);
+  test::make_wav(dir.file("neighbour.wav"), 480'000, 2);
+  test::make_wav(other, 480'000, 3);
+  auto stuck_src = streamed(dir.file("stuck.wav"));
+  auto neighbour_src = streamed(dir.file("neighbour.wav"));
+  auto other_src = streamed(other);
+  ::unlink(other.c_str());  // open: it streams on; nothing left behind
+  ASSERT_TRUE(stuck_src && neighbour_src && other_src);
+
+  HoldReads hold("stuck.wav");
+  ScopedFaultInjector inject(hold);
+  LoaderThread loader(loader_config());
+  loader.start();
+  std::string err;
+  Stream* stuck = loader.create_stream(*stuck_src, 1'000, true, err);
+  Stream* neighbour = loader.create_stream(*neighbour_src, 1'000, true, err);
+  Stream* far = loader.create_stream(*other_src, 1'000, true, err);
+  ASSERT_TRUE(stuck && neighbour && far) << err;
+  Consumer c{{stuck, neighbour, far}, {}};
+  c.run_for(loader, 300ms);
+  ASSERT_GT(c.frames[0], 0);
+
+  // The share stops answering: the next read of stuck.wav blocks.
+  hold.armed = true;
+  ASSERT_TRUE(test::wait_for([&] {
+    c.run_for(loader, 5ms);
+    return hold.held.load() == 1;
+  })) << "the stuck read never came";
+  // After stuck_read_ms the watchdog replaces the loader thread: the stream on the other file
+  // system is read on (48 kHz frames taken as fast as they come: far more than a second's worth),
+  // while the stuck stream and its neighbour on the same file system wait.
+  ASSERT_TRUE(test::wait_for([&] { return loader.stats().stuck_reads == 1; })) << "never given up";
+  c.frames.assign(3, 0);
+  c.run_for(loader, 1'000ms);
+  EXPECT_GT(c.frames[2], 48'000) << "the stream of another file system starved";
+  EXPECT_LT(c.frames[0], 6'001) << "the stuck stream was read (beyond its ring)";
+  EXPECT_LT(c.frames[1], 6'001) << "its neighbour was read while its file system did not answer";
+  EXPECT_FALSE(stuck->finished());
+  EXPECT_FALSE(neighbour->finished());
+  EXPECT_EQ(loader.stats().stuck_threads, 1);
+  EXPECT_EQ(hold.held.load(), 1) << "one thread in the stuck read, not one more per stream";
+
+  // The share answers again: both go on, reading where they were.
+  hold.released = true;
+  ASSERT_TRUE(test::wait_for([&] {
+    c.run_for(loader, 20ms);
+    return loader.stats().stuck_threads == 0;
+  })) << "the stuck thread never left";
+  c.frames.assign(3, 0);
+  c.run_for(loader, 500ms);
+  EXPECT_GT(c.frames[0], 24'000);
+  EXPECT_GT(c.frames[1], 24'000);
+  EXPECT_FALSE(stuck->finished());
+  for (Stream* s : {stuck, neighbour, far}) loader.release(s);
+  EXPECT_TRUE(test::wait_for([&] {
+    loader.wake();
+    return loader.stats().streams == 0;
+  }));
+  loader.stop();
+}
+
+// The engine lets go of a stream whose read is stuck (its voice stopped), then the read returns:
+// the stream is freed once, by the thread that comes back (ASan/TSan see a double free or a race),
+// and stop() does not wait for a stuck read.
+TEST(LoaderStuck, AStreamReleasedWhileItsReadIsStuckIsFreedWhenTheReadReturnsAndStopDoesNotWait) {
+  test::TempDir dir;
+  test::make_wav(dir.file("stuck.wav"), 480'000, 1);
+  auto src = streamed(dir.file("stuck.wav"));
+  ASSERT_TRUE(src);
+  HoldReads hold("stuck.wav");
+  ScopedFaultInjector inject(hold);
+  {
+    LoaderThread loader(loader_config());
+    loader.start();
+    std::string err;
+    Stream* s = loader.create_stream(*src, 1'000, true, err);
+    ASSERT_NE(s, nullptr) << err;
+    Consumer c{{s}, {}};
+    hold.armed = true;
+    ASSERT_TRUE(test::wait_for([&] {
+      c.run_for(loader, 5ms);
+      return hold.held.load() == 1;
+    }));
+    ASSERT_TRUE(test::wait_for([&] { return loader.stats().stuck_reads == 1; }));
+    loader.release(s);
+    ASSERT_TRUE(test::wait_for([&] {
+      loader.wake();
+      return loader.stats().streams == 0;
+    }));
+    // A second stuck read, on the new thread: stop() gives it up rather than wait for it.
+    Stream* again = loader.create_stream(*src, 1'000, true, err);
+    ASSERT_NE(again, nullptr) << err;
+    (void)again;           // owned by the loader (or by its stuck thread, once given up)
+    hold.released = true;  // the first read returns: its stream is freed by its thread
+    ASSERT_TRUE(test::wait_for([&] { return hold.held.load() == 0; }));
+    hold.released = false;
+    Consumer c2{{again}, {}};
+    ASSERT_TRUE(test::wait_for([&] {
+      c2.run_for(loader, 5ms);
+      return hold.held.load() == 1;
+    }));
+    const auto t0 = std::chrono::steady_clock::now();
+    loader.stop();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s) << "stop() waited for a stuck read";
+  }  // the LoaderThread is gone; its stuck thread still holds `again`
+  hold.released = true;
+  EXPECT_TRUE(test::wait_for([&] { return hold.held.load() == 0; }));
+  std::this_thread::sleep_for(50ms);  // the thread frees `again` and leaves
+}
+
+}  // namespace
+}  // namespace stemd::io
