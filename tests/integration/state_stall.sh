@@ -7,7 +7,8 @@
 #  1. Read at start: stemd starts within seconds without the restore (saying why), answers OSC,
 #     stops at SIGTERM — the process really gone while the file system still hangs — and never
 #     writes the file it could not read.
-#  2. Write at run time: the main loop goes on (health lines), SIGTERM stops stemd within seconds
+#  2. Write at run time: the main loop goes on (health lines, watchdog pings, STATUS= naming it),
+#     SIGTERM stops stemd within seconds
 #     (the process gone), saying the state was not saved.
 #  3. --check-config: returns within --load-timeout + a few seconds, naming the file that did not
 #     answer (the state file: a warning; a --play file: a problem, exit 2).
@@ -25,8 +26,22 @@ NAME=state_stall
 mount_fs "$D/mnt" "$D/fs.log"
 mount_fs "$D/mnt2" "$D/fs2.log" --hold-creates
 
+# systemd's part: a datagram socket as NOTIFY_SOCKET (a path: reachable from any network
+# namespace), each message a line of $D/notify.log; a 400 ms watchdog.
+python3 - "$D/notify.sock" >"$D/notify.log" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+while True:
+    print(s.recv(4096).decode(errors="replace").replace("\n", " "), flush=True)
+PY
+echo $! >"$D/notify.pid"
+wait_for_socket() { local i=0; until [ -S "$D/notify.sock" ]; do [ $i -ge 100 ] && fail "no notify socket"; sleep 0.05; i=$((i + 1)); done; }
+wait_for_socket
+
 run_case() {  # NAME STATE_FILE: in a network namespace of its own (fixed ports)
-  unshare --net bash -c 'ip link set lo up 2>/dev/null; exec "$@"' _ "$STEMD" --backend null --config none \
+  unshare --net env NOTIFY_SOCKET="$D/notify.sock" WATCHDOG_USEC=400000 \
+    bash -c 'ip link set lo up 2>/dev/null; exec "$@"' _ "$STEMD" --backend null --config none \
     --osc-port 57120 --http-port -1 --load-timeout 1 --health-interval 1 --state-file "$2" >"$D/$1.log" 2>&1 &
   echo $! >"$D/$1.pid"
 }
@@ -57,8 +72,12 @@ wait_for "$D/fs2.log" "create of .live.state.tmp." 10 || fail "no write of the s
 wait_for "$D/two.log" "state file $D/mnt2/live.state: its write has not answered after 1 s" 5 ||
   fail "no line saying the write hangs"
 n=$(grep -c "health: " "$D/two.log")
+w=$(grep -c "WATCHDOG=1" "$D/notify.log")
 sleep 2.2
 [ "$(grep -c "health: " "$D/two.log")" -ge $((n + 2)) ] || fail "the main loop stopped while the write hangs (no health lines)"
+[ "$(grep -c "WATCHDOG=1" "$D/notify.log")" -ge $((w + 4)) ] || fail "the watchdog pings stopped while the write hangs"
+grep "STATUS=" "$D/notify.log" | tail -1 | grep -q "state file not saved (its write has not answered for" ||
+  fail "systemd's STATUS= does not say the state is not being saved: $(grep STATUS= "$D/notify.log" | tail -1)"
 grep "health: " "$D/two.log" | tail -1 | grep -q "state file not saved (its write has not answered for [0-9]* s)" ||
   fail "the health line does not say the state is not being saved"
 P=$(cat "$D/two.pid")

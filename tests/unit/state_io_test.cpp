@@ -2,6 +2,7 @@
 // flush()/save()/restore() with Config::helper): a helper that hangs — as one on a file system
 // that stops answering does — holds neither the caller nor a second helper. The helper here is a
 // shell script standing in for `stemd --internal-state-io` (the real one: state_stall.sh).
+#include "app/daemon_run.hpp"
 #include "app/state.hpp"
 #include "app/state_io.hpp"
 #include "state_test_util.hpp"
@@ -10,6 +11,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <thread>
 
@@ -211,6 +213,28 @@ TEST(StateKeeperIo, AHelperThatCannotStartLeavesTheWriteToTheCaller) {
   const auto first = text.find("writing it from the main loop instead");
   EXPECT_NE(first, std::string::npos) << text;
   EXPECT_EQ(text.find("writing it from the main loop instead", first + 1), std::string::npos) << text;
+}
+
+// A device hand-over re-executes stemd: a state file the first image could not read stays
+// unwritten by the new one (StateKeeper::keep_unread()), which learns it from the environment.
+TEST(StateKeeperIo, AHandOverTellsTheNewImageTheStateFileWasNotRead) {
+  setenv("STEMD_RESUME_STATE", "/run/stemd/resume.state", 1);
+  setenv("STEMD_RESUME_STATE_UNREAD", "1", 1);
+  Resume r = take_resume_env();
+  EXPECT_TRUE(r.active);
+  EXPECT_TRUE(r.state_unread);
+  EXPECT_EQ(std::getenv("STEMD_RESUME_STATE_UNREAD"), nullptr);  // not passed on to what it starts
+  setenv("STEMD_RESUME_STATE", "/run/stemd/resume.state", 1);
+  setenv("STEMD_RESUME_STATE_UNREAD", "0", 1);
+  r = take_resume_env();
+  EXPECT_FALSE(r.state_unread);
+  test::TempDir dir;
+  StateKeeper keeper(config(dir.file("state"), helper(dir, "cat > \"$2\""), 5.0));
+  keeper.keep_unread();
+  Rig rig;
+  keeper.capture_now(rig.ctl, rig.router);
+  EXPECT_FALSE(keeper.save(0.5));
+  EXPECT_FALSE(exists(dir.file("state")));
 }
 
 }  // namespace
