@@ -32,6 +32,8 @@ struct Resume {
   int rate = 0;
   std::uint64_t losses = 0;
   std::string reason;
+  // --state-file could not be read at the first image's start: the new image does not write it.
+  bool state_unread = false;
   std::int64_t started_ns = 0;  // the service's start (steady clock, the first image's): uptime counts from it
 };
 Resume take_resume_env();  // reads and clears STEMD_RESUME_*

@@ -71,11 +71,12 @@ void DaemonRun::health_tick(Clock::time_point now) {
   health_prev_cpu_ = cpu_s;
   health_prev_cb_ns_ = cb_ns;
   health_prev_t_ = now;
-  const std::string summary = fmt::format(
+  std::string summary = fmt::format(
       "{} voices, CPU {:.1f}% (audio callback {:.1f}%), {}, lowest ring fill {}%, voice underruns {}, "
       "device underflows {}, memory {:.1f} MB resident, device {}",
       m.voices_active.load(), cpu_pct, cb_pct, device_.rt_policy(), min_fill / 10, c.voice_underruns,
       c.device_underflows, static_cast<double>(resident_bytes()) / 1e6, device_.describe());
+  if (const std::string t = state_ ? state_->trouble() : std::string(); !t.empty()) summary += ", " + t;
   if (o_.watch || (o_.health_interval > 0 && now >= next_health_line_)) {
     spdlog::info("health: {}", summary);
     next_health_line_ = now + std::chrono::milliseconds(static_cast<int>(o_.health_interval * 1000));

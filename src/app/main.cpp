@@ -1,6 +1,7 @@
 // stemd: the daemon, and `stemd tune` (the buffer-size tuner). Everything they run lives in the
 // stemd_core library.
 #include "app/daemon.hpp"
+#include "app/state_io.hpp"
 #include "app/tune.hpp"
 
 #include <csignal>
@@ -14,6 +15,10 @@ int main(int argc, char** argv) {
   ignore.sa_handler = SIG_IGN;
   sigemptyset(&ignore.sa_mask);
   sigaction(SIGPIPE, &ignore, nullptr);
+  // The state file's helper process (state_io.hpp): stemd runs itself to read or write the file
+  // where a file system that stops answering holds only the helper.
+  if (argc > 1 && std::strcmp(argv[1], stemd::app::kStateIoFlag) == 0)
+    return stemd::app::state_io_main(argc - 1, argv + 1);
   if (argc > 1 && std::strcmp(argv[1], "tune") == 0) return stemd::app::run_tune(argc - 1, argv + 1);
   return stemd::app::run(argc, argv);
 }

@@ -13,13 +13,19 @@
 #include "script.hpp"
 #include "state.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,16 +53,30 @@ class Checker {
     if (it == o_.config_lines.end() || options_detail::on_command_line(argc_, argv_, key)) return {};
     return o_.config_path + ":" + std::to_string(it->second) + ": key '" + key + "': ";
   }
-  void error(const std::string& key, const std::string& msg) { errors.push_back(where(key) + msg); }
-  void warn(const std::string& key, const std::string& msg) { warnings.push_back(where(key) + msg); }
+  void error(const std::string& key, const std::string& msg) { add('E', errors, where(key) + msg); }
+  void warn(const std::string& key, const std::string& msg) { add('W', warnings, where(key) + msg); }
+  // In the file checks' child process (run_file_checks): each problem, and the file each step is
+  // about to touch, go to the parent at once — a step that hangs leaves what came before.
+  int report_fd = -1;
+  void step(const std::string& what) { add('S', steps, what); }
 
   void check_network();
   void check_files();
   void check_state_file();
 
-  std::vector<std::string> errors, warnings;
+  std::vector<std::string> errors, warnings, steps;
 
  private:
+  void add(char kind, std::vector<std::string>& to, const std::string& line) {
+    to.push_back(line);
+    if (report_fd < 0) return;
+    const std::string record = kind + line + '\0';
+    for (std::size_t at = 0; at < record.size();) {
+      const ssize_t n = ::write(report_fd, record.data() + at, record.size() - at);
+      if (n <= 0 && errno != EINTR) break;
+      if (n > 0) at += static_cast<std::size_t>(n);
+    }
+  }
   bool loopback(const std::string& bind) const {
     std::string e;
     const auto at = control::parse_endpoint(bind, 0, e);
@@ -109,6 +129,7 @@ void Checker::check_network() {
 
 // A file given to play at start, opened as the router opens it (under the media root).
 void Checker::check_input(const control::MediaPolicy& media, const std::string& flag, const std::string& path) {
+  step("--" + flag + " " + path);
   std::error_code ec;
   const std::filesystem::path p = std::filesystem::absolute(path, ec);
   std::string opened, e;
@@ -127,6 +148,7 @@ void Checker::check_files() {
   const bool reachable = (!o_.no_osc && !loopback(o_.osc_bind)) || (o_.http_port >= 0 && !loopback(o_.http_bind));
   control::MediaPolicy media;
   std::string e;
+  step("--media-root " + (o_.media_root.empty() ? std::string("(none)") : o_.media_root));
   if (!media.configure(o_.media_root, !reachable, e)) {
     error("media-root", e);
     return;  // the files to play are opened under it
@@ -145,6 +167,7 @@ void Checker::check_files() {
     if (!o_.deck_files[d].empty()) check_input(media, kDecks[d], o_.deck_files[d]);
   }
   if (!o_.c_preload.empty()) check_input(media, "c_preload", o_.c_preload);
+  if (!o_.script.empty()) step("--script " + o_.script);
   if (std::vector<ScriptLine> lines; !o_.script.empty() && !load_script(o_.script, lines, e)) {
     error("script", "--script " + e);
   }
@@ -154,6 +177,7 @@ void Checker::check_files() {
     }
     return;
   }
+  step("--render-to " + o_.render_to);
   std::vector<std::string> inputs = o_.play;
   inputs.insert(inputs.end(), std::begin(o_.deck_files), std::end(o_.deck_files));
   inputs.push_back(o_.script);
@@ -172,6 +196,7 @@ void Checker::check_files() {
 // cannot be saved is lost at the next restart.
 void Checker::check_state_file() {
   if (o_.state_file.empty()) return;
+  step("--state-file " + o_.state_file);
   const std::filesystem::path dir = std::filesystem::path(o_.state_file).parent_path();
   const std::string d = dir.empty() ? "." : dir.string();
   if (::access(d.c_str(), W_OK | X_OK) != 0) {
@@ -182,6 +207,70 @@ void Checker::check_state_file() {
   std::string e;
   if (read_state_file(o_.state_file, msgs, e, state_bytes_bound(o_.max_sources, o_.max_string)) == StateRead::kBad) {
     warn("state-file", "--state-file: " + e + ": a start sets it aside (.bad) and starts empty");
+  }
+}
+
+// Before, the checks of the files ran here: a --play file or the state file on a file system
+// that did not answer (a hung NFS share, a USB bridge) held --check-config — the unit's
+// ExecStartPre — in the kernel for good. Now in a child process, given up on after `seconds`
+// (--load-timeout): a process stuck there holds only itself. The step it hung in is a problem
+// (a start would wait for that file as long, then refuse it), the state file's a warning (a
+// start runs without restoring it).
+void run_file_checks(Checker& c, double seconds) {
+  std::fflush(nullptr);  // nothing buffered twice
+  int p[2];
+  const pid_t pid = ::pipe2(p, O_CLOEXEC) == 0 ? ::fork() : -1;
+  if (pid == 0) {
+    ::close(p[0]);
+    c.report_fd = p[1];
+    c.check_files();
+    c.check_state_file();
+    _exit(0);
+  }
+  if (pid < 0) {  // no child: here, as before
+    c.check_files();
+    c.check_state_file();
+    return;
+  }
+  ::close(p[1]);
+  std::string got;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  bool ended = false;
+  while (!ended) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd pfd{p[0], POLLIN, 0};
+    if (::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) continue;
+    char buf[4096];
+    const ssize_t n = ::read(p[0], buf, sizeof buf);
+    if (n > 0) got.append(buf, static_cast<std::size_t>(n));
+    ended = n == 0 || (n < 0 && errno != EINTR);
+  }
+  ::close(p[0]);
+  std::string last;
+  for (std::size_t at = 0, end; (end = got.find('\0', at)) != std::string::npos; at = end + 1) {
+    const std::string line = got.substr(at + 1, end - at - 1);
+    (got[at] == 'E' ? c.errors : got[at] == 'W' ? c.warnings : c.steps).push_back(line);
+    if (got[at] == 'S') last = line;
+  }
+  if (ended) {
+    int st = 0;
+    if (::waitpid(pid, &st, 0) == pid && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+      c.errors.push_back(
+          (last.empty() ? std::string("the file checks") : last) + ": the check ended early (" +
+          (WIFSIGNALED(st) ? std::string(strsignal(WTERMSIG(st))) : "exit " + std::to_string(WEXITSTATUS(st))) + ")");
+    }
+    return;
+  }
+  ::kill(pid, SIGKILL);  // it dies when the file system answers; nothing waits for it
+  const std::string why = fmt::format(
+      "{}: did not answer within {:g} s (--load-timeout; its file system hung?) — "
+      "the checks after it were not made",
+      last.empty() ? "the files" : last, seconds);
+  if (last.rfind("--state-file ", 0) == 0) {
+    c.warnings.push_back(why + "; a start runs without restoring the state and does not write it");
+  } else {
+    c.errors.push_back(why + "; a start would wait on it too (a file to play: refused after --load-timeout)");
   }
 }
 
@@ -228,8 +317,7 @@ int check_config(int argc, char** argv) {
   if (parsed) {  // the settings as a start would have them (without the lines reported above)
     c.warnings = o.config_warnings;
     c.check_network();
-    c.check_files();
-    c.check_state_file();
+    run_file_checks(c, o.load_timeout);
   }
   errors.insert(errors.end(), c.errors.begin(), c.errors.end());
   // In the file's order, as a reader goes through it (the syntax problems were found first);

@@ -270,7 +270,9 @@ void add_session_options(CLI::App& app, Options& o) {
   app.add_option("--state-file", o.state_file,
                  "Keep the daemon's state in FILE: loaded sources, deck levels and EQ, master, tempo (and "
                  "with --restore-voices the playing voices) come back after a restart. Written atomically "
-                 "when the state changes and at shutdown")
+                 "when the state changes and at shutdown, read and written by a helper process given up on "
+                 "after --load-timeout (a file system that does not answer: started without the restore, "
+                 "the file then never written by that run)")
       ->type_name("FILE");
   app.add_flag("--restore-voices", o.restore_voices,
                "With --state-file: also save the playing voices (position, volume, loop, rate, pan, pause) "
@@ -495,7 +497,8 @@ void add_service_options(CLI::App& app, Options& o) {
                "Check the command line and the config file as a start would read them, and what can be checked "
                "without the device or the ports (ranges, --media-root, --state-file's directory, --bpm-config, "
                "files to play, addresses); one line per problem (FILE:LINE:), then a verdict. Exit 0 when a start "
-               "would run, 2 when it would not. Starts nothing");
+               "would run, 2 when it would not. Files are checked in a child process given up on after "
+               "--load-timeout (a file system that does not answer). Starts nothing");
   app.set_help_flag("-h,--help", "Print this help and exit");
   app.set_version_flag("--version", version_text(), "Print the version, git revision and libsndfile's formats");
 }

@@ -39,8 +39,9 @@ Resume take_resume_env() {
   if (const char* v = std::getenv("STEMD_RESUME_LOSSES")) r.losses = std::strtoull(v, nullptr, 10);
   if (const char* v = std::getenv("STEMD_RESUME_REASON")) r.reason = v;
   if (const char* v = std::getenv("STEMD_RESUME_STARTED")) r.started_ns = std::strtoll(v, nullptr, 10);
+  if (const char* v = std::getenv("STEMD_RESUME_STATE_UNREAD")) r.state_unread = std::strcmp(v, "1") == 0;
   for (const char* k : {"STEMD_RESUME_STATE", "STEMD_RESUME_RATE", "STEMD_RESUME_LOSSES", "STEMD_RESUME_REASON",
-                        "STEMD_RESUME_STARTED"}) {
+                        "STEMD_RESUME_STARTED", "STEMD_RESUME_STATE_UNREAD"}) {
     unsetenv(k);
   }
   return r;
@@ -64,6 +65,7 @@ void reexec(char** argv, const Resume& r, std::string& error) {
   setenv("STEMD_RESUME_LOSSES", std::to_string(r.losses).c_str(), 1);
   setenv("STEMD_RESUME_REASON", r.reason.c_str(), 1);
   setenv("STEMD_RESUME_STARTED", std::to_string(r.started_ns).c_str(), 1);
+  setenv("STEMD_RESUME_STATE_UNREAD", r.state_unread ? "1" : "0", 1);
   // Every descriptor but stdio closes on exec: sockets, the dead device's, sound files.
   close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
   std::fflush(nullptr);
@@ -210,6 +212,7 @@ void DaemonRun::hand_over(const std::string& why) {
   r.rate = rate_;
   r.losses = device_.losses();
   r.reason = why;
+  r.state_unread = state_ && state_->unread();  // the new image must not write it either
   r.started_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(router.started().time_since_epoch()).count();
   std::string e;
   if (!write_file_atomic(
@@ -221,7 +224,7 @@ void DaemonRun::hand_over(const std::string& why) {
   }
   if (state_) {  // the state file too, in case the new image cannot start
     state_->capture_now(ctl, router);
-    state_->flush();
+    state_->save(1.0);  // bounded: a hung file system does not hold the device's recovery
   }
   std::string subs;
   for (const control::Peer& p : router.subscriber_peers()) {

@@ -89,7 +89,7 @@ int DaemonRun::shutdown() {
         // Stuck before the state was saved (in the control thread's stop): write the last state
         // the control thread queued (at most a second old). Stuck inside the save: not again.
         if (state_ && !saving_started.load() && !stopped_in_restore_) {
-          if (state_->flush()) spdlog::info("state saved to {}", state_->path());
+          if (state_->save(0.5)) spdlog::info("state saved to {}", state_->path());
         }
         spdlog::default_logger()->flush();
         std::fflush(nullptr);
@@ -104,7 +104,9 @@ int DaemonRun::shutdown() {
     deadline.step("saving the state file");
     saving_started = true;
     state_->capture_now(inst_->controller(), inst_->router());
-    if (state_->flush()) spdlog::info("state saved to {}", state_->path());
+    // Up to 1 s for the write (a few kB and two fsyncs; a busy SD card can take hundreds of ms):
+    // a file system that does not answer costs that second, then "NOT saved" and the exit.
+    if (state_->save(1.0)) spdlog::info("state saved to {}", state_->path());
   }
   const std::uint64_t callbacks_before_fade = inst_->engine().metrics().callbacks.load();
   const auto fade_started = Clock::now();

@@ -37,10 +37,17 @@ void DaemonRun::restore_state() {
       spdlog::warn("--restore-voices does nothing without --state-file FILE (where they are kept)");
     return;
   }
-  state_ = std::make_unique<StateKeeper>(
-      StateKeeper::Config{o_.state_file, o_.restore_voices, o_.state_interval, std::string("stemd ") + STEMD_VERSION});
+  StateKeeper::Config sc{o_.state_file, o_.restore_voices, o_.state_interval, std::string("stemd ") + STEMD_VERSION};
+  // The file's read and writes in a helper process (stemd itself), given up on after
+  // --load-timeout: a file system that stops answering holds the helper, not the daemon.
+  sc.helper = {"/proc/self/exe", kStateIoFlag};
+  sc.io_timeout_s = o_.load_timeout;
+  state_ = std::make_unique<StateKeeper>(std::move(sc));
   control::Router& router = inst_->router();
-  if (resume_.active) return hook_state_poll();  // resuming: the hand-over is newer
+  if (resume_.active) {  // resuming: the hand-over is newer
+    if (resume_.state_unread) state_->keep_unread();
+    return hook_state_poll();
+  }
   // Its loads on the opener threads, with --load-timeout, as a client's (a dead network share
   // at boot must not hold the start-up); the server's loop takes them over when it starts.
   if (inst_->server() != nullptr) router.enable_async_loads(nullptr);

@@ -469,43 +469,14 @@ void StateKeeper::capture_now(const control::Controller& ctl, const control::Rou
 }
 
 void StateKeeper::queue(const DaemonState& s) {
-  if (interrupted_) return;  // a restore cut short: the file keeps what the next start needs
+  // A restore cut short, or a file that could not be read: it keeps what the next start needs.
+  if (interrupted_ || unread_) return;
   std::string text = format_state(s, cfg_.writer);
   last_ = s;
   have_last_ = true;
   std::lock_guard<std::mutex> lock(mu_);
   pending_ = std::move(text);
   have_pending_ = true;
-}
-
-bool StateKeeper::flush() {
-  std::string text;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!have_pending_) return true;
-    text = std::move(pending_);
-    have_pending_ = false;
-  }
-  std::string error;
-  // A symlinked state file (kept on another partition) stays a link: its target is written.
-  if (!write_file_atomic(cfg_.path, text, error, AtomicWrite{.follow_symlink = true})) {
-    if (error != last_error_) {
-      spdlog::warn("state file: {} — the previous state file is unchanged; retrying every second", error);
-      last_error_ = error;
-    }
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!have_pending_) {  // nothing newer queued meanwhile: retry this one
-      pending_ = std::move(text);
-      have_pending_ = true;
-    }
-    return false;
-  }
-  if (!last_error_.empty()) {
-    spdlog::info("state file {} written again", cfg_.path);
-    last_error_.clear();
-  }
-  spdlog::debug("state file {} written ({} bytes)", cfg_.path, text.size());
-  return true;
 }
 
 }  // namespace stemd::app

@@ -18,8 +18,10 @@
 //
 // Threads: capture_state(), StateKeeper::poll()/capture_now() and restore() run on the control
 // thread [control] (the OSC server's thread while it runs — through Router::set_tick_hook —,
-// the main thread before and after). StateKeeper::flush() writes the file on the main thread
-// [main]. Nothing here runs on, or waits for, the audio thread: voice positions come from the
+// the main thread before and after). StateKeeper::flush() and save() write the file from the
+// main thread [main] — in the daemon through a helper process (Config::helper, state_io.hpp), so
+// a file system that stops answering holds neither the start nor the main loop nor the exit.
+// Nothing here runs on, or waits for, the audio thread: voice positions come from the
 // telemetry the engine publishes through atomics.
 #pragma once
 
@@ -27,6 +29,7 @@
 #include "control/osc.hpp"
 #include "control/router.hpp"
 #include "safe_file.hpp"
+#include "state_io.hpp"
 
 #include <array>
 #include <chrono>
@@ -34,6 +37,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -166,6 +170,11 @@ class StateKeeper {
     double interval_s = 5.0;      // positions / tempo alone are written at most this often
     std::string writer = "stemd";
     double retry_s = 5.0;  // a source whose file was missing at start: tried again this often
+    // The state file's own read and writes. Empty: on the calling thread (tests). Else the helper
+    // process to run ({"/proc/self/exe", kStateIoFlag} in the daemon), given up on after
+    // io_timeout_s seconds (--load-timeout: how long a file system may take to answer).
+    std::vector<std::string> helper;
+    double io_timeout_s = 10.0;
   };
   explicit StateKeeper(Config c);
 
@@ -189,8 +198,23 @@ class StateKeeper {
   // [control] Queues the state as it is now, changed or not (at shutdown).
   void capture_now(const control::Controller& ctl, const control::Router& router);
   // [main] Writes what was queued, if anything. A failure is logged (once until it changes or
-  // succeeds again) and retried at the next flush; the previous file stays intact.
+  // succeeds again) and retried at the next flush; the previous file stays intact. True when
+  // nothing is left to write. With a helper it never waits: it starts the write and the next
+  // flush looks at how it went. One write at a time: while one has not returned (a file system
+  // that does not answer: logged once after io_timeout_s) the newest state waits behind it,
+  // replacing what waited before — never a second helper.
   bool flush();
+  // [main] flush(), then waits up to max_wait_s (steady clock) for the write: true when the state
+  // queued is in the file. False — logged, "not saved" — when it failed or did not finish in
+  // time (at shutdown: the process exits all the same; a helper still stuck is killed).
+  bool save(double max_wait_s);
+  // The file could not be read at start (its file system did not answer within io_timeout_s):
+  // this run never writes it, so what it holds is there for the next start.
+  bool unread() const { return unread_; }
+  void keep_unread() { unread_ = true; }
+  // [main] Why the state is not being saved, in a few words for the health line and systemd's
+  // STATUS= ("" when it is): not read at start, a write that has not answered, one that failed.
+  std::string trouble() const;  // [main, before poll() runs] a device hand-over's new image
 
   const std::string& path() const { return cfg_.path; }
 
@@ -241,6 +265,18 @@ class StateKeeper {
   bool have_pending_ = false;
   // main thread
   std::string last_error_;
+  // The state file's read or write under way in the helper (state_save.cpp), and the text it
+  // writes (put back to retry when it fails and nothing newer waits).
+  // The file's read at start (state_restore.cpp): nullopt when it was not read — its file system
+  // did not answer within io_timeout_s (unread_ set), or a stop signal came meanwhile.
+  std::optional<StateRead> read_file(std::vector<StateMessage>& out, const RestoreHooks& hooks, std::size_t max,
+                                     std::string& error);
+  bool settle_job();  // false: a job is still running
+  void written(bool ok, std::string text, const std::string& error);
+  std::unique_ptr<FileJob> job_;
+  bool job_reads_ = false, stuck_logged_ = false, helper_failed_ = false;
+  std::string job_text_;
+  bool unread_ = false;  // set by restore() before the control thread starts
 };
 
 }  // namespace stemd::app

@@ -13,6 +13,7 @@
 
 #include <climits>
 #include <map>
+#include <optional>
 #include <set>
 #include <sys/stat.h>
 #include <thread>
@@ -63,7 +64,13 @@ RestoreReport StateKeeper::restore(control::Router& router, const RestoreHooks& 
   run.hooks = hooks;
   std::string error;
   const control::RouterConfig& rc = router.config();
-  switch (read_state_file(cfg_.path, run.msgs, error, state_bytes_bound(rc.max_sources, rc.limits.max_string))) {
+  const std::optional<StateRead> read =
+      read_file(run.msgs, hooks, state_bytes_bound(rc.max_sources, rc.limits.max_string), error);
+  if (!read) {
+    run.rep.interrupted = interrupted_;
+    return run.rep;
+  }
+  switch (*read) {
     case StateRead::kMissing:
       spdlog::info("state file {} does not exist yet: starting empty (it is written as the state changes)", cfg_.path);
       return run.rep;
@@ -104,6 +111,54 @@ RestoreReport StateKeeper::restore(control::Router& router, const RestoreHooks& 
                    : std::string());
   last_retry_ = std::chrono::steady_clock::now();
   return run.rep;
+}
+
+// Before, the file was read on this thread: on a file system that did not answer (a hung NFS
+// share or USB bridge) the start hung with it — no OSC, no READY, SIGTERM not acted on.
+std::optional<StateRead> StateKeeper::read_file(std::vector<StateMessage>& out, const RestoreHooks& hooks,
+                                                std::size_t max, std::string& error) {
+  if (cfg_.helper.empty()) return read_state_file(cfg_.path, out, error, max);
+  std::vector<std::string> argv = cfg_.helper;
+  argv.insert(argv.end(), {"read", cfg_.path, std::to_string(max)});
+  std::unique_ptr<FileJob> job = FileJob::start(argv, {}, error);
+  if (!job) {  // no helper: read here, as before
+    spdlog::warn("state file {}: {} — reading it without a helper", cfg_.path, error);
+    return read_state_file(cfg_.path, out, error, max);
+  }
+  bool stopped = false;
+  switch (job->wait(cfg_.io_timeout_s, hooks.wait, &stopped)) {
+    case FileJob::Status::kOk:
+      if (!parse_state(job->output(), out, error)) {
+        error = cfg_.path + ":" + error;
+        return StateRead::kBad;
+      }
+      return StateRead::kOk;
+    case FileJob::Status::kMissing:
+      return StateRead::kMissing;
+    case FileJob::Status::kFailed:
+      error = job->output();
+      return StateRead::kBad;
+    case FileJob::Status::kBroken:  // nothing known about the file: never set aside for that
+      spdlog::warn("state file {}: {} — reading it without a helper", cfg_.path, job->output());
+      return read_state_file(cfg_.path, out, error, max);
+    case FileJob::Status::kRunning:
+      break;
+  }
+  job_ = std::move(job);  // looked at by flush(): its answer, when it comes, is logged
+  job_reads_ = true;
+  stuck_logged_ = true;
+  if (stopped) {
+    interrupted_ = true;
+    spdlog::warn("state file {}: stopped by a signal while its read waited — the file is left as it was", cfg_.path);
+    return std::nullopt;
+  }
+  unread_ = true;
+  spdlog::warn(
+      "state file {} did not answer within {:g} s (--load-timeout; its file system hung?): starting WITHOUT "
+      "restoring it — and it is not written while this stemd runs, so the state saved there is kept for the next "
+      "start",
+      cfg_.path, cfg_.io_timeout_s);
+  return std::nullopt;
 }
 
 void StateKeeper::restore_message(RestoreRun& run, control::Router& router, std::size_t i) {

@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
-"""stall_fs.py MOUNTPOINT — a file system that stops answering, for tests (root; /dev/fuse).
+"""stall_fs.py MOUNTPOINT [--hold-creates] — a file system that stops answering, for tests (root; /dev/fuse).
 
 It speaks the kernel's FUSE protocol on /dev/fuse directly (no libfuse): the mount holds one file,
 `stalled.wav`, whose open() is never answered, as with an NFS server or a USB bridge that hung.
 A process that opens it waits in the kernel, uninterruptibly, until this server exits: then the
 kernel aborts the connection, the open fails (ENOTCONN) and the waiting thread goes on. Prints
 "mounted" once the mount is up, and one line per open it holds. The caller unmounts (umount -l).
+
+--hold-creates: the creation of a file (any other name: a state file's temporary file) is held too,
+as a share that answers reads of what it has but hangs on the first write. Without it a creation
+is refused (ENOSYS), as before.
 """
 import errno
 import os
@@ -15,7 +19,7 @@ import time
 
 import ctypes
 
-OP_LOOKUP, OP_FORGET, OP_GETATTR, OP_OPEN, OP_RELEASE, OP_FLUSH = 1, 2, 3, 14, 18, 25
+OP_LOOKUP, OP_FORGET, OP_GETATTR, OP_OPEN, OP_RELEASE, OP_FLUSH, OP_CREATE = 1, 2, 3, 14, 18, 25, 35
 OP_INIT, OP_OPENDIR, OP_READDIR, OP_RELEASEDIR, OP_INTERRUPT, OP_DESTROY, OP_BATCH_FORGET = 26, 27, 28, 29, 36, 38, 42
 ROOT, FILE_INO, FILE_NAME, FILE_SIZE = 1, 2, b"stalled.wav", 1 << 20
 
@@ -32,6 +36,7 @@ def attributes(ino):
 
 def main():
     mountpoint = sys.argv[1]
+    hold_creates = "--hold-creates" in sys.argv[2:]
     fd = os.open("/dev/fuse", os.O_RDWR)
     libc = ctypes.CDLL(None, use_errno=True)
     options = f"fd={fd},rootmode=40000,user_id=0,group_id=0,allow_other".encode()
@@ -70,6 +75,10 @@ def main():
         elif op == OP_OPEN and node == FILE_INO:
             held.append(unique)
             print(f"open of {FILE_NAME.decode()} held ({len(held)})", flush=True)
+        elif op == OP_CREATE and hold_creates:
+            held.append(unique)
+            name = body[16:].split(b"\0")[0].decode(errors="replace")  # fuse_create_in: flags mode umask open_flags
+            print(f"create of {name} held ({len(held)})", flush=True)
         elif op in (OP_OPEN, OP_OPENDIR):
             answer(unique, 0, struct.pack("<QII", 0, 0, 0))
         elif op == OP_READDIR:

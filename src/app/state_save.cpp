@@ -1,0 +1,121 @@
+// The state file's writes [main] (state.hpp): what poll() and capture_now() queued, written by
+// write_file_atomic — in the daemon in a helper process (state_io.hpp), one at a time, looked at
+// without waiting: a file system that stops answering holds the helper, never the main loop
+// (the systemd watchdog's pings, the stop signals) nor the exit.
+#include "state.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <thread>
+
+namespace stemd::app {
+
+bool StateKeeper::flush() {
+  if (job_ && !settle_job()) return false;  // the newest state waits behind the write under way
+  if (unread_) return false;                // nothing is queued (queue()); never written
+  std::string text;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!have_pending_) return true;
+    text = std::move(pending_);
+    have_pending_ = false;
+  }
+  std::string error;
+  if (!cfg_.helper.empty()) {
+    std::vector<std::string> argv = cfg_.helper;
+    argv.insert(argv.end(), {"write", cfg_.path});
+    job_ = FileJob::start(argv, text, error);
+    if (!job_ && !helper_failed_) {  // a sandbox that refuses it: written here, as before, rather than never
+      spdlog::warn("state file {}: {} — writing it from the main loop instead", cfg_.path, error);
+      helper_failed_ = true;
+    }
+  }
+  if (!job_) {
+    // A symlinked state file (kept on another partition) stays a link: its target is written.
+    const bool ok = write_file_atomic(cfg_.path, text, error, AtomicWrite{.follow_symlink = true});
+    written(ok, std::move(text), error);
+    return ok;
+  }
+  job_reads_ = false;
+  stuck_logged_ = false;
+  job_text_ = std::move(text);
+  settle_job();
+  return false;  // the next flush (or save()) looks at how it went
+}
+
+// The helper's write (or the start's read, given up on) has returned, or not yet (false).
+bool StateKeeper::settle_job() {
+  const FileJob::Status st = job_->poll();
+  if (st == FileJob::Status::kRunning) {
+    if (!stuck_logged_ && job_->seconds() > cfg_.io_timeout_s) {
+      stuck_logged_ = true;
+      spdlog::warn(
+          "state file {}: {} has not answered after {:g} s (its file system hung?) — the state is not being saved; "
+          "stemd goes on and writes the newest state once it answers",
+          cfg_.path, job_reads_ ? "its read" : "its write", cfg_.io_timeout_s);
+    }
+    return false;
+  }
+  const std::unique_ptr<FileJob> job = std::move(job_);
+  if (job_reads_) {  // the start gave up on it (unread_): this run still does not write the file
+    spdlog::warn(
+        "state file {} answers again ({}) — it was not restored in this run and is not written by it, so what it "
+        "holds is kept: restart stemd to restore it",
+        cfg_.path, st == FileJob::Status::kOk ? "read" : job->output());
+    return true;
+  }
+  if (stuck_logged_)
+    spdlog::info("state file {}: the write that hung has returned after {:.0f} s", cfg_.path, job->seconds());
+  written(st == FileJob::Status::kOk, std::move(job_text_), job->output());
+  return true;
+}
+
+void StateKeeper::written(bool ok, std::string text, const std::string& error) {
+  if (!ok) {
+    if (error != last_error_) {
+      spdlog::warn("state file: {} — the previous state file is unchanged; retrying every second", error);
+      last_error_ = error;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!have_pending_) {  // nothing newer queued meanwhile: retry this one
+      pending_ = std::move(text);
+      have_pending_ = true;
+    }
+    return;
+  }
+  if (!last_error_.empty()) {
+    spdlog::info("state file {} written again", cfg_.path);
+    last_error_.clear();
+  }
+  spdlog::debug("state file {} written ({} bytes)", cfg_.path, text.size());
+}
+
+std::string StateKeeper::trouble() const {
+  if (unread_) return "state file not read at start (not written)";
+  if (job_ && job_->seconds() > cfg_.io_timeout_s) {
+    return fmt::format("state file not saved (its write has not answered for {:.0f} s)", job_->seconds());
+  }
+  return last_error_.empty() ? std::string() : "state file not saved (its write failed)";
+}
+
+bool StateKeeper::save(double max_wait_s) {
+  if (unread_) {
+    spdlog::warn("state file {}: not saved — it could not be read at start, so it keeps what it held then", cfg_.path);
+    return false;
+  }
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                            std::chrono::duration<double>(max_wait_s));
+  for (;;) {
+    if (flush()) return true;
+    if (!job_) return false;  // failed: flush() said why
+    if (std::chrono::steady_clock::now() >= until) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  spdlog::warn(
+      "state file {}: the state was NOT saved — its write has not finished after {:.1f} s (its file system does not "
+      "answer?); the file keeps its previous state",
+      cfg_.path, job_->seconds());
+  return false;
+}
+
+}  // namespace stemd::app
