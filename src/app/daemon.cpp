@@ -55,6 +55,11 @@ int DaemonRun::run() {
         "(stemctl neither) — add it, --allow {},127.0.0.1 (--allow is shared with the web monitor), or bind OSC "
         "to an address on the network",
         o_.osc_bind, o_.allow, o_.allow);
+  } else if (server != nullptr && server->local_refused()) {
+    spdlog::warn(
+        "OSC listens on every interface (--osc-bind {}) but --allow {} leaves out this machine: stemctl and "
+        "clients here are refused (no reply) — add it: --allow {},127.0.0.1",
+        o_.osc_bind, o_.allow, o_.allow);
   }
   inst_->start_control();  // from here on the control thread owns the Controller and the Router
   if (web_) {

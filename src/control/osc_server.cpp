@@ -174,6 +174,18 @@ bool OscServer::shut_out() const {
   return at.is_loopback() && !allow_.allows(at);
 }
 
+// Bound to every interface (0.0.0.0, ::) with an allow-list that leaves out 127.0.0.1: clients on
+// this machine (stemctl's default host) are refused — a new-user pass followed the README's own
+// migration example (allow = "192.168.1.0/24") and got "is stemd running?" from stemctl.
+bool OscServer::local_refused() const {
+  const Endpoint at = local_udp();
+  const std::string host = at.host();
+  if (at.len == 0 || (host != "0.0.0.0" && host != "::")) return false;
+  std::string error;
+  const auto local = parse_endpoint("127.0.0.1", at.port(), error);
+  return local && !allow_.allows(*local);
+}
+
 void OscServer::start() {
   if (running_.exchange(true)) return;
   std::uint64_t pending = 0;  // a stop() of an earlier run left the wake-up set: clear it
@@ -249,6 +261,18 @@ void OscServer::send(const Outgoing& o) {
   if (!ok) stats_.replies_dropped.fetch_add(1, std::memory_order_relaxed);
 }
 
+// [control] A source outside --allow: no reply, but the log says so — at most one line every 10 s
+// (a refused stemctl on this machine, or a client whose address changed, left no trace at all).
+void OscServer::log_refused(const Endpoint& from) {
+  ++refused_unlogged_;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - refused_logged_at_ < std::chrono::seconds(10)) return;
+  refused_logged_at_ = now;
+  spdlog::warn("OSC: refused {} datagram{} from outside --allow {} (the last from {}); no reply is sent",
+               refused_unlogged_, refused_unlogged_ == 1 ? "" : "s", allow_.to_string(), from.host());
+  refused_unlogged_ = 0;
+}
+
 void OscServer::handle_udp() {
   if (!udp_) return;  // --osc-bind's interface is not there yet
   // Bounded per pass so the controller is serviced even under a flood.
@@ -256,6 +280,7 @@ void OscServer::handle_udp() {
     stats_.datagrams.fetch_add(1, std::memory_order_relaxed);
     if (!allow_.allows(dgram_.from)) {
       stats_.refused.fetch_add(1, std::memory_order_relaxed);
+      log_refused(dgram_.from);
       continue;  // no reply: strangers learn nothing
     }
     out_.clear();

@@ -16,6 +16,7 @@
 #include "router.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -80,6 +81,8 @@ class OscServer {
   // Bound to loopback with an allow-list that does not take loopback (--allow is shared with the
   // web monitor): nothing can reach it.
   bool shut_out() const;
+  // Bound to every interface, but --allow leaves out 127.0.0.1: stemctl on this machine is refused.
+  bool local_refused() const;
   // [any thread] Runs f on the control thread at its next pass (at once if the server is not
   // running: the caller is then the control thread). The way the main thread changes what the
   // control thread owns: a SIGHUP reload, the voices of a resumed session.
@@ -97,6 +100,9 @@ class OscServer {
   void await_interface(std::chrono::steady_clock::time_point now);
   void send(const Outgoing& o);
   void handle_udp();
+  void log_refused(const Endpoint& from);
+  std::uint64_t refused_unlogged_ = 0;
+  std::chrono::steady_clock::time_point refused_logged_at_{};
   void handle_tcp();
   std::size_t per_address_limit() const;
 

@@ -2,6 +2,7 @@
 // bad file gets one error line naming the file and libsndfile's reason and a non-zero exit,
 // config files work, and SIGTERM ends the daemon cleanly with exit 0.
 #include "common/fixtures.hpp"
+#include "common/free_port.hpp"
 #include "common/run_process.hpp"
 
 #include <gtest/gtest.h>
@@ -12,6 +13,7 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <thread>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -438,6 +440,44 @@ TEST(Cli, AnAllowListThatShutsOutALoopbackOscSocketIsNamedAtStart) {
   EXPECT_NE(r.output.find("--allow 192.0.2.0/24,127.0.0.1"), std::string::npos) << r.output;
   const auto ok = run_stemd("--backend null --allow 192.0.2.0/24,127.0.0.1 --duration 0.05");
   EXPECT_EQ(ok.output.find("no client can reach it"), std::string::npos) << ok.output;
+}
+
+// The README's migration example (osc-bind = "0.0.0.0", allow = "192.168.1.0/24") leaves out this
+// machine: stemctl said "no reply … is stemd running?" and the log said nothing, at start or per
+// refused datagram (new-user pass 21). Now the start names it and the refusals are logged (at most
+// a line every 10 s).
+TEST(Cli, AnAllowListThatLeavesOutThisMachineOnAWildcardBindIsNamedAndItsRefusalsLogged) {
+  TempDir media;
+  const std::uint16_t port = test::free_port();
+  std::thread sender([port] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    static const char kPing[] = "/stemd/ping\0\0\0\0,\0\0\0";
+    for (int i = 0; i < 3; ++i) {
+      ::sendto(fd, kPing, sizeof kPing - 1, 0, reinterpret_cast<const sockaddr*>(&to), sizeof to);
+    }
+    ::close(fd);
+  });
+  const auto r = test::run_process(std::string(STEMD_BINARY) + " --backend null --osc-bind 0.0.0.0 --osc-port " +
+                                   std::to_string(port) + " --allow 192.0.2.0/24 --media-root " +
+                                   shell_quote(media.path()) + " --duration 1.5");
+  sender.join();
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("--allow 192.0.2.0/24 leaves out this machine: stemctl and clients here are refused"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("--allow 192.0.2.0/24,127.0.0.1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("OSC: refused 1 datagram from outside --allow 192.0.2.0/24 (the last from 127.0.0.1)"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(count_lines_with(r.output, "OSC: refused"), 1) << "rate-limited: " << r.output;
+  const auto ok = run_stemd("--backend null --osc-bind 0.0.0.0 --allow 192.0.2.0/24,127.0.0.1 --media-root " +
+                            shell_quote(media.path()) + " --duration 0.05");
+  EXPECT_EQ(ok.output.find("leaves out this machine"), std::string::npos) << ok.output;
 }
 
 // The web monitor bound beyond loopback (the README's own line: --http-bind 0.0.0.0 --allow
