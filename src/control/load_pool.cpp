@@ -26,6 +26,7 @@ struct LoadPool::State {
   std::size_t alive = 0;
   std::uint64_t next_ticket = 1;
   bool stopping = false;
+  std::string job, threads;  // for the log
 };
 
 namespace {
@@ -49,7 +50,7 @@ void opener(std::shared_ptr<LoadPool::State> s) {
       --s->working;  // the slot is free before anyone hears of the result
     } else {
       --s->lost;
-      spdlog::info("an abandoned load returned ({} opener threads still lost)", s->lost);
+      spdlog::info("an abandoned {} returned ({} {} threads still lost)", s->job, s->lost, s->threads);
     }
     lock.unlock();
     if (publish) publish();  // an abandoned job's result: the router discards it
@@ -62,8 +63,11 @@ void opener(std::shared_ptr<LoadPool::State> s) {
 }
 }  // namespace
 
-LoadPool::LoadPool(std::size_t threads, std::size_t max_in_flight, std::size_t max_lost)
+LoadPool::LoadPool(std::size_t threads, std::size_t max_in_flight, std::size_t max_lost, std::string job,
+                   std::string threads_name)
     : state_(std::make_shared<State>()), max_in_flight_(max_in_flight == 0 ? 1 : max_in_flight), max_lost_(max_lost) {
+  state_->job = std::move(job);
+  state_->threads = std::move(threads_name);
   if (threads == 0) threads = 1;
   for (std::size_t i = 0; i < threads; ++i) {
     {
@@ -80,8 +84,9 @@ LoadPool::~LoadPool() {
   state_->jobs.clear();  // queued, not started: nobody waits for them any more
   state_->cv.notify_all();
   // A job stuck in open() or read() on a dead NFS server must not hold up shutdown: at most 1 s
-  // (bounded shutdown), then it is left to finish alone with what it owns.
-  state_->exited.wait_for(lock, std::chrono::seconds(1), [&] { return state_->alive == 0; });
+  // (bounded shutdown), then it is left to finish alone with what it owns. A thread already lost
+  // (given up on past its time-out) is not waited for at all.
+  state_->exited.wait_for(lock, std::chrono::seconds(1), [&] { return state_->alive <= state_->lost; });
 }
 
 std::uint64_t LoadPool::submit(Job job, std::string& why) {

@@ -499,6 +499,8 @@ std::vector<OscArg> Router::status_fields() {
   kv("loads_in_flight", OscArg::Int(static_cast<std::int64_t>(pending_.size())));
   kv("plays_opening", OscArg::Int(static_cast<std::int64_t>(pending_plays_.size())));   // their streams opening
   kv("loads_lost", OscArg::Int(static_cast<std::int64_t>(pool_ ? pool_->lost() : 0)));  // stuck past --load-timeout
+  // the web monitor's listings stuck past --load-timeout
+  kv("listings_lost", OscArg::Int(static_cast<std::int64_t>(listings_lost_ ? listings_lost_() : 0)));
   kv("voice_underruns", OscArg::Int64(static_cast<std::int64_t>(m.voice_underruns.load())));
   kv("device_underflows", OscArg::Int64(static_cast<std::int64_t>(m.device_underflows.load())));
   // Percentiles come from histogram bin edges (≈ 9 % wide): never report one above the true max.

@@ -298,7 +298,15 @@ std::string WebServer::describe() const {
 
 void WebServer::start() {
   if (thread_.joinable()) return;
-  sh_->lister = std::make_unique<net::thread_pool>(1);
+  sh_->lister = std::make_shared<control::LoadPool>(Shared::kMaxListings, Shared::kMaxListings,
+                                                    Shared::kMaxLostListings, "listing", "listing");
+  // /stemd/status's listings_lost (the control thread reads the pool's count; after stop(), 0)
+  sh_->post([sh = sh_, pool = std::weak_ptr<control::LoadPool>(sh_->lister)] {
+    sh->router.set_listings_lost([pool] {
+      const auto p = pool.lock();
+      return p ? p->lost() : std::size_t{0};
+    });
+  });
   accept_next(sh_);
   pump(sh_);
   renew(sh_);
@@ -319,8 +327,9 @@ void WebServer::stop() {
     }
     if (sh->tap) sh->tap->set_enabled(false);
   });
-  thread_.join();       // run() returns once every connection's handlers have finished
-  sh_->lister->join();  // a listing under way finishes; its answer is not sent
+  thread_.join();  // run() returns once every connection's handlers have finished
+  // A listing under way gets at most 1 s to finish (its answer is not sent); a thread lost in the
+  // file system is left there (LoadPool's destructor).
   sh_->lister.reset();
 }
 
