@@ -44,11 +44,15 @@ class LoadPool {
   using Publish = std::function<void()>;
   using Job = std::function<Publish()>;
   // Queues `job` and returns its ticket (for abandon()); 0 when refused, `why` then says why.
-  std::uint64_t submit(Job job, std::string& why);
+  // `label` names it in running() (a path).
+  std::uint64_t submit(Job job, std::string& why, std::string label = {});
   // Gives up on the job `ticket` (see above). Returns true when it was running (a thread lost).
   bool abandon(std::uint64_t ticket);
   std::size_t in_flight() const;
   std::size_t lost() const;  // threads still inside an abandoned job
+  // The jobs running now, by label, a lost one marked: "'a.wav' (lost), 'b.wav'" ("" when none).
+  // Any thread (the shutdown names what it leaves behind).
+  std::string running() const;
   // Is the abandoned job `ticket` still running (its thread lost)? False once it returned.
   bool still_lost(std::uint64_t ticket) const;
   std::size_t max_in_flight() const noexcept { return max_in_flight_; }

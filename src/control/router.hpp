@@ -141,6 +141,8 @@ class Router {
   void set_started(std::chrono::steady_clock::time_point t) { started_ = t; }
   std::chrono::steady_clock::time_point started() const { return started_; }
 
+  // Any thread: the opener threads' jobs running now, by path, the lost ones marked ("" when none).
+  std::string openers_running() const { return pool_ ? pool_->running() : std::string(); }
   // [control] The web monitor's listing threads lost in the file system (status: listings_lost).
   void set_listings_lost(std::function<std::size_t()> count) { listings_lost_ = std::move(count); }
   // Extra status fields from the server (sockets, drops…), appended to every status reply.

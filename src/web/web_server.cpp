@@ -341,6 +341,8 @@ std::function<void(const control::Outgoing&)> WebServer::sink() const {
 
 const WebStats& WebServer::stats() const { return sh_->stats; }
 
+std::string WebServer::listings_running() const { return sh_->lister ? sh_->lister->running() : std::string(); }
+
 void WebServer::set_handshake_hook(HandshakeHook h) { sh_->handshake_hook = std::move(h); }
 
 }  // namespace stemd::web

@@ -94,6 +94,8 @@ class WebServer {
   // The same as a function for app::Instance::set_local_sink (safe to call after stop()).
   std::function<void(const control::Outgoing&)> sink() const;
   const WebStats& stats() const;
+  // [main] The file browser's listings running now, by folder, the lost ones marked ("" when none).
+  std::string listings_running() const;
   // [main] Tests only, before start(): no flag, config key or request reaches it. Called on the
   // network thread once a WebSocket's handshake answer (the 101) has been written; the
   // connection goes on when the hook calls `resume` (from any thread). A test holds a connection

@@ -4,6 +4,8 @@
 // (counted), never holds more than the queue, and slows no one else.
 #include "web_internal.hpp"
 
+#include "base/log_guard.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -287,7 +289,7 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
       };
     };
     std::string why;
-    const std::uint64_t ticket = sh_->lister->submit(std::move(job), why);
+    const std::uint64_t ticket = sh_->lister->submit(std::move(job), why, "/" + base::log_escape(key, 300));
     if (ticket == 0) return reply(http::status::service_unavailable, error_json(why));
     listing_ = n;
     const auto since = std::chrono::steady_clock::now();

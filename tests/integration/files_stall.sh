@@ -8,7 +8,8 @@
 #     thread counted as lost (listings_lost in /api/status and /stemd/status).
 #  2. That folder again (however written): 504 at once, no new thread (one opendir held, ever).
 #  3. Other folders still list (the slots are free).
-#  4. SIGTERM: stemd stops at once, without waiting for the lost thread.
+#  4. SIGTERM: stemd stops at once, without waiting for the lost threads (a lost load's too), and
+#     says which it leaves behind, by path.
 # Exit 0 pass, 1 fail, 77 skipped (not root, no FUSE, no network namespace).
 set -uo pipefail
 STEMD=$1
@@ -89,12 +90,17 @@ pids=""
 for t in 1 2 3; do get "" "$t" >"$D/par.$t" & pids="$pids $!"; done
 wait $pids  # (not stemd)
 for t in 1 2 3; do grep -q "^200 " "$D/par.$t" || fail "the root did not list beside a lost listing: $(cat "$D/par.$t")"; done
-# 4. SIGTERM: stopped at once, without waiting for the lost thread. (The process itself ends
-# only once the file system answers: its lost thread sits in the kernel, as with a dead NFS share.)
+# 4. SIGTERM: stopped at once, without waiting for the lost threads, and the log names what they
+# wait on — a lost load's opener thread too. (The process itself ends only once the file system
+# answers: its lost threads sit in the kernel, as with a dead NFS share.) Before, the shutdown
+# deadline said "still stopping the OSC server" while the web monitor waited on a listing.
+"$STEMCTL" --port 57120 --timeout 3 load 1 stalled.wav >/dev/null 2>&1 && fail "a load of a stalled file was done"
 kill -TERM "$PID"
 for _ in $(seq 40); do grep -qF "stopped (SIGTERM): " "$D/stemd.log" && break; sleep 0.1; done
 grep -qF "stopped (SIGTERM): " "$D/stemd.log" || fail "not stopped 4 s after SIGTERM"
 sleep 0.3
+grep -qF "shutdown (SIGTERM): not waiting for threads in the file system: opener threads on 'stalled.wav' (lost); web listings on '/stalled_dir' (lost)" "$D/stemd.log" ||
+  fail "the shutdown does not name the threads stuck in the file system"
 grep -F "still " "$D/stemd.log" | grep -qF "exiting without waiting" && fail "the shutdown deadline expired: $(grep -F 'still ' "$D/stemd.log")"
 exit 0
 INNER
