@@ -86,7 +86,8 @@ struct Shared : std::enable_shared_from_this<Shared> {
   std::map<std::string, std::size_t> per_address;
   std::string audio_header;  // the first text message of /ws/audio
   // POST /api/osc waiting for the control thread: local peer number → completion.
-  std::map<std::uint64_t, std::function<void(std::string)>> pending;
+  // `bad`: a value of the wrong JSON type was refused (400, not 422).
+  std::map<std::uint64_t, std::function<void(std::string, bool bad)>> pending;
   std::atomic<std::uint64_t> next_local{2};  // 1 is the event subscription
   static constexpr std::uint64_t kEventsPeer = 1;
   bool stopping = false;
@@ -122,7 +123,8 @@ struct Shared : std::enable_shared_from_this<Shared> {
   Shared(const WebConfig& c, control::Controller& ct, control::Router& r, const control::MediaPolicy& m,
          WebServer::Post p)
       : cfg(c), ctl(ct), router(r), post(std::move(p)), media(m) {}
-  void deliver(const control::Outgoing& o);  // [control] see WebServer::deliver
+  // [control] see WebServer::deliver; `bad`: a JSON type refused (Router::refused_a_json_type).
+  void deliver(const control::Outgoing& o, bool bad = false);
   void broadcast_audio(Bytes msg);
   void broadcast_event(const std::string& json);
   std::size_t live(std::vector<std::weak_ptr<Listener>>& v);  // prunes closed ones

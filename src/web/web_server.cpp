@@ -180,17 +180,17 @@ void Shared::broadcast_event(const std::string& json) {
   }
 }
 
-void Shared::deliver(const control::Outgoing& o) {
+void Shared::deliver(const control::Outgoing& o, bool bad) {
   const bool event = o.to.local == kEventsPeer;
   std::string json = reply_json(o.data, event);
-  net::post(ioc, [self = shared_from_this(), id = o.to.local, event, json = std::move(json)]() mutable {
+  net::post(ioc, [self = shared_from_this(), id = o.to.local, event, bad, json = std::move(json)]() mutable {
     if (event) return self->broadcast_event(json);
     auto it = self->pending.find(id);
     if (it == self->pending.end()) return;
     auto done = std::move(it->second);
     self->pending.erase(it);
     self->broadcast_event(R"({"event":"api",)" + json.substr(1));  // what a page did, for every page's log
-    done(std::move(json));
+    done(std::move(json), bad);
   });
 }
 

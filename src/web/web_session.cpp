@@ -332,18 +332,23 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
       return reply(http::status::bad_request, error_json(m.address + " is for OSC clients: events are on /ws/events"));
     }
     const std::uint64_t id = sh_->next_local.fetch_add(1);
-    sh_->pending[id] = [self = shared_from_this()](std::string json) {
+    sh_->pending[id] = [self = shared_from_this()](std::string json, bool bad) {
       const bool done = json.rfind("{\"reply\":\"/done\"", 0) == 0;
-      self->reply(done ? http::status::ok : http::status::unprocessable_entity, std::move(json));
+      if (bad) self->sh_->stats.bad_requests.fetch_add(1);
+      self->reply(done  ? http::status::ok
+                  : bad ? http::status::bad_request
+                        : http::status::unprocessable_entity,
+                  std::move(json));
     };
     auto packet = std::make_shared<std::vector<std::uint8_t>>(control::osc_serialise(m));
     sh_->post([sh = sh_, id, packet, from = peer_] {
       control::Peer p;
       p.endpoint = from;
       p.local = id;
+      p.typed = true;  // JSON said what each value is: no OSC coercion
       std::vector<control::Outgoing> out;
       sh->router.handle_packet(packet->data(), packet->size(), p, out);
-      for (const auto& o : out) sh->deliver(o);
+      for (const auto& o : out) sh->deliver(o, sh->router.refused_a_json_type());
     });
   }
 
