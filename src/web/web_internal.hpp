@@ -73,6 +73,11 @@ struct Shared : std::enable_shared_from_this<Shared> {
   net::steady_timer renew{ioc};
   control::AllowList allow;
   control::BindWatch bind_watch;  // whether the machine has --http-bind's address [network thread]
+  // --http-bind's interface while the machine has none of that name (a link-local address's
+  // adapter not up yet): bound once it is there [network thread; main before start()].
+  std::string waiting_interface;
+  std::string interface_error;  // the last bind error once it was there (said once)
+  std::chrono::steady_clock::time_point interface_checked{};
   WebStats stats;
   std::map<std::string, StaticFile> files;  // target → file
   engine::MonitorTap* tap = nullptr;
