@@ -13,32 +13,10 @@ set -uo pipefail
 STEMD=$1
 STEMCTL=$2
 STALL_FS=$3
-[ "$(id -u)" = 0 ] && [ -c /dev/fuse ] || { echo "restore_stall: needs root and /dev/fuse: skipped"; exit 77; }
-command -v unshare >/dev/null && unshare --net true 2>/dev/null ||
-  { echo "restore_stall: cannot make a network namespace: skipped"; exit 77; }
-D=$(mktemp -d "${TMPDIR:-/tmp}/stemd-restorestall.XXXXXX")
-FS=""
-cleanup() {
-  [ -n "$FS" ] && kill "$FS" 2>/dev/null  # the held opens fail (ENOTCONN): stemd's threads go on
-  umount -l "$D/mnt" 2>/dev/null
-  for p in $(cat "$D"/*.pid 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  rm -rf "$D"
-}
-trap cleanup EXIT
-fail() { echo "restore_stall: FAIL: $*" >&2; for f in "$D"/*.log; do echo "== $f" >&2; tail -15 "$f" >&2; done; exit 1; }
-wait_for() {  # FILE TEXT SECONDS
-  local i=0
-  until grep -qF -- "$2" "$1"; do
-    [ "$i" -ge $(($3 * 20)) ] && return 1
-    sleep 0.05; i=$((i + 1))
-  done
-}
-
-mkdir -p "$D/mnt" "$D/media"
-python3 "$STALL_FS" "$D/mnt" >"$D/fs.log" 2>&1 &
-FS=$!
-wait_for "$D/fs.log" "mounted" 5 || { grep -q "mount failed" "$D/fs.log" && { echo "restore_stall: FUSE mount refused: skipped"; exit 77; }; fail "stall_fs did not mount"; }
+NAME=restore_stall
+# shellcheck source=stall_common.sh
+source "$(dirname "$0")/stall_common.sh"
+mkdir -p "$D/media"
 python3 - "$D/media/a.wav" <<'PY'
 import math, struct, sys, wave
 with wave.open(sys.argv[1], "wb") as w:
