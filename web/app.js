@@ -90,8 +90,9 @@ function render(j) {
   $('voices').tBodies[0].innerHTML = j.voices.map((v) => `<tr><td>${v.id}</td><td class="c-name" title="${escapeHtml(v.name)}">${escapeHtml(v.name)}</td><td class="opt">${v.deck}</td>` +
     `<td class="wrap">${fmtTime(v.position_s)} / ${fmtTime(v.duration_s)}</td>` +
     `<td class="opt"><div class="bar${v.ring_fill < 0.25 ? ' hot' : ''}" title="ring ${(100 * v.ring_fill).toFixed(0)} %"><div style="width:${100 * v.ring_fill}%"></div></div></td>` +
-    `<td class="wrap">${v.fade_s > 0 ? `${v.volume_now.toFixed(2)} → ${v.volume.toFixed(2)} (${v.fade_s.toFixed(1)}\u00a0s)` : v.volume.toFixed(2)}</td>` +
-    `<td class="opt">${v.state}</td><td><button data-stop="${v.id}">stop</button></td></tr>`).join('');
+    `<td class="wrap">${v.waiting ? '—' : v.fade_s > 0 ? `${v.volume_now.toFixed(2)} → ${v.volume.toFixed(2)} (${v.fade_s.toFixed(1)}\u00a0s)` : v.volume.toFixed(2)}</td>` +
+    // a voice waiting for the device: its state in full (not an "opt" cell a narrow table hides)
+    `<td class="${v.waiting ? 'waiting' : 'opt'}">${escapeHtml(v.state)}</td><td><button data-stop="${v.id}">stop</button></td></tr>`).join('');
 }
 
 function escapeHtml(t) { return String(t).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]); }

@@ -92,6 +92,7 @@ class DaemonRun {
   bool main_loop_pass();
   // shutdown.cpp
   int shutdown();
+  std::string stuck_in_file_system() const;
   void fade_out(Clock::time_point fade_started);
   void probe_device(std::uint64_t callbacks_before_fade, Clock::time_point fade_started);
   void log_summary();

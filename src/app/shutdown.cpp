@@ -78,14 +78,30 @@ extern "C" void exit_on_abort(int) {
 
 }  // namespace
 
+// The threads stuck in the file system (a hung share) that the shutdown leaves behind, named by
+// what they wait on: "opener threads on 'a.wav' (lost); web listings on '/stems'" ("" when none).
+std::string DaemonRun::stuck_in_file_system() const {
+  std::string out;
+  if (const std::string o = inst_->router().openers_running(); !o.empty()) out = "opener threads on " + o;
+  if (const std::string l = web_ ? web_->listings_running() : std::string(); !l.empty())
+    out += (out.empty() ? "" : "; ") + std::string("web listings on ") + l;
+  return out;
+}
+
 int DaemonRun::shutdown() {
   std::atomic<bool> saving_started{false};
   std::atomic<int> exit_status{exit_code_};  // what the watcher exits with
+  // Named before the watcher starts (it reads this copy): a step that hangs on one of them says so.
+  const std::string stuck = stuck_in_file_system();
+  if (!stuck.empty())
+    spdlog::info("shutdown ({}): not waiting for threads in the file system: {}", stop_reason_, stuck);
   ShutdownDeadline deadline(
-      std::chrono::milliseconds(2000 + static_cast<long>(o_.shutdown_fade_ms)), [&](const char* step, double seconds) {
-        spdlog::error("shutdown ({}): still {} after {:.1f} s — exiting without waiting for it{}", stop_reason_, step,
+      std::chrono::milliseconds(2000 + static_cast<long>(o_.shutdown_fade_ms)),
+      [&, stuck](const char* step, double seconds) {
+        spdlog::error("shutdown ({}): still {} after {:.1f} s — exiting without waiting for it{}{}", stop_reason_, step,
                       seconds,
-                      bc_.kind == "portaudio" ? " (the audio device did not stop: its server or interface gone?)" : "");
+                      bc_.kind == "portaudio" ? " (the audio device did not stop: its server or interface gone?)" : "",
+                      stuck.empty() ? std::string() : " (threads in the file system at the start: " + stuck + ")");
         // Stuck before the state was saved (in the control thread's stop): write the last state
         // the control thread queued (at most a second old). Stuck inside the save: not again.
         if (state_ && !saving_started.load() && !stopped_in_restore_) {
@@ -96,9 +112,12 @@ int DaemonRun::shutdown() {
         _exit(exit_status.load());
       });
   systemd_.stopping();
-  deadline.step("stopping the OSC server");
-  if (web_) web_->stop();  // before the control thread: the web server posts work to it
-  inst_->stop_control();   // the main thread is the control thread again
+  if (web_) {
+    deadline.step("stopping the web monitor");
+    web_->stop();  // before the control thread: the web server posts work to it
+  }
+  deadline.step("stopping the OSC server and the control thread");
+  inst_->stop_control();  // the main thread is the control thread again
   // --state-file: the state as it is now, before the master fades out
   if (state_ && !stopped_in_restore_) {  // a restore cut short: the file stays as it was
     deadline.step("saving the state file");

@@ -401,6 +401,7 @@ int DaemonRun::open_web() {
   wc.max_listeners = o_.http_max_listeners;
   wc.sample_rate = rate_;
   wc.subscription_ttl_s = o_.subscription_ttl;
+  wc.listing_timeout_s = o_.load_timeout;  // the file browser's listings, as loads
   Instance* inst = inst_.get();
   web_ = std::make_unique<web::WebServer>(wc, inst->controller(), inst->router(), inst->media(),
                                           [inst](std::function<void()> f) { inst->post(std::move(f)); });

@@ -4,6 +4,8 @@
 // are meant and the reverse, numeric strings for numbers, and T/F for flags. ArgReader accepts
 // all of those and refuses everything else with a reason that names the argument:
 // "argument 2 (volume) must be a number, got \"loud\"". Non-finite numbers are always refused.
+// A typed message (OscMessage::typed: the web's JSON API) is not coerced where JSON said what a
+// value is: true is not a number, 1.5 not an integer.
 #pragma once
 
 #include "osc.hpp"
@@ -39,6 +41,8 @@ class ArgReader {
     double v = 0;
     if (a.is_number()) {
       v = a.as_double();
+    } else if (m_.typed && (a.type == 'T' || a.type == 'F')) {
+      return typed_fail(i, name, a.type == 'T' ? "true is not a number" : "false is not a number");
     } else if (a.type == 'T' || a.type == 'F') {
       v = static_cast<double>(a.i);
     } else if (a.is_string() && parse_double(a.s, v)) {
@@ -69,6 +73,7 @@ class ArgReader {
     if (a.type == 'f' || a.type == 'd') {
       if (!std::isfinite(a.f) || std::fabs(a.f) > 9e15)
         return fail(arg(i, name) + " must be an integer, got " + a.to_string());
+      if (m_.typed && a.f != std::trunc(a.f)) return typed_fail(i, name, a.to_string() + " is not an integer");
       out = static_cast<std::int64_t>(std::trunc(a.f));
       return true;
     }
@@ -153,6 +158,11 @@ class ArgReader {
   bool fail(std::string why) {
     if (error_.empty()) error_ = std::move(why);
     return false;
+  }
+  // A typed message's value of the wrong JSON type: "argument 1 (id): 1.5 is not an integer".
+  bool typed_fail(std::size_t i, const char* name, const std::string& what) {
+    m_.type_refused = true;
+    return fail(arg(i, name) + ": " + what);
   }
 
   // A numeric string as Python's float() reads it: "1e999" is infinity (a number, refused later as

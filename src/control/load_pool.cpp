@@ -20,12 +20,14 @@ struct LoadPool::State {
   std::condition_variable cv;      // a job queued, or stopping
   std::condition_variable exited;  // a thread left
   std::deque<std::pair<std::uint64_t, LoadPool::Job>> jobs;
-  std::map<std::uint64_t, Run> running;  // ticket → how it stands
-  std::size_t working = 0;               // running and not abandoned
-  std::size_t lost = 0;                  // running and abandoned
+  std::map<std::uint64_t, Run> running;         // ticket → how it stands
+  std::map<std::uint64_t, std::string> labels;  // queued or running jobs' (submit)
+  std::size_t working = 0;                      // running and not abandoned
+  std::size_t lost = 0;                         // running and abandoned
   std::size_t alive = 0;
   std::uint64_t next_ticket = 1;
   bool stopping = false;
+  std::string job, threads;  // for the log
 };
 
 namespace {
@@ -45,11 +47,12 @@ void opener(std::shared_ptr<LoadPool::State> s) {
     const auto it = s->running.find(ticket);
     const Run how = it->second;
     s->running.erase(it);
+    s->labels.erase(ticket);
     if (how == Run::kRunning) {
       --s->working;  // the slot is free before anyone hears of the result
     } else {
       --s->lost;
-      spdlog::info("an abandoned load returned ({} opener threads still lost)", s->lost);
+      spdlog::info("an abandoned {} returned ({} {} threads still lost)", s->job, s->lost, s->threads);
     }
     lock.unlock();
     if (publish) publish();  // an abandoned job's result: the router discards it
@@ -62,8 +65,11 @@ void opener(std::shared_ptr<LoadPool::State> s) {
 }
 }  // namespace
 
-LoadPool::LoadPool(std::size_t threads, std::size_t max_in_flight, std::size_t max_lost)
+LoadPool::LoadPool(std::size_t threads, std::size_t max_in_flight, std::size_t max_lost, std::string job,
+                   std::string threads_name)
     : state_(std::make_shared<State>()), max_in_flight_(max_in_flight == 0 ? 1 : max_in_flight), max_lost_(max_lost) {
+  state_->job = std::move(job);
+  state_->threads = std::move(threads_name);
   if (threads == 0) threads = 1;
   for (std::size_t i = 0; i < threads; ++i) {
     {
@@ -80,11 +86,12 @@ LoadPool::~LoadPool() {
   state_->jobs.clear();  // queued, not started: nobody waits for them any more
   state_->cv.notify_all();
   // A job stuck in open() or read() on a dead NFS server must not hold up shutdown: at most 1 s
-  // (bounded shutdown), then it is left to finish alone with what it owns.
-  state_->exited.wait_for(lock, std::chrono::seconds(1), [&] { return state_->alive == 0; });
+  // (bounded shutdown), then it is left to finish alone with what it owns. A thread already lost
+  // (given up on past its time-out) is not waited for at all.
+  state_->exited.wait_for(lock, std::chrono::seconds(1), [&] { return state_->alive <= state_->lost; });
 }
 
-std::uint64_t LoadPool::submit(Job job, std::string& why) {
+std::uint64_t LoadPool::submit(Job job, std::string& why, std::string label) {
   std::lock_guard g(state_->mutex);
   if (state_->lost >= max_lost_) {
     why = "busy: " + std::to_string(state_->lost) +
@@ -97,6 +104,7 @@ std::uint64_t LoadPool::submit(Job job, std::string& why) {
   }
   const std::uint64_t ticket = state_->next_ticket++;
   state_->jobs.emplace_back(ticket, std::move(job));
+  if (!label.empty()) state_->labels[ticket] = std::move(label);
   state_->cv.notify_one();
   return ticket;
 }
@@ -106,6 +114,7 @@ bool LoadPool::abandon(std::uint64_t ticket) {
   for (auto it = state_->jobs.begin(); it != state_->jobs.end(); ++it) {
     if (it->first == ticket) {
       state_->jobs.erase(it);  // never runs
+      state_->labels.erase(ticket);
       return false;
     }
   }
@@ -137,6 +146,17 @@ bool LoadPool::still_lost(std::uint64_t ticket) const {
   std::lock_guard g(state_->mutex);
   const auto it = state_->running.find(ticket);
   return it != state_->running.end() && it->second != Run::kRunning;
+}
+
+std::string LoadPool::running() const {
+  std::lock_guard g(state_->mutex);
+  std::string out;
+  for (const auto& [ticket, how] : state_->running) {
+    const auto l = state_->labels.find(ticket);
+    out += (out.empty() ? "'" : ", '") + (l == state_->labels.end() ? std::string("?") : l->second) + "'";
+    if (how != Run::kRunning) out += " (lost)";
+  }
+  return out;
 }
 
 }  // namespace stemd::control

@@ -15,7 +15,9 @@
 // `max_lost` threads are lost at once: beyond that none is replaced and submit() refuses every
 // job ("busy: … stuck in the file system") until one returns — a dead NFS mount costs at most
 // max_lost idle threads, never the daemon.
-// Threads: submit(), abandon() and the counts [control]; jobs run on the opener threads.
+// Threads: submit(), abandon() and the counts [control]; jobs run on the opener threads. The web
+// monitor's file browser runs its listings on a pool of its own (`job` "listing", threads named
+// "listing threads" in the log), submitted and abandoned on its network thread.
 #pragma once
 
 #include <chrono>
@@ -29,7 +31,9 @@ namespace stemd::control {
 
 class LoadPool {
  public:
-  LoadPool(std::size_t threads, std::size_t max_in_flight, std::size_t max_lost = 8);
+  // `job` and `threads` name them in the log ("an abandoned load returned (2 opener threads …").
+  LoadPool(std::size_t threads, std::size_t max_in_flight, std::size_t max_lost = 8, std::string job = "load",
+           std::string threads_name = "opener");
   ~LoadPool();
   LoadPool(const LoadPool&) = delete;
   LoadPool& operator=(const LoadPool&) = delete;
@@ -40,11 +44,15 @@ class LoadPool {
   using Publish = std::function<void()>;
   using Job = std::function<Publish()>;
   // Queues `job` and returns its ticket (for abandon()); 0 when refused, `why` then says why.
-  std::uint64_t submit(Job job, std::string& why);
+  // `label` names it in running() (a path).
+  std::uint64_t submit(Job job, std::string& why, std::string label = {});
   // Gives up on the job `ticket` (see above). Returns true when it was running (a thread lost).
   bool abandon(std::uint64_t ticket);
   std::size_t in_flight() const;
   std::size_t lost() const;  // threads still inside an abandoned job
+  // The jobs running now, by label, a lost one marked: "'a.wav' (lost), 'b.wav'" ("" when none).
+  // Any thread (the shutdown names what it leaves behind).
+  std::string running() const;
   // Is the abandoned job `ticket` still running (its thread lost)? False once it returned.
   bool still_lost(std::uint64_t ticket) const;
   std::size_t max_in_flight() const noexcept { return max_in_flight_; }

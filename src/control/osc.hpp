@@ -71,8 +71,13 @@ struct OscMessage {
   std::string address;
   std::vector<OscArg> args;
   std::uint64_t timetag = kOscImmediately;  // of the enclosing bundle, NTP format
-  std::string types() const;                // ",sif…"
-  std::string to_string() const;            // "/load_buffer 1001 \"a.wav\""
+  // From a JSON client (the web API, Peer::typed): JSON says what a value is, so a boolean where a
+  // number goes and a fraction where an integer goes are refused, not coerced as OSC's are
+  // (ArgReader). `type_refused` says one was (ArgReader sets it; the Router reads it).
+  bool typed = false;
+  mutable bool type_refused = false;
+  std::string types() const;      // ",sif…"
+  std::string to_string() const;  // "/load_buffer 1001 \"a.wav\""
 };
 
 // A message from its address and arguments, to be sent at once (timetag kOscImmediately).

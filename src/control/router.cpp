@@ -124,6 +124,7 @@ bool Router::unvalidated(const Peer& p, std::chrono::steady_clock::time_point no
 
 void Router::handle_packet(const std::uint8_t* data, std::size_t size, const Peer& from, std::vector<Outgoing>& out) {
   ++stats_.packets;
+  type_refused_ = false;
   const auto now = std::chrono::steady_clock::now();
   const std::size_t first = out.size();
   unvalidated_ = unvalidated(from, now);
@@ -159,7 +160,7 @@ void Router::handle_packet(const std::uint8_t* data, std::size_t size, const Pee
 }
 
 void Router::route_packet(const std::uint8_t* data, std::size_t size, const Peer& from, std::vector<Outgoing>& out) {
-  const PacketCheck check = parse_packet(data, size, cfg_.limits);
+  PacketCheck check = parse_packet(data, size, cfg_.limits);
   if (!check.ok) {
     // Answer where we can say what was refused; a reply to garbage goes to its sender only.
     const std::string address = check.address.empty() ? "?" : check.address;
@@ -172,6 +173,7 @@ void Router::route_packet(const std::uint8_t* data, std::size_t size, const Peer
   // A status query repeated in a packet with nothing between (a bundle of 1,000 /stemd/status:
   // ≈ 20 µs each to build, the attack pass held the control thread for seconds with a few
   // datagrams) gets the first one's answer again, built once.
+  for (OscMessage& m : check.parsed) m.typed = from.typed;
   std::size_t query_reply = SIZE_MAX;  // index in `out` of the answer to the last query, if any
   const OscMessage* query = nullptr;
   for (const OscMessage& m : check.parsed) {
@@ -292,6 +294,7 @@ Reply Router::handle_reply(const OscMessage& m, const Peer& from) {
   Reply r = route(Call{m, from, at, arrival_base_}, ahead_s);
   current_msg_ = nullptr;
   current_from_ = nullptr;
+  type_refused_ = type_refused_ || m.type_refused;
   if (reply_deferred_) return Reply::fail(ErrorKind::kDeferred, "load in flight");  // answered by poll_loads
   if (r.ok && play_resume_ != nullptr && play_resume_->late_ms > 0) {
     r = Reply::fail(ErrorKind::kLate, late_play_reason(), r.values);  // started, not on its frame
@@ -499,6 +502,8 @@ std::vector<OscArg> Router::status_fields() {
   kv("loads_in_flight", OscArg::Int(static_cast<std::int64_t>(pending_.size())));
   kv("plays_opening", OscArg::Int(static_cast<std::int64_t>(pending_plays_.size())));   // their streams opening
   kv("loads_lost", OscArg::Int(static_cast<std::int64_t>(pool_ ? pool_->lost() : 0)));  // stuck past --load-timeout
+  // the web monitor's listings stuck past --load-timeout
+  kv("listings_lost", OscArg::Int(static_cast<std::int64_t>(listings_lost_ ? listings_lost_() : 0)));
   kv("voice_underruns", OscArg::Int64(static_cast<std::int64_t>(m.voice_underruns.load())));
   kv("device_underflows", OscArg::Int64(static_cast<std::int64_t>(m.device_underflows.load())));
   // Percentiles come from histogram bin edges (≈ 9 % wide): never report one above the true max.

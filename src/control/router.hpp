@@ -141,6 +141,13 @@ class Router {
   void set_started(std::chrono::steady_clock::time_point t) { started_ = t; }
   std::chrono::steady_clock::time_point started() const { return started_; }
 
+  // [control] Did the last handle_packet() refuse a typed (JSON) message's value of the wrong JSON
+  // type (OscMessage::typed)? The web API answers those 400, not 422.
+  bool refused_a_json_type() const { return type_refused_; }
+  // Any thread: the opener threads' jobs running now, by path, the lost ones marked ("" when none).
+  std::string openers_running() const { return pool_ ? pool_->running() : std::string(); }
+  // [control] The web monitor's listing threads lost in the file system (status: listings_lost).
+  void set_listings_lost(std::function<std::size_t()> count) { listings_lost_ = std::move(count); }
   // Extra status fields from the server (sockets, drops…), appended to every status reply.
   void set_status_extra(std::function<void(std::vector<OscArg>&)> f) { status_extra_ = std::move(f); }
   std::vector<OscArg> status_fields();
@@ -351,6 +358,8 @@ class Router {
     std::chrono::steady_clock::time_point since{};
   };
   std::map<std::string, StuckPath> stuck_paths_;
+  std::function<std::size_t()> listings_lost_;  // set_listings_lost
+  bool type_refused_ = false;                   // refused_a_json_type
   // The reason a load of `path` waits for its stuck thread, or "" (entries that came back go).
   std::string still_stuck(const std::string& path);
   std::deque<Deferred> deferred_;  // messages waiting behind a load, in arrival order

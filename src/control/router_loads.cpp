@@ -139,7 +139,7 @@ Reply Router::load_file(const Call& c, int id, const std::string& path, const st
           if (wake) wake();
         });
       },
-      why);
+      why, base::log_escape(path, 300));
   if (ticket == 0) return Reply::fail(ErrorKind::kBusy, why, idv);
   pending_[id] = PendingLoad{
       token, c.m, c.from, c.at >= 0 ? -1 : arrival_base(), packet_, ticket, std::chrono::steady_clock::now(), path};

@@ -9,6 +9,8 @@
 #include "router.hpp"
 #include "router_jobs.hpp"
 
+#include "base/log_guard.hpp"
+
 #include <chrono>
 #include <cstdio>
 
@@ -44,6 +46,9 @@ Reply Router::open_streams(std::vector<StreamWant> wants, std::int64_t at) {
   const std::uint64_t token = next_token_++;
   auto completions = completions_;
   std::string why;
+  std::string label;  // the files whose streams open
+  for (const StreamWant& w : wants)
+    label.append(label.empty() ? "" : " ").append(base::log_escape(w.source->path, 200));
   const std::uint64_t ticket = pool_->submit(
       [wants = std::move(wants), token, completions] {
         const auto t0 = std::chrono::steady_clock::now();
@@ -68,7 +73,7 @@ Reply Router::open_streams(std::vector<StreamWant> wants, std::int64_t at) {
           if (wake) wake();
         });
       },
-      why);
+      why, std::move(label));
   const std::vector<OscArg> idv{OscArg::Int(ids.front())};
   if (ticket == 0) return Reply::fail(ErrorKind::kBusy, why, idv);
   PendingPlay p{*current_msg_,

@@ -80,6 +80,7 @@ struct Peer {
   Endpoint endpoint;
   int tcp_fd = -1;
   std::uint64_t local = 0;
+  bool typed = false;  // a JSON client (the web API): its messages are OscMessage::typed
   bool operator==(const Peer& o) const {
     return local == o.local && tcp_fd == o.tcp_fd && (tcp_fd >= 0 || local != 0 || endpoint == o.endpoint);
   }

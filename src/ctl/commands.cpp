@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <tuple>
 
 namespace stemd::ctl {
@@ -59,6 +60,17 @@ bool is_band(const std::string& b) {
     if (std::string(name).rfind(l, 0) == 0) return true;
   }
   return false;
+}
+
+// The names errors give positionals whose help placeholder is a letter or a word in capitals
+// (argument_error): "pan: must be -1..1, got 5", not "P: …".
+std::map<const CLI::Option*, std::string>& argument_names() {
+  static std::map<const CLI::Option*, std::string> names;
+  return names;
+}
+CLI::Option* named(CLI::Option* o, const char* name) {
+  argument_names()[o] = name;
+  return o;
 }
 
 CLI::Validator units() { return CLI::IsMember({"s", "frac", "frames"}); }
@@ -215,7 +227,7 @@ int run_level(Session& s, Args& a, const CLI::App& sub, const char* address, std
 
 void define_volume(CLI::App& sub, Args& a) {
   id_arg(sub, a);
-  sub.add_option("V", a.value, "Linear gain 0..4")->required()->check(number_in(0, 4));
+  named(sub.add_option("V", a.value, "Linear gain 0..4")->required()->check(number_in(0, 4)), "volume");
   ramp_opt(sub, a, "Glide seconds (default: the daemon's, ~20 ms)");
 }
 int run_volume(Session& s, Args& a, const CLI::App& sub) {
@@ -224,7 +236,7 @@ int run_volume(Session& s, Args& a, const CLI::App& sub) {
 
 void define_pan(CLI::App& sub, Args& a) {
   id_arg(sub, a);
-  sub.add_option("P", a.value, "-1 (left) .. 1 (right)")->required()->check(number_in(-1, 1));
+  named(sub.add_option("P", a.value, "-1 (left) .. 1 (right)")->required()->check(number_in(-1, 1)), "pan");
   ramp_opt(sub, a);
 }
 int run_pan(Session& s, Args& a, const CLI::App& sub) {
@@ -233,7 +245,7 @@ int run_pan(Session& s, Args& a, const CLI::App& sub) {
 
 void define_rate(CLI::App& sub, Args& a) {
   id_arg(sub, a);
-  sub.add_option("R", a.value, "0.25..4")->required()->check(number_in(0.25, 4));
+  named(sub.add_option("R", a.value, "0.25..4")->required()->check(number_in(0.25, 4)), "rate");
   ramp_opt(sub, a);
 }
 int run_rate(Session& s, Args& a, const CLI::App& sub) {
@@ -241,7 +253,7 @@ int run_rate(Session& s, Args& a, const CLI::App& sub) {
 }
 
 void define_master(CLI::App& sub, Args& a) {
-  sub.add_option("V", a.value, "Linear gain 0..4")->required()->check(number_in(0, 4));
+  named(sub.add_option("V", a.value, "Linear gain 0..4")->required()->check(number_in(0, 4)), "volume");
   ramp_opt(sub, a);
 }
 int run_master(Session& s, Args& a, const CLI::App& sub) {
@@ -250,7 +262,7 @@ int run_master(Session& s, Args& a, const CLI::App& sub) {
 
 void define_deck(CLI::App& sub, Args& a) {
   sub.add_option("DECK", a.deck, "A, B, C or D")->required()->check(deck_name());
-  sub.add_option("LEVEL", a.value, "Linear gain 0..4")->required()->check(number_in(0, 4));
+  named(sub.add_option("LEVEL", a.value, "Linear gain 0..4")->required()->check(number_in(0, 4)), "level");
   ramp_opt(sub, a);
 }
 int run_deck(Session& s, Args& a, const CLI::App& sub) {
@@ -260,10 +272,11 @@ int run_deck(Session& s, Args& a, const CLI::App& sub) {
 // ------------------------------------------------------------------------------- decks
 
 void define_levels(CLI::App& sub, Args& a) {
-  sub.add_option("LEVELS", a.levels, "Linear gains 0..4, deck A first")
-      ->required()
-      ->expected(1, 4)
-      ->check(number_in(0, 4));
+  named(sub.add_option("LEVELS", a.levels, "Linear gains 0..4, deck A first")
+            ->required()
+            ->expected(1, 4)
+            ->check(number_in(0, 4)),
+        "level");
 }
 
 int run_levels(Session& s, Args& a, const CLI::App&) {
@@ -277,7 +290,7 @@ int run_levels(Session& s, Args& a, const CLI::App&) {
 }
 
 void define_crossfade(CLI::App& sub, Args& a) {
-  sub.add_option("X", a.value, "0..1")->required()->check(number_in(0, 1));
+  named(sub.add_option("X", a.value, "0..1")->required()->check(number_in(0, 1)), "crossfade");
 }
 
 int run_crossfade(Session& s, Args& a, const CLI::App&) {
@@ -333,8 +346,10 @@ int run_eq(Session& s, Args& a, const CLI::App&) {
 
 void define_fade(CLI::App& sub, Args& a) {
   id_arg(sub, a);
-  sub.add_option("TARGET", a.value, "Linear gain 0..4")->required()->check(number_in(0, 4));
-  sub.add_option("SECONDS", a.ramp, "Length in seconds of output, 0..3600")->required()->check(number_in(0, 3600));
+  named(sub.add_option("TARGET", a.value, "Linear gain 0..4")->required()->check(number_in(0, 4)), "volume");
+  named(
+      sub.add_option("SECONDS", a.ramp, "Length in seconds of output, 0..3600")->required()->check(number_in(0, 3600)),
+      "seconds");
   sub.add_option("CURVE", a.curve, "linear (default), exponential, equal_power or s_curve")
       ->check(CLI::IsMember({"linear", "exponential", "equal_power", "s_curve"}));
 }
@@ -506,6 +521,16 @@ int run_send(Session& s, Args& a, const CLI::App&) {
 }
 
 }  // namespace
+
+std::string argument_error(const CLI::App& sub, const std::string& what) {
+  for (const CLI::Option* option : sub.get_options()) {
+    const auto name = argument_names().find(option);
+    if (name == argument_names().end()) continue;
+    const std::string prefix = option->get_name() + ": ";
+    if (what.rfind(prefix, 0) == 0) return name->second + ": " + what.substr(prefix.size());
+  }
+  return what;
+}
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> all{

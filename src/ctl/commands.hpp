@@ -34,5 +34,8 @@ struct Command {
 
 // In the order stemctl --help lists them.
 const std::vector<Command>& commands();
+// A refusal of `sub`'s arguments as CLI11 words it ("P: must be -1..1, got 5"), saying the
+// argument's name instead of its help placeholder ("pan: must be -1..1, got 5"); else as it is.
+std::string argument_error(const CLI::App& sub, const std::string& what);
 
 }  // namespace stemd::ctl

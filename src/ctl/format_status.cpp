@@ -85,6 +85,7 @@ const char* plain_label(const std::string& k) {
       {"loads_in_flight", "loads in flight"},
       {"plays_opening", "plays opening their stream"},
       {"loads_lost", "loads stuck past --load-timeout"},
+      {"listings_lost", "web file-browser listings stuck past --load-timeout"},
       {"voice_underruns", "voice underruns"},
       {"device_underflows", "device underflows"},
       {"frames", "frames rendered"},

@@ -122,6 +122,11 @@ int stemctl_main(int argc, char** argv) {
       std::fprintf(stderr, "%s\nstemctl: name a command (listed above)\n", app.help().c_str());
       return kExitUsage;
     }
+    if (dynamic_cast<const CLI::ValidationError*>(&e) != nullptr) {
+      for (const auto& [command, sub] : subs) {
+        if (sub->parsed()) return app.exit(CLI::ValidationError(argument_error(*sub, e.what()))), kExitUsage;
+      }
+    }
     app.exit(e);
     return kExitUsage;
   }

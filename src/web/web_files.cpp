@@ -1,9 +1,15 @@
 // The page's file browser (GET /api/files?dir=REL) and the query strings of requests. The
 // listing itself is MediaPolicy::list (the same confinement as loads); this file turns it
-// into an HTTP answer. [files] runs files_answer, [network] url_query.
+// into an HTTP answer, and keeps the listings' time-out rules. [files] runs files_answer,
+// [network] the rest.
 #include "web_internal.hpp"
 
+#include "base/log_guard.hpp"
+
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
 
 namespace stemd::web {
 
@@ -40,6 +46,9 @@ bool decode(std::string_view in, std::string& out, std::string& error) {
   }
   return true;
 }
+
+// How a folder is named in a reason and the log: "/a/b" ("/" the media root).
+std::string shown(const std::string& key) { return "'/" + base::log_escape(key, 300) + "'"; }
 
 }  // namespace
 
@@ -106,6 +115,60 @@ std::pair<http::status, std::string> files_answer(const control::MediaPolicy& me
          {"cap", Shared::kMaxListed},
          {"skipped", l.skipped}};
   return {http::status::ok, j.dump(-1, ' ', false, Json::error_handler_t::replace)};
+}
+
+std::string listing_key(const std::string& dir) {
+  std::string key;
+  std::size_t at = 0;
+  while (at <= dir.size()) {
+    const std::size_t slash = std::min(dir.find('/', at), dir.size());
+    const std::string_view c = std::string_view(dir).substr(at, slash - at);
+    if (!c.empty() && c != ".") key.append(key.empty() ? "" : "/").append(c);
+    at = slash + 1;
+  }
+  return key;
+}
+
+std::pair<http::status, std::string> listing_refusal(Shared& sh, const std::string& key) {
+  control::LoadPool& pool = *sh.lister;
+  std::erase_if(sh.stuck_listings, [&](const auto& e) { return !pool.still_lost(e.second.ticket); });
+  if (const auto it = sh.stuck_listings.find(key); it != sh.stuck_listings.end()) {
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - it->second.since).count();
+    char why[200];
+    std::snprintf(why, sizeof why,
+                  "has waited on the file system for %.0f s (past the listing time-out, --load-timeout %g s); not "
+                  "tried again until it returns",
+                  s, sh.cfg.listing_timeout_s);
+    return {http::status::gateway_timeout, error_json("busy: the last listing of " + shown(key) + " " + why)};
+  }
+  if (const std::size_t lost = pool.lost(); lost >= pool.max_lost()) {
+    return {http::status::service_unavailable,
+            error_json("busy: " + std::to_string(lost) +
+                       " listings are stuck in the file system past --load-timeout (listings refused until one "
+                       "returns)")};
+  }
+  if (pool.in_flight() >= pool.max_in_flight()) {
+    return {http::status::service_unavailable,
+            error_json("busy: " + std::to_string(pool.max_in_flight()) + " listings under way (try again)")};
+  }
+  return {http::status::ok, {}};
+}
+
+std::string listing_timed_out(Shared& sh, const std::string& key, std::uint64_t ticket, bool lost,
+                              std::chrono::steady_clock::time_point since) {
+  char after[96];
+  std::snprintf(after, sizeof after, "timed out after %g s (--load-timeout: the file system did not answer)",
+                sh.cfg.listing_timeout_s);
+  std::string note;
+  if (lost) {
+    sh.stuck_listings[key] = Shared::StuckListing{ticket, since};
+    note = "; its thread is lost until the file system answers (" + std::to_string(sh.lister->lost()) + " lost, " +
+           std::to_string(sh.lister->max_lost()) + " at most: then listings answer busy), and " + shown(key) +
+           " is not listed again until it returns";
+  }
+  const std::string why = "listing of " + shown(key) + " " + after + note;
+  spdlog::warn("web: {}", why);
+  return why;
 }
 
 }  // namespace stemd::web

@@ -7,6 +7,7 @@
 #include "web_server.hpp"
 
 #include "control/bind_watch.hpp"
+#include "control/load_pool.hpp"
 #include "control/media_policy.hpp"
 #include "control/net.hpp"
 #include "control/osc.hpp"
@@ -14,7 +15,6 @@
 #include "stemd/monitor_tap.hpp"
 
 #include <boost/asio.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
@@ -73,6 +73,11 @@ struct Shared : std::enable_shared_from_this<Shared> {
   net::steady_timer renew{ioc};
   control::AllowList allow;
   control::BindWatch bind_watch;  // whether the machine has --http-bind's address [network thread]
+  // --http-bind's interface while the machine has none of that name (a link-local address's
+  // adapter not up yet): bound once it is there [network thread; main before start()].
+  std::string waiting_interface;
+  std::string interface_error;  // the last bind error once it was there (said once)
+  std::chrono::steady_clock::time_point interface_checked{};
   WebStats stats;
   std::map<std::string, StaticFile> files;  // target → file
   engine::MonitorTap* tap = nullptr;
@@ -86,7 +91,8 @@ struct Shared : std::enable_shared_from_this<Shared> {
   std::map<std::string, std::size_t> per_address;
   std::string audio_header;  // the first text message of /ws/audio
   // POST /api/osc waiting for the control thread: local peer number → completion.
-  std::map<std::uint64_t, std::function<void(std::string)>> pending;
+  // `bad`: a value of the wrong JSON type was refused (400, not 422).
+  std::map<std::uint64_t, std::function<void(std::string, bool bad)>> pending;
   std::atomic<std::uint64_t> next_local{2};  // 1 is the event subscription
   static constexpr std::uint64_t kEventsPeer = 1;
   bool stopping = false;
@@ -97,12 +103,21 @@ struct Shared : std::enable_shared_from_this<Shared> {
   std::uint64_t voices_changes = ~std::uint64_t{0};
   std::chrono::steady_clock::time_point voices_at{};
   static constexpr int kVoicesKeepMs = 100;
-  // GET /api/files: listings run on a thread of their own (a slow disk never stalls the
-  // network or the control thread), at most kMaxListings at once.
+  // GET /api/files: listings run on threads of their own (a slow disk never stalls the network
+  // or the control thread), at most kMaxListings at once, each given up after
+  // cfg.listing_timeout_s (504). A listing given up on leaves its thread lost until the file
+  // system answers (at most kMaxLostListings; beyond, every listing answers busy) and its folder
+  // is not listed again meanwhile (504 at once, no thread): a client retrying a hung share does
+  // not pile up threads. The pool's counts are read by the control thread (listings_lost).
   control::MediaPolicy media;
-  std::unique_ptr<net::thread_pool> lister;
-  std::size_t listings = 0;
+  std::shared_ptr<control::LoadPool> lister;
+  struct StuckListing {
+    std::uint64_t ticket = 0;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::map<std::string, StuckListing> stuck_listings;  // [network] folder → its lost listing
   static constexpr std::size_t kMaxListings = 2;
+  static constexpr std::size_t kMaxLostListings = 4;
   static constexpr std::size_t kMaxListed = 1000;
   // [control] Peaks held per page (GET /api/status?page=ID), at most kMaxPages, the least
   // recently asked dropped first; "" is every request that names no page.
@@ -113,7 +128,8 @@ struct Shared : std::enable_shared_from_this<Shared> {
   Shared(const WebConfig& c, control::Controller& ct, control::Router& r, const control::MediaPolicy& m,
          WebServer::Post p)
       : cfg(c), ctl(ct), router(r), post(std::move(p)), media(m) {}
-  void deliver(const control::Outgoing& o);  // [control] see WebServer::deliver
+  // [control] see WebServer::deliver; `bad`: a JSON type refused (Router::refused_a_json_type).
+  void deliver(const control::Outgoing& o, bool bad = false);
   void broadcast_audio(Bytes msg);
   void broadcast_event(const std::string& json);
   std::size_t live(std::vector<std::weak_ptr<Listener>>& v);  // prunes closed ones
@@ -151,5 +167,15 @@ std::pair<http::status, std::string> websocket_problem(const http::request<http:
 bool url_query(std::string_view target, std::map<std::string, std::string>& out, std::string& error);
 // [files] GET /api/files?dir=REL: the HTTP status and the JSON answer.
 std::pair<http::status, std::string> files_answer(const control::MediaPolicy& media, const std::string& dir);
+// The folder `dir` names, as the stuck-listing rule keys it ("./a//b/" → "a/b"; "" the root).
+std::string listing_key(const std::string& dir);
+// [network] Why `key`'s listing is not tried (its last one is still lost in the file system,
+// 504), or why no listing can start now (every slot taken, or too many threads lost: 503); an
+// empty reason when one can.
+std::pair<http::status, std::string> listing_refusal(Shared& sh, const std::string& key);
+// [network] A listing of `key` given up after the time-out: the 504's reason, logged; `lost`:
+// its thread is still inside the file system (then `key` is held as stuck).
+std::string listing_timed_out(Shared& sh, const std::string& key, std::uint64_t ticket, bool lost,
+                              std::chrono::steady_clock::time_point since);
 
 }  // namespace stemd::web

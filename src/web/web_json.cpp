@@ -178,6 +178,23 @@ Json voices_json(Shared& sh) {
                           {"loop", v.loop},
                           {"state", voice_state(t.state.load(std::memory_order_relaxed), v.paused)}});
   }
+  // Voices waiting for the device (a --play at start before the device is there, a lost device's
+  // voices): listed with their state, as /stemd/voices lists them, not left out.
+  const auto& waiting = sh.router.waiting_voices();
+  const auto sources = waiting.empty() ? std::vector<control::SourceInfo>{} : sh.ctl.sources();
+  for (const auto& w : waiting) {
+    Json j{{"id", w.id},        {"name", ""},     {"position_s", 0.0}, {"duration_s", 0.0}, {"ring_fill", 0.0},
+           {"streamed", false}, {"underruns", 0}, {"deck", ""},        {"volume", nullptr}, {"volume_now", nullptr},
+           {"fade_s", 0.0},     {"loop", false},  {"state", w.state},  {"waiting", true}};
+    for (const auto& s : sources) {
+      if (s.slot != w.id) continue;
+      const double rate = s.sample_rate > 0 ? s.sample_rate : sh.cfg.sample_rate;
+      j["name"] = s.name;
+      j["position_s"] = static_cast<double>(w.position) / rate;
+      j["duration_s"] = static_cast<double>(s.frames) / rate;
+    }
+    voices.push_back(std::move(j));
+  }
   return voices;
 }
 

@@ -85,12 +85,81 @@ void accept_next(const std::shared_ptr<Shared>& sh) {
   });
 }
 
+// "web monitor on http://ADDR:PORT/ (allow …; page from …)", once bound.
+std::string describe_bound(Shared& sh) {
+  beast::error_code ec;
+  const auto ep = sh.acceptor.local_endpoint(ec);
+  std::string host = ep.address().to_string();
+  if (ep.address().is_v6()) host = "[" + host + "]";
+  return "web monitor on http://" + host + ":" + std::to_string(ep.port()) + "/ (allow " + sh.allow.to_string() +
+         "; page from " + sh.cfg.root + ")";
+}
+
+// Binds and listens on `at` (an address not configured yet is bound all the same: IP_FREEBIND,
+// and watched). False with the reason.
+bool bind_acceptor(Shared& sh, const control::Endpoint& at, std::string& error) {
+  tcp::endpoint ep(net::ip::make_address(at.host()), sh.cfg.port);
+  beast::error_code ec;
+  auto& a = sh.acceptor;
+  a.open(ep.protocol(), ec);
+  if (!ec) a.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) a.bind(ep, ec);
+  bool pending = false;  // an address the machine does not have yet: as --osc-bind (OscServer::open)
+  if (ec == boost::system::errc::address_not_available && control::set_freebind(a.native_handle(), at.family())) {
+    ec.clear();
+    a.bind(ep, ec);
+    pending = !ec;
+  }
+  if (!ec) a.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    error = "web monitor: cannot listen on " + at.to_string() + ": " + ec.message();
+    return false;
+  }
+  sh.bind_watch = control::BindWatch("--http-bind", sh.cfg.bind, at, "the web monitor answers", pending);
+  if (pending) {
+    spdlog::warn(
+        "--http-bind {}: no network interface has this address yet (the network may still be coming up); "
+        "listening on it anyway: the monitor answers once it is configured. If it never is, check the address "
+        "(`ip -brief address` lists this machine's)",
+        sh.cfg.bind);
+  }
+  ::fcntl(a.native_handle(), F_SETFD, FD_CLOEXEC);  // not inherited by a hand-over image
+  return true;
+}
+
+// [network] --http-bind's interface, looked for once a second while it is missing: bound and
+// accepting as soon as it is there. A bind that fails then (the port taken meanwhile) is said
+// once, and tried again.
+void await_interface(const std::shared_ptr<Shared>& sh) {
+  const auto now = std::chrono::steady_clock::now();
+  if (sh->waiting_interface.empty() || now - sh->interface_checked < std::chrono::seconds(1)) return;
+  sh->interface_checked = now;
+  std::string error, zone;
+  const auto at = control::parse_endpoint(sh->cfg.bind, sh->cfg.port, error, &zone);
+  if (!at || !zone.empty()) return;  // not there yet
+  if (!bind_acceptor(*sh, *at, error)) {
+    if (error != sh->interface_error) {
+      spdlog::error("--http-bind {}: interface \"{}\" is there, but {}: trying again", sh->cfg.bind,
+                    sh->waiting_interface, error);
+    }
+    sh->interface_error = error;
+    beast::error_code ec;
+    sh->acceptor.close(ec);
+    return;
+  }
+  spdlog::info("--http-bind {}: network interface \"{}\" is there now: {}", sh->cfg.bind, sh->waiting_interface,
+               describe_bound(*sh));
+  sh->waiting_interface.clear();
+  accept_next(sh);
+}
+
 // Every 10 ms: the chunks the audio thread handed over, consecutive ones in one message
 // (every 100 ms while no one listens: the tap is off then, nothing arrives).
 void pump(const std::shared_ptr<Shared>& sh) {
   sh->pump.expires_after(sh->live(sh->audio) > 0 ? kPumpPeriod : kIdlePumpPeriod);
   sh->pump.async_wait([sh](beast::error_code ec) {
     if (ec || sh->stopping) return;
+    await_interface(sh);                                     // --http-bind's interface, while it is missing
     sh->bind_watch.check(control::BindWatch::Clock::now());  // the address's comings and goings
     engine::MonitorTap::Chunk c;
     const bool anyone = sh->live(sh->audio) > 0;
@@ -180,17 +249,17 @@ void Shared::broadcast_event(const std::string& json) {
   }
 }
 
-void Shared::deliver(const control::Outgoing& o) {
+void Shared::deliver(const control::Outgoing& o, bool bad) {
   const bool event = o.to.local == kEventsPeer;
   std::string json = reply_json(o.data, event);
-  net::post(ioc, [self = shared_from_this(), id = o.to.local, event, json = std::move(json)]() mutable {
+  net::post(ioc, [self = shared_from_this(), id = o.to.local, event, bad, json = std::move(json)]() mutable {
     if (event) return self->broadcast_event(json);
     auto it = self->pending.find(id);
     if (it == self->pending.end()) return;
     auto done = std::move(it->second);
     self->pending.erase(it);
     self->broadcast_event(R"({"event":"api",)" + json.substr(1));  // what a page did, for every page's log
-    done(std::move(json));
+    done(std::move(json), bad);
   });
 }
 
@@ -211,45 +280,31 @@ bool WebServer::open(std::string& error) {
     return false;
   }
   if (!load_files(sh_->cfg.root, sh_->files, error)) return false;
-  auto at = control::parse_endpoint(sh_->cfg.bind, sh_->cfg.port, error);
+  std::string zone;  // an interface this machine has no interface of yet
+  auto at = control::parse_endpoint(sh_->cfg.bind, sh_->cfg.port, error, &zone);
   if (!at) {
     error = "--http-bind " + sh_->cfg.bind + ": " + error;
     return false;
   }
-  if (const std::string why = control::listen_address_problem(*at); !why.empty()) {
+  if (const std::string why = zone.empty() ? control::listen_address_problem(*at) : ""; !why.empty()) {
     error = "web monitor: cannot listen on " + at->to_string() + ": " + why;
     return false;
   }
   bind_loopback_ = at->is_loopback();
   if (!parse_allow(sh_->cfg.allow, sh_->allow, error)) return false;
   allow_text_ = sh_->cfg.allow;
-  tcp::endpoint ep(net::ip::make_address(at->host()), sh_->cfg.port);
-  beast::error_code ec;
-  auto& a = sh_->acceptor;
-  a.open(ep.protocol(), ec);
-  if (!ec) a.set_option(net::socket_base::reuse_address(true), ec);
-  if (!ec) a.bind(ep, ec);
-  bool pending = false;  // an address the machine does not have yet: as --osc-bind (OscServer::open)
-  if (ec == boost::system::errc::address_not_available && control::set_freebind(a.native_handle(), at->family())) {
-    ec.clear();
-    a.bind(ep, ec);
-    pending = !ec;
-  }
-  if (!ec) a.listen(net::socket_base::max_listen_connections, ec);
-  if (ec) {
-    error = "web monitor: cannot listen on " + at->to_string() + ": " + ec.message();
-    return false;
-  }
-  sh_->bind_watch = control::BindWatch("--http-bind", sh_->cfg.bind, *at, "the web monitor answers", pending);
-  if (pending) {
+  if (!zone.empty()) {
+    // A link-local address's interface not there yet (a USB or Wi-Fi adapter, a bridge made later
+    // at boot): bound once it appears (await_interface), as --osc-bind is.
+    sh_->waiting_interface = zone;
     spdlog::warn(
-        "--http-bind {}: no network interface has this address yet (the network may still be coming up); "
-        "listening on it anyway: the monitor answers once it is configured. If it never is, check the address "
-        "(`ip -brief address` lists this machine's)",
-        sh_->cfg.bind);
+        "--http-bind {}: no network interface \"{}\" yet (it may still be coming up): the web monitor is bound "
+        "once it appears, and answers once the address is configured. If it never does, check the name (`ip "
+        "-brief link` lists this machine's interfaces)",
+        sh_->cfg.bind, zone);
+    return true;
   }
-  ::fcntl(a.native_handle(), F_SETFD, FD_CLOEXEC);  // not inherited by a hand-over image
-  return true;
+  return bind_acceptor(*sh_, *at, error);
 }
 
 bool WebServer::parse_allow(const std::string& cidrs, control::AllowList& out, std::string& error) const {
@@ -288,18 +343,26 @@ std::uint16_t WebServer::local_port() const {
 }
 
 std::string WebServer::describe() const {
-  beast::error_code ec;
-  const auto ep = sh_->acceptor.local_endpoint(ec);
-  std::string host = ep.address().to_string();
-  if (ep.address().is_v6()) host = "[" + host + "]";
-  return "web monitor on http://" + host + ":" + std::to_string(ep.port()) + "/ (allow " + sh_->allow.to_string() +
-         "; page from " + sh_->cfg.root + ")";
+  if (!sh_->waiting_interface.empty()) {
+    return "web monitor on --http-bind " + sh_->cfg.bind + " (waiting for its network interface \"" +
+           sh_->waiting_interface + "\") (allow " + sh_->allow.to_string() + "; page from " + sh_->cfg.root + ")";
+  }
+  return describe_bound(*sh_);
 }
 
 void WebServer::start() {
   if (thread_.joinable()) return;
-  sh_->lister = std::make_unique<net::thread_pool>(1);
-  accept_next(sh_);
+  const bool bound = sh_->waiting_interface.empty();
+  sh_->lister = std::make_shared<control::LoadPool>(Shared::kMaxListings, Shared::kMaxListings,
+                                                    Shared::kMaxLostListings, "listing", "listing");
+  // /stemd/status's listings_lost (the control thread reads the pool's count; after stop(), 0)
+  sh_->post([sh = sh_, pool = std::weak_ptr<control::LoadPool>(sh_->lister)] {
+    sh->router.set_listings_lost([pool] {
+      const auto p = pool.lock();
+      return p ? p->lost() : std::size_t{0};
+    });
+  });
+  if (bound) accept_next(sh_);  // else once its interface is there (await_interface)
   pump(sh_);
   renew(sh_);
   thread_ = std::thread([sh = sh_] { sh->ioc.run(); });
@@ -319,8 +382,9 @@ void WebServer::stop() {
     }
     if (sh->tap) sh->tap->set_enabled(false);
   });
-  thread_.join();       // run() returns once every connection's handlers have finished
-  sh_->lister->join();  // a listing under way finishes; its answer is not sent
+  thread_.join();  // run() returns once every connection's handlers have finished
+  // A listing under way gets at most 1 s to finish (its answer is not sent); a thread lost in the
+  // file system is left there (LoadPool's destructor).
   sh_->lister.reset();
 }
 
@@ -331,6 +395,8 @@ std::function<void(const control::Outgoing&)> WebServer::sink() const {
 }
 
 const WebStats& WebServer::stats() const { return sh_->stats; }
+
+std::string WebServer::listings_running() const { return sh_->lister ? sh_->lister->running() : std::string(); }
 
 void WebServer::set_handshake_hook(HandshakeHook h) { sh_->handshake_hook = std::move(h); }
 

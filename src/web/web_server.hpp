@@ -15,8 +15,9 @@
 //
 // Threads: [network] the server's own thread runs every socket; what the Router and the
 // Controller own is reached only by posting work to the control thread (`post`), whose
-// replies come back through deliver(). [files] one more thread lists directories of the media
-// root for GET /api/files. [audio] only writes the engine's MonitorTap.
+// replies come back through deliver(). [files] two more threads list directories of the media
+// root for GET /api/files (a listing past --load-timeout is answered 504 and its thread lost).
+// [audio] only writes the engine's MonitorTap.
 // Budgets: connections (--http-max-clients, one address at most its share), audio listeners (--http-max-listeners),
 // request head 8 KiB and body 16 KiB, a per-listener queue of chunks (oldest dropped and counted).
 #pragma once
@@ -46,7 +47,8 @@ struct WebConfig {
   std::size_t listener_queue_ms = 500;  // per audio listener, then the oldest is dropped
   std::size_t max_body = 16 * 1024;
   double request_timeout_s = 10.0;
-  int sample_rate = 48000;  // the output's (stream frames are in its frames)
+  double listing_timeout_s = 10.0;  // wall seconds a GET /api/files listing may take (--load-timeout)
+  int sample_rate = 48000;          // the output's (stream frames are in its frames)
   double subscription_ttl_s = 60.0;
 };
 
@@ -92,6 +94,8 @@ class WebServer {
   // The same as a function for app::Instance::set_local_sink (safe to call after stop()).
   std::function<void(const control::Outgoing&)> sink() const;
   const WebStats& stats() const;
+  // [main] The file browser's listings running now, by folder, the lost ones marked ("" when none).
+  std::string listings_running() const;
   // [main] Tests only, before start(): no flag, config key or request reaches it. Called on the
   // network thread once a WebSocket's handshake answer (the 101) has been written; the
   // connection goes on when the hook calls `resume` (from any thread). A test holds a connection

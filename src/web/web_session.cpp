@@ -4,6 +4,8 @@
 // (counted), never holds more than the queue, and slows no one else.
 #include "web_internal.hpp"
 
+#include "base/log_guard.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -139,7 +141,10 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     sh_->stats.connections.fetch_sub(1);
     sh_->give_address_slot(peer_.host());
   }
-  void close() override { stream_.close(); }
+  void close() override {
+    listing_timer_.cancel();  // a listing awaited: the server stops without waiting for its time-out
+    stream_.close();
+  }
   void run() {
     counted_ = true;
     sh_->sessions.push_back(shared_from_this());
@@ -262,19 +267,39 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     reply(http::status::bad_request, error_json(reason));
   }
 
-  // On the files thread, at most Shared::kMaxListings at once; the answer comes back here.
+  // On the listing threads, at most Shared::kMaxListings at once; the answer comes back here, or
+  // the time-out's 504 does first (listing_timed_out), whichever comes first is sent (listing_).
+  // The job holds only Shared and a weak pointer to this session: a thread lost for hours keeps
+  // no connection open.
   void list_files(const std::string& dir) {
-    if (sh_->listings >= Shared::kMaxListings) {
-      return reply(http::status::service_unavailable,
-                   error_json("busy: " + std::to_string(Shared::kMaxListings) + " listings under way (try again)"));
-    }
-    ++sh_->listings;
-    net::post(*sh_->lister, [self = shared_from_this(), dir] {
-      auto [st, body] = files_answer(self->sh_->media, dir);
-      net::post(self->sh_->ioc, [self, st = st, body = std::move(body)]() mutable {
-        --self->sh_->listings;
-        self->reply(st, std::move(body));
-      });
+    const std::string key = listing_key(dir);
+    if (auto [st, why] = listing_refusal(*sh_, key); !why.empty()) return reply(st, std::move(why));
+    const std::uint64_t n = ++listings_;
+    std::weak_ptr<HttpSession> weak = shared_from_this();
+    auto job = [sh = sh_, weak, n, dir]() -> control::LoadPool::Publish {
+      auto answer = files_answer(sh->media, dir);
+      return [sh, weak, n, answer = std::move(answer)]() mutable {
+        net::post(sh->ioc, [weak, n, answer = std::move(answer)]() mutable {
+          auto self = weak.lock();
+          if (!self || self->listing_ != n) return;  // timed out: answered already
+          self->listing_ = 0;
+          self->listing_timer_.cancel();
+          self->reply(answer.first, std::move(answer.second));
+        });
+      };
+    };
+    std::string why;
+    const std::uint64_t ticket = sh_->lister->submit(std::move(job), why, "/" + base::log_escape(key, 300));
+    if (ticket == 0) return reply(http::status::service_unavailable, error_json(why));
+    listing_ = n;
+    const auto since = std::chrono::steady_clock::now();
+    listing_timer_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(sh_->cfg.listing_timeout_s)));
+    listing_timer_.async_wait([self = shared_from_this(), n, key, ticket, since](beast::error_code ec) {
+      if (ec || self->listing_ != n) return;  // answered, or the connection closed
+      self->listing_ = 0;
+      const bool lost = self->sh_->lister->abandon(ticket);
+      self->reply(http::status::gateway_timeout, error_json(listing_timed_out(*self->sh_, key, ticket, lost, since)));
     });
   }
 
@@ -307,18 +332,23 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
       return reply(http::status::bad_request, error_json(m.address + " is for OSC clients: events are on /ws/events"));
     }
     const std::uint64_t id = sh_->next_local.fetch_add(1);
-    sh_->pending[id] = [self = shared_from_this()](std::string json) {
+    sh_->pending[id] = [self = shared_from_this()](std::string json, bool bad) {
       const bool done = json.rfind("{\"reply\":\"/done\"", 0) == 0;
-      self->reply(done ? http::status::ok : http::status::unprocessable_entity, std::move(json));
+      if (bad) self->sh_->stats.bad_requests.fetch_add(1);
+      self->reply(done  ? http::status::ok
+                  : bad ? http::status::bad_request
+                        : http::status::unprocessable_entity,
+                  std::move(json));
     };
     auto packet = std::make_shared<std::vector<std::uint8_t>>(control::osc_serialise(m));
     sh_->post([sh = sh_, id, packet, from = peer_] {
       control::Peer p;
       p.endpoint = from;
       p.local = id;
+      p.typed = true;  // JSON said what each value is: no OSC coercion
       std::vector<control::Outgoing> out;
       sh->router.handle_packet(packet->data(), packet->size(), p, out);
-      for (const auto& o : out) sh->deliver(o);
+      for (const auto& o : out) sh->deliver(o, sh->router.refused_a_json_type());
     });
   }
 
@@ -358,7 +388,10 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   std::optional<http::request_parser<http::string_body>> parser_;
   bool keep_alive_ = true;
   bool counted_ = false;
-  bool head_ = false;  // the request being answered is a HEAD
+  bool head_ = false;                                        // the request being answered is a HEAD
+  net::steady_timer listing_timer_{stream_.get_executor()};  // the awaited listing's time-out
+  std::uint64_t listings_ = 0;                               // listings asked for on this connection
+  std::uint64_t listing_ = 0;                                // the one awaited (0: none)
 };
 
 }  // namespace

@@ -210,6 +210,16 @@ function stalledListener(port) {
   if (stalledGaps !== 0) fail(`the page's stream lost frames while a listener was stalled: ${stalledGaps} gaps`);
   const tone = await until('the page still hears the tone', 3000, () => page.evaluate(() => stemdMonitor.player.stats.freqHz > 900 && stemdMonitor.player.stats));
   console.log(`monitor_browser: page still plays ${tone.freqHz.toFixed(1)} Hz`);
+  // A voice waiting for the device (another daemon: --play with its device not there) is listed
+  // with its state; the table showed none while the status said voices_waiting 1.
+  const waitPage = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await waitPage.goto(process.env.WAITING_URL);
+  const row = await until('the waiting voice shows in the page with its state', 5000, () => waitPage.evaluate(() => {
+    const r = [...document.querySelectorAll('#voices tbody tr')].find((tr) => tr.textContent.includes('waiting (device not there yet)'));
+    return r && { text: r.textContent, visible: r.querySelector('td.waiting').offsetWidth > 0 };
+  }));
+  if (!row.visible || !row.text.includes('tone')) fail(`the waiting voice's row: ${JSON.stringify(row)}`);
+  console.log(`monitor_browser: waiting voice row: ${row.text}`);
   await browser.close();
   console.log('monitor_browser: PASS');
 })().catch((e) => fail(e.stack || String(e)));

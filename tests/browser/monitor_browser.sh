@@ -29,9 +29,19 @@ testbed_wait_for 10 grep -qs "web monitor on http://" "$D/stemd.log" || fail "st
 url=$(grep -o 'web monitor on http://[^ ]*' "$D/stemd.log" | head -n1 | sed 's/web monitor on //')
 osc=$(grep -o 'OSC on udp 127\.0\.0\.1:[0-9]*' "$D/stemd.log" | head -n1 | sed 's/.*://')
 echo "monitor_browser: stemd $pid, page $url, OSC $osc"
+# A second daemon whose device is not there: its --play voice waits for it. The page listed no
+# voice (the status said voices_waiting 1); it shows it with its state now.
+"$STEMD" --backend portaudio --device no-such-card --osc-port 0 --http-port 0 --web-root "$SRC/web" \
+  --play "$D/media/tone.wav" >"$D/waiting.log" 2>&1 &
+wpid=$!
+testbed_track_pid "$wpid"
+testbed_wait_for 10 grep -qs "web monitor on http://" "$D/waiting.log" || fail "the waiting stemd did not start its web monitor"
+export WAITING_URL
+WAITING_URL=$(grep -o 'web monitor on http://[^ ]*' "$D/waiting.log" | head -n1 | sed 's/web monitor on //')
 rc=0
 timeout 90 node "$HERE/monitor.test.js" "$url" "$STEMCTL" "$osc" "$pid" "$(cd "$D/media" && pwd -P)/tone.wav" ${SHOT:+"$SHOT"} || rc=$?
-kill -TERM "$pid" 2>/dev/null
+kill -TERM "$pid" "$wpid" 2>/dev/null
 testbed_wait_pid "$pid" 10 || true
+testbed_wait_pid "$wpid" 10 || true
 [ "$rc" -eq 0 ] || fail "monitor.test.js exited $rc"
 echo "monitor_browser: PASS"

@@ -96,19 +96,24 @@ kill -TERM "$PID"; wait "$PID"; PID=""
 
 # A link-local address whose interface is not there yet (a USB or Wi-Fi adapter, a bridge made
 # later at boot) is waited for as a late address is: it exited 2 (no network interface "eth9").
+# The web monitor's --http-bind too (it exited 2: no network interface "eth9").
 "$STEMD" --backend null --osc-bind 'fe80::1%eth9' --allow fe80::/10 --osc-port 57124 --osc-tcp-port 57125 \
-  >"$D/if.log" 2>&1 &
+  --http-bind 'fe80::1%eth9' --http-port 8090 >"$D/if.log" 2>&1 &
 PID=$!
 wait_for " started: " 10 "$D/if.log"
 kill -0 "$PID" 2>/dev/null || { cat "$D/if.log" >&2; fail "late interface: stemd exited"; }
 grep -qF -- '--osc-bind fe80::1%eth9: no network interface "eth9" yet' "$D/if.log" ||
   { cat "$D/if.log" >&2; fail "late interface: no warning naming it"; }
+grep -qF -- '--http-bind fe80::1%eth9: no network interface "eth9" yet' "$D/if.log" ||
+  { cat "$D/if.log" >&2; fail "late interface: no --http-bind warning naming it"; }
 # The interface appears (a dummy; a veth pair where the kernel has no dummy driver).
 ip link add eth9 type dummy 2>/dev/null || ip link add eth9 type veth peer name eth9p ||
   fail "cannot add an interface"
 wait_for 'network interface "eth9" is there now' 5 "$D/if.log"
 grep -qF 'network interface "eth9" is there now' "$D/if.log" ||
   { cat "$D/if.log" >&2; fail "late interface: its arrival was not logged"; }
+wait_for '--http-bind fe80::1%eth9: network interface "eth9" is there now: web monitor on http://[fe80::1' 5 "$D/if.log" ||
+  { cat "$D/if.log" >&2; fail "late interface: its arrival was not logged for --http-bind"; }
 ip link set eth9 up && { ! ip link show eth9p >/dev/null 2>&1 || ip link set eth9p up; } || fail "ip link set up"
 ip -6 addr add fe80::1/64 dev eth9 nodad || fail "ip -6 addr add fe80::1 dev eth9"
 wait_for "--osc-bind fe80::1%eth9: the address is configured now" 5 "$D/if.log"
@@ -116,6 +121,12 @@ grep -qF "configured now" "$D/if.log" || { cat "$D/if.log" >&2; fail "late inter
 out=$("$STEMCTL" --host 'fe80::1%eth9' --port 57124 --timeout 3 ping 2>&1) || fail "late interface: no UDP answer: $out"
 out=$("$STEMCTL" --host 'fe80::1%eth9' --port 57125 --tcp --timeout 3 ping 2>&1) ||
   fail "late interface: no TCP answer: $out"
+wait_for "--http-bind fe80::1%eth9: the address is configured now" 5 "$D/if.log" ||
+  { cat "$D/if.log" >&2; fail "late interface: --http-bind's address arrival"; }
+if command -v curl >/dev/null; then
+  code=$(curl -s -m 3 -o /dev/null -w '%{http_code}' -g 'http://[fe80::1%eth9]:8090/api/status')
+  [ "$code" = 200 ] || fail "late interface: the web monitor answered $code, not 200"
+fi
 kill -TERM "$PID"; wait "$PID"; rc=$?; PID=""
 [ "$rc" -eq 0 ] || fail "late interface: exit $rc after SIGTERM"
 # A malformed address or interface name is still refused at start.

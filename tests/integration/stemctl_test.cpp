@@ -306,6 +306,28 @@ TEST(Stemctl, UsageErrorsExit2) {
   }
 }
 
+// A range error names the argument, not the help's placeholder (new-user pass): it said
+// "P: must be -1..1, got 5", "V: …", "X: …".
+TEST(Stemctl, RangeErrorsNameTheArgument) {
+  for (const auto& [args, want] :
+       std::vector<std::pair<std::string, std::string>>{{"pan 1 5", "pan: must be -1..1, got 5"},
+                                                        {"pan 1 x", "pan: must be a number -1..1, got \"x\""},
+                                                        {"volume 1 9", "volume: must be 0..4, got 9"},
+                                                        {"master 7", "volume: must be 0..4, got 7"},
+                                                        {"rate 1 9", "rate: must be 0.25..4, got 9"},
+                                                        {"deck A 9", "level: must be 0..4, got 9"},
+                                                        {"levels 1 9", "level: must be 0..4, got 9"},
+                                                        {"crossfade 2", "crossfade: must be 0..1, got 2"},
+                                                        {"fade 1 9 1", "volume: must be 0..4, got 9"},
+                                                        {"fade 1 1 5000", "seconds: must be 0..3600, got 5000"},
+                                                        {"play 1 --volume 9", "--volume: must be 0..4, got 9"}}) {
+    SCOPED_TRACE(args);
+    const auto r = run_ctl("-t 0.2 " + args);
+    EXPECT_EQ(r.exit_code, 2) << show(r);
+    EXPECT_EQ(r.err.rfind(want + "\n", 0), 0u) << show(r);
+  }
+}
+
 // Issue 12, defect 10: a mistyped command is named with the closest one (it said "A subcommand
 // is required"), --version answers, a mistyped address gets a suggestion from the daemon, and
 // stopping what is not playing succeeds, as `mpc stop` does.

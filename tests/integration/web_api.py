@@ -302,6 +302,10 @@ try:
         (osc("/stemd/notify", [1]), 400, "/ws/events"),
         (osc("/stemd/masterr", [0.5]), 422, "did you mean"),
         (osc("/stemd/unload", [3, "x", 4]), 422, ""),
+        # JSON says what a value is: no OSC coercion (true → 1, 3.5 → 3 stopped voice 3)
+        (osc("/stemd/master", [False]), 400, "argument 1 (volume): false is not a number"),
+        (osc("/stemd/stop", [3.5]), 400, "argument 1 (id): 3.5 is not an integer"),
+        (osc("/stemd/play", [3, True]), 400, "argument 2 (volume): true is not a number"),
         # OSC strings end at their first NUL: the file before it was loaded, the address before it run
         (osc("/stemd/load", [9, "tone.wav\u0000.x"]), 400, "NUL"),
         (osc("/stemd/master\u0000x", [0.5]), 400, "NUL"),

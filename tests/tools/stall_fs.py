@@ -2,10 +2,12 @@
 """stall_fs.py MOUNTPOINT [--hold-creates] — a file system that stops answering, for tests (root; /dev/fuse).
 
 It speaks the kernel's FUSE protocol on /dev/fuse directly (no libfuse): the mount holds one file,
-`stalled.wav`, whose open() is never answered, as with an NFS server or a USB bridge that hung.
-A process that opens it waits in the kernel, uninterruptibly, until this server exits: then the
+`stalled.wav`, whose open() is never answered, as with an NFS server or a USB bridge that hung,
+and one folder, `stalled_dir`, whose opendir() (a listing) is never answered either. A process
+that opens either waits in the kernel, uninterruptibly, until this server exits: then the
 kernel aborts the connection, the open fails (ENOTCONN) and the waiting thread goes on. Prints
 "mounted" once the mount is up, and one line per open it holds. The caller unmounts (umount -l).
+The root's own listing answers at once (empty).
 
 --hold-creates: the creation of a file (any other name: a state file's temporary file) is held too,
 as a share that answers reads of what it has but hangs on the first write. Without it a creation
@@ -22,11 +24,12 @@ import ctypes
 OP_LOOKUP, OP_FORGET, OP_GETATTR, OP_OPEN, OP_RELEASE, OP_FLUSH, OP_CREATE = 1, 2, 3, 14, 18, 25, 35
 OP_INIT, OP_OPENDIR, OP_READDIR, OP_RELEASEDIR, OP_INTERRUPT, OP_DESTROY, OP_BATCH_FORGET = 26, 27, 28, 29, 36, 38, 42
 ROOT, FILE_INO, FILE_NAME, FILE_SIZE = 1, 2, b"stalled.wav", 1 << 20
+DIR_INO, DIR_NAME = 3, b"stalled_dir"
 
 
 def attributes(ino):
     now = int(time.time())
-    directory = ino == ROOT
+    directory = ino in (ROOT, DIR_INO)
     mode = (0o040755 if directory else 0o100644)
     size = 0 if directory else FILE_SIZE
     # struct fuse_attr: ino size blocks atime mtime ctime, their nsecs, mode nlink uid gid rdev blksize padding
@@ -65,9 +68,11 @@ def main():
             answer(unique, 0, struct.pack("<IIIIHHIIHHI", 7, min(minor, 31), 65536, 0, 16, 12, 65536, 1, 0, 0, 0) +
                    b"\0" * 28)
         elif op == OP_LOOKUP:
-            if node == ROOT and body.split(b"\0")[0] == FILE_NAME:
+            name = body.split(b"\0")[0]
+            if node == ROOT and name in (FILE_NAME, DIR_NAME):
+                ino = FILE_INO if name == FILE_NAME else DIR_INO
                 # fuse_entry_out: nodeid generation entry_valid attr_valid, their nsecs, attr
-                answer(unique, 0, struct.pack("<QQQQII", FILE_INO, 0, 1, 1, 0, 0) + attributes(FILE_INO))
+                answer(unique, 0, struct.pack("<QQQQII", ino, 0, 1, 1, 0, 0) + attributes(ino))
             else:
                 answer(unique, errno.ENOENT)
         elif op == OP_GETATTR:
@@ -75,6 +80,9 @@ def main():
         elif op == OP_OPEN and node == FILE_INO:
             held.append(unique)
             print(f"open of {FILE_NAME.decode()} held ({len(held)})", flush=True)
+        elif op == OP_OPENDIR and node == DIR_INO:
+            held.append(unique)
+            print(f"opendir of {DIR_NAME.decode()} held ({len(held)})", flush=True)
         elif op == OP_CREATE and hold_creates:
             held.append(unique)
             name = body[16:].split(b"\0")[0].decode(errors="replace")  # fuse_create_in: flags mode umask open_flags
