@@ -40,6 +40,7 @@ Engine::Engine(const EngineConfig& cfg)
       telemetry_(new VoiceTelemetry[cfg.max_voices]),
       decks_(static_cast<std::size_t>(cfg.max_block_frames) * 2 * kNumBuses),
       scratch_(static_cast<std::size_t>(cfg.max_block_frames) * 2),
+      tile_(static_cast<std::size_t>(cfg.max_block_frames) * 2),
       gains_(cfg.max_block_frames),
       gains_r_(cfg.max_block_frames),
       schedule_(std::make_unique<Schedule>(kMaxScheduled)),

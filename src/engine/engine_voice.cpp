@@ -107,7 +107,7 @@ std::uint32_t Engine::produce(Voice& v, float* dst, std::uint32_t frames, Frames
 // Produces up to `frames` frames of the voice's source; *src points at them (in the source's
 // memory; in the ring when `dst` is null — valid until mix_segment consumes it, and int16 when
 // the ring is; else copied from the ring into `dst` as float). Returns 0 at end of data or when
-// the ring is empty.
+// the ring is empty. A short in-memory loop comes as its repeats in one piece (fetch_tiled).
 std::uint32_t Engine::fetch(Voice& v, float* dst, std::uint32_t frames, Frames* src) noexcept {
   const VoiceSource& s = *v.src;
   // `n` frames from memory at v.pos: in place, or (int16 with a scratch to fill) as float in dst.
@@ -128,6 +128,10 @@ std::uint32_t Engine::fetch(Voice& v, float* dst, std::uint32_t frames, Frames* 
       if (!v.loop || v.loop_end <= v.loop_start) return 0;
       if (v.passes_left > 0 && --v.passes_left == 0) return 0;  // the last pass is over
       v.pos = v.loop_start;  // sample-exact seam: the next frame is the region's first
+    }
+    if (const std::int64_t len = v.loop_end - v.loop_start;
+        v.loop && len > 0 && len < kTileLoopsBelow && v.pos >= v.loop_start && frames > v.loop_end - v.pos) {
+      return fetch_tiled(v, dst, frames, src);
     }
     return from_memory(static_cast<std::uint32_t>(std::min<std::int64_t>(frames, v.loop_end - v.pos)));
   }
@@ -190,6 +194,7 @@ std::uint32_t Engine::mix_segment(Voice& v, float* out, std::uint32_t count) noe
     Frames f;
     const std::uint32_t n = produce(v, scratch_.data(), count - done, &f);
     if (n == 0) break;
+    ++segments_mixed_;
     float* o = out + static_cast<std::size_t>(done) * 2;
     if (f.s != nullptr) {
       mix_frames(v, o, f.s, n);
