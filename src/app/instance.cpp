@@ -85,7 +85,9 @@ bool Instance::open_control(const control::RouterConfig& router, bool media_loop
 }
 
 bool Instance::open_control(std::string& error) {
-  if (!media_.configure(cfg_.media_root, cfg_.media_loopback_only, error)) return false;
+  if (!media_.configure(cfg_.media_root, cfg_.media_loopback_only, error,
+                        cfg_.media_start ? &*cfg_.media_start : nullptr))
+    return false;
   // A media disk mounted after stemd starts must not stop it: systemd would give up at boot.
   if (std::string why; !media_.present(&why)) {
     spdlog::warn(
@@ -178,12 +180,15 @@ void Instance::control_loop() {
     work.clear();
     ctl_->service();
     if (router_) router_->log_bad_input();  // and the log limits' "… more suppressed" lines
-    if (local_sink_ && router_) {           // without sockets only in-process peers can be answered
+    // Loads on the opener threads (with --no-osc: the start files', then the state file's retries):
+    // installed, or timed out, here as in the OSC server's loop.
+    if (router_) router_->poll_loads();
+    if (router_) {  // without sockets only in-process peers can be answered; the rest go nowhere
       std::vector<control::Outgoing> out;
       router_->take_replies(out);
-      router_->take_notifications(out);
+      if (local_sink_) router_->take_notifications(out);
       for (const auto& o : out) {
-        if (o.to.local != 0) local_sink_(o);
+        if (local_sink_ && o.to.local != 0) local_sink_(o);
       }
     }
     if (control_tick_) control_tick_();

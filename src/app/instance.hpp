@@ -40,6 +40,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -55,7 +56,10 @@ struct InstanceConfig {
   control::RouterConfig router;
   std::string media_root;           // empty: none
   bool media_loopback_only = true;  // without a root, loads allowed only on loopback (or no OSC)
-  bool osc = false;                 // build an OscServer (open_control binds it)
+  // Set: the root's first look-up runs under this wait and time-out (MediaPolicy::StartWait), so
+  // a share that does not answer neither holds the start nor ignores SIGTERM. Unset: on this thread.
+  std::optional<control::MediaPolicy::StartWait> media_start;
+  bool osc = false;  // build an OscServer (open_control binds it)
   control::OscServerConfig osc_server;
   // Called on the control thread after the router has seen an engine event (the daemon logs it),
   // with the router's log limits (Router::log_limit; null once the router is gone, at teardown).

@@ -99,7 +99,7 @@ control::OscMessage load_message(int id, const std::string& path) {
 // at once). False, logged with the router's /fail (its reason), when it was refused.
 bool DaemonRun::route_start_message(const std::string& flag, const control::OscMessage& m, std::int64_t at) {
   std::string reason;
-  if (at == control::kNow && m.address == "/stemd/load" && inst_->server() != nullptr) {
+  if (at == control::kNow && m.address == "/stemd/load") {  // with --no-osc too (outside pass 21, finding 7)
     bool stopped = false;
     const control::Reply r = start_load(flag, m, stopped);
     if (stopped) {

@@ -329,6 +329,10 @@ std::string in_use_hint(const std::string& error, const char* flags) {
 
 int DaemonRun::build_instance() {
   InstanceConfig ic = instance_config();
+  // The root's look-up at start: a share that does not answer is given --load-timeout, as a load
+  // is, then counted as not there; SIGTERM is heard meanwhile (outside pass 21, finding 3).
+  ic.media_start = control::MediaPolicy::StartWait{
+      [this](int ms) { return wait_unless_stopped(ms, "while --media-root was looked up"); }, o_.load_timeout};
   inst_ = std::make_unique<Instance>(ic);
   if (bc_.kind == "render") {
     std::vector<std::string> inputs = o_.play;  // a render must not overwrite what it reads
@@ -349,6 +353,10 @@ int DaemonRun::build_instance() {
   bool loopback_only = true;
   if (int rc_code = router_config(rc, loopback_only); rc_code >= 0) return rc_code;
   if (!inst_->open_control(rc, loopback_only, err_)) {
+    if (err_ == "stopped") {
+      spdlog::info("stopping ({}): before the audio started", stop_reason_);
+      return 0;
+    }
     spdlog::error("{}{}", err_, in_use_hint(err_, "--osc-port or --osc-tcp-port"));
     return 2;
   }

@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -25,6 +26,7 @@ struct LoadPool::State {
   std::size_t working = 0;                      // running and not abandoned
   std::size_t lost = 0;                         // running and abandoned
   std::size_t alive = 0;
+  std::size_t max_lost = 8;  // working + lost never passes it: so lost never does
   std::uint64_t next_ticket = 1;
   bool stopping = false;
   std::string job, threads;  // for the log
@@ -34,8 +36,11 @@ namespace {
 void opener(std::shared_ptr<LoadPool::State> s) {
   std::unique_lock lock(s->mutex);
   while (true) {
-    s->cv.wait(lock, [&] { return s->stopping || !s->jobs.empty(); });
-    if (s->jobs.empty()) break;  // stopping, nothing left
+    // A job starts only while fewer than max_lost threads are inside jobs: every one of them may
+    // be lost, and the cap on lost threads must hold however many time out at once.
+    auto runnable = [&] { return !s->jobs.empty() && s->working + s->lost < s->max_lost; };
+    s->cv.wait(lock, [&] { return s->stopping || runnable(); });
+    if (!runnable()) break;  // stopping, nothing left it may run
     auto [ticket, job] = std::move(s->jobs.front());
     s->jobs.pop_front();
     s->running[ticket] = Run::kRunning;
@@ -53,6 +58,7 @@ void opener(std::shared_ptr<LoadPool::State> s) {
     } else {
       --s->lost;
       spdlog::info("an abandoned {} returned ({} {} threads still lost)", s->job, s->lost, s->threads);
+      s->cv.notify_all();  // a queued job held back by the cap may start
     }
     lock.unlock();
     if (publish) publish();  // an abandoned job's result: the router discards it
@@ -67,7 +73,10 @@ void opener(std::shared_ptr<LoadPool::State> s) {
 
 LoadPool::LoadPool(std::size_t threads, std::size_t max_in_flight, std::size_t max_lost, std::string job,
                    std::string threads_name)
-    : state_(std::make_shared<State>()), max_in_flight_(max_in_flight == 0 ? 1 : max_in_flight), max_lost_(max_lost) {
+    : state_(std::make_shared<State>()),
+      max_in_flight_(max_in_flight == 0 ? 1 : max_in_flight),
+      max_lost_(max_lost == 0 ? 1 : max_lost) {
+  state_->max_lost = max_lost_;
   state_->job = std::move(job);
   state_->threads = std::move(threads_name);
   if (threads == 0) threads = 1;
@@ -109,27 +118,38 @@ std::uint64_t LoadPool::submit(Job job, std::string& why, std::string label) {
   return ticket;
 }
 
-bool LoadPool::abandon(std::uint64_t ticket) {
+bool LoadPool::abandon(std::uint64_t ticket) { return abandon(std::vector<std::uint64_t>{ticket}).front(); }
+
+std::vector<bool> LoadPool::abandon(const std::vector<std::uint64_t>& tickets) {
+  std::vector<bool> lost(tickets.size(), false);
   std::lock_guard g(state_->mutex);
-  for (auto it = state_->jobs.begin(); it != state_->jobs.end(); ++it) {
-    if (it->first == ticket) {
-      state_->jobs.erase(it);  // never runs
-      state_->labels.erase(ticket);
-      return false;
+  // The queued ones first, all under this one lock: a replacement thread started below must not
+  // take one of them and then be counted lost for it (many loads timing out together counted
+  // 5–9 lost where 2 had started: outside pass 21, finding 2).
+  auto given_up = [&](std::uint64_t t) { return std::find(tickets.begin(), tickets.end(), t) != tickets.end(); };
+  for (auto it = state_->jobs.begin(); it != state_->jobs.end();) {
+    if (!given_up(it->first)) {
+      ++it;
+      continue;
+    }
+    state_->labels.erase(it->first);
+    it = state_->jobs.erase(it);  // never runs
+  }
+  for (std::size_t i = 0; i < tickets.size(); ++i) {
+    auto it = state_->running.find(tickets[i]);
+    if (it == state_->running.end() || it->second != Run::kRunning) continue;
+    --state_->working;
+    ++state_->lost;
+    lost[i] = true;
+    if (!state_->stopping) {  // lost ≤ max_lost always (the threads inside jobs are bounded)
+      it->second = Run::kReplaced;
+      ++state_->alive;
+      std::thread(opener, state_).detach();
+    } else {
+      it->second = Run::kAbandoned;  // stopping: not replaced
     }
   }
-  auto it = state_->running.find(ticket);
-  if (it == state_->running.end() || it->second != Run::kRunning) return false;
-  --state_->working;
-  ++state_->lost;
-  if (state_->lost <= max_lost_ && !state_->stopping) {
-    it->second = Run::kReplaced;
-    ++state_->alive;
-    std::thread(opener, state_).detach();
-  } else {
-    it->second = Run::kAbandoned;  // over the cap: not replaced; it works on when it returns
-  }
-  return true;
+  return lost;
 }
 
 std::size_t LoadPool::in_flight() const {

@@ -12,9 +12,11 @@
 // A job the router gives up on (--load-timeout) is abandoned: queued, it never runs; running,
 // its thread is "lost" until the job returns (its result is still published; the router
 // discards it) and a new thread takes its place, so stuck jobs do not eat the workers. At most
-// `max_lost` threads are lost at once: beyond that none is replaced and submit() refuses every
-// job ("busy: … stuck in the file system") until one returns — a dead NFS mount costs at most
-// max_lost idle threads, never the daemon.
+// `max_lost` threads are lost at once: a job starts only while fewer than max_lost threads are
+// inside jobs (running or lost), so however many time out together the count cannot pass it; at
+// the cap submit() refuses every job ("busy: … stuck in the file system") until one returns — a
+// dead NFS mount costs at most max_lost idle threads, never the daemon. Jobs given up together
+// are abandoned together (the queued ones are never counted lost).
 // Threads: submit(), abandon() and the counts [control]; jobs run on the opener threads. The web
 // monitor's file browser runs its listings on a pool of its own (`job` "listing", threads named
 // "listing threads" in the log), submitted and abandoned on its network thread.
@@ -26,6 +28,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace stemd::control {
 
@@ -48,6 +51,9 @@ class LoadPool {
   std::uint64_t submit(Job job, std::string& why, std::string label = {});
   // Gives up on the job `ticket` (see above). Returns true when it was running (a thread lost).
   bool abandon(std::uint64_t ticket);
+  // The same for several at once, under one lock, the queued ones first: element i is true when
+  // tickets[i] was running (its thread lost).
+  std::vector<bool> abandon(const std::vector<std::uint64_t>& tickets);
   std::size_t in_flight() const;
   std::size_t lost() const;  // threads still inside an abandoned job
   // The jobs running now, by label, a lost one marked: "'a.wav' (lost), 'b.wav'" ("" when none).

@@ -2,6 +2,7 @@
 #include "media_policy.hpp"
 
 #include "base/log_guard.hpp"
+#include "media_policy_detail.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -13,6 +14,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -22,6 +24,7 @@
 #include <mutex>
 #include <queue>
 #include <fcntl.h>
+#include <thread>
 #include <vector>
 
 namespace stemd::control {
@@ -31,6 +34,10 @@ constexpr int kOpenFlags = O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
 constexpr int kMaxSymlinks = 40;  // as the kernel's own limit (ELOOP)
 
 std::atomic<bool> g_force_walk{false};
+
+// A mount whose server is gone (sshfs whose ssh died, NFS after a restart of the server): the
+// same as a root not mounted yet — at start, too.
+bool gone_server(int e) { return e == ENOTCONN || e == EIO || e == ESTALE || e == EHOSTDOWN; }
 std::atomic<bool> g_no_openat2{false};  // the kernel said ENOSYS once: do not ask again
 
 bool canonical(const std::string& p, std::string& out, std::string& error) {
@@ -224,27 +231,20 @@ int open_beneath(int root, const std::string& root_path, const std::string& rel,
 }
 }  // namespace
 
-struct MediaPolicy::Seen {
-  std::mutex m;
-  int state = -1;  // -1 not looked at yet, 0 missing, 1 there
-  std::string why;
-};
-
-class MediaPolicy::RootFd {
- public:
-  RootFd() = default;
-  RootFd(const RootFd&) = delete;
-  RootFd& operator=(const RootFd&) = delete;
-  ~RootFd() {
-    if (fd >= 0) ::close(fd);
-  }
-  int fd = -1;
-  std::string path;  // the root's realpath now
-};
-
 void MediaPolicy::force_component_walk(bool on) noexcept { g_force_walk.store(on, std::memory_order_relaxed); }
 
 bool MediaPolicy::open_root(RootFd& r, std::string& error, int* err) const {
+  {
+    std::lock_guard<std::mutex> lock(seen_->m);
+    if (seen_->probing) {  // another look would block an opener thread as well
+      const auto s = std::chrono::steady_clock::now() - seen_->probe_since;
+      error = "--media-root " + root_ + ": its file system does not answer (looked up at start " +
+              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(s).count()) +
+              " s ago, no answer yet): loads are refused until it answers";
+      if (err != nullptr) *err = ETIMEDOUT;
+      return false;
+    }
+  }
   char buf[PATH_MAX];
   int e = 0;
   if (realpath(root_.c_str(), buf) == nullptr) {
@@ -259,6 +259,7 @@ bool MediaPolicy::open_root(RootFd& r, std::string& error, int* err) const {
   if (e != 0) {
     error = "--media-root " + root_ + ": " + why;
     if (e == ENOENT) error += " (not there: a disk or share not mounted yet? loads are refused until it is)";
+    if (gone_server(e)) error += " (a share whose server is gone? loads are refused until it is back)";
   }
   int was = 0;
   {
@@ -266,6 +267,7 @@ bool MediaPolicy::open_root(RootFd& r, std::string& error, int* err) const {
     was = seen_->state;
     seen_->state = e == 0 ? 1 : 0;
     seen_->why = why;
+    if (e == 0) seen_->real = r.path;
   }
   if (was == 0 && e == 0) {
     spdlog::info("--media-root {}: there now{}: loads go ahead", base::log_escape(root_, 600),
@@ -283,7 +285,7 @@ bool MediaPolicy::present(std::string* why) const {
   return seen_->state != 0;
 }
 
-bool MediaPolicy::configure(const std::string& root, bool loopback_only, std::string& error) {
+bool MediaPolicy::configure(const std::string& root, bool loopback_only, std::string& error, const StartWait* start) {
   loopback_only_ = loopback_only;
   root_.clear();
   seen_ = std::make_shared<Seen>();
@@ -296,10 +298,17 @@ bool MediaPolicy::configure(const std::string& root, bool loopback_only, std::st
   }
   while (a.size() > 1 && a.back() == '/') a.pop_back();
   root_ = a;
-  RootFd r;
-  std::string e;
   int err = 0;
-  if (open_root(r, e, &err) || err == ENOENT) return true;  // missing: loads wait for it
+  std::string e;
+  if (start == nullptr) {
+    RootFd r;
+    if (open_root(r, e, &err)) return true;
+  } else if (!look_at_start(*start, e, err)) {
+    error = "stopped";
+    root_.clear();
+    return false;
+  }
+  if (err == 0 || err == ETIMEDOUT || err == ENOENT || gone_server(err)) return true;  // loads wait for it
   error = e;
   root_.clear();
   return false;

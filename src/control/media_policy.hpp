@@ -29,6 +29,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -68,9 +69,21 @@ struct MediaListing {
 class MediaPolicy {
  public:
   MediaPolicy() = default;
+  // How the start waits for the root's first look-up (configure): `wait(ms)` waits up to ms
+  // milliseconds and returns false when a stop signal came (configure then fails, `error`
+  // "stopped"); after `timeout_s` seconds (whose: steady clock) without an answer the root counts
+  // as not there: loads are refused, saying its file system does not answer, until the look-up
+  // (left running on a thread of its own) returns.
+  struct StartWait {
+    std::function<bool(int ms)> wait;
+    double timeout_s = 10;
+  };
   // `root` may be empty. False (with a reason) when the root is there but cannot be one (not a
-  // directory, not searchable); true when it is missing (ENOENT): present() then says so.
-  bool configure(const std::string& root, bool loopback_only, std::string& error);
+  // directory, not searchable); true when it is missing (ENOENT) or on a mount whose server is
+  // gone (ENOTCONN, EIO, ESTALE, EHOSTDOWN): present() then says so. With `start`, the look-up
+  // runs on a thread of its own under its time-out (a share that does not answer must not hold
+  // the start); without, on this thread.
+  bool configure(const std::string& root, bool loopback_only, std::string& error, const StartWait* start = nullptr);
   // Was the root there at the last look (configure, or the last open or listing)? With a reason
   // (errno's words) when it was not. True without a root.
   bool present(std::string* why = nullptr) const;
@@ -81,6 +94,10 @@ class MediaPolicy {
   // descriptor (O_RDONLY | O_NONBLOCK | O_CLOEXEC; the caller owns it) and the path it refers
   // to in `opened` (for logs and status), or -1 with a reason. Does not check the file type.
   int open(const std::string& requested, std::string& opened, std::string& error) const;
+  // Where `requested` names, absolute and lexically normal, never looked at (a relative path
+  // against the root's realpath when last seen, and a path under the root's name rewritten to
+  // it): for file_system_of(), the opener threads' guard against a dead share.
+  std::string where(const std::string& requested) const;
   // The root as configured, made absolute ("" = none). Absolute client paths may name files
   // under it or under where it leads now (its realpath at the time of the load).
   const std::string& root() const { return root_; }
@@ -104,6 +121,8 @@ class MediaPolicy {
   class RootFd;
   // Opens the root now: false, with "--media-root ROOT: <errno's words> (…)", when it is not there.
   bool open_root(RootFd& r, std::string& error, int* err = nullptr) const;
+  // configure()'s look-up under StartWait: false when stopped; `err` ETIMEDOUT when it did not answer.
+  bool look_at_start(const StartWait& start, std::string& error, int& err) const;
   std::string root_;            // absolute, lexically normal, no trailing slash; empty = none
   std::shared_ptr<Seen> seen_;  // the last look's outcome, shared by copies (the log lines)
   bool loopback_only_ = true;

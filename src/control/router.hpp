@@ -29,6 +29,7 @@
 
 #include <chrono>
 #include <array>
+#include <atomic>
 #include <deque>
 #include <memory>
 #include <cstdint>
@@ -349,18 +350,24 @@ class Router {
   std::unique_ptr<LoadPool> pool_;
   std::shared_ptr<LoadCompletions> completions_;
   std::map<int, PendingLoad> pending_;  // id → its load in flight
-  // Paths whose load timed out with its opener thread still stuck in the file system: a load of
-  // the same path waits for that thread to come back (answered busy) rather than lose another —
-  // a client, or the state file's retries, repeating a load on a dead share every few seconds
-  // took every opener thread and then every load answered busy. At most one entry per lost thread.
-  struct StuckPath {
+  // Opens (loads, plays' stream opens) that timed out with their opener thread still stuck: while
+  // one is, an open on the same file system (its mount, file_system.hpp — found without touching
+  // it) answers busy at once instead of losing another thread. Keyed by path, a state file or a
+  // client with several files on one dead share lost a thread per file until all 8 were lost and
+  // every load from any disk answered busy (outside pass 21, findings 2 and 5). One entry per lost thread.
+  struct Stuck {
     std::uint64_t ticket = 0;
     std::chrono::steady_clock::time_point since{};
+    std::string fs;     // FileSystemOf::key
+    std::string mount;  // its mount point
+    std::string path;   // what was being opened
   };
-  std::map<std::string, StuckPath> stuck_paths_;
+  std::vector<Stuck> stuck_;
   std::function<std::size_t()> listings_lost_;  // set_listings_lost
   bool type_refused_ = false;                   // refused_a_json_type
-  // The reason a load of `path` waits for its stuck thread, or "" (entries that came back go).
+  void record_stuck(std::uint64_t ticket, std::chrono::steady_clock::time_point since, const std::string& path);
+  // The busy reason for an open of absolute `path` while its file system holds a lost thread, or
+  // "" (entries whose thread came back go).
   std::string still_stuck(const std::string& path);
   std::deque<Deferred> deferred_;  // messages waiting behind a load, in arrival order
   std::vector<Outgoing> replies_;  // answers of resumed messages, for take_replies()
@@ -379,6 +386,9 @@ class Router {
     std::shared_ptr<PacketBudget> packet;
     std::uint64_t ticket = 0;
     std::chrono::steady_clock::time_point since{};
+    std::vector<std::string> paths;  // the files its job opens, in order
+    // Which of them the job is at (set by the job): the one stuck when it times out.
+    std::shared_ptr<std::atomic<std::size_t>> opening;
   };
   struct PlayResume {  // the message being re-run with its streams open
     std::int64_t at = -1;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "deck_ids.hpp"
+#include "file_system.hpp"
 
 namespace stemd::control {
 
@@ -117,7 +118,9 @@ Reply Router::load_file(const Call& c, int id, const std::string& path, const st
     run_load(media_, path, name, ctl_.load_options(), ensure, have_current, current, d);
     return finish(d);
   }
-  if (std::string stuck = still_stuck(path); !stuck.empty()) return Reply::fail(ErrorKind::kBusy, stuck, idv);
+  if (std::string stuck = still_stuck(media_.where(path)); !stuck.empty()) {
+    return Reply::fail(ErrorKind::kBusy, stuck, idv);
+  }
   // Off the control thread: everything the job needs is copied into it.
   const std::uint64_t token = next_token_++;
   auto completions = completions_;
@@ -248,17 +251,28 @@ std::string Router::lost_note(bool lost) const {
          std::to_string(pool_->max_lost()) + " at most: then loads answer busy)";
 }
 
+void Router::record_stuck(std::uint64_t ticket, std::chrono::steady_clock::time_point since, const std::string& path) {
+  const FileSystemOf fs = file_system_of(path);
+  stuck_.push_back(Stuck{ticket, since, fs.key, fs.mount, path});
+}
+
 std::string Router::still_stuck(const std::string& path) {
-  std::erase_if(stuck_paths_, [&](const auto& e) { return !pool_->still_lost(e.second.ticket); });
-  const auto it = stuck_paths_.find(path);
-  if (it == stuck_paths_.end()) return {};
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - it->second.since).count();
-  char why[160];
-  std::snprintf(why, sizeof why,
-                "busy: the last load of this path has waited on the file system for %.0f s (past "
-                "--load-timeout); not tried again until it returns",
-                s);
-  return why;
+  if (stuck_.empty()) return {};  // the usual case: no mount table read
+  std::erase_if(stuck_, [&](const Stuck& e) { return !pool_->still_lost(e.ticket); });
+  if (stuck_.empty()) return {};
+  const FileSystemOf fs = file_system_of(path);
+  const Stuck* first = nullptr;  // the longest stuck there
+  for (const Stuck& e : stuck_) {
+    if (e.fs == fs.key && (first == nullptr || e.since < first->since)) first = &e;
+  }
+  if (first == nullptr) return {};
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - first->since).count();
+  char secs[32];
+  std::snprintf(secs, sizeof secs, "%.0f", s);
+  const std::string where = first->mount.empty() ? first->path : first->mount;
+  return "busy: the file system of " + path + " (" + where + ") has not answered for " + secs + " s: an open of " +
+         first->path +
+         " is stuck there past --load-timeout; opens from it are refused until it answers (other disks load as usual)";
 }
 
 void Router::expire_loads(std::chrono::steady_clock::time_point now) {
@@ -266,27 +280,41 @@ void Router::expire_loads(std::chrono::steady_clock::time_point now) {
   const auto limit = std::chrono::duration<double>(cfg_.load_timeout_s);
   char why[128];
   std::snprintf(why, sizeof why, "timed out after %g s (the file system did not answer)", cfg_.load_timeout_s);
-  bool any = false;
+  // Every job that timed out is abandoned in one step, the queued ones first (LoadPool::abandon):
+  // one by one, a replacement thread took the next queued job and was then counted lost for it.
+  std::vector<std::uint64_t> tickets;
+  for (const auto& [id, p] : pending_) {
+    if (now - p.since >= limit) tickets.push_back(p.ticket);
+  }
+  for (const auto& [token, p] : pending_plays_) {
+    if (now - p.since >= limit) tickets.push_back(p.ticket);
+  }
+  if (tickets.empty()) return;
+  const std::vector<bool> lost_of = pool_->abandon(tickets);
+  auto was_lost = [&](std::uint64_t t) {
+    return lost_of[static_cast<std::size_t>(std::find(tickets.begin(), tickets.end(), t) - tickets.begin())];
+  };
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (now - it->second.since < limit) {
       ++it;
       continue;
     }
-    const bool lost = pool_->abandon(it->second.ticket);
+    const bool lost = was_lost(it->second.ticket);
     spdlog::warn("load of '{}' into id {} {}{}", base::log_escape(it->second.path), it->first, why, lost_note(lost));
-    if (lost) stuck_paths_[it->second.path] = StuckPath{it->second.ticket, it->second.since};
+    if (lost) record_stuck(it->second.ticket, it->second.since, media_.where(it->second.path));
     answer_failed(it->second.message, it->second.from, it->second.packet,
                   Reply::fail(ErrorKind::kPath, why, {OscArg::Int(it->first)}));
     it = pending_.erase(it);  // the id is free; the result, if it ever comes, is discarded
-    any = true;
   }
   for (auto it = pending_plays_.begin(); it != pending_plays_.end();) {
     if (now - it->second.since < limit) {
       ++it;
       continue;
     }
-    const bool lost = pool_->abandon(it->second.ticket);
+    const bool lost = was_lost(it->second.ticket);
     spdlog::warn("a play's stream of id {} {}{}", it->second.ids.front(), why, lost_note(lost));
+    const std::size_t at = it->second.opening ? it->second.opening->load() : 0;
+    if (lost && at < it->second.paths.size()) record_stuck(it->second.ticket, it->second.since, it->second.paths[at]);
     for (int id : it->second.ids) {
       auto s = stream_ids_.find(id);
       if (s != stream_ids_.end() && --s->second <= 0) stream_ids_.erase(s);
@@ -294,9 +322,8 @@ void Router::expire_loads(std::chrono::steady_clock::time_point now) {
     answer_failed(it->second.message, it->second.from, it->second.packet,
                   Reply::fail(ErrorKind::kPath, why, {OscArg::Int(it->second.ids.front())}));
     it = pending_plays_.erase(it);
-    any = true;
   }
-  if (any) drain_deferred();
+  drain_deferred();
 }
 
 void Router::answer_failed(const OscMessage& m, const Peer& from, const std::shared_ptr<PacketBudget>& packet,

@@ -42,19 +42,30 @@ Reply Router::prepare_seek(int id, VoiceHandle v, std::int64_t frame, std::int64
 Reply Router::open_streams(std::vector<StreamWant> wants, std::int64_t at) {
   if (wants.empty()) return Reply::done();
   std::vector<int> ids;
-  for (const StreamWant& w : wants) ids.push_back(w.id);
+  std::vector<std::string> paths;
+  for (const StreamWant& w : wants) {
+    ids.push_back(w.id);
+    paths.push_back(w.source->path);
+    // A play (or seek) of a file whose file system holds a lost opener thread: busy at once, not
+    // another thread lost (outside pass 21, finding 5).
+    if (std::string stuck = still_stuck(w.source->path); !stuck.empty()) {
+      return Reply::fail(ErrorKind::kBusy, stuck, {OscArg::Int(w.id)});
+    }
+  }
   const std::uint64_t token = next_token_++;
   auto completions = completions_;
+  auto opening = std::make_shared<std::atomic<std::size_t>>(0);
   std::string why;
   std::string label;  // the files whose streams open
   for (const StreamWant& w : wants)
     label.append(label.empty() ? "" : " ").append(base::log_escape(w.source->path, 200));
   const std::uint64_t ticket = pool_->submit(
-      [wants = std::move(wants), token, completions] {
+      [wants = std::move(wants), token, completions, opening] {
         const auto t0 = std::chrono::steady_clock::now();
         auto d = std::make_shared<StreamsDone>();
         d->token = token;
         for (const StreamWant& w : wants) {
+          opening->store(d->streams.size());  // the one stuck, if this open never returns
           OpenedStream o;
           o.id = w.id;
           o.serial = w.serial;
@@ -83,7 +94,9 @@ Reply Router::open_streams(std::vector<StreamWant> wants, std::int64_t at) {
                 {},
                 packet_,
                 ticket,
-                std::chrono::steady_clock::now()};
+                std::chrono::steady_clock::now(),
+                std::move(paths),
+                std::move(opening)};
   for (int id : ids) ++stream_ids_[id];
   p.ids = std::move(ids);
   pending_plays_.emplace(token, std::move(p));

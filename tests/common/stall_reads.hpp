@@ -7,6 +7,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <string>
 
 namespace stemd::test {
@@ -27,6 +29,56 @@ class StallFirstRead : public io::FaultInjector {
   std::string suffix_;
   std::chrono::milliseconds delay_;
   std::atomic<bool> stalled_{false};
+};
+
+// Holds every read of the files it matches (by path: those under a directory, or those ending in
+// a suffix) while closed — a share or disk whose server stopped answering — for at most 10 s each;
+// counts the reads it held.
+class HoldReads : public io::FaultInjector {
+ public:
+  static HoldReads under(const std::string& dir) { return HoldReads(dir + "/", true); }
+  static HoldReads ending(std::string suffix) { return HoldReads(std::move(suffix), false); }
+  HoldReads(const HoldReads& o) : match_(o.match_), prefix_(o.prefix_) {}
+  ~HoldReads() override { open(); }
+  void close() {
+    std::lock_guard g(m_);
+    closed_ = true;
+  }
+  void open() {
+    {
+      std::lock_guard g(m_);
+      closed_ = false;
+    }
+    cv_.notify_all();
+  }
+  int held() const {
+    std::lock_guard g(m_);
+    return held_;
+  }
+  bool gave_up() const {  // a read was let go after 10 s, not opened
+    std::lock_guard g(m_);
+    return gave_up_;
+  }
+  io::ReadFault on_read(const std::string& path, std::int64_t, std::int64_t) noexcept override {
+    const bool hit =
+        prefix_ ? path.compare(0, match_.size(), match_) == 0
+                : path.size() >= match_.size() && path.compare(path.size() - match_.size(), match_.size(), match_) == 0;
+    if (!hit) return {};
+    std::unique_lock l(m_);
+    if (!closed_) return {};
+    ++held_;
+    if (!cv_.wait_for(l, std::chrono::seconds(10), [&] { return !closed_; })) gave_up_ = true;
+    return {};
+  }
+
+ private:
+  HoldReads(std::string match, bool prefix) : match_(std::move(match)), prefix_(prefix) {}
+  std::string match_;
+  bool prefix_;
+  mutable std::mutex m_;
+  std::condition_variable cv_;
+  bool closed_ = false, gave_up_ = false;
+  int held_ = 0;
 };
 
 }  // namespace stemd::test

@@ -1,6 +1,7 @@
 // The load path under hostile input (issue 10, items 2–3): one memory budget, shared decoded
 // copies, the channel limit, FIFOs, and loads that run off the control thread — through the
 // in-process daemon of osc_harness.hpp, as a client sees it.
+#include "control/file_system.hpp"
 #include "control/load_pool.hpp"
 #include "io/sound_file.hpp"
 #include "common/sanitized.hpp"
@@ -13,7 +14,9 @@
 #include <malloc.h>
 #include <poll.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -50,6 +53,7 @@ void write_tiny_flac(const std::string& path, std::int64_t frames) {
 
 // Delays every read of one file (by its path's ending) — a stalled disk or NFS server.
 using StallOne = test::StallFirstRead;
+using test::HoldReads;
 
 class LoadPath : public ::testing::Test {
  protected:
@@ -316,38 +320,88 @@ TEST_F(LoadPath, ALoadStalledPastTheTimeoutFailsAndFreesItsId) {
   ASSERT_TRUE(r2.has_value());
   EXPECT_FAIL(*r2, "/stemd/play");  // ran once the load was given up: id 1 holds nothing
   EXPECT_EQ(status(c()).at("loads_lost").i, 1);
-  EXPECT_DONE(c().send("/stemd/load", 1, media_.path("a.wav")), "/stemd/load");  // the id is free
+  // Its folder's file system counts as stuck until the read returns (OpensOnAFileSystemWithAStuckLoad…).
   ASSERT_TRUE(eventually([&] { return status(c()).at("loads_lost").i == 0; }, std::chrono::milliseconds(6000)));
+  EXPECT_DONE(c().send("/stemd/load", 1, media_.path("a.wav")), "/stemd/load");  // the id is free
   const auto list = sources(c());
   ASSERT_EQ(list.size(), 1u);
   EXPECT_EQ(list[0].path, media_.path("a.wav"));           // the stalled load's late result was discarded
   EXPECT_TRUE(c().quiet(std::chrono::milliseconds(200)));  // and never answered
 }
 
-// A load of a path whose last load is still stuck past the timeout waits for that thread (busy)
-// instead of losing another: the state file's retries of a file on a dead share, every 5 s,
-// took all 8 opener threads in 40 s, and then every load and streamed play answered busy, from
-// any disk (outside pass 20, HIGH 1). Other paths load meanwhile; once the stuck read returns,
-// the path loads again.
-TEST_F(LoadPath, ARepeatedLoadOfAStuckPathWaitsForItsThreadInsteadOfLosingAnother) {
-  stall_slow_wav(std::chrono::milliseconds(2500));
+// A file on another file system than `like` (/dev/shm: a tmpfs), written now; "" when there is none.
+std::string other_disk_wav(const std::string& like) {
+  const std::string p = "/dev/shm/stemd-loadpath-" + std::to_string(::getpid()) + ".wav";
+  if (!std::filesystem::is_directory("/dev/shm") || control::file_system_of(p).key == control::file_system_of(like).key)
+    return "";
+  write_wav16(p, make_tone_noise16(4800, 2, 3), 2);
+  return p;
+}
+
+// While a load is stuck past the timeout, every other open on the same file system answers busy
+// at once — the same path, another file in that folder, other spellings ("//", "/./") — instead of
+// losing another thread each: keyed by the path's text, a state file or a client with several files
+// on one dead share lost a thread per file until all 8 were lost and loads from every disk answered
+// busy (outside pass 21, finding 2; pass 20, HIGH 1 for one path). A file on another disk loads
+// meanwhile; once the stuck read returns, the share's files load again.
+TEST_F(LoadPath, OpensOnAFileSystemWithAStuckLoadAnswerBusyAndOtherDisksLoad) {
+  write_wav16(media_.path("slow.wav"), make_tone_noise16(9600, 2, 5), 2);
+  const std::string dir = std::filesystem::canonical(std::filesystem::path(media_.path("a.wav")).parent_path());
+  HoldReads share = HoldReads::under(dir);  // every file of the folder: a share whose server stopped answering
+  io::ScopedFaultInjector scoped(share);
+  share.close();
   DaemonOptions o;
   o.load_timeout_s = 0.3;
   start(o);
-  const auto r1 = c().send("/stemd/load", 1, media_.path("slow.wav"));
+  const auto r1 = c().send("/stemd/load", 1, dir + "/slow.wav");
   EXPECT_EQ(reason(r1), "timed out after 0.3 s (the file system did not answer)");
   EXPECT_EQ(status(c()).at("loads_lost").i, 1);
-  const auto r2 = c().send("/stemd/load", 2, media_.path("slow.wav"));
-  EXPECT_FAIL(r2, "/stemd/load");
-  EXPECT_NE(reason(r2).find("busy: the last load of this path has waited on the file system"), std::string::npos)
-      << reason(r2);
+  for (const std::string& p : {dir + "/slow.wav", dir + "/a.wav", "/" + dir + "/b.wav", dir + "/./c.wav",
+                               dir + "/../" + std::filesystem::path(dir).filename().string() + "/a.wav"}) {
+    const auto r = c().send("/stemd/load", 2, p);  // busy is answered at once, never after the time-out
+    EXPECT_FAIL(r, "/stemd/load");
+    EXPECT_NE(reason(r).find("busy: the file system of "), std::string::npos) << p << ": " << reason(r);
+    EXPECT_NE(reason(r).find("is stuck there past --load-timeout"), std::string::npos) << reason(r);
+  }
   EXPECT_EQ(status(c()).at("loads_lost").i, 1);  // no second thread lost
+  EXPECT_EQ(share.held(), 1);                    // and nothing else reached the share
   // Back-pressure, not bad input (outside pass 20, attack 9): busy_messages, not bad_messages.
-  EXPECT_EQ(status(c()).at("busy_messages").i, 1);
-  EXPECT_EQ(status(c()).at("bad_messages").i, 1);                                // the timed-out load only
-  EXPECT_DONE(c().send("/stemd/load", 3, media_.path("a.wav")), "/stemd/load");  // other paths load
+  EXPECT_EQ(status(c()).at("busy_messages").i, 5);
+  EXPECT_EQ(status(c()).at("bad_messages").i, 1);  // the timed-out load only
+  const std::string other = other_disk_wav(dir + "/a.wav");
+  if (!other.empty()) {
+    EXPECT_DONE(c().send("/stemd/load", 3, other), "/stemd/load");  // another disk loads as usual
+    ::unlink(other.c_str());
+  }
+  share.open();
   ASSERT_TRUE(eventually([&] { return status(c()).at("loads_lost").i == 0; }, std::chrono::milliseconds(6000)));
-  EXPECT_DONE(c().send("/stemd/load", 2, media_.path("slow.wav")), "/stemd/load");  // back: tried again
+  EXPECT_DONE(c().send("/stemd/load", 2, dir + "/slow.wav"), "/stemd/load");  // back: tried again
+  EXPECT_DONE(c().send("/stemd/load", 4, dir + "/a.wav"), "/stemd/load");
+}
+
+// Loads timing out together lose only the threads that had started them: the queued ones are
+// given up without running (before: each abandoned running load's replacement thread took the next
+// queued one, which was then abandoned as running — 5 to 9 threads lost where 2 had started, and
+// loads_lost went past its cap of 8; outside pass 21, finding 2).
+TEST_F(LoadPath, LoadsTimingOutTogetherLoseOnlyTheThreadsThatHadStarted) {
+  const std::string dir = std::filesystem::canonical(std::filesystem::path(media_.path("a.wav")).parent_path());
+  HoldReads share = HoldReads::under(dir);
+  io::ScopedFaultInjector scoped(share);
+  share.close();
+  DaemonOptions o;
+  o.load_timeout_s = 0.3;
+  start(o);
+  const char* names[] = {"a.wav", "b.wav", "c.wav", "short.wav"};
+  for (int id = 1; id <= 8; ++id) c().post(msg("/stemd/load", id, dir + "/" + names[id % 4]));
+  for (int i = 0; i < 8; ++i) {
+    const auto r = c().next_reply(std::chrono::milliseconds(3000));
+    ASSERT_TRUE(r.has_value()) << i;
+    EXPECT_EQ(reason(*r), "timed out after 0.3 s (the file system did not answer)");
+  }
+  EXPECT_EQ(status(c()).at("loads_lost").i, 2);  // the 2 opener threads; the 6 queued never ran
+  EXPECT_EQ(share.held(), 2);
+  share.open();
+  ASSERT_TRUE(eventually([&] { return status(c()).at("loads_lost").i == 0; }, std::chrono::milliseconds(6000)));
 }
 
 // Messages waiting behind a load are charged to the memory budget before they are queued: over
@@ -422,6 +476,71 @@ TEST(LoadPoolLost, AbandonedJobsAreReplacedUpToTheCap) {
     ASSERT_NE(pool.submit(fast(), why), 0u);
     ASSERT_TRUE(eventually([&] { return quick == 2; }));
   }
+}
+
+// Jobs that block until released — loads stuck in a file system that does not answer. Declared
+// before the pool: the pool's threads may still be inside one when the pool goes.
+struct StuckJobs {
+  std::mutex m;
+  std::condition_variable cv;
+  bool released = false;
+  std::atomic<int> started{0};
+  control::LoadPool::Job job() {
+    return [this] {
+      ++started;
+      std::unique_lock l(m);
+      cv.wait(l, [&] { return released; });
+      return control::LoadPool::Publish{};
+    };
+  }
+  std::vector<std::uint64_t> submit(control::LoadPool& pool, int n) {
+    std::vector<std::uint64_t> tickets;
+    std::string why;
+    for (int i = 0; i < n; ++i) tickets.push_back(pool.submit(job(), why));
+    return tickets;
+  }
+  void release() {
+    {
+      std::lock_guard g(m);
+      released = true;
+    }
+    cv.notify_all();
+  }
+};
+
+// However many running jobs time out together, no more threads are lost than the cap: a job starts
+// only while fewer than max_lost threads are inside jobs (before: 4 threads running, cap 2 → 4 lost).
+TEST(LoadPoolLost, NoMoreThreadsAreLostThanTheCapHoweverManyWereRunning) {
+  StuckJobs stuck;
+  control::LoadPool pool(4, 16, 2);
+  const std::vector<std::uint64_t> tickets = stuck.submit(pool, 4);
+  ASSERT_EQ(std::count(tickets.begin(), tickets.end(), 0u), 0);
+  ASSERT_TRUE(eventually([&] { return stuck.started >= 2; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // time for the others to start, if they could
+  EXPECT_EQ(stuck.started, 2);
+  const std::vector<bool> lost = pool.abandon(tickets);
+  EXPECT_EQ(std::count(lost.begin(), lost.end(), true), 2);
+  EXPECT_EQ(pool.lost(), 2u);
+  EXPECT_LE(pool.lost(), pool.max_lost());
+  stuck.release();
+  ASSERT_TRUE(eventually([&] { return pool.lost() == 0; }));
+  EXPECT_EQ(stuck.started, 2);  // the queued ones were given up, never run
+}
+
+// Jobs given up together: the queued ones are dropped first and never counted lost, although a
+// replacement thread starts for the running one.
+TEST(LoadPoolLost, QueuedJobsGivenUpTogetherAreNotCountedLost) {
+  StuckJobs stuck;
+  control::LoadPool pool(1, 16, 8);
+  const std::vector<std::uint64_t> tickets = stuck.submit(pool, 5);
+  ASSERT_TRUE(eventually([&] { return stuck.started == 1; }));
+  EXPECT_EQ(pool.abandon(tickets), (std::vector<bool>{true, false, false, false, false}));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(stuck.started, 1);
+  EXPECT_EQ(pool.lost(), 1u);
+  EXPECT_EQ(pool.in_flight(), 0u);
+  stuck.release();
+  ASSERT_TRUE(eventually([&] { return pool.lost() == 0; }));
 }
 
 }  // namespace

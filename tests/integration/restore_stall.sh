@@ -21,12 +21,7 @@ NAME=restore_stall
 
 mkdir -p "$D/media"
 mount_fs "$D/mnt" "$D/fs.log"
-python3 - "$D/media/a.wav" <<'PY'
-import math, struct, sys, wave
-with wave.open(sys.argv[1], "wb") as w:
-    w.setnchannels(2); w.setsampwidth(2); w.setframerate(48000)
-    w.writeframes(b"".join(struct.pack("<hh", int(8000 * math.sin(i / 20)), 0) for i in range(48000)))
-PY
+write_wav "$D/media/a.wav"
 state() {  # FILE: the master at 0.5, the stalled source, a good one, a voice of each
   printf 'stemd-state 1\n/stemd/master 0.5 0\n/stemd/load 1 "%s" "stalled"\n/stemd/load 2 "%s" "a"\n/stemd/play 2 1 true 0 frames 1\n/stemd/play 1 1 true 0 frames 1\nend\n' \
     "$D/mnt/stalled.wav" "$D/media/a.wav" >"$1"

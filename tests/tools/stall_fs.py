@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""stall_fs.py MOUNTPOINT [--hold-creates] — a file system that stops answering, for tests (root; /dev/fuse).
+"""stall_fs.py MOUNTPOINT [--hold-creates] [--hold-all-after FLAG] — a file system that stops
+answering, for tests (root; /dev/fuse).
 
 It speaks the kernel's FUSE protocol on /dev/fuse directly (no libfuse): the mount holds one file,
 `stalled.wav`, whose open() is never answered, as with an NFS server or a USB bridge that hung,
@@ -12,6 +13,9 @@ The root's own listing answers at once (empty).
 --hold-creates: the creation of a file (any other name: a state file's temporary file) is held too,
 as a share that answers reads of what it has but hangs on the first write. Without it a creation
 is refused (ENOSYS), as before.
+
+--hold-all-after FLAG: once the file FLAG exists every request (a lookup, a getattr, an open…) is
+held unanswered — a dead NFS server or sshfs whose ssh hung: even a stat of the mount's folders blocks.
 """
 import errno
 import os
@@ -52,6 +56,8 @@ def main():
         os.write(fd, struct.pack("<IiQ", 16 + len(data), -error, unique) + data)
 
     held = []  # the opens never answered (kept so nothing answers them by accident)
+    args = sys.argv[2:]
+    flag = args[args.index("--hold-all-after") + 1] if "--hold-all-after" in args else None
     while True:
         try:
             request = os.read(fd, 1 << 20)
@@ -61,6 +67,10 @@ def main():
             return 0  # ENODEV: unmounted
         length, op, unique, node = struct.unpack("<IIQQ", request[:24])
         body = request[40:length]
+        if flag and op not in (OP_INIT, OP_FORGET, OP_BATCH_FORGET, OP_INTERRUPT, OP_DESTROY) and os.path.exists(flag):
+            held.append(unique)
+            print(f"request {op} held ({len(held)})", flush=True)
+            continue
         if op == OP_INIT:
             minor = struct.unpack("<II", body[:8])[1]
             # fuse_init_out: major minor max_readahead flags max_background congestion_threshold

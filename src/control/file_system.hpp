@@ -1,0 +1,29 @@
+// Which file system a path lives on, found without touching that file system [control].
+//
+// A share that stops answering (NFS whose server died, sshfs/FUSE, a hung USB bridge) blocks
+// every call that reaches it — stat() and realpath() too — so the opener threads' guard against
+// losing a thread per file on a dead share (router_loads.cpp) keys its record on the mount a path
+// lies under, found from the path's text and the kernel's mount table (/proc/self/mountinfo),
+// never by looking at the path itself. The path is made absolute and lexically normal first
+// ("//x", "./x", "a/../x" are one path); symlinks are not followed (they would reach the dead
+// file system), so a path that reaches a share through a symlink on another disk is keyed by that
+// disk.
+#pragma once
+
+#include <string>
+
+namespace stemd::control {
+
+struct FileSystemOf {
+  std::string key;    // "dev:MAJOR:MINOR" of the mount (bind mounts of one share share it), or "path:P"
+  std::string mount;  // its mount point ("" when the mount table could not be read)
+};
+
+// `path` absolute (relative paths are made absolute against the working directory).
+FileSystemOf file_system_of(const std::string& path);
+
+// `requested` made absolute and lexically normal: against `base` when relative and `base` is not
+// empty, else against the working directory. No trailing slash (but "/").
+std::string lexical_absolute(const std::string& requested, const std::string& base);
+
+}  // namespace stemd::control
