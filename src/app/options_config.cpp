@@ -233,7 +233,12 @@ bool scan_config(const std::string& path, const std::string& read_from, const CL
       return false;
     }
     if (auto it = lines.find(key); it != lines.end()) {
-      warnings.push_back(where + "'" + key + "' is also set on line " + std::to_string(it->second) + "; this one wins");
+      // A list (play, …) takes both lines' values; a single value is refused as given twice
+      // elsewhere. The warning said "this one wins" for both (new-user pass 21: both files played).
+      const CLI::Option* opt = app.get_option_no_throw("--" + key);
+      const bool list = opt != nullptr && opt->get_items_expected_max() > 1;
+      warnings.push_back(where + "'" + key + "' is also set on line " + std::to_string(it->second) +
+                         (list ? ": both apply (a list: their values are added together)" : "; this one wins"));
     }
     lines[key] = no;
   }

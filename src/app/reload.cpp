@@ -94,10 +94,13 @@ void DaemonRun::reload() {
   for (const std::string& k : changed_keys(o_, n)) {
     if (kLive.count(k) == 0) restart.push_back(k);
   }
-  spdlog::info("SIGHUP: reloaded {}: {}{}", from, applied.empty() ? "nothing to apply" : "applied " + join(applied),
-               restart.empty()
-                   ? std::string()
-                   : "; changed but only taking effect after a restart (systemctl restart stemd): " + join(restart));
+  // A change that waits for a restart is a warning: under log-level = "warning" (an unattended box
+  // keeping its journal small) it was silent (new-user pass 21).
+  spdlog::log(restart.empty() ? spdlog::level::info : spdlog::level::warn, "SIGHUP: reloaded {}: {}{}", from,
+              applied.empty() ? "nothing to apply" : "applied " + join(applied),
+              restart.empty()
+                  ? std::string()
+                  : "; changed but only taking effect after a restart (systemctl restart stemd): " + join(restart));
 }
 
 // --volume (the --play voices) and --vol (the decks' voices): the players of those ids follow.

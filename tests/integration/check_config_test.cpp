@@ -143,6 +143,27 @@ TEST(CheckConfig, AConfigThatStartsPasses) {
   EXPECT_EQ(run_stemd("--backend null --duration 0.05 --config " + conf).exit_code, 2);
 }
 
+// A key set twice: a list (play) takes both lines' values, and the warning says so — it said "this
+// one wins" and both files played (new-user pass 21); a single value given twice is a problem.
+TEST(CheckConfig, AListKeySetTwiceSaysBothApply) {
+  TempDir dir;
+  make_wav(dir.file("a.wav"), 4800, 1);
+  make_wav(dir.file("b.wav"), 4800, 2);
+  const std::string conf = dir.file("stemd.conf");
+  std::ofstream(conf) << "backend = \"null\"\nplay = \"" << dir.file("a.wav") << "\"\nplay = \"" << dir.file("b.wav")
+                      << "\"\n";
+  auto r = run_process(std::string(STEMD_BINARY) + " --check-config --config " + conf);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find(":3: 'play' is also set on line 2: both apply (a list: their values are added together)"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("this one wins"), std::string::npos) << r.output;
+  std::ofstream(conf) << "backend = \"null\"\nosc-port = 49125\nosc-port = 49126\n";
+  r = run_process(std::string(STEMD_BINARY) + " --check-config --config " + conf);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--osc-port takes one value, got 2"), std::string::npos) << r.output;
+}
+
 // Every bad value on the command line is reported, one line each — CLI11 stops
 // at the first, and a user fixed one, ran again and found the next — with an
 // unknown flag (and its value), a value given as --flag=value, a short flag, a
