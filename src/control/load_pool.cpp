@@ -162,6 +162,12 @@ std::size_t LoadPool::lost() const {
   return state_->lost;
 }
 
+bool LoadPool::started(std::uint64_t ticket) const {
+  std::lock_guard g(state_->mutex);
+  const auto it = state_->running.find(ticket);
+  return it != state_->running.end() && it->second == Run::kRunning;
+}
+
 bool LoadPool::still_lost(std::uint64_t ticket) const {
   std::lock_guard g(state_->mutex);
   const auto it = state_->running.find(ticket);

@@ -55,7 +55,8 @@ class LoadPool {
   // tickets[i] was running (its thread lost).
   std::vector<bool> abandon(const std::vector<std::uint64_t>& tickets);
   std::size_t in_flight() const;
-  std::size_t lost() const;  // threads still inside an abandoned job
+  std::size_t lost() const;                  // threads still inside an abandoned job
+  bool started(std::uint64_t ticket) const;  // its job is running on a thread now
   // The jobs running now, by label, a lost one marked: "'a.wav' (lost), 'b.wav'" ("" when none).
   // Any thread (the shutdown names what it leaves behind).
   std::string running() const;

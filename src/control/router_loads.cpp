@@ -17,6 +17,7 @@
 #include <climits>
 #include <cstdio>
 #include <mutex>
+#include <set>
 #include <unistd.h>
 
 #include "deck_ids.hpp"
@@ -283,19 +284,40 @@ void Router::expire_loads(std::chrono::steady_clock::time_point now) {
   // Every job that timed out is abandoned in one step, the queued ones first (LoadPool::abandon):
   // one by one, a replacement thread took the next queued job and was then counted lost for it.
   std::vector<std::uint64_t> tickets;
+  std::set<std::string> dead;  // file systems where a timed-out open had started: stuck there
+  const auto play_path = [](const auto& p) {
+    const std::size_t at = p.opening ? p.opening->load() : 0;
+    return at < p.paths.size() ? p.paths[at] : std::string();
+  };
   for (const auto& [id, p] : pending_) {
-    if (now - p.since >= limit) tickets.push_back(p.ticket);
+    if (now - p.since < limit) continue;
+    tickets.push_back(p.ticket);
+    if (pool_->started(p.ticket)) dead.insert(file_system_of(media_.where(p.path)).key);
   }
   for (const auto& [token, p] : pending_plays_) {
-    if (now - p.since >= limit) tickets.push_back(p.ticket);
+    if (now - p.since < limit) continue;
+    tickets.push_back(p.ticket);
+    if (pool_->started(p.ticket)) dead.insert(file_system_of(play_path(p)).key);
   }
   if (tickets.empty()) return;
+  // Opens on those file systems not timed out yet are given up with them, in the same step: a
+  // replacement thread would take one and be stuck in turn (dead_share.sh under ASan: 4 threads
+  // lost to one dead share where 2 had started).
+  const auto with_dead = [&](const std::string& path) { return !dead.empty() && dead.count(file_system_of(path).key); };
+  std::set<std::uint64_t> dragged;
+  for (const auto& [id, p] : pending_) {
+    if (now - p.since < limit && with_dead(media_.where(p.path))) dragged.insert(p.ticket);
+  }
+  for (const auto& [token, p] : pending_plays_) {
+    if (now - p.since < limit && with_dead(play_path(p))) dragged.insert(p.ticket);
+  }
+  tickets.insert(tickets.end(), dragged.begin(), dragged.end());
   const std::vector<bool> lost_of = pool_->abandon(tickets);
   auto was_lost = [&](std::uint64_t t) {
     return lost_of[static_cast<std::size_t>(std::find(tickets.begin(), tickets.end(), t) - tickets.begin())];
   };
   for (auto it = pending_.begin(); it != pending_.end();) {
-    if (now - it->second.since < limit) {
+    if (now - it->second.since < limit && dragged.count(it->second.ticket) == 0) {
       ++it;
       continue;
     }
@@ -307,7 +329,7 @@ void Router::expire_loads(std::chrono::steady_clock::time_point now) {
     it = pending_.erase(it);  // the id is free; the result, if it ever comes, is discarded
   }
   for (auto it = pending_plays_.begin(); it != pending_plays_.end();) {
-    if (now - it->second.since < limit) {
+    if (now - it->second.since < limit && dragged.count(it->second.ticket) == 0) {
       ++it;
       continue;
     }

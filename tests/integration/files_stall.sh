@@ -65,11 +65,12 @@ for dir in stalled_dir ./stalled_dir/ stalled_dir//. stalled_dir; do
     fail "a stuck folder ($dir) was not answered at once: $out"
 done
 [ "$(lost)" = 1 ] || fail "retries of a stuck folder lost more threads: listings_lost $(lost)"
-# 3. Both slots free: other folders list, several at once.
+# 3. Both slots free: other folders list, two at once (the pool's size: a third at the same
+# moment may be answered busy, as it should — it was, under ASan in CI).
 pids=""
-for t in 1 2 3; do get "" "$t" >"$D/par.$t" & pids="$pids $!"; done
+for t in 1 2; do get "" "$t" >"$D/par.$t" & pids="$pids $!"; done
 wait $pids  # (not stemd)
-for t in 1 2 3; do grep -q "^200 " "$D/par.$t" || fail "the root did not list beside a lost listing: $(cat "$D/par.$t")"; done
+for t in 1 2; do grep -q "^200 " "$D/par.$t" || fail "the root did not list beside a lost listing: $(cat "$D/par.$t")"; done
 # 4. SIGTERM: stopped at once, without waiting for the lost threads, and the log names what they
 # wait on — a lost load's opener thread too. (The process itself ends only once the file system
 # answers: its lost threads sit in the kernel, as with a dead NFS share.) Before, the shutdown
