@@ -117,10 +117,14 @@ void Checker::check_network() {
     error("cookie-exempt", "--cookie-exempt: " + e);
   }
   if (o_.http_port >= 0) {
-    if (!control::parse_endpoint(o_.http_bind, 0, e)) {
+    if (!control::parse_endpoint(o_.http_bind, 0, e, &interface)) {
       error("http-bind", "--http-bind " + o_.http_bind + ": " + e);
     } else if (o_.allow.empty() && !loopback(o_.http_bind)) {
       error("http-bind", "--http-bind " + o_.http_bind + " is not loopback: give --allow (who may connect)");
+    }
+    if (!interface.empty()) {  // waited for at a start, as OSC's is
+      warn("http-bind", "--http-bind " + o_.http_bind + ": no network interface \"" + interface +
+                            "\" yet: a start waits for it and opens the web monitor once it appears");
     }
     std::string root = o_.web_root;
     if (root.empty() && !installed_web_root(root, e)) error("http-port", e);

@@ -195,7 +195,7 @@ TEST(CheckConfig, ListsEveryBadCommandLineValue) {
   EXPECT_NE(start.output.find("Run with --help for more information."), std::string::npos) << start.output;
 }
 
-// A link-local --osc-bind whose interface is not there yet is what a start
+// A link-local --osc-bind or --http-bind whose interface is not there yet is what a start
 // waits for (a warning), as a late address is; a malformed one is a problem.
 TEST(CheckConfig, ALateInterfaceIsAWarningAMalformedAddressAProblem) {
   auto r = run_stemd("--check-config --config none --osc-bind fe80::1%stemdnoif9 --allow fe80::/10");
@@ -207,6 +207,17 @@ TEST(CheckConfig, ALateInterfaceIsAWarningAMalformedAddressAProblem) {
   r = run_stemd("--check-config --config none --osc-bind fe80::1%stemd/noif --allow fe80::/10");
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("--osc-bind fe80::1%stemd/noif: no network interface"), std::string::npos) << r.output;
+  // The web monitor's --http-bind waits for its interface as OSC's does (it was a problem here
+  // while a start waited for it).
+  r = run_stemd("--check-config --config none --http-port 0 --http-bind fe80::1%stemdnoif9 --allow fe80::/10");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("warning: --http-bind fe80::1%stemdnoif9: no network interface \"stemdnoif9\" yet: a "
+                          "start waits for it"),
+            std::string::npos)
+      << r.output;
+  r = run_stemd("--check-config --config none --http-port 0 --http-bind fe80::1%stemd/noif --allow fe80::/10");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--http-bind fe80::1%stemd/noif: no network interface"), std::string::npos) << r.output;
 }
 
 // The items of a numbered list of paths in a document: the first path of each
