@@ -84,6 +84,20 @@ OscMessage Router::make_reply(const std::string& address, const Reply& r) const 
   return m;
 }
 
+namespace {
+// A refusal's kind in the log's words (the status keys keep to_string's names).
+const char* in_words(const std::string& kind) {
+  static constexpr const char* kWords[] = {
+      "wrong arguments", "out of range",    "unknown id",        "unknown address", "not OSC", "busy", "file", "path",
+      "over a limit",    "a timed message", "cookie not proven", "deferred"};
+  static_assert(std::size(kWords) == static_cast<std::size_t>(ErrorKind::kDeferred) + 1);
+  for (std::size_t k = 0; k < std::size(kWords); ++k) {
+    if (kind == to_string(static_cast<ErrorKind>(k))) return kWords[k];
+  }
+  return kind.c_str();
+}
+}  // namespace
+
 void Router::count_bad(ErrorKind kind, const std::string& reason, const std::string& address, const Peer& from) {
   if (from.local == kQuietPeer) return;
   ++stats_.bad[to_string(kind)];
@@ -99,12 +113,17 @@ void Router::log_bad_input() {
     if (b.since_log == 0 || now - b.last < std::chrono::seconds(1)) continue;
     // The address and the reason carry client strings: escaped, so they cannot forge lines.
     // A late bundle's messages ran (at once, off their time): said so, not "refused".
-    const char* what = kind == to_string(ErrorKind::kLate) ? "ran late (at once)" : "refused";
+    // A command for an id that is not there (a voice that just ended, a client's own bookkeeping)
+    // is information; the rest is what an operator may have to act on.
+    const bool late = kind == to_string(ErrorKind::kLate);
+    const auto level = kind == to_string(ErrorKind::kUnknownId) ? spdlog::level::info : spdlog::level::warn;
+    const char* what = late ? "ran late, at once" : "refused";
     if (b.since_log == 1) {
-      spdlog::warn("OSC {}: {} — {}", kind, base::log_escape(b.last_address), base::log_escape(b.last_reason, 400));
+      spdlog::log(level, "OSC {} ({}): {} — {}", what, in_words(kind), base::log_escape(b.last_address),
+                  base::log_escape(b.last_reason, 400));
     } else {
-      spdlog::warn("OSC {}: {} messages {} in the last second or more; latest: {} — {}", kind, b.since_log, what,
-                   base::log_escape(b.last_address), base::log_escape(b.last_reason, 400));
+      spdlog::log(level, "OSC {} ({}): {} messages in the last second or more; latest: {} — {}", what, in_words(kind),
+                  b.since_log, base::log_escape(b.last_address), base::log_escape(b.last_reason, 400));
     }
     b.since_log = 0;
     b.last = now;

@@ -4,6 +4,7 @@
 // (Call::at) and sends at it; each argument is validated once (a crowdstream rate below 0.25
 // is refused with the range, not clamped later); the tempo clock is its own class.
 #include "common/engine_driver.hpp"
+#include "common/log_capture.hpp"
 
 #include "router_rig.hpp"
 
@@ -174,6 +175,26 @@ TEST(RouterErrors, StoppingALoadedIdThatIsNotPlayingIsNoBadInput) {
   const auto gone = rig.reply(msg("/stemd/stop", {OscArg::Int(555)}));  // not loaded: a mistake
   EXPECT_FALSE(gone.ok);
   EXPECT_EQ(rig.router.stats().bad.count("unknown_id"), 1u);
+}
+
+// The log names a refusal in words, not by its status key ("warning OSC unknown_id: …" read as
+// an internal code to a new user), and a command for an id that is not there (a voice that just
+// ended, a client's own bookkeeping) is information, not a warning of the daemon's; a message the
+// daemon cannot read stays a warning.
+TEST(RouterErrors, TheLogNamesARefusalInWordsAndAnUnknownIdIsNoWarning) {
+  Rig rig;
+  stemd::test::LogCapture log;
+  EXPECT_FALSE(rig.reply(msg("/stemd/stop", {OscArg::Int(555)})).ok);
+  rig.router.log_bad_input();
+  const std::string text = log.text();
+  EXPECT_NE(text.find("[info] OSC refused (unknown id): /stemd/stop — "), std::string::npos) << text;
+  EXPECT_EQ(text.find("unknown_id"), std::string::npos) << text;
+  EXPECT_EQ(text.find("[warning]"), std::string::npos) << text;
+  stemd::test::LogCapture log2;
+  EXPECT_FALSE(rig.reply(msg("/stemd/master", {OscArg::Str("loud")})).ok);
+  rig.router.log_bad_input();
+  EXPECT_NE(log2.text().find("[warning] OSC refused (wrong arguments): /stemd/master — "), std::string::npos)
+      << log2.text();
 }
 
 TEST(RouterSchedule, TheMessagesFrameIsPassedExplicitly) {
