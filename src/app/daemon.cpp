@@ -36,7 +36,7 @@ int DaemonRun::run() {
     const control::MediaPolicy& media = inst_->media();
     if (!media.root().empty()) {
       spdlog::info("{}, media root {}{}", server->describe(), media.root(),
-                   media.present() ? "" : " (not there yet: loads wait for it)");
+                   media.present() ? "" : " (not there yet: loads are refused until it is)");
     } else if (media.loopback_only()) {
       spdlog::info("{} (no --media-root: clients on this machine may load any file stemd can read)",
                    server->describe());

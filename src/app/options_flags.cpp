@@ -321,7 +321,7 @@ void add_osc_options(CLI::App& app, Options& o) {
   app.add_option("--media-root", o.media_root,
                  "Directory OSC clients load from: relative paths resolve against "
                  "it, paths outside it are refused. May be missing at start (a disk mounted later): "
-                 "loads wait for it");
+                 "loads are refused, naming it, until it is there");
   app.add_option("--http-port,--web-port", o.http_port,
                  "Serve the web monitor (status, controls, live audio; docs/monitor.md) on this TCP "
                  "port; -1 = off, 0 = any free port (logged at start)")

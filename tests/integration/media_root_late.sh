@@ -41,6 +41,9 @@ PID=$!
 wait_for " started: " 10 || fail "did not start with its media root missing"
 grep -qF -- "--media-root $ROOT: No such file or directory — starting anyway" "$D/stemd.log" ||
   fail "no start-up warning naming the missing root"
+# The OSC line agrees with the warning (it said "loads wait for it" while they were refused).
+grep -qF "media root $ROOT (not there yet: loads are refused until it is)" "$D/stemd.log" ||
+  fail "the OSC line does not say loads are refused: $(grep -F 'media root' "$D/stemd.log")"
 grep -qF "source 1 not restored yet: --media-root $ROOT: No such file or directory" "$D/stemd.log" ||
   fail "the state file's source was not kept while the root is missing"
 err=$(ctl load 2 b.wav 2>&1) && fail "a load under a missing root was taken: $err"
