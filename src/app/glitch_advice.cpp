@@ -4,13 +4,26 @@
 
 namespace stemd::app {
 
+namespace {
+double share(std::uint64_t ns, const GlitchWindow& w) {
+  const double budget_ns = w.budget_ms * 1e6;
+  return budget_ns > 0 ? static_cast<double>(ns) / budget_ns : 0;
+}
+bool callback_is_cause(const GlitchWindow& w) {
+  return share(w.callback_max_ns, w) >= kCallbackMaxCause || share(w.callback_p99_ns, w) >= kCallbackP99Cause;
+}
+}  // namespace
+
+bool only_pacing_late(const GlitchWindow& w) {
+  return w.clock_paced && w.device_underflows > 0 && w.voice_underruns == 0 && !callback_is_cause(w);
+}
+
 std::string glitch_advice(const GlitchWindow& w) {
   std::string out;
   if (w.device_underflows > 0) {
-    const double budget_ns = w.budget_ms * 1e6;
-    const double max_share = budget_ns > 0 ? static_cast<double>(w.callback_max_ns) / budget_ns : 0;
-    const double p99_share = budget_ns > 0 ? static_cast<double>(w.callback_p99_ns) / budget_ns : 0;
-    if (max_share >= kCallbackMaxCause || p99_share >= kCallbackP99Cause) {
+    const double max_share = share(w.callback_max_ns, w);
+    const double p99_share = share(w.callback_p99_ns, w);
+    if (callback_is_cause(w)) {
       out = fmt::format(
           " — audio is glitching and stemd's callback is the cause (max {:.0f} %, p99 {:.0f} % of its {:.1f} ms "
           "budget): raise --buffer-size (now {}) or play fewer voices",

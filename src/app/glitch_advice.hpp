@@ -28,4 +28,9 @@ inline constexpr double kCallbackMaxCause = 0.8, kCallbackP99Cause = 0.5;
 // " — …" to append to the health warning, or "" when nothing glitched.
 std::string glitch_advice(const GlitchWindow& w);
 
+// Whether the window's only glitch is the null backend's pacing thread waking late while stemd's
+// callback kept its time: nothing is heard, nothing was lost, so the health line is information,
+// not a warning (new-user pass 21: eight warnings in 2.5 minutes on a busy machine).
+bool only_pacing_late(const GlitchWindow& w);
+
 }  // namespace stemd::app

@@ -36,6 +36,15 @@ TEST(GlitchAdvice, TheNullBackendLateSaysTheMachineWasBusyNotTheDevice) {
   EXPECT_NE(a.find("the null backend's pacing (the system clock) woke late: the machine was busy"), std::string::npos)
       << a;
   EXPECT_NE(a.find("Nothing is heard on the null backend"), std::string::npos) << a;
+  // Information, not a warning, unless something else glitched with it or the callback was slow.
+  EXPECT_TRUE(only_pacing_late(w));
+  GlitchWindow dry = w;
+  dry.voice_underruns = 1;
+  EXPECT_FALSE(only_pacing_late(dry));
+  GlitchWindow slow = w;
+  slow.callback_max_ns = 5'000'000;  // 94 % of the budget
+  EXPECT_FALSE(only_pacing_late(slow));
+  EXPECT_FALSE(only_pacing_late(window(53, 120))) << "a device's late deadline stays a warning";
 }
 
 TEST(GlitchAdvice, SlowCallbackAdvisesABiggerBuffer) {
