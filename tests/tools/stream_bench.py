@@ -940,8 +940,8 @@ def crowd_trial(args, jack, paths, label, engine, tempo):
 
 
 def cmd_crowd(args):
-    rate = 44100
-    d = os.path.join(args.workdir, f"crowd-{args.stem_seconds:g}s")
+    rate = args.stem_rate  # 48000: stems at the output's rate, nothing resampled (a DAC run at the stems' rate)
+    d = os.path.join(args.workdir, f"crowd-{args.stem_seconds:g}s-{rate}")
     os.makedirs(d, exist_ok=True)
     paths = [os.path.join(d, f"stem{k}.wav") for k in range(8)]
     for k, p in enumerate(paths):
@@ -951,7 +951,8 @@ def cmd_crowd(args):
     out["idle"] = idle_baseline(args, args.period, min(args.seconds, 5))
     jack = Jack(args.workdir, args.period, args.realtime)
     try:
-        plan = [("idle stemd", "finer", [], None), ("8 stems, resampled (no /set_tempo)", "finer", paths, None)]
+        plain = "8 stems, resampled (no /set_tempo)" if rate != RATE else "8 stems at the output's rate (no /set_tempo)"
+        plan = [("idle stemd", "finer", [], None), (plain, "finer", paths, None)]
         plan += [(f"8 stems, /set_tempo {args.bpm:g}, {e}", e, paths, args.bpm) for e in args.engines]
         for label, engine, ps, tempo in plan:
             r = crowd_trial(args, jack, ps, label, engine, tempo)
@@ -1002,6 +1003,8 @@ def main():
     k.add_argument("--seconds", type=float, default=15)
     k.add_argument("--stem-seconds", type=float, default=120, help="stem length (streamed beyond 16 MiB)")
     k.add_argument("--bpm", type=float, default=126, help="/set_tempo (base 120: tempo 1.05)")
+    k.add_argument("--stem-rate", type=int, default=44100,
+                   help="the stems' sample rate, Hz (the output runs at 48000: 48000 resamples nothing)")
     k.add_argument("--engines", nargs="+", default=["finer", "faster"])
     k.add_argument("--perf", action="store_true", help="perf record the stretched trials (kept in --workdir)")
     args = ap.parse_args()
