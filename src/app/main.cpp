@@ -15,6 +15,12 @@ int main(int argc, char** argv) {
   ignore.sa_handler = SIG_IGN;
   sigemptyset(&ignore.sa_mask);
   sigaction(SIGPIPE, &ignore, nullptr);
+  // SIGCHLD at its default whatever was inherited (a launcher, `trap '' CHLD`): ignored, the kernel
+  // reaps the state file's helper processes and waitpid() cannot tell how they ended.
+  struct sigaction child {};
+  child.sa_handler = SIG_DFL;
+  sigemptyset(&child.sa_mask);
+  sigaction(SIGCHLD, &child, nullptr);
   // The state file's helper process (state_io.hpp): stemd runs itself to read or write the file
   // where a file system that stops answering holds only the helper.
   if (argc > 1 && std::strcmp(argv[1], stemd::app::kStateIoFlag) == 0)
