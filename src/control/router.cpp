@@ -114,9 +114,11 @@ void Router::log_bad_input() {
     // The address and the reason carry client strings: escaped, so they cannot forge lines.
     // A late bundle's messages ran (at once, off their time): said so, not "refused".
     // A command for an id that is not there (a voice that just ended, a client's own bookkeeping)
-    // is information; the rest is what an operator may have to act on.
+    // and the cookie handshake (how every remote subscription starts) are information; the rest
+    // is what an operator may have to act on.
     const bool late = kind == to_string(ErrorKind::kLate);
-    const auto level = kind == to_string(ErrorKind::kUnknownId) ? spdlog::level::info : spdlog::level::warn;
+    const bool routine = kind == to_string(ErrorKind::kUnknownId) || kind == to_string(ErrorKind::kCookie);
+    const auto level = routine ? spdlog::level::info : spdlog::level::warn;
     const char* what = late ? "ran late, at once" : "refused";
     if (b.since_log == 1) {
       spdlog::log(level, "OSC {} ({}): {} — {}", what, in_words(kind), base::log_escape(b.last_address),

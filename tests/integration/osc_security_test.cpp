@@ -11,6 +11,7 @@
 // driven directly with a fake peer (10.0.0.7), or the daemon is told that no source is exempt
 // (cookie_exempt "") so 127.0.0.1 is treated like any remote address.
 #include "osc_harness.hpp"
+#include "common/log_capture.hpp"
 #include "common/run_process.hpp"
 
 #include <gtest/gtest.h>
@@ -161,6 +162,7 @@ TEST_F(Amplification, EchoingTheCookieValidatesTheSource) {
 
 TEST_F(Amplification, SubscriptionsNeedAValidatedSource) {
   control::Router& r = d_.router();
+  LogCapture log;
   auto out = answer(r, serialise(msg("/stemd/notify", 1)), remote_);
   ASSERT_EQ(out.size(), 1u);
   const OscMessage refused = parse(out[0]);
@@ -172,6 +174,13 @@ TEST_F(Amplification, SubscriptionsNeedAValidatedSource) {
   ASSERT_EQ(out.size(), 2u);
   EXPECT_TRUE(is_done(parse(out[1]), "/stemd/notify")) << parse(out[1]).to_string();
   EXPECT_EQ(r.subscribers(), 1u);
+  // The handshake is routine (every `stemctl events` from another machine starts with it): the
+  // log says so at info, not as a warning (new-user pass 23, LOW 10).
+  r.log_bad_input();
+  EXPECT_NE(log.text().find("[info] OSC refused (cookie not proven): /stemd/notify — cookie required"),
+            std::string::npos)
+      << log.text();
+  EXPECT_EQ(log.text().find("[warning]"), std::string::npos) << log.text();
 }
 
 // Even from an exempt source, one datagram cannot make the control thread build more than
