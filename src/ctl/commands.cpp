@@ -83,7 +83,7 @@ CLI::Validator deck_name() {
 void id_arg(CLI::App& sub, Args& a) { sub.add_option("ID", a.id, "Buffer id")->required(); }
 
 void fade_opt(CLI::App& sub, Args& a, const char* what) {
-  sub.add_option("--fade", a.fade, what)->check(CLI::NonNegativeNumber);
+  sub.add_option("--fade", a.fade, what)->check(number_in(0, 3600));  // the daemon's own range
 }
 
 bool given(const CLI::App& sub, const char* option) { return sub.get_option(option)->count() > 0; }

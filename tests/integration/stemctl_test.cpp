@@ -320,6 +320,9 @@ TEST(Stemctl, RangeErrorsNameTheArgument) {
                                                         {"crossfade 2", "crossfade: must be 0..1, got 2"},
                                                         {"fade 1 9 1", "volume: must be 0..4, got 9"},
                                                         {"fade 1 1 5000", "seconds: must be 0..3600, got 5000"},
+                                                        // sent and refused by stemd before (exit 1)
+                                                        {"pause 1 --fade 5000", "--fade: must be 0..3600, got 5000"},
+                                                        {"stop 1 --fade 5000", "--fade: must be 0..3600, got 5000"},
                                                         {"play 1 --volume 9", "--volume: must be 0..4, got 9"}}) {
     SCOPED_TRACE(args);
     const auto r = run_ctl("-t 0.2 " + args);
