@@ -267,6 +267,33 @@ TEST(StateFile, AnInheritedIgnoredSigchldDoesNotLoseTheStateHelper) {
   EXPECT_EQ(d.log().find("helper process was lost"), std::string::npos) << d.log();
 }
 
+// The README's example state file, restored as printed (its /srv/stems paths moved to files
+// here): every line applies, no warning. Id 7's region, seek and pause failed before — the
+// example never loaded id 7 (new-user pass 23, LOW 12).
+TEST(StateFile, TheReadmesExampleRestoresWithoutAWarning) {
+  const std::string readme = slurp(std::string(STEMD_SOURCE_DIR) + "/README.md");
+  const auto at = readme.find("# stemd state file (--state-file), written by");
+  ASSERT_NE(at, std::string::npos);
+  std::string example = readme.substr(at, readme.find("\n```", at) - at + 1);
+  ASSERT_NE(example.find("\nend\n"), std::string::npos) << example;
+  Files f;
+  const std::string c = f.dir.file("c.wav");
+  write_wav16(c, make_tone_noise16(2 * 48000, 2, 3), 2);
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"/srv/stems/alpha one.wav", f.a}, {"/srv/stems/b.wav", f.b}, {"/srv/stems/c.wav", c}}) {
+    for (auto p = example.find(from); p != std::string::npos; p = example.find(from, p + to.size()))
+      example.replace(p, from.size(), to);
+  }
+  ASSERT_EQ(example.find("/srv/"), std::string::npos) << "a path the test does not provide:\n" << example;
+  std::ofstream(f.state) << example;
+  Stemd d(f.dir.file("run.log"), {"--state-file", f.state, "--restore-voices"});
+  ASSERT_UP(d);
+  EXPECT_TRUE(wait_until([&] { return d.log().find("state file") != std::string::npos; }, 10.0)) << d.log();
+  EXPECT_EQ(d.terminate(), 0) << d.log();
+  EXPECT_EQ(d.log().find("warning"), std::string::npos) << example << d.log();
+  EXPECT_EQ(d.log().find("failed"), std::string::npos) << d.log();
+}
+
 TEST(StateFile, ACorruptFileIsReportedSetAsideAndStemdStartsEmpty) {
   Files f;
   const std::string corrupt = "stemd-state 1\n/stemd/master 0.5 0\n/stemd/load 3 \"" + f.a + "\" \"a\"\n/stemd/pl";
