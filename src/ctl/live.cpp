@@ -226,6 +226,12 @@ class Events {
     Client& c = s_.client();
     if (const int rc = s_.check(sub); rc != kExitOk) return rc;
     renewed(sub.reply);
+    // On a terminal, say that it listens (nothing else shows until the first event); never into
+    // a pipe or file, whose lines are events only.
+    if (isatty(STDERR_FILENO) == 1) {
+      std::fprintf(stderr, "subscribed to stemd on %s: its events print here as they happen (Ctrl-C to stop)\n",
+                   c.where().c_str());
+    }
     while (!g_stop.load() && !enough()) {
       OscMessage in;
       std::string error;

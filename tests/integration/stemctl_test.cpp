@@ -921,6 +921,20 @@ TEST(Stemctl, MixerCommandsAgainstTheDaemon) {
   EXPECT_EQ(d.ctl("resume 6").exit_code, 0);
 }
 
+// On a terminal, `stemctl events` says that it listens (it printed nothing until the first event:
+// a first-time user thought it hung; new-user pass 23, LOW 17). Into a pipe its lines stay events
+// only (EventsPrintsOneLineEachAndUnsubscribes parses every line as JSON).
+TEST(Stemctl, EventsOnATerminalSaysItListens) {
+  Daemon d;
+  ASSERT_READY(d);
+  const std::string cmd = std::string(STEMCTL_BINARY) + " -p " + std::to_string(d.port()) + " events";
+  const auto r = run_process("timeout -s INT 2 script -qfec " + shell_quote(cmd) + " /dev/null");
+  EXPECT_NE(r.output.find("subscribed to stemd on 127.0.0.1:" + std::to_string(d.port()) +
+                          ": its events print here as they happen (Ctrl-C to stop)"),
+            std::string::npos)
+      << r.output;
+}
+
 TEST(Stemctl, EventsPrintsOneLineEachAndUnsubscribes) {
   Daemon d;
   ASSERT_READY(d);
