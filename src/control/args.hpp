@@ -5,7 +5,7 @@
 // all of those and refuses everything else with a reason that names the argument:
 // "argument 2 (volume) must be a number, got \"loud\"". Non-finite numbers are always refused.
 // A typed message (OscMessage::typed: the web's JSON API) is not coerced where JSON said what a
-// value is: true is not a number, 1.5 not an integer.
+// value is: true is not a number, 1.5 not an integer, "0" not a number.
 #pragma once
 
 #include "osc.hpp"
@@ -45,6 +45,8 @@ class ArgReader {
       return typed_fail(i, name, a.type == 'T' ? "true is not a number" : "false is not a number");
     } else if (a.type == 'T' || a.type == 'F') {
       v = static_cast<double>(a.i);
+    } else if (m_.typed && a.is_string()) {
+      return typed_fail(i, name, a.to_string() + " is a string, not a number");
     } else if (a.is_string() && parse_double(a.s, v)) {
       // a numeric string, as Python's float() accepted
     } else {
@@ -77,6 +79,7 @@ class ArgReader {
       out = static_cast<std::int64_t>(std::trunc(a.f));
       return true;
     }
+    if (m_.typed && a.is_string()) return typed_fail(i, name, a.to_string() + " is a string, not an integer");
     if (a.is_string()) {
       char* end = nullptr;
       errno = 0;

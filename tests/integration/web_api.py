@@ -306,6 +306,9 @@ try:
         (osc("/stemd/master", [False]), 400, "argument 1 (volume): false is not a number"),
         (osc("/stemd/stop", [3.5]), 400, "argument 1 (id): 3.5 is not an integer"),
         (osc("/stemd/play", [3, True]), 400, "argument 2 (volume): true is not a number"),
+        # nor a JSON string where a number goes ("0" muted the master, " 3" stopped voice 3: attack pass 23)
+        (osc("/stemd/master", ["0"]), 400, "is a string, not a number"),
+        (osc("/stemd/stop", [" 3"]), 400, "is a string, not an integer"),
         # OSC strings end at their first NUL: the file before it was loaded, the address before it run
         (osc("/stemd/load", [9, "tone.wav\u0000.x"]), 400, "NUL"),
         (osc("/stemd/master\u0000x", [0.5]), 400, "NUL"),
