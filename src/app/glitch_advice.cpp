@@ -18,6 +18,13 @@ bool only_pacing_late(const GlitchWindow& w) {
   return w.clock_paced && w.device_underflows > 0 && w.voice_underruns == 0 && !callback_is_cause(w);
 }
 
+std::string callback_times(const GlitchWindow& w, std::uint64_t p50_ns, std::uint64_t max_since_start_ns) {
+  return fmt::format(
+      "callback in the last second p50 {:.0f} µs p99 {:.0f} µs max {:.0f} µs (since start max {:.0f} µs) of a "
+      "{:.0f} µs budget",
+      p50_ns / 1e3, w.callback_p99_ns / 1e3, w.callback_max_ns / 1e3, max_since_start_ns / 1e3, w.budget_ms * 1e3);
+}
+
 std::string glitch_advice(const GlitchWindow& w) {
   std::string out;
   if (w.device_underflows > 0) {

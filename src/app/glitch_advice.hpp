@@ -33,4 +33,9 @@ std::string glitch_advice(const GlitchWindow& w);
 // not a warning (new-user pass 21: eight warnings in 2.5 minutes on a busy machine).
 bool only_pacing_late(const GlitchWindow& w);
 
+// The health warning's callback times: the window's beside the maximum since start, each named
+// (new-user pass 23: "max 9254 µs of 10667 µs budget" — since start — read beside "used at most
+// 3 % of its budget" — this second — on one line). `p50_ns` is the window's.
+std::string callback_times(const GlitchWindow& w, std::uint64_t p50_ns, std::uint64_t max_since_start_ns);
+
 }  // namespace stemd::app

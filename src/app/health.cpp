@@ -116,12 +116,10 @@ void DaemonRun::log_glitches(const HealthCounters& c, const engine::DurationHist
                     c.events_dropped == last_.events_dropped;
   spdlog::log(info ? spdlog::level::info : spdlog::level::warn,
               "health: voice underruns +{} (total {}), device underflows +{} (total {}), read errors {}, "
-              "truncated streams {}, dropped events {}; callback p50 {} p99 {} max {} of {:.0f} µs budget; "
-              "lowest ring fill {}%; {} voices{}",
+              "truncated streams {}, dropped events {}; {}; lowest ring fill {}%; {} voices{}",
               c.voice_underruns - last_.voice_underruns, c.voice_underruns,
               c.device_underflows - last_.device_underflows, c.device_underflows, c.read_errors, c.truncated,
-              c.events_dropped, fmt_us(p50), fmt_us(p99), fmt_us(max_ns), budget_ms_ * 1000.0, min_fill / 10,
-              m.voices_active.load(), advice);
+              c.events_dropped, callback_times(gw, p50, max_ns), min_fill / 10, m.voices_active.load(), advice);
   last_ = c;
 }
 

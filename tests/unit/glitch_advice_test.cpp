@@ -47,6 +47,15 @@ TEST(GlitchAdvice, TheNullBackendLateSaysTheMachineWasBusyNotTheDevice) {
   EXPECT_FALSE(only_pacing_late(window(53, 120))) << "a device's late deadline stays a warning";
 }
 
+// The window's times and the maximum since start, each named: one slow call on the first day
+// read as this second's beside "used at most 3 %" (new-user pass 23, MEDIUM 6).
+TEST(GlitchAdvice, TheCallbackTimesNameTheirWindow) {
+  const std::string t = callback_times(window(53, 120), 40'000, 9'254'000);
+  EXPECT_EQ(t,
+            "callback in the last second p50 40 µs p99 53 µs max 120 µs (since start max 9254 µs) of a 5333 µs "
+            "budget");
+}
+
 TEST(GlitchAdvice, SlowCallbackAdvisesABiggerBuffer) {
   for (const auto& [p99, max] : {std::pair{2800u, 3000u}, std::pair{500u, 4300u}}) {  // p99 ≥ 50 %, or max ≥ 80 %
     const std::string a = glitch_advice(window(p99, max));
