@@ -209,6 +209,15 @@ struct Metrics {
   std::atomic<std::uint64_t> frames{0};             // engine frame counter (output frames produced)
   std::atomic<std::uint64_t> voice_underruns{0};    // total over all voices
   std::atomic<std::uint64_t> device_underflows{0};  // paOutputUnderflow and friends
+  // CLOCK_MONOTONIC (ns) of the callback that counted the last of each (0: none yet): status says
+  // how long ago, so a glitch on the first day is not read as a recent one after weeks.
+  std::atomic<std::uint64_t> last_voice_underrun_ns{0};
+  std::atomic<std::uint64_t> last_device_underflow_ns{0};
+  // [audio] One voice's ring ran dry, in the callback that started at last_callback_ns.
+  void note_voice_underrun() noexcept {
+    voice_underruns.fetch_add(1, std::memory_order_relaxed);
+    last_voice_underrun_ns.store(last_callback_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  }
   std::atomic<std::uint64_t> commands_applied{0};
   std::atomic<std::uint64_t> events_dropped{0};  // informational events lost to a full queue
   std::atomic<std::uint64_t> voices_ended{0};

@@ -527,6 +527,14 @@ std::vector<OscArg> Router::status_fields() {
   kv("listings_lost", OscArg::Int(static_cast<std::int64_t>(listings_lost_ ? listings_lost_() : 0)));
   kv("voice_underruns", OscArg::Int64(static_cast<std::int64_t>(m.voice_underruns.load())));
   kv("device_underflows", OscArg::Int64(static_cast<std::int64_t>(m.device_underflows.load())));
+  {  // how long ago the last of each was, in seconds of the system's monotonic clock (-1: none yet)
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    const double mono = static_cast<double>(ts.tv_sec) + ts.tv_nsec / 1e9;
+    auto age = [&](std::uint64_t at_ns) { return at_ns == 0 ? -1.0f : static_cast<float>(mono - at_ns / 1e9); };
+    kv("voice_underrun_age_s", OscArg::Float(age(m.last_voice_underrun_ns.load())));
+    kv("device_underflow_age_s", OscArg::Float(age(m.last_device_underflow_ns.load())));
+  }
   // Percentiles come from histogram bin edges (≈ 9 % wide): never report one above the true max.
   const double max_us = m.callback_max_ns.load() / 1e3;
   kv("callback_p50_us", OscArg::Float(std::min(max_us, engine::DurationHistogram::percentile_ns(hist, 0.5) / 1e3)));

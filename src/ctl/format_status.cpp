@@ -168,6 +168,9 @@ bool unit_field_text(const StatusFields& f, const std::string& k, const OscArg& 
     label = "CPU load (callback)", text = fmt("%.1f%%", 100.0 * x);
   } else if (k == "uptime_s") {
     label = "uptime", text = fmt_uptime(x);
+  } else if (k == "voice_underrun_age_s" || k == "device_underflow_age_s") {
+    label = k[0] == 'v' ? "last voice underrun" : "last device underflow";
+    text = x < 0 ? "none since start" : fmt_uptime(x) + " ago";
   } else if (k == "device_up_s") {
     label = "device up", text = fmt_uptime(x) + " (since it last opened)";
   } else if (k == "device_lost_s" || k == "device_waiting_s") {
@@ -267,8 +270,17 @@ std::string status_summary(const StatusFields& f) {
     t += limit > 0 ? " of " + fmt_bytes(limit) + " (--max-memory-mb)" : " (no limit)";
     rows.push_back({"  memory held", t});
   }
-  if (has("voice_underruns")) rows.push_back({"  voice underruns", integer("voice_underruns")});
-  if (has("device_underflows")) rows.push_back({"  device underflows", integer("device_underflows")});
+  // With the last one's age: a glitch on the first day is not read as a recent one after weeks.
+  auto glitches = [&](const char* key, const char* age_key) {
+    std::string t = integer(key);
+    if (const double age = field_number(f, age_key); has(age_key) && age >= 0 && field_number(f, key) > 0)
+      t += " (the last " + fmt_uptime(age) + " ago)";
+    return t;
+  };
+  if (has("voice_underruns"))
+    rows.push_back({"  voice underruns", glitches("voice_underruns", "voice_underrun_age_s")});
+  if (has("device_underflows"))
+    rows.push_back({"  device underflows", glitches("device_underflows", "device_underflow_age_s")});
   if (has("callback_p99_us")) {
     const double us = field_number(f, "callback_p99_us"), budget = field_number(f, "budget_us");
     std::string t = fmt("%.1f µs", us);

@@ -233,7 +233,10 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
   track_clock(t0, frames);
   metrics_.audio_thread.store(static_cast<unsigned long>(pthread_self()), std::memory_order_relaxed);
   ScopedFlushDenormals no_denormals;
-  if (device_underflow) metrics_.device_underflows.fetch_add(1, std::memory_order_relaxed);
+  if (device_underflow) {
+    metrics_.device_underflows.fetch_add(1, std::memory_order_relaxed);
+    metrics_.last_device_underflow_ns.store(t0, std::memory_order_relaxed);
+  }
 
   apply_commands();  // a start on a running bus may take a prime already (stretch_bus_handover.cpp)
 

@@ -241,7 +241,7 @@ void Engine::starve(Voice& v) noexcept {
   v.env.jump(0.0f);
   v.state = Voice::State::kStarved;
   ++v.underruns;
-  metrics_.voice_underruns.fetch_add(1, std::memory_order_relaxed);
+  metrics_.note_voice_underrun();
   push_event(Event{EventType::kVoiceUnderrun, EndReason::kError, id_of(v), v.generation, v.underruns, frame_});
 }
 

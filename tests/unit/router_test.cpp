@@ -197,6 +197,24 @@ TEST(RouterErrors, TheLogNamesARefusalInWordsAndAnUnknownIdIsNoWarning) {
       << log2.text();
 }
 
+// Status says how long ago the last device underflow was (new-user pass 23, MEDIUM 6: after
+// weeks, "device underflows 6" could be the first day's or the last minute's).
+TEST(RouterStatus, TheLastDeviceUnderflowsAgeIsReported) {
+  Rig rig;
+  auto age = [&] {
+    const control::OscMessage st = rig.router.handle(msg("/stemd/status"), control::Peer{});
+    for (std::size_t i = 1; i + 1 < st.args.size(); i += 2)
+      if (st.args[i].s == "device_underflow_age_s") return static_cast<double>(st.args[i + 1].f);
+    return -2.0;  // not reported
+  };
+  EXPECT_EQ(age(), -1.0) << "none since start";
+  std::vector<float> out(256 * 2);
+  rig.e.process(out.data(), 256, true);  // the device played a gap
+  const double a = age();
+  EXPECT_GE(a, 0.0);
+  EXPECT_LT(a, 5.0);
+}
+
 TEST(RouterSchedule, TheMessagesFrameIsPassedExplicitly) {
   Rig rig;
   rig.load(1100);
