@@ -19,12 +19,39 @@ async function osc(address, args = []) {
 }
 
 // ---- status ----
-const fmtTime = (s) => `${Math.floor(s / 60)}:${(s % 60).toFixed(1).padStart(4, '0')}`;
+// Seconds (a file's, or the daemon's uptime) as stemctl shows them (src/ctl/format.cpp fmt_time):
+// rounded to tenths, then m:ss.s, or h:mm:ss.s from an hour on (a 2-h file is 2:00:00.0, not 120:00.0).
+function fmtTime(s) {
+  const t = Math.round(10 * (Number.isFinite(s) && s > 0 ? s : 0));
+  const h = Math.floor(t / 36000), m = Math.floor(t / 600) % 60, ss = `${String(Math.floor(t / 10) % 60).padStart(2, '0')}.${t % 10}`;
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
+}
+// A level (deck, master: a gain factor, 1 = unity) as a number and in dB, as the sliders show it.
+function levelText(x) {
+  const db = 20 * Math.log10(x);
+  const dbText = x <= 0 ? '−∞' : Math.abs(db) < 0.05 ? '0.0' : `${db > 0 ? '+' : '−'}${Math.abs(db).toFixed(1)}`;
+  return `${x.toFixed(2)} · ${dbText} dB`;
+}
 const dbWidth = (db) => Math.max(0, Math.min(100, (db + 60) / 60 * 100));
 
+// A bus's meter; without one (stemd not answering) an empty track, not the last green bar.
 function meterHtml(m) {
+  if (!m) return '<div class="meter" title="stemd is not answering"></div>';
   return `<div class="meter" title="peak ${m.peak_db.toFixed(1)} dBFS, RMS ${m.rms_db.toFixed(1)} dBFS">` +
     `<div class="rms" style="width:${dbWidth(m.rms_db)}%"></div><div class="peak" style="left:${dbWidth(m.peak_db)}%"></div></div>`;
+}
+
+// A level slider 0..1.5 with its value beside it (number and dB: a title is not seen on a touch
+// screen) and a tick at 1.0, unity (the datalist #unity: the browser draws it and snaps to it).
+const levelHtml = (id, title) => `<div class="level"><input type="range" min="0" max="1.5" step="0.01" id="${id}" list="unity" title="${title}">` +
+  `<output id="${id}-value" for="${id}"></output></div>`;
+function levelInput(id, send) {
+  $(id).addEventListener('input', (e) => { $(`${id}-value`).textContent = levelText(Number(e.target.value)); });
+  $(id).addEventListener('change', (e) => send(Number(e.target.value)));
+}
+function showLevel(id, v) {
+  setIdle($(id), v);
+  if (document.activeElement !== $(id)) $(`${id}-value`).textContent = levelText(v);
 }
 
 let decksBuilt = false;
@@ -34,15 +61,15 @@ function buildDecks(decks) {
   const row = (name, body) => { const d = document.createElement('div'); d.className = 'deck'; d.innerHTML = `<b>${name}</b><div>${body}</div>`; box.appendChild(d); };
   for (const d of decks) {
     row(d.name, `<div id="meter-${d.name}"></div>
-      <input type="range" min="0" max="1.5" step="0.01" id="level-${d.name}" title="deck level (0..1.5 here; OSC takes up to 4)">
+      ${levelHtml(`level-${d.name}`, 'deck level (0..1.5 here; OSC takes up to 4)')}
       <div class="eq">${['low', 'mid', 'high'].map((b, i) => `<label>${b}<input type="range" min="0" max="50" step="1" id="eq-${d.name}-${i}" title="0 kills the band, 50 is flat"></label>`).join('')}</div>`);
-    $(`level-${d.name}`).addEventListener('change', (e) => osc('/stemd/deck', [d.name, Number(e.target.value)]));
+    levelInput(`level-${d.name}`, (v) => osc('/stemd/deck', [d.name, v]));
     for (let i = 0; i < 3; i++) {
       $(`eq-${d.name}-${i}`).addEventListener('change', (e) => osc('/deck_eq', [d.name, ['low', 'mid', 'high'][i], Number(e.target.value)]));
     }
   }
-  row('Master', `<div id="meter-master"></div><input type="range" min="0" max="1.5" step="0.01" id="level-master">`);
-  $('level-master').addEventListener('change', (e) => osc('/stemd/master', [Number(e.target.value)]));
+  row('Master', `<div id="meter-master"></div>${levelHtml('level-master', 'master level (0..1.5 here)')}`);
+  levelInput('level-master', (v) => osc('/stemd/master', [v]));
   decksBuilt = true;
 }
 
@@ -74,7 +101,7 @@ function render(j) {
   $('eq-note').hidden = !eqOff;
   for (const d of j.decks) {
     $(`meter-${d.name}`).innerHTML = meterHtml(d.meter);
-    setIdle($(`level-${d.name}`), d.level);
+    showLevel(`level-${d.name}`, d.level);
     d.eq.forEach((v, i) => {
       const input = $(`eq-${d.name}-${i}`);
       input.disabled = eqOff;
@@ -83,35 +110,85 @@ function render(j) {
     });
   }
   $('meter-master').innerHTML = meterHtml(j.master.meter);
-  setIdle($('level-master'), j.master.level);
+  showLevel('level-master', j.master.level);
   $('nvoices').textContent = `(${j.voices.length})`;
-  // Long names are cut with an ellipsis (the whole name in the tooltip); position and volume
-  // wrap at their spaces when the table is narrow (style.css): the Stop button stays in view.
-  $('voices').tBodies[0].innerHTML = j.voices.map((v) => `<tr><td>${v.id}</td><td class="c-name" title="${escapeHtml(v.name)}">${escapeHtml(v.name)}</td><td class="opt">${v.deck}</td>` +
+  $('voices').tBodies[0].innerHTML = j.voices.map(voiceRow).join('');
+}
+
+// One row of the Voices table. Long names are cut with an ellipsis (the whole name in the
+// tooltip); position and volume wrap at their spaces when the table is narrow (style.css), and a
+// phone drops the deck, ring and volume columns, never the state: a paused voice must not look
+// like a playing one. The buttons stay in view: pause or resume (as the voice is) and stop. A
+// voice on its way out (stopped, or replaced by a play of its id: the id's new voice is listed
+// beside it) has none — they would act on the id, that is on its new voice.
+function voiceRow(v) {
+  const volume = v.waiting ? '—' : v.fade_s > 0 ? `${v.volume_now.toFixed(2)} → ${v.volume.toFixed(2)} (${v.fade_s.toFixed(1)}\u00a0s)` : v.volume.toFixed(2);
+  const live = !v.waiting && v.state !== 'stopping';
+  const toggle = !live ? '' : v.state === 'paused' ? `<button data-resume="${v.id}" title="resume ${v.id}" aria-label="resume ${v.id}">▶\ufe0e</button>` :
+    `<button data-pause="${v.id}" title="pause ${v.id}" aria-label="pause ${v.id}">❚❚</button>`;
+  // a voice waiting for the device: its state in full ("waiting (device lost)"), in its tooltip too
+  const state = v.waiting ? 'waiting' : `st st-${v.state}`;
+  return `<tr><td>${v.id}</td><td class="c-name" title="${escapeHtml(v.name)}">${escapeHtml(v.name)}</td><td class="opt">${v.deck}</td>` +
     `<td class="wrap">${fmtTime(v.position_s)} / ${fmtTime(v.duration_s)}</td>` +
     `<td class="opt"><div class="bar${v.ring_fill < 0.25 ? ' hot' : ''}" title="ring ${(100 * v.ring_fill).toFixed(0)} %"><div style="width:${100 * v.ring_fill}%"></div></div></td>` +
-    `<td class="wrap">${v.waiting ? '—' : v.fade_s > 0 ? `${v.volume_now.toFixed(2)} → ${v.volume.toFixed(2)} (${v.fade_s.toFixed(1)}\u00a0s)` : v.volume.toFixed(2)}</td>` +
-    // a voice waiting for the device: its state in full (not an "opt" cell a narrow table hides)
-    `<td class="${v.waiting ? 'waiting' : 'opt'}">${escapeHtml(v.state)}</td><td><button data-stop="${v.id}">stop</button></td></tr>`).join('');
+    `<td class="wrap opt">${volume}</td><td class="${state}" title="${escapeHtml(v.state)}">${escapeHtml(v.state)}</td>` +
+    `<td class="act">${toggle}${live || v.waiting ? `<button data-stop="${v.id}">stop</button>` : ''}</td></tr>`;
+}
+
+// stemd not answering (its status polls fail): the voices, meters and health are greyed out and
+// the voices' states read "?" (their last known state in the tooltip), the meters are emptied —
+// nothing frozen looks alive — and the Events say when it went and when it is back, and whether
+// it restarted meanwhile (its uptime is less than the time since it last answered).
+const link = { up: null, lastOk: 0, uptime: 0 };
+function wentAway(why) {
+  $('conn').textContent = 'disconnected'; $('conn').className = 'bad';
+  if (link.up === false) return;
+  link.up = false;
+  document.body.classList.add('offline');
+  for (const m of document.querySelectorAll('#decks [id^=meter-]')) m.innerHTML = meterHtml(null);
+  for (const td of document.querySelectorAll('#voices td.st, #voices td.waiting')) td.textContent = '?';
+  for (const b of document.querySelectorAll('#voices button, #decks input')) b.disabled = true;
+  logEvent(`stemd is not answering (${why}): the voices and meters shown are its last, greyed out`);
+}
+function cameBack(s) {
+  const now = Date.now();
+  if (link.up === false) {
+    const away = (now - link.lastOk) / 1000;  // since its last answer
+    // Not restarted: its uptime went on through the gap (a second of slack for the poll itself).
+    const restarted = s.uptime_s + 1 < link.uptime + (now - link.lastOk) / 1000;
+    logEvent(`stemd is back, ${away.toFixed(1)} s after its last answer: ${restarted ? `restarted (up ${fmtTime(s.uptime_s)})` : `not restarted (up ${fmtTime(s.uptime_s)})`}, ` +
+      `${s.sources} source${s.sources === 1 ? '' : 's'} loaded, ${s.voices} voice${s.voices === 1 ? '' : 's'}`);
+    document.body.classList.remove('offline');
+    for (const b of document.querySelectorAll('#decks input')) b.disabled = false;
+  }
+  link.up = true;
+  link.lastOk = now;
+  link.uptime = s.uptime_s;
+  $('conn').textContent = 'connected'; $('conn').className = 'good';
 }
 
 function escapeHtml(t) { return String(t).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]); }
 
 async function poll() {
+  // An answer within 3 s, or stemd counts as gone (a stopped process holds the connection open).
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), 3000);
   try {
     const t0 = performance.now();
-    const res = await fetch(`/api/status?page=${pageId}`);
+    const res = await fetch(`/api/status?page=${pageId}`, { signal: abort.signal });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const j = await res.json();
     const t1 = performance.now();
     monitor.status = j;
     // The daemon's stream clock against the page's: frame `frames` was rendered at about t1 − rtt/2.
     const clock = { ms: (t0 + t1) / 2 - 1000 * j.status.frames / j.status.sample_rate, rtt: t1 - t0 };
     if (!monitor.clock || clock.rtt < monitor.clock.rtt * 1.5) monitor.clock = clock;
+    cameBack(j.status);
     render(j);
-    $('conn').textContent = 'connected'; $('conn').className = 'good';
   } catch (e) {
-    $('conn').textContent = 'disconnected'; $('conn').className = 'bad';
+    wentAway(e.name === 'AbortError' ? 'no answer within 3 s' : e.name === 'TypeError' ? 'no connection' : e.message);
   }
+  clearTimeout(timer);
   setTimeout(poll, 250);
 }
 
@@ -135,13 +212,32 @@ function connectEvents() {
 }
 
 // ---- controls ----
+// A load into an id that has a voice stops that voice. On a phone one tap in the Media list (a
+// mis-tap while scrolling) would silence a stem of the installation: a load into an id that is
+// playing (or paused) asks first. It is not loaded into another, free id instead: the id decides
+// the deck a voice plays on (ids 100–199 deck A, …) and what Play and Stop under Controls act on.
+function loadInto(id, path) {
+  const v = monitor.status && link.up && monitor.status.voices.find((x) => x.id === id && x.state !== 'stopping');
+  if (v && !window.confirm(`id ${id} is ${v.waiting ? 'waiting to play' : v.state} (${v.name}): load ${path} into it and stop that voice?`)) {
+    $('reply').textContent = `not loaded: id ${id} is ${v.waiting ? 'waiting to play' : v.state} (${v.name}) — a load would stop it; choose another id under Controls`;
+    $('reply').className = 'bad';
+    return;
+  }
+  osc('/stemd/load', [id, path]);
+}
 $('load-form').addEventListener('submit', (e) => {
   e.preventDefault();
-  osc('/stemd/load', [Number($('load-id').value), $('load-path').value]);
+  loadInto(Number($('load-id').value), $('load-path').value);
 });
 $('play-btn').addEventListener('click', () => osc('/stemd/play', [Number($('load-id').value), 1, $('loop').checked ? 1 : 0]));
 $('stop-btn').addEventListener('click', () => osc('/stemd/stop', [Number($('load-id').value)]));
-$('voices').addEventListener('click', (e) => { if (e.target.dataset.stop) osc('/stemd/stop', [Number(e.target.dataset.stop)]); });
+$('voices').addEventListener('click', (e) => {
+  const b = e.target.closest('button');
+  if (!b) return;
+  for (const what of ['stop', 'pause', 'resume']) {
+    if (b.dataset[what]) osc(`/stemd/${what}`, [Number(b.dataset[what])]);
+  }
+});
 $('osc-form').addEventListener('submit', (e) => {
   e.preventDefault();
   const args = $('osc-args').value.trim().split(/\s+/).filter((a) => a).map((a) => (isNaN(Number(a)) ? a : Number(a)));
@@ -180,7 +276,7 @@ $('files').addEventListener('click', (e) => {
   e.preventDefault();
   if (a.dataset.dir !== undefined) return browse(a.dataset.dir);
   $('load-path').value = a.dataset.file;
-  osc('/stemd/load', [Number($('load-id').value), a.dataset.file]);
+  loadInto(Number($('load-id').value), a.dataset.file);
 });
 
 // ---- the player ----

@@ -24,7 +24,8 @@ enum class CommandType : std::uint8_t {
   kStop,        // fade `voice` out over `frames` and end it
   kSetGain,     // ramp `voice` gain to `value` over `frames`
   kSetLoop,     // `flag` = loop on/off for `voice`
-  kSeek,        // jump `voice` to play.position (declicked); play.stream replaces the old stream
+  kSeek,        // jump `voice` to play.position (declicked); play.stream replaces the old stream;
+                //   `frames`: the seek's number, told back in VoiceTelemetry::seek_heard once it jumped
   kMasterGain,  // ramp master gain to `value` over `frames`
   kStopAll,     // fade every voice out over `frames`
   kPause,       // fade `voice` out over `frames` and hold its position

@@ -242,6 +242,7 @@ class Engine {
   std::int64_t source_frames_for(const Voice& v, std::uint32_t out_frames) const noexcept;
   VoiceId id_of(const Voice& v) const noexcept;
   void drop_pending_seek(Voice& v) noexcept;
+  bool take_pending_seek(Voice& v) noexcept;
   void fade_through(Voice& v) noexcept;
   bool defer_prime(Voice& v, std::uint32_t frames) noexcept;
   bool prime_reserved_for(const Voice& v) const noexcept;

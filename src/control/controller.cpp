@@ -150,7 +150,11 @@ void Controller::stop_voices_of(std::int64_t at, const std::shared_ptr<Entry>& e
       c.voice = static_cast<engine::VoiceId>(i);
       c.generation = voices_[i].generation;
       c.frames = engine_.declick_frames();
-      if (!send_cmd(at, c)) spdlog::error("command queue full: voice {} not stopped", i);
+      if (!send_cmd(at, c)) {
+        spdlog::error("command queue full: voice {} not stopped", i);
+        continue;
+      }
+      voices_[i].stopping.set(true, at, now_frame());
     }
   }
 }
@@ -273,6 +277,7 @@ bool Controller::stop(std::int64_t at, VoiceHandle v, double fade_seconds, std::
     return false;
   }
   lend_stretcher(*vs, at, c.frames);
+  vs->stopping.set(true, at, now_frame());
   return true;
 }
 
@@ -321,6 +326,8 @@ bool Controller::seek(std::int64_t at, VoiceHandle v, std::int64_t frame, std::s
   c.type = CommandType::kSeek;
   c.voice = v.id;
   c.generation = v.generation;
+  if (++next_seek_seq_ == 0) next_seek_seq_ = 1;
+  c.frames = next_seek_seq_;
   c.play = engine::PlayParams{
       &src.view,      stream,         frame,        vs->volume, vs->loop,       static_cast<std::uint8_t>(vs->deck),
       vs->rate.value, vs->loop_start, vs->loop_end, 0,          vs->tempo.value};
@@ -329,6 +336,9 @@ bool Controller::seek(std::int64_t at, VoiceHandle v, std::int64_t frame, std::s
     error = send_error_;
     return false;
   }
+  vs->seek_seq = c.frames;
+  vs->seek_to = frame;
+  vs->seek_at = at == kNow ? 0 : at;
   return true;
 }
 
@@ -381,7 +391,9 @@ bool Controller::stop_all(std::int64_t at, double fade_seconds, std::string& err
     return false;
   }
   for (VoiceSlot& vs : voices_) {
-    if (vs.used) lend_stretcher(vs, at, c.frames);
+    if (!vs.used) continue;
+    lend_stretcher(vs, at, c.frames);
+    vs.stopping.set(true, at, now_frame());
   }
   return true;
 }

@@ -56,6 +56,10 @@ struct VoiceInfo {
   int deck = 0;
   bool paused = false;  // as heard: a pause timed for later is not yet (paused_set: as sent)
   bool paused_set = false;
+  // Stopped: a stop sent for now or a time passed (or a play of its id that replaced it, a load
+  // of its id), its fade under way. As heard, the engine's own state may say so a period later.
+  bool stopping = false;
+  std::uint8_t engine_state = 0;  // the audio thread's VoiceTelemetry::state; 0 before it started
   // The volume as heard (volume above is as last set, which may be a timed command still to
   // come): `level` now, going to `level_target` (= level with no fade) with `fade_frames_left`
   // OUTPUT frames to go along `fade_curve`. Before the voice's first block: volume.
@@ -80,6 +84,9 @@ struct VoiceInfo {
   float tempo = 1.0f;
   std::int64_t loop_start = 0, loop_end = 0;
   std::uint32_t loop_count = 0;
+  // What /stemd/voices and the web status list: "stopping" (stopping wins), "paused", else as
+  // the audio thread has it: "starting", "playing", "starved".
+  const char* state_name() const noexcept;
 };
 
 // A master or deck level: as last set (`target`: perhaps a timed command still to come) and as
@@ -273,6 +280,11 @@ class Controller {
     std::int64_t volume_at = 0;    // the engine frame its last volume command applies at (0: at once)
     // As last sent, and as heard until a command timed for later reaches its frame (heard.hpp).
     Heard<bool> paused{false};
+    Heard<bool> stopping{false};
+    // The last seek sent: its number (0: none), the file frame it goes to and the engine frame it
+    // is heard from (0: at once). Until the audio thread has made it, it is the position listed.
+    std::uint32_t seek_seq = 0;
+    std::int64_t seek_to = 0, seek_at = 0;
     Heard<float> rate{1.0f};
     Heard<float> tempo{1.0f};
     Heard<float> pan{0.0f};
@@ -312,6 +324,7 @@ class Controller {
   std::size_t voices_in_use_ = 0;
   std::uint32_t next_generation_ = 1;
   std::uint64_t next_serial_ = 1;
+  std::uint32_t next_seek_seq_ = 0;  // seeks sent (0 is never one: VoiceSlot::seek_seq)
   std::vector<engine::Retired> retired_scratch_;
   base::HeapTrim heap_trim_;  // gives the heap back once what the budget held was freed (heap_trim.hpp)
   // Timed commands sent per period of limits::kTimedPeriodFrames output frames (key: frame / 64).

@@ -269,8 +269,10 @@ VoiceInfo Controller::info_of(engine::VoiceId id) const {
   VoiceInfo i{{id, v.generation}, v.slot, v.entry->source->name, v.loop, v.volume,
               v.underruns,        v.deck, v.paused.heard_at(now)};
   i.paused_set = v.paused.value;
+  i.stopping = v.stopping.heard_at(now);
   const engine::VoiceTelemetry& t = engine_.telemetry(id);
   if (t.generation.load(std::memory_order_relaxed) == v.generation) {
+    i.engine_state = t.state.load(std::memory_order_relaxed);
     i.position = t.position.load(std::memory_order_relaxed);
     i.ring_fill_permille = t.ring_fill_permille.load(std::memory_order_relaxed);
     const LevelInfo l = heard(engine_, t.level, v.volume, v.volume_at <= now_frame());
@@ -285,6 +287,11 @@ VoiceInfo Controller::info_of(engine::VoiceId id) const {
     i.position = v.start_frame;
     i.ring_fill_permille = v.streamed ? 0 : 1000;
   }
+  // A seek answered (and due) that the audio thread has not made yet: where it goes, as above for
+  // a voice not started. A list asked for right after the answer showed the old position.
+  if (v.seek_seq != 0 && v.seek_at <= now && t.seek_heard.load(std::memory_order_relaxed) != v.seek_seq) {
+    i.position = v.seek_to;
+  }
   i.total_frames = v.entry->source->total_frames();
   i.sample_rate = v.entry->source->info.sample_rate;
   i.streamed = v.streamed;
@@ -296,6 +303,23 @@ VoiceInfo Controller::info_of(engine::VoiceId id) const {
   i.loop_end = v.loop_end;
   i.loop_count = v.loop_count;
   return i;
+}
+
+const char* VoiceInfo::state_name() const noexcept {
+  if (stopping) return "stopping";
+  if (paused) return "paused";
+  switch (engine_state) {
+    case 1:
+      return "playing";
+    case 2:
+      return "starved";
+    case 3:
+      return "stopping";  // ending by itself (the end of its file)
+    case 4:
+      return "paused";  // a pause's fade under way, or paused
+    default:
+      return "starting";
+  }
 }
 
 VoiceInfo Controller::voice_info(VoiceHandle v) const {

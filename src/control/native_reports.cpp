@@ -10,22 +10,6 @@ namespace {
 
 using K = ErrorKind;
 
-const char* state_name(std::uint8_t s, bool paused) {
-  if (paused) return "paused";
-  switch (s) {
-    case 1:
-      return "playing";
-    case 2:
-      return "starved";
-    case 3:
-      return "stopping";
-    case 4:
-      return "paused";
-    default:
-      return "starting";
-  }
-}
-
 // OSC bytes of a string argument (NUL and padding) and its type tag.
 std::size_t str_bytes(const std::string& v) { return ((v.size() + 4) & ~std::size_t{3}) + 1; }
 
@@ -121,11 +105,9 @@ Reply NativeDialect::voices(const Call& c) {
   };
   std::vector<Row> rows;
   for (const auto& vi : ctl_.voices()) {
-    const auto& t = ctl_.engine().telemetry(vi.handle.id);
     rows.push_back({vi.slot, vi.name, r_.file_seconds(vi.position, vi.sample_rate),
                     r_.file_seconds(vi.total_frames, vi.sample_rate), vi.ring_fill_permille / 1000.0,
-                    static_cast<std::int64_t>(vi.underruns),
-                    state_name(t.state.load(std::memory_order_relaxed), vi.paused)});
+                    static_cast<std::int64_t>(vi.underruns), vi.state_name()});
   }
   if (!r_.waiting_voices().empty()) {
     const auto sources = ctl_.sources();

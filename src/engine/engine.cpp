@@ -517,6 +517,7 @@ void Engine::apply_to_voice(Voice& v, const Command& c) noexcept {
       v.jump_pending = true;
       v.seek_stream = c.play.stream;
       v.seek_pos = std::max<std::int64_t>(0, c.play.position);
+      v.seek_seq = c.frames;
       if (v.state == Voice::State::kStarved || v.state == Voice::State::kPaused) {
         v.env.jump(0.0f);
       } else {
@@ -534,6 +535,20 @@ void Engine::drop_pending_seek(Voice& v) noexcept {
   if (v.seek_stream != nullptr) retire(v.seek_stream, id_of(v), v.generation, false);
   v.seek_stream = nullptr;
   v.jump_pending = false;
+}
+
+// The fade of a pending seek has reached silence: the voice moves to its new position (and
+// stream), and its telemetry says which seek it made (the control thread lists the position a
+// seek was sent to until then). False when the old stream cannot go back yet (retire queue full).
+bool Engine::take_pending_seek(Voice& v) noexcept {
+  if (v.stream != nullptr && !retire(v.stream, id_of(v), v.generation, false)) return false;
+  v.stream = v.seek_stream;
+  v.pos = v.seek_pos;
+  v.reading_memory = v.src->streamed && v.pos < v.src->memory_frames && v.loop_end >= v.src->memory_frames;
+  v.seek_stream = nullptr;
+  v.jump_pending = false;
+  telemetry_[id_of(v)].seek_heard.store(v.seek_seq, std::memory_order_relaxed);
+  return true;
 }
 
 // Fades a playing voice to silence and back, doing what is pending (a seek's jump, attaching

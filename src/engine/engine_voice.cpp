@@ -251,16 +251,8 @@ bool Engine::settle_seek(Voice& v, std::uint32_t offset) noexcept {
   if (v.bus != nullptr && v.leave_bus) return false;  // off the bus after its block (bus_settle_leave)
   // The old position has faded out: jump (or, for a rate/tempo switch alone, stay).
   const bool jump = v.jump_pending;
-  if (jump) {
-    if (v.stream != nullptr && !retire(v.stream, id_of(v), v.generation, false)) {
-      return false;  // retire queue full: stay silent this block and try again next one
-    }
-    v.stream = v.seek_stream;
-    v.pos = v.seek_pos;
-    v.reading_memory = v.src->streamed && v.pos < v.src->memory_frames && v.loop_end >= v.src->memory_frames;
-    v.seek_stream = nullptr;
-    v.jump_pending = false;
-  }
+  // (Not made when the retire queue is full: silent this block, tried again next one.)
+  if (jump && !take_pending_seek(v)) return false;
   if (v.bus != nullptr && jump) {  // skip ahead by the bus's lookahead: on the grid (stretch_bus.hpp)
     ho_seal(v);                    // a handover's tap holds the old position: the bus reads anew
     v.bus_skip = std::llround(bus_lookahead(*v.bus));

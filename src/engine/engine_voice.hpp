@@ -37,6 +37,7 @@ struct Engine::Voice {
   bool jump_pending = false;      // a seek waits for the fade-out to reach 0
   Stream* seek_stream = nullptr;  // its new stream (null for in-memory sources)
   std::int64_t seek_pos = 0;
+  std::uint32_t seek_seq = 0;  // the pending seek's number (Command::frames): told in VoiceTelemetry::seek_heard
   EndReason retire_reason = EndReason::kStopped;
   bool ended_reported = false;
   // Rate conversion: null = the bit-exact path (same rate, rate 1).

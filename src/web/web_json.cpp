@@ -108,11 +108,6 @@ std::string error_json(const std::string& reason) { return dump(Json{{"error", r
 
 namespace {
 
-const char* voice_state(std::uint8_t s, bool paused) {
-  static const char* names[] = {"starting", "playing", "starved", "stopping", "paused"};
-  return paused ? "paused" : names[s < 5 ? s : 0];
-}
-
 Json meter_json(const engine::BusMeter& b, float peak) {
   auto db = [](float x) { return x > 1e-6f ? 20.0 * std::log10(static_cast<double>(x)) : -120.0; };
   const float rms = b.rms.load(std::memory_order_relaxed);
@@ -161,7 +156,6 @@ Json callback_histogram(const engine::Metrics& m) {
 Json voices_json(Shared& sh) {
   Json voices = Json::array();
   for (const auto& v : sh.ctl.voices()) {
-    const auto& t = sh.ctl.engine().telemetry(v.handle.id);
     const double rate = v.sample_rate > 0 ? v.sample_rate : sh.cfg.sample_rate;  // the file's own seconds
     voices.push_back(Json{{"id", v.slot},
                           {"name", v.name},
@@ -176,7 +170,8 @@ Json voices_json(Shared& sh) {
                           {"volume_now", v.level * v.envelope},
                           {"fade_s", sh.ctl.output_seconds(std::max(v.fade_frames_left, v.envelope_frames_left))},
                           {"loop", v.loop},
-                          {"state", voice_state(t.state.load(std::memory_order_relaxed), v.paused)}});
+                          // as listed by /stemd/voices: a stopped or replaced voice is "stopping"
+                          {"state", v.state_name()}});
   }
   // Voices waiting for the device (a --play at start before the device is there, a lost device's
   // voices): listed with their state, as /stemd/voices lists them, not left out.

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Sourced by monitor_browser.sh and monitor_layout.sh (tests/browser).
+# Sourced by monitor_browser.sh, monitor_layout.sh and monitor_voices.sh (tests/browser).
 # browser_require NAME TOOL…: exits 77 (the test's skip), saying "NAME: SKIP (…)", unless every
 # TOOL is on PATH, chromium is there ($CHROMIUM, else /usr/bin/chromium) and playwright-core is
 # installed beside this file (scripts/setup.sh: tests/browser/fetch_modules.py).
@@ -12,4 +12,29 @@ browser_require() {
   [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || { echo "$name: SKIP (no chromium)"; exit 77; }
   [ -d "$(dirname "${BASH_SOURCE[0]}")/node_modules/playwright-core" ] ||
     { echo "$name: SKIP (no playwright-core: run scripts/setup.sh, or python3 tests/browser/fetch_modules.py)"; exit 77; }
+}
+
+# browser_workdir NAME TAG: D, a new directory /tmp/stemd-TAG.XXXXXX for the daemons' logs (*.log)
+# and pids (*.pid, one a file); on exit each of those pids gets SIGTERM (SIGKILL after 5 s) and D
+# is removed. Pids in files: a daemon started in a command substitution (a subshell) never
+# reached an array of the caller's — every run of monitor_layout left both daemons running.
+# Defines fail MSG: "NAME: FAIL: MSG", the logs' last lines, exit 1.
+browser_workdir() {
+  BROWSER_NAME=$1
+  D=$(mktemp -d "/tmp/stemd-$2.XXXXXX")
+  trap browser_cleanup EXIT
+}
+browser_cleanup() {
+  local p
+  for p in $(cat "$D"/*.pid 2>/dev/null); do kill -TERM "$p" 2>/dev/null; done
+  for p in $(cat "$D"/*.pid 2>/dev/null); do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null
+  done
+  rm -rf "$D"
+}
+fail() {
+  echo "$BROWSER_NAME: FAIL: $*" >&2
+  for l in "$D"/*.log; do [ -f "$l" ] && tail -10 "$l" >&2; done
+  exit 1
 }

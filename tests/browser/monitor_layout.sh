@@ -11,24 +11,7 @@ HERE="$SRC/tests/browser"
 # shellcheck source=browser_check.sh
 source "$HERE/browser_check.sh"
 browser_require monitor_layout node python3
-D=$(mktemp -d /tmp/stemd-layout.XXXXXX)
-# The daemons' pids in files: start() runs in a command substitution (a subshell), where a pid
-# added to an array never reached cleanup() — every run left both daemons running.
-cleanup() {
-  local p
-  for p in $(cat "$D"/*.pid 2>/dev/null); do kill -TERM "$p" 2>/dev/null; done
-  for p in $(cat "$D"/*.pid 2>/dev/null); do
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null
-  done
-  rm -rf "$D"
-}
-trap cleanup EXIT
-fail() {
-  echo "monitor_layout: FAIL: $*" >&2
-  for l in "$D"/*.log; do [ -f "$l" ] && tail -10 "$l" >&2; done
-  exit 1
-}
+browser_workdir monitor_layout layout
 mkdir -p "$D/media" || fail "mkdir"
 python3 - "$D/media" <<'PY' || fail "could not write the test files"
 import struct, sys, wave
