@@ -1,5 +1,6 @@
 // stemd's config file: found, opened once, checked key by key, read by CLI11 with [sections]
 // (see options_internal.hpp).
+#include "config_reader.hpp"
 #include "control/suggest.hpp"
 #include "options_internal.hpp"
 #include "safe_file.hpp"
@@ -7,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <iterator>
 #include <sstream>
 
 #include <fcntl.h>
@@ -136,43 +138,65 @@ std::string resolve_key(const std::map<std::string, std::string>& known, const s
   return {};
 }
 
-// Rewrites a config file's text without sections: `[osc]` + `port = 1` becomes `osc-port = 1`,
-// the section line becomes a blank line (line numbers stay). Keys that do not resolve are left
-// as they are (scan_config has refused them already).
 constexpr const char* kUtf8Bom = "\xEF\xBB\xBF";  // what Windows editors put before a UTF-8 text
 
+// The values of a `key = value` entry as CLI11's own reader takes a one-line value: a list's
+// elements; a value with commas (or spaces) outside quotes split there; quotes removed.
+std::vector<std::string> entry_inputs(const ConfigEntry& entry) {
+  std::vector<std::string> inputs;
+  if (entry.list) {
+    for (const auto& el : entry.elements) inputs.push_back(unquoted(el.text));
+    return inputs;
+  }
+  const std::string& v = entry.value;
+  if (v.find(',') != std::string::npos) {
+    inputs = CLI::detail::split_up(v, ',');
+  } else if (v.find(' ') != std::string::npos) {
+    inputs = CLI::detail::split_up(v);
+  } else {
+    inputs = {v};
+  }
+  for (auto& in : inputs) CLI::detail::remove_quotes(in);
+  return inputs;
+}
+
+// The config file for CLI11, read by read_config_entries (as scan_config reads it) rather than by
+// CLI11's reader, which took each line alone: `[osc]` + `port = 1` is the item `osc-port`, a list
+// over several lines one item. Keys that do not resolve are given as they are (scan_config has
+// refused them already).
 class SectionedConfig : public CLI::ConfigTOML {
  public:
   SectionedConfig(std::map<std::string, std::string> known, std::set<int> skip)
       : known_(std::move(known)), skip_(std::move(skip)) {}
   std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
-    std::stringstream flat;
-    std::string line, section;
-    int no = 0;
-    for (bool first = true; std::getline(input, line); first = false) {
-      if (first && line.rfind(kUtf8Bom, 0) == 0) line.erase(0, 3);
-      if (skip_.count(++no) != 0) {  // --check-config: a line already reported reads as a blank one
-        flat << "\n";
-        continue;
-      }
-      const std::string t = trim(line);
-      if (!t.empty() && t[0] == '[' && t.back() == ']' && t.find('=') == std::string::npos) {
-        section = trim(t.substr(1, t.size() - 2));
-        flat << "\n";
-        continue;
-      }
-      const auto eq = t.find('=');
-      if (!section.empty() && !t.empty() && t[0] != '#' && t[0] != ';' && eq != std::string::npos) {
-        std::string e;
-        const std::string key = resolve_key(known_, section, trim(t.substr(0, eq)), e);
-        if (!key.empty()) {
-          flat << key << " = " << t.substr(eq + 1) << "\n";
-          continue;
-        }
-      }
-      flat << line << "\n";
+    std::string text{std::istreambuf_iterator<char>(input), std::istreambuf_iterator<char>()};
+    if (text.rfind(kUtf8Bom, 0) == 0) text.erase(0, 3);
+    std::vector<ConfigEntry> entries;
+    ConfigTextError bad;
+    // The file was read the same way a moment before (scan_config): only a file changed since fails.
+    if (!read_config_entries(text, skip_, entries, bad)) {
+      throw CLI::ConfigError("the config file changed while it was read (now line " + std::to_string(bad.line) + ": " +
+                             bad.what + "): try again");
     }
-    return CLI::ConfigTOML::from_config(flat);
+    std::vector<CLI::ConfigItem> items;
+    std::string section;
+    for (const auto& entry : entries) {
+      if (entry.section) {
+        section = entry.key;
+        continue;
+      }
+      std::string e, key = section.empty() ? std::string() : resolve_key(known_, section, entry.key, e);
+      if (key.empty()) key = entry.key;
+      std::vector<std::string> inputs = entry_inputs(entry);
+      if (!items.empty() && items.back().name == key) {  // as CLI11's reader: one item for adjacent lines
+        items.back().inputs.insert(items.back().inputs.end(), inputs.begin(), inputs.end());
+      } else {
+        items.emplace_back();
+        items.back().name = key;
+        items.back().inputs = std::move(inputs);
+      }
+    }
+    return items;
   }
 
  private:
@@ -197,37 +221,28 @@ bool scan_config(const std::string& path, const std::string& read_from, const CL
     return false;
   }
   if (text.rfind(kUtf8Bom, 0) == 0) text.erase(0, 3);  // an editor's byte-order mark is not part of the first key
-  std::istringstream in(text);
+  std::vector<ConfigEntry> entries;
+  ConfigTextError bad;
+  const bool read = read_config_entries(text, skip, entries, bad);  // the entries before a problem, if any
   const auto known = known_keys(app);
-  std::string line, section;
-  for (int no = 1; std::getline(in, line); ++no) {
-    const std::string t = trim(line);
-    if (t.empty() || t[0] == '#' || t[0] == ';' || skip.count(no) != 0) continue;
+  std::string section;
+  for (const auto& entry : entries) {
+    const int no = entry.line;
     const std::string where = path + ":" + std::to_string(no) + ": ";
-    if (t[0] == '[') {
-      const std::string name = t.back() == ']' ? trim(t.substr(1, t.size() - 2)) : std::string();
-      if (find_section(name) == nullptr) {
-        control::ClosestWord near(name);
+    if (entry.section) {
+      if (find_section(entry.key) == nullptr) {
+        control::ClosestWord near(entry.key);
         for (const auto& sec : kSections) near.consider(sec.name);
-        error = where + "unknown section " + t + (near.best().empty() ? "" : " (did you mean [" + near.best() + "]?)") +
-                "; the sections are " + section_names();
+        error = where + "unknown section " + entry.value +
+                (near.best().empty() ? "" : " (did you mean [" + near.best() + "]?)") + "; the sections are " +
+                section_names();
         return false;
       }
-      section = name;
+      section = entry.key;
       continue;
     }
-    const auto eq = t.find('=');
-    if (eq == std::string::npos) {
-      error = where + "'" + t + "' is not a 'key = value' line";
-      return false;
-    }
-    const std::string raw = trim(t.substr(0, eq));
-    if (trim(t.substr(eq + 1)).empty()) {
-      error = where + "key '" + raw + "' has no value";
-      return false;
-    }
     std::string e;
-    const std::string key = resolve_key(known, section, raw, e);
+    const std::string key = resolve_key(known, section, entry.key, e);
     if (key.empty()) {
       error = where + e;
       return false;
@@ -242,7 +257,8 @@ bool scan_config(const std::string& path, const std::string& read_from, const CL
     }
     lines[key] = no;
   }
-  return true;
+  if (!read) error = path + ":" + std::to_string(bad.line) + ": " + bad.what;
+  return read;
 }
 
 // The stemd.conf an install under PREFIX ships (packaging/install_service.cmake puts it in

@@ -164,6 +164,57 @@ TEST(CheckConfig, AListKeySetTwiceSaysBothApply) {
   EXPECT_NE(r.output.find("--osc-port takes one value, got 2"), std::string::npos) << r.output;
 }
 
+// A list over several lines, as TOML writes it and as anyone writes 8 stems: read (comments after
+// the elements, a trailing comma, the ']' on a line of its own). Not closed, it is one problem at
+// the line it opens on, the settings after it are still checked, and no other line's text is
+// shown as a path: --check-config said "--play loop = truevolume = 0.8…: outside the media root"
+// and then each later line of the list "is not a 'key = value' line" (new-user pass 23, HIGH 2).
+TEST(CheckConfig, AListOverSeveralLinesIsReadAndAnUnclosedOneIsOneProblemAtItsLine) {
+  TempDir dir;
+  std::string paths[4];
+  for (int i = 0; i < 4; ++i) {
+    const std::string file = dir.file("stem" + std::to_string(i + 1) + ".wav");
+    make_wav(file, 4800, static_cast<std::uint32_t>(i + 1));
+    paths[i] = '"' + file + '"';
+  }
+  const std::string conf = dir.file("stemd.conf");
+  const std::string head = "backend = \"null\"\nmedia-root = \"" + dir.path() + "\"\n";
+  std::ofstream(conf) << head << "play = [" << paths[0] << ", " << paths[1] << ",\n        " << paths[2]
+                      << ",  # the third\n        " << paths[3] << ",\n]\nloop = true\nvolume = 0.8\n";
+  auto r = run_process(std::string(STEMD_BINARY) + " --check-config --config " + conf);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("stemd --check-config: OK"), std::string::npos) << r.output;
+
+  std::ofstream(conf) << head << "play = [" << paths[0] << ", " << paths[1] << ",\n        " << paths[2] << ", "
+                      << paths[3] << ",\nloop = true\nvolume = 0.8\nmax-voices = lots\n";
+  r = run_process(std::string(STEMD_BINARY) + " --check-config --config " + conf);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find(conf + ":3: key 'play': the list opened here is not closed (no ']' before line 5)"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find(conf + ":7: key 'max-voices': --max-voices: 'lots'"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("stemd --check-config: 2 problems:"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("is not a 'key = value' line"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("--play"), std::string::npos) << r.output;
+  EXPECT_EQ(count_of(r.output, "loop = true"), 0) << r.output;
+  // A start stops at the same problem.
+  const auto start = run_process(std::string(STEMD_BINARY) + " --osc-port 0 --config " + conf);
+  EXPECT_EQ(start.exit_code, 2) << start.output;
+  EXPECT_NE(start.output.find(conf + ":3: key 'play': the list opened here is not closed"), std::string::npos)
+      << start.output;
+
+  // A quoted path not closed on its line: one problem, at that line.
+  std::ofstream(conf) << head << "play = [" << paths[0] << ",\n        " << paths[1].substr(0, paths[1].size() - 1)
+                      << ",\n        " << paths[2] << ",\n]\nloop = true\n";
+  r = run_process(std::string(STEMD_BINARY) + " --check-config --config " + conf);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find(conf + ":4: key 'play': the quoted value opened here (" +
+                          paths[1].substr(0, paths[1].size() - 1) + ",) is not closed on this line"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("stemd --check-config: 1 problem:"), std::string::npos) << r.output;
+}
+
 // Every bad value on the command line is reported, one line each — CLI11 stops
 // at the first, and a user fixed one, ran again and found the next — with an
 // unknown flag (and its value), a value given as --flag=value, a short flag, a

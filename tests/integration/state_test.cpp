@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -475,6 +476,40 @@ TEST(Config, SighupWithAFifoAsTheConfigKeepsTheDaemonAnswering) {
   EXPECT_TRUE(osc::is_done(d.client().send("/stemd/ping"), "/stemd/ping"));
   EXPECT_EQ(d.signal(SIGTERM, 5.0), 0) << d.log();
   EXPECT_NE(d.log().find(conf + ": not a regular file (a FIFO)"), std::string::npos) << d.log();
+}
+
+// SIGHUP reads the file as a start does: a list over several lines is applied (levels: live),
+// and an unclosed one is refused with the line it opens on (new-user pass 23: lists had to be on
+// one line, and the line's "values" were the file's later lines run together).
+TEST(Config, SighupReadsAListOverSeveralLinesAndRefusesAnUnclosedOne) {
+  Files f;
+  const std::string conf = f.dir.file("stemd.conf");
+  std::ofstream(conf) << "log-level = \"info\"\nlevels = [1, 1, 1, 1]\n";
+  Stemd d(f.dir.file("run.log"), {"--config", conf});
+  ASSERT_UP(d);
+  std::ofstream(conf) << "log-level = \"info\"\nlevels = [\n  0.5,  # deck A\n  0.25,\n  1, 1,\n]\n";
+  kill(d.pid(), SIGHUP);
+  EXPECT_TRUE(wait_until([&] { return d.log().find("applied levels") != std::string::npos; }, 5.0)) << d.log();
+  EXPECT_TRUE(wait_until(
+      [&] {
+        const auto st = osc::status(d.client());
+        return std::abs(st.at("deck_a").as_double() - 0.5) < 1e-6 &&
+               std::abs(st.at("deck_b").as_double() - 0.25) < 1e-6;
+      },
+      5.0))
+      << d.log();
+  std::ofstream(conf) << "log-level = \"info\"\nlevels = [0.1, 0.1,\n  0.1, 0.1\nvolume = 0.5\n";
+  kill(d.pid(), SIGHUP);
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return d.log().find("SIGHUP: configuration not reloaded, the running one stays: " + conf +
+                            ":2: key 'levels': the list opened here is not closed (no ']' before line 4)") !=
+               std::string::npos;
+      },
+      5.0))
+      << d.log();
+  EXPECT_NEAR(osc::status(d.client()).at("deck_a").as_double(), 0.5, 1e-6);
+  EXPECT_EQ(d.signal(SIGTERM, 5.0), 0) << d.log();
 }
 
 // ---- issue 10, item 7: SIGPIPE
