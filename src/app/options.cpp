@@ -378,6 +378,19 @@ std::string finish(const CLI::App& app, Options& o) {
 
 }  // namespace
 
+std::string relative_flag_hint(const std::string& flag, const std::string& file, const std::string& media_root,
+                               const std::string& reason) {
+  if (file.empty() || file[0] == '/' || media_root.empty() ||
+      reason.find("outside the media root") == std::string::npos)
+    return {};
+  std::error_code ec;
+  const std::filesystem::path under = std::filesystem::absolute(std::filesystem::path(media_root) / file, ec);
+  if (ec || !std::filesystem::exists(under, ec)) return {};
+  const std::filesystem::path cwd = std::filesystem::current_path(ec);
+  return " (did you mean " + under.string() + "? a relative " + flag + " is the working directory's" +
+         (ec ? std::string() : ", " + cwd.string() + ",") + " not the media root's)";
+}
+
 std::vector<std::string> changed_keys(const Options& before, const Options& after) {
   auto parse = [](const std::string& toml) {
     std::map<std::string, std::string> kv;
@@ -453,6 +466,7 @@ int parse(int argc, char** argv, Options& o, std::string* error, const std::set<
   }
   o.effective_config = app.config_to_str(true, false);
   o.config_lines = config.lines;
+  options_detail::resolve_config_files(argc, argv, config, o);
   choose_buffer_size(argc, argv, app, o, config.lines);
   // A setting of the config file named in a later error is named with its line too.
   if (std::string e = apply_crowdstream_flags(app, o); !e.empty()) {

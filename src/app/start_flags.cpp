@@ -114,6 +114,10 @@ bool DaemonRun::route_start_message(const std::string& flag, const control::OscM
     // /fail <address> [values…] <reason>
     reason = !reply.args.empty() && reply.args.back().is_string() ? reply.args.back().s : "refused";
   }
+  // "--play a.wav": a relative FILE is the working directory's; said so when the media root has it.
+  if (const auto sp = flag.find(' '); sp != std::string::npos) {
+    reason += relative_flag_hint(flag.substr(0, sp), flag.substr(sp + 1), o_.media_root, reason);
+  }
   spdlog::error("{}: {} (refused at start: {} → /fail)", base::log_escape(flag, 600), base::log_escape(reason, 600),
                 base::log_escape(m.to_string(), 600));
   return false;
