@@ -68,6 +68,12 @@ void DaemonRun::restore_state() {
 // The state keeper's look at the state, once a second on the control thread.
 void DaemonRun::hook_state_poll() {
   control::Router& router = inst_->router();
+  // /stemd/status (and the web's /api/status): whether the state is being saved — a state file
+  // whose directory is missing said so once in the log and nowhere after (new-user pass 21).
+  router.set_native_status_extra([failing = state_->save_failing()](std::vector<control::OscArg>& f) {
+    f.push_back(control::OscArg::Str("state_save_failing"));
+    f.push_back(control::OscArg::Int(failing->load() ? 1 : 0));
+  });
   auto poll = [this] { state_->poll(inst_->controller(), inst_->router()); };
   if (inst_->server() != nullptr) {
     router.set_tick_hook(poll);  // the OSC server's thread ticks the router
