@@ -157,6 +157,29 @@ std::string unknown_flag_text(int argc, char** argv, const CLI::App& app) {
   return {};
 }
 
+// Words on the command line that are no flag's value (`stemd play foo.wav`): CLI11 said "The
+// following arguments were not expected: foo.wav play", in reverse and without a hint.
+std::string extra_words_text(const std::vector<std::string>& extras) {
+  std::string given, file;
+  for (const auto& x : extras) {
+    given += (given.empty() ? "" : " ") + x;
+    if (file.empty() && (x.find('.') != std::string::npos || x.find('/') != std::string::npos)) file = x;
+  }
+  return "unexpected argument" + std::string(extras.size() == 1 ? " '" : "s '") + given +
+         "': stemd takes flags only — a file to play is given as --play FILE (stemd --play " +
+         (file.empty() ? "FILE" : file) + "); a running stemd is driven with stemctl (stemctl --help)";
+}
+
+// Whether a message names a line of the config file ("FILE:LINE: …").
+bool names_a_config_line(const std::string& msg, const std::string& path) {
+  if (path.empty()) return false;
+  for (auto at = msg.find(path + ":"); at != std::string::npos; at = msg.find(path + ":", at + 1)) {
+    const std::size_t d = at + path.size() + 1;
+    if (d < msg.size() && std::isdigit(static_cast<unsigned char>(msg[d]))) return true;
+  }
+  return false;
+}
+
 // Whether a command-line token is a flag (CLI11 takes "-5" and "-.5" as values, not flags).
 bool looks_like_flag(const std::string& t) {
   if (t.size() < 2 || t[0] != '-') return false;
@@ -378,6 +401,19 @@ std::string finish(const CLI::App& app, Options& o) {
 
 }  // namespace
 
+std::string relative_flag_hint(const std::string& flag, const std::string& file, const std::string& media_root,
+                               const std::string& reason) {
+  if (file.empty() || file[0] == '/' || media_root.empty() ||
+      reason.find("outside the media root") == std::string::npos)
+    return {};
+  std::error_code ec;
+  const std::filesystem::path under = std::filesystem::absolute(std::filesystem::path(media_root) / file, ec);
+  if (ec || !std::filesystem::exists(under, ec)) return {};
+  const std::filesystem::path cwd = std::filesystem::current_path(ec);
+  return " (did you mean " + under.string() + "? a relative " + flag + " is the working directory's" +
+         (ec ? std::string() : ", " + cwd.string() + ",") + " not the media root's)";
+}
+
 std::vector<std::string> changed_keys(const Options& before, const Options& after) {
   auto parse = [](const std::string& toml) {
     std::map<std::string, std::string> kv;
@@ -410,8 +446,9 @@ int parse(int argc, char** argv, Options& o, std::string* error, const std::set<
   auto fail = [error, &o](const std::string& msg) {
     if (error != nullptr) {
       *error = msg;
-    } else if (!o.config_path.empty() && msg.find(o.config_path + ":") != std::string::npos) {
-      // A start stops at the config file's first problem: say where to see them all at once.
+    } else if (names_a_config_line(msg, o.config_path)) {
+      // A start stops at the config file's first problem: say where to see them all at once (not
+      // for a file that could not be read at all: a missing one has nothing more to list).
       std::fprintf(stderr, "stemd: %s\n(stemd --check-config --config %s lists every problem of the file at once)\n",
                    msg.c_str(), o.config_path.c_str());
     } else {
@@ -445,6 +482,8 @@ int parse(int argc, char** argv, Options& o, std::string* error, const std::set<
       if (std::string unknown = unknown_flag_text(argc, argv, app); !unknown.empty()) {
         msg = unknown;
         unknown_flag = true;
+      } else if (const auto extras = app.remaining(); !extras.empty()) {
+        msg = extra_words_text(extras);
       }
     }
     if (blamed != nullptr) *blamed = blamed_tokens(argc, argv, app, e.what(), unknown_flag);
@@ -453,6 +492,7 @@ int parse(int argc, char** argv, Options& o, std::string* error, const std::set<
   }
   o.effective_config = app.config_to_str(true, false);
   o.config_lines = config.lines;
+  options_detail::resolve_config_files(argc, argv, config, o);
   choose_buffer_size(argc, argv, app, o, config.lines);
   // A setting of the config file named in a later error is named with its line too.
   if (std::string e = apply_crowdstream_flags(app, o); !e.empty()) {

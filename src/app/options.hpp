@@ -31,7 +31,12 @@ struct Options {
   std::map<std::string, int> config_lines;   // each key the config file sets → its line
   std::string effective_config;              // every option's value after parsing, as TOML (reload diff)
   std::string log_level = "info";
+  // --play FILE…: a relative FILE on the command line is the working directory's; one from the
+  // config file has been made the media root's (or, without one, the config file's directory's)
+  // by the parse (resolve_config_files, options_config.cpp), so a start and --check-config open
+  // the same file whatever directory systemd starts stemd in.
   std::vector<std::string> play;
+  std::vector<int> play_lines;  // the config file's line of each `play` value; empty: the command line's
   bool loop = false;
   float volume = 1.0f;
   std::string render_to;
@@ -164,6 +169,13 @@ struct PresetValues {
   int stretch_bus_share = -1;   // -1 = not set by the preset, else 0 / 1
 };
 std::vector<PresetValues> builtin_presets();
+
+// A relative FILE of a start-up flag (`--play FILE`, `--a FILE`…) is the working directory's. When
+// it was refused as outside the media root (`reason`) and the same relative path is there under
+// the root: " (did you mean ROOT/FILE? a relative --play is the working directory's, CWD, not
+// the media root's)". Else "".
+std::string relative_flag_hint(const std::string& flag, const std::string& file, const std::string& media_root,
+                               const std::string& reason);
 
 // The keys that differ between two parses (their effective_config), e.g. {"log-level", "allow"}.
 std::vector<std::string> changed_keys(const Options& before, const Options& after);

@@ -48,12 +48,13 @@ class Checker {
 
   // Where a setting came from, as a problem's start: "FILE:LINE: key 'k': " when the config file
   // set it and the command line did not, else "" (the message names the flag).
-  std::string where(const std::string& key) const {
+  // `line`: the config line of this one value of a list key (play), not the key's last line.
+  std::string where(const std::string& key, int line = 0) const {
     const auto it = o_.config_lines.find(key);
     if (it == o_.config_lines.end() || options_detail::on_command_line(argc_, argv_, key)) return {};
-    return o_.config_path + ":" + std::to_string(it->second) + ": key '" + key + "': ";
+    return o_.config_path + ":" + std::to_string(line != 0 ? line : it->second) + ": key '" + key + "': ";
   }
-  void error(const std::string& key, const std::string& msg) { add('E', errors, where(key) + msg); }
+  void error(const std::string& key, const std::string& msg, int line = 0) { add('E', errors, where(key, line) + msg); }
   void warn(const std::string& key, const std::string& msg) { add('W', warnings, where(key) + msg); }
   // In the file checks' child process (run_file_checks): each problem, and the file each step is
   // about to touch, go to the parent at once — a step that hangs leaves what came before.
@@ -82,7 +83,7 @@ class Checker {
     const auto at = control::parse_endpoint(bind, 0, e);
     return at && at->is_loopback();
   }
-  void check_input(const control::MediaPolicy& media, const std::string& flag, const std::string& path);
+  void check_input(const control::MediaPolicy& media, const std::string& flag, const std::string& path, int line = 0);
 
   int argc_;
   char** argv_;
@@ -132,7 +133,10 @@ void Checker::check_network() {
 }
 
 // A file given to play at start, opened as the router opens it (under the media root).
-void Checker::check_input(const control::MediaPolicy& media, const std::string& flag, const std::string& path) {
+// A relative one from the config file was made the media root's by the parse; one from the
+// command line is the working directory's (as a start opens it: start_flags.cpp).
+void Checker::check_input(const control::MediaPolicy& media, const std::string& flag, const std::string& path,
+                          int line) {
   step("--" + flag + " " + path);
   std::error_code ec;
   const std::filesystem::path p = std::filesystem::absolute(path, ec);
@@ -140,9 +144,10 @@ void Checker::check_input(const control::MediaPolicy& media, const std::string& 
   const int fd = media.open(ec ? path : p.string(), opened, e);
   struct stat st {};
   if (fd < 0) {
-    error(flag, "--" + flag + " " + path + ": " + e + " (a start would exit 1)");
+    e += relative_flag_hint("--" + flag, path, o_.media_root, e);
+    error(flag, "--" + flag + " " + path + ": " + e + " (a start would exit 1)", line);
   } else if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    error(flag, "--" + flag + " " + path + ": not a regular file (a start would exit 1)");
+    error(flag, "--" + flag + " " + path + ": not a regular file (a start would exit 1)", line);
   }
   if (fd >= 0) ::close(fd);
 }
@@ -165,7 +170,9 @@ void Checker::check_files() {
     warn("osc-bind",
          "loading files is disabled: OSC or the web monitor is reachable from the network and no --media-root is set");
   }
-  for (const auto& f : o_.play) check_input(media, "play", f);
+  for (std::size_t i = 0; i < o_.play.size(); ++i) {
+    check_input(media, "play", o_.play[i], i < o_.play_lines.size() ? o_.play_lines[i] : 0);
+  }
   static const char* const kDecks[4] = {"a", "b", "c", "d"};
   for (int d = 0; d < 4; ++d) {
     if (!o_.deck_files[d].empty()) check_input(media, kDecks[d], o_.deck_files[d]);

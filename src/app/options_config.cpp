@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <filesystem>
 #include <iterator>
 #include <sstream>
 
@@ -211,7 +212,8 @@ class SectionedConfig : public CLI::ConfigTOML {
 // `read_from` is where it is read (the descriptor parse_options opened, /proc/self/fd/N);
 // messages name `path`. Lines in `skip` are read as comments (--check-config: reported already).
 bool scan_config(const std::string& path, const std::string& read_from, const CLI::App& app, const std::set<int>& skip,
-                 std::map<std::string, int>& lines, std::vector<std::string>& warnings, std::string& error) {
+                 ConfigFile& file, std::vector<std::string>& warnings, std::string& error) {
+  std::map<std::string, int>& lines = file.lines;
   // Read once, without blocking: a FIFO (or a device) at the path is refused at once — at start
   // and on SIGHUP, where a blocked open would stop the daemon from honouring SIGTERM.
   std::string text;
@@ -256,6 +258,11 @@ bool scan_config(const std::string& path, const std::string& read_from, const CL
                          (list ? ": both apply (a list: their values are added together)" : "; this one wins"));
     }
     lines[key] = no;
+    if (entry.list) {  // each element under its own line (a list may span lines)
+      for (const auto& el : entry.elements) file.values[key].emplace_back(el.line, el.text);
+    } else {
+      file.values[key].emplace_back(no, entry.value);
+    }
   }
   if (!read) error = path + ":" + std::to_string(bad.line) + ": " + bad.what;
   return read;
@@ -375,17 +382,43 @@ bool open_config(int argc, char** argv, const CLI::App& app, Options& o, std::ve
   struct stat st {};
   if (file.fd < 0 || ::fstat(file.fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     // The reader names the reason (missing, unreadable, not a regular file).
-    if (!scan_config(o.config_path, o.config_path, app, skip, file.lines, o.config_warnings, error)) return false;
+    if (!scan_config(o.config_path, o.config_path, app, skip, file, o.config_warnings, error)) return false;
     error = "config file " + o.config_path + ": changed while it was opened; try again";
     return false;
   }
   const std::string via = "/proc/self/fd/" + std::to_string(file.fd);
-  if (!scan_config(o.config_path, via, app, skip, file.lines, o.config_warnings, error)) return false;
+  if (!scan_config(o.config_path, via, app, skip, file, o.config_warnings, error)) return false;
   for (std::size_t i = 1; i < args.size(); ++i) {  // CLI11 reads the same open file
     if (args[i] == "--config" && i + 1 < args.size()) args[i + 1] = via;
     if (args[i].rfind("--config=", 0) == 0) args[i] = "--config=" + via;
   }
   return true;
+}
+
+void resolve_config_files(int argc, char** argv, const ConfigFile& file, Options& o) {
+  const std::string base =
+      !o.media_root.empty() ? o.media_root : std::filesystem::path(o.config_path).parent_path().string();
+  auto resolve = [&](std::string& f) {
+    if (!f.empty() && f[0] != '/' && !base.empty()) f = (std::filesystem::path(base) / f).string();
+  };
+  auto from_file = [&](const char* key) { return file.lines.count(key) != 0 && !on_command_line(argc, argv, key); };
+  if (from_file("play")) {
+    // Each line's values counted as CLI11 reads them (`play = ["a", "b"]` is two), so that a
+    // problem with one file is reported under its own line (both came under the last one).
+    std::vector<int> at;
+    for (const auto& [no, value] : file.values.at("play")) {
+      std::istringstream one("play = " + value);
+      const auto items = CLI::ConfigTOML().from_config(one);
+      at.insert(at.end(), items.empty() ? 0 : items.front().inputs.size(), no);
+    }
+    if (at.size() == o.play.size()) o.play_lines = std::move(at);
+    for (auto& f : o.play) resolve(f);
+  }
+  static const char* const kDecks[4] = {"a", "b", "c", "d"};
+  for (int d = 0; d < 4; ++d) {
+    if (from_file(kDecks[d])) resolve(o.deck_files[d]);
+  }
+  if (from_file("c_preload")) resolve(o.c_preload);
 }
 
 }  // namespace stemd::app::options_detail

@@ -53,7 +53,9 @@ bool on_command_line(int argc, char** argv, const std::string& lname);
 // The config file picked for a parse: the open descriptor CLI11 reads (closed at the end).
 struct ConfigFile {
   int fd = -1;
-  std::map<std::string, int> lines;  // each key the file sets → its line
+  std::map<std::string, int> lines;  // each key the file sets → its line (the last, when set twice)
+  // Each key's lines in order with their values as written (`play` may be set on several lines).
+  std::map<std::string, std::vector<std::pair<int, std::string>>> values;
   ConfigFile() = default;
   ConfigFile(const ConfigFile&) = delete;
   ConfigFile& operator=(const ConfigFile&) = delete;
@@ -65,5 +67,11 @@ struct ConfigFile {
 // (--check-config). False with `error` on a bad file.
 bool open_config(int argc, char** argv, const CLI::App& app, Options& o, std::vector<std::string>& args,
                  ConfigFile& file, const std::set<int>& skip, std::string& error);
+
+// The files the config file names to play at start (play, a, b, c, d, c_preload) when the
+// command line does not: a relative one is made the media root's (--media-root, from the file or
+// the command line), or without one the config file's directory's — the working directory is
+// `/` under systemd (new-user pass 21). Sets o.play_lines (each `play` value's line).
+void resolve_config_files(int argc, char** argv, const ConfigFile& file, Options& o);
 
 }  // namespace stemd::app::options_detail

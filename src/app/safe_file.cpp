@@ -27,6 +27,13 @@ std::string kind_of(mode_t m) {
 
 }  // namespace
 
+std::string missing_directory(const std::string& path) {
+  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  struct stat st {};
+  if (dir.empty() || ::stat(dir.c_str(), &st) == 0) return {};
+  return errno == ENOENT ? dir.string() : std::string();
+}
+
 ReadResult read_regular_file(const std::string& path, std::size_t max_bytes, std::string& out, std::string& error) {
   out.clear();
   // O_NONBLOCK: opening a FIFO for reading without a writer returns at once (and a device

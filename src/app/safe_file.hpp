@@ -28,6 +28,10 @@ ReadResult read_regular_file(const std::string& path, std::size_t max_bytes, std
 // anything that could block: false with "PATH: not a regular file (…)". A missing file is true.
 bool regular_or_missing(const std::string& path, std::string& error);
 
+// The directory PATH would be written in, when that directory does not exist (ENOENT); else "".
+// A stat(): call it where a file system that does not answer may hold the caller (a helper).
+std::string missing_directory(const std::string& path);
+
 struct AtomicWrite {
   // A symlink at PATH: replace the file it points to and keep the link (`stemd tune
   // --write-config` on a linked config), or — false — replace the link itself by the file.

@@ -68,6 +68,12 @@ void DaemonRun::restore_state() {
 // The state keeper's look at the state, once a second on the control thread.
 void DaemonRun::hook_state_poll() {
   control::Router& router = inst_->router();
+  // /stemd/status (and the web's /api/status): whether the state is being saved — a state file
+  // whose directory is missing said so once in the log and nowhere after (new-user pass 21).
+  router.set_native_status_extra([failing = state_->save_failing()](std::vector<control::OscArg>& f) {
+    f.push_back(control::OscArg::Str("state_save_failing"));
+    f.push_back(control::OscArg::Int(failing->load() ? 1 : 0));
+  });
   auto poll = [this] { state_->poll(inst_->controller(), inst_->router()); };
   if (inst_->server() != nullptr) {
     router.set_tick_hook(poll);  // the OSC server's thread ticks the router
@@ -113,6 +119,10 @@ bool DaemonRun::route_start_message(const std::string& flag, const control::OscM
     if (reply.address == "/done") return true;
     // /fail <address> [values…] <reason>
     reason = !reply.args.empty() && reply.args.back().is_string() ? reply.args.back().s : "refused";
+  }
+  // "--play a.wav": a relative FILE is the working directory's; said so when the media root has it.
+  if (const auto sp = flag.find(' '); sp != std::string::npos) {
+    reason += relative_flag_hint(flag.substr(0, sp), flag.substr(sp + 1), o_.media_root, reason);
   }
   spdlog::error("{}: {} (refused at start: {} → /fail)", base::log_escape(flag, 600), base::log_escape(reason, 600),
                 base::log_escape(m.to_string(), 600));

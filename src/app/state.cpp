@@ -421,6 +421,7 @@ StateRead read_state_file(const std::string& path, std::vector<StateMessage>& ou
   std::string text;
   switch (read_regular_file(path, max_bytes, text, error)) {  // a FIFO is refused, never waited on
     case ReadResult::kMissing:
+      if (const std::string dir = missing_directory(path); !dir.empty()) error = state_dir_missing(dir);
       return StateRead::kMissing;
     case ReadResult::kError:
       return StateRead::kBad;

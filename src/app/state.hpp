@@ -32,6 +32,7 @@
 #include "state_io.hpp"
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -127,7 +128,9 @@ bool file_may_come_back(control::ErrorKind kind, const std::string& reason);
 bool is_voice_message(const control::OscMessage& m);
 
 enum class StateRead { kOk, kMissing, kBad };
-// Reads and parses PATH. kBad with "PATH:LINE: reason" (or "PATH: reason").
+// Reads and parses PATH. kBad with "PATH:LINE: reason" (or "PATH: reason"). kMissing: `error`
+// is state_dir_missing(DIR) (state_io.hpp) when PATH's directory does not exist either.
+
 // Files larger than max_bytes are refused (kBad) unread: see state_bytes_bound().
 StateRead read_state_file(const std::string& path, std::vector<StateMessage>& out, std::string& error,
                           std::size_t max_bytes = std::size_t{16} << 20);
@@ -211,10 +214,18 @@ class StateKeeper {
   // The file could not be read at start (its file system did not answer within io_timeout_s):
   // this run never writes it, so what it holds is there for the next start.
   bool unread() const { return unread_; }
-  void keep_unread() { unread_ = true; }
+  void keep_unread() {
+    unread_ = true;
+    save_failing_->store(true);
+  }
   // [main] Why the state is not being saved, in a few words for the health line and systemd's
   // STATUS= ("" when it is): not read at start, a write that has not answered, one that failed.
   std::string trouble() const;  // [main, before poll() runs] a device hand-over's new image
+  // [any thread] True while the state is not being saved (what trouble() says, as a flag): a
+  // write failed (its directory missing, the disk full…) or has not answered, or the file was not
+  // read at start; false once a write succeeds. Shared: /stemd/status's `state_save_failing`
+  // reads it on the control and web threads, whatever outlives what.
+  std::shared_ptr<const std::atomic<bool>> save_failing() const { return save_failing_; }
 
   const std::string& path() const { return cfg_.path; }
 
@@ -277,6 +288,10 @@ class StateKeeper {
   bool job_reads_ = false, stuck_logged_ = false, helper_failed_ = false;
   std::string job_text_;
   bool unread_ = false;  // set by restore() before the control thread starts
+  std::shared_ptr<std::atomic<bool>> save_failing_ = std::make_shared<std::atomic<bool>>(false);
+  // [main] A file is at the path (false: the start found none and nothing has been written yet):
+  // a failed write then says that nothing is saved, not that "the previous file is unchanged".
+  bool file_there_ = true;
 };
 
 }  // namespace stemd::app

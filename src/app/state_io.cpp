@@ -149,6 +149,8 @@ double FileJob::seconds() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
 }
 
+std::string state_dir_missing(const std::string& dir) { return "its directory " + dir + " does not exist"; }
+
 int state_io_main(int argc, char** argv) {
   // Nothing of the daemon's is kept open here while this waits on a file system (its sockets).
   ::syscall(SYS_close_range, 3U, ~0U, 0U);
@@ -169,6 +171,8 @@ int state_io_main(int argc, char** argv) {
       case ReadResult::kOk:
         return write_all(1, text.data(), text.size()) ? 0 : 1;
       case ReadResult::kMissing:
+        // Looked at here, in the helper: a file system that does not answer holds only this process.
+        if (const std::string dir = missing_directory(argv[2]); !dir.empty()) error = state_dir_missing(dir);
         write_all(1, error.data(), error.size());
         return kExitMissing;
       case ReadResult::kError:

@@ -59,7 +59,10 @@ class FileJob {
 // The helper's side, run by main() when argv[1] is kStateIoFlag:
 //   write PATH           standard input → PATH, atomically (write_file_atomic, a symlink followed)
 //   read PATH MAX_BYTES  PATH → standard output (read_regular_file)
-// Exit 0 done, 3 no such file (read), 1 failed; the reason on standard output.
+// Exit 0 done, 3 no such file (read), 1 failed; the reason on standard output — for a file whose
+// directory is missing too, state_dir_missing(DIR).
 int state_io_main(int argc, char** argv);
+// "its directory DIR does not exist": a missing state file's reason when its directory is missing.
+std::string state_dir_missing(const std::string& dir);
 
 }  // namespace stemd::app

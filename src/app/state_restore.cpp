@@ -72,6 +72,17 @@ RestoreReport StateKeeper::restore(control::Router& router, const RestoreHooks& 
   }
   switch (*read) {
     case StateRead::kMissing:
+      file_there_ = false;
+      if (error.rfind("its directory ", 0) == 0) {  // state_dir_missing(DIR)
+        // It said "it is written as the state changes", then one warning, then nothing — while
+        // nothing could be saved (new-user pass 21).
+        save_failing_->store(true);
+        spdlog::warn(
+            "state file {}: {}: nothing is saved until it does (starting empty; state_save_failing in the "
+            "status)",
+            cfg_.path, error);
+        return run.rep;
+      }
       spdlog::info("state file {} does not exist yet: starting empty (it is written as the state changes)", cfg_.path);
       return run.rep;
     case StateRead::kBad: {
@@ -134,6 +145,7 @@ std::optional<StateRead> StateKeeper::read_file(std::vector<StateMessage>& out, 
       }
       return StateRead::kOk;
     case FileJob::Status::kMissing:
+      error = job->output();  // state_dir_missing(DIR) when its directory is missing too
       return StateRead::kMissing;
     case FileJob::Status::kFailed:
       error = job->output();
@@ -153,6 +165,7 @@ std::optional<StateRead> StateKeeper::read_file(std::vector<StateMessage>& out, 
     return std::nullopt;
   }
   unread_ = true;
+  save_failing_->store(true);
   spdlog::warn(
       "state file {} did not answer within {:g} s (--load-timeout; its file system hung?): starting WITHOUT "
       "restoring it — and it is not written while this stemd runs, so the state saved there is kept for the next "

@@ -49,6 +49,7 @@ bool StateKeeper::settle_job() {
   if (st == FileJob::Status::kRunning) {
     if (!stuck_logged_ && job_->seconds() > cfg_.io_timeout_s) {
       stuck_logged_ = true;
+      save_failing_->store(true);
       spdlog::warn(
           "state file {}: {} has not answered after {:g} s (its file system hung?) — the state is not being saved; "
           "stemd goes on and writes the newest state once it answers",
@@ -71,9 +72,11 @@ bool StateKeeper::settle_job() {
 }
 
 void StateKeeper::written(bool ok, std::string text, const std::string& error) {
+  save_failing_->store(!ok);
   if (!ok) {
     if (error != last_error_) {
-      spdlog::warn("state file: {} — the previous state file is unchanged; retrying every second", error);
+      spdlog::warn("state file: {} — {}; retrying every second", error,
+                   file_there_ ? "the previous state file is unchanged" : "nothing is saved until it can be written");
       last_error_ = error;
     }
     std::lock_guard<std::mutex> lock(mu_);
@@ -87,6 +90,7 @@ void StateKeeper::written(bool ok, std::string text, const std::string& error) {
     spdlog::info("state file {} written again", cfg_.path);
     last_error_.clear();
   }
+  file_there_ = true;
   spdlog::debug("state file {} written ({} bytes)", cfg_.path, text.size());
 }
 

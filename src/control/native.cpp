@@ -55,9 +55,14 @@ bool to_frame(double pos, const std::string& unit, std::int64_t total, int rate,
     return false;
   }
   if (f < 0 || (total > 0 && f >= static_cast<double>(total))) {
-    char buf[96];
-    std::snprintf(buf, sizeof buf, "position is outside the file (0 ≤ position < %g s)",
-                  static_cast<double>(total) / rate);
+    char buf[128];
+    if (unit == "frames" || unit == "frame") {  // in the unit given (it said "< 10 s" to 500000 frames)
+      std::snprintf(buf, sizeof buf, "position is outside the file (0 ≤ position < %lld frames, %g s)",
+                    static_cast<long long>(total), static_cast<double>(total) / rate);
+    } else {
+      std::snprintf(buf, sizeof buf, "position is outside the file (0 ≤ position < %g s)",
+                    static_cast<double>(total) / rate);
+    }
     error = buf;
     return false;
   }

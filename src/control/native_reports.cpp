@@ -189,6 +189,7 @@ Reply NativeDialect::status(const Call&) {
      OscArg::Int64(static_cast<std::int64_t>(m.stretch_joins_lost.load(std::memory_order_relaxed))));
   // Voices back onto a running bus from a stretcher of their own since start (stretch_bus.hpp).
   kv("stretch_rejoins", OscArg::Int64(static_cast<std::int64_t>(m.stretch_rejoins.load(std::memory_order_relaxed))));
+  if (r_.native_status_extra_) r_.native_status_extra_(f);
   return Reply::done(f);
 }
 

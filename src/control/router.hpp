@@ -151,6 +151,9 @@ class Router {
   void set_listings_lost(std::function<std::size_t()> count) { listings_lost_ = std::move(count); }
   // Extra status fields from the server (sockets, drops…), appended to every status reply.
   void set_status_extra(std::function<void(std::vector<OscArg>&)> f) { status_extra_ = std::move(f); }
+  // Extra fields of the native /stemd/status only (the daemon's: the state file's), after the
+  // others; /get_status keeps the crowdstream server's.
+  void set_native_status_extra(std::function<void(std::vector<OscArg>&)> f) { native_status_extra_ = std::move(f); }
   std::vector<OscArg> status_fields();
   static bool repeatable_query(const std::string& address);
 
@@ -422,6 +425,7 @@ class Router {
   std::size_t packet_answer_bytes_ = 0;
   std::shared_ptr<PacketBudget> packet_;  // the packet being handled, or a waiting message's
   std::function<void(std::vector<OscArg>&)> status_extra_;
+  std::function<void(std::vector<OscArg>&)> native_status_extra_;
   std::vector<WaitingVoice> waiting_voices_;
   std::function<void()> tick_hook_;
   RouterStats stats_;

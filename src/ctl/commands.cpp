@@ -124,7 +124,7 @@ void define_play(CLI::App& sub, Args& a) {
   sub.add_option("--unit", a.unit, "Unit of --start: s, frac (fraction of the file) or frames")
       ->check(units())
       ->capture_default_str();
-  sub.add_option("--rate", a.rate, "Playback rate 0.25..4 (needs a daemon with varispeed)")->check(number_in(0.25, 4));
+  sub.add_option("--rate", a.rate, "Playback rate 0.25..4")->check(number_in(0.25, 4));
   sub.add_option("--deck", a.deck, "Mix on deck A, B, C or D (default: the ID's own deck; below 100: D)")
       ->check(deck_name());
 }

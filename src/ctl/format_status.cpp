@@ -192,6 +192,8 @@ bool unit_field_text(const StatusFields& f, const std::string& k, const OscArg& 
     label = "loader priority", text = x > 0 ? fmt("SCHED_FIFO %.0f", x) : std::string("normal");
   } else if (k == "tone_hz") {
     label = "test tone", text = x > 0 ? fmt("%.0f Hz", x) : "off";
+  } else if (k == "state_save_failing") {
+    label = "state file", text = x > 0 ? "NOT being saved (a write failed or hangs: see the log)" : "saved";
   } else {
     return false;
   }
@@ -289,6 +291,7 @@ std::string status_summary(const StatusFields& f) {
   }
   if (has("uptime_s")) rows.push_back({"  uptime", fmt_uptime(field_number(f, "uptime_s"))});
   if (field_number(f, "tone_hz") > 0) rows.push_back({"  test tone", fmt("%.0f Hz", field_number(f, "tone_hz"))});
+  if (field_number(f, "state_save_failing") > 0) rows.push_back({"  state file", "NOT being saved (see the log)"});
   // With --stretch-method time_stretch: how much of the shared stretching is in use.
   if (field_number(f, "stretch_buses") > 0) {
     const auto n = [&](const char* k) { return std::to_string(static_cast<std::int64_t>(field_number(f, k))); };

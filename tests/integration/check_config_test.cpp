@@ -215,6 +215,74 @@ TEST(CheckConfig, AListOverSeveralLinesIsReadAndAnUnclosedOneIsOneProblemAtItsLi
   EXPECT_NE(r.output.find("stemd --check-config: 1 problem:"), std::string::npos) << r.output;
 }
 
+// A relative `play` in the config file is the media root's, whatever the working directory (`/`
+// under systemd): it was the working directory's and refused as "outside the media root" (new-user
+// pass 21). Without a media root it is the config file's directory's. --check-config and a start
+// agree. A relative --play on the command line stays the working directory's, and its refusal
+// says where the file is. Each relative file's problem comes under its own line (both came under
+// the last `play` line).
+TEST(CheckConfig, ARelativePlayInTheConfigIsTheMediaRootsAndEachProblemHasItsLine) {
+  TempDir dir;
+  ASSERT_EQ(::mkdir(dir.file("media").c_str(), 0755), 0);
+  make_wav(dir.file("media/a.wav"), 4800, 1);
+  make_wav(dir.file("media/b.wav"), 4800, 2);
+  const std::string conf = dir.file("stemd.conf");
+  const std::string stemd = "cd / && " + std::string(STEMD_BINARY) + " --osc-port 0 ";
+  std::ofstream(conf) << "backend = \"null\"\nmedia-root = \"" << dir.file("media")
+                      << "\"\nplay = [\"a.wav\", \"b.wav\"]\n";
+  auto r = run_process(stemd + "--check-config --config " + conf);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.find("outside the media root"), std::string::npos) << r.output;
+  r = run_process(stemd + "--duration 0.05 --config " + conf);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("loaded slot 1 'a'"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("loaded slot 2 'b'"), std::string::npos) << r.output;
+
+  // No media root: the config file's directory.
+  std::ofstream(conf) << "backend = \"null\"\nplay = \"media/a.wav\"\n";
+  r = run_process(stemd + "--check-config --config " + conf);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  r = run_process(stemd + "--duration 0.05 --config " + conf);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("loaded slot 1 'a'"), std::string::npos) << r.output;
+
+  // Two relative files missing, on lines 3 and 4 (and two on one line, 5): each under its own line.
+  std::ofstream(conf) << "backend = \"null\"\nmedia-root = \"" << dir.file("media")
+                      << "\"\nplay = \"gone3.wav\"\nplay = \"gone4.wav\"\nplay = [\"a.wav\", \"gone5.wav\"]\n";
+  r = run_process(stemd + "--check-config --config " + conf);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find(conf + ":3: key 'play': --play " + dir.file("media/gone3.wav") + ": "), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find(conf + ":4: key 'play': --play " + dir.file("media/gone4.wav") + ": "), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find(conf + ":5: key 'play': --play " + dir.file("media/gone5.wav") + ": "), std::string::npos)
+      << r.output;
+  EXPECT_EQ(count_of(r.output, "key 'play'"), 3) << r.output;
+  // Absolute paths alike (the line, not the resolution): each under its own line.
+  std::ofstream(conf) << "backend = \"null\"\nplay = \"" << dir.file("gone2.wav") << "\"\nplay = \""
+                      << dir.file("gone3.wav") << "\"\n";
+  r = run_process(stemd + "--check-config --config " + conf);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find(conf + ":2: key 'play': --play " + dir.file("gone2.wav") + ": "), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find(conf + ":3: key 'play': --play " + dir.file("gone3.wav") + ": "), std::string::npos)
+      << r.output;
+
+  // The command line's relative --play: the working directory's; the refusal names the file under
+  // the root, at --check-config and at a start alike.
+  const std::string here = "cd " + shell_quote(dir.file("")) + " && " + std::string(STEMD_BINARY) +
+                           " --osc-port 0 --config none --backend null --media-root media --play a.wav ";
+  const std::string hint =
+      "(did you mean " + dir.file("media/a.wav") + "? a relative --play is the working directory's";
+  r = run_process(here + "--check-config");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("outside the media root"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(hint), std::string::npos) << r.output;
+  r = run_process(here + "--duration 0.05");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find(hint), std::string::npos) << r.output;
+}
+
 // Every bad value on the command line is reported, one line each — CLI11 stops
 // at the first, and a user fixed one, ran again and found the next — with an
 // unknown flag (and its value), a value given as --flag=value, a short flag, a

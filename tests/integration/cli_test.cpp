@@ -728,6 +728,37 @@ TEST(Cli, ConfigIsSearchedInXdgConfigHomeWithoutConfig) {
   EXPECT_NE(r.output.find(conf + ":1: unknown key 'bufer-size'"), std::string::npos) << r.output;
 }
 
+// Help that fits what was typed (new-user pass 21): words that are no flag's (`stemd play foo.wav`)
+// got CLI11's "The following arguments were not expected: foo.wav play", reversed and without a
+// hint; a config file that does not exist was pointed to --check-config, which has nothing more to
+// list; `stemctl play --help` said --rate "needs a daemon with varispeed" (every stemd has it).
+TEST(Cli, StrayWordsAndAMissingConfigGetAHintThatFits) {
+  auto r = run_stemd("--backend null --no-osc play foo.wav");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("unexpected arguments 'play foo.wav': stemd takes flags only — a file to play is given as "
+                          "--play FILE (stemd --play foo.wav); a running stemd is driven with stemctl"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("were not expected"), std::string::npos) << r.output;
+  TempDir dir;
+  r = run_stemd("--backend null --no-osc --config " + dir.file("missing.conf"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("config file " + dir.file("missing.conf") + ": cannot read it: No such file or directory"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("--check-config"), std::string::npos) << r.output;
+  std::ofstream(dir.file("bad.conf")) << "max-voices = 0\n";  // a file with a bad line still gets it
+  r = run_stemd("--backend null --no-osc --config " + dir.file("bad.conf"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("(stemd --check-config --config " + dir.file("bad.conf") + " lists every problem"),
+            std::string::npos)
+      << r.output;
+  r = run_process(std::string(STEMCTL_BINARY) + " play --help");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("Playback rate 0.25..4"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("varispeed"), std::string::npos) << r.output;
+}
+
 TEST(Cli, BadConfigValueIsAnErrorNamingFileLineAndKey) {
   TempDir dir;
   const std::string conf = dir.file("stemd.conf");

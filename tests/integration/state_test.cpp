@@ -380,6 +380,36 @@ TEST(StateFile, AnUnwritableStateFileIsOneWarningAndStemdRunsOn) {
   EXPECT_EQ(slurp(blocked), "x");
 }
 
+// A state file whose directory does not exist: the start said "it is written as the state
+// changes", one warning followed, and nothing showed it after (new-user pass 21). Now the start
+// says nothing is saved until the directory is there, /stemd/status has state_save_failing 1
+// until a write succeeds, and the file is written once the directory appears.
+TEST(StateFile, AMissingDirectoryIsSaidAtStartAndInTheStatusUntilItIsThere) {
+  Files f;
+  const std::string dir = f.dir.file("state-dir");
+  const std::string path = dir + "/stemd.state";
+  Stemd d(f.dir.file("run.log"), {"--state-file", path});
+  ASSERT_UP(d);
+  Client& c = d.client();
+  EXPECT_NE(d.log().find("warning state file " + path + ": its directory " + dir +
+                         " does not exist: nothing is saved until it does"),
+            std::string::npos)
+      << d.log();
+  EXPECT_EQ(d.log().find("it is written as the state changes"), std::string::npos) << d.log();
+  EXPECT_EQ(osc::status(c).at("state_save_failing").as_double(), 1.0);
+  EXPECT_TRUE(osc::is_done(c.send("/stemd/deck", "A", 0.5), "/stemd/deck"));
+  EXPECT_TRUE(
+      wait_until([&] { return d.log().find("nothing is saved until it can be written") != std::string::npos; }, 10.0))
+      << d.log();
+  EXPECT_EQ(d.log().find("the previous state file is unchanged"), std::string::npos) << d.log();  // there is none
+  EXPECT_EQ(osc::status(c).at("state_save_failing").as_double(), 1.0);
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  EXPECT_TRUE(wait_until([&] { return osc::status(c).at("state_save_failing").as_double() == 0.0; }, 10.0)) << d.log();
+  EXPECT_NE(d.log().find("state file " + path + " written again"), std::string::npos) << d.log();
+  EXPECT_NE(slurp(path).find("/stemd/deck A 0.5"), std::string::npos) << slurp(path);
+  EXPECT_EQ(d.terminate(), 0) << d.log();
+}
+
 // ---- issue 10, item 11: the state file's temporary name and non-regular files
 
 // The temporary file used to be PATH.tmp.<pid>, opened without O_EXCL/O_NOFOLLOW: a symlink

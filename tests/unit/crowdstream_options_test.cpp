@@ -189,7 +189,7 @@ TEST(CrowdstreamOptions, EveryNewFlagIsAConfigKey) {
   EXPECT_EQ(o.stretch_method, "time_stretch");
   EXPECT_DOUBLE_EQ(o.master, 0.7);
   EXPECT_EQ(o.limiter, "soft_clip");
-  EXPECT_EQ(o.c_preload, "c.wav");
+  EXPECT_EQ(o.c_preload, dir.file("c.wav"));  // a relative file in the config: the config file's directory's
   EXPECT_DOUBLE_EQ(o.tempo_rise_s, 0.5);
   EXPECT_DOUBLE_EQ(o.tempo_fall_s, 50.0);
 }
