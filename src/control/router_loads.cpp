@@ -112,8 +112,8 @@ Reply Router::load_file(const Call& c, int id, const std::string& path, const st
     return Reply::fail(ErrorKind::kPath, path.empty() ? "empty path" : "path contains a NUL byte", idv);
   }
   if (too_many()) return Reply::fail(ErrorKind::kLimit, limit_reason, idv);
-  const bool have_current = cur != nullptr && cur->file != nullptr;
-  const io::FileHandle::Identity current = have_current ? cur->file->identity() : io::FileHandle::Identity{};
+  const bool have_current = cur != nullptr && cur->identity.has_value();
+  const io::FileHandle::Identity current = have_current ? *cur->identity : io::FileHandle::Identity{};
   if (!pool_ || !async_now_) {
     LoadDone d;
     run_load(media_, path, name, ctl_.load_options(), ensure, have_current, current, d);
