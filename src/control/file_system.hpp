@@ -22,6 +22,9 @@ struct FileSystemOf {
 // `path` absolute (relative paths are made absolute against the working directory).
 FileSystemOf file_system_of(const std::string& path);
 
+// Is absolute `path` the directory `dir` or under it (by their text)?
+bool within(const std::string& path, const std::string& dir);
+
 // `requested` made absolute and lexically normal: against `base` when relative and `base` is not
 // empty, else against the working directory. No trailing slash (but "/").
 std::string lexical_absolute(const std::string& requested, const std::string& base);

@@ -65,12 +65,6 @@ std::string StuckOpens::busy(const std::string& where, const std::string& shown)
 
 namespace {
 
-// Is `p` the directory `dir`, or under it?
-bool within(const std::string& p, const std::string& dir) {
-  if (dir == "/") return true;
-  return p.compare(0, dir.size(), dir) == 0 && (p.size() == dir.size() || p[dir.size()] == '/');
-}
-
 void push_front_components(std::deque<std::string>& todo, const std::string& path) {
   std::vector<std::string> parts;
   std::size_t i = 0;

@@ -331,17 +331,6 @@ TEST_F(LoadPath, ALoadStalledPastTheTimeoutFailsAndFreesItsId) {
   EXPECT_TRUE(c().quiet(std::chrono::milliseconds(200)));  // and never answered
 }
 
-// Descriptors of this process open on `path` (by /proc/self/fd's links, the path made canonical).
-int descriptors_of(const std::string& path) {
-  const std::string want = std::filesystem::canonical(path).string();
-  int n = 0;
-  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
-    std::error_code ec;
-    if (std::filesystem::read_symlink(e.path(), ec).string() == want) ++n;
-  }
-  return n;
-}
-
 // A file loaded into memory by a client leaves no descriptor open on it, so its disk can be
 // unmounted while it stays loaded (README, "A media disk mounted late"; outside pass 21, finding
 // 8: `umount` said "target is busy" until the source was unloaded). It plays from memory.

@@ -1476,17 +1476,6 @@ TEST(Loader, SmallFileIsDecodedWholeIntoMemory) {
   EXPECT_EQ(src->decoded->samples, file);
 }
 
-// Descriptors of this process open on `path` (by /proc/self/fd's links, the path made canonical).
-int descriptors_of(const std::string& path) {
-  const std::string want = std::filesystem::canonical(path).string();
-  int n = 0;
-  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
-    std::error_code ec;
-    if (std::filesystem::read_symlink(e.path(), ec).string() == want) ++n;
-  }
-  return n;
-}
-
 // A file held whole in memory closes its descriptor once decoded, so its disk can be unmounted
 // while it stays loaded (outside pass 21, finding 8: `umount` of the media disk said "target is
 // busy" until every source from it was unloaded, contrary to the README). Its identity stays
@@ -1502,7 +1491,7 @@ TEST(Loader, AFileHeldInMemoryKeepsNoDescriptorOfIt) {
   ASSERT_TRUE(in_memory && streamed);
   ASSERT_FALSE(in_memory->streamed());
   ASSERT_TRUE(streamed->streamed());
-  EXPECT_EQ(descriptors_of(dir.file("m.wav")), 0) << "the disk of a file held in memory stays busy";
+  EXPECT_EQ(test::descriptors_of(dir.file("m.wav")), 0) << "the disk of a file held in memory stays busy";
   EXPECT_EQ(in_memory->file, nullptr);
   struct stat st {};
   ASSERT_EQ(::stat(dir.file("m.wav").c_str(), &st), 0);
@@ -1510,7 +1499,7 @@ TEST(Loader, AFileHeldInMemoryKeepsNoDescriptorOfIt) {
   EXPECT_EQ(in_memory->identity->ino, static_cast<std::uint64_t>(st.st_ino));
   EXPECT_EQ(in_memory->identity->size, static_cast<std::int64_t>(st.st_size));
   EXPECT_EQ(in_memory->view.memory_frames, 5'000);  // and it plays from memory as before
-  EXPECT_EQ(descriptors_of(dir.file("s.wav")), 1);
+  EXPECT_EQ(test::descriptors_of(dir.file("s.wav")), 1);
   ASSERT_NE(streamed->file, nullptr);
   EXPECT_EQ(*streamed->identity, streamed->file->identity());
 }
