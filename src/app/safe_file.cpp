@@ -1,13 +1,16 @@
 // Reading and writing named files safely (see safe_file.hpp).
 #include "safe_file.hpp"
 
+#include <cctype>
 #include <cerrno>
 #include <climits>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <vector>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,6 +26,38 @@ std::string kind_of(mode_t m) {
   if (S_ISBLK(m)) return "a block device";
   if (S_ISSOCK(m)) return "a socket";
   return "not a plain file";
+}
+
+// Removes the temporaries of earlier writes of `name` from the directory `dir` (see
+// AtomicWrite::remove_stale_temporaries): last written before `before`. Best effort: what cannot
+// be looked at or removed is left (the next write tries again).
+void remove_stale_temporaries(const std::string& dir, const std::string& name, const timespec& before) {
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return;
+  DIR* d = ::fdopendir(dfd);
+  if (d == nullptr) {
+    ::close(dfd);
+    return;
+  }
+  const std::string prefix = "." + name + ".tmp.";
+  const auto mkstemp_letters = [](const char* s) {
+    for (int i = 0; i < 6; ++i) {
+      if (std::isalnum(static_cast<unsigned char>(s[i])) == 0) return false;
+    }
+    return s[6] == '\0';
+  };
+  std::vector<std::string> stale;  // removed once the listing is done
+  while (const dirent* e = ::readdir(d)) {
+    if (std::strncmp(e->d_name, prefix.c_str(), prefix.size()) != 0 || !mkstemp_letters(e->d_name + prefix.size()))
+      continue;
+    struct stat st {};
+    if (::fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
+    const bool older = st.st_mtim.tv_sec < before.tv_sec ||
+                       (st.st_mtim.tv_sec == before.tv_sec && st.st_mtim.tv_nsec < before.tv_nsec);
+    if (older) stale.emplace_back(e->d_name);
+  }
+  for (const std::string& n : stale) ::unlinkat(dfd, n.c_str(), 0);
+  ::closedir(d);  // closes dfd
 }
 
 }  // namespace
@@ -136,6 +171,8 @@ bool write_file_atomic(const std::string& path, const std::string& text, std::st
     done += static_cast<std::size_t>(n);
   }
   if (::fsync(fd) != 0) return fail("cannot sync");
+  struct stat written {};  // its modification time: older temporaries are earlier writes'
+  if (how.remove_stale_temporaries && ::fstat(fd, &written) != 0) return fail("cannot look at");
   if (::close(fd) != 0) {
     error = "cannot close " + path + " (its temporary file): " + std::strerror(errno);
     ::unlink(tmp.c_str());
@@ -146,8 +183,9 @@ bool write_file_atomic(const std::string& path, const std::string& text, std::st
     ::unlink(tmp.c_str());
     return false;
   }
+  if (how.remove_stale_temporaries) remove_stale_temporaries(dir.string(), target.filename().string(), written.st_mtim);
   // The rename is durable only once the directory is: without this a power cut could bring
-  // back the old file (or none).
+  // back the old file (or none) — nor the stale temporaries' removal.
   const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     const int rc = ::fsync(dfd);

@@ -38,6 +38,12 @@ struct AtomicWrite {
   bool follow_symlink = false;
   // Permissions of a new file (an existing target keeps its own).
   unsigned mode = 0644;
+  // Once written, remove the temporary files earlier writes of PATH left beside it — a writer
+  // killed between mkstemp and its rename (the state file's helper, killed while its file system
+  // did not answer): regular files named exactly as this writer names them (".NAME.tmp." and
+  // mkstemp's six letters or digits) last written before this write's own. For a file one
+  // writer at a time writes (the state file); not where two may write the same file at once.
+  bool remove_stale_temporaries = false;
 };
 
 // Writes `text` to PATH atomically (see above). Refuses to replace something that is not a

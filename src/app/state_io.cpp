@@ -159,7 +159,8 @@ int state_io_main(int argc, char** argv) {
   if (mode == "write" && argc == 3) {
     if (!read_all(0, text)) {
       error = std::string("cannot read the state to write: ") + std::strerror(errno);
-    } else if (write_file_atomic(argv[2], text, error, AtomicWrite{.follow_symlink = true})) {
+    } else if (write_file_atomic(argv[2], text, error,
+                                 AtomicWrite{.follow_symlink = true, .remove_stale_temporaries = true})) {
       return 0;
     }
     write_all(1, error.data(), error.size());

@@ -32,7 +32,8 @@ bool StateKeeper::flush() {
   }
   if (!job_) {
     // A symlinked state file (kept on another partition) stays a link: its target is written.
-    const bool ok = write_file_atomic(cfg_.path, text, error, AtomicWrite{.follow_symlink = true});
+    const bool ok = write_file_atomic(cfg_.path, text, error,
+                                      AtomicWrite{.follow_symlink = true, .remove_stale_temporaries = true});
     written(ok, std::move(text), error);
     return ok;
   }

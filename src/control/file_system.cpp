@@ -23,13 +23,12 @@ std::string unescape(const std::string& s) {
   return out;
 }
 
-// Is `mount` the directory `path` or one of its ancestors?
-bool under(const std::string& path, const std::string& mount) {
-  if (mount == "/") return true;
-  return path.compare(0, mount.size(), mount) == 0 && (path.size() == mount.size() || path[mount.size()] == '/');
-}
-
 }  // namespace
+
+bool within(const std::string& path, const std::string& dir) {
+  if (dir == "/") return true;
+  return path.compare(0, dir.size(), dir) == 0 && (path.size() == dir.size() || path[dir.size()] == '/');
+}
 
 std::string lexical_absolute(const std::string& requested, const std::string& base) {
   std::filesystem::path p(requested);
@@ -54,7 +53,7 @@ FileSystemOf file_system_of(const std::string& path) {
     if (!(f >> id >> parent >> dev >> root >> mount)) continue;
     mount = unescape(mount);
     // The longest match wins; of equal ones the last (a mount over a mount hides the one below).
-    if (under(p, mount) && mount.size() >= best.mount.size()) best = FileSystemOf{"dev:" + dev, mount};
+    if (within(p, mount) && mount.size() >= best.mount.size()) best = FileSystemOf{"dev:" + dev, mount};
   }
   return best;
 }

@@ -5,9 +5,9 @@
 // losing a thread per file on a dead share (router_loads.cpp) keys its record on the mount a path
 // lies under, found from the path's text and the kernel's mount table (/proc/self/mountinfo),
 // never by looking at the path itself. The path is made absolute and lexically normal first
-// ("//x", "./x", "a/../x" are one path); symlinks are not followed (they would reach the dead
-// file system), so a path that reaches a share through a symlink on another disk is keyed by that
-// disk.
+// ("//x", "./x", "a/../x" are one path); symlinks are not followed here (they would reach the
+// dead file system): the opener threads walk a load's path themselves and key by the path they
+// reached (stuck_opens.hpp), so a symlink on another disk into a share is keyed by the share.
 #pragma once
 
 #include <string>
@@ -21,6 +21,9 @@ struct FileSystemOf {
 
 // `path` absolute (relative paths are made absolute against the working directory).
 FileSystemOf file_system_of(const std::string& path);
+
+// Is absolute `path` the directory `dir` or under it (by their text)?
+bool within(const std::string& path, const std::string& dir);
 
 // `requested` made absolute and lexically normal: against `base` when relative and `base` is not
 // empty, else against the working directory. No trailing slash (but "/").

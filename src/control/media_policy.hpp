@@ -98,6 +98,8 @@ class MediaPolicy {
   // against the root's realpath when last seen, and a path under the root's name rewritten to
   // it): for file_system_of(), the opener threads' guard against a dead share.
   std::string where(const std::string& requested) const;
+  // The root's real path when last seen ("" without a root, or not seen yet). Any thread.
+  std::string real_root() const;
   // The root as configured, made absolute ("" = none). Absolute client paths may name files
   // under it or under where it leads now (its realpath at the time of the load).
   const std::string& root() const { return root_; }

@@ -94,4 +94,10 @@ std::string MediaPolicy::where(const std::string& requested) const {
   return p;
 }
 
+std::string MediaPolicy::real_root() const {
+  if (root_.empty() || !seen_) return {};
+  std::lock_guard<std::mutex> lock(seen_->m);
+  return seen_->real;
+}
+
 }  // namespace stemd::control

@@ -25,6 +25,7 @@
 #include "notifier.hpp"
 #include "osc_packet.hpp"
 #include "router_types.hpp"
+#include "stuck_opens.hpp"
 #include "tempo_clock.hpp"
 
 #include <chrono>
@@ -299,6 +300,7 @@ class Router {
     std::uint64_t ticket = 0;              // the pool's, for abandon()
     std::chrono::steady_clock::time_point since{};
     std::string path;
+    std::shared_ptr<OpenTrail> trail;  // where its job is (set by the job)
   };
   struct Deferred {
     OscMessage message;
@@ -357,18 +359,12 @@ class Router {
   // one is, an open on the same file system (its mount, file_system.hpp — found without touching
   // it) answers busy at once instead of losing another thread. Keyed by path, a state file or a
   // client with several files on one dead share lost a thread per file until all 8 were lost and
-  // every load from any disk answered busy (outside pass 21, findings 2 and 5). One entry per lost thread.
-  struct Stuck {
-    std::uint64_t ticket = 0;
-    std::chrono::steady_clock::time_point since{};
-    std::string fs;     // FileSystemOf::key
-    std::string mount;  // its mount point
-    std::string path;   // what was being opened
-  };
-  std::vector<Stuck> stuck_;
+  // every load from any disk answered busy (outside pass 21, findings 2 and 5). One entry per lost
+  // thread, keyed by where its open really was (stuck_opens.hpp: a load's path is walked on its
+  // opener thread, which asks the same guard before each step). Shared with the opener threads.
+  std::shared_ptr<StuckOpens> stuck_ = std::make_shared<StuckOpens>();
   std::function<std::size_t()> listings_lost_;  // set_listings_lost
   bool type_refused_ = false;                   // refused_a_json_type
-  void record_stuck(std::uint64_t ticket, std::chrono::steady_clock::time_point since, const std::string& path);
   // The busy reason for an open of absolute `path` while its file system holds a lost thread, or
   // "" (entries whose thread came back go).
   std::string still_stuck(const std::string& path);
@@ -392,6 +388,7 @@ class Router {
     std::vector<std::string> paths;  // the files its job opens, in order
     // Which of them the job is at (set by the job): the one stuck when it times out.
     std::shared_ptr<std::atomic<std::size_t>> opening;
+    std::shared_ptr<OpenTrail> trail;  // finished when its job returns
   };
   struct PlayResume {  // the message being re-run with its streams open
     std::int64_t at = -1;

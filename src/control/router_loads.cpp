@@ -37,11 +37,33 @@ int deck_index(const OscArg& a) {
 }  // namespace
 
 namespace {
+// Where a load's path leads, walked on its opener thread before the open (stuck_opens.hpp): the
+// trail says where a call that does not return is; a step onto a file system with a stuck open
+// is not taken. With a media root only the root's ancestors and what lies beneath it are looked
+// at (its real path as last seen; not seen yet: nothing — the open refuses). False, with the
+// busy reason, when the guard refused a step.
+bool walk_load(const MediaPolicy& media, const std::string& path, OpenTrail& trail, StuckOpens& stuck,
+               std::string& refusal) {
+  const std::string where = media.where(path);
+  std::string bound;
+  if (!media.root().empty()) {
+    bound = media.real_root();
+    if (bound.empty()) return true;
+  }
+  return walk_path(
+      where, bound, trail, [&](const std::string& at) { return stuck.busy(at, where); }, refusal);
+}
+
 // The whole of one load, on whichever thread runs it: open under the policy (one step, no
-// reopening by name), check it is a regular file, compare with what the id holds, decode.
+// reopening by name), check it is a regular file, compare with what the id holds, decode. With
+// a trail (an opener thread's job), the path is walked first (walk_load).
 void run_load(const MediaPolicy& media, const std::string& path, const std::string& name, const io::LoadOptions& lo,
-              bool ensure, bool have_current, const io::FileHandle::Identity& current, Router::LoadDone& d) {
-  (void)0;
+              bool ensure, bool have_current, const io::FileHandle::Identity& current, Router::LoadDone& d,
+              OpenTrail* trail = nullptr, StuckOpens* stuck = nullptr) {
+  if (trail != nullptr && stuck != nullptr && !walk_load(media, path, *trail, *stuck, d.error)) {
+    d.kind = ErrorKind::kBusy;
+    return;
+  }
   std::string opened, error;
   const int fd = media.open(path, opened, error);
   if (fd < 0) {
@@ -112,8 +134,8 @@ Reply Router::load_file(const Call& c, int id, const std::string& path, const st
     return Reply::fail(ErrorKind::kPath, path.empty() ? "empty path" : "path contains a NUL byte", idv);
   }
   if (too_many()) return Reply::fail(ErrorKind::kLimit, limit_reason, idv);
-  const bool have_current = cur != nullptr && cur->file != nullptr;
-  const io::FileHandle::Identity current = have_current ? cur->file->identity() : io::FileHandle::Identity{};
+  const bool have_current = cur != nullptr && cur->identity.has_value();
+  const io::FileHandle::Identity current = have_current ? *cur->identity : io::FileHandle::Identity{};
   if (!pool_ || !async_now_) {
     LoadDone d;
     run_load(media_, path, name, ctl_.load_options(), ensure, have_current, current, d);
@@ -125,13 +147,16 @@ Reply Router::load_file(const Call& c, int id, const std::string& path, const st
   // Off the control thread: everything the job needs is copied into it.
   const std::uint64_t token = next_token_++;
   auto completions = completions_;
+  auto trail = std::make_shared<OpenTrail>();
   std::string why;
   const std::uint64_t ticket = pool_->submit(
-      [media = media_, path, name, lo = ctl_.load_options(), ensure, have_current, current, token, id, completions] {
+      [media = media_, path, name, lo = ctl_.load_options(), ensure, have_current, current, token, id, completions,
+       trail, stuck = stuck_] {
         auto d = std::make_shared<LoadDone>();
         d->token = token;
         d->id = id;
-        run_load(media, path, name, lo, ensure, have_current, current, *d);
+        run_load(media, path, name, lo, ensure, have_current, current, *d, trail.get(), stuck.get());
+        trail->finish();  // before the pool hears it returned: its stuck entry, if any, goes
         // Published once the pool has freed this job's slot (LoadPool::Job).
         return LoadPool::Publish([d, completions] {
           std::function<void()> wake;  // set again when the server starts (enable_async_loads)
@@ -145,8 +170,15 @@ Reply Router::load_file(const Call& c, int id, const std::string& path, const st
       },
       why, base::log_escape(path, 300));
   if (ticket == 0) return Reply::fail(ErrorKind::kBusy, why, idv);
-  pending_[id] = PendingLoad{
-      token, c.m, c.from, c.at >= 0 ? -1 : arrival_base(), packet_, ticket, std::chrono::steady_clock::now(), path};
+  pending_[id] = PendingLoad{token,
+                             c.m,
+                             c.from,
+                             c.at >= 0 ? -1 : arrival_base(),
+                             packet_,
+                             ticket,
+                             std::chrono::steady_clock::now(),
+                             path,
+                             std::move(trail)};
   reply_deferred_ = true;
   // Not sent (handle() sees reply_deferred_); a failure so that handlers stop here and change
   // nothing more until they are re-run with the load done.
@@ -252,29 +284,7 @@ std::string Router::lost_note(bool lost) const {
          std::to_string(pool_->max_lost()) + " at most: then loads answer busy)";
 }
 
-void Router::record_stuck(std::uint64_t ticket, std::chrono::steady_clock::time_point since, const std::string& path) {
-  const FileSystemOf fs = file_system_of(path);
-  stuck_.push_back(Stuck{ticket, since, fs.key, fs.mount, path});
-}
-
-std::string Router::still_stuck(const std::string& path) {
-  if (stuck_.empty()) return {};  // the usual case: no mount table read
-  std::erase_if(stuck_, [&](const Stuck& e) { return !pool_->still_lost(e.ticket); });
-  if (stuck_.empty()) return {};
-  const FileSystemOf fs = file_system_of(path);
-  const Stuck* first = nullptr;  // the longest stuck there
-  for (const Stuck& e : stuck_) {
-    if (e.fs == fs.key && (first == nullptr || e.since < first->since)) first = &e;
-  }
-  if (first == nullptr) return {};
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - first->since).count();
-  char secs[32];
-  std::snprintf(secs, sizeof secs, "%.0f", s);
-  const std::string where = first->mount.empty() ? first->path : first->mount;
-  return "busy: the file system of " + path + " (" + where + ") has not answered for " + secs + " s: an open of " +
-         first->path +
-         " is stuck there past --load-timeout; opens from it are refused until it answers (other disks load as usual)";
-}
+std::string Router::still_stuck(const std::string& path) { return stuck_->busy(path, path); }
 
 void Router::expire_loads(std::chrono::steady_clock::time_point now) {
   if (pending_.empty() && pending_plays_.empty()) return;  // every pass: nothing to format
@@ -289,15 +299,25 @@ void Router::expire_loads(std::chrono::steady_clock::time_point now) {
     const std::size_t at = p.opening ? p.opening->load() : 0;
     return at < p.paths.size() ? p.paths[at] : std::string();
   };
+  // A started open is stuck where its trail is (a load's walk; a play's stream opens on its
+  // source's file, found at load). Recorded before the abandon below: a replacement thread that
+  // takes a queued open leading there (through a symlink) is refused by the guard as it walks.
+  // (A job that returns meanwhile has finished its trail: its entry goes at once.)
+  const auto stuck_at = [&](const std::string& at, const PendingLoad* l, const PendingPlay* p) {
+    if (l != nullptr) stuck_->add(l->since, at, media_.where(l->path), l->trail);
+    if (p != nullptr) stuck_->add(p->since, at, at, p->trail);
+    dead.insert(file_system_of(at).key);
+  };
   for (const auto& [id, p] : pending_) {
     if (now - p.since < limit) continue;
     tickets.push_back(p.ticket);
-    if (pool_->started(p.ticket)) dead.insert(file_system_of(media_.where(p.path)).key);
+    const std::string at = p.trail ? p.trail->where() : std::string();
+    if (pool_->started(p.ticket)) stuck_at(at.empty() ? media_.where(p.path) : at, &p, nullptr);
   }
   for (const auto& [token, p] : pending_plays_) {
     if (now - p.since < limit) continue;
     tickets.push_back(p.ticket);
-    if (pool_->started(p.ticket)) dead.insert(file_system_of(play_path(p)).key);
+    if (pool_->started(p.ticket) && !play_path(p).empty()) stuck_at(play_path(p), nullptr, &p);
   }
   if (tickets.empty()) return;
   // Opens on those file systems not timed out yet are given up with them, in the same step: a
@@ -323,7 +343,6 @@ void Router::expire_loads(std::chrono::steady_clock::time_point now) {
     }
     const bool lost = was_lost(it->second.ticket);
     spdlog::warn("load of '{}' into id {} {}{}", base::log_escape(it->second.path), it->first, why, lost_note(lost));
-    if (lost) record_stuck(it->second.ticket, it->second.since, media_.where(it->second.path));
     answer_failed(it->second.message, it->second.from, it->second.packet,
                   Reply::fail(ErrorKind::kPath, why, {OscArg::Int(it->first)}));
     it = pending_.erase(it);  // the id is free; the result, if it ever comes, is discarded
@@ -335,8 +354,6 @@ void Router::expire_loads(std::chrono::steady_clock::time_point now) {
     }
     const bool lost = was_lost(it->second.ticket);
     spdlog::warn("a play's stream of id {} {}{}", it->second.ids.front(), why, lost_note(lost));
-    const std::size_t at = it->second.opening ? it->second.opening->load() : 0;
-    if (lost && at < it->second.paths.size()) record_stuck(it->second.ticket, it->second.since, it->second.paths[at]);
     for (int id : it->second.ids) {
       auto s = stream_ids_.find(id);
       if (s != stream_ids_.end() && --s->second <= 0) stream_ids_.erase(s);

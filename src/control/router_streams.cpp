@@ -55,12 +55,13 @@ Reply Router::open_streams(std::vector<StreamWant> wants, std::int64_t at) {
   const std::uint64_t token = next_token_++;
   auto completions = completions_;
   auto opening = std::make_shared<std::atomic<std::size_t>>(0);
+  auto trail = std::make_shared<OpenTrail>();  // finished when the job returns (its stuck entry goes)
   std::string why;
   std::string label;  // the files whose streams open
   for (const StreamWant& w : wants)
     label.append(label.empty() ? "" : " ").append(base::log_escape(w.source->path, 200));
   const std::uint64_t ticket = pool_->submit(
-      [wants = std::move(wants), token, completions, opening] {
+      [wants = std::move(wants), token, completions, opening, trail] {
         const auto t0 = std::chrono::steady_clock::now();
         auto d = std::make_shared<StreamsDone>();
         d->token = token;
@@ -74,6 +75,7 @@ Reply Router::open_streams(std::vector<StreamWant> wants, std::int64_t at) {
           d->streams.push_back(std::move(o));
         }
         d->open_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        trail->finish();
         return LoadPool::Publish([d, completions] {
           std::function<void()> wake;  // set again when the server starts (enable_async_loads)
           {
@@ -96,7 +98,8 @@ Reply Router::open_streams(std::vector<StreamWant> wants, std::int64_t at) {
                 ticket,
                 std::chrono::steady_clock::now(),
                 std::move(paths),
-                std::move(opening)};
+                std::move(opening),
+                std::move(trail)};
   for (int id : ids) ++stream_ids_[id];
   p.ids = std::move(ids);
   pending_plays_.emplace(token, std::move(p));

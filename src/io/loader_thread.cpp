@@ -97,6 +97,10 @@ LoaderThread::StreamPlan LoaderThread::plan_stream(const Source& src) const {
 
 std::unique_ptr<LoaderThread::Opened> LoaderThread::open_stream(const StreamPlan& plan, const Source& src,
                                                                 const StreamRequest& req, std::string& error) {
+  if (!src.file) {  // held whole in memory: its descriptor was closed at load (source.hpp)
+    error = src.path + ": held in memory, it has no stream to open";
+    return nullptr;
+  }
   const SampleFormat format = plan.int16 ? SampleFormat::kInt16 : SampleFormat::kFloat;
   // The ring is charged to the memory budget before it is allocated (its reader at open below).
   Charge ring_charge;

@@ -146,6 +146,7 @@ LoadResult load_source(std::shared_ptr<FileHandle> file, const std::string& name
   src->name = name;
   src->info = info;
   src->file = file;
+  src->identity = file->identity();
   src->budget = opts.budget;
   src->max_channels = opts.max_channels;
 
@@ -171,6 +172,9 @@ LoadResult load_source(std::shared_ptr<FileHandle> file, const std::string& name
     // Everything is in memory (a short read means the file was shorter than its header said).
     src->truncated = info.frames >= 0 && (got < info.frames || info.declared_frames > info.frames);
     src->view = engine::VoiceSource{f, got, got, false};
+    // Nothing reads it again: its descriptor goes with the last reference (this function's and
+    // the decoder's, at return), so the disk it lies on is not kept busy (outside pass 21, finding 8).
+    src->file = nullptr;
   } else {
     if (!info.sized && info.seekable && info.frames > got) {  // a cut FLAC still declares the whole
       const std::int64_t held = frames_held(file, lim, got, info.frames, info.max_block);

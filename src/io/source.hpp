@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -74,7 +75,13 @@ class Source {
   std::string path;
   std::string name;
   FileInfo info;
+  // The open file a streamed source's streams read. Null for a source held whole in memory: its
+  // descriptor is closed once the file is decoded, so its disk can be unmounted while it stays
+  // loaded (README, "A media disk mounted late"); and for generated audio.
   std::shared_ptr<FileHandle> file;
+  // The file it was loaded from (streamed or in memory; none for generated audio): what
+  // /stemd/ensure compares a new open with.
+  std::optional<FileHandle::Identity> identity;
   std::vector<float> data;                 // generated audio (a tone): interleaved stereo; empty for files
   std::shared_ptr<const Decoded> decoded;  // a file's whole audio, or its head (maybe shared)
   std::shared_ptr<MemoryBudget> budget;    // what its streams' rings and readers are charged to

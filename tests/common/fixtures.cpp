@@ -282,4 +282,14 @@ void write_constant_flac(const std::string& path, std::int64_t frames, int chann
   if (!ok) throw std::runtime_error(path + ": cannot write");
 }
 
+int descriptors_of(const std::string& path) {
+  const std::string want = std::filesystem::canonical(path).string();
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    if (std::filesystem::read_symlink(e.path(), ec).string() == want) ++n;
+  }
+  return n;
+}
+
 }  // namespace stemd::test

@@ -57,6 +57,8 @@ void write_sparse_wav16_channels(const std::string& path, int channels, std::uin
 // block size (0 = `block`), so a header can understate what libFLAC allocates per channel.
 void write_constant_flac(const std::string& path, std::int64_t frames, int channels, int block, int declared_block = 0,
                          int rate = 48000, short value = 100);
+// Descriptors of this process open on `path` (by /proc/self/fd's links, the path made canonical).
+int descriptors_of(const std::string& path);
 // Resident set size of this process, in bytes (from /proc/self/status).
 std::int64_t rss_bytes();
 // How much longer than on the host a test waits for the daemon: STEMD_TEST_TIME_SCALE (default 1;

@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <string>
+#include <thread>
 
 namespace stemd::test {
 
@@ -33,12 +34,13 @@ class StallFirstRead : public io::FaultInjector {
 
 // Holds every read of the files it matches (by path: those under a directory, or those ending in
 // a suffix) while closed — a share or disk whose server stopped answering — for at most 10 s each;
-// counts the reads it held.
+// counts the reads it held, and those it holds now. not_on_this_thread(): reads on the calling
+// thread pass (a test that opens and prefills streams itself while the loader's reads are held).
 class HoldReads : public io::FaultInjector {
  public:
   static HoldReads under(const std::string& dir) { return HoldReads(dir + "/", true); }
   static HoldReads ending(std::string suffix) { return HoldReads(std::move(suffix), false); }
-  HoldReads(const HoldReads& o) : match_(o.match_), prefix_(o.prefix_) {}
+  HoldReads(const HoldReads& o) : match_(o.match_), prefix_(o.prefix_), skip_(o.skip_) {}
   ~HoldReads() override { open(); }
   void close() {
     std::lock_guard g(m_);
@@ -51,9 +53,18 @@ class HoldReads : public io::FaultInjector {
     }
     cv_.notify_all();
   }
-  int held() const {
+  int held() const {  // since it was made
     std::lock_guard g(m_);
     return held_;
+  }
+  int held_now() const {  // waiting in on_read() now
+    std::lock_guard g(m_);
+    return held_now_;
+  }
+  HoldReads& not_on_this_thread() {
+    std::lock_guard g(m_);
+    skip_ = std::this_thread::get_id();
+    return *this;
   }
   bool gave_up() const {  // a read was let go after 10 s, not opened
     std::lock_guard g(m_);
@@ -65,9 +76,11 @@ class HoldReads : public io::FaultInjector {
                 : path.size() >= match_.size() && path.compare(path.size() - match_.size(), match_.size(), match_) == 0;
     if (!hit) return {};
     std::unique_lock l(m_);
-    if (!closed_) return {};
+    if (!closed_ || std::this_thread::get_id() == skip_) return {};
     ++held_;
+    ++held_now_;
     if (!cv_.wait_for(l, std::chrono::seconds(10), [&] { return !closed_; })) gave_up_ = true;
+    --held_now_;
     return {};
   }
 
@@ -77,8 +90,9 @@ class HoldReads : public io::FaultInjector {
   bool prefix_;
   mutable std::mutex m_;
   std::condition_variable cv_;
+  std::thread::id skip_;  // none: every thread's reads are held
   bool closed_ = false, gave_up_ = false;
-  int held_ = 0;
+  int held_ = 0, held_now_ = 0;
 };
 
 }  // namespace stemd::test

@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -329,6 +331,18 @@ TEST_F(LoadPath, ALoadStalledPastTheTimeoutFailsAndFreesItsId) {
   EXPECT_TRUE(c().quiet(std::chrono::milliseconds(200)));  // and never answered
 }
 
+// A file loaded into memory by a client leaves no descriptor open on it, so its disk can be
+// unmounted while it stays loaded (README, "A media disk mounted late"; outside pass 21, finding
+// 8: `umount` said "target is busy" until the source was unloaded). It plays from memory.
+TEST_F(LoadPath, AFileLoadedIntoMemoryKeepsNoDescriptorOfIt) {
+  start();
+  EXPECT_DONE(c().send("/stemd/load", 1, media_.path("a.wav")), "/stemd/load");
+  EXPECT_EQ(descriptors_of(media_.path("a.wav")), 0) << "its disk is kept busy";
+  EXPECT_DONE(c().send("/stemd/play", 1), "/stemd/play");
+  EXPECT_DONE(c().send("/stemd/load", 1, media_.path("a.wav")), "/stemd/load");  // and loads again
+  EXPECT_EQ(descriptors_of(media_.path("a.wav")), 0);
+}
+
 // A file on another file system than `like` (/dev/shm: a tmpfs), written now; "" when there is none.
 std::string other_disk_wav(const std::string& like) {
   const std::string p = "/dev/shm/stemd-loadpath-" + std::to_string(::getpid()) + ".wav";
@@ -377,6 +391,46 @@ TEST_F(LoadPath, OpensOnAFileSystemWithAStuckLoadAnswerBusyAndOtherDisksLoad) {
   ASSERT_TRUE(eventually([&] { return status(c()).at("loads_lost").i == 0; }, std::chrono::milliseconds(6000)));
   EXPECT_DONE(c().send("/stemd/load", 2, dir + "/slow.wav"), "/stemd/load");  // back: tried again
   EXPECT_DONE(c().send("/stemd/load", 4, dir + "/a.wav"), "/stemd/load");
+}
+
+// The guard is keyed by where a path leads, not by its text: a symlink on another disk into a
+// share whose open is stuck answers busy at once (before: keyed by the link's disk, it lost a
+// thread more), and a load stuck through such a symlink marks the share, not the link's disk
+// (before: files on the link's disk answered busy while the share's own paths lost threads).
+TEST_F(LoadPath, TheGuardOfAStuckShareFollowsSymlinksIntoItAndNotOutOfIt) {
+  const std::string dir = std::filesystem::canonical(std::filesystem::path(media_.path("a.wav")).parent_path());
+  const std::string local = other_disk_wav(dir + "/a.wav");  // on /dev/shm: another disk
+  if (local.empty()) GTEST_SKIP() << "needs /dev/shm on a file system other than " << dir;
+  const std::string link = local + ".link.wav";
+  ASSERT_EQ(::symlink((dir + "/b.wav").c_str(), link.c_str()), 0) << std::strerror(errno);
+  HoldReads share = HoldReads::under(dir);
+  io::ScopedFaultInjector scoped(share);
+  share.close();
+  DaemonOptions o;
+  o.load_timeout_s = 0.3;
+  start(o);
+  // Stuck by its own path: the symlink into it is refused without a thread.
+  EXPECT_EQ(reason(c().send("/stemd/load", 1, dir + "/a.wav")),
+            "timed out after 0.3 s (the file system did not answer)");
+  const auto through = c().send("/stemd/load", 2, link);
+  EXPECT_NE(reason(through).find("busy: the file system of "), std::string::npos) << reason(through);
+  EXPECT_EQ(status(c()).at("loads_lost").i, 1) << "a thread lost through the symlink";
+  EXPECT_EQ(share.held(), 1);
+  share.open();
+  ASSERT_TRUE(eventually([&] { return status(c()).at("loads_lost").i == 0; }, std::chrono::milliseconds(6000)));
+  // Stuck through the symlink: the share is marked, the link's own disk loads.
+  share.close();
+  EXPECT_EQ(reason(c().send("/stemd/load", 3, link)), "timed out after 0.3 s (the file system did not answer)");
+  EXPECT_DONE(c().send("/stemd/load", 4, local), "/stemd/load");
+  const auto direct = c().send("/stemd/load", 5, dir + "/c.wav");
+  EXPECT_NE(reason(direct).find("busy: the file system of "), std::string::npos) << reason(direct);
+  EXPECT_EQ(status(c()).at("loads_lost").i, 1);
+  EXPECT_EQ(share.held(), 2);
+  share.open();
+  ASSERT_TRUE(eventually([&] { return status(c()).at("loads_lost").i == 0; }, std::chrono::milliseconds(6000)));
+  EXPECT_DONE(c().send("/stemd/load", 3, link), "/stemd/load");  // back: through the link too
+  ::unlink(link.c_str());
+  ::unlink(local.c_str());
 }
 
 // Loads timing out together lose only the threads that had started them: the queued ones are

@@ -20,6 +20,8 @@
 
 #include <chrono>
 #include <cmath>
+#include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -434,6 +436,31 @@ TEST(StateFile, ASymlinkPlantedAtThePredictableTemporaryNameIsNeverFollowed) {
   ASSERT_EQ(lstat(planted.c_str(), &st), 0);
   EXPECT_TRUE(S_ISLNK(st.st_mode));  // left where it was, untouched
   EXPECT_NE(slurp(f.state).find("/stemd/deck A 0.25 0"), std::string::npos);
+}
+
+// A state-file helper killed while its write hung (a file system that stopped answering) leaves
+// its mkstemp temporary beside the state file: the next write that succeeds removes it (before:
+// one more left each time). A file of another name is left alone.
+TEST(StateFile, TheTemporaryOfAKilledWriteIsRemovedByTheNextWrite) {
+  Files f;
+  const std::string name = std::filesystem::path(f.state).filename().string();
+  const std::string dir = std::filesystem::path(f.state).parent_path().string();
+  const std::string stale = dir + "/." + name + ".tmp.Kq3xZ9";
+  const std::string other = dir + "/.other.tmp.Kq3xZ9";
+  for (const std::string& p : {stale, other}) {
+    std::ofstream(p) << "/stemd/deck A 0.5 0\n";                // half a state, as the killed helper wrote it
+    const std::time_t an_hour_ago = std::time(nullptr) - 3600;  // the system's clock (file times)
+    const timespec times[2] = {{an_hour_ago, 0}, {an_hour_ago, 0}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, p.c_str(), times, 0), 0) << p;
+  }
+  Stemd d(f.dir.file("run.log"), {"--state-file", f.state});
+  ASSERT_UP(d);
+  EXPECT_TRUE(osc::is_done(d.client().send("/stemd/deck", "A", 0.25), "/stemd/deck"));
+  EXPECT_TRUE(wait_until([&] { return slurp(f.state).find("/stemd/deck A 0.25 0") != std::string::npos; }, 10.0))
+      << d.log();
+  EXPECT_EQ(d.terminate(), 0) << d.log();
+  EXPECT_FALSE(std::filesystem::exists(stale)) << "the killed write's temporary is left";
+  EXPECT_TRUE(std::filesystem::exists(other));
 }
 
 // A FIFO at --state-file: start-up used to block in open() for good (and SIGTERM was then

@@ -8,15 +8,14 @@
 #include "stemd/stream.hpp"
 #include "common/engine_driver.hpp"
 #include "common/fixtures.hpp"
+#include "common/stall_reads.hpp"
 
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
-#include <ctime>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,32 +24,6 @@ namespace stemd::io {
 namespace {
 
 using namespace std::chrono_literals;
-
-// Reads of files whose path ends in `suffix` block, once armed, until released (or 30 s): a
-// share that stops answering, then comes back. Not on the test's own thread (a stream's open and
-// prefill run there: create_stream), only on the loader's.
-class HoldReads : public FaultInjector {
- public:
-  explicit HoldReads(std::string suffix) : suffix_(std::move(suffix)) {}
-  ReadFault on_read(const std::string& path, std::int64_t, std::int64_t) noexcept override {
-    if (armed.load() && std::this_thread::get_id() != test_thread_ && path.size() >= suffix_.size() &&
-        path.compare(path.size() - suffix_.size(), suffix_.size(), suffix_) == 0) {
-      held.fetch_add(1);
-      for (int i = 0; i < 30'000 && !released.load(); ++i) {
-        timespec ts{0, 1'000'000};
-        nanosleep(&ts, nullptr);
-      }
-      held.fetch_sub(1);
-    }
-    return {};
-  }
-  std::atomic<bool> armed{false}, released{false};
-  std::atomic<int> held{0};
-
- private:
-  std::string suffix_;
-  std::thread::id test_thread_ = std::this_thread::get_id();
-};
 
 LoaderConfig loader_config() {
   LoaderConfig c;
@@ -110,7 +83,10 @@ TEST(LoaderStuck, AReadThatDoesNotReturnStallsOnlyItsFileSystemAndItsStreamGoesO
   ::unlink(other.c_str());  // open: it streams on; nothing left behind
   ASSERT_TRUE(stuck_src && neighbour_src && other_src);
 
-  HoldReads hold("stuck.wav");
+  // A share that stops answering, then comes back: not on this thread (a stream's open and
+  // prefill run here, create_stream), only on the loader's.
+  test::HoldReads hold = test::HoldReads::ending("stuck.wav");
+  hold.not_on_this_thread();
   ScopedFaultInjector inject(hold);
   LoaderThread loader(loader_config());
   loader.start();
@@ -124,10 +100,10 @@ TEST(LoaderStuck, AReadThatDoesNotReturnStallsOnlyItsFileSystemAndItsStreamGoesO
   ASSERT_GT(c.frames[0], 0);
 
   // The share stops answering: the next read of stuck.wav blocks.
-  hold.armed = true;
+  hold.close();
   ASSERT_TRUE(test::wait_for([&] {
     c.run_for(loader, 5ms);
-    return hold.held.load() == 1;
+    return hold.held_now() == 1;
   })) << "the stuck read never came";
   // After stuck_read_ms the watchdog replaces the loader thread: the stream on the other file
   // system is read on (48 kHz frames taken as fast as they come: far more than a second's worth),
@@ -141,10 +117,10 @@ TEST(LoaderStuck, AReadThatDoesNotReturnStallsOnlyItsFileSystemAndItsStreamGoesO
   EXPECT_FALSE(stuck->finished());
   EXPECT_FALSE(neighbour->finished());
   EXPECT_EQ(loader.stats().stuck_threads, 1);
-  EXPECT_EQ(hold.held.load(), 1) << "one thread in the stuck read, not one more per stream";
+  EXPECT_EQ(hold.held_now(), 1) << "one thread in the stuck read, not one more per stream";
 
   // The share answers again: both go on, reading where they were.
-  hold.released = true;
+  hold.open();
   ASSERT_TRUE(test::wait_for([&] {
     c.run_for(loader, 20ms);
     return loader.stats().stuck_threads == 0;
@@ -170,7 +146,10 @@ TEST(LoaderStuck, AStreamReleasedWhileItsReadIsStuckIsFreedWhenTheReadReturnsAnd
   test::make_wav(dir.file("stuck.wav"), 480'000, 1);
   auto src = streamed(dir.file("stuck.wav"));
   ASSERT_TRUE(src);
-  HoldReads hold("stuck.wav");
+  // A share that stops answering, then comes back: not on this thread (a stream's open and
+  // prefill run here, create_stream), only on the loader's.
+  test::HoldReads hold = test::HoldReads::ending("stuck.wav");
+  hold.not_on_this_thread();
   ScopedFaultInjector inject(hold);
   {
     LoaderThread loader(loader_config());
@@ -179,10 +158,10 @@ TEST(LoaderStuck, AStreamReleasedWhileItsReadIsStuckIsFreedWhenTheReadReturnsAnd
     Stream* s = loader.create_stream(*src, 1'000, true, err);
     ASSERT_NE(s, nullptr) << err;
     Consumer c{{s}, {}};
-    hold.armed = true;
+    hold.close();
     ASSERT_TRUE(test::wait_for([&] {
       c.run_for(loader, 5ms);
-      return hold.held.load() == 1;
+      return hold.held_now() == 1;
     }));
     ASSERT_TRUE(test::wait_for([&] { return loader.stats().stuck_reads == 1; }));
     loader.release(s);
@@ -193,21 +172,21 @@ TEST(LoaderStuck, AStreamReleasedWhileItsReadIsStuckIsFreedWhenTheReadReturnsAnd
     // A second stuck read, on the new thread: stop() gives it up rather than wait for it.
     Stream* again = loader.create_stream(*src, 1'000, true, err);
     ASSERT_NE(again, nullptr) << err;
-    (void)again;           // owned by the loader (or by its stuck thread, once given up)
-    hold.released = true;  // the first read returns: its stream is freed by its thread
-    ASSERT_TRUE(test::wait_for([&] { return hold.held.load() == 0; }));
-    hold.released = false;
+    (void)again;  // owned by the loader (or by its stuck thread, once given up)
+    hold.open();  // the first read returns: its stream is freed by its thread
+    ASSERT_TRUE(test::wait_for([&] { return hold.held_now() == 0; }));
+    hold.close();
     Consumer c2{{again}, {}};
     ASSERT_TRUE(test::wait_for([&] {
       c2.run_for(loader, 5ms);
-      return hold.held.load() == 1;
+      return hold.held_now() == 1;
     }));
     const auto t0 = std::chrono::steady_clock::now();
     loader.stop();
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s) << "stop() waited for a stuck read";
   }  // the LoaderThread is gone; its stuck thread still holds `again`
-  hold.released = true;
-  EXPECT_TRUE(test::wait_for([&] { return hold.held.load() == 0; }));
+  hold.open();
+  EXPECT_TRUE(test::wait_for([&] { return hold.held_now() == 0; }));
   std::this_thread::sleep_for(50ms);  // the thread frees `again` and leaves
 }
 

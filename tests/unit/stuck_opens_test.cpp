@@ -1,0 +1,90 @@
+// The opener threads' guard against a file system that stops answering (control/stuck_opens.hpp):
+// the walk that finds where a load's path leads (and where a call that does not return is), and
+// the stuck opens keyed by that place, not by the path's text.
+#include "control/stuck_opens.hpp"
+#include "common/fixtures.hpp"
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace stemd::control {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Tree {
+  test::TempDir tmp;
+  std::string dir = fs::canonical(tmp.path()).string();  // the walk resolves every symlink
+  Tree() {
+    fs::create_directory(dir + "/real");
+    std::ofstream(dir + "/real/x.wav") << "x";
+    fs::create_directory_symlink("real", dir + "/rel");         // relative
+    fs::create_directory_symlink(dir + "/real", dir + "/abs");  // absolute
+    fs::create_symlink("../rel/x.wav", dir + "/real/up");       // through "..", then another link
+  }
+};
+
+std::string walk(const std::string& path, const std::string& bound, OpenTrail& trail, bool& ok,
+                 const std::function<std::string(const std::string&)>& refuse = {}) {
+  std::string refusal;
+  ok = walk_path(path, bound, trail, refuse, refusal);
+  return refusal;
+}
+
+TEST(StuckOpens, AWalkEndsWhereThePathLeadsThroughSymlinks) {
+  Tree t;
+  bool ok = false;
+  for (const std::string& p : {t.dir + "/abs/x.wav", t.dir + "/rel/x.wav", t.dir + "/real/up", t.dir + "/real/x.wav"}) {
+    OpenTrail trail;
+    walk(p, "", trail, ok);
+    EXPECT_TRUE(ok) << p;
+    EXPECT_EQ(trail.where(), t.dir + "/real/x.wav") << p;
+  }
+  OpenTrail missing;  // stops where the open will fail, and says where it was
+  walk(t.dir + "/nope/x.wav", "", missing, ok);
+  EXPECT_TRUE(ok);
+  EXPECT_EQ(missing.where(), t.dir + "/nope");
+}
+
+TEST(StuckOpens, AWalkAsksTheGuardBeforeEachStepAndStaysInItsBound) {
+  Tree t;
+  bool ok = true;
+  OpenTrail refused;
+  const std::string why = walk(t.dir + "/abs/x.wav", "", refused, ok, [&](const std::string& at) {
+    return at.rfind(t.dir + "/real", 0) == 0 ? std::string("busy: stuck") : std::string();
+  });
+  EXPECT_FALSE(ok);
+  EXPECT_EQ(why, "busy: stuck");
+  EXPECT_EQ(refused.where(), t.dir + "/real") << "the step refused is the first into the stuck place";
+  OpenTrail bounded;  // under a media root at real/: the way out to abs/ is not looked at
+  int steps_out = 0;
+  walk(t.dir + "/real/../abs/x.wav", t.dir + "/real", bounded, ok, [&](const std::string& at) {
+    steps_out += at.rfind(t.dir + "/abs", 0) == 0 ? 1 : 0;
+    return std::string();
+  });
+  EXPECT_TRUE(ok);
+  EXPECT_EQ(steps_out, 0) << "looked at a path outside the root";
+}
+
+TEST(StuckOpens, AnOpenIsStuckOnItsFileSystemUntilItsJobReturns) {
+  Tree t;
+  StuckOpens stuck;
+  EXPECT_EQ(stuck.busy(t.dir + "/real/x.wav", "x.wav"), "");
+  auto trail = std::make_shared<OpenTrail>();
+  stuck.add(std::chrono::steady_clock::now(), t.dir + "/real/x.wav", t.dir + "/real/x.wav", trail);
+  EXPECT_EQ(stuck.size(), 1u);
+  const std::string why = stuck.busy(t.dir + "/abs/other.wav", "other.wav");  // same disk, another file
+  EXPECT_EQ(why.rfind("busy: the file system of other.wav (", 0), 0u) << why;
+  EXPECT_NE(why.find("an open of " + t.dir + "/real/x.wav is stuck there"), std::string::npos) << why;
+  trail->finish();
+  EXPECT_EQ(stuck.busy(t.dir + "/abs/other.wav", "other.wav"), "");
+  EXPECT_EQ(stuck.size(), 0u);
+}
+
+}  // namespace
+}  // namespace stemd::control
