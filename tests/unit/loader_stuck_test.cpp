@@ -211,5 +211,45 @@ TEST(LoaderStuck, AStreamReleasedWhileItsReadIsStuckIsFreedWhenTheReadReturnsAnd
   std::this_thread::sleep_for(50ms);  // the thread frees `again` and leaves
 }
 
+// Two streams given up in reads that have not returned (two file systems), never released by the
+// engine, when the LoaderThread is destroyed: each is marked released and freed by its thread when
+// its read returns. The destructor looped over orphans_ while release_orphan() erased from it
+// (outside pass 23's code-read notes): the second was skipped and leaked with its file.
+TEST(LoaderStuck, EveryStuckStreamLeftAtDestructionIsFreedWhenItsReadReturns) {
+  test::TempDir dir;
+  const std::string other = "/dev/shm/stemd-loader-stuck-other-held.wav";
+  if (device_of("/dev/shm") == 0 || device_of("/dev/shm") == device_of(dir.path())) {
+    GTEST_SKIP() << "needs /dev/shm on a file system other than " << dir.path();
+  }
+  test::make_wav(dir.file("a-held.wav"), 480'000, 1);
+  test::make_wav(other, 480'000, 2);
+  auto a = streamed(dir.file("a-held.wav"));
+  auto b = streamed(other);
+  ::unlink(other.c_str());
+  ASSERT_TRUE(a && b);
+  HoldReads hold("held.wav");
+  ScopedFaultInjector inject(hold);
+  {
+    LoaderThread loader(loader_config());
+    loader.start();
+    std::string err;
+    Stream* sa = loader.create_stream(*a, 1'000, true, err);
+    Stream* sb = loader.create_stream(*b, 1'000, true, err);
+    ASSERT_TRUE(sa && sb) << err;
+    Consumer c{{sa, sb}, {}};
+    hold.armed = true;
+    ASSERT_TRUE(test::wait_for([&] {
+      c.run_for(loader, 5ms);
+      return loader.stats().stuck_threads == 2;
+    })) << "both reads given up";
+    EXPECT_EQ(a->file.use_count(), 2);  // the source's and its stuck reader's
+    EXPECT_EQ(b->file.use_count(), 2);
+  }  // destroyed with both streams orphaned, their reads still held
+  hold.released = true;
+  ASSERT_TRUE(test::wait_for([&] { return hold.held.load() == 0; }));
+  EXPECT_TRUE(test::wait_for([&] { return a->file.use_count() == 1; })) << "the first stuck stream was never freed";
+  EXPECT_TRUE(test::wait_for([&] { return b->file.use_count() == 1; })) << "the second stuck stream was never freed";
+}
+
 }  // namespace
 }  // namespace stemd::io
