@@ -7,6 +7,7 @@
 // writes the last state queued for --state-file if the main thread had not saved it yet, and
 // ends the process with _exit() and the status stemd would have returned.
 #include "daemon_run.hpp"
+#include "io/file_closer.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -79,12 +80,17 @@ extern "C" void exit_on_abort(int) {
 }  // namespace
 
 // The threads stuck in the file system (a hung share) that the shutdown leaves behind, named by
-// what they wait on: "opener threads on 'a.wav' (lost); web listings on '/stems'" ("" when none).
+// what they wait on: "opener threads on 'a.wav' (lost); web listings on '/stems'; 2 closer threads in
+// closes of files (0 more files waiting)" ("" when none).
 std::string DaemonRun::stuck_in_file_system() const {
   std::string out;
   if (const std::string o = inst_->router().openers_running(); !o.empty()) out = "opener threads on " + o;
   if (const std::string l = web_ ? web_->listings_running() : std::string(); !l.empty())
     out += (out.empty() ? "" : "; ") + std::string("web listings on ") + l;
+  if (const io::FileCloser::Stats c = io::FileCloser::process().stats(); c.stuck_now > 0) {
+    out += (out.empty() ? "" : "; ") + std::to_string(c.stuck_now) + " closer thread" + (c.stuck_now > 1 ? "s" : "") +
+           " in closes of files (" + std::to_string(c.waiting) + " more files waiting)";
+  }
   return out;
 }
 

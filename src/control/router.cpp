@@ -7,6 +7,7 @@
 #include "args.hpp"
 #include "limits.hpp"
 #include "suggest.hpp"
+#include "io/file_closer.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -560,6 +561,9 @@ std::vector<OscArg> Router::status_fields() {
   kv("read_errors", OscArg::Int64(static_cast<std::int64_t>(ls.read_errors)));
   kv("stuck_reads", OscArg::Int64(static_cast<std::int64_t>(ls.stuck_reads)));
   kv("reads_stuck_now", OscArg::Int(ls.stuck_threads));
+  const io::FileCloser::Stats cs = io::FileCloser::process().stats();  // closes of files let go (file_closer.hpp)
+  kv("closes_stuck_now", OscArg::Int(cs.stuck_now));
+  kv("closes_waiting", OscArg::Int64(static_cast<std::int64_t>(cs.waiting)));
   kv("messages", OscArg::Int64(static_cast<std::int64_t>(stats_.messages)));
   // A late bundle's messages ran (at once): counted apart, late_messages; a busy refusal is
   // back-pressure, not bad input (a client that only went too fast): busy_messages.

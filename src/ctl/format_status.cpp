@@ -93,6 +93,8 @@ const char* plain_label(const std::string& k) {
       {"read_errors", "read errors"},
       {"stuck_reads", "reads that did not return (a disk or share stopped answering)"},
       {"reads_stuck_now", "reads still not returned"},
+      {"closes_stuck_now", "file closes not returned for 1 s (a share stopped answering)"},
+      {"closes_waiting", "files let go but kept open (every closer thread stuck)"},
       {"rings_ran_dry", "rings run dry"},
       {"loader_rt_demotions", "loader left SCHED_FIFO (too much CPU)"},
       {"messages", "OSC messages"},

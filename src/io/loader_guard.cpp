@@ -116,7 +116,8 @@ bool LoaderThread::give_up(ReadGuard& g, std::uint64_t now, std::uint64_t after_
     readers_.erase(std::remove(readers_.begin(), readers_.end(), r), readers_.end());
     unbelled_.erase(std::remove(unbelled_.begin(), unbelled_.end(), r), unbelled_.end());
     unwatch(*r);
-    r->orphaned = true;  // its doorbell may still ring: consider() passes it by
+    std::erase(to_watch_, r);  // given up in its watch: not the successor's to watch
+    r->orphaned = true;        // its doorbell may still ring: consider() passes it by
     orphans_.push_back(r);
     ++stats_.stuck_reads;
     stats_.stuck_threads = static_cast<int>(stuck_.size()) + 1;
@@ -159,7 +160,7 @@ void LoaderThread::take_back_orphans() {
     r->orphan.store(0, std::memory_order_relaxed);
     r->orphaned = false;
     r->seek_pending = !r->region_cached();
-    watch(*r);
+    to_watch_.push_back(r);  // watched by take_pending, under the read guard
     readers_.push_back(r);
     if (r->slot == kNoSlot) unbelled_.push_back(r);
     spdlog::info("stream {}: its read returned after all: it goes on", base::log_escape(r->path));

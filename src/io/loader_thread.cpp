@@ -45,8 +45,9 @@ LoaderThread::~LoaderThread() {
   stop();
   for (Reader* r : readers_) delete r;
   for (Reader* r : pending_add_) delete r;
-  for (Reader* r : orphans_) release_orphan(r);  // a stuck thread's: deleted when its read returns
-  if (inotify_fd_ >= 0) ::close(inotify_fd_);    // its watches go with it
+  // A stuck thread's: deleted when its read returns (release_orphan erases: no range-for here).
+  while (!orphans_.empty()) release_orphan(orphans_.back());
+  if (inotify_fd_ >= 0) ::close(inotify_fd_);  // its watches go with it
   sem_destroy(&wake_);
 }
 
@@ -401,48 +402,57 @@ bool LoaderThread::fill_cached(Reader& r, std::int64_t n, std::int64_t fill) {
   return false;
 }
 
-// The fill the ring needs: what the voice consumes while it waits for a read (mean + kSigma·σ
-// of its source's measured wait), plus an audio period and a wake-up interval, plus the deficit
-// at which the loader acts at all.
-// [loader] Streams added and released since the last pass (under mutex_); the added ones go to `fresh`.
-void LoaderThread::take_pending(std::vector<Reader*>& fresh) {
-  std::lock_guard lock(mutex_);
-  for (Reader* r : pending_add_) {
-    watch(*r);
-    readers_.push_back(r);
-    fresh.push_back(r);
-    if (r->slot != kNoSlot) {
-      slot_reader_[r->slot] = r;
-    } else {
-      unbelled_.push_back(r);
+// [loader] Streams added and released since the last pass; the added ones go to `fresh`. Released
+// ones are deleted, and new (or taken-back) ones watched under the read guard, once mutex_ (which
+// [control] takes) is let go. False: given up in a watch — the thread returns, touching nothing.
+bool LoaderThread::take_pending(std::vector<Reader*>& fresh) {
+  {
+    std::lock_guard lock(mutex_);
+    for (Reader* r : pending_add_) {
+      to_watch_.push_back(r);
+      readers_.push_back(r);
+      fresh.push_back(r);
+      if (r->slot != kNoSlot) {
+        slot_reader_[r->slot] = r;
+      } else {
+        unbelled_.push_back(r);
+      }
     }
+    pending_add_.clear();
+    for (Stream* s : pending_remove_) {
+      auto* r = static_cast<Reader*>(s);
+      auto it = std::find(readers_.begin(), readers_.end(), r);
+      if (it == readers_.end()) {
+        release_orphan(r);  // a stream whose read was given up, if it is one
+        continue;
+      }
+      ring_bytes_.fetch_sub(r->ring_bytes(), std::memory_order_relaxed);
+      if (r->slot != kNoSlot) {  // the engine has retired it: nothing sets its bit any more
+        slot_reader_[r->slot] = nullptr;
+        bells_[r->slot / 64].fetch_and(~(1ull << (r->slot % 64)), std::memory_order_relaxed);
+        free_slots_.push_back(r->slot);
+      } else {
+        unbelled_.erase(std::remove(unbelled_.begin(), unbelled_.end(), r), unbelled_.end());
+      }
+      std::erase(fresh, r);
+      std::erase(to_watch_, r);
+      unwatch(*r);
+      doomed_.push_back(r);
+      *it = readers_.back();
+      readers_.pop_back();
+    }
+    pending_remove_.clear();
+    if (!orphans_.empty()) take_back_orphans();
+    stats_.streams = readers_.size();
+    ++stats_.passes;
   }
-  pending_add_.clear();
-  for (Stream* s : pending_remove_) {
-    auto* r = static_cast<Reader*>(s);
-    auto it = std::find(readers_.begin(), readers_.end(), r);
-    if (it == readers_.end()) {
-      release_orphan(r);  // a stream whose read was given up, if it is one
-      continue;
-    }
-    ring_bytes_.fetch_sub(r->ring_bytes(), std::memory_order_relaxed);
-    if (r->slot != kNoSlot) {  // the engine has retired it: nothing sets its bit any more
-      slot_reader_[r->slot] = nullptr;
-      bells_[r->slot / 64].fetch_and(~(1ull << (r->slot % 64)), std::memory_order_relaxed);
-      free_slots_.push_back(r->slot);
-    } else {
-      unbelled_.erase(std::remove(unbelled_.begin(), unbelled_.end(), r), unbelled_.end());
-    }
-    std::erase(fresh, r);
-    unwatch(*r);
-    delete r;
-    *it = readers_.back();
-    readers_.pop_back();
+  for (Reader* r : doomed_) delete r;  // its file's close goes to the closer (file_closer.hpp)
+  doomed_.clear();
+  while (!to_watch_.empty()) {                    // from the back: given up in one, the rest are still to watch
+    if (!watch(*to_watch_.back())) return false;  // given up: give_up() took that one off
+    to_watch_.pop_back();
   }
-  pending_remove_.clear();
-  if (!orphans_.empty()) take_back_orphans();
-  stats_.streams = readers_.size();
-  ++stats_.passes;
+  return true;
 }
 
 // [loader] The streams whose consumer rang since the last call (each once per pass id).
@@ -528,7 +538,7 @@ void LoaderThread::run(const std::shared_ptr<ReadGuard>& guard) {
     while (sem_trywait(&wake_) == 0) {  // coalesce a burst of wakes into one pass
     }
     fresh.clear();
-    take_pending(fresh);
+    if (!take_pending(fresh)) return;  // stuck in a watch and replaced: nothing here is ours any more
 
     // Emptiest (relative to its target) first, until every ring is at its target or finished.
     // Reads stop early when asked to quit.

@@ -264,9 +264,9 @@ class LoaderThread {
   void adapt_all(std::uint64_t now_ns);                   // [loader] every reader, ≈ 10 per second
   void log_changes(std::uint64_t now_ns);                 // [loader] rate-limited info line
   using Order = std::vector<std::tuple<std::uint32_t, Reader*, std::uint64_t>>;  // fill ‰, reader, needy since
-  void take_pending(std::vector<Reader*>& fresh);                                // [loader]
+  bool take_pending(std::vector<Reader*>& fresh);                                // [loader]
   void consider(Reader* r, std::uint64_t now, Order& order);                     // [loader]
-  void watch(Reader& r);                                                         // [loader]
+  bool watch(Reader& r);                                                         // [loader] false: given up (guarded)
   void unwatch(Reader& r);                                                       // [loader]
   void read_watch_events();                                                      // [loader]
   bool adaptive() const noexcept { return min_frames_ < cfg_.ring_frames || max_frames_ > cfg_.ring_frames; }
@@ -309,6 +309,8 @@ class LoaderThread {
   // [loader] only
   std::vector<Reader*> readers_;
   std::vector<Reader*> unbelled_;  // streams past kBellSlots: looked at in every pass
+  std::vector<Reader*> to_watch_;  // new or taken-back streams, watched once mutex_ is let go (take_pending)
+  std::vector<Reader*> doomed_;    // released streams, deleted once mutex_ is let go (take_pending)
   // Writes to the streams' files (inotify, IN_NONBLOCK; -1: none, every read checks its header):
   // the watch descriptor of each watched file and how many streams share it (one per inode).
   int inotify_fd_ = -1;

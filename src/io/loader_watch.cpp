@@ -19,25 +19,35 @@ namespace stemd::io {
 
 // [loader] Watches the file `r` streams for writes, through its open descriptor (the file it
 // reads, whatever its path names now). One watch per inode, shared by the streams of that file.
-// Without one, the stream checks its header at every read.
-void LoaderThread::watch(Reader& r) {
+// Without one, the stream checks its header at every read. The watch is asked for under the read
+// guard: the jump through /proc/self/fd may revalidate the file on its server (NFS) and the
+// permission check may ask a FUSE server — on a share that stopped answering the watchdog gives
+// this thread up as for a read. False then: the caller returns at once, touching nothing.
+bool LoaderThread::watch(Reader& r) {
   r.header_check = true;  // written between its open and now: unknown
-  if (inotify_fd_ < 0 || r.file.fd() < 0) return;
+  if (inotify_fd_ < 0 || r.file.fd() < 0) return true;
   char path[64];
   std::snprintf(path, sizeof path, "/proc/self/fd/%d", r.file.fd());
-  const int wd = inotify_add_watch(inotify_fd_, path, IN_MODIFY);
+  int wd = -1, err = 0;
+  if (!guarded(r, [&] {
+        wd = inotify_add_watch(inotify_fd_, path, IN_MODIFY);
+        err = errno;
+      })) {
+    return false;
+  }
   if (wd < 0) {
     if (!watch_limit_logged_) {  // once: ENOSPC past fs.inotify.max_user_watches, or no /proc
       watch_limit_logged_ = true;
       spdlog::warn(
           "loader: cannot watch {} for writes ({}): streams without a watch read their file's header at "
           "every read (raise fs.inotify.max_user_watches if this says 'No space left on device')",
-          base::log_escape(r.path), std::strerror(errno));
+          base::log_escape(r.path), std::strerror(err));
     }
-    return;
+    return true;
   }
   r.watch = wd;
   ++watch_refs_[wd];
+  return true;
 }
 
 void LoaderThread::unwatch(Reader& r) {

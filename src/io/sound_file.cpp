@@ -2,6 +2,7 @@
 // translation units that include <sndfile.h>.
 #include "sound_file.hpp"
 
+#include "file_closer.hpp"
 #include "sndfile_log.hpp"
 
 #include <sndfile.h>
@@ -98,12 +99,12 @@ std::shared_ptr<FileHandle> FileHandle::adopt(int fd, std::string path, std::str
   struct stat st {};
   if (fstat(fd, &st) != 0) {
     error = std::strerror(errno);
-    ::close(fd);
+    close_file(fd);  // on the closer: a close on a share that stopped answering waits (file_closer.hpp)
     return nullptr;
   }
   if (!S_ISREG(st.st_mode)) {
     error = S_ISDIR(st.st_mode) ? "is a directory (not a regular file)" : "not a regular file";
-    ::close(fd);
+    close_file(fd);
     return nullptr;
   }
   // Reads do not update the file's access time where the kernel lets us ask (we own the file, or
@@ -117,7 +118,10 @@ std::shared_ptr<FileHandle> FileHandle::adopt(int fd, std::string path, std::str
   return std::shared_ptr<FileHandle>(new FileHandle(fd, std::move(path), id));
 }
 
-FileHandle::~FileHandle() { ::close(fd_); }
+// Not ::close here: the last reference drops on the control thread (an unload, a load into an
+// occupied id, /mixer_cleanup) or the loader thread (a released stream), and a close on FUSE or NFS
+// waits for the share — forever when it stopped answering (file_closer.hpp).
+FileHandle::~FileHandle() { close_file(fd_); }
 
 std::int64_t FileHandle::size() const noexcept {
   struct stat st {};

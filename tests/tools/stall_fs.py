@@ -16,6 +16,10 @@ is refused (ENOSYS), as before.
 
 --hold-all-after FLAG: once the file FLAG exists every request (a lookup, a getattr, an open…) is
 held unanswered — a dead NFS server or sshfs whose ssh hung: even a stat of the mount's folders blocks.
+Held then too: the FLUSH that close() sends (and waits for) on every file opened here.
+
+--serve NAME=PATH (repeatable): a file NAME that reads as PATH's bytes, answered at once (direct
+I/O: every read reaches this server) — a share that answers, until --hold-all-after's flag.
 """
 import errno
 import os
@@ -27,6 +31,8 @@ import ctypes
 
 OP_LOOKUP, OP_FORGET, OP_GETATTR, OP_OPEN, OP_RELEASE, OP_FLUSH, OP_CREATE = 1, 2, 3, 14, 18, 25, 35
 OP_INIT, OP_OPENDIR, OP_READDIR, OP_RELEASEDIR, OP_INTERRUPT, OP_DESTROY, OP_BATCH_FORGET = 26, 27, 28, 29, 36, 38, 42
+OP_READ, FOPEN_DIRECT_IO, SERVED_INO = 15, 1, 4
+SERVED = []  # (name, path) of --serve, inodes SERVED_INO + index
 ROOT, FILE_INO, FILE_NAME, FILE_SIZE = 1, 2, b"stalled.wav", 1 << 20
 DIR_INO, DIR_NAME = 3, b"stalled_dir"
 
@@ -36,6 +42,8 @@ def attributes(ino):
     directory = ino in (ROOT, DIR_INO)
     mode = (0o040755 if directory else 0o100644)
     size = 0 if directory else FILE_SIZE
+    if ino >= SERVED_INO:
+        size = os.path.getsize(SERVED[ino - SERVED_INO][1])
     # struct fuse_attr: ino size blocks atime mtime ctime, their nsecs, mode nlink uid gid rdev blksize padding
     return struct.pack("<QQQQQQIIIIIIIIII", ino, size, (size + 511) // 512, now, now, now, 0, 0, 0, mode,
                        2 if directory else 1, 0, 0, 0, 4096, 0)
@@ -44,6 +52,10 @@ def attributes(ino):
 def main():
     mountpoint = sys.argv[1]
     hold_creates = "--hold-creates" in sys.argv[2:]
+    for i, a in enumerate(sys.argv[2:-1], 2):
+        if a == "--serve":
+            name, _, path = sys.argv[i + 1].partition("=")
+            SERVED.append((name.encode(), path))
     fd = os.open("/dev/fuse", os.O_RDWR)
     libc = ctypes.CDLL(None, use_errno=True)
     options = f"fd={fd},rootmode=40000,user_id=0,group_id=0,allow_other".encode()
@@ -79,14 +91,22 @@ def main():
                    b"\0" * 28)
         elif op == OP_LOOKUP:
             name = body.split(b"\0")[0]
-            if node == ROOT and name in (FILE_NAME, DIR_NAME):
-                ino = FILE_INO if name == FILE_NAME else DIR_INO
+            served = [n for n, _ in SERVED]
+            if node == ROOT and (name in (FILE_NAME, DIR_NAME) or name in served):
+                ino = FILE_INO if name == FILE_NAME else DIR_INO if name == DIR_NAME else SERVED_INO + served.index(name)
                 # fuse_entry_out: nodeid generation entry_valid attr_valid, their nsecs, attr
                 answer(unique, 0, struct.pack("<QQQQII", ino, 0, 1, 1, 0, 0) + attributes(ino))
             else:
                 answer(unique, errno.ENOENT)
         elif op == OP_GETATTR:
             answer(unique, 0, struct.pack("<QII", 1, 0, 0) + attributes(node))
+        elif op == OP_OPEN and node >= SERVED_INO:
+            answer(unique, 0, struct.pack("<QII", 0, FOPEN_DIRECT_IO, 0))
+        elif op == OP_READ and node >= SERVED_INO:
+            _, offset, size = struct.unpack("<QQI", body[:20])  # fuse_read_in: fh offset size
+            with open(SERVED[node - SERVED_INO][1], "rb") as f:
+                f.seek(offset)
+                answer(unique, 0, f.read(size))
         elif op == OP_OPEN and node == FILE_INO:
             held.append(unique)
             print(f"open of {FILE_NAME.decode()} held ({len(held)})", flush=True)

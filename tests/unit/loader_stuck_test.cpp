@@ -12,10 +12,14 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <ctime>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
@@ -188,6 +192,74 @@ TEST(LoaderStuck, AStreamReleasedWhileItsReadIsStuckIsFreedWhenTheReadReturnsAnd
   hold.open();
   EXPECT_TRUE(test::wait_for([&] { return hold.held_now() == 0; }));
   std::this_thread::sleep_for(50ms);  // the thread frees `again` and leaves
+}
+
+// A copy of `path` in a memfd: a file system of its own (st_dev of the kernel's internal tmpfs),
+// neither the test directory's nor /dev/shm's. Loaded as `name` (the fault injector matches it).
+std::unique_ptr<Source> streamed_memfd(const std::string& path, const std::string& name) {
+  const int fd = memfd_create("stemd-test", MFD_CLOEXEC);
+  if (fd < 0) return nullptr;
+  std::ifstream in(path, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (::write(fd, bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size())) {
+    ::close(fd);
+    return nullptr;
+  }
+  std::string err;
+  std::shared_ptr<FileHandle> file = FileHandle::adopt(fd, name, err);
+  if (!file) return nullptr;
+  LoadOptions o;
+  o.output_rate = 48'000;
+  o.preload_limit_bytes = 0;
+  o.head_frames = 1'000;
+  LoadResult r = load_source(file, "t", o);
+  return std::move(r.source);
+}
+
+// Three streams given up in reads that have not returned (three file systems), never released by
+// the engine, when the LoaderThread is destroyed: each is marked released and freed by its thread
+// when its read returns. The destructor looped over orphans_ while release_orphan() erased from it
+// (outside pass 23's code-read notes): the middle one was skipped and leaked with its file.
+TEST(LoaderStuck, EveryStuckStreamLeftAtDestructionIsFreedWhenItsReadReturns) {
+  test::TempDir dir;
+  const std::string other = "/dev/shm/stemd-loader-stuck-other-held.wav";
+  if (device_of("/dev/shm") == 0 || device_of("/dev/shm") == device_of(dir.path())) {
+    GTEST_SKIP() << "needs /dev/shm on a file system other than " << dir.path();
+  }
+  test::make_wav(dir.file("a-held.wav"), 480'000, 1);
+  test::make_wav(other, 480'000, 2);
+  std::vector<std::unique_ptr<Source>> src;
+  src.push_back(streamed(dir.file("a-held.wav")));
+  src.push_back(streamed(other));
+  src.push_back(streamed_memfd(other, "memfd-c-held.wav"));
+  ::unlink(other.c_str());
+  for (const auto& s : src) ASSERT_TRUE(s);
+  ASSERT_NE(src[2]->file->identity().dev, src[0]->file->identity().dev);
+  ASSERT_NE(src[2]->file->identity().dev, src[1]->file->identity().dev);
+  HoldReads hold("held.wav");
+  ScopedFaultInjector inject(hold);
+  {
+    LoaderThread loader(loader_config());
+    loader.start();
+    Consumer c;
+    for (const auto& s : src) {
+      std::string err;
+      c.streams.push_back(loader.create_stream(*s, 1'000, true, err));
+      ASSERT_NE(c.streams.back(), nullptr) << err;
+    }
+    hold.armed = true;
+    ASSERT_TRUE(test::wait_for([&] {
+      c.run_for(loader, 5ms);
+      return loader.stats().stuck_threads == 3;
+    })) << "the three reads given up";
+    for (const auto& s : src) EXPECT_EQ(s->file.use_count(), 2);  // the source's and its stuck reader's
+  }  // destroyed with the three streams orphaned, their reads still held
+  hold.released = true;
+  ASSERT_TRUE(test::wait_for([&] { return hold.held.load() == 0; }));
+  for (std::size_t k = 0; k < src.size(); ++k) {
+    EXPECT_TRUE(test::wait_for([&] { return src[k]->file.use_count() == 1; }))
+        << "stuck stream " << k << " never freed";
+  }
 }
 
 }  // namespace
