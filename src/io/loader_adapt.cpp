@@ -53,7 +53,13 @@ void LoaderThread::set_priority() {
         cfg_.rt_priority, std::strerror(rc));
     return;
   }
-  spdlog::info("loader thread: SCHED_FIFO priority {} (below the audio thread's)", cfg_.rt_priority);
+  // A thread that replaces a given-up one (a slow share: one every slow read) says it at debug.
+  const bool replacement = [this] {
+    std::lock_guard lock(mutex_);
+    return stats_.stuck_reads > 0;
+  }();
+  spdlog::log(replacement ? spdlog::level::debug : spdlog::level::info,
+              "loader thread: SCHED_FIFO priority {} (below the audio thread's)", cfg_.rt_priority);
 }
 
 // [loader] Once per window (kAdaptEveryNs of wall time): the loader's CPU over the window, and

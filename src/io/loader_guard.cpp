@@ -73,8 +73,10 @@ void LoaderThread::watchdog() {
         ++it;
         continue;
       }
-      spdlog::info("loader: a given-up read has returned after {:.1f} s; its thread has ended",
-                   static_cast<double>(now - (*it)->since_ns.load(std::memory_order_relaxed)) * 1e-9);
+      // Reads of a slow share, given up one after another: at debug (its first give-up was logged).
+      const double after_s = static_cast<double>(now - (*it)->since_ns.load(std::memory_order_relaxed)) * 1e-9;
+      spdlog::log(after_s * 1e3 >= cfg_.stuck_read_ms ? spdlog::level::info : spdlog::level::debug,
+                  "loader: a given-up read has returned after {:.1f} s; its thread has ended", after_s);
       dead_devices_.fetch_sub(1, std::memory_order_relaxed);
       it = stuck_.erase(it);
       at_cap_.store(false, std::memory_order_relaxed);
