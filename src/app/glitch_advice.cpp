@@ -55,10 +55,20 @@ std::string glitch_advice(const GlitchWindow& w) {
     out += out.empty() ? " — " : "; ";
     // A read that does not return (outside attack pass 21: the advice was the ring's while a dead
     // share held the loader): no ring is long enough; the voices of that file system wait for it.
-    out += w.stuck_reads > 0
-               ? "a read on a disk or share has not returned (the error above names its file): the voices of that "
-                 "file system wait until it answers, the others play on; a larger --ring-ms is not the fix"
-               : "a stream's read-ahead ran dry (the disk was slower than playback): raise --ring-ms or --ring-min-ms";
+    // A read slower than a whole ring, not yet given up (outside attack pass 23: "raise --ring-ms"
+    // while a share's read had lasted seconds): the ring is not what failed.
+    if (w.stuck_reads > 0) {
+      out +=
+          "a read on a disk or share has not returned (the error above names its file): the voices of that file "
+          "system wait until it answers, the others play on; a larger --ring-ms is not the fix";
+    } else if (w.slow_read_ms > 0) {
+      out += fmt::format(
+          "a read on a disk or share has taken {:.0f} ms, longer than a stream's ring holds ({:.0f} ms): the voices "
+          "of that file system wait for it; a larger --ring-ms helps only if that disk or share is always this slow",
+          w.slow_read_ms, w.ring_ms);
+    } else {
+      out += "a stream's read-ahead ran dry (the disk was slower than playback): raise --ring-ms or --ring-min-ms";
+    }
   }
   return out;
 }

@@ -17,6 +17,10 @@ struct GlitchWindow {
   std::string device;             // "the device (JACK server)", what stemd plays on
   bool clock_paced = false;       // the null backend: no device, blocks paced by the system clock
   int stuck_reads = 0;            // loader threads stuck in a read that has not returned (a dead share)
+  // The loader's slowest read lately, or the one under way, when it took longer than a stream's ring
+  // holds (ms of wall time; 0: none) — before it is given up, or on a machine with one file system.
+  double slow_read_ms = 0;
+  double ring_ms = 0;  // what a stream's ring holds (--ring-ms), ms of the stream's audio
 };
 
 // The callback's own time is the cause of a device underflow when its slowest call in the

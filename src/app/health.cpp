@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include <pthread.h>
@@ -109,7 +110,11 @@ void DaemonRun::log_glitches(const HealthCounters& c, const engine::DurationHist
   gw.budget_ms = budget_ms_;
   gw.device = bc_.kind == "portaudio" ? "the device (" + backend_->describe() + ")" : "the " + bc_.kind + " output";
   gw.clock_paced = bc_.kind == "null";
-  gw.stuck_reads = inst_->loader().stats().stuck_threads;
+  const io::LoaderStats ls = inst_->loader().stats();
+  const io::LoaderConfig& lc = inst_->loader().config();
+  gw.stuck_reads = ls.stuck_threads;
+  gw.ring_ms = lc.sample_rate > 0 ? 1e3 * static_cast<double>(lc.ring_frames) / lc.sample_rate : 0;
+  if (const double slowest = std::max(ls.read_ms_now, ls.read_ms_max); slowest > gw.ring_ms) gw.slow_read_ms = slowest;
   const std::string advice = glitch_advice(gw);
   // The null backend's pacing late, and nothing else new: information (nothing is heard or lost).
   const bool info = only_pacing_late(gw) && c.read_errors == last_.read_errors && c.truncated == last_.truncated &&

@@ -1,5 +1,5 @@
-// LoaderThread's adaptive prefetch: fill targets from the measured wait, and its log line
-// (see loader_thread.hpp).
+// LoaderThread's adaptive prefetch: fill targets from the measured wait, which rings need a read
+// (consider), and its log line (see loader_thread.hpp).
 #include "loader_reader.hpp"
 
 #include "base/log_guard.hpp"
@@ -41,6 +41,7 @@ int LoaderThread::set_fifo(bool on) {
   return 0;
 }
 
+// [loader] The real-time priority asked for, when permitted; logged either way.
 void LoaderThread::set_priority() {
   gov_wall_ns_ = mono_ns();
   gov_cpu_ns_ = thread_cpu_ns();
@@ -52,7 +53,13 @@ void LoaderThread::set_priority() {
         cfg_.rt_priority, std::strerror(rc));
     return;
   }
-  spdlog::info("loader thread: SCHED_FIFO priority {} (below the audio thread's)", cfg_.rt_priority);
+  // A thread that replaces a given-up one (a slow share: one every slow read) says it at debug.
+  const bool replacement = [this] {
+    std::lock_guard lock(mutex_);
+    return stats_.stuck_reads > 0;
+  }();
+  spdlog::log(replacement ? spdlog::level::debug : spdlog::level::info,
+              "loader thread: SCHED_FIFO priority {} (below the audio thread's)", cfg_.rt_priority);
 }
 
 // [loader] Once per window (kAdaptEveryNs of wall time): the loader's CPU over the window, and
@@ -207,5 +214,46 @@ void LoaderThread::log_changes(std::uint64_t now_ns) {
   last_log_ns_ = now_ns;
 }
 
-// [loader] The real-time priority asked for, when permitted; logged either way.
+// [loader] Whether `r` needs a read now; if so it joins `order` (with how full it is, relative to
+// its target, and since when it has waited).
+void LoaderThread::consider(Reader* r, std::uint64_t now, Order& order) {
+  if (r->done || r->orphaned) return;
+  if (r->retry_at_ns != 0) {  // its last read was given up and brought nothing: backing off
+    if (now < r->retry_at_ns) return;
+    r->retry_at_ns = 0;
+  }
+  // A call on its file system has not returned: not read (its voice underruns) until it does.
+  if (dead_devices_.load(std::memory_order_relaxed) > 0 && on_dead_device(*r)) return;
+  ++looks_;
+  r->ring().rearm_doorbell();  // before reading the fill: a drop after this read rings again
+  const auto cap = r->capacity();
+  const auto writable = static_cast<std::int64_t>(r->ring().writable_frames());
+  const std::int64_t fill = cap - writable;
+  if (fill == 0 && r->primed) {  // the voice drained it: it underran (or is about to)
+    r->primed = false;
+    ++dry_count_;
+    adapt(*r, now, true);
+  }
+  // Skip rings above their low-water mark.
+  const std::int64_t deficit = std::min(writable, r->target - fill);
+  const std::int64_t min_read = r->target - r->low_water(cfg_.chunk_frames, adaptive());
+  if (deficit <= 0 || deficit < min_read) {
+    r->needy_since_ns = 0;
+    return;
+  }
+  if (r->needy_since_ns == 0) {
+    // It crossed the threshold between passes: date the crossing from its drain rate, so a
+    // pass spent in other streams' slow reads counts as waiting.
+    const double late_s = static_cast<double>(deficit - min_read) / r->rate();
+    const auto late_ns = static_cast<std::uint64_t>(late_s * 1e9);
+    // Never before its last write or its target's last growth (a new deficit, not a wait).
+    r->needy_since_ns = std::max({r->last_write_ns, r->grown_ns, now > late_ns ? now - late_ns : 0});
+    if (r->needy_since_ns == 0) r->needy_since_ns = now;
+  }
+  const auto fill_permille = static_cast<std::uint32_t>(std::max<std::int64_t>(fill, 0) * 1000 / r->target);
+  r->dry_at_ns =
+      now + static_cast<std::uint64_t>(static_cast<double>(std::max<std::int64_t>(fill, 0)) * 1e9 / r->rate());
+  order.emplace_back(fill_permille, r, r->needy_since_ns);
+}
+
 }  // namespace stemd::io

@@ -39,7 +39,17 @@ class LoaderThread::Reader : public Stream {
   std::atomic<int> orphan{0};
   bool orphaned = false;      // [loader] given up with its thread: not read until taken back
   bool seek_pending = false;  // a loop wrapped: the next read seeks to next_frame first (under the guard)
-  Charge ring_charge;         // the ring's capacity, taken from the source's memory budget
+  // What the last read brought into the ring (unpublished), and what it asked for: written by the
+  // reading thread in its guarded call, so a read that was given up and then returned is published
+  // when its stream is taken back (take_back_orphans), not discarded and read again.
+  std::int64_t landed = 0, landed_want = 0;
+  bool landed_check = false;      // [loader] that read had to check the header before publishing
+  bool landed_ok = false;         // [its thread] given up, it returned and its frames may be published
+  bool orphan_written = false;    // [loader/watchdog, under mutex_] its file was written while given up
+  int strikes = 0;                // reads given up in a row (the first is logged; back-off)
+  std::uint64_t retry_at_ns = 0;  // [loader] not read before (a given-up read that brought nothing)
+  std::uint64_t dry_at_ns = 0;    // [loader] when its ring runs dry at its drain rate (set while needy)
+  Charge ring_charge;             // the ring's capacity, taken from the source's memory budget
   SoundFile file;
   std::int64_t next_frame = 0;     // file frame of the next read
   std::int64_t total_frames = -1;  // what the header promised (-1: unknown)
@@ -185,8 +195,11 @@ struct LoaderThread::ReadGuard {
   std::atomic<Reader*> reader{nullptr};    // whose file
   std::atomic<bool> returned{false};       // the given-up call has returned: its thread is gone
   std::atomic<bool> exited{false};         // the thread has left run() (stop() joins it then)
-  std::uint64_t dev = 0;                   // the given-up call's file system [watchdog, then loader]
-  std::uint64_t seq = 0;                   // [its thread]
+  // When the first ring of another file system runs dry if this call does not return (monotonic
+  // ns; 0: no other file system is streamed): the watchdog gives the call up halfway there.
+  std::atomic<std::uint64_t> spare_until_ns{0};
+  std::uint64_t dev = 0;  // the given-up call's file system [watchdog, then loader]
+  std::uint64_t seq = 0;  // [its thread]
 };
 
 inline LoaderThread::ReadGuard*& LoaderThread::this_guard() noexcept {
@@ -197,6 +210,12 @@ inline LoaderThread::ReadGuard*& LoaderThread::this_guard() noexcept {
 inline bool& LoaderThread::given_up() noexcept {
   static thread_local bool b = false;
   return b;
+}
+
+// [loader] Within a guarded call: whether the watchdog has given the calling thread up.
+inline bool LoaderThread::given_up_meanwhile() noexcept {
+  const ReadGuard* g = this_guard();
+  return g != nullptr && (g->token.load(std::memory_order_acquire) & ReadGuard::kGivenUp) != 0;
 }
 
 template <class F>

@@ -64,6 +64,7 @@ Stream* LoaderThread::create_stream(const Source& src, std::int64_t from_frame, 
 
 LoaderThread::Opened::Opened() = default;
 LoaderThread::Opened::~Opened() = default;
+void LoaderThread::Opened::set_device_for_test(std::uint64_t dev) { reader_->dev = dev; }
 
 LoaderThread::StreamPlan LoaderThread::plan_stream(const Source& src) const {
   // The ring's capacity is decided here, once: what a fixed ring had (ring_frames), or more when
@@ -206,8 +207,17 @@ void LoaderThread::release(Stream* s) {
 }
 
 LoaderStats LoaderThread::stats() const {
+  std::uint64_t since = 0;
+  {
+    std::lock_guard threads(thread_mu_);
+    const std::uint64_t t = guard_ ? guard_->token.load(std::memory_order_acquire) : 0;
+    if (t != 0 && (t & ReadGuard::kGivenUp) == 0) since = guard_->since_ns.load(std::memory_order_relaxed);
+  }
   std::lock_guard lock(mutex_);
-  return stats_;
+  LoaderStats s = stats_;
+  const std::uint64_t now = mono_ns();
+  s.read_ms_now = since != 0 && now > since ? static_cast<double>(now - since) * 1e-6 : 0;
+  return s;
 }
 
 void LoaderThread::wait_idle() {
@@ -291,7 +301,11 @@ bool LoaderThread::fill_once(Reader& r, std::uint64_t needy_since_ns, bool* wrap
 
   if (r.seek_pending) {  // a loop wrapped (end_of_data)
     bool sought = false;
-    if (!guarded(r, [&] { sought = r.file.seek(r.next_frame); })) return false;
+    if (!guarded(r, [&] {
+          r.landed = 0;  // given up here: nothing read to publish
+          sought = r.file.seek(r.next_frame);
+        }))
+      return false;
     r.seek_pending = false;
     if (!sought) {
       std::lock_guard lock(mutex_);
@@ -305,7 +319,19 @@ bool LoaderThread::fill_once(Reader& r, std::uint64_t needy_since_ns, bool* wrap
   const std::uint64_t t0 = mono_ns();
   // Decoded straight into the ring (its one or two free pieces), published below by commit().
   std::int64_t got = 0;
-  if (!guarded(r, [&] { got = r.read_into_ring(n); })) return false;  // given up: touch nothing
+  r.landed_check = r.watch < 0 || r.header_check;
+  if (!guarded(r, [&] {
+        got = r.read_into_ring(n);
+        // Given up meanwhile, this thread checks what it read (the header, if this read had to)
+        // and it is published at its stream's take-back (publish_landed).
+        r.landed = got;
+        r.landed_want = n;
+        r.landed_ok = false;
+        if (std::string why; got > 0 && given_up_meanwhile()) {
+          r.landed_ok = !r.landed_check || r.file.header_unchanged(why);
+        }
+      }))
+    return false;  // given up: touch nothing
   const std::uint64_t t1 = mono_ns();
   read_max_s_ = std::max(read_max_s_, static_cast<double>(t1 - t0) * 1e-9);
   // Rewritten in place since the stream opened (another format or length): the frames just read
@@ -318,6 +344,7 @@ bool LoaderThread::fill_once(Reader& r, std::uint64_t needy_since_ns, bool* wrap
   if (check && !guarded(r, [&] { rewritten = !r.file.header_unchanged(changed); })) return false;
   if (got > 0 && !rewritten) {
     r.header_check = false;
+    r.strikes = 0;
     if (r.primed && static_cast<std::int64_t>(ring.writable_frames()) == r.capacity()) {
       r.primed = false;  // it ran dry while this read was under way
       ++dry_count_;
@@ -483,42 +510,6 @@ void LoaderThread::publish_low_water(Reader& r) noexcept {
       static_cast<std::size_t>(std::max<std::int64_t>(0, r.low_water(cfg_.chunk_frames, adaptive()))));
 }
 
-// [loader] Whether `r` needs a read now; if so it joins `order` (with how full it is, relative to
-// its target, and since when it has waited).
-void LoaderThread::consider(Reader* r, std::uint64_t now, Order& order) {
-  if (r->done || r->orphaned) return;
-  // A call on its file system has not returned: not read (its voice underruns) until it does.
-  if (dead_devices_.load(std::memory_order_relaxed) > 0 && on_dead_device(*r)) return;
-  ++looks_;
-  r->ring().rearm_doorbell();  // before reading the fill: a drop after this read rings again
-  const auto cap = r->capacity();
-  const auto writable = static_cast<std::int64_t>(r->ring().writable_frames());
-  const std::int64_t fill = cap - writable;
-  if (fill == 0 && r->primed) {  // the voice drained it: it underran (or is about to)
-    r->primed = false;
-    ++dry_count_;
-    adapt(*r, now, true);
-  }
-  // Skip rings above their low-water mark.
-  const std::int64_t deficit = std::min(writable, r->target - fill);
-  const std::int64_t min_read = r->target - r->low_water(cfg_.chunk_frames, adaptive());
-  if (deficit <= 0 || deficit < min_read) {
-    r->needy_since_ns = 0;
-    return;
-  }
-  if (r->needy_since_ns == 0) {
-    // It crossed the threshold between passes: date the crossing from its drain rate, so a
-    // pass spent in other streams' slow reads counts as waiting.
-    const double late_s = static_cast<double>(deficit - min_read) / r->rate();
-    const auto late_ns = static_cast<std::uint64_t>(late_s * 1e9);
-    // Never before its last write or its target's last growth (a new deficit, not a wait).
-    r->needy_since_ns = std::max({r->last_write_ns, r->grown_ns, now > late_ns ? now - late_ns : 0});
-    if (r->needy_since_ns == 0) r->needy_since_ns = now;
-  }
-  const auto fill_permille = static_cast<std::uint32_t>(std::max<std::int64_t>(fill, 0) * 1000 / r->target);
-  order.emplace_back(fill_permille, r, r->needy_since_ns);
-}
-
 void LoaderThread::run(const std::shared_ptr<ReadGuard>& guard) {
   this_guard() = guard.get();
   given_up() = false;
@@ -561,9 +552,11 @@ void LoaderThread::run(const std::shared_ptr<ReadGuard>& guard) {
       look.clear();
       if (round == 0 && sweep) {
         look = readers_;
+        multi_dev_ = dead_devices_.load(std::memory_order_relaxed) > 0;  // (their streams are not in readers_)
         for (Reader* r : readers_) {
           r->looked_in_pass = id;
           sweep_looks_ += r->done ? 0 : 1;  // as consider() counts them
+          multi_dev_ = multi_dev_ || r->dev != readers_.front()->dev;
         }
       } else {
         auto add = [&](Reader* r) {
@@ -579,11 +572,18 @@ void LoaderThread::run(const std::shared_ptr<ReadGuard>& guard) {
       }
       collect_bells(look, id);
       order.clear();
-      for (Reader* r : look) consider(r, now, order);
+      const bool at_cap = at_cap_.load(std::memory_order_relaxed);
+      if (at_cap) note_answers();
+      for (Reader* r : look) {
+        if (!at_cap || answered_lately(*r, now)) consider(r, now, order);
+      }
       if (order.empty()) break;
       std::sort(order.begin(), order.end(),
                 [](const auto& a, const auto& b) { return std::get<0>(a) < std::get<0>(b); });
-      for (auto& [permille, r, since] : order) {
+      plan_spare(order, now);
+      for (std::size_t i = 0; i < order.size(); ++i) {
+        auto& [permille, r, since] = order[i];
+        guard->spare_until_ns.store(spare_[i], std::memory_order_relaxed);  // (published by the call's token)
         fill(*r, since);
         if (given_up()) return;  // stuck in that read and replaced: nothing here is ours any more
         r->needy_since_ns = 0;

@@ -51,16 +51,23 @@
 // Reads that do not return: one thread reads for every stream, so a read of a file on a share (or
 // a disk) that stopped answering would starve every voice, those on other disks too. Each
 // blocking call on a stream's file (a read, a header check, a seek) is made under the thread's
-// ReadGuard (loader_guard.cpp): a watchdog thread that wakes four times a second sees a call older
-// than LoaderConfig::stuck_read_ms, gives the stuck thread up — it will touch nothing of the loader
-// again, and the stream it was reading is its own from then on — and starts a new loader thread
-// with every other stream. Streams of the same file system (st_dev) are not read while that call
-// has not returned (they would only get stuck in turn): their voices underrun, as the stuck one's
-// does. When the call returns, the stuck thread leaves and its stream is taken back (read again
-// from its last published frame): a share that comes back plays on. A stream the engine lets go
-// meanwhile is freed by whichever comes last, the release or the return; a call that never returns
-// keeps its thread and its ring (bounded: after kMaxStuckThreads the watchdog stops replacing
-// threads and says so).
+// ReadGuard (loader_guard.cpp): a watchdog thread, waking at the current call's deadline, gives a
+// call past it up — the thread will touch nothing of the loader again, and the stream it was
+// reading is its own from then on — and starts a new loader thread with every other stream. The
+// deadline (give_up_after): with one file system, LoaderConfig::stuck_read_ms; with streams on
+// several, half the time until the first ring of another file system runs dry (plan_spare: the
+// emptiest still to be read in the round, ring/2 for the others), at least kMinGiveUpNs — so a
+// share that is merely slower than the rings (reads of 1.5 s, never "stuck") delays only its own
+// streams. Streams of the same file system (st_dev) are not read while that call has not returned
+// (they would only get stuck in turn): their voices underrun, as the given-up one's does. When
+// the call returns, the thread leaves and its stream is taken back: what the read brought is
+// published (the thread checks the header first when the read had to; publish_landed), else it is
+// read again from its last published frame after a back-off — a slow share advances at its own
+// pace, one that comes back plays on. A stream the engine lets go meanwhile is freed by whichever
+// comes last, the release or the return; a call that never returns keeps its thread and its ring:
+// at most one per file system that stopped answering, bounded by kMaxStuckThreads (then the last
+// thread reads only file systems that answered within kAnsweredNs). Why not one reader thread per
+// file system: docs/architecture.md, "Slow and dead file systems".
 //
 // Threads:
 //   [control]  create_stream(), release(), stats()
@@ -127,9 +134,11 @@ struct LoaderConfig {
   double rt_cpu_low = 0.25;
   int rt_fallback_nice = -10;
   // A read (or seek) of one stream's file that has not returned after this long, in ms of wall
-  // time (a share or a disk that stopped answering): that stream ends with an error and a new
-  // loader thread takes over every other stream, so one dead share does not starve the voices
-  // that read other disks ("Reads that do not return" above). 0: never.
+  // time (a share or a disk that stopped answering), is given up: its stream waits for it and a
+  // new loader thread takes over every other stream, so one dead share does not starve the voices
+  // that read other disks ("Reads that do not return" above). With streams on several file
+  // systems a call is given up sooner: when the other file systems' rings cannot wait for it.
+  // 0: never.
   int stuck_read_ms = 2000;
 };
 
@@ -161,6 +170,8 @@ struct LoaderStats {
   // streams to a new loader thread), and the loader threads still stuck in such a read now.
   std::uint64_t stuck_reads = 0;
   int stuck_threads = 0;
+  // How long the current loader thread's call on a file has lasted, in ms of wall time (0: in none).
+  double read_ms_now = 0;
 };
 
 class LoaderThread {
@@ -208,6 +219,9 @@ class LoaderThread {
     ~Opened();
     Opened(const Opened&) = delete;
     Opened& operator=(const Opened&) = delete;
+    // Tests: the stream counts as a file on file system `dev` (st_dev), to stand for many shares
+    // on one disk. (Its file is read as usual.)
+    void set_device_for_test(std::uint64_t dev);
 
    private:
     friend class LoaderThread;
@@ -236,9 +250,20 @@ class LoaderThread {
 
  private:
   struct ReadGuard;  // one per loader thread: the blocking call it is in (loader_guard.cpp)
-  static constexpr int kMaxStuckThreads = 8;
+  // A hard bound on given-up threads whose call has not returned. The streams of a file system
+  // with such a call are not read, so there is at most one per dead file system; this only bounds
+  // a machine with that many of them (see give_up: what happens then).
+  static constexpr int kMaxStuckThreads = 64;
+  static constexpr std::uint64_t kMinGiveUpNs = 50'000'000;  // never give a call up sooner (ms of wall time)
   void run(const std::shared_ptr<ReadGuard>& guard);
-  void watchdog();                                                                      // [watchdog]
+  void watchdog();                                                             // [watchdog]
+  std::uint64_t give_up_after(const ReadGuard& g, std::uint64_t since) const;  // [watchdog]
+  bool publish_landed(Reader& r, std::uint64_t now);                           // [loader] under mutex_
+  // [loader] At kMaxStuckThreads (at_cap_) this thread cannot be replaced: it reads only the file
+  // systems that have answered a read within the last kAnsweredNs (answered_, per round).
+  static constexpr std::uint64_t kAnsweredNs = 1'000'000'000;
+  void note_answers();
+  bool answered_lately(const Reader& r, std::uint64_t now) const;
   bool give_up(ReadGuard& g, std::uint64_t now, std::uint64_t after_ns, bool replace);  // under thread_mu_
   void take_back_orphans();                                                             // [loader] under mutex_
   bool on_dead_device(const Reader& r);                                                 // [loader]
@@ -248,11 +273,12 @@ class LoaderThread {
   // this LoaderThread (given_up() stays true on it).
   template <class F>
   static bool guarded(Reader& r, F&& call);
-  static ReadGuard*& this_guard() noexcept;  // the calling loader thread's (thread_local)
-  static bool& given_up() noexcept;          // the calling loader thread was given up (thread_local)
-  void set_priority();                       // [loader]
-  void govern_priority(std::uint64_t now);   // [loader] see LoaderConfig::rt_cpu_high
-  int set_fifo(bool on);                     // [loader]
+  static ReadGuard*& this_guard() noexcept;   // the calling loader thread's (thread_local)
+  static bool& given_up() noexcept;           // the calling loader thread was given up (thread_local)
+  static bool given_up_meanwhile() noexcept;  // in a guarded call: given up while in it
+  void set_priority();                        // [loader]
+  void govern_priority(std::uint64_t now);    // [loader] see LoaderConfig::rt_cpu_high
+  int set_fifo(bool on);                      // [loader]
   // One read (and, where it reached the loop's end, the reads after the wrap); false when the
   // reader needs nothing.
   bool fill(Reader& r, std::uint64_t needy_since_ns);
@@ -264,6 +290,7 @@ class LoaderThread {
   void adapt_all(std::uint64_t now_ns);                   // [loader] every reader, ≈ 10 per second
   void log_changes(std::uint64_t now_ns);                 // [loader] rate-limited info line
   using Order = std::vector<std::tuple<std::uint32_t, Reader*, std::uint64_t>>;  // fill ‰, reader, needy since
+  void plan_spare(const Order& order, std::uint64_t now);                        // [loader] see spare_
   bool take_pending(std::vector<Reader*>& fresh);                                // [loader]
   void consider(Reader* r, std::uint64_t now, Order& order);                     // [loader]
   bool watch(Reader& r);                                                         // [loader] false: given up (guarded)
@@ -281,13 +308,15 @@ class LoaderThread {
   std::thread thread_;
   std::atomic<bool> running_{false};
   // The loader thread's succession (loader_guard.cpp): thread_ and guard_ change under thread_mu_.
-  std::mutex thread_mu_;
+  mutable std::mutex thread_mu_;  // (stats() reads the current call's age under it)
   std::condition_variable watch_cv_;
   std::thread watchdog_;
   std::shared_ptr<ReadGuard> guard_;               // the current loader thread's
   std::vector<std::shared_ptr<ReadGuard>> stuck_;  // given-up threads whose call has not returned
   std::vector<Reader*> orphans_;                   // their streams, until the engine releases them
   bool stuck_cap_logged_ = false;
+  std::atomic<bool> at_cap_{false};
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> answered_;  // [loader] file system, its latest read
   std::atomic<int> dead_devices_{0};  // given-up calls not yet returned (consider() checks streams' devices then)
 
   mutable std::mutex mutex_;  // guards the pending lists and stats_ — never touched by [audio]
@@ -308,9 +337,11 @@ class LoaderThread {
 
   // [loader] only
   std::vector<Reader*> readers_;
-  std::vector<Reader*> unbelled_;  // streams past kBellSlots: looked at in every pass
-  std::vector<Reader*> to_watch_;  // new or taken-back streams, watched once mutex_ is let go (take_pending)
-  std::vector<Reader*> doomed_;    // released streams, deleted once mutex_ is let go (take_pending)
+  bool multi_dev_ = false;            // readers_ span more than one file system (at the last sweep)
+  std::vector<std::uint64_t> spare_;  // per read of a round: ReadGuard::spare_until_ns (plan_spare)
+  std::vector<Reader*> unbelled_;     // streams past kBellSlots: looked at in every pass
+  std::vector<Reader*> to_watch_;     // new or taken-back streams, watched once mutex_ is let go (take_pending)
+  std::vector<Reader*> doomed_;       // released streams, deleted once mutex_ is let go (take_pending)
   // Writes to the streams' files (inotify, IN_NONBLOCK; -1: none, every read checks its header):
   // the watch descriptor of each watched file and how many streams share it (one per inode).
   int inotify_fd_ = -1;

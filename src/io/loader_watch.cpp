@@ -74,10 +74,18 @@ void LoaderThread::read_watch_events() {
       at += static_cast<ssize_t>(sizeof(inotify_event) + e.len);
       const bool all = (e.mask & IN_Q_OVERFLOW) != 0;  // events were lost: every stream checks
       const bool gone = (e.mask & IN_IGNORED) != 0;    // the watch is no more (removed, or its file system)
-      for (Reader* r : readers_) {
-        if (!all && r->watch != e.wd) continue;
+      auto mark = [&](Reader* r) {
+        if (!all && r->watch != e.wd) return;
         r->header_check = true;
         if (gone && !all) r->watch = -1;  // unwatched from now on: it checks at every read
+      };
+      for (Reader* r : readers_) mark(r);
+      {
+        std::lock_guard lock(mutex_);  // streams whose read was given up: what it brings is not published
+        for (Reader* r : orphans_) {
+          if (all || r->watch == e.wd) r->orphan_written = true;
+          mark(r);
+        }
       }
       if (gone && !all) watch_refs_.erase(e.wd);
     }

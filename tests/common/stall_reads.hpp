@@ -95,4 +95,26 @@ class HoldReads : public io::FaultInjector {
   int held_ = 0, held_now_ = 0;
 };
 
+// Every read of the files whose path ends in `suffix` takes `delay` while `on` — a share that
+// answers, slowly (a congested Wi-Fi NAS, SMB over a VPN); counts the reads it slowed.
+class SlowReads : public io::FaultInjector {
+ public:
+  SlowReads(std::string suffix, std::chrono::milliseconds delay) : suffix_(std::move(suffix)), delay_(delay) {}
+  io::ReadFault on_read(const std::string& path, std::int64_t, std::int64_t) noexcept override {
+    io::ReadFault f;
+    if (on.load() && path.size() >= suffix_.size() &&
+        path.compare(path.size() - suffix_.size(), suffix_.size(), suffix_) == 0) {
+      reads.fetch_add(1);
+      f.delay_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(delay_).count();
+    }
+    return f;
+  }
+  std::atomic<bool> on{false};
+  std::atomic<int> reads{0};
+
+ private:
+  std::string suffix_;
+  std::chrono::milliseconds delay_;
+};
+
 }  // namespace stemd::test

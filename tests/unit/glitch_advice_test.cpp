@@ -90,6 +90,19 @@ TEST(GlitchAdvice, VoiceUnderrunsBehindAReadThatDoesNotReturnDoNotAdviseTheRing)
   EXPECT_NE(a.find("a read on a disk or share has not returned"), std::string::npos) << a;
 }
 
+// A read slower than the ring, before the watchdog gives it up (or with one file system, where it
+// is given up after 2 s only): the advice said to raise --ring-ms (outside attack pass 23).
+TEST(GlitchAdvice, VoiceUnderrunsBehindAReadSlowerThanTheRingDoNotJustAdviseTheRing) {
+  GlitchWindow w = window(50, 60);
+  w.device_underflows = 0;
+  w.voice_underruns = 2;
+  w.ring_ms = 400;
+  w.slow_read_ms = 1'500;
+  const std::string a = glitch_advice(w);
+  EXPECT_EQ(a.find("raise --ring-ms"), std::string::npos) << a;
+  EXPECT_NE(a.find("has taken 1500 ms, longer than a stream's ring holds (400 ms)"), std::string::npos) << a;
+}
+
 TEST(GlitchAdvice, NothingGlitchedNoAdvice) {
   GlitchWindow w = window(4000, 5000);
   w.device_underflows = 0;
