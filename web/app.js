@@ -90,6 +90,8 @@ function render(j) {
   $('underflows').textContent = s.device_underflows;
   $('memory').textContent = `${(s.memory_bytes / 1048576).toFixed(1)} MiB`;
   $('uptime').textContent = fmtTime(s.uptime_s);
+  // The build running (after a package upgrade: the old one until the service restarts).
+  $('version').textContent = s.version ?? '–';
   // The beat clock, the Link session (--link) and the stretch buses in use (time_stretch).
   let tempo = `${(s.tempo_bpm ?? 0).toFixed(2)} bpm · beat ${(s.beat ?? 0).toFixed(1)}`;
   if (s.link) tempo += ` · Link: ${s.link_peers} peer${s.link_peers === 1 ? '' : 's'}`;

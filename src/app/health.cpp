@@ -4,11 +4,13 @@
 #include "daemon_run.hpp"
 
 #include "glitch_advice.hpp"
+#include "rt_priority.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 
 #include <pthread.h>
 #include <sched.h>
@@ -128,25 +130,59 @@ void DaemonRun::log_glitches(const HealthCounters& c, const engine::DurationHist
   last_ = c;
 }
 
-// The real-time policy the audio thread actually runs with (logged once it has run).
+namespace {
+
+bool read_sched(pthread_t tid, ThreadSched& out) {
+  int policy = 0;
+  sched_param sp{};
+  if (pthread_getschedparam(tid, &policy, &sp) != 0) return false;
+  out.realtime = policy == SCHED_FIFO || policy == SCHED_RR;
+  out.round_robin = policy == SCHED_RR;
+  out.priority = out.realtime ? sp.sched_priority : 0;
+  return true;
+}
+
+}  // namespace
+
+// The real-time policy the audio thread runs with, once it has run: raised to the priority stemd
+// means it to have where stemd owns the thread (PortAudio's ALSA thread starts at 1), from this
+// thread — never from the audio thread; the loader capped below it; both logged as they are
+// (rt_priority.hpp).
 void DaemonRun::log_policy() {
   const auto tid = static_cast<pthread_t>(inst_->engine().metrics().audio_thread.load());
   if (tid == 0) return;
   policy_logged_ = true;
-  int policy = 0;
-  sched_param sp{};
-  if (pthread_getschedparam(tid, &policy, &sp) != 0) return;
-  device_.set_rt_policy(policy == SCHED_FIFO ? fmt::format("SCHED_FIFO {}", sp.sched_priority)
-                        : policy == SCHED_RR ? fmt::format("SCHED_RR {}", sp.sched_priority)
-                                             : std::string("SCHED_OTHER"));
-  if (policy == SCHED_FIFO || policy == SCHED_RR) {
-    spdlog::info("audio thread: {} priority {}", policy == SCHED_FIFO ? "SCHED_FIFO" : "SCHED_RR", sp.sched_priority);
+  PolicyReport r;
+  if (!read_sched(tid, r.before)) return;
+  r.now = r.before;
+  r.wanted = bc_.kind == "render" ? 0 : backend_->wanted_rt_priority();
+  r.owner = backend_->rt_priority_owner();
+  rlimit rl{};
+  getrlimit(RLIMIT_RTPRIO, &rl);
+  const long limit = rl.rlim_cur == RLIM_INFINITY ? 99 : static_cast<long>(rl.rlim_cur);
+  for (const int p : audio_raise_steps(r.before, r.wanted, limit)) {
+    sched_param sp{};
+    sp.sched_priority = p;
+    if (const int rc = pthread_setschedparam(tid, SCHED_FIFO, &sp); rc != 0) {
+      if (r.refused.empty()) r.refused = fmt::format("SCHED_FIFO {}: {}", p, std::strerror(rc));
+      continue;
+    }
+    read_sched(tid, r.now);
+    break;
+  }
+  device_.set_rt_policy(r.now.text());
+  r.loader_configured = o_.loader_priority;
+  r.loader_now = inst_->loader().stats().rt_priority;
+  if (bc_.kind != "render") inst_->loader().cap_rt_priority(loader_priority_cap(r.now));
+  const std::string line = policy_line(r);
+  if (r.now.realtime) {
+    spdlog::info("audio thread: {}", line);
   } else if (bc_.kind != "render") {
     spdlog::warn(
         "audio thread: SCHED_OTHER (not real-time): real-time scheduling was not permitted — under systemd "
         "the unit's LimitRTPRIO=95 allows it; otherwise give the user an rtprio limit (group audio, "
-        "/etc/security/limits.d){}",
-        bc_.kind == "portaudio" ? "; with JACK, the JACK server decides (jackd -R)" : "");
+        "/etc/security/limits.d){}{}",
+        bc_.kind == "portaudio" ? "; with JACK, the JACK server decides (jackd -R)" : "", line);
   }
 }
 

@@ -138,6 +138,10 @@ struct Options {
   std::vector<std::string> notes;  // what the old-server flags were mapped to, logged at start
 };
 
+// "stemd 0.1.0 (git e156c9816722)": the version and the git revision it was built from, as the
+// first line of `stemd --version`, the start line and the status's `version` say it.
+std::string build_version();
+
 // Parses argv (and the --config file). Returns -1 to continue, or an exit code (0 after
 // --help/--version, 2 on a bad flag, config file, key or value). The error is printed on
 // stderr — or, when `error` is given (a SIGHUP reload), returned there and nothing printed.

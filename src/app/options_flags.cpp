@@ -182,7 +182,9 @@ void add_play_and_file_options(CLI::App& app, Options& o) {
       ->check(CLI::Range(20.0, 60000.0));
   app.add_option("--loader-priority", o.loader_priority,
                  "Real-time (SCHED_FIFO) priority of the loader thread that fills the rings, kept below the "
-                 "audio thread's so other programs' work cannot starve the streams; while it uses more than half a "
+                 "audio thread's (one step below it, or normal scheduling, where the audio thread runs lower: "
+                 "the 'audio thread:' log line says so) so other programs' work cannot starve the streams; while it "
+                 "uses more than half a "
                  "core it runs at normal scheduling, so it never stalls the audio thread (0: normal scheduling; "
                  "needs an rtprio limit, as the audio thread does)")
       ->check(CLI::Range(0, 49))

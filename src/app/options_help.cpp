@@ -106,10 +106,18 @@ void assign_groups(CLI::App& app) {
 
 std::shared_ptr<CLI::Formatter> help_formatter() { return std::make_shared<WrappingFormatter>(); }
 
+}  // namespace stemd::app::options_detail
+
+namespace stemd::app {
+std::string build_version() { return std::string("stemd ") + STEMD_VERSION + " (git " + STEMD_GIT_REVISION + ")"; }
+}  // namespace stemd::app
+
+namespace stemd::app::options_detail {
+
 std::string version_text() {
   std::string formats;
   for (const auto& f : io::sndfile_formats()) formats += (formats.empty() ? "" : ", ") + f;
-  return std::string("stemd ") + STEMD_VERSION + " (git " + STEMD_GIT_REVISION + ")\n" + io::sndfile_version() +
+  return build_version() + "\n" + io::sndfile_version() +
          "\nreads: " + indent(wrap(formats, kHelpWidth - 7), "       ");
 }
 

@@ -380,10 +380,10 @@ void DaemonRun::announce() {
     }
   }
   spdlog::info(
-      "stemd {} started: {}, {} Hz, buffer {} frames = {:.1f} ms (output latency {:.1f} ms), "
+      "{} started: {}, {} Hz, buffer {} frames = {:.1f} ms (output latency {:.1f} ms), "
       "max {} voices, ring {:.0f} ms (kept ≥ {:.0f}, up to {:.0f} when the disk is slow), head {:.0f} ms, "
       "preload ≤ {:.0f} MB, limiter {}, libsndfile {}",
-      STEMD_VERSION, backend_->describe(), rate_, o_.buffer_size, budget_ms_,
+      build_version(), backend_->describe(), rate_, o_.buffer_size, budget_ms_,
       backend_->output_latency_seconds() * 1000.0, o_.max_voices, o_.ring_ms, o_.ring_min_ms, o_.ring_max_ms,
       o_.head_ms, o_.preload_limit_mb,
       o_.limiter == "true"        ? fmt::format("at {:.1f} dBFS", o_.limiter_threshold_db)

@@ -264,6 +264,7 @@ int DaemonRun::router_config(control::RouterConfig& rc, bool& media_loopback_onl
   rc.buffer_size = o_.buffer_size;
   rc.output_latency_s = backend_ && device_open_ ? backend_->output_latency_seconds() : 0.0;
   rc.backend = bc_.kind;
+  rc.version = build_version();
   rc.max_sources = o_.max_sources;
   rc.max_subscribers = o_.max_subscribers;
   rc.subscription_ttl_s = o_.subscription_ttl;

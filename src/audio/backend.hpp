@@ -23,6 +23,11 @@ class LoaderThread;
 
 namespace stemd::audio {
 
+// The SCHED_FIFO priority stemd gives its audio thread where stemd decides it: the null pacer sets
+// it itself, and PortAudio's ALSA callback thread (which PortAudio starts at SCHED_FIFO 1) is
+// raised to it once it runs (app/rt_priority.hpp). Within the unit's LimitRTPRIO=95.
+constexpr int kAudioRtPriority = 70;
+
 struct BackendConfig {
   std::string kind = "portaudio";  // portaudio | null | render
   std::string device;              // index or name (substring); empty = default output
@@ -43,6 +48,11 @@ class Backend {
   virtual std::uint32_t buffer_size() const = 0;
   virtual double output_latency_seconds() const = 0;
   virtual std::string describe() const = 0;
+  // The SCHED_FIFO priority the audio thread should run at (kAudioRtPriority), or 0 where another
+  // program decides it (the JACK server runs its clients' threads) or nothing is real-time (render).
+  virtual int wanted_rt_priority() const { return 0; }
+  // Who picked the audio thread's priority, for the log ("PortAudio's ALSA host API").
+  virtual std::string rt_priority_owner() const { return "stemd"; }
   virtual bool finished() const { return false; }  // render: the requested length is written
   virtual bool failed() const { return false; }    // the stream stopped on its own (device lost)
   virtual std::string failure() const { return {}; }

@@ -41,12 +41,13 @@ class NullBackend final : public Backend {
   std::uint32_t buffer_size() const override { return cfg_.buffer_size; }
   double output_latency_seconds() const override { return static_cast<double>(cfg_.buffer_size) / rate_; }
   std::string describe() const override { return "null (no hardware, paced by the system clock)"; }
+  int wanted_rt_priority() const override { return kAudioRtPriority; }
 
  private:
   void run() {
     // Real-time priority where permitted (the daemon logs the policy in force).
     sched_param sp{};
-    sp.sched_priority = 70;
+    sp.sched_priority = kAudioRtPriority;
     pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
     const long period_ns = static_cast<long>(1e9 * cfg_.buffer_size / rate_);
     timespec next{};

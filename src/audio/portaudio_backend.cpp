@@ -256,6 +256,12 @@ class PortAudioBackend final : public Backend {
     if (device_.index < 0) return "portaudio (no device open yet)";
     return "portaudio device " + std::to_string(device_.index) + " '" + device_.name + "' (" + device_.host_api + ")";
   }
+  // ALSA: PortAudio starts its callback thread at SCHED_FIFO 1 (when permitted), the loader's
+  // default too; stemd raises it (app/rt_priority.hpp). JACK: the server runs the thread.
+  int wanted_rt_priority() const override { return device_.host_api == "ALSA" ? kAudioRtPriority : 0; }
+  std::string rt_priority_owner() const override {
+    return device_.host_api == "ALSA" ? "PortAudio's ALSA host API" : "the " + device_.host_api + " server";
+  }
   bool failed() const override { return finished_unexpectedly_.load(); }
   std::string failure() const override { return "the output stream stopped (device lost?)"; }
 

@@ -516,6 +516,7 @@ std::vector<OscArg> Router::status_fields() {
   kv("latency_ms", OscArg::Float(1000.0 * cfg_.buffer_size / cfg_.sample_rate));
   kv("output_latency_ms", OscArg::Float(cfg_.output_latency_s * 1000.0));
   kv("backend", OscArg::Str(cfg_.backend));
+  kv("version", OscArg::Str(cfg_.version));  // the build running (after an upgrade: until the restart)
   kv("voices", OscArg::Int(static_cast<std::int64_t>(ctl_.voices_playing())));
   kv("voices_waiting", OscArg::Int(static_cast<std::int64_t>(waiting_voices_.size())));  // for the device
   kv("sources", OscArg::Int(static_cast<std::int64_t>(ctl_.sources_loaded())));

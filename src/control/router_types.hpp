@@ -22,6 +22,7 @@ struct RouterConfig {
   std::uint32_t buffer_size = 1024;
   double output_latency_s = 0.0;
   std::string backend = "null";
+  std::string version = "unknown";  // "stemd 0.1.0 (git e156c9816722)": the status's `version`
   PacketLimits limits;
   std::size_t max_sources = 4096;
   std::size_t max_subscribers = 16;

@@ -1,6 +1,7 @@
 // stemctl's commands (see commands.hpp): each declares its arguments and sends its message.
 #include "commands.hpp"
 
+#include "format_text.hpp"
 #include "live.hpp"
 
 #include <cctype>
@@ -441,7 +442,10 @@ int run_status(Session& s, Args& a, const CLI::App&) {
       std::fputs(status_json(f).c_str(), stdout);
       return;
     }
-    std::printf("stemd at %s\n%s", s.target_text().c_str(), (a.all ? status_table(f) : status_summary(f)).c_str());
+    // The build running heads the table ("stemd 0.1.0 (git …) at 127.0.0.1:57120"); an older daemon: "stemd at …".
+    const OscArg* v = find_field(f, "version");
+    std::printf("%s at %s\n%s", v != nullptr ? detail::value_text(*v).c_str() : "stemd", s.target_text().c_str(),
+                (a.all ? status_table(f) : status_summary(f)).c_str());
   });
 }
 

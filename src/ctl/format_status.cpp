@@ -78,6 +78,7 @@ std::string device_text(const StatusFields& f) {
 const char* plain_label(const std::string& k) {
   static const char* const kLabels[][2] = {
       {"backend", "backend"},
+      {"version", "version"},
       {"voices", "voices playing"},
       {"voices_waiting", "voices waiting for the device"},
       {"sources", "sources loaded"},

@@ -13,6 +13,7 @@
 // watch and events are live.cpp's.
 #include "commands.hpp"
 #include "control/suggest.hpp"
+#include "format_text.hpp"
 
 #include <cstdio>
 #include <CLI/CLI.hpp>
@@ -81,7 +82,50 @@ void add_global_options(CLI::App& app, ClientOptions& co, bool& quiet) {
       ->capture_default_str();
   app.add_flag("--tcp", co.tcp, "Talk OSC 1.0 over TCP (stemd --osc-tcp-port) instead of UDP");
   app.add_flag("-q,--quiet", quiet, "Print nothing on success (tables and send replies still print)");
-  app.set_version_flag("--version", std::string("stemctl ") + STEMD_VERSION);  // stemd's version
+  // Handled before the command line is parsed (version_main): no command is needed with it.
+  static bool version = false;  // the flag's place in --help and the completions; version_main acts on it
+  app.add_flag("--version", version,
+               "Print stemctl's version and, when stemd answers within 0.5 s (--timeout), the version of the daemon "
+               "running (after a package upgrade: restart the service to run the new one)");
+}
+
+// `stemctl --version`: its own version and, when a daemon answers within a short time-out (0.5 s
+// unless --timeout says), the daemon's with where it runs. An upgraded package gives a new
+// stemctl while the old daemon plays on until the service restarts: stemctl's number alone made
+// users believe the upgrade had taken effect (new-user pass 23, MEDIUM 5). No daemon: its own
+// version only, exit 0.
+int version_main(int argc, char** argv) {
+  std::printf("stemctl %s\n", STEMD_VERSION);
+  CLI::App app{"", "stemctl"};
+  ClientOptions co;
+  bool quiet = false;
+  add_global_options(app, co, quiet);
+  app.allow_extras();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError&) {
+    return kExitOk;  // a bad --port or --host: the client's version is all there is to say
+  }
+  if (app.count("--timeout") == 0) co.timeout_s = 0.5;
+  std::string error;
+  bool gone = false;
+  auto client = Client::open(co, error, gone);
+  if (!client) return kExitOk;
+  const Result r = client->request(msg("/stemd/status"));
+  if (r.wait != Wait::kMessage || !r.done()) return kExitOk;
+  const StatusFields f = status_fields(r.reply);
+  const OscArg* v = find_field(f, "version");
+  std::printf("%s on %s\n",
+              v != nullptr ? detail::value_text(*v).c_str() : "stemd (a build older than its version key)",
+              client->where().c_str());
+  return kExitOk;
+}
+
+bool asks_version(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--version") return true;
+  }
+  return false;
 }
 
 int stemctl_main(int argc, char** argv) {
@@ -106,14 +150,13 @@ int stemctl_main(int argc, char** argv) {
     subs.emplace_back(&c, sub);
   }
   const int cli_argc = split_send(argc, argv, a.words);
+  if (asks_version(cli_argc, argv)) return version_main(cli_argc, argv);
   if (const std::string cmd = first_word(argc, argv); !cmd.empty() && !known_command(app, cmd)) return kExitUsage;
   try {
     app.parse(cli_argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     // No command at all (`stemctl`, `stemctl --port 5`): the list of commands, not CLI11's "A

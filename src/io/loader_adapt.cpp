@@ -26,12 +26,13 @@ std::uint64_t thread_cpu_ns() {
 }
 }  // namespace
 
-// [loader] SCHED_FIFO at cfg_.rt_priority (on), or normal scheduling at rt_fallback_nice (off;
-// the nice only when permitted). Returns 0, or pthread_setschedparam's error.
+// [loader] SCHED_FIFO at rt_wanted() (on, and it is > 0), or normal scheduling at
+// rt_fallback_nice (the nice only when permitted). Returns 0, or pthread_setschedparam's error.
 int LoaderThread::set_fifo(bool on) {
+  const int want = rt_wanted();
+  on = on && want > 0;
   sched_param sp{};
-  sp.sched_priority =
-      on ? std::clamp(cfg_.rt_priority, sched_get_priority_min(SCHED_FIFO), sched_get_priority_max(SCHED_FIFO)) : 0;
+  sp.sched_priority = on ? std::clamp(want, sched_get_priority_min(SCHED_FIFO), sched_get_priority_max(SCHED_FIFO)) : 0;
   const int rc = pthread_setschedparam(pthread_self(), on ? SCHED_FIFO : SCHED_OTHER, &sp);
   if (rc != 0) return rc;
   if (!on) setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), cfg_.rt_fallback_nice);  // best effort
@@ -45,26 +46,40 @@ int LoaderThread::set_fifo(bool on) {
 void LoaderThread::set_priority() {
   gov_wall_ns_ = mono_ns();
   gov_cpu_ns_ = thread_cpu_ns();
+  seen_cap_ = rt_cap_.load(std::memory_order_relaxed);
   if (cfg_.rt_priority <= 0) return;
   if (const int rc = set_fifo(true); rc != 0) {
     spdlog::info(
         "loader thread: normal scheduling (SCHED_FIFO {} not permitted: {}; under systemd the unit's "
         "LimitRTPRIO allows it)",
-        cfg_.rt_priority, std::strerror(rc));
+        rt_wanted(), std::strerror(rc));
     return;
   }
+  if (!fifo_) return;  // capped to normal scheduling below the audio thread (a loader thread after a stuck one)
   // A thread that replaces a given-up one (a slow share: one every slow read) says it at debug.
   const bool replacement = [this] {
     std::lock_guard lock(mutex_);
     return stats_.stuck_reads > 0;
   }();
+  // Kept below the audio thread: once that runs, its "audio thread:" line says where both stand.
   spdlog::log(replacement ? spdlog::level::debug : spdlog::level::info,
-              "loader thread: SCHED_FIFO priority {} (below the audio thread's)", cfg_.rt_priority);
+              "loader thread: SCHED_FIFO priority {} (to stay below the audio thread's)", rt_wanted());
+}
+
+// [loader] A new cap (the audio thread's priority became known): SCHED_FIFO at the capped
+// priority, or normal scheduling. A loader demoted for its CPU comes back under the cap.
+void LoaderThread::follow_cap() {
+  const int cap = rt_cap_.load(std::memory_order_relaxed);
+  if (cap == seen_cap_) return;
+  seen_cap_ = cap;
+  if (cfg_.rt_priority <= 0 || demoted_) return;
+  set_fifo(true);  // not permitted: it stays as it is (normal scheduling, said at its start)
 }
 
 // [loader] Once per window (kAdaptEveryNs of wall time): the loader's CPU over the window, and
 // the SCHED_FIFO governor (LoaderConfig::rt_cpu_high). A demotion is logged once per episode.
 void LoaderThread::govern_priority(std::uint64_t now) {
+  follow_cap();  // every pass: a cap applies at the pass cap_rt_priority() woke
   if (now - gov_wall_ns_ < kAdaptEveryNs) return;
   const std::uint64_t cpu = thread_cpu_ns();
   const double used = static_cast<double>(cpu - gov_cpu_ns_) / static_cast<double>(now - gov_wall_ns_);

@@ -44,9 +44,10 @@
 // the defaults) of the new bytes is heard before the stream ends. When no watch can be had
 // (inotify unavailable or its watch limit reached), that stream checks its header at every read.
 //
-// Priority: SCHED_FIFO below the audio thread (--loader-priority), so other programs cannot starve
-// the rings — but never as a CPU hog: over half a core in a 100 ms window and it runs at normal
-// scheduling until it needs less than a quarter (LoaderConfig::rt_cpu_high; loader_adapt.cpp).
+// Priority: SCHED_FIFO below the audio thread (--loader-priority; capped one step below the audio
+// thread's once that runs, cap_rt_priority()), so other programs cannot starve the rings — but never as a CPU hog: over
+// half a core in a 100 ms window and it runs at normal scheduling until it needs less than a quarter
+// (LoaderConfig::rt_cpu_high; loader_adapt.cpp).
 //
 // Reads that do not return: one thread reads for every stream, so a read of a file on a share (or
 // a disk) that stopped answering would starve every voice, those on other disks too. Each
@@ -245,6 +246,14 @@ class LoaderThread {
 
   LoaderStats stats() const;
   const LoaderConfig& config() const noexcept { return cfg_; }
+  // [main] Keeps the loader's SCHED_FIFO priority at most `max` (0: normal scheduling), so that it
+  // stays below the audio thread's (app/rt_priority.hpp). The loader thread applies it at its next
+  // pass (woken now); a loader thread started later (after a stuck read) starts under it.
+  void cap_rt_priority(int max) noexcept {
+    rt_cap_.store(max, std::memory_order_relaxed);
+    wake();
+  }
+  static constexpr int kNoRtCap = 1 << 30;
   // [control] The loader thread (after start()), for CPU affinity or scheduling tests.
   std::thread::native_handle_type native_handle() { return thread_.native_handle(); }
 
@@ -278,7 +287,9 @@ class LoaderThread {
   static bool given_up_meanwhile() noexcept;  // in a guarded call: given up while in it
   void set_priority();                        // [loader]
   void govern_priority(std::uint64_t now);    // [loader] see LoaderConfig::rt_cpu_high
-  int set_fifo(bool on);                      // [loader]
+  int set_fifo(bool on);                      // [loader] on: SCHED_FIFO at rt_wanted() (normal when ≤ 0)
+  int rt_wanted() const noexcept { return std::min(cfg_.rt_priority, rt_cap_.load(std::memory_order_relaxed)); }
+  void follow_cap();  // [loader] applies a new cap_rt_priority()
   // One read (and, where it reached the loop's end, the reads after the wrap); false when the
   // reader needs nothing.
   bool fill(Reader& r, std::uint64_t needy_since_ns);
@@ -353,6 +364,10 @@ class LoaderThread {
   // The CPU governor (govern_priority): the window's start, wall and thread CPU clocks (ns).
   std::uint64_t gov_wall_ns_ = 0, gov_cpu_ns_ = 0;
   bool fifo_ = false, demoted_ = false;
+  // cap_rt_priority(): the highest SCHED_FIFO priority allowed (below the audio thread's), and the
+  // cap the loader thread last applied [loader].
+  std::atomic<int> rt_cap_{kNoRtCap};
+  int seen_cap_ = kNoRtCap;
   std::uint64_t demotions_ = 0, demote_logged_ns_ = 0;
   std::uint64_t last_log_ns_ = 0;
   double read_max_s_ = 0;   // slowest read since the last adapt_all

@@ -346,15 +346,33 @@ TEST(Stemctl, UnknownCommandSuggestsTheClosest) {
   EXPECT_EQ(r.err, "stemctl: unknown command \"frobnicate\"; see 'stemctl --help'\n") << show(r);
 }
 
-TEST(Stemctl, VersionIsStemdsVersion) {
-  const auto r = run_ctl("--version");
+// `stemctl --version` printed only the client's own version, which an upgraded package renews
+// while the old daemon plays on until the service restarts; nothing said which build ran (new-user
+// pass 23, MEDIUM 5). Now: the client's version, then the daemon's (its status's `version`, as
+// `stemd --version` says it) with where it runs; no daemon: the client's alone, exit 0.
+TEST(Stemctl, VersionIsTheClientsAndTheRunningDaemons) {
+  const std::uint16_t nobody = free_port();
+  const auto r = run_ctl("-p " + std::to_string(nobody) + " --version");
   EXPECT_EQ(r.exit_code, 0) << show(r);
   const auto d = run_process(std::string(STEMD_BINARY) + " --version");
   ASSERT_EQ(d.exit_code, 0) << d.output;
   ASSERT_EQ(d.output.rfind("stemd ", 0), 0u) << d.output;
   // stemd's first line is "stemd VERSION (git REV)", then libsndfile's version and formats.
+  const std::string build = d.output.substr(0, d.output.find('\n'));
   const std::string version = d.output.substr(6, d.output.find(' ', 6) - 6);
-  EXPECT_EQ(r.out.substr(0, r.out.find_first_of(" \n", 8)), "stemctl " + version) << show(r);
+  EXPECT_EQ(r.out, "stemctl " + version + "\n") << show(r);
+  EXPECT_EQ(r.err, "") << show(r);
+
+  Daemon daemon;
+  ASSERT_READY(daemon);
+  const auto both = daemon.ctl("--version");
+  EXPECT_EQ(both.exit_code, 0) << show(both);
+  EXPECT_EQ(both.out, "stemctl " + version + "\n" + build + " on 127.0.0.1:" + std::to_string(daemon.port()) + "\n")
+      << show(both);
+  // The status says it too (stemctl status, status --json, /api/status).
+  EXPECT_EQ(daemon.ctl("status").out.rfind(build + " at 127.0.0.1:" + std::to_string(daemon.port()) + "\n", 0), 0u);
+  EXPECT_EQ(status_value(daemon.ctl("status --all").out, "version"), build);
+  EXPECT_EQ(nlohmann::json::parse(daemon.ctl("status --json").out)["version"], build);
 }
 
 TEST(Stemctl, StopOfAnIdNotPlayingSucceedsAndUnknownAddressesGetASuggestion) {

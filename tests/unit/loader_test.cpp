@@ -793,6 +793,42 @@ TEST(Loader, LeavesRealTimePriorityWhileItUsesTooMuchCpu) {
   EXPECT_EQ(rig.loader.stats().rt_priority, 3);
 }
 
+// The loader stays below the audio thread (new-user pass 23, MEDIUM 4): PortAudio's ALSA callback
+// thread ran SCHED_FIFO 1, the loader's default too, and equal SCHED_FIFO threads do not preempt
+// each other. Once the audio thread's priority is known, cap_rt_priority() caps the loader one
+// step below it, at once (the loader is woken), and lifts the cap again for a higher one.
+TEST(Loader, FollowsTheCapThatKeepsItBelowTheAudioThread) {
+  if (geteuid() != 0) {
+    rlimit rl{};
+    getrlimit(RLIMIT_RTPRIO, &rl);
+    if (rl.rlim_cur < 3)
+      GTEST_SKIP() << "real-time scheduling not permitted here (RLIMIT_RTPRIO " << rl.rlim_cur << ")";
+  }
+  LoaderConfig lc = small_loader();
+  lc.rt_priority = 3;
+  Rig rig(lc);
+  auto sched_now = [&] {
+    int policy = -1;
+    sched_param sp{};
+    pthread_getschedparam(rig.loader.native_handle(), &policy, &sp);
+    return std::pair{policy, sp.sched_priority};
+  };
+  rig.loader.wait_idle();
+  ASSERT_EQ(sched_now(), std::pair(SCHED_FIFO, 3));
+  rig.loader.cap_rt_priority(2);  // an audio thread at 3
+  rig.loader.wait_idle();
+  EXPECT_EQ(sched_now(), std::pair(SCHED_FIFO, 2));
+  EXPECT_EQ(rig.loader.stats().rt_priority, 2);
+  rig.loader.cap_rt_priority(0);  // an audio thread at 1
+  rig.loader.wait_idle();
+  EXPECT_EQ(sched_now().first, SCHED_OTHER);
+  EXPECT_EQ(rig.loader.stats().rt_priority, 0);
+  rig.loader.cap_rt_priority(69);  // an audio thread at 70: --loader-priority as asked
+  rig.loader.wait_idle();
+  EXPECT_EQ(sched_now(), std::pair(SCHED_FIFO, 3));
+  EXPECT_EQ(rig.loader.stats().rt_priority, 3);
+}
+
 // The demotion's warning says what a user can do about it (outside pass 8): before, it ended on "the
 // streams need about as much CPU as this machine has to spare" and named nothing to change.
 TEST(Loader, TheWarningWhenItLeavesRealTimePrioritySaysWhatToChange) {
