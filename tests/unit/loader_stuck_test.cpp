@@ -236,7 +236,8 @@ TEST(LoaderStuck, EveryStuckStreamLeftAtDestructionIsFreedWhenItsReadReturns) {
   for (const auto& s : src) ASSERT_TRUE(s);
   ASSERT_NE(src[2]->file->identity().dev, src[0]->file->identity().dev);
   ASSERT_NE(src[2]->file->identity().dev, src[1]->file->identity().dev);
-  HoldReads hold("held.wav");
+  test::HoldReads hold = test::HoldReads::ending("held.wav");
+  hold.not_on_this_thread();  // the streams' opens and prefills run here
   ScopedFaultInjector inject(hold);
   {
     LoaderThread loader(loader_config());
@@ -247,15 +248,15 @@ TEST(LoaderStuck, EveryStuckStreamLeftAtDestructionIsFreedWhenItsReadReturns) {
       c.streams.push_back(loader.create_stream(*s, 1'000, true, err));
       ASSERT_NE(c.streams.back(), nullptr) << err;
     }
-    hold.armed = true;
+    hold.close();
     ASSERT_TRUE(test::wait_for([&] {
       c.run_for(loader, 5ms);
       return loader.stats().stuck_threads == 3;
     })) << "the three reads given up";
     for (const auto& s : src) EXPECT_EQ(s->file.use_count(), 2);  // the source's and its stuck reader's
   }  // destroyed with the three streams orphaned, their reads still held
-  hold.released = true;
-  ASSERT_TRUE(test::wait_for([&] { return hold.held.load() == 0; }));
+  hold.open();
+  ASSERT_TRUE(test::wait_for([&] { return hold.held_now() == 0; }));
   for (std::size_t k = 0; k < src.size(); ++k) {
     EXPECT_TRUE(test::wait_for([&] { return src[k]->file.use_count() == 1; }))
         << "stuck stream " << k << " never freed";
