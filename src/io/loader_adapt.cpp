@@ -271,4 +271,11 @@ void LoaderThread::consider(Reader* r, std::uint64_t now, Order& order) {
   order.emplace_back(fill_permille, r, r->needy_since_ns);
 }
 
+// [loader]/[control] The fill at or below which the ring's consumer rings its doorbell: where
+// the pass would start refilling it (Reader::low_water).
+void LoaderThread::publish_low_water(Reader& r) noexcept {
+  r.ring().set_low_water(
+      static_cast<std::size_t>(std::max<std::int64_t>(0, r.low_water(cfg_.chunk_frames, adaptive()))));
+}
+
 }  // namespace stemd::io

@@ -503,13 +503,6 @@ void LoaderThread::collect_bells(std::vector<Reader*>& out, std::uint64_t pass) 
   }
 }
 
-// [loader]/[control] The fill at or below which the ring's consumer rings its doorbell: where
-// the pass would start refilling it (Reader::low_water).
-void LoaderThread::publish_low_water(Reader& r) noexcept {
-  r.ring().set_low_water(
-      static_cast<std::size_t>(std::max<std::int64_t>(0, r.low_water(cfg_.chunk_frames, adaptive()))));
-}
-
 void LoaderThread::run(const std::shared_ptr<ReadGuard>& guard) {
   this_guard() = guard.get();
   given_up() = false;
