@@ -74,8 +74,9 @@ void LoaderThread::read_watch_events() {
       at += static_cast<ssize_t>(sizeof(inotify_event) + e.len);
       const bool all = (e.mask & IN_Q_OVERFLOW) != 0;  // events were lost: every stream checks
       const bool gone = (e.mask & IN_IGNORED) != 0;    // the watch is no more (removed, or its file system)
+      const int wd = e.wd;  // (clang: a struct with a flexible array member cannot be captured)
       auto mark = [&](Reader* r) {
-        if (!all && r->watch != e.wd) return;
+        if (!all && r->watch != wd) return;
         r->header_check = true;
         if (gone && !all) r->watch = -1;  // unwatched from now on: it checks at every read
       };
@@ -83,11 +84,11 @@ void LoaderThread::read_watch_events() {
       {
         std::lock_guard lock(mutex_);  // streams whose read was given up: what it brings is not published
         for (Reader* r : orphans_) {
-          if (all || r->watch == e.wd) r->orphan_written = true;
+          if (all || r->watch == wd) r->orphan_written = true;
           mark(r);
         }
       }
-      if (gone && !all) watch_refs_.erase(e.wd);
+      if (gone && !all) watch_refs_.erase(wd);
     }
   }
 }
