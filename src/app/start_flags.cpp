@@ -37,7 +37,11 @@ void DaemonRun::restore_state() {
       spdlog::warn("--restore-voices does nothing without --state-file FILE (where they are kept)");
     return;
   }
-  StateKeeper::Config sc{o_.state_file, o_.restore_voices, o_.state_interval, std::string("stemd ") + STEMD_VERSION};
+  StateKeeper::Config sc;
+  sc.path = o_.state_file;
+  sc.restore_voices = o_.restore_voices;
+  sc.interval_s = o_.state_interval;
+  sc.writer = std::string("stemd ") + STEMD_VERSION;
   // The file's read and writes in a helper process (stemd itself), given up on after
   // --load-timeout: a file system that stops answering holds the helper, not the daemon.
   sc.helper = {"/proc/self/exe", kStateIoFlag};

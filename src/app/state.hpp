@@ -76,7 +76,7 @@ struct StateVoice {
   // The deck it plays on (0 = A … 3 = D; -1 = its id's own, deck_of_id): written only when it is
   // not its id's own (a --play file, id 1, plays on deck A: /stemd/play's deck argument).
   int deck = -1;
-  StateFade fade;
+  StateFade fade{};
 };
 
 struct DaemonState {
@@ -176,7 +176,7 @@ class StateKeeper {
     // The state file's own read and writes. Empty: on the calling thread (tests). Else the helper
     // process to run ({"/proc/self/exe", kStateIoFlag} in the daemon), given up on after
     // io_timeout_s seconds (--load-timeout: how long a file system may take to answer).
-    std::vector<std::string> helper;
+    std::vector<std::string> helper{};
     double io_timeout_s = 10.0;
   };
   explicit StateKeeper(Config c);

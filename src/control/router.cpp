@@ -21,14 +21,24 @@
 
 namespace stemd::control {
 
-const char* to_string(ErrorKind k) {
-  // In ErrorKind's order (router_types.hpp).
-  static constexpr const char* kNames[] = {"arguments", "range", "unknown_id", "unknown_address",
-                                           "malformed", "busy",  "file",       "path",
-                                           "limit",     "late",  "cookie",     "deferred"};
-  static_assert(std::size(kNames) == static_cast<std::size_t>(ErrorKind::kDeferred) + 1);
-  return kNames[static_cast<std::size_t>(k)];
-}
+namespace {
+// One row per ErrorKind, in its order (router_types.hpp): the name status keys and replies use,
+// and the words the log uses for it.
+struct KindText {
+  const char* name;
+  const char* words;
+};
+// clang-format off
+constexpr KindText kKinds[] = {
+    {"arguments", "wrong arguments"}, {"range", "out of range"}, {"unknown_id", "unknown id"},
+    {"unknown_address", "unknown address"}, {"malformed", "not OSC"}, {"busy", "busy"}, {"file", "file"},
+    {"path", "path"}, {"limit", "over a limit"}, {"late", "a timed message"}, {"cookie", "cookie not proven"},
+    {"deferred", "deferred"}};
+// clang-format on
+static_assert(std::size(kKinds) == static_cast<std::size_t>(ErrorKind::kDeferred) + 1);
+}  // namespace
+
+const char* to_string(ErrorKind k) { return kKinds[static_cast<std::size_t>(k)].name; }
 
 void HandlerTable::add(const std::string& address, std::size_t min_args, std::size_t max_args,
                        std::function<Reply(const Call&)> fn, HandlerSpec::Timing timing) {
@@ -88,12 +98,8 @@ OscMessage Router::make_reply(const std::string& address, const Reply& r) const 
 namespace {
 // A refusal's kind in the log's words (the status keys keep to_string's names).
 const char* in_words(const std::string& kind) {
-  static constexpr const char* kWords[] = {
-      "wrong arguments", "out of range",    "unknown id",        "unknown address", "not OSC", "busy", "file", "path",
-      "over a limit",    "a timed message", "cookie not proven", "deferred"};
-  static_assert(std::size(kWords) == static_cast<std::size_t>(ErrorKind::kDeferred) + 1);
-  for (std::size_t k = 0; k < std::size(kWords); ++k) {
-    if (kind == to_string(static_cast<ErrorKind>(k))) return kWords[k];
+  for (const KindText& k : kKinds) {
+    if (kind == k.name) return k.words;
   }
   return kind.c_str();
 }
@@ -464,22 +470,13 @@ Reply Router::test_tone(double freq, double level, double seconds, std::int64_t 
   }
   std::string error;
   if (!ctl_.tone(at, freq, level, seconds, error)) return Reply::fail(ErrorKind::kBusy, error);
-  spdlog::info("test tone: {:.0f} Hz, {:.1f} s, peak {:.1f} dBFS", freq, seconds, 20 * std::log10(level));
+  // At most a few lines a second, as /dummy: a flood of tones must not become a flood of log
+  // (outside attack pass 24: 2.5 bytes of log per byte sent).
+  if (std::uint64_t skipped = 0; log_limit_.allow_info("test tone", skipped)) {
+    spdlog::info("test tone: {:.0f} Hz, {:.1f} s, peak {:.1f} dBFS{}", freq, seconds, 20 * std::log10(level),
+                 base::suppressed_note(skipped));
+  }
   return Reply::done({OscArg::Float(freq)});
-}
-
-// Called every server pass: the movement-driven tempo glide and the clock printout.
-void Router::tick() {
-  if (tick_hook_) tick_hook_();
-  sync_tick();
-  const auto now = std::chrono::steady_clock::now();
-  notifier_.expire(now);
-  double bpm = 0, glide_s = 0;
-  if (tempo_.advance(now, bpm, glide_s)) apply_tempo(bpm, glide_s, -1);
-  std::int64_t beat = 0;
-  if (!tempo_.beat_to_print(ctl_.now_frame(), beat)) return;
-  const int meter = tempo_.meter();
-  spdlog::info("clock: bar {} beat {} ({:.1f} bpm, {}/4)", beat / meter + 1, beat % meter + 1, tempo_.bpm(), meter);
 }
 
 int Router::wait_ms(bool voices_need_passes, int idle_ms) const {

@@ -1,5 +1,6 @@
 // Sync across boxes [control]: the Ableton Link session (--link, link_session.hpp) driving the
-// tempo clock and the quantised starts, and the stream clock's line (its DLL error) in the status.
+// tempo clock and the quantised starts, the stream clock's line (its DLL error) in the status, and
+// the server pass's tick (the tempo glide, the clock printout).
 #include "link_session.hpp"
 #include "router.hpp"
 
@@ -113,6 +114,20 @@ void Router::sync_status(std::vector<OscArg>& f) {
   kv("quantum", OscArg::Float(quantum));
   kv("link", OscArg::Int(link_ ? 1 : 0));
   if (link_) kv("link_peers", OscArg::Int(static_cast<std::int64_t>(link_->peers())));
+}
+
+// Called every server pass: the movement-driven tempo glide and the clock printout.
+void Router::tick() {
+  if (tick_hook_) tick_hook_();
+  sync_tick();
+  const auto now = std::chrono::steady_clock::now();
+  notifier_.expire(now);
+  double bpm = 0, glide_s = 0;
+  if (tempo_.advance(now, bpm, glide_s)) apply_tempo(bpm, glide_s, -1);
+  std::int64_t beat = 0;
+  if (!tempo_.beat_to_print(ctl_.now_frame(), beat)) return;
+  const int meter = tempo_.meter();
+  spdlog::info("clock: bar {} beat {} ({:.1f} bpm, {}/4)", beat / meter + 1, beat % meter + 1, tempo_.bpm(), meter);
 }
 
 }  // namespace stemd::control

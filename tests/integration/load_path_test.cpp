@@ -30,9 +30,6 @@
 namespace stemd::test::osc {
 namespace {
 
-#define EXPECT_DONE(r, addr) EXPECT_TRUE(is_done((r), (addr))) << "reply: " << (r).to_string()
-#define EXPECT_FAIL(r, addr) EXPECT_TRUE(is_fail((r), (addr))) << "reply: " << (r).to_string()
-
 std::int64_t memory_bytes(Client& c) {
   const auto s = status(c);
   auto it = s.find("memory_bytes");

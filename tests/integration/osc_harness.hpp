@@ -128,6 +128,16 @@ bool contains_ci(const std::string& haystack, const std::string& needle);
 // Key/value pairs after the address of a status reply.
 std::map<std::string, OscArg> status_map(const OscMessage& r);
 
+// Each evaluates its reply expression once (it usually sends the message), also when it fails.
+#define STEMD_EXPECT_REPLY_(CHECK, pred, r, addr)                   \
+  do {                                                              \
+    const ::stemd::control::OscMessage reply_ = (r);                \
+    CHECK(pred(reply_, (addr))) << "reply: " << reply_.to_string(); \
+  } while (0)
+#define EXPECT_DONE(r, addr) STEMD_EXPECT_REPLY_(EXPECT_TRUE, ::stemd::test::osc::is_done, r, addr)
+#define ASSERT_DONE(r, addr) STEMD_EXPECT_REPLY_(ASSERT_TRUE, ::stemd::test::osc::is_done, r, addr)
+#define EXPECT_FAIL(r, addr) STEMD_EXPECT_REPLY_(EXPECT_TRUE, ::stemd::test::osc::is_fail, r, addr)
+
 // ---------------------------------------------------------------- daemon
 
 struct DaemonOptions {

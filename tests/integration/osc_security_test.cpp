@@ -495,6 +495,40 @@ TEST(LogInjection, AFloodOfUnknownAddressesAndDummiesLeavesTheLogSmall) {
   EXPECT_NE(text.find("more suppressed"), std::string::npos) << text.substr(0, 3000);
 }
 
+// Every /test_tone and /stemd/tone wrote its "test tone: …" line: 20,000 tones (483 KB sent) left
+// 1.2 MB of log (outside attack pass 24, F7). Limited as /dummy is: a few lines a second, a count.
+TEST(LogInjection, AFloodOfTestTonesLeavesTheLogSmall) {
+  CapturedLog log;
+  std::size_t sent = 0;
+  {
+    Daemon d;
+    ASSERT_TRUE(d.ok()) << d.error();
+    CapturedLog::listen();
+    Client c(d.udp());
+    for (int i = 0; i < 4000; ++i) {
+      const Bytes a = serialise(msg("/test_tone", 440.0f + static_cast<float>(i % 100)));
+      const Bytes b = serialise(msg("/stemd/tone", 440.0, -60.0, 1.0));
+      c.post_raw(a);
+      c.post_raw(b);
+      sent += a.size() + b.size();
+      if (i % 400 == 0) c.resync();  // paced: the socket's buffer is not the test
+    }
+    c.resync();
+    std::this_thread::sleep_for(1100ms);  // one more summary period
+    c.resync();
+  }
+  const std::string text = log.text();
+  std::size_t tone_lines = 0;
+  for (std::size_t at = text.find("test tone: "); at != std::string::npos; at = text.find("test tone: ", at + 1)) {
+    ++tone_lines;
+  }
+  std::printf("[ figures ] tones: %zu bytes sent (8,000 messages), %zu tone lines, %zu bytes of log\n", sent,
+              tone_lines, text.size());
+  EXPECT_GE(tone_lines, 1u) << "no tone was logged at all:\n" << text.substr(0, 3000);
+  EXPECT_LT(tone_lines, 60u) << text.substr(0, 3000);
+  EXPECT_NE(text.find("test tone: … and "), std::string::npos) << text.substr(0, 3000);
+}
+
 // Every load wrote its "loaded slot N '<name>': …" line: one client looping loads on loopback
 // wrote 14.8 MB of log in 5 s (an outside test pass) — on a Pi's SD card, or its journal. Load
 // lines are rate-limited as every line a client causes is: at most 5 a second, then a count.

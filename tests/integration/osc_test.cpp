@@ -24,17 +24,6 @@
 namespace stemd::test::osc {
 namespace {
 
-// Each evaluates its reply expression once (it usually sends the message).
-#define EXPECT_DONE(r, addr)                                                 \
-  do {                                                                       \
-    const OscMessage reply_ = (r);                                           \
-    EXPECT_TRUE(is_done(reply_, (addr))) << "reply: " << reply_.to_string(); \
-  } while (0)
-#define ASSERT_DONE(r, addr)                                                 \
-  do {                                                                       \
-    const OscMessage reply_ = (r);                                           \
-    ASSERT_TRUE(is_done(reply_, (addr))) << "reply: " << reply_.to_string(); \
-  } while (0)
 #define EXPECT_NOT_YET(r, addr)                                                                                \
   do {                                                                                                         \
     const OscMessage reply_ = (r);                                                                             \

@@ -17,9 +17,6 @@
 namespace stemd::test::osc {
 namespace {
 
-#define EXPECT_DONE(r, addr) EXPECT_TRUE(is_done((r), (addr))) << "reply: " << (r).to_string()
-#define EXPECT_FAIL(r, addr) EXPECT_TRUE(is_fail((r), (addr))) << "reply: " << (r).to_string()
-
 // Holds every read of long.wav while closed (a disk or NFS server that stopped answering).
 using Gate = test::HoldReads;
 

@@ -12,8 +12,8 @@
 namespace fs = std::filesystem;
 using namespace stemd::audio;
 
-namespace {
-
+// Not in the anonymous namespace: the unity build includes this file, and g++ warns
+// (-Wsubobject-linkage) when a TEST_F's class derives from a type with internal linkage there.
 class FakeProc : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -36,6 +36,8 @@ class FakeProc : public ::testing::Test {
   std::string root() const { return root_.string(); }
   fs::path root_;
 };
+
+namespace {
 
 const char* kRunning =
     "state: RUNNING\nowner_pid   : 812\ntrigger_time: 100.5\ntstamp      : 101.0\ndelay       : 1024\n";

@@ -488,7 +488,9 @@ TEST(DeckEq, LeavingFlatWarmsTheFiltersUpFirst) {
       cold_err = std::max(cold_err, std::fabs(tail[i] - want[2 * t + i]));
     }
     std::printf("    without the warm-up: %.1f dB\n", db(cold_err / peak));
-    if (slope == EqSlope::kLr8) EXPECT_GT(db(cold_err / peak), -60.0);  // (LR4's poles are faster)
+    if (slope == EqSlope::kLr8) {
+      EXPECT_GT(db(cold_err / peak), -60.0);  // (LR4's poles are faster)
+    }
   }
 
   DeckEq eq(fs);

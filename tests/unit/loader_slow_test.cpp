@@ -10,11 +10,10 @@
 #include "stemd/stream.hpp"
 #include "common/engine_driver.hpp"
 #include "common/fixtures.hpp"
+#include "common/loader_rig.hpp"
 #include "common/stall_reads.hpp"
 
 #include <gtest/gtest.h>
-
-#include <sys/stat.h>
 
 #include <chrono>
 #include <memory>
@@ -28,24 +27,10 @@ namespace {
 using namespace std::chrono_literals;
 
 // Rings of 6,000 frames (125 ms at 48 kHz); the watchdog's fixed bound is the daemon's (2 s).
-LoaderConfig slow_config() {
-  LoaderConfig c;
-  c.ring_frames = 6'000;
-  c.chunk_frames = 1'024;
-  c.prefill_frames = 2'048;
-  c.wake_timeout_ms = 10;
-  return c;
-}
+LoaderConfig slow_config() { return test::small_ring_loader(); }
 
-std::unique_ptr<Source> streamed_source(const std::string& path) {
-  LoadOptions o;
-  o.output_rate = 48'000;
-  o.preload_limit_bytes = 0;  // always stream
-  o.head_frames = 1'000;
-  LoadResult r = load_source(path, "t", o);
-  EXPECT_TRUE(r.source) << r.error;
-  return std::move(r.source);
-}
+using test::streamed_source;
+using Drain = test::RingDrain;
 
 // A stream of `src` from frame 1,000, looping; `dev` != 0: counted as a file on that file system.
 Stream* stream_of(LoaderThread& loader, const Source& src, std::uint64_t dev = 0) {
@@ -58,29 +43,6 @@ Stream* stream_of(LoaderThread& loader, const Source& src, std::uint64_t dev = 0
   if (!opened) return nullptr;
   if (dev != 0) opened->set_device_for_test(dev);
   return loader.adopt(std::move(opened));
-}
-
-// Takes what each stream's ring holds, as a voice would (as fast as it comes), for `d`.
-struct Drain {
-  std::vector<Stream*> streams;
-  std::vector<std::int64_t> frames;
-  void run_for(LoaderThread& loader, std::chrono::milliseconds d) {
-    frames.assign(streams.size(), 0);
-    std::vector<float> buf(2 * 1'000);
-    const auto until = std::chrono::steady_clock::now() + d;
-    while (std::chrono::steady_clock::now() < until) {
-      for (std::size_t k = 0; k < streams.size(); ++k) {
-        frames[k] += static_cast<std::int64_t>(streams[k]->ring().read(buf.data(), 1'000));
-      }
-      loader.wake();
-      std::this_thread::sleep_for(1ms);
-    }
-  }
-};
-
-std::uint64_t device_of(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_dev) : 0;
 }
 
 void release_all(LoaderThread& loader, const std::vector<Stream*>& streams) {
@@ -109,12 +71,12 @@ TEST(LoaderSlow, ReadsSlowerThanTheRingDelayOnlyTheirOwnFileSystemAndAdvance) {
   Stream* far = stream_of(loader, *far_src);         // the local disk
   ASSERT_TRUE(s && far);
   Drain d{{s, far}, {}};
-  d.run_for(loader, 300ms);
+  d.run_fresh(loader, 300ms);
   ASSERT_GT(d.frames[1], 6'000);
 
   slow.on = true;
-  d.run_for(loader, 500ms);  // the first slow reads
-  d.run_for(loader, 2'000ms);
+  d.run_fresh(loader, 500ms);  // the first slow reads
+  d.run_fresh(loader, 2'000ms);
   const LoaderStats st = loader.stats();
   // 48 kHz frames taken as fast as they come: the local stream kept up with far more than real time.
   EXPECT_GT(d.frames[1], 2 * 48'000) << "the stream of another file system starved behind the slow share ("
@@ -130,10 +92,10 @@ TEST(LoaderSlow, ReadsSlowerThanTheRingDelayOnlyTheirOwnFileSystemAndAdvance) {
 
   slow.on = false;
   ASSERT_TRUE(test::wait_for([&] {
-    d.run_for(loader, 20ms);
+    d.run_fresh(loader, 20ms);
     return loader.stats().stuck_threads == 0;
   }));
-  d.run_for(loader, 500ms);
+  d.run_fresh(loader, 500ms);
   EXPECT_GT(d.frames[0], 24'000) << "the share answers at full speed again: its stream plays on";
   release_all(loader, {s, far});
   loader.stop();
@@ -168,22 +130,22 @@ TEST(LoaderSlow, TenDeadFileSystemsLeaveTheStreamsOfAnotherFed) {
   all.push_back(local);
   for (Stream* st : all) ASSERT_NE(st, nullptr);
   Drain d{all, {}};
-  d.run_for(loader, 300ms);
+  d.run_fresh(loader, 300ms);
 
   hold.close();  // every share stops answering
-  d.run_for(loader, 2'500ms);
+  d.run_fresh(loader, 2'500ms);
   EXPECT_EQ(loader.stats().stuck_threads, kDead) << "one given-up thread per dead file system";
-  d.run_for(loader, 1'000ms);
+  d.run_fresh(loader, 1'000ms);
   EXPECT_GT(d.frames.back(), 48'000) << "the local stream starved behind " << kDead << " dead file systems ("
                                      << hold.held() << " reads held)";
   for (int k = 0; k < kDead; ++k) EXPECT_LT(d.frames[static_cast<std::size_t>(k)], 6'001) << "dead stream " << k;
 
   hold.open();  // they answer again: every stuck thread returns
   ASSERT_TRUE(test::wait_for([&] {
-    d.run_for(loader, 20ms);
+    d.run_fresh(loader, 20ms);
     return loader.stats().stuck_threads == 0;
   }));
-  d.run_for(loader, 500ms);
+  d.run_fresh(loader, 500ms);
   for (int k = 0; k < kDead; ++k) EXPECT_GT(d.frames[static_cast<std::size_t>(k)], 6'000) << "stream " << k;
   EXPECT_FALSE(hold.gave_up());
   release_all(loader, all);

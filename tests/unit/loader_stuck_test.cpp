@@ -8,6 +8,7 @@
 #include "stemd/stream.hpp"
 #include "common/engine_driver.hpp"
 #include "common/fixtures.hpp"
+#include "common/loader_rig.hpp"
 #include "common/stall_reads.hpp"
 
 #include <gtest/gtest.h>
@@ -29,48 +30,11 @@ namespace {
 
 using namespace std::chrono_literals;
 
-LoaderConfig loader_config() {
-  LoaderConfig c;
-  c.ring_frames = 6'000;
-  c.chunk_frames = 1'024;
-  c.prefill_frames = 2'048;
-  c.wake_timeout_ms = 10;
-  c.stuck_read_ms = 200;
-  return c;
-}
+LoaderConfig loader_config() { return test::small_ring_loader(200); }
 
-std::unique_ptr<Source> streamed(const std::string& path) {
-  LoadOptions o;
-  o.output_rate = 48'000;
-  o.preload_limit_bytes = 0;  // always stream
-  o.head_frames = 1'000;
-  LoadResult r = load_source(path, "t", o);
-  EXPECT_TRUE(r.source) << r.error;
-  return std::move(r.source);
-}
-
-// Takes what each stream's ring holds, as a voice would (as fast as it comes), for `d`.
-struct Consumer {
-  std::vector<Stream*> streams;
-  std::vector<std::int64_t> frames;
-  void run_for(LoaderThread& loader, std::chrono::milliseconds d) {
-    frames.resize(streams.size(), 0);
-    std::vector<float> buf(2 * 1'000);
-    const auto until = std::chrono::steady_clock::now() + d;
-    while (std::chrono::steady_clock::now() < until) {
-      for (std::size_t k = 0; k < streams.size(); ++k) {
-        frames[k] += static_cast<std::int64_t>(streams[k]->ring().read(buf.data(), 1'000));
-      }
-      loader.wake();
-      std::this_thread::sleep_for(1ms);
-    }
-  }
-};
-
-std::uint64_t device_of(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_dev) : 0;
-}
+using test::device_of;
+using Consumer = test::RingDrain;
+std::unique_ptr<Source> streamed(const std::string& path) { return test::streamed_source(path); }
 
 TEST(LoaderStuck, AReadThatDoesNotReturnStallsOnlyItsFileSystemAndItsStreamGoesOnWhenItAnswers) {
   test::TempDir dir;                                                  // the "share"
@@ -113,7 +77,7 @@ TEST(LoaderStuck, AReadThatDoesNotReturnStallsOnlyItsFileSystemAndItsStreamGoesO
   // system is read on (48 kHz frames taken as fast as they come: far more than a second's worth),
   // while the stuck stream and its neighbour on the same file system wait.
   ASSERT_TRUE(test::wait_for([&] { return loader.stats().stuck_reads == 1; })) << "never given up";
-  c.frames.assign(3, 0);
+  c.restart();
   c.run_for(loader, 1'000ms);
   EXPECT_GT(c.frames[2], 48'000) << "the stream of another file system starved";
   EXPECT_LT(c.frames[0], 6'001) << "the stuck stream was read (beyond its ring)";
@@ -129,7 +93,7 @@ TEST(LoaderStuck, AReadThatDoesNotReturnStallsOnlyItsFileSystemAndItsStreamGoesO
     c.run_for(loader, 20ms);
     return loader.stats().stuck_threads == 0;
   })) << "the stuck thread never left";
-  c.frames.assign(3, 0);
+  c.restart();
   c.run_for(loader, 500ms);
   EXPECT_GT(c.frames[0], 24'000);
   EXPECT_GT(c.frames[1], 24'000);

@@ -505,7 +505,9 @@ TEST(Loader, RawReadsAreLibsndfilesFramesInOneCallPerRefill) {
       at += got;
     }
     EXPECT_EQ(at, kFrames);
-    if (raw.reads_raw()) EXPECT_EQ(count.reads.load(), calls) << "one read per call, both pieces";
+    if (raw.reads_raw()) {
+      EXPECT_EQ(count.reads.load(), calls) << "one read per call, both pieces";
+    }
     ASSERT_EQ(lib.read_stereo_i16(b.data(), kFrames + 64), kFrames);
     EXPECT_EQ(std::memcmp(a.data(), b.data(), static_cast<std::size_t>(kFrames) * 4), 0);
     EXPECT_EQ(std::memcmp(a.data(), pcm.data(), static_cast<std::size_t>(kFrames) * 4), 0);

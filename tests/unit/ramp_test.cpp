@@ -242,8 +242,8 @@ double formula(Curve c, double a, double b, double x) { return test::fade_formul
 TEST(RampFill, BlocksFollowTheFormulaAndMatchNextFrameByFrame) {
   constexpr std::uint32_t kLong = 48000u * (test::kSanitized ? 60u : 600u);
   for (const Curve c : {Curve::kLinear, Curve::kExponential, Curve::kEqualPower, Curve::kSCurve}) {
-    for (const auto [from, to, frames] : {std::tuple{1.0f, 0.0f, 4800u}, std::tuple{0.0f, 1.0f, 4800u},
-                                          std::tuple{0.25f, 2.0f, 1001u}, std::tuple{1.0f, 0.001f, kLong}}) {
+    for (const auto& [from, to, frames] : {std::tuple{1.0f, 0.0f, 4800u}, std::tuple{0.0f, 1.0f, 4800u},
+                                           std::tuple{0.25f, 2.0f, 1001u}, std::tuple{1.0f, 0.001f, kLong}}) {
       Ramp by_block(from), by_frame(from);
       by_block.set(to, frames, c);
       by_frame.set(to, frames, c);
@@ -261,8 +261,12 @@ TEST(RampFill, BlocksFollowTheFormulaAndMatchNextFrameByFrame) {
             worst = std::max(worst, std::fabs(out[i] - want) - 2e-5 * std::fabs(want));  // as FadeShape
           }
           worst_vs_next = std::max(worst_vs_next, static_cast<double>(std::fabs(out[i] - next)));
-          if (at >= frames) ASSERT_EQ(out[i], to) << to_string(c) << " lands on the target at frame " << at;
-          if (c == Curve::kLinear || c == Curve::kSCurve) ASSERT_EQ(out[i], next) << to_string(c) << " frame " << at;
+          if (at >= frames) {
+            ASSERT_EQ(out[i], to) << to_string(c) << " lands on the target at frame " << at;
+          }
+          if (c == Curve::kLinear || c == Curve::kSCurve) {
+            ASSERT_EQ(out[i], next) << to_string(c) << " frame " << at;
+          }
         }
         k += n;
         size = size * 7 % 1499 + 1;  // 1, 8, 57, 400, …: odd sizes, across the anchors

@@ -179,7 +179,9 @@ TEST_F(WebHttp, AnUpgradeThatCannotBeAcceptedIsRefusedInJsonSayingWhatIsWrong) {
       const Json j = Json::parse(p.res.body(), nullptr, false);
       ASSERT_TRUE(j.is_object() && j.contains("error")) << p.res.body();
       EXPECT_NE(j["error"].get<std::string>().find(c.words), std::string::npos) << p.res.body();
-      if (c.status == 426) EXPECT_EQ(p.res[http::field::sec_websocket_version], "13");
+      if (c.status == 426) {
+        EXPECT_EQ(p.res[http::field::sec_websocket_version], "13");
+      }
     }
   }
   EXPECT_EQ(w.web.stats().listeners.load(), 0u);
