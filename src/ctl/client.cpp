@@ -76,6 +76,12 @@ std::unique_ptr<Client> Client::open(const ClientOptions& o, std::string& error,
   std::unique_ptr<Client> c(new Client());
   c->opts_ = o;
   c->target_ = *target;
+  {
+    const sockaddr_storage& a = target->addr;
+    c->to_any_ =
+        (target->family() == AF_INET && reinterpret_cast<const sockaddr_in&>(a).sin_addr.s_addr == htonl(INADDR_ANY)) ||
+        (target->family() == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&reinterpret_cast<const sockaddr_in6&>(a).sin6_addr));
+  }
 
   if (!o.tcp) {
     auto local = control::parse_endpoint(local_host_for(*target), 0, error);
@@ -205,7 +211,14 @@ Wait Client::receive(OscMessage& out, Clock::time_point deadline, std::string& e
 Wait Client::receive_udp(OscMessage& out, Clock::time_point deadline, std::string& error) {
   for (;;) {
     while (udp_->receive(dgram_)) {
-      if (dgram_.from.port() != target_.port()) continue;  // not from the daemon's socket
+      // Only the daemon's address and port answer: the socket is not connected, so anyone who can
+      // reach stemctl's port could otherwise answer for the daemon (a forged /done; attack pass 24).
+      // One from the daemon's port on another address is kept for the time-out's message.
+      if (!(dgram_.from == target_) &&
+          !(to_any_ && dgram_.from.is_loopback() && dgram_.from.port() == target_.port())) {
+        if (dgram_.from.port() == target_.port()) stray_ = dgram_.from.to_string();
+        continue;
+      }
       std::string perr;
       if (control::osc_parse(dgram_.data.data(), dgram_.data.size(), out, perr)) return Wait::kMessage;
       // a bundle or garbage: stemd sends neither, ignore it

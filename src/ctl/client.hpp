@@ -81,6 +81,9 @@ class Client {
   Result request(const OscMessage& m, double timeout_s, const std::function<void(const OscMessage&)>& other = nullptr);
   Result request(const OscMessage& m) { return request(m, opts_.timeout_s); }
 
+  // Where the last datagram from the daemon's port but another address came from (ignored), or "".
+  const std::string& stray_source() const { return stray_; }
+
   // True when `reply` is the answer to a message sent to `address`.
   static bool is_reply_to(const OscMessage& reply, const std::string& address);
 
@@ -97,6 +100,8 @@ class Client {
   control::Endpoint target_;
   std::unique_ptr<control::UdpSocket> udp_;
   control::Datagram dgram_;
+  std::string stray_;
+  bool to_any_ = false;  // --host 0.0.0.0 or ::: this machine, which answers from its loopback address
   int tcp_fd_ = -1;
   std::vector<std::uint8_t> tcp_in_;  // bytes received, not yet a whole frame
   const std::atomic<bool>* interrupt_ = nullptr;

@@ -229,6 +229,18 @@ double field_number(const StatusFields& f, const std::string& key, double def) {
   return a->is_string() && parse_double(a->s, d) ? d : def;
 }
 
+namespace {
+// The row count a paged reply announces: 0 for a negative or NaN one, and more than any reply
+// holds for one past 2^53 (converted without overflow: a reply is the daemon's, or anyone's who
+// can send to stemctl, and is checked as such).
+std::size_t announced_rows(const OscArg& v) {
+  const double d = v.as_double();
+  if (!(d > 0)) return 0;
+  if (d >= 9007199254740992.0) return std::numeric_limits<std::size_t>::max();
+  return static_cast<std::size_t>(d);
+}
+}  // namespace
+
 bool parse_list(const OscMessage& reply, std::vector<SourceRow>& rows, std::string& error) {
   rows.clear();
   const auto& a = reply.args;
@@ -236,8 +248,8 @@ bool parse_list(const OscMessage& reply, std::vector<SourceRow>& rows, std::stri
     error = "malformed /stemd/list reply (no count): " + reply.to_string();
     return false;
   }
-  const auto count = static_cast<std::size_t>(std::max<std::int64_t>(0, static_cast<std::int64_t>(a[1].as_double())));
-  if (a.size() < 2 + 6 * count) {
+  const std::size_t count = announced_rows(a[1]);
+  if (count > (a.size() - 2) / 6) {  // divided, not 2 + 6 × count: a count near 2^64 / 6 wrapped
     error = "malformed /stemd/list reply (" + std::to_string(count) + " sources announced, " +
             std::to_string((a.size() - 2) / 6) + " sent)";
     return false;
@@ -263,8 +275,8 @@ bool parse_voices(const OscMessage& reply, std::vector<VoiceRow>& rows, std::str
     error = "malformed /stemd/voices reply (no count): " + reply.to_string();
     return false;
   }
-  const auto count = static_cast<std::size_t>(std::max<std::int64_t>(0, static_cast<std::int64_t>(a[1].as_double())));
-  if (a.size() < 2 + 7 * count) {
+  const std::size_t count = announced_rows(a[1]);
+  if (count > (a.size() - 2) / 7) {
     error = "malformed /stemd/voices reply (" + std::to_string(count) + " voices announced, " +
             std::to_string((a.size() - 2) / 7) + " sent)";
     return false;
@@ -287,7 +299,8 @@ bool parse_voices(const OscMessage& reply, std::vector<VoiceRow>& rows, std::str
 std::int64_t next_page(const OscMessage& reply, std::size_t fields_per_row) {
   const auto& a = reply.args;
   if (a.size() < 2 || !a[1].is_number()) return -1;
-  const auto count = static_cast<std::size_t>(std::max<std::int64_t>(0, static_cast<std::int64_t>(a[1].as_double())));
+  const std::size_t count = announced_rows(a[1]);
+  if (fields_per_row == 0 || count > (a.size() - 2) / fields_per_row) return -1;
   const std::size_t at = 2 + fields_per_row * count;  // total, then next
   if (a.size() < at + 2 || !a[at + 1].is_number()) return -1;
   return static_cast<std::int64_t>(a[at + 1].as_double());

@@ -63,6 +63,12 @@ int Session::check(const Result& r) {
       error_line(describe_failure(r.reply));
       return kExitFail;
     case Wait::kTimeout:
+      if (client_ && !client_->stray_source().empty()) {
+        error_line("no reply from " + target_text() + " within " + seconds_text(opts_.timeout_s) +
+                   " s; answers came from " + client_->stray_source() +
+                   " instead, and were ignored (another address of the daemon's machine? then --host that address)");
+        return kExitNoReply;
+      }
       error_line("no reply from " + target_text() + " within " + seconds_text(opts_.timeout_s) +
                  " s — is stemd running? (--port/--host)");
       return kExitNoReply;

@@ -517,6 +517,58 @@ TEST(Stemctl, WaitsForItsOwnReply) {
   EXPECT_EQ(x.ctl.err, "");
 }
 
+// A reply whose row count times its fields wraps past 2^64 (attack pass 24, F2): (2^64 + 2,048) / 6
+// rows announced in a /stemd/list reply of 2,050 arguments passed the size check (2 + 6 × count
+// wrapped to 2,050) and stemctl read far past the arguments (SIGSEGV); /stemd/voices, 7 fields,
+// grew its rows until bad_alloc. A malformed reply is an error that says so, exit 1.
+TEST(Stemctl, ARowCountThatWrapsIsAMalformedReplyNotACrash) {
+  const struct {
+    const char* command;
+    const char* address;
+    std::int64_t count;  // (2^64 + rows) / fields: fields × count + 2 wraps to rows + 2
+    int rows;
+  } cases[] = {{"list", "/stemd/list", 3074457345618258944LL, 2'048},
+               {"voices", "/stemd/voices", 2635249153387079168LL, 2'560}};
+  for (const auto& c : cases) {
+    const auto x = exchange_with_fake(c.command, {}, [&](const OscMessage& m) {
+      OscMessage r = make("/done", {OscArg::Str(c.address), OscArg::Int64(c.count)});
+      for (int k = 0; k < c.rows; ++k) r.args.push_back(OscArg::Int(k));
+      return r;
+    });
+    EXPECT_EQ(x.ctl.exit_code, 1) << c.command << ": " << show(x.ctl);
+    EXPECT_NE(x.ctl.err.find("malformed " + std::string(c.address) + " reply"), std::string::npos)
+        << c.command << ": " << show(x.ctl);
+  }
+}
+
+// stemctl took any datagram from the daemon's port as the daemon's: another host sending from
+// port 57120 could answer for it (a forged /done, or F2's crash). Only the address asked answers;
+// a time-out names where answers came from instead (a daemon answering from another address of
+// its machine would be that).
+TEST(Stemctl, OnlyTheAddressAskedAnswers) {
+  std::string error;
+  auto sock = control::UdpSocket::bind(*control::parse_endpoint("127.0.0.1", 0, error), error);
+  ASSERT_TRUE(sock) << error;
+  const std::uint16_t port = sock->local().port();
+  auto other = control::UdpSocket::bind(*control::parse_endpoint("127.0.0.9", port, error), error);
+  ASSERT_TRUE(other) << error;
+  auto fut = std::async(std::launch::async, [&] { return run_ctl("-p " + std::to_string(port) + " -t 1 stop 3"); });
+  control::Datagram d;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        pollfd p{sock->fd(), POLLIN, 0};
+        poll(&p, 1, 20);
+        return sock->receive(d);
+      },
+      3.0))
+      << "stemctl sent nothing";
+  const auto forged = control::osc_serialise(make("/done", {OscArg::Str("/stemd/stop"), OscArg::Int(3)}));
+  other->send_to(d.from, forged.data(), forged.size());
+  const Ctl r = fut.get();
+  EXPECT_EQ(r.exit_code, 3) << "a reply from 127.0.0.9 was taken for the daemon's: " << show(r);
+  EXPECT_NE(r.err.find("127.0.0.9:" + std::to_string(port)), std::string::npos) << show(r);
+}
+
 TEST(Stemctl, SendAgainstTheDaemon) {
   Daemon d;
   ASSERT_READY(d);
