@@ -32,6 +32,14 @@ function levelText(x) {
   const dbText = x <= 0 ? '−∞' : Math.abs(db) < 0.05 ? '0.0' : `${db > 0 ? '+' : '−'}${Math.abs(db).toFixed(1)}`;
   return `${x.toFixed(2)} · ${dbText} dB`;
 }
+// The daemon's uptime as stemctl shows it (src/ctl/format.cpp fmt_uptime): h:mm:ss, and from a
+// day on "21d 00:00:00" — not 504:00:00.0 after three weeks.
+function fmtUptime(s) {
+  const t = Math.floor(Number.isFinite(s) && s > 0 ? s : 0);
+  const d = Math.floor(t / 86400), h = Math.floor(t / 3600) % 24;
+  const mmss = `${String(Math.floor(t / 60) % 60).padStart(2, '0')}:${String(t % 60).padStart(2, '0')}`;
+  return d > 0 ? `${d}d ${String(h).padStart(2, '0')}:${mmss}` : `${h}:${mmss}`;
+}
 const dbWidth = (db) => Math.max(0, Math.min(100, (db + 60) / 60 * 100));
 
 // A bus's meter; without one (stemd not answering) an empty track, not the last green bar.
@@ -89,11 +97,12 @@ function render(j) {
   $('underruns').textContent = s.voice_underruns;
   $('underflows').textContent = s.device_underflows;
   $('memory').textContent = `${(s.memory_bytes / 1048576).toFixed(1)} MiB`;
-  $('uptime').textContent = fmtTime(s.uptime_s);
+  $('uptime').textContent = fmtUptime(s.uptime_s);
   // The build running (after a package upgrade: the old one until the service restarts).
   $('version').textContent = s.version ?? '–';
-  // The beat clock, the Link session (--link) and the stretch buses in use (time_stretch).
-  let tempo = `${(s.tempo_bpm ?? 0).toFixed(2)} bpm · beat ${(s.beat ?? 0).toFixed(1)}`;
+  // The beat clock, the Link session (--link) and the stretch buses in use (time_stretch); while no
+  // tempo is in use (none given or set: the clock ticks at --bpm's default, nothing follows it), says so.
+  let tempo = s.tempo_in_use === 0 ? 'no tempo set' : `${(s.tempo_bpm ?? 0).toFixed(2)} bpm · beat ${(s.beat ?? 0).toFixed(1)}`;
   if (s.link) tempo += ` · Link: ${s.link_peers} peer${s.link_peers === 1 ? '' : 's'}`;
   if (s.stretch_buses > 0) tempo += ` · stretch buses ${s.stretch_buses_running} of ${s.stretch_buses} running (${s.stretch_bus_voices} voices)`;
   $('tempo').textContent = tempo;
@@ -158,7 +167,7 @@ function cameBack(s) {
     const away = (now - link.lastOk) / 1000;  // since its last answer
     // Not restarted: its uptime went on through the gap (a second of slack for the poll itself).
     const restarted = s.uptime_s + 1 < link.uptime + (now - link.lastOk) / 1000;
-    logEvent(`stemd is back, ${away.toFixed(1)} s after its last answer: ${restarted ? `restarted (up ${fmtTime(s.uptime_s)})` : `not restarted (up ${fmtTime(s.uptime_s)})`}, ` +
+    logEvent(`stemd is back, ${away.toFixed(1)} s after its last answer: ${restarted ? `restarted (up ${fmtUptime(s.uptime_s)})` : `not restarted (up ${fmtUptime(s.uptime_s)})`}, ` +
       `${s.sources} source${s.sources === 1 ? '' : 's'} loaded, ${s.voices} voice${s.voices === 1 ? '' : 's'}`);
     document.body.classList.remove('offline');
     for (const b of document.querySelectorAll('#decks input')) b.disabled = false;
@@ -252,6 +261,15 @@ async function browse(dir) {
   const res = await fetch(`/api/files?dir=${encodeURIComponent(dir)}`);
   const j = await res.json();
   monitor.files = Object.assign({ ok: res.ok }, j);
+  // No --media-root: nothing to browse, and not an error — one line saying how to set one, in place
+  // of the click hint and a red refusal (new-user pass 24).
+  $('files-hint').hidden = !!j.no_media_root;
+  $('files-none').hidden = !j.no_media_root;
+  $('load-path').placeholder = j.no_media_root ? 'full path of a file' : 'path (relative to the media root)';
+  if (j.no_media_root) {
+    $('files').innerHTML = '';
+    return;
+  }
   if (!res.ok) {
     $('files').innerHTML = `<li class="bad">${escapeHtml(j.error)}</li>`;
     return;

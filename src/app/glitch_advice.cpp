@@ -73,4 +73,24 @@ std::string glitch_advice(const GlitchWindow& w) {
   return out;
 }
 
+std::string health_summary(const HealthLine& h) {
+  const double mib = h.resident_bytes / (1024.0 * 1024.0);
+  if (!h.device_running) {
+    const std::string name = h.device_name.empty() ? "" : " '" + h.device_name + "'";
+    std::string why = h.device_reason;
+    if (h.device_attempts > 0)
+      why += (why.empty() ? "" : "; ") + fmt::format("attempt {}, retrying", h.device_attempts);
+    return fmt::format(
+        "device{} {} {:.1f} s{}: nothing plays until it {}; {} voices, CPU {:.1f}% of one core, memory {:.1f} MiB "
+        "resident",
+        name, h.device_waiting ? "not there yet, waiting" : "lost for", h.device_away_s,
+        why.empty() ? "" : " (" + why + ")", h.device_waiting ? "appears" : "is back", h.voices, h.cpu_pct, mib);
+  }
+  return fmt::format(
+      "{} voices, CPU {:.1f}% of one core (audio callback {:.1f}%), {}, lowest ring fill {}%, voice underruns {}, "
+      "device underflows {}, memory {:.1f} MiB resident, device {}",
+      h.voices, h.cpu_pct, h.callback_pct, h.rt_policy.empty() ? "audio thread not started yet" : h.rt_policy,
+      h.lowest_ring_fill_pct, h.voice_underruns, h.device_underflows, mib, h.device);
+}
+
 }  // namespace stemd::app

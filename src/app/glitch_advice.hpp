@@ -42,4 +42,32 @@ bool only_pacing_late(const GlitchWindow& w);
 // 3 % of its budget" — this second — on one line). `p50_ns` is the window's.
 std::string callback_times(const GlitchWindow& w, std::uint64_t p50_ns, std::uint64_t max_since_start_ns);
 
+// The periodic health line's facts (health.cpp, every --health-interval and with --watch).
+struct HealthLine {
+  std::uint64_t voices = 0;
+  double cpu_pct = 0;       // the whole process over the last second, % of ONE core (above 100 on several)
+  double callback_pct = 0;  // the audio callback's share of the same second, % of one core
+  std::string rt_policy;    // the audio thread's scheduling ("SCHED_FIFO 70"); "" until it has run
+  std::uint32_t lowest_ring_fill_pct = 100;
+  std::uint64_t voice_underruns = 0, device_underflows = 0;
+  double resident_bytes = 0;  // VmRSS
+  // The device: DeviceStatus::describe() ("running", "running on the null backend (…)"), and when
+  // it is not running, whether it never opened yet (waiting) or was lost, for how long (seconds of
+  // wall time), the last attempt's error, the attempts so far and the device configured (--device).
+  std::string device = "running";
+  bool device_running = true;
+  bool device_waiting = false;
+  double device_away_s = 0;
+  std::string device_reason;
+  std::uint64_t device_attempts = 0;
+  std::string device_name;
+};
+
+// "3 voices, CPU 1.1% of one core (audio callback 0.7%), SCHED_FIFO 70, lowest ring fill 100%, voice
+// underruns 0, device underflows 0, memory 54.9 MiB resident, device running" — or, while the
+// device is missing (not there yet, or lost), that first: "device 'usb' not there yet (waiting
+// 3.1 s: …; attempt 4, retrying): nothing plays until it appears; 0 voices, CPU 1.4% of one core,
+// memory 33.1 MiB resident" — not "0 voices, … unknown, … device waiting" (new-user pass 24).
+std::string health_summary(const HealthLine& h);
+
 }  // namespace stemd::app

@@ -74,11 +74,23 @@ void DaemonRun::health_tick(Clock::time_point now) {
   health_prev_cpu_ = cpu_s;
   health_prev_cb_ns_ = cb_ns;
   health_prev_t_ = now;
-  std::string summary = fmt::format(
-      "{} voices, CPU {:.1f}% (audio callback {:.1f}%), {}, lowest ring fill {}%, voice underruns {}, "
-      "device underflows {}, memory {:.1f} MB resident, device {}",
-      m.voices_active.load(), cpu_pct, cb_pct, device_.rt_policy(), min_fill / 10, c.voice_underruns,
-      c.device_underflows, static_cast<double>(resident_bytes()) / 1e6, device_.describe());
+  HealthLine h;
+  h.voices = m.voices_active.load();
+  h.cpu_pct = cpu_pct;
+  h.callback_pct = cb_pct;
+  h.rt_policy = device_.rt_policy_known();
+  h.lowest_ring_fill_pct = min_fill / 10;
+  h.voice_underruns = c.voice_underruns;
+  h.device_underflows = c.device_underflows;
+  h.resident_bytes = static_cast<double>(resident_bytes());
+  h.device = device_.describe();
+  h.device_running = device_.state() == control::DeviceState::kRunning;
+  h.device_waiting = device_.state() == control::DeviceState::kWaiting;
+  h.device_away_s = device_.lost_for_seconds();
+  h.device_reason = device_.reason();
+  h.device_attempts = device_.attempts();
+  h.device_name = o_.device;
+  std::string summary = health_summary(h);
   if (const std::string t = state_ ? state_->trouble() : std::string(); !t.empty()) summary += ", " + t;
   if (o_.watch || (o_.health_interval > 0 && now >= next_health_line_)) {
     spdlog::info("health: {}", summary);
@@ -144,19 +156,10 @@ bool read_sched(pthread_t tid, ThreadSched& out) {
 
 }  // namespace
 
-// The real-time policy the audio thread runs with, once it has run: raised to the priority stemd
-// means it to have where stemd owns the thread (PortAudio's ALSA thread starts at 1), from this
-// thread — never from the audio thread; the loader capped below it; both logged as they are
-// (rt_priority.hpp).
-void DaemonRun::log_policy() {
-  const auto tid = static_cast<pthread_t>(inst_->engine().metrics().audio_thread.load());
-  if (tid == 0) return;
-  policy_logged_ = true;
-  PolicyReport r;
-  if (!read_sched(tid, r.before)) return;
+bool raise_audio_thread(std::uint64_t thread, PolicyReport& r) {
+  const auto tid = static_cast<pthread_t>(thread);
+  if (tid == 0 || !read_sched(tid, r.before)) return false;
   r.now = r.before;
-  r.wanted = bc_.kind == "render" ? 0 : backend_->wanted_rt_priority();
-  r.owner = backend_->rt_priority_owner();
   rlimit rl{};
   getrlimit(RLIMIT_RTPRIO, &rl);
   const long limit = rl.rlim_cur == RLIM_INFINITY ? 99 : static_cast<long>(rl.rlim_cur);
@@ -170,6 +173,21 @@ void DaemonRun::log_policy() {
     read_sched(tid, r.now);
     break;
   }
+  return true;
+}
+
+// The real-time policy the audio thread runs with, once it has run: raised to the priority stemd
+// means it to have where stemd owns the thread (PortAudio's ALSA thread starts at 1), from this
+// thread — never from the audio thread; the loader capped below it; both logged as they are
+// (rt_priority.hpp).
+void DaemonRun::log_policy() {
+  const std::uint64_t tid = inst_->engine().metrics().audio_thread.load();
+  if (tid == 0) return;
+  policy_logged_ = true;
+  PolicyReport r;
+  r.wanted = bc_.kind == "render" ? 0 : backend_->wanted_rt_priority();
+  r.owner = backend_->rt_priority_owner();
+  if (!raise_audio_thread(tid, r)) return;
   device_.set_rt_policy(r.now.text());
   r.loader_configured = o_.loader_priority;
   r.loader_now = inst_->loader().stats().rt_priority;

@@ -372,6 +372,7 @@ std::string finish(const CLI::App& app, Options& o) {
     p = board_preset(board_model(where));
   }
   if (app.count("--max-memory-mb") == 0) o.max_memory_mb = p->memory_mb;
+  o.bpm_given = app.count("--bpm") > 0;
   if (app.count("--stretch-engine") == 0 && p->stretch_engine != nullptr) o.stretch_engine = p->stretch_engine;
   if (app.count("--stretch-bus-share") == 0 && p->stretch_bus_share >= 0)
     o.stretch_bus_share = p->stretch_bus_share == 1;

@@ -107,6 +107,7 @@ struct Options {
   std::vector<float> ab;      // --ab A B: deck A and B levels
   std::vector<float> levels;  // --levels A B C D
   double bpm = 120.0;         // --bpm: base tempo
+  bool bpm_given = false;     // --bpm on the command line or in the config file (a tempo in use)
   int meter = 4;              // --meter: beats per bar
   bool link = false;          // --link: join the Ableton Link session (tempo, beat, phase)
   bool watch = false;

@@ -1,4 +1,5 @@
 // stemd's flags, one function per --help group (see options.hpp, options_internal.hpp).
+#include "control/limits.hpp"
 #include "logging.hpp"
 #include "options_internal.hpp"
 
@@ -163,7 +164,7 @@ void add_play_and_file_options(CLI::App& app, Options& o) {
       ->check(CLI::Range(0.0, 1e7))
       ->type_name("SECONDS");
   app.add_option("--preload-limit-mb", o.preload_limit_mb,
-                 "Files whose decoded size is at most this are held in "
+                 "Files whose decoded size is at most this many MiB are held in "
                  "RAM; larger ones are streamed from disk")
       ->check(CLI::Range(0.0, 65536.0))
       ->capture_default_str();
@@ -290,11 +291,12 @@ void add_session_options(CLI::App& app, Options& o) {
                  "crowdstream) or equal_power (sin(l·π/2): constant power)")
       ->check(CLI::IsMember({"linear", "equal_power"}))
       ->capture_default_str();
+  // The ranges /stemd/tone takes (control/limits.hpp): one number for the flag, its help and OSC.
   app.add_option("--tone-level-db", o.tone_level_db, "Peak level of /test_tone in dBFS")
-      ->check(CLI::Range(-60.0, 0.0))
+      ->check(CLI::Range(control::limits::kMinToneDb, 0.0))
       ->capture_default_str();
-  app.add_option("--tone-seconds", o.tone_seconds, "Length of /test_tone")
-      ->check(CLI::Range(0.05, 600.0))
+  app.add_option("--tone-seconds", o.tone_seconds, "Length of /test_tone, in output seconds")
+      ->check(CLI::Range(control::limits::kMinToneSeconds, control::limits::kMaxToneSeconds))
       ->capture_default_str();
   app.add_option("--shutdown-fade-ms", o.shutdown_fade_ms, "Fade-out on SIGINT/SIGTERM, in ms")
       ->check(CLI::Range(0.0, 10000.0))

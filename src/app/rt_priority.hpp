@@ -12,6 +12,7 @@
 // line are pure functions here, unit-tested (tests/unit/rt_priority_test.cpp); health.cpp applies them.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -49,5 +50,12 @@ struct PolicyReport {
 // SCHED_FIFO 1 is below it" — after "audio thread: ", for a real-time audio thread; or, for one
 // that is not real-time, what the loader does (appended to the warning; "" when it is normal already).
 std::string policy_line(const PolicyReport& r);
+
+// [main, never the audio thread] Reads the audio thread's scheduling (`thread`: the pthread_t the
+// engine publishes, Metrics::audio_thread) into r.before and raises it to r.wanted — or to
+// RLIMIT_RTPRIO's soft limit when lower — with pthread_setschedparam: r.now as it is then, r.refused
+// when a raise was not permitted. False when the thread is not known yet. Used by the daemon
+// (health.cpp) and by `stemd tune`, which so measures with the scheduling the daemon would have.
+bool raise_audio_thread(std::uint64_t thread, PolicyReport& r);
 
 }  // namespace stemd::app

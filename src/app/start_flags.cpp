@@ -386,7 +386,7 @@ void DaemonRun::announce() {
   spdlog::info(
       "{} started: {}, {} Hz, buffer {} frames = {:.1f} ms (output latency {:.1f} ms), "
       "max {} voices, ring {:.0f} ms (kept ≥ {:.0f}, up to {:.0f} when the disk is slow), head {:.0f} ms, "
-      "preload ≤ {:.0f} MB, limiter {}, libsndfile {}",
+      "preload ≤ {:.0f} MiB, limiter {}, libsndfile {}",
       build_version(), backend_->describe(), rate_, o_.buffer_size, budget_ms_,
       backend_->output_latency_seconds() * 1000.0, o_.max_voices, o_.ring_ms, o_.ring_min_ms, o_.ring_max_ms,
       o_.head_ms, o_.preload_limit_mb,

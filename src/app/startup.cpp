@@ -176,17 +176,17 @@ void log_voice_event(const engine::Event& e, const control::VoiceInfo& v, base::
   std::string note;
   switch (e.type) {
     case engine::EventType::kVoiceStarted:
-      spdlog::debug("voice {} started (slot {} '{}')", e.voice, v.slot, base::log_escape(v.name));
+      spdlog::debug("voice {} started (id {} '{}')", e.voice, v.slot, base::log_escape(v.name));
       break;
     case engine::EventType::kVoiceEnded:
       if (e.reason == engine::EndReason::kError) {
         if (!may_log(limit, "voices ended with an error", note, false)) break;
-        spdlog::warn("voice {} (slot {} '{}') ended: {}{}", e.voice, v.slot, base::log_escape(v.name),
-                     engine::to_string(e.reason), note);
+        spdlog::warn("voice {} (id {} '{}') ended: {}{}", e.voice, v.slot, base::log_escape(v.name),
+                     control::end_reason_text(e.reason, v), note);
       } else {
         if (!may_log(limit, "voices ended", note)) break;
-        spdlog::info("voice {} (slot {} '{}') ended: {}{}", e.voice, v.slot, base::log_escape(v.name),
-                     engine::to_string(e.reason), note);
+        spdlog::info("voice {} (id {} '{}') ended: {}{}", e.voice, v.slot, base::log_escape(v.name),
+                     control::end_reason_text(e.reason, v), note);
       }
       break;
     case engine::EventType::kVoiceUnderrun:
@@ -198,7 +198,7 @@ void log_voice_event(const engine::Event& e, const control::VoiceInfo& v, base::
     case engine::EventType::kVoiceDeferred:
       if (!may_log(limit, "voices heard late (time-stretcher primes)", note)) break;
       spdlog::info(
-          "voice {} (slot {} '{}') heard {} output frames late, on the grid (its start, seek or tempo change "
+          "voice {} (id {} '{}') heard {} output frames late, on the grid (its start, seek or tempo change "
           "waited for its time-stretcher's prime): more voices needed one primed in one period than the "
           "audio thread primes at once{}",
           e.voice, v.slot, base::log_escape(v.name), e.count, note);
@@ -277,6 +277,7 @@ int DaemonRun::router_config(control::RouterConfig& rc, bool& media_loopback_onl
   }
   rc.limits.max_string = o_.max_string;
   rc.bpm = o_.bpm;
+  rc.bpm_set = o_.bpm_given;
   rc.time_stretch = o_.stretch_method == "time_stretch";
   rc.equal_power = o_.crossfade_law == "equal_power";
   for (int i = 0; i < 3; ++i) rc.movement_thresholds[i] = o_.movement_thresholds[static_cast<std::size_t>(i)];

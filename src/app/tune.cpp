@@ -4,6 +4,7 @@
 
 #include "instance.hpp"
 #include "loader_sizing.hpp"
+#include "rt_priority.hpp"
 
 #include "audio/backend.hpp"
 #include "control/controller.hpp"
@@ -225,6 +226,13 @@ class Tuner {
     if (m.callbacks.load() < 4) {
       error = "the output (" + described + ") did not call back within 2 s";
       return finish(Outcome::kError);
+    }
+    PolicyReport pr;  // the audio thread raised as the daemon raises it, the loader kept below it
+    pr.wanted = backend->wanted_rt_priority();
+    pr.owner = backend->rt_priority_owner();
+    if (raise_audio_thread(m.audio_thread.load(), pr)) {
+      out.scheduling = pr.now.text(), out.realtime = pr.now.realtime, out.rt_refused = pr.refused;
+      loader.cap_rt_priority(loader_priority_cap(pr.now));
     }
     const double period = static_cast<double>(size) / rate;
     const std::int64_t span = files_.frames - lo.head_frames - 1;
@@ -460,10 +468,11 @@ int measure_sizes(Tuner& tuner, const TuneOptions& o, std::vector<TuneResult>& r
       header = true;
       std::printf(
           "stemd tune: %u voices streamed from %zu generated 16-bit WAV files (in %s), %.1f s per size\n"
-          "output: %s at %d Hz\n"
+          "output: %s at %d Hz, audio thread %s\n"
           "stable: no voice underrun, no device underflow, callback p99 at most %.0f %% of the period\n\n",
           o.voices, tuner.files().paths.size(), tuner.files().dir().c_str(), o.seconds, described.c_str(),
-          r.sample_rate, o.max_load_percent);
+          r.sample_rate, r.realtime || r.scheduling.empty() ? r.scheduling.c_str() : "SCHED_OTHER (not real-time)",
+          o.max_load_percent);
       std::fputs(table_header().c_str(), stdout);
     }
     std::printf("%s\n", row(r, max_load).c_str());
@@ -502,6 +511,8 @@ int recommend(const TuneOptions& o, const std::vector<TuneResult>& results, cons
   for (int i = 0; i < (best < 0 ? static_cast<int>(results.size()) : best); ++i) {
     earlier_stable = earlier_stable || tune_verdict(results[static_cast<std::size_t>(i)], max_load) == "stable";
   }
+  const std::string rt_note = tune_scheduling_note(results, described.find("JACK") != std::string::npos);
+  if (!rt_note.empty()) std::printf("note: %s\n", rt_note.c_str());
   if (earlier_stable) {
     std::printf(
         "note: a smaller size measured stable but a larger one did not: the machine is noisy; a longer "
@@ -516,8 +527,9 @@ int recommend(const TuneOptions& o, const std::vector<TuneResult>& results, cons
     return 1;
   }
   const TuneResult& rec = results[static_cast<std::size_t>(best)];
-  std::printf("\nrecommended: buffer-size = %u (%.1f ms at %d Hz), the smallest stable size\n", rec.buffer_size,
-              1000.0 * rec.buffer_size / rec.sample_rate, rec.sample_rate);
+  std::printf("\nrecommended: buffer-size = %u (%.1f ms at %d Hz), the smallest stable size%s\n", rec.buffer_size,
+              1000.0 * rec.buffer_size / rec.sample_rate, rec.sample_rate,
+              rt_note.empty() ? "" : " measured without real-time scheduling (see the note)");
   if (!o.write_config.empty()) {
     const std::string note =
         fmt::format("stemd tune: {} voices, stable from {} frames on {}", o.voices, rec.buffer_size, described);

@@ -29,6 +29,12 @@ struct TuneResult {
   std::uint64_t p99_ns = 0;
   double cpu_percent = 0;       // process CPU time ÷ wall time, in % of one core
   double output_latency_s = 0;  // what the backend reports (PortAudio: the host API's, e.g. JACK's)
+  // The audio thread's scheduling while measured, raised as the daemon raises it (rt_priority.hpp):
+  // "SCHED_FIFO 70", or "SCHED_OTHER" when real-time scheduling was not permitted (rt_refused: the
+  // raise refused and why). Empty: not known (the thread was not seen).
+  std::string scheduling;
+  bool realtime = false;
+  std::string rt_refused;
   double budget_ns() const { return 1e9 * buffer_size / sample_rate; }
 };
 
@@ -38,6 +44,12 @@ struct TuneResult {
 std::string tune_verdict(const TuneResult& r, double max_load);
 // Index of the smallest stable size in `results` (sorted by size), or -1 when none is.
 int tune_recommend(const std::vector<TuneResult>& results, double max_load);
+// What the verdict adds when a size was measured without real-time scheduling (SCHED_FIFO not
+// permitted): that it was, and what that means for the figures (other processes could delay the
+// callback: more underflows and a higher p99 than a real-time daemon sees, so the recommendation
+// errs large). "" when every size ran real-time or nothing is known. `jack`: the JACK server
+// decides the audio thread's scheduling (jackd -R), not stemd.
+std::string tune_scheduling_note(const std::vector<TuneResult>& results, bool jack);
 
 // `text` (a stemd config file) with its top-level buffer-size key set to `buffer_size`: the value
 // is replaced in place (the line's comment kept) or, without the key, a line is added before the

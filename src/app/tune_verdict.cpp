@@ -38,6 +38,22 @@ int tune_recommend(const std::vector<TuneResult>& results, double max_load) {
   return best;
 }
 
+std::string tune_scheduling_note(const std::vector<TuneResult>& results, bool jack) {
+  const auto it = std::find_if(results.begin(), results.end(),
+                               [](const TuneResult& r) { return !r.scheduling.empty() && !r.realtime; });
+  if (it == results.end()) return "";
+  std::string why = it->rt_refused.empty() ? std::string() : " (raising it was not permitted: " + it->rt_refused + ")";
+  std::string allow = jack ? "the JACK server decides it: start jackd with -R (real-time)"
+                           : "under systemd the unit's LimitRTPRIO=95 allows it; by hand, root or a user with an "
+                             "rtprio limit: group audio, /etc/security/limits.d";
+  return fmt::format(
+      "measured WITHOUT real-time scheduling: the audio thread ran {}{}. Other processes could delay its callback, "
+      "so the device underflows and p99 above include waits that a daemon with SCHED_FIFO does not have: the "
+      "recommendation errs large for a daemon that runs real-time ({}), and holds for one that runs as this did. "
+      "Run stemd tune with real-time scheduling for figures that match such a daemon.",
+      it->scheduling, why, allow);
+}
+
 namespace {
 
 bool is_key_line(const std::string& line, std::size_t& value_start, std::size_t& value_end) {

@@ -96,7 +96,7 @@ void Controller::install(std::int64_t at, int slot, std::unique_ptr<io::Source> 
   const bool known = source->info.frames >= 0;
   std::uint64_t skipped = 0;  // (a client looping loads wrote 3 MB of log a second)
   if (log_limit_ == nullptr || log_limit_->allow_info("sources loaded", skipped)) {
-    spdlog::info("loaded slot {} '{}': {}, {} Hz, {} ch, {}, {} ({:.2f} ms){}", slot, base::log_escape(source->name),
+    spdlog::info("loaded id {} '{}': {}, {} Hz, {} ch, {}, {} ({:.2f} ms){}", slot, base::log_escape(source->name),
                  source->info.format, source->info.sample_rate, source->info.channels,
                  known ? fmt::format("{:.1f} s", static_cast<double>(source->total_frames()) / source->info.sample_rate)
                        : std::string("length unknown"),
@@ -125,7 +125,7 @@ void Controller::install(std::int64_t at, int slot, std::unique_ptr<io::Source> 
   entry->serial = next_serial_++;
   entry->source = std::move(source);
   auto it = table_.find(slot);
-  if (it != table_.end()) stop_voices_of(at, it->second);  // reloading a slot stops its players
+  if (it != table_.end()) stop_voices_of(at, it->second, true);  // reloading a slot replaces its players
   table_[slot] = std::move(entry);
   if (on_source_) on_source_(slot, table_[slot]->source.get());
 }
@@ -133,7 +133,7 @@ void Controller::install(std::int64_t at, int slot, std::unique_ptr<io::Source> 
 bool Controller::unload(std::int64_t at, int slot, std::string& error) {
   auto it = table_.find(slot);
   if (it == table_.end()) {
-    error = "slot " + std::to_string(slot) + " is not loaded";
+    error = "id " + std::to_string(slot) + " is not loaded";
     return false;
   }
   stop_voices_of(at, it->second);
@@ -142,7 +142,7 @@ bool Controller::unload(std::int64_t at, int slot, std::string& error) {
   return true;
 }
 
-void Controller::stop_voices_of(std::int64_t at, const std::shared_ptr<Entry>& e) {
+void Controller::stop_voices_of(std::int64_t at, const std::shared_ptr<Entry>& e, bool replaced) {
   for (std::size_t i = 0; i < voices_.size(); ++i) {
     if (voices_[i].used && voices_[i].entry == e) {
       Command c{};
@@ -154,6 +154,7 @@ void Controller::stop_voices_of(std::int64_t at, const std::shared_ptr<Entry>& e
         spdlog::error("command queue full: voice {} not stopped", i);
         continue;
       }
+      voices_[i].replaced = voices_[i].replaced || (replaced && !voices_[i].stopping.value);
       voices_[i].stopping.set(true, at, now_frame());
     }
   }
@@ -163,7 +164,7 @@ bool Controller::play(std::int64_t at, int slot, const PlayOptions& opts, VoiceH
                       std::unique_ptr<io::LoaderThread::Opened> opened) {
   auto it = table_.find(slot);
   if (it == table_.end()) {
-    error = "slot " + std::to_string(slot) + " is not loaded";
+    error = "id " + std::to_string(slot) + " is not loaded";
     return false;
   }
   const io::Source& src = *it->second->source;
@@ -263,7 +264,8 @@ bool Controller::play(std::int64_t at, int slot, const PlayOptions& opts, VoiceH
   return true;
 }
 
-bool Controller::stop(std::int64_t at, VoiceHandle v, double fade_seconds, std::string& error, engine::Curve curve) {
+bool Controller::stop(std::int64_t at, VoiceHandle v, double fade_seconds, std::string& error, engine::Curve curve,
+                      bool replaced) {
   VoiceSlot* vs = lookup(v, error);
   if (!vs) return false;
   Command c{};
@@ -277,6 +279,7 @@ bool Controller::stop(std::int64_t at, VoiceHandle v, double fade_seconds, std::
     return false;
   }
   lend_stretcher(*vs, at, c.frames);
+  vs->replaced = vs->replaced || (replaced && !vs->stopping.value);  // stopped by its user first: "stopped"
   vs->stopping.set(true, at, now_frame());
   return true;
 }
@@ -470,7 +473,7 @@ bool Controller::load_generated(std::int64_t at, int slot, const std::string& na
   entry->serial = next_serial_++;
   entry->source = std::move(src);
   auto it = table_.find(slot);
-  if (it != table_.end()) stop_voices_of(at, it->second);
+  if (it != table_.end()) stop_voices_of(at, it->second, true);  // replaced, as by a load
   table_[slot] = std::move(entry);
   return true;
 }

@@ -59,6 +59,8 @@ struct VoiceInfo {
   // Stopped: a stop sent for now or a time passed (or a play of its id that replaced it, a load
   // of its id), its fade under way. As heard, the engine's own state may say so a period later.
   bool stopping = false;
+  // Stopped because a play or a load of its id took its place (stop's `replaced`): it ends "replaced".
+  bool replaced = false;
   std::uint8_t engine_state = 0;  // the audio thread's VoiceTelemetry::state; 0 before it started
   // The volume as heard (volume above is as last set, which may be a timed command still to
   // come): `level` now, going to `level_target` (= level with no fade) with `fade_frames_left`
@@ -87,7 +89,16 @@ struct VoiceInfo {
   // What /stemd/voices and the web status list: "stopping" (stopping wins), "paused", else as
   // the audio thread has it: "starting", "playing", "starved".
   const char* state_name() const noexcept;
+  // Whether it plays a section: it ends at loop_end, before its file's end (a region played once,
+  // or a loop with a count of passes). Its natural end is then "end of section", not of the file.
+  bool plays_section() const noexcept { return loop_end > 0 && (total_frames <= 0 || loop_end < total_frames); }
 };
+
+// Why a voice ended, as the log and /stemd/voice/ended say it: the engine's reason
+// (engine::to_string: "end of file", "stopped", "error"), except "end of section" for a voice that
+// reached the end of its section (VoiceInfo::plays_section) and "replaced" for one stopped because
+// a play or a load of its id took its place.
+const char* end_reason_text(engine::EndReason reason, const VoiceInfo& v) noexcept;
 
 // A master or deck level: as last set (`target`: perhaps a timed command still to come) and as
 // heard: `now`, going to `heard_target` (= now with no fade) with `frames_left` OUTPUT frames to
@@ -143,8 +154,10 @@ class Controller {
   // The source of `slot` (null: none), kept alive for as long as the pointer is held, whatever
   // happens to the slot meanwhile — for a job on another thread.
   std::shared_ptr<const io::Source> source_ref(int slot) const;
+  // `replaced`: a play or a cue of its id takes its place — its end is reported "replaced", not
+  // "stopped", unless a stop was sent for it before (a load into its id marks its voices so itself).
   bool stop(std::int64_t at, VoiceHandle v, double fade_seconds, std::string& error,
-            engine::Curve curve = engine::Curve::kLinear);
+            engine::Curve curve = engine::Curve::kLinear, bool replaced = false);
   bool seek(std::int64_t at, VoiceHandle v, std::int64_t frame, std::string& error,
             std::unique_ptr<io::LoaderThread::Opened> opened = nullptr);
   // What a seek of `v` to `frame` must open first, and the voice's source (kept alive by the
@@ -235,7 +248,11 @@ class Controller {
   // every line, as for the start-up flags' loads).
   void set_log_limit(base::LogLimiter* limit) { log_limit_ = limit; }
 
+  // Voices in use: playing, paused, starting or fading out (the status's `voices`).
   std::size_t voices_playing() const noexcept { return voices_in_use_; }
+  // Of those, the paused ones, as heard now (a pause timed for later is not yet; one stopping is
+  // not counted).
+  std::size_t voices_paused() const;
   std::size_t sources_loaded() const noexcept { return table_.size(); }
   // Loaded sources whose file is cut short: fewer frames than its header declares, or (an Ogg
   // without its last page) no length at all. Their load logged a warning each.
@@ -281,6 +298,7 @@ class Controller {
     // As last sent, and as heard until a command timed for later reaches its frame (heard.hpp).
     Heard<bool> paused{false};
     Heard<bool> stopping{false};
+    bool replaced = false;  // a play or a load of its id took its place (stop's `replaced`)
     // The last seek sent: its number (0: none), the file frame it goes to and the engine frame it
     // is heard from (0: at once). Until the audio thread has made it, it is the position listed.
     std::uint32_t seek_seq = 0;
@@ -297,7 +315,8 @@ class Controller {
   VoiceSlot* lookup(VoiceHandle v, std::string& error);
   Stream* make_stream(const io::Source& src, std::int64_t frame, bool loop, std::string& error,
                       std::int64_t loop_start = 0, std::int64_t loop_end = 0, std::uint32_t loop_count = 0);
-  void stop_voices_of(std::int64_t at, const std::shared_ptr<Entry>& e);
+  // `replaced`: a load into the id takes their place (their end is "replaced"); else an unload.
+  void stop_voices_of(std::int64_t at, const std::shared_ptr<Entry>& e, bool replaced = false);
   void free_voice(engine::VoiceId id);
   // Queues `c` to apply at engine frame `at` (kNow: at once); false (reason in send_error_) when
   // the command queue is full or, for a timed command, when kMaxScheduled are already waiting or

@@ -270,6 +270,7 @@ VoiceInfo Controller::info_of(engine::VoiceId id) const {
               v.underruns,        v.deck, v.paused.heard_at(now)};
   i.paused_set = v.paused.value;
   i.stopping = v.stopping.heard_at(now);
+  i.replaced = v.replaced;
   const engine::VoiceTelemetry& t = engine_.telemetry(id);
   if (t.generation.load(std::memory_order_relaxed) == v.generation) {
     i.engine_state = t.state.load(std::memory_order_relaxed);
@@ -320,6 +321,19 @@ const char* VoiceInfo::state_name() const noexcept {
     default:
       return "starting";
   }
+}
+
+const char* end_reason_text(engine::EndReason reason, const VoiceInfo& v) noexcept {
+  if (reason == engine::EndReason::kEndOfFile && v.plays_section()) return "end of section";
+  if (reason == engine::EndReason::kStopped && v.replaced) return "replaced";
+  return engine::to_string(reason);
+}
+
+std::size_t Controller::voices_paused() const {
+  const std::int64_t now = now_frame();
+  std::size_t n = 0;
+  for (const VoiceSlot& v : voices_) n += v.used && v.paused.heard_at(now) && !v.stopping.heard_at(now) ? 1 : 0;
+  return n;
 }
 
 VoiceInfo Controller::voice_info(VoiceHandle v) const {

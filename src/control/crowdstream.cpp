@@ -445,7 +445,7 @@ Reply CrowdstreamDialect::cue(const Call& c) {
   Reply r = r_.load_file(c, id, path, std::filesystem::path(path).stem().string(), true);
   if (!r.ok) return r;
   std::string error;
-  if (playing.valid() && ctl_.voice_alive(playing)) ctl_.stop(c.at, playing, 0.0, error);
+  if (playing.valid() && ctl_.voice_alive(playing)) ctl_.stop(c.at, playing, 0.0, error, engine::Curve::kLinear, true);
   r_.players_.erase(id);
   armed_[deck] = Armed{
       true, id, static_cast<std::int64_t>(std::floor(start * static_cast<double>(ctl_.source(id)->total_frames()))),

@@ -89,6 +89,11 @@ class DeviceStatus {
     std::lock_guard<std::mutex> g(mu_);
     return rt_policy_.empty() ? std::string("unknown") : rt_policy_;
   }
+  // The same, "" until the audio thread has run (the health line says so in words).
+  std::string rt_policy_known() const {
+    std::lock_guard<std::mutex> g(mu_);
+    return rt_policy_;
+  }
   // How long the device has been running since it last (re)opened; 0 when it is not.
   double up_seconds() const {
     if (state() != DeviceState::kRunning) return 0;

@@ -114,7 +114,7 @@ void NativeDialect::register_into(HandlerTable& t) {
   add("/stemd/master", 1, 3, &NativeDialect::master);
   add("/stemd/deck", 2, 5, &NativeDialect::deck);
   add("/stemd/list", 0, 2, &NativeDialect::list, kOnArrival);
-  add("/stemd/voices", 0, 2, &NativeDialect::voices, kOnArrival);
+  add("/stemd/voices", 0, 3, &NativeDialect::voices, kOnArrival);
   add("/stemd/status", 0, 0, &NativeDialect::status, kOnArrival);
   add("/stemd/notify", 0, 1, &NativeDialect::notify, kOnArrival);
   t.add(

@@ -89,25 +89,32 @@ Reply NativeDialect::list(const Call& c) {
       });
 }
 
-// /stemd/voices [offset 0] [count 0] → count, then per voice: id name position_s duration_s
-// ring_fill(0..1) underruns state; then total and the next page's offset (−1: the last). After
-// the playing voices, those waiting for the device (state "waiting (device lost)", or "waiting
-// (device not there yet)" for the start-up flags' voices while a configured device is missing).
+// /stemd/voices [offset 0] [count 0] [mix 0] → count, then per voice: id name position_s
+// duration_s ring_fill(0..1) underruns state, and with mix 1 also volume (linear, as set) rate
+// (playback rate as heard: its own × the tempo's) tempo (time-stretch, 1: none), −1 each where not
+// known; then total and the next page's offset (−1: the last). After the playing voices, those
+// waiting for the device (state "waiting (device lost)", or "waiting (device not there yet)" for
+// the start-up flags' voices while a configured device is missing).
 Reply NativeDialect::voices(const Call& c) {
-  std::int64_t offset = 0, count = 0;
+  std::int64_t offset = 0, count = 0, mix = 0;
   if (Reply r; !page_request(c, offset, count, r)) return r;
+  if (ArgReader a(c.m); a.has(2)) {
+    if (!a.integer(2, "mix", mix)) return Reply::fail(K::kArguments, a.error());
+    if (mix < 0 || mix > 1) return Reply::fail(K::kRange, "mix must be 0 or 1");
+  }
   struct Row {
     int id;
     std::string name;
     double position_s, duration_s, ring_fill;
     std::int64_t underruns;
     const char* state;  // read once: the row's size and its text agree
+    double volume = -1, rate = -1, tempo = -1;
   };
   std::vector<Row> rows;
   for (const auto& vi : ctl_.voices()) {
     rows.push_back({vi.slot, vi.name, r_.file_seconds(vi.position, vi.sample_rate),
                     r_.file_seconds(vi.total_frames, vi.sample_rate), vi.ring_fill_permille / 1000.0,
-                    static_cast<std::int64_t>(vi.underruns), vi.state_name()});
+                    static_cast<std::int64_t>(vi.underruns), vi.state_name(), vi.volume, vi.rate, vi.tempo});
   }
   if (!r_.waiting_voices().empty()) {
     const auto sources = ctl_.sources();
@@ -124,7 +131,9 @@ Reply NativeDialect::voices(const Call& c) {
   }
   return page(
       offset, count, static_cast<std::int64_t>(rows.size()), "voices", cfg_.page_bytes,
-      [&](std::size_t i) { return 7 + 4 + str_bytes(rows[i].name) + 12 + 8 + str_bytes(rows[i].state); },
+      [&](std::size_t i) {
+        return 7 + 4 + str_bytes(rows[i].name) + 12 + 8 + str_bytes(rows[i].state) + (mix ? 3 + 12 : 0);
+      },
       [&](std::size_t i, std::vector<OscArg>& v) {
         const Row& row = rows[i];
         v.push_back(OscArg::Int(row.id));
@@ -134,6 +143,10 @@ Reply NativeDialect::voices(const Call& c) {
         v.push_back(OscArg::Float(row.ring_fill));
         v.push_back(OscArg::Int64(row.underruns));
         v.push_back(OscArg::Str(row.state));
+        if (mix == 0) return;
+        v.push_back(OscArg::Float(row.volume));
+        v.push_back(OscArg::Float(row.rate));
+        v.push_back(OscArg::Float(row.tempo));
       });
 }
 
@@ -146,6 +159,10 @@ Reply NativeDialect::status(const Call&) {
     f.push_back(std::move(v));
   };
   kv("sources_cut_short", OscArg::Int(static_cast<std::int32_t>(ctl_.sources_cut_short())));
+  // Of `voices`, those paused (as heard); and whether a tempo is in use at all (tempo_clock.hpp):
+  // without one, the tempo fields are --bpm's default that nothing follows.
+  kv("voices_paused", OscArg::Int(static_cast<std::int32_t>(ctl_.voices_paused())));
+  kv("tempo_in_use", OscArg::Int(r_.tempo_.in_use() ? 1 : 0));
   // Messages of bundles whose time had passed: they ran at once and were answered /fail "late by".
   const auto late = r_.stats_.bad.find(to_string(ErrorKind::kLate));
   kv("late_messages", OscArg::Int64(static_cast<std::int64_t>(late == r_.stats_.bad.end() ? 0 : late->second)));

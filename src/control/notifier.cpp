@@ -66,7 +66,7 @@ void Notifier::on_event(const engine::Event& e, const VoiceInfo& v) {
       break;
     case engine::EventType::kVoiceEnded:
       m.address = "/stemd/voice/ended";
-      m.args = {OscArg::Int(v.slot), OscArg::Int(e.voice), OscArg::Str(engine::to_string(e.reason))};
+      m.args = {OscArg::Int(v.slot), OscArg::Int(e.voice), OscArg::Str(end_reason_text(e.reason, v))};
       break;
     case engine::EventType::kVoiceUnderrun:
       m.address = "/stemd/voice/underrun";

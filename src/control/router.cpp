@@ -82,6 +82,7 @@ Router::Router(Controller& ctl, const RouterConfig& cfg, const MediaPolicy& medi
   crowdstream_.register_into(table_);
   native_.register_into(table_);
   cpu_prev_ns_ = ctl_.engine().metrics().callback_ns_total.load();
+  if (cfg_.bpm_set || cfg_.link) tempo_.mark_in_use();
   if (cfg_.link) start_link();
 }
 
@@ -414,7 +415,7 @@ Reply Router::start_player(int id, const PlayOptions& opts, std::int64_t at) {
                                                                  : ErrorKind::kRange;
     return Reply::fail(kind, error, {OscArg::Int(id)});
   }
-  if (old.valid()) ctl_.stop(at, old, 0.0, error);  // replaced: the old one fades out (declick)
+  if (old.valid()) ctl_.stop(at, old, 0.0, error, engine::Curve::kLinear, true);  // replaced: fades out (declick)
   players_[id] = h;
   player_rate_[id] = opts.rate;
   return Reply::done({OscArg::Int(id)});

@@ -39,6 +39,7 @@ struct RouterConfig {
   double crowdstream_volume = 0.8;  // /play_stem's default volume
   double level_ramp_s = 0.02;       // deck/volume changes glide over this
   double bpm = 120.0;               // base tempo (--bpm)
+  bool bpm_set = false;             // --bpm given (flag or config file): a tempo is in use from the start
   int meter = 4;                    // beats per bar (--meter)
   // --link: join the Ableton Link session (link_session.hpp): the tempo clock follows it,
   // /set_tempo sets it, quantised starts land on its beats. (Link's start/stop sync is not used.)

@@ -30,6 +30,7 @@ void TempoClock::change(double bpm, std::int64_t now) {
   origin_beats_ = beats_at(now);
   origin_frame_ = now;
   bpm_ = bpm;
+  in_use_ = true;
 }
 
 std::int64_t TempoClock::quantized(std::int64_t frame) const {
@@ -47,6 +48,7 @@ void TempoClock::follow_grid(std::int64_t frame, double beats, double bpm, doubl
   origin_beats_ = beats;
   bpm_ = bpm;
   fps_ = frames_per_second;
+  in_use_ = true;
 }
 
 double TempoClock::follow_movement(double target) {

@@ -18,11 +18,19 @@ class TempoClock {
   TempoClock(double base_bpm, int meter, int sample_rate, double rise_s, double fall_s);
 
   double bpm() const { return bpm_; }
+  // Whether anyone uses the tempo: one was given (--bpm, mark_in_use), set (change), followed (a
+  // Link session, the movement), or the beat grid is (quantised starts, /print_clock, /set_meter).
+  // Until then the clock ticks at --bpm's default and nobody hears it: status need not show it.
+  bool in_use() const { return in_use_ || quantum_beats_ > 0 || movement_active_ || print_; }
+  void mark_in_use() { in_use_ = true; }
   double base_bpm() const { return base_bpm_; }
   int meter() const { return meter_; }
   // How much faster than their own rate players run: bpm / base bpm.
   double ratio() const { return bpm_ / base_bpm_; }
-  void set_meter(int beats) { meter_ = beats; }
+  void set_meter(int beats) {
+    meter_ = beats;
+    in_use_ = true;
+  }
 
   // The beat count at engine frame `frame` (from the origin: /reset's t0, or 0).
   double beats_at(std::int64_t frame) const;
@@ -79,6 +87,7 @@ class TempoClock {
   Clock::time_point last_apply_{};
   bool print_ = false;
   std::int64_t last_beat_printed_ = -1;
+  bool in_use_ = false;
 };
 
 }  // namespace stemd::control

@@ -1,6 +1,8 @@
 // stemctl's commands (see commands.hpp): each declares its arguments and sends its message.
 #include "commands.hpp"
 
+#include "control/limits.hpp"
+
 #include "format_text.hpp"
 #include "live.hpp"
 
@@ -63,6 +65,11 @@ bool is_band(const std::string& b) {
   return false;
 }
 
+std::map<const CLI::Option*, std::string>& usage_texts() {
+  static std::map<const CLI::Option*, std::string> texts;
+  return texts;
+}
+
 // The names errors give positionals whose help placeholder is a letter or a word in capitals
 // (argument_error): "pan: must be -1..1, got 5", not "P: …".
 std::map<const CLI::Option*, std::string>& argument_names() {
@@ -71,6 +78,12 @@ std::map<const CLI::Option*, std::string>& argument_names() {
 }
 CLI::Option* named(CLI::Option* o, const char* name) {
   argument_names()[o] = name;
+  return o;
+}
+// A positional's words in its command's usage line (usage_text): CLI11 writes "[ARGS(0x)]" for an
+// optional list of up to three.
+CLI::Option* usage(CLI::Option* o, const char* text) {
+  usage_texts()[o] = text;
   return o;
 }
 
@@ -273,11 +286,12 @@ int run_deck(Session& s, Args& a, const CLI::App& sub) {
 // ------------------------------------------------------------------------------- decks
 
 void define_levels(CLI::App& sub, Args& a) {
-  named(sub.add_option("LEVELS", a.levels, "Linear gains 0..4, deck A first")
-            ->required()
-            ->expected(1, 4)
-            ->check(number_in(0, 4)),
-        "level");
+  usage(named(sub.add_option("LEVELS", a.levels, "Linear gains 0..4, deck A first")
+                  ->required()
+                  ->expected(1, 4)
+                  ->check(number_in(0, 4)),
+              "level"),
+        "A [B [C [D]]]");
 }
 
 int run_levels(Session& s, Args& a, const CLI::App&) {
@@ -303,10 +317,11 @@ int run_crossfade(Session& s, Args& a, const CLI::App&) {
 
 void define_eq(CLI::App& sub, Args& a) {
   sub.add_option("DECK", a.deck, "A, B, C or D")->required()->check(deck_name());
-  sub.add_option("VALUES", a.eq, "BAND PERCENT (band: low, mid, high) or LOW MID HIGH")
-      ->type_name("BAND PERCENT | LOW MID HIGH")
-      ->required()
-      ->expected(2, 3);
+  usage(sub.add_option("VALUES", a.eq, "BAND PERCENT (band: low, mid, high) or LOW MID HIGH")
+            ->type_name("BAND PERCENT | LOW MID HIGH")
+            ->required()
+            ->expected(2, 3),
+        "(BAND PERCENT | LOW MID HIGH)");
   sub.footer(
       "Percent per band: 0 kills the band, 50 is flat (the EQ only cuts: above 50 is flat too), between\n"
       "them 10^((p/50 - 1) * 24/20). Bands glide over 50 ms. A daemon started with --disable-filters\n"
@@ -364,10 +379,18 @@ int run_fade(Session& s, Args& a, const CLI::App&) {
   });
 }
 
+// The tone's ranges are the daemon's (control/limits.hpp), so the help, this check and
+// /stemd/tone's refusal name one number each.
+using control::limits::kMaxToneSeconds, control::limits::kMinToneDb, control::limits::kMinToneHz,
+    control::limits::kMinToneSeconds;
+
 void define_tone(CLI::App& sub, Args& a) {
-  sub.add_option("ARGS", a.tone, "Frequency (Hz, >= 20), level (dBFS, -60..0), seconds (0.05..3600)")
-      ->type_name("[FREQ [LEVEL_DB [SECONDS]]]")
-      ->expected(0, 3);
+  usage(sub.add_option("ARGS", a.tone,
+                       "Frequency (Hz, >= " + num(kMinToneHz) + "), level (dBFS, " + num(kMinToneDb) +
+                           "..0), seconds of output (" + num(kMinToneSeconds) + ".." + num(kMaxToneSeconds) + ")")
+            ->type_name("[FREQ [LEVEL_DB [SECONDS]]]")
+            ->expected(0, 3),
+        "[FREQ [LEVEL_DB [SECONDS]]]");
 }
 
 int run_tone(Session& s, Args& a, const CLI::App&) {
@@ -375,13 +398,14 @@ int run_tone(Session& s, Args& a, const CLI::App&) {
   static const struct {
     const char* name;
     double lo, hi;
-  } kToneArgs[] = {{"frequency", 20, 1e6}, {"level_db", -60, 0}, {"seconds", 0.05, 3600}};
+  } kToneArgs[] = {
+      {"frequency", kMinToneHz, 1e6}, {"level_db", kMinToneDb, 0}, {"seconds", kMinToneSeconds, kMaxToneSeconds}};
   std::vector<OscArg> args;
   for (std::size_t i = 0; i < a.tone.size(); ++i) {
     const double v = a.tone[i];
     if (!std::isfinite(v) || v < kToneArgs[i].lo || v > kToneArgs[i].hi) {
       error_line(std::string("tone: ") + kToneArgs[i].name + " must be " +
-                 (i == 0 ? std::string("at least 20 Hz") : num(kToneArgs[i].lo) + ".." + num(kToneArgs[i].hi)) +
+                 (i == 0 ? "at least " + num(kMinToneHz) + " Hz" : num(kToneArgs[i].lo) + ".." + num(kToneArgs[i].hi)) +
                  ", got " + num(v) + " (stemctl tone [FREQ] [LEVEL_DB] [SECONDS])");
       return kExitUsage;
     }
@@ -391,61 +415,6 @@ int run_tone(Session& s, Args& a, const CLI::App&) {
     const auto v = reply_values(r);
     s.say("tone" + (!v.empty() && v[0].is_number() ? " " + num(v[0].as_double()) + " Hz" : std::string()) +
           (a.tone.size() >= 3 ? " for " + num(a.tone[2]) + " s" : std::string()));
-  });
-}
-
-// ------------------------------------------------------------------------------- tables
-
-void define_list(CLI::App& sub, Args& a) {
-  sub.add_flag("--json", a.json, "Print JSON: an array of {id, name, path, duration_s, streamed, playing}");
-}
-
-// A paged table: every page's rows, then printed as a table or JSON.
-template <class Row>
-int run_table(Session& s, const char* address, std::size_t fields_per_row,
-              bool (*parse)(const OscMessage&, std::vector<Row>&, std::string&),
-              std::string (*as_text)(const std::vector<Row>&), std::string (*as_json)(const std::vector<Row>&),
-              bool json) {
-  std::vector<Row> all;
-  const int r = s.pages(address, fields_per_row, [&](const OscMessage& reply, std::string& error) {
-    std::vector<Row> rows;
-    if (!parse(reply, rows, error)) return false;
-    all.insert(all.end(), rows.begin(), rows.end());
-    return true;
-  });
-  if (r == kExitOk) std::fputs((json ? as_json(all) : as_text(all)).c_str(), stdout);
-  return r;
-}
-
-int run_list(Session& s, Args& a, const CLI::App&) {
-  return run_table<SourceRow>(s, "/stemd/list", 6, parse_list, list_table, list_json, a.json);
-}
-
-void define_voices(CLI::App& sub, Args& a) {
-  sub.add_flag("--json", a.json,
-               "Print JSON: an array of {id, name, position_s, duration_s, ring_fill, underruns, state}");
-}
-
-int run_voices(Session& s, Args& a, const CLI::App&) {
-  return run_table<VoiceRow>(s, "/stemd/voices", 7, parse_voices, voices_table, voices_json, a.json);
-}
-
-void define_status(CLI::App& sub, Args& a) {
-  sub.add_flag("-a,--all", a.all, "Every field the daemon reports");
-  sub.add_flag("--json", a.json, "Print every field as one JSON object (numbers as numbers)");
-}
-
-int run_status(Session& s, Args& a, const CLI::App&) {
-  return s.run(msg("/stemd/status"), [&](const OscMessage& reply) {
-    const StatusFields f = status_fields(reply);
-    if (a.json) {
-      std::fputs(status_json(f).c_str(), stdout);
-      return;
-    }
-    // The build running heads the table ("stemd 0.1.0 (git …) at 127.0.0.1:57120"); an older daemon: "stemd at …".
-    const OscArg* v = find_field(f, "version");
-    std::printf("%s at %s\n%s", v != nullptr ? detail::value_text(*v).c_str() : "stemd", s.target_text().c_str(),
-                (a.all ? status_table(f) : status_summary(f)).c_str());
   });
 }
 
@@ -525,6 +494,11 @@ int run_send(Session& s, Args& a, const CLI::App&) {
 }
 
 }  // namespace
+
+const std::string* usage_text(const CLI::Option* positional) {
+  const auto it = usage_texts().find(positional);
+  return it == usage_texts().end() ? nullptr : &it->second;
+}
 
 std::string argument_error(const CLI::App& sub, const std::string& what) {
   for (const CLI::Option* option : sub.get_options()) {

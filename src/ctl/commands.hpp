@@ -32,10 +32,21 @@ struct Command {
   int (*run)(Session& s, Args& a, const CLI::App& sub);  // an exit code (kExit*)
 };
 
+// The table commands (commands_tables.cpp): list, voices and status.
+void define_list(CLI::App& sub, Args& a);
+int run_list(Session& s, Args& a, const CLI::App&);
+void define_voices(CLI::App& sub, Args& a);
+int run_voices(Session& s, Args& a, const CLI::App&);
+void define_status(CLI::App& sub, Args& a);
+int run_status(Session& s, Args& a, const CLI::App&);
+
 // In the order stemctl --help lists them.
 const std::vector<Command>& commands();
 // A refusal of `sub`'s arguments as CLI11 words it ("P: must be -1..1, got 5"), saying the
 // argument's name instead of its help placeholder ("pan: must be -1..1, got 5"); else as it is.
 std::string argument_error(const CLI::App& sub, const std::string& what);
+// The words a positional stands for in its command's usage line ("[FREQ [LEVEL_DB [SECONDS]]]"),
+// where CLI11's own ("[ARGS(0x)]", "LEVELS(1x)") would say nothing to a user; null: CLI11's.
+const std::string* usage_text(const CLI::Option* positional);
 
 }  // namespace stemd::ctl

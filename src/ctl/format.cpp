@@ -61,6 +61,15 @@ std::string pad(const std::string& s, std::size_t width, bool right = false) {
   return right ? fill + s : s + fill;
 }
 
+// A rate or tempo factor: "1.00", "1.25", "1.0125" (two decimals at least, four at most).
+std::string factor_text(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4f", x);
+  std::string t = buf;
+  while (t.size() > 4 && t.back() == '0' && t[t.size() - 3] != '.') t.pop_back();
+  return t;
+}
+
 }  // namespace
 
 namespace detail {
@@ -268,21 +277,23 @@ bool parse_list(const OscMessage& reply, std::vector<SourceRow>& rows, std::stri
   return true;
 }
 
-bool parse_voices(const OscMessage& reply, std::vector<VoiceRow>& rows, std::string& error) {
+bool parse_voices(const OscMessage& reply, std::vector<VoiceRow>& rows, std::string& error,
+                  std::size_t fields_per_row) {
   rows.clear();
   const auto& a = reply.args;
+  const std::size_t n = fields_per_row == kVoiceFieldsMix ? kVoiceFieldsMix : kVoiceFields;
   if (a.size() < 2 || !a[1].is_number()) {
     error = "malformed /stemd/voices reply (no count): " + reply.to_string();
     return false;
   }
   const std::size_t count = announced_rows(a[1]);
-  if (count > (a.size() - 2) / 7) {
+  if (count > (a.size() - 2) / n) {  // divided, not 2 + n × count: a count near 2^64 / n wrapped
     error = "malformed /stemd/voices reply (" + std::to_string(count) + " voices announced, " +
-            std::to_string((a.size() - 2) / 7) + " sent)";
+            std::to_string((a.size() - 2) / n) + " sent)";
     return false;
   }
   for (std::size_t k = 0; k < count; ++k) {
-    const OscArg* v = &a[2 + 7 * k];
+    const OscArg* v = &a[2 + n * k];
     VoiceRow r;
     r.id = static_cast<std::int64_t>(v[0].as_double());
     r.name = value_text(v[1]);
@@ -291,6 +302,12 @@ bool parse_voices(const OscMessage& reply, std::vector<VoiceRow>& rows, std::str
     r.ring_fill = v[4].as_double();
     r.underruns = static_cast<std::int64_t>(v[5].as_double());
     r.state = value_text(v[6]);
+    if (n == kVoiceFieldsMix) {
+      r.has_mix = true;
+      r.volume = v[7].as_double();
+      r.rate = v[8].as_double();
+      r.tempo = v[9].as_double();
+    }
     rows.push_back(std::move(r));
   }
   return true;
@@ -337,8 +354,8 @@ std::string fmt_uptime(double s) {
 }
 
 std::string fmt_bytes(double b) {
-  const double mb = b / (1024.0 * 1024.0);
-  return fmt(mb < 10 ? "%.2f MB" : "%.1f MB", mb);
+  const double mib = b / (1024.0 * 1024.0);
+  return fmt(mib < 10 ? "%.2f MiB" : "%.1f MiB", mib);
 }
 
 std::string ring_bar(double fill, int width) {
@@ -361,13 +378,38 @@ std::string list_table(const std::vector<SourceRow>& rows) {
 
 std::string voices_table(const std::vector<VoiceRow>& rows) {
   if (rows.empty()) return "no voices\n";
-  std::vector<std::vector<std::string>> t{{"ID", "NAME", "POSITION", "DURATION", "RING", "UNDERRUNS", "STATE"}};
+  // The volume column with the mix fields; rate and tempo only when a voice's is not 1 (most
+  // sessions never set one: two columns of "1.00" would only push the state off a narrow terminal).
+  const bool mix = std::any_of(rows.begin(), rows.end(), [](const VoiceRow& r) { return r.has_mix; });
+  auto set = [&](double VoiceRow::*f) {
+    return std::any_of(rows.begin(), rows.end(),
+                       [&](const VoiceRow& r) { return r.has_mix && r.*f >= 0 && std::fabs(r.*f - 1.0) > 5e-4; });
+  };
+  const bool rate = set(&VoiceRow::rate), tempo = set(&VoiceRow::tempo);
+  std::vector<std::string> head{"ID", "NAME", "POSITION", "DURATION"};
+  std::vector<bool> right{true, false, true, true};
+  auto column = [&](bool shown, const char* name) {
+    if (!shown) return;
+    head.push_back(name);
+    right.push_back(true);
+  };
+  column(mix, "VOLUME");
+  column(rate, "RATE");
+  column(tempo, "TEMPO");
+  head.insert(head.end(), {"RING", "UNDERRUNS", "STATE"});
+  right.insert(right.end(), {false, true});
+  std::vector<std::vector<std::string>> t{head};
+  auto known = [](const VoiceRow& r, double x, const std::string& text) { return r.has_mix && x >= 0 ? text : "—"; };
   for (const auto& r : rows) {
-    t.push_back({std::to_string(r.id), r.name, fmt_time(r.position_s), fmt_time(r.duration_s),
-                 ring_bar(r.ring_fill) + fmt(" %3.0f%%", 100.0 * std::clamp(r.ring_fill, 0.0, 1.0)),
-                 std::to_string(r.underruns), r.state});
+    std::vector<std::string> cells{std::to_string(r.id), r.name, fmt_time(r.position_s), fmt_time(r.duration_s)};
+    if (mix) cells.push_back(known(r, r.volume, level_text(r.volume)));
+    if (rate) cells.push_back(known(r, r.rate, factor_text(r.rate)));
+    if (tempo) cells.push_back(known(r, r.tempo, factor_text(r.tempo)));
+    cells.insert(cells.end(), {ring_bar(r.ring_fill) + fmt(" %3.0f%%", 100.0 * std::clamp(r.ring_fill, 0.0, 1.0)),
+                               std::to_string(r.underruns), r.state});
+    t.push_back(std::move(cells));
   }
-  return table(t, {true, false, true, true, false, true});
+  return table(t, right);
 }
 
 }  // namespace stemd::ctl

@@ -46,9 +46,18 @@ struct VoiceRow {
   double position_s = 0, duration_s = 0, ring_fill = 0;
   std::int64_t underruns = 0;
   std::string state;
+  // With /stemd/voices' `mix` 1 (kVoiceFieldsMix): its volume (linear gain, as set), playback
+  // rate (speed and pitch, as heard) and time-stretch tempo (1 = none); −1 where the daemon does
+  // not know them (a voice waiting for the device). has_mix false: a reply without them.
+  bool has_mix = false;
+  double volume = 1, rate = 1, tempo = 1;
 };
-// /done /stemd/voices count, then id name position_s duration_s ring_fill underruns state per voice.
-bool parse_voices(const OscMessage& reply, std::vector<VoiceRow>& rows, std::string& error);
+// Fields per row of /stemd/voices: without its `mix` argument, and with `mix` 1.
+inline constexpr std::size_t kVoiceFields = 7, kVoiceFieldsMix = 10;
+// /done /stemd/voices count, then id name position_s duration_s ring_fill underruns state per voice
+// (then volume rate tempo with `fields_per_row` kVoiceFieldsMix).
+bool parse_voices(const OscMessage& reply, std::vector<VoiceRow>& rows, std::string& error,
+                  std::size_t fields_per_row = kVoiceFields);
 // A paged reply's (/stemd/list, /stemd/voices) next offset: the last of the two values after
 // the rows (total, next). −1 when this was the last page, or from a daemon that does not page.
 std::int64_t next_page(const OscMessage& reply, std::size_t fields_per_row);
@@ -56,30 +65,36 @@ std::int64_t next_page(const OscMessage& reply, std::size_t fields_per_row);
 // Text.
 std::string fmt_time(double seconds);               // "3:05.2", "1:02:03.0"
 std::string fmt_uptime(double seconds);             // "1d 02:03:04", "0:01:23"
-std::string fmt_bytes(double bytes);                // "0.75 MB", "123.4 MB" (MiB)
+std::string fmt_bytes(double bytes);                // "0.75 MiB", "123.4 MiB" (2^20 bytes, as --max-memory-mb)
 std::string ring_bar(double fill, int width = 10);  // "[#######---]"
 
 // Every field of a status reply (`status --all`).
 std::string status_table(const StatusFields& f);
 // What a user needs (`status`, at most 11 lines after the heading): backend and rate, the
 // device's state when the daemon reports one, latency,
-// voices, sources, memory held of the limit, underruns, device underflows, callback p99 against
-// the budget, uptime, and the test tone while it sounds. Fields the daemon did not send are left out.
+// voices (playing and paused), sources, memory held of the limit, underruns, device underflows,
+// callback p99 against the budget, uptime, the test tone while it sounds, and the tempo when one is
+// in use (tempo_in_use; always from a daemon that does not say). Fields the daemon did not send are
+// left out.
 std::string status_summary(const StatusFields& f);
 
 // JSON (`--json`), one document, newline-terminated. Numbers stay numbers (ints as integers,
 // floats as floats; NaN/Inf, which JSON has not, become null), strings are escaped, and bytes
 // that are not UTF-8 become U+FFFD — the output is always valid JSON.
-std::string status_json(const StatusFields& f);              // {"key": value, …} in the daemon's order
-std::string list_json(const std::vector<SourceRow>& rows);   // [{"id":…, "name":…, …}, …]
-std::string voices_json(const std::vector<VoiceRow>& rows);  // [{"id":…, "position_s":…, …}, …]
+std::string status_json(const StatusFields& f);             // {"key": value, …} in the daemon's order
+std::string list_json(const std::vector<SourceRow>& rows);  // [{"id":…, "name":…, …}, …]
+// [{"id":…, "position_s":…, …, and with the mix fields "volume", "volume_db", "rate", "tempo"
+// (null where the daemon does not know them)}, …]
+std::string voices_json(const std::vector<VoiceRow>& rows);
 // One notification as one line of JSON: {"time": "2026-12-02T15:31:06.123Z", "event":
 // "/stemd/voice/ended", "args": [...], and the arguments by name for the known events:
 // "id", "voice", "name" / "reason" / "count", or "total" for /stemd/device/underflow}.
 std::string event_json(const OscMessage& m, const std::string& utc_time);
 std::string list_table(const std::vector<SourceRow>& rows);
+// With the mix fields: VOLUME (gain and dB), and RATE and TEMPO when a voice's differs from 1.
 std::string voices_table(const std::vector<VoiceRow>& rows);
-// The one-line summary of watch: voices, CPU load, underruns, device underflows, uptime.
+// The one-line summary of watch: voices, the audio callback's CPU (of one core), underruns,
+// device underflows, uptime.
 std::string status_line(const StatusFields& f);
 
 }  // namespace stemd::ctl

@@ -49,6 +49,14 @@ std::string voices_json(const std::vector<VoiceRow>& rows) {
                      {"ring_fill", r.ring_fill},
                      {"underruns", r.underruns},
                      {"state", r.state}});
+    if (!r.has_mix) continue;
+    // The mix fields: null where the daemon does not know them (a voice waiting for the device).
+    auto known = [](double x, const Json& v) { return x >= 0 && std::isfinite(x) ? v : Json(nullptr); };
+    Json& o = j.back();
+    o["volume"] = known(r.volume, r.volume);
+    o["volume_db"] = r.volume > 0 && std::isfinite(r.volume) ? Json(20.0 * std::log10(r.volume)) : Json(nullptr);
+    o["rate"] = known(r.rate, r.rate);
+    o["tempo"] = known(r.tempo, r.tempo);
   }
   return dump(j, 2);
 }

@@ -45,8 +45,14 @@ bool sync_field_text(const std::string& k, double x, std::string& label, std::st
 
 // The summary's one sync row: tempo, beat and phase, and the Link session's peers (the clock's
 // DLL error is in --all: the short status stays short).
+// Left out while no tempo is in use (tempo_in_use 0: nobody set one, the clock ticks at --bpm's
+// default and nothing follows it — a new user read "120.00 bpm" as something they had set).
 void sync_rows(const StatusFields& f, std::vector<std::vector<std::string>>& rows) {
   if (find_field(f, "tempo_bpm") == nullptr) return;
+  if (const OscArg* used = find_field(f, "tempo_in_use");
+      used != nullptr && used->is_number() && used->as_double() == 0) {
+    return;
+  }
   std::string t = fmt("%.2f bpm", field_number(f, "tempo_bpm")) + ", beat " + fmt("%.2f", field_number(f, "beat")) +
                   " (phase " + fmt("%.2f", field_number(f, "beat_phase")) + " of " +
                   fmt("%.0f", field_number(f, "quantum")) + ")";
@@ -79,7 +85,8 @@ const char* plain_label(const std::string& k) {
   static const char* const kLabels[][2] = {
       {"backend", "backend"},
       {"version", "version"},
-      {"voices", "voices playing"},
+      {"voices", "voices (playing or paused)"},
+      {"voices_paused", "voices paused"},
       {"voices_waiting", "voices waiting for the device"},
       {"sources", "sources loaded"},
       {"sources_cut_short", "sources cut short (file shorter than its header said)"},
@@ -168,7 +175,7 @@ bool unit_field_text(const StatusFields& f, const std::string& k, const OscArg& 
   } else if (k == "budget_us") {
     label = "callback budget", text = fmt("%.0f µs", x);
   } else if (k == "cpu_load") {
-    label = "CPU load (callback)", text = fmt("%.1f%%", 100.0 * x);
+    label = "audio callback CPU", text = fmt("%.1f%% of one core", 100.0 * x);
   } else if (k == "uptime_s") {
     label = "uptime", text = fmt_uptime(x);
   } else if (k == "voice_underrun_age_s" || k == "device_underflow_age_s") {
@@ -190,9 +197,12 @@ bool unit_field_text(const StatusFields& f, const std::string& k, const OscArg& 
         std::string("deck ") + static_cast<char>(std::toupper(static_cast<unsigned char>(k[3]))) + " EQ " + k.substr(5);
     text = level_text(x);
   } else if (k == "loader_cpu_pct") {
-    label = "loader CPU (last 100 ms)", text = fmt("%.1f %% of a core", x);
+    label = "loader CPU (last 100 ms)", text = fmt("%.1f%% of one core", x);
   } else if (k == "loader_rt_priority") {
     label = "loader priority", text = x > 0 ? fmt("SCHED_FIFO %.0f", x) : std::string("normal");
+  } else if (k == "tempo_in_use") {
+    label = "tempo in use",
+    text = x > 0 ? "yes" : "no (none set: the clock ticks at --bpm's default, nothing follows it)";
   } else if (k == "tone_hz") {
     label = "test tone", text = x > 0 ? fmt("%.0f Hz", x) : "off";
   } else if (k == "state_save_failing") {
@@ -201,6 +211,14 @@ bool unit_field_text(const StatusFields& f, const std::string& k, const OscArg& 
     return false;
   }
   return true;
+}
+
+// "2 playing, 1 paused", "3 playing": `voices` counts both (a daemon without voices_paused: all
+// as playing, as it counted them).
+std::string voices_text(const StatusFields& f) {
+  const auto all = static_cast<std::int64_t>(field_number(f, "voices"));
+  const auto paused = std::clamp<std::int64_t>(static_cast<std::int64_t>(field_number(f, "voices_paused")), 0, all);
+  return std::to_string(all - paused) + " playing" + (paused > 0 ? ", " + std::to_string(paused) + " paused" : "");
 }
 
 }  // namespace
@@ -228,8 +246,8 @@ std::string status_table(const StatusFields& f) {
 }
 
 std::string status_line(const StatusFields& f) {
-  std::string s = "voices " + std::to_string(static_cast<std::int64_t>(field_number(f, "voices")));
-  s += " · CPU " + fmt("%.1f%%", 100.0 * field_number(f, "cpu_load"));
+  std::string s = "voices " + voices_text(f);
+  s += " · audio callback " + fmt("%.1f%%", 100.0 * field_number(f, "cpu_load")) + " of one core";
   if (find_field(f, "callback_p99_us") != nullptr && field_number(f, "budget_us") > 0) {
     s += " · p99 " + fmt("%.1f%%", 100.0 * field_number(f, "callback_p99_us") / field_number(f, "budget_us")) +
          " of budget";
@@ -259,14 +277,14 @@ std::string status_summary(const StatusFields& f) {
     rows.push_back({"  latency", t});
   }
   if (has("voices")) {
-    std::string t = integer("voices");
+    std::string t = voices_text(f);
     if (const auto waiting = static_cast<std::int64_t>(field_number(f, "voices_waiting")); waiting > 0) {
       const OscArg* device = find_field(f, "device");
       const bool late = device != nullptr && value_text(*device) == "waiting";  // not there yet at start
       t += " (" + std::to_string(waiting) + (waiting == 1 ? " waits" : " wait") + " for the device to " +
            (late ? "appear" : "play again") + ")";
     }
-    rows.push_back({"  voices playing", t});
+    rows.push_back({"  voices", t});
   }
   if (has("sources")) rows.push_back({"  sources loaded", integer("sources")});
   if (has("memory_bytes")) {

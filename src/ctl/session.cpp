@@ -89,15 +89,26 @@ int Session::run(const OscMessage& m, const std::function<void(const OscMessage&
   return rc;
 }
 
-int Session::pages(const std::string& address, std::size_t fields_per_row,
-                   const std::function<bool(const OscMessage&, std::string&)>& take) {
+int Session::pages(const std::string& address, std::size_t fields_per_row, const PageTaker& take,
+                   const std::vector<OscArg>& wide, std::size_t wide_fields) {
   if (int rc = connect(); rc != kExitOk) return rc;
   std::int64_t offset = 0;
+  bool widen = !wide.empty();
   for (int page = 0; page < 1'000'000; ++page) {
-    const Result r = client_->request(msg(address, {OscArg::Int(offset)}));
+    std::vector<OscArg> args{OscArg::Int(offset)};
+    if (widen) {
+      args.push_back(OscArg::Int(0));  // count 0: as many as fit
+      args.insert(args.end(), wide.begin(), wide.end());
+    }
+    Result r = client_->request(msg(address, args));
+    if (widen && page == 0 && r.wait == Wait::kMessage && !r.done()) {  // an older daemon: narrow rows
+      widen = false;
+      r = client_->request(msg(address, {OscArg::Int(offset)}));
+    }
+    if (widen) fields_per_row = wide_fields;
     if (const int rc = check(r); rc != kExitOk) return rc;
     std::string error;
-    if (!take(r.reply, error)) {
+    if (!take(r.reply, fields_per_row, error)) {
       error_line(error);
       return kExitFail;
     }

@@ -40,10 +40,13 @@ class Session {
   // Sends `m`, waits for the reply; on /done calls `on_done` with it.
   int run(const OscMessage& m, const std::function<void(const OscMessage&)>& on_done = nullptr);
   // A paged table (/stemd/list, /stemd/voices): asks for page after page (offset = the previous
-  // reply's next) until the last, handing each reply to `take`. A daemon that does not page
-  // answers everything at once (next −1).
-  int pages(const std::string& address, std::size_t fields_per_row,
-            const std::function<bool(const OscMessage&, std::string&)>& take);
+  // reply's next) until the last, handing each reply to `take` with its fields per row. A daemon
+  // that does not page answers everything at once (next −1). `wide`, when given, are arguments
+  // after offset and count that ask for wider rows of `wide_fields` each (/stemd/voices' mix): a
+  // daemon older than them refuses the first page, which is then asked for without them.
+  using PageTaker = std::function<bool(const OscMessage&, std::size_t fields_per_row, std::string&)>;
+  int pages(const std::string& address, std::size_t fields_per_row, const PageTaker& take,
+            const std::vector<OscArg>& wide = {}, std::size_t wide_fields = 0);
   // Prints `text` unless --quiet.
   void say(const std::string& text) const {
     if (!quiet_) std::printf("%s\n", text.c_str());

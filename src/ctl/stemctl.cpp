@@ -16,6 +16,7 @@
 #include "format_text.hpp"
 
 #include <cstdio>
+#include <memory>
 #include <CLI/CLI.hpp>
 
 namespace stemd::ctl {
@@ -68,6 +69,16 @@ bool known_command(const CLI::App& app, const std::string& cmd) {
   }
   return known;
 }
+
+// Every command's usage line with its positionals' words (usage_text): "stemctl tone [OPTIONS]
+// [FREQ [LEVEL_DB [SECONDS]]]", where CLI11 wrote "[ARGS(0x)]" (new-user pass 24).
+class UsageFormatter : public CLI::Formatter {
+ public:
+  std::string make_option_usage(const CLI::Option* opt) const override {
+    const std::string* text = usage_text(opt);
+    return text != nullptr ? *text : CLI::Formatter::make_option_usage(opt);
+  }
+};
 
 void add_global_options(CLI::App& app, ClientOptions& co, bool& quiet) {
   app.add_option("--host", co.host, "Where stemd listens: an IPv4/IPv6 address or a host name")
@@ -136,7 +147,8 @@ int stemctl_main(int argc, char** argv) {
       "Run 'stemctl COMMAND --help' for a command's options.\n"
       "Environment: STEMD_HOST and STEMD_PORT set --host and --port (as MPD_HOST/MPD_PORT for mpc);\n"
       "--host/--port on the command line win.");
-  app.fallthrough();  // global options are accepted after the command too
+  app.fallthrough();                                  // global options are accepted after the command too
+  app.formatter(std::make_shared<UsageFormatter>());  // before the commands: they take the app's
   app.require_subcommand(1);
 
   ClientOptions co;

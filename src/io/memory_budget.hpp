@@ -51,8 +51,8 @@ class MemoryBudget {
       std::snprintf(s, sizeof s, "%.1f", static_cast<double>(b) / (1024.0 * 1024.0));
       return std::string(s);
     };
-    return "memory budget (" + mb(held) + " MB held of " + mb(limit_) + " MB, --max-memory-mb): " + mb(bytes) +
-           " MB more refused";
+    return "memory budget (" + mb(held) + " MiB held of " + mb(limit_) + " MiB, --max-memory-mb): " + mb(bytes) +
+           " MiB more refused";
   }
   const std::int64_t limit_;
   std::atomic<std::int64_t> held_{0};

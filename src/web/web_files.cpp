@@ -80,9 +80,11 @@ std::pair<http::status, std::string> files_answer(const control::MediaPolicy& me
   switch (l.error) {
     case E::kNone:
       break;
-    case E::kNoRoot:
-      return {http::status::conflict,
-              error_json(l.reason + " (loads then take paths relative to it); without one, type a path")};
+    case E::kNoRoot: {  // "no_media_root": the page says how to set one instead of an error
+      const nlohmann::json j{{"error", l.reason + " (loads then take paths relative to it); without one, type a path"},
+                             {"no_media_root", true}};
+      return {http::status::conflict, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
+    }
     case E::kRootMissing:  // a disk not mounted yet: try again later
       return {http::status::service_unavailable, error_json(l.reason)};
     case E::kBadPath:

@@ -74,8 +74,11 @@ function stalledListener(port) {
   await until('the page shows the status', 10000, () => page.evaluate(() => document.getElementById('device').textContent.includes('Hz')));
   const budget = await page.textContent('#budget');
   console.log(`monitor_browser: status shown: device "${await page.textContent('#device')}", budget ${budget} µs`);
+  // No tempo set: said so (new-user pass 24); once one is, the beat clock.
   const tempo = await page.textContent('#tempo');
-  if (!/^120\.00 bpm · beat /.test(tempo)) fail(`the page does not show the beat clock: "${tempo}"`);
+  if (tempo !== 'no tempo set') fail(`no tempo was set, yet the page shows "${tempo}"`);
+  ctl('-q', 'send', '/set_tempo', 'f:120');
+  await until('the page shows the beat clock', 10000, async () => /^120\.00 bpm · beat /.test(await page.textContent('#tempo')));
 
   // 2. a button starts a file; checked through OSC; meters move
   await page.fill('#load-id', '7');

@@ -235,8 +235,8 @@ TEST(CheckConfig, ARelativePlayInTheConfigIsTheMediaRootsAndEachProblemHasItsLin
   EXPECT_EQ(r.output.find("outside the media root"), std::string::npos) << r.output;
   r = run_process(stemd + "--duration 0.05 --config " + conf);
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("loaded slot 1 'a'"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("loaded slot 2 'b'"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("loaded id 1 'a'"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("loaded id 2 'b'"), std::string::npos) << r.output;
 
   // No media root: the config file's directory.
   std::ofstream(conf) << "backend = \"null\"\nplay = \"media/a.wav\"\n";
@@ -244,7 +244,7 @@ TEST(CheckConfig, ARelativePlayInTheConfigIsTheMediaRootsAndEachProblemHasItsLin
   EXPECT_EQ(r.exit_code, 0) << r.output;
   r = run_process(stemd + "--duration 0.05 --config " + conf);
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("loaded slot 1 'a'"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("loaded id 1 'a'"), std::string::npos) << r.output;
 
   // Two relative files missing, on lines 3 and 4 (and two on one line, 5): each under its own line.
   std::ofstream(conf) << "backend = \"null\"\nmedia-root = \"" << dir.file("media")

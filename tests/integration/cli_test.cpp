@@ -187,7 +187,7 @@ TEST(Cli, ARelativePlayPathIsTheWorkingDirectorys) {
                              " --backend null --no-osc --duration 0.05 --media-root " + shell_quote(dir.path()) +
                              " --play rel.wav --log-level debug");
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("loaded slot 1 'rel'"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("loaded id 1 'rel'"), std::string::npos) << r.output;
 }
 
 // The files named at start are each logged as loaded: the limit on load lines is for what
@@ -203,7 +203,7 @@ TEST(Cli, EveryFileNamedAtStartIsLoggedAsLoaded) {
   }
   const auto r = run_stemd("--backend null --no-osc --duration 0.05" + plays);
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_EQ(count_lines_with(r.output, "loaded slot "), 8) << r.output;
+  EXPECT_EQ(count_lines_with(r.output, "loaded id "), 8) << r.output;
   EXPECT_EQ(r.output.find("suppressed"), std::string::npos) << r.output;
 }
 
@@ -276,6 +276,25 @@ TEST(Cli, AMissingConfiguredDeviceIsWaitedForWithTheReason) {
   EXPECT_EQ(r.output.find("using the null backend"), std::string::npos) << r.output;
 }
 
+// ... and the health line says so first, the device's name, how long and why: it read "0 voices,
+// CPU 1.4% (audio callback 0.0%), unknown, …, device waiting" (new-user pass 24, LOW 2).
+TEST(Cli, TheHealthLineSaysTheDeviceIsMissing) {
+  const std::string cmd = std::string(kNoLeakCheckForAlsaPlugins) + STEMD_BINARY +
+                          " --backend portaudio --device no-such-device-xyz --no-osc --watch & pid=$!; sleep " +
+                          scaled_seconds(2.5) + "; kill -TERM $pid; wait $pid; echo exit=$?";
+  const auto r = run_process("timeout -k 2 " + scaled_seconds(20) + " sh -c " + shell_quote(cmd));
+  EXPECT_NE(r.output.find("exit=0"), std::string::npos) << r.output;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.output, m, std::regex(R"(health: ([^\n]*))"))) << r.output;
+  const std::string line = m[1];
+  EXPECT_TRUE(std::regex_search(
+      line,
+      std::regex(R"(^device 'no-such-device-xyz' not there yet, waiting [0-9.]+ s \(.+\): nothing plays until it )"
+                 R"(appears; 0 voices, CPU [0-9.]+% of one core, memory [0-9.]+ MiB resident$)")))
+      << line;
+  EXPECT_EQ(line.find("unknown"), std::string::npos) << line;
+}
+
 // ... READY=1 all the same (OSC answers), with a STATUS that says what it waits for; status over
 // OSC says "device waiting".
 TEST(Cli, WaitingForADeviceIsReadyWithAStatusAndAnswersOsc) {
@@ -304,7 +323,7 @@ TEST(Cli, ConfigFileSetsEveryFlag) {
   const auto r = run_stemd("--config " + conf);
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("buffer 512 frames = 10.7 ms"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("loaded slot 1 'a'"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("loaded id 1 'a'"), std::string::npos) << r.output;
   // flags override the file
   const auto r2 = run_stemd("--config " + conf + " --buffer-size 256");
   EXPECT_NE(r2.output.find("buffer 256 frames"), std::string::npos) << r2.output;
@@ -1040,6 +1059,18 @@ TEST(Cli, NanToneSecondsBpmAndLimiterThresholdAreRefused) {
   }
 }
 
+// --tone-seconds takes what /stemd/tone takes, and its help says so: the help said 600 while
+// /stemd/tone took 3600 (new-user pass 24, LOW 3). One constant (control/limits.hpp) for both.
+TEST(Cli, ToneSecondsTakesTheRangeTheHelpSaysAndOscTakes) {
+  const auto help = run_stemd("--help");
+  EXPECT_TRUE(std::regex_search(help.output, std::regex(R"(--tone-seconds FLOAT:FLOAT in \[0\.05 - 3600\])")))
+      << help.output;
+  const auto ok = run_stemd("--backend null --no-osc --duration 0.01 --tone-seconds 3600");
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  const auto over = run_stemd("--backend null --no-osc --duration 0.01 --tone-seconds 3600.5");
+  EXPECT_EQ(over.exit_code, 2) << over.output;
+}
+
 TEST(Cli, SampleRateIsZeroOrFrom8000To384000) {
   for (const char* bad : {"1", "7999", "384001", "-1", "nan"}) {
     SCOPED_TRACE(bad);
@@ -1180,7 +1211,7 @@ TEST(Cli, AScriptsLinesRunInTimeOrderNotFileOrder) {
                            " --duration 2 --script " + dir.file("s.txt"));
   ASSERT_EQ(r.exit_code, 0) << r.output.substr(0, 3000);
   EXPECT_EQ(r.output.find("not loaded"), std::string::npos) << r.output.substr(0, 3000);
-  EXPECT_NE(r.output.find("loaded slot 1 'a'"), std::string::npos) << r.output.substr(0, 3000);
+  EXPECT_NE(r.output.find("loaded id 1 'a'"), std::string::npos) << r.output.substr(0, 3000);
 }
 }  // namespace
 }  // namespace stemd::test

@@ -51,7 +51,7 @@ grep -qF "max 8 voices" <<<"$out" || fail "[limits] max-voices = 8 not applied: 
 # ---- the health line (--watch: every second) carries voices, CPU, the real-time policy, ring
 #      fill, underruns, underflows, memory and the device state
 out=$("$STEMD" --backend null --no-osc --watch --duration 2.5 2>&1) || fail "--watch run: $out"
-grep -Eq "health: 0 voices, CPU [0-9.]+% \(audio callback [0-9.]+%\), SCHED_(FIFO [0-9]+|RR [0-9]+|OTHER), lowest ring fill [0-9]+%, voice underruns 0, device underflows [0-9]+, memory [0-9.]+ MB resident, device running" <<<"$out" ||
+grep -Eq "health: 0 voices, CPU [0-9.]+% of one core \(audio callback [0-9.]+%\), SCHED_(FIFO [0-9]+|RR [0-9]+|OTHER), lowest ring fill [0-9]+%, voice underruns 0, device underflows [0-9]+, memory [0-9.]+ MiB resident, device running" <<<"$out" ||
   fail "no complete health line: $out"
 
 # ---- SIGHUP on a running daemon

@@ -59,7 +59,7 @@ if [ -n "$STEMCTL" ]; then  # status while the device is away: lost, since when,
   grep -Eq "sources loaded +1" <<<"$st" || fail "the source is not kept while the device is away: $st"
   # The voice waits to restart: the status counts it, `voices` lists it (it said "voices playing 0"
   # and "no voices" while the log said "1 voices to restart").
-  grep -Eq "voices playing +0 \(1 waits for the device to play again\)" <<<"$st" ||
+  grep -Eq "voices +0 playing \(1 waits for the device to play again\)" <<<"$st" ||
     fail "status does not say a voice waits for the device: $st"
   vs=$("$STEMCTL" -p "$PORT" voices 2>&1) || fail "no voices while the device was away: $vs"
   grep -Eq "^ *1 +pos .*waiting \(device lost\)" <<<"$vs" || fail "voices does not list the waiting voice: $vs"

@@ -25,7 +25,7 @@ st=$("$STEMCTL" -p "$PORT" status 2>&1) || fail "OSC does not answer while waiti
 grep -Eiq "device[ :]+waiting" <<<"$st" || fail "status does not say the device is waiting: $st"
 # The --play voice waits for the device as a lost device's voices do: counted and listed (it was
 # in none of the three: "voices playing 0", no row, voices_waiting 0).
-grep -Eq "voices playing +0 \(1 waits for the device to appear\)" <<<"$st" ||
+grep -Eq "voices +0 playing \(1 waits for the device to appear\)" <<<"$st" ||
   fail "status does not count the --play voice waiting: $st"
 v=$("$STEMCTL" -p "$PORT" voices 2>&1) || fail "voices: $v"
 grep -q "waiting (device not there yet)" <<<"$v" || fail "stemctl voices does not list the --play voice waiting: $v"
@@ -50,7 +50,7 @@ echo "jack_device_wait: device open $(( $(date +%s) - t_up )) s after the server
 kill -0 "$STEMD_PID" 2>/dev/null || fail "stemd is not running after the device appeared"
 st=$("$STEMCTL" -p "$PORT" status 2>&1) || fail "status: $st"
 grep -Eiq "device[ :]+running" <<<"$st" || fail "status does not say the device runs: $st"
-grep -Eq "voices playing +1$" <<<"$st" || fail "the --play voice is not playing (or still waiting) once the device runs: $st"
+grep -Eq "voices +1 playing$" <<<"$st" || fail "the --play voice is not playing (or still waiting) once the device runs: $st"
 # A whole period slipped by an xrun that jackd or jack_capture counted is the shared VM's, not
 # stemd's (testbed.md): allowed that many times, nothing else.
 testbed_position_unbroken "$POS" "$D/cap.wav" jack_device_wait "$SLIPS" 1024 || fail "see above"

@@ -141,7 +141,7 @@ TEST_F(LoadPath, OverTheBudgetFailsAndTheIdKeepsItsFile) {
   write_wav16(media_.path("big.wav"), make_tone_noise16(48000 * 15, 2, 9), 2);  // 5.8 MB decoded
   DaemonOptions o;
   o.max_memory_mb = budget_mb(4);
-  const std::string limit = "MB held of " + std::to_string(o.max_memory_mb) + ".0 MB";
+  const std::string limit = "MiB held of " + std::to_string(o.max_memory_mb) + ".0 MiB";
   start(o);
   EXPECT_DONE(c().send("/stemd/load", 1, media_.path("c.wav")), "/stemd/load");
   const auto before = sources(c());

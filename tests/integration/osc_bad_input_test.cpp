@@ -143,7 +143,7 @@ void build_corpus(Corpus& c) {
       {msg("/stemd/deck", "A", 0.5), true, false},
       {msg("/stemd/deck", "A", 0.5, 0.1, "linear", 0.7), false, true},
       {msg("/stemd/list", 0, 0), false, true},  // [offset] [count]: pages
-      {msg("/stemd/voices", 0, 0), false, true},
+      {msg("/stemd/voices", 0, 0, 1), false, true},
       {msg("/stemd/status"), false, true},
       {msg("/stemd/notify", 1), false, true},
       {msg("/stemd/ping"), false, true},
@@ -418,6 +418,8 @@ void build_corpus(Corpus& c) {
   c.add(msg("/stemd/pan", 100, 0.0, -1.0), {"ramp"});
   c.add(msg("/stemd/rate", 100, 0.1), {"rate"});
   c.add(msg("/stemd/rate", 100, 5.0), {"rate"});
+  c.add(msg("/stemd/voices", 0, 0, 2), {"mix"});  // mix: 0 or 1
+  c.add(msg("/stemd/voices", 0, 0, -1), {"mix"});
   c.add(msg("/stemd/rate", 100, 0.0), {"rate"});
   c.add(msg("/stemd/rate", 100, -1.0), {"rate"});
   c.add(msg("/stemd/rate", 100, 1.0, -1.0), {"ramp"});

@@ -529,7 +529,7 @@ TEST(LogInjection, AFloodOfTestTonesLeavesTheLogSmall) {
   EXPECT_NE(text.find("test tone: … and "), std::string::npos) << text.substr(0, 3000);
 }
 
-// Every load wrote its "loaded slot N '<name>': …" line: one client looping loads on loopback
+// Every load wrote its "loaded id N '<name>': …" line: one client looping loads on loopback
 // wrote 14.8 MB of log in 5 s (an outside test pass) — on a Pi's SD card, or its journal. Load
 // lines are rate-limited as every line a client causes is: at most 5 a second, then a count.
 TEST(LogInjection, AFloodOfLoadsLeavesTheLogSmall) {
@@ -549,10 +549,10 @@ TEST(LogInjection, AFloodOfLoadsLeavesTheLogSmall) {
   }
   const std::string text = log.text();
   std::size_t loaded = 0;
-  for (std::size_t at = text.find("loaded slot"); at != std::string::npos; at = text.find("loaded slot", at + 1)) {
+  for (std::size_t at = text.find("loaded id"); at != std::string::npos; at = text.find("loaded id", at + 1)) {
     ++loaded;
   }
-  std::printf("[ figures ] 400 loads: %zu 'loaded slot' lines, %zu bytes of log\n", loaded, text.size());
+  std::printf("[ figures ] 400 loads: %zu 'loaded id' lines, %zu bytes of log\n", loaded, text.size());
   EXPECT_LT(loaded, 100u) << text.substr(0, 3000);
   EXPECT_NE(text.find("more suppressed"), std::string::npos) << text.substr(0, 3000);
 }

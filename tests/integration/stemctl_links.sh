@@ -2,7 +2,8 @@
 # stemctl_links.sh STEMCTL BUILD_DIR: the command-line client carries no audio library (issue 13).
 #   1. ldd STEMCTL names none of libportaudio, librubberband, libsamplerate, libsndfile, libsystemd;
 #   2. stemctl's link command (BUILD_DIR/build.ninja, the presets' generator) names none of them and
-#      none of the daemon's layer libraries but stemd_osc and stemd_base. The linker drops a library
+#      none of the daemon's layer libraries but stemd_ctl (its own text and JSON), stemd_osc and
+#      stemd_base. The linker drops a library
 #      nothing calls (--as-needed), so (1) alone would pass with the whole daemon on the link line.
 # Exit 0 pass, 1 fail, 77 skip (no ldd, or another generator than Ninja for check 2).
 set -uo pipefail
@@ -28,9 +29,9 @@ fi
 rule=$(awk '/^build src\/stemctl: /{on=1} on&&/^$/{exit} on' "$ninja_file")
 if [[ -z $rule ]]; then echo "stemctl_links: FAIL: no link rule for src/stemctl in $ninja_file"; exit 1; fi
 if bad=$(grep -oE "$audio_libs|PORTAUDIO|RUBBERBAND|SAMPLERATE|SNDFILE|SYSTEMD|libstemd_[a-z]+\.a" <<<"$rule" |
-         grep -vE '^libstemd_(osc|base)\.a$' | sort -u); then
+         grep -vE '^libstemd_(ctl|osc|base)\.a$' | sort -u); then
   echo "stemctl_links: FAIL: stemctl's link line names:"; echo "$bad"; fail=1
 else
-  echo "stemctl_links: link line: stemd_osc, stemd_base and no audio library"
+  echo "stemctl_links: link line: stemd_ctl, stemd_osc, stemd_base and no audio library"
 fi
 exit $fail

@@ -225,10 +225,10 @@ TEST(Stemctl, LoadPlayStatusListStop) {
 
   r = d.ctl("status --all");
   ASSERT_EQ(r.exit_code, 0) << show(r);
-  EXPECT_EQ(status_value(r.out, "voices playing"), "1") << r.out;
+  EXPECT_EQ(status_value(r.out, "voices (playing or paused)"), "1") << r.out;
   EXPECT_EQ(status_value(r.out, "sources loaded"), "1") << r.out;
   EXPECT_EQ(status_value(r.out, "sample rate"), "48000 Hz") << r.out;
-  EXPECT_NE(status_value(r.out, "memory held").find(" MB"), std::string::npos) << r.out;
+  EXPECT_NE(status_value(r.out, "memory held").find(" MiB"), std::string::npos) << r.out;
   EXPECT_NE(status_value(r.out, "callback p99").find("% of the 21333 µs budget"), std::string::npos) << r.out;
   EXPECT_EQ(status_value(r.out, "buffer latency"), "21.3 ms") << r.out;
 
@@ -255,7 +255,7 @@ TEST(Stemctl, LoadPlayStatusListStop) {
   r = d.ctl("stop 7 --fade 0.01");
   ASSERT_EQ(r.exit_code, 0) << show(r);
   EXPECT_NE(r.out.find("stopped 7"), std::string::npos) << show(r);
-  EXPECT_TRUE(wait_until([&] { return status_value(d.ctl("status").out, "voices playing") == "0"; }))
+  EXPECT_TRUE(wait_until([&] { return status_value(d.ctl("status").out, "voices") == "0 playing"; }))
       << d.ctl("status").out;
 
   r = d.ctl("-q unload 7");
@@ -519,8 +519,9 @@ TEST(Stemctl, WaitsForItsOwnReply) {
 
 // A reply whose row count times its fields wraps past 2^64 (attack pass 24, F2): (2^64 + 2,048) / 6
 // rows announced in a /stemd/list reply of 2,050 arguments passed the size check (2 + 6 × count
-// wrapped to 2,050) and stemctl read far past the arguments (SIGSEGV); /stemd/voices, 7 fields,
-// grew its rows until bad_alloc. A malformed reply is an error that says so, exit 1.
+// wrapped to 2,050) and stemctl read far past the arguments (SIGSEGV); /stemd/voices (7 fields
+// then, 10 with its mix columns now) grew its rows until bad_alloc. A malformed reply is an error
+// that says so, exit 1.
 TEST(Stemctl, ARowCountThatWrapsIsAMalformedReplyNotACrash) {
   const struct {
     const char* command;
@@ -528,7 +529,7 @@ TEST(Stemctl, ARowCountThatWrapsIsAMalformedReplyNotACrash) {
     std::int64_t count;  // (2^64 + rows) / fields: fields × count + 2 wraps to rows + 2
     int rows;
   } cases[] = {{"list", "/stemd/list", 3074457345618258944LL, 2'048},
-               {"voices", "/stemd/voices", 2635249153387079168LL, 2'560}};
+               {"voices", "/stemd/voices", 1844674407370955264LL, 1'024}};  // mix rows: 10 fields
   for (const auto& c : cases) {
     const auto x = exchange_with_fake(c.command, {}, [&](const OscMessage& m) {
       OscMessage r = make("/done", {OscArg::Str(c.address), OscArg::Int64(c.count)});
@@ -616,7 +617,7 @@ TEST(Stemctl, WatchShowsVoicesAndEventsAndUnsubscribes) {
   ASSERT_EQ(r.exit_code, 0) << show(r);
   EXPECT_EQ(r.out.find("\x1b["), std::string::npos) << "no ANSI codes into a pipe";
   std::size_t blocks = 0;
-  for (std::size_t p = 0; (p = r.out.find("voices 1 · CPU ", p)) != std::string::npos; ++p) ++blocks;
+  for (std::size_t p = 0; (p = r.out.find("voices 1 playing · audio callback ", p)) != std::string::npos; ++p) ++blocks;
   EXPECT_EQ(blocks, 2u) << r.out;
   EXPECT_NE(r.out.find("pad"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("[#"), std::string::npos) << r.out;
@@ -741,9 +742,9 @@ TEST(Stemctl, StatusIsShortAndAllHasEveryField) {
   EXPECT_LE(lines, 12) << r.out;
   EXPECT_EQ(status_value(r.out, "backend"), "null, 48000 Hz, 1024 frames") << r.out;
   EXPECT_EQ(status_value(r.out, "latency").rfind("21.3 ms (buffer)", 0), 0u) << r.out;
-  EXPECT_EQ(status_value(r.out, "voices playing"), "0") << r.out;
+  EXPECT_EQ(status_value(r.out, "voices"), "0 playing") << r.out;
   EXPECT_EQ(status_value(r.out, "sources loaded"), "0") << r.out;
-  EXPECT_NE(status_value(r.out, "memory held").find(" MB of "), std::string::npos) << r.out;
+  EXPECT_NE(status_value(r.out, "memory held").find(" MiB of "), std::string::npos) << r.out;
   EXPECT_EQ(status_value(r.out, "voice underruns"), "0") << r.out;
   EXPECT_EQ(status_value(r.out, "device underflows"), "0") << r.out;
   EXPECT_NE(status_value(r.out, "callback p99").find("% of the 21333 µs budget"), std::string::npos) << r.out;
@@ -831,7 +832,7 @@ TEST(Stemctl, StatusAllLabelsEveryField) {
   EXPECT_EQ(status_value(r.out, "TCP connections refused"), "0") << r.out;
   EXPECT_EQ(status_value(r.out, "timed commands in one callback (most)"), "0") << r.out;
   EXPECT_NE(status_value(r.out, "callback p99").find("% of the "), std::string::npos) << r.out;
-  EXPECT_NE(status_value(r.out, "memory limit").find(" MB (--max-memory-mb)"), std::string::npos) << r.out;
+  EXPECT_NE(status_value(r.out, "memory limit").find(" MiB (--max-memory-mb)"), std::string::npos) << r.out;
   const auto json = d.ctl("status --json").out;
   for (const char* key : {"\"eq_a_low\"", "\"ignored_messages\"", "\"tcp_refused\"", "\"schedule_due_max\""}) {
     EXPECT_NE(json.find(key), std::string::npos) << key << " " << json;
@@ -1055,6 +1056,84 @@ TEST(Stemctl, EventsPrintsOneLineEachAndUnsubscribes) {
   // No daemon: the usual exit 3.
   const auto r = run_ctl("-t 0.5 -p " + std::to_string(free_port()) + " events");
   EXPECT_EQ(r.exit_code, 3) << show(r);
+}
+
+// What a new user found missing or wrong (new-user pass 24, LOW 1, 4, 5, 6, 10): a paused voice was
+// counted as playing; `voices` showed no volume or rate; a tempo row was shown to a user who never
+// set one; a voice replaced by a play or a load of its id ended "stopped", and one that reached
+// the end of its section "end of file".
+TEST(Stemctl, PausedVoicesMixColumnsTempoAndEndReasons) {
+  Daemon d;
+  ASSERT_READY(d);
+  ASSERT_EQ(d.ctl("-q load 1 " + shell_quote(d.wav("one.wav"))).exit_code, 0);
+  ASSERT_EQ(d.ctl("-q load 2 " + shell_quote(d.wav("two.wav"))).exit_code, 0);
+  ASSERT_EQ(d.ctl("-q play 1 --loop").exit_code, 0);
+  ASSERT_EQ(d.ctl("-q play 2 --loop --volume 0.5 --rate 1.25").exit_code, 0);
+  ASSERT_EQ(d.ctl("-q pause 1").exit_code, 0);
+  // LOW 1: "1 playing, 1 paused", in the summary and in watch's line.
+  EXPECT_TRUE(wait_until([&] { return status_value(d.ctl("status").out, "voices") == "1 playing, 1 paused"; }))
+      << d.ctl("status").out;
+  EXPECT_NE(d.ctl("watch --count 1").out.find("voices 1 playing, 1 paused · "), std::string::npos);
+  // LOW 4: no tempo row while nobody set one; one once a tempo is set.
+  EXPECT_EQ(d.ctl("status").out.find("tempo"), std::string::npos) << d.ctl("status").out;
+  // LOW 6: the volume (and dB) of every voice, the rate where one is not 1; --json has them all.
+  auto r = d.ctl("voices");
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(^ID +NAME +POSITION +DURATION +VOLUME +RATE +RING)"))) << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(\n +2 +two .* 0\.50 \(-6\.0 dB\) +1\.25 +\[)"))) << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(\n +1 +one .* 1\.00 \(\+0\.0 dB\) +1\.00 +\[.*paused)"))) << r.out;
+  EXPECT_EQ(r.out.find("TEMPO"), std::string::npos) << "no voice is time-stretched: " << r.out;
+  const Json voices = Json::parse(d.ctl("voices --json").out);
+  ASSERT_EQ(voices.size(), 2u) << voices;
+  for (const Json& v : voices) {
+    SCOPED_TRACE(v.dump());
+    const bool two = v["id"] == 2;
+    EXPECT_DOUBLE_EQ(v.value("volume", -1.0), two ? 0.5 : 1.0);
+    EXPECT_NEAR(v.value("volume_db", -1.0), two ? -6.0206 : 0.0, 1e-3);
+    EXPECT_DOUBLE_EQ(v.value("rate", -1.0), two ? 1.25 : 1.0);
+    EXPECT_DOUBLE_EQ(v.value("tempo", -1.0), 1.0);
+  }
+  ASSERT_EQ(d.ctl("-q send /set_tempo f:128").exit_code, 0);
+  EXPECT_NE(status_value(d.ctl("status").out, "tempo").find("128.00 bpm, beat "), std::string::npos)
+      << d.ctl("status").out;
+  // LOW 5 and 10: the reasons, as `stemctl events` prints them.
+  Child events({STEMCTL_BINARY, "-p", std::to_string(d.port()), "events"}, d.dir().file("events.txt"));
+  ASSERT_TRUE(wait_until([&] { return status_json(d)["subscribers"] == 1; })) << events.output();
+  ASSERT_EQ(d.ctl("-q play 2 --loop").exit_code, 0);                              // replaces id 2's voice
+  ASSERT_EQ(d.ctl("-q load 1 " + shell_quote(d.wav("three.wav"))).exit_code, 0);  // replaces id 1's (paused)
+  ASSERT_EQ(d.ctl("-q stop 2").exit_code, 0);
+  ASSERT_EQ(d.ctl("-q play 2 --loop").exit_code, 0);  // after a stop: that voice ended "stopped", not replaced
+  ASSERT_EQ(d.ctl("-q send /stemd/play_region i:1 f:0.2 f:0.3 i:0").exit_code, 0);  // 0.1 s, once
+  ASSERT_TRUE(wait_until([&] { return events.output().find("\"end of section\"") != std::string::npos; }))
+      << events.output();
+  const std::string out = events.output();
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(/stemd/voice/ended 2 \d+ "replaced"\n)"))) << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(/stemd/voice/ended 1 \d+ "replaced"\n)"))) << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(/stemd/voice/ended 2 \d+ "stopped"\n)"))) << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(/stemd/voice/ended 1 \d+ "end of section"\n)"))) << out;
+  EXPECT_EQ(out.find("end of file"), std::string::npos) << out;
+}
+
+// Every command's usage line names its arguments: `stemctl tone --help` said "[ARGS(0x)]", and
+// levels and eq "LEVELS(1x)", "VALUES(2x)" — CLI11's count of values, not words a user can type
+// (new-user pass 24, LOW 3).
+TEST(Stemctl, UsageLinesNameTheArguments) {
+  auto usage = [](const std::string& command) {
+    const auto r = run_ctl(command + " --help");
+    const auto at = r.out.find("Usage: ");
+    return at == std::string::npos ? r.out : r.out.substr(at, r.out.find('\n', at) - at);
+  };
+  EXPECT_EQ(usage("tone"), "Usage: stemctl tone [OPTIONS] [FREQ [LEVEL_DB [SECONDS]]]");
+  EXPECT_EQ(usage("levels"), "Usage: stemctl levels [OPTIONS] A [B [C [D]]]");
+  EXPECT_EQ(usage("eq"), "Usage: stemctl eq [OPTIONS] DECK (BAND PERCENT | LOW MID HIGH)");
+  for (const char* c : {"load", "unload", "play",   "stop",   "pause",  "resume",    "seek", "volume",
+                        "pan",  "rate",   "master", "deck",   "levels", "crossfade", "eq",   "fade",
+                        "tone", "list",   "voices", "status", "events", "ping",      "watch"}) {
+    EXPECT_FALSE(std::regex_search(usage(c), std::regex(R"(\(\d+x\))"))) << usage(c);
+  }
+  // The tone's length: the help, stemctl's own check and the daemon's range are one number.
+  EXPECT_NE(run_ctl("tone --help").out.find("seconds of output (0.05..3600)"), std::string::npos);
+  EXPECT_EQ(run_ctl("tone 440 -12 3600.5").exit_code, 2);
 }
 
 // The subscription outlives the daemon's --subscription-ttl: events renews it (at a third of

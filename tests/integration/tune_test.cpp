@@ -174,6 +174,34 @@ TEST(Tune, SigtermStopsItAndRemovesTheFiles) {
   EXPECT_EQ(r.output.substr(r.output.find("rc=130")), "rc=130\n") << r.output;  // and they are gone
 }
 
+// The verdict says when the audio thread ran without real-time scheduling and what that means for
+// the figures: it said nothing, and a user tuning as an unprivileged user took the figures for
+// the service's (new-user pass 24, LOW 7). Without CAP_SYS_NICE in the bounding set (and no rtprio
+// limit) SCHED_FIFO is refused; with it (root here) tune raises the thread as the daemon does.
+TEST(Tune, TheVerdictSaysWhenItMeasuredWithoutRealTimeScheduling) {
+  const std::string drop = "setpriv --bounding-set -sys_nice ";
+  if (run_process("command -v setpriv && " + drop + "chrt -f 1 true").exit_code == 0 ||
+      run_process("command -v setpriv").exit_code != 0) {
+    GTEST_SKIP() << "SCHED_FIFO is allowed without CAP_SYS_NICE here (an rtprio limit), or no setpriv";
+  }
+  TempDir dir;
+  const std::string args = " tune --backend null --seconds 0.3 --voices 2 --sizes 512";
+  auto r = run_process("TMPDIR=" + shell_quote(dir.path()) + " " + drop + STEMD_BINARY + args);
+  EXPECT_NE(r.output.find("audio thread SCHED_OTHER (not real-time)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("note: measured WITHOUT real-time scheduling: the audio thread ran SCHED_OTHER (raising it "
+                          "was not permitted: SCHED_FIFO 70: "),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("errs large for a daemon that runs real-time"), std::string::npos) << r.output;
+  if (r.output.find("recommended: ") != std::string::npos) {
+    EXPECT_NE(r.output.find("measured without real-time scheduling (see the note)"), std::string::npos) << r.output;
+  }
+  if (run_process("chrt -f 1 true").exit_code != 0) return;  // not even this process may: nothing to compare
+  r = run_process("TMPDIR=" + shell_quote(dir.path()) + " " + STEMD_BINARY + args);
+  EXPECT_NE(r.output.find("audio thread SCHED_FIFO 70"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("WITHOUT real-time"), std::string::npos) << r.output;
+}
+
 TEST(Tune, HelpExplainsTheRule) {
   const auto r = run_process(tune("--help"));
   EXPECT_EQ(r.exit_code, 0);

@@ -737,7 +737,7 @@ def trial(args, fx, period, n, seconds, verify=True, via="script"):
             stemd.stop()
             # The daemon's own account (health lines, prefetch changes, the summary), for the JSON.
             res["stemd_log"] = [line for line in stemd.tail(20000).splitlines()
-                                if " loaded slot " not in line and "ALSA" not in line
+                                if " loaded id " not in line and "ALSA" not in line
                                 and "cannot find card" not in line][-12:]
         if jack:
             jack.stop()

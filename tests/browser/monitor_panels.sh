@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# monitor_panels.sh STEMD SRC_DIR [SCREENSHOT]: the monitor page's Health and Media panels for a
+# new user (tests/browser/panels.test.js, new-user pass 24, LOW 4, 8, 9): stemd on the null
+# backend with --http-port 0, the page from SRC_DIR/web and no --media-root.
+# Exit 0 pass, 1 fail, 77 skip (no chromium, node or playwright-core).
+set -uo pipefail
+STEMD=$1
+SRC=$2
+SHOT=${3:-}
+HERE="$SRC/tests/browser"
+# shellcheck source=browser_check.sh
+source "$HERE/browser_check.sh"
+browser_require monitor_panels node
+browser_workdir monitor_panels panels
+log="$D/stemd.log"
+STEMD_NO_CONFIG_SEARCH=1 "$STEMD" --backend null --osc-port 0 --http-port 0 --web-root "$SRC/web" >"$log" 2>&1 &
+echo $! >"$log.pid"
+for _ in $(seq 100); do
+  grep -qs "web monitor on http://" "$log" && break
+  sleep 0.1
+done
+url=$(grep -o 'web monitor on http://[^ ]*' "$log" | head -n1 | sed 's/web monitor on //; s:/$::')
+[ -n "$url" ] || fail "stemd did not start its web monitor"
+echo "monitor_panels: page $url (no --media-root)"
+rc=0
+timeout 90 node "$HERE/panels.test.js" "$url" ${SHOT:+"$SHOT"} || rc=$?
+[ "$rc" -eq 0 ] || fail "panels.test.js exited $rc"
+echo "monitor_panels: PASS"

@@ -1,0 +1,87 @@
+// The monitor page's Health and Media panels as a new user meets them (new-user pass 24, LOW 4, 8
+// and 9), in headless Chromium against stemd on the null backend without --media-root.
+//   node panels.test.js URL [SCREENSHOT.png]
+// Checks:
+//  1. Media: one line saying how to set a media root (--media-root DIR, or media-root in the config
+//     file), in view and not an error; no "Click a file…" hint over an empty list, no red refusal;
+//  2. tempo: "no tempo set" while nobody set one (it showed --bpm's default, "120.00 bpm · beat …",
+//     as if the user had); once /set_tempo 128 is sent, "128.00 bpm · beat …";
+//  3. uptime: as stemctl shows it, days from 24 h on — "21d 00:00:00" after three weeks (it read
+//     "504:00:00.0"), "1d 01:01:01", and "1:02:03" below a day. The daemon's status is the real
+//     one with uptime_s set (Chromium's request interception): nobody waits three weeks.
+// Exits 0 pass, 1 fail.
+'use strict';
+const { harness, openPage } = require('./browser_common');
+
+const [url, shot] = process.argv.slice(2);
+const { fail, until } = harness('monitor_panels');
+
+async function osc(address, args) {
+  const res = await fetch(`${url}/api/osc`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ address, args }) });
+  const j = await res.json();
+  if (j.reply !== '/done') fail(`${address} ${JSON.stringify(args)} → ${JSON.stringify(j)}`);
+  return j;
+}
+
+const text = (page, id) => page.evaluate((i) => document.getElementById(i).textContent, id);
+
+(async () => {
+  const { browser, page } = await openPage({
+    viewport: { width: 1280, height: 1000 }, onPageError: (e) => fail(`page error: ${e.message}`),
+  });
+  let uptime = null;  // set: the status's uptime_s is replaced by it
+  await page.route('**/api/status*', async (route) => {
+    const res = await route.fetch();
+    const j = await res.json();
+    if (uptime !== null) j.status.uptime_s = uptime;
+    await route.fulfill({ response: res, json: j });
+  });
+  await page.goto(url);
+  await until('the page is connected', 10000, async () => (await text(page, 'conn')) === 'connected');
+
+  // 1. the Media panel without a media root
+  const media = await until('the Media panel says there is no media root', 10000, () => page.evaluate(() => {
+    const none = document.getElementById('files-none');
+    if (!none || none.hidden || none.offsetParent === null) return null;
+    const r = none.getBoundingClientRect();
+    const section = document.getElementById('media').getBoundingClientRect();
+    return { text: none.textContent, inside: r.left >= section.left && r.right <= section.right && r.height > 0,
+      hint: !document.getElementById('files-hint').hidden, bad: document.querySelectorAll('#files .bad').length,
+      items: document.querySelectorAll('#files li').length, color: getComputedStyle(none).color };
+  }));
+  console.log(`monitor_panels: Media: ${JSON.stringify(media)}`);
+  if (!media.text.includes('--media-root DIR') || !media.text.includes('media-root = "DIR"')) {
+    fail(`the Media panel does not say how to set a media root: "${media.text}"`);
+  }
+  if (!media.inside) fail('the media-root line is not inside its panel');
+  if (media.hint) fail('the "Click a file" hint is shown over a list that cannot have files');
+  if (media.bad || media.items) fail(`the list shows ${media.items} items (${media.bad} red) instead of the one line`);
+
+  // 2. the tempo: none set, then set
+  const none = await until('the tempo row filled', 10000, async () => {
+    const t = await text(page, 'tempo');
+    return t && t !== '–' ? t : null;
+  });
+  console.log(`monitor_panels: tempo before /set_tempo: "${none}"`);
+  if (none !== 'no tempo set') fail(`no tempo was set, yet the page shows "${none}"`);
+  await osc('/set_tempo', [128]);
+  const set = await until('the tempo shown once set', 10000, async () => {
+    const t = await text(page, 'tempo');
+    return /^128\.00 bpm · beat [0-9.]+/.test(t) ? t : null;
+  });
+  console.log(`monitor_panels: tempo after /set_tempo 128: "${set}"`);
+
+  // 3. the uptime, as stemctl's fmt_uptime writes it
+  for (const [s, want] of [[21 * 86400, '21d 00:00:00'], [86400 + 3661, '1d 01:01:01'], [3723.9, '1:02:03']]) {
+    uptime = s;
+    const got = await until(`the uptime of ${s} s shown`, 10000, async () => {
+      const t = await text(page, 'uptime');
+      return t === want ? t : null;
+    });
+    console.log(`monitor_panels: uptime ${s} s reads "${got}"`);
+  }
+  if (shot) await page.screenshot({ path: shot, fullPage: true });
+  await browser.close();
+  console.log('monitor_panels: PASS');
+})().catch((e) => fail(e.stack || String(e)));

@@ -1,0 +1,210 @@
+// What stemctl, the health line and `stemd tune` print, checked on replies and facts made here
+// (a new user's pass 24, LOW 1, 2, 3, 4, 6, 7): a paused voice is not counted as playing; the
+// health line says the device is missing instead of "0 voices, … unknown"; bytes are MiB and say
+// so; "CPU" says whose share of what; the tempo row only while a tempo is in use; `voices` shows
+// the volume (and dB) and the rate and tempo where set, and its JSON has them; tune's verdict says
+// when it measured without real-time scheduling.
+#include "app/glitch_advice.hpp"
+#include "app/tune.hpp"
+#include "ctl/format.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <regex>
+#include <string>
+#include <vector>
+
+namespace stemd::test {
+namespace {
+
+using control::OscArg;
+using control::OscMessage;
+
+// A /done /stemd/status reply of these fields.
+ctl::StatusFields fields(const std::vector<std::pair<std::string, OscArg>>& kv) {
+  OscMessage m{"/done", {OscArg::Str("/stemd/status")}};
+  for (const auto& [k, v] : kv) {
+    m.args.push_back(OscArg::Str(k));
+    m.args.push_back(v);
+  }
+  return ctl::status_fields(m);
+}
+
+// The row of `label` in a status table: its value column, or "<none>".
+std::string row(const std::string& table, const std::string& label) {
+  std::smatch m;
+  if (!std::regex_search(table, m, std::regex("(^|\n)  " + label + "  +([^\n]*)"))) return "<none>";
+  return m[2];
+}
+
+TEST(StemctlFormat, APausedVoiceIsCountedApartFromThePlayingOnes) {
+  const auto f = fields({{"voices", OscArg::Int(3)}, {"voices_paused", OscArg::Int(1)}});
+  EXPECT_EQ(row(ctl::status_summary(f), "voices"), "2 playing, 1 paused") << ctl::status_summary(f);
+  EXPECT_NE(ctl::status_line(f).find("voices 2 playing, 1 paused · "), std::string::npos) << ctl::status_line(f);
+  EXPECT_EQ(row(ctl::status_table(f), "voices paused"), "1");
+  // None paused: no ", 0 paused"; a daemon that does not say: all of them, as it counted them.
+  EXPECT_EQ(row(ctl::status_summary(fields({{"voices", OscArg::Int(2)}, {"voices_paused", OscArg::Int(0)}})), "voices"),
+            "2 playing");
+  EXPECT_EQ(row(ctl::status_summary(fields({{"voices", OscArg::Int(2)}})), "voices"), "2 playing");
+}
+
+TEST(StemctlFormat, TheTempoRowIsShownOnlyWhileATempoIsInUse) {
+  std::vector<std::pair<std::string, OscArg>> kv{{"tempo_bpm", OscArg::Float(120)},  {"beat", OscArg::Float(6.5)},
+                                                 {"beat_phase", OscArg::Float(2.5)}, {"quantum", OscArg::Float(4)},
+                                                 {"link", OscArg::Int(0)},           {"tempo_in_use", OscArg::Int(0)}};
+  EXPECT_EQ(ctl::status_summary(fields(kv)).find("tempo"), std::string::npos) << ctl::status_summary(fields(kv));
+  EXPECT_NE(row(ctl::status_table(fields(kv)), "tempo in use").rfind("no (none set", 0), std::string::npos);
+  kv.back().second = OscArg::Int(1);
+  EXPECT_EQ(row(ctl::status_summary(fields(kv)), "tempo"), "120.00 bpm, beat 6.50 (phase 2.50 of 4)");
+  kv.pop_back();  // a daemon that does not say whether: shown, as it was
+  EXPECT_EQ(row(ctl::status_summary(fields(kv)), "tempo"), "120.00 bpm, beat 6.50 (phase 2.50 of 4)");
+}
+
+TEST(StemctlFormat, BytesAreMebibytesAndSaySo) {
+  EXPECT_EQ(ctl::fmt_bytes(1024.0 * 1024.0), "1.00 MiB");
+  EXPECT_EQ(ctl::fmt_bytes(2048.0 * 1024.0 * 1024.0), "2048.0 MiB");
+  const auto f =
+      fields({{"memory_bytes", OscArg::Int64(22LL << 20)}, {"memory_limit_bytes", OscArg::Int64(2048LL << 20)}});
+  EXPECT_EQ(row(ctl::status_summary(f), "memory held"), "22.0 MiB of 2048.0 MiB (--max-memory-mb)");
+  EXPECT_EQ(row(ctl::status_table(f), "memory limit"), "2048.0 MiB (--max-memory-mb)");
+}
+
+TEST(StemctlFormat, CpuSaysWhoseShareOfWhat) {
+  const auto f = fields({{"cpu_load", OscArg::Float(0.25)}, {"loader_cpu_pct", OscArg::Float(3.5)}});
+  EXPECT_EQ(row(ctl::status_table(f), "audio callback CPU"), "25.0% of one core");
+  EXPECT_EQ(row(ctl::status_table(f), "loader CPU \\(last 100 ms\\)"), "3.5% of one core");
+  EXPECT_NE(ctl::status_line(f).find(" · audio callback 25.0% of one core · "), std::string::npos)
+      << ctl::status_line(f);
+}
+
+// A /done /stemd/voices reply: count, rows of `per_row` values, total, next.
+OscMessage voices_reply(const std::vector<std::vector<OscArg>>& rows) {
+  OscMessage m{"/done", {OscArg::Str("/stemd/voices"), OscArg::Int(static_cast<std::int64_t>(rows.size()))}};
+  for (const auto& r : rows) m.args.insert(m.args.end(), r.begin(), r.end());
+  m.args.push_back(OscArg::Int(static_cast<std::int64_t>(rows.size())));
+  m.args.push_back(OscArg::Int(-1));
+  return m;
+}
+std::vector<OscArg> voice(int id, const char* name, const char* state) {
+  return {OscArg::Int(id),    OscArg::Str(name), OscArg::Float(1.5), OscArg::Float(30),
+          OscArg::Float(1.0), OscArg::Int64(0),  OscArg::Str(state)};
+}
+std::vector<OscArg> with_mix(std::vector<OscArg> v, double volume, double rate, double tempo) {
+  v.insert(v.end(), {OscArg::Float(volume), OscArg::Float(rate), OscArg::Float(tempo)});
+  return v;
+}
+
+TEST(StemctlFormat, VoicesShowTheVolumeAndTheRateAndTempoWhereSet) {
+  const OscMessage m = voices_reply({with_mix(voice(1, "drums", "playing"), 1.0, 1.0, 1.0),
+                                     with_mix(voice(2, "bass", "paused"), 0.5, 1.25, 1.0),
+                                     with_mix(voice(3, "pad", "waiting (device lost)"), -1, -1, -1)});
+  std::vector<ctl::VoiceRow> rows;
+  std::string error;
+  ASSERT_TRUE(ctl::parse_voices(m, rows, error, ctl::kVoiceFieldsMix)) << error;
+  ASSERT_EQ(rows.size(), 3u);
+  const std::string t = ctl::voices_table(rows);
+  EXPECT_TRUE(std::regex_search(t, std::regex("^ID +NAME +POSITION +DURATION +VOLUME +RATE +RING +UNDERRUNS +STATE\n")))
+      << t;
+  EXPECT_TRUE(std::regex_search(t, std::regex(R"(\n 1 +drums .* 1\.00 \(\+0\.0 dB\) +1\.00 +\[)"))) << t;
+  EXPECT_TRUE(std::regex_search(t, std::regex(R"(\n 2 +bass .* 0\.50 \(-6\.0 dB\) +1\.25 +\[.* paused\n)"))) << t;
+  EXPECT_TRUE(std::regex_search(t, std::regex("\n 3 +pad .* — +— +\\["))) << "not known while it waits: " << t;
+  EXPECT_EQ(t.find("TEMPO"), std::string::npos) << "no voice is time-stretched: " << t;
+
+  const auto j = nlohmann::json::parse(ctl::voices_json(rows));
+  ASSERT_EQ(j.size(), 3u);
+  EXPECT_EQ(j[1]["volume"], 0.5);
+  EXPECT_NEAR(j[1]["volume_db"].get<double>(), -6.0206, 1e-4);
+  EXPECT_EQ(j[1]["rate"], 1.25);
+  EXPECT_EQ(j[1]["tempo"], 1.0);
+  EXPECT_TRUE(j[2]["volume"].is_null() && j[2]["volume_db"].is_null() && j[2]["rate"].is_null()) << j[2];
+
+  // A stretched voice: the TEMPO column; silence: −∞ dB is no JSON number.
+  ASSERT_TRUE(ctl::parse_voices(voices_reply({with_mix(voice(4, "vox", "playing"), 0.0, 1.0, 0.9)}), rows, error, 10))
+      << error;
+  EXPECT_TRUE(std::regex_search(ctl::voices_table(rows), std::regex(R"(VOLUME +TEMPO +RING)")))
+      << ctl::voices_table(rows);
+  EXPECT_NE(ctl::voices_table(rows).find(" 0.90 "), std::string::npos) << ctl::voices_table(rows);
+  EXPECT_TRUE(nlohmann::json::parse(ctl::voices_json(rows))[0]["volume_db"].is_null());
+}
+
+// An older daemon's rows (no mix fields): the table as it was, no empty columns; JSON without them.
+TEST(StemctlFormat, VoicesOfADaemonWithoutTheMixFieldsKeepTheirColumns) {
+  std::vector<ctl::VoiceRow> rows;
+  std::string error;
+  ASSERT_TRUE(ctl::parse_voices(voices_reply({voice(1, "drums", "playing")}), rows, error)) << error;
+  EXPECT_TRUE(std::regex_search(ctl::voices_table(rows), std::regex("^ID +NAME +POSITION +DURATION +RING ")))
+      << ctl::voices_table(rows);
+  EXPECT_FALSE(nlohmann::json::parse(ctl::voices_json(rows))[0].contains("volume"));
+}
+
+app::HealthLine health(bool running) {
+  app::HealthLine h;
+  h.voices = 0;
+  h.cpu_pct = 1.4;
+  h.resident_bytes = 33.1 * 1024 * 1024;
+  h.device_running = running;
+  h.device = running ? "running" : "waiting";
+  return h;
+}
+
+TEST(HealthLine, AMissingDeviceIsSaidFirstNotAnUnknownPolicy) {
+  app::HealthLine h = health(false);
+  h.device_waiting = true;
+  h.device_away_s = 3.6;
+  h.device_reason = "PortAudio sees no output device";
+  h.device_attempts = 3;
+  h.device_name = "usb";
+  EXPECT_EQ(app::health_summary(h),
+            "device 'usb' not there yet, waiting 3.6 s (PortAudio sees no output device; attempt 3, retrying): "
+            "nothing plays until it appears; 0 voices, CPU 1.4% of one core, memory 33.1 MiB resident");
+  h.device_waiting = false;  // it ran, and went away
+  h.device_reason = "the JACK server went away";
+  EXPECT_EQ(app::health_summary(h).rfind("device 'usb' lost for 3.6 s (the JACK server went away; attempt 3, "
+                                         "retrying): nothing plays until it is back; ",
+                                         0),
+            0u)
+      << app::health_summary(h);
+}
+
+TEST(HealthLine, ARunningDeviceKeepsTheLineScriptsRead) {
+  app::HealthLine h = health(true);
+  h.voices = 3;
+  h.callback_pct = 0.7;
+  h.rt_policy = "SCHED_FIFO 70";
+  EXPECT_EQ(app::health_summary(h),
+            "3 voices, CPU 1.4% of one core (audio callback 0.7%), SCHED_FIFO 70, lowest ring fill 100%, voice "
+            "underruns 0, device underflows 0, memory 33.1 MiB resident, device running");
+  h.rt_policy.clear();  // the audio thread not seen yet: said in words, not "unknown"
+  EXPECT_NE(app::health_summary(h).find(", audio thread not started yet, "), std::string::npos)
+      << app::health_summary(h);
+}
+
+app::TuneResult measured(const char* scheduling, bool realtime) {
+  app::TuneResult r;
+  r.buffer_size = 256;
+  r.sample_rate = 48000;
+  r.callbacks = 100;
+  r.scheduling = scheduling;
+  r.realtime = realtime;
+  return r;
+}
+
+TEST(TuneVerdict, SaysWhenItMeasuredWithoutRealTimeSchedulingAndWhatThatMeans) {
+  EXPECT_EQ(app::tune_scheduling_note({measured("SCHED_FIFO 70", true)}, false), "");
+  EXPECT_EQ(app::tune_scheduling_note({measured("", false)}, false), "") << "not known: nothing claimed";
+  app::TuneResult other = measured("SCHED_OTHER", false);
+  other.rt_refused = "SCHED_FIFO 70: Operation not permitted";
+  const std::string note = app::tune_scheduling_note({measured("SCHED_FIFO 70", true), other}, false);
+  EXPECT_NE(note.find("WITHOUT real-time scheduling: the audio thread ran SCHED_OTHER (raising it was not "
+                      "permitted: SCHED_FIFO 70: Operation not permitted)"),
+            std::string::npos)
+      << note;
+  EXPECT_NE(note.find("underflows and p99 above include waits"), std::string::npos) << note;
+  EXPECT_NE(note.find("errs large"), std::string::npos) << note;
+  EXPECT_NE(note.find("LimitRTPRIO=95"), std::string::npos) << note;
+  EXPECT_NE(app::tune_scheduling_note({other}, true).find("jackd with -R"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace stemd::test
