@@ -1,6 +1,7 @@
 // The state file's helper process (state_io.hpp).
 #include "state_io.hpp"
 
+#include "config_io.hpp"
 #include "safe_file.hpp"
 
 #include <cerrno>
@@ -145,6 +146,22 @@ FileJob::Status FileJob::wait(double seconds, const std::function<bool(int ms)>&
   return status_;
 }
 
+std::string FileJob::output_so_far() const {
+  std::string out;
+  char buf[4096];
+  for (off_t at = 0;;) {
+    const ssize_t r = ::pread(out_fd_, buf, sizeof buf, at);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return out;
+    out.append(buf, static_cast<std::size_t>(r));
+    at += r;
+  }
+}
+
+void FileJob::kill() {
+  if (pid_ > 0 && poll() == Status::kRunning) ::kill(pid_, SIGKILL);
+}
+
 double FileJob::seconds() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
 }
@@ -182,7 +199,9 @@ int state_io_main(int argc, char** argv) {
     write_all(1, error.data(), error.size());
     return 1;
   }
-  error = std::string("usage: stemd ") + kStateIoFlag + " write PATH | read PATH MAX_BYTES (stemd's own helper)";
+  if (mode == "read-config") return read_config_main(argc - 2, argv + 2);
+  error = std::string("usage: stemd ") + kStateIoFlag +
+          " write PATH | read PATH MAX_BYTES | read-config MAX_BYTES given|search PATH... (stemd's own helper)";
   write_all(2, error.data(), error.size());
   write_all(2, "\n", 1);
   return 2;
