@@ -21,8 +21,6 @@ namespace stemd::app {
 
 namespace {
 
-constexpr int kExitMissing = 3;  // as state_io_main's `read`
-
 // The read itself, in the helper or (no helper) on the calling thread. Each path is named to
 // `looking` before it is looked at: the search takes the first that is there — or there but not
 // readable (a link to nothing, a directory on the way that may not be searched), so that reading
@@ -40,7 +38,7 @@ ReadResult read_candidates(const std::vector<std::string>& paths, bool search, s
   return ReadResult::kMissing;  // the search found none
 }
 
-bool write_all(int fd, const std::string& s) {
+bool put_all(int fd, const std::string& s) {
   for (std::size_t at = 0; at < s.size();) {
     const ssize_t w = ::write(fd, s.data() + at, s.size() - at);
     if (w < 0 && errno == EINTR) continue;
@@ -234,13 +232,13 @@ int read_config_main(int argc, char** argv) {
   const std::vector<std::string> paths(argv + 2, argv + argc);
   std::string text, error;
   const ReadResult r = read_candidates(paths, search, max, text, error, [](const std::string& p) {
-    write_all(1, p);
-    write_all(1, std::string(1, '\0'));
+    put_all(1, p);
+    put_all(1, std::string(1, '\0'));
   });
-  write_all(1, std::string(1, '\0'));
-  if (r == ReadResult::kOk) return write_all(1, text) ? 0 : 1;
-  write_all(1, error);
-  return r == ReadResult::kMissing ? kExitMissing : 1;
+  put_all(1, std::string(1, '\0'));
+  if (r == ReadResult::kOk) return put_all(1, text) ? 0 : 1;
+  put_all(1, error);
+  return r == ReadResult::kMissing ? kStateIoMissing : 1;
 }
 
 }  // namespace stemd::app

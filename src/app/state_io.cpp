@@ -23,8 +23,6 @@ namespace stemd::app {
 
 namespace {
 
-constexpr int kExitMissing = 3;
-
 bool write_all(int fd, const char* p, std::size_t n) {
   while (n > 0) {
     const ssize_t w = ::write(fd, p, n);
@@ -123,7 +121,7 @@ FileJob::Status FileJob::poll() {
     return status_ = Status::kBroken;
   }
   if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return status_ = Status::kOk;
-  if (WIFEXITED(st) && WEXITSTATUS(st) == kExitMissing) return status_ = Status::kMissing;
+  if (WIFEXITED(st) && WEXITSTATUS(st) == kStateIoMissing) return status_ = Status::kMissing;
   const bool said = WIFEXITED(st) && WEXITSTATUS(st) == 1;  // the file's own failure, its reason written
   if (output_.empty() || !said) {
     output_ = WIFSIGNALED(st) ? "the helper process was killed (signal " + std::to_string(WTERMSIG(st)) + ")"
@@ -192,7 +190,7 @@ int state_io_main(int argc, char** argv) {
         // Looked at here, in the helper: a file system that does not answer holds only this process.
         if (const std::string dir = missing_directory(argv[2]); !dir.empty()) error = state_dir_missing(dir);
         write_all(1, error.data(), error.size());
-        return kExitMissing;
+        return kStateIoMissing;
       case ReadResult::kError:
         break;
     }

@@ -22,6 +22,7 @@
 namespace stemd::app {
 
 inline constexpr const char* kStateIoFlag = "--internal-state-io";
+inline constexpr int kStateIoMissing = 3;  // the helper's exit status: no such file
 
 class FileJob {
  public:
