@@ -87,7 +87,7 @@ int DaemonRun::run() {
 // ends.
 bool DaemonRun::main_loop_pass() {
   const bool settled = bc_.kind == "portaudio" && device_.state() == control::DeviceState::kRunning &&
-                       !plays_pending_ && !voices_pending_ && o_.duration <= 0;
+                       !plays_pending_ && !voices_pending_ && o_.duration <= 0 && !reload_job_;
   timespec timeout{0, settled ? 250'000'000L : 50'000'000L};
   const int sig = sigtimedwait(&sigs_, nullptr, &timeout);
   if (sig == SIGINT || sig == SIGTERM) {
@@ -97,7 +97,8 @@ bool DaemonRun::main_loop_pass() {
     stop_reason_ = sig == SIGINT ? "SIGINT" : "SIGTERM";
     return false;
   }
-  if (sig == SIGHUP) reload();
+  if (sig == SIGHUP) on_sighup();
+  poll_reload();
   const auto& m = inst_->engine().metrics();
   const bool lost_now = device_.state() != control::DeviceState::kRunning;  // lost, or waiting for it
   systemd_.tick(m.callbacks.load(std::memory_order_relaxed), lost_now);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "audio/backend.hpp"
+#include "config_io.hpp"
 #include "control/device_status.hpp"
 #include "instance.hpp"
 #include "options.hpp"
@@ -85,8 +86,13 @@ class DaemonRun {
   bool watch_device();
   void hand_over(const std::string& why);
   void retry_device(std::uint64_t cb, Clock::time_point now);
-  // reload.cpp
-  void reload();
+  // reload.cpp — SIGHUP starts the config file's read in the helper (on_sighup); each main-loop
+  // pass looks at it (poll_reload) and reloads once the text is there, or gives up on it after
+  // --load-timeout. One read at a time: a SIGHUP meanwhile joins it, and while one given up has
+  // not ended (its file system still does not answer) a SIGHUP is refused.
+  void on_sighup();
+  void poll_reload();
+  void reload(ConfigInput& config);
   void apply_live_volumes(const Options& n, std::vector<std::string>& applied);
   // daemon.cpp
   bool main_loop_pass();
@@ -138,6 +144,9 @@ class DaemonRun {
   std::uint64_t reopened_at_callbacks_ = 0;
   bool voices_pending_ = false;
   bool plays_pending_ = false;  // --play files of a start that waited for its device
+  // SIGHUP: the config file's read in flight (or given up on and not ended yet)
+  std::unique_ptr<ConfigJob> reload_job_;
+  bool reload_given_up_ = false;
   // SIGHUP: the values in force now
   std::string live_allow_;
   std::vector<float> live_levels_;

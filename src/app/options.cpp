@@ -441,7 +441,7 @@ std::vector<std::string> changed_keys(const Options& before, const Options& afte
 
 namespace {
 
-int parse(int argc, char** argv, Options& o, std::string* error, const std::set<int>& skip_lines,
+int parse(int argc, char** argv, Options& o, std::string* error, const std::set<int>& skip_lines, ConfigInput* input,
           std::vector<int>* blamed = nullptr) {
   // An error: printed (at start) or handed back (a reload); exit status 2.
   auto fail = [error, &o](const std::string& msg) {
@@ -470,7 +470,10 @@ int parse(int argc, char** argv, Options& o, std::string* error, const std::set<
 
   std::vector<std::string> args(argv, argv + argc);
   options_detail::ConfigFile config;
-  if (std::string e; !options_detail::open_config(argc, argv, app, o, args, config, skip_lines, e)) return fail(e);
+  ConfigInput here;  // no input given: read on this thread
+  if (std::string e;
+      !options_detail::open_config(argc, argv, app, o, args, config, skip_lines, input != nullptr ? *input : here, e))
+    return fail(e);
   std::vector<char*> cargv;
   for (auto& a : args) cargv.push_back(a.data());
   try {
@@ -505,12 +508,14 @@ int parse(int argc, char** argv, Options& o, std::string* error, const std::set<
 
 }  // namespace
 
-int parse_options(int argc, char** argv, Options& o, std::string* error) { return parse(argc, argv, o, error, {}); }
+int parse_options(int argc, char** argv, Options& o, std::string* error, ConfigInput* input) {
+  return parse(argc, argv, o, error, {}, input);
+}
 
 int parse_options_skipping(int argc, char** argv, Options& o, std::string& error, const std::set<int>& skip_lines,
-                           std::vector<int>& blamed) {
+                           std::vector<int>& blamed, ConfigInput* input) {
   blamed.clear();
-  return parse(argc, argv, o, &error, skip_lines, &blamed);
+  return parse(argc, argv, o, &error, skip_lines, input, &blamed);
 }
 
 }  // namespace stemd::app

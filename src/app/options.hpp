@@ -15,6 +15,8 @@ class Option;
 
 namespace stemd::app {
 
+struct ConfigInput;  // config_io.hpp
+
 struct Options {
   std::string backend = "auto";  // auto | portaudio | null | render
   std::string device;
@@ -146,15 +148,17 @@ std::string build_version();
 // Parses argv (and the --config file). Returns -1 to continue, or an exit code (0 after
 // --help/--version, 2 on a bad flag, config file, key or value). The error is printed on
 // stderr — or, when `error` is given (a SIGHUP reload), returned there and nothing printed.
-// A config-file problem names the file, the line and the key.
-int parse_options(int argc, char** argv, Options& opts, std::string* error = nullptr);
+// A config-file problem names the file, the line and the key. `input`: how the config file is
+// read (config_io.hpp: through the helper process, given up on after a deadline; its text read
+// already); null: on this thread, with no time-out (unit tests).
+int parse_options(int argc, char** argv, Options& opts, std::string* error = nullptr, ConfigInput* input = nullptr);
 // The same, for --check-config (options_check.cpp): the error always handed back in `error`, and
 // the config file's lines in `skip_lines` read as comments, so that the parse after a bad line
 // finds the next problem. `blamed`: the argv indices of the command-line arguments the error is
 // about (an unknown flag and its value, or each occurrence of the option it names with its
 // values) — without them the next parse finds the next bad value; empty when none is.
 int parse_options_skipping(int argc, char** argv, Options& opts, std::string& error, const std::set<int>& skip_lines,
-                           std::vector<int>& blamed);
+                           std::vector<int>& blamed, ConfigInput* input = nullptr);
 
 // Adds to every option of `app` that takes a number (any type but TEXT and FILE) a check that
 // refuses NaN and ±Inf, naming the option (the config-file key). Call after the last add_option.

@@ -304,11 +304,16 @@ int check_config(int argc, char** argv) {
   std::vector<char*> args(argv, argv + argc);
   Options o;
   bool parsed = false;
+  // The config file is read once, by the helper process, given up on after --load-timeout (the
+  // command line's, else 10 s): every pass parses that text (the unit's ExecStartPre must end).
+  int stop = 0;
+  ConfigInput config = start_config_input(argc, argv, stop);
   for (int pass = 0; pass < 200; ++pass) {
     o = Options{};
     std::string e;
     std::vector<int> blamed;
-    const int rc = parse_options_skipping(static_cast<int>(args.size()), args.data(), o, e, skip, blamed);
+    const int rc = parse_options_skipping(static_cast<int>(args.size()), args.data(), o, e, skip, blamed, &config);
+    if (stop != 0) die_of(stop);
     if (rc == 0) return 0;  // --help, --version
     if (rc < 0) {
       parsed = true;

@@ -1,19 +1,20 @@
 // stemd's config file: found, opened once, checked key by key, read by CLI11 with [sections]
 // (see options_internal.hpp).
+#include "config_io.hpp"
 #include "config_reader.hpp"
 #include "control/suggest.hpp"
 #include "options_internal.hpp"
-#include "safe_file.hpp"
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iterator>
 #include <sstream>
 
-#include <fcntl.h>
-#include <sys/stat.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 namespace stemd::app::options_detail {
@@ -161,7 +162,7 @@ std::vector<std::string> entry_inputs(const ConfigEntry& entry) {
   return inputs;
 }
 
-// The config file for CLI11, read by read_config_entries (as scan_config reads it) rather than by
+// The config file for CLI11 (its text, as scan_config was given it), read by read_config_entries rather than by
 // CLI11's reader, which took each line alone: `[osc]` + `port = 1` is the item `osc-port`, a list
 // over several lines one item. Keys that do not resolve are given as they are (scan_config has
 // refused them already).
@@ -209,19 +210,11 @@ class SectionedConfig : public CLI::ConfigTOML {
 // long flag names, in sections or not). An unknown key, an unknown section, an unreadable file
 // or a line that is not `key = value` is an error naming the file and line. `lines` maps each
 // flag to the line that sets it.
-// `read_from` is where it is read (the descriptor parse_options opened, /proc/self/fd/N);
-// messages name `path`. Lines in `skip` are read as comments (--check-config: reported already).
-bool scan_config(const std::string& path, const std::string& read_from, const CLI::App& app, const std::set<int>& skip,
+// `text` is the file's, as read_config read it (config_io.hpp); messages name `path`. Lines in
+// `skip` are read as comments (--check-config: reported already).
+bool scan_config(const std::string& path, std::string text, const CLI::App& app, const std::set<int>& skip,
                  ConfigFile& file, std::vector<std::string>& warnings, std::string& error) {
   std::map<std::string, int>& lines = file.lines;
-  // Read once, without blocking: a FIFO (or a device) at the path is refused at once — at start
-  // and on SIGHUP, where a blocked open would stop the daemon from honouring SIGTERM.
-  std::string text;
-  if (read_regular_file(read_from, 1u << 20, text, error) != ReadResult::kOk) {
-    if (error.rfind(read_from, 0) == 0) error = path + error.substr(read_from.size());
-    error = "config file " + error;
-    return false;
-  }
   if (text.rfind(kUtf8Bom, 0) == 0) text.erase(0, 3);  // an editor's byte-order mark is not part of the first key
   std::vector<ConfigEntry> entries;
   ConfigTextError bad;
@@ -287,12 +280,12 @@ std::string installed_config() {
   return prefix + "/etc/stemd/stemd.conf";
 }
 
-// The config file when --config is not given: $XDG_CONFIG_HOME/stemd/stemd.conf (or
+// The config files looked for when --config is not given: $XDG_CONFIG_HOME/stemd/stemd.conf (or
 // ~/.config/stemd/stemd.conf), then /etc/stemd/stemd.conf, then the installed one
 // (installed_config(): /usr/local/etc/stemd/stemd.conf for a `cmake --install` with the default
-// prefix; after /etc, so a copy left by an old install never overrides it). `searched` lists
-// where it looked.
-std::string search_config(std::string& searched) {
+// prefix; after /etc, so a copy left by an old install never overrides it). The first that is
+// there is read (config_io.cpp): looked at by the helper, as a home directory on NFS may not answer.
+std::vector<std::string> search_candidates() {
   std::vector<std::string> candidates;
   const char* xdg = std::getenv("XDG_CONFIG_HOME");
   const char* home = std::getenv("HOME");
@@ -303,15 +296,7 @@ std::string search_config(std::string& searched) {
   }
   candidates.push_back("/etc/stemd/stemd.conf");
   if (std::string installed = installed_config(); !installed.empty()) candidates.push_back(std::move(installed));
-  for (const auto& c : candidates) {
-    searched += (searched.empty() ? "" : ", ") + c;
-    // There, or there but not readable as a file: a link to nothing or to itself, a directory on
-    // the way that may not be searched. Those are returned too, so that reading says what is
-    // wrong with the file meant, instead of a file further down the list being used.
-    struct stat st {};
-    if (::lstat(c.c_str(), &st) == 0 || (errno != ENOENT && errno != ENOTDIR)) return c;
-  }
-  return {};
+  return candidates;
 }
 
 // --config none: CLI11 must not try to read a file "none".
@@ -328,28 +313,27 @@ void drop_config_none(std::vector<std::string>& args) {
   }
 }
 
-// The config file: --config FILE, --config none (no file), or the first found by the search.
-void pick_config(int argc, char** argv, Options& o, std::vector<std::string>& args) {
-  o.config_path = config_arg(argc, argv);
-  if (o.config_path == "none") {
-    o.config_path.clear();
-    o.config_source = "no config file (--config none)";
-    drop_config_none(args);
-  } else if (!o.config_path.empty()) {
-    o.config_source = "config file " + o.config_path;
-  } else if (const char* off = std::getenv("STEMD_NO_CONFIG_SEARCH"); off != nullptr && *off != '\0') {
-    o.config_source = "no config file (STEMD_NO_CONFIG_SEARCH is set)";
-  } else {
-    std::string searched;
-    o.config_path = search_config(searched);
-    if (o.config_path.empty()) {
-      o.config_source = "no config file (looked for " + searched + ")";
-    } else {
-      o.config_source = "config file " + o.config_path + " (found without --config)";
-      args.push_back("--config");
-      args.push_back(o.config_path);
-    }
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& x : v) out += (out.empty() ? "" : ", ") + x;
+  return out;
+}
+
+// The file's text in a memfd, for CLI11 to read (/proc/self/fd/N): the bytes scan_config checked,
+// whatever happens to the file meanwhile. -1 with `error`.
+int text_fd(const std::string& text, const std::string& path, std::string& error) {
+  const int fd = static_cast<int>(::syscall(SYS_memfd_create, "stemd-config", MFD_CLOEXEC));
+  bool ok = fd >= 0;
+  for (std::size_t at = 0; ok && at < text.size();) {
+    const ssize_t w = ::write(fd, text.data() + at, text.size() - at);
+    if (w < 0 && errno == EINTR) continue;
+    ok = w > 0;
+    if (ok) at += static_cast<std::size_t>(w);
   }
+  if (ok) return fd;
+  error = "config file " + path + ": cannot hold its text for the parse: " + std::strerror(errno);
+  if (fd >= 0) ::close(fd);
+  return -1;
 }
 
 }  // namespace
@@ -363,7 +347,7 @@ ConfigFile::~ConfigFile() {
 }
 
 bool open_config(int argc, char** argv, const CLI::App& app, Options& o, std::vector<std::string>& args,
-                 ConfigFile& file, const std::set<int>& skip, std::string& error) {
+                 ConfigFile& file, const std::set<int>& skip, ConfigInput& in, std::string& error) {
   // One --config: the file checked here (the first) must be the one CLI11 reads (the last): a
   // second one went unchecked — a FIFO there hung start-up and SIGHUP in open() (attack pass).
   const std::vector<std::string> given = config_args(argc, argv);
@@ -373,22 +357,38 @@ bool open_config(int argc, char** argv, const CLI::App& app, Options& o, std::ve
     error += "): give one";
     return false;
   }
-  pick_config(argc, argv, o, args);
-  if (o.config_path.empty()) return true;
-  // The file is opened once, here, without blocking, and must be a regular file; the key check
-  // and CLI11 then both read that open file (/proc/self/fd/N), never the path again: nothing can
-  // swap a FIFO or another file in between the check and the read.
-  file.fd = ::open(o.config_path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  struct stat st {};
-  if (file.fd < 0 || ::fstat(file.fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    // The reader names the reason (missing, unreadable, not a regular file).
-    if (!scan_config(o.config_path, o.config_path, app, skip, file, o.config_warnings, error)) return false;
-    error = "config file " + o.config_path + ": changed while it was opened; try again";
+  const ConfigPlan plan = config_plan(argc, argv);
+  if (plan.candidates.empty()) {
+    o.config_source = "no config file (" + plan.no_file + ")";
+    if (plan.none_flag) drop_config_none(args);
+    return true;
+  }
+  // Read once — in the helper process, without blocking the caller past the deadline (a file
+  // system that does not answer), a FIFO or a device refused at once —; the key check and CLI11
+  // then both read that text, never the path again: nothing can swap a FIFO or another file in
+  // between the check and the read.
+  if (!in.read) in.read = read_config(plan, in);
+  const ConfigRead& r = *in.read;
+  o.config_path = r.path.empty() ? plan.candidates.front() : r.path;
+  if (r.kind == ConfigRead::Kind::kNone) {
+    o.config_path.clear();
+    o.config_source = "no config file (looked for " + join(plan.candidates) + ")";
+    return true;
+  }
+  o.config_source = "config file " + o.config_path + (plan.search ? " (found without --config)" : "");
+  if (r.kind != ConfigRead::Kind::kOk) {
+    error = r.error;
     return false;
   }
+  file.fd = text_fd(r.text, o.config_path, error);
+  if (file.fd < 0) return false;
+  if (!scan_config(o.config_path, r.text, app, skip, file, o.config_warnings, error)) return false;
   const std::string via = "/proc/self/fd/" + std::to_string(file.fd);
-  if (!scan_config(o.config_path, via, app, skip, file, o.config_warnings, error)) return false;
-  for (std::size_t i = 1; i < args.size(); ++i) {  // CLI11 reads the same open file
+  if (plan.search) {
+    args.push_back("--config");
+    args.push_back(via);
+  }
+  for (std::size_t i = 1; i < args.size(); ++i) {  // CLI11 reads the same text
     if (args[i] == "--config" && i + 1 < args.size()) args[i + 1] = via;
     if (args[i].rfind("--config=", 0) == 0) args[i] = "--config=" + via;
   }
@@ -422,3 +422,24 @@ void resolve_config_files(int argc, char** argv, const ConfigFile& file, Options
 }
 
 }  // namespace stemd::app::options_detail
+
+namespace stemd::app {
+
+ConfigPlan config_plan(int argc, char** argv) {
+  ConfigPlan plan;
+  const std::string given = options_detail::config_arg(argc, argv);
+  if (given == "none") {
+    plan.no_file = "--config none";
+    plan.none_flag = true;
+  } else if (!given.empty()) {
+    plan.candidates = {given};
+  } else if (const char* off = std::getenv("STEMD_NO_CONFIG_SEARCH"); off != nullptr && *off != '\0') {
+    plan.no_file = "STEMD_NO_CONFIG_SEARCH is set";
+  } else {
+    plan.candidates = options_detail::search_candidates();
+    plan.search = true;
+  }
+  return plan;
+}
+
+}  // namespace stemd::app

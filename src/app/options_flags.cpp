@@ -495,14 +495,16 @@ void add_service_options(CLI::App& app, Options& o) {
                  "Read options from FILE (TOML: keys are the long flag names, [sections] as in --help's "
                  "groups). Without it: $XDG_CONFIG_HOME/stemd/stemd.conf (~/.config/stemd/stemd.conf), "
                  "then /etc/stemd/stemd.conf, then the installed one (PREFIX/etc/stemd/stemd.conf, stemd being "
-                 "PREFIX/bin/stemd, PREFIX not /usr); --config none reads no file")
+                 "PREFIX/bin/stemd, PREFIX not /usr); --config none reads no file. Read by a helper process "
+                 "given up on after --load-timeout as given on the command line (10 s without): a file system "
+                 "that does not answer is an error at start, a reload refused at SIGHUP")
       ->type_name("FILE");
   app.add_flag("--check-config", o.check_config,
                "Check the command line and the config file as a start would read them, and what can be checked "
                "without the device or the ports (ranges, --media-root, --state-file's directory, --bpm-config, "
                "files to play, addresses); one line per problem (FILE:LINE:), then a verdict. Exit 0 when a start "
-               "would run, 2 when it would not. Files are checked in a child process given up on after "
-               "--load-timeout (a file system that does not answer). Starts nothing");
+               "would run, 2 when it would not. Files — the config file too — are checked in a child process "
+               "given up on after --load-timeout (a file system that does not answer). Starts nothing");
   app.set_help_flag("-h,--help", "Print this help and exit");
   app.set_version_flag("--version", version_text(), "Print the version, git revision and libsndfile's formats");
 }

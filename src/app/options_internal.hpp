@@ -4,6 +4,7 @@
 // [main] thread only.
 #pragma once
 
+#include "config_io.hpp"
 #include "options.hpp"
 
 #include <CLI/CLI.hpp>
@@ -50,7 +51,7 @@ std::map<std::string, std::string> known_keys(const CLI::App& app);
 std::shared_ptr<CLI::Config> sectioned_config(std::map<std::string, std::string> known, std::set<int> skip = {});
 bool on_command_line(int argc, char** argv, const std::string& lname);
 
-// The config file picked for a parse: the open descriptor CLI11 reads (closed at the end).
+// The config file picked for a parse: a memfd of its text, which CLI11 reads (closed at the end).
 struct ConfigFile {
   int fd = -1;
   std::map<std::string, int> lines;  // each key the file sets → its line (the last, when set twice)
@@ -61,12 +62,13 @@ struct ConfigFile {
   ConfigFile& operator=(const ConfigFile&) = delete;
   ~ConfigFile();
 };
-// Picks the config file (--config FILE, --config none, or the search), opens and checks it,
-// and rewrites `args` so that CLI11 reads the same open file. Sets o.config_path,
-// o.config_source and o.config_warnings. The file's lines in `skip` are read as comments
-// (--check-config). False with `error` on a bad file.
+// Picks the config file (--config FILE, --config none, or the search: config_plan), reads it as
+// `in` says (in.read, when set, is the text already read) and checks it, and rewrites `args` so
+// that CLI11 reads the same text. Sets o.config_path, o.config_source and o.config_warnings. The
+// file's lines in `skip` are read as comments (--check-config). False with `error` on a bad file,
+// or one that could not be read (its file system did not answer within in.timeout_s).
 bool open_config(int argc, char** argv, const CLI::App& app, Options& o, std::vector<std::string>& args,
-                 ConfigFile& file, const std::set<int>& skip, std::string& error);
+                 ConfigFile& file, const std::set<int>& skip, ConfigInput& in, std::string& error);
 
 // The files the config file names to play at start (play, a, b, c, d, c_preload) when the
 // command line does not: a relative one is made the media root's (--media-root, from the file or

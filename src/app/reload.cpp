@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
 #include <set>
 
 namespace stemd::app {
@@ -34,10 +35,61 @@ std::vector<float> deck_levels_of(const Options& n) {
 
 }  // namespace
 
-void DaemonRun::reload() {
+// Before, SIGHUP read the config file here, on the main thread: on a file system that stopped
+// answering the main loop waited in the kernel for good — SIGTERM never acted on, systemd's
+// SIGKILL then, the state not saved (attack pass 24, F4). Now its helper reads it.
+void DaemonRun::on_sighup() {
+  if (reload_job_ && reload_given_up_) {
+    spdlog::error(
+        "SIGHUP: configuration not reloaded, the running one stays: the read of {} given up on {:.0f} s ago has "
+        "still not returned (its file system does not answer); SIGHUP again once it does",
+        reload_job_->waiting_on(), reload_job_->seconds() - o_.load_timeout);
+    return;
+  }
+  if (reload_job_) {
+    spdlog::info("SIGHUP: a reload is already waiting for {} ({:.1f} s): this SIGHUP is part of it",
+                 reload_job_->waiting_on(), reload_job_->seconds());
+    return;
+  }
+  const ConfigPlan plan = config_plan(argc_, argv_);
+  if (plan.candidates.empty()) {  // --config none: nothing to read
+    ConfigInput none;
+    reload(none);
+    return;
+  }
+  std::string e;
+  reload_job_ = ConfigJob::start(self_helper(), plan, e);
+  reload_given_up_ = false;
+  if (!reload_job_) spdlog::error("SIGHUP: configuration not reloaded, the running one stays: {}", e);
+}
+
+void DaemonRun::poll_reload() {
+  if (!reload_job_) return;
+  if (std::optional<ConfigRead> r = reload_job_->poll()) {
+    const bool given_up = reload_given_up_;
+    const std::string where = reload_job_->waiting_on();
+    const double took = reload_job_->seconds();
+    reload_job_.reset();
+    if (given_up) {  // its outcome is too late to apply: a SIGHUP reads the file again
+      spdlog::info("SIGHUP: the read of {} given up on has ended after {:.0f} s: SIGHUP reloads again", where, took);
+      return;
+    }
+    ConfigInput read;
+    read.read = std::move(*r);
+    reload(read);
+    return;
+  }
+  if (!reload_given_up_ && reload_job_->seconds() >= o_.load_timeout) {
+    const ConfigRead r = reload_job_->give_up(o_.load_timeout, "--load-timeout");
+    reload_given_up_ = true;
+    spdlog::error("SIGHUP: configuration not reloaded, the running one stays: {}", r.error);
+  }
+}
+
+void DaemonRun::reload(ConfigInput& config) {
   Options n;
   std::string e;
-  if (parse_options(argc_, argv_, n, &e) >= 0) {
+  if (parse_options(argc_, argv_, n, &e, &config) >= 0) {
     spdlog::error("SIGHUP: configuration not reloaded, the running one stays: {}", e);
     return;
   }

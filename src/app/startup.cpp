@@ -30,7 +30,14 @@
 namespace stemd::app {
 
 int DaemonRun::prepare() {
-  if (int rc = parse_options(argc_, argv_, o_); rc >= 0) return rc;
+  // The config file through the helper process, given up on after --load-timeout (the command
+  // line's): a file system that does not answer neither hangs the start nor keeps SIGTERM out.
+  int stop = 0;
+  ConfigInput config = start_config_input(argc_, argv_, stop);
+  if (int rc = parse_options(argc_, argv_, o_, nullptr, &config); rc >= 0) {
+    if (stop != 0) die_of(stop);
+    return rc;
+  }
   setup_logging(o_.log_level);
   spdlog::info("{}", o_.config_source);
   for (const auto& w : o_.config_warnings) spdlog::warn("{}", w);

@@ -1,6 +1,7 @@
 // The state file's helper process (state_io.hpp).
 #include "state_io.hpp"
 
+#include "config_io.hpp"
 #include "safe_file.hpp"
 
 #include <cerrno>
@@ -21,8 +22,6 @@ extern char** environ;
 namespace stemd::app {
 
 namespace {
-
-constexpr int kExitMissing = 3;
 
 bool write_all(int fd, const char* p, std::size_t n) {
   while (n > 0) {
@@ -122,7 +121,7 @@ FileJob::Status FileJob::poll() {
     return status_ = Status::kBroken;
   }
   if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return status_ = Status::kOk;
-  if (WIFEXITED(st) && WEXITSTATUS(st) == kExitMissing) return status_ = Status::kMissing;
+  if (WIFEXITED(st) && WEXITSTATUS(st) == kStateIoMissing) return status_ = Status::kMissing;
   const bool said = WIFEXITED(st) && WEXITSTATUS(st) == 1;  // the file's own failure, its reason written
   if (output_.empty() || !said) {
     output_ = WIFSIGNALED(st) ? "the helper process was killed (signal " + std::to_string(WTERMSIG(st)) + ")"
@@ -143,6 +142,22 @@ FileJob::Status FileJob::wait(double seconds, const std::function<bool(int ms)>&
     }
   }
   return status_;
+}
+
+std::string FileJob::output_so_far() const {
+  std::string out;
+  char buf[4096];
+  for (off_t at = 0;;) {
+    const ssize_t r = ::pread(out_fd_, buf, sizeof buf, at);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return out;
+    out.append(buf, static_cast<std::size_t>(r));
+    at += r;
+  }
+}
+
+void FileJob::kill() {
+  if (pid_ > 0 && poll() == Status::kRunning) ::kill(pid_, SIGKILL);
 }
 
 double FileJob::seconds() const {
@@ -175,14 +190,16 @@ int state_io_main(int argc, char** argv) {
         // Looked at here, in the helper: a file system that does not answer holds only this process.
         if (const std::string dir = missing_directory(argv[2]); !dir.empty()) error = state_dir_missing(dir);
         write_all(1, error.data(), error.size());
-        return kExitMissing;
+        return kStateIoMissing;
       case ReadResult::kError:
         break;
     }
     write_all(1, error.data(), error.size());
     return 1;
   }
-  error = std::string("usage: stemd ") + kStateIoFlag + " write PATH | read PATH MAX_BYTES (stemd's own helper)";
+  if (mode == "read-config") return read_config_main(argc - 2, argv + 2);
+  error = std::string("usage: stemd ") + kStateIoFlag +
+          " write PATH | read PATH MAX_BYTES | read-config MAX_BYTES given|search PATH... (stemd's own helper)";
   write_all(2, error.data(), error.size());
   write_all(2, "\n", 1);
   return 2;

@@ -22,6 +22,7 @@
 namespace stemd::app {
 
 inline constexpr const char* kStateIoFlag = "--internal-state-io";
+inline constexpr int kStateIoMissing = 3;  // the helper's exit status: no such file
 
 class FileJob {
  public:
@@ -45,6 +46,11 @@ class FileJob {
   Status wait(double seconds, const std::function<bool(int ms)>& wait_ms = {}, bool* stopped = nullptr);
   // kOk (read): the file's text. Otherwise the reason.
   const std::string& output() const { return output_; }
+  // While it runs: what it has written so far (its progress: config_io.hpp).
+  std::string output_so_far() const;
+  // Gives up on a running helper: SIGKILL, and poll() says when it is gone (killed, or its outcome
+  // if it ended first). A helper waiting in the kernel dies only when its system call returns.
+  void kill();
   double seconds() const;  // since it started (steady clock)
 
  private:
@@ -59,6 +65,7 @@ class FileJob {
 // The helper's side, run by main() when argv[1] is kStateIoFlag:
 //   write PATH           standard input → PATH, atomically (write_file_atomic, a symlink followed)
 //   read PATH MAX_BYTES  PATH → standard output (read_regular_file)
+//   read-config …        the config file (config_io.hpp, read_config_main)
 // Exit 0 done, 3 no such file (read), 1 failed; the reason on standard output — for a file whose
 // directory is missing too, state_dir_missing(DIR).
 int state_io_main(int argc, char** argv);
