@@ -379,8 +379,11 @@ void add_limit_options(CLI::App& app, Options& o) {
       ->check(CLI::Range(0.05, 3600.0))
       ->capture_default_str();
   app.add_option("--load-timeout", o.load_timeout,
-                 "Seconds an OSC load (or a play's stream open) may take before it answers /fail \"timed out\" "
-                 "(a stalled disk or NFS server); its opener thread is abandoned until the file system answers")
+                 "Seconds an OSC load (or a play's stream open) may go without its file system answering, "
+                 "counted from when it started and then from each read that returned, before it answers /fail "
+                 "\"timed out\" (a stalled disk or NFS server); its opener thread is abandoned until the file "
+                 "system answers. A slow file system that keeps answering is not timed out; every load is "
+                 "answered within 12x this")
       ->check(CLI::Range(0.05, 3600.0))
       ->capture_default_str();
   app.add_option("--subscription-ttl", o.subscription_ttl,

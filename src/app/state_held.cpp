@@ -24,8 +24,9 @@ bool file_may_come_back(control::ErrorKind kind, const std::string& reason) {
   for (int e : {ENOENT, ENOTDIR, EACCES, EIO, ESTALE, ENODEV, ENXIO, ETIMEDOUT, EHOSTDOWN, EHOSTUNREACH}) {
     if (reason.find(std::strerror(e)) != std::string::npos) return true;
   }
-  // --load-timeout: a network share or FUSE mount that did not answer (the router's reason).
-  return reason.find("(the file system did not answer)") != std::string::npos;
+  // Given up under --load-timeout (router_expire.cpp: every such reason names it): a network share
+  // or FUSE mount that did not answer, or answered too slowly.
+  return reason.find("--load-timeout") != std::string::npos;
 }
 
 bool StateKeeper::held(int id) const {

@@ -174,6 +174,12 @@ bool LoadPool::still_lost(std::uint64_t ticket) const {
   return it != state_->running.end() && it->second != Run::kRunning;
 }
 
+std::size_t LoadPool::held_by_lost() const {
+  std::lock_guard g(state_->mutex);
+  const bool held = !state_->jobs.empty() && state_->lost > 0 && state_->working + state_->lost >= max_lost_;
+  return held ? state_->lost : 0;
+}
+
 std::string LoadPool::running() const {
   std::lock_guard g(state_->mutex);
   std::string out;

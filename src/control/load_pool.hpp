@@ -9,7 +9,8 @@
 // destroyed while a job is stuck in the kernel: the destructor waits a bounded time and then
 // leaves the stuck threads to finish alone (they hold only their own state).
 //
-// A job the router gives up on (--load-timeout) is abandoned: queued, it never runs; running,
+// A job the router gives up on (--load-timeout: router_loads.cpp tells a stuck job from a slow
+// one by its progress beat, io/progress_beat.hpp) is abandoned: queued, it never runs; running,
 // its thread is "lost" until the job returns (its result is still published; the router
 // discards it) and a new thread takes its place, so stuck jobs do not eat the workers. At most
 // `max_lost` threads are lost at once: a job starts only while fewer than max_lost threads are
@@ -62,6 +63,9 @@ class LoadPool {
   std::string running() const;
   // Is the abandoned job `ticket` still running (its thread lost)? False once it returned.
   bool still_lost(std::uint64_t ticket) const;
+  // Jobs are queued that no thread may start until a lost one returns: the threads inside jobs
+  // are at max_lost, lost ones among them. 0 when not; else how many threads are lost.
+  std::size_t held_by_lost() const;
   std::size_t max_in_flight() const noexcept { return max_in_flight_; }
   std::size_t max_lost() const noexcept { return max_lost_; }
 

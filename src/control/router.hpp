@@ -296,11 +296,11 @@ class Router {
     OscMessage message;
     Peer from;
     std::int64_t arrival_base = -1;
-    std::shared_ptr<PacketBudget> packet;  // null: not from a packet (no limits)
-    std::uint64_t ticket = 0;              // the pool's, for abandon()
-    std::chrono::steady_clock::time_point since{};
+    std::shared_ptr<PacketBudget> packet;           // null: not from a packet (no limits)
+    std::uint64_t ticket = 0;                       // the pool's, for abandon()
+    std::chrono::steady_clock::time_point since{};  // sent (its job queued)
     std::string path;
-    std::shared_ptr<OpenTrail> trail;  // where its job is (set by the job)
+    std::shared_ptr<OpenTrail> trail;  // where its job is, and its progress (set by the job)
   };
   struct Deferred {
     OscMessage message;
@@ -323,9 +323,12 @@ class Router {
   // A message that waited answered with a failure it did not run for (a timed-out load).
   void answer_failed(const OscMessage& m, const Peer& from, const std::shared_ptr<PacketBudget>& packet,
                      const Reply& r);
-  // Loads and stream opens in flight longer than --load-timeout: answered /fail, their ids freed,
-  // their jobs abandoned (LoadPool::abandon).
+  // Loads and stream opens given up (router_expire.cpp): stuck — started, and no answer from the
+  // file system for --load-timeout —, on a file system where one is stuck, or too slow for the
+  // bound every load is answered within. Answered /fail, their ids freed, their jobs abandoned
+  // together (abandon_expired: ticket → the reason).
   void expire_loads(std::chrono::steady_clock::time_point now);
+  void abandon_expired(const std::map<std::uint64_t, std::string>& gone);
   std::string lost_note(bool lost) const;  // for the log: what a lost opener thread means
   // What a message waiting behind a load is charged to the memory budget.
   static std::size_t waiting_bytes(const OscMessage& m);
@@ -384,11 +387,11 @@ class Router {
     std::vector<int> ids;
     std::shared_ptr<PacketBudget> packet;
     std::uint64_t ticket = 0;
-    std::chrono::steady_clock::time_point since{};
-    std::vector<std::string> paths;  // the files its job opens, in order
+    std::chrono::steady_clock::time_point since{};  // sent (its job queued)
+    std::vector<std::string> paths;                 // the files its job opens, in order
     // Which of them the job is at (set by the job): the one stuck when it times out.
     std::shared_ptr<std::atomic<std::size_t>> opening;
-    std::shared_ptr<OpenTrail> trail;  // finished when its job returns
+    std::shared_ptr<OpenTrail> trail;  // its progress; finished when its job returns
   };
   struct PlayResume {  // the message being re-run with its streams open
     std::int64_t at = -1;

@@ -9,15 +9,14 @@
 #include "router_jobs.hpp"
 
 #include "base/log_guard.hpp"
+#include "io/progress_beat.hpp"
 #include "io/source.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <climits>
-#include <cstdio>
 #include <mutex>
-#include <set>
 #include <unistd.h>
 
 #include "deck_ids.hpp"
@@ -66,12 +65,14 @@ void run_load(const MediaPolicy& media, const std::string& path, const std::stri
   }
   std::string opened, error;
   const int fd = media.open(path, opened, error);
+  io::beat_progress();  // an opener thread's (the walk's and the reads' too: progress_beat.hpp)
   if (fd < 0) {
     d.kind = ErrorKind::kPath;
     d.error = error;
     return;
   }
   auto file = io::FileHandle::adopt(fd, opened, error);  // closes fd on refusal
+  io::beat_progress();
   if (!file) {
     d.kind = ErrorKind::kFile;
     d.error = path + ": " + error;
@@ -155,7 +156,10 @@ Reply Router::load_file(const Call& c, int id, const std::string& path, const st
         auto d = std::make_shared<LoadDone>();
         d->token = token;
         d->id = id;
-        run_load(media, path, name, lo, ensure, have_current, current, *d, trail.get(), stuck.get());
+        {
+          const io::ProgressScope beat(trail->progress());  // started: its time-out counts from now
+          run_load(media, path, name, lo, ensure, have_current, current, *d, trail.get(), stuck.get());
+        }
         trail->finish();  // before the pool hears it returned: its stuck entry, if any, goes
         // Published once the pool has freed this job's slot (LoadPool::Job).
         return LoadPool::Publish([d, completions] {
@@ -285,85 +289,6 @@ std::string Router::lost_note(bool lost) const {
 }
 
 std::string Router::still_stuck(const std::string& path) { return stuck_->busy(path, path); }
-
-void Router::expire_loads(std::chrono::steady_clock::time_point now) {
-  if (pending_.empty() && pending_plays_.empty()) return;  // every pass: nothing to format
-  const auto limit = std::chrono::duration<double>(cfg_.load_timeout_s);
-  char why[128];
-  std::snprintf(why, sizeof why, "timed out after %g s (the file system did not answer)", cfg_.load_timeout_s);
-  // Every job that timed out is abandoned in one step, the queued ones first (LoadPool::abandon):
-  // one by one, a replacement thread took the next queued job and was then counted lost for it.
-  std::vector<std::uint64_t> tickets;
-  std::set<std::string> dead;  // file systems where a timed-out open had started: stuck there
-  const auto play_path = [](const auto& p) {
-    const std::size_t at = p.opening ? p.opening->load() : 0;
-    return at < p.paths.size() ? p.paths[at] : std::string();
-  };
-  // A started open is stuck where its trail is (a load's walk; a play's stream opens on its
-  // source's file, found at load). Recorded before the abandon below: a replacement thread that
-  // takes a queued open leading there (through a symlink) is refused by the guard as it walks.
-  // (A job that returns meanwhile has finished its trail: its entry goes at once.)
-  const auto stuck_at = [&](const std::string& at, const PendingLoad* l, const PendingPlay* p) {
-    if (l != nullptr) stuck_->add(l->since, at, media_.where(l->path), l->trail);
-    if (p != nullptr) stuck_->add(p->since, at, at, p->trail);
-    dead.insert(file_system_of(at).key);
-  };
-  for (const auto& [id, p] : pending_) {
-    if (now - p.since < limit) continue;
-    tickets.push_back(p.ticket);
-    const std::string at = p.trail ? p.trail->where() : std::string();
-    if (pool_->started(p.ticket)) stuck_at(at.empty() ? media_.where(p.path) : at, &p, nullptr);
-  }
-  for (const auto& [token, p] : pending_plays_) {
-    if (now - p.since < limit) continue;
-    tickets.push_back(p.ticket);
-    if (pool_->started(p.ticket) && !play_path(p).empty()) stuck_at(play_path(p), nullptr, &p);
-  }
-  if (tickets.empty()) return;
-  // Opens on those file systems not timed out yet are given up with them, in the same step: a
-  // replacement thread would take one and be stuck in turn (dead_share.sh under ASan: 4 threads
-  // lost to one dead share where 2 had started).
-  const auto with_dead = [&](const std::string& path) { return !dead.empty() && dead.count(file_system_of(path).key); };
-  std::set<std::uint64_t> dragged;
-  for (const auto& [id, p] : pending_) {
-    if (now - p.since < limit && with_dead(media_.where(p.path))) dragged.insert(p.ticket);
-  }
-  for (const auto& [token, p] : pending_plays_) {
-    if (now - p.since < limit && with_dead(play_path(p))) dragged.insert(p.ticket);
-  }
-  tickets.insert(tickets.end(), dragged.begin(), dragged.end());
-  const std::vector<bool> lost_of = pool_->abandon(tickets);
-  auto was_lost = [&](std::uint64_t t) {
-    return lost_of[static_cast<std::size_t>(std::find(tickets.begin(), tickets.end(), t) - tickets.begin())];
-  };
-  for (auto it = pending_.begin(); it != pending_.end();) {
-    if (now - it->second.since < limit && dragged.count(it->second.ticket) == 0) {
-      ++it;
-      continue;
-    }
-    const bool lost = was_lost(it->second.ticket);
-    spdlog::warn("load of '{}' into id {} {}{}", base::log_escape(it->second.path), it->first, why, lost_note(lost));
-    answer_failed(it->second.message, it->second.from, it->second.packet,
-                  Reply::fail(ErrorKind::kPath, why, {OscArg::Int(it->first)}));
-    it = pending_.erase(it);  // the id is free; the result, if it ever comes, is discarded
-  }
-  for (auto it = pending_plays_.begin(); it != pending_plays_.end();) {
-    if (now - it->second.since < limit && dragged.count(it->second.ticket) == 0) {
-      ++it;
-      continue;
-    }
-    const bool lost = was_lost(it->second.ticket);
-    spdlog::warn("a play's stream of id {} {}{}", it->second.ids.front(), why, lost_note(lost));
-    for (int id : it->second.ids) {
-      auto s = stream_ids_.find(id);
-      if (s != stream_ids_.end() && --s->second <= 0) stream_ids_.erase(s);
-    }
-    answer_failed(it->second.message, it->second.from, it->second.packet,
-                  Reply::fail(ErrorKind::kPath, why, {OscArg::Int(it->second.ids.front())}));
-    it = pending_plays_.erase(it);
-  }
-  drain_deferred();
-}
 
 void Router::answer_failed(const OscMessage& m, const Peer& from, const std::shared_ptr<PacketBudget>& packet,
                            const Reply& r) {

@@ -10,6 +10,7 @@
 #include "router_jobs.hpp"
 
 #include "base/log_guard.hpp"
+#include "io/progress_beat.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -65,6 +66,8 @@ Reply Router::open_streams(std::vector<StreamWant> wants, std::int64_t at) {
         const auto t0 = std::chrono::steady_clock::now();
         auto d = std::make_shared<StreamsDone>();
         d->token = token;
+        // Started: its time-out counts from now, and each read that returns is progress.
+        const io::ProgressScope beat(trail->progress());
         for (const StreamWant& w : wants) {
           opening->store(d->streams.size());  // the one stuck, if this open never returns
           OpenedStream o;

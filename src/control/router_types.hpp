@@ -69,9 +69,13 @@ struct RouterConfig {
   // may be queued or running at once before a load answers "busy".
   std::size_t load_threads = 2;
   std::size_t max_loads_in_flight = 16;
-  // --load-timeout: a load (or a play's stream open) not done after this many seconds (wall
-  // clock) answers /fail "timed out"; its opener thread is abandoned (load_pool.hpp).
+  // --load-timeout: a load (or a play's stream open) that the file system has not answered for
+  // this many seconds (wall clock) — counted from when its job started on an opener thread, then
+  // from each step of it that returned — answers /fail "timed out"; its opener thread is abandoned
+  // (load_pool.hpp). One that keeps being answered, or waits behind such, is given up
+  // load_bound_factor × this after it was sent (router_expire.cpp; no flag: tests set it lower).
   double load_timeout_s = 10.0;
+  double load_bound_factor = 12.0;
 };
 
 // Where a reply goes: a UDP peer, a TCP connection (by fd), or an in-process client (local ≠ 0:

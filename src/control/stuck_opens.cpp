@@ -15,6 +15,7 @@
 namespace stemd::control {
 
 void OpenTrail::at(const std::string& path) {
+  beat_.beat();
   std::lock_guard g(m_);
   at_ = path;
 }

@@ -12,10 +12,16 @@
 // looking at, and the control thread keys the entry by that path's mount (mountinfo: no call on
 // the file system). Before each step the walk asks the guard: a path on a file system with a
 // stuck open is not looked at, the load answers busy.
-// Threads: OpenTrail — at() and finish() [opener], where() and finished() any. StuckOpens — add()
+// The trail is also the job's progress beat (io/progress_beat.hpp): each path looked at, and each
+// read of the file that returns, shows the file system answering; the control thread calls a job
+// stuck only when its beat has not moved for --load-timeout (router_loads.cpp).
+// Threads: OpenTrail — at(), finish() and the beat's scope [opener], where(), finished() and
+// progress() any. StuckOpens — add()
 // [control], busy() any (the control thread before it starts a job, the opener threads as they
 // walk). walk_path() [opener].
 #pragma once
+
+#include "io/progress_beat.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -27,19 +33,23 @@
 
 namespace stemd::control {
 
-// Where one opener job is in the file systems: the path it is looking at, or last looked at.
+// Where one opener job is in the file systems: the path it is looking at, or last looked at; and
+// when it last made progress there.
 class OpenTrail {
  public:
   explicit OpenTrail(std::string start = {}) : at_(std::move(start)) {}
-  void at(const std::string& path);
+  void at(const std::string& path);              // the step before returned: progress
   std::string where() const;                     // "" before anything was set
   void finish() noexcept { done_.store(true); }  // its job has returned
   bool finished() const noexcept { return done_.load(); }
+  io::ProgressBeat& progress() noexcept { return beat_; }
+  const io::ProgressBeat& progress() const noexcept { return beat_; }
 
  private:
   mutable std::mutex m_;
   std::string at_;
   std::atomic<bool> done_{false};
+  io::ProgressBeat beat_;
 };
 
 class StuckOpens {

@@ -3,6 +3,7 @@
 #include "sound_file.hpp"
 
 #include "file_closer.hpp"
+#include "progress_beat.hpp"
 #include "sndfile_log.hpp"
 
 #include <sndfile.h>
@@ -160,13 +161,20 @@ struct SoundFile::Impl {
     do {
       n = ::pread(file->fd(), out.data(), out.size(), 0);
     } while (n < 0 && errno == EINTR);
+    beat_progress();
     return n;
   }
 
   // A read of `count` bytes at `at` into the pieces `iov` (one or two), with the test fault
   // injector, the retry on EINTR and the byte counts of vio_read. Returns bytes read; a failure
-  // leaves io_errno set and returns what came before it.
+  // leaves io_errno set and returns what came before it. On an opener thread (progress_beat.hpp)
+  // each read that returns is progress, and a job given up reads nothing more (ECANCELED).
   sf_count_t read_at(iovec* iov, int pieces, sf_count_t at, sf_count_t count) {
+    const sf_count_t done = progress_cancelled() ? (io_errno = ECANCELED, 0) : read_unbeaten(iov, pieces, at, count);
+    beat_progress();
+    return done;
+  }
+  sf_count_t read_unbeaten(iovec* iov, int pieces, sf_count_t at, sf_count_t count) {
     if (FaultInjector* f = g_fault.load(std::memory_order_acquire); f != nullptr) [[unlikely]] {
       const ReadFault fault = f->on_read(file->path(), at, count);
       if (fault.delay_ns > 0) {
@@ -257,7 +265,10 @@ struct SoundFile::Impl {
     return got;
   }
 
-  static sf_count_t vio_len(void* user) { return static_cast<Impl*>(user)->file->size(); }
+  static sf_count_t vio_len(void* user) {
+    const sf_count_t n = static_cast<Impl*>(user)->file->size();  // an fstat(): progress once it returned
+    return beat_progress(), n;
+  }
   static sf_count_t vio_seek(sf_count_t off, int whence, void* user) {
     auto* self = static_cast<Impl*>(user);
     switch (whence) {

@@ -11,6 +11,8 @@
 // FaultInjector: a test hook in the read path (slow reads, failed reads, a file that ends early),
 //   installed process-wide by tests only — no flag, config key or OSC message reaches it. When
 //   none is installed a read costs one atomic load more.
+// Progress: on an opener thread each read that returns moves its job's beat, and a job given up
+//   reads nothing more (progress_beat.hpp: a slow file system told from a stuck one).
 // Threads: a SoundFile is used by one thread at a time — [control] while loading, then [loader].
 #pragma once
 

@@ -84,7 +84,7 @@ wait_for "$D/root2.log" "stopping (SIGTERM while --media-root was looked up): be
 
 # 3. --no-osc --play a file there.
 run noosc --no-osc --load-timeout 1 --play "$D/mnt/loop.wav" --loop
-wait_for "$D/noosc.log" "--play $D/mnt/loop.wav: timed out after 1 s (the file system did not answer) (refused at start" 8 ||
+wait_for "$D/noosc.log" "--play $D/mnt/loop.wav: timed out: the file system did not answer for 1 s (--load-timeout) (refused at start" 8 ||
   fail "--no-osc --play: --load-timeout not applied"
 run noosc2 --no-osc --load-timeout 30 --play "$D/mnt/loop.wav" --loop
 sleep 1

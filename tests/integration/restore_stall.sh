@@ -39,7 +39,7 @@ run_case() {  # NAME LOAD_TIMEOUT
 state "$D/one.state"
 run_case one 1
 wait_for "$D/one.log" " started: " 10 || fail "did not start while a state file's file system does not answer"
-grep -qF "source 1 not restored yet: timed out after 1 s (the file system did not answer)" "$D/one.log" ||
+grep -qF "source 1 not restored yet: timed out: the file system did not answer for 1 s (--load-timeout)" "$D/one.log" ||
   fail "no line saying the stalled source is kept"
 grep -qF "restored 1 of 2 sources (1 waiting for their files), 1 voices" "$D/one.log" || fail "the rest not restored"
 kill -TERM "$(cat "$D/one.pid")"
@@ -73,7 +73,7 @@ kill -TERM "$(cat "$D/three.pid")"
 wait_for "$D/three.log" "stopping (SIGTERM while --play $D/mnt/stalled.wav loaded): before the audio started" 3 ||
   fail "SIGTERM not acted on while a --play file's load waited"
 run_play four 1
-wait_for "$D/four.log" "--play $D/mnt/stalled.wav: timed out after 1 s (the file system did not answer) (refused at start" 10 ||
+wait_for "$D/four.log" "--play $D/mnt/stalled.wav: timed out: the file system did not answer for 1 s (--load-timeout) (refused at start" 10 ||
   fail "a --play load that does not answer was not given up after --load-timeout"
 
 # The file system comes back (its server gone: the held opens fail): every process ends.

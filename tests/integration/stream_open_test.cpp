@@ -168,7 +168,8 @@ TEST_F(StreamOpen, PlaysOfAFileWhoseStreamOpenIsStuckAnswerBusyInsteadOfLosingTh
   gate_.close();
   const OscMessage first = c().send("/stemd/play", 1);
   EXPECT_FAIL(first, "/stemd/play");
-  EXPECT_EQ(first.args.empty() ? "" : first.args.back().s, "timed out after 0.3 s (the file system did not answer)");
+  EXPECT_EQ(first.args.empty() ? "" : first.args.back().s,
+            "timed out: the file system did not answer for 0.3 s (--load-timeout)");
   EXPECT_EQ(status_map(c().send("/stemd/status")).at("loads_lost").i, 1);
   for (int id : {1, 1, 2, 1}) {
     const OscMessage r = c().send("/stemd/play", id);

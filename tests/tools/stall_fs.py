@@ -20,6 +20,10 @@ Held then too: the FLUSH that close() sends (and waits for) on every file opened
 
 --serve NAME=PATH (repeatable): a file NAME that reads as PATH's bytes, answered at once (direct
 I/O: every read reaches this server) — a share that answers, until --hold-all-after's flag.
+
+--read-delay MS: each read of a --serve file is answered MS milliseconds late — a share that answers,
+slowly (a congested Wi-Fi NAS, SMB over a VPN). One request at a time: reads from two threads wait
+for each other.
 """
 import errno
 import os
@@ -70,6 +74,7 @@ def main():
     held = []  # the opens never answered (kept so nothing answers them by accident)
     args = sys.argv[2:]
     flag = args[args.index("--hold-all-after") + 1] if "--hold-all-after" in args else None
+    read_delay = int(args[args.index("--read-delay") + 1]) / 1000 if "--read-delay" in args else 0
     while True:
         try:
             request = os.read(fd, 1 << 20)
@@ -104,6 +109,9 @@ def main():
             answer(unique, 0, struct.pack("<QII", 0, FOPEN_DIRECT_IO, 0))
         elif op == OP_READ and node >= SERVED_INO:
             _, offset, size = struct.unpack("<QQI", body[:20])  # fuse_read_in: fh offset size
+            if read_delay:
+                time.sleep(read_delay)
+                print(f"read of {SERVED[node - SERVED_INO][0].decode()} answered late", flush=True)
             with open(SERVED[node - SERVED_INO][1], "rb") as f:
                 f.seek(offset)
                 answer(unique, 0, f.read(size))

@@ -78,7 +78,8 @@ TEST(StateRestore, ALoadThatDoesNotAnswerGivesUpAfterTheTimeoutAndIsKept) {
   EXPECT_EQ(s.rig.ctl.source(1), nullptr);
   ASSERT_NE(s.rig.ctl.source(2), nullptr);
   EXPECT_EQ(s.rig.ctl.voices_playing(), 1u);
-  EXPECT_NE(s.log.text().find(":2: source 1 not restored yet: timed out after 0.3 s (the file system did not answer)"),
+  EXPECT_NE(s.log.text().find(
+                ":2: source 1 not restored yet: timed out: the file system did not answer for 0.3 s (--load-timeout)"),
             std::string::npos)
       << s.log.text();
   s.keeper.capture_now(s.rig.ctl, s.rig.router);
