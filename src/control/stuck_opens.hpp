@@ -17,11 +17,14 @@
 // walk). walk_path() [opener].
 #pragma once
 
+#include "file_system.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,18 +45,14 @@ class OpenTrail {
   std::atomic<bool> done_{false};
 };
 
-class StuckOpens {
- public:
-  // An open of `path` that is stuck at `where` (absolute) since `since`, until `trail` finishes.
-  void add(std::chrono::steady_clock::time_point since, const std::string& where, const std::string& path,
-           std::shared_ptr<const OpenTrail> trail);
-  // The busy reason for an open of `shown` that would look at absolute `where` while an open on
-  // the same file system is stuck, or "" (entries whose job has returned go first; with none the
-  // mount table is not read).
-  std::string busy(const std::string& where, const std::string& shown);
-  std::size_t size();  // entries whose job has not returned
+// The longest-stuck open on one file system.
+struct Stuck {
+  std::chrono::steady_clock::time_point since{};
+  std::string mount;  // its mount point ("" when the mount table could not be read)
+  std::string path;   // what was being opened (add()'s `path`)
+};
 
- private:
+class StuckOpens {
   struct Entry {
     std::chrono::steady_clock::time_point since{};
     std::string fs;     // FileSystemOf::key
@@ -61,7 +60,38 @@ class StuckOpens {
     std::string path;   // what was being opened
     std::shared_ptr<const OpenTrail> trail;
   };
+
+ public:
+  // `mounts` reads the mount table (tests: a table of their own).
+  explicit StuckOpens(std::function<MountTable()> mounts = &MountTable::read) : mounts_(std::move(mounts)) {}
+  // An open of `path` that is stuck at `where` (absolute) since `since`, until `trail` finishes.
+  // Returns the file system it is keyed by.
+  FileSystemOf add(std::chrono::steady_clock::time_point since, const std::string& where, const std::string& path,
+                   std::shared_ptr<const OpenTrail> trail);
+  // The busy reason for an open of `shown` that would look at absolute `where` while an open on
+  // the same file system is stuck, or "" (entries whose job has returned go first; with none the
+  // mount table is not read).
+  std::string busy(const std::string& where, const std::string& shown);
+  // The longest-stuck entry on absolute `where`'s file system (as busy()), or none.
+  std::optional<Stuck> find(const std::string& where);
+  // The entries now, the mount table read once (not at all when there are none): for many
+  // paths in a row (a listing's entries). An entry whose job returns meanwhile no longer counts.
+  class View {
+   public:
+    bool empty() const { return entries_.empty(); }
+    std::optional<Stuck> find(const std::string& where) const;
+
+   private:
+    friend class StuckOpens;
+    MountTable mounts_;
+    std::vector<Entry> entries_;
+  };
+  View view();
+  std::size_t size();  // entries whose job has not returned
+
+ private:
   void prune();  // under m_
+  std::function<MountTable()> mounts_;
   std::mutex m_;
   std::vector<Entry> entries_;
 };
