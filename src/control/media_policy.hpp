@@ -45,7 +45,7 @@ struct MediaEntry {
   std::uint64_t size = 0;  // bytes, files only
   // Why it was not looked at (ListWatch: its file system does not answer), or "". Then `dir`
   // and `size` are unknown (false, 0) and `link` is known only if its lstat was done.
-  std::string unreachable;
+  std::string unreachable{};
 };
 // What a listing asks on its thread before it looks at an entry of the listed folder (list()'s
 // `watch`, the web file browser's guard against a dead share mounted or linked there): a reason
