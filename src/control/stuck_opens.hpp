@@ -12,9 +12,11 @@
 // looking at, and the control thread keys the entry by that path's mount (mountinfo: no call on
 // the file system). Before each step the walk asks the guard: a path on a file system with a
 // stuck open is not looked at, the load answers busy.
+// The web file browser keeps its lost listings in a StuckOpens of its own, the same way (its
+// listing threads walk the folder, and ask before each entry they look at: web_files.cpp).
 // Threads: OpenTrail — at() and finish() [opener], where() and finished() any. StuckOpens — add()
-// [control], busy() any (the control thread before it starts a job, the opener threads as they
-// walk). walk_path() [opener].
+// [control; the web's network thread], busy(), find() and view() any (the control thread before
+// it starts a job, the opener threads as they walk). walk_path() [opener].
 #pragma once
 
 #include "file_system.hpp"
