@@ -95,10 +95,16 @@ void push_front_components(std::deque<std::string>& todo, const std::string& pat
 }  // namespace
 
 bool walk_path(const std::string& path, const std::string& bound, OpenTrail& trail,
-               const std::function<std::string(const std::string&)>& refuse, std::string& refusal) {
+               const std::function<std::string(const std::string&)>& refuse, std::string& refusal,
+               const std::string& resolved) {
   std::deque<std::string> todo;
-  push_front_components(todo, path);
   std::string done;  // resolved so far, free of symlinks ("" is "/")
+  if (!resolved.empty() && resolved != "/" && within(path, resolved)) {
+    done = resolved;
+    push_front_components(todo, path.substr(resolved.size()));
+  } else {
+    push_front_components(todo, path);
+  }
   int links = 0;
   while (!todo.empty()) {
     const std::string c = std::move(todo.front());

@@ -103,8 +103,11 @@ class StuckOpens {
 // reason there stops the walk, false with `refusal` set. Stops early, true, where the open will
 // answer for itself: a component missing or not a directory, a path outside `bound` (not empty:
 // a media root's real path; the walk looks only at its ancestors and what lies beneath it). At
-// the end the trail holds the path it leads to (no symlink left in it).
+// the end the trail holds the path it leads to (no symlink left in it). `resolved` (not empty: a
+// directory `path` lies under, free of symlinks and walked already — a listed folder, for its
+// entries) is taken as it is: the walk begins beneath it.
 bool walk_path(const std::string& path, const std::string& bound, OpenTrail& trail,
-               const std::function<std::string(const std::string&)>& refuse, std::string& refusal);
+               const std::function<std::string(const std::string&)>& refuse, std::string& refusal,
+               const std::string& resolved = {});
 
 }  // namespace stemd::control

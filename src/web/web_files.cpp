@@ -165,7 +165,7 @@ std::pair<http::status, std::string> files_answer(const control::MediaPolicy& me
     };
     watch.link = [&](const std::string& name) {  // walked as a load is: keyed where it leads
       std::string refusal;
-      control::walk_path(real_dir + "/" + name, root, guard->trail, ask, refusal);
+      control::walk_path(real_dir + "/" + name, root, guard->trail, ask, refusal, real_dir);
       return refusal;
     };
   }

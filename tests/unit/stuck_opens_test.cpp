@@ -72,6 +72,26 @@ TEST(StuckOpens, AWalkAsksTheGuardBeforeEachStepAndStaysInItsBound) {
   EXPECT_EQ(steps_out, 0) << "looked at a path outside the root";
 }
 
+// A listing walks each symlink among its entries from the listed folder (walked already), not
+// from "/": the same end, the folder's ancestors not looked at again.
+TEST(StuckOpens, AWalkFromAResolvedFolderBeginsBeneathIt) {
+  Tree t;
+  std::string refusal;
+  std::vector<std::string> asked;
+  OpenTrail trail;
+  EXPECT_TRUE(walk_path(
+      t.dir + "/real/up", "", trail,
+      [&](const std::string& at) {
+        asked.push_back(at);
+        return std::string();
+      },
+      refusal, t.dir + "/real"));
+  EXPECT_EQ(trail.where(), t.dir + "/real/x.wav");
+  EXPECT_EQ(asked,
+            (std::vector<std::string>{t.dir + "/real/up", t.dir + "/rel", t.dir + "/real", t.dir + "/real/x.wav"}))
+      << "through '..' to rel, a symlink, and back";
+}
+
 TEST(StuckOpens, AnOpenIsStuckOnItsFileSystemUntilItsJobReturns) {
   Tree t;
   StuckOpens stuck;
