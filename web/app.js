@@ -270,18 +270,29 @@ async function browse(dir) {
     $('files').innerHTML = '';
     return;
   }
-  if (!res.ok) {
-    $('files').innerHTML = `<li class="bad">${escapeHtml(j.error)}</li>`;
+  if (!res.ok) {  // with the way back up (a folder of a share that stopped answering: 504)
+    const up = dir.includes('/') ? dir.slice(0, dir.lastIndexOf('/')) : '';
+    $('files-dir').textContent = `/${dir}`;
+    $('files').innerHTML = (dir ? `<li><a href="#" data-dir="${escapeHtml(up)}">../</a></li>` : '') +
+      `<li class="bad">${escapeHtml(j.error)}</li>`;
     return;
   }
   $('files-dir').textContent = `/${j.dir}`;
   const items = [];
   if (j.parent !== null) items.push(`<li><a href="#" data-dir="${escapeHtml(j.parent)}">../</a></li>`);
   const sorted = [...j.entries].sort((a, b) => (b.dir - a.dir));  // folders first, names in order
+  const unreachable = new Set();  // why entries were not looked at (a share that stopped answering)
   for (const e of sorted) {
+    if (e.unreachable) {  // not a link: clicking would only be refused until the share answers
+      unreachable.add(e.unreachable);
+      items.push(`<li class="bad unreachable" data-unreachable="${escapeHtml(e.path)}" title="${escapeHtml(e.unreachable)}">` +
+        `<span>${escapeHtml(e.name)}${e.link ? ' →' : ''}</span><span>not answering</span></li>`);
+      continue;
+    }
     items.push(e.dir ? `<li><a href="#" data-dir="${escapeHtml(e.path)}">${escapeHtml(e.name)}/</a></li>` :
       `<li><a href="#" data-file="${escapeHtml(e.path)}">${escapeHtml(e.name)}</a><span>${fmtSize(e.size)}</span></li>`);
   }
+  for (const why of unreachable) items.push(`<li class="bad">not looked at: ${escapeHtml(why)}</li>`);
   if (j.truncated && !j.read_all) {
     items.push(`<li class="bad">more than ${j.scanned} entries: the first ${j.cap} by name of the first ${j.scanned} read — type a path for the others</li>`);
   } else if (j.truncated) {

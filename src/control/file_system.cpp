@@ -41,21 +41,34 @@ std::string lexical_absolute(const std::string& requested, const std::string& ba
   return s;
 }
 
-FileSystemOf file_system_of(const std::string& path) {
-  const std::string p = lexical_absolute(path, "");
+MountTable MountTable::read() {
   std::ifstream in("/proc/self/mountinfo");
-  FileSystemOf best{"path:" + p, ""};
+  return parse(in);
+}
+
+MountTable MountTable::parse(std::istream& in) {
+  MountTable t;
   std::string line;
   while (std::getline(in, line)) {
     // ID PARENT MAJOR:MINOR ROOT MOUNTPOINT …
     std::istringstream f(line);
     std::string id, parent, dev, root, mount;
     if (!(f >> id >> parent >> dev >> root >> mount)) continue;
-    mount = unescape(mount);
-    // The longest match wins; of equal ones the last (a mount over a mount hides the one below).
-    if (within(p, mount) && mount.size() >= best.mount.size()) best = FileSystemOf{"dev:" + dev, mount};
+    t.mounts_.push_back(Mount{dev, unescape(mount)});
+  }
+  return t;
+}
+
+FileSystemOf MountTable::of(const std::string& path) const {
+  const std::string p = lexical_absolute(path, "");
+  FileSystemOf best{"path:" + p, ""};
+  // The longest match wins; of equal ones the last (a mount over a mount hides the one below).
+  for (const Mount& m : mounts_) {
+    if (within(p, m.point) && m.point.size() >= best.mount.size()) best = FileSystemOf{"dev:" + m.dev, m.point};
   }
   return best;
 }
+
+FileSystemOf file_system_of(const std::string& path) { return MountTable::read().of(path); }
 
 }  // namespace stemd::control

@@ -10,7 +10,9 @@
 // reached (stuck_opens.hpp), so a symlink on another disk into a share is keyed by the share.
 #pragma once
 
+#include <istream>
 #include <string>
+#include <vector>
 
 namespace stemd::control {
 
@@ -19,7 +21,24 @@ struct FileSystemOf {
   std::string mount;  // its mount point ("" when the mount table could not be read)
 };
 
-// `path` absolute (relative paths are made absolute against the working directory).
+// The kernel's mount table as read once: many paths looked up against one read (a listing's
+// entries), or a table given (tests).
+class MountTable {
+ public:
+  static MountTable read();                          // /proc/self/mountinfo now (empty if unreadable)
+  static MountTable parse(std::istream& mountinfo);  // its format: "ID PARENT MAJOR:MINOR ROOT POINT …"
+  // `path` absolute (relative paths are made absolute against the working directory).
+  FileSystemOf of(const std::string& path) const;
+
+ private:
+  struct Mount {
+    std::string dev;    // MAJOR:MINOR
+    std::string point;  // unescaped
+  };
+  std::vector<Mount> mounts_;  // in the table's order
+};
+
+// MountTable::read().of(path).
 FileSystemOf file_system_of(const std::string& path);
 
 // Is absolute `path` the directory `dir` or under it (by their text)?

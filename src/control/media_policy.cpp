@@ -443,7 +443,8 @@ bool link_target(int root, const std::string& root_path, const std::string& rel,
 
 }  // namespace
 
-MediaListing MediaPolicy::list(const std::string& dir, std::size_t cap, std::size_t max_scanned) const {
+MediaListing MediaPolicy::list(const std::string& dir, std::size_t cap, std::size_t max_scanned,
+                               const ListWatch* watch) const {
   using E = MediaListing::Error;
   MediaListing out;
   if (root_.empty())
@@ -476,11 +477,13 @@ MediaListing MediaPolicy::list(const std::string& dir, std::size_t cap, std::siz
     return list_error(out, E::kOther, what + std::strerror(e));
   }
   // An entry's lstat, or for a symlink its target's (found beneath the root, not opened):
-  // true for a directory or a regular file.
+  // true for a directory or a regular file, or one the watch refused (e.unreachable, untouched).
   auto entry_stat = [&](DIR* dir, MediaEntry& e, struct stat& st) {
+    if (watch != nullptr && watch->entry && !(e.unreachable = watch->entry(e.name)).empty()) return true;
     if (fstatat(dirfd(dir), e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return false;
     if (S_ISLNK(st.st_mode)) {
       e.link = true;
+      if (watch != nullptr && watch->link && !(e.unreachable = watch->link(e.name)).empty()) return true;
       return link_target(r.fd, r.path, e.path, st);
     }
     return S_ISDIR(st.st_mode) || S_ISREG(st.st_mode);
@@ -532,8 +535,8 @@ MediaListing MediaPolicy::list(const std::string& dir, std::size_t cap, std::siz
     struct stat st {};
     MediaEntry e{name, rel.empty() ? name : rel + "/" + name};
     if (!entry_stat(d, e, st)) continue;  // changed meanwhile
-    e.dir = S_ISDIR(st.st_mode);
-    e.size = e.dir ? 0 : static_cast<std::uint64_t>(st.st_size);
+    e.dir = e.unreachable.empty() && S_ISDIR(st.st_mode);
+    e.size = e.dir || !e.unreachable.empty() ? 0 : static_cast<std::uint64_t>(st.st_size);
     out.entries.push_back(std::move(e));
   }
   closedir(d);

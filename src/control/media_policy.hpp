@@ -43,6 +43,16 @@ struct MediaEntry {
   bool dir = false;
   bool link = false;       // a symlink (to a place inside the root)
   std::uint64_t size = 0;  // bytes, files only
+  // Why it was not looked at (ListWatch: its file system does not answer), or "". Then `dir`
+  // and `size` are unknown (false, 0) and `link` is known only if its lstat was done.
+  std::string unreachable{};
+};
+// What a listing asks on its thread before it looks at an entry of the listed folder (list()'s
+// `watch`, the web file browser's guard against a dead share mounted or linked there): a reason
+// not to, or "" to go on. Either function may be empty.
+struct ListWatch {
+  std::function<std::string(const std::string& name)> entry;  // before the entry is lstat'ed
+  std::function<std::string(const std::string& name)> link;   // before a symlink there is followed
 };
 struct MediaListing {
   std::string dir;                  // relative to the root, "" for the root itself
@@ -111,8 +121,10 @@ class MediaPolicy {
   // device named there is refused without being opened); its entries are only lstat'ed — a
   // symlink is resolved beneath the root without being opened (O_PATH) and listed with what it
   // leads to, or skipped when that is outside or missing. At most `max_scanned` entries are read
-  // (a directory of millions costs no more than kMaxScanned); more: read_all is false.
-  MediaListing list(const std::string& dir, std::size_t cap, std::size_t max_scanned = kMaxScanned) const;
+  // (a directory of millions costs no more than kMaxScanned); more: read_all is false. With a
+  // `watch`, an entry it refuses is listed, marked unreachable, and not looked at.
+  MediaListing list(const std::string& dir, std::size_t cap, std::size_t max_scanned = kMaxScanned,
+                    const ListWatch* watch = nullptr) const;
   static constexpr std::size_t kMaxScanned = 100000;
 
   // Tests: use the component walk even where openat2 exists (the fallback for old kernels).

@@ -25,11 +25,12 @@ std::string OpenTrail::where() const {
   return at_;
 }
 
-void StuckOpens::add(std::chrono::steady_clock::time_point since, const std::string& where, const std::string& path,
-                     std::shared_ptr<const OpenTrail> trail) {
-  const FileSystemOf fs = file_system_of(where);
+FileSystemOf StuckOpens::add(std::chrono::steady_clock::time_point since, const std::string& where,
+                             const std::string& path, std::shared_ptr<const OpenTrail> trail) {
+  const FileSystemOf fs = mounts_().of(where);
   std::lock_guard g(m_);
   entries_.push_back(Entry{since, fs.key, fs.mount, path, std::move(trail)});
+  return fs;
 }
 
 void StuckOpens::prune() {
@@ -42,19 +43,34 @@ std::size_t StuckOpens::size() {
   return entries_.size();
 }
 
-std::string StuckOpens::busy(const std::string& where, const std::string& shown) {
+StuckOpens::View StuckOpens::view() {
+  View v;
   {
     std::lock_guard g(m_);
     prune();
-    if (entries_.empty()) return {};  // the usual case: no mount table read
+    if (entries_.empty()) return v;  // the usual case: no mount table read
+    v.entries_ = entries_;
   }
-  const FileSystemOf fs = file_system_of(where);  // off the lock: it reads /proc
-  std::lock_guard g(m_);
+  v.mounts_ = mounts_();  // off the lock: it reads /proc
+  return v;
+}
+
+std::optional<Stuck> StuckOpens::View::find(const std::string& where) const {
+  if (entries_.empty()) return std::nullopt;
+  const FileSystemOf fs = mounts_.of(where);
   const Entry* first = nullptr;  // the longest stuck there
   for (const Entry& e : entries_) {
     if (e.fs == fs.key && !e.trail->finished() && (first == nullptr || e.since < first->since)) first = &e;
   }
-  if (first == nullptr) return {};
+  if (first == nullptr) return std::nullopt;
+  return Stuck{first->since, first->mount, first->path};
+}
+
+std::optional<Stuck> StuckOpens::find(const std::string& where) { return view().find(where); }
+
+std::string StuckOpens::busy(const std::string& where, const std::string& shown) {
+  const std::optional<Stuck> first = find(where);
+  if (!first) return {};
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - first->since).count();
   char secs[32];
   std::snprintf(secs, sizeof secs, "%.0f", s);
@@ -80,10 +96,16 @@ void push_front_components(std::deque<std::string>& todo, const std::string& pat
 }  // namespace
 
 bool walk_path(const std::string& path, const std::string& bound, OpenTrail& trail,
-               const std::function<std::string(const std::string&)>& refuse, std::string& refusal) {
+               const std::function<std::string(const std::string&)>& refuse, std::string& refusal,
+               const std::string& resolved) {
   std::deque<std::string> todo;
-  push_front_components(todo, path);
   std::string done;  // resolved so far, free of symlinks ("" is "/")
+  if (!resolved.empty() && resolved != "/" && within(path, resolved)) {
+    done = resolved;
+    push_front_components(todo, path.substr(resolved.size()));
+  } else {
+    push_front_components(todo, path);
+  }
   int links = 0;
   while (!todo.empty()) {
     const std::string c = std::move(todo.front());

@@ -74,9 +74,103 @@ bool url_query(std::string_view target, std::map<std::string, std::string>& out,
   return true;
 }
 
-std::pair<http::status, std::string> files_answer(const control::MediaPolicy& media, const std::string& dir) {
+namespace {
+
+// How a stuck listing's file system is named to a client: its mount point under the root
+// ("'/share'"), or the root's own (a mount above it: the whole media root does not answer).
+std::string mount_shown(const std::string& mount, const std::string& root) {
+  if (mount.empty() || root.empty() || mount == root || !control::within(mount, root)) {
+    return "the media root's file system";
+  }
+  return "the file system mounted at " + shown(mount.substr(root.size() + 1));
+}
+
+// "the file system mounted at '/share' has not answered for 12 s (a listing of '/share/a' is
+// stuck there past --load-timeout)".
+std::string stuck_words(const control::Stuck& s, const std::string& root) {
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - s.since).count();
+  char n[32];
+  std::snprintf(n, sizeof n, "%.0f", secs);
+  return mount_shown(s.mount, root) + " has not answered for " + n + " s (the listing of " + s.path +
+         " is stuck there past --load-timeout)";
+}
+
+std::string listing_json(const control::MediaListing& l) {
+  using Json = nlohmann::ordered_json;
+  Json entries = Json::array();
+  std::size_t unreachable = 0;
+  for (const auto& e : l.entries) {
+    Json j{{"name", e.name}, {"path", e.path}};
+    if (!e.unreachable.empty()) {  // not looked at: whether it is a folder is not known
+      ++unreachable;
+      j["dir"] = nullptr;
+      j["unreachable"] = e.unreachable;
+    } else {
+      j["dir"] = e.dir;
+      if (!e.dir) j["size"] = e.size;
+    }
+    if (e.link) j["link"] = true;
+    entries.push_back(std::move(j));
+  }
+  const std::size_t slash = l.dir.rfind('/');
+  Json parent = l.dir.empty() ? Json(nullptr) : Json(slash == std::string::npos ? "" : l.dir.substr(0, slash));
+  Json j{{"dir", l.dir},
+         {"parent", std::move(parent)},
+         {"entries", std::move(entries)},
+         {"truncated", l.truncated},
+         {"read_all", l.read_all},  // false: the entries are the first by name of the first `scanned` read
+         {"scanned", control::MediaPolicy::kMaxScanned},
+         {"cap", Shared::kMaxListed},
+         {"skipped", l.skipped},
+         {"unreachable", unreachable}};
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+bool climbs(const std::string& key) {
+  return key == ".." || key.rfind("../", 0) == 0 || key.find("/../") != std::string::npos ||
+         (key.size() >= 3 && key.compare(key.size() - 3, 3, "/..") == 0);
+}
+
+}  // namespace
+
+std::pair<http::status, std::string> files_answer(const control::MediaPolicy& media, const std::string& dir,
+                                                  const ListingGuard* guard) {
   using E = control::MediaListing::Error;
-  const control::MediaListing l = media.list(dir, Shared::kMaxListed);
+  // With a guard: the stuck file systems as of now (the mount table read once, not at all when
+  // none), each path asked before it is looked at; the folder walked to where it really is.
+  const control::StuckOpens::View stuck = guard != nullptr ? guard->stuck.view() : control::StuckOpens::View();
+  const std::string root = guard != nullptr ? media.real_root() : std::string();
+  const auto ask = [&](const std::string& at) -> std::string {
+    if (const std::optional<control::Stuck> s = stuck.find(at)) return stuck_words(*s, root);
+    if (guard->looking_at) guard->looking_at(at);
+    return {};
+  };
+  control::ListWatch watch;
+  std::string real_dir;
+  const std::string key = listing_key(dir);
+  // Not seen yet, or a path list() refuses unlooked (a NUL, "..", absolute): no walk.
+  if (!root.empty() && dir.find('\0') == std::string::npos && !climbs(key) && (dir.empty() || dir[0] != '/')) {
+    std::string why;
+    if (!control::walk_path(root + (key.empty() ? "" : "/" + key), root, guard->trail, ask, why)) {
+      return {http::status::gateway_timeout,
+              error_json("busy: " + shown(key) + " is on a file system that does not answer: " + why +
+                         "; listings there are answered at once until it does (other disks list as usual)")};
+    }
+    real_dir = guard->trail.where();                     // the folder, symlinks resolved
+    if (guard->looking_at) guard->looking_at(real_dir);  // its opendir and readdir
+    watch.entry = [&](const std::string& name) {
+      const std::string at = real_dir + "/" + name;
+      guard->trail.at(at);
+      return ask(at);
+    };
+    watch.link = [&](const std::string& name) {  // walked as a load is: keyed where it leads
+      std::string refusal;
+      control::walk_path(real_dir + "/" + name, root, guard->trail, ask, refusal, real_dir);
+      return refusal;
+    };
+  }
+  const control::MediaListing l =
+      media.list(dir, Shared::kMaxListed, control::MediaPolicy::kMaxScanned, real_dir.empty() ? nullptr : &watch);
   switch (l.error) {
     case E::kNone:
       break;
@@ -98,25 +192,7 @@ std::pair<http::status, std::string> files_answer(const control::MediaPolicy& me
     case E::kOther:
       return {http::status::internal_server_error, error_json(l.reason)};
   }
-  using Json = nlohmann::ordered_json;
-  Json entries = Json::array();
-  for (const auto& e : l.entries) {
-    Json j{{"name", e.name}, {"path", e.path}, {"dir", e.dir}};
-    if (!e.dir) j["size"] = e.size;
-    if (e.link) j["link"] = true;
-    entries.push_back(std::move(j));
-  }
-  const std::size_t slash = l.dir.rfind('/');
-  Json parent = l.dir.empty() ? Json(nullptr) : Json(slash == std::string::npos ? "" : l.dir.substr(0, slash));
-  Json j{{"dir", l.dir},
-         {"parent", std::move(parent)},
-         {"entries", std::move(entries)},
-         {"truncated", l.truncated},
-         {"read_all", l.read_all},  // false: the entries are the first by name of the first `scanned` read
-         {"scanned", control::MediaPolicy::kMaxScanned},
-         {"cap", Shared::kMaxListed},
-         {"skipped", l.skipped}};
-  return {http::status::ok, j.dump(-1, ' ', false, Json::error_handler_t::replace)};
+  return {http::status::ok, listing_json(l)};
 }
 
 std::string listing_key(const std::string& dir) {
@@ -133,15 +209,13 @@ std::string listing_key(const std::string& dir) {
 
 std::pair<http::status, std::string> listing_refusal(Shared& sh, const std::string& key) {
   control::LoadPool& pool = *sh.lister;
-  std::erase_if(sh.stuck_listings, [&](const auto& e) { return !pool.still_lost(e.second.ticket); });
-  if (const auto it = sh.stuck_listings.find(key); it != sh.stuck_listings.end()) {
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - it->second.since).count();
-    char why[200];
-    std::snprintf(why, sizeof why,
-                  "has waited on the file system for %.0f s (past the listing time-out, --load-timeout %g s); not "
-                  "tried again until it returns",
-                  s, sh.cfg.listing_timeout_s);
-    return {http::status::gateway_timeout, error_json("busy: the last listing of " + shown(key) + " " + why)};
+  // By the path's text (no call on the file system; a symlink into a stuck share is refused by
+  // the walk on the listing's thread instead).
+  if (const std::optional<control::Stuck> s = sh.stuck_listings->find(sh.media.where(key))) {
+    return {http::status::gateway_timeout,
+            error_json("busy: " + shown(key) +
+                       " is on a file system that does not answer: " + stuck_words(*s, sh.media.real_root()) +
+                       "; listings there are answered at once until it does (other disks list as usual)")};
   }
   if (const std::size_t lost = pool.lost(); lost >= pool.max_lost()) {
     return {http::status::service_unavailable,
@@ -156,20 +230,29 @@ std::pair<http::status, std::string> listing_refusal(Shared& sh, const std::stri
   return {http::status::ok, {}};
 }
 
-std::string listing_timed_out(Shared& sh, const std::string& key, std::uint64_t ticket, bool lost,
-                              std::chrono::steady_clock::time_point since) {
+std::string listing_timed_out(Shared& sh, const std::string& key, const std::shared_ptr<control::OpenTrail>& trail,
+                              bool lost, std::chrono::steady_clock::time_point since) {
   char after[96];
   std::snprintf(after, sizeof after, "timed out after %g s (--load-timeout: the file system did not answer)",
                 sh.cfg.listing_timeout_s);
   std::string note;
   if (lost) {
-    sh.stuck_listings[key] = Shared::StuckListing{ticket, since};
+    // Stuck where its trail is (the walk's step, the folder, an entry), or, before its first
+    // step, where the folder's text leads.
+    std::string at = trail->where();
+    if (at.empty()) at = sh.media.where(key);
+    const control::FileSystemOf fs = sh.stuck_listings->add(since, at, shown(key), trail);
     note = "; its thread is lost until the file system answers (" + std::to_string(sh.lister->lost()) + " lost, " +
-           std::to_string(sh.lister->max_lost()) + " at most: then listings answer busy), and " + shown(key) +
-           " is not listed again until it returns";
+           std::to_string(sh.lister->max_lost()) + " at most: then listings answer busy), and " +
+           mount_shown(fs.mount, sh.media.real_root()) +
+           " is not listed again until it returns (its folders answer at once, its entries are listed unreachable)";
   }
   const std::string why = "listing of " + shown(key) + " " + after + note;
-  spdlog::warn("web: {}", why);
+  if (lost) {
+    spdlog::warn("web: {} (stuck at {})", why, base::log_escape(trail->where(), 300));
+  } else {
+    spdlog::warn("web: {}", why);
+  }
   return why;
 }
 

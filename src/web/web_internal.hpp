@@ -11,6 +11,7 @@
 #include "control/media_policy.hpp"
 #include "control/net.hpp"
 #include "control/osc.hpp"
+#include "control/stuck_opens.hpp"
 #include "stemd/metrics.hpp"
 #include "stemd/monitor_tap.hpp"
 
@@ -106,16 +107,17 @@ struct Shared : std::enable_shared_from_this<Shared> {
   // GET /api/files: listings run on threads of their own (a slow disk never stalls the network
   // or the control thread), at most kMaxListings at once, each given up after
   // cfg.listing_timeout_s (504). A listing given up on leaves its thread lost until the file
-  // system answers (at most kMaxLostListings; beyond, every listing answers busy) and its folder
-  // is not listed again meanwhile (504 at once, no thread): a client retrying a hung share does
-  // not pile up threads. The pool's counts are read by the control thread (listings_lost).
+  // system answers (at most kMaxLostListings; beyond, every listing answers busy), and is kept
+  // in stuck_listings by the file system it was stuck on (the mount of the path its trail was
+  // at: control/stuck_opens.hpp): meanwhile a listing of a folder there answers 504 at once (no
+  // thread), and an entry there (a share's mount point, a symlink into it) is listed unreachable
+  // without being looked at, so a dead share costs one thread, not one per folder clicked. The
+  // pool's counts are read by the control thread (listings_lost).
   control::MediaPolicy media;
   std::shared_ptr<control::LoadPool> lister;
-  struct StuckListing {
-    std::uint64_t ticket = 0;
-    std::chrono::steady_clock::time_point since;
-  };
-  std::map<std::string, StuckListing> stuck_listings;  // [network] folder → its lost listing
+  // [network] adds; the listing threads ask it as they walk (thread-safe).
+  std::shared_ptr<control::StuckOpens> stuck_listings = std::make_shared<control::StuckOpens>();
+  std::function<void(const std::string&)> looking_at;  // tests only (WebServer::set_listing_hooks)
   static constexpr std::size_t kMaxListings = 2;
   static constexpr std::size_t kMaxLostListings = 4;
   static constexpr std::size_t kMaxListed = 1000;
@@ -165,17 +167,29 @@ std::pair<http::status, std::string> websocket_problem(const http::request<http:
 // The query of a request target ("/x?a=1&b=%2F" → {a: 1, b: /}), percent-decoded. False with
 // the reason when it is malformed (a bad escape, a NUL, a key twice).
 bool url_query(std::string_view target, std::map<std::string, std::string>& out, std::string& error);
-// [files] GET /api/files?dir=REL: the HTTP status and the JSON answer.
-std::pair<http::status, std::string> files_answer(const control::MediaPolicy& media, const std::string& dir);
-// The folder `dir` names, as the stuck-listing rule keys it ("./a//b/" → "a/b"; "" the root).
+// What a listing's thread walks with (its job holds them): where it is, which file systems have
+// a stuck listing, and the tests' hook (Shared::looking_at).
+struct ListingGuard {
+  control::OpenTrail& trail;
+  control::StuckOpens& stuck;
+  const std::function<void(const std::string&)>& looking_at;
+};
+// [files] GET /api/files?dir=REL: the HTTP status and the JSON answer. With a guard, the folder's
+// path is walked first from the root's real path (each step told to the trail; one onto a file
+// system with a stuck listing is not taken: 504 busy), and each entry is asked before it is
+// looked at: one on such a file system is listed unreachable (ListWatch), never touched.
+std::pair<http::status, std::string> files_answer(const control::MediaPolicy& media, const std::string& dir,
+                                                  const ListingGuard* guard = nullptr);
+// The folder `dir` names, as listings are labelled ("./a//b/" → "a/b"; "" the root).
 std::string listing_key(const std::string& dir);
-// [network] Why `key`'s listing is not tried (its last one is still lost in the file system,
-// 504), or why no listing can start now (every slot taken, or too many threads lost: 503); an
-// empty reason when one can.
+// [network] Why `key`'s listing is not tried (its path, by its text, is on a file system where a
+// listing is stuck: 504), or why no listing can start now (every slot taken, or too many
+// threads lost: 503); an empty reason when one can.
 std::pair<http::status, std::string> listing_refusal(Shared& sh, const std::string& key);
 // [network] A listing of `key` given up after the time-out: the 504's reason, logged; `lost`:
-// its thread is still inside the file system (then `key` is held as stuck).
-std::string listing_timed_out(Shared& sh, const std::string& key, std::uint64_t ticket, bool lost,
-                              std::chrono::steady_clock::time_point since);
+// its thread is still inside the file system (then its file system — where `trail` is — is
+// held as stuck until the trail finishes).
+std::string listing_timed_out(Shared& sh, const std::string& key, const std::shared_ptr<control::OpenTrail>& trail,
+                              bool lost, std::chrono::steady_clock::time_point since);
 
 }  // namespace stemd::web

@@ -400,4 +400,9 @@ std::string WebServer::listings_running() const { return sh_->lister ? sh_->list
 
 void WebServer::set_handshake_hook(HandshakeHook h) { sh_->handshake_hook = std::move(h); }
 
+void WebServer::set_listing_hooks(ListingHooks h) {
+  if (h.mounts) sh_->stuck_listings = std::make_shared<control::StuckOpens>(std::move(h.mounts));
+  sh_->looking_at = std::move(h.looking_at);
+}
+
 }  // namespace stemd::web

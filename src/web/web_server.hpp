@@ -16,13 +16,16 @@
 // Threads: [network] the server's own thread runs every socket; what the Router and the
 // Controller own is reached only by posting work to the control thread (`post`), whose
 // replies come back through deliver(). [files] two more threads list directories of the media
-// root for GET /api/files (a listing past --load-timeout is answered 504 and its thread lost).
+// root for GET /api/files (a listing past --load-timeout is answered 504 and its thread lost;
+// meanwhile listings on its file system answer 504 at once, and an entry there is listed
+// unreachable without being looked at).
 // [audio] only writes the engine's MonitorTap.
 // Budgets: connections (--http-max-clients, one address at most its share), audio listeners (--http-max-listeners),
 // request head 8 KiB and body 16 KiB, a per-listener queue of chunks (oldest dropped and counted).
 #pragma once
 
 #include "control/controller.hpp"
+#include "control/file_system.hpp"
 #include "control/media_policy.hpp"
 #include "control/net.hpp"
 #include "control/router.hpp"
@@ -102,6 +105,15 @@ class WebServer {
   // there, as a busy network thread can, to see what a client that has read the 101 gets.
   using HandshakeHook = std::function<void(std::function<void()> resume)>;
   void set_handshake_hook(HandshakeHook h);
+  // [main] Tests only, before start(), as the above: the mount table the file browser's stuck
+  // listings are keyed by, and a call on a listing thread before each path it looks at (a path
+  // the walk lstats, the listed folder before it is read, an entry before its lstat) — where a
+  // dead share blocks the thread: a test blocks there instead.
+  struct ListingHooks {
+    std::function<control::MountTable()> mounts;
+    std::function<void(const std::string& path)> looking_at;
+  };
+  void set_listing_hooks(ListingHooks h);
 
  private:
   std::shared_ptr<Shared> sh_;

@@ -269,15 +269,19 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
 
   // On the listing threads, at most Shared::kMaxListings at once; the answer comes back here, or
   // the time-out's 504 does first (listing_timed_out), whichever comes first is sent (listing_).
-  // The job holds only Shared and a weak pointer to this session: a thread lost for hours keeps
-  // no connection open.
+  // The job holds only Shared, its trail and a weak pointer to this session: a thread lost for
+  // hours keeps no connection open. Its trail says where it is (a lost one is kept as stuck on
+  // that file system until the trail finishes, as the job returns).
   void list_files(const std::string& dir) {
     const std::string key = listing_key(dir);
     if (auto [st, why] = listing_refusal(*sh_, key); !why.empty()) return reply(st, std::move(why));
     const std::uint64_t n = ++listings_;
     std::weak_ptr<HttpSession> weak = shared_from_this();
-    auto job = [sh = sh_, weak, n, dir]() -> control::LoadPool::Publish {
-      auto answer = files_answer(sh->media, dir);
+    auto trail = std::make_shared<control::OpenTrail>();
+    auto job = [sh = sh_, weak, n, dir, trail]() -> control::LoadPool::Publish {
+      const ListingGuard guard{*trail, *sh->stuck_listings, sh->looking_at};
+      auto answer = files_answer(sh->media, dir, &guard);
+      trail->finish();  // before the pool hears it returned: its stuck entry, if any, goes
       return [sh, weak, n, answer = std::move(answer)]() mutable {
         net::post(sh->ioc, [weak, n, answer = std::move(answer)]() mutable {
           auto self = weak.lock();
@@ -295,11 +299,11 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     const auto since = std::chrono::steady_clock::now();
     listing_timer_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
         std::chrono::duration<double>(sh_->cfg.listing_timeout_s)));
-    listing_timer_.async_wait([self = shared_from_this(), n, key, ticket, since](beast::error_code ec) {
+    listing_timer_.async_wait([self = shared_from_this(), n, key, ticket, trail, since](beast::error_code ec) {
       if (ec || self->listing_ != n) return;  // answered, or the connection closed
       self->listing_ = 0;
       const bool lost = self->sh_->lister->abandon(ticket);
-      self->reply(http::status::gateway_timeout, error_json(listing_timed_out(*self->sh_, key, ticket, lost, since)));
+      self->reply(http::status::gateway_timeout, error_json(listing_timed_out(*self->sh_, key, trail, lost, since)));
     });
   }
 

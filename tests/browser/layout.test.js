@@ -8,7 +8,10 @@
 //     stops its voice when clicked; the names keep a column of their own (≥ 48 px); the same at
 //     1024, 800 and 390 px wide (a phone);
 //  2. the EQ sliders are live on the first daemon and disabled, with a note naming
-//     --disable-filters, on the second (its EQ is answered and ignored); the level sliders stay live.
+//     --disable-filters, on the second (its EQ is answered and ignored); the level sliders stay live;
+//  3. the Media section lists the root; beside a share that does not answer (its listing faked)
+//     its entries are shown "not answering", not as links, with the reason once, and fit at 390 px;
+//     a folder refused (504) shows the reason and a ../ link back up.
 // Exits 0 pass, 1 fail.
 'use strict';
 const { harness, openPage } = require('./browser_common');
@@ -118,6 +121,48 @@ async function eqState(page) {
   console.log(`monitor_layout: --disable-filters: ${JSON.stringify(s)}`);
   if (!s.note.includes('--disable-filters')) fail(`no note saying why the EQ is off: "${s.note}"`);
   if (s.levelsDisabled !== 0) fail(`the level sliders are disabled too: ${JSON.stringify(s)}`);
+
+  // 3. the Media section: the daemon's own listing, then one beside a share that does not
+  // answer (the daemon's answer then, as src/web/web_files.cpp words it: a real dead share needs
+  // root and FUSE, tests/integration/files_dead_share.sh): its mount point and a symlink into it
+  // are shown unreachable, not as links, with the reason once; nothing overflows at 390 px.
+  await until('the media root listed', 10000, () => page.$('#files a[data-file="short.wav"]'));
+  const why = "the file system mounted at '/share' has not answered for 12 s (the listing of '/share/a' is stuck there past --load-timeout)";
+  await page.route('**/api/files?dir=', (route) => route.fulfill({
+    status: 200, contentType: 'application/json',
+    body: JSON.stringify({ dir: '', parent: null, entries: [
+      { name: 'fav', path: 'fav', dir: null, unreachable: why, link: true },
+      { name: 'music', path: 'music', dir: true },
+      { name: 'share', path: 'share', dir: null, unreachable: why },
+      { name: 'short.wav', path: 'short.wav', dir: false, size: 384044 },
+    ], truncated: false, read_all: true, scanned: 100000, cap: 1000, skipped: 0, unreachable: 2 }),
+  }));
+  await page.goto(url);
+  const shown = await until('the unreachable entries shown', 10000, () => page.evaluate(() => {
+    const rows = [...document.querySelectorAll('#files li.unreachable')];
+    return rows.length ? { rows: rows.map((r) => r.textContent), links: document.querySelectorAll('#files a').length,
+      dirLink: !!document.querySelector('#files a[data-dir="share"], #files a[data-dir="fav"]'),
+      notes: [...document.querySelectorAll('#files li.bad:not(.unreachable)')].map((r) => r.textContent) } : null;
+  }));
+  console.log(`monitor_layout: a dead share in the Media section: ${JSON.stringify(shown)}`);
+  if (shown.rows.join('|') !== 'fav →not answering|sharenot answering') fail(`unreachable rows: ${JSON.stringify(shown)}`);
+  if (shown.dirLink || shown.links !== 2) fail(`unreachable entries shown as links: ${JSON.stringify(shown)}`);
+  if (shown.notes.length !== 1 || !shown.notes[0].includes(why)) fail(`the reason is not shown once: ${JSON.stringify(shown)}`);
+  // A folder refused (504: on a share that does not answer): the reason, and the way back up.
+  await page.route('**/api/files?dir=music', (route) => route.fulfill({
+    status: 504, contentType: 'application/json',
+    body: JSON.stringify({ error: `busy: '/music' is on a file system that does not answer: ${why}` }),
+  }));
+  await page.click('#files a[data-dir="music"]');
+  await until('the refusal shown with a way back', 10000, () => page.$('#files a[data-dir=""]'));
+  const refused = await page.textContent('#files');
+  if (!refused.includes("busy: '/music' is on a file system that does not answer")) fail(`the refusal: ${refused}`);
+  await page.click('#files a[data-dir=""]');
+  await until('back up in the root', 10000, () => page.$('#files li.unreachable'));
+  console.log(`monitor_layout: a folder refused: "${refused.slice(0, 80)}…" with ../ back to the root`);
+  await page.setViewportSize({ width: 390, height: 1000 });
+  const wide = await page.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
+  if (wide[0] > wide[1]) fail(`at 390 px the page scrolls sideways with the reason shown (${wide[0]} > ${wide[1]} px)`);
   await browser.close();
   console.log('monitor_layout: PASS');
 })().catch((e) => fail(e.stack || String(e)));

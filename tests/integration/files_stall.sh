@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # files_stall.sh STEMD STEMCTL STALL_FS: the web file browser over a folder on a file system that
-# does not answer (a hung network share; tests/tools/stall_fs.py never answers stalled_dir's
-# opendir). Before, a listing had no time-out: two listings of that folder took both listing
-# slots for as long as the share was down, and every folder answered "busy"; SIGTERM then waited
-# on the listing thread until the shutdown deadline killed the process.
+# does not answer (a hung network share mounted at share/ in a media root on the local disk;
+# tests/tools/stall_fs.py never answers stalled_dir's opendir). Before, a listing had no
+# time-out: two listings of that folder took both listing slots for as long as the share was
+# down, and every folder answered "busy"; SIGTERM then waited on the listing thread until the
+# shutdown deadline killed the process.
 #  1. The listing gives up after --load-timeout: 504 naming the folder and the time-out, its
 #     thread counted as lost (listings_lost in /api/status and /stemd/status).
-#  2. That folder again (however written): 504 at once, no new thread (one opendir held, ever).
-#  3. Other folders still list (the slots are free).
+#  2. That folder again (however written): 504 at once, no new thread (one opendir held, ever),
+#     naming the share it is stuck on (a stuck listing keys its file system: files_dead_share.sh).
+#  3. Folders on other file systems still list (the slots are free).
 #  4. SIGTERM: stemd stops at once, without waiting for the lost threads (a lost load's too), and
 #     says which it leaves behind, by path.
 # Exit 0 pass, 1 fail, 77 skipped (not root, no FUSE, no network namespace).
@@ -21,7 +23,8 @@ NAME=files_stall
 command -v curl >/dev/null || { echo "files_stall: no curl: skipped"; exit 77; }
 # shellcheck source=stall_common.sh
 . "$(dirname "$0")/stall_common.sh"
-mount_fs "$D/mnt" "$D/fs.log"
+mkdir -p "$D/media"
+mount_fs "$D/media/share" "$D/fs.log"
 
 # stemd and its clients in a network namespace of their own (fixed ports); the file system is
 # outside it (the mount namespace is shared).
@@ -38,7 +41,7 @@ get() {  # DIR [TAG] → "CODE SECONDS BODY"
   cat "$D/get.$t"
 }
 lost() { curl -s -m 5 http://127.0.0.1:8089/api/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"]["listings_lost"])'; }
-"$STEMD" --backend null --config none --osc-port 57120 --http-port 8089 --media-root "$D/mnt" \
+"$STEMD" --backend null --config none --osc-port 57120 --http-port 8089 --media-root "$D/media" \
   --load-timeout 1 >"$D/stemd.log" 2>&1 &
 PID=$!
 echo $PID >"$D/stemd.pid"
@@ -47,25 +50,25 @@ grep -qF " started: " "$D/stemd.log" || fail "did not start"
 
 out=$(get "") && [ "${out%% *}" = 200 ] || fail "the root did not list: $out"
 # 1. The stalled folder: 504 after --load-timeout, naming the folder and the time-out.
-out=$(get stalled_dir)
+out=$(get share/stalled_dir)
 [ "${out%% *}" = 504 ] || fail "a listing on a hung share answered: $out (not 504 after the time-out)"
-echo "$out" | grep -qF "listing of '/stalled_dir' timed out after 1 s (--load-timeout: the file system did not answer); its thread is lost until the file system answers (1 lost, 4 at most" ||
+echo "$out" | grep -qF "listing of '/share/stalled_dir' timed out after 1 s (--load-timeout: the file system did not answer); its thread is lost until the file system answers (1 lost, 4 at most" ||
   fail "the 504 does not name the folder and the time-out: $out"
-grep -qF "web: listing of '/stalled_dir' timed out after 1 s" "$D/stemd.log" || fail "the time-out was not logged"
+grep -qF "web: listing of '/share/stalled_dir' timed out after 1 s" "$D/stemd.log" || fail "the time-out was not logged"
 [ "$(lost)" = 1 ] || fail "/api/status listings_lost is $(lost), not 1"
 st=$("$STEMCTL" --port 57120 send /stemd/status 2>&1)
 echo "$st" | grep -qF '"listings_lost" 1 ' || fail "/stemd/status has no listings_lost 1: $st"
 # 2. Again, as a page's retries would (and spelled otherwise): at once, no new thread.
-for dir in stalled_dir ./stalled_dir/ stalled_dir//. stalled_dir; do
+for dir in share/stalled_dir ./share/stalled_dir/ share//stalled_dir/. share/stalled_dir; do
   out=$(get "$dir")
   [ "${out%% *}" = 504 ] || fail "a stuck folder ($dir) answered: $out"
-  echo "$out" | grep -qF "busy: the last listing of '/stalled_dir' has waited on the file system for" ||
+  echo "$out" | grep -qF "busy: '/share/stalled_dir' is on a file system that does not answer: the file system mounted at '/share' has not answered for" ||
     fail "the stuck folder's answer ($dir) does not say why: $out"
   python3 -c 'import sys; sys.exit(float(sys.argv[1]) > 0.9)' "$(echo "$out" | cut -d' ' -f2)" ||
     fail "a stuck folder ($dir) was not answered at once: $out"
 done
 [ "$(lost)" = 1 ] || fail "retries of a stuck folder lost more threads: listings_lost $(lost)"
-# 3. Both slots free: other folders list, two at once (the pool's size: a third at the same
+# 3. Both slots free: folders on other file systems list (the root, share/ in it unreachable), two at once (the pool's size: a third at the same
 # moment may be answered busy, as it should — it was, under ASan in CI).
 pids=""
 for t in 1 2; do get "" "$t" >"$D/par.$t" & pids="$pids $!"; done
@@ -75,12 +78,12 @@ for t in 1 2; do grep -q "^200 " "$D/par.$t" || fail "the root did not list besi
 # wait on — a lost load's opener thread too. (The process itself ends only once the file system
 # answers: its lost threads sit in the kernel, as with a dead NFS share.) Before, the shutdown
 # deadline said "still stopping the OSC server" while the web monitor waited on a listing.
-"$STEMCTL" --port 57120 --timeout 3 load 1 stalled.wav >/dev/null 2>&1 && fail "a load of a stalled file was done"
+"$STEMCTL" --port 57120 --timeout 3 load 1 share/stalled.wav >/dev/null 2>&1 && fail "a load of a stalled file was done"
 kill -TERM "$PID"
 for _ in $(seq 40); do grep -qF "stopped (SIGTERM): " "$D/stemd.log" && break; sleep 0.1; done
 grep -qF "stopped (SIGTERM): " "$D/stemd.log" || fail "not stopped 4 s after SIGTERM"
 sleep 0.3
-grep -qF "shutdown (SIGTERM): not waiting for threads in the file system: opener threads on 'stalled.wav' (lost); web listings on '/stalled_dir' (lost)" "$D/stemd.log" ||
+grep -qF "shutdown (SIGTERM): not waiting for threads in the file system: opener threads on 'share/stalled.wav' (lost); web listings on '/share/stalled_dir' (lost)" "$D/stemd.log" ||
   fail "the shutdown does not name the threads stuck in the file system"
 grep -F "still " "$D/stemd.log" | grep -qF "exiting without waiting" && fail "the shutdown deadline expired: $(grep -F 'still ' "$D/stemd.log")"
 exit 0

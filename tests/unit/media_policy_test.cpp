@@ -16,6 +16,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cstring>
@@ -228,6 +229,41 @@ TEST_P(MediaRoot, ListsADirectoryOfTheRoot) {
   EXPECT_EQ(policy_.list("in.wav", 10).error, E::kNotDir);
   EXPECT_EQ(policy_.list("missing", 10).error, E::kNotFound);
   EXPECT_EQ(MediaPolicy().list("", 10).error, E::kNoRoot);
+}
+
+// The web file browser's guard against a dead share (ListWatch): an entry it refuses is listed,
+// marked unreachable with the reason, and never looked at — here a FIFO, which an lstat would
+// have skipped, and a symlink, which would have been followed to a folder. Before, every entry
+// was lstat'ed and every symlink followed: a share's mount point or a symlink into it in the
+// listed folder held the listing's thread.
+TEST_P(MediaRoot, AnEntryTheWatchRefusesIsListedUnreachableWithoutALook) {
+  ASSERT_EQ(mkfifo((root_ + "/fifo").c_str(), 0600), 0);
+  fs::create_symlink("dir", root_ + "/dir-link");
+  std::vector<std::string> asked, links;
+  control::ListWatch watch;
+  watch.entry = [&](const std::string& name) {
+    asked.push_back(name);
+    return name == "fifo" ? std::string("its share does not answer") : std::string();
+  };
+  watch.link = [&](const std::string& name) {
+    links.push_back(name);
+    return std::string("it leads into a share that does not answer");
+  };
+  control::MediaListing l = policy_.list("", 100, MediaPolicy::kMaxScanned, &watch);
+  ASSERT_EQ(l.error, control::MediaListing::Error::kNone) << l.reason;
+  std::vector<std::string> names;
+  for (const auto& e : l.entries) {
+    names.push_back(e.name + (e.dir ? "/" : "") + (e.link ? "@" : "") + (e.unreachable.empty() ? "" : "!"));
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"dir/", "dir-link@!", "fifo!", "in.wav", "sub/"}));
+  EXPECT_EQ(l.entries[1].unreachable, "it leads into a share that does not answer");
+  EXPECT_EQ(l.entries[2].unreachable, "its share does not answer");
+  EXPECT_EQ(l.entries[2].size, 0u);
+  EXPECT_EQ(l.skipped, 0u) << "the FIFO was lstat'ed (then skipped) though the watch refused it";
+  EXPECT_EQ(links, (std::vector<std::string>{"dir-link", "dir-link"})) << "asked for symlinks only (scan, list)";
+  for (const std::string& n : {"dir", "dir-link", "fifo", "in.wav", "sub"}) {
+    EXPECT_NE(std::find(asked.begin(), asked.end(), n), asked.end()) << n << " was looked at unasked";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Ways, MediaRoot, ::testing::Values(false, true),
