@@ -59,7 +59,7 @@ void DaemonRun::health_tick(Clock::time_point now) {
   if (now < next_health_) return;
   next_health_ = now + std::chrono::seconds(1);
   if (state_) state_->flush();  // --state-file: written if the state changed (never from the audio thread)
-  // What is open besides media files (fd_budget.hpp): a listing of /proc/self/fd, ≈ 3 ms with 4,000 open.
+  // What is open besides media files (fd_budget.hpp): a listing of /proc/self/fd, 2–40 ms with 4,000 open.
   if (fds_ && now >= next_fd_measure_) {
     fds_->measure();
     next_fd_measure_ = now + std::chrono::seconds(10);
