@@ -12,6 +12,7 @@
 #include "config_io.hpp"
 #include "control/device_status.hpp"
 #include "instance.hpp"
+#include "io/fd_budget.hpp"
 #include "options.hpp"
 #include "service_notify.hpp"
 #include "state.hpp"
@@ -54,6 +55,7 @@ class DaemonRun {
   // startup.cpp — each returns -1 to carry on, else the exit code
   int prepare();
   void block_signals_and_raise_fd_limit();
+  void check_descriptors();  // once the device, sockets and log are open: --max-sources against the limit
   int open_backend();
   int build_instance();
   int open_web();
@@ -115,6 +117,7 @@ class DaemonRun {
   std::unique_ptr<audio::Backend> backend_;  // destroyed before the Instance (render: it reads the loader)
   std::unique_ptr<web::WebServer> web_;      // --http-port; destroyed before the Instance it serves
   std::unique_ptr<StateKeeper> state_;
+  std::shared_ptr<io::FdBudget> fds_;  // made at start (the raised limit); measured at start and every 10 s
   std::string err_;
   bool device_configured_ = false, device_open_ = true, waiting_ = false, real_device_ = false;
   std::string wanted_;
@@ -128,7 +131,7 @@ class DaemonRun {
   // health
   HealthCounters last_{};
   engine::DurationHistogram::Snapshot hist_prev_{};
-  Clock::time_point next_health_, next_health_line_, health_prev_t_, t_start_;
+  Clock::time_point next_health_, next_health_line_, health_prev_t_, t_start_, next_fd_measure_;
   double health_prev_cpu_ = 0;
   std::uint64_t health_prev_cb_ns_ = 0;
   // the end of the main loop

@@ -52,12 +52,18 @@ void DaemonRun::init_health() {
   health_prev_cpu_ = process_cpu_seconds();
   health_prev_cb_ns_ = 0;
   t_start_ = Clock::now();
+  next_fd_measure_ = now;  // the first tick measures what the running stream holds
 }
 
 void DaemonRun::health_tick(Clock::time_point now) {
   if (now < next_health_) return;
   next_health_ = now + std::chrono::seconds(1);
   if (state_) state_->flush();  // --state-file: written if the state changed (never from the audio thread)
+  // What is open besides media files (fd_budget.hpp): a listing of /proc/self/fd, 2–40 ms with 4,000 open.
+  if (fds_ && now >= next_fd_measure_) {
+    fds_->measure();
+    next_fd_measure_ = now + std::chrono::seconds(10);
+  }
   auto& m = inst_->engine().metrics();
   const auto ls = inst_->loader().stats();
   const HealthCounters c{m.voice_underruns.load(), m.device_underflows.load(), m.events_dropped.load(), ls.read_errors,

@@ -9,6 +9,7 @@
 #include "control/media_policy.hpp"
 #include "control/net.hpp"
 #include "daemon_run.hpp"
+#include "io/fd_budget.hpp"
 #include "options_internal.hpp"
 #include "script.hpp"
 #include "state.hpp"
@@ -62,6 +63,7 @@ class Checker {
   void step(const std::string& what) { add('S', steps, what); }
 
   void check_network();
+  void check_descriptors();
   void check_files();
   void check_state_file();
 
@@ -89,6 +91,24 @@ class Checker {
   char** argv_;
   const Options& o_;
 };
+
+// --max-sources streamed sources against the open-file limit a start would have (the soft limit
+// raised to the hard one, at most io::kMaxNofile), the reserve (fd_budget.hpp) and about what a
+// start holds before its first load (≈ 20 descriptors on the null backend; more with a device).
+void Checker::check_descriptors() {
+  constexpr std::int64_t kOwn = 32;
+  const auto limit = static_cast<std::int64_t>(std::min<std::uint64_t>(io::nofile_after_raise(), INT64_MAX));
+  const std::size_t tcp = !o_.no_osc && o_.osc_tcp_port >= 0 ? o_.max_tcp_clients : 0;
+  const std::int64_t reserve = io::fd_reserve(limit, tcp, o_.http_port >= 0 ? o_.http_max_clients : 0);
+  const std::int64_t fit = limit - reserve - kOwn;
+  if (fit >= static_cast<std::int64_t>(o_.max_sources)) return;
+  warn("max-sources",
+       fmt::format("the open-file limit here is {} (a service's is its unit's LimitNOFILE; stemd raises the soft "
+                   "limit to the hard one, at most {}): --max-sources {} streamed sources do not fit — about {} do "
+                   "(a reserve of {} is kept for clients, the device and helpers, ≈ {} are stemd's own) and streamed "
+                   "loads past that are refused; raise LimitNOFILE or nofile in limits.conf, or lower --max-sources",
+                   limit, io::kMaxNofile, o_.max_sources, std::max<std::int64_t>(0, fit), reserve, kOwn));
+}
 
 // The OSC socket, the web monitor and the allow-lists, as OscServer::open, WebServer::open and
 // the router would see them (nothing is bound).
@@ -333,6 +353,7 @@ int check_config(int argc, char** argv) {
   if (parsed) {  // the settings as a start would have them (without the lines reported above)
     c.warnings = o.config_warnings;
     c.check_network();
+    c.check_descriptors();
     run_file_checks(c, o.load_timeout);
   }
   errors.insert(errors.end(), c.errors.begin(), c.errors.end());

@@ -5,6 +5,7 @@
 #include "control/deck_ids.hpp"
 #include "control/net.hpp"
 #include "device_hint.hpp"
+#include "io/fd_budget.hpp"
 #include "io/sound_file.hpp"
 #include "loader_sizing.hpp"
 #include "logging.hpp"
@@ -83,21 +84,28 @@ void DaemonRun::block_signals_and_raise_fd_limit() {
   sigaddset(&sigs_, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs_, nullptr);
 
-  // Every loaded file holds one descriptor: raise the soft fd limit to the hard one, and say so
-  // when even that cannot hold --max-sources plus a margin (sockets, the audio API's own).
-  if (rlimit nofile{}; getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
-    if (nofile.rlim_cur < nofile.rlim_max) {
-      const rlim_t was = nofile.rlim_cur;
-      nofile.rlim_cur = nofile.rlim_max;
-      if (setrlimit(RLIMIT_NOFILE, &nofile) != 0) nofile.rlim_cur = was;
-    }
-    if (nofile.rlim_cur != RLIM_INFINITY && nofile.rlim_cur < static_cast<rlim_t>(o_.max_sources) + 64) {
-      spdlog::warn(
-          "open-file limit {} is below --max-sources {} + 64: loads will fail with 'Too many open files' "
-          "before that; raise LimitNOFILE (systemd) or nofile in limits.conf, or lower --max-sources",
-          static_cast<unsigned long long>(nofile.rlim_cur), o_.max_sources);
-    }
-  }
+  // Every streamed source keeps its file open: the soft fd limit goes to the hard one (at most
+  // io::kMaxNofile), and the descriptor budget counts against what it is then (fd_budget.hpp).
+  const io::NofileRaise raise = io::raise_nofile();
+  spdlog::info("{}", io::describe(raise));
+  const auto limit = static_cast<std::int64_t>(std::min<std::uint64_t>(raise.now, INT64_MAX));
+  const std::size_t tcp = !o_.no_osc && o_.osc_tcp_port >= 0 ? o_.max_tcp_clients : 0;
+  const std::size_t http = o_.http_port >= 0 ? o_.http_max_clients : 0;
+  fds_ = std::make_shared<io::FdBudget>(limit, io::fd_reserve(limit, tcp, http));
+}
+
+// What is open once the device, the sockets and the log are (measured, fd_budget.hpp) cannot hold
+// streamed sources: say at start when --max-sources of them cannot all stay open.
+void DaemonRun::check_descriptors() {
+  if (!fds_ || !fds_->measure()) return;
+  const std::int64_t fit = fds_->limit() - fds_->reserve() - fds_->others();
+  if (fit >= static_cast<std::int64_t>(o_.max_sources)) return;
+  spdlog::warn(
+      "--max-sources {}: at most {} streamed sources fit the open-file limit {} ({} descriptors open at start, a "
+      "reserve of {} kept for clients, the device and helpers); streamed loads past that are refused (files held in "
+      "memory, up to --preload-limit-mb, keep none open): raise LimitNOFILE (systemd) or nofile in limits.conf, or "
+      "lower --max-sources",
+      o_.max_sources, std::max<std::int64_t>(0, fit), fds_->limit(), fds_->others(), fds_->reserve());
 }
 
 // The backend first: it settles the sample rate the engine is built for. The render backend
@@ -247,6 +255,7 @@ InstanceConfig DaemonRun::instance_config() const {
   lo.head_frames = static_cast<std::int64_t>(o_.head_ms * 1e-3 * rate_);
   lo.max_channels = static_cast<int>(o_.max_channels);
   lo.budget = std::make_shared<io::MemoryBudget>(static_cast<std::int64_t>(o_.max_memory_mb) << 20);
+  lo.fds = fds_;  // streamed loads keep the descriptors' reserve
   ic.media_root = o_.media_root;
   ic.osc = !o_.no_osc;
   control::OscServerConfig& oc = ic.osc_server;
@@ -373,7 +382,9 @@ int DaemonRun::build_instance() {
   // image's (the same PID and service).
   inst_->router().set_started(resume_.started_ns > 0 ? Clock::time_point(std::chrono::nanoseconds(resume_.started_ns))
                                                      : started_);
-  return open_web();
+  if (int rc = open_web(); rc >= 0) return rc;
+  check_descriptors();
+  return -1;
 }
 
 // The web monitor's page when --web-root is not given: beside the running binary as installed

@@ -563,6 +563,11 @@ std::vector<OscArg> Router::status_fields() {
   const io::FileCloser::Stats cs = io::FileCloser::process().stats();  // closes of files let go (file_closer.hpp)
   kv("closes_stuck_now", OscArg::Int(cs.stuck_now));
   kv("closes_waiting", OscArg::Int64(static_cast<std::int64_t>(cs.waiting)));
+  if (const auto& fds = ctl_.load_options().fds) {  // descriptors: streamed loads keep the reserve (fd_budget.hpp)
+    kv("fds_open", OscArg::Int(fds->in_use()));
+    kv("fds_limit", OscArg::Int(fds->limit()));
+    kv("fds_reserve", OscArg::Int(fds->reserve()));
+  }
   kv("messages", OscArg::Int64(static_cast<std::int64_t>(stats_.messages)));
   // A late bundle's messages ran (at once): counted apart, late_messages; a busy refusal is
   // back-pressure, not bad input (a client that only went too fast): busy_messages.

@@ -31,6 +31,7 @@ struct FileCloser::State {
   std::vector<Clock::time_point> busy;  // when each close under way began (one per busy thread)
   std::size_t threads = 0, idle = 0;
   std::uint64_t closed = 0;
+  std::atomic<std::int64_t> unclosed{0};  // queued or under way: still open (read without mu)
   bool stopping = false;
   bool cap_logged = false;
 
@@ -66,6 +67,7 @@ struct FileCloser::State {
       } else {
         (void)::close(fd);  // never retried on EINTR: Linux has released the descriptor either way
       }
+      unclosed.fetch_sub(1, std::memory_order_relaxed);
       const double took_s = std::chrono::duration<double>(Clock::now() - since).count();
       lock.lock();
       busy.erase(std::find(busy.begin(), busy.end(), since));
@@ -101,6 +103,7 @@ FileCloser::~FileCloser() {
 void FileCloser::close(int fd) noexcept {
   if (fd < 0) return;
   State& s = *state_;
+  s.unclosed.fetch_add(1, std::memory_order_relaxed);
   std::size_t stuck = 0, waiting = 0;
   {
     std::lock_guard lock(s.mu);
@@ -132,6 +135,8 @@ FileCloser::Stats FileCloser::stats() const {
     out.stuck_now += now - t >= std::chrono::milliseconds(s.opt.stuck_ms) ? 1 : 0;
   return out;
 }
+
+std::int64_t FileCloser::unclosed() const noexcept { return state_->unclosed.load(std::memory_order_relaxed); }
 
 bool FileCloser::wait_idle(int ms) const {
   const State& s = *state_;

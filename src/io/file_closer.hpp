@@ -17,7 +17,7 @@
 //
 //   [any thread but audio] close(), close_file(): one push under a lock held for nothing else
 //   [closer]               the closes themselves
-//   [any thread]           stats()
+//   [any thread]           stats(), unclosed()
 #pragma once
 
 #include <cstddef>
@@ -55,6 +55,9 @@ class FileCloser {
     std::size_t threads = 0;   // closer threads alive
   };
   Stats stats() const;
+  // Descriptors handed over whose close has not returned (queued or under way): still open.
+  // Lock-free, for the descriptor budget (fd_budget.hpp).
+  std::int64_t unclosed() const noexcept;
   // Until nothing is queued or under way, or `ms` (ms of wall time) have passed; true if idle.
   bool wait_idle(int ms) const;
 

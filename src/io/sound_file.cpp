@@ -23,6 +23,7 @@ namespace stemd::io {
 
 namespace {
 std::atomic<std::uint64_t> g_total_bytes_read{0};
+std::atomic<std::int64_t> g_handles_alive{0};  // FileHandle::alive()
 std::atomic<FaultInjector*> g_fault{nullptr};
 // Frames per libsndfile call: large reads are where decoding gets cheap, and each call is one
 // pread() for PCM, so a slow disk costs one latency per call. Bounds the scratch buffers (1 MiB
@@ -122,7 +123,16 @@ std::shared_ptr<FileHandle> FileHandle::adopt(int fd, std::string path, std::str
 // Not ::close here: the last reference drops on the control thread (an unload, a load into an
 // occupied id, /mixer_cleanup) or the loader thread (a released stream), and a close on FUSE or NFS
 // waits for the share — forever when it stopped answering (file_closer.hpp).
-FileHandle::~FileHandle() { close_file(fd_); }
+FileHandle::~FileHandle() {
+  close_file(fd_);  // counted by the closer until its close returns, before it leaves this count
+  g_handles_alive.fetch_sub(1, std::memory_order_relaxed);
+}
+
+FileHandle::FileHandle(int fd, std::string path, Identity id) : fd_(fd), path_(std::move(path)), identity_(id) {
+  g_handles_alive.fetch_add(1, std::memory_order_relaxed);
+}
+
+std::int64_t FileHandle::alive() noexcept { return g_handles_alive.load(std::memory_order_relaxed); }
 
 std::int64_t FileHandle::size() const noexcept {
   struct stat st {};

@@ -61,9 +61,11 @@ class FileHandle {
   void count_read(std::uint64_t n) noexcept { bytes_read_.fetch_add(n, std::memory_order_relaxed); }
 
   static std::uint64_t total_bytes_read() noexcept;  // all files, since start
+  // FileHandles alive in the process (each holds its descriptor until its close: fd_budget.hpp).
+  static std::int64_t alive() noexcept;
 
  private:
-  FileHandle(int fd, std::string path, Identity id) : fd_(fd), path_(std::move(path)), identity_(id) {}
+  FileHandle(int fd, std::string path, Identity id);
   int fd_;
   std::string path_;
   Identity identity_;

@@ -153,6 +153,12 @@ LoadResult load_source(std::shared_ptr<FileHandle> file, const std::string& name
   const std::int64_t decoded_bytes = info.frames >= 0 ? info.frames * 2 * static_cast<std::int64_t>(sizeof(float)) : -1;
   const bool whole = info.frames >= 0 && decoded_bytes <= opts.preload_limit_bytes;
   const std::int64_t want = whole ? info.frames : opts.head_frames;
+  // Streamed, it keeps its descriptor for as long as it is loaded: refused before its head is
+  // decoded when the descriptors' reserve would not stay free (in memory, it closes it at return).
+  if (!whole && opts.fds && !opts.fds->admit_held(err)) {
+    r.error = path + ": " + err;
+    return r;
+  }
 
   std::shared_ptr<const Decoded> shared = opts.cache ? opts.cache->find(file->identity()) : nullptr;
   if (!shared) {

@@ -8,6 +8,7 @@
 // while a voice uses it, and the control thread keeps it alive until that voice retires.
 #pragma once
 
+#include "fd_budget.hpp"
 #include "sound_file.hpp"
 #include "stemd/engine.hpp"
 
@@ -58,6 +59,9 @@ struct LoadOptions {
   // but still counted, so memory_bytes is right in every harness.
   std::shared_ptr<MemoryBudget> budget = std::make_shared<MemoryBudget>();
   std::shared_ptr<DecodeCache> cache = std::make_shared<DecodeCache>();  // null: no sharing
+  // A streamed file keeps its descriptor: refused unless this budget keeps its reserve
+  // (fd_budget.hpp). Null: not checked (tests, tools). Files held in memory are never refused here.
+  std::shared_ptr<const FdBudget> fds;
 };
 
 // How long this source's streams wait for their reads, measured by the loader thread and shared
