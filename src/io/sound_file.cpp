@@ -534,64 +534,6 @@ std::string SoundFile::error() const {
   return impl_->sf ? sf_strerror(impl_->sf) : sf_strerror(nullptr);
 }
 
-// ---------------------------------------------------------------- SoundFileWriter
-
-struct SoundFileWriter::Impl {
-  SNDFILE* sf = nullptr;
-  std::string err;
-};
-
-SoundFileWriter::SoundFileWriter() : impl_(std::make_unique<Impl>()) {}
-SoundFileWriter::~SoundFileWriter() { close(); }
-
-bool SoundFileWriter::open(const std::string& path, int sample_rate, std::string& error,
-                           const std::string& format_from) {
-  const std::string& name = format_from.empty() ? path : format_from;
-  auto ends_with = [&](const char* ext) {
-    const std::string e(ext);
-    if (name.size() < e.size()) return false;
-    return std::equal(e.rbegin(), e.rend(), name.rbegin(),
-                      [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); });
-  };
-  SF_INFO info{};
-  info.samplerate = sample_rate;
-  info.channels = 2;
-  if (ends_with(".flac")) {
-    info.format = SF_FORMAT_FLAC | SF_FORMAT_PCM_24;
-  } else if (ends_with(".aiff") || ends_with(".aif")) {
-    info.format = SF_FORMAT_AIFF | SF_FORMAT_FLOAT;
-  } else if (ends_with(".ogg")) {
-    info.format = SF_FORMAT_OGG | SF_FORMAT_VORBIS;
-  } else if (ends_with(".wav")) {
-    info.format = SF_FORMAT_WAV | SF_FORMAT_FLOAT;
-  } else {
-    error = "unknown output format (use .wav, .flac, .aiff or .ogg)";
-    return false;
-  }
-  impl_->sf = sf_open(path.c_str(), SFM_WRITE, &info);
-  if (!impl_->sf) {
-    error = sf_strerror(nullptr);
-    return false;
-  }
-  // Integer formats: clip rather than wrap if the mix exceeds full scale.
-  sf_command(impl_->sf, SFC_SET_CLIPPING, nullptr, SF_TRUE);
-  return true;
-}
-
-bool SoundFileWriter::write(const float* interleaved_stereo, std::int64_t frames) {
-  if (!impl_->sf) return false;
-  return sf_writef_float(impl_->sf, interleaved_stereo, frames) == frames;
-}
-
-void SoundFileWriter::close() {
-  if (impl_->sf) {
-    sf_close(impl_->sf);
-    impl_->sf = nullptr;
-  }
-}
-
-std::string SoundFileWriter::error() const { return impl_->sf ? sf_strerror(impl_->sf) : sf_strerror(nullptr); }
-
 bool SoundFile::describes_as_loaded(const FileInfo& loaded, std::string& why) const {
   const FileInfo& now = info_;
   if (now.channels == loaded.channels && now.sample_rate == loaded.sample_rate && now.int16 == loaded.int16 &&
