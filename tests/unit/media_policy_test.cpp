@@ -261,7 +261,7 @@ TEST_P(MediaRoot, AnEntryTheWatchRefusesIsListedUnreachableWithoutALook) {
   EXPECT_EQ(l.entries[2].size, 0u);
   EXPECT_EQ(l.skipped, 0u) << "the FIFO was lstat'ed (then skipped) though the watch refused it";
   EXPECT_EQ(links, (std::vector<std::string>{"dir-link", "dir-link"})) << "asked for symlinks only (scan, list)";
-  for (const std::string& n : {"dir", "dir-link", "fifo", "in.wav", "sub"}) {
+  for (const char* n : {"dir", "dir-link", "fifo", "in.wav", "sub"}) {
     EXPECT_NE(std::find(asked.begin(), asked.end(), n), asked.end()) << n << " was looked at unasked";
   }
 }

@@ -143,7 +143,7 @@ TEST(StuckOpens, AStuckShareRefusesEveryFolderOfItAndNoOther) {
   auto trail = std::make_shared<OpenTrail>("/media/share/a");
   const auto since = std::chrono::steady_clock::now();
   EXPECT_EQ(stuck.add(since, trail->where(), "'/share/a'", trail).mount, "/media/share");
-  for (const std::string& folder : {"/media/share/b", "/media/share/c/d", "/media/share"}) {
+  for (const char* folder : {"/media/share/b", "/media/share/c/d", "/media/share"}) {
     const std::optional<Stuck> s = stuck.find(folder);
     ASSERT_TRUE(s.has_value()) << folder;
     EXPECT_EQ(s->path, "'/share/a'");
