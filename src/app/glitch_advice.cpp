@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <string_view>
+
 namespace stemd::app {
 
 namespace {
@@ -73,11 +76,38 @@ std::string glitch_advice(const GlitchWindow& w) {
   return out;
 }
 
+namespace {
+
+// The health line is one line: a reason that lists PortAudio's devices (one per line, logged in full when
+// the device is looked for) is cut to how many it sees, and any other line break is a space.
+std::string one_line(const std::string& reason) {
+  static constexpr std::string_view kList = ". PortAudio sees:\n";
+  const auto at = reason.find(kList);
+  if (at != std::string::npos) {
+    std::size_t devices = 0;
+    for (std::size_t i = at + kList.size(); i < reason.size();) {
+      const auto end = std::min(reason.find('\n', i), reason.size());
+      const auto first = reason.find_first_not_of(' ', i);
+      if (first < end && reason[first] != '(') ++devices;  // not "(no output devices)"
+      i = end + 1;
+    }
+    return reason.substr(0, at) +
+           fmt::format("; PortAudio sees {} device{}, --list-devices names them", devices, devices == 1 ? "" : "s");
+  }
+  std::string out = reason;
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  for (char& c : out)
+    if (c == '\n' || c == '\r') c = ' ';
+  return out;
+}
+
+}  // namespace
+
 std::string health_summary(const HealthLine& h) {
   const double mib = h.resident_bytes / (1024.0 * 1024.0);
   if (!h.device_running) {
     const std::string name = h.device_name.empty() ? "" : " '" + h.device_name + "'";
-    std::string why = h.device_reason;
+    std::string why = one_line(h.device_reason);
     if (h.device_attempts > 0)
       why += (why.empty() ? "" : "; ") + fmt::format("attempt {}, retrying", h.device_attempts);
     return fmt::format(

@@ -167,6 +167,25 @@ TEST(HealthLine, AMissingDeviceIsSaidFirstNotAnUnknownPolicy) {
       << app::health_summary(h);
 }
 
+// The reason for a missing device may list PortAudio's devices, one per line; the health line stays one
+// line, and says where the list is (CI on stop 35: "... (no output device matches 'x'. PortAudio sees:"
+// and the list ran on below the health line).
+TEST(HealthLine, AReasonThatListsDevicesStaysOnOneLine) {
+  app::HealthLine h = health(false);
+  h.device_waiting = true;
+  h.device_away_s = 1.3;
+  h.device_reason =
+      "no output device matches 'usb'. PortAudio sees:\n  0  system (JACK Audio Connection Kit)\n"
+      "  1  default (ALSA)\n";
+  h.device_name = "usb";
+  EXPECT_EQ(app::health_summary(h),
+            "device 'usb' not there yet, waiting 1.3 s (no output device matches 'usb'; PortAudio sees 2 devices, "
+            "--list-devices names them): nothing plays until it appears; 0 voices, CPU 1.4% of one core, "
+            "memory 33.1 MiB resident");
+  h.device_reason = "first\nsecond";  // any other line break is a space
+  EXPECT_EQ(app::health_summary(h).find('\n'), std::string::npos) << app::health_summary(h);
+}
+
 TEST(HealthLine, ARunningDeviceKeepsTheLineScriptsRead) {
   app::HealthLine h = health(true);
   h.voices = 3;
