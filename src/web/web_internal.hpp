@@ -7,6 +7,7 @@
 #include "web_server.hpp"
 
 #include "base/log_guard.hpp"
+#include "control/accept_backoff.hpp"
 #include "control/bind_watch.hpp"
 #include "control/load_pool.hpp"
 #include "control/media_policy.hpp"
@@ -81,13 +82,9 @@ struct Shared : std::enable_shared_from_this<Shared> {
   std::chrono::steady_clock::time_point interface_checked{};
   WebStats stats;
   base::LogLimiter log_limit;  // refusals, time-outs, listeners behind: 5 lines a second per kind [network]
-  // accept() out of descriptors (EMFILE, ENFILE: outside pass 24, finding 6): tried again after
-  // accept_backoff (100 ms, doubling to 1 s), not at once — the pending connection kept the
-  // listener readable and the thread spun. Said once per episode (accept_failing_since).
+  // accept() out of descriptors: tried again after a back-off, not at once (control::AcceptBackoff).
   net::steady_timer accept_retry{ioc};
-  std::chrono::milliseconds accept_backoff{0};
-  std::chrono::steady_clock::time_point accept_failing_since{};
-  std::uint64_t accept_failed_in_episode = 0;
+  control::AcceptBackoff accept_backoff;
   std::map<std::string, StaticFile> files;  // target → file
   engine::MonitorTap* tap = nullptr;
   std::vector<std::weak_ptr<Listener>> audio, events;

@@ -81,21 +81,17 @@ std::string descriptor_limit() {
 
 void accept_next(const std::shared_ptr<Shared>& sh);
 
-// The pending connection waits in the listen queue; accept is tried again after the back-off
-// (100 ms, doubling to 1 s). The first failure of an episode is logged, and the recovery.
+// The pending connection waits in the listen queue; accept is tried again after the back-off.
 void accept_later(const std::shared_ptr<Shared>& sh, const beast::error_code& ec) {
   sh->stats.accept_failures.fetch_add(1, std::memory_order_relaxed);
-  if (sh->accept_failed_in_episode++ == 0) {
-    sh->accept_failing_since = std::chrono::steady_clock::now();
+  bool first = false;
+  sh->accept_retry.expires_after(sh->accept_backoff.failed(std::chrono::steady_clock::now(), first));
+  if (first) {
     spdlog::warn(
         "web monitor: cannot accept connections: {} (this process may open {} files, RLIMIT_NOFILE): new "
         "connections wait and are tried again every 0.1-1 s (streamed sources each keep their file open)",
         ec.message(), descriptor_limit());
   }
-  sh->accept_backoff = std::min<std::chrono::milliseconds>(std::chrono::seconds(1), sh->accept_backoff.count() == 0
-                                                                                        ? std::chrono::milliseconds(100)
-                                                                                        : 2 * sh->accept_backoff);
-  sh->accept_retry.expires_after(sh->accept_backoff);
   sh->accept_retry.async_wait([sh](beast::error_code e) {
     if (!e && !sh->stopping) accept_next(sh);
   });
@@ -108,14 +104,7 @@ void accept_next(const std::shared_ptr<Shared>& sh) {
       if (out_of_resources(ec)) return accept_later(sh, ec);
       return accept_next(sh);  // that client gave up (ECONNABORTED …): the next one
     }
-    if (sh->accept_failed_in_episode > 0) {
-      const double waited =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - sh->accept_failing_since).count();
-      spdlog::info("web monitor: accepting connections again, after {:.1f} s ({} tries failed)", waited,
-                   sh->accept_failed_in_episode);
-      sh->accept_failed_in_episode = 0;
-      sh->accept_backoff = std::chrono::milliseconds(0);
-    }
+    sh->accept_backoff.succeeded();
     beast::error_code e2;
     const control::Endpoint peer = to_endpoint(s.remote_endpoint(e2));
     if (e2 || !sh->allow.allows(peer) || sh->stats.connections.load() >= sh->cfg.max_clients ||
@@ -205,9 +194,14 @@ void pump(const std::shared_ptr<Shared>& sh) {
   sh->pump.expires_after(sh->live(sh->audio) > 0 ? kPumpPeriod : kIdlePumpPeriod);
   sh->pump.async_wait([sh](beast::error_code ec) {
     if (ec || sh->stopping) return;
-    sh->log_limit.flush([](const std::string& kind, std::uint64_t n) {
-      spdlog::warn("web monitor {}: … and {} more suppressed (at most 5 lines a second)", kind, n);
+    sh->log_limit.flush([&sh](const std::string& kind, std::uint64_t n) {
+      spdlog::log(sh->log_limit.informational(kind) ? spdlog::level::info : spdlog::level::warn,
+                  "web monitor {}: … and {} more suppressed (at most 5 lines a second)", kind, n);
     });
+    std::uint64_t failed = 0;
+    if (double over = 0; sh->accept_backoff.ended(std::chrono::steady_clock::now(), failed, over)) {
+      spdlog::info("web monitor: no accept has failed for 10 s ({} tries failed over {:.1f} s before)", failed, over);
+    }
     await_interface(sh);                                     // --http-bind's interface, while it is missing
     sh->bind_watch.check(control::BindWatch::Clock::now());  // the address's comings and goings
     engine::MonitorTap::Chunk c;

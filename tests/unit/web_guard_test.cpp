@@ -4,6 +4,7 @@
 // descriptors (F6).
 #include "web_rig.hpp"
 
+#include "control/accept_backoff.hpp"
 #include "web/web_internal.hpp"
 
 #include <boost/asio.hpp>
@@ -359,6 +360,32 @@ TEST_F(WebGuard, AcceptOutOfDescriptorsBacksOffAndServesOnceTheyAreBack) {
   EXPECT_EQ(::recv(client, buf, 12, MSG_WAITALL), 12);
   EXPECT_EQ(std::string(buf), "HTTP/1.1 200");
   ::close(client);
+}
+
+// The back-off both listeners use: 100 ms doubling to 1 s, back to 100 ms after an accept that
+// worked; an episode starts once and ends once, 10 s after its last failure.
+TEST(AcceptBackoff, SpacesTriesAndSaysAnEpisodeOnce) {
+  control::AcceptBackoff b;
+  const auto t0 = control::AcceptBackoff::Clock::now();
+  bool first = false;
+  std::vector<long> waits;
+  for (int i = 0; i < 6; ++i) {
+    waits.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(b.failed(t0 + i * 1s, first)).count());
+    EXPECT_EQ(first, i == 0) << i;
+  }
+  EXPECT_EQ(waits, (std::vector<long>{100, 200, 400, 800, 1000, 1000}));
+  b.succeeded();  // one descriptor came free: the next failure waits 100 ms, in the same episode
+  EXPECT_EQ(b.failed(t0 + 6s, first), std::chrono::milliseconds(100));
+  EXPECT_FALSE(first);
+  std::uint64_t failures = 0;
+  double over = 0;
+  EXPECT_FALSE(b.ended(t0 + 15s, failures, over));
+  ASSERT_TRUE(b.ended(t0 + 16s, failures, over));
+  EXPECT_EQ(failures, 7u);
+  EXPECT_DOUBLE_EQ(over, 6.0);
+  EXPECT_FALSE(b.ended(t0 + 30s, failures, over));
+  b.failed(t0 + 40s, first);
+  EXPECT_TRUE(first) << "a failure after the episode ended starts another";
 }
 
 }  // namespace
