@@ -513,6 +513,16 @@ for args, want in ((["--http-bind", "0.0.0.0"], "give --allow"), (["--web-root",
     r = subprocess.run([STEMD, "--backend", "null", "--osc-port", "0", "--http-port", "0", "--duration", "0.2"] + args,
                        capture_output=True, text=True, env=env, timeout=20 * SCALE)
     check(r.returncode == 2 and want in r.stdout + r.stderr, f"{' '.join(args)} → exit 2 naming '{want}' ({r.returncode})")
+# --http-host in the config file, as --check-config sees it: a name with a port is named by its
+# line; a list of names is taken.
+for hosts, rc_want, want in (('["pi.lan", "pi.lan:8080"]', 2, ":3: key 'http-host'"), ('["pi.lan", "stemd.example.org"]', 0, "OK")):
+    conf = os.path.join(tmp, "hosts.conf")
+    with open(conf, "w") as f:
+        f.write(f"[osc]\nhttp-port = 0\nhttp-host = {hosts}\n")
+    r = subprocess.run([STEMD, "--check-config", "--config", conf, "--backend", "null", "--web-root", os.path.join(SRC, "web")],
+                       capture_output=True, text=True, env=env, timeout=20 * SCALE)
+    check(r.returncode == rc_want and want in r.stdout + r.stderr,
+          f"--check-config with http-host = {hosts} → exit {rc_want} saying '{want}' ({r.returncode} {(r.stdout + r.stderr)[-200:]!r})")
 log2 = open(os.path.join(tmp, "no-osc.log"), "w+")
 p2 = subprocess.Popen([STEMD, "--backend", "null", "--no-osc", "--http-port", "0", "--web-root", os.path.join(SRC, "web")],
                       stdout=log2, stderr=subprocess.STDOUT, env=env)
