@@ -50,14 +50,14 @@ CLI::Validator finite_number() {
 
 }  // namespace
 
-// Every option that takes a value other than free text (TEXT, NAME: names, addresses; FILE: paths)
+// Every option that takes a value other than free text (TEXT: names, addresses; FILE: paths)
 // gets finite_number(): FLOAT options, SECONDS, and integer options (which refuse "nan" anyway).
 void add_finite_checks(CLI::App& app) {
   for (CLI::Option* opt : app.get_options()) {
     if (opt->get_type_size() == 0) continue;  // a flag
     std::string type = opt->get_type_name();
     type = type.substr(0, type.find(':'));  // without the validators' descriptions
-    if (type == "TEXT" || type == "FILE" || type == "NAME") continue;
+    if (type == "TEXT" || type == "FILE") continue;
     opt->check(finite_number());
   }
 }
@@ -338,7 +338,6 @@ void add_osc_options(CLI::App& app, Options& o) {
                  "Another name the web monitor answers to (repeatable): this machine's name in your network's DNS "
                  "(pi.lan). Its addresses, localhost, its host name alone and NAME.local always are; a request "
                  "naming any other Host is refused (DNS rebinding)")
-      ->type_name("NAME")
       ->check(CLI::Validator([](std::string& s) { return web::host_name_problem(s); }, ""));
   app.add_option("--web-root", o.web_root, "Directory of the web monitor's page (default: the installed one)");
   app.add_option("--http-max-clients", o.http_max_clients, "Web monitor connections at most (HTTP and WebSocket)")
