@@ -1,5 +1,5 @@
-// What a browser may ask of the web monitor (web_internal.hpp: request_problem), and which
-// WebSocket upgrades can be accepted (websocket_problem).
+// What a browser may ask of the web monitor (web_internal.hpp: host_problem, origin_problem),
+// and which WebSocket upgrades can be accepted (websocket_problem).
 #include "web_internal.hpp"
 
 #include "base/log_guard.hpp"
@@ -99,11 +99,6 @@ std::string origin_problem(const http::request<http::string_body>& req) {
     }
   }
   return {};
-}
-
-std::string request_problem(const http::request<http::string_body>& req, const std::vector<std::string>& hosts) {
-  if (std::string why = host_problem(req, hosts); !why.empty()) return why;
-  return origin_problem(req);
 }
 
 std::string host_name_problem(const std::string& name) {

@@ -166,10 +166,9 @@ std::string event_json(const std::vector<std::uint8_t>& packet, bool api, std::s
 std::string status_json(Shared& sh, const std::string& page, bool take_peaks = true);
 std::string error_json(const std::string& reason);
 // Why a request must be refused as a browser's on another site's behalf (403), or empty: a Host
-// that is not this machine's address or name (DNS rebinding: host_problem), or a POST or
-// WebSocket upgrade whose Origin is not the Host it was sent to (another page in the visitor's
-// browser: origin_problem). `hosts`: --http-host's names, normalised (normalise_hosts).
-std::string request_problem(const http::request<http::string_body>& req, const std::vector<std::string>& hosts);
+// that is not this machine's address or name (DNS rebinding: host_problem; `hosts`: --http-host's
+// names, normalised by normalise_hosts), or a POST or WebSocket upgrade whose Origin is not the
+// Host it was sent to (another page in the visitor's browser: origin_problem).
 std::string host_problem(const http::request<http::string_body>& req, const std::vector<std::string>& hosts);
 std::string origin_problem(const http::request<http::string_body>& req);
 // Why a WebSocket upgrade cannot be accepted (RFC 6455 §4.2.1: no Host, no or a bad

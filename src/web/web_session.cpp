@@ -20,7 +20,7 @@ constexpr std::uint32_t kHeaderLimit = 8 * 1024;
 constexpr int kSendBuffer = 32 * 1024;  // a WebSocket's kernel send buffer (the kernel doubles it)
 // An events listener's queue, in bytes (and at most kEventQueueMessages, the oldest dropped):
 // past it the listener is that far behind and is closed (a page reconnects). An audio
-// listener's queue is bounded in time (--http listener_queue_ms) of messages of at most
+// listener's queue is bounded in time (WebConfig::listener_queue_ms) of messages of at most
 // kMaxChunksPerMessage chunks: ≈ 0.8 MB at most.
 constexpr std::size_t kMaxEventQueueBytes = 1 << 20;
 constexpr std::size_t kEventQueueMessages = 256;
