@@ -217,7 +217,9 @@ function connectEvents() {
     const j = JSON.parse(e.data);
     monitor.events.push(j);
     if (monitor.events.length > 500) monitor.events.shift();
-    logEvent(j.event === 'api' ? `${j.reply} ${j.address} ${j.args.join(' ')}` : `${j.event} ${j.args.join(' ')}`);
+    // args_cut: an event over 16 KiB came without its last args (docs/monitor.md)
+    const args = j.args.join(' ') + (j.args_cut ? ` … (${j.args_cut} more)` : '');
+    logEvent(j.event === 'api' ? `${j.reply} ${j.address} ${args}` : `${j.event} ${args}`);
   };
   ws.onclose = () => setTimeout(connectEvents, 1000);
 }

@@ -86,7 +86,8 @@ struct Options {
   // The web monitor (issue 16, src/web): off unless --http-port is given.
   int http_port = -1;  // -1 = off, 0 = any free port (logged)
   std::string http_bind = "127.0.0.1";
-  std::string web_root;  // empty: the installed page (share/stemd/web), else the source tree's web/
+  std::vector<std::string> http_hosts;  // --http-host: more names the monitor answers to (pi.lan)
+  std::string web_root;                 // empty: the installed page (share/stemd/web), else the source tree's web/
   std::uint32_t http_max_clients = 32;
   std::uint32_t http_max_clients_per_address = 0;  // 0 = half of http_max_clients
   std::uint32_t http_max_listeners = 4;

@@ -149,6 +149,8 @@ void Checker::check_network() {
     }
     std::string root = o_.web_root;
     if (root.empty() && !installed_web_root(root, e)) error("http-port", e);
+  } else if (!o_.http_hosts.empty()) {
+    warn("http-host", "--http-host is given but the web monitor is off (no --http-port): it has no effect");
   }
 }
 

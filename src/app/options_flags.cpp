@@ -2,6 +2,7 @@
 #include "control/limits.hpp"
 #include "logging.hpp"
 #include "options_internal.hpp"
+#include "web/web_host.hpp"
 
 #include <cerrno>
 #include <cctype>
@@ -335,6 +336,11 @@ void add_osc_options(CLI::App& app, Options& o) {
                  "Address the web monitor listens on; beyond loopback --allow is required "
                  "and applies as for OSC")
       ->capture_default_str();
+  app.add_option("--http-host", o.http_hosts,
+                 "Another name the web monitor answers to (repeatable): this machine's name in your network's DNS "
+                 "(pi.lan). Its addresses, localhost, its host name alone and NAME.local always are; a request "
+                 "naming any other Host is refused (DNS rebinding)")
+      ->check(CLI::Validator([](std::string& s) { return web::host_name_problem(s); }, ""));
   app.add_option("--web-root", o.web_root, "Directory of the web monitor's page (default: the installed one)");
   app.add_option("--http-max-clients", o.http_max_clients, "Web monitor connections at most (HTTP and WebSocket)")
       ->transform(int_range(1, 1024))

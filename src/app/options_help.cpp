@@ -84,7 +84,7 @@ void assign_groups(CLI::App& app) {
         "restore-voices", "state-interval", "load-timeout"}},
       {"OSC and network",
        {"no-osc", "osc-port", "osc-bind", "osc-tcp-port", "allow", "media-root", "tcp-idle-timeout",
-        "tcp-frame-timeout", "subscription-ttl", "cookie-exempt", "http-port", "http-bind", "web-root",
+        "tcp-frame-timeout", "subscription-ttl", "cookie-exempt", "http-port", "http-bind", "http-host", "web-root",
         "http-max-clients", "http-max-clients-per-address", "http-max-listeners", "link"}},
       {"Limits and security",
        {"max-voices", "max-resampled-voices", "max-stretched-voices", "stretch-buses", "stretch-bus-share",

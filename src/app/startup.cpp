@@ -419,6 +419,7 @@ int DaemonRun::open_web() {
   wc.bind = o_.http_bind;
   wc.port = static_cast<std::uint16_t>(o_.http_port);
   wc.allow = o_.allow;
+  wc.hosts = o_.http_hosts;
   wc.root = o_.web_root;
   if (wc.root.empty() && !installed_web_root(wc.root, err_)) {
     spdlog::error("{}", err_);

@@ -549,7 +549,7 @@ std::unique_ptr<TcpListener> TcpListener::listen(const Endpoint& at, std::string
 
 Endpoint TcpListener::local() const { return local_of(fd_); }
 
-std::unique_ptr<TcpConnection> TcpListener::accept() {
+std::unique_ptr<TcpConnection> TcpListener::accept(int* error) {
   for (;;) {
     sockaddr_storage peer{};
     socklen_t len = sizeof(peer);
@@ -557,7 +557,8 @@ std::unique_ptr<TcpConnection> TcpListener::accept() {
     if (fd < 0) {
       // ECONNABORTED: that client gave up already; look at the next one.
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      return nullptr;  // EAGAIN, or out of fds (the caller sees the listener readable again)
+      if (error != nullptr && errno != EAGAIN && errno != EWOULDBLOCK) *error = errno;
+      return nullptr;  // EAGAIN, or out of fds (the listener stays readable: the caller backs off)
     }
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));  // replies are small and urgent

@@ -164,8 +164,9 @@ class TcpListener {
   int fd() const { return fd_; }
   Endpoint local() const;
   bool address_pending() const { return pending_; }
-  // Non-blocking accept; null when none is pending.
-  std::unique_ptr<TcpConnection> accept();
+  // Non-blocking accept; null when none is pending, or when accept failed: then `*error` (when
+  // given) is its errno (EMFILE, ENFILE: out of descriptors; the connection stays pending).
+  std::unique_ptr<TcpConnection> accept(int* error = nullptr);
 
  private:
   explicit TcpListener(int fd) : fd_(fd) {}

@@ -5,9 +5,11 @@
 
 #include <fcntl.h>
 #include <poll.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -296,33 +298,54 @@ std::size_t OscServer::per_address_limit() const {
   return std::max<std::size_t>(1, cfg_.max_tcp_clients / 2);
 }
 
+// New TCP clients: allowed, within the slots and the address's share, or closed. Out of
+// descriptors, accept is tried again after a back-off, not at every pass.
+void OscServer::accept_tcp(std::chrono::steady_clock::time_point now) {
+  std::uint64_t failed = 0;
+  if (double over = 0; tcp_accept_.ended(now, failed, over)) {
+    spdlog::info("OSC: no TCP accept has failed for 10 s ({} tries failed over {:.1f} s before)", failed, over);
+  }
+  if (!tcp_ || tcp_accept_paused(now)) return;
+  std::uint64_t skipped = 0;
+  int error = 0;
+  while (auto c = tcp_->accept(&error)) {
+    tcp_accept_.succeeded();
+    if (!allow_.allows(c->peer())) {
+      stats_.refused.fetch_add(1, std::memory_order_relaxed);
+      continue;  // closed by its destructor
+    }
+    const std::string host = c->peer().host();
+    const auto same = static_cast<std::size_t>(
+        std::count_if(conns_.begin(), conns_.end(), [&](const auto& o) { return o->peer().host() == host; }));
+    const bool full = conns_.size() >= cfg_.max_tcp_clients;
+    if (full || same >= per_address_limit()) {
+      stats_.tcp_refused.fetch_add(1, std::memory_order_relaxed);
+      if (log_limit_.allow("tcp refused", skipped)) {
+        spdlog::warn("OSC: refusing TCP client {}: {}{}", c->peer().to_string(),
+                     full ? std::to_string(conns_.size()) + " clients already (--max-tcp-clients)"
+                          : std::to_string(same) + " clients from " + host + " already (--max-tcp-clients-per-address)",
+                     base::suppressed_note(skipped));
+      }
+      continue;
+    }
+    conns_.push_back(std::move(c));
+  }
+  if (error == 0) return;
+  stats_.tcp_accept_failures.fetch_add(1, std::memory_order_relaxed);
+  bool first = false;
+  tcp_accept_resume_ = now + tcp_accept_.failed(now, first);
+  if (first) {
+    spdlog::warn(
+        "OSC: cannot accept TCP clients: {}: new connections wait and are tried again every 0.1-1 s (streamed "
+        "sources each keep their file open)",
+        std::strerror(error));
+  }
+}
+
 void OscServer::handle_tcp() {
   const auto now = TcpConnection::Clock::now();
+  accept_tcp(now);
   std::uint64_t skipped = 0;
-  if (tcp_) {
-    while (auto c = tcp_->accept()) {
-      if (!allow_.allows(c->peer())) {
-        stats_.refused.fetch_add(1, std::memory_order_relaxed);
-        continue;  // closed by its destructor
-      }
-      const std::string host = c->peer().host();
-      const auto same = static_cast<std::size_t>(
-          std::count_if(conns_.begin(), conns_.end(), [&](const auto& o) { return o->peer().host() == host; }));
-      const bool full = conns_.size() >= cfg_.max_tcp_clients;
-      if (full || same >= per_address_limit()) {
-        stats_.tcp_refused.fetch_add(1, std::memory_order_relaxed);
-        if (log_limit_.allow("tcp refused", skipped)) {
-          spdlog::warn(
-              "OSC: refusing TCP client {}: {}{}", c->peer().to_string(),
-              full ? std::to_string(conns_.size()) + " clients already (--max-tcp-clients)"
-                   : std::to_string(same) + " clients from " + host + " already (--max-tcp-clients-per-address)",
-              base::suppressed_note(skipped));
-        }
-        continue;
-      }
-      conns_.push_back(std::move(c));
-    }
-  }
   const auto seconds = [](double s) {
     return std::chrono::duration_cast<TcpConnection::Clock::duration>(std::chrono::duration<double>(s));
   };
@@ -383,7 +406,8 @@ void OscServer::run() {
     fds.clear();
     fds.push_back(pollfd{wake_fd_, POLLIN, 0});
     if (udp_) fds.push_back(pollfd{udp_->fd(), POLLIN, 0});
-    if (tcp_) fds.push_back(pollfd{tcp_->fd(), POLLIN, 0});
+    // Out of descriptors, a pending connection keeps the listener readable: left out meanwhile.
+    if (tcp_ && !tcp_accept_paused(std::chrono::steady_clock::now())) fds.push_back(pollfd{tcp_->fd(), POLLIN, 0});
     for (const auto& c : conns_) fds.push_back(pollfd{c->fd(), POLLIN, 0});
     const bool bell = cfg_.engine_bell_fd >= 0;
     if (bell) fds.push_back(pollfd{cfg_.engine_bell_fd, POLLIN, 0});

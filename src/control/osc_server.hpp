@@ -11,6 +11,7 @@
 
 #include "device_status.hpp"
 #include "base/log_guard.hpp"
+#include "accept_backoff.hpp"
 #include "bind_watch.hpp"
 #include "net.hpp"
 #include "router.hpp"
@@ -61,9 +62,10 @@ struct OscServerStats {
   std::atomic<std::uint64_t> kernel_drops{0};     // the socket's receive buffer overflowed
   std::atomic<std::uint64_t> replies_dropped{0};  // send failed (peer's buffer full)
   std::atomic<std::uint64_t> tcp_clients{0};
-  std::atomic<std::uint64_t> tcp_refused{0};    // over --max-tcp-clients or the per-address share
-  std::atomic<std::uint64_t> tcp_timed_out{0};  // idle or incomplete-frame time-outs
-  std::atomic<std::uint64_t> passes{0};         // of the server's loop (its wake-ups)
+  std::atomic<std::uint64_t> tcp_refused{0};          // over --max-tcp-clients or the per-address share
+  std::atomic<std::uint64_t> tcp_timed_out{0};        // idle or incomplete-frame time-outs
+  std::atomic<std::uint64_t> passes{0};               // of the server's loop (its wake-ups)
+  std::atomic<std::uint64_t> tcp_accept_failures{0};  // accept() failed (out of descriptors): backed off
 };
 
 class OscServer {
@@ -104,6 +106,8 @@ class OscServer {
   std::uint64_t refused_unlogged_ = 0;
   std::chrono::steady_clock::time_point refused_logged_at_{};
   void handle_tcp();
+  void accept_tcp(std::chrono::steady_clock::time_point now);
+  bool tcp_accept_paused(std::chrono::steady_clock::time_point now) const { return now < tcp_accept_resume_; }
   std::size_t per_address_limit() const;
 
   Controller& ctl_;
@@ -129,6 +133,11 @@ class OscServer {
   mutable std::mutex sockets_mu_;
   std::chrono::steady_clock::time_point interface_checked_{};
   std::function<void(const Outgoing&)> local_sink_;
+  // accept() out of descriptors: the pending connection keeps the listener readable, so the loop
+  // spun (0.65 of a core, outside pass 24). The listener is left out of the poll until
+  // tcp_accept_resume_ (control::AcceptBackoff).
+  AcceptBackoff tcp_accept_;
+  std::chrono::steady_clock::time_point tcp_accept_resume_{};
 };
 
 }  // namespace stemd::control

@@ -6,6 +6,8 @@
 
 #include "web_server.hpp"
 
+#include "base/log_guard.hpp"
+#include "control/accept_backoff.hpp"
 #include "control/bind_watch.hpp"
 #include "control/load_pool.hpp"
 #include "control/media_policy.hpp"
@@ -80,6 +82,10 @@ struct Shared : std::enable_shared_from_this<Shared> {
   std::string interface_error;  // the last bind error once it was there (said once)
   std::chrono::steady_clock::time_point interface_checked{};
   WebStats stats;
+  base::LogLimiter log_limit;  // refusals, time-outs, listeners behind: 5 lines a second per kind [network]
+  // accept() out of descriptors: tried again after a back-off, not at once (control::AcceptBackoff).
+  net::steady_timer accept_retry{ioc};
+  control::AcceptBackoff accept_backoff;
   std::map<std::string, StaticFile> files;  // target → file
   engine::MonitorTap* tap = nullptr;
   std::vector<std::weak_ptr<Listener>> audio, events;
@@ -96,6 +102,9 @@ struct Shared : std::enable_shared_from_this<Shared> {
   std::map<std::uint64_t, std::function<void(std::string, bool bad)>> pending;
   std::atomic<std::uint64_t> next_local{2};  // 1 is the event subscription
   static constexpr std::uint64_t kEventsPeer = 1;
+  // An event broadcast to /ws/events at most (a /stemd/list answer to a page, 266 KB with long
+  // names, was sent whole to every listener: outside pass 24); a longer one is cut (event_json).
+  static constexpr std::size_t kMaxEventBytes = 16 * 1024;
   bool stopping = false;
   // [control] GET /api/status's voice list, kept for pollers asking within kVoicesKeepMs while
   // nothing was sent to the engine or came back from it (Controller::changes()): at thousands of
@@ -149,15 +158,21 @@ void start_session(const std::shared_ptr<Shared>& sh, tcp::socket socket, const 
 bool message_from_json(const std::string& body, control::OscMessage& m, std::string& error);
 // A reply packet → {"reply":"/done","address":…,"args":[…]} (or a notification → {"event":…}).
 std::string reply_json(const std::vector<std::uint8_t>& packet, bool event);
+// The same as an event for /ws/events of at most about `max_bytes`: {"event": ADDRESS, "args"},
+// or with `api` a reply as {"event": "api", "reply", "address", "args"[, "reason"]}. The args
+// that do not fit are left out, counted in "args_cut"; a long address or reason is cut.
+std::string event_json(const std::vector<std::uint8_t>& packet, bool api, std::size_t max_bytes);
 // [control] The whole status: /stemd/status's fields, voices, decks and master with meters
 // (peaks since `page` last asked), the callback's duration histogram, whether the EQ is applied.
 // `take_peaks` false (a HEAD): the page's peaks stay held for its next request.
 std::string status_json(Shared& sh, const std::string& page, bool take_peaks = true);
 std::string error_json(const std::string& reason);
 // Why a request must be refused as a browser's on another site's behalf (403), or empty: a Host
-// that is not this machine's address or name (DNS rebinding), or a POST or WebSocket upgrade
-// whose Origin is not the Host it was sent to (another page in the visitor's browser).
-std::string request_problem(const http::request<http::string_body>& req);
+// that is not this machine's address or name (DNS rebinding: host_problem; `hosts`: --http-host's
+// names, normalised by normalise_hosts), or a POST or WebSocket upgrade whose Origin is not the
+// Host it was sent to (another page in the visitor's browser: origin_problem).
+std::string host_problem(const http::request<http::string_body>& req, const std::vector<std::string>& hosts);
+std::string origin_problem(const http::request<http::string_body>& req);
 // Why a WebSocket upgrade cannot be accepted (RFC 6455 §4.2.1: no Host, no or a bad
 // Sec-WebSocket-Key, no Sec-WebSocket-Version → 400; a version other than 13 → 426), or an empty
 // reason. Beast's accept would answer these with a plain-text 400 of its own.

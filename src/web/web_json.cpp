@@ -104,6 +104,55 @@ std::string reply_json(const std::vector<std::uint8_t>& packet, bool event) {
   return dump(j);
 }
 
+namespace {
+
+// A string value longer than `max` bytes cut to them, with "…" (dump() replaces a split UTF-8
+// sequence).
+Json cut_string(Json v, std::size_t max) {
+  if (v.is_string() && v.get_ref<const std::string&>().size() > max) {
+    v = v.get_ref<const std::string&>().substr(0, max) + "…";
+  }
+  return v;
+}
+
+}  // namespace
+
+std::string event_json(const std::vector<std::uint8_t>& packet, bool api, std::size_t max_bytes) {
+  control::OscMessage m;
+  std::string error;
+  if (!control::osc_parse(packet.data(), packet.size(), m, error)) return error_json("unreadable reply: " + error);
+  constexpr std::size_t kMaxText = 1024;  // an address or a reason, in an event cut short
+  Json j = Json::object();
+  std::size_t first = 0;
+  if (api) {
+    j["event"] = "api";
+    j["reply"] = m.address;
+    j["address"] = !m.args.empty() ? cut_string(control::osc_arg_json(m.args[0]), kMaxText) : Json(nullptr);
+    if (m.address == "/fail" && !m.args.empty())
+      j["reason"] = cut_string(control::osc_arg_json(m.args.back()), kMaxText);
+    first = 1;
+  } else {
+    j["event"] = m.address;
+  }
+  // The args that fit, in order; the rest counted in args_cut (room kept for it and "args":[]).
+  std::size_t used = dump(j).size() + 40;
+  Json args = Json::array();
+  std::size_t cut = 0;
+  for (std::size_t i = first; i < m.args.size(); ++i) {
+    Json a = control::osc_arg_json(m.args[i]);
+    const std::size_t size = dump(a).size() + 1;
+    if (cut == 0 && used + size <= max_bytes) {
+      args.push_back(std::move(a));
+      used += size;
+    } else {
+      ++cut;
+    }
+  }
+  j["args"] = std::move(args);
+  if (cut > 0) j["args_cut"] = cut;
+  return dump(j);
+}
+
 std::string error_json(const std::string& reason) { return dump(Json{{"error", reason}}); }
 
 namespace {
@@ -227,11 +276,19 @@ std::string status_json(Shared& sh, const std::string& page, bool take_peaks) {
               {"fade_s", sh.ctl.output_seconds(master_heard.frames_left)},
               {"meter", meter_json(m.meters[engine::kNumDecks], peaks[engine::kNumDecks])}};
   const WebStats& s = sh.stats;
-  Json monitor{{"listeners", s.listeners.load()},         {"audio_messages", s.audio_messages.load()},
-               {"audio_dropped", s.audio_dropped.load()}, {"tap_dropped", sh.tap ? sh.tap->dropped() : 0},
-               {"connections", s.connections.load()},     {"refused", s.refused.load()},
-               {"bad_requests", s.bad_requests.load()},   {"listeners_held", s.listeners_held.load()},
-               {"voices_built", s.voices_built.load()}};
+  Json monitor{{"listeners", s.listeners.load()},
+               {"audio_messages", s.audio_messages.load()},
+               {"audio_dropped", s.audio_dropped.load()},
+               {"tap_dropped", sh.tap ? sh.tap->dropped() : 0},
+               {"connections", s.connections.load()},
+               {"refused", s.refused.load()},
+               {"bad_requests", s.bad_requests.load()},
+               {"listeners_held", s.listeners_held.load()},
+               {"voices_built", s.voices_built.load()},
+               {"event_clients", s.event_clients.load()},
+               {"ws_timed_out", s.ws_timed_out.load()},
+               {"events_behind", s.events_behind.load()},
+               {"accept_failures", s.accept_failures.load()}};
   Json j{{"status", std::move(status)},
          {"voices", nullptr},  // spliced in below, as kept
          {"decks", std::move(decks)},

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <fcntl.h>
+#include <sys/resource.h>
 
 #include <bit>
 #include <filesystem>
@@ -64,12 +65,46 @@ control::Endpoint to_endpoint(const tcp::endpoint& e) {
   return out;
 }
 
+// accept() failed for want of a descriptor or of kernel memory: trying again at once finds the
+// same pending connection and fails again (the thread spun, 0.53 of a core: outside pass 24).
+bool out_of_resources(const beast::error_code& ec) {
+  return ec == net::error::no_descriptors || ec == boost::system::errc::too_many_files_open_in_system ||
+         ec == net::error::no_buffer_space || ec == net::error::no_memory;
+}
+
+// The process's limit of open files, for the log (counting them would need a descriptor).
+std::string descriptor_limit() {
+  rlimit r{};
+  if (::getrlimit(RLIMIT_NOFILE, &r) != 0) return "unknown";
+  return r.rlim_cur == RLIM_INFINITY ? "unlimited" : std::to_string(r.rlim_cur);
+}
+
+void accept_next(const std::shared_ptr<Shared>& sh);
+
+// The pending connection waits in the listen queue; accept is tried again after the back-off.
+void accept_later(const std::shared_ptr<Shared>& sh, const beast::error_code& ec) {
+  sh->stats.accept_failures.fetch_add(1, std::memory_order_relaxed);
+  bool first = false;
+  sh->accept_retry.expires_after(sh->accept_backoff.failed(std::chrono::steady_clock::now(), first));
+  if (first) {
+    spdlog::warn(
+        "web monitor: cannot accept connections: {} (this process may open {} files, RLIMIT_NOFILE): new "
+        "connections wait and are tried again every 0.1-1 s (streamed sources each keep their file open)",
+        ec.message(), descriptor_limit());
+  }
+  sh->accept_retry.async_wait([sh](beast::error_code e) {
+    if (!e && !sh->stopping) accept_next(sh);
+  });
+}
+
 void accept_next(const std::shared_ptr<Shared>& sh) {
   sh->acceptor.async_accept([sh](beast::error_code ec, tcp::socket s) {
     if (ec) {
       if (sh->stopping) return;
-      return accept_next(sh);
+      if (out_of_resources(ec)) return accept_later(sh, ec);
+      return accept_next(sh);  // that client gave up (ECONNABORTED …): the next one
     }
+    sh->accept_backoff.succeeded();
     beast::error_code e2;
     const control::Endpoint peer = to_endpoint(s.remote_endpoint(e2));
     if (e2 || !sh->allow.allows(peer) || sh->stats.connections.load() >= sh->cfg.max_clients ||
@@ -159,6 +194,14 @@ void pump(const std::shared_ptr<Shared>& sh) {
   sh->pump.expires_after(sh->live(sh->audio) > 0 ? kPumpPeriod : kIdlePumpPeriod);
   sh->pump.async_wait([sh](beast::error_code ec) {
     if (ec || sh->stopping) return;
+    sh->log_limit.flush([&sh](const std::string& kind, std::uint64_t n) {
+      spdlog::log(sh->log_limit.informational(kind) ? spdlog::level::info : spdlog::level::warn,
+                  "web monitor {}: … and {} more suppressed (at most 5 lines a second)", kind, n);
+    });
+    std::uint64_t failed = 0;
+    if (double over = 0; sh->accept_backoff.ended(std::chrono::steady_clock::now(), failed, over)) {
+      spdlog::info("web monitor: no accept has failed for 10 s ({} tries failed over {:.1f} s before)", failed, over);
+    }
     await_interface(sh);                                     // --http-bind's interface, while it is missing
     sh->bind_watch.check(control::BindWatch::Clock::now());  // the address's comings and goings
     engine::MonitorTap::Chunk c;
@@ -252,13 +295,22 @@ void Shared::broadcast_event(const std::string& json) {
 void Shared::deliver(const control::Outgoing& o, bool bad) {
   const bool event = o.to.local == kEventsPeer;
   std::string json = reply_json(o.data, event);
-  net::post(ioc, [self = shared_from_this(), id = o.to.local, event, bad, json = std::move(json)]() mutable {
-    if (event) return self->broadcast_event(json);
+  // What every events listener gets: the notification, or what a page did (its answer), cut to
+  // kMaxEventBytes (built again, capped, only when longer).
+  std::string broadcast;
+  if (json.size() + 16 <= kMaxEventBytes) {
+    broadcast = event ? json : R"({"event":"api",)" + json.substr(1);
+  } else {
+    broadcast = event_json(o.data, !event, kMaxEventBytes);
+  }
+  net::post(ioc, [self = shared_from_this(), id = o.to.local, event, bad, json = std::move(json),
+                  broadcast = std::move(broadcast)]() mutable {
+    if (event) return self->broadcast_event(broadcast);
     auto it = self->pending.find(id);
     if (it == self->pending.end()) return;
     auto done = std::move(it->second);
     self->pending.erase(it);
-    self->broadcast_event(R"({"event":"api",)" + json.substr(1));  // what a page did, for every page's log
+    self->broadcast_event(broadcast);  // what a page did, for every page's log
     done(std::move(json), bad);
   });
 }
@@ -280,6 +332,13 @@ bool WebServer::open(std::string& error) {
     return false;
   }
   if (!load_files(sh_->cfg.root, sh_->files, error)) return false;
+  for (const auto& h : sh_->cfg.hosts) {
+    if (const std::string why = host_name_problem(h); !why.empty()) {
+      error = "--http-host: " + why;
+      return false;
+    }
+  }
+  sh_->cfg.hosts = normalise_hosts(sh_->cfg.hosts);
   std::string zone;  // an interface this machine has no interface of yet
   auto at = control::parse_endpoint(sh_->cfg.bind, sh_->cfg.port, error, &zone);
   if (!at) {
@@ -376,6 +435,7 @@ void WebServer::stop() {
     sh->acceptor.close(ec);
     sh->pump.cancel();
     sh->renew.cancel();
+    sh->accept_retry.cancel();
     sh->pending.clear();
     for (auto& w : sh->sessions) {
       if (auto s = w.lock()) s->close();

@@ -29,6 +29,7 @@
 #include "control/media_policy.hpp"
 #include "control/net.hpp"
 #include "control/router.hpp"
+#include "web/web_host.hpp"
 
 #include <atomic>
 #include <cstdint>
@@ -36,6 +37,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace stemd::web {
 
@@ -43,7 +45,10 @@ struct WebConfig {
   std::string bind = "127.0.0.1";
   std::uint16_t port = 0;  // 0: any free port (local_port() tells which)
   std::string allow;       // CIDRs allowed beyond loopback (--allow, as for OSC)
-  std::string root;        // the page's files
+  // --http-host: names beyond the built-in ones (addresses, localhost, the host name alone,
+  // NAME.local) that a request's Host may give: this machine's DNS names on the LAN ("pi.lan").
+  std::vector<std::string> hosts;
+  std::string root;  // the page's files
   std::size_t max_clients = 32;
   std::size_t max_clients_per_address = 0;  // 0: half of max_clients (at least 1); loopback: all
   std::size_t max_listeners = 4;
@@ -53,6 +58,10 @@ struct WebConfig {
   double listing_timeout_s = 10.0;  // wall seconds a GET /api/files listing may take (--load-timeout)
   int sample_rate = 48000;          // the output's (stream frames are in its frames)
   double subscription_ttl_s = 60.0;
+  // A WebSocket (events or audio) from which nothing arrives for this long is closed: it is
+  // pinged at half of it, and a browser answers pings by itself (a page open on a quiet daemon
+  // stays). A peer gone without a word (a phone out of Wi-Fi range) is noticed within it.
+  double ws_idle_timeout_s = 40.0;
 };
 
 struct WebStats {
@@ -66,8 +75,11 @@ struct WebStats {
   std::atomic<std::uint64_t> audio_messages{0};     // binary messages sent
   std::atomic<std::uint64_t> audio_dropped{0};      // chunks dropped from listeners' queues
   std::atomic<std::uint64_t> event_clients{0};
-  std::atomic<std::uint64_t> listeners_held{0};  // entries in the broadcast lists, closed ones not yet pruned
-  std::atomic<std::uint64_t> voices_built{0};    // /api/status voice lists built (the rest were reused)
+  std::atomic<std::uint64_t> listeners_held{0};   // entries in the broadcast lists, closed ones not yet pruned
+  std::atomic<std::uint64_t> voices_built{0};     // /api/status voice lists built (the rest were reused)
+  std::atomic<std::uint64_t> ws_timed_out{0};     // WebSockets closed: nothing from them for ws_idle_timeout_s
+  std::atomic<std::uint64_t> events_behind{0};    // /ws/events listeners closed: over their queue's bytes
+  std::atomic<std::uint64_t> accept_failures{0};  // accept() failed out of descriptors (then backed off)
 };
 
 struct Shared;

@@ -1,7 +1,9 @@
 // One connection of the web monitor [network]: HTTP/1.1 requests (Boost.Beast parses them, with
 // the head and body limits), or, after an upgrade, a WebSocket listener that gets the audio or
 // the events through a bounded queue: a client that stops reading loses the oldest messages
-// (counted), never holds more than the queue, and slows no one else.
+// (counted), never holds more than the queue, and slows no one else. An events listener more
+// than kMaxEventQueueBytes behind is closed; a WebSocket that sends nothing, not even the answer
+// to a ping, for WebConfig::ws_idle_timeout_s is closed (a peer gone without a word).
 #include "web_internal.hpp"
 
 #include "base/log_guard.hpp"
@@ -15,7 +17,13 @@ namespace stemd::web {
 namespace {
 
 constexpr std::uint32_t kHeaderLimit = 8 * 1024;
-constexpr int kSendBuffer = 32 * 1024;  // an audio listener's socket (the kernel doubles it)
+constexpr int kSendBuffer = 32 * 1024;  // a WebSocket's kernel send buffer (the kernel doubles it)
+// An events listener's queue, in bytes (and at most kEventQueueMessages, the oldest dropped):
+// past it the listener is that far behind and is closed (a page reconnects). An audio
+// listener's queue is bounded in time (WebConfig::listener_queue_ms) of messages of at most
+// kMaxChunksPerMessage chunks: ≈ 0.8 MB at most.
+constexpr std::size_t kMaxEventQueueBytes = 1 << 20;
+constexpr std::size_t kEventQueueMessages = 256;
 
 // A WebSocket that only sends: what the server broadcasts, queued up to `cap` messages.
 class WsListener : public Listener, public std::enable_shared_from_this<WsListener> {
@@ -30,15 +38,20 @@ class WsListener : public Listener, public std::enable_shared_from_this<WsListen
 
   void accept(http::request<http::string_body> req, std::string first) {
     (audio_ ? sh_->stats.listeners : sh_->stats.event_clients).fetch_add(1);
-    ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+    // Pinged after half the idle time-out without a frame from the client, closed after the whole
+    // (Beast: any frame read, a pong included, restarts it). Before, an idle events socket had no
+    // time-out at all: a phone gone out of range held its slot until restart (outside pass 24).
+    auto t = websocket::stream_base::timeout::suggested(beast::role_type::server);
+    t.idle_timeout = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(sh_->cfg.ws_idle_timeout_s));
+    t.keep_alive_pings = true;
+    ws_.set_option(t);
     ws_.read_message_max(1024);
     ws_.auto_fragment(false);  // one frame per message: a chunk's stamp heads its frame
-    if (audio_) {
-      // A fixed kernel buffer (no autotuning to megabytes): a stalled reader holds ≈ 0.3 s in
-      // the kernel, then its queue drops the oldest.
-      beast::error_code ec;
-      beast::get_lowest_layer(ws_).socket().set_option(net::socket_base::send_buffer_size(kSendBuffer), ec);
-    }
+    // A fixed kernel buffer (no autotuning to megabytes, 4 MB each at tcp_wmem's maximum): a
+    // stalled reader holds ≈ 0.3 s of audio in the kernel, then its queue drops the oldest.
+    beast::error_code ec;
+    beast::get_lowest_layer(ws_).socket().set_option(net::socket_base::send_buffer_size(kSendBuffer), ec);
     // An event listener joins before its handshake is answered, so every event broadcast once the
     // client can have read the 101 is queued for it (and written once the handshake is done).
     // Joining in the completion handler lost the events broadcast between the 101's write and
@@ -73,16 +86,21 @@ class WsListener : public Listener, public std::enable_shared_from_this<WsListen
 
   void push(Bytes msg) override {
     if (!open_) return;
+    if (!audio_ && queued_bytes_ + msg->size() > kMaxEventQueueBytes) return behind(msg->size());
     if (queue_.size() >= cap_) {
+      queued_bytes_ -= queue_.front()->size();
       queue_.pop_front();
       if (audio_) sh_->stats.audio_dropped.fetch_add(1, std::memory_order_relaxed);
     }
+    queued_bytes_ += msg->size();
     queue_.push_back(std::move(msg));
     if (!writing_ && accepted_) write_next();
   }
   void close() override {
     if (!open_) return;
     open_ = false;
+    queue_.clear();  // what it held is let go now, not when its last handler has run
+    queued_bytes_ = 0;
     beast::error_code ec;
     beast::get_lowest_layer(ws_).socket().close(ec);
   }
@@ -106,18 +124,46 @@ class WsListener : public Listener, public std::enable_shared_from_this<WsListen
   void write_next() {
     Bytes m = std::move(queue_.front());
     queue_.pop_front();
+    queued_bytes_ -= m->size();
     send(std::move(m), audio_);
   }
+  // An events listener a megabyte behind (one that stopped reading, with large `api` events
+  // coming: 70 MB were held for one before, outside the memory budget; outside pass 24): closed,
+  // said once for it. A page reconnects, its log missing what came meanwhile.
+  void behind(std::size_t more) {
+    sh_->stats.events_behind.fetch_add(1, std::memory_order_relaxed);
+    std::uint64_t skipped = 0;
+    if (sh_->log_limit.allow("events behind", skipped)) {
+      spdlog::warn(
+          "web monitor: closing the /ws/events listener at {}: it is too far behind ({} events, {} KiB waiting, {} "
+          "more bytes coming; at most {} KiB): it reads slower than events come, or stopped reading{}",
+          host_, queue_.size(), queued_bytes_ / 1024, more, kMaxEventQueueBytes / 1024, base::suppressed_note(skipped));
+    }
+    close();
+  }
   // What a client sends is read and ignored (so pings and the close handshake are answered).
+  // Nothing for the idle time-out, not even a pong: the peer is gone (or never reads), closed.
   void read() {
     ws_.async_read(in_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
       if (ec) {
+        if (ec == beast::error::timeout && self->open_) self->timed_out();
         self->close();
         return;
       }
       self->in_.consume(self->in_.size());
       self->read();
     });
+  }
+
+  void timed_out() {
+    sh_->stats.ws_timed_out.fetch_add(1, std::memory_order_relaxed);
+    std::uint64_t skipped = 0;
+    if (sh_->log_limit.allow_info("websocket timed out", skipped)) {
+      spdlog::info(
+          "web monitor: closing the {} WebSocket of {}: nothing from it for {} s, not even the answer to a ping "
+          "(a peer gone without a word: a phone out of range, a sleeping laptop){}",
+          audio_ ? "/ws/audio" : "/ws/events", host_, sh_->cfg.ws_idle_timeout_s, base::suppressed_note(skipped));
+    }
   }
 
   std::shared_ptr<Shared> sh_;
@@ -128,6 +174,7 @@ class WsListener : public Listener, public std::enable_shared_from_this<WsListen
   bool open_ = false, writing_ = false;
   bool accepted_ = false;  // the handshake is done: messages may be written
   std::deque<Bytes> queue_;
+  std::size_t queued_bytes_ = 0;  // of queue_'s messages
   Bytes inflight_;
   beast::flat_buffer in_;
 };
@@ -181,7 +228,17 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     auto& req = parser_->get();
     keep_alive_ = req.keep_alive();
     stream_.expires_never();
-    if (const std::string why = request_problem(req); !why.empty()) {
+    if (const std::string why = host_problem(req, sh_->cfg.hosts); !why.empty()) {
+      sh_->stats.bad_requests.fetch_add(1);
+      keep_alive_ = false;
+      std::uint64_t skipped = 0;
+      if (sh_->log_limit.allow("host refused", skipped)) {
+        spdlog::warn("web monitor: refused a request from {} (403): {}{}", peer_.host(), why,
+                     base::suppressed_note(skipped));
+      }
+      return reply(http::status::forbidden, error_json(why));
+    }
+    if (const std::string why = origin_problem(req); !why.empty()) {
       sh_->stats.bad_requests.fetch_add(1);
       keep_alive_ = false;
       return reply(http::status::forbidden, error_json(why));
@@ -211,7 +268,7 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
                                                                  std::to_string(sh_->cfg.max_listeners) + ")"));
     }
     counted_ = false;  // the connection's count moves to the WebSocket
-    const std::size_t cap = audio ? sh_->listener_queue_chunks() : 256;
+    const std::size_t cap = audio ? sh_->listener_queue_chunks() : kEventQueueMessages;
     auto ws = std::make_shared<WsListener>(sh_, stream_.release_socket(), peer_.host(), audio, cap);
     ws->accept(parser_->release(), audio ? sh_->audio_header : std::string());
   }

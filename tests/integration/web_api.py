@@ -167,7 +167,7 @@ log = open(os.path.join(tmp, "stemd.log"), "w+")
 env = dict(os.environ, STEMD_NO_CONFIG_SEARCH="1")
 proc = subprocess.Popen([STEMD, "--backend", "null", "--osc-port", "0", "--http-port", "0", "--web-root",
                          os.path.join(SRC, "web"), "--http-max-clients", "6", "--http-max-clients-per-address", "3", "--http-max-listeners", "1",
-                         "--media-root", media],
+                         "--media-root", media, "--http-host", "Stemd-Test.lan"],
                         stdout=log, stderr=subprocess.STDOUT, env=env)
 try:
     m = wait_for_log(log.name, r"web monitor on http://127\.0\.0\.1:(\d+)/")
@@ -386,14 +386,20 @@ try:
         s.close()
         check(head.startswith("HTTP/1.1 403"), f"/ws/audio from Origin {origin} → 403 ({head[:30]!r})")
     r = raw_http(b"GET /api/status HTTP/1.1\r\nHost: evil.example:%d\r\n\r\n" % PORT)
-    check(r.startswith("HTTP/1.1 403") and "not this machine" in r, f"Host evil.example → 403 ({r[:40]!r})")
+    check(r.startswith("HTTP/1.1 403") and "not a name this machine answers to" in r, f"Host evil.example → 403 ({r[:40]!r})")
     check(status()["master"]["level"] == master, f"no cross-site request changed the master ({master})")
     code, _, _ = request("POST", "/api/osc", json.dumps({"address": "/stemd/master", "args": [master]}).encode(),
                          {"Content-Type": "application/json", "Origin": f"http://127.0.0.1:{PORT}"})
     check(code == 200, f"the page's own origin (http://127.0.0.1:{PORT}) is answered ({code})")
-    for host in ("localhost", socket.gethostname(), socket.gethostname() + ".local", f"[::1]"):
+    for host in ("localhost", socket.gethostname(), socket.gethostname() + ".local", f"[::1]", "stemd-test.lan"):
         r = raw_http(b"GET /api/status HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (host.encode(), PORT))
         check(r.startswith("HTTP/1.1 200"), f"Host {host} is this machine → 200 ({r[:30]!r})")
+    # DNS rebinding with this machine's own name under the attacker's domain (outside pass 24,
+    # F5: it was answered, the master set to 0); and a name given with --http-host is matched
+    # exactly, not as a suffix.
+    for host in (socket.gethostname() + ".attacker.example", "x.stemd-test.lan"):
+        r = raw_http(b"GET /api/status HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (host.encode(), PORT))
+        check(r.startswith("HTTP/1.1 403") and "--http-host " + host in r, f"Host {host} → 403 naming --http-host ({r[:40]!r})")
     after = status()
     check(keep(before)[1:] == keep(after)[1:] and len(after["voices"]) == 1, "no bad request changed the state")
     check(after["monitor"]["bad_requests"] >= 10, f"bad requests counted ({after['monitor']['bad_requests']})")
@@ -502,10 +508,21 @@ finally:
     check(rc == 0, f"stemd exits 0 on SIGTERM ({rc})")
 # --- start-up refusals: beyond loopback without --allow, a page directory without index.html;
 # and --no-osc: the API still answers through the Instance's own control thread
-for args, want in ((["--http-bind", "0.0.0.0"], "give --allow"), (["--web-root", tmp], "no index.html")):
+for args, want in ((["--http-bind", "0.0.0.0"], "give --allow"), (["--web-root", tmp], "no index.html"),
+                   (["--http-host", "pi.lan:8080"], "without a port")):
     r = subprocess.run([STEMD, "--backend", "null", "--osc-port", "0", "--http-port", "0", "--duration", "0.2"] + args,
                        capture_output=True, text=True, env=env, timeout=20 * SCALE)
     check(r.returncode == 2 and want in r.stdout + r.stderr, f"{' '.join(args)} → exit 2 naming '{want}' ({r.returncode})")
+# --http-host in the config file, as --check-config sees it: a name with a port is named by its
+# line; a list of names is taken.
+for hosts, rc_want, want in (('["pi.lan", "pi.lan:8080"]', 2, ":3: key 'http-host'"), ('["pi.lan", "stemd.example.org"]', 0, "OK")):
+    conf = os.path.join(tmp, "hosts.conf")
+    with open(conf, "w") as f:
+        f.write(f"[osc]\nhttp-port = 0\nhttp-host = {hosts}\n")
+    r = subprocess.run([STEMD, "--check-config", "--config", conf, "--backend", "null", "--web-root", os.path.join(SRC, "web")],
+                       capture_output=True, text=True, env=env, timeout=20 * SCALE)
+    check(r.returncode == rc_want and want in r.stdout + r.stderr,
+          f"--check-config with http-host = {hosts} → exit {rc_want} saying '{want}' ({r.returncode} {(r.stdout + r.stderr)[-200:]!r})")
 log2 = open(os.path.join(tmp, "no-osc.log"), "w+")
 p2 = subprocess.Popen([STEMD, "--backend", "null", "--no-osc", "--http-port", "0", "--web-root", os.path.join(SRC, "web")],
                       stdout=log2, stderr=subprocess.STDOUT, env=env)

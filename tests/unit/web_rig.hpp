@@ -35,9 +35,9 @@ struct WebRig {
     wc.root = std::string(STEMD_SOURCE_DIR) + "/web";
     return wc;
   }
-  explicit WebRig(control::RouterConfig rc = {})
+  explicit WebRig(control::RouterConfig rc = {}, const web::WebConfig& wc = web_config())
       : rig(monitor_config(std::move(rc))),
-        web(web_config(), rig.ctl, rig.router, rig.media, [this](std::function<void()> f) { post(f); }) {}
+        web(wc, rig.ctl, rig.router, rig.media, [this](std::function<void()> f) { post(f); }) {}
   ~WebRig() {
     web.stop();
     rig.inst.stop_control();
