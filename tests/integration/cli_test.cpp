@@ -304,8 +304,10 @@ TEST(Cli, WaitingForADeviceIsReadyWithAStatusAndAnswersOsc) {
   ASSERT_TRUE(notify.ok());
   const std::string port = std::to_string(20000 + getpid() % 20000);
   const std::string cmd = std::string(kNoLeakCheckForAlsaPlugins) + "NOTIFY_SOCKET=" + sock_path + " " + STEMD_BINARY +
-                          " --osc-port " + port + " --backend auto --device no-such-device-xyz & pid=$!; sleep 1.0; " +
-                          STEMCTL_BINARY + " -p " + port + " status; kill -TERM $pid; wait $pid; echo exit=$?";
+                          " --osc-port " + port + " --backend auto --device no-such-device-xyz & pid=$!; " +
+                          // asked until OSC answers: a busy machine took 1.1 s to get there once
+                          "for i in $(seq 50); do " + STEMCTL_BINARY + " -p " + port +
+                          " status && break; sleep 0.2; done; kill -TERM $pid; wait $pid; echo exit=$?";
   const auto r = run_process("timeout -k 2 20 sh -c " + shell_quote(cmd));
   EXPECT_NE(r.output.find("exit=0"), std::string::npos) << r.output;
   // stemctl's short status: "device  waiting: <why>".

@@ -195,7 +195,16 @@ TEST(FdBudgetDaemon, StreamedLoadsStopAtTheReserveAndClientsStillConnect) {
   EXPECT_GE(done, 120) << "the start's own descriptors are a few tens";
   EXPECT_LE(done, 256 - reserve);
   EXPECT_GE(status_field(st, "fds_open"), done);
-  EXPECT_LE(status_field(st, "fds_open"), 256 - reserve);
+  // A refused load's file is closed by the closer thread, after the refusal is answered: on a busy
+  // machine some are still open when the last answer comes (fds_open 214 against 192 once).
+  // They are given back without another load: the count comes down to the line by itself.
+  EXPECT_TRUE(wait_until(
+      [&] {
+        st = osc::status_map(c.send("/stemd/status"));
+        return status_field(st, "fds_open") <= 256 - reserve;
+      },
+      5.0))
+      << "fds_open " << status_field(st, "fds_open");
   // What the kernel says stemd holds: within the reserve's reach of the limit, not at it.
   const std::filesystem::directory_iterator fds("/proc/" + std::to_string(d.pid()) + "/fd");
   EXPECT_LE(std::distance(fds, std::filesystem::directory_iterator{}), 256 - reserve + 4);
