@@ -19,6 +19,7 @@
 #include <map>
 #include <regex>
 #include <set>
+#include <utility>
 #include <sstream>
 
 #include <sys/stat.h>
@@ -298,10 +299,31 @@ std::string apply_crowdstream_flags(const CLI::App& app, Options& o) {
   // Time-stretching by default gets 8 stretched voices (a deck's stems); a value given (flag or
   // config) is kept: a Pi 4 affords 4–6, and it used to be raised to 8 whatever it said.
   if (o.stretch_method == "time_stretch" && app.count("--max-stretched-voices") == 0) o.max_stretched_voices = 8;
-  o.crowdstream_mode = o.disable_filters || o.enable_filters || o.optimized_filters || o.disable_time_stretch ||
-                       !o.bpm_config.empty() || app.count("--c_at") > 0 || !o.c_preload.empty() ||
-                       app.count("--dummy_after") > 0 || o.stretch_method_given == "pyrubberband" ||
-                       o.stretch_method_given == "audiotsm";
+  if (app.count("--port") > 0) {
+    if (app.count("--osc-port") > 0 && o.osc_port != o.old_port) {
+      return fmt::format(
+          "--port {} and --osc-port {} name two ports: give one (--port is the old crowdstream server's spelling, "
+          "and starts crowdstream mode)",
+          o.old_port, o.osc_port);
+    }
+    o.osc_port = o.old_port;
+  }
+  const std::pair<bool, const char*> old_flags[] = {
+      {app.count("--port") > 0, "--port"},
+      {o.disable_filters, "--disable-filters"},
+      {o.enable_filters, "--enable-filters"},
+      {o.optimized_filters, "--optimized-filters"},
+      {o.disable_time_stretch, "--disable-time-stretch"},
+      {!o.bpm_config.empty(), "--bpm-config"},
+      {app.count("--c_at") > 0, "--c_at"},
+      {!o.c_preload.empty(), "--c_preload"},
+      {app.count("--dummy_after") > 0, "--dummy_after"},
+      {o.stretch_method_given == "pyrubberband" || o.stretch_method_given == "audiotsm", "--stretch-method"},
+  };
+  for (const auto& [given, name] : old_flags) {
+    if (given && o.crowdstream_flag.empty()) o.crowdstream_flag = name;
+  }
+  o.crowdstream_mode = !o.crowdstream_flag.empty();
   if (app.count("--c_at") > 0 && o.deck_files[2].empty()) {
     return "--c_at starts the --c file: it needs --c FILE (the old server ignored it without one)";
   }
@@ -354,6 +376,9 @@ std::string apply_crowdstream_flags(const CLI::App& app, Options& o) {
     }
   }
   if (o.crowdstream_mode) {
+    // The old server's filters were off unless --enable-filters (on Linux: on only on a Mac M2 Pro
+    // or M3 Pro), and its documented launch line has no filter flag.
+    if (!o.enable_filters && !o.disable_filters) o.disable_filters = o.filters_off_by_default = true;
     if (app.count("--master") == 0) o.master = 0.8;
     if (!o.limiter_given) o.limiter = "soft_clip";
     if (app.count("--tempo-rise-s") == 0 && !rise_from_file) o.tempo_rise_s = old_server_rise_seconds(0.92);

@@ -134,12 +134,18 @@ struct Options {
   // server's 0.2785 / 69.66 in crowdstream mode (see bpm_config.hpp).
   double tempo_rise_s = 0.3;
   double tempo_fall_s = 30.0;
-  // Crowdstream mode: on when any flag only the old server had is used (--disable-filters,
+  // Crowdstream mode: on when any flag only the old server had is used (--port, --disable-filters,
   // --enable-filters, --optimized-filters, --disable-time-stretch, --bpm-config, --c_at,
   // --c_preload, --dummy_after, --stretch-method pyrubberband|audiotsm). It changes defaults
-  // only: --master 0.8, --limiter soft_clip, the old tempo glide.
+  // only: --master 0.8, --limiter soft_clip, the old tempo glide, deck EQ ignored.
   bool crowdstream_mode = false;
-  std::vector<std::string> notes;  // what the old-server flags were mapped to, logged at start
+  std::string crowdstream_flag;  // the first old-server flag given, named in the start's log line
+  // --port: the old server's spelling of --osc-port (the same port), an old-server flag like the
+  // rest. In crowdstream mode EQ is ignored unless --enable-filters: the old server's filters
+  // were off by default on Linux (on only on a Mac M2 Pro or M3 Pro).
+  std::uint16_t old_port = 57120;
+  bool filters_off_by_default = false;  // EQ ignored by crowdstream mode's default, not --disable-filters
+  std::vector<std::string> notes;       // what the old-server flags were mapped to, logged at start
 };
 
 // "stemd 0.1.0 (git e156c9816722)": the version and the git revision it was built from, as the

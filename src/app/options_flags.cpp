@@ -307,7 +307,7 @@ void add_session_options(CLI::App& app, Options& o) {
 // OSC and network: ports, bind address, who may send, where clients load from.
 void add_osc_options(CLI::App& app, Options& o) {
   app.add_flag("--no-osc", o.no_osc, "Do not listen for OSC (play --play files only)");
-  app.add_option("--osc-port,--port", o.osc_port,
+  app.add_option("--osc-port", o.osc_port,
                  "UDP port for OSC (crowdstream deployments use 57120 or 57122; "
                  "0 = any free port, logged at start)")
       ->capture_default_str();
@@ -441,12 +441,17 @@ void add_deck_options(CLI::App& app, Options& o) {
 
 // The old server's remaining flags (crowdstream mode: see options.hpp).
 void add_crowdstream_options(CLI::App& app, Options& o) {
+  app.add_option("--port", o.old_port,
+                 "The old server's spelling of --osc-port: the same UDP port, in crowdstream mode (the old "
+                 "server's sound: EQ ignored unless --enable-filters, master 0.8, soft clip)")
+      ->type_name("UINT");
   app.add_flag("--disable-filters", o.disable_filters,
                "Deck EQ messages (/deck_eq, /deck_eq_all, /deck_filter) are checked, answered /done and "
                "ignored, as the old server's production launch line had it");
   app.add_flag("--enable-filters", o.enable_filters,
-               "Deck EQ messages are applied (stemd's default; --disable-filters wins over it, as on the old "
-               "server)");
+               "Deck EQ messages are applied (stemd's default; in crowdstream mode they are ignored without "
+               "it, as the old server's filters were off by default on Linux; --disable-filters wins over it, "
+               "as on the old server)");
   app.add_flag("--optimized-filters", o.optimized_filters,
                "Accepted: the old server's faster filter implementation. stemd has one EQ, always cheap");
   app.add_flag("--disable-time-stretch", o.disable_time_stretch,

@@ -396,10 +396,14 @@ void DaemonRun::announce() {
       io::sndfile_version());
   if (o_.crowdstream_mode) {
     spdlog::info(
-        "crowdstream mode (an old-server flag was given): master {:.2f}, limiter {}, deck EQ {}, movement tempo "
+        "crowdstream mode ({}, an old-server flag{}): master {:.2f}, limiter {}, deck EQ {}, movement tempo "
         "glide rising τ {:.4g} s / falling τ {:.4g} s",
-        o_.master, o_.limiter, o_.disable_filters ? "ignored (--disable-filters)" : "applied", o_.tempo_rise_s,
-        o_.tempo_fall_s);
+        o_.crowdstream_flag, o_.crowdstream_flag == "--port" ? ": stemd's own is --osc-port" : "", o_.master,
+        o_.limiter,
+        !o_.disable_filters         ? "applied (--enable-filters)"
+        : o_.filters_off_by_default ? "ignored (the old server's default; --enable-filters applies it)"
+                                    : "ignored (--disable-filters)",
+        o_.tempo_rise_s, o_.tempo_fall_s);
   }
   if (o_.stretch_method == "time_stretch") {
     // What /set_tempo has to work with (each stretcher is built, and primed, at start: seconds on

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -470,8 +471,17 @@ TEST(Cli, AnAllowListThatShutsOutALoopbackOscSocketIsNamedAtStart) {
 TEST(Cli, AnAllowListThatLeavesOutThisMachineOnAWildcardBindIsNamedAndItsRefusalsLogged) {
   TempDir media;
   const std::uint16_t port = test::free_port();
-  std::thread sender([port] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  const std::string log = media.file("stemd.log");
+  // The pings go once OSC listens (a fixed 600 ms was too early on a busy machine).
+  std::thread sender([port, log] {
+    const bool listening = wait_until(
+        [&] {
+          std::ifstream in(log);
+          const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+          return text.find("OSC on udp") != std::string::npos;
+        },
+        10.0);
+    if (!listening) return;
     const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
     sockaddr_in to{};
     to.sin_family = AF_INET;
@@ -483,10 +493,14 @@ TEST(Cli, AnAllowListThatLeavesOutThisMachineOnAWildcardBindIsNamedAndItsRefusal
     }
     ::close(fd);
   });
-  const auto r = test::run_process(std::string(STEMD_BINARY) + " --backend null --osc-bind 0.0.0.0 --osc-port " +
-                                   std::to_string(port) + " --allow 192.0.2.0/24 --media-root " +
-                                   shell_quote(media.path()) + " --duration 1.5");
+  auto r = test::run_process(std::string(STEMD_BINARY) + " --backend null --osc-bind 0.0.0.0 --osc-port " +
+                             std::to_string(port) + " --allow 192.0.2.0/24 --media-root " + shell_quote(media.path()) +
+                             " --duration 1.5 > " + shell_quote(log) + " 2>&1");
   sender.join();
+  {
+    std::ifstream in(log);
+    r.output.assign((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  }
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("--allow 192.0.2.0/24 leaves out this machine: stemctl and clients here are refused"),
             std::string::npos)

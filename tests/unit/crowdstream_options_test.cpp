@@ -53,6 +53,49 @@ TEST(CrowdstreamOptions, StemdDefaultsWithoutOldServerFlags) {
   EXPECT_DOUBLE_EQ(o.tempo_rise_s, 0.3);
 }
 
+// crowdstream's own docs start the old server with "--port 57122" and no filter flag (README,
+// MOVEMENT-TO-MIX.md); its filters were off by default on Linux (audio_server.py: on only on a Mac
+// M2 Pro / M3 Pro). That line gives the old server's sound here too: --port is the old server's
+// spelling, so it is crowdstream mode, and crowdstream mode ignores EQ unless --enable-filters
+// (new-user pass 25, H1: it applied the EQ, master 1.0, the limiter).
+TEST(CrowdstreamOptions, TheDocumentedLaunchLineWithoutAFilterFlagSoundsAsTheOldServer) {
+  Options o;
+  std::string e;
+  ASSERT_EQ(parse({"--port", "57122"}, o, &e), -1) << e;
+  EXPECT_EQ(o.osc_port, 57122);
+  EXPECT_TRUE(o.crowdstream_mode);
+  EXPECT_TRUE(o.disable_filters) << "the old server's filters were off by default on Linux";
+  EXPECT_DOUBLE_EQ(o.master, 0.8);
+  EXPECT_EQ(o.limiter, "soft_clip");
+  EXPECT_EQ(o.crowdstream_flag, "--port");
+
+  Options stretch;  // another old-server flag alone: EQ ignored too
+  ASSERT_EQ(parse({"--stretch-method", "pyrubberband"}, stretch, &e), -1) << e;
+  EXPECT_TRUE(stretch.crowdstream_mode);
+  EXPECT_TRUE(stretch.disable_filters);
+
+  Options enabled;  // as on the old server: --enable-filters applies them, --disable-filters wins
+  ASSERT_EQ(parse({"--port", "57122", "--enable-filters"}, enabled, &e), -1) << e;
+  EXPECT_FALSE(enabled.disable_filters);
+  Options both;
+  ASSERT_EQ(parse({"--port", "57122", "--enable-filters", "--disable-filters"}, both, &e), -1) << e;
+  EXPECT_TRUE(both.disable_filters);
+
+  Options own;  // stemd's own spelling keeps stemd's sound
+  ASSERT_EQ(parse({"--osc-port", "57122"}, own, &e), -1) << e;
+  EXPECT_EQ(own.osc_port, 57122);
+  EXPECT_FALSE(own.crowdstream_mode);
+  EXPECT_FALSE(own.disable_filters);
+  EXPECT_DOUBLE_EQ(own.master, 1.0);
+
+  Options same;  // both spellings of one port: fine
+  ASSERT_EQ(parse({"--port", "57122", "--osc-port", "57122"}, same, &e), -1) << e;
+  EXPECT_EQ(same.osc_port, 57122);
+  Options two;
+  EXPECT_EQ(parse({"--port", "57122", "--osc-port", "57123"}, two, &e), 2);
+  EXPECT_NE(e.find("--port 57122 and --osc-port 57123"), std::string::npos) << e;
+}
+
 TEST(CrowdstreamOptions, EveryOldServerFlagIsAccepted) {
   Options o;
   std::string e;
