@@ -145,6 +145,18 @@ TEST_F(CrowdstreamReplay, TrackMixerWithoutDisableFiltersAppliesTheEq) {
   EXPECT_LT(db(rms(eq_applied, 2.0, 4.5)), db(rms(eq_ignored, 2.0, 4.5)) - 15);
 }
 
+// crowdstream's documented line has no filter flag, and the old server's filters were off by
+// default on Linux: any old-server flag without --enable-filters gives the EQ-ignored sound
+// (new-user pass 25, H1: here --optimized-filters alone applied the EQ, > 15 dB down). With
+// --enable-filters the EQ is applied, as the old server's --enable-filters did.
+TEST_F(CrowdstreamReplay, AnOldServerFlagWithoutAFilterFlagIgnoresTheEqAsTheOldServerDid) {
+  const auto production = replay("track_mixer.txt", 16);
+  const auto no_filter_flag = replay("track_mixer.txt", 16, "", "--optimized-filters");
+  EXPECT_NEAR(db(rms(no_filter_flag, 2.0, 4.5)), db(rms(production, 2.0, 4.5)), 0.05);
+  const auto enabled = replay("track_mixer.txt", 16, "", "--optimized-filters --enable-filters");
+  EXPECT_LT(db(rms(enabled, 2.0, 4.5)), db(rms(production, 2.0, 4.5)) - 15);
+}
+
 // mixer.py: A and B from 0.5 and 0.63 s after /reset, both at level 1; /deck_eq bursts.
 TEST_F(CrowdstreamReplay, TwoDeckMixer) {
   const auto out = replay("two_deck_mixer.txt", 25);
