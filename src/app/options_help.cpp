@@ -2,13 +2,12 @@
 #include "io/sound_file.hpp"
 #include "options_internal.hpp"
 
+#include "git_revision.hpp"  // generated at build time (cmake/git_revision.cmake)
+
 #include <sstream>
 
 #ifndef STEMD_VERSION
 #define STEMD_VERSION "0.0.0"
-#endif
-#ifndef STEMD_GIT_REVISION
-#define STEMD_GIT_REVISION "unknown"
 #endif
 
 namespace stemd::app::options_detail {
