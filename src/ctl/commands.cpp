@@ -446,7 +446,7 @@ int run_ping(Session& s, Args&, const CLI::App&) {
 }
 
 void define_watch(CLI::App& sub, Args& a) {
-  sub.add_option("--interval", a.interval, "Seconds between refreshes")
+  sub.add_option("--interval", a.interval, "Seconds between refreshes (into a pipe or a file: 1)")
       ->check(CLI::Range(0.05, 3600.0))
       ->capture_default_str();
   sub.add_option("--count", a.count, "Stop after this many refreshes (0: until Ctrl-C)")
@@ -454,7 +454,9 @@ void define_watch(CLI::App& sub, Args& a) {
       ->capture_default_str();
 }
 
-int run_watch_command(Session& s, Args& a, const CLI::App&) { return run_watch(s, a.interval, a.count); }
+int run_watch_command(Session& s, Args& a, const CLI::App& sub) {
+  return run_watch(s, a.interval, a.count, sub.count("--interval") > 0);
+}
 
 // Everything after `send` is the message, taken as it is ("-x", "--", "--port" too): it is
 // split off before CLI11 sees the command line (see split_send() in stemctl.cpp).

@@ -1,6 +1,9 @@
 // stemctl watch and stemctl events (see live.hpp).
 #include "live.hpp"
 
+#include "terminal.hpp"
+
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -9,6 +12,7 @@
 #include <deque>
 
 namespace stemd::ctl {
+
 namespace {
 
 // ------------------------------------------------------------------------------- both
@@ -173,7 +177,6 @@ class Watch {
 
   void draw() {
     std::string out;
-    if (tty_) out += "\x1b[H\x1b[2J";
     char clock[16];
     const std::time_t now = std::time(nullptr);
     std::tm tm{};
@@ -190,7 +193,12 @@ class Watch {
       if (events_.empty()) out += "  (none yet)\n";
       for (const auto& e : events_) out += "  " + e + "\n";
     }
-    if (!tty_) out += "\n";
+    if (tty_) {
+      winsize ws{};
+      out = terminal_frame(out, ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 ? ws.ws_col : 0);
+    } else {
+      out += "\n";
+    }
     std::fwrite(out.data(), 1, out.size(), stdout);
     std::fflush(stdout);
   }
@@ -329,7 +337,8 @@ class Events {
 
 }  // namespace
 
-int run_watch(Session& s, double interval, int count) {
+int run_watch(Session& s, double interval, int count, bool interval_given) {
+  if (!interval_given && isatty(STDOUT_FILENO) != 1) interval = 1.0;
   Watch w(s, interval, count);
   return w.run();
 }

@@ -637,6 +637,22 @@ TEST(Stemctl, WatchShowsVoicesAndEventsAndUnsubscribes) {
   EXPECT_EQ(status_value(d.ctl("status --all").out, "event subscribers"), "0");
 }
 
+// Into a pipe or a file, watch's default is a frame a second (it wrote four a second, a log's
+// worth of repeated frames: new-user pass 25, L7); --interval still sets it. The bound is a
+// lower one: a slow machine only makes it longer.
+TEST(Stemctl, WatchIntoAPipeWritesAFrameASecondByDefault) {
+  Daemon d;
+  ASSERT_READY(d);
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = d.ctl("watch --count 3");
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_GE(took, 1.9) << "three frames a second apart";
+  const auto t1 = std::chrono::steady_clock::now();
+  ASSERT_EQ(d.ctl("watch --count 3 --interval 0.05").exit_code, 0);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count(), took);
+}
+
 // ---------------------------------------------------------------- issue 12: stemctl as mpc
 // Each of these features is new: before it, the command, flag or variable did not exist (an
 // unknown command or option exits 2, STEMD_PORT was ignored), so every test below failed.

@@ -7,6 +7,7 @@
 #include "app/glitch_advice.hpp"
 #include "app/tune.hpp"
 #include "ctl/format.hpp"
+#include "ctl/terminal.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -146,6 +147,29 @@ app::HealthLine health(bool running) {
   h.device_running = running;
   h.device = running ? "running" : "waiting";
   return h;
+}
+
+// stemctl watch on a terminal: each frame cleared the screen first (it flickered), and its summary
+// line (≈ 125 columns) wrapped mid-word at 80 (new-user pass 25, L7).
+TEST(StemctlFormat, AWatchFrameIsDrawnInPlaceAndItsFieldsWrapAtTheirSeparators) {
+  const std::string text =
+      "stemd 127.0.0.1:57120 · 12:00:00 · Ctrl-C to quit\n"
+      "voices 1 playing · audio callback 0.4% of one core · p99 1.2% of budget · underruns 0 · device underflows 0 "
+      "· uptime 3 min\n";
+  const std::string frame = ctl::terminal_frame(text, 80);
+  EXPECT_EQ(frame.find("\x1b[2J"), std::string::npos) << "the whole screen is not cleared";
+  EXPECT_EQ(frame,
+            "\x1b[H"
+            "stemd 127.0.0.1:57120 · 12:00:00 · Ctrl-C to quit\x1b[K\n"
+            "voices 1 playing · audio callback 0.4% of one core · p99 1.2% of budget\x1b[K\n"
+            "  underruns 0 · device underflows 0 · uptime 3 min\x1b[K\n"
+            "\x1b[J");
+  // Wide enough (or the width unknown): the line stays whole.
+  EXPECT_NE(ctl::terminal_frame(text, 200).find("budget · underruns"), std::string::npos);
+  EXPECT_NE(ctl::terminal_frame(text, 0).find("budget · underruns"), std::string::npos);
+  // A line without separators is left to the terminal; an empty line is cleared too.
+  EXPECT_EQ(ctl::terminal_frame(std::string(90, 'x') + "\n\n", 80),
+            "\x1b[H" + std::string(90, 'x') + "\x1b[K\n\x1b[K\n\x1b[J");
 }
 
 TEST(HealthLine, AMissingDeviceIsSaidFirstNotAnUnknownPolicy) {
