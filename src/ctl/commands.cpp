@@ -4,6 +4,7 @@
 #include "control/limits.hpp"
 
 #include "format_text.hpp"
+#include "terminal.hpp"
 #include "live.hpp"
 
 #include <cctype>
@@ -492,7 +493,7 @@ int run_send(Session& s, Args& a, const CLI::App&) {
     }
     m.args.push_back(std::move(arg));
   }
-  return s.run(m, [&](const OscMessage& reply) { std::printf("%s\n", reply.to_string().c_str()); });
+  return s.run(m, [&](const OscMessage& reply) { std::printf("%s\n", message_text(reply).c_str()); });
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // stemctl's text (see format.hpp).
 #include "format.hpp"
 #include "format_text.hpp"
+#include "terminal.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -101,7 +102,9 @@ std::string table(const std::vector<std::vector<std::string>>& rows, const std::
   return out;
 }
 
-std::string value_text(const OscArg& a) { return a.is_string() ? a.s : a.to_string(); }
+std::string value_text(const OscArg& a) { return a.is_string() ? terminal_text(a.s) : a.to_string(); }
+
+std::string raw_text(const OscArg& a) { return a.is_string() ? a.s : a.to_string(); }
 
 std::string level_text(double v) {
   if (v <= 0) return fmt("%.2f", v) + " (-inf dB)";
@@ -207,7 +210,7 @@ std::string describe_failure(const OscMessage& reply) {
   std::string reason = "failed";
   std::size_t last = reply.args.size();
   if (reply.args.size() >= 2 && reply.args.back().is_string()) {
-    reason = reply.args.back().s;
+    reason = terminal_text(reply.args.back().s);  // it may quote what a client sent
     last = reply.args.size() - 1;
   }
   for (std::size_t i = 1; i < last; ++i) where += " " + value_text(reply.args[i]);
@@ -254,7 +257,7 @@ bool parse_list(const OscMessage& reply, std::vector<SourceRow>& rows, std::stri
   rows.clear();
   const auto& a = reply.args;
   if (a.size() < 2 || !a[1].is_number()) {
-    error = "malformed /stemd/list reply (no count): " + reply.to_string();
+    error = "malformed /stemd/list reply (no count): " + message_text(reply);
     return false;
   }
   const std::size_t count = announced_rows(a[1]);
@@ -267,8 +270,8 @@ bool parse_list(const OscMessage& reply, std::vector<SourceRow>& rows, std::stri
     const OscArg* v = &a[2 + 6 * k];
     SourceRow r;
     r.id = static_cast<std::int64_t>(v[0].as_double());
-    r.name = value_text(v[1]);
-    r.path = value_text(v[2]);
+    r.name = raw_text(v[1]);  // as sent (--json); the tables escape it
+    r.path = raw_text(v[2]);
     r.duration_s = v[3].as_double();
     r.streamed = v[4].as_double() != 0 || v[4].type == 'T';
     r.playing = v[5].as_double() != 0 || v[5].type == 'T';
@@ -283,7 +286,7 @@ bool parse_voices(const OscMessage& reply, std::vector<VoiceRow>& rows, std::str
   const auto& a = reply.args;
   const std::size_t n = fields_per_row == kVoiceFieldsMix ? kVoiceFieldsMix : kVoiceFields;
   if (a.size() < 2 || !a[1].is_number()) {
-    error = "malformed /stemd/voices reply (no count): " + reply.to_string();
+    error = "malformed /stemd/voices reply (no count): " + message_text(reply);
     return false;
   }
   const std::size_t count = announced_rows(a[1]);
@@ -296,12 +299,12 @@ bool parse_voices(const OscMessage& reply, std::vector<VoiceRow>& rows, std::str
     const OscArg* v = &a[2 + n * k];
     VoiceRow r;
     r.id = static_cast<std::int64_t>(v[0].as_double());
-    r.name = value_text(v[1]);
+    r.name = raw_text(v[1]);
     r.position_s = v[2].as_double();
     r.duration_s = v[3].as_double();
     r.ring_fill = v[4].as_double();
     r.underruns = static_cast<std::int64_t>(v[5].as_double());
-    r.state = value_text(v[6]);
+    r.state = raw_text(v[6]);
     if (n == kVoiceFieldsMix) {
       r.has_mix = true;
       r.volume = v[7].as_double();
@@ -370,8 +373,8 @@ std::string list_table(const std::vector<SourceRow>& rows) {
   if (rows.empty()) return "no sources loaded\n";
   std::vector<std::vector<std::string>> t{{"ID", "NAME", "DURATION", "MODE", "PLAYING", "PATH"}};
   for (const auto& r : rows) {
-    t.push_back({std::to_string(r.id), r.name, fmt_time(r.duration_s), r.streamed ? "streamed" : "in memory",
-                 r.playing ? "yes" : "no", r.path});
+    t.push_back({std::to_string(r.id), terminal_text(r.name), fmt_time(r.duration_s),
+                 r.streamed ? "streamed" : "in memory", r.playing ? "yes" : "no", terminal_text(r.path)});
   }
   return table(t, {true, false, true});
 }
@@ -401,12 +404,13 @@ std::string voices_table(const std::vector<VoiceRow>& rows) {
   std::vector<std::vector<std::string>> t{head};
   auto known = [](const VoiceRow& r, double x, const std::string& text) { return r.has_mix && x >= 0 ? text : "—"; };
   for (const auto& r : rows) {
-    std::vector<std::string> cells{std::to_string(r.id), r.name, fmt_time(r.position_s), fmt_time(r.duration_s)};
+    std::vector<std::string> cells{std::to_string(r.id), terminal_text(r.name), fmt_time(r.position_s),
+                                   fmt_time(r.duration_s)};
     if (mix) cells.push_back(known(r, r.volume, level_text(r.volume)));
     if (rate) cells.push_back(known(r, r.rate, factor_text(r.rate)));
     if (tempo) cells.push_back(known(r, r.tempo, factor_text(r.tempo)));
     cells.insert(cells.end(), {ring_bar(r.ring_fill) + fmt(" %3.0f%%", 100.0 * std::clamp(r.ring_fill, 0.0, 1.0)),
-                               std::to_string(r.underruns), r.state});
+                               std::to_string(r.underruns), terminal_text(r.state)});
     t.push_back(std::move(cells));
   }
   return table(t, right);

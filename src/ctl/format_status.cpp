@@ -2,6 +2,7 @@
 // watch's one line (see format.hpp).
 #include "format.hpp"
 #include "format_text.hpp"
+#include "terminal.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -75,7 +76,7 @@ std::string device_text(const StatusFields& f) {
   }
   if (find_field(f, "device_lost_s") != nullptr) t += " for " + fmt("%.1f s", field_number(f, "device_lost_s"));
   if (const OscArg* e = find_field(f, "device_error"); e != nullptr && !value_text(*e).empty()) {
-    t += ": " + value_text(*e);
+    t += ": " + (e->is_string() ? terminal_lines(e->s) : value_text(*e));  // PortAudio's device list: a line each
   }
   return t;
 }
@@ -231,7 +232,7 @@ std::string status_table(const StatusFields& f) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& [k, v] : f) {
     const double x = v.is_number() ? v.as_double() : 0.0;
-    std::string label = k, text = value_text(v);
+    std::string label = terminal_text(k), text = value_text(v);
     if (k == "device_note") continue;  // in the device row
     if (sync_field_text(k, x, label, text) || unit_field_text(f, k, v, label, text)) {
     } else if (k == "callback_p50_us" || k == "callback_p99_us" || k == "callback_max_us") {

@@ -106,7 +106,7 @@ class Watch {
     localtime_r(&t, &tm);
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
     std::snprintf(stamp, sizeof stamp, "%02d:%02d:%02d.%03d", tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
-    events_.push_back(std::string(stamp) + "  " + m.to_string());
+    events_.push_back(std::string(stamp) + "  " + message_text(m));
     while (events_.size() > kEvents) events_.pop_front();
   }
 
@@ -285,7 +285,7 @@ class Events {
     } else {
       localtime_r(&t, &tm);
       std::snprintf(stamp, sizeof stamp, "%02d:%02d:%02d.%03d", tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
-      line = std::string(stamp) + "  " + m.to_string() + "\n";
+      line = std::string(stamp) + "  " + message_text(m) + "\n";
     }
     std::fwrite(line.data(), 1, line.size(), stdout);
     std::fflush(stdout);  // a line as it happens, also into a pipe

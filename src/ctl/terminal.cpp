@@ -1,7 +1,10 @@
 // stemctl's terminal output (see terminal.hpp).
 #include "terminal.hpp"
 
+#include "base/log_guard.hpp"
+
 #include <algorithm>
+#include <limits>
 
 namespace stemd::ctl {
 
@@ -51,6 +54,23 @@ std::string terminal_frame(const std::string& text, std::size_t width) {
     at = end + 1;
   }
   return out + "\x1b[J";
+}
+
+std::string terminal_text(std::string_view s) { return base::log_escape(s, std::numeric_limits<std::size_t>::max()); }
+
+std::string terminal_lines(std::string_view s) {
+  std::string out;
+  std::size_t at = 0;
+  for (std::size_t nl; (nl = s.find('\n', at)) != std::string_view::npos; at = nl + 1) {
+    out += terminal_text(s.substr(at, nl - at)) + "\n";
+  }
+  return out + terminal_text(s.substr(at));
+}
+
+std::string message_text(const control::OscMessage& m) {
+  std::string out = terminal_text(m.address);
+  for (const auto& a : m.args) out += " " + (a.is_string() ? "\"" + terminal_text(a.s) + "\"" : a.to_string());
+  return out;
 }
 
 }  // namespace stemd::ctl

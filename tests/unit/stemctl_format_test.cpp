@@ -172,6 +172,42 @@ TEST(StemctlFormat, AWatchFrameIsDrawnInPlaceAndItsFieldsWrapAtTheirSeparators) 
             "\x1b[H" + std::string(90, 'x') + "\x1b[K\n\x1b[K\n\x1b[J");
 }
 
+// A source's name and path are a client's choice: stemctl printed them raw, so any OSC client could
+// set the operator's window title, write the clipboard (OSC 52), clear the screen or forge a row
+// (outside pass 25, N1).
+TEST(StemctlFormat, StringsFromTheDaemonReachTheTerminalEscaped) {
+  const auto msg = [](const char* address, std::vector<OscArg> args) { return OscMessage{address, std::move(args)}; };
+  const auto Str = [](const std::string& v) { return OscArg::Str(v); };
+  const auto Int = [](std::int64_t v) { return OscArg::Int(v); };
+  const auto Dbl = [](double v) { return OscArg::Double(v); };
+  const std::string evil =
+      "\x1b]0;PWNED\a\x1b]52;c;ZWNobyBwd25lZA==\a\x1b[2J\x1b[31mRED\r\nfake line\xc2\x9b"
+      "31m\xff";
+  const std::string shown = ctl::terminal_text(evil);
+  for (char c : shown) EXPECT_GE(static_cast<unsigned char>(c), 0x20) << shown;
+  EXPECT_EQ(shown.find("\xc2\x9b"), std::string::npos) << "C1 CSI";
+  EXPECT_EQ(shown, R"(\x1b]0;PWNED\x07\x1b]52;c;ZWNobyBwd25lZA==\x07\x1b[2J\x1b[31mRED\r\nfake line\u009b31m\xff)");
+  EXPECT_EQ(ctl::terminal_text("Ünïcode · stems/bass.wav"), "Ünïcode · stems/bass.wav");  // valid UTF-8 kept
+
+  // The tables (list, voices), a /fail's reason and a message (send, events) all go through it.
+  std::vector<ctl::SourceRow> rows;
+  std::string error;
+  ASSERT_TRUE(ctl::parse_list(msg("/done", {Str("/stemd/list"), Int(1), Int(7), Str(evil), Str("/m/" + evil), Int(2),
+                                            Dbl(10.0), Int(1), Int(0)}),
+                              rows, error))
+      << error;
+  const std::string table = ctl::list_table(rows);
+  EXPECT_EQ(table.find('\x1b'), std::string::npos) << table;
+  EXPECT_EQ(
+      ctl::describe_failure(msg("/fail", {Str("/stemd/load"), Int(1), Str("no such file: " + evil)})).find('\x1b'),
+      std::string::npos);
+  const std::string event = ctl::message_text(msg("/stemd/source/loaded", {Int(3), Str(evil), Dbl(10.0)}));
+  EXPECT_EQ(event.find('\x1b'), std::string::npos) << event;
+  EXPECT_EQ(event.rfind("/stemd/source/loaded 3 \"\\x1b]0;PWNED", 0), 0u) << event;
+  // The daemon's own reasons that list devices keep a line each.
+  EXPECT_EQ(ctl::terminal_lines("PortAudio sees:\n  0  system\n"), "PortAudio sees:\n  0  system\n");
+}
+
 TEST(HealthLine, AMissingDeviceIsSaidFirstNotAnUnknownPolicy) {
   app::HealthLine h = health(false);
   h.device_waiting = true;
