@@ -270,6 +270,17 @@ class Controller {
     return it == table_.end() ? 0 : it->second->serial;
   }
   bool voice_alive(VoiceHandle v) const;
+  // Whether set_rate(v, rate) / set_stretch(v, tempo) would take a resampler / time-stretcher the
+  // voice does not hold yet, and how many are free: a change of many voices that must all follow
+  // or none (/set_tempo) is checked with these before anything is sent.
+  bool would_take_resampler(VoiceHandle v, float rate) const {
+    return voice_alive(v) && !voices_[v.id].resampled && voices_[v.id].base_ratio * rate != 1.0;
+  }
+  bool would_take_stretcher(VoiceHandle v, float tempo) const {
+    return voice_alive(v) && !voices_[v.id].stretched && tempo != 1.0f;
+  }
+  std::uint32_t resamplers_free() const { return free_of(engine_.max_resampled_voices(), resampled_in_use_); }
+  std::uint32_t stretchers_free() const { return free_of(engine_.max_stretched_voices(), stretched_in_use_); }
 
   engine::Engine& engine() noexcept { return engine_; }
 
@@ -313,6 +324,9 @@ class Controller {
   std::uint32_t frames_for(double seconds) const;
   void lend_stretcher(VoiceSlot& vs, std::int64_t at, std::uint32_t fade_frames);
   VoiceSlot* lookup(VoiceHandle v, std::string& error);
+  static std::uint32_t free_of(std::size_t max, std::uint32_t used) {
+    return max > used ? static_cast<std::uint32_t>(max - used) : 0;
+  }
   Stream* make_stream(const io::Source& src, std::int64_t frame, bool loop, std::string& error,
                       std::int64_t loop_start = 0, std::int64_t loop_end = 0, std::uint32_t loop_count = 0);
   // `replaced`: a load into the id takes their place (their end is "replaced"); else an unload.

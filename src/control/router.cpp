@@ -384,9 +384,11 @@ Reply Router::ignored(const OscMessage& m, const char* why) {
   return Reply::done();
 }
 
-float Router::effective_rate(double own) const {
-  return static_cast<float>(std::clamp(own * tempo_.ratio(), limits::kMinRate, limits::kMaxRate));
+float Router::clamped_rate(double rate) {
+  return static_cast<float>(std::clamp(rate, limits::kMinRate, limits::kMaxRate));
 }
+
+float Router::effective_rate(double own) const { return clamped_rate(own * tempo_.ratio()); }
 
 Reply Router::start_player(int id, const PlayOptions& opts, std::int64_t at) {
   std::unique_ptr<io::LoaderThread::Opened> opened;
@@ -419,40 +421,6 @@ Reply Router::start_player(int id, const PlayOptions& opts, std::int64_t at) {
   players_[id] = h;
   player_rate_[id] = opts.rate;
   return Reply::done({OscArg::Int(id)});
-}
-
-// A tempo change: the beat count carries on (the old server restarted it: a bug), and every
-// player follows the new rate, gliding. Returns how many players could not follow (no
-// resampler left).
-int Router::apply_tempo(double bpm, double glide_s, std::int64_t at, std::string* why) {
-  if (why != nullptr && cfg_.tempo_moves_players) {  // all players follow, or nothing changes
-    const auto n = static_cast<std::size_t>(
-        std::count_if(players_.begin(), players_.end(), [&](const auto& p) { return ctl_.voice_alive(p.second); }));
-    if (!ctl_.can_send(at, n)) {
-      *why = ctl_.busy_reason(at, n);
-      return -1;
-    }
-  }
-  tempo_.change(bpm, ctl_.now_frame());
-  if (link_) {  // this box's tempo is the session's: every peer follows
-    link_->set_tempo(bpm);
-    link_bpm_applied_ = bpm;
-  }
-  int failed = 0;
-  std::string error;
-  if (!cfg_.tempo_moves_players) return 0;  // --disable-time-stretch: only the clock moves
-  for (const auto& [id, h] : players_) {
-    if (!ctl_.voice_alive(h)) continue;
-    if (cfg_.time_stretch) {  // tempo without pitch: every player's stretch follows
-      if (!ctl_.set_stretch(at, h, effective_rate(1.0), error)) ++failed;
-      continue;
-    }
-    auto it = player_rate_.find(id);
-    const double own = it == player_rate_.end() ? 1.0 : it->second;
-    if (!ctl_.set_rate(at, h, effective_rate(own), glide_s, error)) ++failed;
-  }
-  if (failed > 0 && why != nullptr) *why = error;
-  return failed;
 }
 
 // A sine with 10 ms fades at both ends, on the direct bus (deck levels don't mute it: it is for

@@ -258,11 +258,13 @@ class Router {
   Reply test_tone(double freq, double level, double seconds, std::int64_t at);
   // A player's own rate × the tempo ratio, held to the engine's range (limits::kMinRate..kMaxRate).
   float effective_rate(double own) const;
+  static float clamped_rate(double rate);  // held to the engine's range
   // A tempo change: the beat count carries on, every player follows (commands at `at`),
   // gliding over glide_s. Returns how many players could not follow (no resampler left). With
   // `why` (a client's /set_tempo): -1 and nothing changed when the schedule cannot take a command
   // per player at `at`; the reason goes into *why (the last player's, when some could not follow).
   int apply_tempo(double bpm, double glide_s, std::int64_t at, std::string* why = nullptr);
+  std::string tempo_change_problem(double bpm, std::int64_t at) const;  // why not every player could follow
 
   // Sync (router_sync.cpp): the Link session and the stream clock's line.
   void start_link();

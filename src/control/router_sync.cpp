@@ -1,6 +1,6 @@
 // Sync across boxes [control]: the Ableton Link session (--link, link_session.hpp) driving the
 // tempo clock and the quantised starts, the stream clock's line (its DLL error) in the status, and
-// the server pass's tick (the tempo glide, the clock printout).
+// the server pass's tick (the tempo glide, the clock printout), and a tempo change reaching the players.
 #include "link_session.hpp"
 #include "router.hpp"
 
@@ -128,6 +128,63 @@ void Router::tick() {
   if (!tempo_.beat_to_print(ctl_.now_frame(), beat)) return;
   const int meter = tempo_.meter();
   spdlog::info("clock: bar {} beat {} ({:.1f} bpm, {}/4)", beat / meter + 1, beat % meter + 1, tempo_.bpm(), meter);
+}
+
+// Why not every player could follow a change to `bpm` at `at` ("" when all can): the schedule must
+// take a command per player, and each player that would leave rate (or tempo) 1 needs a resampler
+// (or time-stretcher) it does not hold yet. Checked before anything changes: a /set_tempo that
+// answered /fail had moved the players that found one (outside pass 25, N5).
+std::string Router::tempo_change_problem(double bpm, std::int64_t at) const {
+  std::size_t alive = 0, need = 0;
+  const double ratio = bpm / tempo_.base_bpm();
+  for (const auto& [id, h] : players_) {
+    if (!ctl_.voice_alive(h)) continue;
+    ++alive;
+    if (cfg_.time_stretch) {
+      need += ctl_.would_take_stretcher(h, clamped_rate(ratio)) ? 1 : 0;
+    } else {
+      auto it = player_rate_.find(id);
+      need += ctl_.would_take_resampler(h, clamped_rate((it == player_rate_.end() ? 1.0 : it->second) * ratio)) ? 1 : 0;
+    }
+  }
+  if (!ctl_.can_send(at, alive)) return ctl_.busy_reason(at, alive);
+  const std::uint32_t free = cfg_.time_stretch ? ctl_.stretchers_free() : ctl_.resamplers_free();
+  if (need <= free) return {};
+  return fmt::format("busy: {} players would need a {} for {:.1f} bpm, {} free ({}): the tempo stays {:.1f} bpm", need,
+                     cfg_.time_stretch ? "time-stretcher" : "resampler", bpm, free,
+                     cfg_.time_stretch ? "--max-stretched-voices" : "--max-resampled-voices", tempo_.bpm());
+}
+
+// A tempo change: the beat count carries on (the old server restarted it: a bug), and every
+// player follows the new rate, gliding. Returns how many players could not follow (no
+// resampler left).
+int Router::apply_tempo(double bpm, double glide_s, std::int64_t at, std::string* why) {
+  if (why != nullptr && cfg_.tempo_moves_players) {  // all players follow, or nothing changes
+    if (std::string e = tempo_change_problem(bpm, at); !e.empty()) {
+      *why = e;
+      return -1;
+    }
+  }
+  tempo_.change(bpm, ctl_.now_frame());
+  if (link_) {  // this box's tempo is the session's: every peer follows
+    link_->set_tempo(bpm);
+    link_bpm_applied_ = bpm;
+  }
+  int failed = 0;
+  std::string error;
+  if (!cfg_.tempo_moves_players) return 0;  // --disable-time-stretch: only the clock moves
+  for (const auto& [id, h] : players_) {
+    if (!ctl_.voice_alive(h)) continue;
+    if (cfg_.time_stretch) {  // tempo without pitch: every player's stretch follows
+      if (!ctl_.set_stretch(at, h, effective_rate(1.0), error)) ++failed;
+      continue;
+    }
+    auto it = player_rate_.find(id);
+    const double own = it == player_rate_.end() ? 1.0 : it->second;
+    if (!ctl_.set_rate(at, h, effective_rate(own), glide_s, error)) ++failed;
+  }
+  if (failed > 0 && why != nullptr) *why = error;
+  return failed;
 }
 
 }  // namespace stemd::control

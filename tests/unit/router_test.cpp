@@ -445,5 +445,35 @@ TEST(RouterWait, TheServerSleepsLongWhenNothingMovesAndAboutAPeriodWhileVoicesPl
   EXPECT_EQ(low.router.wait_ms(), 10) << "never below 10 ms, however small the period";
 }
 
+// /set_tempo is all or nothing: a /fail changes nothing. With more players than free resamplers it
+// answered "/fail … busy: all 2 resamplers are in use" after it had changed the tempo and moved
+// two players to the new rate, leaving the mix at two tempos (outside pass 25, N5).
+TEST(RouterTempo, ASetTempoThatNotEveryPlayerCanFollowChangesNothing) {
+  engine::EngineConfig ec = RouterRig::config();
+  ec.max_resampled_voices = 2;
+  Rig rig(RouterRig::instance_config({}, ec));
+  for (int id : {100, 101, 102}) {
+    rig.load(id);
+    ASSERT_TRUE(
+        rig.reply(msg("/play_stem", {OscArg::Int(id), OscArg::Float(1.0f), OscArg::Float(1.0f), OscArg::Int(1)})).ok);
+  }
+  rig.render(1024);
+  const double before = rig.router.tempo().bpm();
+  const auto r = rig.reply(msg("/set_tempo", {OscArg::Float(static_cast<float>(before * 1.1))}));
+  ASSERT_FALSE(r.ok);
+  EXPECT_EQ(r.kind, ErrorKind::kBusy) << r.reason;
+  EXPECT_NE(r.reason.find("3 players"), std::string::npos) << r.reason;
+  EXPECT_NE(r.reason.find("2 free"), std::string::npos) << r.reason;
+  EXPECT_DOUBLE_EQ(rig.router.tempo().bpm(), before) << "a /fail changes nothing";
+  EXPECT_EQ(rig.ctl.resamplers_free(), 2u) << "no player moved to the new rate";
+  for (const auto& v : rig.ctl.voices()) EXPECT_FLOAT_EQ(v.rate_set, 1.0f) << v.slot;
+
+  // Two players can follow two resamplers: then it is done.
+  ASSERT_TRUE(rig.reply(msg("/stop_stem", {OscArg::Int(102)})).ok);
+  rig.render(4096);
+  EXPECT_TRUE(rig.reply(msg("/set_tempo", {OscArg::Float(static_cast<float>(before * 1.1))})).ok);
+  EXPECT_DOUBLE_EQ(rig.router.tempo().bpm(), before * 1.1);
+}
+
 }  // namespace
 }  // namespace stemd::test
