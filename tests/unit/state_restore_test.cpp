@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <thread>
 
 namespace stemd::app {
@@ -228,26 +229,36 @@ TEST(StateRestore, ALaterLoadsOutcomeSettlesTheRestoreAndTheHeldRetryAlike) {
   EXPECT_EQ(slurp(path).find("# source 1"), std::string::npos) << slurp(path);
 }
 
+// A state file of one load, of the file `make` makes in a fresh directory, restored on the
+// restore's thread and on an opener thread: the load fails, and its source is not held (not kept
+// in the file to be tried again).
+void expect_failed_and_not_held(const std::function<std::string(test::TempDir&)>& make) {
+  for (const bool async : {false, true}) {
+    SCOPED_TRACE(async ? "on an opener thread" : "on the restore's thread");
+    test::TempDir dir;
+    const std::string file = make(dir);
+    const std::string path = dir.file("state");
+    Restored s(path, "stemd-state 1\n" + load_line(1, file) + "end\n", {.async = async});
+    EXPECT_EQ(s.report.failed, 1);
+    EXPECT_NE(s.log.text().find(":2: source 1 not restored: "), std::string::npos) << s.log.text();
+    EXPECT_EQ(s.log.text().find("not restored yet"), std::string::npos) << s.log.text();
+    s.keeper.capture_now(s.rig.ctl, s.rig.router);
+    ASSERT_TRUE(s.keeper.flush());
+    EXPECT_EQ(slurp(path).find(file), std::string::npos) << "not kept: " << slurp(path);
+  }
+}
+
 // Whether a source is kept to be tried again is decided by its load's kind, not by words in its
 // reason: a file that opened but is no sound file (kFile) is not held, though its name carries an
 // errno's words — whether its load ran on the restore's thread or on an opener thread. The
 // restore took every later failure for a path's (kPath) from the answer it parsed: with its loads
 // on opener threads such a file was held and tried again for as long as the daemon ran.
 TEST(StateRestore, AFileThatOpenedButIsNoSoundFileIsNotHeldWhateverItsReasonSays) {
-  for (const bool async : {false, true}) {
-    SCOPED_TRACE(async ? "on an opener thread" : "on the restore's thread");
-    test::TempDir dir;
+  expect_failed_and_not_held([](test::TempDir& dir) {
     const std::string junk = dir.file("No such file or directory.wav");
     spit(junk, "not a sound file, only text");
-    const std::string path = dir.file("state");
-    Restored s(path, "stemd-state 1\n" + load_line(1, junk) + "end\n", {.async = async});
-    EXPECT_EQ(s.report.failed, 1);
-    EXPECT_NE(s.log.text().find(":2: source 1 not restored: "), std::string::npos) << s.log.text();
-    EXPECT_EQ(s.log.text().find("not restored yet"), std::string::npos) << s.log.text();
-    s.keeper.capture_now(s.rig.ctl, s.rig.router);
-    ASSERT_TRUE(s.keeper.flush());
-    EXPECT_EQ(slurp(path).find(junk), std::string::npos) << "not kept: " << slurp(path);
-  }
+    return junk;
+  });
 }
 
 // Whether a source is kept because its load was given up is its reply's kind (kGivenUp, set where
@@ -256,20 +267,11 @@ TEST(StateRestore, AFileThatOpenedButIsNoSoundFileIsNotHeldWhateverItsReasonSays
 // names --load-timeout (the path does): before, any kPath reason with "--load-timeout" in it was
 // taken for a give-up, and the source was kept and tried again for as long as the daemon ran.
 TEST(StateRestore, APathThatNamesLoadTimeoutIsNotTakenForAGiveUp) {
-  for (const bool async : {false, true}) {
-    SCOPED_TRACE(async ? "on an opener thread" : "on the restore's thread");
-    test::TempDir dir;
+  expect_failed_and_not_held([](test::TempDir& dir) {
     const std::string loop = dir.file("take --load-timeout 2.wav");
     std::filesystem::create_symlink(loop, loop);  // open: ELOOP
-    const std::string path = dir.file("state");
-    Restored s(path, "stemd-state 1\n" + load_line(1, loop) + "end\n", {.async = async});
-    EXPECT_EQ(s.report.failed, 1);
-    EXPECT_NE(s.log.text().find(":2: source 1 not restored: "), std::string::npos) << s.log.text();
-    EXPECT_EQ(s.log.text().find("not restored yet"), std::string::npos) << s.log.text();
-    s.keeper.capture_now(s.rig.ctl, s.rig.router);
-    ASSERT_TRUE(s.keeper.flush());
-    EXPECT_EQ(slurp(path).find(loop), std::string::npos) << "not kept: " << slurp(path);
-  }
+    return loop;
+  });
 }
 
 // The rule itself (state.hpp): a give-up is kept by its kind, however its reason is worded — a
