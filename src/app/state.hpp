@@ -118,10 +118,10 @@ bool parse_state(const std::string& text, std::vector<StateMessage>& out, std::s
 // A message as a state file's line (strings quoted, numbers in full precision).
 std::string state_line(const control::OscMessage& m);
 // A load refused with this kind and reason may succeed later, so the state file's source is kept
-// and tried again: its path could not be opened (kPath) because the file or its directory is
-// missing or unreadable now (a disk not mounted yet), or the open timed out (--load-timeout: a
-// share that does not answer). A file that opened and could not be used (kFile), a limit, a
-// policy refusal: not.
+// and tried again: it was given up under --load-timeout (kGivenUp: a share that does not answer,
+// whatever the reason says), or its path could not be opened (kPath) because the file or its
+// directory is missing or unreadable now (a disk not mounted yet: the errno's words). A file that
+// opened and could not be used (kFile), a limit, a policy refusal, a busy one: not.
 bool file_may_come_back(control::ErrorKind kind, const std::string& reason);
 
 // Messages that start or change a voice: restored only with --restore-voices.

@@ -20,13 +20,14 @@
 namespace stemd::app {
 
 bool file_may_come_back(control::ErrorKind kind, const std::string& reason) {
+  // Given up under --load-timeout (router_expire.cpp): a network share or FUSE mount that did not
+  // answer, or answered too slowly.
+  if (kind == control::ErrorKind::kGivenUp) return true;
   if (kind != control::ErrorKind::kPath) return false;
   for (int e : {ENOENT, ENOTDIR, EACCES, EIO, ESTALE, ENODEV, ENXIO, ETIMEDOUT, EHOSTDOWN, EHOSTUNREACH}) {
     if (reason.find(std::strerror(e)) != std::string::npos) return true;
   }
-  // Given up under --load-timeout (router_expire.cpp: every such reason names it): a network share
-  // or FUSE mount that did not answer, or answered too slowly.
-  return reason.find("--load-timeout") != std::string::npos;
+  return false;
 }
 
 bool StateKeeper::held(int id) const {

@@ -33,7 +33,7 @@ constexpr KindText kKinds[] = {
     {"arguments", "wrong arguments"}, {"range", "out of range"}, {"unknown_id", "unknown id"},
     {"unknown_address", "unknown address"}, {"malformed", "not OSC"}, {"busy", "busy"}, {"file", "file"},
     {"path", "path"}, {"limit", "over a limit"}, {"late", "a timed message"}, {"cookie", "cookie not proven"},
-    {"deferred", "deferred"}};
+    {"given_up", "given up"}, {"deferred", "deferred"}};
 // clang-format on
 static_assert(std::size(kKinds) == static_cast<std::size_t>(ErrorKind::kDeferred) + 1);
 }  // namespace

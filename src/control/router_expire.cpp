@@ -18,9 +18,10 @@
 //    client hears within it even when it would rather wait, and can send the load again.
 //  - held: queued T after it was sent while no thread may start it, the opener threads being at
 //    their cap of lost ones (LoadPool::held_by_lost: only a stuck job's return frees one).
-// Every reason names --load-timeout: the state file's restore keeps such a source and tries it
-// again (app/state_held.cpp). The jobs given up are abandoned together (LoadPool::abandon), and
-// their beats cancelled: one that is still answered stops at its next read.
+// Every one is answered with ErrorKind::kGivenUp (its reason names --load-timeout, for the client):
+// the state file's restore keeps such a source and tries it again (app/state_held.cpp), by the
+// kind. The jobs given up are abandoned together (LoadPool::abandon), and their beats cancelled:
+// one that is still answered stops at its next read.
 #include "router.hpp"
 #include "router_jobs.hpp"
 
@@ -172,7 +173,7 @@ void Router::abandon_expired(const std::map<std::uint64_t, std::string>& gone) {
     spdlog::warn("load of '{}' into id {}: {}{}", base::log_escape(it->second.path), it->first, g->second,
                  lost_note(lost(g->first)));
     answer_failed(it->second.message, it->second.from, it->second.packet,
-                  Reply::fail(ErrorKind::kPath, g->second, {OscArg::Int(it->first)}));
+                  Reply::fail(ErrorKind::kGivenUp, g->second, {OscArg::Int(it->first)}));
     it = pending_.erase(it);  // the id is free; the result, if it ever comes, is discarded
   }
   for (auto it = pending_plays_.begin(); it != pending_plays_.end();) {
@@ -188,7 +189,7 @@ void Router::abandon_expired(const std::map<std::uint64_t, std::string>& gone) {
       if (s != stream_ids_.end() && --s->second <= 0) stream_ids_.erase(s);
     }
     answer_failed(it->second.message, it->second.from, it->second.packet,
-                  Reply::fail(ErrorKind::kPath, g->second, {OscArg::Int(it->second.ids.front())}));
+                  Reply::fail(ErrorKind::kGivenUp, g->second, {OscArg::Int(it->second.ids.front())}));
     it = pending_plays_.erase(it);
   }
   drain_deferred();

@@ -132,6 +132,8 @@ enum class ErrorKind {
   kLimit,           // a client budget (--max-sources, --max-subscribers, answer bytes)
   kLate,            // ran, but after its time
   kCookie,          // the source must prove its address first
+  kGivenUp,         // a load or a play's stream open given up under --load-timeout (router_expire.cpp):
+                    // its file system did not answer in time (it may answer later)
   kDeferred,        // internal: a load is in flight, the answer comes later (never sent)
 };
 

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Sourced by monitor_browser.sh, monitor_layout.sh and monitor_voices.sh (tests/browser).
+# Sourced by the monitor_*.sh tests (tests/browser).
 # browser_require NAME TOOL…: exits 77 (the test's skip), saying "NAME: SKIP (…)", unless every
 # TOOL is on PATH, chromium is there ($CHROMIUM, else /usr/bin/chromium) and playwright-core is
 # installed beside this file (scripts/setup.sh: tests/browser/fetch_modules.py).
@@ -37,4 +37,20 @@ fail() {
   echo "$BROWSER_NAME: FAIL: $*" >&2
   for l in "$D"/*.log; do [ -f "$l" ] && tail -10 "$l" >&2; done
   exit 1
+}
+
+# browser_stemd LOG [FLAGS…]: stemd on the null backend with --osc-port 0, --http-port 0, the page
+# from $SRC/web and FLAGS, its output in $D/LOG and its pid in $D/LOG.pid (browser_workdir first;
+# STEMD and SRC are the test's). Prints its page's URL (no trailing /) once the log names it —
+# nothing when it does not within 10 s. Safe in a command substitution: the pid is in a file.
+browser_stemd() {
+  local log="$D/$1"
+  shift
+  STEMD_NO_CONFIG_SEARCH=1 "$STEMD" --backend null --osc-port 0 --http-port 0 --web-root "$SRC/web" "$@" >"$log" 2>&1 &
+  echo $! >"$log.pid"
+  for _ in $(seq 100); do
+    grep -qs "web monitor on http://" "$log" && break
+    sleep 0.1
+  done
+  grep -o 'web monitor on http://[^ ]*' "$log" | head -n1 | sed 's/web monitor on //; s:/$::'
 }

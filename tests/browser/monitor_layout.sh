@@ -20,21 +20,9 @@ for name in ("a_rather_long_stem_name_bass_124bpm_take_3.wav", "short.wav"):
         w.setnchannels(2); w.setsampwidth(2); w.setframerate(48000)
         w.writeframes(struct.pack("<hh", 3000, -3000) * 48000 * 2)
 PY
-start() {  # start LOG [FLAGS…]: a daemon; prints its page's URL
-  local log="$D/$1"
-  shift
-  STEMD_NO_CONFIG_SEARCH=1 "$STEMD" --backend null --osc-port 0 --http-port 0 --web-root "$SRC/web" \
-    --media-root "$D/media" "$@" >"$log" 2>&1 &
-  echo $! >"$log.pid"
-  for _ in $(seq 100); do
-    grep -qs "web monitor on http://" "$log" && break
-    sleep 0.1
-  done
-  grep -o 'web monitor on http://[^ ]*' "$log" | head -n1 | sed 's/web monitor on //; s:/$::'
-}
-url=$(start plain.log)
+url=$(browser_stemd plain.log --media-root "$D/media")
 [ -n "$url" ] || fail "stemd did not start its web monitor"
-url2=$(start no-filters.log --disable-filters)
+url2=$(browser_stemd no-filters.log --media-root "$D/media" --disable-filters)
 [ -n "$url2" ] || fail "stemd --disable-filters did not start its web monitor"
 echo "monitor_layout: pages $url and $url2 (--disable-filters)"
 rc=0

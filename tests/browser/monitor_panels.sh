@@ -12,14 +12,7 @@ HERE="$SRC/tests/browser"
 source "$HERE/browser_check.sh"
 browser_require monitor_panels node
 browser_workdir monitor_panels panels
-log="$D/stemd.log"
-STEMD_NO_CONFIG_SEARCH=1 "$STEMD" --backend null --osc-port 0 --http-port 0 --web-root "$SRC/web" >"$log" 2>&1 &
-echo $! >"$log.pid"
-for _ in $(seq 100); do
-  grep -qs "web monitor on http://" "$log" && break
-  sleep 0.1
-done
-url=$(grep -o 'web monitor on http://[^ ]*' "$log" | head -n1 | sed 's/web monitor on //; s:/$::')
+url=$(browser_stemd stemd.log)
 [ -n "$url" ] || fail "stemd did not start its web monitor"
 echo "monitor_panels: page $url (no --media-root)"
 rc=0

@@ -14,8 +14,6 @@
 
 #include <gtest/gtest.h>
 
-#include <fcntl.h>
-#include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -55,7 +53,6 @@ class LimitedStemd {
  public:
   LimitedStemd(rlim_t soft, rlim_t hard, const std::vector<std::string>& extra) {
     for (int attempt = 0; attempt < 5 && !ready_; ++attempt) {
-      stop();
       port_ = free_port();
       tcp_port_ = free_port();
       std::vector<std::string> argv{STEMD_BINARY,
@@ -70,24 +67,24 @@ class LimitedStemd {
                                     "--log-level",
                                     "info"};
       argv.insert(argv.end(), extra.begin(), extra.end());
-      spawn(argv, soft, hard);
-      ready_ = wait_until([&] { return !running() || pinged(); }, 10.0) && running();
+      const rlimit rl{soft, hard};
+      child_ = spawn_logged(argv, dir_.file("stemd.log"), [rl] { return setrlimit(RLIMIT_NOFILE, &rl) == 0; });
+      ready_ = wait_until([&] { return !child_.running() || pinged(); }, 10.0) && child_.running();
     }
   }
-  ~LimitedStemd() { stop(); }
   LimitedStemd(const LimitedStemd&) = delete;
   LimitedStemd& operator=(const LimitedStemd&) = delete;
 
   bool ready() const { return ready_; }
-  pid_t pid() const { return pid_; }
-  std::string log() const { return read_all(dir_.file("stemd.log")); }
+  pid_t pid() const { return child_.pid(); }
+  std::string log() const { return child_.output(); }
   control::Endpoint udp() const { return loopback_at(port_); }
   control::Endpoint tcp() const { return loopback_at(tcp_port_); }
   const TempDir& dir() const { return dir_; }
 
   // "Max open files" of /proc/PID/limits: {soft, hard}.
   std::pair<std::string, std::string> nofile() const {
-    std::istringstream in(read_all("/proc/" + std::to_string(pid_) + "/limits"));
+    std::istringstream in(read_all("/proc/" + std::to_string(pid()) + "/limits"));
     std::string line;
     while (std::getline(in, line)) {
       if (line.rfind("Max open files", 0) != 0) continue;
@@ -99,52 +96,16 @@ class LimitedStemd {
     return {};
   }
 
-  bool running() {
-    if (pid_ <= 0) return false;
-    int st = 0;
-    if (waitpid(pid_, &st, WNOHANG) == pid_) {
-      pid_ = -1;
-      return false;
-    }
-    return true;
-  }
-
  private:
-  void spawn(const std::vector<std::string>& argv, rlim_t soft, rlim_t hard) {
-    const std::string log = dir_.file("stemd.log");
-    pid_ = fork();
-    if (pid_ != 0) return;
-    const rlimit rl{soft, hard};
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(126);
-    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-      dup2(fd, 1);
-      dup2(fd, 2);
-    }
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
   bool pinged() {
     Client c(udp());
     c.post(osc::msg("/stemd/ping"));
     const auto r = c.next_reply(std::chrono::milliseconds(200));
     return r && r->address == "/done";
   }
-  void stop() {
-    if (!running()) return;
-    kill(pid_, SIGTERM);
-    if (!wait_until([&] { return !running(); }, 5.0)) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-  }
 
   TempDir dir_;
-  pid_t pid_ = -1;
+  Child child_;  // after dir_: ended before its log's directory goes
   std::uint16_t port_ = 0, tcp_port_ = 0;
   bool ready_ = false;
 };

@@ -31,51 +31,35 @@ ln -s share/stalled_dir "$D/media/fav"
 mount_fs "$D/media/share" "$D/fs.log" --hold-all-after "$D/hang"
 touch "$D/hang"  # from now on nothing on the share answers
 
-unshare --net bash -s "$STEMD" "$STEMCTL" "$D" <<'INNER'
-set -uo pipefail
-STEMD=$1; STEMCTL=$2; D=$3
-fail() { echo "files_dead_share: FAIL: $*" >&2; tail -15 "$D/stemd.log" >&2; exit 1; }
-ip link set lo up || fail "ip link set lo up"
-get() {  # DIR → "CODE SECONDS BODY"
-  rm -f "$D/body"
-  curl -s -m 8 -o "$D/body" -w '%{http_code} %{time_total}' "http://127.0.0.1:8089/api/files?dir=$1"
-  echo " $(cat "$D/body" 2>/dev/null)"
-}
-lost() { curl -s -m 5 http://127.0.0.1:8089/api/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"]["listings_lost"])'; }
+web_start
 held() { grep -c " held " "$D/fs.log"; }
-"$STEMD" --backend null --config none --osc-port 57120 --http-port 8089 --media-root "$D/media" \
-  --load-timeout 1 >"$D/stemd.log" 2>&1 &
-PID=$!
-echo $PID >"$D/stemd.pid"
-for _ in $(seq 100); do grep -qF " started: " "$D/stemd.log" && break; sleep 0.1; done
-grep -qF " started: " "$D/stemd.log" || fail "did not start"
 
 # 1. The first folder of the dead share: 504 after the time-out, its thread lost.
-out=$(get share/a)
+out=$(web_get share/a)
 echo "files_dead_share: share/a → ${out:0:160}"
 [ "${out%% *}" = 504 ] || fail "a listing on the dead share answered: $out"
 echo "$out" | grep -qF "listing of '/share/a' timed out after 1 s" || fail "the 504 does not say it timed out: $out"
 echo "$out" | grep -qF "the file system mounted at '/share' is not listed again until it returns" ||
   fail "the 504 does not name the share: $out"
 grep -qF "(stuck at $D/media/share)" "$D/stemd.log" || fail "the log does not say where it is stuck"
-[ "$(lost)" = 1 ] || fail "listings_lost $(lost), not 1"
+[ "$(web_lost)" = 1 ] || fail "listings_lost $(web_lost), not 1"
 h=$(held)
 codes=""
 # 2. Three more of its folders, and the share itself: at once, no thread; the local disk lists.
 for dir in share/b share/c ./share//d/ share; do
-  out=$(get "$dir")
+  out=$(web_get "$dir")
   echo "files_dead_share: $dir → ${out:0:160}"
   codes="$codes ${out%% *}"
   echo "$out" >>"$D/answers"
 done
-out=$(get music)
+out=$(web_get music)
 [ "${out%% *}" = 200 ] || fail "the local folder did not list beside the dead share (codes$codes): $out"
 echo "$out" | grep -qF '"name":"a.wav"' || fail "the local folder's listing: $out"
-[ "$(lost)" = 1 ] || fail "four folders of one dead share lost $(lost) threads (codes$codes)"
+[ "$(web_lost)" = 1 ] || fail "four folders of one dead share lost $(web_lost) threads (codes$codes)"
 [ "$(grep -c "^504 .*busy: '/share[/a-z]*' is on a file system that does not answer: the file system mounted at '/share' has not answered for [0-9]* s (the listing of '/share/a' is stuck there past --load-timeout)" "$D/answers")" = 4 ] ||
   fail "the share's folders were not refused naming the share and its stuck folder: $(cat "$D/answers")"
 # 3. The folder holding the mount point, and the symlink into the share.
-out=$(get "")
+out=$(web_get "")
 echo "files_dead_share: the root → ${out:0:400}"
 [ "${out%% *}" = 200 ] || fail "the folder holding the dead mount point did not list: $out"
 echo "${out#* * }" | python3 -c '
@@ -88,23 +72,18 @@ for n in ("share", "fav"):
     assert e[n]["dir"] is None and "mounted at '"'"'/share'"'"' has not answered for" in e[n]["unreachable"], e[n]
 assert e["fav"].get("link") is True, e["fav"]
 ' || fail "the root's entries on the dead share are not marked unreachable: $out"
-out=$(get fav)
+out=$(web_get fav)
 echo "files_dead_share: fav → ${out:0:160}"
 [ "${out%% *}" = 504 ] && echo "$out" | grep -qF "busy: '/fav' is on a file system that does not answer" ||
   fail "a listing through a symlink into the dead share: $out"
 # 4. Still one thread, and the share saw nothing after the first listing.
-[ "$(lost)" = 1 ] || fail "listings_lost $(lost), not 1"
-"$STEMCTL" --port 57120 send /stemd/status 2>&1 | grep -qF '"listings_lost" 1 ' || fail "/stemd/status has no listings_lost 1"
+[ "$(web_lost)" = 1 ] || fail "listings_lost $(web_lost), not 1"
+in_netns "$WEB" "$STEMCTL" --port 57120 send /stemd/status 2>&1 | grep -qF '"listings_lost" 1 ' ||
+  fail "/stemd/status has no listings_lost 1"
 [ "$(held)" = "$h" ] || fail "the share was asked again after its first listing was lost: $(cat "$D/fs.log")"
 echo "files_dead_share: $h request(s) held by the share, listings_lost 1"
-kill -TERM "$PID"
-for _ in $(seq 40); do grep -qF "stopped (SIGTERM): " "$D/stemd.log" && break; sleep 0.1; done
-grep -qF "stopped (SIGTERM): " "$D/stemd.log" || fail "not stopped 4 s after SIGTERM"
-exit 0
-INNER
-rc=$?
-[ "$rc" = 0 ] || exit "$rc"
+web_stop
 # The share's server goes (the held requests fail): the process ends.
 stop_fs
-gone_within "$(cat "$D/stemd.pid")" 10 || fail "stemd still there 10 s after the file system came back"
+gone_within "$WEB" 10 || fail "stemd still there 10 s after the file system came back"
 echo "files_dead_share: PASS"

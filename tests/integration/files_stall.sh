@@ -26,74 +26,48 @@ command -v curl >/dev/null || { echo "files_stall: no curl: skipped"; exit 77; }
 mkdir -p "$D/media"
 mount_fs "$D/media/share" "$D/fs.log"
 
-# stemd and its clients in a network namespace of their own (fixed ports); the file system is
-# outside it (the mount namespace is shared).
-unshare --net bash -s "$STEMD" "$STEMCTL" "$D" <<'INNER'
-set -uo pipefail
-STEMD=$1; STEMCTL=$2; D=$3
-fail() { echo "files_stall: FAIL: $*" >&2; tail -15 "$D/stemd.log" >&2; exit 1; }
-ip link set lo up || fail "ip link set lo up"
-get() {  # DIR [TAG] → "CODE SECONDS BODY"
-  local t=${2:-0}
-  rm -f "$D/body.$t"
-  curl -s -m 8 -o "$D/body.$t" -w '%{http_code} %{time_total}' "http://127.0.0.1:8089/api/files?dir=$1" >"$D/get.$t"
-  echo " $(cat "$D/body.$t" 2>/dev/null)" >>"$D/get.$t"
-  cat "$D/get.$t"
-}
-lost() { curl -s -m 5 http://127.0.0.1:8089/api/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"]["listings_lost"])'; }
-"$STEMD" --backend null --config none --osc-port 57120 --http-port 8089 --media-root "$D/media" \
-  --load-timeout 1 >"$D/stemd.log" 2>&1 &
-PID=$!
-echo $PID >"$D/stemd.pid"
-for _ in $(seq 100); do grep -qF " started: " "$D/stemd.log" && break; sleep 0.1; done
-grep -qF " started: " "$D/stemd.log" || fail "did not start"
-
-out=$(get "") && [ "${out%% *}" = 200 ] || fail "the root did not list: $out"
+# stemd in a network namespace of its own (fixed ports), its clients entering it; the file system
+# is outside it (the mount namespace is shared).
+web_start
+out=$(web_get "") && [ "${out%% *}" = 200 ] || fail "the root did not list: $out"
 # 1. The stalled folder: 504 after --load-timeout, naming the folder and the time-out.
-out=$(get share/stalled_dir)
+out=$(web_get share/stalled_dir)
 [ "${out%% *}" = 504 ] || fail "a listing on a hung share answered: $out (not 504 after the time-out)"
 echo "$out" | grep -qF "listing of '/share/stalled_dir' timed out after 1 s (--load-timeout: the file system did not answer); its thread is lost until the file system answers (1 lost, 4 at most" ||
   fail "the 504 does not name the folder and the time-out: $out"
 grep -qF "web: listing of '/share/stalled_dir' timed out after 1 s" "$D/stemd.log" || fail "the time-out was not logged"
-[ "$(lost)" = 1 ] || fail "/api/status listings_lost is $(lost), not 1"
-st=$("$STEMCTL" --port 57120 send /stemd/status 2>&1)
+[ "$(web_lost)" = 1 ] || fail "/api/status listings_lost is $(web_lost), not 1"
+st=$(in_netns "$WEB" "$STEMCTL" --port 57120 send /stemd/status 2>&1)
 echo "$st" | grep -qF '"listings_lost" 1 ' || fail "/stemd/status has no listings_lost 1: $st"
 # 2. Again, as a page's retries would (and spelled otherwise): at once, no new thread.
 for dir in share/stalled_dir ./share/stalled_dir/ share//stalled_dir/. share/stalled_dir; do
-  out=$(get "$dir")
+  out=$(web_get "$dir")
   [ "${out%% *}" = 504 ] || fail "a stuck folder ($dir) answered: $out"
   echo "$out" | grep -qF "busy: '/share/stalled_dir' is on a file system that does not answer: the file system mounted at '/share' has not answered for" ||
     fail "the stuck folder's answer ($dir) does not say why: $out"
   python3 -c 'import sys; sys.exit(float(sys.argv[1]) > 0.9)' "$(echo "$out" | cut -d' ' -f2)" ||
     fail "a stuck folder ($dir) was not answered at once: $out"
 done
-[ "$(lost)" = 1 ] || fail "retries of a stuck folder lost more threads: listings_lost $(lost)"
+[ "$(web_lost)" = 1 ] || fail "retries of a stuck folder lost more threads: listings_lost $(web_lost)"
 # 3. Both slots free: folders on other file systems list (the root, share/ in it unreachable), two at once (the pool's size: a third at the same
 # moment may be answered busy, as it should — it was, under ASan in CI).
 pids=""
-for t in 1 2; do get "" "$t" >"$D/par.$t" & pids="$pids $!"; done
+for t in 1 2; do web_get "" "$t" >"$D/par.$t" & pids="$pids $!"; done
 wait $pids  # (not stemd)
 for t in 1 2; do grep -q "^200 " "$D/par.$t" || fail "the root did not list beside a lost listing: $(cat "$D/par.$t")"; done
 # 4. SIGTERM: stopped at once, without waiting for the lost threads, and the log names what they
 # wait on — a lost load's opener thread too. (The process itself ends only once the file system
 # answers: its lost threads sit in the kernel, as with a dead NFS share.) Before, the shutdown
 # deadline said "still stopping the OSC server" while the web monitor waited on a listing.
-"$STEMCTL" --port 57120 --timeout 3 load 1 share/stalled.wav >/dev/null 2>&1 && fail "a load of a stalled file was done"
-kill -TERM "$PID"
-for _ in $(seq 40); do grep -qF "stopped (SIGTERM): " "$D/stemd.log" && break; sleep 0.1; done
-grep -qF "stopped (SIGTERM): " "$D/stemd.log" || fail "not stopped 4 s after SIGTERM"
+in_netns "$WEB" "$STEMCTL" --port 57120 --timeout 3 load 1 share/stalled.wav >/dev/null 2>&1 &&
+  fail "a load of a stalled file was done"
+web_stop
 sleep 0.3
 grep -qF "shutdown (SIGTERM): not waiting for threads in the file system: opener threads on 'share/stalled.wav' (lost); web listings on '/share/stalled_dir' (lost)" "$D/stemd.log" ||
   fail "the shutdown does not name the threads stuck in the file system"
 grep -F "still " "$D/stemd.log" | grep -qF "exiting without waiting" && fail "the shutdown deadline expired: $(grep -F 'still ' "$D/stemd.log")"
-exit 0
-INNER
-rc=$?
-[ "$rc" = 0 ] || exit "$rc"
 [ "$(grep -c "opendir of stalled_dir held" "$D/fs.log")" = 1 ] || fail "the stuck folder was opened again: $(cat "$D/fs.log")"
 # The file system comes back (its server gone: the held opendir fails): the process ends.
 stop_fs
-p=$(cat "$D/stemd.pid")
-for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$p" 2>/dev/null && fail "stemd still there 10 s after the file system came back"
+gone_within "$WEB" 10 || fail "stemd still there 10 s after the file system came back"
 echo "files_stall: PASS"

@@ -24,9 +24,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <functional>
 #include <set>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 namespace stemd::test::osc {
 namespace {
@@ -466,6 +468,23 @@ TEST(LogInjection, ClientStringsCannotForgeLinesOrEscapeCodes) {
   EXPECT_NE(text.find("\\nLOG error FORGED\\r\\x1b[31m"), std::string::npos) << text;
 }
 
+// Posts messages(i) for i in [0, n), in order, paced (a resync every 400: the socket's buffer is
+// not the test), then waits out one more summary period of the log limits. The bytes posted.
+std::size_t flood(Client& c, const std::function<std::vector<Bytes>(int)>& messages, int n) {
+  std::size_t sent = 0;
+  for (int i = 0; i < n; ++i) {
+    for (const Bytes& b : messages(i)) {
+      c.post_raw(b);
+      sent += b.size();
+    }
+    if (i % 400 == 0) c.resync();
+  }
+  c.resync();
+  std::this_thread::sleep_for(1100ms);  // one more summary period
+  c.resync();
+  return sent;
+}
+
 TEST(LogInjection, AFloodOfUnknownAddressesAndDummiesLeavesTheLogSmall) {
   CapturedLog log;
   std::size_t sent = 0;
@@ -474,17 +493,14 @@ TEST(LogInjection, AFloodOfUnknownAddressesAndDummiesLeavesTheLogSmall) {
     ASSERT_TRUE(d.ok()) << d.error();
     CapturedLog::listen();
     Client c(d.udp());
-    for (int i = 0; i < 20000; ++i) {
-      const Bytes a = serialise(msg("/unknown/" + std::string(200, 'x') + std::to_string(i), "\nLOG error FORGED"));
-      const Bytes b = serialise(msg("/dummy", std::string(200, 'y') + std::to_string(i)));
-      c.post_raw(a);
-      c.post_raw(b);
-      sent += a.size() + b.size();
-      if (i % 400 == 0) c.resync();  // paced: the socket's buffer is not the test
-    }
-    c.resync();
-    std::this_thread::sleep_for(1100ms);  // one more summary period
-    c.resync();
+    sent = flood(
+        c,
+        [](int i) {
+          return std::vector<Bytes>{
+              serialise(msg("/unknown/" + std::string(200, 'x') + std::to_string(i), "\nLOG error FORGED")),
+              serialise(msg("/dummy", std::string(200, 'y') + std::to_string(i)))};
+        },
+        20000);
   }
   const std::string text = log.text();
   const auto lines = static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
@@ -505,17 +521,13 @@ TEST(LogInjection, AFloodOfTestTonesLeavesTheLogSmall) {
     ASSERT_TRUE(d.ok()) << d.error();
     CapturedLog::listen();
     Client c(d.udp());
-    for (int i = 0; i < 4000; ++i) {
-      const Bytes a = serialise(msg("/test_tone", 440.0f + static_cast<float>(i % 100)));
-      const Bytes b = serialise(msg("/stemd/tone", 440.0, -60.0, 1.0));
-      c.post_raw(a);
-      c.post_raw(b);
-      sent += a.size() + b.size();
-      if (i % 400 == 0) c.resync();  // paced: the socket's buffer is not the test
-    }
-    c.resync();
-    std::this_thread::sleep_for(1100ms);  // one more summary period
-    c.resync();
+    sent = flood(
+        c,
+        [](int i) {
+          return std::vector<Bytes>{serialise(msg("/test_tone", 440.0f + static_cast<float>(i % 100))),
+                                    serialise(msg("/stemd/tone", 440.0, -60.0, 1.0))};
+        },
+        4000);
   }
   const std::string text = log.text();
   std::size_t tone_lines = 0;

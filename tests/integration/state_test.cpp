@@ -6,6 +6,7 @@
 // Waits poll a condition with a generous bound; the one fixed sleep is an observation window.
 #include "common/free_port.hpp"
 #include "common/fixtures.hpp"
+#include "common/run_process.hpp"
 #include "control/net.hpp"
 #include "osc_harness.hpp"
 
@@ -45,27 +46,16 @@ std::string slurp(const std::string& path) {
 class Stemd {
  public:
   // `ignore_sigchld`: stemd inherits SIGCHLD ignored, as from a launcher or `trap '' CHLD`.
-  Stemd(const std::string& log_path, const std::vector<std::string>& extra, bool ignore_sigchld = false)
-      : log_(log_path) {
+  Stemd(const std::string& log_path, const std::vector<std::string>& extra, bool ignore_sigchld = false) {
     for (int attempt = 0; attempt < 5; ++attempt) {
       port_ = free_port();
       std::vector<std::string> argv{STEMD_BINARY,  "--backend", "null",          "--osc-port", std::to_string(port_),
                                     "--log-level", "info",      "--buffer-size", "512"};
       argv.insert(argv.end(), extra.begin(), extra.end());
-      pid_ = fork();
-      if (pid_ == 0) {
-        const int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd >= 0) {
-          dup2(fd, 1);
-          dup2(fd, 2);
-        }
-        std::vector<char*> args;
-        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
+      child_ = spawn_logged(argv, log_path, [ignore_sigchld] {
         if (ignore_sigchld) ::signal(SIGCHLD, SIG_IGN);  // kept across exec
-        execv(args[0], args.data());
-        _exit(127);
-      }
+        return true;
+      });
       // Ready once it logged its start line (the socket is bound before that; the server
       // answers from then on) — or gone (a port taken meanwhile: another one).
       wait_until([&] { return !running() || log().find(" started: ") != std::string::npos; }, 10.0);
@@ -80,40 +70,20 @@ class Stemd {
 
   bool ready() { return client_ != nullptr && running(); }
   Client& client() { return *client_; }
-  std::string log() const { return slurp(log_); }
+  std::string log() const { return child_.output(); }
 
-  bool running() {
-    if (exited_) return false;
-    int st = 0;
-    if (waitpid(pid_, &st, WNOHANG) == pid_) {
-      exited_ = true;
-      status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    }
-    return !exited_;
-  }
+  bool running() { return child_.running(); }
   int signal(int sig, double wait_s = 10.0) {
-    if (pid_ <= 0 || !running()) return status_;
+    if (!running()) return child_.exit_code();
     client_.reset();
-    kill(pid_, sig);
-    wait_until([&] { return !running(); }, wait_s);
-    if (running()) {
-      kill(pid_, SIGKILL);
-      int st = 0;
-      waitpid(pid_, &st, 0);
-      exited_ = true;
-      status_ = 128 + SIGKILL;
-    }
-    return status_;
+    return child_.stop(sig, wait_s);
   }
   int terminate() { return signal(SIGTERM); }
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return child_.pid(); }
 
  private:
-  std::string log_;
   std::uint16_t port_ = 0;
-  pid_t pid_ = -1;
-  bool exited_ = false;
-  int status_ = -1;
+  Child child_;
   std::unique_ptr<Client> client_;
 };
 
@@ -591,17 +561,8 @@ TEST(Shutdown, ALogLineIntoAPipeWithoutReaderDoesNotKillTheDaemon) {
                                       f.state,
                                       "--health-interval",
                                       "1"};
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(p[1], 1);
-    dup2(p[1], 2);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  ASSERT_GT(pid, 0);
+  Child d = spawn_logged(argv, "", [&p] { return dup2(p[1], 1) == 1 && dup2(p[1], 2) == 2; });
+  ASSERT_GT(d.pid(), 0);
   close(p[1]);
   // Read its output until it has started (up to 10 s, scaled: under qemu on a busy machine stemd
   // took longer than 10 s to start), then close the only read end.
@@ -627,17 +588,13 @@ TEST(Shutdown, ALogLineIntoAPipeWithoutReaderDoesNotKillTheDaemon) {
   EXPECT_TRUE(osc::is_done(c.send("/stemd/deck", "A", 0.5), "/stemd/deck"));
   std::this_thread::sleep_for(1500ms);  // the bad-input warning and a health line are written meanwhile
   EXPECT_TRUE(osc::is_done(c.send("/stemd/ping"), "/stemd/ping"));
-  int st = 0;
-  EXPECT_EQ(waitpid(pid, &st, WNOHANG), 0) << "stemd died: status " << st;
-  kill(pid, SIGTERM);
-  const auto deadline = Clock::now() + scaled(5s);  // a hang's bound, not a time stemd must keep
-  pid_t w = 0;
-  while ((w = waitpid(pid, &st, WNOHANG)) == 0 && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
-  if (w == 0) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
+  EXPECT_TRUE(d.running()) << "stemd died: status " << d.wait_status();
+  if (d.running()) kill(d.pid(), SIGTERM);
+  if (d.wait_exit(5.0) < 0) {  // a hang's bound, not a time stemd must keep
+    d.stop(SIGKILL, 5.0);
     FAIL() << "stemd did not exit within " << scaled(5s).count() << " s of SIGTERM";
   }
+  const int st = d.wait_status();
   ASSERT_TRUE(WIFEXITED(st)) << "killed by signal " << (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
   EXPECT_EQ(WEXITSTATUS(st), 0);
   EXPECT_NE(slurp(f.state).find("/stemd/deck A 0.5 0"), std::string::npos) << slurp(f.state);

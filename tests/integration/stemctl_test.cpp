@@ -14,7 +14,6 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -27,6 +26,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -44,71 +44,6 @@ std::string read_file(const std::string& path) {
   s << in.rdbuf();
   return s.str();
 }
-
-// A free port (UDP and TCP) on 127.0.0.1: bound to port 0, read back, closed. Another process
-// may take it before we use it; callers retry.
-// A child process with stdout+stderr into a file; SIGTERM (then SIGKILL) when it goes away.
-class Child {
- public:
-  Child(const std::vector<std::string>& argv, std::string log) : log_(std::move(log)) {
-    pid_ = fork();
-    if (pid_ == 0) {
-      const int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-      if (fd >= 0) {
-        dup2(fd, 1);
-        dup2(fd, 2);
-      }
-      std::vector<char*> args;
-      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
-  }
-  ~Child() { terminate(); }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-
-  pid_t pid() const { return pid_; }
-  std::string output() const { return read_file(log_); }
-
-  bool running() {
-    if (exited_) return false;
-    int st = 0;
-    if (waitpid(pid_, &st, WNOHANG) == pid_) {
-      exited_ = true;
-      status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-      return false;
-    }
-    return true;
-  }
-
-  // Waits up to `seconds` for the process to end by itself; its exit code, or -1 if it did not.
-  int wait_exit(double seconds) {
-    wait_until([&] { return !running(); }, seconds);
-    return exited_ ? status_ : -1;
-  }
-
-  // SIGTERM, up to 5 s for a clean exit, then SIGKILL. The exit code (128+signal if killed).
-  int terminate() {
-    if (pid_ <= 0 || !running()) return status_;
-    kill(pid_, SIGTERM);
-    if (wait_exit(5.0) < 0) {
-      kill(pid_, SIGKILL);
-      int st = 0;
-      waitpid(pid_, &st, 0);
-      exited_ = true;
-      status_ = 128 + SIGKILL;
-    }
-    return status_;
-  }
-
- private:
-  std::string log_;
-  pid_t pid_ = -1;
-  bool exited_ = false;
-  int status_ = -1;
-};
 
 struct Ctl {
   int exit_code = -1;
@@ -166,7 +101,7 @@ class Daemon {
         argv.push_back("--osc-tcp-port");
         argv.push_back(std::to_string(tcp_port_));
       }
-      child_ = std::make_unique<Child>(argv, dir_.file("stemd.log"));
+      child_ = spawn_logged(argv, dir_.file("stemd.log"));
       // Ready when stemctl gets an answer; gone (a port taken meanwhile) → another port.
       ready_ = wait_until(
                    [&] {
@@ -203,7 +138,7 @@ class Daemon {
 
  private:
   TempDir dir_;
-  std::unique_ptr<Child> child_;
+  std::optional<Child> child_;
   std::uint16_t port_ = 0, tcp_port_ = 0;
   bool ready_ = false;
 };
@@ -626,8 +561,8 @@ TEST(Stemctl, WatchShowsVoicesAndEventsAndUnsubscribes) {
   EXPECT_EQ(status_value(d.ctl("status --all").out, "event subscribers"), "0");
 
   // Until SIGTERM: events show up, and the subscription ends with it.
-  Child watch({STEMCTL_BINARY, "-p", std::to_string(d.port()), "watch", "--interval", "0.05"},
-              d.dir().file("watch.out"));
+  Child watch = spawn_logged({STEMCTL_BINARY, "-p", std::to_string(d.port()), "watch", "--interval", "0.05"},
+                             d.dir().file("watch.out"));
   ASSERT_TRUE(wait_until([&] { return watch.output().find("recent events:") != std::string::npos; })) << watch.output();
   EXPECT_EQ(status_value(d.ctl("status --all").out, "event subscribers"), "1");
   ASSERT_EQ(d.ctl("-q stop 4").exit_code, 0);
@@ -1029,7 +964,8 @@ TEST(Stemctl, EventsPrintsOneLineEachAndUnsubscribes) {
   auto subscribers = [&] { return status_json(d)["subscribers"]; };
 
   // JSON lines until SIGTERM.
-  Child json({STEMCTL_BINARY, "-p", std::to_string(d.port()), "events", "--json"}, d.dir().file("events.json"));
+  Child json =
+      spawn_logged({STEMCTL_BINARY, "-p", std::to_string(d.port()), "events", "--json"}, d.dir().file("events.json"));
   ASSERT_TRUE(wait_until([&] { return subscribers() == 1; })) << json.output();
   ASSERT_EQ(d.ctl("-q play 4").exit_code, 0);
   ASSERT_EQ(d.ctl("-q stop 4").exit_code, 0);
@@ -1054,7 +990,7 @@ TEST(Stemctl, EventsPrintsOneLineEachAndUnsubscribes) {
   EXPECT_EQ(events[1]["time"].get<std::string>().back(), 'Z');
 
   // Text, ended by Ctrl-C (SIGINT); and --count ends by itself.
-  Child text({STEMCTL_BINARY, "-p", std::to_string(d.port()), "events"}, d.dir().file("events.txt"));
+  Child text = spawn_logged({STEMCTL_BINARY, "-p", std::to_string(d.port()), "events"}, d.dir().file("events.txt"));
   ASSERT_TRUE(wait_until([&] { return subscribers() == 1; }));
   auto counted = std::async(std::launch::async, [&] { return d.ctl("events --count 1"); });
   ASSERT_TRUE(wait_until([&] { return subscribers() == 2; }));
@@ -1113,7 +1049,7 @@ TEST(Stemctl, PausedVoicesMixColumnsTempoAndEndReasons) {
   EXPECT_NE(status_value(d.ctl("status").out, "tempo").find("128.00 bpm, beat "), std::string::npos)
       << d.ctl("status").out;
   // LOW 5 and 10: the reasons, as `stemctl events` prints them.
-  Child events({STEMCTL_BINARY, "-p", std::to_string(d.port()), "events"}, d.dir().file("events.txt"));
+  Child events = spawn_logged({STEMCTL_BINARY, "-p", std::to_string(d.port()), "events"}, d.dir().file("events.txt"));
   ASSERT_TRUE(wait_until([&] { return status_json(d)["subscribers"] == 1; })) << events.output();
   ASSERT_EQ(d.ctl("-q play 2 --loop").exit_code, 0);                              // replaces id 2's voice
   ASSERT_EQ(d.ctl("-q load 1 " + shell_quote(d.wav("three.wav"))).exit_code, 0);  // replaces id 1's (paused)
@@ -1159,7 +1095,7 @@ TEST(Stemctl, EventsRenewsItsSubscription) {
   ASSERT_READY(d);
   ASSERT_EQ(d.ctl("-q load 4 " + shell_quote(d.wav("pad.wav"))).exit_code, 0);
   auto subscribers = [&] { return status_json(d)["subscribers"]; };
-  Child events({STEMCTL_BINARY, "-p", std::to_string(d.port()), "events"}, d.dir().file("events.txt"));
+  Child events = spawn_logged({STEMCTL_BINARY, "-p", std::to_string(d.port()), "events"}, d.dir().file("events.txt"));
   ASSERT_TRUE(wait_until([&] { return subscribers() == 1; })) << events.output();
   // Three lifetimes later it is still subscribed, and events still arrive.
   const auto until = Clock::now() + std::chrono::seconds(3);
@@ -1183,16 +1119,16 @@ TEST(Stemctl, EventsSubscribesAgainAfterTheDaemonRestarts) {
   const std::vector<std::string> argv{STEMD_BINARY, "--backend",          "null", "--osc-port", p, "--log-level",
                                       "warn",       "--subscription-ttl", "1"};
   auto answers = [&] { return run_ctl("-p " + p + " -t 0.2 -q ping").exit_code == 0; };
-  auto first = std::make_unique<Child>(argv, dir.file("stemd1.log"));
-  ASSERT_TRUE(wait_until(answers, 5.0)) << first->output();
-  Child events({STEMCTL_BINARY, "-p", p, "events"}, dir.file("events.txt"));
+  Child first = spawn_logged(argv, dir.file("stemd1.log"));
+  ASSERT_TRUE(wait_until(answers, 5.0)) << first.output();
+  Child events = spawn_logged({STEMCTL_BINARY, "-p", p, "events"}, dir.file("events.txt"));
   ASSERT_TRUE(wait_until([&] {
     return status_value(run_ctl("-p " + p + " status --all").out, "event subscribers") == "1";
   })) << events.output();
-  EXPECT_EQ(first->terminate(), 0);
+  EXPECT_EQ(first.terminate(), 0);
   ASSERT_TRUE(wait_until([&] { return events.output().find("(retrying every second)") != std::string::npos; }))
       << events.output();
-  Child second(argv, dir.file("stemd2.log"));
+  Child second = spawn_logged(argv, dir.file("stemd2.log"));
   ASSERT_TRUE(wait_until(answers, 5.0)) << second.output();
   ASSERT_TRUE(wait_until([&] { return events.output().find("answers again") != std::string::npos; }, 5.0))
       << events.output();

@@ -19,6 +19,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <initializer_list>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -335,6 +336,47 @@ TEST(SlowLoads, ALoadThatKeepsReadingIsGivenUpAtTheBoundAndOneBehindItNeverStart
   ASSERT_EQ(l.load(3, dir.file("next.wav")).kind, ErrorKind::kDeferred);
   ASSERT_TRUE(l.answered(3));
   EXPECT_TRUE(l.of(3)->reply.ok) << l.of(3)->reply.reason;
+}
+
+// The loads of `ids` were answered /fail with the kind of a give-up.
+void expect_given_up(const Loads& l, std::initializer_list<int> ids) {
+  for (int id : ids) {
+    const auto* a = l.of(id);
+    ASSERT_NE(a, nullptr) << id;
+    EXPECT_FALSE(a->reply.ok) << id;
+    EXPECT_EQ(a->reply.kind, ErrorKind::kGivenUp) << id << ": " << a->reply.reason;
+  }
+}
+
+// Every load the router gives up — stuck, dragged by a stuck one on its file system, too slow at
+// the bound, not started behind those — is answered with ErrorKind::kGivenUp, the kind the state
+// file's restore keeps a source by (app/state_held.cpp); a refusal at once of a load from the
+// stuck file system is busy, not a give-up. Before, a give-up was a kPath failure told apart by
+// "--load-timeout" in its reason.
+TEST(SlowLoads, EveryGiveUpIsAnsweredWithTheKindGivenUp) {
+  test::TempDir dir;
+  test::make_wav(dir.file("stuck.wav"), 4800, 1);
+  test::make_wav(dir.file("same.wav"), 4800, 2);
+  test::make_wav(dir.file("slow.wav"), 4800, 3);
+  test::make_wav(dir.file("next.wav"), 4800, 4);
+  Share share;
+  share.slow = 100ms;
+  io::ScopedFaultInjector scoped(share);
+  {
+    Loads l(0.3, 1);  // stuck, and one queued behind it on its file system
+    const Settle settle{share, l};
+    ASSERT_EQ(l.load(1, dir.file("stuck.wav")).kind, ErrorKind::kDeferred);
+    ASSERT_EQ(l.load(2, dir.file("same.wav")).kind, ErrorKind::kDeferred);
+    ASSERT_TRUE(l.answered(2));
+    expect_given_up(l, {1, 2});
+    EXPECT_EQ(l.load(3, dir.file("same.wav")).kind, ErrorKind::kBusy);
+  }
+  Loads l(0.3, 1, 2.0);  // too slow at 2 × 0.3 s (a read answered every 0.1 s), and one behind it
+  const Settle settle{share, l};
+  ASSERT_EQ(l.load(1, dir.file("slow.wav")).kind, ErrorKind::kDeferred);
+  ASSERT_EQ(l.load(2, dir.file("next.wav")).kind, ErrorKind::kDeferred);
+  ASSERT_TRUE(l.answered(2));
+  expect_given_up(l, {1, 2});
 }
 
 // The pool tells when queued jobs are held back by lost threads alone (the router answers them,

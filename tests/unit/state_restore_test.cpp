@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <thread>
 
 namespace stemd::app {
@@ -228,26 +229,63 @@ TEST(StateRestore, ALaterLoadsOutcomeSettlesTheRestoreAndTheHeldRetryAlike) {
   EXPECT_EQ(slurp(path).find("# source 1"), std::string::npos) << slurp(path);
 }
 
+// A state file of one load, of the file `make` makes in a fresh directory, restored on the
+// restore's thread and on an opener thread: the load fails, and its source is not held (not kept
+// in the file to be tried again).
+void expect_failed_and_not_held(const std::function<std::string(test::TempDir&)>& make) {
+  for (const bool async : {false, true}) {
+    SCOPED_TRACE(async ? "on an opener thread" : "on the restore's thread");
+    test::TempDir dir;
+    const std::string file = make(dir);
+    const std::string path = dir.file("state");
+    Restored s(path, "stemd-state 1\n" + load_line(1, file) + "end\n", {.async = async});
+    EXPECT_EQ(s.report.failed, 1);
+    EXPECT_NE(s.log.text().find(":2: source 1 not restored: "), std::string::npos) << s.log.text();
+    EXPECT_EQ(s.log.text().find("not restored yet"), std::string::npos) << s.log.text();
+    s.keeper.capture_now(s.rig.ctl, s.rig.router);
+    ASSERT_TRUE(s.keeper.flush());
+    EXPECT_EQ(slurp(path).find(file), std::string::npos) << "not kept: " << slurp(path);
+  }
+}
+
 // Whether a source is kept to be tried again is decided by its load's kind, not by words in its
 // reason: a file that opened but is no sound file (kFile) is not held, though its name carries an
 // errno's words — whether its load ran on the restore's thread or on an opener thread. The
 // restore took every later failure for a path's (kPath) from the answer it parsed: with its loads
 // on opener threads such a file was held and tried again for as long as the daemon ran.
 TEST(StateRestore, AFileThatOpenedButIsNoSoundFileIsNotHeldWhateverItsReasonSays) {
-  for (const bool async : {false, true}) {
-    SCOPED_TRACE(async ? "on an opener thread" : "on the restore's thread");
-    test::TempDir dir;
+  expect_failed_and_not_held([](test::TempDir& dir) {
     const std::string junk = dir.file("No such file or directory.wav");
     spit(junk, "not a sound file, only text");
-    const std::string path = dir.file("state");
-    Restored s(path, "stemd-state 1\n" + load_line(1, junk) + "end\n", {.async = async});
-    EXPECT_EQ(s.report.failed, 1);
-    EXPECT_NE(s.log.text().find(":2: source 1 not restored: "), std::string::npos) << s.log.text();
-    EXPECT_EQ(s.log.text().find("not restored yet"), std::string::npos) << s.log.text();
-    s.keeper.capture_now(s.rig.ctl, s.rig.router);
-    ASSERT_TRUE(s.keeper.flush());
-    EXPECT_EQ(slurp(path).find(junk), std::string::npos) << "not kept: " << slurp(path);
-  }
+    return junk;
+  });
+}
+
+// Whether a source is kept because its load was given up is its reply's kind (kGivenUp, set where
+// the router gives a load up: router_expire.cpp), not the words of its reason. A path that cannot
+// be opened for a reason that does not pass (a symlink loop: ELOOP) is not held, though the reason
+// names --load-timeout (the path does): before, any kPath reason with "--load-timeout" in it was
+// taken for a give-up, and the source was kept and tried again for as long as the daemon ran.
+TEST(StateRestore, APathThatNamesLoadTimeoutIsNotTakenForAGiveUp) {
+  expect_failed_and_not_held([](test::TempDir& dir) {
+    const std::string loop = dir.file("take --load-timeout 2.wav");
+    std::filesystem::create_symlink(loop, loop);  // open: ELOOP
+    return loop;
+  });
+}
+
+// The rule itself (state.hpp): a give-up is kept by its kind, however its reason is worded — a
+// router that words it otherwise, or not at all, still has its source kept; and words are no
+// give-up: a reason that names --load-timeout under any other kind is judged as that kind.
+TEST(StateHeld, AGiveUpIsKeptByItsKindAndNotByItsWords) {
+  using control::ErrorKind;
+  EXPECT_TRUE(file_may_come_back(ErrorKind::kGivenUp, "given up: the share went away"));
+  EXPECT_TRUE(file_may_come_back(ErrorKind::kGivenUp, ""));
+  EXPECT_FALSE(file_may_come_back(ErrorKind::kPath, "/m/take --load-timeout 2.wav: Too many levels of symbolic links"));
+  EXPECT_FALSE(
+      file_may_come_back(ErrorKind::kFile, "timed out: the file system did not answer for 1 s (--load-timeout)"));
+  EXPECT_FALSE(file_may_come_back(ErrorKind::kBusy, "busy: 2 loads are stuck in the file system past --load-timeout"));
+  EXPECT_TRUE(file_may_come_back(ErrorKind::kPath, "/m/a.wav: No such file or directory"));  // a disk not there yet
 }
 
 }  // namespace
