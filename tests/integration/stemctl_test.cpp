@@ -323,7 +323,13 @@ TEST(Stemctl, RangeErrorsNameTheArgument) {
                                                         // sent and refused by stemd before (exit 1)
                                                         {"pause 1 --fade 5000", "--fade: must be 0..3600, got 5000"},
                                                         {"stop 1 --fade 5000", "--fade: must be 0..3600, got 5000"},
-                                                        {"play 1 --volume 9", "--volume: must be 0..4, got 9"}}) {
+                                                        {"play 1 --volume 9", "--volume: must be 0..4, got 9"},
+                                                        // new-user pass 25: "CURVE: wobble not in {…}", "DECK: …"
+                                                        {"fade 1 0 4 wobble",
+                                                         "curve: must be linear, exponential, equal_power or s_curve, "
+                                                         "got \"wobble\""},
+                                                        {"eq E low 20", "deck: must be A, B, C or D, got \"E\""},
+                                                        {"deck E 0.5", "deck: must be A, B, C or D, got \"E\""}}) {
     SCOPED_TRACE(args);
     const auto r = run_ctl("-t 0.2 " + args);
     EXPECT_EQ(r.exit_code, 2) << show(r);
