@@ -1185,7 +1185,21 @@ TEST(Cli, ABadValueIsExplainedInPlainWords) {
   auto out = [&](const std::string& args) { return run_stemd("--backend null --no-osc --duration 0.05 " + args); };
   auto r = run_process(std::string(STEMD_BINARY) + " --config none --backend null --no-osc --osc-port 99999");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.output.find("--osc-port: '99999' is not a value it takes"), std::string::npos) << r.output;
+  // The range, not "'99999' is not a value it takes (out of its range, or not a number)" (new-user pass 25).
+  EXPECT_NE(r.output.find("--osc-port: 99999 is out of range: must be an integer from 0 to 65535"), std::string::npos)
+      << r.output;
+  r = run_process(std::string(STEMD_BINARY) + " --config none --backend null --no-osc --http-port 70000");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("--http-port: 70000 is out of range: must be an integer from -1 to 65535"), std::string::npos)
+      << r.output;
+  // A rate in the range that is no whole number says so, not only the range (new-user pass 25).
+  std::ofstream(dir.file("rate.conf")) << "sample-rate = 44100.5\n";
+  r = out("--config " + dir.file("rate.conf"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(
+      r.output.find("'44100.5' is not a whole number of Hz: must be 0 (the device's rate) or from 8000 to 384000"),
+      std::string::npos)
+      << r.output;
   std::ofstream(dir.file("twice.conf")) << "buffer-size = 256\nbuffer-size = 512\n";
   r = out("--config " + dir.file("twice.conf"));
   EXPECT_EQ(r.exit_code, 2);
