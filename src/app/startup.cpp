@@ -155,10 +155,13 @@ int DaemonRun::open_backend() {
     } else {
       waiting_ = true;
       device_.set_waiting(err_);
+      // Why no fallback: a device named, or (no --device) the backend asked for by name.
+      const std::string why = !o_.device.empty() ? "the device '" + o_.device + "' is configured"
+                                                 : "--backend portaudio was asked for, not auto";
       spdlog::warn(
           "waiting for the audio device {}: {} — stemd answers OSC meanwhile, retries every 0.5 s doubling to 5 s "
-          "and plays as soon as it appears (no fallback to the null backend: a device is configured)",
-          wanted_, err_);
+          "and plays as soon as it appears (no fallback to the null backend: {})",
+          wanted_, err_, why);
       // The engine is built for one rate: the device is opened at it when it appears.
       if (bc_.sample_rate == 0) {
         bc_.sample_rate = 48000;

@@ -269,11 +269,32 @@ TEST(Cli, AMissingConfiguredDeviceIsWaitedForWithTheReason) {
   EXPECT_NE(r.output.find("alive"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("exit=0"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("waiting for the audio device 'no-such-device-xyz': "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("(no fallback to the null backend: the device 'no-such-device-xyz' is configured)"),
+            std::string::npos)
+      << r.output;
   // With a JACK server running the reason lists PortAudio's devices; without any device it says so.
   EXPECT_TRUE(r.output.find("no output device matches 'no-such-device-xyz'") != std::string::npos ||
               r.output.find("PortAudio sees no output device") != std::string::npos)
       << r.output;
   EXPECT_EQ(r.output.find("using the null backend"), std::string::npos) << r.output;
+}
+
+// With --backend portaudio and no --device, the log gives that as the reason there is no fallback:
+// it said "a device is configured" when none was (new-user pass 25). JACK_DEFAULT_SERVER names no
+// server, so that only a machine with an ALSA output device opens one (then: skipped).
+TEST(Cli, WaitingForTheDefaultDeviceSaysTheBackendWasAskedFor) {
+  const std::string cmd = std::string(kNoLeakCheckForAlsaPlugins) +
+                          "JACK_DEFAULT_SERVER=stemd-test-no-such-server JACK_NO_START_SERVER=1 " + STEMD_BINARY +
+                          " --config none --backend portaudio --no-osc & pid=$!; sleep " + scaled_seconds(1.5) +
+                          "; kill -TERM $pid; wait $pid; echo exit=$?";
+  const auto r = run_process("timeout -k 2 " + scaled_seconds(20) + " sh -c " + shell_quote(cmd));
+  if (r.output.find("waiting for the audio device") == std::string::npos)
+    GTEST_SKIP() << "PortAudio opened a default output device here:\n" << r.output;
+  EXPECT_NE(r.output.find("waiting for the audio device (the default output device): "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("(no fallback to the null backend: --backend portaudio was asked for, not auto)"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("a device is configured"), std::string::npos) << r.output;
 }
 
 // ... and the health line says so first, the device's name, how long and why: it read "0 voices,
