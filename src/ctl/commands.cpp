@@ -460,6 +460,7 @@ void define_watch(CLI::App& sub, Args& a) {
   sub.add_option("--count", a.count, "Stop after this many refreshes (0: until Ctrl-C)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  sub.footer(kFileSecondsNote);
 }
 
 int run_watch_command(Session& s, Args& a, const CLI::App&) { return run_watch(s, a.interval, a.count); }

@@ -1142,6 +1142,15 @@ TEST(Stemctl, UsageLinesNameTheArguments) {
   EXPECT_EQ(run_ctl("tone 440 -12 3600.5").exit_code, 2);
 }
 
+// The voices and watch tables' POSITION and DURATION say whose seconds they are in their help:
+// the file's (new-user pass 25: a voice at rate 2 moves 2 of them a second, unlabelled).
+TEST(Stemctl, VoicesAndWatchHelpSayPositionsAreFileSeconds) {
+  for (const char* c : {"voices", "watch"}) {
+    const auto r = run_ctl(std::string(c) + " --help");
+    EXPECT_NE(r.out.find("POSITION and DURATION are file seconds"), std::string::npos) << c << ":\n" << r.out;
+  }
+}
+
 // The subscription outlives the daemon's --subscription-ttl: events renews it (at a third of
 // the lifetime the daemon's reply names). Without renewal the daemon drops it after 1 s.
 TEST(Stemctl, EventsRenewsItsSubscription) {
