@@ -66,6 +66,7 @@ int DaemonRun::run() {
     spdlog::info("{}", web_->describe());  // before its thread runs: the acceptor is then its own
     web_->start();
   }
+  check_descriptors();  // everything that holds a descriptor has started
   announce();
   init_health();
   const auto now = Clock::now();

@@ -55,7 +55,7 @@ class DaemonRun {
   // startup.cpp — each returns -1 to carry on, else the exit code
   int prepare();
   void block_signals_and_raise_fd_limit();
-  void check_descriptors();  // once the device, sockets and log are open: --max-sources against the limit
+  void check_descriptors();  // once everything has started (run()): --max-sources against the limit
   int open_backend();
   int build_instance();
   int open_web();
@@ -134,6 +134,8 @@ class DaemonRun {
   Clock::time_point next_health_, next_health_line_, health_prev_t_, t_start_, next_fd_measure_;
   double health_prev_cpu_ = 0;
   std::uint64_t health_prev_cb_ns_ = 0;
+  std::uint64_t fds_refused_at_line_ = 0;  // FdBudget::refused() at the last health line
+  Clock::time_point fds_line_t_;           // when that line was written (the start before one)
   // the end of the main loop
   int exit_code_ = 0;
   std::string stop_reason_ = "finished";

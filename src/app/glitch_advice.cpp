@@ -103,23 +103,45 @@ std::string one_line(const std::string& reason) {
 
 }  // namespace
 
+std::string open_files_trouble(const HealthLine& h) {
+  if (h.fds_limit <= 0) return {};
+  const std::int64_t budget = std::max<std::int64_t>(0, h.fds_limit - h.fds_reserve);  // streamed sources' share
+  const std::int64_t room = std::max<std::int64_t>(0, budget - h.fds_open);
+  if (h.fds_refused == 0 && room * 10 >= budget) return {};
+  std::string what;
+  if (h.fds_refused > 0) {
+    what = fmt::format("{} streamed load{} refused in the last {:.0f} s", h.fds_refused, h.fds_refused == 1 ? "" : "s",
+                       std::max(1.0, h.fds_refused_window_s));
+  } else if (room == 0) {
+    what = "streamed loads are refused";
+  } else {
+    what = fmt::format("room for {} more streamed source{}", room, room == 1 ? "" : "s");
+  }
+  return fmt::format(
+      "open files: {} of {} in use, a reserve of {} kept: {}; raise LimitNOFILE (systemd) or nofile in limits.conf, "
+      "unload streamed sources, or hold files in memory (--preload-limit-mb)",
+      h.fds_open, h.fds_limit, h.fds_reserve, what);
+}
+
 std::string health_summary(const HealthLine& h) {
   const double mib = h.resident_bytes / (1024.0 * 1024.0);
+  std::string fds = open_files_trouble(h);
+  if (!fds.empty()) fds += "; ";
   if (!h.device_running) {
     const std::string name = h.device_name.empty() ? "" : " '" + h.device_name + "'";
     std::string why = one_line(h.device_reason);
     if (h.device_attempts > 0)
       why += (why.empty() ? "" : "; ") + fmt::format("attempt {}, retrying", h.device_attempts);
     return fmt::format(
-        "device{} {} {:.1f} s{}: nothing plays until it {}; {} voices, CPU {:.1f}% of one core, memory {:.1f} MiB "
+        "device{} {} {:.1f} s{}: nothing plays until it {}; {}{} voices, CPU {:.1f}% of one core, memory {:.1f} MiB "
         "resident",
         name, h.device_waiting ? "not there yet, waiting" : "lost for", h.device_away_s,
-        why.empty() ? "" : " (" + why + ")", h.device_waiting ? "appears" : "is back", h.voices, h.cpu_pct, mib);
+        why.empty() ? "" : " (" + why + ")", h.device_waiting ? "appears" : "is back", fds, h.voices, h.cpu_pct, mib);
   }
   return fmt::format(
-      "{} voices, CPU {:.1f}% of one core (audio callback {:.1f}%), {}, lowest ring fill {}%, voice underruns {}, "
+      "{}{} voices, CPU {:.1f}% of one core (audio callback {:.1f}%), {}, lowest ring fill {}%, voice underruns {}, "
       "device underflows {}, memory {:.1f} MiB resident, device {}",
-      h.voices, h.cpu_pct, h.callback_pct, h.rt_policy.empty() ? "audio thread not started yet" : h.rt_policy,
+      fds, h.voices, h.cpu_pct, h.callback_pct, h.rt_policy.empty() ? "audio thread not started yet" : h.rt_policy,
       h.lowest_ring_fill_pct, h.voice_underruns, h.device_underflows, mib, h.device);
 }
 

@@ -61,13 +61,26 @@ struct HealthLine {
   std::string device_reason;
   std::uint64_t device_attempts = 0;
   std::string device_name;
+  // Descriptors (fd_budget.hpp): open now, the limit, the reserve (fds_limit 0: not known), and
+  // the streamed loads refused for them in the last `fds_refused_window_s` seconds of wall time
+  // (since the last health line).
+  std::int64_t fds_open = 0, fds_limit = 0, fds_reserve = 0;
+  std::uint64_t fds_refused = 0;
+  double fds_refused_window_s = 0;
 };
+
+// The health line's open-file part, when streamed sources are short of descriptors — fewer than
+// a tenth of what the reserve leaves them, or a load refused in the window: "open files: 75 of
+// 100 in use, a reserve of 25 kept: 3 streamed loads refused in the last 60 s; raise
+// LimitNOFILE …" (new-user pass 25: the line said nothing while loads were refused). "" else.
+std::string open_files_trouble(const HealthLine& h);
 
 // "3 voices, CPU 1.1% of one core (audio callback 0.7%), SCHED_FIFO 70, lowest ring fill 100%, voice
 // underruns 0, device underflows 0, memory 54.9 MiB resident, device running" — or, while the
 // device is missing (not there yet, or lost), that first: "device 'usb' not there yet (waiting
 // 3.1 s: …; attempt 4, retrying): nothing plays until it appears; 0 voices, CPU 1.4% of one core,
 // memory 33.1 MiB resident" — not "0 voices, … unknown, … device waiting" (new-user pass 24).
+// Descriptors short (open_files_trouble) come next, before the voices, as a missing device does.
 std::string health_summary(const HealthLine& h);
 
 }  // namespace stemd::app

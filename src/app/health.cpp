@@ -52,6 +52,7 @@ void DaemonRun::init_health() {
   health_prev_cpu_ = process_cpu_seconds();
   health_prev_cb_ns_ = 0;
   t_start_ = Clock::now();
+  fds_line_t_ = now;
   next_fd_measure_ = now;  // the first tick measures what the running stream holds
 }
 
@@ -96,10 +97,19 @@ void DaemonRun::health_tick(Clock::time_point now) {
   h.device_reason = device_.reason();
   h.device_attempts = device_.attempts();
   h.device_name = o_.device;
+  if (fds_) {  // streamed loads refused for descriptors since the last health line (or the start)
+    h.fds_open = fds_->in_use();
+    h.fds_limit = fds_->limit();
+    h.fds_reserve = fds_->reserve();
+    h.fds_refused = fds_->refused() - fds_refused_at_line_;
+    h.fds_refused_window_s = std::chrono::duration<double>(now - fds_line_t_).count();
+  }
   std::string summary = health_summary(h);
   if (const std::string t = state_ ? state_->trouble() : std::string(); !t.empty()) summary += ", " + t;
   if (o_.watch || (o_.health_interval > 0 && now >= next_health_line_)) {
     spdlog::info("health: {}", summary);
+    if (fds_) fds_refused_at_line_ = fds_->refused();
+    fds_line_t_ = now;
     next_health_line_ = now + std::chrono::milliseconds(static_cast<int>(o_.health_interval * 1000));
   }
   if (!(c == last_)) log_glitches(c, hist, min_fill);

@@ -72,7 +72,13 @@ CLI::Option* check_sample_rate(CLI::Option* opt) {
         char* end = nullptr;
         errno = 0;
         const long v = std::strtol(s.c_str(), &end, 10);
-        if (s.empty() || end == nullptr || *end != '\0' || errno != 0) return "'" + s + "' " + want;
+        if (s.empty() || end == nullptr || *end != '\0' || errno != 0) {
+          // 44100.5: a number, maybe in the range, but not a whole one (it said only the range).
+          const double d = std::strtod(s.c_str(), &end);
+          if (!s.empty() && end != nullptr && *end == '\0' && std::isfinite(d) && d != std::floor(d))
+            return "'" + s + "' is not a whole number of Hz: " + want;
+          return "'" + s + "' " + want;
+        }
         if (v != 0 && (v < 8000 || v > 384000)) return std::to_string(v) + " Hz is out of range: " + want;
         return {};
       },
@@ -310,6 +316,7 @@ void add_osc_options(CLI::App& app, Options& o) {
   app.add_option("--osc-port", o.osc_port,
                  "UDP port for OSC (crowdstream deployments use 57120 or 57122; "
                  "0 = any free port, logged at start)")
+      ->transform(int_range(0, 65535))
       ->capture_default_str();
   app.add_option("--osc-bind", o.osc_bind,
                  "Address to listen on: 127.0.0.1 (default), ::1, 0.0.0.0, :: or one "
@@ -318,7 +325,7 @@ void add_osc_options(CLI::App& app, Options& o) {
   app.add_option("--osc-tcp-port", o.osc_tcp_port,
                  "Also accept OSC over TCP (OSC 1.0 size-prefixed frames) on this "
                  "port; -1 = off")
-      ->check(CLI::Range(-1, 65535))
+      ->transform(int_range(-1, 65535))
       ->capture_default_str();
   app.add_option("--allow", o.allow,
                  "Sources allowed to send OSC, as CIDRs (\"10.0.0.0/8,192.168.1.7\"); "
@@ -330,7 +337,7 @@ void add_osc_options(CLI::App& app, Options& o) {
   app.add_option("--http-port,--web-port", o.http_port,
                  "Serve the web monitor (status, controls, live audio; docs/monitor.md) on this TCP "
                  "port; -1 = off, 0 = any free port (logged at start)")
-      ->check(CLI::Range(-1, 65535))
+      ->transform(int_range(-1, 65535))
       ->capture_default_str();
   app.add_option("--http-bind", o.http_bind,
                  "Address the web monitor listens on; beyond loopback --allow is required "

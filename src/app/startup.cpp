@@ -94,8 +94,12 @@ void DaemonRun::block_signals_and_raise_fd_limit() {
   fds_ = std::make_shared<io::FdBudget>(limit, io::fd_reserve(limit, tcp, http));
 }
 
-// What is open once the device, the sockets and the log are (measured, fd_budget.hpp) cannot hold
-// streamed sources: say at start when --max-sources of them cannot all stay open.
+// What is open once the device, the sockets, the log and the threads that hold descriptors of
+// their own are (measured, fd_budget.hpp) cannot hold streamed sources: say at start when
+// --max-sources of them cannot all stay open. Measured after the control thread and the web
+// monitor have started: the OSC server's wake-up descriptor (a dup, made by start()) was counted
+// out before, and the number it gave was one too many (new-user pass 25: "at most 66 fit", the
+// 66th refused).
 void DaemonRun::check_descriptors() {
   if (!fds_ || !fds_->measure()) return;
   const std::int64_t fit = fds_->limit() - fds_->reserve() - fds_->others();
@@ -151,10 +155,13 @@ int DaemonRun::open_backend() {
     } else {
       waiting_ = true;
       device_.set_waiting(err_);
+      // Why no fallback: a device named, or (no --device) the backend asked for by name.
+      const std::string why = !o_.device.empty() ? "the device '" + o_.device + "' is configured"
+                                                 : "--backend portaudio was asked for, not auto";
       spdlog::warn(
           "waiting for the audio device {}: {} — stemd answers OSC meanwhile, retries every 0.5 s doubling to 5 s "
-          "and plays as soon as it appears (no fallback to the null backend: a device is configured)",
-          wanted_, err_);
+          "and plays as soon as it appears (no fallback to the null backend: {})",
+          wanted_, err_, why);
       // The engine is built for one rate: the device is opened at it when it appears.
       if (bc_.sample_rate == 0) {
         bc_.sample_rate = 48000;
@@ -383,7 +390,9 @@ int DaemonRun::build_instance() {
   inst_->router().set_started(resume_.started_ns > 0 ? Clock::time_point(std::chrono::nanoseconds(resume_.started_ns))
                                                      : started_);
   if (int rc = open_web(); rc >= 0) return rc;
-  check_descriptors();
+  // What the state file's and the start files' streamed loads count against; measured again,
+  // and checked against --max-sources, once everything has started (check_descriptors).
+  if (fds_) fds_->measure();
   return -1;
 }
 

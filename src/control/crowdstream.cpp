@@ -212,14 +212,15 @@ Reply CrowdstreamDialect::stem_volume(const Call& c) {
   if (!a.id(0, id) || !a.number(1, "volume", volume)) return fail(K::kArguments, a.error(), a.id_values());
   const std::vector<OscArg> idv{OscArg::Int(id)};
   if (volume < 0 || volume > kMaxVolume) return fail(K::kRange, "volume must be 0..4", idv);
-  // The energy sender sets buffer 1000 whether or not anything loaded it: the old server
-  // ignored that silently.
-  if (ctl_.source(id) == nullptr && !r_.player(id).valid()) return r_.ignored(c.m, "buffer not loaded");
   const VoiceHandle h = r_.player(id);
-  if (!h.valid()) {
-    return fail(K::kUnknownId,
-                "buffer " + std::to_string(id) + (ctl_.source(id) ? " is not playing" : " is not loaded"), idv);
+  // No player: a cued deck keeps the volume for its /start_group, as the old server's armed
+  // player did; any other id (not loaded, stopped, ended: the energy sender's 1000) is ignored.
+  if (Armed& armed = armed_[deck_of_id(id)];
+      !h.valid() && armed.armed && armed.id == id && ctl_.source(id) != nullptr && ctl_.load_serial(id) == armed.load) {
+    armed.volume = static_cast<float>(volume);
+    return done(idv);
   }
+  if (!h.valid()) return r_.ignored(c.m, ctl_.source(id) ? "buffer not playing" : "buffer not loaded");
   std::string error;
   if (!ctl_.set_volume(c.at, h, static_cast<float>(volume), cfg_.level_ramp_s, error))
     return fail(K::kBusy, error, idv);
@@ -449,7 +450,7 @@ Reply CrowdstreamDialect::cue(const Call& c) {
   r_.players_.erase(id);
   armed_[deck] = Armed{
       true, id, static_cast<std::int64_t>(std::floor(start * static_cast<double>(ctl_.source(id)->total_frames()))),
-      ctl_.load_serial(id)};
+      ctl_.load_serial(id), static_cast<float>(cfg_.crowdstream_volume)};
   return done({OscArg::Int(id)});
 }
 
@@ -510,7 +511,7 @@ Reply CrowdstreamDialect::start_group_decks(const bool (&want)[engine::kNumDecks
   for (int d = 0; d < engine::kNumDecks; ++d) {
     if (!want[d] || r_.player(kDeckBase[d]).valid()) continue;
     PlayOptions po;
-    po.volume = static_cast<float>(cfg_.crowdstream_volume);
+    po.volume = armed_[d].volume;  // /cue's, or a /stem_volume since
     po.loop = true;
     po.deck = d;
     po.start_frame = armed_[d].start_frame;

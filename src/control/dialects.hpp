@@ -73,6 +73,7 @@ class CrowdstreamDialect {
     int id = 0;
     std::int64_t start_frame = 0;
     std::uint64_t load = 0;  // which load was cued (Controller::load_serial): a reload disarms
+    float volume = 0.8f;     // the player's volume when it starts: /cue's, or a /stem_volume since
   };
   Armed armed_[engine::kNumDecks];
 };

@@ -57,10 +57,10 @@ bool to_frame(double pos, const std::string& unit, std::int64_t total, int rate,
   if (f < 0 || (total > 0 && f >= static_cast<double>(total))) {
     char buf[128];
     if (unit == "frames" || unit == "frame") {  // in the unit given (it said "< 10 s" to 500000 frames)
-      std::snprintf(buf, sizeof buf, "position is outside the file (0 ≤ position < %lld frames, %g s)",
+      std::snprintf(buf, sizeof buf, "position is outside the file (0 ≤ position < %lld frames, %g file seconds)",
                     static_cast<long long>(total), static_cast<double>(total) / rate);
     } else {
-      std::snprintf(buf, sizeof buf, "position is outside the file (0 ≤ position < %g s)",
+      std::snprintf(buf, sizeof buf, "position is outside the file (0 ≤ position < %g file seconds)",
                     static_cast<double>(total) / rate);
     }
     error = buf;

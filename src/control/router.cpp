@@ -535,6 +535,7 @@ std::vector<OscArg> Router::status_fields() {
     kv("fds_open", OscArg::Int(fds->in_use()));
     kv("fds_limit", OscArg::Int(fds->limit()));
     kv("fds_reserve", OscArg::Int(fds->reserve()));
+    kv("fds_refused", OscArg::Int64(static_cast<std::int64_t>(fds->refused())));
   }
   kv("messages", OscArg::Int64(static_cast<std::int64_t>(stats_.messages)));
   // A late bundle's messages ran (at once): counted apart, late_messages; a busy refusal is

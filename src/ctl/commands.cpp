@@ -92,7 +92,7 @@ CLI::Validator units() { return CLI::IsMember({"s", "frac", "frames"}); }
 
 CLI::Validator deck_name() {
   return CLI::Validator(
-      [](std::string& d) { return is_deck(d) ? std::string() : "a deck is A, B, C or D, got \"" + d + "\""; }, "DECK");
+      [](std::string& d) { return is_deck(d) ? std::string() : "must be A, B, C or D, got \"" + d + "\""; }, "DECK");
 }
 
 void id_arg(CLI::App& sub, Args& a) { sub.add_option("ID", a.id, "Buffer id")->required(); }
@@ -276,7 +276,7 @@ int run_master(Session& s, Args& a, const CLI::App& sub) {
 }
 
 void define_deck(CLI::App& sub, Args& a) {
-  sub.add_option("DECK", a.deck, "A, B, C or D")->required()->check(deck_name());
+  named(sub.add_option("DECK", a.deck, "A, B, C or D")->required()->check(deck_name()), "deck");
   named(sub.add_option("LEVEL", a.value, "Linear gain 0..4")->required()->check(number_in(0, 4)), "level");
   ramp_opt(sub, a);
 }
@@ -317,7 +317,7 @@ int run_crossfade(Session& s, Args& a, const CLI::App&) {
 }
 
 void define_eq(CLI::App& sub, Args& a) {
-  sub.add_option("DECK", a.deck, "A, B, C or D")->required()->check(deck_name());
+  named(sub.add_option("DECK", a.deck, "A, B, C or D")->required()->check(deck_name()), "deck");
   usage(sub.add_option("VALUES", a.eq, "BAND PERCENT (band: low, mid, high) or LOW MID HIGH")
             ->type_name("BAND PERCENT | LOW MID HIGH")
             ->required()
@@ -367,8 +367,16 @@ void define_fade(CLI::App& sub, Args& a) {
   named(
       sub.add_option("SECONDS", a.ramp, "Length in seconds of output, 0..3600")->required()->check(number_in(0, 3600)),
       "seconds");
-  sub.add_option("CURVE", a.curve, "linear (default), exponential, equal_power or s_curve")
-      ->check(CLI::IsMember({"linear", "exponential", "equal_power", "s_curve"}));
+  named(sub.add_option("CURVE", a.curve, "linear (default), exponential, equal_power or s_curve")
+            ->check(CLI::Validator(
+                [](std::string& c) {
+                  for (const char* name : {"linear", "exponential", "equal_power", "s_curve"}) {
+                    if (c == name) return std::string();
+                  }
+                  return "must be linear, exponential, equal_power or s_curve, got \"" + c + "\"";
+                },
+                "CURVE")),
+        "curve");
 }
 
 int run_fade(Session& s, Args& a, const CLI::App&) {
@@ -453,6 +461,7 @@ void define_watch(CLI::App& sub, Args& a) {
   sub.add_option("--count", a.count, "Stop after this many refreshes (0: until Ctrl-C)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  sub.footer(kFileSecondsNote);
 }
 
 int run_watch_command(Session& s, Args& a, const CLI::App& sub) {

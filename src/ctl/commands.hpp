@@ -40,6 +40,11 @@ int run_voices(Session& s, Args& a, const CLI::App&);
 void define_status(CLI::App& sub, Args& a);
 int run_status(Session& s, Args& a, const CLI::App&);
 
+// The voices and watch tables' POSITION and DURATION, in their --help (new-user pass 25).
+inline constexpr const char* kFileSecondsNote =
+    "POSITION and DURATION are file seconds: the file's own frames divided by its own sample rate,\n"
+    "whatever the output's rate (a voice at rate 2 moves 2 file seconds a second of output).";
+
 // In the order stemctl --help lists them.
 const std::vector<Command>& commands();
 // A refusal of `sub`'s arguments as CLI11 words it ("P: must be -1..1, got 5"), saying the

@@ -46,6 +46,7 @@ void define_voices(CLI::App& sub, Args& a) {
   sub.add_flag("--json", a.json,
                "Print JSON: an array of {id, name, position_s, duration_s, ring_fill, underruns, state, volume, "
                "volume_db, rate, tempo}");
+  sub.footer(kFileSecondsNote);
 }
 
 // With /stemd/voices' mix 1: each voice's volume, rate and tempo too (not from a daemon older than it).

@@ -107,6 +107,7 @@ const char* plain_label(const std::string& k) {
       {"fds_open", "file descriptors open"},
       {"fds_limit", "file descriptors at most (RLIMIT_NOFILE)"},
       {"fds_reserve", "file descriptors kept free (streamed loads refused past it)"},
+      {"fds_refused", "streamed loads refused for descriptors"},
       {"rings_ran_dry", "rings run dry"},
       {"loader_rt_demotions", "loader left SCHED_FIFO (too much CPU)"},
       {"messages", "OSC messages"},
@@ -296,6 +297,13 @@ std::string status_summary(const StatusFields& f) {
     const double limit = field_number(f, "memory_limit_bytes");
     t += limit > 0 ? " of " + fmt_bytes(limit) + " (--max-memory-mb)" : " (no limit)";
     rows.push_back({"  memory held", t});
+  }
+  // Descriptors: streamed sources keep theirs open, and past the reserve their loads are refused.
+  if (has("fds_open") && has("fds_limit")) {
+    std::string t = integer("fds_open") + " of " + integer("fds_limit") + " in use";
+    if (has("fds_reserve")) t += ", a reserve of " + integer("fds_reserve") + " kept";
+    if (field_number(f, "fds_refused") > 0) t += "; streamed loads refused: " + integer("fds_refused");
+    rows.push_back({"  open files", t});
   }
   // With the last one's age: a glitch on the first day is not read as a recent one after weeks.
   auto glitches = [&](const char* key, const char* age_key) {

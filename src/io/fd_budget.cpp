@@ -87,6 +87,7 @@ bool FdBudget::measure() {
 bool FdBudget::admit_held(std::string& why) const {
   const std::int64_t used = in_use();  // this file's descriptor included
   if (used + reserve_ <= limit_) return true;
+  refused_.fetch_add(1, std::memory_order_relaxed);
   why = fmt::format(
       "too many open files: {} of the limit {} in use; a reserve of {} is kept for clients, the device and helpers "
       "(streamed files keep theirs open: unload some, load smaller files into memory (--preload-limit-mb), or raise "

@@ -75,11 +75,14 @@ class FdBudget {
   // open and counted: true if the reserve stays free. Otherwise false with `why`: "too many open
   // files: N of the limit L in use; a reserve of R is kept for …".
   bool admit_held(std::string& why) const;
+  // Streamed loads refused by admit_held() since start (the health line, the status).
+  std::uint64_t refused() const noexcept { return refused_.load(std::memory_order_relaxed); }
 
  private:
   const std::int64_t limit_;
   const std::int64_t reserve_;
   std::atomic<std::int64_t> others_{0};
+  mutable std::atomic<std::uint64_t> refused_{0};
 };
 
 }  // namespace stemd::io

@@ -270,11 +270,32 @@ TEST(Cli, AMissingConfiguredDeviceIsWaitedForWithTheReason) {
   EXPECT_NE(r.output.find("alive"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("exit=0"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("waiting for the audio device 'no-such-device-xyz': "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("(no fallback to the null backend: the device 'no-such-device-xyz' is configured)"),
+            std::string::npos)
+      << r.output;
   // With a JACK server running the reason lists PortAudio's devices; without any device it says so.
   EXPECT_TRUE(r.output.find("no output device matches 'no-such-device-xyz'") != std::string::npos ||
               r.output.find("PortAudio sees no output device") != std::string::npos)
       << r.output;
   EXPECT_EQ(r.output.find("using the null backend"), std::string::npos) << r.output;
+}
+
+// With --backend portaudio and no --device, the log gives that as the reason there is no fallback:
+// it said "a device is configured" when none was (new-user pass 25). JACK_DEFAULT_SERVER names no
+// server, so that only a machine with an ALSA output device opens one (then: skipped).
+TEST(Cli, WaitingForTheDefaultDeviceSaysTheBackendWasAskedFor) {
+  const std::string cmd = std::string(kNoLeakCheckForAlsaPlugins) +
+                          "JACK_DEFAULT_SERVER=stemd-test-no-such-server JACK_NO_START_SERVER=1 " + STEMD_BINARY +
+                          " --config none --backend portaudio --no-osc & pid=$!; sleep " + scaled_seconds(1.5) +
+                          "; kill -TERM $pid; wait $pid; echo exit=$?";
+  const auto r = run_process("timeout -k 2 " + scaled_seconds(20) + " sh -c " + shell_quote(cmd));
+  if (r.output.find("waiting for the audio device") == std::string::npos)
+    GTEST_SKIP() << "PortAudio opened a default output device here:\n" << r.output;
+  EXPECT_NE(r.output.find("waiting for the audio device (the default output device): "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("(no fallback to the null backend: --backend portaudio was asked for, not auto)"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("a device is configured"), std::string::npos) << r.output;
 }
 
 // ... and the health line says so first, the device's name, how long and why: it read "0 voices,
@@ -1199,7 +1220,21 @@ TEST(Cli, ABadValueIsExplainedInPlainWords) {
   auto out = [&](const std::string& args) { return run_stemd("--backend null --no-osc --duration 0.05 " + args); };
   auto r = run_process(std::string(STEMD_BINARY) + " --config none --backend null --no-osc --osc-port 99999");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.output.find("--osc-port: '99999' is not a value it takes"), std::string::npos) << r.output;
+  // The range, not "'99999' is not a value it takes (out of its range, or not a number)" (new-user pass 25).
+  EXPECT_NE(r.output.find("--osc-port: 99999 is out of range: must be an integer from 0 to 65535"), std::string::npos)
+      << r.output;
+  r = run_process(std::string(STEMD_BINARY) + " --config none --backend null --no-osc --http-port 70000");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("--http-port: 70000 is out of range: must be an integer from -1 to 65535"), std::string::npos)
+      << r.output;
+  // A rate in the range that is no whole number says so, not only the range (new-user pass 25).
+  std::ofstream(dir.file("rate.conf")) << "sample-rate = 44100.5\n";
+  r = out("--config " + dir.file("rate.conf"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(
+      r.output.find("'44100.5' is not a whole number of Hz: must be 0 (the device's rate) or from 8000 to 384000"),
+      std::string::npos)
+      << r.output;
   std::ofstream(dir.file("twice.conf")) << "buffer-size = 256\nbuffer-size = 512\n";
   r = out("--config " + dir.file("twice.conf"));
   EXPECT_EQ(r.exit_code, 2);

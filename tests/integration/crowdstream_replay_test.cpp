@@ -102,7 +102,8 @@ class CrowdstreamReplay : public ::testing::Test {
   // Renders `capture` with the production launch line (+ `extra`); returns the output.
   std::vector<float> replay(const std::string& capture, double seconds, const std::string& extra = "",
                             const std::string& launch = "--disable-filters") {
-    const std::string script = std::string(STEMD_SOURCE_DIR) + "/tests/data/crowdstream/" + capture;
+    const std::string script =
+        capture[0] == '/' ? capture : std::string(STEMD_SOURCE_DIR) + "/tests/data/crowdstream/" + capture;
     const auto r =
         run_process(std::string(STEMD_BINARY) + " " + launch + " --sample-rate 48000 --media-root " +
                     shell_quote(dir.path()) + " --script " + shell_quote(script) + " --render-to " +
@@ -184,6 +185,34 @@ TEST_F(CrowdstreamReplay, MovementDetector) {
 TEST_F(CrowdstreamReplay, EnergySender) {
   const auto out = replay("energy_sender.txt", 10, "--a " + shell_quote(dir.file("a.wav")));
   expect_level(out, {{&files["a"], 0, 0.8 * 0.8}}, 8.5, 9.9);
+}
+
+// The energy sender's traffic while its buffer 1000 is loaded but stopped (/stop_stem at 0.5 s),
+// as after a show's track: the old server ignored /stem_volume of an id without a player. Every
+// message /done (a /fail would end the script: exit 2); deck A from --a plays on under the
+// crossfade, 1000 stays silent.
+TEST_F(CrowdstreamReplay, EnergySenderOnAStoppedBuffer) {
+  std::ifstream in(std::string(STEMD_SOURCE_DIR) + "/tests/data/crowdstream/energy_sender.txt");
+  std::ofstream script(dir.file("stopped.txt"));
+  script << "0.0000 /load_buffer 1000 c.wav\n0.0000 /play_stem 1000 1.0 0.8 1 0.0\n0.5000 /stop_stem 1000\n";
+  for (std::string line; std::getline(in, line);) script << line << "\n";
+  script.close();
+  const auto out = replay(dir.file("stopped.txt"), 10, "--a " + shell_quote(dir.file("a.wav")));
+  expect_level(out, {{&files["a"], 0, 0.8 * 0.8}}, 8.5, 9.9);
+}
+
+// mixer_tracks.py's cue → volume → start: a /stem_volume sent to a cued deck's id before its
+// /start_group is kept and the deck starts at it (the old server's armed player was in its
+// active_players), not at /cue's 0.8.
+TEST_F(CrowdstreamReplay, VolumeOfACuedDeckIsKeptForItsStart) {
+  std::ofstream script(dir.file("cued.txt"));
+  script << "0.0000 /deck_levels 0.0 1.0 0.0 0.0\n"
+            "0.0000 /cue B b.wav 0.0\n"
+            "0.0000 /stem_volume 1100 0.3\n"
+            "0.5000 /start_group 0.0 B\n";
+  script.close();
+  const auto out = replay(dir.file("cued.txt"), 4);
+  expect_level(out, {{&files["b"], at(0.5), 0.3}}, 1.0, 4.0);
 }
 
 }  // namespace

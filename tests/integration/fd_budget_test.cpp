@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -186,6 +187,66 @@ TEST(FdBudgetDaemon, StreamedLoadsStopAtTheReserveAndClientsStillConnect) {
   for (int id = 2; id <= 11; ++id) EXPECT_EQ(c.send("/stemd/unload", id).address, "/done");
   EXPECT_TRUE(wait_until([&] { return osc::is_done(c.send("/stemd/load", 2, wav), "/stemd/load"); }))
       << osc::reason(c.send("/stemd/load", 2, wav));
+}
+
+// The start's "at most N streamed sources fit" is exact: N streamed loads go through, the next is
+// refused. It said 66 under a limit of 100, and the 66th was refused: it counted what was open
+// before the OSC server's start dup'd its wake-up descriptor (new-user pass 25, L1).
+// Then, near and at the reserve, the health line says so first, with the figures and what to
+// do, and the short `stemctl status` has an "open files" row: both said nothing while loads were
+// refused (new-user pass 25, M2).
+TEST(FdBudgetDaemon, TheStartsCountIsExactAndTheHealthLineAndStatusSayWhenLoadsAreRefused) {
+  if (hard_nofile() < 100) GTEST_SKIP() << "hard RLIMIT_NOFILE below 100";
+  LimitedStemd d(100, 100, {"--preload-limit-mb", "0", "--health-interval", "1"});
+  ASSERT_TRUE(d.ready()) << d.log();
+  std::smatch m;
+  const std::regex fit_line(R"(at most (\d+) streamed sources fit the open-file limit 100)");
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const std::string log = d.log();
+        return std::regex_search(log, m, fit_line);
+      },
+      5.0))
+      << d.log();
+  const int fit = std::stoi(m[1]);
+  ASSERT_GT(fit, 10) << d.log();
+  // After the first health line: its tick measures what is open again (loads sent before it
+  // counted against the start's measure, and matched the start's number by chance).
+  ASSERT_TRUE(wait_until([&] { return d.log().find(" info health: ") != std::string::npos; }, 5.0)) << d.log();
+  const std::string wav = d.dir().file("stem.wav");
+  write_wav16(wav, make_tone_noise16(4800, 2, 3), 2);
+  Client c(d.udp());
+  int done = 0;
+  std::string refused;
+  for (int id = 1; id <= fit + 3 && refused.empty(); ++id) {
+    const OscMessage r = c.send("/stemd/load", id, wav);
+    if (osc::is_done(r, "/stemd/load")) {
+      ++done;
+    } else {
+      refused = osc::reason(r);
+    }
+  }
+  EXPECT_EQ(done, fit) << "the start said " << fit << " fit; refused: " << refused << "\n" << d.log();
+  EXPECT_NE(refused.find("too many open files: "), std::string::npos) << refused;
+
+  // The health line (every second here), first: the figures, the refusal, what to do.
+  const std::regex health(
+      R"(health: open files: (\d+) of 100 in use, a reserve of (\d+) kept: (\d+) streamed loads? refused in the last )"
+      R"(\d+ s; raise LimitNOFILE \(systemd\) or nofile in limits.conf, unload streamed sources, or hold files in )"
+      R"(memory \(--preload-limit-mb\); \d+ voices, )");
+  EXPECT_TRUE(wait_until(
+      [&] {
+        const std::string log = d.log();
+        return std::regex_search(log, m, health);
+      },
+      5.0))
+      << d.log();
+  // The short status: a row with the same figures and the refusals since start.
+  const auto st = run_process(std::string(STEMCTL_BINARY) + " -p " + std::to_string(d.udp().port()) + " status");
+  EXPECT_EQ(st.exit_code, 0) << st.output;
+  EXPECT_TRUE(std::regex_search(
+      st.output, std::regex(R"(open files +\d+ of 100 in use, a reserve of \d+ kept; streamed loads refused: 1\n)")))
+      << st.output;
 }
 
 // A soft limit below the hard one is raised to it at start, and the log and status say so.

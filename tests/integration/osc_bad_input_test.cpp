@@ -497,7 +497,6 @@ void build_corpus(Corpus& c) {
   c.add(msg("/play_stem", 2500), {"not loaded"});
   c.add(msg("/play_stem_section", 2500, 1.0, 0.8, 1, 0.0), {"not loaded"});
   c.add(msg("/stop_stem", 2500), {"not loaded"});
-  c.add(msg("/stem_volume", 1100, 0.5), {"not playing"});
   c.add(msg("/stemd/unload", 2500), {"not loaded"});
   c.add(msg("/stemd/unload", -5), {"not loaded"});
   c.add(msg("/stemd/play", 2500), {"not loaded"});

@@ -386,9 +386,27 @@ TEST(OscCompatDropIn, MessagesTheOldServerIgnoredAreNoOps) {
   EXPECT_EQ(after, before) << "before: " << before.describe() << "\nafter: " << after.describe();
   EXPECT_EQ(status_int(c, "ignored_messages"), 21);
   EXPECT_EQ(status_int(c, "bad_messages"), 0);
-  // A loaded id that is not playing is still an error the client should hear about.
-  ASSERT_TRUE(is_done(c.send("/load_buffer", 1100, media.path("b.wav")), "/load_buffer"));
-  EXPECT_TRUE(is_fail(c.send("/stem_volume", 1100, 0.5), "/stem_volume"));
+}
+
+// /stem_volume of a loaded id without a player — loaded only, stopped, or ended — is what the
+// energy sender sends ten times a second once its buffer 1000 no longer plays: the old server
+// ignored it silently (its active_players had no such id). /done, counted as ignored, no bad
+// input (which would also log a refusal line a second).
+TEST(OscCompatDropIn, StemVolumeOfALoadedIdThatDoesNotPlayIsIgnored) {
+  Media media;
+  Daemon d;
+  ASSERT_TRUE(d.ok()) << d.error();
+  Client c(d.udp());
+  ASSERT_TRUE(is_done(c.send("/load_buffer", 1000, media.path("short.wav")), "/load_buffer"));
+  EXPECT_TRUE(is_done(c.send("/stem_volume", 1000, 0.5), "/stem_volume")) << "loaded, never played";
+  ASSERT_TRUE(is_done(c.send("/play_stem", 1000, 1.0, 0.8, 1), "/play_stem"));
+  ASSERT_TRUE(is_done(c.send("/stop_stem", 1000), "/stop_stem"));
+  EXPECT_TRUE(is_done(c.send("/stem_volume", 1000, 0.5), "/stem_volume")) << "stopped";
+  ASSERT_TRUE(is_done(c.send("/play_stem", 1000, 1.0, 0.8, 0), "/play_stem"));  // 0.2 s, once
+  ASSERT_TRUE(eventually([&] { return voices(c).empty(); })) << "short.wav did not end";
+  for (int i = 0; i < 10; ++i) EXPECT_TRUE(is_done(c.send("/stem_volume", 1000, 0.1 * i), "/stem_volume")) << "ended";
+  EXPECT_EQ(status_int(c, "ignored_messages"), 12);
+  EXPECT_EQ(status_int(c, "bad_messages"), 0);
 }
 
 // /test_tone freq level: the level (linear peak) is taken; out of range is refused.

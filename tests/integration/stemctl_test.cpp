@@ -258,7 +258,13 @@ TEST(Stemctl, RangeErrorsNameTheArgument) {
                                                         // sent and refused by stemd before (exit 1)
                                                         {"pause 1 --fade 5000", "--fade: must be 0..3600, got 5000"},
                                                         {"stop 1 --fade 5000", "--fade: must be 0..3600, got 5000"},
-                                                        {"play 1 --volume 9", "--volume: must be 0..4, got 9"}}) {
+                                                        {"play 1 --volume 9", "--volume: must be 0..4, got 9"},
+                                                        // new-user pass 25: "CURVE: wobble not in {…}", "DECK: …"
+                                                        {"fade 1 0 4 wobble",
+                                                         "curve: must be linear, exponential, equal_power or s_curve, "
+                                                         "got \"wobble\""},
+                                                        {"eq E low 20", "deck: must be A, B, C or D, got \"E\""},
+                                                        {"deck E 0.5", "deck: must be A, B, C or D, got \"E\""}}) {
     SCOPED_TRACE(args);
     const auto r = run_ctl("-t 0.2 " + args);
     EXPECT_EQ(r.exit_code, 2) << show(r);
@@ -1086,6 +1092,15 @@ TEST(Stemctl, UsageLinesNameTheArguments) {
   // The tone's length: the help, stemctl's own check and the daemon's range are one number.
   EXPECT_NE(run_ctl("tone --help").out.find("seconds of output (0.05..3600)"), std::string::npos);
   EXPECT_EQ(run_ctl("tone 440 -12 3600.5").exit_code, 2);
+}
+
+// The voices and watch tables' POSITION and DURATION say whose seconds they are in their help:
+// the file's (new-user pass 25: a voice at rate 2 moves 2 of them a second, unlabelled).
+TEST(Stemctl, VoicesAndWatchHelpSayPositionsAreFileSeconds) {
+  for (const char* c : {"voices", "watch"}) {
+    const auto r = run_ctl(std::string(c) + " --help");
+    EXPECT_NE(r.out.find("POSITION and DURATION are file seconds"), std::string::npos) << c << ":\n" << r.out;
+  }
 }
 
 // The subscription outlives the daemon's --subscription-ttl: events renews it (at a third of

@@ -553,9 +553,10 @@ class Generator {
         default:
           m.address = "/stem_volume";
           m.args = {OscArg::Int(id), n(uni(0, 1))};
-          // An id nothing loaded: a no-op /done, as the old server ignored it (crowdstream's
-          // energy sender sets buffer 1000 whether or not it is loaded); loaded but not playing: /fail.
-          if (!p && !loaded(id)) return valid_();
+          // An id without a player (nothing loaded, or loaded but not playing): a no-op /done, as
+          // the old server ignored it (crowdstream's energy sender sets buffer 1000 whether or not
+          // it plays).
+          if (!p) return valid_();
           break;
       }
       return p ? valid_() : invalid_();

@@ -109,5 +109,50 @@ TEST(GlitchAdvice, NothingGlitchedNoAdvice) {
   EXPECT_EQ(glitch_advice(w), "");
 }
 
+// The health line's open files (new-user pass 25, M2): nothing while streamed sources have room,
+// the figures first once fewer than a tenth of what the reserve leaves them is free, and the
+// refusals of the window with what to do; after a missing device, which stays first.
+TEST(HealthLine, OpenFilesAreSaidFirstWhenStreamedLoadsAreShortOfThem) {
+  HealthLine h;
+  h.voices = 2;
+  h.fds_limit = 100;
+  h.fds_reserve = 25;
+  h.fds_open = 60;  // room for 15 of 75
+  EXPECT_EQ(open_files_trouble(h), "");
+  EXPECT_EQ(health_summary(h).rfind("2 voices, ", 0), 0u) << health_summary(h);
+  h.fds_open = 70;  // room for 5: under a tenth of 75
+  EXPECT_EQ(health_summary(h).rfind("open files: 70 of 100 in use, a reserve of 25 kept: room for 5 more streamed "
+                                    "sources; raise LimitNOFILE (systemd) or nofile in limits.conf, unload streamed "
+                                    "sources, or hold files in memory (--preload-limit-mb); 2 voices, ",
+                                    0),
+            0u)
+      << health_summary(h);
+  h.fds_open = 75;
+  EXPECT_NE(open_files_trouble(h).find(" kept: streamed loads are refused; raise LimitNOFILE"), std::string::npos)
+      << open_files_trouble(h);
+  h.fds_refused = 3;
+  h.fds_refused_window_s = 60.2;
+  EXPECT_NE(open_files_trouble(h).find("open files: 75 of 100 in use, a reserve of 25 kept: 3 streamed loads refused "
+                                       "in the last 60 s; raise"),
+            std::string::npos)
+      << open_files_trouble(h);
+  // A refusal is said even with room again (files unloaded since).
+  h.fds_open = 20;
+  h.fds_refused = 1;
+  EXPECT_NE(open_files_trouble(h).find("1 streamed load refused in the last 60 s"), std::string::npos)
+      << open_files_trouble(h);
+  // Not known (no budget): nothing.
+  h.fds_limit = 0;
+  EXPECT_EQ(open_files_trouble(h), "");
+  // A missing device first, then the open files.
+  h.fds_limit = 100;
+  h.device_running = false;
+  h.device_waiting = true;
+  h.device_name = "usb";
+  const std::string line = health_summary(h);
+  EXPECT_EQ(line.rfind("device 'usb' not there yet", 0), 0u) << line;
+  EXPECT_NE(line.find("until it appears; open files: 20 of 100"), std::string::npos) << line;
+}
+
 }  // namespace
 }  // namespace stemd::app

@@ -139,18 +139,21 @@ TEST(RouterErrors, AnArgumentRefusalCarriesTheIdOnceRead) {
 }
 
 // A position out of the file is refused in the unit it was given in: 500000 frames said "< 0.1 s"
-// (new-user pass 21); seconds keep their answer.
+// (new-user pass 21); seconds keep their answer, and say whose seconds they are: the file's
+// (new-user pass 25: "< 10 s" read as output seconds).
 TEST(RouterErrors, APositionOutsideTheFileNamesTheLimitInTheUnitGiven) {
   Rig rig;
   rig.load(100);  // 4800 frames at 48 kHz: 0.1 s
   ASSERT_TRUE(rig.reply(msg("/stemd/play", {OscArg::Int(100)})).ok);
   auto r = rig.reply(msg("/stemd/seek", {OscArg::Int(100), OscArg::Float(500000), OscArg::Str("frames")}));
   EXPECT_FALSE(r.ok);
-  EXPECT_NE(r.reason.find("position is outside the file (0 ≤ position < 4800 frames, 0.1 s)"), std::string::npos)
+  EXPECT_NE(r.reason.find("position is outside the file (0 ≤ position < 4800 frames, 0.1 file seconds)"),
+            std::string::npos)
       << r.reason;
   r = rig.reply(msg("/stemd/seek", {OscArg::Int(100), OscArg::Float(5)}));
   EXPECT_FALSE(r.ok);
-  EXPECT_NE(r.reason.find("position is outside the file (0 ≤ position < 0.1 s)"), std::string::npos) << r.reason;
+  EXPECT_NE(r.reason.find("position is outside the file (0 ≤ position < 0.1 file seconds)"), std::string::npos)
+      << r.reason;
 }
 
 // What acts on arrival whatever its bundle's time (loads, unloads, queries) is not "late" in a

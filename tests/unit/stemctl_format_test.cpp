@@ -71,6 +71,17 @@ TEST(StemctlFormat, BytesAreMebibytesAndSaySo) {
   EXPECT_EQ(row(ctl::status_table(f), "memory limit"), "2048.0 MiB (--max-memory-mb)");
 }
 
+// The short status's open files (new-user pass 25, M2): only `status --all` had them.
+TEST(StemctlFormat, TheShortStatusHasAnOpenFilesRow) {
+  std::vector<std::pair<std::string, OscArg>> kv{
+      {"fds_open", OscArg::Int(75)}, {"fds_limit", OscArg::Int(100)}, {"fds_reserve", OscArg::Int(25)}};
+  EXPECT_EQ(row(ctl::status_summary(fields(kv)), "open files"), "75 of 100 in use, a reserve of 25 kept");
+  kv.emplace_back("fds_refused", OscArg::Int64(3));
+  EXPECT_EQ(row(ctl::status_summary(fields(kv)), "open files"),
+            "75 of 100 in use, a reserve of 25 kept; streamed loads refused: 3");
+  EXPECT_EQ(row(ctl::status_table(fields(kv)), "streamed loads refused for descriptors"), "3");
+}
+
 TEST(StemctlFormat, CpuSaysWhoseShareOfWhat) {
   const auto f = fields({{"cpu_load", OscArg::Float(0.25)}, {"loader_cpu_pct", OscArg::Float(3.5)}});
   EXPECT_EQ(row(ctl::status_table(f), "audio callback CPU"), "25.0% of one core");
