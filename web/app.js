@@ -193,7 +193,10 @@ async function poll() {
   try {
     const t0 = performance.now();
     const res = await fetch(`/api/status?page=${pageId}`, { signal: abort.signal });
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    if (!res.ok) {  // with its reason: a 503 says the daemon is busy (clients that do not read hold its answers)
+      const why = (await res.json().catch(() => ({}))).error;
+      throw new Error(`HTTP ${res.status}${why ? `: ${why}` : ''}`);
+    }
     const j = await res.json();
     const t1 = performance.now();
     monitor.status = j;
