@@ -122,8 +122,12 @@ function render(j) {
   }
   $('meter-master').innerHTML = meterHtml(j.master.meter);
   showLevel('level-master', j.master.level);
-  $('nvoices').textContent = `(${j.voices.length})`;
-  $('voices').tBodies[0].innerHTML = j.voices.map(voiceRow).join('');
+  // The daemon lists the first voices by id (500) and counts the rest: a row says how many more.
+  const total = j.voices_total ?? j.voices.length;
+  const more = j.voices_cut ?? 0;
+  $('nvoices').textContent = `(${total})`;
+  $('voices').tBodies[0].innerHTML = j.voices.map(voiceRow).join('') + (more > 0 ?
+    `<tr class="more"><td colspan="8">… and ${more} more (the first ${j.voices.length} by id are listed; <code>stemctl voices</code> lists them all)</td></tr>` : '');
 }
 
 // One row of the Voices table. Long names are cut with an ellipsis (the whole name in the
@@ -133,13 +137,15 @@ function render(j) {
 // voice on its way out (stopped, or replaced by a play of its id: the id's new voice is listed
 // beside it) has none — they would act on the id, that is on its new voice.
 function voiceRow(v) {
+  // A long name comes cut to 64 bytes ("…", name_cut): its tooltip says where the whole one is.
+  const title = v.name_cut ? `${v.name} (cut: /stemd/voices or stemctl voices has the whole name)` : v.name;
   const volume = v.waiting ? '—' : v.fade_s > 0 ? `${v.volume_now.toFixed(2)} → ${v.volume.toFixed(2)} (${v.fade_s.toFixed(1)}\u00a0s)` : v.volume.toFixed(2);
   const live = !v.waiting && v.state !== 'stopping';
   const toggle = !live ? '' : v.state === 'paused' ? `<button data-resume="${v.id}" title="resume ${v.id}" aria-label="resume ${v.id}">▶\ufe0e</button>` :
     `<button data-pause="${v.id}" title="pause ${v.id}" aria-label="pause ${v.id}">❚❚</button>`;
   // a voice waiting for the device: its state in full ("waiting (device lost)"), in its tooltip too
   const state = v.waiting ? 'waiting' : `st st-${v.state}`;
-  return `<tr><td>${v.id}</td><td class="c-name" title="${escapeHtml(v.name)}">${escapeHtml(v.name)}</td><td class="opt">${v.deck}</td>` +
+  return `<tr><td>${v.id}</td><td class="c-name" title="${escapeHtml(title)}">${escapeHtml(v.name)}</td><td class="opt">${v.deck}</td>` +
     `<td class="wrap">${fmtTime(v.position_s)} / ${fmtTime(v.duration_s)}</td>` +
     `<td class="opt"><div class="bar${v.ring_fill < 0.25 ? ' hot' : ''}" title="ring ${(100 * v.ring_fill).toFixed(0)} %"><div style="width:${100 * v.ring_fill}%"></div></div></td>` +
     `<td class="wrap opt">${volume}</td><td class="${state}" title="${escapeHtml(v.state)}">${escapeHtml(v.state)}</td>` +
@@ -187,7 +193,10 @@ async function poll() {
   try {
     const t0 = performance.now();
     const res = await fetch(`/api/status?page=${pageId}`, { signal: abort.signal });
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    if (!res.ok) {  // with its reason: a 503 says the daemon is busy (clients that do not read hold its answers)
+      const why = (await res.json().catch(() => ({}))).error;
+      throw new Error(`HTTP ${res.status}${why ? `: ${why}` : ''}`);
+    }
     const j = await res.json();
     const t1 = performance.now();
     monitor.status = j;
@@ -230,7 +239,15 @@ function connectEvents() {
 // playing (or paused) asks first. It is not loaded into another, free id instead: the id decides
 // the deck a voice plays on (ids 100–199 deck A, …) and what Play and Stop under Controls act on.
 function loadInto(id, path) {
-  const v = monitor.status && link.up && monitor.status.voices.find((x) => x.id === id && x.state !== 'stopping');
+  const st = monitor.status;
+  const v = st && link.up && st.voices.find((x) => x.id === id && x.state !== 'stopping');
+  // Past the listed voices (the first 500 by id) an id may be playing unseen: asked too.
+  const unseen = !v && st && link.up && (st.voices_cut ?? 0) > 0 && st.voices.length > 0 && id > st.voices[st.voices.length - 1].id;
+  if (unseen && !window.confirm(`id ${id} is past the ${st.voices.length} voices listed (of ${st.voices_total}): if it is playing, a load stops it. Load ${path} into it?`)) {
+    $('reply').textContent = `not loaded: id ${id} may be playing (past the voices listed) — a load would stop it`;
+    $('reply').className = 'bad';
+    return;
+  }
   if (v && !window.confirm(`id ${id} is ${v.waiting ? 'waiting to play' : v.state} (${v.name}): load ${path} into it and stop that voice?`)) {
     $('reply').textContent = `not loaded: id ${id} is ${v.waiting ? 'waiting to play' : v.state} (${v.name}) — a load would stop it; choose another id under Controls`;
     $('reply').className = 'bad';

@@ -65,6 +65,44 @@ struct PagePeaks {
   std::chrono::steady_clock::time_point used;
 };
 
+// [control → network] GET /api/status's voices as the control thread took them: numbers, and
+// names cut to kMaxNameBytes (a name is a client's choice, up to --max-string bytes, and a
+// control byte is 6 in JSON: 4,000 voices of 1,024 were a 25.5 MB answer built on the control
+// thread, outside pass 25 N4). The first kMaxVoices by id; `total` counts them all. Formatted
+// as JSON on the network thread (status_json), once per snapshot.
+struct VoiceRow {
+  int id = 0;
+  std::string name;                                                  // cut: at most kMaxNameBytes, then "…"
+  bool name_cut = false;                                             // the whole name: /stemd/voices or /stemd/list
+  double position_s = 0, duration_s = 0, ring_fill = 0, fade_s = 0;  // file seconds; fade: output seconds
+  bool streamed = false, loop = false, waiting = false;
+  std::uint64_t underruns = 0;
+  std::string deck;
+  float volume = 0, volume_now = 0;
+  std::string state;
+};
+struct VoicesSnapshot {
+  static constexpr std::size_t kMaxVoices = 500;
+  static constexpr std::size_t kMaxNameBytes = 64;
+  std::vector<VoiceRow> rows;  // by id (a stopping voice before its id's new one)
+  std::size_t total = 0;
+  std::chrono::nanoseconds built{0};  // what taking it cost the control thread
+};
+// [control → network] Everything else of a status answer: small, taken on each request.
+struct StatusSnapshot {
+  std::vector<control::OscArg> status;  // /stemd/status's key, value pairs
+  std::shared_ptr<const VoicesSnapshot> voices;
+  struct Level {
+    float level = 0, level_now = 0;
+    double fade_s = 0;
+    std::array<float, 3> eq{};
+    float peak = 0, rms = 0;
+  };
+  std::array<Level, engine::Metrics::kMeters> levels{};  // decks A–D, then the master
+  bool eq_enabled = true;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> hist;  // [upper_ns, count], the non-empty bins
+};
+
 struct Shared : std::enable_shared_from_this<Shared> {
   WebConfig cfg;
   control::Controller& ctl;
@@ -106,13 +144,28 @@ struct Shared : std::enable_shared_from_this<Shared> {
   // names, was sent whole to every listener: outside pass 24); a longer one is cut (event_json).
   static constexpr std::size_t kMaxEventBytes = 16 * 1024;
   bool stopping = false;
-  // [control] GET /api/status's voice list, kept for pollers asking within kVoicesKeepMs while
-  // nothing was sent to the engine or came back from it (Controller::changes()): at thousands of
-  // voices a list is ~10 ms of the control thread, and two dozen pollers delayed OSC by 0.1–0.8 s.
-  std::string voices_json;
+  // [control] GET /api/status's voices, kept for pollers asking within kVoicesKeepMs while
+  // nothing was sent to the engine or came back from it (Controller::changes()), and in any case
+  // for kBuildsApart times what the last one cost (taking it and formatting it): however many
+  // pages poll, lists take at most a fifth of the control thread (a 25.5-MB list took 0.7 s,
+  // longer than the 100 ms it was kept: every poll built it again; outside pass 25 N4).
+  std::shared_ptr<const VoicesSnapshot> voices;
   std::uint64_t voices_changes = ~std::uint64_t{0};
   std::chrono::steady_clock::time_point voices_at{};
   static constexpr int kVoicesKeepMs = 100;
+  static constexpr int kBuildsApart = 5;
+  // [network] The kept list as JSON, formatted once per snapshot; what that took (the control
+  // thread reads it for the next keep time).
+  std::shared_ptr<const VoicesSnapshot> voices_formatted_of;
+  std::string voices_text;
+  std::atomic<std::int64_t> voices_format_ns{0};
+  // [network] Bytes of HTTP answers handed to connections and not yet written (a client that
+  // does not read holds its answer until the write time-out): at most cfg.max_answer_bytes for
+  // one, cfg.max_answers_bytes for all; past either a request is answered 503 (answers_refused).
+  // Atomic: a session let go at the server's stop may give its share back on another thread.
+  std::atomic<std::size_t> answer_bytes{0};
+  // Tests only (WebServer::set_status_hook): called on the thread that formats a status answer.
+  std::function<void()> status_hook;
   // GET /api/files: listings run on threads of their own (a slow disk never stalls the network
   // or the control thread), at most kMaxListings at once, each given up after
   // cfg.listing_timeout_s (504). A listing given up on leaves its thread lost until the file
@@ -162,10 +215,14 @@ std::string reply_json(const std::vector<std::uint8_t>& packet, bool event);
 // or with `api` a reply as {"event": "api", "reply", "address", "args"[, "reason"]}. The args
 // that do not fit are left out, counted in "args_cut"; a long address or reason is cut.
 std::string event_json(const std::vector<std::uint8_t>& packet, bool api, std::size_t max_bytes);
-// [control] The whole status: /stemd/status's fields, voices, decks and master with meters
+// The whole status: /stemd/status's fields, voices, decks and master with meters
 // (peaks since `page` last asked), the callback's duration histogram, whether the EQ is applied.
 // `take_peaks` false (a HEAD): the page's peaks stay held for its next request.
-std::string status_json(Shared& sh, const std::string& page, bool take_peaks = true);
+// Taken on the control thread: small (the voices' snapshot is kept, above), then formatted on
+// the network thread (status_json): the control thread never formats what a client sized.
+StatusSnapshot status_snapshot(Shared& sh, const std::string& page, bool take_peaks = true);
+// [network]
+std::string status_json(Shared& sh, const StatusSnapshot& snap);
 std::string error_json(const std::string& reason);
 // Why a request must be refused as a browser's on another site's behalf (403), or empty: a Host
 // that is not this machine's address or name (DNS rebinding: host_problem; `hosts`: --http-host's

@@ -157,12 +157,6 @@ std::string error_json(const std::string& reason) { return dump(Json{{"error", r
 
 namespace {
 
-Json meter_json(const engine::BusMeter& b, float peak) {
-  auto db = [](float x) { return x > 1e-6f ? 20.0 * std::log10(static_cast<double>(x)) : -120.0; };
-  const float rms = b.rms.load(std::memory_order_relaxed);
-  return Json{{"peak", peak}, {"rms", rms}, {"peak_db", db(peak)}, {"rms_db", db(rms)}};
-}
-
 // The peaks for `page`: what the audio thread held since anyone looked goes to every page's
 // hold; the asking page gets its own and starts again, so pages never take each other's. With
 // `take` false (a HEAD) the page's hold is left as it was.
@@ -189,117 +183,208 @@ std::array<float, engine::Metrics::kMeters> take_page_peaks(Shared& sh, const st
   return out;
 }
 
-// The callback's durations since start, [[bin's upper edge ns, count], …] (non-empty bins): a
-// client differences two to see any window's percentiles and maximum.
-Json callback_histogram(const engine::Metrics& m) {
-  const auto hist = m.callback_ns.snapshot();
-  Json bins = Json::array();
-  for (int i = 0; i < engine::DurationHistogram::kBins; ++i) {
-    if (hist[static_cast<std::size_t>(i)] != 0) {
-      bins.push_back(Json::array({engine::DurationHistogram::upper_ns(i), hist[static_cast<std::size_t>(i)]}));
-    }
-  }
-  return bins;
+// `name` cut to VoicesSnapshot::kMaxNameBytes at a UTF-8 character's start, with "…".
+std::string cut_name(const std::string& name, bool& cut) {
+  cut = name.size() > VoicesSnapshot::kMaxNameBytes;
+  if (!cut) return name;
+  std::size_t n = VoicesSnapshot::kMaxNameBytes;
+  while (n > 0 && (static_cast<unsigned char>(name[n]) & 0xC0) == 0x80) --n;  // not inside a character
+  return name.substr(0, n) + "…";
 }
 
-Json voices_json(Shared& sh) {
-  Json voices = Json::array();
-  for (const auto& v : sh.ctl.voices()) {
-    const double rate = v.sample_rate > 0 ? v.sample_rate : sh.cfg.sample_rate;  // the file's own seconds
-    voices.push_back(Json{{"id", v.slot},
-                          {"name", v.name},
-                          {"position_s", static_cast<double>(v.position) / rate},
-                          {"duration_s", static_cast<double>(v.total_frames) / rate},
-                          {"ring_fill", v.ring_fill_permille / 1000.0},
-                          {"streamed", v.streamed},
-                          {"underruns", v.underruns},
-                          {"deck", std::string(1, static_cast<char>('A' + std::min(v.deck, 4)))},
-                          {"volume", v.volume},  // where it goes (as set); heard now: volume_now
-                          // heard: its volume × its envelope (a stop's or a pause's fade)
-                          {"volume_now", v.level * v.envelope},
-                          {"fade_s", sh.ctl.output_seconds(std::max(v.fade_frames_left, v.envelope_frames_left))},
-                          {"loop", v.loop},
-                          // as listed by /stemd/voices: a stopped or replaced voice is "stopping"
-                          {"state", v.state_name()}});
-  }
-  // Voices waiting for the device (a --play at start before the device is there, a lost device's
-  // voices): listed with their state, as /stemd/voices lists them, not left out.
+// [control] The voices (playing, paused, stopping; then those waiting for the device), the first
+// kMaxVoices by id, names cut: what GET /api/status lists.
+std::shared_ptr<const VoicesSnapshot> take_voices(Shared& sh) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto snap = std::make_shared<VoicesSnapshot>();
+  auto& rows = snap->rows;
+  const std::vector<control::VoiceInfo> voices = sh.ctl.voices();
   const auto& waiting = sh.router.waiting_voices();
+  rows.reserve(std::min(voices.size() + waiting.size(), VoicesSnapshot::kMaxVoices + 1));
+  // The kMaxVoices lowest (id, order listed) are kept as they come: a bounded heap would do no
+  // better at these counts, and a row is built only when it is kept.
+  std::vector<std::pair<int, std::size_t>> order;  // (id, index: voices, then waiting)
+  order.reserve(voices.size() + waiting.size());
+  for (std::size_t i = 0; i < voices.size(); ++i) order.emplace_back(voices[i].slot, i);
+  for (std::size_t i = 0; i < waiting.size(); ++i) order.emplace_back(waiting[i].id, voices.size() + i);
+  snap->total = order.size();
+  const std::size_t keep = std::min(order.size(), VoicesSnapshot::kMaxVoices);
+  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(keep), order.end());
+  order.resize(keep);
   const auto sources = waiting.empty() ? std::vector<control::SourceInfo>{} : sh.ctl.sources();
-  for (const auto& w : waiting) {
-    Json j{{"id", w.id},        {"name", ""},     {"position_s", 0.0}, {"duration_s", 0.0}, {"ring_fill", 0.0},
-           {"streamed", false}, {"underruns", 0}, {"deck", ""},        {"volume", nullptr}, {"volume_now", nullptr},
-           {"fade_s", 0.0},     {"loop", false},  {"state", w.state},  {"waiting", true}};
-    for (const auto& s : sources) {
-      if (s.slot != w.id) continue;
-      const double rate = s.sample_rate > 0 ? s.sample_rate : sh.cfg.sample_rate;
-      j["name"] = s.name;
-      j["position_s"] = static_cast<double>(w.position) / rate;
-      j["duration_s"] = static_cast<double>(s.frames) / rate;
+  for (const auto& [id, i] : order) {
+    VoiceRow r;
+    r.id = id;
+    if (i < voices.size()) {
+      const auto& v = voices[i];
+      const double rate = v.sample_rate > 0 ? v.sample_rate : sh.cfg.sample_rate;  // the file's own seconds
+      r.name = cut_name(v.name, r.name_cut);
+      r.position_s = static_cast<double>(v.position) / rate;
+      r.duration_s = static_cast<double>(v.total_frames) / rate;
+      r.ring_fill = v.ring_fill_permille / 1000.0;
+      r.streamed = v.streamed;
+      r.underruns = v.underruns;
+      r.deck = std::string(1, static_cast<char>('A' + std::min(v.deck, 4)));
+      r.volume = v.volume;                  // where it goes (as set); heard now: volume_now
+      r.volume_now = v.level * v.envelope;  // heard: its volume × its envelope (a stop's or a pause's fade)
+      r.fade_s = sh.ctl.output_seconds(std::max(v.fade_frames_left, v.envelope_frames_left));
+      r.loop = v.loop;
+      r.state = v.state_name();  // as /stemd/voices lists it: a stopped or replaced voice is "stopping"
+    } else {
+      // Waiting for the device (a --play at start before the device is there, a lost device's
+      // voices): listed with their state, as /stemd/voices lists them, not left out.
+      const auto& w = waiting[i - voices.size()];
+      r.waiting = true;
+      r.state = w.state;
+      for (const auto& s : sources) {
+        if (s.slot != w.id) continue;
+        const double rate = s.sample_rate > 0 ? s.sample_rate : sh.cfg.sample_rate;
+        r.name = cut_name(s.name, r.name_cut);
+        r.position_s = static_cast<double>(w.position) / rate;
+        r.duration_s = static_cast<double>(s.frames) / rate;
+      }
     }
+    rows.push_back(std::move(r));
+  }
+  snap->built = std::chrono::steady_clock::now() - t0;
+  return snap;
+}
+
+// [network] The voices as JSON (an array).
+std::string voices_text(const VoicesSnapshot& snap) {
+  Json voices = Json::array();
+  for (const VoiceRow& r : snap.rows) {
+    Json j{{"id", r.id},
+           {"name", r.name},
+           {"position_s", r.position_s},
+           {"duration_s", r.duration_s},
+           {"ring_fill", r.ring_fill},
+           {"streamed", r.streamed},
+           {"underruns", r.underruns},
+           {"deck", r.deck},
+           {"volume", r.waiting ? Json(nullptr) : Json(r.volume)},
+           {"volume_now", r.waiting ? Json(nullptr) : Json(r.volume_now)},
+           {"fade_s", r.fade_s},
+           {"loop", r.loop},
+           {"state", r.state}};
+    if (r.waiting) j["waiting"] = true;
+    if (r.name_cut) j["name_cut"] = true;
     voices.push_back(std::move(j));
   }
-  return voices;
+  return dump(voices);
+}
+
+// [control] The kept voices, or new ones when they changed or are older than the keep time.
+std::shared_ptr<const VoicesSnapshot> kept_voices(Shared& sh) {
+  const auto now = std::chrono::steady_clock::now();
+  std::chrono::nanoseconds keep{0};
+  if (sh.voices) {
+    const auto cost = sh.voices->built + std::chrono::nanoseconds(sh.voices_format_ns.load(std::memory_order_relaxed));
+    keep = std::max<std::chrono::nanoseconds>(sh.ctl.changes() == sh.voices_changes
+                                                  ? std::chrono::milliseconds(Shared::kVoicesKeepMs)
+                                                  : std::chrono::nanoseconds(0),
+                                              cost * Shared::kBuildsApart);
+  }
+  if (!sh.voices || now - sh.voices_at >= keep) {
+    sh.voices = take_voices(sh);
+    sh.voices_changes = sh.ctl.changes();
+    sh.voices_at = now;
+    sh.stats.voices_built.fetch_add(1, std::memory_order_relaxed);
+    sh.stats.voices_build_ns.store(static_cast<std::uint64_t>(sh.voices->built.count()), std::memory_order_relaxed);
+  }
+  return sh.voices;
+}
+
+Json level_json(const StatusSnapshot::Level& l) {
+  auto db = [](float x) { return x > 1e-6f ? 20.0 * std::log10(static_cast<double>(x)) : -120.0; };
+  return Json{{"peak", l.peak}, {"rms", l.rms}, {"peak_db", db(l.peak)}, {"rms_db", db(l.rms)}};
+}
+
+Json monitor_json(const Shared& sh) {
+  const WebStats& s = sh.stats;
+  return Json{{"listeners", s.listeners.load()},         {"audio_messages", s.audio_messages.load()},
+              {"audio_dropped", s.audio_dropped.load()}, {"tap_dropped", sh.tap ? sh.tap->dropped() : 0},
+              {"connections", s.connections.load()},     {"refused", s.refused.load()},
+              {"bad_requests", s.bad_requests.load()},   {"listeners_held", s.listeners_held.load()},
+              {"voices_built", s.voices_built.load()},   {"voices_build_us", s.voices_build_ns.load() / 1000},
+              {"event_clients", s.event_clients.load()}, {"ws_timed_out", s.ws_timed_out.load()},
+              {"events_behind", s.events_behind.load()}, {"accept_failures", s.accept_failures.load()},
+              {"answer_bytes", sh.answer_bytes.load()},  {"answers_refused", s.answers_refused.load()}};
 }
 
 }  // namespace
 
-std::string status_json(Shared& sh, const std::string& page, bool take_peaks) {
+StatusSnapshot status_snapshot(Shared& sh, const std::string& page, bool take_peaks) {
+  StatusSnapshot out;
   control::Peer self;
   self.local = Shared::kEventsPeer;
-  const control::OscMessage r = sh.router.handle(control::osc_message("/stemd/status"), self);
-  Json status = Json::object();
-  for (std::size_t i = 1; i + 1 < r.args.size(); i += 2) status[r.args[i].s] = control::osc_arg_json(r.args[i + 1]);
-  const auto now = std::chrono::steady_clock::now();
-  if (sh.ctl.changes() != sh.voices_changes || now - sh.voices_at > std::chrono::milliseconds(Shared::kVoicesKeepMs)) {
-    sh.voices_json = dump(voices_json(sh));
-    sh.voices_changes = sh.ctl.changes();
-    sh.voices_at = now;
-    sh.stats.voices_built.fetch_add(1, std::memory_order_relaxed);
-  }
+  out.status = sh.router.handle(control::osc_message("/stemd/status"), self).args;
+  out.voices = kept_voices(sh);
   engine::Metrics& m = sh.ctl.engine().metrics();
   const auto peaks = take_page_peaks(sh, page, take_peaks);
+  for (int d = 0; d <= engine::kNumDecks; ++d) {
+    auto& l = out.levels[static_cast<std::size_t>(d)];
+    const bool master = d == engine::kNumDecks;
+    const control::LevelInfo heard = master ? sh.ctl.master_heard() : sh.ctl.deck_heard(d);
+    l.level = master ? sh.ctl.master_level() : sh.ctl.deck_level(d);
+    l.level_now = heard.now;
+    l.fade_s = sh.ctl.output_seconds(heard.frames_left);
+    if (!master) l.eq = {sh.ctl.deck_eq(d, 0), sh.ctl.deck_eq(d, 1), sh.ctl.deck_eq(d, 2)};
+    l.peak = peaks[static_cast<std::size_t>(d)];
+    l.rms = m.meters[d].rms.load(std::memory_order_relaxed);
+  }
+  out.eq_enabled = sh.router.config().eq_enabled;
+  // The callback's durations since start, the non-empty bins: a client differences two to see
+  // any window's percentiles and maximum.
+  const auto hist = m.callback_ns.snapshot();
+  for (int i = 0; i < engine::DurationHistogram::kBins; ++i) {
+    if (hist[static_cast<std::size_t>(i)] != 0)
+      out.hist.emplace_back(engine::DurationHistogram::upper_ns(i), hist[static_cast<std::size_t>(i)]);
+  }
+  return out;
+}
+
+std::string status_json(Shared& sh, const StatusSnapshot& snap) {
+  if (sh.status_hook) sh.status_hook();
+  Json status = Json::object();
+  const auto& f = snap.status;
+  for (std::size_t i = 1; i + 1 < f.size(); i += 2) status[f[i].s] = control::osc_arg_json(f[i + 1]);
+  if (snap.voices != sh.voices_formatted_of) {  // formatted once per snapshot, whoever asks
+    const auto t0 = std::chrono::steady_clock::now();
+    sh.voices_text = voices_text(*snap.voices);
+    sh.voices_formatted_of = snap.voices;
+    sh.voices_format_ns.store(std::chrono::nanoseconds(std::chrono::steady_clock::now() - t0).count(),
+                              std::memory_order_relaxed);
+  }
   Json decks = Json::array();
   for (int d = 0; d < engine::kNumDecks; ++d) {
-    const control::LevelInfo heard = sh.ctl.deck_heard(d);
-    Json deck{{"name", std::string(1, static_cast<char>('A' + d))},
-              {"level", sh.ctl.deck_level(d)},
-              {"level_now", heard.now},
-              {"fade_s", sh.ctl.output_seconds(heard.frames_left)},
-              {"eq", Json::array({sh.ctl.deck_eq(d, 0), sh.ctl.deck_eq(d, 1), sh.ctl.deck_eq(d, 2)})}};
-    deck["meter"] = meter_json(m.meters[d], peaks[static_cast<std::size_t>(d)]);
-    decks.push_back(std::move(deck));
+    const auto& l = snap.levels[static_cast<std::size_t>(d)];
+    decks.push_back(Json{{"name", std::string(1, static_cast<char>('A' + d))},
+                         {"level", l.level},
+                         {"level_now", l.level_now},
+                         {"fade_s", l.fade_s},
+                         {"eq", Json::array({l.eq[0], l.eq[1], l.eq[2]})},
+                         {"meter", level_json(l)}});
   }
-  const control::LevelInfo master_heard = sh.ctl.master_heard();
-  Json master{{"level", sh.ctl.master_level()},
-              {"level_now", master_heard.now},
-              {"fade_s", sh.ctl.output_seconds(master_heard.frames_left)},
-              {"meter", meter_json(m.meters[engine::kNumDecks], peaks[engine::kNumDecks])}};
-  const WebStats& s = sh.stats;
-  Json monitor{{"listeners", s.listeners.load()},
-               {"audio_messages", s.audio_messages.load()},
-               {"audio_dropped", s.audio_dropped.load()},
-               {"tap_dropped", sh.tap ? sh.tap->dropped() : 0},
-               {"connections", s.connections.load()},
-               {"refused", s.refused.load()},
-               {"bad_requests", s.bad_requests.load()},
-               {"listeners_held", s.listeners_held.load()},
-               {"voices_built", s.voices_built.load()},
-               {"event_clients", s.event_clients.load()},
-               {"ws_timed_out", s.ws_timed_out.load()},
-               {"events_behind", s.events_behind.load()},
-               {"accept_failures", s.accept_failures.load()}};
+  const auto& ml = snap.levels[engine::kNumDecks];
+  Json master{{"level", ml.level}, {"level_now", ml.level_now}, {"fade_s", ml.fade_s}, {"meter", level_json(ml)}};
+  Json hist = Json::array();
+  for (const auto& [upper, n] : snap.hist) hist.push_back(Json::array({upper, n}));
+  const std::size_t listed = snap.voices->rows.size();
   Json j{{"status", std::move(status)},
-         {"voices", nullptr},  // spliced in below, as kept
+         {"voices", nullptr},  // spliced in below, as formatted
+         // every voice; the list holds the first VoicesSnapshot::kMaxVoices by id
+         {"voices_total", snap.voices->total},
+         {"voices_cut", snap.voices->total - listed},
          {"decks", std::move(decks)},
          // false: started with --disable-filters, EQ messages are answered and ignored
-         {"eq_enabled", sh.router.config().eq_enabled},
+         {"eq_enabled", snap.eq_enabled},
          {"master", std::move(master)},
-         {"callback_hist", callback_histogram(m)},
-         {"monitor", std::move(monitor)}};
+         {"callback_hist", std::move(hist)},
+         {"monitor", monitor_json(sh)}};
   std::string out = dump(j);
   const std::size_t at = out.find("\"voices\":null");
-  if (at != std::string::npos) out.replace(at + 9, 4, sh.voices_json);
+  if (at != std::string::npos) out.replace(at + 9, 4, sh.voices_text);
   return out;
 }
 

@@ -292,22 +292,23 @@ void Shared::broadcast_event(const std::string& json) {
   }
 }
 
+// [control] Only the packet is copied here: its JSON (a /stemd/list answer with long names is
+// hundreds of KB of it) is made on the network thread.
 void Shared::deliver(const control::Outgoing& o, bool bad) {
-  const bool event = o.to.local == kEventsPeer;
-  std::string json = reply_json(o.data, event);
-  // What every events listener gets: the notification, or what a page did (its answer), cut to
-  // kMaxEventBytes (built again, capped, only when longer).
-  std::string broadcast;
-  if (json.size() + 16 <= kMaxEventBytes) {
-    broadcast = event ? json : R"({"event":"api",)" + json.substr(1);
-  } else {
-    broadcast = event_json(o.data, !event, kMaxEventBytes);
-  }
-  net::post(ioc, [self = shared_from_this(), id = o.to.local, event, bad, json = std::move(json),
-                  broadcast = std::move(broadcast)]() mutable {
+  net::post(ioc, [self = shared_from_this(), id = o.to.local, bad, data = o.data]() mutable {
+    const bool event = id == kEventsPeer;
+    if (!event && self->pending.count(id) == 0) return;  // its connection is gone
+    std::string json = reply_json(data, event);
+    // What every events listener gets: the notification, or what a page did (its answer), cut to
+    // kMaxEventBytes (built again, capped, only when longer).
+    std::string broadcast;
+    if (json.size() + 16 <= kMaxEventBytes) {
+      broadcast = event ? json : R"({"event":"api",)" + json.substr(1);
+    } else {
+      broadcast = event_json(data, !event, kMaxEventBytes);
+    }
     if (event) return self->broadcast_event(broadcast);
     auto it = self->pending.find(id);
-    if (it == self->pending.end()) return;
     auto done = std::move(it->second);
     self->pending.erase(it);
     self->broadcast_event(broadcast);  // what a page did, for every page's log
@@ -459,6 +460,8 @@ const WebStats& WebServer::stats() const { return sh_->stats; }
 std::string WebServer::listings_running() const { return sh_->lister ? sh_->lister->running() : std::string(); }
 
 void WebServer::set_handshake_hook(HandshakeHook h) { sh_->handshake_hook = std::move(h); }
+
+void WebServer::set_status_hook(std::function<void()> h) { sh_->status_hook = std::move(h); }
 
 void WebServer::set_listing_hooks(ListingHooks h) {
   if (h.mounts) sh_->stuck_listings = std::make_shared<control::StuckOpens>(std::move(h.mounts));

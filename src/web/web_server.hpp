@@ -21,7 +21,8 @@
 // unreachable without being looked at).
 // [audio] only writes the engine's MonitorTap.
 // Budgets: connections (--http-max-clients, one address at most its share), audio listeners (--http-max-listeners),
-// request head 8 KiB and body 16 KiB, a per-listener queue of chunks (oldest dropped and counted).
+// request head 8 KiB and body 16 KiB, a per-listener queue of chunks (oldest dropped and counted),
+// the bytes of answers not yet written (WebConfig::max_answer_bytes, max_answers_bytes: 503).
 #pragma once
 
 #include "control/controller.hpp"
@@ -62,6 +63,12 @@ struct WebConfig {
   // pinged at half of it, and a browser answers pings by itself (a page open on a quiet daemon
   // stays). A peer gone without a word (a phone out of Wi-Fi range) is noticed within it.
   double ws_idle_timeout_s = 40.0;
+  // HTTP answers handed to connections and not yet written (a client that does not read holds
+  // its answer until the write time-out, request_timeout_s): one connection's at most, all of
+  // them at most; past either a request is answered 503 with the reason (answers_refused).
+  // 31 clients that sent GET /api/status and read nothing held 0.46 GB (outside pass 25 N4).
+  std::size_t max_answer_bytes = 4u << 20;
+  std::size_t max_answers_bytes = 8u << 20;
 };
 
 struct WebStats {
@@ -77,6 +84,8 @@ struct WebStats {
   std::atomic<std::uint64_t> event_clients{0};
   std::atomic<std::uint64_t> listeners_held{0};   // entries in the broadcast lists, closed ones not yet pruned
   std::atomic<std::uint64_t> voices_built{0};     // /api/status voice lists built (the rest were reused)
+  std::atomic<std::uint64_t> voices_build_ns{0};  // what the last one cost the control thread
+  std::atomic<std::uint64_t> answers_refused{0};  // 503: over the answers' byte budget (WebConfig)
   std::atomic<std::uint64_t> ws_timed_out{0};     // WebSockets closed: nothing from them for ws_idle_timeout_s
   std::atomic<std::uint64_t> events_behind{0};    // /ws/events listeners closed: over their queue's bytes
   std::atomic<std::uint64_t> accept_failures{0};  // accept() failed out of descriptors (then backed off)
@@ -117,6 +126,10 @@ class WebServer {
   // there, as a busy network thread can, to see what a client that has read the 101 gets.
   using HandshakeHook = std::function<void(std::function<void()> resume)>;
   void set_handshake_hook(HandshakeHook h);
+  // [main] Tests only, before start(), as the above: called on the thread that formats a GET
+  // /api/status answer as JSON, before it does (a test holds it there to see that the control
+  // thread is free meanwhile).
+  void set_status_hook(std::function<void()> h);
   // [main] Tests only, before start(), as the above: the mount table the file browser's stuck
   // listings are keyed by, and a call on a listing thread before each path it looks at (a path
   // the walk lstats, the listed folder before it is read, an entry before its lstat) — where a

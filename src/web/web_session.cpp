@@ -18,6 +18,11 @@ namespace {
 
 constexpr std::uint32_t kHeaderLimit = 8 * 1024;
 constexpr int kSendBuffer = 32 * 1024;  // a WebSocket's kernel send buffer (the kernel doubles it)
+// An HTTP connection's kernel send buffer: fixed, as a WebSocket's, not autotuned to 4 MB (tcp_wmem's
+// maximum: 30 clients that do not read held 120 MB of kernel memory that way); what does not fit
+// waits in its answer, charged to the answers' budget (WebConfig::max_answers_bytes). 128 KiB
+// (doubled) carries a status answer to a phone 50 ms away at ≈ 2.6 MB/s.
+constexpr int kHttpSendBuffer = 64 * 1024;
 // An events listener's queue, in bytes (and at most kEventQueueMessages, the oldest dropped):
 // past it the listener is that far behind and is closed (a page reconnects). An audio
 // listener's queue is bounded in time (WebConfig::listener_queue_ms) of messages of at most
@@ -184,6 +189,7 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   HttpSession(std::shared_ptr<Shared> sh, tcp::socket&& s, const control::Endpoint& peer)
       : sh_(std::move(sh)), stream_(std::move(s)), peer_(peer) {}
   ~HttpSession() override {
+    release();
     if (!counted_) return;
     sh_->stats.connections.fetch_sub(1);
     sh_->give_address_slot(peer_.host());
@@ -193,6 +199,8 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     stream_.close();
   }
   void run() {
+    beast::error_code ec;
+    stream_.socket().set_option(net::socket_base::send_buffer_size(kHttpSendBuffer), ec);
     counted_ = true;
     sh_->sessions.push_back(shared_from_this());
     read();
@@ -288,8 +296,10 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
               std::string::npos) {
         return bad_request("page: at most 64 letters, digits, '_' or '-'");
       }
-      // A HEAD leaves the page's peaks held for its next GET.
-      return from_control([sh = sh_, page, take = !head_] { return status_json(*sh, page, take); });
+      // No room for an answer: refused before the control thread does any work for it.
+      if (const std::string why = over_budget(0); !why.empty()) return refuse_answer(why);
+      status(page);
+      return;
     }
     if (target == "/api/osc") {
       if (req.method() != http::verb::post) return method_not_allowed("POST");
@@ -371,12 +381,39 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     write(res);
   }
 
-  // Work for the control thread; its answer (JSON) comes back to this session.
-  void from_control(std::function<std::string()> work) {
-    sh_->post([self = shared_from_this(), work = std::move(work)] {
-      std::string body = work();
-      net::post(self->sh_->ioc, [self, body = std::move(body)] { self->reply(http::status::ok, body); });
+  // The control thread takes the status's snapshot (small: numbers, the kept voices with their
+  // names cut); its JSON is made here, on the network thread. A HEAD leaves the page's peaks held
+  // for its next GET.
+  void status(const std::string& page) {
+    sh_->post([self = shared_from_this(), page, take = !head_] {
+      auto snap = std::make_shared<StatusSnapshot>(status_snapshot(*self->sh_, page, take));
+      net::post(self->sh_->ioc, [self, snap] { self->reply(http::status::ok, status_json(*self->sh_, *snap)); });
     });
+  }
+
+  // Why an answer of `bytes` more cannot be held now (the answers' byte budget), or empty.
+  std::string over_budget(std::size_t bytes) const {
+    const WebConfig& c = sh_->cfg;
+    if (bytes > c.max_answer_bytes) {
+      return "this answer is " + std::to_string(bytes) + " bytes, over the " + std::to_string(c.max_answer_bytes) +
+             " one connection may be sent at once";
+    }
+    const std::size_t held = sh_->answer_bytes.load(std::memory_order_relaxed);
+    if (held + bytes > c.max_answers_bytes || (bytes == 0 && held >= c.max_answers_bytes)) {
+      return "busy: answers of " + std::to_string(held) + " bytes wait for clients to read them (" +
+             std::to_string(c.max_answers_bytes) + " at most, all connections): try again shortly";
+    }
+    return {};
+  }
+  // 503 with the reason, counted and logged (5 lines a second).
+  void refuse_answer(const std::string& why) {
+    sh_->stats.answers_refused.fetch_add(1, std::memory_order_relaxed);
+    std::uint64_t skipped = 0;
+    if (sh_->log_limit.allow("answer refused", skipped)) {
+      spdlog::warn("web monitor: refused an answer to {} (503): {}{}", peer_.host(), why,
+                   base::suppressed_note(skipped));
+    }
+    write(make(http::status::service_unavailable, error_json(why)), false);
   }
 
   void post_osc(const std::string& body) {
@@ -427,14 +464,27 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     write(make(st, std::move(body), type));
   }
   // Every answer goes out here. To a HEAD without its body: its Content-Length (make() set it)
-  // still states the GET's.
-  void write(std::shared_ptr<Response> res) {
+  // still states the GET's. Its body is charged to the answers' byte budget until it is written
+  // (or the connection closes); one over it is replaced by a 503 (`budgeted` false: that 503,
+  // a few hundred bytes, always goes).
+  void write(std::shared_ptr<Response> res, bool budgeted = true) {
     if (head_) res->body().clear();
+    const std::size_t bytes = res->body().size();
+    if (budgeted) {
+      if (const std::string why = over_budget(bytes); !why.empty()) return refuse_answer(why);
+    }
+    held_ = bytes;
+    sh_->answer_bytes.fetch_add(bytes, std::memory_order_relaxed);
     stream_.expires_after(std::chrono::milliseconds(static_cast<long>(sh_->cfg.request_timeout_s * 1000)));
     http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
+      self->release();
       if (ec || !res->keep_alive()) return self->shut();
       self->read();
     });
+  }
+  void release() {
+    sh_->answer_bytes.fetch_sub(held_, std::memory_order_relaxed);
+    held_ = 0;
   }
   void shut() {
     beast::error_code ec;
@@ -450,6 +500,7 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   bool keep_alive_ = true;
   bool counted_ = false;
   bool head_ = false;                                        // the request being answered is a HEAD
+  std::size_t held_ = 0;                                     // of Shared::answer_bytes: the answer being written
   net::steady_timer listing_timer_{stream_.get_executor()};  // the awaited listing's time-out
   std::uint64_t listings_ = 0;                               // listings asked for on this connection
   std::uint64_t listing_ = 0;                                // the one awaited (0: none)

@@ -9,6 +9,10 @@
 //  3. uptime: as stemctl shows it, days from 24 h on — "21d 00:00:00" after three weeks (it read
 //     "504:00:00.0"), "1d 01:01:01", and "1:02:03" below a day. The daemon's status is the real
 //     one with uptime_s set (Chromium's request interception): nobody waits three weeks.
+//  4. voices past the status's list (outside pass 25, N4: the daemon lists the first 500 by id and
+//     counts the rest in voices_total, voices_cut): the count beside Voices is all of them, the
+//     table ends with "… and K more", and a name the daemon cut (name_cut) says so in its tooltip.
+//     The status is the real one with its voices replaced (interception again): no 4,000 loads.
 // Exits 0 pass, 1 fail.
 'use strict';
 const { harness, openPage } = require('./browser_common');
@@ -31,10 +35,12 @@ const text = (page, id) => page.evaluate((i) => document.getElementById(i).textC
     viewport: { width: 1280, height: 1000 }, onPageError: (e) => fail(`page error: ${e.message}`),
   });
   let uptime = null;  // set: the status's uptime_s is replaced by it
+  let voices = null;  // set: the status's voices, voices_total and voices_cut are replaced by it
   await page.route('**/api/status*', async (route) => {
     const res = await route.fetch();
     const j = await res.json();
     if (uptime !== null) j.status.uptime_s = uptime;
+    if (voices !== null) Object.assign(j, voices);
     await route.fulfill({ response: res, json: j });
   });
   await page.goto(url);
@@ -81,6 +87,27 @@ const text = (page, id) => page.evaluate((i) => document.getElementById(i).textC
     });
     console.log(`monitor_panels: uptime ${s} s reads "${got}"`);
   }
+
+  // 4. more voices than the status lists, and a name cut
+  const voice = (id, name, cut) => ({ id, name, position_s: 1, duration_s: 10, ring_fill: 1, streamed: false, underruns: 0,
+    deck: 'A', volume: 1, volume_now: 1, fade_s: 0, loop: true, state: 'playing', ...(cut ? { name_cut: true } : {}) });
+  voices = { voices: [voice(1, 'one', false), voice(2, `${'x'.repeat(64)}…`, true)], voices_total: 4000, voices_cut: 3998 };
+  const shown = await until('the voices past the list counted', 10000, () => page.evaluate(() => {
+    const more = document.querySelector('#voices tbody tr.more');
+    if (!more) return null;
+    const names = [...document.querySelectorAll('#voices tbody td.c-name')].map((td) => td.title);
+    return { count: document.getElementById('nvoices').textContent, more: more.textContent, names,
+      rows: document.querySelectorAll('#voices tbody tr').length };
+  }));
+  console.log(`monitor_panels: voices: ${JSON.stringify(shown)}`);
+  if (shown.count !== '(4000)') fail(`the count beside Voices reads "${shown.count}", not (4000)`);
+  if (!shown.more.includes('… and 3998 more') || shown.rows !== 3) {
+    fail(`the table does not end with "… and 3998 more" after its 2 rows: ${shown.rows} rows, "${shown.more}"`);
+  }
+  if (shown.names[0] !== 'one' || !/cut: .*whole name/.test(shown.names[1])) {
+    fail(`the cut name's tooltip does not say it is cut: ${JSON.stringify(shown.names)}`);
+  }
+  voices = null;
   if (shot) await page.screenshot({ path: shot, fullPage: true });
   await browser.close();
   console.log('monitor_panels: PASS');
