@@ -74,9 +74,18 @@ void DaemonRun::hook_state_poll() {
   control::Router& router = inst_->router();
   // /stemd/status (and the web's /api/status): whether the state is being saved — a state file
   // whose directory is missing said so once in the log and nowhere after (new-user pass 21).
-  router.set_native_status_extra([failing = state_->save_failing()](std::vector<control::OscArg>& f) {
+  // And what it writes: the file's size at the last write and the writes since start (an SD
+  // card's wear: outside pass 25, N3).
+  router.set_native_status_extra([failing = state_->save_failing(),
+                                  counters = state_->counters()](std::vector<control::OscArg>& f) {
     f.push_back(control::OscArg::Str("state_save_failing"));
     f.push_back(control::OscArg::Int(failing->load() ? 1 : 0));
+    f.push_back(control::OscArg::Str("state_bytes"));
+    f.push_back(control::OscArg::Int64(static_cast<std::int64_t>(counters->bytes.load(std::memory_order_relaxed))));
+    f.push_back(control::OscArg::Str("state_writes"));
+    f.push_back(control::OscArg::Int64(static_cast<std::int64_t>(counters->writes.load(std::memory_order_relaxed))));
+    f.push_back(control::OscArg::Str("state_writes_held"));
+    f.push_back(control::OscArg::Int64(static_cast<std::int64_t>(counters->held.load(std::memory_order_relaxed))));
   });
   auto poll = [this] { state_->poll(inst_->controller(), inst_->router()); };
   if (inst_->server() != nullptr) {
