@@ -259,8 +259,26 @@ int DaemonRun::load_start_files() {
 // --script: every line routed now, at its exact frame (the engine holds them until then).
 int DaemonRun::run_script() {
   if (o_.script.empty()) return -1;
+  // Read as the config file is: through the helper, given up on after --load-timeout, SIGTERM
+  // ending the wait — a show file on a share that stopped answering held the start in the kernel
+  // with SIGTERM ignored (outside pass 25, N2).
+  ConfigInput in;
+  in.helper = self_helper();
+  in.timeout_s = o_.load_timeout;
+  in.deadline_note = "--load-timeout";
+  in.wait_ms = [this](int ms) { return wait_unless_stopped(ms, "while --script was read"); };
+  const ConfigRead read = read_start_file(o_.script, "--script", kMaxScriptBytes, in);
+  if (read.kind == ConfigRead::Kind::kStopped) {
+    stopped_in_restore_ = true;  // no audio yet: nothing to fade
+    spdlog::info("stopping ({}): before the audio started", stop_reason_);
+    return shutdown();
+  }
+  if (read.kind != ConfigRead::Kind::kOk) {
+    spdlog::error("{}", read.error);
+    return 2;
+  }
   std::vector<ScriptLine> lines;
-  if (!load_script(o_.script, lines, err_)) {
+  if (!parse_script(o_.script, read.text, lines, err_)) {
     spdlog::error("--script {}", err_);
     return 2;
   }
