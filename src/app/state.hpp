@@ -18,8 +18,9 @@
 //
 // Threads: capture_state(), StateKeeper::poll()/capture_now() and restore() run on the control
 // thread [control] (the OSC server's thread while it runs — through Router::set_tick_hook —,
-// the main thread before and after). StateKeeper::flush() and save() write the file from the
-// main thread [main] — in the daemon through a helper process (Config::helper, state_io.hpp), so
+// the main thread before and after): poll() takes a snapshot there, never the text.
+// StateKeeper::flush() and save() make the text and write the file from the main thread
+// [main] — in the daemon through a helper process (Config::helper, state_io.hpp), so
 // a file system that stops answering holds neither the start nor the main loop nor the exit.
 // Nothing here runs on, or waits for, the audio thread: voice positions come from the
 // telemetry the engine publishes through atomics.
