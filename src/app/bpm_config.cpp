@@ -43,6 +43,10 @@ bool read_bpm_config(const std::string& path, BpmConfig& out, std::string& error
     error = "--bpm-config " + why;
     return false;
   }
+  return parse_bpm_config(path, text, out, error);
+}
+
+bool parse_bpm_config(const std::string& path, const std::string& text, BpmConfig& out, std::string& error) {
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(text);

@@ -37,5 +37,7 @@ double old_server_rise_seconds(double smoothing_factor_down);
 // Reads FILE. False with the reason (file, JSON error, or a value stemd cannot honour — e.g. a
 // "medium" threshold different from "low", a band stemd's table does not have).
 bool read_bpm_config(const std::string& path, BpmConfig& out, std::string& error);
+// The same for FILE's text, already read (at start: through the helper, read_start_file).
+bool parse_bpm_config(const std::string& path, const std::string& text, BpmConfig& out, std::string& error);
 
 }  // namespace stemd::app

@@ -62,11 +62,11 @@ bool split_output(const std::string& out, std::vector<std::string>& looked, std:
   return false;
 }
 
-std::string did_not_answer(const std::string& path, double seconds, const std::string& note) {
+std::string did_not_answer(const std::string& what, const std::string& path, double seconds, const std::string& note) {
   return fmt::format(
-      "config file {0}: the file system of {0} did not answer within {1:g} s ({2}; a network share or a disk that "
+      "{3} {0}: the file system of {0} did not answer within {1:g} s ({2}; a network share or a disk that "
       "hung?)",
-      path, seconds, note);
+      path, seconds, note, what);
 }
 
 ConfigRead outcome(const ConfigPlan& plan, ReadResult r, const std::string& path, std::string text,
@@ -80,7 +80,7 @@ ConfigRead outcome(const ConfigPlan& plan, ReadResult r, const std::string& path
     out.kind = ConfigRead::Kind::kNone;
   } else {
     out.kind = ConfigRead::Kind::kError;
-    out.error = "config file " + why;
+    out.error = plan.what + " " + why;
   }
   return out;
 }
@@ -145,11 +145,11 @@ void die_of(int sig) {
 std::unique_ptr<ConfigJob> ConfigJob::start(const std::vector<std::string>& helper, const ConfigPlan& plan,
                                             std::string& error) {
   std::vector<std::string> argv = helper;
-  argv.insert(argv.end(), {"read-config", std::to_string(kMaxConfigBytes), plan.search ? "search" : "given"});
+  argv.insert(argv.end(), {"read-config", std::to_string(plan.max_bytes), plan.search ? "search" : "given"});
   argv.insert(argv.end(), plan.candidates.begin(), plan.candidates.end());
   std::unique_ptr<FileJob> job = FileJob::start(argv, "", error);
   if (!job) {
-    error = "config file " + (plan.candidates.empty() ? std::string() : plan.candidates.front()) +
+    error = plan.what + " " + (plan.candidates.empty() ? std::string() : plan.candidates.front()) +
             ": cannot start the helper that reads it: " + error;
     return nullptr;
   }
@@ -178,7 +178,7 @@ std::optional<ConfigRead> ConfigJob::poll() {
     ConfigRead broken;
     broken.kind = ConfigRead::Kind::kError;
     broken.path = path;
-    broken.error = "config file " + path + ": not read: " +
+    broken.error = plan_.what + " " + path + ": not read: " +
                    (st == FileJob::Status::kBroken ? job_->output() : "the helper's answer is cut short");
     return broken;
   }
@@ -192,7 +192,7 @@ ConfigRead ConfigJob::give_up(double timeout_s, const std::string& deadline_note
   ConfigRead out;
   out.kind = ConfigRead::Kind::kTimedOut;
   out.path = waiting_on();
-  out.error = did_not_answer(out.path, timeout_s, deadline_note);
+  out.error = did_not_answer(plan_.what, out.path, timeout_s, deadline_note);
   job_->kill();
   return out;
 }
@@ -200,7 +200,7 @@ ConfigRead ConfigJob::give_up(double timeout_s, const std::string& deadline_note
 ConfigRead read_config(const ConfigPlan& plan, const ConfigInput& in) {
   if (in.helper.empty()) {
     std::string text, error, path;
-    const ReadResult r = read_candidates(plan.candidates, plan.search, kMaxConfigBytes, text, error,
+    const ReadResult r = read_candidates(plan.candidates, plan.search, plan.max_bytes, text, error,
                                          [&](const std::string& p) { path = p; });
     return outcome(plan, r, path, std::move(text), error);
   }
@@ -219,10 +219,19 @@ ConfigRead read_config(const ConfigPlan& plan, const ConfigInput& in) {
   ConfigRead out = job->give_up(in.timeout_s, in.deadline_note);
   if (stopped) {
     out.kind = ConfigRead::Kind::kStopped;
-    out.error = "config file " + out.path + ": stopped by a signal while it was read (after " +
+    out.error = plan.what + " " + out.path + ": stopped by a signal while it was read (after " +
                 fmt::format("{:.1f}", job->seconds()) + " s)";
   }
   return out;  // the helper, killed, is left to the system (~FileJob)
+}
+
+ConfigRead read_start_file(const std::string& path, const std::string& what, std::size_t max_bytes,
+                           const ConfigInput& in) {
+  ConfigPlan plan;
+  plan.candidates = {path};
+  plan.what = what;
+  plan.max_bytes = max_bytes;
+  return read_config(plan, in);
 }
 
 int read_config_main(int argc, char** argv) {

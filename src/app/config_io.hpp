@@ -36,6 +36,8 @@ struct ConfigPlan {
   bool search = false;                  // no --config: the first of candidates that is there
   bool none_flag = false;               // --config none (CLI11 must not look for a file "none")
   std::string no_file;                  // "--config none", "STEMD_NO_CONFIG_SEARCH is set"
+  std::string what = "config file";     // what its errors begin with ("--bpm-config": read_start_file)
+  std::size_t max_bytes = kMaxConfigBytes;
 };
 ConfigPlan config_plan(int argc, char** argv);  // options_config.cpp
 
@@ -105,6 +107,14 @@ ConfigInput start_config_input(int argc, char** argv, int& stop_signal);
 // Reads plan's file as `in` says (its helper, deadline and wait) and returns the outcome. Not for
 // an empty plan.
 ConfigRead read_config(const ConfigPlan& plan, const ConfigInput& in);
+
+// Another file a start (or --check-config) reads — --bpm-config, --script — read as the config
+// file is: through the helper, given up on after in.timeout_s, a stop signal ending the wait
+// (in.wait_ms); on the calling thread when in.helper is empty. Before, they were read on the main
+// thread with no deadline: a share that stopped answering held the start in the kernel, SIGTERM
+// ignored, and --check-config hung on --bpm-config (outside pass 25, N2). Errors begin with `what`.
+ConfigRead read_start_file(const std::string& path, const std::string& what, std::size_t max_bytes,
+                           const ConfigInput& in);
 
 // The helper's side (state_io_main, "read-config"): argv after the mode.
 int read_config_main(int argc, char** argv);

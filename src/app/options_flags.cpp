@@ -288,8 +288,8 @@ void add_session_options(CLI::App& app, Options& o) {
                "With --state-file: also save the playing voices (position, volume, loop, rate, pan, pause) "
                "and start them again where they were after a restart");
   app.add_option("--state-interval", o.state_interval,
-                 "With --state-file: voice positions and a gliding tempo alone are written at most every "
-                 "SECONDS (other changes within a second)")
+                 "With --state-file: levels, EQ, fades, voice positions and a gliding tempo are written at "
+                 "most every SECONDS (loads, plays, stops and pauses within a second)")
       ->check(CLI::Range(1.0, 3600.0))
       ->type_name("SECONDS")
       ->capture_default_str();

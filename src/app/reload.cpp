@@ -87,6 +87,12 @@ void DaemonRun::poll_reload() {
 }
 
 void DaemonRun::reload(ConfigInput& config) {
+  // The files the parse reads besides the config (--bpm-config) through the helper, given up on
+  // after --load-timeout: a share that stopped answering holds the main loop that long, not for
+  // good (outside pass 25, N2).
+  config.helper = self_helper();
+  config.timeout_s = o_.load_timeout;
+  config.deadline_note = "--load-timeout";
   Options n;
   std::string e;
   if (parse_options(argc_, argv_, n, &e, &config) >= 0) {

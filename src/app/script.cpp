@@ -57,7 +57,11 @@ control::OscArg infer(const std::string& w) {
 
 bool load_script(const std::string& path, std::vector<ScriptLine>& out, std::string& error) {
   std::string text;
-  if (read_regular_file(path, 64u << 20, text, error) != ReadResult::kOk) return false;  // a FIFO: refused
+  if (read_regular_file(path, kMaxScriptBytes, text, error) != ReadResult::kOk) return false;  // a FIFO: refused
+  return parse_script(path, text, out, error);
+}
+
+bool parse_script(const std::string& path, const std::string& text, std::vector<ScriptLine>& out, std::string& error) {
   std::istringstream f(text);
   std::string line;
   std::vector<std::string> words;

@@ -23,5 +23,8 @@ struct ScriptLine {
 
 // False with "FILE:LINE: reason" on the first bad line.
 bool load_script(const std::string& path, std::vector<ScriptLine>& out, std::string& error);
+// The same for FILE's text, already read (at start: through the helper, read_start_file).
+inline constexpr std::size_t kMaxScriptBytes = std::size_t{64} << 20;
+bool parse_script(const std::string& path, const std::string& text, std::vector<ScriptLine>& out, std::string& error);
 
 }  // namespace stemd::app

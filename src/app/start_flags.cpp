@@ -74,9 +74,18 @@ void DaemonRun::hook_state_poll() {
   control::Router& router = inst_->router();
   // /stemd/status (and the web's /api/status): whether the state is being saved — a state file
   // whose directory is missing said so once in the log and nowhere after (new-user pass 21).
-  router.set_native_status_extra([failing = state_->save_failing()](std::vector<control::OscArg>& f) {
+  // And what it writes: the file's size at the last write and the writes since start (an SD
+  // card's wear: outside pass 25, N3).
+  router.set_native_status_extra([failing = state_->save_failing(),
+                                  counters = state_->counters()](std::vector<control::OscArg>& f) {
     f.push_back(control::OscArg::Str("state_save_failing"));
     f.push_back(control::OscArg::Int(failing->load() ? 1 : 0));
+    f.push_back(control::OscArg::Str("state_bytes"));
+    f.push_back(control::OscArg::Int64(static_cast<std::int64_t>(counters->bytes.load(std::memory_order_relaxed))));
+    f.push_back(control::OscArg::Str("state_writes"));
+    f.push_back(control::OscArg::Int64(static_cast<std::int64_t>(counters->writes.load(std::memory_order_relaxed))));
+    f.push_back(control::OscArg::Str("state_writes_held"));
+    f.push_back(control::OscArg::Int64(static_cast<std::int64_t>(counters->held.load(std::memory_order_relaxed))));
   });
   auto poll = [this] { state_->poll(inst_->controller(), inst_->router()); };
   if (inst_->server() != nullptr) {
@@ -250,8 +259,26 @@ int DaemonRun::load_start_files() {
 // --script: every line routed now, at its exact frame (the engine holds them until then).
 int DaemonRun::run_script() {
   if (o_.script.empty()) return -1;
+  // Read as the config file is: through the helper, given up on after --load-timeout, SIGTERM
+  // ending the wait — a show file on a share that stopped answering held the start in the kernel
+  // with SIGTERM ignored (outside pass 25, N2).
+  ConfigInput in;
+  in.helper = self_helper();
+  in.timeout_s = o_.load_timeout;
+  in.deadline_note = "--load-timeout";
+  in.wait_ms = [this](int ms) { return wait_unless_stopped(ms, "while --script was read"); };
+  const ConfigRead read = read_start_file(o_.script, "--script", kMaxScriptBytes, in);
+  if (read.kind == ConfigRead::Kind::kStopped) {
+    stopped_in_restore_ = true;  // no audio yet: nothing to fade
+    spdlog::info("stopping ({}): before the audio started", stop_reason_);
+    return shutdown();
+  }
+  if (read.kind != ConfigRead::Kind::kOk) {
+    spdlog::error("{}", read.error);
+    return 2;
+  }
   std::vector<ScriptLine> lines;
-  if (!load_script(o_.script, lines, err_)) {
+  if (!parse_script(o_.script, read.text, lines, err_)) {
     spdlog::error("--script {}", err_);
     return 2;
   }

@@ -48,8 +48,11 @@ std::string fmt_double(double v) {
   return buf;
 }
 
-std::string quote(const std::string& s) {
-  std::string out = "\"";
+// Appends s in double quotes to out (no snprintf a byte: a state of megabytes is made in
+// tens of milliseconds).
+void append_quoted(std::string& out, const std::string& s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
   for (const char c : s) {
     const auto u = static_cast<unsigned char>(c);
     if (c == '"' || c == '\\') {
@@ -60,14 +63,20 @@ std::string quote(const std::string& s) {
     } else if (c == '\t') {
       out += "\\t";
     } else if (u < 0x20 || u == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", u);
-      out += buf;
+      const char esc[4] = {'\\', 'x', kHex[u >> 4], kHex[u & 15]};
+      out.append(esc, 4);
     } else {
       out += c;
     }
   }
-  return out + "\"";
+  out += '"';
+}
+
+std::string quote(const std::string& s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  append_quoted(out, s);
+  return out;
 }
 
 int hex(char c) {
@@ -207,9 +216,11 @@ DaemonState capture_state(const control::Controller& ctl, const control::Router&
   s.meter = router.meter();
   s.base_meter = rc.meter;
   s.quantum = router.quantum_beats();
-  for (const control::SourceInfo& src : ctl.sources()) {
+  std::vector<control::SourceInfo> infos = ctl.sources();
+  s.sources.reserve(infos.size());
+  for (control::SourceInfo& src : infos) {
     if (src.path == "(generated)") continue;  // made in memory, not a file (a negative id is a client's)
-    s.sources.push_back(StateSource{src.slot, src.path, src.name});
+    s.sources.push_back(StateSource{src.slot, std::move(src.path), std::move(src.name)});
   }
   if (!with_voices) return s;
   const double ratio = rc.bpm > 0 ? router.bpm() / rc.bpm : 1.0;
@@ -243,26 +254,34 @@ DaemonState capture_state(const control::Controller& ctl, const control::Router&
   return s;
 }
 
-bool differs_in_structure(const DaemonState& a, const DaemonState& b) {
-  // A fade that starts or ends is a change: one that ended must not come back after a restart.
-  auto fading = [](const StateFade& f) { return f.seconds > 0; };
-  if (a.master != b.master || a.decks != b.decks || a.eq != b.eq || a.meter != b.meter || a.quantum != b.quantum ||
-      a.sources != b.sources || a.voices.size() != b.voices.size() || fading(a.master_fade) != fading(b.master_fade) ||
+StateChange state_change(const DaemonState& a, const DaemonState& b) {
+  // What a restart must have at once: what is loaded, which voices play and how.
+  if (a.meter != b.meter || a.quantum != b.quantum || a.sources != b.sources || a.voices.size() != b.voices.size() ||
       a.held != b.held) {
-    return true;
-  }
-  for (std::size_t d = 0; d < 4; ++d) {
-    if (fading(a.deck_fades[d]) != fading(b.deck_fades[d])) return true;
+    return StateChange::kStructure;
   }
   for (std::size_t i = 0; i < a.voices.size(); ++i) {
     const StateVoice &x = a.voices[i], &y = b.voices[i];
-    if (x.id != y.id || x.volume != y.volume || x.loop != y.loop || x.rate != y.rate || x.pan != y.pan ||
-        x.stretch != y.stretch || x.paused != y.paused || x.deck != y.deck || x.region_start != y.region_start ||
-        x.region_end != y.region_end || x.region_count != y.region_count || fading(x.fade) != fading(y.fade)) {
-      return true;
+    if (x.id != y.id || x.loop != y.loop || x.paused != y.paused || x.deck != y.deck ||
+        x.region_start != y.region_start || x.region_end != y.region_end || x.region_count != y.region_count) {
+      return StateChange::kStructure;
     }
   }
-  return false;  // positions, a fade's progress and the tempo (movement glides) move by themselves
+  // What moves continuously (a client's faders, a fade's progress, positions, a gliding tempo):
+  // a fade that starts or ends is a change too (one that ended must not come back after a
+  // restart), written with the rest at most every --state-interval.
+  if (a.master != b.master || a.decks != b.decks || a.eq != b.eq || a.bpm != b.bpm || a.master_fade != b.master_fade ||
+      a.deck_fades != b.deck_fades) {
+    return StateChange::kContinuous;
+  }
+  for (std::size_t i = 0; i < a.voices.size(); ++i) {
+    const StateVoice &x = a.voices[i], &y = b.voices[i];
+    if (x.volume != y.volume || x.rate != y.rate || x.pan != y.pan || x.stretch != y.stretch ||
+        x.position != y.position || x.fade != y.fade) {
+      return StateChange::kContinuous;
+    }
+  }
+  return StateChange::kNone;
 }
 
 // ---------------------------------------------------------------- format
@@ -300,7 +319,11 @@ std::string format_state(const DaemonState& s, const std::string& writer) {
   if (s.bpm > 0 && s.bpm != s.base_bpm) out += "/set_tempo " + fmt_double(s.bpm) + "\n";
   if (s.meter > 0 && s.meter != s.base_meter) out += "/set_meter " + std::to_string(s.meter) + "\n";
   for (const StateSource& src : s.sources) {
-    out += "/stemd/load " + std::to_string(src.id) + " " + quote(src.path) + " " + quote(src.name) + "\n";
+    out += "/stemd/load " + std::to_string(src.id) + " ";
+    append_quoted(out, src.path);
+    out += ' ';
+    append_quoted(out, src.name);
+    out += '\n';
   }
   for (const StateVoice& v : s.voices) {
     const std::string id = std::to_string(v.id);
@@ -442,25 +465,26 @@ StateKeeper::StateKeeper(Config c) : cfg_(std::move(c)) {}
 
 void StateKeeper::poll(const control::Controller& ctl, control::Router& router) {
   const auto now = std::chrono::steady_clock::now();
-  if (have_last_ && now - last_poll_ < std::chrono::seconds(1)) return;
+  if (last_ && now - last_poll_ < std::chrono::seconds(1)) return;
   last_poll_ = now;
   retry_held(ctl, router);
   DaemonState s = capture(ctl, router);
-  if (have_last_) {
-    if (!differs_in_structure(s, last_)) {
-      // Only what moves by itself: every interval_s at most, and not at all when it is the same.
-      // A fade under way moves too: where it was heard is what a restart keeps (without
-      // --restore-voices no position moves, and a master fade-out cut short came back at its
-      // start level with its whole time to go).
-      bool moved = s.bpm != last_.bpm || s.master_fade != last_.master_fade || s.deck_fades != last_.deck_fades;
-      for (std::size_t i = 0; i < s.voices.size() && !moved; ++i) {
-        moved = s.voices[i].position != last_.voices[i].position || s.voices[i].fade != last_.voices[i].fade;
-      }
-      if (!moved) return;
-      if (now - last_queued_ < std::chrono::duration<double>(cfg_.interval_s)) return;
+  if (last_) {
+    // Levels, EQ, fades, positions and the tempo: at most every interval_s — a crossfade of 41
+    // steps was 41 writes, and a client's one /stemd/master a second rewrote a state it had made
+    // 17 MB large every second (outside pass 25, N3). Without --restore-voices no position
+    // moves, but a master fade-out cut short must come back where it was heard.
+    switch (state_change(*last_, s)) {
+      case StateChange::kNone:
+        return;
+      case StateChange::kContinuous:
+        if (now - last_queued_ < std::chrono::duration<double>(cfg_.interval_s)) return;
+        break;
+      case StateChange::kStructure:
+        break;
     }
   }
-  queue(s);
+  queue(std::move(s));
   last_queued_ = now;
 }
 
@@ -469,15 +493,14 @@ void StateKeeper::capture_now(const control::Controller& ctl, const control::Rou
   last_queued_ = std::chrono::steady_clock::now();
 }
 
-void StateKeeper::queue(const DaemonState& s) {
+void StateKeeper::queue(DaemonState s) {
   // A restore cut short, or a file that could not be read: it keeps what the next start needs.
   if (interrupted_ || unread_) return;
-  std::string text = format_state(s, cfg_.writer);
-  last_ = s;
-  have_last_ = true;
+  // A snapshot only: the text (megabytes for a state a client made large) is made on the main
+  // thread by flush(), never on the control thread.
+  last_ = std::make_shared<const DaemonState>(std::move(s));
   std::lock_guard<std::mutex> lock(mu_);
-  pending_ = std::move(text);
-  have_pending_ = true;
+  pending_ = last_;
 }
 
 }  // namespace stemd::app

@@ -18,8 +18,9 @@
 //
 // Threads: capture_state(), StateKeeper::poll()/capture_now() and restore() run on the control
 // thread [control] (the OSC server's thread while it runs — through Router::set_tick_hook —,
-// the main thread before and after). StateKeeper::flush() and save() write the file from the
-// main thread [main] — in the daemon through a helper process (Config::helper, state_io.hpp), so
+// the main thread before and after): poll() takes a snapshot there, never the text.
+// StateKeeper::flush() and save() make the text and write the file from the main thread
+// [main] — in the daemon through a helper process (Config::helper, state_io.hpp), so
 // a file system that stops answering holds neither the start nor the main loop nor the exit.
 // Nothing here runs on, or waits for, the audio thread: voice positions come from the
 // telemetry the engine publishes through atomics.
@@ -100,9 +101,16 @@ struct DaemonState {
 // The state as the controller and router hold it now [control]. Voices only when with_voices.
 DaemonState capture_state(const control::Controller& ctl, const control::Router& router, bool with_voices);
 
-// True when a and b differ in more than what moves by itself (voice positions, the tempo
-// gliding under /dance/total_movement): such a change is written within a second.
-bool differs_in_structure(const DaemonState& a, const DaemonState& b);
+// How b differs from a. kStructure: what was loaded, which voices play and how (loop, region,
+// deck, pause), the meter, the quantum, the sources kept for later — written within a second.
+// kContinuous: only what a client moves continuously or what moves by itself — levels, EQ, a
+// voice's volume, rate, pan and stretch, fades, positions, the tempo — written at most every
+// --state-interval (a crossfade's steps are not each a write: outside pass 25, N3).
+enum class StateChange { kNone, kContinuous, kStructure };
+StateChange state_change(const DaemonState& a, const DaemonState& b);
+inline bool differs_in_structure(const DaemonState& a, const DaemonState& b) {
+  return state_change(a, b) == StateChange::kStructure;
+}
 
 // The file's text. `writer` goes into the comment at the top (e.g. "stemd 0.1.0").
 std::string format_state(const DaemonState& s, const std::string& writer);
@@ -164,13 +172,25 @@ struct RestoreHooks {
   std::function<void()> make_room;
 };
 
+// What the keeper has written, for /stemd/status (state_bytes, state_writes) [any thread].
+struct StateCounters {
+  std::atomic<std::uint64_t> writes{0};  // the file written (successfully) since start
+  std::atomic<std::uint64_t> bytes{0};   // its size at the last write (escaped names included)
+  std::atomic<std::uint64_t> held{0};    // writes held back by the write budget (then written)
+};
+
+// The most the state file is written in a minute, by default (Config::budget_bytes_per_min): a
+// few kB a write in normal use is never held; a state a client made megabytes large is written
+// every few minutes instead of every second (an SD card's wear).
+inline constexpr std::size_t kStateWriteBudgetPerMin = std::size_t{4} << 20;
+
 // Keeps PATH up to date with the daemon's state.
 class StateKeeper {
  public:
   struct Config {
     std::string path;
     bool restore_voices = false;  // save and restore playing voices
-    double interval_s = 5.0;      // positions / tempo alone are written at most this often
+    double interval_s = 5.0;      // continuous changes (StateChange) are written at most this often
     std::string writer = "stemd";
     double retry_s = 5.0;  // a source whose file was missing at start: tried again this often
     // The state file's own read and writes. Empty: on the calling thread (tests). Else the helper
@@ -178,6 +198,12 @@ class StateKeeper {
     // io_timeout_s seconds (--load-timeout: how long a file system may take to answer).
     std::vector<std::string> helper{};
     double io_timeout_s = 10.0;
+    // flush() writes at most this many bytes a minute (a token bucket of a minute's worth: a
+    // state larger than that is written once the minute's bytes it took have come back); the
+    // newest state waits meanwhile. save() (shutdown, a device hand-over) is not held.
+    std::size_t budget_bytes_per_min = kStateWriteBudgetPerMin;
+    // Test hook: called on the thread that formats the state's text (flush(), never poll()).
+    std::function<void()> on_format{};
   };
   explicit StateKeeper(Config c);
 
@@ -192,7 +218,8 @@ class StateKeeper {
   RestoreReport restore(control::Router& router, const RestoreHooks& hooks = {});
 
   // [control] Called often (every server pass): at most once a second, looks at the state and
-  // queues a write when it changed (positions and tempo alone: at most every interval_s).
+  // queues it when it changed (continuous changes: at most every interval_s). Only a snapshot is
+  // taken here: the text is made by flush() on the main thread.
   // Sources whose files were missing at start are tried again here every retry_s (off the control
   // thread: a load through the router's opener threads, so a hung mount blocks no one), their
   // voice lines behind them; one that loads is logged, one a client loaded something else into is
@@ -200,16 +227,19 @@ class StateKeeper {
   void poll(const control::Controller& ctl, control::Router& router);
   // [control] Queues the state as it is now, changed or not (at shutdown).
   void capture_now(const control::Controller& ctl, const control::Router& router);
-  // [main] Writes what was queued, if anything. A failure is logged (once until it changes or
-  // succeeds again) and retried at the next flush; the previous file stays intact. True when
-  // nothing is left to write. With a helper it never waits: it starts the write and the next
-  // flush looks at how it went. One write at a time: while one has not returned (a file system
-  // that does not answer: logged once after io_timeout_s) the newest state waits behind it,
-  // replacing what waited before — never a second helper.
+  // [main] Formats and writes what was queued, if anything — within the write budget
+  // (Config::budget_bytes_per_min; held back: said once, and the newest state waits). A failure
+  // is logged (once until it changes or succeeds again) and retried at the next flush; the
+  // previous file stays intact. True when nothing is left to write. With a helper it never
+  // waits: it starts the write and the next flush looks at how it went. One write at a time:
+  // while one has not returned (a file system that does not answer: logged once after
+  // io_timeout_s) the newest state waits behind it, replacing what waited before — never a
+  // second helper.
   bool flush();
-  // [main] flush(), then waits up to max_wait_s (steady clock) for the write: true when the state
-  // queued is in the file. False — logged, "not saved" — when it failed or did not finish in
-  // time (at shutdown: the process exits all the same; a helper still stuck is killed).
+  // [main] flush() — not held to the write budget —, then waits up to max_wait_s (steady clock)
+  // for the write: true when the state queued is in the file. False — logged, "not saved" —
+  // when it failed or did not finish in time (at shutdown: the process exits all the same; a
+  // helper still stuck is killed).
   bool save(double max_wait_s);
   // The file could not be read at start (its file system did not answer within io_timeout_s):
   // this run never writes it, so what it holds is there for the next start.
@@ -226,11 +256,16 @@ class StateKeeper {
   // read at start; false once a write succeeds. Shared: /stemd/status's `state_save_failing`
   // reads it on the control and web threads, whatever outlives what.
   std::shared_ptr<const std::atomic<bool>> save_failing() const { return save_failing_; }
+  // [any thread] What was written (status: state_bytes, state_writes).
+  std::shared_ptr<const StateCounters> counters() const { return counters_; }
 
   const std::string& path() const { return cfg_.path; }
 
  private:
-  void queue(const DaemonState& s);
+  void queue(DaemonState s);
+  bool flush_within(bool budget);  // flush(), held to the budget or not (save())
+  bool budget_allows(std::chrono::steady_clock::time_point now);
+  void spend(std::size_t bytes);
   DaemonState capture(const control::Controller& ctl, const control::Router& router) const;
   // A source the file named whose file is missing: kept (state_held.cpp).
   struct Held {
@@ -267,14 +302,19 @@ class StateKeeper {
 
   Config cfg_;
   // control thread
-  DaemonState last_{};
-  bool have_last_ = false;
+  std::shared_ptr<const DaemonState> last_;  // what was queued last (shared with pending_)
   std::chrono::steady_clock::time_point last_poll_{}, last_queued_{};
-  // shared: control → main
+  // shared: control → main (a snapshot: formatted by flush())
   std::mutex mu_;
-  std::string pending_;
-  bool have_pending_ = false;
+  std::shared_ptr<const DaemonState> pending_;
   // main thread
+  std::string retry_text_;  // a write that failed, tried again while nothing newer is queued
+  bool have_retry_ = false;
+  double tokens_ = 0;  // the write budget's bytes left (a token bucket; below 0: in debt)
+  std::chrono::steady_clock::time_point tokens_at_{};
+  bool tokens_started_ = false, held_logged_ = false;
+  std::size_t last_bytes_ = 0;  // the size of the last text made: what the next write will take
+  std::shared_ptr<StateCounters> counters_ = std::make_shared<StateCounters>();
   std::string last_error_;
   // The state file's read or write under way in the helper (state_save.cpp), and the text it
   // writes (put back to retry when it fails and nothing newer waits).

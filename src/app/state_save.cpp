@@ -6,20 +6,70 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <thread>
 
 namespace stemd::app {
 
-bool StateKeeper::flush() {
+bool StateKeeper::flush() { return flush_within(true); }
+
+// The write budget (Config::budget_bytes_per_min), a token bucket of a minute's bytes: a write
+// may start while what the last one took has come back (or a minute's worth, for a state larger
+// than that); it may leave the bucket in debt, paid back before the next.
+bool StateKeeper::budget_allows(std::chrono::steady_clock::time_point now) {
+  const double per_min = static_cast<double>(cfg_.budget_bytes_per_min);
+  if (!tokens_started_) {
+    tokens_started_ = true;
+    tokens_ = per_min;
+  } else {
+    const double dt = std::chrono::duration<double>(now - tokens_at_).count();
+    tokens_ = std::min(per_min, tokens_ + dt * per_min / 60.0);
+  }
+  tokens_at_ = now;
+  if (tokens_ >= per_min) held_logged_ = false;  // a full minute's worth: the next hold is said again
+  const double need = std::min(per_min, static_cast<double>(last_bytes_));
+  if (tokens_ >= need) return true;
+  counters_->held.fetch_add(1, std::memory_order_relaxed);
+  if (!held_logged_) {
+    held_logged_ = true;
+    spdlog::warn(
+        "state file {}: its writes are held to {:.1f} MB a minute (a state of {:.1f} MB) — the newest state is "
+        "written in about {:.0f} s, and every change until then waits for that write (said once)",
+        cfg_.path, per_min / 1e6, static_cast<double>(last_bytes_) / 1e6, (need - tokens_) * 60.0 / per_min);
+  }
+  return false;
+}
+
+void StateKeeper::spend(std::size_t bytes) {
+  last_bytes_ = bytes;
+  tokens_ -= static_cast<double>(bytes);
+}
+
+bool StateKeeper::flush_within(bool budget) {
   if (job_ && !settle_job()) return false;  // the newest state waits behind the write under way
   if (unread_) return false;                // nothing is queued (queue()); never written
-  std::string text;
+  std::shared_ptr<const DaemonState> snapshot;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!have_pending_) return true;
-    text = std::move(pending_);
-    have_pending_ = false;
+    if (!pending_ && !have_retry_) return true;
   }
+  if (budget && !budget_allows(std::chrono::steady_clock::now())) return false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    snapshot = std::move(pending_);
+    pending_.reset();
+  }
+  std::string text;
+  if (snapshot) {  // made here [main], not on the control thread that took the snapshot
+    if (cfg_.on_format) cfg_.on_format();
+    text = format_state(*snapshot, cfg_.writer);
+    snapshot.reset();
+  } else {
+    text = std::move(retry_text_);
+  }
+  have_retry_ = false;
+  retry_text_.clear();
+  spend(text.size());
   std::string error;
   if (!cfg_.helper.empty()) {
     std::vector<std::string> argv = cfg_.helper;
@@ -81,12 +131,14 @@ void StateKeeper::written(bool ok, std::string text, const std::string& error) {
       last_error_ = error;
     }
     std::lock_guard<std::mutex> lock(mu_);
-    if (!have_pending_) {  // nothing newer queued meanwhile: retry this one
-      pending_ = std::move(text);
-      have_pending_ = true;
+    if (!pending_) {  // nothing newer queued meanwhile: retry this one
+      retry_text_ = std::move(text);
+      have_retry_ = true;
     }
     return;
   }
+  counters_->writes.fetch_add(1, std::memory_order_relaxed);
+  counters_->bytes.store(text.size(), std::memory_order_relaxed);
   if (!last_error_.empty()) {
     spdlog::info("state file {} written again", cfg_.path);
     last_error_.clear();
@@ -111,8 +163,8 @@ bool StateKeeper::save(double max_wait_s) {
   const auto until = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                                             std::chrono::duration<double>(max_wait_s));
   for (;;) {
-    if (flush()) return true;
-    if (!job_) return false;  // failed: flush() said why
+    if (flush_within(false)) return true;  // not held to the write budget: the last state counts
+    if (!job_) return false;               // failed: flush() said why
     if (std::chrono::steady_clock::now() >= until) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
