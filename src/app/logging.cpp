@@ -1,8 +1,8 @@
 #include "logging.hpp"
 
+#include "log_sink.hpp"
+
 #include <spdlog/pattern_formatter.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace stemd::app {
 
@@ -59,7 +60,11 @@ void setup_logging(const std::string& level) {
   // (not redirected elsewhere by a child's shell), lines carry their priority and no timestamp
   // or colour (journald adds its own), so `journalctl -p err` finds the errors.
   const bool journal = stderr_is_journal(std::getenv("JOURNAL_STREAM"));
-  auto logger = journal ? spdlog::stderr_logger_mt("stemd") : spdlog::stderr_color_mt("stemd");
+  // Written without ever waiting on the reader (log_sink.hpp); coloured on a terminal, as
+  // spdlog's own colour sink did.
+  const char* term = std::getenv("TERM");
+  const bool colour = !journal && isatty(STDERR_FILENO) == 1 && term != nullptr && std::strcmp(term, "dumb") != 0;
+  auto logger = std::make_shared<spdlog::logger>("stemd", std::make_shared<LogSink>(STDERR_FILENO, colour));
   if (journal) {
     auto f = std::make_unique<spdlog::pattern_formatter>();
     f->add_flag<PriorityFlag>('*').set_pattern("%*%l: %v");
