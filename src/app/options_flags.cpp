@@ -451,6 +451,7 @@ void add_crowdstream_options(CLI::App& app, Options& o) {
   app.add_option("--port", o.old_port,
                  "The old server's spelling of --osc-port: the same UDP port, in crowdstream mode (the old "
                  "server's sound: EQ ignored unless --enable-filters, master 0.8, soft clip)")
+      ->transform(int_range(0, 65535))
       ->type_name("UINT");
   app.add_flag("--disable-filters", o.disable_filters,
                "Deck EQ messages (/deck_eq, /deck_eq_all, /deck_filter) are checked, answered /done and "

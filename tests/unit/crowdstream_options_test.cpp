@@ -91,6 +91,9 @@ TEST(CrowdstreamOptions, TheDocumentedLaunchLineWithoutAFilterFlagSoundsAsTheOld
   Options same;  // both spellings of one port: fine
   ASSERT_EQ(parse({"--port", "57122", "--osc-port", "57122"}, same, &e), -1) << e;
   EXPECT_EQ(same.osc_port, 57122);
+  Options range;  // its range said, as --osc-port's
+  EXPECT_EQ(parse({"--port", "99999"}, range, &e), 2);
+  EXPECT_NE(e.find("from 0 to 65535"), std::string::npos) << e;
   Options two;
   EXPECT_EQ(parse({"--port", "57122", "--osc-port", "57123"}, two, &e), 2);
   EXPECT_NE(e.find("--port 57122 and --osc-port 57123"), std::string::npos) << e;
