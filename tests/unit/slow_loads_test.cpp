@@ -311,15 +311,17 @@ TEST(SlowLoads, ALoadThatProgressesThenStopsIsStuckTheTimeOutAfterItsLastProgres
 
 // Every load is answered in bounded time, even from a file system that keeps answering: one still
 // reading load_bound_factor × --load-timeout after it was sent is given up as too slow (here 2 ×
-// 0.5 s: a file read for 1.3 s, each read answered in 0.1 s), and one queued behind it says it never
-// started; neither marks the file system. Before: both failed "timed out after 0.5 s (the file
-// system did not answer)", the running one marking the disk as dead.
+// 0.5 s: a file read for over 3 s, each read answered in 0.25 s), and one queued behind it says it
+// never started; neither marks the file system. Before: both failed "timed out after 0.5 s (the file
+// system did not answer)", the running one marking the disk as dead. (Reads of 0.1 s freed the
+// abandoned job's thread within the few ms between the two loads' bounds on a loaded CI machine,
+// and the second load then ran: each read now holds the thread longer than that gap.)
 TEST(SlowLoads, ALoadThatKeepsReadingIsGivenUpAtTheBoundAndOneBehindItNeverStarted) {
   test::TempDir dir;
   test::make_wav(dir.file("slow.wav"), 4800, 1);
   test::make_wav(dir.file("next.wav"), 4800, 2);
   Share share;
-  share.slow = 100ms;
+  share.slow = 250ms;
   io::ScopedFaultInjector scoped(share);
   Loads l(0.5, 1, 2.0);
   const Settle settle{share, l};
