@@ -5,6 +5,7 @@
 #include "osc_harness.hpp"
 
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -54,6 +55,15 @@ TEST(TcpAccept, OutOfDescriptorsTheListenerBacksOffAndServesOnceTheyAreBack) {
     // range opens a pipe), on a loaded CI machine.
     Client first(d.udp());
     ASSERT_EQ(first.send("/stemd/ping").address, "/done");
+  }
+  // UBSan checks a member call's vptr once per type, and that check opens a pipe: the first call on
+  // the logger made while the descriptors are gone was a false "invalid vptr" (asan CI run). Made
+  // once here, with nothing logged.
+  {
+    const auto level = spdlog::get_level();
+    spdlog::set_level(spdlog::level::off);
+    spdlog::warn("warm");
+    spdlog::set_level(level);
   }
   const control::Endpoint at = d.tcp();
   const int client = ::socket(at.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);  // connect() needs no descriptor
