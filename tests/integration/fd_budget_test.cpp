@@ -200,11 +200,12 @@ TEST(FdBudgetDaemon, TheStartsCountIsExactAndTheHealthLineAndStatusSayWhenLoadsA
   LimitedStemd d(100, 100, {"--preload-limit-mb", "0", "--health-interval", "1"});
   ASSERT_TRUE(d.ready()) << d.log();
   std::smatch m;
+  std::string start_log;  // outlives the lambda: m points into it (asan: a use after free)
   const std::regex fit_line(R"(at most (\d+) streamed sources fit the open-file limit 100)");
   ASSERT_TRUE(wait_until(
       [&] {
-        const std::string log = d.log();
-        return std::regex_search(log, m, fit_line);
+        start_log = d.log();
+        return std::regex_search(start_log, m, fit_line);
       },
       5.0))
       << d.log();
