@@ -92,7 +92,10 @@ for p in "${presets[@]}"; do
         fuzz_osc_packet fuzz_osc_router fuzz_sndfile_load
       # The audio-server tests (JACK, PipeWire, ALSA plugins) run in the release preset only:
       # the servers' and plug-ins' own allocations are not stemd's to report.
-      filter=(-L "unit|integration|soak" -LE "jack|alsa|pipewire")
+      # The out-of-descriptors tests (accept back-off) run in the release preset only: UBSan's
+      # vptr check opens a pipe for each new type it meets, and with no descriptor left it reports
+      # a false "invalid vptr" (fmt's buffer, spdlog's logger: one after another).
+      filter=(-L "unit|integration|soak" -LE "jack|alsa|pipewire" -E "OutOfDescriptors")
       # PortAudio's ALSA host API opens ALSA's "default" PCM at start-up; where pipewire-alsa is
       # installed (setup.sh installs it for the pipewire tests) that loads PipeWire's ALSA
       # plug-in, whose initialisation leaks when no PipeWire runs — LeakSanitizer then fails every
