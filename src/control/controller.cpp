@@ -499,7 +499,7 @@ bool Controller::set_rate(std::int64_t at, VoiceHandle v, float rate, double ram
   }
   VoiceSlot* vs = lookup(v, error);
   if (!vs) return false;
-  const bool needs = !vs->resampled && vs->base_ratio * rate != 1.0;
+  const bool needs = would_take_resampler(v, rate);  // the test /set_tempo counts with
   if (needs && resampled_in_use_ >= engine_.max_resampled_voices()) {
     refuse_busy(error, "busy: all " + std::to_string(engine_.max_resampled_voices()) + " resamplers are in use");
     return false;
@@ -520,7 +520,7 @@ bool Controller::set_stretch(std::int64_t at, VoiceHandle v, float tempo, std::s
   }
   VoiceSlot* vs = lookup(v, error);
   if (!vs) return false;
-  const bool needs = !vs->stretched && tempo != 1.0f;
+  const bool needs = would_take_stretcher(v, tempo);
   if (needs && stretched_in_use_ >= engine_.max_stretched_voices()) {
     refuse_busy(error, "busy: all " + std::to_string(engine_.max_stretched_voices()) + " time-stretchers are in use");
     return false;
