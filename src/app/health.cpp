@@ -61,7 +61,8 @@ void DaemonRun::health_tick(Clock::time_point now) {
   next_health_ = now + std::chrono::seconds(1);
   if (state_) state_->flush();  // --state-file: written if the state changed (never from the audio thread)
   // What is open besides media files (fd_budget.hpp): a listing of /proc/self/fd, 2–40 ms with 4,000 open.
-  if (fds_ && now >= next_fd_measure_) {
+  // Again at once after a streamed load was refused: what else is open may have grown (Link).
+  if (fds_ && (now >= next_fd_measure_ || fds_->take_remeasure())) {
     fds_->measure();
     next_fd_measure_ = now + std::chrono::seconds(10);
   }

@@ -99,7 +99,7 @@ void Checker::check_descriptors() {
   constexpr std::int64_t kOwn = 32;
   const auto limit = static_cast<std::int64_t>(std::min<std::uint64_t>(io::nofile_after_raise(), INT64_MAX));
   const std::size_t tcp = !o_.no_osc && o_.osc_tcp_port >= 0 ? o_.max_tcp_clients : 0;
-  const std::int64_t reserve = io::fd_reserve(limit, tcp, o_.http_port >= 0 ? o_.http_max_clients : 0);
+  const std::int64_t reserve = io::fd_reserve(limit, tcp, o_.http_port >= 0 ? o_.http_max_clients : 0, o_.link);
   const std::int64_t fit = limit - reserve - kOwn;
   if (fit >= static_cast<std::int64_t>(o_.max_sources)) return;
   warn("max-sources",

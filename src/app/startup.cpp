@@ -91,7 +91,7 @@ void DaemonRun::block_signals_and_raise_fd_limit() {
   const auto limit = static_cast<std::int64_t>(std::min<std::uint64_t>(raise.now, INT64_MAX));
   const std::size_t tcp = !o_.no_osc && o_.osc_tcp_port >= 0 ? o_.max_tcp_clients : 0;
   const std::size_t http = o_.http_port >= 0 ? o_.http_max_clients : 0;
-  fds_ = std::make_shared<io::FdBudget>(limit, io::fd_reserve(limit, tcp, http));
+  fds_ = std::make_shared<io::FdBudget>(limit, io::fd_reserve(limit, tcp, http, o_.link));
 }
 
 // What is open once the device, the sockets, the log and the threads that hold descriptors of

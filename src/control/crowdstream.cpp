@@ -173,8 +173,7 @@ Reply CrowdstreamDialect::play_stem_section(const Call& c) {
     return fail(K::kRange, e, idv);
   const io::Source* src = ctl_.source(id);
   if (src == nullptr) return not_loaded(id);
-  // Play from `start` for `duration` seconds of the file (0 = to its end), looping that section
-  // when loop = 1.
+  // Play from `start` for `duration` seconds of the file (0 = to its end), looping it when loop = 1.
   const std::int64_t total = src->total_frames();
   const auto first = static_cast<std::int64_t>(std::floor(start * static_cast<double>(total)));
   const int file_rate = src->view.sample_rate > 0 ? src->view.sample_rate : cfg_.sample_rate;
@@ -353,6 +352,7 @@ Reply CrowdstreamDialect::set_tempo(const Call& c) {
   const double ratio = bpm / cfg_.bpm;
   if (ratio < limits::kMinTempoRatio || ratio > limits::kMaxTempoRatio)
     return fail(K::kRange, "bpm must be within 0.25–4 × the base tempo (--bpm)");
+  if (std::string e = r_.link_tempo_problem(); !e.empty()) return fail(K::kBusy, e);  // --link (outside pass 26, M2)
   r_.tempo_.stop_movement();  // an explicit tempo overrides the movement glide
   std::string why;            // all players follow at c.at, or nothing changes (the schedule is full)
   if (const int failed = r_.apply_tempo(bpm, kTempoGlide, c.at, &why); failed != 0)

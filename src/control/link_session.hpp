@@ -16,9 +16,11 @@
 #include "stemd/metrics.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 namespace stemd::control {
 
@@ -55,6 +57,29 @@ class LinkSession final : public engine::PeriodListener {
   double tempo() const;
   // [control] Sets the session tempo for every peer, from now on (the beat carries on).
   void set_tempo(double bpm);
+
+  // [control] Is the session's timeline absurd (outside pass 26, M2)? A forged peer can hand the
+  // session a beat origin of 2^63−1 µbeats (Link then adopts it, and its own tempo changes
+  // overflow and lose to it: the tempo cannot be changed any more), or a clock ~10^18 µs ahead
+  // (its beat arithmetic overflows: the beat stops). Both put the session's beat count — beats
+  // since the session's beat 0, read as the phase in a 2^40-beat quantum — beyond anything a real
+  // session reaches (2^36 beats: 130 years at 999 bpm) or make it disagree with itself. Checked
+  // now; "" when sane, else what was found.
+  std::string absurd_session() const;
+  // [control] Leaves the session and joins afresh: a new Link with a new timeline at `bpm`, on
+  // which `beat` is heard now (this box's beat count carries on)
+  // (Link's own leave and rejoin, enable(false/true), keeps the old timeline's beat origin). The
+  // audio thread moves to it at its next callback; the old one is disabled at once and freed
+  // once no callback can be using it. False (nothing done) while a callback is still inside the
+  // session the previous rejoin left.
+  bool rejoin(double bpm, double beat);
+  // [control] Sessions left by rejoin().
+  std::uint64_t rejoins() const { return rejoins_; }
+  // [test] absurd_session() on the timeline Link would give this box after adopting a session
+  // timeline (bpm, beat origin in µbeats, time origin in ghost µs) measured with the ghost clock
+  // `ghost_intercept_us` ahead of the host's, at host time `now_us`.
+  static std::string absurd_timeline_for_test(double bpm, std::int64_t beat_origin_ubeats, std::int64_t time_origin_us,
+                                              std::int64_t ghost_intercept_us, std::int64_t now_us);
   // [control] The quantum beats are taken with (phase agrees across peers modulo it): the
   // quantize step when it is set, else the meter. Read by the audio thread.
   void set_quantum(double beats) noexcept { quantum_.store(beats > 0 ? beats : 4.0, std::memory_order_relaxed); }
@@ -67,7 +92,14 @@ class LinkSession final : public engine::PeriodListener {
 
  private:
   struct Impl;
-  std::unique_ptr<Impl> impl_;
+  void reap() noexcept;
+  std::unique_ptr<Impl> impl_;        // [control] the session in use
+  std::atomic<Impl*> live_{nullptr};  // the one the audio thread uses (impl_, or its predecessor until a callback)
+  std::unique_ptr<Impl> retired_;     // left by rejoin(), freed once no callback can be inside it
+  std::uint32_t retired_at_ = 0;      // in_period_ when it was retired
+  std::atomic<std::uint32_t> in_period_{0};  // odd while on_period runs
+  bool join_ = true;
+  std::uint64_t rejoins_ = 0;
   std::atomic<double> quantum_{4.0};
   std::atomic<std::int64_t> latency_ns_{0};
   // The grid, sequence-locked (one writer: the audio thread).

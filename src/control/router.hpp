@@ -18,6 +18,7 @@
 #include "controller.hpp"
 #include "dialects.hpp"
 #include "base/log_guard.hpp"
+#include "link_grid_check.hpp"
 #include "load_pool.hpp"
 #include "media_policy.hpp"
 #include "net.hpp"
@@ -281,6 +282,14 @@ class Router {
   void sync_status(std::vector<OscArg>& f);
   std::unique_ptr<LinkSession> link_;
   double link_bpm_applied_ = 0;  // the session tempo the players were last set to
+  // Outside pass 26 (M2, M3): the session's grid is checked before it is followed, and a session
+  // whose timeline is absurd is left and joined afresh (router_sync.cpp).
+  void link_probe();
+  std::string link_tempo_problem();  // why /set_tempo cannot set the session's tempo ("" if it can)
+  LinkGridCheck link_grid_;
+  std::string link_absurd_;  // the last probe's finding ("" while sane)
+  std::chrono::steady_clock::time_point link_next_probe_{}, link_rejoin_after_{};
+  double link_backoff_s_ = 10;
 
   // Async loads (router_loads.cpp)
   // What one packet may still be answered with. A message that waits behind a load is answered

@@ -40,6 +40,7 @@ void Router::stop_link() {
 
 void Router::sync_tick() {
   if (!link_) return;
+  link_probe();
   link_->set_quantum(tempo_.quantum_beats() > 0 ? tempo_.quantum_beats() : tempo_.meter());
   const double bpm = link_->tempo();
   if (std::fabs(bpm - link_bpm_applied_) > 1e-4) {
@@ -66,9 +67,65 @@ void Router::sync_tick() {
   sync_grid();
 }
 
+// The session's grid is followed only while it runs true (link_grid_check.hpp): otherwise the
+// tempo clock carries on from the last grid it took, and quantised starts use it.
 void Router::sync_grid() {
   LinkGrid g;
-  if (link_ && link_->grid(g)) tempo_.follow_grid(g.frame, g.beat, g.bpm, g.frames_per_second);
+  if (!link_ || !link_->grid(g)) return;
+  const bool follow = link_grid_.feed(g);
+  if (link_grid_.take_change()) {
+    std::uint64_t skipped = 0;
+    if (!log_limit_.allow("link: beat grid", skipped)) {
+    } else if (link_grid_.rejected()) {
+      spdlog::warn(
+          "link: not following the Link session's beat grid ({} peers, {:.2f} bpm): {}; quantised starts use this "
+          "box's own clock until the session's grid runs true for {:.0f} s (a forged or broken peer?){}",
+          link_->peers(), g.bpm, link_grid_.reason(), LinkGridCheck::kRecoverS, base::suppressed_note(skipped));
+    } else {
+      spdlog::info("link: following the Link session's beat grid again ({} peers, {:.2f} bpm){}", link_->peers(), g.bpm,
+                   base::suppressed_note(skipped));
+    }
+  }
+  if (follow) tempo_.follow_grid(g.frame, g.beat, g.bpm, g.frames_per_second);
+}
+
+// Every 50 ms: is the session's timeline absurd (LinkSession::absurd_session)? Then leave it
+// and join afresh, carrying this box's tempo and beat on (every stemd of the session does so
+// within ~50 ms of the others, so their fresh sessions find each other rather than the old one);
+// at most once per 10 s, doubling to
+// 5 min while the absurd timeline keeps coming back (a peer that is not stemd may hold it).
+void Router::link_probe() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now < link_next_probe_) return;
+  link_next_probe_ = now + std::chrono::milliseconds(50);
+  link_absurd_ = link_->absurd_session();
+  if (link_absurd_.empty() || now < link_rejoin_after_) return;
+  spdlog::warn(
+      "link: the Link session's timeline is absurd ({} peers, a forged or broken peer): {}; leaving the session and "
+      "joining afresh at {:.2f} bpm (the next time in {:.0f} s at the earliest)",
+      link_->peers(), link_absurd_, tempo_.bpm(), link_backoff_s_);
+  const double beat = tempo_.beats_at(ctl_.now_frame());
+  if (!link_->rejoin(tempo_.bpm(), beat)) return;
+  link_bpm_applied_ = tempo_.bpm();
+  link_rejoin_after_ = now + std::chrono::milliseconds(static_cast<std::int64_t>(link_backoff_s_ * 1000));
+  link_backoff_s_ = std::min(link_backoff_s_ * 2, 300.0);
+}
+
+// /set_tempo with --link: a session whose timeline is absurd does not keep a tempo set here (Link's
+// beat origin overflows and the peers' timeline wins back: outside pass 26, M2). Checked now.
+std::string Router::link_tempo_problem() {
+  if (!link_) return {};
+  link_absurd_ = link_->absurd_session();
+  if (link_absurd_.empty()) return {};
+  link_next_probe_ = {};  // the next tick leaves the session (when its back-off allows)
+  if (std::uint64_t skipped = 0; log_limit_.allow("link: tempo refused", skipped)) {
+    spdlog::warn("link: /set_tempo refused: the Link session's timeline is absurd ({} peers): {}{}", link_->peers(),
+                 link_absurd_, base::suppressed_note(skipped));
+  }
+  return fmt::format(
+      "the Link session would not take the tempo: its timeline is absurd (a forged or broken peer: {}); this box "
+      "leaves the session and joins afresh, try again then; the tempo stays {:.1f} bpm",
+      link_absurd_, tempo_.bpm());
 }
 
 std::int64_t Router::quantized_start(std::int64_t frame) {
@@ -113,7 +170,12 @@ void Router::sync_status(std::vector<OscArg>& f) {
   kv("beat_phase", OscArg::Float(beat - quantum * std::floor(beat / quantum)));
   kv("quantum", OscArg::Float(quantum));
   kv("link", OscArg::Int(link_ ? 1 : 0));
-  if (link_) kv("link_peers", OscArg::Int(static_cast<std::int64_t>(link_->peers())));
+  if (link_) {
+    kv("link_peers", OscArg::Int(static_cast<std::int64_t>(link_->peers())));
+    kv("link_grid_rejected", OscArg::Int(link_grid_.rejected() ? 1 : 0));  // quantised starts on this box's clock
+    kv("link_grid_rejections", OscArg::Int64(static_cast<std::int64_t>(link_grid_.rejections())));
+    kv("link_rejoins", OscArg::Int64(static_cast<std::int64_t>(link_->rejoins())));
+  }
 }
 
 // Called every server pass: the movement-driven tempo glide and the clock printout.

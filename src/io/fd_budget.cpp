@@ -64,8 +64,9 @@ std::string describe(const NofileRaise& r) {
   return s + (r.now == r.hard ? " (the hard limit)" : " (the hard limit is " + n(r.hard) + ")");
 }
 
-std::int64_t fd_reserve(std::int64_t limit, std::size_t tcp_clients, std::size_t http_clients) {
-  const auto want = std::max<std::int64_t>(64, 32 + static_cast<std::int64_t>(tcp_clients + http_clients));
+std::int64_t fd_reserve(std::int64_t limit, std::size_t tcp_clients, std::size_t http_clients, bool link) {
+  const auto want =
+      std::max<std::int64_t>(64, 32 + static_cast<std::int64_t>(tcp_clients + http_clients) + (link ? kLinkFds : 0));
   return std::max<std::int64_t>(0, std::min(want, limit / 4));
 }
 
@@ -88,6 +89,7 @@ bool FdBudget::admit_held(std::string& why) const {
   const std::int64_t used = in_use();  // this file's descriptor included
   if (used + reserve_ <= limit_) return true;
   refused_.fetch_add(1, std::memory_order_relaxed);
+  remeasure_.store(true, std::memory_order_relaxed);
   why = fmt::format(
       "too many open files: {} of the limit {} in use; a reserve of {} is kept for clients, the device and helpers "
       "(streamed files keep theirs open: unload some, load smaller files into memory (--preload-limit-mb), or raise "

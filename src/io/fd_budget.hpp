@@ -45,10 +45,17 @@ std::uint64_t nofile_after_raise(std::uint64_t cap = kMaxNofile);
 // limit 524288 is more than stemd takes)", "open-file limit 1024 (the hard limit)".
 std::string describe(const NofileRaise& r);
 
+// What Ableton Link (--link) may hold besides its own few sockets: it opens a UDP socket for each
+// session it measures (≈ 250–300 ms each, one per new session id it hears of), and any host on
+// the LAN can announce new sessions as fast as it likes — outside pass 26 (L1) had 600–1,024 open
+// at 2,000–8,000 forged sessions a second. Link's internals are not bounded by stemd (Debian's
+// ableton-link headers); this covers ≈ 1,000 forged sessions a second (docs/security.md).
+inline constexpr std::int64_t kLinkFds = 16 + 256;
+
 // The descriptors kept free for what is not a streamed source: every TCP client and web
 // connection stemd takes, plus 32 (in-memory loads' opens, the web's listings, helpers, the
-// device, the log); at least 64, at most a quarter of `limit`.
-std::int64_t fd_reserve(std::int64_t limit, std::size_t tcp_clients, std::size_t http_clients);
+// device, the log), plus kLinkFds with --link; at least 64, at most a quarter of `limit`.
+std::int64_t fd_reserve(std::int64_t limit, std::size_t tcp_clients, std::size_t http_clients, bool link = false);
 
 // [any but audio] Media files' descriptors open in the process: FileHandles alive, and closes
 // handed to the closer that have not returned.
@@ -77,12 +84,17 @@ class FdBudget {
   bool admit_held(std::string& why) const;
   // Streamed loads refused by admit_held() since start (the health line, the status).
   std::uint64_t refused() const noexcept { return refused_.load(std::memory_order_relaxed); }
+  // [main] A refusal happened since the last call: what is open besides media files may have
+  // grown since it was measured (Link's sockets, outside pass 26 L1): measure again now, not in
+  // up to 10 s.
+  bool take_remeasure() noexcept { return remeasure_.exchange(false, std::memory_order_relaxed); }
 
  private:
   const std::int64_t limit_;
   const std::int64_t reserve_;
   std::atomic<std::int64_t> others_{0};
   mutable std::atomic<std::uint64_t> refused_{0};
+  mutable std::atomic<bool> remeasure_{false};
 };
 
 }  // namespace stemd::io

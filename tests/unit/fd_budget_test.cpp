@@ -157,6 +157,21 @@ TEST(FdBudget, TheReserveHoldsEveryClientAndAMarginWithinAQuarterOfTheLimit) {
   EXPECT_EQ(io::fd_reserve(65536, 1024, 256), 1312);
   EXPECT_EQ(io::fd_reserve(256, 16, 32), 64);  // a quarter of the limit at most
   EXPECT_EQ(io::fd_reserve(100, 16, 32), 25);
+  // --link: Link's measurement sockets (a socket per forged session id, outside pass 26 L1).
+  EXPECT_EQ(io::fd_reserve(65536, 16, 32, true), 80 + io::kLinkFds);
+  EXPECT_EQ(io::fd_reserve(1024, 16, 32, true), 256);  // still a quarter of the limit at most
+}
+
+// A refusal asks for a new listing of what is open (the main thread's next health tick), instead
+// of up to 10 s later: fds_open said 17 while Link held 1,024 (outside pass 26, L1).
+TEST(FdBudget, ARefusalAsksForAMeasureAtOnce) {
+  io::FdBudget fds(8, 4);
+  ASSERT_TRUE(fds.measure());  // this process holds more than 4 besides media files
+  EXPECT_FALSE(fds.take_remeasure());
+  std::string why;
+  EXPECT_FALSE(fds.admit_held(why));
+  EXPECT_TRUE(fds.take_remeasure());
+  EXPECT_FALSE(fds.take_remeasure());  // once per refusal
 }
 
 }  // namespace
