@@ -60,6 +60,8 @@ LinkSession::~LinkSession() {
   if (retired_) retired_->link.enable(false);
 }
 
+void LinkSession::join() { impl_->link.enable(join_); }
+
 std::string LinkSession::absurd_session() const {
   return check_timeline(impl_->link.captureAppSessionState(), impl_->clock.micros());
 }
@@ -76,8 +78,7 @@ bool LinkSession::rejoin(double bpm, double beat) {
   live_.store(fresh.get());  // seq_cst with on_period's count: see reap()
   retired_at_ = in_period_.load();
   retired_ = std::move(impl_);
-  impl_ = std::move(fresh);
-  impl_->link.enable(join_);
+  impl_ = std::move(fresh);  // joins at join(): once every stemd of the old session has left it
   ++rejoins_;
   reap();
   return true;

@@ -73,6 +73,11 @@ class LinkSession final : public engine::PeriodListener {
   // once no callback can be using it. False (nothing done) while a callback is still inside the
   // session the previous rejoin left.
   bool rejoin(double bpm, double beat);
+  // [control] After rejoin(): the new session looks for peers. The caller waits ~0.5 s first, so
+  // that the other stemd boxes, which found the same absurd timeline within ~50 ms, have left the
+  // old session too: a new session that heard one of them still in the old one would join it
+  // (Link joins the session whose clock is furthest ahead: the old one) and be absurd again.
+  void join();
   // [control] Sessions left by rejoin().
   std::uint64_t rejoins() const { return rejoins_; }
   // [test] absurd_session() on the timeline Link would give this box after adopting a session

@@ -34,6 +34,7 @@
 #include <atomic>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -290,6 +291,7 @@ class Router {
   std::string link_absurd_;  // the last probe's finding ("" while sane)
   std::chrono::steady_clock::time_point link_next_probe_{}, link_rejoin_after_{};
   double link_backoff_s_ = 10;
+  std::optional<std::chrono::steady_clock::time_point> link_join_at_;  // when the new session joins
 
   // Async loads (router_loads.cpp)
   // What one packet may still be answered with. A message that waits behind a load is answered

@@ -98,6 +98,10 @@ void Router::link_probe() {
   const auto now = std::chrono::steady_clock::now();
   if (now < link_next_probe_) return;
   link_next_probe_ = now + std::chrono::milliseconds(50);
+  if (link_join_at_ && now >= *link_join_at_) {  // the boxes of the old session have left it
+    link_->join();
+    link_join_at_.reset();
+  }
   link_absurd_ = link_->absurd_session();
   if (link_absurd_.empty() || now < link_rejoin_after_) return;
   spdlog::warn(
@@ -106,6 +110,7 @@ void Router::link_probe() {
       link_->peers(), link_absurd_, tempo_.bpm(), link_backoff_s_);
   const double beat = tempo_.beats_at(ctl_.now_frame());
   if (!link_->rejoin(tempo_.bpm(), beat)) return;
+  link_join_at_ = now + std::chrono::milliseconds(500);
   link_bpm_applied_ = tempo_.bpm();
   link_rejoin_after_ = now + std::chrono::milliseconds(static_cast<std::int64_t>(link_backoff_s_ * 1000));
   link_backoff_s_ = std::min(link_backoff_s_ * 2, 300.0);
