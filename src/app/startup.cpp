@@ -2,6 +2,7 @@
 // and the stream, in this order. See daemon_run.hpp.
 #include "daemon_run.hpp"
 
+#include "config_io.hpp"
 #include "control/deck_ids.hpp"
 #include "control/net.hpp"
 #include "device_hint.hpp"
@@ -432,6 +433,25 @@ int DaemonRun::open_web() {
   wc.root = o_.web_root;
   if (wc.root.empty() && !installed_web_root(wc.root, err_)) {
     spdlog::error("{}", err_);
+    return 2;
+  }
+  // The page, read as the config file is: through the helper, given up on after --load-timeout,
+  // SIGTERM ending the wait — a --web-root on a share that stopped answering held the start in
+  // the kernel with SIGTERM ignored (outside pass 25, N2).
+  ConfigInput in;
+  in.helper = self_helper();
+  in.timeout_s = o_.load_timeout;
+  in.deadline_note = "--load-timeout";
+  in.wait_ms = [this](int ms) { return wait_unless_stopped(ms, "while --web-root was read"); };
+  const ConfigRead page = read_page_dir(wc.root, "--web-root", web::kMaxPageBytes, web::page_types(), in);
+  if (page.kind == ConfigRead::Kind::kStopped) {
+    spdlog::info("stopping ({}): before the audio started", stop_reason_);
+    return 0;
+  }
+  if (page.kind != ConfigRead::Kind::kOk || !split_page(page.text, wc.page)) {
+    spdlog::error("{}", page.kind == ConfigRead::Kind::kOk
+                            ? "--web-root " + wc.root + ": the helper's answer is not a page"
+                            : page.error);
     return 2;
   }
   wc.max_clients = o_.http_max_clients;
