@@ -622,6 +622,11 @@ TEST(Stemctl, WatchShowsVoicesAndEventsAndUnsubscribes) {
   EXPECT_NE(r.out.find("playing"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("device underflows"), std::string::npos) << r.out;
   EXPECT_EQ(status_value(d.ctl("status --all").out, "event subscribers"), "0");
+  // Each voice's volume, as `stemctl voices` shows it (before, watch asked without the mix columns).
+  ASSERT_EQ(d.ctl("-q volume 4 0.5").exit_code, 0);
+  r = d.ctl("watch --count 1");
+  EXPECT_NE(r.out.find("VOLUME"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("0.50 (-6.0 dB)"), std::string::npos) << r.out;
 
   // Until SIGTERM: events show up, and the subscription ends with it.
   Child watch = spawn_logged({STEMCTL_BINARY, "-p", std::to_string(d.port()), "watch", "--interval", "0.05"},
