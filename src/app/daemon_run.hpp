@@ -11,6 +11,7 @@
 #include "audio/backend.hpp"
 #include "config_io.hpp"
 #include "control/device_status.hpp"
+#include "glitch_advice.hpp"
 #include "instance.hpp"
 #include "io/fd_budget.hpp"
 #include "options.hpp"
@@ -130,6 +131,7 @@ class DaemonRun {
   bool policy_logged_ = false;
   // health
   HealthCounters last_{};
+  AdviceRepeat advice_repeat_;  // the glitch advice in full once an hour per cause
   engine::DurationHistogram::Snapshot hist_prev_{};
   Clock::time_point next_health_, next_health_line_, health_prev_t_, t_start_, next_fd_measure_;
   double health_prev_cpu_ = 0;

@@ -311,6 +311,7 @@ int DaemonRun::router_config(control::RouterConfig& rc, bool& media_loopback_onl
   rc.meter = o_.meter;
   rc.link = o_.link;
   rc.eq_enabled = !o_.disable_filters;
+  if (o_.filters_off_by_default) rc.eq_off_reason = "crowdstream mode's default: --port without --enable-filters";
   rc.tempo_rise_s = o_.tempo_rise_s;
   rc.tempo_fall_s = o_.tempo_fall_s;
   rc.movement_max = o_.movement_max;

@@ -75,6 +75,12 @@ std::string device_text(const StatusFields& f) {
     t = "null (no audio output)";
   }
   if (find_field(f, "device_lost_s") != nullptr) t += " for " + fmt("%.1f s", field_number(f, "device_lost_s"));
+  // How often it was lost since stemd started (outside pass 26, user M1: after a week the short
+  // status read "running" with the underflows at 0 again, its losses only in --all).
+  if (const auto losses = static_cast<std::int64_t>(field_number(f, "device_losses")); losses > 0 && t == "running") {
+    t += " (lost " + std::to_string(losses) + (losses == 1 ? " time" : " times") +
+         " since stemd started: the log says when)";
+  }
   if (const OscArg* e = find_field(f, "device_error"); e != nullptr && !value_text(*e).empty()) {
     t += ": " + (e->is_string() ? terminal_lines(e->s) : value_text(*e));  // PortAudio's device list: a line each
   }
