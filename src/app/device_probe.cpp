@@ -125,6 +125,7 @@ void DaemonRun::reap_probes() {
 // saves the state and exits.
 bool DaemonRun::open_guarded(bool open, bool start, std::string& error) {
   OpenGuard guard([this](int sig) {
+    audio::restore_stderr();  // Pa_Initialize silences it while ALSA probes: the lines below must be seen
     const char* name = sig == SIGINT ? "SIGINT" : "SIGTERM";
     spdlog::warn(
         "stopping ({}): the audio server stopped answering while the device was being opened — exiting "
