@@ -32,12 +32,17 @@
 namespace stemd::app {
 
 int DaemonRun::prepare() {
+  // A hand-over's new image: read first, so that whatever way this run ends removes the file.
+  resume_ = take_resume_env();
   // The config file through the helper process, given up on after --load-timeout (the command
   // line's): a file system that does not answer neither hangs the start nor keeps SIGTERM out.
   int stop = 0;
   ConfigInput config = start_config_input(argc_, argv_, stop);
   if (int rc = parse_options(argc_, argv_, o_, nullptr, &config); rc >= 0) {
-    if (stop != 0) die_of(stop);
+    if (stop != 0) {
+      drop_resume_file();
+      die_of(stop);
+    }
     return rc;
   }
   setup_logging(o_.log_level);
@@ -49,7 +54,6 @@ int DaemonRun::prepare() {
   }
   // A daemon never starts a JACK server of its own (libjack would, when none is running).
   setenv("JACK_NO_START_SERVER", "1", 0);
-  resume_ = take_resume_env();
   if (resume_.active) {
     spdlog::warn("resuming after the audio device was lost ({}): restoring the state from {}", resume_.reason,
                  resume_.state_path);
@@ -126,25 +130,30 @@ int DaemonRun::open_backend() {
   // A configured device (--device, or --backend portaudio) is waited for when it is not there
   // at start (a USB DAC that appears late, a JACK server started after stemd): never null.
   device_configured_ = !o_.device.empty() || o_.backend == "portaudio";
-  if (o_.backend == "auto") {
-    if (!o_.device.empty()) {
-      bc_.kind = "portaudio";
-    } else if (audio::list_output_devices(bc_.quiet_alsa).empty()) {
-      spdlog::warn(
-          "PortAudio has no output device: using the null backend (no sound). "
-          "Use --backend portaudio to insist, or --list-devices to see what PortAudio sees.");
-      bc_.kind = "null";
-    } else {
-      bc_.kind = "portaudio";
-    }
-  }
-  if (bc_.kind == "portaudio") {
+  wanted_ = o_.device.empty() ? std::string("(the default output device)") : "'" + o_.device + "'";
+  bool opened = true;
+  if (resume_.active && bc_.kind != "null" && bc_.kind != "render") {
+    // A hand-over's new image: OSC and the web monitor first, the device in the main loop once
+    // its server answers (retry_device) — its open waits as long as a frozen server does not.
+    bc_.kind = "portaudio";
+    if (bc_.sample_rate == 0) bc_.sample_rate = 48000;
     backend_ = audio::make_portaudio_backend(bc_);
+    err_ = "it is opened again once its audio server answers (the main loop asks it first)";
+    opened = false;
+  } else if (bc_.kind == "portaudio" || (bc_.kind == "auto" && !o_.device.empty())) {
+    bc_.kind = "portaudio";
+    if (int rc = probe_at_start(false, opened); rc >= 0) return rc;
+  } else if (bc_.kind == "auto") {
+    if (int rc = probe_at_start(true, opened); rc >= 0) return rc;
   } else if (bc_.kind == "null") {
     backend_ = audio::make_null_backend(bc_);
+    opened = backend_->open(err_);
   }
-  wanted_ = o_.device.empty() ? std::string("(the default output device)") : "'" + o_.device + "'";
-  if (backend_ && !backend_->open(err_)) {
+  if (bc_.kind == "null" && !backend_) {  // auto found no output device
+    backend_ = audio::make_null_backend(bc_);
+    opened = backend_->open(err_);
+  }
+  if (backend_ && !opened) {
     if (!resume_.active && !device_configured_) {
       spdlog::error("{}", err_);
       return 2;
