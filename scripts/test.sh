@@ -46,10 +46,10 @@ jobs="$(nproc)"
 # Formatting is part of the suite (.clang-format at the root).
 echo "=== test.sh: clang-format check"
 git ls-files -z '*.cpp' '*.hpp' | xargs -0 clang-format --dry-run --Werror
-# While the release tests run, the sanitizer presets build in the background at nice 19: the
+# While the release tests run, the sanitizer presets build in the background (SCHED_IDLE, nice 19): the
 # release tests leave a core mostly idle for ≈ 6 minutes (the JACK test bed's tests run one at a
-# time, RUN_SERIAL, and a period of 1024 frames costs little), and at nice 19 the compiler takes
-# only what the tests leave (the audio threads are real-time, the tests' own processes nice 0).
+# time, RUN_SERIAL, and a period of 1024 frames costs little), and under SCHED_IDLE the compiler
+# runs only on a CPU nothing else wants (the audio threads are real-time, the tests' processes nice 0).
 # When the release tests end the background build is stopped wherever it is, and each preset's
 # own build goes on from there (-j"$jobs"). The benchmark guards (label bench) run before it starts:
 # they compare timings within one run, which a compiler beside them would only blur.
@@ -62,7 +62,7 @@ prebuild_start() {
   setsid bash -c '
     for q in "$@"; do
       cmake --preset "$q" >/dev/null || exit 1
-      nice -n 19 cmake --build --preset "$q" -j2 --target $(scripts/test.sh --targets "$q") || exit 1
+      chrt --idle 0 nice -n 19 cmake --build --preset "$q" -j2 --target $(scripts/test.sh --targets "$q") || exit 1
     done' prebuild "${rest[@]}" >build/prebuild.log 2>&1 &
   prebuild=$!
   echo "=== test.sh: building ${rest[*]} in the background (nice 19) while the release tests run"
