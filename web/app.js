@@ -70,10 +70,12 @@ function buildDecks(decks) {
   for (const d of decks) {
     row(d.name, `<div id="meter-${d.name}"></div>
       ${levelHtml(`level-${d.name}`, 'deck level (0..1.5 here; OSC takes up to 4)')}
-      <div class="eq">${['low', 'mid', 'high'].map((b, i) => `<label>${b}<input type="range" min="0" max="50" step="1" id="eq-${d.name}-${i}" title="0 kills the band, 50 is flat"></label>`).join('')}</div>`);
+      <div class="eq">${['low', 'mid', 'high'].map((b, i) => `<label>${b}<input type="range" min="0" max="50" step="1" id="eq-${d.name}-${i}" title="0 kills the band, 50 is flat"><output id="eq-${d.name}-${i}-value"></output></label>`).join('')}</div>`);
     levelInput(`level-${d.name}`, (v) => osc('/stemd/deck', [d.name, v]));
     for (let i = 0; i < 3; i++) {
-      $(`eq-${d.name}-${i}`).addEventListener('change', (e) => osc('/deck_eq', [d.name, ['low', 'mid', 'high'][i], Number(e.target.value)]));
+      const id = `eq-${d.name}-${i}`;
+      $(id).addEventListener('input', (e) => { $(`${id}-value`).textContent = eqText(Number(e.target.value)); });
+      $(id).addEventListener('change', (e) => osc('/deck_eq', [d.name, ['low', 'mid', 'high'][i], Number(e.target.value)]));
     }
   }
   row('Master', `<div id="meter-master"></div>${levelHtml('level-master', 'master level (0..1.5 here)')}`);
@@ -84,10 +86,21 @@ function buildDecks(decks) {
 function setIdle(input, v) { if (document.activeElement !== input) input.value = v; }
 // /deck_eq's percent from the band's gain in the status: 0 kill, 50 flat, 10^(((p/50)−1)·24/20) between.
 const eqPercent = (g) => (g <= 0 ? 0 : g >= 1 ? 50 : Math.max(0, 50 * (1 + (20 * Math.log10(g)) / 24)));
+// An EQ slider's value as shown beside it (a title is not seen on a touch screen): its percent and
+// what it does — "50 flat", "0 kill", "25 −12.0 dB".
+const eqText = (p) => (p >= 50 ? '50 flat' : p <= 0 ? '0 kill' : `${Math.round(p)} ${(((p / 50) - 1) * 24).toFixed(1).replace('-', '\u2212')}\u00a0dB`);
 
 function render(j) {
   const s = j.status;
   $('device').textContent = `${s.backend} · ${s.sample_rate} Hz · ${s.buffer_size} frames`;
+  // The device's state beside "connected", on the first screen (a phone's): a lost or missing device
+  // is what an operator checking the show must see first (outside pass 26, user M2), and how often
+  // it was lost since stemd started (its underflow count restarts with each return).
+  const lostFor = s.device_lost_s ?? s.device_waiting_s;
+  const away = s.device && s.device !== 'running';
+  $('devstate').textContent = away ? `device ${s.device}${lostFor !== undefined ? ` for ${lostFor.toFixed(1)}\u00a0s` : ''}${s.device_error ? `: ${s.device_error}` : ''}` :
+    s.device_losses > 0 ? `device lost ${s.device_losses} time${s.device_losses === 1 ? '' : 's'} since the start` : '';
+  $('devstate').className = away ? 'bad' : s.device_losses > 0 ? 'warn' : '';
   $('p99').textContent = s.callback_p99_us.toFixed(0);
   $('budget').textContent = s.budget_us.toFixed(0);
   const frac = s.callback_p99_us / s.budget_us;
@@ -110,14 +123,16 @@ function render(j) {
   // --disable-filters: the daemon answers EQ messages and ignores them; the sliders say so.
   const eqOff = j.eq_enabled === false;
   $('eq-note').hidden = !eqOff;
+  if (eqOff) $('eq-why').textContent = j.eq_off_reason || '--disable-filters';
   for (const d of j.decks) {
     $(`meter-${d.name}`).innerHTML = meterHtml(d.meter);
     showLevel(`level-${d.name}`, d.level);
     d.eq.forEach((v, i) => {
       const input = $(`eq-${d.name}-${i}`);
       input.disabled = eqOff;
-      input.title = eqOff ? 'EQ off: stemd was started with --disable-filters' : '0 kills the band, 50 is flat';
+      input.title = eqOff ? `EQ off: ${j.eq_off_reason || '--disable-filters'}` : '0 kills the band, 50 is flat';
       setIdle(input, eqPercent(v));
+      if (document.activeElement !== input) $(`eq-${d.name}-${i}-value`).textContent = eqOff ? 'off' : eqText(eqPercent(v));
     });
   }
   $('meter-master').innerHTML = meterHtml(j.master.meter);
@@ -177,6 +192,11 @@ function cameBack(s) {
       `${s.sources} source${s.sources === 1 ? '' : 's'} loaded, ${s.voices} voice${s.voices === 1 ? '' : 's'}`);
     document.body.classList.remove('offline');
     for (const b of document.querySelectorAll('#decks input')) b.disabled = false;
+  }
+  if (monitor.relisten && !monitor.player) {
+    monitor.relisten = false;
+    logEvent('listening again');
+    listen();
   }
   link.up = true;
   link.lastOk = now;
@@ -270,8 +290,15 @@ $('voices').addEventListener('click', (e) => {
 });
 $('osc-form').addEventListener('submit', (e) => {
   e.preventDefault();
+  // Empty fields send nothing (the placeholders are examples, not a command: one tap on Send played
+  // a test tone through the venue's speakers — outside pass 26, user L3).
+  if (!$('osc-address').value.trim()) {
+    $('reply').textContent = 'type an OSC address first, e.g. /stemd/status';
+    $('reply').className = 'bad';
+    return;
+  }
   const args = $('osc-args').value.trim().split(/\s+/).filter((a) => a).map((a) => (isNaN(Number(a)) ? a : Number(a)));
-  osc($('osc-address').value, args);
+  osc($('osc-address').value.trim(), args);
 });
 
 // ---- the media root ----
@@ -352,7 +379,17 @@ async function listen() {
     p.bytes += e.data.byteLength; p.messages++;
     p.node.port.postMessage({ frame, samples, arrival: performance.now(), rate: p.header.sample_rate }, [e.data]);
   };
-  ws.onclose = () => { $('listen-btn').textContent = 'Listen'; if (p.ctx) p.ctx.close(); monitor.player = null; };
+  ws.onclose = () => {
+    $('listen-btn').textContent = 'Listen';
+    if (p.ctx) p.ctx.close();
+    monitor.player = null;
+    // Not the user's Stop: stemd restarted or went away. Said (a listener in headphones hears only
+    // silence), and listened to again once stemd answers (outside pass 26, user L4).
+    if (!p.stopped) {
+      monitor.relisten = true;
+      logEvent('listening stopped: the audio stream closed (stemd restarted or is not answering) — listening again once it answers');
+    }
+  };
   $('listen-btn').textContent = 'Stop listening';
 }
 
@@ -376,7 +413,8 @@ function showPlayer(p) {
 }
 
 $('listen-btn').addEventListener('click', () => {
-  if (monitor.player) { monitor.player.ws.close(); return; }
+  monitor.relisten = false;
+  if (monitor.player) { monitor.player.stopped = true; monitor.player.ws.close(); return; }
   listen();
 });
 

@@ -5,15 +5,18 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 
 #include <pthread.h>
 
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,6 +39,51 @@ ReadResult read_candidates(const std::vector<std::string>& paths, bool search, s
     return search && r == ReadResult::kMissing ? ReadResult::kError : r;
   }
   return ReadResult::kMissing;  // the search found none
+}
+
+// The page directory (read_page_dir): each file as NAME NUL SIZE NUL BYTES, one after another.
+ReadResult read_page(const std::string& dir, const std::vector<std::string>& types, std::size_t max, std::string& out,
+                     std::string& error, const std::function<void(const std::string&)>& looking) {
+  const std::string index = dir + "/index.html";
+  looking(index);
+  struct stat st {};
+  if (::stat(index.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    error = dir + ": no index.html there";
+    return ReadResult::kError;
+  }
+  looking(dir);
+  std::vector<std::string> names;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (const dirent* e = ::readdir(d)) {
+      const std::string name = e->d_name;
+      const std::string ext = std::filesystem::path(name).extension().string();
+      if (name[0] != '.' && std::find(types.begin(), types.end(), ext) != types.end()) names.push_back(name);
+    }
+    ::closedir(d);
+  } else {
+    error = dir + ": cannot list it: " + std::strerror(errno);
+    return ReadResult::kError;
+  }
+  std::sort(names.begin(), names.end());
+  std::size_t total = 0;
+  for (const std::string& name : names) {
+    const std::string path = dir + "/" + name;
+    looking(path);
+    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;  // a folder, a FIFO: not the page's
+    if (static_cast<std::uint64_t>(st.st_size) > max - total) {
+      error = dir + ": over " +
+              (max % (1u << 20) == 0 ? std::to_string(max >> 20) + " MiB" : std::to_string(max) + " bytes") +
+              " of files";
+      return ReadResult::kError;
+    }
+    std::string bytes;
+    const ReadResult r = read_regular_file(path, max - total, bytes, error);
+    if (r == ReadResult::kMissing) continue;  // gone since the listing
+    if (r != ReadResult::kOk) return ReadResult::kError;
+    total += bytes.size();
+    out += name + '\0' + std::to_string(bytes.size()) + '\0' + bytes;
+  }
+  return ReadResult::kOk;
 }
 
 bool put_all(int fd, const std::string& s) {
@@ -145,8 +193,13 @@ void die_of(int sig) {
 std::unique_ptr<ConfigJob> ConfigJob::start(const std::vector<std::string>& helper, const ConfigPlan& plan,
                                             std::string& error) {
   std::vector<std::string> argv = helper;
-  argv.insert(argv.end(), {"read-config", std::to_string(plan.max_bytes), plan.search ? "search" : "given"});
-  argv.insert(argv.end(), plan.candidates.begin(), plan.candidates.end());
+  if (plan.page_types.empty()) {
+    argv.insert(argv.end(), {"read-config", std::to_string(plan.max_bytes), plan.search ? "search" : "given"});
+    argv.insert(argv.end(), plan.candidates.begin(), plan.candidates.end());
+  } else {
+    argv.insert(argv.end(), {"read-page", std::to_string(plan.max_bytes), plan.candidates.front()});
+    argv.insert(argv.end(), plan.page_types.begin(), plan.page_types.end());
+  }
   std::unique_ptr<FileJob> job = FileJob::start(argv, "", error);
   if (!job) {
     error = plan.what + " " + (plan.candidates.empty() ? std::string() : plan.candidates.front()) +
@@ -200,8 +253,11 @@ ConfigRead ConfigJob::give_up(double timeout_s, const std::string& deadline_note
 ConfigRead read_config(const ConfigPlan& plan, const ConfigInput& in) {
   if (in.helper.empty()) {
     std::string text, error, path;
-    const ReadResult r = read_candidates(plan.candidates, plan.search, plan.max_bytes, text, error,
-                                         [&](const std::string& p) { path = p; });
+    const auto looking = [&](const std::string& p) { path = p; };
+    const ReadResult r =
+        plan.page_types.empty()
+            ? read_candidates(plan.candidates, plan.search, plan.max_bytes, text, error, looking)
+            : read_page(plan.candidates.front(), plan.page_types, plan.max_bytes, text, error, looking);
     return outcome(plan, r, path, std::move(text), error);
   }
   std::string error;
@@ -232,6 +288,48 @@ ConfigRead read_start_file(const std::string& path, const std::string& what, std
   plan.what = what;
   plan.max_bytes = max_bytes;
   return read_config(plan, in);
+}
+
+ConfigRead read_page_dir(const std::string& dir, const std::string& what, std::size_t max_bytes,
+                         const std::vector<std::string>& types, const ConfigInput& in) {
+  ConfigPlan plan;
+  plan.candidates = {dir};
+  plan.what = what;
+  plan.max_bytes = max_bytes;
+  plan.page_types = types;  // not empty (web::page_types())
+  return read_config(plan, in);
+}
+
+bool split_page(const std::string& text, std::vector<std::pair<std::string, std::string>>& files) {
+  for (std::size_t at = 0; at < text.size();) {
+    const std::size_t name_end = text.find('\0', at);
+    const std::size_t size_end = name_end == std::string::npos ? name_end : text.find('\0', name_end + 1);
+    if (size_end == std::string::npos) return false;
+    std::size_t size = 0;
+    for (std::size_t i = name_end + 1; i < size_end; ++i) {
+      if (text[i] < '0' || text[i] > '9' || size > text.size()) return false;
+      size = size * 10 + static_cast<std::size_t>(text[i] - '0');
+    }
+    if (size > text.size() - size_end - 1) return false;
+    files.emplace_back(text.substr(at, name_end - at), text.substr(size_end + 1, size));
+    at = size_end + 1 + size;
+  }
+  return true;
+}
+
+int read_page_main(int argc, char** argv) {
+  if (argc < 2) return 2;
+  const std::size_t max = static_cast<std::size_t>(std::strtoull(argv[0], nullptr, 10));
+  const std::vector<std::string> types(argv + 2, argv + argc);
+  std::string text, error;
+  const ReadResult r = read_page(argv[1], types, max, text, error, [](const std::string& p) {
+    put_all(1, p);
+    put_all(1, std::string(1, '\0'));
+  });
+  put_all(1, std::string(1, '\0'));
+  if (r == ReadResult::kOk) return put_all(1, text) ? 0 : 1;
+  put_all(1, error);
+  return 1;
 }
 
 int read_config_main(int argc, char** argv) {

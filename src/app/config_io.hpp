@@ -24,6 +24,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace stemd::app {
@@ -38,6 +39,8 @@ struct ConfigPlan {
   std::string no_file;                  // "--config none", "STEMD_NO_CONFIG_SEARCH is set"
   std::string what = "config file";     // what its errors begin with ("--bpm-config": read_start_file)
   std::size_t max_bytes = kMaxConfigBytes;
+  // Not empty: candidates[0] is a page directory, read as read_page_dir says (these its types).
+  std::vector<std::string> page_types;
 };
 ConfigPlan config_plan(int argc, char** argv);  // options_config.cpp
 
@@ -116,7 +119,19 @@ ConfigRead read_config(const ConfigPlan& plan, const ConfigInput& in);
 ConfigRead read_start_file(const std::string& path, const std::string& what, std::size_t max_bytes,
                            const ConfigInput& in);
 
-// The helper's side (state_io_main, "read-config"): argv after the mode.
+// The web monitor's page (--web-root DIR, or the installed one), read as the config file is —
+// before, the web server read it on the main thread at start: a --web-root on a share that
+// stopped answering held the start in the kernel with SIGTERM ignored (outside pass 25, N2).
+// DIR/index.html must be a regular file; then every regular file of DIR (not below it) whose
+// name ends in one of `types`, at most max_bytes in all. A kOk read's text holds them: take them
+// with split_page. Errors begin with `what` (e.g. "--web-root DIR: no index.html there").
+ConfigRead read_page_dir(const std::string& dir, const std::string& what, std::size_t max_bytes,
+                         const std::vector<std::string>& types, const ConfigInput& in);
+// A kOk read_page_dir's files (name, bytes); false when the text is not one.
+bool split_page(const std::string& text, std::vector<std::pair<std::string, std::string>>& files);
+
+// The helper's side (state_io_main, "read-config" and "read-page"): argv after the mode.
 int read_config_main(int argc, char** argv);
+int read_page_main(int argc, char** argv);
 
 }  // namespace stemd::app

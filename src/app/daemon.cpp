@@ -15,7 +15,15 @@
 
 namespace stemd::app {
 
+// The hand-over file goes on every way out: one that ended before resume_session() read it (a
+// stop signal while the device was first asked about, a start-up error) left it in /tmp.
 int DaemonRun::run() {
+  const int rc = run_steps();
+  drop_resume_file();
+  return rc;
+}
+
+int DaemonRun::run_steps() {
   if (int rc = prepare(); rc >= 0) return rc;
   if (int rc = open_backend(); rc >= 0) return rc;
   if (int rc = build_instance(); rc >= 0) return rc;
@@ -71,7 +79,7 @@ int DaemonRun::run() {
   init_health();
   const auto now = Clock::now();
   stall_since_ = now;
-  next_attempt_ = now + std::chrono::milliseconds(500);
+  next_attempt_ = now + std::chrono::milliseconds(resume_.active ? 0 : 500);  // resumed: ask the server now
   voices_pending_ = !resume_voices_.empty();
   plays_pending_ = waiting_;
   live_allow_ = o_.allow;
@@ -90,7 +98,8 @@ bool DaemonRun::main_loop_pass() {
   const bool settled = bc_.kind == "portaudio" && device_.state() == control::DeviceState::kRunning &&
                        !plays_pending_ && !voices_pending_ && o_.duration <= 0 && !reload_job_;
   timespec timeout{0, settled ? 250'000'000L : 50'000'000L};
-  const int sig = sigtimedwait(&sigs_, nullptr, &timeout);
+  int sig = stop_signal_;  // one an OpenGuard took while the device was opened
+  if (sig == 0) sig = sigtimedwait(&sigs_, nullptr, &timeout);
   if (sig == SIGINT || sig == SIGTERM) {
     // A run shorter than one pass (an unpaced ALSA file PCM plays seconds in ms) still says how
     // its audio thread was scheduled: the stream is still running here.
@@ -102,10 +111,11 @@ bool DaemonRun::main_loop_pass() {
   poll_reload();
   const auto& m = inst_->engine().metrics();
   const bool lost_now = device_.state() != control::DeviceState::kRunning;  // lost, or waiting for it
-  systemd_.tick(m.callbacks.load(std::memory_order_relaxed), lost_now);
+  systemd_.tick(m.callbacks.load(std::memory_order_relaxed), lost_now || stalled_);
   if (!policy_logged_ && !lost_now) log_policy();
   if (backend_->finished()) return false;
   if (!watch_device()) return false;
+  if (stop_signal_ != 0) return true;  // taken while a retry opened the device: acted on at the next pass
   if (backend_->failed() && bc_.kind != "portaudio") {
     spdlog::error("{}", backend_->failure());
     exit_code_ = 3;

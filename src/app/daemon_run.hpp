@@ -11,6 +11,8 @@
 #include "audio/backend.hpp"
 #include "config_io.hpp"
 #include "control/device_status.hpp"
+#include "device_probe.hpp"
+#include "glitch_advice.hpp"
 #include "instance.hpp"
 #include "io/fd_budget.hpp"
 #include "options.hpp"
@@ -18,10 +20,12 @@
 #include "state.hpp"
 #include "web/web_server.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,6 +55,7 @@ class DaemonRun {
   int run();
 
  private:
+  int run_steps();
   using Clock = std::chrono::steady_clock;
   // startup.cpp — each returns -1 to carry on, else the exit code
   int prepare();
@@ -88,6 +93,20 @@ class DaemonRun {
   bool watch_device();
   void hand_over(const std::string& why);
   void retry_device(std::uint64_t cb, Clock::time_point now);
+  void device_back(std::uint64_t cb, Clock::time_point now);
+  void device_not_back(const std::string& e, Clock::time_point now);
+  // device_probe.cpp — the audio server asked in a helper before the device is opened here
+  int probe_at_start(bool auto_kind, bool& opened);
+  void probe_said_no_device();
+  int stopped_at_start();
+  std::string not_answering(double seconds) const;
+  bool open_guarded(bool open, bool start, std::string& error);
+  FileJob::Status look_at_probe(std::string& error);
+  std::string stall_verdict(Clock::time_point now);
+  void end_stall(Clock::time_point now, Clock::time_point last_callback);
+  void drop_probe();
+  void reap_probes();
+  void drop_resume_file();  // the hand-over file, on every way out of a resumed image
   // reload.cpp — SIGHUP starts the config file's read in the helper (on_sighup); each main-loop
   // pass looks at it (poll_reload) and reloads once the text is there, or gives up on it after
   // --load-timeout. One read at a time: a SIGHUP meanwhile joins it, and while one given up has
@@ -130,6 +149,7 @@ class DaemonRun {
   bool policy_logged_ = false;
   // health
   HealthCounters last_{};
+  AdviceRepeat advice_repeat_;  // the glitch advice in full once an hour per cause
   engine::DurationHistogram::Snapshot hist_prev_{};
   Clock::time_point next_health_, next_health_line_, health_prev_t_, t_start_, next_fd_measure_;
   double health_prev_cpu_ = 0;
@@ -148,6 +168,15 @@ class DaemonRun {
   std::uint64_t attempts_ = 0;
   std::uint64_t reopened_at_callbacks_ = 0;
   bool voices_pending_ = false;
+  // The audio server's helper (device_probe.hpp): the one in flight, ones killed and not reaped yet
+  std::unique_ptr<FileJob> server_probe_;
+  std::vector<std::unique_ptr<FileJob>> ending_probes_;
+  bool probe_said_stuck_ = false;
+  // The stream open but not calling back for 1 s: the server is being asked (stall_verdict)
+  bool stalled_ = false;
+  std::optional<Clock::time_point> answered_at_;  // the server answered the helper meanwhile
+  int stop_signal_ = 0;                           // SIGINT/SIGTERM taken by an OpenGuard
+  std::atomic<bool> resume_dropped_{false};
   bool plays_pending_ = false;  // --play files of a start that waited for its device
   // SIGHUP: the config file's read in flight (or given up on and not ended yet)
   std::unique_ptr<ConfigJob> reload_job_;

@@ -76,6 +76,20 @@ std::string glitch_advice(const GlitchWindow& w) {
   return out;
 }
 
+std::string AdviceRepeat::next(const std::string& advice, double now_s) {
+  std::string key;
+  for (char c : advice) {
+    if (c < '0' || c > '9') key += c;
+  }
+  if (advice.empty() || key != key_ || now_s - at_s_ >= kEverySeconds) {
+    key_ = std::move(key);
+    at_s_ = now_s;
+    return advice;
+  }
+  return fmt::format(" — the same cause as the warning {:.0f} s ago, whose advice holds (given in full once an hour)",
+                     now_s - at_s_);
+}
+
 namespace {
 
 // The health line is one line: a reason that lists PortAudio's devices (one per line, logged in full when

@@ -32,6 +32,20 @@ inline constexpr double kCallbackMaxCause = 0.8, kCallbackP99Cause = 0.5;
 // " — …" to append to the health warning, or "" when nothing glitched.
 std::string glitch_advice(const GlitchWindow& w);
 
+// The advice given in full once an hour per cause (its words, numbers aside); meanwhile a warning
+// of the same cause refers to it. A marginal DAC glitching once a second wrote ≈ 600 bytes of the
+// same sentence each time: ≈ 50 MB a day to an SD card's journal (outside pass 26, user L6).
+class AdviceRepeat {
+ public:
+  static constexpr double kEverySeconds = 3600;
+  // `advice` as to log it now (`now_s`: seconds on any steady clock).
+  std::string next(const std::string& advice, double now_s);
+
+ private:
+  std::string key_;  // the last advice given in full, digits dropped
+  double at_s_ = 0;
+};
+
 // Whether the window's only glitch is the null backend's pacing thread waking late while stemd's
 // callback kept its time: nothing is heard, nothing was lost, so the health line is information,
 // not a warning (new-user pass 21: eight warnings in 2.5 minutes on a busy machine).

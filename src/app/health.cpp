@@ -146,7 +146,8 @@ void DaemonRun::log_glitches(const HealthCounters& c, const engine::DurationHist
   gw.stuck_reads = ls.stuck_threads;
   gw.ring_ms = lc.sample_rate > 0 ? 1e3 * static_cast<double>(lc.ring_frames) / lc.sample_rate : 0;
   if (const double slowest = std::max(ls.read_ms_now, ls.read_ms_max); slowest > gw.ring_ms) gw.slow_read_ms = slowest;
-  const std::string advice = glitch_advice(gw);
+  const std::string advice =
+      advice_repeat_.next(glitch_advice(gw), std::chrono::duration<double>(Clock::now().time_since_epoch()).count());
   // The null backend's pacing late, and nothing else new: information (nothing is heard or lost).
   const bool info = only_pacing_late(gw) && c.read_errors == last_.read_errors && c.truncated == last_.truncated &&
                     c.events_dropped == last_.events_dropped;

@@ -6,6 +6,7 @@
 #include "options_check.hpp"
 
 #include "audio/backend.hpp"
+#include "config_io.hpp"
 #include "control/media_policy.hpp"
 #include "control/net.hpp"
 #include "daemon_run.hpp"
@@ -65,6 +66,7 @@ class Checker {
   void check_network();
   void check_descriptors();
   void check_files();
+  void check_web_root();
   void check_state_file();
 
   std::vector<std::string> errors, warnings, steps;
@@ -225,6 +227,17 @@ void Checker::check_files() {
   if (o_.duration <= 0 && o_.loop && !o_.play.empty()) error("loop", "--render-to with --loop needs --duration");
 }
 
+// --http-port: the page a start would serve (--web-root, else the installed one), read as a start
+// reads it.
+void Checker::check_web_root() {
+  if (o_.http_port < 0) return;
+  std::string root = o_.web_root, e;
+  if (root.empty() && !installed_web_root(root, e)) return;  // check_network's error
+  step("--web-root " + root);
+  const ConfigRead page = read_page_dir(root, "--web-root", web::kMaxPageBytes, web::page_types(), ConfigInput{});
+  if (page.kind != ConfigRead::Kind::kOk) error("web-root", page.error + " (a start would exit 2)");
+}
+
 // --state-file: a start runs whatever it finds there, so these are warnings — but a state that
 // cannot be saved is lost at the next restart.
 void Checker::check_state_file() {
@@ -257,11 +270,13 @@ void run_file_checks(Checker& c, double seconds) {
     ::close(p[0]);
     c.report_fd = p[1];
     c.check_files();
+    c.check_web_root();
     c.check_state_file();
     _exit(0);
   }
   if (pid < 0) {  // no child: here, as before
     c.check_files();
+    c.check_web_root();
     c.check_state_file();
     return;
   }

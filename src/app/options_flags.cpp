@@ -210,13 +210,18 @@ void add_voice_and_sound_options(CLI::App& app, Options& o) {
       ->transform(int_range(1, 65536))
       ->capture_default_str();
   app.add_option("--max-resampled-voices", o.max_resampled_voices,
-                 "Voices that can play at a rate ≠ 1 or from a file at another sample rate at once (each "
-                 "holds a resampler, ≈ 134 KiB at 'fast')")
+                 "The resampling budget, in units of work (and the resamplers made, ≈ 134 KiB each at 'fast'): "
+                 "a voice at a rate ≠ 1 or from a file at another sample rate holds a resampler, which costs one "
+                 "unit while it reads ≤ 1.25 source frames per output frame (rate × file rate ÷ output rate), k "
+                 "units at k beyond (rate 4: 4; measured: its cost grows about as k), × the tempo if stretched; "
+                 "past it a rate or tempo change is refused busy")
       ->transform(int_range(0, 65536))
       ->capture_default_str();
   app.add_option("--max-stretched-voices", o.max_stretched_voices,
-                 "Voices that can be time-stretched at once (Rubber Band, ≈ 3 % of a core each on a desktop, "
-                 "about 4–6 fit on a Raspberry Pi 4); default 2, or 8 with --stretch-method time_stretch")
+                 "The stretching budget, in units of work (and the stretchers made): a time-stretched voice "
+                 "costs one unit at a tempo ≤ 1.25 (Rubber Band, ≈ 3 % of a core on a desktop, about 4–6 fit on "
+                 "a Raspberry Pi 4), k units at a tempo k beyond; default 2, or 8 with --stretch-method "
+                 "time_stretch")
       ->transform(int_range(0, 256))
       ->capture_default_str();
   app.add_option("--stretch-buses", o.stretch_buses,

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <future>
 #include <memory>
+#include <thread>
 
 #include <linux/close_range.h>
 #include <unistd.h>
@@ -153,7 +154,7 @@ void DaemonRun::resume_session() {
                  resume_voices_.size());
     router.set_waiting_voices(waiting_voices(resume_voices_));
   }
-  std::remove(resume_.state_path.c_str());
+  drop_resume_file();
   resubscribe(router);
 }
 
@@ -231,37 +232,50 @@ void DaemonRun::hand_over(const std::string& why) {
     if (p.tcp_fd < 0 && p.local == 0) subs += (subs.empty() ? "" : " ") + p.endpoint.to_string();
   }
   setenv("STEMD_RESUME_SUBSCRIBERS", subs.c_str(), 1);
+  // The audio server's helpers are not the new image's children to know of: killed and reaped
+  // now (one waiting on a frozen server dies at SIGKILL).
+  drop_probe();
+  for (int i = 0; i < 40 && !ending_probes_.empty(); ++i) {
+    reap_probes();
+    if (!ending_probes_.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   spdlog::default_logger()->flush();
   reexec(argv_, r, e);
   spdlog::error("cannot restart the audio side: {} — exiting", e);
   std::remove(r.state_path.c_str());
 }
 
-// The output device, watched once per main-loop pass: a stream that stopped calling back (its
-// server died, the USB interface went away) is lost — hand over to a fresh image, which
-// retries it with backoff. False: the main loop ends (exit_code_, stop_reason_ set).
+// The output device, watched once per main-loop pass: a stream that stopped (its server died,
+// the USB interface went away) is lost — hand over to a fresh image, which retries it with
+// backoff. One still open that does not call back for 1 s is asked about first (stall_verdict):
+// a frozen server keeps it. False: the main loop ends (exit_code_, stop_reason_ set).
 bool DaemonRun::watch_device() {
   if (bc_.kind != "portaudio") return true;
+  reap_probes();
   const std::uint64_t cb = inst_->engine().metrics().callbacks.load(std::memory_order_relaxed);
   const auto now = Clock::now();
-  if (device_.state() != control::DeviceState::kRunning) {  // lost, or waiting for it
-    if (now >= next_attempt_) retry_device(cb, now);
+  if (device_.state() != control::DeviceState::kRunning && !stalled_) {  // lost, or waiting for it
+    if (server_probe_ || now >= next_attempt_) retry_device(cb, now);
     return true;
   }
   std::string why;
   if (cb != stall_callbacks_) {
+    if (stalled_) end_stall(now, stall_since_);
     stall_callbacks_ = cb;
     stall_since_ = now;
   } else if (cb > reopened_at_callbacks_ && now - stall_since_ > std::chrono::seconds(1)) {
-    why = "no callback for 1 s (device unplugged? audio server gone?)";
+    why = stall_verdict(now);
   }
   if (why.empty()) backend_->lost(why);
   if (!why.empty()) {
+    stalled_ = false;
+    drop_probe();
     hand_over(why);  // returns only if stemd cannot carry on
     exit_code_ = 3;
     stop_reason_ = "device lost";
     return false;
   }
+  if (stalled_) return true;
   if (plays_pending_ && cb >= reopened_at_callbacks_ + 4) {
     plays_pending_ = false;  // the device appeared: the --play/--a… files start now
     inst_->post([this] {
@@ -276,36 +290,53 @@ bool DaemonRun::watch_device() {
   return true;
 }
 
-// One attempt to open and start the device again (0.5 s, doubling to every 5 s).
+// One attempt to open and start the device again (0.5 s, doubling to every 5 s): the helper
+// opens it first (device_probe.hpp), looked at on each pass while it runs; once it answered, the
+// device is opened here.
 void DaemonRun::retry_device(std::uint64_t cb, Clock::time_point now) {
-  device_.set_attempts(++attempts_);
   std::string e;
-  if (backend_->open(e) && backend_->start(inst_->engine(), e)) {
-    const double was_lost = device_.lost_for_seconds();
-    const bool was_waiting = device_.state() == control::DeviceState::kWaiting;
-    device_.set_running();
-    // The device's own latency (another device, or the same after a restart of its server): the
-    // status showed 0 after a hand-over, whose image had no device at its start.
-    const double latency = backend_->output_latency_seconds();
-    inst_->post([this, latency] { inst_->router().set_output_latency(latency); });
-    reopened_at_callbacks_ = cb;
-    stall_callbacks_ = cb;
-    stall_since_ = now;
-    policy_logged_ = false;
-    if (was_waiting) {
-      spdlog::info("audio device {} appeared after {:.1f} s ({} attempt{}): playing on {}", wanted_, was_lost,
-                   attempts_, attempts_ == 1 ? "" : "s", backend_->describe());
-      systemd_.status(fmt::format("playing on {} at {} Hz, {} frames ({:.1f} ms)", backend_->describe(), rate_,
-                                  o_.buffer_size, budget_ms_));
-    } else {
-      spdlog::warn("audio device back after {:.1f} s ({} attempt{}): {}", was_lost, attempts_,
-                   attempts_ == 1 ? "" : "s", backend_->describe());
-      systemd_.status("audio device back: " + backend_->describe());
-    }
-    attempts_ = 0;
-    backoff_s_ = 0.5;
-    return;
+  if (!server_probe_) {
+    device_.set_attempts(++attempts_);
+    server_probe_ = start_device_probe(bc_, false, e);
+    if (!server_probe_) return device_not_back("the audio server cannot be asked: " + e, now);
   }
+  const FileJob::Status st = look_at_probe(e);
+  if (st == FileJob::Status::kRunning) return;
+  if (st != FileJob::Status::kOk) return device_not_back(e, now);
+  e.clear();
+  const bool ok = open_guarded(true, true, e);
+  if (stop_signal_ != 0) return;  // the main loop ends now
+  if (ok) return device_back(cb, now);
+  device_not_back(e, now);
+}
+
+void DaemonRun::device_back(std::uint64_t cb, Clock::time_point now) {
+  const double was_lost = device_.lost_for_seconds();
+  const bool was_waiting = device_.state() == control::DeviceState::kWaiting;
+  device_.set_running();
+  // The device's own latency (another device, or the same after a restart of its server): the
+  // status showed 0 after a hand-over, whose image had no device at its start.
+  const double latency = backend_->output_latency_seconds();
+  inst_->post([this, latency] { inst_->router().set_output_latency(latency); });
+  reopened_at_callbacks_ = cb;
+  stall_callbacks_ = cb;
+  stall_since_ = now;
+  policy_logged_ = false;
+  if (was_waiting) {
+    spdlog::info("audio device {} appeared after {:.1f} s ({} attempt{}): playing on {}", wanted_, was_lost, attempts_,
+                 attempts_ == 1 ? "" : "s", backend_->describe());
+    systemd_.status(fmt::format("playing on {} at {} Hz, {} frames ({:.1f} ms)", backend_->describe(), rate_,
+                                o_.buffer_size, budget_ms_));
+  } else {
+    spdlog::warn("audio device back after {:.1f} s ({} attempt{}): {}", was_lost, attempts_, attempts_ == 1 ? "" : "s",
+                 backend_->describe());
+    systemd_.status("audio device back: " + backend_->describe());
+  }
+  attempts_ = 0;
+  backoff_s_ = 0.5;
+}
+
+void DaemonRun::device_not_back(const std::string& e, Clock::time_point now) {
   if (attempts_ == 1 || attempts_ % 12 == 0) {
     spdlog::info("audio device {} (attempt {}): {}; next attempt in {:.1f} s",
                  device_.state() == control::DeviceState::kWaiting ? "not there yet" : "not back yet", attempts_, e,
@@ -314,6 +345,8 @@ void DaemonRun::retry_device(std::uint64_t cb, Clock::time_point now) {
   if (device_.state() == control::DeviceState::kWaiting) {
     device_.set_waiting(e);
     systemd_.status(fmt::format("waiting for device {} ({}), attempt {}", wanted_, e, attempts_));
+  } else {
+    device_.set_reason(e);
   }
   next_attempt_ = now + std::chrono::milliseconds(static_cast<int>(backoff_s_ * 1000));
   backoff_s_ = std::min(backoff_s_ * 2, 5.0);

@@ -113,6 +113,7 @@ int DaemonRun::shutdown() {
         if (state_ && !saving_started.load() && !stopped_in_restore_) {
           if (state_->save(0.5)) spdlog::info("state saved to {}", state_->path());
         }
+        drop_resume_file();
         spdlog::default_logger()->flush();
         std::fflush(nullptr);
         _exit(exit_status.load());
@@ -183,7 +184,8 @@ void DaemonRun::fade_out(Clock::time_point fade_started) {
 // A stream whose device has gone (JACK server killed) never returns from Pa_StopStream: give it
 // three periods (at least 100 ms) to call back once; if it does not, leave it.
 void DaemonRun::probe_device(std::uint64_t callbacks_before_fade, Clock::time_point fade_started) {
-  if (bc_.kind != "portaudio" || device_.state() != control::DeviceState::kRunning) return;
+  // A stream kept through a stall (its server frozen: device_probe.hpp) is still open: probed too.
+  if (bc_.kind != "portaudio" || (device_.state() != control::DeviceState::kRunning && !stalled_)) return;
   const auto& m = inst_->engine().metrics();
   const auto probe = std::chrono::milliseconds(std::max<long>(100, static_cast<long>(3000.0 * o_.buffer_size / rate_)));
   while (m.callbacks.load() == callbacks_before_fade && Clock::now() < fade_started + probe) {

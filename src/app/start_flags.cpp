@@ -351,7 +351,9 @@ int DaemonRun::start_stream() {
   inst_->loader().start();
   // Offline and null output: queue the plays before the first block, so they start at frame 0.
   if (!real_device_ && !play_start_files()) return 1;
-  if (device_open_ && !backend_->start(inst_->engine(), err_)) {
+  // Within an OpenGuard: a JACK server that stops answering now holds Pa_OpenStream, and a stop
+  // signal meanwhile must still end stemd (the main loop acts on one taken: stop_signal_).
+  if (device_open_ && !open_guarded(false, true, err_)) {
     if (!resume_.active && !device_configured_) {
       spdlog::error("{}", err_);
       inst_->loader().stop();

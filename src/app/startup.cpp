@@ -2,6 +2,7 @@
 // and the stream, in this order. See daemon_run.hpp.
 #include "daemon_run.hpp"
 
+#include "config_io.hpp"
 #include "control/deck_ids.hpp"
 #include "control/net.hpp"
 #include "device_hint.hpp"
@@ -31,12 +32,17 @@
 namespace stemd::app {
 
 int DaemonRun::prepare() {
+  // A hand-over's new image: read first, so that whatever way this run ends removes the file.
+  resume_ = take_resume_env();
   // The config file through the helper process, given up on after --load-timeout (the command
   // line's): a file system that does not answer neither hangs the start nor keeps SIGTERM out.
   int stop = 0;
   ConfigInput config = start_config_input(argc_, argv_, stop);
   if (int rc = parse_options(argc_, argv_, o_, nullptr, &config); rc >= 0) {
-    if (stop != 0) die_of(stop);
+    if (stop != 0) {
+      drop_resume_file();
+      die_of(stop);
+    }
     return rc;
   }
   setup_logging(o_.log_level);
@@ -48,7 +54,6 @@ int DaemonRun::prepare() {
   }
   // A daemon never starts a JACK server of its own (libjack would, when none is running).
   setenv("JACK_NO_START_SERVER", "1", 0);
-  resume_ = take_resume_env();
   if (resume_.active) {
     spdlog::warn("resuming after the audio device was lost ({}): restoring the state from {}", resume_.reason,
                  resume_.state_path);
@@ -125,25 +130,30 @@ int DaemonRun::open_backend() {
   // A configured device (--device, or --backend portaudio) is waited for when it is not there
   // at start (a USB DAC that appears late, a JACK server started after stemd): never null.
   device_configured_ = !o_.device.empty() || o_.backend == "portaudio";
-  if (o_.backend == "auto") {
-    if (!o_.device.empty()) {
-      bc_.kind = "portaudio";
-    } else if (audio::list_output_devices(bc_.quiet_alsa).empty()) {
-      spdlog::warn(
-          "PortAudio has no output device: using the null backend (no sound). "
-          "Use --backend portaudio to insist, or --list-devices to see what PortAudio sees.");
-      bc_.kind = "null";
-    } else {
-      bc_.kind = "portaudio";
-    }
-  }
-  if (bc_.kind == "portaudio") {
+  wanted_ = o_.device.empty() ? std::string("(the default output device)") : "'" + o_.device + "'";
+  bool opened = true;
+  if (resume_.active && bc_.kind != "null" && bc_.kind != "render") {
+    // A hand-over's new image: OSC and the web monitor first, the device in the main loop once
+    // its server answers (retry_device) — its open waits as long as a frozen server does not.
+    bc_.kind = "portaudio";
+    if (bc_.sample_rate == 0) bc_.sample_rate = 48000;
     backend_ = audio::make_portaudio_backend(bc_);
+    err_ = "it is opened again once its audio server answers (the main loop asks it first)";
+    opened = false;
+  } else if (bc_.kind == "portaudio" || (bc_.kind == "auto" && !o_.device.empty())) {
+    bc_.kind = "portaudio";
+    if (int rc = probe_at_start(false, opened); rc >= 0) return rc;
+  } else if (bc_.kind == "auto") {
+    if (int rc = probe_at_start(true, opened); rc >= 0) return rc;
   } else if (bc_.kind == "null") {
     backend_ = audio::make_null_backend(bc_);
+    opened = backend_->open(err_);
   }
-  wanted_ = o_.device.empty() ? std::string("(the default output device)") : "'" + o_.device + "'";
-  if (backend_ && !backend_->open(err_)) {
+  if (bc_.kind == "null" && !backend_) {  // auto found no output device
+    backend_ = audio::make_null_backend(bc_);
+    opened = backend_->open(err_);
+  }
+  if (backend_ && !opened) {
     if (!resume_.active && !device_configured_) {
       spdlog::error("{}", err_);
       return 2;
@@ -310,6 +320,7 @@ int DaemonRun::router_config(control::RouterConfig& rc, bool& media_loopback_onl
   rc.meter = o_.meter;
   rc.link = o_.link;
   rc.eq_enabled = !o_.disable_filters;
+  if (o_.filters_off_by_default) rc.eq_off_reason = "crowdstream mode's default: --port without --enable-filters";
   rc.tempo_rise_s = o_.tempo_rise_s;
   rc.tempo_fall_s = o_.tempo_fall_s;
   rc.movement_max = o_.movement_max;
@@ -432,6 +443,25 @@ int DaemonRun::open_web() {
   wc.root = o_.web_root;
   if (wc.root.empty() && !installed_web_root(wc.root, err_)) {
     spdlog::error("{}", err_);
+    return 2;
+  }
+  // The page, read as the config file is: through the helper, given up on after --load-timeout,
+  // SIGTERM ending the wait — a --web-root on a share that stopped answering held the start in
+  // the kernel with SIGTERM ignored (outside pass 25, N2).
+  ConfigInput in;
+  in.helper = self_helper();
+  in.timeout_s = o_.load_timeout;
+  in.deadline_note = "--load-timeout";
+  in.wait_ms = [this](int ms) { return wait_unless_stopped(ms, "while --web-root was read"); };
+  const ConfigRead page = read_page_dir(wc.root, "--web-root", web::kMaxPageBytes, web::page_types(), in);
+  if (page.kind == ConfigRead::Kind::kStopped) {
+    spdlog::info("stopping ({}): before the audio started", stop_reason_);
+    return 0;
+  }
+  if (page.kind != ConfigRead::Kind::kOk || !split_page(page.text, wc.page)) {
+    spdlog::error("{}", page.kind == ConfigRead::Kind::kOk
+                            ? "--web-root " + wc.root + ": the helper's answer is not a page"
+                            : page.error);
     return 2;
   }
   wc.max_clients = o_.http_max_clients;

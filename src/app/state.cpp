@@ -223,7 +223,6 @@ DaemonState capture_state(const control::Controller& ctl, const control::Router&
     s.sources.push_back(StateSource{src.slot, std::move(src.path), std::move(src.name)});
   }
   if (!with_voices) return s;
-  const double ratio = rc.bpm > 0 ? router.bpm() / rc.bpm : 1.0;
   for (const auto& [id, h] : router.players()) {
     const io::Source* src = ctl.source(id);
     if (!ctl.voice_alive(h) || src == nullptr || src->path == "(generated)") continue;
@@ -240,7 +239,7 @@ DaemonState capture_state(const control::Controller& ctl, const control::Router&
     v.pan = std::clamp(vi.pan, -1.0f, 1.0f);
     // A stretch of its own: any tempo but what the router gives every player (1, or the tempo
     // ratio with --stretch-method time_stretch).
-    const double expected = rc.time_stretch ? std::clamp(ratio, 0.25, 4.0) : 1.0;
+    const double expected = rc.time_stretch ? std::clamp(router.players_ratio(), 0.25, 4.0) : 1.0;
     if (std::fabs(static_cast<double>(vi.tempo) - expected) > 1e-4) v.stretch = std::clamp(vi.tempo, 0.25f, 4.0f);
     v.paused = vi.paused;
     v.deck = vi.deck;

@@ -316,6 +316,8 @@ class StateKeeper {
   std::size_t last_bytes_ = 0;  // the size of the last text made: what the next write will take
   std::shared_ptr<StateCounters> counters_ = std::make_shared<StateCounters>();
   std::string last_error_;
+  std::uint64_t failures_ = 0;
+  std::string last_failure_;  // writes that failed (written(false)): save() says why, not "not finished"
   // The state file's read or write under way in the helper (state_save.cpp), and the text it
   // writes (put back to retry when it fails and nothing newer waits).
   // The file's read at start (state_restore.cpp): nullopt when it was not read — its file system

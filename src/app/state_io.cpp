@@ -2,6 +2,7 @@
 #include "state_io.hpp"
 
 #include "config_io.hpp"
+#include "device_probe.hpp"
 #include "safe_file.hpp"
 
 #include <cerrno>
@@ -198,8 +199,11 @@ int state_io_main(int argc, char** argv) {
     return 1;
   }
   if (mode == "read-config") return read_config_main(argc - 2, argv + 2);
+  if (mode == "read-page") return read_page_main(argc - 2, argv + 2);
+  if (mode == "audio-probe") return audio_probe_main(argc - 2, argv + 2);
   error = std::string("usage: stemd ") + kStateIoFlag +
-          " write PATH | read PATH MAX_BYTES | read-config MAX_BYTES given|search PATH... (stemd's own helper)";
+          " write PATH | read PATH MAX_BYTES | read-config MAX_BYTES given|search PATH... | read-page MAX_BYTES DIR "
+          "TYPE... | audio-probe KIND DEVICE RATE BUFFER QUIET (stemd's own helper)";
   write_all(2, error.data(), error.size());
   write_all(2, "\n", 1);
   return 2;

@@ -125,6 +125,8 @@ bool StateKeeper::settle_job() {
 void StateKeeper::written(bool ok, std::string text, const std::string& error) {
   save_failing_->store(!ok);
   if (!ok) {
+    ++failures_;
+    last_failure_ = error;
     if (error != last_error_) {
       spdlog::warn("state file: {} — {}; retrying every second", error,
                    file_there_ ? "the previous state file is unchanged" : "nothing is saved until it can be written");
@@ -162,9 +164,18 @@ bool StateKeeper::save(double max_wait_s) {
   }
   const auto until = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                                             std::chrono::duration<double>(max_wait_s));
+  const std::uint64_t failed_before = failures_;
   for (;;) {
     if (flush_within(false)) return true;  // not held to the write budget: the last state counts
-    if (!job_) return false;               // failed: flush() said why
+    // A write that failed (a missing directory, a full disk): said with its own reason. Before, the
+    // retries went on until the deadline and the warning blamed a file system that does not answer,
+    // "has not finished after 0.0 s" (outside pass 26, user L5).
+    if (failures_ != failed_before) {
+      spdlog::warn("state file {}: the state was NOT saved — {}; the file keeps its previous state", cfg_.path,
+                   last_failure_);
+      return false;
+    }
+    if (!job_) return false;  // failed before this save: flush() said why
     if (std::chrono::steady_clock::now() >= until) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }

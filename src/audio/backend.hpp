@@ -100,5 +100,8 @@ struct HostApiInfo {
 };
 std::vector<HostApiInfo> list_host_apis(bool quiet_alsa);
 std::string portaudio_version();
+// [any thread] stderr back, should PortAudio's open hold it silenced (ALSA's noise) and not
+// return: for the last log lines of a process that exits meanwhile (app/device_probe.hpp).
+void restore_stderr();
 
 }  // namespace stemd::audio

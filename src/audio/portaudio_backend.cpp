@@ -22,6 +22,9 @@ namespace stemd::audio {
 
 namespace {
 
+// The real stderr while a QuietStderr holds fd 2 (-1: none does): restore_stderr() puts it back.
+std::atomic<int> g_saved_stderr{-1};
+
 // ALSA prints "cannot find card '0'" and friends on stderr while PortAudio probes a machine
 // without a sound card. Harmless, but alarming in a log: silence fd 2 for the duration.
 class QuietStderr {
@@ -33,9 +36,11 @@ class QuietStderr {
     const int devnull = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
     if (saved_ >= 0 && devnull >= 0) dup2(devnull, 2);
     if (devnull >= 0) ::close(devnull);
+    g_saved_stderr.store(saved_);
   }
   ~QuietStderr() {
     if (saved_ < 0) return;
+    g_saved_stderr.store(-1);
     std::fflush(stderr);
     dup2(saved_, 2);
     ::close(saved_);
@@ -333,6 +338,11 @@ std::string format_device_list(const std::vector<DeviceInfo>& devices) {
 }
 
 std::string portaudio_version() { return Pa_GetVersionText(); }
+
+void restore_stderr() {
+  const int saved = g_saved_stderr.load();
+  if (saved >= 0) dup2(saved, 2);
+}
 
 std::unique_ptr<Backend> make_portaudio_backend(const BackendConfig& cfg) {
   return std::make_unique<PortAudioBackend>(cfg);

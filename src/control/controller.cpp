@@ -3,6 +3,7 @@
 
 #include "base/log_guard.hpp"
 #include "stemd/ring_memory.hpp"
+#include "work_budget.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -189,15 +190,18 @@ bool Controller::play(std::int64_t at, int slot, const PlayOptions& opts, VoiceH
     return false;
   }
   const bool stretched = opts.tempo != 1.0f;
-  if (stretched && stretched_in_use_ >= engine_.max_stretched_voices()) {
-    refuse_busy(error, "busy: all " + std::to_string(engine_.max_stretched_voices()) +
-                           " time-stretchers are in use (--max-stretched-voices)");
+  settle_work();
+  const std::uint32_t st_units = stretched ? work::stretch_units(opts.tempo) : 0;
+  const std::uint32_t rs_units = resampled ? work::resample_units(base_ratio * opts.rate, opts.tempo) : 0;
+  if (st_units > stretch_units_free()) {
+    refuse_busy(error, budget_reason(true, st_units, fmt::format("a voice at tempo {:g}", opts.tempo)));
     return false;
   }
-  if (resampled && resampled_in_use_ >= engine_.max_resampled_voices()) {
-    refuse_busy(error, "busy: all " + std::to_string(engine_.max_resampled_voices()) +
-                           " resamplers are in use (voices at a rate ≠ 1 or from files at another sample rate; "
-                           "--max-resampled-voices)");
+  if (rs_units > resample_units_free()) {
+    refuse_busy(error, budget_reason(false, rs_units,
+                                     fmt::format("a voice at rate {:g} of a {} Hz file{}", opts.rate,
+                                                 src.view.sample_rate > 0 ? src.view.sample_rate : sample_rate(),
+                                                 stretched ? fmt::format(", tempo {:g}", opts.tempo) : "")));
     return false;
   }
   if (free_ids_.empty()) {
@@ -248,17 +252,19 @@ bool Controller::play(std::int64_t at, int slot, const PlayOptions& opts, VoiceH
                  .volume = opts.volume,
                  .streamed = src.streamed(),
                  .deck = opts.deck,
-                 .resampled = resampled,
                  .base_ratio = base_ratio,
                  .loop_start = opts.loop_start,
                  .loop_end = opts.loop_end,
                  .loop_count = opts.loop_count,
-                 .stretched = stretched,
+                 .rs_units = rs_units,
+                 .st_units = st_units,
+                 .peak_rate = opts.rate,
+                 .peak_tempo = opts.tempo,
                  .start_frame = opts.start_frame,
                  .rate = Heard<float>{opts.rate},
                  .tempo = Heard<float>{opts.tempo}};
-  if (resampled) ++resampled_in_use_;
-  if (stretched) ++stretched_in_use_;
+  rs_units_used_ += rs_units;
+  st_units_used_ += st_units;
   ++voices_in_use_;
   out = VoiceHandle{id, gen};
   return true;
@@ -291,9 +297,9 @@ bool Controller::stop(std::int64_t at, VoiceHandle v, double fade_seconds, std::
 void Controller::lend_stretcher(VoiceSlot& vs, std::int64_t at, std::uint32_t fade_frames) {
   constexpr double kLendFadeSeconds = 0.05;
   const std::uint32_t most = frames_for(kLendFadeSeconds);
-  if (!vs.stretched || fade_frames > most || (at != kNow && at > now_frame() + most)) return;  // later: keeps it
-  vs.stretched = false;
-  --stretched_in_use_;
+  if (vs.st_units == 0 || fade_frames > most || (at != kNow && at > now_frame() + most)) return;  // later: keeps it
+  st_units_used_ -= vs.st_units;
+  vs.st_units = 0;
 }
 
 bool Controller::seek_request(VoiceHandle v, std::int64_t frame, io::LoaderThread::StreamRequest& req,
@@ -492,53 +498,10 @@ void Controller::clear(double fade_seconds) {
   }
 }
 
-bool Controller::set_rate(std::int64_t at, VoiceHandle v, float rate, double ramp_seconds, std::string& error) {
-  if (!std::isfinite(rate) || rate < 0.25f || rate > 4.0f) {
-    error = "rate must be 0.25..4";
-    return false;
-  }
-  VoiceSlot* vs = lookup(v, error);
-  if (!vs) return false;
-  const bool needs = would_take_resampler(v, rate);  // the test /set_tempo counts with
-  if (needs && resampled_in_use_ >= engine_.max_resampled_voices()) {
-    refuse_busy(error, "busy: all " + std::to_string(engine_.max_resampled_voices()) + " resamplers are in use");
-    return false;
-  }
-  if (!send_voice_command(at, v, CommandType::kSetRate, rate, frames_for(ramp_seconds), error)) return false;
-  if (needs) {
-    vs->resampled = true;
-    ++resampled_in_use_;
-  }
-  vs->rate.set(rate, at, now_frame());
-  return true;
-}
-
-bool Controller::set_stretch(std::int64_t at, VoiceHandle v, float tempo, std::string& error) {
-  if (!std::isfinite(tempo) || tempo < 0.25f || tempo > 4.0f) {
-    error = "tempo must be 0.25..4";
-    return false;
-  }
-  VoiceSlot* vs = lookup(v, error);
-  if (!vs) return false;
-  const bool needs = would_take_stretcher(v, tempo);
-  if (needs && stretched_in_use_ >= engine_.max_stretched_voices()) {
-    refuse_busy(error, "busy: all " + std::to_string(engine_.max_stretched_voices()) + " time-stretchers are in use");
-    return false;
-  }
-  if (!send_voice_command(at, v, CommandType::kSetTempo, tempo, 0, error)) return false;
-  if (needs) {
-    vs->stretched = true;
-    ++stretched_in_use_;
-  }
-  vs->tempo.set(tempo, at, now_frame());
-  return true;
-}
-
 void Controller::free_voice(engine::VoiceId id) {
   if (id >= voices_.size() || !voices_[id].used) return;
-  if (voices_[id].resampled) --resampled_in_use_;
-  if (voices_[id].stretched) --stretched_in_use_;
-  voices_[id] = VoiceSlot{};
+  uncharge(voices_[id]);
+  voices_[id] = VoiceSlot{};  // settle_at 0: settle_work() drops it from settling_
   free_ids_.push_back(id);
   --voices_in_use_;
 }
@@ -568,6 +531,7 @@ void Controller::service() {
       free_voice(x.voice);  // drops this voice's hold on its source
     }
   }
+  settle_work();  // the charges of rates and tempos now heard fall to what they cost
   // What unloads and ended streams freed goes back to the system, not only to malloc's arenas.
   if (load_opts_.budget) heap_trim_.note(load_opts_.budget->held());
 }

@@ -270,17 +270,26 @@ class Controller {
     return it == table_.end() ? 0 : it->second->serial;
   }
   bool voice_alive(VoiceHandle v) const;
-  // Whether set_rate(v, rate) / set_stretch(v, tempo) would take a resampler / time-stretcher the
-  // voice does not hold yet, and how many are free: a change of many voices that must all follow
-  // or none (/set_tempo) is checked with these before anything is sent.
-  bool would_take_resampler(VoiceHandle v, float rate) const {
-    return voice_alive(v) && !voices_[v.id].resampled && voices_[v.id].base_ratio * rate != 1.0;
-  }
-  bool would_take_stretcher(VoiceHandle v, float tempo) const {
-    return voice_alive(v) && !voices_[v.id].stretched && tempo != 1.0f;
-  }
-  std::uint32_t resamplers_free() const { return free_of(engine_.max_resampled_voices(), resampled_in_use_); }
-  std::uint32_t stretchers_free() const { return free_of(engine_.max_stretched_voices(), stretched_in_use_); }
+  // The resampling and stretching budgets (--max-resampled-voices, --max-stretched-voices units;
+  // work_budget.hpp: a converter at a ratio k > 1.25 costs k units), counted in thousandths of a
+  // unit. What set_rate(v, rate) / set_stretch(v, tempo) would add to the voice's charge, and what
+  // is free: a change of many voices that must all follow or none (/set_tempo) adds up the needs
+  // with these before anything is sent. A voice's charge falls (a lower rate or tempo) only once
+  // the change is heard and its glide is over; the free counts take those falls in first.
+  struct WorkNeed {
+    std::uint64_t resample = 0, stretch = 0;
+  };
+  WorkNeed work_for_rate(VoiceHandle v, float rate) const;
+  WorkNeed work_for_tempo(VoiceHandle v, float tempo) const;
+  std::uint64_t resample_units_free();
+  std::uint64_t stretch_units_free();
+  std::uint64_t resample_units_used() const noexcept { return rs_units_used_; }
+  std::uint64_t stretch_units_used() const noexcept { return st_units_used_; }
+  std::uint64_t resample_budget() const noexcept;
+  std::uint64_t stretch_budget() const noexcept;
+  // "busy: resampling budget: …" for a change that needs `need` more than is free (stretch: the
+  // stretching budget); `what` says what asked ("rate 4", "/set_tempo 480: 64 players").
+  std::string budget_reason(bool stretch, std::uint64_t need, const std::string& what);
 
   engine::Engine& engine() noexcept { return engine_; }
 
@@ -299,11 +308,16 @@ class Controller {
     bool streamed = false;
     std::uint64_t underruns = 0;
     int deck = 0;
-    bool resampled = false;   // holds one of the engine's resamplers until it ends
     double base_ratio = 1.0;  // file rate / output rate
     std::int64_t loop_start = 0, loop_end = 0;
     std::uint32_t loop_count = 0;
-    bool stretched = false;
+    // Its charge on the resampling and stretching budgets, in thousandths of a unit (0: it holds no
+    // resampler / stretcher; once it holds one it keeps it, and ≥ a unit, until it ends), for the
+    // highest rate and tempo in play: heard, gliding, or timed for later. From engine frame
+    // settle_at (0: nothing to settle) the charge falls to what its final rate and tempo cost.
+    std::uint32_t rs_units = 0, st_units = 0;
+    float peak_rate = 1.0f, peak_tempo = 1.0f;
+    std::int64_t settle_at = 0;
     std::int64_t start_frame = 0;  // file frames: the position until the audio thread publishes one
     std::int64_t volume_at = 0;    // the engine frame its last volume command applies at (0: at once)
     // As last sent, and as heard until a command timed for later reaches its frame (heard.hpp).
@@ -324,9 +338,12 @@ class Controller {
   std::uint32_t frames_for(double seconds) const;
   void lend_stretcher(VoiceSlot& vs, std::int64_t at, std::uint32_t fade_frames);
   VoiceSlot* lookup(VoiceHandle v, std::string& error);
-  static std::uint32_t free_of(std::size_t max, std::uint32_t used) {
-    return max > used ? static_cast<std::uint32_t>(max - used) : 0;
-  }
+  // The charge a voice would hold after a change of its rate (or tempo) to `rate` (`tempo`).
+  struct Charges {
+    std::uint32_t rs = 0, st = 0;
+  };
+  Charges charges_for_rate(const VoiceSlot& vs, float rate) const;
+  Charges charges_for_tempo(const VoiceSlot& vs, float tempo) const;
   Stream* make_stream(const io::Source& src, std::int64_t frame, bool loop, std::string& error,
                       std::int64_t loop_start = 0, std::int64_t loop_end = 0, std::uint32_t loop_count = 0);
   // `replaced`: a load into the id takes their place (their end is "replaced"); else an unload.
@@ -367,9 +384,19 @@ class Controller {
   std::uint64_t busy_refusals_ = 0;     // see busy_refusals()
   std::uint64_t changes_ = 0;           // see changes()
   std::string send_error_ = "busy: the command queue is full";
-  std::uint32_t resampled_in_use_ = 0;
-  std::uint32_t stretched_in_use_ = 0;
-  bool take_resampler(std::string& error);
+  // The budgets' use (thousandths of a unit: the sum of the voices' rs_units / st_units), and the
+  // voices whose charge falls at a frame still to come (VoiceSlot::settle_at).
+  std::uint64_t rs_units_used_ = 0;
+  std::uint64_t st_units_used_ = 0;
+  std::vector<engine::VoiceId> settling_;
+  // [control] Takes the voices' charges down to what their rate and tempo cost now that their
+  // changes are heard (settle_at passed). Called by service() and before every budget check.
+  void settle_work();
+  // Sets the voice's charge for a change of its rate or tempo heard from `at` (kNow: the next
+  // callback), gliding over `glide` output frames: `rs`/`st` (≥ its charge now) from now on, its
+  // final rate's and tempo's cost once it is heard and the glide is over.
+  void charge(VoiceSlot& vs, std::uint32_t rs, std::uint32_t st, std::int64_t at, std::uint32_t glide);
+  void uncharge(VoiceSlot& vs);
   std::array<float, engine::kNumDecks> deck_levels_{1.0f, 1.0f, 1.0f, 1.0f};
   // The engine frame each level's last command applies at (0: at once): a command due by now but
   // not yet heard counts as heard (it is in the queue), one timed for later does not.

@@ -293,7 +293,7 @@ Reply CrowdstreamDialect::deck_eq(const Call& c) {
   }
   if (!parse_deck(deck_name, deck)) return bad_deck(deck_name);
   if (!parse_band(band_name, band)) return bad_band(band_name);
-  if (!cfg_.eq_enabled) return r_.ignored(c.m, "--disable-filters");
+  if (!cfg_.eq_enabled) return r_.ignored(c.m, cfg_.eq_off_reason.c_str());
   std::string error;
   if (!ctl_.set_deck_eq(c.at, deck, band, engine::crowdstream_eq_gain(percent), kEqGlide, error))
     return fail(K::kBusy, error);
@@ -310,7 +310,7 @@ Reply CrowdstreamDialect::deck_eq_all(const Call& c) {
     return fail(K::kArguments, a.error(), a.id_values());
   }
   if (!parse_deck(deck_name, deck)) return bad_deck(deck_name);
-  if (!cfg_.eq_enabled) return r_.ignored(c.m, "--disable-filters");
+  if (!cfg_.eq_enabled) return r_.ignored(c.m, cfg_.eq_off_reason.c_str());
   if (!ctl_.can_send(c.at, 3)) return fail(K::kBusy, ctl_.busy_reason(c.at, 3));
   std::string error;
   for (int band = 0; band < 3; ++band) {  // same frame for all three: they glide together
@@ -336,7 +336,7 @@ Reply CrowdstreamDialect::deck_filter(const Call& c) {
   }
   if (!parse_deck(deck_name, deck)) return bad_deck(deck_name);
   if (!parse_band(band_name, band)) return bad_band(band_name);
-  if (!cfg_.eq_enabled) return r_.ignored(c.m, "--disable-filters");
+  if (!cfg_.eq_enabled) return r_.ignored(c.m, cfg_.eq_off_reason.c_str());
   std::string error;
   if (!ctl_.set_deck_eq(c.at, deck, band, engine::crowdstream_filter_gain(g), kEqGlide, error))
     return fail(K::kBusy, error);

@@ -46,6 +46,12 @@ class DeviceStatus {
     if (state() != DeviceState::kWaiting) lost_at_ = std::chrono::steady_clock::now();
     state_.store(static_cast<int>(DeviceState::kWaiting), std::memory_order_release);
   }
+  // A new reason for the state it is in (lost or waiting), not a new loss: what the last attempt
+  // found ("the audio server does not answer").
+  void set_reason(const std::string& reason) {
+    std::lock_guard<std::mutex> g(mu_);
+    reason_ = reason;
+  }
   void set_running() {
     {
       std::lock_guard<std::mutex> g(mu_);

@@ -182,6 +182,12 @@ Reply NativeDialect::status(const Call&) {
   kv("loader_cpu_pct", OscArg::Float(static_cast<float>(ls.cpu_fraction * 100)));
   kv("loader_rt_priority", OscArg::Int(ls.rt_priority));
   kv("loader_rt_demotions", OscArg::Int64(static_cast<std::int64_t>(ls.rt_demotions)));
+  // The work budgets (work_budget.hpp), in units: held by the voices' resamplers and stretchers,
+  // and --max-resampled-voices / --max-stretched-voices.
+  kv("resample_units", OscArg::Float(static_cast<double>(ctl_.resample_units_used()) / 1000.0));
+  kv("resample_units_max", OscArg::Float(static_cast<double>(ctl_.resample_budget()) / 1000.0));
+  kv("stretch_units", OscArg::Float(static_cast<double>(ctl_.stretch_units_used()) / 1000.0));
+  kv("stretch_units_max", OscArg::Float(static_cast<double>(ctl_.stretch_budget()) / 1000.0));
   // Stretch buses (engine/stretch_bus.hpp): made at start, running now, voices on them.
   const auto& m = ctl_.engine().metrics();
   kv("stretch_buses", OscArg::Int(static_cast<std::int32_t>(ctl_.engine().stretch_buses())));

@@ -388,7 +388,7 @@ float Router::clamped_rate(double rate) {
   return static_cast<float>(std::clamp(rate, limits::kMinRate, limits::kMaxRate));
 }
 
-float Router::effective_rate(double own) const { return clamped_rate(own * tempo_.ratio()); }
+float Router::effective_rate(double own) const { return clamped_rate(own * players_ratio()); }
 
 Reply Router::start_player(int id, const PlayOptions& opts, std::int64_t at) {
   std::unique_ptr<io::LoaderThread::Opened> opened;

@@ -185,6 +185,11 @@ class Router {
     return it == player_rate_.end() ? 1.0f : it->second;
   }
   double bpm() const { return tempo_.bpm(); }
+  // The tempo ratio the players follow: the tempo clock's, or the one they are held at when a
+  // tempo the work budgets cannot take came from Link or the movement (router_work.cpp); and that
+  // held tempo in bpm (0: none held).
+  double players_ratio() const { return held_ratio_ > 0 ? held_ratio_ : tempo_.ratio(); }
+  double held_bpm() const { return held_ratio_ > 0 ? held_ratio_ * tempo_.base_bpm() : 0.0; }
   int meter() const { return tempo_.meter(); }
   double quantum_beats() const { return tempo_.quantum_beats(); }
   const TempoClock& tempo() const { return tempo_; }
@@ -259,7 +264,7 @@ class Router {
   // seconds; every argument range-checked here (limits.hpp), then an oscillator in the engine.
   Reply test_tone(double freq, double level, double seconds, std::int64_t at);
   // A player's own rate × the tempo ratio, held to the engine's range (limits::kMinRate..kMaxRate).
-  float effective_rate(double own) const;
+  float effective_rate(double own) const;  // × players_ratio(): the tempo's, or the one held
   static float clamped_rate(double rate);  // held to the engine's range
   // A tempo change: the beat count carries on, every player follows (commands at `at`),
   // gliding over glide_s. Returns how many players could not follow (no resampler left). With
@@ -267,6 +272,24 @@ class Router {
   // per player at `at`; the reason goes into *why (the last player's, when some could not follow).
   int apply_tempo(double bpm, double glide_s, std::int64_t at, std::string* why = nullptr);
   std::string tempo_change_problem(double bpm, std::int64_t at) const;  // why not every player could follow
+
+  // The players and the work budgets (router_work.cpp). A tempo that is not a client's command (a
+  // Link peer's, the movement glide) cannot be refused: when the resampling (stretching) budget
+  // cannot take every player at its ratio, the players are held at the nearest ratio it can take
+  // (held_ratio_) while the tempo clock — the beat grid, quantised starts — follows the tempo. The
+  // players then drift from the grid until the tempo comes back within the budget (retried every
+  // second: voices that end free units).
+  // Every player to its rate (or stretch) at the tempo clock's ratio — held, when `hold`, at the
+  // nearest the budgets take on the way from `from` (the ratio they were at); how many could not
+  // follow (the last one's reason in *why).
+  int move_players(double from, double glide_s, std::int64_t at, bool hold, std::string* why);
+  void retry_held_players();  // every tick: while held, once a second
+  // What every player following `ratio` would add to the budgets (thousandths of a unit).
+  Controller::WorkNeed players_need(double ratio) const;
+  bool players_fit(double ratio);
+  double reachable_ratio(double from, double target);
+  double held_ratio_ = 0;  // > 0: the players' ratio instead of tempo_.ratio()
+  std::chrono::steady_clock::time_point hold_retry_{};
 
   // Sync (router_sync.cpp): the Link session and the stream clock's line.
   void start_link();

@@ -171,6 +171,7 @@ void Router::sync_status(std::vector<OscArg>& f) {
   const double quantum = tempo_.quantum_beats() > 0 ? tempo_.quantum_beats() : tempo_.meter();
   const double beat = tempo_.beats_at(ctl_.now_frame() - output_latency_frames());  // heard now
   kv("tempo_bpm", OscArg::Float(tempo_.bpm()));
+  kv("tempo_held_bpm", OscArg::Float(held_bpm()));  // 0, or the players held within the work budgets
   kv("beat", OscArg::Float(beat));
   kv("beat_phase", OscArg::Float(beat - quantum * std::floor(beat / quantum)));
   kv("quantum", OscArg::Float(quantum));
@@ -191,35 +192,11 @@ void Router::tick() {
   notifier_.expire(now);
   double bpm = 0, glide_s = 0;
   if (tempo_.advance(now, bpm, glide_s)) apply_tempo(bpm, glide_s, -1);
+  retry_held_players();
   std::int64_t beat = 0;
   if (!tempo_.beat_to_print(ctl_.now_frame(), beat)) return;
   const int meter = tempo_.meter();
   spdlog::info("clock: bar {} beat {} ({:.1f} bpm, {}/4)", beat / meter + 1, beat % meter + 1, tempo_.bpm(), meter);
-}
-
-// Why not every player could follow a change to `bpm` at `at` ("" when all can): the schedule must
-// take a command per player, and each player that would leave rate (or tempo) 1 needs a resampler
-// (or time-stretcher) it does not hold yet. Checked before anything changes: a /set_tempo that
-// answered /fail had moved the players that found one (outside pass 25, N5).
-std::string Router::tempo_change_problem(double bpm, std::int64_t at) const {
-  std::size_t alive = 0, need = 0;
-  const double ratio = bpm / tempo_.base_bpm();
-  for (const auto& [id, h] : players_) {
-    if (!ctl_.voice_alive(h)) continue;
-    ++alive;
-    if (cfg_.time_stretch) {
-      need += ctl_.would_take_stretcher(h, clamped_rate(ratio)) ? 1 : 0;
-    } else {
-      auto it = player_rate_.find(id);
-      need += ctl_.would_take_resampler(h, clamped_rate((it == player_rate_.end() ? 1.0 : it->second) * ratio)) ? 1 : 0;
-    }
-  }
-  if (!ctl_.can_send(at, alive)) return ctl_.busy_reason(at, alive);
-  const std::uint32_t free = cfg_.time_stretch ? ctl_.stretchers_free() : ctl_.resamplers_free();
-  if (need <= free) return {};
-  return fmt::format("busy: {} players would need a {} for {:.1f} bpm, {} free ({}): the tempo stays {:.1f} bpm", need,
-                     cfg_.time_stretch ? "time-stretcher" : "resampler", bpm, free,
-                     cfg_.time_stretch ? "--max-stretched-voices" : "--max-resampled-voices", tempo_.bpm());
 }
 
 // A tempo change: the beat count carries on (the old server restarted it: a bug), and every
@@ -232,26 +209,16 @@ int Router::apply_tempo(double bpm, double glide_s, std::int64_t at, std::string
       return -1;
     }
   }
+  const double from = players_ratio();
   tempo_.change(bpm, ctl_.now_frame());
   if (link_) {  // this box's tempo is the session's: every peer follows
     link_->set_tempo(bpm);
     link_bpm_applied_ = bpm;
   }
-  int failed = 0;
-  std::string error;
   if (!cfg_.tempo_moves_players) return 0;  // --disable-time-stretch: only the clock moves
-  for (const auto& [id, h] : players_) {
-    if (!ctl_.voice_alive(h)) continue;
-    if (cfg_.time_stretch) {  // tempo without pitch: every player's stretch follows
-      if (!ctl_.set_stretch(at, h, effective_rate(1.0), error)) ++failed;
-      continue;
-    }
-    auto it = player_rate_.find(id);
-    const double own = it == player_rate_.end() ? 1.0 : it->second;
-    if (!ctl_.set_rate(at, h, effective_rate(own), glide_s, error)) ++failed;
-  }
-  if (failed > 0 && why != nullptr) *why = error;
-  return failed;
+  // A client's change was checked above; one nobody can refuse (Link, the movement) is held
+  // within the work budgets (router_work.cpp).
+  return move_players(from, glide_s, at, why == nullptr, why);
 }
 
 }  // namespace stemd::control

@@ -62,6 +62,9 @@ struct RouterConfig {
   // --disable-filters: /deck_eq, /deck_eq_all and /deck_filter are checked, answered /done and
   // change nothing (the old server's production mode).
   bool eq_enabled = true;
+  // Why EQ is off, as said in the log and the web page: "--disable-filters", or crowdstream mode's
+  // default (--port without a filter flag, as the old server ran).
+  std::string eq_off_reason = "--disable-filters";
   // --disable-time-stretch with --stretch-method pyrubberband|audiotsm: the tempo clock moves
   // but no player's rate or stretch follows it (the old server then played at rate 1).
   bool tempo_moves_players = true;

@@ -24,7 +24,8 @@ int run_table(Session& s, const char* address, std::size_t fields_per_row,
         return true;
       },
       wide, wide_fields);
-  if (r == kExitOk) std::fputs((json ? as_json(all) : as_text(all)).c_str(), stdout);
+  // A table stopped short (a reply that is not a stemd's) is printed as far as it came.
+  if (r == kExitOk || !all.empty()) std::fputs((json ? as_json(all) : as_text(all)).c_str(), stdout);
   return r;
 }
 

@@ -316,6 +316,10 @@ bool parse_voices(const OscMessage& reply, std::vector<VoiceRow>& rows, std::str
   return true;
 }
 
+std::size_t page_rows(const OscMessage& reply) {
+  return reply.args.size() < 2 || !reply.args[1].is_number() ? 0 : announced_rows(reply.args[1]);
+}
+
 std::int64_t next_page(const OscMessage& reply, std::size_t fields_per_row) {
   const auto& a = reply.args;
   if (a.size() < 2 || !a[1].is_number()) return -1;

@@ -61,6 +61,8 @@ bool parse_voices(const OscMessage& reply, std::vector<VoiceRow>& rows, std::str
 // A paged reply's (/stemd/list, /stemd/voices) next offset: the last of the two values after
 // the rows (total, next). −1 when this was the last page, or from a daemon that does not page.
 std::int64_t next_page(const OscMessage& reply, std::size_t fields_per_row);
+// The rows a paged reply announces (its count; 0 when it has none).
+std::size_t page_rows(const OscMessage& reply);
 
 // Text.
 std::string fmt_time(double seconds);               // "3:05.2", "1:02:03.0"

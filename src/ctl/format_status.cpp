@@ -18,6 +18,9 @@ namespace {
 bool sync_field_text(const std::string& k, double x, std::string& label, std::string& text) {
   if (k == "tempo_bpm") {
     label = "tempo", text = fmt("%.2f bpm", x);
+  } else if (k == "tempo_held_bpm") {
+    label = "players held at",
+    text = x > 0 ? fmt("%.2f bpm", x) + " (the work budget: they drift from the grid)" : "no";
   } else if (k == "beat") {
     label = "beat", text = fmt("%.2f", x);
   } else if (k == "beat_phase") {
@@ -61,6 +64,9 @@ void sync_rows(const StatusFields& f, std::vector<std::vector<std::string>>& row
     const auto peers = static_cast<std::int64_t>(field_number(f, "link_peers"));
     t += ", Link: " + std::to_string(peers) + (peers == 1 ? " peer" : " peers");
   }
+  if (const double held = field_number(f, "tempo_held_bpm"); held > 0) {
+    t += "; players held at " + fmt("%.2f bpm", held) + " (the work budget)";
+  }
   rows.push_back({"  tempo", t});
 }
 
@@ -75,6 +81,12 @@ std::string device_text(const StatusFields& f) {
     t = "null (no audio output)";
   }
   if (find_field(f, "device_lost_s") != nullptr) t += " for " + fmt("%.1f s", field_number(f, "device_lost_s"));
+  // How often it was lost since stemd started (outside pass 26, user M1: after a week the short
+  // status read "running" with the underflows at 0 again, its losses only in --all).
+  if (const auto losses = static_cast<std::int64_t>(field_number(f, "device_losses")); losses > 0 && t == "running") {
+    t += " (lost " + std::to_string(losses) + (losses == 1 ? " time" : " times") +
+         " since stemd started: the log says when)";
+  }
   if (const OscArg* e = find_field(f, "device_error"); e != nullptr && !value_text(*e).empty()) {
     t += ": " + (e->is_string() ? terminal_lines(e->s) : value_text(*e));  // PortAudio's device list: a line each
   }
@@ -208,6 +220,13 @@ bool unit_field_text(const StatusFields& f, const std::string& k, const OscArg& 
   } else if (k == "tempo_in_use") {
     label = "tempo in use",
     text = x > 0 ? "yes" : "no (none set: the clock ticks at --bpm's default, nothing follows it)";
+  } else if (k == "resample_units" || k == "stretch_units") {
+    label = k[0] == 'r' ? "resampling budget used" : "stretching budget used";
+    text = fmt("%.2f units", x) + " of " +
+           fmt("%.0f", field_number(f, k[0] == 'r' ? "resample_units_max" : "stretch_units_max"));
+  } else if (k == "resample_units_max" || k == "stretch_units_max") {
+    label = k[0] == 'r' ? "resampling budget" : "stretching budget";
+    text = fmt("%.0f units", x) + (k[0] == 'r' ? " (--max-resampled-voices)" : " (--max-stretched-voices)");
   } else if (k == "tone_hz") {
     label = "test tone", text = x > 0 ? fmt("%.0f Hz", x) : "off";
   } else if (k == "state_save_failing") {

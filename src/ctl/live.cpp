@@ -144,10 +144,17 @@ class Watch {
     const Result st = c.request(msg("/stemd/status"), t, keep_event());
     if (!take(st, "/stemd/status")) return;
     status_ = status_fields(st.reply);
-    const Result vo = c.request(msg("/stemd/voices"), t, keep_event());
+    // With the mix columns (each voice's volume, and its rate and tempo where not 1), as `stemctl
+    // voices` shows them; a daemon older than them refuses mix 1 and is asked without.
+    Result vo = c.request(msg("/stemd/voices", {OscArg::Int(0), OscArg::Int(0), OscArg::Int(narrow_ ? 0 : 1)}), t,
+                          keep_event());
+    if (!narrow_ && vo.wait == Wait::kMessage && !vo.done()) {
+      narrow_ = true;
+      vo = c.request(msg("/stemd/voices"), t, keep_event());
+    }
     if (!take(vo, "/stemd/voices")) return;
     std::string error;
-    if (!parse_voices(vo.reply, voices_, error)) {
+    if (!parse_voices(vo.reply, voices_, error, narrow_ ? kVoiceFields : kVoiceFieldsMix)) {
       notice_ = error;
       return;
     }
@@ -215,6 +222,7 @@ class Watch {
   std::string notice_;
   StatusFields status_;
   std::vector<VoiceRow> voices_;
+  bool narrow_ = false;  // the daemon refused /stemd/voices' mix columns (older than them)
   std::deque<std::string> events_;
 };
 

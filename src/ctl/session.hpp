@@ -45,6 +45,10 @@ class Session {
   // after offset and count that ask for wider rows of `wide_fields` each (/stemd/voices' mix): a
   // daemon older than them refuses the first page, which is then asked for without them.
   using PageTaker = std::function<bool(const OscMessage&, std::size_t fields_per_row, std::string&)>;
+  // A table stops (kExitFail, what arrived kept) when a page does not start where the last ended
+  // or past kMaxTableRows rows (--max-sources' most) or kMaxTableBytes of replies.
+  static constexpr std::int64_t kMaxTableRows = 1'000'000;
+  static constexpr std::size_t kMaxTableBytes = std::size_t{256} << 20;
   int pages(const std::string& address, std::size_t fields_per_row, const PageTaker& take,
             const std::vector<OscArg>& wide = {}, std::size_t wide_fields = 0);
   // Prints `text` unless --quiet.

@@ -100,6 +100,7 @@ struct StatusSnapshot {
   };
   std::array<Level, engine::Metrics::kMeters> levels{};  // decks A–D, then the master
   bool eq_enabled = true;
+  std::string eq_off_reason;                                  // when EQ is off: why (RouterConfig::eq_off_reason)
   std::vector<std::pair<std::uint64_t, std::uint64_t>> hist;  // [upper_ns, count], the non-empty bins
 };
 

@@ -334,6 +334,7 @@ StatusSnapshot status_snapshot(Shared& sh, const std::string& page, bool take_pe
     l.rms = m.meters[d].rms.load(std::memory_order_relaxed);
   }
   out.eq_enabled = sh.router.config().eq_enabled;
+  if (!out.eq_enabled) out.eq_off_reason = sh.router.config().eq_off_reason;
   // The callback's durations since start, the non-empty bins: a client differences two to see
   // any window's percentiles and maximum.
   const auto hist = m.callback_ns.snapshot();
@@ -377,8 +378,10 @@ std::string status_json(Shared& sh, const StatusSnapshot& snap) {
          {"voices_total", snap.voices->total},
          {"voices_cut", snap.voices->total - listed},
          {"decks", std::move(decks)},
-         // false: started with --disable-filters, EQ messages are answered and ignored
+         // false: EQ messages are answered and ignored (--disable-filters, or crowdstream mode's
+         // default), eq_off_reason says which ("" when on)
          {"eq_enabled", snap.eq_enabled},
+         {"eq_off_reason", snap.eq_off_reason},
          {"master", std::move(master)},
          {"callback_hist", std::move(hist)},
          {"monitor", monitor_json(sh)}};

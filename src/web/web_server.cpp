@@ -22,18 +22,33 @@ namespace {
 constexpr auto kPumpPeriod = std::chrono::milliseconds(10);
 constexpr auto kIdlePumpPeriod = std::chrono::milliseconds(100);  // no listener: only drains
 constexpr std::size_t kMaxChunksPerMessage = 16;
-constexpr std::uintmax_t kMaxPageBytes = 4 << 20;
+struct PageType {
+  const char* ext;
+  const char* mime;
+};
+constexpr PageType kPageTypes[] = {{".html", "text/html; charset=utf-8"},
+                                   {".js", "text/javascript; charset=utf-8"},
+                                   {".css", "text/css; charset=utf-8"},
+                                   {".png", "image/png"},
+                                   {".svg", "image/svg+xml"}};
 
 const char* mime(const std::string& ext) {
-  if (ext == ".html") return "text/html; charset=utf-8";
-  if (ext == ".js") return "text/javascript; charset=utf-8";
-  if (ext == ".css") return "text/css; charset=utf-8";
-  if (ext == ".png") return "image/png";
-  if (ext == ".svg") return "image/svg+xml";
+  for (const PageType& t : kPageTypes) {
+    if (ext == t.ext) return t.mime;
+  }
   return nullptr;
 }
 
-// The page: every file of `root` (not below it) of a known type, read once.
+// The page as read by the daemon's helper (WebConfig::page): the files of a known type.
+void take_page(const std::vector<std::pair<std::string, std::string>>& page, std::map<std::string, StaticFile>& files) {
+  for (const auto& [name, bytes] : page) {
+    if (const char* type = mime(std::filesystem::path(name).extension().string())) {
+      files["/" + name] = StaticFile{bytes, type};
+    }
+  }
+}
+
+// The page read here, on the calling thread (tests; the daemon gives WebConfig::page).
 bool load_files(const std::string& root, std::map<std::string, StaticFile>& files, std::string& error) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -248,6 +263,15 @@ void renew(const std::shared_ptr<Shared>& sh) {
 
 }  // namespace
 
+const std::vector<std::string>& page_types() {
+  static const std::vector<std::string> types = [] {
+    std::vector<std::string> out;
+    for (const PageType& t : kPageTypes) out.emplace_back(t.ext);
+    return out;
+  }();
+  return types;
+}
+
 std::size_t Shared::live(std::vector<std::weak_ptr<Listener>>& v) {
   std::erase_if(v, [](const std::weak_ptr<Listener>& w) { return w.expired(); });
   stats.listeners_held.store(audio.size() + events.size());
@@ -332,7 +356,12 @@ bool WebServer::open(std::string& error) {
     error = "web monitor: the engine was built without its monitor tap";
     return false;
   }
-  if (!load_files(sh_->cfg.root, sh_->files, error)) return false;
+  if (!sh_->cfg.page.empty()) {
+    take_page(sh_->cfg.page, sh_->files);
+    sh_->cfg.page = {};  // held once, as the files
+  } else if (!load_files(sh_->cfg.root, sh_->files, error)) {
+    return false;
+  }
   for (const auto& h : sh_->cfg.hosts) {
     if (const std::string why = host_name_problem(h); !why.empty()) {
       error = "--http-host: " + why;

@@ -38,9 +38,15 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace stemd::web {
+
+// The page: the files of its directory (not below it) whose names end in one of page_types(),
+// at most kMaxPageBytes in all, and an index.html.
+inline constexpr std::size_t kMaxPageBytes = 4u << 20;
+const std::vector<std::string>& page_types();
 
 struct WebConfig {
   std::string bind = "127.0.0.1";
@@ -49,7 +55,11 @@ struct WebConfig {
   // --http-host: names beyond the built-in ones (addresses, localhost, the host name alone,
   // NAME.local) that a request's Host may give: this machine's DNS names on the LAN ("pi.lan").
   std::vector<std::string> hosts;
-  std::string root;  // the page's files
+  std::string root;  // the page's directory (for messages; and read here when `page` is empty)
+  // The page's files as read (name, bytes): the daemon reads --web-root through its helper
+  // process before it opens the server (app::read_page_dir), so a share that stopped answering
+  // holds the helper, not the start. Empty: open() reads `root` itself (tests).
+  std::vector<std::pair<std::string, std::string>> page;
   std::size_t max_clients = 32;
   std::size_t max_clients_per_address = 0;  // 0: half of max_clients (at least 1); loopback: all
   std::size_t max_listeners = 4;

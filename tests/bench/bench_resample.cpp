@@ -85,6 +85,13 @@ void resample(benchmark::State& state, ResamplerQuality q, double ratio, bool gl
   state.SetLabel(engine::to_string(q));
 }
 
+std::string fmt_step(double r) {
+  std::string t = std::to_string(r);
+  t.erase(t.find_last_not_of('0') + 1);
+  if (t.back() == '.') t.pop_back();
+  return t;
+}
+
 void register_all() {
   const ResamplerQuality qs[] = {ResamplerQuality::kFast, ResamplerQuality::kMedium, ResamplerQuality::kBest};
   for (auto q : qs) {
@@ -103,6 +110,13 @@ void register_all() {
                                    [q, x](benchmark::State& s) { resample(s, q, x.ratio, x.glide); })
           ->Arg(256)
           ->Arg(1024);
+    }
+    // The step sweep (the resampling budget's unit: Controller's resample cost): the whole range a
+    // voice can reach, rate 0.25..4 × a file's rate / the output's (a 96 kHz file at rate 4: 8).
+    for (const double ratio : {0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 16.0}) {
+      benchmark::RegisterBenchmark((base + "/step:" + fmt_step(ratio)).c_str(), [q, ratio](benchmark::State& s) {
+        resample(s, q, ratio, false);
+      })->Arg(1024);
     }
   }
 }

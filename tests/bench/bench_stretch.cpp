@@ -102,6 +102,15 @@ void register_all() {
           ->Arg(256)
           ->Arg(1024);
     }
+    // The tempo sweep (the stretching budget's unit): the whole range a voice can reach.
+    for (const double tempo : {0.25, 0.5, 2.0, 3.0, 4.0}) {
+      std::string t = std::to_string(tempo);
+      t.erase(t.find_last_not_of('0') + 1);
+      if (t.back() == '.') t.pop_back();
+      benchmark::RegisterBenchmark((base + "/sweep:" + t).c_str(), [e, tempo](benchmark::State& s) {
+        stretch(s, e, tempo, false);
+      })->Arg(1024);
+    }
   }
 }
 

@@ -13,6 +13,13 @@
 //     counts the rest in voices_total, voices_cut): the count beside Voices is all of them, the
 //     table ends with "… and K more", and a name the daemon cut (name_cut) says so in its tooltip.
 //     The status is the real one with its voices replaced (interception again): no 4,000 loads.
+//  5. the device beside "connected" (outside pass 26, user M2: a phone's first screen said
+//     "connected" in green while the device was lost): "device lost for 3.9 s: REASON" in red
+//     while it is lost (the status's device fields replaced), "device lost 2 times since the
+//     start" once it runs again, nothing for a device never lost;
+//  6. the EQ sliders' values shown beside them ("50 flat"; a title is not seen on a phone);
+//  7. the OSC form's fields are empty examples (user L3: one tap on Send played a test tone):
+//     Send with them empty sends nothing and says to type an address.
 // Exits 0 pass, 1 fail.
 'use strict';
 const { harness, openPage } = require('./browser_common');
@@ -36,11 +43,13 @@ const text = (page, id) => page.evaluate((i) => document.getElementById(i).textC
   });
   let uptime = null;  // set: the status's uptime_s is replaced by it
   let voices = null;  // set: the status's voices, voices_total and voices_cut are replaced by it
+  let device = null;  // set: merged into the status's fields (device, device_lost_s, …)
   await page.route('**/api/status*', async (route) => {
     const res = await route.fetch();
     const j = await res.json();
     if (uptime !== null) j.status.uptime_s = uptime;
     if (voices !== null) Object.assign(j, voices);
+    if (device !== null) Object.assign(j.status, device);
     await route.fulfill({ response: res, json: j });
   });
   await page.goto(url);
@@ -108,6 +117,49 @@ const text = (page, id) => page.evaluate((i) => document.getElementById(i).textC
     fail(`the cut name's tooltip does not say it is cut: ${JSON.stringify(shown.names)}`);
   }
   voices = null;
+
+  // 5. the device's state beside "connected"
+  const devstate = () => page.evaluate(() => {
+    const e = document.getElementById('devstate');
+    return { text: e.textContent, cls: e.className, seen: e.offsetParent !== null };
+  });
+  let d = await devstate();
+  if (d.text !== '') fail(`a device never lost is shown as "${d.text}"`);
+  device = { device: 'lost', device_lost_s: 3.9, device_error: 'the output stream is no longer active', device_losses: 1 };
+  d = await until('the lost device shown', 10000, async () => {
+    const x = await devstate();
+    return x.text.startsWith('device lost') ? x : null;
+  });
+  console.log(`monitor_panels: device lost: ${JSON.stringify(d)}`);
+  if (d.text !== 'device lost for 3.9\u00a0s: the output stream is no longer active' || d.cls !== 'bad' || !d.seen) {
+    fail(`the lost device is not shown in red beside "connected": ${JSON.stringify(d)}`);
+  }
+  device = { device: 'running', device_losses: 2 };
+  d = await until('the losses shown', 10000, async () => {
+    const x = await devstate();
+    return x.text.includes('times') ? x : null;
+  });
+  if (d.text !== 'device lost 2 times since the start' || d.cls !== 'warn') fail(`losses shown as ${JSON.stringify(d)}`);
+  device = null;
+
+  // 6. the EQ sliders' values
+  const eq = await page.evaluate(() => [...document.querySelectorAll('#decks .eq output')].map((o) => o.textContent));
+  console.log(`monitor_panels: EQ values ${JSON.stringify(eq)}`);
+  if (eq.length !== 12 || eq.some((t) => t !== '50 flat')) fail(`the EQ sliders' values are not shown: ${JSON.stringify(eq)}`);
+
+  // 7. the OSC form: empty examples; Send with them sends nothing
+  const form = await page.evaluate(() => ({ address: document.getElementById('osc-address').value,
+    args: document.getElementById('osc-args').value, hint: document.getElementById('osc-address').placeholder }));
+  if (form.address !== '' || form.args !== '' || !form.hint) fail(`the OSC form is filled in: ${JSON.stringify(form)}`);
+  let posted = 0;
+  page.on('request', (r) => { if (r.url().includes('/api/osc')) ++posted; });
+  await page.click('#osc-form button, #osc-form input[type=submit]');
+  const reply = await until('the empty Send answered', 5000, async () => {
+    const t = await text(page, 'reply');
+    return t.includes('type an OSC address') ? t : null;
+  });
+  if (posted !== 0) fail(`an empty Send posted ${posted} request(s)`);
+  console.log(`monitor_panels: empty Send: "${reply}"`);
   if (shot) await page.screenshot({ path: shot, fullPage: true });
   await browser.close();
   console.log('monitor_panels: PASS');

@@ -164,6 +164,65 @@ TEST(ConfigIo, TheHelpersAnswerIsTheReadOnTheCallingThreads) {
   EXPECT_EQ(read_config(plans[5], {}).kind, Kind::kNone);
 }
 
+// read_page_main's output and exit status (its standard output captured), as run_helper_side.
+std::pair<std::string, int> run_page_side(const test::TempDir& dir, std::vector<std::string> args) {
+  const std::string out = dir.file("page.out");
+  const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  const int saved = ::dup(1);
+  ::dup2(fd, 1);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  const int rc = read_page_main(static_cast<int>(argv.size()), argv.data());
+  ::dup2(saved, 1);
+  ::close(saved);
+  ::close(fd);
+  return {slurp(out), rc};
+}
+
+// The web monitor's page (--web-root), read as the config file is (outside pass 25, N2: before,
+// the web server read it on the main thread, and a share that stopped answering held the start).
+// Its files of the types given, not below the directory, not a FIFO (never opened: it would
+// block), at most the bound; the helper's answer decodes to the same read.
+TEST(ConfigIo, AWebPageIsItsFilesOfTheTypesGivenReadAsTheConfigIs) {
+  test::TempDir dir;
+  const std::string root = dir.file("web");
+  ::mkdir(root.c_str(), 0700);
+  const std::string binary("\x89PNG\0\r\n\0tail", 12);
+  std::ofstream(root + "/index.html") << "<html></html>";
+  std::ofstream(root + "/app.js") << "let x = 1;";
+  std::ofstream(root + "/logo.png", std::ios::binary) << binary;
+  std::ofstream(root + "/notes.txt") << "not a page type";
+  std::ofstream(root + "/.hidden.js") << "hidden";
+  ::mkdir((root + "/dir.css").c_str(), 0700);    // a folder named as a page file
+  ::mkfifo((root + "/pipe.css").c_str(), 0600);  // opened, it would block the start
+  const std::vector<std::string> types = {".html", ".js", ".css", ".png"};
+  const ConfigRead r = read_page_dir(root, "--web-root", 1 << 20, types, ConfigInput{});
+  ASSERT_EQ(r.kind, Kind::kOk) << r.error;
+  std::vector<std::pair<std::string, std::string>> files;
+  ASSERT_TRUE(split_page(r.text, files));
+  const std::vector<std::pair<std::string, std::string>> want = {
+      {"app.js", "let x = 1;"}, {"index.html", "<html></html>"}, {"logo.png", binary}};
+  EXPECT_EQ(files, want);
+
+  // The helper's side gives the same bytes, after the paths it looked at.
+  const auto [out, rc] = run_page_side(dir, {"1048576", root, ".html", ".js", ".css", ".png"});
+  EXPECT_EQ(rc, 0);
+  const std::string looked = root + "/index.html" + '\0' + root + '\0' + root + "/app.js" + '\0' + root + "/dir.css" +
+                             '\0' + root + "/index.html" + '\0' + root + "/logo.png" + '\0' + root + "/pipe.css" +
+                             '\0' + '\0';
+  EXPECT_EQ(out, looked + r.text);
+
+  // What is wrong is said, beginning with the flag.
+  EXPECT_EQ(read_page_dir(dir.file("none"), "--web-root", 1 << 20, types, {}).error,
+            "--web-root " + dir.file("none") + ": no index.html there");
+  const ConfigRead big = read_page_dir(root, "--web-root", 20, types, {});
+  EXPECT_EQ(big.kind, Kind::kError);
+  EXPECT_EQ(big.error, "--web-root " + root + ": over 20 bytes of files");
+  std::vector<std::pair<std::string, std::string>> cut;
+  EXPECT_FALSE(split_page(r.text.substr(0, r.text.size() - 1), cut)) << "a text cut short is not a page";
+  EXPECT_FALSE(split_page(std::string("a.js\0x\0", 7), cut));
+}
+
 std::vector<char*> argv_of(std::vector<std::string>& args) {
   std::vector<char*> v;
   for (auto& a : args) v.push_back(a.data());

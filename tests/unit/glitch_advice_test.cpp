@@ -154,5 +154,27 @@ TEST(HealthLine, OpenFilesAreSaidFirstWhenStreamedLoadsAreShortOfThem) {
   EXPECT_NE(line.find("until it appears; open files: 20 of 100"), std::string::npos) << line;
 }
 
+// The advice in full once an hour per cause; between, a warning of the same cause refers to it
+// (outside pass 26, user L6: ≈ 600 bytes of the same sentence at every glitch).
+TEST(GlitchAdvice, TheSameAdviceIsGivenInFullOnceAnHour) {
+  GlitchWindow w;
+  w.device_underflows = 1;
+  w.budget_ms = 21.3;
+  w.callback_max_ns = 900'000;
+  w.device = "the device (JACK server)";
+  AdviceRepeat r;
+  const std::string full = glitch_advice(w);
+  EXPECT_EQ(r.next(full, 100.0), full);
+  w.callback_max_ns = 1'200'000;  // other numbers, the same cause
+  const std::string again = r.next(glitch_advice(w), 170.0);
+  EXPECT_EQ(again, " — the same cause as the warning 70 s ago, whose advice holds (given in full once an hour)");
+  EXPECT_LT(again.size(), full.size() / 2);
+  EXPECT_EQ(r.next(glitch_advice(w), 100.0 + AdviceRepeat::kEverySeconds), glitch_advice(w)) << "an hour on: in full";
+  GlitchWindow disk;
+  disk.voice_underruns = 1;
+  EXPECT_EQ(r.next(glitch_advice(disk), 3705.0), glitch_advice(disk)) << "another cause: in full";
+  EXPECT_EQ(r.next("", 3706.0), "");
+}
+
 }  // namespace
 }  // namespace stemd::app

@@ -449,8 +449,8 @@ TEST(RouterWait, TheServerSleepsLongWhenNothingMovesAndAboutAPeriodWhileVoicesPl
 }
 
 // /set_tempo is all or nothing: a /fail changes nothing. With more players than free resamplers it
-// answered "/fail … busy: all 2 resamplers are in use" after it had changed the tempo and moved
-// two players to the new rate, leaving the mix at two tempos (outside pass 25, N5).
+// answered "/fail … busy: all 2 resamplers are in use" (now: the resampling budget's) after it had changed the tempo
+// and moved two players to the new rate, leaving the mix at two tempos (outside pass 25, N5).
 TEST(RouterTempo, ASetTempoThatNotEveryPlayerCanFollowChangesNothing) {
   engine::EngineConfig ec = RouterRig::config();
   ec.max_resampled_voices = 2;
@@ -468,7 +468,7 @@ TEST(RouterTempo, ASetTempoThatNotEveryPlayerCanFollowChangesNothing) {
   EXPECT_NE(r.reason.find("3 players"), std::string::npos) << r.reason;
   EXPECT_NE(r.reason.find("2 free"), std::string::npos) << r.reason;
   EXPECT_DOUBLE_EQ(rig.router.tempo().bpm(), before) << "a /fail changes nothing";
-  EXPECT_EQ(rig.ctl.resamplers_free(), 2u) << "no player moved to the new rate";
+  EXPECT_EQ(rig.ctl.resample_units_free(), 2000u) << "no player moved to the new rate";
   for (const auto& v : rig.ctl.voices()) EXPECT_FLOAT_EQ(v.rate_set, 1.0f) << v.slot;
 
   // Two players can follow two resamplers: then it is done.

@@ -103,6 +103,27 @@ TEST(StateKeeperIo, AWriteThatHangsHoldsNeitherTheMainLoopNorASecondHelper) {
   EXPECT_FALSE(exists(dir.file("state")));
 }
 
+// The shutdown's save when the write fails at once (its directory was removed): the warning gives
+// the failure's own reason. Before, the save retried until its deadline and blamed a file system
+// that does not answer: "its write has not finished after 0.0 s" (outside pass 26, user L5).
+TEST(StateKeeperIo, ASaveWhoseWriteFailsSaysWhyNotThatItHung) {
+  test::TempDir dir;
+  LogCapture log;
+  Rig rig;
+  // The helper fails at once, as `stemd --internal-state-io write` does in a missing directory.
+  StateKeeper keeper(config(dir.file("gone/state"),
+                            helper(dir, "echo \"cannot create gone/state: No such file or directory\"; exit 1"), 5.0));
+  keeper.capture_now(rig.ctl, rig.router);
+  const auto t0 = Clock::now();
+  EXPECT_FALSE(keeper.save(1.0));
+  EXPECT_LT(since(t0), 0.9) << "not retried until the deadline";
+  const std::string text = log.text();
+  EXPECT_NE(text.find("the state was NOT saved — cannot create gone/state: No such file or directory"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("has not finished"), std::string::npos) << text;
+}
+
 TEST(StateKeeperIo, TheNewestStateWaitsBehindASlowWriteAndIsWrittenAfterIt) {
   test::TempDir dir;
   test::make_wav(dir.file("a.wav"), 4'800, 1);

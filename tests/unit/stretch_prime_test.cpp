@@ -231,7 +231,7 @@ TEST(StretchPrime, AStopThenRestartPastTheStretcherBudgetIsNotBusy) {
   for (const auto& x : again) ASSERT_TRUE(ctl.stop(control::kNow, x, 2.0, err)) << err;
   control::VoiceHandle third;
   EXPECT_FALSE(ctl.play(control::kNow, 1, po, third, err)) << "the stopped voices fade for 2 s";
-  EXPECT_NE(err.find("time-stretchers are in use"), std::string::npos) << err;
+  EXPECT_NE(err.find("busy: stretching budget"), std::string::npos) << err;
 }
 
 }  // namespace

@@ -1,0 +1,132 @@
+// The players and the work budgets [control]: a tempo change reaching every player (their rates,
+// or their stretch with --stretch-method time_stretch) within the resampling and stretching
+// budgets (controller_work.cpp, work_budget.hpp). A client's /set_tempo is all or nothing
+// (tempo_change_problem); a tempo nobody can refuse — a Link peer's, the movement glide — holds
+// the players at the nearest ratio the budgets take (router.hpp: held_ratio_).
+#include "router.hpp"
+#include "work_budget.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+
+namespace stemd::control {
+
+namespace {
+// A held tempo is tried again this often (voices that ended gave units back).
+constexpr auto kHoldRetry = std::chrono::seconds(1);
+// Glide of the players moving to a ratio the budget took after a hold (output seconds).
+constexpr double kHoldGlide = 0.05;
+}  // namespace
+
+Controller::WorkNeed Router::players_need(double ratio) const {
+  Controller::WorkNeed sum;
+  for (const auto& [id, h] : players_) {
+    if (!ctl_.voice_alive(h)) continue;
+    Controller::WorkNeed w;
+    if (cfg_.time_stretch) {
+      w = ctl_.work_for_tempo(h, clamped_rate(ratio));
+    } else {
+      auto it = player_rate_.find(id);
+      w = ctl_.work_for_rate(h, clamped_rate((it == player_rate_.end() ? 1.0 : it->second) * ratio));
+    }
+    sum.resample += w.resample;
+    sum.stretch += w.stretch;
+  }
+  return sum;
+}
+
+bool Router::players_fit(double ratio) {
+  const Controller::WorkNeed need = players_need(ratio);
+  return need.resample <= ctl_.resample_units_free() && need.stretch <= ctl_.stretch_units_free();
+}
+
+// Why not every player could follow a change to `bpm` at `at` ("" when all can): the schedule must
+// take a command per player, and the players' resamplers (or time-stretchers) at the new ratio must
+// fit the budget: what each adds (a voice leaving rate 1 takes a resampler, one going faster costs
+// more: work_budget.hpp) against what is free. Checked before anything changes: a /set_tempo that
+// answered /fail had moved the players that found one (outside pass 25, N5), and one that was
+// /done had made 64 resamplers read 4× their input (outside pass 26, H1).
+std::string Router::tempo_change_problem(double bpm, std::int64_t at) const {
+  std::size_t alive = 0;
+  for (const auto& [id, h] : players_) alive += ctl_.voice_alive(h) ? 1 : 0;
+  if (!ctl_.can_send(at, alive)) return ctl_.busy_reason(at, alive);
+  const Controller::WorkNeed need = players_need(bpm / tempo_.base_bpm());
+  const std::string what = fmt::format("{:.1f} bpm ({} players)", bpm, alive);
+  const std::string stays = fmt::format(": the tempo stays {:.1f} bpm", tempo_.bpm());
+  if (need.stretch > 0 && need.stretch > ctl_.stretch_units_free()) {
+    return ctl_.budget_reason(true, need.stretch, what) + stays;
+  }
+  if (need.resample > 0 && need.resample > ctl_.resample_units_free()) {
+    return ctl_.budget_reason(false, need.resample, what) + stays;
+  }
+  return {};
+}
+
+// The ratio nearest `target` on the way from `from` (where the players are: nothing more to pay)
+// that the budgets take: the players go as far as the work allows.
+double Router::reachable_ratio(double from, double target) {
+  if (players_fit(target)) return target;
+  double lo = from, hi = target;  // lo fits, hi does not
+  for (int i = 0; i < 24 && std::fabs(hi - lo) > 1e-4 * std::fabs(lo); ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (players_fit(mid) ? lo : hi) = mid;
+  }
+  return lo;
+}
+
+int Router::move_players(double from, double glide_s, std::int64_t at, bool hold, std::string* why) {
+  const double target = tempo_.ratio();
+  const double before = held_ratio_;
+  held_ratio_ = 0;
+  if (hold) {
+    const double r = reachable_ratio(from, target);
+    if (r != target) held_ratio_ = r;
+  }
+  if ((held_ratio_ > 0) != (before > 0) || std::fabs(held_ratio_ - before) > 0.01 * before) {
+    std::uint64_t skipped = 0;
+    if (held_ratio_ > 0 && log_limit_.allow("players held by the work budget", skipped)) {
+      spdlog::warn(
+          "tempo {:.2f} bpm: players held at {:.2f} bpm: the {} budget (--max-{}-voices {} units) takes no more; they "
+          "drift from the beat grid until the tempo comes back within it (or voices end){}",
+          tempo_.bpm(), held_bpm(), cfg_.time_stretch ? "stretching" : "resampling",
+          cfg_.time_stretch ? "stretched" : "resampled",
+          cfg_.time_stretch ? ctl_.engine().max_stretched_voices() : ctl_.engine().max_resampled_voices(),
+          base::suppressed_note(skipped));
+    } else if (held_ratio_ <= 0 && before > 0 && log_limit_.allow("players held by the work budget", skipped)) {
+      spdlog::info("tempo {:.2f} bpm: the players follow it again (the work budget takes it){}", tempo_.bpm(),
+                   base::suppressed_note(skipped));
+    }
+  }
+  hold_retry_ = std::chrono::steady_clock::now() + kHoldRetry;
+  int failed = 0;
+  std::string error;
+  for (const auto& [id, h] : players_) {
+    if (!ctl_.voice_alive(h)) continue;
+    if (cfg_.time_stretch) {  // tempo without pitch: every player's stretch follows
+      if (!ctl_.set_stretch(at, h, effective_rate(1.0), error)) ++failed;
+      continue;
+    }
+    auto it = player_rate_.find(id);
+    const double own = it == player_rate_.end() ? 1.0 : it->second;
+    if (!ctl_.set_rate(at, h, effective_rate(own), glide_s, error)) ++failed;
+  }
+  if (failed > 0 && why != nullptr) *why = error;
+  return failed;
+}
+
+// Every second while held: the players go as near the tempo as the budgets take now.
+void Router::retry_held_players() {
+  if (held_ratio_ <= 0 || std::chrono::steady_clock::now() < hold_retry_) return;
+  hold_retry_ = std::chrono::steady_clock::now() + kHoldRetry;
+  if (!cfg_.tempo_moves_players) {
+    held_ratio_ = 0;
+    return;
+  }
+  const double r = reachable_ratio(held_ratio_, tempo_.ratio());
+  if (std::fabs(r - held_ratio_) > 1e-3 * held_ratio_ || r == tempo_.ratio()) {
+    move_players(held_ratio_, kHoldGlide, -1, true, nullptr);
+  }
+}
+
+}  // namespace stemd::control
