@@ -1047,7 +1047,9 @@ TEST(Stemctl, EventsPrintsOneLineEachAndUnsubscribes) {
   while (std::getline(in, line)) {
     const Json j = Json::parse(line, nullptr, false);
     ASSERT_TRUE(j.is_object()) << "not a JSON line: " << line;
-    events.push_back(j);
+    // The null backend's pacing woke late on a loaded machine: a device underflow is a notification
+    // too (it came between the two voice events' lines once), not the voice's.
+    if (j["event"] != "/stemd/device/underflow") events.push_back(j);
   }
   ASSERT_EQ(events.size(), 2u) << json.output();
   EXPECT_EQ(events[0]["event"], "/stemd/voice/started");

@@ -46,15 +46,17 @@ ConfigPlan search(std::vector<std::string> paths) {
   return p;
 }
 
-// read_config_main's output and exit status for these arguments (its standard output captured).
-std::pair<std::string, int> run_helper_side(const test::TempDir& dir, std::vector<std::string> args) {
+// A helper side's output and exit status for these arguments (its standard output captured):
+// read_config_main's, or another mode's (read_page_main).
+std::pair<std::string, int> run_helper_side(const test::TempDir& dir, std::vector<std::string> args,
+                                            int (*side)(int, char**) = read_config_main) {
   const std::string out = dir.file("helper.out");
   const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   const int saved = ::dup(1);
   ::dup2(fd, 1);
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
-  const int rc = read_config_main(static_cast<int>(argv.size()), argv.data());
+  const int rc = side(static_cast<int>(argv.size()), argv.data());
   ::dup2(saved, 1);
   ::close(saved);
   ::close(fd);
@@ -164,21 +166,6 @@ TEST(ConfigIo, TheHelpersAnswerIsTheReadOnTheCallingThreads) {
   EXPECT_EQ(read_config(plans[5], {}).kind, Kind::kNone);
 }
 
-// read_page_main's output and exit status (its standard output captured), as run_helper_side.
-std::pair<std::string, int> run_page_side(const test::TempDir& dir, std::vector<std::string> args) {
-  const std::string out = dir.file("page.out");
-  const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  const int saved = ::dup(1);
-  ::dup2(fd, 1);
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  const int rc = read_page_main(static_cast<int>(argv.size()), argv.data());
-  ::dup2(saved, 1);
-  ::close(saved);
-  ::close(fd);
-  return {slurp(out), rc};
-}
-
 // The web monitor's page (--web-root), read as the config file is (outside pass 25, N2: before,
 // the web server read it on the main thread, and a share that stopped answering held the start).
 // Its files of the types given, not below the directory, not a FIFO (never opened: it would
@@ -205,7 +192,7 @@ TEST(ConfigIo, AWebPageIsItsFilesOfTheTypesGivenReadAsTheConfigIs) {
   EXPECT_EQ(files, want);
 
   // The helper's side gives the same bytes, after the paths it looked at.
-  const auto [out, rc] = run_page_side(dir, {"1048576", root, ".html", ".js", ".css", ".png"});
+  const auto [out, rc] = run_helper_side(dir, {"1048576", root, ".html", ".js", ".css", ".png"}, read_page_main);
   EXPECT_EQ(rc, 0);
   const std::string looked = root + "/index.html" + '\0' + root + '\0' + root + "/app.js" + '\0' + root + "/dir.css" +
                              '\0' + root + "/index.html" + '\0' + root + "/logo.png" + '\0' + root + "/pipe.css" +
