@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -164,9 +165,21 @@ TEST(FdBudget, TheReserveHoldsEveryClientAndAMarginWithinAQuarterOfTheLimit) {
 
 // A refusal asks for a new listing of what is open (the main thread's next health tick), instead
 // of up to 10 s later: fds_open said 17 while Link held 1,024 (outside pass 26, L1).
+// The test holds eight descriptors of its own: under CI's ctest a test process inherits only
+// stdin, stdout and stderr, and 3 + a reserve of 4 fit a limit of 8 (stop 36's red CI).
 TEST(FdBudget, ARefusalAsksForAMeasureAtOnce) {
+  struct Held {
+    int fds[8];
+    Held() {
+      for (int& fd : fds) fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    ~Held() {
+      for (int fd : fds) ::close(fd);
+    }
+  } held;
+  for (int fd : held.fds) ASSERT_GE(fd, 0);
   io::FdBudget fds(8, 4);
-  ASSERT_TRUE(fds.measure());  // this process holds more than 4 besides media files
+  ASSERT_TRUE(fds.measure());  // at least the 8 held, besides media files
   EXPECT_FALSE(fds.take_remeasure());
   std::string why;
   EXPECT_FALSE(fds.admit_held(why));
