@@ -64,8 +64,9 @@ class ChangeBurst {
 };
 
 // Peers: told once the count has held 1 s (boxes starting together are one line), or after 10 s
-// of flapping; 3 lines at once, then at most one per 30 s: a flapping Wi-Fi writes at most 120
-// lines (≈ 15 kB) an hour, less than the health line's own 17.5 kB at its default interval.
+// of flapping; 3 lines at once, then at most one per 30 s: a flapping Wi-Fi writes at most 123
+// lines an hour (≈ 18–26 kB with the journal's timestamps: about what the health line writes at
+// its default interval, 17.5 kB; not the tens of MB a day of a line per change).
 inline constexpr ChangeBurst::Limits kPeerLimits{std::chrono::seconds(1), std::chrono::seconds(10), 3,
                                                  std::chrono::seconds(30)};
 // The session tempo: one line per change burst (a peer dragging its tempo: settled for 1 s), a
