@@ -141,6 +141,8 @@ std::string health_summary(const HealthLine& h) {
   const double mib = h.resident_bytes / (1024.0 * 1024.0);
   std::string fds = open_files_trouble(h);
   if (!fds.empty()) fds += "; ";
+  const std::string link =
+      h.link_peers < 0 ? "" : fmt::format(", Link: {} {}", h.link_peers, h.link_peers == 1 ? "peer" : "peers");
   if (!h.device_running) {
     const std::string name = h.device_name.empty() ? "" : " '" + h.device_name + "'";
     std::string why = one_line(h.device_reason);
@@ -148,15 +150,16 @@ std::string health_summary(const HealthLine& h) {
       why += (why.empty() ? "" : "; ") + fmt::format("attempt {}, retrying", h.device_attempts);
     return fmt::format(
         "device{} {} {:.1f} s{}: nothing plays until it {}; {}{} voices, CPU {:.1f}% of one core, memory {:.1f} MiB "
-        "resident",
+        "resident{}",
         name, h.device_waiting ? "not there yet, waiting" : "lost for", h.device_away_s,
-        why.empty() ? "" : " (" + why + ")", h.device_waiting ? "appears" : "is back", fds, h.voices, h.cpu_pct, mib);
+        why.empty() ? "" : " (" + why + ")", h.device_waiting ? "appears" : "is back", fds, h.voices, h.cpu_pct, mib,
+        link);
   }
   return fmt::format(
       "{}{} voices, CPU {:.1f}% of one core (audio callback {:.1f}%), {}, lowest ring fill {}%, voice underruns {}, "
-      "device underflows {}, memory {:.1f} MiB resident, device {}",
+      "device underflows {}, memory {:.1f} MiB resident, device {}{}",
       fds, h.voices, h.cpu_pct, h.callback_pct, h.rt_policy.empty() ? "audio thread not started yet" : h.rt_policy,
-      h.lowest_ring_fill_pct, h.voice_underruns, h.device_underflows, mib, h.device);
+      h.lowest_ring_fill_pct, h.voice_underruns, h.device_underflows, mib, h.device, link);
 }
 
 }  // namespace stemd::app

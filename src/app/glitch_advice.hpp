@@ -81,6 +81,9 @@ struct HealthLine {
   std::int64_t fds_open = 0, fds_limit = 0, fds_reserve = 0;
   std::uint64_t fds_refused = 0;
   double fds_refused_window_s = 0;
+  // The Link session's peers (Router::link_peers_now); -1 without --link (new-user pass 26, M3:
+  // a box that lost its peers went on writing the same health line).
+  int link_peers = -1;
 };
 
 // The health line's open-file part, when streamed sources are short of descriptors — fewer than
@@ -95,6 +98,7 @@ std::string open_files_trouble(const HealthLine& h);
 // 3.1 s: …; attempt 4, retrying): nothing plays until it appears; 0 voices, CPU 1.4% of one core,
 // memory 33.1 MiB resident" — not "0 voices, … unknown, … device waiting" (new-user pass 24).
 // Descriptors short (open_files_trouble) come next, before the voices, as a missing device does.
+// With --link, the peers last: "…, device running, Link: 1 peer".
 std::string health_summary(const HealthLine& h);
 
 }  // namespace stemd::app

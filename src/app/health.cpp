@@ -98,6 +98,7 @@ void DaemonRun::health_tick(Clock::time_point now) {
   h.device_reason = device_.reason();
   h.device_attempts = device_.attempts();
   h.device_name = o_.device;
+  h.link_peers = inst_->router().link_peers_now();  // -1 without --link
   if (fds_) {  // streamed loads refused for descriptors since the last health line (or the start)
     h.fds_open = fds_->in_use();
     h.fds_limit = fds_->limit();

@@ -191,6 +191,10 @@ void Instance::control_loop() {
         if (local_sink_ && o.to.local != 0) local_sink_(o);
       }
     }
+    // The router's tick, as the OSC server's loop runs it: the Link session followed (its tempo,
+    // grid and peers), the tempo glide, the clock printout. Without it a --no-osc --link box never
+    // followed the session (found with new-user pass 26's M3: its health line said "Link: 0 peers").
+    if (router_) router_->tick();
     if (control_tick_) control_tick_();
   }
 }

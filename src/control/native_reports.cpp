@@ -166,6 +166,8 @@ Reply NativeDialect::status(const Call&) {
   // Messages of bundles whose time had passed: they ran at once and were answered /fail "late by".
   const auto late = r_.stats_.bad.find(to_string(ErrorKind::kLate));
   kv("late_messages", OscArg::Int64(static_cast<std::int64_t>(late == r_.stats_.bad.end() ? 0 : late->second)));
+  // Messages of bundles with a time, on time or late: timetags are in use (stemctl status shows the clock).
+  kv("timed_messages", OscArg::Int64(static_cast<std::int64_t>(r_.stats_.timed)));
   // Refused as busy (a queue, the loads in flight, the schedule full): try again. Not bad_messages.
   const auto busy = r_.stats_.bad.find(to_string(ErrorKind::kBusy));
   kv("busy_messages", OscArg::Int64(static_cast<std::int64_t>(busy == r_.stats_.bad.end() ? 0 : busy->second)));

@@ -318,6 +318,10 @@ Reply Router::handle_reply(const OscMessage& m, const Peer& from) {
   reply_deferred_ = false;
   double late_ms = 0, ahead_s = 0;
   const std::int64_t at = forced_frame_ >= 0 ? forced_frame_ : bundle_frame(m, late_ms, ahead_s);
+  if (forced_frame_ < 0 && resume_ == nullptr && play_resume_ == nullptr && m.timetag != kOscImmediately &&
+      m.timetag != 0) {
+    ++stats_.timed;  // timetags are in use: stemctl status shows the stream clock's row
+  }
   current_msg_ = &m;
   current_from_ = &from;
   Reply r = route(Call{m, from, at, arrival_base_}, ahead_s);

@@ -19,6 +19,7 @@
 #include "dialects.hpp"
 #include "base/log_guard.hpp"
 #include "link_grid_check.hpp"
+#include "link_report.hpp"
 #include "load_pool.hpp"
 #include "media_policy.hpp"
 #include "net.hpp"
@@ -200,6 +201,9 @@ class Router {
 
   // The Link session (--link), or null.
   const LinkSession* link() const { return link_.get(); }
+  // [any thread] The Link session's peers as of the last control pass; -1 without --link (the
+  // daemon's health line, on the main thread: Link's own count takes a lock, never the audio thread's).
+  int link_peers_now() const { return link_peers_now_.load(std::memory_order_relaxed); }
 
   // The movement tempo's glide (TempoClock::glide).
   static double glide_tempo(double current, double target, double dt, double rise_s, double fall_s) {
@@ -315,6 +319,14 @@ class Router {
   std::chrono::steady_clock::time_point link_next_probe_{}, link_rejoin_after_{};
   double link_backoff_s_ = 10;
   std::optional<std::chrono::steady_clock::time_point> link_join_at_;  // when the new session joins
+  // New-user pass 26 (M3, L1): the peer count and the session tempo told in the log, in few lines
+  // (link_report.hpp), and whether an interface can carry Link's multicast (looked at again every
+  // 5 s while none can).
+  void link_report(std::chrono::steady_clock::time_point now);
+  std::optional<ChangeBurst> link_peers_told_, link_tempo_told_;
+  LinkReach link_reach_ = LinkReach::kNetwork;
+  std::chrono::steady_clock::time_point link_reach_next_{};
+  std::atomic<int> link_peers_now_{-1};
 
   // Async loads (router_loads.cpp)
   // What one packet may still be answered with. A message that waits behind a load is answered

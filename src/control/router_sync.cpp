@@ -28,6 +28,15 @@ void Router::start_link() {
   ctl_.engine().set_period_listener(link_.get());
   spdlog::info("link: joined the Ableton Link session at {:.1f} bpm (output latency {:.1f} ms compensated)", cfg_.bpm,
                cfg_.output_latency_s * 1000.0);
+  const auto now = std::chrono::steady_clock::now();
+  link_peers_told_.emplace(0.0, kPeerLimits, now);
+  link_tempo_told_.emplace(cfg_.bpm, kTempoLimits, now);
+  link_peers_now_.store(0, std::memory_order_relaxed);
+  // Can another box hear this one? (New-user pass 26, M3: with no interface up it said "joined".)
+  const std::vector<NetInterface> ifs = scan_interfaces();
+  link_reach_ = link_reach(ifs);
+  if (link_reach_ != LinkReach::kNetwork) spdlog::warn("{}", link_reach_text(link_reach_, ifs, true));
+  link_reach_next_ = now + std::chrono::seconds(5);
 }
 
 // Called with the stream stopped (the Instance's owner stops the backend before the router
@@ -36,35 +45,64 @@ void Router::stop_link() {
   if (!link_) return;
   ctl_.engine().set_period_listener(nullptr);
   link_.reset();
+  link_peers_now_.store(-1, std::memory_order_relaxed);
 }
 
 void Router::sync_tick() {
   if (!link_) return;
   link_probe();
   link_->set_quantum(tempo_.quantum_beats() > 0 ? tempo_.quantum_beats() : tempo_.meter());
+  const auto now = std::chrono::steady_clock::now();
+  const std::size_t peers = link_->peers();  // Link's count, under its lock: here, never on the audio thread
+  link_peers_now_.store(static_cast<int>(peers), std::memory_order_relaxed);
+  link_peers_told_->feed(static_cast<double>(peers), now);
   const double bpm = link_->tempo();
   if (std::fabs(bpm - link_bpm_applied_) > 1e-4) {
     // Any peer on the LAN may change the session's tempo as often as it likes (Link holds it to
-    // 20–999 bpm): a few lines a second, and say when the players cannot follow it.
-    std::uint64_t skipped = 0;
-    if (log_limit_.allow("link: session tempo changes", skipped)) {
-      const double ratio = bpm / cfg_.bpm;
-      if (ratio < limits::kMinRate || ratio > limits::kMaxRate) {
-        spdlog::warn(
-            "link: session tempo {:.2f} bpm ({} peers): beyond 0.25–4 × --bpm {:.1f}, players held at {:.1f} "
-            "bpm{}",
-            bpm, link_->peers(), cfg_.bpm, cfg_.bpm * std::clamp(ratio, limits::kMinRate, limits::kMaxRate),
-            base::suppressed_note(skipped));
-      } else {
-        spdlog::info("link: session tempo {:.2f} bpm ({} peers){}", bpm, link_->peers(),
-                     base::suppressed_note(skipped));
-      }
+    // 20–999 bpm): what rate the players take is told once per change burst (link_report), and
+    // a tempo beyond what they follow is a warning at once, at most a few lines a second.
+    const double ratio = bpm / cfg_.bpm;
+    if (std::uint64_t skipped = 0; (ratio < limits::kMinRate || ratio > limits::kMaxRate) &&
+                                   log_limit_.allow("link: session tempo changes", skipped)) {
+      spdlog::warn("link: session tempo {:.2f} bpm ({}): beyond 0.25–4 × --bpm {:.1f}, players held at {:.1f} bpm{}",
+                   bpm, peers_text(peers), cfg_.bpm, cfg_.bpm * std::clamp(ratio, limits::kMinRate, limits::kMaxRate),
+                   base::suppressed_note(skipped));
     }
     link_bpm_applied_ = bpm;
     tempo_.stop_movement();  // the session's tempo wins over a movement glide in progress
     apply_tempo(bpm, kLinkGlide, -1);
   }
   sync_grid();
+  link_report(now);
+}
+
+// The peer count's and the session tempo's lines, once each has settled and within their rate
+// limits (link_report.hpp); and, while no interface could carry Link's multicast, whether one can now.
+void Router::link_report(std::chrono::steady_clock::time_point now) {
+  ChangeBurst::Report r;
+  if (link_peers_told_->take(now, r)) spdlog::info("{}", peers_line(r, tempo_.bpm()));
+  if (link_tempo_told_->take(now, r)) {
+    TempoLine t;
+    t.change = r;
+    t.peers = link_->peers();
+    t.base_bpm = cfg_.bpm;
+    t.rate = std::clamp(players_ratio(), limits::kMinRate, limits::kMaxRate);
+    t.moves_players = cfg_.tempo_moves_players;
+    t.stretch = cfg_.time_stretch;
+    t.held_bpm = held_bpm();
+    spdlog::info("{}", tempo_line(t));
+  }
+  if (link_reach_ == LinkReach::kNetwork || now < link_reach_next_) return;
+  link_reach_next_ = now + std::chrono::seconds(5);
+  const std::vector<NetInterface> ifs = scan_interfaces();
+  const LinkReach reach = link_reach(ifs);
+  if (reach == link_reach_) return;
+  link_reach_ = reach;
+  if (reach == LinkReach::kNetwork) {
+    spdlog::info("{}", link_reach_text(reach, ifs, false));
+  } else {
+    spdlog::warn("{}", link_reach_text(reach, ifs, false));
+  }
 }
 
 // The session's grid is followed only while it runs true (link_grid_check.hpp): otherwise the
@@ -78,12 +116,13 @@ void Router::sync_grid() {
     if (!log_limit_.allow("link: beat grid", skipped)) {
     } else if (link_grid_.rejected()) {
       spdlog::warn(
-          "link: not following the Link session's beat grid ({} peers, {:.2f} bpm): {}; quantised starts use this "
+          "link: not following the Link session's beat grid ({}, {:.2f} bpm): {}; quantised starts use this "
           "box's own clock until the session's grid runs true for {:.0f} s (a forged or broken peer?){}",
-          link_->peers(), g.bpm, link_grid_.reason(), LinkGridCheck::kRecoverS, base::suppressed_note(skipped));
+          peers_text(link_->peers()), g.bpm, link_grid_.reason(), LinkGridCheck::kRecoverS,
+          base::suppressed_note(skipped));
     } else {
-      spdlog::info("link: following the Link session's beat grid again ({} peers, {:.2f} bpm){}", link_->peers(), g.bpm,
-                   base::suppressed_note(skipped));
+      spdlog::info("link: following the Link session's beat grid again ({}, {:.2f} bpm){}", peers_text(link_->peers()),
+                   g.bpm, base::suppressed_note(skipped));
     }
   }
   if (follow) tempo_.follow_grid(g.frame, g.beat, g.bpm, g.frames_per_second);
@@ -105,9 +144,9 @@ void Router::link_probe() {
   link_absurd_ = link_->absurd_session();
   if (link_absurd_.empty() || now < link_rejoin_after_) return;
   spdlog::warn(
-      "link: the Link session's timeline is absurd ({} peers, a forged or broken peer): {}; leaving the session and "
+      "link: the Link session's timeline is absurd ({}, a forged or broken peer): {}; leaving the session and "
       "joining afresh at {:.2f} bpm (the next time in {:.0f} s at the earliest)",
-      link_->peers(), link_absurd_, tempo_.bpm(), link_backoff_s_);
+      peers_text(link_->peers()), link_absurd_, tempo_.bpm(), link_backoff_s_);
   const double beat = tempo_.beats_at(ctl_.now_frame());
   if (!link_->rejoin(tempo_.bpm(), beat)) return;
   link_join_at_ = now + std::chrono::milliseconds(500);
@@ -124,8 +163,8 @@ std::string Router::link_tempo_problem() {
   if (link_absurd_.empty()) return {};
   link_next_probe_ = {};  // the next tick leaves the session (when its back-off allows)
   if (std::uint64_t skipped = 0; log_limit_.allow("link: tempo refused", skipped)) {
-    spdlog::warn("link: /set_tempo refused: the Link session's timeline is absurd ({} peers): {}{}", link_->peers(),
-                 link_absurd_, base::suppressed_note(skipped));
+    spdlog::warn("link: /set_tempo refused: the Link session's timeline is absurd ({}): {}{}",
+                 peers_text(link_->peers()), link_absurd_, base::suppressed_note(skipped));
   }
   return fmt::format(
       "the Link session would not take the tempo: its timeline is absurd (a forged or broken peer: {}); this box "
@@ -214,6 +253,7 @@ int Router::apply_tempo(double bpm, double glide_s, std::int64_t at, std::string
   if (link_) {  // this box's tempo is the session's: every peer follows
     link_->set_tempo(bpm);
     link_bpm_applied_ = bpm;
+    link_tempo_told_->feed(bpm, std::chrono::steady_clock::now());  // a peer's or this box's: the players' rate is told
   }
   if (!cfg_.tempo_moves_players) return 0;  // --disable-time-stretch: only the clock moves
   // A client's change was checked above; one nobody can refuse (Link, the movement) is held

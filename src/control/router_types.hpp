@@ -114,6 +114,7 @@ struct RouterStats {
   std::uint64_t replies_withheld = 0;        // to unvalidated UDP sources: over 3× their request
   std::uint64_t cookies_sent = 0;            // /stemd/cookie in their place
   std::uint64_t queries_repeated = 0;        // a packet's repeats of a status query: its answer copied
+  std::uint64_t timed = 0;                   // messages of bundles with a time (on time or late)
   std::map<std::string, std::uint64_t> bad;  // kind → count
   // Messages the old server ignored and stemd accepts as no-ops (address → count): detector
   // pose frames, sc-engine example addresses, /stem_volume of an id not loaded, EQ with

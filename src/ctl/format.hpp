@@ -75,9 +75,10 @@ std::string status_table(const StatusFields& f);
 // What a user needs (`status`, at most 11 lines after the heading): backend and rate, the
 // device's state when the daemon reports one, latency,
 // voices (playing and paused), sources, memory held of the limit, underruns, device underflows,
-// callback p99 against the budget, uptime, the test tone while it sounds, and the tempo when one is
-// in use (tempo_in_use; always from a daemon that does not say). Fields the daemon did not send are
-// left out.
+// callback p99 against the budget, uptime, the test tone while it sounds, the tempo when one is
+// in use (tempo_in_use; always from a daemon that does not say), and the stream clock (its DLL:
+// ready for synchronised starts?) with --link or once timed bundles came. Fields the daemon did not
+// send are left out.
 std::string status_summary(const StatusFields& f);
 
 // JSON (`--json`), one document, newline-terminated. Numbers stay numbers (ints as integers,

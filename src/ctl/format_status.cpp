@@ -14,6 +14,11 @@ using namespace detail;
 
 namespace {
 
+// The stream clock is ready for synchronised starts once its DLL has tracked this long (seconds)
+// with its recent error under kClockSteadyUs (µs): docs/sync.md's "~8 s" and bench_sync's 0.5 ms.
+constexpr double kClockReadyS = 8.0;
+constexpr double kClockSteadyUs = 500.0;
+
 // The sync fields (router_sync.cpp): the tempo clock, the Link session, the stream clock's DLL.
 bool sync_field_text(const std::string& k, double x, std::string& label, std::string& text) {
   if (k == "tempo_bpm") {
@@ -48,7 +53,7 @@ bool sync_field_text(const std::string& k, double x, std::string& label, std::st
 }
 
 // The summary's one sync row: tempo, beat and phase, and the Link session's peers (the clock's
-// DLL error is in --all: the short status stays short).
+// own row: clock_rows).
 // Left out while no tempo is in use (tempo_in_use 0: nobody set one, the clock ticks at --bpm's
 // default and nothing follows it — a new user read "120.00 bpm" as something they had set).
 void sync_rows(const StatusFields& f, std::vector<std::vector<std::string>>& rows) {
@@ -68,6 +73,31 @@ void sync_rows(const StatusFields& f, std::vector<std::vector<std::string>>& row
     t += "; players held at " + fmt("%.2f bpm", held) + " (the work budget)";
   }
   rows.push_back({"  tempo", t});
+}
+
+// The summary's clock row, with --link or once timed bundles came (timed_messages): whether the
+// stream clock's DLL has tracked the ~8 s a synchronised start waits for (docs/sync.md), and its
+// error. New-user pass 26 (L7): sync.md promised "the clock DLL error" in `stemctl status`, and
+// clock_locked_s was only in --all. Left out by a daemon that has no such fields.
+void clock_rows(const StatusFields& f, std::vector<std::vector<std::string>>& rows) {
+  if (find_field(f, "clock_locked_s") == nullptr) return;
+  if (field_number(f, "link") <= 0 && field_number(f, "timed_messages") <= 0) return;
+  const double locked = field_number(f, "clock_locked_s"), err = field_number(f, "clock_error_max_us");
+  const std::string tracked = locked < 60 ? fmt("%.1f s", locked) : fmt_uptime(locked);
+  std::string t;
+  if (locked < kClockReadyS) {
+    t = "settling: tracked " + tracked + " of the ~8 s a synchronised start waits for";
+  } else if (err >= kClockSteadyUs) {
+    t = "tracked " + tracked + ", but unsteady: its error reached " + fmt("%.0f µs", err) +
+        " in the last 1–2 s (the device's timing)";
+  } else {
+    t = "ready for synchronised starts (tracked " + tracked + ")";
+  }
+  t += ", error max " + fmt("%.1f µs", err);
+  if (const auto resets = static_cast<std::int64_t>(field_number(f, "clock_resets")); resets > 0) {
+    t += ", " + std::to_string(resets) + (resets == 1 ? " restart" : " restarts");
+  }
+  rows.push_back({"  clock", t});
 }
 
 // The device row: its state, how long it has been lost and why — or, for the null backend, that
@@ -125,6 +155,7 @@ const char* plain_label(const std::string& k) {
       {"messages", "OSC messages"},
       {"bad_messages", "OSC messages refused"},
       {"late_messages", "OSC messages late (bundle time passed)"},
+      {"timed_messages", "OSC messages of timed bundles (on time or late)"},
       {"busy_messages", "OSC messages refused as busy (try again)"},
       {"ignored_messages", "OSC messages ignored (as the old server did)"},
       {"subscribers", "event subscribers"},
@@ -358,6 +389,7 @@ std::string status_summary(const StatusFields& f) {
     }
   }
   sync_rows(f, rows);
+  clock_rows(f, rows);
   return table(rows, {});
 }
 

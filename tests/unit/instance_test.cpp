@@ -76,6 +76,21 @@ TEST(Instance, WithoutOscTheControlSideRunsOnItsOwnThreadBetweenStartAndStop) {
   EXPECT_EQ(thread_of_post(inst), caller) << "after stop_control the caller is the control thread again";
 }
 
+// The router's tick runs on the Instance's own control thread as on the OSC server's: without it
+// a --link --no-osc daemon never followed the Link session (its tempo, grid and peers).
+TEST(Instance, WithoutOscTheRouterTicksOnTheControlThread) {
+  app::Instance inst(small_config(false));
+  std::string err;
+  ASSERT_TRUE(inst.open_control(err)) << err;
+  std::atomic<int> ticks{0};
+  inst.router().set_tick_hook([&] { ++ticks; });  // called first thing in every Router::tick()
+  inst.start_control();
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  while (ticks.load() < 3 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(5ms);
+  EXPECT_GE(ticks.load(), 3) << "the router ticks at every pass of the control thread (at least every 100 ms)";
+  inst.stop_control();
+}
+
 TEST(Instance, WorkPostedBeforeStopRunsOnTheControlThread) {
   app::Instance inst(small_config(false));
   std::string err;

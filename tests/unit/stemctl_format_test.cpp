@@ -77,6 +77,42 @@ TEST(StemctlFormat, TheTempoRowIsShownOnlyWhileATempoIsInUse) {
   EXPECT_EQ(row(ctl::status_summary(fields(kv)), "tempo"), "120.00 bpm, beat 6.50 (phase 2.50 of 4)");
 }
 
+// New-user pass 26 (L7): sync.md tells a user to start a synchronised cue once every box's clock
+// has tracked ~8 s, and promised "the clock DLL error" in `stemctl status`; the short status had
+// neither (clock_locked_s was only in --all). Now a clock row, with --link or once timed bundles came.
+TEST(StemctlFormat, TheShortStatusHasAClockRowWithLinkOrTimetags) {
+  std::vector<std::pair<std::string, OscArg>> kv{{"clock_error_us", OscArg::Float(2.5f)},
+                                                 {"clock_error_max_us", OscArg::Float(12.25f)},
+                                                 {"clock_resets", OscArg::Int64(0)},
+                                                 {"clock_locked_s", OscArg::Float(3.25f)},
+                                                 {"link", OscArg::Int(0)},
+                                                 {"timed_messages", OscArg::Int64(0)}};
+  EXPECT_EQ(row(ctl::status_summary(fields(kv)), "clock"), "<none>") << "neither Link nor timetags: no row";
+  kv[4].second = OscArg::Int(1);  // --link
+  EXPECT_EQ(row(ctl::status_summary(fields(kv)), "clock"),
+            "settling: tracked 3.2 s of the ~8 s a synchronised start waits for, error max 12.2 µs");
+  kv[4].second = OscArg::Int(0);
+  kv[5].second = OscArg::Int64(2);  // timed bundles came, no Link
+  kv[3].second = OscArg::Float(75.0f);
+  EXPECT_EQ(row(ctl::status_summary(fields(kv)), "clock"),
+            "ready for synchronised starts (tracked 0:01:15), error max 12.2 µs");
+  kv[1].second = OscArg::Float(740.0f);  // tracking, but the device's timing jumps
+  kv[2].second = OscArg::Int64(1);
+  kv[3].second = OscArg::Float(9.0f);
+  EXPECT_EQ(row(ctl::status_summary(fields(kv)), "clock"),
+            "tracked 9.0 s, but unsteady: its error reached 740 µs in the last 1–2 s (the device's timing), error max "
+            "740.0 µs, 1 restart");
+  EXPECT_EQ(row(ctl::status_table(fields(kv)), "OSC messages of timed bundles \\(on time or late\\)"), "2");
+}
+
+// New-user pass 26 (M3, L7): the peers in the health line, and "1 peer", not "1 peers".
+TEST(StemctlFormat, TheTempoRowSaysOnePeer) {
+  std::vector<std::pair<std::string, OscArg>> kv{{"tempo_bpm", OscArg::Float(120)},  {"beat", OscArg::Float(6.5)},
+                                                 {"beat_phase", OscArg::Float(2.5)}, {"quantum", OscArg::Float(4)},
+                                                 {"link", OscArg::Int(1)},           {"link_peers", OscArg::Int(1)}};
+  EXPECT_EQ(row(ctl::status_summary(fields(kv)), "tempo"), "120.00 bpm, beat 6.50 (phase 2.50 of 4), Link: 1 peer");
+}
+
 TEST(StemctlFormat, BytesAreMebibytesAndSaySo) {
   EXPECT_EQ(ctl::fmt_bytes(1024.0 * 1024.0), "1.00 MiB");
   EXPECT_EQ(ctl::fmt_bytes(2048.0 * 1024.0 * 1024.0), "2048.0 MiB");
@@ -280,6 +316,17 @@ TEST(HealthLine, ARunningDeviceKeepsTheLineScriptsRead) {
   EXPECT_EQ(app::health_summary(h),
             "3 voices, CPU 1.4% of one core (audio callback 0.7%), SCHED_FIFO 70, lowest ring fill 100%, voice "
             "underruns 0, device underflows 0, memory 33.1 MiB resident, device running");
+  h.link_peers = 1;  // --link: the peers last (new-user pass 26, M3)
+  EXPECT_EQ(app::health_summary(h),
+            "3 voices, CPU 1.4% of one core (audio callback 0.7%), SCHED_FIFO 70, lowest ring fill 100%, voice "
+            "underruns 0, device underflows 0, memory 33.1 MiB resident, device running, Link: 1 peer");
+  h.link_peers = 0;
+  EXPECT_NE(app::health_summary(h).find(", device running, Link: 0 peers"), std::string::npos)
+      << app::health_summary(h);
+  h.device_running = false;  // the device missing: the peers still said
+  EXPECT_NE(app::health_summary(h).find(" MiB resident, Link: 0 peers"), std::string::npos) << app::health_summary(h);
+  h.device_running = true;
+  h.link_peers = -1;
   h.rt_policy.clear();  // the audio thread not seen yet: said in words, not "unknown"
   EXPECT_NE(app::health_summary(h).find(", audio thread not started yet, "), std::string::npos)
       << app::health_summary(h);
