@@ -17,6 +17,11 @@
 //                                 previous window from the mapping
 //   refill/mmap-populate/streams:N  MADV_POPULATE_READ the next window (page tables filled, no
 //                                 pin), sum the previous window from the mapping
+//   refill/hot-map/streams:N/slots:K   rings of K periods (1024 frames): per period, copy the next
+//                                 period of every stream from its (populated) mapping, then sum
+//                                 every stream's period copied K - 1 periods earlier — the mixer
+//                                 reading what is still in cache (BM_RefillHot)
+//   refill/hot-pread/streams:N/slots:K the same with a pread per stream per period
 //
 // N streams each read their own region of 8 distinct 60-s 16-bit WAVs (88 MiB, from the page
 // cache), so neither the rings (N × 75 KiB) nor the file data stay in a 32 MiB L3 at N = 1024.
@@ -101,20 +106,22 @@ void page_span(const File& f, off_t from, std::byte** start, std::size_t* len) n
   *len = hi - lo;
 }
 
-void BM_Refill(benchmark::State& state, Mode mode, int streams) {
-  std::vector<File> files(kFiles);
+// The 8 fixture files, open and read once into the page cache; false (and the state skipped) when
+// one cannot be written or opened.
+bool open_files(benchmark::State& state, std::vector<File>& files) {
+  files.assign(kFiles, File{});
   for (int k = 0; k < kFiles; ++k) {
     std::string path;
     try {
       path = wav_fixture("refill_" + std::to_string(k) + ".wav", WavKind::kPcm16Noise, kFileFrames);
     } catch (const std::exception& e) {
       state.SkipWithError(e.what());
-      return;
+      return false;
     }
     files[k].fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (files[k].fd < 0) {
       state.SkipWithError("open failed");
-      return;
+      return false;
     }
     files[k].map_bytes = static_cast<std::size_t>(kDataStart + kFileFrames * 4);
     std::vector<char> warm(1 << 20);  // into the page cache before timing
@@ -122,6 +129,12 @@ void BM_Refill(benchmark::State& state, Mode mode, int streams) {
       if (::pread(files[k].fd, warm.data(), warm.size(), at) < 0) break;
     }
   }
+  return true;
+}
+
+void BM_Refill(benchmark::State& state, Mode mode, int streams) {
+  std::vector<File> files;
+  if (!open_files(state, files)) return;
   // Each stream: its own mapping (mlock/munlock change the mapping's flags: streams of one file
   // must not unpin each other's windows), its ring, its position.
   struct S {
@@ -222,6 +235,84 @@ void BM_Refill(benchmark::State& state, Mode mode, int streams) {
       benchmark::Counter(frames * 1e-9, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
 
+// Cache-resident rings, the lever measured in the twenty-seventh round: each stream's ring holds
+// only `slots` periods; per period the loader copies the next period of every stream (from the
+// file's mapping, or by pread), then the mixer reads, for every stream, the period copied
+// `slots - 1` periods earlier. At 1024 streams one period of every stream is 4 MiB, so what the
+// mixer reads is still in the 32 MiB L3 (read from the page cache once, from DRAM; written and read
+// back in cache) — where the 400-ms rings above are written to DRAM and read back from it. The
+// price is the margin: the rings hold a period or three, not 400 ms.
+void BM_RefillHot(benchmark::State& state, int streams, std::size_t period_frames, std::size_t slots, bool use_pread) {
+  std::vector<File> files;
+  if (!open_files(state, files)) return;
+  for (File& f : files) {
+    // MAP_POPULATE: the page tables filled once, before timing (the steady state of a loader that
+    // maps windows in ahead of time; what that costs is refill/mmap-populate's)
+    void* m = ::mmap(nullptr, f.map_bytes, PROT_READ, MAP_SHARED | MAP_POPULATE, f.fd, 0);
+    if (m == MAP_FAILED) {
+      state.SkipWithError((std::string("mmap: ") + std::strerror(errno)).c_str());
+      return;
+    }
+    f.map = static_cast<const std::byte*>(m);
+  }
+  const std::size_t period_bytes = period_frames * 4;
+  const std::size_t ring_bytes = slots * period_bytes;
+  const std::size_t arena_bytes = static_cast<std::size_t>(streams) * ring_bytes;
+  std::byte* arena = ring_memory::allocate(arena_bytes);
+  struct S {
+    const File* file;
+    std::byte* ring;
+    off_t pos;
+  };
+  std::vector<S> ss(static_cast<std::size_t>(streams));
+  const off_t data_end = kDataStart + kFileFrames * 4;
+  const auto periods = static_cast<off_t>((kFileFrames * 4) / period_bytes);
+  for (int i = 0; i < streams; ++i) {
+    const File* f = &files[static_cast<std::size_t>(i % kFiles)];
+    const off_t at = static_cast<off_t>(((i / kFiles) * 67) % (periods - 2)) * static_cast<off_t>(period_bytes);
+    ss[static_cast<std::size_t>(i)] = S{f, arena + static_cast<std::size_t>(i) * ring_bytes, kDataStart + at};
+  }
+  std::int64_t sink = 0;
+  std::uint64_t round = 0;
+  std::string error;
+  for (auto _ : state) {
+    const std::size_t fill = round % slots;
+    const std::size_t read = (round + 1) % slots;  // copied slots - 1 periods ago
+    for (S& s : ss) {                              // the loader's pass
+      if (s.pos + static_cast<off_t>(period_bytes) > data_end) s.pos = kDataStart;
+      std::byte* dst = s.ring + fill * period_bytes;
+      if (!use_pread) {
+        std::memcpy(dst, s.file->map + s.pos, period_bytes);
+      } else if (::pread(s.file->fd, dst, period_bytes, s.pos) != static_cast<ssize_t>(period_bytes)) {
+        error = "short pread";
+      }
+      s.pos += static_cast<off_t>(period_bytes);
+    }
+    for (S& s : ss) {  // the mixer's period
+      const std::byte* p = s.ring + read * period_bytes;
+      std::int16_t v[64];
+      for (std::size_t at = 0; at + sizeof v <= period_bytes; at += sizeof v) {
+        std::memcpy(v, p + at, sizeof v);
+        for (std::int16_t x : v) sink += x;
+      }
+    }
+    ++round;
+    if (!error.empty()) {
+      state.SkipWithError(error.c_str());
+      break;
+    }
+  }
+  benchmark::DoNotOptimize(sink);
+  ring_memory::release(arena, arena_bytes);
+  for (File& f : files) {
+    ::munmap(const_cast<std::byte*>(f.map), f.map_bytes);
+    ::close(f.fd);
+  }
+  const double frames = static_cast<double>(streams) * static_cast<double>(period_frames);
+  state.counters["ns_per_frame"] =
+      benchmark::Counter(frames * 1e-9, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+
 [[maybe_unused]] const bool registered = [] {
   for (int n : {64, 1024}) {
     const std::string sfx = "/streams:" + std::to_string(n);
@@ -231,6 +322,17 @@ void BM_Refill(benchmark::State& state, Mode mode, int streams) {
     benchmark::RegisterBenchmark(("refill/bounce" + sfx).c_str(), BM_Refill, Mode::kBounce, n)->UseRealTime();
     benchmark::RegisterBenchmark(("refill/bounce-nt" + sfx).c_str(), BM_Refill, Mode::kBounceNt, n)->UseRealTime();
     benchmark::RegisterBenchmark(("refill/map-copy" + sfx).c_str(), BM_Refill, Mode::kMapCopy, n)->UseRealTime();
+  }
+  for (int n : {64, 1024, 4096}) {
+    const std::string sfx = "/streams:" + std::to_string(n);
+    if (n == 4096) {
+      benchmark::RegisterBenchmark(("refill/pread" + sfx).c_str(), BM_Refill, Mode::kPread, n)->UseRealTime();
+    }
+    for (std::size_t slots : {2, 4}) {
+      const std::string r = sfx + "/slots:" + std::to_string(slots);
+      benchmark::RegisterBenchmark(("refill/hot-map" + r).c_str(), BM_RefillHot, n, 1024, slots, false)->UseRealTime();
+      benchmark::RegisterBenchmark(("refill/hot-pread" + r).c_str(), BM_RefillHot, n, 1024, slots, true)->UseRealTime();
+    }
   }
   return true;
 }();
