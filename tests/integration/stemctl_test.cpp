@@ -670,6 +670,19 @@ TEST(Stemctl, EqSaysItWasIgnoredAndWhy) {
   EXPECT_EQ(status_value(on.ctl("status --all").out, "deck EQ"), "applied");
 }
 
+// With the web monitor on, its own event subscription is said as such: `event subscribers 1`
+// with no client connected read as one (outside pass 26, user L7).
+TEST(Stemctl, TheWebMonitorsOwnSubscriptionIsNotAClient) {
+  Daemon d(false, {"--http-port", std::to_string(free_port())});
+  ASSERT_READY(d);
+  std::string all;
+  EXPECT_TRUE(wait_until([&] {
+    all = d.ctl("status --all").out;
+    return status_value(all, "event subscribers") != "0";
+  })) << all;
+  EXPECT_EQ(status_value(all, "event subscribers"), "1 (the web monitor's own: no client)") << all;
+}
+
 // A quantised start says it waits for the next bar, and how long (outside pass 26, user L7: it
 // printed "playing 1 (voice 0)" at once while the voice waited up to 4 s).
 TEST(Stemctl, AQuantisedPlaySaysItStartsOnTheNextBar) {
