@@ -95,11 +95,13 @@ function render(j) {
   $('device').textContent = `${s.backend} · ${s.sample_rate} Hz · ${s.buffer_size} frames`;
   // The device's state beside "connected", on the first screen (a phone's): a lost or missing device
   // is what an operator checking the show must see first (outside pass 26, user M2), and how often
-  // it was lost since stemd started (its underflow count restarts with each return).
+  // it was lost since stemd started, the last when and for how long (user M1).
   const lostFor = s.device_lost_s ?? s.device_waiting_s;
   const away = s.device && s.device !== 'running';
+  const lastLoss = s.device_last_loss_age_s !== undefined ?
+    `, the last ${fmtUptime(s.device_last_loss_age_s)} ago for ${s.device_last_loss_s.toFixed(1)}\u00a0s` : '';
   $('devstate').textContent = away ? `device ${s.device}${lostFor !== undefined ? ` for ${lostFor.toFixed(1)}\u00a0s` : ''}${s.device_error ? `: ${s.device_error}` : ''}` :
-    s.device_losses > 0 ? `device lost ${s.device_losses} time${s.device_losses === 1 ? '' : 's'} since the start` : '';
+    s.device_losses > 0 ? `device lost ${s.device_losses} time${s.device_losses === 1 ? '' : 's'} since the start${lastLoss}` : '';
   $('devstate').className = away ? 'bad' : s.device_losses > 0 ? 'warn' : '';
   $('p99').textContent = s.callback_p99_us.toFixed(0);
   $('budget').textContent = s.budget_us.toFixed(0);

@@ -183,6 +183,15 @@ class ClockErrorWindow {
   std::atomic<std::int64_t> second_{-2};
 };
 
+// The glitch totals a lost device's hand-over carries to the next image of stemd (app/recovery.cpp),
+// so that status counts them since the service started, as it does its uptime: a week-long show
+// that lost its DAC and glitched read as clean after the return (outside pass 26, user M1).
+struct GlitchTotals {
+  std::uint64_t voice_underruns = 0, device_underflows = 0;
+  std::uint64_t last_voice_underrun_ns = 0, last_device_underflow_ns = 0;  // CLOCK_MONOTONIC (0: none yet)
+  bool operator==(const GlitchTotals&) const = default;
+};
+
 struct Metrics {
   StreamClock clock;
   // Meters: decks A–D (index 0..3), then the master (index 4).
@@ -253,6 +262,21 @@ struct Metrics {
 
   std::uint32_t take_min_ring_fill() noexcept {  // [control]
     return min_ring_fill_permille.exchange(1000, std::memory_order_relaxed);
+  }
+  GlitchTotals glitch_totals() const noexcept {  // [any]
+    return {voice_underruns.load(std::memory_order_relaxed), device_underflows.load(std::memory_order_relaxed),
+            last_voice_underrun_ns.load(std::memory_order_relaxed),
+            last_device_underflow_ns.load(std::memory_order_relaxed)};
+  }
+  // [main] A previous image's totals, added to this one's (its last times kept unless this one
+  // already counted one: CLOCK_MONOTONIC runs on across the exec).
+  void carry(const GlitchTotals& g) noexcept {
+    voice_underruns.fetch_add(g.voice_underruns, std::memory_order_relaxed);
+    device_underflows.fetch_add(g.device_underflows, std::memory_order_relaxed);
+    std::uint64_t none = 0;
+    last_voice_underrun_ns.compare_exchange_strong(none, g.last_voice_underrun_ns, std::memory_order_relaxed);
+    none = 0;
+    last_device_underflow_ns.compare_exchange_strong(none, g.last_device_underflow_ns, std::memory_order_relaxed);
   }
 };
 

@@ -17,6 +17,7 @@
 #include "io/fd_budget.hpp"
 #include "options.hpp"
 #include "service_notify.hpp"
+#include "stemd/metrics.hpp"
 #include "state.hpp"
 #include "web/web_server.hpp"
 
@@ -40,9 +41,12 @@ struct Resume {
   std::string reason;
   // --state-file could not be read at the first image's start: the new image does not write it.
   bool state_unread = false;
-  std::int64_t started_ns = 0;  // the service's start (steady clock, the first image's): uptime counts from it
+  std::int64_t started_ns = 0;    // the service's start (steady clock, the first image's): uptime counts from it
+  std::int64_t lost_at_ns = 0;    // when the device was lost (steady clock): "lost for" and the last loss count from it
+  engine::GlitchTotals glitches;  // the previous images' underruns and underflows: counted on, not from 0
 };
-Resume take_resume_env();  // reads and clears STEMD_RESUME_*
+Resume take_resume_env();              // reads and clears STEMD_RESUME_*
+void put_resume_env(const Resume& r);  // sets them, for the image exec'd next
 
 struct HealthCounters {
   std::uint64_t voice_underruns = 0, device_underflows = 0, events_dropped = 0, read_errors = 0, truncated = 0;

@@ -41,11 +41,38 @@ Resume take_resume_env() {
   if (const char* v = std::getenv("STEMD_RESUME_REASON")) r.reason = v;
   if (const char* v = std::getenv("STEMD_RESUME_STARTED")) r.started_ns = std::strtoll(v, nullptr, 10);
   if (const char* v = std::getenv("STEMD_RESUME_STATE_UNREAD")) r.state_unread = std::strcmp(v, "1") == 0;
-  for (const char* k : {"STEMD_RESUME_STATE", "STEMD_RESUME_RATE", "STEMD_RESUME_LOSSES", "STEMD_RESUME_REASON",
-                        "STEMD_RESUME_STARTED", "STEMD_RESUME_STATE_UNREAD"}) {
+  if (const char* v = std::getenv("STEMD_RESUME_LOST_AT")) r.lost_at_ns = std::strtoll(v, nullptr, 10);
+  if (const char* v = std::getenv("STEMD_RESUME_GLITCHES")) {  // "voice_underruns device_underflows last_vu last_du"
+    char* end = nullptr;
+    std::uint64_t g[4] = {};
+    for (auto& x : g) {
+      x = std::strtoull(v, &end, 10);
+      v = end;
+    }
+    r.glitches = {g[0], g[1], g[2], g[3]};
+  }
+  for (const char* k :
+       {"STEMD_RESUME_STATE", "STEMD_RESUME_RATE", "STEMD_RESUME_LOSSES", "STEMD_RESUME_REASON", "STEMD_RESUME_STARTED",
+        "STEMD_RESUME_STATE_UNREAD", "STEMD_RESUME_LOST_AT", "STEMD_RESUME_GLITCHES"}) {
     unsetenv(k);
   }
   return r;
+}
+
+void put_resume_env(const Resume& r) {
+  setenv("STEMD_RESUME_STATE", r.state_path.c_str(), 1);
+  setenv("STEMD_RESUME_RATE", std::to_string(r.rate).c_str(), 1);
+  setenv("STEMD_RESUME_LOSSES", std::to_string(r.losses).c_str(), 1);
+  setenv("STEMD_RESUME_REASON", r.reason.c_str(), 1);
+  setenv("STEMD_RESUME_STARTED", std::to_string(r.started_ns).c_str(), 1);
+  setenv("STEMD_RESUME_STATE_UNREAD", r.state_unread ? "1" : "0", 1);
+  setenv("STEMD_RESUME_LOST_AT", std::to_string(r.lost_at_ns).c_str(), 1);
+  const engine::GlitchTotals& g = r.glitches;
+  setenv("STEMD_RESUME_GLITCHES",
+         fmt::format("{} {} {} {}", g.voice_underruns, g.device_underflows, g.last_voice_underrun_ns,
+                     g.last_device_underflow_ns)
+             .c_str(),
+         1);
 }
 
 namespace {
@@ -61,12 +88,7 @@ std::string handoff_path() {
 
 // Replaces the process image with a fresh stemd (same argv, same PID). Returns only on failure.
 void reexec(char** argv, const Resume& r, std::string& error) {
-  setenv("STEMD_RESUME_STATE", r.state_path.c_str(), 1);
-  setenv("STEMD_RESUME_RATE", std::to_string(r.rate).c_str(), 1);
-  setenv("STEMD_RESUME_LOSSES", std::to_string(r.losses).c_str(), 1);
-  setenv("STEMD_RESUME_REASON", r.reason.c_str(), 1);
-  setenv("STEMD_RESUME_STARTED", std::to_string(r.started_ns).c_str(), 1);
-  setenv("STEMD_RESUME_STATE_UNREAD", r.state_unread ? "1" : "0", 1);
+  put_resume_env(r);
   // Every descriptor but stdio closes on exec: sockets, the dead device's, sound files.
   close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
   std::fflush(nullptr);
@@ -215,6 +237,8 @@ void DaemonRun::hand_over(const std::string& why) {
   r.reason = why;
   r.state_unread = state_ && state_->unread();  // the new image must not write it either
   r.started_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(router.started().time_since_epoch()).count();
+  r.lost_at_ns = device_.lost_at_ns();
+  r.glitches = inst_->engine().metrics().glitch_totals();  // this image's, the previous ones' included
   std::string e;
   if (!write_file_atomic(
           r.state_path,

@@ -57,7 +57,7 @@ int DaemonRun::prepare() {
   if (resume_.active) {
     spdlog::warn("resuming after the audio device was lost ({}): restoring the state from {}", resume_.reason,
                  resume_.state_path);
-    device_.resume_lost(resume_.losses, resume_.reason);
+    device_.resume_lost(resume_.losses, resume_.reason, resume_.lost_at_ns);
     // What the start-up flags did is in the hand-over state: not again.
     o_.play.clear();
     for (auto& f : o_.deck_files) f.clear();
@@ -320,7 +320,9 @@ int DaemonRun::router_config(control::RouterConfig& rc, bool& media_loopback_onl
   rc.meter = o_.meter;
   rc.link = o_.link;
   rc.eq_enabled = !o_.disable_filters;
-  if (o_.filters_off_by_default) rc.eq_off_reason = "crowdstream mode's default: --port without --enable-filters";
+  if (o_.filters_off_by_default) {  // the flag that started crowdstream mode, not always --port
+    rc.eq_off_reason = "crowdstream mode's default (" + o_.crowdstream_flag + " without --enable-filters)";
+  }
   rc.tempo_rise_s = o_.tempo_rise_s;
   rc.tempo_fall_s = o_.tempo_fall_s;
   rc.movement_max = o_.movement_max;
@@ -370,6 +372,11 @@ int DaemonRun::build_instance() {
   ic.media_start = control::MediaPolicy::StartWait{
       [this](int ms) { return wait_unless_stopped(ms, "while --media-root was looked up"); }, o_.load_timeout};
   inst_ = std::make_unique<Instance>(ic);
+  if (resume_.active) {  // the previous images' glitches, counted on (not from 0) before anything reads them
+    inst_->engine().metrics().carry(resume_.glitches);
+    last_.voice_underruns = resume_.glitches.voice_underruns;  // not new: the health line does not warn again
+    last_.device_underflows = resume_.glitches.device_underflows;
+  }
   if (bc_.kind == "render") {
     std::vector<std::string> inputs = o_.play;  // a render must not overwrite what it reads
     inputs.insert(inputs.end(), std::begin(o_.deck_files), std::end(o_.deck_files));

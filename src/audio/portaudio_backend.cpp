@@ -96,7 +96,11 @@ bool icontains(const std::string& hay, const std::string& needle) {
 
 class PortAudioBackend final : public Backend {
  public:
-  explicit PortAudioBackend(const BackendConfig& cfg) : cfg_(cfg) {}
+  // Before a device is open (waiting for a late or lost one) the rate is the configured one: the
+  // start line's output latency was 1024/48000 at 44.1 kHz (outside pass 26, user L7).
+  explicit PortAudioBackend(const BackendConfig& cfg) : cfg_(cfg) {
+    if (cfg_.sample_rate > 0) rate_ = cfg_.sample_rate;
+  }
   ~PortAudioBackend() override { stop(); }
 
   bool open(std::string& error) override {

@@ -114,6 +114,8 @@ class NativeDialect {
   bool page_request(const Call& c, std::int64_t& offset, std::int64_t& count, Reply& r) const;
   // The frame a /stemd/play or /stemd/play_region starts at: its own, or the next quantum.
   std::int64_t start_frame(const Call& c) const;
+  // A play's answer, when it waits for the beat grid: how long, and the quantum.
+  void add_quantised_wait(Reply& r, std::int64_t at) const;
 
   Router& r_;
   CrowdstreamDialect& cs_;

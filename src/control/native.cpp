@@ -174,9 +174,23 @@ Reply NativeDialect::play(const Call& c) {
   po.volume = static_cast<float>(volume);
   po.loop = loop;
   po.deck = deck;
-  Reply r = r_.start_player(id, po, start_frame(c));
+  const std::int64_t at = start_frame(c);
+  Reply r = r_.start_player(id, po, at);
   if (r.ok) r.values.push_back(OscArg::Int(r_.player(id).id));
+  add_quantised_wait(r, at);
   return r;
+}
+
+// With /stemd/quantize the start waits for the next multiple of the quantum: the answer says so,
+// `id voice starts_in_s quantum` (output seconds from now; without a quantum it is `id voice`).
+// stemctl said "playing" while the voice waited up to a bar (outside pass 26, user L7).
+void NativeDialect::add_quantised_wait(Reply& r, std::int64_t at) const {
+  const double quantum = r_.tempo_.quantum_beats();
+  if (!r.ok || quantum <= 0) return;
+  const std::int64_t used = r_.play_resume_ != nullptr ? r_.play_resume_->at : at;  // a streamed play's
+  const double wait = static_cast<double>(used - ctl_.now_frame()) / cfg_.sample_rate;
+  r.values.push_back(OscArg::Float(std::max(0.0, wait)));
+  r.values.push_back(OscArg::Float(quantum));
 }
 
 // /stemd/play_region id start end [loop 1] [count 0] [volume 1] [unit s] [deck]: play [start, end),
@@ -219,8 +233,10 @@ Reply NativeDialect::play_region(const Call& c) {
   po.loop_start = f0;
   po.loop_end = f1;
   po.deck = deck;
-  Reply r = r_.start_player(id, po, start_frame(c));
+  const std::int64_t at = start_frame(c);
+  Reply r = r_.start_player(id, po, at);
   if (r.ok) r.values.push_back(OscArg::Int(r_.player(id).id));
+  add_quantised_wait(r, at);
   return r;
 }
 

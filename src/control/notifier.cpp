@@ -111,6 +111,12 @@ void Notifier::take(std::vector<Outgoing>& out) {
   pending_.clear();
 }
 
+std::size_t Notifier::count_local(std::uint64_t local) const {
+  std::size_t n = 0;
+  for (const Subscriber& s : subscribers_) n += s.peer.local == local ? 1 : 0;
+  return n;
+}
+
 std::vector<Peer> Notifier::peers() const {
   std::vector<Peer> v;
   v.reserve(subscribers_.size());

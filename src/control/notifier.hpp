@@ -34,6 +34,7 @@ class Notifier {
   void take(std::vector<Outgoing>& out);
 
   std::size_t size() const { return subscribers_.size(); }
+  std::size_t count_local(std::uint64_t local) const;  // the in-process peer `local`'s subscriptions (0 or 1)
   std::vector<Peer> peers() const;
   double ttl_s() const { return ttl_s_; }
 

@@ -79,6 +79,12 @@ bool OscServer::open(std::string& error) {
         f.push_back(OscArg::Float(d->up_seconds()));
       }
       kv("device_losses", d->losses());
+      if (double ago = 0, lasted = 0; d->last_loss(ago, lasted)) {  // the last loss, once it runs again
+        f.push_back(OscArg::Str("device_last_loss_age_s"));         // since it began (seconds of the system's clock)
+        f.push_back(OscArg::Float(ago));
+        f.push_back(OscArg::Str("device_last_loss_s"));  // how long the device was away
+        f.push_back(OscArg::Float(lasted));
+      }
       f.push_back(OscArg::Str("rt_policy"));
       f.push_back(OscArg::Str(d->rt_policy()));
       if (d->state() == DeviceState::kWaiting) {  // a configured device not there yet at start

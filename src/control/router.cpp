@@ -528,6 +528,10 @@ std::vector<OscArg> Router::status_fields() {
                                       {"eq_d_low", "eq_d_mid", "eq_d_high"}};
     for (int b = 0; b < 3; ++b) kv(names[d][b], OscArg::Float(ctl_.deck_eq(d, b)));
   }
+  // 0: EQ messages are answered and ignored, eq_off_reason says why (--disable-filters, or
+  // crowdstream mode's default); only /api/status said it (outside pass 26, user L2).
+  kv("eq_enabled", OscArg::Int(cfg_.eq_enabled ? 1 : 0));
+  if (!cfg_.eq_enabled) kv("eq_off_reason", OscArg::Str(cfg_.eq_off_reason));
   kv("loader_reads", OscArg::Int64(static_cast<std::int64_t>(ls.reads)));
   kv("read_errors", OscArg::Int64(static_cast<std::int64_t>(ls.read_errors)));
   kv("stuck_reads", OscArg::Int64(static_cast<std::int64_t>(ls.stuck_reads)));
@@ -552,6 +556,8 @@ std::vector<OscArg> Router::status_fields() {
   for (const auto& [k, n] : stats_.ignored) ignored += n;
   kv("ignored_messages", OscArg::Int64(static_cast<std::int64_t>(ignored)));
   kv("subscribers", OscArg::Int(static_cast<std::int64_t>(notifier_.size())));
+  // of them, the web monitor's own (--http-port): not a client
+  kv("subscribers_monitor", OscArg::Int(static_cast<std::int64_t>(notifier_.count_local(kWebMonitorPeer))));
   kv("replies_withheld", OscArg::Int64(static_cast<std::int64_t>(stats_.replies_withheld)));
   kv("cookies_sent", OscArg::Int64(static_cast<std::int64_t>(stats_.cookies_sent)));
   // Timed commands waiting for their time, and those refused because the schedule was full.

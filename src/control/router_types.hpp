@@ -99,6 +99,9 @@ struct Peer {
 // file's sources whose files were missing, tried again until they are there): their refusals are
 // neither counted as clients' bad input nor logged, and their replies go nowhere.
 constexpr std::uint64_t kQuietPeer = std::uint64_t{1} << 62;
+// The web monitor's own event subscription (web_server.cpp): counted apart in the status, so that
+// `event subscribers 1` with no client connected is not read as one (outside pass 26, user L7).
+constexpr std::uint64_t kWebMonitorPeer = 1;
 
 struct Outgoing {
   Peer to;

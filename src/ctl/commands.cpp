@@ -154,6 +154,12 @@ int run_play(Session& s, Args& a, const CLI::App& sub) {
     const auto v = reply_values(r);
     std::string text = "playing " + id_text(a);
     if (v.size() >= 2 && v[1].is_number()) text += " (voice " + v[1].to_string() + ")";
+    // A quantised start (/stemd/quantize) waits for the beat grid: the daemon says how long.
+    if (v.size() >= 4 && v[2].is_number() && v[3].is_number() && v[2].as_double() > 0) {
+      text.replace(0, 7, "starting");
+      text += " on the next bar (every " + num(v[3].as_double()) + " beats: /stemd/quantize), in " +
+              detail::fmt("%.2f s", v[2].as_double());
+    }
     if (a.loop) text += ", looping";
     if (given(sub, "--deck")) text += " on deck " + a.deck;
     s.say(text);
@@ -325,8 +331,21 @@ void define_eq(CLI::App& sub, Args& a) {
         "(BAND PERCENT | LOW MID HIGH)");
   sub.footer(
       "Percent per band: 0 kills the band, 50 is flat (the EQ only cuts: above 50 is flat too), between\n"
-      "them 10^((p/50 - 1) * 24/20). Bands glide over 50 ms. A daemon started with --disable-filters\n"
-      "accepts and ignores EQ.");
+      "them 10^((p/50 - 1) * 24/20). Bands glide over 50 ms. A daemon started with --disable-filters,\n"
+      "or in crowdstream mode (--port) without --enable-filters, accepts and ignores EQ: stemctl says so.");
+}
+
+// " (ignored: EQ off: …)" when the daemon answers EQ and ignores it (--disable-filters, or
+// crowdstream mode's default): /deck_eq's /done is the same either way (the crowdstream dialect's),
+// so the status says. stemctl said "deck A low → 20%" and nothing changed (outside pass 26, user L2).
+std::string eq_ignored(Session& s) {
+  const Result r = s.client().request(msg("/stemd/status"));
+  if (!r.done()) return {};
+  const StatusFields f = status_fields(r.reply);
+  const OscArg* on = find_field(f, "eq_enabled");
+  if (on == nullptr || !on->is_number() || on->as_double() > 0) return {};  // on, or an older daemon
+  const OscArg* why = find_field(f, "eq_off_reason");
+  return " (ignored: EQ off: " + (why != nullptr ? detail::value_text(*why) : std::string("--disable-filters")) + ")";
 }
 
 int run_eq(Session& s, Args& a, const CLI::App&) {
@@ -351,13 +370,15 @@ int run_eq(Session& s, Args& a, const CLI::App&) {
     p.push_back(std::strtod(t.c_str(), nullptr));
   }
   if (one_band) {
-    return s.run(msg("/deck_eq", {OscArg::Str(a.deck), OscArg::Str(band), OscArg::Float(p[0])}),
-                 [&](const OscMessage&) { s.say("deck " + a.deck + " " + band + " → " + num(p[0]) + "%"); });
+    return s.run(
+        msg("/deck_eq", {OscArg::Str(a.deck), OscArg::Str(band), OscArg::Float(p[0])}),
+        [&](const OscMessage&) { s.say("deck " + a.deck + " " + band + " → " + num(p[0]) + "%" + eq_ignored(s)); });
   }
   return s.run(
       msg("/deck_eq_all", {OscArg::Str(a.deck), OscArg::Float(p[0]), OscArg::Float(p[1]), OscArg::Float(p[2])}),
       [&](const OscMessage&) {
-        s.say("deck " + a.deck + " EQ → low " + num(p[0]) + "%, mid " + num(p[1]) + "%, high " + num(p[2]) + "%");
+        s.say("deck " + a.deck + " EQ → low " + num(p[0]) + "%, mid " + num(p[1]) + "%, high " + num(p[2]) + "%" +
+              eq_ignored(s));
       });
 }
 

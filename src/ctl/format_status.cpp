@@ -114,8 +114,13 @@ std::string device_text(const StatusFields& f) {
   // How often it was lost since stemd started (outside pass 26, user M1: after a week the short
   // status read "running" with the underflows at 0 again, its losses only in --all).
   if (const auto losses = static_cast<std::int64_t>(field_number(f, "device_losses")); losses > 0 && t == "running") {
-    t += " (lost " + std::to_string(losses) + (losses == 1 ? " time" : " times") +
-         " since stemd started: the log says when)";
+    t += " (lost " + std::to_string(losses) + (losses == 1 ? " time" : " times") + " since stemd started";
+    if (const OscArg* ago = find_field(f, "device_last_loss_age_s"); ago != nullptr && ago->is_number()) {
+      t += "; the last " + fmt_uptime(ago->as_double()) + " ago, for " +
+           fmt("%.1f s", field_number(f, "device_last_loss_s")) + ")";
+    } else {
+      t += ": the log says when)";  // an older daemon
+    }
   }
   if (const OscArg* e = find_field(f, "device_error"); e != nullptr && !value_text(*e).empty()) {
     t += ": " + (e->is_string() ? terminal_lines(e->s) : value_text(*e));  // PortAudio's device list: a line each
@@ -231,6 +236,10 @@ bool unit_field_text(const StatusFields& f, const std::string& k, const OscArg& 
     text = x < 0 ? "none since start" : fmt_uptime(x) + " ago";
   } else if (k == "device_up_s") {
     label = "device up", text = fmt_uptime(x) + " (since it last opened)";
+  } else if (k == "device_last_loss_age_s") {
+    label = "device last lost", text = fmt_uptime(x) + " ago";
+  } else if (k == "device_last_loss_s") {
+    label = "device last lost for", text = fmt("%.1f s", x);
   } else if (k == "device_lost_s" || k == "device_waiting_s") {
     label = k == "device_lost_s" ? "device lost for" : "device waited for", text = fmt("%.1f s", x);
   } else if (k == "device") {
@@ -258,6 +267,20 @@ bool unit_field_text(const StatusFields& f, const std::string& k, const OscArg& 
   } else if (k == "resample_units_max" || k == "stretch_units_max") {
     label = k[0] == 'r' ? "resampling budget" : "stretching budget";
     text = fmt("%.0f units", x) + (k[0] == 'r' ? " (--max-resampled-voices)" : " (--max-stretched-voices)");
+  } else if (k == "eq_enabled") {  // with why it is off (outside pass 26, user L2)
+    const OscArg* why = find_field(f, "eq_off_reason");
+    label = "deck EQ", text = x > 0 ? std::string("applied")
+                                    : "off: " + (why != nullptr ? value_text(*why) : std::string("--disable-filters")) +
+                                          " (EQ messages are answered and ignored)";
+  } else if (k == "subscribers") {  // the web monitor's own subscription is not a client's (user L7)
+    const auto mon = static_cast<std::int64_t>(field_number(f, "subscribers_monitor"));
+    const auto clients = static_cast<std::int64_t>(x) - mon;
+    label = "event subscribers", text = integer_text(v);
+    if (mon > 0) {
+      text += clients == 0 ? " (the web monitor's own: no client)"
+                           : " (the web monitor's own and " + std::to_string(clients) +
+                                 (clients == 1 ? " client)" : " clients)");
+    }
   } else if (k == "tone_hz") {
     label = "test tone", text = x > 0 ? fmt("%.0f Hz", x) : "off";
   } else if (k == "state_save_failing") {
@@ -284,7 +307,7 @@ std::string status_table(const StatusFields& f) {
   for (const auto& [k, v] : f) {
     const double x = v.is_number() ? v.as_double() : 0.0;
     std::string label = terminal_text(k), text = value_text(v);
-    if (k == "device_note") continue;  // in the device row
+    if (k == "device_note" || k == "eq_off_reason" || k == "subscribers_monitor") continue;  // in another row
     if (sync_field_text(k, x, label, text) || unit_field_text(f, k, v, label, text)) {
     } else if (k == "callback_p50_us" || k == "callback_p99_us" || k == "callback_max_us") {
       label = "callback " + k.substr(9, k.size() - 12);

@@ -140,7 +140,7 @@ struct Shared : std::enable_shared_from_this<Shared> {
   // `bad`: a value of the wrong JSON type was refused (400, not 422).
   std::map<std::uint64_t, std::function<void(std::string, bool bad)>> pending;
   std::atomic<std::uint64_t> next_local{2};  // 1 is the event subscription
-  static constexpr std::uint64_t kEventsPeer = 1;
+  static constexpr std::uint64_t kEventsPeer = control::kWebMonitorPeer;
   // An event broadcast to /ws/events at most (a /stemd/list answer to a page, 266 KB with long
   // names, was sent whole to every listener: outside pass 24); a longer one is cut (event_json).
   static constexpr std::size_t kMaxEventBytes = 16 * 1024;

@@ -16,7 +16,8 @@
 //  5. the device beside "connected" (outside pass 26, user M2: a phone's first screen said
 //     "connected" in green while the device was lost): "device lost for 3.9 s: REASON" in red
 //     while it is lost (the status's device fields replaced), "device lost 2 times since the
-//     start" once it runs again, nothing for a device never lost;
+//     start" once it runs again (", the last 0:21:03 ago for 6.0 s" with the last loss's fields:
+//     user M1), nothing for a device never lost;
 //  6. the EQ sliders' values shown beside them ("50 flat"; a title is not seen on a phone);
 //  7. the OSC form's fields are empty examples (user L3: one tap on Send played a test tone):
 //     Send with them empty sends nothing and says to type an address.
@@ -140,6 +141,15 @@ const text = (page, id) => page.evaluate((i) => document.getElementById(i).textC
     return x.text.includes('times') ? x : null;
   });
   if (d.text !== 'device lost 2 times since the start' || d.cls !== 'warn') fail(`losses shown as ${JSON.stringify(d)}`);
+  // The last loss, when and for how long (user M1: a week-long show's losses were only counted).
+  device = { device: 'running', device_losses: 2, device_last_loss_age_s: 1263, device_last_loss_s: 6.04 };
+  d = await until('the last loss shown', 10000, async () => {
+    const x = await devstate();
+    return x.text.includes('the last') ? x : null;
+  });
+  if (d.text !== 'device lost 2 times since the start, the last 0:21:03 ago for 6.0\u00a0s' || d.cls !== 'warn') {
+    fail(`the last loss shown as ${JSON.stringify(d)}`);
+  }
   device = null;
 
   // 6. the EQ sliders' values

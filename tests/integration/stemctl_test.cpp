@@ -640,6 +640,71 @@ TEST(Stemctl, WatchShowsVoicesAndEventsAndUnsubscribes) {
   EXPECT_EQ(status_value(d.ctl("status --all").out, "event subscribers"), "0");
 }
 
+// In crowdstream mode EQ is ignored by default (no filter flag): stemctl eq says so, with the
+// cause, and so does the status; it printed "deck A low → 20%" and nothing changed (outside
+// pass 26, user L2).
+TEST(Stemctl, EqSaysItWasIgnoredAndWhy) {
+  Daemon d(false, {"--disable-time-stretch"});  // an old server's flag: crowdstream mode, EQ off by default
+  ASSERT_READY(d);
+  auto r = d.ctl("eq A low 20");
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  EXPECT_NE(r.out.find("deck A low → 20% (ignored: EQ off: crowdstream mode's default (--disable-time-stretch "
+                       "without --enable-filters))"),
+            std::string::npos)
+      << show(r);
+  r = d.ctl("eq B 0 50 50");
+  EXPECT_NE(r.out.find("(ignored: EQ off: crowdstream mode's default"), std::string::npos) << show(r);
+  r = d.ctl("status --all");
+  EXPECT_EQ(status_value(r.out, "deck EQ"),
+            "off: crowdstream mode's default (--disable-time-stretch without --enable-filters) (EQ messages are "
+            "answered and ignored)")
+      << r.out;
+  EXPECT_EQ(status_value(r.out, "deck A EQ low"), "1.00 (+0.0 dB)") << r.out;
+  Daemon off(false, {"--disable-filters"});
+  ASSERT_READY(off);
+  EXPECT_NE(off.ctl("eq A low 20").out.find("(ignored: EQ off: --disable-filters)"), std::string::npos);
+  Daemon on;  // stemd's own mode: EQ applied, nothing added
+  ASSERT_READY(on);
+  r = on.ctl("eq A low 20");
+  EXPECT_EQ(r.out, "deck A low → 20%\n") << show(r);
+  EXPECT_EQ(status_value(on.ctl("status --all").out, "deck EQ"), "applied");
+}
+
+// With the web monitor on, its own event subscription is said as such: `event subscribers 1`
+// with no client connected read as one (outside pass 26, user L7).
+TEST(Stemctl, TheWebMonitorsOwnSubscriptionIsNotAClient) {
+  Daemon d(false, {"--http-port", std::to_string(free_port())});
+  ASSERT_READY(d);
+  std::string all;
+  EXPECT_TRUE(wait_until([&] {
+    all = d.ctl("status --all").out;
+    return status_value(all, "event subscribers") != "0";
+  })) << all;
+  EXPECT_EQ(status_value(all, "event subscribers"), "1 (the web monitor's own: no client)") << all;
+}
+
+// A quantised start says it waits for the next bar, and how long (outside pass 26, user L7: it
+// printed "playing 1 (voice 0)" at once while the voice waited up to 4 s).
+TEST(Stemctl, AQuantisedPlaySaysItStartsOnTheNextBar) {
+  Daemon d(false, {"--bpm", "60"});
+  ASSERT_READY(d);
+  ASSERT_EQ(d.ctl("-q load 1 " + shell_quote(d.wav("a.wav"))).exit_code, 0);
+  auto r = d.ctl("play 1");
+  EXPECT_EQ(r.out.find("next bar"), std::string::npos) << "not quantised: at once\n" << show(r);
+  ASSERT_EQ(d.ctl("-q send /stemd/quantize 4").exit_code, 0);
+  r = d.ctl("play 1 --loop");
+  ASSERT_EQ(r.exit_code, 0) << show(r);
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(
+      r.out, m,
+      std::regex(
+          R"(starting 1 \(voice \d+\) on the next bar \(every 4 beats: /stemd/quantize\), in (\d+\.\d\d) s, looping)")))
+      << show(r);
+  const double in = std::stod(m[1]);
+  EXPECT_GT(in, 0.0);
+  EXPECT_LE(in, 4.1) << "4 beats at 60 bpm";
+}
+
 // Into a pipe or a file, watch's default is a frame a second (it wrote four a second, a log's
 // worth of repeated frames: new-user pass 25, L7); --interval still sets it. The bound is a
 // lower one: a slow machine only makes it longer.

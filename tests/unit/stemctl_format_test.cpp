@@ -52,6 +52,36 @@ TEST(StemctlFormat, TheDeviceRowSaysHowOftenItWasLost) {
   f = fields(
       {{"device", OscArg::Str("lost")}, {"device_lost_s", OscArg::Float(3.5f)}, {"device_losses", OscArg::Int(1)}});
   EXPECT_EQ(row(ctl::status_summary(f), "device"), "lost for 3.5 s");
+  // Since the loss was carried across the audio side's restart: when the last began, how long it lasted.
+  f = fields({{"device", OscArg::Str("running")},
+              {"device_losses", OscArg::Int(2)},
+              {"device_last_loss_age_s", OscArg::Float(1263.0f)},
+              {"device_last_loss_s", OscArg::Float(6.04f)}});
+  EXPECT_EQ(row(ctl::status_summary(f), "device"),
+            "running (lost 2 times since stemd started; the last 0:21:03 ago, for 6.0 s)");
+  EXPECT_EQ(row(ctl::status_table(f), "device last lost"), "0:21:03 ago");
+  EXPECT_EQ(row(ctl::status_table(f), "device last lost for"), "6.0 s");
+}
+
+// EQ off is said with its cause, and the web monitor's own subscription is not a client's
+// (outside pass 26, user L2 and L7).
+TEST(StemctlFormat, TheAllTableSaysWhyEqIsOffAndWhoseSubscriptionItIs) {
+  auto f = fields({{"eq_enabled", OscArg::Int(0)},
+                   {"eq_off_reason", OscArg::Str("crowdstream mode's default (--port without --enable-filters)")},
+                   {"subscribers", OscArg::Int(1)},
+                   {"subscribers_monitor", OscArg::Int(1)}});
+  const std::string t = ctl::status_table(f);
+  EXPECT_EQ(row(t, "deck EQ"),
+            "off: crowdstream mode's default (--port without --enable-filters) (EQ messages are answered and ignored)");
+  EXPECT_EQ(row(t, "event subscribers"), "1 (the web monitor's own: no client)");
+  EXPECT_EQ(t.find("eq_off_reason"), std::string::npos) << t;
+  EXPECT_EQ(t.find("subscribers_monitor"), std::string::npos) << t;
+  f = fields(
+      {{"eq_enabled", OscArg::Int(1)}, {"subscribers", OscArg::Int(3)}, {"subscribers_monitor", OscArg::Int(1)}});
+  EXPECT_EQ(row(ctl::status_table(f), "deck EQ"), "applied");
+  EXPECT_EQ(row(ctl::status_table(f), "event subscribers"), "3 (the web monitor's own and 2 clients)");
+  f = fields({{"subscribers", OscArg::Int(2)}, {"subscribers_monitor", OscArg::Int(0)}});
+  EXPECT_EQ(row(ctl::status_table(f), "event subscribers"), "2");
 }
 
 TEST(StemctlFormat, APausedVoiceIsCountedApartFromThePlayingOnes) {
