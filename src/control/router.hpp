@@ -283,12 +283,13 @@ class Router {
   // nearest the budgets take on the way from `from` (the ratio they were at); how many could not
   // follow (the last one's reason in *why).
   int move_players(double from, double glide_s, std::int64_t at, bool hold, std::string* why);
-  void retry_held_players();  // every tick: while held, once a second
+  void retry_held_players();                       // every tick: while held, once a second
+  std::vector<VoiceHandle> alive_players() const;  // the players whose voices still play
   // What every player following `ratio` would add to the budgets (thousandths of a unit).
   Controller::WorkNeed players_need(double ratio) const;
   bool players_fit(double ratio);
   double reachable_ratio(double from, double target);
-  double held_ratio_ = 0;  // > 0: the players' ratio instead of tempo_.ratio()
+  double held_ratio_ = 0;     // > 0: the players' ratio instead of tempo_.ratio()
   std::chrono::steady_clock::time_point hold_retry_{};
 
   // Sync (router_sync.cpp): the Link session and the stream clock's line.

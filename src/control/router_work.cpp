@@ -19,26 +19,34 @@ constexpr auto kHoldRetry = std::chrono::seconds(1);
 constexpr double kHoldGlide = 0.05;
 }  // namespace
 
+// Time-stretched players change together (a stretch bus whose members all follow stays one stretch:
+// Controller::work_for_tempos); resampled ones each on their own.
 Controller::WorkNeed Router::players_need(double ratio) const {
+  if (cfg_.time_stretch) return ctl_.work_for_tempos(alive_players(), clamped_rate(ratio));
   Controller::WorkNeed sum;
   for (const auto& [id, h] : players_) {
     if (!ctl_.voice_alive(h)) continue;
-    Controller::WorkNeed w;
-    if (cfg_.time_stretch) {
-      w = ctl_.work_for_tempo(h, clamped_rate(ratio));
-    } else {
-      auto it = player_rate_.find(id);
-      w = ctl_.work_for_rate(h, clamped_rate((it == player_rate_.end() ? 1.0 : it->second) * ratio));
-    }
+    auto it = player_rate_.find(id);
+    const Controller::WorkNeed w =
+        ctl_.work_for_rate(h, clamped_rate((it == player_rate_.end() ? 1.0 : it->second) * ratio));
     sum.resample += w.resample;
     sum.stretch += w.stretch;
   }
   return sum;
 }
 
+std::vector<VoiceHandle> Router::alive_players() const {
+  std::vector<VoiceHandle> v;
+  for (const auto& [id, h] : players_) {
+    if (ctl_.voice_alive(h)) v.push_back(h);
+  }
+  return v;
+}
+
 bool Router::players_fit(double ratio) {
   const Controller::WorkNeed need = players_need(ratio);
-  return need.resample <= ctl_.resample_units_free() && need.stretch <= ctl_.stretch_units_free();
+  return need.resample <= ctl_.resample_units_free() && need.stretch <= ctl_.stretch_units_free() &&
+         need.slots <= ctl_.stretch_slots_free();
 }
 
 // Why not every player could follow a change to `bpm` at `at` ("" when all can): the schedule must
@@ -54,6 +62,7 @@ std::string Router::tempo_change_problem(double bpm, std::int64_t at) const {
   const Controller::WorkNeed need = players_need(bpm / tempo_.base_bpm());
   const std::string what = fmt::format("{:.1f} bpm ({} players)", bpm, alive);
   const std::string stays = fmt::format(": the tempo stays {:.1f} bpm", tempo_.bpm());
+  if (need.slots > ctl_.stretch_slots_free()) return ctl_.slots_reason(need.slots, what) + stays;
   if (need.stretch > 0 && need.stretch > ctl_.stretch_units_free()) {
     return ctl_.budget_reason(true, need.stretch, what) + stays;
   }
@@ -101,12 +110,16 @@ int Router::move_players(double from, double glide_s, std::int64_t at, bool hold
   hold_retry_ = std::chrono::steady_clock::now() + kHoldRetry;
   int failed = 0;
   std::string error;
+  if (cfg_.time_stretch) {  // tempo without pitch: every player's stretch follows, together
+    const std::vector<VoiceHandle> all = alive_players();
+    if (!all.empty() && !ctl_.set_stretch_all(at, all, static_cast<float>(effective_rate(1.0)), error)) {
+      failed = static_cast<int>(all.size());
+    }
+    if (failed > 0 && why != nullptr) *why = error;
+    return failed;
+  }
   for (const auto& [id, h] : players_) {
     if (!ctl_.voice_alive(h)) continue;
-    if (cfg_.time_stretch) {  // tempo without pitch: every player's stretch follows
-      if (!ctl_.set_stretch(at, h, effective_rate(1.0), error)) ++failed;
-      continue;
-    }
     auto it = player_rate_.find(id);
     const double own = it == player_rate_.end() ? 1.0 : it->second;
     if (!ctl_.set_rate(at, h, effective_rate(own), glide_s, error)) ++failed;
