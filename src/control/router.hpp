@@ -185,6 +185,9 @@ class Router {
     return it == player_rate_.end() ? 1.0f : it->second;
   }
   double bpm() const { return tempo_.bpm(); }
+  // A saved tempo at start (the state file, after its voices): applied as a Link session's is, the
+  // players held within the work budgets. False (why) when /set_tempo would refuse the number.
+  bool restore_tempo(double bpm, std::string& why);
   // The tempo ratio the players follow: the tempo clock's, or the one they are held at when a
   // tempo the work budgets cannot take came from Link or the movement (router_work.cpp); and that
   // held tempo in bpm (0: none held).

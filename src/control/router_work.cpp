@@ -3,6 +3,7 @@
 // budgets (controller_work.cpp, work_budget.hpp). A client's /set_tempo is all or nothing
 // (tempo_change_problem); a tempo nobody can refuse — a Link peer's, the movement glide — holds
 // the players at the nearest ratio the budgets take (router.hpp: held_ratio_).
+#include "limits.hpp"
 #include "router.hpp"
 #include "work_budget.hpp"
 
@@ -126,6 +127,21 @@ int Router::move_players(double from, double glide_s, std::int64_t at, bool hold
   }
   if (failed > 0 && why != nullptr) *why = error;
   return failed;
+}
+
+bool Router::restore_tempo(double bpm, std::string& why) {
+  const double ratio = bpm / cfg_.bpm;
+  if (!(bpm > 0) || bpm > limits::kMaxBpm || ratio < limits::kMinTempoRatio || ratio > limits::kMaxTempoRatio) {
+    why = "bpm must be > 0, ≤ 999 and within 0.25–4 × the base tempo (--bpm)";
+    return false;
+  }
+  if (std::string e = link_tempo_problem(); !e.empty()) {
+    why = e;
+    return false;
+  }
+  tempo_.stop_movement();
+  apply_tempo(bpm, 0.0, -1);  // no `why`: held within the budgets, not refused
+  return true;
 }
 
 // Every second while held: the players go as near the tempo as the budgets take now.
