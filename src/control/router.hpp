@@ -188,6 +188,9 @@ class Router {
   // A saved tempo at start (the state file, after its voices): applied as a Link session's is, the
   // players held within the work budgets. False (why) when /set_tempo would refuse the number.
   bool restore_tempo(double bpm, std::string& why);
+  // [control] The Link session's tempo (`peers` other boxes in it) reaching the clock and the
+  // players: each sync_tick() that finds it changed.
+  void follow_session_tempo(double bpm, std::size_t peers);
   // The tempo ratio the players follow: the tempo clock's, or the one they are held at when a
   // tempo the work budgets cannot take came from Link or the movement (router_work.cpp); and that
   // held tempo in bpm (0: none held).

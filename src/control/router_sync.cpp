@@ -43,28 +43,31 @@ void Router::sync_tick() {
   link_probe();
   link_->set_quantum(tempo_.quantum_beats() > 0 ? tempo_.quantum_beats() : tempo_.meter());
   const double bpm = link_->tempo();
-  if (std::fabs(bpm - link_bpm_applied_) > 1e-4) {
-    // Any peer on the LAN may change the session's tempo as often as it likes (Link holds it to
-    // 20–999 bpm): a few lines a second, and say when the players cannot follow it.
-    std::uint64_t skipped = 0;
-    if (log_limit_.allow("link: session tempo changes", skipped)) {
-      const double ratio = bpm / cfg_.bpm;
-      if (ratio < limits::kMinRate || ratio > limits::kMaxRate) {
-        spdlog::warn(
-            "link: session tempo {:.2f} bpm ({} peers): beyond 0.25–4 × --bpm {:.1f}, players held at {:.1f} "
-            "bpm{}",
-            bpm, link_->peers(), cfg_.bpm, cfg_.bpm * std::clamp(ratio, limits::kMinRate, limits::kMaxRate),
-            base::suppressed_note(skipped));
-      } else {
-        spdlog::info("link: session tempo {:.2f} bpm ({} peers){}", bpm, link_->peers(),
-                     base::suppressed_note(skipped));
-      }
-    }
-    link_bpm_applied_ = bpm;
-    tempo_.stop_movement();  // the session's tempo wins over a movement glide in progress
-    apply_tempo(bpm, kLinkGlide, -1);
-  }
+  if (std::fabs(bpm - link_bpm_applied_) > 1e-4) follow_session_tempo(bpm, link_->peers());
   sync_grid();
+}
+
+// The Link session's tempo reaching the clock and the players.
+void Router::follow_session_tempo(double bpm, std::size_t peers) {
+  // Any peer on the LAN may change the session's tempo as often as it likes (Link holds it to
+  // 20–999 bpm): a few lines a second, and say when the players cannot follow it.
+  std::uint64_t skipped = 0;
+  if (log_limit_.allow("link: session tempo changes", skipped)) {
+    const double ratio = bpm / cfg_.bpm;
+    if (ratio < limits::kMinRate || ratio > limits::kMaxRate) {
+      spdlog::warn(
+          "link: session tempo {:.2f} bpm ({} peers): beyond 0.25–4 × --bpm {:.1f}, players held at {:.1f} "
+          "bpm{}",
+          bpm, peers, cfg_.bpm, cfg_.bpm * std::clamp(ratio, limits::kMinRate, limits::kMaxRate),
+          base::suppressed_note(skipped));
+    } else {
+      spdlog::info("link: session tempo {:.2f} bpm ({} peers){}", bpm, peers,
+                   base::suppressed_note(skipped));
+    }
+  }
+  link_bpm_applied_ = bpm;
+  tempo_.stop_movement();  // the session's tempo wins over a movement glide in progress
+  apply_tempo(bpm, kLinkGlide, -1);
 }
 
 // The session's grid is followed only while it runs true (link_grid_check.hpp): otherwise the
