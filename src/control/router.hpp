@@ -296,6 +296,8 @@ class Router {
   bool players_fit(double ratio);
   double reachable_ratio(double from, double target);
   double held_ratio_ = 0;     // > 0: the players' ratio instead of tempo_.ratio()
+  std::string hold_context_;  // what moves the players now, for move_players' line ("" : "tempo X bpm")
+  bool hold_logged_ = false;  // move_players said the hold's change (follow_session_tempo says no more)
   std::chrono::steady_clock::time_point hold_retry_{};
 
   // Sync (router_sync.cpp): the Link session and the stream clock's line.

@@ -47,27 +47,34 @@ void Router::sync_tick() {
   sync_grid();
 }
 
-// The Link session's tempo reaching the clock and the players.
+// The Link session's tempo reaching the clock and the players, as a tempo nobody can refuse (held
+// within the rates' range and the work budgets: router_work.cpp).
 void Router::follow_session_tempo(double bpm, std::size_t peers) {
+  link_bpm_applied_ = bpm;
+  tempo_.stop_movement();  // the session's tempo wins over a movement glide in progress
+  // A hold by the work budgets that starts, moves or ends is said by move_players, with the range
+  // when the tempo is beyond it: one line for the change (outside pass 26 follow-up).
+  hold_context_ = fmt::format("link: session tempo {:.2f} bpm ({} peers)", bpm, peers);
+  hold_logged_ = false;
+  apply_tempo(bpm, kLinkGlide, -1);
+  hold_context_.clear();
+  if (hold_logged_) return;
   // Any peer on the LAN may change the session's tempo as often as it likes (Link holds it to
   // 20–999 bpm): a few lines a second, and say when the players cannot follow it.
   std::uint64_t skipped = 0;
-  if (log_limit_.allow("link: session tempo changes", skipped)) {
-    const double ratio = bpm / cfg_.bpm;
-    if (ratio < limits::kMinRate || ratio > limits::kMaxRate) {
-      spdlog::warn(
-          "link: session tempo {:.2f} bpm ({} peers): beyond 0.25–4 × --bpm {:.1f}, players held at {:.1f} "
-          "bpm{}",
-          bpm, peers, cfg_.bpm, cfg_.bpm * std::clamp(ratio, limits::kMinRate, limits::kMaxRate),
-          base::suppressed_note(skipped));
-    } else {
-      spdlog::info("link: session tempo {:.2f} bpm ({} peers){}", bpm, peers,
-                   base::suppressed_note(skipped));
-    }
+  if (!log_limit_.allow("link: session tempo changes", skipped)) return;
+  const double ratio = bpm / cfg_.bpm;
+  if (held_ratio_ > 0) {  // still held where it was
+    spdlog::info("link: session tempo {:.2f} bpm ({} peers): players still held at {:.2f} bpm by the work budget{}",
+                 bpm, peers, held_bpm(), base::suppressed_note(skipped));
+  } else if (ratio < limits::kMinRate || ratio > limits::kMaxRate) {
+    spdlog::warn(
+        "link: session tempo {:.2f} bpm ({} peers): beyond 0.25–4 × --bpm {:.1f}, players held at {:.1f} bpm{}", bpm,
+        peers, cfg_.bpm, cfg_.bpm * std::clamp(ratio, limits::kMinRate, limits::kMaxRate),
+        base::suppressed_note(skipped));
+  } else {
+    spdlog::info("link: session tempo {:.2f} bpm ({} peers){}", bpm, peers, base::suppressed_note(skipped));
   }
-  link_bpm_applied_ = bpm;
-  tempo_.stop_movement();  // the session's tempo wins over a movement glide in progress
-  apply_tempo(bpm, kLinkGlide, -1);
 }
 
 // The session's grid is followed only while it runs true (link_grid_check.hpp): otherwise the

@@ -9,6 +9,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace stemd::control {
@@ -94,18 +95,28 @@ int Router::move_players(double from, double glide_s, std::int64_t at, bool hold
     if (r != target) held_ratio_ = r;
   }
   if ((held_ratio_ > 0) != (before > 0) || std::fabs(held_ratio_ - before) > 0.01 * before) {
+    // One line for the change: what asked (hold_context_: a Link session's tempo and peers), where
+    // the players are held and why — the rates' range too when the tempo is beyond it.
+    const std::string what = hold_context_.empty() ? fmt::format("tempo {:.2f} bpm", tempo_.bpm()) : hold_context_;
     std::uint64_t skipped = 0;
     if (held_ratio_ > 0 && log_limit_.allow("players held by the work budget", skipped)) {
+      const bool beyond = target < limits::kMinRate || target > limits::kMaxRate;
       spdlog::warn(
-          "tempo {:.2f} bpm: players held at {:.2f} bpm: the {} budget (--max-{}-voices {} units) takes no more; they "
-          "drift from the beat grid until the tempo comes back within it (or voices end){}",
-          tempo_.bpm(), held_bpm(), cfg_.time_stretch ? "stretching" : "resampling",
-          cfg_.time_stretch ? "stretched" : "resampled",
+          "{}: players held at {:.2f} bpm: {}the {} budget (--max-{}-voices {} units) takes no more; they drift "
+          "from the beat grid until the tempo comes back within {} (or voices end){}",
+          what, held_bpm(),
+          beyond
+              ? fmt::format("beyond 0.25–4 × --bpm {:.1f} they could go to {:.1f} bpm at most, and ", tempo_.base_bpm(),
+                            tempo_.base_bpm() * std::clamp(target, limits::kMinRate, limits::kMaxRate))
+              : std::string(),
+          cfg_.time_stretch ? "stretching" : "resampling", cfg_.time_stretch ? "stretched" : "resampled",
           cfg_.time_stretch ? ctl_.engine().max_stretched_voices() : ctl_.engine().max_resampled_voices(),
-          base::suppressed_note(skipped));
+          beyond ? "both" : "it", base::suppressed_note(skipped));
+      hold_logged_ = true;
     } else if (held_ratio_ <= 0 && before > 0 && log_limit_.allow("players held by the work budget", skipped)) {
-      spdlog::info("tempo {:.2f} bpm: the players follow it again (the work budget takes it){}", tempo_.bpm(),
+      spdlog::info("{}: the players follow it again (the work budget takes it){}", what,
                    base::suppressed_note(skipped));
+      hold_logged_ = true;
     }
   }
   hold_retry_ = std::chrono::steady_clock::now() + kHoldRetry;
