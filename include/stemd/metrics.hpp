@@ -87,6 +87,7 @@ struct VoiceTelemetry {
   std::atomic<std::uint32_t> generation{0};          // which voice these numbers belong to
   std::atomic<std::uint8_t> state{0};                // 0 free, 1 playing, 2 starved, 3 stopping, 4 paused
   std::atomic<std::uint32_t> seek_heard{0};          // the last seek made: its number (Command::frames)
+  std::atomic<std::uint8_t> bus{0};                  // the stretch bus it rides: 0 none, i + 1 bus i (made order)
   LevelTelemetry level;                              // its volume as heard
   LevelTelemetry envelope;                           // its declick envelope (a stop's, a pause's fade)
 };

@@ -294,6 +294,7 @@ class StateKeeper {
   // The restore's steps (state_restore.cpp).
   struct RestoreRun;
   void restore_message(RestoreRun& run, control::Router& router, std::size_t i);
+  void restore_tempo(RestoreRun& run, control::Router& router);
   void restore_outcome(RestoreRun& run, std::size_t i, const control::Reply& reply);
   bool restore_pump(RestoreRun& run, control::Router& router);
   bool interrupted_ = false;  // the restore was stopped: nothing is written (queue())

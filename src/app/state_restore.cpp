@@ -28,6 +28,7 @@ struct StateKeeper::RestoreRun {
   std::map<int, std::size_t> later;  // id → the message whose answer comes from poll_loads()
   std::chrono::steady_clock::time_point waiting_since{};
   bool waiting_logged = false;
+  std::optional<std::size_t> tempo;  // the /set_tempo line: applied once the voices play (restore_tempo)
 };
 
 namespace {
@@ -112,6 +113,7 @@ RestoreReport StateKeeper::restore(control::Router& router, const RestoreHooks& 
         cfg_.path);
     return run.rep;
   }
+  if (run.tempo) restore_tempo(run, router);
   const RestoreReport& rep = run.rep;
   spdlog::info("state file {}: restored {} of {} sources{}{}, levels{}", cfg_.path, rep.sources,
                rep.sources + static_cast<int>(run.failed_ids.size()),
@@ -181,6 +183,10 @@ void StateKeeper::restore_message(RestoreRun& run, control::Router& router, std:
     ++run.rep.skipped_voice;
     return;
   }
+  if (m.address == "/set_tempo") {  // after the voices: they follow it as far as the work budgets take
+    run.tempo = i;
+    return;
+  }
   int id = 0;
   const bool has_id = message_id(m, id);
   const bool voice = has_id && is_voice_message(m);  // not /stemd/quantize 4: no id
@@ -213,6 +219,23 @@ void StateKeeper::restore_message(RestoreRun& run, control::Router& router, std:
     restore_outcome(run, i, reply);
     return;
   }
+}
+
+// The saved tempo, once the restored voices play: as a tempo nobody can refuse (a Link session's, the
+// movement's) the players follow it as far as the work budgets take and are held there (status
+// tempo_held_bpm), as they were when it was saved. Routed before the voices, as a client's /set_tempo,
+// it found no players to check, and then the players that did not fit at the full ratio were refused
+// one by one: a state saved with the players held came back with the first few at the full ratio and
+// the others missing.
+void StateKeeper::restore_tempo(RestoreRun& run, control::Router& router) {
+  const StateMessage& sm = run.msgs[*run.tempo];
+  const control::OscMessage& m = sm.message;
+  ++run.rep.messages;
+  std::string why = "bpm must be a number";
+  if (!m.args.empty() && m.args[0].is_number() && router.restore_tempo(m.args[0].as_double(), why)) return;
+  ++run.rep.failed;
+  spdlog::warn("state file {}:{}: {} failed: {} (skipped)", cfg_.path, sm.line, base::log_escape(state_line(m), 600),
+               base::log_escape(why, 400));
 }
 
 void StateKeeper::restore_outcome(RestoreRun& run, std::size_t i, const control::Reply& reply) {

@@ -19,6 +19,7 @@ using engine::CommandType;
 Controller::Controller(engine::Engine& engine, io::LoaderThread& loader, const io::LoadOptions& load_opts)
     : engine_(engine), loader_(loader), load_opts_(load_opts), voices_(engine.config().max_voices) {
   master_ = engine.config().master;  // --master: the engine starts at it
+  make_bus_model();
   free_ids_.reserve(voices_.size());
   for (std::size_t i = voices_.size(); i-- > 0;) free_ids_.push_back(static_cast<engine::VoiceId>(i));
 }
@@ -193,17 +194,9 @@ bool Controller::play(std::int64_t at, int slot, const PlayOptions& opts, VoiceH
   settle_work();
   const std::uint32_t st_units = stretched ? work::stretch_units(opts.tempo) : 0;
   const std::uint32_t rs_units = resampled ? work::resample_units(base_ratio * opts.rate, opts.tempo) : 0;
-  if (st_units > stretch_units_free()) {
-    refuse_busy(error, budget_reason(true, st_units, fmt::format("a voice at tempo {:g}", opts.tempo)));
-    return false;
-  }
-  if (rs_units > resample_units_free()) {
-    refuse_busy(error, budget_reason(false, rs_units,
-                                     fmt::format("a voice at rate {:g} of a {} Hz file{}", opts.rate,
-                                                 src.view.sample_rate > 0 ? src.view.sample_rate : sample_rate(),
-                                                 stretched ? fmt::format(", tempo {:g}", opts.tempo) : "")));
-    return false;
-  }
+  const int src_rate = src.view.sample_rate > 0 ? src.view.sample_rate : sample_rate();
+  int bus = -1;  // the stretch bus it will ride (controller_buses.cpp)
+  if (!play_fits(opts, src_rate, rs_units, st_units, bus, error)) return false;
   if (free_ids_.empty()) {
     error = "all " + std::to_string(voices_.size()) + " voices are in use";
     return false;
@@ -253,6 +246,9 @@ bool Controller::play(std::int64_t at, int slot, const PlayOptions& opts, VoiceH
                  .streamed = src.streamed(),
                  .deck = opts.deck,
                  .base_ratio = base_ratio,
+                 .src_rate = src_rate,
+                 .bus = bus,
+                 .changed_at = std::max(at, now_frame()),
                  .loop_start = opts.loop_start,
                  .loop_end = opts.loop_end,
                  .loop_count = opts.loop_count,
@@ -263,8 +259,8 @@ bool Controller::play(std::int64_t at, int slot, const PlayOptions& opts, VoiceH
                  .start_frame = opts.start_frame,
                  .rate = Heard<float>{opts.rate},
                  .tempo = Heard<float>{opts.tempo}};
-  rs_units_used_ += rs_units;
-  st_units_used_ += st_units;
+  if (bus >= 0) join_bus(buses_[static_cast<std::size_t>(bus)], opts.deck, opts.tempo);
+  book(vs, true);
   ++voices_in_use_;
   out = VoiceHandle{id, gen};
   return true;
@@ -298,8 +294,10 @@ void Controller::lend_stretcher(VoiceSlot& vs, std::int64_t at, std::uint32_t fa
   constexpr double kLendFadeSeconds = 0.05;
   const std::uint32_t most = frames_for(kLendFadeSeconds);
   if (vs.st_units == 0 || fade_frames > most || (at != kNow && at > now_frame() + most)) return;  // later: keeps it
-  st_units_used_ -= vs.st_units;
+  bus_drop(vs, at);
+  book(vs, false);
   vs.st_units = 0;
+  book(vs, true);
 }
 
 bool Controller::seek_request(VoiceHandle v, std::int64_t frame, io::LoaderThread::StreamRequest& req,
@@ -531,7 +529,8 @@ void Controller::service() {
       free_voice(x.voice);  // drops this voice's hold on its source
     }
   }
-  settle_work();  // the charges of rates and tempos now heard fall to what they cost
+  settle_work();      // the charges of rates and tempos now heard fall to what they cost
+  reconcile_buses();  // and the voices ride the stretch buses the engine says they ride
   // What unloads and ended streams freed goes back to the system, not only to malloc's arenas.
   if (load_opts_.budget) heap_trim_.note(load_opts_.budget->held());
 }

@@ -276,20 +276,32 @@ class Controller {
   // is free: a change of many voices that must all follow or none (/set_tempo) adds up the needs
   // with these before anything is sent. A voice's charge falls (a lower rate or tempo) only once
   // the change is heard and its glide is over; the free counts take those falls in first.
+  // Stretch buses (controller_buses.cpp) are charged as what they run: one stretcher (and one
+  // resampler for another source rate) per bus, however many voices ride it; a change of tempo for
+  // many voices at once (set_stretch_all, work_for_tempos) keeps a bus whose members all follow.
+  // `slots`: stretched voices added (each holds a stretcher of the pool, --max-stretched-voices
+  // of them, on a bus or not: leaving a bus never waits for one).
   struct WorkNeed {
     std::uint64_t resample = 0, stretch = 0;
+    std::uint32_t slots = 0;
   };
   WorkNeed work_for_rate(VoiceHandle v, float rate) const;
   WorkNeed work_for_tempo(VoiceHandle v, float tempo) const;
+  WorkNeed work_for_tempos(const std::vector<VoiceHandle>& vs, float tempo) const;
+  // Every voice of `vs` to `tempo`, all or none (their budget checked first).
+  bool set_stretch_all(std::int64_t at, const std::vector<VoiceHandle>& vs, float tempo, std::string& error);
   std::uint64_t resample_units_free();
   std::uint64_t stretch_units_free();
-  std::uint64_t resample_units_used() const noexcept { return rs_units_used_; }
-  std::uint64_t stretch_units_used() const noexcept { return st_units_used_; }
+  std::uint32_t stretch_slots_free() const noexcept;
+  std::uint64_t resample_units_used() const noexcept;
+  std::uint64_t stretch_units_used() const noexcept;
   std::uint64_t resample_budget() const noexcept;
   std::uint64_t stretch_budget() const noexcept;
   // "busy: resampling budget: …" for a change that needs `need` more than is free (stretch: the
   // stretching budget); `what` says what asked ("rate 4", "/set_tempo 480: 64 players").
   std::string budget_reason(bool stretch, std::uint64_t need, const std::string& what);
+  // "busy: stretching budget: … needs N more stretched voices": the pool of stretchers is held.
+  std::string slots_reason(std::uint32_t need, const std::string& what) const;
 
   engine::Engine& engine() noexcept { return engine_; }
 
@@ -308,7 +320,10 @@ class Controller {
     bool streamed = false;
     std::uint64_t underruns = 0;
     int deck = 0;
-    double base_ratio = 1.0;  // file rate / output rate
+    double base_ratio = 1.0;      // file rate / output rate
+    int src_rate = 0;             // the file's rate, Hz
+    int bus = -1;                 // the stretch bus it rides (buses_), -1: none (its charge is its own)
+    std::int64_t changed_at = 0;  // engine frame its last rate or tempo change is heard by (the model's check waits)
     std::int64_t loop_start = 0, loop_end = 0;
     std::uint32_t loop_count = 0;
     // Its charge on the resampling and stretching budgets, in thousandths of a unit (0: it holds no
@@ -397,6 +412,37 @@ class Controller {
   // final rate's and tempo's cost once it is heard and the glide is over.
   void charge(VoiceSlot& vs, std::uint32_t rs, std::uint32_t st, std::int64_t at, std::uint32_t glide);
   void uncharge(VoiceSlot& vs);
+  // The engine's stretch buses as the budget sees them (controller_buses.cpp): same order as the
+  // engine's (VoiceTelemetry::bus - 1). A voice riding one charges nothing of its own to the
+  // budgets' work (rs_units_used_ / st_units_used_ count the others), only its slots.
+  struct BusModel {
+    int rate = 0;             // the source rate it serves, Hz
+    double ratio = 1.0;       // rate / output rate: its resampler's step (none when 1)
+    int deck = 0;             // its voices' deck (unused when shared)
+    float tempo = 1.0f;       // its members' tempo as last sent
+    float peak_tempo = 1.0f;  // the highest in play until settle_at
+    std::uint32_t members = 0;
+    std::int64_t busy_until = 0;  // engine frame: its tail plays until then once its last member left
+    std::int64_t settle_at = 0;
+  };
+  struct TempoPlan;
+  std::vector<BusModel> buses_;
+  std::uint32_t st_slots_ = 0;  // stretched voices (own stretcher or on a bus)
+  void make_bus_model();
+  void book(const VoiceSlot& vs, bool add);  // its part in the totals and slots, in or out
+  struct BusWork {
+    std::uint64_t rs = 0, st = 0;
+  };
+  BusWork bus_work(const std::vector<BusModel>& buses) const;
+  int bus_for(const std::vector<BusModel>& buses, const VoiceSlot& vs, float tempo, bool fresh_only) const;
+  void bus_drop(VoiceSlot& vs, std::int64_t at);            // off its bus (an end, a lent stretcher, a leave)
+  void join_bus(BusModel& b, int deck, float tempo) const;  // one more member at `tempo`
+  // A play's check against the budgets (refused: false, error); `bus`: the bus it will ride, or -1.
+  bool play_fits(const PlayOptions& opts, int src_rate, std::uint32_t rs_units, std::uint32_t st_units, int& bus,
+                 std::string& error);
+  TempoPlan plan_tempos(const std::vector<VoiceHandle>& vs, float tempo) const;
+  void settle_buses(std::int64_t now);
+  void reconcile_buses();  // [control] with what the engine reports its voices ride (service())
   std::array<float, engine::kNumDecks> deck_levels_{1.0f, 1.0f, 1.0f, 1.0f};
   // The engine frame each level's last command applies at (0: at once): a command due by now but
   // not yet heard counts as heard (it is in the queue), one timed for later does not.

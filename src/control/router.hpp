@@ -186,6 +186,12 @@ class Router {
     return it == player_rate_.end() ? 1.0f : it->second;
   }
   double bpm() const { return tempo_.bpm(); }
+  // A saved tempo at start (the state file, after its voices): applied as a Link session's is, the
+  // players held within the work budgets. False (why) when /set_tempo would refuse the number.
+  bool restore_tempo(double bpm, std::string& why);
+  // [control] The Link session's tempo (`peers` other boxes in it) reaching the clock and the
+  // players: each sync_tick() that finds it changed.
+  void follow_session_tempo(double bpm, std::size_t peers);
   // The tempo ratio the players follow: the tempo clock's, or the one they are held at when a
   // tempo the work budgets cannot take came from Link or the movement (router_work.cpp); and that
   // held tempo in bpm (0: none held).
@@ -287,12 +293,15 @@ class Router {
   // nearest the budgets take on the way from `from` (the ratio they were at); how many could not
   // follow (the last one's reason in *why).
   int move_players(double from, double glide_s, std::int64_t at, bool hold, std::string* why);
-  void retry_held_players();  // every tick: while held, once a second
+  void retry_held_players();                       // every tick: while held, once a second
+  std::vector<VoiceHandle> alive_players() const;  // the players whose voices still play
   // What every player following `ratio` would add to the budgets (thousandths of a unit).
   Controller::WorkNeed players_need(double ratio) const;
   bool players_fit(double ratio);
   double reachable_ratio(double from, double target);
-  double held_ratio_ = 0;  // > 0: the players' ratio instead of tempo_.ratio()
+  double held_ratio_ = 0;     // > 0: the players' ratio instead of tempo_.ratio()
+  std::string hold_context_;  // what moves the players now, for move_players' line ("" : "tempo X bpm")
+  bool hold_logged_ = false;  // move_players said the hold's change (follow_session_tempo says no more)
   std::chrono::steady_clock::time_point hold_retry_{};
 
   // Sync (router_sync.cpp): the Link session and the stream clock's line.

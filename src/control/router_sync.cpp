@@ -57,21 +57,7 @@ void Router::sync_tick() {
   link_peers_now_.store(static_cast<int>(peers), std::memory_order_relaxed);
   link_peers_told_->feed(static_cast<double>(peers), now);
   const double bpm = link_->tempo();
-  if (std::fabs(bpm - link_bpm_applied_) > 1e-4) {
-    // Any peer on the LAN may change the session's tempo as often as it likes (Link holds it to
-    // 20–999 bpm): what rate the players take is told once per change burst (link_report), and
-    // a tempo beyond what they follow is a warning at once, at most a few lines a second.
-    const double ratio = bpm / cfg_.bpm;
-    if (std::uint64_t skipped = 0; (ratio < limits::kMinRate || ratio > limits::kMaxRate) &&
-                                   log_limit_.allow("link: session tempo changes", skipped)) {
-      spdlog::warn("link: session tempo {:.2f} bpm ({}): beyond 0.25–4 × --bpm {:.1f}, players held at {:.1f} bpm{}",
-                   bpm, peers_text(peers), cfg_.bpm, cfg_.bpm * std::clamp(ratio, limits::kMinRate, limits::kMaxRate),
-                   base::suppressed_note(skipped));
-    }
-    link_bpm_applied_ = bpm;
-    tempo_.stop_movement();  // the session's tempo wins over a movement glide in progress
-    apply_tempo(bpm, kLinkGlide, -1);
-  }
+  if (std::fabs(bpm - link_bpm_applied_) > 1e-4) follow_session_tempo(bpm, peers);
   sync_grid();
   link_report(now);
 }
@@ -103,6 +89,30 @@ void Router::link_report(std::chrono::steady_clock::time_point now) {
   } else {
     spdlog::warn("{}", link_reach_text(reach, ifs, false));
   }
+}
+
+// The Link session's tempo reaching the clock and the players, as a tempo nobody can refuse (held
+// within the rates' range and the work budgets: router_work.cpp).
+void Router::follow_session_tempo(double bpm, std::size_t peers) {
+  link_bpm_applied_ = bpm;
+  tempo_.stop_movement();  // the session's tempo wins over a movement glide in progress
+  // A hold by the work budgets that starts, moves or ends is said by move_players, with the range
+  // when the tempo is beyond it: one line for the change (outside pass 26 follow-up).
+  hold_context_ = fmt::format("link: session tempo {:.2f} bpm ({})", bpm, peers_text(peers));
+  hold_logged_ = false;
+  apply_tempo(bpm, kLinkGlide, -1);
+  hold_context_.clear();
+  if (hold_logged_) return;
+  // Any peer on the LAN may change the session's tempo as often as it likes (Link holds it to
+  // 20–999 bpm): what rate the players take (held or not) is told once per change burst
+  // (link_report); a tempo beyond what they follow is a warning at once, at most a few lines a second.
+  const double ratio = bpm / cfg_.bpm;
+  if (held_ratio_ > 0 || (ratio >= limits::kMinRate && ratio <= limits::kMaxRate)) return;
+  std::uint64_t skipped = 0;
+  if (!log_limit_.allow("link: session tempo changes", skipped)) return;
+  spdlog::warn("link: session tempo {:.2f} bpm ({}): beyond 0.25–4 × --bpm {:.1f}, players held at {:.1f} bpm{}", bpm,
+               peers_text(peers), cfg_.bpm, cfg_.bpm * std::clamp(ratio, limits::kMinRate, limits::kMaxRate),
+               base::suppressed_note(skipped));
 }
 
 // The session's grid is followed only while it runs true (link_grid_check.hpp): otherwise the

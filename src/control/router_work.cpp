@@ -3,11 +3,13 @@
 // budgets (controller_work.cpp, work_budget.hpp). A client's /set_tempo is all or nothing
 // (tempo_change_problem); a tempo nobody can refuse — a Link peer's, the movement glide — holds
 // the players at the nearest ratio the budgets take (router.hpp: held_ratio_).
+#include "limits.hpp"
 #include "router.hpp"
 #include "work_budget.hpp"
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace stemd::control {
@@ -19,26 +21,34 @@ constexpr auto kHoldRetry = std::chrono::seconds(1);
 constexpr double kHoldGlide = 0.05;
 }  // namespace
 
+// Time-stretched players change together (a stretch bus whose members all follow stays one stretch:
+// Controller::work_for_tempos); resampled ones each on their own.
 Controller::WorkNeed Router::players_need(double ratio) const {
+  if (cfg_.time_stretch) return ctl_.work_for_tempos(alive_players(), clamped_rate(ratio));
   Controller::WorkNeed sum;
   for (const auto& [id, h] : players_) {
     if (!ctl_.voice_alive(h)) continue;
-    Controller::WorkNeed w;
-    if (cfg_.time_stretch) {
-      w = ctl_.work_for_tempo(h, clamped_rate(ratio));
-    } else {
-      auto it = player_rate_.find(id);
-      w = ctl_.work_for_rate(h, clamped_rate((it == player_rate_.end() ? 1.0 : it->second) * ratio));
-    }
+    auto it = player_rate_.find(id);
+    const Controller::WorkNeed w =
+        ctl_.work_for_rate(h, clamped_rate((it == player_rate_.end() ? 1.0 : it->second) * ratio));
     sum.resample += w.resample;
     sum.stretch += w.stretch;
   }
   return sum;
 }
 
+std::vector<VoiceHandle> Router::alive_players() const {
+  std::vector<VoiceHandle> v;
+  for (const auto& [id, h] : players_) {
+    if (ctl_.voice_alive(h)) v.push_back(h);
+  }
+  return v;
+}
+
 bool Router::players_fit(double ratio) {
   const Controller::WorkNeed need = players_need(ratio);
-  return need.resample <= ctl_.resample_units_free() && need.stretch <= ctl_.stretch_units_free();
+  return need.resample <= ctl_.resample_units_free() && need.stretch <= ctl_.stretch_units_free() &&
+         need.slots <= ctl_.stretch_slots_free();
 }
 
 // Why not every player could follow a change to `bpm` at `at` ("" when all can): the schedule must
@@ -54,6 +64,7 @@ std::string Router::tempo_change_problem(double bpm, std::int64_t at) const {
   const Controller::WorkNeed need = players_need(bpm / tempo_.base_bpm());
   const std::string what = fmt::format("{:.1f} bpm ({} players)", bpm, alive);
   const std::string stays = fmt::format(": the tempo stays {:.1f} bpm", tempo_.bpm());
+  if (need.slots > ctl_.stretch_slots_free()) return ctl_.slots_reason(need.slots, what) + stays;
   if (need.stretch > 0 && need.stretch > ctl_.stretch_units_free()) {
     return ctl_.budget_reason(true, need.stretch, what) + stays;
   }
@@ -84,35 +95,64 @@ int Router::move_players(double from, double glide_s, std::int64_t at, bool hold
     if (r != target) held_ratio_ = r;
   }
   if ((held_ratio_ > 0) != (before > 0) || std::fabs(held_ratio_ - before) > 0.01 * before) {
+    // One line for the change: what asked (hold_context_: a Link session's tempo and peers), where
+    // the players are held and why — the rates' range too when the tempo is beyond it.
+    const std::string what = hold_context_.empty() ? fmt::format("tempo {:.2f} bpm", tempo_.bpm()) : hold_context_;
     std::uint64_t skipped = 0;
     if (held_ratio_ > 0 && log_limit_.allow("players held by the work budget", skipped)) {
+      const bool beyond = target < limits::kMinRate || target > limits::kMaxRate;
       spdlog::warn(
-          "tempo {:.2f} bpm: players held at {:.2f} bpm: the {} budget (--max-{}-voices {} units) takes no more; they "
-          "drift from the beat grid until the tempo comes back within it (or voices end){}",
-          tempo_.bpm(), held_bpm(), cfg_.time_stretch ? "stretching" : "resampling",
-          cfg_.time_stretch ? "stretched" : "resampled",
+          "{}: players held at {:.2f} bpm: {}the {} budget (--max-{}-voices {} units) takes no more; they drift "
+          "from the beat grid until the tempo comes back within {} (or voices end){}",
+          what, held_bpm(),
+          beyond
+              ? fmt::format("beyond 0.25–4 × --bpm {:.1f} they could go to {:.1f} bpm at most, and ", tempo_.base_bpm(),
+                            tempo_.base_bpm() * std::clamp(target, limits::kMinRate, limits::kMaxRate))
+              : std::string(),
+          cfg_.time_stretch ? "stretching" : "resampling", cfg_.time_stretch ? "stretched" : "resampled",
           cfg_.time_stretch ? ctl_.engine().max_stretched_voices() : ctl_.engine().max_resampled_voices(),
-          base::suppressed_note(skipped));
+          beyond ? "both" : "it", base::suppressed_note(skipped));
+      hold_logged_ = true;
     } else if (held_ratio_ <= 0 && before > 0 && log_limit_.allow("players held by the work budget", skipped)) {
-      spdlog::info("tempo {:.2f} bpm: the players follow it again (the work budget takes it){}", tempo_.bpm(),
+      spdlog::info("{}: the players follow it again (the work budget takes it){}", what,
                    base::suppressed_note(skipped));
+      hold_logged_ = true;
     }
   }
   hold_retry_ = std::chrono::steady_clock::now() + kHoldRetry;
   int failed = 0;
   std::string error;
+  if (cfg_.time_stretch) {  // tempo without pitch: every player's stretch follows, together
+    const std::vector<VoiceHandle> all = alive_players();
+    if (!all.empty() && !ctl_.set_stretch_all(at, all, static_cast<float>(effective_rate(1.0)), error)) {
+      failed = static_cast<int>(all.size());
+    }
+    if (failed > 0 && why != nullptr) *why = error;
+    return failed;
+  }
   for (const auto& [id, h] : players_) {
     if (!ctl_.voice_alive(h)) continue;
-    if (cfg_.time_stretch) {  // tempo without pitch: every player's stretch follows
-      if (!ctl_.set_stretch(at, h, effective_rate(1.0), error)) ++failed;
-      continue;
-    }
     auto it = player_rate_.find(id);
     const double own = it == player_rate_.end() ? 1.0 : it->second;
     if (!ctl_.set_rate(at, h, effective_rate(own), glide_s, error)) ++failed;
   }
   if (failed > 0 && why != nullptr) *why = error;
   return failed;
+}
+
+bool Router::restore_tempo(double bpm, std::string& why) {
+  const double ratio = bpm / cfg_.bpm;
+  if (!(bpm > 0) || bpm > limits::kMaxBpm || ratio < limits::kMinTempoRatio || ratio > limits::kMaxTempoRatio) {
+    why = "bpm must be > 0, ≤ 999 and within 0.25–4 × the base tempo (--bpm)";
+    return false;
+  }
+  if (std::string e = link_tempo_problem(); !e.empty()) {
+    why = e;
+    return false;
+  }
+  tempo_.stop_movement();
+  apply_tempo(bpm, 0.0, -1);  // no `why`: held within the budgets, not refused
+  return true;
 }
 
 // Every second while held: the players go as near the tempo as the budgets take now.

@@ -12,15 +12,18 @@
 // 'resample/.*/step|stretch/.*/sweep'`, ns per output frame ÷ the cost at step ≤ 1, fast):
 // step 1.5 → 1.3, 2 → 1.8, 3 → 2.7, 4 → 3.3, 6 → 5.8, 8 → 6.5, 16 → 14 (medium and best alike
 // within ±10 %); below 1 (upsampling) the cost stays that of step 1. Rubber Band, per output frame
-// ÷ its cost at tempo 1.25: R3 tempo 2 → 1.3–1.9, 4 → 1.7–2.5; R2 ("faster") tempo 2 → 2.3,
-// 4 → 4.6 (k units: R3 is well inside; R2 ≈ 15 % above at the top of the range, as R2 at tempo 1.25
-// already costs ≈ R3's). Inside the band the charge is one unit whatever the ratio (a resampler at
-// step 1.25 measures ≈ 1.15 units): 44.1 → 48 kHz at rates up to 1.36 and tempos up to ±25 % keep
-// costing one unit each, as a deck's stems at a nearby tempo always have.
+// ÷ its cost at tempo 1.25 in the same run: R3 tempo 2 → 1.3–1.9, 4 → 1.7–2.5; R2 ("faster")
+// tempo 2 → 1.6, 3 → 2.4, 4 → 3.2, 0.5 → 1.06 (k units: both inside; an earlier 4.6 for R2 at 4
+// divided by a tempo-1.25 figure from another day's run, docs/benchmarks.md). Inside the band the charge is one unit
+// whatever the ratio (a resampler at step 1.25 measures ≈ 1.15 units): 44.1 → 48 kHz at rates up to 1.36 and tempos up
+// to ±25 % keep costing one unit each, as a deck's stems at a nearby tempo always have.
 //
 // A voice's resampler writes max(1, tempo) frames per output frame when the voice also has a
 // stretcher of its own (the stretcher reads them: source → resampler → stretcher), so its
-// charge is the units of max(1, step) × max(1, tempo).
+// charge is the units of max(1, step) × max(1, tempo). A stretch bus (engine/stretch_bus.hpp: the
+// stems of a deck at one tempo, stretched once) is charged as the converters it runs — a stretcher
+// at its tempo, and a resampler at step (its rate ÷ the output's) after it — and its members charge
+// nothing of their own but their place in the pool of stretchers (controller_buses.cpp).
 #pragma once
 
 #include <algorithm>

@@ -103,6 +103,7 @@ void Engine::make_buses() {
       b->rate = rate;
       b->ratio = static_cast<double>(rate) / cfg_.sample_rate;
       b->shared = cfg_.stretch_bus_share;
+      b->index = static_cast<std::uint8_t>(buses_.size());
       for (int d = 0; d < kNumDecks; ++d) {  // source-rate copies of the decks' EQs (shared buses)
         DeckEqConfig eq = deck_eq_[d].config();
         eq.sample_rate = rate;

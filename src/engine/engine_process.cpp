@@ -212,6 +212,7 @@ void Engine::publish_voice(VoiceId id, const Voice& v, std::uint32_t fill) noexc
   t.ring_fill_permille.store(fill, std::memory_order_relaxed);
   t.generation.store(v.generation, std::memory_order_relaxed);
   t.state.store(telemetry_state(v), std::memory_order_relaxed);
+  t.bus.store(v.bus != nullptr ? static_cast<std::uint8_t>(v.bus->index + 1) : 0, std::memory_order_relaxed);
   publish_level(t.level, v.gain);
   publish_level(t.envelope, v.env);
 }

@@ -131,6 +131,7 @@ struct Engine::StretchBus {
   std::unique_ptr<Stretcher> st;  // made for `rate`
   std::unique_ptr<Resampler> rs;  // rate → output rate; null when they are equal
   int rate = 0;                   // the source rate this bus serves
+  std::uint8_t index = 0;         // its place in buses_ (VoiceTelemetry::bus: index + 1)
   double ratio = 1.0;             // rate / output rate
   bool running = false;
   std::uint8_t deck = 0;
