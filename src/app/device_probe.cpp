@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <sys/prctl.h>
 #include <unistd.h>
 
 namespace stemd::app {
@@ -39,22 +40,28 @@ std::unique_ptr<FileJob> start_device_probe(const audio::BackendConfig& bc, bool
                                    bc.device,
                                    std::to_string(bc.sample_rate),
                                    std::to_string(bc.buffer_size),
-                                   bc.quiet_alsa ? "1" : "0"};
+                                   bc.quiet_alsa ? "1" : "0",
+                                   std::to_string(::getpid())};
   return FileJob::start(argv, std::string(), error);
 }
 
 int audio_probe_main(int argc, char** argv) {
-  if (argc != 5) {
-    std::fprintf(stderr, "usage: stemd %s audio-probe auto|portaudio DEVICE RATE BUFFER QUIET\n", kStateIoFlag);
+  if (argc != 6) {
+    std::fprintf(stderr, "usage: stemd %s audio-probe auto|portaudio DEVICE RATE BUFFER QUIET PARENT\n", kStateIoFlag);
     return 2;
   }
+  // Killed when stemd ends, however it ends; it may have ended before this line ran.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != static_cast<pid_t>(std::atol(argv[5]))) return 2;
   audio::BackendConfig bc;
+  bc.client_name = kProbeClientName;
   bc.kind = "portaudio";
   bc.device = argv[1];
   bc.sample_rate = std::atoi(argv[2]);
   bc.buffer_size = static_cast<std::uint32_t>(std::strtoul(argv[3], nullptr, 10));
   bc.quiet_alsa = std::strcmp(argv[4], "1") == 0;
-  if (std::strcmp(argv[0], "auto") == 0 && bc.device.empty() && audio::list_output_devices(bc.quiet_alsa).empty()) {
+  if (std::strcmp(argv[0], "auto") == 0 && bc.device.empty() &&
+      audio::list_output_devices(bc.quiet_alsa, bc.client_name).empty()) {
     write_out("PortAudio has no output device");
     return kStateIoMissing;
   }
@@ -223,7 +230,12 @@ FileJob::Status DaemonRun::look_at_probe(std::string& error) {
                    why);
       systemd_.status(fmt::format("waiting for the audio server ({}), attempt {}", why, attempts_));
     }
-    return st;
+    if (server_probe_->seconds() < kProbeGiveUpS) return st;
+    // Given up on (killed, reaped by later passes): the next attempt asks with a fresh helper.
+    // probe_said_stuck_ stays: its warning is not repeated for each helper.
+    error = not_answering(server_probe_->seconds());
+    drop_probe();
+    return FileJob::Status::kFailed;
   }
   error = server_probe_->output();
   if (error.empty() && st != FileJob::Status::kOk) error = "the audio device could not be opened";
@@ -244,27 +256,40 @@ std::string DaemonRun::stall_verdict(Clock::time_point now) {
   if (!stalled_) {
     stalled_ = true;
     answered_at_.reset();
-    std::string e;
-    server_probe_ = start_device_probe(bc_, false, e);
-    if (!server_probe_) return fmt::format("no callback for {:.1f} s (the audio server cannot be asked: {})", s, e);
-    spdlog::info("no callback from the audio device for {:.1f} s: asking the audio server whether it answers", s);
-    return {};
+    log_stall_summary(now, false);
+    stall_loud_ = stall_log_.begin(seconds_since_start(now));
+    if (stall_loud_) {
+      spdlog::info("no callback from the audio device for {:.1f} s: asking the audio server whether it answers", s);
+    }
+    stall_probe_at_ = now;
   }
   if (answered_at_) {
     if (now - *answered_at_ < std::chrono::milliseconds(500)) return {};
     return fmt::format("no callback for {:.1f} s while the audio server answers", s);
   }
-  if (!server_probe_) return {};
+  if (!server_probe_) {  // the first of this stall, or a fresh one after a helper given up on
+    if (now < stall_probe_at_) return {};
+    std::string e;
+    server_probe_ = start_device_probe(bc_, false, e);
+    if (!server_probe_) return fmt::format("no callback for {:.1f} s (the audio server cannot be asked: {})", s, e);
+    return {};
+  }
   const FileJob::Status st = server_probe_->poll();
   if (st == FileJob::Status::kRunning) {
     if (device_.state() == control::DeviceState::kRunning && server_probe_->seconds() >= kStallProbeAnswerS) {
       const std::string why = fmt::format("the audio server does not answer (no callback for {:.1f} s)", s);
       device_.set_lost(why);
-      spdlog::error(
-          "the audio device stopped: {} — keeping the stream and the state; playing on when the server answers "
-          "again; OSC and the web monitor answer meanwhile",
-          why);
+      if (stall_loud_) {
+        spdlog::error(
+            "the audio device stopped: {} — keeping the stream and the state; playing on when the server answers "
+            "again; OSC and the web monitor answer meanwhile",
+            why);
+      }
       systemd_.status("audio device lost (" + why + "), waiting for the audio server");
+    }
+    if (server_probe_->seconds() >= kProbeGiveUpS) {  // killed and reaped; a fresh one asks again
+      drop_probe();
+      stall_probe_at_ = now + std::chrono::milliseconds(static_cast<int>(kProbeAgainS * 1000));
     }
     return {};
   }
@@ -277,19 +302,36 @@ std::string DaemonRun::stall_verdict(Clock::time_point now) {
   return fmt::format("no callback for {:.1f} s; {}", s, said.empty() ? "the audio device could not be opened" : said);
 }
 
-// Callbacks again after a stall: the same stream plays on.
+// Callbacks again after a stall: the same stream plays on. Its lines are logged when the stall's
+// were (StallLog: the first, then once an hour; the others counted in a summary).
 void DaemonRun::end_stall(Clock::time_point now, Clock::time_point last_callback) {
   stalled_ = false;
   answered_at_.reset();
   drop_probe();
   const double s = std::chrono::duration<double>(now - last_callback).count();
-  if (device_.state() == control::DeviceState::kRunning) {
-    spdlog::warn("the audio device stalled for {:.1f} s (no callback) and plays on", s);
+  const bool lost = device_.state() != control::DeviceState::kRunning;
+  stall_log_.end(s, lost);
+  if (!lost) {
+    if (stall_loud_) spdlog::warn("the audio device stalled for {:.1f} s (no callback) and plays on{}", s, kStallsNext);
     return;
   }
   device_.set_running();
-  spdlog::warn("audio device back after {:.1f} s: the audio server answers again and the stream plays on", s);
+  if (stall_loud_) {
+    spdlog::warn("audio device back after {:.1f} s: the audio server answers again and the stream plays on{}", s,
+                 kStallsNext);
+  }
   systemd_.status("audio device back: " + backend_->describe());
+}
+
+// The stalls counted since the last line, when StallLog says it is time (each main-loop pass), or
+// `now_anyway` (the stream is handed over: the new image does not know them).
+void DaemonRun::log_stall_summary(Clock::time_point now, bool now_anyway) {
+  const std::string line = stall_log_.summary(seconds_since_start(now), now_anyway);
+  if (!line.empty()) spdlog::warn("{}", line);
+}
+
+double DaemonRun::seconds_since_start(Clock::time_point now) const {
+  return std::chrono::duration<double>(now - started_).count();
 }
 
 }  // namespace stemd::app
