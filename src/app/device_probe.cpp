@@ -71,7 +71,14 @@ int audio_probe_main(int argc, char** argv) {
     write_out(e);
     return 1;
   }
-  write_out(std::to_string(b->sample_rate()));
+  // The line is written before PortAudio's teardown where the daemon's open can overlap it (it
+  // goes on as soon as the line is complete: answered_early). On a JACK server, whose clients
+  // share the device, all of it: closing the stream and the client takes ≈ 50 ms of handshakes
+  // with the server here. Elsewhere the stream is closed first — an ALSA hw device is exclusive
+  // and the daemon's open would find it busy — and only Pa_Terminate overlaps.
+  const std::string answer = std::to_string(b->sample_rate()) + "\n";
+  if (b->describe().find("(JACK Audio Connection Kit)") == std::string::npos) b->stop();
+  write_out(answer);
   return 0;
 }
 
@@ -121,10 +128,25 @@ void DaemonRun::drop_probe() {
   server_probe_.reset();
 }
 
+// One that answered and is left to end by itself (probe_at_start) is killed too once it has run
+// kProbeGiveUpS: its teardown waits on a server that stopped answering in between.
 void DaemonRun::reap_probes() {
-  std::erase_if(ending_probes_,
-                [](const std::unique_ptr<FileJob>& j) { return j->poll() != FileJob::Status::kRunning; });
+  std::erase_if(ending_probes_, [](const std::unique_ptr<FileJob>& j) {
+    if (j->seconds() >= kProbeGiveUpS) j->kill();
+    return j->poll() != FileJob::Status::kRunning;
+  });
 }
+
+namespace {
+
+// The helper has written its whole answer (the rate and a line break: the device opened) and is
+// in PortAudio's teardown.
+bool answered_early(const FileJob& j) {
+  const std::string out = j.output_so_far();
+  return out.size() > 1 && out.back() == '\n' && out.front() >= '0' && out.front() <= '9';
+}
+
+}  // namespace
 
 // The device opened (and, with the engine there, started) in-process once the helper answered,
 // within an OpenGuard: a stop signal meanwhile is acted on by the main loop (stop_signal_), or —
@@ -167,9 +189,21 @@ int DaemonRun::probe_at_start(bool auto_kind, bool& opened) {
     opened = open_guarded(true, false, err_);
     return stop_signal_ != 0 ? stopped_at_start() : -1;
   }
-  bool stopped = false;
-  const FileJob::Status st = server_probe_->wait(
-      kProbeAnswerS, [this](int ms) { return wait_unless_stopped(ms, "while the audio server was asked"); }, &stopped);
+  // The helper's teardown is not waited for (it overlaps the open here: ≈ 50 ms of a start on
+  // JACK); it ends by itself and is reaped by the main loop (reap_probes).
+  bool stopped = false, answered = false;
+  FileJob::Status st = server_probe_->wait(
+      kProbeAnswerS,
+      [this, &answered](int ms) {
+        answered = answered_early(*server_probe_);
+        return !answered && wait_unless_stopped(ms, "while the audio server was asked");
+      },
+      &stopped);
+  if (answered && st == FileJob::Status::kRunning) {
+    stopped = false;
+    st = FileJob::Status::kOk;
+    ending_probes_.push_back(std::move(server_probe_));
+  }
   if (stopped) {
     spdlog::info("stopping ({}): before the audio started", stop_reason_);
     return 0;
@@ -188,7 +222,7 @@ int DaemonRun::probe_at_start(bool auto_kind, bool& opened) {
     probe_said_stuck_ = true;
     return -1;
   }
-  const std::string said = server_probe_->output();
+  const std::string said = server_probe_ ? server_probe_->output() : std::string();
   server_probe_.reset();
   if (st != FileJob::Status::kOk) {
     err_ = said.empty() ? std::string("the audio device could not be opened") : said;
