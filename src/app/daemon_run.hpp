@@ -17,6 +17,7 @@
 #include "io/fd_budget.hpp"
 #include "options.hpp"
 #include "service_notify.hpp"
+#include "stall_log.hpp"
 #include "stemd/metrics.hpp"
 #include "state.hpp"
 #include "web/web_server.hpp"
@@ -44,6 +45,9 @@ struct Resume {
   std::int64_t started_ns = 0;    // the service's start (steady clock, the first image's): uptime counts from it
   std::int64_t lost_at_ns = 0;    // when the device was lost (steady clock): "lost for" and the last loss count from it
   engine::GlitchTotals glitches;  // the previous images' underruns and underflows: counted on, not from 0
+  // The audio server's helpers the previous image killed and could not reap before its exec: still
+  // this process's children, reaped by this image (reap_probes), not left zombies.
+  std::vector<pid_t> helpers;
 };
 Resume take_resume_env();              // reads and clears STEMD_RESUME_*
 void put_resume_env(const Resume& r);  // sets them, for the image exec'd next
@@ -110,6 +114,8 @@ class DaemonRun {
   void end_stall(Clock::time_point now, Clock::time_point last_callback);
   void drop_probe();
   void reap_probes();
+  void log_stall_summary(Clock::time_point now, bool now_anyway);
+  double seconds_since_start(Clock::time_point now) const;
   void drop_resume_file();  // the hand-over file, on every way out of a resumed image
   // reload.cpp — SIGHUP starts the config file's read in the helper (on_sighup); each main-loop
   // pass looks at it (poll_reload) and reloads once the text is there, or gives up on it after
@@ -178,6 +184,10 @@ class DaemonRun {
   bool probe_said_stuck_ = false;
   // The stream open but not calling back for 1 s: the server is being asked (stall_verdict)
   bool stalled_ = false;
+  bool stall_loud_ = false;                       // this stall's lines are logged (stall_log_)
+  StallLog stall_log_;                            // the first stall in full, then once an hour; counted meanwhile
+  std::uint64_t health_quiet_stalls_ = 0;         // stall_log_.quiet_stalls() at the last glitch line
+  Clock::time_point stall_probe_at_;              // a helper asks the server then (again after one given up)
   std::optional<Clock::time_point> answered_at_;  // the server answered the helper meanwhile
   int stop_signal_ = 0;                           // SIGINT/SIGTERM taken by an OpenGuard
   std::atomic<bool> resume_dropped_{false};

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <sys/prctl.h>
 #include <unistd.h>
 
 namespace stemd::app {
@@ -39,22 +40,28 @@ std::unique_ptr<FileJob> start_device_probe(const audio::BackendConfig& bc, bool
                                    bc.device,
                                    std::to_string(bc.sample_rate),
                                    std::to_string(bc.buffer_size),
-                                   bc.quiet_alsa ? "1" : "0"};
+                                   bc.quiet_alsa ? "1" : "0",
+                                   std::to_string(::getpid())};
   return FileJob::start(argv, std::string(), error);
 }
 
 int audio_probe_main(int argc, char** argv) {
-  if (argc != 5) {
-    std::fprintf(stderr, "usage: stemd %s audio-probe auto|portaudio DEVICE RATE BUFFER QUIET\n", kStateIoFlag);
+  if (argc != 6) {
+    std::fprintf(stderr, "usage: stemd %s audio-probe auto|portaudio DEVICE RATE BUFFER QUIET PARENT\n", kStateIoFlag);
     return 2;
   }
+  // Killed when stemd ends, however it ends; it may have ended before this line ran.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != static_cast<pid_t>(std::atol(argv[5]))) return 2;
   audio::BackendConfig bc;
+  bc.client_name = kProbeClientName;
   bc.kind = "portaudio";
   bc.device = argv[1];
   bc.sample_rate = std::atoi(argv[2]);
   bc.buffer_size = static_cast<std::uint32_t>(std::strtoul(argv[3], nullptr, 10));
   bc.quiet_alsa = std::strcmp(argv[4], "1") == 0;
-  if (std::strcmp(argv[0], "auto") == 0 && bc.device.empty() && audio::list_output_devices(bc.quiet_alsa).empty()) {
+  if (std::strcmp(argv[0], "auto") == 0 && bc.device.empty() &&
+      audio::list_output_devices(bc.quiet_alsa, bc.client_name).empty()) {
     write_out("PortAudio has no output device");
     return kStateIoMissing;
   }
@@ -64,7 +71,14 @@ int audio_probe_main(int argc, char** argv) {
     write_out(e);
     return 1;
   }
-  write_out(std::to_string(b->sample_rate()));
+  // The line is written before PortAudio's teardown where the daemon's open can overlap it (it
+  // goes on as soon as the line is complete: answered_early). On a JACK server, whose clients
+  // share the device, all of it: closing the stream and the client takes ≈ 50 ms of handshakes
+  // with the server here. Elsewhere the stream is closed first — an ALSA hw device is exclusive
+  // and the daemon's open would find it busy — and only Pa_Terminate overlaps.
+  const std::string answer = std::to_string(b->sample_rate()) + "\n";
+  if (b->describe().find("(JACK Audio Connection Kit)") == std::string::npos) b->stop();
+  write_out(answer);
   return 0;
 }
 
@@ -114,10 +128,25 @@ void DaemonRun::drop_probe() {
   server_probe_.reset();
 }
 
+// One that answered and is left to end by itself (probe_at_start) is killed too once it has run
+// kProbeGiveUpS: its teardown waits on a server that stopped answering in between.
 void DaemonRun::reap_probes() {
-  std::erase_if(ending_probes_,
-                [](const std::unique_ptr<FileJob>& j) { return j->poll() != FileJob::Status::kRunning; });
+  std::erase_if(ending_probes_, [](const std::unique_ptr<FileJob>& j) {
+    if (j->seconds() >= kProbeGiveUpS) j->kill();
+    return j->poll() != FileJob::Status::kRunning;
+  });
 }
+
+namespace {
+
+// The helper has written its whole answer (the rate and a line break: the device opened) and is
+// in PortAudio's teardown.
+bool answered_early(const FileJob& j) {
+  const std::string out = j.output_so_far();
+  return out.size() > 1 && out.back() == '\n' && out.front() >= '0' && out.front() <= '9';
+}
+
+}  // namespace
 
 // The device opened (and, with the engine there, started) in-process once the helper answered,
 // within an OpenGuard: a stop signal meanwhile is acted on by the main loop (stop_signal_), or —
@@ -160,9 +189,21 @@ int DaemonRun::probe_at_start(bool auto_kind, bool& opened) {
     opened = open_guarded(true, false, err_);
     return stop_signal_ != 0 ? stopped_at_start() : -1;
   }
-  bool stopped = false;
-  const FileJob::Status st = server_probe_->wait(
-      kProbeAnswerS, [this](int ms) { return wait_unless_stopped(ms, "while the audio server was asked"); }, &stopped);
+  // The helper's teardown is not waited for (it overlaps the open here: ≈ 50 ms of a start on
+  // JACK); it ends by itself and is reaped by the main loop (reap_probes).
+  bool stopped = false, answered = false;
+  FileJob::Status st = server_probe_->wait(
+      kProbeAnswerS,
+      [this, &answered](int ms) {
+        answered = answered_early(*server_probe_);
+        return !answered && wait_unless_stopped(ms, "while the audio server was asked");
+      },
+      &stopped);
+  if (answered && st == FileJob::Status::kRunning) {
+    stopped = false;
+    st = FileJob::Status::kOk;
+    ending_probes_.push_back(std::move(server_probe_));
+  }
   if (stopped) {
     spdlog::info("stopping ({}): before the audio started", stop_reason_);
     return 0;
@@ -181,7 +222,7 @@ int DaemonRun::probe_at_start(bool auto_kind, bool& opened) {
     probe_said_stuck_ = true;
     return -1;
   }
-  const std::string said = server_probe_->output();
+  const std::string said = server_probe_ ? server_probe_->output() : std::string();
   server_probe_.reset();
   if (st != FileJob::Status::kOk) {
     err_ = said.empty() ? std::string("the audio device could not be opened") : said;
@@ -223,7 +264,12 @@ FileJob::Status DaemonRun::look_at_probe(std::string& error) {
                    why);
       systemd_.status(fmt::format("waiting for the audio server ({}), attempt {}", why, attempts_));
     }
-    return st;
+    if (server_probe_->seconds() < kProbeGiveUpS) return st;
+    // Given up on (killed, reaped by later passes): the next attempt asks with a fresh helper.
+    // probe_said_stuck_ stays: its warning is not repeated for each helper.
+    error = not_answering(server_probe_->seconds());
+    drop_probe();
+    return FileJob::Status::kFailed;
   }
   error = server_probe_->output();
   if (error.empty() && st != FileJob::Status::kOk) error = "the audio device could not be opened";
@@ -244,27 +290,40 @@ std::string DaemonRun::stall_verdict(Clock::time_point now) {
   if (!stalled_) {
     stalled_ = true;
     answered_at_.reset();
-    std::string e;
-    server_probe_ = start_device_probe(bc_, false, e);
-    if (!server_probe_) return fmt::format("no callback for {:.1f} s (the audio server cannot be asked: {})", s, e);
-    spdlog::info("no callback from the audio device for {:.1f} s: asking the audio server whether it answers", s);
-    return {};
+    log_stall_summary(now, false);
+    stall_loud_ = stall_log_.begin(seconds_since_start(now));
+    if (stall_loud_) {
+      spdlog::info("no callback from the audio device for {:.1f} s: asking the audio server whether it answers", s);
+    }
+    stall_probe_at_ = now;
   }
   if (answered_at_) {
     if (now - *answered_at_ < std::chrono::milliseconds(500)) return {};
     return fmt::format("no callback for {:.1f} s while the audio server answers", s);
   }
-  if (!server_probe_) return {};
+  if (!server_probe_) {  // the first of this stall, or a fresh one after a helper given up on
+    if (now < stall_probe_at_) return {};
+    std::string e;
+    server_probe_ = start_device_probe(bc_, false, e);
+    if (!server_probe_) return fmt::format("no callback for {:.1f} s (the audio server cannot be asked: {})", s, e);
+    return {};
+  }
   const FileJob::Status st = server_probe_->poll();
   if (st == FileJob::Status::kRunning) {
     if (device_.state() == control::DeviceState::kRunning && server_probe_->seconds() >= kStallProbeAnswerS) {
       const std::string why = fmt::format("the audio server does not answer (no callback for {:.1f} s)", s);
       device_.set_lost(why);
-      spdlog::error(
-          "the audio device stopped: {} — keeping the stream and the state; playing on when the server answers "
-          "again; OSC and the web monitor answer meanwhile",
-          why);
+      if (stall_loud_) {
+        spdlog::error(
+            "the audio device stopped: {} — keeping the stream and the state; playing on when the server answers "
+            "again; OSC and the web monitor answer meanwhile",
+            why);
+      }
       systemd_.status("audio device lost (" + why + "), waiting for the audio server");
+    }
+    if (server_probe_->seconds() >= kProbeGiveUpS) {  // killed and reaped; a fresh one asks again
+      drop_probe();
+      stall_probe_at_ = now + std::chrono::milliseconds(static_cast<int>(kProbeAgainS * 1000));
     }
     return {};
   }
@@ -277,19 +336,36 @@ std::string DaemonRun::stall_verdict(Clock::time_point now) {
   return fmt::format("no callback for {:.1f} s; {}", s, said.empty() ? "the audio device could not be opened" : said);
 }
 
-// Callbacks again after a stall: the same stream plays on.
+// Callbacks again after a stall: the same stream plays on. Its lines are logged when the stall's
+// were (StallLog: the first, then once an hour; the others counted in a summary).
 void DaemonRun::end_stall(Clock::time_point now, Clock::time_point last_callback) {
   stalled_ = false;
   answered_at_.reset();
   drop_probe();
   const double s = std::chrono::duration<double>(now - last_callback).count();
-  if (device_.state() == control::DeviceState::kRunning) {
-    spdlog::warn("the audio device stalled for {:.1f} s (no callback) and plays on", s);
+  const bool lost = device_.state() != control::DeviceState::kRunning;
+  stall_log_.end(s, lost);
+  if (!lost) {
+    if (stall_loud_) spdlog::warn("the audio device stalled for {:.1f} s (no callback) and plays on{}", s, kStallsNext);
     return;
   }
   device_.set_running();
-  spdlog::warn("audio device back after {:.1f} s: the audio server answers again and the stream plays on", s);
+  if (stall_loud_) {
+    spdlog::warn("audio device back after {:.1f} s: the audio server answers again and the stream plays on{}", s,
+                 kStallsNext);
+  }
   systemd_.status("audio device back: " + backend_->describe());
+}
+
+// The stalls counted since the last line, when StallLog says it is time (each main-loop pass), or
+// `now_anyway` (the stream is handed over: the new image does not know them).
+void DaemonRun::log_stall_summary(Clock::time_point now, bool now_anyway) {
+  const std::string line = stall_log_.summary(seconds_since_start(now), now_anyway);
+  if (!line.empty()) spdlog::warn("{}", line);
+}
+
+double DaemonRun::seconds_since_start(Clock::time_point now) const {
+  return std::chrono::duration<double>(now - started_).count();
 }
 
 }  // namespace stemd::app

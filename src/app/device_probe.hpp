@@ -27,15 +27,29 @@ namespace stemd::app {
 // sooner on a stop signal; on a stalled stream it starts after 1 s without a callback.
 inline constexpr double kProbeAnswerS = 3.0;
 inline constexpr double kStallProbeAnswerS = 1.0;
+// A helper's life is bounded: one still waiting after kProbeGiveUpS is killed (SIGKILL: it waits
+// in a socket read, which the signal ends) and reaped, and a fresh one asks again after
+// kProbeAgainS — a server that never comes back holds no helper (nor its half-open JACK client)
+// for ever. Each helper also dies with stemd (PR_SET_PDEATHSIG): an exit that runs no destructor
+// (the OpenGuard's _exit, a SIGKILL from the service manager, a crash) leaves none behind.
+inline constexpr double kProbeGiveUpS = 10.0;
+inline constexpr double kProbeAgainS = 5.0;
+// The helper's JACK client (BackendConfig::client_name): what it is, in qjackctl and jack_lsp —
+// not a second "stemd" that the server renames "stemd-01" while the daemon's own is registered.
+inline constexpr const char* kProbeClientName = "stemd-probe";
 
 // Starts the helper that opens the device of `bc` (kind portaudio) — or, `auto_kind` with no
 // device named, finds whether PortAudio has any output device (none: exit kStateIoMissing).
 // Null, with `error`, when it could not be started.
 std::unique_ptr<FileJob> start_device_probe(const audio::BackendConfig& bc, bool auto_kind, std::string& error);
 
-// The helper's side: argv = KIND DEVICE RATE BUFFER QUIET (after "audio-probe"). Exit 0: the
-// device opens (its rate on standard output); 1: it does not (the reason); kStateIoMissing: auto
-// and no output device.
+// Started from the main thread only: PR_SET_PDEATHSIG fires when the thread that started the
+// helper ends (the main thread lives as long as the process, and a hand-over's exec keeps it).
+//
+// The helper's side: argv = KIND DEVICE RATE BUFFER QUIET PARENT (after "audio-probe"; PARENT:
+// stemd's pid — the helper ends at once when it is no longer its parent). Exit 0: the device opens
+// (its rate on standard output); 1: it does not (the reason); kStateIoMissing: auto and no output
+// device.
 int audio_probe_main(int argc, char** argv);
 
 // While the main thread is inside PortAudio's open and start: SIGINT and SIGTERM are taken by a

@@ -147,6 +147,19 @@ void DaemonRun::log_glitches(const HealthCounters& c, const engine::DurationHist
   gw.stuck_reads = ls.stuck_threads;
   gw.ring_ms = lc.sample_rate > 0 ? 1e3 * static_cast<double>(lc.ring_frames) / lc.sample_rate : 0;
   if (const double slowest = std::max(ls.read_ms_now, ls.read_ms_max); slowest > gw.ring_ms) gw.slow_read_ms = slowest;
+  // A stall the log only counts (StallLog, device_probe.cpp) brings device underflows when the
+  // server runs again: they go into its summary, not a warning each (a server stalling every 2 s
+  // wrote one every 2 s). Anything else new with them is warned of as always.
+  const bool quiet_stall = (stalled_ && !stall_loud_) || stall_log_.quiet_stalls() != health_quiet_stalls_;
+  health_quiet_stalls_ = stall_log_.quiet_stalls();
+  if (quiet_stall && gw.device_underflows > 0 && gw.voice_underruns == 0 && c.read_errors == last_.read_errors &&
+      c.truncated == last_.truncated && c.events_dropped == last_.events_dropped) {
+    stall_log_.add_underflows(gw.device_underflows);
+    spdlog::debug("health: device underflows +{} (total {}) after a stall of the audio server (counted with it)",
+                  gw.device_underflows, c.device_underflows);
+    last_ = c;
+    return;
+  }
   const std::string advice =
       advice_repeat_.next(glitch_advice(gw), std::chrono::duration<double>(Clock::now().time_since_epoch()).count());
   // The null backend's pacing late, and nothing else new: information (nothing is heard or lost).

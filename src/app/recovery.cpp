@@ -51,9 +51,16 @@ Resume take_resume_env() {
     }
     r.glitches = {g[0], g[1], g[2], g[3]};
   }
-  for (const char* k :
-       {"STEMD_RESUME_STATE", "STEMD_RESUME_RATE", "STEMD_RESUME_LOSSES", "STEMD_RESUME_REASON", "STEMD_RESUME_STARTED",
-        "STEMD_RESUME_STATE_UNREAD", "STEMD_RESUME_LOST_AT", "STEMD_RESUME_GLITCHES"}) {
+  if (const char* v = std::getenv("STEMD_RESUME_HELPERS")) {
+    for (char* end = nullptr;; v = end) {
+      const long pid = std::strtol(v, &end, 10);
+      if (end == v) break;
+      if (pid > 0) r.helpers.push_back(static_cast<pid_t>(pid));
+    }
+  }
+  for (const char* k : {"STEMD_RESUME_STATE", "STEMD_RESUME_RATE", "STEMD_RESUME_LOSSES", "STEMD_RESUME_REASON",
+                        "STEMD_RESUME_STARTED", "STEMD_RESUME_STATE_UNREAD", "STEMD_RESUME_LOST_AT", "STEMD_RESUME_GLITCHES",
+                        "STEMD_RESUME_HELPERS"}) {
     unsetenv(k);
   }
   return r;
@@ -263,6 +270,11 @@ void DaemonRun::hand_over(const std::string& why) {
     reap_probes();
     if (!ending_probes_.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  // One not dead yet (its system call had not returned) stays this process's child across the
+  // exec: the new image reaps it.
+  std::string helpers;
+  for (const std::unique_ptr<FileJob>& j : ending_probes_) helpers += std::to_string(j->pid()) + " ";
+  setenv("STEMD_RESUME_HELPERS", helpers.c_str(), 1);
   spdlog::default_logger()->flush();
   reexec(argv_, r, e);
   spdlog::error("cannot restart the audio side: {} — exiting", e);
@@ -278,6 +290,7 @@ bool DaemonRun::watch_device() {
   reap_probes();
   const std::uint64_t cb = inst_->engine().metrics().callbacks.load(std::memory_order_relaxed);
   const auto now = Clock::now();
+  log_stall_summary(now, false);
   if (device_.state() != control::DeviceState::kRunning && !stalled_) {  // lost, or waiting for it
     if (server_probe_ || now >= next_attempt_) retry_device(cb, now);
     return true;
@@ -292,6 +305,7 @@ bool DaemonRun::watch_device() {
   }
   if (why.empty()) backend_->lost(why);
   if (!why.empty()) {
+    log_stall_summary(now, true);
     stalled_ = false;
     drop_probe();
     hand_over(why);  // returns only if stemd cannot carry on

@@ -99,6 +99,7 @@ int DaemonRun::shutdown() {
   std::atomic<int> exit_status{exit_code_};  // what the watcher exits with
   // Named before the watcher starts (it reads this copy): a step that hangs on one of them says so.
   const std::string stuck = stuck_in_file_system();
+  log_stall_summary(Clock::now(), true);  // the audio server's stalls counted since the last line
   if (!stuck.empty())
     spdlog::info("shutdown ({}): not waiting for threads in the file system: {}", stop_reason_, stuck);
   ShutdownDeadline deadline(

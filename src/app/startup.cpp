@@ -137,6 +137,7 @@ int DaemonRun::open_backend() {
     // its server answers (retry_device) — its open waits as long as a frozen server does not.
     bc_.kind = "portaudio";
     if (bc_.sample_rate == 0) bc_.sample_rate = 48000;
+    for (const pid_t pid : resume_.helpers) ending_probes_.push_back(FileJob::adopt(pid));
     backend_ = audio::make_portaudio_backend(bc_);
     err_ = "it is opened again once its audio server answers (the main loop asks it first)";
     opened = false;

@@ -99,6 +99,13 @@ std::unique_ptr<FileJob> FileJob::start(const std::vector<std::string>& argv, co
   return job;
 }
 
+std::unique_ptr<FileJob> FileJob::adopt(pid_t pid) {
+  std::unique_ptr<FileJob> job(new FileJob);
+  job->pid_ = pid;
+  job->started_ = std::chrono::steady_clock::now();
+  return job;
+}
+
 FileJob::~FileJob() {
   if (pid_ > 0 && status_ == Status::kRunning) {
     ::kill(pid_, SIGKILL);

@@ -52,6 +52,10 @@ class FileJob {
   // if it ended first). A helper waiting in the kernel dies only when its system call returns.
   void kill();
   double seconds() const;  // since it started (steady clock)
+  pid_t pid() const { return pid_; }
+  // A helper this process started before an exec (same pid: still its child), to be reaped by
+  // poll() (kBroken once it has ended: its answer is not known) or killed by the destructor.
+  static std::unique_ptr<FileJob> adopt(pid_t pid);
 
  private:
   FileJob() = default;

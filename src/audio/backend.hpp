@@ -36,6 +36,9 @@ struct BackendConfig {
   std::string render_path;    // render: output file; empty = discard
   double render_seconds = 0;  // render: length; ≤ 0 = until no voice plays
   bool quiet_alsa = true;     // hide ALSA's "cannot find card" noise during Pa_Initialize
+  // The JACK client's name (PortAudio's JACK host API; the server appends "-01"… on a clash). The
+  // audio server's helper (app/device_probe.hpp) is "stemd-probe", not a second "stemd" (-01).
+  std::string client_name = "stemd";
 };
 
 class Backend {
@@ -90,7 +93,7 @@ struct DeviceInfo {
   bool is_default = false;
 };
 // Output-capable devices. Initialises PortAudio for the call.
-std::vector<DeviceInfo> list_output_devices(bool quiet_alsa);
+std::vector<DeviceInfo> list_output_devices(bool quiet_alsa, const std::string& client_name = "stemd");
 std::string format_device_list(const std::vector<DeviceInfo>& devices);
 // PortAudio's host APIs present on this machine (ALSA; JACK only while a server answers), with
 // their output devices. Initialises PortAudio for the call.

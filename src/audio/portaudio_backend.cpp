@@ -52,8 +52,10 @@ class QuietStderr {
 
 class PaSession {  // Pa_Initialize/Pa_Terminate, balanced
  public:
-  explicit PaSession(bool quiet) {
-    PaJack_SetClientName("stemd");
+  // `client_name`: the JACK client's (BackendConfig::client_name). PortAudio keeps the pointer,
+  // not a copy: the session holds the string.
+  explicit PaSession(bool quiet, const std::string& client_name = "stemd") : client_name_(client_name) {
+    PaJack_SetClientName(client_name_.c_str());
     QuietStderr q(quiet);
     err_ = Pa_Initialize();
   }
@@ -64,6 +66,7 @@ class PaSession {  // Pa_Initialize/Pa_Terminate, balanced
   std::string error() const { return Pa_GetErrorText(err_); }
 
  private:
+  std::string client_name_;
   PaError err_;
 };
 
@@ -114,7 +117,7 @@ class PortAudioBackend final : public Backend {
   bool open_session(std::string& error) {
     // Pa_Initialize only counts up while a session is open: end the old one first.
     if (stream_ == nullptr && !lost_) session_.reset();
-    session_ = std::make_unique<PaSession>(cfg_.quiet_alsa);
+    session_ = std::make_unique<PaSession>(cfg_.quiet_alsa, cfg_.client_name);
     if (!session_->ok()) {
       error = "PortAudio failed to initialise: " + session_->error();
       return false;
@@ -302,8 +305,8 @@ class PortAudioBackend final : public Backend {
 
 }  // namespace
 
-std::vector<DeviceInfo> list_output_devices(bool quiet_alsa) {
-  PaSession s(quiet_alsa);
+std::vector<DeviceInfo> list_output_devices(bool quiet_alsa, const std::string& client_name) {
+  PaSession s(quiet_alsa, client_name);
   if (!s.ok()) return {};
   return enumerate();
 }
