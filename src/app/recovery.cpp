@@ -58,9 +58,9 @@ Resume take_resume_env() {
       if (pid > 0) r.helpers.push_back(static_cast<pid_t>(pid));
     }
   }
-  for (const char* k : {"STEMD_RESUME_STATE", "STEMD_RESUME_RATE", "STEMD_RESUME_LOSSES", "STEMD_RESUME_REASON",
-                        "STEMD_RESUME_STARTED", "STEMD_RESUME_STATE_UNREAD", "STEMD_RESUME_LOST_AT", "STEMD_RESUME_GLITCHES",
-                        "STEMD_RESUME_HELPERS"}) {
+  for (const char* k :
+       {"STEMD_RESUME_STATE", "STEMD_RESUME_RATE", "STEMD_RESUME_LOSSES", "STEMD_RESUME_REASON", "STEMD_RESUME_STARTED",
+        "STEMD_RESUME_STATE_UNREAD", "STEMD_RESUME_LOST_AT", "STEMD_RESUME_GLITCHES", "STEMD_RESUME_HELPERS"}) {
     unsetenv(k);
   }
   return r;
