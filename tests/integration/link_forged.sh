@@ -20,17 +20,10 @@ if [ $# -ne 2 ]; then
 fi
 STEMD=$1 STEMCTL=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
-if [ "${LINK_FORGED_IN_NS:-}" != 1 ]; then
-  for t in unshare ip python3; do
-    command -v "$t" >/dev/null 2>&1 || { echo "link_forged: SKIP ($t not installed)"; exit 77; }
-  done
-  [ "$(id -u)" -eq 0 ] || { echo "link_forged: SKIP (needs root for a private network namespace)"; exit 77; }
-  LINK_FORGED_IN_NS=1 exec timeout 50 unshare -n "$0" "$@"
-fi
-if ! { ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo; }; then
-  echo "link_forged: SKIP (no multicast on the namespace's loopback)"
-  exit 77
-fi
+# shellcheck source=link_ns_common.sh
+. "$HERE/link_ns_common.sh"
+link_ns_enter link_forged 50 "$0" "$@"
+link_ns_multicast link_forged
 D=$(mktemp -d /tmp/stemd-linkforged.XXXXXX)
 A_PID='' B_PID='' F_PID=''
 # shellcheck disable=SC2317  # called by the trap

@@ -20,18 +20,11 @@ if [ $# -ne 2 ]; then
   exit 1
 fi
 STEMD=$1 STEMCTL=$2
-if [ "${LINK_FLOOD_IN_NS:-}" != 1 ]; then
-  for t in unshare ip python3; do
-    command -v "$t" >/dev/null 2>&1 || { echo "link_peer_flood: SKIP ($t not installed)"; exit 77; }
-  done
-  [ "$(id -u)" -eq 0 ] || { echo "link_peer_flood: SKIP (needs root for a private network namespace)"; exit 77; }
-  LINK_FLOOD_IN_NS=1 exec unshare -n "$0" "$@"
-fi
-
-if ! { ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo; }; then
-  echo "link_peer_flood: SKIP (no multicast on the namespace's loopback)"
-  exit 77
-fi
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=link_ns_common.sh
+. "$HERE/link_ns_common.sh"
+link_ns_enter link_peer_flood 0 "$0" "$@"
+link_ns_multicast link_peer_flood
 D=$(mktemp -d /tmp/stemd-linkflood.XXXXXX)
 A_PID='' B_PID=''
 # shellcheck disable=SC2317  # called by the trap

@@ -19,17 +19,11 @@ if [ $# -ne 2 ]; then
   exit 1
 fi
 STEMD=$1 STEMCTL=$2
-if [ "${LINK_PEERS_IN_NS:-}" != 1 ]; then
-  for t in unshare ip python3; do
-    command -v "$t" >/dev/null 2>&1 || { echo "link_peers_log: SKIP ($t not installed)"; exit 77; }
-  done
-  [ "$(id -u)" -eq 0 ] || { echo "link_peers_log: SKIP (needs root for a private network namespace)"; exit 77; }
-  LINK_PEERS_IN_NS=1 exec timeout 55 unshare -n "$0" "$@"
-fi
-if ! { ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo; }; then
-  echo "link_peers_log: SKIP (no multicast on the namespace's loopback)"
-  exit 77
-fi
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=link_ns_common.sh
+. "$HERE/link_ns_common.sh"
+link_ns_enter link_peers_log 55 "$0" "$@"
+link_ns_multicast link_peers_log
 D=$(mktemp -d /tmp/stemd-linkpeers.XXXXXX)
 A_PID='' B_PID=''
 # shellcheck disable=SC2317  # called by the trap
@@ -62,6 +56,9 @@ wait_log "$D/a.log" "link: joined" 10 || { bad "A did not join"; cat "$D/a.log";
 wait_log "$D/a.log" "no network interface but loopback can carry Link's multicast" 2 ||
   bad "A did not warn that only loopback can carry Link's multicast"
 
+# Link keeps the older of two sessions that meet, and takes either when they began within 0.5 s of
+# each other (ableton/link/Sessions.hpp, SESSION_EPS): B starts 1.5 s after A's so that A's is kept.
+sleep 1.5
 "$STEMD" --backend null --osc-port "$PB" --link --bpm 100 --log-level info >"$D/b.log" 2>&1 &
 B_PID=$!
 peers=0
