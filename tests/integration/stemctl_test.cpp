@@ -937,7 +937,8 @@ TEST(Stemctl, MaxStretchedVoicesGivenIsKeptWithTimeStretch) {
   EXPECT_EQ(r.exit_code, 0) << show(r);
   r = d.ctl("send /stemd/stretch i:5 f:1.1");
   EXPECT_NE(r.exit_code, 0) << show(r);
-  EXPECT_NE((r.out + r.err).find("stretching budget: tempo 1.1 needs 1 more stretched voice, 0 of 1 free"), std::string::npos)
+  EXPECT_NE((r.out + r.err).find("stretching budget: tempo 1.1 needs 1 more stretched voice, 0 of 1 free"),
+            std::string::npos)
       << show(r);
 }
 
