@@ -474,8 +474,9 @@ void BM_RefillDirect(benchmark::State& state, int streams, std::size_t batch) {
       }
       if (batch > 0) {
         error = aio.read(group.data(), n, dst.data());
-      } else if (::pread(ss[at].file->direct_fd, dst[0], ss[at].len, ss[at].lo) < static_cast<ssize_t>(ss[at].need)) {
-        error = std::string("O_DIRECT pread: ") + (errno != 0 ? std::strerror(errno) : "short");
+      } else if (const ssize_t got = ::pread(ss[at].file->direct_fd, dst[0], ss[at].len, ss[at].lo);
+                 got < static_cast<ssize_t>(ss[at].need)) {
+        error = got < 0 ? std::string("O_DIRECT pread: ") + std::strerror(errno) : "short O_DIRECT pread";
       }
       for (DirectStream* s : group) sink += mix_direct(*s, half_bytes);
     }
