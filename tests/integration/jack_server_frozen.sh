@@ -28,17 +28,6 @@ D=$TESTBED_DIR
 export RUNTIME_DIRECTORY="$D/run"
 mkdir -p "$RUNTIME_DIRECTORY"
 
-FROZEN=0
-freeze() { kill -STOP "$TESTBED_JACKD_PID" && FROZEN=1; }
-thaw() { [ "$FROZEN" = 0 ] || { kill -CONT "$TESTBED_JACKD_PID"; FROZEN=0; }; }
-# A failure never leaves the server stopped (the test bed's cleanup could not stop it then).
-fail() {
-  thaw
-  echo "$TEST_NAME: FAIL: $*" >&2
-  grep -v "ALSA\|cannot find card" "$D/stemd.log" | tail -25 >&2
-  exit 1
-}
-ctl() { "$STEMCTL" -p "$PORT" "$@"; }
 # Pings for SECONDS, one every 0.3 s, each given 1 s: prints "answered unanswered".
 pings() {
   local end=$(($(date +%s%N) + $1 * 1000000000)) ok=0 bad=0
