@@ -31,6 +31,14 @@ for _ in 1 2 3 4 5; do
 done
 [ "$under" != none ] && [ "$under" -gt 0 ] || fail "no device underflow after freezing the server 5 times"
 echo "$TEST_NAME: $under device underflow(s) before the loss"
+# The callbacks' histogram since start (the web monitor's callback_hist: [upper_ns, count] pairs).
+callbacks() {
+  curl -s --max-time 3 "http://127.0.0.1:$HPORT/api/status" |
+    python3 -c 'import json, sys; print(sum(n for _, n in json.load(sys.stdin)["callback_hist"]))' 2>&1
+}
+sleep 4  # more callbacks before the loss than the new image will have played when it is asked
+cb_before=$(callbacks)
+[ "$cb_before" -gt 0 ] 2>/dev/null || fail "no callback histogram before the loss: $cb_before"
 
 testbed_kill_jackd  # the device disappears
 t_lost=$(date +%s.%N)
@@ -75,4 +83,9 @@ grep -Eq "device underflows +[1-9][0-9]* \(the last 0:00:[0-9]{2} ago\)" <<<"$st
 w=$(curl -s --max-time 3 "http://127.0.0.1:$HPORT/api/status" |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["status"]["device_underflows"])' 2>&1)
 [ "$w" -ge "$under" ] 2>/dev/null || fail "the web /api/status has device_underflows '$w' (before the loss: $under)"
+# The histogram counts on across the hand-over (it restarted with the new image: session 27's note).
+cb_after=$(callbacks)
+[ "$cb_after" -gt "$cb_before" ] 2>/dev/null ||
+  fail "the callbacks' histogram holds $cb_after callbacks after the return, $cb_before before the loss"
+echo "$TEST_NAME: callbacks in the histogram: $cb_before before the loss, $cb_after after the return"
 echo "$TEST_NAME: PASS"
