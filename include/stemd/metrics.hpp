@@ -273,9 +273,11 @@ struct Metrics {
     return min_ring_fill_permille.exchange(1000, std::memory_order_relaxed);
   }
   GlitchTotals glitch_totals() const noexcept {  // [any]
-    return {voice_underruns.load(std::memory_order_relaxed), device_underflows.load(std::memory_order_relaxed),
+    return {voice_underruns.load(std::memory_order_relaxed),
+            device_underflows.load(std::memory_order_relaxed),
             last_voice_underrun_ns.load(std::memory_order_relaxed),
-            last_device_underflow_ns.load(std::memory_order_relaxed), callback_ns.snapshot(),
+            last_device_underflow_ns.load(std::memory_order_relaxed),
+            callback_ns.snapshot(),
             callback_max_ns.load(std::memory_order_relaxed)};
   }
   // [main] A previous image's totals, added to this one's (its last times kept unless this one
