@@ -41,6 +41,11 @@ class DurationHistogram {
   void record(std::uint64_t ns) noexcept {  // [audio]
     bins_[static_cast<std::size_t>(bin_of(ns))].fetch_add(1, std::memory_order_relaxed);
   }
+  // [main] A previous image's counts, added before the audio starts (a lost device's hand-over).
+  void carry(const Snapshot& s) noexcept {
+    for (int i = 0; i < kBins; ++i)
+      bins_[static_cast<std::size_t>(i)].fetch_add(s[static_cast<std::size_t>(i)], std::memory_order_relaxed);
+  }
   Snapshot snapshot() const noexcept {  // [control]
     Snapshot s{};
     for (int i = 0; i < kBins; ++i)
@@ -190,6 +195,9 @@ class ClockErrorWindow {
 struct GlitchTotals {
   std::uint64_t voice_underruns = 0, device_underflows = 0;
   std::uint64_t last_voice_underrun_ns = 0, last_device_underflow_ns = 0;  // CLOCK_MONOTONIC (0: none yet)
+  // The callbacks' durations since the service started: their histogram and the longest (ns).
+  DurationHistogram::Snapshot callback_ns{};
+  std::uint64_t callback_max_ns = 0;
   bool operator==(const GlitchTotals&) const = default;
 };
 
@@ -265,13 +273,20 @@ struct Metrics {
     return min_ring_fill_permille.exchange(1000, std::memory_order_relaxed);
   }
   GlitchTotals glitch_totals() const noexcept {  // [any]
-    return {voice_underruns.load(std::memory_order_relaxed), device_underflows.load(std::memory_order_relaxed),
+    return {voice_underruns.load(std::memory_order_relaxed),
+            device_underflows.load(std::memory_order_relaxed),
             last_voice_underrun_ns.load(std::memory_order_relaxed),
-            last_device_underflow_ns.load(std::memory_order_relaxed)};
+            last_device_underflow_ns.load(std::memory_order_relaxed),
+            callback_ns.snapshot(),
+            callback_max_ns.load(std::memory_order_relaxed)};
   }
   // [main] A previous image's totals, added to this one's (its last times kept unless this one
-  // already counted one: CLOCK_MONOTONIC runs on across the exec).
+  // already counted one: CLOCK_MONOTONIC runs on across the exec), its callbacks' histogram
+  // added and their longest kept if longer (called before the audio starts).
   void carry(const GlitchTotals& g) noexcept {
+    callback_ns.carry(g.callback_ns);
+    if (g.callback_max_ns > callback_max_ns.load(std::memory_order_relaxed))
+      callback_max_ns.store(g.callback_max_ns, std::memory_order_relaxed);
     voice_underruns.fetch_add(g.voice_underruns, std::memory_order_relaxed);
     device_underflows.fetch_add(g.device_underflows, std::memory_order_relaxed);
     std::uint64_t none = 0;

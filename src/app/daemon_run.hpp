@@ -48,9 +48,15 @@ struct Resume {
   // The audio server's helpers the previous image killed and could not reap before its exec: still
   // this process's children, reaped by this image (reap_probes), not left zombies.
   std::vector<pid_t> helpers;
+  std::vector<std::string> ignored;  // STEMD_RESUME_* values not taken, and why
 };
+// resume_env.cpp. What the environment says is checked, as input from outside: a hand-over file
+// other than this process's own (handoff_path) is not read (nor removed), a helper that is not
+// this process's child is not adopted (nor killed), counts and times out of range are dropped.
+// `ignored` says what was not taken, for a warning once logging is set up.
 Resume take_resume_env();              // reads and clears STEMD_RESUME_*
 void put_resume_env(const Resume& r);  // sets them, for the image exec'd next
+std::string handoff_path();            // $RUNTIME_DIRECTORY (or $TMPDIR, /tmp)/stemd-resume-PID.state
 
 struct HealthCounters {
   std::uint64_t voice_underruns = 0, device_underflows = 0, events_dropped = 0, read_errors = 0, truncated = 0;

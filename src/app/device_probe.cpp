@@ -312,7 +312,7 @@ std::string DaemonRun::stall_verdict(Clock::time_point now) {
   if (st == FileJob::Status::kRunning) {
     if (device_.state() == control::DeviceState::kRunning && server_probe_->seconds() >= kStallProbeAnswerS) {
       const std::string why = fmt::format("the audio server does not answer (no callback for {:.1f} s)", s);
-      device_.set_lost(why);
+      device_.set_lost(why, stall_since_);  // lost since its last callback, not since this verdict
       if (stall_loud_) {
         spdlog::error(
             "the audio device stopped: {} — keeping the stream and the state; playing on when the server answers "

@@ -29,69 +29,7 @@
 
 namespace stemd::app {
 
-Resume take_resume_env() {
-  Resume r;
-  const char* path = std::getenv("STEMD_RESUME_STATE");
-  if (path == nullptr || *path == '\0') return r;
-  r.active = true;
-  r.state_path = path;
-  if (const char* v = std::getenv("STEMD_RESUME_RATE")) r.rate = std::atoi(v);
-  if (r.rate < 8000 || r.rate > 384000) r.rate = 0;  // as --sample-rate: 0 = the device's rate
-  if (const char* v = std::getenv("STEMD_RESUME_LOSSES")) r.losses = std::strtoull(v, nullptr, 10);
-  if (const char* v = std::getenv("STEMD_RESUME_REASON")) r.reason = v;
-  if (const char* v = std::getenv("STEMD_RESUME_STARTED")) r.started_ns = std::strtoll(v, nullptr, 10);
-  if (const char* v = std::getenv("STEMD_RESUME_STATE_UNREAD")) r.state_unread = std::strcmp(v, "1") == 0;
-  if (const char* v = std::getenv("STEMD_RESUME_LOST_AT")) r.lost_at_ns = std::strtoll(v, nullptr, 10);
-  if (const char* v = std::getenv("STEMD_RESUME_GLITCHES")) {  // "voice_underruns device_underflows last_vu last_du"
-    char* end = nullptr;
-    std::uint64_t g[4] = {};
-    for (auto& x : g) {
-      x = std::strtoull(v, &end, 10);
-      v = end;
-    }
-    r.glitches = {g[0], g[1], g[2], g[3]};
-  }
-  if (const char* v = std::getenv("STEMD_RESUME_HELPERS")) {
-    for (char* end = nullptr;; v = end) {
-      const long pid = std::strtol(v, &end, 10);
-      if (end == v) break;
-      if (pid > 0) r.helpers.push_back(static_cast<pid_t>(pid));
-    }
-  }
-  for (const char* k :
-       {"STEMD_RESUME_STATE", "STEMD_RESUME_RATE", "STEMD_RESUME_LOSSES", "STEMD_RESUME_REASON", "STEMD_RESUME_STARTED",
-        "STEMD_RESUME_STATE_UNREAD", "STEMD_RESUME_LOST_AT", "STEMD_RESUME_GLITCHES", "STEMD_RESUME_HELPERS"}) {
-    unsetenv(k);
-  }
-  return r;
-}
-
-void put_resume_env(const Resume& r) {
-  setenv("STEMD_RESUME_STATE", r.state_path.c_str(), 1);
-  setenv("STEMD_RESUME_RATE", std::to_string(r.rate).c_str(), 1);
-  setenv("STEMD_RESUME_LOSSES", std::to_string(r.losses).c_str(), 1);
-  setenv("STEMD_RESUME_REASON", r.reason.c_str(), 1);
-  setenv("STEMD_RESUME_STARTED", std::to_string(r.started_ns).c_str(), 1);
-  setenv("STEMD_RESUME_STATE_UNREAD", r.state_unread ? "1" : "0", 1);
-  setenv("STEMD_RESUME_LOST_AT", std::to_string(r.lost_at_ns).c_str(), 1);
-  const engine::GlitchTotals& g = r.glitches;
-  setenv("STEMD_RESUME_GLITCHES",
-         fmt::format("{} {} {} {}", g.voice_underruns, g.device_underflows, g.last_voice_underrun_ns,
-                     g.last_device_underflow_ns)
-             .c_str(),
-         1);
-}
-
 namespace {
-
-std::string handoff_path() {
-  const char* dir = std::getenv("RUNTIME_DIRECTORY");  // systemd's RuntimeDirectory=
-  if (dir == nullptr || *dir == '\0') dir = std::getenv("TMPDIR");
-  if (dir == nullptr || *dir == '\0') dir = "/tmp";
-  std::string d = dir;
-  if (const auto colon = d.find(':'); colon != std::string::npos) d.resize(colon);  // several dirs
-  return d + "/stemd-resume-" + std::to_string(getpid()) + ".state";
-}
 
 // Replaces the process image with a fresh stemd (same argv, same PID). Returns only on failure.
 void reexec(char** argv, const Resume& r, std::string& error) {
@@ -208,7 +146,7 @@ void DaemonRun::restart_resumed_voices() {
 // The device is lost: tell everyone, hand the whole state over to a fresh image of stemd, and
 // exec it. Returns only when that failed (then stemd exits 3 for the service manager).
 void DaemonRun::hand_over(const std::string& why) {
-  device_.set_lost(why);
+  device_.set_lost(why, stall_since_);  // the last time its callbacks were seen to move
   if (o_.on_device_loss == "exit") {
     spdlog::error("the audio device stopped: {} — exiting (--on-device-loss exit)", why);
     backend_->mark_lost();

@@ -5,6 +5,7 @@
 #include "config_io.hpp"
 #include "control/deck_ids.hpp"
 #include "control/net.hpp"
+#include "base/log_guard.hpp"
 #include "device_hint.hpp"
 #include "io/fd_budget.hpp"
 #include "io/sound_file.hpp"
@@ -54,9 +55,10 @@ int DaemonRun::prepare() {
   }
   // A daemon never starts a JACK server of its own (libjack would, when none is running).
   setenv("JACK_NO_START_SERVER", "1", 0);
+  for (const auto& w : resume_.ignored) spdlog::warn("the hand-over environment: {} (ignored)", base::log_escape(w));
   if (resume_.active) {
-    spdlog::warn("resuming after the audio device was lost ({}): restoring the state from {}", resume_.reason,
-                 resume_.state_path);
+    spdlog::warn("resuming after the audio device was lost ({}): restoring the state from {}",
+                 base::log_escape(resume_.reason), resume_.state_path);
     device_.resume_lost(resume_.losses, resume_.reason, resume_.lost_at_ns);
     // What the start-up flags did is in the hand-over state: not again.
     o_.play.clear();

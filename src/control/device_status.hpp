@@ -24,11 +24,13 @@ inline const char* to_string(DeviceState s) {
 
 class DeviceStatus {
  public:
-  void set_lost(const std::string& reason) {
+  // `since`: when it was last heard (the last callback; a stall is judged lost only after it).
+  void set_lost(const std::string& reason,
+                std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now()) {
     {
       std::lock_guard<std::mutex> g(mu_);
       reason_ = reason;
-      lost_at_ = std::chrono::steady_clock::now();
+      lost_at_ = since;
     }
     losses_.fetch_add(1, std::memory_order_relaxed);
     state_.store(static_cast<int>(DeviceState::kLost), std::memory_order_release);

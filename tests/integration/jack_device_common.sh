@@ -3,7 +3,11 @@
 # jack_device_recover.sh). Source it at the top level after setting TEST_NAME, STEMD and POS
 # (tests/tools/position_signal.py). It skips the test (77) without jackd, jack_wait,
 # jack_capture or python3, sources scripts/testbed.sh and defines
-#   fail REASON…         the reason and the end of stemd's log on stderr, exit 1
+#   fail REASON…         the reason and the end of stemd's log on stderr, exit 1 (first the
+#                        server thawed if frozen, and the pid in LEFT, if any, killed: a helper
+#                        process a defect left behind)
+#   freeze / thaw        SIGSTOP / SIGCONT the test bed's server (a hung server in real life)
+#   ctl ARGS…            "$STEMCTL" -p "$PORT" ARGS… (STEMCTL set by the test)
 #   device_stemd ARGS…   $TESTBED_DIR/pos.wav (30 s at 48 kHz, every frame its own position),
 #                        a free UDP port (PORT), and stemd in the background on the JACK device
 #                        "system" at 1024 frames, ARGS, playing pos.wav (STEMD_PID, tracked by
@@ -15,11 +19,20 @@ done
 # shellcheck source-path=SCRIPTDIR source=../../scripts/testbed.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/testbed.sh"
 
+FROZEN=0
+LEFT=""
+freeze() { kill -STOP "$TESTBED_JACKD_PID" && FROZEN=1; }
+thaw() { [ "$FROZEN" = 0 ] || { kill -CONT "$TESTBED_JACKD_PID"; FROZEN=0; }; }
+# A failure never leaves the server stopped (the test bed's cleanup could not stop it then).
 fail() {
+  [ -z "$LEFT" ] || kill -KILL "$LEFT" 2>/dev/null
+  thaw
   echo "$TEST_NAME: FAIL: $*" >&2
   grep -v "ALSA\|cannot find card" "$TESTBED_DIR/stemd.log" | tail -25 >&2
   exit 1
 }
+
+ctl() { "$STEMCTL" -p "$PORT" "$@"; }
 
 device_stemd() {
   python3 "$POS" gen "$TESTBED_DIR/pos.wav" 30 48000 || fail "fixture"

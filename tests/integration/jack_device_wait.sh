@@ -20,14 +20,14 @@ D=$TESTBED_DIR
 HPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 device_stemd --http-port "$HPORT"
 testbed_wait_for 10 grep -q "waiting for the audio device 'system'" "$D/stemd.log" || fail "no 'waiting' in the log"
-for _ in $(seq 100); do "$STEMCTL" -p "$PORT" -t 0.2 -q status >/dev/null 2>&1 && break; sleep 0.05; done
-st=$("$STEMCTL" -p "$PORT" status 2>&1) || fail "OSC does not answer while waiting: $st"
+for _ in $(seq 100); do ctl -t 0.2 -q status >/dev/null 2>&1 && break; sleep 0.05; done
+st=$(ctl status 2>&1) || fail "OSC does not answer while waiting: $st"
 grep -Eiq "device[ :]+waiting" <<<"$st" || fail "status does not say the device is waiting: $st"
 # The --play voice waits for the device as a lost device's voices do: counted and listed (it was
 # in none of the three: "voices playing 0", no row, voices_waiting 0).
 grep -Eq "voices +0 playing \(1 waits for the device to appear\)" <<<"$st" ||
   fail "status does not count the --play voice waiting: $st"
-v=$("$STEMCTL" -p "$PORT" voices 2>&1) || fail "voices: $v"
+v=$(ctl voices 2>&1) || fail "voices: $v"
 grep -q "waiting (device not there yet)" <<<"$v" || fail "stemctl voices does not list the --play voice waiting: $v"
 w=$(curl -s --max-time 3 "http://127.0.0.1:$HPORT/api/status" |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["status"]["voices_waiting"])' 2>&1)
@@ -48,7 +48,7 @@ CX=$(capture_xruns)
 SLIPS=$(( $(testbed_xruns) - X0 + ${CX:-0} ))
 echo "jack_device_wait: device open $(( $(date +%s) - t_up )) s after the server (retry backoff up to 5 s)"
 kill -0 "$STEMD_PID" 2>/dev/null || fail "stemd is not running after the device appeared"
-st=$("$STEMCTL" -p "$PORT" status 2>&1) || fail "status: $st"
+st=$(ctl status 2>&1) || fail "status: $st"
 grep -Eiq "device[ :]+running" <<<"$st" || fail "status does not say the device runs: $st"
 grep -Eq "voices +1 playing$" <<<"$st" || fail "the --play voice is not playing (or still waiting) once the device runs: $st"
 # A whole period slipped by an xrun that jackd or jack_capture counted is the shared VM's, not

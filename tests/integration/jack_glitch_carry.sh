@@ -25,12 +25,20 @@ field() { python3 -c 'import json, sys; print(json.load(sys.stdin).get(sys.argv[
 # An underflow: the server stopped for 0.3 s misses its cycles (stemd's client "was not finished").
 under=0
 for _ in 1 2 3 4 5; do
-  kill -STOP "$TESTBED_JACKD_PID"; sleep 0.3; kill -CONT "$TESTBED_JACKD_PID"; sleep 1
-  under=$("$STEMCTL" -p "$PORT" status --json | field device_underflows) || fail "no status"
+  freeze; sleep 0.3; thaw; sleep 1
+  under=$(ctl status --json | field device_underflows) || fail "no status"
   [ "$under" != none ] && [ "$under" -gt 0 ] && break
 done
 [ "$under" != none ] && [ "$under" -gt 0 ] || fail "no device underflow after freezing the server 5 times"
 echo "$TEST_NAME: $under device underflow(s) before the loss"
+# The callbacks' histogram since start (the web monitor's callback_hist: [upper_ns, count] pairs).
+callbacks() {
+  curl -s --max-time 3 "http://127.0.0.1:$HPORT/api/status" |
+    python3 -c 'import json, sys; print(sum(n for _, n in json.load(sys.stdin)["callback_hist"]))' 2>&1
+}
+sleep 4  # more callbacks before the loss than the new image will have played when it is asked
+cb_before=$(callbacks)
+[ "$cb_before" -gt 0 ] 2>/dev/null || fail "no callback histogram before the loss: $cb_before"
 
 testbed_kill_jackd  # the device disappears
 t_lost=$(date +%s.%N)
@@ -50,7 +58,7 @@ second=$(grep " started: portaudio (no device open yet)" "$D/stemd.log" | head -
 [ -n "$second" ] || fail "no start line of the resumed image"
 grep -q "(output latency 23.2 ms)" <<<"$second" || fail "the resumed image's output latency is not 1024/44100: $second"
 
-js=$("$STEMCTL" -p "$PORT" status --json) || fail "no status after the return"
+js=$(ctl status --json) || fail "no status after the return"
 python3 - "$js" "$under" "$t_lost" "$t_back" "$new_since" <<'PY' || fail "the status after the return (above)"
 import json, sys, time
 s = json.loads(sys.argv[1]); under = int(sys.argv[2]); t_lost, t_back = float(sys.argv[3]), float(sys.argv[4])
@@ -67,7 +75,7 @@ if not away - 0.5 <= s["device_last_loss_s"] <= away + 3: sys.exit(f"the loss la
 ago = time.time() - t_lost
 if abs(s["device_last_loss_age_s"] - ago) > 2: sys.exit(f"the loss began {ago:.1f} s ago, status says otherwise")
 PY
-st=$("$STEMCTL" -p "$PORT" status) || fail "no short status"
+st=$(ctl status) || fail "no short status"
 grep -Eq "device +running \(lost 1 time since stemd started; the last 0:00:[0-9]{2} ago, for [0-9.]+ s\)" <<<"$st" ||
   fail "the short status's device row does not say when the device was lost and for how long: $st"
 grep -Eq "device underflows +[1-9][0-9]* \(the last 0:00:[0-9]{2} ago\)" <<<"$st" ||
@@ -75,4 +83,9 @@ grep -Eq "device underflows +[1-9][0-9]* \(the last 0:00:[0-9]{2} ago\)" <<<"$st
 w=$(curl -s --max-time 3 "http://127.0.0.1:$HPORT/api/status" |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["status"]["device_underflows"])' 2>&1)
 [ "$w" -ge "$under" ] 2>/dev/null || fail "the web /api/status has device_underflows '$w' (before the loss: $under)"
+# The histogram counts on across the hand-over (it restarted with the new image: session 27's note).
+cb_after=$(callbacks)
+[ "$cb_after" -gt "$cb_before" ] 2>/dev/null ||
+  fail "the callbacks' histogram holds $cb_after callbacks after the return, $cb_before before the loss"
+echo "$TEST_NAME: callbacks in the histogram: $cb_before before the loss, $cb_after after the return"
 echo "$TEST_NAME: PASS"

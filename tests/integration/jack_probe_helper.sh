@@ -26,19 +26,6 @@ D=$TESTBED_DIR
 export RUNTIME_DIRECTORY="$D/run"
 mkdir -p "$RUNTIME_DIRECTORY"
 
-FROZEN=0
-LEFT=""
-freeze() { kill -STOP "$TESTBED_JACKD_PID" && FROZEN=1; }
-thaw() { [ "$FROZEN" = 0 ] || { kill -CONT "$TESTBED_JACKD_PID"; FROZEN=0; }; }
-fail() {
-  # A helper that outlived stemd (the defect) is this test's descendant: ended here, by its pid.
-  [ -z "$LEFT" ] || kill -KILL "$LEFT" 2>/dev/null
-  thaw
-  echo "$TEST_NAME: FAIL: $*" >&2
-  grep -v "ALSA\|cannot find card" "$D/stemd.log" | tail -25 >&2
-  exit 1
-}
-ctl() { "$STEMCTL" -p "$PORT" "$@"; }
 # The pid of stemd's audio-probe helper, or nothing.
 helper_of() {
   local p

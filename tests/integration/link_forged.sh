@@ -14,25 +14,10 @@
 #   tests/integration/link_forged.sh STEMD STEMCTL
 # Exit 0 pass, 1 fail, 77 skip (not root, or no unshare/ip).
 set -uo pipefail
-if [ $# -ne 2 ]; then
-  echo "usage: $0 STEMD STEMCTL" >&2
-  exit 1
-fi
-STEMD=$1 STEMCTL=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=link_ns_common.sh
 . "$HERE/link_ns_common.sh"
-link_ns_enter link_forged 50 "$0" "$@"
-link_ns_multicast link_forged
-D=$(mktemp -d /tmp/stemd-linkforged.XXXXXX)
-A_PID='' B_PID='' F_PID=''
-# shellcheck disable=SC2317  # called by the trap
-cleanup() {
-  for p in $F_PID $A_PID $B_PID; do kill -TERM "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  rm -rf "$D"
-}
-trap cleanup EXIT
+link_ns_begin link_forged 50 "$0" "$@"
 status=0
 bad() { echo "link_forged: FAIL: $*"; status=1; }
 free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

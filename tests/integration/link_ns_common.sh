@@ -7,6 +7,10 @@
 #       (under `timeout SECONDS`; 0: none) in this process's place. Inside, it returns.
 #   link_ns_multicast NAME  inside: loopback up, multicast on and 224.0.0.0/4 routed to it (what
 #       Link's discovery needs); "NAME: SKIP" (exit 77) when the namespace will not have it.
+#   link_ns_begin NAME SECONDS SCRIPT STEMD STEMCTL  all of a Link test's start: the usage check,
+#       link_ns_enter and link_ns_multicast, then STEMD, STEMCTL and D (a fresh temporary folder)
+#       set, and a trap on exit that sends SIGTERM to the daemons in F_PID, A_PID and B_PID (the
+#       test sets them; empty: none), waits for them and removes D.
 link_ns_enter() {
   local name=$1 secs=$2 script=$3 t
   shift 3
@@ -25,4 +29,29 @@ link_ns_multicast() {
     echo "$1: SKIP (no multicast on the namespace's loopback)"
     exit 77
   fi
+}
+
+link_ns_begin() {
+  local name=$1 secs=$2 script=$3
+  shift 3
+  if [ $# -ne 2 ]; then
+    echo "usage: $script STEMD STEMCTL" >&2
+    exit 1
+  fi
+  link_ns_enter "$name" "$secs" "$script" "$@"
+  link_ns_multicast "$name"
+  # shellcheck disable=SC2034  # read by the test that sourced this file
+  STEMD=$1 STEMCTL=$2
+  D=$(mktemp -d "/tmp/stemd-$name.XXXXXX")
+  # shellcheck disable=SC2034
+  F_PID='' A_PID='' B_PID=''
+  trap link_ns_cleanup EXIT
+}
+
+# shellcheck disable=SC2317  # called by the trap
+link_ns_cleanup() {
+  local p
+  for p in $F_PID $A_PID $B_PID; do kill -TERM "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$D"
 }

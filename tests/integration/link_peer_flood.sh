@@ -15,25 +15,10 @@
 #   tests/integration/link_peer_flood.sh STEMD STEMCTL
 # Exit 0 pass, 1 fail, 77 skip (not root, or no unshare/ip).
 set -uo pipefail
-if [ $# -ne 2 ]; then
-  echo "usage: $0 STEMD STEMCTL" >&2
-  exit 1
-fi
-STEMD=$1 STEMCTL=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=link_ns_common.sh
 . "$HERE/link_ns_common.sh"
-link_ns_enter link_peer_flood 0 "$0" "$@"
-link_ns_multicast link_peer_flood
-D=$(mktemp -d /tmp/stemd-linkflood.XXXXXX)
-A_PID='' B_PID=''
-# shellcheck disable=SC2317  # called by the trap
-cleanup() {
-  for p in $A_PID $B_PID; do kill -TERM "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  rm -rf "$D"
-}
-trap cleanup EXIT
+link_ns_begin link_peer_flood 0 "$0" "$@"
 fail() { echo "link_peer_flood: FAIL: $*" >&2; tail -n 20 "$D/a.log" >&2; exit 1; }
 free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PA=$(free_port) PB=$(free_port)

@@ -14,25 +14,10 @@
 #   tests/integration/link_peers_log.sh STEMD STEMCTL
 # Exit 0 pass, 1 fail, 77 skip (not root, or no unshare/ip).
 set -uo pipefail
-if [ $# -ne 2 ]; then
-  echo "usage: $0 STEMD STEMCTL" >&2
-  exit 1
-fi
-STEMD=$1 STEMCTL=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=link_ns_common.sh
 . "$HERE/link_ns_common.sh"
-link_ns_enter link_peers_log 55 "$0" "$@"
-link_ns_multicast link_peers_log
-D=$(mktemp -d /tmp/stemd-linkpeers.XXXXXX)
-A_PID='' B_PID=''
-# shellcheck disable=SC2317  # called by the trap
-cleanup() {
-  for p in $A_PID $B_PID; do kill -TERM "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  rm -rf "$D"
-}
-trap cleanup EXIT
+link_ns_begin link_peers_log 55 "$0" "$@"
 status=0
 bad() { echo "link_peers_log: FAIL: $*"; status=1; }
 # wait_log FILE TEXT SECONDS: until FILE holds TEXT (fixed string); false after SECONDS

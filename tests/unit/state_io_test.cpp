@@ -239,13 +239,13 @@ TEST(StateKeeperIo, AHelperThatCannotStartLeavesTheWriteToTheCaller) {
 // A device hand-over re-executes stemd: a state file the first image could not read stays
 // unwritten by the new one (StateKeeper::keep_unread()), which learns it from the environment.
 TEST(StateKeeperIo, AHandOverTellsTheNewImageTheStateFileWasNotRead) {
-  setenv("STEMD_RESUME_STATE", "/run/stemd/resume.state", 1);
+  setenv("STEMD_RESUME_STATE", handoff_path().c_str(), 1);
   setenv("STEMD_RESUME_STATE_UNREAD", "1", 1);
   Resume r = take_resume_env();
   EXPECT_TRUE(r.active);
   EXPECT_TRUE(r.state_unread);
   EXPECT_EQ(std::getenv("STEMD_RESUME_STATE_UNREAD"), nullptr);  // not passed on to what it starts
-  setenv("STEMD_RESUME_STATE", "/run/stemd/resume.state", 1);
+  setenv("STEMD_RESUME_STATE", handoff_path().c_str(), 1);
   setenv("STEMD_RESUME_STATE_UNREAD", "0", 1);
   r = take_resume_env();
   EXPECT_FALSE(r.state_unread);

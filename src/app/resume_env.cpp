@@ -1,0 +1,167 @@
+// The environment a lost device's hand-over passes to the next image of stemd (recovery.cpp):
+// STEMD_RESUME_*. Only stemd writes it, across its own execv — but it is read as input from
+// outside (outside pass 28, A2: a PID named there was SIGKILLed, the file named there deleted,
+// counters of −1 and a raw ESC in the log), so every value is checked before it is used. [main]
+#include "daemon_run.hpp"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include <unistd.h>
+
+namespace stemd::app {
+
+namespace {
+
+// A count or a time (ns): digits only (after spaces), below 2^62 (no process counts or lives that
+// long). Without `end` the whole string is the number; with it, *end is where the number ended.
+bool parse_u(const char* v, std::uint64_t& out, const char** end = nullptr) {
+  if (v == nullptr) return false;
+  while (*v == ' ') ++v;
+  if (*v < '0' || *v > '9') return false;
+  errno = 0;
+  char* e = nullptr;
+  const unsigned long long x = std::strtoull(v, &e, 10);
+  if (errno != 0 || x >= (1ull << 62) || (end == nullptr && *e != '\0')) return false;
+  out = x;
+  if (end != nullptr) *end = e;
+  return true;
+}
+
+// A steady-clock time (ns) that is not in the future; 0 when absent or wrong.
+std::int64_t past_ns(const char* key, const char* v, std::vector<std::string>& ignored) {
+  std::uint64_t x = 0;
+  const auto now = std::chrono::steady_clock::now().time_since_epoch();
+  if (!parse_u(v, x) || x > static_cast<std::uint64_t>(std::chrono::nanoseconds(now).count())) {
+    ignored.push_back(fmt::format("{}: not a past time of this machine's steady clock", key));
+    return 0;
+  }
+  return static_cast<std::int64_t>(x);
+}
+
+// A child of this process (a helper the previous image started: exec keeps the pid and its
+// children), read from /proc/PID/stat's 4th field.
+bool is_my_child(long pid) {
+  if (pid <= 1) return false;
+  std::FILE* f = std::fopen(fmt::format("/proc/{}/stat", pid).c_str(), "r");
+  if (f == nullptr) return false;
+  char buf[512];
+  const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = '\0';
+  const char* close = std::strrchr(buf, ')');  // the command name may hold spaces and parentheses
+  long ppid = 0;
+  char state = 0;
+  return close != nullptr && std::sscanf(close + 1, " %c %ld", &state, &ppid) == 2 && ppid == getpid();
+}
+
+void take_glitches(Resume& r) {
+  if (const char* v = std::getenv("STEMD_RESUME_GLITCHES")) {  // "voice_underruns device_underflows last_vu last_du"
+    std::uint64_t g[4] = {};
+    const char* p = v;
+    bool ok = true;
+    for (auto& x : g) ok = ok && parse_u(p, x, &p);
+    const auto now = static_cast<std::uint64_t>(
+        std::chrono::nanoseconds(std::chrono::steady_clock::now().time_since_epoch()).count());
+    if (!ok || g[2] > now || g[3] > now) {
+      r.ignored.push_back("STEMD_RESUME_GLITCHES: not four counts and past times");
+    } else {
+      r.glitches.voice_underruns = g[0];
+      r.glitches.device_underflows = g[1];
+      r.glitches.last_voice_underrun_ns = g[2];
+      r.glitches.last_device_underflow_ns = g[3];
+    }
+  }
+  // "max_ns bin:count bin:count…": the callbacks' histogram (its non-empty bins) and longest.
+  if (const char* v = std::getenv("STEMD_RESUME_CALLBACKS")) {
+    const char* p = v;
+    if (!parse_u(p, r.glitches.callback_max_ns, &p)) return r.ignored.push_back("STEMD_RESUME_CALLBACKS: no longest");
+    std::uint64_t bin = 0, n = 0;
+    while (parse_u(p, bin, &p) && *p == ':' && parse_u(p + 1, n, &p)) {
+      if (bin < r.glitches.callback_ns.size()) r.glitches.callback_ns[bin] = n;
+    }
+    if (*p != '\0')
+      r.ignored.push_back("STEMD_RESUME_CALLBACKS: garbled from \"" + std::string(p).substr(0, 20) + "\"");
+  }
+}
+
+}  // namespace
+
+std::string handoff_path() {
+  const char* dir = std::getenv("RUNTIME_DIRECTORY");  // systemd's RuntimeDirectory=
+  if (dir == nullptr || *dir == '\0') dir = std::getenv("TMPDIR");
+  if (dir == nullptr || *dir == '\0') dir = "/tmp";
+  std::string d = dir;
+  if (const auto colon = d.find(':'); colon != std::string::npos) d.resize(colon);  // several dirs
+  return d + "/stemd-resume-" + std::to_string(getpid()) + ".state";
+}
+
+Resume take_resume_env() {
+  Resume r;
+  static constexpr const char* kKeys[] = {"STEMD_RESUME_STATE",    "STEMD_RESUME_RATE",     "STEMD_RESUME_LOSSES",
+                                          "STEMD_RESUME_REASON",   "STEMD_RESUME_STARTED",  "STEMD_RESUME_STATE_UNREAD",
+                                          "STEMD_RESUME_LOST_AT",  "STEMD_RESUME_GLITCHES", "STEMD_RESUME_HELPERS",
+                                          "STEMD_RESUME_CALLBACKS"};
+  struct Clear {  // whatever way this returns, the next image (or a child) does not see them
+    ~Clear() {
+      for (const char* k : kKeys) unsetenv(k);
+    }
+  } clear;
+  const char* path = std::getenv("STEMD_RESUME_STATE");
+  if (path == nullptr || *path == '\0') return r;
+  if (path != handoff_path()) {  // not this process's hand-over: neither read nor removed
+    r.ignored.push_back(
+        fmt::format("STEMD_RESUME_STATE: not this process's hand-over file ({}): no resume", handoff_path()));
+    return r;
+  }
+  r.active = true;
+  r.state_path = path;
+  std::uint64_t x = 0;
+  if (parse_u(std::getenv("STEMD_RESUME_RATE"), x) && x >= 8000 && x <= 384000) r.rate = static_cast<int>(x);
+  if (parse_u(std::getenv("STEMD_RESUME_LOSSES"), x) && x <= 1'000'000'000) r.losses = x;
+  if (const char* v = std::getenv("STEMD_RESUME_REASON")) r.reason = std::string(v).substr(0, 1000);
+  if (const char* v = std::getenv("STEMD_RESUME_STARTED")) r.started_ns = past_ns("STEMD_RESUME_STARTED", v, r.ignored);
+  if (const char* v = std::getenv("STEMD_RESUME_STATE_UNREAD")) r.state_unread = std::strcmp(v, "1") == 0;
+  if (const char* v = std::getenv("STEMD_RESUME_LOST_AT")) r.lost_at_ns = past_ns("STEMD_RESUME_LOST_AT", v, r.ignored);
+  take_glitches(r);
+  if (const char* v = std::getenv("STEMD_RESUME_HELPERS")) {
+    for (char* end = nullptr; r.helpers.size() < 64; v = end) {
+      const long pid = std::strtol(v, &end, 10);
+      if (end == v) break;
+      if (is_my_child(pid)) {
+        r.helpers.push_back(static_cast<pid_t>(pid));
+      } else {
+        r.ignored.push_back(fmt::format("STEMD_RESUME_HELPERS: {} is not a child of this process", pid));
+      }
+    }
+  }
+  return r;
+}
+
+void put_resume_env(const Resume& r) {
+  setenv("STEMD_RESUME_STATE", r.state_path.c_str(), 1);
+  setenv("STEMD_RESUME_RATE", std::to_string(r.rate).c_str(), 1);
+  setenv("STEMD_RESUME_LOSSES", std::to_string(r.losses).c_str(), 1);
+  setenv("STEMD_RESUME_REASON", r.reason.c_str(), 1);
+  setenv("STEMD_RESUME_STARTED", std::to_string(r.started_ns).c_str(), 1);
+  setenv("STEMD_RESUME_STATE_UNREAD", r.state_unread ? "1" : "0", 1);
+  setenv("STEMD_RESUME_LOST_AT", std::to_string(r.lost_at_ns).c_str(), 1);
+  const engine::GlitchTotals& g = r.glitches;
+  setenv("STEMD_RESUME_GLITCHES",
+         fmt::format("{} {} {} {}", g.voice_underruns, g.device_underflows, g.last_voice_underrun_ns,
+                     g.last_device_underflow_ns)
+             .c_str(),
+         1);
+  std::string cb = std::to_string(g.callback_max_ns);
+  for (std::size_t i = 0; i < g.callback_ns.size(); ++i) {
+    if (g.callback_ns[i] != 0) cb += fmt::format(" {}:{}", i, g.callback_ns[i]);
+  }
+  setenv("STEMD_RESUME_CALLBACKS", cb.c_str(), 1);
+}
+
+}  // namespace stemd::app
