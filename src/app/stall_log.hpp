@@ -33,7 +33,10 @@ class StallLog {
   // The stalls counted since the last line, as a line to log — when kSummaryEverySeconds have
   // passed since the last line, when the next stall would be logged in full, or `now_anyway`;
   // "" when no stall was counted or it is not time.
-  std::string summary(double now_s, bool now_anyway = false);
+  // `wall_now_s`: the same moment in seconds since the epoch (0: not said) — the summary then
+  // says at what time of day the longest stall began (new-user pass 28, L6: a summary logged 10
+  // minutes on did not say when the silence was).
+  std::string summary(double now_s, bool now_anyway = false, double wall_now_s = 0);
   std::uint64_t counted() const { return counted_; }
   // Stalls only counted, since the start (a health tick tells a new one by it).
   std::uint64_t quiet_stalls() const { return quiet_total_; }
@@ -50,6 +53,8 @@ class StallLog {
   std::uint64_t quiet_total_ = 0;
   std::uint64_t underflows_ = 0;  // since the last line
   double shortest_s_ = 0, longest_s_ = 0;
+  double began_s_ = 0;          // the stall under way began then
+  double longest_began_s_ = 0;  // the longest counted one began then
 };
 
 }  // namespace stemd::app

@@ -271,7 +271,7 @@ bool unit_field_text(const StatusFields& f, const std::string& k, const OscArg& 
     const OscArg* why = find_field(f, "eq_off_reason");
     label = "deck EQ", text = x > 0 ? std::string("applied")
                                     : "off: " + (why != nullptr ? value_text(*why) : std::string("--disable-filters")) +
-                                          " (EQ messages are answered and ignored)";
+                                          "; EQ messages are answered and ignored";
   } else if (k == "subscribers") {  // the web monitor's own subscription is not a client's (user L7)
     const auto mon = static_cast<std::int64_t>(field_number(f, "subscribers_monitor"));
     const auto clients = static_cast<std::int64_t>(x) - mon;
@@ -361,6 +361,11 @@ std::string status_summary(const StatusFields& f) {
       const bool late = device != nullptr && value_text(*device) == "waiting";  // not there yet at start
       t += " (" + std::to_string(waiting) + (waiting == 1 ? " waits" : " wait") + " for the device to " +
            (late ? "appear" : "play again") + ")";
+    } else if (const OscArg* device = find_field(f, "device");
+               device != nullptr && value_text(*device) == "lost" && t.rfind("0 playing", 0) != 0) {
+      // A frozen server: the stream is kept, the voices stand where they were heard last and play
+      // on when it runs again — nothing is heard meanwhile (new-user pass 28, L4).
+      t += " (not heard while the device is lost: they play on when it is back)";
     }
     rows.push_back({"  voices", t});
   }

@@ -6,7 +6,8 @@
 //     cells), the Voices table fits its section (its scrollWidth ≤ the section's clientWidth), the
 //     page has no horizontal scrollbar, and every Stop button lies inside the viewport and
 //     stops its voice when clicked; the names keep a column of their own (≥ 48 px); the same at
-//     1024, 800 and 390 px wide (a phone);
+//     1024, 800 and 390 px wide (a phone); the header's output line stays one line beside a lost
+//     device's state;
 //  2. the EQ sliders are live on the first daemon and disabled, with a note naming
 //     --disable-filters, on the second (its EQ is answered and ignored); the level sliders stay live;
 //  3. the Media section lists the root; beside a share that does not answer (its listing faked)
@@ -64,6 +65,22 @@ async function checkVoicesFit(page, width, voices) {
       fail(`at ${width} px voice ${b.id}'s Stop button (${b.left.toFixed(0)}–${b.right.toFixed(0)} px) is cut off ` +
         `(viewport ${m.viewport}, section's right edge ${m.sectionRight.toFixed(0)})`);
     }
+  }
+  // The header with a lost device's long state: the output's line ("portaudio · 44100 Hz · 1024
+  // frames") stays one line (it was squeezed into a four-line column at 375 px: new-user pass 28, L7).
+  const head = await page.evaluate(() => {
+    const st = document.getElementById('devstate');
+    const was = st.textContent;
+    st.textContent = 'device lost for 2.7 s: PortAudio sees no output device';
+    const dev = document.getElementById('device');
+    const lines = dev.getBoundingClientRect().height / parseFloat(getComputedStyle(dev).lineHeight);
+    const overflow = document.documentElement.scrollWidth > document.documentElement.clientWidth;
+    st.textContent = was;
+    return { lines, overflow, text: dev.textContent };
+  });
+  if (head.lines > 1.5 || head.overflow) {
+    fail(`at ${width} px the header's "${head.text}" takes ${head.lines.toFixed(1)} lines beside a lost device's state` +
+      (head.overflow ? ' and the page scrolls sideways' : ''));
   }
 }
 

@@ -41,7 +41,7 @@ run_case one 1
 wait_for "$D/one.log" " started: " 10 || fail "did not start while a state file's file system does not answer"
 grep -qF "source 1 not restored yet: timed out: the file system did not answer for 1 s (--load-timeout)" "$D/one.log" ||
   fail "no line saying the stalled source is kept"
-grep -qF "restored 1 of 2 sources (1 waiting for their files), 1 voices" "$D/one.log" || fail "the rest not restored"
+grep -qF "restored 1 of 2 sources (1 waiting for their files), 1 voice" "$D/one.log" || fail "the rest not restored"
 kill -TERM "$(cat "$D/one.pid")"
 wait_for "$D/one.log" "state saved to" 5 || fail "no state saved at SIGTERM"
 grep -qF "/stemd/load 1 \"$D/mnt/stalled.wav\" \"stalled\"" "$D/one.state" ||

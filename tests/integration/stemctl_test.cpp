@@ -656,8 +656,8 @@ TEST(Stemctl, EqSaysItWasIgnoredAndWhy) {
   EXPECT_NE(r.out.find("(ignored: EQ off: crowdstream mode's default"), std::string::npos) << show(r);
   r = d.ctl("status --all");
   EXPECT_EQ(status_value(r.out, "deck EQ"),
-            "off: crowdstream mode's default (--disable-time-stretch without --enable-filters) (EQ messages are "
-            "answered and ignored)")
+            "off: crowdstream mode's default (--disable-time-stretch without --enable-filters); EQ messages are "
+            "answered and ignored")
       << r.out;
   EXPECT_EQ(status_value(r.out, "deck A EQ low"), "1.00 (+0.0 dB)") << r.out;
   Daemon off(false, {"--disable-filters"});

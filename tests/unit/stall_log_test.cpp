@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <ctime>
+
 #include <string>
 
 namespace stemd::app {
@@ -62,6 +64,28 @@ TEST(StallLog, TheFirstStallIsLoggedAndTheSummaryCountsTheOthers) {
   EXPECT_NE(one.find("stalled 1 more time in the last 600 s (no callback for 1.2 s)"), std::string::npos) << one;
   EXPECT_NE(one.find("; 2 device underflows came with them (not warned of one by one)"), std::string::npos) << one;
   EXPECT_EQ(one.find("did not answer"), std::string::npos) << "none lost: not said" << one;
+}
+
+// A summary logged 10 minutes on says at what time of day the longest stall began (new-user
+// pass 28, L6: "stalled 1 more time in the last 600 s" could not be placed in the journal).
+TEST(StallLog, TheSummarySaysWhenTheLongestBegan) {
+  StallLog log;
+  EXPECT_TRUE(log.begin(10));
+  log.end(1.5, false);
+  EXPECT_FALSE(log.begin(40));  // 30 s after the start
+  log.end(3.0, true);
+  EXPECT_FALSE(log.begin(50));
+  log.end(1.2, false);
+  // The summary at 610 s on the steady clock is 12:00:00 local time: the longest began 570 s before.
+  std::tm noon{};
+  noon.tm_year = 126, noon.tm_mon = 11, noon.tm_mday = 7, noon.tm_hour = 12, noon.tm_isdst = -1;
+  const double wall = static_cast<double>(std::mktime(&noon));
+  const std::string s = log.summary(610, false, wall);
+  EXPECT_NE(s.find("(no callback for 1.2 to 3.0 s each; the longest began at 11:50:30)"), std::string::npos) << s;
+  EXPECT_FALSE(log.begin(700));
+  log.end(2.0, false);
+  const std::string one = log.summary(1300, false, wall + 690);
+  EXPECT_NE(one.find("(no callback for 2.0 s; it began at 12:01:30)"), std::string::npos) << one;
 }
 
 // An hour after the last stall in full, the next one is in full again, and what was counted

@@ -567,7 +567,7 @@ TEST(StateKeeper, AVanishedSourceIsSkippedWithItsVoiceAndTheRestRestored) {
             std::string::npos)
       << text;
   EXPECT_EQ(text.find(":6:"), std::string::npos) << text;
-  EXPECT_NE(text.find("restored 2 of 3 sources (1 waiting for their files), 1 voices"), std::string::npos) << text;
+  EXPECT_NE(text.find("restored 2 of 3 sources (1 waiting for their files), 1 voice"), std::string::npos) << text;
   EXPECT_TRUE(exists(path));  // a good file with a missing source is not set aside
 }
 

@@ -72,7 +72,7 @@ TEST(StemctlFormat, TheAllTableSaysWhyEqIsOffAndWhoseSubscriptionItIs) {
                    {"subscribers_monitor", OscArg::Int(1)}});
   const std::string t = ctl::status_table(f);
   EXPECT_EQ(row(t, "deck EQ"),
-            "off: crowdstream mode's default (--port without --enable-filters) (EQ messages are answered and ignored)");
+            "off: crowdstream mode's default (--port without --enable-filters); EQ messages are answered and ignored");
   EXPECT_EQ(row(t, "event subscribers"), "1 (the web monitor's own: no client)");
   EXPECT_EQ(t.find("eq_off_reason"), std::string::npos) << t;
   EXPECT_EQ(t.find("subscribers_monitor"), std::string::npos) << t;
@@ -133,6 +133,22 @@ TEST(StemctlFormat, TheShortStatusHasAClockRowWithLinkOrTimetags) {
             "tracked 9.0 s, but unsteady: its error reached 740 µs in the last 1–2 s (the device's timing), error max "
             "740.0 µs, 1 restart");
   EXPECT_EQ(row(ctl::status_table(fields(kv)), "OSC messages of timed bundles \\(on time or late\\)"), "2");
+}
+
+// New-user pass 28, L4: a frozen server (device lost, the stream kept) showed "3 playing" while
+// nothing was heard; a killed one said its voices wait.
+TEST(StemctlFormat, VoicesOfALostDeviceAreNotHeard) {
+  std::vector<std::pair<std::string, OscArg>> kv{{"device", OscArg::Str("lost")},
+                                                 {"voices", OscArg::Int(4)},
+                                                 {"voices_paused", OscArg::Int(1)},
+                                                 {"voices_waiting", OscArg::Int(0)}};
+  EXPECT_EQ(row(ctl::status_summary(fields(kv)), "voices"),
+            "3 playing, 1 paused (not heard while the device is lost: they play on when it is back)");
+  kv[0].second = OscArg::Str("running");
+  EXPECT_EQ(row(ctl::status_summary(fields(kv)), "voices"), "3 playing, 1 paused");
+  kv[0].second = OscArg::Str("lost");
+  kv[1].second = OscArg::Int(1);
+  EXPECT_EQ(row(ctl::status_summary(fields(kv)), "voices"), "0 playing, 1 paused") << "nothing plays: nothing to say";
 }
 
 // New-user pass 26 (M3, L7): the peers in the health line, and "1 peer", not "1 peers".
@@ -350,6 +366,9 @@ TEST(HealthLine, ARunningDeviceKeepsTheLineScriptsRead) {
   EXPECT_EQ(app::health_summary(h),
             "3 voices, CPU 1.4% of one core (audio callback 0.7%), SCHED_FIFO 70, lowest ring fill 100%, voice "
             "underruns 0, device underflows 0, memory 33.1 MiB resident, device running, Link: 1 peer");
+  h.voices = 1;  // "1 voices" (new-user passes 26 and 28, L7)
+  EXPECT_EQ(app::health_summary(h).rfind("1 voice, CPU", 0), 0u) << app::health_summary(h);
+  h.voices = 3;
   h.link_peers = 0;
   EXPECT_NE(app::health_summary(h).find(", device running, Link: 0 peers"), std::string::npos)
       << app::health_summary(h);
