@@ -360,8 +360,7 @@ void DaemonRun::end_stall(Clock::time_point now, Clock::time_point last_callback
 // The stalls counted since the last line, when StallLog says it is time (each main-loop pass), or
 // `now_anyway` (the stream is handed over: the new image does not know them).
 void DaemonRun::log_stall_summary(Clock::time_point now, bool now_anyway) {
-  const double wall_now =
-      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const double wall_now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   const std::string line = stall_log_.summary(seconds_since_start(now), now_anyway, wall_now);
   if (!line.empty()) spdlog::warn("{}", line);
 }
