@@ -152,14 +152,15 @@ std::string health_summary(const HealthLine& h) {
         "device{} {} {:.1f} s{}: nothing plays until it {}; {}{} voice{}, CPU {:.1f}% of one core, memory {:.1f} MiB "
         "resident{}",
         name, h.device_waiting ? "not there yet, waiting" : "lost for", h.device_away_s,
-        why.empty() ? "" : " (" + why + ")", h.device_waiting ? "appears" : "is back", fds, h.voices, h.voices == 1 ? "" : "s", h.cpu_pct, mib,
-        link);
+        why.empty() ? "" : " (" + why + ")", h.device_waiting ? "appears" : "is back", fds, h.voices,
+        h.voices == 1 ? "" : "s", h.cpu_pct, mib, link);
   }
   return fmt::format(
       "{}{} voice{}, CPU {:.1f}% of one core (audio callback {:.1f}%), {}, lowest ring fill {}%, voice underruns {}, "
       "device underflows {}, memory {:.1f} MiB resident, device {}{}",
-      fds, h.voices, h.voices == 1 ? "" : "s", h.cpu_pct, h.callback_pct, h.rt_policy.empty() ? "audio thread not started yet" : h.rt_policy,
-      h.lowest_ring_fill_pct, h.voice_underruns, h.device_underflows, mib, h.device, link);
+      fds, h.voices, h.voices == 1 ? "" : "s", h.cpu_pct, h.callback_pct,
+      h.rt_policy.empty() ? "audio thread not started yet" : h.rt_policy, h.lowest_ring_fill_pct, h.voice_underruns,
+      h.device_underflows, mib, h.device, link);
 }
 
 }  // namespace stemd::app
