@@ -170,7 +170,8 @@ void DaemonRun::log_glitches(const HealthCounters& c, const engine::DurationHist
               "truncated streams {}, dropped events {}; {}; lowest ring fill {}%; {} voice{}{}",
               c.voice_underruns - last_.voice_underruns, c.voice_underruns,
               c.device_underflows - last_.device_underflows, c.device_underflows, c.read_errors, c.truncated,
-              c.events_dropped, callback_times(gw, p50, max_ns), min_fill / 10, m.voices_active.load(), m.voices_active.load() == 1 ? "" : "s", advice);
+              c.events_dropped, callback_times(gw, p50, max_ns), min_fill / 10, m.voices_active.load(),
+              m.voices_active.load() == 1 ? "" : "s", advice);
   last_ = c;
 }
 

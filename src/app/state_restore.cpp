@@ -115,13 +115,13 @@ RestoreReport StateKeeper::restore(control::Router& router, const RestoreHooks& 
   }
   if (run.tempo) restore_tempo(run, router);
   const RestoreReport& rep = run.rep;
-  spdlog::info("state file {}: restored {} of {} sources{}{}, levels{}", cfg_.path, rep.sources,
-               rep.sources + static_cast<int>(run.failed_ids.size()),
-               held_.empty() ? std::string() : fmt::format(" ({} waiting for their files)", held_.size()),
-               cfg_.restore_voices ? fmt::format(", {} voice{}", rep.voices, rep.voices == 1 ? "" : "s") : std::string(),
-               rep.skipped_voice > 0
-                   ? fmt::format("; {} voice lines not restored (--restore-voices is off)", rep.skipped_voice)
-                   : std::string());
+  spdlog::info(
+      "state file {}: restored {} of {} sources{}{}, levels{}", cfg_.path, rep.sources,
+      rep.sources + static_cast<int>(run.failed_ids.size()),
+      held_.empty() ? std::string() : fmt::format(" ({} waiting for their files)", held_.size()),
+      cfg_.restore_voices ? fmt::format(", {} voice{}", rep.voices, rep.voices == 1 ? "" : "s") : std::string(),
+      rep.skipped_voice > 0 ? fmt::format("; {} voice lines not restored (--restore-voices is off)", rep.skipped_voice)
+                            : std::string());
   last_retry_ = std::chrono::steady_clock::now();
   return run.rep;
 }
