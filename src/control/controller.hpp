@@ -416,10 +416,11 @@ class Controller {
   // final rate's and tempo's cost once it is heard and the glide is over.
   void charge(VoiceSlot& vs, std::uint32_t rs, std::uint32_t st, std::int64_t at, std::uint32_t glide);
   void uncharge(VoiceSlot& vs);
-  // The engine's stretch buses as the budget sees them (controller_buses.cpp): same order as the
-  // engine's (VoiceTelemetry::bus - 1). A voice riding one charges nothing of its own to the
-  // budgets' work (rs_units_used_ / st_units_used_ count the others), only its slots.
-  // Its charge is the higher of the plan's and what the engine last published (BusTelemetry).
+  // The engine's stretch buses as the budget plans them (controller_buses.cpp, with the engine's
+  // rule: engine/bus_rule.hpp): same order as the engine's (VoiceTelemetry::bus - 1, BusTelemetry).
+  // A voice booked as riding one charges nothing of its own to the budgets' work (rs_units_used_ /
+  // st_units_used_ count the others), only its slots. A bus's charge is the higher of the plan's and
+  // what the engine last published it ran.
   struct BusModel {
     int rate = 0;             // the source rate it serves, Hz
     double ratio = 1.0;       // rate / output rate: its resampler's step (none when 1)
@@ -446,6 +447,7 @@ class Controller {
   };
   BusWork bus_work(const std::vector<BusModel>& buses) const;
   int bus_for(const std::vector<BusModel>& buses, const VoiceSlot& vs, float tempo, bool fresh_only) const;
+  bool plan_runs(const BusModel& b, std::size_t i, std::int64_t now) const;
   engine::bus_rule::Bus rule_view(const std::vector<BusModel>& buses, std::size_t i, bool fresh_only) const;
   void plan_handover(BusModel& b, std::int64_t at) const;  // a play onto it while it runs
   void scan_riders(std::int64_t now);                      // reconcile_buses's look at every voice

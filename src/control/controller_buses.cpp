@@ -80,6 +80,15 @@ void Controller::book(const VoiceSlot& vs, bool add) {
   }
 }
 
+// Whether bus `b` (the i-th) runs in the plan: it has members, or it plays out its tail — until the
+// engine, having heard the last change sent to it, says it has finished.
+bool Controller::plan_runs(const BusModel& b, std::size_t i, std::int64_t now) const {
+  if (b.members > 0) return true;
+  if (b.busy_until <= now) return false;
+  return b.heard_at > now ||
+         engine_.bus_telemetry(static_cast<std::uint32_t>(i)).running.load(std::memory_order_relaxed) != 0;
+}
+
 // Each bus that runs in the plan or ran in the engine's last callback: its stretcher at the higher
 // tempo, its resampler after it (the rate's step), and the own stretcher and resampler of each
 // handover onto it — planned (a play sent onto it while it ran) or running (a handover, a rejoin).
@@ -89,7 +98,7 @@ Controller::BusWork Controller::bus_work(const std::vector<BusModel>& buses) con
   for (std::size_t i = 0; i < buses.size(); ++i) {
     const BusModel& b = buses[i];
     const engine::BusTelemetry& t = engine_.bus_telemetry(static_cast<std::uint32_t>(i));
-    const bool planned = b.members > 0 || b.busy_until > now;
+    const bool planned = plan_runs(b, i, now);
     const bool runs = t.running.load(std::memory_order_relaxed) != 0;
     if (!planned && !runs) continue;  // idle: its converters do nothing
     const float ran = runs ? t.tempo.load(std::memory_order_relaxed) : 0.0f;
@@ -123,7 +132,7 @@ std::uint32_t Controller::stretch_slots_free() const noexcept {
 engine::bus_rule::Bus Controller::rule_view(const std::vector<BusModel>& buses, std::size_t i, bool fresh_only) const {
   const BusModel& b = buses[i];
   const engine::BusTelemetry& t = engine_.bus_telemetry(static_cast<std::uint32_t>(i));
-  const bool planned = b.members > 0 || b.busy_until > now_frame();
+  const bool planned = plan_runs(b, i, now_frame());
   engine::bus_rule::Bus v{.rate = b.rate,
                           .running = planned || t.running.load(std::memory_order_relaxed) != 0,
                           .shared = engine_.config().stretch_bus_share,
@@ -157,10 +166,11 @@ void Controller::plan_handover(BusModel& b, std::int64_t at) const {
 void Controller::join_bus(std::vector<BusModel>& buses, std::size_t i, int deck, float tempo, std::int64_t at,
                           bool starting) const {
   BusModel& b = buses[i];
-  if (starting && rule_view(buses, i, false).running) plan_handover(b, at);
+  const bool runs = rule_view(buses, i, false).running;
+  if (starting && runs) plan_handover(b, at);
   const std::int64_t heard = std::max(at, now_frame()) + engine_.config().max_block_frames + 256;
   b.heard_at = std::max(b.heard_at, heard + engine_.declick_frames());
-  if (b.members == 0 && b.busy_until <= now_frame()) {  // idle: it starts afresh for this deck and tempo
+  if (!runs) {  // idle: it starts afresh for this deck and tempo
     b.deck = deck;
     b.peak_tempo = tempo;
   }
