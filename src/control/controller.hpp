@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace stemd::control {
@@ -464,6 +465,12 @@ class Controller {
   // ones, looks at what each voice rides (VoiceTelemetry::bus) — at most every kScanSeconds.
   void reconcile_buses();
   std::int64_t next_scan_ = 0;
+  // Own resamplers of voices booked onto a bus by a change timed for later: (engine frame it is heard
+  // by, units), charged until then (their sum: rs_held_units_).
+  std::vector<std::pair<std::int64_t, std::uint32_t>> rs_held_;
+  std::uint64_t rs_held_units_ = 0;
+  void hold_resampler(std::uint32_t units, std::int64_t until);
+  void release_held(std::int64_t now);
   std::uint64_t bus_scans_ = 0;
   std::array<float, engine::kNumDecks> deck_levels_{1.0f, 1.0f, 1.0f, 1.0f};
   // The engine frame each level's last command applies at (0: at once): a command due by now but

@@ -117,7 +117,29 @@ Controller::BusWork Controller::bus_work(const std::vector<BusModel>& buses) con
   return w;
 }
 
-std::uint64_t Controller::resample_units_used() const noexcept { return rs_units_used_ + bus_work(buses_).rs; }
+std::uint64_t Controller::resample_units_used() const noexcept {
+  return rs_units_used_ + rs_held_units_ + bus_work(buses_).rs;
+}
+
+// A voice booked onto a bus by a change timed for later keeps its own resampler until then: it is
+// charged (held) until the change is heard. settle_work lets it go.
+void Controller::hold_resampler(std::uint32_t units, std::int64_t until) {
+  if (units == 0) return;
+  rs_held_.push_back({until, units});
+  rs_held_units_ += units;
+}
+
+void Controller::release_held(std::int64_t now) {
+  for (std::size_t i = 0; i < rs_held_.size();) {
+    if (rs_held_[i].first > now) {
+      ++i;
+      continue;
+    }
+    rs_held_units_ -= rs_held_[i].second;
+    rs_held_[i] = rs_held_.back();
+    rs_held_.pop_back();
+  }
+}
 std::uint64_t Controller::stretch_units_used() const noexcept { return st_units_used_ + bus_work(buses_).st; }
 
 std::uint32_t Controller::stretch_slots_free() const noexcept {
@@ -328,6 +350,9 @@ bool Controller::set_stretch_all(std::int64_t at, const std::vector<VoiceHandle>
       continue;
     }
     vs.tempo.set(tempo, at, now_frame());
+    if (m.bus >= 0 && vs.bus < 0 && at != kNow && at > now_frame()) {  // it joins then: its resampler runs till then
+      hold_resampler(vs.rs_units, at + engine_.config().max_block_frames + 256 + engine_.declick_frames());
+    }
     book(vs, false);
     vs.bus = m.bus;
     book(vs, true);
@@ -352,6 +377,7 @@ bool Controller::set_stretch_all(std::int64_t at, const std::vector<VoiceHandle>
 
 // A bus's charge falls to its tempo's once its changes are heard.
 void Controller::settle_buses(std::int64_t now) {
+  release_held(now);
   for (BusModel& b : buses_) {
     if (b.settle_at > 0 && b.settle_at <= now) {
       b.peak_tempo = b.tempo;

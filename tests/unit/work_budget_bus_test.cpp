@@ -230,6 +230,28 @@ TEST(WorkBudgetBus, WhenTheEngineRunsAVoiceOffTheBusThePlanHasItOnItIsChargedAtO
   EXPECT_EQ(rig.ctl.resample_units_used(), 1000u + 4000u);
 }
 
+// A /set_tempo timed for later (a bundle's timetag, a Link beat) books the stems onto their buses
+// when it is sent, but until its frame they play as before, each through a resampler of its own:
+// those stay charged until the change is heard (before: 2 units charged from the send while 8 ran).
+TEST(WorkBudgetBus, ATempoChangeTimedForLaterKeepsTheOwnResamplersChargedUntilThen) {
+  BusRig rig;
+  std::vector<int> ids;
+  play_eight(rig, ids);
+  ASSERT_EQ(rig.ctl.resample_units_used(), 8000u);
+  std::vector<control::VoiceHandle> voices;
+  for (int id : ids) voices.push_back(rig.router.player(id));
+  const std::int64_t at = rig.ctl.now_frame() + 48000;  // in 1 s
+  std::string error;
+  ASSERT_TRUE(rig.ctl.set_stretch_all(at, voices, 1.3f, error)) << error;
+  EXPECT_EQ(rig.ctl.resample_units_used(), 8000u + 2000u) << "their own until then, the buses' from then";
+  rig.run(24 * 1024);  // ≈ 0.5 s: not yet
+  EXPECT_EQ(rig.on_buses(), 0u);
+  EXPECT_EQ(rig.ctl.resample_units_used(), 8000u + 2000u);
+  rig.run(48 * 1024);  // past it
+  EXPECT_EQ(rig.on_buses(), 8u);
+  EXPECT_EQ(rig.ctl.resample_units_used(), 2000u);
+}
+
 // With the engine following the plan (the same rule), the control thread does not look at every
 // voice slot: it compares each bus's riders as the engine publishes them with its own.
 TEST(WorkBudgetBus, AgreeingWithTheEngineNoVoiceSlotIsScanned) {
