@@ -34,6 +34,9 @@ struct Frames;
 class Resampler;
 class Schedule;
 class Stretcher;
+namespace bus_rule {
+struct Bus;
+}
 
 // What a voice reads from memory: a whole file, or the head of a streamed one. Interleaved
 // stereo float, or int16 (a 16-bit file's head: converted x / 32768 as it is mixed, the float
@@ -115,6 +118,7 @@ class Engine {
   std::uint32_t max_stretched_voices() const noexcept { return cfg_.max_stretched_voices; }
   // [control] Stretch buses made at start (all rates together).
   std::uint32_t stretch_buses() const noexcept { return static_cast<std::uint32_t>(buses_.size()); }
+  int stretch_bus_rate(std::uint32_t i) const noexcept;  // [control] the source rate bus i (< stretch_buses()) serves
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
@@ -193,6 +197,8 @@ class Engine {
 
   // [control] What the audio thread last published about voice slot `id` (relaxed snapshot).
   const VoiceTelemetry& telemetry(VoiceId id) const noexcept { return telemetry_[id]; }
+  // [control] What the audio thread last published about stretch bus `i` (< stretch_buses()).
+  const BusTelemetry& bus_telemetry(std::uint32_t i) const noexcept { return bus_telemetry_[i]; }
   // [network] The master's tap for the web monitor; null unless EngineConfig::monitor.
   MonitorTap* monitor_tap() noexcept { return tap_.get(); }
 
@@ -256,10 +262,13 @@ class Engine {
   void bus_leave(Voice& v) noexcept;
   void bus_request_leave(Voice& v) noexcept;
   double bus_tempo_now(const StretchBus& b) const noexcept;
+  int rate_of(const Voice& v) const noexcept;
+  bus_rule::Bus rule_view(const StretchBus& b) const noexcept;
   bool bus_rejoin(Voice& v) noexcept;
   void bus_start(StretchBus& b, const Voice& v) noexcept;
   void bus_settle_leave(Voice& v) noexcept;
   void render_buses(std::uint32_t frames, bool* deck_used) noexcept;
+  void publish_buses() noexcept;  // BusTelemetry and the stretch-bus gauges, at the end of a callback
   void bus_sync_decks(StretchBus& b) noexcept;
   void bus_mirror_deck(const Command& c) noexcept;
   void bus_mix_decks(StretchBus& b, float* out, std::uint32_t frames) noexcept;
@@ -308,6 +317,7 @@ class Engine {
 
   std::unique_ptr<Voice[]> voices_;
   std::unique_ptr<VoiceTelemetry[]> telemetry_;
+  std::unique_ptr<BusTelemetry[]> bus_telemetry_;    // one per stretch bus (made with them)
   std::vector<float> decks_;                         // kNumBuses buses of max_block_frames stereo frames
   Ramp deck_gain_[kNumBuses];                        // the direct bus's stays at 1
   std::unique_ptr<DeckEq[]> deck_eq_;                // one per deck (not the direct bus), before the deck level

@@ -97,6 +97,18 @@ struct VoiceTelemetry {
   LevelTelemetry envelope;                           // its declick envelope (a stop's, a pause's fade)
 };
 
+// Per-stretch-bus telemetry (engine/stretch_bus.hpp), one per bus in made order, written by [audio]
+// at the end of every callback; the control thread charges the work budgets from it
+// (control/controller_buses.cpp). Relaxed snapshots: each field is what ran in the last callback.
+struct BusTelemetry {
+  std::atomic<std::uint8_t> running{0};   // it has members, or plays out its tail
+  std::atomic<std::uint32_t> members{0};  // voices on it (those fading out after a stop too)
+  std::atomic<std::uint64_t> tags{0};     // the sum of its members' bus_rule::member_tag
+  std::atomic<float> tempo{1.0f};         // the higher of its tempo and its stretcher's (gliding there)
+  std::atomic<std::uint8_t> deck{0};      // its members' deck (unused when shared)
+  std::atomic<std::uint8_t> groups{0};    // own stretchers (handovers, rejoins) running onto it
+};
+
 // The stream's clock: which engine frame is rendered at which CLOCK_MONOTONIC time, and how long
 // a frame lasts (ns of that clock: the device's rate as measured against it). [audio] publishes
 // the line its delay-locked loop (frame_dll.hpp) keeps through the callbacks' start times, at the

@@ -196,7 +196,7 @@ bool Controller::play(std::int64_t at, int slot, const PlayOptions& opts, VoiceH
   const std::uint32_t rs_units = resampled ? work::resample_units(base_ratio * opts.rate, opts.tempo) : 0;
   const int src_rate = src.view.sample_rate > 0 ? src.view.sample_rate : sample_rate();
   int bus = -1;  // the stretch bus it will ride (controller_buses.cpp)
-  if (!play_fits(opts, src_rate, rs_units, st_units, bus, error)) return false;
+  if (!play_fits(at, opts, src_rate, rs_units, st_units, bus, error)) return false;
   if (free_ids_.empty()) {
     error = "all " + std::to_string(voices_.size()) + " voices are in use";
     return false;
@@ -259,7 +259,7 @@ bool Controller::play(std::int64_t at, int slot, const PlayOptions& opts, VoiceH
                  .start_frame = opts.start_frame,
                  .rate = Heard<float>{opts.rate},
                  .tempo = Heard<float>{opts.tempo}};
-  if (bus >= 0) join_bus(buses_[static_cast<std::size_t>(bus)], opts.deck, opts.tempo);
+  if (bus >= 0) join_bus(buses_, static_cast<std::size_t>(bus), opts.deck, opts.tempo, at, true);
   book(vs, true);
   ++voices_in_use_;
   out = VoiceHandle{id, gen};

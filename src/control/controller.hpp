@@ -12,6 +12,7 @@
 #include "heard.hpp"
 #include "io/loader_thread.hpp"
 #include "io/source.hpp"
+#include "engine/bus_rule.hpp"
 #include "stemd/engine.hpp"
 
 #include <array>
@@ -19,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace stemd::control {
@@ -295,6 +297,9 @@ class Controller {
   std::uint32_t stretch_slots_free() const noexcept;
   std::uint64_t resample_units_used() const noexcept;
   std::uint64_t stretch_units_used() const noexcept;
+  // Times the control thread looked at every voice slot because the engine's stretch buses' riders
+  // differed from the ones it charges (reconcile_buses; tests).
+  std::uint64_t bus_scans() const noexcept { return bus_scans_; }
   std::uint64_t resample_budget() const noexcept;
   std::uint64_t stretch_budget() const noexcept;
   // "busy: resampling budget: …" for a change that needs `need` more than is free (stretch: the
@@ -412,9 +417,11 @@ class Controller {
   // final rate's and tempo's cost once it is heard and the glide is over.
   void charge(VoiceSlot& vs, std::uint32_t rs, std::uint32_t st, std::int64_t at, std::uint32_t glide);
   void uncharge(VoiceSlot& vs);
-  // The engine's stretch buses as the budget sees them (controller_buses.cpp): same order as the
-  // engine's (VoiceTelemetry::bus - 1). A voice riding one charges nothing of its own to the
-  // budgets' work (rs_units_used_ / st_units_used_ count the others), only its slots.
+  // The engine's stretch buses as the budget plans them (controller_buses.cpp, with the engine's
+  // rule: engine/bus_rule.hpp): same order as the engine's (VoiceTelemetry::bus - 1, BusTelemetry).
+  // A voice booked as riding one charges nothing of its own to the budgets' work (rs_units_used_ /
+  // st_units_used_ count the others), only its slots. A bus's charge is the higher of the plan's and
+  // what the engine last published it ran.
   struct BusModel {
     int rate = 0;             // the source rate it serves, Hz
     double ratio = 1.0;       // rate / output rate: its resampler's step (none when 1)
@@ -422,8 +429,14 @@ class Controller {
     float tempo = 1.0f;       // its members' tempo as last sent
     float peak_tempo = 1.0f;  // the highest in play until settle_at
     std::uint32_t members = 0;
+    std::uint64_t tags = 0;       // the sum of the bus_rule::member_tag of the voices booked as riding it
     std::int64_t busy_until = 0;  // engine frame: its tail plays until then once its last member left
     std::int64_t settle_at = 0;
+    std::int64_t heard_at = 0;  // engine frame by which what was last sent to it is heard (then tags compare)
+    // Plays sent onto it while it runs are handed over (an own stretcher and resampler for their
+    // first L / ρ, stretch_bus.hpp): groups charged until ho_until; plays at one frame share one.
+    std::uint32_t ho_groups = 0;
+    std::int64_t ho_at = -1, ho_until = 0;
   };
   struct TempoPlan;
   std::vector<BusModel> buses_;
@@ -435,14 +448,30 @@ class Controller {
   };
   BusWork bus_work(const std::vector<BusModel>& buses) const;
   int bus_for(const std::vector<BusModel>& buses, const VoiceSlot& vs, float tempo, bool fresh_only) const;
-  void bus_drop(VoiceSlot& vs, std::int64_t at);            // off its bus (an end, a lent stretcher, a leave)
-  void join_bus(BusModel& b, int deck, float tempo) const;  // one more member at `tempo`
+  bool plan_runs(const BusModel& b, std::size_t i, std::int64_t now) const;
+  engine::bus_rule::Bus rule_view(const std::vector<BusModel>& buses, std::size_t i, bool fresh_only) const;
+  void plan_handover(BusModel& b, std::int64_t at) const;  // a play onto it while it runs
+  void scan_riders(std::int64_t now);                      // reconcile_buses's look at every voice
+  void bus_drop(VoiceSlot& vs, std::int64_t at);           // off its bus (an end, a lent stretcher, a leave)
+  // One more member of buses[i] at `tempo`; `starting`: a play (at `at`), handed over onto it if it runs.
+  void join_bus(std::vector<BusModel>& buses, std::size_t i, int deck, float tempo, std::int64_t at,
+                bool starting) const;
   // A play's check against the budgets (refused: false, error); `bus`: the bus it will ride, or -1.
-  bool play_fits(const PlayOptions& opts, int src_rate, std::uint32_t rs_units, std::uint32_t st_units, int& bus,
-                 std::string& error);
+  bool play_fits(std::int64_t at, const PlayOptions& opts, int src_rate, std::uint32_t rs_units, std::uint32_t st_units,
+                 int& bus, std::string& error);
   TempoPlan plan_tempos(const std::vector<VoiceHandle>& vs, float tempo) const;
   void settle_buses(std::int64_t now);
-  void reconcile_buses();  // [control] with what the engine reports its voices ride (service())
+  // [control] (service()) When a bus's riders as the engine publishes them differ from the booked
+  // ones, looks at what each voice rides (VoiceTelemetry::bus) — at most every kScanSeconds.
+  void reconcile_buses();
+  std::int64_t next_scan_ = 0;
+  // Own resamplers of voices booked onto a bus by a change timed for later: (engine frame it is heard
+  // by, units), charged until then (their sum: rs_held_units_).
+  std::vector<std::pair<std::int64_t, std::uint32_t>> rs_held_;
+  std::uint64_t rs_held_units_ = 0;
+  void hold_resampler(std::uint32_t units, std::int64_t until);
+  void release_held(std::int64_t now);
+  std::uint64_t bus_scans_ = 0;
   std::array<float, engine::kNumDecks> deck_levels_{1.0f, 1.0f, 1.0f, 1.0f};
   // The engine frame each level's last command applies at (0: at once): a command due by now but
   // not yet heard counts as heard (it is in the queue), one timed for later does not.

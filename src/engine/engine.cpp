@@ -114,10 +114,13 @@ void Engine::make_buses() {
       buses_.push_back(std::move(b));
     }
   }
+  bus_telemetry_ = std::make_unique<BusTelemetry[]>(buses_.size());
   make_handovers();
 }
 
 Engine::~Engine() = default;
+
+int Engine::stretch_bus_rate(std::uint32_t i) const noexcept { return buses_[i]->rate; }
 
 bool Engine::attach_stretcher(Voice& v) noexcept {
   if (v.st != nullptr) return true;

@@ -310,13 +310,7 @@ void Engine::process(float* out, std::uint32_t frames, bool device_underflow) no
   }
   metrics_.voices_active.store(active_count_, std::memory_order_relaxed);
   metrics_.streams_active.store(streams, std::memory_order_relaxed);
-  std::uint32_t buses_running = 0, bus_voices = 0;
-  for (const auto& b : buses_) {
-    buses_running += b->running ? 1 : 0;
-    bus_voices += b->count;
-  }
-  metrics_.stretch_buses_running.store(buses_running, std::memory_order_relaxed);
-  metrics_.stretch_bus_voices.store(bus_voices, std::memory_order_relaxed);
+  publish_buses();
   if (const std::uint32_t primes = primes_ + bus_primes_; primes > 0) {
     metrics_.stretch_primes.fetch_add(primes, std::memory_order_relaxed);
     if (primes > metrics_.stretch_primes_max.load(std::memory_order_relaxed)) {

@@ -6,6 +6,7 @@
 // bounded by the members or the block. Built with -O3, like every engine file.
 #include "stretch_bus.hpp"
 
+#include "bus_rule.hpp"
 #include "mix.hpp"
 #include "stemd/stream.hpp"
 
@@ -36,30 +37,35 @@ double Engine::bus_tempo_now(const StretchBus& b) const noexcept {
   return t == 0 ? b.tempo : t;
 }
 
+// The source rate a voice's frames are at (its file's).
+int Engine::rate_of(const Voice& v) const noexcept {
+  return v.src != nullptr && v.src->sample_rate > 0 ? v.src->sample_rate : cfg_.sample_rate;
+}
+
+// A bus as bus_rule sees it when a voice joins: a running bus takes the tempo its members play at
+// from this block on (bus_tempo_now).
+bus_rule::Bus Engine::rule_view(const StretchBus& b) const noexcept {
+  return {.rate = b.rate,
+          .running = b.running,
+          .shared = b.shared,
+          .deck = b.deck,
+          .tempo = b.running ? bus_tempo_now(b) : 0.0};
+}
+
 // `v` joins a bus, `offset` output frames into the block (the bus renders the whole block after
 // the voices); `starting`: it starts now (a play), so a running bus hands it over (its attack is
 // not lost: stretch_bus_handover.cpp). False: no bus for it (the caller gives it a stretcher of
 // its own).
 bool Engine::bus_join(Voice& v, std::uint32_t offset, bool starting) noexcept {
-  if (buses_.empty() || v.bus != nullptr || v.tempo == 1.0 || v.ratio != v.base_ratio) return false;
-  const int rate = v.src->sample_rate > 0 ? v.src->sample_rate : cfg_.sample_rate;
-  StretchBus* b = nullptr;
-  StretchBus* idle = nullptr;
-  if (cfg_.stretch_bus_share && v.deck >= kNumDecks) return false;  // no deck EQ or fader to copy
-  for (auto& p : buses_) {
-    if (p->rate != rate) continue;
-    if (p->running && (p->shared || p->deck == v.deck) && bus_tempo_now(*p) == v.tempo) {
-      b = p.get();
-      break;
-    }
-    if (!p->running && idle == nullptr) idle = p.get();
-  }
-  const bool fresh = b == nullptr;
-  if (fresh) {
-    if (idle == nullptr) return false;
-    b = idle;
-    bus_start(*b, v);
-  }
+  const bus_rule::Rider r{
+      .tempo = v.tempo, .rate_one = v.ratio == v.base_ratio, .src_rate = rate_of(v), .deck = v.deck};
+  if (buses_.empty() || v.bus != nullptr || !bus_rule::may_ride(r, cfg_.stretch_bus_share)) return false;
+  const int i = bus_rule::pick(
+      buses_.size(), [this](std::size_t k) { return rule_view(*buses_[k]); }, r);
+  if (i < 0) return false;
+  StretchBus* b = buses_[static_cast<std::size_t>(i)].get();
+  const bool fresh = !b->running;
+  if (fresh) bus_start(*b, v);
   b->tail_left = 0;
   b->members[b->count++] = id_of(v);
   v.bus = b;
@@ -356,6 +362,31 @@ void Engine::render_buses(std::uint32_t frames, bool* deck_used) noexcept {
     }
   }
   render_handovers(frames, deck_used);  // voices started on a running bus: their own stretchers
+}
+
+// What each bus ran in this callback, for the control thread's budgets (BusTelemetry), and the
+// gauges. Bounded by the members, the buses and the handover groups.
+void Engine::publish_buses() noexcept {
+  std::uint32_t running = 0, voices = 0;
+  for (const auto& p : buses_) {
+    const StretchBus& b = *p;
+    BusTelemetry& t = bus_telemetry_[b.index];
+    std::uint64_t tags = 0;
+    std::uint32_t groups = 0;
+    for (std::uint32_t i = 0; i < b.count; ++i)
+      tags += bus_rule::member_tag(b.members[i], voices_[b.members[i]].generation);
+    for (const auto& g : groups_) groups += g->active && g->bus == &b ? 1 : 0;
+    t.running.store(b.running ? 1 : 0, std::memory_order_relaxed);
+    t.members.store(b.count, std::memory_order_relaxed);
+    t.tags.store(tags, std::memory_order_relaxed);
+    t.tempo.store(static_cast<float>(std::max(b.tempo, b.st->tempo())), std::memory_order_relaxed);
+    t.deck.store(b.deck, std::memory_order_relaxed);
+    t.groups.store(static_cast<std::uint8_t>(std::min<std::uint32_t>(groups, 255)), std::memory_order_relaxed);
+    running += b.running ? 1 : 0;
+    voices += b.count;
+  }
+  metrics_.stretch_buses_running.store(running, std::memory_order_relaxed);
+  metrics_.stretch_bus_voices.store(voices, std::memory_order_relaxed);
 }
 
 }  // namespace stemd::engine

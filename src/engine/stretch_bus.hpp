@@ -11,12 +11,11 @@
 // voice's would. N voices cost one stretch, not N. A bus's output is bit-identical to one
 // standalone Stretcher + Resampler fed the pre-mixed sum (tests/unit/stretch_bus_test.cpp).
 //
-// Who joins: a voice with tempo ≠ 1 at rate 1 (its ratio is only source rate / output rate) on
-// a running bus of its deck (shared: of any deck; a voice on the direct bus never) with its tempo
-// and source rate, else on an idle bus made for its rate. Everything else — no bus free, another
-// rate, a voice at rate ≠ 1 — takes a stretcher of its own as before (the control thread budgets
-// one per stretched voice, so one is always there: the way back from a bus never fails for want
-// of a stretcher). So
+// Who joins (bus_rule.hpp: the one rule, which the control thread's budget plans with too): a voice with tempo ≠ 1 at
+// rate 1 (its ratio is only source rate / output rate) on a running bus of its deck (shared: of any deck; a voice on
+// the direct bus never) with its tempo and source rate, else on an idle bus made for its rate. Everything else — no bus
+// free, another rate, a voice at rate ≠ 1 — takes a stretcher of its own as before (the control thread budgets one per
+// stretched voice, so one is always there: the way back from a bus never fails for want of a stretcher). So
 // --max-stretched-voices still bounds the stretched voices; while they ride buses the idle
 // stretchers cost memory (≈ 2 MB each), not CPU.
 // Those own stretchers prime on the audio thread (about two blocks of extra work each), at most

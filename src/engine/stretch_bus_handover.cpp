@@ -9,12 +9,14 @@
 #include "engine_voice.hpp"
 #include "stretch_bus.hpp"
 
+#include "bus_rule.hpp"
 #include "mix.hpp"
 #include "stemd/stream.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 namespace stemd::engine {
 
@@ -377,17 +379,23 @@ bool Engine::bus_rejoin(Voice& v) noexcept {
       (cfg_.stretch_bus_share && v.deck >= kNumDecks)) {
     return false;
   }
-  const int rate = v.src->sample_rate > 0 ? v.src->sample_rate : cfg_.sample_rate;
-  StretchBus* b = nullptr;
-  StretchBus* idle = nullptr;
-  for (auto& p : buses_) {
-    if (p->running && p->count > 0 && p->rate == rate && (p->shared || p->deck == v.deck) && p->tempo == v.tempo &&
-        p->st->tempo() == v.tempo && bus_tempo_now(*p) == v.tempo) {
-      b = p.get();
-      break;
+  const int rate = rate_of(v);
+  // bus_rule's choice (as bus_join's), but only onto a running bus whose members agree and whose
+  // stretcher has finished gliding: its tempo then is the one to match.
+  const auto view = [this](std::size_t k) {
+    const StretchBus& p = *buses_[k];
+    bus_rule::Bus b = rule_view(p);
+    if (b.running && !(p.count > 0 && p.tempo == p.st->tempo() && b.tempo == p.tempo)) {
+      b.tempo = std::numeric_limits<double>::quiet_NaN();  // none may rejoin it now
     }
-    if (!p->running && p->rate == rate && idle == nullptr) idle = p.get();
-  }
+    return b;
+  };
+  const int pick =
+      bus_rule::pick(buses_.size(), view, bus_rule::Rider{.tempo = v.tempo, .src_rate = rate, .deck = v.deck});
+  StretchBus* b = pick >= 0 && buses_[static_cast<std::size_t>(pick)]->running
+                      ? buses_[static_cast<std::size_t>(pick)].get()
+                      : nullptr;
+  StretchBus* idle = pick >= 0 && b == nullptr ? buses_[static_cast<std::size_t>(pick)].get() : nullptr;
   // No running bus at its tempo: re-form one on an idle bus — but only for a second voice in this
   // callback that would share it (same rate and tempo, and the same deck unless buses are shared):
   // two stretches become one. A voice alone keeps its stretcher (a move would cost a prime and a
