@@ -411,7 +411,7 @@ Reply NativeDialect::rate(const Call& c) {
   VoiceHandle h;
   if (Reply r; !playing(id, h, r)) return r;
   std::string error;
-  if (!ctl_.set_rate(c.at, h, r_.effective_rate(rate), ramp, error)) return fail(K::kBusy, error, idv);
+  if (!ctl_.set_rate(c.at, h, r_.player_rate(rate), ramp, error)) return fail(K::kBusy, error, idv);
   r_.player_rate_[id] = static_cast<float>(rate);
   return done(idv);
 }

@@ -394,6 +394,10 @@ float Router::clamped_rate(double rate) {
 
 float Router::effective_rate(double own) const { return clamped_rate(own * players_ratio()); }
 
+float Router::player_rate(double own) const {
+  return cfg_.tempo_moves_players && !cfg_.time_stretch ? effective_rate(own) : clamped_rate(own);
+}
+
 Reply Router::start_player(int id, const PlayOptions& opts, std::int64_t at) {
   std::unique_ptr<io::LoaderThread::Opened> opened;
   if (play_resume_ != nullptr) {

@@ -275,6 +275,10 @@ class Router {
   Reply test_tone(double freq, double level, double seconds, std::int64_t at);
   // A player's own rate × the tempo ratio, held to the engine's range (limits::kMinRate..kMaxRate).
   float effective_rate(double own) const;  // × players_ratio(): the tempo's, or the one held
+  // A player's own /stemd/rate as the engine is told it: × players_ratio() where the tempo moves
+  // players by their rate (vinyl); as given where it stretches them (time_stretch: the tempo is
+  // their stretch, not their rate as well) or does not move them.
+  float player_rate(double own) const;
   static float clamped_rate(double rate);  // held to the engine's range
   // A tempo change: the beat count carries on, every player follows (commands at `at`),
   // gliding over glide_s. Returns how many players could not follow (no resampler left). With

@@ -134,7 +134,7 @@ int Router::move_players(double from, double glide_s, std::int64_t at, bool hold
     if (!ctl_.voice_alive(h)) continue;
     auto it = player_rate_.find(id);
     const double own = it == player_rate_.end() ? 1.0 : it->second;
-    if (!ctl_.set_rate(at, h, effective_rate(own), glide_s, error)) ++failed;
+    if (!ctl_.set_rate(at, h, player_rate(own), glide_s, error)) ++failed;
   }
   if (failed > 0 && why != nullptr) *why = error;
   return failed;

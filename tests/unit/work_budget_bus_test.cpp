@@ -271,3 +271,35 @@ TEST(WorkBudgetBus, AgreeingWithTheEngineNoVoiceSlotIsScanned) {
 
 }  // namespace
 }  // namespace stemd::test
+
+namespace stemd::test {
+namespace {
+
+// With time_stretch the tempo is each player's stretch; /stemd/rate (a player's own speed and
+// pitch) was multiplied by the tempo as well, as in vinyl mode: `/stemd/rate 1` during
+// `/set_tempo 156` (base 120) played at rate 1.3 and tempo 1.3 — 1.69 × through the file (found
+// by the bus28 helper, session 28).
+TEST(TimeStretchRate, APlayersOwnRateIsNotMultipliedByTheTempoItIsStretchedBy) {
+  BusRig rig;
+  rig.load(100, 48000, 30);
+  rig.play(100);
+  rig.run(4096);
+  ASSERT_TRUE(rig.reply(msg("/set_tempo", {OscArg::Float(156.0f)})).ok);
+  rig.run(48 * 1024);
+  ASSERT_TRUE(rig.reply(msg("/stemd/rate", {OscArg::Int(100), OscArg::Float(1.0f)})).ok);
+  rig.run(48 * 1024);
+  const control::VoiceHandle h = rig.router.player(100);
+  const std::int64_t p0 = rig.e.telemetry(h.id).position.load();
+  for (int i = 0; i < 40; ++i) rig.run(1024);
+  const double through = static_cast<double>(rig.e.telemetry(h.id).position.load() - p0) / (40 * 1024);
+  EXPECT_NEAR(through, 1.3, 0.05) << "file frames per output frame: the tempo's 1.3 × the own rate 1";
+  ASSERT_TRUE(rig.reply(msg("/stemd/rate", {OscArg::Int(100), OscArg::Float(0.5f)})).ok);
+  rig.run(48 * 1024);
+  const std::int64_t p1 = rig.e.telemetry(h.id).position.load();
+  for (int i = 0; i < 40; ++i) rig.run(1024);
+  const double half = static_cast<double>(rig.e.telemetry(h.id).position.load() - p1) / (40 * 1024);
+  EXPECT_NEAR(half, 0.65, 0.05) << "rate 0.5 at tempo 1.3";
+}
+
+}  // namespace
+}  // namespace stemd::test
