@@ -28,7 +28,7 @@ enum class CommandType : std::uint8_t {
                 //   `frames`: the seek's number, told back in VoiceTelemetry::seek_heard once it jumped
   kMasterGain,  // ramp master gain to `value` over `frames`
   kStopAll,     // fade every voice out over `frames`
-  kPause,       // fade `voice` out over `frames` and hold its position
+  kPause,       // fade `voice` out over `frames` and hold its position (before its start: it starts paused)
   kResume,      // fade a paused `voice` back in over `frames`
   kSetPan,      // ramp `voice` balance to `value` (-1 left … 0 centre … +1 right) over `frames`
   kDeckGain,    // ramp deck `deck`'s level to `value` over `frames`
@@ -58,6 +58,18 @@ struct PlayParams {
   std::int64_t loop_end = 0;
   std::uint32_t loop_count = 0;
   float tempo = 1.0f;  // time-stretch: speed without pitch (Rubber Band); 1 = not stretched
+  // What the voice's commands sent while its play waited in the schedule (a quantised or timed
+  // start) made of it: it starts paused, at this pan, a seek taken (the seek's number, told back
+  // in VoiceTelemetry::seek_heard), and its level on a ramp that began before it: from `gain` to
+  // gain_to over gain_frames output frames from engine frame gain_at, as if it had been playing
+  // (it starts where the ramp is by then). Engine::apply_to_scheduled_play.
+  bool paused = false;
+  float pan = 0.0f;
+  std::uint32_t seek_seq = 0;
+  float gain_to = 0.0f;
+  std::uint32_t gain_frames = 0;  // 0: no ramp
+  std::uint8_t gain_curve = 0;
+  std::int64_t gain_at = 0;
 };
 
 struct Command {

@@ -208,6 +208,10 @@ class Engine {
   void start_voice(const Command& c) noexcept;
   void apply(const Command& c) noexcept;
   void apply_to_voice(Voice& v, const Command& c) noexcept;
+  // A command for a voice whose play waits in the schedule changes that play (engine_pending.cpp);
+  // false when there is none of its generation, or the command has no meaning before a start.
+  bool apply_to_scheduled_play(const Command& c) noexcept;
+  void start_gain(Voice& v, const PlayParams& p) noexcept;  // its level: PlayParams::gain_at…
   void schedule(const Command& c) noexcept;
   void refuse_scheduled(const Command& c, EndReason why) noexcept;
   void unschedule_play(VoiceId id) noexcept;

@@ -45,6 +45,10 @@ struct Resume {
   std::int64_t started_ns = 0;    // the service's start (steady clock, the first image's): uptime counts from it
   std::int64_t lost_at_ns = 0;    // when the device was lost (steady clock): "lost for" and the last loss count from it
   engine::GlitchTotals glitches;  // the previous images' underruns and underflows: counted on, not from 0
+  // Without --link: the beat count at the hand-over, at beat_ns (steady clock; 0 = none): the
+  // new image's beat goes on from it (Router::carry_beat).
+  double beat = 0;
+  std::int64_t beat_ns = 0;
   // The audio server's helpers the previous image killed and could not reap before its exec: still
   // this process's children, reaped by this image (reap_probes), not left zombies.
   std::vector<pid_t> helpers;

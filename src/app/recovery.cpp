@@ -117,29 +117,51 @@ void DaemonRun::resume_session() {
                      base::log_escape(reply.to_string(), 600));
       }
     }
+    std::size_t voices = 0;
+    for (const StateMessage& sm : resume_voices_) {
+      voices += sm.message.address == "/stemd/play" || sm.message.address == "/stemd/play_region" ? 1 : 0;
+    }
     spdlog::info("resume: {} settings and sources restored ({} failed), {} voices to restart", restored, failed,
-                 resume_voices_.size());
+                 voices);
     router.set_waiting_voices(waiting_voices(resume_voices_));
   }
+  if (resume_.beat_ns > 0)
+    router.carry_beat(resume_.beat, Clock::time_point(std::chrono::nanoseconds(resume_.beat_ns)));
   drop_resume_file();
   resubscribe(router);
 }
 
-// [control] The voices of the previous image play again.
+// [control] The voices of the previous image play again, each from its saved frame and at once:
+// /stemd/quantize (restored with the settings) does not hold them for the next bar, which only
+// added silence (outside pass 28, user M1). The log counts voices (a /stemd/pause is a message of
+// a voice, not another one: user L3).
 void DaemonRun::restart_resumed_voices() {
-  inst_->router().set_waiting_voices({});
-  int ok = 0;
+  control::Router& router = inst_->router();
+  router.set_waiting_voices({});
+  // The beat went on while the device was away: from the engine frame now (the device's again).
+  if (resume_.beat_ns > 0)
+    router.carry_beat(resume_.beat, Clock::time_point(std::chrono::nanoseconds(resume_.beat_ns)));
+  router.set_unquantised(true);
+  int voices = 0, back = 0, paused = 0, failed = 0;
   for (const StateMessage& sm : resume_voices_) {
-    const control::OscMessage reply = inst_->router().handle(sm.message, control::Peer{});
+    const bool start = sm.message.address == "/stemd/play" || sm.message.address == "/stemd/play_region";
+    voices += start ? 1 : 0;
+    const control::OscMessage reply = router.handle(sm.message, control::Peer{});
     if (reply.address == "/done") {
-      ++ok;
+      back += start ? 1 : 0;
+      paused += sm.message.address == "/stemd/pause" ? 1 : 0;
       spdlog::debug("resume: {}", base::log_escape(sm.message.to_string(), 600));
     } else {
+      ++failed;
       spdlog::warn("resume: {} → {}", base::log_escape(sm.message.to_string(), 600),
                    base::log_escape(reply.to_string(), 600));
     }
   }
-  if (!resume_voices_.empty()) spdlog::info("resume: {} of {} voices playing again", ok, resume_voices_.size());
+  router.set_unquantised(false);
+  if (!resume_voices_.empty()) {
+    spdlog::info("resume: {} of {} voices back at their frames: {} playing, {} paused{}", back, voices, back - paused,
+                 paused, failed > 0 ? fmt::format(" ({} of their messages failed)", failed) : std::string());
+  }
   resume_voices_.clear();
 }
 
@@ -184,6 +206,14 @@ void DaemonRun::hand_over(const std::string& why) {
   r.started_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(router.started().time_since_epoch()).count();
   r.lost_at_ns = device_.lost_at_ns();
   r.glitches = inst_->engine().metrics().glitch_totals();  // this image's, the previous ones' included
+  // Without Link, the beat at the last callback's frame and time (the stream clock's line:
+  // CLOCK_MONOTONIC, the steady clock): the next image's beat goes on from it.
+  std::int64_t frame = 0;
+  std::uint64_t frame_ns = 0;
+  if (router.link() == nullptr && inst_->engine().metrics().clock.read(frame, frame_ns)) {
+    r.beat = router.tempo().beats_at(frame);
+    r.beat_ns = static_cast<std::int64_t>(frame_ns);
+  }
   std::string e;
   if (!write_file_atomic(
           r.state_path,
@@ -294,6 +324,10 @@ void DaemonRun::device_back(std::uint64_t cb, Clock::time_point now) {
   // status showed 0 after a hand-over, whose image had no device at its start.
   const double latency = backend_->output_latency_seconds();
   inst_->post([this, latency] { inst_->router().set_output_latency(latency); });
+  if (resume_.beat_ns > 0 && !voices_pending_) {  // else restart_resumed_voices carries the beat on
+    const auto at = Clock::time_point(std::chrono::nanoseconds(resume_.beat_ns));
+    inst_->post([this, beat = resume_.beat, at] { inst_->router().carry_beat(beat, at); });
+  }
   reopened_at_callbacks_ = cb;
   stall_callbacks_ = cb;
   stall_since_ = now;

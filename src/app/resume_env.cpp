@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <cerrno>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -90,6 +91,22 @@ void take_glitches(Resume& r) {
   }
 }
 
+// "beats ns": the beat count (finite, |beats| < 2^53) at a past steady-clock time.
+void take_beat(Resume& r) {
+  const char* v = std::getenv("STEMD_RESUME_BEAT");
+  if (v == nullptr) return;
+  char* end = nullptr;
+  errno = 0;
+  const double beats = std::strtod(v, &end);
+  if (end == v || errno != 0 || !std::isfinite(beats) || std::fabs(beats) >= 9007199254740992.0 || *end != ' ') {
+    return r.ignored.push_back("STEMD_RESUME_BEAT: not a beat count and a time");
+  }
+  const std::int64_t ns = past_ns("STEMD_RESUME_BEAT", end + 1, r.ignored);
+  if (ns <= 0) return;
+  r.beat = beats;
+  r.beat_ns = ns;
+}
+
 }  // namespace
 
 std::string handoff_path() {
@@ -103,10 +120,10 @@ std::string handoff_path() {
 
 Resume take_resume_env() {
   Resume r;
-  static constexpr const char* kKeys[] = {"STEMD_RESUME_STATE",    "STEMD_RESUME_RATE",     "STEMD_RESUME_LOSSES",
-                                          "STEMD_RESUME_REASON",   "STEMD_RESUME_STARTED",  "STEMD_RESUME_STATE_UNREAD",
-                                          "STEMD_RESUME_LOST_AT",  "STEMD_RESUME_GLITCHES", "STEMD_RESUME_HELPERS",
-                                          "STEMD_RESUME_CALLBACKS"};
+  static constexpr const char* kKeys[] = {
+      "STEMD_RESUME_STATE",   "STEMD_RESUME_RATE",         "STEMD_RESUME_LOSSES",  "STEMD_RESUME_REASON",
+      "STEMD_RESUME_STARTED", "STEMD_RESUME_STATE_UNREAD", "STEMD_RESUME_LOST_AT", "STEMD_RESUME_GLITCHES",
+      "STEMD_RESUME_HELPERS", "STEMD_RESUME_CALLBACKS",    "STEMD_RESUME_BEAT"};
   struct Clear {  // whatever way this returns, the next image (or a child) does not see them
     ~Clear() {
       for (const char* k : kKeys) unsetenv(k);
@@ -129,6 +146,7 @@ Resume take_resume_env() {
   if (const char* v = std::getenv("STEMD_RESUME_STATE_UNREAD")) r.state_unread = std::strcmp(v, "1") == 0;
   if (const char* v = std::getenv("STEMD_RESUME_LOST_AT")) r.lost_at_ns = past_ns("STEMD_RESUME_LOST_AT", v, r.ignored);
   take_glitches(r);
+  take_beat(r);
   if (const char* v = std::getenv("STEMD_RESUME_HELPERS")) {
     for (char* end = nullptr; r.helpers.size() < 64; v = end) {
       const long pid = std::strtol(v, &end, 10);
@@ -162,6 +180,7 @@ void put_resume_env(const Resume& r) {
     if (g.callback_ns[i] != 0) cb += fmt::format(" {}:{}", i, g.callback_ns[i]);
   }
   setenv("STEMD_RESUME_CALLBACKS", cb.c_str(), 1);
+  if (r.beat_ns > 0) setenv("STEMD_RESUME_BEAT", fmt::format("{:.9f} {}", r.beat, r.beat_ns).c_str(), 1);
 }
 
 }  // namespace stemd::app

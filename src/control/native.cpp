@@ -144,7 +144,7 @@ Reply NativeDialect::unload(const Call& c) {
 }
 
 std::int64_t NativeDialect::start_frame(const Call& c) const {
-  return r_.tempo_.quantum_beats() > 0 ? r_.quantized_start(r_.frame_after(c, 0.0)) : c.at;
+  return r_.quantising() ? r_.quantized_start(r_.frame_after(c, 0.0)) : c.at;
 }
 
 // /stemd/play id [volume 1] [loop 0] [position 0] [unit "s"] [rate 1] [deck] → /done /stemd/play id voice
@@ -186,7 +186,7 @@ Reply NativeDialect::play(const Call& c) {
 // stemctl said "playing" while the voice waited up to a bar (outside pass 26, user L7).
 void NativeDialect::add_quantised_wait(Reply& r, std::int64_t at) const {
   const double quantum = r_.tempo_.quantum_beats();
-  if (!r.ok || quantum <= 0) return;
+  if (!r.ok || !r_.quantising()) return;
   const std::int64_t used = r_.play_resume_ != nullptr ? r_.play_resume_->at : at;  // a streamed play's
   const double wait = static_cast<double>(used - ctl_.now_frame()) / cfg_.sample_rate;
   r.values.push_back(OscArg::Float(std::max(0.0, wait)));

@@ -137,6 +137,15 @@ class Router {
     const char* state = "waiting (device lost)";  // or "waiting (device not there yet)"
   };
   void set_waiting_voices(std::vector<WaitingVoice> v) { waiting_voices_ = std::move(v); }
+  // [control] While set, starts are not quantised (/stemd/quantize stays as it is): the voices of
+  // a previous image continue from their saved frames at once, not on the next bar (outside pass
+  // 28, user M1). Whether a start waits for the quantum now.
+  void set_unquantised(bool on) { unquantised_ = on; }
+  // [control] Without --link: the beat count goes on from a previous image's, `beats` at `at`
+  // (its steady clock), at the tempo now, from the engine frame now; the beat restarted at 0 at
+  // a device's hand-over (outside pass 28, user L7). With --link the session's grid rules.
+  void carry_beat(double beats, std::chrono::steady_clock::time_point at);
+  bool quantising() const { return tempo_.quantum_beats() > 0 && !unquantised_; }
   const std::vector<WaitingVoice>& waiting_voices() const { return waiting_voices_; }
   // [control] The device's output latency, once it is known (a device that opened after the
   // start, or came back: another device, another latency): status and Link's compensation.
@@ -488,6 +497,7 @@ class Router {
   std::function<void(std::vector<OscArg>&)> status_extra_;
   std::function<void(std::vector<OscArg>&)> native_status_extra_;
   std::vector<WaitingVoice> waiting_voices_;
+  bool unquantised_ = false;  // set_unquantised
   std::function<void()> tick_hook_;
   RouterStats stats_;
   struct BadLog {

@@ -182,8 +182,14 @@ std::string Router::link_tempo_problem() {
       link_absurd_, tempo_.bpm());
 }
 
+void Router::carry_beat(double beats, std::chrono::steady_clock::time_point at) {
+  if (link_) return;
+  const double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - at).count();
+  tempo_.carry(ctl_.now_frame(), beats + std::max(0.0, since) * tempo_.bpm() / 60.0);
+}
+
 std::int64_t Router::quantized_start(std::int64_t frame) {
-  if (tempo_.quantum_beats() <= 0) return frame;
+  if (!quantising()) return frame;
   sync_grid();
   return tempo_.quantized(frame);
 }

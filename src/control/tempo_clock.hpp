@@ -36,6 +36,12 @@ class TempoClock {
   double beats_at(std::int64_t frame) const;
   // The beat count restarts from 0 at `frame` (/reset).
   void restart(std::int64_t frame);
+  // The beat count is `beats` at `frame` and goes on from there (a previous image's, carried
+  // across a device's hand-over).
+  void carry(std::int64_t frame, double beats) {
+    origin_frame_ = frame;
+    origin_beats_ = beats;
+  }
   // A new tempo from frame `now` on: the beat count carries on (the old server restarted it).
   void change(double bpm, std::int64_t now);
 

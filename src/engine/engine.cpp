@@ -335,8 +335,8 @@ void Engine::start_voice(const Command& c) noexcept {
   // The head serves a streamed voice unless its region ends inside it (then the stream starts
   // at the voice's first frame: the control thread makes the same decision).
   v.reading_memory = v.src->streamed && v.pos < v.src->memory_frames && v.loop_end >= v.src->memory_frames;
-  v.gain.jump(c.play.gain);
-  v.pan.jump(0.0f);
+  start_gain(v, c.play);
+  v.pan.jump(std::clamp(c.play.pan, -1.0f, 1.0f));
   v.deck = c.play.deck < kNumBuses ? c.play.deck : kNumDecks - 1;
   v.rs = nullptr;
   v.rs_switch = false;
@@ -356,7 +356,9 @@ void Engine::start_voice(const Command& c) noexcept {
   v.prime_wait_cb = ~std::uint64_t{0};
   v.st_wait = false;
   v.tempo = std::clamp(static_cast<double>(c.play.tempo > 0 ? c.play.tempo : 1.0f), 0.25, 4.0);
-  if (!bus_join(v, 0, true)) {  // a stretch bus of its deck, tempo and rate; else its own
+  // A stretch bus of its deck, tempo and rate; else its own. One starting paused is not handed
+  // over (stretch_bus_handover.cpp: a tap for a voice heard at once): it joins as a paused one.
+  if (!bus_join(v, 0, !c.play.paused)) {
     // Fresh at its ratio: was attached at 1 and set to the ratio after, which glided from 1 over
     // 256 frames and put every later frame 128 · (1 − 1/ratio) output frames off.
     if (v.ratio != 1.0) attach_resampler(v, v.ratio);
@@ -375,6 +377,13 @@ void Engine::start_voice(const Command& c) noexcept {
     v.env.set(1.0f, declick_frames_);
   } else {
     v.env.jump(1.0f);
+  }
+  if (c.play.seek_seq != 0) telemetry_[c.voice].seek_heard.store(c.play.seek_seq, std::memory_order_relaxed);
+  v.started_at = frame_;
+  if (c.play.paused) {  // paused before its start (apply_to_scheduled_play): silent, holding its first frame
+    v.hold = true;
+    v.state = Voice::State::kPaused;
+    v.env.jump(0.0f);
   }
   active_[active_count_++] = c.voice;
   metrics_.voices_active.store(active_count_, std::memory_order_relaxed);
@@ -429,14 +438,8 @@ void Engine::apply(const Command& c) noexcept {
 
   Voice* v = find(c.voice, c.generation);
   if (v == nullptr && c.type == CommandType::kStop && cancel_scheduled_plays(c.voice, c.generation, false)) return;
-  if (v == nullptr && (c.type == CommandType::kSetTempo || c.type == CommandType::kSetRate) &&
-      c.voice < cfg_.max_voices && sched_play_[c.voice] != Schedule::kNone &&
-      schedule_->at(sched_play_[c.voice]).generation == c.generation) {
-    // A play still scheduled takes it: it starts at the tempo (rate) of then (stretch_bus.hpp).
-    Command& play = schedule_->at(sched_play_[c.voice]);
-    (c.type == CommandType::kSetTempo ? play.play.tempo : play.play.rate) = c.value;
-    return;
-  }
+  // A play still scheduled takes it: it starts paused, at the level, pan, position, tempo… of then.
+  if (v == nullptr && apply_to_scheduled_play(c)) return;
   if (v == nullptr) {
     // Stale id (the voice already ended). A seek carries a fresh stream that must go back.
     if (c.type == CommandType::kSeek && c.play.stream != nullptr) retire(c.play.stream, c.voice, c.generation, false);
@@ -495,7 +498,11 @@ void Engine::apply_to_voice(Voice& v, const Command& c) noexcept {
     }
     case CommandType::kPause:
       v.hold = true;
-      if (v.state == Voice::State::kPlaying || v.state == Voice::State::kStarved) {
+      if ((v.state == Voice::State::kPlaying || v.state == Voice::State::kStarved) && v.started_at == frame_ &&
+          v.ho == nullptr) {
+        v.state = Voice::State::kPaused;  // not heard yet: no fade (it was heard for the fade's length)
+        v.env.jump(0.0f);
+      } else if (v.state == Voice::State::kPlaying || v.state == Voice::State::kStarved) {
         v.state = Voice::State::kPausing;
         v.env.set(0.0f, std::max<std::uint32_t>(c.frames, 1));
       }

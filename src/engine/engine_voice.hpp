@@ -33,6 +33,9 @@ struct Engine::Voice {
   Ramp pan{0.0f};   // balance: -1 left … +1 right
   std::uint8_t deck = 0;
   bool hold = false;  // paused: stay paused across a seek
+  // The engine frame it started at: a pause while it still is (nothing of it rendered yet: its
+  // play and pause in one pass, as a hand-over's replay sends them) holds it at once, silent.
+  std::int64_t started_at = -1;
   std::uint64_t underruns = 0;
   bool jump_pending = false;      // a seek waits for the fade-out to reach 0
   Stream* seek_stream = nullptr;  // its new stream (null for in-memory sources)

@@ -9,7 +9,7 @@
 #   freeze / thaw        SIGSTOP / SIGCONT the test bed's server (a hung server in real life)
 #   ctl ARGS…            "$STEMCTL" -p "$PORT" ARGS… (STEMCTL set by the test)
 #   device_stemd ARGS…   $TESTBED_DIR/pos.wav (30 s at 48 kHz, every frame its own position),
-#                        a free UDP port (PORT), and stemd in the background on the JACK device
+#                        a free UDP port (PORT; $STEMD_TEST_OSC_PORT when set), and stemd in the background on the JACK device
 #                        "system" at 1024 frames, ARGS, playing pos.wav (STEMD_PID, tracked by
 #                        the test bed); its log is $TESTBED_DIR/stemd.log
 # Call testbed_start first (it makes $TESTBED_DIR).
@@ -36,7 +36,7 @@ ctl() { "$STEMCTL" -p "$PORT" "$@"; }
 
 device_stemd() {
   python3 "$POS" gen "$TESTBED_DIR/pos.wav" 30 48000 || fail "fixture"
-  PORT=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  PORT=${STEMD_TEST_OSC_PORT:-$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
   "$STEMD" --backend portaudio --device system --buffer-size 1024 --osc-port "$PORT" "$@" \
     --play "$TESTBED_DIR/pos.wav" >"$TESTBED_DIR/stemd.log" 2>&1 &
   STEMD_PID=$!

@@ -276,6 +276,24 @@ TEST_F(Render, QuantisedPlayStartsOnTheBeat) {
   for (std::size_t i = 0; i < 24000 * 2; ++i) ASSERT_EQ(got[24000 * 2 + i], a[i]) << "frame " << 24000 + i / 2;
 }
 
+TEST_F(Render, APauseBeforeAQuantisedStartHoldsTheVoiceSilent) {
+  // Outside pass 28, user H1: a pause sent while a quantised play waited for its bar was lost,
+  // and the voice played from the bar on while every report said "paused". Here the play and
+  // its pause come at 0.3 s, the bar is at 2 s: nothing may sound until the resume at 2.5 s,
+  // which plays the file from its first frame (on the next block: a resume fades in).
+  const auto a = make_tone_noise16(48000 * 3, 2, 97);
+  write_wav16(dir.file("a.wav"), a, 2);
+  std::ofstream(dir.file("s.txt")) << "0 /load_buffer 1 \"" << dir.file("a.wav") << "\"\n"
+                                   << "0 /reset\n0 /stemd/quantize 4\n0.3 /stemd/play 1\n0.3 /stemd/pause 1\n"
+                                   << "2.5 /stemd/resume 1\n";
+  render("--script " + dir.file("s.txt") + " --duration 3 --bpm 120");
+  const auto got = read_stereo(out());
+  ASSERT_EQ(got.size(), static_cast<std::size_t>(144000 * 2));
+  for (std::size_t f = 0; f < 120000; ++f) ASSERT_EQ(got[2 * f], 0.0f) << "sound while paused, frame " << f;
+  // From the resume's fade on: the file from its first frame, exactly once the fade is over.
+  for (std::size_t f = 121024; f < 144000; ++f) ASSERT_EQ(got[2 * f], a[2 * (f - 120000)]) << "frame " << f;
+}
+
 TEST_F(Render, EqualPowerCrossfadeLaw) {
   const auto a = make_tone_noise16(48000 * 2, 2, 95);
   write_wav16(dir.file("a.wav"), a, 2);

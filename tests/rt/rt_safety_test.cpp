@@ -264,6 +264,28 @@ void every_control_path(bool soft_clip, bool monitor = false, bool buses = false
     ctl.tone(control::kNow, 220.0 * (1 + cycle % 4), 0.2, 0.03, err);
     pause(4);
     ctl.tone(control::kNow, 330.0, 0.2, 0.02, err);
+    {  // a scheduled play (streamed; on a bus with buses) whose commands come before its frame: it
+       // starts paused, seeked, at a level on its way, panned (engine_pending.cpp); then a play
+       // and its pause in one pass (paused before a frame of it is heard)
+      control::PlayOptions po;
+      po.tempo = buses ? 1.2f : 1.0f;
+      control::VoiceHandle q, p;
+      if (ctl.play(ctl.now_frame() + 2400, 2, po, q, err)) {
+        ctl.pause(control::kNow, q, 0.0, err);
+        ctl.set_volume(control::kNow, q, 0.4f, 0.2, err);
+        ctl.set_pan(control::kNow, q, 0.3f, 0.0, err);
+        ctl.seek(control::kNow, q, 5000, err);
+        ctl.set_loop(control::kNow, q, true, err);
+        pause(80);
+        ctl.resume(control::kNow, q, 0.005, err);
+        voices.push_back(q);
+      }
+      if (ctl.play(control::kNow, 1, control::PlayOptions{}, p, err)) {
+        ctl.pause(control::kNow, p, 0.0, err);
+        voices.push_back(p);
+      }
+      pause(10);
+    }
     {  // scheduled plays: one cancelled by a stop before its frame, one by clearing the schedule
       control::VoiceHandle s1, s2;
       const std::int64_t later = ctl.now_frame() + 24000;

@@ -1,0 +1,237 @@
+// Commands sent between a quantised play and its start (outside pass 28, user H1). With
+// /stemd/quantize the play waits in the engine's schedule for the next bar; a pause sent
+// meanwhile was dropped by the engine (the voice was not found) while the control thread marked
+// the voice paused, and the start at the bar then played it: the output sounded and the position
+// ran while `voices` and the status said "paused". Each command here is sent before the bar; the
+// output after the bar and the voice's report must agree with what was sent. The source is DC at
+// 0.25 (10 s at 48 kHz, the output rate), so a sample is 0 exactly when nothing plays; the
+// default tempo is 120 bpm, so a bar of 4 beats is 2 s.
+#include "app/daemon_run.hpp"
+#include "router_rig.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace stemd::test {
+namespace {
+
+using control::OscArg;
+using control::OscMessage;
+
+constexpr int kRate = 48000;
+
+struct Rig : RouterRig {
+  Rig() {
+    std::string err;
+    EXPECT_TRUE(ctl.load_generated(control::kNow, 2, "dc", std::vector<float>(10 * kRate * 2, 0.25f), err)) << err;
+    ok("/stemd/quantize", {OscArg::Float(4.0f)});
+    play_for(0.5);  // off the grid: the next bar is 1.5 s away (frame 96000)
+  }
+  control::Reply ok(const std::string& address, std::vector<OscArg> args = {}) {
+    control::Reply r = reply(OscMessage{address, std::move(args)});
+    EXPECT_TRUE(r.ok) << address << ": " << r.reason;
+    return r;
+  }
+  // Plays id 2 (quantised); the output frame it starts at, from the answer's wait (from the
+  // controller's now: the last block's first frame).
+  std::int64_t play() {
+    const control::Reply r = ok("/stemd/play", {OscArg::Int(2)});
+    EXPECT_EQ(r.values.size(), 4u) << "id voice starts_in_s quantum";
+    if (r.values.size() < 4) return 0;
+    const std::int64_t at = ctl.now_frame() + std::llround(r.values[2].as_double() * kRate);
+    EXPECT_GT(at, frame + kRate) << "the start waits for the bar";
+    return at;
+  }
+  // Renders `seconds` of output (appended to `out`) and takes the engine's events.
+  void play_for(double seconds) {
+    const auto n = static_cast<std::size_t>(seconds * kRate);
+    const std::vector<float> o = render(n);
+    out.insert(out.end(), o.begin(), o.end());
+    frame += static_cast<std::int64_t>(n);
+    ctl.service();
+  }
+  // The largest |sample| of output frames [from, to) (channel 0, 1, or both: -1).
+  float peak(std::int64_t from, std::int64_t to, int channel = -1) const {
+    float m = 0;
+    for (std::int64_t f = from; f < to && f * 2 + 1 < static_cast<std::int64_t>(out.size()); ++f) {
+      for (int ch = 0; ch < 2; ++ch) {
+        if (channel < 0 || channel == ch) m = std::max(m, std::fabs(out[static_cast<std::size_t>(f * 2 + ch)]));
+      }
+    }
+    return m;
+  }
+  control::VoiceInfo voice() {
+    const auto vs = ctl.voices();
+    EXPECT_EQ(vs.size(), 1u);
+    return vs.empty() ? control::VoiceInfo{} : vs.front();
+  }
+  double status(const std::string& key) {
+    const control::Reply r = ok("/stemd/status");
+    for (std::size_t i = 0; i + 1 < r.values.size(); i += 2) {
+      if (r.values[i].s == key) return r.values[i + 1].as_double();
+    }
+    ADD_FAILURE() << "no " << key << " in the status";
+    return -1;
+  }
+  std::vector<float> out;
+  std::int64_t frame = 0;
+};
+
+TEST(QuantisedPending, APauseBeforeTheBarHoldsTheVoiceSilentAtItsFirstFrame) {
+  Rig rig;
+  const std::int64_t at = rig.play();
+  rig.ok("/stemd/pause", {OscArg::Int(2)});
+  rig.play_for(3.0);  // the bar, and 1.5 s after it
+  ASSERT_GT(rig.frame, at + kRate);
+  EXPECT_EQ(rig.peak(0, rig.frame), 0.0f) << "a paused voice sounded after its quantised start";
+  control::VoiceInfo v = rig.voice();
+  EXPECT_STREQ(v.state_name(), "paused");
+  EXPECT_EQ(v.position, 0) << "the paused voice's position ran on";
+  EXPECT_EQ(rig.status("voices_paused"), 1);
+  // A resume plays it from its first frame.
+  rig.ok("/stemd/resume", {OscArg::Int(2)});
+  const std::int64_t resumed = rig.frame;
+  rig.play_for(0.5);
+  EXPECT_GT(rig.peak(resumed, rig.frame), 0.2f);
+  v = rig.voice();
+  EXPECT_STREQ(v.state_name(), "playing");
+  EXPECT_GT(v.position, kRate / 4);
+  EXPECT_LE(v.position, kRate / 2);
+}
+
+TEST(QuantisedPending, APauseAndAResumeBeforeTheBarStartOnTheBar) {
+  Rig rig;
+  const std::int64_t at = rig.play();
+  rig.ok("/stemd/pause", {OscArg::Int(2)});
+  rig.ok("/stemd/resume", {OscArg::Int(2)});
+  rig.play_for(2.0);
+  EXPECT_EQ(rig.peak(0, at), 0.0f) << "sounded before the bar";
+  EXPECT_GT(rig.peak(at + 64, rig.frame), 0.2f) << "did not sound from the bar on";
+  EXPECT_STREQ(rig.voice().state_name(), "playing");
+}
+
+TEST(QuantisedPending, AStopBeforeTheBarMeansNoStart) {
+  Rig rig;
+  rig.play();
+  rig.ok("/stemd/stop", {OscArg::Int(2)});
+  rig.play_for(2.0);
+  EXPECT_EQ(rig.peak(0, rig.frame), 0.0f);
+  EXPECT_TRUE(rig.ctl.voices().empty());
+}
+
+TEST(QuantisedPending, AVolumeOrAFadeBeforeTheBarIsTheStartsOwn) {
+  {
+    Rig rig;
+    const std::int64_t at = rig.play();
+    rig.ok("/stemd/volume", {OscArg::Int(2), OscArg::Float(0.0f)});
+    rig.play_for(2.0);
+    EXPECT_EQ(rig.peak(0, rig.frame), 0.0f) << "volume 0 before the bar: it sounded from the bar";
+    control::VoiceInfo v = rig.voice();
+    EXPECT_STREQ(v.state_name(), "playing");
+    EXPECT_FLOAT_EQ(v.volume, 0.0f);
+    EXPECT_FLOAT_EQ(v.level, 0.0f) << "the level heard";
+    EXPECT_GT(v.position, rig.frame - at - 1100) << "it plays (silently) from the bar";
+  }
+  {
+    Rig rig;
+    const std::int64_t at = rig.play();
+    // A fade to 0 over 3 s sent 1.5 s before the bar runs from when it was sent, as for a voice
+    // playing: the voice starts half-way down it and is silent 1.5 s later.
+    const std::int64_t sent = rig.ctl.now_frame();
+    rig.ok("/stemd/fade", {OscArg::Int(2), OscArg::Float(0.0f), OscArg::Float(3.0f)});
+    rig.play_for(3.5);
+    const double at_bar = 1.0 - static_cast<double>(at - sent) / (3 * kRate);
+    ASSERT_GT(at_bar, 0.4);
+    EXPECT_EQ(rig.peak(0, at), 0.0f);
+    EXPECT_NEAR(rig.peak(at, at + 1), 0.25 * at_bar, 0.01) << "where the fade is at the bar";
+    EXPECT_NEAR(rig.peak(at + kRate / 2, at + kRate / 2 + 1), 0.25 * (at_bar - 1.0 / 6), 0.01);
+    EXPECT_EQ(rig.peak(sent + 3 * kRate + 1024, rig.frame), 0.0f) << "the fade is over 3 s after it was sent";
+  }
+}
+
+TEST(QuantisedPending, APanBeforeTheBarIsTheStartsOwn) {
+  Rig rig;
+  const std::int64_t at = rig.play();
+  rig.ok("/stemd/pan", {OscArg::Int(2), OscArg::Float(-1.0f)});
+  rig.play_for(2.0);
+  EXPECT_GT(rig.peak(at, rig.frame, 0), 0.2f) << "left";
+  EXPECT_EQ(rig.peak(at, rig.frame, 1), 0.0f) << "right: panned hard left before the bar";
+}
+
+TEST(QuantisedPending, ASeekBeforeTheBarStartsThereOnTheBar) {
+  Rig rig;
+  const std::int64_t at = rig.play();
+  rig.ok("/stemd/seek", {OscArg::Int(2), OscArg::Float(5.0f)});
+  EXPECT_EQ(rig.voice().position, 5 * kRate) << "listed where it goes";
+  rig.play_for(2.0);
+  EXPECT_EQ(rig.peak(0, at), 0.0f) << "sounded before the bar";
+  EXPECT_GT(rig.peak(at + 1024, rig.frame), 0.2f);
+  const std::int64_t played = rig.frame - at;
+  const control::VoiceInfo v = rig.voice();
+  EXPECT_GE(v.position, 5 * kRate + played - 1024) << "did not start at the seek's position";
+  EXPECT_LE(v.position, 5 * kRate + played);
+}
+
+// A hand-over's replay sends a paused voice's play and its pause one after the other (without
+// quantize, or with the resume's starts not quantised): both reach the engine in one pass, and
+// the voice faded out from its first frame — heard for the pause's fade, its position moved.
+TEST(QuantisedPending, APlayAndItsPauseInOnePassAreNeverHeard) {
+  Rig rig;
+  rig.ok("/stemd/quantize", {OscArg::Float(0.0f)});
+  const std::int64_t from = rig.frame;
+  rig.ok("/stemd/play", {OscArg::Int(2)});
+  rig.ok("/stemd/pause", {OscArg::Int(2)});
+  rig.play_for(0.5);
+  EXPECT_EQ(rig.peak(from, rig.frame), 0.0f) << "the paused voice was heard";
+  const control::VoiceInfo v = rig.voice();
+  EXPECT_STREQ(v.state_name(), "paused");
+  EXPECT_EQ(v.position, 0);
+}
+
+// Outside pass 28, user L7: without Link the beat restarted at 0 after a device's hand-over. The
+// previous image's beat and its time cross in STEMD_RESUME_BEAT; the new image's beat goes on
+// from them at the tempo (120 bpm here: 2 beats a second).
+TEST(BeatCarry, TheBeatGoesOnFromThePreviousImagesAtTheTempo) {
+  Rig rig;  // 0.5 s rendered: beat 1.0 before the carry
+  const auto two_s_ago = std::chrono::steady_clock::now() - std::chrono::seconds(2);
+  rig.router.carry_beat(100.25, two_s_ago);
+  const std::int64_t now = rig.ctl.now_frame();
+  EXPECT_NEAR(rig.router.tempo().beats_at(now), 104.25, 0.05) << "4 beats in the 2 s since";
+  EXPECT_NEAR(rig.router.tempo().beats_at(now + kRate / 2), 105.25, 0.05) << "and on with the frames";
+}
+
+TEST(BeatCarry, TheHandOverEnvironmentCarriesTheBeatAndDropsGarbage) {
+  const auto ns = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  };
+  app::Resume r;
+  r.state_path = app::handoff_path();
+  r.beat = -3.5;  // a /reset timed for later: before its t0
+  r.beat_ns = ns(std::chrono::steady_clock::now());
+  app::put_resume_env(r);
+  app::Resume back = app::take_resume_env();
+  EXPECT_TRUE(back.active);
+  EXPECT_DOUBLE_EQ(back.beat, -3.5);
+  EXPECT_EQ(back.beat_ns, r.beat_ns);
+  EXPECT_TRUE(back.ignored.empty());
+  EXPECT_EQ(std::getenv("STEMD_RESUME_BEAT"), nullptr) << "cleared";
+  const std::string future = std::to_string(ns(std::chrono::steady_clock::now() + std::chrono::hours(1)));
+  for (const std::string& bad : std::vector<std::string>{"nan 5", "1e300 5", "12", "12 x", "12 " + future}) {
+    setenv("STEMD_RESUME_STATE", app::handoff_path().c_str(), 1);
+    setenv("STEMD_RESUME_BEAT", bad.c_str(), 1);
+    back = app::take_resume_env();
+    EXPECT_EQ(back.beat_ns, 0) << bad;
+    EXPECT_EQ(back.beat, 0.0) << bad;
+    EXPECT_EQ(back.ignored.size(), 1u) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace stemd::test
