@@ -38,6 +38,7 @@ struct Resume {
   bool active = false;
   std::string state_path;
   int rate = 0;
+  std::uint32_t buffer = 0;  // the buffer size the previous image ran at (a JACK server's period it took)
   std::uint64_t losses = 0;
   std::string reason;
   // --state-file could not be read at the first image's start: the new image does not write it.

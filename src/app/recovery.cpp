@@ -179,6 +179,7 @@ void DaemonRun::hand_over(const std::string& why) {
   r.active = true;
   r.state_path = handoff_path();
   r.rate = rate_;
+  r.buffer = o_.buffer_size;
   r.losses = device_.losses();
   r.reason = why;
   r.state_unread = state_ && state_->unread();  // the new image must not write it either
@@ -315,7 +316,10 @@ void DaemonRun::device_back(std::uint64_t cb, Clock::time_point now) {
   device_.set_running();
   // The device's own latency (another device, or the same after a restart of its server): the
   // status showed 0 after a hand-over, whose image had no device at its start.
+  // Until its callbacks have measured it, the backend's figure is PortAudio's estimate: applied, not
+  // logged (the measured one is, a few callbacks later, when it differs).
   applied_latency_s_ = -1;
+  logged_latency_s_ = backend_->output_latency_seconds();
   follow_output_latency(false);
   reopened_at_callbacks_ = cb;
   stall_callbacks_ = cb;

