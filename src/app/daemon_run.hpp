@@ -38,6 +38,7 @@ struct Resume {
   bool active = false;
   std::string state_path;
   int rate = 0;
+  std::uint32_t buffer = 0;  // the buffer size the previous image ran at (a JACK server's period it took)
   std::uint64_t losses = 0;
   std::string reason;
   // --state-file could not be read at the first image's start: the new image does not write it.
@@ -113,6 +114,7 @@ class DaemonRun {
   void retry_device(std::uint64_t cb, Clock::time_point now);
   void device_back(std::uint64_t cb, Clock::time_point now);
   void device_not_back(const std::string& e, Clock::time_point now);
+  void follow_output_latency(bool at_start);
   // device_probe.cpp — the audio server asked in a helper before the device is opened here
   int probe_at_start(bool auto_kind, bool& opened);
   void probe_said_no_device();
@@ -187,6 +189,8 @@ class DaemonRun {
   double backoff_s_ = 0.5;
   std::uint64_t attempts_ = 0;
   std::uint64_t reopened_at_callbacks_ = 0;
+  double applied_latency_s_ = -1;  // the output latency the router compensates (follow_output_latency)
+  double logged_latency_s_ = -1;   // and the last one logged
   bool voices_pending_ = false;
   // The audio server's helper (device_probe.hpp): the one in flight, ones killed and not reaped yet
   std::unique_ptr<FileJob> server_probe_;

@@ -273,6 +273,7 @@ void choose_buffer_size(int argc, char** argv, const CLI::App& app, Options& o,
     const std::string model = board_model(where);
     const Preset* board = board_preset(model);
     o.buffer_size = board->buffer_size;
+    o.buffer_size_from_board = true;
     o.preset_reason = std::string("board detection: preset '") + board->name + "' for " +
                       (model.empty() ? std::string("this machine (no board model in the device tree)")
                                      : "'" + model + "' (" + where + ")");

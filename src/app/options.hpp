@@ -22,9 +22,10 @@ struct Options {
   std::string device;
   int sample_rate = 0;
   std::uint32_t buffer_size = 1024;
-  bool buffer_size_given = false;  // on the command line or in the config file
-  std::string preset;              // --preset NAME; empty = from the board model
-  std::string preset_reason;       // what chose the buffer size (logged at start)
+  bool buffer_size_given = false;       // on the command line or in the config file
+  std::string preset;                   // --preset NAME; empty = from the board model
+  std::string preset_reason;            // what chose the buffer size (logged at start)
+  bool buffer_size_from_board = false;  // neither given nor a preset: the board's default (JACK: its period)
   bool list_devices = false;
   bool check_config = false;  // --check-config: check the command line and the config file, start nothing
   std::string config_path;    // --config FILE, or the one the search found (SIGHUP reads it again)

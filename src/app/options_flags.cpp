@@ -94,8 +94,8 @@ std::string latency_help() {
     std::snprintf(b, sizeof b, " %d = %.1f ms%s", n, 1000.0 * n / 48000, n == 2048 ? "" : ",");
     s += b;
   }
-  s += ". Raise it if the log reports underruns (Raspberry Pi 4: 1024). Default: --preset's; without one, the "
-       "board's preset (desktop 512, Raspberry Pi 4 1024: the start line says which)";
+  s += ". Raise it if the log reports underruns (Raspberry Pi 4: 1024). Default: --preset's; without one, on a JACK "
+       "server its period, else the board's preset (desktop 512, Raspberry Pi 4 1024: the start line says which)";
   return s;
 }
 

@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -200,6 +201,7 @@ void DaemonRun::hand_over(const std::string& why) {
   r.active = true;
   r.state_path = handoff_path();
   r.rate = rate_;
+  r.buffer = o_.buffer_size;
   r.losses = device_.losses();
   r.reason = why;
   r.state_unread = state_ && state_->unread();  // the new image must not write it either
@@ -282,6 +284,7 @@ bool DaemonRun::watch_device() {
     return false;
   }
   if (stalled_) return true;
+  follow_output_latency(false);
   if (plays_pending_ && cb >= reopened_at_callbacks_ + 4) {
     plays_pending_ = false;  // the device appeared: the --play/--a… files start now
     inst_->post([this] {
@@ -294,6 +297,27 @@ bool DaemonRun::watch_device() {
     inst_->post([this] { restart_resumed_voices(); });
   }
   return true;
+}
+
+// The output latency quantised starts, timetags and Link compensate (when a frame is heard after
+// the stream clock's time for it), as the backend knows it: PortAudio measures it over its
+// callbacks (the first figure after 4 of them, then every 64), and a JACK server's changes with its
+// period and connections. Applied when it moves by 0.1 ms or more; logged when by 1 ms or more.
+// at_start: before the main loop (the router is called directly), else posted to it.
+void DaemonRun::follow_output_latency(bool at_start) {
+  const double latency = backend_->output_latency_seconds();
+  if (std::fabs(latency - applied_latency_s_) < 1e-4) return;
+  applied_latency_s_ = latency;
+  if (at_start) {
+    inst_->router().set_output_latency(latency);
+  } else {
+    inst_->post([this, latency] { inst_->router().set_output_latency(latency); });
+  }
+  if (std::fabs(latency - logged_latency_s_) < 1e-3) return;
+  logged_latency_s_ = latency;
+  spdlog::info(
+      "output latency {:.1f} ms ({:.0f} frames) compensated: the sound is heard that long after it is rendered",
+      latency * 1000.0, latency * rate_);
 }
 
 // One attempt to open and start the device again (0.5 s, doubling to every 5 s): the helper
@@ -322,8 +346,11 @@ void DaemonRun::device_back(std::uint64_t cb, Clock::time_point now) {
   device_.set_running();
   // The device's own latency (another device, or the same after a restart of its server): the
   // status showed 0 after a hand-over, whose image had no device at its start.
-  const double latency = backend_->output_latency_seconds();
-  inst_->post([this, latency] { inst_->router().set_output_latency(latency); });
+  // Until its callbacks have measured it, the backend's figure is PortAudio's estimate: applied, not
+  // logged (the measured one is, a few callbacks later, when it differs).
+  applied_latency_s_ = -1;
+  logged_latency_s_ = backend_->output_latency_seconds();
+  follow_output_latency(false);
   if (resume_.beat_ns > 0 && !voices_pending_) {  // else restart_resumed_voices carries the beat on
     const auto at = Clock::time_point(std::chrono::nanoseconds(resume_.beat_ns));
     inst_->post([this, beat = resume_.beat, at] { inst_->router().carry_beat(beat, at); });

@@ -123,7 +123,7 @@ Resume take_resume_env() {
   static constexpr const char* kKeys[] = {
       "STEMD_RESUME_STATE",   "STEMD_RESUME_RATE",         "STEMD_RESUME_LOSSES",  "STEMD_RESUME_REASON",
       "STEMD_RESUME_STARTED", "STEMD_RESUME_STATE_UNREAD", "STEMD_RESUME_LOST_AT", "STEMD_RESUME_GLITCHES",
-      "STEMD_RESUME_HELPERS", "STEMD_RESUME_CALLBACKS",    "STEMD_RESUME_BEAT"};
+      "STEMD_RESUME_HELPERS", "STEMD_RESUME_CALLBACKS",    "STEMD_RESUME_BEAT",    "STEMD_RESUME_BUFFER"};
   struct Clear {  // whatever way this returns, the next image (or a child) does not see them
     ~Clear() {
       for (const char* k : kKeys) unsetenv(k);
@@ -140,6 +140,7 @@ Resume take_resume_env() {
   r.state_path = path;
   std::uint64_t x = 0;
   if (parse_u(std::getenv("STEMD_RESUME_RATE"), x) && x >= 8000 && x <= 384000) r.rate = static_cast<int>(x);
+  if (parse_u(std::getenv("STEMD_RESUME_BUFFER"), x) && x >= 16 && x <= 8192) r.buffer = static_cast<std::uint32_t>(x);
   if (parse_u(std::getenv("STEMD_RESUME_LOSSES"), x) && x <= 1'000'000'000) r.losses = x;
   if (const char* v = std::getenv("STEMD_RESUME_REASON")) r.reason = std::string(v).substr(0, 1000);
   if (const char* v = std::getenv("STEMD_RESUME_STARTED")) r.started_ns = past_ns("STEMD_RESUME_STARTED", v, r.ignored);
@@ -164,6 +165,7 @@ Resume take_resume_env() {
 void put_resume_env(const Resume& r) {
   setenv("STEMD_RESUME_STATE", r.state_path.c_str(), 1);
   setenv("STEMD_RESUME_RATE", std::to_string(r.rate).c_str(), 1);
+  setenv("STEMD_RESUME_BUFFER", std::to_string(r.buffer).c_str(), 1);
   setenv("STEMD_RESUME_LOSSES", std::to_string(r.losses).c_str(), 1);
   setenv("STEMD_RESUME_REASON", r.reason.c_str(), 1);
   setenv("STEMD_RESUME_STARTED", std::to_string(r.started_ns).c_str(), 1);

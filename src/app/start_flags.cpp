@@ -369,9 +369,6 @@ int DaemonRun::start_stream() {
     device_open_ = false;
   }
   if (waiting_) inst_->router().set_waiting_voices(start_voices());
-  // The device's latency is known once its stream is open (JACK: its period, not ours): the
-  // status had the estimate from before (buffer / rate), while the start-up line had this one.
-  if (device_open_) inst_->router().set_output_latency(backend_->output_latency_seconds());
   if (real_device_ && device_open_) {
     // A device's first periods can go nowhere while its connections settle (JACK connects
     // PortAudio's ports after activation): start the --play files once the stream has run a few.
@@ -380,6 +377,12 @@ int DaemonRun::start_stream() {
     while (m.callbacks.load() < 4 && Clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
+  }
+  // The device's latency is known once its stream runs (PortAudio: its callbacks' DAC times, e.g.
+  // JACK's port latency): the status had the estimate from before (buffer / rate). Followed on
+  // in the main loop (follow_output_latency).
+  if (device_open_) follow_output_latency(true);
+  if (real_device_ && device_open_) {
     if (!play_start_files()) {
       backend_->stop();
       inst_->loader().stop();

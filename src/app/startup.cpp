@@ -129,6 +129,15 @@ int DaemonRun::open_backend() {
   bc_.render_path = o_.render_to;
   bc_.render_seconds = o_.duration;
   bc_.quiet_alsa = o_.log_level != "trace" && o_.log_level != "debug";
+  // No --buffer-size nor --preset: on JACK, the server's period (one callback per cycle) — when the
+  // device is there at start. One opened later (waited for, a hand-over's new image) keeps the
+  // buffer size the engine was built for.
+  bc_.follow_server_period = o_.buffer_size_from_board && !resume_.active;
+  if (resume_.active && o_.buffer_size_from_board && resume_.buffer > 0 && resume_.buffer != o_.buffer_size) {
+    o_.preset_reason = fmt::format("the previous image's (before the hand-over; {} would have given {})",
+                                   o_.preset_reason, o_.buffer_size);
+    o_.buffer_size = bc_.buffer_size = resume_.buffer;
+  }
   // A configured device (--device, or --backend portaudio) is waited for when it is not there
   // at start (a USB DAC that appears late, a JACK server started after stemd): never null.
   device_configured_ = !o_.device.empty() || o_.backend == "portaudio";
@@ -175,12 +184,14 @@ int DaemonRun::open_backend() {
           "waiting for the audio device {}: {} — stemd answers OSC meanwhile, retries every 0.5 s doubling to 5 s "
           "and plays as soon as it appears (no fallback to the null backend: {})",
           wanted_, err_, why);
-      // The engine is built for one rate: the device is opened at it when it appears.
+      // The engine is built for one rate and buffer size: the device is opened at them when it appears.
+      const bool remake = bc_.sample_rate == 0 || bc_.follow_server_period;
+      bc_.follow_server_period = false;
       if (bc_.sample_rate == 0) {
         bc_.sample_rate = 48000;
-        backend_ = audio::make_portaudio_backend(bc_);
         spdlog::info("while waiting, the output rate is {} Hz (no --sample-rate): the device must run at it", 48000);
       }
+      if (remake) backend_ = audio::make_portaudio_backend(bc_);
     }
   }
   if (bc_.kind == "null") {
@@ -189,6 +200,11 @@ int DaemonRun::open_backend() {
   }
   if (resume_.active && device_open_) device_.set_running();
   rate_ = backend_ && device_open_ ? backend_->sample_rate() : bc_.sample_rate > 0 ? bc_.sample_rate : 48000;
+  if (backend_ && device_open_ && backend_->buffer_size() != o_.buffer_size) {  // the JACK server's period
+    o_.preset_reason = fmt::format("the JACK server's period (no --buffer-size or --preset; {} would have given {})",
+                                   o_.preset_reason, o_.buffer_size);
+    o_.buffer_size = backend_->buffer_size();
+  }
   real_device_ = bc_.kind == "portaudio";
   return -1;
 }

@@ -39,6 +39,10 @@ struct BackendConfig {
   // The JACK client's name (PortAudio's JACK host API; the server appends "-01"… on a clash). The
   // audio server's helper (app/device_probe.hpp) is "stemd-probe", not a second "stemd" (-01).
   std::string client_name = "stemd";
+  // No buffer size was asked for (--buffer-size, --preset): on a JACK server the period is the
+  // server's own (one callback per cycle), not the board's default (PortAudio, built with JACK's
+  // headers: it asks the server). buffer_size() then says what was taken.
+  bool follow_server_period = false;
 };
 
 class Backend {

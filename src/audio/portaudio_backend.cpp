@@ -7,6 +7,9 @@
 
 #include "audio/alsa_devices.hpp"
 
+#ifdef STEMD_HAVE_JACK
+#include <jack/jack.h>
+#endif
 #include <pa_jack.h>
 #include <pa_linux_alsa.h>
 #include <portaudio.h>
@@ -84,6 +87,28 @@ std::vector<DeviceInfo> enumerate() {
   return out;
 }
 
+bool is_jack(const PaDeviceInfo* d) {
+  const PaHostApiInfo* h = d ? Pa_GetHostApiInfo(d->hostApi) : nullptr;
+  return h && h->type == paJACK;
+}
+
+// The JACK server's period (frames per cycle), asked by a client of its own for the moment
+// (PortAudio 19.6 does not tell it); 0 when unknown. The server answered PortAudio's
+// Pa_Initialize just before, within the same open (and its guard against a frozen server).
+std::uint32_t jack_server_period([[maybe_unused]] const std::string& client_name) {
+#ifdef STEMD_HAVE_JACK
+  jack_status_t status{};
+  const std::string name = client_name + "-period";
+  jack_client_t* c = jack_client_open(name.c_str(), JackNoStartServer, &status);
+  if (c == nullptr) return 0;
+  const jack_nframes_t frames = jack_get_buffer_size(c);
+  jack_client_close(c);
+  return frames;
+#else
+  return 0;
+#endif
+}
+
 bool is_alsa(const PaDeviceInfo* d) {
   const PaHostApiInfo* h = d ? Pa_GetHostApiInfo(d->hostApi) : nullptr;
   return h && h->type == paALSA;
@@ -154,6 +179,11 @@ class PortAudioBackend final : public Backend {
     out.channelCount = 2;
     out.sampleFormat = paFloat32;
     const PaDeviceInfo* di = Pa_GetDeviceInfo(device_.index);
+    if (cfg_.follow_server_period && is_jack(di)) {
+      // --buffer-size 16..8192; the engine takes blocks of up to max(buffer, 4096) frames.
+      const std::uint32_t period = jack_server_period(cfg_.client_name);
+      if (period >= 16 && period <= 4096) cfg_.buffer_size = period;
+    }
     out.suggestedLatency = std::max(di->defaultLowOutputLatency, 2.0 * cfg_.buffer_size / rate_);
     PaError e = Pa_IsFormatSupported(nullptr, &out, rate_);
     if (e != paFormatIsSupported) {
@@ -179,9 +209,14 @@ class PortAudioBackend final : public Backend {
     // SCHED_FIFO (granted where RLIMIT_RTPRIO allows it, e.g. the unit's LimitRTPRIO; else it
     // stays SCHED_OTHER and the daemon's "audio thread:" log line says so).
     if (is_alsa(Pa_GetDeviceInfo(device_.index))) PaAlsa_EnableRealtimeScheduling(stream_, 1);
-    // pipewire-jack 0.3.65 reports an output latency of ~89,000 s (an unset port latency):
-    // more than 10 s is no device's real latency, so the period-based estimate is used instead.
+    // Until the callbacks have measured it (heard_latency below): PortAudio's figure. pipewire-jack
+    // 0.3.65 reports an output latency of ~89,000 s (an unset port latency): more than 10 s is no
+    // device's real latency, so the period-based estimate is used instead.
     if (const PaStreamInfo* si = Pa_GetStreamInfo(stream_)) latency_ = si->outputLatency < 10.0 ? si->outputLatency : 0;
+    dac_sum_ = 0;
+    dac_n_ = 0;
+    dac_block_ = kFirstDacBlock;
+    measured_.store(0.0);
     e = Pa_StartStream(stream_);
     if (e != paNoError) {
       error = std::string("cannot start the output stream: ") + Pa_GetErrorText(e);
@@ -261,7 +296,17 @@ class PortAudioBackend final : public Backend {
 
   int sample_rate() const override { return rate_; }
   std::uint32_t buffer_size() const override { return cfg_.buffer_size; }
+  // How long after the stream clock's time of a frame (the callback that renders it: the engine
+  // stamps its start) the device plays it. Measured by the callbacks once they run: the mean of
+  // PortAudio's outputBufferDacTime − currentTime, both taken as the callback starts. That is
+  // JACK's playback latency of the port (2 periods on an async server, whose cycle's output the
+  // driver writes at the next cycle: the 19.6 JACK host API's outputLatency leaves one period out,
+  // outside pass 28, M2), and on ALSA the frames queued in the device at the wake-up (its late
+  // wake-ups, which also delay the clock's stamps, averaged out). Before that: PortAudio's
+  // outputLatency, else one buffer.
   double output_latency_seconds() const override {
+    const double measured = measured_.load(std::memory_order_relaxed);
+    if (measured > 0) return measured;
     return latency_ > 0 ? latency_ : static_cast<double>(cfg_.buffer_size) / rate_;
   }
   std::string describe() const override {
@@ -278,12 +323,26 @@ class PortAudioBackend final : public Backend {
   std::string failure() const override { return "the output stream stopped (device lost?)"; }
 
  private:
-  static int callback(const void*, void* output, unsigned long frames, const PaStreamCallbackTimeInfo*,
+  static int callback(const void*, void* output, unsigned long frames, const PaStreamCallbackTimeInfo* ti,
                       PaStreamCallbackFlags flags, void* user) noexcept {
     auto* self = static_cast<PortAudioBackend*>(user);
+    if (ti != nullptr) self->note_dac_time(ti->outputBufferDacTime - ti->currentTime);
     self->engine_->process(static_cast<float*>(output), static_cast<std::uint32_t>(frames),
                            (flags & paOutputUnderflow) != 0);
     return paContinue;
+  }
+  // [audio] One callback's time to the DAC (s). Published as the mean of blocks of callbacks (of
+  // an even count: a period split into two callbacks by PortAudio gives them DAC times a half
+  // period apart, while the clock's line runs through both); ignored when a host API gives none
+  // (0) or an absurd one (pipewire-jack's unset port latency, above).
+  void note_dac_time(double seconds) noexcept {
+    if (!(seconds > 0 && seconds < 10.0)) return;
+    dac_sum_ += seconds;
+    if (++dac_n_ < dac_block_) return;
+    measured_.store(dac_sum_ / dac_n_, std::memory_order_relaxed);
+    dac_sum_ = 0;
+    dac_n_ = 0;
+    dac_block_ = kDacBlock;
   }
   static void on_finished(void* user) {
     auto* self = static_cast<PortAudioBackend*>(user);
@@ -298,6 +357,13 @@ class PortAudioBackend final : public Backend {
   engine::Engine* engine_ = nullptr;
   int rate_ = 48000;
   double latency_ = 0;
+  // The callbacks' DAC times (note_dac_time): the first mean after kFirstDacBlock callbacks (the
+  // daemon waits for 4 before it reads it at start), then every kDacBlock.
+  static constexpr std::uint32_t kFirstDacBlock = 4, kDacBlock = 64;
+  double dac_sum_ = 0;       // [audio]
+  std::uint32_t dac_n_ = 0;  // [audio]
+  std::uint32_t dac_block_ = kFirstDacBlock;
+  std::atomic<double> measured_{0.0};  // [audio] writes, [any] reads
   std::atomic<bool> running_{false};
   std::atomic<bool> finished_unexpectedly_{false};
   bool lost_ = false;

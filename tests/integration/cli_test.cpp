@@ -386,10 +386,11 @@ TEST(Cli, ResumedImageDoesNotRepeatDeckCStartupFlags) {
   // The hand-over file is the process's own ($RUNTIME_DIRECTORY/stemd-resume-PID.state: another
   // is refused since outside pass 28, A2): the shell copies it there under its pid, then execs.
   const std::string rd = shell_quote(dir.path());
-  const auto r = run_process("cp " + shell_quote(state) + " " + rd + "/stemd-resume-$$.state && RUNTIME_DIRECTORY=" +
-                             rd + " STEMD_RESUME_STATE=" + rd + "/stemd-resume-$$.state exec " + STEMD_BINARY +
-                             " --backend null --osc-port 0 --c_preload " + shell_quote(dir.file("c.wav")) +
-                             " --dummy_after 0 --dummy_args schedule_c_at 0 --duration 0.1");
+  const auto r =
+      run_process("cp " + shell_quote(state) + " " + rd + "/stemd-resume-$$.state && RUNTIME_DIRECTORY=" + rd +
+                  " STEMD_RESUME_STATE=" + rd + "/stemd-resume-$$.state exec " + STEMD_BINARY +
+                  " --backend null --osc-port 0 --c_preload " + shell_quote(dir.file("c.wav")) +
+                  " --dummy_after 0 --dummy_args schedule_c_at 0 --duration 0.1");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("resume: "), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("OSC /dummy"), std::string::npos) << "--dummy_after fired again:\n" << r.output;

@@ -8,7 +8,8 @@
 // device, in JACK's clock, which is CLOCK_MONOTONIC_RAW on Linux (checked at start). So onsets
 // captured on two servers on one host compare directly (scripts/bench_sync.sh).
 //
-// Prints "ready" once connected, then one line per onset: "onset NS FRAME DRIVER_NS" (NS:
+// Prints "latency MIN MAX RATE PERIOD" (the source port's playback latency range in frames, the
+// server's rate and period) and "ready" once connected, then one line per onset: "onset NS FRAME DRIVER_NS" (NS:
 // CLOCK_MONOTONIC_RAW nanoseconds; FRAME: the server's frame counter), flushed, until
 // SIGINT/SIGTERM. The callback only stores onsets and cycle stamps in fixed arrays; the main
 // thread prints them.
@@ -207,6 +208,16 @@ int main(int argc, char** argv) {
   }
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  // The source port's playback latency (JACK's: frames from the cycle that computes a frame to
+  // the device's output, e.g. two periods on an async server), once the server has worked it out
+  // for the new connections: what turns an onset's time into when it is heard.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  jack_latency_range_t range{};
+  if (jack_port_t* src = jack_port_by_name(d->client, from.c_str())) {
+    jack_port_get_latency_range(src, JackPlaybackLatency, &range);
+  }
+  std::printf("latency %u %u %u %u\n", range.min, range.max, jack_get_sample_rate(d->client),
+              jack_get_buffer_size(d->client));
   std::printf("ready\n");
   std::fflush(stdout);
   const double rate = jack_get_sample_rate(d->client);

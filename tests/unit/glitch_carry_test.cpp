@@ -155,6 +155,20 @@ TEST(ResumeEnv, CountsAndTimesOutOfRangeAreDropped) {
   EXPECT_EQ(r.ignored.size(), 3u);
 }
 
+// Outside pass 28, L7: the buffer size a JACK server's period gave the first image (no
+// --buffer-size) is the next image's too; a size --buffer-size could not give is dropped.
+TEST(ResumeEnv, TheBufferSizeIsCarriedWithinRange) {
+  app::Resume out;
+  out.active = true;
+  out.state_path = app::handoff_path();
+  out.buffer = 1024;
+  app::put_resume_env(out);
+  EXPECT_EQ(app::take_resume_env().buffer, 1024u);
+  setenv("STEMD_RESUME_STATE", app::handoff_path().c_str(), 1);
+  setenv("STEMD_RESUME_BUFFER", "9000", 1);
+  EXPECT_EQ(app::take_resume_env().buffer, 0u);
+}
+
 TEST(GlitchCarry, TheLastLossSaysWhenItBeganAndHowLongItLasted) {
   control::DeviceStatus d;
   double ago = 0, lasted = 0;
