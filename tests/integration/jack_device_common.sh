@@ -8,6 +8,9 @@
 #                        process a defect left behind)
 #   freeze / thaw        SIGSTOP / SIGCONT the test bed's server (a hung server in real life)
 #   ctl ARGS…            "$STEMCTL" -p "$PORT" ARGS… (STEMCTL set by the test)
+#   back_and_capture FILE  the test bed's server started again and 3 s of stemd's output captured
+#                        into FILE; t_back and t_cap (ns) say when the server was back and when the
+#                        capture began; fails when stemd is not running (the same PID) after it
 #   device_stemd ARGS…   $TESTBED_DIR/pos.wav (30 s at 48 kHz, every frame its own position),
 #                        a free UDP port (PORT; $STEMD_TEST_OSC_PORT when set), and stemd in the background on the JACK device
 #                        "system" at 1024 frames, ARGS, playing pos.wav (STEMD_PID, tracked by
@@ -33,6 +36,18 @@ fail() {
 }
 
 ctl() { "$STEMCTL" -p "$PORT" "$@"; }
+
+back_and_capture() {
+  testbed_restart_jackd || fail "jackd did not restart"
+  # shellcheck disable=SC2034  # read by the test
+  t_back=$(date +%s%N)
+  capture_start "$1" || fail "capture"
+  # shellcheck disable=SC2034
+  t_cap=$(date +%s%N)
+  sleep 3
+  capture_stop || fail "capture stop"
+  kill -0 "$STEMD_PID" 2>/dev/null || fail "stemd is not running (same PID) after the device came back"
+}
 
 device_stemd() {
   python3 "$POS" gen "$TESTBED_DIR/pos.wav" 30 48000 || fail "fixture"

@@ -65,13 +65,7 @@ if [ -n "$STEMCTL" ]; then  # status while the device is away: lost, since when,
   grep -Eq "^ *1 +pos .*waiting \(device lost\)" <<<"$vs" || fail "voices does not list the waiting voice: $vs"
 fi
 
-testbed_restart_jackd || fail "jackd did not restart"
-t_back=$(date +%s%N)
-capture_start "$D/after.wav" || fail "capture"
-t_cap=$(date +%s%N)
-sleep 3
-capture_stop || fail "capture stop"
-kill -0 "$STEMD_PID" 2>/dev/null || fail "stemd is not running (same PID) after the device came back"
+back_and_capture "$D/after.wav"
 grep -q "audio device back after" "$D/stemd.log" || fail "no 'device back' log line"
 if [ -n "$STEMCTL" ]; then
   # After the return: the device's latency (not 0: the image that resumed had no device at its

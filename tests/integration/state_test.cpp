@@ -324,7 +324,7 @@ TEST(StateFile, AVanishedSourceIsAWarningAndTheOthersComeBack) {
   const std::string log = d.log();
   EXPECT_NE(log.find("warning state file " + f.state + ":2: source 1 not restored yet: " + gone), std::string::npos)
       << log;
-  EXPECT_NE(log.find("restored 1 of 2 sources (1 waiting for their files), 1 voices"), std::string::npos) << log;
+  EXPECT_NE(log.find("restored 1 of 2 sources (1 waiting for their files), 1 voice"), std::string::npos) << log;
 }
 
 // The state file cannot be written (its directory is a plain file — so this holds as root too):

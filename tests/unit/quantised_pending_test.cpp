@@ -34,11 +34,6 @@ struct Rig : RouterRig {
     ok("/stemd/quantize", {OscArg::Float(4.0f)});
     play_for(0.5);  // off the grid: the next bar is 1.5 s away (frame 96000)
   }
-  control::Reply ok(const std::string& address, std::vector<OscArg> args = {}) {
-    control::Reply r = reply(OscMessage{address, std::move(args)});
-    EXPECT_TRUE(r.ok) << address << ": " << r.reason;
-    return r;
-  }
   // Plays id 2 (quantised); the output frame it starts at, from the answer's wait (from the
   // controller's now: the last block's first frame).
   std::int64_t play() {
@@ -71,14 +66,6 @@ struct Rig : RouterRig {
     const auto vs = ctl.voices();
     EXPECT_EQ(vs.size(), 1u);
     return vs.empty() ? control::VoiceInfo{} : vs.front();
-  }
-  double status(const std::string& key) {
-    const control::Reply r = ok("/stemd/status");
-    for (std::size_t i = 0; i + 1 < r.values.size(); i += 2) {
-      if (r.values[i].s == key) return r.values[i + 1].as_double();
-    }
-    ADD_FAILURE() << "no " << key << " in the status";
-    return -1;
   }
   std::vector<float> out;
   std::int64_t frame = 0;

@@ -7,6 +7,8 @@
 
 #include "app/instance.hpp"
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <chrono>
 #include <stdexcept>
@@ -52,6 +54,21 @@ struct RouterRig {
   // The reply message, and the handler's typed reply (Router::handle_reply).
   control::OscMessage send(const control::OscMessage& m) { return router.handle(m, control::Peer{}); }
   control::Reply reply(const control::OscMessage& m) { return router.handle_reply(m, control::Peer{}); }
+  // The typed reply of a message that must be answered /done (a test failure otherwise).
+  control::Reply ok(const std::string& address, std::vector<control::OscArg> args = {}) {
+    control::Reply r = reply(control::OscMessage{address, std::move(args)});
+    EXPECT_TRUE(r.ok) << address << ": " << r.reason;
+    return r;
+  }
+  // A number of the native status (/stemd/status), by key.
+  double status(const std::string& key) {
+    const control::Reply r = ok("/stemd/status");
+    for (std::size_t i = 0; i + 1 < r.values.size(); i += 2) {
+      if (r.values[i].s == key) return r.values[i + 1].as_double();
+    }
+    ADD_FAILURE() << "no " << key << " in the status";
+    return -1;
+  }
   // `frames` of output, rendered a period of 1024 at a time.
   std::vector<float> render(std::size_t frames) {
     std::vector<float> out(frames * 2);

@@ -30,11 +30,6 @@ struct Rig : RouterRig {
       throw std::runtime_error(err);
     }
   }
-  control::Reply ok(const std::string& address, std::vector<OscArg> args) {
-    control::Reply r = reply(OscMessage{address, std::move(args)});
-    EXPECT_TRUE(r.ok) << address << ": " << r.reason;
-    return r;
-  }
   // /stemd/voices: count, then id name position_s duration_s ring_fill underruns state per voice.
   std::vector<Row> voices() {
     const control::Reply r = ok("/stemd/voices", {});

@@ -40,20 +40,6 @@ struct Rig : RouterRig {
     std::string err;
     ASSERT_TRUE(ctl.load_generated(control::kNow, id, name, std::vector<float>(frames * 2, 0.25f), err)) << err;
   }
-  control::Reply ok(const std::string& address, std::vector<OscArg> args = {}) {
-    control::Reply r = reply(OscMessage{address, std::move(args)});
-    EXPECT_TRUE(r.ok) << address << ": " << r.reason;
-    return r;
-  }
-  // A value of the native status, by key.
-  double status(const std::string& key) {
-    const control::Reply r = ok("/stemd/status");
-    for (std::size_t i = 0; i + 1 < r.values.size(); i += 2) {
-      if (r.values[i].s == key) return r.values[i + 1].as_double();
-    }
-    ADD_FAILURE() << "no " << key << " in the status";
-    return -1;
-  }
   // Renders `seconds` of output and takes the engine's events.
   void play_for(double seconds) {
     render(static_cast<std::size_t>(seconds * 48000));
