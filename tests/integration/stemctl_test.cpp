@@ -550,7 +550,7 @@ std::pair<Ctl, int> list_from_pager(const std::string& command, const std::funct
   return {fut.get(), pages};
 }
 
-TEST(Stemctl, ATableWhosePagesNeverEndIsCutWithTheReason) {
+TEST(Stemctl, ATableWhoseNextPageIsNotWhereItsRowsEndIsCutWithTheReason) {
   // A next page that does not start where this one's rows end: not a stemd's table.
   auto [r, pages] = list_from_pager("list", [](std::int64_t offset) { return offset + 1; });
   EXPECT_EQ(r.exit_code, 1) << r.err;
@@ -560,8 +560,13 @@ TEST(Stemctl, ATableWhosePagesNeverEndIsCutWithTheReason) {
             std::string::npos)
       << r.err;
   EXPECT_NE(r.out.find("nnnn"), std::string::npos) << "what arrived is printed";
-  // Pages that follow on but never end: stopped past kMaxTableBytes (256 MiB) of replies.
-  std::tie(r, pages) = list_from_pager("list --json", [](std::int64_t offset) { return offset + 60; });
+}
+
+// Pages that follow on but never end: stopped past kMaxTableBytes (256 MiB) of replies. (≈ 5,000
+// pages: 15 s in release, 45 s under ASan, which scripts/test.sh leaves out there; the page check
+// above runs in every preset.)
+TEST(Stemctl, ATableWhosePagesFollowOnButNeverEndIsCutPastWhatAStemdHolds) {
+  auto [r, pages] = list_from_pager("list --json", [](std::int64_t offset) { return offset + 60; });
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.err.find("more than a stemd holds: stopped there"), std::string::npos) << r.err;
   EXPECT_LT(pages, 6'000);
