@@ -161,7 +161,8 @@ function voiceRow(v) {
   const toggle = !live ? '' : v.state === 'paused' ? `<button data-resume="${v.id}" title="resume ${v.id}" aria-label="resume ${v.id}">▶\ufe0e</button>` :
     `<button data-pause="${v.id}" title="pause ${v.id}" aria-label="pause ${v.id}">❚❚</button>`;
   // a voice waiting for the device: its state in full ("waiting (device lost)"), in its tooltip too
-  const state = v.waiting ? 'waiting' : `st st-${v.state}`;
+  // (a quantised start waiting reads "starting in 1.3 s": its class is its first word's)
+  const state = v.waiting ? 'waiting' : `st st-${v.state.split(' ')[0]}`;
   return `<tr><td>${v.id}</td><td class="c-name" title="${escapeHtml(title)}">${escapeHtml(v.name)}</td><td class="opt">${v.deck}</td>` +
     `<td class="wrap">${fmtTime(v.position_s)} / ${fmtTime(v.duration_s)}</td>` +
     `<td class="opt"><div class="bar${v.ring_fill < 0.25 ? ' hot' : ''}" title="ring ${(100 * v.ring_fill).toFixed(0)} %"><div style="width:${100 * v.ring_fill}%"></div></div></td>` +

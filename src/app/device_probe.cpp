@@ -290,6 +290,7 @@ std::string DaemonRun::stall_verdict(Clock::time_point now) {
   if (!stalled_) {
     stalled_ = true;
     answered_at_.reset();
+    inst_->post([this] { inst_->router().beat_away(); });  // from the last callback, with wall time
     log_stall_summary(now, false);
     stall_loud_ = stall_log_.begin(seconds_since_start(now));
     if (stall_loud_) {
@@ -340,6 +341,7 @@ std::string DaemonRun::stall_verdict(Clock::time_point now) {
 // were (StallLog: the first, then once an hour; the others counted in a summary).
 void DaemonRun::end_stall(Clock::time_point now, Clock::time_point last_callback) {
   stalled_ = false;
+  inst_->post([this] { inst_->router().beat_back(); });  // the grid kept its phase with wall time
   answered_at_.reset();
   drop_probe();
   const double s = std::chrono::duration<double>(now - last_callback).count();

@@ -126,8 +126,8 @@ void DaemonRun::resume_session() {
                  voices);
     router.set_waiting_voices(waiting_voices(resume_voices_));
   }
-  if (resume_.beat_ns > 0)
-    router.carry_beat(resume_.beat, Clock::time_point(std::chrono::nanoseconds(resume_.beat_ns)));
+  // Until the device runs again the beat goes on with wall time (status); then from its frames.
+  if (resume_.beat_ns > 0) router.beat_away(resume_.beat, Clock::time_point(std::chrono::nanoseconds(resume_.beat_ns)));
   drop_resume_file();
   resubscribe(router);
 }

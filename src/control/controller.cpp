@@ -230,6 +230,7 @@ bool Controller::play(std::int64_t at, int slot, const PlayOptions& opts, VoiceH
   c.play = engine::PlayParams{
       &src.view, stream,          opts.start_frame, opts.volume,     opts.loop, static_cast<std::uint8_t>(opts.deck),
       opts.rate, opts.loop_start, opts.loop_end,    opts.loop_count, opts.tempo};
+  c.play.paused = opts.paused;
   if (!send_cmd(at, c)) {
     loader_.release(stream);
     error = send_error_;
@@ -248,6 +249,7 @@ bool Controller::play(std::int64_t at, int slot, const PlayOptions& opts, VoiceH
                  .base_ratio = base_ratio,
                  .src_rate = src_rate,
                  .bus = bus,
+                 .start_at = at,
                  .changed_at = std::max(at, now_frame()),
                  .loop_start = opts.loop_start,
                  .loop_end = opts.loop_end,
@@ -259,6 +261,7 @@ bool Controller::play(std::int64_t at, int slot, const PlayOptions& opts, VoiceH
                  .start_frame = opts.start_frame,
                  .rate = Heard<float>{opts.rate},
                  .tempo = Heard<float>{opts.tempo}};
+  if (opts.paused) vs.paused.set(true, at, now_frame());  // paused from its start
   if (bus >= 0) join_bus(buses_, static_cast<std::size_t>(bus), opts.deck, opts.tempo, at, true);
   book(vs, true);
   ++voices_in_use_;

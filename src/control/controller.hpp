@@ -46,6 +46,9 @@ struct PlayOptions {
   std::int64_t loop_end = 0;
   std::uint32_t loop_count = 0;
   float tempo = 1.0f;  // time-stretch (speed without pitch), 0.25..4; 1 = none
+  // Starts paused: silent, holding its first frame (a pause that waited behind the play's stream
+  // open is part of its start: Router::paused_behind).
+  bool paused = false;
 };
 
 struct VoiceInfo {
@@ -91,6 +94,12 @@ struct VoiceInfo {
   // What /stemd/voices and the web status list: "stopping" (stopping wins), "paused", else as
   // the audio thread has it: "starting", "playing", "starved".
   const char* state_name() const noexcept;
+  // Output seconds until its start, for a play waiting in the schedule (a quantised or timed
+  // start); -1 when started, or starting at once.
+  double starts_in_s = -1;
+  // The state as a user reads it: state_name(), and when a waiting start comes ("starting in
+  // 1.3 s", output seconds). /stemd/voices, stemctl voices and the web page list this.
+  std::string state_text() const;
   // Whether it plays a section: it ends at loop_end, before its file's end (a region played once,
   // or a loop with a count of passes). Its natural end is then "end of section", not of the file.
   bool plays_section() const noexcept { return loop_end > 0 && (total_frames <= 0 || loop_end < total_frames); }
@@ -328,6 +337,7 @@ class Controller {
     double base_ratio = 1.0;      // file rate / output rate
     int src_rate = 0;             // the file's rate, Hz
     int bus = -1;                 // the stretch bus it rides (buses_), -1: none (its charge is its own)
+    std::int64_t start_at = -1;   // the engine frame its play was sent for (-1: at once)
     std::int64_t changed_at = 0;  // engine frame its last rate or tempo change is heard by (the model's check waits)
     std::int64_t loop_start = 0, loop_end = 0;
     std::uint32_t loop_count = 0;

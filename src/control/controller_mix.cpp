@@ -6,7 +6,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <ctime>
+#include <string>
+#include <string_view>
 
 namespace stemd::control {
 
@@ -287,6 +290,7 @@ VoiceInfo Controller::info_of(engine::VoiceId id) const {
     i.level = i.level_target = v.volume;
     i.position = v.start_frame;
     i.ring_fill_permille = v.streamed ? 0 : 1000;
+    if (v.start_at > now) i.starts_in_s = static_cast<double>(v.start_at - now) / sample_rate();
   }
   // A seek answered (and due) that the audio thread has not made yet: where it goes, as above for
   // a voice not started. A list asked for right after the answer showed the old position.
@@ -321,6 +325,14 @@ const char* VoiceInfo::state_name() const noexcept {
     default:
       return "starting";
   }
+}
+
+std::string VoiceInfo::state_text() const {
+  const char* name = state_name();
+  if (starts_in_s < 0 || std::string_view(name) != "starting") return name;
+  char text[48];
+  std::snprintf(text, sizeof text, "starting in %.1f s", starts_in_s);
+  return text;
 }
 
 const char* end_reason_text(engine::EndReason reason, const VoiceInfo& v) noexcept {

@@ -107,14 +107,14 @@ Reply NativeDialect::voices(const Call& c) {
     std::string name;
     double position_s, duration_s, ring_fill;
     std::int64_t underruns;
-    const char* state;  // read once: the row's size and its text agree
+    std::string state;  // read once: the row's size and its text agree
     double volume = -1, rate = -1, tempo = -1;
   };
   std::vector<Row> rows;
   for (const auto& vi : ctl_.voices()) {
     rows.push_back({vi.slot, vi.name, r_.file_seconds(vi.position, vi.sample_rate),
                     r_.file_seconds(vi.total_frames, vi.sample_rate), vi.ring_fill_permille / 1000.0,
-                    static_cast<std::int64_t>(vi.underruns), vi.state_name(), vi.volume, vi.rate, vi.tempo});
+                    static_cast<std::int64_t>(vi.underruns), vi.state_text(), vi.volume, vi.rate, vi.tempo});
   }
   if (!r_.waiting_voices().empty()) {
     const auto sources = ctl_.sources();

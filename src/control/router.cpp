@@ -411,6 +411,7 @@ Reply Router::start_player(int id, const PlayOptions& opts, std::int64_t at) {
   VoiceHandle h;
   // Vinyl-style tempo: every player's rate is multiplied by bpm / base bpm.
   PlayOptions po = opts;
+  po.paused = po.paused || (play_resume_ != nullptr && paused_behind(id));
   if (!cfg_.tempo_moves_players) {
     // --disable-time-stretch (pyrubberband/audiotsm): players ignore the tempo clock.
   } else if (cfg_.time_stretch) {

@@ -145,6 +145,15 @@ class Router {
   // (its steady clock), at the tempo now, from the engine frame now; the beat restarted at 0 at
   // a device's hand-over (outside pass 28, user L7). With --link the session's grid rules.
   void carry_beat(double beats, std::chrono::steady_clock::time_point at);
+  // [control] Without --link, while no callback comes (a stall, a lost device, a hand-over's image
+  // waiting for it): the beat goes on with wall time from the last callback's (the engine's frames
+  // stand still), as the status says; back (beat_back), the grid is carried on from it, so it keeps
+  // its phase with the wall clock — a club's other gear kept going (quant28 left it standing).
+  void beat_away();
+  void beat_away(double beats, std::chrono::steady_clock::time_point at);
+  void beat_back();
+  // The beat now: away, the wall clock's; else the engine's, as heard.
+  double beat_now() const;
   bool quantising() const { return tempo_.quantum_beats() > 0 && !unquantised_; }
   const std::vector<WaitingVoice>& waiting_voices() const { return waiting_voices_; }
   // [control] The device's output latency, once it is known (a device that opened after the
@@ -416,6 +425,11 @@ class Router {
   // open failed or the id was reloaded meanwhile.
   Reply take_stream(int id, std::unique_ptr<io::LoaderThread::Opened>& opened);
   std::string late_play_reason() const;
+  // A resumed play (its stream open) of `id` whose next waiting message is an untimed pause of it:
+  // it starts paused, as the engine makes a scheduled start of a pause sent before it
+  // (engine_pending.cpp). Sent apart, the pause could reach the engine a callback after the start:
+  // heard for a period and the pause's fade (session 28's "Left", quant28).
+  bool paused_behind(int id) const;
   // In a re-run: a failure when any stream of `plays` failed to open (or its id was reloaded).
   Reply check_streams(const std::vector<std::pair<int, PlayOptions>>& plays) const;
   const OscMessage* current_msg_ = nullptr;  // the message being handled (handle_reply)
@@ -498,6 +512,11 @@ class Router {
   std::function<void(std::vector<OscArg>&)> native_status_extra_;
   std::vector<WaitingVoice> waiting_voices_;
   bool unquantised_ = false;  // set_unquantised
+  struct BeatAway {
+    double beats = 0;
+    std::chrono::steady_clock::time_point at{};
+  };
+  std::optional<BeatAway> away_;  // beat_away
   std::function<void()> tick_hook_;
   RouterStats stats_;
   struct BadLog {

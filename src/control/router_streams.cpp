@@ -8,10 +8,12 @@
 // play of the message starts together at the soonest frame and the answer says how late.
 #include "router.hpp"
 #include "router_jobs.hpp"
+#include "limits.hpp"
 
 #include "base/log_guard.hpp"
 #include "io/progress_beat.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -169,6 +171,22 @@ void Router::resume_plays(std::vector<StreamsDone>& done) {
     arrival_base_ = -1;
     play_resume_ = nullptr;
   }  // streams not taken (the play failed) are freed here, their charges given back
+}
+
+bool Router::paused_behind(int id) const {
+  for (const Deferred& d : deferred_) {
+    if (d.all) return false;  // a barrier (/mixer_cleanup) comes first
+    if (std::find(d.slots.begin(), d.slots.end(), id) == d.slots.end()) continue;
+    const OscMessage& m = d.message;  // the first message of the id after its play
+    // Untimed, naming the id, its fade (if any) in range: it will be answered /done.
+    const bool untimed = m.timetag == kOscImmediately || m.timetag == 0;
+    const bool names = !m.args.empty() && (m.args[0].type == 'i' || m.args[0].type == 'h') && m.args[0].i == id;
+    const bool fade =
+        m.args.size() == 1 || (m.args.size() == 2 && m.args[1].is_number() && m.args[1].as_double() >= 0 &&
+                               m.args[1].as_double() <= limits::kMaxFadeSeconds);
+    return m.address == "/stemd/pause" && untimed && names && fade;
+  }
+  return false;
 }
 
 std::string Router::late_play_reason() const {

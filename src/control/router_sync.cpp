@@ -184,8 +184,34 @@ std::string Router::link_tempo_problem() {
 
 void Router::carry_beat(double beats, std::chrono::steady_clock::time_point at) {
   if (link_) return;
+  away_.reset();
   const double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - at).count();
   tempo_.carry(ctl_.now_frame(), beats + std::max(0.0, since) * tempo_.bpm() / 60.0);
+}
+
+void Router::beat_away() {
+  if (link_ || away_) return;
+  std::int64_t frame = 0;
+  std::uint64_t ns = 0;
+  if (ctl_.engine().metrics().clock.read(frame, ns)) {  // the last callback's frame and time
+    beat_away(tempo_.beats_at(frame), std::chrono::steady_clock::time_point(std::chrono::nanoseconds(ns)));
+  } else {
+    beat_away(tempo_.beats_at(ctl_.now_frame()), std::chrono::steady_clock::now());
+  }
+}
+
+void Router::beat_away(double beats, std::chrono::steady_clock::time_point at) {
+  if (!link_) away_ = BeatAway{beats, at};
+}
+
+void Router::beat_back() {
+  if (away_) carry_beat(away_->beats, away_->at);
+}
+
+double Router::beat_now() const {
+  if (!away_) return tempo_.beats_at(ctl_.now_frame() - output_latency_frames());  // heard now
+  const double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - away_->at).count();
+  return away_->beats + std::max(0.0, since) * tempo_.bpm() / 60.0;
 }
 
 std::int64_t Router::quantized_start(std::int64_t frame) {
@@ -224,7 +250,7 @@ void Router::sync_status(std::vector<OscArg>& f) {
   }
   sync_grid();
   const double quantum = tempo_.quantum_beats() > 0 ? tempo_.quantum_beats() : tempo_.meter();
-  const double beat = tempo_.beats_at(ctl_.now_frame() - output_latency_frames());  // heard now
+  const double beat = beat_now();
   kv("tempo_bpm", OscArg::Float(tempo_.bpm()));
   kv("tempo_held_bpm", OscArg::Float(held_bpm()));  // 0, or the players held within the work budgets
   kv("beat", OscArg::Float(beat));

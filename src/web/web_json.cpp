@@ -229,7 +229,8 @@ std::shared_ptr<const VoicesSnapshot> take_voices(Shared& sh) {
       r.volume_now = v.level * v.envelope;  // heard: its volume × its envelope (a stop's or a pause's fade)
       r.fade_s = sh.ctl.output_seconds(std::max(v.fade_frames_left, v.envelope_frames_left));
       r.loop = v.loop;
-      r.state = v.state_name();  // as /stemd/voices lists it: a stopped or replaced voice is "stopping"
+      r.state = v.state_text();  // as /stemd/voices lists it: "stopping" for a stopped or replaced voice,
+                                 // "starting in 1.3 s" for a quantised start
     } else {
       // Waiting for the device (a --play at start before the device is there, a lost device's
       // voices): listed with their state, as /stemd/voices lists them, not left out.

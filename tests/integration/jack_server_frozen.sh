@@ -10,7 +10,8 @@
 #      file saved, no stemd-resume-PID.state left;
 #   2. two 1.3-s stalls then a 3-s freeze under a playing stemd: no hand-over (re-exec), pings
 #      answered during the freeze, and after SIGCONT the same voice plays on (capture); only the
-#      first stall's lines are logged (the others are counted for a summary: StallLog);
+#      first stall's lines are logged (the others are counted for a summary: StallLog); the beat
+#      runs on with wall time during the freeze and after it (it stood still: session 28's "Left");
 #   3. stemd started while the server is frozen: OSC answers (device waiting, the server does not
 #      answer), it plays once the server runs again, and SIGTERM then exits 0.
 # No wall-clock performance is asserted: the waits are bounds, generous ones.
@@ -79,17 +80,33 @@ for _ in 1 2; do
 done
 n=$(grep -c "resuming after the audio device was lost" "$D/stemd.log")
 [ "$n" -eq 0 ] || fail "run 2: two 1.3-s stalls of the server made $n hand-overs to a fresh image"
+# The beat, the tempo and when: the beat runs on with wall time while no callback comes, and the
+# grid keeps its phase with it after the freeze (it stood still by the freeze's length).
+beat_now() { ctl status --json | python3 -c 'import json, sys, time; s = json.load(sys.stdin); print(s["beat"], s["tempo_bpm"], time.time())'; }
+beat_on() {  # LABEL: the beat now against the one before the freeze, moved on with wall time
+  python3 - "$1" "$beat0" "$(beat_now)" <<'PY' || fail "run 2: $1: the beat did not go on with wall time"
+import sys
+b0, bpm, t0 = map(float, sys.argv[2].split())
+b1, _, t1 = map(float, sys.argv[3].split())
+want = b0 + (t1 - t0) * bpm / 60
+print(f"run 2: beat {b1:.2f} {sys.argv[1]}, {t1 - t0:.2f} s after {b0:.2f} at {bpm:.0f} bpm: want {want:.2f}")
+sys.exit(0 if abs(b1 - want) <= 0.3 else 1)
+PY
+}
+beat0=$(beat_now) || fail "run 2: status"
 t_frozen=$(date +%s.%N)
 freeze
 read -r ok bad < <(pings 3)
 echo "$TEST_NAME: run 2: server frozen 3 s: pings answered $ok, unanswered $bad"
 [ "$bad" -eq 0 ] && [ "$ok" -gt 0 ] || fail "run 2: OSC did not answer while the server was frozen ($bad unanswered)"
+beat_on "during the freeze"
 thaw
 t_thawed=$(date +%s.%N)
 # The device's state follows every stall; the log gives the first in full and counts the others
 # (StallLog): three stalls wrote three "asking" lines and three "plays on"/"back" lines before.
 testbed_wait_for 10 sh -c "'$STEMCTL' -p $PORT -t 1 status 2>/dev/null | grep -Eiq 'device[ :]+running'" ||
   fail "run 2: the device is not back 10 s after SIGCONT"
+beat_on "after the freeze"
 # How long the device was lost counts from its last callback, not from the verdict 1–2 s later
 # (outside pass 28, A3: a 45-s freeze read "back after 45.1 s" in the log, 43.1 s in the status).
 lasted=$(ctl status --json | python3 -c 'import json, sys; print(json.load(sys.stdin).get("device_last_loss_s", -1))')

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstdint>
 #include <string>
@@ -91,6 +92,33 @@ TEST(QuantisedPending, APauseBeforeTheBarHoldsTheVoiceSilentAtItsFirstFrame) {
   EXPECT_STREQ(v.state_name(), "playing");
   EXPECT_GT(v.position, kRate / 4);
   EXPECT_LE(v.position, kRate / 2);
+}
+
+// A start waiting for the bar was listed "starting" without when (session 28's "Left", quant28):
+// /stemd/voices (stemctl voices) and the web page say "starting in 1.5 s", output seconds until it.
+TEST(QuantisedPending, AWaitingStartIsListedWithWhenItStarts) {
+  Rig rig;
+  const std::int64_t at = rig.play();
+  auto listed = [&rig] {
+    const control::Reply r = rig.ok("/stemd/voices");
+    for (const OscArg& a : r.values) {
+      if (a.is_string() && a.s.rfind("starting", 0) == 0) return a.s;
+      if (a.is_string() && a.s == "playing") return a.s;
+    }
+    return std::string("(no state)");
+  };
+  auto want = [&rig, at] {
+    char text[48];
+    std::snprintf(text, sizeof text, "starting in %.1f s", static_cast<double>(at - rig.ctl.now_frame()) / kRate);
+    return std::string(text);
+  };
+  EXPECT_EQ(want(), "starting in 1.5 s");
+  EXPECT_EQ(listed(), want());
+  EXPECT_EQ(rig.voice().state_text(), want()) << "what the web page lists";
+  rig.play_for(1.0);
+  EXPECT_EQ(listed(), "starting in 0.5 s");
+  rig.play_for(1.0);
+  EXPECT_EQ(listed(), "playing");
 }
 
 TEST(QuantisedPending, APauseAndAResumeBeforeTheBarStartOnTheBar) {
@@ -192,6 +220,20 @@ TEST(BeatCarry, TheBeatGoesOnFromThePreviousImagesAtTheTempo) {
   const std::int64_t now = rig.ctl.now_frame();
   EXPECT_NEAR(rig.router.tempo().beats_at(now), 104.25, 0.05) << "4 beats in the 2 s since";
   EXPECT_NEAR(rig.router.tempo().beats_at(now + kRate / 2), 105.25, 0.05) << "and on with the frames";
+}
+
+// While no callback comes (a stall, a lost device, a hand-over's image waiting for it) the engine's
+// frames stand still, and so did the beat: the status showed it frozen, and a stall that recovered
+// in the same image left the grid behind the wall clock by the stall's length. A club's other gear
+// kept going: the beat runs on with wall time, and back, the grid goes on in phase with it.
+TEST(BeatCarry, WhileTheDeviceIsAwayTheBeatRunsOnWithWallTime) {
+  Rig rig;  // 0.5 s rendered at 120 bpm: beat 1.0
+  rig.router.beat_away(10.0, std::chrono::steady_clock::now() - std::chrono::seconds(2));
+  EXPECT_NEAR(rig.status("beat"), 14.0, 0.05) << "4 beats in the 2 s away, the frames standing still";
+  rig.router.beat_back();  // callbacks again: the grid goes on from there, with the frames
+  EXPECT_NEAR(rig.router.tempo().beats_at(rig.ctl.now_frame()), 14.0, 0.05);
+  rig.play_for(0.5);
+  EXPECT_NEAR(rig.router.tempo().beats_at(rig.ctl.now_frame()), 15.0, 0.05);
 }
 
 TEST(BeatCarry, TheHandOverEnvironmentCarriesTheBeatAndDropsGarbage) {
