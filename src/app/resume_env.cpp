@@ -114,19 +114,22 @@ void take_beat(Resume& r) {
 // One `event SEQ UNIX_MS JSON` line's rest: the JSON as the web monitor sent it, its own seq and
 // time first, printable, within the backlog's bound; false with why.
 bool take_event(const char* p, Resume& r, std::string& why) {
+  const auto no = [&why](const char* reason) {
+    why = reason;
+    return false;
+  };
   web::PastEvent e;
   std::uint64_t ms = 0;
-  if (!parse_u(p, e.seq, &p) || e.seq == 0 || !parse_u(p, ms, &p) || *p != ' ')
-    return (why = "no number and time"), false;
+  if (!parse_u(p, e.seq, &p) || e.seq == 0 || !parse_u(p, ms, &p) || *p != ' ') return no("no number and time");
   e.unix_ms = static_cast<std::int64_t>(ms);
   e.json = p + 1;
   const std::string head = fmt::format(R"({{"seq":{},"time_ms":{},)", e.seq, e.unix_ms);
   if (e.json.size() > web::EventBacklog::kMaxBytes || e.json.compare(0, head.size(), head) != 0 || e.json.back() != '}')
-    return (why = "not an event of the web monitor's"), false;
+    return no("not an event of the web monitor's");
   for (const unsigned char c : e.json) {
-    if (c < 0x20 || c == 0x7f) return (why = "a control character"), false;
+    if (c < 0x20 || c == 0x7f) return no("a control character");
   }
-  if (!r.events.empty() && e.seq <= r.events.back().seq) return (why = "out of order"), false;
+  if (!r.events.empty() && e.seq <= r.events.back().seq) return no("out of order");
   r.events.push_back(std::move(e));
   if (r.events.size() > web::EventBacklog::kCapacity) r.events.erase(r.events.begin());
   return true;
