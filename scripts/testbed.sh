@@ -5,8 +5,7 @@
 #   testbed_start [PERIOD=1024] [RATE=48000]  private jackd (dummy driver; real-time with
 #                                             TESTBED_JACKD_RT=1 where allowed, then
 #                                             TESTBED_JACKD_REALTIME=1) named
-#                                             stemd-test-$$-$RANDOM (the prefix
-#                                             $TESTBED_JACK_PREFIX when set), exported as
+#                                             ${TESTBED_SERVER_PREFIX:-stemd-test}-$$-$RANDOM, exported as
 #                                             JACK_DEFAULT_SERVER; temp dir $TESTBED_DIR
 #   testbed_add_server VAR                    one more private jackd (same period and rate, after
 #                                             testbed_start), for tests that need two devices
@@ -123,7 +122,8 @@ testbed_start() {
   trap 'exit 143' TERM
   # A private server: parallel test runs (and a developer's own JACK) never collide, and
   # clients never auto-start a default server behind the test's back.
-  export JACK_DEFAULT_SERVER="${TESTBED_JACK_PREFIX:-stemd-test}-$$-$RANDOM"
+  # TESTBED_SERVER_PREFIX: another first part of its name (an engineer's own, on a shared machine).
+  export JACK_DEFAULT_SERVER="${TESTBED_SERVER_PREFIX:-stemd-test}-$$-$RANDOM"
   export JACK_NO_START_SERVER=1
   export TESTBED_PERIOD=$period TESTBED_RATE=$rate   # for tests that need them
   # A simple command, so $! is jackd itself and not a subshell. No -v: verbose jackd

@@ -223,8 +223,10 @@ async function poll() {
     const j = await res.json();
     const t1 = performance.now();
     monitor.status = j;
-    // The daemon's stream clock against the page's: frame `frames` was rendered at about t1 − rtt/2.
-    const clock = { ms: (t0 + t1) / 2 - 1000 * j.status.frames / j.status.sample_rate, rtt: t1 - t0 };
+    // The daemon's stream clock against the page's: frame `stream_frames` (this image's: /ws/audio's
+    // numbers; `frames` counts since the service started) was rendered at about t1 − rtt/2.
+    const frame = j.status.stream_frames ?? j.status.frames;
+    const clock = { ms: (t0 + t1) / 2 - 1000 * frame / j.status.sample_rate, rtt: t1 - t0 };
     if (!monitor.clock || clock.rtt < monitor.clock.rtt * 1.5) monitor.clock = clock;
     cameBack(j.status);
     render(j);
@@ -236,22 +238,35 @@ async function poll() {
 }
 
 // ---- events ----
-function logEvent(text) {
+function logEvent(text, atMs) {  // atMs: when stemd sent it (a past event), else now
   const li = document.createElement('li');
-  li.textContent = `${new Date().toISOString().slice(11, 23)} ${text}`;
+  li.textContent = `${new Date(atMs || Date.now()).toISOString().slice(11, 23)} ${text}`;
   $('events').prepend(li);
   while ($('events').children.length > 200) $('events').lastChild.remove();
 }
 
+// Each event is numbered (seq); the socket asks for those after the last one seen, so what came
+// while it was closed — a device loss whose hand-over to a new image closed it — is shown when it
+// reconnects (stemd keeps the last 64, across hand-overs), each once.
+monitor.lastSeq = 0;
 function connectEvents() {
-  const ws = new WebSocket(`ws://${location.host}/ws/events`);
+  const ws = new WebSocket(`ws://${location.host}/ws/events?since=${monitor.lastSeq}`);
+  let first = true;
   ws.onmessage = (e) => {
     const j = JSON.parse(e.data);
+    if (j.seq !== undefined) {
+      // stemd sends only those after the number asked for — unless it restarted as a service (its
+      // numbers began again): then it sends all it kept, and the first is at or below ours.
+      if (first && j.seq <= monitor.lastSeq) monitor.lastSeq = 0;
+      first = false;
+      if (j.seq <= monitor.lastSeq) return;  // shown already
+      monitor.lastSeq = j.seq;
+    }
     monitor.events.push(j);
     if (monitor.events.length > 500) monitor.events.shift();
     // args_cut: an event over 16 KiB came without its last args (docs/monitor.md)
     const args = j.args.join(' ') + (j.args_cut ? ` … (${j.args_cut} more)` : '');
-    logEvent(j.event === 'api' ? `${j.reply} ${j.address} ${args}` : `${j.event} ${args}`);
+    logEvent(j.event === 'api' ? `${j.reply} ${j.address} ${args}` : `${j.event} ${args}`, j.time_ms);
   };
   ws.onclose = () => setTimeout(connectEvents, 1000);
 }

@@ -53,6 +53,13 @@ struct Resume {
   // The audio server's helpers the previous image killed and could not reap before its exec: still
   // this process's children, reaped by this image (reap_probes), not left zombies.
   std::vector<pid_t> helpers;
+  // What the carry file (carry_path(), beside the hand-over file) brings, all checked:
+  // the status totals since the service started (control/carried_totals.hpp), the web monitor's
+  // last events (web/event_backlog.hpp: the loss among them) and the output latency the
+  // callbacks measured (0: none): the new image's Link join line and status say it from the start.
+  std::vector<std::pair<std::string, std::uint64_t>> totals;
+  std::vector<web::PastEvent> events;
+  double output_latency_s = 0;
   std::vector<std::string> ignored;  // STEMD_RESUME_* values not taken, and why
 };
 // resume_env.cpp. What the environment says is checked, as input from outside: a hand-over file
@@ -62,6 +69,18 @@ struct Resume {
 Resume take_resume_env();              // reads and clears STEMD_RESUME_*
 void put_resume_env(const Resume& r);  // sets them, for the image exec'd next
 std::string handoff_path();            // $RUNTIME_DIRECTORY (or $TMPDIR, /tmp)/stemd-resume-PID.state
+// The carry file: handoff_path() with .carry for .state. Its text (format_carry) is lines of
+//   stemd-carry 1
+//   total NAME COUNT                      one of control::kCarriedTotals, once each
+//   latency_ns N                          the measured output latency (below 2 s)
+//   event SEQ UNIX_MS JSON                the web monitor's, oldest first (at most 64, each at
+//                                         most EventBacklog::kMaxBytes, printable ASCII or UTF-8)
+// take_resume_env reads it (at most kMaxCarryBytes) when the hand-over is this process's, then
+// removes it; parse_carry takes what is valid and says in `r.ignored` what was not.
+inline constexpr std::size_t kMaxCarryBytes = 256 * 1024;
+std::string carry_path();
+std::string format_carry(const Resume& r);
+void parse_carry(const std::string& text, Resume& r);
 
 struct HealthCounters {
   std::uint64_t voice_underruns = 0, device_underflows = 0, events_dropped = 0, read_errors = 0, truncated = 0;

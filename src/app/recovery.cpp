@@ -12,6 +12,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -186,10 +187,17 @@ void DaemonRun::hand_over(const std::string& why) {
     // it). It slept 30 ms, which a control thread that now sleeps 100 ms between passes could
     // miss (then the new image said it: twice, or never for a TCP subscriber). Not waited for
     // more than 0.5 s: a stuck control thread does not hold the device's recovery.
-    auto passed = std::make_shared<std::promise<void>>();
-    std::future<void> pass = passed->get_future();
-    inst_->post([passed] { passed->set_value(); });
-    pass.wait_for(std::chrono::milliseconds(500));
+    // Two passes: what is posted runs at a pass's start, the notifications go at its end — the
+    // web monitor's too (handed to its network thread, which keeps it for the next image before
+    // it stops below). After one, the web server was often stopped first, and a page that
+    // reconnected to the new image never saw the loss (outside pass 28, user L4).
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+    for (int i = 0; i < 2; ++i) {
+      auto passed = std::make_shared<std::promise<void>>();
+      std::future<void> pass = passed->get_future();
+      inst_->post([passed] { passed->set_value(); });
+      if (pass.wait_until(until) != std::future_status::ready) break;
+    }
   }
   backend_->mark_lost();
   if (web_) web_->stop();  // its sockets are not for the new image
@@ -208,6 +216,15 @@ void DaemonRun::hand_over(const std::string& why) {
   r.started_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(router.started().time_since_epoch()).count();
   r.lost_at_ns = device_.lost_at_ns();
   r.glitches = inst_->engine().metrics().glitch_totals();  // this image's, the previous ones' included
+  // The status totals since the service started (this image's with the previous ones'), from the
+  // native status — whose own message is not one of a client's: taken off again.
+  r.totals =
+      control::Router::totals_of(router.handle_reply(control::osc_message("/stemd/status"), control::Peer{}).values);
+  for (auto& [k, n] : r.totals) n -= k == "messages" && n > 0 ? 1 : 0;
+  // The latency compensated now (measured, or carried itself when the device never came back to
+  // this image): the next image's until its device measures again — its Link join line says it.
+  r.output_latency_s = std::max(0.0, router.config().output_latency_s);
+  if (web_) r.events = web_->past_events();  // its /stemd/device/lost among them (stopped above: all delivered)
   // Without Link, the beat at the last callback's frame and time (the stream clock's line:
   // CLOCK_MONOTONIC, the steady clock): the next image's beat goes on from it.
   std::int64_t frame = 0;
@@ -223,6 +240,9 @@ void DaemonRun::hand_over(const std::string& why) {
           e)) {
     spdlog::error("cannot write the hand-over state: {} — exiting instead", e);
     return;
+  }
+  if (!write_file_atomic(carry_path(), format_carry(r), e)) {  // not fatal: the totals and events restart
+    spdlog::warn("cannot write the hand-over's totals and events: {} — the next image counts from 0", e);
   }
   if (state_) {  // the state file too, in case the new image cannot start
     state_->capture_now(ctl, router);
@@ -249,6 +269,7 @@ void DaemonRun::hand_over(const std::string& why) {
   reexec(argv_, r, e);
   spdlog::error("cannot restart the audio side: {} — exiting", e);
   std::remove(r.state_path.c_str());
+  std::remove(carry_path().c_str());
 }
 
 // The output device, watched once per main-loop pass: a stream that stopped (its server died,

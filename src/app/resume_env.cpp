@@ -4,8 +4,12 @@
 // counters of −1 and a raw ESC in the log), so every value is checked before it is used. [main]
 #include "daemon_run.hpp"
 
+#include "control/carried_totals.hpp"
+#include "safe_file.hpp"
+
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <chrono>
@@ -107,7 +111,84 @@ void take_beat(Resume& r) {
   r.beat_ns = ns;
 }
 
+// One `event SEQ UNIX_MS JSON` line's rest: the JSON as the web monitor sent it, its own seq and
+// time first, printable, within the backlog's bound; false with why.
+bool take_event(const char* p, Resume& r, std::string& why) {
+  const auto no = [&why](const char* reason) {
+    why = reason;
+    return false;
+  };
+  web::PastEvent e;
+  std::uint64_t ms = 0;
+  if (!parse_u(p, e.seq, &p) || e.seq == 0 || !parse_u(p, ms, &p) || *p != ' ') return no("no number and time");
+  e.unix_ms = static_cast<std::int64_t>(ms);
+  e.json = p + 1;
+  const std::string head = fmt::format(R"({{"seq":{},"time_ms":{},)", e.seq, e.unix_ms);
+  if (e.json.size() > web::EventBacklog::kMaxBytes || e.json.compare(0, head.size(), head) != 0 || e.json.back() != '}')
+    return no("not an event of the web monitor's");
+  for (const unsigned char c : e.json) {
+    if (c < 0x20 || c == 0x7f) return no("a control character");
+  }
+  if (!r.events.empty() && e.seq <= r.events.back().seq) return no("out of order");
+  r.events.push_back(std::move(e));
+  if (r.events.size() > web::EventBacklog::kCapacity) r.events.erase(r.events.begin());
+  return true;
+}
+
 }  // namespace
+
+std::string carry_path() {
+  std::string p = handoff_path();
+  return p.substr(0, p.size() - 6) + ".carry";  // ".state" → ".carry"
+}
+
+std::string format_carry(const Resume& r) {
+  std::string out = "stemd-carry 1\n";
+  for (const auto& [k, n] : r.totals) out += fmt::format("total {} {}\n", k, n);
+  if (r.output_latency_s > 0)
+    out += fmt::format("latency_ns {}\n", static_cast<std::uint64_t>(std::llround(r.output_latency_s * 1e9)));
+  for (const web::PastEvent& e : r.events) out += fmt::format("event {} {} {}\n", e.seq, e.unix_ms, e.json);
+  return out;
+}
+
+void parse_carry(const std::string& text, Resume& r) {
+  std::size_t at = 0, line_no = 0, bad = 0;
+  std::string first_bad;
+  while (at < text.size()) {
+    std::size_t end = text.find('\n', at);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(at, end - at);
+    at = end + 1;
+    std::string why;
+    if (++line_no == 1) {
+      if (line != "stemd-carry 1") return r.ignored.push_back("the carry file: not \"stemd-carry 1\": nothing carried");
+      continue;
+    }
+    std::uint64_t n = 0;
+    if (line.rfind("total ", 0) == 0) {
+      const std::size_t sp = line.find(' ', 6);
+      const std::string key = line.substr(6, sp == std::string::npos ? 0 : sp - 6);
+      const bool twice = std::any_of(r.totals.begin(), r.totals.end(), [&](const auto& t) { return t.first == key; });
+      if (sp == std::string::npos || !control::is_carried_total(key) || twice || !parse_u(line.c_str() + sp + 1, n)) {
+        why = "not a total of the status, or twice";
+      } else {
+        r.totals.emplace_back(key, n);
+      }
+    } else if (line.rfind("latency_ns ", 0) == 0) {
+      if (!parse_u(line.c_str() + 11, n) || n == 0 || n >= 2'000'000'000) {
+        why = "not a latency below 2 s";
+      } else {
+        r.output_latency_s = static_cast<double>(n) / 1e9;
+      }
+    } else if (line.rfind("event ", 0) != 0 || !take_event(line.c_str() + 6, r, why)) {
+      if (why.empty()) why = "unknown";
+    }
+    if (!why.empty() && bad++ == 0) first_bad = fmt::format("line {} ({})", line_no, why);
+  }
+  if (bad > 0)
+    r.ignored.push_back(
+        fmt::format("the carry file: {} line{} not taken, the first: {}", bad, bad == 1 ? "" : "s", first_bad));
+}
 
 std::string handoff_path() {
   const char* dir = std::getenv("RUNTIME_DIRECTORY");  // systemd's RuntimeDirectory=
@@ -148,6 +229,16 @@ Resume take_resume_env() {
   if (const char* v = std::getenv("STEMD_RESUME_LOST_AT")) r.lost_at_ns = past_ns("STEMD_RESUME_LOST_AT", v, r.ignored);
   take_glitches(r);
   take_beat(r);
+  {  // the carry file: this process's own, read once and removed
+    std::string text, e;
+    const ReadResult rr = read_regular_file(carry_path(), kMaxCarryBytes, text, e);
+    if (rr == ReadResult::kOk) {
+      parse_carry(text, r);
+    } else if (rr != ReadResult::kMissing) {
+      r.ignored.push_back("the carry file: " + e);
+    }
+    std::remove(carry_path().c_str());
+  }
   if (const char* v = std::getenv("STEMD_RESUME_HELPERS")) {
     for (char* end = nullptr; r.helpers.size() < 64; v = end) {
       const long pid = std::strtol(v, &end, 10);

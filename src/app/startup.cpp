@@ -314,7 +314,9 @@ InstanceConfig DaemonRun::instance_config() const {
 int DaemonRun::router_config(control::RouterConfig& rc, bool& media_loopback_only) const {
   rc.sample_rate = rate_;
   rc.buffer_size = o_.buffer_size;
-  rc.output_latency_s = backend_ && device_open_ ? backend_->output_latency_seconds() : 0.0;
+  // A hand-over's image has no device yet: the latency the previous one measured, until it is back
+  // (its Link join line said 0.0 ms: outside pass 28, user L7).
+  rc.output_latency_s = backend_ && device_open_ ? backend_->output_latency_seconds() : resume_.output_latency_s;
   rc.backend = bc_.kind;
   rc.version = build_version();
   rc.max_sources = o_.max_sources;
@@ -426,6 +428,7 @@ int DaemonRun::build_instance() {
   // image's (the same PID and service).
   inst_->router().set_started(resume_.started_ns > 0 ? Clock::time_point(std::chrono::nanoseconds(resume_.started_ns))
                                                      : started_);
+  inst_->router().set_carried_totals(resume_.totals);  // and the counters count from it too
   if (int rc = open_web(); rc >= 0) return rc;
   // What the state file's and the start files' streamed loads count against; measured again,
   // and checked against --max-sources, once everything has started (check_descriptors).
@@ -503,6 +506,7 @@ int DaemonRun::open_web() {
     spdlog::error("{}{}", err_, in_use_hint(err_, "--http-port"));
     return 2;
   }
+  web_->carry_events(resume_.events);  // the previous images' last events, the loss among them
   inst_->set_local_sink(web_->sink());
   return -1;
 }

@@ -1,6 +1,7 @@
 // The native dialect's reports: /stemd/list, /stemd/voices (paged) and /stemd/status [control].
 // (The rest of the dialect: native.cpp.)
 #include "args.hpp"
+#include "carried_totals.hpp"
 #include "dialects.hpp"
 #include "router.hpp"
 
@@ -152,6 +153,7 @@ Reply NativeDialect::voices(const Call& c) {
 
 Reply NativeDialect::status(const Call&) {
   std::vector<OscArg> f = r_.status_fields();
+  const std::size_t own = f.size();  // the native fields from here: their carried totals added below
   // Adaptive prefetch (native dialect only: /get_status keeps the crowdstream server's fields).
   const auto ls = ctl_.loader().stats();
   auto kv = [&](const char* k, OscArg v) {
@@ -215,7 +217,32 @@ Reply NativeDialect::status(const Call&) {
   // Voices back onto a running bus from a stretcher of their own since start (stretch_bus.hpp).
   kv("stretch_rejoins", OscArg::Int64(static_cast<std::int64_t>(m.stretch_rejoins.load(std::memory_order_relaxed))));
   if (r_.native_status_extra_) r_.native_status_extra_(f);
+  r_.add_carried_totals(f, own);
   return Reply::done(f);
+}
+
+// The totals of the images before a hand-over (carried_totals.hpp), added where they appear.
+void Router::add_carried_totals(std::vector<OscArg>& f, std::size_t from) const {
+  if (carried_totals_.empty()) return;
+  for (std::size_t i = from; i + 1 < f.size(); i += 2) {
+    if (f[i].type != 's' || (f[i + 1].type != 'h' && f[i + 1].type != 'i')) continue;
+    for (const auto& [k, n] : carried_totals_) {
+      if (k != f[i].s) continue;
+      f[i + 1].i += static_cast<std::int64_t>(n);  // its OSC type kept
+      break;
+    }
+  }
+}
+
+std::vector<std::pair<std::string, std::uint64_t>> Router::totals_of(const std::vector<OscArg>& fields) {
+  std::vector<std::pair<std::string, std::uint64_t>> out;
+  for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
+    const OscArg& k = fields[i];
+    const OscArg& v = fields[i + 1];
+    if (k.type == 's' && (v.type == 'h' || v.type == 'i') && v.i >= 0 && is_carried_total(k.s))
+      out.emplace_back(k.s, static_cast<std::uint64_t>(v.i));
+  }
+  return out;
 }
 
 }  // namespace stemd::control

@@ -520,7 +520,8 @@ std::vector<OscArg> Router::status_fields() {
   kv("budget_us", OscArg::Float(budget_us));
   kv("cpu_load", OscArg::Float(cpu_load_));
   kv("uptime_s", OscArg::Float(std::chrono::duration<double>(now - started_).count()));
-  kv("frames", OscArg::Int64(static_cast<std::int64_t>(m.frames.load())));
+  kv("frames", OscArg::Int64(static_cast<std::int64_t>(m.frames.load())));  // since the service started (carried)
+  kv("stream_frames", OscArg::Int64(static_cast<std::int64_t>(m.frames.load())));  // this image's: the stream clock
   kv("master", OscArg::Float(ctl_.master_level()));
   kv("deck_a", OscArg::Float(ctl_.deck_level(0)));
   kv("deck_b", OscArg::Float(ctl_.deck_level(1)));
@@ -574,6 +575,7 @@ std::vector<OscArg> Router::status_fields() {
   kv("schedule_due_max", OscArg::Int64(static_cast<std::int64_t>(m.schedule_due_max.load(std::memory_order_relaxed))));
   sync_status(f);
   if (status_extra_) status_extra_(f);
+  add_carried_totals(f, 0);
   return f;
 }
 

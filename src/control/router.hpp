@@ -177,6 +177,17 @@ class Router {
   // others; /get_status keeps the crowdstream server's.
   void set_native_status_extra(std::function<void(std::vector<OscArg>&)> f) { native_status_extra_ = std::move(f); }
   std::vector<OscArg> status_fields();
+  // [control] The totals of the images before a device hand-over (carried_totals.hpp: name →
+  // count), added from now on to this image's in every status reply: totals since the service
+  // started. `stream_frames` stays this image's (the stream clock: /ws/audio's frame numbers).
+  void set_carried_totals(std::vector<std::pair<std::string, std::uint64_t>> totals) {
+    carried_totals_ = std::move(totals);
+  }
+  // [control] Status fields f[from…] (name, value pairs) with the carried totals added.
+  void add_carried_totals(std::vector<OscArg>& f, std::size_t from) const;
+  // [control] This image's totals with the carried ones (for the next image, at a hand-over):
+  // of the reply to a native /stemd/status (`fields`, name, value pairs).
+  static std::vector<std::pair<std::string, std::uint64_t>> totals_of(const std::vector<OscArg>& fields);
   static bool repeatable_query(const std::string& address);
 
   const RouterStats& stats() const { return stats_; }
@@ -510,6 +521,7 @@ class Router {
   std::shared_ptr<PacketBudget> packet_;  // the packet being handled, or a waiting message's
   std::function<void(std::vector<OscArg>&)> status_extra_;
   std::function<void(std::vector<OscArg>&)> native_status_extra_;
+  std::vector<std::pair<std::string, std::uint64_t>> carried_totals_;  // set_carried_totals
   std::vector<WaitingVoice> waiting_voices_;
   bool unquantised_ = false;  // set_unquantised
   struct BeatAway {

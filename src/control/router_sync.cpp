@@ -26,8 +26,15 @@ void Router::start_link() {
   link_->set_quantum(tempo_.quantum_beats() > 0 ? tempo_.quantum_beats() : tempo_.meter());
   link_bpm_applied_ = cfg_.bpm;
   ctl_.engine().set_period_listener(link_.get());
-  spdlog::info("link: joined the Ableton Link session at {:.1f} bpm (output latency {:.1f} ms compensated)", cfg_.bpm,
-               cfg_.output_latency_s * 1000.0);
+  if (cfg_.output_latency_s > 0) {
+    spdlog::info("link: joined the Ableton Link session at {:.1f} bpm (output latency {:.1f} ms compensated)", cfg_.bpm,
+                 cfg_.output_latency_s * 1000.0);
+  } else {  // no device yet (one waited for at start): its latency is logged once it plays
+    spdlog::info(
+        "link: joined the Ableton Link session at {:.1f} bpm (output latency not known yet: compensated once the "
+        "device plays)",
+        cfg_.bpm);
+  }
   const auto now = std::chrono::steady_clock::now();
   link_peers_told_.emplace(0.0, kPeerLimits, now);
   link_tempo_told_.emplace(cfg_.bpm, kTempoLimits, now);

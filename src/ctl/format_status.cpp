@@ -144,7 +144,8 @@ const char* plain_label(const std::string& k) {
       {"listings_lost", "web file-browser listings stuck past --load-timeout"},
       {"voice_underruns", "voice underruns"},
       {"device_underflows", "device underflows"},
-      {"frames", "frames rendered"},
+      {"frames", "frames rendered (since the service started)"},
+      {"stream_frames", "frames rendered since the device was last handed over (the stream clock)"},
       {"loader_reads", "loader reads"},
       {"read_errors", "read errors"},
       {"stuck_reads", "reads that did not return (a disk or share stopped answering)"},
@@ -229,8 +230,8 @@ bool unit_field_text(const StatusFields& f, const std::string& k, const OscArg& 
     label = "callback budget", text = fmt("%.0f µs", x);
   } else if (k == "cpu_load") {
     label = "audio callback CPU", text = fmt("%.1f%% of one core", 100.0 * x);
-  } else if (k == "uptime_s") {
-    label = "uptime", text = fmt_uptime(x);
+  } else if (k == "uptime_s") {  // and the totals: across a lost device's hand-overs to a new image
+    label = "uptime", text = fmt_uptime(x) + " (since the service started; the counters too)";
   } else if (k == "voice_underrun_age_s" || k == "device_underflow_age_s") {
     label = k[0] == 'v' ? "last voice underrun" : "last device underflow";
     text = x < 0 ? "none since start" : fmt_uptime(x) + " ago";
@@ -400,7 +401,13 @@ std::string status_summary(const StatusFields& f) {
     if (budget > 0) t += " (" + fmt("%.1f", 100.0 * us / budget) + "% of the " + fmt("%.0f", budget) + " µs budget)";
     rows.push_back({"  callback p99", t});
   }
-  if (has("uptime_s")) rows.push_back({"  uptime", fmt_uptime(field_number(f, "uptime_s"))});
+  if (has("uptime_s")) {  // a lost device hands over to a new image: uptime and counters go on
+    const auto losses = static_cast<std::int64_t>(field_number(f, "device_losses"));
+    rows.push_back({"  uptime", fmt_uptime(field_number(f, "uptime_s")) +
+                                    (losses > 0 ? " (since the service started; counters too, across the device's "
+                                                  "hand-overs)"
+                                                : "")});
+  }
   if (field_number(f, "tone_hz") > 0) rows.push_back({"  test tone", fmt("%.0f Hz", field_number(f, "tone_hz"))});
   if (field_number(f, "state_save_failing") > 0) rows.push_back({"  state file", "NOT being saved (see the log)"});
   // With --stretch-method time_stretch: how much of the shared stretching is in use.

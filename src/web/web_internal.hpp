@@ -128,6 +128,9 @@ struct Shared : std::enable_shared_from_this<Shared> {
   std::map<std::string, StaticFile> files;  // target → file
   engine::MonitorTap* tap = nullptr;
   std::vector<std::weak_ptr<Listener>> audio, events;
+  // [network] The last events broadcast (event_backlog.hpp): a page connecting with ?since=SEQ
+  // gets those after SEQ first. Carried across a device hand-over (WebServer::carry_events).
+  EventBacklog backlog;
   std::vector<std::weak_ptr<Session>> sessions;  // every open connection (stop() closes them)
   // Open connections per client address (HTTP and WebSocket): one address may hold at most its
   // share of max_clients, so one client cannot lock everyone else out. Counted on accept
@@ -144,6 +147,7 @@ struct Shared : std::enable_shared_from_this<Shared> {
   // An event broadcast to /ws/events at most (a /stemd/list answer to a page, 266 KB with long
   // names, was sent whole to every listener: outside pass 24); a longer one is cut (event_json).
   static constexpr std::size_t kMaxEventBytes = 16 * 1024;
+  static constexpr std::size_t kStampBytes = 64;  // {"seq":…,"time_ms":…, at most
   bool stopping = false;
   // [control] GET /api/status's voices, kept for pollers asking within kVoicesKeepMs while
   // nothing was sent to the engine or came back from it (Controller::changes()), and in any case
@@ -196,7 +200,9 @@ struct Shared : std::enable_shared_from_this<Shared> {
   // [control] see WebServer::deliver; `bad`: a JSON type refused (Router::refused_a_json_type).
   void deliver(const control::Outgoing& o, bool bad = false);
   void broadcast_audio(Bytes msg);
-  void broadcast_event(const std::string& json);
+  // `json` ({"event":…}) numbered and stamped, sent to every events listener and kept in the
+  // backlog (`small`: the same cut to EventBacklog::kMaxBytes when `json` is longer).
+  void broadcast_event(const std::string& json, const std::string& small);
   std::size_t live(std::vector<std::weak_ptr<Listener>>& v);  // prunes closed ones
   std::size_t listener_queue_chunks() const;
   // One more connection from `host`, unless it holds its share already (then false).

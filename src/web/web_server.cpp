@@ -308,9 +308,16 @@ void Shared::broadcast_audio(Bytes msg) {
   }
 }
 
-void Shared::broadcast_event(const std::string& json) {
+void Shared::broadcast_event(const std::string& json, const std::string& small) {
+  const std::int64_t now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  const std::uint64_t seq = backlog.take_seq();
+  auto msg = std::make_shared<const std::string>(EventBacklog::stamp(json, now_ms, seq));
+  // A long one is kept cut (`small`); one whose address and reason alone are too long, as a mark.
+  if (!backlog.add(seq, now_ms, small.empty() ? *msg : EventBacklog::stamp(small, now_ms, seq)))
+    backlog.add(seq, now_ms, EventBacklog::stamp(R"x({"event":"(too long to keep)","args":[]})x", now_ms, seq));
   if (live(events) == 0) return;
-  auto msg = std::make_shared<const std::string>(json);
   for (auto& w : events) {
     if (auto l = w.lock()) l->push(msg);
   }
@@ -331,11 +338,15 @@ void Shared::deliver(const control::Outgoing& o, bool bad) {
     } else {
       broadcast = event_json(data, !event, kMaxEventBytes);
     }
-    if (event) return self->broadcast_event(broadcast);
+    // What the backlog keeps of a long one (its seq and time take ≈ 50 bytes more).
+    const std::string small = broadcast.size() + kStampBytes <= EventBacklog::kMaxBytes
+                                  ? std::string()
+                                  : event_json(data, !event, EventBacklog::kMaxBytes - kStampBytes);
+    if (event) return self->broadcast_event(broadcast, small);
     auto it = self->pending.find(id);
     auto done = std::move(it->second);
     self->pending.erase(it);
-    self->broadcast_event(broadcast);  // what a page did, for every page's log
+    self->broadcast_event(broadcast, small);  // what a page did, for every page's log
     done(std::move(json), bad);
   });
 }
@@ -485,6 +496,12 @@ std::function<void(const control::Outgoing&)> WebServer::sink() const {
 }
 
 const WebStats& WebServer::stats() const { return sh_->stats; }
+
+std::vector<PastEvent> WebServer::past_events() const { return sh_->backlog.after(0); }
+
+void WebServer::carry_events(const std::vector<PastEvent>& events) {
+  for (const PastEvent& e : events) sh_->backlog.add(e.seq, e.unix_ms, e.json);
+}
 
 std::string WebServer::listings_running() const { return sh_->lister ? sh_->lister->running() : std::string(); }
 

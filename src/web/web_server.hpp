@@ -10,7 +10,9 @@
 //                                              {"reply":"/done"|"/fail","address":…,"args":[…]}
 //   GET  /ws/audio                             WebSocket: a text header, then binary chunks
 //                                              (8-byte LE stream frame + int16 LE stereo)
-//   GET  /ws/events                            WebSocket: notifications as JSON text
+//   GET  /ws/events[?since=SEQ]                WebSocket: notifications as JSON text, each
+//                                              numbered ("seq"); with `since`, the kept ones
+//                                              after SEQ first (event_backlog.hpp)
 // HEAD is answered on every GET path as the GET (no body); refusals are JSON {"error": reason}.
 //
 // Threads: [network] the server's own thread runs every socket; what the Router and the
@@ -30,6 +32,7 @@
 #include "control/media_policy.hpp"
 #include "control/net.hpp"
 #include "control/router.hpp"
+#include "web/event_backlog.hpp"
 #include "web/web_host.hpp"
 
 #include <atomic>
@@ -128,6 +131,11 @@ class WebServer {
   // The same as a function for app::Instance::set_local_sink (safe to call after stop()).
   std::function<void(const control::Outgoing&)> sink() const;
   const WebStats& stats() const;
+  // [main] The events kept (event_backlog.hpp), oldest first: after stop(), for the hand-over.
+  std::vector<PastEvent> past_events() const;
+  // [main] Before start(): those of the previous image (a hand-over), kept as if broadcast here;
+  // the numbers go on from theirs. Those out of order or too long are left out.
+  void carry_events(const std::vector<PastEvent>& events);
   // [main] The file browser's listings running now, by folder, the lost ones marked ("" when none).
   std::string listings_running() const;
   // [main] Tests only, before start(): no flag, config key or request reaches it. Called on the

@@ -41,7 +41,9 @@ class WsListener : public Listener, public std::enable_shared_from_this<WsListen
     (audio_ ? sh_->stats.listeners : sh_->stats.event_clients).fetch_sub(1);
   }
 
-  void accept(http::request<http::string_body> req, std::string first) {
+  // `since`: the events after this number are sent first (an events listener that asked:
+  // ?since=SEQ; -1 none).
+  void accept(http::request<http::string_body> req, std::string first, std::int64_t since = -1) {
     (audio_ ? sh_->stats.listeners : sh_->stats.event_clients).fetch_add(1);
     // Pinged after half the idle time-out without a frame from the client, closed after the whole
     // (Beast: any frame read, a pong included, restarts it). Before, an idle events socket had no
@@ -66,6 +68,10 @@ class WsListener : public Listener, public std::enable_shared_from_this<WsListen
       sh_->live(sh_->events);  // the closed ones go first: a quiet daemon broadcasts nothing that prunes them
       sh_->events.push_back(shared_from_this());
       sh_->stats.listeners_held.store(sh_->events.size() + sh_->audio.size());
+      if (since >= 0) {  // what it missed, first (and before any event broadcast from now on)
+        for (PastEvent& e : sh_->backlog.after(static_cast<std::uint64_t>(since)))
+          push(std::make_shared<const std::string>(std::move(e.json)));
+      }
     }
     ws_.async_accept(req, [self = shared_from_this(), first = std::move(first)](beast::error_code ec) {
       if (ec) return;
@@ -275,10 +281,23 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
       return reply(http::status::service_unavailable, error_json("too many audio listeners (--http-max-listeners " +
                                                                  std::to_string(sh_->cfg.max_listeners) + ")"));
     }
+    // /ws/events?since=SEQ: the kept events after SEQ come first (event_backlog.hpp).
+    std::int64_t since = -1;
+    if (!audio) {
+      std::map<std::string, std::string> q;
+      std::string error;
+      if (!url_query(std::string_view(req.target().data(), req.target().size()), q, error)) return bad_request(error);
+      if (auto it = q.find("since"); it != q.end()) {
+        const std::string& v = it->second;
+        if (v.empty() || v.size() > 18 || v.find_first_not_of("0123456789") != std::string::npos)
+          return bad_request("since: the number of the last event seen (digits)");
+        since = std::stoll(v);
+      }
+    }
     counted_ = false;  // the connection's count moves to the WebSocket
     const std::size_t cap = audio ? sh_->listener_queue_chunks() : kEventQueueMessages;
     auto ws = std::make_shared<WsListener>(sh_, stream_.release_socket(), peer_.host(), audio, cap);
-    ws->accept(parser_->release(), audio ? sh_->audio_header : std::string());
+    ws->accept(parser_->release(), audio ? sh_->audio_header : std::string(), since);
   }
 
   void route(const http::request<http::string_body>& req) {

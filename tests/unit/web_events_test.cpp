@@ -16,6 +16,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace stemd::test {
 namespace {
@@ -84,6 +85,58 @@ TEST(WebEvents, EveryEventAfterThe101ReachesTheClient) {
   }
   beast::error_code ec;
   ws.next_layer().socket().close(ec);
+}
+
+// Outside pass 28, user L4: a page whose socket closed with a lost device's hand-over never saw
+// /stemd/device/lost (the new image did not know of it). The server keeps its last events, those
+// of the previous image carried in (carry_events), and sends a socket that asks with ?since=SEQ
+// those after SEQ first, numbered on; one that does not ask gets none of them.
+TEST(WebEvents, APageAskingSinceItsLastEventGetsWhatItMissedFirst) {
+  WebRig w;
+  std::vector<web::PastEvent> carried;
+  for (std::uint64_t s = 1; s <= 3; ++s) {
+    const std::string json = web::EventBacklog::stamp(
+        s == 3 ? R"({"event":"/stemd/device/lost","args":["gone"]})" : R"({"event":"/x","args":[]})", 1000, s);
+    carried.push_back({s, 1000, json});
+  }
+  w.web.carry_events(carried);
+  std::string error;
+  ASSERT_TRUE(w.start(error)) << error;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (w.subscribers() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(w.subscribers(), 1u);
+  net::io_context io;
+  auto read_json = [&](beast::websocket::stream<beast::tcp_stream>& ws) {
+    beast::flat_buffer buf;
+    ws.next_layer().expires_after(std::chrono::seconds(30));  // a hang guard, not a measure
+    ws.read(buf);
+    return Json::parse(beast::buffers_to_string(buf.data()), nullptr, false);
+  };
+  beast::websocket::stream<beast::tcp_stream> page(io), plain(io);
+  page.next_layer().connect(tcp::endpoint(net::ip::address_v4::loopback(), w.web.local_port()));
+  page.handshake("127.0.0.1", "/ws/events?since=1");
+  plain.next_layer().connect(tcp::endpoint(net::ip::address_v4::loopback(), w.web.local_port()));
+  plain.handshake("127.0.0.1", "/ws/events");
+  w.underflow(7);  // the new image's first event
+  Json j = read_json(page);
+  EXPECT_EQ(j.value("seq", 0), 2) << j.dump();
+  j = read_json(page);
+  EXPECT_EQ(j.value("seq", 0), 3) << j.dump();
+  EXPECT_EQ(j.value("event", ""), "/stemd/device/lost") << j.dump();
+  EXPECT_EQ(j.value("time_ms", 0), 1000) << "when the previous image sent it";
+  j = read_json(page);
+  EXPECT_EQ(j.value("seq", 0), 4) << "numbered on from the carried ones: " << j.dump();
+  EXPECT_EQ(j.value("event", ""), "/stemd/device/underflow") << j.dump();
+  j = read_json(plain);
+  EXPECT_EQ(j.value("seq", 0), 4) << "without ?since, only what comes from now: " << j.dump();
+  // A since that is not a number is refused, as a bad query is.
+  beast::websocket::stream<beast::tcp_stream> bad(io);
+  bad.next_layer().connect(tcp::endpoint(net::ip::address_v4::loopback(), w.web.local_port()));
+  beast::error_code ec;
+  bad.handshake("127.0.0.1", "/ws/events?since=-1", ec);
+  EXPECT_TRUE(ec) << "a WebSocket opened with since=-1";
 }
 
 }  // namespace
