@@ -43,12 +43,7 @@ TEST(WebEvents, EveryEventAfterThe101ReachesTheClient) {
   });
   std::string error;
   ASSERT_TRUE(w.start(error)) << error;
-  // The server's own subscription (/stemd/notify 1 from its in-process peer) is made on start.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (w.subscribers() == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  ASSERT_EQ(w.subscribers(), 1u);
+  ASSERT_EQ(w.wait_subscribed(), 1u);
 
   net::io_context io;
   beast::websocket::stream<beast::tcp_stream> ws(io);
@@ -102,11 +97,7 @@ TEST(WebEvents, APageAskingSinceItsLastEventGetsWhatItMissedFirst) {
   w.web.carry_events(carried);
   std::string error;
   ASSERT_TRUE(w.start(error)) << error;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (w.subscribers() == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  ASSERT_EQ(w.subscribers(), 1u);
+  ASSERT_EQ(w.wait_subscribed(), 1u);
   net::io_context io;
   auto read_json = [&](beast::websocket::stream<beast::tcp_stream>& ws) {
     beast::flat_buffer buf;

@@ -13,10 +13,12 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <future>
 #include <string>
+#include <thread>
 #include <utility>
 
 namespace stemd::test {
@@ -63,6 +65,15 @@ struct WebRig {
     std::size_t n = 0;
     on_control([&] { n = rig.router.subscribers(); });
     return n;
+  }
+  // The server's own subscription (/stemd/notify 1 from its in-process peer) is made on start:
+  // the count once it is there (1), or what it is after 30 s.
+  std::size_t wait_subscribed() {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (subscribers() == 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return subscribers();
   }
   // A device underflow as the OSC server's tick reports one (osc_server.cpp).
   void underflow(std::int64_t total) {
