@@ -143,10 +143,11 @@ void add_output_options(CLI::App& app, Options& o) {
   app.add_option("-b,--buffer-size", o.buffer_size, latency_help())
       ->transform(int_range(16, 8192));  // no default shown: the preset or the board decides
   app.add_flag("--list-devices", o.list_devices, "List PortAudio's output devices and exit");
-  app.add_option("--on-device-loss", o.on_device_loss,
-                 "When the output device goes away: recover (keep every source, level and voice, retry the "
-                 "device every 0.5 s doubling to 5 s, play on where it stopped) or exit (status 3, for a "
-                 "service manager to restart)")
+  app.add_option(
+         "--on-device-loss", o.on_device_loss,
+         "When the output device goes away: recover (keep every source, level and voice, retry the "
+         "device every 0.5 s for 30 s, then doubling to 5 s, play on where it stopped) or exit (status 3, for a "
+         "service manager to restart)")
       ->check(CLI::IsMember({"recover", "exit"}))
       ->capture_default_str();
 }

@@ -178,7 +178,7 @@ void DaemonRun::hand_over(const std::string& why) {
   }
   spdlog::error(
       "the audio device stopped: {} — keeping the state; stemd restarts its audio side and retries the "
-      "device every 0.5 s, doubling to 5 s",
+      "device every 0.5 s for 30 s, then doubling to 5 s",
       why);
   systemd_.status("audio device lost (" + why + "), retrying");
   {
@@ -341,7 +341,7 @@ void DaemonRun::follow_output_latency(bool at_start) {
       latency * 1000.0, latency * rate_);
 }
 
-// One attempt to open and start the device again (0.5 s, doubling to every 5 s): the helper
+// One attempt to open and start the device again (every 0.5 s for 30 s, then doubling to every 5 s): the helper
 // opens it first (device_probe.hpp), looked at on each pass while it runs; once it answered, the
 // device is opened here.
 void DaemonRun::retry_device(std::uint64_t cb, Clock::time_point now) {
@@ -395,7 +395,9 @@ void DaemonRun::device_back(std::uint64_t cb, Clock::time_point now) {
 }
 
 void DaemonRun::device_not_back(const std::string& e, Clock::time_point now) {
-  if (attempts_ == 1 || attempts_ % 12 == 0) {
+  // Said at the first attempt, at the end of the half-second ones, then once a minute or so.
+  if (attempts_ == 1 || attempts_ == kSteadyAttempts ||
+      (attempts_ > kSteadyAttempts && (attempts_ - kSteadyAttempts) % 12 == 0)) {
     spdlog::info("audio device {} (attempt {}): {}; next attempt in {:.1f} s",
                  device_.state() == control::DeviceState::kWaiting ? "not there yet" : "not back yet", attempts_, e,
                  std::min(backoff_s_, 5.0));
@@ -407,7 +409,7 @@ void DaemonRun::device_not_back(const std::string& e, Clock::time_point now) {
     device_.set_reason(e);
   }
   next_attempt_ = now + std::chrono::milliseconds(static_cast<int>(backoff_s_ * 1000));
-  backoff_s_ = std::min(backoff_s_ * 2, 5.0);
+  if (attempts_ >= kSteadyAttempts) backoff_s_ = std::min(backoff_s_ * 2, 5.0);
 }
 
 }  // namespace stemd::app

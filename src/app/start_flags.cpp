@@ -291,7 +291,7 @@ int DaemonRun::run_script() {
       return 2;
     }
   }
-  spdlog::info("--script {}: {} messages scheduled", o_.script, lines.size());
+  spdlog::info("--script {}: {} message{} scheduled", o_.script, lines.size(), lines.size() == 1 ? "" : "s");
   return -1;
 }
 

@@ -181,7 +181,8 @@ int DaemonRun::open_backend() {
       const std::string why = !o_.device.empty() ? "the device '" + o_.device + "' is configured"
                                                  : "--backend portaudio was asked for, not auto";
       spdlog::warn(
-          "waiting for the audio device {}: {} — stemd answers OSC meanwhile, retries every 0.5 s doubling to 5 s "
+          "waiting for the audio device {}: {} — stemd answers OSC meanwhile, retries every 0.5 s for 30 s, then "
+          "doubling to 5 s, "
           "and plays as soon as it appears (no fallback to the null backend: {})",
           wanted_, err_, why);
       // The engine is built for one rate and buffer size: the device is opened at them when it appears.

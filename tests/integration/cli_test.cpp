@@ -1273,6 +1273,17 @@ TEST(Cli, AScriptsLinesRunInTimeOrderNotFileOrder) {
   ASSERT_EQ(r.exit_code, 0) << r.output.substr(0, 3000);
   EXPECT_EQ(r.output.find("not loaded"), std::string::npos) << r.output.substr(0, 3000);
   EXPECT_NE(r.output.find("loaded id 1 'a'"), std::string::npos) << r.output.substr(0, 3000);
+  EXPECT_NE(r.output.find(": 3 messages scheduled"), std::string::npos) << r.output.substr(0, 3000);
+}
+
+// One line is one message, not "1 messages" (outside pass 29, user L6).
+TEST(Cli, AOneLineScriptSaysOneMessage) {
+  TempDir dir;
+  std::ofstream(dir.file("s.txt")) << "0 /stemd/master 0.5\n";
+  const auto r = run_stemd("--config none --backend render --render-to " + dir.file("out.wav") +
+                           " --duration 0.1 --script " + dir.file("s.txt"));
+  ASSERT_EQ(r.exit_code, 0) << r.output.substr(0, 3000);
+  EXPECT_NE(r.output.find(": 1 message scheduled"), std::string::npos) << r.output.substr(0, 3000);
 }
 }  // namespace
 }  // namespace stemd::test
