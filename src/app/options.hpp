@@ -113,6 +113,7 @@ struct Options {
   double bpm = 120.0;         // --bpm: base tempo
   bool bpm_given = false;     // --bpm on the command line or in the config file (a tempo in use)
   int meter = 4;              // --meter: beats per bar
+  double quantize = 0;        // --quantize: starts on multiples of this many beats from the start (0 = off)
   bool link = false;          // --link: join the Ableton Link session (tempo, beat, phase)
   bool watch = false;
   double health_interval = 60;  // --health-interval: seconds between info health lines (0 = only on trouble) //

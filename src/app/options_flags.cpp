@@ -431,6 +431,18 @@ void add_deck_options(CLI::App& app, Options& o) {
   app.add_option("--levels", o.levels, "Deck A, B, C, D levels")->expected(4)->check(CLI::Range(0.0f, 4.0f));
   app.add_option("--bpm", o.bpm, "Base tempo of the clock (bpm)")->check(CLI::Range(1.0, 999.0))->capture_default_str();
   app.add_option("--meter", o.meter, "Beats per bar")->check(CLI::Range(1, 64))->capture_default_str();
+  app.add_option("--quantize", o.quantize,
+                 "Start plays on the next multiple of this many beats from the start, as /stemd/quantize does "
+                 "(0 = off; with --link, on the session's grid): boxes that share a beat grid keep it after a "
+                 "reboot without a state file")
+      ->check(CLI::Validator(
+          [](const std::string& v) {
+            const double b = std::strtod(v.c_str(), nullptr);
+            return b == 0 || (b >= 1.0 / 64 && b <= 256) ? std::string() : std::string("0 (off) or 1/64 .. 256 beats");
+          },
+          ""))
+      ->type_name("BEATS")
+      ->capture_default_str();
   app.add_flag("--link", o.link,
                "Join the Ableton Link session on the local network (UDP multicast 224.76.78.75:20808): the tempo "
                "follows it, /set_tempo sets it for every peer, quantised starts land on its beats (docs/sync.md)");

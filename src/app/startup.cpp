@@ -340,6 +340,7 @@ int DaemonRun::router_config(control::RouterConfig& rc, bool& media_loopback_onl
   rc.tone_level = std::pow(10.0, o_.tone_level_db / 20.0);
   rc.tone_seconds = o_.tone_seconds;
   rc.meter = o_.meter;
+  rc.quantum = o_.quantize;
   rc.link = o_.link;
   rc.eq_enabled = !o_.disable_filters;
   if (o_.filters_off_by_default) {  // the flag that started crowdstream mode, not always --port

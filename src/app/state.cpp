@@ -216,6 +216,7 @@ DaemonState capture_state(const control::Controller& ctl, const control::Router&
   s.meter = router.meter();
   s.base_meter = rc.meter;
   s.quantum = router.quantum_beats();
+  s.base_quantum = rc.quantum;
   std::vector<control::SourceInfo> infos = ctl.sources();
   s.sources.reserve(infos.size());
   for (control::SourceInfo& src : infos) {
@@ -351,7 +352,8 @@ std::string format_state(const DaemonState& s, const std::string& writer) {
   }
   for (const std::string& line : s.held) out += line + "\n";
   // After the voices: restored players start at once, not on the next quantum.
-  if (s.quantum > 0) out += "/stemd/quantize " + fmt_double(s.quantum) + "\n";
+  // (0 too when --quantize set one: a client's "off" outlives the flag's start value.)
+  if (s.quantum > 0 || s.base_quantum > 0) out += "/stemd/quantize " + fmt_double(s.quantum) + "\n";
   out += "end\n";
   return out;
 }

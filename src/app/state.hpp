@@ -86,11 +86,12 @@ struct DaemonState {
   std::array<std::array<float, 3>, 4> eq{{{1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}}};
   StateFade master_fade;  // master and decks: the level set; a fade under way here
   std::array<StateFade, 4> deck_fades{};
-  double bpm = 0;       // the clock's tempo; written when it differs from base_bpm
-  double base_bpm = 0;  // --bpm (not written)
-  int meter = 0;        // beats per bar; written when it differs from base_meter
-  int base_meter = 0;   // --meter (not written)
-  double quantum = 0;   // /stemd/quantize beats
+  double bpm = 0;           // the clock's tempo; written when it differs from base_bpm
+  double base_bpm = 0;      // --bpm (not written)
+  int meter = 0;            // beats per bar; written when it differs from base_meter
+  int base_meter = 0;       // --meter (not written)
+  double quantum = 0;       // /stemd/quantize beats
+  double base_quantum = 0;  // --quantize (not written)
   std::vector<StateSource> sources;
   std::vector<StateVoice> voices;
   // Sources the state file named whose files were missing at start (a disk mounted late), with

@@ -79,6 +79,7 @@ Router::Router(Controller& ctl, const RouterConfig& cfg, const MediaPolicy& medi
       notifier_(cfg.max_subscribers, cfg.subscription_ttl_s),
       crowdstream_(*this),
       native_(*this, crowdstream_) {
+  tempo_.set_quantum(cfg.quantum);  // --quantize (a state file's /stemd/quantize comes after)
   crowdstream_.register_into(table_);
   native_.register_into(table_);
   cpu_prev_ns_ = ctl_.engine().metrics().callback_ns_total.load();

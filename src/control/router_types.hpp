@@ -41,6 +41,7 @@ struct RouterConfig {
   double bpm = 120.0;               // base tempo (--bpm)
   bool bpm_set = false;             // --bpm given (flag or config file): a tempo is in use from the start
   int meter = 4;                    // beats per bar (--meter)
+  double quantum = 0;               // --quantize: /stemd/quantize's beats at start (0 = off)
   // --link: join the Ableton Link session (link_session.hpp): the tempo clock follows it,
   // /set_tempo sets it, quantised starts land on its beats. (Link's start/stop sync is not used.)
   bool link = false;
