@@ -157,7 +157,7 @@ void DaemonRun::restart_resumed_voices() {
   // The beat went on while the device was away: from the engine frame now (the device's again).
   if (resume_.beat_ns > 0)
     router.carry_beat(resume_.beat, Clock::time_point(std::chrono::nanoseconds(resume_.beat_ns)));
-  int voices = 0, back = 0, paused = 0, failed = 0, on_bar = 0;
+  int voices = 0, back = 0, paused = 0, failed = 0, on_bar = 0, paused_on_bar = 0;
   for (std::size_t i = 0; i < resume_voices_.size(); ++i) {
     const StateMessage& sm = resume_voices_[i];
     const bool start = sm.message.address == "/stemd/play" || sm.message.address == "/stemd/play_region";
@@ -169,7 +169,7 @@ void DaemonRun::restart_resumed_voices() {
       // A voice paused before its bar is counted as waiting for it (once, not twice).
       const bool waits = i >= resume_quantised_from_;
       on_bar += start && waits ? 1 : 0;
-      paused += sm.message.address == "/stemd/pause" && !waits ? 1 : 0;
+      (waits ? paused_on_bar : paused) += sm.message.address == "/stemd/pause" ? 1 : 0;
       spdlog::debug("resume: {}", base::log_escape(sm.message.to_string(), 600));
     } else {
       ++failed;
@@ -180,7 +180,10 @@ void DaemonRun::restart_resumed_voices() {
   router.set_unquantised(false);
   if (!resume_voices_.empty()) {
     spdlog::info("resume: {} of {} voices back at their frames: {} playing, {} paused{}{}", back, voices,
-                 back - paused - on_bar, paused, on_bar > 0 ? fmt::format(", {} starting on the next bar", on_bar) : "",
+                 back - paused - on_bar, paused,
+                 on_bar == 0          ? std::string()
+                 : paused_on_bar == 0 ? fmt::format(", {} starting on the next bar", on_bar)
+                                      : fmt::format(", {} starting on the next bar ({} paused)", on_bar, paused_on_bar),
                  failed > 0 ? fmt::format(" ({} of their messages failed)", failed) : std::string());
   }
   resume_voices_.clear();
