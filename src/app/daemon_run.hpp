@@ -110,7 +110,8 @@ class DaemonRun {
   void restore_state();
   void hook_state_poll();
   void resume_session();
-  void restart_resumed_voices();                                                                     // [control]
+  void restart_resumed_voices();            // [control]
+  void add_unplayed(DaemonState& s) const;  // [control] resume_voices_ not replayed yet, as read
   bool route_start_message(const std::string& flag, const control::OscMessage& m, std::int64_t at);  // [control]
   // A start-up file's load on the opener threads, under --load-timeout; `stopped`: a stop
   // signal came while it waited (stop_reason_ says which).
@@ -184,6 +185,9 @@ class DaemonRun {
   int rate_ = 48000;
   double budget_ms_ = 0;
   std::vector<StateMessage> resume_voices_;
+  // The first of resume_voices_ that came after /stemd/quantize in the hand-over: voices still
+  // waiting for their bar, replayed quantised (the rest at once).
+  std::size_t resume_quantised_from_ = SIZE_MAX;
   std::vector<int> slots_;
   std::vector<float> deck_levels_;
   ServiceNotifier systemd_;

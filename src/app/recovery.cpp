@@ -110,6 +110,7 @@ void DaemonRun::resume_session() {
         resume_voices_.push_back(std::move(sm));
         continue;
       }
+      if (sm.message.address == "/stemd/quantize") resume_quantised_from_ = resume_voices_.size();
       const control::OscMessage reply = router.handle(sm.message, control::Peer{});
       if (reply.address == "/done") {
         ++restored;
@@ -126,6 +127,8 @@ void DaemonRun::resume_session() {
     spdlog::info("resume: {} settings and sources restored ({} failed), {} voices to restart", restored, failed,
                  voices);
     router.set_waiting_voices(waiting_voices(resume_voices_));
+    // Until they are replayed, a state file written meanwhile (and a second hand-over) keeps them.
+    if (state_) state_->set_add_unplayed([this](DaemonState& s) { add_unplayed(s); });
   }
   // Until the device runs again the beat goes on with wall time (status); then from its frames.
   if (resume_.beat_ns > 0) router.beat_away(resume_.beat, Clock::time_point(std::chrono::nanoseconds(resume_.beat_ns)));
@@ -133,25 +136,40 @@ void DaemonRun::resume_session() {
   resubscribe(router);
 }
 
+// [control] The voices not replayed yet — the device has not run long enough since it came back —
+// as they were read: none of them moved. A device lost again meanwhile hands them over again, and
+// the state file keeps them (outside pass 29, H1: both had lost every voice).
+void DaemonRun::add_unplayed(DaemonState& s) const {
+  for (std::size_t i = 0; i < resume_voices_.size(); ++i) {
+    (i < resume_quantised_from_ ? s.unplayed : s.unplayed_starting).push_back(state_line(resume_voices_[i].message));
+  }
+}
+
 // [control] The voices of the previous image play again, each from its saved frame and at once:
 // /stemd/quantize (restored with the settings) does not hold them for the next bar, which only
-// added silence (outside pass 28, user M1). The log counts voices (a /stemd/pause is a message of
-// a voice, not another one: user L3).
+// added silence (outside pass 28, user M1). Those that had not started yet — after /stemd/quantize
+// in the hand-over, waiting for their bar — wait for the next bar of the carried beat again (outside
+// pass 29, M1: they started at once, off the grid). The log counts voices (a /stemd/pause is a
+// message of a voice, not another one: user L3).
 void DaemonRun::restart_resumed_voices() {
   control::Router& router = inst_->router();
   router.set_waiting_voices({});
   // The beat went on while the device was away: from the engine frame now (the device's again).
   if (resume_.beat_ns > 0)
     router.carry_beat(resume_.beat, Clock::time_point(std::chrono::nanoseconds(resume_.beat_ns)));
-  router.set_unquantised(true);
-  int voices = 0, back = 0, paused = 0, failed = 0;
-  for (const StateMessage& sm : resume_voices_) {
+  int voices = 0, back = 0, paused = 0, failed = 0, on_bar = 0, paused_on_bar = 0;
+  for (std::size_t i = 0; i < resume_voices_.size(); ++i) {
+    const StateMessage& sm = resume_voices_[i];
     const bool start = sm.message.address == "/stemd/play" || sm.message.address == "/stemd/play_region";
     voices += start ? 1 : 0;
+    router.set_unquantised(i < resume_quantised_from_);
     const control::OscMessage reply = router.handle(sm.message, control::Peer{});
     if (reply.address == "/done") {
       back += start ? 1 : 0;
-      paused += sm.message.address == "/stemd/pause" ? 1 : 0;
+      // A voice paused before its bar is counted as waiting for it (once, not twice).
+      const bool waits = i >= resume_quantised_from_;
+      on_bar += start && waits ? 1 : 0;
+      (waits ? paused_on_bar : paused) += sm.message.address == "/stemd/pause" ? 1 : 0;
       spdlog::debug("resume: {}", base::log_escape(sm.message.to_string(), 600));
     } else {
       ++failed;
@@ -161,10 +179,15 @@ void DaemonRun::restart_resumed_voices() {
   }
   router.set_unquantised(false);
   if (!resume_voices_.empty()) {
-    spdlog::info("resume: {} of {} voices back at their frames: {} playing, {} paused{}", back, voices, back - paused,
-                 paused, failed > 0 ? fmt::format(" ({} of their messages failed)", failed) : std::string());
+    spdlog::info("resume: {} of {} voices back at their frames: {} playing, {} paused{}{}", back, voices,
+                 back - paused - on_bar, paused,
+                 on_bar == 0          ? std::string()
+                 : paused_on_bar == 0 ? fmt::format(", {} starting on the next bar", on_bar)
+                                      : fmt::format(", {} starting on the next bar ({} paused)", on_bar, paused_on_bar),
+                 failed > 0 ? fmt::format(" ({} of their messages failed)", failed) : std::string());
   }
   resume_voices_.clear();
+  if (state_) state_->set_add_unplayed({});
 }
 
 // The device is lost: tell everyone, hand the whole state over to a fresh image of stemd, and
@@ -229,15 +252,20 @@ void DaemonRun::hand_over(const std::string& why) {
   // CLOCK_MONOTONIC, the steady clock): the next image's beat goes on from it.
   std::int64_t frame = 0;
   std::uint64_t frame_ns = 0;
-  if (router.link() == nullptr && inst_->engine().metrics().clock.read(frame, frame_ns)) {
+  if (!resume_voices_.empty() && resume_.beat_ns > 0) {
+    // Lost again before its voices were replayed: the beat was not carried onto this image's
+    // frames yet (restart_resumed_voices does it), so the previous one's goes on.
+    r.beat = resume_.beat;
+    r.beat_ns = resume_.beat_ns;
+  } else if (router.link() == nullptr && inst_->engine().metrics().clock.read(frame, frame_ns)) {
     r.beat = router.tempo().beats_at(frame);
     r.beat_ns = static_cast<std::int64_t>(frame_ns);
   }
+  DaemonState handed = capture_state(ctl, router, true);
+  add_unplayed(handed);  // the previous hand-over's voices not replayed yet (a second loss in a row)
   std::string e;
-  if (!write_file_atomic(
-          r.state_path,
-          format_state(capture_state(ctl, router, true), std::string("stemd ") + STEMD_VERSION + " (device hand-over)"),
-          e)) {
+  if (!write_file_atomic(r.state_path,
+                         format_state(handed, std::string("stemd ") + STEMD_VERSION + " (device hand-over)"), e)) {
     spdlog::error("cannot write the hand-over state: {} — exiting instead", e);
     return;
   }

@@ -244,6 +244,7 @@ DaemonState capture_state(const control::Controller& ctl, const control::Router&
     if (std::fabs(static_cast<double>(vi.tempo) - expected) > 1e-4) v.stretch = std::clamp(vi.tempo, 0.25f, 4.0f);
     v.paused = vi.paused;
     v.deck = vi.deck;
+    v.starting = vi.starts_in_s >= 0;  // its play waits in the schedule (its bar, or its time)
     if (vi.loop_end > 0 || vi.loop_start > 0) {
       v.region_start = vi.loop_start;
       v.region_end = vi.loop_end > 0 ? vi.loop_end : vi.total_frames;
@@ -257,13 +258,14 @@ DaemonState capture_state(const control::Controller& ctl, const control::Router&
 StateChange state_change(const DaemonState& a, const DaemonState& b) {
   // What a restart must have at once: what is loaded, which voices play and how.
   if (a.meter != b.meter || a.quantum != b.quantum || a.sources != b.sources || a.voices.size() != b.voices.size() ||
-      a.held != b.held) {
+      a.held != b.held || a.unplayed != b.unplayed || a.unplayed_starting != b.unplayed_starting) {
     return StateChange::kStructure;
   }
   for (std::size_t i = 0; i < a.voices.size(); ++i) {
     const StateVoice &x = a.voices[i], &y = b.voices[i];
     if (x.id != y.id || x.loop != y.loop || x.paused != y.paused || x.deck != y.deck ||
-        x.region_start != y.region_start || x.region_end != y.region_end || x.region_count != y.region_count) {
+        x.region_start != y.region_start || x.region_end != y.region_end || x.region_count != y.region_count ||
+        x.starting != y.starting) {
       return StateChange::kStructure;
     }
   }
@@ -285,6 +287,37 @@ StateChange state_change(const DaemonState& a, const DaemonState& b) {
 }
 
 // ---------------------------------------------------------------- format
+
+namespace {
+
+// A voice's lines (format_state).
+void append_voice(std::string& out, const StateVoice& v) {
+  const std::string id = std::to_string(v.id);
+  // A player on another deck than its id's (a --play file on deck A) names its deck.
+  const std::string deck = v.deck >= 0 && v.deck < 4 && v.deck != control::deck_of_id(v.id)
+                               ? std::string(" ") + kDeckNames[v.deck]
+                               : std::string();
+  const float start_volume = v.fade.seconds > 0 ? v.fade.now : v.volume;  // then the rest of its fade
+  if (v.region_end > 0) {
+    out += "/stemd/play_region " + id + " " + std::to_string(v.region_start) + " " + std::to_string(v.region_end) +
+           " " + (v.loop ? "true" : "false") + " " + std::to_string(v.region_count) + " " + fmt_float(start_volume) +
+           " frames" + deck + "\n";
+    if (v.position != v.region_start) out += "/stemd/seek " + id + " " + std::to_string(v.position) + " frames\n";
+    if (v.rate != 1.0f) out += "/stemd/rate " + id + " " + fmt_float(v.rate) + " 0\n";
+  } else {
+    out += "/stemd/play " + id + " " + fmt_float(start_volume) + " " + (v.loop ? "true" : "false") + " " +
+           std::to_string(v.position) + " frames " + fmt_float(v.rate) + deck + "\n";
+  }
+  if (v.fade.seconds > 0) {
+    out += "/stemd/fade " + id + " " + fmt_float(v.volume) + " " + fmt_double(v.fade.seconds) + " " +
+           engine::to_string(v.fade.curve) + "\n";
+  }
+  if (v.pan != 0.0f) out += "/stemd/pan " + id + " " + fmt_float(v.pan) + " 0\n";
+  if (v.stretch > 0.0f) out += "/stemd/stretch " + id + " " + fmt_float(v.stretch) + "\n";
+  if (v.paused) out += "/stemd/pause " + id + " 0\n";
+}
+
+}  // namespace
 
 std::string format_state(const DaemonState& s, const std::string& writer) {
   std::string out;
@@ -325,35 +358,20 @@ std::string format_state(const DaemonState& s, const std::string& writer) {
     append_quoted(out, src.name);
     out += '\n';
   }
+  // The voices heard (or paused) first, each from its frame at once; then the settings; the
+  // voices still waiting for their bar after /stemd/quantize, so that they wait for it again.
   for (const StateVoice& v : s.voices) {
-    const std::string id = std::to_string(v.id);
-    // A player on another deck than its id's (a --play file on deck A) names its deck.
-    const std::string deck = v.deck >= 0 && v.deck < 4 && v.deck != control::deck_of_id(v.id)
-                                 ? std::string(" ") + kDeckNames[v.deck]
-                                 : std::string();
-    const float start_volume = v.fade.seconds > 0 ? v.fade.now : v.volume;  // then the rest of its fade
-    if (v.region_end > 0) {
-      out += "/stemd/play_region " + id + " " + std::to_string(v.region_start) + " " + std::to_string(v.region_end) +
-             " " + (v.loop ? "true" : "false") + " " + std::to_string(v.region_count) + " " + fmt_float(start_volume) +
-             " frames" + deck + "\n";
-      if (v.position != v.region_start) out += "/stemd/seek " + id + " " + std::to_string(v.position) + " frames\n";
-      if (v.rate != 1.0f) out += "/stemd/rate " + id + " " + fmt_float(v.rate) + " 0\n";
-    } else {
-      out += "/stemd/play " + id + " " + fmt_float(start_volume) + " " + (v.loop ? "true" : "false") + " " +
-             std::to_string(v.position) + " frames " + fmt_float(v.rate) + deck + "\n";
-    }
-    if (v.fade.seconds > 0) {
-      out += "/stemd/fade " + id + " " + fmt_float(v.volume) + " " + fmt_double(v.fade.seconds) + " " +
-             engine::to_string(v.fade.curve) + "\n";
-    }
-    if (v.pan != 0.0f) out += "/stemd/pan " + id + " " + fmt_float(v.pan) + " 0\n";
-    if (v.stretch > 0.0f) out += "/stemd/stretch " + id + " " + fmt_float(v.stretch) + "\n";
-    if (v.paused) out += "/stemd/pause " + id + " 0\n";
+    if (!v.starting) append_voice(out, v);
   }
+  for (const std::string& line : s.unplayed) out += line + "\n";
   for (const std::string& line : s.held) out += line + "\n";
   // After the voices: restored players start at once, not on the next quantum.
   // (0 too when --quantize set one: a client's "off" outlives the flag's start value.)
   if (s.quantum > 0 || s.base_quantum > 0) out += "/stemd/quantize " + fmt_double(s.quantum) + "\n";
+  for (const StateVoice& v : s.voices) {
+    if (v.starting) append_voice(out, v);
+  }
+  for (const std::string& line : s.unplayed_starting) out += line + "\n";
   out += "end\n";
   return out;
 }

@@ -78,6 +78,10 @@ struct StateVoice {
   // not its id's own (a --play file, id 1, plays on deck A: /stemd/play's deck argument).
   int deck = -1;
   StateFade fade{};
+  // Its start still waits in the schedule (a quantised start: /stemd/voices lists it `starting`):
+  // not heard yet, so written after /stemd/quantize — restored, it starts on the next bar of the
+  // beat, not at once and off the grid (outside pass 29, M1). Its position is where it will start.
+  bool starting = false;
 };
 
 struct DaemonState {
@@ -97,6 +101,12 @@ struct DaemonState {
   // Sources the state file named whose files were missing at start (a disk mounted late), with
   // their voice lines: written on as they were read, and tried again until they load.
   std::vector<std::string> held;
+  // The voice lines of a device hand-over that the new image has not replayed yet (it waits for
+  // its device to run: recovery.cpp), as they were read: no callback played them, so their
+  // positions, pauses and levels are still theirs. A second loss, or a state file written
+  // meanwhile, keeps them (outside pass 29, H1). `unplayed_starting`: those that came after
+  // /stemd/quantize (voices still waiting for their bar), written after it again.
+  std::vector<std::string> unplayed, unplayed_starting;
 };
 
 // The state as the controller and router hold it now [control]. Voices only when with_voices.
@@ -228,6 +238,10 @@ class StateKeeper {
   void poll(const control::Controller& ctl, control::Router& router);
   // [control] Queues the state as it is now, changed or not (at shutdown).
   void capture_now(const control::Controller& ctl, const control::Router& router);
+  // [control, or before the control thread starts] What capture() adds to the state it takes from
+  // the controller and router, with --restore-voices: a hand-over's voices not replayed yet
+  // (DaemonState::unplayed). Empty: nothing.
+  void set_add_unplayed(std::function<void(DaemonState&)> add) { add_unplayed_ = std::move(add); }
   // [main] Formats and writes what was queued, if anything — within the write budget
   // (Config::budget_bytes_per_min; held back: said once, and the newest state waits). A failure
   // is logged (once until it changes or succeeds again) and retried at the next flush; the
@@ -303,6 +317,7 @@ class StateKeeper {
   std::chrono::steady_clock::time_point last_retry_{};
 
   Config cfg_;
+  std::function<void(DaemonState&)> add_unplayed_;  // set_add_unplayed
   // control thread
   std::shared_ptr<const DaemonState> last_;  // what was queued last (shared with pending_)
   std::chrono::steady_clock::time_point last_poll_{}, last_queued_{};

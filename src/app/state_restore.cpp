@@ -103,7 +103,17 @@ RestoreReport StateKeeper::restore(control::Router& router, const RestoreHooks& 
     case StateRead::kOk:
       break;
   }
-  for (std::size_t i = 0; i < run.msgs.size() && !interrupted_; ++i) restore_message(run, router, i);
+  // The voices before the file's /stemd/quantize line start at once, at their frames; --quantize's
+  // quantum (the router's from its start) waits for that line — or for the end, in a file that has
+  // none (one saved before --quantize was given).
+  const double flag_quantum = router.quantum_beats();
+  router.set_quantum(0);
+  bool quantum_line = false;
+  for (std::size_t i = 0; i < run.msgs.size() && !interrupted_; ++i) {
+    quantum_line = quantum_line || run.msgs[i].message.address == "/stemd/quantize";
+    restore_message(run, router, i);
+  }
+  if (!quantum_line) router.set_quantum(flag_quantum);
   while (!interrupted_ && (router.anything_in_flight() || !run.later.empty())) restore_pump(run, router);
   if (interrupted_) {
     run.rep.interrupted = true;

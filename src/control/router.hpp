@@ -229,6 +229,9 @@ class Router {
   int meter() const { return tempo_.meter(); }
   double quantum_beats() const { return tempo_.quantum_beats(); }
   const TempoClock& tempo() const { return tempo_; }
+  // [control] /stemd/quantize's beats (0 = off), as the daemon's own: the state restore holds
+  // --quantize's off while the voices before the file's /stemd/quantize line start at once.
+  void set_quantum(double beats) { tempo_.set_quantum(beats); }
   const RouterConfig& config() const { return cfg_; }
   const HandlerTable& handlers() const { return table_; }
   // Called first thing in every tick() — on the control thread, every server pass.

@@ -9,7 +9,12 @@
 #    server's return (the resumed plays waited for the next bar: up to 8 s of silence here), and
 #    voice 2 stays paused and silent (its replayed pause came before its replayed, quantised play
 #    and was lost). Any sound of voice 2 breaks the fixture's positions in the capture.
-#  - The log counts voices, not their messages: "2 of 2 voices back …: 1 playing, 1 paused".
+#  - Just before the loss, /stemd/quantize 64 and voice 3 (the fixture again) played: it waits
+#    for its bar (up to 64 s) through the hand-over. After the return it still waits, for the same
+#    bar of the carried beat (outside pass 29, M1: it was replayed at once, off the grid); its
+#    sound would break voice 1's positions in the capture.
+#  - The log counts voices, not their messages: "3 of 3 voices back …: 1 playing, 1 paused, 1
+#    starting on the next bar".
 #  - Without Link the beat goes on through the hand-over (user L7: it restarted at 0).
 # Exit 0 pass, 1 fail, 77 skip.
 set -uo pipefail
@@ -61,8 +66,16 @@ PY
 
 # The beat count (status, 60 bpm: a beat a second) just before the loss, and when.
 beat() { ctl status --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["beat"])'; }
+ctl send /stemd/quantize 64 >/dev/null || fail "quantize 64"
+ctl load 3 "$D/pos.wav" >/dev/null || fail "load 3"
 beat_before=$(beat) || fail "status"
 t_beat_before=$(date +%s%N)
+started3=$(ctl play 3) || fail "play 3: $started3"
+wait3=$(sed -n 's/.*, in \([0-9.]*\) s.*/\1/p' <<<"$started3")
+[ -n "$wait3" ] || fail "the quantised play 3 does not say when it starts: $started3"
+# Its bar, as a beat count (a beat a second): the next multiple of 64.
+bar3=$(python3 -c "import math; print(64 * math.ceil(($beat_before + $wait3 - 0.5) / 64))")
+echo "$TEST_NAME: voice 3 $started3 (beat $bar3)"
 testbed_kill_jackd  # the device disappears
 testbed_wait_for 5 grep -q "resuming after the audio device was lost" "$D/stemd.log" ||
   fail "no hand-over to a fresh image"
@@ -99,13 +112,30 @@ if abs(b1 - want) > 0.3: sys.exit("the beat did not go on through the hand-over"
 PY
 v2=$(voice 2) || fail "voices"
 [ "$v2" = "0.000 paused" ] || problem "voice 2 after the return: $v2 (want 0.000 paused)"
+# Voice 3 still waits for its bar, the same one: "starting in S s" with the beat + S on it (the
+# beat read just before and just after the list: a slow stemctl under load widens the window).
+b0=$(beat) || fail "status"
+v3=$(ctl voices --json | python3 -c '
+import json, sys
+v = [x for x in json.load(sys.stdin) if x["id"] == 3]
+print(v[0]["state"] if v else "none")') || fail "voices"
+b1=$(beat) || fail "status"
+python3 - "$v3" "$b0" "$b1" "$bar3" <<'PY' || problem "voice 3 after the return (see above)"
+import re, sys
+state, b0, b1, bar = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+m = re.fullmatch(r"starting in ([0-9.]+) s", state)
+if not m: sys.exit(f"voice 3, waiting for its bar at the loss, is {state!r} after the return (want 'starting in …')")
+s = float(m.group(1))  # 60 bpm: a beat a second; the list rounds to 0.1 s
+print(f"voice 3 after the return: {state}: at beat {b0 + s:.2f} .. {b1 + s:.2f} (its bar: {bar:.0f})")
+if not b0 + s - 0.2 <= bar <= b1 + s + 0.2: sys.exit(f"voice 3 does not start on its bar {bar:.0f}")
+PY
 st=$(ctl status --json) || fail "status"
 python3 - "$st" <<'PY' || problem "status after the return"
 import json, sys
 s = json.loads(sys.argv[1])
-if s["voices"] != 2 or s.get("voices_paused") != 1: sys.exit(f"voices {s['voices']}, paused {s.get('voices_paused')}")
+if s["voices"] != 3 or s.get("voices_paused") != 1: sys.exit(f"voices {s['voices']}, paused {s.get('voices_paused')}")
 PY
-grep -q "resume: 2 of 2 voices back at their frames: 1 playing, 1 paused" "$D/stemd.log" ||
+grep -q "resume: 3 of 3 voices back at their frames: 1 playing, 1 paused, 1 starting on the next bar" "$D/stemd.log" ||
   problem "the resume line does not count voices: $(grep 'voices back\|playing again' "$D/stemd.log")"
 [ "$PROBLEMS" = 0 ] || fail "$PROBLEMS problems (see above)"
 echo "$TEST_NAME: PASS"
