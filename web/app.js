@@ -103,6 +103,9 @@ function render(j) {
   $('devstate').textContent = away ? `device ${s.device}${lostFor !== undefined ? ` for ${lostFor.toFixed(1)}\u00a0s` : ''}${s.device_error ? `: ${s.device_error}` : ''}` :
     s.device_losses > 0 ? `device lost ${s.device_losses} time${s.device_losses === 1 ? '' : 's'} since the start${lastLoss}` : '';
   $('devstate').className = away ? 'bad' : s.device_losses > 0 ? 'warn' : '';
+  // Sources of the state file whose files are missing (a USB stick not mounted): why nothing plays,
+  // on the first screen beside the device's state (new-user pass 29, M2).
+  $('waiting').textContent = s.sources_waiting > 0 ? (s.sources_waiting_for || `${s.sources_waiting} sources waiting for their files`) : '';
   $('p99').textContent = s.callback_p99_us.toFixed(0);
   $('budget').textContent = s.budget_us.toFixed(0);
   const frac = s.callback_p99_us / s.budget_us;

@@ -15,6 +15,22 @@
 
 namespace stemd::app {
 
+void warn_if_shut_out(const control::OscServer& server, const std::string& osc_bind, const std::string& allow,
+                      const char* prefix) {
+  if (server.shut_out()) {
+    spdlog::warn(
+        "{}OSC listens on loopback (--osc-bind {}) but --allow {} does not take this machine: no client can reach it "
+        "(stemctl neither) — add it, --allow {},127.0.0.1 (--allow is shared with the web monitor), or bind OSC "
+        "to an address on the network",
+        prefix, osc_bind, allow, allow);
+  } else if (server.local_refused()) {
+    spdlog::warn(
+        "{}OSC listens on every interface (--osc-bind {}) but --allow {} leaves out this machine: stemctl and "
+        "clients here are refused (no reply) — add it: --allow {},127.0.0.1",
+        prefix, osc_bind, allow, allow);
+  }
+}
+
 // The hand-over file goes on every way out: one that ended before resume_session() read it (a
 // stop signal while the device was first asked about, a start-up error) left it in /tmp.
 int DaemonRun::run() {
@@ -57,18 +73,7 @@ int DaemonRun::run_steps() {
           server->describe(), reachable_listener());
     }
   }
-  if (const control::OscServer* server = inst_->server(); server != nullptr && server->shut_out()) {
-    spdlog::warn(
-        "OSC listens on loopback (--osc-bind {}) but --allow {} does not take this machine: no client can reach it "
-        "(stemctl neither) — add it, --allow {},127.0.0.1 (--allow is shared with the web monitor), or bind OSC "
-        "to an address on the network",
-        o_.osc_bind, o_.allow, o_.allow);
-  } else if (server != nullptr && server->local_refused()) {
-    spdlog::warn(
-        "OSC listens on every interface (--osc-bind {}) but --allow {} leaves out this machine: stemctl and "
-        "clients here are refused (no reply) — add it: --allow {},127.0.0.1",
-        o_.osc_bind, o_.allow, o_.allow);
-  }
+  if (const control::OscServer* server = inst_->server()) warn_if_shut_out(*server, o_.osc_bind, o_.allow, "");
   inst_->start_control();  // from here on the control thread owns the Controller and the Router
   if (web_) {
     spdlog::info("{}", web_->describe());  // before its thread runs: the acceptor is then its own

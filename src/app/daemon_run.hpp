@@ -87,6 +87,13 @@ struct HealthCounters {
   bool operator==(const HealthCounters&) const = default;
 };
 
+// An allow-list that leaves this machine out of the OSC socket's reach (stemctl, the web page and
+// every client here get no reply): a warning, at start and after a SIGHUP that applied it
+// (`prefix` "" or "SIGHUP: ") — a reload said only "OSC now allows …" (new-user pass 29, L0).
+// [control, or before the control thread starts]
+void warn_if_shut_out(const control::OscServer& server, const std::string& osc_bind, const std::string& allow,
+                      const char* prefix);
+
 class DaemonRun {
  public:
   DaemonRun(int argc, char** argv) : argc_(argc), argv_(argv) {}

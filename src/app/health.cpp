@@ -108,6 +108,7 @@ void DaemonRun::health_tick(Clock::time_point now) {
   }
   std::string summary = health_summary(h);
   if (const std::string t = state_ ? state_->trouble() : std::string(); !t.empty()) summary += ", " + t;
+  if (const std::string w = state_ ? state_->waiting()->text() : std::string(); !w.empty()) summary += ", " + w;
   if (o_.watch || (o_.health_interval > 0 && now >= next_health_line_)) {
     spdlog::info("health: {}", summary);
     if (fds_) fds_refused_at_line_ = fds_->refused();

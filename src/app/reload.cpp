@@ -114,10 +114,11 @@ void DaemonRun::reload(ConfigInput& config) {
   if (n.allow != live_allow_ && !o_.no_osc) {
     live_allow_ = n.allow;
     control::OscServer* server = inst_->server();
-    inst_->post([server, allow = n.allow] {
+    inst_->post([server, allow = n.allow, bind = o_.osc_bind] {
       std::string pe;
       if (server->set_allow(allow, pe)) {
         spdlog::info("SIGHUP: OSC now allows {}", allow.empty() ? std::string("loopback only") : allow);
+        warn_if_shut_out(*server, bind, allow, "SIGHUP: ");  // as a start with this allow-list warns
       } else {
         spdlog::error("SIGHUP: allow = \"{}\" not applied, the previous allow-list stays: {}", allow, pe);
       }

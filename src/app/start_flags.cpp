@@ -76,8 +76,15 @@ void DaemonRun::hook_state_poll() {
   // whose directory is missing said so once in the log and nowhere after (new-user pass 21).
   // And what it writes: the file's size at the last write and the writes since start (an SD
   // card's wear: outside pass 25, N3).
-  router.set_native_status_extra([failing = state_->save_failing(),
-                                  counters = state_->counters()](std::vector<control::OscArg>& f) {
+  // And the sources it waits for (their files missing at start: a stick not mounted), shown by
+  // stemctl status and list and the web page — before, only a warning at start said why nothing
+  // played (new-user pass 29, M2).
+  router.set_native_status_extra([failing = state_->save_failing(), counters = state_->counters(),
+                                  waiting = state_->waiting()](std::vector<control::OscArg>& f) {
+    f.push_back(control::OscArg::Str("sources_waiting"));
+    f.push_back(control::OscArg::Int(waiting->count.load()));
+    f.push_back(control::OscArg::Str("sources_waiting_for"));
+    f.push_back(control::OscArg::Str(waiting->text()));
     f.push_back(control::OscArg::Str("state_save_failing"));
     f.push_back(control::OscArg::Int(failing->load() ? 1 : 0));
     f.push_back(control::OscArg::Str("state_bytes"));

@@ -484,6 +484,9 @@ StateKeeper::StateKeeper(Config c) : cfg_(std::move(c)) {}
 
 void StateKeeper::poll(const control::Controller& ctl, control::Router& router) {
   const auto now = std::chrono::steady_clock::now();
+  // A held source's retry answered (an opener thread's load): its voice lines go at once, fitted to
+  // the file as it is now (route_held_voices), not at the next look.
+  if (!held_.empty() && !outcomes_->empty()) retry_held(ctl, router);
   if (last_ && now - last_poll_ < std::chrono::seconds(1)) return;
   last_poll_ = now;
   retry_held(ctl, router);

@@ -37,6 +37,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -146,6 +147,20 @@ bool file_may_come_back(control::ErrorKind kind, const std::string& reason);
 // Messages that start or change a voice: restored only with --restore-voices.
 bool is_voice_message(const control::OscMessage& m);
 
+// A voice line of a state file fitted to its file as it is now, `total` FILE frames (a new,
+// shorter edit under the same name): a LOOPING voice saved at or past the file's end restarts
+// where it would be in its loop — its position modulo the loop's length, in file frames of the
+// new file — and a looping region that runs past the end is cut at it (one that starts past it
+// becomes the whole file). `loops` carries each id's loop [start, end) (file frames) from its
+// play line to its seek line. True when the line was changed, `note` saying how; false with a
+// `note` for a voice that does not loop and is past the end (it is refused as before: not
+// restored), or with none when the line fits.
+struct RestoreLoop {
+  std::int64_t start = 0, end = 0;
+};
+bool fit_voice_to_file(control::OscMessage& m, std::int64_t total, std::map<int, RestoreLoop>& loops,
+                       std::string& note);
+
 enum class StateRead { kOk, kMissing, kBad };
 // Reads and parses PATH. kBad with "PATH:LINE: reason" (or "PATH: reason"). kMissing: `error`
 // is state_dir_missing(DIR) (state_io.hpp) when PATH's directory does not exist either.
@@ -182,6 +197,28 @@ struct RestoreHooks {
   // thousand voices fills it.
   std::function<void()> make_room;
 };
+
+// The sources kept because their files were missing at start [any thread]: `count` of them, and
+// `text` — "1 source waiting for its file: PATH: REASON (tried again every 5 s)", or for several
+// "N sources waiting for their files in DIR (the first: …)" — "" when none wait.
+struct WaitingSources {
+  std::atomic<int> count{0};
+  std::string text() const {
+    std::lock_guard<std::mutex> lock(mu);
+    return text_;
+  }
+  void set(int n, std::string t) {
+    std::lock_guard<std::mutex> lock(mu);
+    text_ = std::move(t);
+    count.store(n);
+  }
+
+ private:
+  mutable std::mutex mu;
+  std::string text_;
+};
+// The line of WaitingSources for `paths` and the first one's `reason`, tried every `retry_s`.
+std::string waiting_text(const std::vector<std::string>& paths, const std::string& reason, double retry_s);
 
 // What the keeper has written, for /stemd/status (state_bytes, state_writes) [any thread].
 struct StateCounters {
@@ -275,6 +312,10 @@ class StateKeeper {
   std::shared_ptr<const StateCounters> counters() const { return counters_; }
 
   const std::string& path() const { return cfg_.path; }
+  // [any thread] The sources the state file named whose files are still missing (a disk not
+  // mounted yet): how many, and in a line, for /stemd/status, stemctl status and list, the health
+  // line and the web page — the only other trace was a warning at start (new-user pass 29, M2).
+  std::shared_ptr<const WaitingSources> waiting() const { return waiting_; }
 
  private:
   void queue(DaemonState s);
@@ -286,6 +327,7 @@ class StateKeeper {
   struct Held {
     int id = 0;
     std::string path;
+    std::string reason;                  // why its load failed (the errno's words, or the give-up)
     std::vector<StateMessage> messages;  // its load, then its voice lines
   };
   void hold(const StateMessage& load, const std::string& reason);
@@ -294,9 +336,12 @@ class StateKeeper {
   bool forget_held(int id);
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for the router's hooks
   void add_to_held(const StateMessage& m);
+  void publish_held();  // held_ as waiting() says it
+  std::shared_ptr<WaitingSources> waiting_ = std::make_shared<WaitingSources>();
   void retry_held(const control::Controller& ctl, control::Router& router);
-  // A held source's retry: its load, then (loaded, or loading) its voice lines behind it.
-  // True when it loaded at once.
+  void retry_held_now(const control::Controller& ctl, control::Router& router);
+  // A held source's retry: its load, then — loaded at once — its voice lines; loading, they go
+  // when its outcome comes (retry_held_now). True when it loaded at once.
   bool retry(const Held& h, control::Router& router);
   void log_restored(const Held& h) const;
   // The typed outcomes of this keeper's own messages answered later (loads, streamed plays, what
@@ -310,6 +355,10 @@ class StateKeeper {
   struct RestoreRun;
   void restore_message(RestoreRun& run, control::Router& router, std::size_t i);
   void restore_tempo(RestoreRun& run, control::Router& router);
+  void fit_line(RestoreRun& run, const control::Router& router, std::size_t i, int id);
+  // A voice line fitted to `src` as it is now (fit_voice_to_file), a warning saying how.
+  void fit_logged(StateMessage& sm, const io::Source& src, int id, std::map<int, RestoreLoop>& loops) const;
+  void route_held_voices(const Held& h, control::Router& router);
   void restore_outcome(RestoreRun& run, std::size_t i, const control::Reply& reply);
   bool restore_pump(RestoreRun& run, control::Router& router);
   bool interrupted_ = false;  // the restore was stopped: nothing is written (queue())

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 namespace stemd::app {
 
@@ -28,6 +29,34 @@ bool file_may_come_back(control::ErrorKind kind, const std::string& reason) {
     if (reason.find(std::strerror(e)) != std::string::npos) return true;
   }
   return false;
+}
+
+std::string waiting_text(const std::vector<std::string>& paths, const std::string& reason, double retry_s) {
+  if (paths.empty()) return {};
+  const std::string why = reason.empty() ? paths.front() : reason;
+  if (paths.size() == 1) {
+    return fmt::format("1 source waiting for its file: {} (tried again every {:g} s)", why, retry_s);
+  }
+  // The directory they share (a stick's mount point, a share's root): where to look.
+  std::filesystem::path common = std::filesystem::path(paths.front()).parent_path();
+  for (const std::string& p : paths) {
+    const std::filesystem::path dir = std::filesystem::path(p).parent_path();
+    std::filesystem::path shared;
+    for (auto a = common.begin(), b = dir.begin(); a != common.end() && b != dir.end() && *a == *b; ++a, ++b) {
+      shared /= *a;
+    }
+    common = shared;
+  }
+  const std::string where = common.empty() ? std::string() : " in " + common.string();
+  return fmt::format("{} sources waiting for their files{} (the first: {}; tried again every {:g} s)", paths.size(),
+                     where, why, retry_s);
+}
+
+void StateKeeper::publish_held() {
+  std::vector<std::string> paths;
+  for (const Held& h : held_) paths.push_back(h.path);
+  waiting_->set(static_cast<int>(held_.size()),
+                waiting_text(paths, held_.empty() ? std::string() : held_.front().reason, cfg_.retry_s));
 }
 
 bool StateKeeper::held(int id) const {
@@ -46,6 +75,7 @@ bool StateKeeper::forget_held(int id) {
     it = held_.erase(it);
     any = true;
   }
+  if (any) publish_held();
   return any;
 }
 
@@ -55,11 +85,13 @@ void StateKeeper::hold(const StateMessage& load, const std::string& reason) {
   h.id = static_cast<int>(m.args[0].i);
   h.path = m.args.size() > 1 && m.args[1].is_string() ? m.args[1].s : std::string();
   h.messages.push_back(load);
+  h.reason = reason;
   spdlog::warn(
       "state file {}:{}: source {} not restored yet: {} — kept in the state file and tried again every {:g} s "
       "(a disk mounted late?); its voices start when it loads",
       cfg_.path, load.line, h.id, base::log_escape(reason, 400), cfg_.retry_s);
   held_.push_back(std::move(h));
+  publish_held();
 }
 
 void StateKeeper::add_to_held(const StateMessage& m) {
@@ -88,19 +120,42 @@ bool StateKeeper::retry(const Held& h, control::Router& router) {
   control::Peer self;
   self.local = control::kQuietPeer;
   const control::Reply r = router.handle_async(h.messages.front().message, self);
-  const bool later = !r.ok && r.kind == control::ErrorKind::kDeferred;
-  if (!r.ok && !later) return false;  // still missing (or busy): tried again in retry_s
-  if (h.messages.size() > 1) {        // its voice lines: at once, or waiting behind its load
-    std::vector<control::OscMessage> msgs;
-    for (std::size_t i = 1; i < h.messages.size(); ++i) msgs.push_back(h.messages[i].message);
-    const std::vector<std::uint8_t> packet = control::osc_serialise_bundle(msgs, control::kOscImmediately);
-    std::vector<control::Outgoing> out;  // answers of the daemon's own lines go nowhere
-    router.handle_packet(packet.data(), packet.size(), self, out);
+  // Still missing (or busy): tried again in retry_s. Loading (kDeferred): its voice lines go when
+  // its load's outcome comes (retry_held_now), fitted to the file as it is then.
+  if (!r.ok) return false;
+  route_held_voices(h, router);
+  return true;
+}
+
+// A held source's voice lines, once it loaded: fitted to its file (a shorter edit copied onto the
+// disk while it was away: fit_voice_to_file), then routed together.
+void StateKeeper::route_held_voices(const Held& h, control::Router& router) {
+  if (h.messages.size() < 2) return;
+  const io::Source* src = router.source(h.id);
+  std::map<int, RestoreLoop> loops;
+  std::vector<control::OscMessage> msgs;
+  for (std::size_t i = 1; i < h.messages.size(); ++i) {
+    StateMessage sm = h.messages[i];
+    if (src != nullptr) fit_logged(sm, *src, h.id, loops);
+    msgs.push_back(std::move(sm.message));
   }
-  return r.ok;
+  control::Peer self;
+  self.local = control::kQuietPeer;
+  const std::vector<std::uint8_t> packet = control::osc_serialise_bundle(msgs, control::kOscImmediately);
+  std::vector<control::Outgoing> out;  // answers of the daemon's own lines go nowhere
+  router.handle_packet(packet.data(), packet.size(), self, out);
 }
 
 void StateKeeper::retry_held(const control::Controller& ctl, control::Router& router) {
+  if (!held_.empty() || waiting_->count.load() != 0) {
+    retry_held_now(ctl, router);
+    publish_held();
+  } else {
+    take_outcomes();
+  }
+}
+
+void StateKeeper::retry_held_now(const control::Controller& ctl, control::Router& router) {
   const std::vector<control::Outcome> outcomes = take_outcomes();
   if (held_.empty()) return;
   // A retry's load that finished later: loaded, the source is restored (its voice lines ran behind
@@ -109,6 +164,7 @@ void StateKeeper::retry_held(const control::Controller& ctl, control::Router& ro
     if (!o.reply.ok || !o.has_id || (o.address != "/stemd/load" && o.address != "/load_buffer")) continue;
     for (auto it = held_.begin(); it != held_.end(); ++it) {
       if (it->id != o.id) continue;
+      route_held_voices(*it, router);
       log_restored(*it);
       held_.erase(it);
       break;

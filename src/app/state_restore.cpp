@@ -29,6 +29,7 @@ struct StateKeeper::RestoreRun {
   std::chrono::steady_clock::time_point waiting_since{};
   bool waiting_logged = false;
   std::optional<std::size_t> tempo;  // the /set_tempo line: applied once the voices play (restore_tempo)
+  std::map<int, RestoreLoop> loops;  // each id's loop, from its play line to its seek line (fit_line)
 };
 
 namespace {
@@ -43,7 +44,98 @@ bool message_id(const control::OscMessage& m, int& id) {
 
 bool is_load(const control::OscMessage& m) { return m.address == "/stemd/load" || m.address == "/load_buffer"; }
 
+bool is_true(const control::OscArg& a) { return a.type == 'T' || ((a.type == 'i' || a.type == 'h') && a.i != 0); }
+
+bool frames_at(const control::OscMessage& m, std::size_t i, std::int64_t& out) {
+  if (i >= m.args.size() || !m.args[i].is_number()) return false;
+  out = static_cast<std::int64_t>(m.args[i].as_double());
+  return true;
+}
+
+bool in_frames(const control::OscMessage& m, std::size_t i) {
+  return i < m.args.size() && m.args[i].is_string() && (m.args[i].s == "frames" || m.args[i].s == "frame");
+}
+
+// /stemd/play id volume loop position "frames" rate [deck], as format_state() writes it.
+bool fit_play(control::OscMessage& m, int id, std::int64_t total, std::map<int, RestoreLoop>& loops,
+              std::string& note) {
+  std::int64_t pos = 0;
+  if (m.args.size() < 5 || !in_frames(m, 4) || !frames_at(m, 3, pos)) return false;
+  const bool loop = is_true(m.args[2]);
+  if (loop) loops[id] = RestoreLoop{0, total};
+  if (pos < total) return false;
+  if (!loop) {
+    note = fmt::format(
+        "saved at file frame {}, past the end of its file as it is now ({} file frames): a voice that "
+        "does not loop is not restored (the file is shorter than when the state was saved)",
+        pos, total);
+    return false;
+  }
+  const std::int64_t now = pos % total;
+  m.args[3] = control::OscArg::Int64(now);
+  note = fmt::format(
+      "its file is shorter now ({} file frames) than where its looping voice was saved (file frame "
+      "{}): it restarts at file frame {}, the position wrapped into the file",
+      total, pos, now);
+  return true;
+}
+
+// /stemd/play_region id start end loop count volume "frames" [deck].
+bool fit_region(control::OscMessage& m, int id, std::int64_t total, std::map<int, RestoreLoop>& loops,
+                std::string& note) {
+  std::int64_t start = 0, end = 0;
+  if (m.args.size() < 7 || !in_frames(m, 6) || !frames_at(m, 1, start) || !frames_at(m, 2, end)) return false;
+  const bool loop = m.args.size() < 4 || is_true(m.args[3]);
+  if (!loop || end <= total) {
+    if (loop) loops[id] = RestoreLoop{start, end};
+    if (!loop && end > total) {
+      note = fmt::format(
+          "its section [{}, {}) runs past the end of its file as it is now ({} file frames): not "
+          "restored (the file is shorter than when the state was saved)",
+          start, end, total);
+    }
+    return false;
+  }
+  const std::int64_t new_start = start < total ? start : 0;
+  loops[id] = RestoreLoop{new_start, total};
+  m.args[1] = control::OscArg::Int64(new_start);
+  m.args[2] = control::OscArg::Int64(total);
+  note = fmt::format(
+      "its file is shorter now ({} file frames) than its looping region [{}, {}): it loops [{}, {}) "
+      "instead",
+      total, start, end, new_start, total);
+  return true;
+}
+
+// /stemd/seek id position "frames" behind a looping play line: wrapped into that loop.
+bool fit_seek(control::OscMessage& m, int id, std::int64_t total, const std::map<int, RestoreLoop>& loops,
+              std::string& note) {
+  std::int64_t pos = 0;
+  if (m.args.size() < 3 || !in_frames(m, 2) || !frames_at(m, 1, pos) || pos < total) return false;
+  const auto it = loops.find(id);
+  if (it == loops.end() || it->second.end <= it->second.start) return false;
+  const RestoreLoop& l = it->second;
+  const std::int64_t now = pos >= l.start ? l.start + (pos - l.start) % (l.end - l.start) : l.start;
+  m.args[1] = control::OscArg::Int64(now);
+  note = fmt::format(
+      "its file is shorter now ({} file frames) than where its looping voice was saved (file frame "
+      "{}): it goes on at file frame {}, the position wrapped into its loop [{}, {})",
+      total, pos, now, l.start, l.end);
+  return true;
+}
+
 }  // namespace
+
+bool fit_voice_to_file(control::OscMessage& m, std::int64_t total, std::map<int, RestoreLoop>& loops,
+                       std::string& note) {
+  note.clear();
+  int id = 0;
+  if (total <= 0 || !message_id(m, id)) return false;
+  if (m.address == "/stemd/play") return fit_play(m, id, total, loops, note);
+  if (m.address == "/stemd/play_region") return fit_region(m, id, total, loops, note);
+  if (m.address == "/stemd/seek") return fit_seek(m, id, total, loops, note);
+  return false;
+}
 
 void StateKeeper::observe(control::Router& router) {
   router.set_outcome_observer([inbox = std::weak_ptr(outcomes_)](const control::Outcome& o) {
@@ -124,6 +216,7 @@ RestoreReport StateKeeper::restore(control::Router& router, const RestoreHooks& 
     return run.rep;
   }
   if (run.tempo) restore_tempo(run, router);
+  publish_held();
   const RestoreReport& rep = run.rep;
   spdlog::info(
       "state file {}: restored {} of {} sources{}{}, levels{}", cfg_.path, rep.sources,
@@ -211,6 +304,7 @@ void StateKeeper::restore_message(RestoreRun& run, control::Router& router, std:
     return;
   }
   if (voice && run.failed_ids.count(id) != 0) return;
+  fit_line(run, router, i, id);
   ++run.rep.messages;
   control::Peer self;  // the daemon's own: a refusal is logged here, not counted as a client's
   self.local = control::kQuietPeer;
@@ -228,6 +322,26 @@ void StateKeeper::restore_message(RestoreRun& run, control::Router& router, std:
     }
     restore_outcome(run, i, reply);
     return;
+  }
+}
+
+// A voice line saved against a longer file (its edit replaced by a shorter one): a looping voice
+// is fitted to the file as it is now, rather than refused — and then dropped from the state file,
+// so that every later start was silent too (new-user pass 29, M1).
+void StateKeeper::fit_line(RestoreRun& run, const control::Router& router, std::size_t i, int id) {
+  StateMessage& sm = run.msgs[i];
+  const io::Source* src = is_voice_message(sm.message) ? router.source(id) : nullptr;
+  if (src != nullptr) fit_logged(sm, *src, id, run.loops);
+}
+
+void StateKeeper::fit_logged(StateMessage& sm, const io::Source& src, int id, std::map<int, RestoreLoop>& loops) const {
+  std::string note;
+  const std::string before = state_line(sm.message);
+  if (fit_voice_to_file(sm.message, src.total_frames(), loops, note)) {
+    spdlog::warn("state file {}:{}: {}: source {} ({}): {}", cfg_.path, sm.line, base::log_escape(before, 600), id,
+                 base::log_escape(src.path, 400), note);
+  } else if (!note.empty()) {
+    spdlog::warn("state file {}:{}: source {} ({}): {}", cfg_.path, sm.line, id, base::log_escape(src.path, 400), note);
   }
 }
 

@@ -210,6 +210,8 @@ class Router {
   const std::map<int, VoiceHandle>& players() const { return players_; }
   // A load or a play's stream open for `id` is in flight (answered when it is done).
   bool load_in_flight(int id) const { return in_flight(id); }
+  // What `id` holds (null: nothing loaded): a restored voice line is fitted to its file's length.
+  const io::Source* source(int id) const { return ctl_.source(id); }
   float player_rate(int id) const {  // the player's own rate, before the tempo ratio
     auto it = player_rate_.find(id);
     return it == player_rate_.end() ? 1.0f : it->second;

@@ -39,8 +39,15 @@ void define_list(CLI::App& sub, Args& a) {
   sub.add_flag("--json", a.json, "Print JSON: an array of {id, name, path, duration_s, streamed, playing}");
 }
 
+// Then the sources the daemon waits for (the state file's, their files missing: a stick not
+// mounted), from its status: "no sources loaded" alone read as an empty daemon (new-user pass 29, M2).
 int run_list(Session& s, Args& a, const CLI::App&) {
-  return run_table<SourceRow>(s, "/stemd/list", 6, parse_list_rows, list_table, list_json, a.json);
+  const int r = run_table<SourceRow>(s, "/stemd/list", 6, parse_list_rows, list_table, list_json, a.json);
+  if (r != kExitOk || a.json) return r;
+  std::string line;
+  s.run(msg("/stemd/status"), [&](const OscMessage& reply) { line = list_waiting_line(status_fields(reply)); });
+  std::fputs(line.c_str(), stdout);
+  return r;
 }
 
 void define_voices(CLI::App& sub, Args& a) {

@@ -99,5 +99,8 @@ std::string voices_table(const std::vector<VoiceRow>& rows);
 // The one-line summary of watch: voices, the audio callback's CPU (of one core), underruns,
 // device underflows, uptime.
 std::string status_line(const StatusFields& f);
+// stemctl list's last line: the sources the daemon waits for (status sources_waiting, their files
+// missing), "" when none.
+std::string list_waiting_line(const StatusFields& f);
 
 }  // namespace stemd::ctl

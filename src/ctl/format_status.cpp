@@ -178,6 +178,8 @@ const char* plain_label(const std::string& k) {
       {"tcp_refused", "TCP connections refused"},
       {"tcp_timed_out", "TCP connections timed out"},
       {"device_losses", "device losses"},
+      {"sources_waiting", "sources waiting for their files"},
+      {"sources_waiting_for", "sources waiting for"},
       {"device_error", "device error"},
       {"device_attempts", "device attempts"},
       {"rt_policy", "audio thread scheduling"},
@@ -324,6 +326,18 @@ std::string status_table(const StatusFields& f) {
   return table(rows, {});
 }
 
+std::string list_waiting_line(const StatusFields& f) {
+  const auto n = static_cast<std::int64_t>(field_number(f, "sources_waiting"));
+  if (n <= 0) return {};
+  const OscArg* why = find_field(f, "sources_waiting_for");
+  const std::string text = why != nullptr ? value_text(*why) : std::string();
+  return "waiting (not loaded): " +
+         (text.empty()
+              ? std::to_string(n) + (n == 1 ? " source whose file is" : " sources whose files are") + " missing"
+              : terminal_text(text)) +
+         "\n";
+}
+
 std::string status_line(const StatusFields& f) {
   std::string s = "voices " + voices_text(f);
   s += " · audio callback " + fmt("%.1f%%", 100.0 * field_number(f, "cpu_load")) + " of one core";
@@ -371,6 +385,14 @@ std::string status_summary(const StatusFields& f) {
     rows.push_back({"  voices", t});
   }
   if (has("sources")) rows.push_back({"  sources loaded", integer("sources")});
+  // Sources of the state file whose files are missing (a stick not mounted): why nothing plays
+  // (new-user pass 29, M2).
+  if (field_number(f, "sources_waiting") > 0) {
+    const OscArg* why = find_field(f, "sources_waiting_for");
+    rows.push_back({"  sources waiting", why != nullptr && !value_text(*why).empty()
+                                             ? value_text(*why)
+                                             : integer("sources_waiting") + " (their files are missing)"});
+  }
   if (has("memory_bytes")) {
     std::string t = fmt_bytes(field_number(f, "memory_bytes"));
     const double limit = field_number(f, "memory_limit_bytes");

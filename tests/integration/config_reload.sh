@@ -80,11 +80,17 @@ grep -q "warning SIGHUP: reloaded $D/live.conf: applied log-level debug, allow, 
   fail "reload summary (a warning)"
 status=$("$STEMCTL" -p "$PORT" status --all 2>&1) || fail "status after reload: $status"
 grep -Eq "deck A level +0\.25" <<<"$status" || fail "deck A level not 0.25 after reload: $status"
-# 2. an allow-list without loopback: this client is refused from now on
+# 2. an allow-list without loopback: this client is refused from now on — and the reload warns
+#    as a start with it does (it said only "info SIGHUP: OSC now allows …": new-user pass 29, L0);
+#    step 1's list, which takes this machine, did not
+grep -q "does not take this machine" "$D/stemd.log" && fail "an allow-list with 127.0.0.1 was warned about"
 printf 'allow = "10.0.0.0/8"\n' >"$D/live.conf"
 reload
 sleep 0.2
 "$STEMCTL" -p "$PORT" -t 0.5 -q status >/dev/null 2>&1 && fail "loopback still allowed after allow = 10.0.0.0/8"
+SHUT="warning SIGHUP: OSC listens on loopback (--osc-bind 127.0.0.1) but --allow 10.0.0.0/8 does not take this machine: no client can reach it (stemctl neither)"
+for _ in $(seq 100); do grep -qF "$SHUT" "$D/stemd.log" && break; sleep 0.05; done
+grep -qF "$SHUT" "$D/stemd.log" || fail "a reload that shut this machine out did not warn: $(grep -F 'SIGHUP' "$D/stemd.log")"
 # 3. a bad config: reported with its line and key, nothing changes (loopback still refused,
 #    log level still info from step 2's defaults), the daemon stays up
 printf 'allow = "127.0.0.1"\nmax-voices = lots\n' >"$D/live.conf"

@@ -5,8 +5,11 @@
 # silent even once the disk came. Now:
 #  1. --check-config warns and passes (the unit runs it as ExecStartPre);
 #  2. stemd starts, says why loads will be refused; a load is refused naming the root and errno;
-#  3. the directory appears: a client's load goes ahead, and the state file's source (kept while
-#     it waited) is restored with its voice.
+#  3. while it waits, the kept source shows in stemctl status and list, the health line (systemd's
+#     STATUS=) and the web's /api/status — before, they all showed an empty, healthy daemon and
+#     only the start-up warning said why nothing played (new-user pass 29, M2);
+#  4. the directory appears: a client's load goes ahead, and the state file's source (kept while
+#     it waited) is restored with its voice, and nothing says it waits any more.
 # Runs in a network namespace of its own (fixed ports). Exit 0 pass, 1 fail, 77 skipped.
 set -uo pipefail
 STEMD=$1
@@ -36,7 +39,7 @@ echo "$out" | grep -qF -- "--media-root $ROOT: No such file or directory — a s
 # 2. Start with the root missing and a state file naming a file on it.
 printf 'stemd-state 1\n/stemd/load 1 "%s" "a"\n/stemd/play 1 1 true 0 frames 1\nend\n' "$ROOT/a.wav" >"$D/stemd.state"
 "$STEMD" --backend null --config none --osc-port 57120 --http-port 8089 --media-root "$ROOT" \
-  --state-file "$D/stemd.state" --restore-voices >"$D/stemd.log" 2>&1 &
+  --state-file "$D/stemd.state" --restore-voices --health-interval 1 >"$D/stemd.log" 2>&1 &
 PID=$!
 wait_for " started: " 10 || fail "did not start with its media root missing"
 grep -qF -- "--media-root $ROOT: No such file or directory — starting anyway" "$D/stemd.log" ||
@@ -54,7 +57,22 @@ try: urllib.request.urlopen("http://127.0.0.1:8089/api/files"); print(200)
 except urllib.error.HTTPError as e: print(e.code)')
 [ "$code" = 503 ] || fail "/api/files under a missing root answered $code, not 503"
 
-# 3. The disk comes: loads go ahead, the kept source is restored with its voice.
+# 3. The source waiting shows everywhere a technician looks.
+WAITS="1 source waiting for its file: --media-root $ROOT: No such file or directory"
+out=$(ctl status 2>&1)
+echo "$out" | grep -qF "sources waiting" && echo "$out" | grep -qF "$WAITS" ||
+  fail "stemctl status does not show the source waiting: $out"
+out=$(ctl list 2>&1)
+echo "$out" | grep -qF "waiting (not loaded): $WAITS" || fail "stemctl list does not show the source waiting: $out"
+api=$(python3 -c 'import json,urllib.request
+s=json.load(urllib.request.urlopen("http://127.0.0.1:8089/api/status"))["status"]
+print(s.get("sources_waiting"), s.get("sources_waiting_for"))')
+case "$api" in "1 $WAITS"*) ;; *) fail "/api/status does not count the source waiting: $api" ;; esac
+wait_for "health: " 5
+grep -F "health: " "$D/stemd.log" | grep -qF "$WAITS" ||
+  fail "the health line does not say the source waits: $(grep -F 'health: ' "$D/stemd.log" | tail -1)"
+
+# 4. The disk comes: loads go ahead, the kept source is restored with its voice.
 mkdir -p "$ROOT"
 python3 - "$ROOT" <<'PY'
 import struct, sys, wave
@@ -72,6 +90,9 @@ for _ in $(seq 40); do
   sleep 0.1
 done
 ctl voices 2>/dev/null | grep -q "playing" || fail "the restored voice does not play: $(ctl voices 2>&1)"
+out=$(ctl status 2>&1)
+echo "$out" | grep -qF "sources waiting" && fail "stemctl status still shows a source waiting: $out"
+ctl list 2>&1 | grep -qF "waiting" && fail "stemctl list still shows a source waiting: $(ctl list 2>&1)"
 kill -0 "$PID" || fail "stemd died"
 echo "media_root_late: ok"
 INNER
