@@ -9,6 +9,7 @@
 #include "daemon_run.hpp"
 
 #include "control/net.hpp"
+#include "safe_file.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -208,6 +209,7 @@ void DaemonRun::hand_over(const std::string& why) {
   Resume r;
   r.active = true;
   r.state_path = handoff_path();
+  const int no_dir = errno;  // why handoff_path() gave "" (none made)
   r.rate = rate_;
   r.buffer = o_.buffer_size;
   r.losses = device_.losses();
@@ -234,14 +236,21 @@ void DaemonRun::hand_over(const std::string& why) {
     r.beat_ns = static_cast<std::int64_t>(frame_ns);
   }
   std::string e;
+  if (r.state_path.empty()) {
+    spdlog::error("cannot make a private directory for the hand-over state: {} — exiting instead",
+                  std::strerror(no_dir));
+    return;
+  }
+  const AtomicWrite mine{.mode = 0600};  // in a directory of its own (0700): nothing there to keep
   if (!write_file_atomic(
           r.state_path,
           format_state(capture_state(ctl, router, true), std::string("stemd ") + STEMD_VERSION + " (device hand-over)"),
-          e)) {
+          e, mine)) {
     spdlog::error("cannot write the hand-over state: {} — exiting instead", e);
+    remove_handoff(r.state_path);
     return;
   }
-  if (!write_file_atomic(carry_path(), format_carry(r), e)) {  // not fatal: the totals and events restart
+  if (!write_file_atomic(carry_path(r.state_path), format_carry(r), e, mine)) {  // not fatal: counts restart
     spdlog::warn("cannot write the hand-over's totals and events: {} — the next image counts from 0", e);
   }
   if (state_) {  // the state file too, in case the new image cannot start
@@ -268,8 +277,7 @@ void DaemonRun::hand_over(const std::string& why) {
   spdlog::default_logger()->flush();
   reexec(argv_, r, e);
   spdlog::error("cannot restart the audio side: {} — exiting", e);
-  std::remove(r.state_path.c_str());
-  std::remove(carry_path().c_str());
+  remove_handoff(r.state_path);
 }
 
 // The output device, watched once per main-loop pass: a stream that stopped (its server died,
