@@ -384,6 +384,13 @@ void DaemonRun::device_back(std::uint64_t cb, Clock::time_point now) {
     const auto at = Clock::time_point(std::chrono::nanoseconds(resume_.beat_ns));
     inst_->post([this, beat = resume_.beat, at] { inst_->router().carry_beat(beat, at); });
   }
+  if (backend_->buffer_size() != o_.buffer_size) {  // bc_.follow_server_period: the JACK server's period now
+    spdlog::info("buffer size {} frames: the JACK server's period (was {}; no --buffer-size or --preset)",
+                 backend_->buffer_size(), o_.buffer_size);
+    o_.buffer_size = backend_->buffer_size();  // the next hand-over's, and the status's
+    budget_ms_ = 1000.0 * o_.buffer_size / rate_;
+    inst_->post([this, frames = o_.buffer_size] { inst_->router().set_buffer_size(frames); });
+  }
   reopened_at_callbacks_ = cb;
   stall_callbacks_ = cb;
   stall_since_ = now;
