@@ -68,8 +68,20 @@ struct Resume {
 // `ignored` says what was not taken, for a warning once logging is set up.
 Resume take_resume_env();              // reads and clears STEMD_RESUME_*
 void put_resume_env(const Resume& r);  // sets them, for the image exec'd next
-std::string handoff_path();            // $RUNTIME_DIRECTORY (or $TMPDIR, /tmp)/stemd-resume-PID.state
-// The carry file: handoff_path() with .carry for .state. Its text (format_carry) is lines of
+// This image's hand-over file: $RUNTIME_DIRECTORY (or $TMPDIR, /tmp)/stemd-resume-PID.XXXXXX/state,
+// in a directory mkdtemp() made (mode 0700, a name nobody can plant first), made at the first call
+// and again when it is gone; "" when it cannot be made (errno says why). A predictable file in
+// /tmp could be planted by another local user: a directory there made the daemon exit at the next
+// loss, a 0666 file kept its mode and was rewritten before the new image read it (outside pass
+// 29, attack L1).
+std::string handoff_path();
+// Whether PATH is this process's hand-over file (a previous image's, same pid): named as
+// handoff_path() names it, its directory ours and closed to others (0700 or less), and the files
+// there regular, ours and writable by nobody else. False with the reason.
+bool own_handoff(const std::string& path, std::string& why);
+// Removes the hand-over file, its carry file and their directory.
+void remove_handoff(const std::string& state_path);
+// The carry file: "carry" beside the hand-over file STATE_PATH. Its text (format_carry) is lines of
 //   stemd-carry 1
 //   total NAME COUNT                      one of control::kCarriedTotals, once each
 //   latency_ns N                          the measured output latency (below 2 s)
@@ -78,7 +90,7 @@ std::string handoff_path();            // $RUNTIME_DIRECTORY (or $TMPDIR, /tmp)/
 // take_resume_env reads it (at most kMaxCarryBytes) when the hand-over is this process's, then
 // removes it; parse_carry takes what is valid and says in `r.ignored` what was not.
 inline constexpr std::size_t kMaxCarryBytes = 256 * 1024;
-std::string carry_path();
+std::string carry_path(const std::string& state_path);
 std::string format_carry(const Resume& r);
 void parse_carry(const std::string& text, Resume& r);
 

@@ -116,7 +116,7 @@ void OpenGuard::watch() {
 
 void DaemonRun::drop_resume_file() {
   if (!resume_.active || resume_dropped_.exchange(true)) return;
-  std::remove(resume_.state_path.c_str());
+  remove_handoff(resume_.state_path);
 }
 
 // The helper is told of the device by bc_; one that is no longer wanted is killed and reaped by

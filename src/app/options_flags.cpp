@@ -438,7 +438,9 @@ void add_deck_options(CLI::App& app, Options& o) {
       ->check(CLI::Validator(
           [](const std::string& v) {
             const double b = std::strtod(v.c_str(), nullptr);
-            return b == 0 || (b >= 1.0 / 64 && b <= 256) ? std::string() : std::string("0 (off) or 1/64 .. 256 beats");
+            return b == 0 || (b >= control::limits::kMinQuantumBeats && b <= control::limits::kMaxQuantumBeats)
+                       ? std::string()
+                       : std::string("0 (off) or 1/64 .. 256 beats");
           },
           ""))
       ->type_name("BEATS")

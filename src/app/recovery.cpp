@@ -9,6 +9,7 @@
 #include "daemon_run.hpp"
 
 #include "control/net.hpp"
+#include "safe_file.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -231,6 +232,7 @@ void DaemonRun::hand_over(const std::string& why) {
   Resume r;
   r.active = true;
   r.state_path = handoff_path();
+  const int no_dir = errno;  // why handoff_path() gave "" (none made)
   r.rate = rate_;
   r.buffer = o_.buffer_size;
   r.losses = device_.losses();
@@ -264,12 +266,19 @@ void DaemonRun::hand_over(const std::string& why) {
   DaemonState handed = capture_state(ctl, router, true);
   add_unplayed(handed);  // the previous hand-over's voices not replayed yet (a second loss in a row)
   std::string e;
-  if (!write_file_atomic(r.state_path,
-                         format_state(handed, std::string("stemd ") + STEMD_VERSION + " (device hand-over)"), e)) {
-    spdlog::error("cannot write the hand-over state: {} — exiting instead", e);
+  if (r.state_path.empty()) {
+    spdlog::error("cannot make a private directory for the hand-over state: {} — exiting instead",
+                  std::strerror(no_dir));
     return;
   }
-  if (!write_file_atomic(carry_path(), format_carry(r), e)) {  // not fatal: the totals and events restart
+  const AtomicWrite mine{.mode = 0600};  // in a directory of its own (0700): nothing there to keep
+  if (!write_file_atomic(
+          r.state_path, format_state(handed, std::string("stemd ") + STEMD_VERSION + " (device hand-over)"), e, mine)) {
+    spdlog::error("cannot write the hand-over state: {} — exiting instead", e);
+    remove_handoff(r.state_path);
+    return;
+  }
+  if (!write_file_atomic(carry_path(r.state_path), format_carry(r), e, mine)) {  // not fatal: counts restart
     spdlog::warn("cannot write the hand-over's totals and events: {} — the next image counts from 0", e);
   }
   if (state_) {  // the state file too, in case the new image cannot start
@@ -296,8 +305,7 @@ void DaemonRun::hand_over(const std::string& why) {
   spdlog::default_logger()->flush();
   reexec(argv_, r, e);
   spdlog::error("cannot restart the audio side: {} — exiting", e);
-  std::remove(r.state_path.c_str());
-  std::remove(carry_path().c_str());
+  remove_handoff(r.state_path);
 }
 
 // The output device, watched once per main-loop pass: a stream that stopped (its server died,
@@ -403,6 +411,13 @@ void DaemonRun::device_back(std::uint64_t cb, Clock::time_point now) {
   if (resume_.beat_ns > 0 && !voices_pending_) {  // else restart_resumed_voices carries the beat on
     const auto at = Clock::time_point(std::chrono::nanoseconds(resume_.beat_ns));
     inst_->post([this, beat = resume_.beat, at] { inst_->router().carry_beat(beat, at); });
+  }
+  if (backend_->buffer_size() != o_.buffer_size) {  // bc_.follow_server_period: the JACK server's period now
+    spdlog::info("buffer size {} frames: the JACK server's period (was {}; no --buffer-size or --preset)",
+                 backend_->buffer_size(), o_.buffer_size);
+    o_.buffer_size = backend_->buffer_size();  // the next hand-over's, and the status's
+    budget_ms_ = 1000.0 * o_.buffer_size / rate_;
+    inst_->post([this, frames = o_.buffer_size] { inst_->router().set_buffer_size(frames); });
   }
   reopened_at_callbacks_ = cb;
   stall_callbacks_ = cb;

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <chrono>
@@ -17,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace stemd::app {
@@ -137,9 +139,9 @@ bool take_event(const char* p, Resume& r, std::string& why) {
 
 }  // namespace
 
-std::string carry_path() {
-  std::string p = handoff_path();
-  return p.substr(0, p.size() - 6) + ".carry";  // ".state" → ".carry"
+std::string carry_path(const std::string& state_path) {
+  const std::size_t slash = state_path.rfind('/');
+  return (slash == std::string::npos ? std::string() : state_path.substr(0, slash + 1)) + "carry";
 }
 
 std::string format_carry(const Resume& r) {
@@ -190,13 +192,90 @@ void parse_carry(const std::string& text, Resume& r) {
         fmt::format("the carry file: {} line{} not taken, the first: {}", bad, bad == 1 ? "" : "s", first_bad));
 }
 
-std::string handoff_path() {
-  const char* dir = std::getenv("RUNTIME_DIRECTORY");  // systemd's RuntimeDirectory=
+namespace {
+
+// $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=), else $TMPDIR, else /tmp: the first of several.
+std::string handoff_parent() {
+  const char* dir = std::getenv("RUNTIME_DIRECTORY");
   if (dir == nullptr || *dir == '\0') dir = std::getenv("TMPDIR");
   if (dir == nullptr || *dir == '\0') dir = "/tmp";
   std::string d = dir;
   if (const auto colon = d.find(':'); colon != std::string::npos) d.resize(colon);  // several dirs
-  return d + "/stemd-resume-" + std::to_string(getpid()) + ".state";
+  return d;
+}
+
+std::string handoff_prefix() { return handoff_parent() + "/stemd-resume-" + std::to_string(getpid()) + "."; }
+
+// Whether `dir` is a directory of ours that nobody else may write in (lstat: not a symlink).
+bool private_dir(const std::string& dir, std::string& why) {
+  struct stat st {};
+  if (lstat(dir.c_str(), &st) != 0) {
+    why = std::string(std::strerror(errno));
+    return false;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    why = "not a directory";
+  } else if (st.st_uid != geteuid()) {
+    why = fmt::format("owned by uid {}, not ours ({})", st.st_uid, geteuid());
+  } else if ((st.st_mode & 077) != 0) {
+    why = fmt::format("mode {:o}: others may use it", st.st_mode & 0777);
+  }
+  return why.empty();
+}
+
+}  // namespace
+
+std::string handoff_path() {
+  static std::string path;  // this image's (the main thread's, at a hand-over): made once, while it lasts
+  if (std::string why; !path.empty() && private_dir(path.substr(0, path.size() - 6), why)) {
+    if (path.rfind(handoff_prefix(), 0) == 0) return path;
+    remove_handoff(path);  // ours, made for another $TMPDIR: not left behind
+  }
+  std::string tmpl = handoff_prefix() + "XXXXXX";
+  if (mkdtemp(tmpl.data()) == nullptr) return path = "";  // mode 0700, a name nobody could plant
+  return path = tmpl + "/state";
+}
+
+bool own_handoff(const std::string& path, std::string& why) {
+  const std::string prefix = handoff_prefix();
+  const std::size_t n = prefix.size() + 6;  // mkdtemp's six letters or digits
+  const bool named = path.size() == n + 6 && path.compare(0, prefix.size(), prefix) == 0 &&
+                     path.compare(n, 6, "/state") == 0 &&
+                     std::all_of(path.begin() + static_cast<std::ptrdiff_t>(prefix.size()),
+                                 path.begin() + static_cast<std::ptrdiff_t>(n),
+                                 [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; });
+  if (!named) {
+    why = fmt::format("not this process's hand-over file ({}XXXXXX/state)", prefix);
+    return false;
+  }
+  if (!private_dir(path.substr(0, n), why)) {
+    why = "its directory " + path.substr(0, n) + ": " + why;
+    return false;
+  }
+  for (const std::string& f : {path, carry_path(path)}) {
+    struct stat st {};
+    if (lstat(f.c_str(), &st) != 0) continue;  // missing: said when read
+    if (!S_ISREG(st.st_mode)) {
+      why = "not a regular file";
+    } else if (st.st_uid != geteuid()) {
+      why = fmt::format("owned by uid {}, not ours", st.st_uid);
+    } else if ((st.st_mode & 022) != 0) {
+      why = fmt::format("mode {:o}: others may write it", st.st_mode & 0777);
+    }
+    if (!why.empty()) {
+      why = f + ": " + why;
+      return false;
+    }
+  }
+  return true;
+}
+
+void remove_handoff(const std::string& state_path) {
+  if (state_path.empty()) return;
+  std::remove(state_path.c_str());
+  std::remove(carry_path(state_path).c_str());
+  const std::size_t slash = state_path.rfind('/');
+  if (slash != std::string::npos) rmdir(state_path.substr(0, slash).c_str());
 }
 
 Resume take_resume_env() {
@@ -212,9 +291,9 @@ Resume take_resume_env() {
   } clear;
   const char* path = std::getenv("STEMD_RESUME_STATE");
   if (path == nullptr || *path == '\0') return r;
-  if (path != handoff_path()) {  // not this process's hand-over: neither read nor removed
-    r.ignored.push_back(
-        fmt::format("STEMD_RESUME_STATE: not this process's hand-over file ({}): no resume", handoff_path()));
+  // Not this process's hand-over (or one another user could have written): neither read nor removed.
+  if (std::string why; !own_handoff(path, why)) {
+    r.ignored.push_back(fmt::format("STEMD_RESUME_STATE: {}: no resume", why));
     return r;
   }
   r.active = true;
@@ -231,13 +310,13 @@ Resume take_resume_env() {
   take_beat(r);
   {  // the carry file: this process's own, read once and removed
     std::string text, e;
-    const ReadResult rr = read_regular_file(carry_path(), kMaxCarryBytes, text, e);
+    const ReadResult rr = read_regular_file(carry_path(r.state_path), kMaxCarryBytes, text, e);
     if (rr == ReadResult::kOk) {
       parse_carry(text, r);
     } else if (rr != ReadResult::kMissing) {
       r.ignored.push_back("the carry file: " + e);
     }
-    std::remove(carry_path().c_str());
+    std::remove(carry_path(r.state_path).c_str());
   }
   if (const char* v = std::getenv("STEMD_RESUME_HELPERS")) {
     for (char* end = nullptr; r.helpers.size() < 64; v = end) {

@@ -130,9 +130,11 @@ int DaemonRun::open_backend() {
   bc_.render_seconds = o_.duration;
   bc_.quiet_alsa = o_.log_level != "trace" && o_.log_level != "debug";
   // No --buffer-size nor --preset: on JACK, the server's period (one callback per cycle) — when the
-  // device is there at start. One opened later (waited for, a hand-over's new image) keeps the
-  // buffer size the engine was built for.
-  bc_.follow_server_period = o_.buffer_size_from_board && !resume_.active;
+  // device is there at start, and at a hand-over's reopen (the server may come back with another
+  // period: the previous image's 1024 under a 4096 server wobbled quantised starts by +4–22 ms,
+  // outside pass 29, L2; the engine takes blocks of up to 4096 frames, the followed period's
+  // bound). One waited for at start keeps the buffer size the engine was built for.
+  bc_.follow_server_period = o_.buffer_size_from_board;
   if (resume_.active && o_.buffer_size_from_board && resume_.buffer > 0 && resume_.buffer != o_.buffer_size) {
     o_.preset_reason = fmt::format("the previous image's (before the hand-over; {} would have given {})",
                                    o_.preset_reason, o_.buffer_size);
@@ -264,7 +266,10 @@ void log_voice_event(const engine::Event& e, const control::VoiceInfo& v, base::
 // The Instance's mixer core and the OSC server's settings, from the options and the rate.
 InstanceConfig DaemonRun::instance_config() const {
   InstanceConfig ic;
-  ic.loader = loader_config(o_.ring_ms, o_.ring_min_ms, o_.ring_max_ms, o_.buffer_size, rate_);
+  // A hand-over's image that follows the server's period may get up to 4096 frames a callback.
+  const std::uint32_t period =
+      resume_.active && bc_.follow_server_period ? std::max<std::uint32_t>(o_.buffer_size, 4096) : o_.buffer_size;
+  ic.loader = loader_config(o_.ring_ms, o_.ring_min_ms, o_.ring_max_ms, period, rate_);
   ic.loader.rt_priority = o_.loader_priority;
   engine::EngineConfig& ec = ic.engine;
   ec.sample_rate = rate_;

@@ -2,6 +2,7 @@
 #include "controller.hpp"
 
 #include "base/log_guard.hpp"
+#include "limits.hpp"
 #include "stemd/ring_memory.hpp"
 #include "work_budget.hpp"
 
@@ -286,6 +287,21 @@ bool Controller::stop(std::int64_t at, VoiceHandle v, double fade_seconds, std::
   lend_stretcher(*vs, at, c.frames);
   vs->replaced = vs->replaced || (replaced && !vs->stopping.value);  // stopped by its user first: "stopped"
   vs->stopping.set(true, at, now_frame());
+  return true;
+}
+
+bool Controller::drop_waiting(VoiceHandle v, std::int64_t at) {
+  if (!voice_alive(v)) return false;
+  VoiceSlot& vs = voices_[v.id];
+  const std::int64_t start = vs.start_at;
+  if (start < 0 || start <= now_frame() || (at >= 0 && start < at) || vs.stopping.value) return false;
+  if (engine_.telemetry(v.id).generation.load(std::memory_order_relaxed) == v.generation) return false;  // started
+  std::string error;
+  if (!stop(kNow, v, 0.0, error, engine::Curve::kLinear, true)) return false;
+  // Its play leaves the schedule now (Engine::cancel_scheduled_plays): its period's slot is free.
+  if (auto it = period_load_.find(start / limits::kTimedPeriodFrames); it != period_load_.end()) {
+    if (--it->second == 0) period_load_.erase(it);
+  }
   return true;
 }
 

@@ -169,6 +169,13 @@ class Controller {
   // "stopped", unless a stop was sent for it before (a load into its id marks its voices so itself).
   bool stop(std::int64_t at, VoiceHandle v, double fade_seconds, std::string& error,
             engine::Curve curve = engine::Curve::kLinear, bool replaced = false);
+  // A play of its id replaces `v`, which waits in the schedule for a start at or after `at` (a
+  // quantised or timed start the engine has not made): it is dropped at once — the engine takes
+  // its play off the schedule and hands its voice and stream back, and its slot of the period is
+  // free again. False (nothing sent) when `v` has started or starts before `at`: then stop it at
+  // `at`. A flood of plays of one id held a voice, a stream and two timed commands per play until
+  // the bar, and filled the bar's kMaxTimedPerPeriod (outside pass 29, attack L5).
+  bool drop_waiting(VoiceHandle v, std::int64_t at);
   bool seek(std::int64_t at, VoiceHandle v, std::int64_t frame, std::string& error,
             std::unique_ptr<io::LoaderThread::Opened> opened = nullptr);
   // What a seek of `v` to `frame` must open first, and the voice's source (kept alive by the

@@ -55,6 +55,8 @@ inline constexpr double kMaxTempoRatio = 4.0;
 inline constexpr int kMaxMeter = 64;
 // /stemd/quantize: beats of the grid (0 = off).
 inline constexpr double kMaxQuantumBeats = 256.0;
+// The finest non-zero grid: below it a quantum is refused (a denormal made the start undefined).
+inline constexpr double kMinQuantumBeats = 1.0 / 64;
 // /stemd/play_region: passes of the loop (0 = forever).
 inline constexpr long long kMaxLoopCount = 1000000;
 // /stemd/tone level, dBFS.

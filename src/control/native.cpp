@@ -516,7 +516,8 @@ Reply NativeDialect::quantize(const Call& c) {
   ArgReader a(c.m);
   double beats = 0;
   if (!a.number(0, "beats", beats)) return fail(K::kArguments, a.error(), a.id_values());
-  if (beats < 0 || beats > limits::kMaxQuantumBeats) return fail(K::kRange, "beats must be 0 (off) .. 256");
+  if (beats != 0 && !(beats >= limits::kMinQuantumBeats && beats <= limits::kMaxQuantumBeats))
+    return fail(K::kRange, "beats must be 0 (off) or 1/64 .. 256");
   r_.tempo_.set_quantum(beats);
   return done({OscArg::Float(beats)});
 }

@@ -427,7 +427,8 @@ Reply Router::start_player(int id, const PlayOptions& opts, std::int64_t at) {
                                                                  : ErrorKind::kRange;
     return Reply::fail(kind, error, {OscArg::Int(id)});
   }
-  if (old.valid()) ctl_.stop(at, old, 0.0, error, engine::Curve::kLinear, true);  // replaced: fades out (declick)
+  // Replaced: a play still waiting for its start is dropped at once; one heard fades out (declick).
+  if (old.valid() && !ctl_.drop_waiting(old, at)) ctl_.stop(at, old, 0.0, error, engine::Curve::kLinear, true);
   players_[id] = h;
   player_rate_[id] = opts.rate;
   return Reply::done({OscArg::Int(id)});

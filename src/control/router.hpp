@@ -159,6 +159,9 @@ class Router {
   // [control] The device's output latency, once it is known (a device that opened after the
   // start, or came back: another device, another latency): status and Link's compensation.
   void set_output_latency(double seconds);
+  // [control] The device's frames per callback, when it reopened at another (the JACK server's
+  // period, followed): the status's buffer latency.
+  void set_buffer_size(std::uint32_t frames) { cfg_.buffer_size = frames; }
   // [control] When the service started: uptime_s counts from it (a fresh image after a lost
   // device keeps the first image's start).
   void set_started(std::chrono::steady_clock::time_point t) { started_ = t; }

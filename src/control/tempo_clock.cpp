@@ -38,8 +38,15 @@ std::int64_t TempoClock::quantized(std::int64_t frame) const {
   const double frames_per_beat = 60.0 * fps_ / bpm_;
   const double q = quantum_beats_ * frames_per_beat;
   const double since = static_cast<double>(frame - origin_frame_) + origin_beats_ * frames_per_beat;
+  // A grid of less than a frame (a denormal quantum: since / q was inf, and llround(inf) undefined
+  // behaviour, LLONG_MIN on x86 — outside pass 29, L4), or a start beyond any frame: as asked.
+  constexpr double kFarthest = 0x1p62;  // frames: no start is ever this far
+  if (!std::isfinite(q) || q < 1.0 || !std::isfinite(since)) return frame;
   const double n = std::ceil(since / q - 1e-9);
-  return origin_frame_ + static_cast<std::int64_t>(std::llround(n * q - origin_beats_ * frames_per_beat));
+  const double offset = n * q - origin_beats_ * frames_per_beat;
+  if (!std::isfinite(offset) || std::fabs(offset) >= kFarthest) return frame;
+  const std::int64_t at = origin_frame_ + static_cast<std::int64_t>(std::llround(offset));
+  return at < frame - 1 ? frame : at;  // never earlier than asked (rounding aside)
 }
 
 void TempoClock::follow_grid(std::int64_t frame, double beats, double bpm, double frames_per_second) {

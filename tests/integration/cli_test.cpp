@@ -383,12 +383,13 @@ TEST(Cli, ResumedImageDoesNotRepeatDeckCStartupFlags) {
   test::write_wav16(dir.file("c.wav"), test::make_tone_noise16(48000, 2, 5), 2);
   const std::string state = dir.file("handover.state");
   std::ofstream(state) << "stemd-state 1\n/stemd/load 2100 \"" << dir.file("c.wav") << "\" \"c\"\nend\n";
-  // The hand-over file is the process's own ($RUNTIME_DIRECTORY/stemd-resume-PID.state: another
-  // is refused since outside pass 28, A2): the shell copies it there under its pid, then execs.
+  // The hand-over file is the process's own ($RUNTIME_DIRECTORY/stemd-resume-PID.XXXXXX/state, the
+  // directory 0700: another is refused since outside passes 28, A2, and 29, L1): the shell makes
+  // it under its pid and copies the file there, then execs.
   const std::string rd = shell_quote(dir.path());
   const auto r =
-      run_process("cp " + shell_quote(state) + " " + rd + "/stemd-resume-$$.state && RUNTIME_DIRECTORY=" + rd +
-                  " STEMD_RESUME_STATE=" + rd + "/stemd-resume-$$.state exec " + STEMD_BINARY +
+      run_process("h=$(mktemp -d " + rd + "/stemd-resume-$$.XXXXXX) && cp " + shell_quote(state) +
+                  " \"$h/state\" && RUNTIME_DIRECTORY=" + rd + " STEMD_RESUME_STATE=\"$h/state\" exec " + STEMD_BINARY +
                   " --backend null --osc-port 0 --c_preload " + shell_quote(dir.file("c.wav")) +
                   " --dummy_after 0 --dummy_args schedule_c_at 0 --duration 0.1");
   EXPECT_EQ(r.exit_code, 0) << r.output;

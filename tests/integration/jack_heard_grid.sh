@@ -12,6 +12,9 @@
 # period (and the grid).
 # STEMD_HEARD_BUFFER (by hand, MODE explicit): another --buffer-size than the period (e.g. 512 on
 # the 1024 server: two callbacks per cycle).
+# STEMD_HEARD_PERIOD_BACK (MODE default): the server comes back with this period instead: the new
+# image takes it again (it kept the first image's 1024 under a 4096 server, and starts were heard
+# +4 to +22 ms off the bar: outside pass 29, L2).
 # tests/tools/heard_grid.py measures (the bar by /stemd/status, the onset by stemd-jack-onsets plus
 # JACK's port latency). Exit 0 pass, 1 fail, 77 skip (no jackd).
 set -uo pipefail
@@ -60,7 +63,7 @@ w = wave.open(sys.argv[1], "wb"); w.setnchannels(2); w.setsampwidth(2); w.setfra
 frames = b"".join(struct.pack("<hh", v, v) for v in ((16384 if (i // 24) % 2 == 0 else -16384) for i in range(12000)))
 w.writeframes(frames); w.close()
 PY
-PORT=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=${STEMD_TEST_OSC_PORT:-$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
 BUF=(--buffer-size "${STEMD_HEARD_BUFFER:-$PERIOD}")
 [ "$MODE" = default ] && BUF=()
 "$STEMD" --backend portaudio --device system "${BUF[@]}" --osc-port "$PORT" --limiter false --log-level info \
@@ -103,9 +106,16 @@ if [ "$MODE" = default ]; then
   # (the board's 512 again would be two callbacks a cycle), and starts are heard on the bar again.
   testbed_kill_jackd
   testbed_wait_for 10 grep -q "resuming after the audio device was lost" "$D/stemd.log" || fail "no hand-over"
+  PERIOD_BACK=${STEMD_HEARD_PERIOD_BACK:-$PERIOD}
+  TESTBED_PERIOD=$PERIOD_BACK
   testbed_restart_jackd || fail "jackd did not restart"
   testbed_wait_for 15 grep -q "audio device back after" "$D/stemd.log" || fail "the device did not come back"
   grep -E "buffer size|output latency" "$D/stemd.log" | tail -n 3
+  if [ "$PERIOD_BACK" != "$PERIOD" ]; then
+    grep -q "buffer size $PERIOD_BACK frames: the JACK server's period" "$D/stemd.log" ||
+      fail "the server came back at $PERIOD_BACK frames: the new image did not take its period"
+    PERIOD=$PERIOD_BACK
+  fi
   "$ONSETS" --name heard-grid-2 >"$D/onsets2.txt" 2>"$D/onsets2.err" &
   testbed_track_pid "$!"
   testbed_wait_for 10 grep -q ready "$D/onsets2.txt" || { cat "$D/onsets2.err" >&2; fail "onset tool after the return"; }

@@ -7,7 +7,7 @@
 # hand-over file left behind. Three runs on one test-bed server:
 #   1. freeze under a playing stemd: OSC pings answered throughout, the status says the server
 #      does not answer; SIGTERM during the freeze: exit 0 within the shutdown's bound, the state
-#      file saved, no stemd-resume-PID.state left;
+#      file saved, no stemd-resume-PID.XXXXXX hand-over directory left;
 #   2. two 1.3-s stalls then a 3-s freeze under a playing stemd: no hand-over (re-exec), pings
 #      answered during the freeze, and after SIGCONT the same voice plays on (capture); only the
 #      first stall's lines are logged (the others are counted for a summary: StallLog); the beat
@@ -40,7 +40,7 @@ pings() {
 }
 no_handover_file() {
   local left
-  left=$(ls "$RUNTIME_DIRECTORY"/stemd-resume-* "/tmp/stemd-resume-$1.state" 2>/dev/null)
+  left=$(ls -d "$RUNTIME_DIRECTORY"/stemd-resume-* "/tmp/stemd-resume-$1".* 2>/dev/null)
   [ -z "$left" ] || fail "$2: the hand-over file was left behind: $left"
 }
 

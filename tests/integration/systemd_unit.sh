@@ -34,5 +34,7 @@ if ! out=$(XDG_RUNTIME_DIR="$tmp/run" systemd-analyze verify --user "$tmp/user/s
 fi
 grep -q '^ExecStart=/usr/bin/stemd$' "$SRC/systemd/stemd-user.service" ||
   { echo "systemd_unit: FAIL: the user unit should start stemd without --config (the config search)"; exit 1; }
+grep -q '^RuntimeDirectory=stemd$' "$SRC/systemd/stemd-user.service" ||
+  { echo "systemd_unit: FAIL: the user unit should give the hand-over file a RuntimeDirectory (not /tmp)"; exit 1; }
 echo "systemd_unit: user unit verified"
 echo "systemd_unit: PASS"

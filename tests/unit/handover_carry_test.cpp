@@ -135,14 +135,14 @@ TEST(HandoverCarry, AtMost64EventsTheLastOnes) {
 
 TEST(HandoverCarry, TheFileIsReadOnlyWithThisProcesssHandOverAndThenRemoved) {
   std::string e;
-  ASSERT_TRUE(app::write_file_atomic(app::carry_path(), app::format_carry(carried()), e)) << e;
+  ASSERT_TRUE(app::write_file_atomic(app::carry_path(app::handoff_path()), app::format_carry(carried()), e)) << e;
   setenv("STEMD_RESUME_STATE", "/tmp/somebody-elses.state", 1);
   EXPECT_TRUE(app::take_resume_env().totals.empty()) << "not this process's hand-over";
   setenv("STEMD_RESUME_STATE", app::handoff_path().c_str(), 1);
   const app::Resume r = app::take_resume_env();
   EXPECT_EQ(r.totals.size(), 4u);
   EXPECT_EQ(r.events.size(), 4u);
-  EXPECT_NE(access(app::carry_path().c_str(), F_OK), 0) << "removed once read";
+  EXPECT_NE(access(app::carry_path(app::handoff_path()).c_str(), F_OK), 0) << "removed once read";
 }
 
 // The new image's status counts on from the previous images' totals; the stream clock does not.

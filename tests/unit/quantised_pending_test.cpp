@@ -210,6 +210,37 @@ TEST(QuantisedPending, APlayAndItsPauseInOnePassAreNeverHeard) {
   EXPECT_EQ(v.position, 0);
 }
 
+// A play of an id whose quantised start still waits for the bar held one more voice, its stream and
+// two schedule entries (the play, and a stop timed for the bar) per play until the bar; a flood of
+// them took the bar's 256 timed-command slots, and other clients' plays on that bar were refused
+// "busy: period full" (outside pass 29, attack L5). The waiting play never started: a new play of
+// its id drops it at once (voice, stream, schedule entry and its slot of the bar).
+TEST(QuantisedPending, APlayOfAnIdWaitingForItsBarDropsTheWaitingPlayAtOnce) {
+  Rig rig;
+  std::string err;
+  ASSERT_TRUE(rig.ctl.load_generated(control::kNow, 3, "dc3", std::vector<float>(2 * kRate * 2, 0.25f), err)) << err;
+  std::vector<float> block(64 * 2);
+  const std::int64_t at = rig.play();
+  for (int i = 0; i < 300; ++i) {  // 300 more plays of id 2, 64 output frames apart, all before its bar
+    EXPECT_NEAR(static_cast<double>(rig.play()), static_cast<double>(at), 1.0);
+    rig.e.process(block.data(), 64);
+    rig.out.insert(rig.out.end(), block.begin(), block.end());
+    rig.frame += 64;
+    rig.ctl.service();
+    ASSERT_EQ(rig.ctl.voices().size(), 1u) << "after play " << i + 2;
+    ASSERT_EQ(rig.e.scheduled(), 1u) << "after play " << i + 2 << ": only the last play waits";
+  }
+  ASSERT_LT(rig.frame, at) << "the plays were all before the bar";
+  const control::Reply r = rig.ok("/stemd/play", {OscArg::Int(3)});  // another id's play on that bar
+  ASSERT_EQ(r.values.size(), 4u);
+  EXPECT_NEAR(static_cast<double>(rig.ctl.now_frame()) + r.values[2].as_double() * kRate, static_cast<double>(at), 1.0)
+      << "on the same bar";
+  rig.play_for(2.0);
+  const auto vs = rig.ctl.voices();
+  ASSERT_EQ(vs.size(), 2u) << "id 2 once, and id 3";
+  for (const auto& v : vs) EXPECT_STREQ(v.state_name(), "playing");
+}
+
 // Outside pass 28, user L7: without Link the beat restarted at 0 after a device's hand-over. The
 // previous image's beat and its time cross in STEMD_RESUME_BEAT; the new image's beat goes on
 // from them at the tempo (120 bpm here: 2 beats a second).

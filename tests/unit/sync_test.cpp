@@ -203,6 +203,39 @@ TEST(TempoClockGrid, QuantizesOnTheGrid) {
   EXPECT_EQ(clock.quantized(0), 12000);
 }
 
+// /stemd/quantize 5e-324 (a denormal OSC double) was answered /done … 0.0 and the next start
+// was llround(inf): undefined behaviour, LLONG_MIN on x86, and the play started at once while its
+// answer said "in 1.9e14 s" (outside pass 29, attack L4). The clock itself gives back the frame
+// asked for whenever its grid is not a finite number of frames or more.
+TEST(TempoClockGrid, AQuantumOfNoFramesLeavesTheStartAsAsked) {
+  for (const double q : {5e-324, 1e-320, 2.2e-308, 1e-300}) {
+    control::TempoClock clock(120, 4, 48000, 0.3, 30);
+    clock.set_quantum(q);
+    clock.follow_grid(1000, 3.5, 120, 48000);
+    EXPECT_EQ(clock.quantized(5000), 5000) << q;
+    EXPECT_EQ(clock.quantized(0), 0) << q;
+  }
+  control::TempoClock huge(120, 4, 48000, 0.3, 30);
+  huge.set_quantum(1e300);  // beyond any frame: the start is not moved to an overflowed frame
+  EXPECT_EQ(huge.quantized(5000), 5000);
+}
+
+// The message refuses such a quantum: /fail with the range, and the quantum set before is kept.
+TEST(TempoClockGrid, QuantizeRefusesAQuantumBelowAFloorAndChangesNothing) {
+  RouterRig rig;
+  rig.ok("/stemd/quantize", {control::OscArg::Float(2.0)});
+  for (const double q : {5e-324, 1e-320, 2.2e-308, 1e-12, 1.0 / 128, 256.5, -1.0}) {
+    const control::Reply r = rig.reply(control::OscMessage{"/stemd/quantize", {control::OscArg::Double(q)}});
+    EXPECT_FALSE(r.ok) << q;
+    EXPECT_NE(r.reason.find("1/64"), std::string::npos) << q << ": " << r.reason;
+    EXPECT_DOUBLE_EQ(rig.router.quantum_beats(), 2.0) << q;
+  }
+  for (const double q : {0.0, 1.0 / 64, 0.5, 256.0}) {
+    rig.ok("/stemd/quantize", {control::OscArg::Double(q)});
+    EXPECT_DOUBLE_EQ(rig.router.quantum_beats(), q);
+  }
+}
+
 double unix_now() {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
