@@ -34,6 +34,13 @@ fail() {
   grep -v "ALSA\|cannot find card" "$TESTBED_DIR/stemd.log" | tail -25 >&2
   exit 1
 }
+# What is wrong is noted and the test goes on (one run says all of it); `problems_or_fail` at the end.
+PROBLEMS=0
+problem() {
+  echo "$TEST_NAME: PROBLEM: $*" >&2
+  PROBLEMS=$((PROBLEMS + 1))
+}
+problems_or_fail() { [ "$PROBLEMS" = 0 ] || fail "$PROBLEMS problems (see above)"; }
 
 ctl() { "$STEMCTL" -p "$PORT" "$@"; }
 

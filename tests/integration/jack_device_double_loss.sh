@@ -22,11 +22,6 @@ TEST_NAME=jack_device_double_loss
 source "$(dirname "$0")/jack_device_common.sh"
 testbed_start 1024 48000 || fail "could not start jackd"
 D=$TESTBED_DIR
-PROBLEMS=0
-problem() {
-  echo "$TEST_NAME: PROBLEM: $*" >&2
-  PROBLEMS=$((PROBLEMS + 1))
-}
 device_stemd --log-level debug --state-file "$D/state" --restore-voices
 testbed_wait_for 10 grep -q "voice .* started" "$D/stemd.log" || fail "stemd did not start playing"
 for id in 2 3; do ctl load "$id" "$D/pos.wav" >/dev/null || fail "load $id"; done
@@ -111,5 +106,5 @@ if 2 not in b or b[2][0] != "paused" or b[2][1] != before[2][1]:
 if 3 in b and b[3][2] != "0.50": bad.append(f"voice 3 at volume {b[3][2]}, not 0.50")
 if bad: sys.exit("; ".join(bad))
 PY
-[ "$PROBLEMS" = 0 ] || fail "$PROBLEMS problems (see above)"
+problems_or_fail
 echo "$TEST_NAME: PASS"

@@ -26,12 +26,6 @@ TEST_NAME=jack_device_quantised
 source "$(dirname "$0")/jack_device_common.sh"
 testbed_start 1024 48000 || fail "could not start jackd"
 D=$TESTBED_DIR
-# What is wrong is noted and the test goes on (one run says all of it), failing at the end.
-PROBLEMS=0
-problem() {
-  echo "$TEST_NAME: PROBLEM: $*" >&2
-  PROBLEMS=$((PROBLEMS + 1))
-}
 device_stemd --log-level debug --bpm 60  # the stems' own tempo: players at rate 1 (bit-exact)
 testbed_wait_for 10 grep -q "voice .* started" "$D/stemd.log" || fail "stemd did not start playing"
 ctl send /stemd/quantize 8 >/dev/null || fail "quantize"
@@ -137,5 +131,5 @@ if s["voices"] != 3 or s.get("voices_paused") != 1: sys.exit(f"voices {s['voices
 PY
 grep -q "resume: 3 of 3 voices back at their frames: 1 playing, 1 paused, 1 starting on the next bar" "$D/stemd.log" ||
   problem "the resume line does not count voices: $(grep 'voices back\|playing again' "$D/stemd.log")"
-[ "$PROBLEMS" = 0 ] || fail "$PROBLEMS problems (see above)"
+problems_or_fail
 echo "$TEST_NAME: PASS"
