@@ -362,6 +362,10 @@ class StateKeeper {
   void restore_outcome(RestoreRun& run, std::size_t i, const control::Reply& reply);
   bool restore_pump(RestoreRun& run, control::Router& router);
   bool interrupted_ = false;  // the restore was stopped: nothing is written (queue())
+  // In restore(): held sources are published once at its end, not at each hold (the waiting line
+  // is built from every held path: once per hold made the largest state's restore quadratic,
+  // 0.5 → 6.3 s, and past TSan's time-out).
+  bool restoring_ = false;
   std::vector<Held> held_;
   std::chrono::steady_clock::time_point last_retry_{};
 

@@ -91,7 +91,7 @@ void StateKeeper::hold(const StateMessage& load, const std::string& reason) {
       "(a disk mounted late?); its voices start when it loads",
       cfg_.path, load.line, h.id, base::log_escape(reason, 400), cfg_.retry_s);
   held_.push_back(std::move(h));
-  publish_held();
+  if (!restoring_) publish_held();
 }
 
 void StateKeeper::add_to_held(const StateMessage& m) {

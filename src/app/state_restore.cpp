@@ -200,6 +200,14 @@ RestoreReport StateKeeper::restore(control::Router& router, const RestoreHooks& 
   // none (one saved before --quantize was given).
   const double flag_quantum = router.quantum_beats();
   router.set_quantum(0);
+  restoring_ = true;
+  struct Published {  // however this returns: the held sources as they are now
+    StateKeeper& k;
+    ~Published() {
+      k.restoring_ = false;
+      k.publish_held();
+    }
+  } published{*this};
   bool quantum_line = false;
   for (std::size_t i = 0; i < run.msgs.size() && !interrupted_; ++i) {
     quantum_line = quantum_line || run.msgs[i].message.address == "/stemd/quantize";
