@@ -7,16 +7,23 @@
 # interleaved stereo at 48 kHz: no conversion on the way, so tolerance 0). The audio thread
 # must run SCHED_FIFO where this process may use real-time scheduling (the PortAudio ALSA
 # callback ran SCHED_OTHER before stemd asked for it), else the log must say it fell back.
-# The `null` slave is not paced by a clock: stemd plays faster than real time into it (about
-# 350x here: 1,989 s of audio in 5.7 s), so the test stops stemd as soon as the fixture has ended and caps the file size.
+# The `null` slave is not paced by a clock: stemd played faster than real time into it (350x to
+# 2,500x: 250 s of audio in 0.1 s), its SCHED_FIFO audio thread spinning a whole core — in the CI
+# of stop 38 that starved the tests running beside it (pipewire_play_jack failed) and this one's
+# own control thread (default.raw passed 1 GB before the fixture had even started). So the file
+# plugin writes into a pipe (`file "|command"`) whose reader, alsa_pace.py, copies to the raw file
+# no faster than 4x real time: the pipe fills and ALSA's write blocks the callback, as a card's clock would. The
+# test still stops stemd as soon as the fixture has ended and caps the file size.
 # snd-aloop would give a paced card, but loading kernel modules is not possible in the test
 # containers (no /dev/snd, no modprobe rights), so it is not used. A busy hw device (EBUSY)
 # needs a card: its message is unit-tested on a fake /proc (FakeProc.* in stemd_unit_tests).
-# Exit 0 pass, 1 fail, 77 skip (sox missing).
+# Exit 0 pass, 1 fail, 77 skip (sox or python3 missing).
 set -uo pipefail
 STEMD=$1 GEN=$2 VERIFY=$3
 NAME=alsa_file_tap
-command -v sox >/dev/null 2>&1 || { echo "$NAME: SKIP (sox not installed)"; exit 77; }
+for t in sox python3; do
+  command -v "$t" >/dev/null 2>&1 || { echo "$NAME: SKIP ($t not installed)"; exit 77; }
+done
 D=$(mktemp -d "${TMPDIR:-/tmp}/stemd-alsa.XXXXXX")
 STEMD_PID=""
 cleanup() {
@@ -30,17 +37,19 @@ fail() {
   exit 1
 }
 mkdir -p "$D/home"
+PACE="$(cd "$(dirname "$0")" && pwd)/alsa_pace.py"
+PACE_BPS=$((48000 * 2 * 4 * 4))   # 48 kHz, 2 channels, float32: 4x real time
 cat >"$D/home/.asoundrc" <<ASOUNDRC
 pcm.stemd_tap {
   type file
   slave.pcm "null"
-  file "$D/tap.raw"
+  file "|python3 $PACE $D/tap.raw $PACE_BPS"
   format "raw"
 }
 pcm.!default {
   type file
   slave.pcm "null"
-  file "$D/default.raw"
+  file "|python3 $PACE $D/default.raw $PACE_BPS"
   format "raw"
 }
 ASOUNDRC
@@ -74,6 +83,8 @@ play() {  # play DEVICE RAWFILE: the fixture into the PCM, stopped once it has e
   wait "$STEMD_PID" || rc=$?
   STEMD_PID=""
   [ "$rc" -eq 0 ] || fail "stemd ($dev) exited $rc after SIGTERM"
+  # the pacer may still be copying what was left in its pipe
+  for _ in $(seq 100); do pgrep -f -- "$PACE $raw" >/dev/null || break; sleep 0.05; done
   grep -q "started: portaudio device .*'$dev' (ALSA)" "$log" || fail "stemd did not open the ALSA PCM '$dev'"
   if [ "$rt_ok" = 1 ]; then
     grep -q "audio thread: SCHED_FIFO" "$log" || fail "the audio thread is not SCHED_FIFO though real time is allowed"
