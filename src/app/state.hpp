@@ -203,6 +203,9 @@ struct RestoreHooks {
 // "N sources waiting for their files in DIR (the first: …)" — "" when none wait.
 struct WaitingSources {
   std::atomic<int> count{0};
+  // How often the line was built and set: once per restore, not once per source held (each
+  // build reads every held path — per hold, the largest state's restore went quadratic).
+  std::atomic<std::uint64_t> updates{0};
   std::string text() const {
     std::lock_guard<std::mutex> lock(mu);
     return text_;
@@ -211,6 +214,7 @@ struct WaitingSources {
     std::lock_guard<std::mutex> lock(mu);
     text_ = std::move(t);
     count.store(n);
+    updates.fetch_add(1);
   }
 
  private:

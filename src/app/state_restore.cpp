@@ -223,8 +223,7 @@ RestoreReport StateKeeper::restore(control::Router& router, const RestoreHooks& 
         cfg_.path);
     return run.rep;
   }
-  if (run.tempo) restore_tempo(run, router);
-  publish_held();
+  if (run.tempo) restore_tempo(run, router);  // (the held sources are published as this returns)
   const RestoreReport& rep = run.rep;
   spdlog::info(
       "state file {}: restored {} of {} sources{}{}, levels{}", cfg_.path, rep.sources,

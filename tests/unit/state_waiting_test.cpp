@@ -46,6 +46,23 @@ TEST(StateWaiting, TheKeeperCountsAndSaysTheSourcesWaitingUntilTheirFilesAreTher
   EXPECT_EQ(waiting->text(), "");
 }
 
+// The waiting line is built from every held path: built at each hold, a restore of N missing
+// sources did N builds of up to N paths (the largest state the limits allow: 0.49 → 6.3 s, and
+// past TSan's time-out in CI). Counted, not timed: one build for the whole restore.
+TEST(StateWaiting, TheLineIsBuiltOncePerRestoreNotOncePerSource) {
+  test::TempDir dir;
+  const std::string stick = dir.file("stick");
+  std::string text = "stemd-state 1\n";
+  constexpr int kSources = 40;
+  for (int i = 1; i <= kSources; ++i) {
+    text += "/stemd/load " + std::to_string(i) + " \"" + stick + "/" + std::to_string(i) + ".wav\" \"s\"\n";
+  }
+  Restored s(dir.file("state"), text + "end\n", {.retry_s = 0.0});
+  const auto waiting = s.keeper.waiting();
+  EXPECT_EQ(waiting->count.load(), kSources);
+  EXPECT_EQ(waiting->updates.load(), 1u) << "the waiting line was built per held source";
+}
+
 TEST(StateWaiting, NoneWaitingSaysNothing) {
   EXPECT_EQ(waiting_text({}, "", 5), "");
   EXPECT_EQ(waiting_text({"/m/s/a.wav", "/m/t/b.wav"}, "/m/s/a.wav: No such file or directory", 5),
