@@ -5,9 +5,9 @@
 //  1. at 1280×1000, with five voices playing (long file names, fades under way: the widest
 //     cells), the Voices table fits its section (its scrollWidth ≤ the section's clientWidth), the
 //     page has no horizontal scrollbar, and every Stop button lies inside the viewport and
-//     stops its voice when clicked; the names keep a column of their own (≥ 48 px); the same at
-//     1024, 800 and 390 px wide (a phone); the header's output line stays one line beside a lost
-//     device's state;
+//     stops its voice when clicked; the names keep a column of their own (≥ 48 px), and a short
+//     one ("short") stays on one line; the same at 1024, 800, 390, 375 and 360 px wide (phones);
+//     the header's output line stays one line beside a lost device's state;
 //  2. the EQ sliders are live on the first daemon and disabled, with a note naming
 //     --disable-filters, on the second (its EQ is answered and ignored); the level sliders stay live;
 //  3. the Media section lists the root; beside a share that does not answer (its listing faked)
@@ -39,8 +39,14 @@ const measure = (page) => page.evaluate(() => {
     return { id: b.dataset.stop, left: r.left, right: r.right, width: r.width };
   });
   const names = [...table.querySelectorAll('tbody td.c-name')].map((td) => td.getBoundingClientRect().width);
+  // A short name's lines (its cell's text height ÷ its line height): one, never broken mid-word
+  const shortLines = [...table.querySelectorAll('tbody td.c-name')].filter((td) => td.textContent.length <= 8).map((td) => {
+    const r = document.createRange();
+    r.selectNodeContents(td);
+    return { name: td.textContent, lines: r.getBoundingClientRect().height / parseFloat(getComputedStyle(td).lineHeight) };
+  });
   return {
-    nameWidth: Math.min(...names), tableScroll: table.scrollWidth, boxScroll: box.scrollWidth, boxClient: box.clientWidth,
+    nameWidth: Math.min(...names), shortLines, tableScroll: table.scrollWidth, boxScroll: box.scrollWidth, boxClient: box.clientWidth,
     pageScroll: document.documentElement.scrollWidth, pageClient: document.documentElement.clientWidth,
     sectionRight: section.right, viewport: window.innerWidth, buttons,
   };
@@ -58,6 +64,11 @@ async function checkVoicesFit(page, width, voices) {
     fail(`at ${width} px the Voices table (${m.tableScroll} px wide) overflows its section (${m.boxClient} px)`);
   }
   if (!(m.nameWidth >= 48)) fail(`at ${width} px the name column is squeezed to ${m.nameWidth} px`);
+  // At 375 px (a phone) "stem1" was drawn "ste"/"m1" (new-user pass 29, L5)
+  if (m.shortLines.length === 0) fail(`at ${width} px no short name to look at`);
+  for (const n of m.shortLines) {
+    if (n.lines > 1.5) fail(`at ${width} px the name "${n.name}" is broken over ${n.lines.toFixed(1)} lines`);
+  }
   if (m.pageScroll > m.pageClient) fail(`at ${width} px the page scrolls sideways (${m.pageScroll} > ${m.pageClient} px)`);
   if (m.buttons.length !== voices) fail(`at ${width} px ${m.buttons.length} Stop buttons for ${voices} voices`);
   for (const b of m.buttons) {
@@ -115,7 +126,7 @@ async function eqState(page) {
   await page.goto(url);
   await sleep(1500);
   if (errors.length) fail(`errors in the page's console: ${errors.join(' | ')}`);
-  for (const width of [1280, 1024, 800, 390]) await checkVoicesFit(page, width, ids.length);
+  for (const width of [1280, 1024, 800, 390, 375, 360]) await checkVoicesFit(page, width, ids.length);
   await page.setViewportSize({ width: 1280, height: 1000 });
   if (shot) await page.screenshot({ path: shot, fullPage: true });
   // The last Stop button stops its voice (a click where the button is drawn).
