@@ -248,18 +248,26 @@ function logEvent(text, atMs) {  // atMs: when stemd sent it (a past event), els
   while ($('events').children.length > 200) $('events').lastChild.remove();
 }
 
-// Each event is numbered (seq); the socket asks for those after the last one seen, so what came
-// while it was closed — a device loss whose hand-over to a new image closed it — is shown when it
-// reconnects (stemd keeps the last 64, across hand-overs), each once.
+// Each event is numbered (seq) in its run (run: the service's, the same across hand-overs); the
+// socket asks for those after the last one seen, so what came while it was closed — a device loss
+// whose hand-over to a new image closed it — is shown when it reconnects (stemd keeps the last 64,
+// across hand-overs), each once.
 monitor.lastSeq = 0;
+monitor.run = '';
 function connectEvents() {
-  const ws = new WebSocket(`ws://${location.host}/ws/events?since=${monitor.lastSeq}`);
+  const run = monitor.run ? `&run=${monitor.run}` : '';
+  const ws = new WebSocket(`ws://${location.host}/ws/events?since=${monitor.lastSeq}${run}`);
   let first = true;
   ws.onmessage = (e) => {
     const j = JSON.parse(e.data);
     if (j.seq !== undefined) {
-      // stemd sends only those after the number asked for — unless it restarted as a service (its
-      // numbers began again): then it sends all it kept, and the first is at or below ours.
+      // stemd sends only those after the number asked for — unless it restarted as a service (a
+      // new run, its numbers begun again): then it sends all it kept, the new run's first among
+      // them, though their numbers may be above ours.
+      if (j.run !== undefined && j.run !== monitor.run) {
+        monitor.run = j.run;
+        monitor.lastSeq = 0;
+      }
       if (first && j.seq <= monitor.lastSeq) monitor.lastSeq = 0;
       first = false;
       if (j.seq <= monitor.lastSeq) return;  // shown already

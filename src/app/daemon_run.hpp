@@ -59,6 +59,7 @@ struct Resume {
   // callbacks measured (0: none): the new image's Link join line and status say it from the start.
   std::vector<std::pair<std::string, std::uint64_t>> totals;
   std::vector<web::PastEvent> events;
+  std::string events_run;  // their run (web::EventBacklog::run): a page's numbers go on across the hand-over
   double output_latency_s = 0;
   std::vector<std::string> ignored;  // STEMD_RESUME_* values not taken, and why
 };
@@ -85,6 +86,7 @@ void remove_handoff(const std::string& state_path);
 //   stemd-carry 1
 //   total NAME COUNT                      one of control::kCarriedTotals, once each
 //   latency_ns N                          the measured output latency (below 2 s)
+//   run HEX                               the web monitor's run (its events' "run": 1–32 hex digits)
 //   event SEQ UNIX_MS JSON                the web monitor's, oldest first (at most 64, each at
 //                                         most EventBacklog::kMaxBytes, printable ASCII or UTF-8)
 // take_resume_env reads it (at most kMaxCarryBytes) when the hand-over is this process's, then

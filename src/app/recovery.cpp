@@ -249,7 +249,10 @@ void DaemonRun::hand_over(const std::string& why) {
   // The latency compensated now (measured, or carried itself when the device never came back to
   // this image): the next image's until its device measures again — its Link join line says it.
   r.output_latency_s = std::max(0.0, router.config().output_latency_s);
-  if (web_) r.events = web_->past_events();  // its /stemd/device/lost among them (stopped above: all delivered)
+  if (web_) {  // its /stemd/device/lost among them (stopped above: all delivered), and their run
+    r.events = web_->past_events();
+    r.events_run = web_->events_run();
+  }
   // Without Link, the beat at the last callback's frame and time (the stream clock's line:
   // CLOCK_MONOTONIC, the steady clock): the next image's beat goes on from it.
   std::int64_t frame = 0;

@@ -149,6 +149,7 @@ std::string format_carry(const Resume& r) {
   for (const auto& [k, n] : r.totals) out += fmt::format("total {} {}\n", k, n);
   if (r.output_latency_s > 0)
     out += fmt::format("latency_ns {}\n", static_cast<std::uint64_t>(std::llround(r.output_latency_s * 1e9)));
+  if (!r.events_run.empty()) out += fmt::format("run {}\n", r.events_run);
   for (const web::PastEvent& e : r.events) out += fmt::format("event {} {} {}\n", e.seq, e.unix_ms, e.json);
   return out;
 }
@@ -181,6 +182,12 @@ void parse_carry(const std::string& text, Resume& r) {
         why = "not a latency below 2 s";
       } else {
         r.output_latency_s = static_cast<double>(n) / 1e9;
+      }
+    } else if (line.rfind("run ", 0) == 0) {
+      if (!web::EventBacklog::valid_run(line.substr(4)) || !r.events_run.empty()) {
+        why = "not a run of the web monitor's, or twice";
+      } else {
+        r.events_run = line.substr(4);
       }
     } else if (line.rfind("event ", 0) != 0 || !take_event(line.c_str() + 6, r, why)) {
       if (why.empty()) why = "unknown";

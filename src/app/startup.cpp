@@ -513,7 +513,7 @@ int DaemonRun::open_web() {
     spdlog::error("{}{}", err_, in_use_hint(err_, "--http-port"));
     return 2;
   }
-  web_->carry_events(resume_.events);  // the previous images' last events, the loss among them
+  web_->carry_events(resume_.events, resume_.events_run);  // the previous images' last events, the loss among them
   inst_->set_local_sink(web_->sink());
   return -1;
 }

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <random>
 
 namespace stemd::web {
 
@@ -25,8 +26,25 @@ bool EventBacklog::add(std::uint64_t seq, std::int64_t unix_ms, std::string_view
   return true;
 }
 
-std::string EventBacklog::stamp(std::string_view json, std::int64_t unix_ms, std::uint64_t seq) {
+std::string EventBacklog::new_run() {
+  std::random_device rd;
+  const std::uint64_t r = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  return fmt::format("{:016x}", r);
+}
+
+bool EventBacklog::valid_run(std::string_view run) {
+  return !run.empty() && run.size() <= 32 && run.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+bool EventBacklog::set_run(std::string_view run) {
+  if (!valid_run(run)) return false;
+  run_ = std::string(run);
+  return true;
+}
+
+std::string EventBacklog::stamp(std::string_view json, std::int64_t unix_ms, std::uint64_t seq, std::string_view run) {
   std::string out = fmt::format(R"({{"seq":{},"time_ms":{})", seq, unix_ms);
+  if (!run.empty()) out += fmt::format(R"(,"run":"{}")", run);
   if (json.size() > 2) {  // "{…}" (not "{}"): its members after ours
     out += ',';
     out.append(json.substr(1));
@@ -36,8 +54,8 @@ std::string EventBacklog::stamp(std::string_view json, std::int64_t unix_ms, std
   return out;
 }
 
-std::vector<PastEvent> EventBacklog::after(std::uint64_t since) const {
-  if (since >= next_seq_) since = 0;
+std::vector<PastEvent> EventBacklog::after(std::uint64_t since, std::string_view run) const {
+  if (since >= next_seq_ || (!run.empty() && run != run_)) since = 0;
   std::vector<PastEvent> out;
   for (std::size_t i = 0; i < count_; ++i) {
     const Slot& s = slots_[(first_ + i) % kCapacity];

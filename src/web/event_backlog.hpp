@@ -32,6 +32,14 @@ class EventBacklog {
   EventBacklog(const EventBacklog&) = delete;
   EventBacklog& operator=(const EventBacklog&) = delete;
 
+  // The service's run: a random token (16 hex digits) made at the first image's start and carried
+  // across hand-overs (set_run). A page sends it back with its last number: another run's number
+  // (the service restarted) gets everything kept — a number alone could not tell, so a page that
+  // had seen 10 events missed the new run's first 10 once it had more (closing note 29).
+  const std::string& run() const { return run_; }
+  // Takes the previous image's token: 1 to 32 hex digits, else false (this one's kept).
+  bool set_run(std::string_view run);
+  static bool valid_run(std::string_view run);
   // The number the next event gets.
   std::uint64_t next_seq() const { return next_seq_; }
   // Keeps `json` (the whole text sent, with its seq: stamp() made it) as event `seq`, the oldest
@@ -39,11 +47,12 @@ class EventBacklog {
   bool add(std::uint64_t seq, std::int64_t unix_ms, std::string_view json);
   // The next number, taken (next_seq() moves on).
   std::uint64_t take_seq() { return next_seq_++; }
-  // {"event":…} → {"seq":N,"time_ms":T,"event":…}.
-  static std::string stamp(std::string_view json, std::int64_t unix_ms, std::uint64_t seq);
-  // Those a page that has seen up to `since` has not, oldest first. A `since` at or past
-  // next_seq() is another run's number (the service restarted): everything kept.
-  std::vector<PastEvent> after(std::uint64_t since) const;
+  // {"event":…} → {"seq":N,"time_ms":T,"event":…}, or with `run`: {"seq":N,"time_ms":T,"run":"R","event":…}.
+  static std::string stamp(std::string_view json, std::int64_t unix_ms, std::uint64_t seq, std::string_view run = {});
+  // Those a page that has seen up to `since` of run `run` has not, oldest first. A `since` at or
+  // past next_seq(), or a `run` given that is not this one, is another run's number (the service
+  // restarted): everything kept.
+  std::vector<PastEvent> after(std::uint64_t since, std::string_view run = {}) const;
   std::size_t size() const { return count_; }
 
  private:
@@ -56,6 +65,8 @@ class EventBacklog {
   Slot* slots_;
   std::size_t first_ = 0, count_ = 0;
   std::uint64_t next_seq_ = 1;
+  std::string run_ = new_run();
+  static std::string new_run();
 };
 
 }  // namespace stemd::web

@@ -313,10 +313,11 @@ void Shared::broadcast_event(const std::string& json, const std::string& small) 
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
           .count();
   const std::uint64_t seq = backlog.take_seq();
-  auto msg = std::make_shared<const std::string>(EventBacklog::stamp(json, now_ms, seq));
+  const std::string& run = backlog.run();
+  auto msg = std::make_shared<const std::string>(EventBacklog::stamp(json, now_ms, seq, run));
   // A long one is kept cut (`small`); one whose address and reason alone are too long, as a mark.
-  if (!backlog.add(seq, now_ms, small.empty() ? *msg : EventBacklog::stamp(small, now_ms, seq)))
-    backlog.add(seq, now_ms, EventBacklog::stamp(R"x({"event":"(too long to keep)","args":[]})x", now_ms, seq));
+  if (!backlog.add(seq, now_ms, small.empty() ? *msg : EventBacklog::stamp(small, now_ms, seq, run)))
+    backlog.add(seq, now_ms, EventBacklog::stamp(R"x({"event":"(too long to keep)","args":[]})x", now_ms, seq, run));
   if (live(events) == 0) return;
   for (auto& w : events) {
     if (auto l = w.lock()) l->push(msg);
@@ -499,9 +500,12 @@ const WebStats& WebServer::stats() const { return sh_->stats; }
 
 std::vector<PastEvent> WebServer::past_events() const { return sh_->backlog.after(0); }
 
-void WebServer::carry_events(const std::vector<PastEvent>& events) {
+void WebServer::carry_events(const std::vector<PastEvent>& events, const std::string& run) {
+  if (!run.empty()) sh_->backlog.set_run(run);
   for (const PastEvent& e : events) sh_->backlog.add(e.seq, e.unix_ms, e.json);
 }
+
+std::string WebServer::events_run() const { return sh_->backlog.run(); }
 
 std::string WebServer::listings_running() const { return sh_->lister ? sh_->lister->running() : std::string(); }
 

@@ -134,8 +134,11 @@ class WebServer {
   // [main] The events kept (event_backlog.hpp), oldest first: after stop(), for the hand-over.
   std::vector<PastEvent> past_events() const;
   // [main] Before start(): those of the previous image (a hand-over), kept as if broadcast here;
-  // the numbers go on from theirs. Those out of order or too long are left out.
-  void carry_events(const std::vector<PastEvent>& events);
+  // the numbers go on from theirs, in its run (a valid token; "" or invalid: this image's own).
+  // Those out of order or too long are left out.
+  void carry_events(const std::vector<PastEvent>& events, const std::string& run = {});
+  // [main] The run's token (EventBacklog::run): for the hand-over.
+  std::string events_run() const;
   // [main] The file browser's listings running now, by folder, the lost ones marked ("" when none).
   std::string listings_running() const;
   // [main] Tests only, before start(): no flag, config key or request reaches it. Called on the

@@ -41,9 +41,10 @@ class WsListener : public Listener, public std::enable_shared_from_this<WsListen
     (audio_ ? sh_->stats.listeners : sh_->stats.event_clients).fetch_sub(1);
   }
 
-  // `since`: the events after this number are sent first (an events listener that asked:
-  // ?since=SEQ; -1 none).
-  void accept(http::request<http::string_body> req, std::string first, std::int64_t since = -1) {
+  // `since`: the events after this number (of run `run`, when given) are sent first (an events
+  // listener that asked: ?since=SEQ&run=RUN; -1 none).
+  void accept(http::request<http::string_body> req, std::string first, std::int64_t since = -1,
+              const std::string& run = {}) {
     (audio_ ? sh_->stats.listeners : sh_->stats.event_clients).fetch_add(1);
     // Pinged after half the idle time-out without a frame from the client, closed after the whole
     // (Beast: any frame read, a pong included, restarts it). Before, an idle events socket had no
@@ -69,7 +70,7 @@ class WsListener : public Listener, public std::enable_shared_from_this<WsListen
       sh_->events.push_back(shared_from_this());
       sh_->stats.listeners_held.store(sh_->events.size() + sh_->audio.size());
       if (since >= 0) {  // what it missed, first (and before any event broadcast from now on)
-        for (PastEvent& e : sh_->backlog.after(static_cast<std::uint64_t>(since)))
+        for (PastEvent& e : sh_->backlog.after(static_cast<std::uint64_t>(since), run))
           push(std::make_shared<const std::string>(std::move(e.json)));
       }
     }
@@ -281,8 +282,10 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
       return reply(http::status::service_unavailable, error_json("too many audio listeners (--http-max-listeners " +
                                                                  std::to_string(sh_->cfg.max_listeners) + ")"));
     }
-    // /ws/events?since=SEQ: the kept events after SEQ come first (event_backlog.hpp).
+    // /ws/events?since=SEQ&run=RUN: the kept events after SEQ of run RUN come first
+    // (event_backlog.hpp; another run's: all of them).
     std::int64_t since = -1;
+    std::string run;
     if (!audio) {
       std::map<std::string, std::string> q;
       std::string error;
@@ -293,11 +296,16 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
           return bad_request("since: the number of the last event seen (digits)");
         since = std::stoll(v);
       }
+      if (auto it = q.find("run"); it != q.end()) {
+        if (!EventBacklog::valid_run(it->second))
+          return bad_request("run: the run of the last event seen (its \"run\": up to 32 hex digits)");
+        run = it->second;
+      }
     }
     counted_ = false;  // the connection's count moves to the WebSocket
     const std::size_t cap = audio ? sh_->listener_queue_chunks() : kEventQueueMessages;
     auto ws = std::make_shared<WsListener>(sh_, stream_.release_socket(), peer_.host(), audio, cap);
-    ws->accept(parser_->release(), audio ? sh_->audio_header : std::string(), since);
+    ws->accept(parser_->release(), audio ? sh_->audio_header : std::string(), since, run);
   }
 
   void route(const http::request<http::string_body>& req) {

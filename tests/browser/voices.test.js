@@ -16,7 +16,9 @@
 //  5. stemd stopped (SIGSTOP): within 5 s the page greys out the voices and meters, no state
 //     reads "playing", the meters are empty, and an Events line says it is not answering; on
 //     SIGCONT a line says it is back, not restarted. Killed and started again on the same ports:
-//     a line says it is back and restarted, and the page is live again.
+//     a line says it is back and restarted, and the page is live again;
+//  6. after that restart, the new run's events, its first ones too, though it broadcast more
+//     than the page had seen of the old run before the page reconnected.
 // Exits 0 pass, 1 fail.
 'use strict';
 const { harness, openPage } = require('./browser_common');
@@ -204,6 +206,13 @@ const inView = (b, vw) => b && b.shown && b.width > 10 && b.left >= 0 && b.right
   let back = g.events.find((e) => e.includes('is back'));
   if (!back.includes('not restarted')) fail(`continued, not restarted, yet the page says "${back}"`);
   console.log(`monitor_voices: continued: "${back}"`);
+  // The page's events socket is held closed across the restart (its reconnect made a dummy) until
+  // the new run has broadcast more events than the page saw of the old one.
+  const old = await page.evaluate(() => {
+    window.realWebSocket = window.WebSocket;
+    window.WebSocket = function held() { return {}; };
+    return { seq: window.stemdMonitor.lastSeq, shown: window.stemdMonitor.events.length };
+  });
   process.kill(d.pid, 'SIGTERM');
   g = await until('a killed stemd shown gone', 8000, async () => {
     const x = await gone();
@@ -226,6 +235,24 @@ const inView = (b, vw) => b && b.shown && b.width > 10 && b.left >= 0 && b.right
   back = g.events.find((e) => e.includes('is back'));  // the newest first
   if (!/restarted \(up /.test(back) || back.includes('not restarted')) fail(`restarted, yet the page says "${back}"`);
   console.log(`monitor_voices: restarted: "${back}"`);
+  // 6. The new run's events, its first ones too: the page had seen `old.seq` events of the old run
+  // and asked for those after that number; the new run's first ones were missed once it had more
+  // (closing note 29). Its events now carry their run: another run's page gets all that is kept.
+  if (!(old.seq > 0)) fail(`the page saw no numbered event of the first run: ${JSON.stringify(old)}`);
+  for (let i = 0; i < old.seq + 3; i++) await osc('/stemd/master', [1.0]);
+  await page.evaluate(() => { window.WebSocket = window.realWebSocket; connectEvents(); });
+  const want = Math.min(old.seq + 3, 64);  // the backlog keeps the last 64
+  const newRun = () => page.evaluate((n) => window.stemdMonitor.events.slice(n).map((e) => e.seq), old.shown);
+  let fresh = [];
+  for (const end = Date.now() + 10000; Date.now() < end && fresh.length < want; await sleep(100)) fresh = await newRun();
+  if (fresh.length < want) {
+    fail(`after the restart the page shows ${fresh.length} of the new run's ${old.seq + 3} events (numbers ` +
+      `${fresh.join(' ')}): it had seen ${old.seq} of the old run`);
+  }
+  await sleep(500);  // anything that would come twice
+  fresh = await newRun();
+  if (new Set(fresh).size !== fresh.length) fail(`an event of the new run shown twice (numbers ${fresh.join(' ')})`);
+  console.log(`monitor_voices: the new run's events shown: ${fresh.length} (numbers ${fresh[0]}–${fresh[fresh.length - 1]}), the page had seen ${old.seq} of the old run`);
   if (errors.length) fail(`errors in the page's console: ${errors.join(' | ')}`);
   await browser.close();
   process.kill(d.pid, 'SIGTERM');

@@ -58,7 +58,31 @@ TEST(EventBacklog, APageGetsOnlyWhatItHasNotSeen) {
   EXPECT_EQ(b.after(500).size(), 10u) << "a number of another run (stemd restarted): everything kept";
 }
 
+// A service restart begins the numbers again: a page that had seen 10 events of the last run and
+// reconnects once the new one has broadcast 30 asked for those after 10 and missed the new run's
+// first 10 (closing note 29). With the run it saw, it gets everything kept.
+TEST(EventBacklog, APageOfAnotherRunGetsEverythingKept) {
+  EventBacklog b;
+  for (int i = 0; i < 30; ++i) broadcast(b);
+  ASSERT_TRUE(EventBacklog::valid_run(b.run())) << b.run();
+  EXPECT_EQ(b.after(10, b.run()).size(), 20u) << "this run's page: what it has not seen";
+  const EventBacklog other;
+  ASSERT_NE(other.run(), b.run()) << "each start makes its own";
+  const auto all = b.after(10, other.run());
+  ASSERT_EQ(all.size(), 30u) << "another run's page: the new run's first events too";
+  EXPECT_EQ(all.front().seq, 1u);
+  EXPECT_EQ(b.after(10).size(), 20u) << "no run given (an older page): as before";
+  // The token is taken from a hand-over only when valid.
+  EventBacklog c;
+  EXPECT_FALSE(c.set_run("ZZ"));
+  EXPECT_FALSE(c.set_run(std::string(33, 'a')));
+  EXPECT_TRUE(c.set_run(b.run()));
+  EXPECT_EQ(c.run(), b.run());
+}
+
 TEST(EventBacklog, StampedEventsSayTheirNumberAndTime) {
+  EXPECT_EQ(EventBacklog::stamp(R"({"event":"/x","args":[1]})", 1765000000123, 42, "0123456789abcdef"),
+            R"({"seq":42,"time_ms":1765000000123,"run":"0123456789abcdef","event":"/x","args":[1]})");
   EXPECT_EQ(EventBacklog::stamp(R"({"event":"/x","args":[1]})", 1765000000123, 42),
             R"({"seq":42,"time_ms":1765000000123,"event":"/x","args":[1]})");
 }
@@ -78,6 +102,7 @@ app::Resume carried() {
   app::Resume r;
   r.totals = {{"messages", 115}, {"frames", 6479403}, {"state_writes", 43}, {"loader_reads", 670}};
   r.output_latency_s = 0.0427;
+  r.events_run = "00c0ffee12345678";
   for (std::uint64_t s = 1; s <= 3; ++s) r.events.push_back({s, static_cast<std::int64_t>(1000 + s), ev(s)});
   r.events.push_back({4, 1004, ev(4, "/stemd/device/lost")});
   return r;
@@ -90,6 +115,7 @@ TEST(HandoverCarry, TotalsEventsAndLatencyComeThrough) {
   EXPECT_TRUE(out.ignored.empty()) << out.ignored[0];
   EXPECT_EQ(out.totals, in.totals);
   EXPECT_NEAR(out.output_latency_s, 0.0427, 1e-9);
+  EXPECT_EQ(out.events_run, "00c0ffee12345678") << "the page's numbers go on in the same run";
   ASSERT_EQ(out.events.size(), 4u);
   EXPECT_EQ(out.events[3].json, ev(4, "/stemd/device/lost"));
   EXPECT_EQ(out.events[3].unix_ms, 1004);
@@ -109,6 +135,8 @@ TEST(HandoverCarry, WhatIsNotValidIsLeftOutAndSaid) {
   std::string big = ev(11);
   big.insert(big.size() - 1, ",\"pad\":\"" + std::string(3000, 'a') + "\"");
   text += "event 11 1011 " + big + "\n";  // too long
+  text += "run 0123\n";                   // twice
+  text += "run ../../x\n";                // not hex
   text += "rm -rf /\n";
   app::Resume out;
   app::parse_carry(text, out);
@@ -117,7 +145,8 @@ TEST(HandoverCarry, WhatIsNotValidIsLeftOutAndSaid) {
   EXPECT_NEAR(out.output_latency_s, 0.0427, 1e-9);
   EXPECT_EQ(out.events.size(), 4u);
   ASSERT_EQ(out.ignored.size(), 1u);
-  EXPECT_NE(out.ignored[0].find("9 lines not taken"), std::string::npos) << out.ignored[0];
+  EXPECT_NE(out.ignored[0].find("11 lines not taken"), std::string::npos) << out.ignored[0];
+  EXPECT_EQ(out.events_run, "00c0ffee12345678");
   app::Resume wrong;
   app::parse_carry("stemd-state 1\ntotal messages 5\n", wrong);
   EXPECT_TRUE(wrong.totals.empty()) << "not a carry file: nothing taken";

@@ -94,7 +94,7 @@ TEST(WebEvents, APageAskingSinceItsLastEventGetsWhatItMissedFirst) {
         s == 3 ? R"({"event":"/stemd/device/lost","args":["gone"]})" : R"({"event":"/x","args":[]})", 1000, s);
     carried.push_back({s, 1000, json});
   }
-  w.web.carry_events(carried);
+  w.web.carry_events(carried, "00c0ffee");  // the previous image's run: this image's events are of it
   std::string error;
   ASSERT_TRUE(w.start(error)) << error;
   ASSERT_EQ(w.wait_subscribed(), 1u);
@@ -120,6 +120,7 @@ TEST(WebEvents, APageAskingSinceItsLastEventGetsWhatItMissedFirst) {
   j = read_json(page);
   EXPECT_EQ(j.value("seq", 0), 4) << "numbered on from the carried ones: " << j.dump();
   EXPECT_EQ(j.value("event", ""), "/stemd/device/underflow") << j.dump();
+  EXPECT_EQ(j.value("run", ""), "00c0ffee") << "the run goes on across the hand-over: " << j.dump();
   j = read_json(plain);
   EXPECT_EQ(j.value("seq", 0), 4) << "without ?since, only what comes from now: " << j.dump();
   // A since that is not a number is refused, as a bad query is.
@@ -128,6 +129,10 @@ TEST(WebEvents, APageAskingSinceItsLastEventGetsWhatItMissedFirst) {
   beast::error_code ec;
   bad.handshake("127.0.0.1", "/ws/events?since=-1", ec);
   EXPECT_TRUE(ec) << "a WebSocket opened with since=-1";
+  beast::websocket::stream<beast::tcp_stream> bad_run(io);
+  bad_run.next_layer().connect(tcp::endpoint(net::ip::address_v4::loopback(), w.web.local_port()));
+  bad_run.handshake("127.0.0.1", "/ws/events?since=1&run=../x", ec);
+  EXPECT_TRUE(ec) << "a WebSocket opened with run=../x";
 }
 
 }  // namespace
