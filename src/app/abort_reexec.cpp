@@ -98,6 +98,7 @@ std::unique_ptr<AbortReexec> DaemonRun::arm_for_open() {
   const std::string why =
       "the audio server went away while stemd was opening the device again, and PortAudio aborted: a fresh image "
       "took over";
+  const auto t0 = std::chrono::steady_clock::now();
   auto captured = std::make_shared<std::promise<Handed>>();
   std::future<Handed> done = captured->get_future();
   inst_->post([this, captured, why] { captured->set_value(capture_handover(why)); });
@@ -110,6 +111,8 @@ std::unique_ptr<AbortReexec> DaemonRun::arm_for_open() {
       std::vector<std::string> set = resume_env_lines(h.r);
       set.push_back("STEMD_RESUME_SUBSCRIBERS=" + h.subscribers);
       set.push_back("STEMD_RESUME_HELPERS=" + helpers_left());
+      spdlog::debug("hand-over prepared before the device's open, should PortAudio abort in it ({:.1f} ms)",
+                    std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
       spdlog::default_logger()->flush();
       return std::make_unique<AbortReexec>(argv_, set, h.r.state_path);
     }
