@@ -8,6 +8,7 @@
 //   daemon.cpp    app::run() and the main loop
 #pragma once
 
+#include "abort_reexec.hpp"
 #include "audio/backend.hpp"
 #include "config_io.hpp"
 #include "control/device_status.hpp"
@@ -69,6 +70,8 @@ struct Resume {
 // `ignored` says what was not taken, for a warning once logging is set up.
 Resume take_resume_env();              // reads and clears STEMD_RESUME_*
 void put_resume_env(const Resume& r);  // sets them, for the image exec'd next
+// The same as NAME=VALUE lines (an environment prepared before it is needed: abort_reexec.hpp).
+std::vector<std::string> resume_env_lines(const Resume& r);
 // This image's hand-over file: $RUNTIME_DIRECTORY (or $TMPDIR, /tmp)/stemd-resume-PID.XXXXXX/state,
 // in a directory mkdtemp() made (mode 0700, a name nobody can plant first), made at the first call
 // and again when it is gone; "" when it cannot be made (errno says why). A predictable file in
@@ -152,6 +155,15 @@ class DaemonRun {
   // recovery.cpp — false: the main loop ends
   bool watch_device();
   void hand_over(const std::string& why);
+  struct Handed {  // what a hand-over passes on (capture_handover)
+    Resume r;
+    DaemonState state;
+    std::string subscribers;  // STEMD_RESUME_SUBSCRIBERS
+  };
+  Handed capture_handover(const std::string& why);     // [control]
+  bool write_handover(Handed& h, std::string& error);  // makes h.r.state_path
+  std::string helpers_left() const;                    // STEMD_RESUME_HELPERS
+  std::unique_ptr<AbortReexec> arm_for_open();         // abort_reexec.cpp
   void retry_device(std::uint64_t cb, Clock::time_point now);
   void device_back(std::uint64_t cb, Clock::time_point now);
   void device_not_back(const std::string& e, Clock::time_point now);

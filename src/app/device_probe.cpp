@@ -152,8 +152,11 @@ bool answered_early(const FileJob& j) {
 // within an OpenGuard: a stop signal meanwhile is acted on by the main loop (stop_signal_), or —
 // the server stopped answering in between and the open does not return — by the guard, which
 // saves the state and exits.
+// PortAudio aborting meanwhile (its JACK server went away: pa_jack.c asserts) starts a fresh image
+// instead of ending stemd (abort_reexec.hpp).
 bool DaemonRun::open_guarded(bool open, bool start, std::string& error) {
-  OpenGuard guard([this](int sig) {
+  const std::unique_ptr<AbortReexec> rescue = arm_for_open();
+  OpenGuard guard([this, &rescue](int sig) {
     audio::restore_stderr();  // Pa_Initialize silences it while ALSA probes: the lines below must be seen
     const char* name = sig == SIGINT ? "SIGINT" : "SIGTERM";
     spdlog::warn(
@@ -162,6 +165,7 @@ bool DaemonRun::open_guarded(bool open, bool start, std::string& error) {
         name);
     if (state_ && !stopped_in_restore_ && state_->save(0.5)) spdlog::info("state saved to {}", state_->path());
     drop_resume_file();
+    if (rescue) remove_handoff(rescue->hand_over());
     spdlog::default_logger()->flush();
     std::fflush(nullptr);
     _exit(exit_code_);

@@ -226,13 +226,48 @@ void DaemonRun::hand_over(const std::string& why) {
   backend_->mark_lost();
   if (web_) web_->stop();  // its sockets are not for the new image
   inst_->stop_control();   // the main thread is the control thread again
+  inst_->controller().service();
+  Handed h = capture_handover(why);
+  if (web_) {  // its /stemd/device/lost among them (stopped above: all delivered), and their run
+    h.r.events = web_->past_events();
+    h.r.events_run = web_->events_run();
+  }
+  std::string e;
+  if (!write_handover(h, e)) {
+    spdlog::error("{} — exiting instead", e);
+    return;
+  }
+  if (state_) {  // the state file too, in case the new image cannot start
+    state_->capture_now(inst_->controller(), inst_->router());
+    state_->save(1.0);  // bounded: a hung file system does not hold the device's recovery
+  }
+  setenv("STEMD_RESUME_SUBSCRIBERS", h.subscribers.c_str(), 1);
+  // The audio server's helpers are not the new image's children to know of: killed and reaped
+  // now (one waiting on a frozen server dies at SIGKILL).
+  drop_probe();
+  for (int i = 0; i < 40 && !ending_probes_.empty(); ++i) {
+    reap_probes();
+    if (!ending_probes_.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  // One not dead yet (its system call had not returned) stays this process's child across the
+  // exec: the new image reaps it.
+  setenv("STEMD_RESUME_HELPERS", helpers_left().c_str(), 1);
+  spdlog::default_logger()->flush();
+  reexec(argv_, h.r, e);
+  spdlog::error("cannot restart the audio side: {} — exiting", e);
+  remove_handoff(h.r.state_path);
+}
+
+// [control] What a hand-over passes on: the state (the voices with their frames, and those of the
+// previous hand-over not replayed yet), the service's totals and times, the beat, the subscribers.
+// hand_over() runs it once the control thread has stopped; arm_for_open() posts it to the control
+// thread before the device is opened (abort_reexec.hpp).
+DaemonRun::Handed DaemonRun::capture_handover(const std::string& why) {
   control::Controller& ctl = inst_->controller();
   control::Router& router = inst_->router();
-  ctl.service();
-  Resume r;
+  Handed h;
+  Resume& r = h.r;
   r.active = true;
-  r.state_path = handoff_path();
-  const int no_dir = errno;  // why handoff_path() gave "" (none made)
   r.rate = rate_;
   r.buffer = o_.buffer_size;
   r.losses = device_.losses();
@@ -249,66 +284,57 @@ void DaemonRun::hand_over(const std::string& why) {
   // The latency compensated now (measured, or carried itself when the device never came back to
   // this image): the next image's until its device measures again — its Link join line says it.
   r.output_latency_s = std::max(0.0, router.config().output_latency_s);
-  if (web_) {  // its /stemd/device/lost among them (stopped above: all delivered), and their run
-    r.events = web_->past_events();
-    r.events_run = web_->events_run();
-  }
   // Without Link, the beat at the last callback's frame and time (the stream clock's line:
   // CLOCK_MONOTONIC, the steady clock): the next image's beat goes on from it.
   std::int64_t frame = 0;
   std::uint64_t frame_ns = 0;
-  if (!resume_voices_.empty() && resume_.beat_ns > 0) {
-    // Lost again before its voices were replayed: the beat was not carried onto this image's
-    // frames yet (restart_resumed_voices does it), so the previous one's goes on.
+  const bool ran = inst_->engine().metrics().callbacks.load(std::memory_order_relaxed) > 0;
+  if ((!resume_voices_.empty() || !ran) && resume_.beat_ns > 0) {
+    // Lost again before its voices were replayed, or before this image's device ever ran: the beat
+    // was not carried onto this image's frames yet (restart_resumed_voices, device_back do it), so
+    // the previous one's goes on.
     r.beat = resume_.beat;
     r.beat_ns = resume_.beat_ns;
   } else if (router.link() == nullptr && inst_->engine().metrics().clock.read(frame, frame_ns)) {
     r.beat = router.tempo().beats_at(frame);
     r.beat_ns = static_cast<std::int64_t>(frame_ns);
   }
-  DaemonState handed = capture_state(ctl, router, true);
-  add_unplayed(handed);  // the previous hand-over's voices not replayed yet (a second loss in a row)
+  h.state = capture_state(ctl, router, true);
+  add_unplayed(h.state);  // the previous hand-over's voices not replayed yet (a second loss in a row)
+  for (const control::Peer& p : router.subscriber_peers()) {
+    if (p.tcp_fd < 0 && p.local == 0) h.subscribers += (h.subscribers.empty() ? "" : " ") + p.endpoint.to_string();
+  }
+  return h;
+}
+
+// [main] The hand-over file and its carry file, 0600 in a private directory (handoff_path()):
+// h.r.state_path names them. False, with why, when the state could not be written.
+bool DaemonRun::write_handover(Handed& h, std::string& error) {
+  h.r.state_path = handoff_path();
+  if (h.r.state_path.empty()) {
+    error = std::string("cannot make a private directory for the hand-over state: ") + std::strerror(errno);
+    return false;
+  }
   std::string e;
-  if (r.state_path.empty()) {
-    spdlog::error("cannot make a private directory for the hand-over state: {} — exiting instead",
-                  std::strerror(no_dir));
-    return;
-  }
   const AtomicWrite mine{.mode = 0600};  // in a directory of its own (0700): nothing there to keep
-  if (!write_file_atomic(
-          r.state_path, format_state(handed, std::string("stemd ") + STEMD_VERSION + " (device hand-over)"), e, mine)) {
-    spdlog::error("cannot write the hand-over state: {} — exiting instead", e);
-    remove_handoff(r.state_path);
-    return;
+  if (!write_file_atomic(h.r.state_path,
+                         format_state(h.state, std::string("stemd ") + STEMD_VERSION + " (device hand-over)"), e,
+                         mine)) {
+    error = "cannot write the hand-over state: " + e;
+    remove_handoff(h.r.state_path);
+    return false;
   }
-  if (!write_file_atomic(carry_path(r.state_path), format_carry(r), e, mine)) {  // not fatal: counts restart
+  if (!write_file_atomic(carry_path(h.r.state_path), format_carry(h.r), e, mine)) {  // not fatal: counts restart
     spdlog::warn("cannot write the hand-over's totals and events: {} — the next image counts from 0", e);
   }
-  if (state_) {  // the state file too, in case the new image cannot start
-    state_->capture_now(ctl, router);
-    state_->save(1.0);  // bounded: a hung file system does not hold the device's recovery
-  }
-  std::string subs;
-  for (const control::Peer& p : router.subscriber_peers()) {
-    if (p.tcp_fd < 0 && p.local == 0) subs += (subs.empty() ? "" : " ") + p.endpoint.to_string();
-  }
-  setenv("STEMD_RESUME_SUBSCRIBERS", subs.c_str(), 1);
-  // The audio server's helpers are not the new image's children to know of: killed and reaped
-  // now (one waiting on a frozen server dies at SIGKILL).
-  drop_probe();
-  for (int i = 0; i < 40 && !ending_probes_.empty(); ++i) {
-    reap_probes();
-    if (!ending_probes_.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  // One not dead yet (its system call had not returned) stays this process's child across the
-  // exec: the new image reaps it.
+  return true;
+}
+
+// The helpers killed and not reaped yet, for the next image to reap (STEMD_RESUME_HELPERS).
+std::string DaemonRun::helpers_left() const {
   std::string helpers;
   for (const std::unique_ptr<FileJob>& j : ending_probes_) helpers += std::to_string(j->pid()) + " ";
-  setenv("STEMD_RESUME_HELPERS", helpers.c_str(), 1);
-  spdlog::default_logger()->flush();
-  reexec(argv_, r, e);
-  spdlog::error("cannot restart the audio side: {} — exiting", e);
-  remove_handoff(r.state_path);
+  return helpers;
 }
 
 // The output device, watched once per main-loop pass: a stream that stopped (its server died,

@@ -339,27 +339,32 @@ Resume take_resume_env() {
   return r;
 }
 
-void put_resume_env(const Resume& r) {
-  setenv("STEMD_RESUME_STATE", r.state_path.c_str(), 1);
-  setenv("STEMD_RESUME_RATE", std::to_string(r.rate).c_str(), 1);
-  setenv("STEMD_RESUME_BUFFER", std::to_string(r.buffer).c_str(), 1);
-  setenv("STEMD_RESUME_LOSSES", std::to_string(r.losses).c_str(), 1);
-  setenv("STEMD_RESUME_REASON", r.reason.c_str(), 1);
-  setenv("STEMD_RESUME_STARTED", std::to_string(r.started_ns).c_str(), 1);
-  setenv("STEMD_RESUME_STATE_UNREAD", r.state_unread ? "1" : "0", 1);
-  setenv("STEMD_RESUME_LOST_AT", std::to_string(r.lost_at_ns).c_str(), 1);
+std::vector<std::string> resume_env_lines(const Resume& r) {
+  std::vector<std::string> out = {"STEMD_RESUME_STATE=" + r.state_path,
+                                  fmt::format("STEMD_RESUME_RATE={}", r.rate),
+                                  fmt::format("STEMD_RESUME_BUFFER={}", r.buffer),
+                                  fmt::format("STEMD_RESUME_LOSSES={}", r.losses),
+                                  "STEMD_RESUME_REASON=" + r.reason,
+                                  fmt::format("STEMD_RESUME_STARTED={}", r.started_ns),
+                                  std::string("STEMD_RESUME_STATE_UNREAD=") + (r.state_unread ? "1" : "0"),
+                                  fmt::format("STEMD_RESUME_LOST_AT={}", r.lost_at_ns)};
   const engine::GlitchTotals& g = r.glitches;
-  setenv("STEMD_RESUME_GLITCHES",
-         fmt::format("{} {} {} {}", g.voice_underruns, g.device_underflows, g.last_voice_underrun_ns,
-                     g.last_device_underflow_ns)
-             .c_str(),
-         1);
-  std::string cb = std::to_string(g.callback_max_ns);
+  out.push_back(fmt::format("STEMD_RESUME_GLITCHES={} {} {} {}", g.voice_underruns, g.device_underflows,
+                            g.last_voice_underrun_ns, g.last_device_underflow_ns));
+  std::string cb = fmt::format("STEMD_RESUME_CALLBACKS={}", g.callback_max_ns);
   for (std::size_t i = 0; i < g.callback_ns.size(); ++i) {
     if (g.callback_ns[i] != 0) cb += fmt::format(" {}:{}", i, g.callback_ns[i]);
   }
-  setenv("STEMD_RESUME_CALLBACKS", cb.c_str(), 1);
-  if (r.beat_ns > 0) setenv("STEMD_RESUME_BEAT", fmt::format("{:.9f} {}", r.beat, r.beat_ns).c_str(), 1);
+  out.push_back(std::move(cb));
+  if (r.beat_ns > 0) out.push_back(fmt::format("STEMD_RESUME_BEAT={:.9f} {}", r.beat, r.beat_ns));
+  return out;
+}
+
+void put_resume_env(const Resume& r) {
+  for (const std::string& line : resume_env_lines(r)) {
+    const std::size_t eq = line.find('=');
+    setenv(line.substr(0, eq).c_str(), line.c_str() + eq + 1, 1);
+  }
 }
 
 }  // namespace stemd::app

@@ -56,6 +56,11 @@ int DaemonRun::prepare() {
   // A daemon never starts a JACK server of its own (libjack would, when none is running).
   setenv("JACK_NO_START_SERVER", "1", 0);
   for (const auto& w : resume_.ignored) spdlog::warn("the hand-over environment: {} (ignored)", base::log_escape(w));
+  if (const char* why = std::getenv(kAbortRestartVar); why != nullptr) {  // abort_reexec.hpp
+    spdlog::warn("started again (same PID): {} — the start-up flags and the state file are read again",
+                 base::log_escape(std::string(why).substr(0, 200)));
+    unsetenv(kAbortRestartVar);
+  }
   if (resume_.active) {
     spdlog::warn("resuming after the audio device was lost ({}): restoring the state from {}",
                  base::log_escape(resume_.reason), resume_.state_path);
