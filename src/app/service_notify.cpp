@@ -12,14 +12,23 @@ ServiceNotifier::ServiceNotifier() {
   if (active_ && sd_watchdog_enabled(0, &usec) > 0) watchdog_us_ = usec;
 }
 
+std::string notify_status_line(const std::string& status) {
+  std::string out = status.substr(0, 512);
+  for (char& c : out) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) c = ' ';
+  }
+  return out;
+}
+
 void ServiceNotifier::ready(const std::string& status) {
   if (!active_) return;
-  sd_notifyf(0, "READY=1\nSTATUS=%s", status.c_str());
+  sd_notifyf(0, "READY=1\nSTATUS=%s", notify_status_line(status).c_str());
 }
 
 void ServiceNotifier::status(const std::string& status) {
   if (!active_) return;
-  sd_notifyf(0, "STATUS=%s", status.c_str());
+  sd_notifyf(0, "STATUS=%s", notify_status_line(status).c_str());
 }
 
 void ServiceNotifier::tick(std::uint64_t callbacks, bool device_lost) {

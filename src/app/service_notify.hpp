@@ -12,6 +12,11 @@
 
 namespace stemd::app {
 
+// STATUS='s text as one line: every control character (a newline above all, which would start
+// another assignment — a file named "x\nWATCHDOG=trigger" made systemd restart the service: outside
+// pass 30, F3) and DEL shown as a space, at most 512 bytes.
+std::string notify_status_line(const std::string& status);
+
 class ServiceNotifier {
  public:
   ServiceNotifier();

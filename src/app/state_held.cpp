@@ -33,7 +33,10 @@ bool file_may_come_back(control::ErrorKind kind, const std::string& reason) {
 
 std::string waiting_text(const std::vector<std::string>& paths, const std::string& reason, double retry_s) {
   if (paths.empty()) return {};
-  const std::string why = reason.empty() ? paths.front() : reason;
+  // Paths are a client's (a /stemd/load's, kept in the state file): escaped, as in every log line —
+  // the text goes to the health line, systemd's STATUS= and the status (outside pass 30, F3: a
+  // name with a newline split them and put its own WATCHDOG=trigger into STATUS=).
+  const std::string why = base::log_escape(reason.empty() ? paths.front() : reason, 400);
   if (paths.size() == 1) {
     return fmt::format("1 source waiting for its file: {} (tried again every {:g} s)", why, retry_s);
   }
@@ -47,7 +50,7 @@ std::string waiting_text(const std::vector<std::string>& paths, const std::strin
     }
     common = shared;
   }
-  const std::string where = common.empty() ? std::string() : " in " + common.string();
+  const std::string where = common.empty() ? std::string() : " in " + base::log_escape(common.string(), 400);
   return fmt::format("{} sources waiting for their files{} (the first: {}; tried again every {:g} s)", paths.size(),
                      where, why, retry_s);
 }

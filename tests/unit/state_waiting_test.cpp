@@ -6,6 +6,7 @@
 // list, /api/status, the health line) is checked end to end by tests/integration/media_root_late.sh.
 //
 // Threads: the test thread is [control].
+#include "app/service_notify.hpp"
 #include "ctl/format.hpp"
 #include "state_test_util.hpp"
 
@@ -61,6 +62,24 @@ TEST(StateWaiting, TheLineIsBuiltOncePerRestoreNotOncePerSource) {
   const auto waiting = s.keeper.waiting();
   EXPECT_EQ(waiting->count.load(), kSources);
   EXPECT_EQ(waiting->updates.load(), 1u) << "the waiting line was built per held source";
+}
+
+// Outside pass 30, F3: a client's file name with a newline went raw into the waiting line — the
+// health log line split, and systemd's STATUS= got a line "WATCHDOG=trigger" of its own (systemd
+// then restarts the service as if its watchdog had expired).
+TEST(StateWaiting, AClientsPathCannotSplitTheLineOrSystemdsStatus) {
+  const std::string bad = "/m/inj/x\nWATCHDOG=trigger\nSTATUS=\x1b[31minjected.wav";
+  for (const std::string& line :
+       {waiting_text({bad}, bad + ": No such file or directory", 5), waiting_text({bad, "/m/inj/y\n/b.wav"}, "", 5)}) {
+    EXPECT_EQ(line.find('\n'), std::string::npos) << line;
+    EXPECT_EQ(line.find('\x1b'), std::string::npos) << line;
+    EXPECT_NE(line.find("WATCHDOG=trigger"), std::string::npos) << "the name is shown, escaped: " << line;
+  }
+  // STATUS= is one line whatever a caller passes (a second guard)
+  const std::string status = notify_status_line("playing\nWATCHDOG=trigger\r\x7f\x01" + std::string(600, 'a'));
+  EXPECT_EQ(status.find_first_of("\n\r\x7f\x01"), std::string::npos) << status;
+  EXPECT_EQ(status.rfind("playing WATCHDOG=trigger", 0), 0u) << status;
+  EXPECT_EQ(status.size(), 512u);
 }
 
 TEST(StateWaiting, NoneWaitingSaysNothing) {
