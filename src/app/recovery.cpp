@@ -106,27 +106,33 @@ void DaemonRun::resume_session() {
     spdlog::error("cannot resume the previous session: {}", e);
   } else {
     int restored = 0, failed = 0;
+    int held = 0;
     for (StateMessage& sm : msgs) {
+      // A source waiting for its file (the previous image's, or one whose file went with the
+      // device): its voice lines wait with it, in the state keeper, not for the device.
+      if (state_ && state_->hold_voice(sm)) continue;
       if (is_voice_message(sm.message)) {
         resume_voices_.push_back(std::move(sm));
         continue;
       }
       if (sm.message.address == "/stemd/quantize") resume_quantised_from_ = resume_voices_.size();
-      const control::OscMessage reply = router.handle(sm.message, control::Peer{});
-      if (reply.address == "/done") {
+      const control::Reply reply = router.handle_reply(sm.message, control::Peer{});
+      if (reply.ok) {
         ++restored;
+      } else if (state_ && state_->hold_resumed(router, sm, reply.kind, reply.reason)) {
+        ++held;
       } else {
         ++failed;
         spdlog::warn("resume: {} → {}", base::log_escape(sm.message.to_string(), 600),
-                     base::log_escape(reply.to_string(), 600));
+                     base::log_escape(reply.reason, 600));
       }
     }
     std::size_t voices = 0;
     for (const StateMessage& sm : resume_voices_) {
       voices += sm.message.address == "/stemd/play" || sm.message.address == "/stemd/play_region" ? 1 : 0;
     }
-    spdlog::info("resume: {} settings and sources restored ({} failed), {} voices to restart", restored, failed,
-                 voices);
+    spdlog::info("resume: {} settings and sources restored ({} failed{}), {} voices to restart", restored, failed,
+                 held > 0 ? fmt::format(", {} waiting for their files", held) : std::string(), voices);
     router.set_waiting_voices(waiting_voices(resume_voices_));
     // Until they are replayed, a state file written meanwhile (and a second hand-over) keeps them.
     if (state_) state_->set_add_unplayed([this](DaemonState& s) { add_unplayed(s); });
@@ -300,7 +306,8 @@ DaemonRun::Handed DaemonRun::capture_handover(const std::string& why) {
     r.beat_ns = static_cast<std::int64_t>(frame_ns);
   }
   h.state = capture_state(ctl, router, true);
-  add_unplayed(h.state);  // the previous hand-over's voices not replayed yet (a second loss in a row)
+  add_unplayed(h.state);                  // the previous hand-over's voices not replayed yet (a second loss in a row)
+  if (state_) state_->add_held(h.state);  // the sources waiting for their files, their voice lines with them
   for (const control::Peer& p : router.subscriber_peers()) {
     if (p.tcp_fd < 0 && p.local == 0) h.subscribers += (h.subscribers.empty() ? "" : " ") + p.endpoint.to_string();
   }

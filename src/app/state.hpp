@@ -283,6 +283,20 @@ class StateKeeper {
   // the controller and router, with --restore-voices: a hand-over's voices not replayed yet
   // (DaemonState::unplayed). Empty: nothing.
   void set_add_unplayed(std::function<void(DaemonState&)> add) { add_unplayed_ = std::move(add); }
+  // [control] The sources waiting for their files, with their voice lines, into `s` (its held
+  // lines): the state file's, and a device hand-over's — a loss dropped them before (outside pass
+  // 30, F1: the new image neither waited for them nor wrote them to the state file again).
+  void add_held(DaemonState& s) const;
+  // [control, before the control thread starts] A resumed image's source whose load failed as a
+  // missing file fails (file_may_come_back: the previous image's waiting ones, or a file gone with
+  // the device — a USB hub that took both): kept and tried again, as at a start. True when kept.
+  // Its retries' outcomes come through the router's outcome observer, set here (a resumed image
+  // has no restore() that set it: a retry's load was then taken for a client's and its voices
+  // dropped).
+  bool hold_resumed(control::Router& router, const StateMessage& load, control::ErrorKind kind,
+                    const std::string& reason);
+  // [control] A voice line of a source kept: waits with it (true), else false.
+  bool hold_voice(const StateMessage& m);
   // [main] Formats and writes what was queued, if anything — within the write budget
   // (Config::budget_bytes_per_min; held back: said once, and the newest state waits). A failure
   // is logged (once until it changes or succeeds again) and retried at the next flush; the

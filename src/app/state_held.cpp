@@ -107,11 +107,15 @@ void StateKeeper::add_to_held(const StateMessage& m) {
 DaemonState StateKeeper::capture(const control::Controller& ctl, const control::Router& router) const {
   DaemonState s = capture_state(ctl, router, cfg_.restore_voices);
   if (cfg_.restore_voices && add_unplayed_) add_unplayed_(s);
+  add_held(s);
+  return s;
+}
+
+void StateKeeper::add_held(DaemonState& s) const {
   for (const Held& h : held_) {
     s.held.push_back("# source " + std::to_string(h.id) + ": its file was missing at start; kept, tried again");
     for (const StateMessage& m : h.messages) s.held.push_back(state_line(m.message));
   }
-  return s;
 }
 
 void StateKeeper::log_restored(const Held& h) const {

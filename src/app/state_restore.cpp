@@ -428,4 +428,21 @@ bool StateKeeper::restore_pump(RestoreRun& run, control::Router& router) {
   return !interrupted_;
 }
 
+bool StateKeeper::hold_resumed(control::Router& router, const StateMessage& load, control::ErrorKind kind,
+                               const std::string& reason) {
+  int id = 0;
+  if (!is_load(load.message) || !message_id(load.message, id) || !file_may_come_back(kind, reason)) return false;
+  observe(router);
+  std::erase_if(held_, [id](const Held& h) { return h.id == id; });
+  hold(load, reason);
+  return true;
+}
+
+bool StateKeeper::hold_voice(const StateMessage& m) {
+  int id = 0;
+  if (!is_voice_message(m.message) || !message_id(m.message, id) || !held(id)) return false;
+  add_to_held(m);
+  return true;
+}
+
 }  // namespace stemd::app

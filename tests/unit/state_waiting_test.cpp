@@ -82,6 +82,56 @@ TEST(StateWaiting, AClientsPathCannotSplitTheLineOrSystemdsStatus) {
   EXPECT_EQ(status.size(), 512u);
 }
 
+// Outside pass 30, F1: a device loss dropped the sources waiting for their files — the hand-over
+// did not carry them and the new image (which does not restore the state file) neither waited
+// for them nor wrote them again. Now the hand-over carries them (add_held) and the new image's
+// keeper holds them as it reads the hand-over (what DaemonRun::resume_session does), with their
+// retries' outcomes observed: once the file is there the source loads and its voice plays.
+TEST(StateWaiting, ASourceWaitingAcrossAHandOverIsWaitedForByTheNewImage) {
+  test::TempDir dir;
+  const std::string stick = dir.file("stick");
+  const std::string load2 = "/stemd/load 2 \"" + stick + "/b.wav\" \"n\"\n";
+  Restored old(dir.file("state"), "stemd-state 1\n" + load2 + "/stemd/play 2 0.5 true 4800 frames 1\nend\n",
+               {.retry_s = 0.0});
+  ASSERT_EQ(old.keeper.waiting()->count.load(), 1);
+  DaemonState handed;
+  old.keeper.add_held(handed);
+  ASSERT_EQ(handed.held.size(), 3u) << "a comment, the load and the voice line";
+  const std::string handover = dir.file("handover");
+  spit(handover, format_state(handed, "test"));
+  std::vector<StateMessage> msgs;
+  std::string err;
+  ASSERT_EQ(read_state_file(handover, msgs, err, std::size_t{1} << 20), StateRead::kOk) << err;
+  // The new image: loads on opener threads (the server runs), the keeper of the same state file.
+  LogCapture log;
+  Rig rig;
+  rig.router.enable_async_loads(nullptr);
+  StateKeeper keeper({dir.file("state"), true, 5.0, "test", 0.0});
+  for (const StateMessage& sm : msgs) {
+    if (keeper.hold_voice(sm)) continue;
+    const control::Reply r = rig.router.handle_reply(sm.message, control::Peer{});
+    if (!r.ok) EXPECT_TRUE(keeper.hold_resumed(rig.router, sm, r.kind, r.reason)) << r.reason;
+  }
+  EXPECT_EQ(keeper.waiting()->count.load(), 1);
+  EXPECT_NE(keeper.waiting()->text().find(stick + "/b.wav"), std::string::npos) << keeper.waiting()->text();
+  keeper.capture_now(rig.ctl, rig.router);
+  ASSERT_TRUE(keeper.flush());
+  EXPECT_NE(slurp(dir.file("state")).find(load2), std::string::npos)
+      << "kept in the state file: " << slurp(dir.file("state"));
+  std::filesystem::create_directories(stick);
+  test::make_wav(stick + "/b.wav", 96'000, 2);
+  for (int i = 0; i < 3 && rig.ctl.voice_info(rig.router.player(2)).position != 4800; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // poll() looks once a second
+    keeper.poll(rig.ctl, rig.router);
+    ASSERT_TRUE(rig.settle_loads());
+    keeper.poll(rig.ctl, rig.router);
+  }
+  ASSERT_NE(rig.ctl.source(2), nullptr) << log.text();
+  EXPECT_EQ(rig.ctl.voice_info(rig.router.player(2)).position, 4800) << "its voice came with it: " << log.text();
+  EXPECT_EQ(log.text().find("no longer waited for"), std::string::npos) << log.text();
+  EXPECT_EQ(keeper.waiting()->count.load(), 0);
+}
+
 TEST(StateWaiting, NoneWaitingSaysNothing) {
   EXPECT_EQ(waiting_text({}, "", 5), "");
   EXPECT_EQ(waiting_text({"/m/s/a.wav", "/m/t/b.wav"}, "/m/s/a.wav: No such file or directory", 5),
