@@ -164,15 +164,21 @@ void DaemonRun::restart_resumed_voices() {
   // The beat went on while the device was away: from the engine frame now (the device's again).
   if (resume_.beat_ns > 0)
     router.carry_beat(resume_.beat, Clock::time_point(std::chrono::nanoseconds(resume_.beat_ns)));
-  int voices = 0, back = 0, paused = 0, failed = 0, on_bar = 0, paused_on_bar = 0;
+  int voices = 0, back = 0, paused = 0, failed = 0, on_bar = 0, paused_on_bar = 0, on_time = 0, passed = 0;
   for (std::size_t i = 0; i < resume_voices_.size(); ++i) {
-    const StateMessage& sm = resume_voices_[i];
+    StateMessage sm = resume_voices_[i];
     const bool start = sm.message.address == "/stemd/play" || sm.message.address == "/stemd/play_region";
     voices += start ? 1 : 0;
     router.set_unquantised(i < resume_quantised_from_);
+    // A start timed for later (its line's wall time: StateVoice::start_unix) waits for that time on
+    // this image's frames; one whose time passed while the device was away starts now.
+    const bool timed = sm.message.timetag != control::kOscImmediately && sm.message.timetag != 0;
+    const bool late = drop_time_passed(sm.message, router);
     const control::OscMessage reply = router.handle(sm.message, control::Peer{});
     if (reply.address == "/done") {
       back += start ? 1 : 0;
+      on_time += start && timed && !late ? 1 : 0;
+      passed += start && late ? 1 : 0;
       // A voice paused before its bar is counted as waiting for it (once, not twice).
       const bool waits = i >= resume_quantised_from_;
       on_bar += start && waits ? 1 : 0;
@@ -186,11 +192,15 @@ void DaemonRun::restart_resumed_voices() {
   }
   router.set_unquantised(false);
   if (!resume_voices_.empty()) {
-    spdlog::info("resume: {} of {} voices back at their frames: {} playing, {} paused{}{}", back, voices,
-                 back - paused - on_bar, paused,
+    spdlog::info("resume: {} of {} voices back at their frames: {} playing, {} paused{}{}{}", back, voices,
+                 back - paused - on_bar - on_time, paused,
                  on_bar == 0          ? std::string()
                  : paused_on_bar == 0 ? fmt::format(", {} starting on the next bar", on_bar)
                                       : fmt::format(", {} starting on the next bar ({} paused)", on_bar, paused_on_bar),
+                 on_time == 0 && passed == 0
+                     ? std::string()
+                     : fmt::format(", {} starting at their time ({} whose time passed while the device was away: now)",
+                                   on_time, passed),
                  failed > 0 ? fmt::format(" ({} of their messages failed)", failed) : std::string());
   }
   resume_voices_.clear();

@@ -175,7 +175,9 @@ std::string trim(const std::string& s) {
 
 // "/stemd/load 3 \"x\"" — the message as a line of the file (for logs and held sources).
 std::string state_line(const control::OscMessage& m) {
-  std::string s = m.address;
+  std::string s = m.timetag == control::kOscImmediately || m.timetag == 0
+                      ? m.address
+                      : time_prefix(control::ntp_to_unix_seconds(m.timetag)) + m.address;
   for (const auto& a : m.args) {
     s += ' ';
     if (a.is_string()) {
@@ -224,18 +226,24 @@ DaemonState capture_state(const control::Controller& ctl, const control::Router&
     s.sources.push_back(StateSource{src.slot, std::move(src.path), std::move(src.name)});
   }
   if (!with_voices) return s;
-  for (const auto& [id, h] : router.players()) {
+  // An id's player, and before it the player it takes over from at its (timed) start — heard until
+  // then: restored in this order, the first plays until the second's time, as it did.
+  auto add_voice = [&](int id, control::VoiceHandle h, bool outgoing) {
     const io::Source* src = ctl.source(id);
-    if (!ctl.voice_alive(h) || src == nullptr || src->path == "(generated)") continue;
+    if (!ctl.voice_alive(h) || src == nullptr || src->path == "(generated)") return;
     const control::VoiceInfo vi = ctl.voice_info(h);
+    if (outgoing && vi.stopping) return;  // its time has come
     StateVoice v;
     v.id = id;
     v.volume = std::clamp(vi.level_target, 0.0f, 4.0f);  // as heard (see the levels above)
     v.fade = fade_of(vi.level, vi.fade_frames_left, vi.fade_curve);
     v.loop = vi.loop;
     v.position = std::clamp<std::int64_t>(vi.position, 0, std::max<std::int64_t>(0, vi.total_frames - 1));
-    // Its own rate as heard: one timed for later is not yet (the heard rate ÷ the one sent).
-    const float own = router.player_rate(id) * (vi.rate_set > 0.0f ? vi.rate / vi.rate_set : 1.0f);
+    // Its own rate as heard: one timed for later is not yet (the heard rate ÷ the one sent). The
+    // router keeps the own rate of an id's player; the outgoing one's is its heard rate ÷ the ratio.
+    const double ratio = rc.tempo_moves_players && !rc.time_stretch ? router.players_ratio() : 1.0;
+    const float own = outgoing ? static_cast<float>(vi.rate / (ratio > 0 ? ratio : 1.0))
+                               : router.player_rate(id) * (vi.rate_set > 0.0f ? vi.rate / vi.rate_set : 1.0f);
     v.rate = std::clamp(own, 0.25f, 4.0f);
     v.pan = std::clamp(vi.pan, -1.0f, 1.0f);
     // A stretch of its own: any tempo but what the router gives every player (1, or the tempo
@@ -245,12 +253,18 @@ DaemonState capture_state(const control::Controller& ctl, const control::Router&
     v.paused = vi.paused;
     v.deck = vi.deck;
     v.starting = vi.starts_in_s >= 0;  // its play waits in the schedule (its bar, or its time)
+    // Without a quantum it waits for its time: kept as the wall time it is heard at.
+    if (v.starting && router.quantum_beats() <= 0) v.start_unix = heard_unix_time(ctl, router, vi.start_at);
     if (vi.loop_end > 0 || vi.loop_start > 0) {
       v.region_start = vi.loop_start;
       v.region_end = vi.loop_end > 0 ? vi.loop_end : vi.total_frames;
       v.region_count = vi.loop_count;
     }
     s.voices.push_back(v);
+  };
+  for (const auto& [id, h] : router.players()) {
+    add_voice(id, router.outgoing(id), true);
+    add_voice(id, h, false);
   }
   return s;
 }
@@ -265,7 +279,7 @@ StateChange state_change(const DaemonState& a, const DaemonState& b) {
     const StateVoice &x = a.voices[i], &y = b.voices[i];
     if (x.id != y.id || x.loop != y.loop || x.paused != y.paused || x.deck != y.deck ||
         x.region_start != y.region_start || x.region_end != y.region_end || x.region_count != y.region_count ||
-        x.starting != y.starting) {
+        x.starting != y.starting || (x.start_unix > 0) != (y.start_unix > 0)) {
       return StateChange::kStructure;
     }
   }
@@ -278,8 +292,10 @@ StateChange state_change(const DaemonState& a, const DaemonState& b) {
   }
   for (std::size_t i = 0; i < a.voices.size(); ++i) {
     const StateVoice &x = a.voices[i], &y = b.voices[i];
+    // A waiting start's wall time is the same start unless it moved by more than the stream
+    // clock's jitter (it is mapped from frames at each look).
     if (x.volume != y.volume || x.rate != y.rate || x.pan != y.pan || x.stretch != y.stretch ||
-        x.position != y.position || x.fade != y.fade) {
+        x.position != y.position || x.fade != y.fade || std::fabs(x.start_unix - y.start_unix) > 1e-3) {
       return StateChange::kContinuous;
     }
   }
@@ -298,6 +314,7 @@ void append_voice(std::string& out, const StateVoice& v) {
                                ? std::string(" ") + kDeckNames[v.deck]
                                : std::string();
   const float start_volume = v.fade.seconds > 0 ? v.fade.now : v.volume;  // then the rest of its fade
+  if (v.start_unix > 0) out += time_prefix(v.start_unix);                 // its play waits for this time
   if (v.region_end > 0) {
     out += "/stemd/play_region " + id + " " + std::to_string(v.region_start) + " " + std::to_string(v.region_end) +
            " " + (v.loop ? "true" : "false") + " " + std::to_string(v.region_count) + " " + fmt_float(start_volume) +
@@ -415,11 +432,14 @@ bool parse_state(const std::string& text, std::vector<StateMessage>& out, std::s
       have_end = true;
       continue;
     }
-    if (line[0] != '/') return bad("expected an OSC message (\"/address args…\") or \"end\"");
-    std::string why;
-    if (!tokenize(line, words, why)) return bad(why);
+    std::string why, body = line;
+    std::uint64_t timetag = control::kOscImmediately;  // "@TIME /stemd/play …": a waiting timed start
+    if (!take_time_prefix(body, timetag, why)) return bad(why);
+    if (body[0] != '/') return bad("expected an OSC message (\"/address args…\") or \"end\"");
+    if (!tokenize(body, words, why)) return bad(why);
     StateMessage sm;
     sm.line = line_no;
+    sm.message.timetag = timetag;
     sm.message.address = words[0].s;
     sm.message.args.assign(words.begin() + 1, words.end());
     out.push_back(std::move(sm));

@@ -83,6 +83,14 @@ struct StateVoice {
   // not heard yet, so written after /stemd/quantize — restored, it starts on the next bar of the
   // beat, not at once and off the grid (outside pass 29, M1). Its position is where it will start.
   bool starting = false;
+  // A start timed without a quantum (a bundle's timetag, start_at, /start_group, /schedule_c_at)
+  // still waiting: WALL-CLOCK time (CLOCK_REALTIME, Unix seconds) at which its first frame is
+  // heard — the timetag's own kind of seconds. 0: none (started, at once, or on its bar). Engine
+  // frames do not survive a restart or a hand-over (the new image's stream clock counts from 0),
+  // wall time does: its play line is written "@TIME /stemd/play …", routed with that time as its
+  // timetag, and the new image maps it to its own frames through its stream clock (session 30:
+  // such a start was replayed at once).
+  double start_unix = 0;
 };
 
 struct DaemonState {
@@ -135,8 +143,22 @@ struct StateMessage {
 // line, a line that is not an OSC message, a bad quote or escape, no `end` line (truncated).
 bool parse_state(const std::string& text, std::vector<StateMessage>& out, std::string& error);
 
-// A message as a state file's line (strings quoted, numbers in full precision).
+// A message as a state file's line (strings quoted, numbers in full precision); one with a
+// timetag (a waiting timed start, StateVoice::start_unix) starts "@UNIX_SECONDS ".
 std::string state_line(const control::OscMessage& m);
+// The wall-clock time (Unix seconds) engine frame `frame` is HEARD at: through the stream clock's
+// line (extrapolated when the device is lost), plus the output latency compensated — the inverse
+// of a bundle's timetag. 0 before the stream has run.
+double heard_unix_time(const control::Controller& ctl, const control::Router& router, std::int64_t frame);
+// "@1765135800.123456 " (microseconds: a twentieth of a frame at 48 kHz).
+std::string time_prefix(double unix_s);
+// A line's "@TIME " taken off `line` into `timetag` (NTP; kOscImmediately when it has none).
+// False with a reason for a malformed or non-positive time.
+bool take_time_prefix(std::string& line, std::uint64_t& timetag, std::string& error);
+// A state line routed again: its timetag is kept when its time is still ahead (Router::
+// timetag_ahead); one that passed — the device was away past it, the stream does not run yet (a
+// restore at start) — is dropped, and the line starts at once. True when it was dropped.
+bool drop_time_passed(control::OscMessage& m, control::Router& router);
 // A load refused with this kind and reason may succeed later, so the state file's source is kept
 // and tried again: it was given up under --load-timeout (kGivenUp: a share that does not answer,
 // whatever the reason says), or its path could not be opened (kPath) because the file or its

@@ -312,6 +312,12 @@ void StateKeeper::restore_message(RestoreRun& run, control::Router& router, std:
   }
   if (voice && run.failed_ids.count(id) != 0) return;
   fit_line(run, router, i, id);
+  // A start timed for later ("@TIME", StateVoice::start_unix): the stream does not run yet, so no
+  // frame can be put to its time — it starts with the others, at once (session 30's left).
+  if (const std::uint64_t timetag = sm.message.timetag; drop_time_passed(run.msgs[i].message, router)) {
+    spdlog::info("state file {}:{}: a start timed for {}starts at once (no stream clock before the stream runs)",
+                 cfg_.path, sm.line, time_prefix(control::ntp_to_unix_seconds(timetag)));
+  }
   ++run.rep.messages;
   control::Peer self;  // the daemon's own: a refusal is logged here, not counted as a client's
   self.local = control::kQuietPeer;

@@ -290,21 +290,6 @@ bool Controller::stop(std::int64_t at, VoiceHandle v, double fade_seconds, std::
   return true;
 }
 
-bool Controller::drop_waiting(VoiceHandle v, std::int64_t at) {
-  if (!voice_alive(v)) return false;
-  VoiceSlot& vs = voices_[v.id];
-  const std::int64_t start = vs.start_at;
-  if (start < 0 || start <= now_frame() || (at >= 0 && start < at) || vs.stopping.value) return false;
-  if (engine_.telemetry(v.id).generation.load(std::memory_order_relaxed) == v.generation) return false;  // started
-  std::string error;
-  if (!stop(kNow, v, 0.0, error, engine::Curve::kLinear, true)) return false;
-  // Its play leaves the schedule now (Engine::cancel_scheduled_plays): its period's slot is free.
-  if (auto it = period_load_.find(start / limits::kTimedPeriodFrames); it != period_load_.end()) {
-    if (--it->second == 0) period_load_.erase(it);
-  }
-  return true;
-}
-
 // A stretched voice stopped now with a short fade lends its stretcher budget to a restart: a play
 // right after a /stop is not "busy". The engine keeps the fading voice's stretcher (it still
 // stretches its fade; on a bus it needs none and no longer leaves) and starts the new voice silent
@@ -524,6 +509,7 @@ void Controller::free_voice(engine::VoiceId id) {
 }
 
 void Controller::service() {
+  learn_period();
   // Retirees first into a list, then events, then free: the engine pushes a voice's "ended"
   // event before its retiree, so every event is handled while its voice is still known.
   retired_scratch_.clear();
@@ -537,6 +523,8 @@ void Controller::service() {
     VoiceInfo info;
     if (e.voice < voices_.size() && voices_[e.voice].used && voices_[e.voice].generation == e.generation) {
       if (e.type == engine::EventType::kVoiceUnderrun) voices_[e.voice].underruns = e.count;
+      voices_[e.voice].sounded = voices_[e.voice].sounded || e.type == engine::EventType::kVoiceStarted;
+      if (e.type == engine::EventType::kVoiceEnded && voices_[e.voice].replaced_waiting) report_replaced(e.voice);
       info = info_of(e.voice);
     }
     if (on_event_) on_event_(e, info);

@@ -95,8 +95,10 @@ struct VoiceInfo {
   // the audio thread has it: "starting", "playing", "starved".
   const char* state_name() const noexcept;
   // Output seconds until its start, for a play waiting in the schedule (a quantised or timed
-  // start); -1 when started, or starting at once.
+  // start); -1 when started, or starting at once. `start_at`: the engine frame (OUTPUT frames of
+  // this image's stream clock) it starts at then; -1 likewise.
   double starts_in_s = -1;
+  std::int64_t start_at = -1;
   // The state as a user reads it: state_name(), and when a waiting start comes ("starting in
   // 1.3 s", output seconds). /stemd/voices, stemctl voices and the web page list this.
   std::string state_text() const;
@@ -175,7 +177,22 @@ class Controller {
   // free again. False (nothing sent) when `v` has started or starts before `at`: then stop it at
   // `at`. A flood of plays of one id held a voice, a stream and two timed commands per play until
   // the bar, and filled the bar's kMaxTimedPerPeriod (outside pass 29, attack L5).
+  // Also false when its start is within two periods of now (cancel_horizon()): the audio thread may
+  // reach its frame before it takes a command sent now — the callback running now renders up to a
+  // period ahead of now_frame() — so it is stopped at `at` like a voice heard, with a declick
+  // (edge29's race: a "cancel" the audio thread had already started). Either way, a replaced play
+  // that had not started when it was replaced says at its end which it was (the engine's events
+  // decide, not this guess): "cancelled before it sounded" (debug) or "had started: faded out"
+  // (info, at most 5 lines a second); replaced_waiting() counts them.
   bool drop_waiting(VoiceHandle v, std::int64_t at);
+  // The engine frame from which a play's start is sure to be cancelled by a stop sent now (now plus
+  // two periods, the largest callback the engine has rendered; before the first: its largest block).
+  std::int64_t cancel_horizon() const;
+  struct ReplacedWaiting {
+    std::uint64_t cancelled = 0;  // taken off the schedule: never sounded
+    std::uint64_t faded = 0;      // the engine had started it: stopped with a declick
+  };
+  ReplacedWaiting replaced_waiting() const noexcept { return replaced_waiting_; }
   bool seek(std::int64_t at, VoiceHandle v, std::int64_t frame, std::string& error,
             std::unique_ptr<io::LoaderThread::Opened> opened = nullptr);
   // What a seek of `v` to `frame` must open first, and the voice's source (kept alive by the
@@ -249,6 +266,10 @@ class Controller {
   std::int64_t now_frame() const;
   // The engine frame rendered at a CLOCK_MONOTONIC time (past or future).
   std::int64_t frame_at_monotonic(std::uint64_t mono_ns) const;
+  // Its inverse: the CLOCK_MONOTONIC time (ns) engine frame `frame` is rendered at, through the
+  // same line — -1 before the stream has run. Extrapolated when the stream has stopped (a lost
+  // device): when the frame would have been rendered.
+  double monotonic_at_frame(std::int64_t frame) const;
   // True once the stream has run (before that, times map to frame 0).
   bool clock_running() const;
   int sample_rate() const noexcept { return engine_.config().sample_rate; }
@@ -361,6 +382,10 @@ class Controller {
     Heard<bool> paused{false};
     Heard<bool> stopping{false};
     bool replaced = false;  // a play or a load of its id took its place (stop's `replaced`)
+    // Its play was replaced before the control thread saw it start (drop_waiting): its end says
+    // whether it was cancelled or had sounded (`sounded`: the engine's kVoiceStarted came).
+    bool replaced_waiting = false;
+    bool sounded = false;
     // The last seek sent: its number (0: none), the file frame it goes to and the engine frame it
     // is heard from (0: at once). Until the audio thread has made it, it is the position listed.
     std::uint32_t seek_seq = 0;
@@ -398,6 +423,10 @@ class Controller {
   bool send_voice_command(std::int64_t at, VoiceHandle v, engine::CommandType type, float value, std::uint32_t frames,
                           std::string& error);
   VoiceInfo info_of(engine::VoiceId id) const;
+  void report_replaced(engine::VoiceId id);  // a replaced waiting play ended (drop_waiting)
+  void learn_period();                       // period_frames_ from the engine's clock and frame count
+  std::int64_t period_frames_ = 0;           // the largest callback seen (0: none yet)
+  ReplacedWaiting replaced_waiting_;
 
   engine::Engine& engine_;
   io::LoaderThread& loader_;

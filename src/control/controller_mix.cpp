@@ -264,6 +264,15 @@ std::int64_t Controller::frame_at_monotonic(std::uint64_t mono_ns) const {
   return frame + static_cast<std::int64_t>(std::llround(dt_ns / ns_per_frame));
 }
 
+double Controller::monotonic_at_frame(std::int64_t f) const {
+  std::int64_t frame = 0;
+  std::uint64_t ns = 0;
+  double ns_per_frame = 0;
+  if (!engine_.metrics().clock.read(frame, ns, ns_per_frame)) return -1;
+  if (!(ns_per_frame > 0)) ns_per_frame = 1e9 / engine_.config().sample_rate;
+  return static_cast<double>(ns) + static_cast<double>(f - frame) * ns_per_frame;
+}
+
 // ---------------------------------------------------------------- reports: voices, sources, levels
 
 VoiceInfo Controller::info_of(engine::VoiceId id) const {
@@ -290,7 +299,10 @@ VoiceInfo Controller::info_of(engine::VoiceId id) const {
     i.level = i.level_target = v.volume;
     i.position = v.start_frame;
     i.ring_fill_permille = v.streamed ? 0 : 1000;
-    if (v.start_at > now) i.starts_in_s = static_cast<double>(v.start_at - now) / sample_rate();
+    if (v.start_at > now) {
+      i.starts_in_s = static_cast<double>(v.start_at - now) / sample_rate();
+      i.start_at = v.start_at;
+    }
   }
   // A seek answered (and due) that the audio thread has not made yet: where it goes, as above for
   // a voice not started. A list asked for right after the answer showed the old position.

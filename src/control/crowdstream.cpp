@@ -200,7 +200,7 @@ Reply CrowdstreamDialect::stop_stem(const Call& c) {
   const VoiceHandle h = r_.player(id);
   std::string error;
   if (h.valid() && !ctl_.stop(c.at, h, 0.0, error)) return fail(K::kBusy, error, idv);
-  r_.players_.erase(id);
+  r_.end_player(id, c.at, 0.0, engine::Curve::kLinear);  // and what it was to take over from
   return done(idv);
 }
 

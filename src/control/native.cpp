@@ -283,7 +283,7 @@ Reply NativeDialect::stop(const Call& c) {
   }
   std::string error;
   if (!ctl_.stop(c.at, h, fade, error, curve)) return fail(K::kBusy, error, idv);
-  r_.players_.erase(id);
+  r_.end_player(id, c.at, fade, curve);  // and what it was to take over from
   return done(idv);
 }
 

@@ -427,8 +427,7 @@ Reply Router::start_player(int id, const PlayOptions& opts, std::int64_t at) {
                                                                  : ErrorKind::kRange;
     return Reply::fail(kind, error, {OscArg::Int(id)});
   }
-  // Replaced: a play still waiting for its start is dropped at once; one heard fades out (declick).
-  if (old.valid() && !ctl_.drop_waiting(old, at)) ctl_.stop(at, old, 0.0, error, engine::Curve::kLinear, true);
+  replace_player(id, old, at, ctl_.voice_info(h).starts_in_s >= 0);
   players_[id] = h;
   player_rate_[id] = opts.rate;
   return Reply::done({OscArg::Int(id)});

@@ -83,6 +83,10 @@ class Router {
   Reply handle_async(const OscMessage& m, const Peer& from);
   // `m` touches an id (or every id) whose load or play's stream open is in flight.
   bool waits_behind_load(const OscMessage& m) const;
+  // A message with a timetag (a state line's waiting timed start: app/state.hpp) whose time maps
+  // to a frame the engine can still start it on — the stream runs, and the time is not past the
+  // soonest frame nor more than a day ahead. False for an untimed message.
+  bool timetag_ahead(const OscMessage& m);
   bool anything_in_flight() const { return any_in_flight(); }
   void take_replies(std::vector<Outgoing>& out);
   // [control] Called with the typed outcome (router_types.hpp) of every message answered later —
@@ -211,6 +215,11 @@ class Router {
 
   // What a state file keeps of the router's own bookkeeping (src/app/state.cpp) [control].
   const std::map<int, VoiceHandle>& players() const { return players_; }
+  // The player id's waiting player takes over from at its start (heard until then), or none.
+  VoiceHandle outgoing(int id) const {
+    const auto it = outgoing_.find(id);
+    return it == outgoing_.end() ? VoiceHandle{} : it->second;
+  }
   // A load or a play's stream open for `id` is in flight (answered when it is done).
   bool load_in_flight(int id) const { return in_flight(id); }
   // What `id` holds (null: nothing loaded): a restored voice line is fitted to its file's length.
@@ -274,6 +283,21 @@ class Router {
   // stream is opened first, off the control thread (prepare_streams): the message is answered
   // when it has opened, and starts at the `at` decided now.
   Reply start_player(int id, const PlayOptions& opts, std::int64_t at);
+  // `old`, id's player, replaced by a play at `at`: a play still waiting for a later start is
+  // dropped (it never starts: Controller::drop_waiting), one heard by then is stopped at `at`
+  // (declicked). A new play waiting for its start takes over from `old` then: `old` is id's
+  // outgoing player until it (outgoing_).
+  void replace_player(int id, VoiceHandle old, std::int64_t at, bool waits);
+  // The player a waiting play of `id` was to take over from at its start (stopped then, heard until
+  // then) is stopped from `at` instead: the waiting play was dropped or stopped — by a play or a
+  // stop of the id — so what plays of the id until its start is no longer anyone's to stop (a
+  // /stemd/stop left it sounding until the dropped play's time).
+  void stop_outgoing(int id, std::int64_t at, double fade, engine::Curve curve, bool replaced);
+  // A stop of id's player sent (/stemd/stop, /stop_stem): id has none from now, nor an outgoing one.
+  void end_player(int id, std::int64_t at, double fade, engine::Curve curve) {
+    stop_outgoing(id, at, fade, curve, false);
+    players_.erase(id);
+  }
   // Every play of `plays` whose source is streamed gets its stream opened on an opener thread,
   // in one job; the message is deferred (kDeferred) and re-run when they are open, its plays
   // then starting at `at` — all of them on that frame, or, when the opens finished after it,
@@ -521,7 +545,9 @@ class Router {
   unsigned suggested_in_window_ = 0;
   std::string suggest_address(const std::string& address);
   std::map<int, VoiceHandle> players_;  // buffer id → its player
-  std::map<int, float> player_rate_;    // each player's own rate, before the tempo ratio
+  // buffer id → the player its waiting player takes over from at its start (replace_player)
+  std::map<int, VoiceHandle> outgoing_;
+  std::map<int, float> player_rate_;  // each player's own rate, before the tempo ratio
   AddressValidator validator_;
   bool unvalidated_ = false;  // the packet being handled comes from an unvalidated UDP source
   // Bytes answered so far to the packet being handled (see kMaxPacketAnswer).

@@ -221,6 +221,12 @@ double Router::beat_now() const {
   return away_->beats + std::max(0.0, since) * tempo_.bpm() / 60.0;
 }
 
+bool Router::timetag_ahead(const OscMessage& m) {
+  if (m.timetag == kOscImmediately || m.timetag == 0 || !ctl_.clock_running()) return false;
+  double late_ms = 0, ahead_s = 0;
+  return bundle_frame(m, late_ms, ahead_s) >= 0 && ahead_s <= limits::kMaxAheadSeconds;
+}
+
 std::int64_t Router::quantized_start(std::int64_t frame) {
   if (!quantising()) return frame;
   sync_grid();

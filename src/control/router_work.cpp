@@ -21,6 +21,34 @@ constexpr auto kHoldRetry = std::chrono::seconds(1);
 constexpr double kHoldGlide = 0.05;
 }  // namespace
 
+// (outgoing_ is not cleared by /mixer_cleanup: every voice stops, and a stale handle is never alive again.)
+void Router::replace_player(int id, VoiceHandle old, std::int64_t at, bool waits) {
+  if (!old.valid()) {
+    outgoing_.erase(id);
+    return;
+  }
+  std::string error;
+  if (ctl_.drop_waiting(old, at)) {
+    // Old never starts, nor takes over: the player before it is heard until `at` instead.
+    const auto it = outgoing_.find(id);
+    const VoiceHandle before = it == outgoing_.end() ? VoiceHandle{} : it->second;
+    stop_outgoing(id, at, 0.0, engine::Curve::kLinear, true);
+    if (waits && before.valid() && ctl_.voice_alive(before)) outgoing_[id] = before;
+    return;
+  }
+  ctl_.stop(at, old, 0.0, error, engine::Curve::kLinear, true);  // heard until `at`: fades out then
+  outgoing_.erase(id);             // the one before it, if any, ends at old's start (its own stop)
+  if (waits) outgoing_[id] = old;  // heard until the new play's start
+}
+
+void Router::stop_outgoing(int id, std::int64_t at, double fade, engine::Curve curve, bool replaced) {
+  const auto it = outgoing_.find(id);
+  if (it == outgoing_.end()) return;
+  const VoiceHandle h = it->second;
+  outgoing_.erase(it);
+  if (std::string error; ctl_.voice_alive(h)) ctl_.stop(at, h, fade, error, curve, replaced);
+}
+
 // Time-stretched players change together (a stretch bus whose members all follow stays one stretch:
 // Controller::work_for_tempos); resampled ones each on their own.
 Controller::WorkNeed Router::players_need(double ratio) const {
