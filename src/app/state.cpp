@@ -500,6 +500,7 @@ StateKeeper::StateKeeper(Config c) : cfg_(std::move(c)) {}
 void StateKeeper::poll(const control::Controller& ctl, control::Router& router) {
   watch_voices(router);
   take_lost(ctl, router);  // voices whose files stopped reading: they wait for them (state_lost.cpp)
+  check_resumed();
   const auto now = std::chrono::steady_clock::now();
   // A held source's retry answered (an opener thread's load): its voice lines go at once, fitted to
   // the file as it is now (route_held_voices), not at the next look.

@@ -363,6 +363,7 @@ class StateKeeper {
   void take_lost(const control::Controller& ctl, const control::Router& router);
   void lose(const control::Controller& ctl, const control::Router& router, const control::VoiceInfo& v);
   bool forget_lost(int id);  // a client's stop of its id (Router::set_lost_voices)
+  void check_resumed();      // a resumed voice whose play was refused later: said, not waited for
   // A held entry that a client took over meanwhile: its id played again, or loaded with another file.
   bool taken_over(const Held& h, const control::Controller& ctl, const control::Router& router) const;
   void log_lost_resumed(const Held& h, const control::Router& router);  // and keeps where (resumed_)

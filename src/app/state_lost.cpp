@@ -122,6 +122,23 @@ void StateKeeper::lose(const control::Controller& ctl, const control::Router& ro
   held_.push_back(std::move(h));
 }
 
+void StateKeeper::check_resumed() {
+  if (resumed_.empty() || outcomes_->empty()) return;
+  // A resumed voice's play answered later (its stream opened on an opener thread) and refused: the
+  // file loaded but does not read where the voice goes on — damaged there. Said, and not waited for.
+  std::erase_if(*outcomes_, [this](const control::Outcome& o) {
+    if (o.reply.ok || !o.has_id || (o.address != "/stemd/play" && o.address != "/stemd/play_region")) return false;
+    const auto r = resumed_.find(o.id);
+    if (r == resumed_.end()) return false;
+    spdlog::warn(
+        "id {}: its file loaded again but its voice could not go on at file frame {}: {} — the file seems damaged "
+        "there, not its disk gone: it is not waited for again (load and play it again once the file is mended)",
+        o.id, r->second.position, base::log_escape(o.reply.reason, 400));
+    resumed_.erase(r);
+    return true;
+  });
+}
+
 bool StateKeeper::forget_lost(int id) {
   const auto n = std::erase_if(held_, [id](const Held& h) { return h.lost && h.id == id; });
   if (n == 0) return false;

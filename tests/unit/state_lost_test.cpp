@@ -53,6 +53,21 @@ class Stick : public io::FaultInjector {
   std::atomic<bool> pulled_{false};
 };
 
+// A file damaged from byte `from` on: its reads there fail (EIO), always.
+class Damaged : public io::FaultInjector {
+ public:
+  Damaged(std::string path, std::int64_t from) : path_(std::move(path)), from_(from) {}
+  io::ReadFault on_read(const std::string& path, std::int64_t offset, std::int64_t bytes) noexcept override {
+    io::ReadFault f;
+    if (path == path_ && offset + bytes > from_) f.error = EIO;
+    return f;
+  }
+
+ private:
+  std::string path_;
+  std::int64_t from_;
+};
+
 Restored::Options streamed() {
   Restored::Options o;
   o.retry_s = 0.0;
@@ -167,6 +182,24 @@ TEST(StateLostVoice, AClientsStopGivesTheWaitUp) {
   const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(2500);  // 2 tries and more
   while (std::chrono::steady_clock::now() < until) step(s);
   EXPECT_FALSE(s.rig.router.player(1).valid()) << s.log.text();
+}
+
+// A file that loads again and stops reading again where it did: damaged there, not a disk gone. It is
+// waited for once, then not again (it would go on and stop every 5 s, two warnings each time).
+TEST(StateLostVoice, AFileDamagedInTheMiddleIsNotWaitedForASecondTime) {
+  test::TempDir dir;
+  const std::string state = dir.file("state"), wav = dir.file("damaged.wav");
+  test::make_wav(wav, 10 * 48'000, 1);
+  Restored s(state, "", streamed());
+  Damaged damaged(wav, 44 + std::int64_t{48'000} * 4);  // from 1 s in
+  io::ScopedFaultInjector installed(damaged);
+  ASSERT_TRUE(s.rig.load_and_play(1, wav));
+  ASSERT_TRUE(run_until(s, [&] { return s.keeper.waiting()->count.load() == 1; })) << s.log.text();
+  ASSERT_TRUE(run_until(s, [&] { return s.log.text().find("the file seems damaged there") != std::string::npos; }))
+      << s.log.text();
+  EXPECT_EQ(occurrences(s.log.text(), "reads again — its voice goes on"), 1u) << s.log.text();
+  EXPECT_EQ(s.keeper.waiting()->count.load(), 0);
+  EXPECT_EQ(saved_position(state_text(s, state), 1), -1);
 }
 
 // L2: `cp new.wav playing.wav` with another header (here: mono and shorter). The voice stops (its
