@@ -195,21 +195,25 @@ std::string state_line(const control::OscMessage& m) {
 
 // ---------------------------------------------------------------- capture
 
+namespace {
+// A level heard `now`, `frames_left` OUTPUT frames from its target along `curve` (0: no fade).
+StateFade fade_of(const control::Controller& ctl, float now, std::uint32_t frames_left, engine::Curve curve) {
+  return frames_left == 0 ? StateFade{}
+                          : StateFade{std::clamp(now, 0.0f, 4.0f), ctl.output_seconds(frames_left), curve};
+}
+}  // namespace
+
 DaemonState capture_state(const control::Controller& ctl, const control::Router& router, bool with_voices) {
   DaemonState s;
-  auto fade_of = [&](float now, std::uint32_t frames_left, engine::Curve curve) {
-    return frames_left == 0 ? StateFade{}
-                            : StateFade{std::clamp(now, 0.0f, 4.0f), ctl.output_seconds(frames_left), curve};
-  };
   // The levels as heard: a timed command still to come is not kept (as no scheduled command is),
   // and one sent but not yet applied is written once it is (the heard target changes then).
   const control::LevelInfo m = ctl.master_heard();
   s.master = m.heard_target;
-  s.master_fade = fade_of(m.now, m.frames_left, m.curve);
+  s.master_fade = fade_of(ctl, m.now, m.frames_left, m.curve);
   for (int d = 0; d < 4; ++d) {
     const control::LevelInfo l = ctl.deck_heard(d);
     s.decks[static_cast<std::size_t>(d)] = l.heard_target;
-    s.deck_fades[static_cast<std::size_t>(d)] = fade_of(l.now, l.frames_left, l.curve);
+    s.deck_fades[static_cast<std::size_t>(d)] = fade_of(ctl, l.now, l.frames_left, l.curve);
     for (int b = 0; b < 3; ++b) s.eq[static_cast<std::size_t>(d)][static_cast<std::size_t>(b)] = ctl.deck_eq(d, b);
   }
   const control::RouterConfig& rc = router.config();
@@ -233,33 +237,13 @@ DaemonState capture_state(const control::Controller& ctl, const control::Router&
     if (!ctl.voice_alive(h) || src == nullptr || src->path == "(generated)") return;
     const control::VoiceInfo vi = ctl.voice_info(h);
     if (outgoing && vi.stopping) return;  // its time has come
-    StateVoice v;
-    v.id = id;
-    v.volume = std::clamp(vi.level_target, 0.0f, 4.0f);  // as heard (see the levels above)
-    v.fade = fade_of(vi.level, vi.fade_frames_left, vi.fade_curve);
-    v.loop = vi.loop;
-    v.position = std::clamp<std::int64_t>(vi.position, 0, std::max<std::int64_t>(0, vi.total_frames - 1));
-    // Its own rate as heard: one timed for later is not yet (the heard rate ÷ the one sent). The
-    // router keeps the own rate of an id's player; the outgoing one's is its heard rate ÷ the ratio.
-    const double ratio = rc.tempo_moves_players && !rc.time_stretch ? router.players_ratio() : 1.0;
-    const float own = outgoing ? static_cast<float>(vi.rate / (ratio > 0 ? ratio : 1.0))
-                               : router.player_rate(id) * (vi.rate_set > 0.0f ? vi.rate / vi.rate_set : 1.0f);
-    v.rate = std::clamp(own, 0.25f, 4.0f);
-    v.pan = std::clamp(vi.pan, -1.0f, 1.0f);
-    // A stretch of its own: any tempo but what the router gives every player (1, or the tempo
-    // ratio with --stretch-method time_stretch).
-    const double expected = rc.time_stretch ? std::clamp(router.players_ratio(), 0.25, 4.0) : 1.0;
-    if (std::fabs(static_cast<double>(vi.tempo) - expected) > 1e-4) v.stretch = std::clamp(vi.tempo, 0.25f, 4.0f);
-    v.paused = vi.paused;
-    v.deck = vi.deck;
-    v.starting = vi.starts_in_s >= 0;  // its play waits in the schedule (its bar, or its time)
+    StateVoice v = state_voice(ctl, router, id, vi);
+    if (outgoing) {  // the router keeps the own rate of an id's player; the outgoing one's is its heard rate ÷ the ratio
+      const double ratio = rc.tempo_moves_players && !rc.time_stretch ? router.players_ratio() : 1.0;
+      v.rate = std::clamp(static_cast<float>(vi.rate / (ratio > 0 ? ratio : 1.0)), 0.25f, 4.0f);
+    }
     // Without a quantum it waits for its time: kept as the wall time it is heard at.
     if (v.starting && router.quantum_beats() <= 0) v.start_unix = heard_unix_time(ctl, router, vi.start_at);
-    if (vi.loop_end > 0 || vi.loop_start > 0) {
-      v.region_start = vi.loop_start;
-      v.region_end = vi.loop_end > 0 ? vi.loop_end : vi.total_frames;
-      v.region_count = vi.loop_count;
-    }
     s.voices.push_back(v);
   };
   for (const auto& [id, h] : router.players()) {
@@ -267,6 +251,34 @@ DaemonState capture_state(const control::Controller& ctl, const control::Router&
     add_voice(id, h, false);
   }
   return s;
+}
+
+StateVoice state_voice(const control::Controller& ctl, const control::Router& router, int id,
+                       const control::VoiceInfo& vi) {
+  const control::RouterConfig& rc = router.config();
+  StateVoice v;
+  v.id = id;
+  v.volume = std::clamp(vi.level_target, 0.0f, 4.0f);  // as heard (see the levels above)
+  v.fade = fade_of(ctl, vi.level, vi.fade_frames_left, vi.fade_curve);
+  v.loop = vi.loop;
+  v.position = std::clamp<std::int64_t>(vi.position, 0, std::max<std::int64_t>(0, vi.total_frames - 1));
+  // Its own rate as heard: one timed for later is not yet (the heard rate ÷ the one sent).
+  const float own = router.player_rate(id) * (vi.rate_set > 0.0f ? vi.rate / vi.rate_set : 1.0f);
+  v.rate = std::clamp(own, 0.25f, 4.0f);
+  v.pan = std::clamp(vi.pan, -1.0f, 1.0f);
+  // A stretch of its own: any tempo but what the router gives every player (1, or the tempo
+  // ratio with --stretch-method time_stretch).
+  const double expected = rc.time_stretch ? std::clamp(router.players_ratio(), 0.25, 4.0) : 1.0;
+  if (std::fabs(static_cast<double>(vi.tempo) - expected) > 1e-4) v.stretch = std::clamp(vi.tempo, 0.25f, 4.0f);
+  v.paused = vi.paused;
+  v.deck = vi.deck;
+  v.starting = vi.starts_in_s >= 0;  // its play waits in the schedule (its bar, or its time)
+  if (vi.loop_end > 0 || vi.loop_start > 0) {
+    v.region_start = vi.loop_start;
+    v.region_end = vi.loop_end > 0 ? vi.loop_end : vi.total_frames;
+    v.region_count = vi.loop_count;
+  }
+  return v;
 }
 
 StateChange state_change(const DaemonState& a, const DaemonState& b) {
@@ -335,6 +347,12 @@ void append_voice(std::string& out, const StateVoice& v) {
 }
 
 }  // namespace
+
+std::string voice_lines(const StateVoice& v) {
+  std::string out;
+  append_voice(out, v);
+  return out;
+}
 
 std::string format_state(const DaemonState& s, const std::string& writer) {
   std::string out;
@@ -503,6 +521,9 @@ StateRead read_state_file(const std::string& path, std::vector<StateMessage>& ou
 StateKeeper::StateKeeper(Config c) : cfg_(std::move(c)) {}
 
 void StateKeeper::poll(const control::Controller& ctl, control::Router& router) {
+  watch_voices(router);
+  take_lost(ctl, router);  // voices whose files stopped reading: they wait for them (state_lost.cpp)
+  check_resumed();
   const auto now = std::chrono::steady_clock::now();
   // A held source's retry answered (an opener thread's load): its voice lines go at once, fitted to
   // the file as it is now (route_held_voices), not at the next look.

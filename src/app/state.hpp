@@ -121,6 +121,13 @@ struct DaemonState {
 // The state as the controller and router hold it now [control]. Voices only when with_voices.
 DaemonState capture_state(const control::Controller& ctl, const control::Router& router, bool with_voices);
 
+// One voice as the state keeps it, from what the controller says of it (ctl.voice_info: as heard)
+// — a live player's, or one that ended because its file stopped reading (state_lost.cpp) —, and
+// its lines in the file (/stemd/play or /stemd/play_region, then seek, fade, pan, stretch, pause).
+StateVoice state_voice(const control::Controller& ctl, const control::Router& router, int id,
+                       const control::VoiceInfo& vi);
+std::string voice_lines(const StateVoice& v);
+
 // How b differs from a. kStructure: what was loaded, which voices play and how (loop, region,
 // deck, pause), the meter, the quantum, the sources kept for later — written within a second.
 // kContinuous: only what a client moves continuously or what moves by itself — levels, EQ, a
@@ -369,6 +376,17 @@ class StateKeeper {
     std::string path;
     std::string reason;                  // why its load failed (the errno's words, or the give-up)
     std::vector<StateMessage> messages;  // its load, then its voice lines
+    // A voice whose file stopped reading mid-play (a stick pulled, a share gone, the file rewritten
+    // in another format: state_lost.cpp) rather than a file missing at start: the id still holds
+    // the source it played (load serial `serial`); `voice` is the player that ended, `position`
+    // where it stopped (file frames), `since` when.
+    bool lost = false;
+    std::uint64_t serial = 0;
+    control::VoiceHandle voice{};
+    std::int64_t position = 0;
+    int rate = 0;  // the file's own rate (file frames / rate = file seconds)
+    std::string name;
+    std::chrono::steady_clock::time_point since{};
   };
   void hold(const StateMessage& load, const std::string& reason);
   bool held(int id) const;
@@ -379,11 +397,30 @@ class StateKeeper {
   void publish_held();  // held_ as waiting() says it
   std::shared_ptr<WaitingSources> waiting_ = std::make_shared<WaitingSources>();
   void retry_held(const control::Controller& ctl, control::Router& router);
+  // Lost voices (state_lost.cpp): the router's ends of streamed players whose files stopped reading,
+  // queued by its hook (inside Controller::service()) and made held sources at the next poll().
+  void watch_voices(control::Router& router);
+  void take_lost(const control::Controller& ctl, const control::Router& router);
+  void lose(const control::Controller& ctl, const control::Router& router, const control::VoiceInfo& v);
+  bool forget_lost(int id);  // a client's stop of its id (Router::set_lost_voices)
+  void check_resumed();      // a resumed voice whose play was refused later: said, not waited for
+  // A held entry that a client took over meanwhile: its id played again, or loaded with another file.
+  bool taken_over(const Held& h, const control::Controller& ctl, const control::Router& router) const;
+  void log_lost_resumed(const Held& h, const control::Router& router);  // and keeps where (resumed_)
+  std::shared_ptr<std::vector<control::VoiceInfo>> lost_ = std::make_shared<std::vector<control::VoiceInfo>>();
+  bool watching_ = false;
+  // Where each id's lost voice was last started again (file frames), and when: the same file failing
+  // again at the same place (a file damaged there, not a disk gone) is not waited for a second time.
+  struct Resumed {
+    std::int64_t position = 0;
+    std::chrono::steady_clock::time_point at{};
+  };
+  std::map<int, Resumed> resumed_;
   void retry_held_now(const control::Controller& ctl, control::Router& router);
   // A held source's retry: its load, then — loaded at once — its voice lines; loading, they go
   // when its outcome comes (retry_held_now). True when it loaded at once.
-  bool retry(const Held& h, control::Router& router);
-  void log_restored(const Held& h) const;
+  bool retry(Held& h, control::Router& router);
+  void log_restored(const Held& h, const control::Router& router);
   // The typed outcomes of this keeper's own messages answered later (loads, streamed plays, what
   // waited behind them): the router's outcome observer (set by restore()) appends them [control],
   // the restore's waits and the held sources' retries take them. Shared with the observer, which
@@ -395,9 +432,11 @@ class StateKeeper {
   struct RestoreRun;
   void restore_message(RestoreRun& run, control::Router& router, std::size_t i);
   void restore_tempo(RestoreRun& run, control::Router& router);
-  void fit_line(RestoreRun& run, const control::Router& router, std::size_t i, int id);
-  // A voice line fitted to `src` as it is now (fit_voice_to_file), a warning saying how.
-  void fit_logged(StateMessage& sm, const io::Source& src, int id, std::map<int, RestoreLoop>& loops) const;
+  // A voice line fitted to `src` as it is now (fit_voice_to_file), a warning saying how. True: the
+  // voice does not loop and is past the end of the file as it is now — it had ended there: its lines
+  // are not routed (said once, not counted as failures), and the state file no longer has it.
+  bool fit_line(RestoreRun& run, const control::Router& router, std::size_t i, int id);
+  bool fit_logged(StateMessage& sm, const io::Source& src, int id, std::map<int, RestoreLoop>& loops) const;
   void route_held_voices(const Held& h, control::Router& router);
   void restore_outcome(RestoreRun& run, std::size_t i, const control::Reply& reply);
   bool restore_pump(RestoreRun& run, control::Router& router);

@@ -113,22 +113,28 @@ DaemonState StateKeeper::capture(const control::Controller& ctl, const control::
 
 void StateKeeper::add_held(DaemonState& s) const {
   for (const Held& h : held_) {
-    s.held.push_back("# source " + std::to_string(h.id) + ": its file was missing at start; kept, tried again");
+    // A lost voice's id still holds the source it played: its load line is the held one (once).
+    if (h.lost) std::erase_if(s.sources, [&h](const StateSource& src) { return src.id == h.id; });
+    s.held.push_back("# source " + std::to_string(h.id) +
+                     (h.lost ? ": its file stopped reading mid-play; its voice kept, the file tried again"
+                             : ": its file was missing at start; kept, tried again"));
     for (const StateMessage& m : h.messages) s.held.push_back(state_line(m.message));
   }
 }
 
-void StateKeeper::log_restored(const Held& h) const {
+void StateKeeper::log_restored(const Held& h, const control::Router& router) {
+  if (h.lost) return log_lost_resumed(h, router);
   spdlog::info("state file {}: source {} restored: {} is there now{}", cfg_.path, h.id, base::log_escape(h.path, 400),
                h.messages.size() > 1 ? fmt::format(" ({} voice lines with it)", h.messages.size() - 1) : std::string());
 }
 
-bool StateKeeper::retry(const Held& h, control::Router& router) {
+bool StateKeeper::retry(Held& h, control::Router& router) {
   control::Peer self;
   self.local = control::kQuietPeer;
   const control::Reply r = router.handle_async(h.messages.front().message, self);
-  // Still missing (or busy): tried again in retry_s. Loading (kDeferred): its voice lines go when
-  // its load's outcome comes (retry_held_now), fitted to the file as it is then.
+  // Still missing (or busy): tried again in retry_s, the status saying why now. Loading (kDeferred):
+  // its voice lines go when its load's outcome comes (retry_held_now), fitted to the file as it is then.
+  if (!r.ok && r.kind != control::ErrorKind::kDeferred && r.kind != control::ErrorKind::kBusy) h.reason = r.reason;
   if (!r.ok) return false;
   route_held_voices(h, router);
   return true;
@@ -143,7 +149,7 @@ void StateKeeper::route_held_voices(const Held& h, control::Router& router) {
   std::vector<control::OscMessage> msgs;
   for (std::size_t i = 1; i < h.messages.size(); ++i) {
     StateMessage sm = h.messages[i];
-    if (src != nullptr) fit_logged(sm, *src, h.id, loops);
+    if (src != nullptr && fit_logged(sm, *src, h.id, loops)) return;  // past the end of a shorter file: ended
     msgs.push_back(std::move(sm.message));
   }
   control::Peer self;
@@ -168,26 +174,21 @@ void StateKeeper::retry_held_now(const control::Controller& ctl, control::Router
   // A retry's load that finished later: loaded, the source is restored (its voice lines ran behind
   // it); refused, it is tried again. The only loads of the daemon's own peer are these retries.
   for (const control::Outcome& o : outcomes) {
-    if (!o.reply.ok || !o.has_id || (o.address != "/stemd/load" && o.address != "/load_buffer")) continue;
+    if (!o.has_id || (o.address != "/stemd/load" && o.address != "/load_buffer")) continue;
     for (auto it = held_.begin(); it != held_.end(); ++it) {
       if (it->id != o.id) continue;
+      if (!o.reply.ok) {  // still not there: the status says why now
+        it->reason = o.reply.reason;
+        break;
+      }
       route_held_voices(*it, router);
-      log_restored(*it);
+      log_restored(*it, router);
       held_.erase(it);
       break;
     }
   }
-  // A held id loaded now, and not by its retry: a client chose something else for it.
-  for (auto it = held_.begin(); it != held_.end();) {
-    const io::Source* src = ctl.source(it->id);
-    if (src == nullptr || router.load_in_flight(it->id)) {
-      ++it;
-      continue;
-    }
-    spdlog::info("state file {}: source {} ({}) no longer waited for: id {} was loaded with {}", cfg_.path, it->id,
-                 base::log_escape(it->path, 400), it->id, base::log_escape(src->path, 400));
-    it = held_.erase(it);
-  }
+  // A held id loaded (or played) now, and not by its retry: a client chose something else for it.
+  std::erase_if(held_, [&](const Held& h) { return taken_over(h, ctl, router); });
   const auto now = std::chrono::steady_clock::now();
   if (held_.empty() || now - last_retry_ < std::chrono::duration<double>(cfg_.retry_s)) return;
   last_retry_ = now;
@@ -201,7 +202,7 @@ void StateKeeper::retry_held_now(const control::Controller& ctl, control::Router
       ++it;
       continue;
     }
-    log_restored(*it);
+    log_restored(*it, router);
     it = held_.erase(it);
   }
 }

@@ -30,6 +30,7 @@ struct StateKeeper::RestoreRun {
   bool waiting_logged = false;
   std::optional<std::size_t> tempo;  // the /set_tempo line: applied once the voices play (restore_tempo)
   std::map<int, RestoreLoop> loops;  // each id's loop, from its play line to its seek line (fit_line)
+  std::set<int> ended_ids;           // voices past the end of a shorter file: their lines are skipped
 };
 
 namespace {
@@ -66,8 +67,9 @@ bool fit_play(control::OscMessage& m, int id, std::int64_t total, std::map<int, 
   if (pos < total) return false;
   if (!loop) {
     note = fmt::format(
-        "saved at file frame {}, past the end of its file as it is now ({} file frames): a voice that "
-        "does not loop is not restored (the file is shorter than when the state was saved)",
+        "saved at file frame {}, past the end of its file as it is now ({} file frames, shorter than when the "
+        "state was saved): a voice that does not loop had ended there — not restored, and no longer kept in the "
+        "state file",
         pos, total);
     return false;
   }
@@ -90,8 +92,8 @@ bool fit_region(control::OscMessage& m, int id, std::int64_t total, std::map<int
     if (loop) loops[id] = RestoreLoop{start, end};
     if (!loop && end > total) {
       note = fmt::format(
-          "its section [{}, {}) runs past the end of its file as it is now ({} file frames): not "
-          "restored (the file is shorter than when the state was saved)",
+          "its section [{}, {}) runs past the end of its file as it is now ({} file frames, shorter than "
+          "when the state was saved): not restored, and no longer kept in the state file",
           start, end, total);
     }
     return false;
@@ -143,6 +145,7 @@ void StateKeeper::observe(control::Router& router) {
     if (auto q = inbox.lock()) q->push_back(o);
   });
   router.set_waiting_sources([this, alive = std::weak_ptr(alive_)](int id) { return alive.lock() && forget_held(id); });
+  watch_voices(router);
 }
 
 std::vector<control::Outcome> StateKeeper::take_outcomes() {
@@ -310,8 +313,11 @@ void StateKeeper::restore_message(RestoreRun& run, control::Router& router, std:
     add_to_held(sm);  // waits with its source
     return;
   }
-  if (voice && run.failed_ids.count(id) != 0) return;
-  fit_line(run, router, i, id);
+  if (voice && (run.failed_ids.count(id) != 0 || run.ended_ids.count(id) != 0)) return;
+  if (fit_line(run, router, i, id)) {
+    run.ended_ids.insert(id);  // it had ended in the file as it is now: said once, not a failure
+    return;
+  }
   // A start timed for later ("@TIME", StateVoice::start_unix): the stream does not run yet, so no
   // frame can be put to its time — it starts with the others, at once (session 30's left).
   if (const std::uint64_t timetag = sm.message.timetag; drop_time_passed(run.msgs[i].message, router)) {
@@ -341,21 +347,25 @@ void StateKeeper::restore_message(RestoreRun& run, control::Router& router, std:
 // A voice line saved against a longer file (its edit replaced by a shorter one): a looping voice
 // is fitted to the file as it is now, rather than refused — and then dropped from the state file,
 // so that every later start was silent too (new-user pass 29, M1).
-void StateKeeper::fit_line(RestoreRun& run, const control::Router& router, std::size_t i, int id) {
+bool StateKeeper::fit_line(RestoreRun& run, const control::Router& router, std::size_t i, int id) {
   StateMessage& sm = run.msgs[i];
   const io::Source* src = is_voice_message(sm.message) ? router.source(id) : nullptr;
-  if (src != nullptr) fit_logged(sm, *src, id, run.loops);
+  return src != nullptr && fit_logged(sm, *src, id, run.loops);
 }
 
-void StateKeeper::fit_logged(StateMessage& sm, const io::Source& src, int id, std::map<int, RestoreLoop>& loops) const {
+bool StateKeeper::fit_logged(StateMessage& sm, const io::Source& src, int id, std::map<int, RestoreLoop>& loops) const {
   std::string note;
   const std::string before = state_line(sm.message);
+  // A line of the file, or of a voice that waited for its file mid-play (state_lost.cpp: line 0).
+  const std::string where = sm.line > 0 ? fmt::format("state file {}:{}: ", cfg_.path, sm.line) : std::string();
   if (fit_voice_to_file(sm.message, src.total_frames(), loops, note)) {
-    spdlog::warn("state file {}:{}: {}: source {} ({}): {}", cfg_.path, sm.line, base::log_escape(before, 600), id,
-                 base::log_escape(src.path, 400), note);
+    spdlog::warn("{}{}: source {} ({}): {}", where, base::log_escape(before, 600), id, base::log_escape(src.path, 400),
+                 note);
   } else if (!note.empty()) {
-    spdlog::warn("state file {}:{}: source {} ({}): {}", cfg_.path, sm.line, id, base::log_escape(src.path, 400), note);
+    spdlog::warn("{}source {} ({}): {}", where, id, base::log_escape(src.path, 400), note);
+    return true;
   }
+  return false;
 }
 
 // The saved tempo, once the restored voices play: as a tempo nobody can refuse (a Link session's, the

@@ -1,5 +1,4 @@
 // The crowdstream dialect, unchanged (../shared/spec/crowdstream-osc.md) [control].
-//
 // Argument types are coerced as the old Python server's int()/float()/str() did (args.hpp).
 // The table checks each address's argument count; every handler then reads and checks all of
 // its arguments (limits.hpp) and changes state only after the last check passed.
@@ -197,6 +196,7 @@ Reply CrowdstreamDialect::stop_stem(const Call& c) {
   if (!a.id(0, id)) return fail(K::kArguments, a.error(), a.id_values());
   const std::vector<OscArg> idv{OscArg::Int(id)};
   if (ctl_.source(id) == nullptr && !r_.player(id).valid()) return not_loaded(id);
+  r_.forget_lost_voice(id);  // a voice waiting for its file is not started again (state_held.cpp)
   const VoiceHandle h = r_.player(id);
   std::string error;
   if (h.valid() && !ctl_.stop(c.at, h, 0.0, error)) return fail(K::kBusy, error, idv);

@@ -276,8 +276,11 @@ Reply NativeDialect::stop(const Call& c) {
   if (!parse_curve(curve_name, curve)) return fail(K::kArguments, kCurves, idv);
   if (std::string e; !limits::seconds_in_range(fade, 0, limits::kMaxFadeSeconds, "fade", e))
     return fail(K::kRange, e, idv);
+  // A voice waiting for its file (it stopped reading mid-play: state_held.cpp) is not started again.
+  const bool waited = r_.forget_lost_voice(id);
   VoiceHandle h;
   if (Reply r; !playing(id, h, r)) {
+    if (waited) return done(idv);
     r.quiet = ctl_.source(id) != nullptr;  // loaded, nothing playing: nothing to stop (as `mpc stop`)
     return r;
   }

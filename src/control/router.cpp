@@ -377,6 +377,19 @@ bool Router::start_at_in_range(const Call& c, double start_at, std::string& erro
   return false;
 }
 
+void Router::on_event(const engine::Event& e, const VoiceInfo& v) {
+  notifier_.on_event(e, v);
+  // A streamed player that ended with an error: its file stopped reading (the loader said why).
+  // Only its id's player (not one a play or a load replaced), and only while the id still holds the
+  // source it played: a voice that may be started again from its file.
+  if (!voice_lost_ || e.type != engine::EventType::kVoiceEnded || e.reason != engine::EndReason::kError ||
+      !v.streamed || !v.handle.valid())
+    return;
+  const auto it = players_.find(v.slot);
+  if (it == players_.end() || it->second.id != v.handle.id || it->second.generation != v.handle.generation) return;
+  voice_lost_(v);
+}
+
 VoiceHandle Router::player(int id) const {
   auto it = players_.find(id);
   if (it == players_.end() || !ctl_.voice_alive(it->second)) return VoiceHandle{};

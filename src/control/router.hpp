@@ -101,6 +101,17 @@ class Router {
   // once their disk was mounted, whatever a client had cleared since.
   void set_waiting_sources(std::function<bool(int id)> forget) { forget_waiting_ = std::move(forget); }
   bool forget_waiting(int id) { return forget_waiting_ && forget_waiting_(id); }
+  // [control] A streamed player whose file stopped reading mid-play (a read error: a USB stick
+  // pulled, a share gone; or its file rewritten in another format) ended with an error: `lost` is
+  // called with the voice as it was last heard (its id, position, loop, levels), from the engine's
+  // event — inside Controller::service(), so it must not call into the router (the state keeper
+  // queues it and makes the voice wait for its file at its next poll: state_held.cpp). `stopped`
+  // (a client's stop of an id whose voice waits so) gives that wait up; true when there was one.
+  void set_lost_voices(std::function<void(const VoiceInfo&)> lost, std::function<bool(int id)> stopped) {
+    voice_lost_ = std::move(lost);
+    forget_lost_ = std::move(stopped);
+  }
+  bool forget_lost_voice(int id) { return forget_lost_ && forget_lost_(id); }
   std::size_t loads_in_flight() const { return pending_.size(); }
   // Messages whose plays wait for their streams to open (router_streams.cpp).
   std::size_t plays_opening() const { return pending_plays_.size(); }
@@ -114,7 +125,7 @@ class Router {
   OscMessage handle_at(const OscMessage& m, std::int64_t frame);
 
   // Engine events → notifications for subscribers.
-  void on_event(const engine::Event& e, const VoiceInfo& v) { notifier_.on_event(e, v); }
+  void on_event(const engine::Event& e, const VoiceInfo& v);
   // The per-kind log limits of lines clients can cause (at most 5 a second each, the rest
   // counted); the kinds name themselves. Flushed by log_bad_input() at every control pass, so a
   // layer above (the daemon's engine-event lines) can share it.
@@ -442,6 +453,8 @@ class Router {
   void observe(const OscMessage& m, const Peer& from, const Reply& r) const;
   std::function<void(const Outcome&)> outcome_observer_;
   std::function<bool(int)> forget_waiting_;
+  std::function<void(const VoiceInfo&)> voice_lost_;  // set_lost_voices
+  std::function<bool(int)> forget_lost_;
   // A message that waited answered with a failure it did not run for (a timed-out load).
   void answer_failed(const OscMessage& m, const Peer& from, const std::shared_ptr<PacketBudget>& packet,
                      const Reply& r);

@@ -331,7 +331,7 @@ std::string list_waiting_line(const StatusFields& f) {
   if (n <= 0) return {};
   const OscArg* why = find_field(f, "sources_waiting_for");
   const std::string text = why != nullptr ? value_text(*why) : std::string();
-  return "waiting (not loaded): " +
+  return "waiting: " +  // not loaded, or (a voice whose file stopped reading) not playing
          (text.empty()
               ? std::to_string(n) + (n == 1 ? " source whose file is" : " sources whose files are") + " missing"
               : terminal_text(text)) +

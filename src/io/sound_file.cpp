@@ -525,7 +525,9 @@ bool SoundFile::header_unchanged(std::string& why) {
       return true;
     }
   }
-  why = "the file was rewritten while streaming (its header changed since the stream opened): load it again";
+  why =
+      "the file was rewritten while streaming (its header changed since the stream opened: another format or "
+      "length): its voice stops here — load it again (with --state-file it waits and loads the file again itself)";
   return false;
 }
 

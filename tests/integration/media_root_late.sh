@@ -63,7 +63,7 @@ out=$(ctl status 2>&1)
 echo "$out" | grep -qF "sources waiting" && echo "$out" | grep -qF "$WAITS" ||
   fail "stemctl status does not show the source waiting: $out"
 out=$(ctl list 2>&1)
-echo "$out" | grep -qF "waiting (not loaded): $WAITS" || fail "stemctl list does not show the source waiting: $out"
+echo "$out" | grep -qF "waiting: $WAITS" || fail "stemctl list does not show the source waiting: $out"
 api=$(python3 -c 'import json,urllib.request
 s=json.load(urllib.request.urlopen("http://127.0.0.1:8089/api/status"))["status"]
 print(s.get("sources_waiting"), s.get("sources_waiting_for"))')

@@ -2,9 +2,9 @@
 // artist's new edit copied over the old one, then the box rebooted: new-user pass 29, M1). A
 // looping voice restarts where it would be in its loop — its saved position modulo the loop's
 // length, in FILE frames of the new file — and is logged as such; a voice that does not loop and
-// is past the new end is reported and not restored. Before, the looping voice was refused
-// ("position is outside the file (skipped)") and the state file rewritten without it, so every
-// later start was silent too.
+// is past the new end had ended: reported once and not restored (state_lost_test.cpp). Before,
+// the looping voice was refused ("position is outside the file (skipped)") and the state file
+// rewritten without it, so every later start was silent too.
 //
 // Threads: the test thread is [control] (and, before any render, the engine queue's consumer).
 #include "state_test_util.hpp"
@@ -61,8 +61,9 @@ TEST(StateShorterFile, ALoopingVoiceRestartsWrappedIntoTheNewFileAndStaysInTheSt
             std::string::npos)
       << log;
   EXPECT_NE(log.find("source 2 (" + dir.file("b.wav") +
-                     "): saved at file frame 100000, past the end of its file as it is now (48000 file frames): a "
-                     "voice that does not loop is not restored"),
+                     "): saved at file frame 100000, past the end of its file as it is now (48000 file frames, "
+                     "shorter than when the state was saved): a voice that does not loop had ended there — not "
+                     "restored, and no longer kept in the state file"),
             std::string::npos)
       << log;
   for (int i = 0; i < 4; ++i) s.rig.render(256);

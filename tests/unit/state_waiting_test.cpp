@@ -157,7 +157,7 @@ TEST(StateWaiting, StemctlStatusAndListSayWhatWaits) {
   const std::string summary = ctl::status_summary(waiting_status(1, why));
   EXPECT_NE(summary.find("  sources waiting"), std::string::npos) << summary;
   EXPECT_NE(summary.find(why), std::string::npos) << summary;
-  EXPECT_EQ(ctl::list_waiting_line(waiting_status(1, why)), "waiting (not loaded): " + why + "\n");
+  EXPECT_EQ(ctl::list_waiting_line(waiting_status(1, why)), "waiting: " + why + "\n");
   // None waiting: no row, no line.
   EXPECT_EQ(ctl::status_summary(waiting_status(0, "")).find("sources waiting"), std::string::npos);
   EXPECT_EQ(ctl::list_waiting_line(waiting_status(0, "")), "");
