@@ -238,7 +238,8 @@ DaemonState capture_state(const control::Controller& ctl, const control::Router&
     const control::VoiceInfo vi = ctl.voice_info(h);
     if (outgoing && vi.stopping) return;  // its time has come
     StateVoice v = state_voice(ctl, router, id, vi);
-    if (outgoing) {  // the router keeps the own rate of an id's player; the outgoing one's is its heard rate ÷ the ratio
+    // The router keeps the own rate of an id's player; the outgoing one's is its heard rate ÷ the ratio.
+    if (outgoing) {
       const double ratio = rc.tempo_moves_players && !rc.time_stretch ? router.players_ratio() : 1.0;
       v.rate = std::clamp(static_cast<float>(vi.rate / (ratio > 0 ? ratio : 1.0)), 0.25f, 4.0f);
     }

@@ -101,12 +101,11 @@ class Router {
   // once their disk was mounted, whatever a client had cleared since.
   void set_waiting_sources(std::function<bool(int id)> forget) { forget_waiting_ = std::move(forget); }
   bool forget_waiting(int id) { return forget_waiting_ && forget_waiting_(id); }
-  // [control] A streamed player whose file stopped reading mid-play (a read error: a USB stick
-  // pulled, a share gone; or its file rewritten in another format) ended with an error: `lost` is
-  // called with the voice as it was last heard (its id, position, loop, levels), from the engine's
-  // event — inside Controller::service(), so it must not call into the router (the state keeper
-  // queues it and makes the voice wait for its file at its next poll: state_held.cpp). `stopped`
-  // (a client's stop of an id whose voice waits so) gives that wait up; true when there was one.
+  // [control] A streamed player whose file stopped reading mid-play (a USB stick pulled, a share
+  // gone, its file rewritten in another format) ended with an error: `lost` is called with the voice
+  // as last heard (id, position, loop, levels), from the engine's event inside Controller::service(),
+  // so it must not call into the router (the state keeper queues it: the voice waits for its file
+  // from its next poll). `stopped` (a client's stop of an id so waiting) gives up; true: there was one.
   void set_lost_voices(std::function<void(const VoiceInfo&)> lost, std::function<bool(int id)> stopped) {
     voice_lost_ = std::move(lost);
     forget_lost_ = std::move(stopped);
@@ -453,7 +452,7 @@ class Router {
   void observe(const OscMessage& m, const Peer& from, const Reply& r) const;
   std::function<void(const Outcome&)> outcome_observer_;
   std::function<bool(int)> forget_waiting_;
-  std::function<void(const VoiceInfo&)> voice_lost_;  // set_lost_voices
+  std::function<void(const VoiceInfo&)> voice_lost_;  // set_lost_voices, and forget_lost_
   std::function<bool(int)> forget_lost_;
   // A message that waited answered with a failure it did not run for (a timed-out load).
   void answer_failed(const OscMessage& m, const Peer& from, const std::shared_ptr<PacketBudget>& packet,
