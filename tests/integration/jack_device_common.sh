@@ -8,6 +8,7 @@
 #                        process a defect left behind)
 #   freeze / thaw        SIGSTOP / SIGCONT the test bed's server (a hung server in real life)
 #   ctl ARGS…            "$STEMCTL" -p "$PORT" ARGS… (STEMCTL set by the test)
+#   voices               "ID STATE POSITION_S VOLUME", a line per voice by id
 #   back_and_capture FILE  the test bed's server started again and 3 s of stemd's output captured
 #                        into FILE; t_back and t_cap (ns) say when the server was back and when the
 #                        capture began; fails when stemd is not running (the same PID) after it
@@ -43,6 +44,13 @@ problem() {
 problems_or_fail() { [ "$PROBLEMS" = 0 ] || fail "$PROBLEMS problems (see above)"; }
 
 ctl() { "$STEMCTL" -p "$PORT" "$@"; }
+# id state position_s volume, a line per voice, by id (stemctl voices --json; volume -1: none).
+voices() {
+  ctl voices --json | python3 -c '
+import json, sys
+for v in sorted(json.load(sys.stdin), key=lambda v: v["id"]):
+    print(v["id"], v["state"].split(" ")[0], "%.3f" % v["position_s"], "%.2f" % (v.get("volume") or -1))'
+}
 
 back_and_capture() {
   testbed_restart_jackd || fail "jackd did not restart"

@@ -30,13 +30,6 @@ if ! { ctl play 2 >/dev/null && sleep 0.3 && ctl pause 2 >/dev/null && ctl play 
   fail "play, pause, volume"
 fi
 sleep 0.5
-# id state position_s volume, a line per voice (stemctl voices --json).
-voices() {
-  ctl voices --json | python3 -c '
-import json, sys
-for v in sorted(json.load(sys.stdin), key=lambda v: v["id"]):
-    print(v["id"], v["state"].split(" ")[0], "%.3f" % v["position_s"], "%.2f" % (v.get("volume") or -1))'
-}
 before=$(voices) || fail "voices"
 echo "$TEST_NAME: before the loss: $(tr '\n' ' ' <<<"$before")"
 count() { grep -c "$1" "$D/stemd.log"; }

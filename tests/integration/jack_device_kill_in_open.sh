@@ -30,13 +30,6 @@ testbed_wait_for 10 grep -q "voice .* started" "$D/stemd.log" || fail "stemd did
 ctl load 2 "$D/pos.wav" >/dev/null || fail "load 2"
 { ctl play 2 >/dev/null && sleep 0.3 && ctl pause 2 >/dev/null; } || fail "play and pause 2"
 sleep 0.5
-# id state position_s, a line per voice (stemctl voices --json).
-voices() {
-  ctl voices --json | python3 -c '
-import json, sys
-for v in sorted(json.load(sys.stdin), key=lambda v: v["id"]):
-    print(v["id"], v["state"].split(" ")[0], "%.3f" % v["position_s"])'
-}
 before=$(voices) || fail "voices"
 echo "$TEST_NAME: before the loss: $(tr '\n' ' ' <<<"$before")"
 count() { grep -c "$1" "$D/stemd.log"; }

@@ -41,10 +41,7 @@ mkdir -p "$D/stick"
 python3 "$POS" gen "$STICK" 30 48000 || fail "the stick's file"
 testbed_wait_for 15 grep -q "source 2 restored: $STICK is there now" "$D/stemd.log" ||
   fail "source 2 did not load once its file was there"
-pos2() { ctl voices --json | python3 -c '
-import json, sys
-v = [v for v in json.load(sys.stdin) if v["id"] == 2]
-print("%s %.3f" % (v[0]["state"].split(" ")[0], v[0]["position_s"]) if v else "none 0")'; }
+pos2() { voices | awk '$1 == 2 { print $2, $3; f = 1 } END { if (!f) print "none 0" }'; }
 testbed_wait_for 5 sh -c "'$STEMCTL' -p '$PORT' voices | grep -q onstick" || problem "no voice of source 2"
 a=$(pos2) || fail "voices"
 sleep 0.5
